@@ -1,0 +1,321 @@
+//! The app folder (SPEC section 2): where the data file, the log and the
+//! settings are, which settings file wins, and how written paths resolve.
+
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+
+use crate::doc::{Loaded, SettingsDoc};
+use crate::error::{Problem, SettingsError};
+
+/// Where the effective settings come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SettingsSource {
+    /// `APP/Data/Settings/backup.4DSettings`, which wins when present.
+    DataSettings(PathBuf),
+    /// `APP/Settings/backup.4DSettings`.
+    StructureSettings(PathBuf),
+    /// No file: sauve's built-in defaults.
+    Defaults,
+}
+
+impl SettingsSource {
+    /// The file, if any.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            SettingsSource::DataSettings(p) | SettingsSource::StructureSettings(p) => Some(p),
+            SettingsSource::Defaults => None,
+        }
+    }
+}
+
+impl fmt::Display for SettingsSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SettingsSource::DataSettings(p) => write!(f, "{} (data settings)", p.display()),
+            SettingsSource::StructureSettings(p) => {
+                write!(f, "{} (structure settings)", p.display())
+            }
+            SettingsSource::Defaults => f.write_str(
+                "built-in defaults (no Data/Settings/backup.4DSettings or Settings/backup.4DSettings)",
+            ),
+        }
+    }
+}
+
+/// The settings file name.
+pub const FILE_NAME: &str = "backup.4DSettings";
+
+/// `APP/Settings/backup.4DSettings`, where `settings init` writes.
+pub fn structure_settings_path(app: &Path) -> PathBuf {
+    app.join("Settings").join(FILE_NAME)
+}
+
+/// Applies the precedence of SPEC section 2 (D2): data settings, then
+/// structure settings, then built-in defaults.
+pub fn locate(app: &Path) -> SettingsSource {
+    let data = app.join("Data").join("Settings").join(FILE_NAME);
+    if data.is_file() {
+        return SettingsSource::DataSettings(data);
+    }
+    let structure = structure_settings_path(app);
+    if structure.is_file() {
+        return SettingsSource::StructureSettings(structure);
+    }
+    SettingsSource::Defaults
+}
+
+/// The effective settings of an app folder.
+#[derive(Debug)]
+pub struct Effective {
+    /// The document (built-in defaults when no file exists).
+    pub doc: SettingsDoc,
+    /// Where it came from.
+    pub source: SettingsSource,
+    /// Warnings raised while reading.
+    pub warnings: Vec<Problem>,
+}
+
+/// Loads the effective settings of `app`.
+pub fn load_effective(app: &Path) -> Result<Effective, SettingsError> {
+    let source = locate(app);
+    let Some(path) = source.path() else {
+        return Ok(Effective {
+            doc: SettingsDoc::default(),
+            source,
+            warnings: Vec::new(),
+        });
+    };
+    let Loaded { doc, warnings } = load_file(path)?;
+    Ok(Effective {
+        doc,
+        source,
+        warnings,
+    })
+}
+
+/// Reads and validates one settings file.
+pub fn load_file(path: &Path) -> Result<Loaded, SettingsError> {
+    let bytes = std::fs::read(path).map_err(|source| SettingsError::Io {
+        action: "cannot read",
+        path: path.to_owned(),
+        source,
+    })?;
+    SettingsDoc::parse(&bytes, &path.display().to_string())
+}
+
+/// Writes a settings file atomically: a temporary file in the same folder,
+/// fsynced, renamed over the target, then the folder fsynced. A crash leaves
+/// either the old file or the new one, never a mix.
+pub fn save_file(path: &Path, doc: &SettingsDoc) -> Result<(), SettingsError> {
+    crate::fs::write_atomic(path, doc.to_xml().as_bytes())
+}
+
+/// Writes a new settings file, refusing to replace an existing one.
+pub fn create_file(path: &Path, doc: &SettingsDoc) -> Result<(), SettingsError> {
+    crate::fs::write_new(path, doc.to_xml().as_bytes())
+}
+
+/// A path from the settings, resolved against the app folder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolvedPath {
+    /// The absolute path, lexically normalized.
+    pub path: PathBuf,
+    /// Written with a trailing separator: a folder.
+    pub folder: bool,
+}
+
+/// Why a written path cannot be used on this system.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PathError {
+    /// Nothing written.
+    #[error("empty path (accepted: a path relative to the app folder, such as ../Backups/, or an absolute path)")]
+    Empty,
+    /// `C:\…` or `\\server\…` (O-10).
+    #[error("\"{0}\" is a Windows absolute path, not valid on this system (accepted: a relative path or an absolute path starting with /)")]
+    Windows(String),
+    /// `Volume:Folder:` (O-10).
+    #[error("\"{0}\" is an HFS path, not valid on this system (accepted: a relative path or an absolute path starting with /)")]
+    Hfs(String),
+}
+
+/// Resolves a path as written in the settings: relative to `app`, `/` and `\`
+/// both separators, `./` optional, a trailing separator meaning a folder.
+pub fn resolve_path(app: &Path, written: &str) -> Result<ResolvedPath, PathError> {
+    let w = written.trim();
+    if w.is_empty() {
+        return Err(PathError::Empty);
+    }
+    let b = w.as_bytes();
+    if (b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':') || w.starts_with("\\\\") {
+        return Err(PathError::Windows(w.to_owned()));
+    }
+    let unified = w.replace('\\', "/");
+    let first = unified.split('/').next().unwrap_or_default();
+    if first.contains(':') {
+        return Err(PathError::Hfs(w.to_owned()));
+    }
+    let folder = unified.ends_with('/');
+    let mut path = if unified.starts_with('/') {
+        PathBuf::from("/")
+    } else {
+        app.to_path_buf()
+    };
+    for part in unified.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                // Lexical: the app folder is known, and `..` above `/` stays `/`.
+                if path.components().next_back().is_some_and(|c| matches!(c, Component::Normal(_))) {
+                    path.pop();
+                }
+            }
+            name => path.push(name),
+        }
+    }
+    Ok(ResolvedPath { path, folder })
+}
+
+/// The files of an app (SPEC section 2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppLayout {
+    /// The app folder.
+    pub app: PathBuf,
+    /// `APP/Project/<Name>.4DProject`, when there is one.
+    pub project_file: Option<PathBuf>,
+    /// `APP/Data/<stem>.4DD`.
+    pub data_file: PathBuf,
+    /// `APP/Data/<stem>.journal`, whether or not it exists yet.
+    pub log_file: PathBuf,
+}
+
+impl AppLayout {
+    /// Finds the files of `app`: the only `*.4DD` in `APP/Data` (zero or
+    /// several is an error), the only `*.4DProject` in `APP/Project` if any.
+    pub fn discover(app: &Path) -> Result<AppLayout, SettingsError> {
+        let data_dir = app.join("Data");
+        let data = only_file(&data_dir, "4DD")?;
+        let data_file = match data.as_slice() {
+            [one] => one.clone(),
+            [] => {
+                return Err(SettingsError::Layout(format!(
+                    "no data file in \"{}\" (accepted: exactly one *.4DD file there)",
+                    data_dir.display()
+                )));
+            }
+            many => {
+                return Err(SettingsError::Layout(format!(
+                    "several data files in \"{}\": {} (accepted: exactly one *.4DD file there)",
+                    data_dir.display(),
+                    names(many)
+                )));
+            }
+        };
+        let project_dir = app.join("Project");
+        let projects = if project_dir.is_dir() {
+            only_file(&project_dir, "4DProject")?
+        } else {
+            Vec::new()
+        };
+        let project_file = match projects.as_slice() {
+            [] => None,
+            [one] => Some(one.clone()),
+            many => {
+                return Err(SettingsError::Layout(format!(
+                    "several project files in \"{}\": {} (accepted: at most one *.4DProject file there)",
+                    project_dir.display(),
+                    names(many)
+                )));
+            }
+        };
+        let stem = data_file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(AppLayout {
+            app: app.to_path_buf(),
+            project_file,
+            log_file: data_dir.join(format!("{stem}.journal")),
+            data_file,
+        })
+    }
+
+    /// The archive base name: the data file's stem.
+    pub fn base_name(&self) -> String {
+        self.data_file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+}
+
+fn names(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .filter_map(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The files of `dir` with extension `ext` (any case), sorted.
+fn only_file(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, SettingsError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| SettingsError::Io {
+        action: "cannot list",
+        path: dir.to_owned(),
+        source,
+    })?;
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| SettingsError::Io {
+            action: "cannot list",
+            path: dir.to_owned(),
+            source,
+        })?;
+        let path = entry.path();
+        let matches = path
+            .extension()
+            .is_some_and(|e| e.to_string_lossy().eq_ignore_ascii_case(ext));
+        if matches && path.is_file() {
+            found.push(path);
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_paths_resolve_against_the_app_folder() {
+        let app = Path::new("/srv/app");
+        let ok = |w: &str, path: &str, folder: bool| {
+            assert_eq!(
+                resolve_path(app, w),
+                Ok(ResolvedPath {
+                    path: PathBuf::from(path),
+                    folder
+                }),
+                "{w}"
+            );
+        };
+        ok("./Backup/", "/srv/app/Backup", true);
+        ok("./Data\\", "/srv/app/Data", true);
+        ok("Data/data.4DIndx", "/srv/app/Data/data.4DIndx", false);
+        ok("../Backups/", "/srv/Backups", true);
+        ok("/mnt/bk", "/mnt/bk", false);
+        ok(".\\Data\\x.bin", "/srv/app/Data/x.bin", false);
+        ok("/../x", "/x", false);
+    }
+
+    #[test]
+    fn foreign_absolute_paths_are_refused() {
+        let app = Path::new("/srv/app");
+        assert!(matches!(resolve_path(app, "C:\\Backups\\"), Err(PathError::Windows(_))));
+        assert!(matches!(resolve_path(app, "\\\\nas\\bk"), Err(PathError::Windows(_))));
+        assert!(matches!(resolve_path(app, "Macintosh HD:Users:bk:"), Err(PathError::Hfs(_))));
+        assert_eq!(resolve_path(app, "  "), Err(PathError::Empty));
+    }
+}

@@ -1,0 +1,54 @@
+//! `backup.4DSettings`, the settings file that drives every sauve backup.
+//!
+//! This crate reads the files 4D itself writes, tolerantly (BOM or not; CR,
+//! LF or CRLF; booleans and tokens in any case; both time forms; odd
+//! `ItemsCount`s; unknown and legacy elements), validates every value with
+//! errors that name the file, line, column, key, value and what is accepted,
+//! and writes 4D's modern shape back without losing anything it read. It also
+//! knows the app folder's layout: which settings file wins, where the data
+//! file is, and how written paths resolve (SPEC sections 2 and 3).
+//!
+//! It is not the engine: it never starts a backup, never talks to actors, and
+//! does IO only to read, locate and atomically write settings files.
+//!
+//! Invariants:
+//! - rewriting an unchanged file written in 4D's modern shape gives the same bytes;
+//! - write, read, write gives the same bytes;
+//! - no input, however broken, makes the reader panic.
+
+mod doc;
+mod error;
+mod fs;
+mod json;
+mod layout;
+mod model;
+mod schema;
+mod value;
+mod xml;
+
+pub use doc::{Loaded, NAMESPACE, SettingsDoc};
+pub use error::{Location, Problem, SettingsError};
+pub use json::to_json;
+pub use layout::{
+    AppLayout, Effective, FILE_NAME, PathError, ResolvedPath, SettingsSource, create_file,
+    load_effective, load_file, locate, resolve_path, save_file, structure_settings_path,
+};
+pub use model::{
+    Advanced, BackupFailure, Daily, FileSegmentation, General, Hourly, Legacy, Monthly,
+    Scheduler, SetNumber, Settings, WeekDay, Weekly,
+};
+pub use schema::{Value, key_paths};
+pub use value::{Compression, Delay, Frequency, Level, MonthDay, TimeOfDay, Token};
+
+impl Settings {
+    /// The value of a key, by its path under `Backup/Settings`
+    /// (`Advanced/SetNumber/Value`).
+    pub fn get(&self, key: &str) -> Option<Value> {
+        schema::leaf(key).map(|l| (l.get)(self))
+    }
+
+    /// Every key with its value, in 4D's order.
+    pub fn entries(&self) -> impl Iterator<Item = (&'static str, Value)> + '_ {
+        schema::leaves().iter().map(move |l| (l.path, (l.get)(self)))
+    }
+}
