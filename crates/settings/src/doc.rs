@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use quick_xml::escape::partial_escape;
 
-use crate::error::{Location, Problem, SettingsError};
+use crate::error::{Problem, SettingsError};
 use crate::model::Settings;
 use crate::schema::{self, Kind, Leaf, Value};
 use crate::value::{self, Level, MonthDay, Token};
@@ -114,6 +114,7 @@ impl SettingsDoc {
             problems: Vec::new(),
             warnings: Vec::new(),
             seen: HashSet::new(),
+            positions: HashMap::new(),
         };
         // Missing elements take sauve's built-in defaults (SPEC sections 2 and 3.2).
         r.doc.newline = newline_of(src);
@@ -317,6 +318,8 @@ struct Reading<'a> {
     problems: Vec<Problem>,
     warnings: Vec<Problem>,
     seen: HashSet<String>,
+    /// Where each key's value was, for checks that span several keys.
+    positions: HashMap<&'static str, usize>,
 }
 
 impl Reading<'_> {
@@ -463,6 +466,7 @@ impl Reading<'_> {
             return;
         };
         let at = el.value_at();
+        self.positions.insert(leaf.path, at);
         let Some(value) = leaf.kind.parse(text) else {
             self.error(
                 at,
@@ -638,13 +642,12 @@ impl Reading<'_> {
         let s = &self.doc.settings.scheduler;
         if s.frequency == crate::value::Frequency::Weekly && !s.weekly.days.iter().any(|d| d.save)
         {
-            self.warnings.push(Problem {
-                file: self.file.to_owned(),
-                at: Location { line: 1, column: 1 },
-                key: "Backup/Settings/Scheduler/Weekly".to_owned(),
-                message: "Frequency is Weekly but no day has Save=True: no backup is scheduled"
-                    .to_owned(),
-            });
+            let at = self.positions.get("Scheduler/Frequency").copied().unwrap_or(0);
+            self.warn(
+                at,
+                "Backup/Settings/Scheduler/Frequency",
+                "Frequency is Weekly but no day has Save=True: no backup is scheduled".to_owned(),
+            );
         }
     }
 }
