@@ -1,1 +1,92 @@
+//! Helpers for sauve's cross-crate behaviour specifications: fixtures,
+//! sample app folders and an in-process `sauve` runner.
 
+use std::path::{Path, PathBuf};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// A file of `tests/fixtures/4d-samples/`: real files written by 4D.
+pub fn fixture(name: &str) -> PathBuf {
+    repo_root().join("tests/fixtures/4d-samples").join(name)
+}
+
+/// What one `sauve` invocation gave.
+#[derive(Debug)]
+pub struct Output {
+    /// The exit code.
+    pub code: u8,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs `sauve ARGS` in-process.
+pub fn sauve(args: &[&str]) -> Output {
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    let argv = std::iter::once("sauve").chain(args.iter().copied());
+    let code = sauve_cli::run(argv, &mut out, &mut err);
+    Output {
+        code,
+        stdout: String::from_utf8_lossy(&out).into_owned(),
+        stderr: String::from_utf8_lossy(&err).into_owned(),
+    }
+}
+
+/// An app folder in a temporary directory: `APP/Project/App.4DProject`,
+/// `APP/Data/App.4DD`, and, if given, a settings file copied to
+/// `APP/Settings/backup.4DSettings`.
+pub struct SampleApp {
+    dir: tempfile::TempDir,
+}
+
+impl SampleApp {
+    /// Creates the app, with `settings` (a fixture name) as its structure settings.
+    pub fn new(settings: Option<&str>) -> std::io::Result<SampleApp> {
+        let dir = tempfile::Builder::new().prefix("sauve-app-").tempdir()?;
+        let app = dir.path();
+        std::fs::create_dir_all(app.join("Project"))?;
+        std::fs::create_dir_all(app.join("Data"))?;
+        std::fs::write(app.join("Project/App.4DProject"), "{}\n")?;
+        std::fs::write(app.join("Data/App.4DD"), b"data")?;
+        if let Some(name) = settings {
+            std::fs::create_dir_all(app.join("Settings"))?;
+            std::fs::copy(fixture(name), app.join("Settings/backup.4DSettings"))?;
+        }
+        Ok(SampleApp { dir })
+    }
+
+    /// The app folder.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The app folder as a string, for command lines.
+    pub fn arg(&self) -> String {
+        self.dir.path().display().to_string()
+    }
+}
+
+/// insta settings that replace `path` by `[APP]` in snapshots.
+pub fn redact_app(path: &Path) -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.add_filter(&regex_escape(&path.display().to_string()), "[APP]");
+    s
+}
+
+fn regex_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$#&-~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -1,1 +1,95 @@
+//! The `sauve` command line, as a library so that tests drive it in-process.
+//!
+//! [`run`] takes the arguments and two writers and returns the exit code:
+//! 0 success, 1 failure, 2 bad command line or invalid settings. Every
+//! user-facing message of the CLI is written here or in its command modules;
+//! the library crates never print.
 
+use std::ffi::OsString;
+use std::io::Write;
+
+use clap::Parser;
+
+mod args;
+mod settings;
+
+pub use args::Cli;
+
+/// Exit code for success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code for a failed operation.
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code for a bad command line or invalid settings.
+pub const EXIT_USAGE: u8 = 2;
+
+/// A command's failure: its message and exit code.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) code: u8,
+    pub(crate) message: String,
+}
+
+impl Failure {
+    pub(crate) fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            code: EXIT_USAGE,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn failed(message: impl Into<String>) -> Failure {
+        Failure {
+            code: EXIT_FAILURE,
+            message: message.into(),
+        }
+    }
+}
+
+/// Where a command writes.
+pub(crate) struct Io<'a> {
+    pub(crate) out: &'a mut dyn Write,
+    pub(crate) err: &'a mut dyn Write,
+}
+
+impl Io<'_> {
+    /// Writes to standard output; a closed pipe is not worth a failure.
+    pub(crate) fn out(&mut self, text: &str) {
+        let _ = self.out.write_all(text.as_bytes());
+    }
+
+    /// Writes to standard error.
+    pub(crate) fn err(&mut self, text: &str) {
+        let _ = self.err.write_all(text.as_bytes());
+    }
+}
+
+/// Runs the command line `args` (program name first) and returns the exit code.
+pub fn run<I, T>(args: I, out: &mut dyn Write, err: &mut dyn Write) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let mut io = Io { out, err };
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let text = e.render().to_string();
+            if e.use_stderr() {
+                io.err(&text);
+            } else {
+                io.out(&text);
+            }
+            return u8::try_from(e.exit_code()).unwrap_or(EXIT_USAGE);
+        }
+    };
+    let result = match cli.command {
+        args::Command::Settings(cmd) => settings::run(cmd, &mut io),
+    };
+    match result {
+        Ok(()) => EXIT_OK,
+        Err(f) => {
+            io.err(&format!("error: {}\n", f.message));
+            f.code
+        }
+    }
+}

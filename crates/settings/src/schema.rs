@@ -30,6 +30,23 @@ pub enum Value {
     Paths(Vec<String>),
 }
 
+impl std::fmt::Display for Value {
+    /// The value as a person reads it: `True`, `5`, `02:30:00`, `Fast`, paths
+    /// joined by `, ` (`(none)` for an empty list).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::Bool(b) => f.write_str(format_bool(*b)),
+            Value::Int(n) => write!(f, "{n}"),
+            Value::Time(t) => write!(f, "{t}"),
+            Value::Delay(d) => write!(f, "{d}"),
+            Value::Token(t) | Value::Path(t) => f.write_str(t),
+            Value::Day(d) => write!(f, "{d}"),
+            Value::Paths(p) if p.is_empty() => f.write_str("(none)"),
+            Value::Paths(p) => f.write_str(&p.join(", ")),
+        }
+    }
+}
+
 /// What a key accepts.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Kind {

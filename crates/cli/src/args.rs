@@ -1,0 +1,74 @@
+//! The command-line grammar.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// sauve backs up an application (structure, data file, log file and
+/// attached files) into numbered archive sets, the way 4D's backup module
+/// does, while the application keeps running.
+#[derive(Debug, Parser)]
+#[command(name = "sauve", version, arg_required_else_help = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Show, create, check and change backup.4DSettings.
+    #[command(subcommand)]
+    Settings(SettingsCommand),
+}
+
+/// The app folder option shared by commands.
+#[derive(Debug, Args)]
+pub(crate) struct AppArg {
+    /// The application folder (holding Project/, Data/, Settings/).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub(crate) app: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SettingsCommand {
+    /// Print the effective settings and the file they come from.
+    ///
+    /// The file is APP/Data/Settings/backup.4DSettings if present, else
+    /// APP/Settings/backup.4DSettings, else sauve's built-in defaults.
+    Show {
+        #[command(flatten)]
+        app: AppArg,
+        /// Print one JSON object keyed by the XML element names.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the default settings to APP/Settings/backup.4DSettings.
+    ///
+    /// An existing file is never overwritten.
+    Init {
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Check a settings file; list every problem with its line and column.
+    ///
+    /// Exits 0 when the file is valid, 2 when it is not.
+    Validate {
+        /// The backup.4DSettings file to check.
+        file: PathBuf,
+    },
+    /// Set one key and rewrite the effective settings file atomically.
+    ///
+    /// KEY is the element path under Backup/Settings, e.g.
+    /// Advanced/SetNumber/Value or Scheduler/Daily/Hour. Attachments are set
+    /// one at a time as General/IncludesFiles/Item<N>; an empty VALUE removes
+    /// item N. With no settings file yet, APP/Settings/backup.4DSettings is
+    /// created from the defaults.
+    Set {
+        /// The key, e.g. Advanced/SetNumber/Value.
+        key: String,
+        /// The new value, e.g. 5, True, 02:30:00, Compact, ../Backups/.
+        value: String,
+        #[command(flatten)]
+        app: AppArg,
+    },
+}
