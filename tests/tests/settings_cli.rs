@@ -1,5 +1,8 @@
 //! `sauve settings …` as a user sees it.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use sauve_tests::{SampleApp, fixture, redact_app, sauve};
 
 #[test]
@@ -16,14 +19,24 @@ fn settings_show_json_uses_the_xml_element_names_and_types() {
     let out = sauve(&["settings", "show", "--json", "--app", &app.arg()]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(json["Advanced"]["SetNumber"], serde_json::json!({"Enable": true, "Value": 3}));
-    assert_eq!(json["Advanced"]["BackupFailure"]["TryToBackupAfter"], "00:01:00");
+    assert_eq!(
+        json["Advanced"]["SetNumber"],
+        serde_json::json!({"Enable": true, "Value": 3})
+    );
+    assert_eq!(
+        json["Advanced"]["BackupFailure"]["TryToBackupAfter"],
+        "00:01:00"
+    );
     assert_eq!(json["Scheduler"]["Frequency"], "Daily");
     assert_eq!(json["Scheduler"]["Weekly"]["Sunday"]["Save"], true);
     assert_eq!(json["Scheduler"]["Monthly"]["Day"], 1);
     assert_eq!(
         json["General"]["IncludesFiles"],
-        serde_json::json!(["./Data/data.4DIndx", "./Data/data.4DSyncData", "./Data/data.4DSyncHeader"])
+        serde_json::json!([
+            "./Data/data.4DIndx",
+            "./Data/data.4DSyncData",
+            "./Data/data.4DSyncHeader"
+        ])
     );
     let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
     assert_eq!(keys, ["Advanced", "General", "Scheduler"]);
@@ -35,9 +48,19 @@ fn settings_show_without_a_file_shows_the_builtin_defaults() {
     let app = SampleApp::new(None).unwrap();
     let out = sauve(&["settings", "show", "--app", &app.arg()]);
     assert_eq!(out.code, 0);
-    assert!(out.stdout.starts_with("Settings:    built-in defaults"), "{}", out.stdout);
-    assert!(out.stdout.contains("General/DestinationFolder                               ../Backups/\n"));
-    assert!(out.stdout.contains("General/IncludesFiles                                   (none)\n"));
+    assert!(
+        out.stdout.starts_with("Settings:    built-in defaults"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("General/DestinationFolder                               ../Backups/\n")
+    );
+    assert!(
+        out.stdout
+            .contains("General/IncludesFiles                                   (none)\n")
+    );
 }
 
 #[test]
@@ -53,7 +76,11 @@ fn data_settings_take_precedence_over_structure_settings() {
     let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(json["Scheduler"]["Frequency"], "Daily");
     let human = sauve(&["settings", "show", "--app", &app.arg()]);
-    assert!(human.stdout.contains("Data/Settings/backup.4DSettings (data settings)"));
+    assert!(
+        human
+            .stdout
+            .contains("Data/Settings/backup.4DSettings (data settings)")
+    );
 }
 
 #[test]
@@ -70,12 +97,22 @@ fn settings_init_writes_the_default_file_once() {
     let again = sauve(&["settings", "init", "--app", &app.arg()]);
     assert_eq!(again.code, 1);
     assert!(again.stderr.contains("already exists"), "{}", again.stderr);
-    assert_eq!(std::fs::read_to_string(&path).unwrap(), "mine", "never overwritten");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "mine",
+        "never overwritten"
+    );
 }
 
 #[test]
 fn settings_validate_exits_0_when_valid_and_2_with_located_errors() {
-    let ok = sauve(&["settings", "validate", fixture("defaults-modern.backup.4DSettings").to_str().unwrap()]);
+    let ok = sauve(&[
+        "settings",
+        "validate",
+        fixture("defaults-modern.backup.4DSettings")
+            .to_str()
+            .unwrap(),
+    ]);
     assert_eq!(ok.code, 0, "{}", ok.stderr);
 
     let dir = tempfile::tempdir().unwrap();
@@ -97,7 +134,11 @@ fn settings_validate_exits_0_when_valid_and_2_with_located_errors() {
     );
     let missing = sauve(&["settings", "validate", "/nonexistent/backup.4DSettings"]);
     assert_eq!(missing.code, 1);
-    assert!(missing.stderr.contains("cannot read \"/nonexistent/backup.4DSettings\""));
+    assert!(
+        missing
+            .stderr
+            .contains("cannot read \"/nonexistent/backup.4DSettings\"")
+    );
 }
 
 #[test]
@@ -105,7 +146,14 @@ fn settings_set_changes_one_key_and_keeps_everything_else() {
     let app = SampleApp::new(Some("daily-modern.backup.4DSettings")).unwrap();
     let path = app.path().join("Settings/backup.4DSettings");
     let before = std::fs::read_to_string(&path).unwrap();
-    let out = sauve(&["settings", "set", "Advanced/SetNumber/Value", "7", "--app", &app.arg()]);
+    let out = sauve(&[
+        "settings",
+        "set",
+        "Advanced/SetNumber/Value",
+        "7",
+        "--app",
+        &app.arg(),
+    ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(
         std::fs::read_to_string(&path).unwrap(),
@@ -125,9 +173,18 @@ fn settings_set_refuses_bad_input_and_leaves_the_file_alone() {
     let path = app.path().join("Settings/backup.4DSettings");
     let before = std::fs::read(&path).unwrap();
     let cases: &[(&[&str], &str)] = &[
-        (&["Scheduler/Hourly/Every", "0"], "error: Scheduler/Hourly/Every: invalid value \"0\" (accepted: integer 1 to 24)\n"),
-        (&["Advanced/Bogus", "1"], "error: unknown key \"Advanced/Bogus\""),
-        (&["Advanced/CompressionRate", "Max"], "(accepted: None, Fast or Compact)"),
+        (
+            &["Scheduler/Hourly/Every", "0"],
+            "error: Scheduler/Hourly/Every: invalid value \"0\" (accepted: integer 1 to 24)\n",
+        ),
+        (
+            &["Advanced/Bogus", "1"],
+            "error: unknown key \"Advanced/Bogus\"",
+        ),
+        (
+            &["Advanced/CompressionRate", "Max"],
+            "(accepted: None, Fast or Compact)",
+        ),
     ];
     let dir = app.arg();
     for (args, want) in cases {
@@ -144,23 +201,43 @@ fn settings_set_refuses_bad_input_and_leaves_the_file_alone() {
 #[test]
 fn settings_set_without_a_file_creates_the_structure_settings() {
     let app = SampleApp::new(None).unwrap();
-    let out = sauve(&["settings", "set", "General/IncludesFiles/Item1", "./Data/App.4DIndx", "--app", &app.arg()]);
+    let out = sauve(&[
+        "settings",
+        "set",
+        "General/IncludesFiles/Item1",
+        "./Data/App.4DIndx",
+        "--app",
+        &app.arg(),
+    ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let json = sauve(&["settings", "show", "--json", "--app", &app.arg()]);
     let json: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
-    assert_eq!(json["General"]["IncludesFiles"], serde_json::json!(["./Data/App.4DIndx"]));
+    assert_eq!(
+        json["General"]["IncludesFiles"],
+        serde_json::json!(["./Data/App.4DIndx"])
+    );
 }
 
 #[test]
 fn an_invalid_effective_file_is_reported_with_status_1419() {
     let app = SampleApp::new(Some("defaults-modern.backup.4DSettings")).unwrap();
     let path = app.path().join("Settings/backup.4DSettings");
-    let text = std::fs::read_to_string(&path).unwrap().replace("<Every>12<", "<Every>0<");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("<Every>12<", "<Every>0<");
     std::fs::write(&path, text).unwrap();
     let out = sauve(&["settings", "show", "--app", &app.arg()]);
     assert_eq!(out.code, 2);
-    assert!(out.stderr.starts_with("error: invalid settings (backup status 1419):\n"), "{}", out.stderr);
-    assert!(out.stderr.contains(":46:18: Backup/Settings/Scheduler/Hourly/Every"));
+    assert!(
+        out.stderr
+            .starts_with("error: invalid settings (backup status 1419):\n"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains(":46:18: Backup/Settings/Scheduler/Hourly/Every")
+    );
 }
 
 #[test]

@@ -36,16 +36,18 @@ pub(crate) fn app_dir(app: &Path) -> Result<PathBuf, Failure> {
 /// error (2), anything else (IO) a failure (1).
 fn failure(e: SettingsError) -> Failure {
     match e {
-        SettingsError::Io { .. } | SettingsError::AlreadyExists(_) => Failure::failed(e.to_string()),
+        SettingsError::Io { .. } | SettingsError::AlreadyExists(_) => {
+            Failure::failed(e.to_string())
+        }
         _ => Failure::usage(e.to_string()),
     }
 }
 
 fn load(app: &Path, io: &mut Io<'_>) -> Result<Effective, Failure> {
     let effective = load_effective(app).map_err(|e| match e {
-        SettingsError::Invalid { .. } => Failure::usage(format!(
-            "invalid settings (backup status 1419):\n{e}"
-        )),
+        SettingsError::Invalid { .. } => {
+            Failure::usage(format!("invalid settings (backup status 1419):\n{e}"))
+        }
         e => failure(e),
     })?;
     for w in &effective.warnings {

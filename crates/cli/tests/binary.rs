@@ -1,5 +1,8 @@
 //! The real `sauve` binary: exit codes and streams as a shell sees them.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::process::Command;
 
 fn sauve(args: &[&str]) -> std::process::Output {
@@ -24,7 +27,12 @@ fn the_binary_validates_a_real_4d_file_with_exit_0() {
         "/../../tests/fixtures/4d-samples/daily-modern.backup.4DSettings"
     );
     let out = sauve(&["settings", "validate", file]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).ends_with(": valid\n"));
 }
 

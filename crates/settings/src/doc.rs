@@ -118,7 +118,11 @@ impl SettingsDoc {
         };
         // Missing elements take sauve's built-in defaults (SPEC sections 2 and 3.2).
         r.doc.newline = newline_of(src);
-        r.doc.prolog = doc.prolog.iter().map(|&(s, e)| src[s..e].to_owned()).collect();
+        r.doc.prolog = doc
+            .prolog
+            .iter()
+            .map(|&(s, e)| src[s..e].to_owned())
+            .collect();
         r.root(&doc.root)?;
         r.check_whole();
         if r.problems.is_empty() {
@@ -159,7 +163,9 @@ impl SettingsDoc {
             key: key.to_owned(),
             value: text.to_owned(),
             accepted: match leaf.kind {
-                Kind::Paths => "one item at a time, as General/IncludesFiles/Item<N> PATH".to_owned(),
+                Kind::Paths => {
+                    "one item at a time, as General/IncludesFiles/Item<N> PATH".to_owned()
+                }
                 kind => kind.accepted(),
             },
         };
@@ -489,7 +495,9 @@ impl Reading<'_> {
     fn value_warnings(&mut self, leaf: &Leaf, value: &Value, at: usize, key: &str) {
         let message = match (leaf.name(), value) {
             ("Redundancy" | "Interlacing", Value::Token(t)) if t != Level::None.token() => {
-                format!("{t} has no effect in sauve; archives are written without redundancy or interlacing")
+                format!(
+                    "{t} has no effect in sauve; archives are written without redundancy or interlacing"
+                )
             }
             ("AutomaticLogIntegrationStrictness", Value::Token(t))
                 if !t.eq_ignore_ascii_case("strict") =>
@@ -570,7 +578,11 @@ impl Reading<'_> {
         let mut kept = Vec::new();
         for (n, value, raw, at) in items {
             if value.is_empty() {
-                self.warn(at, &format!("{INCLUDES}/Item{n}"), "empty item ignored".to_owned());
+                self.warn(
+                    at,
+                    &format!("{INCLUDES}/Item{n}"),
+                    "empty item ignored".to_owned(),
+                );
             } else {
                 kept.push((value, raw));
             }
@@ -581,7 +593,9 @@ impl Reading<'_> {
             self.warn(
                 at,
                 &format!("{INCLUDES}/ItemsCount"),
-                format!("ItemsCount is {n} but {present} items are present; the items present are used"),
+                format!(
+                    "ItemsCount is {n} but {present} items are present; the items present are used"
+                ),
             );
         }
         self.doc.settings.general.includes_files = kept.iter().map(|(v, _)| v.clone()).collect();
@@ -640,9 +654,12 @@ impl Reading<'_> {
     /// Checks that concern several keys at once.
     fn check_whole(&mut self) {
         let s = &self.doc.settings.scheduler;
-        if s.frequency == crate::value::Frequency::Weekly && !s.weekly.days.iter().any(|d| d.save)
-        {
-            let at = self.positions.get("Scheduler/Frequency").copied().unwrap_or(0);
+        if s.frequency == crate::value::Frequency::Weekly && !s.weekly.days.iter().any(|d| d.save) {
+            let at = self
+                .positions
+                .get("Scheduler/Frequency")
+                .copied()
+                .unwrap_or(0);
             self.warn(
                 at,
                 "Backup/Settings/Scheduler/Frequency",

@@ -86,7 +86,9 @@ pub enum SettingsError {
         problems: Vec<Problem>,
     },
     /// `settings set` named a key that does not exist.
-    #[error("unknown key \"{key}\" (accepted: a path under Backup/Settings such as Advanced/SetNumber/Value; `sauve settings show` lists them)")]
+    #[error(
+        "unknown key \"{key}\" (accepted: a path under Backup/Settings such as Advanced/SetNumber/Value; `sauve settings show` lists them)"
+    )]
     UnknownKey {
         /// The key as given.
         key: String,
@@ -102,7 +104,9 @@ pub enum SettingsError {
         accepted: String,
     },
     /// `settings init` found a file already there.
-    #[error("\"{0}\" already exists; it was left unchanged (use `sauve settings set` to change a key)")]
+    #[error(
+        "\"{0}\" already exists; it was left unchanged (use `sauve settings set` to change a key)"
+    )]
     AlreadyExists(PathBuf),
     /// The app folder does not hold exactly one data file.
     #[error("{0}")]

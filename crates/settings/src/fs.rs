@@ -32,7 +32,8 @@ fn write_with(
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(io("cannot create a temporary file in", dir))?;
-    tmp.write_all(bytes).map_err(io("cannot write", tmp.path()))?;
+    tmp.write_all(bytes)
+        .map_err(io("cannot write", tmp.path()))?;
     tmp.as_file()
         .sync_all()
         .map_err(io("cannot sync", tmp.path()))?;

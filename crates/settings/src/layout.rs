@@ -129,13 +129,19 @@ pub struct ResolvedPath {
 #[non_exhaustive]
 pub enum PathError {
     /// Nothing written.
-    #[error("empty path (accepted: a path relative to the app folder, such as ../Backups/, or an absolute path)")]
+    #[error(
+        "empty path (accepted: a path relative to the app folder, such as ../Backups/, or an absolute path)"
+    )]
     Empty,
     /// `C:\…` or `\\server\…` (O-10).
-    #[error("\"{0}\" is a Windows absolute path, not valid on this system (accepted: a relative path or an absolute path starting with /)")]
+    #[error(
+        "\"{0}\" is a Windows absolute path, not valid on this system (accepted: a relative path or an absolute path starting with /)"
+    )]
     Windows(String),
     /// `Volume:Folder:` (O-10).
-    #[error("\"{0}\" is an HFS path, not valid on this system (accepted: a relative path or an absolute path starting with /)")]
+    #[error(
+        "\"{0}\" is an HFS path, not valid on this system (accepted: a relative path or an absolute path starting with /)"
+    )]
     Hfs(String),
 }
 
@@ -166,7 +172,11 @@ pub fn resolve_path(app: &Path, written: &str) -> Result<ResolvedPath, PathError
             "" | "." => {}
             ".." => {
                 // Lexical: the app folder is known, and `..` above `/` stays `/`.
-                if path.components().next_back().is_some_and(|c| matches!(c, Component::Normal(_))) {
+                if path
+                    .components()
+                    .next_back()
+                    .is_some_and(|c| matches!(c, Component::Normal(_)))
+                {
                     path.pop();
                 }
             }
@@ -313,9 +323,18 @@ mod tests {
     #[test]
     fn foreign_absolute_paths_are_refused() {
         let app = Path::new("/srv/app");
-        assert!(matches!(resolve_path(app, "C:\\Backups\\"), Err(PathError::Windows(_))));
-        assert!(matches!(resolve_path(app, "\\\\nas\\bk"), Err(PathError::Windows(_))));
-        assert!(matches!(resolve_path(app, "Macintosh HD:Users:bk:"), Err(PathError::Hfs(_))));
+        assert!(matches!(
+            resolve_path(app, "C:\\Backups\\"),
+            Err(PathError::Windows(_))
+        ));
+        assert!(matches!(
+            resolve_path(app, "\\\\nas\\bk"),
+            Err(PathError::Windows(_))
+        ));
+        assert!(matches!(
+            resolve_path(app, "Macintosh HD:Users:bk:"),
+            Err(PathError::Hfs(_))
+        ));
         assert_eq!(resolve_path(app, "  "), Err(PathError::Empty));
     }
 }

@@ -34,8 +34,8 @@ pub use layout::{
     load_effective, load_file, locate, resolve_path, save_file, structure_settings_path,
 };
 pub use model::{
-    Advanced, BackupFailure, Daily, FileSegmentation, General, Hourly, Legacy, Monthly,
-    Scheduler, SetNumber, Settings, WeekDay, Weekly,
+    Advanced, BackupFailure, Daily, FileSegmentation, General, Hourly, Legacy, Monthly, Scheduler,
+    SetNumber, Settings, WeekDay, Weekly,
 };
 pub use schema::{Value, key_paths};
 pub use value::{Compression, Delay, Frequency, Level, MonthDay, TimeOfDay, Token};
@@ -49,6 +49,8 @@ impl Settings {
 
     /// Every key with its value, in 4D's order.
     pub fn entries(&self) -> impl Iterator<Item = (&'static str, Value)> + '_ {
-        schema::leaves().iter().map(move |l| (l.path, (l.get)(self)))
+        schema::leaves()
+            .iter()
+            .map(move |l| (l.path, (l.get)(self)))
     }
 }

@@ -51,7 +51,10 @@ impl std::fmt::Display for Value {
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Kind {
     Bool,
-    Int { min: i64, max: i64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
     Time,
     Delay,
     Token(&'static [&'static str]),
@@ -303,8 +306,16 @@ macro_rules! leaf {
 macro_rules! weekday {
     ($day:literal, $i:literal) => {
         [
-            leaf!(concat!("Scheduler/Weekly/", $day, "/Save"), Kind::Bool, scheduler.weekly.days[$i].save),
-            leaf!(concat!("Scheduler/Weekly/", $day, "/Hour"), Kind::Time, scheduler.weekly.days[$i].hour),
+            leaf!(
+                concat!("Scheduler/Weekly/", $day, "/Save"),
+                Kind::Bool,
+                scheduler.weekly.days[$i].save
+            ),
+            leaf!(
+                concat!("Scheduler/Weekly/", $day, "/Hour"),
+                Kind::Time,
+                scheduler.weekly.days[$i].hour
+            ),
         ]
     };
 }
@@ -317,32 +328,134 @@ pub(crate) fn leaves() -> &'static [Leaf] {
 
 fn build() -> Vec<Leaf> {
     let mut v = vec![
-        leaf!("Advanced/BackupFailure/TryBackupAtTheNextScheduledDate", Kind::Bool, advanced.backup_failure.try_backup_at_the_next_scheduled_date),
-        leaf!("Advanced/BackupFailure/TryToBackupAfter", Kind::Delay, advanced.backup_failure.try_to_backup_after),
-        leaf!("Advanced/BackupFailure/AbortIfBackupFail", Kind::Bool, advanced.backup_failure.abort_if_backup_fail),
-        leaf!("Advanced/BackupFailure/RetryCountBeforeAbort", POSITIVE, advanced.backup_failure.retry_count_before_abort),
-        leaf!("Advanced/AutomaticRestore", Kind::Bool, advanced.automatic_restore),
-        leaf!("Advanced/AutomaticLogIntegration", Kind::Bool, advanced.automatic_log_integration),
-        leaf!("Advanced/AutomaticRestart", Kind::Bool, advanced.automatic_restart),
-        leaf!("Advanced/BackupIfDataChange", Kind::Bool, advanced.backup_if_data_change),
-        leaf!("Advanced/SetNumber/Enable", Kind::Bool, advanced.set_number.enable),
-        leaf!("Advanced/SetNumber/Value", POSITIVE, advanced.set_number.value),
-        leaf!("Advanced/CompressionRate", Kind::Token(COMPRESSION), advanced.compression_rate),
-        leaf!("Advanced/Redundancy", Kind::Token(LEVEL), advanced.redundancy),
-        leaf!("Advanced/Interlacing", Kind::Token(LEVEL), advanced.interlacing),
-        leaf!("Advanced/AutomaticLogIntegrationStrictness", Kind::FreeToken, advanced.automatic_log_integration_strictness),
-        leaf!("Advanced/FileSegmentation/DefaultSize", Kind::Int { min: 0, max: 2048 }, advanced.file_segmentation.default_size),
-        leaf!("Advanced/EraseOldBackupBefore", Kind::Bool, advanced.erase_old_backup_before),
-        leaf!("Advanced/CheckArchiveFileDuringBackup", Kind::Bool, advanced.check_archive_file_during_backup),
-        leaf!("Advanced/BackupJournalVerboseMode", Kind::Bool, advanced.backup_journal_verbose_mode),
-        leaf!("General/IncludeStructureFile", Kind::Bool, general.include_structure_file),
-        leaf!("General/IncludeDataFile", Kind::Bool, general.include_data_file),
-        leaf!("General/IncludeAltStructFile", Kind::Bool, general.include_alt_struct_file),
-        leaf!("General/DestinationFolder", Kind::Path, general.destination_folder),
+        leaf!(
+            "Advanced/BackupFailure/TryBackupAtTheNextScheduledDate",
+            Kind::Bool,
+            advanced
+                .backup_failure
+                .try_backup_at_the_next_scheduled_date
+        ),
+        leaf!(
+            "Advanced/BackupFailure/TryToBackupAfter",
+            Kind::Delay,
+            advanced.backup_failure.try_to_backup_after
+        ),
+        leaf!(
+            "Advanced/BackupFailure/AbortIfBackupFail",
+            Kind::Bool,
+            advanced.backup_failure.abort_if_backup_fail
+        ),
+        leaf!(
+            "Advanced/BackupFailure/RetryCountBeforeAbort",
+            POSITIVE,
+            advanced.backup_failure.retry_count_before_abort
+        ),
+        leaf!(
+            "Advanced/AutomaticRestore",
+            Kind::Bool,
+            advanced.automatic_restore
+        ),
+        leaf!(
+            "Advanced/AutomaticLogIntegration",
+            Kind::Bool,
+            advanced.automatic_log_integration
+        ),
+        leaf!(
+            "Advanced/AutomaticRestart",
+            Kind::Bool,
+            advanced.automatic_restart
+        ),
+        leaf!(
+            "Advanced/BackupIfDataChange",
+            Kind::Bool,
+            advanced.backup_if_data_change
+        ),
+        leaf!(
+            "Advanced/SetNumber/Enable",
+            Kind::Bool,
+            advanced.set_number.enable
+        ),
+        leaf!(
+            "Advanced/SetNumber/Value",
+            POSITIVE,
+            advanced.set_number.value
+        ),
+        leaf!(
+            "Advanced/CompressionRate",
+            Kind::Token(COMPRESSION),
+            advanced.compression_rate
+        ),
+        leaf!(
+            "Advanced/Redundancy",
+            Kind::Token(LEVEL),
+            advanced.redundancy
+        ),
+        leaf!(
+            "Advanced/Interlacing",
+            Kind::Token(LEVEL),
+            advanced.interlacing
+        ),
+        leaf!(
+            "Advanced/AutomaticLogIntegrationStrictness",
+            Kind::FreeToken,
+            advanced.automatic_log_integration_strictness
+        ),
+        leaf!(
+            "Advanced/FileSegmentation/DefaultSize",
+            Kind::Int { min: 0, max: 2048 },
+            advanced.file_segmentation.default_size
+        ),
+        leaf!(
+            "Advanced/EraseOldBackupBefore",
+            Kind::Bool,
+            advanced.erase_old_backup_before
+        ),
+        leaf!(
+            "Advanced/CheckArchiveFileDuringBackup",
+            Kind::Bool,
+            advanced.check_archive_file_during_backup
+        ),
+        leaf!(
+            "Advanced/BackupJournalVerboseMode",
+            Kind::Bool,
+            advanced.backup_journal_verbose_mode
+        ),
+        leaf!(
+            "General/IncludeStructureFile",
+            Kind::Bool,
+            general.include_structure_file
+        ),
+        leaf!(
+            "General/IncludeDataFile",
+            Kind::Bool,
+            general.include_data_file
+        ),
+        leaf!(
+            "General/IncludeAltStructFile",
+            Kind::Bool,
+            general.include_alt_struct_file
+        ),
+        leaf!(
+            "General/DestinationFolder",
+            Kind::Path,
+            general.destination_folder
+        ),
         leaf!("General/IncludesFiles", Kind::Paths, general.includes_files),
-        leaf!("Scheduler/Frequency", Kind::Token(FREQUENCY), scheduler.frequency),
-        leaf!("Scheduler/Hourly/Every", Kind::Int { min: 1, max: 24 }, scheduler.hourly.every),
-        leaf!("Scheduler/Hourly/StartingAt", Kind::Time, scheduler.hourly.starting_at),
+        leaf!(
+            "Scheduler/Frequency",
+            Kind::Token(FREQUENCY),
+            scheduler.frequency
+        ),
+        leaf!(
+            "Scheduler/Hourly/Every",
+            Kind::Int { min: 1, max: 24 },
+            scheduler.hourly.every
+        ),
+        leaf!(
+            "Scheduler/Hourly/StartingAt",
+            Kind::Time,
+            scheduler.hourly.starting_at
+        ),
         leaf!("Scheduler/Daily/Every", POSITIVE, scheduler.daily.every),
         leaf!("Scheduler/Daily/Hour", Kind::Time, scheduler.daily.hour),
         leaf!("Scheduler/Weekly/Every", POSITIVE, scheduler.weekly.every),
@@ -379,9 +492,7 @@ pub(crate) fn children(group: &str) -> Vec<&'static str> {
         let rest = if group.is_empty() {
             Some(l.path)
         } else {
-            l.path
-                .strip_prefix(group)
-                .and_then(|r| r.strip_prefix('/'))
+            l.path.strip_prefix(group).and_then(|r| r.strip_prefix('/'))
         };
         if let Some(rest) = rest {
             let name = rest.split('/').next().unwrap_or(rest);
@@ -428,7 +539,16 @@ mod tests {
         assert_eq!(children("Advanced/SetNumber"), ["Enable", "Value"]);
         assert_eq!(
             children("Scheduler/Weekly"),
-            ["Every", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+            [
+                "Every",
+                "Monday",
+                "Tuesday",
+                "Wednesday",
+                "Thursday",
+                "Friday",
+                "Saturday",
+                "Sunday"
+            ]
         );
         assert!(is_group("Scheduler/Weekly/Friday"));
         assert!(!is_group("Scheduler/Weekly/Every"));

@@ -51,7 +51,13 @@ impl TimeOfDay {
 
 impl fmt::Display for TimeOfDay {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:02}:{:02}:{:02}", self.hour(), self.minute(), self.second())
+        write!(
+            f,
+            "{:02}:{:02}:{:02}",
+            self.hour(),
+            self.minute(),
+            self.second()
+        )
     }
 }
 
@@ -76,11 +82,17 @@ impl fmt::Display for Delay {
     /// `HH:MM:SS`, with `.fff` (or more digits when needed) for a fraction.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secs = self.0.as_secs();
-        write!(f, "{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)?;
+        write!(
+            f,
+            "{:02}:{:02}:{:02}",
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60
+        )?;
         let nanos = self.0.subsec_nanos();
         if nanos == 0 {
             Ok(())
-        } else if nanos % 1_000_000 == 0 {
+        } else if nanos.is_multiple_of(1_000_000) {
             write!(f, ".{:03}", nanos / 1_000_000)
         } else {
             let digits = format!("{nanos:09}");
@@ -103,7 +115,7 @@ pub(crate) struct Clock {
 pub(crate) fn parse_clock(text: &str) -> Option<Clock> {
     let text = text.trim();
     let time = match text.split_once(['T', 't']) {
-        Some((date, time)) if date == "0000-00-00" => time,
+        Some(("0000-00-00", time)) => time,
         Some(_) => return None,
         None => text,
     };
@@ -112,7 +124,8 @@ pub(crate) fn parse_clock(text: &str) -> Option<Clock> {
         None => (time, None),
     };
     let mut parts = hms.split(':');
-    let (Some(h), Some(m), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(m), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return None;
     };
@@ -304,7 +317,8 @@ mod tests {
 
     #[test]
     fn both_time_forms_and_odd_fractions_parse() {
-        let cases: &[(&str, Option<(u32, u32, u32)>)] = &[
+        type Hms = Option<(u32, u32, u32)>;
+        let cases: &[(&str, Hms)] = &[
             ("00:01:00", Some((0, 1, 0))),
             ("0000-00-00T23:59:59.000", Some((23, 59, 59))),
             (" 0000-00-00t02:30:00.5999 ", Some((2, 30, 0))),
@@ -341,8 +355,14 @@ mod tests {
     #[test]
     fn delays_format_as_hh_mm_ss_with_fraction_only_when_present() {
         assert_eq!(Delay::from_secs(60).to_string(), "00:01:00");
-        assert_eq!(Delay(Duration::from_millis(3600)).to_string(), "00:00:03.600");
-        assert_eq!(Delay(Duration::new(0, 1_500)).to_string(), "00:00:00.0000015");
+        assert_eq!(
+            Delay(Duration::from_millis(3600)).to_string(),
+            "00:00:03.600"
+        );
+        assert_eq!(
+            Delay(Duration::new(0, 1_500)).to_string(),
+            "00:00:00.0000015"
+        );
         assert_eq!(Delay::from_secs(100 * 3600).to_string(), "100:00:00");
     }
 
@@ -351,7 +371,10 @@ mod tests {
         assert_eq!(parse_bool(" tRuE\n"), Some(true));
         assert_eq!(parse_bool("FALSE"), Some(false));
         assert_eq!(parse_bool("yes"), None);
-        assert_eq!(Compression::from_token("compact"), Some(Compression::Compact));
+        assert_eq!(
+            Compression::from_token("compact"),
+            Some(Compression::Compact)
+        );
         assert_eq!(Frequency::from_token(" WEEKLY "), Some(Frequency::Weekly));
         assert_eq!(Frequency::from_token("Yearly"), None);
     }

@@ -33,7 +33,10 @@ pub(crate) struct Element {
 pub(crate) enum Node {
     Element(Element),
     /// A comment or processing instruction, kept as its source range.
-    Other { start: usize, end: usize },
+    Other {
+        start: usize,
+        end: usize,
+    },
 }
 
 /// A parsed document.
@@ -126,13 +129,21 @@ pub(crate) fn parse(src: &str) -> Result<Document, XmlError> {
         let start = reader.buffer_position() as usize;
         let event = match reader.read_event() {
             Ok(e) => e,
-            Err(e) => return err(reader.error_position() as usize, format!("malformed XML: {e}")),
+            Err(e) => {
+                return err(
+                    reader.error_position() as usize,
+                    format!("malformed XML: {e}"),
+                );
+            }
         };
         let end = reader.buffer_position() as usize;
         match event {
             Event::Start(e) => {
                 if root.is_some() {
-                    return err(start, "malformed XML: a second element after the root element");
+                    return err(
+                        start,
+                        "malformed XML: a second element after the root element",
+                    );
                 }
                 let mut el = element(&e, start)?;
                 el.inner = Some((end, end));
@@ -140,7 +151,10 @@ pub(crate) fn parse(src: &str) -> Result<Document, XmlError> {
             }
             Event::Empty(e) => {
                 if root.is_some() {
-                    return err(start, "malformed XML: a second element after the root element");
+                    return err(
+                        start,
+                        "malformed XML: a second element after the root element",
+                    );
                 }
                 let mut el = element(&e, start)?;
                 el.end = end;
@@ -176,7 +190,9 @@ pub(crate) fn parse(src: &str) -> Result<Document, XmlError> {
                     Ok(Some(c)) => c.to_string(),
                     Ok(None) => match quick_xml::escape::resolve_predefined_entity(&name) {
                         Some(s) => s.to_owned(),
-                        None => return err(start, format!("malformed XML: unknown entity &{name};")),
+                        None => {
+                            return err(start, format!("malformed XML: unknown entity &{name};"));
+                        }
                     },
                     Err(e) => return err(start, format!("malformed XML: {e}")),
                 };
@@ -281,7 +297,13 @@ mod tests {
 
     #[test]
     fn truncated_and_mismatched_documents_are_errors() {
-        for src in ["<R><K>1</K>", "<R><K>1</J></R>", "", "<R></R><S/>", "<R>&bogus;</R>"] {
+        for src in [
+            "<R><K>1</K>",
+            "<R><K>1</J></R>",
+            "",
+            "<R></R><S/>",
+            "<R>&bogus;</R>",
+        ] {
             assert!(parse(src).is_err(), "{src:?}");
         }
     }

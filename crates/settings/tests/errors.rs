@@ -1,6 +1,9 @@
 //! Every malformed or out-of-range input gives an error that names the file,
 //! line and column, key path, value as written and what is accepted.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use sauve_settings::{SettingsDoc, SettingsError};
 
 const NAME: &str = "backup.4DSettings";
@@ -108,8 +111,11 @@ fn out_of_range_values_are_located_and_explained() {
 
 #[test]
 fn every_invalid_value_of_a_file_is_listed_in_file_order() {
-    let text = edited("<Every>12</Every>", "<Every>99</Every>")
-        .replacen("<Value>3</Value>", "<Value>0</Value>", 1);
+    let text = edited("<Every>12</Every>", "<Every>99</Every>").replacen(
+        "<Value>3</Value>",
+        "<Value>0</Value>",
+        1,
+    );
     let Err(SettingsError::Invalid { problems }) = SettingsDoc::parse(text.as_bytes(), NAME) else {
         panic!("accepted");
     };
@@ -177,14 +183,30 @@ fn settings_set_refuses_unknown_keys_and_bad_values() {
     let mut doc = SettingsDoc::default();
     let cases: &[(&str, &str, &str)] = &[
         ("Advanced/Nope", "1", "unknown key \"Advanced/Nope\""),
-        ("Scheduler/Hourly/Every", "0", "Scheduler/Hourly/Every: invalid value \"0\" (accepted: integer 1 to 24)"),
-        ("Scheduler/Daily/Hour", "24:00:00", "Scheduler/Daily/Hour: invalid value \"24:00:00\""),
-        ("General/IncludesFiles/Item3", "x", "General/IncludesFiles/Item3: invalid value \"x\" (accepted: Item1 to Item1"),
+        (
+            "Scheduler/Hourly/Every",
+            "0",
+            "Scheduler/Hourly/Every: invalid value \"0\" (accepted: integer 1 to 24)",
+        ),
+        (
+            "Scheduler/Daily/Hour",
+            "24:00:00",
+            "Scheduler/Daily/Hour: invalid value \"24:00:00\"",
+        ),
+        (
+            "General/IncludesFiles/Item3",
+            "x",
+            "General/IncludesFiles/Item3: invalid value \"x\" (accepted: Item1 to Item1",
+        ),
         ("General/IncludesFiles", "x", "accepted: one item at a time"),
     ];
     for (key, value, want) in cases {
         let e = doc.set(key, value).unwrap_err().to_string();
         assert!(e.contains(want), "{key}: {e}");
     }
-    assert_eq!(doc.to_xml(), SettingsDoc::default().to_xml(), "a refused set changes nothing");
+    assert_eq!(
+        doc.to_xml(),
+        SettingsDoc::default().to_xml(),
+        "a refused set changes nothing"
+    );
 }

@@ -1,10 +1,11 @@
 //! Real files written by 4D read to the values they hold, and rewrite unchanged.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::Duration;
 
-use sauve_settings::{
-    Compression, Frequency, Level, MonthDay, Settings, SettingsDoc, TimeOfDay,
-};
+use sauve_settings::{Compression, Frequency, Level, MonthDay, Settings, SettingsDoc, TimeOfDay};
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = format!(
@@ -43,7 +44,11 @@ fn defaults_modern_reads_to_4d_new_project_values() {
     assert_eq!(s.general.destination_folder, "./Backup/");
     assert_eq!(
         s.general.includes_files,
-        ["./Data/data.4DIndx", "./Data/data.4DSyncData", "./Data/data.4DSyncHeader"]
+        [
+            "./Data/data.4DIndx",
+            "./Data/data.4DSyncData",
+            "./Data/data.4DSyncHeader"
+        ]
     );
     assert_eq!(s.scheduler.frequency, Frequency::Never);
     assert_eq!(s.scheduler.hourly.every, 12);
@@ -69,7 +74,10 @@ fn daily_modern_reads_its_schedule_destination_and_dated_delay() {
 
 #[test]
 fn modern_fixtures_rewrite_byte_identical() {
-    for name in ["defaults-modern.backup.4DSettings", "daily-modern.backup.4DSettings"] {
+    for name in [
+        "defaults-modern.backup.4DSettings",
+        "daily-modern.backup.4DSettings",
+    ] {
         let bytes = fixture(name);
         let doc = read(name);
         assert_eq!(doc.to_xml().as_bytes(), bytes.as_slice(), "{name}");
@@ -82,7 +90,11 @@ fn a_changed_value_is_written_in_4d_form_and_the_rest_kept() {
     let original = String::from_utf8(fixture(name)).unwrap();
     let mut doc = read(name);
     doc.set("Scheduler/Daily/Hour", "02:30:00").unwrap();
-    doc.set("Advanced/BackupFailure/TryToBackupAfter", "0000-00-00T00:00:03.600").unwrap();
+    doc.set(
+        "Advanced/BackupFailure/TryToBackupAfter",
+        "0000-00-00T00:00:03.600",
+    )
+    .unwrap();
     let xml = doc.to_xml();
     let expected = original
         .replacen(

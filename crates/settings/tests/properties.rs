@@ -1,6 +1,9 @@
 //! Property tests: any valid settings survive write then read; write, read,
 //! write is byte-identical; no mutation of a real file panics the reader.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::Duration;
 
 use proptest::prelude::*;

@@ -1,6 +1,9 @@
 //! The reader accepts what 4D and people actually write (SPEC section 3.2),
 //! and the writer keeps what it does not understand.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::Duration;
 
 use sauve_settings::{Compression, Frequency, SettingsDoc, TimeOfDay};
@@ -34,10 +37,16 @@ fn bom_and_every_line_ending_read_the_same_and_line_endings_are_kept() {
 #[test]
 fn booleans_tokens_and_times_are_read_in_any_case_form_and_spacing() {
     let text = defaults()
-        .replace("<AutomaticRestore>True<", "<AutomaticRestore>\n   tRUE  \n<")
+        .replace(
+            "<AutomaticRestore>True<",
+            "<AutomaticRestore>\n   tRUE  \n<",
+        )
         .replace("<CompressionRate>Fast<", "<CompressionRate> compact <")
         .replace("<Frequency>Never<", "<Frequency>wEEKLY<")
-        .replace("<TryToBackupAfter>00:01:00<", "<TryToBackupAfter>0000-00-00T00:00:00.561<")
+        .replace(
+            "<TryToBackupAfter>00:01:00<",
+            "<TryToBackupAfter>0000-00-00T00:00:00.561<",
+        )
         .replacen(
             "<StartingAt>0000-00-00T00:00:00.000<",
             "<StartingAt>02:30:00.5<",
@@ -52,7 +61,10 @@ fn booleans_tokens_and_times_are_read_in_any_case_form_and_spacing() {
         s.advanced.backup_failure.try_to_backup_after.as_duration(),
         Duration::from_millis(561)
     );
-    assert_eq!(s.scheduler.hourly.starting_at, TimeOfDay::new(2, 30, 0).unwrap());
+    assert_eq!(
+        s.scheduler.hourly.starting_at,
+        TimeOfDay::new(2, 30, 0).unwrap()
+    );
     // Unchanged values keep the text they were written with.
     assert_eq!(loaded.doc.to_xml(), text);
 }
@@ -146,7 +158,10 @@ fn day_29_to_31_is_kept_with_a_warning_and_other_oddities_warn_too() {
     let text = defaults()
         .replace("<Day>1</Day>", "<Day>31</Day>")
         .replace("<Redundancy>None<", "<Redundancy>High<")
-        .replace("<AutomaticLogIntegrationStrictness>strict<", "<AutomaticLogIntegrationStrictness>lenient<")
+        .replace(
+            "<AutomaticLogIntegrationStrictness>strict<",
+            "<AutomaticLogIntegrationStrictness>lenient<",
+        )
         .replace("<Frequency>Never<", "<Frequency>Weekly<")
         .replace("<Save>True</Save>", "<Save>False</Save>");
     let loaded = parse(&text);
