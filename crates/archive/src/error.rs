@@ -1,0 +1,140 @@
+//! Errors of the archive crate.
+//!
+//! Policy: every error names the file, entry or segment concerned and maps to
+//! one status code of SPEC section 8.2 ([`ArchiveError::status`]). IO errors
+//! while backing up are 1409 (or -34 when the disk is full) and may be
+//! retried; a damaged archive is 1411 (1413 for a `.4BL`) and never helped by
+//! a retry.
+
+use std::path::PathBuf;
+
+use sauve_status::Status;
+
+use crate::naming::SetKind;
+
+/// Why an archive could not be written, read, verified or restored.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ArchiveError {
+    /// Reading a source file, or writing an archive file, failed.
+    #[error("{action} \"{path}\": {source}")]
+    Io {
+        /// What was being done: "cannot read", "cannot write"…
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The system's error.
+        source: std::io::Error,
+    },
+    /// A source file changed size while it was being read.
+    #[error("\"{path}\" changed while it was being read ({expected} bytes expected, {found} read)")]
+    SourceChanged {
+        /// The file.
+        path: PathBuf,
+        /// Its size when the entry header was written.
+        expected: u64,
+        /// What could be read.
+        found: u64,
+    },
+    /// The included data file does not exist (1409; never an attachment).
+    #[error("data file \"{0}\" not found")]
+    DataFileMissing(PathBuf),
+    /// An attachment contains the app folder (4D refuses it).
+    #[error("attachment \"{attachment}\" contains the app folder \"{app}\" (accepted: files and folders outside the app folder or inside it)")]
+    AttachmentContainsApp {
+        /// The attachment as resolved.
+        attachment: PathBuf,
+        /// The app folder.
+        app: PathBuf,
+    },
+    /// A target archive file already exists; nothing is ever overwritten.
+    #[error("\"{0}\" already exists; archives are never overwritten")]
+    AlreadyExists(PathBuf),
+    /// The run was stopped (1406).
+    #[error("stopped by the user")]
+    Stopped,
+    /// The name does not look like an archive.
+    #[error("\"{path}\" is not an archive name (accepted: base[NNNN].4BK, base[NNNN-SSSS].4BK, base[NNNN].4BL or base[NNNN])")]
+    NotAnArchiveName {
+        /// The path as given.
+        path: PathBuf,
+    },
+    /// The archive, or one of its segments, is missing (1410, 1412).
+    #[error("{what}")]
+    Missing {
+        /// Backup or log.
+        kind: SetKind,
+        /// What is missing.
+        what: String,
+    },
+    /// The archive is damaged or not a sauve archive (1411, 1413).
+    #[error("{what}")]
+    Corrupt {
+        /// Backup or log.
+        kind: SetKind,
+        /// The first problem found, naming the entry or segment.
+        what: String,
+    },
+    /// Restore refused an entry that would write outside the destination (1411).
+    #[error("unsafe entry \"{path}\": {reason}; nothing was restored")]
+    Unsafe {
+        /// The entry's path as stored.
+        path: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// The restore destination is not empty and `--force` was not given.
+    #[error("destination \"{0}\" is not empty (use --force to replace same-path files and keep the others)")]
+    DestinationNotEmpty(PathBuf),
+}
+
+impl ArchiveError {
+    /// The status code this error ends a run with.
+    pub fn status(&self) -> Status {
+        match self {
+            ArchiveError::Io { source, .. } if is_disk_full(source) => Status::DiskFull,
+            ArchiveError::Io { .. }
+            | ArchiveError::SourceChanged { .. }
+            | ArchiveError::DataFileMissing(_)
+            | ArchiveError::AlreadyExists(_) => Status::BackupError,
+            ArchiveError::AttachmentContainsApp { .. } => Status::InvalidSettings,
+            ArchiveError::Stopped => Status::Stopped,
+            ArchiveError::NotAnArchiveName { .. } => Status::ArchiveMissing,
+            ArchiveError::Missing { kind: SetKind::Backup, .. } => Status::ArchiveMissing,
+            ArchiveError::Missing { kind: SetKind::Log, .. } => Status::LogArchiveMissing,
+            ArchiveError::Corrupt { kind: SetKind::Backup, .. }
+            | ArchiveError::Unsafe { .. }
+            | ArchiveError::DestinationNotEmpty(_) => Status::ArchiveCorrupt,
+            ArchiveError::Corrupt { kind: SetKind::Log, .. } => Status::LogArchiveCorrupt,
+        }
+    }
+
+    /// Whether trying again may help.
+    pub fn is_transient(&self) -> bool {
+        self.status().is_retried()
+    }
+
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> ArchiveError {
+        let path = path.into();
+        move |source| ArchiveError::Io {
+            action,
+            path,
+            source,
+        }
+    }
+
+    pub(crate) fn corrupt(kind: SetKind, what: impl Into<String>) -> ArchiveError {
+        ArchiveError::Corrupt {
+            kind,
+            what: what.into(),
+        }
+    }
+}
+
+/// ENOSPC or EDQUOT.
+pub(crate) fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}

@@ -1,0 +1,42 @@
+//! The `.4BK`/`.4BL` container (SPEC sections 6 and 13): what a backup holds,
+//! how it is written, verified, listed and restored.
+//!
+//! A set is a POSIX (pax) tar stream, plain or zstd-compressed, cut into
+//! segments when asked, whose last entry is `sauve-manifest.json` with every
+//! entry's size and blake3. `cat <segments> | zstd -d | tar -x` restores it
+//! without sauve.
+//!
+//! This crate is not the engine: it knows nothing of actors, locks, hooks,
+//! the journal or the history. It takes settings and an app layout, and
+//! reports progress through [`Progress`], which the engine and the CLI draw.
+//!
+//! Invariants:
+//! - a set appears under its final names only when complete and fsynced;
+//!   a failed or stopped write leaves no file behind, and nothing is ever
+//!   overwritten;
+//! - every source byte is read once, and memory is bounded whatever the file sizes;
+//! - a restore writes nothing outside its destination and moves nothing into
+//!   place until every entry matched the manifest;
+//! - no archive, however damaged or crafted, makes the reader panic.
+
+mod content;
+mod error;
+mod manifest;
+mod naming;
+mod reader;
+mod restore;
+mod verify;
+mod writer;
+
+pub use content::{Attachment, Content, Skipped, SourceEntry, resolve_content};
+pub use error::ArchiveError;
+pub use manifest::{
+    EntryKind, EntryType, FORMAT, MANIFEST_NAME, Manifest, ManifestEntry, ManifestHeader, VERSION,
+};
+pub use naming::{ArchiveName, SetFiles, SetKind, number_text};
+pub use restore::{RestoreOptions, RestoreReport, restore};
+pub use verify::{VerifyReport, list, verify, verify_set};
+pub use writer::{
+    ArchiveWriter, NoProgress, OpenPart, PartFile, PendingSet, Progress, SetSpec, open_real_file,
+    remove_stale_parts,
+};

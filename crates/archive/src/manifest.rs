@@ -1,0 +1,124 @@
+//! `sauve-manifest.json`, the last entry of every set (SPEC section 6.1).
+
+use serde::{Deserialize, Serialize};
+
+use crate::naming::SetKind;
+
+/// The manifest's entry name.
+pub const MANIFEST_NAME: &str = "sauve-manifest.json";
+/// The `format` value.
+pub const FORMAT: &str = "sauve-archive";
+/// The `version` value this crate writes and reads.
+pub const VERSION: u32 = 1;
+
+/// What an entry is, by where it came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EntryKind {
+    /// The data file.
+    Data,
+    /// `Data/Settings/…`.
+    DataSettings,
+    /// The log file.
+    Log,
+    /// `Project/…`.
+    Structure,
+    /// `Settings/…`.
+    StructureSettings,
+    /// A file or folder from `General/IncludesFiles`.
+    Attachment,
+}
+
+impl EntryKind {
+    /// Data-kind entries are restored by automatic restore and copied under the data lock.
+    pub fn is_data(self) -> bool {
+        matches!(self, EntryKind::Data | EntryKind::DataSettings | EntryKind::Log)
+    }
+}
+
+/// The type of an entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryType {
+    /// A regular file.
+    File,
+    /// A folder.
+    Dir,
+    /// A symbolic link, stored, never followed.
+    Symlink,
+}
+
+/// One entry as the manifest records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestEntry {
+    /// Where it came from.
+    pub kind: EntryKind,
+    /// The original absolute path.
+    pub source: String,
+    /// The path inside the archive.
+    pub path: String,
+    /// File, folder or symlink.
+    #[serde(rename = "type")]
+    pub entry_type: EntryType,
+    /// Content size in bytes (0 for folders and symlinks).
+    pub size: u64,
+    /// Permission bits.
+    pub mode: u32,
+    /// Modification time, nanoseconds since the Unix epoch.
+    pub mtime: i64,
+    /// Hex blake3 of the content (files only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blake3: Option<String>,
+    /// The link target (symlinks only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+/// What the caller knows about the run; the writer adds the entries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestHeader {
+    /// Backup or log.
+    pub kind: SetKind,
+    /// The number in the file name.
+    pub backup_number: u32,
+    /// The data file's stem.
+    pub base_name: String,
+    /// The structure file's absolute path (the history key), or "".
+    pub structure_path: String,
+    /// The data file's absolute path.
+    pub data_path: String,
+    /// manual, api, scheduled, remote or automatic.
+    pub trigger: String,
+    /// When the run started.
+    pub started_at: jiff::Timestamp,
+    /// A digest of the settings used.
+    pub settings_digest: String,
+    /// The data's last applied log sequence, when a log is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_log_sequence: Option<u64>,
+    /// Log backups: the first record's sequence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_sequence: Option<u64>,
+    /// Log backups: the last record's sequence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sequence: Option<u64>,
+}
+
+/// The manifest as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    /// Always `sauve-archive`.
+    pub format: String,
+    /// Always 1.
+    pub version: u32,
+    /// The run.
+    #[serde(flatten)]
+    pub header: ManifestHeader,
+    /// When the archive was finished.
+    pub ended_at: jiff::Timestamp,
+    /// Every entry, in stream order.
+    pub entries: Vec<ManifestEntry>,
+}

@@ -1,0 +1,329 @@
+//! Reading a set back: segments chained in order, zstd detected by its magic,
+//! tar entries handed to a visitor, the manifest checked to be last, the end
+//! of the archive checked to be present.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use crate::error::ArchiveError;
+use crate::manifest::{EntryType, FORMAT, MANIFEST_NAME, Manifest, VERSION};
+use crate::naming::{SetFiles, SetKind};
+
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+/// A manifest larger than this is not one sauve wrote.
+const MANIFEST_LIMIT: u64 = 1 << 30;
+
+/// An entry as read from the stream.
+#[derive(Clone, Debug)]
+pub(crate) struct ReadEntry {
+    pub(crate) path: String,
+    pub(crate) entry_type: EntryType,
+    pub(crate) size: u64,
+    pub(crate) target: Option<String>,
+}
+
+/// What the stream showed of an entry, to compare with the manifest.
+#[derive(Clone, Debug)]
+pub(crate) struct Seen {
+    pub(crate) path: String,
+    pub(crate) entry_type: EntryType,
+    pub(crate) size: u64,
+    pub(crate) blake3: Option<String>,
+    pub(crate) target: Option<String>,
+}
+
+/// Why a visitor stopped.
+#[derive(Debug)]
+pub(crate) enum VisitError {
+    /// Reading the entry's content from the archive failed: a damaged stream.
+    Stream(io::Error),
+    /// Anything else.
+    Other(ArchiveError),
+}
+
+impl From<ArchiveError> for VisitError {
+    fn from(e: ArchiveError) -> VisitError {
+        VisitError::Other(e)
+    }
+}
+
+/// The segments of a set as one stream, remembering which one is being read.
+struct Chain {
+    files: Vec<PathBuf>,
+    next: usize,
+    current: Option<File>,
+    at: Rc<Cell<usize>>,
+}
+
+impl Read for Chain {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if let Some(f) = self.current.as_mut() {
+                let n = f.read(buf)?;
+                if n > 0 || buf.is_empty() {
+                    return Ok(n);
+                }
+                self.current = None;
+            }
+            let Some(path) = self.files.get(self.next) else {
+                return Ok(0);
+            };
+            let file = File::open(path).map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot open segment {}: {e}", path.display()))
+            })?;
+            self.at.set(self.next);
+            self.next += 1;
+            self.current = Some(file);
+        }
+    }
+}
+
+/// Reads a whole set: every entry goes to `visit` with its content, which the
+/// visitor may read or leave (it is skipped). Returns the manifest, after
+/// checking that it is last and that the archive's end is intact.
+pub(crate) fn scan(
+    set: &SetFiles,
+    mut visit: impl FnMut(&ReadEntry, &mut dyn Read) -> Result<(), VisitError>,
+) -> Result<Manifest, ArchiveError> {
+    let kind = set.name.kind;
+    let at = Rc::new(Cell::new(0));
+    for f in &set.files {
+        if !f.is_file() {
+            return Err(ArchiveError::Missing {
+                kind,
+                what: format!("{} not found", f.display()),
+            });
+        }
+    }
+    let chain = Chain {
+        files: set.files.clone(),
+        next: 0,
+        current: None,
+        at: at.clone(),
+    };
+    let segment = |at: &Rc<Cell<usize>>| -> String {
+        set.files
+            .get(at.get())
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let mut buffered = BufReader::with_capacity(1 << 20, chain);
+    let head = buffered
+        .fill_buf()
+        .map_err(|e| ArchiveError::corrupt(kind, format!("cannot read {}: {e}", segment(&at))))?;
+    let stream: Box<dyn Read> = if head.starts_with(&ZSTD_MAGIC) {
+        let mut d = zstd::stream::read::Decoder::with_buffer(buffered).map_err(|e| {
+            ArchiveError::corrupt(kind, format!("cannot start decompressing {}: {e}", segment(&at)))
+        })?;
+        // SPEC 6.1 caps the window at 2^27 so that `zstd -d` needs no flags.
+        d.window_log_max(27).map_err(|e| ArchiveError::corrupt(kind, e.to_string()))?;
+        Box::new(d)
+    } else if head.len() >= 512 && tar_checksum_ok(&head[..512]) {
+        Box::new(buffered)
+    } else {
+        return Err(ArchiveError::corrupt(
+            kind,
+            format!(
+                "{} is not a sauve archive (accepted: a tar stream, plain or zstd-compressed, as sauve writes it)",
+                set.files.first().map(|p| p.display().to_string()).unwrap_or_default()
+            ),
+        ));
+    };
+    let mut archive = tar::Archive::new(stream);
+    let mut last = String::from("the start");
+    let mut manifest: Option<Manifest> = None;
+    let damaged = |last: &str, e: io::Error, at: &Rc<Cell<usize>>| {
+        ArchiveError::corrupt(
+            kind,
+            format!("damaged archive after {last}, in segment {}: {e}", segment(at)),
+        )
+    };
+    {
+        let entries = archive.entries().map_err(|e| damaged(&last, e, &at))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| damaged(&last, e, &at))?;
+            if manifest.is_some() {
+                return Err(ArchiveError::corrupt(
+                    kind,
+                    format!("an entry follows the manifest, in segment {}", segment(&at)),
+                ));
+            }
+            let path_bytes = entry.path_bytes().into_owned();
+            let Ok(path) = String::from_utf8(path_bytes) else {
+                return Err(ArchiveError::corrupt(
+                    kind,
+                    format!("an entry after {last} has a name that is not UTF-8"),
+                ));
+            };
+            let header = entry.header();
+            let entry_type = match header.entry_type() {
+                tar::EntryType::Regular | tar::EntryType::Continuous => EntryType::File,
+                tar::EntryType::Directory => EntryType::Dir,
+                tar::EntryType::Symlink => EntryType::Symlink,
+                other => {
+                    return Err(ArchiveError::Unsafe {
+                        path,
+                        reason: format!(
+                            "entry type {other:?} is not accepted (accepted: files, folders and symlinks)"
+                        ),
+                    });
+                }
+            };
+            let size = entry.size();
+            let target = match entry.link_name_bytes() {
+                Some(t) if entry_type == EntryType::Symlink => Some(
+                    String::from_utf8(t.into_owned()).map_err(|_| {
+                        ArchiveError::corrupt(kind, format!("the link target of {path} is not UTF-8"))
+                    })?,
+                ),
+                _ => None,
+            };
+            let path = match entry_type {
+                EntryType::Dir => path.trim_end_matches('/').to_owned(),
+                _ => path,
+            };
+            if path == MANIFEST_NAME && entry_type == EntryType::File {
+                if size > MANIFEST_LIMIT {
+                    return Err(ArchiveError::corrupt(kind, format!("the manifest is {size} bytes, too large")));
+                }
+                let mut json = Vec::with_capacity(size as usize);
+                entry
+                    .read_to_end(&mut json)
+                    .map_err(|e| damaged("the manifest's header", e, &at))?;
+                let m: Manifest = serde_json::from_slice(&json).map_err(|e| {
+                    ArchiveError::corrupt(kind, format!("the manifest is not valid: {e}"))
+                })?;
+                if m.format != FORMAT || m.version != VERSION {
+                    return Err(ArchiveError::corrupt(
+                        kind,
+                        format!(
+                            "manifest format {} version {} (accepted: {FORMAT} version {VERSION})",
+                            m.format, m.version
+                        ),
+                    ));
+                }
+                manifest = Some(m);
+                continue;
+            }
+            let read = ReadEntry {
+                path,
+                entry_type,
+                size,
+                target,
+            };
+            visit(&read, &mut entry).map_err(|e| match e {
+                VisitError::Stream(e) => damaged(&format!("the header of entry {}", read.path), e, &at),
+                VisitError::Other(e) => e,
+            })?;
+            last = format!("entry {}", read.path);
+        }
+    }
+    let Some(manifest) = manifest else {
+        return Err(ArchiveError::corrupt(
+            kind,
+            format!(
+                "the manifest is missing: the archive ends after {last} in segment {} (a truncated or missing last segment?)",
+                segment(&at)
+            ),
+        ));
+    };
+    // The end-of-archive marker: the tar reader consumed one zero block; at
+    // least one more, and only zeros, must follow.
+    let mut rest = archive.into_inner();
+    let mut tail = Vec::new();
+    rest.read_to_end(&mut tail)
+        .map_err(|e| damaged("the manifest", e, &at))?;
+    if tail.len() < 512 || tail.iter().any(|&b| b != 0) {
+        return Err(ArchiveError::corrupt(
+            kind,
+            format!("the end of the archive is damaged or missing, in segment {}", segment(&at)),
+        ));
+    }
+    Ok(manifest)
+}
+
+fn tar_checksum_ok(block: &[u8]) -> bool {
+    if block.iter().all(|&b| b == 0) {
+        return false;
+    }
+    let stored = std::str::from_utf8(&block[148..156])
+        .ok()
+        .map(|s| s.trim_matches(|c: char| c == '\0' || c == ' '))
+        .and_then(|s| u32::from_str_radix(s, 8).ok());
+    let sum: u32 = block
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| if (148..156).contains(&i) { u32::from(b' ') } else { u32::from(b) })
+        .sum();
+    stored == Some(sum)
+}
+
+/// Reads an entry's content through blake3, copying it to `sink` if given;
+/// a read error is a damaged stream, a write error names `sink_path`.
+pub(crate) fn hash_content(
+    content: &mut dyn Read,
+    sink: Option<(&mut dyn io::Write, &std::path::Path)>,
+) -> Result<(String, u64), VisitError> {
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    let mut sink = sink;
+    loop {
+        let n = match content.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(VisitError::Stream(e)),
+        };
+        hasher.update(&buf[..n]);
+        if let Some((s, path)) = sink.as_mut() {
+            s.write_all(&buf[..n])
+                .map_err(ArchiveError::io("cannot write", *path))?;
+        }
+        total += n as u64;
+    }
+    Ok((hasher.finalize().to_hex().to_string(), total))
+}
+
+/// Compares what the stream held with the manifest: same entries, sizes,
+/// types, checksums and targets, nothing more, nothing less. Reports the
+/// first difference in stream order.
+pub(crate) fn check_against_manifest(
+    kind: SetKind,
+    manifest: &Manifest,
+    seen: &[Seen],
+) -> Result<(), ArchiveError> {
+    let listed: HashMap<&str, &crate::manifest::ManifestEntry> =
+        manifest.entries.iter().map(|e| (e.path.as_str(), e)).collect();
+    let bad = |what: String| Err(ArchiveError::corrupt(kind, what));
+    let mut found = std::collections::HashSet::new();
+    for s in seen {
+        let Some(m) = listed.get(s.path.as_str()) else {
+            return bad(format!("entry {} is not in the manifest", s.path));
+        };
+        if !found.insert(s.path.as_str()) {
+            return bad(format!("entry {} appears twice", s.path));
+        }
+        if m.entry_type != s.entry_type {
+            return bad(format!("entry {}: type {:?} in the archive, {:?} in the manifest", s.path, s.entry_type, m.entry_type));
+        }
+        if m.size != s.size {
+            return bad(format!("entry {}: {} bytes in the archive, {} in the manifest", s.path, s.size, m.size));
+        }
+        if m.blake3 != s.blake3 {
+            return bad(format!("entry {}: content does not match its checksum", s.path));
+        }
+        if m.target != s.target {
+            return bad(format!("entry {}: link target differs from the manifest", s.path));
+        }
+    }
+    if let Some(m) = manifest.entries.iter().find(|m| !found.contains(m.path.as_str())) {
+        return bad(format!("entry {} listed in the manifest is missing", m.path));
+    }
+    Ok(())
+}

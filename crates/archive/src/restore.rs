@@ -1,0 +1,306 @@
+//! `sauve restore` (SPEC section 13.1): extract into a staging folder inside
+//! the destination, hashing while writing; move files into place only once
+//! every entry matched the manifest. Nothing is written outside the
+//! destination: unsafe names, hard links, devices and paths through symlinks
+//! are refused, and symlinks are created last.
+
+use std::fs::{File, Permissions};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::error::ArchiveError;
+use crate::manifest::{EntryType, Manifest, ManifestEntry};
+use crate::naming::SetFiles;
+use crate::reader::{Seen, VisitError, check_against_manifest, hash_content, scan};
+use crate::writer::Progress;
+
+/// How to restore.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RestoreOptions {
+    /// The destination; by default a folder next to the archive named after it.
+    pub to: Option<PathBuf>,
+    /// Restore into a non-empty destination, replacing same-path files.
+    pub force: bool,
+}
+
+/// A completed restore.
+#[derive(Clone, Debug)]
+pub struct RestoreReport {
+    /// The set restored.
+    pub set: SetFiles,
+    /// Where it went.
+    pub destination: PathBuf,
+    /// The set's manifest.
+    pub manifest: Manifest,
+    /// Files restored.
+    pub files: usize,
+    /// Bytes of file content restored.
+    pub bytes: u64,
+}
+
+/// Restores the set that `path` names.
+pub fn restore(
+    path: &Path,
+    options: &RestoreOptions,
+    progress: &mut dyn Progress,
+) -> Result<RestoreReport, ArchiveError> {
+    let set = SetFiles::locate(path)?;
+    let destination = match &options.to {
+        Some(d) => d.clone(),
+        None => set.default_restore_dir(),
+    };
+    let destination = std::path::absolute(&destination)
+        .map_err(ArchiveError::io("cannot resolve", &destination))?;
+    prepare_destination(&destination, options.force)?;
+    let staging = Staging::create(&destination)?;
+    let mut seen: Vec<Seen> = Vec::new();
+    let mut symlinks: Vec<String> = Vec::new();
+    let mut bytes = 0u64;
+    let manifest = scan(&set, |entry, content| {
+        if progress.is_stopped() {
+            return Err(ArchiveError::Stopped.into());
+        }
+        let parts = safe_components(&entry.path).map_err(|reason| ArchiveError::Unsafe {
+            path: entry.path.clone(),
+            reason,
+        })?;
+        if let Some(link) = through_symlink(&entry.path, &symlinks) {
+            return Err(unsafe_entry(&entry.path, format!("it goes through the symlink {link}")).into());
+        }
+        let staged = staging.path.join(parts.iter().collect::<PathBuf>());
+        let blake3 = match entry.entry_type {
+            EntryType::File => {
+                if let Some(parent) = staged.parent() {
+                    std::fs::create_dir_all(parent).map_err(ArchiveError::io("cannot create", parent))?;
+                }
+                let mut file = File::create_new(&staged).map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::AlreadyExists {
+                        ArchiveError::corrupt(set.name.kind, format!("entry {} appears twice", entry.path))
+                    } else {
+                        ArchiveError::io("cannot create", &staged)(e)
+                    }
+                })?;
+                let (hash, n) = hash_content(content, Some((&mut file, &staged)))?;
+                bytes += n;
+                progress.advance(n);
+                Some(hash)
+            }
+            EntryType::Dir => {
+                std::fs::create_dir_all(&staged).map_err(ArchiveError::io("cannot create", &staged))?;
+                None
+            }
+            EntryType::Symlink => {
+                let prefix = format!("{}/", entry.path);
+                if let Some(s) = seen.iter().find(|s| s.path.starts_with(&prefix)) {
+                    return Err(unsafe_entry(&s.path, format!("it goes through the symlink {}", entry.path)).into());
+                }
+                symlinks.push(entry.path.clone());
+                None
+            }
+        };
+        seen.push(Seen {
+            path: entry.path.clone(),
+            entry_type: entry.entry_type,
+            size: entry.size,
+            blake3,
+            target: entry.target.clone(),
+        });
+        Ok::<(), VisitError>(())
+    })?;
+    check_against_manifest(set.name.kind, &manifest, &seen)?;
+    let files = place(&manifest, &staging.path, &destination)?;
+    drop(staging);
+    Ok(RestoreReport {
+        set,
+        destination,
+        manifest,
+        files,
+        bytes,
+    })
+}
+
+fn unsafe_entry(path: &str, reason: String) -> ArchiveError {
+    ArchiveError::Unsafe {
+        path: path.to_owned(),
+        reason,
+    }
+}
+
+/// The destination must be an empty folder, or any folder with `force`.
+fn prepare_destination(destination: &Path, force: bool) -> Result<(), ArchiveError> {
+    match std::fs::read_dir(destination) {
+        Ok(mut entries) => {
+            if !force && entries.next().is_some() {
+                return Err(ArchiveError::DestinationNotEmpty(destination.to_owned()));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(destination)
+            .map_err(ArchiveError::io("cannot create", destination)),
+        Err(e) => Err(ArchiveError::io("cannot open", destination)(e)),
+    }
+}
+
+/// The staging folder, removed with everything in it when dropped.
+struct Staging {
+    path: PathBuf,
+}
+
+impl Staging {
+    fn create(destination: &Path) -> Result<Staging, ArchiveError> {
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let path = destination.join(format!(".sauve-restore-{}-{nanos}", std::process::id()));
+        std::fs::create_dir(&path).map_err(ArchiveError::io("cannot create", &path))?;
+        Ok(Staging { path })
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// The components of a stored path, or why it is refused (SPEC 13.1).
+pub(crate) fn safe_components(path: &str) -> Result<Vec<&str>, String> {
+    if path.is_empty() {
+        return Err("empty name".to_owned());
+    }
+    if path.contains('\0') {
+        return Err("the name contains NUL".to_owned());
+    }
+    if path.contains('\\') {
+        return Err("the name contains a backslash".to_owned());
+    }
+    if path.starts_with('/') {
+        return Err("absolute path".to_owned());
+    }
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    if let Some(first) = parts.first() {
+        let b = first.as_bytes();
+        if b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':' {
+            return Err("drive prefix".to_owned());
+        }
+    }
+    if parts.contains(&"..") {
+        return Err("the path goes up with ..".to_owned());
+    }
+    if parts.is_empty() {
+        return Err("empty name".to_owned());
+    }
+    Ok(parts)
+}
+
+/// The stored symlink that `path` would go through, if any.
+fn through_symlink<'a>(path: &str, symlinks: &'a [String]) -> Option<&'a str> {
+    symlinks
+        .iter()
+        .find(|s| path.len() > s.len() && path.starts_with(s.as_str()) && path.as_bytes()[s.len()] == b'/')
+        .map(String::as_str)
+}
+
+/// Refuses a pre-existing symlink anywhere between `destination` and `target`.
+fn check_no_symlink(destination: &Path, parts: &[&str]) -> Result<(), ArchiveError> {
+    let mut at = destination.to_path_buf();
+    for p in parts {
+        at.push(p);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(unsafe_entry(
+                    &parts.join("/"),
+                    format!("\"{}\" is a symlink in the destination", at.display()),
+                ));
+            }
+            Ok(_) => {}
+            Err(_) => return Ok(()),
+        }
+    }
+    Ok(())
+}
+
+fn mtime_of(e: &ManifestEntry) -> SystemTime {
+    if e.mtime >= 0 {
+        SystemTime::UNIX_EPOCH + Duration::from_nanos(e.mtime as u64)
+    } else {
+        SystemTime::UNIX_EPOCH - Duration::from_nanos(e.mtime.unsigned_abs())
+    }
+}
+
+/// Moves the verified staging tree into place: folders, then files, then
+/// symlinks, then folder modes and times (deepest first). Returns the number
+/// of files placed.
+fn place(manifest: &Manifest, staging: &Path, destination: &Path) -> Result<usize, ArchiveError> {
+    let mut files = 0;
+    let mut dirs: Vec<(&ManifestEntry, PathBuf)> = Vec::new();
+    let mut links: Vec<(&ManifestEntry, PathBuf)> = Vec::new();
+    for e in &manifest.entries {
+        let parts = safe_components(&e.path).map_err(|reason| unsafe_entry(&e.path, reason))?;
+        check_no_symlink(destination, &parts)?;
+        let rel: PathBuf = parts.iter().collect();
+        let target = destination.join(&rel);
+        match e.entry_type {
+            EntryType::Dir => {
+                std::fs::create_dir_all(&target).map_err(ArchiveError::io("cannot create", &target))?;
+                dirs.push((e, target));
+            }
+            EntryType::File => {
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent).map_err(ArchiveError::io("cannot create", parent))?;
+                }
+                let staged = staging.join(&rel);
+                std::fs::rename(&staged, &target).map_err(ArchiveError::io("cannot move into place", &target))?;
+                let f = File::open(&target).map_err(ArchiveError::io("cannot open", &target))?;
+                f.set_modified(mtime_of(e)).map_err(ArchiveError::io("cannot set the time of", &target))?;
+                std::fs::set_permissions(&target, Permissions::from_mode(e.mode & 0o777))
+                    .map_err(ArchiveError::io("cannot set the mode of", &target))?;
+                files += 1;
+            }
+            EntryType::Symlink => links.push((e, target)),
+        }
+    }
+    for (e, target) in links {
+        if let Ok(m) = std::fs::symlink_metadata(&target) {
+            if m.is_dir() {
+                return Err(ArchiveError::io("cannot replace folder with a symlink", &target)(
+                    std::io::Error::from(std::io::ErrorKind::IsADirectory),
+                ));
+            }
+            std::fs::remove_file(&target).map_err(ArchiveError::io("cannot replace", &target))?;
+        }
+        let link_target = e.target.clone().unwrap_or_default();
+        std::os::unix::fs::symlink(&link_target, &target).map_err(ArchiveError::io("cannot create symlink", &target))?;
+    }
+    dirs.sort_by_key(|(_, p)| std::cmp::Reverse(p.components().count()));
+    for (e, target) in dirs {
+        std::fs::set_permissions(&target, Permissions::from_mode(e.mode & 0o777))
+            .map_err(ArchiveError::io("cannot set the mode of", &target))?;
+        if let Ok(f) = File::open(&target) {
+            let _ = f.set_modified(mtime_of(e));
+        }
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsafe_names_are_refused() {
+        for bad in ["/etc/passwd", "../x", "a/../../x", "C:/x", "a\\b", "a\0b", "", "./"] {
+            assert!(safe_components(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(safe_components("Data/./x.4DD").unwrap(), ["Data", "x.4DD"]);
+    }
+
+    #[test]
+    fn paths_through_stored_symlinks_are_detected() {
+        let links = vec!["Attachments/l".to_owned()];
+        assert_eq!(through_symlink("Attachments/l/x", &links), Some("Attachments/l"));
+        assert_eq!(through_symlink("Attachments/lx", &links), None);
+        assert_eq!(through_symlink("Attachments/l", &links), None);
+    }
+}

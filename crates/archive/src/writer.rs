@@ -1,0 +1,717 @@
+//! The streaming writer: entries → pax tar → zstd (per CompressionRate) →
+//! segments, each a `.part` file until the whole set is committed.
+//!
+//! Every source file is read once: its blake3 is computed from the same
+//! buffer that goes into the stream. Memory is one copy buffer plus zstd's
+//! own state, whatever the file sizes.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use sauve_settings::Compression;
+
+use crate::content::SourceEntry;
+use crate::error::{ArchiveError, is_disk_full};
+use crate::manifest::{
+    EntryType, FORMAT, MANIFEST_NAME, Manifest, ManifestEntry, ManifestHeader, VERSION,
+};
+use crate::naming::{ArchiveName, SetKind};
+
+/// The copy buffer, and the granularity of progress and stop checks.
+const CHUNK: usize = 1 << 20;
+/// The tar block.
+const BLOCK: usize = 512;
+
+/// Where a set goes and how it is encoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetSpec {
+    /// The destination folder (must exist).
+    pub destination: PathBuf,
+    /// The base name (the data file's stem).
+    pub base: String,
+    /// The number in the file name.
+    pub number: u32,
+    /// `.4BK` or `.4BL`.
+    pub kind: SetKind,
+    /// None, Fast or Compact (SPEC section 6.1).
+    pub compression: Compression,
+    /// `FileSegmentation/DefaultSize` in MiB; 0 for one file.
+    pub segment_mib: u32,
+    /// zstd worker threads; 0 uses every core.
+    pub threads: u32,
+}
+
+impl SetSpec {
+    fn name(&self, segment: Option<u32>, part: bool) -> ArchiveName {
+        ArchiveName {
+            base: self.base.clone(),
+            number: self.number,
+            segment,
+            kind: self.kind,
+            part,
+        }
+    }
+
+    /// The first file of the set, once committed.
+    pub fn first_file(&self) -> PathBuf {
+        let segment = (self.segment_mib > 0).then_some(1);
+        self.destination.join(self.name(segment, false).to_string())
+    }
+}
+
+/// Told about progress; asked whether to stop. Checked at least every MiB.
+pub trait Progress {
+    /// `bytes` more of file content were stored.
+    fn advance(&mut self, bytes: u64) {
+        let _ = bytes;
+    }
+    /// Stop as soon as possible (SPEC section 8.1).
+    fn is_stopped(&self) -> bool {
+        false
+    }
+}
+
+/// A [`Progress`] that never stops.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
+
+/// An archive file being written.
+pub trait PartFile: Write + Send {
+    /// Makes everything written durable (fsync).
+    fn sync(&mut self) -> io::Result<()>;
+}
+
+impl PartFile for File {
+    fn sync(&mut self) -> io::Result<()> {
+        self.sync_all()
+    }
+}
+
+/// Creates archive files. The default creates real files and never replaces
+/// one; tests inject writers with a byte quota to simulate a full disk.
+pub type OpenPart = Box<dyn FnMut(&Path) -> io::Result<Box<dyn PartFile>> + Send>;
+
+/// The default [`OpenPart`]: `File::create_new`.
+pub fn open_real_file() -> OpenPart {
+    Box::new(|path: &Path| {
+        let f = File::create_new(path)?;
+        Ok(Box::new(f) as Box<dyn PartFile>)
+    })
+}
+
+/// Removes `.part` files of `base` left in `destination` by a crashed run;
+/// returns what it removed.
+pub fn remove_stale_parts(destination: &Path, base: &str) -> Result<Vec<PathBuf>, ArchiveError> {
+    let mut removed = Vec::new();
+    let entries = match std::fs::read_dir(destination) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(removed),
+        Err(e) => return Err(ArchiveError::io("cannot list", destination)(e)),
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(a) = ArchiveName::parse(&name)
+            && a.part
+            && a.base == base
+        {
+            let path = entry.path();
+            std::fs::remove_file(&path).map_err(ArchiveError::io("cannot remove", &path))?;
+            removed.push(path);
+        }
+    }
+    removed.sort();
+    Ok(removed)
+}
+
+/// Cuts the stream into segment files.
+struct SegmentWriter {
+    spec: SetSpec,
+    open: OpenPart,
+    limit: Option<u64>,
+    current: Option<Box<dyn PartFile>>,
+    in_current: u64,
+    /// (part path, final path) of every file created, in order.
+    files: Vec<(PathBuf, PathBuf)>,
+    /// Set when the writer is dropped unfinished: later writes (a buffer
+    /// flushed on drop) must not create files again.
+    abandoned: bool,
+}
+
+impl SegmentWriter {
+    fn rotate(&mut self) -> io::Result<()> {
+        if let Some(mut f) = self.current.take() {
+            f.flush()?;
+            f.sync()?;
+        }
+        let segment = self.limit.map(|_| self.files.len() as u32 + 1);
+        let part = self
+            .spec
+            .destination
+            .join(self.spec.name(segment, true).to_string());
+        let fin = self
+            .spec
+            .destination
+            .join(self.spec.name(segment, false).to_string());
+        if fin.exists() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} already exists", fin.display()),
+            ));
+        }
+        let file = (self.open)(&part)?;
+        self.files.push((part, fin));
+        self.current = Some(file);
+        self.in_current = 0;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        if self.current.is_none() {
+            self.rotate()?;
+        }
+        if let Some(mut f) = self.current.take() {
+            f.flush()?;
+            f.sync()?;
+        }
+        Ok(())
+    }
+
+    fn remove_files(&mut self) {
+        self.abandoned = true;
+        self.current = None;
+        for (part, _) in self.files.drain(..) {
+            let _ = std::fs::remove_file(part);
+        }
+    }
+}
+
+impl Write for SegmentWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.abandoned {
+            return Err(io::Error::other("archive abandoned"));
+        }
+        let full = self.limit.is_some_and(|l| self.in_current >= l);
+        if self.current.is_none() || full {
+            self.rotate()?;
+        }
+        let room = self
+            .limit
+            .map_or(buf.len() as u64, |l| l - self.in_current)
+            .min(buf.len() as u64) as usize;
+        let Some(f) = self.current.as_mut() else {
+            return Err(io::Error::other("no segment open"));
+        };
+        let n = f.write(&buf[..room])?;
+        self.in_current += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self.current.as_mut() {
+            Some(f) => f.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+enum Stream {
+    Plain(BufWriter<SegmentWriter>),
+    Zstd(zstd::stream::write::Encoder<'static, BufWriter<SegmentWriter>>),
+    /// After finish, or after a failure.
+    Done,
+}
+
+impl Stream {
+    fn out(&mut self) -> io::Result<&mut dyn Write> {
+        match self {
+            Stream::Plain(w) => Ok(w),
+            Stream::Zstd(w) => Ok(w),
+            Stream::Done => Err(io::Error::other("archive already finished")),
+        }
+    }
+
+    fn finish(&mut self) -> io::Result<SegmentWriter> {
+        let inner = match std::mem::replace(self, Stream::Done) {
+            Stream::Plain(w) => w,
+            Stream::Zstd(w) => w.finish()?,
+            Stream::Done => return Err(io::Error::other("archive already finished")),
+        };
+        let mut segments = inner.into_inner().map_err(|e| e.into_error())?;
+        segments.finish()?;
+        Ok(segments)
+    }
+
+    /// The segment writer, to clean up after a failure.
+    fn segments_mut(&mut self) -> Option<&mut SegmentWriter> {
+        match self {
+            Stream::Plain(w) => Some(w.get_mut()),
+            Stream::Zstd(w) => Some(w.get_mut().get_mut()),
+            Stream::Done => None,
+        }
+    }
+}
+
+/// Writes one set. Dropped before [`ArchiveWriter::finish`], it removes
+/// every file it created.
+pub struct ArchiveWriter {
+    spec: SetSpec,
+    first_file: PathBuf,
+    header: ManifestHeader,
+    stream: Stream,
+    entries: Vec<ManifestEntry>,
+    buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for ArchiveWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArchiveWriter")
+            .field("spec", &self.spec)
+            .field("entries", &self.entries.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ArchiveWriter {
+    /// Starts a set with real files.
+    pub fn create(spec: SetSpec, header: ManifestHeader) -> Result<ArchiveWriter, ArchiveError> {
+        ArchiveWriter::create_with(spec, header, open_real_file())
+    }
+
+    /// Starts a set, creating its files with `open`.
+    pub fn create_with(
+        spec: SetSpec,
+        header: ManifestHeader,
+        open: OpenPart,
+    ) -> Result<ArchiveWriter, ArchiveError> {
+        let first = spec.first_file();
+        if first.exists() {
+            return Err(ArchiveError::AlreadyExists(first));
+        }
+        let segments = SegmentWriter {
+            limit: (spec.segment_mib > 0).then(|| u64::from(spec.segment_mib) << 20),
+            spec: spec.clone(),
+            open,
+            current: None,
+            in_current: 0,
+            files: Vec::new(),
+            abandoned: false,
+        };
+        let sink = BufWriter::with_capacity(CHUNK, segments);
+        let stream = match spec.compression {
+            Compression::None => Stream::Plain(sink),
+            level => {
+                let write_err = ArchiveError::io("cannot write", &first);
+                let mut enc = match zstd::stream::write::Encoder::new(sink, zstd_level(level)) {
+                    Ok(e) => e,
+                    Err(e) => return Err(write_err(e)),
+                };
+                let threads = if spec.threads == 0 {
+                    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+                } else {
+                    spec.threads
+                };
+                let setup = (|| {
+                    enc.include_checksum(true)?;
+                    if level == Compression::Compact {
+                        // Level 19's own tables for large inputs take about 90 MiB;
+                        // a 2^22 chain table keeps a worker near 40 MiB, and one
+                        // worker keeps Compact under 100 MiB. A window of 2^23 lets
+                        // `zstd -d` decode it without flags (SPEC 6.1: ≤ 2^27).
+                        enc.window_log(23)?;
+                        enc.set_parameter(zstd::zstd_safe::CParameter::ChainLog(22))?;
+                        enc.multithread(1)?;
+                    } else {
+                        enc.multithread(threads)?;
+                    }
+                    io::Result::Ok(())
+                })();
+                if let Err(e) = setup {
+                    return Err(ArchiveError::io("cannot set up compression for", &first)(e));
+                }
+                Stream::Zstd(enc)
+            }
+        };
+        Ok(ArchiveWriter {
+            first_file: first,
+            spec,
+            header,
+            stream,
+            entries: Vec::new(),
+            buf: vec![0; CHUNK],
+        })
+    }
+
+    /// The set being written.
+    pub fn spec(&self) -> &SetSpec {
+        &self.spec
+    }
+
+    fn write_err(&self, e: io::Error) -> ArchiveError {
+        write_error(&self.first_file, e)
+    }
+
+    /// Stores one entry, reading a file's content once and hashing it on the way.
+    pub fn append(
+        &mut self,
+        entry: &SourceEntry,
+        progress: &mut dyn Progress,
+    ) -> Result<(), ArchiveError> {
+        if progress.is_stopped() {
+            return Err(ArchiveError::Stopped);
+        }
+        let target = entry
+            .target
+            .as_ref()
+            .map(|t| t.to_string_lossy().into_owned());
+        let mut file = match entry.entry_type {
+            EntryType::File => Some(
+                File::open(&entry.source)
+                    .map_err(ArchiveError::io("cannot read", &entry.source))?,
+            ),
+            _ => None,
+        };
+        let name = match entry.entry_type {
+            EntryType::Dir => format!("{}/", entry.path),
+            _ => entry.path.clone(),
+        };
+        let header = ustar_header(&name, entry, target.as_deref());
+        self.write_header(header).map_err(|e| self.write_err(e))?;
+        let blake3 = match file.as_mut() {
+            Some(f) => Some(self.copy(f, entry, progress)?),
+            None => None,
+        };
+        self.entries.push(ManifestEntry {
+            kind: entry.kind,
+            source: entry.source.to_string_lossy().into_owned(),
+            path: entry.path.clone(),
+            entry_type: entry.entry_type,
+            size: if entry.entry_type == EntryType::File {
+                entry.size
+            } else {
+                0
+            },
+            mode: entry.mode,
+            mtime: entry.mtime,
+            blake3,
+            target,
+        });
+        Ok(())
+    }
+
+    /// Writes a header, preceded by a pax extended header when the path,
+    /// the link target or the size do not fit ustar.
+    fn write_header(&mut self, (header, pax): (tar::Header, Vec<(&'static str, String)>)) -> io::Result<()> {
+        let out = self.stream.out()?;
+        if !pax.is_empty() {
+            let records = pax_records(&pax);
+            let mut x = tar::Header::new_ustar();
+            x.set_entry_type(tar::EntryType::XHeader);
+            x.set_path("PaxHeader")?;
+            x.set_mode(0o644);
+            x.set_size(records.len() as u64);
+            x.set_cksum();
+            out.write_all(x.as_bytes())?;
+            out.write_all(&records)?;
+            pad(out, records.len() as u64)?;
+        }
+        out.write_all(header.as_bytes())
+    }
+
+    fn copy(
+        &mut self,
+        file: &mut File,
+        entry: &SourceEntry,
+        progress: &mut dyn Progress,
+    ) -> Result<String, ArchiveError> {
+        let mut hasher = blake3::Hasher::new();
+        let mut left = entry.size;
+        let read_err = ArchiveError::io("cannot read", &entry.source);
+        while left > 0 {
+            if progress.is_stopped() {
+                return Err(ArchiveError::Stopped);
+            }
+            let want = left.min(CHUNK as u64) as usize;
+            let n = match read_some(file, &mut self.buf[..want]) {
+                Ok(n) => n,
+                Err(e) => return Err(read_err(e)),
+            };
+            if n == 0 {
+                return Err(ArchiveError::SourceChanged {
+                    path: entry.source.clone(),
+                    expected: entry.size,
+                    found: entry.size - left,
+                });
+            }
+            hasher.update(&self.buf[..n]);
+            let out = self.stream.out().map_err(|e| write_error(&self.first_file, e))?;
+            if let Err(e) = out.write_all(&self.buf[..n]) {
+                return Err(self.write_err(e));
+            }
+            left -= n as u64;
+            progress.advance(n as u64);
+        }
+        // A file that grew is as inconsistent as one that shrank.
+        match read_some(file, &mut self.buf[..1]) {
+            Ok(0) => {}
+            Ok(_) => {
+                return Err(ArchiveError::SourceChanged {
+                    path: entry.source.clone(),
+                    expected: entry.size,
+                    found: entry.size + 1,
+                });
+            }
+            Err(e) => return Err(read_err(e)),
+        }
+        let out = self.stream.out().map_err(|e| write_error(&self.first_file, e))?;
+        pad(out, entry.size).map_err(|e| self.write_err(e))?;
+        Ok(hasher.finalize().to_hex().to_string())
+    }
+
+    /// Writes the manifest and the end of the archive, fsyncs every file,
+    /// and returns the set, still under its `.part` names.
+    pub fn finish(mut self, ended_at: jiff::Timestamp) -> Result<PendingSet, ArchiveError> {
+        let manifest = Manifest {
+            format: FORMAT.to_owned(),
+            version: VERSION,
+            header: self.header.clone(),
+            ended_at,
+            entries: std::mem::take(&mut self.entries),
+        };
+        let json = serde_json::to_vec_pretty(&manifest)
+            .map_err(|e| ArchiveError::Io {
+                action: "cannot encode the manifest of",
+                path: self.first_file.clone(),
+                source: io::Error::other(e),
+            })?;
+        let entry = SourceEntry {
+            kind: crate::manifest::EntryKind::Data,
+            source: PathBuf::new(),
+            path: MANIFEST_NAME.to_owned(),
+            entry_type: EntryType::File,
+            size: json.len() as u64,
+            mode: 0o644,
+            mtime: manifest.ended_at.as_nanosecond() as i64,
+            target: None,
+        };
+        let header = ustar_header(MANIFEST_NAME, &entry, None);
+        let result = (|| {
+            self.write_header(header)?;
+            let out = self.stream.out()?;
+            out.write_all(&json)?;
+            pad(out, json.len() as u64)?;
+            out.write_all(&[0; 2 * BLOCK])?;
+            self.stream.finish()
+        })();
+        match result {
+            Ok(mut segments) => Ok(PendingSet {
+                files: std::mem::take(&mut segments.files),
+                manifest,
+                committed: false,
+            }),
+            Err(e) => Err(self.write_err(e)),
+        }
+    }
+}
+
+impl Drop for ArchiveWriter {
+    fn drop(&mut self) {
+        if let Some(segments) = self.stream.segments_mut() {
+            segments.remove_files();
+        }
+    }
+}
+
+/// A complete, fsynced set under `.part` names. Dropped without
+/// [`PendingSet::commit`], its files are removed.
+#[derive(Debug)]
+pub struct PendingSet {
+    files: Vec<(PathBuf, PathBuf)>,
+    manifest: Manifest,
+    committed: bool,
+}
+
+impl PendingSet {
+    /// The `.part` files, in order.
+    pub fn part_files(&self) -> Vec<PathBuf> {
+        self.files.iter().map(|(p, _)| p.clone()).collect()
+    }
+
+    /// The names the files get at commit, in order.
+    pub fn final_files(&self) -> Vec<PathBuf> {
+        self.files.iter().map(|(_, f)| f.clone()).collect()
+    }
+
+    /// The manifest written at the end of the set.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Gives every file its final name and fsyncs the folder. An existing
+    /// file is never replaced: if any final name is taken, nothing is renamed.
+    pub fn commit(mut self) -> Result<Vec<PathBuf>, ArchiveError> {
+        for (_, fin) in &self.files {
+            if fin.exists() {
+                return Err(ArchiveError::AlreadyExists(fin.clone()));
+            }
+        }
+        let mut linked: Vec<&PathBuf> = Vec::new();
+        for (part, fin) in &self.files {
+            // A hard link fails if the name exists, unlike rename.
+            if let Err(e) = std::fs::hard_link(part, fin) {
+                for l in linked {
+                    let _ = std::fs::remove_file(l);
+                }
+                return Err(if e.kind() == io::ErrorKind::AlreadyExists {
+                    ArchiveError::AlreadyExists(fin.clone())
+                } else {
+                    ArchiveError::io("cannot rename to", fin)(e)
+                });
+            }
+            linked.push(fin);
+        }
+        self.committed = true;
+        for (part, _) in &self.files {
+            std::fs::remove_file(part).map_err(ArchiveError::io("cannot remove", part))?;
+        }
+        if let Some((_, fin)) = self.files.first()
+            && let Some(dir) = fin.parent()
+        {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(ArchiveError::io("cannot sync folder", dir))?;
+        }
+        Ok(self.final_files())
+    }
+}
+
+impl Drop for PendingSet {
+    fn drop(&mut self) {
+        if !self.committed {
+            for (part, _) in &self.files {
+                let _ = std::fs::remove_file(part);
+            }
+        }
+    }
+}
+
+/// A write error, as -34 material when the disk is full.
+fn write_error(first_file: &Path, e: io::Error) -> ArchiveError {
+    let action = if is_disk_full(&e) {
+        "disk full while writing"
+    } else {
+        "cannot write"
+    };
+    ArchiveError::Io {
+        action,
+        path: first_file.to_path_buf(),
+        source: e,
+    }
+}
+
+fn zstd_level(c: Compression) -> i32 {
+    match c {
+        Compression::None => 0,
+        Compression::Fast => 1,
+        Compression::Compact => 19,
+    }
+}
+
+fn read_some(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match file.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+fn pad(out: &mut dyn Write, len: u64) -> io::Result<()> {
+    let rest = (BLOCK - (len % BLOCK as u64) as usize) % BLOCK;
+    out.write_all(&[0; BLOCK][..rest])
+}
+
+/// The largest size a ustar header holds in octal.
+const USTAR_MAX_SIZE: u64 = 0o777_7777_7777;
+
+/// A ustar header for `entry`, and the pax records needed where ustar falls short.
+fn ustar_header(
+    name: &str,
+    entry: &SourceEntry,
+    target: Option<&str>,
+) -> (tar::Header, Vec<(&'static str, String)>) {
+    let mut pax = Vec::new();
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(match entry.entry_type {
+        EntryType::File => tar::EntryType::Regular,
+        EntryType::Dir => tar::EntryType::Directory,
+        EntryType::Symlink => tar::EntryType::Symlink,
+    });
+    h.set_mode(entry.mode & 0o7777);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(u64::try_from(entry.mtime.div_euclid(1_000_000_000)).unwrap_or(0));
+    let size = if entry.entry_type == EntryType::File {
+        entry.size
+    } else {
+        0
+    };
+    if size > USTAR_MAX_SIZE {
+        pax.push(("size", size.to_string()));
+        h.set_size(0);
+    } else {
+        h.set_size(size);
+    }
+    if h.set_path(name).is_err() {
+        pax.push(("path", name.to_owned()));
+        // Readers that know pax use the record; the ustar name is a hint.
+        let short: String = name.chars().rev().take(90).collect::<Vec<_>>().into_iter().rev().collect();
+        let short = short.trim_start_matches('/');
+        if h.set_path(short).is_err() {
+            let _ = h.set_path("long-name");
+        }
+    }
+    if let Some(t) = target
+        && h.set_link_name(t).is_err()
+    {
+        pax.push(("linkpath", t.to_owned()));
+        let _ = h.set_link_name("long-link");
+    }
+    h.set_cksum();
+    (h, pax)
+}
+
+/// pax records: `"<len> <key>=<value>\n"`, the length counting itself.
+fn pax_records(records: &[(&str, String)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (key, value) in records {
+        let body = format!(" {key}={value}\n");
+        let mut len = body.len() + 1;
+        while len.to_string().len() + body.len() != len {
+            len = len.to_string().len() + body.len();
+        }
+        out.extend_from_slice(len.to_string().as_bytes());
+        out.extend_from_slice(body.as_bytes());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pax_record_lengths_count_themselves() {
+        let r = pax_records(&[("path", "a".repeat(5)), ("path", "b".repeat(94))]);
+        let text = String::from_utf8(r).unwrap();
+        for line in text.split_inclusive('\n') {
+            let (len, _) = line.split_once(' ').unwrap();
+            assert_eq!(len.parse::<usize>().unwrap(), line.len(), "{line:?}");
+        }
+    }
+}

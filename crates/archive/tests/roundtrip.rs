@@ -1,0 +1,142 @@
+//! Write, verify, list and restore a set: what goes in comes out.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{Fixture, snapshot};
+use sauve_archive::{EntryKind, NoProgress, RestoreOptions, list, restore, verify};
+use sauve_settings::Compression;
+
+#[test]
+fn a_backup_holds_data_structure_and_attachments_in_spec_order() {
+    let fx = Fixture::new();
+    let outside = fx.root.path().join("docs");
+    std::fs::create_dir_all(outside.join("sub")).unwrap();
+    std::fs::write(outside.join("sub/a.txt"), b"a").unwrap();
+    let index = fx.app().join("Data/App.4DIndx");
+    std::fs::write(&index, b"index").unwrap();
+    let mut fx = fx;
+    fx.settings.general.includes_files = vec![
+        outside.display().to_string(),
+        "./Data/App.4DIndx".to_owned(),
+        "./Data/missing.bin".to_owned(),
+    ];
+    let content = fx.content();
+    let paths: Vec<(EntryKind, String)> = content
+        .entries
+        .iter()
+        .map(|e| (e.kind, e.path.replace(&*fx.root.path().to_string_lossy(), "/ROOT").replace("//", "/")))
+        .collect();
+    let ours = |p: &str| p.to_owned();
+    assert_eq!(
+        paths,
+        vec![
+            (EntryKind::Data, ours("Data/App.4DD")),
+            (EntryKind::Log, ours("Data/App.journal")),
+            (EntryKind::DataSettings, ours("Data/Settings")),
+            (EntryKind::DataSettings, ours("Data/Settings/backup.4DSettings")),
+            (EntryKind::Attachment, ours("Attachments/ROOT/app/Data/App.4DIndx")),
+            (EntryKind::Structure, ours("Project")),
+            (EntryKind::Structure, ours("Project/App.4DProject")),
+            (EntryKind::Structure, ours("Project/Sources")),
+            (EntryKind::Structure, ours("Project/Sources/m.4dm")),
+            (EntryKind::StructureSettings, ours("Settings")),
+            (EntryKind::StructureSettings, ours("Settings/backup.4DSettings")),
+            (EntryKind::Attachment, ours("Attachments/ROOT/docs")),
+            (EntryKind::Attachment, ours("Attachments/ROOT/docs/sub")),
+            (EntryKind::Attachment, ours("Attachments/ROOT/docs/sub/a.txt")),
+        ]
+    );
+    assert!(content.is_partial());
+    let missing: Vec<&str> = content.attachments.iter().filter(|a| !a.found).map(|a| a.written.as_str()).collect();
+    assert_eq!(missing, ["./Data/missing.bin"]);
+    assert_eq!(content.data_phase_len(&fx.layout), 5);
+}
+
+#[test]
+fn every_level_round_trips_and_verifies() {
+    for compression in [Compression::None, Compression::Fast, Compression::Compact] {
+        let fx = Fixture::new();
+        let files = fx.backup(1, compression, 0);
+        assert_eq!(files.len(), 1);
+        assert!(files[0].ends_with("App[0001].4BK"));
+        let report = verify(&files[0], &mut NoProgress).unwrap();
+        assert_eq!(report.manifest.entries.len(), fx.content().entries.len());
+        let (_, manifest) = list(&files[0]).unwrap();
+        assert_eq!(manifest, report.manifest);
+        let restored = restore(&files[0], &RestoreOptions::default(), &mut NoProgress).unwrap();
+        assert_eq!(restored.destination, fx.destination.join("App[0001]"));
+        assert_eq!(snapshot(&restored.destination.join("Data")), snapshot(&fx.app().join("Data")), "{compression:?}");
+        assert_eq!(snapshot(&restored.destination.join("Project")), snapshot(&fx.app().join("Project")));
+        assert!(!restored.destination.join("Data").read_dir().unwrap().any(|e| e.unwrap().file_name().to_string_lossy().starts_with(".sauve")));
+    }
+}
+
+#[test]
+fn segments_are_named_in_order_and_any_of_them_names_the_set() {
+    let fx = Fixture::new();
+    let data = fx.app().join("Data/App.4DD");
+    let bytes: Vec<u8> = (0..3_500_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(&data, bytes).unwrap();
+    let files = fx.backup(3, Compression::None, 1);
+    let names: Vec<String> = files.iter().map(|f| f.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, ["App[0003-0001].4BK", "App[0003-0002].4BK", "App[0003-0003].4BK", "App[0003-0004].4BK"]);
+    for f in &files {
+        verify(f, &mut NoProgress).unwrap();
+    }
+    verify(&fx.destination.join("App[0003]"), &mut NoProgress).unwrap();
+    for f in &files[..3] {
+        assert_eq!(std::fs::metadata(f).unwrap().len(), 1 << 20);
+    }
+}
+
+#[test]
+fn an_existing_archive_is_never_overwritten() {
+    let fx = Fixture::new();
+    let files = fx.backup(1, Compression::Fast, 0);
+    let before = std::fs::read(&files[0]).unwrap();
+    let err = sauve_archive::ArchiveWriter::create(fx.spec(1, Compression::Fast, 0), common::header(1)).unwrap_err();
+    assert!(err.to_string().contains("already exists"), "{err}");
+    assert_eq!(std::fs::read(&files[0]).unwrap(), before);
+}
+
+#[test]
+fn an_unfinished_writer_leaves_no_file_and_stale_parts_are_removed() {
+    let fx = Fixture::new();
+    {
+        let mut w = sauve_archive::ArchiveWriter::create(fx.spec(5, Compression::Fast, 0), common::header(5)).unwrap();
+        for e in &fx.content().entries {
+            w.append(e, &mut NoProgress).unwrap();
+        }
+    }
+    assert_eq!(std::fs::read_dir(&fx.destination).unwrap().count(), 0);
+    std::fs::write(fx.destination.join("App[0007].4BK.part"), b"crash").unwrap();
+    std::fs::write(fx.destination.join("Other[0007].4BK.part"), b"not ours").unwrap();
+    let removed = sauve_archive::remove_stale_parts(&fx.destination, "App").unwrap();
+    assert_eq!(removed, [fx.destination.join("App[0007].4BK.part")]);
+    assert!(fx.destination.join("Other[0007].4BK.part").exists());
+}
+
+#[test]
+fn a_stop_request_ends_the_copy_and_removes_partial_files() {
+    struct StopAfter(u64);
+    impl sauve_archive::Progress for StopAfter {
+        fn advance(&mut self, bytes: u64) {
+            self.0 = self.0.saturating_sub(bytes);
+        }
+        fn is_stopped(&self) -> bool {
+            self.0 == 0
+        }
+    }
+    let fx = Fixture::new();
+    std::fs::write(fx.app().join("Data/App.4DD"), vec![1u8; 5 << 20]).unwrap();
+    let mut w = sauve_archive::ArchiveWriter::create(fx.spec(2, Compression::None, 0), common::header(2)).unwrap();
+    let content = fx.content();
+    let mut stop = StopAfter(2 << 20);
+    let err = w.append(&content.entries[0], &mut stop).unwrap_err();
+    assert_eq!(err.status(), sauve_status::Status::Stopped);
+    assert_eq!(stop.0, 0, "stopped within a MiB of the request");
+    drop(w);
+    assert_eq!(std::fs::read_dir(&fx.destination).unwrap().count(), 0);
+}
