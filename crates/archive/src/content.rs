@@ -82,7 +82,10 @@ impl Content {
         let data_dir = layout.app.join("Data");
         self.entries
             .iter()
-            .take_while(|e| e.kind.is_data() || (e.kind == EntryKind::Attachment && e.source.starts_with(&data_dir)))
+            .take_while(|e| {
+                e.kind.is_data()
+                    || (e.kind == EntryKind::Attachment && e.source.starts_with(&data_dir))
+            })
             .count()
     }
 }
@@ -110,15 +113,42 @@ pub fn resolve_content(
         if !meta.is_file() {
             return Err(ArchiveError::DataFileMissing(layout.data_file.clone()));
         }
-        w.add(&layout.data_file, &meta, format!("Data/{}", file_name(&layout.data_file)), EntryKind::Data, &mut data)?;
-        w.walk_if_exists(&app.join("Data/Settings"), "Data/Settings", EntryKind::DataSettings, &mut data)?;
+        w.add(
+            &layout.data_file,
+            &meta,
+            format!("Data/{}", file_name(&layout.data_file)),
+            EntryKind::Data,
+            &mut data,
+        )?;
+        w.walk_if_exists(
+            &app.join("Data/Settings"),
+            "Data/Settings",
+            EntryKind::DataSettings,
+            &mut data,
+        )?;
         if let Ok(meta) = std::fs::symlink_metadata(&layout.log_file) {
-            w.add(&layout.log_file, &meta, format!("Data/{}", file_name(&layout.log_file)), EntryKind::Log, &mut data)?;
+            w.add(
+                &layout.log_file,
+                &meta,
+                format!("Data/{}", file_name(&layout.log_file)),
+                EntryKind::Log,
+                &mut data,
+            )?;
         }
     }
     if settings.general.include_structure_file {
-        w.walk_if_exists(&app.join("Project"), "Project", EntryKind::Structure, &mut structure)?;
-        w.walk_if_exists(&app.join("Settings"), "Settings", EntryKind::StructureSettings, &mut structure)?;
+        w.walk_if_exists(
+            &app.join("Project"),
+            "Project",
+            EntryKind::Structure,
+            &mut structure,
+        )?;
+        w.walk_if_exists(
+            &app.join("Settings"),
+            "Settings",
+            EntryKind::StructureSettings,
+            &mut structure,
+        )?;
     }
     let data_dir = app.join("Data");
     let mut attachments = Vec::new();
@@ -214,7 +244,13 @@ impl Walker {
         });
     }
 
-    fn walk_if_exists(&mut self, root: &Path, prefix: &str, kind: EntryKind, out: &mut Vec<SourceEntry>) -> Result<(), ArchiveError> {
+    fn walk_if_exists(
+        &mut self,
+        root: &Path,
+        prefix: &str,
+        kind: EntryKind,
+        out: &mut Vec<SourceEntry>,
+    ) -> Result<(), ArchiveError> {
         if std::fs::symlink_metadata(root).is_ok() {
             self.walk(root, prefix, kind, out)?;
         }
@@ -222,8 +258,15 @@ impl Walker {
     }
 
     /// Adds `root` and, for a folder, everything below it.
-    fn walk(&mut self, root: &Path, prefix: &str, kind: EntryKind, out: &mut Vec<SourceEntry>) -> Result<(), ArchiveError> {
-        let meta = std::fs::symlink_metadata(root).map_err(ArchiveError::io("cannot read", root))?;
+    fn walk(
+        &mut self,
+        root: &Path,
+        prefix: &str,
+        kind: EntryKind,
+        out: &mut Vec<SourceEntry>,
+    ) -> Result<(), ArchiveError> {
+        let meta =
+            std::fs::symlink_metadata(root).map_err(ArchiveError::io("cannot read", root))?;
         let mut stack = vec![(root.to_path_buf(), prefix.to_owned(), meta)];
         while let Some((path, archive_path, meta)) = stack.pop() {
             if path == self.destination {
@@ -235,7 +278,8 @@ impl Walker {
             if !is_dir {
                 continue;
             }
-            let entries = std::fs::read_dir(&path).map_err(ArchiveError::io("cannot read folder", &path))?;
+            let entries =
+                std::fs::read_dir(&path).map_err(ArchiveError::io("cannot read folder", &path))?;
             for entry in entries {
                 let entry = entry.map_err(ArchiveError::io("cannot read folder", &path))?;
                 let child = entry.path();
@@ -243,28 +287,40 @@ impl Walker {
                     self.skip(&child, "its name is not valid UTF-8");
                     continue;
                 };
-                let meta = std::fs::symlink_metadata(&child).map_err(ArchiveError::io("cannot read", &child))?;
+                let meta = std::fs::symlink_metadata(&child)
+                    .map_err(ArchiveError::io("cannot read", &child))?;
                 stack.push((child, format!("{archive_path}/{name}"), meta));
             }
         }
         Ok(())
     }
 
-    fn add(&mut self, path: &Path, meta: &std::fs::Metadata, archive_path: String, kind: EntryKind, out: &mut Vec<SourceEntry>) -> Result<(), ArchiveError> {
+    fn add(
+        &mut self,
+        path: &Path,
+        meta: &std::fs::Metadata,
+        archive_path: String,
+        kind: EntryKind,
+        out: &mut Vec<SourceEntry>,
+    ) -> Result<(), ArchiveError> {
         let ft = meta.file_type();
         let (entry_type, size, target) = if ft.is_file() {
             (EntryType::File, meta.len(), None)
         } else if ft.is_dir() {
             (EntryType::Dir, 0, None)
         } else if ft.is_symlink() {
-            let target = std::fs::read_link(path).map_err(ArchiveError::io("cannot read link", path))?;
+            let target =
+                std::fs::read_link(path).map_err(ArchiveError::io("cannot read link", path))?;
             if target.to_str().is_none() {
                 self.skip(path, "its link target is not valid UTF-8");
                 return Ok(());
             }
             (EntryType::Symlink, 0, Some(target))
         } else {
-            self.skip(path, "not a file, folder or symlink (FIFO, socket or device)");
+            self.skip(
+                path,
+                "not a file, folder or symlink (FIFO, socket or device)",
+            );
             return Ok(());
         };
         if path.to_str().is_none() {
@@ -278,7 +334,10 @@ impl Walker {
             entry_type,
             size,
             mode: meta.mode() & 0o7777,
-            mtime: meta.mtime().saturating_mul(1_000_000_000).saturating_add(meta.mtime_nsec()),
+            mtime: meta
+                .mtime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(meta.mtime_nsec()),
             target,
         });
         Ok(())

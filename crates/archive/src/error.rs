@@ -40,7 +40,9 @@ pub enum ArchiveError {
     #[error("data file \"{0}\" not found")]
     DataFileMissing(PathBuf),
     /// An attachment contains the app folder (4D refuses it).
-    #[error("attachment \"{attachment}\" contains the app folder \"{app}\" (accepted: files and folders outside the app folder or inside it)")]
+    #[error(
+        "attachment \"{attachment}\" contains the app folder \"{app}\" (accepted: files and folders outside the app folder or inside it)"
+    )]
     AttachmentContainsApp {
         /// The attachment as resolved.
         attachment: PathBuf,
@@ -54,7 +56,9 @@ pub enum ArchiveError {
     #[error("stopped by the user")]
     Stopped,
     /// The name does not look like an archive.
-    #[error("\"{path}\" is not an archive name (accepted: base[NNNN].4BK, base[NNNN-SSSS].4BK, base[NNNN].4BL or base[NNNN])")]
+    #[error(
+        "\"{path}\" is not an archive name (accepted: base[NNNN].4BK, base[NNNN-SSSS].4BK, base[NNNN].4BL or base[NNNN])"
+    )]
     NotAnArchiveName {
         /// The path as given.
         path: PathBuf,
@@ -84,7 +88,9 @@ pub enum ArchiveError {
         reason: String,
     },
     /// The restore destination is not empty and `--force` was not given.
-    #[error("destination \"{0}\" is not empty (use --force to replace same-path files and keep the others)")]
+    #[error(
+        "destination \"{0}\" is not empty (use --force to replace same-path files and keep the others)"
+    )]
     DestinationNotEmpty(PathBuf),
 }
 
@@ -100,12 +106,22 @@ impl ArchiveError {
             ArchiveError::AttachmentContainsApp { .. } => Status::InvalidSettings,
             ArchiveError::Stopped => Status::Stopped,
             ArchiveError::NotAnArchiveName { .. } => Status::ArchiveMissing,
-            ArchiveError::Missing { kind: SetKind::Backup, .. } => Status::ArchiveMissing,
-            ArchiveError::Missing { kind: SetKind::Log, .. } => Status::LogArchiveMissing,
-            ArchiveError::Corrupt { kind: SetKind::Backup, .. }
+            ArchiveError::Missing {
+                kind: SetKind::Backup,
+                ..
+            } => Status::ArchiveMissing,
+            ArchiveError::Missing {
+                kind: SetKind::Log, ..
+            } => Status::LogArchiveMissing,
+            ArchiveError::Corrupt {
+                kind: SetKind::Backup,
+                ..
+            }
             | ArchiveError::Unsafe { .. }
             | ArchiveError::DestinationNotEmpty(_) => Status::ArchiveCorrupt,
-            ArchiveError::Corrupt { kind: SetKind::Log, .. } => Status::LogArchiveCorrupt,
+            ArchiveError::Corrupt {
+                kind: SetKind::Log, ..
+            } => Status::LogArchiveCorrupt,
         }
     }
 
@@ -114,7 +130,10 @@ impl ArchiveError {
         self.status().is_retried()
     }
 
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> ArchiveError {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> ArchiveError {
         let path = path.into();
         move |source| ArchiveError::Io {
             action,

@@ -32,7 +32,10 @@ pub enum EntryKind {
 impl EntryKind {
     /// Data-kind entries are restored by automatic restore and copied under the data lock.
     pub fn is_data(self) -> bool {
-        matches!(self, EntryKind::Data | EntryKind::DataSettings | EntryKind::Log)
+        matches!(
+            self,
+            EntryKind::Data | EntryKind::DataSettings | EntryKind::Log
+        )
     }
 }
 

@@ -211,16 +211,21 @@ impl SetFiles {
                 };
                 return Err(ArchiveError::Missing {
                     kind: name.kind,
-                    what: format!("segment {} not found", dir.join(missing.to_string()).display()),
+                    what: format!(
+                        "segment {} not found",
+                        dir.join(missing.to_string()).display()
+                    ),
                 });
             }
-            files.push(dir.join(
-                ArchiveName {
-                    segment: Some(*s),
-                    ..set_name.clone()
-                }
-                .to_string(),
-            ));
+            files.push(
+                dir.join(
+                    ArchiveName {
+                        segment: Some(*s),
+                        ..set_name.clone()
+                    }
+                    .to_string(),
+                ),
+            );
         }
         Ok(SetFiles {
             dir,
@@ -247,12 +252,22 @@ mod tests {
             assert_eq!(n.to_string(), text);
         }
         let n = ArchiveName::parse("my [odd] name[0001-0003].4BK").unwrap();
-        assert_eq!((n.base.as_str(), n.number, n.segment), ("my [odd] name", 1, Some(3)));
+        assert_eq!(
+            (n.base.as_str(), n.number, n.segment),
+            ("my [odd] name", 1, Some(3))
+        );
     }
 
     #[test]
     fn non_archive_names_are_refused() {
-        for text in ["data.4BK", "data[42].4BK", "[0001].4BK", "data[0001-0000].4BK", "data[0001].zip", "data[00a1].4BK"] {
+        for text in [
+            "data.4BK",
+            "data[42].4BK",
+            "[0001].4BK",
+            "data[0001-0000].4BK",
+            "data[0001].zip",
+            "data[00a1].4BK",
+        ] {
             assert_eq!(ArchiveName::parse(text), None, "{text}");
         }
     }

@@ -51,6 +51,19 @@ impl From<ArchiveError> for VisitError {
     }
 }
 
+/// What a reader does with a set's entries.
+pub(crate) trait Visitor {
+    /// One entry, with its content to read or leave (it is skipped).
+    fn entry(&mut self, entry: &ReadEntry, content: &mut dyn Read) -> Result<(), VisitError>;
+    /// The manifest, once every entry was seen and before the end of the
+    /// stream is checked, so that a damaged entry is named before a damaged
+    /// compressed frame is reported.
+    fn manifest(&mut self, manifest: &Manifest) -> Result<(), ArchiveError> {
+        let _ = manifest;
+        Ok(())
+    }
+}
+
 /// The segments of a set as one stream, remembering which one is being read.
 struct Chain {
     files: Vec<PathBuf>,
@@ -73,7 +86,10 @@ impl Read for Chain {
                 return Ok(0);
             };
             let file = File::open(path).map_err(|e| {
-                io::Error::new(e.kind(), format!("cannot open segment {}: {e}", path.display()))
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot open segment {}: {e}", path.display()),
+                )
             })?;
             self.at.set(self.next);
             self.next += 1;
@@ -82,13 +98,10 @@ impl Read for Chain {
     }
 }
 
-/// Reads a whole set: every entry goes to `visit` with its content, which the
-/// visitor may read or leave (it is skipped). Returns the manifest, after
+/// Reads a whole set: every entry goes to the visitor with its content, which
+/// it may read or leave (it is skipped). Returns the manifest, after
 /// checking that it is last and that the archive's end is intact.
-pub(crate) fn scan(
-    set: &SetFiles,
-    mut visit: impl FnMut(&ReadEntry, &mut dyn Read) -> Result<(), VisitError>,
-) -> Result<Manifest, ArchiveError> {
+pub(crate) fn scan(set: &SetFiles, visitor: &mut dyn Visitor) -> Result<Manifest, ArchiveError> {
     let kind = set.name.kind;
     let at = Rc::new(Cell::new(0));
     for f in &set.files {
@@ -118,10 +131,14 @@ pub(crate) fn scan(
         .map_err(|e| ArchiveError::corrupt(kind, format!("cannot read {}: {e}", segment(&at))))?;
     let stream: Box<dyn Read> = if head.starts_with(&ZSTD_MAGIC) {
         let mut d = zstd::stream::read::Decoder::with_buffer(buffered).map_err(|e| {
-            ArchiveError::corrupt(kind, format!("cannot start decompressing {}: {e}", segment(&at)))
+            ArchiveError::corrupt(
+                kind,
+                format!("cannot start decompressing {}: {e}", segment(&at)),
+            )
         })?;
         // SPEC 6.1 caps the window at 2^27 so that `zstd -d` needs no flags.
-        d.window_log_max(27).map_err(|e| ArchiveError::corrupt(kind, e.to_string()))?;
+        d.window_log_max(27)
+            .map_err(|e| ArchiveError::corrupt(kind, e.to_string()))?;
         Box::new(d)
     } else if head.len() >= 512 && tar_checksum_ok(&head[..512]) {
         Box::new(buffered)
@@ -130,7 +147,10 @@ pub(crate) fn scan(
             kind,
             format!(
                 "{} is not a sauve archive (accepted: a tar stream, plain or zstd-compressed, as sauve writes it)",
-                set.files.first().map(|p| p.display().to_string()).unwrap_or_default()
+                set.files
+                    .first()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
             ),
         ));
     };
@@ -140,7 +160,10 @@ pub(crate) fn scan(
     let damaged = |last: &str, e: io::Error, at: &Rc<Cell<usize>>| {
         ArchiveError::corrupt(
             kind,
-            format!("damaged archive after {last}, in segment {}: {e}", segment(at)),
+            format!(
+                "damaged archive after {last}, in segment {}: {e}",
+                segment(at)
+            ),
         )
     };
     {
@@ -176,11 +199,14 @@ pub(crate) fn scan(
             };
             let size = entry.size();
             let target = match entry.link_name_bytes() {
-                Some(t) if entry_type == EntryType::Symlink => Some(
-                    String::from_utf8(t.into_owned()).map_err(|_| {
-                        ArchiveError::corrupt(kind, format!("the link target of {path} is not UTF-8"))
-                    })?,
-                ),
+                Some(t) if entry_type == EntryType::Symlink => {
+                    Some(String::from_utf8(t.into_owned()).map_err(|_| {
+                        ArchiveError::corrupt(
+                            kind,
+                            format!("the link target of {path} is not UTF-8"),
+                        )
+                    })?)
+                }
                 _ => None,
             };
             let path = match entry_type {
@@ -189,7 +215,10 @@ pub(crate) fn scan(
             };
             if path == MANIFEST_NAME && entry_type == EntryType::File {
                 if size > MANIFEST_LIMIT {
-                    return Err(ArchiveError::corrupt(kind, format!("the manifest is {size} bytes, too large")));
+                    return Err(ArchiveError::corrupt(
+                        kind,
+                        format!("the manifest is {size} bytes, too large"),
+                    ));
                 }
                 let mut json = Vec::with_capacity(size as usize);
                 entry
@@ -216,8 +245,10 @@ pub(crate) fn scan(
                 size,
                 target,
             };
-            visit(&read, &mut entry).map_err(|e| match e {
-                VisitError::Stream(e) => damaged(&format!("the header of entry {}", read.path), e, &at),
+            visitor.entry(&read, &mut entry).map_err(|e| match e {
+                VisitError::Stream(e) => {
+                    damaged(&format!("the header of entry {}", read.path), e, &at)
+                }
                 VisitError::Other(e) => e,
             })?;
             last = format!("entry {}", read.path);
@@ -232,6 +263,7 @@ pub(crate) fn scan(
             ),
         ));
     };
+    visitor.manifest(&manifest)?;
     // The end-of-archive marker: the tar reader consumed one zero block; at
     // least one more, and only zeros, must follow.
     let mut rest = archive.into_inner();
@@ -241,7 +273,10 @@ pub(crate) fn scan(
     if tail.len() < 512 || tail.iter().any(|&b| b != 0) {
         return Err(ArchiveError::corrupt(
             kind,
-            format!("the end of the archive is damaged or missing, in segment {}", segment(&at)),
+            format!(
+                "the end of the archive is damaged or missing, in segment {}",
+                segment(&at)
+            ),
         ));
     }
     Ok(manifest)
@@ -258,7 +293,13 @@ fn tar_checksum_ok(block: &[u8]) -> bool {
     let sum: u32 = block
         .iter()
         .enumerate()
-        .map(|(i, &b)| if (148..156).contains(&i) { u32::from(b' ') } else { u32::from(b) })
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                u32::from(b' ')
+            } else {
+                u32::from(b)
+            }
+        })
         .sum();
     stored == Some(sum)
 }
@@ -298,8 +339,11 @@ pub(crate) fn check_against_manifest(
     manifest: &Manifest,
     seen: &[Seen],
 ) -> Result<(), ArchiveError> {
-    let listed: HashMap<&str, &crate::manifest::ManifestEntry> =
-        manifest.entries.iter().map(|e| (e.path.as_str(), e)).collect();
+    let listed: HashMap<&str, &crate::manifest::ManifestEntry> = manifest
+        .entries
+        .iter()
+        .map(|e| (e.path.as_str(), e))
+        .collect();
     let bad = |what: String| Err(ArchiveError::corrupt(kind, what));
     let mut found = std::collections::HashSet::new();
     for s in seen {
@@ -310,20 +354,39 @@ pub(crate) fn check_against_manifest(
             return bad(format!("entry {} appears twice", s.path));
         }
         if m.entry_type != s.entry_type {
-            return bad(format!("entry {}: type {:?} in the archive, {:?} in the manifest", s.path, s.entry_type, m.entry_type));
+            return bad(format!(
+                "entry {}: type {:?} in the archive, {:?} in the manifest",
+                s.path, s.entry_type, m.entry_type
+            ));
         }
         if m.size != s.size {
-            return bad(format!("entry {}: {} bytes in the archive, {} in the manifest", s.path, s.size, m.size));
+            return bad(format!(
+                "entry {}: {} bytes in the archive, {} in the manifest",
+                s.path, s.size, m.size
+            ));
         }
         if m.blake3 != s.blake3 {
-            return bad(format!("entry {}: content does not match its checksum", s.path));
+            return bad(format!(
+                "entry {}: content does not match its checksum",
+                s.path
+            ));
         }
         if m.target != s.target {
-            return bad(format!("entry {}: link target differs from the manifest", s.path));
+            return bad(format!(
+                "entry {}: link target differs from the manifest",
+                s.path
+            ));
         }
     }
-    if let Some(m) = manifest.entries.iter().find(|m| !found.contains(m.path.as_str())) {
-        return bad(format!("entry {} listed in the manifest is missing", m.path));
+    if let Some(m) = manifest
+        .entries
+        .iter()
+        .find(|m| !found.contains(m.path.as_str()))
+    {
+        return bad(format!(
+            "entry {} listed in the manifest is missing",
+            m.path
+        ));
     }
     Ok(())
 }

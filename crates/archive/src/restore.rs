@@ -5,14 +5,17 @@
 //! are refused, and symlinks are created last.
 
 use std::fs::{File, Permissions};
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::error::ArchiveError;
 use crate::manifest::{EntryType, Manifest, ManifestEntry};
-use crate::naming::SetFiles;
-use crate::reader::{Seen, VisitError, check_against_manifest, hash_content, scan};
+use crate::naming::{SetFiles, SetKind};
+use crate::reader::{
+    ReadEntry, Seen, VisitError, Visitor, check_against_manifest, hash_content, scan,
+};
 use crate::writer::Progress;
 
 /// How to restore.
@@ -54,61 +57,16 @@ pub fn restore(
         .map_err(ArchiveError::io("cannot resolve", &destination))?;
     prepare_destination(&destination, options.force)?;
     let staging = Staging::create(&destination)?;
-    let mut seen: Vec<Seen> = Vec::new();
-    let mut symlinks: Vec<String> = Vec::new();
-    let mut bytes = 0u64;
-    let manifest = scan(&set, |entry, content| {
-        if progress.is_stopped() {
-            return Err(ArchiveError::Stopped.into());
-        }
-        let parts = safe_components(&entry.path).map_err(|reason| ArchiveError::Unsafe {
-            path: entry.path.clone(),
-            reason,
-        })?;
-        if let Some(link) = through_symlink(&entry.path, &symlinks) {
-            return Err(unsafe_entry(&entry.path, format!("it goes through the symlink {link}")).into());
-        }
-        let staged = staging.path.join(parts.iter().collect::<PathBuf>());
-        let blake3 = match entry.entry_type {
-            EntryType::File => {
-                if let Some(parent) = staged.parent() {
-                    std::fs::create_dir_all(parent).map_err(ArchiveError::io("cannot create", parent))?;
-                }
-                let mut file = File::create_new(&staged).map_err(|e| {
-                    if e.kind() == std::io::ErrorKind::AlreadyExists {
-                        ArchiveError::corrupt(set.name.kind, format!("entry {} appears twice", entry.path))
-                    } else {
-                        ArchiveError::io("cannot create", &staged)(e)
-                    }
-                })?;
-                let (hash, n) = hash_content(content, Some((&mut file, &staged)))?;
-                bytes += n;
-                progress.advance(n);
-                Some(hash)
-            }
-            EntryType::Dir => {
-                std::fs::create_dir_all(&staged).map_err(ArchiveError::io("cannot create", &staged))?;
-                None
-            }
-            EntryType::Symlink => {
-                let prefix = format!("{}/", entry.path);
-                if let Some(s) = seen.iter().find(|s| s.path.starts_with(&prefix)) {
-                    return Err(unsafe_entry(&s.path, format!("it goes through the symlink {}", entry.path)).into());
-                }
-                symlinks.push(entry.path.clone());
-                None
-            }
-        };
-        seen.push(Seen {
-            path: entry.path.clone(),
-            entry_type: entry.entry_type,
-            size: entry.size,
-            blake3,
-            target: entry.target.clone(),
-        });
-        Ok::<(), VisitError>(())
-    })?;
-    check_against_manifest(set.name.kind, &manifest, &seen)?;
+    let mut extractor = Extractor {
+        kind: set.name.kind,
+        staging: &staging.path,
+        progress,
+        seen: Vec::new(),
+        symlinks: Vec::new(),
+        bytes: 0,
+    };
+    let manifest = scan(&set, &mut extractor)?;
+    let bytes = extractor.bytes;
     let files = place(&manifest, &staging.path, &destination)?;
     drop(staging);
     Ok(RestoreReport {
@@ -118,6 +76,83 @@ pub fn restore(
         files,
         bytes,
     })
+}
+
+/// Extracts into the staging folder, hashing while writing, refusing unsafe entries.
+struct Extractor<'a> {
+    kind: SetKind,
+    staging: &'a Path,
+    progress: &'a mut dyn Progress,
+    seen: Vec<Seen>,
+    symlinks: Vec<String>,
+    bytes: u64,
+}
+
+impl Visitor for Extractor<'_> {
+    fn entry(&mut self, entry: &ReadEntry, content: &mut dyn Read) -> Result<(), VisitError> {
+        if self.progress.is_stopped() {
+            return Err(ArchiveError::Stopped.into());
+        }
+        let parts =
+            safe_components(&entry.path).map_err(|reason| unsafe_entry(&entry.path, reason))?;
+        if let Some(link) = through_symlink(&entry.path, &self.symlinks) {
+            return Err(
+                unsafe_entry(&entry.path, format!("it goes through the symlink {link}")).into(),
+            );
+        }
+        let staged = self.staging.join(parts.iter().collect::<PathBuf>());
+        let blake3 = match entry.entry_type {
+            EntryType::File => {
+                if let Some(parent) = staged.parent() {
+                    std::fs::create_dir_all(parent)
+                        .map_err(ArchiveError::io("cannot create", parent))?;
+                }
+                let mut file = File::create_new(&staged).map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::AlreadyExists {
+                        ArchiveError::corrupt(
+                            self.kind,
+                            format!("entry {} appears twice", entry.path),
+                        )
+                    } else {
+                        ArchiveError::io("cannot create", &staged)(e)
+                    }
+                })?;
+                let (hash, n) = hash_content(content, Some((&mut file, &staged)))?;
+                self.bytes += n;
+                self.progress.advance(n);
+                Some(hash)
+            }
+            EntryType::Dir => {
+                std::fs::create_dir_all(&staged)
+                    .map_err(ArchiveError::io("cannot create", &staged))?;
+                None
+            }
+            EntryType::Symlink => {
+                let prefix = format!("{}/", entry.path);
+                if let Some(s) = self.seen.iter().find(|s| s.path.starts_with(&prefix)) {
+                    return Err(unsafe_entry(
+                        &s.path,
+                        format!("it goes through the symlink {}", entry.path),
+                    )
+                    .into());
+                }
+                self.symlinks.push(entry.path.clone());
+                None
+            }
+        };
+        self.seen.push(Seen {
+            path: entry.path.clone(),
+            entry_type: entry.entry_type,
+            size: entry.size,
+            blake3,
+            target: entry.target.clone(),
+        });
+        Ok(())
+    }
+
+    fn manifest(&mut self, manifest: &Manifest) -> Result<(), ArchiveError> {
+        check_against_manifest(self.kind, manifest, &self.seen)
+    }
 }
 
 fn unsafe_entry(path: &str, reason: String) -> ArchiveError {
@@ -178,7 +213,10 @@ pub(crate) fn safe_components(path: &str) -> Result<Vec<&str>, String> {
     if path.starts_with('/') {
         return Err("absolute path".to_owned());
     }
-    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
     if let Some(first) = parts.first() {
         let b = first.as_bytes();
         if b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':' {
@@ -198,7 +236,9 @@ pub(crate) fn safe_components(path: &str) -> Result<Vec<&str>, String> {
 fn through_symlink<'a>(path: &str, symlinks: &'a [String]) -> Option<&'a str> {
     symlinks
         .iter()
-        .find(|s| path.len() > s.len() && path.starts_with(s.as_str()) && path.as_bytes()[s.len()] == b'/')
+        .find(|s| {
+            path.len() > s.len() && path.starts_with(s.as_str()) && path.as_bytes()[s.len()] == b'/'
+        })
         .map(String::as_str)
 }
 
@@ -243,17 +283,21 @@ fn place(manifest: &Manifest, staging: &Path, destination: &Path) -> Result<usiz
         let target = destination.join(&rel);
         match e.entry_type {
             EntryType::Dir => {
-                std::fs::create_dir_all(&target).map_err(ArchiveError::io("cannot create", &target))?;
+                std::fs::create_dir_all(&target)
+                    .map_err(ArchiveError::io("cannot create", &target))?;
                 dirs.push((e, target));
             }
             EntryType::File => {
                 if let Some(parent) = target.parent() {
-                    std::fs::create_dir_all(parent).map_err(ArchiveError::io("cannot create", parent))?;
+                    std::fs::create_dir_all(parent)
+                        .map_err(ArchiveError::io("cannot create", parent))?;
                 }
                 let staged = staging.join(&rel);
-                std::fs::rename(&staged, &target).map_err(ArchiveError::io("cannot move into place", &target))?;
+                std::fs::rename(&staged, &target)
+                    .map_err(ArchiveError::io("cannot move into place", &target))?;
                 let f = File::open(&target).map_err(ArchiveError::io("cannot open", &target))?;
-                f.set_modified(mtime_of(e)).map_err(ArchiveError::io("cannot set the time of", &target))?;
+                f.set_modified(mtime_of(e))
+                    .map_err(ArchiveError::io("cannot set the time of", &target))?;
                 std::fs::set_permissions(&target, Permissions::from_mode(e.mode & 0o777))
                     .map_err(ArchiveError::io("cannot set the mode of", &target))?;
                 files += 1;
@@ -264,14 +308,18 @@ fn place(manifest: &Manifest, staging: &Path, destination: &Path) -> Result<usiz
     for (e, target) in links {
         if let Ok(m) = std::fs::symlink_metadata(&target) {
             if m.is_dir() {
-                return Err(ArchiveError::io("cannot replace folder with a symlink", &target)(
-                    std::io::Error::from(std::io::ErrorKind::IsADirectory),
-                ));
+                return Err(ArchiveError::io(
+                    "cannot replace folder with a symlink",
+                    &target,
+                )(std::io::Error::from(
+                    std::io::ErrorKind::IsADirectory,
+                )));
             }
             std::fs::remove_file(&target).map_err(ArchiveError::io("cannot replace", &target))?;
         }
         let link_target = e.target.clone().unwrap_or_default();
-        std::os::unix::fs::symlink(&link_target, &target).map_err(ArchiveError::io("cannot create symlink", &target))?;
+        std::os::unix::fs::symlink(&link_target, &target)
+            .map_err(ArchiveError::io("cannot create symlink", &target))?;
     }
     dirs.sort_by_key(|(_, p)| std::cmp::Reverse(p.components().count()));
     for (e, target) in dirs {
@@ -290,7 +338,16 @@ mod tests {
 
     #[test]
     fn unsafe_names_are_refused() {
-        for bad in ["/etc/passwd", "../x", "a/../../x", "C:/x", "a\\b", "a\0b", "", "./"] {
+        for bad in [
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "C:/x",
+            "a\\b",
+            "a\0b",
+            "",
+            "./",
+        ] {
             assert!(safe_components(bad).is_err(), "{bad:?}");
         }
         assert_eq!(safe_components("Data/./x.4DD").unwrap(), ["Data", "x.4DD"]);
@@ -299,7 +356,10 @@ mod tests {
     #[test]
     fn paths_through_stored_symlinks_are_detected() {
         let links = vec!["Attachments/l".to_owned()];
-        assert_eq!(through_symlink("Attachments/l/x", &links), Some("Attachments/l"));
+        assert_eq!(
+            through_symlink("Attachments/l/x", &links),
+            Some("Attachments/l")
+        );
         assert_eq!(through_symlink("Attachments/lx", &links), None);
         assert_eq!(through_symlink("Attachments/l", &links), None);
     }

@@ -1,12 +1,15 @@
 //! `sauve verify` and backup step 11 (SPEC section 13.2): re-read a set and
 //! check it against its manifest. Writes nothing.
 
+use std::io::Read;
 use std::path::Path;
 
 use crate::error::ArchiveError;
 use crate::manifest::{EntryType, Manifest};
 use crate::naming::SetFiles;
-use crate::reader::{Seen, check_against_manifest, hash_content, scan};
+use crate::reader::{
+    ReadEntry, Seen, VisitError, Visitor, check_against_manifest, hash_content, scan,
+};
 use crate::writer::Progress;
 
 /// A sound set.
@@ -29,23 +32,47 @@ pub fn verify(path: &Path, progress: &mut dyn Progress) -> Result<VerifyReport, 
 /// Verifies a located set: all segments present and in order, complete
 /// zstd and tar streams, the manifest last, every entry's size and blake3,
 /// nothing outside the manifest.
-pub fn verify_set(set: &SetFiles, progress: &mut dyn Progress) -> Result<VerifyReport, ArchiveError> {
-    let mut seen = Vec::new();
-    let mut bytes = 0;
-    let manifest = scan(set, |entry, content| {
-        if progress.is_stopped() {
+pub fn verify_set(
+    set: &SetFiles,
+    progress: &mut dyn Progress,
+) -> Result<VerifyReport, ArchiveError> {
+    let mut checker = Checker {
+        kind: set.name.kind,
+        progress,
+        seen: Vec::new(),
+        bytes: 0,
+    };
+    let manifest = scan(set, &mut checker)?;
+    Ok(VerifyReport {
+        set: set.clone(),
+        manifest,
+        bytes: checker.bytes,
+    })
+}
+
+/// Hashes every file and checks the whole against the manifest.
+struct Checker<'p> {
+    kind: crate::naming::SetKind,
+    progress: &'p mut dyn Progress,
+    seen: Vec<Seen>,
+    bytes: u64,
+}
+
+impl Visitor for Checker<'_> {
+    fn entry(&mut self, entry: &ReadEntry, content: &mut dyn Read) -> Result<(), VisitError> {
+        if self.progress.is_stopped() {
             return Err(ArchiveError::Stopped.into());
         }
         let blake3 = match entry.entry_type {
             EntryType::File => {
                 let (hash, n) = hash_content(content, None)?;
-                bytes += n;
-                progress.advance(n);
+                self.bytes += n;
+                self.progress.advance(n);
                 Some(hash)
             }
             _ => None,
         };
-        seen.push(Seen {
+        self.seen.push(Seen {
             path: entry.path.clone(),
             entry_type: entry.entry_type,
             size: entry.size,
@@ -53,19 +80,26 @@ pub fn verify_set(set: &SetFiles, progress: &mut dyn Progress) -> Result<VerifyR
             target: entry.target.clone(),
         });
         Ok(())
-    })?;
-    check_against_manifest(set.name.kind, &manifest, &seen)?;
-    Ok(VerifyReport {
-        set: set.clone(),
-        manifest,
-        bytes,
-    })
+    }
+
+    fn manifest(&mut self, manifest: &Manifest) -> Result<(), ArchiveError> {
+        check_against_manifest(self.kind, manifest, &self.seen)
+    }
 }
 
 /// The manifest of the set that `path` names, for `sauve list`. Reads the
 /// whole stream (the manifest is last) but hashes nothing.
 pub fn list(path: &Path) -> Result<(SetFiles, Manifest), ArchiveError> {
     let set = SetFiles::locate(path)?;
-    let manifest = scan(&set, |_, _| Ok(()))?;
+    let manifest = scan(&set, &mut Skipper)?;
     Ok((set, manifest))
+}
+
+/// Reads through, for the manifest only.
+struct Skipper;
+
+impl Visitor for Skipper {
+    fn entry(&mut self, _: &ReadEntry, _: &mut dyn Read) -> Result<(), VisitError> {
+        Ok(())
+    }
 }

@@ -36,8 +36,8 @@ pub struct SetSpec {
     pub kind: SetKind,
     /// None, Fast or Compact (SPEC section 6.1).
     pub compression: Compression,
-    /// `FileSegmentation/DefaultSize` in MiB; 0 for one file.
-    pub segment_mib: u32,
+    /// Segment size in bytes (`FileSegmentation/DefaultSize` MiB × 2^20); 0 for one file.
+    pub segment_size: u64,
     /// zstd worker threads; 0 uses every core.
     pub threads: u32,
 }
@@ -55,7 +55,7 @@ impl SetSpec {
 
     /// The first file of the set, once committed.
     pub fn first_file(&self) -> PathBuf {
-        let segment = (self.segment_mib > 0).then_some(1);
+        let segment = (self.segment_size > 0).then_some(1);
         self.destination.join(self.name(segment, false).to_string())
     }
 }
@@ -294,7 +294,7 @@ impl ArchiveWriter {
             return Err(ArchiveError::AlreadyExists(first));
         }
         let segments = SegmentWriter {
-            limit: (spec.segment_mib > 0).then(|| u64::from(spec.segment_mib) << 20),
+            limit: (spec.segment_size > 0).then_some(spec.segment_size),
             spec: spec.clone(),
             open,
             current: None,
@@ -406,7 +406,10 @@ impl ArchiveWriter {
 
     /// Writes a header, preceded by a pax extended header when the path,
     /// the link target or the size do not fit ustar.
-    fn write_header(&mut self, (header, pax): (tar::Header, Vec<(&'static str, String)>)) -> io::Result<()> {
+    fn write_header(
+        &mut self,
+        (header, pax): (tar::Header, Vec<(&'static str, String)>),
+    ) -> io::Result<()> {
         let out = self.stream.out()?;
         if !pax.is_empty() {
             let records = pax_records(&pax);
@@ -449,7 +452,10 @@ impl ArchiveWriter {
                 });
             }
             hasher.update(&self.buf[..n]);
-            let out = self.stream.out().map_err(|e| write_error(&self.first_file, e))?;
+            let out = self
+                .stream
+                .out()
+                .map_err(|e| write_error(&self.first_file, e))?;
             if let Err(e) = out.write_all(&self.buf[..n]) {
                 return Err(self.write_err(e));
             }
@@ -468,7 +474,10 @@ impl ArchiveWriter {
             }
             Err(e) => return Err(read_err(e)),
         }
-        let out = self.stream.out().map_err(|e| write_error(&self.first_file, e))?;
+        let out = self
+            .stream
+            .out()
+            .map_err(|e| write_error(&self.first_file, e))?;
         pad(out, entry.size).map_err(|e| self.write_err(e))?;
         Ok(hasher.finalize().to_hex().to_string())
     }
@@ -483,12 +492,11 @@ impl ArchiveWriter {
             ended_at,
             entries: std::mem::take(&mut self.entries),
         };
-        let json = serde_json::to_vec_pretty(&manifest)
-            .map_err(|e| ArchiveError::Io {
-                action: "cannot encode the manifest of",
-                path: self.first_file.clone(),
-                source: io::Error::other(e),
-            })?;
+        let json = serde_json::to_vec_pretty(&manifest).map_err(|e| ArchiveError::Io {
+            action: "cannot encode the manifest of",
+            path: self.first_file.clone(),
+            source: io::Error::other(e),
+        })?;
         let entry = SourceEntry {
             kind: crate::manifest::EntryKind::Data,
             source: PathBuf::new(),
@@ -670,7 +678,14 @@ fn ustar_header(
     if h.set_path(name).is_err() {
         pax.push(("path", name.to_owned()));
         // Readers that know pax use the record; the ustar name is a hint.
-        let short: String = name.chars().rev().take(90).collect::<Vec<_>>().into_iter().rev().collect();
+        let short: String = name
+            .chars()
+            .rev()
+            .take(90)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
         let short = short.trim_start_matches('/');
         if h.set_path(short).is_err() {
             let _ = h.set_path("long-name");

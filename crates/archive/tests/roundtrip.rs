@@ -26,7 +26,14 @@ fn a_backup_holds_data_structure_and_attachments_in_spec_order() {
     let paths: Vec<(EntryKind, String)> = content
         .entries
         .iter()
-        .map(|e| (e.kind, e.path.replace(&*fx.root.path().to_string_lossy(), "/ROOT").replace("//", "/")))
+        .map(|e| {
+            (
+                e.kind,
+                e.path
+                    .replace(&*fx.root.path().to_string_lossy(), "/ROOT")
+                    .replace("//", "/"),
+            )
+        })
         .collect();
     let ours = |p: &str| p.to_owned();
     assert_eq!(
@@ -35,21 +42,38 @@ fn a_backup_holds_data_structure_and_attachments_in_spec_order() {
             (EntryKind::Data, ours("Data/App.4DD")),
             (EntryKind::Log, ours("Data/App.journal")),
             (EntryKind::DataSettings, ours("Data/Settings")),
-            (EntryKind::DataSettings, ours("Data/Settings/backup.4DSettings")),
-            (EntryKind::Attachment, ours("Attachments/ROOT/app/Data/App.4DIndx")),
+            (
+                EntryKind::DataSettings,
+                ours("Data/Settings/backup.4DSettings")
+            ),
+            (
+                EntryKind::Attachment,
+                ours("Attachments/ROOT/app/Data/App.4DIndx")
+            ),
             (EntryKind::Structure, ours("Project")),
             (EntryKind::Structure, ours("Project/App.4DProject")),
             (EntryKind::Structure, ours("Project/Sources")),
             (EntryKind::Structure, ours("Project/Sources/m.4dm")),
             (EntryKind::StructureSettings, ours("Settings")),
-            (EntryKind::StructureSettings, ours("Settings/backup.4DSettings")),
+            (
+                EntryKind::StructureSettings,
+                ours("Settings/backup.4DSettings")
+            ),
             (EntryKind::Attachment, ours("Attachments/ROOT/docs")),
             (EntryKind::Attachment, ours("Attachments/ROOT/docs/sub")),
-            (EntryKind::Attachment, ours("Attachments/ROOT/docs/sub/a.txt")),
+            (
+                EntryKind::Attachment,
+                ours("Attachments/ROOT/docs/sub/a.txt")
+            ),
         ]
     );
     assert!(content.is_partial());
-    let missing: Vec<&str> = content.attachments.iter().filter(|a| !a.found).map(|a| a.written.as_str()).collect();
+    let missing: Vec<&str> = content
+        .attachments
+        .iter()
+        .filter(|a| !a.found)
+        .map(|a| a.written.as_str())
+        .collect();
     assert_eq!(missing, ["./Data/missing.bin"]);
     assert_eq!(content.data_phase_len(&fx.layout), 5);
 }
@@ -67,9 +91,27 @@ fn every_level_round_trips_and_verifies() {
         assert_eq!(manifest, report.manifest);
         let restored = restore(&files[0], &RestoreOptions::default(), &mut NoProgress).unwrap();
         assert_eq!(restored.destination, fx.destination.join("App[0001]"));
-        assert_eq!(snapshot(&restored.destination.join("Data")), snapshot(&fx.app().join("Data")), "{compression:?}");
-        assert_eq!(snapshot(&restored.destination.join("Project")), snapshot(&fx.app().join("Project")));
-        assert!(!restored.destination.join("Data").read_dir().unwrap().any(|e| e.unwrap().file_name().to_string_lossy().starts_with(".sauve")));
+        assert_eq!(
+            snapshot(&restored.destination.join("Data")),
+            snapshot(&fx.app().join("Data")),
+            "{compression:?}"
+        );
+        assert_eq!(
+            snapshot(&restored.destination.join("Project")),
+            snapshot(&fx.app().join("Project"))
+        );
+        assert!(
+            !restored
+                .destination
+                .join("Data")
+                .read_dir()
+                .unwrap()
+                .any(|e| e
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(".sauve"))
+        );
     }
 }
 
@@ -77,11 +119,24 @@ fn every_level_round_trips_and_verifies() {
 fn segments_are_named_in_order_and_any_of_them_names_the_set() {
     let fx = Fixture::new();
     let data = fx.app().join("Data/App.4DD");
-    let bytes: Vec<u8> = (0..3_500_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let bytes: Vec<u8> = (0..3_500_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     std::fs::write(&data, bytes).unwrap();
-    let files = fx.backup(3, Compression::None, 1);
-    let names: Vec<String> = files.iter().map(|f| f.file_name().unwrap().to_string_lossy().into_owned()).collect();
-    assert_eq!(names, ["App[0003-0001].4BK", "App[0003-0002].4BK", "App[0003-0003].4BK", "App[0003-0004].4BK"]);
+    let files = fx.backup(3, Compression::None, 1 << 20);
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "App[0003-0001].4BK",
+            "App[0003-0002].4BK",
+            "App[0003-0003].4BK",
+            "App[0003-0004].4BK"
+        ]
+    );
     for f in &files {
         verify(f, &mut NoProgress).unwrap();
     }
@@ -96,7 +151,9 @@ fn an_existing_archive_is_never_overwritten() {
     let fx = Fixture::new();
     let files = fx.backup(1, Compression::Fast, 0);
     let before = std::fs::read(&files[0]).unwrap();
-    let err = sauve_archive::ArchiveWriter::create(fx.spec(1, Compression::Fast, 0), common::header(1)).unwrap_err();
+    let err =
+        sauve_archive::ArchiveWriter::create(fx.spec(1, Compression::Fast, 0), common::header(1))
+            .unwrap_err();
     assert!(err.to_string().contains("already exists"), "{err}");
     assert_eq!(std::fs::read(&files[0]).unwrap(), before);
 }
@@ -105,7 +162,11 @@ fn an_existing_archive_is_never_overwritten() {
 fn an_unfinished_writer_leaves_no_file_and_stale_parts_are_removed() {
     let fx = Fixture::new();
     {
-        let mut w = sauve_archive::ArchiveWriter::create(fx.spec(5, Compression::Fast, 0), common::header(5)).unwrap();
+        let mut w = sauve_archive::ArchiveWriter::create(
+            fx.spec(5, Compression::Fast, 0),
+            common::header(5),
+        )
+        .unwrap();
         for e in &fx.content().entries {
             w.append(e, &mut NoProgress).unwrap();
         }
@@ -131,7 +192,9 @@ fn a_stop_request_ends_the_copy_and_removes_partial_files() {
     }
     let fx = Fixture::new();
     std::fs::write(fx.app().join("Data/App.4DD"), vec![1u8; 5 << 20]).unwrap();
-    let mut w = sauve_archive::ArchiveWriter::create(fx.spec(2, Compression::None, 0), common::header(2)).unwrap();
+    let mut w =
+        sauve_archive::ArchiveWriter::create(fx.spec(2, Compression::None, 0), common::header(2))
+            .unwrap();
     let content = fx.content();
     let mut stop = StopAfter(2 << 20);
     let err = w.append(&content.entries[0], &mut stop).unwrap_err();

@@ -19,6 +19,36 @@ pub(crate) enum Command {
     /// Show, create, check and change backup.4DSettings.
     #[command(subcommand)]
     Settings(SettingsCommand),
+    /// Check an archive set against its manifest; writes nothing.
+    ///
+    /// Exits 0 when the set is sound, 1 when it is not, naming the first bad
+    /// entry or segment.
+    Verify {
+        /// Any segment of the set, or base[NNNN] (the .4BK).
+        archive: PathBuf,
+    },
+    /// Restore an archive set into a folder, checking every file first.
+    ///
+    /// Files are extracted into a staging folder inside the destination and
+    /// moved into place only once every checksum matched.
+    Restore {
+        /// Any segment of the set, or base[NNNN] (the .4BK).
+        archive: PathBuf,
+        /// The destination (default: a folder next to the archive, named after it).
+        #[arg(long, value_name = "DIR")]
+        to: Option<PathBuf>,
+        /// Restore into a non-empty destination, replacing same-path files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List the entries of an archive set: path, kind, size.
+    List {
+        /// Any segment of the set, or base[NNNN] (the .4BK).
+        archive: PathBuf,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The app folder option shared by commands.

@@ -10,6 +10,7 @@ use std::io::Write;
 
 use clap::Parser;
 
+mod archive;
 mod args;
 mod settings;
 
@@ -84,6 +85,11 @@ where
     };
     let result = match cli.command {
         args::Command::Settings(cmd) => settings::run(cmd, &mut io),
+        args::Command::Verify { archive } => archive::verify(&archive, &mut io),
+        args::Command::Restore { archive, to, force } => {
+            archive::restore(&archive, to, force, &mut io)
+        }
+        args::Command::List { archive, json } => archive::list(&archive, json, &mut io),
     };
     match result {
         Ok(()) => EXIT_OK,

@@ -65,26 +65,101 @@ pub enum Status {
 const TABLE: &[(Status, i32, &str, bool)] = &[
     (Status::Ok, 0, "No detected error.", false),
     (Status::DiskFull, -34, "Disk full", true),
-    (Status::AttachmentNotFound, -43, "Attachment not found", false),
-    (Status::WritePermissionDenied, -61, "Write permission denied", true),
-    (Status::MaxAttemptsReached, 1401, "Maximum attempts reached; automatic backup disabled", false),
-    (Status::AlreadyRunning, 1402, "A backup is already running", false),
+    (
+        Status::AttachmentNotFound,
+        -43,
+        "Attachment not found",
+        false,
+    ),
+    (
+        Status::WritePermissionDenied,
+        -61,
+        "Write permission denied",
+        true,
+    ),
+    (
+        Status::MaxAttemptsReached,
+        1401,
+        "Maximum attempts reached; automatic backup disabled",
+        false,
+    ),
+    (
+        Status::AlreadyRunning,
+        1402,
+        "A backup is already running",
+        false,
+    ),
     (Status::LogFileMissing, 1403, "Log file missing", false),
-    (Status::CallerHoldsWriteGuard, 1404, "Caller holds a write guard", false),
-    (Status::LockTimeout, 1405, "Writes in progress outlasted the lock timeout", true),
+    (
+        Status::CallerHoldsWriteGuard,
+        1404,
+        "Caller holds a write guard",
+        false,
+    ),
+    (
+        Status::LockTimeout,
+        1405,
+        "Writes in progress outlasted the lock timeout",
+        true,
+    ),
     (Status::Stopped, 1406, "Stopped by the user", false),
-    (Status::DestinationInvalid, 1407, "Destination invalid or cannot be created", true),
+    (
+        Status::DestinationInvalid,
+        1407,
+        "Destination invalid or cannot be created",
+        true,
+    ),
     (Status::LogBackupError, 1408, "Log backup error", false),
     (Status::BackupError, 1409, "Backup error", true),
-    (Status::ArchiveMissing, 1410, "Archive to verify missing", false),
-    (Status::ArchiveCorrupt, 1411, "Archive verification failed", false),
-    (Status::LogArchiveMissing, 1412, "Log backup to verify missing", false),
-    (Status::LogArchiveCorrupt, 1413, "Log backup verification failed", false),
-    (Status::LogMismatch, 1416, "Log does not belong to this data", false),
-    (Status::IntegrationRunning, 1417, "Log integration running", false),
-    (Status::SlotMissed, 1418, "Scheduled slot missed, app not running", true),
+    (
+        Status::ArchiveMissing,
+        1410,
+        "Archive to verify missing",
+        false,
+    ),
+    (
+        Status::ArchiveCorrupt,
+        1411,
+        "Archive verification failed",
+        false,
+    ),
+    (
+        Status::LogArchiveMissing,
+        1412,
+        "Log backup to verify missing",
+        false,
+    ),
+    (
+        Status::LogArchiveCorrupt,
+        1413,
+        "Log backup verification failed",
+        false,
+    ),
+    (
+        Status::LogMismatch,
+        1416,
+        "Log does not belong to this data",
+        false,
+    ),
+    (
+        Status::IntegrationRunning,
+        1417,
+        "Log integration running",
+        false,
+    ),
+    (
+        Status::SlotMissed,
+        1418,
+        "Scheduled slot missed, app not running",
+        true,
+    ),
     (Status::InvalidSettings, 1419, "Invalid settings", false),
-    (Status::WriteCancelled, -9976, "Waiting write cancelled", false),
+    (
+        Status::WriteCancelled,
+        -9976,
+        "Waiting write cancelled",
+        false,
+    ),
 ];
 
 impl Status {
@@ -159,7 +234,10 @@ mod tests {
     #[test]
     fn journal_form_is_code_then_text() {
         assert_eq!(Status::Ok.to_string(), "0 No detected error.");
-        assert_eq!(Status::AttachmentNotFound.to_string(), "-43 Attachment not found");
+        assert_eq!(
+            Status::AttachmentNotFound.to_string(),
+            "-43 Attachment not found"
+        );
         assert_eq!(
             Status::DestinationInvalid.to_string(),
             "1407 Destination invalid or cannot be created"

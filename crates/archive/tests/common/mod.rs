@@ -1,6 +1,13 @@
 //! Shared helpers of the archive tests: sample apps, writing a set, comparing trees.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    dead_code,
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
@@ -53,26 +60,31 @@ impl Fixture {
         resolve_content(&self.layout, &self.settings, &self.destination).unwrap()
     }
 
-    pub fn spec(&self, number: u32, compression: Compression, segment_mib: u32) -> SetSpec {
+    pub fn spec(&self, number: u32, compression: Compression, segment_size: u64) -> SetSpec {
         SetSpec {
             destination: self.destination.clone(),
             base: self.layout.base_name(),
             number,
             kind: SetKind::Backup,
             compression,
-            segment_mib,
+            segment_size,
             threads: 2,
         }
     }
 
     /// Writes and commits a set of everything the settings name.
-    pub fn backup(&self, number: u32, compression: Compression, segment_mib: u32) -> Vec<PathBuf> {
+    pub fn backup(&self, number: u32, compression: Compression, segment_size: u64) -> Vec<PathBuf> {
         let content = self.content();
-        let mut w = ArchiveWriter::create(self.spec(number, compression, segment_mib), header(number)).unwrap();
+        let mut w =
+            ArchiveWriter::create(self.spec(number, compression, segment_size), header(number))
+                .unwrap();
         for e in &content.entries {
             w.append(e, &mut NoProgress).unwrap();
         }
-        w.finish(jiff::Timestamp::UNIX_EPOCH).unwrap().commit().unwrap()
+        w.finish(jiff::Timestamp::UNIX_EPOCH)
+            .unwrap()
+            .commit()
+            .unwrap()
     }
 }
 
@@ -100,10 +112,21 @@ pub fn snapshot(root: &Path) -> BTreeMap<String, (char, Vec<u8>, u32, i64)> {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let entry = entry.unwrap();
             let path = entry.path();
-            let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             let meta = std::fs::symlink_metadata(&path).unwrap();
             let (kind, data) = if meta.file_type().is_symlink() {
-                ('l', std::fs::read_link(&path).unwrap().to_string_lossy().into_owned().into_bytes())
+                (
+                    'l',
+                    std::fs::read_link(&path)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned()
+                        .into_bytes(),
+                )
             } else if meta.is_dir() {
                 stack.push(path.clone());
                 ('d', Vec::new())

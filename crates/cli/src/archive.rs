@@ -1,0 +1,136 @@
+//! `sauve verify`, `sauve restore`, `sauve list`.
+
+use std::path::{Path, PathBuf};
+
+use sauve_archive::{ArchiveError, EntryKind, EntryType, NoProgress, RestoreOptions};
+
+use crate::{Failure, Io};
+
+fn failure(e: ArchiveError) -> Failure {
+    let status = e.status();
+    let code = match e {
+        ArchiveError::NotAnArchiveName { .. } | ArchiveError::DestinationNotEmpty(_) => {
+            crate::EXIT_USAGE
+        }
+        _ => crate::EXIT_FAILURE,
+    };
+    Failure {
+        code,
+        message: format!("{} ({}): {e}", status.text().to_lowercase(), status.code()),
+    }
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64;
+    let mut unit = "B";
+    for u in UNITS {
+        if v < 1024.0 {
+            break;
+        }
+        v /= 1024.0;
+        unit = u;
+    }
+    format!("{v:.1} {unit}")
+}
+
+pub(crate) fn verify(archive: &Path, io: &mut Io<'_>) -> Result<(), Failure> {
+    let report = sauve_archive::verify(archive, &mut NoProgress).map_err(failure)?;
+    let files = report
+        .manifest
+        .entries
+        .iter()
+        .filter(|e| e.entry_type == EntryType::File)
+        .count();
+    io.out(&format!(
+        "{}: sound ({} entries, {} files, {} checked, {} file{})\n",
+        report.set.display_name(),
+        report.manifest.entries.len(),
+        files,
+        bytes(report.bytes),
+        report.set.files.len(),
+        if report.set.files.len() == 1 { "" } else { "s" },
+    ));
+    Ok(())
+}
+
+pub(crate) fn restore(
+    archive: &Path,
+    to: Option<PathBuf>,
+    force: bool,
+    io: &mut Io<'_>,
+) -> Result<(), Failure> {
+    let options = RestoreOptions { to, force };
+    let report = sauve_archive::restore(archive, &options, &mut NoProgress).map_err(failure)?;
+    io.out(&format!(
+        "Restored {} into {} ({} files, {})\n",
+        report.set.display_name(),
+        report.destination.display(),
+        report.files,
+        bytes(report.bytes),
+    ));
+    Ok(())
+}
+
+fn kind_name(k: EntryKind) -> &'static str {
+    match k {
+        EntryKind::Data => "data",
+        EntryKind::DataSettings => "data-settings",
+        EntryKind::Log => "log",
+        EntryKind::Structure => "structure",
+        EntryKind::StructureSettings => "structure-settings",
+        EntryKind::Attachment => "attachment",
+    }
+}
+
+pub(crate) fn list(archive: &Path, json: bool, io: &mut Io<'_>) -> Result<(), Failure> {
+    let (set, manifest) = sauve_archive::list(archive).map_err(failure)?;
+    if json {
+        let entries: Vec<serde_json::Value> = manifest
+            .entries
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "path": e.path,
+                    "kind": kind_name(e.kind),
+                    "type": e.entry_type,
+                    "size": e.size,
+                })
+            })
+            .collect();
+        let value = serde_json::json!({
+            "archive": set.display_name(),
+            "backupNumber": manifest.header.backup_number,
+            "entries": entries,
+        });
+        let text = serde_json::to_string_pretty(&value)
+            .map_err(|e| Failure::failed(format!("cannot render JSON: {e}")))?;
+        io.out(&format!("{text}\n"));
+        return Ok(());
+    }
+    let width = manifest
+        .entries
+        .iter()
+        .map(|e| e.path.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let mut text = format!("{:width$}  {:18}  {:>12}\n", "PATH", "KIND", "SIZE");
+    for e in &manifest.entries {
+        let path = match e.entry_type {
+            EntryType::Dir => format!("{}/", e.path),
+            EntryType::Symlink => format!("{} -> {}", e.path, e.target.as_deref().unwrap_or("")),
+            EntryType::File => e.path.clone(),
+        };
+        text.push_str(&format!(
+            "{path:width$}  {:18}  {:>12}\n",
+            kind_name(e.kind),
+            e.size
+        ));
+    }
+    io.out(&text);
+    Ok(())
+}
