@@ -242,25 +242,6 @@ fn through_symlink<'a>(path: &str, symlinks: &'a [String]) -> Option<&'a str> {
         .map(String::as_str)
 }
 
-/// Refuses a pre-existing symlink anywhere between `destination` and `target`.
-fn check_no_symlink(destination: &Path, parts: &[&str]) -> Result<(), ArchiveError> {
-    let mut at = destination.to_path_buf();
-    for p in parts {
-        at.push(p);
-        match std::fs::symlink_metadata(&at) {
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(unsafe_entry(
-                    &parts.join("/"),
-                    format!("\"{}\" is a symlink in the destination", at.display()),
-                ));
-            }
-            Ok(_) => {}
-            Err(_) => return Ok(()),
-        }
-    }
-    Ok(())
-}
-
 fn mtime_of(e: &ManifestEntry) -> SystemTime {
     if e.mtime >= 0 {
         SystemTime::UNIX_EPOCH + Duration::from_nanos(e.mtime as u64)
@@ -269,67 +250,118 @@ fn mtime_of(e: &ManifestEntry) -> SystemTime {
     }
 }
 
-/// Moves the verified staging tree into place: folders, then files, then
-/// symlinks, then folder modes and times (deepest first). Returns the number
-/// of files placed.
+fn set_times_and_mode(path: &Path, e: &ManifestEntry) -> Result<(), ArchiveError> {
+    let f = File::open(path).map_err(ArchiveError::io("cannot open", path))?;
+    f.set_modified(mtime_of(e))
+        .map_err(ArchiveError::io("cannot set the time of", path))?;
+    // Modes are restored without setuid, setgid and sticky bits (SPEC 13.1).
+    std::fs::set_permissions(path, Permissions::from_mode(e.mode & 0o777))
+        .map_err(ArchiveError::io("cannot set the mode of", path))
+}
+
+/// Flushes everything written on the file system holding `path`.
+fn sync_fs(path: &Path) -> Result<(), ArchiveError> {
+    let dir = File::open(path).map_err(ArchiveError::io("cannot open", path))?;
+    rustix::fs::syncfs(&dir).map_err(|e| ArchiveError::io("cannot sync", path)(e.into()))
+}
+
+/// Completes the verified staging tree (file modes and times, symlinks, made
+/// durable), then moves it into the destination: a whole folder in one
+/// rename where the destination has none, merged entry by entry where it
+/// has (`--force`), never through a symlink. Folder modes and times come
+/// last. Returns the number of files placed.
 fn place(manifest: &Manifest, staging: &Path, destination: &Path) -> Result<usize, ArchiveError> {
     let mut files = 0;
     let mut dirs: Vec<(&ManifestEntry, PathBuf)> = Vec::new();
-    let mut links: Vec<(&ManifestEntry, PathBuf)> = Vec::new();
     for e in &manifest.entries {
-        let parts = safe_components(&e.path).map_err(|reason| unsafe_entry(&e.path, reason))?;
-        check_no_symlink(destination, &parts)?;
-        let rel: PathBuf = parts.iter().collect();
-        let target = destination.join(&rel);
+        let rel: PathBuf = safe_components(&e.path)
+            .map_err(|reason| unsafe_entry(&e.path, reason))?
+            .iter()
+            .collect();
+        let staged = staging.join(&rel);
         match e.entry_type {
-            EntryType::Dir => {
-                std::fs::create_dir_all(&target)
-                    .map_err(ArchiveError::io("cannot create", &target))?;
-                dirs.push((e, target));
-            }
             EntryType::File => {
-                if let Some(parent) = target.parent() {
+                set_times_and_mode(&staged, e)?;
+                files += 1;
+            }
+            EntryType::Dir => dirs.push((e, destination.join(&rel))),
+            EntryType::Symlink => {
+                // Created only now, after every file was written: nothing is
+                // ever written through a restored symlink.
+                if let Some(parent) = staged.parent() {
                     std::fs::create_dir_all(parent)
                         .map_err(ArchiveError::io("cannot create", parent))?;
                 }
-                let staged = staging.join(&rel);
-                std::fs::rename(&staged, &target)
-                    .map_err(ArchiveError::io("cannot move into place", &target))?;
-                let f = File::open(&target).map_err(ArchiveError::io("cannot open", &target))?;
-                f.set_modified(mtime_of(e))
-                    .map_err(ArchiveError::io("cannot set the time of", &target))?;
-                std::fs::set_permissions(&target, Permissions::from_mode(e.mode & 0o777))
-                    .map_err(ArchiveError::io("cannot set the mode of", &target))?;
-                files += 1;
+                let target = e.target.clone().unwrap_or_default();
+                std::os::unix::fs::symlink(&target, &staged)
+                    .map_err(ArchiveError::io("cannot create symlink", &staged))?;
             }
-            EntryType::Symlink => links.push((e, target)),
         }
     }
-    for (e, target) in links {
-        if let Ok(m) = std::fs::symlink_metadata(&target) {
-            if m.is_dir() {
-                return Err(ArchiveError::io(
-                    "cannot replace folder with a symlink",
-                    &target,
-                )(std::io::Error::from(
-                    std::io::ErrorKind::IsADirectory,
-                )));
-            }
-            std::fs::remove_file(&target).map_err(ArchiveError::io("cannot replace", &target))?;
-        }
-        let link_target = e.target.clone().unwrap_or_default();
-        std::os::unix::fs::symlink(&link_target, &target)
-            .map_err(ArchiveError::io("cannot create symlink", &target))?;
+    sync_fs(staging)?;
+    let tops = std::fs::read_dir(staging).map_err(ArchiveError::io("cannot read", staging))?;
+    for top in tops {
+        let top = top.map_err(ArchiveError::io("cannot read", staging))?;
+        merge_move(&top.path(), &destination.join(top.file_name()), destination)?;
     }
     dirs.sort_by_key(|(_, p)| std::cmp::Reverse(p.components().count()));
     for (e, target) in dirs {
-        std::fs::set_permissions(&target, Permissions::from_mode(e.mode & 0o777))
-            .map_err(ArchiveError::io("cannot set the mode of", &target))?;
-        if let Ok(f) = File::open(&target) {
-            let _ = f.set_modified(mtime_of(e));
-        }
+        set_times_and_mode(&target, e)?;
     }
+    sync_fs(destination)?;
     Ok(files)
+}
+
+/// Moves `src` to `dst`: one rename when `dst` is free; into an existing
+/// folder, child by child; over an existing file, replacing it. An existing
+/// symlink on the way is refused, never followed.
+fn merge_move(src: &Path, dst: &Path, destination: &Path) -> Result<(), ArchiveError> {
+    let shown = || {
+        dst.strip_prefix(destination)
+            .unwrap_or(dst)
+            .to_string_lossy()
+            .into_owned()
+    };
+    let existing = match std::fs::symlink_metadata(dst) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return std::fs::rename(src, dst)
+                .map_err(ArchiveError::io("cannot move into place", dst));
+        }
+        Err(e) => return Err(ArchiveError::io("cannot read", dst)(e)),
+    };
+    if existing.file_type().is_symlink() {
+        return Err(unsafe_entry(
+            &shown(),
+            format!("\"{}\" is a symlink in the destination", dst.display()),
+        ));
+    }
+    let src_is_dir = std::fs::symlink_metadata(src)
+        .map_err(ArchiveError::io("cannot read", src))?
+        .is_dir();
+    match (existing.is_dir(), src_is_dir) {
+        (true, true) => {
+            let children = std::fs::read_dir(src).map_err(ArchiveError::io("cannot read", src))?;
+            for child in children {
+                let child = child.map_err(ArchiveError::io("cannot read", src))?;
+                merge_move(&child.path(), &dst.join(child.file_name()), destination)?;
+            }
+            Ok(())
+        }
+        (false, false) => {
+            std::fs::rename(src, dst).map_err(ArchiveError::io("cannot replace", dst))
+        }
+        (true, false) => Err(
+            ArchiveError::io("cannot replace a folder with a file", dst)(std::io::Error::from(
+                std::io::ErrorKind::IsADirectory,
+            )),
+        ),
+        (false, true) => Err(
+            ArchiveError::io("cannot replace a file with a folder", dst)(std::io::Error::from(
+                std::io::ErrorKind::NotADirectory,
+            )),
+        ),
+    }
 }
 
 #[cfg(test)]

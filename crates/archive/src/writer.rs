@@ -319,13 +319,13 @@ impl ArchiveWriter {
                 let setup = (|| {
                     enc.include_checksum(true)?;
                     if level == Compression::Compact {
-                        // Level 19's own tables for large inputs take about 90 MiB;
-                        // a 2^22 chain table keeps a worker near 40 MiB, and one
-                        // worker keeps Compact under 100 MiB. A window of 2^23 lets
-                        // `zstd -d` decode it without flags (SPEC 6.1: ≤ 2^27).
+                        // Level 19 in the caller's thread: zstd's workers each keep
+                        // their own tables and job buffers (zstd -19 -T0 peaks near
+                        // 400 MiB), which the 100 MiB budget cannot afford. A 2^23
+                        // window (SPEC 6.1 allows 2^27) and a 2^22 chain table keep
+                        // the context near 60 MiB.
                         enc.window_log(23)?;
                         enc.set_parameter(zstd::zstd_safe::CParameter::ChainLog(22))?;
-                        enc.multithread(1)?;
                     } else {
                         enc.multithread(threads)?;
                     }

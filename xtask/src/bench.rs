@@ -1,0 +1,385 @@
+//! `cargo xtask bench archive`: the archive writer and restore against GNU
+//! tar and the zstd CLI on the same sample app, in one run.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::{cargo, repo_root};
+
+/// Options of `bench archive`.
+struct Options {
+    data_mb: u64,
+    attach_mb: u64,
+    runs: usize,
+}
+
+fn parse(args: &[String]) -> Result<Options> {
+    let mut o = Options {
+        data_mb: 1024,
+        attach_mb: 512,
+        runs: 3,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| -> Result<u64> {
+            let v = it
+                .next()
+                .with_context(|| format!("{name} needs a number"))?;
+            v.parse()
+                .with_context(|| format!("{name}: \"{v}\" is not a whole number"))
+        };
+        match a.as_str() {
+            "--data-mb" => o.data_mb = value("--data-mb")?,
+            "--attach-mb" => o.attach_mb = value("--attach-mb")?,
+            "--runs" => o.runs = value("--runs")?.max(1) as usize,
+            other => {
+                bail!("unknown option \"{other}\" (accepted: --data-mb N, --attach-mb N, --runs N)")
+            }
+        }
+    }
+    Ok(o)
+}
+
+/// One measured command: elapsed seconds and peak resident memory.
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    seconds: f64,
+    peak_kib: u64,
+}
+
+/// Runs `sh -c script` under GNU time; returns the median of `runs` runs.
+/// `before` runs (unmeasured) before each run, to clear the previous output.
+fn measure(script: &str, before: &str, runs: usize) -> Result<Sample> {
+    let mut samples = Vec::new();
+    for _ in 0..runs {
+        sh(before)?;
+        let out = tempfile_path("time")?;
+        let status = Command::new("/usr/bin/time")
+            .args(["-f", "%e %M", "-o"])
+            .arg(&out)
+            .args(["sh", "-c", script])
+            .status()
+            .context("cannot run /usr/bin/time (apt-get install time)")?;
+        if !status.success() {
+            bail!("benchmark command failed: {script}");
+        }
+        let text = std::fs::read_to_string(&out)?;
+        let last = text.lines().last().unwrap_or_default();
+        let mut parts = last.split_whitespace();
+        let seconds: f64 = parts.next().unwrap_or("0").parse()?;
+        let peak_kib: u64 = parts.next().unwrap_or("0").parse()?;
+        samples.push(Sample { seconds, peak_kib });
+    }
+    samples.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+    Ok(samples[samples.len() / 2])
+}
+
+fn tempfile_path(name: &str) -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join("sauve-xtask");
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir.join(format!("{name}-{}", std::process::id())))
+}
+
+fn sh(script: &str) -> Result<()> {
+    if script.is_empty() {
+        return Ok(());
+    }
+    let status = Command::new("sh").args(["-c", script]).status()?;
+    if !status.success() {
+        bail!("command failed: {script}");
+    }
+    Ok(())
+}
+
+fn size_of(path: &Path) -> Result<u64> {
+    let meta = std::fs::symlink_metadata(path)?;
+    if !meta.is_dir() {
+        return Ok(meta.len());
+    }
+    let mut total = 0;
+    for e in std::fs::read_dir(path)? {
+        total += size_of(&e?.path())?;
+    }
+    Ok(total)
+}
+
+fn q(p: &Path) -> String {
+    format!("'{}'", p.display())
+}
+
+pub(crate) fn archive(args: &[String]) -> Result<()> {
+    let o = parse(args)?;
+    for tool in ["tar", "zstd", "python3", "/usr/bin/time"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|out| out.status.success());
+        if !found {
+            bail!("{tool} is needed (apt-get install tar zstd python3 time)");
+        }
+    }
+    let root = repo_root();
+    let work = root.join("target/bench-archive");
+    let src = work.join(format!("src-{}-{}", o.data_mb, o.attach_mb));
+    if !src.join("SampleApp/Data/SampleApp.4DD").exists() {
+        eprintln!(
+            "making the sample app ({} MB data, {} MB attachments)…",
+            o.data_mb, o.attach_mb
+        );
+        let _ = std::fs::remove_dir_all(&src);
+        let status = Command::new("python3")
+            .arg(root.join("tests/fixtures/make-sample-app"))
+            .arg(&src)
+            .args([
+                "--data-mb",
+                &o.data_mb.to_string(),
+                "--attach-mb",
+                &o.attach_mb.to_string(),
+            ])
+            .status()?;
+        if !status.success() {
+            bail!("make-sample-app failed");
+        }
+    }
+    cargo(&[
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "sauve-archive",
+        "--example",
+        "bench_archive",
+    ])?;
+    let bin = root.join("target/release/examples/bench_archive");
+    let out = work.join("out");
+    let app = src.join("SampleApp");
+    let input = size_of(&app)? + size_of(&src.join("Attachments"))?;
+    // Warm the page cache so that every contender reads from memory.
+    sh(&format!("cat $(find {} -type f) > /dev/null", q(&src)))?;
+
+    let clean = format!("rm -rf {o} && mkdir -p {o} && sync", o = q(&out));
+    let tar_src = format!("-C {} SampleApp Attachments", q(&src));
+    let mut rows: Vec<(String, Sample, Option<u64>)> = Vec::new();
+    let slow_runs = 1;
+    for level in ["None", "Fast", "Compact"] {
+        let runs = if level == "Compact" {
+            slow_runs
+        } else {
+            o.runs
+        };
+        eprintln!("sauve {level}…");
+        let s = measure(
+            &format!(
+                "{} write {} {} {level} > /dev/null",
+                q(&bin),
+                q(&app),
+                q(&out)
+            ),
+            &clean,
+            runs,
+        )?;
+        let size = size_of(&out.join("SampleApp[0001].4BK"))?;
+        rows.push((format!("sauve {level}"), s, Some(size)));
+    }
+    let contenders = [
+        (
+            "tar -cf",
+            format!(
+                "tar -cf {a} {tar_src} && sync {a}",
+                a = q(&out.join("t.tar"))
+            ),
+            "t.tar",
+            o.runs,
+        ),
+        (
+            "tar -I 'zstd -1 -T0'",
+            format!(
+                "tar -I 'zstd -1 -T0' -cf {a} {tar_src} && sync {a}",
+                a = q(&out.join("t.tar.zst"))
+            ),
+            "t.tar.zst",
+            o.runs,
+        ),
+        (
+            "tar -I 'zstd -19 -T0'",
+            format!(
+                "tar -I 'zstd -19 -T0' -cf {a} {tar_src} && sync {a}",
+                a = q(&out.join("t19.tar.zst"))
+            ),
+            "t19.tar.zst",
+            slow_runs,
+        ),
+    ];
+    for (name, script, file, runs) in contenders {
+        eprintln!("{name}…");
+        let s = measure(&script, &clean, runs)?;
+        rows.push((name.to_owned(), s, Some(size_of(&out.join(file))?)));
+    }
+    // Restore: sauve's None and Fast sets against tar -xf of a plain tar, each followed by sync.
+    let sets = work.join("sets");
+    sh(&format!(
+        "rm -rf {s} && mkdir -p {s}/none {s}/fast",
+        s = q(&sets)
+    ))?;
+    sh(&format!(
+        "{} write {} {} None > /dev/null",
+        q(&bin),
+        q(&app),
+        q(&sets.join("none"))
+    ))?;
+    sh(&format!(
+        "{} write {} {} Fast > /dev/null",
+        q(&bin),
+        q(&app),
+        q(&sets.join("fast"))
+    ))?;
+    sh(&format!("tar -cf {} {tar_src}", q(&sets.join("t.tar"))))?;
+    let restored = out.join("r");
+    let clean_r = format!("rm -rf {o} && mkdir -p {o} && sync", o = q(&out));
+    for (name, set) in [
+        ("sauve restore None", "none"),
+        ("sauve restore Fast", "fast"),
+    ] {
+        eprintln!("{name}…");
+        let archive = sets.join(set).join("SampleApp[0001].4BK");
+        let s = measure(
+            &format!(
+                "{} restore {} {} > /dev/null",
+                q(&bin),
+                q(&archive),
+                q(&restored)
+            ),
+            &clean_r,
+            o.runs,
+        )?;
+        rows.push((name.to_owned(), s, None));
+    }
+    eprintln!("tar -xf…");
+    let s = measure(
+        &format!(
+            "mkdir -p {r} && tar -xf {t} -C {r} && sync -f {r}",
+            r = q(&restored),
+            t = q(&sets.join("t.tar"))
+        ),
+        &clean_r,
+        o.runs,
+    )?;
+    rows.push(("tar -xf".to_owned(), s, None));
+    let _ = std::fs::remove_dir_all(&out);
+
+    report(&o, input, &rows);
+    Ok(())
+}
+
+fn report(o: &Options, input: u64, rows: &[(String, Sample, Option<u64>)]) {
+    let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+    let find = |name: &str| rows.iter().find(|r| r.0 == name);
+    println!(
+        "## cargo xtask bench archive --data-mb {} --attach-mb {} --runs {}",
+        o.data_mb, o.attach_mb, o.runs
+    );
+    println!();
+    println!("{}", machine());
+    println!(
+        "input: {:.0} MiB (sample app from tests/fixtures/make-sample-app); median of {} runs (1 for level 19); every writer ends with its output synced to disk",
+        mib(input),
+        o.runs
+    );
+    println!();
+    println!("| contender | seconds | MiB/s | size MiB | peak MiB |");
+    println!("|---|---:|---:|---:|---:|");
+    for (name, s, size) in rows {
+        println!(
+            "| {name} | {:.2} | {:.0} | {} | {:.1} |",
+            s.seconds,
+            mib(input) / s.seconds,
+            size.map_or("".to_owned(), |b| format!("{:.1}", mib(b))),
+            s.peak_kib as f64 / 1024.0
+        );
+    }
+    println!();
+    println!("| target | measured | verdict |");
+    println!("|---|---:|---|");
+    let speed = |a: &str, b: &str| -> Option<f64> { Some(find(b)?.1.seconds / find(a)?.1.seconds) };
+    let size = |a: &str, b: &str| -> Option<f64> { Some(find(a)?.2? as f64 / find(b)?.2? as f64) };
+    let line = |what: &str, v: Option<f64>, ok: &dyn Fn(f64) -> bool| {
+        let (m, verdict) = v.map_or(("n/a".to_owned(), "n/a"), |v| {
+            (format!("{v:.2}x"), if ok(v) { "met" } else { "MISSED" })
+        });
+        println!("| {what} | {m} | {verdict} |");
+    };
+    line(
+        "None throughput ≥ 0.9x tar -cf",
+        speed("sauve None", "tar -cf"),
+        &|v| v >= 0.9,
+    );
+    line(
+        "Fast throughput ≥ 1.0x tar -I 'zstd -1 -T0'",
+        speed("sauve Fast", "tar -I 'zstd -1 -T0'"),
+        &|v| v >= 1.0,
+    );
+    line(
+        "Fast size within 5% of tar -I 'zstd -1 -T0'",
+        size("sauve Fast", "tar -I 'zstd -1 -T0'"),
+        &|v| (0.95..=1.05).contains(&v) || v < 0.95,
+    );
+    line(
+        "Compact size ≤ 1.05x tar -I 'zstd -19 -T0'",
+        size("sauve Compact", "tar -I 'zstd -19 -T0'"),
+        &|v| v <= 1.05,
+    );
+    line(
+        "restore throughput ≥ 0.9x tar -xf (None set)",
+        speed("sauve restore None", "tar -xf"),
+        &|v| v >= 0.9,
+    );
+    let peak = rows
+        .iter()
+        .filter(|r| r.0.starts_with("sauve"))
+        .map(|r| r.1.peak_kib)
+        .max()
+        .unwrap_or(0) as f64
+        / 1024.0;
+    println!(
+        "| peak memory ≤ 100 MiB at every level and in restore | {peak:.1} MiB | {} |",
+        if peak <= 100.0 { "met" } else { "MISSED" }
+    );
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines().next().map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse::<u64>()
+                    .unwrap_or(0)
+            })
+        })
+        .unwrap_or(0);
+    let fs = Command::new("sh")
+        .args([
+            "-c",
+            "df -T target 2>/dev/null | tail -n 1 | awk '{print $2}'",
+        ])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    format!(
+        "machine: {cpu}, {cores} cores, {:.0} GiB memory, target/ on {fs}",
+        mem as f64 / (1u64 << 20) as f64
+    )
+}
