@@ -127,6 +127,17 @@ fn restore_goes_next_to_the_archive_and_refuses_a_non_empty_destination() {
         vec![42u8; 200_000]
     );
     assert!(restored.join("Project/App.4DProject").is_file());
+    // The restore is recorded in the history beside the archive.
+    let history = std::fs::read_to_string(dest.path().join("backupHistory.json")).unwrap();
+    let h: serde_json::Value = serde_json::from_str(&history).unwrap();
+    let e = &h[""][0];
+    assert_eq!(e["operation"], "restore");
+    assert_eq!(e["backupNumber"], 1);
+    assert_eq!(e["status"], 0);
+    assert_eq!(
+        e["dataPath"],
+        restored.join("Data/App.4DD").display().to_string()
+    );
 
     let again = sauve(&["restore", files[0].to_str().unwrap()]);
     assert_eq!(again.code, 2);

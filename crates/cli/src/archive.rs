@@ -64,7 +64,14 @@ pub(crate) fn restore(
     io: &mut Io<'_>,
 ) -> Result<(), Failure> {
     let options = RestoreOptions { to, force };
-    let report = sauve_archive::restore(archive, &options, &mut NoProgress).map_err(failure)?;
+    let started = jiff::Timestamp::now();
+    let result = sauve_archive::restore(archive, &options, &mut NoProgress);
+    if let Err(warning) = record_restore(archive, &result, started) {
+        io.err(&format!(
+            "warning: the restore was not recorded in the history: {warning}\n"
+        ));
+    }
+    let report = result.map_err(failure)?;
     io.out(&format!(
         "Restored {} into {} ({} files, {})\n",
         report.set.display_name(),
@@ -72,6 +79,69 @@ pub(crate) fn restore(
         report.files,
         bytes(report.bytes),
     ));
+    Ok(())
+}
+
+/// Records a restore in the history beside the archive, under the
+/// manifest's structure key (SPEC 13.1). A set that could not be read has no
+/// manifest to name the key, and is not recorded.
+fn record_restore(
+    archive: &Path,
+    result: &Result<sauve_archive::RestoreReport, ArchiveError>,
+    started: jiff::Timestamp,
+) -> Result<(), String> {
+    let Ok(report) = result else {
+        return Ok(());
+    };
+    let ended = jiff::Timestamp::now();
+    let m = &report.manifest.header;
+    let data = report
+        .manifest
+        .entries
+        .iter()
+        .find(|e| e.kind == EntryKind::Data)
+        .map(|e| report.destination.join(&e.path).display().to_string())
+        .unwrap_or_default();
+    let entry = sauve_history::HistoryEntry {
+        backup_path: std::path::absolute(archive)
+            .unwrap_or_else(|_| archive.to_path_buf())
+            .display()
+            .to_string(),
+        structure_path: m.structure_path.clone(),
+        data_path: data,
+        log_path: String::new(),
+        starting_date: sauve_history::format_date(started),
+        ending_date: sauve_history::format_date(ended),
+        scheduled_date: sauve_history::format_date(started),
+        status: Some(0),
+        backup_number: m.backup_number,
+        duration: ended.duration_since(started).as_millis().max(0) as u64,
+        attachments: Vec::new(),
+        operation: Some(sauve_history::Operation::Restore),
+        trigger: Some("manual".to_owned()),
+        lock_windows: None,
+        segments: Some(
+            report
+                .set
+                .files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect(),
+        ),
+        files: None,
+        extra: Default::default(),
+    };
+    let dir = &report.set.dir;
+    let mut loaded = sauve_history::History::load(dir, ended).map_err(|e| e.to_string())?;
+    loaded
+        .history
+        .add(&m.structure_path, entry)
+        .map_err(|e| e.to_string())?;
+    loaded
+        .history
+        .retain(&m.structure_path, sauve_history::UNLIMITED)
+        .map_err(|e| e.to_string())?;
+    loaded.history.save(dir).map_err(|e| e.to_string())?;
     Ok(())
 }
 

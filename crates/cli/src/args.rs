@@ -41,6 +41,17 @@ pub(crate) enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Show the Backup Journal (APP/Logs/Backup Journal[NNN].txt), oldest first.
+    Journal {
+        #[command(flatten)]
+        app: AppArg,
+        /// Only the last N entries.
+        #[arg(long, value_name = "N")]
+        tail: Option<usize>,
+        /// Print a JSON array of entries.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the entries of an archive set: path, kind, size.
     List {
         /// Any segment of the set, or base[NNNN] (the .4BK).

@@ -12,6 +12,7 @@ use clap::Parser;
 
 mod archive;
 mod args;
+mod journal;
 mod settings;
 
 pub use args::Cli;
@@ -90,6 +91,7 @@ where
             archive::restore(&archive, to, force, &mut io)
         }
         args::Command::List { archive, json } => archive::list(&archive, json, &mut io),
+        args::Command::Journal { app, tail, json } => journal::show(&app.app, tail, json, &mut io),
     };
     match result {
         Ok(()) => EXIT_OK,

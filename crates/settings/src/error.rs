@@ -59,6 +59,9 @@ pub enum SettingsError {
         /// The system's error.
         source: std::io::Error,
     },
+    /// Writing a settings file failed; the previous file, if any, is intact.
+    #[error(transparent)]
+    Write(#[from] sauve_durable::PathError),
     /// The file is not UTF-8.
     #[error("{file}:{}:{}: not UTF-8: invalid byte 0x{byte:02X} (accepted: UTF-8 text, with or without BOM)", at.line, at.column)]
     NotUtf8 {
@@ -124,6 +127,6 @@ fn list(problems: &[Problem]) -> String {
 impl SettingsError {
     /// Whether trying again may help (only IO errors may be transient).
     pub fn is_transient(&self) -> bool {
-        matches!(self, SettingsError::Io { .. })
+        matches!(self, SettingsError::Io { .. } | SettingsError::Write(_))
     }
 }

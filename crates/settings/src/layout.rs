@@ -107,12 +107,18 @@ pub fn load_file(path: &Path) -> Result<Loaded, SettingsError> {
 /// fsynced, renamed over the target, then the folder fsynced. A crash leaves
 /// either the old file or the new one, never a mix.
 pub fn save_file(path: &Path, doc: &SettingsDoc) -> Result<(), SettingsError> {
-    crate::fs::write_atomic(path, doc.to_xml().as_bytes())
+    Ok(sauve_durable::replace(path, doc.to_xml().as_bytes())?)
 }
 
 /// Writes a new settings file, refusing to replace an existing one.
 pub fn create_file(path: &Path, doc: &SettingsDoc) -> Result<(), SettingsError> {
-    crate::fs::write_new(path, doc.to_xml().as_bytes())
+    sauve_durable::create_new(path, doc.to_xml().as_bytes()).map_err(|e| {
+        if e.source.kind() == std::io::ErrorKind::AlreadyExists {
+            SettingsError::AlreadyExists(path.to_owned())
+        } else {
+            SettingsError::Write(e)
+        }
+    })
 }
 
 /// A path from the settings, resolved against the app folder.

@@ -18,7 +18,6 @@
 
 mod doc;
 mod error;
-mod fs;
 mod json;
 mod layout;
 mod model;

@@ -1,0 +1,194 @@
+//! Crash-safe file writes, shared by every crate that persists a file sauve
+//! must not lose: settings, the history, the Backup Journal, state files.
+//!
+//! A replaced file is written to a temporary name in the same folder,
+//! fsynced, renamed over the target, and the folder fsynced: after a crash
+//! the old file or the new one is there, never a mix. (`tempfile`'s
+//! `persist` alone does neither sync.)
+//!
+//! Invariant: plain `std::io` errors, each returned with the path it concerns;
+//! no policy about what a failure means to the caller.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// An IO error and the path it happened on.
+#[derive(Debug)]
+pub struct PathError {
+    /// What was being done: "create", "write", "sync", "rename"…
+    pub action: &'static str,
+    /// The file or folder.
+    pub path: PathBuf,
+    /// The system's error.
+    pub source: io::Error,
+}
+
+impl std::fmt::Display for PathError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cannot {} \"{}\": {}",
+            self.action,
+            self.path.display(),
+            self.source
+        )
+    }
+}
+
+impl std::error::Error for PathError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+fn at(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> PathError {
+    let path = path.to_path_buf();
+    move |source| PathError {
+        action,
+        path,
+        source,
+    }
+}
+
+fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// Fsyncs a folder, so that names created or renamed in it survive a crash.
+pub fn sync_folder(dir: &Path) -> Result<(), PathError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(at("sync folder", dir))
+}
+
+/// Writes a fsynced temporary file beside `path` with `fill`, then `place`s it.
+fn write_with(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    place: impl FnOnce(tempfile::NamedTempFile) -> Result<(), PathError>,
+) -> Result<(), PathError> {
+    let dir = folder_of(path);
+    std::fs::create_dir_all(dir).map_err(at("create folder", dir))?;
+    let prefix = format!(
+        ".{}.",
+        path.file_name()
+            .map_or_else(|| "sauve".into(), |n| n.to_string_lossy())
+    );
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(at("create a temporary file in", dir))?;
+    // A failure from here on drops `tmp`, which removes the temporary file.
+    fill(tmp.as_file_mut()).map_err(at("write", path))?;
+    tmp.as_file().sync_all().map_err(at("sync", path))?;
+    place(tmp)?;
+    sync_folder(dir)
+}
+
+/// Replaces `path` with `bytes` atomically and durably.
+pub fn replace(path: &Path, bytes: &[u8]) -> Result<(), PathError> {
+    replace_with(path, |w| w.write_all(bytes))
+}
+
+/// Replaces `path` atomically and durably with what `fill` writes. If `fill`
+/// fails, the previous file is left untouched and no temporary file remains.
+pub fn replace_with(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<(), PathError> {
+    write_with(path, fill, |tmp| {
+        tmp.persist(path)
+            .map(drop)
+            .map_err(|e| at("replace", path)(e.error))
+    })
+}
+
+/// Creates `path` with `bytes`, durably; an existing file is never replaced
+/// (the error kind is then `AlreadyExists`), even one created meanwhile.
+pub fn create_new(path: &Path, bytes: &[u8]) -> Result<(), PathError> {
+    if path.exists() {
+        return Err(at("create", path)(io::Error::from(
+            io::ErrorKind::AlreadyExists,
+        )));
+    }
+    write_with(
+        path,
+        |w| w.write_all(bytes),
+        |tmp| {
+            tmp.persist_noclobber(path)
+                .map(drop)
+                .map_err(|e| at("create", path)(e.error))
+        },
+    )
+}
+
+/// Appends `bytes` to `path` in one write and fsyncs it (`fdatasync`).
+/// Creates the file (and fsyncs its folder) when it does not exist.
+pub fn append(path: &Path, bytes: &[u8]) -> Result<(), PathError> {
+    let existed = path.exists();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(at("open", path))?;
+    f.write_all(bytes).map_err(at("append to", path))?;
+    f.sync_data().map_err(at("sync", path))?;
+    if !existed {
+        sync_folder(folder_of(path))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replace_leaves_only_the_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.json");
+        replace(&p, b"one").unwrap();
+        replace(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_failed_fill_keeps_the_previous_file_and_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.json");
+        replace(&p, b"previous").unwrap();
+        let e = replace_with(&p, |w| {
+            w.write_all(b"half of the ne")?;
+            Err(io::Error::other("disk unplugged"))
+        })
+        .unwrap_err();
+        assert_eq!(e.action, "write");
+        assert_eq!(std::fs::read(&p).unwrap(), b"previous");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn create_new_never_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/a");
+        create_new(&p, b"1").unwrap();
+        let e = create_new(&p, b"2").unwrap_err();
+        assert_eq!(e.source.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&p).unwrap(), b"1");
+    }
+
+    #[test]
+    fn append_adds_to_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j.txt");
+        append(&p, b"a\n").unwrap();
+        append(&p, b"b\n").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"a\nb\n");
+    }
+}

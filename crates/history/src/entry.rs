@@ -1,0 +1,114 @@
+//! One history entry: 4D's keys in 4D's order, then sauve's (SPEC section 12).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// What an entry records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Operation {
+    /// A backup run (4D writes no `operation`: absent means backup).
+    Backup,
+    /// A restore (sauve).
+    Restore,
+}
+
+/// An attachment and whether the run found it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryAttachment {
+    /// The attachment's path.
+    pub attachment_path: String,
+    /// Found on disk.
+    pub found: bool,
+    /// Fields sauve does not know, kept verbatim.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Lock hold times in milliseconds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockWindows {
+    /// The data lock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<u64>,
+    /// The structure lock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structure: Option<u64>,
+}
+
+/// A file in the archive, as the history records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryFile {
+    /// Path inside the archive.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Hex blake3.
+    pub blake3: String,
+}
+
+/// One run. Dates are kept as written (ISO UTC with milliseconds and `Z`);
+/// paths as written (HFS and Windows paths included).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    /// The archive (`""` for a run without one).
+    pub backup_path: String,
+    /// The structure file.
+    pub structure_path: String,
+    /// The data file.
+    pub data_path: String,
+    /// The log backup, `""` without one.
+    pub log_path: String,
+    /// When the run started.
+    pub starting_date: String,
+    /// When it ended.
+    pub ending_date: String,
+    /// The slot of a scheduled run; the start otherwise.
+    pub scheduled_date: String,
+    /// The status; absent or -1 means unknown (4D files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<i32>,
+    /// The archive's number; 0 for a run without an archive.
+    pub backup_number: u32,
+    /// Milliseconds.
+    pub duration: u64,
+    /// The attachments, in settings order.
+    pub attachments: Vec<HistoryAttachment>,
+    /// sauve: backup or restore; absent means backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<Operation>,
+    /// sauve: manual, api, scheduled, remote, automatic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<String>,
+    /// sauve: lock hold times.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_windows: Option<LockWindows>,
+    /// sauve: every file of the set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segments: Option<Vec<String>>,
+    /// sauve: the archive's files with sizes and checksums.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<Vec<HistoryFile>>,
+    /// Fields sauve does not know, kept verbatim after the known ones.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl HistoryEntry {
+    /// The operation, absent meaning backup.
+    pub fn operation(&self) -> Operation {
+        self.operation.unwrap_or(Operation::Backup)
+    }
+
+    /// A backup that produced an archive (number above 0).
+    pub fn is_numbered_backup(&self) -> bool {
+        self.operation() == Operation::Backup && self.backup_number > 0
+    }
+}
+
+/// ISO UTC with milliseconds and `Z`, as 4D writes dates.
+pub fn format_date(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}

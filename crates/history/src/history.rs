@@ -1,0 +1,291 @@
+//! `backupHistory.json` in the destination: read, change, write atomically,
+//! and the next backup number (SPEC sections 6.2 and 12).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sauve_archive::{ArchiveName, SetKind};
+use serde_json::{Map, Value};
+
+use crate::entry::{HistoryEntry, Operation};
+use crate::error::HistoryError;
+
+/// The file name in the destination.
+pub const FILE_NAME: &str = "backupHistory.json";
+/// The limit per class of entries when retention (`SetNumber`) is off.
+pub const UNLIMITED: usize = 999;
+
+/// The history: an object keyed by structure path, each holding entries
+/// oldest first. Keys sauve does not touch are kept verbatim.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct History {
+    map: Map<String, Value>,
+}
+
+/// A history as loaded.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The history (empty when there was none, or it was corrupt).
+    pub history: History,
+    /// Where a corrupt file was moved; numbering then continues from the
+    /// archives in the destination (SPEC 12).
+    pub moved_aside: Option<PathBuf>,
+    /// What happened, for the Backup Journal.
+    pub notes: Vec<String>,
+}
+
+/// The next backup number, and why it is not the obvious one when it is not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Numbering {
+    /// The number to use.
+    pub number: u32,
+    /// A journal note when the number moved past existing archives.
+    pub note: Option<String>,
+}
+
+impl History {
+    /// Parses a history; `None` when the text is not one.
+    pub fn parse(text: &str) -> Option<History> {
+        let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+        match serde_json::from_str::<Value>(text).ok()? {
+            Value::Object(map) => {
+                let h = History { map };
+                // Every key sauve might read must hold entries it can read.
+                h.map.keys().all(|k| h.entries(k).is_some()).then_some(h)
+            }
+            _ => None,
+        }
+    }
+
+    /// Loads `destination/backupHistory.json`. A missing file is an empty
+    /// history; a corrupt one is renamed `backupHistory.json.corrupt-<UTC stamp>`
+    /// and reported.
+    pub fn load(destination: &Path, now: jiff::Timestamp) -> Result<Loaded, HistoryError> {
+        let path = destination.join(FILE_NAME);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Loaded {
+                    history: History::default(),
+                    moved_aside: None,
+                    notes: Vec::new(),
+                });
+            }
+            Err(source) => {
+                return Err(HistoryError::Io {
+                    action: "read",
+                    path,
+                    source,
+                });
+            }
+        };
+        if let Some(history) = std::str::from_utf8(&bytes).ok().and_then(History::parse) {
+            return Ok(Loaded {
+                history,
+                moved_aside: None,
+                notes: Vec::new(),
+            });
+        }
+        let aside = destination.join(format!(
+            "{FILE_NAME}.corrupt-{}",
+            now.strftime("%Y%m%dT%H%M%SZ")
+        ));
+        std::fs::rename(&path, &aside).map_err(|source| HistoryError::Io {
+            action: "move aside",
+            path: path.clone(),
+            source,
+        })?;
+        sauve_durable::sync_folder(destination)?;
+        Ok(Loaded {
+            history: History::default(),
+            notes: vec![format!(
+                "{} was not a valid history; moved to {}; numbering continues from the archives in the destination",
+                path.display(),
+                aside.display()
+            )],
+            moved_aside: Some(aside),
+        })
+    }
+
+    /// The structure keys, in file order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.map.keys().map(String::as_str)
+    }
+
+    /// The entries under `key` (exact match, O-12), oldest first; `None` when
+    /// the key holds something that is not a list of entries.
+    pub fn entries(&self, key: &str) -> Option<Vec<HistoryEntry>> {
+        match self.map.get(key) {
+            None => Some(Vec::new()),
+            Some(v) => serde_json::from_value(v.clone()).ok(),
+        }
+    }
+
+    fn set_entries(&mut self, key: &str, entries: &[HistoryEntry]) -> Result<(), HistoryError> {
+        let v = serde_json::to_value(entries).map_err(|e| HistoryError::Encode(e.to_string()))?;
+        self.map.insert(key.to_owned(), v);
+        Ok(())
+    }
+
+    /// Adds an entry under `key`. Numbered backups stay sorted by number and
+    /// unique: an entry with the number of an existing one replaces it.
+    pub fn add(&mut self, key: &str, entry: HistoryEntry) -> Result<(), HistoryError> {
+        let mut entries = self.entries(key).unwrap_or_default();
+        if entry.is_numbered_backup() {
+            if let Some(same) = entries
+                .iter_mut()
+                .find(|e| e.is_numbered_backup() && e.backup_number == entry.backup_number)
+            {
+                *same = entry;
+            } else if let Some(at) = entries
+                .iter()
+                .position(|e| e.is_numbered_backup() && e.backup_number > entry.backup_number)
+            {
+                entries.insert(at, entry);
+            } else {
+                entries.push(entry);
+            }
+        } else {
+            entries.push(entry);
+        }
+        self.set_entries(key, &entries)
+    }
+
+    /// Keeps, under `key`, the newest `limit` entries of each class: backups
+    /// with an archive, runs without one, restores (SPEC 12; 999 when
+    /// retention is off).
+    pub fn retain(&mut self, key: &str, limit: usize) -> Result<(), HistoryError> {
+        let entries = self.entries(key).unwrap_or_default();
+        let class = |e: &HistoryEntry| match (e.operation(), e.backup_number) {
+            (Operation::Restore, _) => 2,
+            (Operation::Backup, 0) => 1,
+            (Operation::Backup, _) => 0,
+        };
+        let mut counts = [0usize; 3];
+        let mut keep = vec![false; entries.len()];
+        for (i, e) in entries.iter().enumerate().rev() {
+            let c = class(e);
+            if counts[c] < limit {
+                counts[c] += 1;
+                keep[i] = true;
+            }
+        }
+        let kept: Vec<HistoryEntry> = entries
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(e, k)| k.then_some(e))
+            .collect();
+        self.set_entries(key, &kept)
+    }
+
+    /// Removes, under `key`, the backups of the given numbers (their sets were
+    /// deleted by retention).
+    pub fn remove_numbers(&mut self, key: &str, numbers: &[u32]) -> Result<(), HistoryError> {
+        let mut entries = self.entries(key).unwrap_or_default();
+        entries.retain(|e| !(e.is_numbered_backup() && numbers.contains(&e.backup_number)));
+        self.set_entries(key, &entries)
+    }
+
+    /// The highest backup number recorded under `key`.
+    pub fn highest_number(&self, key: &str) -> Option<u32> {
+        self.entries(key)?
+            .iter()
+            .filter(|e| e.is_numbered_backup())
+            .map(|e| e.backup_number)
+            .max()
+    }
+
+    /// The file's text: tab-indented, LF, no BOM, no final newline (4D's shape).
+    pub fn to_json(&self) -> Result<Vec<u8>, HistoryError> {
+        let mut out = Vec::new();
+        let formatter = serde_json::ser::PrettyFormatter::with_indent(b"\t");
+        let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
+        serde::Serialize::serialize(&self.map, &mut ser)
+            .map_err(|e| HistoryError::Encode(e.to_string()))?;
+        Ok(out)
+    }
+
+    /// Writes `destination/backupHistory.json` atomically (temporary file,
+    /// fsync, rename, folder fsync).
+    pub fn save(&self, destination: &Path) -> Result<PathBuf, HistoryError> {
+        self.save_through(destination, |w, bytes| w.write_all(bytes))
+    }
+
+    /// [`History::save`], writing the bytes through `write`: tests inject a
+    /// writer that fails half-way to check the previous file survives.
+    pub fn save_through(
+        &self,
+        destination: &Path,
+        write: impl FnOnce(&mut dyn Write, &[u8]) -> std::io::Result<()>,
+    ) -> Result<PathBuf, HistoryError> {
+        let bytes = self.to_json()?;
+        let path = destination.join(FILE_NAME);
+        sauve_durable::replace_with(&path, |w| write(w, &bytes))?;
+        Ok(path)
+    }
+}
+
+/// The numbers of the `.4BK` archives (any segment) of `base` in `destination`.
+pub fn archive_numbers(destination: &Path, base: &str) -> Result<Vec<u32>, HistoryError> {
+    let entries = match std::fs::read_dir(destination) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(HistoryError::Io {
+                action: "list",
+                path: destination.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let mut numbers: Vec<u32> = entries
+        .flatten()
+        .filter_map(|e| ArchiveName::parse(&e.file_name().to_string_lossy()))
+        .filter(|a| !a.part && a.base == base && a.kind == SetKind::Backup)
+        .map(|a| a.number)
+        .collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    Ok(numbers)
+}
+
+/// The next backup number (SPEC 6.2): the highest recorded under `key` plus
+/// one, 1 with no history; after a corrupt history, the highest archive plus
+/// one. If an archive with that number exists (`existing`, from
+/// [`archive_numbers`]), the number moves past the highest existing one:
+/// nothing is ever overwritten.
+pub fn next_number(
+    history: &History,
+    key: &str,
+    existing: &[u32],
+    base: &str,
+    after_corrupt_history: bool,
+) -> Numbering {
+    let highest_archive = existing.iter().copied().max().unwrap_or(0);
+    let candidate = if after_corrupt_history {
+        highest_archive.saturating_add(1)
+    } else {
+        history.highest_number(key).unwrap_or(0).saturating_add(1)
+    };
+    if existing.contains(&candidate) {
+        let number = highest_archive.saturating_add(1);
+        let taken = ArchiveName {
+            base: base.to_owned(),
+            number: candidate,
+            segment: None,
+            kind: SetKind::Backup,
+            part: false,
+        };
+        return Numbering {
+            number,
+            note: Some(format!(
+                "{taken} already exists in the destination; numbering continues at {}",
+                sauve_archive::number_text(number)
+            )),
+        };
+    }
+    Numbering {
+        number: candidate,
+        note: None,
+    }
+}

@@ -1,0 +1,49 @@
+//! `sauve journal` as a user sees it.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use sauve_journal::{Entry, Journal, Title};
+use sauve_tests::{SampleApp, fixture, sauve};
+
+#[test]
+fn journal_shows_a_4d_journal_and_its_tail() {
+    let app = SampleApp::new(None).unwrap();
+    std::fs::create_dir_all(app.path().join("Logs")).unwrap();
+    std::fs::copy(
+        fixture("hourly-with-retention.Backup Journal[001].txt"),
+        app.path().join("Logs/Backup Journal[001].txt"),
+    )
+    .unwrap();
+    let out = sauve(&["journal", "--app", &app.arg(), "--tail", "2"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    insta::assert_snapshot!("journal_tail_4d", out.stdout);
+    let json = sauve(&["journal", "--app", &app.arg(), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 41);
+    assert_eq!(v[0]["scheduled"]["raw"], "5/30/20 7:00 AM");
+    assert_eq!(v[0]["scheduled"]["local"], "2020-05-30T07:00:00");
+}
+
+#[test]
+fn journal_shows_what_sauve_wrote() {
+    let app = SampleApp::new(None).unwrap();
+    let mut j = Journal::open(&app.path().join("Logs")).unwrap();
+    let mut e = Entry::new(Title::BackupStopped);
+    e.trigger = Some("manual".into());
+    e.status = Some(1406);
+    j.append(&e, true).unwrap();
+    let out = sauve(&["journal", "--app", &app.arg()]);
+    assert_eq!(
+        out.stdout,
+        "*** Backup stopped\nTrigger : manual\nStatus : 1406 Stopped by the user\nError reported : 1406 Stopped by the user\n\n"
+    );
+    let empty = SampleApp::new(None).unwrap();
+    let none = sauve(&["journal", "--app", &empty.arg()]);
+    assert_eq!(none.code, 0);
+    assert!(
+        none.stderr.starts_with("no Backup Journal entries in "),
+        "{}",
+        none.stderr
+    );
+}
