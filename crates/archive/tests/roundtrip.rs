@@ -203,3 +203,39 @@ fn a_stop_request_ends_the_copy_and_removes_partial_files() {
     drop(w);
     assert_eq!(std::fs::read_dir(&fx.destination).unwrap().count(), 0);
 }
+
+#[test]
+fn special_files_are_skipped_and_reported_and_symlinks_stored_not_followed() {
+    let mut fx = Fixture::new();
+    let docs = fx.root.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    let _socket = std::os::unix::net::UnixListener::bind(docs.join("app.sock")).unwrap();
+    let secret = fx.root.path().join("secret.txt");
+    std::fs::write(&secret, b"outside the attachment").unwrap();
+    std::os::unix::fs::symlink(&secret, docs.join("link")).unwrap();
+    fx.settings.general.includes_files = vec![docs.display().to_string()];
+    let content = fx.content();
+    assert_eq!(content.skipped.len(), 1);
+    assert_eq!(content.skipped[0].path, docs.join("app.sock"));
+    assert!(content.skipped[0].reason.contains("FIFO, socket or device"));
+    let link = content
+        .entries
+        .iter()
+        .find(|e| e.path.ends_with("/link"))
+        .unwrap();
+    assert_eq!(link.entry_type, sauve_archive::EntryType::Symlink);
+    assert_eq!(link.target.as_deref(), Some(secret.as_path()));
+    assert!(
+        !content.entries.iter().any(|e| e.source == secret),
+        "the link's target is not stored"
+    );
+}
+
+#[test]
+fn a_missing_data_file_is_an_error_naming_it() {
+    let fx = Fixture::new();
+    std::fs::remove_file(fx.app().join("Data/App.4DD")).unwrap();
+    let e = sauve_archive::resolve_content(&fx.layout, &fx.settings, &fx.destination).unwrap_err();
+    assert_eq!(e.status(), sauve_status::Status::BackupError);
+    assert!(e.to_string().contains("App.4DD"), "{e}");
+}
