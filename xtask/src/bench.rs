@@ -383,3 +383,51 @@ fn machine() -> String {
         mem as f64 / (1u64 << 20) as f64
     )
 }
+
+pub(crate) fn locking(args: &[String]) -> Result<()> {
+    if let Some(a) = args.first() {
+        bail!("unknown option \"{a}\" (bench locking takes none)");
+    }
+    cargo(&[
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "sauve-locking",
+        "--example",
+        "bench_locking",
+    ])?;
+    let bin = repo_root().join("target/release/examples/bench_locking");
+    let out = Command::new(&bin)
+        .output()
+        .with_context(|| format!("cannot run {}", bin.display()))?;
+    if !out.status.success() {
+        bail!(
+            "bench_locking failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("## cargo xtask bench locking");
+    println!();
+    println!("{}", machine());
+    println!(
+        "nanoseconds per acquire and release, median of 21 batches of 100 000 (release build)"
+    );
+    println!();
+    println!("| operation | ns | target < 1000 ns |");
+    println!("|---|---:|---|");
+    for line in text.lines() {
+        let Some((name, ns)) = line.split_once('\t') else {
+            continue;
+        };
+        let value: f64 = ns.parse().unwrap_or(f64::NAN);
+        let verdict = if name.contains("uncontended") {
+            if value < 1000.0 { "met" } else { "MISSED" }
+        } else {
+            ""
+        };
+        println!("| {name} | {ns} | {verdict} |");
+    }
+    Ok(())
+}

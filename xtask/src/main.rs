@@ -4,6 +4,7 @@
 //!   the test suite), without installing anything.
 //! - `bench archive [--data-mb N] [--attach-mb N] [--runs N]`: the archive
 //!   writer and restore against tar and zstd; prints a table for BENCHMARKS.md.
+//! - `bench locking`: the lock manager's cost per guard.
 
 #![allow(clippy::print_stdout)]
 
@@ -19,7 +20,8 @@ const USAGE: &str = "usage: cargo xtask <task>
 tasks:
   ci                                   format check, clippy -D warnings, tests (as .ci/run does)
   bench archive [--data-mb N] [--attach-mb N] [--runs N]
-                                       archive writer and restore vs tar and zstd (default 1024 MB data, 512 MB attachments)";
+                                       archive writer and restore vs tar and zstd (default 1024 MB data, 512 MB attachments)
+  bench locking                        lock manager: ns per guard acquire and release";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -27,7 +29,8 @@ fn main() -> Result<()> {
         Some("ci") => ci(),
         Some("bench") => match args.get(1).map(String::as_str) {
             Some("archive") => bench::archive(&args[2..]),
-            other => bail!("unknown benchmark {other:?} (accepted: archive)\n\n{USAGE}"),
+            Some("locking") => bench::locking(&args[2..]),
+            other => bail!("unknown benchmark {other:?} (accepted: archive, locking)\n\n{USAGE}"),
         },
         Some("help" | "--help" | "-h") | None => {
             println!("{USAGE}");
