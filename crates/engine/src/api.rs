@@ -1,0 +1,266 @@
+//! The types host apps see: triggers, options, hooks, events, reports.
+//! None of them is an actix type.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sauve_archive::OpenPart;
+use sauve_locking::Mode;
+use sauve_status::Status;
+use serde::{Deserialize, Serialize};
+
+/// What started a backup (SPEC section 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    /// `sauve backup`.
+    Manual,
+    /// The library API.
+    Api,
+    /// The scheduler.
+    Scheduled,
+    /// The control API.
+    Remote,
+    /// An automatic restore (O-14).
+    Automatic,
+}
+
+impl Trigger {
+    /// The word the journal and the history write.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Manual => "manual",
+            Trigger::Api => "api",
+            Trigger::Scheduled => "scheduled",
+            Trigger::Remote => "remote",
+            Trigger::Automatic => "automatic",
+        }
+    }
+}
+
+/// A future returned by a hook.
+pub type HookFuture = Pin<Box<dyn Future<Output = i32> + Send>>;
+
+/// *On Backup Startup*: returns 0 to go on; anything else refuses the run
+/// and becomes its status.
+pub type StartupHook = Arc<dyn Fn(Trigger) -> HookFuture + Send + Sync>;
+
+/// *On Backup Shutdown*: receives the final status (and the archive, if any).
+pub type ShutdownHook = Arc<dyn Fn(ShutdownInfo) -> HookFuture + Send + Sync>;
+
+/// What the shutdown hook learns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShutdownInfo {
+    /// The final status.
+    pub status: Status,
+    /// What started the run.
+    pub trigger: Trigger,
+    /// The first archive file, if one was committed.
+    pub archive: Option<PathBuf>,
+}
+
+/// The hooks of SPEC section 4.
+#[derive(Clone, Default)]
+pub struct Hooks {
+    /// Runs before every backup.
+    pub on_startup: Option<StartupHook>,
+    /// Runs after every backup whose startup hook ran.
+    pub on_shutdown: Option<ShutdownHook>,
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks")
+            .field("on_startup", &self.on_startup.is_some())
+            .field("on_shutdown", &self.on_shutdown.is_some())
+            .finish()
+    }
+}
+
+/// Wall-clock time, injected so that journals and histories are testable.
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> jiff::Timestamp;
+    /// The local time zone for the journal's dates (`TZ` is honoured).
+    fn zone(&self) -> jiff::tz::TimeZone {
+        jiff::tz::TimeZone::system()
+    }
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> jiff::Timestamp {
+        jiff::Timestamp::now()
+    }
+}
+
+/// How the engine runs.
+#[derive(Clone)]
+pub struct EngineOptions {
+    /// Single-user (the CLI) or server (`sauve run`, hosts choose): SPEC 7.
+    pub mode: Mode,
+    /// Hooks.
+    pub hooks: Hooks,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Creates archive files; tests inject writers with a byte quota.
+    pub open_part: Option<Arc<dyn Fn() -> OpenPart + Send + Sync>>,
+    /// zstd worker threads; 0 uses every core.
+    pub threads: u32,
+}
+
+impl Default for EngineOptions {
+    fn default() -> EngineOptions {
+        EngineOptions {
+            mode: Mode::SingleUser,
+            hooks: Hooks::default(),
+            clock: Arc::new(SystemClock),
+            open_part: None,
+            threads: 0,
+        }
+    }
+}
+
+impl std::fmt::Debug for EngineOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineOptions")
+            .field("mode", &self.mode)
+            .field("hooks", &self.hooks)
+            .field("threads", &self.threads)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A run's phase, for progress (SPEC 8.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// Checking the destination, the data file, the free space.
+    Precheck,
+    /// Waiting for writes in progress to end.
+    WaitingLock,
+    /// Copying data-kind files under the data lock.
+    Data,
+    /// Copying the structure under the structure lock.
+    Structure,
+    /// Copying attachments.
+    Attachments,
+    /// Verifying the archive.
+    Verify,
+    /// Giving the archive its final names.
+    Commit,
+    /// Deleting old sets.
+    Retention,
+}
+
+/// What observers are told (SPEC 8.1); the CLI prints these as JSON lines.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum BackupEvent {
+    /// A run began.
+    Started {
+        /// Run id.
+        run: u64,
+        /// What started it.
+        trigger: Trigger,
+        /// The backup number.
+        number: u32,
+        /// Bytes to copy.
+        total_bytes: u64,
+    },
+    /// A new phase.
+    Phase {
+        /// Run id.
+        run: u64,
+        /// The phase.
+        phase: Phase,
+    },
+    /// Copy progress, at most 10 per second.
+    File {
+        /// Run id.
+        run: u64,
+        /// The file being copied (archive path).
+        path: String,
+        /// Bytes done overall.
+        bytes_done: u64,
+        /// Bytes overall.
+        bytes_total: u64,
+    },
+    /// Something worth knowing that does not change the status.
+    Warning {
+        /// Run id.
+        run: u64,
+        /// The message.
+        message: String,
+    },
+    /// The run ended.
+    Finished {
+        /// Run id.
+        run: u64,
+        /// The status code.
+        status: i32,
+        /// Its text.
+        status_text: String,
+        /// The backup number, 0 without an archive.
+        number: u32,
+        /// The committed archive files.
+        archives: Vec<PathBuf>,
+    },
+}
+
+/// How a backup ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupReport {
+    /// The final status.
+    #[serde(with = "status_code")]
+    pub status: Status,
+    /// The backup number, 0 when no archive was made.
+    pub number: u32,
+    /// The committed archive files.
+    pub archives: Vec<PathBuf>,
+    /// What started the run.
+    pub trigger: Trigger,
+    /// When it started.
+    pub started: jiff::Timestamp,
+    /// When it ended.
+    pub ended: jiff::Timestamp,
+    /// How long the data lock was held.
+    pub data_lock: Option<Duration>,
+    /// How long the structure lock was held.
+    pub structure_lock: Option<Duration>,
+    /// The errors reported, first first.
+    pub errors: Vec<String>,
+    /// Notes and warnings (numbering, retention, skipped files).
+    pub notes: Vec<String>,
+}
+
+pub(crate) mod status_code {
+    use sauve_status::Status;
+
+    pub(crate) fn serialize<S: serde::Serializer>(s: &Status, ser: S) -> Result<S::Ok, S::Error> {
+        ser.serialize_i32(s.code())
+    }
+
+    pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Status, D::Error> {
+        let code: i32 = serde::Deserialize::deserialize(d)?;
+        Ok(Status::from_code(code))
+    }
+}
+
+/// Why the engine could not start or answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The actor system could not start.
+    #[error("cannot start the backup engine: {0}")]
+    Start(String),
+    /// The engine has shut down, or an actor died.
+    #[error("the backup engine is not running: {0}")]
+    Gone(String),
+}

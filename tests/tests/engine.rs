@@ -1,0 +1,90 @@
+//! The engine driven through its handle, as a host app does.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+
+use sauve_engine::{BackupEvent, BackupHandle, Engine, EngineOptions, Trigger};
+use sauve_settings::AppLayout;
+use sauve_status::Status;
+use sauve_tests::SampleApp;
+
+fn engine(app: &Path, options: EngineOptions) -> BackupHandle {
+    Engine::start(AppLayout::discover(app).unwrap(), options).unwrap()
+}
+
+fn settings(app: &SampleApp, pairs: &[(&str, &str)]) {
+    for (k, v) in pairs {
+        let out = sauve_tests::sauve(&["settings", "set", k, v, "--app", &app.arg()]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_on_a_multi_thread_runtime_backs_up_and_gets_every_record() {
+    let app = SampleApp::new(None).unwrap();
+    settings(
+        &app,
+        &[
+            ("General/DestinationFolder", "../bk/"),
+            ("General/IncludeStructureFile", "True"),
+        ],
+    );
+    let handle = engine(app.path(), EngineOptions::default());
+    let mut events = handle.subscribe();
+    // From a spawned task: the handle and its futures are Send.
+    let h = handle.clone();
+    let report = tokio::spawn(async move { h.backup(Trigger::Api).await })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.status, Status::Ok, "{:?}", report.errors);
+    assert_eq!(report.number, 1);
+    let bk = app.path().parent().unwrap().join("bk");
+    assert_eq!(report.archives, [bk.join("App[0001].4BK")]);
+    sauve_archive::verify(&report.archives[0], &mut sauve_archive::NoProgress).unwrap();
+    assert!(report.data_lock.is_some());
+    // Journal, history, last-backup information.
+    let journal = sauve_journal::read_all(&app.path().join("Logs")).unwrap();
+    assert_eq!(journal.len(), 1);
+    assert_eq!(journal[0].title, Some(sauve_journal::Title::FullBackup));
+    assert_eq!(journal[0].status, Some(0));
+    let history = sauve_history::History::load(&bk, jiff::Timestamp::now())
+        .unwrap()
+        .history;
+    let key = app
+        .path()
+        .join("Project/App.4DProject")
+        .display()
+        .to_string();
+    assert_eq!(history.highest_number(&key), Some(1));
+    let last = handle.last_backup().await.unwrap();
+    assert_eq!(
+        (last.number, last.status, last.trigger.as_str()),
+        (1, 0, "api")
+    );
+    let mut seen = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        seen.push(e);
+    }
+    assert!(
+        matches!(seen.first(), Some(BackupEvent::Phase { .. })),
+        "{seen:?}"
+    );
+    assert!(
+        matches!(
+            seen.last(),
+            Some(BackupEvent::Finished {
+                status: 0,
+                number: 1,
+                ..
+            })
+        ),
+        "{seen:?}"
+    );
+    // The next backup continues the numbering.
+    let second = handle.backup(Trigger::Api).await.unwrap();
+    assert_eq!(second.number, 2);
+    handle.shutdown().await;
+}
