@@ -39,18 +39,21 @@ pub fn sauve(args: &[&str]) -> Output {
     }
 }
 
-/// An app folder in a temporary directory: `APP/Project/App.4DProject`,
+/// An app folder `TMP/App` in a temporary directory of its own (so that
+/// `../Backups/` stays inside it): `APP/Project/App.4DProject`,
 /// `APP/Data/App.4DD`, and, if given, a settings file copied to
 /// `APP/Settings/backup.4DSettings`.
 pub struct SampleApp {
     dir: tempfile::TempDir,
+    app: PathBuf,
 }
 
 impl SampleApp {
     /// Creates the app, with `settings` (a fixture name) as its structure settings.
     pub fn new(settings: Option<&str>) -> std::io::Result<SampleApp> {
-        let dir = tempfile::Builder::new().prefix("sauve-app-").tempdir()?;
-        let app = dir.path();
+        let dir = tempfile::Builder::new().prefix("sauve-test-").tempdir()?;
+        let app_dir = dir.path().join("App");
+        let app = app_dir.as_path();
         std::fs::create_dir_all(app.join("Project"))?;
         std::fs::create_dir_all(app.join("Data"))?;
         std::fs::write(app.join("Project/App.4DProject"), "{}\n")?;
@@ -59,17 +62,22 @@ impl SampleApp {
             std::fs::create_dir_all(app.join("Settings"))?;
             std::fs::copy(fixture(name), app.join("Settings/backup.4DSettings"))?;
         }
-        Ok(SampleApp { dir })
+        Ok(SampleApp { dir, app: app_dir })
+    }
+
+    /// The temporary folder holding the app (and its `../Backups/`).
+    pub fn root(&self) -> &Path {
+        self.dir.path()
     }
 
     /// The app folder.
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        &self.app
     }
 
     /// The app folder as a string, for command lines.
     pub fn arg(&self) -> String {
-        self.dir.path().display().to_string()
+        self.app.display().to_string()
     }
 }
 
