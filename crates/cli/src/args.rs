@@ -16,6 +16,45 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Back up an app now: data, structure and attachments, as its settings say.
+    ///
+    /// Draws a progress bar on a terminal; Ctrl-C stops the backup (1406).
+    /// Exit code: 0 for status 0, 3 for a partial backup (-43), 2 for a bad
+    /// command line or invalid settings, 1 for any other status.
+    Backup {
+        #[command(flatten)]
+        app: AppArg,
+        /// Print one JSON object per event line.
+        #[arg(long)]
+        json: bool,
+        /// Shell command run before the backup; a non-zero exit refuses it and becomes its status.
+        #[arg(long, value_name = "CMD")]
+        on_startup: Option<String>,
+        /// Shell command run after the backup, with SAUVE_STATUS, SAUVE_TRIGGER and SAUVE_ARCHIVE set.
+        #[arg(long, value_name = "CMD")]
+        on_shutdown: Option<String>,
+    },
+    /// Show the last backup information, the destination and its free space.
+    Status {
+        #[command(flatten)]
+        app: AppArg,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the backups recorded in backupHistory.json.
+    History {
+        #[command(flatten)]
+        app: AppArg,
+        /// Print the history as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a sample app, back it up, show its status and journal, restore and verify it.
+    Demo {
+        /// Where to create the demo (default: ./sauve-demo); must be empty or absent.
+        dir: Option<PathBuf>,
+    },
     /// Show, create, check and change backup.4DSettings.
     #[command(subcommand)]
     Settings(SettingsCommand),

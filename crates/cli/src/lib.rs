@@ -12,6 +12,8 @@ use clap::Parser;
 
 mod archive;
 mod args;
+mod backup;
+mod demo;
 mod journal;
 mod settings;
 
@@ -86,6 +88,15 @@ where
     };
     let result = match cli.command {
         args::Command::Settings(cmd) => settings::run(cmd, &mut io),
+        args::Command::Backup {
+            app,
+            json,
+            on_startup,
+            on_shutdown,
+        } => backup::backup(&app.app, json, on_startup, on_shutdown, &mut io),
+        args::Command::Status { app, json } => backup::status(&app.app, json, &mut io),
+        args::Command::History { app, json } => backup::history(&app.app, json, &mut io),
+        args::Command::Demo { dir } => backup::demo(dir, &mut io),
         args::Command::Verify { archive } => archive::verify(&archive, &mut io),
         args::Command::Restore { archive, to, force } => {
             archive::restore(&archive, to, force, &mut io)

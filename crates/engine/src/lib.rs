@@ -30,6 +30,13 @@ pub use api::{
 pub use handle::{BackupHandle, Engine};
 pub use state::{EngineState, LastBackup, STATE_FILE, state_path};
 
+/// Bytes available to this user on the file system holding `path`.
+pub fn free_space(path: &std::path::Path) -> Option<u64> {
+    let f = std::fs::File::open(path).ok()?;
+    let s = rustix::fs::fstatvfs(&f).ok()?;
+    Some(s.f_bavail.saturating_mul(s.f_frsize))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -259,11 +259,7 @@ impl Handler<PrepareDestination> for Copier {
                 ));
             }
         }
-        let free = File::open(dir)
-            .ok()
-            .and_then(|f| rustix::fs::fstatvfs(&f).ok())
-            .map_or(u64::MAX, |s| s.f_bavail.saturating_mul(s.f_frsize));
-        Ok(free)
+        Ok(crate::free_space(dir).unwrap_or(u64::MAX))
     }
 }
 

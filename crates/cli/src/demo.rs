@@ -1,0 +1,98 @@
+//! The sample app of `sauve demo`: the 4D layout of
+//! `tests/fixtures/make-sample-app`, smaller, generated here.
+
+use std::io::Write;
+use std::path::Path;
+
+const WORDS: &[&str] = &[
+    "invoice",
+    "customer",
+    "order",
+    "amount",
+    "paid",
+    "pending",
+    "shipped",
+    "warehouse",
+    "label",
+    "report",
+    "template",
+    "address",
+    "city",
+    "country",
+    "total",
+    "tax",
+    "discount",
+    "product",
+];
+
+/// A deterministic generator (xorshift), so the demo is the same every time.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn word(&mut self) -> &'static str {
+        WORDS[(self.next() % WORDS.len() as u64) as usize]
+    }
+}
+
+/// Creates `app` (Project, Data, Settings) and `root/Attachments`.
+pub(crate) fn make_app(root: &Path, app: &Path) -> std::io::Result<()> {
+    let mut rng = Rng(0x5A0E_DE30);
+    std::fs::create_dir_all(app.join("Project/Sources/Methods"))?;
+    std::fs::create_dir_all(app.join("Data/Settings"))?;
+    std::fs::create_dir_all(app.join("Settings"))?;
+    std::fs::create_dir_all(root.join("Attachments/Documents"))?;
+    std::fs::write(
+        app.join("Project/DemoApp.4DProject"),
+        "{\"$comment\": \"sauve demo\", \"version\": \"1\"}\n",
+    )?;
+    for i in 0..60 {
+        let mut text = String::new();
+        for _ in 0..20 {
+            text.push_str(&format!(
+                "  // {} {} {}\n",
+                rng.word(),
+                rng.word(),
+                rng.word()
+            ));
+        }
+        std::fs::write(
+            app.join(format!("Project/Sources/Methods/method_{i:03}.4dm")),
+            text,
+        )?;
+    }
+    // A data file of DB-like pages: 8 MiB that compress about 2x.
+    let mut data = std::io::BufWriter::new(std::fs::File::create(app.join("Data/DemoApp.4DD"))?);
+    for page in 0..2048u64 {
+        let mut p = page.to_le_bytes().to_vec();
+        while p.len() < 3000 {
+            p.extend_from_slice(&rng.next().to_le_bytes());
+            p.extend_from_slice(rng.word().as_bytes());
+            p.push(0);
+        }
+        p.resize(4096, 0);
+        data.write_all(&p)?;
+    }
+    data.flush()?;
+    for i in 0..8 {
+        let bytes: Vec<u8> = (0..256 * 1024).map(|_| rng.next() as u8).collect();
+        std::fs::write(
+            root.join(format!("Attachments/Documents/doc_{i}.bin")),
+            bytes,
+        )?;
+    }
+    let mut settings = sauve_settings::Settings::default();
+    settings.general.include_structure_file = true;
+    settings.general.destination_folder = "../Backups/".to_owned();
+    settings.general.includes_files = vec!["../Attachments/".to_owned()];
+    sauve_settings::create_file(
+        &app.join("Settings/backup.4DSettings"),
+        &sauve_settings::SettingsDoc::new(settings),
+    )
+    .map_err(std::io::Error::other)
+}
