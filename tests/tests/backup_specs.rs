@@ -1,0 +1,434 @@
+//! The backup run as SPEC section 5 describes it, through the handle a host
+//! app uses: status codes, stop, hooks, retention, numbering, admission.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use sauve_archive::PartFile;
+use sauve_engine::{BackupEvent, BackupHandle, Engine, EngineOptions, Hooks, Trigger};
+use sauve_journal::Title;
+use sauve_settings::AppLayout;
+use sauve_status::Status;
+use sauve_tests::{SampleApp, fixture, sauve};
+
+fn app(pairs: &[(&str, &str)]) -> SampleApp {
+    let app = SampleApp::new(None).unwrap();
+    for (k, v) in pairs {
+        let out = sauve(&["settings", "set", k, v, "--app", &app.arg()]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+    app
+}
+
+fn engine(app: &SampleApp, options: EngineOptions) -> BackupHandle {
+    Engine::start(AppLayout::discover(app.path()).unwrap(), options).unwrap()
+}
+
+fn backups(app: &SampleApp) -> PathBuf {
+    app.root().join("Backups")
+}
+
+/// The files of a folder, but the hidden advisory lock file.
+fn names(dir: &Path) -> Vec<String> {
+    let mut n: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.ends_with(".sauve.lock"))
+                .collect()
+        })
+        .unwrap_or_default();
+    n.sort();
+    n
+}
+
+fn journal(app: &SampleApp) -> Vec<sauve_journal::Entry> {
+    sauve_journal::read_all(&app.path().join("Logs")).unwrap()
+}
+
+fn history_entries(app: &SampleApp) -> Vec<sauve_history::HistoryEntry> {
+    let h = sauve_history::History::load(&backups(app), jiff::Timestamp::now())
+        .unwrap()
+        .history;
+    h.entries(
+        &app.path()
+            .join("Project/App.4DProject")
+            .display()
+            .to_string(),
+    )
+    .unwrap()
+}
+
+fn random_bytes(n: usize) -> Vec<u8> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// An archive file on a slow disk: each write takes `delay`.
+struct Slow(std::fs::File, Duration);
+
+impl Write for Slow {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        std::thread::sleep(self.1);
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl PartFile for Slow {
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.0.sync_all()
+    }
+}
+
+fn slow_disk(delay: Duration) -> EngineOptions {
+    EngineOptions {
+        open_part: Some(Arc::new(move || {
+            Box::new(move |path: &Path| {
+                let f = std::fs::File::create_new(path)?;
+                Ok(Box::new(Slow(f, delay)) as Box<dyn PartFile>)
+            })
+        })),
+        ..EngineOptions::default()
+    }
+}
+
+/// A disk that fills up after `quota` bytes (ENOSPC).
+struct Quota(std::fs::File, Arc<AtomicU64>);
+
+impl Write for Quota {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let left = self.1.load(Ordering::Relaxed);
+        if left == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::StorageFull));
+        }
+        let n = (buf.len() as u64).min(left) as usize;
+        self.1.fetch_sub(n as u64, Ordering::Relaxed);
+        self.0.write(&buf[..n])
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl PartFile for Quota {
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.0.sync_all()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_in_the_middle_of_a_large_copy_gives_1406_and_leaves_nothing() {
+    let app = app(&[("Advanced/CompressionRate", "None")]);
+    std::fs::write(app.path().join("Data/App.4DD"), random_bytes(48 << 20)).unwrap();
+    let handle = engine(&app, slow_disk(Duration::from_millis(20)));
+    let mut events = handle.subscribe();
+    let h = handle.clone();
+    let run = tokio::spawn(async move { h.backup(Trigger::Manual).await.unwrap() });
+    // Stop as soon as the copy has made progress.
+    loop {
+        if let Ok(BackupEvent::File { bytes_done, .. }) = events.recv().await
+            && bytes_done > 0
+        {
+            break;
+        }
+    }
+    assert!(handle.stop().await.unwrap());
+    let report = run.await.unwrap();
+    assert_eq!(report.status, Status::Stopped);
+    assert!(report.archives.is_empty());
+    assert_eq!(
+        names(&backups(&app)),
+        ["backupHistory.json"],
+        "no archive, no .part file"
+    );
+    let locks = handle.locks().snapshot();
+    assert_eq!(
+        (locks.backup, locks.waiting),
+        ([None, None], 0),
+        "every lock released"
+    );
+    let j = journal(&app);
+    assert_eq!(j.last().unwrap().title, Some(Title::BackupStopped));
+    assert_eq!(j.last().unwrap().status, Some(1406));
+    let h = history_entries(&app);
+    assert_eq!(
+        (h[0].status, h[0].backup_number, h[0].backup_path.as_str()),
+        (Some(1406), 0, "")
+    );
+    assert_eq!(handle.last_backup().await.unwrap().status, 1406);
+    handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_attachment_gives_a_partial_backup_with_status_minus_43() {
+    let app = app(&[
+        ("General/IncludesFiles/Item1", "./Data/App.4DIndx"),
+        ("General/IncludesFiles/Item2", "./Data/App.4DSyncData"),
+    ]);
+    std::fs::write(app.path().join("Data/App.4DIndx"), b"index").unwrap();
+    let handle = engine(&app, EngineOptions::default());
+    let report = handle.backup(Trigger::Api).await.unwrap();
+    assert_eq!(report.status, Status::AttachmentNotFound);
+    assert_eq!(report.number, 1);
+    sauve_archive::verify(&report.archives[0], &mut sauve_archive::NoProgress).unwrap();
+    let entry = journal(&app).pop().unwrap();
+    assert_eq!(entry.title, Some(Title::FullBackup));
+    let found: Vec<Option<bool>> = entry.attachments.iter().map(|a| a.found).collect();
+    assert_eq!(found, [Some(true), Some(false)]);
+    let text = entry.render(true);
+    assert!(text.contains("App.4DSyncData [NOT FOUND]"), "{text}");
+    assert!(text.contains("Status : -43 Attachment not found"), "{text}");
+    let h = history_entries(&app);
+    assert_eq!(
+        h[0].attachments.iter().map(|a| a.found).collect::<Vec<_>>(),
+        [true, false]
+    );
+    assert_eq!(h[0].status, Some(-43));
+    handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uncreatable_destination_gives_1407() {
+    let app = app(&[("General/DestinationFolder", "./Data/App.4DD/backups/")]);
+    let handle = engine(&app, EngineOptions::default());
+    let report = handle.backup(Trigger::Api).await.unwrap();
+    assert_eq!(report.status, Status::DestinationInvalid);
+    assert!(
+        report.errors[0].contains("cannot create"),
+        "{:?}",
+        report.errors
+    );
+    let entry = journal(&app).pop().unwrap();
+    assert_eq!(entry.title, Some(Title::FullBackupAborted));
+    assert_eq!(entry.status, Some(1407));
+    handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_destination_gives_minus_61() {
+    // sysfs refuses new files even to root: a destination that exists but
+    // cannot be written, whoever runs the tests.
+    let app = app(&[("General/DestinationFolder", "/sys/kernel/")]);
+    let handle = engine(&app, EngineOptions::default());
+    let report = handle.backup(Trigger::Api).await.unwrap();
+    assert_eq!(
+        report.status,
+        Status::WritePermissionDenied,
+        "{:?}",
+        report.errors
+    );
+    assert_eq!(journal(&app).pop().unwrap().status, Some(-61));
+    handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_gives_minus_34_and_removes_partial_files() {
+    let app = app(&[("Advanced/CompressionRate", "None")]);
+    std::fs::write(app.path().join("Data/App.4DD"), random_bytes(4 << 20)).unwrap();
+    let quota = Arc::new(AtomicU64::new(1 << 20));
+    let q = quota.clone();
+    let options = EngineOptions {
+        open_part: Some(Arc::new(move || {
+            let q = q.clone();
+            Box::new(move |path: &Path| {
+                let f = std::fs::File::create_new(path)?;
+                Ok(Box::new(Quota(f, q.clone())) as Box<dyn PartFile>)
+            })
+        })),
+        ..EngineOptions::default()
+    };
+    let handle = engine(&app, options);
+    let report = handle.backup(Trigger::Api).await.unwrap();
+    assert_eq!(report.status, Status::DiskFull, "{:?}", report.errors);
+    assert_eq!(
+        names(&backups(&app)),
+        ["backupHistory.json"],
+        "partial files removed"
+    );
+    assert_eq!(journal(&app).pop().unwrap().status, Some(-34));
+    handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_startup_hook_returning_7_refuses_and_the_shutdown_hook_learns_7() {
+    let app = app(&[]);
+    let seen = Arc::new(AtomicI32::new(i32::MIN));
+    let s = seen.clone();
+    let options = EngineOptions {
+        hooks: Hooks {
+            on_startup: Some(Arc::new(|_| Box::pin(async { 7 }))),
+            on_shutdown: Some(Arc::new(move |info| {
+                let s = s.clone();
+                Box::pin(async move {
+                    s.store(info.status.code(), Ordering::SeqCst);
+                    0
+                })
+            })),
+        },
+        ..EngineOptions::default()
+    };
+    let handle = engine(&app, options);
+    let report = handle.backup(Trigger::Api).await.unwrap();
+    assert_eq!(report.status.code(), 7);
+    assert!(report.archives.is_empty());
+    assert_eq!(seen.load(Ordering::SeqCst), 7);
+    assert!(!backups(&app).exists() || names(&backups(&app)).iter().all(|n| !n.ends_with(".4BK")));
+    let entry = journal(&app).pop().unwrap();
+    assert_eq!(
+        (entry.title, entry.status),
+        (Some(Title::FullBackupAborted), Some(7))
+    );
+    handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_keeps_3_sets_over_6_backups_after_and_before_and_spares_renamed_archives() {
+    for before in ["False", "True"] {
+        let app = app(&[
+            ("Advanced/SetNumber/Value", "3"),
+            ("Advanced/EraseOldBackupBefore", before),
+        ]);
+        let handle = engine(&app, EngineOptions::default());
+        let first = handle.backup(Trigger::Api).await.unwrap();
+        // A copy under another name is not this app's set: never touched.
+        let renamed = backups(&app).join("App[0001] kept by hand.4BK");
+        std::fs::copy(&first.archives[0], &renamed).unwrap();
+        for _ in 0..5 {
+            assert_eq!(
+                handle.backup(Trigger::Api).await.unwrap().status,
+                Status::Ok
+            );
+        }
+        let sets: Vec<String> = names(&backups(&app))
+            .into_iter()
+            .filter(|n| n.starts_with("App[") && n.ends_with("].4BK"))
+            .collect();
+        assert_eq!(
+            sets,
+            ["App[0004].4BK", "App[0005].4BK", "App[0006].4BK"],
+            "before={before}"
+        );
+        assert!(renamed.exists());
+        let deleted: Vec<String> = journal(&app)
+            .iter()
+            .flat_map(|e| e.deleted.clone())
+            .collect();
+        assert_eq!(deleted.len(), 3, "{deleted:?}");
+        let numbers: Vec<u32> = history_entries(&app)
+            .iter()
+            .map(|e| e.backup_number)
+            .collect();
+        assert_eq!(
+            numbers,
+            [4, 5, 6],
+            "history entries of deleted sets are removed"
+        );
+        handle.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbering_continues_a_4d_history_and_resets_without_overwriting() {
+    let app = app(&[]);
+    std::fs::create_dir_all(backups(&app)).unwrap();
+    // The 4D fixture, its first structure key moved to this app's project.
+    let key = app
+        .path()
+        .join("Project/App.4DProject")
+        .display()
+        .to_string();
+    let text = std::fs::read_to_string(fixture("two-structures.backupHistory.json")).unwrap().replacen(
+        "Macintosh HD:Users:rolandlannuzel:Documents:Github:HDI:4D V20 R4:HDI_NewDateTimeFormats:Project:HDI_NewDateTimeFormats.4DProject\"",
+        &format!("{key}\""),
+        1,
+    );
+    std::fs::write(backups(&app).join("backupHistory.json"), text).unwrap();
+    let handle = engine(&app, EngineOptions::default());
+    let report = handle.backup(Trigger::Api).await.unwrap();
+    assert_eq!(report.number, 2, "{:?}", report.errors);
+    let saved = std::fs::read_to_string(backups(&app).join("backupHistory.json")).unwrap();
+    assert!(
+        saved.contains("TinySur:Users:rl4d"),
+        "the other structure's key is kept"
+    );
+    assert_eq!(handle.backup(Trigger::Api).await.unwrap().number, 3);
+
+    std::fs::remove_file(backups(&app).join("backupHistory.json")).unwrap();
+    let after_reset = handle.backup(Trigger::Api).await.unwrap();
+    assert_eq!(
+        after_reset.number, 1,
+        "a deleted history restarts at 1 (no [0001] here)"
+    );
+    let next = handle.backup(Trigger::Api).await.unwrap();
+    assert_eq!(
+        next.number, 4,
+        "2 exists: moved past the highest existing archive, [0003]"
+    );
+    let note = journal(&app).pop().unwrap().notes;
+    assert!(
+        note.iter()
+            .any(|n| n.contains("App[0002].4BK already exists") && n.contains("0004")),
+        "{note:?}"
+    );
+    // Retention (3 sets by default) took the lowest, [0001]; nothing was overwritten.
+    let sets: Vec<String> = names(&backups(&app))
+        .into_iter()
+        .filter(|n| n.ends_with(".4BK"))
+        .collect();
+    assert_eq!(sets, ["App[0002].4BK", "App[0003].4BK", "App[0004].4BK"]);
+    handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_backup_while_one_runs_gets_1402_in_process_and_across_processes() {
+    let app = app(&[("Advanced/CompressionRate", "None")]);
+    std::fs::write(app.path().join("Data/App.4DD"), random_bytes(8 << 20)).unwrap();
+    let handle = engine(&app, slow_disk(Duration::from_millis(30)));
+    let mut events = handle.subscribe();
+    let h = handle.clone();
+    let first = tokio::spawn(async move { h.backup(Trigger::Api).await.unwrap() });
+    while !matches!(events.recv().await, Ok(BackupEvent::Started { .. })) {}
+    let second = handle.backup(Trigger::Manual).await.unwrap();
+    assert_eq!(second.status, Status::AlreadyRunning);
+    assert_eq!(first.await.unwrap().status, Status::Ok);
+    assert_eq!(journal(&app).len(), 1, "the refusal recorded nothing");
+
+    // Another process holds the app's advisory lock.
+    let lock = std::fs::File::options()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(app.path().join("Logs/sauve.lock"))
+        .unwrap();
+    let other = std::thread::spawn(move || {
+        lock.lock().unwrap();
+        lock
+    })
+    .join()
+    .unwrap();
+    let refused = handle.backup(Trigger::Api).await.unwrap();
+    assert_eq!(
+        refused.status,
+        Status::AlreadyRunning,
+        "{:?}",
+        refused.errors
+    );
+    drop(other);
+    handle.shutdown().await;
+}
