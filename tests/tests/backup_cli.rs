@@ -180,3 +180,29 @@ fn status_and_history_show_the_last_backup() {
         history.stdout
     );
 }
+
+#[test]
+fn demo_runs_the_whole_cycle() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("demo");
+    let out = sauve(&["demo", dir.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    for step in [
+        "Created a sample app",
+        "Backup 0001 of DemoApp: 0 No detected error.",
+        "$ sauve status",
+        "*** Full Backup",
+        "$ sauve restore",
+        ": sound (",
+        "The restored data file matches the original.",
+    ] {
+        assert!(
+            out.stdout.contains(step),
+            "missing {step:?} in\n{}",
+            out.stdout
+        );
+    }
+    assert!(dir.join("Restored/Data/DemoApp.4DD").is_file());
+    let again = sauve(&["demo", dir.to_str().unwrap()]);
+    assert_eq!(again.code, 2, "a non-empty folder is refused");
+}

@@ -187,6 +187,10 @@ pub enum BackupEvent {
         run: u64,
         /// The file being copied (archive path).
         path: String,
+        /// Bytes of this file done.
+        file_done: u64,
+        /// Bytes of this file.
+        file_total: u64,
         /// Bytes done overall.
         bytes_done: u64,
         /// Bytes overall.

@@ -18,6 +18,8 @@ pub(crate) struct RunProgress {
     pub(crate) done: Arc<AtomicU64>,
     pub(crate) total: u64,
     path: String,
+    file_done: u64,
+    file_total: u64,
     last: Option<Instant>,
 }
 
@@ -37,12 +39,17 @@ impl RunProgress {
             done: Arc::new(AtomicU64::new(0)),
             total,
             path: String::new(),
+            file_done: 0,
+            file_total: 0,
             last: None,
         }
     }
 
-    pub(crate) fn set_path(&mut self, path: &str) {
+    /// A new file begins.
+    pub(crate) fn set_file(&mut self, path: &str, size: u64) {
         path.clone_into(&mut self.path);
+        self.file_done = 0;
+        self.file_total = size;
     }
 
     fn emit(&mut self) {
@@ -51,6 +58,8 @@ impl RunProgress {
         let _ = self.events.send(BackupEvent::File {
             run: self.run,
             path: self.path.clone(),
+            file_done: self.file_done,
+            file_total: self.file_total,
             bytes_done: self.done.load(Ordering::Relaxed),
             bytes_total: self.total,
         });
@@ -65,6 +74,7 @@ impl RunProgress {
 impl sauve_archive::Progress for RunProgress {
     fn advance(&mut self, bytes: u64) {
         self.done.fetch_add(bytes, Ordering::Relaxed);
+        self.file_done += bytes;
         if self.last.is_none_or(|t| t.elapsed() >= EVERY) {
             self.emit();
         }

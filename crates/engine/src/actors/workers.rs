@@ -319,7 +319,7 @@ impl Handler<CopyEntries> for Copier {
             mut progress,
         } = msg;
         for e in &entries {
-            progress.set_path(&e.path);
+            progress.set_file(&e.path, e.size);
             writer.append(e, &mut progress)?;
         }
         progress.flush();
