@@ -432,3 +432,25 @@ async fn a_second_backup_while_one_runs_gets_1402_in_process_and_across_processe
     drop(other);
     handle.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_holding_a_write_guard_gets_1404_instead_of_waiting_for_itself() {
+    let app = app(&[]);
+    let handle = engine(&app, EngineOptions::default());
+    let guard = handle.locks().write(sauve_locking::Kind::Data).await;
+    let report = handle.backup(Trigger::Api).await.unwrap();
+    assert_eq!(report.status, Status::CallerHoldsWriteGuard);
+    // Likewise from a spawned task, as a host's request handler would be.
+    let h = handle.clone();
+    let in_task = tokio::spawn(async move {
+        let _g = h.locks().write(sauve_locking::Kind::Data).await;
+        h.backup(Trigger::Api).await.unwrap().status
+    });
+    assert_eq!(in_task.await.unwrap(), Status::CallerHoldsWriteGuard);
+    drop(guard);
+    assert_eq!(
+        handle.backup(Trigger::Api).await.unwrap().status,
+        Status::Ok
+    );
+    handle.shutdown().await;
+}

@@ -102,8 +102,12 @@ impl Engine {
 
 impl BackupHandle {
     /// Runs a backup now and waits for its report. While one runs, another
-    /// request gets a report with status 1402 and records nothing.
+    /// request gets a report with status 1402 and records nothing; a caller
+    /// holding a write guard gets 1404.
     pub async fn backup(&self, trigger: Trigger) -> Result<BackupReport, EngineError> {
+        if let Some(refusal) = self.refuse_writer(trigger) {
+            return Ok(refusal);
+        }
         self.send(StartBackup {
             trigger,
             scheduled: None,
@@ -111,11 +115,27 @@ impl BackupHandle {
         .await
     }
 
+    /// 1404 for a caller that holds a write guard: its backup would wait for
+    /// the guard it holds.
+    fn refuse_writer(&self, trigger: Trigger) -> Option<BackupReport> {
+        self.inner.locks.current_task_holds_write_guard().then(|| {
+            crate::run::refused(
+                trigger,
+                jiff::Timestamp::now(),
+                sauve_status::Status::CallerHoldsWriteGuard,
+                "the caller holds a write guard; release it before asking for a backup",
+            )
+        })
+    }
+
     /// Runs the backup of a scheduled slot (its time goes to the journal and history).
     pub async fn backup_scheduled(
         &self,
         slot: jiff::Timestamp,
     ) -> Result<BackupReport, EngineError> {
+        if let Some(refusal) = self.refuse_writer(Trigger::Scheduled) {
+            return Ok(refusal);
+        }
         self.send(StartBackup {
             trigger: crate::api::Trigger::Scheduled,
             scheduled: Some(slot),

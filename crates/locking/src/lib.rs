@@ -110,6 +110,26 @@ pub struct Snapshot {
 struct Shared {
     state: State,
     waiters: HashMap<u64, oneshot::Sender<()>>,
+    /// Who holds write guards (with multiplicity), so that a backup asked
+    /// for by a writer can be refused (1404) instead of waiting for itself.
+    writer_tasks: Vec<Owner>,
+}
+
+/// The holder of a write guard: a tokio task, or, outside one (a
+/// `block_on`), the thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Owner {
+    Task(tokio::task::Id),
+    Thread(std::thread::ThreadId),
+}
+
+impl Owner {
+    fn current() -> Owner {
+        match tokio::task::try_id() {
+            Some(id) => Owner::Task(id),
+            None => Owner::Thread(std::thread::current().id()),
+        }
+    }
 }
 
 /// The lock manager of one app. Cheap to clone; all clones share the locks.
@@ -213,23 +233,31 @@ impl LockManager {
     /// kind, behind earlier waiting writers.
     pub async fn write(&self, kind: Kind) -> WriteGuard {
         let waited = self.acquire(Want::Write(kind)).await;
+        self.write_guard(kind, waited)
+    }
+
+    fn write_guard(&self, kind: Kind, waited: Duration) -> WriteGuard {
+        let owner = Owner::current();
+        self.lock().writer_tasks.push(owner);
         WriteGuard {
             manager: self.clone(),
             kind,
             waited,
+            owner,
         }
     }
 
     /// A write guard now, or `None` if it would wait (the non-blocking attempt).
     pub fn try_write(&self, kind: Kind) -> Option<WriteGuard> {
-        self.lock()
-            .state
-            .try_request(Want::Write(kind))
-            .then(|| WriteGuard {
-                manager: self.clone(),
-                kind,
-                waited: Duration::ZERO,
-            })
+        let granted = self.lock().state.try_request(Want::Write(kind));
+        granted.then(|| self.write_guard(kind, Duration::ZERO))
+    }
+
+    /// Whether the calling tokio task holds a write guard: a backup it asked
+    /// for would wait for itself, so the engine refuses it (1404).
+    pub fn current_task_holds_write_guard(&self) -> bool {
+        let owner = Owner::current();
+        self.lock().writer_tasks.contains(&owner)
     }
 
     /// A write guard, unless `cancel` fires first: then
@@ -355,6 +383,7 @@ pub struct WriteGuard {
     manager: LockManager,
     kind: Kind,
     waited: Duration,
+    owner: Owner,
 }
 
 impl WriteGuard {
@@ -370,6 +399,12 @@ impl WriteGuard {
 
 impl Drop for WriteGuard {
     fn drop(&mut self) {
+        {
+            let mut g = self.manager.lock();
+            if let Some(i) = g.writer_tasks.iter().position(|t| *t == self.owner) {
+                g.writer_tasks.swap_remove(i);
+            }
+        }
         self.manager.release(Want::Write(self.kind));
     }
 }
