@@ -65,6 +65,19 @@ impl SampleApp {
         Ok(SampleApp { dir, app: app_dir })
     }
 
+    /// An app without settings file, then `sauve settings set KEY VALUE` for
+    /// each pair (which creates `APP/Settings/backup.4DSettings`).
+    pub fn with_settings(pairs: &[(&str, &str)]) -> std::io::Result<SampleApp> {
+        let app = SampleApp::new(None)?;
+        for (k, v) in pairs {
+            let out = sauve(&["settings", "set", k, v, "--app", &app.arg()]);
+            if out.code != 0 {
+                return Err(std::io::Error::other(out.stderr));
+            }
+        }
+        Ok(app)
+    }
+
     /// The temporary folder holding the app (and its `../Backups/`).
     pub fn root(&self) -> &Path {
         self.dir.path()

@@ -28,17 +28,14 @@ fn backup(app: &SampleApp, dest: &Path, segment_size: u64) -> Vec<PathBuf> {
         threads: 1,
     };
     let header = ManifestHeader {
-        kind: SetKind::Backup,
-        backup_number: 1,
-        base_name: layout.base_name(),
-        structure_path: String::new(),
         data_path: layout.data_file.display().to_string(),
         trigger: "manual".to_owned(),
-        started_at: jiff::Timestamp::UNIX_EPOCH,
-        settings_digest: String::new(),
-        last_log_sequence: None,
-        first_sequence: None,
-        last_sequence: None,
+        ..ManifestHeader::new(
+            SetKind::Backup,
+            1,
+            &layout.base_name(),
+            jiff::Timestamp::UNIX_EPOCH,
+        )
     };
     let mut w = ArchiveWriter::create(spec, header).unwrap();
     for e in &content.entries {

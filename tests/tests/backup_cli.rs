@@ -6,12 +6,7 @@
 use sauve_tests::{SampleApp, sauve};
 
 fn app(pairs: &[(&str, &str)]) -> SampleApp {
-    let app = SampleApp::new(None).unwrap();
-    for (k, v) in pairs {
-        let out = sauve(&["settings", "set", k, v, "--app", &app.arg()]);
-        assert_eq!(out.code, 0, "{}", out.stderr);
-    }
-    app
+    SampleApp::with_settings(pairs).unwrap()
 }
 
 /// Replaces the temporary folder and clock readings, which change every run.

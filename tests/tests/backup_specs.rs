@@ -15,15 +15,10 @@ use sauve_engine::{BackupEvent, BackupHandle, Engine, EngineOptions, Hooks, Trig
 use sauve_journal::Title;
 use sauve_settings::AppLayout;
 use sauve_status::Status;
-use sauve_tests::{SampleApp, fixture, sauve};
+use sauve_tests::{SampleApp, fixture};
 
 fn app(pairs: &[(&str, &str)]) -> SampleApp {
-    let app = SampleApp::new(None).unwrap();
-    for (k, v) in pairs {
-        let out = sauve(&["settings", "set", k, v, "--app", &app.arg()]);
-        assert_eq!(out.code, 0, "{}", out.stderr);
-    }
-    app
+    SampleApp::with_settings(pairs).unwrap()
 }
 
 fn engine(app: &SampleApp, options: EngineOptions) -> BackupHandle {

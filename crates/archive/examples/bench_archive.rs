@@ -61,17 +61,14 @@ fn main() {
                 threads: 0,
             };
             let header = ManifestHeader {
-                kind: SetKind::Backup,
-                backup_number: 1,
-                base_name: layout.base_name(),
-                structure_path: String::new(),
                 data_path: layout.data_file.display().to_string(),
                 trigger: "api".to_owned(),
-                started_at: jiff::Timestamp::now(),
-                settings_digest: String::new(),
-                last_log_sequence: None,
-                first_sequence: None,
-                last_sequence: None,
+                ..ManifestHeader::new(
+                    SetKind::Backup,
+                    1,
+                    &layout.base_name(),
+                    jiff::Timestamp::now(),
+                )
             };
             let mut w = ArchiveWriter::create(spec, header).unwrap();
             for e in &content.entries {

@@ -109,6 +109,31 @@ pub struct ManifestHeader {
     pub last_sequence: Option<u64>,
 }
 
+impl ManifestHeader {
+    /// A header with the given identity; paths, trigger, digest and log
+    /// sequences empty, to be filled with struct update syntax.
+    pub fn new(
+        kind: SetKind,
+        backup_number: u32,
+        base_name: &str,
+        started_at: jiff::Timestamp,
+    ) -> ManifestHeader {
+        ManifestHeader {
+            kind,
+            backup_number,
+            base_name: base_name.to_owned(),
+            structure_path: String::new(),
+            data_path: String::new(),
+            trigger: String::new(),
+            started_at,
+            settings_digest: String::new(),
+            last_log_sequence: None,
+            first_sequence: None,
+            last_sequence: None,
+        }
+    }
+}
+
 /// The manifest as stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

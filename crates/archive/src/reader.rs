@@ -36,6 +36,19 @@ pub(crate) struct Seen {
     pub(crate) target: Option<String>,
 }
 
+impl Seen {
+    /// What the stream showed of `entry`, with its content's hash for a file.
+    pub(crate) fn of(entry: &ReadEntry, blake3: Option<String>) -> Seen {
+        Seen {
+            path: entry.path.clone(),
+            entry_type: entry.entry_type,
+            size: entry.size,
+            blake3,
+            target: entry.target.clone(),
+        }
+    }
+}
+
 /// Why a visitor stopped.
 #[derive(Debug)]
 pub(crate) enum VisitError {

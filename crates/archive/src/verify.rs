@@ -72,13 +72,7 @@ impl Visitor for Checker<'_> {
             }
             _ => None,
         };
-        self.seen.push(Seen {
-            path: entry.path.clone(),
-            entry_type: entry.entry_type,
-            size: entry.size,
-            blake3,
-            target: entry.target.clone(),
-        });
+        self.seen.push(Seen::of(entry, blake3));
         Ok(())
     }
 

@@ -99,8 +99,6 @@ struct Record {
     structure_lock: Option<Duration>,
     notes: Vec<String>,
     startup_ran: bool,
-    hook_status: Option<i32>,
-    log_file: Option<PathBuf>,
     /// Archive size over content size, for the next free-space estimate.
     ratio: Option<f64>,
 }
@@ -238,7 +236,6 @@ impl Run {
             rec.startup_ran = true;
             let code = hook(self.trigger).await;
             if code != 0 {
-                rec.hook_status = Some(code);
                 return Err(Failed(
                     Status::from_code(code),
                     format!("the startup hook refused the backup ({code})"),
@@ -292,11 +289,6 @@ impl Run {
             .unwrap_or(1.0)
             .clamp(0.0, 1.0);
         let estimate = (total as f64 * ratio * 1.1) as u64;
-        rec.log_file = content
-            .entries
-            .iter()
-            .find(|e| e.kind == sauve_archive::EntryKind::Log)
-            .map(|e| e.source.clone());
         for s in &content.skipped {
             rec.notes
                 .push(format!("skipped {}: {}", s.path.display(), s.reason));
@@ -370,19 +362,13 @@ impl Run {
             threads: self.options.threads,
         };
         let header = ManifestHeader {
-            kind: SetKind::Backup,
-            backup_number: rec.number,
-            base_name: base.clone(),
             structure_path: self.structure_key(),
             data_path: self.layout.data_file.display().to_string(),
             trigger: self.trigger.as_str().to_owned(),
-            started_at: started,
             settings_digest: blake3::hash(rec.settings_xml.as_bytes())
                 .to_hex()
                 .to_string(),
-            last_log_sequence: None,
-            first_sequence: None,
-            last_sequence: None,
+            ..ManifestHeader::new(SetKind::Backup, rec.number, &base, started)
         };
         let open_part = self.options.open_part.as_ref().map(|f| f());
         let mut writer = ask(

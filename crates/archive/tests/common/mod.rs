@@ -90,17 +90,11 @@ impl Fixture {
 
 pub fn header(number: u32) -> ManifestHeader {
     ManifestHeader {
-        kind: SetKind::Backup,
-        backup_number: number,
-        base_name: "App".to_owned(),
         structure_path: "/app/Project/App.4DProject".to_owned(),
         data_path: "/app/Data/App.4DD".to_owned(),
         trigger: "manual".to_owned(),
-        started_at: jiff::Timestamp::UNIX_EPOCH,
         settings_digest: "test".to_owned(),
-        last_log_sequence: None,
-        first_sequence: None,
-        last_sequence: None,
+        ..ManifestHeader::new(SetKind::Backup, number, "App", jiff::Timestamp::UNIX_EPOCH)
     }
 }
 
