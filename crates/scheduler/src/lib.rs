@@ -14,9 +14,17 @@
 //! fold runs once, at its first occurrence; slots falling on the same instant
 //! merge.
 //!
-//! Not here: clocks, timers, retries (the server's), or any IO.
+//! The failure policy (SPEC section 9) is here too, as a pure state machine
+//! ([`SchedulerState`]): retries after TryToBackupAfter, the next slot only,
+//! 1401 after RetryCountBeforeAbort, missed slots as one 1418 attempt.
+//!
+//! Not here: clocks, timers, running backups (the server's), or any IO.
 
 use jiff::Timestamp;
+mod policy;
+
+pub use policy::{Attempt, Decision, RetryPolicy, SchedulerState};
+
 use jiff::civil::{Date, DateTime};
 use jiff::tz::{AmbiguousOffset, TimeZone};
 use sauve_settings::{Frequency, MonthDay, Scheduler, TimeOfDay};
