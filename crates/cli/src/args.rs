@@ -33,6 +33,26 @@ pub(crate) enum Command {
         /// Shell command run after the backup, with SAUVE_STATUS, SAUVE_TRIGGER and SAUVE_ARCHIVE set.
         #[arg(long, value_name = "CMD")]
         on_shutdown: Option<String>,
+        /// Run the backup on this server (`sauve run`) and follow it, e.g. http://127.0.0.1:7070.
+        #[arg(long, value_name = "URL")]
+        remote: Option<String>,
+        /// The server's bearer token (default: from APP/Logs/sauve-server.json).
+        #[arg(long, value_name = "T", requires = "remote")]
+        token: Option<String>,
+    },
+    /// Run the server: scheduled backups, the control API, remote backups.
+    ///
+    /// Writes the address and a bearer token to APP/Logs/sauve-server.json
+    /// (mode 0600). SIGTERM or SIGINT stops a running backup (1406) and exits 0.
+    Run {
+        #[command(flatten)]
+        app: AppArg,
+        /// Address of the control API.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+        /// How backups lock the app: server (readers go on) or single-user (everything waits).
+        #[arg(long, value_enum, default_value = "server")]
+        mode: RunMode,
     },
     /// Show the last backup information, the destination and its free space.
     Status {
@@ -41,6 +61,12 @@ pub(crate) enum Command {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+        /// Ask this server (`sauve run`) instead of reading the app folder.
+        #[arg(long, value_name = "URL")]
+        remote: Option<String>,
+        /// The server's bearer token (default: from APP/Logs/sauve-server.json).
+        #[arg(long, value_name = "T", requires = "remote")]
+        token: Option<String>,
     },
     /// List the backups recorded in backupHistory.json.
     History {
@@ -99,6 +125,15 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `sauve run --mode`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum RunMode {
+    /// Readers go on during a backup; writers wait.
+    Server,
+    /// Everything the backup locks waits.
+    SingleUser,
 }
 
 /// The app folder option shared by commands.

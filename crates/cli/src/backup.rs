@@ -5,8 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sauve_engine::{
-    BackupEvent, BackupHandle, BackupReport, Engine, EngineOptions, EngineState, Hooks,
-    ShutdownInfo, Trigger,
+    BackupEvent, BackupHandle, BackupReport, Engine, EngineOptions, Hooks, ShutdownInfo, Trigger,
 };
 use sauve_settings::{AppLayout, resolve_path};
 use sauve_status::Status;
@@ -207,6 +206,19 @@ pub(crate) fn backup(
     io: &mut Io<'_>,
 ) -> Result<(), Failure> {
     let app = app_dir(app)?;
+    // The backup always runs on the server when one serves this app (SPEC 4).
+    if on_startup.is_none()
+        && on_shutdown.is_none()
+        && let Some(server) = crate::remote::live_server(&app)
+    {
+        if !json {
+            io.err(&format!(
+                "forwarding to the live server at {}\n",
+                server.url
+            ));
+        }
+        return crate::remote::backup(&server.url, Some(server.token), Some(&app), json, io);
+    }
     let layout = layout(&app)?;
     let options = EngineOptions {
         hooks: hooks(on_startup, on_shutdown),
@@ -247,63 +259,67 @@ fn destination(app: &Path) -> Result<PathBuf, Failure> {
 
 pub(crate) fn status(app: &Path, json: bool, io: &mut Io<'_>) -> Result<(), Failure> {
     let app = app_dir(app)?;
-    let state = EngineState::load(&app);
-    let dest = destination(&app)?;
-    let base = AppLayout::discover(&app).map(|l| l.base_name()).ok();
-    let used: u64 = std::fs::read_dir(&dest)
-        .map(|d| {
-            d.flatten()
-                .filter(|e| {
-                    sauve_archive::ArchiveName::parse(&e.file_name().to_string_lossy())
-                        .is_some_and(|a| Some(&a.base) == base.as_ref())
-                })
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0);
-    let free = sauve_engine::free_space(&dest);
+    let view = crate::remote::live_scheduler(&app);
+    let value = sauve_engine::status_json(&app, view).map_err(Failure::usage)?;
+    print_status(&value, json, io)
+}
+
+/// Prints a status JSON value, as JSON or for people.
+pub(crate) fn print_status(
+    value: &serde_json::Value,
+    json: bool,
+    io: &mut Io<'_>,
+) -> Result<(), Failure> {
     if json {
-        let value = serde_json::json!({
-            "last_backup": state.last_backup,
-            "next_scheduled": null,
-            "scheduler_disabled": false,
-            "destination": {"path": dest, "free_bytes": free, "used_bytes": used},
-        });
         let text =
-            serde_json::to_string_pretty(&value).map_err(|e| Failure::failed(e.to_string()))?;
+            serde_json::to_string_pretty(value).map_err(|e| Failure::failed(e.to_string()))?;
         io.out(&format!("{text}\n"));
         return Ok(());
     }
     let mut text = String::new();
-    match &state.last_backup {
-        Some(b) => {
-            text.push_str(&format!(
-                "Last backup:  {} ({}), {} {}\n",
-                sauve_archive::number_text(b.number),
-                b.trigger,
-                b.status,
-                b.status_text
-            ));
-            text.push_str(&format!(
-                "  started     {}\n  ended       {} ({} ms)\n",
-                b.started, b.ended, b.duration_ms
-            ));
-            if let Some(a) = &b.archive {
-                text.push_str(&format!("  archive     {a}\n"));
-            }
-            if let Some(w) = b.lock_window_ms {
-                text.push_str(&format!("  data lock   {w} ms\n"));
-            }
+    let b = &value["last_backup"];
+    if b.is_null() {
+        text.push_str("Last backup:  none\n");
+    } else {
+        let n = b["number"].as_u64().unwrap_or(0) as u32;
+        text.push_str(&format!(
+            "Last backup:  {} ({}), {} {}\n",
+            sauve_archive::number_text(n),
+            b["trigger"].as_str().unwrap_or(""),
+            b["status"],
+            b["status_text"].as_str().unwrap_or("")
+        ));
+        text.push_str(&format!(
+            "  started     {}\n  ended       {} ({} ms)\n",
+            b["started"].as_str().unwrap_or(""),
+            b["ended"].as_str().unwrap_or(""),
+            b["duration_ms"]
+        ));
+        if let Some(a) = b["archive"].as_str() {
+            text.push_str(&format!("  archive     {a}\n"));
         }
-        None => text.push_str("Last backup:  none\n"),
+        if let Some(w) = b["lock_window_ms"].as_u64() {
+            text.push_str(&format!("  data lock   {w} ms\n"));
+        }
     }
-    text.push_str("Next scheduled: none\n");
-    text.push_str(&format!("Destination:  {}\n", dest.display()));
+    let next = value["next_scheduled"].as_str().unwrap_or("none");
+    let off = if value["scheduler_disabled"].as_bool() == Some(true) {
+        " (scheduler off after 1401)"
+    } else {
+        ""
+    };
+    text.push_str(&format!("Next scheduled: {next}{off}\n"));
+    let d = &value["destination"];
+    text.push_str(&format!(
+        "Destination:  {}\n",
+        d["path"].as_str().unwrap_or("")
+    ));
     text.push_str(&format!(
         "  used by this app's sets {} bytes; free {}\n",
-        used,
-        free.map_or("unknown".to_owned(), |f| format!("{f} bytes"))
+        d["used_bytes"],
+        d["free_bytes"]
+            .as_u64()
+            .map_or("unknown".to_owned(), |f| format!("{f} bytes"))
     ));
     io.out(&text);
     Ok(())
@@ -412,5 +428,44 @@ pub(crate) fn demo(dir: Option<PathBuf>, io: &mut Io<'_>) -> Result<(), Failure>
     if !same {
         return Err(Failure::failed("the restored data file differs"));
     }
+    Ok(())
+}
+
+/// `sauve run`: the server, until SIGTERM or SIGINT.
+pub(crate) fn run_server(
+    app: &Path,
+    listen: std::net::SocketAddr,
+    mode: crate::args::RunMode,
+    io: &mut Io<'_>,
+) -> Result<(), Failure> {
+    let app = app_dir(app)?;
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .try_init();
+    let mode = match mode {
+        crate::args::RunMode::Server => sauve_locking::Mode::Server,
+        crate::args::RunMode::SingleUser => sauve_locking::Mode::SingleUser,
+    };
+    let rt = runtime()?;
+    let result = rt.block_on(async {
+        let shutdown = async {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => return,
+                };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        };
+        sauve_server::run(app.clone(), listen, mode, shutdown).await
+    });
+    result.map_err(|e| Failure::failed(e.to_string()))?;
+    io.err("sauve server stopped\n");
     Ok(())
 }

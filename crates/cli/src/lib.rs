@@ -15,6 +15,7 @@ mod args;
 mod backup;
 mod demo;
 mod journal;
+mod remote;
 mod settings;
 
 pub use args::Cli;
@@ -93,8 +94,35 @@ where
             json,
             on_startup,
             on_shutdown,
+            remote: Some(url),
+            token,
+        } => {
+            if on_startup.is_some() || on_shutdown.is_some() {
+                Err(Failure::usage(
+                    "--on-startup and --on-shutdown run on the server with --remote (accepted: give them to sauve run's host)",
+                ))
+            } else {
+                remote::backup(&url, token, Some(&app.app), json, &mut io)
+            }
+        }
+        args::Command::Backup {
+            app,
+            json,
+            on_startup,
+            on_shutdown,
+            remote: None,
+            ..
         } => backup::backup(&app.app, json, on_startup, on_shutdown, &mut io),
-        args::Command::Status { app, json } => backup::status(&app.app, json, &mut io),
+        args::Command::Status {
+            app,
+            json,
+            remote: Some(url),
+            token,
+        } => remote::status(&url, token, Some(&app.app), json, &mut io),
+        args::Command::Status { app, json, .. } => backup::status(&app.app, json, &mut io),
+        args::Command::Run { app, listen, mode } => {
+            backup::run_server(&app.app, listen, mode, &mut io)
+        }
         args::Command::History { app, json } => backup::history(&app.app, json, &mut io),
         args::Command::Demo { dir } => backup::demo(dir, &mut io),
         args::Command::Verify { archive } => archive::verify(&archive, &mut io),

@@ -28,7 +28,7 @@ pub use api::{
     ShutdownHook, ShutdownInfo, StartupHook, SystemClock, Trigger,
 };
 pub use handle::{BackupHandle, Engine};
-pub use state::{EngineState, LastBackup, STATE_FILE, state_path};
+pub use state::{EngineState, LastBackup, STATE_FILE, SchedulerView, state_path, status_json};
 
 /// Bytes available to this user on the file system holding `path`.
 pub fn free_space(path: &std::path::Path) -> Option<u64> {

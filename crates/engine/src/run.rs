@@ -457,7 +457,13 @@ impl Run {
                 &self.workers.copier,
                 VerifyPending {
                     pending,
-                    progress: progress.clone(),
+                    // Verification reports its own pass over the bytes.
+                    progress: RunProgress::new(
+                        self.id,
+                        self.stop.clone(),
+                        self.events.clone(),
+                        total,
+                    ),
                 },
             )
             .await?;

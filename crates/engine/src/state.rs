@@ -64,3 +64,45 @@ impl EngineState {
             .unwrap_or_default()
     }
 }
+
+/// What the scheduler says, for the status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SchedulerView {
+    /// The next scheduled backup.
+    pub next: Option<jiff::Timestamp>,
+    /// Off after 1401.
+    pub disabled: bool,
+}
+
+/// The JSON of `sauve status --json` and `GET /v1/status` (SPEC section 15):
+/// `{"last_backup", "next_scheduled", "scheduler_disabled", "destination":
+/// {"path", "free_bytes", "used_bytes"}}`. Reads files: call it off async threads.
+pub fn status_json(app: &Path, scheduler: SchedulerView) -> Result<Value, String> {
+    let state = EngineState::load(app);
+    let effective = sauve_settings::load_effective(app).map_err(|e| e.to_string())?;
+    let dest =
+        sauve_settings::resolve_path(app, &effective.doc.settings().general.destination_folder)
+            .map_err(|e| e.to_string())?
+            .path;
+    let base = sauve_settings::AppLayout::discover(app)
+        .map(|l| l.base_name())
+        .ok();
+    let used: u64 = std::fs::read_dir(&dest)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    sauve_archive::ArchiveName::parse(&e.file_name().to_string_lossy())
+                        .is_some_and(|a| Some(&a.base) == base.as_ref())
+                })
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0);
+    Ok(serde_json::json!({
+        "last_backup": state.last_backup,
+        "next_scheduled": scheduler.next.map(|t| t.to_string()),
+        "scheduler_disabled": scheduler.disabled,
+        "destination": {"path": dest, "free_bytes": crate::free_space(&dest), "used_bytes": used},
+    }))
+}

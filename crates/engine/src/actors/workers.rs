@@ -358,6 +358,7 @@ impl Handler<VerifyPending> for Copier {
             files,
         };
         let result = sauve_archive::verify_set(&set, &mut progress).map(drop);
+        progress.flush();
         Verified { pending, result }
     }
 }

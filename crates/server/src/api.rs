@@ -1,0 +1,193 @@
+//! The control API (SPEC section 4): bearer-token HTTP on loopback.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use sauve_engine::{BackupEvent, BackupHandle, SchedulerView, Trigger};
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::BroadcastStream;
+
+/// The largest request body accepted.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// What the API serves from.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The engine.
+    pub handle: BackupHandle,
+    /// The bearer token.
+    pub token: Arc<String>,
+    /// What the scheduler says, for `GET /v1/status`.
+    pub scheduler: Arc<Mutex<SchedulerView>>,
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+/// The API as an axum router; host apps mount it on their own server.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/v1/backup", post(backup))
+        .route("/v1/stop", post(stop))
+        .route("/v1/status", get(status))
+        .route("/v1/events", get(events))
+        .route("/v1/history", get(history))
+        .method_not_allowed_fallback(|| async {
+            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed (accepted: POST /v1/backup, POST /v1/stop, GET /v1/status, GET /v1/events, GET /v1/history)")
+        })
+        .fallback(|| async {
+            error(StatusCode::NOT_FOUND, "no such endpoint (accepted: /v1/backup, /v1/stop, /v1/status, /v1/events, /v1/history)")
+        })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .with_state(state)
+}
+
+/// 401 unless `Authorization: Bearer <token>`, compared in constant time.
+async fn authorize(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let ok: bool = given.as_bytes().ct_eq(state.token.as_bytes()).into();
+    if !ok {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token (accepted: Authorization: Bearer <token from APP/Logs/sauve-server.json>)",
+        );
+    }
+    next.run(request).await
+}
+
+/// `POST /v1/backup`: 202 with the number once the run has one, 409 with
+/// 1402 while one runs. An optional JSON body is accepted (and must be JSON).
+async fn backup(State(state): State<ApiState>, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => {
+            return error(
+                rejection.status(),
+                &format!(
+                    "bad request body: {} (accepted: no body, or a JSON object of at most {BODY_LIMIT} bytes)",
+                    rejection.body_text()
+                ),
+            );
+        }
+    };
+    if !body.is_empty()
+        && let Err(e) = serde_json::from_slice::<serde_json::Map<String, Value>>(&body)
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("bad JSON: {e} (accepted: no body, or a JSON object)"),
+        );
+    }
+    if state.handle.is_running().await.unwrap_or(false) {
+        return (
+            StatusCode::CONFLICT,
+            Json(json!({"error": "a backup is already running", "status": 1402})),
+        )
+            .into_response();
+    }
+    let mut events = state.handle.subscribe();
+    let handle = state.handle.clone();
+    let run = tokio::spawn(async move { handle.backup(Trigger::Remote).await });
+    // Answer as soon as the run has its number (or ended before getting one).
+    let answer = tokio::time::timeout(Duration::from_secs(600), async {
+        loop {
+            match events.recv().await {
+                Ok(BackupEvent::Started { number, run, .. }) => {
+                    return json!({"number": number, "run": run});
+                }
+                Ok(BackupEvent::Finished {
+                    status,
+                    status_text,
+                    number,
+                    ..
+                }) => {
+                    return json!({"number": number, "status": status, "status_text": status_text});
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => return json!({"number": 0}),
+            }
+        }
+    })
+    .await;
+    match answer {
+        Ok(v) if v["status"] == 1402 => (StatusCode::CONFLICT, Json(v)).into_response(),
+        Ok(v) => (StatusCode::ACCEPTED, Json(v)).into_response(),
+        Err(_) => {
+            drop(run);
+            error(StatusCode::GATEWAY_TIMEOUT, "the backup did not start")
+        }
+    }
+}
+
+async fn stop(State(state): State<ApiState>) -> Response {
+    match state.handle.stop().await {
+        Ok(stopped) => Json(json!({ "stopped": stopped })).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
+}
+
+async fn status(State(state): State<ApiState>) -> Response {
+    let app = state.handle.app().to_path_buf();
+    let view = *state.scheduler.lock().unwrap_or_else(|e| e.into_inner());
+    match tokio::task::spawn_blocking(move || sauve_engine::status_json(&app, view)).await {
+        Ok(Ok(v)) => Json(v).into_response(),
+        Ok(Err(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, &e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+async fn history(State(state): State<ApiState>) -> Response {
+    let app = state.handle.app().to_path_buf();
+    let read = tokio::task::spawn_blocking(move || -> Result<Value, String> {
+        let effective = sauve_settings::load_effective(&app).map_err(|e| e.to_string())?;
+        let dest = sauve_settings::resolve_path(
+            &app,
+            &effective.doc.settings().general.destination_folder,
+        )
+        .map_err(|e| e.to_string())?
+        .path;
+        match std::fs::read_to_string(dest.join(sauve_history::FILE_NAME)) {
+            Ok(text) => serde_json::from_str(&text).map_err(|e| e.to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(json!({})),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await;
+    match read {
+        Ok(Ok(v)) => Json(v).into_response(),
+        Ok(Err(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, &e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+/// `GET /v1/events`: server-sent events, the objects of `sauve backup --json`.
+async fn events(State(state): State<ApiState>) -> Response {
+    let stream = BroadcastStream::new(state.handle.subscribe()).filter_map(|e| {
+        let e = e.ok()?;
+        let data = serde_json::to_string(&e).ok()?;
+        Some(Ok::<Event, std::convert::Infallible>(
+            Event::default().data(data),
+        ))
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}

@@ -1,0 +1,22 @@
+//! The control API and the daemon (SPEC sections 4 and 9): what `sauve run`
+//! runs, and the router host apps mount on their own server.
+//!
+//! The API listens on loopback unless told otherwise, answers only requests
+//! with the bearer token (compared in constant time; 401 and nothing started
+//! otherwise), and speaks JSON, errors included: `POST /v1/backup` (202 with
+//! the number, 409 with 1402 while one runs), `POST /v1/stop`,
+//! `GET /v1/status`, `GET /v1/events` (server-sent events), `GET /v1/history`.
+//!
+//! The daemon runs the engine in server mode, the scheduler loop (settings
+//! re-read at least every minute and before each backup, the failure policy
+//! of `sauve-scheduler`, missed slots caught up) and the API, and writes
+//! `APP/Logs/sauve-server.json` (mode 0600) so that `sauve backup` can
+//! forward to it.
+//!
+//! Not here: backup logic (the engine) or schedule maths (the scheduler).
+
+mod api;
+mod daemon;
+
+pub use api::{ApiState, BODY_LIMIT, router};
+pub use daemon::{DaemonError, ServerFile, run, server_file_path};
