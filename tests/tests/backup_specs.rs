@@ -449,3 +449,51 @@ async fn a_caller_holding_a_write_guard_gets_1404_instead_of_waiting_for_itself(
     );
     handle.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unchanged_data_postpones_a_scheduled_backup_without_error() {
+    let app = app(&[
+        ("Advanced/BackupIfDataChange", "True"),
+        ("Scheduler/Frequency", "Daily"),
+        ("Scheduler/Daily/Hour", "02:00:00"),
+    ]);
+    let handle = engine(&app, EngineOptions::default());
+    let slot: jiff::Timestamp = "2025-03-14T02:00:00Z".parse().unwrap();
+    let first = handle.backup_scheduled(slot).await.unwrap();
+    assert_eq!(
+        (first.status, first.number, first.postponed),
+        (Status::Ok, 1, false)
+    );
+    let second = handle
+        .backup_scheduled("2025-03-15T02:00:00Z".parse().unwrap())
+        .await
+        .unwrap();
+    assert!(second.postponed);
+    assert_eq!((second.status, second.number), (Status::Ok, 0));
+    let entry = journal(&app).pop().unwrap();
+    assert_eq!(entry.title, Some(Title::BackupPostponed));
+    assert_eq!(
+        entry.reason.as_deref(),
+        Some("data unchanged since backup 1")
+    );
+    assert!(entry.next_scheduled.is_some() && entry.scheduled.is_some());
+    assert_eq!(
+        history_entries(&app).len(),
+        1,
+        "no history entry for a postponed slot"
+    );
+    assert_eq!(
+        handle.last_backup().await.unwrap().number,
+        1,
+        "last-backup information untouched"
+    );
+    // Manual backups are never postponed; changed data is backed up.
+    assert_eq!(handle.backup(Trigger::Manual).await.unwrap().number, 2);
+    std::fs::write(app.path().join("Data/App.4DD"), b"changed data").unwrap();
+    let third = handle
+        .backup_scheduled("2025-03-16T02:00:00Z".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!((third.postponed, third.number), (false, 3));
+    handle.shutdown().await;
+}

@@ -242,6 +242,10 @@ pub struct BackupReport {
     pub errors: Vec<String>,
     /// Notes and warnings (numbering, retention, skipped files).
     pub notes: Vec<String>,
+    /// A scheduled run not made because the data did not change
+    /// (BackupIfDataChange): only "Backup postponed" was journaled.
+    #[serde(default)]
+    pub postponed: bool,
 }
 
 pub(crate) mod status_code {

@@ -54,6 +54,7 @@ mod tests {
         send_static::<c::TakeBackupLock>();
         send_static::<w::LoadSettings>();
         send_static::<w::ResolveContent>();
+        send_static::<w::StatData>();
         send_static::<w::PrepareDestination>();
         send_static::<w::LockFiles>();
         send_static::<w::RemoveStaleParts>();

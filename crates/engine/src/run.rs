@@ -55,6 +55,7 @@ pub(crate) fn refused(
         structure_lock: None,
         errors: vec![why.to_owned()],
         notes: Vec::new(),
+        postponed: false,
     }
 }
 
@@ -101,6 +102,10 @@ struct Record {
     startup_ran: bool,
     /// Archive size over content size, for the next free-space estimate.
     ratio: Option<f64>,
+    /// Why a scheduled run was postponed (BackupIfDataChange).
+    postponed: Option<String>,
+    /// The data file's size and mtime, when the archive holds it.
+    data_stamp: Option<(u64, i64)>,
 }
 
 impl Run {
@@ -147,6 +152,9 @@ impl Run {
             Err(Failed(status, why)) => return refused(self.trigger, started, status, &why),
         };
         let outcome = self.steps(&mut rec, started).await;
+        if let (Ok(()), Some(reason)) = (&outcome, rec.postponed.clone()) {
+            return self.postponed(&rec, started, reason, app_lock).await;
+        }
         let (status, errors) = match outcome {
             Ok(()) if rec.content.as_ref().is_some_and(Content::is_partial) => {
                 let missing: Vec<String> = rec
@@ -184,6 +192,7 @@ impl Run {
             structure_lock: rec.structure_lock,
             errors,
             notes: rec.notes.clone(),
+            postponed: false,
         };
         self.record(&rec, &report).await;
         // Shutdown hook with the final status, whenever the startup hook ran.
@@ -230,6 +239,31 @@ impl Run {
         let settings = loaded.settings;
         rec.settings = Some(settings.clone());
         rec.settings_xml = loaded.xml;
+
+        // 3. Data-change check (scheduled runs with BackupIfDataChange).
+        if self.trigger == Trigger::Scheduled && settings.advanced.backup_if_data_change {
+            let state = ask(
+                &self.workers.history,
+                LoadState {
+                    app: self.layout.app.clone(),
+                },
+            )
+            .await?;
+            let now = ask(
+                &self.workers.resolver,
+                StatData {
+                    path: self.layout.data_file.clone(),
+                },
+            )
+            .await?;
+            if let (Some(last), Some(now)) = (state.and_then(|s| s.last_data), now)
+                && last.size == now.0
+                && last.mtime == now.1
+            {
+                rec.postponed = Some(format!("data unchanged since backup {}", last.number));
+                return Ok(());
+            }
+        }
 
         // 4. Startup hook.
         if let Some(hook) = &self.options.hooks.on_startup {
@@ -293,6 +327,11 @@ impl Run {
             rec.notes
                 .push(format!("skipped {}: {}", s.path.display(), s.reason));
         }
+        rec.data_stamp = content
+            .entries
+            .iter()
+            .find(|e| e.kind == sauve_archive::EntryKind::Data)
+            .map(|e| (e.size, e.mtime));
         rec.content = Some(content.clone());
         if estimate > free && !settings.advanced.erase_old_backup_before {
             return Err(Failed(
@@ -696,6 +735,55 @@ impl Run {
         }
     }
 
+    /// SPEC 9.3: only "Backup postponed" is written; no hooks, no history,
+    /// the last-backup information and the failure counter untouched.
+    async fn postponed(
+        &self,
+        rec: &Record,
+        started: jiff::Timestamp,
+        reason: String,
+        app_lock: Vec<std::fs::File>,
+    ) -> BackupReport {
+        let zone = self.options.clock.zone();
+        let local = |t: jiff::Timestamp| Stamp::at(zone.to_datetime(t));
+        let mut entry = Entry::new(Title::BackupPostponed);
+        entry.scheduled = self.scheduled.map(local);
+        entry.starting = Some(local(started));
+        entry.reason = Some(reason.clone());
+        if let (Some(settings), Some(slot)) = (&rec.settings, self.scheduled) {
+            let schedule = sauve_scheduler::Schedule::from_settings(&settings.scheduler);
+            entry.next_scheduled = schedule.next_after(&zone, slot).map(local);
+        }
+        let verbose = rec
+            .settings
+            .as_ref()
+            .is_none_or(|s| s.advanced.backup_journal_verbose_mode);
+        let msg = AppendEntry {
+            logs: self.logs(),
+            entry,
+            verbose,
+        };
+        if let Ok(Err(e)) | Err(Failed(_, e)) = ask(&self.workers.journal, msg).await {
+            self.emit(BackupEvent::Warning {
+                run: self.id,
+                message: format!("the Backup Journal was not written: {e}"),
+            });
+        }
+        drop(app_lock);
+        let mut report = refused(self.trigger, started, Status::Ok, &reason);
+        report.errors.clear();
+        report.notes.push(reason);
+        report.postponed = true;
+        self.emit(BackupEvent::Finished {
+            run: self.id,
+            status: 0,
+            status_text: "Backup postponed".to_owned(),
+            number: 0,
+            archives: Vec::new(),
+        });
+        report
+    }
+
     /// Step 16: the last-backup information.
     async fn save_state(&self, rec: &Record, report: &BackupReport) {
         let last = LastBackup {
@@ -714,10 +802,19 @@ impl Run {
             trigger: self.trigger.as_str().to_owned(),
             lock_window_ms: rec.data_lock.map(|d| d.as_millis() as u64),
         };
+        let data = rec
+            .data_stamp
+            .filter(|_| report.status.is_success() && report.number > 0)
+            .map(|(size, mtime)| crate::state::DataStamp {
+                number: report.number,
+                size,
+                mtime,
+            });
         let msg = UpdateState {
             app: self.layout.app.clone(),
             last_backup: last,
             ratio: rec.ratio,
+            data,
         };
         if let Ok(Err(e)) | Err(Failed(_, e)) = ask(&self.workers.history, msg).await {
             self.emit(BackupEvent::Warning {

@@ -44,9 +44,24 @@ pub struct EngineState {
     /// free-space estimate (SPEC 6.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_ratio: Option<f64>,
+    /// The data file as the last successful backup with data saw it, for
+    /// BackupIfDataChange (SPEC 9.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_data: Option<DataStamp>,
     /// Fields written by other parts of sauve.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// A data file's identity for the data-change check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataStamp {
+    /// The backup that saw it.
+    pub number: u32,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, nanoseconds since the Unix epoch.
+    pub mtime: i64,
 }
 
 /// `APP/Logs/sauve-state.json`.

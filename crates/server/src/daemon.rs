@@ -290,6 +290,13 @@ async fn scheduler_loop(handle: BackupHandle, view: Arc<Mutex<SchedulerView>>) {
                 return;
             }
         };
+        if report.postponed {
+            // BackupIfDataChange: the slot is handled, no failure (SPEC 9.3).
+            next = state.postponed(&current.0, &tz, attempt.slot, Timestamp::now());
+            let (a, s) = (app.clone(), state.clone());
+            let _ = tokio::task::spawn_blocking(move || save_state(&a, &s)).await;
+            continue;
+        }
         let decision = state.after_attempt(
             &current.0,
             &current.1,

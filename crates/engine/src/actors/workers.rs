@@ -16,7 +16,7 @@ use sauve_settings::{AppLayout, Settings};
 use sauve_status::Status;
 
 use crate::progress::RunProgress;
-use crate::state::{EngineState, LastBackup, state_path};
+use crate::state::{DataStamp, EngineState, LastBackup, state_path};
 
 /// Messages of the resolver, the copier, the journal writer and the history keeper.
 pub(crate) mod messages {
@@ -35,6 +35,13 @@ pub(crate) mod messages {
         pub(crate) settings: Settings,
         pub(crate) xml: String,
         pub(crate) warnings: Vec<String>,
+    }
+
+    /// A file's size and modification time (ns), if it exists.
+    #[derive(Message)]
+    #[rtype(result = "Option<(u64, i64)>")]
+    pub(crate) struct StatData {
+        pub(crate) path: PathBuf,
     }
 
     /// Resolves what the backup holds.
@@ -184,6 +191,7 @@ pub(crate) mod messages {
         pub(crate) app: PathBuf,
         pub(crate) last_backup: LastBackup,
         pub(crate) ratio: Option<f64>,
+        pub(crate) data: Option<DataStamp>,
     }
 }
 
@@ -205,6 +213,20 @@ impl Handler<LoadSettings> for Resolver {
             settings: effective.doc.settings().clone(),
             warnings: effective.warnings.iter().map(ToString::to_string).collect(),
         })
+    }
+}
+
+impl Handler<StatData> for Resolver {
+    type Result = Option<(u64, i64)>;
+    fn handle(&mut self, msg: StatData, _: &mut SyncContext<Self>) -> Self::Result {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(&msg.path).ok()?;
+        Some((
+            m.len(),
+            m.mtime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(m.mtime_nsec()),
+        ))
     }
 }
 
@@ -479,6 +501,9 @@ impl Handler<UpdateState> for HistoryKeeper {
         state.last_backup = Some(msg.last_backup);
         if msg.ratio.is_some() {
             state.last_ratio = msg.ratio;
+        }
+        if msg.data.is_some() {
+            state.last_data = msg.data;
         }
         let json = serde_json::to_vec_pretty(&state).map_err(|e| e.to_string())?;
         sauve_durable::replace(&state_path(&msg.app), &json).map_err(|e| e.to_string())
