@@ -47,3 +47,41 @@ fn journal_shows_what_sauve_wrote() {
         none.stderr
     );
 }
+
+#[test]
+fn log_show_lists_records_and_how_the_log_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data.journal");
+    let w = sauve_logfile::LogWriter::create(
+        &path,
+        [7; 16],
+        10,
+        sauve_logfile::Durability::EveryAppend,
+    )
+    .unwrap();
+    w.append(b"first").unwrap();
+    w.append(&[0u8; 300]).unwrap();
+    drop(w);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.extend_from_slice(&[1, 2, 3]);
+    std::fs::write(&path, bytes).unwrap();
+    let out = sauve(&["log", "show", "--json", path.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["header"]["first_sequence"], 10);
+    assert_eq!(
+        v["records"],
+        serde_json::json!([{"seq": 10, "offset": 42, "size": 5}, {"seq": 11, "offset": 63, "size": 300}])
+    );
+    assert_eq!(v["tail"], serde_json::json!({"torn": 379}));
+    let human = sauve(&["log", "show", path.to_str().unwrap()]);
+    assert!(
+        human
+            .stdout
+            .contains("2 records; end: torn record at byte 379"),
+        "{}",
+        human.stdout
+    );
+    let not_log = sauve(&["log", "show", "/etc/hostname"]);
+    assert_eq!(not_log.code, 2);
+}

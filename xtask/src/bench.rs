@@ -431,3 +431,46 @@ pub(crate) fn locking(args: &[String]) -> Result<()> {
     }
     Ok(())
 }
+
+pub(crate) fn logfile(args: &[String]) -> Result<()> {
+    if let Some(a) = args.first() {
+        bail!("unknown option \"{a}\" (bench logfile takes none)");
+    }
+    cargo(&[
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "sauve-logfile",
+        "--example",
+        "bench_logfile",
+    ])?;
+    let bin = repo_root().join("target/release/examples/bench_logfile");
+    let dir = repo_root().join("target");
+    let out = Command::new(&bin)
+        .arg(&dir)
+        .output()
+        .with_context(|| format!("cannot run {}", bin.display()))?;
+    if !out.status.success() {
+        bail!(
+            "bench_logfile failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    println!("## cargo xtask bench logfile");
+    println!();
+    println!("{}", machine());
+    println!(
+        "appends on the disk holding target/, each one durable before the next (or, with group commit, before its append returns)"
+    );
+    println!();
+    println!("| writer | appends/s | MB/s |");
+    println!("|---|---:|---:|");
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let cols: Vec<&str> = line.split('\t').collect();
+        if let [name, rate, mbs] = cols.as_slice() {
+            println!("| {name} | {rate} | {mbs} |");
+        }
+    }
+    Ok(())
+}

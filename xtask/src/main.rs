@@ -21,7 +21,8 @@ tasks:
   ci                                   format check, clippy -D warnings, tests (as .ci/run does)
   bench archive [--data-mb N] [--attach-mb N] [--runs N]
                                        archive writer and restore vs tar and zstd (default 1024 MB data, 512 MB attachments)
-  bench locking                        lock manager: ns per guard acquire and release";
+  bench locking                        lock manager: ns per guard acquire and release
+  bench logfile                        log file: appends/s with fsync per append and group commit";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -30,7 +31,10 @@ fn main() -> Result<()> {
         Some("bench") => match args.get(1).map(String::as_str) {
             Some("archive") => bench::archive(&args[2..]),
             Some("locking") => bench::locking(&args[2..]),
-            other => bail!("unknown benchmark {other:?} (accepted: archive, locking)\n\n{USAGE}"),
+            Some("logfile") => bench::logfile(&args[2..]),
+            other => bail!(
+                "unknown benchmark {other:?} (accepted: archive, locking, logfile)\n\n{USAGE}"
+            ),
         },
         Some("help" | "--help" | "-h") | None => {
             println!("{USAGE}");

@@ -84,6 +84,9 @@ pub(crate) enum Command {
     /// Show, create, check and change backup.4DSettings.
     #[command(subcommand)]
     Settings(SettingsCommand),
+    /// Read the operation log (.journal) of an app.
+    #[command(subcommand)]
+    Log(LogCommand),
     /// Check an archive set against its manifest; writes nothing.
     ///
     /// Exits 0 when the set is sound, 1 when it is not, naming the first bad
@@ -121,6 +124,18 @@ pub(crate) enum Command {
     List {
         /// Any segment of the set, or base[NNNN] (the .4BK).
         archive: PathBuf,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum LogCommand {
+    /// List the records of a log file: sequence, offset, size; and how it ends.
+    Show {
+        /// The log file (APP/Data/<stem>.journal, or a pending segment).
+        file: PathBuf,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,

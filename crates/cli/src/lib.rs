@@ -89,6 +89,9 @@ where
     };
     let result = match cli.command {
         args::Command::Settings(cmd) => settings::run(cmd, &mut io),
+        args::Command::Log(args::LogCommand::Show { file, json }) => {
+            journal::show_log(&file, json, &mut io)
+        }
         args::Command::Backup {
             app,
             json,

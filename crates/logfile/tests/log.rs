@@ -1,0 +1,150 @@
+//! The log file: what was appended reads back; a crash at any byte loses
+//! only the record it cut; damage is told apart from a torn tail.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use sauve_logfile::{
+    Durability, HEADER_LEN, LogError, LogWriter, RECORD_HEADER_LEN, Tail, read_log,
+};
+
+const ID: [u8; 16] = *b"data-file-0001!!";
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_log_cut_at_any_byte_reads_back_exactly_the_records_written_before_the_cut(
+        payloads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..20),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.journal");
+        let w = LogWriter::create(&path, ID, 41, Durability::EveryAppend).unwrap();
+        let mut ends = Vec::new();
+        let mut end = HEADER_LEN;
+        for p in &payloads {
+            w.append(p).unwrap();
+            end += RECORD_HEADER_LEN + p.len();
+            ends.push(end);
+        }
+        drop(w);
+        let bytes = std::fs::read(&path).unwrap();
+        let at = HEADER_LEN + cut.index(bytes.len() - HEADER_LEN + 1);
+        std::fs::write(&path, &bytes[..at]).unwrap();
+        let read = read_log(&path).unwrap();
+        let whole = ends.iter().filter(|e| **e <= at).count();
+        prop_assert_eq!(read.records.len(), whole);
+        for (i, r) in read.records.iter().enumerate() {
+            prop_assert_eq!(r.seq, 41 + i as u64);
+            prop_assert_eq!(&r.payload, &payloads[i]);
+        }
+        let expected_tail = if ends.contains(&at) || at == HEADER_LEN { Tail::Clean } else { Tail::Torn { offset: read.end } };
+        prop_assert_eq!(read.tail, expected_tail);
+        // The next writer truncates the torn tail and continues the numbering.
+        let w = LogWriter::open(&path, Durability::EveryAppend).unwrap();
+        prop_assert_eq!(w.append(b"after the crash").unwrap(), 41 + whole as u64);
+        drop(w);
+        let again = read_log(&path).unwrap();
+        prop_assert_eq!(again.records.len(), whole + 1);
+        prop_assert_eq!(again.tail, Tail::Clean);
+    }
+}
+
+#[test]
+fn damage_followed_by_more_records_is_corruption_not_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data.journal");
+    let w = LogWriter::create(&path, ID, 1, Durability::EveryAppend).unwrap();
+    for i in 0..5u8 {
+        w.append(&[i; 100]).unwrap();
+    }
+    drop(w);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let second = HEADER_LEN + RECORD_HEADER_LEN + 100 + RECORD_HEADER_LEN + 10;
+    bytes[second] ^= 0xFF;
+    std::fs::write(&path, &bytes).unwrap();
+    let read = read_log(&path).unwrap();
+    assert_eq!(read.records.len(), 1, "reading stops before the bad record");
+    assert_eq!(
+        read.tail,
+        Tail::Corrupt {
+            offset: (HEADER_LEN + RECORD_HEADER_LEN + 100) as u64
+        }
+    );
+    let e = LogWriter::open(&path, Durability::EveryAppend).unwrap_err();
+    assert!(matches!(e, LogError::Corrupt { .. }), "{e}");
+}
+
+#[test]
+fn group_commit_appends_from_many_threads_are_all_durable_and_ordered() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data.journal");
+    let w = Arc::new(LogWriter::create(&path, ID, 1, Durability::GroupCommit).unwrap());
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let w = w.clone();
+            std::thread::spawn(move || {
+                (0..50)
+                    .map(|i| w.append(format!("{t}-{i}").as_bytes()).unwrap())
+                    .collect::<Vec<u64>>()
+            })
+        })
+        .collect();
+    let mut seqs: Vec<u64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=400).collect::<Vec<u64>>());
+    drop(w);
+    let read = read_log(&path).unwrap();
+    assert_eq!(read.records.len(), 400);
+    assert_eq!(read.tail, Tail::Clean);
+}
+
+#[test]
+fn rotation_renames_the_log_and_continues_the_numbering_in_a_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data.journal");
+    let w = LogWriter::create(&path, ID, 1, Durability::EveryAppend).unwrap();
+    w.append(b"one").unwrap();
+    w.append(b"two").unwrap();
+    let pending = dir.path().join("data[0000-0001].journal");
+    assert_eq!(w.rotate(&pending).unwrap(), Some(2));
+    assert_eq!(w.append(b"three").unwrap(), 3);
+    drop(w);
+    let old = read_log(&pending).unwrap();
+    assert_eq!(
+        old.records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    let new = read_log(&path).unwrap();
+    assert_eq!((new.header.first_sequence, new.records.len()), (3, 1));
+    assert_eq!(new.header.identity, ID);
+}
+
+#[test]
+fn a_log_of_another_data_file_is_refused_with_1416() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data.journal");
+    drop(LogWriter::create(&path, ID, 1, Durability::EveryAppend).unwrap());
+    let e = LogWriter::open_or_create(&path, *b"another-data-fil", Durability::EveryAppend)
+        .unwrap_err();
+    assert_eq!(e.status().code(), 1416);
+    // A zero identity on either side matches.
+    assert!(LogWriter::open_or_create(&path, [0; 16], Durability::EveryAppend).is_ok());
+}
+
+#[test]
+fn what_is_not_a_log_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data.journal");
+    std::fs::write(&path, b"4D's own journal format").unwrap();
+    assert!(matches!(
+        read_log(&path).unwrap_err(),
+        LogError::NotALog { .. }
+    ));
+}
