@@ -352,6 +352,12 @@ impl ArchiveWriter {
         &self.spec
     }
 
+    /// Sets the manifest's `lastLogSequence` (known only once the log was
+    /// cut, under the data lock, after the writer was created).
+    pub fn set_last_log_sequence(&mut self, seq: Option<u64>) {
+        self.header.last_log_sequence = seq;
+    }
+
     fn write_err(&self, e: io::Error) -> ArchiveError {
         write_error(&self.first_file, e)
     }

@@ -113,6 +113,10 @@ pub struct EngineOptions {
     pub open_part: Option<Arc<dyn Fn() -> OpenPart + Send + Sync>>,
     /// zstd worker threads; 0 uses every core.
     pub threads: u32,
+    /// The host's log writer, which the engine cuts at each data backup
+    /// (SPEC 14.2). Without one, a sauve log found at `APP/Data/<stem>.journal`
+    /// is cut by the engine itself.
+    pub log: Option<Arc<sauve_logfile::LogWriter>>,
 }
 
 impl Default for EngineOptions {
@@ -123,6 +127,7 @@ impl Default for EngineOptions {
             clock: Arc::new(SystemClock),
             open_part: None,
             threads: 0,
+            log: None,
         }
     }
 }

@@ -18,6 +18,7 @@
 mod actors;
 mod api;
 mod handle;
+mod logcut;
 mod progress;
 mod retention;
 mod run;
@@ -55,6 +56,10 @@ mod tests {
         send_static::<w::LoadSettings>();
         send_static::<w::ResolveContent>();
         send_static::<w::StatData>();
+        send_static::<w::CheckLog>();
+        send_static::<w::CutLog>();
+        send_static::<w::BuildLogBackup>();
+        send_static::<w::RemoveFiles>();
         send_static::<w::PrepareDestination>();
         send_static::<w::LockFiles>();
         send_static::<w::RemoveStaleParts>();

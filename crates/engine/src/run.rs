@@ -102,6 +102,8 @@ struct Record {
     startup_ran: bool,
     /// Archive size over content size, for the next free-space estimate.
     ratio: Option<f64>,
+    /// The committed log backup files.
+    log_archives: Vec<PathBuf>,
     /// Why a scheduled run was postponed (BackupIfDataChange).
     postponed: Option<String>,
     /// The data file's size and mtime, when the archive holds it.
@@ -333,6 +335,32 @@ impl Run {
             .find(|e| e.kind == sauve_archive::EntryKind::Data)
             .map(|e| (e.size, e.mtime));
         rec.content = Some(content.clone());
+        // The log (O-6): on when JournalFileEnabled says so, or the host
+        // declares one, or the file exists; cut only when it is a sauve log.
+        let log_state = ask(
+            &self.workers.resolver,
+            CheckLog {
+                path: self.layout.log_file.clone(),
+            },
+        )
+        .await?;
+        let declared = settings.legacy.journal_file_enabled;
+        let host_log = self.options.log.clone();
+        if declared == Some(true) && log_state.is_none() && host_log.is_none() {
+            return Err(Failed(
+                Status::LogFileMissing,
+                format!("the log file {} is missing", self.layout.log_file.display()),
+            ));
+        }
+        let cut_log = settings.general.include_data_file
+            && declared != Some(false)
+            && (host_log.is_some() || log_state == Some(true));
+        if log_state == Some(false) && declared != Some(false) {
+            rec.notes.push(format!(
+                "{} is not a sauve log: it is archived as it is, and not cut",
+                self.layout.log_file.display()
+            ));
+        }
         if estimate > free && !settings.advanced.erase_old_backup_before {
             return Err(Failed(
                 Status::DiskFull,
@@ -427,6 +455,11 @@ impl Run {
             .partition(|e| e.kind != sauve_archive::EntryKind::Attachment);
         let lock_timeout = settings.legacy.lock_timeout();
         if !data.is_empty() {
+            let cut = cut_log.then(|| CutLog {
+                log: self.layout.log_file.clone(),
+                previous_number: rec.number.saturating_sub(1),
+                writer: host_log.clone(),
+            });
             let (w, window) = self
                 .locked_phase(
                     writer,
@@ -435,6 +468,7 @@ impl Run {
                     data.to_vec(),
                     &progress,
                     lock_timeout,
+                    cut,
                 )
                 .await?;
             writer = w;
@@ -449,6 +483,7 @@ impl Run {
                     structure,
                     &progress,
                     lock_timeout,
+                    None,
                 )
                 .await?;
             writer = w;
@@ -489,6 +524,66 @@ impl Run {
             })
             .collect();
 
+        // 10 (cont.). The log backup, from every pending segment.
+        let log_backup = if cut_log {
+            let log_spec = SetSpec {
+                destination: destination.clone(),
+                base: base.clone(),
+                number: rec.number.saturating_sub(1),
+                kind: SetKind::Log,
+                compression: settings.advanced.compression_rate,
+                segment_size: u64::from(settings.advanced.file_segmentation.default_size) << 20,
+                threads: self.options.threads,
+            };
+            let header = ManifestHeader {
+                structure_path: self.structure_key(),
+                data_path: self.layout.data_file.display().to_string(),
+                trigger: self.trigger.as_str().to_owned(),
+                ..ManifestHeader::new(SetKind::Log, rec.number.saturating_sub(1), &base, started)
+            };
+            let built = ask(
+                &self.workers.copier,
+                BuildLogBackup {
+                    log: self.layout.log_file.clone(),
+                    spec: log_spec,
+                    header,
+                    open_part: self.options.open_part.as_ref().map(|f| f()),
+                    ended: self.options.clock.now(),
+                },
+            )
+            .await?
+            .map_err(|e| Failed(Status::LogBackupError, e))?;
+            if let Some(b) = &built {
+                rec.notes.extend(b.notes.iter().cloned());
+            }
+            built
+        } else {
+            None
+        };
+        let log_backup = match log_backup {
+            Some(b) if settings.advanced.check_archive_file_during_backup => {
+                let verified = ask(
+                    &self.workers.copier,
+                    VerifyPending {
+                        pending: b.pending,
+                        progress: RunProgress::new(
+                            self.id,
+                            self.stop.clone(),
+                            self.events.clone(),
+                            0,
+                        ),
+                    },
+                )
+                .await?;
+                verified.result?;
+                Some(crate::logcut::LogBackup {
+                    pending: verified.pending,
+                    ..b
+                })
+            }
+            other => other,
+        };
+
         // 11. Verify.
         let pending = if settings.advanced.check_archive_file_during_backup {
             self.phase(Phase::Verify);
@@ -515,6 +610,15 @@ impl Run {
 
         // 12. Commit: Stop is ignored from here.
         self.phase(Phase::Commit);
+        if let Some(b) = log_backup {
+            let (files, _) = ask(&self.workers.copier, CommitSet { pending: b.pending }).await??;
+            rec.log_archives = files;
+            // Archived pending segments go only now; after a failure they
+            // stay for the next log backup.
+            for warning in ask(&self.workers.copier, RemoveFiles { paths: b.segments }).await? {
+                rec.notes.push(warning);
+            }
+        }
         let (archives, size) = ask(&self.workers.copier, CommitSet { pending }).await??;
         rec.archives = archives;
         if total > 0 && settings.advanced.compression_rate != sauve_settings::Compression::None {
@@ -567,6 +671,7 @@ impl Run {
         entries: Vec<SourceEntry>,
         progress: &RunProgress,
         timeout: Option<Duration>,
+        cut: Option<CutLog>,
     ) -> Result<(Box<ArchiveWriter>, Duration), Failed> {
         self.phase(Phase::WaitingLock);
         let guard = ask(
@@ -580,6 +685,26 @@ impl Run {
         .await?
         .map_err(|e| Failed(e.status(), e.to_string()))?;
         self.phase(phase);
+        let mut writer = writer;
+        let mut entries = entries;
+        if let Some(cut) = cut {
+            // Under the data lock: no append can run while the log is cut.
+            let done = match ask(&self.workers.copier, cut).await {
+                Ok(Ok(done)) => done,
+                Ok(Err(e)) | Err(Failed(_, e)) => {
+                    let _ = guard.release();
+                    return Err(Failed(Status::LogBackupError, e));
+                }
+            };
+            writer.set_last_log_sequence(done.last_sequence);
+            for e in entries
+                .iter_mut()
+                .filter(|e| e.kind == sauve_archive::EntryKind::Log)
+            {
+                e.size = done.size;
+                e.mtime = done.mtime;
+            }
+        }
         // Dropping the writer on failure (inside the copier) removes its
         // files; the guard is released on every path.
         let result = ask(
@@ -616,6 +741,7 @@ impl Run {
         if !report.archives.is_empty() {
             entry.creating_archive = report.archives.first().map(|p| p.display().to_string());
         }
+        entry.creating_log_backup = rec.log_archives.first().map(|p| p.display().to_string());
         entry.deleted = rec
             .deleted
             .iter()
@@ -667,7 +793,11 @@ impl Run {
                     .unwrap_or_default(),
                 structure_path: self.structure_key(),
                 data_path: self.layout.data_file.display().to_string(),
-                log_path: String::new(),
+                log_path: rec
+                    .log_archives
+                    .first()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
                 starting_date: date(report.started),
                 ending_date: date(report.ended),
                 scheduled_date: date(self.scheduled.unwrap_or(report.started)),
@@ -798,7 +928,7 @@ impl Run {
                 .as_millis()
                 .max(0) as u64,
             archive: report.archives.first().map(|p| p.display().to_string()),
-            log_archive: None,
+            log_archive: rec.log_archives.first().map(|p| p.display().to_string()),
             trigger: self.trigger.as_str().to_owned(),
             lock_window_ms: rec.data_lock.map(|d| d.as_millis() as u64),
         };

@@ -44,6 +44,40 @@ pub(crate) mod messages {
         pub(crate) path: PathBuf,
     }
 
+    /// Whether the log exists (`None`) and is a sauve log.
+    #[derive(Message)]
+    #[rtype(result = "Option<bool>")]
+    pub(crate) struct CheckLog {
+        pub(crate) path: PathBuf,
+    }
+
+    /// Cuts the log under the data lock (SPEC 14.2).
+    #[derive(Message)]
+    #[rtype(result = "Result<crate::logcut::Cut, String>")]
+    pub(crate) struct CutLog {
+        pub(crate) log: PathBuf,
+        pub(crate) previous_number: u32,
+        pub(crate) writer: Option<std::sync::Arc<sauve_logfile::LogWriter>>,
+    }
+
+    /// Builds the `.4BL` from the pending segments.
+    #[derive(Message)]
+    #[rtype(result = "Result<Option<crate::logcut::LogBackup>, String>")]
+    pub(crate) struct BuildLogBackup {
+        pub(crate) log: PathBuf,
+        pub(crate) spec: SetSpec,
+        pub(crate) header: ManifestHeader,
+        pub(crate) open_part: Option<OpenPart>,
+        pub(crate) ended: jiff::Timestamp,
+    }
+
+    /// Deletes files (archived pending log segments, at commit).
+    #[derive(Message)]
+    #[rtype(result = "Vec<String>")]
+    pub(crate) struct RemoveFiles {
+        pub(crate) paths: Vec<PathBuf>,
+    }
+
     /// Resolves what the backup holds.
     #[derive(Message)]
     #[rtype(result = "Result<Content, ArchiveError>")]
@@ -216,6 +250,15 @@ impl Handler<LoadSettings> for Resolver {
     }
 }
 
+impl Handler<CheckLog> for Resolver {
+    type Result = Option<bool>;
+    fn handle(&mut self, msg: CheckLog, _: &mut SyncContext<Self>) -> Self::Result {
+        msg.path
+            .is_file()
+            .then(|| crate::logcut::is_sauve_log(&msg.path))
+    }
+}
+
 impl Handler<StatData> for Resolver {
     type Result = Option<(u64, i64)>;
     fn handle(&mut self, msg: StatData, _: &mut SyncContext<Self>) -> Self::Result {
@@ -346,6 +389,34 @@ impl Handler<CopyEntries> for Copier {
         }
         progress.flush();
         Ok(writer)
+    }
+}
+
+impl Handler<CutLog> for Copier {
+    type Result = Result<crate::logcut::Cut, String>;
+    fn handle(&mut self, msg: CutLog, _: &mut SyncContext<Self>) -> Self::Result {
+        crate::logcut::cut(&msg.log, msg.previous_number, msg.writer.as_ref())
+    }
+}
+
+impl Handler<BuildLogBackup> for Copier {
+    type Result = Result<Option<crate::logcut::LogBackup>, String>;
+    fn handle(&mut self, msg: BuildLogBackup, _: &mut SyncContext<Self>) -> Self::Result {
+        crate::logcut::build(&msg.log, msg.spec, msg.header, msg.open_part, msg.ended)
+    }
+}
+
+impl Handler<RemoveFiles> for Copier {
+    type Result = Vec<String>;
+    fn handle(&mut self, msg: RemoveFiles, _: &mut SyncContext<Self>) -> Vec<String> {
+        msg.paths
+            .iter()
+            .filter_map(|p| {
+                std::fs::remove_file(p)
+                    .err()
+                    .map(|e| format!("cannot delete {}: {e}", p.display()))
+            })
+            .collect()
     }
 }
 

@@ -1,0 +1,196 @@
+//! The log at a data backup (SPEC 14.2): cut it under the data lock into a
+//! pending segment, and build the `.4BL` from every pending segment.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sauve_archive::{
+    ArchiveWriter, EntryKind, EntryType, ManifestHeader, OpenPart, PendingSet, SetSpec, SourceEntry,
+};
+use sauve_logfile::{Durability, Header, LogWriter, encode_record, read_log};
+
+/// Whether `path` holds a sauve log (4D's own journal format does not).
+pub(crate) fn is_sauve_log(path: &Path) -> bool {
+    let mut head = [0u8; 8];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok_and(|()| &head == sauve_logfile::MAGIC)
+}
+
+/// `<log stem>[MMMM-KKKK].journal`, and its parse.
+fn pending_name(stem: &str, number: u32, k: u32) -> String {
+    format!(
+        "{stem}[{}-{k:04}].journal",
+        sauve_archive::number_text(number)
+    )
+}
+
+fn parse_pending(name: &str, stem: &str) -> Option<(u32, u32)> {
+    let inner = name
+        .strip_prefix(stem)?
+        .strip_prefix('[')?
+        .strip_suffix("].journal")?;
+    let (m, k) = inner.split_once('-')?;
+    Some((m.parse().ok()?, k.parse().ok()?))
+}
+
+/// The pending segments of `stem` in `dir`, oldest first.
+pub(crate) fn pending_segments(dir: &Path, stem: &str) -> Vec<PathBuf> {
+    let mut found: Vec<((u32, u32), PathBuf)> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    parse_pending(&name, stem).map(|key| (key, e.path()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found.into_iter().map(|(_, p)| p).collect()
+}
+
+/// What cutting the log gave.
+pub(crate) struct Cut {
+    /// The last sequence of the cut log (the data's `lastLogSequence`).
+    pub(crate) last_sequence: Option<u64>,
+    /// The new log's size and mtime, for its entry in the archive.
+    pub(crate) size: u64,
+    pub(crate) mtime: i64,
+}
+
+/// Cuts the log: the host's writer if given, else the file itself.
+pub(crate) fn cut(
+    log: &Path,
+    previous_number: u32,
+    writer: Option<&Arc<LogWriter>>,
+) -> Result<Cut, String> {
+    let dir = log.parent().unwrap_or(Path::new("."));
+    let stem = log
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let taken = pending_segments(dir, &stem)
+        .iter()
+        .filter_map(|p| parse_pending(&p.file_name()?.to_string_lossy(), &stem))
+        .filter(|(m, _)| *m == previous_number)
+        .map(|(_, k)| k)
+        .max()
+        .unwrap_or(0);
+    let pending = dir.join(pending_name(&stem, previous_number, taken + 1));
+    let last = match writer {
+        Some(w) => w.rotate(&pending),
+        None => LogWriter::open(log, Durability::EveryAppend).and_then(|w| w.rotate(&pending)),
+    }
+    .map_err(|e| e.to_string())?;
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(log).map_err(|e| format!("cannot read {}: {e}", log.display()))?;
+    Ok(Cut {
+        last_sequence: last,
+        size: meta.len(),
+        mtime: meta
+            .mtime()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(meta.mtime_nsec()),
+    })
+}
+
+/// A `.4BL` ready to commit, and the segments it holds.
+pub(crate) struct LogBackup {
+    pub(crate) pending: PendingSet,
+    pub(crate) segments: Vec<PathBuf>,
+    pub(crate) notes: Vec<String>,
+}
+
+/// Builds `base[number].4BL` from every pending segment: one
+/// `Data/<log name>` holding their records in order under one header.
+pub(crate) fn build(
+    log: &Path,
+    spec: SetSpec,
+    header: ManifestHeader,
+    open_part: Option<OpenPart>,
+    ended: jiff::Timestamp,
+) -> Result<Option<LogBackup>, String> {
+    let dir = log.parent().unwrap_or(Path::new("."));
+    let stem = log
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let segments = pending_segments(dir, &stem);
+    if segments.is_empty() {
+        return Ok(None);
+    }
+    let mut notes = Vec::new();
+    let tmp = spec.destination.join(format!(
+        ".{}[{}].4BL-log.tmp",
+        spec.base,
+        sauve_archive::number_text(spec.number)
+    ));
+    let mut out = Vec::new();
+    let mut first: Option<(Header, u64)> = None;
+    let mut last = None;
+    for s in &segments {
+        let contents = read_log(s).map_err(|e| e.to_string())?;
+        if let sauve_logfile::Tail::Corrupt { offset } = contents.tail {
+            notes.push(format!(
+                "{} is damaged at byte {offset}; the records before it are in the log backup",
+                s.display()
+            ));
+        }
+        if first.is_none() {
+            first = Some((contents.header, contents.header.first_sequence));
+        }
+        for r in &contents.records {
+            out.extend_from_slice(&encode_record(r.seq, &r.payload));
+            last = Some(r.seq);
+        }
+    }
+    let Some((h, first_sequence)) = first else {
+        return Ok(None);
+    };
+    let header = ManifestHeader {
+        first_sequence: Some(first_sequence),
+        last_sequence: last,
+        ..header
+    };
+    let header_bytes = Header {
+        first_sequence,
+        ..h
+    }
+    .encode();
+    let mut bytes = header_bytes.to_vec();
+    bytes.extend_from_slice(&out);
+    std::fs::write(&tmp, &bytes).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    let result = (|| {
+        let mut writer = match open_part {
+            Some(open) => ArchiveWriter::create_with(spec, header.clone(), open),
+            None => ArchiveWriter::create(spec, header.clone()),
+        }
+        .map_err(|e| e.to_string())?;
+        let entry = SourceEntry {
+            kind: EntryKind::Log,
+            source: tmp.clone(),
+            path: format!(
+                "Data/{}",
+                log.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            ),
+            entry_type: EntryType::File,
+            size: bytes.len() as u64,
+            mode: 0o644,
+            mtime: header.started_at.as_nanosecond() as i64,
+            target: None,
+        };
+        writer
+            .append(&entry, &mut sauve_archive::NoProgress)
+            .map_err(|e| e.to_string())?;
+        writer.finish(ended).map_err(|e| e.to_string())
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    Ok(Some(LogBackup {
+        pending: result?,
+        segments,
+        notes,
+    }))
+}
