@@ -27,49 +27,98 @@ fn names(dir: &Path) -> Vec<String> {
 
 /// The records of a set's `Data/App.journal`, after restoring it.
 fn archived_log(archive: &Path, to: &Path) -> sauve_logfile::LogContents {
-    sauve_archive::restore(archive, &sauve_archive::RestoreOptions { to: Some(to.to_path_buf()), force: false }, &mut sauve_archive::NoProgress).unwrap();
+    sauve_archive::restore(
+        archive,
+        &sauve_archive::RestoreOptions {
+            to: Some(to.to_path_buf()),
+            force: false,
+        },
+        &mut sauve_archive::NoProgress,
+    )
+    .unwrap();
     read_log(&to.join("Data/App.journal")).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_data_backup_cuts_the_log_and_archives_its_records_in_a_4bl() {
     let app = SampleApp::with_settings(&[("Advanced/SetNumber/Value", "5")]).unwrap();
-    let log = Arc::new(LogWriter::create(&app.path().join("Data/App.journal"), ID, 1, Durability::EveryAppend).unwrap());
+    let log = Arc::new(
+        LogWriter::create(
+            &app.path().join("Data/App.journal"),
+            ID,
+            1,
+            Durability::EveryAppend,
+        )
+        .unwrap(),
+    );
     for i in 0..3 {
         log.append(format!("write {i}").as_bytes()).unwrap();
     }
-    let options = EngineOptions { log: Some(log.clone()), ..EngineOptions::default() };
+    let options = EngineOptions {
+        log: Some(log.clone()),
+        ..EngineOptions::default()
+    };
     let handle = Engine::start(AppLayout::discover(app.path()).unwrap(), options).unwrap();
     let first = handle.backup(Trigger::Api).await.unwrap();
     assert_eq!(first.status, Status::Ok, "{:?}", first.errors);
     let bk = app.root().join("Backups");
-    assert_eq!(names(&bk), ["App[0000].4BL", "App[0001].4BK", "backupHistory.json"]);
+    assert_eq!(
+        names(&bk),
+        ["App[0000].4BL", "App[0001].4BK", "backupHistory.json"]
+    );
     // The host goes on writing into the new log, numbering continued.
     assert_eq!(log.append(b"write 3").unwrap(), 4);
     assert_eq!(log.append(b"write 4").unwrap(), 5);
     let second = handle.backup(Trigger::Api).await.unwrap();
     assert_eq!(second.status, Status::Ok, "{:?}", second.errors);
-    assert_eq!(names(&bk), ["App[0000].4BL", "App[0001].4BK", "App[0001].4BL", "App[0002].4BK", "backupHistory.json"]);
+    assert_eq!(
+        names(&bk),
+        [
+            "App[0000].4BL",
+            "App[0001].4BK",
+            "App[0001].4BL",
+            "App[0002].4BK",
+            "backupHistory.json"
+        ]
+    );
     // No pending segment is left once archived.
     let data = names(&app.path().join("Data"));
     assert_eq!(data, ["App.4DD", "App.journal"]);
 
     let out = tempfile::tempdir().unwrap();
     let bl0 = archived_log(&bk.join("App[0000].4BL"), &out.path().join("bl0"));
-    assert_eq!(bl0.records.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(
+        bl0.records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
     assert_eq!(bl0.header.identity, ID);
     let bl1 = archived_log(&bk.join("App[0001].4BL"), &out.path().join("bl1"));
-    assert_eq!(bl1.records.iter().map(|r| r.payload.clone()).collect::<Vec<_>>(), [b"write 3".to_vec(), b"write 4".to_vec()]);
+    assert_eq!(
+        bl1.records
+            .iter()
+            .map(|r| r.payload.clone())
+            .collect::<Vec<_>>(),
+        [b"write 3".to_vec(), b"write 4".to_vec()]
+    );
     // The .4BK holds the new log's header only, and the cut in its manifest.
     let bk2 = archived_log(&bk.join("App[0002].4BK"), &out.path().join("bk2"));
     assert_eq!((bk2.header.first_sequence, bk2.records.len()), (6, 0));
     let (_, manifest) = sauve_archive::list(&bk.join("App[0002].4BK")).unwrap();
     assert_eq!(manifest.header.last_log_sequence, Some(5));
     // Journal, history and status name the log backup.
-    let entry = sauve_journal::read_all(&app.path().join("Logs")).unwrap().pop().unwrap();
-    assert_eq!(entry.creating_log_backup, Some(bk.join("App[0001].4BL").display().to_string()));
+    let entry = sauve_journal::read_all(&app.path().join("Logs"))
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(
+        entry.creating_log_backup,
+        Some(bk.join("App[0001].4BL").display().to_string())
+    );
     let last = handle.last_backup().await.unwrap();
-    assert_eq!(last.log_archive, Some(bk.join("App[0001].4BL").display().to_string()));
+    assert_eq!(
+        last.log_archive,
+        Some(bk.join("App[0001].4BL").display().to_string())
+    );
     handle.shutdown().await;
 }
 
@@ -79,12 +128,19 @@ async fn a_log_declared_but_missing_gives_1403() {
     let file = app.path().join("Settings/backup.4DSettings");
     let text = std::fs::read_to_string(&file)
         .unwrap()
-        .replace("<Advanced>", "<JournalFileEnabled>True</JournalFileEnabled>\n      <Advanced>")
+        .replace(
+            "<Advanced>",
+            "<JournalFileEnabled>True</JournalFileEnabled>\n      <Advanced>",
+        )
         .replace("<Item1>./Data/data.4DIndx</Item1>", "")
         .replace("<Item2>./Data/data.4DSyncData</Item2>", "")
         .replace("<Item3>./Data/data.4DSyncHeader</Item3>", "");
     std::fs::write(&file, text).unwrap();
-    let handle = Engine::start(AppLayout::discover(app.path()).unwrap(), EngineOptions::default()).unwrap();
+    let handle = Engine::start(
+        AppLayout::discover(app.path()).unwrap(),
+        EngineOptions::default(),
+    )
+    .unwrap();
     let report = handle.backup(Trigger::Api).await.unwrap();
     assert_eq!(report.status, Status::LogFileMissing, "{:?}", report.errors);
     handle.shutdown().await;
@@ -93,11 +149,30 @@ async fn a_log_declared_but_missing_gives_1403() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_4d_journal_that_is_not_a_sauve_log_is_archived_as_it_is() {
     let app = SampleApp::new(None).unwrap();
-    std::fs::write(app.path().join("Data/App.journal"), b"4D's own journal bytes").unwrap();
-    let handle = Engine::start(AppLayout::discover(app.path()).unwrap(), EngineOptions::default()).unwrap();
+    std::fs::write(
+        app.path().join("Data/App.journal"),
+        b"4D's own journal bytes",
+    )
+    .unwrap();
+    let handle = Engine::start(
+        AppLayout::discover(app.path()).unwrap(),
+        EngineOptions::default(),
+    )
+    .unwrap();
     let report = handle.backup(Trigger::Api).await.unwrap();
     assert_eq!(report.status, Status::Ok, "{:?}", report.errors);
-    assert!(report.notes.iter().any(|n| n.contains("is not a sauve log")), "{:?}", report.notes);
-    assert!(!names(&app.root().join("Backups")).iter().any(|n| n.ends_with(".4BL")));
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("is not a sauve log")),
+        "{:?}",
+        report.notes
+    );
+    assert!(
+        !names(&app.root().join("Backups"))
+            .iter()
+            .any(|n| n.ends_with(".4BL"))
+    );
     handle.shutdown().await;
 }

@@ -463,8 +463,7 @@ impl Run {
             let (w, window) = self
                 .locked_phase(
                     writer,
-                    Kind::Data,
-                    Phase::Data,
+                    (Kind::Data, Phase::Data),
                     data.to_vec(),
                     &progress,
                     lock_timeout,
@@ -478,8 +477,7 @@ impl Run {
             let (w, window) = self
                 .locked_phase(
                     writer,
-                    Kind::Structure,
-                    Phase::Structure,
+                    (Kind::Structure, Phase::Structure),
                     structure,
                     &progress,
                     lock_timeout,
@@ -666,8 +664,7 @@ impl Run {
     async fn locked_phase(
         &self,
         writer: Box<ArchiveWriter>,
-        kind: Kind,
-        phase: Phase,
+        (kind, phase): (Kind, Phase),
         entries: Vec<SourceEntry>,
         progress: &RunProgress,
         timeout: Option<Duration>,
