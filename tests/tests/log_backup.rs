@@ -176,3 +176,38 @@ async fn a_4d_journal_that_is_not_a_sauve_log_is_archived_as_it_is() {
     );
     handle.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sauve_restore_names_the_logs_a_host_can_integrate() {
+    let app = SampleApp::with_settings(&[]).unwrap();
+    let log = Arc::new(
+        LogWriter::create(
+            &app.path().join("Data/App.journal"),
+            ID,
+            1,
+            Durability::EveryAppend,
+        )
+        .unwrap(),
+    );
+    let handle = Engine::start(
+        AppLayout::discover(app.path()).unwrap(),
+        EngineOptions {
+            log: Some(log.clone()),
+            ..EngineOptions::default()
+        },
+    )
+    .unwrap();
+    let first = handle.backup(Trigger::Api).await.unwrap();
+    log.append(b"after the backup").unwrap();
+    handle.backup(Trigger::Api).await.unwrap();
+    handle.shutdown().await;
+    let out = sauve_tests::sauve(&["restore", first.archives[0].to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let bk = app.root().join("Backups");
+    let expected = format!(
+        "Logs to integrate after sequence 0, in order:\n  {}\n  {}\n",
+        bk.join("App[0001].4BL").display(),
+        app.path().join("Data/App.journal").display()
+    );
+    assert!(out.stdout.ends_with(&expected), "{}", out.stdout);
+}

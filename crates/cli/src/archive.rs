@@ -79,6 +79,19 @@ pub(crate) fn restore(
         report.files,
         bytes(report.bytes),
     ));
+    // The logs a host could integrate next (SPEC 13.1): this CLI has no
+    // apply function, so it only names them.
+    let current = std::path::Path::new(&report.manifest.header.data_path).with_extension("journal");
+    let logs = sauve_engine::integrable_logs(&report, Some(&current));
+    if !logs.is_empty() {
+        let after = report.manifest.header.last_log_sequence.unwrap_or(0);
+        io.out(&format!(
+            "Logs to integrate after sequence {after}, in order:\n"
+        ));
+        for l in logs {
+            io.out(&format!("  {}\n", l.display()));
+        }
+    }
     Ok(())
 }
 

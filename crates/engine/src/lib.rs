@@ -18,6 +18,7 @@
 mod actors;
 mod api;
 mod handle;
+mod integrate;
 mod logcut;
 mod progress;
 mod retention;
@@ -29,6 +30,7 @@ pub use api::{
     ShutdownHook, ShutdownInfo, StartupHook, SystemClock, Trigger,
 };
 pub use handle::{BackupHandle, Engine};
+pub use integrate::{LogIntegration, integrable_logs, integrate_after_restore};
 pub use state::{EngineState, LastBackup, STATE_FILE, SchedulerView, state_path, status_json};
 
 /// Bytes available to this user on the file system holding `path`.

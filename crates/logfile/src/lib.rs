@@ -18,6 +18,7 @@
 
 mod error;
 mod format;
+mod integrate;
 mod log;
 
 pub use error::LogError;
@@ -25,4 +26,5 @@ pub use format::{
     FORMAT_VERSION, HEADER_LEN, Header, MAGIC, MAX_PAYLOAD, RECORD_HEADER_LEN, Record, Records,
     Tail, encode_record,
 };
+pub use integrate::{IntegrateError, Integrated, integrate};
 pub use log::{Durability, LogContents, LogWriter, read_log};

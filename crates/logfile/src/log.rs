@@ -325,7 +325,7 @@ impl LogWriter {
     /// Makes everything appended durable, renames the log to `pending`, and
     /// starts a new one at the next sequence with the same identity (SPEC
     /// 14.2). Call it while no append can run (under the data lock).
-    /// Returns the last sequence of the renamed log.
+    /// Returns the last sequence given so far (`None` before the first).
     pub fn rotate(&self, pending: &Path) -> Result<Option<u64>, LogError> {
         let mut s = self.shared.lock();
         let path = s.path.clone();
@@ -343,7 +343,9 @@ impl LogWriter {
             created: now_ns(),
         };
         let file = new_file(&path, &header)?;
-        let last = (s.next > s.header.first_sequence).then(|| s.next - 1);
+        // The last sequence ever given, even when this log got none since
+        // the previous cut: it is what the data has applied.
+        let last = s.next.checked_sub(1).filter(|n| *n > 0);
         s.file = file;
         s.header = header;
         s.end = HEADER_LEN as u64;

@@ -1,0 +1,188 @@
+//! Log integration after a restore (SPEC 13.1, 14.3): the logs that follow a
+//! restored backup, applied in order through the host's function, each
+//! journaled as "Log integration".
+
+use std::path::{Path, PathBuf};
+
+use sauve_archive::{ArchiveName, RestoreOptions, RestoreReport, SetKind};
+use sauve_journal::{Entry, Journal, Stamp, Title};
+use sauve_logfile::{IntegrateError, Integrated, Record};
+use sauve_status::Status;
+
+/// One log integrated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogIntegration {
+    /// The `.4BL` or the current log.
+    pub log: PathBuf,
+    /// What was applied.
+    pub integrated: Integrated,
+}
+
+/// The logs that can follow the restored backup `report`: the `.4BL` sets
+/// numbered from the backup's number on (oldest first), then the app's
+/// current log if it is a sauve log.
+pub fn integrable_logs(report: &RestoreReport, current_log: Option<&Path>) -> Vec<PathBuf> {
+    let number = report.manifest.header.backup_number;
+    let base = &report.manifest.header.base_name;
+    let mut sets: Vec<(u32, PathBuf)> = std::fs::read_dir(&report.set.dir)
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| {
+                    let a = ArchiveName::parse(&e.file_name().to_string_lossy())?;
+                    (a.kind == SetKind::Log
+                        && !a.part
+                        && &a.base == base
+                        && a.number >= number
+                        && a.segment.is_none_or(|s| s == 1))
+                    .then_some((a.number, e.path()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    sets.sort();
+    let mut out: Vec<PathBuf> = sets.into_iter().map(|(_, p)| p).collect();
+    if let Some(log) = current_log.filter(|p| crate::logcut::is_sauve_log(p)) {
+        out.push(log.to_path_buf());
+    }
+    out
+}
+
+/// Integrates, in order, every log that follows the restored backup into the
+/// host's data through `apply`, starting after the backup's
+/// `lastLogSequence`. `.4BL` sets are verified and extracted to a staging
+/// folder inside the restore destination first. Each log gets a "Log
+/// integration" entry in `APP/Logs`. Blocking: call it off async threads.
+pub fn integrate_after_restore<E: std::fmt::Display>(
+    app: &Path,
+    report: &RestoreReport,
+    identity: [u8; 16],
+    current_log: Option<&Path>,
+    mut apply: impl FnMut(&Record) -> Result<(), E>,
+) -> Result<Vec<LogIntegration>, (Status, String)> {
+    let mut last = report.manifest.header.last_log_sequence.unwrap_or(0);
+    let data_file = report
+        .manifest
+        .entries
+        .iter()
+        .find(|e| e.kind == sauve_archive::EntryKind::Data)
+        .map(|e| report.destination.join(&e.path).display().to_string())
+        .unwrap_or_default();
+    let mut done = Vec::new();
+    for log in integrable_logs(report, current_log) {
+        let started = jiff::Timestamp::now();
+        let is_set = log.extension().is_some_and(|e| e == "4BL");
+        let staging = report
+            .destination
+            .join(format!(".sauve-log-{}", std::process::id()));
+        let readable = if is_set {
+            let _ = std::fs::remove_dir_all(&staging);
+            match sauve_archive::restore(
+                &log,
+                &RestoreOptions {
+                    to: Some(staging.clone()),
+                    force: false,
+                },
+                &mut sauve_archive::NoProgress,
+            ) {
+                Ok(r) => r
+                    .manifest
+                    .entries
+                    .iter()
+                    .find(|e| e.kind == sauve_archive::EntryKind::Log)
+                    .map(|e| staging.join(&e.path)),
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&staging);
+                    let err = (e.status(), e.to_string());
+                    journal(app, &data_file, &log, started, None, Some(&err));
+                    return Err(err);
+                }
+            }
+        } else {
+            Some(log.clone())
+        };
+        let result = match &readable {
+            Some(path) => sauve_logfile::integrate(path, identity, last, &mut apply),
+            None => Ok(Integrated {
+                applied: 0,
+                range: None,
+                last_applied: last,
+            }),
+        };
+        if is_set {
+            let _ = std::fs::remove_dir_all(&staging);
+        }
+        match result {
+            Ok(i) => {
+                journal(app, &data_file, &log, started, Some(&i), None);
+                last = i.last_applied;
+                done.push(LogIntegration { log, integrated: i });
+            }
+            Err(e) => {
+                let err = (e.status(), e.to_string());
+                let failed_at = match &e {
+                    IntegrateError::Apply { seq, .. } => Some(*seq),
+                    _ => None,
+                };
+                journal_failure(app, &data_file, &log, started, failed_at, &err);
+                return Err(err);
+            }
+        }
+    }
+    Ok(done)
+}
+
+fn write(app: &Path, entry: &Entry) {
+    if let Ok(mut j) = Journal::open(&app.join("Logs")) {
+        let _ = j.append(entry, true);
+    }
+}
+
+fn base_entry(data_file: &str, log: &Path, started: jiff::Timestamp) -> Entry {
+    let tz = jiff::tz::TimeZone::system();
+    let mut e = Entry::new(Title::LogIntegration);
+    e.data_file = Some(data_file.to_owned());
+    e.log_file = Some(log.display().to_string());
+    e.starting = Some(Stamp::at(tz.to_datetime(started)));
+    e.ending = Some(Stamp::at(tz.to_datetime(jiff::Timestamp::now())));
+    e
+}
+
+fn journal(
+    app: &Path,
+    data_file: &str,
+    log: &Path,
+    started: jiff::Timestamp,
+    done: Option<&Integrated>,
+    err: Option<&(Status, String)>,
+) {
+    let mut e = base_entry(data_file, log, started);
+    if let Some(i) = done {
+        e.operations = Some(match i.range {
+            Some((a, b)) => format!("{} applied ({a} to {b})", i.applied),
+            None => "0 applied".to_owned(),
+        });
+        e.result = Some("OK".to_owned());
+    }
+    if let Some((status, message)) = err {
+        e.result = Some(format!("failed: {}", status.text()));
+        e.errors = vec![format!("{status}"), message.clone()];
+    }
+    write(app, &e);
+}
+
+fn journal_failure(
+    app: &Path,
+    data_file: &str,
+    log: &Path,
+    started: jiff::Timestamp,
+    at: Option<u64>,
+    err: &(Status, String),
+) {
+    let mut e = base_entry(data_file, log, started);
+    e.result = Some(match at {
+        Some(seq) => format!("failed at sequence {seq}"),
+        None => format!("failed: {}", err.0.text()),
+    });
+    e.errors = vec![err.0.to_string(), err.1.clone()];
+    write(app, &e);
+}

@@ -1,0 +1,117 @@
+//! Integration (SPEC 14.3): applying a log's records to restored data, in
+//! order, skipping what the data already has, stopping at the first error.
+
+use std::path::Path;
+
+use sauve_status::Status;
+
+use crate::error::LogError;
+use crate::format::{Record, Tail};
+use crate::log::read_log;
+
+/// What an integration applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Integrated {
+    /// Records applied.
+    pub applied: u64,
+    /// The first and last sequence applied.
+    pub range: Option<(u64, u64)>,
+    /// The data's last applied sequence afterwards.
+    pub last_applied: u64,
+}
+
+/// Why an integration stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IntegrateError {
+    /// The log could not be read.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The log belongs to another data file, or records are missing between
+    /// the data and this log (1416).
+    #[error("{0}")]
+    Mismatch(String),
+    /// The host's apply function failed: the data stays at `last_applied`.
+    #[error("failed at sequence {seq}: {message}")]
+    Apply {
+        /// The record that failed.
+        seq: u64,
+        /// The host's error.
+        message: String,
+        /// The last record applied before it.
+        last_applied: u64,
+    },
+    /// The log is damaged after the records applied.
+    #[error("the log is damaged at byte {offset}, after sequence {last_applied}")]
+    Corrupt {
+        /// Where.
+        offset: u64,
+        /// The last record applied.
+        last_applied: u64,
+    },
+}
+
+impl IntegrateError {
+    /// The status code: 1416 for a log that does not follow the data.
+    pub fn status(&self) -> Status {
+        match self {
+            IntegrateError::Mismatch(_) => Status::LogMismatch,
+            IntegrateError::Log(e) => e.status(),
+            _ => Status::LogBackupError,
+        }
+    }
+}
+
+/// Applies the records of `log` after `last_applied` to the host's data with
+/// `apply`, in order (strict: the first error stops). `identity` is the
+/// data's (zero to skip the check).
+pub fn integrate<E: std::fmt::Display>(
+    log: &Path,
+    identity: [u8; 16],
+    last_applied: u64,
+    mut apply: impl FnMut(&Record) -> Result<(), E>,
+) -> Result<Integrated, IntegrateError> {
+    let contents = read_log(log)?;
+    if !contents.header.identity_matches(&identity) {
+        return Err(IntegrateError::Mismatch(format!(
+            "{} belongs to another data file",
+            log.display()
+        )));
+    }
+    let first = contents
+        .records
+        .first()
+        .map_or(contents.header.first_sequence, |r| r.seq);
+    if first > last_applied + 1 && contents.records.iter().any(|r| r.seq > last_applied) {
+        return Err(IntegrateError::Mismatch(format!(
+            "{} starts at sequence {first}, but the data stops at {last_applied}: records {} to {} are missing",
+            log.display(),
+            last_applied + 1,
+            first - 1
+        )));
+    }
+    let mut done = Integrated {
+        applied: 0,
+        range: None,
+        last_applied,
+    };
+    for r in contents.records.iter().filter(|r| r.seq > last_applied) {
+        if let Err(e) = apply(r) {
+            return Err(IntegrateError::Apply {
+                seq: r.seq,
+                message: e.to_string(),
+                last_applied: done.last_applied,
+            });
+        }
+        done.applied += 1;
+        done.range = Some((done.range.map_or(r.seq, |(a, _)| a), r.seq));
+        done.last_applied = r.seq;
+    }
+    if let Tail::Corrupt { offset } = contents.tail {
+        return Err(IntegrateError::Corrupt {
+            offset,
+            last_applied: done.last_applied,
+        });
+    }
+    Ok(done)
+}
