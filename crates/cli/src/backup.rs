@@ -359,6 +359,7 @@ pub(crate) fn history(app: &Path, json: bool, io: &mut Io<'_>) -> Result<(), Fai
             let op = match e.operation() {
                 sauve_history::Operation::Backup => "backup",
                 sauve_history::Operation::Restore => "restore",
+                sauve_history::Operation::Integration => "logs",
             };
             let status = e
                 .status

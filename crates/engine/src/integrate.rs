@@ -114,6 +114,7 @@ pub fn integrate_after_restore<E: std::fmt::Display>(
         match result {
             Ok(i) => {
                 journal(app, &data_file, &log, started, Some(&i), None);
+                record(report, &log, &data_file, started, &i);
                 last = i.last_applied;
                 done.push(LogIntegration { log, integrated: i });
             }
@@ -185,4 +186,51 @@ fn journal_failure(
     });
     e.errors = vec![err.0.to_string(), err.1.clone()];
     write(app, &e);
+}
+
+/// The history record of an integration, beside the restored archive.
+fn record(
+    report: &RestoreReport,
+    log: &Path,
+    data_file: &str,
+    started: jiff::Timestamp,
+    i: &Integrated,
+) {
+    let ended = jiff::Timestamp::now();
+    let m = &report.manifest.header;
+    let mut extra = serde_json::Map::new();
+    if let Some((a, b)) = i.range {
+        extra.insert("sequences".to_owned(), serde_json::json!([a, b]));
+    }
+    let entry = sauve_history::HistoryEntry {
+        backup_path: report
+            .set
+            .files
+            .first()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        structure_path: m.structure_path.clone(),
+        data_path: data_file.to_owned(),
+        log_path: log.display().to_string(),
+        starting_date: sauve_history::format_date(started),
+        ending_date: sauve_history::format_date(ended),
+        scheduled_date: sauve_history::format_date(started),
+        status: Some(0),
+        backup_number: m.backup_number,
+        duration: ended.duration_since(started).as_millis().max(0) as u64,
+        attachments: Vec::new(),
+        operation: Some(sauve_history::Operation::Integration),
+        trigger: None,
+        lock_windows: None,
+        segments: None,
+        files: None,
+        extra,
+    };
+    if let Ok(mut loaded) = sauve_history::History::load(&report.set.dir, ended) {
+        let _ = loaded.history.add(&m.structure_path, entry);
+        let _ = loaded
+            .history
+            .retain(&m.structure_path, sauve_history::UNLIMITED);
+        let _ = loaded.history.save(&report.set.dir);
+    }
 }

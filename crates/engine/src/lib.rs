@@ -20,6 +20,7 @@ mod api;
 mod handle;
 mod integrate;
 mod logcut;
+mod open;
 mod progress;
 mod retention;
 mod run;
@@ -31,6 +32,7 @@ pub use api::{
 };
 pub use handle::{BackupHandle, Engine};
 pub use integrate::{LogIntegration, integrable_logs, integrate_after_restore};
+pub use open::{DataHealth, OpenOutcome, open_check};
 pub use state::{EngineState, LastBackup, STATE_FILE, SchedulerView, state_path, status_json};
 
 /// Bytes available to this user on the file system holding `path`.

@@ -11,6 +11,8 @@ pub enum Operation {
     Backup,
     /// A restore (sauve).
     Restore,
+    /// A log integration (sauve).
+    Integration,
 }
 
 /// An attachment and whether the run found it.

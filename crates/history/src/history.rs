@@ -152,12 +152,12 @@ impl History {
     }
 
     /// Keeps, under `key`, the newest `limit` entries of each class: backups
-    /// with an archive, runs without one, restores (SPEC 12; 999 when
-    /// retention is off).
+    /// with an archive, runs without one, restores and log integrations
+    /// (SPEC 12; 999 when retention is off).
     pub fn retain(&mut self, key: &str, limit: usize) -> Result<(), HistoryError> {
         let entries = self.entries(key).unwrap_or_default();
         let class = |e: &HistoryEntry| match (e.operation(), e.backup_number) {
-            (Operation::Restore, _) => 2,
+            (Operation::Restore | Operation::Integration, _) => 2,
             (Operation::Backup, 0) => 1,
             (Operation::Backup, _) => 0,
         };

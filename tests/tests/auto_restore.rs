@@ -1,0 +1,246 @@
+//! Automatic restore and automatic log integration at open (SPEC 13.3).
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use sauve_engine::{DataHealth, Engine, EngineOptions, Trigger, open_check};
+use sauve_locking::Kind;
+use sauve_logfile::{Durability, LogWriter};
+use sauve_settings::AppLayout;
+use sauve_tests::SampleApp;
+
+const ID: [u8; 16] = *b"auto-restore-001";
+
+fn save(path: &Path, last: u64, map: &BTreeMap<String, String>) {
+    let mut text = format!("last={last}\n");
+    for (k, v) in map {
+        text.push_str(&format!("{k}={v}\n"));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+fn load(path: &Path) -> (u64, BTreeMap<String, String>) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let last = lines
+        .next()
+        .unwrap()
+        .strip_prefix("last=")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let map = lines
+        .map(|l| {
+            l.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .unwrap()
+        })
+        .collect();
+    (last, map)
+}
+
+/// A host that writes `n` records, backs up every `every` writes, and stops.
+async fn run_host(app: &SampleApp, writes: usize, every: usize) -> BTreeMap<String, String> {
+    let data = app.path().join("Data/App.4DD");
+    let log = Arc::new(
+        LogWriter::open_or_create(
+            &app.path().join("Data/App.journal"),
+            ID,
+            Durability::EveryAppend,
+        )
+        .unwrap(),
+    );
+    let mut map = BTreeMap::new();
+    save(&data, 0, &map);
+    let handle = Engine::start(
+        AppLayout::discover(app.path()).unwrap(),
+        EngineOptions {
+            log: Some(log.clone()),
+            ..EngineOptions::default()
+        },
+    )
+    .unwrap();
+    for i in 0..writes {
+        {
+            let _g = handle.locks().write(Kind::Data).await;
+            let seq = log.append(format!("k{}=v{i}", i % 7).as_bytes()).unwrap();
+            map.insert(format!("k{}", i % 7), format!("v{i}"));
+            save(&data, seq, &map);
+        }
+        if (i + 1) % every == 0 {
+            assert_eq!(handle.backup(Trigger::Api).await.unwrap().status.code(), 0);
+        }
+    }
+    handle.shutdown().await;
+    map
+}
+
+fn apply(map: &mut BTreeMap<String, String>, payload: &[u8]) -> Result<(), String> {
+    let (k, v) = std::str::from_utf8(payload)
+        .map_err(|e| e.to_string())?
+        .split_once('=')
+        .ok_or("not k=v")?;
+    map.insert(k.to_owned(), v.to_owned());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_data_is_restored_from_the_newest_backup_and_rolled_forward() {
+    let app = SampleApp::with_settings(&[]).unwrap();
+    let live = run_host(&app, 20, 6).await;
+    let data = app.path().join("Data/App.4DD");
+    std::fs::write(&data, b"\x00garbage after a crash").unwrap();
+    let layout = AppLayout::discover(app.path()).unwrap();
+    let mut restored = BTreeMap::new();
+    let map = std::cell::RefCell::new(&mut restored);
+    let outcome = open_check(
+        &layout,
+        DataHealth {
+            damaged: true,
+            last_applied: 0,
+        },
+        ID,
+        || {
+            let (last, m) = load(&data);
+            **map.borrow_mut() = m;
+            last
+        },
+        |r| apply(&mut map.borrow_mut(), &r.payload),
+    )
+    .unwrap();
+    assert_eq!(restored, live, "every acknowledged write is back");
+    assert!(outcome.restart);
+    assert_eq!(
+        outcome.restored,
+        Some(app.root().join("Backups/App[0003].4BK"))
+    );
+    let replaced = outcome.replaced.unwrap();
+    assert_eq!(
+        std::fs::read(replaced.join("App.4DD")).unwrap(),
+        b"\x00garbage after a crash"
+    );
+    let titles: Vec<_> = sauve_journal::read_all(&app.path().join("Logs"))
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| e.title)
+        .collect();
+    assert!(
+        titles.contains(&sauve_journal::Title::AutomaticFullBackupRestore),
+        "{titles:?}"
+    );
+    assert_eq!(titles.last(), Some(&sauve_journal::Title::LogIntegration));
+    let history = std::fs::read_to_string(app.root().join("Backups/backupHistory.json")).unwrap();
+    assert!(history.contains("\"trigger\": \"automatic\""), "{history}");
+    assert!(
+        history.contains("\"operation\": \"integration\""),
+        "{history}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_newest_backup_falls_back_to_the_previous_one() {
+    let app = SampleApp::with_settings(&[]).unwrap();
+    let live = run_host(&app, 12, 6).await;
+    let newest = app.root().join("Backups/App[0002].4BK");
+    let mut bytes = std::fs::read(&newest).unwrap();
+    let n = bytes.len();
+    bytes.truncate(n - 200);
+    std::fs::write(&newest, bytes).unwrap();
+    let data = app.path().join("Data/App.4DD");
+    std::fs::remove_file(&data).unwrap();
+    let layout = AppLayout::discover(app.path());
+    // The data file is gone: the layout is given explicitly, as a host does.
+    let layout = layout.unwrap_or_else(|_| AppLayout {
+        app: app.path().to_path_buf(),
+        project_file: Some(app.path().join("Project/App.4DProject")),
+        data_file: data.clone(),
+        log_file: app.path().join("Data/App.journal"),
+    });
+    let mut restored = BTreeMap::new();
+    let map = std::cell::RefCell::new(&mut restored);
+    let outcome = open_check(
+        &layout,
+        DataHealth {
+            damaged: true,
+            last_applied: 0,
+        },
+        ID,
+        || {
+            let (last, m) = load(&data);
+            **map.borrow_mut() = m;
+            last
+        },
+        |r| apply(&mut map.borrow_mut(), &r.payload),
+    )
+    .unwrap();
+    assert_eq!(
+        outcome.restored,
+        Some(app.root().join("Backups/App[0001].4BK"))
+    );
+    assert_eq!(restored, live);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_usable_backup_the_result_is_backup_not_available() {
+    let app = SampleApp::with_settings(&[]).unwrap();
+    let layout = AppLayout::discover(app.path()).unwrap();
+    let err = open_check(
+        &layout,
+        DataHealth {
+            damaged: true,
+            last_applied: 0,
+        },
+        ID,
+        || 0,
+        |_| Ok::<(), String>(()),
+    )
+    .unwrap_err();
+    assert_eq!(err.0.code(), 1410);
+    let entry = sauve_journal::read_all(&app.path().join("Logs"))
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(
+        entry.title,
+        Some(sauve_journal::Title::AutomaticFullBackupRestore)
+    );
+    assert_eq!(entry.result.as_deref(), Some("backup not available"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthy_data_integrates_the_records_it_does_not_have() {
+    let app = SampleApp::with_settings(&[]).unwrap();
+    let live = run_host(&app, 10, 100).await;
+    // The host's data stopped at sequence 6 (its last writes were lost).
+    let mut data = BTreeMap::new();
+    for i in 0..6 {
+        data.insert(format!("k{}", i % 7), format!("v{i}"));
+    }
+    let layout = AppLayout::discover(app.path()).unwrap();
+    let outcome = open_check(
+        &layout,
+        DataHealth {
+            damaged: false,
+            last_applied: 6,
+        },
+        ID,
+        || 0,
+        |r| apply(&mut data, &r.payload),
+    )
+    .unwrap();
+    assert_eq!((outcome.applied, outcome.last_applied), (4, 10));
+    assert_eq!(data, live);
+    let entry = sauve_journal::read_all(&app.path().join("Logs"))
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(
+        entry.title,
+        Some(sauve_journal::Title::AutomaticLogIntegration)
+    );
+    assert_eq!(entry.operations.as_deref(), Some("4 applied (7 to 10)"));
+}
