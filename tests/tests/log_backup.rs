@@ -211,3 +211,36 @@ async fn sauve_restore_names_the_logs_a_host_can_integrate() {
     );
     assert!(out.stdout.ends_with(&expected), "{}", out.stdout);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_record_counts_as_a_data_change_for_backup_if_data_change() {
+    let app = SampleApp::with_settings(&[("Advanced/BackupIfDataChange", "True")]).unwrap();
+    let log = Arc::new(
+        LogWriter::create(
+            &app.path().join("Data/App.journal"),
+            ID,
+            1,
+            Durability::EveryAppend,
+        )
+        .unwrap(),
+    );
+    let handle = Engine::start(
+        AppLayout::discover(app.path()).unwrap(),
+        EngineOptions {
+            log: Some(log.clone()),
+            ..EngineOptions::default()
+        },
+    )
+    .unwrap();
+    let slot = |d: &str| -> jiff::Timestamp { format!("2025-03-{d}T02:00:00Z").parse().unwrap() };
+    assert_eq!(handle.backup_scheduled(slot("14")).await.unwrap().number, 1);
+    assert!(
+        handle.backup_scheduled(slot("15")).await.unwrap().postponed,
+        "nothing changed"
+    );
+    // A logged write without a data-file change yet is still a change.
+    log.append(b"x=1").unwrap();
+    let report = handle.backup_scheduled(slot("16")).await.unwrap();
+    assert_eq!((report.postponed, report.number), (false, 2));
+    handle.shutdown().await;
+}

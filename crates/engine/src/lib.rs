@@ -61,6 +61,7 @@ mod tests {
         send_static::<w::ResolveContent>();
         send_static::<w::StatData>();
         send_static::<w::CheckLog>();
+        send_static::<w::LogHasRecords>();
         send_static::<w::CutLog>();
         send_static::<w::BuildLogBackup>();
         send_static::<w::RemoveFiles>();

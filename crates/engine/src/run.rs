@@ -258,9 +258,28 @@ impl Run {
                 },
             )
             .await?;
+            // The log holds no records since the last cut: nothing was written.
+            let log_empty = ask(
+                &self.workers.resolver,
+                LogHasRecords {
+                    path: self.layout.log_file.clone(),
+                },
+            )
+            .await?
+                == Some(false);
+            let no_log = self.options.log.is_none()
+                && ask(
+                    &self.workers.resolver,
+                    CheckLog {
+                        path: self.layout.log_file.clone(),
+                    },
+                )
+                .await?
+                .is_none();
             if let (Some(last), Some(now)) = (state.and_then(|s| s.last_data), now)
                 && last.size == now.0
                 && last.mtime == now.1
+                && (log_empty || no_log)
             {
                 rec.postponed = Some(format!("data unchanged since backup {}", last.number));
                 return Ok(());

@@ -51,6 +51,13 @@ pub(crate) mod messages {
         pub(crate) path: PathBuf,
     }
 
+    /// Whether a sauve log holds records (`None`: no sauve log there).
+    #[derive(Message)]
+    #[rtype(result = "Option<bool>")]
+    pub(crate) struct LogHasRecords {
+        pub(crate) path: PathBuf,
+    }
+
     /// Cuts the log under the data lock (SPEC 14.2).
     #[derive(Message)]
     #[rtype(result = "Result<crate::logcut::Cut, String>")]
@@ -256,6 +263,15 @@ impl Handler<CheckLog> for Resolver {
         msg.path
             .is_file()
             .then(|| crate::logcut::is_sauve_log(&msg.path))
+    }
+}
+
+impl Handler<LogHasRecords> for Resolver {
+    type Result = Option<bool>;
+    fn handle(&mut self, msg: LogHasRecords, _: &mut SyncContext<Self>) -> Self::Result {
+        sauve_logfile::read_log(&msg.path)
+            .ok()
+            .map(|l| !l.records.is_empty())
     }
 }
 
