@@ -111,3 +111,41 @@ fn regex_escape(text: &str) -> String {
     }
     out
 }
+
+/// A key-value store as a model host: its data file holds the last applied
+/// log sequence, then `key=value` lines; log records are `key=value`.
+pub mod kv {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    /// The store.
+    pub type Map = BTreeMap<String, String>;
+
+    /// Writes the data file.
+    pub fn save(path: &Path, last: u64, map: &Map) -> std::io::Result<()> {
+        let mut text = format!("last={last}\n");
+        for (k, v) in map {
+            text.push_str(&format!("{k}={v}\n"));
+        }
+        std::fs::write(path, text)
+    }
+
+    /// Reads the data file: the last applied sequence and the pairs.
+    pub fn load(path: &Path) -> Option<(u64, Map)> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let mut lines = text.lines();
+        let last = lines.next()?.strip_prefix("last=")?.parse().ok()?;
+        let map = lines
+            .map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+            .collect::<Option<Map>>()?;
+        Some((last, map))
+    }
+
+    /// Applies one log record.
+    pub fn apply(map: &mut Map, payload: &[u8]) -> Result<(), String> {
+        let text = std::str::from_utf8(payload).map_err(|e| e.to_string())?;
+        let (k, v) = text.split_once('=').ok_or("not key=value")?;
+        map.insert(k.to_owned(), v.to_owned());
+        Ok(())
+    }
+}

@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use sauve_engine::{DataHealth, Engine, EngineOptions, Trigger, open_check};
@@ -12,36 +11,9 @@ use sauve_locking::Kind;
 use sauve_logfile::{Durability, LogWriter};
 use sauve_settings::AppLayout;
 use sauve_tests::SampleApp;
+use sauve_tests::kv::{apply, load, save};
 
 const ID: [u8; 16] = *b"auto-restore-001";
-
-fn save(path: &Path, last: u64, map: &BTreeMap<String, String>) {
-    let mut text = format!("last={last}\n");
-    for (k, v) in map {
-        text.push_str(&format!("{k}={v}\n"));
-    }
-    std::fs::write(path, text).unwrap();
-}
-
-fn load(path: &Path) -> (u64, BTreeMap<String, String>) {
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut lines = text.lines();
-    let last = lines
-        .next()
-        .unwrap()
-        .strip_prefix("last=")
-        .unwrap()
-        .parse()
-        .unwrap();
-    let map = lines
-        .map(|l| {
-            l.split_once('=')
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .unwrap()
-        })
-        .collect();
-    (last, map)
-}
 
 /// A host that writes `n` records, backs up every `every` writes, and stops.
 async fn run_host(app: &SampleApp, writes: usize, every: usize) -> BTreeMap<String, String> {
@@ -55,7 +27,7 @@ async fn run_host(app: &SampleApp, writes: usize, every: usize) -> BTreeMap<Stri
         .unwrap(),
     );
     let mut map = BTreeMap::new();
-    save(&data, 0, &map);
+    save(&data, 0, &map).unwrap();
     let handle = Engine::start(
         AppLayout::discover(app.path()).unwrap(),
         EngineOptions {
@@ -69,7 +41,7 @@ async fn run_host(app: &SampleApp, writes: usize, every: usize) -> BTreeMap<Stri
             let _g = handle.locks().write(Kind::Data).await;
             let seq = log.append(format!("k{}=v{i}", i % 7).as_bytes()).unwrap();
             map.insert(format!("k{}", i % 7), format!("v{i}"));
-            save(&data, seq, &map);
+            save(&data, seq, &map).unwrap();
         }
         if (i + 1) % every == 0 {
             assert_eq!(handle.backup(Trigger::Api).await.unwrap().status.code(), 0);
@@ -77,15 +49,6 @@ async fn run_host(app: &SampleApp, writes: usize, every: usize) -> BTreeMap<Stri
     }
     handle.shutdown().await;
     map
-}
-
-fn apply(map: &mut BTreeMap<String, String>, payload: &[u8]) -> Result<(), String> {
-    let (k, v) = std::str::from_utf8(payload)
-        .map_err(|e| e.to_string())?
-        .split_once('=')
-        .ok_or("not k=v")?;
-    map.insert(k.to_owned(), v.to_owned());
-    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,7 +68,7 @@ async fn damaged_data_is_restored_from_the_newest_backup_and_rolled_forward() {
         },
         ID,
         || {
-            let (last, m) = load(&data);
+            let (last, m) = load(&data).unwrap();
             **map.borrow_mut() = m;
             last
         },
@@ -170,7 +133,7 @@ async fn a_corrupt_newest_backup_falls_back_to_the_previous_one() {
         },
         ID,
         || {
-            let (last, m) = load(&data);
+            let (last, m) = load(&data).unwrap();
             **map.borrow_mut() = m;
             last
         },

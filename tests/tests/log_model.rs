@@ -6,8 +6,6 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use proptest::prelude::*;
@@ -17,6 +15,7 @@ use sauve_logfile::{Durability, LogWriter};
 use sauve_settings::AppLayout;
 use sauve_status::Status;
 use sauve_tests::SampleApp;
+use sauve_tests::kv::{Map, apply, load, save};
 
 const ID: [u8; 16] = *b"kv-model-data-01";
 
@@ -24,44 +23,6 @@ const ID: [u8; 16] = *b"kv-model-data-01";
 enum Op {
     Write(u8, u16),
     Backup,
-}
-
-/// The data file: the last applied sequence, then the pairs.
-fn save(path: &Path, last: u64, map: &BTreeMap<u8, u16>) {
-    let mut text = format!("last={last}\n");
-    for (k, v) in map {
-        text.push_str(&format!("{k}={v}\n"));
-    }
-    std::fs::write(path, text).unwrap();
-}
-
-fn load(path: &Path) -> (u64, BTreeMap<u8, u16>) {
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut lines = text.lines();
-    let last = lines
-        .next()
-        .unwrap()
-        .strip_prefix("last=")
-        .unwrap()
-        .parse()
-        .unwrap();
-    let map = lines
-        .map(|l| {
-            let (k, v) = l.split_once('=').unwrap();
-            (k.parse().unwrap(), v.parse().unwrap())
-        })
-        .collect();
-    (last, map)
-}
-
-fn apply(map: &mut BTreeMap<u8, u16>, payload: &[u8]) -> Result<(), String> {
-    let text = std::str::from_utf8(payload).map_err(|e| e.to_string())?;
-    let (k, v) = text.split_once('=').ok_or("not k=v")?;
-    map.insert(
-        k.parse().map_err(|_| "bad key")?,
-        v.parse().map_err(|_| "bad value")?,
-    );
-    Ok(())
 }
 
 proptest! {
@@ -78,8 +39,8 @@ proptest! {
             let data = app.path().join("Data/App.4DD");
             let log_path = app.path().join("Data/App.journal");
             let log = Arc::new(LogWriter::create(&log_path, ID, 1, Durability::EveryAppend).unwrap());
-            let mut map = BTreeMap::new();
-            save(&data, 0, &map);
+            let mut map = Map::new();
+            save(&data, 0, &map).unwrap();
             let handle = Engine::start(AppLayout::discover(app.path()).unwrap(), EngineOptions { log: Some(log.clone()), ..EngineOptions::default() }).unwrap();
             let mut backups = Vec::new();
             // Every set starts with one backup, so there is one to restore.
@@ -88,8 +49,8 @@ proptest! {
                     Op::Write(k, v) => {
                         let _guard = handle.locks().write(Kind::Data).await;
                         let seq = log.append(format!("{k}={v}").as_bytes()).unwrap();
-                        map.insert(k, v);
-                        save(&data, seq, &map);
+                        map.insert(k.to_string(), v.to_string());
+                        save(&data, seq, &map).unwrap();
                     }
                     Op::Backup => {
                         let report = handle.backup(Trigger::Api).await.unwrap();
@@ -102,7 +63,7 @@ proptest! {
             let archive = &backups[pick.index(backups.len())];
             let to = app.root().join("restored");
             let report = sauve_archive::restore(archive, &sauve_archive::RestoreOptions { to: Some(to.clone()), force: false }, &mut sauve_archive::NoProgress).unwrap();
-            let (last, mut restored) = load(&to.join("Data/App.4DD"));
+            let (last, mut restored) = load(&to.join("Data/App.4DD")).unwrap();
             assert_eq!(report.manifest.header.last_log_sequence.unwrap_or(0), last, "the data and its cut agree");
             sauve_engine::integrate_after_restore(app.path(), &report, ID, Some(&log_path), |r| apply(&mut restored, &r.payload)).unwrap();
             assert_eq!(restored, map);

@@ -115,35 +115,27 @@ fn record_restore(
         .find(|e| e.kind == EntryKind::Data)
         .map(|e| report.destination.join(&e.path).display().to_string())
         .unwrap_or_default();
-    let entry = sauve_history::HistoryEntry {
-        backup_path: std::path::absolute(archive)
+    let mut entry = sauve_history::HistoryEntry::restore(
+        sauve_history::Operation::Restore,
+        std::path::absolute(archive)
             .unwrap_or_else(|_| archive.to_path_buf())
             .display()
             .to_string(),
-        structure_path: m.structure_path.clone(),
-        data_path: data,
-        log_path: String::new(),
-        starting_date: sauve_history::format_date(started),
-        ending_date: sauve_history::format_date(ended),
-        scheduled_date: sauve_history::format_date(started),
-        status: Some(0),
-        backup_number: m.backup_number,
-        duration: ended.duration_since(started).as_millis().max(0) as u64,
-        attachments: Vec::new(),
-        operation: Some(sauve_history::Operation::Restore),
-        trigger: Some("manual".to_owned()),
-        lock_windows: None,
-        segments: Some(
-            report
-                .set
-                .files
-                .iter()
-                .map(|f| f.display().to_string())
-                .collect(),
-        ),
-        files: None,
-        extra: Default::default(),
-    };
+        m.structure_path.clone(),
+        data,
+        m.backup_number,
+        started,
+        ended,
+        Some("manual"),
+    );
+    entry.segments = Some(
+        report
+            .set
+            .files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect(),
+    );
     let dir = &report.set.dir;
     let mut loaded = sauve_history::History::load(dir, ended).map_err(|e| e.to_string())?;
     loaded

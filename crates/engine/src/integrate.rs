@@ -202,30 +202,23 @@ fn record(
     if let Some((a, b)) = i.range {
         extra.insert("sequences".to_owned(), serde_json::json!([a, b]));
     }
-    let entry = sauve_history::HistoryEntry {
-        backup_path: report
+    let mut entry = sauve_history::HistoryEntry::restore(
+        sauve_history::Operation::Integration,
+        report
             .set
             .files
             .first()
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
-        structure_path: m.structure_path.clone(),
-        data_path: data_file.to_owned(),
-        log_path: log.display().to_string(),
-        starting_date: sauve_history::format_date(started),
-        ending_date: sauve_history::format_date(ended),
-        scheduled_date: sauve_history::format_date(started),
-        status: Some(0),
-        backup_number: m.backup_number,
-        duration: ended.duration_since(started).as_millis().max(0) as u64,
-        attachments: Vec::new(),
-        operation: Some(sauve_history::Operation::Integration),
-        trigger: None,
-        lock_windows: None,
-        segments: None,
-        files: None,
-        extra,
-    };
+        m.structure_path.clone(),
+        data_file.to_owned(),
+        m.backup_number,
+        started,
+        ended,
+        None,
+    );
+    entry.log_path = log.display().to_string();
+    entry.extra = extra;
     if let Ok(mut loaded) = sauve_history::History::load(&report.set.dir, ended) {
         let _ = loaded.history.add(&m.structure_path, entry);
         let _ = loaded

@@ -281,25 +281,16 @@ fn restore_newest(
 fn record_restore(destination: &Path, layout: &AppLayout, r: &Restored, started: jiff::Timestamp) {
     let ended = jiff::Timestamp::now();
     let m = &r.report.manifest.header;
-    let entry = HistoryEntry {
-        backup_path: r.archive.display().to_string(),
-        structure_path: m.structure_path.clone(),
-        data_path: layout.data_file.display().to_string(),
-        log_path: String::new(),
-        starting_date: sauve_history::format_date(started),
-        ending_date: sauve_history::format_date(ended),
-        scheduled_date: sauve_history::format_date(started),
-        status: Some(0),
-        backup_number: m.backup_number,
-        duration: ended.duration_since(started).as_millis().max(0) as u64,
-        attachments: Vec::new(),
-        operation: Some(Operation::Restore),
-        trigger: Some("automatic".to_owned()),
-        lock_windows: None,
-        segments: None,
-        files: None,
-        extra: Default::default(),
-    };
+    let entry = HistoryEntry::restore(
+        Operation::Restore,
+        r.archive.display().to_string(),
+        m.structure_path.clone(),
+        layout.data_file.display().to_string(),
+        m.backup_number,
+        started,
+        ended,
+        Some("automatic"),
+    );
     if let Ok(mut loaded) = History::load(destination, ended) {
         let _ = loaded.history.add(&m.structure_path, entry);
         let _ = loaded.history.save(destination);

@@ -110,6 +110,42 @@ impl HistoryEntry {
     }
 }
 
+impl HistoryEntry {
+    /// A restore or log-integration record (SPEC 12): the archive, the
+    /// restored data file, times and trigger; no attachments.
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore(
+        operation: Operation,
+        archive: String,
+        structure_path: String,
+        data_path: String,
+        backup_number: u32,
+        started: jiff::Timestamp,
+        ended: jiff::Timestamp,
+        trigger: Option<&str>,
+    ) -> HistoryEntry {
+        HistoryEntry {
+            backup_path: archive,
+            structure_path,
+            data_path,
+            log_path: String::new(),
+            starting_date: format_date(started),
+            ending_date: format_date(ended),
+            scheduled_date: format_date(started),
+            status: Some(0),
+            backup_number,
+            duration: ended.duration_since(started).as_millis().max(0) as u64,
+            attachments: Vec::new(),
+            operation: Some(operation),
+            trigger: trigger.map(str::to_owned),
+            lock_windows: None,
+            segments: None,
+            files: None,
+            extra: Map::new(),
+        }
+    }
+}
+
 /// ISO UTC with milliseconds and `Z`, as 4D writes dates.
 pub fn format_date(t: jiff::Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
