@@ -77,6 +77,24 @@ fn new_token() -> Result<String, DaemonError> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// A fresh bearer token, for hosts that serve the API themselves.
+pub fn generate_token() -> Result<String, DaemonError> {
+    new_token()
+}
+
+/// Writes `APP/Logs/sauve-server.json` (mode 0600) for a server at `url`.
+pub fn write_server_file(app: &Path, url: &str, token: &str) -> Result<(), DaemonError> {
+    let file = ServerFile {
+        url: url.to_owned(),
+        pid: std::process::id(),
+        app: app.to_path_buf(),
+        token: token.to_owned(),
+    };
+    let json = serde_json::to_vec_pretty(&file).map_err(|e| DaemonError::Other(e.to_string()))?;
+    sauve_durable::replace(&server_file_path(app), &json)
+        .map_err(|e| DaemonError::Other(e.to_string()))
+}
+
 /// Runs the server of `app` until `shutdown` completes; a running backup is
 /// then stopped (1406) and recorded before returning.
 pub async fn run(
@@ -195,7 +213,8 @@ fn plan(app: &Path) -> Option<(Schedule, RetryPolicy, std::time::SystemTime)> {
 
 /// Runs scheduled backups: re-reads the settings at least every minute and
 /// before each backup, applies the failure policy, catches up missed slots.
-async fn scheduler_loop(handle: BackupHandle, view: Arc<Mutex<SchedulerView>>) {
+/// Host apps spawn it beside their own server; it runs until aborted.
+pub async fn scheduler_loop(handle: BackupHandle, view: Arc<Mutex<SchedulerView>>) {
     let app = handle.app().to_path_buf();
     let tz = TimeZone::system();
     let a = app.clone();

@@ -19,4 +19,7 @@ mod api;
 mod daemon;
 
 pub use api::{ApiState, BODY_LIMIT, router};
-pub use daemon::{DaemonError, ServerFile, run, server_file_path};
+pub use daemon::{
+    DaemonError, ServerFile, generate_token, run, scheduler_loop, server_file_path,
+    write_server_file,
+};

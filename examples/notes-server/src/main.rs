@@ -1,0 +1,308 @@
+//! notes-server: a small HTTP server storing notes in SQLite, embedding
+//! sauve the way a real host app does.
+//!
+//! - The SQLite database is the app's data file (`APP/Data/Notes.4DD`);
+//!   uploaded bodies live in it. Every write is appended to the log
+//!   (`APP/Data/Notes.journal`, group commit) before it is applied and
+//!   acknowledged, under a data write guard; reads take read guards. The
+//!   engine runs in server mode: during a backup reads go on and writes wait.
+//! - A client may bound its wait with `?wait_ms=N`: past it, the write is
+//!   cancelled and answered 409 with error -9976; nothing of it is applied.
+//! - The control API of sauve is mounted under `/v1`, and the scheduler
+//!   runs, so backups come from the schedule and from remote requests.
+//! - At start, the open check restores damaged data from the newest backup
+//!   and integrates the logs (AutomaticRestore, AutomaticLogIntegration).
+//!
+//! Usage: `notes-server --app DIR [--listen ADDR]`; it writes its address
+//! and token to `APP/Logs/sauve-server.json`.
+
+#![allow(clippy::print_stdout)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use rusqlite::{Connection, OptionalExtension, params};
+use sauve_engine::{BackupHandle, DataHealth, Engine, EngineOptions, SchedulerView};
+use sauve_locking::{CancellationToken, Kind, LockError, Mode};
+use sauve_logfile::{Durability, LogWriter, Record};
+use serde_json::json;
+
+const IDENTITY: [u8; 16] = *b"notes-server-001";
+
+#[derive(Clone)]
+struct App {
+    db: Arc<Mutex<Connection>>,
+    log: Arc<LogWriter>,
+    handle: BackupHandle,
+    next_id: Arc<AtomicU64>,
+}
+
+fn open_db(path: &Path) -> Result<Connection> {
+    let db = Connection::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    db.execute_batch(
+        "PRAGMA journal_mode = DELETE;
+         PRAGMA synchronous = FULL;
+         CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
+         CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);",
+    )?;
+    Ok(db)
+}
+
+/// The last log sequence the database has applied; `None` when damaged.
+fn health(path: &Path) -> Option<u64> {
+    let db = Connection::open(path).ok()?;
+    let ok: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .ok()?;
+    if ok != "ok" {
+        return None;
+    }
+    db.query_row("SELECT v FROM meta WHERE k = 'last_seq'", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .optional()
+    .ok()
+    .map(|v| v.unwrap_or(0) as u64)
+}
+
+/// Applies one logged write: the note and the sequence, in one transaction.
+fn apply(db: &mut Connection, r: &Record) -> Result<()> {
+    let v: serde_json::Value = serde_json::from_slice(&r.payload)?;
+    let tx = db.transaction()?;
+    tx.execute(
+        "INSERT OR REPLACE INTO notes (id, body) VALUES (?1, ?2)",
+        params![
+            v["id"].as_i64().unwrap_or(0),
+            v["body"].as_str().unwrap_or("")
+        ],
+    )?;
+    tx.execute(
+        "INSERT OR REPLACE INTO meta (k, v) VALUES ('last_seq', ?1)",
+        params![r.seq as i64],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+fn error(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, Json(body)).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct WriteQuery {
+    wait_ms: Option<u64>,
+}
+
+async fn create(State(app): State<App>, Query(q): Query<WriteQuery>, body: String) -> Response {
+    let cancel = CancellationToken::new();
+    if let Some(ms) = q.wait_ms {
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            c.cancel();
+        });
+    }
+    let guard = match app
+        .handle
+        .locks()
+        .write_cancellable(Kind::Data, &cancel)
+        .await
+    {
+        Ok(g) => g,
+        Err(LockError::Cancelled) => {
+            return error(
+                StatusCode::CONFLICT,
+                json!({"error": -9976, "message": "the waiting write was cancelled; nothing was written"}),
+            );
+        }
+        Err(e) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"error": e.to_string()}),
+            );
+        }
+    };
+    let waited = guard.waited();
+    let id = app.next_id.fetch_add(1, Ordering::SeqCst);
+    let result = tokio::task::spawn_blocking(move || -> Result<u64> {
+        // Logged before applied; acknowledged only once both are durable.
+        let record = serde_json::to_vec(&json!({"id": id, "body": body}))?;
+        let seq = app.log.append(&record)?;
+        let mut db = app.db.lock().unwrap_or_else(|e| e.into_inner());
+        apply(
+            &mut db,
+            &Record {
+                seq,
+                payload: record,
+            },
+        )?;
+        Ok(seq)
+    })
+    .await;
+    drop(guard);
+    match result {
+        Ok(Ok(seq)) => (
+            StatusCode::CREATED,
+            Json(json!({"id": id, "seq": seq, "waited_ms": waited.as_millis() as u64})),
+        )
+            .into_response(),
+        Ok(Err(e)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"error": e.to_string()}),
+        ),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"error": e.to_string()}),
+        ),
+    }
+}
+
+async fn read(State(app): State<App>, UrlPath(id): UrlPath<i64>) -> Response {
+    let _guard = app.handle.locks().read(Kind::Data).await;
+    let db = app.db.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        let db = db.lock().unwrap_or_else(|e| e.into_inner());
+        db.query_row("SELECT body FROM notes WHERE id = ?1", params![id], |r| {
+            r.get::<_, String>(0)
+        })
+        .optional()
+    })
+    .await;
+    match found {
+        Ok(Ok(Some(body))) => Json(json!({"id": id, "body": body})).into_response(),
+        Ok(Ok(None)) => error(StatusCode::NOT_FOUND, json!({"error": "no such note"})),
+        Ok(Err(e)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"error": e.to_string()}),
+        ),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"error": e.to_string()}),
+        ),
+    }
+}
+
+fn args() -> Result<(PathBuf, std::net::SocketAddr)> {
+    let mut app = None;
+    let mut listen: std::net::SocketAddr = "127.0.0.1:0".parse()?;
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--app" => app = it.next().map(PathBuf::from),
+            "--listen" => listen = it.next().context("--listen needs an address")?.parse()?,
+            other => {
+                bail!("unknown argument {other} (usage: notes-server --app DIR [--listen ADDR])")
+            }
+        }
+    }
+    Ok((app.context("--app DIR is required")?, listen))
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let (app_dir, listen) = args()?;
+    let data = app_dir.join("Data/Notes.4DD");
+    let log_path = app_dir.join("Data/Notes.journal");
+    std::fs::create_dir_all(app_dir.join("Data"))?;
+    if !data.exists() {
+        open_db(&data)?;
+    }
+    let layout = sauve_settings::AppLayout::discover(&app_dir)?;
+
+    // The open check: automatic restore and log integration.
+    let state = health(&data);
+    let check_path = data.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut db: Option<Connection> = None;
+        let outcome = sauve_engine::open_check(
+            &layout,
+            DataHealth {
+                damaged: state.is_none(),
+                last_applied: state.unwrap_or(0),
+            },
+            IDENTITY,
+            || health(&check_path).unwrap_or(0),
+            |r| {
+                if db.is_none() {
+                    db = Some(open_db(&check_path).map_err(|e| e.to_string())?);
+                }
+                let conn = db.as_mut().ok_or("no database")?;
+                apply(conn, r).map_err(|e| e.to_string())
+            },
+        );
+        (outcome, layout)
+    })
+    .await?;
+    let (outcome, layout) = outcome;
+    match outcome {
+        Ok(o) => println!(
+            "open check: restored {:?}, {} records applied, last {}",
+            o.restored, o.applied, o.last_applied
+        ),
+        Err((status, why)) => bail!("open check failed ({status}): {why}"),
+    }
+
+    let db = open_db(&data)?;
+    let next: i64 = db.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM notes", [], |r| {
+        r.get(0)
+    })?;
+    let log = Arc::new(LogWriter::open_or_create(
+        &log_path,
+        IDENTITY,
+        Durability::GroupCommit,
+    )?);
+    let handle = Engine::start(
+        layout,
+        EngineOptions {
+            mode: Mode::Server,
+            log: Some(log.clone()),
+            ..EngineOptions::default()
+        },
+    )?;
+    let view = Arc::new(Mutex::new(SchedulerView::default()));
+    let scheduler = tokio::spawn(sauve_server::scheduler_loop(handle.clone(), view.clone()));
+    let token = sauve_server::generate_token()?;
+    let state = App {
+        db: Arc::new(Mutex::new(db)),
+        log,
+        handle: handle.clone(),
+        next_id: Arc::new(AtomicU64::new(next as u64)),
+    };
+    let api = sauve_server::router(sauve_server::ApiState {
+        handle: handle.clone(),
+        token: Arc::new(token.clone()),
+        scheduler: view,
+    });
+    let router = Router::new()
+        .route("/notes", post(create))
+        .route("/notes/{id}", get(read))
+        .with_state(state)
+        .merge(api);
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    sauve_server::write_server_file(&app_dir, &url, &token)?;
+    println!("notes-server listening on {url}");
+    let shutdown = async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = async { if let Some(t) = term.as_mut() { t.recv().await; } } => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    };
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    scheduler.abort();
+    handle.shutdown().await;
+    let _ = std::fs::remove_file(sauve_server::server_file_path(&app_dir));
+    Ok(())
+}
