@@ -244,3 +244,96 @@ async fn a_log_record_counts_as_a_data_change_for_backup_if_data_change() {
     assert_eq!((report.postponed, report.number), (false, 2));
     handle.shutdown().await;
 }
+
+/// A disk that refuses writes after `quota` bytes.
+struct Full(std::fs::File, std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl std::io::Write for Full {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use std::sync::atomic::Ordering;
+        let left = self.1.load(Ordering::Relaxed);
+        if left == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::StorageFull));
+        }
+        let n = (buf.len() as u64).min(left) as usize;
+        self.1.fetch_sub(n as u64, Ordering::Relaxed);
+        self.0.write(&buf[..n])
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl sauve_archive::PartFile for Full {
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.0.sync_all()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_cut_by_a_failed_backup_are_kept_for_integration_and_the_next_log_backup() {
+    let app = SampleApp::with_settings(&[("Advanced/CompressionRate", "None")]).unwrap();
+    std::fs::write(app.path().join("Data/App.4DD"), vec![3u8; 2 << 20]).unwrap();
+    let log_path = app.path().join("Data/App.journal");
+    let log = Arc::new(LogWriter::create(&log_path, ID, 1, Durability::EveryAppend).unwrap());
+    let quota = Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
+    let q = quota.clone();
+    let options = EngineOptions {
+        log: Some(log.clone()),
+        open_part: Some(Arc::new(move || {
+            let q = q.clone();
+            Box::new(move |p: &Path| {
+                Ok(Box::new(Full(std::fs::File::create_new(p)?, q.clone()))
+                    as Box<dyn sauve_archive::PartFile>)
+            })
+        })),
+        ..EngineOptions::default()
+    };
+    let handle = Engine::start(AppLayout::discover(app.path()).unwrap(), options).unwrap();
+    let first = handle.backup(Trigger::Api).await.unwrap();
+    assert_eq!(first.status, Status::Ok);
+    log.append(b"a=1").unwrap();
+    log.append(b"b=2").unwrap();
+    // The next backup cuts the log, then the disk fills up.
+    quota.store(1 << 20, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        handle.backup(Trigger::Api).await.unwrap().status,
+        Status::DiskFull
+    );
+    assert!(
+        names(&app.path().join("Data"))
+            .iter()
+            .any(|n| n.starts_with("App[0001-")),
+        "the pending segment stays"
+    );
+    log.append(b"c=3").unwrap();
+    // Restoring the first backup brings back every record, the pending ones included.
+    let to = app.root().join("restored");
+    let report = sauve_archive::restore(
+        &first.archives[0],
+        &sauve_archive::RestoreOptions {
+            to: Some(to),
+            force: false,
+        },
+        &mut sauve_archive::NoProgress,
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    sauve_engine::integrate_after_restore(app.path(), &report, ID, Some(&log_path), |r| {
+        got.push(String::from_utf8(r.payload.clone()).unwrap());
+        Ok::<(), String>(())
+    })
+    .unwrap();
+    assert_eq!(got, ["a=1", "b=2", "c=3"]);
+    // The next successful backup archives the pending segment in its .4BL.
+    quota.store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+    let third = handle.backup(Trigger::Api).await.unwrap();
+    assert_eq!(third.status, Status::Ok, "{:?}", third.errors);
+    assert!(
+        !names(&app.path().join("Data"))
+            .iter()
+            .any(|n| n.starts_with("App[0001-")),
+        "archived, then deleted"
+    );
+    handle.shutdown().await;
+}

@@ -5,6 +5,7 @@
 //! - `bench archive [--data-mb N] [--attach-mb N] [--runs N]`: the archive
 //!   writer and restore against tar and zstd; prints a table for BENCHMARKS.md.
 //! - `bench locking`: the lock manager's cost per guard.
+//! - `e2e`: the notes-server host under load, killed and recovered.
 
 #![allow(clippy::print_stdout)]
 
@@ -14,6 +15,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 mod bench;
+mod e2e;
 
 const USAGE: &str = "usage: cargo xtask <task>
 
@@ -22,12 +24,15 @@ tasks:
   bench archive [--data-mb N] [--attach-mb N] [--runs N]
                                        archive writer and restore vs tar and zstd (default 1024 MB data, 512 MB attachments)
   bench locking                        lock manager: ns per guard acquire and release
-  bench logfile                        log file: appends/s with fsync per append and group commit";
+  bench logfile                        log file: appends/s with fsync per append and group commit
+  e2e [--seconds N] [--cycles N] [--writers N] [--readers N]
+                                       notes-server under load, backed up, killed and recovered (default 60 s, 20 cycles)";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("e2e") => e2e::run(&args[1..]),
         Some("bench") => match args.get(1).map(String::as_str) {
             Some("archive") => bench::archive(&args[2..]),
             Some("locking") => bench::locking(&args[2..]),

@@ -19,8 +19,9 @@ pub struct LogIntegration {
 }
 
 /// The logs that can follow the restored backup `report`: the `.4BL` sets
-/// numbered from the backup's number on (oldest first), then the app's
-/// current log if it is a sauve log.
+/// numbered from the backup's number on (oldest first), then the pending
+/// segments a failed or interrupted backup cut, then the app's current log
+/// if it is a sauve log.
 pub fn integrable_logs(report: &RestoreReport, current_log: Option<&Path>) -> Vec<PathBuf> {
     let number = report.manifest.header.backup_number;
     let base = &report.manifest.header.base_name;
@@ -42,6 +43,14 @@ pub fn integrable_logs(report: &RestoreReport, current_log: Option<&Path>) -> Ve
     sets.sort();
     let mut out: Vec<PathBuf> = sets.into_iter().map(|(_, p)| p).collect();
     if let Some(log) = current_log.filter(|p| crate::logcut::is_sauve_log(p)) {
+        // Pending segments: cut by a backup that did not commit (a crash, a
+        // failure); their records are in no .4BL yet.
+        if let (Some(dir), Some(stem)) = (log.parent(), log.file_stem()) {
+            out.extend(crate::logcut::pending_segments(
+                dir,
+                &stem.to_string_lossy(),
+            ));
+        }
         out.push(log.to_path_buf());
     }
     out

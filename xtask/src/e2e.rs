@@ -1,0 +1,400 @@
+//! `cargo xtask e2e`: the notes-server host under load while it is backed up
+//! (by its schedule and by remote requests), then killed with SIGKILL during
+//! a backup, its data damaged, restarted: every acknowledged write must be
+//! back. Loopback only, bounded in time.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::{cargo, repo_root};
+
+struct Options {
+    seconds: u64,
+    cycles: u32,
+    writers: usize,
+    readers: usize,
+}
+
+fn parse(args: &[String]) -> Result<Options> {
+    let mut o = Options {
+        seconds: 60,
+        cycles: 20,
+        writers: 4,
+        readers: 4,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut v = |n: &str| -> Result<u64> {
+            it.next()
+                .with_context(|| format!("{n} needs a number"))?
+                .parse()
+                .with_context(|| format!("{n} takes a whole number"))
+        };
+        match a.as_str() {
+            "--seconds" => o.seconds = v("--seconds")?,
+            "--cycles" => o.cycles = v("--cycles")? as u32,
+            "--writers" => o.writers = v("--writers")?.max(1) as usize,
+            "--readers" => o.readers = v("--readers")?.max(1) as usize,
+            other => bail!(
+                "unknown option \"{other}\" (accepted: --seconds N, --cycles N, --writers N, --readers N)"
+            ),
+        }
+    }
+    Ok(o)
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+struct Server {
+    child: Child,
+    url: String,
+    token: String,
+}
+
+fn start(bin: &Path, app: &Path, log: &Path) -> Result<Server> {
+    let _ = std::fs::remove_file(app.join("Logs/sauve-server.json"));
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    let child = Command::new(bin)
+        .args(["--app"])
+        .arg(app)
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .stdin(Stdio::null())
+        .spawn()?;
+    let file = app.join("Logs/sauve-server.json");
+    for _ in 0..600 {
+        if let Ok(text) = std::fs::read_to_string(&file)
+            && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
+            && v["pid"].as_u64() == Some(u64::from(child.id()))
+        {
+            return Ok(Server {
+                url: v["url"].as_str().unwrap_or_default().to_owned(),
+                token: v["token"].as_str().unwrap_or_default().to_owned(),
+                child,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("notes-server did not start; see {}", log.display())
+}
+
+#[derive(Default)]
+struct Stats {
+    acked: Mutex<BTreeMap<u64, String>>,
+    cancelled: AtomicU64,
+    errors: AtomicU64,
+    max_wait_ms: AtomicU64,
+    reads_during: Mutex<Vec<f64>>,
+    reads_outside: Mutex<Vec<f64>>,
+}
+
+fn p(samples: &Mutex<Vec<f64>>, q: f64) -> f64 {
+    let mut v = samples.lock().map(|v| v.clone()).unwrap_or_default();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[((v.len() as f64 - 1.0) * q).round() as usize]
+}
+
+/// Writers and readers against `server` for `duration`; remote backups every few seconds.
+fn load(
+    server: &Server,
+    stats: &Arc<Stats>,
+    o: &Options,
+    duration: Duration,
+    tag: &str,
+) -> Result<()> {
+    let deadline = Instant::now() + duration;
+    let backing_up = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    // Follow the events to know when a backup runs.
+    let watcher = {
+        let (url, token, flag, stop) = (
+            server.url.clone(),
+            server.token.clone(),
+            backing_up.clone(),
+            stop.clone(),
+        );
+        std::thread::spawn(move || {
+            let Ok(resp) = agent()
+                .get(format!("{url}/v1/events"))
+                .header("Authorization", format!("Bearer {token}"))
+                .call()
+            else {
+                return;
+            };
+            let mut reader = std::io::BufReader::new(resp.into_body().into_reader());
+            let mut line = String::new();
+            while !stop.load(Ordering::Relaxed) {
+                line.clear();
+                if std::io::BufRead::read_line(&mut reader, &mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                if line.contains("\"event\":\"started\"") {
+                    flag.store(true, Ordering::Relaxed);
+                } else if line.contains("\"event\":\"finished\"") {
+                    flag.store(false, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let mut threads = Vec::new();
+    for w in 0..o.writers {
+        let (url, stats, tag) = (server.url.clone(), stats.clone(), tag.to_owned());
+        threads.push(std::thread::spawn(move || {
+            let mut i = 0u64;
+            while Instant::now() < deadline {
+                i += 1;
+                let body = format!("{tag}-w{w}-{i}");
+                // One write in ten gives up after 50 ms of waiting.
+                let wait = if i % 10 == 0 { "?wait_ms=50" } else { "" };
+                match agent()
+                    .post(format!("{url}/notes{wait}"))
+                    .send(body.as_bytes())
+                {
+                    Ok(mut r) if r.status().as_u16() == 201 => {
+                        let v: serde_json::Value = serde_json::from_str(
+                            &r.body_mut().read_to_string().unwrap_or_default(),
+                        )
+                        .unwrap_or_default();
+                        if let Some(id) = v["id"].as_u64() {
+                            stats.acked.lock().map(|mut a| a.insert(id, body)).ok();
+                        }
+                        stats
+                            .max_wait_ms
+                            .fetch_max(v["waited_ms"].as_u64().unwrap_or(0), Ordering::Relaxed);
+                    }
+                    Ok(r) if r.status().as_u16() == 409 => {
+                        stats.cancelled.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {
+                        stats.errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    for r in 0..o.readers {
+        let (url, stats, flag) = (server.url.clone(), stats.clone(), backing_up.clone());
+        threads.push(std::thread::spawn(move || {
+            let mut n = r as u64;
+            while Instant::now() < deadline {
+                n = n.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                let max = stats
+                    .acked
+                    .lock()
+                    .map(|a| a.keys().next_back().copied().unwrap_or(1))
+                    .unwrap_or(1);
+                let id = 1 + (n >> 33) % max.max(1);
+                let during = flag.load(Ordering::Relaxed);
+                let t = Instant::now();
+                let ok = agent().get(format!("{url}/notes/{id}")).call().is_ok();
+                let ms = t.elapsed().as_secs_f64() * 1000.0;
+                if ok {
+                    let samples = if during || flag.load(Ordering::Relaxed) {
+                        &stats.reads_during
+                    } else {
+                        &stats.reads_outside
+                    };
+                    samples.lock().map(|mut s| s.push(ms)).ok();
+                } else {
+                    stats.errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    // Remote backups every three seconds, on top of the schedule.
+    while Instant::now() + Duration::from_secs(3) < deadline {
+        std::thread::sleep(Duration::from_secs(3));
+        let _ = agent()
+            .post(format!("{}/v1/backup", server.url))
+            .header("Authorization", format!("Bearer {}", server.token))
+            .send_empty();
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    stop.store(true, Ordering::Relaxed);
+    drop(watcher);
+    Ok(())
+}
+
+/// Every acknowledged note must read back with its body.
+fn check(server: &Server, stats: &Stats) -> Result<(usize, usize)> {
+    let acked = stats.acked.lock().map(|a| a.clone()).unwrap_or_default();
+    let mut lost = 0;
+    for (id, body) in &acked {
+        let mut r = agent().get(format!("{}/notes/{id}", server.url)).call()?;
+        let v: serde_json::Value =
+            serde_json::from_str(&r.body_mut().read_to_string()?).unwrap_or_default();
+        if v["body"].as_str() != Some(body) {
+            lost += 1;
+        }
+    }
+    Ok((acked.len(), lost))
+}
+
+pub(crate) fn run(args: &[String]) -> Result<()> {
+    let o = parse(args)?;
+    cargo(&["build", "--release", "--quiet", "-p", "notes-server"])?;
+    let bin = repo_root().join("target/release/notes-server");
+    let root = repo_root().join(format!("target/e2e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let app = root.join("App");
+    std::fs::create_dir_all(app.join("Data"))?;
+    std::fs::create_dir_all(app.join("Settings"))?;
+    // Hourly on a grid that puts a slot 20 s from now: the schedule fires during the load.
+    let soon = jiff::tz::TimeZone::system()
+        .to_datetime(jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_secs(20))?);
+    let mut s = sauve_settings::Settings::default();
+    s.advanced.set_number.value = 1000;
+    s.scheduler.frequency = sauve_settings::Frequency::Hourly;
+    s.scheduler.hourly.every = 1;
+    s.scheduler.hourly.starting_at = sauve_settings::TimeOfDay::new(
+        0,
+        u32::try_from(soon.minute()).unwrap_or(0),
+        u32::try_from(soon.second()).unwrap_or(0),
+    )
+    .context("time of day")?;
+    sauve_settings::create_file(
+        &app.join("Settings/backup.4DSettings"),
+        &sauve_settings::SettingsDoc::new(s),
+    )?;
+    let log = root.join("notes-server.log");
+    let stats = Arc::new(Stats::default());
+
+    eprintln!(
+        "load: {} s, {} writers, {} readers",
+        o.seconds, o.writers, o.readers
+    );
+    let mut server = start(&bin, &app, &log)?;
+    load(&server, &stats, &o, Duration::from_secs(o.seconds), "load")?;
+    let mut worst_lost = 0;
+    let mut checked = 0;
+    for cycle in 1..=o.cycles {
+        // A burst of writes, then SIGKILL while a backup runs.
+        load(
+            &server,
+            &stats,
+            &Options {
+                writers: o.writers,
+                readers: 0,
+                ..o
+            },
+            Duration::from_millis(800),
+            &format!("c{cycle}"),
+        )?;
+        let _ = agent()
+            .post(format!("{}/v1/backup", server.url))
+            .header("Authorization", format!("Bearer {}", server.token))
+            .send_empty();
+        std::thread::sleep(Duration::from_millis(5));
+        server.child.kill()?;
+        let _ = server.child.wait();
+        // Damage the data file: its first page overwritten.
+        let data = app.join("Data/Notes.4DD");
+        let mut bytes = std::fs::read(&data)?;
+        for b in bytes.iter_mut().take(100) {
+            *b = 0xEE;
+        }
+        std::fs::write(&data, bytes)?;
+        server = start(&bin, &app, &log)?;
+        let (n, lost) = check(&server, &stats)?;
+        checked = n;
+        worst_lost = worst_lost.max(lost);
+        eprintln!(
+            "cycle {cycle}: killed during a backup, data damaged, restarted: {n} acknowledged writes checked, {lost} lost"
+        );
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status();
+    let _ = server.child.wait();
+
+    // Every archive must verify.
+    let mut archives = 0;
+    let mut bad = Vec::new();
+    let backups = root.join("Backups");
+    for e in std::fs::read_dir(&backups)?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".4BK") || name.ends_with(".4BL") {
+            archives += 1;
+            if let Err(err) = sauve_archive::verify(&e.path(), &mut sauve_archive::NoProgress) {
+                bad.push(format!("{name}: {err}"));
+            }
+        }
+    }
+    let history = std::fs::read_to_string(backups.join("backupHistory.json")).unwrap_or_default();
+    let scheduled = history.matches("\"trigger\": \"scheduled\"").count();
+    let remote = history.matches("\"trigger\": \"remote\"").count();
+    let max_lock = history
+        .split("\"data\": ")
+        .skip(1)
+        .filter_map(|s| {
+            s.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0);
+    let during99 = p(&stats.reads_during, 0.99);
+    let outside99 = p(&stats.reads_outside, 0.99);
+    let max_wait = stats.max_wait_ms.load(Ordering::Relaxed);
+    println!(
+        "## cargo xtask e2e --seconds {} --cycles {}",
+        o.seconds, o.cycles
+    );
+    println!();
+    println!("| measure | value | target |");
+    println!("|---|---:|---|");
+    println!("| acknowledged writes checked after the last recovery | {checked} | |");
+    println!("| acknowledged writes lost (worst cycle) | {worst_lost} | 0 |");
+    println!("| kill -9 and recover cycles | {} | 20 |", o.cycles);
+    println!(
+        "| writes cancelled by their client (-9976) | {} | |",
+        stats.cancelled.load(Ordering::Relaxed)
+    );
+    println!(
+        "| other errors (requests to a killed server included) | {} | |",
+        stats.errors.load(Ordering::Relaxed)
+    );
+    println!("| backups: scheduled / remote (in the history) | {scheduled} / {remote} | |");
+    println!("| read p99 during backups, ms | {during99:.2} | ≤ 2x outside |");
+    println!("| read p99 outside backups, ms | {outside99:.2} | |");
+    println!(
+        "| read p50 during / outside, ms | {:.2} / {:.2} | |",
+        p(&stats.reads_during, 0.5),
+        p(&stats.reads_outside, 0.5)
+    );
+    println!("| longest writer wait, ms | {max_wait} | ≤ longest data lock + 100 |");
+    println!("| longest data lock window, ms | {max_lock} | |");
+    println!(
+        "| archives verified | {archives} ({} bad) | all sound |",
+        bad.len()
+    );
+    for b in &bad {
+        println!("bad archive: {b}");
+    }
+    let _ = std::fs::remove_dir_all(&root);
+    if worst_lost > 0 || !bad.is_empty() {
+        bail!("acknowledged writes were lost or archives are damaged");
+    }
+    Ok(())
+}
