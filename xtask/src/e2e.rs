@@ -163,7 +163,11 @@ fn load(
                 i += 1;
                 let body = format!("{tag}-w{w}-{i}");
                 // One write in ten gives up after 50 ms of waiting.
-                let wait = if i.is_multiple_of(10) { "?wait_ms=50" } else { "" };
+                let wait = if i.is_multiple_of(10) {
+                    "?wait_ms=50"
+                } else {
+                    ""
+                };
                 match agent()
                     .post(format!("{url}/notes{wait}"))
                     .send(body.as_bytes())

@@ -1,0 +1,120 @@
+//! The notes-server as its clients see it: writes wait during the data phase
+//! of a backup while reads go on, and a client can cancel a waiting write.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A minimal HTTP/1.1 client: one request per connection.
+fn http(addr: &str, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let code = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (code, body)
+}
+
+struct Host(Child);
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_waiting_write_can_be_cancelled_with_minus_9976_while_reads_go_on() {
+    let root = tempfile::tempdir().unwrap();
+    let app = root.path().join("App");
+    std::fs::create_dir_all(app.join("Data")).unwrap();
+    std::fs::create_dir_all(app.join("Settings")).unwrap();
+    // A large attachment inside Data/ is copied under the data lock (O-11);
+    // level 19 makes that phase last seconds.
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let blob: Vec<u8> = (0..48 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(app.join("Data/blob.bin"), blob).unwrap();
+    let mut s = sauve_settings::Settings::default();
+    s.advanced.compression_rate = sauve_settings::Compression::Compact;
+    s.general.includes_files = vec!["./Data/blob.bin".to_owned()];
+    sauve_settings::create_file(
+        &app.join("Settings/backup.4DSettings"),
+        &sauve_settings::SettingsDoc::new(s),
+    )
+    .unwrap();
+    let _host = Host(
+        Command::new(env!("CARGO_BIN_EXE_notes-server"))
+            .arg("--app")
+            .arg(&app)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let file = app.join("Logs/sauve-server.json");
+    let mut server = serde_json::Value::Null;
+    for _ in 0..400 {
+        if let Ok(t) = std::fs::read_to_string(&file)
+            && let Ok(v) = serde_json::from_str(&t)
+        {
+            server = v;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let addr = server["url"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_owned();
+    let token = server["token"].as_str().unwrap().to_owned();
+    assert_eq!(http(&addr, "POST", "/notes", None, "before").0, 201);
+
+    let (code, _) = http(&addr, "POST", "/v1/backup", Some(&token), "");
+    assert_eq!(code, 202);
+    // Wait until the backup holds the data lock: a short-patience write is cancelled.
+    let mut cancelled = None;
+    // Writes made before the backup took the lock are acknowledged as usual.
+    let mut acknowledged = 1;
+    for _ in 0..100 {
+        let (code, body) = http(&addr, "POST", "/notes?wait_ms=200", None, "impatient");
+        if code == 409 {
+            cancelled = Some(body);
+            break;
+        }
+        assert_eq!(code, 201, "{body}");
+        acknowledged += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let body = cancelled.expect("a write waited on the backup and was cancelled");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"], -9976);
+    // Reads go on during the backup (server mode).
+    let (code, body) = http(&addr, "GET", "/notes/1", None, "");
+    assert_eq!((code, body.contains("before")), (200, true));
+    // The cancelled write left nothing: only the notes acknowledged exist.
+    let (code, _) = http(&addr, "POST", "/notes", None, "after");
+    assert_eq!(code, 201);
+    acknowledged += 1;
+    let notes: Vec<(u16, String)> = (1..=acknowledged + 3)
+        .map(|i| http(&addr, "GET", &format!("/notes/{i}"), None, ""))
+        .collect();
+    let found = notes.iter().filter(|(c, _)| *c == 200).count();
+    assert_eq!(found, acknowledged, "{notes:?}");
+}
