@@ -158,6 +158,7 @@ fn load(
     for w in 0..o.writers {
         let (url, stats, tag) = (server.url.clone(), stats.clone(), tag.to_owned());
         threads.push(std::thread::spawn(move || {
+            let client = agent();
             let mut i = 0u64;
             while Instant::now() < deadline {
                 i += 1;
@@ -197,6 +198,7 @@ fn load(
     for r in 0..o.readers {
         let (url, stats, flag) = (server.url.clone(), stats.clone(), backing_up.clone());
         threads.push(std::thread::spawn(move || {
+            let client = agent();
             let mut n = r as u64;
             while Instant::now() < deadline {
                 n = n.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
@@ -208,7 +210,7 @@ fn load(
                 let id = 1 + (n >> 33) % max.max(1);
                 let during = flag.load(Ordering::Relaxed);
                 let t = Instant::now();
-                let ok = agent().get(format!("{url}/notes/{id}")).call().is_ok();
+                let ok = client.get(format!("{url}/notes/{id}")).call().is_ok();
                 let ms = t.elapsed().as_secs_f64() * 1000.0;
                 if ok {
                     let samples = if during || flag.load(Ordering::Relaxed) {
@@ -243,8 +245,10 @@ fn load(
 fn check(server: &Server, stats: &Stats) -> Result<(usize, usize)> {
     let acked = stats.acked.lock().map(|a| a.clone()).unwrap_or_default();
     let mut lost = 0;
+    // One agent: its connection is kept alive across the checks.
+    let client = agent();
     for (id, body) in &acked {
-        let mut r = agent().get(format!("{}/notes/{id}", server.url)).call()?;
+        let mut r = client.get(format!("{}/notes/{id}", server.url)).call()?;
         let v: serde_json::Value =
             serde_json::from_str(&r.body_mut().read_to_string()?).unwrap_or_default();
         if v["body"].as_str() != Some(body) {
