@@ -169,7 +169,7 @@ fn load(
                 } else {
                     ""
                 };
-                match agent()
+                match client
                     .post(format!("{url}/notes{wait}"))
                     .send(body.as_bytes())
                 {
