@@ -96,6 +96,7 @@ fn start(bin: &Path, app: &Path, log: &Path) -> Result<Server> {
 #[derive(Default)]
 struct Stats {
     acked: Mutex<BTreeMap<u64, String>>,
+    files: Mutex<BTreeMap<String, String>>,
     cancelled: AtomicU64,
     errors: AtomicU64,
     max_wait_ms: AtomicU64,
@@ -163,6 +164,18 @@ fn load(
             while Instant::now() < deadline {
                 i += 1;
                 let body = format!("{tag}-w{w}-{i}");
+                // The first writer also uploads a file now and then.
+                if w == 0 && i.is_multiple_of(5) {
+                    let name = format!("{tag}-{i}.txt");
+                    let content = format!("uploaded {tag} {i}\n").repeat(20);
+                    if let Ok(r) = client
+                        .post(format!("{url}/files/{name}"))
+                        .send(content.as_bytes())
+                        && r.status().as_u16() == 201
+                    {
+                        stats.files.lock().map(|mut f| f.insert(name, content)).ok();
+                    }
+                }
                 // One write in ten gives up after 50 ms of waiting.
                 let wait = if i.is_multiple_of(10) {
                     "?wait_ms=50"
@@ -255,7 +268,14 @@ fn check(server: &Server, stats: &Stats) -> Result<(usize, usize)> {
             lost += 1;
         }
     }
-    Ok((acked.len(), lost))
+    let files = stats.files.lock().map(|f| f.clone()).unwrap_or_default();
+    for (name, content) in &files {
+        let mut r = client.get(format!("{}/files/{name}", server.url)).call()?;
+        if r.body_mut().read_to_string().ok().as_deref() != Some(content.as_str()) {
+            lost += 1;
+        }
+    }
+    Ok((acked.len() + files.len(), lost))
 }
 
 pub(crate) fn run(args: &[String]) -> Result<()> {
@@ -272,6 +292,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         .to_datetime(jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_secs(20))?);
     let mut s = sauve_settings::Settings::default();
     s.advanced.set_number.value = 1000;
+    s.general.includes_files = vec!["./Data/Uploads/".to_owned()];
     s.scheduler.frequency = sauve_settings::Frequency::Hourly;
     s.scheduler.hourly.every = 1;
     s.scheduler.hourly.starting_at = sauve_settings::TimeOfDay::new(
@@ -372,7 +393,9 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     println!();
     println!("| measure | value | target |");
     println!("|---|---:|---|");
-    println!("| acknowledged writes checked after the last recovery | {checked} | |");
+    println!(
+        "| acknowledged writes (notes and uploaded files) checked after the last recovery | {checked} | |"
+    );
     println!("| acknowledged writes lost (worst cycle) | {worst_lost} | 0 |");
     println!("| kill -9 and recover cycles | {} | 20 |", o.cycles);
     println!(

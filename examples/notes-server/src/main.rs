@@ -2,7 +2,8 @@
 //! sauve the way a real host app does.
 //!
 //! - The SQLite database is the app's data file (`APP/Data/Notes.4DD`);
-//!   uploaded bodies live in it. Every write is appended to the log
+//!   uploaded files (`POST /files/{name}`) are kept in `APP/Data/Uploads/`,
+//!   which the settings attach. Every write is appended to the log
 //!   (`APP/Data/Notes.journal`, group commit) before it is applied and
 //!   acknowledged, under a data write guard; reads take read guards. The
 //!   engine runs in server mode: during a backup reads go on and writes wait.
@@ -40,6 +41,7 @@ const IDENTITY: [u8; 16] = *b"notes-server-001";
 #[derive(Clone)]
 struct App {
     db: Arc<Mutex<Connection>>,
+    uploads: PathBuf,
     log: Arc<LogWriter>,
     handle: BackupHandle,
     next_id: Arc<AtomicU64>,
@@ -73,17 +75,55 @@ fn health(path: &Path) -> Option<u64> {
     .map(|v| v.unwrap_or(0) as u64)
 }
 
-/// Applies one logged write: the note and the sequence, in one transaction.
-fn apply(db: &mut Connection, r: &Record) -> Result<()> {
+/// Valid upload names: letters, digits, `.`, `_`, `-`; not `.` or `..`.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Result<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        bail!("odd hex length");
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).map_err(Into::into))
+        .collect()
+}
+
+/// Applies one logged write with its sequence: a note (one transaction), or
+/// an uploaded file (written to `Data/Uploads/` through a temporary file).
+fn apply(db: &mut Connection, uploads: &Path, r: &Record) -> Result<()> {
     let v: serde_json::Value = serde_json::from_slice(&r.payload)?;
     let tx = db.transaction()?;
-    tx.execute(
-        "INSERT OR REPLACE INTO notes (id, body) VALUES (?1, ?2)",
-        params![
-            v["id"].as_i64().unwrap_or(0),
-            v["body"].as_str().unwrap_or("")
-        ],
-    )?;
+    if let Some(name) = v["file"].as_str() {
+        if !valid_name(name) {
+            bail!("bad upload name {name:?}");
+        }
+        std::fs::create_dir_all(uploads)?;
+        let tmp = uploads.join(format!(".{name}.tmp"));
+        let mut f = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut f, &unhex(v["data"].as_str().unwrap_or(""))?)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, uploads.join(name))?;
+    } else {
+        tx.execute(
+            "INSERT OR REPLACE INTO notes (id, body) VALUES (?1, ?2)",
+            params![
+                v["id"].as_i64().unwrap_or(0),
+                v["body"].as_str().unwrap_or("")
+            ],
+        )?;
+    }
     tx.execute(
         "INSERT OR REPLACE INTO meta (k, v) VALUES ('last_seq', ?1)",
         params![r.seq as i64],
@@ -139,6 +179,7 @@ async fn create(State(app): State<App>, Query(q): Query<WriteQuery>, body: Strin
         let mut db = app.db.lock().unwrap_or_else(|e| e.into_inner());
         apply(
             &mut db,
+            &app.uploads,
             &Record {
                 seq,
                 payload: record,
@@ -162,6 +203,59 @@ async fn create(State(app): State<App>, Query(q): Query<WriteQuery>, body: Strin
             StatusCode::INTERNAL_SERVER_ERROR,
             json!({"error": e.to_string()}),
         ),
+    }
+}
+
+async fn upload(
+    State(app): State<App>,
+    UrlPath(name): UrlPath<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    if !valid_name(&name) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "bad file name (accepted: letters, digits, '.', '_', '-', at most 64)"}),
+        );
+    }
+    let guard = app.handle.locks().write(Kind::Data).await;
+    let result = tokio::task::spawn_blocking(move || -> Result<u64> {
+        let record = serde_json::to_vec(&json!({"file": name, "data": hex(&body)}))?;
+        let seq = app.log.append(&record)?;
+        let mut db = app.db.lock().unwrap_or_else(|e| e.into_inner());
+        apply(
+            &mut db,
+            &app.uploads,
+            &Record {
+                seq,
+                payload: record,
+            },
+        )?;
+        Ok(seq)
+    })
+    .await;
+    drop(guard);
+    match result {
+        Ok(Ok(seq)) => (StatusCode::CREATED, Json(json!({"seq": seq}))).into_response(),
+        Ok(Err(e)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"error": e.to_string()}),
+        ),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"error": e.to_string()}),
+        ),
+    }
+}
+
+async fn download(State(app): State<App>, UrlPath(name): UrlPath<String>) -> Response {
+    if !valid_name(&name) {
+        return error(StatusCode::BAD_REQUEST, json!({"error": "bad file name"}));
+    }
+    let _guard = app.handle.locks().read(Kind::Data).await;
+    let path = app.uploads.join(&name);
+    match tokio::task::spawn_blocking(move || std::fs::read(path)).await {
+        Ok(Ok(bytes)) => bytes.into_response(),
+        _ => error(StatusCode::NOT_FOUND, json!({"error": "no such file"})),
     }
 }
 
@@ -215,11 +309,24 @@ async fn main() -> Result<()> {
     if !data.exists() {
         open_db(&data)?;
     }
+    let uploads = app_dir.join("Data/Uploads");
+    std::fs::create_dir_all(&uploads)?;
+    // First start: settings that attach the uploads folder (inside Data/,
+    // so it is copied under the data lock with the database, O-11).
+    if sauve_settings::locate(&app_dir) == sauve_settings::SettingsSource::Defaults {
+        let mut s = sauve_settings::Settings::default();
+        s.general.includes_files = vec!["./Data/Uploads/".to_owned()];
+        sauve_settings::create_file(
+            &sauve_settings::structure_settings_path(&app_dir),
+            &sauve_settings::SettingsDoc::new(s),
+        )?;
+    }
     let layout = sauve_settings::AppLayout::discover(&app_dir)?;
 
     // The open check: automatic restore and log integration.
     let state = health(&data);
     let check_path = data.clone();
+    let check_uploads = uploads.clone();
     let outcome = tokio::task::spawn_blocking(move || {
         let mut db: Option<Connection> = None;
         let outcome = sauve_engine::open_check(
@@ -235,7 +342,7 @@ async fn main() -> Result<()> {
                     db = Some(open_db(&check_path).map_err(|e| e.to_string())?);
                 }
                 let conn = db.as_mut().ok_or("no database")?;
-                apply(conn, r).map_err(|e| e.to_string())
+                apply(conn, &check_uploads, r).map_err(|e| e.to_string())
             },
         );
         (outcome, layout)
@@ -272,6 +379,7 @@ async fn main() -> Result<()> {
     let token = sauve_server::generate_token()?;
     let state = App {
         db: Arc::new(Mutex::new(db)),
+        uploads,
         log,
         handle: handle.clone(),
         next_id: Arc::new(AtomicU64::new(next as u64)),
@@ -284,6 +392,7 @@ async fn main() -> Result<()> {
     let router = Router::new()
         .route("/notes", post(create))
         .route("/notes/{id}", get(read))
+        .route("/files/{name}", post(upload).get(download))
         .with_state(state)
         .merge(api);
     let listener = tokio::net::TcpListener::bind(listen).await?;
