@@ -371,6 +371,8 @@ async fn main() -> Result<()> {
         EngineOptions {
             mode: Mode::Server,
             log: Some(log.clone()),
+            // One compression thread: the other core keeps serving requests.
+            threads: 1,
             ..EngineOptions::default()
         },
     )?;
