@@ -94,6 +94,36 @@ impl SampleApp {
     }
 }
 
+/// A host log at `APP/Data/App.journal` and an engine that cuts it at each
+/// backup, with `options` otherwise.
+#[allow(clippy::panic)] // A test helper: failing here fails the test that called it.
+pub fn engine_with_log(
+    app: &SampleApp,
+    identity: [u8; 16],
+    options: sauve_engine::EngineOptions,
+) -> (
+    std::sync::Arc<sauve_logfile::LogWriter>,
+    sauve_engine::BackupHandle,
+) {
+    let log = std::sync::Arc::new(
+        sauve_logfile::LogWriter::open_or_create(
+            &app.path().join("Data/App.journal"),
+            identity,
+            sauve_logfile::Durability::EveryAppend,
+        )
+        .unwrap_or_else(|e| panic!("cannot create the log: {e}")),
+    );
+    let layout = sauve_settings::AppLayout::discover(app.path())
+        .unwrap_or_else(|e| panic!("no app layout: {e}"));
+    let options = sauve_engine::EngineOptions {
+        log: Some(log.clone()),
+        ..options
+    };
+    let handle = sauve_engine::Engine::start(layout, options)
+        .unwrap_or_else(|e| panic!("the engine did not start: {e}"));
+    (log, handle)
+}
+
 /// insta settings that replace `path` by `[APP]` in snapshots.
 pub fn redact_app(path: &Path) -> insta::Settings {
     let mut s = insta::Settings::clone_current();

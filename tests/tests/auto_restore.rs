@@ -4,11 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use sauve_engine::{DataHealth, Engine, EngineOptions, Trigger, open_check};
+use sauve_engine::{DataHealth, EngineOptions, Trigger, open_check};
 use sauve_locking::Kind;
-use sauve_logfile::{Durability, LogWriter};
 use sauve_settings::AppLayout;
 use sauve_tests::SampleApp;
 use sauve_tests::kv::{apply, load, save};
@@ -18,24 +16,9 @@ const ID: [u8; 16] = *b"auto-restore-001";
 /// A host that writes `n` records, backs up every `every` writes, and stops.
 async fn run_host(app: &SampleApp, writes: usize, every: usize) -> BTreeMap<String, String> {
     let data = app.path().join("Data/App.4DD");
-    let log = Arc::new(
-        LogWriter::open_or_create(
-            &app.path().join("Data/App.journal"),
-            ID,
-            Durability::EveryAppend,
-        )
-        .unwrap(),
-    );
     let mut map = BTreeMap::new();
     save(&data, 0, &map).unwrap();
-    let handle = Engine::start(
-        AppLayout::discover(app.path()).unwrap(),
-        EngineOptions {
-            log: Some(log.clone()),
-            ..EngineOptions::default()
-        },
-    )
-    .unwrap();
+    let (log, handle) = sauve_tests::engine_with_log(app, ID, EngineOptions::default());
     for i in 0..writes {
         {
             let _g = handle.locks().write(Kind::Data).await;

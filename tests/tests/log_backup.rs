@@ -180,23 +180,7 @@ async fn a_4d_journal_that_is_not_a_sauve_log_is_archived_as_it_is() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sauve_restore_names_the_logs_a_host_can_integrate() {
     let app = SampleApp::with_settings(&[]).unwrap();
-    let log = Arc::new(
-        LogWriter::create(
-            &app.path().join("Data/App.journal"),
-            ID,
-            1,
-            Durability::EveryAppend,
-        )
-        .unwrap(),
-    );
-    let handle = Engine::start(
-        AppLayout::discover(app.path()).unwrap(),
-        EngineOptions {
-            log: Some(log.clone()),
-            ..EngineOptions::default()
-        },
-    )
-    .unwrap();
+    let (log, handle) = sauve_tests::engine_with_log(&app, ID, EngineOptions::default());
     let first = handle.backup(Trigger::Api).await.unwrap();
     log.append(b"after the backup").unwrap();
     handle.backup(Trigger::Api).await.unwrap();
@@ -215,23 +199,7 @@ async fn sauve_restore_names_the_logs_a_host_can_integrate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_record_counts_as_a_data_change_for_backup_if_data_change() {
     let app = SampleApp::with_settings(&[("Advanced/BackupIfDataChange", "True")]).unwrap();
-    let log = Arc::new(
-        LogWriter::create(
-            &app.path().join("Data/App.journal"),
-            ID,
-            1,
-            Durability::EveryAppend,
-        )
-        .unwrap(),
-    );
-    let handle = Engine::start(
-        AppLayout::discover(app.path()).unwrap(),
-        EngineOptions {
-            log: Some(log.clone()),
-            ..EngineOptions::default()
-        },
-    )
-    .unwrap();
+    let (log, handle) = sauve_tests::engine_with_log(&app, ID, EngineOptions::default());
     let slot = |d: &str| -> jiff::Timestamp { format!("2025-03-{d}T02:00:00Z").parse().unwrap() };
     assert_eq!(handle.backup_scheduled(slot("14")).await.unwrap().number, 1);
     assert!(
@@ -275,11 +243,9 @@ async fn records_cut_by_a_failed_backup_are_kept_for_integration_and_the_next_lo
     let app = SampleApp::with_settings(&[("Advanced/CompressionRate", "None")]).unwrap();
     std::fs::write(app.path().join("Data/App.4DD"), vec![3u8; 2 << 20]).unwrap();
     let log_path = app.path().join("Data/App.journal");
-    let log = Arc::new(LogWriter::create(&log_path, ID, 1, Durability::EveryAppend).unwrap());
     let quota = Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
     let q = quota.clone();
     let options = EngineOptions {
-        log: Some(log.clone()),
         open_part: Some(Arc::new(move || {
             let q = q.clone();
             Box::new(move |p: &Path| {
@@ -289,7 +255,7 @@ async fn records_cut_by_a_failed_backup_are_kept_for_integration_and_the_next_lo
         })),
         ..EngineOptions::default()
     };
-    let handle = Engine::start(AppLayout::discover(app.path()).unwrap(), options).unwrap();
+    let (log, handle) = sauve_tests::engine_with_log(&app, ID, options);
     let first = handle.backup(Trigger::Api).await.unwrap();
     assert_eq!(first.status, Status::Ok);
     log.append(b"a=1").unwrap();

@@ -6,13 +6,9 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::Arc;
-
 use proptest::prelude::*;
-use sauve_engine::{Engine, EngineOptions, Trigger};
+use sauve_engine::{EngineOptions, Trigger};
 use sauve_locking::Kind;
-use sauve_logfile::{Durability, LogWriter};
-use sauve_settings::AppLayout;
 use sauve_status::Status;
 use sauve_tests::SampleApp;
 use sauve_tests::kv::{Map, apply, load, save};
@@ -38,10 +34,9 @@ proptest! {
             let app = SampleApp::with_settings(&[("Advanced/SetNumber/Value", "50"), ("Advanced/CompressionRate", "None")]).unwrap();
             let data = app.path().join("Data/App.4DD");
             let log_path = app.path().join("Data/App.journal");
-            let log = Arc::new(LogWriter::create(&log_path, ID, 1, Durability::EveryAppend).unwrap());
             let mut map = Map::new();
             save(&data, 0, &map).unwrap();
-            let handle = Engine::start(AppLayout::discover(app.path()).unwrap(), EngineOptions { log: Some(log.clone()), ..EngineOptions::default() }).unwrap();
+            let (log, handle) = sauve_tests::engine_with_log(&app, ID, EngineOptions::default());
             let mut backups = Vec::new();
             // Every set starts with one backup, so there is one to restore.
             for op in std::iter::once(Op::Backup).chain(ops) {
@@ -81,15 +76,7 @@ fn a_gap_in_the_logs_is_refused_with_1416() {
     rt.block_on(async {
         let app = SampleApp::with_settings(&[]).unwrap();
         let log_path = app.path().join("Data/App.journal");
-        let log = Arc::new(LogWriter::create(&log_path, ID, 1, Durability::EveryAppend).unwrap());
-        let handle = Engine::start(
-            AppLayout::discover(app.path()).unwrap(),
-            EngineOptions {
-                log: Some(log.clone()),
-                ..EngineOptions::default()
-            },
-        )
-        .unwrap();
+        let (log, handle) = sauve_tests::engine_with_log(&app, ID, EngineOptions::default());
         let first = handle.backup(Trigger::Api).await.unwrap();
         log.append(b"1=1").unwrap();
         handle.backup(Trigger::Api).await.unwrap();

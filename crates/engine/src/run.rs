@@ -438,23 +438,12 @@ impl Run {
             total_bytes: total,
         });
         let progress = RunProgress::new(self.id, self.stop.clone(), self.events.clone(), total);
-        let spec = SetSpec {
-            destination: destination.clone(),
-            base: base.clone(),
-            number: rec.number,
-            kind: SetKind::Backup,
-            compression: settings.advanced.compression_rate,
-            segment_size: u64::from(settings.advanced.file_segmentation.default_size) << 20,
-            threads: self.options.threads,
-        };
+        let spec = self.set_spec(&settings, &destination, &base, rec.number, SetKind::Backup);
         let header = ManifestHeader {
-            structure_path: self.structure_key(),
-            data_path: self.layout.data_file.display().to_string(),
-            trigger: self.trigger.as_str().to_owned(),
             settings_digest: blake3::hash(rec.settings_xml.as_bytes())
                 .to_hex()
                 .to_string(),
-            ..ManifestHeader::new(SetKind::Backup, rec.number, &base, started)
+            ..self.manifest_header(SetKind::Backup, rec.number, &base, started)
         };
         let open_part = self.options.open_part.as_ref().map(|f| f());
         let mut writer = ask(
@@ -543,21 +532,9 @@ impl Run {
 
         // 10 (cont.). The log backup, from every pending segment.
         let log_backup = if cut_log {
-            let log_spec = SetSpec {
-                destination: destination.clone(),
-                base: base.clone(),
-                number: rec.number.saturating_sub(1),
-                kind: SetKind::Log,
-                compression: settings.advanced.compression_rate,
-                segment_size: u64::from(settings.advanced.file_segmentation.default_size) << 20,
-                threads: self.options.threads,
-            };
-            let header = ManifestHeader {
-                structure_path: self.structure_key(),
-                data_path: self.layout.data_file.display().to_string(),
-                trigger: self.trigger.as_str().to_owned(),
-                ..ManifestHeader::new(SetKind::Log, rec.number.saturating_sub(1), &base, started)
-            };
+            let previous = rec.number.saturating_sub(1);
+            let log_spec = self.set_spec(&settings, &destination, &base, previous, SetKind::Log);
+            let header = self.manifest_header(SetKind::Log, previous, &base, started);
             let built = ask(
                 &self.workers.copier,
                 BuildLogBackup {
@@ -734,6 +711,42 @@ impl Run {
         .await;
         let window = guard.release();
         Ok((result??, window))
+    }
+
+    /// Where and how a set of this run is written.
+    fn set_spec(
+        &self,
+        settings: &Settings,
+        destination: &std::path::Path,
+        base: &str,
+        number: u32,
+        kind: SetKind,
+    ) -> SetSpec {
+        SetSpec {
+            destination: destination.to_path_buf(),
+            base: base.to_owned(),
+            number,
+            kind,
+            compression: settings.advanced.compression_rate,
+            segment_size: u64::from(settings.advanced.file_segmentation.default_size) << 20,
+            threads: self.options.threads,
+        }
+    }
+
+    /// The manifest header of a set of this run.
+    fn manifest_header(
+        &self,
+        kind: SetKind,
+        number: u32,
+        base: &str,
+        started: jiff::Timestamp,
+    ) -> ManifestHeader {
+        ManifestHeader {
+            structure_path: self.structure_key(),
+            data_path: self.layout.data_file.display().to_string(),
+            trigger: self.trigger.as_str().to_owned(),
+            ..ManifestHeader::new(kind, number, base, started)
+        }
     }
 
     fn structure_key(&self) -> String {

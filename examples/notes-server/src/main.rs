@@ -141,6 +141,29 @@ struct WriteQuery {
     wait_ms: Option<u64>,
 }
 
+/// Logs a write, then applies it; call it holding the data write guard. The
+/// caller acknowledges only once this returns: both are durable by then.
+async fn commit(
+    app: App,
+    record: serde_json::Value,
+) -> Result<Result<u64>, tokio::task::JoinError> {
+    tokio::task::spawn_blocking(move || -> Result<u64> {
+        let record = serde_json::to_vec(&record)?;
+        let seq = app.log.append(&record)?;
+        let mut db = app.db.lock().unwrap_or_else(|e| e.into_inner());
+        apply(
+            &mut db,
+            &app.uploads,
+            &Record {
+                seq,
+                payload: record,
+            },
+        )?;
+        Ok(seq)
+    })
+    .await
+}
+
 async fn create(State(app): State<App>, Query(q): Query<WriteQuery>, body: String) -> Response {
     let cancel = CancellationToken::new();
     if let Some(ms) = q.wait_ms {
@@ -172,22 +195,7 @@ async fn create(State(app): State<App>, Query(q): Query<WriteQuery>, body: Strin
     };
     let waited = guard.waited();
     let id = app.next_id.fetch_add(1, Ordering::SeqCst);
-    let result = tokio::task::spawn_blocking(move || -> Result<u64> {
-        // Logged before applied; acknowledged only once both are durable.
-        let record = serde_json::to_vec(&json!({"id": id, "body": body}))?;
-        let seq = app.log.append(&record)?;
-        let mut db = app.db.lock().unwrap_or_else(|e| e.into_inner());
-        apply(
-            &mut db,
-            &app.uploads,
-            &Record {
-                seq,
-                payload: record,
-            },
-        )?;
-        Ok(seq)
-    })
-    .await;
+    let result = commit(app, json!({"id": id, "body": body})).await;
     drop(guard);
     match result {
         Ok(Ok(seq)) => (
@@ -218,21 +226,7 @@ async fn upload(
         );
     }
     let guard = app.handle.locks().write(Kind::Data).await;
-    let result = tokio::task::spawn_blocking(move || -> Result<u64> {
-        let record = serde_json::to_vec(&json!({"file": name, "data": hex(&body)}))?;
-        let seq = app.log.append(&record)?;
-        let mut db = app.db.lock().unwrap_or_else(|e| e.into_inner());
-        apply(
-            &mut db,
-            &app.uploads,
-            &Record {
-                seq,
-                payload: record,
-            },
-        )?;
-        Ok(seq)
-    })
-    .await;
+    let result = commit(app, json!({"file": name, "data": hex(&body)})).await;
     drop(guard);
     match result {
         Ok(Ok(seq)) => (StatusCode::CREATED, Json(json!({"seq": seq}))).into_response(),
