@@ -5,13 +5,19 @@
 
 use std::collections::BTreeMap;
 
-use sauve_engine::{DataHealth, EngineOptions, Trigger, open_check};
+use sauve_engine::{BackupHandle, DataHealth, Engine, EngineOptions, Trigger};
 use sauve_locking::Kind;
 use sauve_settings::AppLayout;
 use sauve_tests::SampleApp;
 use sauve_tests::kv::{apply, load, save};
 
 const ID: [u8; 16] = *b"auto-restore-001";
+
+/// The engine of the app laid out as `layout` says, as a host starts it
+/// before its open check.
+fn engine(layout: AppLayout) -> BackupHandle {
+    Engine::start(layout, EngineOptions::default()).unwrap()
+}
 
 /// A host that writes `n` records, backs up every `every` writes, and stops.
 async fn run_host(app: &SampleApp, writes: usize, every: usize) -> BTreeMap<String, String> {
@@ -43,20 +49,22 @@ async fn damaged_data_is_restored_from_the_newest_backup_and_rolled_forward() {
     let layout = AppLayout::discover(app.path()).unwrap();
     let mut restored = BTreeMap::new();
     let map = std::cell::RefCell::new(&mut restored);
-    let outcome = open_check(
-        &layout,
-        DataHealth {
-            damaged: true,
-            last_applied: 0,
-        },
-        ID,
-        || {
-            let (last, m) = load(&data).unwrap();
-            **map.borrow_mut() = m;
-            last
-        },
-        |r| apply(&mut map.borrow_mut(), &r.payload),
-    )
+    let handle = engine(layout);
+    let outcome = tokio::task::block_in_place(|| {
+        handle.open_check(
+            DataHealth {
+                damaged: true,
+                last_applied: 0,
+            },
+            ID,
+            || {
+                let (last, m) = load(&data).unwrap();
+                **map.borrow_mut() = m;
+                last
+            },
+            |r| apply(&mut map.borrow_mut(), &r.payload),
+        )
+    })
     .unwrap();
     assert_eq!(restored, live, "every acknowledged write is back");
     assert!(outcome.restart);
@@ -108,20 +116,22 @@ async fn a_corrupt_newest_backup_falls_back_to_the_previous_one() {
     });
     let mut restored = BTreeMap::new();
     let map = std::cell::RefCell::new(&mut restored);
-    let outcome = open_check(
-        &layout,
-        DataHealth {
-            damaged: true,
-            last_applied: 0,
-        },
-        ID,
-        || {
-            let (last, m) = load(&data).unwrap();
-            **map.borrow_mut() = m;
-            last
-        },
-        |r| apply(&mut map.borrow_mut(), &r.payload),
-    )
+    let handle = engine(layout);
+    let outcome = tokio::task::block_in_place(|| {
+        handle.open_check(
+            DataHealth {
+                damaged: true,
+                last_applied: 0,
+            },
+            ID,
+            || {
+                let (last, m) = load(&data).unwrap();
+                **map.borrow_mut() = m;
+                last
+            },
+            |r| apply(&mut map.borrow_mut(), &r.payload),
+        )
+    })
     .unwrap();
     assert_eq!(
         outcome.restored,
@@ -134,18 +144,20 @@ async fn a_corrupt_newest_backup_falls_back_to_the_previous_one() {
 async fn without_a_usable_backup_the_result_is_backup_not_available() {
     let app = SampleApp::with_settings(&[]).unwrap();
     let layout = AppLayout::discover(app.path()).unwrap();
-    let err = open_check(
-        &layout,
-        DataHealth {
-            damaged: true,
-            last_applied: 0,
-        },
-        ID,
-        || 0,
-        |_| Ok::<(), String>(()),
-    )
+    let handle = engine(layout);
+    let err = tokio::task::block_in_place(|| {
+        handle.open_check(
+            DataHealth {
+                damaged: true,
+                last_applied: 0,
+            },
+            ID,
+            || 0,
+            |_| Ok::<(), String>(()),
+        )
+    })
     .unwrap_err();
-    assert_eq!(err.0.code(), 1410);
+    assert_eq!(err.status().code(), 1410, "{err}");
     let entry = sauve_journal::read_all(&app.path().join("Logs"))
         .unwrap()
         .pop()
@@ -167,16 +179,18 @@ async fn healthy_data_integrates_the_records_it_does_not_have() {
         data.insert(format!("k{}", i % 7), format!("v{i}"));
     }
     let layout = AppLayout::discover(app.path()).unwrap();
-    let outcome = open_check(
-        &layout,
-        DataHealth {
-            damaged: false,
-            last_applied: 6,
-        },
-        ID,
-        || 0,
-        |r| apply(&mut data, &r.payload),
-    )
+    let handle = engine(layout);
+    let outcome = tokio::task::block_in_place(|| {
+        handle.open_check(
+            DataHealth {
+                damaged: false,
+                last_applied: 6,
+            },
+            ID,
+            || 0,
+            |r| apply(&mut data, &r.payload),
+        )
+    })
     .unwrap();
     assert_eq!((outcome.applied, outcome.last_applied), (4, 10));
     assert_eq!(data, live);

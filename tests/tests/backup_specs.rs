@@ -29,13 +29,13 @@ fn backups(app: &SampleApp) -> PathBuf {
     app.root().join("Backups")
 }
 
-/// The files of a folder, but the hidden advisory lock file.
+/// The files of a folder, but the hidden advisory lock files.
 fn names(dir: &Path) -> Vec<String> {
     let mut n: Vec<String> = std::fs::read_dir(dir)
         .map(|d| {
             d.flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| !n.ends_with(".sauve.lock"))
+                .filter(|n| !(n.starts_with('.') && n.ends_with(".lock")))
                 .collect()
         })
         .unwrap_or_default();
@@ -166,7 +166,7 @@ async fn stop_in_the_middle_of_a_large_copy_gives_1406_and_leaves_nothing() {
         (h[0].status, h[0].backup_number, h[0].backup_path.as_str()),
         (Some(1406), 0, "")
     );
-    assert_eq!(handle.last_backup().await.unwrap().status, 1406);
+    assert_eq!(handle.last_backup().await.unwrap().status, Status::Stopped);
     handle.shutdown().await;
 }
 

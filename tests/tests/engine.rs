@@ -61,8 +61,8 @@ async fn a_host_on_a_multi_thread_runtime_backs_up_and_gets_every_record() {
     assert_eq!(history.highest_number(&key), Some(1));
     let last = handle.last_backup().await.unwrap();
     assert_eq!(
-        (last.number, last.status, last.trigger.as_str()),
-        (1, 0, "api")
+        (last.number, last.status, last.trigger),
+        (1, Status::Ok, Trigger::Api)
     );
     let mut seen = Vec::new();
     while let Ok(e) = events.try_recv() {

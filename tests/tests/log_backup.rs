@@ -115,10 +115,7 @@ async fn each_data_backup_cuts_the_log_and_archives_its_records_in_a_4bl() {
         Some(bk.join("App[0001].4BL").display().to_string())
     );
     let last = handle.last_backup().await.unwrap();
-    assert_eq!(
-        last.log_archive,
-        Some(bk.join("App[0001].4BL").display().to_string())
-    );
+    assert_eq!(last.log_archive, Some(bk.join("App[0001].4BL")));
     handle.shutdown().await;
 }
 
@@ -285,9 +282,11 @@ async fn records_cut_by_a_failed_backup_are_kept_for_integration_and_the_next_lo
     )
     .unwrap();
     let mut got = Vec::new();
-    sauve_engine::integrate_after_restore(app.path(), &report, ID, Some(&log_path), |r| {
-        got.push(String::from_utf8(r.payload.clone()).unwrap());
-        Ok::<(), String>(())
+    tokio::task::block_in_place(|| {
+        handle.integrate_after_restore(&report, ID, Some(&log_path), |r| {
+            got.push(String::from_utf8(r.payload.clone()).unwrap());
+            Ok::<(), String>(())
+        })
     })
     .unwrap();
     assert_eq!(got, ["a=1", "b=2", "c=3"]);

@@ -54,14 +54,14 @@ proptest! {
                     }
                 }
             }
-            handle.shutdown().await;
             let archive = &backups[pick.index(backups.len())];
             let to = app.root().join("restored");
             let report = sauve_archive::restore(archive, &sauve_archive::RestoreOptions { to: Some(to.clone()), force: false }, &mut sauve_archive::NoProgress).unwrap();
             let (last, mut restored) = load(&to.join("Data/App.4DD")).unwrap();
             assert_eq!(report.manifest.header.last_log_sequence.unwrap_or(0), last, "the data and its cut agree");
-            sauve_engine::integrate_after_restore(app.path(), &report, ID, Some(&log_path), |r| apply(&mut restored, &r.payload)).unwrap();
+            tokio::task::block_in_place(|| handle.integrate_after_restore(&report, ID, Some(&log_path), |r| apply(&mut restored, &r.payload))).unwrap();
             assert_eq!(restored, map);
+            handle.shutdown().await;
         });
     }
 }
@@ -81,7 +81,6 @@ fn a_gap_in_the_logs_is_refused_with_1416() {
         log.append(b"1=1").unwrap();
         handle.backup(Trigger::Api).await.unwrap();
         log.append(b"2=2").unwrap();
-        handle.shutdown().await;
         // The log backup between the two backups is lost.
         std::fs::remove_file(app.root().join("Backups/App[0001].4BL")).unwrap();
         let to = app.root().join("restored");
@@ -94,16 +93,16 @@ fn a_gap_in_the_logs_is_refused_with_1416() {
             &mut sauve_archive::NoProgress,
         )
         .unwrap();
-        let err =
-            sauve_engine::integrate_after_restore(app.path(), &report, ID, Some(&log_path), |_| {
-                Ok::<(), String>(())
-            })
-            .unwrap_err();
-        assert_eq!(err.0.code(), 1416, "{}", err.1);
+        let err = tokio::task::block_in_place(|| {
+            handle.integrate_after_restore(&report, ID, Some(&log_path), |_| Ok::<(), String>(()))
+        })
+        .unwrap_err();
+        assert_eq!(err.status().code(), 1416, "{err}");
         let entry = sauve_journal::read_all(&app.path().join("Logs"))
             .unwrap()
             .pop()
             .unwrap();
         assert_eq!(entry.title, Some(sauve_journal::Title::LogIntegration));
+        handle.shutdown().await;
     });
 }

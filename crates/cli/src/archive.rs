@@ -61,17 +61,34 @@ pub(crate) fn restore(
     archive: &Path,
     to: Option<PathBuf>,
     force: bool,
+    app: Option<&Path>,
     io: &mut Io<'_>,
 ) -> Result<(), Failure> {
     let options = RestoreOptions { to, force };
-    let started = jiff::Timestamp::now();
-    let result = sauve_archive::restore(archive, &options, &mut NoProgress);
-    if let Err(warning) = record_restore(archive, &result, started) {
-        io.err(&format!(
-            "warning: the restore was not recorded in the history: {warning}\n"
-        ));
+    let restored = match app {
+        // Through the app's engine: refused while it backs up (1402) or
+        // integrates (1417), journaled "Restore" in its Backup Journal.
+        Some(app) => {
+            let app = crate::settings::app_dir(app)?;
+            let layout = sauve_settings::AppLayout::discover(&app)
+                .map_err(|e| Failure::failed(e.to_string()))?;
+            let rt = crate::backup::runtime()?;
+            rt.block_on(async {
+                let handle = sauve_engine::Engine::start(layout, Default::default())
+                    .map_err(engine_failure)?;
+                let r = handle
+                    .restore(archive, options, sauve_engine::Trigger::Manual)
+                    .await;
+                handle.shutdown().await;
+                r.map_err(engine_failure)
+            })?
+        }
+        None => sauve_engine::restore_detached(archive, &options).map_err(engine_failure)?,
+    };
+    for w in &restored.warnings {
+        io.err(&format!("warning: {w}\n"));
     }
-    let report = result.map_err(failure)?;
+    let report = restored.report;
     io.out(&format!(
         "Restored {} into {} ({} files, {})\n",
         report.set.display_name(),
@@ -95,59 +112,19 @@ pub(crate) fn restore(
     Ok(())
 }
 
-/// Records a restore in the history beside the archive, under the
-/// manifest's structure key (SPEC 13.1). A set that could not be read has no
-/// manifest to name the key, and is not recorded.
-fn record_restore(
-    archive: &Path,
-    result: &Result<sauve_archive::RestoreReport, ArchiveError>,
-    started: jiff::Timestamp,
-) -> Result<(), String> {
-    let Ok(report) = result else {
-        return Ok(());
-    };
-    let ended = jiff::Timestamp::now();
-    let m = &report.manifest.header;
-    let data = report
-        .manifest
-        .entries
-        .iter()
-        .find(|e| e.kind == EntryKind::Data)
-        .map(|e| report.destination.join(&e.path).display().to_string())
-        .unwrap_or_default();
-    let mut entry = sauve_history::HistoryEntry::restore(
-        sauve_history::Operation::Restore,
-        std::path::absolute(archive)
-            .unwrap_or_else(|_| archive.to_path_buf())
-            .display()
-            .to_string(),
-        m.structure_path.clone(),
-        data,
-        m.backup_number,
-        started,
-        ended,
-        Some("manual"),
-    );
-    entry.segments = Some(
-        report
-            .set
-            .files
-            .iter()
-            .map(|f| f.display().to_string())
-            .collect(),
-    );
-    let dir = &report.set.dir;
-    let mut loaded = sauve_history::History::load(dir, ended).map_err(|e| e.to_string())?;
-    loaded
-        .history
-        .add(&m.structure_path, entry)
-        .map_err(|e| e.to_string())?;
-    loaded
-        .history
-        .retain(&m.structure_path, sauve_history::UNLIMITED)
-        .map_err(|e| e.to_string())?;
-    loaded.history.save(dir).map_err(|e| e.to_string())?;
-    Ok(())
+/// An engine error as the CLI reports it: the status and the message; a
+/// bad archive name or a non-empty destination is a usage error.
+fn engine_failure(e: sauve_engine::EngineError) -> Failure {
+    match e {
+        sauve_engine::EngineError::Archive(a) => failure(a),
+        e => {
+            let status = e.status();
+            Failure {
+                code: crate::EXIT_FAILURE,
+                message: format!("{} ({}): {e}", status.text().to_lowercase(), status.code()),
+            }
+        }
+    }
 }
 
 fn kind_name(k: EntryKind) -> &'static str {

@@ -108,8 +108,13 @@ pub(crate) enum Command {
         /// Restore into a non-empty destination, replacing same-path files.
         #[arg(long)]
         force: bool,
+        /// The app the archive belongs to: the restore is then refused while
+        /// that app backs up, and journaled in its Backup Journal.
+        #[arg(long, value_name = "DIR")]
+        app: Option<PathBuf>,
     },
-    /// Show the Backup Journal (APP/Logs/Backup Journal[NNN].txt), oldest first.
+    /// Show the Backup Journal (APP/Logs/Backup Journal[NNN].txt, or
+    /// APP/Data/Logs/ where the app keeps it there), oldest first.
     Journal {
         #[command(flatten)]
         app: AppArg,

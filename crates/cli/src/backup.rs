@@ -13,7 +13,7 @@ use sauve_status::Status;
 use crate::settings::app_dir;
 use crate::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE, Failure, Io};
 
-fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -107,25 +107,13 @@ impl Display {
 
     fn show(&self, event: &BackupEvent, io: &mut Io<'_>) {
         if self.json {
-            let line = match event {
-                // The last line has exactly the fields SPEC section 4 names.
-                BackupEvent::Finished {
-                    status,
-                    status_text,
-                    number,
-                    archives,
-                    ..
-                } => serde_json::json!({
-                    "event": "finished",
-                    "status": status,
-                    "status_text": status_text,
-                    "number": number,
-                    "archives": archives,
-                })
-                .to_string(),
-                other => serde_json::to_string(other).unwrap_or_default(),
-            };
-            io.out(&format!("{line}\n"));
+            // The finished line is printed from the report, last, exactly once.
+            if !matches!(event, BackupEvent::Finished { .. }) {
+                io.out(&format!(
+                    "{}\n",
+                    serde_json::to_string(event).unwrap_or_default()
+                ));
+            }
             return;
         }
         let Some(bar) = &self.bar else { return };
@@ -151,6 +139,19 @@ impl Display {
             BackupEvent::Finished { .. } => bar.finish_and_clear(),
         }
     }
+}
+
+/// The last line of `sauve backup --json`: exactly the fields SPEC section 4
+/// names, always printed, refusals included.
+pub(crate) fn finished_line(status: Status, number: u32, archives: &[PathBuf]) -> String {
+    let line = serde_json::json!({
+        "event": "finished",
+        "status": status.code(),
+        "status_text": status.text(),
+        "number": number,
+        "archives": archives,
+    });
+    format!("{line}\n")
 }
 
 /// Runs one backup through `handle`, showing its events; Ctrl-C stops it.
@@ -232,11 +233,29 @@ pub(crate) fn backup(
         let report = run_backup(&handle, Trigger::Manual, &display, io).await;
         handle.shutdown().await;
         report
-    })?;
-    if !json {
+    });
+    let report = match report {
+        Ok(r) => r,
+        Err(f) => {
+            if json {
+                io.out(&finished_line(Status::BackupError, 0, &[]));
+            }
+            return Err(f);
+        }
+    };
+    if json {
+        io.out(&finished_line(
+            report.status,
+            report.number,
+            &report.archives,
+        ));
+    } else {
         io.out(&summary(&layout, &report));
         for e in &report.errors {
             io.err(&format!("error: {e}\n"));
+        }
+        for w in &report.warnings {
+            io.err(&format!("warning: {w}\n"));
         }
     }
     match exit_code(report.status) {
@@ -260,7 +279,7 @@ fn destination(app: &Path) -> Result<PathBuf, Failure> {
 pub(crate) fn status(app: &Path, json: bool, io: &mut Io<'_>) -> Result<(), Failure> {
     let app = app_dir(app)?;
     let view = crate::remote::live_scheduler(&app);
-    let value = sauve_engine::status_json(&app, view).map_err(Failure::usage)?;
+    let value = sauve_engine::status_json(&app, view).map_err(|e| Failure::usage(e.to_string()))?;
     print_status(&value, json, io)
 }
 
@@ -329,26 +348,20 @@ pub(crate) fn history(app: &Path, json: bool, io: &mut Io<'_>) -> Result<(), Fai
     let app = app_dir(app)?;
     let dest = destination(&app)?;
     let path = dest.join(sauve_history::FILE_NAME);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if json {
-                io.out("{}\n");
-            } else {
-                io.err(&format!("no history in {}\n", dest.display()));
-            }
-            return Ok(());
+    let Some(text) =
+        sauve_history::read_json_text(&dest).map_err(|e| Failure::failed(e.to_string()))?
+    else {
+        if json {
+            io.out("{}\n");
+        } else {
+            io.err(&format!("no history in {}\n", dest.display()));
         }
-        Err(e) => {
-            return Err(Failure::failed(format!(
-                "cannot read {}: {e}",
-                path.display()
-            )));
-        }
+        return Ok(());
     };
     let h = sauve_history::History::parse(&text)
         .ok_or_else(|| Failure::failed(format!("{} is not a valid history", path.display())))?;
     if json {
+        // Without the BOM some 4D files start with: stdout JSON never has one.
         io.out(&format!("{text}\n"));
         return Ok(());
     }
@@ -417,7 +430,7 @@ pub(crate) fn demo(dir: Option<PathBuf>, io: &mut Io<'_>) -> Result<(), Failure>
         archive.display(),
         restored.display()
     ));
-    crate::archive::restore(archive, Some(restored.clone()), false, io)?;
+    crate::archive::restore(archive, Some(restored.clone()), false, Some(&app), io)?;
     io.out(&format!("\n$ sauve verify '{}'\n", archive.display()));
     crate::archive::verify(archive, io)?;
     let same = std::fs::read(app.join("Data/DemoApp.4DD")).ok()

@@ -12,7 +12,7 @@ pub(crate) fn show(
     io: &mut Io<'_>,
 ) -> Result<(), Failure> {
     let app = app_dir(app)?;
-    let logs = app.join("Logs");
+    let logs = sauve_journal::journal_dir(&app);
     let mut entries = sauve_journal::read_all(&logs).map_err(|e| Failure::failed(e.to_string()))?;
     if let Some(n) = tail {
         let skip = entries.len().saturating_sub(n);

@@ -129,9 +129,12 @@ where
         args::Command::History { app, json } => backup::history(&app.app, json, &mut io),
         args::Command::Demo { dir } => backup::demo(dir, &mut io),
         args::Command::Verify { archive } => archive::verify(&archive, &mut io),
-        args::Command::Restore { archive, to, force } => {
-            archive::restore(&archive, to, force, &mut io)
-        }
+        args::Command::Restore {
+            archive,
+            to,
+            force,
+            app,
+        } => archive::restore(&archive, to, force, app.as_deref(), &mut io),
         args::Command::List { archive, json } => archive::list(&archive, json, &mut io),
         args::Command::Journal { app, tail, json } => journal::show(&app.app, tail, json, &mut io),
     };

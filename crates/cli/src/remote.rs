@@ -5,7 +5,7 @@ use std::io::BufRead;
 use std::path::Path;
 use std::time::Duration;
 
-use sauve_engine::SchedulerView;
+use sauve_engine::{BackupEvent, SchedulerView};
 use sauve_server::ServerFile;
 use sauve_status::Status;
 
@@ -132,23 +132,27 @@ pub(crate) fn backup(
     let code = started.status();
     let body = started.body_mut().read_to_string().unwrap_or_default();
     let answer: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-    if code.as_u16() == 409 {
-        return Err(Failure::failed(format!(
-            "{}: a backup is already running on {url}",
-            Status::AlreadyRunning
-        )));
+    // A refusal (409) or a run that ended before it had a number (422)
+    // carries its status: the backup is over, with that status.
+    if !code.is_success()
+        && let Some(status) = answer["status"].as_i64()
+    {
+        let status = Status::from_code(status as i32);
+        if json {
+            io.out(&crate::backup::finished_line(status, 0, &[]));
+        } else {
+            io.out(&format!("Backup on {url}: {status}\n"));
+            if let Some(e) = answer["error"].as_str() {
+                io.err(&format!("error: {e}\n"));
+            }
+        }
+        return finish(status);
     }
     if !code.is_success() {
         return Err(Failure::failed(format!(
             "{url} answered {code}: {}",
             answer["error"].as_str().unwrap_or(&body)
         )));
-    }
-    if let Some(status) = answer["status"].as_i64() {
-        // The run ended before it had a number (refused, invalid settings…).
-        let status = Status::from_code(status as i32);
-        io.out(&format!("Backup on {url}: {status}\n"));
-        return finish(status);
     }
     let run = answer["run"].as_u64();
     if !json {
@@ -165,6 +169,9 @@ pub(crate) fn backup(
             .read_line(&mut line)
             .map_err(|e| Failure::failed(format!("the event stream of {url} broke: {e}")))?;
         if n == 0 {
+            if json {
+                io.out(&crate::backup::finished_line(Status::BackupError, 0, &[]));
+            }
             return Err(Failure::failed(format!(
                 "{url} closed the event stream before the backup ended"
             )));
@@ -172,25 +179,44 @@ pub(crate) fn backup(
         let Some(data) = line.trim_end().strip_prefix("data:") else {
             continue;
         };
-        let Ok(event) = serde_json::from_str::<serde_json::Value>(data.trim()) else {
+        let Ok(event) = serde_json::from_str::<BackupEvent>(data.trim()) else {
             continue;
         };
-        if run.is_some() && event["run"].as_u64() != run {
+        if run.is_some_and(|r| event_run(&event) != r) {
             continue;
         }
-        if json {
-            io.out(&format!("{}\n", data.trim()));
-        }
-        if event["event"] == "finished" {
-            let status = Status::from_code(event["status"].as_i64().unwrap_or(1409) as i32);
-            if !json {
+        if let BackupEvent::Finished {
+            status,
+            number,
+            archives,
+            ..
+        } = &event
+        {
+            let status = Status::from_code(*status);
+            if json {
+                io.out(&crate::backup::finished_line(status, *number, archives));
+            } else {
                 io.out(&format!(
                     "Backup {} on {url}: {status}\n",
-                    sauve_archive::number_text(event["number"].as_u64().unwrap_or(0) as u32)
+                    sauve_archive::number_text(*number)
                 ));
             }
             return finish(status);
         }
+        if json {
+            io.out(&format!("{}\n", data.trim()));
+        }
+    }
+}
+
+/// The run an event belongs to.
+fn event_run(event: &BackupEvent) -> u64 {
+    match event {
+        BackupEvent::Started { run, .. }
+        | BackupEvent::Phase { run, .. }
+        | BackupEvent::File { run, .. }
+        | BackupEvent::Warning { run, .. }
+        | BackupEvent::Finished { run, .. } => *run,
     }
 }
 

@@ -6,6 +6,11 @@
 //! the old file or the new one is there, never a mix. (`tempfile`'s
 //! `persist` alone does neither sync.)
 //!
+//! Records that several processes update (the Backup Journal, the history,
+//! the state file) are changed under [`lock_exclusive`], an advisory lock on
+//! a lock file beside them, so that two load-modify-save cycles never
+//! interleave. [`mtime_ns`] is the one way sauve reads a modification time.
+//!
 //! Invariant: plain `std::io` errors, each returned with the path it concerns;
 //! no policy about what a failure means to the caller.
 
@@ -14,7 +19,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// An IO error and the path it happened on.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {action} \"{}\": {source}", path.display())]
 pub struct PathError {
     /// What was being done: "create", "write", "sync", "rename"…
     pub action: &'static str,
@@ -24,21 +30,14 @@ pub struct PathError {
     pub source: io::Error,
 }
 
-impl std::fmt::Display for PathError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "cannot {} \"{}\": {}",
-            self.action,
-            self.path.display(),
-            self.source
-        )
-    }
-}
-
-impl std::error::Error for PathError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
+impl PathError {
+    /// Wraps an IO error with what was being done and the path.
+    pub fn new(action: &'static str, path: &Path, source: io::Error) -> PathError {
+        PathError {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }
 
@@ -144,6 +143,45 @@ pub fn append(path: &Path, bytes: &[u8]) -> Result<(), PathError> {
     Ok(())
 }
 
+/// Modification time in nanoseconds since the Unix epoch.
+pub fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
+    use std::os::unix::fs::MetadataExt;
+    meta.mtime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(meta.mtime_nsec())
+}
+
+/// The lock file that guards `record`: `.<name>.lock` in the same folder.
+pub fn lock_path(record: &Path) -> PathBuf {
+    let name = record
+        .file_name()
+        .map_or_else(|| "sauve".into(), |n| n.to_string_lossy());
+    folder_of(record).join(format!(".{name}.lock"))
+}
+
+/// An exclusive advisory lock, held until dropped.
+#[derive(Debug)]
+pub struct RecordLock {
+    _file: File,
+}
+
+/// Waits for the exclusive advisory lock guarding `record` (see
+/// [`lock_path`]), creating its folder and lock file when needed. Every
+/// process that changes `record` takes it around its load-modify-save.
+pub fn lock_exclusive(record: &Path) -> Result<RecordLock, PathError> {
+    let path = lock_path(record);
+    let dir = folder_of(&path);
+    std::fs::create_dir_all(dir).map_err(at("create folder", dir))?;
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(at("open", &path))?;
+    file.lock().map_err(at("lock", &path))?;
+    Ok(RecordLock { _file: file })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +219,27 @@ mod tests {
         let e = create_new(&p, b"2").unwrap_err();
         assert_eq!(e.source.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(std::fs::read(&p).unwrap(), b"1");
+    }
+
+    #[test]
+    fn the_record_lock_excludes_a_second_holder_until_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = dir.path().join("Logs/sauve-state.json");
+        let held = lock_exclusive(&record).unwrap();
+        assert_eq!(
+            lock_path(&record),
+            dir.path().join("Logs/.sauve-state.json.lock")
+        );
+        let other = File::options()
+            .write(true)
+            .open(lock_path(&record))
+            .unwrap();
+        assert!(matches!(
+            other.try_lock(),
+            Err(std::fs::TryLockError::WouldBlock)
+        ));
+        drop(held);
+        other.try_lock().unwrap();
     }
 
     #[test]

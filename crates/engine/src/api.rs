@@ -28,7 +28,34 @@ pub enum Trigger {
     Automatic,
 }
 
+/// A trigger word that is none of SPEC section 1's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown trigger \"{0}\" (accepted: manual, api, scheduled, remote, automatic)")]
+pub struct UnknownTrigger(pub String);
+
+impl std::str::FromStr for Trigger {
+    type Err = UnknownTrigger;
+    fn from_str(s: &str) -> Result<Trigger, UnknownTrigger> {
+        [
+            Trigger::Manual,
+            Trigger::Api,
+            Trigger::Scheduled,
+            Trigger::Remote,
+            Trigger::Automatic,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == s)
+        .ok_or_else(|| UnknownTrigger(s.to_owned()))
+    }
+}
+
 impl Trigger {
+    /// Whether a person or a program asked for it now (manual, api,
+    /// remote): its success re-enables a scheduler turned off by 1401.
+    pub fn is_on_demand(self) -> bool {
+        matches!(self, Trigger::Manual | Trigger::Api | Trigger::Remote)
+    }
+
     /// The word the journal and the history write.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -37,6 +64,31 @@ impl Trigger {
             Trigger::Scheduled => "scheduled",
             Trigger::Remote => "remote",
             Trigger::Automatic => "automatic",
+        }
+    }
+}
+
+/// A scheduled attempt (SPEC 9.1): the slot it stands for (its `Scheduled`
+/// line), which attempt at that slot it is, and whether a failure now is
+/// the one that gives up (AbortIfBackupFail: recorded as 1401, with the
+/// underlying error).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Scheduled {
+    /// The slot.
+    pub slot: jiff::Timestamp,
+    /// 1 for the slot's first attempt, then 2, 3… for its retries.
+    pub attempt: u32,
+    /// A failure of this attempt reaches RetryCountBeforeAbort.
+    pub last_allowed: bool,
+}
+
+impl Scheduled {
+    /// The first attempt at `slot`, with retries left.
+    pub fn first(slot: jiff::Timestamp) -> Scheduled {
+        Scheduled {
+            slot,
+            attempt: 1,
+            last_allowed: false,
         }
     }
 }
@@ -223,9 +275,13 @@ pub enum BackupEvent {
     },
 }
 
-/// How a backup ended.
+/// How a backup request ended, refusals included.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackupReport {
+    /// The request's run id (refused requests get one too), the same as in
+    /// its events.
+    #[serde(default)]
+    pub run: u64,
     /// The final status.
     #[serde(with = "status_code")]
     pub status: Status,
@@ -245,8 +301,13 @@ pub struct BackupReport {
     pub structure_lock: Option<Duration>,
     /// The errors reported, first first.
     pub errors: Vec<String>,
-    /// Notes and warnings (numbering, retention, skipped files).
+    /// Notes for the journal (numbering, retention, skipped files).
     pub notes: Vec<String>,
+    /// What went wrong without changing the status: a record (history,
+    /// journal, last-backup information) not written, a retention that
+    /// stopped half-way. Each was also sent as a `warning` event.
+    #[serde(default)]
+    pub warnings: Vec<String>,
     /// A scheduled run not made because the data did not change
     /// (BackupIfDataChange): only "Backup postponed" was journaled.
     #[serde(default)]
@@ -264,16 +325,4 @@ pub(crate) mod status_code {
         let code: i32 = serde::Deserialize::deserialize(d)?;
         Ok(Status::from_code(code))
     }
-}
-
-/// Why the engine could not start or answer.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum EngineError {
-    /// The actor system could not start.
-    #[error("cannot start the backup engine: {0}")]
-    Start(String),
-    /// The engine has shut down, or an actor died.
-    #[error("the backup engine is not running: {0}")]
-    Gone(String),
 }

@@ -1,17 +1,39 @@
 //! The facade host apps use: [`Engine::start`] gives a [`BackupHandle`].
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use actix::{Actor, Addr};
+use actix::{Actor, Addr, SyncArbiter};
+use sauve_archive::{RestoreOptions, RestoreReport};
+use sauve_journal::Entry;
 use sauve_locking::LockManager;
+use sauve_logfile::Record;
+use sauve_scheduler::SchedulerState;
 use sauve_settings::AppLayout;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, oneshot, watch};
 
-use crate::actors::coordinator::messages::{IsRunning, StartBackup, StopBackup};
-use crate::actors::coordinator::{Coordinator, Workers};
-use crate::api::{BackupEvent, BackupReport, EngineError, EngineOptions, Trigger};
-use crate::state::{EngineState, LastBackup};
+use crate::actors::coordinator::Coordinator;
+use crate::actors::coordinator::messages::{
+    Admit, Admitted, Dismiss, IsRunning, StartBackup, StopBackup,
+};
+use crate::actors::copier::Copier;
+use crate::actors::copier::messages::RestoreArchive;
+use crate::actors::locks::LockKeeper;
+use crate::actors::records::Records;
+use crate::actors::records::messages::{
+    AppendJournal, ReadState, RecordHistory, SaveSchedulerState,
+};
+use crate::actors::resolver::Resolver;
+use crate::actors::resolver::messages::ReadSettings;
+use crate::actors::{Actors, ask};
+use crate::api::{BackupEvent, BackupReport, Clock, EngineOptions, Scheduled, Trigger};
+use crate::error::{Busy, EngineError};
+use crate::open::{DataHealth, OpenOutcome};
+use crate::run::Numbered;
+use crate::settings::AppSettings;
+use crate::state::LastBackup;
 
 /// Starts engines.
 #[derive(Debug)]
@@ -19,10 +41,13 @@ pub struct Engine;
 
 struct Inner {
     coordinator: Addr<Coordinator>,
+    actors: Actors,
     system: actix::System,
     locks: LockManager,
     events: broadcast::Sender<BackupEvent>,
-    app: PathBuf,
+    tally: watch::Receiver<Tally>,
+    layout: AppLayout,
+    clock: Arc<dyn Clock>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -48,8 +73,98 @@ pub struct BackupHandle {
 impl std::fmt::Debug for BackupHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BackupHandle")
-            .field("app", &self.inner.app)
+            .field("app", &self.inner.layout.app)
             .finish_non_exhaustive()
+    }
+}
+
+/// How many backup requests ended, for those who wait on the engine
+/// without following every event (the scheduler re-enables itself after a
+/// successful manual backup, SPEC 9.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Requests ended, refusals included.
+    pub finished: u64,
+    /// Manual, api or remote backups that ended with 0 or -43.
+    pub on_demand_successes: u64,
+}
+
+/// How a backup request began: with a number, or it ended first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// The run has its number and is copying.
+    Started {
+        /// Its run id.
+        run: u64,
+        /// The backup number.
+        number: u32,
+    },
+    /// Refused, or ended before it had a number (invalid settings, a hook's
+    /// refusal, a failed pre-check).
+    Ended(BackupReport),
+}
+
+type ReportFuture = Pin<Box<dyn Future<Output = Result<BackupReport, EngineError>> + Send>>;
+
+/// A backup request on its way. Dropping it does not stop the backup.
+pub struct Running {
+    numbered: Option<oneshot::Receiver<Numbered>>,
+    report: Option<ReportFuture>,
+    ended: Option<BackupReport>,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running").finish_non_exhaustive()
+    }
+}
+
+impl Running {
+    /// Waits until the run has its number, or has ended: whichever comes
+    /// first. Never waits on an event that cannot come.
+    pub async fn admitted(&mut self) -> Result<Admission, EngineError> {
+        if let Some(rx) = self.numbered.take()
+            && let Ok(n) = rx.await
+        {
+            return Ok(Admission::Started {
+                run: n.run,
+                number: n.number,
+            });
+        }
+        Ok(Admission::Ended(self.wait().await?))
+    }
+
+    async fn wait(&mut self) -> Result<BackupReport, EngineError> {
+        if let Some(r) = &self.ended {
+            return Ok(r.clone());
+        }
+        let future = self.report.take().ok_or(EngineError::Gone {
+            actor: "coordinator",
+        })?;
+        let report = future.await?;
+        self.ended = Some(report.clone());
+        Ok(report)
+    }
+
+    /// Waits for the report.
+    pub async fn report(mut self) -> Result<BackupReport, EngineError> {
+        self.wait().await
+    }
+}
+
+/// An admitted restore or integration: the coordinator refuses others
+/// until it is dropped; the app's advisory lock is held meanwhile.
+pub(crate) struct Ticket {
+    id: u64,
+    _lock: std::fs::File,
+    coordinator: Addr<Coordinator>,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        // `do_send` ignores the mailbox's capacity: the release is never
+        // dropped while the engine runs.
+        self.coordinator.do_send(Dismiss { id: self.id });
     }
 }
 
@@ -60,40 +175,56 @@ impl Engine {
     pub fn start(layout: AppLayout, options: EngineOptions) -> Result<BackupHandle, EngineError> {
         let locks = LockManager::new();
         let (events, _) = broadcast::channel(256);
+        let (tally_tx, tally) = watch::channel(Tally::default());
         let (tx, rx) = std::sync::mpsc::channel();
-        let app = layout.app.clone();
-        let (thread_locks, thread_events) = (locks.clone(), events.clone());
+        let clock = options.clock.clone();
+        let (thread_locks, thread_events, thread_layout) =
+            (locks.clone(), events.clone(), layout.clone());
         let thread = std::thread::Builder::new()
             .name("sauve-engine".to_owned())
             .spawn(move || {
                 let runner = actix::System::new();
                 runner.block_on(async move {
-                    let workers = Workers::start(thread_locks);
+                    let app = thread_layout.app.clone();
+                    let resolver_layout = thread_layout.clone();
+                    // Blocking file IO: each on a thread of its own.
+                    let actors = Actors {
+                        resolver: SyncArbiter::start(1, move || {
+                            Resolver::new(resolver_layout.clone())
+                        }),
+                        copier: SyncArbiter::start(1, Copier::default),
+                        records: SyncArbiter::start(1, move || Records::new(app.clone())),
+                        locks: LockKeeper::new(thread_locks).start(),
+                    };
                     let coordinator = Coordinator {
-                        layout,
+                        layout: thread_layout,
                         options,
-                        workers,
+                        actors: actors.clone(),
                         events: thread_events,
-                        running: None,
-                        runs: 0,
-                        last: None,
+                        tally: tally_tx,
+                        busy: None,
+                        stop: None,
+                        ids: 0,
                     }
                     .start();
-                    let _ = tx.send((coordinator, actix::System::current()));
+                    let _ = tx.send((coordinator, actors, actix::System::current()));
                 });
                 let _ = runner.run();
             })
-            .map_err(|e| EngineError::Start(e.to_string()))?;
-        let (coordinator, system) = rx
-            .recv()
-            .map_err(|e| EngineError::Start(format!("the engine thread ended: {e}")))?;
+            .map_err(EngineError::Start)?;
+        let (coordinator, actors, system) = rx.recv().map_err(|_| EngineError::Gone {
+            actor: "engine thread",
+        })?;
         Ok(BackupHandle {
             inner: Arc::new(Inner {
                 coordinator,
+                actors,
                 system,
                 locks,
                 events,
-                app,
+                tally,
+                layout,
+                clock,
                 thread: Mutex::new(Some(thread)),
             }),
         })
@@ -101,70 +232,65 @@ impl Engine {
 }
 
 impl BackupHandle {
-    /// Runs a backup now and waits for its report. While one runs, another
-    /// request gets a report with status 1402 and records nothing; a caller
-    /// holding a write guard gets 1404.
-    pub async fn backup(&self, trigger: Trigger) -> Result<BackupReport, EngineError> {
-        if let Some(refusal) = self.refuse_writer(trigger) {
-            return Ok(refusal);
-        }
-        self.send(StartBackup {
+    /// Sends a backup request and returns at once; the run goes on whether
+    /// or not the [`Running`] is kept. While one runs, another request ends
+    /// at once with 1402 (1417 during a log integration); a caller holding a
+    /// write guard gets 1404. Each ends with one report and one `finished`.
+    pub fn begin(&self, trigger: Trigger) -> Running {
+        self.request(trigger, None)
+    }
+
+    fn request(&self, trigger: Trigger, scheduled: Option<Scheduled>) -> Running {
+        let (tx, rx) = oneshot::channel();
+        // actix queues the message now; the future only waits for the reply.
+        let request = self.inner.coordinator.send(StartBackup {
             trigger,
-            scheduled: None,
-        })
-        .await
+            scheduled,
+            holds_write_guard: self.inner.locks.current_task_holds_write_guard(),
+            numbered: tx,
+        });
+        Running {
+            numbered: Some(rx),
+            report: Some(Box::pin(async move {
+                request.await.map_err(|_| EngineError::Gone {
+                    actor: "coordinator",
+                })
+            })),
+            ended: None,
+        }
     }
 
-    /// 1404 for a caller that holds a write guard: its backup would wait for
-    /// the guard it holds.
-    fn refuse_writer(&self, trigger: Trigger) -> Option<BackupReport> {
-        self.inner.locks.current_task_holds_write_guard().then(|| {
-            crate::run::refused(
-                trigger,
-                jiff::Timestamp::now(),
-                sauve_status::Status::CallerHoldsWriteGuard,
-                "the caller holds a write guard; release it before asking for a backup",
-            )
-        })
+    /// Runs a backup now and waits for its report (see [`BackupHandle::begin`]).
+    pub async fn backup(&self, trigger: Trigger) -> Result<BackupReport, EngineError> {
+        self.begin(trigger).report().await
     }
 
-    /// Runs the backup of a scheduled slot (its time goes to the journal and history).
+    /// Runs the first attempt at a scheduled slot (its time goes to the
+    /// journal and history).
     pub async fn backup_scheduled(
         &self,
         slot: jiff::Timestamp,
     ) -> Result<BackupReport, EngineError> {
-        if let Some(refusal) = self.refuse_writer(Trigger::Scheduled) {
-            return Ok(refusal);
-        }
-        self.send(StartBackup {
-            trigger: crate::api::Trigger::Scheduled,
-            scheduled: Some(slot),
-        })
-        .await
+        self.backup_attempt(Scheduled::first(slot)).await
+    }
+
+    /// Runs a scheduled attempt: its slot, its number, and whether a failure
+    /// gives up (then recorded as 1401, SPEC 9.1).
+    pub async fn backup_attempt(&self, scheduled: Scheduled) -> Result<BackupReport, EngineError> {
+        self.request(Trigger::Scheduled, Some(scheduled))
+            .report()
+            .await
     }
 
     /// The Stop button: the running copy ends within about a second and the
     /// run reports 1406. Returns whether a backup was running.
     pub async fn stop(&self) -> Result<bool, EngineError> {
-        self.send(StopBackup).await
+        ask(&self.inner.coordinator, "coordinator", StopBackup).await
     }
 
     /// Whether a backup is running.
     pub async fn is_running(&self) -> Result<bool, EngineError> {
-        self.send(IsRunning).await
-    }
-
-    async fn send<M>(&self, msg: M) -> Result<M::Result, EngineError>
-    where
-        M: actix::Message + Send + 'static,
-        M::Result: Send,
-        Coordinator: actix::Handler<M>,
-    {
-        self.inner
-            .coordinator
-            .send(msg)
-            .await
-            .map_err(|e| EngineError::Gone(e.to_string()))
+        ask(&self.inner.coordinator, "coordinator", IsRunning).await
     }
 
     /// Events of every run from now on: start, phases, progress (at most 10
@@ -172,6 +298,11 @@ impl BackupHandle {
     /// progress events rather than slowing the backup.
     pub fn subscribe(&self) -> broadcast::Receiver<BackupEvent> {
         self.inner.events.subscribe()
+    }
+
+    /// How many requests ended so far; changes with every `finished`.
+    pub fn tally(&self) -> watch::Receiver<Tally> {
+        self.inner.tally.clone()
     }
 
     /// The lock manager: host apps take read and write guards here around
@@ -182,29 +313,237 @@ impl BackupHandle {
 
     /// The app folder.
     pub fn app(&self) -> &Path {
-        &self.inner.app
+        &self.inner.layout.app
     }
 
-    /// The last backup information (SPEC section 15), read off the state file.
+    /// The app's files.
+    pub fn layout(&self) -> &AppLayout {
+        &self.inner.layout
+    }
+
+    /// The engine's clock: every time sauve records comes from it.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.inner.clock.clone()
+    }
+
+    /// The app's effective settings, read and validated now (1419).
+    pub async fn settings(&self) -> Result<Arc<AppSettings>, EngineError> {
+        ask(&self.inner.actors.resolver, "resolver", ReadSettings).await?
+    }
+
+    /// The last backup information (SPEC section 15).
     pub async fn last_backup(&self) -> Option<LastBackup> {
-        let app = self.inner.app.clone();
-        tokio::task::spawn_blocking(move || EngineState::load(&app).last_backup)
+        ask(&self.inner.actors.records, "records", ReadState)
             .await
             .ok()
-            .flatten()
+            .and_then(|s| s.0.last_backup)
+    }
+
+    /// What the scheduler saved last (SPEC 9.2).
+    pub async fn scheduler_state(&self) -> Result<SchedulerState, EngineError> {
+        let state = ask(&self.inner.actors.records, "records", ReadState).await?;
+        Ok(state.0.scheduler.unwrap_or_default())
+    }
+
+    /// Saves what the scheduler remembers across restarts.
+    pub async fn save_scheduler_state(&self, state: SchedulerState) -> Result<(), EngineError> {
+        ask(
+            &self.inner.actors.records,
+            "records",
+            SaveSchedulerState { state },
+        )
+        .await?
+    }
+
+    /// Appends an entry to the app's Backup Journal, verbose as the settings
+    /// say (verbose when they cannot be read).
+    pub async fn journal(&self, entry: Entry) -> Result<(), EngineError> {
+        let verbose = self.settings().await.map_or(true, |s| s.verbose());
+        ask(
+            &self.inner.actors.records,
+            "records",
+            AppendJournal { entry, verbose },
+        )
+        .await?
+    }
+
+    async fn admit(&self, busy: Busy) -> Result<Ticket, EngineError> {
+        let Admitted { id, lock } =
+            ask(&self.inner.coordinator, "coordinator", Admit { busy }).await??;
+        Ok(Ticket {
+            id,
+            _lock: lock,
+            coordinator: self.inner.coordinator.clone(),
+        })
+    }
+
+    /// Restores `archive` (SPEC 13.1), refused while a backup, a restore or
+    /// an integration runs (1402, 1417). The restore is journaled "Restore"
+    /// in this app's Backup Journal and recorded in the history beside the
+    /// archive.
+    pub async fn restore(
+        &self,
+        archive: &Path,
+        options: RestoreOptions,
+        trigger: Trigger,
+    ) -> Result<crate::restore::Restored, EngineError> {
+        let _ticket = self.admit(Busy::Restore).await?;
+        let started = self.inner.clock.now();
+        let archive = std::path::absolute(archive).unwrap_or_else(|_| archive.to_path_buf());
+        let result = ask(
+            &self.inner.actors.copier,
+            "copier",
+            RestoreArchive {
+                archive: archive.clone(),
+                options: options.clone(),
+            },
+        )
+        .await
+        .and_then(|r| r);
+        let ended = self.inner.clock.now();
+        let mut warnings = Vec::new();
+        let entry = crate::restore::journal_entry(
+            &self.inner.clock.zone(),
+            &archive,
+            &options,
+            &result,
+            started,
+            ended,
+        );
+        if let Err(e) = self.journal(entry).await {
+            warnings.push(format!("the Backup Journal was not written: {e}"));
+        }
+        let report = result?;
+        let (key, entry) =
+            crate::restore::history_entry(&archive, &report, started, ended, trigger);
+        let msg = RecordHistory {
+            destination: report.set.dir.clone(),
+            key,
+            entry,
+            limit: sauve_history::UNLIMITED,
+            removed: Vec::new(),
+            now: ended,
+        };
+        if let Err(e) = ask(&self.inner.actors.records, "records", msg)
+            .await
+            .and_then(|r| r)
+        {
+            warnings.push(format!("the restore was not recorded in the history: {e}"));
+        }
+        Ok(crate::restore::Restored { report, warnings })
+    }
+
+    /// Integrates, in order, every log that follows the restored backup into
+    /// the host's data through `apply` (SPEC 13.1, 14.3). Backups are
+    /// refused meanwhile (1417). Blocking: call it off async threads.
+    pub fn integrate_after_restore<E: std::fmt::Display>(
+        &self,
+        report: &RestoreReport,
+        identity: [u8; 16],
+        current_log: Option<&Path>,
+        apply: impl FnMut(&Record) -> Result<(), E>,
+    ) -> Result<crate::integrate::Integration, EngineError> {
+        let _ticket = pollster::block_on(self.admit(Busy::Integration))?;
+        let mut recorder = Recorder::new(self);
+        let logs = crate::integrate::run(&mut recorder, report, identity, current_log, apply)?;
+        Ok(crate::integrate::Integration {
+            logs,
+            warnings: recorder.warnings,
+        })
+    }
+
+    /// The open check of SPEC 13.3: with damaged data and AutomaticRestore,
+    /// the newest backup that verifies is restored and the logs after it
+    /// integrated; with healthy data, the current log's records beyond
+    /// `health.last_applied`. Blocking: call it off async threads.
+    pub fn open_check<E: std::fmt::Display>(
+        &self,
+        health: DataHealth,
+        identity: [u8; 16],
+        reload: impl FnMut() -> u64,
+        apply: impl FnMut(&Record) -> Result<(), E>,
+    ) -> Result<OpenOutcome, EngineError> {
+        let busy = if health.damaged {
+            Busy::Restore
+        } else {
+            Busy::Integration
+        };
+        let _ticket = pollster::block_on(self.admit(busy))?;
+        let mut recorder = Recorder::new(self);
+        let mut outcome = crate::open::run(&mut recorder, health, identity, reload, apply)?;
+        outcome.warnings = recorder.warnings;
+        Ok(outcome)
     }
 
     /// Stops the engine. A running backup is stopped first (1406) and
     /// recorded; then the actors end.
     pub async fn shutdown(self) {
         if self.stop().await.unwrap_or(false) {
-            // Wait for the stopped run to record itself.
-            let mut events = self.subscribe();
+            // Wait for the stopped run to record itself: its `finished`.
+            let mut tally = self.tally();
             while self.is_running().await.unwrap_or(false) {
-                let _ =
-                    tokio::time::timeout(std::time::Duration::from_millis(50), events.recv()).await;
+                if tally.changed().await.is_err() {
+                    break;
+                }
             }
         }
         drop(self);
+    }
+}
+
+/// The records side of the blocking operations (open check, integration):
+/// their journal entries and history records go to the records actor, and
+/// a failure to write one is a warning of the operation.
+pub(crate) struct Recorder<'a> {
+    handle: &'a BackupHandle,
+    pub(crate) warnings: Vec<String>,
+}
+
+impl<'a> Recorder<'a> {
+    fn new(handle: &'a BackupHandle) -> Recorder<'a> {
+        Recorder {
+            handle,
+            warnings: Vec::new(),
+        }
+    }
+
+    pub(crate) fn layout(&self) -> &AppLayout {
+        &self.handle.inner.layout
+    }
+
+    pub(crate) fn clock(&self) -> &dyn Clock {
+        self.handle.inner.clock.as_ref()
+    }
+
+    pub(crate) fn settings(&self) -> Result<Arc<AppSettings>, EngineError> {
+        pollster::block_on(self.handle.settings())
+    }
+
+    pub(crate) fn journal(&mut self, entry: Entry) {
+        if let Err(e) = pollster::block_on(self.handle.journal(entry)) {
+            self.warnings
+                .push(format!("the Backup Journal was not written: {e}"));
+        }
+    }
+
+    pub(crate) fn history(
+        &mut self,
+        destination: PathBuf,
+        key: String,
+        entry: sauve_history::HistoryEntry,
+    ) {
+        let msg = RecordHistory {
+            destination,
+            key,
+            entry,
+            limit: sauve_history::UNLIMITED,
+            removed: Vec::new(),
+            now: self.handle.inner.clock.now(),
+        };
+        let written = pollster::block_on(ask(&self.handle.inner.actors.records, "records", msg));
+        if let Err(e) = written.and_then(|r| r) {
+            self.warnings
+                .push(format!("the history was not written: {e}"));
+        }
     }
 }

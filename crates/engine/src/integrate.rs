@@ -5,9 +5,11 @@
 use std::path::{Path, PathBuf};
 
 use sauve_archive::{ArchiveName, RestoreOptions, RestoreReport, SetKind};
-use sauve_journal::{Entry, Journal, Stamp, Title};
+use sauve_journal::{Entry, Stamp, Title};
 use sauve_logfile::{IntegrateError, Integrated, Record};
-use sauve_status::Status;
+
+use crate::error::EngineError;
+use crate::handle::Recorder;
 
 /// One log integrated.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,18 +58,27 @@ pub fn integrable_logs(report: &RestoreReport, current_log: Option<&Path>) -> Ve
     out
 }
 
+/// What an integration after a restore did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Integration {
+    /// Each log integrated, in order.
+    pub logs: Vec<LogIntegration>,
+    /// Records not written (journal, history): the integration itself is done.
+    pub warnings: Vec<String>,
+}
+
 /// Integrates, in order, every log that follows the restored backup into the
 /// host's data through `apply`, starting after the backup's
 /// `lastLogSequence`. `.4BL` sets are verified and extracted to a staging
 /// folder inside the restore destination first. Each log gets a "Log
-/// integration" entry in `APP/Logs`. Blocking: call it off async threads.
-pub fn integrate_after_restore<E: std::fmt::Display>(
-    app: &Path,
+/// integration" journal entry and a history record.
+pub(crate) fn run<E: std::fmt::Display>(
+    rec: &mut Recorder<'_>,
     report: &RestoreReport,
     identity: [u8; 16],
     current_log: Option<&Path>,
     mut apply: impl FnMut(&Record) -> Result<(), E>,
-) -> Result<Vec<LogIntegration>, (Status, String)> {
+) -> Result<Vec<LogIntegration>, EngineError> {
     let mut last = report.manifest.header.last_log_sequence.unwrap_or(0);
     let data_file = report
         .manifest
@@ -78,21 +89,22 @@ pub fn integrate_after_restore<E: std::fmt::Display>(
         .unwrap_or_default();
     let mut done = Vec::new();
     for log in integrable_logs(report, current_log) {
-        let started = jiff::Timestamp::now();
+        let started = rec.clock().now();
         let is_set = log.extension().is_some_and(|e| e == "4BL");
         let staging = report
             .destination
             .join(format!(".sauve-log-{}", std::process::id()));
         let readable = if is_set {
             let _ = std::fs::remove_dir_all(&staging);
-            match sauve_archive::restore(
+            let restored = sauve_archive::restore(
                 &log,
                 &RestoreOptions {
                     to: Some(staging.clone()),
                     force: false,
                 },
                 &mut sauve_archive::NoProgress,
-            ) {
+            );
+            match restored {
                 Ok(r) => r
                     .manifest
                     .entries
@@ -101,8 +113,9 @@ pub fn integrate_after_restore<E: std::fmt::Display>(
                     .map(|e| staging.join(&e.path)),
                 Err(e) => {
                     let _ = std::fs::remove_dir_all(&staging);
-                    let err = (e.status(), e.to_string());
-                    journal(app, &data_file, &log, started, None, Some(&err));
+                    let err = EngineError::from(e);
+                    let entry = failed_entry(rec, &data_file, &log, started, None, &err);
+                    rec.journal(entry);
                     return Err(err);
                 }
             }
@@ -122,18 +135,23 @@ pub fn integrate_after_restore<E: std::fmt::Display>(
         }
         match result {
             Ok(i) => {
-                journal(app, &data_file, &log, started, Some(&i), None);
-                record(report, &log, &data_file, started, &i);
+                let mut e = base_entry(rec, &data_file, &log, started);
+                e.operations = Some(operations(&i));
+                e.result = Some("OK".to_owned());
+                rec.journal(e);
+                let (dir, key, entry) = history_record(rec, report, &log, &data_file, started, &i);
+                rec.history(dir, key, entry);
                 last = i.last_applied;
                 done.push(LogIntegration { log, integrated: i });
             }
             Err(e) => {
-                let err = (e.status(), e.to_string());
                 let failed_at = match &e {
                     IntegrateError::Apply { seq, .. } => Some(*seq),
                     _ => None,
                 };
-                journal_failure(app, &data_file, &log, started, failed_at, &err);
+                let err = EngineError::from(e);
+                let entry = failed_entry(rec, &data_file, &log, started, failed_at, &err);
+                rec.journal(entry);
                 return Err(err);
             }
         }
@@ -141,71 +159,52 @@ pub fn integrate_after_restore<E: std::fmt::Display>(
     Ok(done)
 }
 
-fn write(app: &Path, entry: &Entry) {
-    if let Ok(mut j) = Journal::open(&app.join("Logs")) {
-        let _ = j.append(entry, true);
+/// `1284 applied (50012 to 51295)` (SPEC 11.2).
+pub(crate) fn operations(i: &Integrated) -> String {
+    match i.range {
+        Some((a, b)) => format!("{} applied ({a} to {b})", i.applied),
+        None => "0 applied".to_owned(),
     }
 }
 
-fn base_entry(data_file: &str, log: &Path, started: jiff::Timestamp) -> Entry {
-    let tz = jiff::tz::TimeZone::system();
+fn base_entry(rec: &Recorder<'_>, data_file: &str, log: &Path, started: jiff::Timestamp) -> Entry {
+    let zone = rec.clock().zone();
     let mut e = Entry::new(Title::LogIntegration);
     e.data_file = Some(data_file.to_owned());
     e.log_file = Some(log.display().to_string());
-    e.starting = Some(Stamp::at(tz.to_datetime(started)));
-    e.ending = Some(Stamp::at(tz.to_datetime(jiff::Timestamp::now())));
+    e.starting = Some(Stamp::at(zone.to_datetime(started)));
+    e.ending = Some(Stamp::at(zone.to_datetime(rec.clock().now())));
     e
 }
 
-fn journal(
-    app: &Path,
-    data_file: &str,
-    log: &Path,
-    started: jiff::Timestamp,
-    done: Option<&Integrated>,
-    err: Option<&(Status, String)>,
-) {
-    let mut e = base_entry(data_file, log, started);
-    if let Some(i) = done {
-        e.operations = Some(match i.range {
-            Some((a, b)) => format!("{} applied ({a} to {b})", i.applied),
-            None => "0 applied".to_owned(),
-        });
-        e.result = Some("OK".to_owned());
-    }
-    if let Some((status, message)) = err {
-        e.result = Some(format!("failed: {}", status.text()));
-        e.errors = vec![format!("{status}"), message.clone()];
-    }
-    write(app, &e);
-}
-
-fn journal_failure(
-    app: &Path,
+/// `Result : failed at sequence N` or `failed: <text>`, with the errors.
+fn failed_entry(
+    rec: &Recorder<'_>,
     data_file: &str,
     log: &Path,
     started: jiff::Timestamp,
     at: Option<u64>,
-    err: &(Status, String),
-) {
-    let mut e = base_entry(data_file, log, started);
+    err: &EngineError,
+) -> Entry {
+    let mut e = base_entry(rec, data_file, log, started);
+    let status = err.status();
     e.result = Some(match at {
         Some(seq) => format!("failed at sequence {seq}"),
-        None => format!("failed: {}", err.0.text()),
+        None => format!("failed: {}", status.text()),
     });
-    e.errors = vec![err.0.to_string(), err.1.clone()];
-    write(app, &e);
+    e.errors = vec![status.to_string(), err.to_string()];
+    e
 }
 
 /// The history record of an integration, beside the restored archive.
-fn record(
+fn history_record(
+    rec: &Recorder<'_>,
     report: &RestoreReport,
     log: &Path,
     data_file: &str,
     started: jiff::Timestamp,
     i: &Integrated,
-) {
-    let ended = jiff::Timestamp::now();
+) -> (PathBuf, String, sauve_history::HistoryEntry) {
     let m = &report.manifest.header;
     let mut extra = serde_json::Map::new();
     if let Some((a, b)) = i.range {
@@ -223,16 +222,10 @@ fn record(
         data_file.to_owned(),
         m.backup_number,
         started,
-        ended,
+        rec.clock().now(),
         None,
     );
     entry.log_path = log.display().to_string();
     entry.extra = extra;
-    if let Ok(mut loaded) = sauve_history::History::load(&report.set.dir, ended) {
-        let _ = loaded.history.add(&m.structure_path, entry);
-        let _ = loaded
-            .history
-            .retain(&m.structure_path, sauve_history::UNLIMITED);
-        let _ = loaded.history.save(&report.set.dir);
-    }
+    (report.set.dir.clone(), m.structure_path.clone(), entry)
 }

@@ -1,12 +1,17 @@
 //! The backup engine (SPEC sections 4, 5, 8, 15): actix actors behind a
 //! [`BackupHandle`] that host apps, the CLI and the server use.
 //!
-//! One actor per concern, talking through typed messages: the coordinator
-//! (admission, the run sequence, stop), the lock keeper (backup locks from
-//! the shared [`sauve_locking::LockManager`]), and on `SyncArbiter` threads,
-//! since their work is blocking file IO, the attachment resolver, the copier,
-//! the journal writer and the history keeper. The run itself
-//! (`run.rs`) follows SPEC section 5 step by step and only sends messages.
+//! One actor per responsibility, each owning its state, talking through the
+//! typed messages of its `messages.rs`: the coordinator (admission of
+//! backups, restores and integrations, Stop), the lock keeper (the backup's
+//! locks from the shared [`sauve_locking::LockManager`]), and on
+//! `SyncArbiter` threads, since their work is blocking file IO, the
+//! attachment resolver (settings and content), the copier (archive sets
+//! from creation to commit or abort) and the records actor (the only writer
+//! of the Backup Journal, the history and the state file). A run is a pure
+//! plan (`plan.rs`), its execution (`run.rs`, which only sends messages)
+//! and pure record building (`outcome.rs`). Errors are one enum,
+//! [`EngineError`], mapped to a status in one place.
 //!
 //! actix never appears in the public API: hosts get a `Send + Sync + Clone`
 //! handle whose async methods work from any tokio runtime, because the actix
@@ -16,24 +21,36 @@
 //! history (their crates), the rules of locking (sauve-locking), the CLI.
 
 mod actors;
+mod admission;
 mod api;
+mod error;
 mod handle;
 mod integrate;
 mod logcut;
 mod open;
+mod outcome;
+mod plan;
 mod progress;
+mod records;
+mod restore;
 mod retention;
 mod run;
+mod settings;
 mod state;
 
 pub use api::{
-    BackupEvent, BackupReport, Clock, EngineError, EngineOptions, HookFuture, Hooks, Phase,
-    ShutdownHook, ShutdownInfo, StartupHook, SystemClock, Trigger,
+    BackupEvent, BackupReport, Clock, EngineOptions, HookFuture, Hooks, Phase, Scheduled,
+    ShutdownHook, ShutdownInfo, StartupHook, SystemClock, Trigger, UnknownTrigger,
 };
-pub use handle::{BackupHandle, Engine};
-pub use integrate::{LogIntegration, integrable_logs, integrate_after_restore};
-pub use open::{DataHealth, OpenOutcome, open_check};
-pub use state::{EngineState, LastBackup, STATE_FILE, SchedulerView, state_path, status_json};
+pub use error::{Busy, EngineError};
+pub use handle::{Admission, BackupHandle, Engine, Running, Tally};
+pub use integrate::{Integration, LogIntegration, integrable_logs};
+pub use open::{DataHealth, OpenOutcome};
+pub use restore::{Restored, restore_detached};
+pub use settings::AppSettings;
+pub use state::{
+    DataStamp, EngineState, LastBackup, STATE_FILE, SchedulerView, state_path, status_json,
+};
 
 /// Bytes available to this user on the file system holding `path`.
 pub fn free_space(path: &std::path::Path) -> Option<u64> {
@@ -47,45 +64,53 @@ mod tests {
     use super::*;
 
     fn send_static<T: Send + 'static>() {}
-    fn sync<T: Send + Sync + Clone + 'static>() {}
+    fn shared<T: Send + Sync + Clone + 'static>() {}
 
     #[test]
     fn every_message_and_event_type_is_send_and_static() {
         use crate::actors::coordinator::messages as c;
-        use crate::actors::workers::messages as w;
+        use crate::actors::copier::messages as p;
+        use crate::actors::locks::messages as l;
+        use crate::actors::records::messages as r;
+        use crate::actors::resolver::messages as s;
         send_static::<c::StartBackup>();
         send_static::<c::StopBackup>();
         send_static::<c::IsRunning>();
-        send_static::<c::TakeBackupLock>();
-        send_static::<w::LoadSettings>();
-        send_static::<w::ResolveContent>();
-        send_static::<w::StatData>();
-        send_static::<w::CheckLog>();
-        send_static::<w::LogHasRecords>();
-        send_static::<w::CutLog>();
-        send_static::<w::BuildLogBackup>();
-        send_static::<w::RemoveFiles>();
-        send_static::<w::PrepareDestination>();
-        send_static::<w::LockFiles>();
-        send_static::<w::RemoveStaleParts>();
-        send_static::<w::CreateWriter>();
-        send_static::<w::CopyEntries>();
-        send_static::<w::FinishSet>();
-        send_static::<w::VerifyPending>();
-        send_static::<w::CommitSet>();
-        send_static::<w::ApplyRetention>();
-        send_static::<w::RotateJournal>();
-        send_static::<w::AppendEntry>();
-        send_static::<w::NextNumber>();
-        send_static::<w::RecordRun>();
-        send_static::<w::LoadState>();
-        send_static::<w::UpdateState>();
+        send_static::<c::Admit>();
+        send_static::<c::Dismiss>();
+        send_static::<l::AcquireBackupLock>();
+        send_static::<l::ReleaseBackupLock>();
+        send_static::<l::ReleaseRun>();
+        send_static::<s::ReadSettings>();
+        send_static::<s::ResolveContent>();
+        send_static::<s::ObserveData>();
+        send_static::<p::PrepareDestination>();
+        send_static::<p::LockDestination>();
+        send_static::<p::RemoveStaleParts>();
+        send_static::<p::BeginSet>();
+        send_static::<p::CopyPhase>();
+        send_static::<p::FinishSet>();
+        send_static::<p::BuildLogSet>();
+        send_static::<p::VerifySet>();
+        send_static::<p::CommitSet>();
+        send_static::<p::EndRun>();
+        send_static::<p::ApplyRetention>();
+        send_static::<p::RestoreArchive>();
+        send_static::<r::RotateJournal>();
+        send_static::<r::AppendJournal>();
+        send_static::<r::NextNumber>();
+        send_static::<r::RecordHistory>();
+        send_static::<r::RecordLastBackup>();
+        send_static::<r::ReadState>();
+        send_static::<r::SaveSchedulerState>();
         send_static::<BackupEvent>();
         send_static::<BackupReport>();
+        send_static::<EngineError>();
+        send_static::<Running>();
     }
 
     #[test]
     fn the_handle_is_send_sync_and_clone() {
-        sync::<BackupHandle>();
+        shared::<BackupHandle>();
     }
 }

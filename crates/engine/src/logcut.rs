@@ -7,7 +7,9 @@ use std::sync::Arc;
 use sauve_archive::{
     ArchiveWriter, EntryKind, EntryType, ManifestHeader, OpenPart, PendingSet, SetSpec, SourceEntry,
 };
-use sauve_logfile::{Durability, Header, LogWriter, encode_record, read_log};
+use sauve_logfile::{Durability, Header, LogError, LogWriter, encode_record, read_log};
+
+use crate::error::EngineError;
 
 /// Whether `path` holds a sauve log (4D's own journal format does not).
 pub(crate) fn is_sauve_log(path: &Path) -> bool {
@@ -64,7 +66,7 @@ pub(crate) fn cut(
     log: &Path,
     previous_number: u32,
     writer: Option<&Arc<LogWriter>>,
-) -> Result<Cut, String> {
+) -> Result<Cut, LogError> {
     let dir = log.parent().unwrap_or(Path::new("."));
     let stem = log
         .file_stem()
@@ -81,17 +83,16 @@ pub(crate) fn cut(
     let last = match writer {
         Some(w) => w.rotate(&pending),
         None => LogWriter::open(log, Durability::EveryAppend).and_then(|w| w.rotate(&pending)),
-    }
-    .map_err(|e| e.to_string())?;
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(log).map_err(|e| format!("cannot read {}: {e}", log.display()))?;
+    }?;
+    let meta = std::fs::metadata(log).map_err(|source| LogError::Io {
+        action: "read",
+        path: log.to_path_buf(),
+        source,
+    })?;
     Ok(Cut {
         last_sequence: last,
         size: meta.len(),
-        mtime: meta
-            .mtime()
-            .saturating_mul(1_000_000_000)
-            .saturating_add(meta.mtime_nsec()),
+        mtime: sauve_durable::mtime_ns(&meta),
     })
 }
 
@@ -110,7 +111,7 @@ pub(crate) fn build(
     header: ManifestHeader,
     open_part: Option<OpenPart>,
     ended: jiff::Timestamp,
-) -> Result<Option<LogBackup>, String> {
+) -> Result<Option<LogBackup>, EngineError> {
     let dir = log.parent().unwrap_or(Path::new("."));
     let stem = log
         .file_stem()
@@ -130,7 +131,7 @@ pub(crate) fn build(
     let mut first: Option<(Header, u64)> = None;
     let mut last = None;
     for s in &segments {
-        let contents = read_log(s).map_err(|e| e.to_string())?;
+        let contents = read_log(s)?;
         if let sauve_logfile::Tail::Corrupt { offset } = contents.tail {
             notes.push(format!(
                 "{} is damaged at byte {offset}; the records before it are in the log backup",
@@ -160,13 +161,12 @@ pub(crate) fn build(
     .encode();
     let mut bytes = header_bytes.to_vec();
     bytes.extend_from_slice(&out);
-    std::fs::write(&tmp, &bytes).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::write(&tmp, &bytes).map_err(EngineError::io("write", &tmp))?;
     let result = (|| {
         let mut writer = match open_part {
             Some(open) => ArchiveWriter::create_with(spec, header.clone(), open),
             None => ArchiveWriter::create(spec, header.clone()),
-        }
-        .map_err(|e| e.to_string())?;
+        }?;
         let entry = SourceEntry {
             kind: EntryKind::Log,
             source: tmp.clone(),
@@ -182,14 +182,12 @@ pub(crate) fn build(
             mtime: header.started_at.as_nanosecond() as i64,
             target: None,
         };
-        writer
-            .append(&entry, &mut sauve_archive::NoProgress)
-            .map_err(|e| e.to_string())?;
-        writer.finish(ended).map_err(|e| e.to_string())
+        writer.append(&entry, &mut sauve_archive::NoProgress)?;
+        writer.finish(ended)
     })();
     let _ = std::fs::remove_file(&tmp);
     Ok(Some(LogBackup {
-        pending: result?,
+        pending: result.map_err(|source| EngineError::LogBackup { source })?,
         segments,
         notes,
     }))

@@ -4,10 +4,12 @@ use std::path::{Path, PathBuf};
 
 use sauve_archive::{EntryKind, RestoreOptions};
 use sauve_history::{History, HistoryEntry, Operation};
-use sauve_journal::{Entry, Journal, Stamp, Title};
+use sauve_journal::{Entry, Stamp, Title};
 use sauve_logfile::Record;
 use sauve_settings::AppLayout;
-use sauve_status::Status;
+
+use crate::error::EngineError;
+use crate::handle::Recorder;
 
 /// What the host says about its data at open.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,80 +33,77 @@ pub struct OpenOutcome {
     pub last_applied: u64,
     /// `AutomaticRestart`: whether the host goes on opening.
     pub restart: bool,
+    /// Records not written (journal, history): what the check did is done.
+    pub warnings: Vec<String>,
 }
 
-fn journal(app: &Path, entry: &Entry) {
-    if let Ok(mut j) = Journal::open(&app.join("Logs")) {
-        let _ = j.append(entry, true);
-    }
-}
-
-fn stamp(t: jiff::Timestamp) -> Stamp {
-    Stamp::at(jiff::tz::TimeZone::system().to_datetime(t))
-}
-
-/// Runs the open check of SPEC 13.3. With damaged data and AutomaticRestore,
-/// the newest backup that verifies is restored (the damaged data-kind files
-/// moved to `APP/Data/Replaced files (restoring) <time>/`, the current log
-/// never overwritten), then, with AutomaticLogIntegration, the logs after
-/// it are integrated through `reload` (called once the restored data file is
-/// in place, returning what it has applied) and `apply`. With healthy data
-/// and AutomaticLogIntegration, the current log's records beyond
-/// `last_applied` are integrated. Blocking: call it off async threads.
-pub fn open_check<E: std::fmt::Display>(
-    layout: &AppLayout,
+/// Runs the open check of SPEC 13.3 (see `BackupHandle::open_check`).
+pub(crate) fn run<E: std::fmt::Display>(
+    rec: &mut Recorder<'_>,
     health: DataHealth,
     identity: [u8; 16],
     mut reload: impl FnMut() -> u64,
     mut apply: impl FnMut(&Record) -> Result<(), E>,
-) -> Result<OpenOutcome, (Status, String)> {
+) -> Result<OpenOutcome, EngineError> {
+    let layout = rec.layout().clone();
     let app = &layout.app;
-    let effective = sauve_settings::load_effective(app)
-        .map_err(|e| (Status::InvalidSettings, e.to_string()))?;
-    let s = effective.doc.settings();
+    let settings = rec.settings()?;
+    let s = &settings.settings;
+    let zone = rec.clock().zone();
+    let stamp = |t: jiff::Timestamp| Stamp::at(zone.to_datetime(t));
     let mut outcome = OpenOutcome {
         restored: None,
         replaced: None,
         applied: 0,
         last_applied: health.last_applied,
         restart: s.advanced.automatic_restart,
+        warnings: Vec::new(),
     };
     if health.damaged {
         if !s.advanced.automatic_restore {
-            return Err((
-                Status::BackupError,
-                "the data is damaged and AutomaticRestore is off".to_owned(),
-            ));
+            return Err(EngineError::DamagedWithoutAutomaticRestore {
+                data: layout.data_file.clone(),
+            });
         }
-        let started = jiff::Timestamp::now();
+        let started = rec.clock().now();
         let mut entry = Entry::new(Title::AutomaticFullBackupRestore);
         entry.data_file = Some(layout.data_file.display().to_string());
         entry.starting = Some(stamp(started));
-        let destination = sauve_settings::resolve_path(app, &s.general.destination_folder)
-            .map_err(|e| (Status::DestinationInvalid, e.to_string()))?
-            .path;
-        let restored = match restore_newest(layout, &destination, started) {
+        let destination = crate::plan::destination(app, &settings)?;
+        let restored = match restore_newest(&layout, &destination, started, &zone) {
             Ok(r) => r,
-            Err((status, why)) => {
-                entry.ending = Some(stamp(jiff::Timestamp::now()));
+            Err(e) => {
+                entry.ending = Some(stamp(rec.clock().now()));
                 entry.result = Some("backup not available".to_owned());
-                entry.errors = vec![status.to_string(), why.clone()];
-                journal(app, &entry);
-                return Err((status, why));
+                entry.errors = vec![e.status().to_string(), e.to_string()];
+                rec.journal(entry);
+                return Err(e);
             }
         };
         entry.archive = Some(restored.archive.display().to_string());
         entry.replaced_files = Some(restored.replaced.display().to_string());
-        entry.ending = Some(stamp(jiff::Timestamp::now()));
+        let ended = rec.clock().now();
+        entry.ending = Some(stamp(ended));
         entry.result = Some("OK".to_owned());
-        journal(app, &entry);
-        record_restore(&destination, layout, &restored, started);
+        rec.journal(entry);
+        let m = &restored.report.manifest.header;
+        let history = HistoryEntry::restore(
+            Operation::Restore,
+            restored.archive.display().to_string(),
+            m.structure_path.clone(),
+            layout.data_file.display().to_string(),
+            m.backup_number,
+            started,
+            ended,
+            Some("automatic"),
+        );
+        rec.history(destination.clone(), m.structure_path.clone(), history);
         outcome.restored = Some(restored.archive.clone());
         outcome.replaced = Some(restored.replaced.clone());
         outcome.last_applied = reload();
         if s.advanced.automatic_log_integration {
-            let done = crate::integrate::integrate_after_restore(
-                app,
+            let done = crate::integrate::run(
+                rec,
                 &restored.report,
                 identity,
                 Some(&layout.log_file),
@@ -118,36 +117,33 @@ pub fn open_check<E: std::fmt::Display>(
         return Ok(outcome);
     }
     if s.advanced.automatic_log_integration && crate::logcut::is_sauve_log(&layout.log_file) {
-        let started = jiff::Timestamp::now();
+        let started = rec.clock().now();
         let mut entry = Entry::new(Title::AutomaticLogIntegration);
         entry.data_file = Some(layout.data_file.display().to_string());
         entry.log_file = Some(layout.log_file.display().to_string());
         entry.starting = Some(stamp(started));
         let result =
             sauve_logfile::integrate(&layout.log_file, identity, health.last_applied, &mut apply);
-        entry.ending = Some(stamp(jiff::Timestamp::now()));
+        entry.ending = Some(stamp(rec.clock().now()));
         match result {
             Ok(i) => {
-                entry.operations = Some(match i.range {
-                    Some((a, b)) => format!("{} applied ({a} to {b})", i.applied),
-                    None => "0 applied".to_owned(),
-                });
+                entry.operations = Some(crate::integrate::operations(&i));
                 entry.result = Some("OK".to_owned());
-                journal(app, &entry);
+                rec.journal(entry);
                 outcome.applied = i.applied;
                 outcome.last_applied = i.last_applied;
             }
             Err(e) => {
-                let status = e.status();
                 entry.result = Some(match &e {
                     sauve_logfile::IntegrateError::Apply { seq, .. } => {
                         format!("failed at sequence {seq}")
                     }
-                    _ => format!("failed: {}", status.text()),
+                    _ => format!("failed: {}", e.status().text()),
                 });
-                entry.errors = vec![status.to_string(), e.to_string()];
-                journal(app, &entry);
-                return Err((status, e.to_string()));
+                let err = EngineError::from(e);
+                entry.errors = vec![err.status().to_string(), err.to_string()];
+                rec.journal(entry);
+                return Err(err);
             }
         }
     }
@@ -166,15 +162,14 @@ fn restore_newest(
     layout: &AppLayout,
     destination: &Path,
     now: jiff::Timestamp,
-) -> Result<Restored, (Status, String)> {
-    let key = layout
-        .project_file
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| layout.app.display().to_string());
-    let history = History::load(destination, now)
-        .map_err(|e| (Status::ArchiveMissing, e.to_string()))?
-        .history;
+    zone: &jiff::tz::TimeZone,
+) -> Result<Restored, EngineError> {
+    let key = crate::plan::structure_key(layout);
+    // Read only: a corrupt history is left for the records actor to move aside.
+    let history = std::fs::read_to_string(destination.join(sauve_history::FILE_NAME))
+        .ok()
+        .and_then(|t| History::parse(&t))
+        .unwrap_or_default();
     let mut candidates: Vec<HistoryEntry> = history
         .entries(&key)
         .unwrap_or_default()
@@ -188,11 +183,9 @@ fn restore_newest(
         .iter()
         .map(|e| PathBuf::from(&e.backup_path))
         .find(|p| sauve_archive::verify(p, &mut sauve_archive::NoProgress).is_ok())
-        .ok_or_else(|| {
-            (
-                Status::ArchiveMissing,
-                format!("no backup of {key} in {} verifies", destination.display()),
-            )
+        .ok_or_else(|| EngineError::NoBackupAvailable {
+            key: key.clone(),
+            destination: destination.to_path_buf(),
         })?;
     let data_dir = layout.app.join("Data");
     let stage = data_dir.join(format!(".sauve-auto-restore-{}", std::process::id()));
@@ -204,19 +197,13 @@ fn restore_newest(
             force: false,
         },
         &mut sauve_archive::NoProgress,
-    )
-    .map_err(|e| (e.status(), e.to_string()))?;
-    let stamp = jiff::tz::TimeZone::system()
+    )?;
+    let stamp = zone
         .to_datetime(now)
         .strftime("%Y-%m-%d %H-%M-%S")
         .to_string();
     let replaced = data_dir.join(format!("Replaced files (restoring) {stamp}"));
-    std::fs::create_dir_all(&replaced).map_err(|e| {
-        (
-            Status::BackupError,
-            format!("cannot create {}: {e}", replaced.display()),
-        )
-    })?;
+    std::fs::create_dir_all(&replaced).map_err(EngineError::io("create folder", &replaced))?;
     let log_name = layout
         .log_file
         .file_name()
@@ -253,46 +240,23 @@ fn restore_newest(
                 let rel = target.strip_prefix(&data_dir).unwrap_or(&target);
                 let aside = replaced.join(rel);
                 if let Some(p) = aside.parent() {
-                    std::fs::create_dir_all(p)
-                        .map_err(|e| format!("cannot create {}: {e}", p.display()))?;
+                    std::fs::create_dir_all(p).map_err(EngineError::io("create folder", p))?;
                 }
-                std::fs::rename(&target, &aside)
-                    .map_err(|e| format!("cannot move {} aside: {e}", target.display()))?;
+                std::fs::rename(&target, &aside).map_err(EngineError::io("move aside", &target))?;
             }
             if let Some(p) = target.parent() {
-                std::fs::create_dir_all(p)
-                    .map_err(|e| format!("cannot create {}: {e}", p.display()))?;
+                std::fs::create_dir_all(p).map_err(EngineError::io("create folder", p))?;
             }
             std::fs::rename(stage.join(&e.path), &target)
-                .map_err(|e| format!("cannot put {} in place: {e}", target.display()))?;
+                .map_err(EngineError::io("put in place", &target))?;
         }
-        Ok::<(), String>(())
+        Ok::<(), EngineError>(())
     })();
     let _ = std::fs::remove_dir_all(&stage);
-    result.map_err(|e| (Status::BackupError, e))?;
+    result?;
     Ok(Restored {
         archive,
         replaced,
         report,
     })
-}
-
-/// The history entry of an automatic restore (trigger `automatic`, O-14).
-fn record_restore(destination: &Path, layout: &AppLayout, r: &Restored, started: jiff::Timestamp) {
-    let ended = jiff::Timestamp::now();
-    let m = &r.report.manifest.header;
-    let entry = HistoryEntry::restore(
-        Operation::Restore,
-        r.archive.display().to_string(),
-        m.structure_path.clone(),
-        layout.data_file.display().to_string(),
-        m.backup_number,
-        started,
-        ended,
-        Some("automatic"),
-    );
-    if let Ok(mut loaded) = History::load(destination, ended) {
-        let _ = loaded.history.add(&m.structure_path, entry);
-        let _ = loaded.history.save(destination);
-    }
 }

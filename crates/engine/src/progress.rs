@@ -2,9 +2,10 @@
 //! receive (at most 10 file events a second), and the Stop flag.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use sauve_locking::CancellationToken;
 use tokio::sync::broadcast;
 
 use crate::api::BackupEvent;
@@ -13,7 +14,7 @@ use crate::api::BackupEvent;
 #[derive(Clone)]
 pub(crate) struct RunProgress {
     pub(crate) run: u64,
-    pub(crate) stop: Arc<AtomicBool>,
+    pub(crate) stop: CancellationToken,
     pub(crate) events: broadcast::Sender<BackupEvent>,
     pub(crate) done: Arc<AtomicU64>,
     pub(crate) total: u64,
@@ -28,7 +29,7 @@ const EVERY: Duration = Duration::from_millis(100);
 impl RunProgress {
     pub(crate) fn new(
         run: u64,
-        stop: Arc<AtomicBool>,
+        stop: CancellationToken,
         events: broadcast::Sender<BackupEvent>,
         total: u64,
     ) -> RunProgress {
@@ -81,6 +82,6 @@ impl sauve_archive::Progress for RunProgress {
     }
 
     fn is_stopped(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
+        self.stop.is_cancelled()
     }
 }

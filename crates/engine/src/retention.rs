@@ -1,49 +1,228 @@
-//! Retention (SPEC 6.3): set N is `base[N].4BK` and `base[N-1].4BL`, every
-//! segment; only exact base-name matches count; the lowest numbers go first.
+//! Retention (SPEC 6.3): set N is `base[N].4BK` (every segment) and
+//! `base[N-1].4BL`; only exact base-name matches count; the lowest numbers
+//! go first. [`doomed`] is the rule, pure; [`apply`] deletes set by set and,
+//! when a deletion fails, stops there and says what it had deleted, so the
+//! journal and the history still learn every file that is gone.
 
 use std::path::{Path, PathBuf};
 
 use sauve_archive::{ArchiveName, SetKind};
 
-use crate::actors::workers::messages::Retained;
+use crate::error::EngineError;
+
+/// What retention did.
+#[derive(Debug, Default, actix::MessageResponse)]
+pub(crate) struct Retained {
+    /// Sets (backup numbers) whose `.4BK` is gone, wholly or in part: their
+    /// history entries go too, since they can no longer be restored.
+    pub(crate) numbers: Vec<u32>,
+    /// Every file deleted, in the order deleted.
+    pub(crate) files: Vec<PathBuf>,
+    /// The failure that stopped it, if one did.
+    pub(crate) failure: Option<EngineError>,
+}
+
+/// The numbers of the sets to delete so that `keep` remain, oldest first.
+pub(crate) fn doomed(numbers: &[u32], keep: usize) -> Vec<u32> {
+    let mut sorted = numbers.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let excess = sorted.len().saturating_sub(keep);
+    sorted.truncate(excess);
+    sorted
+}
+
+/// The files of set `number` among `files`: its `.4BK` segments first, in
+/// order, then the `.4BL` numbered one less.
+fn files_of(files: &[(ArchiveName, PathBuf)], number: u32) -> Vec<PathBuf> {
+    let mut backup: Vec<(&ArchiveName, &PathBuf)> = files
+        .iter()
+        .filter(|(a, _)| a.kind == SetKind::Backup && a.number == number)
+        .map(|(a, p)| (a, p))
+        .collect();
+    backup.sort_by_key(|(a, _)| a.segment);
+    let mut log: Vec<(&ArchiveName, &PathBuf)> = files
+        .iter()
+        .filter(|(a, _)| a.kind == SetKind::Log && number.checked_sub(1) == Some(a.number))
+        .map(|(a, p)| (a, p))
+        .collect();
+    log.sort_by_key(|(a, _)| a.segment);
+    backup
+        .into_iter()
+        .chain(log)
+        .map(|(_, p)| p.clone())
+        .collect()
+}
 
 /// Deletes the oldest sets of `base` in `destination` until `keep` remain.
-pub(crate) fn apply(destination: &Path, base: &str, keep: usize) -> Result<Retained, String> {
-    let entries = std::fs::read_dir(destination)
-        .map_err(|e| format!("cannot list {}: {e}", destination.display()))?;
-    let mut files: Vec<(ArchiveName, PathBuf)> = Vec::new();
-    for e in entries.flatten() {
-        if let Some(a) = ArchiveName::parse(&e.file_name().to_string_lossy())
-            && !a.part
-            && a.base == base
-        {
-            files.push((a, e.path()));
+pub(crate) fn apply(destination: &Path, base: &str, keep: usize) -> Retained {
+    apply_with(destination, base, keep, |p| std::fs::remove_file(p))
+}
+
+/// [`apply`] with the deletion injected: tests make one fail.
+pub(crate) fn apply_with(
+    destination: &Path,
+    base: &str,
+    keep: usize,
+    mut remove: impl FnMut(&Path) -> std::io::Result<()>,
+) -> Retained {
+    let mut retained = Retained::default();
+    let entries = match std::fs::read_dir(destination) {
+        Ok(e) => e,
+        Err(source) => {
+            retained.failure = Some(EngineError::Io {
+                action: "list",
+                path: destination.to_path_buf(),
+                source,
+            });
+            return retained;
         }
-    }
-    let mut numbers: Vec<u32> = files
+    };
+    let files: Vec<(ArchiveName, PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let a = ArchiveName::parse(&e.file_name().to_string_lossy())?;
+            (!a.part && a.base == base).then(|| (a, e.path()))
+        })
+        .collect();
+    let numbers: Vec<u32> = files
         .iter()
         .filter(|(a, _)| a.kind == SetKind::Backup)
         .map(|(a, _)| a.number)
         .collect();
-    numbers.sort_unstable();
-    numbers.dedup();
-    let excess = numbers.len().saturating_sub(keep);
-    let doomed: Vec<u32> = numbers[..excess].to_vec();
-    let mut deleted = Vec::new();
-    for (a, path) in &files {
-        let in_set = match a.kind {
-            SetKind::Backup => doomed.contains(&a.number),
-            SetKind::Log => doomed.iter().any(|n| n.checked_sub(1) == Some(a.number)),
-        };
-        if in_set {
-            std::fs::remove_file(path)
-                .map_err(|e| format!("cannot delete {}: {e}", path.display()))?;
-            deleted.push(path.clone());
+    for number in doomed(&numbers, keep) {
+        for path in files_of(&files, number) {
+            if let Err(source) = remove(&path) {
+                retained.failure = Some(EngineError::Io {
+                    action: "delete",
+                    path,
+                    source,
+                });
+                return retained;
+            }
+            let is_backup =
+                ArchiveName::parse(&path.file_name().unwrap_or_default().to_string_lossy())
+                    .is_some_and(|a| a.kind == SetKind::Backup);
+            if is_backup && !retained.numbers.contains(&number) {
+                retained.numbers.push(number);
+            }
+            retained.files.push(path);
         }
     }
-    deleted.sort();
-    Ok(Retained {
-        numbers: doomed,
-        files: deleted,
-    })
+    retained
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_oldest_sets_go_until_keep_remain() {
+        let table: &[(&[u32], usize, &[u32])] = &[
+            (&[1, 2, 3, 4, 5], 3, &[1, 2]),
+            (&[5, 3, 4], 3, &[]),
+            (&[7, 2, 9, 2], 1, &[2, 7]),
+            (&[1, 2], 0, &[1, 2]),
+            (&[], 3, &[]),
+        ];
+        for (numbers, keep, want) in table {
+            assert_eq!(doomed(numbers, *keep), *want, "{numbers:?} keep {keep}");
+        }
+    }
+
+    fn touch(dir: &Path, names: &[&str]) {
+        for n in names {
+            std::fs::write(dir.join(n), b"x").unwrap();
+        }
+    }
+
+    #[test]
+    fn a_set_is_its_segments_and_the_log_backup_numbered_one_less() {
+        let dir = tempfile::tempdir().unwrap();
+        touch(
+            dir.path(),
+            &[
+                "d[0001-0001].4BK",
+                "d[0001-0002].4BK",
+                "d[0000].4BL",
+                "d[0002].4BK",
+                "d[0001].4BL",
+                "d[0003].4BK",
+                "d[0002].4BL",
+                "other[0001].4BK",
+                "d[0004].4BK.part",
+            ],
+        );
+        let r = apply(dir.path(), "d", 1);
+        assert!(r.failure.is_none());
+        assert_eq!(r.numbers, [1, 2]);
+        let names: Vec<String> = r
+            .files
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "d[0001-0001].4BK",
+                "d[0001-0002].4BK",
+                "d[0000].4BL",
+                "d[0002].4BK",
+                "d[0001].4BL"
+            ]
+        );
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "d[0002].4BL",
+                "d[0003].4BK",
+                "d[0004].4BK.part",
+                "other[0001].4BK"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_deletion_that_fails_stops_retention_and_reports_what_went_before() {
+        let dir = tempfile::tempdir().unwrap();
+        touch(
+            dir.path(),
+            &[
+                "d[0001].4BK",
+                "d[0002].4BK",
+                "d[0001].4BL",
+                "d[0003].4BK",
+                "d[0002].4BL",
+                "d[0004].4BK",
+            ],
+        );
+        let r = apply_with(dir.path(), "d", 1, |p| {
+            if p.ends_with("d[0001].4BL") {
+                Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied))
+            } else {
+                std::fs::remove_file(p)
+            }
+        });
+        // Set 1 went, set 2's backup went, its log backup could not: set 2
+        // is no longer restorable and leaves the history; set 3 is untouched.
+        assert_eq!(r.numbers, [1, 2]);
+        assert_eq!(
+            r.files,
+            [
+                dir.path().join("d[0001].4BK"),
+                dir.path().join("d[0002].4BK")
+            ]
+        );
+        let failure = r.failure.unwrap().to_string();
+        assert!(
+            failure.contains("cannot delete") && failure.contains("d[0001].4BL"),
+            "{failure}"
+        );
+        assert!(dir.path().join("d[0003].4BK").exists());
+    }
 }

@@ -1,44 +1,120 @@
-//! The last-backup information (SPEC section 15), persisted in
-//! `APP/Logs/sauve-state.json` and shown by `sauve status`.
+//! `APP/Logs/sauve-state.json` (SPEC sections 9.2, 9.3 and 15): the last
+//! backup, what the scheduler remembers, the compression ratio and the data
+//! file's identity. Only the records actor writes it; anyone may read it.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use jiff::Timestamp;
+use sauve_scheduler::SchedulerState;
+use sauve_status::Status;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
+
+use crate::api::Trigger;
 
 /// The state file's name in `APP/Logs`.
 pub const STATE_FILE: &str = "sauve-state.json";
 
-/// The last backup, any trigger, failures included, postponed excluded.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The last backup, any trigger, failures included, postponed excluded
+/// (SPEC section 15).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "LastBackupJson", try_from = "LastBackupJson")]
 pub struct LastBackup {
     /// The backup number, 0 without an archive.
     pub number: u32,
-    /// The status code.
-    pub status: i32,
-    /// Its text.
-    pub status_text: String,
-    /// RFC 3339.
-    pub started: String,
-    /// RFC 3339.
-    pub ended: String,
-    /// Milliseconds.
-    pub duration_ms: u64,
-    /// The first archive file, if one was committed.
-    pub archive: Option<String>,
-    /// The log backup, if any.
-    pub log_archive: Option<String>,
+    /// How it ended.
+    pub status: Status,
     /// What started it.
-    pub trigger: String,
-    /// How long the data lock was held, in milliseconds.
-    pub lock_window_ms: Option<u64>,
+    pub trigger: Trigger,
+    /// When it started.
+    pub started: Timestamp,
+    /// When it ended.
+    pub ended: Timestamp,
+    /// The first archive file, if one was committed.
+    pub archive: Option<PathBuf>,
+    /// The log backup, if any.
+    pub log_archive: Option<PathBuf>,
+    /// How long the data lock was held.
+    pub data_lock: Option<Duration>,
+    /// How long the structure lock was held.
+    pub structure_lock: Option<Duration>,
 }
 
-/// What `sauve-state.json` holds; fields other components add are kept.
+impl LastBackup {
+    /// How long the run took.
+    pub fn duration(&self) -> Duration {
+        self.ended
+            .duration_since(self.started)
+            .try_into()
+            .unwrap_or(Duration::ZERO)
+    }
+}
+
+/// The file's (and `status --json`'s) shape: numbers and texts a person or
+/// a script reads, the status with its text.
+#[derive(Serialize, Deserialize)]
+struct LastBackupJson {
+    number: u32,
+    status: i32,
+    #[serde(default)]
+    status_text: String,
+    started: Timestamp,
+    ended: Timestamp,
+    #[serde(default)]
+    duration_ms: u64,
+    #[serde(default)]
+    archive: Option<PathBuf>,
+    #[serde(default)]
+    log_archive: Option<PathBuf>,
+    trigger: String,
+    #[serde(default)]
+    lock_window_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    structure_lock_ms: Option<u64>,
+}
+
+impl From<LastBackup> for LastBackupJson {
+    fn from(l: LastBackup) -> LastBackupJson {
+        let ms = |d: Duration| d.as_millis() as u64;
+        LastBackupJson {
+            number: l.number,
+            status: l.status.code(),
+            status_text: l.status.text().to_owned(),
+            duration_ms: ms(l.duration()),
+            started: l.started,
+            ended: l.ended,
+            archive: l.archive,
+            log_archive: l.log_archive,
+            trigger: l.trigger.as_str().to_owned(),
+            lock_window_ms: l.data_lock.map(ms),
+            structure_lock_ms: l.structure_lock.map(ms),
+        }
+    }
+}
+
+impl TryFrom<LastBackupJson> for LastBackup {
+    type Error = crate::api::UnknownTrigger;
+    fn try_from(j: LastBackupJson) -> Result<LastBackup, Self::Error> {
+        Ok(LastBackup {
+            number: j.number,
+            status: Status::from_code(j.status),
+            trigger: j.trigger.parse()?,
+            started: j.started,
+            ended: j.ended,
+            archive: j.archive,
+            log_archive: j.log_archive,
+            data_lock: j.lock_window_ms.map(Duration::from_millis),
+            structure_lock: j.structure_lock_ms.map(Duration::from_millis),
+        })
+    }
+}
+
+/// What `sauve-state.json` holds; fields other versions add are kept.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct EngineState {
     /// The last backup.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub last_backup: Option<LastBackup>,
     /// Archive size over content size of the last compressed backup, for the
     /// free-space estimate (SPEC 6.1).
@@ -46,11 +122,33 @@ pub struct EngineState {
     pub last_ratio: Option<f64>,
     /// The data file as the last successful backup with data saw it, for
     /// BackupIfDataChange (SPEC 9.3).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient"
+    )]
     pub last_data: Option<DataStamp>,
-    /// Fields written by other parts of sauve.
+    /// The scheduler's memory across restarts (SPEC 9.2).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient"
+    )]
+    pub scheduler: Option<SchedulerState>,
+    /// Fields this version does not know, kept as they are.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// A field that does not read is absent rather than the whole file lost:
+/// the state is informational and the next run rewrites it.
+fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let v = Value::deserialize(d)?;
+    Ok(serde_json::from_value(v).ok())
 }
 
 /// A data file's identity for the data-change check.
@@ -70,8 +168,7 @@ pub fn state_path(app: &Path) -> PathBuf {
 }
 
 impl EngineState {
-    /// Reads the state of an app; missing or unreadable gives the empty state
-    /// (the file is informational and rewritten by the next backup).
+    /// Reads the state of an app; missing or unreadable gives the empty state.
     pub fn load(app: &Path) -> EngineState {
         std::fs::read(state_path(app))
             .ok()
@@ -84,7 +181,7 @@ impl EngineState {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SchedulerView {
     /// The next scheduled backup.
-    pub next: Option<jiff::Timestamp>,
+    pub next: Option<Timestamp>,
     /// Off after 1401.
     pub disabled: bool,
 }
@@ -92,13 +189,16 @@ pub struct SchedulerView {
 /// The JSON of `sauve status --json` and `GET /v1/status` (SPEC section 15):
 /// `{"last_backup", "next_scheduled", "scheduler_disabled", "destination":
 /// {"path", "free_bytes", "used_bytes"}}`. Reads files: call it off async threads.
-pub fn status_json(app: &Path, scheduler: SchedulerView) -> Result<Value, String> {
+pub fn status_json(app: &Path, scheduler: SchedulerView) -> Result<Value, crate::EngineError> {
     let state = EngineState::load(app);
-    let effective = sauve_settings::load_effective(app).map_err(|e| e.to_string())?;
-    let dest =
-        sauve_settings::resolve_path(app, &effective.doc.settings().general.destination_folder)
-            .map_err(|e| e.to_string())?
-            .path;
+    let effective = sauve_settings::load_effective(app)?;
+    let written = &effective.doc.settings().general.destination_folder;
+    let dest = sauve_settings::resolve_path(app, written)
+        .map_err(|source| crate::EngineError::DestinationPath {
+            written: written.clone(),
+            source,
+        })?
+        .path;
     let base = sauve_settings::AppLayout::discover(app)
         .map(|l| l.base_name())
         .ok();
@@ -120,4 +220,49 @@ pub fn status_json(app: &Path, scheduler: SchedulerView) -> Result<Value, String
         "scheduler_disabled": scheduler.disabled,
         "destination": {"path": dest, "free_bytes": crate::free_space(&dest), "used_bytes": used},
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn last() -> LastBackup {
+        LastBackup {
+            number: 42,
+            status: Status::AttachmentNotFound,
+            trigger: Trigger::Scheduled,
+            started: "2025-03-14T01:00:01.204Z".parse().unwrap(),
+            ended: "2025-03-14T01:03:27.950Z".parse().unwrap(),
+            archive: Some(PathBuf::from("/bk/data[0042].4BK")),
+            log_archive: Some(PathBuf::from("/bk/data[0041].4BL")),
+            data_lock: Some(Duration::from_millis(12_408)),
+            structure_lock: None,
+        }
+    }
+
+    #[test]
+    fn the_last_backup_is_typed_in_memory_and_readable_on_disk() {
+        let json = serde_json::to_value(last()).unwrap();
+        assert_eq!(json["status"], -43);
+        assert_eq!(json["status_text"], "Attachment not found");
+        assert_eq!(json["trigger"], "scheduled");
+        assert_eq!(json["duration_ms"], 206_746);
+        assert_eq!(json["lock_window_ms"], 12_408);
+        assert_eq!(json["started"], "2025-03-14T01:00:01.204Z");
+        let back: LastBackup = serde_json::from_value(json).unwrap();
+        assert_eq!(back, last());
+    }
+
+    #[test]
+    fn a_damaged_field_costs_that_field_not_the_file() {
+        let text = r#"{"last_backup": {"number": 1, "status": 0, "trigger": "sometime",
+            "started": "2025-03-14T01:00:01Z", "ended": "2025-03-14T01:00:02Z"},
+            "last_ratio": 0.5, "scheduler": {"last_slot": "2025-03-14T01:00:00Z", "failures": 2},
+            "alerts": [1, 2]}"#;
+        let s: EngineState = serde_json::from_str(text).unwrap();
+        assert_eq!(s.last_backup, None);
+        assert_eq!(s.last_ratio, Some(0.5));
+        assert_eq!(s.scheduler.unwrap().failures, 2);
+        assert_eq!(s.extra["alerts"], serde_json::json!([1, 2]));
+    }
 }

@@ -225,6 +225,25 @@ impl History {
     }
 }
 
+/// The text of `destination/backupHistory.json`, to print or serve as JSON:
+/// without the BOM some 4D files start with (JSON sauve prints never starts
+/// with one), `None` when there is no history yet.
+pub fn read_json_text(destination: &Path) -> Result<Option<String>, HistoryError> {
+    let path = destination.join(FILE_NAME);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(match text.strip_prefix('\u{FEFF}') {
+            Some(rest) => rest.to_owned(),
+            None => text,
+        })),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(HistoryError::Io {
+            action: "read",
+            path,
+            source,
+        }),
+    }
+}
+
 /// The numbers of the `.4BK` archives (any segment) of `base` in `destination`.
 pub fn archive_numbers(destination: &Path, base: &str) -> Result<Vec<u32>, HistoryError> {
     let entries = match std::fs::read_dir(destination) {

@@ -23,4 +23,6 @@ pub use entry::{
     HistoryAttachment, HistoryEntry, HistoryFile, LockWindows, Operation, format_date,
 };
 pub use error::HistoryError;
-pub use history::{FILE_NAME, History, Loaded, Numbering, UNLIMITED, archive_numbers, next_number};
+pub use history::{
+    FILE_NAME, History, Loaded, Numbering, UNLIMITED, archive_numbers, next_number, read_json_text,
+};

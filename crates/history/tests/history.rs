@@ -259,3 +259,20 @@ fn sauve_writes_4d_shape_with_its_fields_after_4d_keys() {
         .history;
     assert_eq!(back, h);
 }
+
+#[test]
+fn a_history_4d_wrote_with_a_bom_reads_and_prints_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = fixture();
+    std::fs::write(dir.path().join(FILE_NAME), format!("\u{FEFF}{text}")).unwrap();
+    let printed = sauve_history::read_json_text(dir.path()).unwrap().unwrap();
+    assert!(!printed.starts_with('\u{FEFF}'));
+    assert_eq!(printed, text);
+    serde_json::from_str::<serde_json::Value>(&printed).unwrap();
+    let loaded = History::load(dir.path(), t("2025-01-01T00:00:00Z")).unwrap();
+    assert!(loaded.moved_aside.is_none());
+    assert!(loaded.history.highest_number(KEY_A).is_some());
+    // No history yet: nothing to print.
+    let empty = tempfile::tempdir().unwrap();
+    assert_eq!(sauve_history::read_json_text(empty.path()).unwrap(), None);
+}

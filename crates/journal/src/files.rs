@@ -54,6 +54,22 @@ fn list(dir: &Path) -> Result<Vec<(u16, SystemTime)>, JournalError> {
     Ok(out)
 }
 
+/// Where an app keeps its Backup Journal: `APP/Data/Logs/` when a Backup
+/// Journal is there and none in `APP/Logs/` (many 4D project apps keep it
+/// there), else `APP/Logs/`. Every command that reads or writes the journal
+/// asks here, so sauve continues the app's own journal instead of starting
+/// a second one.
+pub fn journal_dir(app: &Path) -> PathBuf {
+    let logs = app.join("Logs");
+    let data_logs = app.join("Data").join("Logs");
+    let has_journal = |dir: &Path| list(dir).is_ok_and(|files| !files.is_empty());
+    if !has_journal(&logs) && has_journal(&data_logs) {
+        data_logs
+    } else {
+        logs
+    }
+}
+
 impl Journal {
     /// Opens the journal of `logs_dir` (`APP/Logs`): the current file is the
     /// newest (SPEC 11.3), `[001]` when there is none yet. Creates nothing.

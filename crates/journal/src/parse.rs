@@ -188,34 +188,12 @@ pub fn parse_date(raw: &str) -> Option<DateTime> {
     Some(Date::new(year, month, day).ok()?.to_datetime(time))
 }
 
-/// `12:02 PM`, `13:51`, `13:51:07`.
+/// `12:02 PM`, `1:00 pm`, `13:51`, `13:51:07`, through jiff's strptime.
 fn clock(text: &str) -> Option<Time> {
-    let (hm, meridiem) = match text.rsplit_once(' ') {
-        Some((hm, m)) if m.eq_ignore_ascii_case("AM") || m.eq_ignore_ascii_case("PM") => {
-            (hm, Some(m.eq_ignore_ascii_case("PM")))
-        }
-        _ => (text, None),
-    };
-    let mut it = hm.split(':');
-    let h: i8 = it.next()?.parse().ok()?;
-    let m: i8 = it.next()?.parse().ok()?;
-    let s: i8 = match it.next() {
-        Some(s) => s.parse().ok()?,
-        None => 0,
-    };
-    if it.next().is_some() {
-        return None;
-    }
-    let h = match meridiem {
-        Some(pm) => {
-            if !(1..=12).contains(&h) {
-                return None;
-            }
-            (h % 12) + if pm { 12 } else { 0 }
-        }
-        None => h,
-    };
-    Time::new(h, m, s, 0).ok()
+    const FORMATS: [&str; 4] = ["%I:%M %p", "%I:%M:%S %p", "%H:%M", "%H:%M:%S"];
+    FORMATS
+        .iter()
+        .find_map(|f| Time::strptime(f, text.trim()).ok())
 }
 
 #[cfg(test)]
@@ -237,6 +215,18 @@ mod tests {
             ("8/6/20 7:06 PM", None),
             ("soon", None),
             ("2/30/20 1:00 PM", None),
+            ("7/26/20 1:05 pm", Some(date(2020, 7, 26).at(13, 5, 0, 0))),
+            (
+                "7/26/20 12:02:09 PM",
+                Some(date(2020, 7, 26).at(12, 2, 9, 0)),
+            ),
+            ("7/26/20 13:02 PM", None),
+            ("7/26/20 0:02 AM", None),
+            (
+                "24.04.18 13:51:07",
+                Some(date(2018, 4, 24).at(13, 51, 7, 0)),
+            ),
+            ("24.04.18 24:00", None),
         ];
         for (raw, want) in cases {
             assert_eq!(parse_date(raw), *want, "{raw}");

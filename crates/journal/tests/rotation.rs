@@ -200,3 +200,30 @@ fn entries_are_read_back_across_files_oldest_first() {
     assert_eq!(titles.first(), Some(&Some(Title::FullBackup)));
     assert_eq!(titles.last(), Some(&Some(Title::Restore)));
 }
+
+#[test]
+fn the_journal_continues_in_data_logs_only_when_the_app_keeps_it_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path();
+    // Nothing anywhere: a new journal starts in APP/Logs.
+    assert_eq!(sauve_journal::journal_dir(app), app.join("Logs"));
+    // A 4D project app keeping its journal in Data/Logs: continue there.
+    std::fs::create_dir_all(app.join("Data/Logs")).unwrap();
+    std::fs::write(
+        app.join("Data/Logs/Backup Journal[004].txt"),
+        "*** Full Backup\n\n",
+    )
+    .unwrap();
+    assert_eq!(sauve_journal::journal_dir(app), app.join("Data/Logs"));
+    // APP/Logs holding sauve's state but no journal does not change that.
+    std::fs::create_dir_all(app.join("Logs")).unwrap();
+    std::fs::write(app.join("Logs/sauve-state.json"), "{}").unwrap();
+    assert_eq!(sauve_journal::journal_dir(app), app.join("Data/Logs"));
+    // A journal in both: APP/Logs wins, as for an app 4D itself writes there.
+    std::fs::write(
+        app.join("Logs/Backup Journal[001].txt"),
+        "*** Full Backup\n\n",
+    )
+    .unwrap();
+    assert_eq!(sauve_journal::journal_dir(app), app.join("Logs"));
+}

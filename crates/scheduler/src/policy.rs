@@ -172,6 +172,36 @@ impl SchedulerState {
         first_attempt(schedule, tz, now.max(slot))
     }
 
+    /// Whether a failure of the next attempt reaches RetryCountBeforeAbort:
+    /// the engine then records that attempt as 1401 (SPEC 9.1).
+    pub fn gives_up_on_failure(&self, policy: &RetryPolicy) -> bool {
+        policy
+            .abort_after
+            .is_some_and(|limit| self.failures.saturating_add(1) >= limit)
+    }
+
+    /// The attempt to plan when the settings changed while running (a new
+    /// schedule, or Never to a schedule): none while the scheduler is off;
+    /// a pending retry stays if it comes before the new schedule's first
+    /// slot, else that slot.
+    pub fn replan(
+        &self,
+        schedule: &Schedule,
+        tz: &TimeZone,
+        pending: Option<Attempt>,
+        now: Timestamp,
+    ) -> Option<Attempt> {
+        if self.disabled {
+            return None;
+        }
+        let next_slot = first_attempt(schedule, tz, now);
+        match (pending, next_slot) {
+            (Some(retry), Some(slot)) if retry.number > 1 && retry.at < slot.at => Some(retry),
+            (Some(retry), None) if retry.number > 1 => Some(retry),
+            (_, next) => next,
+        }
+    }
+
     /// A successful manual (or api, remote) backup re-enables the scheduler
     /// and resets the failure counter.
     pub fn manual_success(&mut self) {
@@ -322,6 +352,62 @@ mod tests {
                 number: 1
             })
         );
+    }
+
+    #[test]
+    fn the_attempt_that_reaches_the_limit_is_known_before_it_runs() {
+        let mut s = SchedulerState::default();
+        assert!(!s.gives_up_on_failure(&policy(None)));
+        assert!(!s.gives_up_on_failure(&policy(Some(2))));
+        s.failures = 1;
+        assert!(s.gives_up_on_failure(&policy(Some(2))));
+        assert!(s.gives_up_on_failure(&policy(Some(1))));
+        assert!(!s.gives_up_on_failure(&policy(Some(3))));
+    }
+
+    #[test]
+    fn a_changed_schedule_plans_its_first_slot_keeping_an_earlier_retry() {
+        let tz = TimeZone::UTC;
+        let now = ts("2025-01-01T10:20:00Z");
+        let s = SchedulerState::default();
+        let daily = Schedule::Daily {
+            every: 1,
+            hour: TimeOfDay::MIDNIGHT,
+        };
+        // Never to a schedule: its first slot.
+        assert_eq!(
+            s.replan(&hourly(), &tz, None, now).map(|a| a.at),
+            Some(ts("2025-01-01T11:00:00Z"))
+        );
+        // A schedule to Never: nothing, unless a retry is pending.
+        assert_eq!(s.replan(&Schedule::Never, &tz, None, now), None);
+        let retry = Attempt {
+            at: ts("2025-01-01T10:25:00Z"),
+            slot: ts("2025-01-01T10:00:00Z"),
+            number: 2,
+        };
+        assert_eq!(
+            s.replan(&Schedule::Never, &tz, Some(retry), now),
+            Some(retry)
+        );
+        // Hourly to daily: the pending first attempt is replaced, a retry
+        // due before the new slot kept.
+        let pending = Attempt {
+            at: ts("2025-01-01T11:00:00Z"),
+            slot: ts("2025-01-01T11:00:00Z"),
+            number: 1,
+        };
+        assert_eq!(
+            s.replan(&daily, &tz, Some(pending), now).map(|a| a.at),
+            Some(ts("2025-01-02T00:00:00Z"))
+        );
+        assert_eq!(s.replan(&daily, &tz, Some(retry), now), Some(retry));
+        // Off after 1401: nothing until a manual success.
+        let off = SchedulerState {
+            disabled: true,
+            ..SchedulerState::default()
+        };
+        assert_eq!(off.replan(&hourly(), &tz, None, now), None);
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! The control API (SPEC section 4): bearer-token HTTP on loopback.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -12,7 +11,8 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use sauve_engine::{BackupEvent, BackupHandle, SchedulerView, Trigger};
+use sauve_engine::{Admission, BackupHandle, SchedulerView, Trigger};
+use sauve_status::Status;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 use tokio_stream::StreamExt;
@@ -73,8 +73,11 @@ async fn authorize(State(state): State<ApiState>, request: Request, next: Next) 
     next.run(request).await
 }
 
-/// `POST /v1/backup`: 202 with the number once the run has one, 409 with
-/// 1402 while one runs. An optional JSON body is accepted (and must be JSON).
+/// `POST /v1/backup`: 202 with the number once the run has one; 409 with
+/// the status for a refusal (1402 while one runs, 1417 during an
+/// integration); 422 with the status for a run that ended before it had a
+/// number (invalid settings, a hook's refusal, a failed pre-check). An
+/// optional JSON body is accepted (and must be JSON).
 async fn backup(State(state): State<ApiState>, body: Result<Bytes, BytesRejection>) -> Response {
     let body = match body {
         Ok(b) => b,
@@ -96,44 +99,35 @@ async fn backup(State(state): State<ApiState>, body: Result<Bytes, BytesRejectio
             &format!("bad JSON: {e} (accepted: no body, or a JSON object)"),
         );
     }
-    if state.handle.is_running().await.unwrap_or(false) {
-        return (
-            StatusCode::CONFLICT,
-            Json(json!({"error": "a backup is already running", "status": 1402})),
+    // Waits on the run itself: the answer comes once it has its number, or
+    // at once when it is refused or ends before (SPEC 4, 5 step 1).
+    let mut running = state.handle.begin(Trigger::Remote);
+    match running.admitted().await {
+        Ok(Admission::Started { run, number }) => (
+            StatusCode::ACCEPTED,
+            Json(json!({"number": number, "run": run})),
         )
-            .into_response();
-    }
-    let mut events = state.handle.subscribe();
-    let handle = state.handle.clone();
-    let run = tokio::spawn(async move { handle.backup(Trigger::Remote).await });
-    // Answer as soon as the run has its number (or ended before getting one).
-    let answer = tokio::time::timeout(Duration::from_secs(600), async {
-        loop {
-            match events.recv().await {
-                Ok(BackupEvent::Started { number, run, .. }) => {
-                    return json!({"number": number, "run": run});
-                }
-                Ok(BackupEvent::Finished {
-                    status,
-                    status_text,
-                    number,
-                    ..
-                }) => {
-                    return json!({"number": number, "status": status, "status_text": status_text});
-                }
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(_) => return json!({"number": 0}),
-            }
+            .into_response(),
+        Ok(Admission::Ended(report)) => {
+            let code = match report.status {
+                Status::AlreadyRunning
+                | Status::IntegrationRunning
+                | Status::CallerHoldsWriteGuard => StatusCode::CONFLICT,
+                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            (
+                code,
+                Json(json!({
+                    "error": report.errors.first().cloned().unwrap_or_else(|| report.status.text().to_owned()),
+                    "status": report.status.code(),
+                    "status_text": report.status.text(),
+                    "number": report.number,
+                    "run": report.run,
+                })),
+            )
+                .into_response()
         }
-    })
-    .await;
-    match answer {
-        Ok(v) if v["status"] == 1402 => (StatusCode::CONFLICT, Json(v)).into_response(),
-        Ok(v) => (StatusCode::ACCEPTED, Json(v)).into_response(),
-        Err(_) => {
-            drop(run);
-            error(StatusCode::GATEWAY_TIMEOUT, "the backup did not start")
-        }
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
 }
 
@@ -149,7 +143,7 @@ async fn status(State(state): State<ApiState>) -> Response {
     let view = *state.scheduler.lock().unwrap_or_else(|e| e.into_inner());
     match tokio::task::spawn_blocking(move || sauve_engine::status_json(&app, view)).await {
         Ok(Ok(v)) => Json(v).into_response(),
-        Ok(Err(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, &e),
+        Ok(Err(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }
@@ -157,17 +151,19 @@ async fn status(State(state): State<ApiState>) -> Response {
 async fn history(State(state): State<ApiState>) -> Response {
     let app = state.handle.app().to_path_buf();
     let read = tokio::task::spawn_blocking(move || -> Result<Value, String> {
-        let effective = sauve_settings::load_effective(&app).map_err(|e| e.to_string())?;
-        let dest = sauve_settings::resolve_path(
-            &app,
-            &effective.doc.settings().general.destination_folder,
-        )
-        .map_err(|e| e.to_string())?
-        .path;
-        match std::fs::read_to_string(dest.join(sauve_history::FILE_NAME)) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| e.to_string()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(json!({})),
-            Err(e) => Err(e.to_string()),
+        let settings = sauve_engine::AppSettings::load(&app).map_err(|e| e.to_string())?;
+        let written = &settings.settings.general.destination_folder;
+        let dest = sauve_settings::resolve_path(&app, written)
+            .map_err(|e| format!("destination \"{written}\": {e}"))?
+            .path;
+        match sauve_history::read_json_text(&dest).map_err(|e| e.to_string())? {
+            Some(text) => serde_json::from_str(&text).map_err(|e| {
+                format!(
+                    "{} is not valid JSON: {e}",
+                    dest.join(sauve_history::FILE_NAME).display()
+                )
+            }),
+            None => Ok(json!({})),
         }
     })
     .await;

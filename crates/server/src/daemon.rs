@@ -2,15 +2,15 @@
 //! SIGTERM or SIGINT.
 
 use std::future::Future;
-use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use jiff::tz::TimeZone;
-use sauve_engine::{BackupHandle, Engine, EngineOptions, SchedulerView};
+use sauve_engine::{
+    AppSettings, BackupHandle, Engine, EngineError, EngineOptions, Scheduled, SchedulerView,
+};
 use sauve_scheduler::{Attempt, RetryPolicy, Schedule, SchedulerState};
 use sauve_status::Status;
 use serde::{Deserialize, Serialize};
@@ -42,9 +42,19 @@ impl ServerFile {
         serde_json::from_slice(&bytes).ok()
     }
 
-    /// Whether its process is alive (the file is ignored otherwise).
+    /// Whether its process is alive (the file is ignored otherwise): a
+    /// signal 0 reaches it, or it exists but belongs to someone else.
     pub fn pid_alive(&self) -> bool {
-        Path::new(&format!("/proc/{}", self.pid)).exists()
+        let Some(pid) = i32::try_from(self.pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        else {
+            return false;
+        };
+        match rustix::process::test_kill_process(pid) {
+            Ok(()) => true,
+            Err(e) => e == rustix::io::Errno::PERM,
+        }
     }
 }
 
@@ -53,8 +63,16 @@ impl ServerFile {
 #[non_exhaustive]
 pub enum DaemonError {
     /// The app folder is not usable.
-    #[error("{0}")]
-    App(String),
+    #[error("app folder \"{}\": {source}", app.display())]
+    App {
+        /// The folder.
+        app: PathBuf,
+        /// Why.
+        source: sauve_settings::SettingsError,
+    },
+    /// The engine could not start.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -63,26 +81,27 @@ pub enum DaemonError {
         /// The system's error.
         source: std::io::Error,
     },
-    /// Anything else.
-    #[error("{0}")]
-    Other(String),
+    /// The system's random source failed.
+    #[error("cannot draw a token from the system's random source: {0}")]
+    Random(String),
+    /// The server file could not be written.
+    #[error(transparent)]
+    ServerFile(#[from] sauve_durable::PathError),
+    /// Serving failed.
+    #[error("the control API stopped: {0}")]
+    Serve(#[source] std::io::Error),
 }
 
-/// A fresh token: 32 random bytes from the kernel, in hex.
-fn new_token() -> Result<String, DaemonError> {
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(|e| DaemonError::Other(format!("cannot read /dev/urandom: {e}")))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// A fresh bearer token, for hosts that serve the API themselves.
+/// A fresh bearer token: 32 random bytes from the kernel, in hex.
 pub fn generate_token() -> Result<String, DaemonError> {
-    new_token()
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| DaemonError::Random(e.to_string()))?;
+    Ok(hex::encode(bytes))
 }
 
-/// Writes `APP/Logs/sauve-server.json` (mode 0600) for a server at `url`.
+/// Writes `APP/Logs/sauve-server.json` for a server at `url`: created 0600
+/// through a temporary file and renamed, so the token is never readable by
+/// others, not even for an instant.
 pub fn write_server_file(app: &Path, url: &str, token: &str) -> Result<(), DaemonError> {
     let file = ServerFile {
         url: url.to_owned(),
@@ -90,32 +109,35 @@ pub fn write_server_file(app: &Path, url: &str, token: &str) -> Result<(), Daemo
         app: app.to_path_buf(),
         token: token.to_owned(),
     };
-    let json = serde_json::to_vec_pretty(&file).map_err(|e| DaemonError::Other(e.to_string()))?;
-    sauve_durable::replace(&server_file_path(app), &json)
-        .map_err(|e| DaemonError::Other(e.to_string()))
+    // Serializing four plain fields cannot fail.
+    let json = serde_json::to_vec_pretty(&file).unwrap_or_default();
+    Ok(sauve_durable::replace(&server_file_path(app), &json)?)
 }
 
 /// Runs the server of `app` until `shutdown` completes; a running backup is
-/// then stopped (1406) and recorded before returning.
+/// then stopped (1406) and recorded before returning. Starts whatever the
+/// settings say: invalid settings are reported by the scheduler loop and
+/// applied as soon as they are valid.
 pub async fn run(
     app: PathBuf,
     listen: SocketAddr,
     mode: sauve_locking::Mode,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
-    let layout =
-        sauve_settings::AppLayout::discover(&app).map_err(|e| DaemonError::App(e.to_string()))?;
+    let layout = sauve_settings::AppLayout::discover(&app).map_err(|source| DaemonError::App {
+        app: app.clone(),
+        source,
+    })?;
     let handle = Engine::start(
         layout,
         EngineOptions {
             mode,
             ..EngineOptions::default()
         },
-    )
-    .map_err(|e| DaemonError::Other(e.to_string()))?;
+    )?;
     let token = match ServerFile::read(&app) {
         Some(old) if !old.token.is_empty() => old.token,
-        _ => new_token()?,
+        _ => generate_token()?,
     };
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -123,21 +145,10 @@ pub async fn run(
             addr: listen,
             source,
         })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| DaemonError::Other(e.to_string()))?;
-    let file = ServerFile {
-        url: format!("http://{addr}"),
-        pid: std::process::id(),
-        app: app.clone(),
-        token: token.clone(),
-    };
-    let json = serde_json::to_vec_pretty(&file).map_err(|e| DaemonError::Other(e.to_string()))?;
-    // Written through a temporary file, created 0600, renamed: the token is
-    // never readable by others, not even for an instant.
-    sauve_durable::replace(&server_file_path(&app), &json)
-        .map_err(|e| DaemonError::Other(e.to_string()))?;
-    tracing::info!(url = %file.url, app = %app.display(), "sauve server listening");
+    let addr = listener.local_addr().map_err(DaemonError::Serve)?;
+    let url = format!("http://{addr}");
+    write_server_file(&app, &url, &token)?;
+    tracing::info!(url = %url, app = %app.display(), "sauve server listening");
 
     let view = Arc::new(Mutex::new(SchedulerView::default()));
     let scheduler = tokio::spawn(scheduler_loop(handle.clone(), view.clone()));
@@ -157,80 +168,106 @@ pub async fn run(
     shutdown.await;
     tracing::info!("stopping: a running backup ends with 1406");
     scheduler.abort();
+    let _ = scheduler.await;
     handle.clone().shutdown().await;
     let _ = stop_tx.send(());
-    let _ = served.await;
+    // Open event streams would hold the graceful shutdown forever: give the
+    // connections a moment, then drop them.
+    let _ = tokio::time::timeout(Duration::from_millis(500), served).await;
     let _ = std::fs::remove_file(server_file_path(&app));
     Ok(())
 }
 
-/// What the scheduler persists, under `scheduler` in `APP/Logs/sauve-state.json`.
-fn load_state(app: &Path) -> SchedulerState {
-    let state = sauve_engine::EngineState::load(app);
-    state
-        .extra
-        .get("scheduler")
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-        .unwrap_or_default()
+/// The schedule and policy of valid settings.
+#[derive(Clone)]
+struct Plan {
+    schedule: Schedule,
+    policy: RetryPolicy,
+    digest: String,
 }
 
-fn save_state(app: &Path, s: &SchedulerState) {
-    let mut state = sauve_engine::EngineState::load(app);
-    if let Ok(v) = serde_json::to_value(s) {
-        state.extra.insert("scheduler".to_owned(), v);
-    }
-    if let Ok(json) = serde_json::to_vec_pretty(&state)
-        && let Err(e) = sauve_durable::replace(&sauve_engine::state_path(app), &json)
-    {
-        tracing::warn!("cannot save the scheduler state: {e}");
-    }
-}
-
-/// The schedule and policy of the current settings; `None` when they are
-/// invalid (the last valid ones stay in force, with a warning).
-fn plan(app: &Path) -> Option<(Schedule, RetryPolicy, std::time::SystemTime)> {
-    let source = sauve_settings::locate(app);
-    let modified = source
-        .path()
-        .and_then(|p| std::fs::metadata(p).ok())
-        .and_then(|m| m.modified().ok())
-        .unwrap_or(std::time::UNIX_EPOCH);
-    match sauve_settings::load_effective(app) {
-        Ok(e) => {
-            let s = e.doc.settings();
-            Some((
-                Schedule::from_settings(&s.scheduler),
-                RetryPolicy::from_settings(&s.advanced.backup_failure),
-                modified,
-            ))
-        }
-        Err(e) => {
-            tracing::warn!("invalid settings; the last valid schedule stays in force: {e}");
-            None
+impl Plan {
+    fn of(s: &AppSettings) -> Plan {
+        Plan {
+            schedule: Schedule::from_settings(&s.settings.scheduler),
+            policy: RetryPolicy::from_settings(&s.settings.advanced.backup_failure),
+            digest: s.digest.clone(),
         }
     }
 }
 
-/// Runs scheduled backups: re-reads the settings at least every minute and
-/// before each backup, applies the failure policy, catches up missed slots.
-/// Host apps spawn it beside their own server; it runs until aborted.
+/// How long the loop sleeps at most: settings are re-read at least this often.
+const TICK: Duration = Duration::from_secs(60);
+
+/// Runs scheduled backups (SPEC 9, 10): re-reads the settings at least
+/// every minute and before each backup (invalid settings keep the last
+/// valid schedule, or none until the file is fixed), applies the failure
+/// policy, catches up missed slots, and persists its state through the
+/// engine's records. Time comes from the engine's clock. Host apps spawn it
+/// beside their own server; it runs until aborted or until the engine is gone.
 pub async fn scheduler_loop(handle: BackupHandle, view: Arc<Mutex<SchedulerView>>) {
-    let app = handle.app().to_path_buf();
-    let tz = TimeZone::system();
-    let a = app.clone();
-    let Ok(Some(mut current)) = tokio::task::spawn_blocking(move || plan(&a)).await else {
+    let clock = handle.clock();
+    let tz = clock.zone();
+    let Ok(mut state) = handle.scheduler_state().await else {
         return;
     };
-    let a = app.clone();
-    let mut state = tokio::task::spawn_blocking(move || load_state(&a))
-        .await
-        .unwrap_or_default();
-    let (missed, decision) = state.at_start(&current.0, &current.1, &tz, Timestamp::now());
-    if let Some(slot) = missed {
-        record_missed(&handle, slot).await;
-    }
-    let mut next: Option<Attempt> = decision.next;
+    let mut tally = handle.tally();
+    let mut successes = tally.borrow_and_update().on_demand_successes;
+    let mut current: Option<Plan> = None;
+    let mut next: Option<Attempt> = None;
+    let mut invalid: Option<String> = None;
     loop {
+        // The settings, at least every minute and before each backup.
+        match handle.settings().await {
+            Ok(s) => {
+                if invalid.take().is_some() {
+                    tracing::info!("the settings are valid again");
+                }
+                if current.as_ref().is_none_or(|c| c.digest != s.digest) {
+                    let fresh = Plan::of(&s);
+                    next = if current.is_none() {
+                        // The first valid settings: what a restart missed.
+                        let (missed, d) =
+                            state.at_start(&fresh.schedule, &fresh.policy, &tz, clock.now());
+                        if let Some(slot) = missed {
+                            record_missed(&handle, slot).await;
+                            save(&handle, &state).await;
+                        }
+                        d.next
+                    } else {
+                        state.replan(&fresh.schedule, &tz, next, clock.now())
+                    };
+                    current = Some(fresh);
+                }
+            }
+            Err(EngineError::Gone { .. }) => return,
+            Err(e) => {
+                let message = e.to_string();
+                if invalid.as_deref() != Some(message.as_str()) {
+                    tracing::warn!(
+                        "invalid settings; {}: {message}",
+                        if current.is_some() {
+                            "the last valid schedule stays in force"
+                        } else {
+                            "no backup is scheduled until they are valid"
+                        }
+                    );
+                    invalid = Some(message);
+                }
+            }
+        }
+        // A successful manual, api or remote backup re-enables a scheduler
+        // turned off by 1401 and resets the failure counter (SPEC 9.1).
+        let now_successes = tally.borrow_and_update().on_demand_successes;
+        if now_successes > successes {
+            successes = now_successes;
+            let was_off = state.disabled;
+            state.manual_success();
+            if was_off && let Some(c) = &current {
+                next = state.replan(&c.schedule, &tz, None, clock.now());
+            }
+            save(&handle, &state).await;
+        }
         {
             let mut v = view.lock().unwrap_or_else(|e| e.into_inner());
             *v = SchedulerView {
@@ -238,136 +275,97 @@ pub async fn scheduler_loop(handle: BackupHandle, view: Arc<Mutex<SchedulerView>
                 disabled: state.disabled,
             };
         }
-        let now = Timestamp::now();
-        let due = next.filter(|n| n.at <= now);
-        let Some(attempt) = due else {
-            // Sleep until the attempt, waking every minute to notice changed
-            // settings and clock jumps.
+        let now = clock.now();
+        let (Some(attempt), Some(plan)) = (next.filter(|n| n.at <= now), current.clone()) else {
+            // Sleep until the attempt, waking at least every minute to see
+            // changed settings and clock jumps, and at once when a backup ends.
             let wait = next
                 .map(|n| n.at.duration_since(now).unsigned_abs())
-                .unwrap_or(Duration::from_secs(60))
-                .min(Duration::from_secs(60));
-            tokio::time::sleep(wait).await;
-            // A successful manual, api or remote backup re-enables a
-            // scheduler turned off by 1401 (SPEC 9.1).
-            if state.disabled
-                && let Some(last) = handle.last_backup().await
-                && last.trigger != "scheduled"
-                && Status::from_code(last.status).is_success()
-                && last
-                    .ended
-                    .parse::<Timestamp>()
-                    .is_ok_and(|t| state.last_slot.is_none_or(|s| t > s))
-            {
-                state.manual_success();
-                next = state.postponed(&current.0, &tz, Timestamp::now(), Timestamp::now());
-            }
-            let a = app.clone();
-            if let Ok(Some(fresh)) = tokio::task::spawn_blocking(move || plan(&a)).await
-                && fresh.2 != current.2
-            {
-                current = fresh;
-                next = state
-                    .postponed(
-                        &current.0,
-                        &tz,
-                        state.last_slot.unwrap_or(now),
-                        Timestamp::now(),
-                    )
-                    .filter(|_| !state.disabled);
+                .unwrap_or(TICK)
+                .min(TICK);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                changed = tally.changed() => if changed.is_err() { return },
             }
             continue;
         };
         // A slot that passed by more than a minute ago without firing
-        // (suspend, clock jump) is a missed slot.
+        // (suspend, clock jump) is a missed slot (SPEC 9.2).
         if attempt.number == 1
-            && Timestamp::now().duration_since(attempt.slot) > jiff::SignedDuration::from_secs(60)
+            && now.duration_since(attempt.slot) > jiff::SignedDuration::from_secs(60)
         {
             record_missed(&handle, attempt.slot).await;
             let d = state.after_attempt(
-                &current.0,
-                &current.1,
+                &plan.schedule,
+                &plan.policy,
                 &tz,
                 attempt.slot,
                 1,
                 Status::SlotMissed,
-                Timestamp::now(),
+                clock.now(),
             );
-            next = d.next;
-            let (a, s) = (app.clone(), state.clone());
-            let _ = tokio::task::spawn_blocking(move || save_state(&a, &s)).await;
+            next = if state.disabled { None } else { d.next };
+            save(&handle, &state).await;
             continue;
         }
-        let a = app.clone();
-        if let Ok(Some(fresh)) = tokio::task::spawn_blocking(move || plan(&a)).await {
-            current = fresh;
-        }
-        let report = match handle.backup_scheduled(attempt.slot).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!("the engine is gone: {e}");
-                return;
+        let scheduled = Scheduled {
+            slot: attempt.slot,
+            attempt: attempt.number,
+            last_allowed: state.gives_up_on_failure(&plan.policy),
+        };
+        let Ok(report) = handle.backup_attempt(scheduled).await else {
+            return;
+        };
+        next = if report.postponed {
+            // BackupIfDataChange, or another backup running: the slot is
+            // handled, no failure (SPEC 9.3, 5 step 1).
+            state.postponed(&plan.schedule, &tz, attempt.slot, clock.now())
+        } else {
+            let d = state.after_attempt(
+                &plan.schedule,
+                &plan.policy,
+                &tz,
+                attempt.slot,
+                attempt.number,
+                report.status,
+                clock.now(),
+            );
+            if state.disabled {
+                tracing::error!(
+                    "scheduled backups are off after {} failed attempts (1401) until a manual backup succeeds",
+                    state.failures
+                );
+                None
+            } else {
+                d.next
             }
         };
-        if report.postponed {
-            // BackupIfDataChange: the slot is handled, no failure (SPEC 9.3).
-            next = state.postponed(&current.0, &tz, attempt.slot, Timestamp::now());
-            let (a, s) = (app.clone(), state.clone());
-            let _ = tokio::task::spawn_blocking(move || save_state(&a, &s)).await;
-            continue;
-        }
-        let decision = state.after_attempt(
-            &current.0,
-            &current.1,
-            &tz,
-            attempt.slot,
-            attempt.number,
-            report.status,
-            Timestamp::now(),
-        );
-        if decision.status == Status::MaxAttemptsReached {
-            record_abort(&handle, attempt, &report).await;
-        }
-        next = if state.disabled { None } else { decision.next };
-        let (a, s) = (app.clone(), state.clone());
-        let _ = tokio::task::spawn_blocking(move || save_state(&a, &s)).await;
+        save(&handle, &state).await;
+    }
+}
+
+async fn save(handle: &BackupHandle, state: &SchedulerState) {
+    if let Err(e) = handle.save_scheduler_state(state.clone()).await {
+        tracing::warn!("cannot save the scheduler state: {e}");
     }
 }
 
 /// Journals a missed slot as "Full Backup aborted" with 1418 (SPEC 9.2).
 async fn record_missed(handle: &BackupHandle, slot: Timestamp) {
-    let tz = TimeZone::system();
+    let clock = handle.clock();
+    let tz = clock.zone();
+    let local = |t: Timestamp| sauve_journal::Stamp::at(tz.to_datetime(t));
     let mut e = sauve_journal::Entry::new(sauve_journal::Title::FullBackupAborted);
     e.trigger = Some("scheduled".to_owned());
-    e.scheduled = Some(sauve_journal::Stamp::at(tz.to_datetime(slot)));
-    e.starting = Some(sauve_journal::Stamp::at(tz.to_datetime(Timestamp::now())));
+    e.scheduled = Some(local(slot));
+    e.starting = Some(local(clock.now()));
     e.status = Some(Status::SlotMissed.code());
-    append(handle, e).await;
-}
-
-/// Journals the attempt that reached RetryCountBeforeAbort as 1401.
-async fn record_abort(
-    handle: &BackupHandle,
-    attempt: Attempt,
-    report: &sauve_engine::BackupReport,
-) {
-    let tz = TimeZone::system();
-    let mut e = sauve_journal::Entry::new(sauve_journal::Title::FullBackupAborted);
-    e.trigger = Some("scheduled".to_owned());
-    e.attempt = Some(attempt.number);
-    e.scheduled = Some(sauve_journal::Stamp::at(tz.to_datetime(attempt.slot)));
-    e.starting = Some(sauve_journal::Stamp::at(tz.to_datetime(report.started)));
-    e.ending = Some(sauve_journal::Stamp::at(tz.to_datetime(report.ended)));
-    e.status = Some(Status::MaxAttemptsReached.code());
-    e.errors = vec![report.status.to_string()];
-    e.errors.extend(report.errors.iter().cloned());
-    append(handle, e).await;
-}
-
-async fn append(handle: &BackupHandle, entry: sauve_journal::Entry) {
-    let logs = handle.app().join("Logs");
-    let _ = tokio::task::spawn_blocking(move || {
-        sauve_journal::Journal::open(&logs).and_then(|mut j| j.append(&entry, true))
-    })
-    .await;
+    e.errors = vec![format!(
+        "{}: the app was not running at {}",
+        Status::SlotMissed,
+        local(slot).raw
+    )];
+    if let Err(err) = handle.journal(e).await {
+        tracing::warn!("the Backup Journal was not written: {err}");
+    }
 }

@@ -473,6 +473,18 @@ impl Reading<'_> {
         };
         let at = el.value_at();
         self.positions.insert(leaf.path, at);
+        // 4D writes `<Frequency></Frequency>` in some legacy files and treats
+        // it as no schedule: read it as Never, with a warning.
+        let text = if leaf.path == "Scheduler/Frequency" && text.trim().is_empty() {
+            self.warn(
+                at,
+                key,
+                "empty value read as Never: no backup is scheduled".to_owned(),
+            );
+            "Never"
+        } else {
+            text
+        };
         let Some(value) = leaf.kind.parse(text) else {
             self.error(
                 at,

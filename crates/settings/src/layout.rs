@@ -78,14 +78,32 @@ pub struct Effective {
 /// Loads the effective settings of `app`.
 pub fn load_effective(app: &Path) -> Result<Effective, SettingsError> {
     let source = locate(app);
-    let Some(path) = source.path() else {
+    let bytes = match source.path() {
+        Some(path) => Some(std::fs::read(path).map_err(|e| SettingsError::Io {
+            action: "cannot read",
+            path: path.to_owned(),
+            source: e,
+        })?),
+        None => None,
+    };
+    effective_from(source, bytes.as_deref())
+}
+
+/// The effective settings from `source` and the bytes read from its file
+/// (`None` for the built-in defaults), for callers that read the file
+/// themselves (to notice that it did not change, for instance).
+pub fn effective_from(
+    source: SettingsSource,
+    bytes: Option<&[u8]>,
+) -> Result<Effective, SettingsError> {
+    let (Some(path), Some(bytes)) = (source.path(), bytes) else {
         return Ok(Effective {
             doc: SettingsDoc::default(),
             source,
             warnings: Vec::new(),
         });
     };
-    let Loaded { doc, warnings } = load_file(path)?;
+    let Loaded { doc, warnings } = SettingsDoc::parse(bytes, &path.display().to_string())?;
     Ok(Effective {
         doc,
         source,

@@ -30,7 +30,8 @@ pub use error::{Location, Problem, SettingsError};
 pub use json::to_json;
 pub use layout::{
     AppLayout, Effective, FILE_NAME, PathError, ResolvedPath, SettingsSource, create_file,
-    load_effective, load_file, locate, resolve_path, save_file, structure_settings_path,
+    effective_from, load_effective, load_file, locate, resolve_path, save_file,
+    structure_settings_path,
 };
 pub use model::{
     Advanced, BackupFailure, Daily, FileSegmentation, General, Hourly, Legacy, Monthly, Scheduler,

@@ -168,3 +168,27 @@ fn day_29_to_31_is_kept_with_a_warning_and_other_oddities_warn_too() {
     let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
     insta::assert_debug_snapshot!("oddities_warnings", warnings);
 }
+
+#[test]
+fn an_empty_frequency_written_by_4d_reads_as_never_with_a_warning_and_rewrites_unchanged() {
+    // A legacy 4D file with an empty <Frequency></Frequency>: 4D treats it as
+    // no schedule, and so does sauve.
+    let text = defaults().replace("<Frequency>Never</Frequency>", "<Frequency></Frequency>");
+    assert!(text.contains("<Frequency></Frequency>"));
+    let loaded = parse(&text);
+    assert_eq!(loaded.doc.settings().scheduler.frequency, Frequency::Never);
+    let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("Scheduler/Frequency: empty value read as Never"),
+        "{warnings:?}"
+    );
+    // Unchanged, it is written back as 4D wrote it.
+    assert_eq!(loaded.doc.to_xml(), text);
+    // A blank made of whitespace is empty too.
+    let spaced = defaults().replace("<Frequency>Never</Frequency>", "<Frequency>  </Frequency>");
+    assert_eq!(
+        parse(&spaced).doc.settings().scheduler.frequency,
+        Frequency::Never
+    );
+}

@@ -317,44 +317,9 @@ async fn main() -> Result<()> {
     }
     let layout = sauve_settings::AppLayout::discover(&app_dir)?;
 
-    // The open check: automatic restore and log integration.
-    let state = health(&data);
-    let check_path = data.clone();
-    let check_uploads = uploads.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
-        let mut db: Option<Connection> = None;
-        let outcome = sauve_engine::open_check(
-            &layout,
-            DataHealth {
-                damaged: state.is_none(),
-                last_applied: state.unwrap_or(0),
-            },
-            IDENTITY,
-            || health(&check_path).unwrap_or(0),
-            |r| {
-                if db.is_none() {
-                    db = Some(open_db(&check_path).map_err(|e| e.to_string())?);
-                }
-                let conn = db.as_mut().ok_or("no database")?;
-                apply(conn, &check_uploads, r).map_err(|e| e.to_string())
-            },
-        );
-        (outcome, layout)
-    })
-    .await?;
-    let (outcome, layout) = outcome;
-    match outcome {
-        Ok(o) => println!(
-            "open check: restored {:?}, {} records applied, last {}",
-            o.restored, o.applied, o.last_applied
-        ),
-        Err((status, why)) => bail!("open check failed ({status}): {why}"),
-    }
-
-    let db = open_db(&data)?;
-    let next: i64 = db.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM notes", [], |r| {
-        r.get(0)
-    })?;
+    // The log first (it checks the log belongs to this data, 1416), then the
+    // engine, then the open check through it: its restore and integrations
+    // are recorded by the engine's records and refused to overlap a backup.
     let log = Arc::new(LogWriter::open_or_create(
         &log_path,
         IDENTITY,
@@ -370,6 +335,48 @@ async fn main() -> Result<()> {
             ..EngineOptions::default()
         },
     )?;
+
+    // The open check: automatic restore and log integration.
+    let state = health(&data);
+    let check_path = data.clone();
+    let check_uploads = uploads.clone();
+    let check = handle.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut db: Option<Connection> = None;
+        check.open_check(
+            DataHealth {
+                damaged: state.is_none(),
+                last_applied: state.unwrap_or(0),
+            },
+            IDENTITY,
+            || health(&check_path).unwrap_or(0),
+            |r| {
+                if db.is_none() {
+                    db = Some(open_db(&check_path).map_err(|e| e.to_string())?);
+                }
+                let conn = db.as_mut().ok_or("no database")?;
+                apply(conn, &check_uploads, r).map_err(|e| e.to_string())
+            },
+        )
+    })
+    .await?;
+    match outcome {
+        Ok(o) => {
+            println!(
+                "open check: restored {:?}, {} records applied, last {}",
+                o.restored, o.applied, o.last_applied
+            );
+            for w in o.warnings {
+                println!("open check warning: {w}");
+            }
+        }
+        Err(e) => bail!("open check failed ({}): {e}", e.status()),
+    }
+
+    let db = open_db(&data)?;
+    let next: i64 = db.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM notes", [], |r| {
+        r.get(0)
+    })?;
     let view = Arc::new(Mutex::new(SchedulerView::default()));
     let scheduler = tokio::spawn(sauve_server::scheduler_loop(handle.clone(), view.clone()));
     let token = sauve_server::generate_token()?;

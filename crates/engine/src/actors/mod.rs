@@ -1,4 +1,48 @@
-//! The actors. actix stays inside this module tree and `handle.rs`.
+//! The actors, each owning its state and its responsibility; they talk
+//! through the typed messages of their `messages.rs`. actix stays inside
+//! this module tree and `handle.rs`.
+//!
+//! - [`coordinator`]: admits requests (one backup, restore or integration at
+//!   a time, in this process and across processes), runs backups, Stop.
+//! - [`locks`]: the backup's side of the lock manager: acquisitions,
+//!   timeouts, lock windows.
+//! - [`resolver`]: the settings and the content of a run, what is missing.
+//! - [`copier`]: archive sets from creation to commit or abort, retention,
+//!   restores.
+//! - [`records`]: the only writer of the Backup Journal, the history and
+//!   the state file.
+
+use actix::Addr;
 
 pub(crate) mod coordinator;
-pub(crate) mod workers;
+pub(crate) mod copier;
+pub(crate) mod locks;
+pub(crate) mod records;
+pub(crate) mod resolver;
+
+/// The addresses a run and the handle talk to.
+#[derive(Clone)]
+pub(crate) struct Actors {
+    pub(crate) resolver: Addr<resolver::Resolver>,
+    pub(crate) copier: Addr<copier::Copier>,
+    pub(crate) records: Addr<records::Records>,
+    pub(crate) locks: Addr<locks::LockKeeper>,
+}
+
+/// Sends `msg` to `addr` and waits for the reply; a dead actor is
+/// [`crate::EngineError::Gone`].
+pub(crate) async fn ask<A, M>(
+    addr: &Addr<A>,
+    actor: &'static str,
+    msg: M,
+) -> Result<M::Result, crate::EngineError>
+where
+    A: actix::Actor + actix::Handler<M>,
+    A::Context: actix::dev::ToEnvelope<A, M>,
+    M: actix::Message + Send + 'static,
+    M::Result: Send,
+{
+    addr.send(msg)
+        .await
+        .map_err(|_| crate::EngineError::Gone { actor })
+}

@@ -1,0 +1,153 @@
+//! What the copier is asked.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use actix::Message;
+use sauve_archive::{
+    ManifestHeader, OpenPart, RestoreOptions, RestoreReport, SetSpec, SourceEntry,
+};
+use sauve_history::HistoryFile;
+
+use crate::error::EngineError;
+use crate::progress::RunProgress;
+use crate::retention::Retained;
+
+/// A set the copier owns, from [`BeginSet`] or [`BuildLogSet`] to commit or abort.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct SetId(pub(crate) u64);
+
+/// Creates the destination and checks it can be written (1407, -61); the
+/// bytes free there.
+#[derive(Message)]
+#[rtype(result = "Result<u64, EngineError>")]
+pub(crate) struct PrepareDestination {
+    pub(crate) path: PathBuf,
+}
+
+/// Takes the destination's advisory lock for `base` (`.<base>.sauve.lock`)
+/// for `run`, so two processes never write the same set (1402). Held until
+/// [`EndRun`].
+#[derive(Message)]
+#[rtype(result = "Result<(), EngineError>")]
+pub(crate) struct LockDestination {
+    pub(crate) run: u64,
+    pub(crate) destination: PathBuf,
+    pub(crate) base: String,
+}
+
+/// Removes the `.part` files a crashed run left; the files removed.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<PathBuf>, EngineError>")]
+pub(crate) struct RemoveStaleParts {
+    pub(crate) destination: PathBuf,
+    pub(crate) base: String,
+}
+
+/// Starts writing a set for `run`.
+#[derive(Message)]
+#[rtype(result = "Result<SetId, EngineError>")]
+pub(crate) struct BeginSet {
+    pub(crate) run: u64,
+    pub(crate) spec: SetSpec,
+    pub(crate) header: ManifestHeader,
+    pub(crate) open_part: Option<OpenPart>,
+}
+
+/// Cuts the log into its pending segment (SPEC 14.2), under the data lock
+/// the run holds, before the data-kind entries are copied.
+pub(crate) struct CutLog {
+    pub(crate) log: PathBuf,
+    pub(crate) previous_number: u32,
+    pub(crate) writer: Option<Arc<sauve_logfile::LogWriter>>,
+}
+
+/// Copies one phase's entries into `set`, after cutting the log if asked.
+/// A failure or Stop aborts the set: its part files are removed.
+#[derive(Message)]
+#[rtype(result = "Result<(), EngineError>")]
+pub(crate) struct CopyPhase {
+    pub(crate) set: SetId,
+    pub(crate) entries: Vec<SourceEntry>,
+    pub(crate) progress: RunProgress,
+    pub(crate) cut: Option<CutLog>,
+}
+
+/// Writes the manifest and fsyncs; the files of the archive, for the history.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<HistoryFile>, EngineError>")]
+pub(crate) struct FinishSet {
+    pub(crate) set: SetId,
+    pub(crate) ended: jiff::Timestamp,
+}
+
+/// Builds the `.4BL` from every pending log segment, finished; `None` when
+/// there is none.
+#[derive(Message)]
+#[rtype(result = "Result<Option<LogSet>, EngineError>")]
+pub(crate) struct BuildLogSet {
+    pub(crate) run: u64,
+    pub(crate) log: PathBuf,
+    pub(crate) spec: SetSpec,
+    pub(crate) header: ManifestHeader,
+    pub(crate) open_part: Option<OpenPart>,
+    pub(crate) ended: jiff::Timestamp,
+}
+
+/// A log backup the copier holds.
+pub(crate) struct LogSet {
+    pub(crate) set: SetId,
+    /// Journal notes (a damaged segment archived up to its damage).
+    pub(crate) notes: Vec<String>,
+}
+
+/// Verifies a finished set under its `.part` names (SPEC 13.2); a failure
+/// aborts it.
+#[derive(Message)]
+#[rtype(result = "Result<(), EngineError>")]
+pub(crate) struct VerifySet {
+    pub(crate) set: SetId,
+    pub(crate) progress: RunProgress,
+}
+
+/// Gives a set its final names (SPEC 6.1); for a log set, then deletes the
+/// pending segments it archived.
+#[derive(Message)]
+#[rtype(result = "Result<Committed, EngineError>")]
+pub(crate) struct CommitSet {
+    pub(crate) set: SetId,
+}
+
+/// A committed set.
+pub(crate) struct Committed {
+    pub(crate) files: Vec<PathBuf>,
+    /// Their total size.
+    pub(crate) size: u64,
+    /// Archived segments that could not be deleted.
+    pub(crate) notes: Vec<String>,
+}
+
+/// The run ended: every set it still owns is aborted (part files removed)
+/// and the destination's lock is released.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct EndRun {
+    pub(crate) run: u64,
+}
+
+/// Deletes the oldest sets of `base` until `keep` remain (SPEC 6.3).
+#[derive(Message)]
+#[rtype(result = "Retained")]
+pub(crate) struct ApplyRetention {
+    pub(crate) destination: PathBuf,
+    pub(crate) base: String,
+    pub(crate) keep: usize,
+}
+
+/// Restores an archive (SPEC 13.1).
+#[derive(Message)]
+#[rtype(result = "Result<RestoreReport, EngineError>")]
+pub(crate) struct RestoreArchive {
+    pub(crate) archive: PathBuf,
+    pub(crate) options: RestoreOptions,
+}

@@ -1,0 +1,312 @@
+//! The copier: everything that reads sources and writes archives. It owns
+//! each archive set from its creation to its commit or abort; the run only
+//! holds a [`SetId`]. A set that fails, that is stopped, or that is still
+//! open when its run ends is dropped here, which removes its part files
+//! (the archive writer's ownership rule). It also holds the destination's
+//! advisory lock for a run, applies retention and restores archives.
+
+pub(crate) mod messages;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use actix::{Actor, Handler, SyncContext};
+use sauve_archive::{ArchiveName, ArchiveWriter, EntryKind, EntryType, PendingSet, SetFiles};
+use sauve_history::HistoryFile;
+
+use crate::error::EngineError;
+use crate::retention::Retained;
+use messages::*;
+
+enum Stage {
+    Writing(Box<ArchiveWriter>),
+    Finished(Box<PendingSet>),
+}
+
+struct Owned {
+    run: u64,
+    stage: Stage,
+    /// The pending log segments a log set holds, deleted at its commit.
+    segments: Vec<PathBuf>,
+}
+
+/// See the module documentation.
+#[derive(Default)]
+pub(crate) struct Copier {
+    sets: HashMap<SetId, Owned>,
+    next: u64,
+    destination_locks: HashMap<u64, File>,
+}
+
+impl Copier {
+    fn insert(&mut self, run: u64, stage: Stage, segments: Vec<PathBuf>) -> SetId {
+        self.next += 1;
+        let id = SetId(self.next);
+        self.sets.insert(
+            id,
+            Owned {
+                run,
+                stage,
+                segments,
+            },
+        );
+        id
+    }
+
+    fn take(&mut self, set: SetId) -> Result<Owned, EngineError> {
+        self.sets
+            .remove(&set)
+            .ok_or_else(|| EngineError::Internal(format!("the copier holds no set {}", set.0)))
+    }
+}
+
+impl Actor for Copier {
+    type Context = SyncContext<Self>;
+}
+
+impl Handler<PrepareDestination> for Copier {
+    type Result = Result<u64, EngineError>;
+    fn handle(&mut self, msg: PrepareDestination, _: &mut SyncContext<Self>) -> Self::Result {
+        let dir = msg.path;
+        if let Err(source) = std::fs::create_dir_all(&dir) {
+            return Err(EngineError::DestinationUncreatable { path: dir, source });
+        }
+        if !dir.is_dir() {
+            return Err(EngineError::DestinationNotAFolder { path: dir });
+        }
+        let probe = dir.join(format!(".sauve-write-test-{}", std::process::id()));
+        match File::create(&probe) {
+            Ok(_) => {
+                let _ = std::fs::remove_file(&probe);
+            }
+            Err(source)
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+                ) =>
+            {
+                return Err(EngineError::DestinationReadOnly { path: dir, source });
+            }
+            Err(source) => return Err(EngineError::DestinationUnwritable { path: dir, source }),
+        }
+        Ok(crate::free_space(&dir).unwrap_or(u64::MAX))
+    }
+}
+
+impl Handler<LockDestination> for Copier {
+    type Result = Result<(), EngineError>;
+    fn handle(&mut self, msg: LockDestination, _: &mut SyncContext<Self>) -> Self::Result {
+        let path = msg.destination.join(format!(".{}.sauve.lock", msg.base));
+        let file = crate::admission::try_lock(&path)?;
+        self.destination_locks.insert(msg.run, file);
+        Ok(())
+    }
+}
+
+impl Handler<RemoveStaleParts> for Copier {
+    type Result = Result<Vec<PathBuf>, EngineError>;
+    fn handle(&mut self, msg: RemoveStaleParts, _: &mut SyncContext<Self>) -> Self::Result {
+        Ok(sauve_archive::remove_stale_parts(
+            &msg.destination,
+            &msg.base,
+        )?)
+    }
+}
+
+impl Handler<BeginSet> for Copier {
+    type Result = Result<SetId, EngineError>;
+    fn handle(&mut self, msg: BeginSet, _: &mut SyncContext<Self>) -> Self::Result {
+        let writer = match msg.open_part {
+            Some(open) => ArchiveWriter::create_with(msg.spec, msg.header, open)?,
+            None => ArchiveWriter::create(msg.spec, msg.header)?,
+        };
+        Ok(self.insert(msg.run, Stage::Writing(Box::new(writer)), Vec::new()))
+    }
+}
+
+impl Handler<CopyPhase> for Copier {
+    type Result = Result<(), EngineError>;
+    fn handle(&mut self, msg: CopyPhase, _: &mut SyncContext<Self>) -> Self::Result {
+        let CopyPhase {
+            set,
+            mut entries,
+            mut progress,
+            cut,
+        } = msg;
+        let mut owned = self.take(set)?;
+        let Stage::Writing(writer) = &mut owned.stage else {
+            return Err(EngineError::Internal(format!(
+                "set {} is already finished",
+                set.0
+            )));
+        };
+        // From here, an early return drops `owned`: the set is aborted and
+        // its part files removed.
+        if let Some(cut) = cut {
+            // Under the data lock: no append can run while the log is cut.
+            let done = crate::logcut::cut(&cut.log, cut.previous_number, cut.writer.as_ref())?;
+            writer.set_last_log_sequence(done.last_sequence);
+            for e in entries.iter_mut().filter(|e| e.kind == EntryKind::Log) {
+                e.size = done.size;
+                e.mtime = done.mtime;
+            }
+        }
+        for e in &entries {
+            progress.set_file(&e.path, e.size);
+            writer.append(e, &mut progress)?;
+        }
+        progress.flush();
+        self.sets.insert(set, owned);
+        Ok(())
+    }
+}
+
+impl Handler<FinishSet> for Copier {
+    type Result = Result<Vec<HistoryFile>, EngineError>;
+    fn handle(&mut self, msg: FinishSet, _: &mut SyncContext<Self>) -> Self::Result {
+        let owned = self.take(msg.set)?;
+        let Stage::Writing(writer) = owned.stage else {
+            return Err(EngineError::Internal(format!(
+                "set {} is already finished",
+                msg.set.0
+            )));
+        };
+        let pending = writer.finish(msg.ended)?;
+        let files = pending
+            .manifest()
+            .entries
+            .iter()
+            .filter(|e| e.entry_type == EntryType::File)
+            .map(|e| HistoryFile {
+                path: e.path.clone(),
+                size: e.size,
+                blake3: e.blake3.clone().unwrap_or_default(),
+            })
+            .collect();
+        self.sets.insert(
+            msg.set,
+            Owned {
+                stage: Stage::Finished(Box::new(pending)),
+                ..owned
+            },
+        );
+        Ok(files)
+    }
+}
+
+impl Handler<BuildLogSet> for Copier {
+    type Result = Result<Option<LogSet>, EngineError>;
+    fn handle(&mut self, msg: BuildLogSet, _: &mut SyncContext<Self>) -> Self::Result {
+        let Some(built) =
+            crate::logcut::build(&msg.log, msg.spec, msg.header, msg.open_part, msg.ended)?
+        else {
+            return Ok(None);
+        };
+        let set = self.insert(
+            msg.run,
+            Stage::Finished(Box::new(built.pending)),
+            built.segments,
+        );
+        Ok(Some(LogSet {
+            set,
+            notes: built.notes,
+        }))
+    }
+}
+
+/// The files of a pending set under their part names, as verify reads them.
+fn part_set(pending: &PendingSet) -> SetFiles {
+    let header = &pending.manifest().header;
+    let files = pending.part_files();
+    SetFiles {
+        dir: files
+            .first()
+            .and_then(|f| f.parent())
+            .map_or_else(PathBuf::new, Path::to_path_buf),
+        name: ArchiveName {
+            base: header.base_name.clone(),
+            number: header.backup_number,
+            segment: None,
+            kind: header.kind,
+            part: false,
+        },
+        files,
+    }
+}
+
+impl Handler<VerifySet> for Copier {
+    type Result = Result<(), EngineError>;
+    fn handle(&mut self, msg: VerifySet, _: &mut SyncContext<Self>) -> Self::Result {
+        let VerifySet { set, mut progress } = msg;
+        let owned = self.take(set)?;
+        let Stage::Finished(pending) = &owned.stage else {
+            return Err(EngineError::Internal(format!(
+                "set {} is not finished",
+                set.0
+            )));
+        };
+        sauve_archive::verify_set(&part_set(pending), &mut progress)?;
+        progress.flush();
+        self.sets.insert(set, owned);
+        Ok(())
+    }
+}
+
+impl Handler<CommitSet> for Copier {
+    type Result = Result<Committed, EngineError>;
+    fn handle(&mut self, msg: CommitSet, _: &mut SyncContext<Self>) -> Self::Result {
+        let owned = self.take(msg.set)?;
+        let Stage::Finished(pending) = owned.stage else {
+            return Err(EngineError::Internal(format!(
+                "set {} is not finished",
+                msg.set.0
+            )));
+        };
+        let files = pending.commit()?;
+        let size = files
+            .iter()
+            .filter_map(|f| std::fs::metadata(f).ok())
+            .map(|m| m.len())
+            .sum();
+        // Archived pending segments go only now; after a failure they stay
+        // for the next log backup.
+        let notes = owned
+            .segments
+            .iter()
+            .filter_map(|p| {
+                std::fs::remove_file(p)
+                    .err()
+                    .map(|e| format!("cannot delete {}: {e}", p.display()))
+            })
+            .collect();
+        Ok(Committed { files, size, notes })
+    }
+}
+
+impl Handler<EndRun> for Copier {
+    type Result = ();
+    fn handle(&mut self, msg: EndRun, _: &mut SyncContext<Self>) {
+        // Dropping a writer or a pending set removes its part files.
+        self.sets.retain(|_, owned| owned.run != msg.run);
+        self.destination_locks.remove(&msg.run);
+    }
+}
+
+impl Handler<ApplyRetention> for Copier {
+    type Result = Retained;
+    fn handle(&mut self, msg: ApplyRetention, _: &mut SyncContext<Self>) -> Retained {
+        crate::retention::apply(&msg.destination, &msg.base, msg.keep)
+    }
+}
+
+impl Handler<RestoreArchive> for Copier {
+    type Result = Result<sauve_archive::RestoreReport, EngineError>;
+    fn handle(&mut self, msg: RestoreArchive, _: &mut SyncContext<Self>) -> Self::Result {
+        Ok(sauve_archive::restore(
+            &msg.archive,
+            &msg.options,
+            &mut sauve_archive::NoProgress,
+        )?)
+    }
+}

@@ -1,0 +1,75 @@
+//! What the records actor is asked.
+
+use std::path::PathBuf;
+
+use actix::Message;
+use jiff::Timestamp;
+use sauve_history::{HistoryEntry, Numbering};
+use sauve_journal::Entry;
+use sauve_scheduler::SchedulerState;
+
+use crate::error::EngineError;
+use crate::state::{DataStamp, EngineState, LastBackup};
+
+/// The Backup Journal's rotation check before a backup (SPEC 11.3).
+#[derive(Message)]
+#[rtype(result = "Result<Option<u16>, EngineError>")]
+pub(crate) struct RotateJournal;
+
+/// Appends one entry to the Backup Journal.
+#[derive(Message)]
+#[rtype(result = "Result<(), EngineError>")]
+pub(crate) struct AppendJournal {
+    pub(crate) entry: Entry,
+    pub(crate) verbose: bool,
+}
+
+/// The next backup number in `destination` (SPEC 6.2), with its notes.
+#[derive(Message)]
+#[rtype(result = "Result<(Numbering, Vec<String>), EngineError>")]
+pub(crate) struct NextNumber {
+    pub(crate) destination: PathBuf,
+    pub(crate) key: String,
+    pub(crate) base: String,
+    pub(crate) now: Timestamp,
+}
+
+/// Records a run, a restore or an integration in the history of `destination`.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<String>, EngineError>")]
+pub(crate) struct RecordHistory {
+    pub(crate) destination: PathBuf,
+    pub(crate) key: String,
+    pub(crate) entry: HistoryEntry,
+    /// Entries kept per class (SPEC 12).
+    pub(crate) limit: usize,
+    /// Numbers whose sets retention deleted.
+    pub(crate) removed: Vec<u32>,
+    pub(crate) now: Timestamp,
+}
+
+/// Saves the last-backup information with the compression ratio and the
+/// data file's identity (SPEC 15, 6.1, 9.3).
+#[derive(Message)]
+#[rtype(result = "Result<(), EngineError>")]
+pub(crate) struct RecordLastBackup {
+    pub(crate) last: LastBackup,
+    pub(crate) ratio: Option<f64>,
+    pub(crate) data: Option<DataStamp>,
+}
+
+/// The state as it is on disk now.
+#[derive(Message)]
+#[rtype(result = "StateRead")]
+pub(crate) struct ReadState;
+
+/// The reply to [`ReadState`].
+#[derive(actix::MessageResponse)]
+pub(crate) struct StateRead(pub(crate) EngineState);
+
+/// Saves what the scheduler remembers (SPEC 9.2).
+#[derive(Message)]
+#[rtype(result = "Result<(), EngineError>")]
+pub(crate) struct SaveSchedulerState {
+    pub(crate) state: SchedulerState,
+}

@@ -1,0 +1,102 @@
+//! The attachment resolver: owns the app's layout and what the app's
+//! settings say a backup holds. It reads and validates the settings (the
+//! same bytes giving the same parsed settings without parsing twice),
+//! resolves a run's content (data kinds, structure, attachments in stream
+//! order), reports the attachments that are missing (the run is then
+//! partial, -43) and what the log file is.
+
+pub(crate) mod messages;
+
+use std::sync::Arc;
+
+use actix::{Actor, Handler, SyncContext};
+use sauve_settings::AppLayout;
+
+use crate::error::EngineError;
+use crate::plan::{DataFacts, LogState, Resolved};
+use crate::settings::AppSettings;
+use messages::*;
+
+/// See the module documentation.
+pub(crate) struct Resolver {
+    layout: AppLayout,
+    /// The settings last read, with the file's bytes they came from.
+    last: Option<(Option<Vec<u8>>, Arc<AppSettings>)>,
+}
+
+impl Resolver {
+    pub(crate) fn new(layout: AppLayout) -> Resolver {
+        Resolver { layout, last: None }
+    }
+
+    /// What the log file is (O-6, SPEC 14).
+    fn log_state(&self) -> LogState {
+        let path = &self.layout.log_file;
+        if !path.is_file() {
+            return LogState::Absent;
+        }
+        if !crate::logcut::is_sauve_log(path) {
+            return LogState::Foreign;
+        }
+        LogState::Sauve {
+            // Unreadable counts as holding records: back it up rather than skip.
+            records: sauve_logfile::read_log(path).map_or(true, |l| !l.records.is_empty()),
+        }
+    }
+}
+
+impl Actor for Resolver {
+    type Context = SyncContext<Self>;
+}
+
+impl Handler<ReadSettings> for Resolver {
+    type Result = Result<Arc<AppSettings>, EngineError>;
+    fn handle(&mut self, _: ReadSettings, _: &mut SyncContext<Self>) -> Self::Result {
+        let source = sauve_settings::locate(&self.layout.app);
+        let bytes = match source.path() {
+            Some(p) => Some(std::fs::read(p).map_err(|e| {
+                EngineError::Settings(sauve_settings::SettingsError::Io {
+                    action: "cannot read",
+                    path: p.to_path_buf(),
+                    source: e,
+                })
+            })?),
+            None => None,
+        };
+        if let Some((seen, settings)) = &self.last
+            && *seen == bytes
+            && settings.source == source
+        {
+            return Ok(settings.clone());
+        }
+        let effective = sauve_settings::effective_from(source, bytes.as_deref())?;
+        let settings = Arc::new(AppSettings::from(effective));
+        self.last = Some((bytes, settings.clone()));
+        Ok(settings)
+    }
+}
+
+impl Handler<ResolveContent> for Resolver {
+    type Result = Result<Resolved, EngineError>;
+    fn handle(&mut self, msg: ResolveContent, _: &mut SyncContext<Self>) -> Self::Result {
+        let content =
+            sauve_archive::resolve_content(&self.layout, &msg.settings.settings, &msg.destination)?;
+        Ok(Resolved {
+            content,
+            log: self.log_state(),
+        })
+    }
+}
+
+impl Handler<ObserveData> for Resolver {
+    type Result = DataFacts;
+    fn handle(&mut self, _: ObserveData, _: &mut SyncContext<Self>) -> DataFacts {
+        let data = std::fs::metadata(&self.layout.data_file)
+            .ok()
+            .map(|m| (m.len(), sauve_durable::mtime_ns(&m)));
+        DataFacts {
+            data,
+            log: self.log_state(),
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! The engine's errors, and the one place where each becomes a status.
+//!
+//! Policy: everything that can end a backup, a restore, a log integration or
+//! an open check early is an [`EngineError`]. Variants carry their context
+//! (the path, the value, the other crate's error) and [`EngineError::status`]
+//! maps every one of them to the status code of SPEC 8.2, here and nowhere
+//! else; whether a retry can help follows from the status (SPEC 9.1). Writing
+//! the records (journal, history, state) is not part of a run's outcome: a
+//! failure there is a warning of the run, never a change of its status.
+
+use std::path::PathBuf;
+
+use sauve_status::Status;
+
+/// What the engine was busy with when a request was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Busy {
+    /// A backup.
+    Backup,
+    /// A restore (or the automatic restore of an open check).
+    Restore,
+    /// A log integration.
+    Integration,
+}
+
+impl std::fmt::Display for Busy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Busy::Backup => "a backup",
+            Busy::Restore => "a restore",
+            Busy::Integration => "a log integration",
+        })
+    }
+}
+
+/// Why the engine could not do what it was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The actor system could not start.
+    #[error("cannot start the backup engine: {0}")]
+    Start(#[source] std::io::Error),
+    /// The engine has shut down, or one of its actors died.
+    #[error("the backup engine is not running (its {actor} is gone)")]
+    Gone {
+        /// Which actor did not answer.
+        actor: &'static str,
+    },
+    /// The settings are invalid (1419).
+    #[error(transparent)]
+    Settings(#[from] sauve_settings::SettingsError),
+    /// `DestinationFolder` cannot be used on this system (1407).
+    #[error("destination \"{written}\": {source}")]
+    DestinationPath {
+        /// As written in the settings.
+        written: String,
+        /// Why it cannot be used.
+        source: sauve_settings::PathError,
+    },
+    /// The destination folder cannot be created (1407).
+    #[error("cannot create destination folder \"{}\": {source}", path.display())]
+    DestinationUncreatable {
+        /// The folder.
+        path: PathBuf,
+        /// The system's error.
+        source: std::io::Error,
+    },
+    /// The destination exists and is not a folder (1407).
+    #[error("destination \"{}\" is not a folder (accepted: a folder, or a path where one can be created)", path.display())]
+    DestinationNotAFolder {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The destination cannot be written: permission or a read-only file
+    /// system (-61).
+    #[error("cannot write in destination folder \"{}\": {source}", path.display())]
+    DestinationReadOnly {
+        /// The folder.
+        path: PathBuf,
+        /// The system's error.
+        source: std::io::Error,
+    },
+    /// The destination cannot be written for another reason (1407).
+    #[error("cannot write in destination folder \"{}\": {source}", path.display())]
+    DestinationUnwritable {
+        /// The folder.
+        path: PathBuf,
+        /// The system's error.
+        source: std::io::Error,
+    },
+    /// The free-space estimate does not fit (-34).
+    #[error("about {needed} bytes needed in \"{}\", {free} free", path.display())]
+    DiskFull {
+        /// The destination.
+        path: PathBuf,
+        /// The estimate (content size × last compression ratio + 10%).
+        needed: u64,
+        /// Bytes available.
+        free: u64,
+    },
+    /// This engine is busy with a backup or a restore (1402), or, for a
+    /// restore or an integration, with a log integration (1417 via
+    /// [`EngineError::IntegrationRunning`]).
+    #[error("{busy} is already running for this app")]
+    AlreadyRunning {
+        /// What runs.
+        busy: Busy,
+    },
+    /// Another process holds the app's or the destination's advisory lock (1402).
+    #[error("another process is backing up or restoring (it holds \"{}\")", path.display())]
+    HeldByAnotherProcess {
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// A log integration runs; backups wait for its end (1417).
+    #[error("a log integration is running for this app; try again when it has ended")]
+    IntegrationRunning,
+    /// The caller holds a write guard: its backup would wait for itself (1404).
+    #[error("the caller holds a write guard; release it before asking for a backup")]
+    CallerHoldsWriteGuard,
+    /// The startup hook returned a non-zero value, which becomes the status.
+    #[error("the startup hook refused the backup ({code})")]
+    HookRefused {
+        /// What the hook returned.
+        code: i32,
+    },
+    /// Stop was asked (1406).
+    #[error("stopped by the user")]
+    Stopped,
+    /// A log is declared (`JournalFileEnabled`) but missing (1403).
+    #[error("the log file \"{}\" is missing (JournalFileEnabled is True)", path.display())]
+    LogMissing {
+        /// Where it should be.
+        path: PathBuf,
+    },
+    /// Writing the log backup (`.4BL`) failed (1408).
+    #[error("cannot write the log backup: {source}")]
+    LogBackup {
+        /// The archive's error.
+        source: sauve_archive::ArchiveError,
+    },
+    /// Writing, reading or verifying an archive failed.
+    #[error(transparent)]
+    Archive(#[from] sauve_archive::ArchiveError),
+    /// The log file could not be read, cut or written.
+    #[error(transparent)]
+    Log(#[from] sauve_logfile::LogError),
+    /// A log integration stopped.
+    #[error(transparent)]
+    Integration(#[from] sauve_logfile::IntegrateError),
+    /// The backup lock could not be taken in time (1405).
+    #[error(transparent)]
+    Lock(#[from] sauve_locking::LockError),
+    /// `backupHistory.json` could not be read or written.
+    #[error(transparent)]
+    History(#[from] sauve_history::HistoryError),
+    /// The Backup Journal could not be read or written.
+    #[error(transparent)]
+    Journal(#[from] sauve_journal::JournalError),
+    /// A durable write (a state file) failed.
+    #[error(transparent)]
+    Durable(#[from] sauve_durable::PathError),
+    /// No backup of this app is there or verifies (1410).
+    #[error("no backup of \"{key}\" in \"{}\" verifies", destination.display())]
+    NoBackupAvailable {
+        /// The structure key.
+        key: String,
+        /// The destination searched.
+        destination: PathBuf,
+    },
+    /// The data is damaged and `AutomaticRestore` is off.
+    #[error("the data file \"{}\" is damaged and AutomaticRestore is off", data.display())]
+    DamagedWithoutAutomaticRestore {
+        /// The data file.
+        data: PathBuf,
+    },
+    /// Any other file operation.
+    #[error("cannot {action} \"{}\": {source}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file or folder.
+        path: PathBuf,
+        /// The system's error.
+        source: std::io::Error,
+    },
+    /// A run panicked; the engine recovered (1409).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn io_status(e: &std::io::Error) -> Status {
+    match e.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => Status::DiskFull,
+        _ => Status::BackupError,
+    }
+}
+
+impl EngineError {
+    /// The status code this error ends a run with: the one mapping of SPEC 8.2.
+    pub fn status(&self) -> Status {
+        use EngineError as E;
+        match self {
+            E::Settings(_) => Status::InvalidSettings,
+            E::DestinationPath { .. }
+            | E::DestinationUncreatable { .. }
+            | E::DestinationNotAFolder { .. }
+            | E::DestinationUnwritable { .. } => Status::DestinationInvalid,
+            E::DestinationReadOnly { .. } => Status::WritePermissionDenied,
+            E::DiskFull { .. } => Status::DiskFull,
+            E::AlreadyRunning { .. } | E::HeldByAnotherProcess { .. } => Status::AlreadyRunning,
+            E::IntegrationRunning => Status::IntegrationRunning,
+            E::CallerHoldsWriteGuard => Status::CallerHoldsWriteGuard,
+            E::HookRefused { code } => Status::from_code(*code),
+            E::Stopped => Status::Stopped,
+            E::LogMissing { .. } => Status::LogFileMissing,
+            E::LogBackup { .. } => Status::LogBackupError,
+            E::Archive(e) => e.status(),
+            E::Log(e) => e.status(),
+            E::Integration(e) => e.status(),
+            E::Lock(e) => e.status(),
+            E::NoBackupAvailable { .. } => Status::ArchiveMissing,
+            E::Io { source, .. } => io_status(source),
+            E::Durable(e) => io_status(&e.source),
+            E::Start(_)
+            | E::Gone { .. }
+            | E::History(_)
+            | E::Journal(_)
+            | E::DamagedWithoutAutomaticRestore { .. }
+            | E::Internal(_) => Status::BackupError,
+        }
+    }
+
+    /// Whether trying again later may help (SPEC 9.1's retried statuses).
+    pub fn is_transient(&self) -> bool {
+        self.status().is_retried()
+    }
+
+    /// Whether the request was refused at admission: nothing ran and
+    /// nothing was recorded (SPEC 5 step 1).
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            EngineError::AlreadyRunning { .. }
+                | EngineError::HeldByAnotherProcess { .. }
+                | EngineError::IntegrationRunning
+                | EngineError::CallerHoldsWriteGuard
+        )
+    }
+
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> EngineError {
+        let path = path.into();
+        move |source| EngineError::Io {
+            action,
+            path,
+            source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Error, ErrorKind};
+
+    #[test]
+    fn every_error_maps_to_the_status_of_spec_8_2() {
+        let p = || PathBuf::from("/bk");
+        let cases: Vec<(EngineError, Status)> = vec![
+            (
+                EngineError::DestinationUncreatable {
+                    path: p(),
+                    source: Error::from(ErrorKind::PermissionDenied),
+                },
+                Status::DestinationInvalid,
+            ),
+            (
+                EngineError::DestinationReadOnly {
+                    path: p(),
+                    source: Error::from(ErrorKind::ReadOnlyFilesystem),
+                },
+                Status::WritePermissionDenied,
+            ),
+            (
+                EngineError::DiskFull {
+                    path: p(),
+                    needed: 2,
+                    free: 1,
+                },
+                Status::DiskFull,
+            ),
+            (
+                EngineError::AlreadyRunning { busy: Busy::Backup },
+                Status::AlreadyRunning,
+            ),
+            (
+                EngineError::HeldByAnotherProcess { path: p() },
+                Status::AlreadyRunning,
+            ),
+            (EngineError::IntegrationRunning, Status::IntegrationRunning),
+            (
+                EngineError::CallerHoldsWriteGuard,
+                Status::CallerHoldsWriteGuard,
+            ),
+            (EngineError::HookRefused { code: 7 }, Status::Hook(7)),
+            (EngineError::Stopped, Status::Stopped),
+            (
+                EngineError::LogMissing { path: p() },
+                Status::LogFileMissing,
+            ),
+            (
+                EngineError::Io {
+                    action: "write",
+                    path: p(),
+                    source: Error::from(ErrorKind::StorageFull),
+                },
+                Status::DiskFull,
+            ),
+            (
+                EngineError::Io {
+                    action: "write",
+                    path: p(),
+                    source: Error::other("EIO"),
+                },
+                Status::BackupError,
+            ),
+            (
+                EngineError::NoBackupAvailable {
+                    key: "k".into(),
+                    destination: p(),
+                },
+                Status::ArchiveMissing,
+            ),
+            (
+                EngineError::Lock(sauve_locking::LockError::Timeout {
+                    kinds: vec![sauve_locking::Kind::Data],
+                    timeout: std::time::Duration::from_secs(1),
+                }),
+                Status::LockTimeout,
+            ),
+            (
+                EngineError::Archive(sauve_archive::ArchiveError::Stopped),
+                Status::Stopped,
+            ),
+            (EngineError::Gone { actor: "copier" }, Status::BackupError),
+        ];
+        for (e, status) in cases {
+            assert_eq!(e.status(), status, "{e}");
+            assert_eq!(e.is_transient(), status.is_retried(), "{e}");
+        }
+    }
+
+    #[test]
+    fn only_admission_refusals_are_refusals() {
+        assert!(
+            EngineError::AlreadyRunning {
+                busy: Busy::Restore
+            }
+            .is_refusal()
+        );
+        assert!(EngineError::IntegrationRunning.is_refusal());
+        assert!(!EngineError::Stopped.is_refusal());
+        assert!(!EngineError::HookRefused { code: 1 }.is_refusal());
+    }
+
+    #[test]
+    fn messages_name_the_object_in_lowercase_without_a_final_period() {
+        let e = EngineError::DestinationUncreatable {
+            path: PathBuf::from("/backups"),
+            source: Error::from(ErrorKind::PermissionDenied),
+        };
+        assert_eq!(
+            e.to_string(),
+            "cannot create destination folder \"/backups\": permission denied"
+        );
+        for e in [
+            EngineError::Stopped,
+            EngineError::IntegrationRunning,
+            EngineError::AlreadyRunning { busy: Busy::Backup },
+        ] {
+            let m = e.to_string();
+            assert!(!m.ends_with('.'), "{m}");
+            assert!(m.chars().next().is_some_and(char::is_lowercase), "{m}");
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! The record files and how they change: the Backup Journal (SPEC 11),
+//! `backupHistory.json` (SPEC 12) and `APP/Logs/sauve-state.json` (SPEC 15).
+//!
+//! Every change is one load-modify-save (or one append) under the advisory
+//! lock beside the file ([`sauve_durable::lock_exclusive`]), so processes
+//! sharing an app or a destination never lose each other's updates. In a
+//! process with an engine, only the records actor calls these; a process
+//! without one (a restore of an archive whose app is elsewhere) calls them
+//! directly and is kept in order by the same locks.
+
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use sauve_history::{History, HistoryEntry, Numbering};
+use sauve_journal::{Entry, Journal};
+
+use crate::error::EngineError;
+use crate::state::{EngineState, state_path};
+
+/// The Backup Journal's lock: one for every journal file of the folder.
+fn journal_lock(dir: &Path) -> PathBuf {
+    dir.join("Backup Journal.txt")
+}
+
+/// The rotation check before a backup (SPEC 11.3); the new number when the
+/// journal moved on.
+pub(crate) fn rotate_journal(app: &Path) -> Result<Option<u16>, EngineError> {
+    let dir = sauve_journal::journal_dir(app);
+    let _lock = sauve_durable::lock_exclusive(&journal_lock(&dir))?;
+    Ok(Journal::open(&dir)?.rotate_if_needed()?)
+}
+
+/// Appends one entry, in one write plus fsync. The journal is reopened
+/// under the lock, so its current file and size are the ones on disk even
+/// when another process wrote meanwhile.
+pub(crate) fn append_journal(app: &Path, entry: &Entry, verbose: bool) -> Result<(), EngineError> {
+    let dir = sauve_journal::journal_dir(app);
+    let _lock = sauve_durable::lock_exclusive(&journal_lock(&dir))?;
+    Journal::open(&dir)?.append(entry, verbose)?;
+    Ok(())
+}
+
+/// The next backup number (SPEC 6.2) with the notes it produced (a corrupt
+/// history moved aside, an existing archive skipped). Under the history's
+/// lock, since a corrupt file is moved aside.
+pub(crate) fn next_number(
+    destination: &Path,
+    key: &str,
+    base: &str,
+    now: Timestamp,
+) -> Result<(Numbering, Vec<String>), EngineError> {
+    let _lock = sauve_durable::lock_exclusive(&destination.join(sauve_history::FILE_NAME))?;
+    let loaded = History::load(destination, now)?;
+    let existing = sauve_history::archive_numbers(destination, base)?;
+    let numbering = sauve_history::next_number(
+        &loaded.history,
+        key,
+        &existing,
+        base,
+        loaded.moved_aside.is_some(),
+    );
+    Ok((numbering, loaded.notes))
+}
+
+/// Records `entry` under `key` in the history of `destination`: entries of
+/// sets retention removed go, the entry is added, the newest `limit` of each
+/// class stay. Returns the notes of the load (a corrupt file moved aside).
+pub(crate) fn record_history(
+    destination: &Path,
+    key: &str,
+    entry: HistoryEntry,
+    limit: usize,
+    removed: &[u32],
+    now: Timestamp,
+) -> Result<Vec<String>, EngineError> {
+    let _lock = sauve_durable::lock_exclusive(&destination.join(sauve_history::FILE_NAME))?;
+    let mut loaded = History::load(destination, now)?;
+    let h = &mut loaded.history;
+    h.remove_numbers(key, removed)?;
+    h.add(key, entry)?;
+    h.retain(key, limit)?;
+    h.save(destination)?;
+    Ok(loaded.notes)
+}
+
+/// Changes the state of `app` with `change` and saves it; returns the new state.
+pub(crate) fn update_state(
+    app: &Path,
+    change: impl FnOnce(&mut EngineState),
+) -> Result<EngineState, EngineError> {
+    let path = state_path(app);
+    let _lock = sauve_durable::lock_exclusive(&path)?;
+    let mut state = EngineState::load(app);
+    change(&mut state);
+    let json = serde_json::to_vec_pretty(&state)
+        .map_err(|e| EngineError::Internal(format!("cannot encode {}: {e}", path.display())))?;
+    sauve_durable::replace(&path, &json)?;
+    Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sauve_scheduler::SchedulerState;
+
+    #[test]
+    fn concurrent_state_updates_from_threads_lose_nothing() {
+        // Each thread stands for a process: its own lock file handle, its own
+        // load-modify-save. Without the lock, updates would overwrite each other.
+        let dir = tempfile::tempdir().unwrap();
+        let app = dir.path().to_path_buf();
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let app = app.clone();
+                std::thread::spawn(move || {
+                    for i in 0..25 {
+                        update_state(&app, |s| {
+                            let n = s.extra.get("count").and_then(|v| v.as_u64()).unwrap_or(0);
+                            s.extra.insert("count".into(), (n + 1).into());
+                            s.extra.insert(format!("t{t}"), i.into());
+                        })
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let state = EngineState::load(&app);
+        assert_eq!(state.extra["count"], 100);
+        for t in 0..4 {
+            assert_eq!(state.extra[&format!("t{t}")], 24);
+        }
+    }
+
+    #[test]
+    fn the_scheduler_state_and_the_last_backup_live_side_by_side() {
+        let dir = tempfile::tempdir().unwrap();
+        update_state(dir.path(), |s| s.last_ratio = Some(0.3)).unwrap();
+        update_state(dir.path(), |s| {
+            s.scheduler = Some(SchedulerState {
+                failures: 2,
+                ..SchedulerState::default()
+            })
+        })
+        .unwrap();
+        let s = EngineState::load(dir.path());
+        assert_eq!(s.last_ratio, Some(0.3));
+        assert_eq!(s.scheduler.map(|s| s.failures), Some(2));
+    }
+
+    #[test]
+    fn journal_entries_from_threads_are_each_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = dir.path().to_path_buf();
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let app = app.clone();
+                std::thread::spawn(move || {
+                    for i in 0..10 {
+                        let mut e = Entry::new(sauve_journal::Title::FullBackup);
+                        e.notes = vec![format!("thread {t} entry {i}")];
+                        e.status = Some(0);
+                        append_journal(&app, &e, true).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let entries = sauve_journal::read_all(&app.join("Logs")).unwrap();
+        assert_eq!(entries.len(), 40);
+        assert!(
+            entries
+                .iter()
+                .all(|e| e.notes.len() == 1 && e.status == Some(0))
+        );
+    }
+}
