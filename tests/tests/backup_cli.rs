@@ -201,3 +201,24 @@ fn demo_runs_the_whole_cycle() {
     let again = sauve(&["demo", dir.to_str().unwrap()]);
     assert_eq!(again.code, 2, "a non-empty folder is refused");
 }
+
+#[test]
+fn history_json_never_starts_with_a_bom_even_when_4d_wrote_one() {
+    let app = app(&[]);
+    let fixture =
+        std::fs::read_to_string(sauve_tests::fixture("two-structures.backupHistory.json")).unwrap();
+    std::fs::create_dir_all(app.root().join("Backups")).unwrap();
+    std::fs::write(
+        app.root().join("Backups/backupHistory.json"),
+        format!("\u{FEFF}{fixture}"),
+    )
+    .unwrap();
+    let out = sauve(&["history", "--json", "--app", &app.arg()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!out.stdout.starts_with('\u{FEFF}'), "no BOM on stdout");
+    let printed: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        printed,
+        serde_json::from_str::<serde_json::Value>(&fixture).unwrap()
+    );
+}

@@ -6,12 +6,11 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use sauve_archive::PartFile;
-use sauve_engine::{BackupEvent, BackupHandle, Engine, EngineOptions, Hooks, Trigger};
+use sauve_engine::{BackupHandle, BackupReport, Engine, EngineOptions, Hooks, Trigger};
 use sauve_journal::Title;
 use sauve_settings::AppLayout;
 use sauve_status::Status;
@@ -61,23 +60,112 @@ fn history_entries(app: &SampleApp) -> Vec<sauve_history::HistoryEntry> {
 }
 
 fn random_bytes(n: usize) -> Vec<u8> {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    let mut bytes = vec![0u8; n];
+    fastrand::Rng::with_seed(0x9E37_79B9_7F4A_7C15).fill(&mut bytes);
+    bytes
 }
 
-/// An archive file on a slow disk: each write takes `delay`.
-struct Slow(std::fs::File, Duration);
+/// A disk that takes the first `after` bytes of archive, then holds every
+/// write until the test opens it: while the test acts, the backup is surely
+/// in the middle of its copy, and no timer decides it. Dropping the gate
+/// opens it, so a failing test never leaves the copy blocked.
+struct Gate(Arc<GateShared>);
 
-impl Write for Slow {
+struct GateShared {
+    after: u64,
+    state: Mutex<GateState>,
+    opened: Condvar,
+    reached: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct GateState {
+    written: u64,
+    reached: bool,
+    open: bool,
+}
+
+impl GateShared {
+    fn state(&self) -> MutexGuard<'_, GateState> {
+        // A panic elsewhere must not keep the gate from opening.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Lets `n` more bytes through, first waiting for the gate to open once
+    /// `after` bytes went through.
+    fn pass(&self, n: usize) {
+        let mut state = self.state();
+        if state.written >= self.after && !state.open {
+            if !state.reached {
+                state.reached = true;
+                // Stores a permit if the test is not waiting yet.
+                self.reached.notify_one();
+            }
+            state = self
+                .opened
+                .wait_while(state, |s| !s.open)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        state.written += n as u64;
+    }
+
+    fn open(&self) {
+        self.state().open = true;
+        self.opened.notify_all();
+    }
+}
+
+impl Gate {
+    fn after(bytes: u64) -> Gate {
+        Gate(Arc::new(GateShared {
+            after: bytes,
+            state: Mutex::new(GateState::default()),
+            opened: Condvar::new(),
+            reached: tokio::sync::Notify::new(),
+        }))
+    }
+
+    /// Engine options whose archive files are written through this gate.
+    fn disk(&self) -> EngineOptions {
+        let shared = self.0.clone();
+        EngineOptions {
+            open_part: Some(Arc::new(move || {
+                let shared = shared.clone();
+                Box::new(move |path: &Path| {
+                    let f = std::fs::File::create_new(path)?;
+                    Ok(Box::new(Gated(f, shared.clone())) as Box<dyn PartFile>)
+                })
+            })),
+            ..EngineOptions::default()
+        }
+    }
+
+    /// Waits until the backup is held at the gate, or fails the test if
+    /// `run` ends first (it was too short to reach the gate, or failed).
+    async fn reached(&self, run: &mut tokio::task::JoinHandle<BackupReport>) {
+        tokio::select! {
+            () = self.0.reached.notified() => {}
+            ended = run => panic!("the backup ended before the gate: {ended:?}"),
+        }
+    }
+
+    fn open(&self) {
+        self.0.open();
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
+
+/// An archive file behind a [`Gate`].
+struct Gated(std::fs::File, Arc<GateShared>);
+
+impl Write for Gated {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        std::thread::sleep(self.1);
+        self.1.pass(buf.len());
         self.0.write(buf)
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -85,21 +173,9 @@ impl Write for Slow {
     }
 }
 
-impl PartFile for Slow {
+impl PartFile for Gated {
     fn sync(&mut self) -> std::io::Result<()> {
         self.0.sync_all()
-    }
-}
-
-fn slow_disk(delay: Duration) -> EngineOptions {
-    EngineOptions {
-        open_part: Some(Arc::new(move || {
-            Box::new(move |path: &Path| {
-                let f = std::fs::File::create_new(path)?;
-                Ok(Box::new(Slow(f, delay)) as Box<dyn PartFile>)
-            })
-        })),
-        ..EngineOptions::default()
     }
 }
 
@@ -131,19 +207,15 @@ impl PartFile for Quota {
 async fn stop_in_the_middle_of_a_large_copy_gives_1406_and_leaves_nothing() {
     let app = app(&[("Advanced/CompressionRate", "None")]);
     std::fs::write(app.path().join("Data/App.4DD"), random_bytes(48 << 20)).unwrap();
-    let handle = engine(&app, slow_disk(Duration::from_millis(20)));
-    let mut events = handle.subscribe();
+    let gate = Gate::after(1 << 20);
+    let handle = engine(&app, gate.disk());
     let h = handle.clone();
-    let run = tokio::spawn(async move { h.backup(Trigger::Manual).await.unwrap() });
-    // Stop as soon as the copy has made progress.
-    loop {
-        if let Ok(BackupEvent::File { bytes_done, .. }) = events.recv().await
-            && bytes_done > 0
-        {
-            break;
-        }
-    }
+    let mut run = tokio::spawn(async move { h.backup(Trigger::Manual).await.unwrap() });
+    // Stop while the copy is held 1 MiB into the 48 MiB data file, then let
+    // it go on: it must notice the stop and remove what it wrote.
+    gate.reached(&mut run).await;
     assert!(handle.stop().await.unwrap());
+    gate.open();
     let report = run.await.unwrap();
     assert_eq!(report.status, Status::Stopped);
     assert!(report.archives.is_empty());
@@ -394,13 +466,15 @@ async fn numbering_continues_a_4d_history_and_resets_without_overwriting() {
 async fn a_second_backup_while_one_runs_gets_1402_in_process_and_across_processes() {
     let app = app(&[("Advanced/CompressionRate", "None")]);
     std::fs::write(app.path().join("Data/App.4DD"), random_bytes(8 << 20)).unwrap();
-    let handle = engine(&app, slow_disk(Duration::from_millis(30)));
-    let mut events = handle.subscribe();
+    let gate = Gate::after(1 << 20);
+    let handle = engine(&app, gate.disk());
     let h = handle.clone();
-    let first = tokio::spawn(async move { h.backup(Trigger::Api).await.unwrap() });
-    while !matches!(events.recv().await, Ok(BackupEvent::Started { .. })) {}
+    let mut first = tokio::spawn(async move { h.backup(Trigger::Api).await.unwrap() });
+    // The first backup is held in its copy while the second one asks.
+    gate.reached(&mut first).await;
     let second = handle.backup(Trigger::Manual).await.unwrap();
     assert_eq!(second.status, Status::AlreadyRunning);
+    gate.open();
     assert_eq!(first.await.unwrap().status, Status::Ok);
     assert_eq!(journal(&app).len(), 1, "the refusal recorded nothing");
 

@@ -9,37 +9,17 @@ use anyhow::{Context, Result, bail};
 use crate::{cargo, repo_root};
 
 /// Options of `bench archive`.
-struct Options {
+#[derive(clap::Args, Debug)]
+pub(crate) struct ArchiveOptions {
+    /// MB of data file in the sample app
+    #[arg(long, value_name = "N", default_value_t = 1024)]
     data_mb: u64,
+    /// MB of attachments beside the sample app
+    #[arg(long, value_name = "N", default_value_t = 512)]
     attach_mb: u64,
+    /// Runs per contender, of which the median is reported (Compact and zstd -19 run once)
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = crate::at_least_one)]
     runs: usize,
-}
-
-fn parse(args: &[String]) -> Result<Options> {
-    let mut o = Options {
-        data_mb: 1024,
-        attach_mb: 512,
-        runs: 3,
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| -> Result<u64> {
-            let v = it
-                .next()
-                .with_context(|| format!("{name} needs a number"))?;
-            v.parse()
-                .with_context(|| format!("{name}: \"{v}\" is not a whole number"))
-        };
-        match a.as_str() {
-            "--data-mb" => o.data_mb = value("--data-mb")?,
-            "--attach-mb" => o.attach_mb = value("--attach-mb")?,
-            "--runs" => o.runs = value("--runs")?.max(1) as usize,
-            other => {
-                bail!("unknown option \"{other}\" (accepted: --data-mb N, --attach-mb N, --runs N)")
-            }
-        }
-    }
-    Ok(o)
 }
 
 /// One measured command: elapsed seconds and peak resident memory.
@@ -109,8 +89,7 @@ fn q(p: &Path) -> String {
     format!("'{}'", p.display())
 }
 
-pub(crate) fn archive(args: &[String]) -> Result<()> {
-    let o = parse(args)?;
+pub(crate) fn archive(o: &ArchiveOptions) -> Result<()> {
     for tool in ["tar", "zstd", "python3", "/usr/bin/time"] {
         let found = Command::new("sh")
             .args(["-c", &format!("command -v {tool}")])
@@ -269,11 +248,11 @@ pub(crate) fn archive(args: &[String]) -> Result<()> {
     rows.push(("tar -xf".to_owned(), s, None));
     let _ = std::fs::remove_dir_all(&out);
 
-    report(&o, input, &rows);
+    report(o, input, &rows);
     Ok(())
 }
 
-fn report(o: &Options, input: u64, rows: &[(String, Sample, Option<u64>)]) {
+fn report(o: &ArchiveOptions, input: u64, rows: &[(String, Sample, Option<u64>)]) {
     let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
     let find = |name: &str| rows.iter().find(|r| r.0 == name);
     println!(
@@ -384,10 +363,7 @@ fn machine() -> String {
     )
 }
 
-pub(crate) fn locking(args: &[String]) -> Result<()> {
-    if let Some(a) = args.first() {
-        bail!("unknown option \"{a}\" (bench locking takes none)");
-    }
+pub(crate) fn locking() -> Result<()> {
     cargo(&[
         "build",
         "--release",
@@ -432,10 +408,7 @@ pub(crate) fn locking(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn logfile(args: &[String]) -> Result<()> {
-    if let Some(a) = args.first() {
-        bail!("unknown option \"{a}\" (bench logfile takes none)");
-    }
+pub(crate) fn logfile() -> Result<()> {
     cargo(&[
         "build",
         "--release",

@@ -14,39 +14,21 @@ use anyhow::{Context, Result, bail};
 
 use crate::{cargo, repo_root};
 
-struct Options {
+/// Options of `e2e`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Options {
+    /// Seconds of load (writers, readers, scheduled and remote backups) before the kill cycles
+    #[arg(long, value_name = "N", default_value_t = 60)]
     seconds: u64,
+    /// Kill -9 and recover cycles, each killing the server during a backup
+    #[arg(long, value_name = "N", default_value_t = 20)]
     cycles: u32,
+    /// Writer threads
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = crate::at_least_one)]
     writers: usize,
+    /// Reader threads during the load
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = crate::at_least_one)]
     readers: usize,
-}
-
-fn parse(args: &[String]) -> Result<Options> {
-    let mut o = Options {
-        seconds: 60,
-        cycles: 20,
-        writers: 4,
-        readers: 4,
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut v = |n: &str| -> Result<u64> {
-            it.next()
-                .with_context(|| format!("{n} needs a number"))?
-                .parse()
-                .with_context(|| format!("{n} takes a whole number"))
-        };
-        match a.as_str() {
-            "--seconds" => o.seconds = v("--seconds")?,
-            "--cycles" => o.cycles = v("--cycles")? as u32,
-            "--writers" => o.writers = v("--writers")?.max(1) as usize,
-            "--readers" => o.readers = v("--readers")?.max(1) as usize,
-            other => bail!(
-                "unknown option \"{other}\" (accepted: --seconds N, --cycles N, --writers N, --readers N)"
-            ),
-        }
-    }
-    Ok(o)
 }
 
 fn agent() -> ureq::Agent {
@@ -278,8 +260,7 @@ fn check(server: &Server, stats: &Stats) -> Result<(usize, usize)> {
     Ok((acked.len() + files.len(), lost))
 }
 
-pub(crate) fn run(args: &[String]) -> Result<()> {
-    let o = parse(args)?;
+pub(crate) fn run(o: &Options) -> Result<()> {
     cargo(&["build", "--release", "--quiet", "-p", "notes-server"])?;
     let bin = repo_root().join("target/release/notes-server");
     let root = repo_root().join(format!("target/e2e-{}", std::process::id()));
@@ -313,7 +294,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         o.seconds, o.writers, o.readers
     );
     let mut server = start(&bin, &app, &log)?;
-    load(&server, &stats, &o, Duration::from_secs(o.seconds), "load")?;
+    load(&server, &stats, o, Duration::from_secs(o.seconds), "load")?;
     let mut worst_lost = 0;
     let mut checked = 0;
     for cycle in 1..=o.cycles {
@@ -324,7 +305,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             &Options {
                 writers: o.writers,
                 readers: 0,
-                ..o
+                ..*o
             },
             Duration::from_millis(800),
             &format!("c{cycle}"),

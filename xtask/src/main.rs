@@ -1,11 +1,17 @@
 //! Developer automation: `cargo xtask <task>`.
 //!
-//! - `ci`: what `.ci/run` runs (format check, clippy with warnings denied,
-//!   the test suite), without installing anything.
+//! - `ci [--print]`: what `.ci/run` runs (format check, clippy with warnings
+//!   denied, the short end-to-end run, the test suite), without installing
+//!   anything; `--print` lists the commands instead of running them.
 //! - `bench archive [--data-mb N] [--attach-mb N] [--runs N]`: the archive
 //!   writer and restore against tar and zstd; prints a table for BENCHMARKS.md.
 //! - `bench locking`: the lock manager's cost per guard.
-//! - `e2e`: the notes-server host under load, killed and recovered.
+//! - `bench logfile`: log appends against a plain write + fdatasync loop.
+//! - `e2e [--seconds N] [--cycles N] [--writers N] [--readers N]`: the
+//!   notes-server host under load, killed and recovered.
+//!
+//! The options, their defaults and their help live in the clap definitions
+//! below and in `bench.rs` and `e2e.rs`; `cargo xtask --help` lists them all.
 
 #![allow(clippy::print_stdout)]
 
@@ -13,39 +19,121 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod bench;
+mod ci_steps;
 mod e2e;
 
-const USAGE: &str = "usage: cargo xtask <task>
+/// Developer automation for sauve.
+#[derive(Parser, Debug)]
+#[command(
+    name = "xtask",
+    bin_name = "cargo xtask",
+    arg_required_else_help = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
 
-tasks:
-  ci                                   format check, clippy -D warnings, tests (as .ci/run does)
-  bench archive [--data-mb N] [--attach-mb N] [--runs N]
-                                       archive writer and restore vs tar and zstd (default 1024 MB data, 512 MB attachments)
-  bench locking                        lock manager: ns per guard acquire and release
-  bench logfile                        log file: appends/s with fsync per append and group commit
-  e2e [--seconds N] [--cycles N] [--writers N] [--readers N]
-                                       notes-server under load, backed up, killed and recovered (default 60 s, 20 cycles)";
+#[derive(Subcommand, Debug)]
+enum Task {
+    /// Format check, clippy -D warnings, short end-to-end run, tests (as .ci/run does)
+    Ci {
+        /// Print the commands, one a line, instead of running them
+        #[arg(long)]
+        print: bool,
+    },
+    /// Benchmarks; each prints a table for BENCHMARKS.md
+    #[command(arg_required_else_help = true)]
+    Bench {
+        #[command(subcommand)]
+        bench: Bench,
+    },
+    /// notes-server under load, backed up, killed and recovered
+    E2e(e2e::Options),
+}
+
+#[derive(Subcommand, Debug)]
+enum Bench {
+    /// Archive writer and restore vs tar and zstd
+    Archive(bench::ArchiveOptions),
+    /// Lock manager: ns per guard acquire and release
+    Locking,
+    /// Log file: appends/s with fsync per append and group commit
+    Logfile,
+}
 
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("ci") => ci(),
-        Some("e2e") => e2e::run(&args[1..]),
-        Some("bench") => match args.get(1).map(String::as_str) {
-            Some("archive") => bench::archive(&args[2..]),
-            Some("locking") => bench::locking(&args[2..]),
-            Some("logfile") => bench::logfile(&args[2..]),
-            other => bail!(
-                "unknown benchmark {other:?} (accepted: archive, locking, logfile)\n\n{USAGE}"
-            ),
+    let matches = command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    match cli.task {
+        Task::Ci { print } => ci(print),
+        Task::Bench { bench } => match bench {
+            Bench::Archive(o) => bench::archive(&o),
+            Bench::Locking => bench::locking(),
+            Bench::Logfile => bench::logfile(),
         },
-        Some("help" | "--help" | "-h") | None => {
-            println!("{USAGE}");
-            Ok(())
+        Task::E2e(o) => e2e::run(&o),
+    }
+}
+
+/// The clap command, each level that has tasks under it (`cargo xtask`,
+/// `cargo xtask bench`) ending its help with one line per task showing every
+/// option at its default.
+fn command() -> clap::Command {
+    with_overview(Cli::command(), "cargo xtask")
+}
+
+fn with_overview(cmd: clap::Command, path: &str) -> clap::Command {
+    // Built from the definitions rather than written out, so that the
+    // overview cannot drift from the options and defaults it shows.
+    let mut text = String::from("Tasks, with every option at its default:\n");
+    overview(&cmd, path, &mut text);
+    let groups: Vec<String> = cmd
+        .get_subcommands()
+        .filter(|s| s.has_subcommands())
+        .map(|s| s.get_name().to_owned())
+        .collect();
+    let mut cmd = cmd.after_help(text.trim_end().to_owned());
+    for name in groups {
+        let sub_path = format!("{path} {name}");
+        cmd = cmd.mut_subcommand(&name, |s| with_overview(s, &sub_path));
+    }
+    cmd
+}
+
+fn overview(cmd: &clap::Command, path: &str, out: &mut String) {
+    for sub in cmd.get_subcommands() {
+        let path = format!("{path} {}", sub.get_name());
+        if sub.has_subcommands() {
+            overview(sub, &path, out);
+            continue;
         }
-        Some(other) => bail!("unknown task \"{other}\"\n\n{USAGE}"),
+        out.push_str("  ");
+        out.push_str(&path);
+        for arg in sub.get_arguments() {
+            let Some(long) = arg.get_long() else {
+                continue;
+            };
+            match arg.get_default_values() {
+                [] => out.push_str(&format!(" [--{long}]")),
+                values => {
+                    let values: Vec<_> = values.iter().map(|v| v.to_string_lossy()).collect();
+                    out.push_str(&format!(" [--{long} {}]", values.join(",")));
+                }
+            }
+        }
+        out.push('\n');
+    }
+}
+
+/// Parses a count that must be at least 1 (runs, threads).
+pub(crate) fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) | Err(_) => Err("takes a whole number of at least 1".to_owned()),
+        Ok(n) => Ok(n),
     }
 }
 
@@ -70,16 +158,62 @@ pub(crate) fn cargo(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-fn ci() -> Result<()> {
-    cargo(&["fmt", "--all", "--check"])?;
-    cargo(&[
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--locked",
-        "--",
-        "-D",
-        "warnings",
-    ])?;
-    cargo(&["nextest", "run", "--workspace", "--locked"])
+/// Runs (or, with `print`, lists) the steps of `ci_steps::STEPS`, which a
+/// hygiene test keeps equal to the cargo lines of `.ci/run`.
+fn ci(print: bool) -> Result<()> {
+    for step in ci_steps::STEPS {
+        if print {
+            println!("{}", ci_steps::command_line(step));
+        } else {
+            cargo(step)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clap_definitions_are_consistent() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn options_left_out_take_their_documented_defaults() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).map(|c| format!("{:?}", c.task));
+        for (args, expected) in [
+            (
+                &["xtask", "bench", "archive"][..],
+                "Bench { bench: Archive(ArchiveOptions { data_mb: 1024, attach_mb: 512, runs: 3 }) }",
+            ),
+            (
+                &["xtask", "e2e"][..],
+                "E2e(Options { seconds: 60, cycles: 20, writers: 4, readers: 4 })",
+            ),
+            (
+                &["xtask", "e2e", "--seconds", "20", "--cycles", "3"][..],
+                "E2e(Options { seconds: 20, cycles: 3, writers: 4, readers: 4 })",
+            ),
+            (&["xtask", "ci"][..], "Ci { print: false }"),
+        ] {
+            assert_eq!(parse(args).unwrap(), expected, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_tasks_and_options_and_zero_counts_are_refused() {
+        for args in [
+            &["xtask", "deploy"][..],
+            &["xtask", "bench", "disk"][..],
+            &["xtask", "bench", "locking", "--runs", "3"][..],
+            &["xtask", "bench", "archive", "--runs", "0"][..],
+            &["xtask", "bench", "archive", "--data-mb", "lots"][..],
+            &["xtask", "e2e", "--writers", "0"][..],
+            &["xtask", "ci", "--dry-run"][..],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?} was accepted");
+        }
+    }
 }

@@ -334,10 +334,7 @@ impl Walker {
             entry_type,
             size,
             mode: meta.mode() & 0o7777,
-            mtime: meta
-                .mtime()
-                .saturating_mul(1_000_000_000)
-                .saturating_add(meta.mtime_nsec()),
+            mtime: sauve_durable::mtime_ns(meta),
             target,
         });
         Ok(())

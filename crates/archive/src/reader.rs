@@ -24,6 +24,10 @@ pub(crate) struct ReadEntry {
     pub(crate) entry_type: EntryType,
     pub(crate) size: u64,
     pub(crate) target: Option<String>,
+    /// The permission bits of the tar header.
+    pub(crate) mode: u32,
+    /// The tar header's modification time, whole seconds.
+    pub(crate) mtime_secs: u64,
 }
 
 /// What the stream showed of an entry, to compare with the manifest.
@@ -34,6 +38,8 @@ pub(crate) struct Seen {
     pub(crate) size: u64,
     pub(crate) blake3: Option<String>,
     pub(crate) target: Option<String>,
+    pub(crate) mode: u32,
+    pub(crate) mtime_secs: u64,
 }
 
 impl Seen {
@@ -45,6 +51,8 @@ impl Seen {
             size: entry.size,
             blake3,
             target: entry.target.clone(),
+            mode: entry.mode,
+            mtime_secs: entry.mtime_secs,
         }
     }
 }
@@ -257,6 +265,13 @@ pub(crate) fn scan(set: &SetFiles, visitor: &mut dyn Visitor) -> Result<Manifest
                 entry_type,
                 size,
                 target,
+                mode: header
+                    .mode()
+                    .map_err(|e| damaged("a header's mode", e, &at))?
+                    & 0o7777,
+                mtime_secs: header
+                    .mtime()
+                    .map_err(|e| damaged("a header's time", e, &at))?,
             };
             visitor.entry(&read, &mut entry).map_err(|e| match e {
                 VisitError::Stream(e) => {
@@ -388,6 +403,19 @@ pub(crate) fn check_against_manifest(
             return bad(format!(
                 "entry {}: link target differs from the manifest",
                 s.path
+            ));
+        }
+        // The mode and time a restore applies come from the manifest: they
+        // must be the ones the tar header (checksummed) carries.
+        let manifest_secs = u64::try_from(m.mtime.div_euclid(1_000_000_000)).unwrap_or(0);
+        if m.mode & 0o7777 != s.mode || manifest_secs != s.mtime_secs {
+            return bad(format!(
+                "entry {}: mode {:o} and time {} in the archive, {:o} and {} in the manifest",
+                s.path,
+                s.mode,
+                s.mtime_secs,
+                m.mode & 0o7777,
+                manifest_secs
             ));
         }
     }

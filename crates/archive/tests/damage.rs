@@ -15,15 +15,8 @@ use sauve_status::Status;
 /// An app whose data file spans several 1 MiB segments.
 fn segmented(compression: Compression) -> (Fixture, Vec<PathBuf>) {
     let fx = Fixture::new();
-    let mut x = 0x2545_F491_4F6C_DD1Du64;
-    let data: Vec<u8> = (0..3_500_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let mut data = vec![0u8; 3_500_000];
+    fastrand::Rng::with_seed(0x2545_F491_4F6C_DD1D).fill(&mut data);
     std::fs::write(fx.app().join("Data/App.4DD"), data).unwrap();
     let files = fx.backup(1, compression, 1 << 20);
     assert_eq!(files.len(), 4);
@@ -344,4 +337,44 @@ fn walk(root: &Path) -> Vec<String> {
         }
     }
     out
+}
+
+/// Replaces, in a plain archive, the first `from` in the manifest by `to`
+/// (same length, so every offset stays).
+fn edit_manifest(archive: &Path, from: &str, to: &str) {
+    assert_eq!(from.len(), to.len());
+    let mut bytes = std::fs::read(archive).unwrap();
+    let manifest = bytes
+        .windows(b"\"format\"".len())
+        .rposition(|w| w == b"\"format\"")
+        .expect("the manifest");
+    let at = bytes[manifest..]
+        .windows(from.len())
+        .position(|w| w == from.as_bytes())
+        .unwrap_or_else(|| panic!("{from} not in the manifest"))
+        + manifest;
+    bytes[at..at + to.len()].copy_from_slice(to.as_bytes());
+    std::fs::write(archive, bytes).unwrap();
+}
+
+#[test]
+fn a_manifest_whose_mode_or_time_disagrees_with_the_tar_header_is_refused() {
+    // Found by the mutation property test: a byte changed in the manifest's
+    // mode was restored as the file's mode, and verify saw nothing.
+    for (from, to) in [
+        ("\"mode\": 420", "\"mode\": 438"),
+        ("\"mtime\": 1", "\"mtime\": 2"),
+    ] {
+        let fx = Fixture::new();
+        std::fs::write(fx.app().join("Data/App.4DD"), b"data").unwrap();
+        let file = fx.app().join("Data/App.4DD");
+        let f = std::fs::File::options().write(true).open(&file).unwrap();
+        f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000))
+            .unwrap();
+        std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .unwrap();
+        let files = fx.backup(1, Compression::None, 0);
+        edit_manifest(&files[0], from, to);
+        both_fail(&fx, &files[0], Status::ArchiveCorrupt, "in the manifest");
+    }
 }

@@ -466,20 +466,24 @@ pub(crate) fn run_server(
     };
     let rt = runtime()?;
     let result = rt.block_on(async {
-        let shutdown = async {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(s) => s,
-                    Err(_) => return,
-                };
+        // The handlers are installed before anything else, so that a
+        // SIGTERM arriving while the server starts stops it cleanly too.
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())
+            .map_err(|e| Failure::failed(format!("cannot handle SIGTERM: {e}")))?;
+        let mut int = signal(SignalKind::interrupt())
+            .map_err(|e| Failure::failed(format!("cannot handle SIGINT: {e}")))?;
+        let shutdown = async move {
             tokio::select! {
                 _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
+                _ = int.recv() => {}
             }
         };
-        sauve_server::run(app.clone(), listen, mode, shutdown).await
+        sauve_server::run(app.clone(), listen, mode, shutdown)
+            .await
+            .map_err(|e| Failure::failed(e.to_string()))
     });
-    result.map_err(|e| Failure::failed(e.to_string()))?;
+    result?;
     io.err("sauve server stopped\n");
     Ok(())
 }

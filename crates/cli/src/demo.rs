@@ -25,24 +25,24 @@ const WORDS: &[&str] = &[
     "product",
 ];
 
-/// A deterministic generator (xorshift), so the demo is the same every time.
-struct Rng(u64);
+/// A generator with a fixed seed, so the demo is the same every time.
+struct Rng(fastrand::Rng);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
+        self.0.u64(..)
     }
     fn word(&mut self) -> &'static str {
-        WORDS[(self.next() % WORDS.len() as u64) as usize]
+        WORDS[self.0.usize(..WORDS.len())]
+    }
+    fn fill(&mut self, bytes: &mut [u8]) {
+        self.0.fill(bytes);
     }
 }
 
 /// Creates `app` (Project, Data, Settings) and `root/Attachments`.
 pub(crate) fn make_app(root: &Path, app: &Path) -> std::io::Result<()> {
-    let mut rng = Rng(0x5A0E_DE30);
+    let mut rng = Rng(fastrand::Rng::with_seed(0x5A0E_DE30));
     std::fs::create_dir_all(app.join("Project/Sources/Methods"))?;
     std::fs::create_dir_all(app.join("Data/Settings"))?;
     std::fs::create_dir_all(app.join("Settings"))?;
@@ -80,7 +80,8 @@ pub(crate) fn make_app(root: &Path, app: &Path) -> std::io::Result<()> {
     }
     data.flush()?;
     for i in 0..8 {
-        let bytes: Vec<u8> = (0..256 * 1024).map(|_| rng.next() as u8).collect();
+        let mut bytes = vec![0u8; 256 * 1024];
+        rng.fill(&mut bytes);
         std::fs::write(
             root.join(format!("Attachments/Documents/doc_{i}.bin")),
             bytes,

@@ -45,6 +45,7 @@ pub(crate) fn live_scheduler(app: &Path) -> SchedulerView {
     SchedulerView {
         next: v["next_scheduled"].as_str().and_then(|s| s.parse().ok()),
         disabled: v["scheduler_disabled"].as_bool().unwrap_or(false),
+        checked: None,
     }
 }
 

@@ -54,15 +54,8 @@ fn ctrl_c_is_the_stop_button_of_sauve_backup() {
     std::fs::create_dir_all(app.join("Data")).unwrap();
     std::fs::create_dir_all(app.join("Settings")).unwrap();
     // Level 19 on 64 MiB of noise takes many seconds: time enough to press Ctrl-C.
-    let mut x = 0x2545_F491_4F6C_DD1Du64;
-    let data: Vec<u8> = (0..64 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let mut data = vec![0u8; 64 << 20];
+    fastrand::Rng::with_seed(0x2545_F491_4F6C_DD1D).fill(&mut data);
     std::fs::write(app.join("Data/App.4DD"), data).unwrap();
     let out = sauve(&[
         "settings",

@@ -177,13 +177,16 @@ impl EngineState {
     }
 }
 
-/// What the scheduler says, for the status.
+/// What the scheduler says, for the status. The scheduler loop publishes
+/// it each time it looks (at least every minute).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SchedulerView {
     /// The next scheduled backup.
     pub next: Option<Timestamp>,
     /// Off after 1401.
     pub disabled: bool,
+    /// When the scheduler last read the settings and planned.
+    pub checked: Option<Timestamp>,
 }
 
 /// The JSON of `sauve status --json` and `GET /v1/status` (SPEC section 15):

@@ -220,17 +220,14 @@ fn sixty_four_tasks_on_two_threads_never_deadlock() {
         for t in 0..64u64 {
             let m = m.clone();
             tasks.push(tokio::spawn(async move {
-                let mut x = t.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+                let mut rng = fastrand::Rng::with_seed(t.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
                 for _ in 0..300 {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    let kind = if x & 1 == 0 {
+                    let kind = if rng.bool() {
                         Kind::Data
                     } else {
                         Kind::Structure
                     };
-                    match (x >> 1) % 7 {
+                    match rng.u8(0..7) {
                         0 | 1 => drop(m.read(kind).await),
                         2 | 3 => {
                             let _g = m.write(kind).await;
@@ -243,7 +240,7 @@ fn sixty_four_tasks_on_two_threads_never_deadlock() {
                             assert!(m.write_cancellable(kind, &token).await.is_err());
                         }
                         _ => {
-                            let mode = if x & 2 == 0 {
+                            let mode = if rng.bool() {
                                 Mode::Server
                             } else {
                                 Mode::SingleUser

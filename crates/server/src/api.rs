@@ -1,6 +1,6 @@
 //! The control API (SPEC section 4): bearer-token HTTP on loopback.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -15,6 +15,7 @@ use sauve_engine::{Admission, BackupHandle, SchedulerView, Trigger};
 use sauve_status::Status;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
+use tokio::sync::watch;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 
@@ -28,8 +29,10 @@ pub struct ApiState {
     pub handle: BackupHandle,
     /// The bearer token.
     pub token: Arc<String>,
-    /// What the scheduler says, for `GET /v1/status`.
-    pub scheduler: Arc<Mutex<SchedulerView>>,
+    /// What the scheduler says, for `GET /v1/status` (published by
+    /// [`crate::scheduler_loop`]; a host without a scheduler passes a
+    /// receiver of the default view).
+    pub scheduler: watch::Receiver<SchedulerView>,
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
@@ -140,7 +143,7 @@ async fn stop(State(state): State<ApiState>) -> Response {
 
 async fn status(State(state): State<ApiState>) -> Response {
     let app = state.handle.app().to_path_buf();
-    let view = *state.scheduler.lock().unwrap_or_else(|e| e.into_inner());
+    let view = *state.scheduler.borrow();
     match tokio::task::spawn_blocking(move || sauve_engine::status_json(&app, view)).await {
         Ok(Ok(v)) => Json(v).into_response(),
         Ok(Err(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -150,12 +150,12 @@ pub async fn run(
     write_server_file(&app, &url, &token)?;
     tracing::info!(url = %url, app = %app.display(), "sauve server listening");
 
-    let view = Arc::new(Mutex::new(SchedulerView::default()));
-    let scheduler = tokio::spawn(scheduler_loop(handle.clone(), view.clone()));
+    let (view, scheduler_view) = tokio::sync::watch::channel(SchedulerView::default());
+    let scheduler = tokio::spawn(scheduler_loop(handle.clone(), view));
     let state = ApiState {
         handle: handle.clone(),
         token: Arc::new(token),
-        scheduler: view,
+        scheduler: scheduler_view,
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let served = tokio::spawn(async move {
@@ -203,9 +203,10 @@ const TICK: Duration = Duration::from_secs(60);
 /// every minute and before each backup (invalid settings keep the last
 /// valid schedule, or none until the file is fixed), applies the failure
 /// policy, catches up missed slots, and persists its state through the
-/// engine's records. Time comes from the engine's clock. Host apps spawn it
-/// beside their own server; it runs until aborted or until the engine is gone.
-pub async fn scheduler_loop(handle: BackupHandle, view: Arc<Mutex<SchedulerView>>) {
+/// engine's records. Time comes from the engine's clock. It publishes what
+/// it planned on `view` each time it looks. Host apps spawn it beside their
+/// own server; it runs until aborted or until the engine is gone.
+pub async fn scheduler_loop(handle: BackupHandle, view: tokio::sync::watch::Sender<SchedulerView>) {
     let clock = handle.clock();
     let tz = clock.zone();
     let Ok(mut state) = handle.scheduler_state().await else {
@@ -268,14 +269,12 @@ pub async fn scheduler_loop(handle: BackupHandle, view: Arc<Mutex<SchedulerView>
             }
             save(&handle, &state).await;
         }
-        {
-            let mut v = view.lock().unwrap_or_else(|e| e.into_inner());
-            *v = SchedulerView {
-                next: next.map(|n| n.at),
-                disabled: state.disabled,
-            };
-        }
         let now = clock.now();
+        view.send_replace(SchedulerView {
+            next: next.map(|n| n.at),
+            disabled: state.disabled,
+            checked: Some(now),
+        });
         let (Some(attempt), Some(plan)) = (next.filter(|n| n.at <= now), current.clone()) else {
             // Sleep until the attempt, waking at least every minute to see
             // changed settings and clock jumps, and at once when a backup ends.

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -16,11 +16,44 @@ use tower::ServiceExt;
 
 const TOKEN: &str = "s3cret-token";
 
-struct Slow(std::fs::File);
+/// A gate the test opens: archive writes past the first wait for it, so a
+/// backup is still copying for as long as the test needs. Dropping it opens
+/// it, so a failing test never leaves the engine stuck.
+#[derive(Clone, Default)]
+struct Gate(Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
 
-impl Write for Slow {
+impl Gate {
+    fn open(&self) {
+        *self.0.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.0.1.notify_all();
+    }
+
+    fn wait(&self) {
+        let open = self.0.0.lock().unwrap_or_else(|e| e.into_inner());
+        let _open = self
+            .0
+            .1
+            .wait_while(open, |o| !*o)
+            .unwrap_or_else(|e| e.into_inner());
+    }
+}
+
+struct Opens(Gate);
+
+impl Drop for Opens {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
+
+struct Gated(std::fs::File, Gate, bool);
+
+impl Write for Gated {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        std::thread::sleep(Duration::from_millis(30));
+        if self.2 {
+            self.1.wait();
+        }
+        self.2 = true;
         self.0.write(buf)
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -28,25 +61,19 @@ impl Write for Slow {
     }
 }
 
-impl PartFile for Slow {
+impl PartFile for Gated {
     fn sync(&mut self) -> std::io::Result<()> {
         self.0.sync_all()
     }
 }
 
-/// An app with a data file of `mib` MiB of noise, and its engine.
-fn engine(root: &Path, mib: usize, slow: bool) -> BackupHandle {
+/// An app with a data file of `mib` MiB of noise, and its engine; with a
+/// gate, its archive writes wait for it after the first.
+fn engine(root: &Path, mib: usize, gate: Option<Gate>) -> BackupHandle {
     let app = root.join("App");
     std::fs::create_dir_all(app.join("Data")).unwrap();
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    let data: Vec<u8> = (0..mib << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let mut data = vec![0u8; mib << 20];
+    fastrand::Rng::with_seed(0x9E37_79B9_7F4A_7C15).fill(&mut data);
     std::fs::write(app.join("Data/App.4DD"), data).unwrap();
     let mut s = sauve_settings::Settings::default();
     s.advanced.compression_rate = sauve_settings::Compression::None;
@@ -56,10 +83,14 @@ fn engine(root: &Path, mib: usize, slow: bool) -> BackupHandle {
     )
     .unwrap();
     let mut options = EngineOptions::default();
-    if slow {
-        options.open_part = Some(Arc::new(|| {
-            Box::new(|path: &Path| {
-                Ok(Box::new(Slow(std::fs::File::create_new(path)?)) as Box<dyn PartFile>)
+    if let Some(gate) = gate {
+        options.open_part = Some(Arc::new(move || {
+            let gate = gate.clone();
+            Box::new(move |path: &Path| {
+                Ok(
+                    Box::new(Gated(std::fs::File::create_new(path)?, gate.clone(), false))
+                        as Box<dyn PartFile>,
+                )
             })
         }));
     }
@@ -70,7 +101,7 @@ fn api(handle: &BackupHandle) -> axum::Router {
     router(ApiState {
         handle: handle.clone(),
         token: Arc::new(TOKEN.to_owned()),
-        scheduler: Arc::new(Mutex::new(SchedulerView::default())),
+        scheduler: tokio::sync::watch::channel(SchedulerView::default()).1,
     })
 }
 
@@ -96,7 +127,7 @@ async fn json(resp: axum::response::Response) -> (StatusCode, serde_json::Value)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_without_the_right_token_gets_401_and_starts_nothing() {
     let root = tempfile::tempdir().unwrap();
-    let handle = engine(root.path(), 1, false);
+    let handle = engine(root.path(), 1, None);
     for token in [None, Some("wrong"), Some("s3cret-tokeN")] {
         let (status, body) = json(
             api(&handle)
@@ -115,7 +146,9 @@ async fn a_request_without_the_right_token_gets_401_and_starts_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_answers_202_with_the_number_and_409_with_1402_while_one_runs() {
     let root = tempfile::tempdir().unwrap();
-    let handle = engine(root.path(), 8, true);
+    let gate = Gate::default();
+    let opens = Opens(gate.clone());
+    let handle = engine(root.path(), 8, Some(gate));
     let (status, body) = json(
         api(&handle)
             .oneshot(request("POST", "/v1/backup", Some(TOKEN), Body::empty()))
@@ -145,9 +178,11 @@ async fn backup_answers_202_with_the_number_and_409_with_1402_while_one_runs() {
         (status, body["stopped"].as_bool()),
         (StatusCode::OK, Some(true))
     );
-    while handle.is_running().await.unwrap() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // The copy goes on, sees Stop, and the run ends.
+    let mut tally = handle.tally();
+    drop(opens);
+    // Two requests end: the refused one, then the stopped one.
+    tally.wait_for(|t| t.finished >= 2).await.unwrap();
     let (status, body) = json(
         api(&handle)
             .oneshot(request("GET", "/v1/status", Some(TOKEN), Body::empty()))
@@ -174,7 +209,7 @@ async fn backup_answers_202_with_the_number_and_409_with_1402_while_one_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_methods_paths_json_and_oversized_bodies_get_a_json_4xx() {
     let root = tempfile::tempdir().unwrap();
-    let handle = engine(root.path(), 1, false);
+    let handle = engine(root.path(), 1, None);
     let big = vec![b' '; BODY_LIMIT + 1];
     let cases: Vec<(Request<Body>, StatusCode)> = vec![
         (
@@ -218,7 +253,7 @@ async fn bad_methods_paths_json_and_oversized_bodies_get_a_json_4xx() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_event_stream_reaches_100_percent_and_the_finished_event() {
     let root = tempfile::tempdir().unwrap();
-    let handle = engine(root.path(), 4, false);
+    let handle = engine(root.path(), 4, None);
     let resp = api(&handle)
         .oneshot(request("GET", "/v1/events", Some(TOKEN), Body::empty()))
         .await

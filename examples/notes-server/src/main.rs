@@ -296,6 +296,10 @@ fn args() -> Result<(PathBuf, std::net::SocketAddr)> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    // Signals first: a SIGTERM while the server starts stops it cleanly too.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let (app_dir, listen) = args()?;
     let data = app_dir.join("Data/Notes.4DD");
     let log_path = app_dir.join("Data/Notes.journal");
@@ -377,8 +381,8 @@ async fn main() -> Result<()> {
     let next: i64 = db.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM notes", [], |r| {
         r.get(0)
     })?;
-    let view = Arc::new(Mutex::new(SchedulerView::default()));
-    let scheduler = tokio::spawn(sauve_server::scheduler_loop(handle.clone(), view.clone()));
+    let (view, scheduler_view) = tokio::sync::watch::channel(SchedulerView::default());
+    let scheduler = tokio::spawn(sauve_server::scheduler_loop(handle.clone(), view));
     let token = sauve_server::generate_token()?;
     let state = App {
         db: Arc::new(Mutex::new(db)),
@@ -390,7 +394,7 @@ async fn main() -> Result<()> {
     let api = sauve_server::router(sauve_server::ApiState {
         handle: handle.clone(),
         token: Arc::new(token.clone()),
-        scheduler: view,
+        scheduler: scheduler_view,
     });
     let router = Router::new()
         .route("/notes", post(create))
@@ -402,12 +406,10 @@ async fn main() -> Result<()> {
     let url = format!("http://{}", listener.local_addr()?);
     sauve_server::write_server_file(&app_dir, &url, &token)?;
     println!("notes-server listening on {url}");
-    let shutdown = async {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let shutdown = async move {
         tokio::select! {
-            _ = async { if let Some(t) = term.as_mut() { t.recv().await; } } => {}
-            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
     };
     axum::serve(listener, router)

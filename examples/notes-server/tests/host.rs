@@ -40,15 +40,8 @@ fn a_waiting_write_can_be_cancelled_with_minus_9976_while_reads_go_on() {
     std::fs::create_dir_all(app.join("Settings")).unwrap();
     // A large attachment inside Data/ is copied under the data lock (O-11);
     // level 19 makes that phase last seconds.
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    let blob: Vec<u8> = (0..48 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let mut blob = vec![0u8; 48 << 20];
+    fastrand::Rng::with_seed(0x9E37_79B9_7F4A_7C15).fill(&mut blob);
     std::fs::write(app.join("Data/blob.bin"), blob).unwrap();
     let mut s = sauve_settings::Settings::default();
     s.advanced.compression_rate = sauve_settings::Compression::Compact;

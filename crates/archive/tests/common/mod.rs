@@ -134,3 +134,53 @@ pub fn snapshot(root: &Path) -> BTreeMap<String, (char, Vec<u8>, u32, i64)> {
     }
     out
 }
+
+/// Whether the tree at `got` holds what the tree at `want` holds: the same
+/// paths, each a folder, a file with the same bytes or a symlink with the
+/// same target, with the same permission bits and modification time (whole
+/// seconds: the manifest's must agree with the checksummed tar header); if
+/// not, the first difference by path, short enough to read even when the
+/// files are large.
+pub fn same_contents(got: &Path, want: &Path) -> Result<(), String> {
+    let (got, want) = (snapshot(got), snapshot(want));
+    for (path, (kind, data, mode, mtime)) in &want {
+        let Some((got_kind, got_data, got_mode, got_mtime)) = got.get(path) else {
+            return Err(format!("{path} is missing"));
+        };
+        if got_kind != kind {
+            return Err(format!("{path} is a {got_kind:?}, want a {kind:?}"));
+        }
+        if got_mode != mode {
+            return Err(format!("{path}: mode {got_mode:o}, want {mode:o}"));
+        }
+        if *kind == 'f' && got_mtime != mtime {
+            return Err(format!("{path}: modified at {got_mtime}, want {mtime}"));
+        }
+        if got_data != data {
+            let at = got_data
+                .iter()
+                .zip(data)
+                .position(|(g, w)| g != w)
+                .unwrap_or(got_data.len().min(data.len()));
+            return Err(format!(
+                "{path}: {} bytes, want {}; first difference at byte {at}",
+                got_data.len(),
+                data.len()
+            ));
+        }
+    }
+    match got.keys().find(|path| !want.contains_key(*path)) {
+        Some(extra) => Err(format!("{extra} should not be there")),
+        None => Ok(()),
+    }
+}
+
+/// The names in a folder, sorted.
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}

@@ -1,0 +1,210 @@
+//! `sauve run` as a service manager sees it: the real binary, started and
+//! stopped with SIGTERM in every state (SPEC 4; issue: it must never hang).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a stopped server may take: the target is a second (it takes
+/// well under: each test prints it); twice that leaves room for a loaded
+/// machine.
+const EXIT_LIMIT: Duration = Duration::from_secs(2);
+
+/// A hang guard for waiting on the child.
+const EXIT_GUARD: Duration = Duration::from_secs(10);
+
+fn app(root: &Path, data: Vec<u8>, settings: &[(&str, &str)]) -> PathBuf {
+    let app = root.join("App");
+    std::fs::create_dir_all(app.join("Data")).unwrap();
+    std::fs::write(app.join("Data/App.4DD"), data).unwrap();
+    for (k, v) in settings {
+        let out = Command::new(env!("CARGO_BIN_EXE_sauve"))
+            .args(["settings", "set", k, v, "--app", app.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    app
+}
+
+/// A running `sauve run`, its log lines (stderr) read as they come.
+struct Server {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    url: String,
+    token: String,
+}
+
+/// Starts `sauve run` and waits for its "listening" line.
+fn start(app: &Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sauve"))
+        .args([
+            "run",
+            "--app",
+            app.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    loop {
+        let line = lines
+            .recv_timeout(EXIT_GUARD)
+            .unwrap_or_else(|e| panic!("sauve run said nothing ({e})"));
+        if line.contains("sauve server listening") {
+            break;
+        }
+    }
+    let text = std::fs::read_to_string(app.join("Logs/sauve-server.json")).unwrap();
+    let file: serde_json::Value = serde_json::from_str(&text).unwrap();
+    Server {
+        child,
+        lines,
+        url: file["url"].as_str().unwrap().to_owned(),
+        token: file["token"].as_str().unwrap().to_owned(),
+    }
+}
+
+impl Server {
+    /// Sends SIGTERM and waits for the exit: its code and how long it took.
+    fn terminate(mut self) -> (Option<i32>, Duration, Vec<String>) {
+        let sent = Instant::now();
+        let kill = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let took = sent.elapsed();
+                let rest: Vec<String> = self.lines.try_iter().collect();
+                eprintln!("sauve run exited {took:?} after SIGTERM");
+                assert!(
+                    took < EXIT_LIMIT,
+                    "sauve run took {took:?} to exit after SIGTERM"
+                );
+                return (status.code(), took, rest);
+            }
+            if sent.elapsed() > EXIT_GUARD {
+                let _ = self.child.kill();
+                panic!("sauve run did not exit within {EXIT_GUARD:?} of SIGTERM");
+            }
+            // The child's exit is not an event this process can await
+            // without a signal handler of its own; poll its status.
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+#[test]
+fn sauve_run_exits_promptly_on_sigterm_when_idle() {
+    let root = tempfile::tempdir().unwrap();
+    let app = app(root.path(), vec![1; 1024], &[]);
+    let server = start(&app);
+    let (code, _, _) = server.terminate();
+    assert_eq!(code, Some(0));
+    assert!(!app.join("Logs/sauve-server.json").exists());
+}
+
+#[test]
+fn sauve_run_exits_promptly_on_sigterm_with_invalid_settings() {
+    let root = tempfile::tempdir().unwrap();
+    let app = app(
+        root.path(),
+        vec![1; 1024],
+        &[("Scheduler/Frequency", "Hourly")],
+    );
+    let file = app.join("Settings/backup.4DSettings");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replace("<Every>12</Every>", "<Every>25</Every>"),
+    )
+    .unwrap();
+    let server = start(&app);
+    // It starts, and says why nothing is scheduled.
+    let warned = loop {
+        let line = server.lines.recv_timeout(EXIT_GUARD).unwrap();
+        if line.contains("invalid settings") {
+            break line;
+        }
+    };
+    assert!(
+        warned.contains("Hourly/Every: invalid value \"25\""),
+        "{warned}"
+    );
+    let (code, _, _) = server.terminate();
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn sauve_run_exits_promptly_on_sigterm_during_a_backup_which_ends_with_1406() {
+    let root = tempfile::tempdir().unwrap();
+    // Level 19 on 64 MiB of noise takes many seconds.
+    let mut data = vec![0u8; 64 << 20];
+    fastrand::Rng::with_seed(7).fill(&mut data);
+    let app = app(
+        root.path(),
+        data,
+        &[("Advanced/CompressionRate", "Compact")],
+    );
+    let server = start(&app);
+    let mut client = Command::new(env!("CARGO_BIN_EXE_sauve"))
+        .args([
+            "backup",
+            "--remote",
+            &server.url,
+            "--token",
+            &server.token,
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = client.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains("\"event\":\"file\"") {
+            break;
+        }
+    }
+    let (code, _, _) = server.terminate();
+    assert_eq!(code, Some(0));
+    // The client is not left hanging, and the stopped run is recorded.
+    let _ = lines.count();
+    client.wait().unwrap();
+    let journal = Command::new(env!("CARGO_BIN_EXE_sauve"))
+        .args([
+            "journal",
+            "--app",
+            app.to_str().unwrap(),
+            "--json",
+            "--tail",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let entries: serde_json::Value = serde_json::from_slice(&journal.stdout).unwrap();
+    assert_eq!(entries[0]["rawTitle"], "Backup stopped", "{entries}");
+    assert_eq!(entries[0]["status"], 1406);
+}

@@ -1,0 +1,28 @@
+//! The commands `cargo xtask ci` runs, in order: the cargo lines of `.ci/run`
+//! without its tool installation and its `timeout` guards.
+//!
+//! `tests/tests/hygiene.rs` compiles this file too (through `#[path]`) and
+//! checks it against `.ci/run`, so it must stay std-only, without `crate::`
+//! paths: it is a module of both crates.
+
+/// The arguments to cargo of each step.
+pub(crate) const STEPS: &[&[&str]] = &[
+    &["fmt", "--all", "--check"],
+    &[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ],
+    // The short end-to-end run: exits non-zero if an acknowledged write is lost.
+    &["xtask", "e2e", "--seconds", "20", "--cycles", "3"],
+    &["nextest", "run", "--workspace", "--locked"],
+];
+
+/// A step as the shell line that runs it, the way `.ci/run` writes it.
+pub(crate) fn command_line(step: &[&str]) -> String {
+    format!("cargo {}", step.join(" "))
+}
