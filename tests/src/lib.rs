@@ -3,6 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod paused;
+pub mod receivers;
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use sauve_engine::{BackupHandle, DataHealth, Engine, EngineOptions, Trigger};
+use sauve_engine::{BackupHandle, DataHealth, Engine, EngineOptions, OpenOutcome, Trigger};
 use sauve_locking::Kind;
 use sauve_settings::AppLayout;
 use sauve_tests::SampleApp;
@@ -17,6 +17,34 @@ const ID: [u8; 16] = *b"auto-restore-001";
 /// before its open check.
 fn engine(layout: AppLayout) -> BackupHandle {
     Engine::start(layout, EngineOptions::default()).unwrap()
+}
+
+/// The open check of a host whose data file `data` is damaged: the outcome
+/// and the store as restored and rolled forward.
+fn restore_at_open(
+    layout: AppLayout,
+    data: &std::path::Path,
+) -> (OpenOutcome, BTreeMap<String, String>) {
+    let mut restored = BTreeMap::new();
+    let map = std::cell::RefCell::new(&mut restored);
+    let handle = engine(layout);
+    let outcome = tokio::task::block_in_place(|| {
+        handle.open_check(
+            DataHealth {
+                damaged: true,
+                last_applied: 0,
+            },
+            ID,
+            || {
+                let (last, m) = load(data).unwrap();
+                **map.borrow_mut() = m;
+                last
+            },
+            |r| apply(&mut map.borrow_mut(), &r.payload),
+        )
+    })
+    .unwrap();
+    (outcome, restored)
 }
 
 /// A host that writes `n` records, backs up every `every` writes, and stops.
@@ -47,25 +75,7 @@ async fn damaged_data_is_restored_from_the_newest_backup_and_rolled_forward() {
     let data = app.path().join("Data/App.4DD");
     std::fs::write(&data, b"\x00garbage after a crash").unwrap();
     let layout = AppLayout::discover(app.path()).unwrap();
-    let mut restored = BTreeMap::new();
-    let map = std::cell::RefCell::new(&mut restored);
-    let handle = engine(layout);
-    let outcome = tokio::task::block_in_place(|| {
-        handle.open_check(
-            DataHealth {
-                damaged: true,
-                last_applied: 0,
-            },
-            ID,
-            || {
-                let (last, m) = load(&data).unwrap();
-                **map.borrow_mut() = m;
-                last
-            },
-            |r| apply(&mut map.borrow_mut(), &r.payload),
-        )
-    })
-    .unwrap();
+    let (outcome, restored) = restore_at_open(layout, &data);
     assert_eq!(restored, live, "every acknowledged write is back");
     assert!(outcome.restart);
     assert_eq!(
@@ -114,25 +124,7 @@ async fn a_corrupt_newest_backup_falls_back_to_the_previous_one() {
         data_file: data.clone(),
         log_file: app.path().join("Data/App.journal"),
     });
-    let mut restored = BTreeMap::new();
-    let map = std::cell::RefCell::new(&mut restored);
-    let handle = engine(layout);
-    let outcome = tokio::task::block_in_place(|| {
-        handle.open_check(
-            DataHealth {
-                damaged: true,
-                last_applied: 0,
-            },
-            ID,
-            || {
-                let (last, m) = load(&data).unwrap();
-                **map.borrow_mut() = m;
-                last
-            },
-            |r| apply(&mut map.borrow_mut(), &r.payload),
-        )
-    })
-    .unwrap();
+    let (outcome, restored) = restore_at_open(layout, &data);
     assert_eq!(
         outcome.restored,
         Some(app.root().join("Backups/App[0001].4BK"))

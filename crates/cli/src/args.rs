@@ -133,6 +133,60 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Acknowledge alerts, or send a test alert through every notifier.
+    #[command(subcommand)]
+    Alert(AlertCommand),
+    /// Print the completion script for a shell.
+    ///
+    /// For example `sauve completions bash > /etc/bash_completion.d/sauve`;
+    /// the README says where zsh and fish look for theirs.
+    Completions {
+        /// The shell: bash, zsh or fish (elvish and powershell work too).
+        #[arg(value_enum)]
+        shell: clap_complete::aot::Shell,
+    },
+    /// Print the man page of sauve, or of one of its subcommands, in roff.
+    ///
+    /// `sauve man > /usr/local/share/man/man1/sauve.1` installs the main
+    /// page; `sauve man settings set` prints the page sauve-settings-set(1).
+    /// With --out, every page from there down is written into a folder
+    /// (sauve.1, sauve-backup.1, sauve-settings-set.1, ...) and each path
+    /// written is printed, one a line.
+    Man {
+        /// The subcommand whose page to print, e.g. `backup` or `settings set`.
+        #[arg(value_name = "SUBCOMMAND")]
+        subcommand: Vec<String>,
+        /// Write the pages into this folder (created if absent) instead of printing one.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AlertCommand {
+    /// Acknowledge an alert (or every one): it leaves `sauve status` and the page.
+    Ack {
+        /// The alert's number, as `sauve status` shows it.
+        #[arg(
+            value_name = "ID",
+            required_unless_present = "all",
+            conflicts_with = "all"
+        )]
+        id: Option<u64>,
+        /// Every open alert.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Send a test alert through every notifier of sauve.toml and show each result.
+    ///
+    /// Exits 0 when every notifier delivered it, 1 when one failed, 2 when
+    /// sauve.toml is invalid or configures no notifier.
+    Test {
+        #[command(flatten)]
+        app: AppArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -166,10 +220,12 @@ pub(crate) struct AppArg {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum SettingsCommand {
-    /// Print the effective settings and the file they come from.
+    /// Print the effective settings and the file they come from, and
+    /// sauve.toml when there is one (secrets as ***).
     ///
     /// The file is APP/Data/Settings/backup.4DSettings if present, else
-    /// APP/Settings/backup.4DSettings, else sauve's built-in defaults.
+    /// APP/Settings/backup.4DSettings, else sauve's built-in defaults;
+    /// sauve.toml is read with the same precedence.
     Show {
         #[command(flatten)]
         app: AppArg,
@@ -184,11 +240,14 @@ pub(crate) enum SettingsCommand {
         #[command(flatten)]
         app: AppArg,
     },
-    /// Check a settings file; list every problem with its line and column.
+    /// Check a settings file (backup.4DSettings or sauve.toml); list every
+    /// problem with its line and column.
     ///
-    /// Exits 0 when the file is valid, 2 when it is not.
+    /// Exits 0 when the file is valid, 2 when it is not. For sauve.toml, the
+    /// environment variables its `*_env` keys name must be set, and its
+    /// `*_file` secrets must be files of mode 0600.
     Validate {
-        /// The backup.4DSettings file to check.
+        /// The backup.4DSettings or sauve.toml file to check.
         file: PathBuf,
     },
     /// Set one key and rewrite the effective settings file atomically.

@@ -296,6 +296,21 @@ pub(crate) fn print_status(
         return Ok(());
     }
     let mut text = String::new();
+    // Alerts first: what a person must see (SPEC 17.2).
+    for a in value["alerts"].as_array().into_iter().flatten() {
+        text.push_str(&format!(
+            "ALERT {}: {} (raised {}; `sauve alert ack {}` when seen)\n",
+            a["id"],
+            a["headline"].as_str().unwrap_or(""),
+            a["raised"].as_str().unwrap_or(""),
+            a["id"]
+        ));
+    }
+    if let Some(p) = value["sauve_toml_problem"].as_str() {
+        text.push_str(&format!(
+            "sauve.toml is invalid; the last valid alert settings stay in force:\n{p}\n"
+        ));
+    }
     let b = &value["last_backup"];
     if b.is_null() {
         text.push_str("Last backup:  none\n");

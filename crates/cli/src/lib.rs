@@ -10,11 +10,13 @@ use std::io::Write;
 
 use clap::Parser;
 
+mod alert;
 mod archive;
 mod args;
 mod backup;
 mod demo;
 mod journal;
+mod kit;
 mod remote;
 mod settings;
 
@@ -137,6 +139,9 @@ where
         } => archive::restore(&archive, to, force, app.as_deref(), &mut io),
         args::Command::List { archive, json } => archive::list(&archive, json, &mut io),
         args::Command::Journal { app, tail, json } => journal::show(&app.app, tail, json, &mut io),
+        args::Command::Alert(cmd) => alert::run(cmd, &mut io),
+        args::Command::Completions { shell } => kit::completions(shell, &mut io),
+        args::Command::Man { subcommand, out } => kit::man(&subcommand, out.as_deref(), &mut io),
     };
     match result {
         Ok(()) => EXIT_OK,

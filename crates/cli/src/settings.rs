@@ -56,11 +56,27 @@ fn load(app: &Path, io: &mut Io<'_>) -> Result<Effective, Failure> {
     Ok(effective)
 }
 
+/// `sauve.toml`, when the app has one.
+fn load_own(app: &Path) -> Result<Option<sauve_settings::SauveToml>, Failure> {
+    let own = sauve_settings::load_sauve_toml(app).map_err(|e| match e {
+        SettingsError::Invalid { .. } | SettingsError::Malformed { .. } => {
+            Failure::usage(format!("invalid sauve.toml:\n{e}"))
+        }
+        e => failure(e),
+    })?;
+    Ok(own.source.is_some().then_some(own))
+}
+
 fn show(app: &Path, json: bool, io: &mut Io<'_>) -> Result<(), Failure> {
     let effective = load(app, io)?;
+    let own = load_own(app)?;
     let settings = effective.doc.settings();
     if json {
-        let text = serde_json::to_string_pretty(&sauve_settings::to_json(settings))
+        let mut value = sauve_settings::to_json(settings);
+        if let (Some(own), Some(map)) = (&own, value.as_object_mut()) {
+            map.insert(sauve_settings::SAUVE_TOML.to_owned(), own.to_json());
+        }
+        let text = serde_json::to_string_pretty(&value)
             .map_err(|e| Failure::failed(format!("cannot render JSON: {e}")))?;
         io.out(&format!("{text}\n"));
         return Ok(());
@@ -85,8 +101,63 @@ fn show(app: &Path, json: bool, io: &mut Io<'_>) -> Result<(), Failure> {
             value => text.push_str(&format!("{key:width$}  {value}\n")),
         }
     }
+    if let Some(own) = &own {
+        text.push_str(&own_text(own));
+    }
     io.out(&text);
     Ok(())
+}
+
+/// `sauve.toml` for people: each setting, secrets as `***` with where they
+/// come from.
+fn own_text(own: &sauve_settings::SauveToml) -> String {
+    use sauve_settings::{Secret, SecretFrom};
+    let secret = |s: &Option<Secret>| match s {
+        None => "none".to_owned(),
+        Some(s) => match &s.from {
+            SecretFrom::Env(v) => format!("*** (from ${v})"),
+            SecretFrom::File(p) => format!("*** (from {})", p.display()),
+        },
+    };
+    let a = &own.alerts;
+    let mut t = format!(
+        "\nsauve.toml:  {}\nalerts.on    {}\nalerts.stale_after  {}\n",
+        own.source
+            .as_deref()
+            .map_or_else(String::new, |p| p.display().to_string()),
+        a.on.token(),
+        a.stale_after
+            .map_or("off".to_owned(), |d| format!("{} s", d.as_secs()))
+    );
+    for w in &a.webhooks {
+        t.push_str(&format!(
+            "webhook      {} (signature key {})\n",
+            w.url,
+            secret(&w.secret)
+        ));
+    }
+    for e in &a.emails {
+        t.push_str(&format!(
+            "email        {}:{} ({}) from {} to {}{}\n",
+            e.host,
+            e.port,
+            e.tls.token(),
+            e.from,
+            e.to.join(", "),
+            e.user.as_ref().map_or(String::new(), |u| format!(
+                ", user {u}, password {}",
+                secret(&e.password)
+            ))
+        ));
+    }
+    for c in &a.commands {
+        t.push_str(&format!("command      {}\n", c.run));
+    }
+    if !a.has_notifiers() {
+        t.push_str("(no notifier: alerts are kept in sauve status only)\n");
+    }
+    t.push_str(&format!("metrics.token  {}\n", secret(&own.metrics.token)));
+    t
 }
 
 fn init(app: &Path, io: &mut Io<'_>) -> Result<(), Failure> {
@@ -103,6 +174,20 @@ fn init(app: &Path, io: &mut Io<'_>) -> Result<(), Failure> {
 }
 
 fn validate(file: &Path, io: &mut Io<'_>) -> Result<(), Failure> {
+    if file.extension().is_some_and(|e| e == "toml") {
+        // Relative `*_file` paths resolve against the app folder: the one
+        // holding Settings/ (or Data/Settings/).
+        let abs = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+        let settings_dir = abs.parent().unwrap_or(Path::new("."));
+        let mut app = settings_dir.parent().unwrap_or(settings_dir);
+        if app.file_name().is_some_and(|n| n == "Data") {
+            app = app.parent().unwrap_or(app);
+        }
+        sauve_settings::load_sauve_toml_file(&abs, app, &sauve_settings::ProcessEnvironment)
+            .map_err(failure)?;
+        io.out(&format!("{}: valid\n", file.display()));
+        return Ok(());
+    }
     let loaded = load_file(file).map_err(failure)?;
     for w in &loaded.warnings {
         io.err(&format!("warning: {w}\n"));

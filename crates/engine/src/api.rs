@@ -13,7 +13,7 @@ use sauve_status::Status;
 use serde::{Deserialize, Serialize};
 
 /// What started a backup (SPEC section 1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Trigger {
     /// `sauve backup`.
@@ -80,6 +80,8 @@ pub struct Scheduled {
     pub attempt: u32,
     /// A failure of this attempt reaches RetryCountBeforeAbort.
     pub last_allowed: bool,
+    /// Consecutive failed scheduled attempts before this one.
+    pub failures: u32,
 }
 
 impl Scheduled {
@@ -89,6 +91,7 @@ impl Scheduled {
             slot,
             attempt: 1,
             last_allowed: false,
+            failures: 0,
         }
     }
 }
@@ -169,6 +172,9 @@ pub struct EngineOptions {
     /// (SPEC 14.2). Without one, a sauve log found at `APP/Data/<stem>.journal`
     /// is cut by the engine itself.
     pub log: Option<Arc<sauve_logfile::LogWriter>>,
+    /// How alerts are delivered: timeout and retries (SPEC 17.2's by
+    /// default; tests shorten them).
+    pub alert_delivery: sauve_alerts::Policy,
 }
 
 impl Default for EngineOptions {
@@ -180,6 +186,7 @@ impl Default for EngineOptions {
             open_part: None,
             threads: 0,
             log: None,
+            alert_delivery: sauve_alerts::Policy::default(),
         }
     }
 }

@@ -14,6 +14,7 @@ use sauve_scheduler::SchedulerState;
 use sauve_settings::AppLayout;
 use tokio::sync::{broadcast, oneshot, watch};
 
+use crate::actors::alerts::Alerter;
 use crate::actors::coordinator::Coordinator;
 use crate::actors::coordinator::messages::{
     Admit, Admitted, Dismiss, IsRunning, StartBackup, StopBackup,
@@ -46,6 +47,7 @@ struct Inner {
     locks: LockManager,
     events: broadcast::Sender<BackupEvent>,
     tally: watch::Receiver<Tally>,
+    live: watch::Receiver<Option<crate::live::LiveRun>>,
     layout: AppLayout,
     clock: Arc<dyn Clock>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -81,12 +83,15 @@ impl std::fmt::Debug for BackupHandle {
 /// How many backup requests ended, for those who wait on the engine
 /// without following every event (the scheduler re-enables itself after a
 /// successful manual backup, SPEC 9.1).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tally {
     /// Requests ended, refusals included.
     pub finished: u64,
     /// Manual, api or remote backups that ended with 0 or -43.
     pub on_demand_successes: u64,
+    /// Requests ended since the engine started, by trigger and status code
+    /// (postponed runs under their status, 0).
+    pub by_outcome: std::collections::BTreeMap<(Trigger, i32), u64>,
 }
 
 /// How a backup request began: with a number, or it ended first.
@@ -176,8 +181,11 @@ impl Engine {
         let locks = LockManager::new();
         let (events, _) = broadcast::channel(256);
         let (tally_tx, tally) = watch::channel(Tally::default());
+        let (live_tx, live) = watch::channel(None);
+        let live_events = events.subscribe();
         let (tx, rx) = std::sync::mpsc::channel();
         let clock = options.clock.clone();
+        let options_clock = options.clock.clone();
         let (thread_locks, thread_events, thread_layout) =
             (locks.clone(), events.clone(), layout.clone());
         let thread = std::thread::Builder::new()
@@ -188,13 +196,28 @@ impl Engine {
                     let app = thread_layout.app.clone();
                     let resolver_layout = thread_layout.clone();
                     // Blocking file IO: each on a thread of its own.
+                    let resolver =
+                        SyncArbiter::start(1, move || Resolver::new(resolver_layout.clone()));
+                    let records_app = app.clone();
+                    let records = SyncArbiter::start(1, move || Records::new(records_app.clone()));
+                    let alerter = Alerter {
+                        app,
+                        host: crate::actors::alerts::host_name(),
+                        page: None,
+                        policy: options.alert_delivery.clone(),
+                        records: records.clone(),
+                        resolver: resolver.clone(),
+                        clock: options.clock.clone(),
+                        in_flight: 0,
+                        drained: Vec::new(),
+                    }
+                    .start();
                     let actors = Actors {
-                        resolver: SyncArbiter::start(1, move || {
-                            Resolver::new(resolver_layout.clone())
-                        }),
+                        resolver,
                         copier: SyncArbiter::start(1, Copier::default),
-                        records: SyncArbiter::start(1, move || Records::new(app.clone())),
+                        records,
                         locks: LockKeeper::new(thread_locks).start(),
+                        alerter,
                     };
                     let coordinator = Coordinator {
                         layout: thread_layout,
@@ -207,6 +230,7 @@ impl Engine {
                         ids: 0,
                     }
                     .start();
+                    actix::spawn(crate::live::follow(live_events, live_tx, options_clock));
                     let _ = tx.send((coordinator, actors, actix::System::current()));
                 });
                 let _ = runner.run();
@@ -223,6 +247,7 @@ impl Engine {
                 locks,
                 events,
                 tally,
+                live,
                 layout,
                 clock,
                 thread: Mutex::new(Some(thread)),
@@ -300,6 +325,12 @@ impl BackupHandle {
         self.inner.events.subscribe()
     }
 
+    /// The backup running now, if any (phase, bytes, file), as the events
+    /// said it last; changes as they come.
+    pub fn live(&self) -> watch::Receiver<Option<crate::live::LiveRun>> {
+        self.inner.live.clone()
+    }
+
     /// How many requests ended so far; changes with every `finished`.
     pub fn tally(&self) -> watch::Receiver<Tally> {
         self.inner.tally.clone()
@@ -329,6 +360,16 @@ impl BackupHandle {
     /// The app's effective settings, read and validated now (1419).
     pub async fn settings(&self) -> Result<Arc<AppSettings>, EngineError> {
         ask(&self.inner.actors.resolver, "resolver", ReadSettings).await?
+    }
+
+    /// `sauve.toml` (SPEC 17.1): the last valid one, in force, and why the
+    /// file is not valid now, if it is not.
+    pub async fn own_settings(
+        &self,
+    ) -> Result<(Arc<sauve_settings::SauveToml>, Option<EngineError>), EngineError> {
+        use crate::actors::resolver::messages::ReadOwnSettings;
+        let o = ask(&self.inner.actors.resolver, "resolver", ReadOwnSettings).await?;
+        Ok((o.settings, o.problem))
     }
 
     /// The last backup information (SPEC section 15).
@@ -475,8 +516,53 @@ impl BackupHandle {
         Ok(outcome)
     }
 
+    /// The open alerts (SPEC 17.2), oldest first.
+    pub async fn alerts(&self) -> Result<Vec<crate::state::AlertRecord>, EngineError> {
+        let state = ask(&self.inner.actors.records, "records", ReadState).await?;
+        Ok(state.0.alerts.into_iter().filter(|a| a.is_open()).collect())
+    }
+
+    /// Acknowledges alert `id`, or every open alert with `None`: they leave
+    /// `sauve status` and the page's banner. How many were acknowledged.
+    pub async fn acknowledge_alerts(&self, id: Option<u64>) -> Result<usize, EngineError> {
+        let msg = crate::actors::records::messages::AcknowledgeAlerts {
+            id,
+            now: self.inner.clock.now(),
+        };
+        ask(&self.inner.actors.records, "records", msg).await?
+    }
+
+    /// Sends a test alert through every notifier of `sauve.toml` and waits
+    /// for each outcome (`sauve alert test`).
+    pub async fn test_alerts(&self) -> Result<Vec<sauve_alerts::Delivery>, EngineError> {
+        use crate::actors::alerts::messages::TestAlerts;
+        ask(&self.inner.actors.alerter, "alerter", TestAlerts).await?
+    }
+
+    /// Raises the stale alert if no backup succeeded for
+    /// `alerts.stale_after`. The scheduler loop calls it each time it
+    /// looks (at least every minute); a host without it calls it itself.
+    pub async fn check_alerts(&self) -> Result<Option<u64>, EngineError> {
+        use crate::actors::alerts::messages::CheckStaleness;
+        ask(&self.inner.actors.alerter, "alerter", CheckStaleness).await?
+    }
+
+    /// Waits until every alert being delivered has been delivered or has
+    /// failed, and its journal entry written.
+    pub async fn alerts_delivered(&self) -> Result<(), EngineError> {
+        use crate::actors::alerts::messages::DrainAlerts;
+        ask(&self.inner.actors.alerter, "alerter", DrainAlerts).await
+    }
+
+    /// Where the MSC page is served, once known: alerts link to it.
+    pub async fn set_page_url(&self, url: Option<String>) -> Result<(), EngineError> {
+        use crate::actors::alerts::messages::SetPage;
+        ask(&self.inner.actors.alerter, "alerter", SetPage { url }).await
+    }
+
     /// Stops the engine. A running backup is stopped first (1406) and
-    /// recorded; then the actors end.
+    /// recorded; alerts being delivered are waited for (at most their
+    /// timeouts and retries); then the actors end.
     pub async fn shutdown(self) {
         if self.stop().await.unwrap_or(false) {
             // Wait for the stopped run to record itself: its `finished`.
@@ -487,6 +573,12 @@ impl BackupHandle {
                 }
             }
         }
+        let _ = ask(
+            &self.inner.actors.alerter,
+            "alerter",
+            crate::actors::alerts::messages::DrainAlerts,
+        )
+        .await;
         drop(self);
     }
 }

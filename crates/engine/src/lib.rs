@@ -26,6 +26,7 @@ mod api;
 mod error;
 mod handle;
 mod integrate;
+mod live;
 mod logcut;
 mod open;
 mod outcome;
@@ -45,11 +46,14 @@ pub use api::{
 pub use error::{Busy, EngineError};
 pub use handle::{Admission, BackupHandle, Engine, Running, Tally};
 pub use integrate::{Integration, LogIntegration, integrable_logs};
+pub use live::LiveRun;
 pub use open::{DataHealth, OpenOutcome};
 pub use restore::{Restored, restore_detached};
+pub use sauve_alerts::{Alert, AlertKind, Delivery};
 pub use settings::AppSettings;
 pub use state::{
-    DataStamp, EngineState, LastBackup, STATE_FILE, SchedulerView, state_path, status_json,
+    AlertRecord, DataStamp, EngineState, LastBackup, PendingJournal, STATE_FILE, SchedulerView,
+    state_path, status_json,
 };
 
 /// Bytes available to this user on the file system holding `path`.

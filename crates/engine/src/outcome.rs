@@ -283,6 +283,45 @@ impl Outcome {
     }
 }
 
+/// The alert a finished backup raises (SPEC 17.2), if any: the give-up
+/// (1401) always; a failure (not 0 or -43) with `on = "failure"` or
+/// `"always"`; every other end with `"always"` (the heartbeat).
+pub(crate) fn alert_kind(
+    on: sauve_settings::AlertOn,
+    status: Status,
+) -> Option<sauve_alerts::AlertKind> {
+    use sauve_alerts::AlertKind;
+    use sauve_settings::AlertOn;
+    match (status, on) {
+        (Status::MaxAttemptsReached, _) => Some(AlertKind::GiveUp),
+        (s, AlertOn::Failure | AlertOn::Always) if !s.is_success() => Some(AlertKind::Failure),
+        (_, AlertOn::Always) => Some(AlertKind::Heartbeat),
+        _ => None,
+    }
+}
+
+impl Outcome {
+    /// The alert of this run, when it raises one.
+    pub(crate) fn alert(
+        &self,
+        on: sauve_settings::AlertOn,
+    ) -> Option<crate::actors::alerts::messages::AlertDraft> {
+        let kind = alert_kind(on, self.status)?;
+        let failed = !self.status.is_success();
+        Some(crate::actors::alerts::messages::AlertDraft {
+            kind,
+            status: self.status,
+            trigger: self.trigger.as_str().to_owned(),
+            number: self.number(),
+            scheduled: self.scheduled.map(|s| s.slot),
+            started: Some(self.started),
+            ended: Some(self.ended),
+            errors: self.errors.clone(),
+            failures: self.scheduled.map_or(0, |s| s.failures + u32::from(failed)),
+        })
+    }
+}
+
 /// The report of a request refused at admission (SPEC 5 step 1): nothing
 /// ran, number 0; `postponed` for a scheduled slot, which is journaled as
 /// "Backup postponed".
@@ -398,6 +437,7 @@ mod tests {
                 slot: t("2025-03-14T01:00:00Z"),
                 attempt: 2,
                 last_allowed: false,
+                failures: 1,
             }),
             started: t("2025-03-14T01:00:01Z"),
             ended: t("2025-03-14T01:03:27Z"),
@@ -464,6 +504,30 @@ mod tests {
             settle(&Ok(()), &learned(), true).0,
             Status::AttachmentNotFound
         );
+    }
+
+    #[test]
+    fn alerts_are_raised_on_give_up_always_and_otherwise_as_configured() {
+        use sauve_alerts::AlertKind as K;
+        use sauve_settings::AlertOn as On;
+        let table: &[(On, Status, Option<K>)] = &[
+            (On::GiveUp, Status::MaxAttemptsReached, Some(K::GiveUp)),
+            (On::GiveUp, Status::DestinationInvalid, None),
+            (On::GiveUp, Status::Ok, None),
+            (On::Failure, Status::DestinationInvalid, Some(K::Failure)),
+            (On::Failure, Status::AttachmentNotFound, None),
+            (On::Failure, Status::MaxAttemptsReached, Some(K::GiveUp)),
+            (On::Always, Status::Ok, Some(K::Heartbeat)),
+            (On::Always, Status::AttachmentNotFound, Some(K::Heartbeat)),
+            (On::Always, Status::Stopped, Some(K::Failure)),
+        ];
+        for (on, status, want) in table {
+            assert_eq!(alert_kind(*on, *status), *want, "{on:?} {status:?}");
+        }
+        // The scheduled run's failure counter includes this failure.
+        let o = outcome(Err(EngineError::Stopped), learned());
+        let draft = o.alert(On::Failure).unwrap();
+        assert_eq!((draft.failures, draft.status), (2, Status::Stopped));
     }
 
     #[test]

@@ -103,30 +103,36 @@ mod tests {
     use super::*;
     use sauve_scheduler::SchedulerState;
 
-    #[test]
-    fn concurrent_state_updates_from_threads_lose_nothing() {
-        // Each thread stands for a process: its own lock file handle, its own
-        // load-modify-save. Without the lock, updates would overwrite each other.
-        let dir = tempfile::tempdir().unwrap();
-        let app = dir.path().to_path_buf();
-        let threads: Vec<_> = (0..4)
+    /// Runs `work(t)` on `n` threads at once, each standing for a process:
+    /// its own lock file handle, its own load-modify-save.
+    fn in_threads(n: usize, work: impl Fn(usize) + Send + Sync + Clone + 'static) {
+        let threads: Vec<_> = (0..n)
             .map(|t| {
-                let app = app.clone();
-                std::thread::spawn(move || {
-                    for i in 0..25 {
-                        update_state(&app, |s| {
-                            let n = s.extra.get("count").and_then(|v| v.as_u64()).unwrap_or(0);
-                            s.extra.insert("count".into(), (n + 1).into());
-                            s.extra.insert(format!("t{t}"), i.into());
-                        })
-                        .unwrap();
-                    }
-                })
+                let work = work.clone();
+                std::thread::spawn(move || work(t))
             })
             .collect();
         for t in threads {
             t.join().unwrap();
         }
+    }
+
+    #[test]
+    fn concurrent_state_updates_from_threads_lose_nothing() {
+        // Without the lock, updates would overwrite each other.
+        let dir = tempfile::tempdir().unwrap();
+        let app = dir.path().to_path_buf();
+        let shared = app.clone();
+        in_threads(4, move |t| {
+            for i in 0..25 {
+                update_state(&shared, |s| {
+                    let n = s.extra.get("count").and_then(|v| v.as_u64()).unwrap_or(0);
+                    s.extra.insert("count".into(), (n + 1).into());
+                    s.extra.insert(format!("t{t}"), i.into());
+                })
+                .unwrap();
+            }
+        });
         let state = EngineState::load(&app);
         assert_eq!(state.extra["count"], 100);
         for t in 0..4 {
@@ -154,22 +160,15 @@ mod tests {
     fn journal_entries_from_threads_are_each_whole() {
         let dir = tempfile::tempdir().unwrap();
         let app = dir.path().to_path_buf();
-        let threads: Vec<_> = (0..4)
-            .map(|t| {
-                let app = app.clone();
-                std::thread::spawn(move || {
-                    for i in 0..10 {
-                        let mut e = Entry::new(sauve_journal::Title::FullBackup);
-                        e.notes = vec![format!("thread {t} entry {i}")];
-                        e.status = Some(0);
-                        append_journal(&app, &e, true).unwrap();
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
+        let shared = app.clone();
+        in_threads(4, move |t| {
+            for i in 0..10 {
+                let mut e = Entry::new(sauve_journal::Title::FullBackup);
+                e.notes = vec![format!("thread {t} entry {i}")];
+                e.status = Some(0);
+                append_journal(&shared, &e, true).unwrap();
+            }
+        });
         let entries = sauve_journal::read_all(&app.join("Logs")).unwrap();
         assert_eq!(entries.len(), 40);
         assert!(

@@ -10,6 +10,7 @@ use sauve_locking::{CancellationToken, Kind};
 use sauve_settings::AppLayout;
 use tokio::sync::{broadcast, oneshot};
 
+use crate::actors::alerts::messages::RaiseAlert;
 use crate::actors::copier::messages::{
     ApplyRetention, BeginSet, BuildLogSet, CommitSet, CopyPhase, CutLog, EndRun, FinishSet,
     LockDestination, PrepareDestination, RemoveStaleParts, SetId, VerifySet,
@@ -18,7 +19,9 @@ use crate::actors::locks::messages::{AcquireBackupLock, ReleaseBackupLock, Relea
 use crate::actors::records::messages::{
     AppendJournal, NextNumber, ReadState, RecordHistory, RecordLastBackup, RotateJournal,
 };
-use crate::actors::resolver::messages::{ObserveData, ReadSettings, ResolveContent};
+use crate::actors::resolver::messages::{
+    ObserveData, ReadOwnSettings, ReadSettings, ResolveContent,
+};
 use crate::actors::{Actors, ask};
 use crate::api::{
     BackupEvent, BackupReport, EngineOptions, Phase, Scheduled, ShutdownInfo, Trigger,
@@ -144,18 +147,36 @@ impl Run {
             }
         }
         let entry = outcome.journal_entry(&self.options.clock.zone());
-        let msg = AppendJournal {
-            entry,
-            verbose: outcome.verbose(),
-        };
-        if let Err(e) = ask(&self.actors.records, "records", msg)
-            .await
-            .and_then(|r| r)
-        {
-            self.warn(
-                &mut learned,
-                format!("the Backup Journal was not written: {e}"),
-            );
+        let verbose = outcome.verbose();
+        let own = ask(&self.actors.resolver, "resolver", ReadOwnSettings).await;
+        let draft = own.ok().and_then(|o| outcome.alert(o.settings.alerts.on));
+        match draft {
+            // The alerter writes the entry once the deliveries are known.
+            Some(draft) => {
+                let raise = RaiseAlert {
+                    draft,
+                    journal: entry,
+                    verbose,
+                };
+                if let Err(e) = ask(&self.actors.alerter, "alerter", raise)
+                    .await
+                    .and_then(|r| r)
+                {
+                    self.warn(&mut learned, format!("the alert was not raised: {e}"));
+                }
+            }
+            None => {
+                let msg = AppendJournal { entry, verbose };
+                if let Err(e) = ask(&self.actors.records, "records", msg)
+                    .await
+                    .and_then(|r| r)
+                {
+                    self.warn(
+                        &mut learned,
+                        format!("the Backup Journal was not written: {e}"),
+                    );
+                }
+            }
         }
         // 15. The shutdown hook, whenever the startup hook ran.
         if learned.startup_ran

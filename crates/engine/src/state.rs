@@ -135,6 +135,31 @@ pub struct EngineState {
         deserialize_with = "lenient"
     )]
     pub scheduler: Option<SchedulerState>,
+    /// When a backup last succeeded (0 or -43), for `alerts.stale_after`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient"
+    )]
+    pub last_success: Option<Timestamp>,
+    /// Since when staleness is watched when no backup ever succeeded.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient"
+    )]
+    pub watching_since: Option<Timestamp>,
+    /// The alerts (SPEC 17.2): the open ones, and the latest acknowledged
+    /// kept for the record.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "lenient_list"
+    )]
+    pub alerts: Vec<AlertRecord>,
+    /// The id the next alert gets.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub next_alert: u64,
     /// Fields this version does not know, kept as they are.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -150,6 +175,63 @@ where
     let v = Value::deserialize(d)?;
     Ok(serde_json::from_value(v).ok())
 }
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A list whose damaged items are dropped, not the whole list.
+fn lenient_list<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let v = Value::deserialize(d)?;
+    Ok(match v {
+        Value::Array(items) => items
+            .into_iter()
+            .filter_map(|i| serde_json::from_value(i).ok())
+            .collect(),
+        _ => Vec::new(),
+    })
+}
+
+/// One alert in the app's list, until acknowledged and a while after.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertRecord {
+    /// The alert as sent.
+    pub alert: sauve_alerts::Alert,
+    /// When someone acknowledged it (or, for a stale alert, when the next
+    /// success cleared it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<Timestamp>,
+    /// How each notifier's delivery went (the journal's `Alert` lines).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deliveries: Vec<String>,
+    /// The run's journal entry, written once its deliveries are known;
+    /// kept here meanwhile so that a crash does not lose it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_journal: Option<PendingJournal>,
+}
+
+/// A journal entry waiting for its `Alert` lines.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingJournal {
+    /// The entry as rendered, without its `Alert` lines.
+    pub text: String,
+    /// Rendered verbosely.
+    pub verbose: bool,
+}
+
+impl AlertRecord {
+    /// Not acknowledged yet: shown by `sauve status` and the page.
+    pub fn is_open(&self) -> bool {
+        self.acknowledged.is_none()
+    }
+}
+
+/// Acknowledged alerts kept for the record, beside the open ones.
+pub(crate) const KEPT_ACKNOWLEDGED: usize = 50;
 
 /// A data file's identity for the data-change check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,9 +271,10 @@ pub struct SchedulerView {
     pub checked: Option<Timestamp>,
 }
 
-/// The JSON of `sauve status --json` and `GET /v1/status` (SPEC section 15):
-/// `{"last_backup", "next_scheduled", "scheduler_disabled", "destination":
-/// {"path", "free_bytes", "used_bytes"}}`. Reads files: call it off async threads.
+/// The JSON of `sauve status --json` and `GET /v1/status` (SPEC sections 15
+/// and 17.2): `{"alerts": [open alerts], "sauve_toml_problem", "last_backup",
+/// "next_scheduled", "scheduler_disabled", "destination": {"path",
+/// "free_bytes", "used_bytes"}}`. Reads files: call it off async threads.
 pub fn status_json(app: &Path, scheduler: SchedulerView) -> Result<Value, crate::EngineError> {
     let state = EngineState::load(app);
     let effective = sauve_settings::load_effective(app)?;
@@ -217,7 +300,21 @@ pub fn status_json(app: &Path, scheduler: SchedulerView) -> Result<Value, crate:
                 .sum()
         })
         .unwrap_or(0);
+    let alerts: Vec<&AlertRecord> = state.alerts.iter().filter(|a| a.is_open()).collect();
+    let own_problem = sauve_settings::load_sauve_toml(app)
+        .err()
+        .map(|e| e.to_string());
     Ok(serde_json::json!({
+        "alerts": alerts.iter().map(|a| serde_json::json!({
+            "id": a.alert.id,
+            "kind": a.alert.kind,
+            "headline": a.alert.headline(),
+            "raised": a.alert.raised,
+            "status": a.alert.status,
+            "status_text": a.alert.status_text,
+            "deliveries": a.deliveries,
+        })).collect::<Vec<_>>(),
+        "sauve_toml_problem": own_problem,
         "last_backup": state.last_backup,
         "next_scheduled": scheduler.next.map(|t| t.to_string()),
         "scheduler_disabled": scheduler.disabled,
@@ -261,11 +358,12 @@ mod tests {
         let text = r#"{"last_backup": {"number": 1, "status": 0, "trigger": "sometime",
             "started": "2025-03-14T01:00:01Z", "ended": "2025-03-14T01:00:02Z"},
             "last_ratio": 0.5, "scheduler": {"last_slot": "2025-03-14T01:00:00Z", "failures": 2},
-            "alerts": [1, 2]}"#;
+            "alerts": [1, 2], "future": [1, 2]}"#;
         let s: EngineState = serde_json::from_str(text).unwrap();
         assert_eq!(s.last_backup, None);
         assert_eq!(s.last_ratio, Some(0.5));
         assert_eq!(s.scheduler.unwrap().failures, 2);
-        assert_eq!(s.extra["alerts"], serde_json::json!([1, 2]));
+        assert!(s.alerts.is_empty(), "damaged alerts are dropped one by one");
+        assert_eq!(s.extra["future"], serde_json::json!([1, 2]));
     }
 }

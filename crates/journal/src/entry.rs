@@ -26,11 +26,13 @@ pub enum Title {
     AutomaticFullBackupRestore,
     /// An automatic log integration at open.
     AutomaticLogIntegration,
+    /// An alert not tied to a run: no backup for too long, a test (sauve's).
+    Alert,
 }
 
 impl Title {
-    /// Every title, in SPEC order.
-    pub const ALL: [Title; 8] = [
+    /// Every title, in SPEC order, then sauve's own.
+    pub const ALL: [Title; 9] = [
         Title::FullBackup,
         Title::FullBackupAborted,
         Title::BackupStopped,
@@ -39,6 +41,7 @@ impl Title {
         Title::LogIntegration,
         Title::AutomaticFullBackupRestore,
         Title::AutomaticLogIntegration,
+        Title::Alert,
     ];
 
     /// The text after `*** `.
@@ -52,6 +55,7 @@ impl Title {
             Title::LogIntegration => "Log integration",
             Title::AutomaticFullBackupRestore => "Automatic Full Backup Restore",
             Title::AutomaticLogIntegration => "Automatic log integration",
+            Title::Alert => "Alert",
         }
     }
 
@@ -141,6 +145,9 @@ pub struct Entry {
     pub result: Option<String>,
     /// `Error reported` lines.
     pub errors: Vec<String>,
+    /// `Alert` lines: how each notifier's delivery of the run's alert went
+    /// (sauve's, SPEC 17.2); written last, verbose or not.
+    pub alerts: Vec<String>,
     /// Lines the reader did not recognise: (label, value).
     pub other: Vec<(String, String)>,
 }
@@ -181,6 +188,7 @@ impl Entry {
             status: None,
             result: None,
             errors: Vec::new(),
+            alerts: Vec::new(),
             other: Vec::new(),
         }
     }
@@ -205,6 +213,9 @@ impl Entry {
             }
             for e in &errors {
                 line("Error reported", e);
+            }
+            for a in &self.alerts {
+                line("Alert", a);
             }
             s.push('\n');
             return s;
@@ -296,6 +307,9 @@ impl Entry {
         }
         for e in &errors {
             line("Error reported", e);
+        }
+        for a in &self.alerts {
+            line("Alert", a);
         }
         s.push('\n');
         s

@@ -141,6 +141,7 @@ fn apply(e: &mut Entry, label: &str, value: String) {
         },
         "result" => e.result = Some(value),
         "error reported" => e.errors.push(value),
+        "alert" => e.alerts.push(value),
         _ => e.other.push((label.to_owned(), value)),
     }
 }

@@ -46,8 +46,15 @@ fn examples() -> Vec<Entry> {
     aborted.scheduled = at(2, 0, 0);
     aborted.starting = at(2, 1, 0);
     aborted.ending = at(2, 1, 0);
-    aborted.status = Some(1407);
-    aborted.errors = vec!["cannot create /mnt/nas/bk: permission denied".into()];
+    aborted.status = Some(1401);
+    aborted.errors = vec![
+        "1407 Destination invalid or cannot be created".into(),
+        "cannot create /mnt/nas/bk: permission denied".into(),
+    ];
+    aborted.alerts = vec![
+        "webhook https://hooks.example.com/sauve sent".into(),
+        "email to ops@example.com failed after 3 attempts: cannot reach smtp.example.com:587: connection refused".into(),
+    ];
 
     let mut stopped = Entry::new(Title::BackupStopped);
     stopped.trigger = Some("manual".into());
@@ -93,6 +100,11 @@ fn examples() -> Vec<Entry> {
     auto_log.ending = at(7, 58, 44);
     auto_log.result = Some("OK".into());
 
+    let mut alert = Entry::new(Title::Alert);
+    alert.reason = Some("no backup succeeded for 26 hours (alerts.stale_after)".into());
+    alert.starting = at(4, 0, 0);
+    alert.alerts = vec!["command notify-ops sent".into()];
+
     vec![
         full,
         aborted,
@@ -102,6 +114,7 @@ fn examples() -> Vec<Entry> {
         integration,
         auto_restore,
         auto_log,
+        alert,
     ]
 }
 

@@ -39,8 +39,20 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
 
-/// The API as an axum router; host apps mount it on their own server.
+/// The API as an axum router, `GET /metrics` included; host apps mount it
+/// on their own server.
 pub fn router(state: ApiState) -> Router {
+    let metrics = Router::new()
+        .route("/metrics", get(crate::metrics::metrics))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            authorize_metrics,
+        ))
+        .with_state(state.clone());
+    api(state).merge(metrics)
+}
+
+fn api(state: ApiState) -> Router {
     Router::new()
         .route("/v1/backup", post(backup))
         .route("/v1/stop", post(stop))
@@ -58,15 +70,48 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// 401 unless `Authorization: Bearer <token>`, compared in constant time.
-async fn authorize(State(state): State<ApiState>, request: Request, next: Next) -> Response {
-    let given = request
+/// The bearer token of a request, `""` without one.
+fn bearer(request: &Request) -> &str {
+    request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    let ok: bool = given.as_bytes().ct_eq(state.token.as_bytes()).into();
+        .unwrap_or("")
+}
+
+fn same(given: &str, token: &str) -> bool {
+    given.as_bytes().ct_eq(token.as_bytes()).into()
+}
+
+/// `GET /metrics` takes the server's token, or `metrics.token` of
+/// sauve.toml when one is set (SPEC 17.3), so that a scraper never holds
+/// the token that starts backups.
+async fn authorize_metrics(
+    State(state): State<ApiState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let given = bearer(&request).to_owned();
+    let metrics_token = state
+        .handle
+        .own_settings()
+        .await
+        .ok()
+        .and_then(|(s, _)| s.metrics.token.clone());
+    let ok = same(&given, &state.token) || metrics_token.is_some_and(|t| same(&given, t.expose()));
+    if !ok {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token (accepted: the server's token, or metrics.token_env / metrics.token_file of sauve.toml)",
+        );
+    }
+    next.run(request).await
+}
+
+/// 401 unless `Authorization: Bearer <token>`, compared in constant time.
+async fn authorize(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let ok = same(bearer(&request), &state.token);
     if !ok {
         return error(
             StatusCode::UNAUTHORIZED,

@@ -203,8 +203,9 @@ const TICK: Duration = Duration::from_secs(60);
 /// every minute and before each backup (invalid settings keep the last
 /// valid schedule, or none until the file is fixed), applies the failure
 /// policy, catches up missed slots, and persists its state through the
-/// engine's records. Time comes from the engine's clock. It publishes what
-/// it planned on `view` each time it looks. Host apps spawn it beside their
+/// engine's records, and checks for staleness (`alerts.stale_after`). Time
+/// comes from the engine's clock. It publishes what it planned on `view`
+/// each time it looks. Host apps spawn it beside their
 /// own server; it runs until aborted or until the engine is gone.
 pub async fn scheduler_loop(handle: BackupHandle, view: tokio::sync::watch::Sender<SchedulerView>) {
     let clock = handle.clock();
@@ -217,7 +218,23 @@ pub async fn scheduler_loop(handle: BackupHandle, view: tokio::sync::watch::Send
     let mut current: Option<Plan> = None;
     let mut next: Option<Attempt> = None;
     let mut invalid: Option<String> = None;
+    let mut own_invalid: Option<String> = None;
     loop {
+        // sauve.toml: an invalid file keeps the last valid alert settings
+        // (the engine's resolver holds them); say so once per problem.
+        if let Ok((_, problem)) = handle.own_settings().await {
+            let now_problem = problem.map(|e| e.to_string());
+            if now_problem != own_invalid {
+                match &now_problem {
+                    Some(p) => tracing::warn!(
+                        "invalid sauve.toml; the last valid alert settings stay in force: {p}"
+                    ),
+                    None if own_invalid.is_some() => tracing::info!("sauve.toml is valid again"),
+                    None => {}
+                }
+                own_invalid = now_problem;
+            }
+        }
         // The settings, at least every minute and before each backup.
         match handle.settings().await {
             Ok(s) => {
@@ -269,6 +286,10 @@ pub async fn scheduler_loop(handle: BackupHandle, view: tokio::sync::watch::Send
             }
             save(&handle, &state).await;
         }
+        // No backup for longer than alerts.stale_after: an alert (SPEC 17.2).
+        if let Err(e) = handle.check_alerts().await {
+            tracing::warn!("the staleness check failed: {e}");
+        }
         let now = clock.now();
         view.send_replace(SchedulerView {
             next: next.map(|n| n.at),
@@ -311,6 +332,7 @@ pub async fn scheduler_loop(handle: BackupHandle, view: tokio::sync::watch::Send
             slot: attempt.slot,
             attempt: attempt.number,
             last_allowed: state.gives_up_on_failure(&plan.policy),
+            failures: state.failures,
         };
         let Ok(report) = handle.backup_attempt(scheduled).await else {
             return;

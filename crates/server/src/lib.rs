@@ -5,7 +5,8 @@
 //! with the bearer token (compared in constant time; 401 and nothing started
 //! otherwise), and speaks JSON, errors included: `POST /v1/backup` (202 with
 //! the number, 409 with 1402 while one runs), `POST /v1/stop`,
-//! `GET /v1/status`, `GET /v1/events` (server-sent events), `GET /v1/history`.
+//! `GET /v1/status`, `GET /v1/events` (server-sent events), `GET /v1/history`,
+//! and `GET /metrics` in the Prometheus text format (SPEC 17.3).
 //!
 //! The daemon runs the engine in server mode, the scheduler loop (settings
 //! re-read at least every minute and before each backup, the failure policy
@@ -17,9 +18,11 @@
 
 mod api;
 mod daemon;
+mod metrics;
 
 pub use api::{ApiState, BODY_LIMIT, router};
 pub use daemon::{
     DaemonError, ServerFile, generate_token, run, scheduler_loop, server_file_path,
     write_server_file,
 };
+pub use metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;

@@ -137,3 +137,78 @@ async fn the_history_4d_wrote_with_a_bom_is_served_as_json() {
     );
     handle.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_take_the_server_token_or_their_own_and_count_backups() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let app = app(root.path(), |_| {});
+    let key = root.path().join("metrics.key");
+    std::fs::write(&key, "scrape-me").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(
+        app.join("Settings/sauve.toml"),
+        "[metrics]\ntoken_file = \"../metrics.key\"\n",
+    )
+    .unwrap();
+    let handle = engine(&app);
+    assert_eq!(
+        handle
+            .backup(sauve_engine::Trigger::Api)
+            .await
+            .unwrap()
+            .status
+            .code(),
+        0
+    );
+    let scrape = |token: &'static str| {
+        let api = router(ApiState {
+            handle: handle.clone(),
+            token: Arc::new(TOKEN.to_owned()),
+            scheduler: tokio::sync::watch::channel(SchedulerView::default()).1,
+        });
+        async move {
+            let request = Request::builder()
+                .uri("/metrics")
+                .header("Authorization", format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap();
+            let resp = api.oneshot(request).await.unwrap();
+            let status = resp.status();
+            let kind = resp.headers().get("content-type").cloned();
+            let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            (status, kind, String::from_utf8(bytes.to_vec()).unwrap())
+        }
+    };
+    let (status, kind, text) = scrape(TOKEN).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(kind.unwrap(), sauve_server::METRICS_CONTENT_TYPE);
+    assert!(
+        text.contains("sauve_backups_total{trigger=\"api\",status=\"0\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("sauve_last_backup_number 1"), "{text}");
+    assert!(text.contains("sauve_last_backup_archive_bytes "), "{text}");
+    assert!(text.contains("sauve_backup_running 0"), "{text}");
+    // Its own token works for the metrics, not for the rest of the API.
+    assert_eq!(scrape("scrape-me").await.0, StatusCode::OK);
+    assert_eq!(scrape("wrong").await.0, StatusCode::UNAUTHORIZED);
+    let api = router(ApiState {
+        handle: handle.clone(),
+        token: Arc::new(TOKEN.to_owned()),
+        scheduler: tokio::sync::watch::channel(SchedulerView::default()).1,
+    });
+    let request = Request::builder()
+        .method("POST")
+        .uri("/v1/backup")
+        .header("Authorization", "Bearer scrape-me")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        api.oneshot(request).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    handle.shutdown().await;
+}

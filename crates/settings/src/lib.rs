@@ -8,6 +8,10 @@
 //! knows the app folder's layout: which settings file wins, where the data
 //! file is, and how written paths resolve (SPEC sections 2 and 3).
 //!
+//! It also reads `sauve.toml` (SPEC 17.1), sauve's own settings beside
+//! `backup.4DSettings`: one typed model ([`SauveToml`]), errors located the
+//! same way, secrets only through environment variables or 0600 files.
+//!
 //! It is not the engine: it never starts a backup, never talks to actors, and
 //! does IO only to read, locate and atomically write settings files.
 //!
@@ -21,6 +25,7 @@ mod error;
 mod json;
 mod layout;
 mod model;
+mod own;
 mod schema;
 mod value;
 mod xml;
@@ -36,6 +41,12 @@ pub use layout::{
 pub use model::{
     Advanced, BackupFailure, Daily, FileSegmentation, General, Hourly, Legacy, Monthly, Scheduler,
     SetNumber, Settings, WeekDay, Weekly,
+};
+pub use own::{
+    AlertOn, AlertSettings, CommandSettings, EmailSettings, Environment, MetricsSettings,
+    ProcessEnvironment, SAUVE_TOML, SauveToml, Secret, SecretFrom, SmtpTls, WebhookSettings,
+    load_sauve_toml, load_sauve_toml_file, load_sauve_toml_with, locate_sauve_toml,
+    parse_sauve_toml,
 };
 pub use schema::{Value, key_paths};
 pub use value::{Compression, Delay, Frequency, Level, MonthDay, TimeOfDay, Token};

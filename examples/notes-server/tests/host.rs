@@ -110,4 +110,10 @@ fn a_waiting_write_can_be_cancelled_with_minus_9976_while_reads_go_on() {
         .collect();
     let found = notes.iter().filter(|(c, _)| *c == 200).count();
     assert_eq!(found, acknowledged, "{notes:?}");
+    // The host mounts sauve's metrics with the control API.
+    let (code, body) = http(&addr, "GET", "/metrics", Some(&token), "");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\nsauve_backup_running "), "{body}");
+    assert!(body.contains("sauve_alerts_open 0"), "{body}");
+    assert_eq!(http(&addr, "GET", "/metrics", None, "").0, 401);
 }

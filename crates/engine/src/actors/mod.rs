@@ -11,9 +11,11 @@
 //!   restores.
 //! - [`records`]: the only writer of the Backup Journal, the history and
 //!   the state file.
+//! - [`alerts`]: alerts delivered in the background, journaled when done.
 
 use actix::Addr;
 
+pub(crate) mod alerts;
 pub(crate) mod coordinator;
 pub(crate) mod copier;
 pub(crate) mod locks;
@@ -27,6 +29,7 @@ pub(crate) struct Actors {
     pub(crate) copier: Addr<copier::Copier>,
     pub(crate) records: Addr<records::Records>,
     pub(crate) locks: Addr<locks::LockKeeper>,
+    pub(crate) alerter: Addr<alerts::Alerter>,
 }
 
 /// Sends `msg` to `addr` and waits for the reply; a dead actor is

@@ -75,6 +75,9 @@ impl Coordinator {
             if report.trigger.is_on_demand() && report.status.is_success() {
                 t.on_demand_successes += 1;
             }
+            *t.by_outcome
+                .entry((report.trigger, report.status.code()))
+                .or_default() += 1;
         });
     }
 }

@@ -73,3 +73,37 @@ pub(crate) struct StateRead(pub(crate) EngineState);
 pub(crate) struct SaveSchedulerState {
     pub(crate) state: SchedulerState,
 }
+
+/// Adds an alert to the list; it gets its id here. A run's journal entry
+/// waits in the record until its deliveries are known.
+#[derive(Message)]
+#[rtype(result = "Result<sauve_alerts::Alert, EngineError>")]
+pub(crate) struct RecordAlert {
+    pub(crate) alert: sauve_alerts::Alert,
+    pub(crate) pending: Option<crate::state::PendingJournal>,
+}
+
+/// The deliveries of alert `id` are done: their lines go to the alert and,
+/// with them, its waiting journal entry is written.
+#[derive(Message)]
+#[rtype(result = "Result<(), EngineError>")]
+pub(crate) struct ResolveAlert {
+    pub(crate) id: u64,
+    pub(crate) lines: Vec<String>,
+}
+
+/// Acknowledges alert `id`, or every open one; how many were.
+#[derive(Message)]
+#[rtype(result = "Result<usize, EngineError>")]
+pub(crate) struct AcknowledgeAlerts {
+    pub(crate) id: Option<u64>,
+    pub(crate) now: Timestamp,
+}
+
+/// Starts watching staleness at `now` if no backup ever succeeded; the
+/// state after.
+#[derive(Message)]
+#[rtype(result = "Result<StateRead, EngineError>")]
+pub(crate) struct WatchStaleness {
+    pub(crate) now: Timestamp,
+}

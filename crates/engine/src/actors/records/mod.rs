@@ -40,6 +40,50 @@ impl Records {
 
 impl Actor for Records {
     type Context = SyncContext<Self>;
+
+    /// Journal entries left waiting for their alert deliveries by a process
+    /// that stopped first are written now, saying so.
+    fn started(&mut self, _: &mut SyncContext<Self>) {
+        let waiting: Vec<u64> = self
+            .state
+            .alerts
+            .iter()
+            .filter(|a| a.pending_journal.is_some())
+            .map(|a| a.alert.id)
+            .collect();
+        for id in waiting {
+            let line =
+                "delivery interrupted: sauve stopped before it ended; the alert stays in the list"
+                    .to_owned();
+            if let Err(e) = self.resolve(id, vec![line]) {
+                tracing::warn!("the journal entry of alert {id} was not written: {e}");
+            }
+        }
+    }
+}
+
+impl Records {
+    /// Writes alert `id`'s waiting journal entry with its `Alert` lines and
+    /// keeps the lines in the alert.
+    fn resolve(&mut self, id: u64, lines: Vec<String>) -> Result<(), EngineError> {
+        let mut pending = None;
+        let kept = lines.clone();
+        self.update(|s| {
+            if let Some(a) = s.alerts.iter_mut().find(|a| a.alert.id == id) {
+                pending = a.pending_journal.take();
+                a.deliveries = kept;
+            }
+        })?;
+        if let Some(p) = pending {
+            // The entry was rendered by sauve: it reads back as it was.
+            let mut entry = sauve_journal::parse_journal(&p.text)
+                .pop()
+                .unwrap_or_else(|| sauve_journal::Entry::new(sauve_journal::Title::Alert));
+            entry.alerts = lines;
+            records::append_journal(&self.app, &entry, p.verbose)?;
+        }
+        Ok(())
+    }
 }
 
 impl Handler<RotateJournal> for Records {
@@ -81,6 +125,17 @@ impl Handler<RecordLastBackup> for Records {
     type Result = Result<(), EngineError>;
     fn handle(&mut self, msg: RecordLastBackup, _: &mut SyncContext<Self>) -> Self::Result {
         self.update(|s| {
+            if msg.last.status.is_success() {
+                s.last_success = Some(msg.last.ended);
+                // A success clears the alert that said there was none.
+                for a in s
+                    .alerts
+                    .iter_mut()
+                    .filter(|a| a.is_open() && a.alert.kind == sauve_alerts::AlertKind::Stale)
+                {
+                    a.acknowledged = Some(msg.last.ended);
+                }
+            }
             s.last_backup = Some(msg.last);
             if msg.ratio.is_some() {
                 s.last_ratio = msg.ratio;
@@ -105,5 +160,80 @@ impl Handler<SaveSchedulerState> for Records {
     type Result = Result<(), EngineError>;
     fn handle(&mut self, msg: SaveSchedulerState, _: &mut SyncContext<Self>) -> Self::Result {
         self.update(|s| s.scheduler = Some(msg.state))
+    }
+}
+
+impl Handler<RecordAlert> for Records {
+    type Result = Result<sauve_alerts::Alert, EngineError>;
+    fn handle(&mut self, msg: RecordAlert, _: &mut SyncContext<Self>) -> Self::Result {
+        let mut alert = msg.alert;
+        self.update(|s| {
+            let id = s
+                .next_alert
+                .max(s.alerts.iter().map(|a| a.alert.id).max().unwrap_or(0))
+                + 1;
+            s.next_alert = id;
+            alert.id = id;
+            s.alerts.push(crate::state::AlertRecord {
+                alert: alert.clone(),
+                acknowledged: None,
+                deliveries: Vec::new(),
+                pending_journal: msg.pending,
+            });
+            keep_recent(&mut s.alerts);
+        })?;
+        Ok(alert)
+    }
+}
+
+/// Every open alert stays; of the acknowledged ones, the latest.
+fn keep_recent(alerts: &mut Vec<crate::state::AlertRecord>) {
+    let acknowledged = alerts.iter().filter(|a| !a.is_open()).count();
+    let mut drop = acknowledged.saturating_sub(crate::state::KEPT_ACKNOWLEDGED);
+    alerts.retain(|a| {
+        if drop > 0 && !a.is_open() && a.pending_journal.is_none() {
+            drop -= 1;
+            false
+        } else {
+            true
+        }
+    });
+}
+
+impl Handler<ResolveAlert> for Records {
+    type Result = Result<(), EngineError>;
+    fn handle(&mut self, msg: ResolveAlert, _: &mut SyncContext<Self>) -> Self::Result {
+        self.resolve(msg.id, msg.lines)
+    }
+}
+
+impl Handler<AcknowledgeAlerts> for Records {
+    type Result = Result<usize, EngineError>;
+    fn handle(&mut self, msg: AcknowledgeAlerts, _: &mut SyncContext<Self>) -> Self::Result {
+        let mut count = 0;
+        self.update(|s| {
+            for a in s
+                .alerts
+                .iter_mut()
+                .filter(|a| a.is_open() && msg.id.is_none_or(|id| a.alert.id == id))
+            {
+                a.acknowledged = Some(msg.now);
+                count += 1;
+            }
+        })?;
+        Ok(count)
+    }
+}
+
+impl Handler<WatchStaleness> for Records {
+    type Result = Result<StateRead, EngineError>;
+    fn handle(&mut self, msg: WatchStaleness, _: &mut SyncContext<Self>) -> Self::Result {
+        let state = EngineState::load(&self.app);
+        if state.last_success.is_none() && state.watching_since.is_none() {
+            self.update(|s| s.watching_since = Some(msg.now))?;
+        } else {
+            self.state = state;
+        }
+        Ok(StateRead(self.state.clone()))
     }
 }

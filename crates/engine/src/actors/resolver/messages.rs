@@ -26,3 +26,16 @@ pub(crate) struct ResolveContent {
 #[derive(Message)]
 #[rtype(result = "DataFacts")]
 pub(crate) struct ObserveData;
+
+/// `sauve.toml`: the last valid one (the defaults when none ever was), and
+/// why the file is not valid now, if it is not.
+#[derive(Message)]
+#[rtype(result = "OwnSettings")]
+pub(crate) struct ReadOwnSettings;
+
+/// The reply to [`ReadOwnSettings`].
+#[derive(actix::MessageResponse)]
+pub(crate) struct OwnSettings {
+    pub(crate) settings: Arc<sauve_settings::SauveToml>,
+    pub(crate) problem: Option<EngineError>,
+}

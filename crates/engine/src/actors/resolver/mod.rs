@@ -22,11 +22,18 @@ pub(crate) struct Resolver {
     layout: AppLayout,
     /// The settings last read, with the file's bytes they came from.
     last: Option<(Option<Vec<u8>>, Arc<AppSettings>)>,
+    /// The last valid `sauve.toml` (SPEC 17.1): an invalid file keeps it in
+    /// force until it is valid again.
+    own: Arc<sauve_settings::SauveToml>,
 }
 
 impl Resolver {
     pub(crate) fn new(layout: AppLayout) -> Resolver {
-        Resolver { layout, last: None }
+        Resolver {
+            layout,
+            last: None,
+            own: Arc::default(),
+        }
     }
 
     /// What the log file is (O-6, SPEC 14).
@@ -97,6 +104,27 @@ impl Handler<ObserveData> for Resolver {
         DataFacts {
             data,
             log: self.log_state(),
+        }
+    }
+}
+
+impl Handler<ReadOwnSettings> for Resolver {
+    type Result = OwnSettings;
+    fn handle(&mut self, _: ReadOwnSettings, _: &mut SyncContext<Self>) -> OwnSettings {
+        match sauve_settings::load_sauve_toml(&self.layout.app) {
+            Ok(s) => {
+                if *self.own != s {
+                    self.own = Arc::new(s);
+                }
+                OwnSettings {
+                    settings: self.own.clone(),
+                    problem: None,
+                }
+            }
+            Err(e) => OwnSettings {
+                settings: self.own.clone(),
+                problem: Some(EngineError::Settings(e)),
+            },
         }
     }
 }

@@ -11,44 +11,13 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use jiff::Timestamp;
-use sauve_engine::{
-    BackupEvent, BackupHandle, Clock, Engine, EngineOptions, SchedulerView, Trigger,
-};
+use sauve_engine::{BackupHandle, Engine, EngineOptions, SchedulerView, Trigger};
 use sauve_journal::{Entry, Title};
 use sauve_status::Status;
-use tokio::sync::{broadcast, watch};
-
-/// Wall-clock time that is tokio's paused time: `base` plus what the test
-/// runtime's clock says elapsed. It enters that runtime to read it, so the
-/// engine's thread sees the same instant as the scheduler.
-struct PausedClock {
-    base: Timestamp,
-    start: tokio::time::Instant,
-    runtime: tokio::runtime::Handle,
-}
-
-impl PausedClock {
-    fn at(base: &str) -> Arc<PausedClock> {
-        Arc::new(PausedClock {
-            base: base.parse().unwrap(),
-            start: tokio::time::Instant::now(),
-            runtime: tokio::runtime::Handle::current(),
-        })
-    }
-}
-
-impl Clock for PausedClock {
-    fn now(&self) -> Timestamp {
-        let _in_test_runtime = self.runtime.enter();
-        let elapsed = tokio::time::Instant::now() - self.start;
-        self.base + jiff::SignedDuration::try_from(elapsed).unwrap()
-    }
-
-    fn zone(&self) -> jiff::tz::TimeZone {
-        jiff::tz::TimeZone::UTC
-    }
-}
+use sauve_tests::paused::{
+    PausedClock, finished, frozen, looked_at, scheduler as spawn, ts, until,
+};
+use tokio::sync::watch;
 
 /// An app `ROOT/App` whose settings are `pairs` (`sauve settings set`), with
 /// backups in `ROOT/Backups`.
@@ -109,59 +78,6 @@ impl App {
     }
 }
 
-/// The next `finished` event: (status, number).
-async fn finished(events: &mut broadcast::Receiver<BackupEvent>) -> (i32, u32) {
-    loop {
-        match events.recv().await.unwrap() {
-            BackupEvent::Finished { status, number, .. } => return (status, number),
-            _ => continue,
-        }
-    }
-}
-
-/// Waits until the scheduler publishes a view that `ok` accepts; each look
-/// it takes (at least one a minute of paused time) is one chance.
-async fn until(
-    view: &mut watch::Receiver<SchedulerView>,
-    what: &str,
-    ok: impl Fn(&SchedulerView) -> bool,
-) -> SchedulerView {
-    for _ in 0..100_000 {
-        let v = *view.borrow_and_update();
-        if ok(&v) {
-            return v;
-        }
-        view.changed().await.unwrap();
-    }
-    panic!("the scheduler never showed {what}: {:?}", *view.borrow());
-}
-
-/// Waits until the scheduler has looked at or after `t`.
-async fn looked_at(view: &mut watch::Receiver<SchedulerView>, t: Timestamp) -> SchedulerView {
-    until(view, &format!("a look at {t}"), |v| {
-        v.checked.is_some_and(|c| c >= t)
-    })
-    .await
-}
-
-/// Runs `work` (a call into the engine that takes real time) on a thread of
-/// its own while this runtime busy-yields: paused time stands still until
-/// it is done, as it would for a call that takes no time.
-async fn frozen<T: Send + 'static>(
-    work: impl std::future::Future<Output = T> + Send + 'static,
-) -> T {
-    let thread = std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(work)
-    });
-    while !thread.is_finished() {
-        tokio::task::yield_now().await;
-    }
-    thread.join().unwrap()
-}
-
 /// Changes the settings and waits for the scheduler's next look, which must
 /// come within a minute.
 async fn change(
@@ -171,17 +87,13 @@ async fn change(
     pairs: &[(&str, &str)],
 ) -> SchedulerView {
     app.set(pairs);
-    let at = clock.now();
+    let at = sauve_engine::Clock::now(clock);
     let seen = until(view, "a look after the change", |v| {
         v.checked.is_some_and(|c| c > at)
     })
     .await;
     assert!(seen.checked.unwrap() - at <= jiff::SignedDuration::from_secs(60));
     seen
-}
-
-fn ts(s: &str) -> Timestamp {
-    s.parse().unwrap()
 }
 
 fn stamp(e: &Entry, which: fn(&Entry) -> Option<&sauve_journal::Stamp>) -> String {
@@ -194,12 +106,6 @@ fn scheduled(e: &Entry) -> Option<&sauve_journal::Stamp> {
 
 fn starting(e: &Entry) -> Option<&sauve_journal::Stamp> {
     e.starting.as_ref()
-}
-
-fn spawn(handle: &BackupHandle) -> (watch::Receiver<SchedulerView>, tokio::task::JoinHandle<()>) {
-    let (tx, rx) = watch::channel(SchedulerView::default());
-    let task = tokio::spawn(sauve_server::scheduler_loop(handle.clone(), tx));
-    (rx, task)
 }
 
 /// A destination that cannot be created (a file is in the way): 1407.
@@ -345,7 +251,7 @@ async fn settings_invalid_at_start_then_fixed_start_the_schedule_without_a_resta
         "nothing is scheduled from invalid settings"
     );
     std::fs::write(app.settings_file(), &valid).unwrap();
-    let fixed = clock.now();
+    let fixed = sauve_engine::Clock::now(&*clock);
     // Noticed at the next look, within a minute.
     let after = until(&mut v, "a look after the fix", |v| {
         v.checked.is_some_and(|c| c > fixed)

@@ -1,0 +1,324 @@
+//! The alerter (SPEC 17.2): owns the delivery of alerts. An alert is put in
+//! the records at once (so `sauve status` shows it even if no notifier can
+//! be reached); its deliveries then run in the background, bounded in
+//! number, each with its timeout and retries (`sauve-alerts`), never
+//! holding a backup. When they are done, the run's journal entry is written
+//! with one `Alert` line per notifier. It also watches staleness
+//! (`alerts.stale_after`) when asked, and answers `sauve alert test`.
+
+pub(crate) mod messages;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use actix::{
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, ResponseActFuture, WrapFuture,
+};
+use sauve_alerts::{Alert, AlertKind, Policy};
+use sauve_journal::{Entry, Stamp, Title};
+use tokio::sync::oneshot;
+
+use crate::actors::ask;
+use crate::actors::records::Records;
+use crate::actors::records::messages::{AppendJournal, RecordAlert, ResolveAlert, WatchStaleness};
+use crate::actors::resolver::Resolver;
+use crate::actors::resolver::messages::ReadOwnSettings;
+use crate::api::Clock;
+use crate::error::EngineError;
+use crate::state::PendingJournal;
+use messages::*;
+
+/// Deliveries in progress at most; an alert beyond waits for none and says
+/// so in its journal entry (the list keeps it).
+const IN_FLIGHT: usize = 8;
+
+/// See the module documentation.
+pub(crate) struct Alerter {
+    pub(crate) app: PathBuf,
+    pub(crate) host: String,
+    pub(crate) page: Option<String>,
+    pub(crate) policy: Policy,
+    pub(crate) records: Addr<Records>,
+    pub(crate) resolver: Addr<Resolver>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) in_flight: usize,
+    pub(crate) drained: Vec<oneshot::Sender<()>>,
+}
+
+impl Actor for Alerter {
+    type Context = Context<Self>;
+}
+
+/// The machine's name, for the alert document.
+pub(crate) fn host_name() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
+}
+
+impl Alerter {
+    fn alert(&self, d: AlertDraft) -> Alert {
+        Alert {
+            id: 0,
+            kind: d.kind,
+            app: self.app.display().to_string(),
+            host: self.host.clone(),
+            status: d.status.code(),
+            status_text: d.status.text().to_owned(),
+            trigger: d.trigger,
+            number: d.number,
+            scheduled: d.scheduled,
+            started: d.started,
+            ended: d.ended,
+            errors: d.errors,
+            failures: d.failures,
+            page: self.page.clone(),
+            raised: self.clock.now(),
+        }
+    }
+
+    /// Delivers `alert` in the background, then resolves its journal entry.
+    fn deliver(
+        &mut self,
+        alert: Alert,
+        notifiers: Vec<Box<dyn sauve_alerts::Notifier>>,
+        ctx: &mut Context<Self>,
+    ) {
+        let records = self.records.clone();
+        let id = alert.id;
+        self.in_flight += 1;
+        let policy = self.policy.clone();
+        let work = async move {
+            let deliveries = sauve_alerts::deliver_all(&notifiers, &alert, &policy).await;
+            for d in &deliveries {
+                match &d.error {
+                    None => tracing::info!(alert = id, "{}", d.line()),
+                    Some(_) => tracing::warn!(alert = id, "{}", d.line()),
+                }
+            }
+            let lines = deliveries
+                .iter()
+                .map(sauve_alerts::Delivery::line)
+                .collect();
+            let r = ask(&records, "records", ResolveAlert { id, lines }).await;
+            if let Err(e) = r.and_then(|r| r) {
+                tracing::warn!("alert {id}: the deliveries were not recorded: {e}");
+            }
+        };
+        ctx.spawn(work.into_actor(self).map(|(), act, _| {
+            act.in_flight -= 1;
+            if act.in_flight == 0 {
+                for tx in act.drained.drain(..) {
+                    let _ = tx.send(());
+                }
+            }
+        }));
+    }
+}
+
+impl Handler<RaiseAlert> for Alerter {
+    type Result = ResponseActFuture<Self, Result<u64, EngineError>>;
+    fn handle(&mut self, msg: RaiseAlert, _: &mut Context<Self>) -> Self::Result {
+        let alert = self.alert(msg.draft);
+        let (records, resolver) = (self.records.clone(), self.resolver.clone());
+        let full = self.in_flight >= IN_FLIGHT;
+        let RaiseAlert {
+            draft: _,
+            journal: mut entry,
+            verbose,
+        } = msg;
+        let record = async move {
+            let own = ask(&resolver, "resolver", ReadOwnSettings).await?;
+            let notifiers = sauve_alerts::notifiers(&own.settings.alerts);
+            // Nothing to wait for: the entry is written now, saying why.
+            let now_line = if notifiers.is_empty() {
+                Some(
+                    "no notifier is configured in sauve.toml: the alert is in sauve status only"
+                        .to_owned(),
+                )
+            } else if full {
+                Some(format!(
+                    "not sent: {IN_FLIGHT} alerts are already being delivered; it stays in the list"
+                ))
+            } else {
+                None
+            };
+            let pending = now_line.is_none().then(|| PendingJournal {
+                text: entry.render(verbose),
+                verbose,
+            });
+            let recorded = ask(&records, "records", RecordAlert { alert, pending }).await?;
+            let line = match (&recorded, now_line) {
+                (Err(e), _) => Some(format!("not recorded, not sent: {e}")),
+                (Ok(_), line) => line,
+            };
+            if let Some(line) = line {
+                entry.alerts = vec![line];
+                let append = AppendJournal { entry, verbose };
+                ask(&records, "records", append).await??;
+                return recorded.map(|a| (a, Vec::new()));
+            }
+            recorded.map(|a| (a, notifiers))
+        };
+        Box::pin(record.into_actor(self).map(|r, act, ctx| {
+            let (alert, notifiers) = r?;
+            let id = alert.id;
+            if !notifiers.is_empty() {
+                act.deliver(alert, notifiers, ctx);
+            }
+            Ok(id)
+        }))
+    }
+}
+
+impl Handler<TestAlerts> for Alerter {
+    type Result = ResponseActFuture<Self, Result<Vec<sauve_alerts::Delivery>, EngineError>>;
+    fn handle(&mut self, _: TestAlerts, _: &mut Context<Self>) -> Self::Result {
+        let mut alert = self.alert(AlertDraft {
+            kind: AlertKind::Test,
+            status: sauve_status::Status::Ok,
+            trigger: String::new(),
+            number: 0,
+            scheduled: None,
+            started: None,
+            ended: None,
+            errors: Vec::new(),
+            failures: 0,
+        });
+        let (records, resolver, policy) = (
+            self.records.clone(),
+            self.resolver.clone(),
+            self.policy.clone(),
+        );
+        let zone = self.clock.zone();
+        let now = self.clock.now();
+        Box::pin(
+            async move {
+                let own = ask(&resolver, "resolver", ReadOwnSettings).await?;
+                if let Some(problem) = own.problem {
+                    return Err(problem);
+                }
+                let notifiers = sauve_alerts::notifiers(&own.settings.alerts);
+                alert.status_text = "test alert from sauve alert test".to_owned();
+                let deliveries = sauve_alerts::deliver_all(&notifiers, &alert, &policy).await;
+                let mut entry = Entry::new(Title::Alert);
+                entry.reason = Some("test alert (sauve alert test)".to_owned());
+                entry.starting = Some(Stamp::at(zone.to_datetime(now)));
+                entry.alerts = deliveries
+                    .iter()
+                    .map(sauve_alerts::Delivery::line)
+                    .collect();
+                let _ = ask(
+                    &records,
+                    "records",
+                    AppendJournal {
+                        entry,
+                        verbose: true,
+                    },
+                )
+                .await;
+                Ok(deliveries)
+            }
+            .into_actor(self),
+        )
+    }
+}
+
+impl Handler<CheckStaleness> for Alerter {
+    type Result = ResponseActFuture<Self, Result<Option<u64>, EngineError>>;
+    fn handle(&mut self, _: CheckStaleness, ctx: &mut Context<Self>) -> Self::Result {
+        let (records, resolver) = (self.records.clone(), self.resolver.clone());
+        let me = ctx.address();
+        let now = self.clock.now();
+        let zone = self.clock.zone();
+        let check = async move {
+            let own = ask(&resolver, "resolver", ReadOwnSettings).await?;
+            let Some(after) = own.settings.alerts.stale_after else {
+                return Ok(None);
+            };
+            let state = ask(&records, "records", WatchStaleness { now }).await??.0;
+            if state
+                .alerts
+                .iter()
+                .any(|a| a.is_open() && a.alert.kind == AlertKind::Stale)
+            {
+                return Ok(None);
+            }
+            let Some(since) = state.last_success.or(state.watching_since) else {
+                return Ok(None);
+            };
+            let after_signed =
+                jiff::SignedDuration::try_from(after).unwrap_or(jiff::SignedDuration::MAX);
+            if now.duration_since(since) <= after_signed {
+                return Ok(None);
+            }
+            let last = state.last_backup;
+            let local = |t: jiff::Timestamp| {
+                zone.to_datetime(t)
+                    .strftime("%Y-%m-%d %H:%M:%S")
+                    .to_string()
+            };
+            let reason = match state.last_success {
+                Some(t) => format!(
+                    "no backup succeeded since {} (alerts.stale_after is {} s)",
+                    local(t),
+                    after.as_secs()
+                ),
+                None => format!(
+                    "no backup succeeded since sauve started watching at {} (alerts.stale_after is {} s)",
+                    local(since),
+                    after.as_secs()
+                ),
+            };
+            let draft = AlertDraft {
+                kind: AlertKind::Stale,
+                status: last.as_ref().map_or(sauve_status::Status::Ok, |l| l.status),
+                trigger: last
+                    .as_ref()
+                    .map(|l| l.trigger.as_str().to_owned())
+                    .unwrap_or_default(),
+                number: last.as_ref().map_or(0, |l| l.number),
+                scheduled: None,
+                started: last.as_ref().map(|l| l.started),
+                ended: last.as_ref().map(|l| l.ended),
+                errors: vec![reason.clone()],
+                failures: state.scheduler.map_or(0, |s| s.failures),
+            };
+            let mut journal = Entry::new(Title::Alert);
+            journal.reason = Some(reason);
+            journal.starting = Some(Stamp::at(zone.to_datetime(now)));
+            let raise = RaiseAlert {
+                draft,
+                journal,
+                verbose: true,
+            };
+            Ok(Some(ask(&me, "alerter", raise).await??))
+        };
+        Box::pin(check.into_actor(self))
+    }
+}
+
+impl Handler<DrainAlerts> for Alerter {
+    type Result = ResponseActFuture<Self, ()>;
+    fn handle(&mut self, _: DrainAlerts, _: &mut Context<Self>) -> Self::Result {
+        if self.in_flight == 0 {
+            return Box::pin(actix::fut::ready(()));
+        }
+        let (tx, rx) = oneshot::channel();
+        self.drained.push(tx);
+        Box::pin(
+            async move {
+                let _ = rx.await;
+            }
+            .into_actor(self),
+        )
+    }
+}
+
+impl Handler<SetPage> for Alerter {
+    type Result = ();
+    fn handle(&mut self, msg: SetPage, _: &mut Context<Self>) {
+        self.page = msg.url;
+    }
+}

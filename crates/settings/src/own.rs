@@ -1,0 +1,885 @@
+//! `APP/Settings/sauve.toml` (SPEC 17.1): sauve's own settings, for what
+//! 4D's XML has no key for (alerts, metrics; later the page, off-site
+//! destinations, incremental sets). Read with the same precedence as
+//! `backup.4DSettings`; no file means every feature off.
+//!
+//! Secrets are never values in the file: a key ending in `_env` names an
+//! environment variable, one ending in `_file` a file of mode 0600. Both
+//! are read at load time and kept as [`Secret`]s, which print as `***`.
+//!
+//! Errors are located like the XML's (`file:line:col: key: what, accepted`),
+//! unknown keys included; every validation problem is listed.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::error::{Problem, SettingsError};
+
+/// The file name, in `APP/Data/Settings/` or `APP/Settings/`.
+pub const SAUVE_TOML: &str = "sauve.toml";
+
+/// `APP/Data/Settings/sauve.toml` if it exists, else `APP/Settings/sauve.toml`
+/// if it exists (the precedence of SPEC section 2).
+pub fn locate_sauve_toml(app: &Path) -> Option<PathBuf> {
+    [
+        app.join("Data").join("Settings").join(SAUVE_TOML),
+        app.join("Settings").join(SAUVE_TOML),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+}
+
+/// A secret read from the environment or a 0600 file: its value is never
+/// shown (`Debug` and `Display` print `***`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret {
+    value: String,
+    /// Where it came from, for `settings show`.
+    pub from: SecretFrom,
+}
+
+/// Where a secret comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretFrom {
+    /// An environment variable (`*_env`).
+    Env(String),
+    /// A file of mode 0600 (`*_file`).
+    File(PathBuf),
+}
+
+impl Secret {
+    /// The secret itself, for the code that uses it. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.value
+    }
+
+    /// A secret given directly, for tests and for hosts that hold it themselves.
+    pub fn new(value: impl Into<String>, from: SecretFrom) -> Secret {
+        Secret {
+            value: value.into(),
+            from,
+        }
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret(*** from {:?})", self.from)
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// When alerts are raised besides the give-up (SPEC 17.2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AlertOn {
+    /// A scheduled backup gives up (1401): always raised.
+    #[default]
+    GiveUp,
+    /// Any failed backup, any trigger (not 0 or -43).
+    Failure,
+    /// Every backup (a heartbeat).
+    Always,
+}
+
+impl AlertOn {
+    /// The token in the file.
+    pub fn token(self) -> &'static str {
+        match self {
+            AlertOn::GiveUp => "give-up",
+            AlertOn::Failure => "failure",
+            AlertOn::Always => "always",
+        }
+    }
+}
+
+/// How the SMTP connection is protected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (port 587 by default).
+    StartTls,
+    /// TLS from the first byte (port 465 by default).
+    Tls,
+    /// No encryption (port 25 by default); only for a relay on a trusted network.
+    None,
+}
+
+impl SmtpTls {
+    /// The token in the file.
+    pub fn token(self) -> &'static str {
+        match self {
+            SmtpTls::StartTls => "starttls",
+            SmtpTls::Tls => "tls",
+            SmtpTls::None => "none",
+        }
+    }
+
+    fn default_port(self) -> u16 {
+        match self {
+            SmtpTls::StartTls => 587,
+            SmtpTls::Tls => 465,
+            SmtpTls::None => 25,
+        }
+    }
+}
+
+/// `[[alerts.webhook]]`: a JSON POST.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookSettings {
+    /// `http://` or `https://`.
+    pub url: String,
+    /// HMAC-SHA256 key for the `X-Sauve-Signature` header.
+    pub secret: Option<Secret>,
+}
+
+/// `[[alerts.email]]`: a message over SMTP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EmailSettings {
+    /// The SMTP server.
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+    /// STARTTLS, TLS or none.
+    pub tls: SmtpTls,
+    /// The login, if the server wants one.
+    pub user: Option<String>,
+    /// Its password.
+    pub password: Option<Secret>,
+    /// The sender address.
+    pub from: String,
+    /// The recipients.
+    pub to: Vec<String>,
+    /// A PEM file of CA certificates to trust besides the usual roots (a
+    /// private relay's own CA).
+    pub ca_file: Option<PathBuf>,
+}
+
+/// `[[alerts.command]]`: a shell command with `SAUVE_*` variables.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandSettings {
+    /// Run with `sh -c`.
+    pub run: String,
+}
+
+/// `[alerts]` (SPEC 17.2).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AlertSettings {
+    /// When alerts are raised besides the give-up.
+    pub on: AlertOn,
+    /// Raise an alert when no backup succeeded for this long.
+    pub stale_after: Option<Duration>,
+    /// Webhooks.
+    pub webhooks: Vec<WebhookSettings>,
+    /// Emails.
+    pub emails: Vec<EmailSettings>,
+    /// Commands.
+    pub commands: Vec<CommandSettings>,
+}
+
+impl AlertSettings {
+    /// Whether any notifier is configured.
+    pub fn has_notifiers(&self) -> bool {
+        !(self.webhooks.is_empty() && self.emails.is_empty() && self.commands.is_empty())
+    }
+}
+
+/// `[metrics]` (SPEC 17.3).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// A token of its own for `GET /metrics` (else the server's token).
+    pub token: Option<Secret>,
+}
+
+/// The whole of `sauve.toml`: one typed model, extended by each feature
+/// that needs a setting 4D's XML has no key for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SauveToml {
+    /// The file read, `None` when there is none (every feature off).
+    pub source: Option<PathBuf>,
+    /// `[alerts]`.
+    pub alerts: AlertSettings,
+    /// `[metrics]`.
+    pub metrics: MetricsSettings,
+}
+
+/// Where `*_env` secrets are looked up: the process environment, or a
+/// table in tests.
+pub trait Environment {
+    /// The variable's value, if set.
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProcessEnvironment;
+
+impl Environment for ProcessEnvironment {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> Environment for F {
+    fn var(&self, name: &str) -> Option<String> {
+        self(name)
+    }
+}
+
+// The file as serde reads it: every key known (anything else is refused,
+// located), values kept with their spans for the checks that follow.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    #[serde(default)]
+    alerts: Option<Spanned<RawAlerts>>,
+    #[serde(default)]
+    metrics: Option<Spanned<RawMetrics>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlerts {
+    on: Option<Spanned<String>>,
+    stale_after: Option<Spanned<String>>,
+    #[serde(default)]
+    webhook: Vec<Spanned<RawWebhook>>,
+    #[serde(default)]
+    email: Vec<Spanned<RawEmail>>,
+    #[serde(default)]
+    command: Vec<Spanned<RawCommand>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    url: Spanned<String>,
+    secret_env: Option<Spanned<String>>,
+    secret_file: Option<Spanned<String>>,
+    /// Refused with a message of its own: secrets are never values.
+    secret: Option<Spanned<toml::Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEmail {
+    host: Spanned<String>,
+    port: Option<Spanned<i64>>,
+    tls: Option<Spanned<String>>,
+    user: Option<Spanned<String>>,
+    password_env: Option<Spanned<String>>,
+    password_file: Option<Spanned<String>>,
+    password: Option<Spanned<toml::Value>>,
+    from: Spanned<String>,
+    to: Spanned<Vec<String>>,
+    ca_file: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCommand {
+    run: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    token_env: Option<Spanned<String>>,
+    token_file: Option<Spanned<String>>,
+    token: Option<Spanned<toml::Value>>,
+}
+
+/// Collects located problems while the raw file becomes the model.
+struct Check<'a> {
+    file: &'a str,
+    src: &'a str,
+    app: &'a Path,
+    env: &'a dyn Environment,
+    problems: Vec<Problem>,
+}
+
+impl Check<'_> {
+    fn problem(&mut self, span: Range<usize>, key: &str, message: String) {
+        self.problems.push(Problem {
+            file: self.file.to_owned(),
+            at: crate::xml::locate(self.src, span.start),
+            key: key.to_owned(),
+            message,
+        });
+    }
+
+    fn token<T: Copy>(
+        &mut self,
+        value: &Option<Spanned<String>>,
+        key: &str,
+        tokens: &[(&str, T)],
+        default: T,
+    ) -> T {
+        let Some(v) = value else { return default };
+        let text = v.get_ref().trim();
+        match tokens.iter().find(|(t, _)| t.eq_ignore_ascii_case(text)) {
+            Some((_, t)) => *t,
+            None => {
+                let accepted: Vec<&str> = tokens.iter().map(|(t, _)| *t).collect();
+                self.problem(
+                    v.span(),
+                    key,
+                    format!(
+                        "invalid value \"{text}\" (accepted: {})",
+                        accepted.join(", ")
+                    ),
+                );
+                default
+            }
+        }
+    }
+
+    /// A secret from `<name>_env` or `<name>_file`; a literal `<name>` is refused.
+    fn secret(
+        &mut self,
+        key: &str,
+        env: &Option<Spanned<String>>,
+        file: &Option<Spanned<String>>,
+        literal: &Option<Spanned<toml::Value>>,
+    ) -> Option<Secret> {
+        let name = key.rsplit('.').next().unwrap_or(key).to_owned();
+        if let Some(l) = literal {
+            self.problem(
+                l.span(),
+                key,
+                format!(
+                    "a secret is never a value in the file (accepted: {name}_env = \"VARIABLE\" naming an environment variable, or {name}_file = \"PATH\" naming a file of mode 0600)"
+                ),
+            );
+        }
+        match (env, file) {
+            (Some(e), Some(f)) => {
+                let at = e.span().start.min(f.span().start);
+                self.problem(
+                    at..at,
+                    key,
+                    format!("both {name}_env and {name}_file are given (accepted: one of them)"),
+                );
+                None
+            }
+            (Some(e), None) => {
+                let var = e.get_ref().trim().to_owned();
+                let env_key = format!("{key}_env");
+                if var.is_empty() || !var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                    self.problem(
+                        e.span(),
+                        &env_key,
+                        format!("invalid value \"{var}\" (accepted: an environment variable name: letters, digits and _)"),
+                    );
+                    return None;
+                }
+                match self.env.var(&var) {
+                    Some(v) if !v.is_empty() => Some(Secret::new(v, SecretFrom::Env(var))),
+                    _ => {
+                        self.problem(
+                            e.span(),
+                            &env_key,
+                            format!("the environment variable {var} is not set or empty (accepted: the name of a variable set for sauve, e.g. in its service unit)"),
+                        );
+                        None
+                    }
+                }
+            }
+            (None, Some(f)) => {
+                let file_key = format!("{key}_file");
+                let path = crate::layout::resolve_path(self.app, f.get_ref())
+                    .map(|r| r.path)
+                    .map_err(|e| e.to_string());
+                let path = match path {
+                    Ok(p) => p,
+                    Err(e) => {
+                        self.problem(f.span(), &file_key, e);
+                        return None;
+                    }
+                };
+                match read_secret_file(&path) {
+                    Ok(v) => Some(Secret::new(v, SecretFrom::File(path))),
+                    Err(message) => {
+                        self.problem(f.span(), &file_key, message);
+                        None
+                    }
+                }
+            }
+            (None, None) => None,
+        }
+    }
+
+    fn url(&mut self, v: &Spanned<String>, key: &str) -> String {
+        let text = v.get_ref().trim();
+        if let Err(why) = check_http_url(text) {
+            self.problem(
+                v.span(),
+                key,
+                format!("invalid value \"{text}\": {why} (accepted: an http:// or https:// URL with a host)"),
+            );
+        }
+        text.to_owned()
+    }
+
+    fn address(&mut self, text: &str, span: Range<usize>, key: &str) {
+        if !is_email_address(text) {
+            self.problem(
+                span,
+                key,
+                format!(
+                    "invalid value \"{text}\" (accepted: an email address such as ops@example.com)"
+                ),
+            );
+        }
+    }
+
+    fn alerts(&mut self, raw: Spanned<RawAlerts>) -> AlertSettings {
+        let raw = raw.into_inner();
+        let on = self.token(
+            &raw.on,
+            "alerts.on",
+            &[
+                ("give-up", AlertOn::GiveUp),
+                ("failure", AlertOn::Failure),
+                ("always", AlertOn::Always),
+            ],
+            AlertOn::GiveUp,
+        );
+        let stale_after = raw.stale_after.as_ref().and_then(|v| {
+            let text = v.get_ref().trim();
+            match parse_duration(text) {
+                Some(d) => Some(d),
+                None => {
+                    self.problem(
+                        v.span(),
+                        "alerts.stale_after",
+                        format!("invalid value \"{text}\" (accepted: a duration of at least a minute, such as 26h, 90m or 2d 12h)"),
+                    );
+                    None
+                }
+            }
+        });
+        let mut webhooks = Vec::new();
+        for (i, w) in raw.webhook.into_iter().enumerate() {
+            let key = format!("alerts.webhook[{i}]");
+            let w = w.into_inner();
+            let url = self.url(&w.url, &format!("{key}.url"));
+            let secret = self.secret(
+                &format!("{key}.secret"),
+                &w.secret_env,
+                &w.secret_file,
+                &w.secret,
+            );
+            webhooks.push(WebhookSettings { url, secret });
+        }
+        let mut emails = Vec::new();
+        for (i, e) in raw.email.into_iter().enumerate() {
+            let key = format!("alerts.email[{i}]");
+            let e = e.into_inner();
+            let tls = self.token(
+                &e.tls,
+                &format!("{key}.tls"),
+                &[
+                    ("starttls", SmtpTls::StartTls),
+                    ("tls", SmtpTls::Tls),
+                    ("none", SmtpTls::None),
+                ],
+                SmtpTls::StartTls,
+            );
+            let port = match &e.port {
+                None => tls.default_port(),
+                Some(p) => match u16::try_from(*p.get_ref()) {
+                    Ok(port) if port > 0 => port,
+                    _ => {
+                        self.problem(
+                            p.span(),
+                            &format!("{key}.port"),
+                            format!("invalid value \"{}\" (accepted: a port from 1 to 65535; default 587 with starttls, 465 with tls, 25 with none)", p.get_ref()),
+                        );
+                        tls.default_port()
+                    }
+                },
+            };
+            let host = e.host.get_ref().trim().to_owned();
+            if host.is_empty() || host.contains(char::is_whitespace) || host.contains('/') {
+                self.problem(
+                    e.host.span(),
+                    &format!("{key}.host"),
+                    format!("invalid value \"{host}\" (accepted: a host name or an IP address, such as smtp.example.com)"),
+                );
+            }
+            let from = e.from.get_ref().trim().to_owned();
+            self.address(&from, e.from.span(), &format!("{key}.from"));
+            let to: Vec<String> = e.to.get_ref().iter().map(|t| t.trim().to_owned()).collect();
+            if to.is_empty() {
+                self.problem(
+                    e.to.span(),
+                    &format!("{key}.to"),
+                    "no recipient (accepted: a list of email addresses, such as [\"ops@example.com\"])".to_owned(),
+                );
+            }
+            for t in &to {
+                self.address(t, e.to.span(), &format!("{key}.to"));
+            }
+            let password = self.secret(
+                &format!("{key}.password"),
+                &e.password_env,
+                &e.password_file,
+                &e.password,
+            );
+            let user = e.user.map(|u| u.into_inner().trim().to_owned());
+            if password.is_some() && user.is_none() {
+                self.problem(
+                    e.host.span(),
+                    &format!("{key}.user"),
+                    "a password is given without a user (accepted: user = \"login\" beside the password)".to_owned(),
+                );
+            }
+            let ca_file = e.ca_file.as_ref().and_then(|c| {
+                match crate::layout::resolve_path(self.app, c.get_ref()) {
+                    Ok(r) if r.path.is_file() => Some(r.path),
+                    Ok(r) => {
+                        self.problem(
+                            c.span(),
+                            &format!("{key}.ca_file"),
+                            format!(
+                                "\"{}\" is not a file (accepted: a PEM file of CA certificates)",
+                                r.path.display()
+                            ),
+                        );
+                        None
+                    }
+                    Err(why) => {
+                        self.problem(c.span(), &format!("{key}.ca_file"), why.to_string());
+                        None
+                    }
+                }
+            });
+            emails.push(EmailSettings {
+                host,
+                port,
+                tls,
+                user,
+                password,
+                from,
+                to,
+                ca_file,
+            });
+        }
+        let mut commands = Vec::new();
+        for (i, c) in raw.command.into_iter().enumerate() {
+            let c = c.into_inner();
+            let run = c.run.get_ref().trim().to_owned();
+            if run.is_empty() {
+                self.problem(
+                    c.run.span(),
+                    &format!("alerts.command[{i}].run"),
+                    "empty command (accepted: a shell command, run with sh -c)".to_owned(),
+                );
+            }
+            commands.push(CommandSettings { run });
+        }
+        AlertSettings {
+            on,
+            stale_after,
+            webhooks,
+            emails,
+            commands,
+        }
+    }
+}
+
+/// Reads a secret file: it must be a regular file readable by its owner
+/// only (mode 0600 or stricter); one trailing newline is dropped.
+fn read_secret_file(path: &Path) -> Result<String, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|e| {
+        format!(
+            "cannot read \"{}\": {e} (accepted: a file of mode 0600)",
+            path.display()
+        )
+    })?;
+    if !meta.is_file() {
+        return Err(format!(
+            "\"{}\" is not a file (accepted: a file of mode 0600)",
+            path.display()
+        ));
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "the secret file \"{}\" has mode {mode:04o}: others can read it (accepted: mode 0600; chmod 600 \"{}\")",
+            path.display(),
+            path.display()
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        format!(
+            "cannot read \"{}\": {e} (accepted: a UTF-8 file of mode 0600)",
+            path.display()
+        )
+    })?;
+    let value = text.strip_suffix('\n').unwrap_or(&text);
+    let value = value.strip_suffix('\r').unwrap_or(value);
+    if value.is_empty() {
+        return Err(format!("the secret file \"{}\" is empty", path.display()));
+    }
+    Ok(value.to_owned())
+}
+
+/// `http://host[:port][/path]` or `https://…`.
+fn check_http_url(text: &str) -> Result<(), &'static str> {
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))
+        .ok_or("not an http or https URL")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if host_port.contains(char::is_whitespace) || text.contains(char::is_whitespace) {
+        return Err("it contains a space");
+    }
+    let (host, port) = if let Some(v6) = host_port.strip_prefix('[') {
+        let (h, rest) = v6.split_once(']').ok_or("an IPv6 host without its ]")?;
+        (h, rest.strip_prefix(':'))
+    } else {
+        match host_port.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (host_port, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("no host");
+    }
+    if let Some(p) = port
+        && !p.parse::<u16>().is_ok_and(|p| p > 0)
+    {
+        return Err("the port is not a number from 1 to 65535");
+    }
+    Ok(())
+}
+
+/// `local@domain`, without spaces or angle brackets.
+fn is_email_address(text: &str) -> bool {
+    let Some((local, domain)) = text.rsplit_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.is_empty()
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !text.contains(|c: char| c.is_whitespace() || c == '<' || c == '>' || c == ',')
+}
+
+/// `26h`, `90m`, `2d 12h`, `1h30m` (jiff's friendly format), at least a minute.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let d: jiff::SignedDuration = text.parse().ok().or_else(|| {
+        let span: jiff::Span = text.parse().ok()?;
+        span.to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+            .ok()
+    })?;
+    let d = Duration::try_from(d).ok()?;
+    (d >= Duration::from_secs(60)).then_some(d)
+}
+
+/// Turns serde's words for a bad key into the house style.
+fn rephrase(message: &str) -> String {
+    let message = message.trim();
+    if let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some((key, expected)) = rest.split_once("`, expected ")
+    {
+        // serde writes "`a` or `b`" for two keys, "one of `a`, `b`, `c`" beyond.
+        let accepted = expected
+            .trim_start_matches("one of ")
+            .replace("` or `", ", ")
+            .replace('`', "");
+        return format!("unknown key \"{key}\" (accepted: {accepted})");
+    }
+    if let Some(rest) = message.strip_prefix("missing field `")
+        && let Some(key) = rest.strip_suffix('`')
+    {
+        return format!("missing key \"{key}\"");
+    }
+    message.to_owned()
+}
+
+/// Parses `text`, the contents of `file` (the name errors show), resolving
+/// secrets from `env` and files relative to `app`.
+pub fn parse_sauve_toml(
+    text: &str,
+    file: &str,
+    app: &Path,
+    env: &dyn Environment,
+) -> Result<SauveToml, SettingsError> {
+    let src = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+    let raw: Raw = toml::from_str(src).map_err(|e| {
+        let at = crate::xml::locate(src, e.span().map_or(0, |s| s.start));
+        SettingsError::Malformed {
+            file: file.to_owned(),
+            at,
+            reason: rephrase(e.message()),
+        }
+    })?;
+    let mut check = Check {
+        file,
+        src,
+        app,
+        env,
+        problems: Vec::new(),
+    };
+    let alerts = raw.alerts.map(|a| check.alerts(a)).unwrap_or_default();
+    let metrics = match raw.metrics {
+        Some(m) => {
+            let m = m.into_inner();
+            MetricsSettings {
+                token: check.secret("metrics.token", &m.token_env, &m.token_file, &m.token),
+            }
+        }
+        None => MetricsSettings::default(),
+    };
+    if !check.problems.is_empty() {
+        return Err(SettingsError::Invalid {
+            problems: check.problems,
+        });
+    }
+    Ok(SauveToml {
+        source: None,
+        alerts,
+        metrics,
+    })
+}
+
+/// Loads the effective `sauve.toml` of `app` (the default, every feature
+/// off, when there is none), secrets from the process environment.
+pub fn load_sauve_toml(app: &Path) -> Result<SauveToml, SettingsError> {
+    load_sauve_toml_with(app, &ProcessEnvironment)
+}
+
+/// [`load_sauve_toml`] with the environment given.
+pub fn load_sauve_toml_with(app: &Path, env: &dyn Environment) -> Result<SauveToml, SettingsError> {
+    let Some(path) = locate_sauve_toml(app) else {
+        return Ok(SauveToml::default());
+    };
+    load_sauve_toml_file(&path, app, env)
+}
+
+/// Reads and validates one `sauve.toml`, for `sauve settings validate`.
+pub fn load_sauve_toml_file(
+    path: &Path,
+    app: &Path,
+    env: &dyn Environment,
+) -> Result<SauveToml, SettingsError> {
+    let bytes = std::fs::read(path).map_err(|source| SettingsError::Io {
+        action: "cannot read",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let valid = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        SettingsError::NotUtf8 {
+            file: path.display().to_string(),
+            at: crate::xml::locate(&String::from_utf8_lossy(&bytes[..valid]), valid),
+            byte: bytes.get(valid).copied().unwrap_or(0),
+        }
+    })?;
+    let mut s = parse_sauve_toml(&text, &path.display().to_string(), app, env)?;
+    s.source = Some(path.to_path_buf());
+    Ok(s)
+}
+
+impl SauveToml {
+    /// The settings as `sauve settings show --json` prints them: secrets as `***`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let secret = |s: &Option<Secret>| {
+            s.as_ref().map(|s| match &s.from {
+                SecretFrom::Env(v) => serde_json::json!({"env": v, "value": "***"}),
+                SecretFrom::File(p) => serde_json::json!({"file": p, "value": "***"}),
+            })
+        };
+        let a = &self.alerts;
+        serde_json::json!({
+            "source": self.source,
+            "alerts": {
+                "on": a.on.token(),
+                "stale_after": a.stale_after.map(|d| format!("{}s", d.as_secs())),
+                "webhook": a.webhooks.iter().map(|w| serde_json::json!({"url": w.url, "secret": secret(&w.secret)})).collect::<Vec<_>>(),
+                "email": a.emails.iter().map(|e| serde_json::json!({
+                    "host": e.host, "port": e.port, "tls": e.tls.token(), "user": e.user,
+                    "password": secret(&e.password), "from": e.from, "to": e.to, "ca_file": e.ca_file,
+                })).collect::<Vec<_>>(),
+                "command": a.commands.iter().map(|c| serde_json::json!({"run": c.run})).collect::<Vec<_>>(),
+            },
+            "metrics": {"token": secret(&self.metrics.token)},
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_durations_and_addresses_are_checked() {
+        for ok in [
+            "https://hooks.example.com/x?y=1",
+            "http://127.0.0.1:8080/alert",
+            "http://[::1]:9/x",
+        ] {
+            assert_eq!(check_http_url(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "ftp://x",
+            "https://",
+            "http://host:99999/",
+            "http://host:0/",
+            "hooks.example.com",
+            "http://a b/",
+        ] {
+            assert!(check_http_url(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_duration("26h"), Some(Duration::from_secs(26 * 3600)));
+        assert_eq!(parse_duration("90m"), Some(Duration::from_secs(5400)));
+        assert_eq!(
+            parse_duration("2d 12h"),
+            Some(Duration::from_secs(60 * 3600))
+        );
+        assert_eq!(parse_duration("30s"), None, "under a minute");
+        assert_eq!(parse_duration("soon"), None);
+        assert!(is_email_address("ops@example.com"));
+        for bad in [
+            "ops",
+            "@example.com",
+            "ops@",
+            "a b@c.d",
+            "<ops@x.y>",
+            "ops@.x",
+        ] {
+            assert!(!is_email_address(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn serde_words_become_the_house_style() {
+        assert_eq!(
+            rephrase("unknown field `webhok`, expected one of `on`, `stale_after`, `webhook`"),
+            "unknown key \"webhok\" (accepted: on, stale_after, webhook)"
+        );
+        assert_eq!(rephrase("missing field `url`"), "missing key \"url\"");
+    }
+
+    #[test]
+    fn a_secret_never_shows() {
+        let s = Secret::new("hunter2", SecretFrom::Env("X".into()));
+        assert_eq!(s.to_string(), "***");
+        assert!(!format!("{s:?}").contains("hunter2"));
+        assert_eq!(s.expose(), "hunter2");
+    }
+}
