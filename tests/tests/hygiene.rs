@@ -242,6 +242,13 @@ fn architecture_places_every_engine_actor_and_its_messages() {
     found.sort();
     assert_eq!(
         found,
-        ["alerts", "coordinator", "copier", "locks", "records", "resolver"]
+        [
+            "alerts",
+            "coordinator",
+            "copier",
+            "locks",
+            "records",
+            "resolver"
+        ]
     );
 }
