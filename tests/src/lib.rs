@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod browser;
 pub mod paused;
 pub mod receivers;
 

@@ -63,6 +63,8 @@ enum Bench {
     Locking,
     /// Log file: appends/s with fsync per append and group commit
     Logfile,
+    /// The History page: 999 entries read and rendered, vs the JSON API
+    Page,
 }
 
 fn main() -> Result<()> {
@@ -74,6 +76,7 @@ fn main() -> Result<()> {
             Bench::Archive(o) => bench::archive(&o),
             Bench::Locking => bench::locking(),
             Bench::Logfile => bench::logfile(),
+            Bench::Page => bench::page(),
         },
         Task::E2e(o) => e2e::run(&o),
     }

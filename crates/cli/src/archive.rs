@@ -21,20 +21,7 @@ fn failure(e: ArchiveError) -> Failure {
 }
 
 fn bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64;
-    let mut unit = "B";
-    for u in UNITS {
-        if v < 1024.0 {
-            break;
-        }
-        v /= 1024.0;
-        unit = u;
-    }
-    format!("{v:.1} {unit}")
+    sauve_engine::human_bytes(n)
 }
 
 pub(crate) fn verify(archive: &Path, io: &mut Io<'_>) -> Result<(), Failure> {

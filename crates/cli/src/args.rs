@@ -53,6 +53,11 @@ pub(crate) enum Command {
         /// How backups lock the app: server (readers go on) or single-user (everything waits).
         #[arg(long, value_enum, default_value = "server")]
         mode: RunMode,
+        /// The backup page's address as people reach it through a proxy in
+        /// front, e.g. https://backup.example.com/: alerts link to it, forms
+        /// must come from it, and under https:// the session cookie is Secure.
+        #[arg(long, value_name = "URL")]
+        public_url: Option<String>,
     },
     /// Show the last backup information, the destination and its free space.
     Status {
@@ -136,6 +141,22 @@ pub(crate) enum Command {
     /// Acknowledge alerts, or send a test alert through every notifier.
     #[command(subcommand)]
     Alert(AlertCommand),
+    /// Print a one-time link that logs in to the backup page of a running
+    /// `sauve run`, and open it where a browser exists.
+    ///
+    /// The link holds a code valid once, for 60 seconds; never the token.
+    /// With --hash-password, read a password on stdin and print the argon2
+    /// hash to put in sauve.toml as `[ui] password_hash`.
+    Ui {
+        #[command(flatten)]
+        app: AppArg,
+        /// Only print the link; do not start a browser.
+        #[arg(long)]
+        no_open: bool,
+        /// Read a password (one line) on stdin and print its argon2 hash.
+        #[arg(long, conflicts_with = "no_open")]
+        hash_password: bool,
+    },
     /// Print the completion script for a shell.
     ///
     /// For example `sauve completions bash > /etc/bash_completion.d/sauve`;

@@ -465,6 +465,7 @@ pub(crate) fn run_server(
     app: &Path,
     listen: std::net::SocketAddr,
     mode: crate::args::RunMode,
+    public_url: Option<String>,
     io: &mut Io<'_>,
 ) -> Result<(), Failure> {
     let app = app_dir(app)?;
@@ -494,9 +495,17 @@ pub(crate) fn run_server(
                 _ = int.recv() => {}
             }
         };
-        sauve_server::run(app.clone(), listen, mode, shutdown)
+        let options = sauve_server::ServeOptions {
+            listen,
+            mode,
+            public_url,
+        };
+        sauve_server::run(app.clone(), options, shutdown)
             .await
-            .map_err(|e| Failure::failed(e.to_string()))
+            .map_err(|e| match e {
+                sauve_server::DaemonError::PublicUrl(_) => Failure::usage(e.to_string()),
+                e => Failure::failed(e.to_string()),
+            })
     });
     result?;
     io.err("sauve server stopped\n");

@@ -19,6 +19,7 @@ mod journal;
 mod kit;
 mod remote;
 mod settings;
+mod ui;
 
 pub use args::Cli;
 
@@ -125,9 +126,12 @@ where
             token,
         } => remote::status(&url, token, Some(&app.app), json, &mut io),
         args::Command::Status { app, json, .. } => backup::status(&app.app, json, &mut io),
-        args::Command::Run { app, listen, mode } => {
-            backup::run_server(&app.app, listen, mode, &mut io)
-        }
+        args::Command::Run {
+            app,
+            listen,
+            mode,
+            public_url,
+        } => backup::run_server(&app.app, listen, mode, public_url, &mut io),
         args::Command::History { app, json } => backup::history(&app.app, json, &mut io),
         args::Command::Demo { dir } => backup::demo(dir, &mut io),
         args::Command::Verify { archive } => archive::verify(&archive, &mut io),
@@ -140,6 +144,11 @@ where
         args::Command::List { archive, json } => archive::list(&archive, json, &mut io),
         args::Command::Journal { app, tail, json } => journal::show(&app.app, tail, json, &mut io),
         args::Command::Alert(cmd) => alert::run(cmd, &mut io),
+        args::Command::Ui {
+            hash_password: true,
+            ..
+        } => ui::hash_password(&mut io),
+        args::Command::Ui { app, no_open, .. } => ui::link(&app.app, !no_open, &mut io),
         args::Command::Completions { shell } => kit::completions(shell, &mut io),
         args::Command::Man { subcommand, out } => kit::man(&subcommand, out.as_deref(), &mut io),
     };

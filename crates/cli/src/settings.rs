@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use sauve_settings::{
     Effective, SettingsDoc, SettingsError, SettingsSource, Value, create_file, load_effective,
-    load_file, resolve_path, save_file, structure_settings_path,
+    load_file, resolve_path, structure_settings_path,
 };
 
 use crate::args::SettingsCommand;
@@ -197,19 +197,31 @@ fn validate(file: &Path, io: &mut Io<'_>) -> Result<(), Failure> {
 }
 
 fn set(app: &Path, key: &str, value: &str, io: &mut Io<'_>) -> Result<(), Failure> {
-    let effective = load(app, io)?;
-    let path = match effective.source.path() {
-        Some(p) => p.to_path_buf(),
-        None => structure_settings_path(app),
+    // Warnings of the file as it is, before the change.
+    load(app, io)?;
+    let change = sauve_settings::Change {
+        values: vec![(key.to_owned(), value.to_owned())],
+        attachments: None,
     };
-    let mut doc = effective.doc;
-    doc.set(key, value).map_err(failure)?;
-    save_file(&path, &doc).map_err(failure)?;
+    let changed = sauve_settings::change_settings(app, &change).map_err(|e| match e {
+        sauve_settings::ChangeError::Rejected { rejected, .. } => Failure::usage(
+            rejected
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+        sauve_settings::ChangeError::Settings(e) => failure(e),
+    })?;
+    for w in &changed.warnings {
+        io.err(&format!("warning: {w}\n"));
+    }
     let key = key.trim().trim_matches('/');
-    let shown = doc
+    let shown = changed
+        .doc
         .settings()
         .get(key.strip_prefix("Backup/Settings/").unwrap_or(key))
         .map_or_else(|| value.trim().to_owned(), |v| v.to_string());
-    io.out(&format!("{key} = {shown} ({})\n", path.display()));
+    io.out(&format!("{key} = {shown} ({})\n", changed.path.display()));
     Ok(())
 }

@@ -208,3 +208,110 @@ fn sauve_run_exits_promptly_on_sigterm_during_a_backup_which_ends_with_1406() {
     assert_eq!(entries[0]["rawTitle"], "Backup stopped", "{entries}");
     assert_eq!(entries[0]["status"], 1406);
 }
+
+#[test]
+fn sauve_ui_prints_a_one_time_login_link_that_never_holds_the_token() {
+    let root = tempfile::tempdir().unwrap();
+    let app = app(root.path(), b"data".to_vec(), &[]);
+    let alone = Command::new(env!("CARGO_BIN_EXE_sauve"))
+        .args(["ui", "--no-open", "--app", app.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(alone.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&alone.stderr).contains("start one with `sauve run --app"),
+        "{}",
+        String::from_utf8_lossy(&alone.stderr)
+    );
+    let server = start(&app);
+    let out = Command::new(env!("CARGO_BIN_EXE_sauve"))
+        .args(["ui", "--no-open", "--app", app.to_str().unwrap()])
+        .env_remove("DISPLAY")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let link = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(
+        link.starts_with(&format!("{}/login?code=", server.url)),
+        "{link}"
+    );
+    assert!(
+        !link.contains(&server.token),
+        "the link never holds the token"
+    );
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
+    let first = agent.get(&link).call().unwrap();
+    assert_eq!(first.status(), 200);
+    let cookie = first
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        cookie.starts_with("sauve_session=") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    let again = agent.get(&link).call().unwrap();
+    assert_eq!(again.status(), 401, "the code works once");
+    // The page itself answers at the server's root, behind the login.
+    let root_page = agent.get(&format!("{}/", server.url)).call().unwrap();
+    assert_eq!(root_page.status(), 303);
+    let (code, _, _) = server.terminate();
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn sauve_ui_hash_password_prints_a_hash_sauve_toml_accepts() {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sauve"))
+        .args(["ui", "--hash-password"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"correct horse battery staple\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hash = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    let root = tempfile::tempdir().unwrap();
+    let app = app(root.path(), b"data".to_vec(), &[]);
+    std::fs::create_dir_all(app.join("Settings")).unwrap();
+    std::fs::write(
+        app.join("Settings/sauve.toml"),
+        format!("[ui]\npassword_hash = \"{hash}\"\n"),
+    )
+    .unwrap();
+    let s = sauve_settings::load_sauve_toml(&app).unwrap();
+    assert_eq!(s.ui.password_hash.as_deref(), Some(hash.as_str()));
+
+    let short = Command::new(env!("CARGO_BIN_EXE_sauve"))
+        .args(["ui", "--hash-password"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(short.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 12 characters"));
+}

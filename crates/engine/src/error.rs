@@ -168,6 +168,23 @@ pub enum EngineError {
         /// The destination searched.
         destination: PathBuf,
     },
+    /// No set of that number is in this app's history (1410).
+    #[error(
+        "no backup numbered {number} in this app's history (accepted: a number `sauve history` lists)"
+    )]
+    NoSuchBackup {
+        /// The number asked for.
+        number: u32,
+    },
+    /// A restore into the app folder the engine serves (1407): it would
+    /// replace the files of the running app.
+    #[error("cannot restore into \"{}\": it is the folder of the app this server runs (accepted: another folder, such as the default next to the archive)", destination.display())]
+    RestoreIntoLiveApp {
+        /// Where the restore would go.
+        destination: PathBuf,
+        /// The app folder.
+        app: PathBuf,
+    },
     /// The data is damaged and `AutomaticRestore` is off.
     #[error("the data file \"{}\" is damaged and AutomaticRestore is off", data.display())]
     DamagedWithoutAutomaticRestore {
@@ -205,7 +222,8 @@ impl EngineError {
             E::DestinationPath { .. }
             | E::DestinationUncreatable { .. }
             | E::DestinationNotAFolder { .. }
-            | E::DestinationUnwritable { .. } => Status::DestinationInvalid,
+            | E::DestinationUnwritable { .. }
+            | E::RestoreIntoLiveApp { .. } => Status::DestinationInvalid,
             E::DestinationReadOnly { .. } => Status::WritePermissionDenied,
             E::DiskFull { .. } => Status::DiskFull,
             E::AlreadyRunning { .. } | E::HeldByAnotherProcess { .. } => Status::AlreadyRunning,
@@ -219,7 +237,7 @@ impl EngineError {
             E::Log(e) => e.status(),
             E::Integration(e) => e.status(),
             E::Lock(e) => e.status(),
-            E::NoBackupAvailable { .. } => Status::ArchiveMissing,
+            E::NoBackupAvailable { .. } | E::NoSuchBackup { .. } => Status::ArchiveMissing,
             E::Io { source, .. } => io_status(source),
             E::Durable(e) => io_status(&e.source),
             E::Start(_)

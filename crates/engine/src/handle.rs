@@ -50,6 +50,9 @@ struct Inner {
     live: watch::Receiver<Option<crate::live::LiveRun>>,
     layout: AppLayout,
     clock: Arc<dyn Clock>,
+    /// Bumped when someone saved the settings: the scheduler loop re-reads
+    /// them at once.
+    settings_saved: watch::Sender<u64>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -250,6 +253,7 @@ impl Engine {
                 live,
                 layout,
                 clock,
+                settings_saved: watch::Sender::new(0),
                 thread: Mutex::new(Some(thread)),
             }),
         })
@@ -362,6 +366,91 @@ impl BackupHandle {
         ask(&self.inner.actors.resolver, "resolver", ReadSettings).await?
     }
 
+    /// Says that the settings files were just saved (the page's Settings
+    /// form does): the scheduler loop re-reads them now rather than within
+    /// its minute.
+    pub fn settings_saved(&self) {
+        self.inner
+            .settings_saved
+            .send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Changes each time [`BackupHandle::settings_saved`] is called.
+    pub fn watch_settings_saved(&self) -> watch::Receiver<u64> {
+        self.inner.settings_saved.subscribe()
+    }
+
+    /// The destination folder of the settings in force, with its free and
+    /// used space (SPEC 15, 18).
+    pub async fn destination(&self) -> Result<crate::overview::DestinationUsage, EngineError> {
+        let app = self.inner.layout.app.clone();
+        off_thread(move || crate::overview::destination_usage(&app)).await?
+    }
+
+    /// What a backup with the settings in force would hold now, part by
+    /// part, each found or not (the MSC's "Contents of the backup file").
+    pub async fn content(&self) -> Result<crate::overview::ContentSummary, EngineError> {
+        use crate::actors::resolver::messages::DescribeContent;
+        let settings = self.settings().await?;
+        ask(
+            &self.inner.actors.resolver,
+            "resolver",
+            DescribeContent { settings },
+        )
+        .await?
+    }
+
+    /// This app's entries of `backupHistory.json` in its destination, as
+    /// written (oldest first); none when there is no history yet. Reads
+    /// only: a damaged file is reported, not moved aside (the records
+    /// actor does that at the next backup).
+    pub async fn history(&self) -> Result<Vec<sauve_history::HistoryEntry>, EngineError> {
+        let settings = self.settings().await?;
+        let destination = crate::plan::destination(&self.inner.layout.app, &settings)?;
+        let key = crate::plan::structure_key(&self.inner.layout);
+        off_thread(move || read_history(&destination, &key)).await?
+    }
+
+    /// Entries `skip..skip + take` of this app's Backup Journal counted
+    /// from the newest, newest first, and whether older ones remain.
+    pub async fn journal_entries(
+        &self,
+        skip: usize,
+        take: usize,
+    ) -> Result<(Vec<Entry>, bool), EngineError> {
+        let dir = sauve_journal::journal_dir(&self.inner.layout.app);
+        off_thread(move || sauve_journal::read_newest(&dir, skip, take).map_err(EngineError::from))
+            .await?
+    }
+
+    /// Verifies (SPEC 13.2) the set numbered `number` in this app's
+    /// history: every segment, stream, size and checksum. Writes nothing;
+    /// runs beside a backup. 1410 when no such set is in the history.
+    pub async fn verify_backup(
+        &self,
+        number: u32,
+    ) -> Result<sauve_archive::VerifyReport, EngineError> {
+        let archive = self.archive_of(number).await?;
+        off_thread(move || {
+            sauve_archive::verify(&archive, &mut sauve_archive::NoProgress)
+                .map_err(EngineError::from)
+        })
+        .await?
+    }
+
+    /// The first file of the set numbered `number` in this app's history.
+    pub async fn archive_of(&self, number: u32) -> Result<PathBuf, EngineError> {
+        self.history()
+            .await?
+            .into_iter()
+            .rev()
+            .find(|e| {
+                e.is_numbered_backup() && e.backup_number == number && !e.backup_path.is_empty()
+            })
+            .map(|e| PathBuf::from(e.backup_path))
+            .ok_or(EngineError::NoSuchBackup { number })
+    }
+
     /// `sauve.toml` (SPEC 17.1): the last valid one, in force, and why the
     /// file is not valid now, if it is not.
     pub async fn own_settings(
@@ -419,7 +508,8 @@ impl BackupHandle {
     }
 
     /// Restores `archive` (SPEC 13.1), refused while a backup, a restore or
-    /// an integration runs (1402, 1417). The restore is journaled "Restore"
+    /// an integration runs (1402, 1417), and into this app's own folder
+    /// while the engine serves it (1407). The restore is journaled "Restore"
     /// in this app's Backup Journal and recorded in the history beside the
     /// archive.
     pub async fn restore(
@@ -428,15 +518,37 @@ impl BackupHandle {
         options: RestoreOptions,
         trigger: Trigger,
     ) -> Result<crate::restore::Restored, EngineError> {
+        self.restore_watched(archive, options, trigger, Arc::default())
+            .await
+    }
+
+    /// [`BackupHandle::restore`], adding the bytes restored to `done` as
+    /// they are written (for a progress bar).
+    pub async fn restore_watched(
+        &self,
+        archive: &Path,
+        options: RestoreOptions,
+        trigger: Trigger,
+        done: Arc<std::sync::atomic::AtomicU64>,
+    ) -> Result<crate::restore::Restored, EngineError> {
+        let archive = std::path::absolute(archive).unwrap_or_else(|_| archive.to_path_buf());
+        if let Some(to) = crate::restore::destination_of(&archive, &options)
+            && crate::restore::is_inside_app(&to, &self.inner.layout.app)
+        {
+            return Err(EngineError::RestoreIntoLiveApp {
+                destination: to,
+                app: self.inner.layout.app.clone(),
+            });
+        }
         let _ticket = self.admit(Busy::Restore).await?;
         let started = self.inner.clock.now();
-        let archive = std::path::absolute(archive).unwrap_or_else(|_| archive.to_path_buf());
         let result = ask(
             &self.inner.actors.copier,
             "copier",
             RestoreArchive {
                 archive: archive.clone(),
                 options: options.clone(),
+                done,
             },
         )
         .await
@@ -581,6 +693,37 @@ impl BackupHandle {
         .await;
         drop(self);
     }
+}
+
+/// Runs blocking file work on a thread of its own, whatever runtime (if
+/// any) the caller is on.
+async fn off_thread<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, EngineError> {
+    let (tx, rx) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("sauve-read".to_owned())
+        .spawn(move || {
+            let _ = tx.send(work());
+        })
+        .map_err(EngineError::Start)?;
+    rx.await
+        .map_err(|_| EngineError::Internal("a reading thread panicked".to_owned()))
+}
+
+/// `key`'s entries in `destination/backupHistory.json`, read only.
+fn read_history(
+    destination: &Path,
+    key: &str,
+) -> Result<Vec<sauve_history::HistoryEntry>, EngineError> {
+    let Some(text) = sauve_history::read_json_text(destination)? else {
+        return Ok(Vec::new());
+    };
+    sauve_history::read_entries(&text, key).ok_or_else(|| {
+        EngineError::History(sauve_history::HistoryError::Invalid {
+            path: destination.join(sauve_history::FILE_NAME),
+        })
+    })
 }
 
 /// The records side of the blocking operations (open check, integration):

@@ -30,6 +30,7 @@ mod live;
 mod logcut;
 mod open;
 mod outcome;
+mod overview;
 mod plan;
 mod progress;
 mod records;
@@ -48,6 +49,10 @@ pub use handle::{Admission, BackupHandle, Engine, Running, Tally};
 pub use integrate::{Integration, LogIntegration, integrable_logs};
 pub use live::LiveRun;
 pub use open::{DataHealth, OpenOutcome};
+pub use overview::{
+    ContentItem, ContentPart, ContentSummary, DestinationState, DestinationUsage,
+    destination_usage, human_bytes,
+};
 pub use restore::{Restored, restore_detached};
 pub use sauve_alerts::{Alert, AlertKind, Delivery};
 pub use settings::AppSettings;

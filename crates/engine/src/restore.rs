@@ -23,7 +23,7 @@ pub struct Restored {
 
 /// Where a restore goes: the destination given, else the folder next to the
 /// archive named after it (SPEC 13.1), as the journal names it.
-fn destination_of(archive: &Path, options: &RestoreOptions) -> Option<PathBuf> {
+pub(crate) fn destination_of(archive: &Path, options: &RestoreOptions) -> Option<PathBuf> {
     options.to.clone().or_else(|| {
         let name = sauve_archive::ArchiveName::parse(&archive.file_name()?.to_string_lossy())?;
         Some(archive.parent()?.join(format!(
@@ -32,6 +32,18 @@ fn destination_of(archive: &Path, options: &RestoreOptions) -> Option<PathBuf> {
             sauve_archive::number_text(name.number)
         )))
     })
+}
+
+/// Whether a restore into `destination` would write the files of the app
+/// in `app`: the app folder itself (its `Data/`, `Project/` and `Settings/`
+/// would be replaced), compared after resolving symlinks where the folders
+/// exist.
+pub(crate) fn is_inside_app(destination: &Path, app: &Path) -> bool {
+    let canon = |p: &Path| {
+        let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        std::fs::canonicalize(&abs).unwrap_or(abs)
+    };
+    canon(destination) == canon(app)
 }
 
 /// The "Restore" entry of SPEC 11.2, for a restore that ended with `result`.

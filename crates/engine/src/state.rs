@@ -277,29 +277,7 @@ pub struct SchedulerView {
 /// "free_bytes", "used_bytes"}}`. Reads files: call it off async threads.
 pub fn status_json(app: &Path, scheduler: SchedulerView) -> Result<Value, crate::EngineError> {
     let state = EngineState::load(app);
-    let effective = sauve_settings::load_effective(app)?;
-    let written = &effective.doc.settings().general.destination_folder;
-    let dest = sauve_settings::resolve_path(app, written)
-        .map_err(|source| crate::EngineError::DestinationPath {
-            written: written.clone(),
-            source,
-        })?
-        .path;
-    let base = sauve_settings::AppLayout::discover(app)
-        .map(|l| l.base_name())
-        .ok();
-    let used: u64 = std::fs::read_dir(&dest)
-        .map(|d| {
-            d.flatten()
-                .filter(|e| {
-                    sauve_archive::ArchiveName::parse(&e.file_name().to_string_lossy())
-                        .is_some_and(|a| Some(&a.base) == base.as_ref())
-                })
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0);
+    let dest = crate::overview::destination_usage(app)?;
     let alerts: Vec<&AlertRecord> = state.alerts.iter().filter(|a| a.is_open()).collect();
     let own_problem = sauve_settings::load_sauve_toml(app)
         .err()
@@ -318,7 +296,7 @@ pub fn status_json(app: &Path, scheduler: SchedulerView) -> Result<Value, crate:
         "last_backup": state.last_backup,
         "next_scheduled": scheduler.next.map(|t| t.to_string()),
         "scheduler_disabled": scheduler.disabled,
-        "destination": {"path": dest, "free_bytes": crate::free_space(&dest), "used_bytes": used},
+        "destination": {"path": dest.path, "free_bytes": dest.free_bytes, "used_bytes": dest.used_by_app},
     }))
 }
 

@@ -20,6 +20,15 @@ pub enum HistoryError {
         /// The system's error.
         source: std::io::Error,
     },
+    /// The file is not a history sauve can read (it is moved aside at the
+    /// next backup, which starts a new one).
+    #[error(
+        "\"{path}\" is not a valid backup history (the next backup moves it aside and starts a new one)"
+    )]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+    },
     /// An entry could not be encoded (a bug, not bad input).
     #[error("cannot encode the history: {0}")]
     Encode(String),

@@ -244,6 +244,48 @@ pub fn read_json_text(destination: &Path) -> Result<Option<String>, HistoryError
     }
 }
 
+/// The entries under `key` in the text of a history, oldest first, read in
+/// one pass straight into entries: the other keys are skipped without
+/// being built, so a page showing one app's history does not pay for the
+/// whole file twice. `None` when the text is not a history object or
+/// `key`'s entries cannot be read; no entries when `key` is absent.
+pub fn read_entries(text: &str, key: &str) -> Option<Vec<HistoryEntry>> {
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+
+    struct Pick<'k>(&'k str);
+
+    impl<'de> Visitor<'de> for Pick<'_> {
+        type Value = Vec<HistoryEntry>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a history object keyed by structure path")
+        }
+        fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+            let mut found = Vec::new();
+            while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if k == self.0 {
+                    found = map.next_value()?;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for Pick<'_> {
+        type Value = Vec<HistoryEntry>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+    let mut de = serde_json::Deserializer::from_str(text);
+    let entries = Pick(key).deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    Some(entries)
+}
+
 /// The numbers of the `.4BK` archives (any segment) of `base` in `destination`.
 pub fn archive_numbers(destination: &Path, base: &str) -> Result<Vec<u32>, HistoryError> {
     let entries = match std::fs::read_dir(destination) {

@@ -4,7 +4,7 @@
 
 use sauve_history::{
     FILE_NAME, History, HistoryAttachment, HistoryEntry, HistoryFile, LockWindows, Operation,
-    archive_numbers, format_date, next_number,
+    archive_numbers, format_date, next_number, read_entries,
 };
 
 const KEY_A: &str = "Macintosh HD:Users:rolandlannuzel:Documents:Github:HDI:4D V20 R4:HDI_NewDateTimeFormats:Project:HDI_NewDateTimeFormats.4DProject";
@@ -80,6 +80,29 @@ fn the_4d_fixture_reads_with_both_structure_keys() {
             .ends_with("HDI_NewDateTimeFormats:data[0001].4BK")
     );
     assert_eq!(h.entries(KEY_B).unwrap()[0].duration, 62);
+}
+
+#[test]
+fn one_keys_entries_read_in_one_pass_are_those_the_whole_history_gives() {
+    let text = fixture();
+    let h = History::parse(&text).unwrap();
+    for key in [KEY_A, KEY_B, "no such structure"] {
+        assert_eq!(read_entries(&text, key), h.entries(key), "{key}");
+    }
+    assert_eq!(
+        read_entries(&format!("\u{FEFF}{text}"), KEY_A),
+        h.entries(KEY_A)
+    );
+    // Ours written beside 4D's, files and all.
+    let mut h = h;
+    h.add("/srv/app", entry(3, -43)).unwrap();
+    let text = String::from_utf8(h.to_json().unwrap()).unwrap();
+    assert_eq!(read_entries(&text, "/srv/app").unwrap(), [entry(3, -43)]);
+    for bad in ["[]", "{\"/srv/app\": 3}", "{", "{} trailing", ""] {
+        assert_eq!(read_entries(bad, "/srv/app"), None, "{bad}");
+    }
+    // Another key's damage does not hide this one's entries.
+    assert_eq!(read_entries("{\"x\": 3, \"k\": []}", "k"), Some(vec![]));
 }
 
 #[test]

@@ -165,26 +165,59 @@ enum Tail {
     MidLine,
 }
 
-/// Every entry of the journals in `logs_dir`, oldest first (files ordered
-/// oldest to newest, the current one last).
-pub fn read_all(logs_dir: &Path) -> Result<Vec<Entry>, JournalError> {
+/// The journal files of `logs_dir`, oldest first (by time, then by number
+/// counted from the file after the current one, the oldest in the cycle).
+fn ordered(logs_dir: &Path) -> Result<Vec<PathBuf>, JournalError> {
     let mut files = list(logs_dir)?;
     let Some(current) = rotation::current(&files) else {
         return Ok(Vec::new());
     };
-    // Oldest first: by time, then by number counted from the file after the
-    // current one, which is the oldest in the cycle.
     let start = rotation::next_number(current);
     let rank = |n: u16| (n + rotation::MAX_NUMBER - start) % rotation::MAX_NUMBER;
     files.sort_by_key(|&(n, t)| (t, rank(n)));
+    Ok(files
+        .into_iter()
+        .map(|(n, _)| logs_dir.join(rotation::file_name(n)))
+        .collect())
+}
+
+fn read_file(path: &Path) -> Result<Vec<Entry>, JournalError> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(io("read", path))?;
+    Ok(parse_journal(&String::from_utf8_lossy(&bytes)))
+}
+
+/// Every entry of the journals in `logs_dir`, oldest first (files ordered
+/// oldest to newest, the current one last).
+pub fn read_all(logs_dir: &Path) -> Result<Vec<Entry>, JournalError> {
     let mut out = Vec::new();
-    for (n, _) in files {
-        let path = logs_dir.join(rotation::file_name(n));
-        let mut bytes = Vec::new();
-        std::fs::File::open(&path)
-            .and_then(|mut f| f.read_to_end(&mut bytes))
-            .map_err(io("read", &path))?;
-        out.extend(parse_journal(&String::from_utf8_lossy(&bytes)));
+    for path in ordered(logs_dir)? {
+        out.extend(read_file(&path)?);
     }
     Ok(out)
+}
+
+/// Entries `skip..skip + take` of the journals in `logs_dir` counted from
+/// the newest, newest first, and whether older ones remain. Reads files
+/// from the current one back, only as far as needed.
+pub fn read_newest(
+    logs_dir: &Path,
+    skip: usize,
+    take: usize,
+) -> Result<(Vec<Entry>, bool), JournalError> {
+    let want = skip.saturating_add(take);
+    let mut newest_first = Vec::new();
+    let mut more = false;
+    for path in ordered(logs_dir)?.into_iter().rev() {
+        if newest_first.len() > want {
+            more = true;
+            break;
+        }
+        newest_first.extend(read_file(&path)?.into_iter().rev());
+    }
+    more |= newest_first.len() > want;
+    let page = newest_first.into_iter().skip(skip).take(take).collect();
+    Ok((page, more))
 }

@@ -21,7 +21,7 @@ mod rotation;
 
 pub use entry::{AttachmentLine, Entry, Stamp, Title};
 pub use error::JournalError;
-pub use files::{Journal, journal_dir, read_all};
+pub use files::{Journal, journal_dir, read_all, read_newest};
 pub use parse::{parse_date, parse_journal};
 pub use rotation::{
     LIMIT as SIZE_LIMIT, MAX_NUMBER, current, file_name, next_number, parse_file_name,

@@ -202,6 +202,58 @@ fn entries_are_read_back_across_files_oldest_first() {
 }
 
 #[test]
+fn the_newest_entries_come_first_page_by_page_across_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path();
+    let mut j = Journal::open(logs).unwrap();
+    for t in [Title::FullBackup, Title::BackupStopped] {
+        j.append(&Entry::new(t), true).unwrap();
+    }
+    // The next entries go to [002]: [001] is full.
+    let padding = "x".repeat(SIZE_LIMIT as usize + 1);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(j.current_path())
+        .and_then(|mut f| std::io::Write::write_all(&mut f, format!("\n{padding}\n\n").as_bytes()))
+        .unwrap();
+    let mut j = Journal::open(logs).unwrap();
+    for t in [Title::Restore, Title::FullBackupAborted] {
+        j.append(&Entry::new(t), true).unwrap();
+    }
+    assert_eq!(j.current_number(), 2);
+    let titles = |skip, take| {
+        let (page, more) = sauve_journal::read_newest(logs, skip, take).unwrap();
+        (
+            page.into_iter()
+                .map(|e| e.title.unwrap())
+                .collect::<Vec<_>>(),
+            more,
+        )
+    };
+    assert_eq!(titles(0, 1), (vec![Title::FullBackupAborted], true));
+    assert_eq!(
+        titles(1, 2),
+        (vec![Title::Restore, Title::BackupStopped], true)
+    );
+    assert_eq!(titles(3, 5), (vec![Title::FullBackup], false));
+    assert_eq!(titles(9, 5), (vec![], false));
+    let all: Vec<_> = sauve_journal::read_all(logs)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.title.unwrap())
+        .collect();
+    assert_eq!(
+        all,
+        [
+            Title::FullBackup,
+            Title::BackupStopped,
+            Title::Restore,
+            Title::FullBackupAborted
+        ]
+    );
+}
+
+#[test]
 fn the_journal_continues_in_data_logs_only_when_the_app_keeps_it_there() {
     let dir = tempfile::tempdir().unwrap();
     let app = dir.path();

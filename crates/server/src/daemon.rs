@@ -90,6 +90,22 @@ pub enum DaemonError {
     /// Serving failed.
     #[error("the control API stopped: {0}")]
     Serve(#[source] std::io::Error),
+    /// `--public-url` is not a URL the page can be reached at.
+    #[error(transparent)]
+    PublicUrl(#[from] sauve_web::PublicUrlError),
+}
+
+/// How `sauve run` serves.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// Where the API and the page listen.
+    pub listen: SocketAddr,
+    /// How backups lock the app.
+    pub mode: sauve_locking::Mode,
+    /// The page's address as people reach it through a proxy in front
+    /// (`https://backup.example.com/`): alerts link to it, forms must come
+    /// from it, and under `https://` session cookies are `Secure`.
+    pub public_url: Option<String>,
 }
 
 /// A fresh bearer token: 32 random bytes from the kernel, in hex.
@@ -120,10 +136,17 @@ pub fn write_server_file(app: &Path, url: &str, token: &str) -> Result<(), Daemo
 /// applied as soon as they are valid.
 pub async fn run(
     app: PathBuf,
-    listen: SocketAddr,
-    mode: sauve_locking::Mode,
+    options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
+    let ServeOptions {
+        listen,
+        mode,
+        public_url,
+    } = options;
+    if let Some(u) = &public_url {
+        sauve_web::public_origin(u)?;
+    }
     let layout = sauve_settings::AppLayout::discover(&app).map_err(|source| DaemonError::App {
         app: app.clone(),
         source,
@@ -152,14 +175,25 @@ pub async fn run(
 
     let (view, scheduler_view) = tokio::sync::watch::channel(SchedulerView::default());
     let scheduler = tokio::spawn(scheduler_loop(handle.clone(), view));
+    let token = Arc::new(token);
+    let mut pages =
+        sauve_web::PageState::new(handle.clone(), token.clone(), scheduler_view.clone());
+    if let Some(public) = &public_url {
+        pages = pages.with_public_url(public)?;
+    }
     let state = ApiState {
         handle: handle.clone(),
-        token: Arc::new(token),
+        token,
         scheduler: scheduler_view,
     };
+    // Alerts link to the page (SPEC 17.2).
+    let page_url = public_url.unwrap_or_else(|| format!("{url}/"));
+    if let Err(e) = handle.set_page_url(Some(page_url)).await {
+        tracing::warn!("alerts will not link to the page: {e}");
+    }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let served = tokio::spawn(async move {
-        axum::serve(listener, router(state))
+        axum::serve(listener, sauve_web::with_pages(router(state), pages))
             .with_graceful_shutdown(async {
                 let _ = stop_rx.await;
             })
@@ -214,6 +248,7 @@ pub async fn scheduler_loop(handle: BackupHandle, view: tokio::sync::watch::Send
         return;
     };
     let mut tally = handle.tally();
+    let mut saved = handle.watch_settings_saved();
     let mut successes = tally.borrow_and_update().on_demand_successes;
     let mut current: Option<Plan> = None;
     let mut next: Option<Attempt> = None;
@@ -298,7 +333,8 @@ pub async fn scheduler_loop(handle: BackupHandle, view: tokio::sync::watch::Send
         });
         let (Some(attempt), Some(plan)) = (next.filter(|n| n.at <= now), current.clone()) else {
             // Sleep until the attempt, waking at least every minute to see
-            // changed settings and clock jumps, and at once when a backup ends.
+            // changed settings and clock jumps, and at once when a backup
+            // ends or the page saved the settings.
             let wait = next
                 .map(|n| n.at.duration_since(now).unsigned_abs())
                 .unwrap_or(TICK)
@@ -306,6 +342,7 @@ pub async fn scheduler_loop(handle: BackupHandle, view: tokio::sync::watch::Send
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 changed = tally.changed() => if changed.is_err() { return },
+                _ = saved.changed() => {}
             }
             continue;
         };

@@ -22,7 +22,7 @@ mod metrics;
 
 pub use api::{ApiState, BODY_LIMIT, router};
 pub use daemon::{
-    DaemonError, ServerFile, generate_token, run, scheduler_loop, server_file_path,
+    DaemonError, ServeOptions, ServerFile, generate_token, run, scheduler_loop, server_file_path,
     write_server_file,
 };
 pub use metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;

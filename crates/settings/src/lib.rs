@@ -20,6 +20,7 @@
 //! - write, read, write gives the same bytes;
 //! - no input, however broken, makes the reader panic.
 
+mod change;
 mod doc;
 mod error;
 mod json;
@@ -30,6 +31,11 @@ mod schema;
 mod value;
 mod xml;
 
+pub use change::{
+    AlertsChange, Change, ChangeError, Changed, Rejected, TomlChanged, alerts_as_written,
+    change_alerts, change_settings, prepare_alerts_change, prepare_settings_change,
+    settings_file_for_change,
+};
 pub use doc::{Loaded, NAMESPACE, SettingsDoc};
 pub use error::{Location, Problem, SettingsError};
 pub use json::to_json;
@@ -44,11 +50,11 @@ pub use model::{
 };
 pub use own::{
     AlertOn, AlertSettings, CommandSettings, EmailSettings, Environment, MetricsSettings,
-    ProcessEnvironment, SAUVE_TOML, SauveToml, Secret, SecretFrom, SmtpTls, WebhookSettings,
-    load_sauve_toml, load_sauve_toml_file, load_sauve_toml_with, locate_sauve_toml,
-    parse_sauve_toml,
+    ProcessEnvironment, SAUVE_TOML, SauveToml, Secret, SecretFrom, SmtpTls, UiSettings,
+    WebhookSettings, load_sauve_toml, load_sauve_toml_file, load_sauve_toml_with,
+    locate_sauve_toml, parse_sauve_toml,
 };
-pub use schema::{Value, key_paths};
+pub use schema::{Input, KeyInfo, Value, key_info, key_paths};
 pub use value::{Compression, Delay, Frequency, Level, MonthDay, TimeOfDay, Token};
 
 impl Settings {

@@ -198,6 +198,15 @@ pub struct MetricsSettings {
     pub token: Option<Secret>,
 }
 
+/// `[ui]` (SPEC 18): the page's login.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UiSettings {
+    /// The argon2 hash (PHC string, `$argon2id$…`) of a password that logs
+    /// in to the page besides the server's token; `sauve ui --hash-password`
+    /// makes one.
+    pub password_hash: Option<String>,
+}
+
 /// The whole of `sauve.toml`: one typed model, extended by each feature
 /// that needs a setting 4D's XML has no key for.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -208,6 +217,8 @@ pub struct SauveToml {
     pub alerts: AlertSettings,
     /// `[metrics]`.
     pub metrics: MetricsSettings,
+    /// `[ui]`.
+    pub ui: UiSettings,
 }
 
 /// Where `*_env` secrets are looked up: the process environment, or a
@@ -243,6 +254,14 @@ struct Raw {
     alerts: Option<Spanned<RawAlerts>>,
     #[serde(default)]
     metrics: Option<Spanned<RawMetrics>>,
+    #[serde(default)]
+    ui: Option<Spanned<RawUi>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUi {
+    password_hash: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -438,6 +457,22 @@ impl Check<'_> {
                     "invalid value \"{text}\" (accepted: an email address such as ops@example.com)"
                 ),
             );
+        }
+    }
+
+    fn password_hash(&mut self, h: &Spanned<String>) -> Option<String> {
+        let text = h.get_ref().trim();
+        let ok = argon2::password_hash::PasswordHash::new(text)
+            .is_ok_and(|p| p.algorithm.as_str().starts_with("argon2") && p.hash.is_some());
+        if ok {
+            Some(text.to_owned())
+        } else {
+            self.problem(
+                h.span(),
+                "ui.password_hash",
+                "is not an argon2 hash (accepted: a PHC string such as $argon2id$v=19$m=19456,t=2,p=1$…, as `sauve ui --hash-password` prints it)".to_owned(),
+            );
+            None
         }
     }
 
@@ -744,6 +779,15 @@ pub fn parse_sauve_toml(
         }
         None => MetricsSettings::default(),
     };
+    let ui = match raw.ui {
+        Some(u) => UiSettings {
+            password_hash: u
+                .into_inner()
+                .password_hash
+                .and_then(|h| check.password_hash(&h)),
+        },
+        None => UiSettings::default(),
+    };
     if !check.problems.is_empty() {
         return Err(SettingsError::Invalid {
             problems: check.problems,
@@ -753,6 +797,7 @@ pub fn parse_sauve_toml(
         source: None,
         alerts,
         metrics,
+        ui,
     })
 }
 
@@ -818,6 +863,7 @@ impl SauveToml {
                 "command": a.commands.iter().map(|c| serde_json::json!({"run": c.run})).collect::<Vec<_>>(),
             },
             "metrics": {"token": secret(&self.metrics.token)},
+            "ui": {"password_hash": self.ui.password_hash.as_ref().map(|_| "***")},
         })
     }
 }

@@ -519,6 +519,61 @@ pub fn key_paths() -> impl Iterator<Item = &'static str> {
     leaves().iter().map(|l| l.path)
 }
 
+/// How a form asks for a key's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// A checkbox.
+    Bool,
+    /// A number in a range.
+    Int {
+        /// The smallest accepted.
+        min: i64,
+        /// The largest accepted.
+        max: i64,
+    },
+    /// A time of day.
+    Time,
+    /// A duration.
+    Delay,
+    /// One of these tokens.
+    Choice(&'static [&'static str]),
+    /// Free text (a path, a strictness token).
+    Text,
+    /// A list of paths.
+    Paths,
+}
+
+/// What a key is, for a form: how to ask for it and what it accepts, in the
+/// words `sauve settings validate` uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// The path under `Backup/Settings`.
+    pub path: &'static str,
+    /// How to ask.
+    pub input: Input,
+    /// What is accepted.
+    pub accepted: String,
+}
+
+/// What `path` is, if it is a key.
+pub fn key_info(path: &str) -> Option<KeyInfo> {
+    let l = leaf(path)?;
+    let input = match l.kind {
+        Kind::Bool => Input::Bool,
+        Kind::Int { min, max } => Input::Int { min, max },
+        Kind::Time => Input::Time,
+        Kind::Delay => Input::Delay,
+        Kind::Token(tokens) => Input::Choice(tokens),
+        Kind::FreeToken | Kind::Path | Kind::Day => Input::Text,
+        Kind::Paths => Input::Paths,
+    };
+    Some(KeyInfo {
+        path: l.path,
+        input,
+        accepted: l.kind.accepted(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -150,7 +150,7 @@ fn every_mistake_is_located_and_says_what_is_accepted() {
         ),
         (
             "[alert]\n",
-            "sauve.toml:1:2: unknown key \"alert\" (accepted: alerts, metrics)",
+            "sauve.toml:1:2: unknown key \"alert\" (accepted: alerts, metrics, ui)",
         ),
         (
             "[[alerts.webhook]]\nurl = \"hooks.example.com\"\n",
@@ -177,6 +177,10 @@ fn every_mistake_is_located_and_says_what_is_accepted() {
             "sauve.toml:1:1: missing key \"to\"",
         ),
         ("[alerts\n", "sauve.toml:1:8: "),
+        (
+            "[ui]\npassword_hash = \"hunter2\"\n",
+            "sauve.toml:2:17: ui.password_hash: is not an argon2 hash (accepted: a PHC string",
+        ),
     ];
     for (text, want) in table {
         let got = errors(text, &app);

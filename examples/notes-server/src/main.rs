@@ -391,17 +391,21 @@ async fn main() -> Result<()> {
         handle: handle.clone(),
         next_id: Arc::new(AtomicU64::new(next as u64)),
     };
+    let token = Arc::new(token);
+    // The MSC page at `/`, beside the control API and the app's own routes.
+    let pages = sauve_web::PageState::new(handle.clone(), token.clone(), scheduler_view.clone());
     let api = sauve_server::router(sauve_server::ApiState {
         handle: handle.clone(),
-        token: Arc::new(token.clone()),
+        token: token.clone(),
         scheduler: scheduler_view,
     });
-    let router = Router::new()
+    let routes = Router::new()
         .route("/notes", post(create))
         .route("/notes/{id}", get(read))
         .route("/files/{name}", post(upload).get(download))
         .with_state(state)
         .merge(api);
+    let router = sauve_web::with_pages(routes, pages);
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let url = format!("http://{}", listener.local_addr()?);
     sauve_server::write_server_file(&app_dir, &url, &token)?;

@@ -150,4 +150,6 @@ pub(crate) struct ApplyRetention {
 pub(crate) struct RestoreArchive {
     pub(crate) archive: PathBuf,
     pub(crate) options: RestoreOptions,
+    /// Bytes restored so far, for whoever watches.
+    pub(crate) done: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }

@@ -300,13 +300,23 @@ impl Handler<ApplyRetention> for Copier {
     }
 }
 
+/// A restore's progress: bytes written so far.
+struct Counted(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl sauve_archive::Progress for Counted {
+    fn advance(&mut self, bytes: u64) {
+        self.0
+            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 impl Handler<RestoreArchive> for Copier {
     type Result = Result<sauve_archive::RestoreReport, EngineError>;
     fn handle(&mut self, msg: RestoreArchive, _: &mut SyncContext<Self>) -> Self::Result {
         Ok(sauve_archive::restore(
             &msg.archive,
             &msg.options,
-            &mut sauve_archive::NoProgress,
+            &mut Counted(msg.done),
         )?)
     }
 }

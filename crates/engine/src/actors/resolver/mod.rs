@@ -95,6 +95,16 @@ impl Handler<ResolveContent> for Resolver {
     }
 }
 
+impl Handler<DescribeContent> for Resolver {
+    type Result = Result<crate::overview::ContentSummary, EngineError>;
+    fn handle(&mut self, msg: DescribeContent, _: &mut SyncContext<Self>) -> Self::Result {
+        Ok(crate::overview::describe(
+            &self.layout,
+            &msg.settings.settings,
+        ))
+    }
+}
+
 impl Handler<ObserveData> for Resolver {
     type Result = DataFacts;
     fn handle(&mut self, _: ObserveData, _: &mut SyncContext<Self>) -> DataFacts {

@@ -1,0 +1,331 @@
+//! Changing settings files as a person does, by key and text: what
+//! `sauve settings set` and the page's Settings form do. Every value goes
+//! through the same rules as `sauve settings validate`; a change with any
+//! rejected value writes nothing; an accepted one is written atomically,
+//! keeping what the file held that was not changed (unknown elements,
+//! comments, the original texts of other values).
+
+use std::path::{Path, PathBuf};
+
+use crate::doc::SettingsDoc;
+use crate::error::{Problem, SettingsError};
+use crate::layout::{load_effective, save_file, structure_settings_path};
+use crate::own::{SAUVE_TOML, locate_sauve_toml, parse_sauve_toml};
+
+/// One value refused, named by its key as the form and the CLI name it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejected {
+    /// The key: a path under `Backup/Settings` (`Scheduler/Hourly/Every`),
+    /// or a `sauve.toml` key (`alerts.stale_after`).
+    pub key: String,
+    /// What is wrong, with the value as given and what is accepted.
+    pub message: String,
+}
+
+impl std::fmt::Display for Rejected {
+    /// `key: message`, or the message alone when it names the key itself
+    /// (`unknown key "X" …`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.message.contains(&format!("\"{}\"", self.key)) {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.key, self.message)
+        }
+    }
+}
+
+/// What a change to `backup.4DSettings` is: keys with their new texts, and
+/// optionally the whole list of attachments.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Change {
+    /// `(key under Backup/Settings, text)`, applied in order.
+    pub values: Vec<(String, String)>,
+    /// The new `General/IncludesFiles`, one path per item.
+    pub attachments: Option<Vec<String>>,
+}
+
+/// A change checked and ready to write.
+#[derive(Debug)]
+pub struct Changed {
+    /// The file it goes to.
+    pub path: PathBuf,
+    /// The document as it is after the change.
+    pub doc: SettingsDoc,
+    /// What validation noticed without refusing (a Weekly schedule with no
+    /// day, for instance).
+    pub warnings: Vec<Problem>,
+    /// Whether anything differs from the file: nothing is written otherwise.
+    pub written: bool,
+}
+
+impl Changed {
+    /// Writes the file atomically, if anything changed.
+    pub fn commit(&self) -> Result<(), SettingsError> {
+        if self.written {
+            save_file(&self.path, &self.doc)?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a change was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    /// One or more values were refused; the file is unchanged.
+    #[error("{} was not changed:\n{}", file.display(), list(rejected))]
+    Rejected {
+        /// The file that would have been written.
+        file: PathBuf,
+        /// Every refused value.
+        rejected: Vec<Rejected>,
+    },
+    /// The file could not be read (or is invalid as it is) or written.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+}
+
+fn list(rejected: &[Rejected]) -> String {
+    rejected
+        .iter()
+        .map(|r| format!("  {r}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The file a change to `app`'s backup settings goes to: the file in force,
+/// or `APP/Settings/backup.4DSettings` when the app has none.
+pub fn settings_file_for_change(app: &Path) -> Result<(SettingsDoc, PathBuf), SettingsError> {
+    let effective = load_effective(app)?;
+    let path = effective
+        .source
+        .path()
+        .map_or_else(|| structure_settings_path(app), Path::to_path_buf);
+    Ok((effective.doc, path))
+}
+
+/// Applies `change` to the backup settings in force for `app` and writes
+/// them atomically, after validating every value and the whole file with
+/// the rules of `sauve settings validate`. A value equal to the one in
+/// force is not rewritten (its original text stays).
+pub fn change_settings(app: &Path, change: &Change) -> Result<Changed, ChangeError> {
+    let changed = prepare_settings_change(app, change)?;
+    changed.commit()?;
+    Ok(changed)
+}
+
+/// [`change_settings`] without the writing: [`Changed::commit`] writes.
+pub fn prepare_settings_change(app: &Path, change: &Change) -> Result<Changed, ChangeError> {
+    let (mut doc, path) = settings_file_for_change(app)?;
+    let before = doc.to_xml();
+    let mut rejected = Vec::new();
+    for (key, text) in &change.values {
+        let key = key.trim().trim_matches('/');
+        let short = key.strip_prefix("Backup/Settings/").unwrap_or(key);
+        let current = doc.settings().get(short).map(|v| v.to_string());
+        if current.as_deref() == Some(text.trim()) {
+            continue;
+        }
+        if let Err(e) = doc.set(short, text) {
+            rejected.push(Rejected {
+                key: short.to_owned(),
+                message: match e {
+                    SettingsError::InvalidValue {
+                        value, accepted, ..
+                    } => format!("invalid value \"{value}\" (accepted: {accepted})"),
+                    other => other.to_string(),
+                },
+            });
+        }
+    }
+    if let Some(items) = &change.attachments {
+        let items: Vec<String> = items
+            .iter()
+            .map(|i| i.trim().to_owned())
+            .filter(|i| !i.is_empty())
+            .collect();
+        if doc.settings().general.includes_files != items {
+            doc.settings_mut().general.includes_files = items;
+        }
+    }
+    if !rejected.is_empty() {
+        return Err(ChangeError::Rejected {
+            file: path,
+            rejected,
+        });
+    }
+    let text = doc.to_xml();
+    // The whole file, as `sauve settings validate` reads it.
+    let loaded = match SettingsDoc::parse(text.as_bytes(), &path.display().to_string()) {
+        Ok(l) => l,
+        Err(SettingsError::Invalid { problems }) => {
+            return Err(ChangeError::Rejected {
+                file: path,
+                rejected: problems.into_iter().map(rejection).collect(),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // A change to the built-in defaults writes the file even when the
+    // value is the default's: the settings are then the file's.
+    let written = text != before || !path.exists();
+    Ok(Changed {
+        path,
+        doc,
+        warnings: loaded.warnings,
+        written,
+    })
+}
+
+fn rejection(p: Problem) -> Rejected {
+    let key = p.key.strip_prefix("Backup/Settings/").unwrap_or(&p.key);
+    Rejected {
+        key: key.to_owned(),
+        message: p.message,
+    }
+}
+
+/// The `[alerts]` values a form changes in `sauve.toml` (SPEC 17.2): `on`
+/// and `stale_after` (`None` removes it). Notifiers, with their secrets'
+/// variables and files, are edited in the file itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertsChange {
+    /// `give-up`, `failure` or `always`.
+    pub on: String,
+    /// A duration such as `26h`, or `None` for no staleness alert.
+    pub stale_after: Option<String>,
+}
+
+/// The raw texts of `alerts.on` and `alerts.stale_after` in `app`'s
+/// `sauve.toml`, as written (`None` where absent or without a file).
+pub fn alerts_as_written(app: &Path) -> Result<(Option<String>, Option<String>), SettingsError> {
+    let Some(path) = locate_sauve_toml(app) else {
+        return Ok((None, None));
+    };
+    let doc = read_toml(&path)?;
+    let get = |key: &str| {
+        doc.get("alerts")
+            .and_then(|a| a.get(key))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    Ok((get("on"), get("stale_after")))
+}
+
+fn read_toml(path: &Path) -> Result<toml_edit::DocumentMut, SettingsError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Io {
+        action: "cannot read",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let src = text.strip_prefix('\u{FEFF}').unwrap_or(&text);
+    src.parse::<toml_edit::DocumentMut>()
+        .map_err(|e| SettingsError::Malformed {
+            file: path.display().to_string(),
+            at: crate::xml::locate(src, e.span().map_or(0, |s| s.start)),
+            reason: e.message().to_owned(),
+        })
+}
+
+/// A `sauve.toml` change checked and ready to write.
+#[derive(Debug)]
+pub struct TomlChanged {
+    /// The file it goes to.
+    pub path: PathBuf,
+    text: String,
+    /// Whether anything differs from the file.
+    pub written: bool,
+}
+
+impl TomlChanged {
+    /// Writes the file atomically (creating its folder), if anything changed.
+    pub fn commit(&self) -> Result<(), SettingsError> {
+        if !self.written {
+            return Ok(());
+        }
+        if let Some(parent) = self.path.parent() {
+            std::fs::create_dir_all(parent).map_err(|source| SettingsError::Io {
+                action: "cannot create",
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        sauve_durable::replace(&self.path, self.text.as_bytes()).map_err(SettingsError::Write)
+    }
+}
+
+/// Writes `change` into `app`'s `sauve.toml` (creating
+/// `APP/Settings/sauve.toml` when there is none), keeping every other key,
+/// comment and table as written; the result must pass the rules of
+/// `sauve settings validate` (secrets resolved from `env`) or nothing is
+/// written.
+pub fn change_alerts(
+    app: &Path,
+    change: &AlertsChange,
+    env: &dyn crate::own::Environment,
+) -> Result<TomlChanged, ChangeError> {
+    let changed = prepare_alerts_change(app, change, env)?;
+    changed.commit()?;
+    Ok(changed)
+}
+
+/// [`change_alerts`] without the writing: [`TomlChanged::commit`] writes.
+pub fn prepare_alerts_change(
+    app: &Path,
+    change: &AlertsChange,
+    env: &dyn crate::own::Environment,
+) -> Result<TomlChanged, ChangeError> {
+    let path = locate_sauve_toml(app).unwrap_or_else(|| app.join("Settings").join(SAUVE_TOML));
+    let mut doc = if path.exists() {
+        read_toml(&path)?
+    } else {
+        toml_edit::DocumentMut::new()
+    };
+    let before = doc.to_string();
+    let alerts = doc
+        .entry("alerts")
+        .or_insert_with(|| toml_edit::Item::Table(toml_edit::Table::new()));
+    let Some(alerts) = alerts.as_table_like_mut() else {
+        return Err(ChangeError::Rejected {
+            file: path,
+            rejected: vec![Rejected {
+                key: "alerts".to_owned(),
+                message: "is not a table (accepted: an [alerts] table)".to_owned(),
+            }],
+        });
+    };
+    let on = change.on.trim();
+    if alerts.get("on").and_then(|v| v.as_str()) != Some(on) {
+        alerts.insert("on", toml_edit::value(on));
+    }
+    match change.stale_after.as_deref().map(str::trim) {
+        Some(s) if !s.is_empty() => {
+            if alerts.get("stale_after").and_then(|v| v.as_str()) != Some(s) {
+                alerts.insert("stale_after", toml_edit::value(s));
+            }
+        }
+        _ => {
+            alerts.remove("stale_after");
+        }
+    }
+    let text = doc.to_string();
+    if let Err(e) = parse_sauve_toml(&text, &path.display().to_string(), app, env) {
+        return Err(match e {
+            SettingsError::Invalid { problems } => ChangeError::Rejected {
+                file: path,
+                rejected: problems
+                    .into_iter()
+                    .map(|p| Rejected {
+                        key: p.key,
+                        message: p.message,
+                    })
+                    .collect(),
+            },
+            e => ChangeError::Settings(e),
+        });
+    }
+    Ok(TomlChanged {
+        path,
+        written: text != before,
+        text,
+    })
+}

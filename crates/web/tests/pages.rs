@@ -1,0 +1,436 @@
+//! The pages' rules, request by request (SPEC 18): who may see and change
+//! what, what bad requests get, the headers every answer carries. The
+//! browser tests (tests/tests/browser.rs) drive the same pages in Chromium.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, Response, StatusCode, header};
+use sauve_engine::{BackupHandle, Engine, EngineOptions, SchedulerView};
+use tower::ServiceExt;
+
+const TOKEN: &str = "the-server-token-0123456789abcdef";
+const HOST: &str = "127.0.0.1:7070";
+
+struct Site {
+    cookie_attributes: String,
+    _dir: tempfile::TempDir,
+    app: PathBuf,
+    handle: BackupHandle,
+    router: Router,
+}
+
+fn site() -> Site {
+    site_at(None)
+}
+
+fn site_at(public_url: Option<&str>) -> Site {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("App");
+    std::fs::create_dir_all(app.join("Project")).unwrap();
+    std::fs::create_dir_all(app.join("Data")).unwrap();
+    std::fs::create_dir_all(app.join("Settings")).unwrap();
+    std::fs::write(app.join("Project/App.4DProject"), "{}\n").unwrap();
+    std::fs::write(app.join("Data/App.4DD"), b"data").unwrap();
+    let doc = sauve_settings::SettingsDoc::default();
+    sauve_settings::save_file(&app.join("Settings/backup.4DSettings"), &doc).unwrap();
+    let layout = sauve_settings::AppLayout::discover(&app).unwrap();
+    let handle = Engine::start(layout, EngineOptions::default()).unwrap();
+    let (_, view) = tokio::sync::watch::channel(SchedulerView::default());
+    let mut state = sauve_web::PageState::new(handle.clone(), Arc::new(TOKEN.to_owned()), view);
+    if let Some(url) = public_url {
+        state = state.with_public_url(url).unwrap();
+    }
+    let router = sauve_web::with_pages(Router::new(), state);
+    Site {
+        cookie_attributes: String::new(),
+        _dir: dir,
+        app,
+        handle,
+        router,
+    }
+}
+
+fn get(path: &str, cookie: Option<&str>) -> Request<Body> {
+    let mut r = Request::get(path).header(header::HOST, HOST);
+    if let Some(c) = cookie {
+        r = r.header(header::COOKIE, c);
+    }
+    r.body(Body::empty()).unwrap()
+}
+
+fn post(path: &str, cookie: Option<&str>, origin: Option<&str>, body: &str) -> Request<Body> {
+    let mut r = Request::post(path)
+        .header(header::HOST, HOST)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ACCEPT, "application/json");
+    if let Some(c) = cookie {
+        r = r.header(header::COOKIE, c);
+    }
+    if let Some(o) = origin {
+        r = r.header(header::ORIGIN, o);
+    }
+    r.body(Body::from(body.to_owned())).unwrap()
+}
+
+async fn text(r: Response<Body>) -> (StatusCode, String) {
+    let status = r.status();
+    let bytes = axum::body::to_bytes(r.into_body(), 1 << 22).await.unwrap();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+impl Site {
+    async fn send(&self, r: Request<Body>) -> Response<Body> {
+        self.router.clone().oneshot(r).await.unwrap()
+    }
+
+    /// A session through a one-time code: its cookie and its CSRF token.
+    async fn login(&mut self) -> (String, String) {
+        let r = Request::post("/login/code")
+            .header(header::HOST, HOST)
+            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+            .body(Body::empty())
+            .unwrap();
+        let (status, body) = text(self.send(r).await).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let r = self.send(get(v["path"].as_str().unwrap(), None)).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let set = r.headers()[header::SET_COOKIE].to_str().unwrap().to_owned();
+        assert!(
+            set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+            "{set}"
+        );
+        self.cookie_attributes = set.clone();
+        let cookie = set.split(';').next().unwrap().to_owned();
+        let (_, page) = text(self.send(get("/", Some(&cookie))).await).await;
+        let csrf = page
+            .split(r#"name="csrf-token" content=""#)
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap()
+            .to_owned();
+        (cookie, csrf)
+    }
+}
+
+fn origin() -> Option<&'static str> {
+    Some("http://127.0.0.1:7070")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_want_a_session_and_fragments_say_401_instead_of_redirecting() {
+    let s = site();
+    let r = s.send(get("/settings", None)).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()[header::LOCATION], "/login?next=%2Fsettings");
+    for path in ["/parts/last", "/parts/alerts", "/events"] {
+        let (status, body) = text(s.send(get(path, None)).await).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+        assert!(body.contains("log in at /login"), "{path}: {body}");
+    }
+    let (status, _) = text(s.send(get("/", Some("sauve_session=forged"))).await).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    s.handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_post_needs_the_session_its_csrf_token_and_this_sites_origin() {
+    let mut s = site();
+    let (cookie, csrf) = s.login().await;
+    let with = format!("csrf={csrf}");
+    let cases = [
+        (
+            post("/backup", None, origin(), &with),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            post("/backup", Some(&cookie), origin(), ""),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            post("/backup", Some(&cookie), origin(), "csrf=wrong"),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            post("/backup", Some(&cookie), Some("http://evil.example"), &with),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            post("/backup", Some(&cookie), None, &with),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            post(
+                "/settings",
+                Some(&cookie),
+                origin(),
+                "Scheduler/Frequency=Daily",
+            ),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            post("/alerts/1/ack", Some(&cookie), origin(), ""),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            post("/restore", Some(&cookie), origin(), "number=1"),
+            StatusCode::FORBIDDEN,
+        ),
+    ];
+    for (req, want) in cases {
+        let what = format!("{} {:?}", req.uri(), req.headers().get(header::ORIGIN));
+        let (status, body) = text(s.send(req).await).await;
+        assert_eq!(status, want, "{what}: {body}");
+        assert!(body.contains("\"error\""), "{what}: {body}");
+    }
+    assert!(
+        s.handle.last_backup().await.is_none(),
+        "nothing was started"
+    );
+    let before = std::fs::read(s.app.join("Settings/backup.4DSettings")).unwrap();
+    // The token in a header instead of the form is accepted too (the script).
+    let r = Request::post("/backup")
+        .header(header::HOST, HOST)
+        .header(header::COOKIE, &cookie)
+        .header(header::ORIGIN, "http://127.0.0.1:7070")
+        .header("X-CSRF-Token", &csrf)
+        .header(header::ACCEPT, "application/json")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::empty())
+        .unwrap();
+    let (status, body) = text(s.send(r).await).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert!(body.contains("Backup 0001 started"), "{body}");
+    assert_eq!(
+        std::fs::read(s.app.join("Settings/backup.4DSettings")).unwrap(),
+        before
+    );
+    s.handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_code_works_once_and_only_the_bearer_token_makes_one() {
+    let s = site();
+    let no_bearer = Request::post("/login/code")
+        .header(header::HOST, HOST)
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(s.send(no_bearer).await.status(), StatusCode::UNAUTHORIZED);
+    let r = Request::post("/login/code")
+        .header(header::HOST, HOST)
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .body(Body::empty())
+        .unwrap();
+    let (_, body) = text(s.send(r).await).await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let path = v["path"].as_str().unwrap().to_owned();
+    assert!(!path.contains(TOKEN), "the link never holds the token");
+    assert_eq!(v["valid_seconds"], 60);
+    assert_eq!(s.send(get(&path, None)).await.status(), StatusCode::OK);
+    let (status, page) = text(s.send(get(&path, None)).await).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a code works once");
+    assert!(page.contains("used already"), "{page}");
+    s.handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_paths_bodies_too_large_and_assets_get_their_proper_answers() {
+    let mut s = site();
+    let r = s.send(get("/nowhere", None)).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(
+        r.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'none'")
+    );
+    let (_, body) = text(r).await;
+    assert!(
+        body.contains("Page not found") && body.contains("<html"),
+        "{body}"
+    );
+    let (status, body) = text(s.send(get("/v1/nowhere", None)).await).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.starts_with("{\"error\""), "JSON under /v1/: {body}");
+
+    let (cookie, csrf) = s.login().await;
+    let big = format!("csrf={csrf}&x={}", "a".repeat(sauve_web::FORM_LIMIT));
+    let (status, _) = text(
+        s.send(post("/settings", Some(&cookie), origin(), &big))
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let (status, body) = text(s.send(get("/history?page=zero", Some(&cookie))).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("a whole number from 1"), "{body}");
+    let (status, body) = text(s.send(get("/history/abc", Some(&cookie))).await).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(!body.contains("panicked"), "{body}");
+
+    // The page names its assets by hash; each is cached for good.
+    let (_, page) = text(s.send(get("/", Some(&cookie))).await).await;
+    assert!(!page.contains(TOKEN), "no page shows the token");
+    for ext in ["css", "js", "svg"] {
+        let name = page
+            .split("/assets/")
+            .skip(1)
+            .map(|rest| rest.split('"').next().unwrap())
+            .find(|n| n.ends_with(ext))
+            .unwrap()
+            .to_owned();
+        let r = s.send(get(&format!("/assets/{name}"), None)).await;
+        assert_eq!(r.status(), StatusCode::OK, "{name}");
+        assert_eq!(
+            r.headers()[header::CACHE_CONTROL],
+            "public, max-age=31536000, immutable"
+        );
+    }
+    let r = s.send(get("/assets/sauve-000000000000.css", None)).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    s.handle.shutdown().await;
+}
+
+fn settings_file(app: &Path) -> Vec<u8> {
+    std::fs::read(app.join("Settings/backup.4DSettings")).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_save_all_or_nothing_with_each_refusal_beside_its_field() {
+    let mut s = site();
+    let (cookie, csrf) = s.login().await;
+    let before = settings_file(&s.app);
+    let bad = format!(
+        "csrf={csrf}&Scheduler%2FFrequency=Hourly&Scheduler%2FHourly%2FEvery=0&Advanced%2FCompressionRate=Maximum&alerts.on=give-up&alerts.stale_after=2h"
+    );
+    let (status, page) = text(
+        s.send(post("/settings", Some(&cookie), origin(), &bad))
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("2 values were refused"), "{page}");
+    assert!(
+        page.contains("invalid value &quot;0&quot; (accepted: integer 1 to 24)"),
+        "{page}"
+    );
+    assert!(page.contains("accepted: None, Fast or Compact"), "{page}");
+    assert_eq!(settings_file(&s.app), before, "nothing written");
+    assert!(
+        !s.app.join("Settings/sauve.toml").exists(),
+        "sauve.toml neither"
+    );
+
+    let good = format!(
+        "csrf={csrf}&Scheduler%2FFrequency=Hourly&Scheduler%2FHourly%2FEvery=6&General%2FIncludesFiles=notes.txt%0D%0A%0D%0Adocs&alerts.on=failure&alerts.stale_after=26h"
+    );
+    let (status, page) = text(
+        s.send(post("/settings", Some(&cookie), origin(), &good))
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("Saved"), "{page}");
+    let s2 = s.handle.settings().await.unwrap();
+    assert_eq!(s2.settings.scheduler.hourly.every, 6);
+    assert_eq!(s2.settings.general.includes_files, ["notes.txt", "docs"]);
+    let toml = std::fs::read_to_string(s.app.join("Settings/sauve.toml")).unwrap();
+    assert!(
+        toml.contains("on = \"failure\"") && toml.contains("stale_after = \"26h\""),
+        "{toml}"
+    );
+    s.handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_login_waits_a_second_and_the_password_of_sauve_toml_logs_in() {
+    let s = site();
+    use argon2::PasswordHasher;
+    let salt = argon2::password_hash::SaltString::encode_b64(b"0123456789abcdef").unwrap();
+    let hash = argon2::Argon2::default()
+        .hash_password(b"correct horse battery", &salt)
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        s.app.join("Settings/sauve.toml"),
+        format!("[ui]\npassword_hash = \"{hash}\"\n"),
+    )
+    .unwrap();
+    let start = tokio::time::Instant::now();
+    let r = s
+        .send(post(
+            "/login",
+            None,
+            origin(),
+            "secret=wrong&next=%2Fhistory",
+        ))
+        .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(start.elapsed() >= std::time::Duration::from_secs(1));
+    let r = s
+        .send(post(
+            "/login",
+            None,
+            origin(),
+            "secret=correct+horse+battery&next=%2Fhistory",
+        ))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers().contains_key(header::SET_COOKIE));
+    let (_, body) = text(r).await;
+    assert!(
+        body.contains("url=/history"),
+        "back to the page asked for: {body}"
+    );
+    // A `next` off this site is not followed.
+    let r = s
+        .send(post(
+            "/login",
+            None,
+            origin(),
+            &format!("secret={TOKEN}&next=%2F%2Fevil.example"),
+        ))
+        .await;
+    let (_, body) = text(r).await;
+    assert!(body.contains("url=/\""), "{body}");
+    s.handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_an_https_proxy_the_cookie_is_secure_and_forms_come_from_its_origin() {
+    let mut s = site_at(Some("https://backup.example.com/"));
+    let (cookie, csrf) = s.login().await;
+    assert!(
+        s.cookie_attributes.ends_with("; Secure"),
+        "{}",
+        s.cookie_attributes
+    );
+    let form = format!("csrf={csrf}");
+    let (status, _) = text(
+        s.send(post("/backup", Some(&cookie), origin(), &form))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "the Host's origin is not the public one"
+    );
+    let (status, body) = text(
+        s.send(post(
+            "/backup",
+            Some(&cookie),
+            Some("https://backup.example.com"),
+            &form,
+        ))
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    s.handle.shutdown().await;
+}
