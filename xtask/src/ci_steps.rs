@@ -19,7 +19,19 @@ pub(crate) const STEPS: &[&[&str]] = &[
     ],
     // The short end-to-end run: exits non-zero if an acknowledged write is lost.
     &["xtask", "e2e", "--seconds", "20", "--cycles", "3"],
+    // A crash, then each I/O fault, at every durable step of a first backup.
+    &["xtask", "crash"],
+    &["xtask", "crash", "--faults"],
     &["nextest", "run", "--workspace", "--locked"],
+    // Every fuzz target for 10 s (skipped, saying so, without nightly).
+    &[
+        "xtask",
+        "fuzz",
+        "--quick",
+        "--seconds",
+        "10",
+        "--if-available",
+    ],
 ];
 
 /// A step as the shell line that runs it, the way `.ci/run` writes it.

@@ -3,7 +3,7 @@
 //! a backup, its data damaged, restarted: every acknowledged write must be
 //! back. Loopback only, bounded in time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -29,6 +29,10 @@ pub(crate) struct Options {
     /// Reader threads during the load
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = crate::at_least_one)]
     readers: usize,
+    /// Grow the data file by this many MiB of notes before the load, so
+    /// that the data lock lasts seconds and waiting writes get cancelled
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    data_mib: u64,
 }
 
 fn agent() -> ureq::Agent {
@@ -82,6 +86,12 @@ struct Stats {
     cancelled: AtomicU64,
     errors: AtomicU64,
     max_wait_ms: AtomicU64,
+    /// Every acknowledged write's wait for the data lock, ms.
+    waits: Mutex<Vec<f64>>,
+    /// The bodies of the writes their client cancelled (-9976).
+    cancelled_bodies: Mutex<BTreeSet<String>>,
+    /// The ids of the padding notes of `--data-mib`.
+    padding: Mutex<BTreeSet<u64>>,
     reads_during: Mutex<Vec<f64>>,
     reads_outside: Mutex<Vec<f64>>,
 }
@@ -176,12 +186,17 @@ fn load(
                         if let Some(id) = v["id"].as_u64() {
                             stats.acked.lock().map(|mut a| a.insert(id, body)).ok();
                         }
-                        stats
-                            .max_wait_ms
-                            .fetch_max(v["waited_ms"].as_u64().unwrap_or(0), Ordering::Relaxed);
+                        let waited = v["waited_ms"].as_u64().unwrap_or(0);
+                        stats.max_wait_ms.fetch_max(waited, Ordering::Relaxed);
+                        stats.waits.lock().map(|mut w| w.push(waited as f64)).ok();
                     }
                     Ok(r) if r.status().as_u16() == 409 => {
                         stats.cancelled.fetch_add(1, Ordering::Relaxed);
+                        stats
+                            .cancelled_bodies
+                            .lock()
+                            .map(|mut c| c.insert(body))
+                            .ok();
                     }
                     _ => {
                         stats.errors.fetch_add(1, Ordering::Relaxed);
@@ -236,6 +251,73 @@ fn load(
     Ok(())
 }
 
+/// `mib` notes of 1 MiB each, through the API as any write (logged, then
+/// applied, then acknowledged): a data file of that size.
+fn pad(server: &Server, stats: &Stats, mib: u64) -> Result<()> {
+    let client = agent();
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    for _ in 0..mib {
+        // Letters: text that zstd shrinks to about 60%, as real data does.
+        let body: String = (0..1 << 20)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char::from(b'a' + (x % 26) as u8)
+            })
+            .collect();
+        let mut r = client
+            .post(format!("{}/notes", server.url))
+            .send(body.as_bytes())?;
+        if r.status().as_u16() != 201 {
+            bail!("a padding note was refused ({})", r.status());
+        }
+        let v: serde_json::Value = serde_json::from_str(&r.body_mut().read_to_string()?)?;
+        let id = v["id"].as_u64().context("a padding note without id")?;
+        stats.padding.lock().map(|mut p| p.insert(id)).ok();
+    }
+    Ok(())
+}
+
+/// After the load: every note up to the highest acknowledged id is an
+/// acknowledged write or padding (ids are given under the lock, so a
+/// cancelled write takes none), and no cancelled write's body is there.
+/// Returns how many notes broke that.
+fn cancelled_applied(server: &Server, stats: &Stats) -> Result<usize> {
+    let acked = stats.acked.lock().map(|a| a.clone()).unwrap_or_default();
+    let padding = stats.padding.lock().map(|p| p.clone()).unwrap_or_default();
+    let cancelled = stats
+        .cancelled_bodies
+        .lock()
+        .map(|c| c.clone())
+        .unwrap_or_default();
+    let top = acked.keys().next_back().copied().unwrap_or(0) + 50;
+    let client = agent();
+    let mut bad = 0;
+    for id in 1..=top {
+        if padding.contains(&id) || acked.contains_key(&id) {
+            continue;
+        }
+        let mut r = client.get(format!("{}/notes/{id}", server.url)).call()?;
+        if r.status().as_u16() == 404 {
+            continue;
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(&r.body_mut().read_to_string()?).unwrap_or_default();
+        let body = v["body"].as_str().unwrap_or_default();
+        eprintln!(
+            "note {id} was never acknowledged{}",
+            if cancelled.contains(body) {
+                ", and its write was cancelled"
+            } else {
+                ""
+            }
+        );
+        bad += 1;
+    }
+    Ok(bad)
+}
+
 /// Every acknowledged note must read back with its body.
 fn check(server: &Server, stats: &Stats) -> Result<(usize, usize)> {
     let acked = stats.acked.lock().map(|a| a.clone()).unwrap_or_default();
@@ -272,7 +354,8 @@ pub(crate) fn run(o: &Options) -> Result<()> {
     let soon = jiff::tz::TimeZone::system()
         .to_datetime(jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_secs(20))?);
     let mut s = sauve_settings::Settings::default();
-    s.advanced.set_number.value = 1000;
+    // With a large data file, two sets: every backup copies all of it.
+    s.advanced.set_number.value = if o.data_mib > 0 { 2 } else { 1000 };
     s.general.includes_files = vec!["./Data/Uploads/".to_owned()];
     s.scheduler.frequency = sauve_settings::Frequency::Hourly;
     s.scheduler.hourly.every = 1;
@@ -294,7 +377,17 @@ pub(crate) fn run(o: &Options) -> Result<()> {
         o.seconds, o.writers, o.readers
     );
     let mut server = start(&bin, &app, &log)?;
+    if o.data_mib > 0 {
+        let t = Instant::now();
+        pad(&server, &stats, o.data_mib)?;
+        eprintln!(
+            "padded the data file with {} MiB in {:.0} s",
+            o.data_mib,
+            t.elapsed().as_secs_f64()
+        );
+    }
     load(&server, &stats, o, Duration::from_secs(o.seconds), "load")?;
+    let applied_cancelled = cancelled_applied(&server, &stats)?;
     let mut worst_lost = 0;
     let mut checked = 0;
     for cycle in 1..=o.cycles {
@@ -367,9 +460,16 @@ pub(crate) fn run(o: &Options) -> Result<()> {
     let during99 = p(&stats.reads_during, 0.99);
     let outside99 = p(&stats.reads_outside, 0.99);
     let max_wait = stats.max_wait_ms.load(Ordering::Relaxed);
+    let data_mib = std::fs::metadata(app.join("Data/Notes.4DD")).map_or(0, |m| m.len() >> 20);
     println!(
-        "## cargo xtask e2e --seconds {} --cycles {}",
-        o.seconds, o.cycles
+        "## cargo xtask e2e --seconds {} --cycles {}{}",
+        o.seconds,
+        o.cycles,
+        if o.data_mib > 0 {
+            format!(" --data-mib {}", o.data_mib)
+        } else {
+            String::new()
+        }
     );
     println!();
     println!("| measure | value | target |");
@@ -382,6 +482,15 @@ pub(crate) fn run(o: &Options) -> Result<()> {
     println!(
         "| writes cancelled by their client (-9976) | {} | |",
         stats.cancelled.load(Ordering::Relaxed)
+    );
+    println!(
+        "| writes found applied though never acknowledged (cancelled included) | {applied_cancelled} | 0 |"
+    );
+    println!("| data file, MiB | {data_mib} | |");
+    println!(
+        "| writer wait for the data lock p50 / p99, ms | {:.0} / {:.0} | |",
+        p(&stats.waits, 0.5),
+        p(&stats.waits, 0.99)
     );
     println!(
         "| other errors (requests to a killed server included) | {} | |",
@@ -405,8 +514,8 @@ pub(crate) fn run(o: &Options) -> Result<()> {
         println!("bad archive: {b}");
     }
     let _ = std::fs::remove_dir_all(&root);
-    if worst_lost > 0 || !bad.is_empty() {
-        bail!("acknowledged writes were lost or archives are damaged");
+    if worst_lost > 0 || !bad.is_empty() || applied_cancelled > 0 {
+        bail!("acknowledged writes were lost, cancelled writes applied, or archives are damaged");
     }
     Ok(())
 }

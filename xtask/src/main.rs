@@ -23,7 +23,9 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod bench;
 mod ci_steps;
+mod crash;
 mod e2e;
+mod fuzz;
 
 /// Developer automation for sauve.
 #[derive(Parser, Debug)]
@@ -53,6 +55,10 @@ enum Task {
     },
     /// notes-server under load, backed up, killed and recovered
     E2e(e2e::Options),
+    /// A crash (or an I/O error) at every durable step of a run, then the invariants
+    Crash(crash::Options),
+    /// The cargo-fuzz targets of fuzz/, each for a while (nightly toolchain)
+    Fuzz(fuzz::Options),
 }
 
 #[derive(Subcommand, Debug)]
@@ -79,6 +85,8 @@ fn main() -> Result<()> {
             Bench::Page => bench::page(),
         },
         Task::E2e(o) => e2e::run(&o),
+        Task::Crash(o) => crash::main(&o),
+        Task::Fuzz(o) => fuzz::main(&o),
     }
 }
 

@@ -99,6 +99,13 @@ impl ArchiveError {
     pub fn status(&self) -> Status {
         match self {
             ArchiveError::Io { source, .. } if is_disk_full(source) => Status::DiskFull,
+            // Only a write meets a read-only file system (a source that
+            // cannot be read is EACCES or EIO: 1409, naming it).
+            ArchiveError::Io { source, .. }
+                if source.kind() == std::io::ErrorKind::ReadOnlyFilesystem =>
+            {
+                Status::WritePermissionDenied
+            }
             ArchiveError::Io { .. }
             | ArchiveError::SourceChanged { .. }
             | ArchiveError::DataFileMissing(_)

@@ -33,7 +33,7 @@ pub use error::ArchiveError;
 pub use manifest::{
     EntryKind, EntryType, FORMAT, MANIFEST_NAME, Manifest, ManifestEntry, ManifestHeader, VERSION,
 };
-pub use naming::{ArchiveName, SetFiles, SetKind, number_text};
+pub use naming::{ArchiveName, SetFiles, SetKind, log_gathering_name, number_text};
 pub use restore::{RestoreOptions, RestoreReport, restore};
 pub use verify::{VerifyReport, list, verify, verify_set};
 pub use writer::{

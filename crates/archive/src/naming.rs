@@ -46,6 +46,23 @@ pub fn number_text(n: u32) -> String {
     format!("{n:04}")
 }
 
+/// The temporary file a log backup of `base[number]` gathers its records
+/// in before archiving them: `.base[NNNN].4BL-log.tmp` in the destination.
+/// A run killed meanwhile leaves it; [`crate::remove_stale_parts`] removes
+/// it with the `.part` files.
+pub fn log_gathering_name(base: &str, number: u32) -> String {
+    format!(".{base}[{}].4BL-log.tmp", number_text(number))
+}
+
+/// Whether `name` is a [`log_gathering_name`] of `base`.
+pub(crate) fn is_log_gathering_of(name: &str, base: &str) -> bool {
+    name.strip_prefix('.')
+        .and_then(|n| n.strip_prefix(base))
+        .and_then(|n| n.strip_prefix('['))
+        .and_then(|n| n.strip_suffix("].4BL-log.tmp"))
+        .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+}
+
 impl fmt::Display for ArchiveName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}[{}", self.base, number_text(self.number))?;

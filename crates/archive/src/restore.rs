@@ -4,6 +4,7 @@
 //! destination: unsafe names, hard links, devices and paths through symlinks
 //! are refused, and symlinks are created last.
 
+use sauve_durable::fault::{Step, point};
 use std::fs::{File, Permissions};
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
@@ -107,16 +108,19 @@ impl Visitor for Extractor<'_> {
                     std::fs::create_dir_all(parent)
                         .map_err(ArchiveError::io("cannot create", parent))?;
                 }
-                let mut file = File::create_new(&staged).map_err(|e| {
-                    if e.kind() == std::io::ErrorKind::AlreadyExists {
-                        ArchiveError::corrupt(
-                            self.kind,
-                            format!("entry {} appears twice", entry.path),
-                        )
-                    } else {
-                        ArchiveError::io("cannot create", &staged)(e)
-                    }
-                })?;
+                let mut file = point(Step::Create, &staged)
+                    .and_then(|()| File::create_new(&staged))
+                    .map_err(|e| {
+                        if e.kind() == std::io::ErrorKind::AlreadyExists {
+                            ArchiveError::corrupt(
+                                self.kind,
+                                format!("entry {} appears twice", entry.path),
+                            )
+                        } else {
+                            ArchiveError::io("cannot create", &staged)(e)
+                        }
+                    })?;
+                point(Step::Write, &staged).map_err(ArchiveError::io("cannot write", &staged))?;
                 let (hash, n) = hash_content(content, Some((&mut file, &staged)))?;
                 self.bytes += n;
                 self.progress.advance(n);
@@ -181,15 +185,20 @@ impl Staging {
         let nanos = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
+        sauve_durable::remove_dead_folders(destination, ".sauve-restore-");
         let path = destination.join(format!(".sauve-restore-{}-{nanos}", std::process::id()));
-        std::fs::create_dir(&path).map_err(ArchiveError::io("cannot create", &path))?;
+        point(Step::Create, &path)
+            .and_then(|()| std::fs::create_dir(&path))
+            .map_err(ArchiveError::io("cannot create", &path))?;
         Ok(Staging { path })
     }
 }
 
 impl Drop for Staging {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
+        if point(Step::Unlink, &self.path).is_ok() {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
     }
 }
 
@@ -255,6 +264,7 @@ fn set_times_and_mode(path: &Path, e: &ManifestEntry) -> Result<(), ArchiveError
 
 /// Flushes everything written on the file system holding `path`.
 fn sync_fs(path: &Path) -> Result<(), ArchiveError> {
+    point(Step::Sync, path).map_err(ArchiveError::io("cannot sync", path))?;
     let dir = File::open(path).map_err(ArchiveError::io("cannot open", path))?;
     rustix::fs::syncfs(&dir).map_err(|e| ArchiveError::io("cannot sync", path)(e.into()))
 }
@@ -319,7 +329,8 @@ fn merge_move(src: &Path, dst: &Path, destination: &Path) -> Result<(), ArchiveE
     let existing = match std::fs::symlink_metadata(dst) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return std::fs::rename(src, dst)
+            return point(Step::Rename, dst)
+                .and_then(|()| std::fs::rename(src, dst))
                 .map_err(ArchiveError::io("cannot move into place", dst));
         }
         Err(e) => return Err(ArchiveError::io("cannot read", dst)(e)),
@@ -342,9 +353,9 @@ fn merge_move(src: &Path, dst: &Path, destination: &Path) -> Result<(), ArchiveE
             }
             Ok(())
         }
-        (false, false) => {
-            std::fs::rename(src, dst).map_err(ArchiveError::io("cannot replace", dst))
-        }
+        (false, false) => point(Step::Rename, dst)
+            .and_then(|()| std::fs::rename(src, dst))
+            .map_err(ArchiveError::io("cannot replace", dst)),
         (true, false) => Err(
             ArchiveError::io("cannot replace a folder with a file", dst)(std::io::Error::from(
                 std::io::ErrorKind::IsADirectory,

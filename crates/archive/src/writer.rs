@@ -5,6 +5,7 @@
 //! buffer that goes into the stream. Memory is one copy buffer plus zstd's
 //! own state, whatever the file sizes.
 
+use sauve_durable::fault::{Step, point};
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -102,7 +103,8 @@ pub fn open_real_file() -> OpenPart {
     })
 }
 
-/// Removes `.part` files of `base` left in `destination` by a crashed run;
+/// Removes `.part` files of `base` left in `destination` by a crashed run,
+/// and the log backups' temporary files ([`crate::log_gathering_name`]);
 /// returns what it removed.
 pub fn remove_stale_parts(destination: &Path, base: &str) -> Result<Vec<PathBuf>, ArchiveError> {
     let mut removed = Vec::new();
@@ -113,12 +115,13 @@ pub fn remove_stale_parts(destination: &Path, base: &str) -> Result<Vec<PathBuf>
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(a) = ArchiveName::parse(&name)
-            && a.part
-            && a.base == base
-        {
+        let stale = ArchiveName::parse(&name).is_some_and(|a| a.part && a.base == base)
+            || crate::naming::is_log_gathering_of(&name, base);
+        if stale {
             let path = entry.path();
-            std::fs::remove_file(&path).map_err(ArchiveError::io("cannot remove", &path))?;
+            point(Step::Unlink, &path)
+                .and_then(|()| std::fs::remove_file(&path))
+                .map_err(ArchiveError::io("cannot remove", &path))?;
             removed.push(path);
         }
     }
@@ -141,9 +144,15 @@ struct SegmentWriter {
 }
 
 impl SegmentWriter {
+    /// The part file being written.
+    fn current_path(&self) -> &Path {
+        self.files.last().map_or(&self.spec.destination, |(p, _)| p)
+    }
+
     fn rotate(&mut self) -> io::Result<()> {
         if let Some(mut f) = self.current.take() {
             f.flush()?;
+            point(Step::Sync, self.current_path())?;
             f.sync()?;
         }
         let segment = self.limit.map(|_| self.files.len() as u32 + 1);
@@ -161,6 +170,7 @@ impl SegmentWriter {
                 format!("{} already exists", fin.display()),
             ));
         }
+        point(Step::Create, &part)?;
         let file = (self.open)(&part)?;
         self.files.push((part, fin));
         self.current = Some(file);
@@ -174,6 +184,7 @@ impl SegmentWriter {
         }
         if let Some(mut f) = self.current.take() {
             f.flush()?;
+            point(Step::Sync, self.current_path())?;
             f.sync()?;
         }
         Ok(())
@@ -183,8 +194,19 @@ impl SegmentWriter {
         self.abandoned = true;
         self.current = None;
         for (part, _) in self.files.drain(..) {
-            let _ = std::fs::remove_file(part);
+            if point(Step::Unlink, &part).is_ok() {
+                let _ = std::fs::remove_file(part);
+            }
         }
+    }
+}
+
+/// Dropped with files still its own (a failure anywhere, the final flush
+/// inside [`Stream::finish`] included), it removes them: only a finished
+/// writer hands its files to a [`PendingSet`], leaving none here.
+impl Drop for SegmentWriter {
+    fn drop(&mut self) {
+        self.remove_files();
     }
 }
 
@@ -204,6 +226,7 @@ impl Write for SegmentWriter {
             .limit
             .map_or(buf.len() as u64, |l| l - self.in_current)
             .min(buf.len() as u64) as usize;
+        point(Step::Write, self.current_path())?;
         let Some(f) = self.current.as_mut() else {
             return Err(io::Error::other("no segment open"));
         };
@@ -577,7 +600,7 @@ impl PendingSet {
         let mut linked: Vec<&PathBuf> = Vec::new();
         for (part, fin) in &self.files {
             // A hard link fails if the name exists, unlike rename.
-            if let Err(e) = std::fs::hard_link(part, fin) {
+            if let Err(e) = point(Step::Link, fin).and_then(|()| std::fs::hard_link(part, fin)) {
                 for l in linked {
                     let _ = std::fs::remove_file(l);
                 }
@@ -591,12 +614,15 @@ impl PendingSet {
         }
         self.committed = true;
         for (part, _) in &self.files {
-            std::fs::remove_file(part).map_err(ArchiveError::io("cannot remove", part))?;
+            point(Step::Unlink, part)
+                .and_then(|()| std::fs::remove_file(part))
+                .map_err(ArchiveError::io("cannot remove", part))?;
         }
         if let Some((_, fin)) = self.files.first()
             && let Some(dir) = fin.parent()
         {
-            File::open(dir)
+            point(Step::SyncFolder, dir)
+                .and_then(|()| File::open(dir))
                 .and_then(|d| d.sync_all())
                 .map_err(ArchiveError::io("cannot sync folder", dir))?;
         }
@@ -608,7 +634,9 @@ impl Drop for PendingSet {
     fn drop(&mut self) {
         if !self.committed {
             for (part, _) in &self.files {
-                let _ = std::fs::remove_file(part);
+                if point(Step::Unlink, part).is_ok() {
+                    let _ = std::fs::remove_file(part);
+                }
             }
         }
     }

@@ -180,6 +180,28 @@ fn an_unfinished_writer_leaves_no_file_and_stale_parts_are_removed() {
 }
 
 #[test]
+fn a_log_backups_temporary_file_left_by_a_failed_unlink_goes_with_the_stale_parts() {
+    // `cargo xtask crash --scenario log --faults`, step 14: EIO when the
+    // run removed `.App[0001].4BL-log.tmp`; the next run left it there.
+    let fx = Fixture::new();
+    std::fs::create_dir_all(&fx.destination).unwrap();
+    let ours = fx
+        .destination
+        .join(sauve_archive::log_gathering_name("App", 1));
+    assert_eq!(ours.file_name().unwrap(), ".App[0001].4BL-log.tmp");
+    std::fs::write(&ours, b"records").unwrap();
+    let theirs = fx
+        .destination
+        .join(sauve_archive::log_gathering_name("Other", 1));
+    std::fs::write(&theirs, b"not ours").unwrap();
+    let unrelated = fx.destination.join(".App[0001].4BL-log.tmp.keep");
+    std::fs::write(&unrelated, b"not a name we write").unwrap();
+    let removed = sauve_archive::remove_stale_parts(&fx.destination, "App").unwrap();
+    assert_eq!(removed, [ours]);
+    assert!(theirs.exists() && unrelated.exists());
+}
+
+#[test]
 fn a_stop_request_ends_the_copy_and_removes_partial_files() {
     struct StopAfter(u64);
     impl sauve_archive::Progress for StopAfter {
@@ -238,4 +260,93 @@ fn a_missing_data_file_is_an_error_naming_it() {
     let e = sauve_archive::resolve_content(&fx.layout, &fx.settings, &fx.destination).unwrap_err();
     assert_eq!(e.status(), sauve_status::Status::BackupError);
     assert!(e.to_string().contains("App.4DD"), "{e}");
+}
+
+/// An archive file that takes `quota` bytes, then answers ENOSPC.
+struct Quota {
+    file: std::fs::File,
+    left: usize,
+}
+
+impl std::io::Write for Quota {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::StorageFull));
+        }
+        let n = buf.len().min(self.left);
+        self.left -= n;
+        self.file.write(&buf[..n])
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl sauve_archive::PartFile for Quota {
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.file.sync_all()
+    }
+}
+
+#[test]
+fn a_disk_that_fills_at_any_byte_even_in_the_final_flush_leaves_no_part_file() {
+    // tests/tests/filesystems.rs found it on a real tmpfs: ENOSPC in the
+    // zstd encoder's last flush (inside `finish`) dropped the segment
+    // writer without removing `App[0002].4BK.part`.
+    let fx = Fixture::new();
+    let mut x: u32 = 1;
+    let noise: Vec<u8> = (0..400_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    std::fs::write(fx.app().join("Data/App.4DD"), noise).unwrap();
+    let content = fx.content();
+    for compression in [Compression::None, Compression::Fast] {
+        let mut failed_in_finish = 0;
+        for quota in (0..460_000).step_by(23_000) {
+            let open: sauve_archive::OpenPart = Box::new(move |path: &std::path::Path| {
+                let file = std::fs::File::create_new(path)?;
+                Ok(Box::new(Quota { file, left: quota }) as Box<dyn sauve_archive::PartFile>)
+            });
+            let mut reached = false;
+            let result = (|| {
+                let mut w = sauve_archive::ArchiveWriter::create_with(
+                    fx.spec(2, compression, 0),
+                    common::header(2),
+                    open,
+                )?;
+                for e in &content.entries {
+                    w.append(e, &mut NoProgress)?;
+                }
+                reached = true;
+                w.finish(jiff::Timestamp::UNIX_EPOCH).map(drop)
+            })();
+            let Err(e) = result else {
+                continue;
+            };
+            failed_in_finish += usize::from(reached);
+            assert_eq!(
+                e.status(),
+                sauve_status::Status::DiskFull,
+                "{compression:?} at {quota}: {e}"
+            );
+            let left: Vec<_> = std::fs::read_dir(&fx.destination)
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name())
+                .collect();
+            assert!(
+                left.is_empty(),
+                "{compression:?}, quota {quota}: {left:?} left behind"
+            );
+        }
+        assert!(
+            failed_in_finish > 0,
+            "{compression:?}: no quota failed in finish"
+        );
+    }
 }

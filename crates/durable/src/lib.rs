@@ -14,8 +14,12 @@
 //! Invariant: plain `std::io` errors, each returned with the path it concerns;
 //! no policy about what a failure means to the caller.
 
+pub mod fault;
+
 use std::fs::File;
 use std::io::{self, Write};
+
+use fault::{Step, point};
 use std::path::{Path, PathBuf};
 
 /// An IO error and the path it happened on.
@@ -59,7 +63,8 @@ fn folder_of(path: &Path) -> &Path {
 
 /// Fsyncs a folder, so that names created or renamed in it survive a crash.
 pub fn sync_folder(dir: &Path) -> Result<(), PathError> {
-    File::open(dir)
+    point(Step::SyncFolder, dir)
+        .and_then(|()| File::open(dir))
         .and_then(|d| d.sync_all())
         .map_err(at("sync folder", dir))
 }
@@ -77,14 +82,18 @@ fn write_with(
         path.file_name()
             .map_or_else(|| "sauve".into(), |n| n.to_string_lossy())
     );
+    point(Step::Create, path).map_err(at("create a temporary file in", dir))?;
     let mut tmp = tempfile::Builder::new()
         .prefix(&prefix)
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(at("create a temporary file in", dir))?;
     // A failure from here on drops `tmp`, which removes the temporary file.
+    point(Step::Write, tmp.path()).map_err(at("write", path))?;
     fill(tmp.as_file_mut()).map_err(at("write", path))?;
+    point(Step::Sync, tmp.path()).map_err(at("sync", path))?;
     tmp.as_file().sync_all().map_err(at("sync", path))?;
+    point(Step::Rename, path).map_err(at("replace", path))?;
     place(tmp)?;
     sync_folder(dir)
 }
@@ -130,17 +139,50 @@ pub fn create_new(path: &Path, bytes: &[u8]) -> Result<(), PathError> {
 /// Creates the file (and fsyncs its folder) when it does not exist.
 pub fn append(path: &Path, bytes: &[u8]) -> Result<(), PathError> {
     let existed = path.exists();
+    if !existed {
+        point(Step::Create, path).map_err(at("open", path))?;
+    }
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
         .map_err(at("open", path))?;
+    point(Step::Write, path).map_err(at("append to", path))?;
     f.write_all(bytes).map_err(at("append to", path))?;
+    point(Step::Sync, path).map_err(at("sync", path))?;
     f.sync_data().map_err(at("sync", path))?;
     if !existed {
         sync_folder(folder_of(path))?;
     }
     Ok(())
+}
+
+/// Whether process `pid` is alive on this machine (this process included).
+pub fn process_alive(pid: u32) -> bool {
+    pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists()
+}
+
+/// Removes the working folders `<prefix><pid>` or `<prefix><pid>-<more>`
+/// in `dir` whose process is no longer alive: what a crash or a kill left
+/// (restore stagings, the open check's stage). Best effort: a folder that
+/// cannot be removed stays for the next time.
+pub fn remove_dead_folders(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !process_alive(pid) && point(Step::Unlink, &e.path()).is_ok() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// Modification time in nanoseconds since the Unix epoch.
@@ -159,6 +201,27 @@ pub fn lock_path(record: &Path) -> PathBuf {
     folder_of(record).join(format!(".{name}.lock"))
 }
 
+/// Opens the lock file `path` to hold an advisory lock on it, creating it
+/// (empty) first when needed. The file is held open read-only (`flock`
+/// needs no write access): a file open for writing keeps the kernel from
+/// remounting its file system read-only, and a backup holds its locks for
+/// the whole run.
+pub fn open_lock_file(path: &Path) -> io::Result<File> {
+    match File::open(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            drop(
+                File::options()
+                    .create(true)
+                    .truncate(false)
+                    .append(true)
+                    .open(path)?,
+            );
+            File::open(path)
+        }
+        other => other,
+    }
+}
+
 /// An exclusive advisory lock, held until dropped.
 #[derive(Debug)]
 pub struct RecordLock {
@@ -172,14 +235,39 @@ pub fn lock_exclusive(record: &Path) -> Result<RecordLock, PathError> {
     let path = lock_path(record);
     let dir = folder_of(&path);
     std::fs::create_dir_all(dir).map_err(at("create folder", dir))?;
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(at("open", &path))?;
+    let file = open_lock_file(&path).map_err(at("open", &path))?;
     file.lock().map_err(at("lock", &path))?;
+    remove_stale_temporaries(record)?;
     Ok(RecordLock { _file: file })
+}
+
+/// Removes the temporary files a writer of `record` left when it died
+/// between creating one and renaming it into place (`.<name>.XXXXXX.tmp`,
+/// see [`replace`]). Called with the record's lock held: every writer
+/// takes it, so no living process is writing any of them.
+fn remove_stale_temporaries(record: &Path) -> Result<(), PathError> {
+    let Some(name) = record.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return Ok(());
+    };
+    let dir = folder_of(record);
+    let prefix = format!(".{name}.");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for e in entries.flatten() {
+        let file = e.file_name();
+        let file = file.to_string_lossy();
+        if file.starts_with(&prefix) && file.ends_with(".tmp") {
+            let path = e.path();
+            point(Step::Unlink, &path).map_err(at("remove", &path))?;
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(at("remove", &path)(e)),
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -209,6 +297,34 @@ mod tests {
         assert_eq!(e.action, "write");
         assert_eq!(std::fs::read(&p).unwrap(), b"previous");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_temporary_left_by_a_writer_killed_before_its_rename_goes_at_the_next_lock() {
+        // Crash scenario "first", steps 8-10 and 17-19 of `cargo xtask
+        // crash`: killed between creating `.NAME.XXXXXX.tmp` and renaming it.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("backupHistory.json");
+        replace(&p, b"kept").unwrap();
+        std::fs::write(dir.path().join(".backupHistory.json.Ab12Cd.tmp"), b"half").unwrap();
+        let other = dir.path().join(".sauve-state.json.Zz99Yy.tmp");
+        std::fs::write(&other, b"not this record's").unwrap();
+        let held = lock_exclusive(&p).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                ".backupHistory.json.lock",
+                ".sauve-state.json.Zz99Yy.tmp",
+                "backupHistory.json"
+            ]
+        );
+        assert_eq!(std::fs::read(&p).unwrap(), b"kept");
+        drop(held);
     }
 
     #[test]

@@ -19,12 +19,7 @@ pub(crate) fn try_lock(path: &Path) -> Result<File, EngineError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(EngineError::io("create folder", dir))?;
     }
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(EngineError::io("open", path))?;
+    let file = sauve_durable::open_lock_file(path).map_err(EngineError::io("open", path))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(EngineError::HeldByAnotherProcess {

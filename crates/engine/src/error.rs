@@ -209,6 +209,9 @@ pub enum EngineError {
 fn io_status(e: &std::io::Error) -> Status {
     match e.kind() {
         std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => Status::DiskFull,
+        // Only writes meet a read-only file system: remounted, or a
+        // destination on read-only media.
+        std::io::ErrorKind::ReadOnlyFilesystem => Status::WritePermissionDenied,
         _ => Status::BackupError,
     }
 }
@@ -336,6 +339,30 @@ mod tests {
                     source: Error::from(ErrorKind::StorageFull),
                 },
                 Status::DiskFull,
+            ),
+            (
+                EngineError::Io {
+                    action: "write",
+                    path: p(),
+                    source: Error::from(ErrorKind::ReadOnlyFilesystem),
+                },
+                Status::WritePermissionDenied,
+            ),
+            (
+                EngineError::Archive(sauve_archive::ArchiveError::Io {
+                    action: "cannot write",
+                    path: p(),
+                    source: Error::from_raw_os_error(30),
+                }),
+                Status::WritePermissionDenied,
+            ),
+            (
+                EngineError::Archive(sauve_archive::ArchiveError::Io {
+                    action: "cannot read",
+                    path: p(),
+                    source: Error::from(ErrorKind::PermissionDenied),
+                }),
+                Status::BackupError,
             ),
             (
                 EngineError::Io {

@@ -1,6 +1,7 @@
 //! The log at a data backup (SPEC 14.2): cut it under the data lock into a
 //! pending segment, and build the `.4BL` from every pending segment.
 
+use sauve_durable::fault::{Step, point};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -122,11 +123,9 @@ pub(crate) fn build(
         return Ok(None);
     }
     let mut notes = Vec::new();
-    let tmp = spec.destination.join(format!(
-        ".{}[{}].4BL-log.tmp",
-        spec.base,
-        sauve_archive::number_text(spec.number)
-    ));
+    let tmp = spec
+        .destination
+        .join(sauve_archive::log_gathering_name(&spec.base, spec.number));
     let mut out = Vec::new();
     let mut first: Option<(Header, u64)> = None;
     let mut last = None;
@@ -161,7 +160,9 @@ pub(crate) fn build(
     .encode();
     let mut bytes = header_bytes.to_vec();
     bytes.extend_from_slice(&out);
-    std::fs::write(&tmp, &bytes).map_err(EngineError::io("write", &tmp))?;
+    point(Step::Write, &tmp)
+        .and_then(|()| std::fs::write(&tmp, &bytes))
+        .map_err(EngineError::io("write", &tmp))?;
     let result = (|| {
         let mut writer = match open_part {
             Some(open) => ArchiveWriter::create_with(spec, header.clone(), open),
@@ -185,7 +186,9 @@ pub(crate) fn build(
         writer.append(&entry, &mut sauve_archive::NoProgress)?;
         writer.finish(ended)
     })();
-    let _ = std::fs::remove_file(&tmp);
+    if point(Step::Unlink, &tmp).is_ok() {
+        let _ = std::fs::remove_file(&tmp);
+    }
     Ok(Some(LogBackup {
         pending: result.map_err(|source| EngineError::LogBackup { source })?,
         segments,

@@ -1,5 +1,6 @@
 //! Automatic restore and automatic log integration at open (SPEC 13.3).
 
+use sauve_durable::fault::{Step, point};
 use std::path::{Path, PathBuf};
 
 use sauve_archive::{EntryKind, RestoreOptions};
@@ -59,7 +60,15 @@ pub(crate) fn run<E: std::fmt::Display>(
         restart: s.advanced.automatic_restart,
         warnings: Vec::new(),
     };
-    if health.damaged {
+    let marker = interrupted_marker(&layout);
+    let interrupted = marker.exists();
+    if interrupted && !health.damaged {
+        tracing::warn!(
+            "an automatic restore was interrupted ({} is there): restoring again",
+            marker.display()
+        );
+    }
+    if health.damaged || interrupted {
         if !s.advanced.automatic_restore {
             return Err(EngineError::DamagedWithoutAutomaticRestore {
                 data: layout.data_file.clone(),
@@ -114,6 +123,11 @@ pub(crate) fn run<E: std::fmt::Display>(
                 outcome.last_applied = d.integrated.last_applied;
             }
         }
+        // Restored and integrated: a crash from here on needs no new restore.
+        point(Step::Unlink, &marker)
+            .and_then(|()| std::fs::remove_file(&marker))
+            .map_err(EngineError::io("remove", &marker))?;
+        sauve_durable::sync_folder(&layout.app.join("Data"))?;
         return Ok(outcome);
     }
     if s.advanced.automatic_log_integration && crate::logcut::is_sauve_log(&layout.log_file) {
@@ -148,6 +162,15 @@ pub(crate) fn run<E: std::fmt::Display>(
         }
     }
     Ok(outcome)
+}
+
+/// `Data/.sauve-open-restore`: there from the moment an automatic restore
+/// starts putting files in place until its log integration ended. Found at
+/// open, it means the previous open check died half-way: the data may be
+/// the damaged one, the restored one not yet integrated, or a mix, so the
+/// restore runs again, whatever the host says of its data.
+fn interrupted_marker(layout: &AppLayout) -> PathBuf {
+    layout.app.join("Data/.sauve-open-restore")
 }
 
 struct Restored {
@@ -188,6 +211,7 @@ fn restore_newest(
             destination: destination.to_path_buf(),
         })?;
     let data_dir = layout.app.join("Data");
+    sauve_durable::remove_dead_folders(&data_dir, ".sauve-auto-restore-");
     let stage = data_dir.join(format!(".sauve-auto-restore-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&stage);
     let report = sauve_archive::restore(
@@ -202,8 +226,24 @@ fn restore_newest(
         .to_datetime(now)
         .strftime("%Y-%m-%d %H-%M-%S")
         .to_string();
-    let replaced = data_dir.join(format!("Replaced files (restoring) {stamp}"));
-    std::fs::create_dir_all(&replaced).map_err(EngineError::io("create folder", &replaced))?;
+    // A folder of its own, even when an interrupted check made one this
+    // second: `… {stamp}`, else `… {stamp} (2)`, and so on.
+    let mut replaced = data_dir.join(format!("Replaced files (restoring) {stamp}"));
+    for n in 2.. {
+        point(Step::Create, &replaced).map_err(EngineError::io("create folder", &replaced))?;
+        match std::fs::create_dir(&replaced) {
+            Ok(()) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                replaced = data_dir.join(format!("Replaced files (restoring) {stamp} ({n})"));
+            }
+            Err(e) => return Err(EngineError::io("create folder", &replaced)(e)),
+        }
+    }
+    // From here on the files change: a crash must lead to a new restore.
+    let marker = interrupted_marker(layout);
+    // Its presence is what counts (no temporary file to leave behind): one
+    // line per attempt, naming the set.
+    sauve_durable::append(&marker, format!("{}\n", archive.display()).as_bytes())?;
     let log_name = layout
         .log_file
         .file_name()
@@ -242,14 +282,21 @@ fn restore_newest(
                 if let Some(p) = aside.parent() {
                     std::fs::create_dir_all(p).map_err(EngineError::io("create folder", p))?;
                 }
-                std::fs::rename(&target, &aside).map_err(EngineError::io("move aside", &target))?;
+                // Kept aside by a second name, then replaced in one rename:
+                // the file is there at every instant, damaged or restored.
+                point(Step::Link, &aside)
+                    .and_then(|()| std::fs::hard_link(&target, &aside))
+                    .map_err(EngineError::io("keep aside", &target))?;
             }
             if let Some(p) = target.parent() {
                 std::fs::create_dir_all(p).map_err(EngineError::io("create folder", p))?;
             }
-            std::fs::rename(stage.join(&e.path), &target)
+            point(Step::Rename, &target)
+                .and_then(|()| std::fs::rename(stage.join(&e.path), &target))
                 .map_err(EngineError::io("put in place", &target))?;
         }
+        sauve_durable::sync_folder(&replaced)?;
+        sauve_durable::sync_folder(&data_dir)?;
         Ok::<(), EngineError>(())
     })();
     let _ = std::fs::remove_dir_all(&stage);

@@ -82,6 +82,6 @@ impl sauve_archive::Progress for RunProgress {
     }
 
     fn is_stopped(&self) -> bool {
-        self.stop.is_cancelled()
+        self.stop.is_cancelled() || sauve_durable::fault::stop_requested()
     }
 }

@@ -56,7 +56,10 @@ fn files_of(files: &[(ArchiveName, PathBuf)], number: u32) -> Vec<PathBuf> {
 
 /// Deletes the oldest sets of `base` in `destination` until `keep` remain.
 pub(crate) fn apply(destination: &Path, base: &str, keep: usize) -> Retained {
-    apply_with(destination, base, keep, |p| std::fs::remove_file(p))
+    apply_with(destination, base, keep, |p| {
+        sauve_durable::fault::point(sauve_durable::fault::Step::Unlink, p)?;
+        std::fs::remove_file(p)
+    })
 }
 
 /// [`apply`] with the deletion injected: tests make one fail.

@@ -390,18 +390,22 @@ impl Run {
         }
         self.stopped()?;
 
-        // 12. Commit: Stop is ignored from here.
+        // 12. Commit: Stop is ignored from here. The .4BK first, then the
+        // .4BL, which deletes the pending segments it holds. Killed between
+        // the two, the segments stay and go into the next run's .4BL, whose
+        // name (this number) is then free: a .4BL committed before its .4BK
+        // would take the name the next attempt at this number needs.
         self.phase(Phase::Commit);
-        if let Some(log) = log_set {
-            let c = ask(&self.actors.copier, "copier", CommitSet { set: log }).await??;
-            l.log_archives = c.files;
-            l.notes.extend(c.notes);
-        }
         let c = ask(&self.actors.copier, "copier", CommitSet { set }).await??;
         l.archives = c.files;
         l.notes.extend(c.notes);
         if plan.total > 0 && plan.compressed {
             l.ratio = Some(c.size as f64 / plan.total as f64);
+        }
+        if let Some(log) = log_set {
+            let c = ask(&self.actors.copier, "copier", CommitSet { set: log }).await??;
+            l.log_archives = c.files;
+            l.notes.extend(c.notes);
         }
 
         // 13. Retention after.

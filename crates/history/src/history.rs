@@ -90,11 +90,13 @@ impl History {
             "{FILE_NAME}.corrupt-{}",
             now.strftime("%Y%m%dT%H%M%SZ")
         ));
-        std::fs::rename(&path, &aside).map_err(|source| HistoryError::Io {
-            action: "move aside",
-            path: path.clone(),
-            source,
-        })?;
+        sauve_durable::fault::point(sauve_durable::fault::Step::Rename, &aside)
+            .and_then(|()| std::fs::rename(&path, &aside))
+            .map_err(|source| HistoryError::Io {
+                action: "move aside",
+                path: path.clone(),
+                source,
+            })?;
         sauve_durable::sync_folder(destination)?;
         Ok(Loaded {
             history: History::default(),
@@ -250,17 +252,30 @@ pub fn read_json_text(destination: &Path) -> Result<Option<String>, HistoryError
 /// whole file twice. `None` when the text is not a history object or
 /// `key`'s entries cannot be read; no entries when `key` is absent.
 pub fn read_entries(text: &str, key: &str) -> Option<Vec<HistoryEntry>> {
+    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+    // Straight into the types; a file they refuse (a field twice in an
+    // entry, which a JSON object may hold) is read again through a JSON
+    // value of this key's list, where the last duplicate wins, as
+    // `History::parse` reads it: the two readers never disagree.
+    pick::<Vec<HistoryEntry>>(text, key).or_else(|| {
+        pick::<serde_json::Value>(text, key).and_then(|v| serde_json::from_value(v).ok())
+    })
+}
+
+/// The value of `key` in the JSON object `text`, read as `T` in one pass,
+/// every other key skipped; the default of `T` when the key is absent.
+fn pick<T: serde::de::DeserializeOwned + Default>(text: &str, key: &str) -> Option<T> {
     use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-    struct Pick<'k>(&'k str);
+    struct Pick<'k, T>(&'k str, std::marker::PhantomData<T>);
 
-    impl<'de> Visitor<'de> for Pick<'_> {
-        type Value = Vec<HistoryEntry>;
+    impl<'de, T: serde::de::DeserializeOwned + Default> Visitor<'de> for Pick<'_, T> {
+        type Value = T;
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.write_str("a history object keyed by structure path")
         }
         fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-            let mut found = Vec::new();
+            let mut found = T::default();
             while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
                 if k == self.0 {
                     found = map.next_value()?;
@@ -272,18 +287,19 @@ pub fn read_entries(text: &str, key: &str) -> Option<Vec<HistoryEntry>> {
         }
     }
 
-    impl<'de> DeserializeSeed<'de> for Pick<'_> {
-        type Value = Vec<HistoryEntry>;
+    impl<'de, T: serde::de::DeserializeOwned + Default> DeserializeSeed<'de> for Pick<'_, T> {
+        type Value = T;
         fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
             d.deserialize_map(self)
         }
     }
 
-    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
     let mut de = serde_json::Deserializer::from_str(text);
-    let entries = Pick(key).deserialize(&mut de).ok()?;
+    let value = Pick(key, std::marker::PhantomData)
+        .deserialize(&mut de)
+        .ok()?;
     de.end().ok()?;
-    Some(entries)
+    Some(value)
 }
 
 /// The numbers of the `.4BK` archives (any segment) of `base` in `destination`.

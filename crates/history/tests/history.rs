@@ -83,6 +83,27 @@ fn the_4d_fixture_reads_with_both_structure_keys() {
 }
 
 #[test]
+fn a_field_twice_in_an_entry_reads_the_same_through_both_readers() {
+    // `cargo xtask fuzz`, target history: with `structurePath` twice in an
+    // entry, the one-pass reader (the History page) found no history where
+    // the whole-file reader (the records) found the entry.
+    let text = fixture().replacen(
+        "\"structurePath\":",
+        "\"structurePath\": \"first, then replaced\",\n\t\t\t\"structurePath\":",
+        1,
+    );
+    let h = History::parse(&text).unwrap();
+    let whole = h.entries(KEY_A).unwrap();
+    assert_eq!(whole.len(), 1);
+    assert_ne!(
+        whole[0].structure_path, "first, then replaced",
+        "the last one wins"
+    );
+    assert_eq!(read_entries(&text, KEY_A), Some(whole));
+    assert_eq!(read_entries(&text, KEY_B), h.entries(KEY_B));
+}
+
+#[test]
 fn one_keys_entries_read_in_one_pass_are_those_the_whole_history_gives() {
     let text = fixture();
     let h = History::parse(&text).unwrap();

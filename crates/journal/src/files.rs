@@ -110,8 +110,12 @@ impl Journal {
         let path = self.dir.join(rotation::file_name(next));
         // Truncating and syncing makes the reused file the newest, so that a
         // restart finds it current.
+        sauve_durable::fault::point(sauve_durable::fault::Step::Create, &path)
+            .map_err(io("create", &path))?;
         let file = std::fs::File::create(&path).map_err(io("create", &path))?;
-        file.sync_all().map_err(io("sync", &path))?;
+        sauve_durable::fault::point(sauve_durable::fault::Step::Sync, &path)
+            .and_then(|()| file.sync_all())
+            .map_err(io("sync", &path))?;
         sauve_durable::sync_folder(&self.dir).map_err(JournalError::from)?;
         self.current = next;
         self.size = 0;

@@ -1,5 +1,6 @@
 //! Writing and reading a log file.
 
+use sauve_durable::fault::{Step, point};
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -128,17 +129,22 @@ fn now_ns() -> i64 {
 }
 
 fn new_file(path: &Path, header: &Header) -> Result<File, LogError> {
+    point(Step::Create, path).map_err(io_err("create", path))?;
     let mut f = File::options()
         .read(true)
         .append(true)
         .create_new(true)
         .open(path)
         .map_err(io_err("create", path))?;
-    f.write_all(&header.encode())
+    point(Step::Write, path)
+        .and_then(|()| f.write_all(&header.encode()))
         .map_err(io_err("write", path))?;
-    f.sync_all().map_err(io_err("sync", path))?;
+    point(Step::Sync, path)
+        .and_then(|()| f.sync_all())
+        .map_err(io_err("sync", path))?;
     if let Some(dir) = path.parent() {
-        File::open(dir)
+        point(Step::SyncFolder, dir)
+            .and_then(|()| File::open(dir))
             .and_then(|d| d.sync_all())
             .map_err(io_err("sync folder", dir))?;
     }
@@ -289,7 +295,7 @@ impl LogWriter {
         let seq = s.next;
         let bytes = encode_record(seq, payload);
         let path = s.path.clone();
-        if let Err(e) = s.file.write_all(&bytes) {
+        if let Err(e) = point(Step::Write, &path).and_then(|()| s.file.write_all(&bytes)) {
             // A partial record is a torn tail: cut it so the next append starts clean.
             let end = s.end;
             if s.file.set_len(end).is_err() {
@@ -305,7 +311,9 @@ impl LogWriter {
         s.written = seq;
         match self.shared.durability {
             Durability::EveryAppend => {
-                s.file.sync_data().map_err(io_err("sync", &path))?;
+                point(Step::Sync, &path)
+                    .and_then(|()| s.file.sync_data())
+                    .map_err(io_err("sync", &path))?;
                 s.durable = seq;
                 Ok(seq)
             }
@@ -329,14 +337,18 @@ impl LogWriter {
     pub fn rotate(&self, pending: &Path) -> Result<Option<u64>, LogError> {
         let mut s = self.shared.lock();
         let path = s.path.clone();
-        s.file.sync_all().map_err(io_err("sync", &path))?;
+        point(Step::Sync, &path)
+            .and_then(|()| s.file.sync_all())
+            .map_err(io_err("sync", &path))?;
         s.durable = s.written;
         if pending.exists() {
             return Err(io_err("rename to", pending)(std::io::Error::from(
                 std::io::ErrorKind::AlreadyExists,
             )));
         }
-        std::fs::rename(&path, pending).map_err(io_err("rename", &path))?;
+        point(Step::Rename, pending)
+            .and_then(|()| std::fs::rename(&path, pending))
+            .map_err(io_err("rename", &path))?;
         let header = Header {
             identity: s.header.identity,
             first_sequence: s.next,
@@ -368,7 +380,9 @@ fn commit_loop(shared: &Shared) {
         let file = s.file.try_clone();
         let path = s.path.clone();
         drop(s);
-        let result = file.and_then(|f| f.sync_data());
+        let result = point(Step::Sync, &path)
+            .and(file)
+            .and_then(|f| f.sync_data());
         let mut s = shared.lock();
         match result {
             Ok(()) => s.durable = s.durable.max(target),

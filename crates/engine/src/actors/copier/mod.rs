@@ -275,7 +275,8 @@ impl Handler<CommitSet> for Copier {
             .segments
             .iter()
             .filter_map(|p| {
-                std::fs::remove_file(p)
+                sauve_durable::fault::point(sauve_durable::fault::Step::Unlink, p)
+                    .and_then(|()| std::fs::remove_file(p))
                     .err()
                     .map(|e| format!("cannot delete {}: {e}", p.display()))
             })

@@ -1,0 +1,214 @@
+//! Real file systems that fail under a backup: a small tmpfs destination
+//! that fills during the copy (-34), and a destination remounted read-only
+//! during a run (-61). Each needs `mount` (root, or a user namespace that
+//! allows it); where mounting is not permitted the test says so and skips.
+
+#![allow(clippy::unwrap_used, clippy::panic)] // Test helpers: failing here fails the test.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use sauve_tests::SampleApp;
+use sauve_tests::browser::sauve_binary;
+
+/// A tmpfs mounted by the test, unmounted when dropped.
+struct Tmpfs {
+    at: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (as `mount -o size=` takes it) at `at`, or
+    /// says why it cannot.
+    fn mount(at: &Path, size: &str) -> Result<Tmpfs, String> {
+        std::fs::create_dir_all(at).map_err(|e| format!("cannot create {}: {e}", at.display()))?;
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(at)
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "mount -t tmpfs was refused: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(Tmpfs {
+            at: at.to_path_buf(),
+        })
+    }
+
+    fn remount(&self, options: &str) {
+        let out = Command::new("mount")
+            .args(["-o", &format!("remount,{options}")])
+            .arg(&self.at)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mount -o remount,{options}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.at).status();
+    }
+}
+
+/// Bytes zstd cannot shrink.
+fn incompressible(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// `sauve backup --json --app APP`: the finished line's status.
+fn backup(app: &SampleApp) -> i64 {
+    let out = Command::new(sauve_binary())
+        .args(["backup", "--json", "--app", &app.arg()])
+        .env("TZ", "UTC")
+        .output()
+        .unwrap();
+    finished(&String::from_utf8_lossy(&out.stdout))
+}
+
+fn finished(stdout: &str) -> i64 {
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "finished")
+        .and_then(|v| v["status"].as_i64())
+        .unwrap_or_else(|| panic!("no finished line in:\n{stdout}"))
+}
+
+/// Names in `dir` that a run must never leave: parts and temporaries.
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".part") || n.ends_with(".tmp"))
+        .collect()
+}
+
+fn last_journal_status(app: &SampleApp) -> Option<i32> {
+    sauve_journal::read_all(&sauve_journal::journal_dir(app.path()))
+        .unwrap()
+        .last()
+        .and_then(|e| e.status)
+}
+
+fn verifies(dest: &Path, number: u32) {
+    let set = dest.join(format!("App[{number:04}].4BK"));
+    sauve_archive::verify(&set, &mut sauve_archive::NoProgress)
+        .unwrap_or_else(|e| panic!("{} does not verify: {e}", set.display()));
+}
+
+#[test]
+fn a_tmpfs_destination_that_fills_during_the_copy_ends_with_minus_34_and_keeps_every_earlier_set() {
+    let app = SampleApp::with_settings(&[("Advanced/CompressionRate", "Fast")]).unwrap();
+    let dest = app.root().join("Backups");
+    let fs = match Tmpfs::mount(&dest, "4m") {
+        Ok(fs) => fs,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    // A first set of data that compresses to nearly nothing: the next
+    // estimate (content × the last ratio + 10%) fits in 4 MiB, the copy
+    // does not.
+    std::fs::write(app.path().join("Data/App.4DD"), vec![0u8; 2 << 20]).unwrap();
+    assert_eq!(backup(&app), 0);
+    std::fs::write(app.path().join("Data/App.4DD"), incompressible(8 << 20)).unwrap();
+    assert_eq!(backup(&app), -34, "the disk filled during the copy");
+    assert_eq!(leftovers(&dest), Vec::<String>::new(), "no part file stays");
+    assert!(
+        !dest.join("App[0002].4BK").exists(),
+        "nothing under a final name"
+    );
+    verifies(&dest, 1);
+    assert_eq!(
+        last_journal_status(&app),
+        Some(-34),
+        "the journal says what happened"
+    );
+    // The fault clears (a larger file system): the next run succeeds.
+    fs.remount("size=64m");
+    assert_eq!(backup(&app), 0);
+    verifies(&dest, 1);
+    verifies(&dest, 2);
+}
+
+#[test]
+fn a_destination_remounted_read_only_during_a_run_ends_with_minus_61_and_releases_the_app() {
+    let app = SampleApp::with_settings(&[
+        ("Advanced/CompressionRate", "None"),
+        ("Advanced/CheckArchiveFileDuringBackup", "True"),
+    ])
+    .unwrap();
+    let dest = app.root().join("Backups");
+    let fs = match Tmpfs::mount(&dest, "256m") {
+        Ok(fs) => fs,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    assert_eq!(backup(&app), 0);
+    // Enough data that verifying it takes a while: the remount lands
+    // between the copy and the commit.
+    std::fs::write(app.path().join("Data/App.4DD"), incompressible(96 << 20)).unwrap();
+    let mut child = Command::new(sauve_binary())
+        .args(["backup", "--json", "--app", &app.arg()])
+        .env("TZ", "UTC")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut seen = String::new();
+    let mut remounted = false;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if !remounted && line.contains(r#""phase":"verify""#) {
+            fs.remount("ro");
+            remounted = true;
+        }
+        seen.push_str(&line);
+        seen.push('\n');
+    }
+    child.wait().unwrap();
+    assert!(remounted, "the run never reached its verify phase:\n{seen}");
+    assert_eq!(finished(&seen), -61, "{seen}");
+    assert!(
+        !dest.join("App[0002].4BK").exists(),
+        "nothing under a final name"
+    );
+    verifies(&dest, 1);
+    assert_eq!(
+        last_journal_status(&app),
+        Some(-61),
+        "the journal says what happened"
+    );
+    // The fault clears. The part files a read-only file system kept from
+    // being deleted go at the next run, which the app's release lets run.
+    fs.remount("rw");
+    assert_eq!(backup(&app), 0);
+    assert_eq!(leftovers(&dest), Vec::<String>::new(), "no part file stays");
+    verifies(&dest, 2);
+}
