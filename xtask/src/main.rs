@@ -201,11 +201,19 @@ mod tests {
             ),
             (
                 &["xtask", "e2e"][..],
-                "E2e(Options { seconds: 60, cycles: 20, writers: 4, readers: 4 })",
+                "E2e(Options { seconds: 60, cycles: 20, writers: 4, readers: 4, data_mib: 0 })",
             ),
             (
                 &["xtask", "e2e", "--seconds", "20", "--cycles", "3"][..],
-                "E2e(Options { seconds: 20, cycles: 3, writers: 4, readers: 4 })",
+                "E2e(Options { seconds: 20, cycles: 3, writers: 4, readers: 4, data_mib: 0 })",
+            ),
+            (
+                &["xtask", "crash"][..],
+                "Crash(Options { all: false, scenario: None, faults: false })",
+            ),
+            (
+                &["xtask", "fuzz"][..],
+                "Fuzz(Options { seconds: 60, target: None, merge: false, quick: false, if_available: false })",
             ),
             (&["xtask", "ci"][..], "Ci { print: false }"),
         ] {
@@ -222,6 +230,8 @@ mod tests {
             &["xtask", "bench", "archive", "--runs", "0"][..],
             &["xtask", "bench", "archive", "--data-mb", "lots"][..],
             &["xtask", "e2e", "--writers", "0"][..],
+            &["xtask", "crash", "--all", "--scenario", "first"][..],
+            &["xtask", "fuzz", "--seconds", "soon"][..],
             &["xtask", "ci", "--dry-run"][..],
         ] {
             assert!(Cli::try_parse_from(args).is_err(), "{args:?} was accepted");
