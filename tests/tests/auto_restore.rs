@@ -196,3 +196,64 @@ async fn healthy_data_integrates_the_records_it_does_not_have() {
     );
     assert_eq!(entry.operations.as_deref(), Some("4 applied (7 to 10)"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_check_killed_half_way_is_redone_at_the_next_open_whatever_the_host_says() {
+    // `cargo xtask crash --scenario open`: killed between putting the
+    // restored data in place and the end of the integration, the next open
+    // found "healthy" data that had missed the logs. The marker makes it
+    // restore again; the damaged file stayed in the Replaced files folder.
+    let app = SampleApp::with_settings(&[]).unwrap();
+    let live = run_host(&app, 20, 6).await;
+    let data = app.path().join("Data/App.4DD");
+    // What the killed check left: the restored (not yet integrated) data,
+    // a stage of a process that cannot exist (above the largest pid),
+    // and the marker.
+    let (_, older) = load(&data).unwrap();
+    assert_eq!(older, live);
+    save(&data, 0, &BTreeMap::new()).unwrap();
+    std::fs::create_dir_all(app.path().join("Data/.sauve-auto-restore-4194305/x")).unwrap();
+    std::fs::write(
+        app.path().join("Data/.sauve-open-restore"),
+        "App[0003].4BK\n",
+    )
+    .unwrap();
+    let layout = AppLayout::discover(app.path()).unwrap();
+    let mut restored = BTreeMap::new();
+    let map = std::cell::RefCell::new(&mut restored);
+    let handle = engine(layout);
+    let outcome = tokio::task::block_in_place(|| {
+        handle.open_check(
+            DataHealth {
+                damaged: false,
+                last_applied: 0,
+            },
+            ID,
+            || {
+                let (last, m) = load(&data).unwrap();
+                **map.borrow_mut() = m;
+                last
+            },
+            |r| apply(&mut map.borrow_mut(), &r.payload),
+        )
+    })
+    .unwrap();
+    assert_eq!(
+        outcome.restored,
+        Some(app.root().join("Backups/App[0003].4BK")),
+        "restored again though the host said healthy"
+    );
+    assert_eq!(
+        restored, live,
+        "and rolled forward to every acknowledged write"
+    );
+    assert!(
+        !app.path().join("Data/.sauve-open-restore").exists(),
+        "done: no marker"
+    );
+    assert!(
+        !app.path().join("Data/.sauve-auto-restore-4194305").exists(),
+        "a dead process's stage is gone"
+    );
+    handle.shutdown().await;
+}

@@ -19,17 +19,28 @@ pub(crate) const STEPS: &[&[&str]] = &[
     ],
     // The short end-to-end run: exits non-zero if an acknowledged write is lost.
     &["xtask", "e2e", "--seconds", "20", "--cycles", "3"],
+    // With a 1 GiB data file: writers wait seconds, some cancel.
+    &[
+        "xtask",
+        "e2e",
+        "--seconds",
+        "20",
+        "--cycles",
+        "1",
+        "--data-mib",
+        "1024",
+    ],
     // A crash, then each I/O fault, at every durable step of a first backup.
     &["xtask", "crash"],
     &["xtask", "crash", "--faults"],
     &["nextest", "run", "--workspace", "--locked"],
-    // Every fuzz target for 10 s (skipped, saying so, without nightly).
+    // Every fuzz target for 5 s (skipped, saying so, without nightly).
     &[
         "xtask",
         "fuzz",
         "--quick",
         "--seconds",
-        "10",
+        "5",
         "--if-available",
     ],
 ];
