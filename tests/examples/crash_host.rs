@@ -87,7 +87,12 @@ fn main() {
                         *map.borrow_mut() = m;
                         last
                     },
-                    |r| apply(&mut map.borrow_mut(), &r.payload),
+                    // Each record durable before the next, as open_check
+                    // asks of a host.
+                    |r| {
+                        apply(&mut map.borrow_mut(), &r.payload)?;
+                        save(&data(app), r.seq, &map.borrow()).map_err(|e| e.to_string())
+                    },
                 )
                 .unwrap_or_else(|e| panic!("open check failed ({}): {e}", e.status()));
             let map = map.into_inner();

@@ -326,9 +326,9 @@ fn two_processes_backing_up_in_a_loop_beside_restores_verifies_and_readers_lose_
 fn scheduled_remote_and_forwarded_backups_of_a_running_server_beside_other_processes_lose_no_record()
  {
     let app = app();
-    // An hourly grid through a time 6 s from now: a scheduled slot fires
-    // during the test.
-    let slot = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(6);
+    // An hourly grid through a time 12 s from now (the settings and the
+    // server's start come first): a scheduled slot fires during the test.
+    let slot = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(12);
     let at = jiff::tz::TimeZone::UTC
         .to_datetime(slot)
         .strftime("%H:%M:%S")

@@ -162,6 +162,9 @@ fn unsafe_entry(path: &str, reason: String) -> ArchiveError {
 
 /// The destination must be an empty folder, or any folder with `force`.
 fn prepare_destination(destination: &Path, force: bool) -> Result<(), ArchiveError> {
+    // What a killed restore left does not make the folder "not empty": the
+    // same command must work again.
+    sauve_durable::remove_dead_folders(destination, ".sauve-restore-");
     match std::fs::read_dir(destination) {
         Ok(mut entries) => {
             if !force && entries.next().is_some() {

@@ -350,3 +350,27 @@ fn a_disk_that_fills_at_any_byte_even_in_the_final_flush_leaves_no_part_file() {
         );
     }
 }
+
+#[test]
+fn a_restore_killed_while_extracting_does_not_make_the_same_restore_refuse_its_folder() {
+    // Found in review of `cargo xtask crash --scenario restore` (which
+    // passes --force): the staging a killed `sauve restore --to DIR` left
+    // made the next one refuse DIR as not empty.
+    let fx = Fixture::new();
+    let files = fx.backup(1, Compression::Fast, 0);
+    let to = fx.root.path().join("out");
+    // A process above the largest pid cannot be alive.
+    std::fs::create_dir_all(to.join(".sauve-restore-4194305-17/Data")).unwrap();
+    let report = restore(
+        &files[0],
+        &RestoreOptions {
+            to: Some(to.clone()),
+            force: false,
+        },
+        &mut NoProgress,
+    )
+    .unwrap();
+    assert_eq!(report.destination, to);
+    assert!(!to.join(".sauve-restore-4194305-17").exists());
+    assert!(to.join("Data/App.4DD").is_file());
+}

@@ -237,37 +237,33 @@ pub fn lock_exclusive(record: &Path) -> Result<RecordLock, PathError> {
     std::fs::create_dir_all(dir).map_err(at("create folder", dir))?;
     let file = open_lock_file(&path).map_err(at("open", &path))?;
     file.lock().map_err(at("lock", &path))?;
-    remove_stale_temporaries(record)?;
+    remove_stale_temporaries(record);
     Ok(RecordLock { _file: file })
 }
 
 /// Removes the temporary files a writer of `record` left when it died
 /// between creating one and renaming it into place (`.<name>.XXXXXX.tmp`,
 /// see [`replace`]). Called with the record's lock held: every writer
-/// takes it, so no living process is writing any of them.
-fn remove_stale_temporaries(record: &Path) -> Result<(), PathError> {
+/// takes it, so no living process is writing any of them. Best effort: one
+/// that cannot be removed is harmless and stays for the next time.
+fn remove_stale_temporaries(record: &Path) {
     let Some(name) = record.file_name().map(|n| n.to_string_lossy().into_owned()) else {
-        return Ok(());
+        return;
     };
-    let dir = folder_of(record);
     let prefix = format!(".{name}.");
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(());
+    let Ok(entries) = std::fs::read_dir(folder_of(record)) else {
+        return;
     };
     for e in entries.flatten() {
         let file = e.file_name();
         let file = file.to_string_lossy();
         if file.starts_with(&prefix) && file.ends_with(".tmp") {
             let path = e.path();
-            point(Step::Unlink, &path).map_err(at("remove", &path))?;
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(at("remove", &path)(e)),
+            if point(Step::Unlink, &path).is_ok() {
+                let _ = std::fs::remove_file(&path);
             }
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -608,7 +608,12 @@ impl BackupHandle {
     /// The open check of SPEC 13.3: with damaged data and AutomaticRestore,
     /// the newest backup that verifies is restored and the logs after it
     /// integrated; with healthy data, the current log's records beyond
-    /// `health.last_applied`. Blocking: call it off async threads.
+    /// `health.last_applied`. An automatic restore that a crash interrupted
+    /// (`Data/.sauve-open-restore` is there) is done again, whatever
+    /// `health` says. `apply` must make each record durable in the host's
+    /// data before it returns: once the check returns, nothing marks the
+    /// restored data as needing its logs. Blocking: call it off async
+    /// threads.
     pub fn open_check<E: std::fmt::Display>(
         &self,
         health: DataHealth,
@@ -616,7 +621,9 @@ impl BackupHandle {
         reload: impl FnMut() -> u64,
         apply: impl FnMut(&Record) -> Result<(), E>,
     ) -> Result<OpenOutcome, EngineError> {
-        let busy = if health.damaged {
+        // An interrupted automatic restore is done again: a restore too.
+        let busy = if health.damaged || crate::open::interrupted_marker(&self.inner.layout).exists()
+        {
             Busy::Restore
         } else {
             Busy::Integration

@@ -169,7 +169,7 @@ pub(crate) fn run<E: std::fmt::Display>(
 /// open, it means the previous open check died half-way: the data may be
 /// the damaged one, the restored one not yet integrated, or a mix, so the
 /// restore runs again, whatever the host says of its data.
-fn interrupted_marker(layout: &AppLayout) -> PathBuf {
+pub(crate) fn interrupted_marker(layout: &AppLayout) -> PathBuf {
     layout.app.join("Data/.sauve-open-restore")
 }
 
@@ -254,6 +254,9 @@ fn restore_newest(
         data_dir.display().to_string().trim_start_matches('/')
     );
     let result = (|| {
+        // Every folder a name was added to, fsynced before the marker goes.
+        let mut changed: std::collections::BTreeSet<PathBuf> =
+            [replaced.clone(), data_dir.clone()].into();
         for e in report
             .manifest
             .entries
@@ -287,6 +290,7 @@ fn restore_newest(
                 point(Step::Link, &aside)
                     .and_then(|()| std::fs::hard_link(&target, &aside))
                     .map_err(EngineError::io("keep aside", &target))?;
+                changed.extend(aside.parent().map(Path::to_path_buf));
             }
             if let Some(p) = target.parent() {
                 std::fs::create_dir_all(p).map_err(EngineError::io("create folder", p))?;
@@ -294,9 +298,11 @@ fn restore_newest(
             point(Step::Rename, &target)
                 .and_then(|()| std::fs::rename(stage.join(&e.path), &target))
                 .map_err(EngineError::io("put in place", &target))?;
+            changed.extend(target.parent().map(Path::to_path_buf));
         }
-        sauve_durable::sync_folder(&replaced)?;
-        sauve_durable::sync_folder(&data_dir)?;
+        for dir in &changed {
+            sauve_durable::sync_folder(dir)?;
+        }
         Ok::<(), EngineError>(())
     })();
     let _ = std::fs::remove_dir_all(&stage);

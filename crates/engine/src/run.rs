@@ -403,9 +403,18 @@ impl Run {
             l.ratio = Some(c.size as f64 / plan.total as f64);
         }
         if let Some(log) = log_set {
-            let c = ask(&self.actors.copier, "copier", CommitSet { set: log }).await??;
-            l.log_archives = c.files;
-            l.notes.extend(c.notes);
+            // The .4BK is final: a .4BL that cannot be committed now loses
+            // nothing (its segments stay for the next log backup) and is a
+            // note, not the status of a sound, restorable set.
+            match ask(&self.actors.copier, "copier", CommitSet { set: log }).await? {
+                Ok(c) => {
+                    l.log_archives = c.files;
+                    l.notes.extend(c.notes);
+                }
+                Err(e) => l.notes.push(format!(
+                    "the log backup could not be committed ({e}); its records stay in the pending log segments and go into the next log backup"
+                )),
+            }
         }
 
         // 13. Retention after.
