@@ -25,13 +25,23 @@ fn restore_at_open(
     layout: AppLayout,
     data: &std::path::Path,
 ) -> (OpenOutcome, BTreeMap<String, String>) {
+    open_with(layout, data, true)
+}
+
+/// The open check of a host that says its data file `data` is `damaged`
+/// (or not), on an engine of its own.
+fn open_with(
+    layout: AppLayout,
+    data: &std::path::Path,
+    damaged: bool,
+) -> (OpenOutcome, BTreeMap<String, String>) {
     let mut restored = BTreeMap::new();
     let map = std::cell::RefCell::new(&mut restored);
     let handle = engine(layout);
     let outcome = tokio::task::block_in_place(|| {
         handle.open_check(
             DataHealth {
-                damaged: true,
+                damaged,
                 last_applied: 0,
             },
             ID,
@@ -219,25 +229,7 @@ async fn an_open_check_killed_half_way_is_redone_at_the_next_open_whatever_the_h
     )
     .unwrap();
     let layout = AppLayout::discover(app.path()).unwrap();
-    let mut restored = BTreeMap::new();
-    let map = std::cell::RefCell::new(&mut restored);
-    let handle = engine(layout);
-    let outcome = tokio::task::block_in_place(|| {
-        handle.open_check(
-            DataHealth {
-                damaged: false,
-                last_applied: 0,
-            },
-            ID,
-            || {
-                let (last, m) = load(&data).unwrap();
-                **map.borrow_mut() = m;
-                last
-            },
-            |r| apply(&mut map.borrow_mut(), &r.payload),
-        )
-    })
-    .unwrap();
+    let (outcome, restored) = open_with(layout, &data, false);
     assert_eq!(
         outcome.restored,
         Some(app.root().join("Backups/App[0003].4BK")),
@@ -255,5 +247,4 @@ async fn an_open_check_killed_half_way_is_redone_at_the_next_open_whatever_the_h
         !app.path().join("Data/.sauve-auto-restore-4194305").exists(),
         "a dead process's stage is gone"
     );
-    handle.shutdown().await;
 }

@@ -119,6 +119,21 @@ fn verifies(dest: &Path, number: u32) {
         .unwrap_or_else(|e| panic!("{} does not verify: {e}", set.display()));
 }
 
+/// After a run that ended with `status` on a failing destination: no new
+/// set under a final name, the earlier set sound, the journal saying it.
+fn failed_cleanly(app: &SampleApp, dest: &Path, status: i32) {
+    assert!(
+        !dest.join("App[0002].4BK").exists(),
+        "nothing under a final name"
+    );
+    verifies(dest, 1);
+    assert_eq!(
+        last_journal_status(app),
+        Some(status),
+        "the journal says what happened"
+    );
+}
+
 #[test]
 fn a_tmpfs_destination_that_fills_during_the_copy_ends_with_minus_34_and_keeps_every_earlier_set() {
     let app = SampleApp::with_settings(&[("Advanced/CompressionRate", "Fast")]).unwrap();
@@ -138,16 +153,7 @@ fn a_tmpfs_destination_that_fills_during_the_copy_ends_with_minus_34_and_keeps_e
     std::fs::write(app.path().join("Data/App.4DD"), incompressible(8 << 20)).unwrap();
     assert_eq!(backup(&app), -34, "the disk filled during the copy");
     assert_eq!(leftovers(&dest), Vec::<String>::new(), "no part file stays");
-    assert!(
-        !dest.join("App[0002].4BK").exists(),
-        "nothing under a final name"
-    );
-    verifies(&dest, 1);
-    assert_eq!(
-        last_journal_status(&app),
-        Some(-34),
-        "the journal says what happened"
-    );
+    failed_cleanly(&app, &dest, -34);
     // The fault clears (a larger file system): the next run succeeds.
     fs.remount("size=64m");
     assert_eq!(backup(&app), 0);
@@ -195,16 +201,7 @@ fn a_destination_remounted_read_only_during_a_run_ends_with_minus_61_and_release
     child.wait().unwrap();
     assert!(remounted, "the run never reached its verify phase:\n{seen}");
     assert_eq!(finished(&seen), -61, "{seen}");
-    assert!(
-        !dest.join("App[0002].4BK").exists(),
-        "nothing under a final name"
-    );
-    verifies(&dest, 1);
-    assert_eq!(
-        last_journal_status(&app),
-        Some(-61),
-        "the journal says what happened"
-    );
+    failed_cleanly(&app, &dest, -61);
     // The fault clears. The part files a read-only file system kept from
     // being deleted go at the next run, which the app's release lets run.
     fs.remount("rw");
