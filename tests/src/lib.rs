@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 pub mod browser;
+pub mod garage;
 pub mod paused;
 pub mod receivers;
 

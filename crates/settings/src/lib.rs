@@ -50,9 +50,9 @@ pub use model::{
 };
 pub use own::{
     AlertOn, AlertSettings, CommandSettings, EmailSettings, Environment, MetricsSettings,
-    ProcessEnvironment, SAUVE_TOML, SauveToml, Secret, SecretFrom, SmtpTls, UiSettings,
-    WebhookSettings, load_sauve_toml, load_sauve_toml_file, load_sauve_toml_with,
-    locate_sauve_toml, parse_sauve_toml,
+    OffsiteSettings, ProcessEnvironment, SAUVE_TOML, SauveToml, Secret, SecretFrom, SmtpTls,
+    StoreConnection, UiSettings, WebhookSettings, load_sauve_toml, load_sauve_toml_file,
+    load_sauve_toml_with, locate_sauve_toml, parse_sauve_toml,
 };
 pub use schema::{Input, KeyInfo, Value, key_info, key_paths};
 pub use value::{Compression, Delay, Frequency, Level, MonthDay, TimeOfDay, Token};

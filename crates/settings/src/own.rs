@@ -219,6 +219,67 @@ pub struct SauveToml {
     pub metrics: MetricsSettings,
     /// `[ui]`.
     pub ui: UiSettings,
+    /// `[destination]`: how to reach the store an `s3://` destination or
+    /// off-site copy names (SPEC 19).
+    pub destination: StoreConnection,
+    /// `[[offsite]]`: where committed sets are copied (SPEC 19).
+    pub offsite: Vec<OffsiteSettings>,
+}
+
+/// How to reach an S3-compatible store: `[destination]`, or the same keys in
+/// an `[[offsite]]` entry (which override it). What is unset here comes from
+/// the standard AWS environment variables.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreConnection {
+    /// `endpoint`: `https://s3.example.com`, `http://127.0.0.1:3900`.
+    pub endpoint: Option<String>,
+    /// `region`.
+    pub region: Option<String>,
+    /// `path_style`: `endpoint/bucket/key` requests, as most self-hosted stores want.
+    pub path_style: Option<bool>,
+    /// `access_key_id` (not a secret), or from `access_key_id_env`.
+    pub access_key_id: Option<String>,
+    /// `secret_access_key_env` or `secret_access_key_file`.
+    pub secret_access_key: Option<Secret>,
+    /// `part_size_mib`: the size of each uploaded part (5 to 512).
+    pub part_size_mib: Option<u32>,
+    /// `parts_in_flight`: parts uploaded at once (1 to 16).
+    pub parts_in_flight: Option<u32>,
+}
+
+impl StoreConnection {
+    /// This connection, with what it leaves unset taken from `base`.
+    pub fn over(&self, base: &StoreConnection) -> StoreConnection {
+        StoreConnection {
+            endpoint: self.endpoint.clone().or_else(|| base.endpoint.clone()),
+            region: self.region.clone().or_else(|| base.region.clone()),
+            path_style: self.path_style.or(base.path_style),
+            access_key_id: self
+                .access_key_id
+                .clone()
+                .or_else(|| base.access_key_id.clone()),
+            secret_access_key: self
+                .secret_access_key
+                .clone()
+                .or_else(|| base.secret_access_key.clone()),
+            part_size_mib: self.part_size_mib.or(base.part_size_mib),
+            parts_in_flight: self.parts_in_flight.or(base.parts_in_flight),
+        }
+    }
+}
+
+/// One `[[offsite]]` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OffsiteSettings {
+    /// `url`: `s3://bucket/prefix/` or a folder (relative to the app folder).
+    pub url: String,
+    /// `keep`: the sets kept there (retention per destination); every set when unset.
+    pub keep: Option<u32>,
+    /// `retry_after`: the first wait after a failed copy, doubled at each
+    /// failure up to an hour (default 30s).
+    pub retry_after: Duration,
+    /// How to reach it, over `[destination]`.
+    pub connection: StoreConnection,
 }
 
 /// Where `*_env` secrets are looked up: the process environment, or a
@@ -256,6 +317,45 @@ struct Raw {
     metrics: Option<Spanned<RawMetrics>>,
     #[serde(default)]
     ui: Option<Spanned<RawUi>>,
+    #[serde(default)]
+    destination: Option<Spanned<RawConnection>>,
+    #[serde(default)]
+    offsite: Vec<Spanned<RawOffsite>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConnection {
+    endpoint: Option<Spanned<String>>,
+    region: Option<Spanned<String>>,
+    path_style: Option<bool>,
+    access_key_id: Option<Spanned<String>>,
+    access_key_id_env: Option<Spanned<String>>,
+    secret_access_key_env: Option<Spanned<String>>,
+    secret_access_key_file: Option<Spanned<String>>,
+    secret_access_key: Option<Spanned<toml::Value>>,
+    part_size_mib: Option<Spanned<i64>>,
+    parts_in_flight: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOffsite {
+    url: Spanned<String>,
+    keep: Option<Spanned<i64>>,
+    retry_after: Option<Spanned<String>>,
+    // The keys of [destination], overriding it (serde's flatten would lose
+    // the spans and the refusal of unknown keys).
+    endpoint: Option<Spanned<String>>,
+    region: Option<Spanned<String>>,
+    path_style: Option<bool>,
+    access_key_id: Option<Spanned<String>>,
+    access_key_id_env: Option<Spanned<String>>,
+    secret_access_key_env: Option<Spanned<String>>,
+    secret_access_key_file: Option<Spanned<String>>,
+    secret_access_key: Option<Spanned<toml::Value>>,
+    part_size_mib: Option<Spanned<i64>>,
+    parts_in_flight: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -433,6 +533,138 @@ impl Check<'_> {
                 }
             }
             (None, None) => None,
+        }
+    }
+
+    /// `[destination]`, or the connection keys of an `[[offsite]]` entry.
+    fn connection(&mut self, key: &str, raw: RawConnection) -> StoreConnection {
+        let endpoint = raw
+            .endpoint
+            .as_ref()
+            .map(|e| self.url(e, &format!("{key}.endpoint")));
+        let text = |v: &Option<Spanned<String>>| v.as_ref().map(|v| v.get_ref().trim().to_owned());
+        let access_key_id = match (&raw.access_key_id, &raw.access_key_id_env) {
+            (Some(_), Some(e)) => {
+                self.problem(
+                    e.span(),
+                    &format!("{key}.access_key_id_env"),
+                    "both access_key_id and access_key_id_env are given (accepted: one of them)"
+                        .into(),
+                );
+                None
+            }
+            (Some(v), None) => Some(v.get_ref().trim().to_owned()),
+            (None, Some(e)) => {
+                let var = e.get_ref().trim().to_owned();
+                match self.env.var(&var) {
+                    Some(v) if !v.is_empty() => Some(v),
+                    _ => {
+                        self.problem(
+                            e.span(),
+                            &format!("{key}.access_key_id_env"),
+                            format!("the environment variable {var} is not set or empty (accepted: the name of a variable set for sauve, e.g. in its service unit)"),
+                        );
+                        None
+                    }
+                }
+            }
+            (None, None) => None,
+        };
+        let secret_access_key = self.secret(
+            &format!("{key}.secret_access_key"),
+            &raw.secret_access_key_env,
+            &raw.secret_access_key_file,
+            &raw.secret_access_key,
+        );
+        let mut ranged = |v: &Option<Spanned<i64>>, name: &str, lo: i64, hi: i64| {
+            let v = v.as_ref()?;
+            let n = *v.get_ref();
+            if (lo..=hi).contains(&n) {
+                u32::try_from(n).ok()
+            } else {
+                self.problem(
+                    v.span(),
+                    &format!("{key}.{name}"),
+                    format!("invalid value {n} (accepted: {lo} to {hi})"),
+                );
+                None
+            }
+        };
+        let part_size_mib = ranged(&raw.part_size_mib, "part_size_mib", 5, 512);
+        let parts_in_flight = ranged(&raw.parts_in_flight, "parts_in_flight", 1, 16);
+        StoreConnection {
+            endpoint,
+            region: text(&raw.region),
+            path_style: raw.path_style,
+            access_key_id,
+            secret_access_key,
+            part_size_mib,
+            parts_in_flight,
+        }
+    }
+
+    /// One `[[offsite]]` entry.
+    fn offsite(&mut self, i: usize, raw: Spanned<RawOffsite>) -> OffsiteSettings {
+        let key = format!("offsite[{i}]");
+        let raw = raw.into_inner();
+        let url = raw.url.get_ref().trim().to_owned();
+        let is_s3 = url
+            .get(..5)
+            .is_some_and(|p| p.eq_ignore_ascii_case("s3://"));
+        if url.is_empty() || (is_s3 && url.len() <= 5) {
+            self.problem(
+                raw.url.span(),
+                &format!("{key}.url"),
+                format!("invalid value \"{url}\" (accepted: s3://bucket/prefix/, or a folder)"),
+            );
+        }
+        let keep = raw.keep.as_ref().and_then(|k| {
+            let n = *k.get_ref();
+            if (1..=9999).contains(&n) {
+                u32::try_from(n).ok()
+            } else {
+                self.problem(
+                    k.span(),
+                    &format!("{key}.keep"),
+                    format!("invalid value {n} (accepted: 1 to 9999 sets)"),
+                );
+                None
+            }
+        });
+        let retry_after = match &raw.retry_after {
+            Some(r) => match parse_duration(r.get_ref()) {
+                Some(d) if d >= Duration::from_secs(1) => d,
+                _ => {
+                    self.problem(
+                        r.span(),
+                        &format!("{key}.retry_after"),
+                        format!("invalid value \"{}\" (accepted: a duration of at least 1s, as 30s, 5m or 1h)", r.get_ref()),
+                    );
+                    Duration::from_secs(30)
+                }
+            },
+            None => Duration::from_secs(30),
+        };
+        let connection = self.connection(
+            &key,
+            RawConnection {
+                endpoint: raw.endpoint,
+                region: raw.region,
+                path_style: raw.path_style,
+                access_key_id: raw.access_key_id,
+                access_key_id_env: raw.access_key_id_env,
+                secret_access_key_env: raw.secret_access_key_env,
+                secret_access_key_file: raw.secret_access_key_file,
+                secret_access_key: raw.secret_access_key,
+                part_size_mib: raw.part_size_mib,
+                parts_in_flight: raw.parts_in_flight,
+            },
+        );
+        OffsiteSettings {
+            url,
+            keep,
+            retry_after,
+            connection,
         }
     }
 
@@ -788,6 +1020,16 @@ pub fn parse_sauve_toml(
         },
         None => UiSettings::default(),
     };
+    let destination = raw
+        .destination
+        .map(|d| check.connection("destination", d.into_inner()))
+        .unwrap_or_default();
+    let offsite = raw
+        .offsite
+        .into_iter()
+        .enumerate()
+        .map(|(i, o)| check.offsite(i, o))
+        .collect::<Vec<_>>();
     if !check.problems.is_empty() {
         return Err(SettingsError::Invalid {
             problems: check.problems,
@@ -798,6 +1040,8 @@ pub fn parse_sauve_toml(
         alerts,
         metrics,
         ui,
+        destination,
+        offsite,
     })
 }
 
@@ -850,6 +1094,13 @@ impl SauveToml {
             })
         };
         let a = &self.alerts;
+        let connection = |c: &StoreConnection| {
+            serde_json::json!({
+                "endpoint": c.endpoint, "region": c.region, "path_style": c.path_style,
+                "access_key_id": c.access_key_id, "secret_access_key": secret(&c.secret_access_key),
+                "part_size_mib": c.part_size_mib, "parts_in_flight": c.parts_in_flight,
+            })
+        };
         serde_json::json!({
             "source": self.source,
             "alerts": {
@@ -864,6 +1115,11 @@ impl SauveToml {
             },
             "metrics": {"token": secret(&self.metrics.token)},
             "ui": {"password_hash": self.ui.password_hash.as_ref().map(|_| "***")},
+            "destination": connection(&self.destination),
+            "offsite": self.offsite.iter().map(|o| serde_json::json!({
+                "url": o.url, "keep": o.keep, "retry_after": format!("{}s", o.retry_after.as_secs()),
+                "connection": connection(&o.connection),
+            })).collect::<Vec<_>>(),
         })
     }
 }

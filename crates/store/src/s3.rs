@@ -1,0 +1,504 @@
+//! An S3-compatible bucket as a store, through `object_store`'s client
+//! (SigV4, retries, multipart) and its low-level multipart calls, so that
+//! parts go up several at a time and completion is ours to check.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::multipart::{MultipartStore, PartId};
+use object_store::path::Path as ObjPath;
+use object_store::{
+    BackoffConfig, ClientOptions, MultipartId, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
+    PutPayload, RetryConfig,
+};
+use tokio::task::JoinSet;
+
+use crate::location::S3Options;
+use crate::{ObjectInfo, Store, StoreError, Upload};
+
+/// A bucket prefix on an S3-compatible store.
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    client: Arc<AmazonS3>,
+    bucket: String,
+    prefix: String,
+    parts_in_flight: usize,
+}
+
+impl S3Store {
+    /// A client for `s3://bucket/prefix`; nothing is sent until the first call.
+    pub fn open(
+        bucket: String,
+        prefix: String,
+        options: &S3Options,
+    ) -> Result<S3Store, StoreError> {
+        let invalid = |reason: String| StoreError::Invalid {
+            what: format!("s3://{bucket}/{prefix}"),
+            reason,
+            accepted: "an endpoint URL (http:// or https://), a region, an access key id and its secret",
+        };
+        let mut client_options = ClientOptions::new()
+            .with_timeout(options.request_timeout)
+            .with_connect_timeout(Duration::from_secs(10));
+        let mut b = AmazonS3Builder::new()
+            .with_bucket_name(&bucket)
+            .with_region(options.region.clone().unwrap_or_else(|| "us-east-1".into()))
+            .with_virtual_hosted_style_request(!options.path_style)
+            // Our own failure policy retries whole runs (SPEC 9.1); the
+            // client's retries stay short so that an unreachable store fails
+            // in seconds, with its message.
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig {
+                    init_backoff: Duration::from_millis(100),
+                    max_backoff: Duration::from_secs(2),
+                    base: 2.0,
+                },
+                max_retries: 2,
+                retry_timeout: Duration::from_secs(20),
+            });
+        if let Some(endpoint) = &options.endpoint {
+            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                return Err(invalid(format!(
+                    "endpoint {endpoint:?} is not an http:// or https:// URL"
+                )));
+            }
+            if endpoint.starts_with("http://") {
+                client_options = client_options.with_allow_http(true);
+            }
+            b = b.with_endpoint(endpoint.trim_end_matches('/'));
+        }
+        match (&options.access_key_id, &options.secret_access_key) {
+            (Some(id), Some(secret)) => {
+                b = b.with_access_key_id(id).with_secret_access_key(secret);
+                if let Some(t) = &options.session_token {
+                    b = b.with_token(t);
+                }
+            }
+            (None, None) => {
+                return Err(invalid(
+                    "no credentials: set access_key_id_env and secret_access_key_env in [destination] of sauve.toml, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into(),
+                ));
+            }
+            _ => {
+                return Err(invalid(
+                    "an access key id needs its secret, and a secret its id".into(),
+                ));
+            }
+        }
+        let client = b
+            .with_client_options(client_options)
+            .build()
+            .map_err(|e| invalid(chain(&e)))?;
+        Ok(S3Store {
+            client: Arc::new(client),
+            bucket,
+            prefix,
+            parts_in_flight: options.parts_in_flight.max(1),
+        })
+    }
+
+    fn path(&self, key: &str) -> Result<ObjPath, StoreError> {
+        ObjPath::parse(format!("{}{key}", self.prefix)).map_err(|e| StoreError::Invalid {
+            what: format!("key {key:?}"),
+            reason: chain(&e),
+            accepted: "names separated by /, without control characters, . or ..",
+        })
+    }
+
+    fn error(&self, action: &'static str, key: &str, e: &object_store::Error) -> StoreError {
+        map_error(&self.describe(), &self.bucket, action, key, e)
+    }
+}
+
+/// The error and its causes, as one line: the store's own message is deep in the chain.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
+fn map_error(
+    store: &str,
+    bucket: &str,
+    action: &'static str,
+    key: &str,
+    e: &object_store::Error,
+) -> StoreError {
+    use object_store::Error as E;
+    let message = chain(e);
+    match e {
+        E::PermissionDenied { .. } | E::Unauthenticated { .. } => StoreError::Denied {
+            store: store.to_owned(),
+            bucket: bucket.to_owned(),
+            message,
+        },
+        E::AlreadyExists { .. } | E::Precondition { .. } => StoreError::Exists {
+            store: store.to_owned(),
+            key: key.to_owned(),
+        },
+        E::NotFound { .. } if message.contains("NoSuchBucket") => StoreError::NoBucket {
+            store: store.to_owned(),
+            bucket: bucket.to_owned(),
+            message,
+        },
+        E::NotFound { .. } => StoreError::NotFound {
+            store: store.to_owned(),
+            key: key.to_owned(),
+        },
+        _ if message.contains("InvalidAccessKeyId")
+            || message.contains("SignatureDoesNotMatch")
+            || message.contains("AccessDenied")
+            || message.contains("Forbidden") =>
+        {
+            StoreError::Denied {
+                store: store.to_owned(),
+                bucket: bucket.to_owned(),
+                message,
+            }
+        }
+        _ if message.contains("NoSuchBucket") => StoreError::NoBucket {
+            store: store.to_owned(),
+            bucket: bucket.to_owned(),
+            message,
+        },
+        _ => StoreError::Failed {
+            store: store.to_owned(),
+            action,
+            key: key.to_owned(),
+            message,
+        },
+    }
+}
+
+/// On a write, "not found" can only be the bucket's.
+fn bucket_missing(e: StoreError, store: &str, bucket: &str) -> StoreError {
+    match e {
+        StoreError::NotFound { .. } => StoreError::NoBucket {
+            store: store.to_owned(),
+            bucket: bucket.to_owned(),
+            message: "the store answered 404 Not Found to a write".into(),
+        },
+        other => other,
+    }
+}
+
+#[async_trait]
+impl Store for S3Store {
+    fn describe(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.prefix)
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        // object_store lists by folder; the rest of the prefix is a filter.
+        let folder = match format!("{}{prefix}", self.prefix).rsplit_once('/') {
+            Some((dir, _)) => dir.to_owned(),
+            None => String::new(),
+        };
+        let dir = ObjPath::parse(&folder).map_err(|e| StoreError::Invalid {
+            what: format!("prefix {prefix:?}"),
+            reason: chain(&e),
+            accepted: "names separated by /",
+        })?;
+        let listed: Vec<_> = if folder.is_empty() {
+            self.client.list(None).collect().await
+        } else {
+            self.client.list(Some(&dir)).collect().await
+        };
+        let mut out = Vec::new();
+        for item in listed {
+            let meta = item.map_err(|e| {
+                let mapped = self.error("cannot list", prefix, &e);
+                // Listing a bucket that does not exist answers 404.
+                bucket_missing(mapped, &self.describe(), &self.bucket)
+            })?;
+            let full = meta.location.as_ref();
+            if let Some(key) = full.strip_prefix(self.prefix.as_str())
+                && key.starts_with(prefix)
+            {
+                out.push(ObjectInfo {
+                    key: key.to_owned(),
+                    size: meta.size,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+        let path = self.path(key)?;
+        match self.client.head(&path).await {
+            Ok(meta) => Ok(Some(ObjectInfo {
+                key: key.to_owned(),
+                size: meta.size,
+            })),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.error("cannot read", key, &e)),
+        }
+    }
+
+    async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+        let path = self.path(key)?;
+        let got = match self.client.get(&path).await {
+            Ok(g) => g,
+            Err(e) => return Err(self.error("cannot download", key, &e)),
+        };
+        got.bytes()
+            .await
+            .map_err(|e| self.error("cannot download", key, &e))
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StoreError> {
+        let path = self.path(key)?;
+        self.client
+            .get_range(&path, range)
+            .await
+            .map_err(|e| self.error("cannot download", key, &e))
+    }
+
+    async fn put_new(&self, key: &str, data: Bytes) -> Result<(), StoreError> {
+        if self.head(key).await?.is_some() {
+            return Err(StoreError::Exists {
+                store: self.describe(),
+                key: key.to_owned(),
+            });
+        }
+        let path = self.path(key)?;
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        self.client
+            .put_opts(&path, PutPayload::from_bytes(data), opts)
+            .await
+            .map(drop)
+            .map_err(|e| {
+                bucket_missing(
+                    self.error("cannot upload", key, &e),
+                    &self.describe(),
+                    &self.bucket,
+                )
+            })
+    }
+
+    async fn put_replace(&self, key: &str, data: Bytes) -> Result<(), StoreError> {
+        let path = self.path(key)?;
+        self.client
+            .put(&path, PutPayload::from_bytes(data))
+            .await
+            .map(drop)
+            .map_err(|e| {
+                bucket_missing(
+                    self.error("cannot upload", key, &e),
+                    &self.describe(),
+                    &self.bucket,
+                )
+            })
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let path = self.path(key)?;
+        match self.client.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.error("cannot remove", key, &e)),
+        }
+    }
+
+    async fn start_upload(&self, key: &str) -> Result<Box<dyn Upload>, StoreError> {
+        if self.head(key).await?.is_some() {
+            return Err(StoreError::Exists {
+                store: self.describe(),
+                key: key.to_owned(),
+            });
+        }
+        let path = self.path(key)?;
+        let id = self.client.create_multipart(&path).await.map_err(|e| {
+            bucket_missing(
+                self.error("cannot upload", key, &e),
+                &self.describe(),
+                &self.bucket,
+            )
+        })?;
+        Ok(Box::new(S3Upload {
+            store: self.clone(),
+            key: key.to_owned(),
+            path,
+            id: Some(id),
+            in_flight: JoinSet::new(),
+            done: Vec::new(),
+            next: 0,
+            size: 0,
+        }))
+    }
+}
+
+type PartResult = Result<(usize, PartId), object_store::Error>;
+
+/// A multipart upload: invisible until completed, aborted when dropped.
+struct S3Upload {
+    store: S3Store,
+    key: String,
+    path: ObjPath,
+    /// Unset once completed or aborted.
+    id: Option<MultipartId>,
+    in_flight: JoinSet<PartResult>,
+    done: Vec<(usize, PartId)>,
+    next: usize,
+    size: u64,
+}
+
+impl S3Upload {
+    fn error(&self, action: &'static str, e: &object_store::Error) -> StoreError {
+        self.store.error(action, &self.key, e)
+    }
+
+    async fn wait_one(&mut self) -> Result<(), StoreError> {
+        match self.in_flight.join_next().await {
+            Some(Ok(Ok(part))) => {
+                self.done.push(part);
+                Ok(())
+            }
+            Some(Ok(Err(e))) => Err(self.error("cannot upload", &e)),
+            Some(Err(join)) => Err(StoreError::Failed {
+                store: self.store.describe(),
+                action: "cannot upload",
+                key: self.key.clone(),
+                message: join.to_string(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    async fn abort_now(&mut self) -> Result<(), StoreError> {
+        self.in_flight.abort_all();
+        while self.in_flight.join_next().await.is_some() {}
+        if let Some(id) = self.id.take() {
+            self.store
+                .client
+                .abort_multipart(&self.path, &id)
+                .await
+                .map_err(|e| self.error("cannot abort the upload of", &e))?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Upload for S3Upload {
+    fn key(&self) -> &str {
+        &self.key
+    }
+
+    async fn put_part(&mut self, data: Bytes) -> Result<(), StoreError> {
+        let Some(id) = self.id.clone() else {
+            return Err(StoreError::Failed {
+                store: self.store.describe(),
+                action: "cannot upload",
+                key: self.key.clone(),
+                message: "the upload is finished".into(),
+            });
+        };
+        while self.in_flight.len() >= self.store.parts_in_flight {
+            self.wait_one().await?;
+        }
+        let idx = self.next;
+        self.next += 1;
+        self.size += data.len() as u64;
+        let client = Arc::clone(&self.store.client);
+        let path = self.path.clone();
+        self.in_flight.spawn(async move {
+            client
+                .put_part(&path, &id, idx, PutPayload::from_bytes(data))
+                .await
+                .map(|p| (idx, p))
+        });
+        Ok(())
+    }
+
+    async fn complete(mut self: Box<Self>) -> Result<u64, StoreError> {
+        while !self.in_flight.is_empty() {
+            if let Err(e) = self.wait_one().await {
+                let _ = self.abort_now().await;
+                return Err(e);
+            }
+        }
+        // Never overwrite, whether or not the store honours conditions.
+        match self.store.head(&self.key).await {
+            Ok(None) => {}
+            Ok(Some(_)) => {
+                let _ = self.abort_now().await;
+                return Err(StoreError::Exists {
+                    store: self.store.describe(),
+                    key: self.key.clone(),
+                });
+            }
+            Err(e) => {
+                let _ = self.abort_now().await;
+                return Err(e);
+            }
+        }
+        let Some(id) = self.id.take() else {
+            return Err(StoreError::Failed {
+                store: self.store.describe(),
+                action: "cannot complete",
+                key: self.key.clone(),
+                message: "the upload is finished".into(),
+            });
+        };
+        self.done.sort_by_key(|(i, _)| *i);
+        let parts: Vec<PartId> = std::mem::take(&mut self.done)
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect();
+        match self
+            .store
+            .client
+            .complete_multipart(&self.path, &id, parts)
+            .await
+        {
+            Ok(_) => Ok(self.size),
+            Err(e) => {
+                self.id = Some(id);
+                let err = self.error("cannot complete the upload of", &e);
+                let _ = self.abort_now().await;
+                Err(err)
+            }
+        }
+    }
+
+    async fn abort(mut self: Box<Self>) -> Result<(), StoreError> {
+        self.abort_now().await
+    }
+}
+
+impl Drop for S3Upload {
+    /// An upload dropped unfinished (an error, a Stop, a panic) is aborted
+    /// in the background when a runtime is there; an unfinished multipart
+    /// upload is invisible in any case, and `sauve` aborts stale ones of its
+    /// keys before the next upload of them.
+    fn drop(&mut self) {
+        self.in_flight.abort_all();
+        if let Some(id) = self.id.take()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            let client = Arc::clone(&self.store.client);
+            let path = self.path.clone();
+            rt.spawn(async move {
+                let _ = client.abort_multipart(&path, &id).await;
+            });
+        }
+    }
+}
