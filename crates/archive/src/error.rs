@@ -16,6 +16,9 @@ use crate::naming::SetKind;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ArchiveError {
+    /// The store holding the set failed (SPEC 19).
+    #[error(transparent)]
+    Store(#[from] sauve_store::StoreError),
     /// Reading a source file, or writing an archive file, failed.
     #[error("{action} \"{path}\": {source}")]
     Io {
@@ -98,6 +101,7 @@ impl ArchiveError {
     /// The status code this error ends a run with.
     pub fn status(&self) -> Status {
         match self {
+            ArchiveError::Store(e) => e.status(),
             ArchiveError::Io { source, .. } if is_disk_full(source) => Status::DiskFull,
             // Only a write meets a read-only file system (a source that
             // cannot be read is EACCES or EIO: 1409, naming it).

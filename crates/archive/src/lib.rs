@@ -24,6 +24,7 @@ mod error;
 mod manifest;
 mod naming;
 mod reader;
+mod remote;
 mod restore;
 mod verify;
 mod writer;
@@ -34,8 +35,10 @@ pub use manifest::{
     EntryKind, EntryType, FORMAT, MANIFEST_NAME, Manifest, ManifestEntry, ManifestHeader, VERSION,
 };
 pub use naming::{ArchiveName, SetFiles, SetKind, log_gathering_name, number_text};
-pub use restore::{RestoreOptions, RestoreReport, restore};
-pub use verify::{VerifyReport, list, verify, verify_set};
+pub use reader::SegmentSource;
+pub use remote::{RangeReader, RemoteSet};
+pub use restore::{RestoreOptions, RestoreReport, restore, restore_remote};
+pub use verify::{VerifyReport, list, list_remote, verify, verify_remote, verify_set};
 pub use writer::{
     ArchiveWriter, NoProgress, OpenPart, PartFile, PendingSet, Progress, SetSpec, open_real_file,
     remove_stale_parts,

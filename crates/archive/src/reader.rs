@@ -85,15 +85,54 @@ pub(crate) trait Visitor {
     }
 }
 
+/// Where a set's segments are read from: files, or objects of a store.
+pub trait SegmentSource {
+    /// The segments' names, in stream order (for messages).
+    fn names(&self) -> Vec<String>;
+    /// Opens segment `index` for reading from its start.
+    fn open(&self, index: usize) -> io::Result<Box<dyn Read + '_>>;
+}
+
+/// The segments of a set on disk.
+pub(crate) struct Files<'a>(pub(crate) &'a [PathBuf]);
+
+impl SegmentSource for Files<'_> {
+    fn names(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .map(|p| {
+                p.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
+    fn open(&self, index: usize) -> io::Result<Box<dyn Read + '_>> {
+        let path = self
+            .0
+            .get(index)
+            .ok_or_else(|| io::Error::other("no such segment"))?;
+        let file = File::open(path).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot open segment {}: {e}", path.display()),
+            )
+        })?;
+        Ok(Box::new(file))
+    }
+}
+
 /// The segments of a set as one stream, remembering which one is being read.
-struct Chain {
-    files: Vec<PathBuf>,
+struct Chain<'a> {
+    source: &'a dyn SegmentSource,
+    count: usize,
     next: usize,
-    current: Option<File>,
+    current: Option<Box<dyn Read + 'a>>,
     at: Rc<Cell<usize>>,
 }
 
-impl Read for Chain {
+impl Read for Chain<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             if let Some(f) = self.current.as_mut() {
@@ -103,18 +142,13 @@ impl Read for Chain {
                 }
                 self.current = None;
             }
-            let Some(path) = self.files.get(self.next) else {
+            if self.next >= self.count {
                 return Ok(0);
-            };
-            let file = File::open(path).map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("cannot open segment {}: {e}", path.display()),
-                )
-            })?;
+            }
+            let segment = self.source.open(self.next)?;
             self.at.set(self.next);
             self.next += 1;
-            self.current = Some(file);
+            self.current = Some(segment);
         }
     }
 }
@@ -123,29 +157,41 @@ impl Read for Chain {
 /// it may read or leave (it is skipped). Returns the manifest, after
 /// checking that it is last and that the archive's end is intact.
 pub(crate) fn scan(set: &SetFiles, visitor: &mut dyn Visitor) -> Result<Manifest, ArchiveError> {
-    let kind = set.name.kind;
-    let at = Rc::new(Cell::new(0));
     for f in &set.files {
         if !f.is_file() {
             return Err(ArchiveError::Missing {
-                kind,
+                kind: set.name.kind,
                 what: format!("{} not found", f.display()),
             });
         }
     }
+    let first = set
+        .files
+        .first()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    scan_source(&Files(&set.files), set.name.kind, &first, visitor)
+}
+
+/// [`scan`] over any source of segments; `first` names the set's first
+/// segment in messages.
+pub(crate) fn scan_source(
+    source: &dyn SegmentSource,
+    kind: SetKind,
+    first: &str,
+    visitor: &mut dyn Visitor,
+) -> Result<Manifest, ArchiveError> {
+    let at = Rc::new(Cell::new(0));
+    let names = source.names();
     let chain = Chain {
-        files: set.files.clone(),
+        source,
+        count: names.len(),
         next: 0,
         current: None,
         at: at.clone(),
     };
-    let segment = |at: &Rc<Cell<usize>>| -> String {
-        set.files
-            .get(at.get())
-            .and_then(|p| p.file_name())
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    };
+    let segment =
+        |at: &Rc<Cell<usize>>| -> String { names.get(at.get()).cloned().unwrap_or_default() };
     let mut buffered = BufReader::with_capacity(1 << 20, chain);
     let head = buffered
         .fill_buf()
@@ -167,11 +213,7 @@ pub(crate) fn scan(set: &SetFiles, visitor: &mut dyn Visitor) -> Result<Manifest
         return Err(ArchiveError::corrupt(
             kind,
             format!(
-                "{} is not a sauve archive (accepted: a tar stream, plain or zstd-compressed, as sauve writes it)",
-                set.files
-                    .first()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
+                "{first} is not a sauve archive (accepted: a tar stream, plain or zstd-compressed, as sauve writes it)"
             ),
         ));
     };

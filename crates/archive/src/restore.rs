@@ -14,9 +14,8 @@ use std::time::{Duration, SystemTime};
 use crate::error::ArchiveError;
 use crate::manifest::{EntryType, Manifest, ManifestEntry};
 use crate::naming::{SetFiles, SetKind};
-use crate::reader::{
-    ReadEntry, Seen, VisitError, Visitor, check_against_manifest, hash_content, scan,
-};
+use crate::reader::{ReadEntry, Seen, VisitError, Visitor, check_against_manifest, hash_content};
+use crate::remote::RemoteSet;
 use crate::writer::Progress;
 
 /// How to restore.
@@ -50,10 +49,68 @@ pub fn restore(
     progress: &mut dyn Progress,
 ) -> Result<RestoreReport, ArchiveError> {
     let set = SetFiles::locate(path)?;
+    let files = set.files.clone();
+    for f in &files {
+        if !f.is_file() {
+            return Err(ArchiveError::Missing {
+                kind: set.name.kind,
+                what: format!("{} not found", f.display()),
+            });
+        }
+    }
+    let first = files
+        .first()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     let destination = match &options.to {
         Some(d) => d.clone(),
         None => set.default_restore_dir(),
     };
+    restore_from(
+        set,
+        &crate::reader::Files(&files),
+        &first,
+        destination,
+        options,
+        progress,
+    )
+}
+
+/// Restores a set of a store (SPEC 19): its objects are read as one stream,
+/// extracted into a staging folder and moved into place only once every
+/// hash matched. Without `options.to`, into `./base[NNNN]`.
+pub fn restore_remote(
+    remote: &RemoteSet,
+    options: &RestoreOptions,
+    progress: &mut dyn Progress,
+) -> Result<RestoreReport, ArchiveError> {
+    let set = remote.set_files();
+    let destination = match &options.to {
+        Some(d) => d.clone(),
+        None => PathBuf::from(format!(
+            "{}[{}]",
+            set.name.base,
+            crate::naming::number_text(set.name.number)
+        )),
+    };
+    restore_from(
+        set,
+        remote,
+        &remote.first_label(),
+        destination,
+        options,
+        progress,
+    )
+}
+
+fn restore_from(
+    set: SetFiles,
+    source: &dyn crate::reader::SegmentSource,
+    first: &str,
+    destination: PathBuf,
+    options: &RestoreOptions,
+    progress: &mut dyn Progress,
+) -> Result<RestoreReport, ArchiveError> {
     let destination = std::path::absolute(&destination)
         .map_err(ArchiveError::io("cannot resolve", &destination))?;
     prepare_destination(&destination, options.force)?;
@@ -66,7 +123,7 @@ pub fn restore(
         symlinks: Vec::new(),
         bytes: 0,
     };
-    let manifest = scan(&set, &mut extractor)?;
+    let manifest = crate::reader::scan_source(source, set.name.kind, first, &mut extractor)?;
     let bytes = extractor.bytes;
     let files = place(&manifest, &staging.path, &destination)?;
     drop(staging);

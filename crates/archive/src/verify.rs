@@ -8,8 +8,9 @@ use crate::error::ArchiveError;
 use crate::manifest::{EntryType, Manifest};
 use crate::naming::SetFiles;
 use crate::reader::{
-    ReadEntry, Seen, VisitError, Visitor, check_against_manifest, hash_content, scan,
+    ReadEntry, Seen, VisitError, Visitor, check_against_manifest, hash_content, scan, scan_source,
 };
+use crate::remote::RemoteSet;
 use crate::writer::Progress;
 
 /// A sound set.
@@ -36,13 +37,23 @@ pub fn verify_set(
     set: &SetFiles,
     progress: &mut dyn Progress,
 ) -> Result<VerifyReport, ArchiveError> {
-    let mut checker = Checker {
-        kind: set.name.kind,
-        progress,
-        seen: Vec::new(),
-        bytes: 0,
-    };
+    let mut checker = Checker::new(set, progress);
     let manifest = scan(set, &mut checker)?;
+    Ok(VerifyReport {
+        set: set.clone(),
+        manifest,
+        bytes: checker.bytes,
+    })
+}
+
+/// Verifies a set in a store, reading its objects as one stream (SPEC 19).
+pub fn verify_remote(
+    remote: &RemoteSet,
+    progress: &mut dyn Progress,
+) -> Result<VerifyReport, ArchiveError> {
+    let set = remote.set_files();
+    let mut checker = Checker::new(&set, progress);
+    let manifest = scan_source(remote, set.name.kind, &remote.first_label(), &mut checker)?;
     Ok(VerifyReport {
         set: set.clone(),
         manifest,
@@ -56,6 +67,17 @@ struct Checker<'p> {
     progress: &'p mut dyn Progress,
     seen: Vec<Seen>,
     bytes: u64,
+}
+
+impl<'p> Checker<'p> {
+    fn new(set: &SetFiles, progress: &'p mut dyn Progress) -> Checker<'p> {
+        Checker {
+            kind: set.name.kind,
+            progress,
+            seen: Vec::new(),
+            bytes: 0,
+        }
+    }
 }
 
 impl Visitor for Checker<'_> {
@@ -86,6 +108,13 @@ impl Visitor for Checker<'_> {
 pub fn list(path: &Path) -> Result<(SetFiles, Manifest), ArchiveError> {
     let set = SetFiles::locate(path)?;
     let manifest = scan(&set, &mut Skipper)?;
+    Ok((set, manifest))
+}
+
+/// [`list`] for a set in a store.
+pub fn list_remote(remote: &RemoteSet) -> Result<(SetFiles, Manifest), ArchiveError> {
+    let set = remote.set_files();
+    let manifest = scan_source(remote, set.name.kind, &remote.first_label(), &mut Skipper)?;
     Ok((set, manifest))
 }
 

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sauve_archive::{ArchiveError, EntryKind, EntryType, NoProgress, RestoreOptions};
+use sauve_archive::{ArchiveError, EntryKind, EntryType, NoProgress, RemoteSet, RestoreOptions};
 
 use crate::{Failure, Io};
 
@@ -24,8 +24,51 @@ fn bytes(n: u64) -> String {
     sauve_engine::human_bytes(n)
 }
 
-pub(crate) fn verify(archive: &Path, io: &mut Io<'_>) -> Result<(), Failure> {
-    let report = sauve_archive::verify(archive, &mut NoProgress).map_err(failure)?;
+/// A set in a bucket: `s3://bucket/prefix/base[NNNN]`, its store reached
+/// through the app's `[destination]` or the AWS environment variables.
+struct Remote {
+    runtime: tokio::runtime::Runtime,
+    set: RemoteSet,
+}
+
+fn remote(archive: &Path, app: Option<&Path>) -> Result<Option<Remote>, Failure> {
+    let Some(text) = archive
+        .to_str()
+        .filter(|t| sauve_store::Location::is_url(t))
+    else {
+        return Ok(None);
+    };
+    let (url, name) = match text[5..].split_once('/') {
+        Some(_) => text.rsplit_once('/').unwrap_or((text, "")),
+        None => (text, ""),
+    };
+    if name.is_empty() {
+        return Err(Failure::usage(format!(
+            "{text} names no set (accepted: s3://bucket/prefix/base[NNNN], as `sauve history` lists them)"
+        )));
+    }
+    let app = match app {
+        Some(a) => Some(crate::settings::app_dir(a)?),
+        None => None,
+    };
+    let store =
+        sauve_engine::open_store(app.as_deref(), &format!("{url}/")).map_err(engine_failure)?;
+    let runtime = crate::backup::runtime()?;
+    let set = runtime
+        .block_on(RemoteSet::locate(store, runtime.handle().clone(), name))
+        .map_err(failure)?;
+    Ok(Some(Remote { runtime, set }))
+}
+
+pub(crate) fn verify(archive: &Path, app: Option<&Path>, io: &mut Io<'_>) -> Result<(), Failure> {
+    let report = match remote(archive, app)? {
+        Some(r) => {
+            let report = sauve_archive::verify_remote(&r.set, &mut NoProgress).map_err(failure);
+            drop(r.runtime);
+            report?
+        }
+        None => sauve_archive::verify(archive, &mut NoProgress).map_err(failure)?,
+    };
     let files = report
         .manifest
         .entries
@@ -52,6 +95,19 @@ pub(crate) fn restore(
     io: &mut Io<'_>,
 ) -> Result<(), Failure> {
     let options = RestoreOptions { to, force };
+    if let Some(r) = remote(archive, app)? {
+        let report =
+            sauve_archive::restore_remote(&r.set, &options, &mut NoProgress).map_err(failure)?;
+        io.out(&format!(
+            "Restored {} from {} into {} ({} files, {})\n",
+            report.set.display_name(),
+            report.set.dir.display(),
+            report.destination.display(),
+            report.files,
+            bytes(report.bytes),
+        ));
+        return Ok(());
+    }
     let restored = match app {
         // Through the app's engine: refused while it backs up (1402) or
         // integrates (1417), journaled "Restore" in its Backup Journal.
@@ -125,8 +181,16 @@ fn kind_name(k: EntryKind) -> &'static str {
     }
 }
 
-pub(crate) fn list(archive: &Path, json: bool, io: &mut Io<'_>) -> Result<(), Failure> {
-    let (set, manifest) = sauve_archive::list(archive).map_err(failure)?;
+pub(crate) fn list(
+    archive: &Path,
+    json: bool,
+    app: Option<&Path>,
+    io: &mut Io<'_>,
+) -> Result<(), Failure> {
+    let (set, manifest) = match remote(archive, app)? {
+        Some(r) => sauve_archive::list_remote(&r.set).map_err(failure)?,
+        None => sauve_archive::list(archive).map_err(failure)?,
+    };
     if json {
         let entries: Vec<serde_json::Value> = manifest
             .entries

@@ -97,15 +97,21 @@ pub(crate) enum Command {
     /// Exits 0 when the set is sound, 1 when it is not, naming the first bad
     /// entry or segment.
     Verify {
-        /// Any segment of the set, or base[NNNN] (the .4BK).
+        /// Any segment of the set, or base[NNNN] (the .4BK); or
+        /// s3://bucket/prefix/base[NNNN] for a set in a bucket.
         archive: PathBuf,
+        /// The app whose sauve.toml `[destination]` reaches the bucket
+        /// (else the AWS_* environment variables).
+        #[arg(long, value_name = "DIR")]
+        app: Option<PathBuf>,
     },
     /// Restore an archive set into a folder, checking every file first.
     ///
     /// Files are extracted into a staging folder inside the destination and
     /// moved into place only once every checksum matched.
     Restore {
-        /// Any segment of the set, or base[NNNN] (the .4BK).
+        /// Any segment of the set, or base[NNNN] (the .4BK); or
+        /// s3://bucket/prefix/base[NNNN] for a set in a bucket.
         archive: PathBuf,
         /// The destination (default: a folder next to the archive, named after it).
         #[arg(long, value_name = "DIR")]
@@ -114,7 +120,8 @@ pub(crate) enum Command {
         #[arg(long)]
         force: bool,
         /// The app the archive belongs to: the restore is then refused while
-        /// that app backs up, and journaled in its Backup Journal.
+        /// that app backs up, and journaled in its Backup Journal. For a set
+        /// in a bucket, the app whose sauve.toml `[destination]` reaches it.
         #[arg(long, value_name = "DIR")]
         app: Option<PathBuf>,
     },
@@ -132,8 +139,13 @@ pub(crate) enum Command {
     },
     /// List the entries of an archive set: path, kind, size.
     List {
-        /// Any segment of the set, or base[NNNN] (the .4BK).
+        /// Any segment of the set, or base[NNNN] (the .4BK); or
+        /// s3://bucket/prefix/base[NNNN] for a set in a bucket.
         archive: PathBuf,
+        /// The app whose sauve.toml `[destination]` reaches the bucket
+        /// (else the AWS_* environment variables).
+        #[arg(long, value_name = "DIR")]
+        app: Option<PathBuf>,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,

@@ -355,6 +355,21 @@ pub(crate) fn print_status(
             .as_u64()
             .map_or("unknown".to_owned(), |f| format!("{f} bytes"))
     ));
+    for o in value["offsite"].as_array().into_iter().flatten() {
+        text.push_str(&format!(
+            "Off-site:     {}: {} copied, {} pending, {} failed\n",
+            o["url"].as_str().unwrap_or(""),
+            o["copied"],
+            o["pending"],
+            o["failed"]
+        ));
+        if let Some(reason) = o["last_failure"]["reason"].as_str() {
+            text.push_str(&format!(
+                "  last failure (set {}, {} attempts): {reason}\n",
+                o["last_failure"]["number"], o["last_failure"]["attempts"]
+            ));
+        }
+    }
     io.out(&text);
     Ok(())
 }
@@ -447,7 +462,7 @@ pub(crate) fn demo(dir: Option<PathBuf>, io: &mut Io<'_>) -> Result<(), Failure>
     ));
     crate::archive::restore(archive, Some(restored.clone()), false, Some(&app), io)?;
     io.out(&format!("\n$ sauve verify '{}'\n", archive.display()));
-    crate::archive::verify(archive, io)?;
+    crate::archive::verify(archive, None, io)?;
     let same = std::fs::read(app.join("Data/DemoApp.4DD")).ok()
         == std::fs::read(restored.join("Data/DemoApp.4DD")).ok();
     io.out(&format!(

@@ -142,6 +142,9 @@ pub enum EngineError {
     /// Writing, reading or verifying an archive failed.
     #[error(transparent)]
     Archive(#[from] sauve_archive::ArchiveError),
+    /// A store (an `s3://` URL or an off-site folder) failed (SPEC 19).
+    #[error(transparent)]
+    Store(#[from] sauve_store::StoreError),
     /// The log file could not be read, cut or written.
     #[error(transparent)]
     Log(#[from] sauve_logfile::LogError),
@@ -237,6 +240,7 @@ impl EngineError {
             E::LogMissing { .. } => Status::LogFileMissing,
             E::LogBackup { .. } => Status::LogBackupError,
             E::Archive(e) => e.status(),
+            E::Store(e) => e.status(),
             E::Log(e) => e.status(),
             E::Integration(e) => e.status(),
             E::Lock(e) => e.status(),

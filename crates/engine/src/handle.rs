@@ -215,9 +215,16 @@ impl Engine {
                         drained: Vec::new(),
                     }
                     .start();
+                    let offsite = crate::actors::offsite::Offsite::new(
+                        thread_layout.app.clone(),
+                        records.clone(),
+                        options.clock.clone(),
+                    )
+                    .start();
                     let actors = Actors {
                         resolver,
                         copier: SyncArbiter::start(1, Copier::default),
+                        offsite,
                         records,
                         locks: LockKeeper::new(thread_locks).start(),
                         alerter,
@@ -696,6 +703,13 @@ impl BackupHandle {
             &self.inner.actors.alerter,
             "alerter",
             crate::actors::alerts::messages::DrainAlerts,
+        )
+        .await;
+        // Copies under way finish (or fail and stay pending for the next run).
+        let _ = ask(
+            &self.inner.actors.offsite,
+            "off-site copier",
+            crate::actors::offsite::messages::DrainCopies,
         )
         .await;
         drop(self);

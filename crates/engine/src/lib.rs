@@ -21,6 +21,7 @@
 //! history (their crates), the rules of locking (sauve-locking), the CLI.
 
 mod actors;
+pub use actors::offsite::open_store;
 mod admission;
 mod api;
 mod error;

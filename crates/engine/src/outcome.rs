@@ -224,6 +224,7 @@ impl Outcome {
             }),
             segments: committed.then(|| l.archives.iter().map(|p| display(p)).collect()),
             files: committed.then(|| l.manifest_files.clone()),
+            offsite: None,
             extra: Default::default(),
         };
         Some(HistoryRecord {

@@ -83,6 +83,23 @@ pub(crate) fn record_history(
     Ok(loaded.notes)
 }
 
+/// Sets the off-site state of backup `number` under `key` (SPEC 19).
+pub(crate) fn record_offsite(
+    destination: &Path,
+    key: &str,
+    number: u32,
+    label: &str,
+    copy: sauve_history::OffsiteCopy,
+    now: Timestamp,
+) -> Result<(), EngineError> {
+    let _lock = sauve_durable::lock_exclusive(&destination.join(sauve_history::FILE_NAME))?;
+    let mut loaded = History::load(destination, now)?;
+    if loaded.history.set_offsite(key, number, label, copy)? {
+        loaded.history.save(destination)?;
+    }
+    Ok(())
+}
+
 /// Changes the state of `app` with `change` and saves it; returns the new state.
 pub(crate) fn update_state(
     app: &Path,

@@ -129,8 +129,37 @@ impl Run {
             data_path: self.layout.data_file.clone(),
             learned: learned.clone(),
         };
+        let own = ask(&self.actors.resolver, "resolver", ReadOwnSettings).await;
         // 14. History, then journal; failures are warnings.
-        if let Some(h) = outcome.history() {
+        if let Some(mut h) = outcome.history() {
+            // A committed set is pending for every off-site destination.
+            if let Ok(o) = &own
+                && !o.settings.offsite.is_empty()
+                && h.entry.is_numbered_backup()
+                && h.entry.segments.is_some()
+            {
+                let at = sauve_history::format_date(outcome.ended);
+                h.entry.offsite = Some(
+                    o.settings
+                        .offsite
+                        .iter()
+                        .map(|t| {
+                            let copy = sauve_history::OffsiteCopy {
+                                state: sauve_history::OffsiteState::Pending,
+                                at: at.clone(),
+                                attempts: 0,
+                                reason: None,
+                            };
+                            (t.url.clone(), copy)
+                        })
+                        .collect(),
+                );
+            }
+            let kick = crate::actors::offsite::messages::Kick {
+                destination: h.destination.clone(),
+                key: h.key.clone(),
+                base: self.layout.base_name(),
+            };
             let msg = RecordHistory {
                 destination: h.destination,
                 key: h.key,
@@ -145,10 +174,14 @@ impl Run {
             {
                 self.warn(&mut learned, format!("the history was not written: {e}"));
             }
+            // In the background, after the record: the next run's locks
+            // never wait for a copy (SPEC 19).
+            if own.as_ref().is_ok_and(|o| !o.settings.offsite.is_empty()) {
+                self.actors.offsite.do_send(kick);
+            }
         }
         let entry = outcome.journal_entry(&self.options.clock.zone());
         let verbose = outcome.verbose();
-        let own = ask(&self.actors.resolver, "resolver", ReadOwnSettings).await;
         let draft = own.ok().and_then(|o| outcome.alert(o.settings.alerts.on));
         match draft {
             // The alerter writes the entry once the deliveries are known.

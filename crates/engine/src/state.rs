@@ -297,7 +297,55 @@ pub fn status_json(app: &Path, scheduler: SchedulerView) -> Result<Value, crate:
         "next_scheduled": scheduler.next.map(|t| t.to_string()),
         "scheduler_disabled": scheduler.disabled,
         "destination": {"path": dest.path, "free_bytes": dest.free_bytes, "used_bytes": dest.used_by_app},
+        "offsite": offsite_status(app, &dest.path),
     }))
+}
+
+/// Per `[[offsite]]` destination, how many of this app's recorded sets are
+/// copied, pending or failed, and the last failure's reason (SPEC 19).
+fn offsite_status(app: &Path, destination: &Path) -> Vec<Value> {
+    let Ok(own) = sauve_settings::load_sauve_toml(app) else {
+        return Vec::new();
+    };
+    if own.offsite.is_empty() {
+        return Vec::new();
+    }
+    let key = sauve_settings::AppLayout::discover(app)
+        .map(|l| crate::plan::structure_key(&l))
+        .unwrap_or_default();
+    let entries = sauve_history::read_json_text(destination)
+        .ok()
+        .flatten()
+        .and_then(|t| sauve_history::History::parse(&t))
+        .and_then(|h| h.entries(&key))
+        .unwrap_or_default();
+    own.offsite
+        .iter()
+        .map(|t| {
+            let (mut copied, mut pending, mut failed) = (0, 0, 0);
+            let mut last_failure = Value::Null;
+            for e in entries
+                .iter()
+                .filter(|e| e.is_numbered_backup() && e.segments.is_some())
+            {
+                match e.offsite.as_ref().and_then(|m| m.get(&t.url)) {
+                    Some(c) if c.state == sauve_history::OffsiteState::Copied => copied += 1,
+                    Some(c) if c.state == sauve_history::OffsiteState::Failed => {
+                        failed += 1;
+                        last_failure = serde_json::json!({
+                            "number": e.backup_number, "at": c.at,
+                            "attempts": c.attempts, "reason": c.reason,
+                        });
+                    }
+                    _ => pending += 1,
+                }
+            }
+            serde_json::json!({
+                "url": t.url, "keep": t.keep, "copied": copied, "pending": pending,
+                "failed": failed, "last_failure": last_failure,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

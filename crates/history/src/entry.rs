@@ -39,6 +39,33 @@ pub struct LockWindows {
     pub structure: Option<u64>,
 }
 
+/// Where an off-site copy of a set stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OffsiteState {
+    /// Not copied yet (queued, or waiting for a retry).
+    Pending,
+    /// Every object of the set is in the destination.
+    Copied,
+    /// The last attempt failed; retried later, and at the next run.
+    Failed,
+}
+
+/// One destination's copy of a set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffsiteCopy {
+    /// Where it stands.
+    pub state: OffsiteState,
+    /// When it got there (4D's date form).
+    pub at: String,
+    /// Attempts so far.
+    #[serde(default)]
+    pub attempts: u32,
+    /// Why the last attempt failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
 /// A file in the archive, as the history records it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryFile {
@@ -93,6 +120,10 @@ pub struct HistoryEntry {
     /// sauve: the archive's files with sizes and checksums.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files: Option<Vec<HistoryFile>>,
+    /// sauve: the set's off-site copies, by destination as written in
+    /// sauve.toml (SPEC 19).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offsite: Option<std::collections::BTreeMap<String, OffsiteCopy>>,
     /// Fields sauve does not know, kept verbatim after the known ones.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -141,6 +172,7 @@ impl HistoryEntry {
             lock_windows: None,
             segments: None,
             files: None,
+            offsite: None,
             extra: Map::new(),
         }
     }

@@ -188,6 +188,46 @@ impl History {
         self.set_entries(key, &entries)
     }
 
+    /// Records where the off-site copy of set `number` under `key` to
+    /// `destination` stands; false when no such backup is recorded.
+    pub fn set_offsite(
+        &mut self,
+        key: &str,
+        number: u32,
+        destination: &str,
+        copy: crate::entry::OffsiteCopy,
+    ) -> Result<bool, HistoryError> {
+        let mut entries = self.entries(key).unwrap_or_default();
+        let Some(e) = entries
+            .iter_mut()
+            .find(|e| e.is_numbered_backup() && e.backup_number == number)
+        else {
+            return Ok(false);
+        };
+        e.offsite
+            .get_or_insert_with(Default::default)
+            .insert(destination.to_owned(), copy);
+        self.set_entries(key, &entries)?;
+        Ok(true)
+    }
+
+    /// The history of `key` alone (an app's own object on a store, SPEC 19).
+    pub fn only(&self, key: &str) -> History {
+        let mut map = Map::new();
+        if let Some(v) = self.map.get(key) {
+            map.insert(key.to_owned(), v.clone());
+        }
+        History { map }
+    }
+
+    /// Adds the keys of `other` (each app's own object, when rebuilding a
+    /// store's `backupHistory.json`); a key both hold keeps `other`'s entries.
+    pub fn merge(&mut self, other: History) {
+        for (k, v) in other.map {
+            self.map.insert(k, v);
+        }
+    }
+
     /// The highest backup number recorded under `key`.
     pub fn highest_number(&self, key: &str) -> Option<u32> {
         self.entries(key)?

@@ -20,7 +20,8 @@ mod error;
 mod history;
 
 pub use entry::{
-    HistoryAttachment, HistoryEntry, HistoryFile, LockWindows, Operation, format_date,
+    HistoryAttachment, HistoryEntry, HistoryFile, LockWindows, OffsiteCopy, OffsiteState,
+    Operation, format_date,
 };
 pub use error::HistoryError;
 pub use history::{

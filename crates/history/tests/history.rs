@@ -55,6 +55,7 @@ fn entry(number: u32, status: i32) -> HistoryEntry {
             size: 734_003_200,
             blake3: "9f2c".into(),
         }]),
+        offsite: None,
         extra: Default::default(),
     }
 }

@@ -12,6 +12,8 @@
 //! - [`records`]: the only writer of the Backup Journal, the history and
 //!   the state file.
 //! - [`alerts`]: alerts delivered in the background, journaled when done.
+//! - [`offsite`]: committed sets copied to every `[[offsite]]` destination
+//!   in the background, retried with backoff, pruned there.
 
 use actix::Addr;
 
@@ -19,6 +21,7 @@ pub(crate) mod alerts;
 pub(crate) mod coordinator;
 pub(crate) mod copier;
 pub(crate) mod locks;
+pub(crate) mod offsite;
 pub(crate) mod records;
 pub(crate) mod resolver;
 
@@ -30,6 +33,7 @@ pub(crate) struct Actors {
     pub(crate) records: Addr<records::Records>,
     pub(crate) locks: Addr<locks::LockKeeper>,
     pub(crate) alerter: Addr<alerts::Alerter>,
+    pub(crate) offsite: Addr<offsite::Offsite>,
 }
 
 /// Sends `msg` to `addr` and waits for the reply; a dead actor is

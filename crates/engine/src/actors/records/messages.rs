@@ -107,3 +107,16 @@ pub(crate) struct AcknowledgeAlerts {
 pub(crate) struct WatchStaleness {
     pub(crate) now: Timestamp,
 }
+
+/// Records where the off-site copy of a set stands, in its history entry.
+#[derive(Message)]
+#[rtype(result = "Result<(), EngineError>")]
+pub(crate) struct RecordOffsite {
+    pub(crate) destination: PathBuf,
+    pub(crate) key: String,
+    pub(crate) number: u32,
+    /// The `[[offsite]]` url, as written.
+    pub(crate) label: String,
+    pub(crate) copy: sauve_history::OffsiteCopy,
+    pub(crate) now: Timestamp,
+}

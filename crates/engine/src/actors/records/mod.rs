@@ -121,6 +121,20 @@ impl Handler<RecordHistory> for Records {
     }
 }
 
+impl Handler<RecordOffsite> for Records {
+    type Result = Result<(), EngineError>;
+    fn handle(&mut self, msg: RecordOffsite, _: &mut SyncContext<Self>) -> Self::Result {
+        records::record_offsite(
+            &msg.destination,
+            &msg.key,
+            msg.number,
+            &msg.label,
+            msg.copy,
+            msg.now,
+        )
+    }
+}
+
 impl Handler<RecordLastBackup> for Records {
     type Result = Result<(), EngineError>;
     fn handle(&mut self, msg: RecordLastBackup, _: &mut SyncContext<Self>) -> Self::Result {

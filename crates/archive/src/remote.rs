@@ -1,0 +1,214 @@
+//! Sets in a store (SPEC 19): found by listing their keys, read as one
+//! stream through parallel ranged reads, with no local copy.
+
+use std::io::{self, Read};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use sauve_store::{ObjectInfo, Store, StoreError};
+
+use crate::error::ArchiveError;
+use crate::naming::{ArchiveName, SetFiles};
+use crate::reader::SegmentSource;
+
+/// The size of each ranged read.
+const RANGE: u64 = 8 << 20;
+/// Ranged reads in flight per segment: 32 MiB read ahead.
+const AHEAD: usize = 4;
+
+/// A complete set in a store: its objects in stream order.
+#[derive(Clone, Debug)]
+pub struct RemoteSet {
+    store: Arc<dyn Store>,
+    runtime: tokio::runtime::Handle,
+    /// Base, number and kind.
+    pub name: ArchiveName,
+    /// The objects, in order: one, or segments 1, 2, 3…
+    pub objects: Vec<ObjectInfo>,
+}
+
+impl RemoteSet {
+    /// Finds the set `name` names (`base[NNNN]`, `base[NNNN].4BK`, any of
+    /// its segments) in `store`. A gap in the segments names the missing one.
+    /// Reads run on `runtime`; the caller must not be one of its tasks.
+    pub async fn locate(
+        store: Arc<dyn Store>,
+        runtime: tokio::runtime::Handle,
+        name: &str,
+    ) -> Result<RemoteSet, ArchiveError> {
+        let parsed = ArchiveName::parse(name)
+            .or_else(|| ArchiveName::parse(&format!("{name}.4BK")))
+            .filter(|n| !n.part)
+            .ok_or_else(|| ArchiveError::NotAnArchiveName {
+                path: PathBuf::from(name),
+            })?;
+        let set_name = ArchiveName {
+            segment: None,
+            part: false,
+            ..parsed
+        };
+        let listed = store.list(&format!("{}[", set_name.base)).await?;
+        let mut single = None;
+        let mut segments: Vec<(u32, ObjectInfo)> = Vec::new();
+        for o in listed {
+            let Some(a) = ArchiveName::parse(&o.key) else {
+                continue;
+            };
+            if a.part
+                || a.base != set_name.base
+                || a.number != set_name.number
+                || a.kind != set_name.kind
+            {
+                continue;
+            }
+            match a.segment {
+                None => single = Some(o),
+                Some(s) => segments.push((s, o)),
+            }
+        }
+        let objects = if let Some(o) = single {
+            vec![o]
+        } else {
+            segments.sort_by_key(|(s, _)| *s);
+            if segments.is_empty() {
+                return Err(ArchiveError::Missing {
+                    kind: set_name.kind,
+                    what: format!("{}{} not found", store.describe(), set_name),
+                });
+            }
+            for (i, (s, _)) in segments.iter().enumerate() {
+                let expected = i as u32 + 1;
+                if *s != expected {
+                    let missing = ArchiveName {
+                        segment: Some(expected),
+                        ..set_name.clone()
+                    };
+                    return Err(ArchiveError::Missing {
+                        kind: set_name.kind,
+                        what: format!("segment {}{missing} is missing", store.describe()),
+                    });
+                }
+            }
+            segments.into_iter().map(|(_, o)| o).collect()
+        };
+        Ok(RemoteSet {
+            store,
+            runtime,
+            name: set_name,
+            objects,
+        })
+    }
+
+    /// The set as [`SetFiles`]: `dir` is the store as typed, `files` the keys.
+    pub fn set_files(&self) -> SetFiles {
+        SetFiles {
+            dir: PathBuf::from(self.store.describe()),
+            name: self.name.clone(),
+            files: self.objects.iter().map(|o| PathBuf::from(&o.key)).collect(),
+        }
+    }
+
+    /// The first object, as a person reads it: `s3://bucket/prefix/key`.
+    pub(crate) fn first_label(&self) -> String {
+        self.objects
+            .first()
+            .map(|o| format!("{}{}", self.store.describe(), o.key))
+            .unwrap_or_default()
+    }
+}
+
+impl SegmentSource for RemoteSet {
+    fn names(&self) -> Vec<String> {
+        self.objects.iter().map(|o| o.key.clone()).collect()
+    }
+
+    fn open(&self, index: usize) -> io::Result<Box<dyn Read + '_>> {
+        let o = self
+            .objects
+            .get(index)
+            .ok_or_else(|| io::Error::other("no such segment"))?;
+        Ok(Box::new(RangeReader::open(
+            &self.runtime,
+            Arc::clone(&self.store),
+            o.key.clone(),
+            o.size,
+        )))
+    }
+}
+
+/// One object read in order through ranged reads, [`AHEAD`] of them in
+/// flight on a runtime; memory stays at `AHEAD` ranges whatever the size.
+pub struct RangeReader {
+    rx: tokio::sync::mpsc::Receiver<Result<Bytes, StoreError>>,
+    current: Bytes,
+    key: String,
+    size: u64,
+    read: u64,
+}
+
+impl RangeReader {
+    /// Starts reading `key` (of `size` bytes) on `runtime`.
+    pub fn open(
+        runtime: &tokio::runtime::Handle,
+        store: Arc<dyn Store>,
+        key: String,
+        size: u64,
+    ) -> RangeReader {
+        let (tx, rx) = tokio::sync::mpsc::channel(AHEAD);
+        let k = key.clone();
+        runtime.spawn(async move {
+            let ranges = (0..size.div_ceil(RANGE)).map(|i| i * RANGE..((i + 1) * RANGE).min(size));
+            let mut reads = futures_util::stream::iter(ranges)
+                .map(|r| {
+                    let (store, key) = (Arc::clone(&store), k.clone());
+                    async move { store.get_range(&key, r).await }
+                })
+                .buffered(AHEAD);
+            while let Some(item) = reads.next().await {
+                let failed = item.is_err();
+                // The reader went away, or this was the error it will see.
+                if tx.send(item).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        RangeReader {
+            rx,
+            current: Bytes::new(),
+            key,
+            size,
+            read: 0,
+        }
+    }
+}
+
+impl Read for RangeReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.current = b,
+                Some(Err(e)) => return Err(io::Error::other(e.to_string())),
+                None if self.read == self.size => return Ok(0),
+                None => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "{} ended after {} of {} bytes",
+                            self.key, self.read, self.size
+                        ),
+                    ));
+                }
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        self.current = self.current.slice(n..);
+        self.read += n as u64;
+        Ok(n)
+    }
+}

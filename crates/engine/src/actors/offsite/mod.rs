@@ -1,0 +1,485 @@
+//! The off-site copier (SPEC 19): it owns the copies of committed sets to
+//! every `[[offsite]]` destination, their retries with backoff and their
+//! retention there. It never takes a lock of the app: it reads committed
+//! files only, in the background, after the run has recorded itself. The
+//! state of each copy is written by the records actor, in the history entry.
+
+pub(crate) mod messages;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, ResponseActFuture, WrapFuture};
+use bytes::{Bytes, BytesMut};
+use sauve_archive::{ArchiveName, SetFiles, SetKind};
+use sauve_history::{History, OffsiteCopy, OffsiteState};
+use sauve_settings::{OffsiteSettings, StoreConnection};
+use sauve_store::{Location, S3Options, Store, StoreError};
+use tokio::io::AsyncReadExt;
+use tokio::sync::oneshot;
+
+use crate::Clock;
+use crate::actors::records::Records;
+use crate::actors::records::messages::RecordOffsite;
+use messages::{DrainCopies, Kick};
+
+/// The longest wait between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+
+/// Where the app's own history lives on a store: one object per app,
+/// written only by that app (SPEC 19).
+pub(crate) fn history_object(key: &str) -> String {
+    let digest = blake3::hash(key.as_bytes()).to_hex();
+    format!(".sauve/history/{}.json", &digest[..32])
+}
+
+pub(crate) struct Offsite {
+    pub(crate) app: PathBuf,
+    pub(crate) records: actix::Addr<Records>,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// What the last run asked for; retries copy it again.
+    work: Option<Kick>,
+    busy: bool,
+    again: bool,
+    /// Failed attempts in a row, per destination.
+    attempts: HashMap<String, u32>,
+    drained: Vec<oneshot::Sender<()>>,
+}
+
+impl Offsite {
+    pub(crate) fn new(
+        app: PathBuf,
+        records: actix::Addr<Records>,
+        clock: Arc<dyn Clock>,
+    ) -> Offsite {
+        Offsite {
+            app,
+            records,
+            clock,
+            work: None,
+            busy: false,
+            again: false,
+            attempts: HashMap::new(),
+            drained: Vec::new(),
+        }
+    }
+
+    fn start_copies(&mut self, ctx: &mut Context<Self>) {
+        let Some(work) = self.work.clone() else {
+            return;
+        };
+        if self.busy {
+            self.again = true;
+            return;
+        }
+        self.busy = true;
+        let job = Job {
+            app: self.app.clone(),
+            records: self.records.clone(),
+            clock: self.clock.clone(),
+            work,
+            attempts: self.attempts.clone(),
+        };
+        ctx.spawn(job.run().into_actor(self).map(|outcomes, act, ctx| {
+            act.busy = false;
+            let mut retry: Option<Duration> = None;
+            for (label, outcome) in outcomes {
+                match outcome {
+                    Ok(()) => {
+                        act.attempts.remove(&label);
+                    }
+                    Err(first_wait) => {
+                        let n = act.attempts.entry(label).or_insert(0);
+                        *n += 1;
+                        let wait = first_wait
+                            .saturating_mul(1 << (*n - 1).min(16))
+                            .min(MAX_BACKOFF);
+                        retry = Some(retry.map_or(wait, |r| r.min(wait)));
+                    }
+                }
+            }
+            if let Some(wait) = retry {
+                ctx.run_later(wait, |act, ctx| act.start_copies(ctx));
+            }
+            if act.again {
+                act.again = false;
+                act.start_copies(ctx);
+            } else {
+                for tx in act.drained.drain(..) {
+                    let _ = tx.send(());
+                }
+            }
+        }));
+    }
+}
+
+impl Actor for Offsite {
+    type Context = Context<Self>;
+}
+
+impl Handler<Kick> for Offsite {
+    type Result = ();
+    fn handle(&mut self, msg: Kick, ctx: &mut Context<Self>) {
+        self.work = Some(msg);
+        self.start_copies(ctx);
+    }
+}
+
+impl Handler<DrainCopies> for Offsite {
+    type Result = ResponseActFuture<Self, ()>;
+    fn handle(&mut self, _: DrainCopies, _: &mut Context<Self>) -> Self::Result {
+        if !self.busy {
+            return Box::pin(actix::fut::ready(()));
+        }
+        let (tx, rx) = oneshot::channel();
+        self.drained.push(tx);
+        Box::pin(
+            async move {
+                let _ = rx.await;
+            }
+            .into_actor(self),
+        )
+    }
+}
+
+/// The S3 options of an off-site destination: its keys over `[destination]`,
+/// over the AWS environment variables.
+pub(crate) fn s3_options(own: &StoreConnection, base: &StoreConnection) -> S3Options {
+    let c = own.over(base);
+    let mut o = S3Options::new();
+    o.endpoint = c.endpoint;
+    o.region = c.region;
+    o.path_style = c.path_style.unwrap_or(false);
+    o.access_key_id = c.access_key_id;
+    o.secret_access_key = c.secret_access_key.map(|s| s.expose().to_owned());
+    if let Some(mib) = c.part_size_mib {
+        o.part_size = mib as usize * (1 << 20);
+    }
+    if let Some(n) = c.parts_in_flight {
+        o.parts_in_flight = n as usize;
+    }
+    o.with_aws_environment(|name| std::env::var(name).ok())
+}
+
+/// Opens the store an `[[offsite]]` entry names; a folder is relative to the app.
+pub(crate) fn open_offsite(
+    app: &Path,
+    target: &OffsiteSettings,
+    base: &StoreConnection,
+) -> Result<(Arc<dyn Store>, usize), StoreError> {
+    let options = s3_options(&target.connection, base);
+    let location = match Location::parse(&target.url)? {
+        Location::Folder(dir) if dir.is_relative() => Location::Folder(app.join(dir)),
+        other => other,
+    };
+    Ok((sauve_store::open(&location, &options)?, options.part_size))
+}
+
+/// Opens the store an `s3://bucket/prefix/` URL (or a folder) names, for
+/// `sauve list|verify|restore`: reached through `[destination]` of the
+/// app's sauve.toml when `app` is given, and the AWS environment variables.
+pub fn open_store(app: Option<&Path>, url: &str) -> Result<Arc<dyn Store>, crate::EngineError> {
+    let base = match app {
+        Some(app) => sauve_settings::load_sauve_toml(app)?.destination,
+        None => StoreConnection::default(),
+    };
+    let options = s3_options(&StoreConnection::default(), &base);
+    Ok(sauve_store::open(&Location::parse(url)?, &options)?)
+}
+
+/// One pass over every destination.
+struct Job {
+    app: PathBuf,
+    records: actix::Addr<Records>,
+    clock: Arc<dyn Clock>,
+    work: Kick,
+    attempts: HashMap<String, u32>,
+}
+
+impl Job {
+    /// Per destination: `Ok`, or the first wait before a retry.
+    async fn run(self) -> Vec<(String, Result<(), Duration>)> {
+        let own = match sauve_settings::load_sauve_toml(&self.app) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("off-site copies skipped: {e}");
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::new();
+        for target in &own.offsite {
+            let result = self.copy_to(target, &own.destination).await;
+            if let Err(e) = &result {
+                tracing::warn!(destination = %target.url, "off-site copy failed: {e}");
+            }
+            out.push((target.url.clone(), result.map_err(|_| target.retry_after)));
+        }
+        out
+    }
+
+    async fn record(&self, number: u32, label: &str, state: OffsiteState, reason: Option<String>) {
+        let attempts = self.attempts.get(label).copied().unwrap_or(0) + 1;
+        let msg = RecordOffsite {
+            destination: self.work.destination.clone(),
+            key: self.work.key.clone(),
+            number,
+            label: label.to_owned(),
+            copy: OffsiteCopy {
+                state,
+                at: sauve_history::format_date(self.clock.now()),
+                attempts,
+                reason,
+            },
+            now: self.clock.now(),
+        };
+        match self.records.send(msg).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("the state of an off-site copy was not recorded: {e}"),
+            Err(_) => tracing::warn!("the records actor is gone"),
+        }
+    }
+
+    async fn copy_to(
+        &self,
+        target: &OffsiteSettings,
+        base: &StoreConnection,
+    ) -> Result<(), String> {
+        let label = target.url.as_str();
+        let (store, part_size) =
+            open_offsite(&self.app, target, base).map_err(|e| e.to_string())?;
+        let destination = &self.work.destination;
+        let history = sauve_history::read_json_text(destination)
+            .map_err(|e| e.to_string())?
+            .and_then(|t| History::parse(&t))
+            .unwrap_or_default();
+        let entries = history.entries(&self.work.key).unwrap_or_default();
+        for e in entries.iter().filter(|e| e.is_numbered_backup()) {
+            let copied = e
+                .offsite
+                .as_ref()
+                .and_then(|m| m.get(label))
+                .is_some_and(|c| c.state == OffsiteState::Copied);
+            if copied {
+                continue;
+            }
+            let files = set_files(destination, &self.work.base, e.backup_number);
+            let Some(files) = files else {
+                // Gone from the destination (retention): nothing to copy.
+                continue;
+            };
+            match copy_set(store.as_ref(), &files, part_size).await {
+                Ok(()) => {
+                    self.record(e.backup_number, label, OffsiteState::Copied, None)
+                        .await;
+                }
+                Err(err) => {
+                    let reason = err.to_string();
+                    self.record(
+                        e.backup_number,
+                        label,
+                        OffsiteState::Failed,
+                        Some(reason.clone()),
+                    )
+                    .await;
+                    return Err(reason);
+                }
+            }
+        }
+        if let Some(keep) = target.keep {
+            prune(store.as_ref(), &self.work.base, keep)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        publish_history(store.as_ref(), destination, &self.work.key)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The files of set `number` in `destination`, in upload order: the log
+/// backup first, then the backup's segments, the manifest-bearing one last.
+/// `None` when the backup set is not there.
+fn set_files(destination: &Path, base: &str, number: u32) -> Option<Vec<PathBuf>> {
+    let name = |kind| ArchiveName {
+        base: base.to_owned(),
+        number,
+        segment: None,
+        kind,
+        part: false,
+    };
+    let backup = SetFiles::locate(&destination.join(name(SetKind::Backup).to_string())).ok()?;
+    let mut files = SetFiles::locate(&destination.join(name(SetKind::Log).to_string()))
+        .map(|s| s.files)
+        .unwrap_or_default();
+    files.extend(backup.files);
+    Some(files)
+}
+
+/// Uploads each file as one multipart upload. An object already there
+/// with the same size is a copy completed before (a crash, a retry); one of
+/// another size is refused: nothing is overwritten.
+async fn copy_set(
+    store: &dyn Store,
+    files: &[PathBuf],
+    part_size: usize,
+) -> Result<(), StoreError> {
+    for path in files {
+        let key = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        if let Some(there) = store.head(&key).await? {
+            if there.size == size {
+                continue;
+            }
+            return Err(StoreError::Exists {
+                store: store.describe(),
+                key,
+            });
+        }
+        upload_file(store, path, &key, part_size).await?;
+    }
+    Ok(())
+}
+
+/// Streams one file into an upload, `part_size` at a time; aborted on failure.
+pub(crate) async fn upload_file(
+    store: &dyn Store,
+    path: &Path,
+    key: &str,
+    part_size: usize,
+) -> Result<u64, StoreError> {
+    let failed = |e: std::io::Error| StoreError::Failed {
+        store: store.describe(),
+        action: "cannot read the local copy for",
+        key: key.to_owned(),
+        message: format!("{}: {e}", path.display()),
+    };
+    let mut file = tokio::fs::File::open(path).await.map_err(failed)?;
+    let mut upload = store.start_upload(key).await?;
+    let part = part_size.max(sauve_store::MIN_PART);
+    let mut sent_any = false;
+    loop {
+        let mut buf = BytesMut::with_capacity(part);
+        while buf.len() < part {
+            match file.read_buf(&mut buf).await {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = upload.abort().await;
+                    return Err(failed(e));
+                }
+            }
+        }
+        if buf.is_empty() && sent_any {
+            break;
+        }
+        let last = buf.len() < part;
+        if let Err(e) = upload.put_part(Bytes::from(buf)).await {
+            let _ = upload.abort().await;
+            return Err(e);
+        }
+        sent_any = true;
+        if last {
+            break;
+        }
+    }
+    upload.complete().await
+}
+
+/// Keeps the newest `keep` backup sets of `base` in the store: older sets
+/// go whole (every segment, and their log backup), the manifest-bearing
+/// object first so that a half-deleted set reads as missing, not as sound.
+async fn prune(store: &dyn Store, base: &str, keep: u32) -> Result<(), StoreError> {
+    let listed = store.list(&format!("{base}[")).await?;
+    let mut numbers: Vec<u32> = listed
+        .iter()
+        .filter_map(|o| ArchiveName::parse(&o.key))
+        .filter(|a| a.base == base && a.kind == SetKind::Backup && !a.part)
+        .map(|a| a.number)
+        .collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    let excess = numbers.len().saturating_sub(keep as usize);
+    for number in &numbers[..excess] {
+        let mut keys: Vec<(ArchiveName, String)> = listed
+            .iter()
+            .filter_map(|o| ArchiveName::parse(&o.key).map(|a| (a, o.key.clone())))
+            .filter(|(a, _)| a.base == base && a.number == *number)
+            .collect();
+        // Backup before log, last segment first.
+        keys.sort_by_key(|(a, _)| (a.kind != SetKind::Backup, std::cmp::Reverse(a.segment)));
+        for (_, key) in keys {
+            store.delete(&key).await?;
+        }
+        tracing::info!(
+            "off-site retention removed {base}[{number:04}] from {}",
+            store.describe()
+        );
+    }
+    Ok(())
+}
+
+/// Writes the app's own history object, then rebuilds `backupHistory.json`
+/// of the store from every app's object (SPEC 19): each app writes only its
+/// own object, so a lost race on the shared file is repaired by the next
+/// write and no entry is ever lost.
+async fn publish_history(
+    store: &dyn Store,
+    destination: &Path,
+    key: &str,
+) -> Result<(), StoreError> {
+    let local = sauve_history::read_json_text(destination)
+        .ok()
+        .flatten()
+        .and_then(|t| History::parse(&t))
+        .unwrap_or_default();
+    let own = local.only(key);
+    let encode = |h: &History| {
+        h.to_json()
+            .map(Bytes::from)
+            .map_err(|e| StoreError::Failed {
+                store: store.describe(),
+                action: "cannot encode",
+                key: sauve_history::FILE_NAME.to_owned(),
+                message: e.to_string(),
+            })
+    };
+    store
+        .put_replace(&history_object(key), encode(&own)?)
+        .await?;
+    // Rebuild, write, then read every app's object again: an app that wrote
+    // its own meanwhile may have lost the shared file to this write; seeing
+    // its entries now, write again. The last writer always ends with all.
+    let mut merged = merged_history(store).await?;
+    for _ in 0..5 {
+        store
+            .put_replace(sauve_history::FILE_NAME, encode(&merged)?)
+            .await?;
+        let again = merged_history(store).await?;
+        if again == merged {
+            break;
+        }
+        merged = again;
+    }
+    Ok(())
+}
+
+/// Every app's history object of the store, merged.
+async fn merged_history(store: &dyn Store) -> Result<History, StoreError> {
+    let mut merged = History::default();
+    for o in store.list(".sauve/history/").await? {
+        if !o.key.ends_with(".json") {
+            continue;
+        }
+        let text = store.get(&o.key).await?;
+        match History::parse(&String::from_utf8_lossy(&text)) {
+            Some(h) => merged.merge(h),
+            None => tracing::warn!("{}{} is not a history; left out", store.describe(), o.key),
+        }
+    }
+    Ok(merged)
+}

@@ -1,0 +1,326 @@
+//! Off-site copies (SPEC 19) on a real Garage node, through the real `sauve`
+//! binary with its secrets in its environment: each committed set and the
+//! history reach the bucket in the background, `sauve list|verify|restore
+//! s3://…` read them back byte for byte, an unreachable store leaves copies
+//! pending and retried at the next run, retention runs per destination, and
+//! several apps sharing one bucket prefix never lose each other's entries.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use sauve_store::{S3Store, Store};
+use sauve_tests::SampleApp;
+use sauve_tests::browser::sauve_binary;
+use sauve_tests::garage::Garage;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// `sauve ARGS` as a process, with the store's credentials in its environment.
+fn sauve(garage: &Garage, args: &[&str]) -> Output {
+    Command::new(sauve_binary())
+        .args(args)
+        .env("SAUVE_TEST_S3_KEY", &garage.key_id)
+        .env("SAUVE_TEST_S3_SECRET", &garage.secret)
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {stdout}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// An app whose data file is `Data/<stem>.4DD` holding `data`, with
+/// `[destination]` reaching Garage and the given `[[offsite]]` tables.
+fn app(
+    garage: &Garage,
+    stem: &str,
+    data: &[u8],
+    offsite: &str,
+    pairs: &[(&str, &str)],
+) -> SampleApp {
+    let app = SampleApp::with_settings(pairs).unwrap();
+    std::fs::remove_file(app.path().join("Data/App.4DD")).unwrap();
+    std::fs::write(app.path().join(format!("Data/{stem}.4DD")), data).unwrap();
+    std::fs::create_dir_all(app.path().join("Settings")).unwrap();
+    std::fs::write(
+        app.path().join("Settings/sauve.toml"),
+        format!("[destination]\n{}\n{offsite}", garage.toml_lines()),
+    )
+    .unwrap();
+    app
+}
+
+fn bucket(garage: &Garage, prefix: &str) -> S3Store {
+    S3Store::open(garage.bucket.clone(), prefix.into(), &garage.options()).unwrap()
+}
+
+fn keys(rt: &tokio::runtime::Runtime, store: &dyn Store) -> Vec<String> {
+    rt.block_on(store.list(""))
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect()
+}
+
+fn local_history(app: &SampleApp) -> serde_json::Value {
+    let text = std::fs::read_to_string(app.root().join("Backups/backupHistory.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The `offsite` state of every numbered entry for `url`, in order.
+fn states(app: &SampleApp, url: &str) -> Vec<String> {
+    let h = local_history(app);
+    let (_, entries) = h.as_object().unwrap().iter().next().unwrap();
+    entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["backupNumber"].as_u64().unwrap_or(0) > 0)
+        .map(|e| {
+            e["offsite"][url]["state"]
+                .as_str()
+                .unwrap_or("none")
+                .to_owned()
+        })
+        .collect()
+}
+
+fn random(len: usize) -> Vec<u8> {
+    let mut rng = fastrand::Rng::with_seed(7);
+    (0..len).map(|_| rng.u8(..)).collect()
+}
+
+fn same_tree(a: &Path, b: &Path) {
+    for entry in std::fs::read_dir(a).unwrap() {
+        let entry = entry.unwrap();
+        let (pa, pb) = (entry.path(), b.join(entry.file_name()));
+        if pa.is_dir() {
+            same_tree(&pa, &pb);
+        } else {
+            assert_eq!(
+                std::fs::read(&pa).unwrap(),
+                std::fs::read(&pb).unwrap_or_else(|e| panic!("{}: {e}", pb.display())),
+                "{}",
+                pa.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_segmented_set_is_copied_off_site_and_restores_from_the_bucket_byte_identical() {
+    let garage = Garage::start(1);
+    let url = "s3://sauve-test/apps/notes/";
+    let offsite = format!("[[offsite]]\nurl = \"{url}\"\n\n[[offsite]]\nurl = \"../Offsite/\"\n");
+    let data = random(3 << 20);
+    let app = app(
+        &garage,
+        "Notes",
+        &data,
+        &offsite,
+        &[("Advanced/FileSegmentation/DefaultSize", "1")],
+    );
+    let a = app.arg();
+    ok(&sauve(&garage, &["backup", "--app", &a]));
+
+    // The set's segments and the histories are in the bucket; nothing else.
+    let rt = runtime();
+    let store = bucket(&garage, "apps/notes/");
+    let listed = keys(&rt, &store);
+    let segments: Vec<&String> = listed
+        .iter()
+        .filter(|k| k.starts_with("Notes[0001-"))
+        .collect();
+    assert!(segments.len() >= 3, "{listed:?}");
+    assert!(
+        listed.iter().any(|k| k == "backupHistory.json"),
+        "{listed:?}"
+    );
+    assert_eq!(
+        listed
+            .iter()
+            .filter(|k| k.starts_with(".sauve/history/"))
+            .count(),
+        1,
+        "{listed:?}"
+    );
+    // The local folders' copy too, and the state of both in the history.
+    assert!(app.root().join("Offsite/backupHistory.json").is_file());
+    assert_eq!(states(&app, url), ["copied"]);
+    assert_eq!(states(&app, "../Offsite/"), ["copied"]);
+    // The bucket's history is 4D's shape, with this app's entry.
+    let remote: serde_json::Value =
+        serde_json::from_slice(&rt.block_on(store.get("backupHistory.json")).unwrap()).unwrap();
+    assert_eq!(remote.as_object().unwrap().len(), 1);
+
+    // Read back from the bucket: list, verify, restore.
+    let set = format!("{url}Notes[0001]");
+    let listing = ok(&sauve(&garage, &["list", &set, "--app", &a]));
+    assert!(listing.contains("Data/Notes.4DD"), "{listing}");
+    let verified = ok(&sauve(&garage, &["verify", &set, "--app", &a]));
+    assert!(verified.contains("sound"), "{verified}");
+    let to = app.root().join("from-bucket");
+    let restored = ok(&sauve(
+        &garage,
+        &[
+            "restore",
+            &set,
+            "--to",
+            &to.display().to_string(),
+            "--app",
+            &a,
+        ],
+    ));
+    assert!(restored.contains("Restored Notes[0001].4BK"), "{restored}");
+    assert_eq!(std::fs::read(to.join("Data/Notes.4DD")).unwrap(), data);
+    // Byte for byte what a restore of the local set gives.
+    let local = app.root().join("from-folder");
+    let set_path = app.root().join("Backups/Notes[0001]").display().to_string();
+    ok(&sauve(
+        &garage,
+        &["restore", &set_path, "--to", &local.display().to_string()],
+    ));
+    same_tree(&local, &to);
+    same_tree(&to, &local);
+
+    // A damaged object is named by verify, and restore moves nothing.
+    let last = segments.last().unwrap().to_string();
+    let mut bytes = rt.block_on(store.get(&last)).unwrap().to_vec();
+    bytes[100] ^= 0xff;
+    rt.block_on(store.delete(&last)).unwrap();
+    rt.block_on(store.put_new(&last, bytes.into())).unwrap();
+    let out = sauve(&garage, &["verify", &set, "--app", &a]);
+    assert!(!out.status.success());
+    let to2 = app.root().join("damaged");
+    let out = sauve(
+        &garage,
+        &[
+            "restore",
+            &set,
+            "--to",
+            &to2.display().to_string(),
+            "--app",
+            &a,
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(!to2.join("Data").exists(), "nothing moved into place");
+
+    // `sauve status` shows where the copies stand.
+    let status = ok(&sauve(&garage, &["status", "--app", &a]));
+    assert!(
+        status.contains(&format!(
+            "Off-site:     {url}: 1 copied, 0 pending, 0 failed"
+        )),
+        "{status}"
+    );
+}
+
+#[test]
+fn an_unreachable_store_leaves_the_copy_pending_and_the_next_run_copies_it() {
+    let mut garage = Garage::start(1);
+    let url = "s3://sauve-test/p/";
+    let offsite = format!("[[offsite]]\nurl = \"{url}\"\nkeep = 2\nretry_after = \"1h\"\n");
+    let app = app(&garage, "Notes", b"data", &offsite, &[]);
+    let a = app.arg();
+    garage.stop_all();
+    // The local backup succeeds; its copy fails and says why.
+    ok(&sauve(&garage, &["backup", "--app", &a]));
+    assert_eq!(states(&app, url), ["failed"]);
+    let status = ok(&sauve(&garage, &["status", "--app", &a]));
+    assert!(status.contains("0 copied, 0 pending, 1 failed"), "{status}");
+    assert!(status.contains("last failure (set 1"), "{status}");
+    let json = ok(&sauve(&garage, &["status", "--app", &a, "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let reason = v["offsite"][0]["last_failure"]["reason"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(reason.contains("s3://sauve-test/p/"), "{reason}");
+
+    // The store is back: the next run copies both sets.
+    garage.start_all();
+    ok(&sauve(&garage, &["backup", "--app", &a]));
+    assert_eq!(states(&app, url), ["copied", "copied"]);
+    // Retention per destination: keep = 2 of three sets.
+    ok(&sauve(&garage, &["backup", "--app", &a]));
+    let rt = runtime();
+    let sets: Vec<String> = keys(&rt, &bucket(&garage, "p/"))
+        .into_iter()
+        .filter(|k| k.ends_with(".4BK"))
+        .collect();
+    assert_eq!(sets, ["Notes[0002].4BK", "Notes[0003].4BK"]);
+}
+
+#[test]
+fn three_apps_sharing_one_prefix_keep_every_entry_and_overwrite_nothing() {
+    let garage = Garage::start(1);
+    let url = "s3://sauve-test/shared/";
+    let offsite = format!("[[offsite]]\nurl = \"{url}\"\n");
+    let apps: Vec<SampleApp> = (1..=3)
+        .map(|i| {
+            app(
+                &garage,
+                &format!("App{i}"),
+                format!("data {i}").as_bytes(),
+                &offsite,
+                &[],
+            )
+        })
+        .collect();
+    let garage = Arc::new(garage);
+    for _round in 0..2 {
+        let handles: Vec<_> = apps
+            .iter()
+            .map(|a| {
+                let (g, arg) = (Arc::clone(&garage), a.arg());
+                std::thread::spawn(move || ok(&sauve(&g, &["backup", "--app", &arg])))
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    }
+    let rt = runtime();
+    let store = bucket(&garage, "shared/");
+    let listed = keys(&rt, &store);
+    for i in 1..=3 {
+        for n in 1..=2 {
+            let key = format!("App{i}[000{n}].4BK");
+            assert!(listed.contains(&key), "{key} missing from {listed:?}");
+            // Each object is its own app's set, not another's.
+            let bytes = rt.block_on(store.get(&key)).unwrap();
+            assert!(!bytes.is_empty());
+        }
+    }
+    // Every app's entries are in the rebuilt backupHistory.json, whoever wrote it last.
+    let h: serde_json::Value =
+        serde_json::from_slice(&rt.block_on(store.get("backupHistory.json")).unwrap()).unwrap();
+    let map = h.as_object().unwrap();
+    assert_eq!(map.len(), 3, "{h:#}");
+    for (_, entries) in map {
+        let numbers: Vec<u64> = entries
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["backupNumber"].as_u64().unwrap())
+            .collect();
+        assert_eq!(numbers, [1, 2]);
+    }
+}
