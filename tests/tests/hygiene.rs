@@ -247,6 +247,7 @@ fn architecture_places_every_engine_actor_and_its_messages() {
             "coordinator",
             "copier",
             "locks",
+            "offsite",
             "records",
             "resolver"
         ]

@@ -324,3 +324,101 @@ fn three_apps_sharing_one_prefix_keep_every_entry_and_overwrite_nothing() {
         assert_eq!(numbers, [1, 2]);
     }
 }
+
+/// Every object of the bucket is whole: the size of the local file of that name.
+fn every_object_whole(rt: &tokio::runtime::Runtime, store: &dyn Store, backups: &Path) {
+    for o in rt.block_on(store.list("")).unwrap() {
+        if o.key.starts_with('.') || o.key == "backupHistory.json" {
+            continue;
+        }
+        let local = std::fs::metadata(backups.join(&o.key)).unwrap().len();
+        assert_eq!(o.size, local, "{} is visible but not whole", o.key);
+    }
+}
+
+#[test]
+fn a_copy_killed_mid_upload_leaves_no_partial_object_and_the_next_run_finishes_it() {
+    let garage = Garage::start(1);
+    let url = "s3://sauve-test/k/";
+    let offsite = format!("[[offsite]]\nurl = \"{url}\"\n");
+    let app = app(
+        &garage,
+        "Notes",
+        &random(96 << 20),
+        &offsite,
+        &[("Advanced/CompressionRate", "None")],
+    );
+    let a = app.arg();
+    let mut child = Command::new(sauve_binary())
+        .args(["backup", "--app", &a])
+        .env("SAUVE_TEST_S3_KEY", &garage.key_id)
+        .env("SAUVE_TEST_S3_SECRET", &garage.secret)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once the run recorded its set as pending: its copy is under way.
+    let history = app.root().join("Backups/backupHistory.json");
+    loop {
+        let text = std::fs::read_to_string(&history).unwrap_or_default();
+        if text.contains("\"pending\"") || child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::yield_now();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let rt = runtime();
+    let store = bucket(&garage, "k/");
+    every_object_whole(&rt, &store, &app.root().join("Backups"));
+
+    // The next run copies both sets; every object is whole and verifies.
+    ok(&sauve(&garage, &["backup", "--app", &a]));
+    assert_eq!(states(&app, url), ["copied", "copied"]);
+    every_object_whole(&rt, &store, &app.root().join("Backups"));
+    for n in ["0001", "0002"] {
+        let out = ok(&sauve(
+            &garage,
+            &["verify", &format!("{url}Notes[{n}]"), "--app", &a],
+        ));
+        assert!(out.contains("sound"), "{out}");
+    }
+}
+
+#[test]
+fn one_node_of_three_killed_during_a_copy_the_copy_completes_and_verifies() {
+    let mut garage = Garage::start(3);
+    let url = "s3://sauve-test/cluster/";
+    let offsite = format!("[[offsite]]\nurl = \"{url}\"\n");
+    let app = app(
+        &garage,
+        "Notes",
+        &random(48 << 20),
+        &offsite,
+        &[("Advanced/FileSegmentation/DefaultSize", "16")],
+    );
+    let a = app.arg();
+    let (key, secret) = (garage.key_id.clone(), garage.secret.clone());
+    let arg = a.clone();
+    let backup = std::thread::spawn(move || {
+        Command::new(sauve_binary())
+            .args(["backup", "--app", &arg])
+            .env("SAUVE_TEST_S3_KEY", key)
+            .env("SAUVE_TEST_S3_SECRET", secret)
+            .output()
+            .unwrap()
+    });
+    // The third node goes once the set is committed locally.
+    let first = app.root().join("Backups/Notes[0001-0001].4BK");
+    while !first.exists() && !backup.is_finished() {
+        std::thread::yield_now();
+    }
+    garage.kill_node(2);
+    ok(&backup.join().unwrap());
+    assert_eq!(states(&app, url), ["copied"]);
+    let out = ok(&sauve(
+        &garage,
+        &["verify", &format!("{url}Notes[0001]"), "--app", &a],
+    ));
+    assert!(out.contains("sound"), "{out}");
+}

@@ -276,7 +276,7 @@ pub struct OffsiteSettings {
     /// `keep`: the sets kept there (retention per destination); every set when unset.
     pub keep: Option<u32>,
     /// `retry_after`: the first wait after a failed copy, doubled at each
-    /// failure up to an hour (default 30s).
+    /// failure up to an hour (default 1m).
     pub retry_after: Duration,
     /// How to reach it, over `[destination]`.
     pub connection: StoreConnection,
@@ -633,17 +633,17 @@ impl Check<'_> {
         });
         let retry_after = match &raw.retry_after {
             Some(r) => match parse_duration(r.get_ref()) {
-                Some(d) if d >= Duration::from_secs(1) => d,
+                Some(d) => d,
                 _ => {
                     self.problem(
                         r.span(),
                         &format!("{key}.retry_after"),
-                        format!("invalid value \"{}\" (accepted: a duration of at least 1s, as 30s, 5m or 1h)", r.get_ref()),
+                        format!("invalid value \"{}\" (accepted: a duration of a minute or more, as 5m, 1h or 2d)", r.get_ref()),
                     );
-                    Duration::from_secs(30)
+                    Duration::from_secs(60)
                 }
             },
-            None => Duration::from_secs(30),
+            None => Duration::from_secs(60),
         };
         let connection = self.connection(
             &key,
@@ -1127,6 +1127,78 @@ impl SauveToml {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(text: &str) -> Result<SauveToml, String> {
+        let env = |n: &str| match n {
+            "S3_KEY" => Some("GKexample".to_owned()),
+            "S3_SECRET" => Some("very-secret".to_owned()),
+            _ => None,
+        };
+        parse_sauve_toml(text, "sauve.toml", Path::new("/app"), &env).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn destination_and_offsite_tables_are_read_and_checked() {
+        let s = parse(
+            "[destination]\nendpoint = \"http://127.0.0.1:3900\"\nregion = \"garage\"\npath_style = true\naccess_key_id_env = \"S3_KEY\"\nsecret_access_key_env = \"S3_SECRET\"\n\n[[offsite]]\nurl = \"s3://backups/notes/\"\nkeep = 7\nretry_after = \"5m\"\n\n[[offsite]]\nurl = \"../Offsite\"\nregion = \"other\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.destination.endpoint.as_deref(),
+            Some("http://127.0.0.1:3900")
+        );
+        assert_eq!(s.destination.access_key_id.as_deref(), Some("GKexample"));
+        assert_eq!(
+            s.destination.secret_access_key.as_ref().unwrap().expose(),
+            "very-secret"
+        );
+        assert_eq!(s.offsite.len(), 2);
+        assert_eq!(s.offsite[0].keep, Some(7));
+        assert_eq!(s.offsite[0].retry_after, Duration::from_secs(300));
+        assert_eq!(s.offsite[1].retry_after, Duration::from_secs(60));
+        let over = s.offsite[1].connection.over(&s.destination);
+        assert_eq!(over.region.as_deref(), Some("other"));
+        assert_eq!(over.endpoint.as_deref(), Some("http://127.0.0.1:3900"));
+        assert!(!s.to_json().to_string().contains("very-secret"));
+
+        for (text, expected) in [
+            (
+                "[destination]\nsecret_access_key = \"abc\"\n",
+                "sauve.toml:2:21: destination.secret_access_key: a secret is never a value in the file",
+            ),
+            (
+                "[[offsite]]\nurl = \"s3://\"\n",
+                "offsite[0].url: invalid value \"s3://\" (accepted: s3://bucket/prefix/, or a folder)",
+            ),
+            (
+                "[[offsite]]\nurl = \"x\"\nkeep = 0\n",
+                "offsite[0].keep: invalid value 0 (accepted: 1 to 9999 sets)",
+            ),
+            (
+                "[[offsite]]\nurl = \"x\"\nretry_after = \"2s\"\n",
+                "offsite[0].retry_after: invalid value \"2s\"",
+            ),
+            (
+                "[[offsite]]\nurl = \"x\"\nparts_in_flight = 99\n",
+                "offsite[0].parts_in_flight: invalid value 99 (accepted: 1 to 16)",
+            ),
+            (
+                "[[offsite]]\nurl = \"x\"\nendpoint = \"s3.example.com\"\n",
+                "offsite[0].endpoint: invalid value \"s3.example.com\"",
+            ),
+            (
+                "[destination]\naccess_key_id_env = \"NOT_SET\"\n",
+                "the environment variable NOT_SET is not set",
+            ),
+            (
+                "[[offsite]]\nurl = \"x\"\nbucket = \"y\"\n",
+                "sauve.toml:3:1: unknown key \"bucket\" (accepted: url, keep",
+            ),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.contains(expected), "{text}: {e}");
+        }
+    }
 
     #[test]
     fn urls_durations_and_addresses_are_checked() {

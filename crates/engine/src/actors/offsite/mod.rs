@@ -255,34 +255,41 @@ impl Job {
             .and_then(|t| History::parse(&t))
             .unwrap_or_default();
         let entries = history.entries(&self.work.key).unwrap_or_default();
-        for e in entries.iter().filter(|e| e.is_numbered_backup()) {
-            let copied = e
-                .offsite
-                .as_ref()
-                .and_then(|m| m.get(label))
-                .is_some_and(|c| c.state == OffsiteState::Copied);
+        // Every committed set in the destination, recorded or not: a crash
+        // between a commit and its record must not keep a set from going
+        // off-site.
+        let mut numbers = sauve_history::archive_numbers(destination, &self.work.base)
+            .map_err(|e| e.to_string())?;
+        numbers.extend(
+            entries
+                .iter()
+                .filter(|e| e.is_numbered_backup())
+                .map(|e| e.backup_number),
+        );
+        numbers.sort_unstable();
+        numbers.dedup();
+        for number in numbers {
+            let copied = entries
+                .iter()
+                .filter(|e| e.is_numbered_backup() && e.backup_number == number)
+                .filter_map(|e| e.offsite.as_ref()?.get(label))
+                .any(|c| c.state == OffsiteState::Copied);
             if copied {
                 continue;
             }
-            let files = set_files(destination, &self.work.base, e.backup_number);
+            let files = set_files(destination, &self.work.base, number);
             let Some(files) = files else {
                 // Gone from the destination (retention): nothing to copy.
                 continue;
             };
             match copy_set(store.as_ref(), &files, part_size).await {
                 Ok(()) => {
-                    self.record(e.backup_number, label, OffsiteState::Copied, None)
-                        .await;
+                    self.record(number, label, OffsiteState::Copied, None).await;
                 }
                 Err(err) => {
                     let reason = err.to_string();
-                    self.record(
-                        e.backup_number,
-                        label,
-                        OffsiteState::Failed,
-                        Some(reason.clone()),
-                    )
-                    .await;
+                    self.record(number, label, OffsiteState::Failed, Some(reason.clone()))
+                        .await;
                     return Err(reason);
                 }
             }
