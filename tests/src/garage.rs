@@ -5,6 +5,9 @@
 //! `.ci/run` installs the binary (`cargo install garage --version 2.5.0
 //! --locked`); [`Garage::start`] fails saying so when it is missing.
 
+// A test harness: failing here fails the test that started the store.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

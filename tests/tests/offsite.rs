@@ -5,6 +5,9 @@
 //! pending and retried at the next run, retention runs per destination, and
 //! several apps sharing one bucket prefix never lose each other's entries.
 
+// Test helpers: failing there fails the test that called them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -421,4 +424,160 @@ fn one_node_of_three_killed_during_a_copy_the_copy_completes_and_verifies() {
         &["verify", &format!("{url}Notes[0001]"), "--app", &a],
     ));
     assert!(out.contains("sound"), "{out}");
+}
+
+fn age_keygen(dir: &Path, name: &str) -> (std::path::PathBuf, String) {
+    let key = dir.join(name);
+    let out = Command::new("age-keygen")
+        .arg("-o")
+        .arg(&key)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("age-keygen is needed (Debian's package age, which .ci/run installs): {e}")
+        });
+    assert!(out.status.success(), "{out:?}");
+    let recipient = Command::new("age-keygen")
+        .arg("-y")
+        .arg(&key)
+        .output()
+        .unwrap();
+    (
+        key,
+        String::from_utf8(recipient.stdout)
+            .unwrap()
+            .trim()
+            .to_owned(),
+    )
+}
+
+#[test]
+fn an_encrypted_copy_restores_with_the_age_cli_and_with_identity_and_fails_clearly_without() {
+    let garage = Garage::start(1);
+    let keys_dir = tempfile::tempdir().unwrap();
+    let (key, recipient) = age_keygen(keys_dir.path(), "key.txt");
+    let (other, _) = age_keygen(keys_dir.path(), "other.txt");
+    let url = "s3://sauve-test/enc/";
+    let offsite =
+        format!("[[offsite]]\nurl = \"{url}\"\nkeep = 1\nencrypt_to = [\"{recipient}\"]\n");
+    let data = random(3 << 20);
+    let app = app(
+        &garage,
+        "Notes",
+        &data,
+        &offsite,
+        &[("Advanced/FileSegmentation/DefaultSize", "1")],
+    );
+    let a = app.arg();
+    ok(&sauve(&garage, &["backup", "--app", &a]));
+    assert_eq!(states(&app, url), ["copied"]);
+    let rt = runtime();
+    let store = bucket(&garage, "enc/");
+    let segments: Vec<String> = keys(&rt, &store)
+        .into_iter()
+        .filter(|k| k.starts_with("Notes[0001-"))
+        .collect();
+    assert!(segments.len() >= 3, "{segments:?}");
+    assert!(
+        segments.iter().all(|k| k.ends_with(".4BK.age")),
+        "{segments:?}"
+    );
+
+    // Without sauve: age -d each segment, in order, | zstd -d | tar -x.
+    let work = tempfile::tempdir().unwrap();
+    let mut stream = Vec::new();
+    for k in &segments {
+        let enc = work.path().join("seg.age");
+        std::fs::write(&enc, rt.block_on(store.get(k)).unwrap()).unwrap();
+        let out = Command::new("age")
+            .arg("-d")
+            .arg("-i")
+            .arg(&key)
+            .arg(&enc)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "age -d {k}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stream.extend_from_slice(&out.stdout);
+    }
+    let tarball = work.path().join("set.tar.zst");
+    std::fs::write(&tarball, &stream).unwrap();
+    let out_dir = work.path().join("x");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "zstd -d -c '{}' | tar -x -C '{}'",
+            tarball.display(),
+            out_dir.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(std::fs::read(out_dir.join("Data/Notes.4DD")).unwrap(), data);
+
+    // With sauve and --identity.
+    let set = format!("{url}Notes[0001]");
+    let k = key.display().to_string();
+    let out = ok(&sauve(
+        &garage,
+        &["verify", &set, "--app", &a, "--identity", &k],
+    ));
+    assert!(out.contains("sound"), "{out}");
+    let to = app.root().join("decrypted");
+    ok(&sauve(
+        &garage,
+        &[
+            "restore",
+            &set,
+            "--to",
+            &to.display().to_string(),
+            "--app",
+            &a,
+            "--identity",
+            &k,
+        ],
+    ));
+    assert_eq!(std::fs::read(to.join("Data/Notes.4DD")).unwrap(), data);
+
+    // Without an identity, or with another one: a clear error naming the set.
+    let out = sauve(&garage, &["verify", &set, "--app", &a]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success());
+    assert!(
+        err.contains(
+            "s3://sauve-test/enc/Notes[0001].4BK is encrypted with age: no identity was given"
+        ),
+        "{err}"
+    );
+    let out = sauve(
+        &garage,
+        &[
+            "restore",
+            &set,
+            "--app",
+            &a,
+            "--identity",
+            &other.display().to_string(),
+            "--to",
+            &app.root().join("no").display().to_string(),
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success());
+    assert!(err.contains("the identities given do not open it"), "{err}");
+    assert!(!app.root().join("no/Data").exists());
+
+    // Retention on encrypted sets: keep = 1.
+    ok(&sauve(&garage, &["backup", "--app", &a]));
+    let left: Vec<String> = keys(&rt, &store)
+        .into_iter()
+        .filter(|k| k.starts_with("Notes["))
+        .collect();
+    assert!(
+        !left.is_empty() && left.iter().all(|k| k.starts_with("Notes[0002-")),
+        "{left:?}"
+    );
 }

@@ -3,6 +3,9 @@
 //! aborted or dropped upload leaves nothing, and errors name the bucket or
 //! key with the status they map to.
 
+// Test helpers: failing there fails the test that called them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::sync::Arc;
 
 use bytes::Bytes;

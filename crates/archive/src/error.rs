@@ -74,6 +74,16 @@ pub enum ArchiveError {
         /// What is missing.
         what: String,
     },
+    /// The set is encrypted (age) and no identity given opens it (SPEC 19).
+    #[error(
+        "{set} is encrypted with age: {reason} (accepted: --identity FILE naming an age identity file, AGE-SECRET-KEY-1… lines, of a recipient in encrypt_to)"
+    )]
+    Encrypted {
+        /// The set, as typed.
+        set: String,
+        /// No identity, or none that matches.
+        reason: String,
+    },
     /// The archive is damaged or not a sauve archive (1411, 1413).
     #[error("{what}")]
     Corrupt {
@@ -116,7 +126,9 @@ impl ArchiveError {
             | ArchiveError::AlreadyExists(_) => Status::BackupError,
             ArchiveError::AttachmentContainsApp { .. } => Status::InvalidSettings,
             ArchiveError::Stopped => Status::Stopped,
-            ArchiveError::NotAnArchiveName { .. } => Status::ArchiveMissing,
+            ArchiveError::NotAnArchiveName { .. } | ArchiveError::Encrypted { .. } => {
+                Status::ArchiveMissing
+            }
             ArchiveError::Missing {
                 kind: SetKind::Backup,
                 ..

@@ -36,7 +36,7 @@ pub use manifest::{
 };
 pub use naming::{ArchiveName, SetFiles, SetKind, log_gathering_name, number_text};
 pub use reader::SegmentSource;
-pub use remote::{RangeReader, RemoteSet};
+pub use remote::{AGE_SUFFIX, Identities, RangeReader, RemoteSet, read_identities, strip_age};
 pub use restore::{RestoreOptions, RestoreReport, restore, restore_remote};
 pub use verify::{VerifyReport, list, list_remote, verify, verify_remote, verify_set};
 pub use writer::{

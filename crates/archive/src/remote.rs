@@ -18,15 +18,63 @@ const RANGE: u64 = 8 << 20;
 /// Ranged reads in flight per segment: 32 MiB read ahead.
 const AHEAD: usize = 4;
 
+/// The suffix of a segment encrypted with age (SPEC 19).
+pub const AGE_SUFFIX: &str = ".age";
+
+/// Identities that open encrypted sets.
+pub type Identities = Arc<Vec<Box<dyn age::Identity + Send + Sync>>>;
+
+/// Reads an age identity file (`age-keygen`'s output: `AGE-SECRET-KEY-1…`
+/// lines, comments allowed).
+pub fn read_identities(path: &std::path::Path) -> Result<Identities, ArchiveError> {
+    let bad = |reason: String| ArchiveError::Encrypted {
+        set: path.display().to_string(),
+        reason,
+    };
+    let file = age::IdentityFile::from_file(path.display().to_string()).map_err(|e| {
+        bad(format!(
+            "cannot read the identity file {}: {e}",
+            path.display()
+        ))
+    })?;
+    let ids = file
+        .into_identities()
+        .map_err(|e| bad(format!("{} holds no usable identity: {e}", path.display())))?;
+    if ids.is_empty() {
+        return Err(bad(format!("{} holds no identity", path.display())));
+    }
+    Ok(Arc::new(ids))
+}
+
+/// A key without its `.age`, and whether it had one.
+pub fn strip_age(key: &str) -> (&str, bool) {
+    match key.strip_suffix(AGE_SUFFIX) {
+        Some(k) => (k, true),
+        None => (key, false),
+    }
+}
+
 /// A complete set in a store: its objects in stream order.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RemoteSet {
     store: Arc<dyn Store>,
     runtime: tokio::runtime::Handle,
+    identities: Option<Identities>,
     /// Base, number and kind.
     pub name: ArchiveName,
     /// The objects, in order: one, or segments 1, 2, 3…
     pub objects: Vec<ObjectInfo>,
+}
+
+impl std::fmt::Debug for RemoteSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteSet")
+            .field("store", &self.store.describe())
+            .field("name", &self.name)
+            .field("objects", &self.objects)
+            .field("identities", &self.identities.as_ref().map(|i| i.len()))
+            .finish()
+    }
 }
 
 impl RemoteSet {
@@ -37,7 +85,9 @@ impl RemoteSet {
         store: Arc<dyn Store>,
         runtime: tokio::runtime::Handle,
         name: &str,
+        identities: Option<Identities>,
     ) -> Result<RemoteSet, ArchiveError> {
+        let name = strip_age(name).0;
         let parsed = ArchiveName::parse(name)
             .or_else(|| ArchiveName::parse(&format!("{name}.4BK")))
             .filter(|n| !n.part)
@@ -53,7 +103,7 @@ impl RemoteSet {
         let mut single = None;
         let mut segments: Vec<(u32, ObjectInfo)> = Vec::new();
         for o in listed {
-            let Some(a) = ArchiveName::parse(&o.key) else {
+            let Some(a) = ArchiveName::parse(strip_age(&o.key).0) else {
                 continue;
             };
             if a.part
@@ -93,9 +143,47 @@ impl RemoteSet {
             }
             segments.into_iter().map(|(_, o)| o).collect()
         };
+        let encrypted = objects.iter().filter(|o| strip_age(&o.key).1).count();
+        if encrypted > 0 && encrypted < objects.len() {
+            return Err(ArchiveError::corrupt(
+                set_name.kind,
+                format!(
+                    "{}{set_name} mixes encrypted and plain segments",
+                    store.describe()
+                ),
+            ));
+        }
+        if encrypted > 0 && identities.is_none() {
+            return Err(ArchiveError::Encrypted {
+                set: format!("{}{set_name}", store.describe()),
+                reason: "no identity was given".into(),
+            });
+        }
+        // A wrong identity is named now, not as a damaged stream later.
+        if let (Some(ids), Some(first)) = (&identities, objects.first())
+            && encrypted > 0
+        {
+            let head = store
+                .get_range(&first.key, 0..first.size.min(64 << 10))
+                .await?;
+            let opened = age::Decryptor::new_buffered(&head[..])
+                .map_err(|e| e.to_string())
+                .and_then(|d| {
+                    d.decrypt(ids.iter().map(|i| i.as_ref() as &dyn age::Identity))
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                });
+            if let Err(reason) = opened {
+                return Err(ArchiveError::Encrypted {
+                    set: format!("{}{set_name}", store.describe()),
+                    reason: format!("the identities given do not open it ({reason})"),
+                });
+            }
+        }
         Ok(RemoteSet {
             store,
             runtime,
+            identities,
             name: set_name,
             objects,
         })
@@ -129,12 +217,36 @@ impl SegmentSource for RemoteSet {
             .objects
             .get(index)
             .ok_or_else(|| io::Error::other("no such segment"))?;
-        Ok(Box::new(RangeReader::open(
+        let reader = RangeReader::open(
             &self.runtime,
             Arc::clone(&self.store),
             o.key.clone(),
             o.size,
-        )))
+        );
+        if !strip_age(&o.key).1 {
+            return Ok(Box::new(reader));
+        }
+        let Some(ids) = &self.identities else {
+            return Err(io::Error::other(format!(
+                "{} is encrypted and no identity was given",
+                o.key
+            )));
+        };
+        let decryptor = age::Decryptor::new_buffered(io::BufReader::with_capacity(1 << 20, reader))
+            .map_err(|e| io::Error::other(format!("{} is not an age file: {e}", o.key)))?;
+        let plain = decryptor
+            .decrypt(ids.iter().map(|i| i.as_ref() as &dyn age::Identity))
+            .map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!(
+                        "{}{} cannot be decrypted with the identities given: {e}",
+                        self.store.describe(),
+                        o.key
+                    ),
+                )
+            })?;
+        Ok(Box::new(plain))
     }
 }
 

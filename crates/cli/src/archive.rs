@@ -31,7 +31,11 @@ struct Remote {
     set: RemoteSet,
 }
 
-fn remote(archive: &Path, app: Option<&Path>) -> Result<Option<Remote>, Failure> {
+fn remote(
+    archive: &Path,
+    app: Option<&Path>,
+    identity: Option<&Path>,
+) -> Result<Option<Remote>, Failure> {
     let Some(text) = archive
         .to_str()
         .filter(|t| sauve_store::Location::is_url(t))
@@ -53,15 +57,29 @@ fn remote(archive: &Path, app: Option<&Path>) -> Result<Option<Remote>, Failure>
     };
     let store =
         sauve_engine::open_store(app.as_deref(), &format!("{url}/")).map_err(engine_failure)?;
+    let identities = match identity {
+        Some(path) => Some(sauve_archive::read_identities(path).map_err(failure)?),
+        None => None,
+    };
     let runtime = crate::backup::runtime()?;
     let set = runtime
-        .block_on(RemoteSet::locate(store, runtime.handle().clone(), name))
+        .block_on(RemoteSet::locate(
+            store,
+            runtime.handle().clone(),
+            name,
+            identities,
+        ))
         .map_err(failure)?;
     Ok(Some(Remote { runtime, set }))
 }
 
-pub(crate) fn verify(archive: &Path, app: Option<&Path>, io: &mut Io<'_>) -> Result<(), Failure> {
-    let report = match remote(archive, app)? {
+pub(crate) fn verify(
+    archive: &Path,
+    app: Option<&Path>,
+    identity: Option<&Path>,
+    io: &mut Io<'_>,
+) -> Result<(), Failure> {
+    let report = match remote(archive, app, identity)? {
         Some(r) => {
             let report = sauve_archive::verify_remote(&r.set, &mut NoProgress).map_err(failure);
             drop(r.runtime);
@@ -92,10 +110,11 @@ pub(crate) fn restore(
     to: Option<PathBuf>,
     force: bool,
     app: Option<&Path>,
+    identity: Option<&Path>,
     io: &mut Io<'_>,
 ) -> Result<(), Failure> {
     let options = RestoreOptions { to, force };
-    if let Some(r) = remote(archive, app)? {
+    if let Some(r) = remote(archive, app, identity)? {
         let report =
             sauve_archive::restore_remote(&r.set, &options, &mut NoProgress).map_err(failure)?;
         io.out(&format!(
@@ -185,9 +204,10 @@ pub(crate) fn list(
     archive: &Path,
     json: bool,
     app: Option<&Path>,
+    identity: Option<&Path>,
     io: &mut Io<'_>,
 ) -> Result<(), Failure> {
-    let (set, manifest) = match remote(archive, app)? {
+    let (set, manifest) = match remote(archive, app, identity)? {
         Some(r) => sauve_archive::list_remote(&r.set).map_err(failure)?,
         None => sauve_archive::list(archive).map_err(failure)?,
     };

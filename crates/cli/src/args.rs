@@ -104,6 +104,10 @@ pub(crate) enum Command {
         /// (else the AWS_* environment variables).
         #[arg(long, value_name = "DIR")]
         app: Option<PathBuf>,
+        /// For a set encrypted with age (`encrypt_to`): an age identity
+        /// file (AGE-SECRET-KEY-1… lines) of one of its recipients.
+        #[arg(long, value_name = "FILE")]
+        identity: Option<PathBuf>,
     },
     /// Restore an archive set into a folder, checking every file first.
     ///
@@ -124,6 +128,10 @@ pub(crate) enum Command {
         /// in a bucket, the app whose sauve.toml `[destination]` reaches it.
         #[arg(long, value_name = "DIR")]
         app: Option<PathBuf>,
+        /// For a set encrypted with age (`encrypt_to`): an age identity
+        /// file (AGE-SECRET-KEY-1… lines) of one of its recipients.
+        #[arg(long, value_name = "FILE")]
+        identity: Option<PathBuf>,
     },
     /// Show the Backup Journal (APP/Logs/Backup Journal[NNN].txt, or
     /// APP/Data/Logs/ where the app keeps it there), oldest first.
@@ -146,6 +154,10 @@ pub(crate) enum Command {
         /// (else the AWS_* environment variables).
         #[arg(long, value_name = "DIR")]
         app: Option<PathBuf>,
+        /// For a set encrypted with age (`encrypt_to`): an age identity
+        /// file (AGE-SECRET-KEY-1… lines) of one of its recipients.
+        #[arg(long, value_name = "FILE")]
+        identity: Option<PathBuf>,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,

@@ -460,9 +460,9 @@ pub(crate) fn demo(dir: Option<PathBuf>, io: &mut Io<'_>) -> Result<(), Failure>
         archive.display(),
         restored.display()
     ));
-    crate::archive::restore(archive, Some(restored.clone()), false, Some(&app), io)?;
+    crate::archive::restore(archive, Some(restored.clone()), false, Some(&app), None, io)?;
     io.out(&format!("\n$ sauve verify '{}'\n", archive.display()));
-    crate::archive::verify(archive, None, io)?;
+    crate::archive::verify(archive, None, None, io)?;
     let same = std::fs::read(app.join("Data/DemoApp.4DD")).ok()
         == std::fs::read(restored.join("Data/DemoApp.4DD")).ok();
     io.out(&format!(

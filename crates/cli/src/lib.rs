@@ -134,18 +134,31 @@ where
         } => backup::run_server(&app.app, listen, mode, public_url, &mut io),
         args::Command::History { app, json } => backup::history(&app.app, json, &mut io),
         args::Command::Demo { dir } => backup::demo(dir, &mut io),
-        args::Command::Verify { archive, app } => {
-            archive::verify(&archive, app.as_deref(), &mut io)
-        }
+        args::Command::Verify {
+            archive,
+            app,
+            identity,
+        } => archive::verify(&archive, app.as_deref(), identity.as_deref(), &mut io),
         args::Command::Restore {
             archive,
             to,
             force,
             app,
-        } => archive::restore(&archive, to, force, app.as_deref(), &mut io),
-        args::Command::List { archive, json, app } => {
-            archive::list(&archive, json, app.as_deref(), &mut io)
-        }
+            identity,
+        } => archive::restore(
+            &archive,
+            to,
+            force,
+            app.as_deref(),
+            identity.as_deref(),
+            &mut io,
+        ),
+        args::Command::List {
+            archive,
+            json,
+            app,
+            identity,
+        } => archive::list(&archive, json, app.as_deref(), identity.as_deref(), &mut io),
         args::Command::Journal { app, tail, json } => journal::show(&app.app, tail, json, &mut io),
         args::Command::Alert(cmd) => alert::run(cmd, &mut io),
         args::Command::Ui {

@@ -278,6 +278,9 @@ pub struct OffsiteSettings {
     /// `retry_after`: the first wait after a failed copy, doubled at each
     /// failure up to an hour (default 1m).
     pub retry_after: Duration,
+    /// `encrypt_to`: age recipients (`age1…`); when given, every segment
+    /// is stored as the age encryption of its bytes, named `….age`.
+    pub encrypt_to: Vec<String>,
     /// How to reach it, over `[destination]`.
     pub connection: StoreConnection,
 }
@@ -344,6 +347,7 @@ struct RawOffsite {
     url: Spanned<String>,
     keep: Option<Spanned<i64>>,
     retry_after: Option<Spanned<String>>,
+    encrypt_to: Option<Spanned<Vec<String>>>,
     // The keys of [destination], overriding it (serde's flatten would lose
     // the spans and the refusal of unknown keys).
     endpoint: Option<Spanned<String>>,
@@ -660,10 +664,35 @@ impl Check<'_> {
                 parts_in_flight: raw.parts_in_flight,
             },
         );
+        let encrypt_to = match &raw.encrypt_to {
+            Some(list) => {
+                let keys: Vec<String> =
+                    list.get_ref().iter().map(|k| k.trim().to_owned()).collect();
+                let bad = keys.iter().find(|k| {
+                    !(k.starts_with("age1")
+                        && k.len() > 20
+                        && k.bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+                });
+                if keys.is_empty() || bad.is_some() {
+                    self.problem(
+                        list.span(),
+                        &format!("{key}.encrypt_to"),
+                        format!(
+                            "invalid value {:?} (accepted: a list of age recipients, as age-keygen prints them: [\"age1…\"])",
+                            bad.cloned().unwrap_or_default()
+                        ),
+                    );
+                }
+                keys
+            }
+            None => Vec::new(),
+        };
         OffsiteSettings {
             url,
             keep,
             retry_after,
+            encrypt_to,
             connection,
         }
     }
@@ -1118,6 +1147,7 @@ impl SauveToml {
             "destination": connection(&self.destination),
             "offsite": self.offsite.iter().map(|o| serde_json::json!({
                 "url": o.url, "keep": o.keep, "retry_after": format!("{}s", o.retry_after.as_secs()),
+                "encrypt_to": o.encrypt_to,
                 "connection": connection(&o.connection),
             })).collect::<Vec<_>>(),
         })

@@ -247,6 +247,13 @@ impl Job {
         base: &StoreConnection,
     ) -> Result<(), String> {
         let label = target.url.as_str();
+        let mut recipients = Vec::new();
+        for k in &target.encrypt_to {
+            let r: age::x25519::Recipient = k
+                .parse()
+                .map_err(|e| format!("{label}: encrypt_to {k:?} is not an age recipient: {e}"))?;
+            recipients.push(r);
+        }
         let (store, part_size) =
             open_offsite(&self.app, target, base).map_err(|e| e.to_string())?;
         let destination = &self.work.destination;
@@ -282,7 +289,7 @@ impl Job {
                 // Gone from the destination (retention): nothing to copy.
                 continue;
             };
-            match copy_set(store.as_ref(), &files, part_size).await {
+            match copy_set(store.as_ref(), &files, part_size, &recipients).await {
                 Ok(()) => {
                     self.record(number, label, OffsiteState::Copied, None).await;
                 }
@@ -324,32 +331,131 @@ fn set_files(destination: &Path, base: &str, number: u32) -> Option<Vec<PathBuf>
     Some(files)
 }
 
-/// Uploads each file as one multipart upload. An object already there
-/// with the same size is a copy completed before (a crash, a retry); one of
-/// another size is refused: nothing is overwritten.
+/// Uploads each file as one multipart upload (encrypted to `recipients`
+/// when there are any, under `NAME.age`). An object already there with the
+/// same size (any size, encrypted) is a copy completed before (a crash, a
+/// retry; objects are visible only when whole); a plain one of another size
+/// is refused: nothing is overwritten.
 async fn copy_set(
     store: &dyn Store,
     files: &[PathBuf],
     part_size: usize,
+    recipients: &[age::x25519::Recipient],
 ) -> Result<(), StoreError> {
     for path in files {
-        let key = path
+        let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        if let Some(there) = store.head(&key).await? {
-            if there.size == size {
+        if recipients.is_empty() {
+            if let Some(there) = store.head(&name).await? {
+                if there.size == size {
+                    continue;
+                }
+                return Err(StoreError::Exists {
+                    store: store.describe(),
+                    key: name,
+                });
+            }
+            upload_file(store, path, &name, part_size).await?;
+        } else {
+            let key = format!("{name}{}", sauve_archive::AGE_SUFFIX);
+            if store.head(&key).await?.is_some() {
                 continue;
             }
-            return Err(StoreError::Exists {
-                store: store.describe(),
-                key,
-            });
+            upload_encrypted(store, path, &key, part_size, recipients).await?;
         }
-        upload_file(store, path, &key, part_size).await?;
     }
     Ok(())
+}
+
+/// Sends full parts of the encrypted stream to the uploading task.
+struct PartSender {
+    buf: Vec<u8>,
+    part: usize,
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+}
+
+impl std::io::Write for PartSender {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= self.part {
+            let full = std::mem::replace(&mut self.buf, Vec::with_capacity(self.part));
+            self.tx
+                .blocking_send(Bytes::from(full))
+                .map_err(|_| std::io::Error::other("the upload ended"))?;
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Streams one file, encrypted with age on a blocking thread, into an
+/// upload; aborted on failure. `age -d -i KEY OBJECT` gives the file back.
+async fn upload_encrypted(
+    store: &dyn Store,
+    path: &Path,
+    key: &str,
+    part_size: usize,
+    recipients: &[age::x25519::Recipient],
+) -> Result<u64, StoreError> {
+    let failed = |message: String| StoreError::Failed {
+        store: store.describe(),
+        action: "cannot encrypt the local copy for",
+        key: key.to_owned(),
+        message: format!("{}: {message}", path.display()),
+    };
+    let encryptor =
+        age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+            .map_err(|e| failed(e.to_string()))?;
+    let part = part_size.max(sauve_store::MIN_PART);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(1);
+    let source = path.to_path_buf();
+    let encrypting = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        let mut file = std::fs::File::open(&source)?;
+        let sender = PartSender {
+            buf: Vec::with_capacity(part),
+            part,
+            tx,
+        };
+        let mut out = encryptor.wrap_output(sender)?;
+        std::io::copy(&mut file, &mut out)?;
+        let mut sender = out.finish()?;
+        let last = std::mem::take(&mut sender.buf);
+        sender
+            .tx
+            .blocking_send(Bytes::from(last))
+            .map_err(|_| std::io::Error::other("the upload ended"))
+    });
+    let mut upload = store.start_upload(key).await?;
+    let mut sent = false;
+    while let Some(chunk) = rx.recv().await {
+        // An empty last part only when it is the only one.
+        if chunk.is_empty() && sent {
+            continue;
+        }
+        sent = true;
+        if let Err(e) = upload.put_part(chunk).await {
+            drop(rx);
+            let _ = upload.abort().await;
+            let _ = encrypting.await;
+            return Err(e);
+        }
+    }
+    let done = match encrypting.await {
+        Ok(r) => r.map_err(|e| failed(e.to_string())),
+        Err(e) => Err(failed(e.to_string())),
+    };
+    match done {
+        Ok(()) => upload.complete().await,
+        Err(e) => {
+            let _ = upload.abort().await;
+            Err(e)
+        }
+    }
 }
 
 /// Streams one file into an upload, `part_size` at a time; aborted on failure.
@@ -404,7 +510,7 @@ async fn prune(store: &dyn Store, base: &str, keep: u32) -> Result<(), StoreErro
     let listed = store.list(&format!("{base}[")).await?;
     let mut numbers: Vec<u32> = listed
         .iter()
-        .filter_map(|o| ArchiveName::parse(&o.key))
+        .filter_map(|o| ArchiveName::parse(sauve_archive::strip_age(&o.key).0))
         .filter(|a| a.base == base && a.kind == SetKind::Backup && !a.part)
         .map(|a| a.number)
         .collect();
@@ -414,7 +520,9 @@ async fn prune(store: &dyn Store, base: &str, keep: u32) -> Result<(), StoreErro
     for number in &numbers[..excess] {
         let mut keys: Vec<(ArchiveName, String)> = listed
             .iter()
-            .filter_map(|o| ArchiveName::parse(&o.key).map(|a| (a, o.key.clone())))
+            .filter_map(|o| {
+                ArchiveName::parse(sauve_archive::strip_age(&o.key).0).map(|a| (a, o.key.clone()))
+            })
             .filter(|(a, _)| a.base == base && a.number == *number)
             .collect();
         // Backup before log, last segment first.
