@@ -248,3 +248,39 @@ async fn an_open_check_killed_half_way_is_redone_at_the_next_open_whatever_the_h
         "a dead process's stage is gone"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_destination_gone_the_newest_off_site_copy_is_restored_and_rolled_forward() {
+    let garage = sauve_tests::garage::Garage::start(1);
+    let app = SampleApp::with_settings(&[]).unwrap();
+    // The secret in a 0600 file: this test's engine runs in this process.
+    let secret = app.root().join("s3.secret");
+    std::fs::write(&secret, &garage.secret).unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    std::fs::create_dir_all(app.path().join("Settings")).unwrap();
+    std::fs::write(
+        app.path().join("Settings/sauve.toml"),
+        format!(
+            "[destination]\nendpoint = \"{}\"\nregion = \"garage\"\npath_style = true\naccess_key_id = \"{}\"\nsecret_access_key_file = \"{}\"\n\n[[offsite]]\nurl = \"s3://{}/open/\"\n",
+            garage.endpoint(),
+            garage.key_id,
+            secret.display(),
+            garage.bucket
+        ),
+    )
+    .unwrap();
+    let live = run_host(&app, 12, 6).await;
+    // The disk of the destination is gone, and the data is damaged.
+    std::fs::remove_dir_all(app.root().join("Backups")).unwrap();
+    let data = app.path().join("Data/App.4DD");
+    std::fs::write(&data, b"\x00garbage after a crash").unwrap();
+    let layout = AppLayout::discover(app.path()).unwrap();
+    let (outcome, restored) = restore_at_open(layout, &data);
+    assert_eq!(
+        outcome.restored,
+        Some(std::path::PathBuf::from(
+            "s3://sauve-test/open/App[0002].4BK"
+        ))
+    );
+    assert_eq!(restored, live, "every acknowledged write is back");
+}

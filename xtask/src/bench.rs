@@ -24,14 +24,14 @@ pub(crate) struct ArchiveOptions {
 
 /// One measured command: elapsed seconds and peak resident memory.
 #[derive(Clone, Copy, Debug)]
-struct Sample {
-    seconds: f64,
-    peak_kib: u64,
+pub(crate) struct Sample {
+    pub(crate) seconds: f64,
+    pub(crate) peak_kib: u64,
 }
 
 /// Runs `sh -c script` under GNU time; returns the median of `runs` runs.
 /// `before` runs (unmeasured) before each run, to clear the previous output.
-fn measure(script: &str, before: &str, runs: usize) -> Result<Sample> {
+pub(crate) fn measure(script: &str, before: &str, runs: usize) -> Result<Sample> {
     let mut samples = Vec::new();
     for _ in 0..runs {
         sh(before)?;
@@ -62,7 +62,7 @@ fn tempfile_path(name: &str) -> Result<PathBuf> {
     Ok(dir.join(format!("{name}-{}", std::process::id())))
 }
 
-fn sh(script: &str) -> Result<()> {
+pub(crate) fn sh(script: &str) -> Result<()> {
     if script.is_empty() {
         return Ok(());
     }
@@ -73,7 +73,7 @@ fn sh(script: &str) -> Result<()> {
     Ok(())
 }
 
-fn size_of(path: &Path) -> Result<u64> {
+pub(crate) fn size_of(path: &Path) -> Result<u64> {
     let meta = std::fs::symlink_metadata(path)?;
     if !meta.is_dir() {
         return Ok(meta.len());
@@ -85,7 +85,7 @@ fn size_of(path: &Path) -> Result<u64> {
     Ok(total)
 }
 
-fn q(p: &Path) -> String {
+pub(crate) fn q(p: &Path) -> String {
     format!("'{}'", p.display())
 }
 
@@ -327,7 +327,7 @@ fn report(o: &ArchiveOptions, input: u64, rows: &[(String, Sample, Option<u64>)]
     );
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|t| {

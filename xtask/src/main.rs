@@ -6,6 +6,8 @@
 //! - `bench archive [--data-mb N] [--attach-mb N] [--runs N]`: the archive
 //!   writer and restore against tar and zstd; prints a table for BENCHMARKS.md.
 //! - `bench locking`: the lock manager's cost per guard.
+//! - `bench offsite [--data-mb N] [--runs N]`: a backup with its off-site
+//!   copy to a local Garage node, against a folder only and a plain upload.
 //! - `bench logfile`: log appends against a plain write + fdatasync loop.
 //! - `e2e [--seconds N] [--cycles N] [--writers N] [--readers N]`: the
 //!   notes-server host under load, killed and recovered.
@@ -26,6 +28,7 @@ mod ci_steps;
 mod crash;
 mod e2e;
 mod fuzz;
+mod offsite;
 
 /// Developer automation for sauve.
 #[derive(Parser, Debug)]
@@ -59,6 +62,14 @@ enum Task {
     Crash(crash::Options),
     /// The cargo-fuzz targets of fuzz/, each for a while (nightly toolchain)
     Fuzz(fuzz::Options),
+    /// bench offsite's baseline uploader: stdin as one multipart upload
+    #[command(hide = true)]
+    BenchUpload {
+        /// The bucket
+        bucket: String,
+        /// The key
+        key: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -71,6 +82,8 @@ enum Bench {
     Logfile,
     /// The History page: 999 entries read and rendered, vs the JSON API
     Page,
+    /// A backup with its off-site copy to a local Garage node, vs a folder and a plain upload
+    Offsite(offsite::Options),
 }
 
 fn main() -> Result<()> {
@@ -83,7 +96,9 @@ fn main() -> Result<()> {
             Bench::Locking => bench::locking(),
             Bench::Logfile => bench::logfile(),
             Bench::Page => bench::page(),
+            Bench::Offsite(o) => offsite::run(&o),
         },
+        Task::BenchUpload { bucket, key } => offsite::upload_stdin(&bucket, &key),
         Task::E2e(o) => e2e::run(&o),
         Task::Crash(o) => crash::main(&o),
         Task::Fuzz(o) => fuzz::main(&o),
@@ -214,6 +229,10 @@ mod tests {
             (
                 &["xtask", "fuzz"][..],
                 "Fuzz(Options { seconds: 60, target: None, merge: false, quick: false, if_available: false })",
+            ),
+            (
+                &["xtask", "bench", "offsite"][..],
+                "Bench { bench: Offsite(Options { data_mb: 1024, runs: 3 }) }",
             ),
             (&["xtask", "ci"][..], "Ci { print: false }"),
         ] {

@@ -179,6 +179,76 @@ struct Restored {
     report: sauve_archive::RestoreReport,
 }
 
+/// The newest set of `layout`'s base that restores from an `[[offsite]]`
+/// destination, restored into `stage` (every hash checked there). Encrypted
+/// destinations are skipped: the open check has no identity.
+fn restore_from_offsite(
+    layout: &AppLayout,
+    stage: &Path,
+) -> Option<(PathBuf, sauve_archive::RestoreReport)> {
+    let own = sauve_settings::load_sauve_toml(&layout.app).ok()?;
+    if own.offsite.is_empty() {
+        return None;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .ok()?;
+    let base = layout.base_name();
+    for target in own.offsite.iter().filter(|t| t.encrypt_to.is_empty()) {
+        let Ok((store, _)) =
+            crate::actors::offsite::open_offsite(&layout.app, target, &own.destination)
+        else {
+            continue;
+        };
+        let listed = match runtime.block_on(store.list(&format!("{base}["))) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(
+                    "the off-site copies in {} cannot be listed: {e}",
+                    target.url
+                );
+                continue;
+            }
+        };
+        let mut numbers: Vec<u32> = listed
+            .iter()
+            .filter_map(|o| sauve_archive::ArchiveName::parse(&o.key))
+            .filter(|a| a.base == base && a.kind == sauve_archive::SetKind::Backup && !a.part)
+            .map(|a| a.number)
+            .collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        for number in numbers.into_iter().rev() {
+            let name = format!("{base}[{}]", sauve_archive::number_text(number));
+            let located = runtime.block_on(sauve_archive::RemoteSet::locate(
+                store.clone(),
+                runtime.handle().clone(),
+                &name,
+                None,
+            ));
+            let Ok(set) = located else { continue };
+            let _ = std::fs::remove_dir_all(stage);
+            let options = RestoreOptions {
+                to: Some(stage.to_path_buf()),
+                force: false,
+            };
+            match sauve_archive::restore_remote(&set, &options, &mut sauve_archive::NoProgress) {
+                Ok(report) => {
+                    let archive = PathBuf::from(format!("{}{name}.4BK", store.describe()));
+                    return Some((archive, report));
+                }
+                Err(e) => tracing::warn!(
+                    "the off-site copy {}{name} does not restore: {e}",
+                    store.describe()
+                ),
+            }
+        }
+    }
+    None
+}
+
 /// Picks the newest usable backup, moves the damaged files aside and puts
 /// the backup's data-kind files (and attachments inside `Data/`) in place.
 fn restore_newest(
@@ -202,26 +272,35 @@ fn restore_newest(
         })
         .collect();
     candidates.reverse();
-    let archive = candidates
-        .iter()
-        .map(|e| PathBuf::from(&e.backup_path))
-        .find(|p| sauve_archive::verify(p, &mut sauve_archive::NoProgress).is_ok())
-        .ok_or_else(|| EngineError::NoBackupAvailable {
-            key: key.clone(),
-            destination: destination.to_path_buf(),
-        })?;
     let data_dir = layout.app.join("Data");
     sauve_durable::remove_dead_folders(&data_dir, ".sauve-auto-restore-");
     let stage = data_dir.join(format!(".sauve-auto-restore-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&stage);
-    let report = sauve_archive::restore(
-        &archive,
-        &RestoreOptions {
-            to: Some(stage.clone()),
-            force: false,
-        },
-        &mut sauve_archive::NoProgress,
-    )?;
+    let local = candidates
+        .iter()
+        .map(|e| PathBuf::from(&e.backup_path))
+        .find(|p| sauve_archive::verify(p, &mut sauve_archive::NoProgress).is_ok());
+    let (archive, report) = match local {
+        Some(archive) => {
+            let report = sauve_archive::restore(
+                &archive,
+                &RestoreOptions {
+                    to: Some(stage.clone()),
+                    force: false,
+                },
+                &mut sauve_archive::NoProgress,
+            )?;
+            (archive, report)
+        }
+        // No sound set in the destination (missing, damaged, the disk
+        // gone): the newest sound off-site copy (SPEC 19).
+        None => {
+            restore_from_offsite(layout, &stage).ok_or_else(|| EngineError::NoBackupAvailable {
+                key: key.clone(),
+                destination: destination.to_path_buf(),
+            })?
+        }
+    };
     let stamp = zone
         .to_datetime(now)
         .strftime("%Y-%m-%d %H-%M-%S")

@@ -1,0 +1,251 @@
+//! `cargo xtask bench offsite`: a backup copied off-site to a real local
+//! Garage node, against the same app backed up to a folder only, and against
+//! a plain baseline with no sauve logic: `tar | zstd -1 -T0` uploaded as one
+//! multipart upload through the same crate (`object_store`), with the same
+//! part size and parts in flight. Then restores from the bucket and from the
+//! folder. One run, one machine.
+
+use std::io::Read;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use object_store::ObjectStoreExt;
+
+use crate::bench::{Sample, machine, measure, q, sh, size_of};
+use crate::repo_root;
+
+/// Options of `bench offsite`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Options {
+    /// MB of data file in the sample app
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    data_mb: u64,
+    /// Runs per contender, of which the median is reported
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = crate::at_least_one)]
+    runs: usize,
+}
+
+/// The environment the measured commands get: the store and its key.
+fn env_prefix(g: &sauve_tests::garage::Garage) -> String {
+    format!(
+        "SAUVE_TEST_S3_KEY={} SAUVE_TEST_S3_SECRET={} BENCH_S3_ENDPOINT={} ",
+        g.key_id,
+        g.secret,
+        g.endpoint()
+    )
+}
+
+pub(crate) fn run(o: &Options) -> Result<()> {
+    for tool in ["tar", "zstd", "python3", "/usr/bin/time"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|out| out.status.success());
+        if !found {
+            bail!("{tool} is needed (apt-get install tar zstd python3 time)");
+        }
+    }
+    let root = repo_root();
+    let work = root.join("target/bench-offsite");
+    let src = work.join(format!("src-{}", o.data_mb));
+    let app = src.join("SampleApp");
+    if !app.join("Data/SampleApp.4DD").exists() {
+        eprintln!("making the sample app ({} MB data)…", o.data_mb);
+        let _ = std::fs::remove_dir_all(&src);
+        let status = Command::new("python3")
+            .arg(root.join("tests/fixtures/make-sample-app"))
+            .arg(&src)
+            .args(["--data-mb", &o.data_mb.to_string(), "--attach-mb", "0"])
+            .status()?;
+        if !status.success() {
+            bail!("make-sample-app failed");
+        }
+    }
+    crate::cargo(&[
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "sauve-cli",
+        "--bin",
+        "sauve",
+    ])?;
+    let sauve = root.join("target/release/sauve");
+    let a = app.display().to_string();
+    for (k, v) in [
+        ("Advanced/CompressionRate", "Fast"),
+        ("Scheduler/Frequency", "Never"),
+    ] {
+        let ok = Command::new(&sauve)
+            .args(["settings", "set", k, v, "--app", &a])
+            .status()?
+            .success();
+        if !ok {
+            bail!("sauve settings set {k} {v} failed");
+        }
+    }
+    let garage = sauve_tests::garage::Garage::start(1);
+    let env = env_prefix(&garage);
+    let toml = app.join("Settings/sauve.toml");
+    let backups = src.join("Backups");
+    let input = size_of(&app)?;
+    sh(&format!("cat $(find {} -type f) > /dev/null", q(&app)))?;
+    let clean = format!(
+        "rm -rf {b} && rm -f {t} && sync",
+        b = q(&backups),
+        t = q(&toml)
+    );
+    let mut rows: Vec<(String, Sample)> = Vec::new();
+
+    eprintln!("sauve backup to a folder…");
+    let backup = format!("{} backup --app {} > /dev/null", q(&sauve), q(&app));
+    rows.push((
+        "sauve backup, folder only".into(),
+        measure(&backup, &clean, o.runs)?,
+    ));
+
+    // Each run copies into a fresh prefix: nothing is ever overwritten.
+    let mut n = 0;
+    let offsite_rows = {
+        let mut samples = Vec::new();
+        for _ in 0..o.runs {
+            n += 1;
+            sh(&clean)?;
+            std::fs::write(
+                &toml,
+                format!(
+                    "[destination]\n{}\n[[offsite]]\nurl = \"s3://{}/run{n}/\"\n",
+                    garage.toml_lines(),
+                    garage.bucket
+                ),
+            )?;
+            samples.push(measure(&format!("{env}{backup}"), "", 1)?);
+        }
+        samples.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+        samples[samples.len() / 2]
+    };
+    eprintln!("sauve backup with its off-site copy…");
+    rows.push((
+        "sauve backup + off-site copy to Garage".into(),
+        offsite_rows,
+    ));
+
+    eprintln!("plain tar | zstd -1 -T0 | one multipart upload…");
+    let xtask = std::env::current_exe()?;
+    let mut m = 0;
+    let plain = {
+        let mut samples = Vec::new();
+        for _ in 0..o.runs {
+            m += 1;
+            let script = format!(
+                "{env}tar -C {s} -cf - SampleApp | zstd -1 -T0 | {x} bench-upload {b} plain{m}.tar.zst",
+                s = q(&src),
+                x = q(&xtask),
+                b = garage.bucket
+            );
+            samples.push(measure(&script, "", 1)?);
+        }
+        samples.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+        samples[samples.len() / 2]
+    };
+    rows.push((
+        "tar | zstd -1 -T0 | multipart upload (object_store)".into(),
+        plain,
+    ));
+
+    // Restores: the set of the last off-site run, from the bucket and from the folder.
+    let restored = work.join("restored");
+    let clean_r = format!("rm -rf {r} && sync", r = q(&restored));
+    let from_bucket = format!(
+        "{env}{} restore 's3://{}/run{n}/SampleApp[0001]' --app {} --to {} > /dev/null",
+        q(&sauve),
+        garage.bucket,
+        q(&app),
+        q(&restored)
+    );
+    eprintln!("restores…");
+    rows.push((
+        "sauve restore from the bucket".into(),
+        measure(&from_bucket, &clean_r, o.runs)?,
+    ));
+    let from_folder = format!(
+        "{} restore {} --to {} > /dev/null",
+        q(&sauve),
+        q(&backups.join("SampleApp[0001]")),
+        q(&restored)
+    );
+    rows.push((
+        "sauve restore from the folder".into(),
+        measure(&from_folder, &clean_r, o.runs)?,
+    ));
+    let _ = std::fs::remove_dir_all(&restored);
+
+    let mib = input as f64 / f64::from(1 << 20);
+    println!(
+        "`cargo xtask bench offsite --data-mb {} --runs {}` on {}",
+        o.data_mb,
+        o.runs,
+        machine()
+    );
+    println!(
+        "Input {mib:.0} MiB (the sample app's data, Fast); Garage {} single node on loopback, 16 MiB parts, 4 in flight.\n",
+        sauve_tests::garage::VERSION
+    );
+    println!("| contender | seconds (median) | MiB/s | peak RSS |");
+    println!("|---|---|---|---|");
+    for (name, s) in &rows {
+        println!(
+            "| {name} | {:.2} | {:.0} | {} MiB |",
+            s.seconds,
+            mib / s.seconds.max(1e-9),
+            s.peak_kib / 1024
+        );
+    }
+    let t = |i: usize| rows[i].1.seconds;
+    println!(
+        "\ncopy alone (backup + copy − backup): {:.2} s; backup + copy / plain upload: {:.2}x; restore from the bucket / from the folder (speed): {:.2}x",
+        t(1) - t(0),
+        t(1) / t(2),
+        t(4) / t(3)
+    );
+    Ok(())
+}
+
+/// The baseline's uploader: stdin as one multipart upload of `key` in
+/// `bucket`, 16 MiB parts, 4 in flight; the endpoint and key from the
+/// environment the bench sets.
+pub(crate) fn upload_stdin(bucket: &str, key: &str) -> Result<()> {
+    let var = |n: &str| std::env::var(n).with_context(|| format!("{n} is not set"));
+    let store = object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name(bucket)
+        .with_region("garage")
+        .with_endpoint(var("BENCH_S3_ENDPOINT")?)
+        .with_allow_http(true)
+        .with_virtual_hosted_style_request(false)
+        .with_access_key_id(var("SAUVE_TEST_S3_KEY")?)
+        .with_secret_access_key(var("SAUVE_TEST_S3_SECRET")?)
+        .build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let upload = store
+            .put_multipart(&object_store::path::Path::parse(key)?)
+            .await?;
+        let mut w = object_store::WriteMultipart::new_with_chunk_size(upload, 16 << 20);
+        let mut stdin = std::io::stdin().lock();
+        let mut buf = vec![0; 1 << 20];
+        loop {
+            let n = stdin.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            w.wait_for_capacity(4).await?;
+            w.write(&buf[..n]);
+        }
+        w.finish().await?;
+        anyhow::Ok(())
+    })?;
+    Ok(())
+}
