@@ -270,6 +270,25 @@ async fn with_the_destination_gone_the_newest_off_site_copy_is_restored_and_roll
     )
     .unwrap();
     let live = run_host(&app, 12, 6).await;
+    // Set 2 went off-site whole: its backup and the log backup it pairs with (SPEC 6.3).
+    let store =
+        sauve_store::S3Store::open(garage.bucket.clone(), "open/".into(), &garage.options())
+            .unwrap();
+    let keys: Vec<String> = sauve_store::Store::list(&store, "App[")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "App[0000].4BL",
+            "App[0001].4BK",
+            "App[0001].4BL",
+            "App[0002].4BK"
+        ]
+    );
     // The disk of the destination is gone, and the data is damaged.
     std::fs::remove_dir_all(app.root().join("Backups")).unwrap();
     let data = app.path().join("Data/App.4DD");

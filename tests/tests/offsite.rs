@@ -581,3 +581,39 @@ fn an_encrypted_copy_restores_with_the_age_cli_and_with_identity_and_fails_clear
         "{left:?}"
     );
 }
+
+#[test]
+fn two_apps_with_the_same_base_in_one_prefix_are_refused_and_nothing_is_overwritten() {
+    let garage = Garage::start(1);
+    let url = "s3://sauve-test/same/";
+    let offsite = format!("[[offsite]]\nurl = \"{url}\"\nkeep = 1\n");
+    let first = app(&garage, "Notes", b"first app", &offsite, &[]);
+    let second = app(&garage, "Notes", b"second app", &offsite, &[]);
+    ok(&sauve(&garage, &["backup", "--app", &first.arg()]));
+    assert_eq!(states(&first, url), ["copied"]);
+    let rt = runtime();
+    let store = bucket(&garage, "same/");
+    let before = rt.block_on(store.get("Notes[0001].4BK")).unwrap();
+
+    // The second app's copies are refused, saying why; the first's set stays.
+    ok(&sauve(&garage, &["backup", "--app", &second.arg()]));
+    ok(&sauve(&garage, &["backup", "--app", &second.arg()]));
+    let json = ok(&sauve(
+        &garage,
+        &["status", "--app", &second.arg(), "--json"],
+    ));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["offsite"][0]["copied"], 0, "{v:#}");
+    let status = ok(&sauve(&garage, &["status", "--app", &second.arg()]));
+    assert!(status.contains("another app"), "{status}");
+    assert_eq!(rt.block_on(store.get("Notes[0001].4BK")).unwrap(), before);
+    let sets: Vec<String> = keys(&rt, &store)
+        .into_iter()
+        .filter(|k| k.ends_with(".4BK"))
+        .collect();
+    assert_eq!(
+        sets,
+        ["Notes[0001].4BK"],
+        "the second app's retention deleted nothing"
+    );
+}

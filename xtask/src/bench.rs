@@ -32,6 +32,17 @@ pub(crate) struct Sample {
 /// Runs `sh -c script` under GNU time; returns the median of `runs` runs.
 /// `before` runs (unmeasured) before each run, to clear the previous output.
 pub(crate) fn measure(script: &str, before: &str, runs: usize) -> Result<Sample> {
+    measure_env(script, before, runs, &[])
+}
+
+/// [`measure`] with variables in the command's environment (secrets never
+/// go on a command line, where `ps` and error messages would show them).
+pub(crate) fn measure_env(
+    script: &str,
+    before: &str,
+    runs: usize,
+    env: &[(&str, &str)],
+) -> Result<Sample> {
     let mut samples = Vec::new();
     for _ in 0..runs {
         sh(before)?;
@@ -40,6 +51,7 @@ pub(crate) fn measure(script: &str, before: &str, runs: usize) -> Result<Sample>
             .args(["-f", "%e %M", "-o"])
             .arg(&out)
             .args(["sh", "-c", script])
+            .envs(env.iter().copied())
             .status()
             .context("cannot run /usr/bin/time (apt-get install time)")?;
         if !status.success() {

@@ -11,7 +11,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use object_store::ObjectStoreExt;
 
-use crate::bench::{Sample, machine, measure, q, sh, size_of};
+use crate::bench::{Sample, machine, measure, measure_env, q, sh, size_of};
 use crate::repo_root;
 
 /// Options of `bench offsite`.
@@ -23,16 +23,6 @@ pub(crate) struct Options {
     /// Runs per contender, of which the median is reported
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = crate::at_least_one)]
     runs: usize,
-}
-
-/// The environment the measured commands get: the store and its key.
-fn env_prefix(g: &sauve_tests::garage::Garage) -> String {
-    format!(
-        "SAUVE_TEST_S3_KEY={} SAUVE_TEST_S3_SECRET={} BENCH_S3_ENDPOINT={} ",
-        g.key_id,
-        g.secret,
-        g.endpoint()
-    )
 }
 
 pub(crate) fn run(o: &Options) -> Result<()> {
@@ -85,7 +75,12 @@ pub(crate) fn run(o: &Options) -> Result<()> {
         }
     }
     let garage = sauve_tests::garage::Garage::start(1);
-    let env = env_prefix(&garage);
+    let endpoint = garage.endpoint();
+    let env = [
+        ("SAUVE_TEST_S3_KEY", garage.key_id.as_str()),
+        ("SAUVE_TEST_S3_SECRET", garage.secret.as_str()),
+        ("BENCH_S3_ENDPOINT", endpoint.as_str()),
+    ];
     let toml = app.join("Settings/sauve.toml");
     let backups = src.join("Backups");
     let input = size_of(&app)?;
@@ -119,7 +114,7 @@ pub(crate) fn run(o: &Options) -> Result<()> {
                     garage.bucket
                 ),
             )?;
-            samples.push(measure(&format!("{env}{backup}"), "", 1)?);
+            samples.push(measure_env(&backup, "", 1, &env)?);
         }
         samples.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
         samples[samples.len() / 2]
@@ -138,12 +133,12 @@ pub(crate) fn run(o: &Options) -> Result<()> {
         for _ in 0..o.runs {
             m += 1;
             let script = format!(
-                "{env}tar -C {s} -cf - SampleApp | zstd -1 -T0 | {x} bench-upload {b} plain{m}.tar.zst",
+                "tar -C {s} -cf - SampleApp | zstd -1 -T0 | {x} bench-upload {b} plain{m}.tar.zst",
                 s = q(&src),
                 x = q(&xtask),
                 b = garage.bucket
             );
-            samples.push(measure(&script, "", 1)?);
+            samples.push(measure_env(&script, "", 1, &env)?);
         }
         samples.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
         samples[samples.len() / 2]
@@ -157,7 +152,7 @@ pub(crate) fn run(o: &Options) -> Result<()> {
     let restored = work.join("restored");
     let clean_r = format!("rm -rf {r} && sync", r = q(&restored));
     let from_bucket = format!(
-        "{env}{} restore 's3://{}/run{n}/SampleApp[0001]' --app {} --to {} > /dev/null",
+        "{} restore 's3://{}/run{n}/SampleApp[0001]' --app {} --to {} > /dev/null",
         q(&sauve),
         garage.bucket,
         q(&app),

@@ -84,6 +84,14 @@ pub enum ArchiveError {
         /// No identity, or none that matches.
         reason: String,
     },
+    /// The identity file given cannot be used.
+    #[error(
+        "{reason} (accepted: an age identity file, AGE-SECRET-KEY-1… lines as age-keygen writes them)"
+    )]
+    Identity {
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The archive is damaged or not a sauve archive (1411, 1413).
     #[error("{what}")]
     Corrupt {
@@ -126,9 +134,9 @@ impl ArchiveError {
             | ArchiveError::AlreadyExists(_) => Status::BackupError,
             ArchiveError::AttachmentContainsApp { .. } => Status::InvalidSettings,
             ArchiveError::Stopped => Status::Stopped,
-            ArchiveError::NotAnArchiveName { .. } | ArchiveError::Encrypted { .. } => {
-                Status::ArchiveMissing
-            }
+            ArchiveError::NotAnArchiveName { .. }
+            | ArchiveError::Encrypted { .. }
+            | ArchiveError::Identity { .. } => Status::ArchiveMissing,
             ArchiveError::Missing {
                 kind: SetKind::Backup,
                 ..

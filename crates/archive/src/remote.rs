@@ -27,10 +27,7 @@ pub type Identities = Arc<Vec<Box<dyn age::Identity + Send + Sync>>>;
 /// Reads an age identity file (`age-keygen`'s output: `AGE-SECRET-KEY-1…`
 /// lines, comments allowed).
 pub fn read_identities(path: &std::path::Path) -> Result<Identities, ArchiveError> {
-    let bad = |reason: String| ArchiveError::Encrypted {
-        set: path.display().to_string(),
-        reason,
-    };
+    let bad = |reason: String| ArchiveError::Identity { reason };
     let file = age::IdentityFile::from_file(path.display().to_string()).map_err(|e| {
         bad(format!(
             "cannot read the identity file {}: {e}",

@@ -181,10 +181,13 @@ struct Restored {
 
 /// The newest set of `layout`'s base that restores from an `[[offsite]]`
 /// destination, restored into `stage` (every hash checked there). Encrypted
-/// destinations are skipped: the open check has no identity.
+/// destinations are skipped: the open check has no identity. Integration
+/// then reads the logs on this machine (the newest set's records since its
+/// cut are in the pending segments and the current log).
 fn restore_from_offsite(
     layout: &AppLayout,
     stage: &Path,
+    destination: &Path,
 ) -> Option<(PathBuf, sauve_archive::RestoreReport)> {
     let own = sauve_settings::load_sauve_toml(&layout.app).ok()?;
     if own.offsite.is_empty() {
@@ -235,8 +238,11 @@ fn restore_from_offsite(
                 force: false,
             };
             match sauve_archive::restore_remote(&set, &options, &mut sauve_archive::NoProgress) {
-                Ok(report) => {
+                Ok(mut report) => {
                     let archive = PathBuf::from(format!("{}{name}.4BK", store.describe()));
+                    // What follows (the history entry, the logs to
+                    // integrate) is the destination's, on this machine.
+                    report.set.dir = destination.to_path_buf();
                     return Some((archive, report));
                 }
                 Err(e) => tracing::warn!(
@@ -294,12 +300,12 @@ fn restore_newest(
         }
         // No sound set in the destination (missing, damaged, the disk
         // gone): the newest sound off-site copy (SPEC 19).
-        None => {
-            restore_from_offsite(layout, &stage).ok_or_else(|| EngineError::NoBackupAvailable {
+        None => restore_from_offsite(layout, &stage, destination).ok_or_else(|| {
+            EngineError::NoBackupAvailable {
                 key: key.clone(),
                 destination: destination.to_path_buf(),
-            })?
-        }
+            }
+        })?,
     };
     let stamp = zone
         .to_datetime(now)

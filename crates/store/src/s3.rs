@@ -486,9 +486,10 @@ impl Upload for S3Upload {
 
 impl Drop for S3Upload {
     /// An upload dropped unfinished (an error, a Stop, a panic) is aborted
-    /// in the background when a runtime is there; an unfinished multipart
-    /// upload is invisible in any case, and `sauve` aborts stale ones of its
-    /// keys before the next upload of them.
+    /// in the background when a runtime is there. An unfinished multipart
+    /// upload is invisible in any case; one left by a killed process keeps
+    /// its parts until the bucket's lifecycle rule for incomplete uploads
+    /// removes them (object_store cannot list them).
     fn drop(&mut self) {
         self.in_flight.abort_all();
         if let Some(id) = self.id.take()

@@ -46,6 +46,8 @@ pub(crate) struct Offsite {
     /// Failed attempts in a row, per destination.
     attempts: HashMap<String, u32>,
     drained: Vec<oneshot::Sender<()>>,
+    /// The one pending retry, replaced (never added to) by each pass.
+    retry: Option<actix::SpawnHandle>,
 }
 
 impl Offsite {
@@ -63,6 +65,7 @@ impl Offsite {
             again: false,
             attempts: HashMap::new(),
             drained: Vec::new(),
+            retry: None,
         }
     }
 
@@ -75,6 +78,9 @@ impl Offsite {
             return;
         }
         self.busy = true;
+        if let Some(h) = self.retry.take() {
+            ctx.cancel_future(h);
+        }
         let job = Job {
             app: self.app.clone(),
             records: self.records.clone(),
@@ -101,7 +107,10 @@ impl Offsite {
                 }
             }
             if let Some(wait) = retry {
-                ctx.run_later(wait, |act, ctx| act.start_copies(ctx));
+                act.retry = Some(ctx.run_later(wait, |act, ctx| {
+                    act.retry = None;
+                    act.start_copies(ctx);
+                }));
             }
             if act.again {
                 act.again = false;
@@ -181,11 +190,24 @@ pub(crate) fn open_offsite(
 /// `sauve list|verify|restore`: reached through `[destination]` of the
 /// app's sauve.toml when `app` is given, and the AWS environment variables.
 pub fn open_store(app: Option<&Path>, url: &str) -> Result<Arc<dyn Store>, crate::EngineError> {
-    let base = match app {
-        Some(app) => sauve_settings::load_sauve_toml(app)?.destination,
-        None => StoreConnection::default(),
+    let (own, base) = match app {
+        Some(app) => {
+            let toml = sauve_settings::load_sauve_toml(app)?;
+            // The `[[offsite]]` entry naming this store, if any, with its own keys.
+            let own = toml
+                .offsite
+                .iter()
+                .find(|o| {
+                    let a = o.url.trim_end_matches('/');
+                    url.trim_end_matches('/').starts_with(a)
+                })
+                .map(|o| o.connection.clone())
+                .unwrap_or_default();
+            (own, toml.destination)
+        }
+        None => (StoreConnection::default(), StoreConnection::default()),
     };
-    let options = s3_options(&StoreConnection::default(), &base);
+    let options = s3_options(&own, &base);
     Ok(sauve_store::open(&Location::parse(url)?, &options)?)
 }
 
@@ -275,20 +297,31 @@ impl Job {
         );
         numbers.sort_unstable();
         numbers.dedup();
+        // The sets still to copy, with their files.
+        let mut todo = Vec::new();
         for number in numbers {
             let copied = entries
                 .iter()
                 .filter(|e| e.is_numbered_backup() && e.backup_number == number)
                 .filter_map(|e| e.offsite.as_ref()?.get(label))
                 .any(|c| c.state == OffsiteState::Copied);
-            if copied {
-                continue;
+            // A set gone from the destination (retention) has nothing to copy.
+            if !copied && let Some(files) = set_files(destination, &self.work.base, number) {
+                todo.push((number, files));
             }
-            let files = set_files(destination, &self.work.base, number);
-            let Some(files) = files else {
-                // Gone from the destination (retention): nothing to copy.
-                continue;
-            };
+        }
+        // Whatever stops every copy (the store unreachable, a prefix shared
+        // with another app of the same base) is each pending set's reason.
+        if let Err(e) = shared_base_guard(store.as_ref(), &self.work.key, &self.work.base).await {
+            let reason = e.to_string();
+            for (number, _) in &todo {
+                self.record(*number, label, OffsiteState::Failed, Some(reason.clone()))
+                    .await;
+            }
+            return Err(reason);
+        }
+        let mut permanent = None;
+        for (number, files) in todo {
             match copy_set(store.as_ref(), &files, part_size, &recipients).await {
                 Ok(()) => {
                     self.record(number, label, OffsiteState::Copied, None).await;
@@ -297,7 +330,12 @@ impl Job {
                     let reason = err.to_string();
                     self.record(number, label, OffsiteState::Failed, Some(reason.clone()))
                         .await;
-                    return Err(reason);
+                    if err.is_transient() {
+                        // The store is down or failing: the rest waits for the retry.
+                        return Err(reason);
+                    }
+                    // This set cannot go (a taken key, say): the others still do.
+                    permanent = Some(reason);
                 }
             }
         }
@@ -306,9 +344,17 @@ impl Job {
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        publish_history(store.as_ref(), destination, &self.work.key)
+        publish_history(store.as_ref(), destination, &self.work.key, label)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        match permanent {
+            // Retried at the next run (the cause may be fixed by then), not by the timer.
+            Some(reason) => {
+                tracing::warn!(destination = %label, "a set could not be copied: {reason}");
+                Ok(())
+            }
+            None => Ok(()),
+        }
     }
 }
 
@@ -316,17 +362,22 @@ impl Job {
 /// backup first, then the backup's segments, the manifest-bearing one last.
 /// `None` when the backup set is not there.
 fn set_files(destination: &Path, base: &str, number: u32) -> Option<Vec<PathBuf>> {
-    let name = |kind| ArchiveName {
+    let name = |number, kind| ArchiveName {
         base: base.to_owned(),
         number,
         segment: None,
         kind,
         part: false,
     };
-    let backup = SetFiles::locate(&destination.join(name(SetKind::Backup).to_string())).ok()?;
-    let mut files = SetFiles::locate(&destination.join(name(SetKind::Log).to_string()))
-        .map(|s| s.files)
-        .unwrap_or_default();
+    let backup =
+        SetFiles::locate(&destination.join(name(number, SetKind::Backup).to_string())).ok()?;
+    // Set N is base[N].4BK with base[N-1].4BL (SPEC 6.3).
+    let mut files = match number.checked_sub(1) {
+        Some(log) => SetFiles::locate(&destination.join(name(log, SetKind::Log).to_string()))
+            .map(|s| s.files)
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
     files.extend(backup.files);
     Some(files)
 }
@@ -350,7 +401,9 @@ async fn copy_set(
         let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         if recipients.is_empty() {
             if let Some(there) = store.head(&name).await? {
-                if there.size == size {
+                // Ours only if byte for byte this file (a copy completed
+                // before its state was recorded); anything else is refused.
+                if there.size == size && same_content(store, &name, path).await? {
                     continue;
                 }
                 return Err(StoreError::Exists {
@@ -361,13 +414,61 @@ async fn copy_set(
             upload_file(store, path, &name, part_size).await?;
         } else {
             let key = format!("{name}{}", sauve_archive::AGE_SUFFIX);
-            if store.head(&key).await?.is_some() {
-                continue;
+            if let Some(there) = store.head(&key).await? {
+                // Without the identity the content cannot be compared; the
+                // size of an age file of this file for these recipients can.
+                if there.size == age_size(size, recipients.len()) {
+                    continue;
+                }
+                return Err(StoreError::Exists {
+                    store: store.describe(),
+                    key,
+                });
             }
             upload_encrypted(store, path, &key, part_size, recipients).await?;
         }
     }
     Ok(())
+}
+
+/// The size of the age encryption of `size` bytes to `recipients` X25519
+/// recipients: the header (version line, one two-line stanza each, MAC
+/// line), the 16-byte nonce, and a 16-byte tag per 64 KiB chunk (one for
+/// an empty file).
+fn age_size(size: u64, recipients: usize) -> u64 {
+    let header = 22 + 98 * recipients as u64 + 48;
+    let chunks = size.div_ceil(64 << 10).max(1);
+    header + 16 + size + 16 * chunks
+}
+
+/// True when the object at `key` holds exactly the bytes of `path`
+/// (compared by blake3, reading both).
+async fn same_content(store: &dyn Store, key: &str, path: &Path) -> Result<bool, StoreError> {
+    let failed = |e: std::io::Error| StoreError::Failed {
+        store: store.describe(),
+        action: "cannot read the local copy for",
+        key: key.to_owned(),
+        message: format!("{}: {e}", path.display()),
+    };
+    let mut local = blake3::Hasher::new();
+    let mut file = tokio::fs::File::open(path).await.map_err(failed)?;
+    let mut buf = vec![0; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).await.map_err(failed)?;
+        if n == 0 {
+            break;
+        }
+        local.update(&buf[..n]);
+    }
+    let size = store.head(key).await?.map_or(0, |o| o.size);
+    let mut remote = blake3::Hasher::new();
+    let mut at = 0;
+    while at < size {
+        let end = (at + (8 << 20)).min(size);
+        remote.update(&store.get_range(key, at..end).await?);
+        at = end;
+    }
+    Ok(local.finalize() == remote.finalize())
 }
 
 /// Sends full parts of the encrypted stream to the uploading task.
@@ -523,7 +624,11 @@ async fn prune(store: &dyn Store, base: &str, keep: u32) -> Result<(), StoreErro
             .filter_map(|o| {
                 ArchiveName::parse(sauve_archive::strip_age(&o.key).0).map(|a| (a, o.key.clone()))
             })
-            .filter(|(a, _)| a.base == base && a.number == *number)
+            .filter(|(a, _)| {
+                a.base == base
+                    && ((a.kind == SetKind::Backup && a.number == *number)
+                        || (a.kind == SetKind::Log && Some(a.number) == number.checked_sub(1)))
+            })
             .collect();
         // Backup before log, last segment first.
         keys.sort_by_key(|(a, _)| (a.kind != SetKind::Backup, std::cmp::Reverse(a.segment)));
@@ -538,6 +643,41 @@ async fn prune(store: &dyn Store, base: &str, keep: u32) -> Result<(), StoreErro
     Ok(())
 }
 
+/// Refuses a prefix where another app's history holds sets of the same base
+/// name: their keys would collide, and retention would delete the other
+/// app's sets. Each app needs a prefix of its own then (1407).
+async fn shared_base_guard(store: &dyn Store, key: &str, base: &str) -> Result<(), StoreError> {
+    let own = history_object(key);
+    let prefix = format!("{base}[");
+    for o in store.list(".sauve/history/").await? {
+        if o.key == own || !o.key.ends_with(".json") {
+            continue;
+        }
+        let text = store.get(&o.key).await?;
+        let Some(h) = History::parse(&String::from_utf8_lossy(&text)) else {
+            continue;
+        };
+        let clash = h.keys().filter(|k| *k != key).any(|k| {
+            h.entries(k).unwrap_or_default().iter().any(|e| {
+                Path::new(&e.backup_path)
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+            })
+        });
+        if clash {
+            return Err(StoreError::Invalid {
+                what: format!("{}{}", store.describe(), o.key),
+                reason: format!(
+                    "another app ({}) keeps sets named {prefix}…] in this prefix; copies here would collide with them",
+                    h.keys().next().unwrap_or_default()
+                ),
+                accepted: "a prefix of its own for each app whose data files share a name",
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Writes the app's own history object, then rebuilds `backupHistory.json`
 /// of the store from every app's object (SPEC 19): each app writes only its
 /// own object, so a lost race on the shared file is repaired by the next
@@ -546,13 +686,37 @@ async fn publish_history(
     store: &dyn Store,
     destination: &Path,
     key: &str,
+    label: &str,
 ) -> Result<(), StoreError> {
     let local = sauve_history::read_json_text(destination)
         .ok()
         .flatten()
         .and_then(|t| History::parse(&t))
         .unwrap_or_default();
-    let own = local.only(key);
+    // The store's history lists the sets the store holds: those copied there
+    // and not pruned since; runs without a set, restores and integrations stay.
+    let held: std::collections::BTreeSet<String> = store
+        .list("")
+        .await?
+        .into_iter()
+        .map(|o| sauve_archive::strip_age(&o.key).0.to_owned())
+        .collect();
+    let mut own = History::default();
+    for e in local.entries(key).unwrap_or_default() {
+        let copied = e
+            .offsite
+            .as_ref()
+            .and_then(|m| m.get(label))
+            .is_some_and(|c| c.state == OffsiteState::Copied);
+        let present = e.segments.iter().flatten().all(|p| {
+            Path::new(p)
+                .file_name()
+                .is_some_and(|n| held.contains(n.to_string_lossy().as_ref()))
+        });
+        if !e.is_numbered_backup() || (copied && present) {
+            let _ = own.add(key, e);
+        }
+    }
     let encode = |h: &History| {
         h.to_json()
             .map(Bytes::from)
