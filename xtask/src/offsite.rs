@@ -68,6 +68,7 @@ pub(crate) fn run(o: &Options) -> Result<()> {
     ] {
         let ok = Command::new(&sauve)
             .args(["settings", "set", k, v, "--app", &a])
+            .stdout(std::process::Stdio::null())
             .status()?
             .success();
         if !ok {
@@ -84,7 +85,10 @@ pub(crate) fn run(o: &Options) -> Result<()> {
     let toml = app.join("Settings/sauve.toml");
     let backups = src.join("Backups");
     let input = size_of(&app)?;
-    sh(&format!("cat $(find {} -type f) > /dev/null", q(&app)))?;
+    sh(&format!(
+        "find {} -type f -exec cat {{}} + > /dev/null",
+        q(&app)
+    ))?;
     let clean = format!(
         "rm -rf {b} && rm -f {t} && sync",
         b = q(&backups),
@@ -161,7 +165,7 @@ pub(crate) fn run(o: &Options) -> Result<()> {
     eprintln!("restores…");
     rows.push((
         "sauve restore from the bucket".into(),
-        measure(&from_bucket, &clean_r, o.runs)?,
+        measure_env(&from_bucket, &clean_r, o.runs, &env)?,
     ));
     let from_folder = format!(
         "{} restore {} --to {} > /dev/null",
