@@ -328,6 +328,20 @@ fn three_apps_sharing_one_prefix_keep_every_entry_and_overwrite_nothing() {
     }
 }
 
+/// Bytes of the files under `dir`.
+fn size_under(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => size_under(&e.path()),
+            _ => e.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
+}
+
 /// Every object of the bucket is whole: the size of the local file of that name.
 fn every_object_whole(rt: &tokio::runtime::Runtime, store: &dyn Store, backups: &Path) {
     for o in rt.block_on(store.list("")).unwrap() {
@@ -347,7 +361,7 @@ fn a_copy_killed_mid_upload_leaves_no_partial_object_and_the_next_run_finishes_i
     let app = app(
         &garage,
         "Notes",
-        &random(96 << 20),
+        &random(160 << 20),
         &offsite,
         &[("Advanced/CompressionRate", "None")],
     );
@@ -360,20 +374,31 @@ fn a_copy_killed_mid_upload_leaves_no_partial_object_and_the_next_run_finishes_i
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Killed once the run recorded its set as pending: its copy is under way.
-    let history = app.root().join("Backups/backupHistory.json");
+    // Killed once parts of its copy are in the store (Garage writes a part's
+    // blocks as it arrives): the upload is under way, not completed.
+    let blocks = garage.dir().join("node0/data");
+    let started = size_under(&blocks);
     loop {
-        let text = std::fs::read_to_string(&history).unwrap_or_default();
-        if text.contains("\"pending\"") || child.try_wait().unwrap().is_some() {
+        if size_under(&blocks) > started + (16 << 20) {
             break;
         }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the backup ended before its copy was seen under way"
+        );
         std::thread::yield_now();
     }
-    let _ = child.kill();
+    child.kill().unwrap();
     let _ = child.wait();
     let rt = runtime();
     let store = bucket(&garage, "k/");
     every_object_whole(&rt, &store, &app.root().join("Backups"));
+    assert!(
+        rt.block_on(store.head("Notes[0001].4BK"))
+            .unwrap()
+            .is_none(),
+        "the interrupted upload is not visible"
+    );
 
     // The next run copies both sets; every object is whole and verifies.
     ok(&sauve(&garage, &["backup", "--app", &a]));
@@ -396,7 +421,7 @@ fn one_node_of_three_killed_during_a_copy_the_copy_completes_and_verifies() {
     let app = app(
         &garage,
         "Notes",
-        &random(48 << 20),
+        &random(128 << 20),
         &offsite,
         &[("Advanced/FileSegmentation/DefaultSize", "16")],
     );
@@ -411,9 +436,14 @@ fn one_node_of_three_killed_during_a_copy_the_copy_completes_and_verifies() {
             .output()
             .unwrap()
     });
-    // The third node goes once the set is committed locally.
-    let first = app.root().join("Backups/Notes[0001-0001].4BK");
-    while !first.exists() && !backup.is_finished() {
+    // The third node goes while the copy is under way: parts are arriving.
+    let blocks = garage.dir().join("node0/data");
+    let started = size_under(&blocks);
+    while size_under(&blocks) <= started + (8 << 20) {
+        assert!(
+            !backup.is_finished(),
+            "the backup ended before its copy was seen under way"
+        );
         std::thread::yield_now();
     }
     garage.kill_node(2);
