@@ -387,6 +387,27 @@ impl BackupHandle {
         self.inner.settings_saved.subscribe()
     }
 
+    /// Waits until the off-site copies under way (if any) have ended,
+    /// copied or failed; a retry scheduled for later is not waited for.
+    pub async fn copies_settled(&self) -> Result<(), EngineError> {
+        ask(
+            &self.inner.actors.offsite,
+            "off-site copier",
+            crate::actors::offsite::messages::DrainCopies,
+        )
+        .await
+    }
+
+    /// Where the copies to each `[[offsite]]` destination stand (SPEC 19).
+    pub async fn offsite(&self) -> Result<Vec<crate::state::OffsiteStatus>, EngineError> {
+        let app = self.inner.layout.app.clone();
+        off_thread(move || {
+            crate::overview::destination_usage(&app)
+                .map(|d| crate::state::offsite_status(&app, &d.path))
+        })
+        .await?
+    }
+
     /// The destination folder of the settings in force, with its free and
     /// used space (SPEC 15, 18).
     pub async fn destination(&self) -> Result<crate::overview::DestinationUsage, EngineError> {
@@ -706,12 +727,7 @@ impl BackupHandle {
         )
         .await;
         // Copies under way finish (or fail and stay pending for the next run).
-        let _ = ask(
-            &self.inner.actors.offsite,
-            "off-site copier",
-            crate::actors::offsite::messages::DrainCopies,
-        )
-        .await;
+        let _ = self.copies_settled().await;
         drop(self);
     }
 }

@@ -58,8 +58,8 @@ pub use restore::{Restored, restore_detached};
 pub use sauve_alerts::{Alert, AlertKind, Delivery};
 pub use settings::AppSettings;
 pub use state::{
-    AlertRecord, DataStamp, EngineState, LastBackup, PendingJournal, STATE_FILE, SchedulerView,
-    state_path, status_json,
+    AlertRecord, DataStamp, EngineState, LastBackup, OffsiteFailure, OffsiteStatus, PendingJournal,
+    STATE_FILE, SchedulerView, offsite_status, state_path, status_json,
 };
 
 /// Bytes available to this user on the file system holding `path`.

@@ -301,9 +301,40 @@ pub fn status_json(app: &Path, scheduler: SchedulerView) -> Result<Value, crate:
     }))
 }
 
+/// Where the copies to one `[[offsite]]` destination stand (SPEC 19).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OffsiteStatus {
+    /// The destination, as written in sauve.toml.
+    pub url: String,
+    /// Sets kept there, when limited.
+    pub keep: Option<u32>,
+    /// This app's recorded sets copied there.
+    pub copied: usize,
+    /// Not copied yet.
+    pub pending: usize,
+    /// Whose last attempt failed.
+    pub failed: usize,
+    /// The newest failure.
+    pub last_failure: Option<OffsiteFailure>,
+}
+
+/// One failed copy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OffsiteFailure {
+    /// The set's number.
+    pub number: u32,
+    /// When it failed (4D's date form).
+    pub at: String,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// The store's message.
+    pub reason: Option<String>,
+}
+
 /// Per `[[offsite]]` destination, how many of this app's recorded sets are
 /// copied, pending or failed, and the last failure's reason (SPEC 19).
-fn offsite_status(app: &Path, destination: &Path) -> Vec<Value> {
+/// Reads files: call it off async threads.
+pub fn offsite_status(app: &Path, destination: &Path) -> Vec<OffsiteStatus> {
     let Ok(own) = sauve_settings::load_sauve_toml(app) else {
         return Vec::new();
     };
@@ -322,28 +353,33 @@ fn offsite_status(app: &Path, destination: &Path) -> Vec<Value> {
     own.offsite
         .iter()
         .map(|t| {
-            let (mut copied, mut pending, mut failed) = (0, 0, 0);
-            let mut last_failure = Value::Null;
+            let mut s = OffsiteStatus {
+                url: t.url.clone(),
+                keep: t.keep,
+                copied: 0,
+                pending: 0,
+                failed: 0,
+                last_failure: None,
+            };
             for e in entries
                 .iter()
                 .filter(|e| e.is_numbered_backup() && e.segments.is_some())
             {
                 match e.offsite.as_ref().and_then(|m| m.get(&t.url)) {
-                    Some(c) if c.state == sauve_history::OffsiteState::Copied => copied += 1,
+                    Some(c) if c.state == sauve_history::OffsiteState::Copied => s.copied += 1,
                     Some(c) if c.state == sauve_history::OffsiteState::Failed => {
-                        failed += 1;
-                        last_failure = serde_json::json!({
-                            "number": e.backup_number, "at": c.at,
-                            "attempts": c.attempts, "reason": c.reason,
+                        s.failed += 1;
+                        s.last_failure = Some(OffsiteFailure {
+                            number: e.backup_number,
+                            at: c.at.clone(),
+                            attempts: c.attempts,
+                            reason: c.reason.clone(),
                         });
                     }
-                    _ => pending += 1,
+                    _ => s.pending += 1,
                 }
             }
-            serde_json::json!({
-                "url": t.url, "keep": t.keep, "copied": copied, "pending": pending,
-                "failed": failed, "last_failure": last_failure,
-            })
+            s
         })
         .collect()
 }

@@ -434,3 +434,32 @@ async fn behind_an_https_proxy_the_cookie_is_secure_and_forms_come_from_its_orig
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     s.handle.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backup_page_shows_where_the_off_site_copies_stand() {
+    let mut s = site();
+    // One destination that takes the copy (a folder), one that cannot (a
+    // folder path that is a file).
+    std::fs::write(s.app.join("../not-a-folder"), b"x").unwrap();
+    std::fs::write(
+        s.app.join("Settings/sauve.toml"),
+        "[[offsite]]\nurl = \"../Offsite\"\nkeep = 3\n\n[[offsite]]\nurl = \"../not-a-folder\"\nretry_after = \"1h\"\n",
+    )
+    .unwrap();
+    let report = s
+        .handle
+        .backup(sauve_engine::Trigger::Manual)
+        .await
+        .unwrap();
+    assert_eq!(report.status.code(), 0);
+    // The copies run in the background: wait for them as a shutdown does.
+    s.handle.copies_settled().await.unwrap();
+    let (cookie, _) = s.login().await;
+    let (code, body) = text(s.send(get("/", Some(&cookie))).await).await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(body.contains("Off-site copies"), "{body}");
+    assert!(body.contains("../Offsite</span>: 1 copied"), "{body}");
+    assert!(body.contains("(keeps 3)"), "{body}");
+    assert!(body.contains("1 failed"), "{body}");
+    assert!(body.contains("retried with backoff"), "{body}");
+}

@@ -40,6 +40,7 @@ pub(crate) async fn page(State(state): State<PageState>, viewer: Viewer) -> Resp
     let live = h.live().borrow().clone();
     let last = h.last_backup().await;
     let destination = h.destination().await;
+    let offsite = h.offsite().await.unwrap_or_default();
     let content = h.content().await;
     let settings = h.settings().await;
     let view = *state.inner.scheduler.borrow();
@@ -52,6 +53,9 @@ pub(crate) async fn page(State(state): State<PageState>, viewer: Viewer) -> Resp
                 @match &destination {
                     Ok(d) => (destination_card(d)),
                     Err(e) => p class="notice error" { (e.to_string()) },
+                }
+                @if !offsite.is_empty() {
+                    (offsite_list(&offsite))
                 }
             }
             section class="card" aria-labelledby="last-title" {
@@ -210,6 +214,31 @@ fn destination_card(d: &DestinationUsage) -> Markup {
             }
             dt { "This app's sets" }
             dd { (bytes(d.used_by_app)) }
+        }
+    }
+}
+
+/// The off-site copies, one line per `[[offsite]]` destination (SPEC 19).
+fn offsite_list(list: &[sauve_engine::OffsiteStatus]) -> Markup {
+    html! {
+        h3 class="small" { "Off-site copies" }
+        ul class="offsite" {
+            @for o in list {
+                li {
+                    span class="mono" { (o.url) } ": "
+                    (o.copied) " copied"
+                    @if o.pending > 0 { ", " (o.pending) " pending" }
+                    @if o.failed > 0 { ", " span class="missing" { (o.failed) " failed" } }
+                    @if let Some(keep) = o.keep { span class="muted small" { " (keeps " (keep) ")" } }
+                    @if let Some(f) = &o.last_failure {
+                        div class="missing small" {
+                            "✗ Set " (format::number(f.number)) ", attempt " (f.attempts) ": "
+                            (f.reason.as_deref().unwrap_or("failed"))
+                            " — retried with backoff, and at the next backup."
+                        }
+                    }
+                }
+            }
         }
     }
 }
