@@ -105,7 +105,7 @@ pub(crate) enum Command {
         #[arg(long, value_name = "DIR")]
         app: Option<PathBuf>,
         /// For a set encrypted with age (`encrypt_to`): an age identity
-        /// file (AGE-SECRET-KEY-1… lines) of one of its recipients.
+        /// file (AGE-SECRET-KEY-1... lines) of one of its recipients.
         #[arg(long, value_name = "FILE")]
         identity: Option<PathBuf>,
     },
@@ -129,7 +129,7 @@ pub(crate) enum Command {
         #[arg(long, value_name = "DIR")]
         app: Option<PathBuf>,
         /// For a set encrypted with age (`encrypt_to`): an age identity
-        /// file (AGE-SECRET-KEY-1… lines) of one of its recipients.
+        /// file (AGE-SECRET-KEY-1... lines) of one of its recipients.
         #[arg(long, value_name = "FILE")]
         identity: Option<PathBuf>,
     },
@@ -155,7 +155,7 @@ pub(crate) enum Command {
         #[arg(long, value_name = "DIR")]
         app: Option<PathBuf>,
         /// For a set encrypted with age (`encrypt_to`): an age identity
-        /// file (AGE-SECRET-KEY-1… lines) of one of its recipients.
+        /// file (AGE-SECRET-KEY-1... lines) of one of its recipients.
         #[arg(long, value_name = "FILE")]
         identity: Option<PathBuf>,
         /// Print one JSON object.
