@@ -8,6 +8,16 @@ pub mod garage;
 pub mod paused;
 pub mod receivers;
 
+/// A two-worker tokio runtime, for tests that drive a store from sync code.
+#[allow(clippy::expect_used)] // A test helper: failing here fails the test.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

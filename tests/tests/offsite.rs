@@ -16,23 +16,22 @@ use sauve_store::{S3Store, Store};
 use sauve_tests::SampleApp;
 use sauve_tests::browser::sauve_binary;
 use sauve_tests::garage::Garage;
+use sauve_tests::runtime;
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
+/// The `sauve ARGS` command, with the store's credentials in its environment.
+fn sauve_command(key_id: &str, secret: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(sauve_binary());
+    c.args(args)
+        .env("SAUVE_TEST_S3_KEY", key_id)
+        .env("SAUVE_TEST_S3_SECRET", secret)
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY");
+    c
 }
 
-/// `sauve ARGS` as a process, with the store's credentials in its environment.
+/// `sauve ARGS` run to its end.
 fn sauve(garage: &Garage, args: &[&str]) -> Output {
-    Command::new(sauve_binary())
-        .args(args)
-        .env("SAUVE_TEST_S3_KEY", &garage.key_id)
-        .env("SAUVE_TEST_S3_SECRET", &garage.secret)
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
+    sauve_command(&garage.key_id, &garage.secret, args)
         .output()
         .unwrap()
 }
@@ -225,6 +224,17 @@ fn a_segmented_set_is_copied_off_site_and_restores_from_the_bucket_byte_identica
     assert!(!out.status.success());
     assert!(!to2.join("Data").exists(), "nothing moved into place");
 
+    // A missing segment is named.
+    let second = segments[1].to_string();
+    rt.block_on(store.delete(&second)).unwrap();
+    let out = sauve(&garage, &["verify", &set, "--app", &a]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success());
+    assert!(
+        err.contains("segment s3://sauve-test/apps/notes/Notes[0001-0002].4BK is missing"),
+        "{err}"
+    );
+
     // `sauve status` shows where the copies stand.
     let status = ok(&sauve(&garage, &["status", "--app", &a]));
     assert!(
@@ -366,10 +376,7 @@ fn a_copy_killed_mid_upload_leaves_no_partial_object_and_the_next_run_finishes_i
         &[("Advanced/CompressionRate", "None")],
     );
     let a = app.arg();
-    let mut child = Command::new(sauve_binary())
-        .args(["backup", "--app", &a])
-        .env("SAUVE_TEST_S3_KEY", &garage.key_id)
-        .env("SAUVE_TEST_S3_SECRET", &garage.secret)
+    let mut child = sauve_command(&garage.key_id, &garage.secret, &["backup", "--app", &a])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -429,10 +436,7 @@ fn one_node_of_three_killed_during_a_copy_the_copy_completes_and_verifies() {
     let (key, secret) = (garage.key_id.clone(), garage.secret.clone());
     let arg = a.clone();
     let backup = std::thread::spawn(move || {
-        Command::new(sauve_binary())
-            .args(["backup", "--app", &arg])
-            .env("SAUVE_TEST_S3_KEY", key)
-            .env("SAUVE_TEST_S3_SECRET", secret)
+        sauve_command(&key, &secret, &["backup", "--app", &arg])
             .output()
             .unwrap()
     });

@@ -12,14 +12,7 @@ use bytes::Bytes;
 use sauve_status::Status;
 use sauve_store::{FolderStore, S3Store, Store, StoreError, upload_bytes};
 use sauve_tests::garage::Garage;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use sauve_tests::runtime;
 
 fn pattern(len: usize, seed: u8) -> Bytes {
     Bytes::from(

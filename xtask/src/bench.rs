@@ -101,7 +101,8 @@ pub(crate) fn q(p: &Path) -> String {
     format!("'{}'", p.display())
 }
 
-pub(crate) fn archive(o: &ArchiveOptions) -> Result<()> {
+/// Fails naming the first of the sample app's tools that is missing.
+pub(crate) fn require_tools() -> Result<()> {
     for tool in ["tar", "zstd", "python3", "/usr/bin/time"] {
         let found = Command::new("sh")
             .args(["-c", &format!("command -v {tool}")])
@@ -111,6 +112,11 @@ pub(crate) fn archive(o: &ArchiveOptions) -> Result<()> {
             bail!("{tool} is needed (apt-get install tar zstd python3 time)");
         }
     }
+    Ok(())
+}
+
+pub(crate) fn archive(o: &ArchiveOptions) -> Result<()> {
+    require_tools()?;
     let root = repo_root();
     let work = root.join("target/bench-archive");
     let src = work.join(format!("src-{}-{}", o.data_mb, o.attach_mb));

@@ -26,15 +26,7 @@ pub(crate) struct Options {
 }
 
 pub(crate) fn run(o: &Options) -> Result<()> {
-    for tool in ["tar", "zstd", "python3", "/usr/bin/time"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .is_ok_and(|out| out.status.success());
-        if !found {
-            bail!("{tool} is needed (apt-get install tar zstd python3 time)");
-        }
-    }
+    crate::bench::require_tools()?;
     let root = repo_root();
     let work = root.join("target/bench-offsite");
     let src = work.join(format!("src-{}", o.data_mb));

@@ -125,6 +125,23 @@ impl ArchiveName {
     }
 }
 
+/// The first segment missing from `segments` (sorted numbers, from 1) of
+/// the set `set_name`, named; `None` when they run 1, 2, 3… without a gap.
+pub(crate) fn first_missing_segment(
+    set_name: &ArchiveName,
+    segments: &[u32],
+) -> Option<ArchiveName> {
+    let gap = segments
+        .iter()
+        .enumerate()
+        .find(|(i, s)| **s != *i as u32 + 1)
+        .map(|(i, _)| i as u32 + 1)?;
+    Some(ArchiveName {
+        segment: Some(gap),
+        ..set_name.clone()
+    })
+}
+
 /// A complete set on disk: its files in stream order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SetFiles {
@@ -218,22 +235,17 @@ impl SetFiles {
                 what: format!("{} not found", dir.join(set_name.to_string()).display()),
             });
         }
+        if let Some(missing) = first_missing_segment(&set_name, &segments) {
+            return Err(ArchiveError::Missing {
+                kind: name.kind,
+                what: format!(
+                    "segment {} not found",
+                    dir.join(missing.to_string()).display()
+                ),
+            });
+        }
         let mut files = Vec::with_capacity(segments.len());
-        for (i, s) in segments.iter().enumerate() {
-            let expected = i as u32 + 1;
-            if *s != expected {
-                let missing = ArchiveName {
-                    segment: Some(expected),
-                    ..set_name.clone()
-                };
-                return Err(ArchiveError::Missing {
-                    kind: name.kind,
-                    what: format!(
-                        "segment {} not found",
-                        dir.join(missing.to_string()).display()
-                    ),
-                });
-            }
+        for s in &segments {
             files.push(
                 dir.join(
                     ArchiveName {

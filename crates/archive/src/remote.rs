@@ -125,18 +125,12 @@ impl RemoteSet {
                     what: format!("{}{} not found", store.describe(), set_name),
                 });
             }
-            for (i, (s, _)) in segments.iter().enumerate() {
-                let expected = i as u32 + 1;
-                if *s != expected {
-                    let missing = ArchiveName {
-                        segment: Some(expected),
-                        ..set_name.clone()
-                    };
-                    return Err(ArchiveError::Missing {
-                        kind: set_name.kind,
-                        what: format!("segment {}{missing} is missing", store.describe()),
-                    });
-                }
+            let numbers: Vec<u32> = segments.iter().map(|(s, _)| *s).collect();
+            if let Some(missing) = crate::naming::first_missing_segment(&set_name, &numbers) {
+                return Err(ArchiveError::Missing {
+                    kind: set_name.kind,
+                    what: format!("segment {}{missing} is missing", store.describe()),
+                });
             }
             segments.into_iter().map(|(_, o)| o).collect()
         };

@@ -465,6 +465,31 @@ impl Check<'_> {
         }
     }
 
+    /// The value of the environment variable `e` names (the `*_env` key
+    /// `env_key`), or a located problem: a bad name, or a variable unset.
+    fn env_value(&mut self, e: &Spanned<String>, env_key: &str) -> Option<String> {
+        let var = e.get_ref().trim().to_owned();
+        if var.is_empty() || !var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            self.problem(
+                e.span(),
+                env_key,
+                format!("invalid value \"{var}\" (accepted: an environment variable name: letters, digits and _)"),
+            );
+            return None;
+        }
+        match self.env.var(&var) {
+            Some(v) if !v.is_empty() => Some(v),
+            _ => {
+                self.problem(
+                    e.span(),
+                    env_key,
+                    format!("the environment variable {var} is not set or empty (accepted: the name of a variable set for sauve, e.g. in its service unit)"),
+                );
+                None
+            }
+        }
+    }
+
     /// A secret from `<name>_env` or `<name>_file`; a literal `<name>` is refused.
     fn secret(
         &mut self,
@@ -495,26 +520,8 @@ impl Check<'_> {
             }
             (Some(e), None) => {
                 let var = e.get_ref().trim().to_owned();
-                let env_key = format!("{key}_env");
-                if var.is_empty() || !var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                    self.problem(
-                        e.span(),
-                        &env_key,
-                        format!("invalid value \"{var}\" (accepted: an environment variable name: letters, digits and _)"),
-                    );
-                    return None;
-                }
-                match self.env.var(&var) {
-                    Some(v) if !v.is_empty() => Some(Secret::new(v, SecretFrom::Env(var))),
-                    _ => {
-                        self.problem(
-                            e.span(),
-                            &env_key,
-                            format!("the environment variable {var} is not set or empty (accepted: the name of a variable set for sauve, e.g. in its service unit)"),
-                        );
-                        None
-                    }
-                }
+                self.env_value(e, &format!("{key}_env"))
+                    .map(|v| Secret::new(v, SecretFrom::Env(var)))
             }
             (None, Some(f)) => {
                 let file_key = format!("{key}_file");
@@ -558,20 +565,7 @@ impl Check<'_> {
                 None
             }
             (Some(v), None) => Some(v.get_ref().trim().to_owned()),
-            (None, Some(e)) => {
-                let var = e.get_ref().trim().to_owned();
-                match self.env.var(&var) {
-                    Some(v) if !v.is_empty() => Some(v),
-                    _ => {
-                        self.problem(
-                            e.span(),
-                            &format!("{key}.access_key_id_env"),
-                            format!("the environment variable {var} is not set or empty (accepted: the name of a variable set for sauve, e.g. in its service unit)"),
-                        );
-                        None
-                    }
-                }
-            }
+            (None, Some(e)) => self.env_value(e, &format!("{key}.access_key_id_env")),
             (None, None) => None,
         };
         let secret_access_key = self.secret(

@@ -110,6 +110,15 @@ impl S3Store {
         })
     }
 
+    /// A write's error: there, "not found" can only be the bucket's.
+    fn write_error(&self, key: &str, e: &object_store::Error) -> StoreError {
+        bucket_missing(
+            self.error("cannot upload", key, e),
+            &self.describe(),
+            &self.bucket,
+        )
+    }
+
     fn error(&self, action: &'static str, key: &str, e: &object_store::Error) -> StoreError {
         map_error(&self.describe(), &self.bucket, action, key, e)
     }
@@ -285,13 +294,7 @@ impl Store for S3Store {
             .put_opts(&path, PutPayload::from_bytes(data), opts)
             .await
             .map(drop)
-            .map_err(|e| {
-                bucket_missing(
-                    self.error("cannot upload", key, &e),
-                    &self.describe(),
-                    &self.bucket,
-                )
-            })
+            .map_err(|e| self.write_error(key, &e))
     }
 
     async fn put_replace(&self, key: &str, data: Bytes) -> Result<(), StoreError> {
@@ -300,13 +303,7 @@ impl Store for S3Store {
             .put(&path, PutPayload::from_bytes(data))
             .await
             .map(drop)
-            .map_err(|e| {
-                bucket_missing(
-                    self.error("cannot upload", key, &e),
-                    &self.describe(),
-                    &self.bucket,
-                )
-            })
+            .map_err(|e| self.write_error(key, &e))
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
@@ -325,13 +322,11 @@ impl Store for S3Store {
             });
         }
         let path = self.path(key)?;
-        let id = self.client.create_multipart(&path).await.map_err(|e| {
-            bucket_missing(
-                self.error("cannot upload", key, &e),
-                &self.describe(),
-                &self.bucket,
-            )
-        })?;
+        let id = self
+            .client
+            .create_multipart(&path)
+            .await
+            .map_err(|e| self.write_error(key, &e))?;
         Ok(Box::new(S3Upload {
             store: self.clone(),
             key: key.to_owned(),

@@ -403,7 +403,7 @@ async fn copy_set(
             if let Some(there) = store.head(&name).await? {
                 // Ours only if byte for byte this file (a copy completed
                 // before its state was recorded); anything else is refused.
-                if there.size == size && same_content(store, &name, path).await? {
+                if there.size == size && same_content(store, &name, size, path).await? {
                     continue;
                 }
                 return Err(StoreError::Exists {
@@ -441,9 +441,14 @@ fn age_size(size: u64, recipients: usize) -> u64 {
     header + 16 + size + 16 * chunks
 }
 
-/// True when the object at `key` holds exactly the bytes of `path`
-/// (compared by blake3, reading both).
-async fn same_content(store: &dyn Store, key: &str, path: &Path) -> Result<bool, StoreError> {
+/// True when the object at `key`, of `size` bytes, holds exactly the bytes
+/// of `path` (compared by blake3, reading both).
+async fn same_content(
+    store: &dyn Store,
+    key: &str,
+    size: u64,
+    path: &Path,
+) -> Result<bool, StoreError> {
     let failed = |e: std::io::Error| StoreError::Failed {
         store: store.describe(),
         action: "cannot read the local copy for",
@@ -460,7 +465,6 @@ async fn same_content(store: &dyn Store, key: &str, path: &Path) -> Result<bool,
         }
         local.update(&buf[..n]);
     }
-    let size = store.head(key).await?.map_or(0, |o| o.size);
     let mut remote = blake3::Hasher::new();
     let mut at = 0;
     while at < size {
