@@ -301,3 +301,37 @@ impl Drop for Garage {
         self.stop_all();
     }
 }
+
+/// The `sauve ARGS` command, with a store's credentials in its environment
+/// (as `SAUVE_TEST_S3_KEY` and `SAUVE_TEST_S3_SECRET`, which
+/// [`Garage::toml_lines`] names) and none of the AWS variables.
+pub fn sauve_command(key_id: &str, secret: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(crate::browser::sauve_binary());
+    c.args(args)
+        .env("SAUVE_TEST_S3_KEY", key_id)
+        .env("SAUVE_TEST_S3_SECRET", secret)
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY");
+    c
+}
+
+/// `sauve ARGS` with `garage`'s credentials, run to its end.
+pub fn sauve(garage: &Garage, args: &[&str]) -> std::process::Output {
+    sauve_command(&garage.key_id, &garage.secret, args)
+        .output()
+        .unwrap()
+}
+
+/// The bucket's `prefix`, reached with the test key.
+pub fn bucket(garage: &Garage, prefix: &str) -> sauve_store::S3Store {
+    sauve_store::S3Store::open(garage.bucket.clone(), prefix.into(), &garage.options()).unwrap()
+}
+
+/// Every key under `store`, sorted.
+pub fn keys(rt: &tokio::runtime::Runtime, store: &dyn sauve_store::Store) -> Vec<String> {
+    rt.block_on(store.list(""))
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect()
+}

@@ -194,3 +194,36 @@ pub mod kv {
         Ok(())
     }
 }
+
+/// The stdout of a command that must have succeeded; else the test fails
+/// with its exit code, stdout and stderr.
+pub fn ok(out: &std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {stdout}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// `len` bytes that do not compress, the same every time.
+pub fn random(len: usize) -> Vec<u8> {
+    let mut rng = fastrand::Rng::with_seed(7);
+    (0..len).map(|_| rng.u8(..)).collect()
+}
+
+/// Bytes of the files under `dir`, recursively; 0 when it is missing.
+pub fn size_under(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => size_under(&e.path()),
+            _ => e.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
+}

@@ -303,3 +303,76 @@ async fn with_the_destination_gone_the_newest_off_site_copy_is_restored_and_roll
     );
     assert_eq!(restored, live, "every acknowledged write is back");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_bucket_as_the_destination_its_newest_set_is_restored_and_rolled_forward() {
+    let garage = sauve_tests::garage::Garage::start(1);
+    let url = format!("s3://{}/primary/", garage.bucket);
+    let app = SampleApp::with_settings(&[("General/DestinationFolder", &url)]).unwrap();
+    let secret = app.root().join("s3.secret");
+    std::fs::write(&secret, &garage.secret).unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    std::fs::create_dir_all(app.path().join("Settings")).unwrap();
+    std::fs::write(
+        app.path().join("Settings/sauve.toml"),
+        format!(
+            "[destination]\nendpoint = \"{}\"\nregion = \"garage\"\npath_style = true\naccess_key_id = \"{}\"\nsecret_access_key_file = \"{}\"\n",
+            garage.endpoint(),
+            garage.key_id,
+            secret.display(),
+        ),
+    )
+    .unwrap();
+    let live = run_host(&app, 12, 6).await;
+    // The sets and the log backups they pair with went to the bucket, and
+    // nothing of them is on this disk.
+    let store =
+        sauve_store::S3Store::open(garage.bucket.clone(), "primary/".into(), &garage.options())
+            .unwrap();
+    let keys: Vec<String> = sauve_store::Store::list(&store, "App[")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "App[0000].4BL",
+            "App[0001].4BK",
+            "App[0001].4BL",
+            "App[0002].4BK"
+        ]
+    );
+    assert!(!app.root().join("Backups").exists());
+
+    // A manual restore through the handle reads the set from the bucket.
+    let to = app.root().join("manual");
+    let layout = AppLayout::discover(app.path()).unwrap();
+    let handle = engine(layout.clone());
+    let done = handle
+        .restore(
+            std::path::Path::new(&format!("{url}App[0001].4BK")),
+            sauve_archive::RestoreOptions {
+                to: Some(to.clone()),
+                force: false,
+            },
+            Trigger::Api,
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.report.manifest.header.backup_number, 1);
+    assert!(to.join("Data/App.4DD").is_file());
+    handle.shutdown().await;
+
+    // The data is damaged: the newest set comes back from the bucket and
+    // the log rolls it forward to every acknowledged write.
+    let data = app.path().join("Data/App.4DD");
+    std::fs::write(&data, b"\x00garbage after a crash").unwrap();
+    let (outcome, restored) = restore_at_open(layout, &data);
+    assert_eq!(
+        outcome.restored,
+        Some(std::path::PathBuf::from(format!("{url}App[0002].4BK")))
+    );
+    assert_eq!(restored, live, "every acknowledged write is back");
+}

@@ -9,43 +9,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
-use std::process::{Command, Output};
 use std::sync::Arc;
 
-use sauve_store::{S3Store, Store};
-use sauve_tests::SampleApp;
-use sauve_tests::browser::sauve_binary;
-use sauve_tests::garage::Garage;
-use sauve_tests::runtime;
-
-/// The `sauve ARGS` command, with the store's credentials in its environment.
-fn sauve_command(key_id: &str, secret: &str, args: &[&str]) -> Command {
-    let mut c = Command::new(sauve_binary());
-    c.args(args)
-        .env("SAUVE_TEST_S3_KEY", key_id)
-        .env("SAUVE_TEST_S3_SECRET", secret)
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY");
-    c
-}
-
-/// `sauve ARGS` run to its end.
-fn sauve(garage: &Garage, args: &[&str]) -> Output {
-    sauve_command(&garage.key_id, &garage.secret, args)
-        .output()
-        .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {stdout}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
+use sauve_store::Store;
+use sauve_tests::garage::{Garage, bucket, keys, sauve, sauve_command};
+use sauve_tests::{SampleApp, ok, random, runtime, size_under};
 
 /// An app whose data file is `Data/<stem>.4DD` holding `data`, with
 /// `[destination]` reaching Garage and the given `[[offsite]]` tables.
@@ -66,18 +34,6 @@ fn app(
     )
     .unwrap();
     app
-}
-
-fn bucket(garage: &Garage, prefix: &str) -> S3Store {
-    S3Store::open(garage.bucket.clone(), prefix.into(), &garage.options()).unwrap()
-}
-
-fn keys(rt: &tokio::runtime::Runtime, store: &dyn Store) -> Vec<String> {
-    rt.block_on(store.list(""))
-        .unwrap()
-        .into_iter()
-        .map(|o| o.key)
-        .collect()
 }
 
 fn local_history(app: &SampleApp) -> serde_json::Value {
@@ -101,11 +57,6 @@ fn states(app: &SampleApp, url: &str) -> Vec<String> {
                 .to_owned()
         })
         .collect()
-}
-
-fn random(len: usize) -> Vec<u8> {
-    let mut rng = fastrand::Rng::with_seed(7);
-    (0..len).map(|_| rng.u8(..)).collect()
 }
 
 fn same_tree(a: &Path, b: &Path) {
@@ -336,20 +287,6 @@ fn three_apps_sharing_one_prefix_keep_every_entry_and_overwrite_nothing() {
             .collect();
         assert_eq!(numbers, [1, 2]);
     }
-}
-
-/// Bytes of the files under `dir`.
-fn size_under(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => size_under(&e.path()),
-            _ => e.metadata().map_or(0, |m| m.len()),
-        })
-        .sum()
 }
 
 /// Every object of the bucket is whole: the size of the local file of that name.

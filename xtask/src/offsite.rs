@@ -2,8 +2,10 @@
 //! Garage node, against the same app backed up to a folder only, and against
 //! a plain baseline with no sauve logic: `tar | zstd -1 -T0` uploaded as one
 //! multipart upload through the same crate (`object_store`), with the same
-//! part size and parts in flight. Then restores from the bucket and from the
-//! folder. One run, one machine.
+//! part size and parts in flight; then the bucket as the destination itself
+//! (`General/DestinationFolder = s3://…`, segments compressed straight into
+//! their uploads), and restores from the bucket and from the folder. One
+//! run, one machine.
 
 use std::io::Read;
 use std::process::Command;
@@ -171,6 +173,41 @@ pub(crate) fn run(o: &Options) -> Result<()> {
     ));
     let _ = std::fs::remove_dir_all(&restored);
 
+    // The bucket as the destination itself: each segment compressed
+    // straight into its upload, no local archive (a fresh prefix per run).
+    eprintln!("sauve backup straight to the bucket…");
+    let set_destination = |value: &str| -> Result<()> {
+        let ok = Command::new(&sauve)
+            .args([
+                "settings",
+                "set",
+                "General/DestinationFolder",
+                value,
+                "--app",
+                &a,
+            ])
+            .stdout(std::process::Stdio::null())
+            .status()?
+            .success();
+        if !ok {
+            bail!("sauve settings set General/DestinationFolder {value} failed");
+        }
+        Ok(())
+    };
+    std::fs::write(&toml, format!("[destination]\n{}", garage.toml_lines()))?;
+    let direct = {
+        let mut samples = Vec::new();
+        for d in 1..=o.runs {
+            set_destination(&format!("s3://{}/direct{d}/", garage.bucket))?;
+            samples.push(measure_env(&backup, "", 1, &env)?);
+        }
+        samples.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+        samples[samples.len() / 2]
+    };
+    set_destination("../Backups/")?;
+    std::fs::remove_file(&toml)?;
+    rows.push(("sauve backup straight to the bucket".into(), direct));
+
     let mib = input as f64 / f64::from(1 << 20);
     println!(
         "`cargo xtask bench offsite --data-mb {} --runs {}` on {}",
@@ -194,9 +231,10 @@ pub(crate) fn run(o: &Options) -> Result<()> {
     }
     let t = |i: usize| rows[i].1.seconds;
     println!(
-        "\ncopy alone (backup + copy − backup): {:.2} s; backup + copy / plain upload: {:.2}x; restore from the bucket / from the folder (speed): {:.2}x",
+        "\ncopy alone (backup + copy − backup): {:.2} s; backup + copy / plain upload: {:.2}x; backup straight to the bucket / plain upload: {:.2}x (target ≤ 1.10x); restore from the bucket / from the folder (speed): {:.2}x (target ≥ 0.8x)",
         t(1) - t(0),
         t(1) / t(2),
+        t(5) / t(2),
         t(4) / t(3)
     );
     Ok(())

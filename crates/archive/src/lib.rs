@@ -40,6 +40,6 @@ pub use remote::{AGE_SUFFIX, Identities, RangeReader, RemoteSet, read_identities
 pub use restore::{RestoreOptions, RestoreReport, restore, restore_remote};
 pub use verify::{VerifyReport, list, list_remote, verify, verify_remote, verify_set};
 pub use writer::{
-    ArchiveWriter, NoProgress, OpenPart, PartFile, PendingSet, Progress, SetSpec, open_real_file,
-    remove_stale_parts,
+    ArchiveWriter, FolderTarget, NoProgress, OpenPart, PartFile, PendingSet, Progress, SetSpec,
+    SetTarget, open_real_file, remove_stale_parts,
 };

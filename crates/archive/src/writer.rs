@@ -103,6 +103,94 @@ pub fn open_real_file() -> OpenPart {
     })
 }
 
+/// Where a set's files go until their commit: a folder (the default,
+/// [`FolderTarget`]), or a store, whose uploads stay invisible until
+/// completed. The writer asks it for each segment in order; the pending set
+/// hands it every file at commit, or gives each back when it is dropped.
+pub trait SetTarget: Send {
+    /// Whether a file already holds the final name `fin` (never replaced).
+    fn taken(&mut self, fin: &Path) -> io::Result<bool>;
+    /// Creates the file written under `part`, named `fin` once committed.
+    fn create(&mut self, part: &Path, fin: &Path) -> io::Result<Box<dyn PartFile>>;
+    /// Removes what [`SetTarget::create`] made for `part`; errors are ignored.
+    fn discard(&mut self, part: &Path);
+    /// Gives every file its final name, in order, the last one (the one
+    /// with the manifest) last; if a final name is taken, none is given.
+    fn commit(&mut self, files: &[(PathBuf, PathBuf)]) -> Result<(), ArchiveError>;
+    /// Whether the files can be read under their part names before the
+    /// commit (verify reads them there). A store's uploads cannot.
+    fn readable_before_commit(&self) -> bool {
+        true
+    }
+}
+
+/// The files of a set in a folder: `.part` files, hard-linked to their
+/// final names at commit (a link never replaces a file), then unlinked.
+pub struct FolderTarget {
+    open: OpenPart,
+}
+
+impl FolderTarget {
+    /// Files created with `open` ([`open_real_file`] for real ones).
+    pub fn new(open: OpenPart) -> FolderTarget {
+        FolderTarget { open }
+    }
+}
+
+impl SetTarget for FolderTarget {
+    fn taken(&mut self, fin: &Path) -> io::Result<bool> {
+        Ok(fin.exists())
+    }
+
+    fn create(&mut self, part: &Path, _fin: &Path) -> io::Result<Box<dyn PartFile>> {
+        point(Step::Create, part)?;
+        (self.open)(part)
+    }
+
+    fn discard(&mut self, part: &Path) {
+        if point(Step::Unlink, part).is_ok() {
+            let _ = std::fs::remove_file(part);
+        }
+    }
+
+    fn commit(&mut self, files: &[(PathBuf, PathBuf)]) -> Result<(), ArchiveError> {
+        for (_, fin) in files {
+            if fin.exists() {
+                return Err(ArchiveError::AlreadyExists(fin.clone()));
+            }
+        }
+        let mut linked: Vec<&PathBuf> = Vec::new();
+        for (part, fin) in files {
+            // A hard link fails if the name exists, unlike rename.
+            if let Err(e) = point(Step::Link, fin).and_then(|()| std::fs::hard_link(part, fin)) {
+                for l in linked {
+                    let _ = std::fs::remove_file(l);
+                }
+                return Err(if e.kind() == io::ErrorKind::AlreadyExists {
+                    ArchiveError::AlreadyExists(fin.clone())
+                } else {
+                    ArchiveError::io("cannot rename to", fin)(e)
+                });
+            }
+            linked.push(fin);
+        }
+        for (part, _) in files {
+            point(Step::Unlink, part)
+                .and_then(|()| std::fs::remove_file(part))
+                .map_err(ArchiveError::io("cannot remove", part))?;
+        }
+        if let Some((_, fin)) = files.first()
+            && let Some(dir) = fin.parent()
+        {
+            point(Step::SyncFolder, dir)
+                .and_then(|()| File::open(dir))
+                .and_then(|d| d.sync_all())
+                .map_err(ArchiveError::io("cannot sync folder", dir))?;
+        }
+        Ok(())
+    }
+}
+
 /// Removes `.part` files of `base` left in `destination` by a crashed run,
 /// and the log backups' temporary files ([`crate::log_gathering_name`]);
 /// returns what it removed.
@@ -132,7 +220,8 @@ pub fn remove_stale_parts(destination: &Path, base: &str) -> Result<Vec<PathBuf>
 /// Cuts the stream into segment files.
 struct SegmentWriter {
     spec: SetSpec,
-    open: OpenPart,
+    /// `None` once handed to the pending set.
+    target: Option<Box<dyn SetTarget>>,
     limit: Option<u64>,
     current: Option<Box<dyn PartFile>>,
     in_current: u64,
@@ -164,14 +253,16 @@ impl SegmentWriter {
             .spec
             .destination
             .join(self.spec.name(segment, false).to_string());
-        if fin.exists() {
+        let Some(target) = self.target.as_mut() else {
+            return Err(io::Error::other("archive abandoned"));
+        };
+        if target.taken(&fin)? {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 format!("{} already exists", fin.display()),
             ));
         }
-        point(Step::Create, &part)?;
-        let file = (self.open)(&part)?;
+        let file = target.create(&part, &fin)?;
         self.files.push((part, fin));
         self.current = Some(file);
         self.in_current = 0;
@@ -193,9 +284,9 @@ impl SegmentWriter {
     fn remove_files(&mut self) {
         self.abandoned = true;
         self.current = None;
-        for (part, _) in self.files.drain(..) {
-            if point(Step::Unlink, &part).is_ok() {
-                let _ = std::fs::remove_file(part);
+        if let Some(target) = self.target.as_mut() {
+            for (part, _) in self.files.drain(..) {
+                target.discard(&part);
             }
         }
     }
@@ -312,14 +403,23 @@ impl ArchiveWriter {
         header: ManifestHeader,
         open: OpenPart,
     ) -> Result<ArchiveWriter, ArchiveError> {
+        ArchiveWriter::create_into(spec, header, Box::new(FolderTarget::new(open)))
+    }
+
+    /// Starts a set whose files `target` keeps until the commit.
+    pub fn create_into(
+        spec: SetSpec,
+        header: ManifestHeader,
+        mut target: Box<dyn SetTarget>,
+    ) -> Result<ArchiveWriter, ArchiveError> {
         let first = spec.first_file();
-        if first.exists() {
+        if target.taken(&first).map_err(|e| write_error(&first, e))? {
             return Err(ArchiveError::AlreadyExists(first));
         }
         let segments = SegmentWriter {
             limit: (spec.segment_size > 0).then_some(spec.segment_size),
             spec: spec.clone(),
-            open,
+            target: Some(target),
             current: None,
             in_current: 0,
             files: Vec::new(),
@@ -548,6 +648,7 @@ impl ArchiveWriter {
         match result {
             Ok(mut segments) => Ok(PendingSet {
                 files: std::mem::take(&mut segments.files),
+                target: segments.target.take(),
                 manifest,
                 committed: false,
             }),
@@ -566,11 +667,20 @@ impl Drop for ArchiveWriter {
 
 /// A complete, fsynced set under `.part` names. Dropped without
 /// [`PendingSet::commit`], its files are removed.
-#[derive(Debug)]
 pub struct PendingSet {
     files: Vec<(PathBuf, PathBuf)>,
+    target: Option<Box<dyn SetTarget>>,
     manifest: Manifest,
     committed: bool,
+}
+
+impl std::fmt::Debug for PendingSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingSet")
+            .field("files", &self.files)
+            .field("committed", &self.committed)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PendingSet {
@@ -589,54 +699,38 @@ impl PendingSet {
         &self.manifest
     }
 
-    /// Gives every file its final name and fsyncs the folder. An existing
-    /// file is never replaced: if any final name is taken, nothing is renamed.
+    /// Whether verify can read the set before its commit (see
+    /// [`SetTarget::readable_before_commit`]).
+    pub fn readable_before_commit(&self) -> bool {
+        self.target
+            .as_ref()
+            .is_none_or(|t| t.readable_before_commit())
+    }
+
+    /// Gives every file its final name (in a folder, then fsyncs it). An
+    /// existing file is never replaced: if any final name is taken, no file
+    /// gets its name.
     pub fn commit(mut self) -> Result<Vec<PathBuf>, ArchiveError> {
-        for (_, fin) in &self.files {
-            if fin.exists() {
-                return Err(ArchiveError::AlreadyExists(fin.clone()));
-            }
-        }
-        let mut linked: Vec<&PathBuf> = Vec::new();
-        for (part, fin) in &self.files {
-            // A hard link fails if the name exists, unlike rename.
-            if let Err(e) = point(Step::Link, fin).and_then(|()| std::fs::hard_link(part, fin)) {
-                for l in linked {
-                    let _ = std::fs::remove_file(l);
-                }
-                return Err(if e.kind() == io::ErrorKind::AlreadyExists {
-                    ArchiveError::AlreadyExists(fin.clone())
-                } else {
-                    ArchiveError::io("cannot rename to", fin)(e)
-                });
-            }
-            linked.push(fin);
-        }
+        let Some(target) = self.target.as_mut() else {
+            return Err(ArchiveError::Io {
+                action: "cannot commit",
+                path: self.final_files().first().cloned().unwrap_or_default(),
+                source: io::Error::other("the set has no target"),
+            });
+        };
+        target.commit(&self.files)?;
         self.committed = true;
-        for (part, _) in &self.files {
-            point(Step::Unlink, part)
-                .and_then(|()| std::fs::remove_file(part))
-                .map_err(ArchiveError::io("cannot remove", part))?;
-        }
-        if let Some((_, fin)) = self.files.first()
-            && let Some(dir) = fin.parent()
-        {
-            point(Step::SyncFolder, dir)
-                .and_then(|()| File::open(dir))
-                .and_then(|d| d.sync_all())
-                .map_err(ArchiveError::io("cannot sync folder", dir))?;
-        }
         Ok(self.final_files())
     }
 }
 
 impl Drop for PendingSet {
     fn drop(&mut self) {
-        if !self.committed {
+        if !self.committed
+            && let Some(target) = self.target.as_mut()
+        {
             for (part, _) in &self.files {
-                if point(Step::Unlink, part).is_ok() {
-                    let _ = std::fs::remove_file(part);
-                }
+                target.discard(part);
             }
         }
     }
@@ -644,6 +738,11 @@ impl Drop for PendingSet {
 
 /// A write error, as -34 material when the disk is full.
 fn write_error(first_file: &Path, e: io::Error) -> ArchiveError {
+    // A store's own error, carried through `io::Write`, keeps its status.
+    let e = match e.downcast::<sauve_store::StoreError>() {
+        Ok(store) => return ArchiveError::Store(store),
+        Err(e) => e,
+    };
     let action = if is_disk_full(&e) {
         "disk full while writing"
     } else {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use sauve_engine::{
     BackupEvent, BackupHandle, BackupReport, Engine, EngineOptions, Hooks, ShutdownInfo, Trigger,
 };
-use sauve_settings::{AppLayout, resolve_path};
+use sauve_settings::AppLayout;
 use sauve_status::Status;
 
 use crate::settings::app_dir;
@@ -267,12 +267,13 @@ pub(crate) fn backup(
     }
 }
 
-/// The destination of an app's settings, resolved.
+/// The folder holding the history of an app's sets: the destination
+/// folder, or for a store the app's records of it (SPEC 19).
 fn destination(app: &Path) -> Result<PathBuf, Failure> {
     let effective =
         sauve_settings::load_effective(app).map_err(|e| Failure::usage(e.to_string()))?;
-    resolve_path(app, &effective.doc.settings().general.destination_folder)
-        .map(|r| r.path)
+    sauve_settings::resolve_destination(app, &effective.doc.settings().general.destination_folder)
+        .map(|d| d.records().to_path_buf())
         .map_err(|e| Failure::usage(e.to_string()))
 }
 

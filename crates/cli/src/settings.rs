@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use sauve_settings::{
     Effective, SettingsDoc, SettingsError, SettingsSource, Value, create_file, load_effective,
-    load_file, resolve_path, structure_settings_path,
+    load_file, structure_settings_path,
 };
 
 use crate::args::SettingsCommand;
@@ -83,8 +83,8 @@ fn show(app: &Path, json: bool, io: &mut Io<'_>) -> Result<(), Failure> {
     }
     let mut text = format!("Settings:    {}\n", effective.source);
     let destination = &settings.general.destination_folder;
-    match resolve_path(app, destination) {
-        Ok(r) => text.push_str(&format!("Destination: {}\n", r.path.display())),
+    match sauve_settings::resolve_destination(app, destination) {
+        Ok(d) => text.push_str(&format!("Destination: {}\n", d.describe())),
         Err(e) => text.push_str(&format!("Destination: invalid: {e}\n")),
     }
     text.push('\n');

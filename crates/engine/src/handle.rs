@@ -434,7 +434,9 @@ impl BackupHandle {
     /// actor does that at the next backup).
     pub async fn history(&self) -> Result<Vec<sauve_history::HistoryEntry>, EngineError> {
         let settings = self.settings().await?;
-        let destination = crate::plan::destination(&self.inner.layout.app, &settings)?;
+        let destination = crate::plan::destination(&self.inner.layout.app, &settings)?
+            .records()
+            .to_path_buf();
         let key = crate::plan::structure_key(&self.inner.layout);
         off_thread(move || read_history(&destination, &key)).await?
     }
@@ -459,7 +461,15 @@ impl BackupHandle {
         number: u32,
     ) -> Result<sauve_archive::VerifyReport, EngineError> {
         let archive = self.archive_of(number).await?;
+        let app = self.inner.layout.app.clone();
         off_thread(move || {
+            let text = archive.to_string_lossy();
+            if sauve_settings::is_store_url(&text) {
+                // A set in a bucket destination: read back from there.
+                let (url, name) = text.rsplit_once('/').unwrap_or((&text, ""));
+                let store = crate::destination::StoreDestination::open(&app, &format!("{url}/"))?;
+                return Ok(store.read_back(name, &mut sauve_archive::NoProgress)?);
+            }
             sauve_archive::verify(&archive, &mut sauve_archive::NoProgress)
                 .map_err(EngineError::from)
         })
@@ -559,7 +569,35 @@ impl BackupHandle {
         trigger: Trigger,
         done: Arc<std::sync::atomic::AtomicU64>,
     ) -> Result<crate::restore::Restored, EngineError> {
-        let archive = std::path::absolute(archive).unwrap_or_else(|_| archive.to_path_buf());
+        let text = archive.to_string_lossy().into_owned();
+        // A set in a bucket (`s3://…/base[N].4BK`): read from there, and
+        // restored beside the app's records of that bucket unless told where.
+        let (archive, store, options) = if sauve_settings::is_store_url(&text) {
+            let (url, _) = text.rsplit_once('/').unwrap_or((&text, ""));
+            let place = sauve_settings::resolve_destination(&self.inner.layout.app, url).map_err(
+                |source| EngineError::DestinationPath {
+                    written: url.to_owned(),
+                    source,
+                },
+            )?;
+            let store = crate::destination::StoreDestination::open(
+                &self.inner.layout.app,
+                &place.describe(),
+            )?;
+            let mut options = options;
+            if options.to.is_none() {
+                options.to = crate::restore::destination_of(
+                    &place
+                        .records()
+                        .join(archive.file_name().unwrap_or_default()),
+                    &options,
+                );
+            }
+            (archive.to_path_buf(), Some(Arc::new(store)), options)
+        } else {
+            let absolute = std::path::absolute(archive).unwrap_or_else(|_| archive.to_path_buf());
+            (absolute, None, options)
+        };
         if let Some(to) = crate::restore::destination_of(&archive, &options)
             && crate::restore::is_inside_app(&to, &self.inner.layout.app)
         {
@@ -575,6 +613,7 @@ impl BackupHandle {
             "copier",
             RestoreArchive {
                 archive: archive.clone(),
+                store: store.clone(),
                 options: options.clone(),
                 done,
             },
@@ -594,7 +633,15 @@ impl BackupHandle {
         if let Err(e) = self.journal(entry).await {
             warnings.push(format!("the Backup Journal was not written: {e}"));
         }
-        let report = result?;
+        let mut report = result?;
+        if store.is_some() {
+            // Recorded with the app's records of the bucket.
+            let url = archive.to_string_lossy();
+            let (url, _) = url.rsplit_once('/').unwrap_or((&url, ""));
+            if let Ok(place) = sauve_settings::resolve_destination(&self.inner.layout.app, url) {
+                report.set.dir = place.records().to_path_buf();
+            }
+        }
         let (key, entry) =
             crate::restore::history_entry(&archive, &report, started, ended, trigger);
         let msg = RecordHistory {

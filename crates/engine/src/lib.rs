@@ -24,6 +24,7 @@ mod actors;
 pub use actors::offsite::open_store;
 mod admission;
 mod api;
+mod destination;
 mod error;
 mod handle;
 mod integrate;

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sauve_archive::{
-    ArchiveWriter, EntryKind, EntryType, ManifestHeader, OpenPart, PendingSet, SetSpec, SourceEntry,
+    ArchiveWriter, EntryKind, EntryType, ManifestHeader, PendingSet, SetSpec, SetTarget,
+    SourceEntry,
 };
 use sauve_logfile::{Durability, Header, LogError, LogWriter, encode_record, read_log};
 
@@ -110,7 +111,8 @@ pub(crate) fn build(
     log: &Path,
     spec: SetSpec,
     header: ManifestHeader,
-    open_part: Option<OpenPart>,
+    target: Box<dyn SetTarget>,
+    scratch: &Path,
     ended: jiff::Timestamp,
 ) -> Result<Option<LogBackup>, EngineError> {
     let dir = log.parent().unwrap_or(Path::new("."));
@@ -123,9 +125,7 @@ pub(crate) fn build(
         return Ok(None);
     }
     let mut notes = Vec::new();
-    let tmp = spec
-        .destination
-        .join(sauve_archive::log_gathering_name(&spec.base, spec.number));
+    let tmp = scratch.join(sauve_archive::log_gathering_name(&spec.base, spec.number));
     let mut out = Vec::new();
     let mut first: Option<(Header, u64)> = None;
     let mut last = None;
@@ -164,10 +164,7 @@ pub(crate) fn build(
         .and_then(|()| std::fs::write(&tmp, &bytes))
         .map_err(EngineError::io("write", &tmp))?;
     let result = (|| {
-        let mut writer = match open_part {
-            Some(open) => ArchiveWriter::create_with(spec, header.clone(), open),
-            None => ArchiveWriter::create(spec, header.clone()),
-        }?;
+        let mut writer = ArchiveWriter::create_into(spec, header.clone(), target)?;
         let entry = SourceEntry {
             kind: EntryKind::Log,
             source: tmp.clone(),

@@ -2,6 +2,7 @@
 
 use sauve_durable::fault::{Step, point};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sauve_archive::{EntryKind, RestoreOptions};
 use sauve_history::{History, HistoryEntry, Operation};
@@ -78,8 +79,9 @@ pub(crate) fn run<E: std::fmt::Display>(
         let mut entry = Entry::new(Title::AutomaticFullBackupRestore);
         entry.data_file = Some(layout.data_file.display().to_string());
         entry.starting = Some(stamp(started));
-        let destination = crate::plan::destination(app, &settings)?;
-        let restored = match restore_newest(&layout, &destination, started, &zone) {
+        let place = crate::plan::destination(app, &settings)?;
+        let destination = place.records().to_path_buf();
+        let restored = match restore_newest(&layout, &place, started, &zone) {
             Ok(r) => r,
             Err(e) => {
                 entry.ending = Some(stamp(rec.clock().now()));
@@ -179,18 +181,34 @@ struct Restored {
     report: sauve_archive::RestoreReport,
 }
 
-/// The newest set of `layout`'s base that restores from an `[[offsite]]`
-/// destination, restored into `stage` (every hash checked there). Encrypted
-/// destinations are skipped: the open check has no identity. Integration
-/// then reads the logs on this machine (the newest set's records since its
-/// cut are in the pending segments and the current log).
+/// The newest set of `layout`'s base that restores from a store: the
+/// destination when it is a bucket, then each `[[offsite]]` destination;
+/// restored into `stage` (every hash checked there). Encrypted destinations
+/// are skipped: the open check has no identity. Integration then reads the
+/// logs on this machine (the newest set's records since its cut are in the
+/// pending segments and the current log).
 fn restore_from_offsite(
     layout: &AppLayout,
     stage: &Path,
-    destination: &Path,
+    place: &sauve_settings::Destination,
 ) -> Option<(PathBuf, sauve_archive::RestoreReport)> {
+    let destination = place.records();
     let own = sauve_settings::load_sauve_toml(&layout.app).ok()?;
-    if own.offsite.is_empty() {
+    let mut stores: Vec<(String, Arc<dyn sauve_store::Store>)> = Vec::new();
+    if let sauve_settings::Destination::Store { url, .. } = place {
+        match crate::destination::StoreDestination::open(&layout.app, url) {
+            Ok(d) => stores.push((d.url, d.store)),
+            Err(e) => tracing::warn!("the destination {url} cannot be opened: {e}"),
+        }
+    }
+    for target in own.offsite.iter().filter(|t| t.encrypt_to.is_empty()) {
+        if let Ok((store, _)) =
+            crate::actors::offsite::open_offsite(&layout.app, target, &own.destination)
+        {
+            stores.push((target.url.clone(), store));
+        }
+    }
+    if stores.is_empty() {
         return None;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -199,19 +217,11 @@ fn restore_from_offsite(
         .build()
         .ok()?;
     let base = layout.base_name();
-    for target in own.offsite.iter().filter(|t| t.encrypt_to.is_empty()) {
-        let Ok((store, _)) =
-            crate::actors::offsite::open_offsite(&layout.app, target, &own.destination)
-        else {
-            continue;
-        };
+    for (url, store) in stores {
         let listed = match runtime.block_on(store.list(&format!("{base}["))) {
             Ok(l) => l,
             Err(e) => {
-                tracing::warn!(
-                    "the off-site copies in {} cannot be listed: {e}",
-                    target.url
-                );
+                tracing::warn!("the sets in {url} cannot be listed: {e}");
                 continue;
             }
         };
@@ -259,10 +269,11 @@ fn restore_from_offsite(
 /// the backup's data-kind files (and attachments inside `Data/`) in place.
 fn restore_newest(
     layout: &AppLayout,
-    destination: &Path,
+    place: &sauve_settings::Destination,
     now: jiff::Timestamp,
     zone: &jiff::tz::TimeZone,
 ) -> Result<Restored, EngineError> {
+    let destination = place.records();
     let key = crate::plan::structure_key(layout);
     // Read only: a corrupt history is left for the records actor to move aside.
     let history = std::fs::read_to_string(destination.join(sauve_history::FILE_NAME))
@@ -300,7 +311,7 @@ fn restore_newest(
         }
         // No sound set in the destination (missing, damaged, the disk
         // gone): the newest sound off-site copy (SPEC 19).
-        None => restore_from_offsite(layout, &stage, destination).ok_or_else(|| {
+        None => restore_from_offsite(layout, &stage, place).ok_or_else(|| {
             EngineError::NoBackupAvailable {
                 key: key.clone(),
                 destination: destination.to_path_buf(),

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sauve_settings::{AppLayout, Settings, resolve_path};
+use sauve_settings::{AppLayout, Destination, Settings, resolve_path};
 
 /// The destination folder and its space.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,6 +54,9 @@ pub enum DestinationState {
     Missing,
     /// Something that is not a folder: backups fail with 1407.
     NotAFolder,
+    /// A bucket prefix (`s3://…`, SPEC 19): `path` is the URL; its space
+    /// and the sets' size are the store's, not read by this view.
+    Store,
 }
 
 /// The destination of `app`'s settings and its space. Reads the folder:
@@ -61,12 +64,25 @@ pub enum DestinationState {
 pub fn destination_usage(app: &Path) -> Result<DestinationUsage, crate::EngineError> {
     let effective = sauve_settings::load_effective(app)?;
     let written = &effective.doc.settings().general.destination_folder;
-    let path = resolve_path(app, written)
-        .map_err(|source| crate::EngineError::DestinationPath {
+    let destination = sauve_settings::resolve_destination(app, written).map_err(|source| {
+        crate::EngineError::DestinationPath {
             written: written.clone(),
             source,
-        })?
-        .path;
+        }
+    })?;
+    let path = match destination {
+        Destination::Folder(path) => path,
+        // Nothing is asked of the store here: this view reads local files.
+        Destination::Store { url, .. } => {
+            return Ok(DestinationUsage {
+                path: PathBuf::from(url),
+                state: DestinationState::Store,
+                free_bytes: None,
+                total_bytes: None,
+                used_by_app: 0,
+            });
+        }
+    };
     let base = AppLayout::discover(app).map(|l| l.base_name()).ok();
     let used_by_app = std::fs::read_dir(&path)
         .map(|d| {

@@ -4,7 +4,7 @@
 //! the free-space estimate. The run gathers the facts through the actors,
 //! then follows the plan; nothing here does IO, so every rule is a table test.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use sauve_archive::{Content, EntryKind, ManifestHeader, SetKind, SetSpec, SourceEntry};
@@ -48,15 +48,19 @@ pub(crate) struct DataFacts {
     pub(crate) log: LogState,
 }
 
-/// Where the backups go: `General/DestinationFolder` resolved against the app.
-pub(crate) fn destination(app: &Path, settings: &AppSettings) -> Result<PathBuf, EngineError> {
+/// Where the backups go: `General/DestinationFolder` resolved against the
+/// app, or a bucket prefix (SPEC 19).
+pub(crate) fn destination(
+    app: &Path,
+    settings: &AppSettings,
+) -> Result<sauve_settings::Destination, EngineError> {
     let written = &settings.settings.general.destination_folder;
-    sauve_settings::resolve_path(app, written)
-        .map(|r| r.path)
-        .map_err(|source| EngineError::DestinationPath {
+    sauve_settings::resolve_destination(app, written).map_err(|source| {
+        EngineError::DestinationPath {
             written: written.clone(),
             source,
-        })
+        }
+    })
 }
 
 /// The history key of an app (SPEC 12): its structure file, else the folder.
@@ -289,6 +293,7 @@ mod tests {
     use sauve_archive::{EntryType, Skipped};
     use sauve_settings::Settings;
     use sauve_status::Status;
+    use std::path::PathBuf;
 
     fn layout() -> AppLayout {
         AppLayout {

@@ -48,10 +48,14 @@ pub(crate) fn next_number(
     key: &str,
     base: &str,
     now: Timestamp,
+    taken: &[u32],
 ) -> Result<(Numbering, Vec<String>), EngineError> {
     let _lock = sauve_durable::lock_exclusive(&destination.join(sauve_history::FILE_NAME))?;
     let loaded = History::load(destination, now)?;
-    let existing = sauve_history::archive_numbers(destination, base)?;
+    let mut existing = sauve_history::archive_numbers(destination, base)?;
+    existing.extend_from_slice(taken);
+    existing.sort_unstable();
+    existing.dedup();
     let numbering = sauve_history::next_number(
         &loaded.history,
         key,

@@ -3,6 +3,7 @@
 //! copier, and hands what it learned to `outcome.rs`, whose entries the
 //! records actor writes. It does no file IO itself.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
@@ -13,7 +14,8 @@ use tokio::sync::{broadcast, oneshot};
 use crate::actors::alerts::messages::RaiseAlert;
 use crate::actors::copier::messages::{
     ApplyRetention, BeginSet, BuildLogSet, CommitSet, CopyPhase, CutLog, EndRun, FinishSet,
-    LockDestination, PrepareDestination, RemoveStaleParts, SetId, VerifySet,
+    LockDestination, PrepareDestination, PublishHistory, ReachStore, RemoveStaleParts, SetId,
+    StoreNumbers, VerifySet, VerifyStored,
 };
 use crate::actors::locks::messages::{AcquireBackupLock, ReleaseBackupLock, ReleaseRun};
 use crate::actors::records::messages::{
@@ -26,6 +28,7 @@ use crate::actors::{Actors, ask};
 use crate::api::{
     BackupEvent, BackupReport, EngineOptions, Phase, Scheduled, ShutdownInfo, Trigger,
 };
+use crate::destination::StoreDestination;
 use crate::error::EngineError;
 use crate::outcome::{self, Learned, Outcome};
 use crate::plan::{self, Facts, Plan};
@@ -97,7 +100,8 @@ impl Run {
     /// The coordinator emits its `finished` event.
     pub(crate) async fn execute(self, started: Timestamp) -> BackupReport {
         let mut learned = Learned::default();
-        let result = self.steps(&mut learned, started).await;
+        let mut store = None;
+        let result = self.steps(&mut learned, &mut store, started).await;
         // Whatever failed: the sets still open are aborted (their part files
         // go) and the locks still held are released, before anything is
         // recorded. Pending log segments stay for the next log backup.
@@ -133,8 +137,19 @@ impl Run {
         // 14. History, then journal; failures are warnings.
         if let Some(mut h) = outcome.history() {
             // A committed set is pending for every off-site destination.
+            let copies = own.as_ref().is_ok_and(|o| !o.settings.offsite.is_empty());
+            if copies && let Some(s) = &store {
+                self.warn(
+                    &mut learned,
+                    format!(
+                        "the [[offsite]] copies are made from a destination folder; with the bucket {} as the destination they are not made",
+                        s.url
+                    ),
+                );
+            }
             if let Ok(o) = &own
-                && !o.settings.offsite.is_empty()
+                && copies
+                && store.is_none()
                 && h.entry.is_numbered_backup()
                 && h.entry.segments.is_some()
             {
@@ -173,10 +188,30 @@ impl Run {
                 .and_then(|r| r)
             {
                 self.warn(&mut learned, format!("the history was not written: {e}"));
+            } else if let (Some(store), Some(records)) = (&store, &learned.destination)
+                && !learned.archives.is_empty()
+            {
+                // A bucket's history: the app's own object, then the shared
+                // file rebuilt (SPEC 19), once a set is there (a failed run's
+                // entry goes with the next). The next write repairs a failure.
+                let publish = PublishHistory {
+                    store: Arc::clone(store),
+                    records: records.clone(),
+                    key: outcome.key.clone(),
+                };
+                if let Err(e) = ask(&self.actors.copier, "copier", publish)
+                    .await
+                    .and_then(|r| r)
+                {
+                    self.warn(
+                        &mut learned,
+                        format!("the history of {} was not published: {e}", store.url),
+                    );
+                }
             }
             // In the background, after the record: the next run's locks
             // never wait for a copy (SPEC 19).
-            if own.as_ref().is_ok_and(|o| !o.settings.offsite.is_empty()) {
+            if copies && store.is_none() {
                 self.actors.offsite.do_send(kick);
             }
         }
@@ -240,7 +275,12 @@ impl Run {
     }
 
     /// Steps 2 to 13; an early return is the run's failure.
-    async fn steps(&self, l: &mut Learned, started: Timestamp) -> Result<Flow, EngineError> {
+    async fn steps(
+        &self,
+        l: &mut Learned,
+        store: &mut Option<Arc<StoreDestination>>,
+        started: Timestamp,
+    ) -> Result<Flow, EngineError> {
         // 2. Settings, then the journal rotation check (failing runs rotate too).
         let settings = ask(&self.actors.resolver, "resolver", ReadSettings).await?;
         if let Err(e) = ask(&self.actors.records, "records", RotateJournal).await? {
@@ -284,7 +324,7 @@ impl Run {
 
         // 5. Pre-checks, then the plan.
         self.phase(Phase::Precheck);
-        let plan = self.prepare(l, &settings, started).await?;
+        let plan = self.prepare(l, store, &settings, started).await?;
 
         // 6. Stale parts, retention before.
         let stale = ask(
@@ -303,7 +343,7 @@ impl Run {
             ));
         }
         if let Some(keep) = plan.retention.before {
-            self.retention(l, &plan, keep).await?;
+            self.retention(l, &plan, store, keep).await?;
         }
 
         // 7-9. Copy, phase by phase.
@@ -333,6 +373,7 @@ impl Run {
                 spec: plan.backup.spec.clone(),
                 header: plan.backup.header.clone(),
                 open_part: self.options.open_part.as_ref().map(|f| f()),
+                store: store.clone(),
             },
         )
         .await??;
@@ -393,6 +434,8 @@ impl Run {
                     spec: log.spec.clone(),
                     header: log.header.clone(),
                     open_part: self.options.open_part.as_ref().map(|f| f()),
+                    store: store.clone(),
+                    scratch: l.destination.clone().unwrap_or_default(),
                     ended: self.options.clock.now(),
                 };
                 let built = ask(&self.actors.copier, "copier", msg).await??;
@@ -404,8 +447,9 @@ impl Run {
             None => None,
         };
 
-        // 11. Verify.
-        if plan.verify {
+        // 11. Verify. A store's uploads cannot be read before they are
+        // completed: its sets are read back after the commit.
+        if plan.verify && store.is_none() {
             self.phase(Phase::Verify);
             if let Some(log) = log_set {
                 let msg = VerifySet {
@@ -430,7 +474,8 @@ impl Run {
         // would take the name the next attempt at this number needs.
         self.phase(Phase::Commit);
         let c = ask(&self.actors.copier, "copier", CommitSet { set }).await??;
-        l.archives = c.files;
+        l.archives = c.files.clone();
+        let backup_files = c.files;
         l.notes.extend(c.notes);
         if plan.total > 0 && plan.compressed {
             l.ratio = Some(c.size as f64 / plan.total as f64);
@@ -449,10 +494,39 @@ impl Run {
                 )),
             }
         }
+        if plan.verify
+            && let Some(store) = store.as_ref()
+        {
+            self.phase(Phase::Verify);
+            if !l.log_archives.is_empty() {
+                let msg = VerifyStored {
+                    store: Arc::clone(store),
+                    files: l.log_archives.clone(),
+                    progress: self.progress(0),
+                };
+                if let Err(e) = ask(&self.actors.copier, "copier", msg).await? {
+                    // Its records are not in any pending segment any more.
+                    self.warn(
+                        l,
+                        format!("the log backup does not verify in the store: {e}"),
+                    );
+                }
+            }
+            let msg = VerifyStored {
+                store: Arc::clone(store),
+                files: backup_files,
+                progress: self.progress(plan.total),
+            };
+            if let Err(e) = ask(&self.actors.copier, "copier", msg).await? {
+                // The copier removed the unsound set: nothing was committed.
+                l.archives.clear();
+                return Err(e);
+            }
+        }
 
         // 13. Retention after.
         if let Some(keep) = plan.retention.after {
-            self.retention(l, &plan, keep).await?;
+            self.retention(l, &plan, store, keep).await?;
         }
         Ok(Flow::Done)
     }
@@ -462,10 +536,14 @@ impl Run {
     async fn prepare(
         &self,
         l: &mut Learned,
+        store: &mut Option<Arc<StoreDestination>>,
         settings: &Arc<AppSettings>,
         started: Timestamp,
     ) -> Result<Plan, EngineError> {
-        let destination = plan::destination(&self.layout.app, settings)?;
+        let place = plan::destination(&self.layout.app, settings)?;
+        // A bucket: the sets go there; the history, the set lock and the
+        // scratch files stay in the app's records of it.
+        let destination = place.records().to_path_buf();
         l.destination = Some(destination.clone());
         let free = ask(
             &self.actors.copier,
@@ -476,6 +554,27 @@ impl Run {
         )
         .await??;
         let base = self.layout.base_name();
+        let mut taken = Vec::new();
+        let free = match &place {
+            sauve_settings::Destination::Folder(_) => free,
+            sauve_settings::Destination::Store { url, .. } => {
+                let opened = Arc::new(StoreDestination::open(&self.layout.app, url)?);
+                *store = Some(Arc::clone(&opened));
+                let reach = ReachStore {
+                    store: Arc::clone(&opened),
+                    key: plan::structure_key(&self.layout),
+                    base: base.clone(),
+                };
+                ask(&self.actors.copier, "copier", reach).await??;
+                let numbers = StoreNumbers {
+                    store: opened,
+                    base: base.clone(),
+                };
+                taken = ask(&self.actors.copier, "copier", numbers).await??;
+                // Nothing is written on this disk but the records.
+                u64::MAX
+            }
+        };
         ask(
             &self.actors.copier,
             "copier",
@@ -505,6 +604,7 @@ impl Run {
                 key: plan::structure_key(&self.layout),
                 base,
                 now: started,
+                taken,
             },
         )
         .await??;
@@ -523,7 +623,14 @@ impl Run {
             threads: self.options.threads,
         });
         // The notes of skipped files matter even when the plan fails.
-        let plan = plan?;
+        let mut plan = plan?;
+        if let Some(s) = store.as_ref() {
+            // The sets are named in the store: `s3://bucket/prefix/base[N].4BK`.
+            plan.backup.spec.destination = PathBuf::from(&s.url);
+            if let Some(log) = plan.log.as_mut() {
+                log.spec.destination = PathBuf::from(&s.url);
+            }
+        }
         l.notes.extend(plan.notes.iter().cloned());
         l.number = plan.number;
         l.data_stamp = plan.data_stamp;
@@ -537,6 +644,7 @@ impl Run {
         &self,
         l: &mut Learned,
         plan: &Plan,
+        store: &Option<Arc<StoreDestination>>,
         keep: usize,
     ) -> Result<(), EngineError> {
         self.phase(Phase::Retention);
@@ -547,6 +655,7 @@ impl Run {
                 destination: plan.backup.spec.destination.clone(),
                 base: plan.base.clone(),
                 keep,
+                store: store.clone(),
             },
         )
         .await?;

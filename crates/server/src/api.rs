@@ -201,9 +201,10 @@ async fn history(State(state): State<ApiState>) -> Response {
     let read = tokio::task::spawn_blocking(move || -> Result<Value, String> {
         let settings = sauve_engine::AppSettings::load(&app).map_err(|e| e.to_string())?;
         let written = &settings.settings.general.destination_folder;
-        let dest = sauve_settings::resolve_path(&app, written)
+        let dest = sauve_settings::resolve_destination(&app, written)
             .map_err(|e| format!("destination \"{written}\": {e}"))?
-            .path;
+            .records()
+            .to_path_buf();
         match sauve_history::read_json_text(&dest).map_err(|e| e.to_string())? {
             Some(text) => serde_json::from_str(&text).map_err(|e| {
                 format!(

@@ -221,6 +221,7 @@ pub(crate) async fn metrics(State(state): State<ApiState>) -> Response {
             .and_then(|s| {
                 sauve_settings::resolve_path(&app, &s.settings.general.destination_folder).ok()
             })
+            // A store's space is not known here: no gauge for it.
             .and_then(|d| sauve_engine::free_space(&d.path));
         let archive_bytes = state
             .last_backup

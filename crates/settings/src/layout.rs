@@ -210,6 +210,73 @@ pub fn resolve_path(app: &Path, written: &str) -> Result<ResolvedPath, PathError
     Ok(ResolvedPath { path, folder })
 }
 
+/// Where `General/DestinationFolder` puts the sets (SPEC 19).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Destination {
+    /// A folder, resolved against the app.
+    Folder(PathBuf),
+    /// A bucket prefix (`s3://bucket/prefix/`), as written.
+    Store {
+        /// The URL, ending with `/`.
+        url: String,
+        /// The app's own records of that store on this machine
+        /// (`APP/Logs/Destinations/<bucket_prefix>/`): the history the
+        /// records actor keeps before publishing it to the store, the set
+        /// lock, scratch files.
+        records: PathBuf,
+    },
+}
+
+impl Destination {
+    /// The local folder holding the history of the sets (for a folder, the
+    /// folder itself).
+    pub fn records(&self) -> &Path {
+        match self {
+            Destination::Folder(p) => p,
+            Destination::Store { records, .. } => records,
+        }
+    }
+
+    /// The destination as a person wrote it: a path or the URL.
+    pub fn describe(&self) -> String {
+        match self {
+            Destination::Folder(p) => p.display().to_string(),
+            Destination::Store { url, .. } => url.clone(),
+        }
+    }
+}
+
+/// Whether a written destination is an object-store URL.
+pub fn is_store_url(written: &str) -> bool {
+    written.trim().to_ascii_lowercase().starts_with("s3://")
+}
+
+/// Resolves `General/DestinationFolder`: an `s3://` URL (checked further
+/// when the store is opened), or a path as [`resolve_path`] reads it.
+pub fn resolve_destination(app: &Path, written: &str) -> Result<Destination, PathError> {
+    let w = written.trim();
+    if is_store_url(w) {
+        let mut url = w.to_owned();
+        if !url.ends_with('/') {
+            url.push('/');
+        }
+        let folder: String = url["s3://".len()..]
+            .trim_end_matches('/')
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let records = app.join("Logs").join("Destinations").join(folder);
+        return Ok(Destination::Store { url, records });
+    }
+    resolve_path(app, w).map(|r| Destination::Folder(r.path))
+}
+
 /// The files of an app (SPEC section 2).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppLayout {

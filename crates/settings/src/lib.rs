@@ -40,9 +40,9 @@ pub use doc::{Loaded, NAMESPACE, SettingsDoc};
 pub use error::{Location, Problem, SettingsError};
 pub use json::to_json;
 pub use layout::{
-    AppLayout, Effective, FILE_NAME, PathError, ResolvedPath, SettingsSource, create_file,
-    effective_from, load_effective, load_file, locate, resolve_path, save_file,
-    structure_settings_path,
+    AppLayout, Destination, Effective, FILE_NAME, PathError, ResolvedPath, SettingsSource,
+    create_file, effective_from, is_store_url, load_effective, load_file, locate,
+    resolve_destination, resolve_path, save_file, structure_settings_path,
 };
 pub use model::{
     Advanced, BackupFailure, Daily, FileSegmentation, General, Hourly, Legacy, Monthly, Scheduler,

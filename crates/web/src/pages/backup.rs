@@ -190,16 +190,18 @@ fn phase(p: sauve_engine::Phase) -> &'static str {
 fn destination_card(d: &DestinationUsage) -> Markup {
     html! {
         dl class="facts" {
-            dt { "Folder" }
+            dt { @if d.state == DestinationState::Store { "Bucket" } @else { "Folder" } }
             dd {
                 span class="mono" { (d.path.display()) }
                 @match d.state {
                     DestinationState::Folder => {},
                     DestinationState::Missing => { " " span class="muted small" { "(created by the first backup)" } },
                     DestinationState::NotAFolder => { div class="missing small" { "✗ Not a folder: backups fail with 1407 until it is one. " a href="/settings#configuration" { "Change the destination" } } },
+                    DestinationState::Store => { " " span class="muted small" { "(an object store: sets are streamed there, nothing is kept on this disk)" } },
                 }
             }
-            @if let (Some(free), Some(total)) = (d.free_bytes, d.total_bytes) {
+            @if d.state == DestinationState::Store {
+            } @else if let (Some(free), Some(total)) = (d.free_bytes, d.total_bytes) {
                 dt { "Disk" }
                 dd {
                     label for="disk-meter" class="small muted" { "Used space on the disk" }
@@ -212,8 +214,10 @@ fn destination_card(d: &DestinationUsage) -> Markup {
                 dt { "Disk" }
                 dd class="muted" { "Free space unknown" }
             }
-            dt { "This app's sets" }
-            dd { (bytes(d.used_by_app)) }
+            @if d.state != DestinationState::Store {
+                dt { "This app's sets" }
+                dd { (bytes(d.used_by_app)) }
+            }
         }
     }
 }

@@ -9,6 +9,7 @@ use sauve_archive::{
 };
 use sauve_history::HistoryFile;
 
+use crate::destination::StoreDestination;
 use crate::error::EngineError;
 use crate::progress::RunProgress;
 use crate::retention::Retained;
@@ -52,6 +53,46 @@ pub(crate) struct BeginSet {
     pub(crate) spec: SetSpec,
     pub(crate) header: ManifestHeader,
     pub(crate) open_part: Option<OpenPart>,
+    /// The store the set streams into, for a bucket destination.
+    pub(crate) store: Option<Arc<StoreDestination>>,
+}
+
+/// Reaches the store of a bucket destination and checks its prefix is this
+/// app's to use for `base` (SPEC 19).
+#[derive(Message)]
+#[rtype(result = "Result<(), EngineError>")]
+pub(crate) struct ReachStore {
+    pub(crate) store: Arc<StoreDestination>,
+    pub(crate) key: String,
+    pub(crate) base: String,
+}
+
+/// The numbers of `base`'s sets in the store, for the numbering.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<u32>, EngineError>")]
+pub(crate) struct StoreNumbers {
+    pub(crate) store: Arc<StoreDestination>,
+    pub(crate) base: String,
+}
+
+/// Reads a set committed in a store back and checks it (SPEC 13.2); an
+/// unsound set is removed from the store.
+#[derive(Message)]
+#[rtype(result = "Result<(), EngineError>")]
+pub(crate) struct VerifyStored {
+    pub(crate) store: Arc<StoreDestination>,
+    pub(crate) files: Vec<PathBuf>,
+    pub(crate) progress: RunProgress,
+}
+
+/// Publishes the history the records actor keeps in `records` to the
+/// store (its own object, then `backupHistory.json` rebuilt).
+#[derive(Message)]
+#[rtype(result = "Result<(), EngineError>")]
+pub(crate) struct PublishHistory {
+    pub(crate) store: Arc<StoreDestination>,
+    pub(crate) records: PathBuf,
+    pub(crate) key: String,
 }
 
 /// Cuts the log into its pending segment (SPEC 14.2), under the data lock
@@ -91,6 +132,10 @@ pub(crate) struct BuildLogSet {
     pub(crate) spec: SetSpec,
     pub(crate) header: ManifestHeader,
     pub(crate) open_part: Option<OpenPart>,
+    pub(crate) store: Option<Arc<StoreDestination>>,
+    /// A local folder for the gathered log (the destination, or the app's
+    /// records of a store).
+    pub(crate) scratch: PathBuf,
     pub(crate) ended: jiff::Timestamp,
 }
 
@@ -142,6 +187,8 @@ pub(crate) struct ApplyRetention {
     pub(crate) destination: PathBuf,
     pub(crate) base: String,
     pub(crate) keep: usize,
+    /// For a bucket destination, retention runs there.
+    pub(crate) store: Option<Arc<StoreDestination>>,
 }
 
 /// Restores an archive (SPEC 13.1).
@@ -149,6 +196,8 @@ pub(crate) struct ApplyRetention {
 #[rtype(result = "Result<RestoreReport, EngineError>")]
 pub(crate) struct RestoreArchive {
     pub(crate) archive: PathBuf,
+    /// The bucket holding `archive` (`s3://…/base[N].4BK`), if it is in one.
+    pub(crate) store: Option<Arc<StoreDestination>>,
     pub(crate) options: RestoreOptions,
     /// Bytes restored so far, for whoever watches.
     pub(crate) done: std::sync::Arc<std::sync::atomic::AtomicU64>,

@@ -10,11 +10,15 @@ pub(crate) mod messages;
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use actix::{Actor, Handler, SyncContext};
-use sauve_archive::{ArchiveName, ArchiveWriter, EntryKind, EntryType, PendingSet, SetFiles};
+use sauve_archive::{
+    ArchiveName, ArchiveWriter, EntryKind, EntryType, FolderTarget, PendingSet, SetFiles, SetTarget,
+};
 use sauve_history::HistoryFile;
 
+use crate::destination::StoreDestination;
 use crate::error::EngineError;
 use crate::retention::Retained;
 use messages::*;
@@ -29,6 +33,8 @@ struct Owned {
     stage: Stage,
     /// The pending log segments a log set holds, deleted at its commit.
     segments: Vec<PathBuf>,
+    /// The store the set streams into, for a bucket destination.
+    store: Option<Arc<StoreDestination>>,
 }
 
 /// See the module documentation.
@@ -40,17 +46,10 @@ pub(crate) struct Copier {
 }
 
 impl Copier {
-    fn insert(&mut self, run: u64, stage: Stage, segments: Vec<PathBuf>) -> SetId {
+    fn insert(&mut self, owned: Owned) -> SetId {
         self.next += 1;
         let id = SetId(self.next);
-        self.sets.insert(
-            id,
-            Owned {
-                run,
-                stage,
-                segments,
-            },
-        );
+        self.sets.insert(id, owned);
         id
     }
 
@@ -117,11 +116,17 @@ impl Handler<RemoveStaleParts> for Copier {
 impl Handler<BeginSet> for Copier {
     type Result = Result<SetId, EngineError>;
     fn handle(&mut self, msg: BeginSet, _: &mut SyncContext<Self>) -> Self::Result {
-        let writer = match msg.open_part {
-            Some(open) => ArchiveWriter::create_with(msg.spec, msg.header, open)?,
-            None => ArchiveWriter::create(msg.spec, msg.header)?,
-        };
-        Ok(self.insert(msg.run, Stage::Writing(Box::new(writer)), Vec::new()))
+        let writer = ArchiveWriter::create_into(
+            msg.spec,
+            msg.header,
+            target(msg.store.as_ref(), msg.open_part),
+        )?;
+        Ok(self.insert(Owned {
+            run: msg.run,
+            stage: Stage::Writing(Box::new(writer)),
+            segments: Vec::new(),
+            store: msg.store,
+        }))
     }
 }
 
@@ -198,16 +203,23 @@ impl Handler<FinishSet> for Copier {
 impl Handler<BuildLogSet> for Copier {
     type Result = Result<Option<LogSet>, EngineError>;
     fn handle(&mut self, msg: BuildLogSet, _: &mut SyncContext<Self>) -> Self::Result {
-        let Some(built) =
-            crate::logcut::build(&msg.log, msg.spec, msg.header, msg.open_part, msg.ended)?
+        let Some(built) = crate::logcut::build(
+            &msg.log,
+            msg.spec,
+            msg.header,
+            target(msg.store.as_ref(), msg.open_part),
+            &msg.scratch,
+            msg.ended,
+        )?
         else {
             return Ok(None);
         };
-        let set = self.insert(
-            msg.run,
-            Stage::Finished(Box::new(built.pending)),
-            built.segments,
-        );
+        let set = self.insert(Owned {
+            run: msg.run,
+            stage: Stage::Finished(Box::new(built.pending)),
+            segments: built.segments,
+            store: msg.store,
+        });
         Ok(Some(LogSet {
             set,
             notes: built.notes,
@@ -264,11 +276,14 @@ impl Handler<CommitSet> for Copier {
             )));
         };
         let files = pending.commit()?;
-        let size = files
-            .iter()
-            .filter_map(|f| std::fs::metadata(f).ok())
-            .map(|m| m.len())
-            .sum();
+        let size = match &owned.store {
+            Some(store) => store.size_of(&files),
+            None => files
+                .iter()
+                .filter_map(|f| std::fs::metadata(f).ok())
+                .map(|m| m.len())
+                .sum(),
+        };
         // Archived pending segments go only now; after a failure they stay
         // for the next log backup.
         let notes = owned
@@ -297,7 +312,59 @@ impl Handler<EndRun> for Copier {
 impl Handler<ApplyRetention> for Copier {
     type Result = Retained;
     fn handle(&mut self, msg: ApplyRetention, _: &mut SyncContext<Self>) -> Retained {
-        crate::retention::apply(&msg.destination, &msg.base, msg.keep)
+        match &msg.store {
+            Some(store) => store.retain(&msg.base, msg.keep),
+            None => crate::retention::apply(&msg.destination, &msg.base, msg.keep),
+        }
+    }
+}
+
+impl Handler<ReachStore> for Copier {
+    type Result = Result<(), EngineError>;
+    fn handle(&mut self, msg: ReachStore, _: &mut SyncContext<Self>) -> Self::Result {
+        msg.store.check(&msg.key, &msg.base)
+    }
+}
+
+impl Handler<StoreNumbers> for Copier {
+    type Result = Result<Vec<u32>, EngineError>;
+    fn handle(&mut self, msg: StoreNumbers, _: &mut SyncContext<Self>) -> Self::Result {
+        msg.store.numbers(&msg.base)
+    }
+}
+
+impl Handler<VerifyStored> for Copier {
+    type Result = Result<(), EngineError>;
+    fn handle(&mut self, msg: VerifyStored, _: &mut SyncContext<Self>) -> Self::Result {
+        let VerifyStored {
+            store,
+            files,
+            mut progress,
+        } = msg;
+        store.verify(&files, &mut progress)?;
+        progress.flush();
+        Ok(())
+    }
+}
+
+impl Handler<PublishHistory> for Copier {
+    type Result = Result<(), EngineError>;
+    fn handle(&mut self, msg: PublishHistory, _: &mut SyncContext<Self>) -> Self::Result {
+        msg.store.publish_history(&msg.records, &msg.key)
+    }
+}
+
+/// Where a set's files go: the store's uploads, or files made with `open`
+/// (real ones by default).
+fn target(
+    store: Option<&Arc<StoreDestination>>,
+    open: Option<sauve_archive::OpenPart>,
+) -> Box<dyn SetTarget> {
+    match store {
+        Some(store) => store.target(),
+        None => Box::new(FolderTarget::new(
+            open.unwrap_or_else(sauve_archive::open_real_file),
+        )),
     }
 }
 
@@ -314,10 +381,19 @@ impl sauve_archive::Progress for Counted {
 impl Handler<RestoreArchive> for Copier {
     type Result = Result<sauve_archive::RestoreReport, EngineError>;
     fn handle(&mut self, msg: RestoreArchive, _: &mut SyncContext<Self>) -> Self::Result {
+        let mut progress = Counted(msg.done);
+        if let Some(store) = &msg.store {
+            let name = msg
+                .archive
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy();
+            return store.restore(&name, &msg.options, &mut progress);
+        }
         Ok(sauve_archive::restore(
             &msg.archive,
             &msg.options,
-            &mut Counted(msg.done),
+            &mut progress,
         )?)
     }
 }

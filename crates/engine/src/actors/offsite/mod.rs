@@ -340,11 +340,11 @@ impl Job {
             }
         }
         if let Some(keep) = target.keep {
-            prune(store.as_ref(), &self.work.base, keep)
+            crate::destination::prune(store.as_ref(), &self.work.base, keep as usize, |_, _| {})
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        publish_history(store.as_ref(), destination, &self.work.key, label)
+        publish_history(store.as_ref(), destination, &self.work.key, Some(label))
             .await
             .map_err(|e| e.to_string())?;
         match permanent {
@@ -608,49 +608,14 @@ pub(crate) async fn upload_file(
     upload.complete().await
 }
 
-/// Keeps the newest `keep` backup sets of `base` in the store: older sets
-/// go whole (every segment, and their log backup), the manifest-bearing
-/// object first so that a half-deleted set reads as missing, not as sound.
-async fn prune(store: &dyn Store, base: &str, keep: u32) -> Result<(), StoreError> {
-    let listed = store.list(&format!("{base}[")).await?;
-    let mut numbers: Vec<u32> = listed
-        .iter()
-        .filter_map(|o| ArchiveName::parse(sauve_archive::strip_age(&o.key).0))
-        .filter(|a| a.base == base && a.kind == SetKind::Backup && !a.part)
-        .map(|a| a.number)
-        .collect();
-    numbers.sort_unstable();
-    numbers.dedup();
-    let excess = numbers.len().saturating_sub(keep as usize);
-    for number in &numbers[..excess] {
-        let mut keys: Vec<(ArchiveName, String)> = listed
-            .iter()
-            .filter_map(|o| {
-                ArchiveName::parse(sauve_archive::strip_age(&o.key).0).map(|a| (a, o.key.clone()))
-            })
-            .filter(|(a, _)| {
-                a.base == base
-                    && ((a.kind == SetKind::Backup && a.number == *number)
-                        || (a.kind == SetKind::Log && Some(a.number) == number.checked_sub(1)))
-            })
-            .collect();
-        // Backup before log, last segment first.
-        keys.sort_by_key(|(a, _)| (a.kind != SetKind::Backup, std::cmp::Reverse(a.segment)));
-        for (_, key) in keys {
-            store.delete(&key).await?;
-        }
-        tracing::info!(
-            "off-site retention removed {base}[{number:04}] from {}",
-            store.describe()
-        );
-    }
-    Ok(())
-}
-
 /// Refuses a prefix where another app's history holds sets of the same base
 /// name: their keys would collide, and retention would delete the other
 /// app's sets. Each app needs a prefix of its own then (1407).
-async fn shared_base_guard(store: &dyn Store, key: &str, base: &str) -> Result<(), StoreError> {
+pub(crate) async fn shared_base_guard(
+    store: &dyn Store,
+    key: &str,
+    base: &str,
+) -> Result<(), StoreError> {
     let own = history_object(key);
     let prefix = format!("{base}[");
     for o in store.list(".sauve/history/").await? {
@@ -685,12 +650,14 @@ async fn shared_base_guard(store: &dyn Store, key: &str, base: &str) -> Result<(
 /// Writes the app's own history object, then rebuilds `backupHistory.json`
 /// of the store from every app's object (SPEC 19): each app writes only its
 /// own object, so a lost race on the shared file is repaired by the next
-/// write and no entry is ever lost.
-async fn publish_history(
+/// write and no entry is ever lost. For an off-site copy (`label`), only
+/// the sets copied there are listed; for a primary store (`None`), the
+/// sets it holds.
+pub(crate) async fn publish_history(
     store: &dyn Store,
     destination: &Path,
     key: &str,
-    label: &str,
+    label: Option<&str>,
 ) -> Result<(), StoreError> {
     let local = sauve_history::read_json_text(destination)
         .ok()
@@ -707,11 +674,12 @@ async fn publish_history(
         .collect();
     let mut own = History::default();
     for e in local.entries(key).unwrap_or_default() {
-        let copied = e
-            .offsite
-            .as_ref()
-            .and_then(|m| m.get(label))
-            .is_some_and(|c| c.state == OffsiteState::Copied);
+        let copied = label.is_none_or(|label| {
+            e.offsite
+                .as_ref()
+                .and_then(|m| m.get(label))
+                .is_some_and(|c| c.state == OffsiteState::Copied)
+        });
         let present = e.segments.iter().flatten().all(|p| {
             Path::new(p)
                 .file_name()

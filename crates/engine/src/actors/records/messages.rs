@@ -32,6 +32,9 @@ pub(crate) struct NextNumber {
     pub(crate) key: String,
     pub(crate) base: String,
     pub(crate) now: Timestamp,
+    /// Numbers taken elsewhere than in `destination`: the sets in the
+    /// store of a bucket destination.
+    pub(crate) taken: Vec<u32>,
 }
 
 /// Records a run, a restore or an integration in the history of `destination`.

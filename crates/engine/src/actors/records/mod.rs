@@ -103,7 +103,7 @@ impl Handler<AppendJournal> for Records {
 impl Handler<NextNumber> for Records {
     type Result = Result<(sauve_history::Numbering, Vec<String>), EngineError>;
     fn handle(&mut self, msg: NextNumber, _: &mut SyncContext<Self>) -> Self::Result {
-        records::next_number(&msg.destination, &msg.key, &msg.base, msg.now)
+        records::next_number(&msg.destination, &msg.key, &msg.base, msg.now, &msg.taken)
     }
 }
 

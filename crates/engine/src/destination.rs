@@ -1,0 +1,435 @@
+//! A bucket prefix as the destination of the runs (SPEC 19): the copier
+//! streams each segment, compressed, straight into a multipart upload (no
+//! local copy of the archive), completes the uploads in order at the commit
+//! (the manifest-bearing segment last), verifies the set by reading it back,
+//! and applies retention there. The history stays with the records actor,
+//! in the app's records of the store (`APP/Logs/Destinations/…`), and is
+//! published to the store after every write: the app's own history object,
+//! then `backupHistory.json` rebuilt from every app's.
+//!
+//! Store calls run on one small runtime of their own ([`io`]): the copier
+//! is a blocking actor and waits for them there; uploads keep going between
+//! its writes.
+
+use std::future::Future;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
+use sauve_archive::{ArchiveError, ArchiveName, PartFile, SetKind, SetTarget};
+use sauve_settings::StoreConnection;
+use sauve_store::{Location, Store, StoreError, Upload};
+
+use crate::error::EngineError;
+use crate::retention::Retained;
+
+/// The runtime every store call of the copier runs on.
+pub(crate) fn io() -> &'static tokio::runtime::Runtime {
+    static IO: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    IO.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("sauve-store-io")
+            .enable_all()
+            .build()
+            .expect("a tokio runtime for store IO")
+    })
+}
+
+/// Runs `f` to completion on [`io`]. Only from blocking threads (the
+/// copier's), never from a task.
+fn wait<F: Future>(f: F) -> F::Output {
+    io().block_on(f)
+}
+
+/// The store of a run.
+#[derive(Debug)]
+pub(crate) struct StoreDestination {
+    /// `s3://bucket/prefix/`, as the settings say.
+    pub(crate) url: String,
+    pub(crate) store: Arc<dyn Store>,
+    /// Bytes per part of an upload.
+    pub(crate) part_size: usize,
+}
+
+/// The key of a set file: its name.
+fn key_of(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+impl StoreDestination {
+    /// Opens the store `url` names, with `[destination]` of the app's
+    /// sauve.toml over the AWS environment variables. Nothing is sent yet.
+    pub(crate) fn open(app: &Path, url: &str) -> Result<StoreDestination, EngineError> {
+        let toml = sauve_settings::load_sauve_toml(app)?;
+        let options =
+            crate::actors::offsite::s3_options(&StoreConnection::default(), &toml.destination);
+        let store = sauve_store::open(&Location::parse(url)?, &options)?;
+        Ok(StoreDestination {
+            url: url.to_owned(),
+            store,
+            part_size: options.part_size.max(sauve_store::MIN_PART),
+        })
+    }
+
+    /// Reaches the store (1407 for credentials or a missing bucket, 1409
+    /// when it cannot be reached), and refuses a prefix where another app
+    /// keeps sets of the same base name.
+    pub(crate) fn check(&self, key: &str, base: &str) -> Result<(), EngineError> {
+        wait(crate::actors::offsite::shared_base_guard(
+            self.store.as_ref(),
+            key,
+            base,
+        ))?;
+        Ok(())
+    }
+
+    /// The numbers of `base`'s backup sets in the store.
+    pub(crate) fn numbers(&self, base: &str) -> Result<Vec<u32>, EngineError> {
+        let mut numbers: Vec<u32> = wait(self.store.list(&format!("{base}[")))?
+            .iter()
+            .filter_map(|o| ArchiveName::parse(sauve_archive::strip_age(&o.key).0))
+            .filter(|a| !a.part && a.base == base && a.kind == SetKind::Backup)
+            .map(|a| a.number)
+            .collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        Ok(numbers)
+    }
+
+    /// Where the copier writes the set's segments.
+    pub(crate) fn target(self: &Arc<Self>) -> Box<dyn SetTarget> {
+        Box::new(StoreTarget {
+            dest: Arc::clone(self),
+            ready: Ready::default(),
+        })
+    }
+
+    /// The total size of committed `files`.
+    pub(crate) fn size_of(&self, files: &[PathBuf]) -> u64 {
+        files
+            .iter()
+            .filter_map(|f| wait(self.store.head(&key_of(f))).ok().flatten())
+            .map(|o| o.size)
+            .sum()
+    }
+
+    /// Reads the committed set back and checks it against its manifest
+    /// (SPEC 13.2). A set that fails is removed, last segment first, so that
+    /// nothing unsound stays under a set's name.
+    pub(crate) fn verify(
+        &self,
+        files: &[PathBuf],
+        progress: &mut dyn sauve_archive::Progress,
+    ) -> Result<(), EngineError> {
+        let Some(first) = files.first() else {
+            return Ok(());
+        };
+        match self.read_back(&key_of(first), progress) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                for f in files.iter().rev() {
+                    if let Err(d) = wait(self.store.delete(&key_of(f))) {
+                        tracing::warn!("cannot remove the unsound {}: {d}", f.display());
+                    }
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Reads the set `name` names back from the store and checks every
+    /// segment, stream, size and hash against its manifest. Writes nothing.
+    pub(crate) fn read_back(
+        &self,
+        name: &str,
+        progress: &mut dyn sauve_archive::Progress,
+    ) -> Result<sauve_archive::VerifyReport, ArchiveError> {
+        let set = wait(sauve_archive::RemoteSet::locate(
+            Arc::clone(&self.store),
+            io().handle().clone(),
+            name,
+            None,
+        ))?;
+        sauve_archive::verify_remote(&set, progress)
+    }
+
+    /// Restores the set `name` names from the store (SPEC 13.1, 19): every
+    /// hash checked in a staging folder before anything is moved into place.
+    pub(crate) fn restore(
+        &self,
+        name: &str,
+        options: &sauve_archive::RestoreOptions,
+        progress: &mut dyn sauve_archive::Progress,
+    ) -> Result<sauve_archive::RestoreReport, EngineError> {
+        let set = wait(sauve_archive::RemoteSet::locate(
+            Arc::clone(&self.store),
+            io().handle().clone(),
+            name,
+            None,
+        ))?;
+        Ok(sauve_archive::restore_remote(&set, options, progress)?)
+    }
+
+    /// Retention in the store (SPEC 6.3): the oldest sets of `base` go until
+    /// `keep` remain, each whole (its segments, last first, then its `.4BL`).
+    pub(crate) fn retain(&self, base: &str, keep: usize) -> Retained {
+        let mut retained = Retained::default();
+        let removed = wait(prune(self.store.as_ref(), base, keep, |key, number| {
+            retained
+                .files
+                .push(PathBuf::from(format!("{}{key}", self.url)));
+            if !retained.numbers.contains(&number) {
+                retained.numbers.push(number);
+            }
+        }));
+        if let Err(e) = removed {
+            retained.failure = Some(e.into());
+        }
+        retained
+    }
+
+    /// Publishes the history the records actor keeps in `records` (SPEC 19).
+    pub(crate) fn publish_history(&self, records: &Path, key: &str) -> Result<(), EngineError> {
+        wait(crate::actors::offsite::publish_history(
+            self.store.as_ref(),
+            records,
+            key,
+            None,
+        ))?;
+        Ok(())
+    }
+}
+
+/// Keeps the newest `keep` backup sets of `base` in `store`: older sets go
+/// whole (every segment, and their log backup), the manifest-bearing object
+/// first so that a half-deleted set reads as missing, not as sound. Each
+/// deleted key is told to `deleted` with its set's number.
+pub(crate) async fn prune(
+    store: &dyn Store,
+    base: &str,
+    keep: usize,
+    mut deleted: impl FnMut(&str, u32),
+) -> Result<(), StoreError> {
+    let listed = store.list(&format!("{base}[")).await?;
+    let named: Vec<(ArchiveName, String)> = listed
+        .iter()
+        .filter_map(|o| {
+            ArchiveName::parse(sauve_archive::strip_age(&o.key).0).map(|a| (a, o.key.clone()))
+        })
+        .filter(|(a, _)| a.base == base && !a.part)
+        .collect();
+    let numbers: Vec<u32> = named
+        .iter()
+        .filter(|(a, _)| a.kind == SetKind::Backup)
+        .map(|(a, _)| a.number)
+        .collect();
+    for number in crate::retention::doomed(&numbers, keep) {
+        let mut keys: Vec<&(ArchiveName, String)> = named
+            .iter()
+            .filter(|(a, _)| {
+                (a.kind == SetKind::Backup && a.number == number)
+                    || (a.kind == SetKind::Log && Some(a.number) == number.checked_sub(1))
+            })
+            .collect();
+        // Backup before log, last segment first.
+        keys.sort_by_key(|(a, _)| (a.kind != SetKind::Backup, std::cmp::Reverse(a.segment)));
+        for (_, key) in keys {
+            store.delete(key).await?;
+            deleted(key, number);
+        }
+        tracing::info!(
+            "retention removed {base}[{number:04}] from {}",
+            store.describe()
+        );
+    }
+    Ok(())
+}
+
+/// A store error through `io::Write`; the archive writer takes it out again.
+fn carried(e: StoreError) -> io::Error {
+    io::Error::other(e)
+}
+
+/// Segments written whole, by part path, waiting for the commit: a
+/// segment being written (a [`StorePart`]) moves its upload here when synced.
+type Ready = Arc<Mutex<Vec<(PathBuf, Box<dyn Upload>)>>>;
+
+/// The uploads of one set: each segment's becomes its object at the commit.
+struct StoreTarget {
+    dest: Arc<StoreDestination>,
+    ready: Ready,
+}
+
+impl StoreTarget {
+    fn take_ready(&mut self) -> Vec<(PathBuf, Box<dyn Upload>)> {
+        std::mem::take(&mut *self.ready.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl SetTarget for StoreTarget {
+    fn taken(&mut self, fin: &Path) -> io::Result<bool> {
+        wait(self.dest.store.head(&key_of(fin)))
+            .map(|o| o.is_some())
+            .map_err(carried)
+    }
+
+    fn create(&mut self, part: &Path, fin: &Path) -> io::Result<Box<dyn PartFile>> {
+        let upload = wait(self.dest.store.start_upload(&key_of(fin))).map_err(carried)?;
+        Ok(Box::new(StorePart {
+            part: part.to_path_buf(),
+            upload: Some(upload),
+            buf: Vec::with_capacity(self.dest.part_size),
+            part_size: self.dest.part_size,
+            sent: false,
+            ready: Arc::clone(&self.ready),
+        }))
+    }
+
+    fn discard(&mut self, part: &Path) {
+        let mut ready = self.ready.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = ready.iter().position(|(p, _)| p == part) {
+            let (_, upload) = ready.remove(i);
+            drop(ready);
+            let _ = wait(upload.abort());
+        }
+    }
+
+    fn commit(&mut self, files: &[(PathBuf, PathBuf)]) -> Result<(), ArchiveError> {
+        let mut ready = self.take_ready();
+        let mut done: Vec<String> = Vec::new();
+        let mut failure = None;
+        for (part, fin) in files {
+            let Some(i) = ready.iter().position(|(p, _)| p == part) else {
+                failure = Some(ArchiveError::Io {
+                    action: "cannot complete",
+                    path: fin.clone(),
+                    source: io::Error::other("the segment was never uploaded whole"),
+                });
+                break;
+            };
+            let (_, upload) = ready.remove(i);
+            // Completing checks that the key is free (1407 naming it).
+            match wait(upload.complete()) {
+                Ok(_) => done.push(key_of(fin)),
+                Err(e) => {
+                    failure = Some(ArchiveError::Store(e));
+                    break;
+                }
+            }
+        }
+        let Some(failure) = failure else {
+            return Ok(());
+        };
+        // The set's last segment is not there: what was completed goes, and
+        // the rest is aborted, so no part of the set stays.
+        for key in done.iter().rev() {
+            if let Err(e) = wait(self.dest.store.delete(key)) {
+                tracing::warn!("cannot remove {}{key}: {e}", self.dest.url);
+            }
+        }
+        for (_, upload) in ready {
+            let _ = wait(upload.abort());
+        }
+        Err(failure)
+    }
+
+    fn readable_before_commit(&self) -> bool {
+        false
+    }
+}
+
+impl Drop for StoreTarget {
+    fn drop(&mut self) {
+        for (_, upload) in self.take_ready() {
+            abort_soon(upload);
+        }
+    }
+}
+
+/// Aborts `upload` without waiting (from a drop, wherever it runs).
+fn abort_soon(upload: Box<dyn Upload>) {
+    io().spawn(async move {
+        let _ = upload.abort().await;
+    });
+}
+
+/// One segment, streamed into its upload a part at a time.
+struct StorePart {
+    part: PathBuf,
+    /// `None` once synced (handed over) or failed (aborted).
+    upload: Option<Box<dyn Upload>>,
+    buf: Vec<u8>,
+    part_size: usize,
+    sent: bool,
+    ready: Ready,
+}
+
+impl StorePart {
+    fn send(&mut self, data: Vec<u8>) -> io::Result<()> {
+        let Some(upload) = self.upload.as_mut() else {
+            return Err(io::Error::other("the upload of this segment has ended"));
+        };
+        if let Err(e) = wait(upload.put_part(Bytes::from(data))) {
+            if let Some(u) = self.upload.take() {
+                let _ = wait(u.abort());
+            }
+            return Err(carried(e));
+        }
+        self.sent = true;
+        Ok(())
+    }
+}
+
+impl Write for StorePart {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.upload.is_none() {
+            return Err(io::Error::other("the upload of this segment has ended"));
+        }
+        self.buf.extend_from_slice(data);
+        while self.buf.len() >= self.part_size {
+            let rest = self.buf.split_off(self.part_size);
+            let full = std::mem::replace(&mut self.buf, rest);
+            self.send(full)?;
+            self.buf
+                .reserve(self.part_size.saturating_sub(self.buf.len()));
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl PartFile for StorePart {
+    /// Sends the last part and hands the upload over for the commit; the
+    /// object stays invisible until then.
+    fn sync(&mut self) -> io::Result<()> {
+        if self.upload.is_none() {
+            return Err(io::Error::other("the upload of this segment has ended"));
+        }
+        if !self.buf.is_empty() || !self.sent {
+            let last = std::mem::take(&mut self.buf);
+            self.send(last)?;
+        }
+        if let Some(upload) = self.upload.take() {
+            self.ready
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((self.part.clone(), upload));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for StorePart {
+    fn drop(&mut self) {
+        if let Some(upload) = self.upload.take() {
+            abort_soon(upload);
+        }
+    }
+}

@@ -1,0 +1,410 @@
+//! A bucket as the destination itself (SPEC 19), on real Garage processes,
+//! through the real `sauve` binary: `General/DestinationFolder` is
+//! `s3://bucket/prefix/`, each segment is compressed straight into a
+//! multipart upload (nothing of the archive on this disk), the set becomes
+//! visible only when the commit completes its uploads, retention and the
+//! history run in the bucket, and Stop, SIGKILL, a lost node, a dead store,
+//! bad credentials and a missing bucket each end as SPEC 8 says.
+
+// Test helpers: failing there fails the test that called them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::BufRead;
+use std::path::Path;
+use std::process::Stdio;
+
+use sauve_store::Store;
+use sauve_tests::garage::{Garage, bucket, keys, sauve, sauve_command};
+use sauve_tests::{SampleApp, ok, random, runtime, size_under};
+
+/// An app whose data file `Data/Notes.4DD` holds `data`, backing up to
+/// `url` with `[destination]` reaching `garage`, plus the settings `pairs`.
+fn app(garage: &Garage, url: &str, data: &[u8], pairs: &[(&str, &str)]) -> SampleApp {
+    let mut all = vec![("General/DestinationFolder", url)];
+    all.extend_from_slice(pairs);
+    let app = SampleApp::with_settings(&all).unwrap();
+    std::fs::remove_file(app.path().join("Data/App.4DD")).unwrap();
+    std::fs::write(app.path().join("Data/Notes.4DD"), data).unwrap();
+    std::fs::create_dir_all(app.path().join("Settings")).unwrap();
+    std::fs::write(
+        app.path().join("Settings/sauve.toml"),
+        format!("[destination]\n{}", garage.toml_lines()),
+    )
+    .unwrap();
+    app
+}
+
+/// Every archive file (`.4BK`, `.4BL`, their parts) anywhere under `dir`.
+fn archive_files(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            found.extend(archive_files(&path));
+        } else if let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned())
+            && (name.contains(".4BK") || name.contains(".4BL"))
+        {
+            found.push(path.display().to_string());
+        }
+    }
+    found
+}
+
+/// The numbered entries of the app's history, as JSON.
+fn entries(history: &serde_json::Value) -> Vec<serde_json::Value> {
+    let (_, list) = history.as_object().unwrap().iter().next().unwrap();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["backupNumber"].as_u64().unwrap_or(0) > 0)
+        .cloned()
+        .collect()
+}
+
+/// The `.4BK` keys of the bucket prefix.
+fn sets(rt: &tokio::runtime::Runtime, store: &dyn Store) -> Vec<String> {
+    keys(rt, store)
+        .into_iter()
+        .filter(|k| k.contains(".4BK"))
+        .collect()
+}
+
+#[test]
+fn a_backup_streams_into_the_bucket_and_restores_from_it_byte_identical() {
+    let garage = Garage::start(1);
+    let url = "s3://sauve-test/apps/notes/";
+    let data = random(3 << 20);
+    let app = app(
+        &garage,
+        url,
+        &data,
+        &[
+            ("Advanced/FileSegmentation/DefaultSize", "1"),
+            ("Advanced/SetNumber/Enable", "true"),
+            ("Advanced/SetNumber/Value", "2"),
+        ],
+    );
+    let a = app.arg();
+    let out = ok(&sauve(&garage, &["backup", "--app", &a]));
+    assert!(out.contains("Backup 0001 of Notes: 0"), "{out}");
+
+    // The segments are in the bucket, the archive nowhere on this disk.
+    let rt = runtime();
+    let store = bucket(&garage, "apps/notes/");
+    let listed = keys(&rt, &store);
+    let segments: Vec<&String> = listed
+        .iter()
+        .filter(|k| k.starts_with("Notes[0001-"))
+        .collect();
+    assert!(segments.len() >= 3, "{listed:?}");
+    assert!(
+        archive_files(app.root()).is_empty(),
+        "{:?}",
+        archive_files(app.root())
+    );
+    // The history: the bucket's (4D's shape, rebuilt from this app's own
+    // object) and the app's records of the store agree, naming the bucket.
+    assert!(
+        listed.iter().any(|k| k == "backupHistory.json"),
+        "{listed:?}"
+    );
+    assert_eq!(
+        listed
+            .iter()
+            .filter(|k| k.starts_with(".sauve/history/"))
+            .count(),
+        1,
+        "{listed:?}"
+    );
+    let remote: serde_json::Value =
+        serde_json::from_slice(&rt.block_on(store.get("backupHistory.json")).unwrap()).unwrap();
+    let remote = entries(&remote);
+    assert_eq!(remote.len(), 1);
+    assert_eq!(
+        remote[0]["backupPath"],
+        format!("{url}Notes[0001-0001].4BK").as_str()
+    );
+    let history = ok(&sauve(&garage, &["history", "--app", &a, "--json"]));
+    let local = entries(&serde_json::from_str(&history).unwrap());
+    assert_eq!(local, remote);
+    let records = app.path().join("Logs/Destinations/sauve-test_apps_notes");
+    assert!(records.join("backupHistory.json").is_file());
+
+    // Read back: verify, then restore, byte for byte.
+    let set = format!("{url}Notes[0001]");
+    let verified = ok(&sauve(&garage, &["verify", &set, "--app", &a]));
+    assert!(verified.contains("sound"), "{verified}");
+    let to = app.root().join("restored");
+    let restored = ok(&sauve(
+        &garage,
+        &[
+            "restore",
+            &set,
+            "--to",
+            &to.display().to_string(),
+            "--app",
+            &a,
+        ],
+    ));
+    assert!(restored.contains("Restored Notes[0001].4BK"), "{restored}");
+    assert_eq!(std::fs::read(to.join("Data/Notes.4DD")).unwrap(), data);
+
+    // Numbering and retention (SetNumber 2) run on the bucket.
+    ok(&sauve(&garage, &["backup", "--app", &a]));
+    ok(&sauve(&garage, &["backup", "--app", &a]));
+    let names: Vec<String> = sets(&rt, &store)
+        .into_iter()
+        .filter(|k| k.ends_with("-0001].4BK"))
+        .collect();
+    assert_eq!(
+        names,
+        ["Notes[0002-0001].4BK", "Notes[0003-0001].4BK"],
+        "{listed:?}"
+    );
+    let remote: serde_json::Value =
+        serde_json::from_slice(&rt.block_on(store.get("backupHistory.json")).unwrap()).unwrap();
+    let numbers: Vec<u64> = entries(&remote)
+        .iter()
+        .map(|e| e["backupNumber"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, [2, 3]);
+    let status = ok(&sauve(&garage, &["status", "--app", &a]));
+    assert!(status.contains("Notes[0003"), "{status}");
+}
+
+#[test]
+fn bad_credentials_and_a_missing_bucket_are_1407_naming_the_bucket() {
+    let garage = Garage::start(1);
+    let app = app(&garage, "s3://sauve-test/p/", b"data", &[]);
+    let a = app.arg();
+    let out = sauve_command(&garage.key_id, "not-the-secret", &["backup", "--app", &a])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success());
+    assert!(err.contains("1407"), "{err}");
+    assert!(err.contains("sauve-test"), "{err}");
+
+    let app = self::app(&garage, "s3://no-such-bucket/p/", b"data", &[]);
+    let out = sauve(&garage, &["backup", "--app", &app.arg()]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success());
+    assert!(err.contains("1407"), "{err}");
+    assert!(err.contains("no-such-bucket"), "{err}");
+}
+
+#[test]
+fn an_unreachable_store_is_1409_with_its_message_and_the_next_run_succeeds() {
+    let mut garage = Garage::start(1);
+    let app = app(&garage, "s3://sauve-test/down/", b"data", &[]);
+    let a = app.arg();
+    garage.stop_all();
+    let out = sauve(&garage, &["backup", "--app", &a, "--json"]);
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["status"], 1409, "{stdout}");
+    let journal = ok(&sauve(&garage, &["journal", "--app", &a]));
+    assert!(journal.contains("s3://sauve-test/down/"), "{journal}");
+    assert!(journal.contains("1409"), "{journal}");
+
+    garage.start_all();
+    ok(&sauve(&garage, &["backup", "--app", &a]));
+    let rt = runtime();
+    assert_eq!(
+        sets(&rt, &bucket(&garage, "down/")),
+        ["Notes[0001].4BK"],
+        "the failed run took no number"
+    );
+}
+
+/// Waits until Garage holds `more` bytes of blocks beyond what it had:
+/// parts of an upload are arriving. Fails if `running` says the backup ended.
+fn parts_arriving(garage: &Garage, more: u64, mut running: impl FnMut() -> bool) {
+    let blocks = garage.dir().join("node0/data");
+    let started = size_under(&blocks);
+    while size_under(&blocks) <= started + more {
+        assert!(
+            running(),
+            "the backup ended before its upload was seen under way"
+        );
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn stop_and_sigkill_mid_upload_leave_no_object_and_the_next_run_succeeds() {
+    let garage = Garage::start(1);
+    let url = "s3://sauve-test/stop/";
+    let app = app(
+        &garage,
+        url,
+        &random(160 << 20),
+        &[("Advanced/CompressionRate", "None")],
+    );
+    let a = app.arg();
+    let rt = runtime();
+    let store = bucket(&garage, "stop/");
+
+    // Stop (Ctrl-C) while parts are arriving: 1406, nothing visible.
+    let mut child = sauve_command(
+        &garage.key_id,
+        &garage.secret,
+        &["backup", "--json", "--app", &a],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map(|l| l.unwrap())
+            .collect::<Vec<String>>()
+    });
+    parts_arriving(&garage, 16 << 20, || !reader.is_finished());
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    assert_eq!(child.wait().unwrap().code(), Some(1));
+    let lines = reader.join().unwrap();
+    let last: serde_json::Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    assert_eq!(last["status"], 1406, "{lines:?}");
+    assert!(sets(&rt, &store).is_empty(), "{:?}", keys(&rt, &store));
+
+    // SIGKILL while parts are arriving: nothing visible either.
+    let mut child = sauve_command(&garage.key_id, &garage.secret, &["backup", "--app", &a])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    parts_arriving(&garage, 16 << 20, || child.try_wait().unwrap().is_none());
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(sets(&rt, &store).is_empty(), "{:?}", keys(&rt, &store));
+
+    // The next run succeeds, and its set verifies.
+    let out = ok(&sauve(&garage, &["backup", "--app", &a]));
+    assert!(out.contains("Backup 0001 of Notes: 0"), "{out}");
+    assert_eq!(sets(&rt, &store), ["Notes[0001].4BK"]);
+    let verified = ok(&sauve(
+        &garage,
+        &["verify", &format!("{url}Notes[0001]"), "--app", &a],
+    ));
+    assert!(verified.contains("sound"), "{verified}");
+    assert!(archive_files(app.root()).is_empty());
+}
+
+#[test]
+fn one_node_of_three_killed_during_a_backup_to_the_cluster_the_backup_completes_and_verifies() {
+    let mut garage = Garage::start(3);
+    let url = "s3://sauve-test/cluster/";
+    let app = app(
+        &garage,
+        url,
+        &random(128 << 20),
+        &[
+            ("Advanced/FileSegmentation/DefaultSize", "16"),
+            ("Advanced/CompressionRate", "Fast"),
+        ],
+    );
+    let a = app.arg();
+    let (key, secret) = (garage.key_id.clone(), garage.secret.clone());
+    let arg = a.clone();
+    let backup = std::thread::spawn(move || {
+        sauve_command(&key, &secret, &["backup", "--app", &arg])
+            .output()
+            .unwrap()
+    });
+    parts_arriving(&garage, 8 << 20, || !backup.is_finished());
+    garage.kill_node(2);
+    ok(&backup.join().unwrap());
+    let verified = ok(&sauve(
+        &garage,
+        &["verify", &format!("{url}Notes[0001]"), "--app", &a],
+    ));
+    assert!(verified.contains("sound"), "{verified}");
+}
+
+#[test]
+fn three_apps_backing_up_into_one_prefix_keep_every_entry_and_overwrite_nothing() {
+    let garage = std::sync::Arc::new(Garage::start(1));
+    let url = "s3://sauve-test/shared/";
+    let apps: Vec<SampleApp> = (1..=3)
+        .map(|i| {
+            let app = app(&garage, url, format!("data {i}").as_bytes(), &[]);
+            // Each its own base name: App1, App2, App3.
+            std::fs::rename(
+                app.path().join("Data/Notes.4DD"),
+                app.path().join(format!("Data/App{i}.4DD")),
+            )
+            .unwrap();
+            app
+        })
+        .collect();
+    for _round in 0..2 {
+        let runs: Vec<_> = apps
+            .iter()
+            .map(|a| {
+                let (g, arg) = (std::sync::Arc::clone(&garage), a.arg());
+                std::thread::spawn(move || ok(&sauve(&g, &["backup", "--app", &arg])))
+            })
+            .collect();
+        for r in runs {
+            r.join().unwrap();
+        }
+    }
+    let rt = runtime();
+    let store = bucket(&garage, "shared/");
+    assert_eq!(
+        sets(&rt, &store),
+        [
+            "App1[0001].4BK",
+            "App1[0002].4BK",
+            "App2[0001].4BK",
+            "App2[0002].4BK",
+            "App3[0001].4BK",
+            "App3[0002].4BK"
+        ]
+    );
+    // Every app's entries are in the rebuilt backupHistory.json.
+    let h: serde_json::Value =
+        serde_json::from_slice(&rt.block_on(store.get("backupHistory.json")).unwrap()).unwrap();
+    let map = h.as_object().unwrap();
+    assert_eq!(map.len(), 3, "{h:#}");
+    for (_, list) in map {
+        let numbers: Vec<u64> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["backupNumber"].as_u64().unwrap())
+            .collect();
+        assert_eq!(numbers, [1, 2], "{h:#}");
+    }
+    // And each set restores to its own app's data.
+    for (i, a) in apps.iter().enumerate() {
+        let n = i + 1;
+        let to = a.root().join("restored");
+        ok(&sauve(
+            &garage,
+            &[
+                "restore",
+                &format!("{url}App{n}[0002]"),
+                "--to",
+                &to.display().to_string(),
+                "--app",
+                &a.arg(),
+            ],
+        ));
+        assert_eq!(
+            std::fs::read(to.join(format!("Data/App{n}.4DD"))).unwrap(),
+            format!("data {n}").as_bytes()
+        );
+    }
+}
