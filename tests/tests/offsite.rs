@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
 
 use sauve_store::Store;

@@ -24,23 +24,21 @@ use sauve_store::{Location, Store, StoreError, Upload};
 use crate::error::EngineError;
 use crate::retention::Retained;
 
-/// The runtime every store call of the copier runs on.
-pub(crate) fn io() -> &'static tokio::runtime::Runtime {
+/// The runtime every store call of the copier runs on, made once.
+fn io() -> io::Result<&'static tokio::runtime::Runtime> {
     static IO: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    IO.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("sauve-store-io")
-            .enable_all()
-            .build()
-            .expect("a tokio runtime for store IO")
-    })
-}
-
-/// Runs `f` to completion on [`io`]. Only from blocking threads (the
-/// copier's), never from a task.
-fn wait<F: Future>(f: F) -> F::Output {
-    io().block_on(f)
+    if let Some(rt) = IO.get() {
+        return Ok(rt);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("sauve-store-io")
+        .enable_all()
+        .build()?;
+    // Another thread may have made one meanwhile: either serves.
+    let _ = IO.set(rt);
+    IO.get()
+        .ok_or_else(|| io::Error::other("the store runtime could not be kept"))
 }
 
 /// The store of a run.
@@ -51,6 +49,7 @@ pub(crate) struct StoreDestination {
     pub(crate) store: Arc<dyn Store>,
     /// Bytes per part of an upload.
     pub(crate) part_size: usize,
+    rt: &'static tokio::runtime::Runtime,
 }
 
 /// The key of a set file: its name.
@@ -68,18 +67,26 @@ impl StoreDestination {
         let options =
             crate::actors::offsite::s3_options(&StoreConnection::default(), &toml.destination);
         let store = sauve_store::open(&Location::parse(url)?, &options)?;
+        let rt = io().map_err(EngineError::io("start the runtime for", Path::new(url)))?;
         Ok(StoreDestination {
             url: url.to_owned(),
             store,
             part_size: options.part_size.max(sauve_store::MIN_PART),
+            rt,
         })
+    }
+
+    /// Runs `f` to completion on the store runtime. Only from blocking
+    /// threads (the copier's), never from a task.
+    fn wait<F: Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
     }
 
     /// Reaches the store (1407 for credentials or a missing bucket, 1409
     /// when it cannot be reached), and refuses a prefix where another app
     /// keeps sets of the same base name.
     pub(crate) fn check(&self, key: &str, base: &str) -> Result<(), EngineError> {
-        wait(crate::actors::offsite::shared_base_guard(
+        self.wait(crate::actors::offsite::shared_base_guard(
             self.store.as_ref(),
             key,
             base,
@@ -89,7 +96,8 @@ impl StoreDestination {
 
     /// The numbers of `base`'s backup sets in the store.
     pub(crate) fn numbers(&self, base: &str) -> Result<Vec<u32>, EngineError> {
-        let mut numbers: Vec<u32> = wait(self.store.list(&format!("{base}[")))?
+        let mut numbers: Vec<u32> = self
+            .wait(self.store.list(&format!("{base}[")))?
             .iter()
             .filter_map(|o| ArchiveName::parse(sauve_archive::strip_age(&o.key).0))
             .filter(|a| !a.part && a.base == base && a.kind == SetKind::Backup)
@@ -112,7 +120,7 @@ impl StoreDestination {
     pub(crate) fn size_of(&self, files: &[PathBuf]) -> u64 {
         files
             .iter()
-            .filter_map(|f| wait(self.store.head(&key_of(f))).ok().flatten())
+            .filter_map(|f| self.wait(self.store.head(&key_of(f))).ok().flatten())
             .map(|o| o.size)
             .sum()
     }
@@ -132,7 +140,7 @@ impl StoreDestination {
             Ok(_) => Ok(()),
             Err(e) => {
                 for f in files.iter().rev() {
-                    if let Err(d) = wait(self.store.delete(&key_of(f))) {
+                    if let Err(d) = self.wait(self.store.delete(&key_of(f))) {
                         tracing::warn!("cannot remove the unsound {}: {d}", f.display());
                     }
                 }
@@ -148,9 +156,9 @@ impl StoreDestination {
         name: &str,
         progress: &mut dyn sauve_archive::Progress,
     ) -> Result<sauve_archive::VerifyReport, ArchiveError> {
-        let set = wait(sauve_archive::RemoteSet::locate(
+        let set = self.wait(sauve_archive::RemoteSet::locate(
             Arc::clone(&self.store),
-            io().handle().clone(),
+            self.rt.handle().clone(),
             name,
             None,
         ))?;
@@ -165,9 +173,9 @@ impl StoreDestination {
         options: &sauve_archive::RestoreOptions,
         progress: &mut dyn sauve_archive::Progress,
     ) -> Result<sauve_archive::RestoreReport, EngineError> {
-        let set = wait(sauve_archive::RemoteSet::locate(
+        let set = self.wait(sauve_archive::RemoteSet::locate(
             Arc::clone(&self.store),
-            io().handle().clone(),
+            self.rt.handle().clone(),
             name,
             None,
         ))?;
@@ -178,7 +186,7 @@ impl StoreDestination {
     /// `keep` remain, each whole (its segments, last first, then its `.4BL`).
     pub(crate) fn retain(&self, base: &str, keep: usize) -> Retained {
         let mut retained = Retained::default();
-        let removed = wait(prune(self.store.as_ref(), base, keep, |key, number| {
+        let removed = self.wait(prune(self.store.as_ref(), base, keep, |key, number| {
             retained
                 .files
                 .push(PathBuf::from(format!("{}{key}", self.url)));
@@ -194,7 +202,7 @@ impl StoreDestination {
 
     /// Publishes the history the records actor keeps in `records` (SPEC 19).
     pub(crate) fn publish_history(&self, records: &Path, key: &str) -> Result<(), EngineError> {
-        wait(crate::actors::offsite::publish_history(
+        self.wait(crate::actors::offsite::publish_history(
             self.store.as_ref(),
             records,
             key,
@@ -272,13 +280,17 @@ impl StoreTarget {
 
 impl SetTarget for StoreTarget {
     fn taken(&mut self, fin: &Path) -> io::Result<bool> {
-        wait(self.dest.store.head(&key_of(fin)))
+        self.dest
+            .wait(self.dest.store.head(&key_of(fin)))
             .map(|o| o.is_some())
             .map_err(carried)
     }
 
     fn create(&mut self, part: &Path, fin: &Path) -> io::Result<Box<dyn PartFile>> {
-        let upload = wait(self.dest.store.start_upload(&key_of(fin))).map_err(carried)?;
+        let upload = self
+            .dest
+            .wait(self.dest.store.start_upload(&key_of(fin)))
+            .map_err(carried)?;
         Ok(Box::new(StorePart {
             part: part.to_path_buf(),
             upload: Some(upload),
@@ -286,6 +298,7 @@ impl SetTarget for StoreTarget {
             part_size: self.dest.part_size,
             sent: false,
             ready: Arc::clone(&self.ready),
+            rt: self.dest.rt,
         }))
     }
 
@@ -294,7 +307,7 @@ impl SetTarget for StoreTarget {
         if let Some(i) = ready.iter().position(|(p, _)| p == part) {
             let (_, upload) = ready.remove(i);
             drop(ready);
-            let _ = wait(upload.abort());
+            let _ = self.dest.wait(upload.abort());
         }
     }
 
@@ -313,7 +326,7 @@ impl SetTarget for StoreTarget {
             };
             let (_, upload) = ready.remove(i);
             // Completing checks that the key is free (1407 naming it).
-            match wait(upload.complete()) {
+            match self.dest.wait(upload.complete()) {
                 Ok(_) => done.push(key_of(fin)),
                 Err(e) => {
                     failure = Some(ArchiveError::Store(e));
@@ -327,12 +340,12 @@ impl SetTarget for StoreTarget {
         // The set's last segment is not there: what was completed goes, and
         // the rest is aborted, so no part of the set stays.
         for key in done.iter().rev() {
-            if let Err(e) = wait(self.dest.store.delete(key)) {
+            if let Err(e) = self.dest.wait(self.dest.store.delete(key)) {
                 tracing::warn!("cannot remove {}{key}: {e}", self.dest.url);
             }
         }
         for (_, upload) in ready {
-            let _ = wait(upload.abort());
+            let _ = self.dest.wait(upload.abort());
         }
         Err(failure)
     }
@@ -345,14 +358,14 @@ impl SetTarget for StoreTarget {
 impl Drop for StoreTarget {
     fn drop(&mut self) {
         for (_, upload) in self.take_ready() {
-            abort_soon(upload);
+            abort_soon(self.dest.rt, upload);
         }
     }
 }
 
 /// Aborts `upload` without waiting (from a drop, wherever it runs).
-fn abort_soon(upload: Box<dyn Upload>) {
-    io().spawn(async move {
+fn abort_soon(rt: &tokio::runtime::Runtime, upload: Box<dyn Upload>) {
+    rt.spawn(async move {
         let _ = upload.abort().await;
     });
 }
@@ -366,6 +379,7 @@ struct StorePart {
     part_size: usize,
     sent: bool,
     ready: Ready,
+    rt: &'static tokio::runtime::Runtime,
 }
 
 impl StorePart {
@@ -373,9 +387,9 @@ impl StorePart {
         let Some(upload) = self.upload.as_mut() else {
             return Err(io::Error::other("the upload of this segment has ended"));
         };
-        if let Err(e) = wait(upload.put_part(Bytes::from(data))) {
+        if let Err(e) = self.rt.block_on(upload.put_part(Bytes::from(data))) {
             if let Some(u) = self.upload.take() {
-                let _ = wait(u.abort());
+                let _ = self.rt.block_on(u.abort());
             }
             return Err(carried(e));
         }
@@ -429,7 +443,7 @@ impl PartFile for StorePart {
 impl Drop for StorePart {
     fn drop(&mut self) {
         if let Some(upload) = self.upload.take() {
-            abort_soon(upload);
+            abort_soon(self.rt, upload);
         }
     }
 }

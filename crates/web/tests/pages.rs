@@ -463,3 +463,19 @@ async fn the_backup_page_shows_where_the_off_site_copies_stand() {
     assert!(body.contains("1 failed"), "{body}");
     assert!(body.contains("retried with backoff"), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backup_page_names_a_bucket_destination_without_a_disk_meter() {
+    let mut s = site();
+    let mut doc = sauve_settings::SettingsDoc::default();
+    doc.settings_mut().general.destination_folder = "s3://backups/apps/notes/".to_owned();
+    sauve_settings::save_file(&s.app.join("Settings/backup.4DSettings"), &doc).unwrap();
+    let (cookie, _) = s.login().await;
+    let (code, body) = text(s.send(get("/", Some(&cookie))).await).await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(body.contains("<dt>Bucket</dt>"), "{body}");
+    assert!(body.contains("s3://backups/apps/notes/"), "{body}");
+    assert!(body.contains("nothing is kept on this disk"), "{body}");
+    assert!(!body.contains("disk-meter"), "{body}");
+    assert!(!body.contains("Free space unknown"), "{body}");
+}
