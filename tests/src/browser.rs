@@ -57,6 +57,12 @@ pub struct Server {
 impl Server {
     /// Starts the server and waits for it to answer.
     pub fn start(app: &Path) -> Server {
+        Server::start_with_env(app, &[])
+    }
+
+    /// [`Server::start`] with `env` added to the server's environment (a
+    /// store's credentials, say).
+    pub fn start_with_env(app: &Path, env: &[(&str, &str)]) -> Server {
         let log = std::fs::File::create(app.parent().unwrap_or(app).join("sauve-run.log"))
             .unwrap_or_else(|e| panic!("cannot create the server log: {e}"));
         let mut child = Command::new(sauve_binary())
@@ -64,6 +70,7 @@ impl Server {
             .arg(app)
             .args(["--listen", "127.0.0.1:0"])
             .env("TZ", "UTC")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(
                 log.try_clone()

@@ -335,3 +335,74 @@ pub fn keys(rt: &tokio::runtime::Runtime, store: &dyn sauve_store::Store) -> Vec
         .map(|o| o.key)
         .collect()
 }
+
+/// A new age identity in `dir/name` (Debian's `age-keygen`), and its recipient.
+pub fn age_keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+    let key = dir.join(name);
+    let out = Command::new("age-keygen")
+        .arg("-o")
+        .arg(&key)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("age-keygen is needed (Debian's package age, which .ci/run installs): {e}")
+        });
+    assert!(out.status.success(), "{out:?}");
+    let recipient = Command::new("age-keygen")
+        .arg("-y")
+        .arg(&key)
+        .output()
+        .unwrap();
+    (
+        key,
+        String::from_utf8(recipient.stdout)
+            .unwrap()
+            .trim()
+            .to_owned(),
+    )
+}
+
+/// What an operator without sauve does with an encrypted set: `age -d -i
+/// KEY` each of `segments` (keys of `store`), in order, `| zstd -d | tar -x`
+/// into a folder under `work`, which is returned.
+pub fn extract_with_age_cli(
+    rt: &tokio::runtime::Runtime,
+    store: &dyn sauve_store::Store,
+    segments: &[impl AsRef<str>],
+    key: &Path,
+    work: &Path,
+) -> PathBuf {
+    let mut stream = Vec::new();
+    for k in segments {
+        let k = k.as_ref();
+        let enc = work.join("seg.age");
+        std::fs::write(&enc, rt.block_on(store.get(k)).unwrap()).unwrap();
+        let out = Command::new("age")
+            .arg("-d")
+            .arg("-i")
+            .arg(key)
+            .arg(&enc)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "age -d {k}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stream.extend_from_slice(&out.stdout);
+    }
+    let tarball = work.join("set.tar.zst");
+    std::fs::write(&tarball, &stream).unwrap();
+    let out_dir = work.join("x");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "zstd -d -c '{}' | tar -x -C '{}'",
+            tarball.display(),
+            out_dir.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    out_dir
+}

@@ -9,11 +9,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
 use sauve_store::Store;
-use sauve_tests::garage::{Garage, bucket, keys, sauve, sauve_command};
+use sauve_tests::garage::{
+    Garage, age_keygen, bucket, extract_with_age_cli, keys, sauve, sauve_command,
+};
 use sauve_tests::{SampleApp, ok, random, runtime, size_under};
 
 /// An app whose data file is `Data/<stem>.4DD` holding `data`, with
@@ -398,30 +399,6 @@ fn one_node_of_three_killed_during_a_copy_the_copy_completes_and_verifies() {
     assert!(out.contains("sound"), "{out}");
 }
 
-fn age_keygen(dir: &Path, name: &str) -> (std::path::PathBuf, String) {
-    let key = dir.join(name);
-    let out = Command::new("age-keygen")
-        .arg("-o")
-        .arg(&key)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("age-keygen is needed (Debian's package age, which .ci/run installs): {e}")
-        });
-    assert!(out.status.success(), "{out:?}");
-    let recipient = Command::new("age-keygen")
-        .arg("-y")
-        .arg(&key)
-        .output()
-        .unwrap();
-    (
-        key,
-        String::from_utf8(recipient.stdout)
-            .unwrap()
-            .trim()
-            .to_owned(),
-    )
-}
-
 #[test]
 fn an_encrypted_copy_restores_with_the_age_cli_and_with_identity_and_fails_clearly_without() {
     let garage = Garage::start(1);
@@ -456,38 +433,7 @@ fn an_encrypted_copy_restores_with_the_age_cli_and_with_identity_and_fails_clear
 
     // Without sauve: age -d each segment, in order, | zstd -d | tar -x.
     let work = tempfile::tempdir().unwrap();
-    let mut stream = Vec::new();
-    for k in &segments {
-        let enc = work.path().join("seg.age");
-        std::fs::write(&enc, rt.block_on(store.get(k)).unwrap()).unwrap();
-        let out = Command::new("age")
-            .arg("-d")
-            .arg("-i")
-            .arg(&key)
-            .arg(&enc)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "age -d {k}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stream.extend_from_slice(&out.stdout);
-    }
-    let tarball = work.path().join("set.tar.zst");
-    std::fs::write(&tarball, &stream).unwrap();
-    let out_dir = work.path().join("x");
-    std::fs::create_dir_all(&out_dir).unwrap();
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "zstd -d -c '{}' | tar -x -C '{}'",
-            tarball.display(),
-            out_dir.display()
-        ))
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let out_dir = extract_with_age_cli(&rt, &store, &segments, &key, work.path());
     assert_eq!(std::fs::read(out_dir.join("Data/Notes.4DD")).unwrap(), data);
 
     // With sauve and --identity.

@@ -14,6 +14,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 use sauve_store::Store;
+use sauve_tests::browser::{Server, sauve_binary};
 use sauve_tests::garage::{Garage, bucket, keys, sauve, sauve_command};
 use sauve_tests::{SampleApp, ok, random, runtime, size_under};
 
@@ -333,7 +334,7 @@ fn one_node_of_three_killed_during_a_backup_to_the_cluster_the_backup_completes_
 }
 
 #[test]
-fn three_apps_backing_up_into_one_prefix_keep_every_entry_and_overwrite_nothing() {
+fn three_apps_each_with_its_own_sauve_run_backing_up_into_one_prefix_keep_every_entry() {
     let garage = std::sync::Arc::new(Garage::start(1));
     let url = "s3://sauve-test/shared/";
     let apps: Vec<SampleApp> = (1..=3)
@@ -348,18 +349,37 @@ fn three_apps_backing_up_into_one_prefix_keep_every_entry_and_overwrite_nothing(
             app
         })
         .collect();
+    // Each app served by its own `sauve run`, which holds the credentials;
+    // `sauve backup` is forwarded to it and waits for its report.
+    let env = [
+        ("SAUVE_TEST_S3_KEY", garage.key_id.as_str()),
+        ("SAUVE_TEST_S3_SECRET", garage.secret.as_str()),
+    ];
+    let servers: Vec<Server> = apps
+        .iter()
+        .map(|a| Server::start_with_env(a.path(), &env))
+        .collect();
     for _round in 0..2 {
         let runs: Vec<_> = apps
             .iter()
             .map(|a| {
-                let (g, arg) = (std::sync::Arc::clone(&garage), a.arg());
-                std::thread::spawn(move || ok(&sauve(&g, &["backup", "--app", &arg])))
+                let arg = a.arg();
+                std::thread::spawn(move || {
+                    ok(&std::process::Command::new(sauve_binary())
+                        .args(["backup", "--app", &arg])
+                        .env_remove("SAUVE_TEST_S3_KEY")
+                        .env_remove("SAUVE_TEST_S3_SECRET")
+                        .output()
+                        .unwrap())
+                })
             })
             .collect();
         for r in runs {
-            r.join().unwrap();
+            let out = r.join().unwrap();
+            assert!(out.contains("No detected error"), "{out}");
         }
     }
+    drop(servers);
     let rt = runtime();
     let store = bucket(&garage, "shared/");
     assert_eq!(
@@ -407,4 +427,83 @@ fn three_apps_backing_up_into_one_prefix_keep_every_entry_and_overwrite_nothing(
             format!("data {n}").as_bytes()
         );
     }
+}
+
+#[test]
+fn an_encrypted_bucket_destination_restores_with_the_age_cli_and_with_identity_only() {
+    let garage = Garage::start(1);
+    let url = "s3://sauve-test/sealed/";
+    let data = random(3 << 20);
+    let app = app(
+        &garage,
+        url,
+        &data,
+        &[
+            ("Advanced/FileSegmentation/DefaultSize", "1"),
+            ("Advanced/SetNumber/Enable", "true"),
+            ("Advanced/SetNumber/Value", "2"),
+        ],
+    );
+    let (key, recipient) = sauve_tests::garage::age_keygen(app.root(), "key.txt");
+    std::fs::write(
+        app.path().join("Settings/sauve.toml"),
+        format!(
+            "[destination]\n{}encrypt_to = [\"{recipient}\"]\n",
+            garage.toml_lines()
+        ),
+    )
+    .unwrap();
+    let a = app.arg();
+    let out = ok(&sauve(&garage, &["backup", "--app", &a]));
+    assert!(out.contains("Backup 0001 of Notes: 0"), "{out}");
+    let journal = ok(&sauve(&garage, &["journal", "--app", &a]));
+    assert!(journal.contains("--identity FILE"), "{journal}");
+
+    // Every segment is an age object; the plaintext is nowhere in the bucket.
+    let rt = runtime();
+    let store = bucket(&garage, "sealed/");
+    let segments: Vec<String> = keys(&rt, &store)
+        .into_iter()
+        .filter(|k| k.starts_with("Notes[0001-"))
+        .collect();
+    assert!(segments.len() >= 3, "{segments:?}");
+    assert!(
+        segments.iter().all(|k| k.ends_with(".4BK.age")),
+        "{segments:?}"
+    );
+    let first = rt.block_on(store.get(&segments[0])).unwrap();
+    assert!(first.starts_with(b"age-encryption.org/v1"));
+    assert!(archive_files(app.root()).is_empty());
+
+    // Without sauve: age -d | zstd -d | tar -x.
+    let work = tempfile::tempdir().unwrap();
+    let out_dir =
+        sauve_tests::garage::extract_with_age_cli(&rt, &store, &segments, &key, work.path());
+    assert_eq!(std::fs::read(out_dir.join("Data/Notes.4DD")).unwrap(), data);
+
+    // With sauve: --identity reads it; without, the error names the set.
+    let set = format!("{url}Notes[0001]");
+    let k = key.display().to_string();
+    let verified = ok(&sauve(
+        &garage,
+        &["verify", &set, "--app", &a, "--identity", &k],
+    ));
+    assert!(verified.contains("sound"), "{verified}");
+    let out = sauve(&garage, &["verify", &set, "--app", &a]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success());
+    assert!(err.contains("Notes[0001]"), "{err}");
+    assert!(err.contains("--identity"), "{err}");
+
+    // Numbering and retention see the encrypted sets.
+    ok(&sauve(&garage, &["backup", "--app", &a]));
+    ok(&sauve(&garage, &["backup", "--app", &a]));
+    let firsts: Vec<String> = keys(&rt, &store)
+        .into_iter()
+        .filter(|k| k.ends_with("-0001].4BK.age"))
+        .collect();
+    assert_eq!(
+        firsts,
+        ["Notes[0002-0001].4BK.age", "Notes[0003-0001].4BK.age"]
+    );
 }

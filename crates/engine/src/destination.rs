@@ -42,14 +42,26 @@ fn io() -> io::Result<&'static tokio::runtime::Runtime> {
 }
 
 /// The store of a run.
-#[derive(Debug)]
 pub(crate) struct StoreDestination {
     /// `s3://bucket/prefix/`, as the settings say.
     pub(crate) url: String,
     pub(crate) store: Arc<dyn Store>,
     /// Bytes per part of an upload.
     pub(crate) part_size: usize,
+    /// `encrypt_to` of `[destination]`: each segment is stored as the age
+    /// encryption of its bytes, named `….age` (SPEC 19).
+    recipients: Vec<age::x25519::Recipient>,
     rt: &'static tokio::runtime::Runtime,
+}
+
+impl std::fmt::Debug for StoreDestination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreDestination")
+            .field("url", &self.url)
+            .field("part_size", &self.part_size)
+            .field("recipients", &self.recipients.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The key of a set file: its name.
@@ -68,12 +80,37 @@ impl StoreDestination {
             crate::actors::offsite::s3_options(&StoreConnection::default(), &toml.destination);
         let store = sauve_store::open(&Location::parse(url)?, &options)?;
         let rt = io().map_err(EngineError::io("start the runtime for", Path::new(url)))?;
+        let mut recipients = Vec::new();
+        for k in &toml.destination_encrypt_to {
+            let r: age::x25519::Recipient = k.parse().map_err(|e| StoreError::Invalid {
+                what: format!("destination.encrypt_to {k:?}"),
+                reason: format!("not an age recipient: {e}"),
+                accepted: "age recipients as age-keygen prints them (age1…)",
+            })?;
+            recipients.push(r);
+        }
         Ok(StoreDestination {
             url: url.to_owned(),
             store,
             part_size: options.part_size.max(sauve_store::MIN_PART),
+            recipients,
             rt,
         })
+    }
+
+    /// Whether the sets are stored encrypted (`….age`).
+    pub(crate) fn encrypted(&self) -> bool {
+        !self.recipients.is_empty()
+    }
+
+    /// The key of a set file: its name, with `.age` when encrypted.
+    fn object_key(&self, path: &Path) -> String {
+        let key = key_of(path);
+        if self.encrypted() {
+            format!("{key}{}", sauve_archive::AGE_SUFFIX)
+        } else {
+            key
+        }
     }
 
     /// Runs `f` to completion on the store runtime. Only from blocking
@@ -120,7 +157,11 @@ impl StoreDestination {
     pub(crate) fn size_of(&self, files: &[PathBuf]) -> u64 {
         files
             .iter()
-            .filter_map(|f| self.wait(self.store.head(&key_of(f))).ok().flatten())
+            .filter_map(|f| {
+                self.wait(self.store.head(&self.object_key(f)))
+                    .ok()
+                    .flatten()
+            })
             .map(|o| o.size)
             .sum()
     }
@@ -140,7 +181,7 @@ impl StoreDestination {
             Ok(_) => Ok(()),
             Err(e) => {
                 for f in files.iter().rev() {
-                    if let Err(d) = self.wait(self.store.delete(&key_of(f))) {
+                    if let Err(d) = self.wait(self.store.delete(&self.object_key(f))) {
                         tracing::warn!("cannot remove the unsound {}: {d}", f.display());
                     }
                 }
@@ -280,18 +321,29 @@ impl StoreTarget {
 
 impl SetTarget for StoreTarget {
     fn taken(&mut self, fin: &Path) -> io::Result<bool> {
-        self.dest
-            .wait(self.dest.store.head(&key_of(fin)))
-            .map(|o| o.is_some())
-            .map_err(carried)
+        // Plain or encrypted, the name is the set's.
+        for key in [
+            key_of(fin),
+            format!("{}{}", key_of(fin), sauve_archive::AGE_SUFFIX),
+        ] {
+            if self
+                .dest
+                .wait(self.dest.store.head(&key))
+                .map_err(carried)?
+                .is_some()
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     fn create(&mut self, part: &Path, fin: &Path) -> io::Result<Box<dyn PartFile>> {
         let upload = self
             .dest
-            .wait(self.dest.store.start_upload(&key_of(fin)))
+            .wait(self.dest.store.start_upload(&self.dest.object_key(fin)))
             .map_err(carried)?;
-        Ok(Box::new(StorePart {
+        let part = StorePart {
             part: part.to_path_buf(),
             upload: Some(upload),
             buf: Vec::with_capacity(self.dest.part_size),
@@ -299,6 +351,20 @@ impl SetTarget for StoreTarget {
             sent: false,
             ready: Arc::clone(&self.ready),
             rt: self.dest.rt,
+        };
+        if !self.dest.encrypted() {
+            return Ok(Box::new(part));
+        }
+        // `age -d -i KEY OBJECT` gives the segment back.
+        let encryptor = age::Encryptor::with_recipients(
+            self.dest
+                .recipients
+                .iter()
+                .map(|r| r as &dyn age::Recipient),
+        )
+        .map_err(io::Error::other)?;
+        Ok(Box::new(AgePart {
+            stream: Some(encryptor.wrap_output(part)?),
         }))
     }
 
@@ -327,7 +393,7 @@ impl SetTarget for StoreTarget {
             let (_, upload) = ready.remove(i);
             // Completing checks that the key is free (1407 naming it).
             match self.dest.wait(upload.complete()) {
-                Ok(_) => done.push(key_of(fin)),
+                Ok(_) => done.push(self.dest.object_key(fin)),
                 Err(e) => {
                     failure = Some(ArchiveError::Store(e));
                     break;
@@ -445,5 +511,34 @@ impl Drop for StorePart {
         if let Some(upload) = self.upload.take() {
             abort_soon(self.rt, upload);
         }
+    }
+}
+
+/// A segment encrypted with age on its way into its upload.
+struct AgePart {
+    /// `None` once synced.
+    stream: Option<age::stream::StreamWriter<StorePart>>,
+}
+
+impl Write for AgePart {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        match self.stream.as_mut() {
+            Some(s) => s.write(data),
+            None => Err(io::Error::other("the upload of this segment has ended")),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl PartFile for AgePart {
+    /// Ends the age stream, then the upload's last part.
+    fn sync(&mut self) -> io::Result<()> {
+        let Some(stream) = self.stream.take() else {
+            return Err(io::Error::other("the upload of this segment has ended"));
+        };
+        stream.finish()?.sync()
     }
 }

@@ -197,6 +197,8 @@ fn restore_from_offsite(
     let mut stores: Vec<(String, Arc<dyn sauve_store::Store>)> = Vec::new();
     if let sauve_settings::Destination::Store { url, .. } = place {
         match crate::destination::StoreDestination::open(&layout.app, url) {
+            // No identity here for an encrypted one, as for off-site stores.
+            Ok(d) if d.encrypted() => {}
             Ok(d) => stores.push((d.url, d.store)),
             Err(e) => tracing::warn!("the destination {url} cannot be opened: {e}"),
         }

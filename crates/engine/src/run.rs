@@ -496,6 +496,18 @@ impl Run {
         }
         if plan.verify
             && let Some(store) = store.as_ref()
+            && store.encrypted()
+        {
+            // Only an identity reads an encrypted set, and sauve holds none.
+            l.notes.push(format!(
+                "the set is encrypted in {}: sauve holds no identity to read it back; `sauve verify {}{}[{}] --identity FILE` checks it",
+                store.url,
+                store.url,
+                plan.base,
+                sauve_archive::number_text(plan.number)
+            ));
+        } else if plan.verify
+            && let Some(store) = store.as_ref()
         {
             self.phase(Phase::Verify);
             if !l.log_archives.is_empty() {

@@ -222,6 +222,9 @@ pub struct SauveToml {
     /// `[destination]`: how to reach the store an `s3://` destination or
     /// off-site copy names (SPEC 19).
     pub destination: StoreConnection,
+    /// `encrypt_to` of `[destination]`: age recipients for the sets of a
+    /// bucket `DestinationFolder` (each `[[offsite]]` entry has its own).
+    pub destination_encrypt_to: Vec<String>,
     /// `[[offsite]]`: where committed sets are copied (SPEC 19).
     pub offsite: Vec<OffsiteSettings>,
 }
@@ -339,6 +342,9 @@ struct RawConnection {
     secret_access_key: Option<Spanned<toml::Value>>,
     part_size_mib: Option<Spanned<i64>>,
     parts_in_flight: Option<Spanned<i64>>,
+    /// `[destination]` only: the bucket destination's recipients.
+    #[serde(default)]
+    encrypt_to: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -656,32 +662,10 @@ impl Check<'_> {
                 secret_access_key: raw.secret_access_key,
                 part_size_mib: raw.part_size_mib,
                 parts_in_flight: raw.parts_in_flight,
+                encrypt_to: None,
             },
         );
-        let encrypt_to = match &raw.encrypt_to {
-            Some(list) => {
-                let keys: Vec<String> =
-                    list.get_ref().iter().map(|k| k.trim().to_owned()).collect();
-                let bad = keys.iter().find(|k| {
-                    !(k.starts_with("age1")
-                        && k.len() > 20
-                        && k.bytes()
-                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
-                });
-                if keys.is_empty() || bad.is_some() {
-                    self.problem(
-                        list.span(),
-                        &format!("{key}.encrypt_to"),
-                        format!(
-                            "invalid value {:?} (accepted: a list of age recipients, as age-keygen prints them: [\"age1…\"])",
-                            bad.cloned().unwrap_or_default()
-                        ),
-                    );
-                }
-                keys
-            }
-            None => Vec::new(),
-        };
+        let encrypt_to = self.recipients(&key, &raw.encrypt_to);
         OffsiteSettings {
             url,
             keep,
@@ -689,6 +673,31 @@ impl Check<'_> {
             encrypt_to,
             connection,
         }
+    }
+
+    /// `encrypt_to` of the table `key`: age recipients, as age-keygen prints them.
+    fn recipients(&mut self, key: &str, raw: &Option<Spanned<Vec<String>>>) -> Vec<String> {
+        let Some(list) = raw else {
+            return Vec::new();
+        };
+        let keys: Vec<String> = list.get_ref().iter().map(|k| k.trim().to_owned()).collect();
+        let bad = keys.iter().find(|k| {
+            !(k.starts_with("age1")
+                && k.len() > 20
+                && k.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        });
+        if keys.is_empty() || bad.is_some() {
+            self.problem(
+                list.span(),
+                &format!("{key}.encrypt_to"),
+                format!(
+                    "invalid value {:?} (accepted: a list of age recipients, as age-keygen prints them: [\"age1…\"])",
+                    bad.cloned().unwrap_or_default()
+                ),
+            );
+        }
+        keys
     }
 
     fn url(&mut self, v: &Spanned<String>, key: &str) -> String {
@@ -1043,10 +1052,14 @@ pub fn parse_sauve_toml(
         },
         None => UiSettings::default(),
     };
-    let destination = raw
-        .destination
-        .map(|d| check.connection("destination", d.into_inner()))
-        .unwrap_or_default();
+    let (destination, destination_encrypt_to) = match raw.destination {
+        Some(d) => {
+            let d = d.into_inner();
+            let recipients = check.recipients("destination", &d.encrypt_to);
+            (check.connection("destination", d), recipients)
+        }
+        None => Default::default(),
+    };
     let offsite = raw
         .offsite
         .into_iter()
@@ -1063,6 +1076,7 @@ pub fn parse_sauve_toml(
         alerts,
         metrics,
         ui,
+        destination_encrypt_to,
         destination,
         offsite,
     })
@@ -1124,6 +1138,8 @@ impl SauveToml {
                 "part_size_mib": c.part_size_mib, "parts_in_flight": c.parts_in_flight,
             })
         };
+        let mut destination = connection(&self.destination);
+        destination["encrypt_to"] = serde_json::json!(self.destination_encrypt_to);
         serde_json::json!({
             "source": self.source,
             "alerts": {
@@ -1138,7 +1154,7 @@ impl SauveToml {
             },
             "metrics": {"token": secret(&self.metrics.token)},
             "ui": {"password_hash": self.ui.password_hash.as_ref().map(|_| "***")},
-            "destination": connection(&self.destination),
+            "destination": destination,
             "offsite": self.offsite.iter().map(|o| serde_json::json!({
                 "url": o.url, "keep": o.keep, "retry_after": format!("{}s", o.retry_after.as_secs()),
                 "encrypt_to": o.encrypt_to,
@@ -1184,8 +1200,17 @@ mod tests {
         assert_eq!(over.region.as_deref(), Some("other"));
         assert_eq!(over.endpoint.as_deref(), Some("http://127.0.0.1:3900"));
         assert!(!s.to_json().to_string().contains("very-secret"));
+        assert!(s.destination_encrypt_to.is_empty());
+        let key = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+        let e = parse(&format!("[destination]\nencrypt_to = [\"{key}\"]\n")).unwrap();
+        assert_eq!(e.destination_encrypt_to, [key]);
+        assert_eq!(e.to_json()["destination"]["encrypt_to"][0], key);
 
         for (text, expected) in [
+            (
+                "[destination]\nencrypt_to = [\"ssh-ed25519 AAAA\"]\n",
+                "destination.encrypt_to: invalid value \"ssh-ed25519 AAAA\" (accepted: a list of age recipients",
+            ),
             (
                 "[destination]\nsecret_access_key = \"abc\"\n",
                 "sauve.toml:2:21: destination.secret_access_key: a secret is never a value in the file",
