@@ -131,7 +131,11 @@ fn a_backup_streams_into_the_bucket_and_restores_from_it_byte_identical() {
     let history = ok(&sauve(&garage, &["history", "--app", &a, "--json"]));
     let local = entries(&serde_json::from_str(&history).unwrap());
     assert_eq!(local, remote);
-    let records = app.path().join("Logs/Destinations/sauve-test_apps_notes");
+    let records = sauve_settings::resolve_destination(app.path(), url)
+        .unwrap()
+        .records()
+        .to_path_buf();
+    assert!(records.starts_with(app.path().join("Logs/Destinations")));
     assert!(records.join("backupHistory.json").is_file());
 
     // Read back: verify, then restore, byte for byte.

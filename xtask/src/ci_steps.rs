@@ -17,6 +17,9 @@ pub(crate) const STEPS: &[&[&str]] = &[
         "-D",
         "warnings",
     ],
+    // The binaries of the timed runs, built before their timeouts start.
+    &["build", "--release", "--locked", "-p", "notes-server"],
+    &["build", "--locked", "-p", "xtask"],
     // The short end-to-end run: exits non-zero if an acknowledged write is lost.
     &["xtask", "e2e", "--seconds", "20", "--cycles", "3"],
     // With a 1 GiB data file: writers wait seconds, some cancel.

@@ -156,6 +156,18 @@ impl ArchiveError {
         }
     }
 
+    /// Whether what was read is not what its manifest says (damaged, or a
+    /// part of it missing), as against a read that could not be made (a
+    /// store out of reach, a disk error): only such a set is unsound.
+    pub fn is_mismatch(&self) -> bool {
+        matches!(
+            self,
+            ArchiveError::Corrupt { .. }
+                | ArchiveError::Missing { .. }
+                | ArchiveError::Store(sauve_store::StoreError::NotFound { .. })
+        )
+    }
+
     /// Whether trying again may help.
     pub fn is_transient(&self) -> bool {
         self.status().is_retried()

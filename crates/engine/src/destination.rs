@@ -14,7 +14,7 @@
 use std::future::Future;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use sauve_archive::{ArchiveError, ArchiveName, PartFile, SetKind, SetTarget};
@@ -24,10 +24,13 @@ use sauve_store::{Location, Store, StoreError, Upload};
 use crate::error::EngineError;
 use crate::retention::Retained;
 
-/// The runtime every store call of the copier runs on, made once.
+/// The runtime every store call of the copier runs on, made once and kept
+/// for the life of the process (a runtime dropped in async context panics,
+/// so one made by a losing racer is never dropped: there is no racer).
 fn io() -> io::Result<&'static tokio::runtime::Runtime> {
-    static IO: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    if let Some(rt) = IO.get() {
+    static IO: Mutex<Option<&'static tokio::runtime::Runtime>> = Mutex::new(None);
+    let mut io = IO.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(rt) = *io {
         return Ok(rt);
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -35,10 +38,20 @@ fn io() -> io::Result<&'static tokio::runtime::Runtime> {
         .thread_name("sauve-store-io")
         .enable_all()
         .build()?;
-    // Another thread may have made one meanwhile: either serves.
-    let _ = IO.set(rt);
-    IO.get()
-        .ok_or_else(|| io::Error::other("the store runtime could not be kept"))
+    let rt: &'static tokio::runtime::Runtime = Box::leak(Box::new(rt));
+    *io = Some(rt);
+    Ok(rt)
+}
+
+/// What reading a committed set back found.
+#[derive(Debug, Default)]
+pub(crate) struct ReadBack {
+    /// Why the set does not check, when it does not.
+    pub(crate) failure: Option<EngineError>,
+    /// Whether it was removed for not matching its manifest.
+    pub(crate) removed: bool,
+    /// The objects of an unsound set that could not be removed, and why.
+    pub(crate) left: Vec<String>,
 }
 
 /// The store of a run.
@@ -167,27 +180,35 @@ impl StoreDestination {
     }
 
     /// Reads the committed set back and checks it against its manifest
-    /// (SPEC 13.2). A set that fails is removed, last segment first, so that
-    /// nothing unsound stays under a set's name.
+    /// (SPEC 13.2). With `remove_unsound`, a set that does not match it is
+    /// removed, last segment first, so that nothing unsound stays under a
+    /// set's name; a set that could not be read (the store out of reach)
+    /// stays, unverified, for `sauve verify` or the next read to check.
     pub(crate) fn verify(
         &self,
         files: &[PathBuf],
+        remove_unsound: bool,
         progress: &mut dyn sauve_archive::Progress,
-    ) -> Result<(), EngineError> {
+    ) -> ReadBack {
         let Some(first) = files.first() else {
-            return Ok(());
+            return ReadBack::default();
         };
-        match self.read_back(&key_of(first), progress) {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                for f in files.iter().rev() {
-                    if let Err(d) = self.wait(self.store.delete(&self.object_key(f))) {
-                        tracing::warn!("cannot remove the unsound {}: {d}", f.display());
-                    }
+        let e = match self.read_back(&key_of(first), progress) {
+            Ok(_) => return ReadBack::default(),
+            Err(e) => e,
+        };
+        let mut checked = ReadBack::default();
+        if remove_unsound && e.is_mismatch() {
+            for f in files.iter().rev() {
+                let key = self.object_key(f);
+                if let Err(d) = self.wait(self.store.delete(&key)) {
+                    checked.left.push(format!("{}{key}: {d}", self.url));
                 }
-                Err(e.into())
             }
+            checked.removed = checked.left.is_empty();
         }
+        checked.failure = Some(e.into());
+        checked
     }
 
     /// Reads the set `name` names back from the store and checks every
@@ -469,13 +490,17 @@ impl Write for StorePart {
         if self.upload.is_none() {
             return Err(io::Error::other("the upload of this segment has ended"));
         }
-        self.buf.extend_from_slice(data);
-        while self.buf.len() >= self.part_size {
-            let rest = self.buf.split_off(self.part_size);
-            let full = std::mem::replace(&mut self.buf, rest);
-            self.send(full)?;
-            self.buf
-                .reserve(self.part_size.saturating_sub(self.buf.len()));
+        // Each byte is copied once, into the part it goes out with.
+        let mut rest = data;
+        while !rest.is_empty() {
+            let room = self.part_size - self.buf.len();
+            let (now, later) = rest.split_at(room.min(rest.len()));
+            self.buf.extend_from_slice(now);
+            rest = later;
+            if self.buf.len() == self.part_size {
+                let full = std::mem::replace(&mut self.buf, Vec::with_capacity(self.part_size));
+                self.send(full)?;
+            }
         }
         Ok(data.len())
     }
@@ -486,7 +511,9 @@ impl Write for StorePart {
 }
 
 impl PartFile for StorePart {
-    /// Sends the last part and hands the upload over for the commit; the
+    /// Sends the last part, waits until every part has arrived (a set's
+    /// memory is then its one segment's parts in flight, whatever its
+    /// number of segments) and hands the upload over for the commit; the
     /// object stays invisible until then.
     fn sync(&mut self) -> io::Result<()> {
         if self.upload.is_none() {
@@ -496,12 +523,15 @@ impl PartFile for StorePart {
             let last = std::mem::take(&mut self.buf);
             self.send(last)?;
         }
-        if let Some(upload) = self.upload.take() {
-            self.ready
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push((self.part.clone(), upload));
-        }
+        let Some(mut upload) = self.upload.take() else {
+            return Err(io::Error::other("the upload of this segment has ended"));
+        };
+        // `settle` aborts the upload itself when a part failed.
+        self.rt.block_on(upload.settle()).map_err(carried)?;
+        self.ready
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((self.part.clone(), upload));
         Ok(())
     }
 }
@@ -540,5 +570,112 @@ impl PartFile for AgePart {
             return Err(io::Error::other("the upload of this segment has ended"));
         };
         stream.finish()?.sync()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sauve_archive::{ArchiveWriter, ManifestHeader, NoProgress, SetSpec};
+    use sauve_settings::{AppLayout, Compression, Settings};
+
+    /// A destination whose store is the folder `dir`.
+    fn destination(dir: &Path) -> Arc<StoreDestination> {
+        Arc::new(StoreDestination {
+            url: format!("{}/", dir.display()),
+            store: Arc::new(sauve_store::FolderStore::new(dir.to_path_buf())),
+            part_size: sauve_store::MIN_PART,
+            recipients: Vec::new(),
+            rt: io().unwrap(),
+        })
+    }
+
+    /// Writes set 1 of an app holding a 13 MiB data file into `dest`, in
+    /// segments of 6 MiB: three segments, each of two or more parts.
+    fn write_set(root: &Path, dest: &Arc<StoreDestination>, dir: &Path) -> Vec<PathBuf> {
+        let app = root.join("app");
+        std::fs::create_dir_all(app.join("Data")).unwrap();
+        let data: Vec<u8> = (0..13u32 << 20)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        std::fs::write(app.join("Data/App.4DD"), data).unwrap();
+        let layout = AppLayout::discover(&app).unwrap();
+        let settings = Settings::default();
+        let content = sauve_archive::resolve_content(&layout, &settings, dir).unwrap();
+        let spec = SetSpec {
+            destination: dir.to_path_buf(),
+            base: layout.base_name(),
+            number: 1,
+            kind: SetKind::Backup,
+            compression: Compression::None,
+            segment_size: 6 << 20,
+            threads: 1,
+        };
+        let header = ManifestHeader::new(SetKind::Backup, 1, "App", jiff::Timestamp::UNIX_EPOCH);
+        let mut w = ArchiveWriter::create_into(spec, header, dest.target()).unwrap();
+        for e in &content.entries {
+            w.append(e, &mut NoProgress).unwrap();
+        }
+        w.finish(jiff::Timestamp::UNIX_EPOCH)
+            .unwrap()
+            .commit()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_set_streamed_into_a_store_reads_back_and_a_damaged_one_goes_only_when_asked() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("bk");
+        let dest = destination(&dir);
+        let files = write_set(root.path(), &dest, &dir);
+        assert_eq!(files.len(), 3, "{files:?}");
+        let checked = dest.verify(&files, true, &mut NoProgress);
+        assert!(checked.failure.is_none(), "{:?}", checked.failure);
+        // No upload is left behind, and every segment is whole.
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+
+        // One byte of the middle segment changed.
+        let middle = &files[1];
+        let mut bytes = std::fs::read(middle).unwrap();
+        let at = bytes.len() / 2;
+        bytes[at] ^= 0x40;
+        std::fs::write(middle, bytes).unwrap();
+
+        // A log backup's check never removes it: its records are nowhere else.
+        let kept = dest.verify(&files, false, &mut NoProgress);
+        assert!(kept.failure.is_some());
+        assert!(!kept.removed);
+        assert!(files.iter().all(|f| f.is_file()));
+
+        let removed = dest.verify(&files, true, &mut NoProgress);
+        let failure = removed.failure.map(|e| e.to_string()).unwrap_or_default();
+        assert!(failure.contains("Data/App.4DD"), "{failure}");
+        assert!(removed.removed, "{:?}", removed.left);
+        assert!(files.iter().all(|f| !f.exists()));
+    }
+
+    #[test]
+    fn a_set_that_cannot_be_read_back_is_never_removed() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("bk");
+        let dest = destination(&dir);
+        let files = write_set(root.path(), &dest, &dir);
+        // The store cannot be read (a file where its folder was): the set
+        // may be sound, so it stays.
+        let aside = root.path().join("aside");
+        std::fs::rename(&dir, &aside).unwrap();
+        std::fs::write(&dir, b"not a folder").unwrap();
+        let checked = dest.verify(&files, true, &mut NoProgress);
+        assert!(checked.failure.is_some());
+        assert!(!checked.removed);
+        assert!(checked.left.is_empty(), "{:?}", checked.left);
+        std::fs::remove_file(&dir).unwrap();
+        std::fs::rename(&aside, &dir).unwrap();
+        assert!(files.iter().all(|f| f.is_file()));
+        assert!(dest.verify(&files, true, &mut NoProgress).failure.is_none());
     }
 }

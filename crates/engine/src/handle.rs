@@ -634,12 +634,24 @@ impl BackupHandle {
             warnings.push(format!("the Backup Journal was not written: {e}"));
         }
         let mut report = result?;
-        if store.is_some() {
+        // A restore from the app's own bucket destination is published
+        // there with its history (SPEC 19); an off-site prefix's history is
+        // the off-site copier's to write.
+        let mut publish = None;
+        if let Some(store) = &store {
             // Recorded with the app's records of the bucket.
             let url = archive.to_string_lossy();
             let (url, _) = url.rsplit_once('/').unwrap_or((&url, ""));
             if let Ok(place) = sauve_settings::resolve_destination(&self.inner.layout.app, url) {
                 report.set.dir = place.records().to_path_buf();
+                let own = self
+                    .settings()
+                    .await
+                    .ok()
+                    .and_then(|s| crate::plan::destination(&self.inner.layout.app, &s).ok());
+                if own.is_some_and(|d| d.describe() == place.describe()) {
+                    publish = Some(Arc::clone(store));
+                }
             }
         }
         let (key, entry) =
@@ -657,6 +669,19 @@ impl BackupHandle {
             .and_then(|r| r)
         {
             warnings.push(format!("the restore was not recorded in the history: {e}"));
+        } else if let Some(store) = publish {
+            let url = store.url.clone();
+            let msg = crate::actors::copier::messages::PublishHistory {
+                store,
+                records: report.set.dir.clone(),
+                key: crate::plan::structure_key(&self.inner.layout),
+            };
+            if let Err(e) = ask(&self.inner.actors.copier, "copier", msg)
+                .await
+                .and_then(|r| r)
+            {
+                warnings.push(format!("the history of {url} was not published: {e}"));
+            }
         }
         Ok(crate::restore::Restored { report, warnings })
     }

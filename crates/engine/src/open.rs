@@ -194,12 +194,13 @@ fn restore_from_offsite(
 ) -> Option<(PathBuf, sauve_archive::RestoreReport)> {
     let destination = place.records();
     let own = sauve_settings::load_sauve_toml(&layout.app).ok()?;
-    let mut stores: Vec<(String, Arc<dyn sauve_store::Store>)> = Vec::new();
+    // Each store with what its sets are called in a warning.
+    let mut stores: Vec<(String, Arc<dyn sauve_store::Store>, &str)> = Vec::new();
     if let sauve_settings::Destination::Store { url, .. } = place {
         match crate::destination::StoreDestination::open(&layout.app, url) {
             // No identity here for an encrypted one, as for off-site stores.
             Ok(d) if d.encrypted() => {}
-            Ok(d) => stores.push((d.url, d.store)),
+            Ok(d) => stores.push((d.url, d.store, "the set")),
             Err(e) => tracing::warn!("the destination {url} cannot be opened: {e}"),
         }
     }
@@ -207,7 +208,7 @@ fn restore_from_offsite(
         if let Ok((store, _)) =
             crate::actors::offsite::open_offsite(&layout.app, target, &own.destination)
         {
-            stores.push((target.url.clone(), store));
+            stores.push((target.url.clone(), store, "the off-site copy"));
         }
     }
     if stores.is_empty() {
@@ -219,7 +220,7 @@ fn restore_from_offsite(
         .build()
         .ok()?;
     let base = layout.base_name();
-    for (url, store) in stores {
+    for (url, store, what) in stores {
         let listed = match runtime.block_on(store.list(&format!("{base}["))) {
             Ok(l) => l,
             Err(e) => {
@@ -257,10 +258,7 @@ fn restore_from_offsite(
                     report.set.dir = destination.to_path_buf();
                     return Some((archive, report));
                 }
-                Err(e) => tracing::warn!(
-                    "the off-site copy {}{name} does not restore: {e}",
-                    store.describe()
-                ),
+                Err(e) => tracing::warn!("{what} {}{name} does not restore: {e}", store.describe()),
             }
         }
     }

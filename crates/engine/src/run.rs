@@ -189,11 +189,12 @@ impl Run {
             {
                 self.warn(&mut learned, format!("the history was not written: {e}"));
             } else if let (Some(store), Some(records)) = (&store, &learned.destination)
-                && !learned.archives.is_empty()
+                && (!learned.archives.is_empty() || !learned.removed_numbers.is_empty())
             {
                 // A bucket's history: the app's own object, then the shared
-                // file rebuilt (SPEC 19), once a set is there (a failed run's
-                // entry goes with the next). The next write repairs a failure.
+                // file rebuilt (SPEC 19), whenever the bucket's sets changed
+                // (a set added, or removed by retention); a failed run's
+                // entry goes with the next. The next write repairs a failure.
                 let publish = PublishHistory {
                     store: Arc::clone(store),
                     records: records.clone(),
@@ -480,6 +481,14 @@ impl Run {
         if plan.total > 0 && plan.compressed {
             l.ratio = Some(c.size as f64 / plan.total as f64);
         }
+        // A store's set is read back once completed, before its .4BL is
+        // committed: a .4BK removed as unsound leaves the log's records in
+        // their pending segments for the next attempt at this number.
+        let read_back = plan.verify && store.as_ref().is_some_and(|s| !s.encrypted());
+        if let Some(store) = store.as_ref().filter(|_| read_back) {
+            self.phase(Phase::Verify);
+            self.read_back(l, store, backup_files, plan.total).await?;
+        }
         if let Some(log) = log_set {
             // The .4BK is final: a .4BL that cannot be committed now loses
             // nothing (its segments stay for the next log backup) and is a
@@ -494,6 +503,33 @@ impl Run {
                 )),
             }
         }
+        if let Some(store) = store.as_ref().filter(|_| read_back)
+            && !l.log_archives.is_empty()
+        {
+            let msg = VerifyStored {
+                store: Arc::clone(store),
+                files: l.log_archives.clone(),
+                remove_unsound: false,
+                progress: self.progress(0),
+            };
+            let checked = ask(&self.actors.copier, "copier", msg).await?;
+            if let Some(e) = checked.failure {
+                // Its records are in no pending segment any more: the
+                // set stays, for a person to look at, never removed.
+                self.warn(
+                    l,
+                    format!(
+                        "the log backup does not verify in the store ({e}); it is kept there, as its records are in no other file: `sauve verify {}{}` checks it again",
+                        store.url,
+                        l.log_archives
+                            .first()
+                            .and_then(|p| p.file_name())
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default()
+                    ),
+                );
+            }
+        }
         if plan.verify
             && let Some(store) = store.as_ref()
             && store.encrypted()
@@ -506,34 +542,6 @@ impl Run {
                 plan.base,
                 sauve_archive::number_text(plan.number)
             ));
-        } else if plan.verify
-            && let Some(store) = store.as_ref()
-        {
-            self.phase(Phase::Verify);
-            if !l.log_archives.is_empty() {
-                let msg = VerifyStored {
-                    store: Arc::clone(store),
-                    files: l.log_archives.clone(),
-                    progress: self.progress(0),
-                };
-                if let Err(e) = ask(&self.actors.copier, "copier", msg).await? {
-                    // Its records are not in any pending segment any more.
-                    self.warn(
-                        l,
-                        format!("the log backup does not verify in the store: {e}"),
-                    );
-                }
-            }
-            let msg = VerifyStored {
-                store: Arc::clone(store),
-                files: backup_files,
-                progress: self.progress(plan.total),
-            };
-            if let Err(e) = ask(&self.actors.copier, "copier", msg).await? {
-                // The copier removed the unsound set: nothing was committed.
-                l.archives.clear();
-                return Err(e);
-            }
         }
 
         // 13. Retention after.
@@ -541,6 +549,47 @@ impl Run {
             self.retention(l, &plan, store, keep).await?;
         }
         Ok(Flow::Done)
+    }
+
+    /// Reads the committed backup set back from its store. A set that does
+    /// not match its manifest is removed and the run fails with why; one
+    /// that could not be read (the store out of reach) stays, committed but
+    /// unverified, and the run fails with the store's error.
+    async fn read_back(
+        &self,
+        l: &mut Learned,
+        store: &Arc<StoreDestination>,
+        files: Vec<PathBuf>,
+        total: u64,
+    ) -> Result<(), EngineError> {
+        let name = files
+            .first()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let msg = VerifyStored {
+            store: Arc::clone(store),
+            files,
+            remove_unsound: true,
+            progress: self.progress(total),
+        };
+        let checked = ask(&self.actors.copier, "copier", msg).await?;
+        let Some(e) = checked.failure else {
+            return Ok(());
+        };
+        for left in &checked.left {
+            self.warn(l, format!("cannot remove the unsound set's {left}"));
+        }
+        if checked.removed {
+            // Nothing was committed.
+            l.archives.clear();
+        } else if checked.left.is_empty() {
+            l.notes.push(format!(
+                "{}{name} stays in the store unverified: `sauve verify {}{name}` checks it",
+                store.url, store.url
+            ));
+        }
+        Err(e)
     }
 
     /// Step 5: the destination, the set lock, the content, the number, the

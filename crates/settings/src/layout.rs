@@ -220,7 +220,7 @@ pub enum Destination {
         /// The URL, ending with `/`.
         url: String,
         /// The app's own records of that store on this machine
-        /// (`APP/Logs/Destinations/<bucket_prefix>/`): the history the
+        /// (`APP/Logs/Destinations/<bucket_prefix>-<digest>/`): the history the
         /// records actor keeps before publishing it to the store, the set
         /// lock, scratch files.
         records: PathBuf,
@@ -260,8 +260,11 @@ pub fn resolve_destination(app: &Path, written: &str) -> Result<Destination, Pat
         if !url.ends_with('/') {
             url.push('/');
         }
-        let folder: String = url["s3://".len()..]
-            .trim_end_matches('/')
+        let place = url["s3://".len()..].trim_end_matches('/');
+        // Readable, and told apart by a digest where the readable part is
+        // the same (`a_b/` and `a/b/`).
+        let digest = blake3::hash(place.as_bytes()).to_hex();
+        let readable: String = place
             .chars()
             .map(|c| {
                 if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
@@ -271,6 +274,7 @@ pub fn resolve_destination(app: &Path, written: &str) -> Result<Destination, Pat
                 }
             })
             .collect();
+        let folder = format!("{readable}-{}", &digest[..8]);
         let records = app.join("Logs").join("Destinations").join(folder);
         return Ok(Destination::Store { url, records });
     }
@@ -388,6 +392,28 @@ fn only_file(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, SettingsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_bucket_prefix_has_its_own_records_folder_even_when_they_read_the_same() {
+        let app = Path::new("/srv/app");
+        let records = |w: &str| {
+            resolve_destination(app, w)
+                .map(|d| d.records().to_path_buf())
+                .unwrap()
+        };
+        let a = records("s3://bk/a_b/");
+        let b = records("s3://bk/a/b/");
+        assert_ne!(a, b);
+        assert_eq!(a.parent(), Some(Path::new("/srv/app/Logs/Destinations")));
+        let name = a.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with("bk_a_b-"), "{name}");
+        // The same prefix, with or without its trailing slash, is one place.
+        assert_eq!(records("s3://bk/a_b"), a);
+        assert_eq!(
+            resolve_destination(app, "s3://bk/a_b").map(|d| d.describe()),
+            Ok("s3://bk/a_b/".to_owned())
+        );
+    }
 
     #[test]
     fn written_paths_resolve_against_the_app_folder() {

@@ -87,6 +87,13 @@ pub trait Upload: Send {
     /// Several parts may be in flight; this waits when too many are.
     async fn put_part(&mut self, data: Bytes) -> Result<(), StoreError>;
 
+    /// Waits until every part put so far has arrived, so that none holds
+    /// memory any more; the upload stays open and invisible. On an error
+    /// the upload is aborted.
+    async fn settle(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Waits for every part, checks that the key is still free (1407 naming
     /// it otherwise, the upload aborted) and makes the object visible.
     async fn complete(self: Box<Self>) -> Result<u64, StoreError>;

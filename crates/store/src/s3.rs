@@ -423,13 +423,18 @@ impl Upload for S3Upload {
         Ok(())
     }
 
-    async fn complete(mut self: Box<Self>) -> Result<u64, StoreError> {
+    async fn settle(&mut self) -> Result<(), StoreError> {
         while !self.in_flight.is_empty() {
             if let Err(e) = self.wait_one().await {
                 let _ = self.abort_now().await;
                 return Err(e);
             }
         }
+        Ok(())
+    }
+
+    async fn complete(mut self: Box<Self>) -> Result<u64, StoreError> {
+        self.settle().await?;
         // Never overwrite, whether or not the store honours conditions.
         match self.store.head(&self.key).await {
             Ok(None) => {}
@@ -466,6 +471,14 @@ impl Upload for S3Upload {
         {
             Ok(_) => Ok(self.size),
             Err(e) => {
+                // The answer may be lost after the store applied it: the
+                // key was free just before, so an object of this size
+                // there now is this upload's.
+                if let Ok(Some(o)) = self.store.head(&self.key).await
+                    && o.size == self.size
+                {
+                    return Ok(self.size);
+                }
                 self.id = Some(id);
                 let err = self.error("cannot complete the upload of", &e);
                 let _ = self.abort_now().await;

@@ -9,7 +9,7 @@ use sauve_archive::{
 };
 use sauve_history::HistoryFile;
 
-use crate::destination::StoreDestination;
+use crate::destination::{ReadBack, StoreDestination};
 use crate::error::EngineError;
 use crate::progress::RunProgress;
 use crate::retention::Retained;
@@ -75,13 +75,14 @@ pub(crate) struct StoreNumbers {
     pub(crate) base: String,
 }
 
-/// Reads a set committed in a store back and checks it (SPEC 13.2); an
-/// unsound set is removed from the store.
+/// Reads a set committed in a store back and checks it (SPEC 13.2); with
+/// `remove_unsound`, a set that does not match its manifest is removed.
 #[derive(Message)]
-#[rtype(result = "Result<(), EngineError>")]
+#[rtype(result = "ReadBack")]
 pub(crate) struct VerifyStored {
     pub(crate) store: Arc<StoreDestination>,
     pub(crate) files: Vec<PathBuf>,
+    pub(crate) remove_unsound: bool,
     pub(crate) progress: RunProgress,
 }
 

@@ -12,7 +12,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use actix::{Actor, Handler, SyncContext};
+use actix::{Actor, Handler, MessageResult, SyncContext};
 use sauve_archive::{
     ArchiveName, ArchiveWriter, EntryKind, EntryType, FolderTarget, PendingSet, SetFiles, SetTarget,
 };
@@ -334,16 +334,17 @@ impl Handler<StoreNumbers> for Copier {
 }
 
 impl Handler<VerifyStored> for Copier {
-    type Result = Result<(), EngineError>;
+    type Result = MessageResult<VerifyStored>;
     fn handle(&mut self, msg: VerifyStored, _: &mut SyncContext<Self>) -> Self::Result {
         let VerifyStored {
             store,
             files,
+            remove_unsound,
             mut progress,
         } = msg;
-        store.verify(&files, &mut progress)?;
+        let checked = store.verify(&files, remove_unsound, &mut progress);
         progress.flush();
-        Ok(())
+        MessageResult(checked)
     }
 }
 
