@@ -236,13 +236,44 @@ pub(crate) enum AlertCommand {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum LogCommand {
-    /// List the records of a log file: sequence, offset, size; and how it ends.
+    /// List a log's operations, newest last: sequence, local time, kind,
+    /// label and size; and how the log ends.
+    ///
+    /// Reads a log file, the app's current log (--app) or the log a log
+    /// backup holds (--archive). Times are shown and read in the local time
+    /// zone (TZ is honoured); an explicit offset is accepted too:
+    /// `--since "2026-12-01 14:00"`, `--until 2026-12-01T14:04:30+01:00`.
+    /// Records of a version-1 log carry no time: a time filter leaves them
+    /// out. On a terminal, a long list goes through $PAGER (less -FRX).
+    #[command(group(clap::ArgGroup::new("log").required(true).args(["file", "app", "archive"])))]
     Show {
         /// The log file (APP/Data/<stem>.journal, or a pending segment).
-        file: PathBuf,
+        file: Option<PathBuf>,
+        /// The current log of this app folder.
+        #[arg(long, value_name = "DIR")]
+        app: Option<PathBuf>,
+        /// The log a log backup holds (base[NNNN].4BL).
+        #[arg(long, value_name = "SET.4BL")]
+        archive: Option<PathBuf>,
+        /// Only operations at or after this time.
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Only operations at or before this time.
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// Only operations of this kind (the host's number).
+        #[arg(long, value_name = "KIND")]
+        kind: Option<u16>,
+        /// Operations per kind (with their labels) and per hour, as 4D's
+        /// activity analysis counts them.
+        #[arg(long)]
+        summary: bool,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+        /// Print straight to standard output, even on a terminal.
+        #[arg(long)]
+        no_pager: bool,
     },
 }
 

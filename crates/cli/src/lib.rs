@@ -7,6 +7,7 @@
 
 use std::ffi::OsString;
 use std::io::Write;
+use std::path::PathBuf;
 
 use clap::Parser;
 
@@ -17,6 +18,7 @@ mod backup;
 mod demo;
 mod journal;
 mod kit;
+mod logshow;
 mod remote;
 mod settings;
 mod ui;
@@ -92,8 +94,32 @@ where
     };
     let result = match cli.command {
         args::Command::Settings(cmd) => settings::run(cmd, &mut io),
-        args::Command::Log(args::LogCommand::Show { file, json }) => {
-            journal::show_log(&file, json, &mut io)
+        args::Command::Log(args::LogCommand::Show {
+            file,
+            app,
+            archive,
+            since,
+            until,
+            kind,
+            summary,
+            json,
+            no_pager,
+        }) => {
+            let source = match (file, app, archive) {
+                (Some(f), _, _) => logshow::Source::File(f),
+                (_, Some(a), _) => logshow::Source::App(a),
+                (_, _, Some(s)) => logshow::Source::Archive(s),
+                (None, None, None) => logshow::Source::App(PathBuf::from(".")),
+            };
+            let filter = logshow::Filter {
+                since,
+                until,
+                kind,
+                summary,
+                json,
+                pager: !no_pager,
+            };
+            logshow::show(source, filter, &mut io)
         }
         args::Command::Backup {
             app,

@@ -141,7 +141,7 @@ pub(crate) fn build(
             first = Some((contents.header, contents.header.first_sequence));
         }
         for r in &contents.records {
-            out.extend_from_slice(&encode_record(r.seq, &r.payload));
+            out.extend_from_slice(&encode_record(r));
             last = Some(r.seq);
         }
     }
@@ -153,11 +153,9 @@ pub(crate) fn build(
         last_sequence: last,
         ..header
     };
-    let header_bytes = Header {
-        first_sequence,
-        ..h
-    }
-    .encode();
+    // The gathered log is in the current version whatever its segments'
+    // (a version-1 segment's records keep no time).
+    let header_bytes = Header::new(h.identity, first_sequence, h.created).encode();
     let mut bytes = header_bytes.to_vec();
     bytes.extend_from_slice(&out);
     point(Step::Write, &tmp)

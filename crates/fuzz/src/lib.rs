@@ -115,7 +115,7 @@ pub fn log(data: &[u8]) {
     };
     let len = data.len() as u64;
     let body = data.get(sauve_logfile::HEADER_LEN..).unwrap_or_default();
-    let mut records = sauve_logfile::Records::new(Cursor::new(body), header.first_sequence, len);
+    let mut records = sauve_logfile::Records::new(Cursor::new(body), &header, len);
     let mut expected = header.first_sequence;
     for record in records.by_ref() {
         let Ok(record) = record else {

@@ -24,7 +24,7 @@ pub enum LogError {
     },
     /// The file does not start with a sauve log header.
     #[error(
-        "\"{path}\" is not a sauve log file (accepted: a file starting with the SAUVELOG header, version 1)"
+        "\"{path}\" is not a sauve log file (accepted: a file starting with the SAUVELOG header, version 1 or 2)"
     )]
     NotALog {
         /// The file.
@@ -47,6 +47,12 @@ pub enum LogError {
     /// A payload over 64 MiB.
     #[error("a record of {size} bytes is too large (accepted: at most 64 MiB)")]
     TooLarge {
+        /// Its size.
+        size: usize,
+    },
+    /// An operation tag's label over 255 bytes.
+    #[error("an operation label of {size} bytes is too long (accepted: at most 255 bytes)")]
+    LabelTooLong {
         /// Its size.
         size: usize,
     },

@@ -20,11 +20,14 @@ mod error;
 mod format;
 mod integrate;
 mod log;
+mod time;
 
 pub use error::LogError;
 pub use format::{
-    FORMAT_VERSION, HEADER_LEN, Header, MAGIC, MAX_PAYLOAD, RECORD_HEADER_LEN, Record, Records,
-    Tail, encode_record,
+    FORMAT_VERSION, HEADER_LEN, Header, MAGIC, MAX_LABEL, MAX_PAYLOAD, READ_VERSIONS,
+    RECORD_HEADER_LEN, RECORD_HEADER_LEN_V1, Record, Records, Tag, Tail, encode_record,
+    encode_record_v1,
 };
 pub use integrate::{IntegrateError, Integrated, integrate};
-pub use log::{Durability, LogContents, LogWriter, read_log};
+pub use log::{Durability, LogClock, LogContents, LogWriter, read_log};
+pub use time::{TimeError, Until, format_time, parse_time};

@@ -7,7 +7,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crate::error::LogError;
-use crate::format::{HEADER_LEN, Header, MAX_PAYLOAD, Record, Records, Tail, encode_record};
+use crate::format::{
+    HEADER_LEN, Header, MAX_LABEL, MAX_PAYLOAD, Record, Records, Tag, Tail, encode_record,
+    encode_record_v1,
+};
+
+/// Where a writer takes the time of each record from: the host's injected
+/// clock (tests pass explicit instants), the system clock by default.
+pub type LogClock = Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>;
 
 /// When an append is durable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,11 +65,7 @@ pub fn read_log(path: &Path) -> Result<LogContents, LogError> {
     let header = Header::decode(&head[..got]).ok_or_else(|| LogError::NotALog {
         path: path.to_path_buf(),
     })?;
-    let mut records = Records::new(
-        BufReader::with_capacity(1 << 20, file),
-        header.first_sequence,
-        len,
-    );
+    let mut records = Records::new(BufReader::with_capacity(1 << 20, file), &header, len);
     let mut out = Vec::new();
     for r in records.by_ref() {
         out.push(r.map_err(io_err("read", path))?);
@@ -90,6 +93,24 @@ struct State {
     closed: bool,
     /// A failed fsync poisons the log: later appends fail too.
     failed: Option<String>,
+    clock: LogClock,
+    /// The time given to the last record, µs: each record's time is at
+    /// least its predecessor's, whatever the clock does.
+    last_time: i64,
+}
+
+impl State {
+    fn now_us(&self) -> i64 {
+        (self.clock)().as_microsecond()
+    }
+}
+
+/// Where a writer starts: the next sequence, the end of the last whole
+/// record, the time of the last record (µs).
+struct Position {
+    next: u64,
+    end: u64,
+    last_time: i64,
 }
 
 struct Shared {
@@ -122,10 +143,12 @@ impl std::fmt::Debug for LogWriter {
     }
 }
 
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
+fn system_clock() -> LogClock {
+    Arc::new(jiff::Timestamp::now)
+}
+
+fn now_ns(clock: &LogClock) -> i64 {
+    i64::try_from(clock().as_nanosecond()).unwrap_or(i64::MAX)
 }
 
 fn new_file(path: &Path, header: &Header) -> Result<File, LogError> {
@@ -159,25 +182,42 @@ impl LogWriter {
         first_sequence: u64,
         durability: Durability,
     ) -> Result<LogWriter, LogError> {
-        let header = Header {
-            identity,
-            first_sequence,
-            created: now_ns(),
-        };
+        LogWriter::create_with_clock(path, identity, first_sequence, durability, system_clock())
+    }
+
+    /// [`LogWriter::create`] with the clock that times the records and the
+    /// header.
+    pub fn create_with_clock(
+        path: &Path,
+        identity: [u8; 16],
+        first_sequence: u64,
+        durability: Durability,
+        clock: LogClock,
+    ) -> Result<LogWriter, LogError> {
+        let header = Header::new(identity, first_sequence, now_ns(&clock));
         let file = new_file(path, &header)?;
-        Ok(LogWriter::start(
-            file,
-            path,
-            header,
-            first_sequence,
-            HEADER_LEN as u64,
-            durability,
-        ))
+        let at = Position {
+            next: first_sequence,
+            end: HEADER_LEN as u64,
+            last_time: 0,
+        };
+        Ok(LogWriter::start(file, path, header, at, durability, clock))
     }
 
     /// Opens an existing log to append to it: a torn tail (a crash
-    /// mid-append) is truncated; corruption is refused.
+    /// mid-append) is truncated; corruption is refused. A version-1 log is
+    /// appended to in version 1 (no time, no tag) until the next cut
+    /// starts a version-2 one: a file is one version throughout.
     pub fn open(path: &Path, durability: Durability) -> Result<LogWriter, LogError> {
+        LogWriter::open_with_clock(path, durability, system_clock())
+    }
+
+    /// [`LogWriter::open`] with the clock that times the records.
+    pub fn open_with_clock(
+        path: &Path,
+        durability: Durability,
+        clock: LogClock,
+    ) -> Result<LogWriter, LogError> {
         let contents = read_log(path)?;
         match contents.tail {
             Tail::Corrupt { offset } => {
@@ -203,13 +243,24 @@ impl LogWriter {
             .records
             .last()
             .map_or(contents.header.first_sequence, |r| r.seq + 1);
+        let last_time = contents
+            .records
+            .iter()
+            .filter_map(|r| r.time)
+            .max()
+            .unwrap_or(0);
+        let at = Position {
+            next,
+            end: contents.end,
+            last_time,
+        };
         Ok(LogWriter::start(
             file,
             path,
             contents.header,
-            next,
-            contents.end,
+            at,
             durability,
+            clock,
         ))
     }
 
@@ -219,8 +270,18 @@ impl LogWriter {
         identity: [u8; 16],
         durability: Durability,
     ) -> Result<LogWriter, LogError> {
+        LogWriter::open_or_create_with_clock(path, identity, durability, system_clock())
+    }
+
+    /// [`LogWriter::open_or_create`] with the clock that times the records.
+    pub fn open_or_create_with_clock(
+        path: &Path,
+        identity: [u8; 16],
+        durability: Durability,
+        clock: LogClock,
+    ) -> Result<LogWriter, LogError> {
         if path.exists() {
-            let w = LogWriter::open(path, durability)?;
+            let w = LogWriter::open_with_clock(path, durability, clock)?;
             if !w.header().identity_matches(&identity) {
                 return Err(LogError::Mismatch {
                     path: path.to_path_buf(),
@@ -228,7 +289,7 @@ impl LogWriter {
             }
             Ok(w)
         } else {
-            LogWriter::create(path, identity, 1, durability)
+            LogWriter::create_with_clock(path, identity, 1, durability, clock)
         }
     }
 
@@ -236,10 +297,15 @@ impl LogWriter {
         file: File,
         path: &Path,
         header: Header,
-        next: u64,
-        end: u64,
+        at: Position,
         durability: Durability,
+        clock: LogClock,
     ) -> LogWriter {
+        let Position {
+            next,
+            end,
+            last_time,
+        } = at;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 file,
@@ -251,6 +317,8 @@ impl LogWriter {
                 end,
                 closed: false,
                 failed: None,
+                clock,
+                last_time,
             }),
             cond: Condvar::new(),
             durability,
@@ -283,9 +351,24 @@ impl LogWriter {
 
     /// Appends one record and returns its sequence number once it is durable.
     pub fn append(&self, payload: &[u8]) -> Result<u64, LogError> {
+        self.append_tagged(None, payload)
+    }
+
+    /// Appends one record with the host's operation tag (SPEC 20): its kind
+    /// and label are shown by `sauve log show` and counted by its summary.
+    /// The record's time is the writer's clock, never earlier than the
+    /// previous record's. Returns its sequence number once it is durable.
+    pub fn append_tagged(&self, tag: Option<&Tag>, payload: &[u8]) -> Result<u64, LogError> {
         if payload.len() > MAX_PAYLOAD {
             return Err(LogError::TooLarge {
                 size: payload.len(),
+            });
+        }
+        if let Some(t) = tag
+            && t.label.len() > MAX_LABEL
+        {
+            return Err(LogError::LabelTooLong {
+                size: t.label.len(),
             });
         }
         let mut s = self.shared.lock();
@@ -293,7 +376,18 @@ impl LogWriter {
             return Err(LogError::Failed(why.clone()));
         }
         let seq = s.next;
-        let bytes = encode_record(seq, payload);
+        let bytes = if s.header.version == 1 {
+            encode_record_v1(seq, payload)
+        } else {
+            let time = s.now_us().max(s.last_time);
+            s.last_time = time;
+            encode_record(&Record {
+                seq,
+                time: Some(time),
+                tag: tag.cloned(),
+                payload: payload.to_vec(),
+            })
+        };
         let path = s.path.clone();
         if let Err(e) = point(Step::Write, &path).and_then(|()| s.file.write_all(&bytes)) {
             // A partial record is a torn tail: cut it so the next append starts clean.
@@ -349,11 +443,7 @@ impl LogWriter {
         point(Step::Rename, pending)
             .and_then(|()| std::fs::rename(&path, pending))
             .map_err(io_err("rename", &path))?;
-        let header = Header {
-            identity: s.header.identity,
-            first_sequence: s.next,
-            created: now_ns(),
-        };
+        let header = Header::new(s.header.identity, s.next, now_ns(&s.clock));
         let file = new_file(&path, &header)?;
         // The last sequence ever given, even when this log got none since
         // the previous cut: it is what the data has applied.

@@ -151,14 +151,7 @@ async fn commit(
         let record = serde_json::to_vec(&record)?;
         let seq = app.log.append(&record)?;
         let mut db = app.db.lock().unwrap_or_else(|e| e.into_inner());
-        apply(
-            &mut db,
-            &app.uploads,
-            &Record {
-                seq,
-                payload: record,
-            },
-        )?;
+        apply(&mut db, &app.uploads, &Record::new(seq, record))?;
         Ok(seq)
     })
     .await
