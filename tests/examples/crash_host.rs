@@ -82,6 +82,7 @@ fn main() {
                         last_applied: 0,
                     },
                     ID,
+                    sauve_engine::Until::End,
                     || {
                         let (last, m) = load(&data(app)).unwrap_or_default();
                         *map.borrow_mut() = m;
@@ -126,9 +127,13 @@ fn main() {
                 .unwrap();
             let (_, mut map) = load(&Path::new(dest).join("Data/App.4DD")).unwrap_or_default();
             handle
-                .integrate_after_restore(&restored.report, ID, Some(&log(app)), |r| {
-                    apply(&mut map, &r.payload)
-                })
+                .integrate_after_restore(
+                    &restored.report,
+                    ID,
+                    Some(&log(app)),
+                    sauve_engine::Until::End,
+                    |r| apply(&mut map, &r.payload),
+                )
                 .unwrap_or_else(|e| panic!("integration failed ({}): {e}", e.status()));
             print_keys(&map);
             rt.block_on(handle.shutdown());

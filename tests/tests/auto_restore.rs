@@ -45,6 +45,7 @@ fn open_with(
                 last_applied: 0,
             },
             ID,
+            sauve_engine::Until::End,
             || {
                 let (last, m) = load(data).unwrap();
                 **map.borrow_mut() = m;
@@ -154,6 +155,7 @@ async fn without_a_usable_backup_the_result_is_backup_not_available() {
                 last_applied: 0,
             },
             ID,
+            sauve_engine::Until::End,
             || 0,
             |_| Ok::<(), String>(()),
         )
@@ -189,6 +191,7 @@ async fn healthy_data_integrates_the_records_it_does_not_have() {
                 last_applied: 6,
             },
             ID,
+            sauve_engine::Until::End,
             || 0,
             |r| apply(&mut data, &r.payload),
         )

@@ -283,10 +283,16 @@ async fn records_cut_by_a_failed_backup_are_kept_for_integration_and_the_next_lo
     .unwrap();
     let mut got = Vec::new();
     tokio::task::block_in_place(|| {
-        handle.integrate_after_restore(&report, ID, Some(&log_path), |r| {
-            got.push(String::from_utf8(r.payload.clone()).unwrap());
-            Ok::<(), String>(())
-        })
+        handle.integrate_after_restore(
+            &report,
+            ID,
+            Some(&log_path),
+            sauve_engine::Until::End,
+            |r| {
+                got.push(String::from_utf8(r.payload.clone()).unwrap());
+                Ok::<(), String>(())
+            },
+        )
     })
     .unwrap();
     assert_eq!(got, ["a=1", "b=2", "c=3"]);

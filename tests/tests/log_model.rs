@@ -59,7 +59,7 @@ proptest! {
             let report = sauve_archive::restore(archive, &sauve_archive::RestoreOptions { to: Some(to.clone()), force: false }, &mut sauve_archive::NoProgress).unwrap();
             let (last, mut restored) = load(&to.join("Data/App.4DD")).unwrap();
             assert_eq!(report.manifest.header.last_log_sequence.unwrap_or(0), last, "the data and its cut agree");
-            tokio::task::block_in_place(|| handle.integrate_after_restore(&report, ID, Some(&log_path), |r| apply(&mut restored, &r.payload))).unwrap();
+            tokio::task::block_in_place(|| handle.integrate_after_restore(&report, ID, Some(&log_path), sauve_engine::Until::End, |r| apply(&mut restored, &r.payload))).unwrap();
             assert_eq!(restored, map);
             handle.shutdown().await;
         });
@@ -94,7 +94,13 @@ fn a_gap_in_the_logs_is_refused_with_1416() {
         )
         .unwrap();
         let err = tokio::task::block_in_place(|| {
-            handle.integrate_after_restore(&report, ID, Some(&log_path), |_| Ok::<(), String>(()))
+            handle.integrate_after_restore(
+                &report,
+                ID,
+                Some(&log_path),
+                sauve_engine::Until::End,
+                |_| Ok::<(), String>(()),
+            )
         })
         .unwrap_err();
         assert_eq!(err.status().code(), 1416, "{err}");

@@ -65,11 +65,12 @@ fn a_version_1_log_and_a_version_1_log_backup_read_and_integrate_as_they_were_wr
     let mut applied = Vec::new();
     let mut last = 0;
     for file in [out.path().join("Data/App.journal"), fixture("App.journal")] {
-        let done = sauve_logfile::integrate(&file, ID, last, |r: &Record| {
-            applied.push(r.clone());
-            Ok::<(), String>(())
-        })
-        .unwrap();
+        let done =
+            sauve_logfile::integrate(&file, ID, last, sauve_logfile::Until::End, |r: &Record| {
+                applied.push(r.clone());
+                Ok::<(), String>(())
+            })
+            .unwrap();
         last = done.last_applied;
     }
     assert_eq!(last, 5);

@@ -153,14 +153,20 @@ async fn backups_during_a_log_integration_get_1417_and_the_integration_is_unharm
     let log_path = app.path().join("Data/App.journal");
     let integration = std::thread::spawn(move || {
         let mut got = Vec::new();
-        let r = h.integrate_after_restore(&report, ID, Some(&log_path), |r| {
-            if got.is_empty() {
-                applying.send(()).unwrap();
-                wait.recv().unwrap();
-            }
-            got.push(r.payload.clone());
-            Ok::<(), String>(())
-        });
+        let r = h.integrate_after_restore(
+            &report,
+            ID,
+            Some(&log_path),
+            sauve_engine::Until::End,
+            |r| {
+                if got.is_empty() {
+                    applying.send(()).unwrap();
+                    wait.recv().unwrap();
+                }
+                got.push(r.payload.clone());
+                Ok::<(), String>(())
+            },
+        );
         (r.map(|i| i.logs.len()), got)
     });
     applied.recv().unwrap();

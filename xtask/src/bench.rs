@@ -485,7 +485,103 @@ pub(crate) fn page() -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn logfile() -> Result<()> {
+/// Options of `bench logfile`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct LogfileOptions {
+    /// A git revision whose log writer is measured in the same run, each
+    /// contender alternating with it (built from a worktree in target/)
+    #[arg(long, value_name = "REV")]
+    baseline: Option<String>,
+    /// Runs of each, of which the median is reported
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = crate::at_least_one)]
+    runs: usize,
+}
+
+/// The rows `bench_logfile` prints: name → (appends/s, MB/s).
+fn logfile_rows(bin: &Path) -> Result<Vec<(String, f64, f64)>> {
+    let dir = repo_root().join("target");
+    let out = Command::new(bin)
+        .arg(&dir)
+        .output()
+        .with_context(|| format!("cannot run {}", bin.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} failed: {}",
+            bin.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut rows = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let cols: Vec<&str> = line.split('\t').collect();
+        if let [name, rate, mbs] = cols.as_slice() {
+            rows.push((
+                (*name).to_owned(),
+                rate.parse().unwrap_or(0.0),
+                mbs.parse().unwrap_or(0.0),
+            ));
+        }
+    }
+    Ok(rows)
+}
+
+/// Builds `bench_logfile` as it was at `rev`, in a worktree of its own.
+fn baseline_logfile(rev: &str) -> Result<PathBuf> {
+    let src = repo_root().join("target/bench-baseline-src");
+    // A worktree left by an interrupted run.
+    let _ = Command::new("git")
+        .args(["worktree", "remove", "--force"])
+        .arg(&src)
+        .current_dir(repo_root())
+        .stderr(std::process::Stdio::null())
+        .status();
+    let _ = std::fs::remove_dir_all(&src);
+    let added = Command::new("git")
+        .args(["worktree", "add", "--detach", "--quiet"])
+        .arg(&src)
+        .arg(rev)
+        .current_dir(repo_root())
+        .status()
+        .context("cannot run git")?;
+    if !added.success() {
+        bail!(
+            "git worktree add {rev} failed (accepted: a commit, tag or branch of this repository)"
+        );
+    }
+    let target = repo_root().join("target/bench-baseline");
+    let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let built = Command::new(cargo_bin)
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "sauve-logfile",
+            "--example",
+            "bench_logfile",
+            "--target-dir",
+        ])
+        .arg(&target)
+        .current_dir(&src)
+        .status()
+        .context("cannot run cargo")?;
+    let _ = Command::new("git")
+        .args(["worktree", "remove", "--force"])
+        .arg(&src)
+        .current_dir(repo_root())
+        .status();
+    if !built.success() {
+        bail!("cannot build bench_logfile at {rev}");
+    }
+    Ok(target.join("release/examples/bench_logfile"))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+pub(crate) fn logfile(o: &LogfileOptions) -> Result<()> {
     cargo(&[
         "build",
         "--release",
@@ -496,30 +592,60 @@ pub(crate) fn logfile() -> Result<()> {
         "bench_logfile",
     ])?;
     let bin = repo_root().join("target/release/examples/bench_logfile");
-    let dir = repo_root().join("target");
-    let out = Command::new(&bin)
-        .arg(&dir)
-        .output()
-        .with_context(|| format!("cannot run {}", bin.display()))?;
-    if !out.status.success() {
-        bail!(
-            "bench_logfile failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    let base = o.baseline.as_deref().map(baseline_logfile).transpose()?;
+    // name → rates of each run, for this tree and the baseline.
+    let mut now: Vec<(String, Vec<f64>, Vec<f64>)> = Vec::new();
+    let mut then: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    for _ in 0..o.runs {
+        if let Some(b) = &base {
+            for (name, rate, _) in logfile_rows(b)? {
+                then.entry(name).or_default().push(rate);
+            }
+        }
+        for (name, rate, mbs) in logfile_rows(&bin)? {
+            match now.iter_mut().find(|r| r.0 == name) {
+                Some(r) => {
+                    r.1.push(rate);
+                    r.2.push(mbs);
+                }
+                None => now.push((name, vec![rate], vec![mbs])),
+            }
+        }
     }
-    println!("## cargo xtask bench logfile");
+    println!(
+        "## cargo xtask bench logfile --runs {}{}",
+        o.runs,
+        o.baseline
+            .as_deref()
+            .map(|b| format!(" --baseline {b}"))
+            .unwrap_or_default()
+    );
     println!();
     println!("{}", machine());
     println!(
-        "appends on the disk holding target/, each one durable before the next (or, with group commit, before its append returns)"
+        "appends on the disk holding target/, each one durable before the next (or, with group commit, before its append returns); medians of {} runs, alternating",
+        o.runs
     );
     println!();
-    println!("| writer | appends/s | MB/s |");
-    println!("|---|---:|---:|");
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let cols: Vec<&str> = line.split('\t').collect();
-        if let [name, rate, mbs] = cols.as_slice() {
-            println!("| {name} | {rate} | {mbs} |");
+    match &o.baseline {
+        Some(rev) => {
+            println!("| writer | appends/s ({rev}) | appends/s (this tree) | ratio |");
+            println!("|---|---:|---:|---:|");
+        }
+        None => {
+            println!("| writer | appends/s | MB/s |");
+            println!("|---|---:|---:|");
+        }
+    }
+    for (name, rates, mbs) in now {
+        let rate = median(rates);
+        match (&o.baseline, then.remove(&name)) {
+            (Some(_), Some(b)) => {
+                let b = median(b);
+                println!("| {name} | {b:.0} | {rate:.0} | {:.2}x |", rate / b);
+            }
+            (Some(_), None) => println!("| {name} | - | {rate:.0} | |"),
+            (None, _) => println!("| {name} | {rate:.0} | {:.2} |", median(mbs)),
         }
     }
     Ok(())

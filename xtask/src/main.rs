@@ -79,7 +79,7 @@ enum Bench {
     /// Lock manager: ns per guard acquire and release
     Locking,
     /// Log file: appends/s with fsync per append and group commit
-    Logfile,
+    Logfile(bench::LogfileOptions),
     /// The History page: 999 entries read and rendered, vs the JSON API
     Page,
     /// A backup with its off-site copy to a local Garage node, vs a folder and a plain upload
@@ -94,7 +94,7 @@ fn main() -> Result<()> {
         Task::Bench { bench } => match bench {
             Bench::Archive(o) => bench::archive(&o),
             Bench::Locking => bench::locking(),
-            Bench::Logfile => bench::logfile(),
+            Bench::Logfile(o) => bench::logfile(&o),
             Bench::Page => bench::page(),
             Bench::Offsite(o) => offsite::run(&o),
         },

@@ -171,6 +171,30 @@ pub enum EngineError {
         /// The destination searched.
         destination: PathBuf,
     },
+    /// An integration's stop point comes before the restored set's end: the
+    /// set already holds data from after it (1410, SPEC 20).
+    #[error(
+        "the stop point {point} is before the end of {} ({end}), which already holds later changes (accepted: a point at or after {end}, or a set that ends before the point)",
+        set.display()
+    )]
+    UntilBeforeSet {
+        /// The restored set.
+        set: PathBuf,
+        /// The stop point, as the journal says it.
+        point: String,
+        /// The set's end: its end time, or its last log sequence.
+        end: String,
+    },
+    /// No sound backup of this app ends before the point (1410, SPEC 20).
+    #[error("no backup of \"{key}\" in \"{}\" ends before {point} and verifies", destination.display())]
+    NoBackupBefore {
+        /// The structure key.
+        key: String,
+        /// The destination searched.
+        destination: PathBuf,
+        /// The stop point, as the journal says it.
+        point: String,
+    },
     /// No set of that number is in this app's history (1410).
     #[error(
         "no backup numbered {number} in this app's history (accepted: a number `sauve history` lists)"
@@ -244,7 +268,10 @@ impl EngineError {
             E::Log(e) => e.status(),
             E::Integration(e) => e.status(),
             E::Lock(e) => e.status(),
-            E::NoBackupAvailable { .. } | E::NoSuchBackup { .. } => Status::ArchiveMissing,
+            E::NoBackupAvailable { .. }
+            | E::NoSuchBackup { .. }
+            | E::UntilBeforeSet { .. }
+            | E::NoBackupBefore { .. } => Status::ArchiveMissing,
             E::Io { source, .. } => io_status(source),
             E::Durable(e) => io_status(&e.source),
             E::Start(_)

@@ -9,7 +9,7 @@ use actix::{Actor, Addr, SyncArbiter};
 use sauve_archive::{RestoreOptions, RestoreReport};
 use sauve_journal::Entry;
 use sauve_locking::LockManager;
-use sauve_logfile::Record;
+use sauve_logfile::{Record, Until};
 use sauve_scheduler::SchedulerState;
 use sauve_settings::AppLayout;
 use tokio::sync::{broadcast, oneshot, watch};
@@ -687,18 +687,64 @@ impl BackupHandle {
     }
 
     /// Integrates, in order, every log that follows the restored backup into
-    /// the host's data through `apply` (SPEC 13.1, 14.3). Backups are
-    /// refused meanwhile (1417). Blocking: call it off async threads.
+    /// the host's data through `apply` (SPEC 13.1, 14.3), up to `until`
+    /// (SPEC 20: the end, a sequence, or a time; a point before the set's
+    /// end is refused naming that end). Records past the point stay in
+    /// their logs. Backups are refused meanwhile (1417). Blocking: call it
+    /// off async threads.
     pub fn integrate_after_restore<E: std::fmt::Display>(
         &self,
         report: &RestoreReport,
         identity: [u8; 16],
         current_log: Option<&Path>,
+        until: Until,
+        apply: impl FnMut(&Record) -> Result<(), E>,
+    ) -> Result<crate::integrate::Integration, EngineError> {
+        self.integrate_logs(report, identity, current_log, None, until, apply)
+    }
+
+    /// Goes on with an integration that an earlier one stopped at a point
+    /// (SPEC 20): the records after `last_applied` (where the host's data
+    /// stands) up to `until`, from the same restored backup's logs.
+    pub fn continue_integration<E: std::fmt::Display>(
+        &self,
+        report: &RestoreReport,
+        identity: [u8; 16],
+        current_log: Option<&Path>,
+        last_applied: u64,
+        until: Until,
+        apply: impl FnMut(&Record) -> Result<(), E>,
+    ) -> Result<crate::integrate::Integration, EngineError> {
+        self.integrate_logs(
+            report,
+            identity,
+            current_log,
+            Some(last_applied),
+            until,
+            apply,
+        )
+    }
+
+    fn integrate_logs<E: std::fmt::Display>(
+        &self,
+        report: &RestoreReport,
+        identity: [u8; 16],
+        current_log: Option<&Path>,
+        start: Option<u64>,
+        until: Until,
         apply: impl FnMut(&Record) -> Result<(), E>,
     ) -> Result<crate::integrate::Integration, EngineError> {
         let _ticket = pollster::block_on(self.admit(Busy::Integration))?;
         let mut recorder = Recorder::new(self);
-        let logs = crate::integrate::run(&mut recorder, report, identity, current_log, apply)?;
+        let logs = crate::integrate::run(
+            &mut recorder,
+            report,
+            identity,
+            current_log,
+            start,
+            until,
+            apply,
+        )?;
         Ok(crate::integrate::Integration {
             logs,
             warnings: recorder.warnings,
@@ -718,6 +764,7 @@ impl BackupHandle {
         &self,
         health: DataHealth,
         identity: [u8; 16],
+        until: Until,
         reload: impl FnMut() -> u64,
         apply: impl FnMut(&Record) -> Result<(), E>,
     ) -> Result<OpenOutcome, EngineError> {
@@ -730,7 +777,7 @@ impl BackupHandle {
         };
         let _ticket = pollster::block_on(self.admit(busy))?;
         let mut recorder = Recorder::new(self);
-        let mut outcome = crate::open::run(&mut recorder, health, identity, reload, apply)?;
+        let mut outcome = crate::open::run(&mut recorder, health, identity, until, reload, apply)?;
         outcome.warnings = recorder.warnings;
         Ok(outcome)
     }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use sauve_archive::{ArchiveName, RestoreOptions, RestoreReport, SetKind};
 use sauve_journal::{Entry, Stamp, Title};
-use sauve_logfile::{IntegrateError, Integrated, Record};
+use sauve_logfile::{IntegrateError, Integrated, Record, Until};
 
 use crate::error::EngineError;
 use crate::handle::Recorder;
@@ -67,19 +67,55 @@ pub struct Integration {
     pub warnings: Vec<String>,
 }
 
+/// Refuses a stop point before the restored set's end (SPEC 20): the set's
+/// data already holds what came after it.
+pub(crate) fn check_until(
+    report: &RestoreReport,
+    until: Until,
+    zone: &jiff::tz::TimeZone,
+) -> Result<(), EngineError> {
+    let set = report
+        .set
+        .files
+        .first()
+        .cloned()
+        .unwrap_or_else(|| report.set.dir.clone());
+    let refused = |end: String| EngineError::UntilBeforeSet {
+        set: set.clone(),
+        point: until.describe(zone),
+        end,
+    };
+    match until {
+        Until::End => Ok(()),
+        Until::Time(t) if t < report.manifest.ended_at => Err(refused(sauve_logfile::format_time(
+            report.manifest.ended_at,
+            zone,
+        ))),
+        Until::Sequence(n) => match report.manifest.header.last_log_sequence {
+            Some(last) if n < last => Err(refused(format!("sequence {last}"))),
+            _ => Ok(()),
+        },
+        Until::Time(_) => Ok(()),
+    }
+}
+
 /// Integrates, in order, every log that follows the restored backup into the
-/// host's data through `apply`, starting after the backup's
-/// `lastLogSequence`. `.4BL` sets are verified and extracted to a staging
-/// folder inside the restore destination first. Each log gets a "Log
-/// integration" journal entry and a history record.
+/// host's data through `apply`, from `start` (the backup's
+/// `lastLogSequence` when `None`) up to `until`. `.4BL` sets are verified
+/// and extracted to a staging folder inside the restore destination first.
+/// Each log gets a "Log integration" journal entry and a history record;
+/// the one where the stop point is met says so, and no later log is read.
 pub(crate) fn run<E: std::fmt::Display>(
     rec: &mut Recorder<'_>,
     report: &RestoreReport,
     identity: [u8; 16],
     current_log: Option<&Path>,
+    start: Option<u64>,
+    until: Until,
     mut apply: impl FnMut(&Record) -> Result<(), E>,
 ) -> Result<Vec<LogIntegration>, EngineError> {
-    let mut last = report.manifest.header.last_log_sequence.unwrap_or(0);
+    check_until(report, until, &rec.clock().zone())?;
+    let mut last = start.unwrap_or(report.manifest.header.last_log_sequence.unwrap_or(0));
     let data_file = report
         .manifest
         .entries
@@ -123,12 +159,8 @@ pub(crate) fn run<E: std::fmt::Display>(
             Some(log.clone())
         };
         let result = match &readable {
-            Some(path) => sauve_logfile::integrate(path, identity, last, &mut apply),
-            None => Ok(Integrated {
-                applied: 0,
-                range: None,
-                last_applied: last,
-            }),
+            Some(path) => sauve_logfile::integrate(path, identity, last, until, &mut apply),
+            None => Ok(Integrated::nothing(last)),
         };
         if is_set {
             let _ = std::fs::remove_dir_all(&staging);
@@ -138,11 +170,23 @@ pub(crate) fn run<E: std::fmt::Display>(
                 let mut e = base_entry(rec, &data_file, &log, started);
                 e.operations = Some(operations(&i));
                 e.result = Some("OK".to_owned());
+                let zone = rec.clock().zone();
+                if i.stopped || until != Until::End {
+                    e.other = stop_lines(until, &i, &zone);
+                }
                 rec.journal(e);
-                let (dir, key, entry) = history_record(rec, report, &log, &data_file, started, &i);
+                let (dir, key, mut entry) =
+                    history_record(rec, report, &log, &data_file, started, &i);
+                if until != Until::End {
+                    stop_fields(&mut entry, until, &i, &zone);
+                }
                 rec.history(dir, key, entry);
                 last = i.last_applied;
+                let stopped = i.stopped;
                 done.push(LogIntegration { log, integrated: i });
+                if stopped {
+                    break;
+                }
             }
             Err(e) => {
                 let failed_at = match &e {
@@ -157,6 +201,62 @@ pub(crate) fn run<E: std::fmt::Display>(
         }
     }
     Ok(done)
+}
+
+/// The journal's lines of a stop point: where, and what was applied last.
+pub(crate) fn stop_lines(
+    until: Until,
+    i: &Integrated,
+    zone: &jiff::tz::TimeZone,
+) -> Vec<(String, String)> {
+    let mut lines = vec![(
+        "Stop point".to_owned(),
+        if i.stopped {
+            format!("{} (reached; later records kept)", until.describe(zone))
+        } else {
+            format!("{} (not reached in this log)", until.describe(zone))
+        },
+    )];
+    lines.push(("Last applied".to_owned(), last_applied_text(i, zone)));
+    lines
+}
+
+/// `sequence 51295 at 2026-12-01 14:04:29.812+01:00`.
+pub(crate) fn last_applied_text(i: &Integrated, zone: &jiff::tz::TimeZone) -> String {
+    let at = i
+        .last_time
+        .and_then(|us| jiff::Timestamp::from_microsecond(us).ok())
+        .map(|t| format!(" at {}", sauve_logfile::format_time(t, zone)))
+        .unwrap_or_default();
+    format!("sequence {}{at}", i.last_applied)
+}
+
+/// The history's fields of a stop point (`until`, `lastApplied`).
+fn stop_fields(
+    entry: &mut sauve_history::HistoryEntry,
+    until: Until,
+    i: &Integrated,
+    zone: &jiff::tz::TimeZone,
+) {
+    let point = match until {
+        Until::End => serde_json::json!("end"),
+        Until::Sequence(n) => serde_json::json!({ "sequence": n }),
+        Until::Time(t) => {
+            serde_json::json!({ "time": t.to_string(), "local": until.describe(zone) })
+        }
+    };
+    entry.extra.insert("until".to_owned(), point);
+    entry
+        .extra
+        .insert("untilReached".to_owned(), serde_json::json!(i.stopped));
+    let time = i
+        .last_time
+        .and_then(|us| jiff::Timestamp::from_microsecond(us).ok())
+        .map(|t| t.to_string());
+    entry.extra.insert(
+        "lastApplied".to_owned(),
+        serde_json::json!({ "sequence": i.last_applied, "time": time }),
+    );
 }
 
 /// `1284 applied (50012 to 51295)` (SPEC 11.2).

@@ -57,6 +57,7 @@ pub use overview::{
 };
 pub use restore::{Restored, restore_detached};
 pub use sauve_alerts::{Alert, AlertKind, Delivery};
+pub use sauve_logfile::Until;
 pub use settings::AppSettings;
 pub use state::{
     AlertRecord, DataStamp, EngineState, LastBackup, OffsiteFailure, OffsiteStatus, PendingJournal,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use sauve_archive::{EntryKind, RestoreOptions};
 use sauve_history::{History, HistoryEntry, Operation};
 use sauve_journal::{Entry, Stamp, Title};
-use sauve_logfile::Record;
+use sauve_logfile::{Record, Until};
 use sauve_settings::AppLayout;
 
 use crate::error::EngineError;
@@ -44,6 +44,7 @@ pub(crate) fn run<E: std::fmt::Display>(
     rec: &mut Recorder<'_>,
     health: DataHealth,
     identity: [u8; 16],
+    until: Until,
     mut reload: impl FnMut() -> u64,
     mut apply: impl FnMut(&Record) -> Result<(), E>,
 ) -> Result<OpenOutcome, EngineError> {
@@ -118,6 +119,8 @@ pub(crate) fn run<E: std::fmt::Display>(
                 &restored.report,
                 identity,
                 Some(&layout.log_file),
+                None,
+                until,
                 &mut apply,
             )?;
             for d in &done {
@@ -138,13 +141,21 @@ pub(crate) fn run<E: std::fmt::Display>(
         entry.data_file = Some(layout.data_file.display().to_string());
         entry.log_file = Some(layout.log_file.display().to_string());
         entry.starting = Some(stamp(started));
-        let result =
-            sauve_logfile::integrate(&layout.log_file, identity, health.last_applied, &mut apply);
+        let result = sauve_logfile::integrate(
+            &layout.log_file,
+            identity,
+            health.last_applied,
+            until,
+            &mut apply,
+        );
         entry.ending = Some(stamp(rec.clock().now()));
         match result {
             Ok(i) => {
                 entry.operations = Some(crate::integrate::operations(&i));
                 entry.result = Some("OK".to_owned());
+                if until != Until::End {
+                    entry.other = crate::integrate::stop_lines(until, &i, &zone);
+                }
                 rec.journal(entry);
                 outcome.applied = i.applied;
                 outcome.last_applied = i.last_applied;

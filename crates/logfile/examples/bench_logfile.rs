@@ -13,7 +13,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sauve_logfile::{Durability, LogWriter};
+use sauve_logfile::{Durability, LogWriter, Tag};
 
 fn main() {
     let dir = std::env::args()
@@ -46,6 +46,21 @@ fn main() {
             w.append(&payload).unwrap();
         }
         report(&format!("fsync per append, {size} B"), n, size, t.elapsed());
+
+        // With an operation tag (format version 2 carries it).
+        let path = dir.path().join(format!("tagged-{size}.journal"));
+        let w = LogWriter::create(&path, [0; 16], 1, Durability::EveryAppend).unwrap();
+        let tag = Tag::new(1, "notes").unwrap();
+        let t = Instant::now();
+        for _ in 0..n {
+            w.append_tagged(Some(&tag), &payload).unwrap();
+        }
+        report(
+            &format!("fsync per append, {size} B, tagged"),
+            n,
+            size,
+            t.elapsed(),
+        );
 
         for threads in [1usize, 8] {
             let path = dir.path().join(format!("group-{size}-{threads}.journal"));

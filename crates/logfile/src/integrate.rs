@@ -1,5 +1,6 @@
-//! Integration (SPEC 14.3): applying a log's records to restored data, in
-//! order, skipping what the data already has, stopping at the first error.
+//! Integration (SPEC 14.3, 20): applying a log's records to restored data,
+//! in order, skipping what the data already has, up to a stop point,
+//! stopping at the first error. Records past the stop point stay in the log.
 
 use std::path::Path;
 
@@ -8,6 +9,7 @@ use sauve_status::Status;
 use crate::error::LogError;
 use crate::format::{Record, Tail};
 use crate::log::read_log;
+use crate::time::Until;
 
 /// What an integration applied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,6 +20,25 @@ pub struct Integrated {
     pub range: Option<(u64, u64)>,
     /// The data's last applied sequence afterwards.
     pub last_applied: u64,
+    /// The time of the last record applied (µs since the epoch), when it
+    /// has one.
+    pub last_time: Option<i64>,
+    /// Whether a record past the stop point was met: the integration ends
+    /// here, and the records from it on stay where they are.
+    pub stopped: bool,
+}
+
+impl Integrated {
+    /// Nothing applied yet, the data at `last_applied`.
+    pub fn nothing(last_applied: u64) -> Integrated {
+        Integrated {
+            applied: 0,
+            range: None,
+            last_applied,
+            last_time: None,
+            stopped: false,
+        }
+    }
 }
 
 /// Why an integration stopped.
@@ -62,13 +83,14 @@ impl IntegrateError {
     }
 }
 
-/// Applies the records of `log` after `last_applied` to the host's data with
-/// `apply`, in order (strict: the first error stops). `identity` is the
-/// data's (zero to skip the check).
+/// Applies the records of `log` after `last_applied` and up to `until` to
+/// the host's data with `apply`, in order (strict: the first error stops).
+/// `identity` is the data's (zero to skip the check).
 pub fn integrate<E: std::fmt::Display>(
     log: &Path,
     identity: [u8; 16],
     last_applied: u64,
+    until: Until,
     mut apply: impl FnMut(&Record) -> Result<(), E>,
 ) -> Result<Integrated, IntegrateError> {
     let contents = read_log(log)?;
@@ -90,12 +112,12 @@ pub fn integrate<E: std::fmt::Display>(
             first - 1
         )));
     }
-    let mut done = Integrated {
-        applied: 0,
-        range: None,
-        last_applied,
-    };
+    let mut done = Integrated::nothing(last_applied);
     for r in contents.records.iter().filter(|r| r.seq > last_applied) {
+        if until.is_past(r) {
+            done.stopped = true;
+            return Ok(done);
+        }
         if let Err(e) = apply(r) {
             return Err(IntegrateError::Apply {
                 seq: r.seq,
@@ -106,6 +128,7 @@ pub fn integrate<E: std::fmt::Display>(
         done.applied += 1;
         done.range = Some((done.range.map_or(r.seq, |(a, _)| a), r.seq));
         done.last_applied = r.seq;
+        done.last_time = r.time.or(done.last_time);
     }
     if let Tail::Corrupt { offset } = contents.tail {
         return Err(IntegrateError::Corrupt {

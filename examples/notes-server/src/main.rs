@@ -346,6 +346,7 @@ async fn main() -> Result<()> {
                 last_applied: state.unwrap_or(0),
             },
             IDENTITY,
+            sauve_engine::Until::End,
             || health(&check_path).unwrap_or(0),
             |r| {
                 if db.is_none() {

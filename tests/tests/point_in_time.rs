@@ -1,0 +1,236 @@
+//! Stop points (SPEC 20): a model host whose writes carry increasing times,
+//! backed up now and then; any backup restored and integrated up to a time
+//! or a sequence equals the model's state at that point, a point before the
+//! set's end is refused naming that end, and a second integration goes on
+//! from where the first stopped.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use proptest::prelude::*;
+use sauve_engine::{Clock, Engine, EngineOptions, Trigger, Until};
+use sauve_locking::Kind;
+use sauve_logfile::{Durability, LogWriter};
+use sauve_settings::AppLayout;
+use sauve_status::Status;
+use sauve_tests::SampleApp;
+use sauve_tests::kv::{Map, apply, load, save};
+
+const ID: [u8; 16] = *b"kv-point-data-01";
+
+/// A clock the test moves: the engine's and the log writer's.
+struct Manual(AtomicI64);
+
+impl Manual {
+    fn advance_ms(&self, ms: i64) {
+        self.0.fetch_add(ms * 1000, Ordering::SeqCst);
+    }
+}
+
+impl Clock for Manual {
+    fn now(&self) -> jiff::Timestamp {
+        jiff::Timestamp::from_microsecond(self.0.load(Ordering::SeqCst)).unwrap()
+    }
+
+    fn zone(&self) -> jiff::tz::TimeZone {
+        jiff::tz::TimeZone::UTC
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    /// A key, a value, and the milliseconds since the previous operation.
+    Write(u8, u16, i64),
+    Backup,
+}
+
+/// Where to stop: at a write's time (plus a µs offset within its gap), or
+/// at a write's sequence.
+#[derive(Clone, Debug)]
+enum Point {
+    Time(prop::sample::Index, i64),
+    Sequence(prop::sample::Index),
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_backup_integrated_up_to_any_point_equals_the_state_at_that_point(
+        ops in proptest::collection::vec(prop_oneof![
+            5 => (any::<u8>(), any::<u16>(), 1i64..2_000).prop_map(|(k, v, ms)| Op::Write(k % 8, v, ms)),
+            1 => Just(Op::Backup),
+        ], 1..30),
+        pick in any::<prop::sample::Index>(),
+        point in prop_oneof![
+            (any::<prop::sample::Index>(), -999i64..999).prop_map(|(i, us)| Point::Time(i, us)),
+            any::<prop::sample::Index>().prop_map(Point::Sequence),
+        ],
+    ) {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(async {
+            let app = SampleApp::with_settings(&[("Advanced/SetNumber/Value", "50"), ("Advanced/CompressionRate", "None")]).unwrap();
+            let data = app.path().join("Data/App.4DD");
+            let log_path = app.path().join("Data/App.journal");
+            let clock = Arc::new(Manual(AtomicI64::new(1_780_000_000_000_000)));
+            let log_clock = Arc::clone(&clock);
+            let log = Arc::new(LogWriter::create_with_clock(&log_path, ID, 1, Durability::EveryAppend, Arc::new(move || log_clock.now())).unwrap());
+            let mut map = Map::new();
+            save(&data, 0, &map).unwrap();
+            let options = EngineOptions { log: Some(log.clone()), clock: clock.clone(), ..EngineOptions::default() };
+            let handle = Engine::start(AppLayout::discover(app.path()).unwrap(), options).unwrap();
+            // (sequence, time, state after it) of every write; each backup's set.
+            let mut writes: Vec<(u64, jiff::Timestamp, Map)> = Vec::new();
+            let mut backups = Vec::new();
+            for op in std::iter::once(Op::Backup).chain(ops) {
+                match op {
+                    Op::Write(k, v, ms) => {
+                        clock.advance_ms(ms);
+                        let _guard = handle.locks().write(Kind::Data).await;
+                        let seq = log.append(format!("{k}={v}").as_bytes()).unwrap();
+                        map.insert(k.to_string(), v.to_string());
+                        save(&data, seq, &map).unwrap();
+                        writes.push((seq, clock.now(), map.clone()));
+                    }
+                    Op::Backup => {
+                        clock.advance_ms(1000);
+                        let report = handle.backup(Trigger::Api).await.unwrap();
+                        assert_eq!(report.status, Status::Ok, "{:?}", report.errors);
+                        backups.push(report.archives[0].clone());
+                    }
+                }
+            }
+            let archive = &backups[pick.index(backups.len())];
+            let to = app.root().join("restored");
+            let report = sauve_archive::restore(archive, &sauve_archive::RestoreOptions { to: Some(to.clone()), force: false }, &mut sauve_archive::NoProgress).unwrap();
+            let (set_last, mut restored) = load(&to.join("Data/App.4DD")).unwrap();
+            let start = jiff::Timestamp::from_microsecond(1_780_000_000_000_000).unwrap();
+            let (until, expected): (Until, Map) = match point {
+                Point::Time(i, us) => {
+                    let at = if writes.is_empty() { start } else { writes[i.index(writes.len())].1 };
+                    let t = at + jiff::SignedDuration::from_micros(us);
+                    let state = writes.iter().rev().find(|w| w.1 <= t).map(|w| w.2.clone()).unwrap_or_default();
+                    (Until::Time(t), state)
+                }
+                Point::Sequence(i) => {
+                    let n = if writes.is_empty() { 0 } else { writes[i.index(writes.len())].0 };
+                    let state = writes.iter().rev().find(|w| w.0 <= n).map(|w| w.2.clone()).unwrap_or_default();
+                    (Until::Sequence(n), state)
+                }
+            };
+            let before_set = match until {
+                Until::Time(t) => t < report.manifest.ended_at,
+                Until::Sequence(n) => n < set_last,
+                Until::End => false,
+            };
+            let result = tokio::task::block_in_place(|| handle.integrate_after_restore(&report, ID, Some(&log_path), until, |r| apply(&mut restored, &r.payload)));
+            if before_set {
+                let err = result.unwrap_err();
+                assert_eq!(err.status().code(), 1410, "{err}");
+                let end = match until {
+                    Until::Time(_) => sauve_logfile::format_time(report.manifest.ended_at, &jiff::tz::TimeZone::UTC),
+                    _ => format!("sequence {set_last}"),
+                };
+                assert!(err.to_string().contains(&end), "{err} does not name {end}");
+                handle.shutdown().await;
+                return;
+            }
+            let done = result.unwrap();
+            assert_eq!(restored, expected, "integrated up to {until:?}");
+            // Nothing past the point was applied, and the records stay.
+            let last = done.logs.last().map_or(set_last, |l| l.integrated.last_applied);
+            assert!(writes.iter().filter(|w| w.0 > last).all(|w| match until {
+                Until::Time(t) => w.1 > t,
+                Until::Sequence(n) => w.0 > n,
+                Until::End => false,
+            }));
+            // A second integration goes on to the end: the last state.
+            tokio::task::block_in_place(|| handle.continue_integration(&report, ID, Some(&log_path), last, Until::End, |r| apply(&mut restored, &r.payload))).unwrap();
+            assert_eq!(restored, map);
+            handle.shutdown().await;
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journal_and_the_history_record_the_stop_point_and_the_last_record_applied() {
+    let app = SampleApp::with_settings(&[]).unwrap();
+    let log_path = app.path().join("Data/App.journal");
+    let clock = Arc::new(Manual(AtomicI64::new(1_780_000_000_000_000)));
+    let log_clock = Arc::clone(&clock);
+    let log = Arc::new(
+        LogWriter::create_with_clock(
+            &log_path,
+            ID,
+            1,
+            Durability::EveryAppend,
+            Arc::new(move || log_clock.now()),
+        )
+        .unwrap(),
+    );
+    let options = EngineOptions {
+        log: Some(log.clone()),
+        clock: clock.clone(),
+        ..EngineOptions::default()
+    };
+    let handle = Engine::start(AppLayout::discover(app.path()).unwrap(), options).unwrap();
+    let first = handle.backup(Trigger::Api).await.unwrap();
+    for i in 1..=5 {
+        clock.advance_ms(60_000);
+        log.append(format!("{i}={i}").as_bytes()).unwrap();
+    }
+    // The third write was at +3 min; stop 30 s after it.
+    let point = jiff::Timestamp::from_microsecond(1_780_000_000_000_000).unwrap()
+        + jiff::SignedDuration::from_secs(210);
+    let to = app.root().join("restored");
+    let report = sauve_archive::restore(
+        &first.archives[0],
+        &sauve_archive::RestoreOptions {
+            to: Some(to),
+            force: false,
+        },
+        &mut sauve_archive::NoProgress,
+    )
+    .unwrap();
+    let mut applied = Vec::new();
+    let done = tokio::task::block_in_place(|| {
+        handle.integrate_after_restore(&report, ID, Some(&log_path), Until::Time(point), |r| {
+            applied.push(r.seq);
+            Ok::<(), String>(())
+        })
+    })
+    .unwrap();
+    assert_eq!(applied, [1, 2, 3]);
+    assert!(done.logs.last().unwrap().integrated.stopped);
+    let entry = sauve_journal::read_all(&app.path().join("Logs"))
+        .unwrap()
+        .pop()
+        .unwrap();
+    let lines: Vec<(String, String)> = entry.other.clone();
+    assert_eq!(
+        lines,
+        [
+            (
+                "Stop point".to_owned(),
+                "2026-05-28 20:30:10.000+00:00 (reached; later records kept)".to_owned()
+            ),
+            (
+                "Last applied".to_owned(),
+                "sequence 3 at 2026-05-28 20:29:40.000+00:00".to_owned()
+            ),
+        ],
+        "{entry:?}"
+    );
+    // The records after the point are still in the log.
+    let still = sauve_logfile::read_log(&log_path).unwrap();
+    assert_eq!(still.records.len(), 5);
+    let history = handle.history().await.unwrap();
+    let last = history.last().unwrap();
+    assert_eq!(last.extra["lastApplied"]["sequence"], 3);
+    assert_eq!(last.extra["untilReached"], true);
+    assert_eq!(last.extra["until"]["time"], point.to_string());
+    handle.shutdown().await;
+}
