@@ -131,26 +131,37 @@ fn crc_v2(head: &[u8], label: &[u8], payload: &[u8]) -> u32 {
 /// A record's bytes in the current version (2). A label over
 /// [`MAX_LABEL`] bytes is cut at a character boundary below it.
 pub fn encode_record(record: &Record) -> Vec<u8> {
-    let label = record.tag.as_ref().map_or("", |t| fit_label(&t.label));
-    let mut b = Vec::with_capacity(RECORD_HEADER_LEN + label.len() + record.payload.len());
+    encode_v2(
+        record.seq,
+        record.time,
+        record.tag.as_ref(),
+        &record.payload,
+    )
+}
+
+/// A version-2 record's bytes from its parts (the writer's path: no copy
+/// of the payload but into the frame).
+pub(crate) fn encode_v2(seq: u64, time: Option<i64>, tag: Option<&Tag>, payload: &[u8]) -> Vec<u8> {
+    let label = tag.map_or("", |t| fit_label(&t.label));
+    let mut b = Vec::with_capacity(RECORD_HEADER_LEN + label.len() + payload.len());
     let mut flags = 0;
-    if record.tag.is_some() {
+    if tag.is_some() {
         flags |= FLAG_TAG;
     }
-    if record.time.is_some() {
+    if time.is_some() {
         flags |= FLAG_TIME;
     }
-    b.extend_from_slice(&(record.payload.len() as u32).to_le_bytes());
-    b.extend_from_slice(&record.seq.to_le_bytes());
+    b.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    b.extend_from_slice(&seq.to_le_bytes());
     b.extend_from_slice(&[0; 4]);
-    b.extend_from_slice(&record.time.unwrap_or(0).to_le_bytes());
+    b.extend_from_slice(&time.unwrap_or(0).to_le_bytes());
     b.push(flags);
-    b.extend_from_slice(&record.tag.as_ref().map_or(0, |t| t.kind).to_le_bytes());
+    b.extend_from_slice(&tag.map_or(0, |t| t.kind).to_le_bytes());
     b.push(label.len() as u8);
-    let crc = crc_v2(&b, label.as_bytes(), &record.payload);
+    let crc = crc_v2(&b, label.as_bytes(), payload);
     b[12..16].copy_from_slice(&crc.to_le_bytes());
     b.extend_from_slice(label.as_bytes());
-    b.extend_from_slice(&record.payload);
+    b.extend_from_slice(payload);
     b
 }
 

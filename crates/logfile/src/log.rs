@@ -8,8 +8,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crate::error::LogError;
 use crate::format::{
-    HEADER_LEN, Header, MAX_LABEL, MAX_PAYLOAD, Record, Records, Tag, Tail, encode_record,
-    encode_record_v1,
+    HEADER_LEN, Header, MAX_LABEL, MAX_PAYLOAD, Record, Records, Tag, Tail, encode_record_v1,
+    encode_v2,
 };
 
 /// Where a writer takes the time of each record from: the host's injected
@@ -381,12 +381,7 @@ impl LogWriter {
         } else {
             let time = s.now_us().max(s.last_time);
             s.last_time = time;
-            encode_record(&Record {
-                seq,
-                time: Some(time),
-                tag: tag.cloned(),
-                payload: payload.to_vec(),
-            })
+            encode_v2(seq, Some(time), tag, payload)
         };
         let path = s.path.clone();
         if let Err(e) = point(Step::Write, &path).and_then(|()| s.file.write_all(&bytes)) {
