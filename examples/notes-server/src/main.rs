@@ -33,7 +33,7 @@ use axum::{Json, Router};
 use rusqlite::{Connection, OptionalExtension, params};
 use sauve_engine::{BackupHandle, DataHealth, Engine, EngineOptions, SchedulerView};
 use sauve_locking::{CancellationToken, Kind, LockError, Mode};
-use sauve_logfile::{Durability, LogWriter, Record};
+use sauve_logfile::{Durability, LogWriter, Record, Tag};
 use serde_json::json;
 
 const IDENTITY: [u8; 16] = *b"notes-server-001";
@@ -141,6 +141,11 @@ struct WriteQuery {
     wait_ms: Option<u64>,
 }
 
+/// The kind of a logged write of a note.
+const KIND_NOTE: u16 = 1;
+/// The kind of a logged upload of a file.
+const KIND_FILE: u16 = 2;
+
 /// Logs a write, then applies it; call it holding the data write guard. The
 /// caller acknowledges only once this returns: both are durable by then.
 async fn commit(
@@ -148,8 +153,14 @@ async fn commit(
     record: serde_json::Value,
 ) -> Result<Result<u64>, tokio::task::JoinError> {
     tokio::task::spawn_blocking(move || -> Result<u64> {
+        // The operation's kind and table, for `sauve log show` (SPEC 20).
+        let tag = if record.get("file").is_some() {
+            Tag::new(KIND_FILE, "files")
+        } else {
+            Tag::new(KIND_NOTE, "notes")
+        };
         let record = serde_json::to_vec(&record)?;
-        let seq = app.log.append(&record)?;
+        let seq = app.log.append_tagged(tag.as_ref(), &record)?;
         let mut db = app.db.lock().unwrap_or_else(|e| e.into_inner());
         apply(&mut db, &app.uploads, &Record::new(seq, record))?;
         Ok(seq)
