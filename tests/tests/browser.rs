@@ -458,3 +458,65 @@ async fn every_page_fits_a_360_px_wide_screen_without_scrolling_sideways() {
     }
     b.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_page_lists_the_operations_with_their_kind_and_filters_them() {
+    let app = SampleApp::with_settings(&[]).unwrap();
+    let start: jiff::Timestamp = "2026-12-01T13:00:00Z".parse().unwrap();
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let clock: sauve_logfile::LogClock = std::sync::Arc::new(move || {
+        let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        start + jiff::SignedDuration::from_mins(10 * n)
+    });
+    let w = sauve_logfile::LogWriter::create_with_clock(
+        &app.path().join("Data/App.journal"),
+        [0; 16],
+        1,
+        sauve_logfile::Durability::EveryAppend,
+        clock,
+    )
+    .unwrap();
+    let notes = sauve_logfile::Tag::new(1, "notes").unwrap();
+    let files = sauve_logfile::Tag::new(2, "files").unwrap();
+    for (i, tag) in [&notes, &notes, &files, &notes, &files].iter().enumerate() {
+        w.append_tagged(Some(tag), format!("op {i}").as_bytes())
+            .unwrap();
+    }
+    drop(w);
+    let server = Server::start(app.path());
+    let b = Browser::start(1280, 900).await;
+    b.login(&server).await;
+    b.client.goto(&server.at("/log")).await.unwrap();
+    let table = b.wait_text("table", "files").await;
+    assert_eq!(table.matches("notes").count(), 3, "{table}");
+    let rows = b
+        .js("return document.querySelectorAll('tbody tr').length;")
+        .await;
+    assert_eq!(rows, 5);
+    let summary = b.wait_text("main", "5 operations").await;
+    assert!(summary.contains("version 2"), "{summary}");
+    b.screenshot("log").await;
+    // The form's kind filter, as a person uses it.
+    b.js("document.querySelector('input[name=kind]').value = '2'; document.querySelector('form.filters').submit(); return 0;")
+        .await;
+    b.wait_text("main", "2 of 5 operations").await;
+    let rows = b
+        .js("return document.querySelectorAll('tbody tr').length;")
+        .await;
+    assert_eq!(rows, 2);
+    // A time filter with an explicit offset: 14:15 (UTC+1) and later; the
+    // records are at 13:10 to 13:50 UTC (the header took 13:00).
+    b.client
+        .goto(&server.at("/log?since=2026-12-01T14%3A15%3A00%2B01%3A00"))
+        .await
+        .unwrap();
+    b.wait_text("main", "4 of 5 operations").await;
+    // A time it cannot read: a page saying what is accepted.
+    b.client
+        .goto(&server.at("/log?until=yesterday"))
+        .await
+        .unwrap();
+    let refused = b.wait_text("main", "accepted").await;
+    assert!(refused.contains("2026-12-01 14:04:30"), "{refused}");
+    b.close().await;
+}

@@ -79,6 +79,33 @@ fn a_version_1_log_and_a_version_1_log_backup_read_and_integrate_as_they_were_wr
         [1, 2, 3, 4, 5]
     );
     assert!(applied.iter().all(|r| r.time.is_none() && r.tag.is_none()));
+
+    // A time cannot place a record that has none: refused, naming it.
+    let point: jiff::Timestamp = "2026-12-01T13:00:00Z".parse().unwrap();
+    let err = sauve_logfile::integrate(
+        &fixture("App.journal"),
+        ID,
+        3,
+        sauve_logfile::Until::Time(point),
+        |_: &Record| Ok::<(), String>(()),
+    )
+    .unwrap_err();
+    assert!(err.to_string().starts_with("record 4 has no time"), "{err}");
+    // A sequence can.
+    let mut seqs = Vec::new();
+    let done = sauve_logfile::integrate(
+        &fixture("App.journal"),
+        ID,
+        3,
+        sauve_logfile::Until::Sequence(4),
+        |r: &Record| {
+            seqs.push(r.seq);
+            Ok::<(), String>(())
+        },
+    )
+    .unwrap();
+    assert_eq!(seqs, [4]);
+    assert!(done.stopped);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

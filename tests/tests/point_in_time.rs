@@ -40,6 +40,30 @@ impl Clock for Manual {
     }
 }
 
+/// The app's log and engine on one manual clock, starting at
+/// 1_780_000_000 s (2026-05-28 20:26:40 UTC).
+fn timed_engine(app: &SampleApp) -> (Arc<Manual>, Arc<LogWriter>, sauve_engine::BackupHandle) {
+    let clock = Arc::new(Manual(AtomicI64::new(1_780_000_000_000_000)));
+    let log_clock = Arc::clone(&clock);
+    let log = Arc::new(
+        LogWriter::create_with_clock(
+            &app.path().join("Data/App.journal"),
+            ID,
+            1,
+            Durability::EveryAppend,
+            Arc::new(move || log_clock.now()),
+        )
+        .unwrap(),
+    );
+    let options = EngineOptions {
+        log: Some(log.clone()),
+        clock: clock.clone(),
+        ..EngineOptions::default()
+    };
+    let handle = Engine::start(AppLayout::discover(app.path()).unwrap(), options).unwrap();
+    (clock, log, handle)
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     /// A key, a value, and the milliseconds since the previous operation.
@@ -75,13 +99,9 @@ proptest! {
             let app = SampleApp::with_settings(&[("Advanced/SetNumber/Value", "50"), ("Advanced/CompressionRate", "None")]).unwrap();
             let data = app.path().join("Data/App.4DD");
             let log_path = app.path().join("Data/App.journal");
-            let clock = Arc::new(Manual(AtomicI64::new(1_780_000_000_000_000)));
-            let log_clock = Arc::clone(&clock);
-            let log = Arc::new(LogWriter::create_with_clock(&log_path, ID, 1, Durability::EveryAppend, Arc::new(move || log_clock.now())).unwrap());
+            let (clock, log, handle) = timed_engine(&app);
             let mut map = Map::new();
             save(&data, 0, &map).unwrap();
-            let options = EngineOptions { log: Some(log.clone()), clock: clock.clone(), ..EngineOptions::default() };
-            let handle = Engine::start(AppLayout::discover(app.path()).unwrap(), options).unwrap();
             // (sequence, time, state after it) of every write; each backup's set.
             let mut writes: Vec<(u64, jiff::Timestamp, Map)> = Vec::new();
             let mut backups = Vec::new();
@@ -159,24 +179,7 @@ proptest! {
 async fn the_journal_and_the_history_record_the_stop_point_and_the_last_record_applied() {
     let app = SampleApp::with_settings(&[]).unwrap();
     let log_path = app.path().join("Data/App.journal");
-    let clock = Arc::new(Manual(AtomicI64::new(1_780_000_000_000_000)));
-    let log_clock = Arc::clone(&clock);
-    let log = Arc::new(
-        LogWriter::create_with_clock(
-            &log_path,
-            ID,
-            1,
-            Durability::EveryAppend,
-            Arc::new(move || log_clock.now()),
-        )
-        .unwrap(),
-    );
-    let options = EngineOptions {
-        log: Some(log.clone()),
-        clock: clock.clone(),
-        ..EngineOptions::default()
-    };
-    let handle = Engine::start(AppLayout::discover(app.path()).unwrap(), options).unwrap();
+    let (clock, log, handle) = timed_engine(&app);
     let first = handle.backup(Trigger::Api).await.unwrap();
     for i in 1..=5 {
         clock.advance_ms(60_000);
@@ -232,5 +235,72 @@ async fn the_journal_and_the_history_record_the_stop_point_and_the_last_record_a
     assert_eq!(last.extra["lastApplied"]["sequence"], 3);
     assert_eq!(last.extra["untilReached"], true);
     assert_eq!(last.extra["until"]["time"], point.to_string());
+    handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_open_check_restores_the_newest_set_ending_before_the_point_and_stops_there() {
+    let app = SampleApp::with_settings(&[("Advanced/SetNumber/Value", "10")]).unwrap();
+    let data = app.path().join("Data/App.4DD");
+    let (clock, log, handle) = timed_engine(&app);
+    let mut map = Map::new();
+    save(&data, 0, &map).unwrap();
+    let mut write = |k: &str, v: &str| {
+        clock.advance_ms(60_000);
+        let seq = log.append(format!("{k}={v}").as_bytes()).unwrap();
+        map.insert(k.to_owned(), v.to_owned());
+        save(&data, seq, &map).unwrap();
+        (clock.now(), map.clone())
+    };
+    write("a", "1");
+    let first = handle.backup(Trigger::Api).await.unwrap();
+    assert_eq!(first.status, Status::Ok, "{:?}", first.errors);
+    let (_, _) = write("b", "2");
+    let (at, state) = write("c", "3");
+    write("a", "mistake");
+    let second = handle.backup(Trigger::Api).await.unwrap();
+    assert_eq!(second.status, Status::Ok, "{:?}", second.errors);
+    write("d", "4");
+    // The data is damaged; open at the moment after "c=3", before the
+    // mistake, which the newest set already holds.
+    std::fs::write(&data, b"damaged").unwrap();
+    let point = at + jiff::SignedDuration::from_secs(30);
+    let restored = std::cell::RefCell::new(Map::new());
+    let outcome = tokio::task::block_in_place(|| {
+        handle.open_check(
+            sauve_engine::DataHealth {
+                damaged: true,
+                last_applied: 0,
+            },
+            ID,
+            Until::Time(point),
+            || {
+                let (last, m) = load(&data).unwrap();
+                *restored.borrow_mut() = m;
+                last
+            },
+            |r| apply(&mut restored.borrow_mut(), &r.payload),
+        )
+    })
+    .unwrap();
+    assert_eq!(outcome.restored.as_ref(), Some(&first.archives[0]));
+    assert_eq!(*restored.borrow(), state);
+    // A point before every set's end: none fits, said so.
+    std::fs::write(&data, b"damaged").unwrap();
+    let err = tokio::task::block_in_place(|| {
+        handle.open_check(
+            sauve_engine::DataHealth {
+                damaged: true,
+                last_applied: 0,
+            },
+            ID,
+            Until::Time(jiff::Timestamp::from_microsecond(1_780_000_000_000_000).unwrap()),
+            || 0,
+            |_| Ok::<(), String>(()),
+        )
+    })
+    .unwrap_err();
+    assert_eq!(err.status().code(), 1410, "{err}");
+    assert!(err.to_string().contains("ends before"), "{err}");
     handle.shutdown().await;
 }

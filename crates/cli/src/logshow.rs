@@ -77,14 +77,13 @@ pub(crate) fn show(source: Source, filter: Filter, io: &mut Io<'_>) -> Result<()
     })?;
     let mut offset = sauve_logfile::HEADER_LEN as u64;
     let mut rows = Vec::new();
+    let shown = sauve_logfile::RecordFilter {
+        since,
+        until,
+        kind: filter.kind,
+    };
     for r in &log.records {
-        let at = r.timestamp();
-        let shown = since.is_none_or(|s| at.is_some_and(|t| t >= s))
-            && until.is_none_or(|u| at.is_some_and(|t| t <= u))
-            && filter
-                .kind
-                .is_none_or(|k| r.tag.as_ref().is_some_and(|t| t.kind == k));
-        if shown {
+        if shown.matches(r) {
             rows.push(Row { record: r, offset });
         }
         offset += r.framed_len(log.header.version);
@@ -117,6 +116,12 @@ fn archived_log(set: &Path, to: &Path) -> Result<PathBuf, Failure> {
     if !name.as_deref().is_some_and(|n| n.ends_with(".4BL")) {
         return Err(Failure::usage(format!(
             "--archive \"{}\" is not a log backup (accepted: a base[NNNN].4BL file)",
+            set.display()
+        )));
+    }
+    if !set.is_file() {
+        return Err(Failure::usage(format!(
+            "--archive \"{}\" does not exist (accepted: a base[NNNN].4BL file)",
             set.display()
         )));
     }
@@ -377,7 +382,13 @@ fn page(text: &str, io: &mut Io<'_>) {
         // A pager quit early closes the pipe: not a failure.
         let _ = stdin.write_all(text.as_bytes());
     }
-    let _ = child.wait();
+    // A pager that could not run (sh says 126 or 127) showed nothing.
+    if child
+        .wait()
+        .is_ok_and(|s| matches!(s.code(), Some(126 | 127)))
+    {
+        io.out(text);
+    }
 }
 
 /// Labels, the most frequent first.

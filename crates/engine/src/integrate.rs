@@ -80,18 +80,29 @@ pub(crate) fn check_until(
         .first()
         .cloned()
         .unwrap_or_else(|| report.set.dir.clone());
+    check_manifest(&report.manifest, &set, until, zone)
+}
+
+/// [`check_until`] for the set `set` whose manifest is `manifest`. The
+/// set's end is when it was finished: its data was cut a little before
+/// that, so a point in between is refused though the set could reach it.
+pub(crate) fn check_manifest(
+    manifest: &sauve_archive::Manifest,
+    set: &Path,
+    until: Until,
+    zone: &jiff::tz::TimeZone,
+) -> Result<(), EngineError> {
     let refused = |end: String| EngineError::UntilBeforeSet {
-        set: set.clone(),
+        set: set.to_path_buf(),
         point: until.describe(zone),
         end,
     };
     match until {
         Until::End => Ok(()),
-        Until::Time(t) if t < report.manifest.ended_at => Err(refused(sauve_logfile::format_time(
-            report.manifest.ended_at,
-            zone,
-        ))),
-        Until::Sequence(n) => match report.manifest.header.last_log_sequence {
+        Until::Time(t) if t < manifest.ended_at => {
+            Err(refused(sauve_logfile::format_time(manifest.ended_at, zone)))
+        }
+        Until::Sequence(n) => match manifest.header.last_log_sequence {
             Some(last) if n < last => Err(refused(format!("sequence {last}"))),
             _ => Ok(()),
         },
@@ -124,6 +135,8 @@ pub(crate) fn run<E: std::fmt::Display>(
         .map(|e| report.destination.join(&e.path).display().to_string())
         .unwrap_or_default();
     let mut done = Vec::new();
+    // The time of the last record applied, across logs.
+    let mut last_time = None;
     for log in integrable_logs(report, current_log) {
         let started = rec.clock().now();
         let is_set = log.extension().is_some_and(|e| e == "4BL");
@@ -166,7 +179,9 @@ pub(crate) fn run<E: std::fmt::Display>(
             let _ = std::fs::remove_dir_all(&staging);
         }
         match result {
-            Ok(i) => {
+            Ok(mut i) => {
+                i.last_time = i.last_time.or(last_time);
+                last_time = i.last_time;
                 let mut e = base_entry(rec, &data_file, &log, started);
                 e.operations = Some(operations(&i));
                 e.result = Some("OK".to_owned());
@@ -190,7 +205,9 @@ pub(crate) fn run<E: std::fmt::Display>(
             }
             Err(e) => {
                 let failed_at = match &e {
-                    IntegrateError::Apply { seq, .. } => Some(*seq),
+                    IntegrateError::Apply { seq, .. } | IntegrateError::Untimed { seq, .. } => {
+                        Some(*seq)
+                    }
                     _ => None,
                 };
                 let err = EngineError::from(e);

@@ -82,7 +82,7 @@ pub(crate) fn run<E: std::fmt::Display>(
         entry.starting = Some(stamp(started));
         let place = crate::plan::destination(app, &settings)?;
         let destination = place.records().to_path_buf();
-        let restored = match restore_newest(&layout, &place, started, &zone) {
+        let restored = match restore_newest(&layout, &place, started, &zone, until) {
             Ok(r) => r,
             Err(e) => {
                 entry.ending = Some(stamp(rec.clock().now()));
@@ -162,7 +162,8 @@ pub(crate) fn run<E: std::fmt::Display>(
             }
             Err(e) => {
                 entry.result = Some(match &e {
-                    sauve_logfile::IntegrateError::Apply { seq, .. } => {
+                    sauve_logfile::IntegrateError::Apply { seq, .. }
+                    | sauve_logfile::IntegrateError::Untimed { seq, .. } => {
                         format!("failed at sequence {seq}")
                     }
                     _ => format!("failed: {}", e.status().text()),
@@ -202,6 +203,7 @@ fn restore_from_offsite(
     layout: &AppLayout,
     stage: &Path,
     place: &sauve_settings::Destination,
+    fits: &dyn Fn(&sauve_archive::Manifest, &Path) -> bool,
 ) -> Option<(PathBuf, sauve_archive::RestoreReport)> {
     let destination = place.records();
     let own = sauve_settings::load_sauve_toml(&layout.app).ok()?;
@@ -264,6 +266,9 @@ fn restore_from_offsite(
             match sauve_archive::restore_remote(&set, &options, &mut sauve_archive::NoProgress) {
                 Ok(mut report) => {
                     let archive = PathBuf::from(format!("{}{name}.4BK", store.describe()));
+                    if !fits(&report.manifest, &archive) {
+                        continue;
+                    }
                     // What follows (the history entry, the logs to
                     // integrate) is the destination's, on this machine.
                     report.set.dir = destination.to_path_buf();
@@ -283,7 +288,12 @@ fn restore_newest(
     place: &sauve_settings::Destination,
     now: jiff::Timestamp,
     zone: &jiff::tz::TimeZone,
+    until: Until,
 ) -> Result<Restored, EngineError> {
+    // Only a set that ends before the stop point can be integrated to it.
+    let fits = |m: &sauve_archive::Manifest, set: &Path| {
+        crate::integrate::check_manifest(m, set, until, zone).is_ok()
+    };
     let destination = place.records();
     let key = crate::plan::structure_key(layout);
     // Read only: a corrupt history is left for the records actor to move aside.
@@ -307,7 +317,10 @@ fn restore_newest(
     let local = candidates
         .iter()
         .map(|e| PathBuf::from(&e.backup_path))
-        .find(|p| sauve_archive::verify(p, &mut sauve_archive::NoProgress).is_ok());
+        .find(|p| {
+            sauve_archive::verify(p, &mut sauve_archive::NoProgress)
+                .is_ok_and(|v| fits(&v.manifest, p))
+        });
     let (archive, report) = match local {
         Some(archive) => {
             let report = sauve_archive::restore(
@@ -322,11 +335,16 @@ fn restore_newest(
         }
         // No sound set in the destination (missing, damaged, the disk
         // gone): the newest sound off-site copy (SPEC 19).
-        None => restore_from_offsite(layout, &stage, place).ok_or_else(|| {
-            EngineError::NoBackupAvailable {
+        None => restore_from_offsite(layout, &stage, place, &fits).ok_or_else(|| match until {
+            Until::End => EngineError::NoBackupAvailable {
                 key: key.clone(),
                 destination: destination.to_path_buf(),
-            }
+            },
+            _ => EngineError::NoBackupBefore {
+                key: key.clone(),
+                destination: destination.to_path_buf(),
+                point: until.describe(zone),
+            },
         })?,
     };
     let stamp = zone

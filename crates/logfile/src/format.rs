@@ -257,6 +257,8 @@ pub struct Records<R> {
     expected: u64,
     len: u64,
     tail: Option<Tail>,
+    /// A record numbered `u64::MAX` was read: none can follow.
+    exhausted: bool,
 }
 
 impl<R: Read> Records<R> {
@@ -271,6 +273,7 @@ impl<R: Read> Records<R> {
             expected: header.first_sequence,
             len,
             tail: None,
+            exhausted: false,
         }
     }
 
@@ -372,13 +375,20 @@ impl<R: Read> Iterator for Records<R> {
             decode_v2(&head, label, payload)
         };
         let sound = record.filter(|r| {
-            r.seq == self.expected && (self.version == 1 || crc_of(&head, r) == stored)
+            !self.exhausted
+                && r.seq == self.expected
+                && (self.version == 1 || crc_of(&head, r) == stored)
         });
         let Some(record) = sound else {
             return self.bad(total);
         };
         self.offset += total;
-        self.expected += 1;
+        // A record numbered u64::MAX can have no successor: any bytes after
+        // it are damage.
+        match self.expected.checked_add(1) {
+            Some(n) => self.expected = n,
+            None => self.exhausted = true,
+        }
         Some(Ok(record))
     }
 }

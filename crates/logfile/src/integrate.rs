@@ -62,6 +62,19 @@ pub enum IntegrateError {
         /// The last record applied before it.
         last_applied: u64,
     },
+    /// A record without a time (of a version-1 log) met while stopping at
+    /// a time: nothing tells whether it came before the point.
+    #[error(
+        "record {seq} has no time (it was written in log format version 1), so it cannot be placed before or after {point}; nothing from it on was applied (accepted: a stop at a sequence, such as the last one before the change to undo)"
+    )]
+    Untimed {
+        /// The record.
+        seq: u64,
+        /// The stop point asked for, as given (UTC).
+        point: String,
+        /// The last record applied before it.
+        last_applied: u64,
+    },
     /// The log is damaged after the records applied.
     #[error("the log is damaged at byte {offset}, after sequence {last_applied}")]
     Corrupt {
@@ -104,16 +117,27 @@ pub fn integrate<E: std::fmt::Display>(
         .records
         .first()
         .map_or(contents.header.first_sequence, |r| r.seq);
-    if first > last_applied + 1 && contents.records.iter().any(|r| r.seq > last_applied) {
+    if first > last_applied.saturating_add(1)
+        && contents.records.iter().any(|r| r.seq > last_applied)
+    {
         return Err(IntegrateError::Mismatch(format!(
             "{} starts at sequence {first}, but the data stops at {last_applied}: records {} to {} are missing",
             log.display(),
-            last_applied + 1,
+            last_applied.saturating_add(1),
             first - 1
         )));
     }
     let mut done = Integrated::nothing(last_applied);
     for r in contents.records.iter().filter(|r| r.seq > last_applied) {
+        if let Until::Time(t) = until
+            && r.time.is_none()
+        {
+            return Err(IntegrateError::Untimed {
+                seq: r.seq,
+                point: t.to_string(),
+                last_applied: done.last_applied,
+            });
+        }
         if until.is_past(r) {
             done.stopped = true;
             return Ok(done);

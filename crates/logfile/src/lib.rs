@@ -30,4 +30,4 @@ pub use format::{
 };
 pub use integrate::{IntegrateError, Integrated, integrate};
 pub use log::{Durability, LogClock, LogContents, LogWriter, read_log};
-pub use time::{TimeError, Until, format_time, parse_time};
+pub use time::{RecordFilter, TimeError, Until, format_time, parse_time};

@@ -242,7 +242,7 @@ impl LogWriter {
         let next = contents
             .records
             .last()
-            .map_or(contents.header.first_sequence, |r| r.seq + 1);
+            .map_or(contents.header.first_sequence, |r| r.seq.saturating_add(1));
         let last_time = contents
             .records
             .iter()

@@ -18,8 +18,8 @@ pub enum Until {
 
 impl Until {
     /// Whether `record` is past the stop point. A record without a time (of
-    /// a version-1 log) is never past a time: it was written before any
-    /// version-2 record of the same data.
+    /// a version-1 log) is not past a time here; [`crate::integrate`]
+    /// refuses to place one under a time stop.
     pub fn is_past(&self, record: &crate::Record) -> bool {
         match self {
             Until::End => false,
@@ -35,6 +35,36 @@ impl Until {
             Until::Sequence(n) => format!("sequence {n}"),
             Until::Time(t) => format_time(*t, zone),
         }
+    }
+}
+
+/// Which records a viewer lists (`sauve log show`, the Log page): those at
+/// or after `since`, at or before `until`, of `kind`. A record without a
+/// time (of a version-1 log) is left out by a time bound.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordFilter {
+    /// The earliest time shown.
+    pub since: Option<Timestamp>,
+    /// The latest time shown.
+    pub until: Option<Timestamp>,
+    /// The only kind shown.
+    pub kind: Option<u16>,
+}
+
+impl RecordFilter {
+    /// Whether `r` is shown.
+    pub fn matches(&self, r: &crate::Record) -> bool {
+        let at = r.timestamp();
+        self.since.is_none_or(|s| at.is_some_and(|t| t >= s))
+            && self.until.is_none_or(|u| at.is_some_and(|t| t <= u))
+            && self
+                .kind
+                .is_none_or(|k| r.tag.as_ref().is_some_and(|t| t.kind == k))
+    }
+
+    /// Whether nothing is filtered out.
+    pub fn is_empty(&self) -> bool {
+        *self == RecordFilter::default()
     }
 }
 

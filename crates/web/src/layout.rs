@@ -14,14 +14,16 @@ pub(crate) enum Tab {
     Backup,
     History,
     Journal,
+    Log,
     Restore,
     Settings,
 }
 
-const TABS: [(Tab, &str, &str); 5] = [
+const TABS: [(Tab, &str, &str); 6] = [
     (Tab::Backup, "/", "Backup"),
     (Tab::History, "/history", "History"),
     (Tab::Journal, "/journal", "Journal"),
+    (Tab::Log, "/log", "Log"),
     (Tab::Restore, "/restore", "Restore"),
     (Tab::Settings, "/settings", "Settings"),
 ];

@@ -198,6 +198,7 @@ pub fn router(state: PageState) -> Router {
         .route("/history/{number}", get(history::set))
         .route("/history/{number}/verify", post(history::verify))
         .route("/journal", get(journal::page))
+        .route("/log", get(log::page))
         .route("/restore", get(restore::page).post(restore::start))
         .route("/restore/{job}", get(restore::job))
         .route("/settings", get(settings::page).post(settings::save))

@@ -7,6 +7,7 @@ pub(crate) mod backup;
 pub(crate) mod errors;
 pub(crate) mod history;
 pub(crate) mod journal;
+pub(crate) mod log;
 pub(crate) mod login;
 pub(crate) mod restore;
 pub(crate) mod settings;
