@@ -139,6 +139,23 @@ pub fn engine_with_log(
     (log, handle)
 }
 
+/// The log a set's `Data/App.journal` holds, after restoring the set
+/// `archive` (a `.4BL`) into `to`.
+#[allow(clippy::panic)] // A test helper: failing here fails the test that called it.
+pub fn archived_log(archive: &Path, to: &Path) -> sauve_logfile::LogContents {
+    sauve_archive::restore(
+        archive,
+        &sauve_archive::RestoreOptions {
+            to: Some(to.to_path_buf()),
+            force: false,
+        },
+        &mut sauve_archive::NoProgress,
+    )
+    .unwrap_or_else(|e| panic!("{} does not restore: {e}", archive.display()));
+    sauve_logfile::read_log(&to.join("Data/App.journal"))
+        .unwrap_or_else(|e| panic!("the restored log does not read: {e}"))
+}
+
 /// insta settings that replace `path` by `[APP]` in snapshots.
 pub fn redact_app(path: &Path) -> insta::Settings {
     let mut s = insta::Settings::clone_current();

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use sauve_engine::{Engine, EngineOptions, Trigger};
-use sauve_logfile::{Durability, LogWriter, read_log};
+use sauve_logfile::{Durability, LogWriter};
 use sauve_settings::AppLayout;
 use sauve_status::Status;
 use sauve_tests::SampleApp;
@@ -23,20 +23,6 @@ fn names(dir: &Path) -> Vec<String> {
         .collect();
     n.sort();
     n
-}
-
-/// The records of a set's `Data/App.journal`, after restoring it.
-fn archived_log(archive: &Path, to: &Path) -> sauve_logfile::LogContents {
-    sauve_archive::restore(
-        archive,
-        &sauve_archive::RestoreOptions {
-            to: Some(to.to_path_buf()),
-            force: false,
-        },
-        &mut sauve_archive::NoProgress,
-    )
-    .unwrap();
-    read_log(&to.join("Data/App.journal")).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,13 +72,13 @@ async fn each_data_backup_cuts_the_log_and_archives_its_records_in_a_4bl() {
     assert_eq!(data, ["App.4DD", "App.journal"]);
 
     let out = tempfile::tempdir().unwrap();
-    let bl0 = archived_log(&bk.join("App[0000].4BL"), &out.path().join("bl0"));
+    let bl0 = sauve_tests::archived_log(&bk.join("App[0000].4BL"), &out.path().join("bl0"));
     assert_eq!(
         bl0.records.iter().map(|r| r.seq).collect::<Vec<_>>(),
         [1, 2, 3]
     );
     assert_eq!(bl0.header.identity, ID);
-    let bl1 = archived_log(&bk.join("App[0001].4BL"), &out.path().join("bl1"));
+    let bl1 = sauve_tests::archived_log(&bk.join("App[0001].4BL"), &out.path().join("bl1"));
     assert_eq!(
         bl1.records
             .iter()
@@ -101,7 +87,7 @@ async fn each_data_backup_cuts_the_log_and_archives_its_records_in_a_4bl() {
         [b"write 3".to_vec(), b"write 4".to_vec()]
     );
     // The .4BK holds the new log's header only, and the cut in its manifest.
-    let bk2 = archived_log(&bk.join("App[0002].4BK"), &out.path().join("bk2"));
+    let bk2 = sauve_tests::archived_log(&bk.join("App[0002].4BK"), &out.path().join("bk2"));
     assert_eq!((bk2.header.first_sequence, bk2.records.len()), (6, 0));
     let (_, manifest) = sauve_archive::list(&bk.join("App[0002].4BK")).unwrap();
     assert_eq!(manifest.header.last_log_sequence, Some(5));

@@ -20,20 +20,6 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// The log a `.4BL` holds, restored into `to`.
-fn archived_log(archive: &Path, to: &Path) -> sauve_logfile::LogContents {
-    sauve_archive::restore(
-        archive,
-        &sauve_archive::RestoreOptions {
-            to: Some(to.to_path_buf()),
-            force: false,
-        },
-        &mut sauve_archive::NoProgress,
-    )
-    .unwrap();
-    read_log(&to.join("Data/App.journal")).unwrap()
-}
-
 fn v1_records() -> Vec<Record> {
     vec![
         Record::new(1, b"write 0".to_vec()),
@@ -57,7 +43,7 @@ fn a_version_1_log_and_a_version_1_log_backup_read_and_integrate_as_they_were_wr
     );
     let out = tempfile::tempdir().unwrap();
     sauve_archive::verify(&fixture("App[0000].4BL"), &mut sauve_archive::NoProgress).unwrap();
-    let archived = archived_log(&fixture("App[0000].4BL"), out.path());
+    let archived = sauve_tests::archived_log(&fixture("App[0000].4BL"), out.path());
     assert_eq!(archived.header.version, 1);
     assert_eq!(archived.records, v1_records());
 
@@ -130,7 +116,7 @@ async fn a_version_1_log_is_continued_then_cut_into_a_version_2_one_and_archived
 
     // The .4BL of the version-1 records is a version-2 log, timeless.
     let out = tempfile::tempdir().unwrap();
-    let bl = archived_log(&app.root().join("Backups/App[0000].4BL"), out.path());
+    let bl = sauve_tests::archived_log(&app.root().join("Backups/App[0000].4BL"), out.path());
     assert_eq!(bl.header.version, 2);
     assert_eq!(
         bl.records,

@@ -162,16 +162,25 @@ fn tail_text(tail: Tail) -> String {
     }
 }
 
-fn heading(file: &Path, log: &LogContents, zone: &TimeZone) -> String {
-    let created = Timestamp::from_nanosecond(i128::from(log.header.created))
-        .map(|t| sauve_logfile::format_time(t, zone))
-        .unwrap_or_default();
-    let identity: String = log
-        .header
+/// When the log was started.
+fn created(log: &LogContents) -> Option<Timestamp> {
+    Timestamp::from_nanosecond(i128::from(log.header.created)).ok()
+}
+
+/// The data identity the log belongs to, in hex.
+fn identity(log: &LogContents) -> String {
+    log.header
         .identity
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect();
+        .collect()
+}
+
+fn heading(file: &Path, log: &LogContents, zone: &TimeZone) -> String {
+    let created = created(log)
+        .map(|t| sauve_logfile::format_time(t, zone))
+        .unwrap_or_default();
+    let identity = identity(log);
     let version = if log.header.version == 1 {
         "version 1 (records carry no time)".to_owned()
     } else {
@@ -222,15 +231,8 @@ fn tail_json(tail: Tail) -> serde_json::Value {
 }
 
 fn header_json(log: &LogContents) -> serde_json::Value {
-    let created = Timestamp::from_nanosecond(i128::from(log.header.created))
-        .map(|t| t.to_string())
-        .unwrap_or_default();
-    let identity: String = log
-        .header
-        .identity
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let created = created(log).map(|t| t.to_string()).unwrap_or_default();
+    let identity = identity(log);
     serde_json::json!({
         "version": log.header.version,
         "identity": identity,
