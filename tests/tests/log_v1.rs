@@ -51,12 +51,18 @@ fn a_version_1_log_and_a_version_1_log_backup_read_and_integrate_as_they_were_wr
     let mut applied = Vec::new();
     let mut last = 0;
     for file in [out.path().join("Data/App.journal"), fixture("App.journal")] {
-        let done =
-            sauve_logfile::integrate(&file, ID, last, sauve_logfile::Until::End, |r: &Record| {
+        let done = sauve_logfile::integrate(
+            &file,
+            ID,
+            last,
+            sauve_logfile::Until::End,
+            &[],
+            |r: &Record| {
                 applied.push(r.clone());
                 Ok::<(), String>(())
-            })
-            .unwrap();
+            },
+        )
+        .unwrap();
         last = done.last_applied;
     }
     assert_eq!(last, 5);
@@ -73,6 +79,7 @@ fn a_version_1_log_and_a_version_1_log_backup_read_and_integrate_as_they_were_wr
         ID,
         3,
         sauve_logfile::Until::Time(point),
+        &[],
         |_: &Record| Ok::<(), String>(()),
     )
     .unwrap_err();
@@ -84,6 +91,7 @@ fn a_version_1_log_and_a_version_1_log_backup_read_and_integrate_as_they_were_wr
         ID,
         3,
         sauve_logfile::Until::Sequence(4),
+        &[],
         |r: &Record| {
             seqs.push(r.seq);
             Ok::<(), String>(())

@@ -304,3 +304,232 @@ async fn the_open_check_restores_the_newest_set_ending_before_the_point_and_stop
     assert!(err.to_string().contains("ends before"), "{err}");
     handle.shutdown().await;
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 10, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_restore_to_any_point_equals_the_state_then_and_what_it_set_aside_never_comes_back(
+        ops in proptest::collection::vec(prop_oneof![
+            5 => (any::<u8>(), any::<u16>(), 1i64..2_000).prop_map(|(k, v, ms)| Op::Write(k % 8, v, ms)),
+            1 => Just(Op::Backup),
+        ], 1..25),
+        point in prop_oneof![
+            (any::<prop::sample::Index>(), -999i64..999).prop_map(|(i, us)| Point::Time(i, us)),
+            any::<prop::sample::Index>().prop_map(Point::Sequence),
+        ],
+        later in proptest::collection::vec((any::<u8>(), any::<u16>()), 0..5),
+    ) {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(async {
+            let app = SampleApp::with_settings(&[("Advanced/SetNumber/Value", "50"), ("Advanced/CompressionRate", "None")]).unwrap();
+            let data = app.path().join("Data/App.4DD");
+            let (clock, log, handle) = timed_engine(&app);
+            let mut map = Map::new();
+            save(&data, 0, &map).unwrap();
+            let mut writes: Vec<(u64, jiff::Timestamp, Map)> = Vec::new();
+            let mut first_set = None;
+            for op in std::iter::once(Op::Backup).chain(ops) {
+                match op {
+                    Op::Write(k, v, ms) => {
+                        clock.advance_ms(ms);
+                        let _guard = handle.locks().write(Kind::Data).await;
+                        let seq = log.append(format!("{k}={v}").as_bytes()).unwrap();
+                        map.insert(k.to_string(), v.to_string());
+                        save(&data, seq, &map).unwrap();
+                        writes.push((seq, clock.now(), map.clone()));
+                    }
+                    Op::Backup => {
+                        clock.advance_ms(1000);
+                        let report = handle.backup(Trigger::Api).await.unwrap();
+                        assert_eq!(report.status, Status::Ok, "{:?}", report.errors);
+                        first_set.get_or_insert_with(|| report.archives[0].clone());
+                    }
+                }
+            }
+            let start = jiff::Timestamp::from_microsecond(1_780_000_000_000_000).unwrap();
+            let (until, expected): (Until, Map) = match point {
+                Point::Time(i, us) => {
+                    let at = if writes.is_empty() { start } else { writes[i.index(writes.len())].1 };
+                    let t = at + jiff::SignedDuration::from_micros(us);
+                    (Until::Time(t), writes.iter().rev().find(|w| w.1 <= t).map(|w| w.2.clone()).unwrap_or_default())
+                }
+                Point::Sequence(i) => {
+                    let n = if writes.is_empty() { 0 } else { writes[i.index(writes.len())].0 };
+                    (Until::Sequence(n), writes.iter().rev().find(|w| w.0 <= n).map(|w| w.2.clone()).unwrap_or_default())
+                }
+            };
+            // The sets are in order: none ends before the point if the first does not.
+            let first = sauve_archive::verify(first_set.as_ref().unwrap(), &mut sauve_archive::NoProgress).unwrap().manifest;
+            let fits = match until {
+                Until::Time(t) => t >= first.ended_at,
+                Until::Sequence(n) => first.header.last_log_sequence.is_none_or(|l| n >= l),
+                Until::End => true,
+            };
+            clock.advance_ms(1000);
+            // The host's side: the restored data read back, each record
+            // applied and saved with its sequence.
+            let host = std::cell::RefCell::new(Map::new());
+            let reload = || {
+                let (last, m) = load(&data).unwrap();
+                *host.borrow_mut() = m;
+                last
+            };
+            let applying = |r: &sauve_logfile::Record| {
+                let mut m = host.borrow_mut();
+                apply(&mut m, &r.payload)?;
+                save(&data, r.seq, &m).map_err(|e| e.to_string())
+            };
+            let result = tokio::task::block_in_place(|| handle.restore_to_point(ID, until, reload, applying));
+            if !fits {
+                let err = result.unwrap_err();
+                assert_eq!(err.status().code(), 1410, "{err}");
+                assert!(err.to_string().contains("ends before"), "{err}");
+                assert_eq!(load(&data).unwrap().1, map, "a refused restore changes nothing");
+                handle.shutdown().await;
+                return;
+            }
+            let done = result.unwrap();
+            assert_eq!(*host.borrow(), expected, "restored to {until:?}");
+            assert_eq!(load(&data).unwrap().1, expected);
+            let past: Vec<u64> = writes.iter().filter(|w| match until {
+                Until::Time(t) => w.1 > t,
+                Until::Sequence(n) => w.0 > n,
+                Until::End => false,
+            }).map(|w| w.0).collect();
+            assert_eq!(done.set_aside, past.first().map(|a| (*a, *past.last().unwrap())));
+
+            // The host writes on from the restored state.
+            let mut current = expected;
+            for (k, v) in later {
+                clock.advance_ms(500);
+                let _guard = handle.locks().write(Kind::Data).await;
+                let seq = log.append(format!("{}={v}", k % 8).as_bytes()).unwrap();
+                current.insert((k % 8).to_string(), v.to_string());
+                save(&data, seq, &current).unwrap();
+            }
+            // The next open integrates nothing it set aside.
+            let (last, on_disk) = load(&data).unwrap();
+            *host.borrow_mut() = on_disk;
+            let health = sauve_engine::DataHealth { damaged: false, last_applied: last };
+            let outcome = tokio::task::block_in_place(|| handle.open_check(health, ID, Until::End, || last, applying)).unwrap();
+            assert_eq!(outcome.applied, 0);
+            assert_eq!(load(&data).unwrap().1, current);
+            // Damaged: the automatic restore of the newest set that holds
+            // nothing set aside, its logs to the end, stepped over.
+            std::fs::write(&data, b"damaged").unwrap();
+            let health = sauve_engine::DataHealth { damaged: true, last_applied: 0 };
+            tokio::task::block_in_place(|| handle.open_check(health, ID, Until::End, reload, applying)).unwrap();
+            assert_eq!(*host.borrow(), current, "after the automatic restore");
+            handle.shutdown().await;
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_to_a_point_is_journaled_and_a_second_one_back_into_what_the_first_set_aside_reads_it_as_written()
+ {
+    let app = SampleApp::with_settings(&[("Advanced/SetNumber/Value", "10")]).unwrap();
+    let data = app.path().join("Data/App.4DD");
+    let (clock, log, handle) = timed_engine(&app);
+    save(&data, 0, &Map::new()).unwrap();
+    let first = handle.backup(Trigger::Api).await.unwrap();
+    assert_eq!(first.status, Status::Ok, "{:?}", first.errors);
+    let mut map = Map::new();
+    let write = |k: &str, v: &str, map: &mut Map| {
+        clock.advance_ms(60_000);
+        let seq = log.append(format!("{k}={v}").as_bytes()).unwrap();
+        map.insert(k.to_owned(), v.to_owned());
+        save(&data, seq, map).unwrap();
+        clock.now()
+    };
+    let a = write("a", "1", &mut map); // 1
+    let b = write("b", "2", &mut map); // 2
+    write("a", "mistake", &mut map); // 3
+    let at_b = map.clone();
+    let host = std::cell::RefCell::new(Map::new());
+    let reload = || {
+        let (last, m) = load(&data).unwrap();
+        *host.borrow_mut() = m;
+        last
+    };
+    let applying = |r: &sauve_logfile::Record| {
+        let mut m = host.borrow_mut();
+        apply(&mut m, &r.payload)?;
+        save(&data, r.seq, &m).map_err(|e| e.to_string())
+    };
+    // Too far back: to just after "a=1".
+    let point = a + jiff::SignedDuration::from_secs(1);
+    let done = tokio::task::block_in_place(|| {
+        handle.restore_to_point(ID, Until::Time(point), reload, applying)
+    })
+    .unwrap();
+    assert_eq!(done.archive, first.archives[0]);
+    assert_eq!(done.set_aside, Some((2, 3)));
+    assert!(done.replaced.starts_with(app.path().join("Data")));
+    assert_eq!(
+        host.borrow().get("a").map(String::as_str),
+        Some("1"),
+        "{:?}",
+        host.borrow()
+    );
+    assert_eq!(host.borrow().get("b"), None);
+    let entries = sauve_journal::read_all(&app.path().join("Logs")).unwrap();
+    let restore = entries
+        .iter()
+        .rev()
+        .find(|e| e.title == Some(sauve_journal::Title::Restore))
+        .unwrap();
+    assert_eq!(restore.result.as_deref(), Some("OK"));
+    assert_eq!(
+        restore.other[0],
+        (
+            "Stop point".to_owned(),
+            sauve_logfile::format_time(point, &jiff::tz::TimeZone::UTC)
+        )
+    );
+    assert!(
+        restore.other[1].1.contains("up to sequence 3"),
+        "{restore:?}"
+    );
+    let history = handle.history().await.unwrap();
+    let recorded = history
+        .iter()
+        .rev()
+        .find(|e| e.trigger.as_deref() == Some("point in time"))
+        .unwrap();
+    assert_eq!(recorded.extra["until"]["time"], point.to_string());
+
+    // Then to just after "b=2", on the timeline as it was written: the
+    // second restore supersedes the first, and the mistake stays out.
+    clock.advance_ms(1000);
+    let point = b + jiff::SignedDuration::from_secs(1);
+    let done = tokio::task::block_in_place(|| {
+        handle.restore_to_point(ID, Until::Time(point), reload, applying)
+    })
+    .unwrap();
+    assert_eq!(done.set_aside, Some((3, 3)));
+    let mut expected = at_b;
+    expected.insert("a".to_owned(), "1".to_owned());
+    assert_eq!(*host.borrow(), expected);
+    let state = sauve_engine::EngineState::load(app.path());
+    assert_eq!(state.set_aside.len(), 1, "{:?}", state.set_aside);
+    // And the next open applies nothing.
+    let (last, _) = load(&data).unwrap();
+    let outcome = tokio::task::block_in_place(|| {
+        handle.open_check(
+            sauve_engine::DataHealth {
+                damaged: false,
+                last_applied: last,
+            },
+            ID,
+            Until::End,
+            || last,
+            applying,
+        )
+    })
+    .unwrap();
+    assert_eq!(outcome.applied, 0);
+    assert_eq!(load(&data).unwrap().1, expected);
+    handle.shutdown().await;
+}

@@ -35,7 +35,7 @@ pub(crate) struct Options {
     data_mib: u64,
 }
 
-fn agent() -> ureq::Agent {
+pub(crate) fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(60)))
@@ -43,13 +43,22 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-struct Server {
-    child: Child,
-    url: String,
-    token: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) url: String,
+    pub(crate) token: String,
 }
 
-fn start(bin: &Path, app: &Path, log: &Path) -> Result<Server> {
+/// Stops `server` with SIGTERM and waits for it.
+pub(crate) fn stop(mut server: Server) -> Result<()> {
+    Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()?;
+    server.child.wait()?;
+    Ok(())
+}
+
+pub(crate) fn start(bin: &Path, app: &Path, log: &Path) -> Result<Server> {
     let _ = std::fs::remove_file(app.join("Logs/sauve-server.json"));
     let out = std::fs::OpenOptions::new()
         .create(true)
@@ -400,6 +409,10 @@ pub(crate) fn run(o: &Options) -> Result<()> {
     let log = root.join("notes-server.log");
     let stats = Arc::new(Stats::default());
 
+    let point_root = root.join("point-in-time");
+    let recovered = crate::e2e_point::run(&bin, &point_root)
+        .with_context(|| format!("point-in-time recovery (logs in {})", point_root.display()))?;
+
     eprintln!(
         "load: {} s, {} writers, {} readers",
         o.seconds, o.writers, o.readers
@@ -461,16 +474,15 @@ pub(crate) fn run(o: &Options) -> Result<()> {
             "cycle {cycle}: killed during a backup, data damaged, restarted: {n} acknowledged writes checked, {lost} lost"
         );
     }
-    let _ = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status();
-    let _ = server.child.wait();
+    stop(server)?;
 
     // Every archive must verify.
     let mut archives = 0;
     let mut bad = Vec::new();
     let backups = root.join("Backups");
-    for e in std::fs::read_dir(&backups)?.flatten() {
+    let listed = std::fs::read_dir(&backups)
+        .with_context(|| format!("no backup folder {}: no backup ran", backups.display()))?;
+    for e in listed.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         if name.ends_with(".4BK") || name.ends_with(".4BL") {
             archives += 1;
@@ -515,6 +527,9 @@ pub(crate) fn run(o: &Options) -> Result<()> {
     );
     println!("| acknowledged writes lost (worst cycle) | {worst_lost} | 0 |");
     println!("| kill -9 and recover cycles | {} | 20 |", o.cycles);
+    println!(
+        "| notes back after `notes-server restore --until` one second before a mistaken delete (then a restart, a write, an automatic restore) | {recovered} | all, none written after |"
+    );
     println!(
         "| writes cancelled by their client (-9976) | {} | |",
         stats.cancelled.load(Ordering::Relaxed)

@@ -27,6 +27,7 @@ mod bench;
 mod ci_steps;
 mod crash;
 mod e2e;
+mod e2e_point;
 mod fuzz;
 mod offsite;
 

@@ -195,6 +195,33 @@ pub enum EngineError {
         /// The stop point, as the journal says it.
         point: String,
     },
+    /// A set taken before a point-in-time restore, holding records it set
+    /// aside: integrated past that restore, it would bring them back (1410,
+    /// SPEC 20).
+    #[error(
+        "\"{}\" holds changes that the restore to {point} (run {at}) set aside (accepted: a set that ends before {point}, or one taken after {at})",
+        set.display()
+    )]
+    SetAsideBySet {
+        /// The set.
+        set: PathBuf,
+        /// The point of the restore.
+        point: String,
+        /// When that restore ran.
+        at: String,
+    },
+    /// A point-in-time restore of an app without a sauve log: nothing
+    /// says what happened when (1410, SPEC 20).
+    #[error(
+        "cannot restore to {point}: \"{}\" is not a sauve log, so nothing says what the data held then (accepted: an app whose host writes its log with sauve_logfile; `sauve log show --app` lists it)",
+        log.display()
+    )]
+    NoLogForPoint {
+        /// The app's log file.
+        log: PathBuf,
+        /// The point asked for.
+        point: String,
+    },
     /// No set of that number is in this app's history (1410).
     #[error(
         "no backup numbered {number} in this app's history (accepted: a number `sauve history` lists)"
@@ -271,7 +298,9 @@ impl EngineError {
             E::NoBackupAvailable { .. }
             | E::NoSuchBackup { .. }
             | E::UntilBeforeSet { .. }
-            | E::NoBackupBefore { .. } => Status::ArchiveMissing,
+            | E::NoBackupBefore { .. }
+            | E::NoLogForPoint { .. }
+            | E::SetAsideBySet { .. } => Status::ArchiveMissing,
             E::Io { source, .. } => io_status(source),
             E::Durable(e) => io_status(&e.source),
             E::Start(_)

@@ -782,6 +782,33 @@ impl BackupHandle {
         Ok(outcome)
     }
 
+    /// Restores the app's data in place as it was at `until` (SPEC 20):
+    /// the newest set that ends before the point and verifies is put in
+    /// place as the automatic restore does (the current data-kind files
+    /// moved into `Data/Replaced files (restoring) <timestamp>/`, the
+    /// current log kept), then its logs are integrated through `apply` up
+    /// to the point. Journaled ("Restore", then "Log integration") and
+    /// recorded in the history. The records past the point stay in the
+    /// logs, recorded as set aside: every later integration (the open
+    /// check, a restore of an older set) steps over them, so nothing the
+    /// restore undid comes back. Call it before the host opens its data,
+    /// as `open_check`; `reload` tells where the restored data stands.
+    /// 1410 when no set ends before the point or the app has no sauve log.
+    /// Blocking: call it off async threads.
+    pub fn restore_to_point<E: std::fmt::Display>(
+        &self,
+        identity: [u8; 16],
+        until: Until,
+        reload: impl FnMut() -> u64,
+        apply: impl FnMut(&Record) -> Result<(), E>,
+    ) -> Result<crate::open::PointRestore, EngineError> {
+        let _ticket = pollster::block_on(self.admit(Busy::Restore))?;
+        let mut recorder = Recorder::new(self);
+        let mut outcome = crate::open::to_point(&mut recorder, identity, until, reload, apply)?;
+        outcome.warnings = recorder.warnings;
+        Ok(outcome)
+    }
+
     /// The open alerts (SPEC 17.2), oldest first.
     pub async fn alerts(&self) -> Result<Vec<crate::state::AlertRecord>, EngineError> {
         let state = ask(&self.inner.actors.records, "records", ReadState).await?;
@@ -908,6 +935,21 @@ impl<'a> Recorder<'a> {
 
     pub(crate) fn settings(&self) -> Result<Arc<AppSettings>, EngineError> {
         pollster::block_on(self.handle.settings())
+    }
+
+    /// What point-in-time restores set aside, for an integration.
+    pub(crate) fn set_asides(&self) -> Vec<sauve_logfile::SetAside> {
+        crate::state::EngineState::load(&self.handle.inner.layout.app).set_asides()
+    }
+
+    /// Changes what point-in-time restores set aside (the records actor
+    /// writes it); unlike a journal entry, a failure fails the operation.
+    pub(crate) fn set_aside(
+        &mut self,
+        change: crate::actors::records::messages::SetAsideChange,
+    ) -> Result<(), EngineError> {
+        pollster::block_on(ask(&self.handle.inner.actors.records, "records", change))
+            .and_then(|r| r)
     }
 
     pub(crate) fn journal(&mut self, entry: Entry) {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use sauve_archive::{ArchiveName, RestoreOptions, RestoreReport, SetKind};
 use sauve_journal::{Entry, Stamp, Title};
-use sauve_logfile::{IntegrateError, Integrated, Record, Until};
+use sauve_logfile::{IntegrateError, Integrated, Record, SetAside, Until};
 
 use crate::error::EngineError;
 use crate::handle::Recorder;
@@ -68,10 +68,13 @@ pub struct Integration {
 }
 
 /// Refuses a stop point before the restored set's end (SPEC 20): the set's
-/// data already holds what came after it.
+/// data already holds what came after it. Refuses too a set taken before a
+/// point-in-time restore that `until` goes past, when its data holds what
+/// that restore set aside.
 pub(crate) fn check_until(
     report: &RestoreReport,
     until: Until,
+    set_aside: &[SetAside],
     zone: &jiff::tz::TimeZone,
 ) -> Result<(), EngineError> {
     let set = report
@@ -80,7 +83,7 @@ pub(crate) fn check_until(
         .first()
         .cloned()
         .unwrap_or_else(|| report.set.dir.clone());
-    check_manifest(&report.manifest, &set, until, zone)
+    check_manifest(&report.manifest, &set, until, set_aside, zone)
 }
 
 /// [`check_until`] for the set `set` whose manifest is `manifest`. The
@@ -90,6 +93,7 @@ pub(crate) fn check_manifest(
     manifest: &sauve_archive::Manifest,
     set: &Path,
     until: Until,
+    set_aside: &[SetAside],
     zone: &jiff::tz::TimeZone,
 ) -> Result<(), EngineError> {
     let refused = |end: String| EngineError::UntilBeforeSet {
@@ -97,16 +101,42 @@ pub(crate) fn check_manifest(
         point: until.describe(zone),
         end,
     };
+    if !ends_before(manifest, until) {
+        return Err(match until {
+            Until::Sequence(_) => refused(format!(
+                "sequence {}",
+                manifest.header.last_log_sequence.unwrap_or(0)
+            )),
+            _ => refused(sauve_logfile::format_time(manifest.ended_at, zone)),
+        });
+    }
+    let last = manifest.header.last_log_sequence.unwrap_or(0);
+    let abandoned = set_aside.iter().filter(|s| s.passed_by(until)).find(|s| {
+        manifest.ended_at < s.at
+            && match s.after {
+                Some(after) => last > after,
+                None => !ends_before(manifest, s.point),
+            }
+    });
+    if let Some(s) = abandoned {
+        return Err(EngineError::SetAsideBySet {
+            set: set.to_path_buf(),
+            point: s.point.describe(zone),
+            at: sauve_logfile::format_time(s.at, zone),
+        });
+    }
+    Ok(())
+}
+
+/// Whether the set of `manifest` ends at or before `until`.
+fn ends_before(manifest: &sauve_archive::Manifest, until: Until) -> bool {
     match until {
-        Until::End => Ok(()),
-        Until::Time(t) if t < manifest.ended_at => {
-            Err(refused(sauve_logfile::format_time(manifest.ended_at, zone)))
-        }
-        Until::Sequence(n) => match manifest.header.last_log_sequence {
-            Some(last) if n < last => Err(refused(format!("sequence {last}"))),
-            _ => Ok(()),
-        },
-        Until::Time(_) => Ok(()),
+        Until::End => true,
+        Until::Time(t) => t >= manifest.ended_at,
+        Until::Sequence(n) => manifest
+            .header
+            .last_log_sequence
+            .is_none_or(|last| n >= last),
     }
 }
 
@@ -125,7 +155,8 @@ pub(crate) fn run<E: std::fmt::Display>(
     until: Until,
     mut apply: impl FnMut(&Record) -> Result<(), E>,
 ) -> Result<Vec<LogIntegration>, EngineError> {
-    check_until(report, until, &rec.clock().zone())?;
+    let set_aside = rec.set_asides();
+    check_until(report, until, &set_aside, &rec.clock().zone())?;
     let mut last = start.unwrap_or(report.manifest.header.last_log_sequence.unwrap_or(0));
     let data_file = report
         .manifest
@@ -172,7 +203,9 @@ pub(crate) fn run<E: std::fmt::Display>(
             Some(log.clone())
         };
         let result = match &readable {
-            Some(path) => sauve_logfile::integrate(path, identity, last, until, &mut apply),
+            Some(path) => {
+                sauve_logfile::integrate(path, identity, last, until, &set_aside, &mut apply)
+            }
             None => Ok(Integrated::nothing(last)),
         };
         if is_set {
@@ -189,6 +222,7 @@ pub(crate) fn run<E: std::fmt::Display>(
                 if i.stopped || until != Until::End {
                     e.other = stop_lines(until, &i, &zone);
                 }
+                e.other.extend(skipped_line(&i));
                 rec.journal(e);
                 let (dir, key, mut entry) =
                     history_record(rec, report, &log, &data_file, started, &i);
@@ -238,6 +272,17 @@ pub(crate) fn stop_lines(
     lines
 }
 
+/// `Set aside : 37 records stepped over (51296 to 51332), left by a
+/// point-in-time restore`, when some were.
+pub(crate) fn skipped_line(i: &Integrated) -> Option<(String, String)> {
+    let (a, b, n) = i.skipped?;
+    let records = if n == 1 { "record" } else { "records" };
+    Some((
+        "Set aside".to_owned(),
+        format!("{n} {records} stepped over ({a} to {b}), left by a point-in-time restore"),
+    ))
+}
+
 /// `sequence 51295 at 2026-12-01 14:04:29.812+01:00`.
 pub(crate) fn last_applied_text(i: &Integrated, zone: &jiff::tz::TimeZone) -> String {
     let at = i
@@ -248,6 +293,18 @@ pub(crate) fn last_applied_text(i: &Integrated, zone: &jiff::tz::TimeZone) -> St
     format!("sequence {}{at}", i.last_applied)
 }
 
+/// A stop point in the history: `"end"`, `{"sequence": N}` or `{"time",
+/// "local"}`.
+pub(crate) fn point_json(until: Until, zone: &jiff::tz::TimeZone) -> serde_json::Value {
+    match until {
+        Until::End => serde_json::json!("end"),
+        Until::Sequence(n) => serde_json::json!({ "sequence": n }),
+        Until::Time(t) => {
+            serde_json::json!({ "time": t.to_string(), "local": until.describe(zone) })
+        }
+    }
+}
+
 /// The history's fields of a stop point (`until`, `lastApplied`).
 fn stop_fields(
     entry: &mut sauve_history::HistoryEntry,
@@ -255,14 +312,9 @@ fn stop_fields(
     i: &Integrated,
     zone: &jiff::tz::TimeZone,
 ) {
-    let point = match until {
-        Until::End => serde_json::json!("end"),
-        Until::Sequence(n) => serde_json::json!({ "sequence": n }),
-        Until::Time(t) => {
-            serde_json::json!({ "time": t.to_string(), "local": until.describe(zone) })
-        }
-    };
-    entry.extra.insert("until".to_owned(), point);
+    entry
+        .extra
+        .insert("until".to_owned(), point_json(until, zone));
     entry
         .extra
         .insert("untilReached".to_owned(), serde_json::json!(i.stopped));
@@ -326,6 +378,12 @@ fn history_record(
     let mut extra = serde_json::Map::new();
     if let Some((a, b)) = i.range {
         extra.insert("sequences".to_owned(), serde_json::json!([a, b]));
+    }
+    if let Some((a, b, n)) = i.skipped {
+        extra.insert(
+            "setAside".to_owned(),
+            serde_json::json!({ "sequences": [a, b], "count": n }),
+        );
     }
     let mut entry = sauve_history::HistoryEntry::restore(
         sauve_history::Operation::Integration,

@@ -50,7 +50,7 @@ pub use error::{Busy, EngineError};
 pub use handle::{Admission, BackupHandle, Engine, Running, Tally};
 pub use integrate::{Integration, LogIntegration, integrable_logs};
 pub use live::LiveRun;
-pub use open::{DataHealth, OpenOutcome};
+pub use open::{DataHealth, OpenOutcome, PointRestore};
 pub use overview::{
     ContentItem, ContentPart, ContentSummary, DestinationState, DestinationUsage,
     destination_usage, human_bytes,

@@ -82,7 +82,8 @@ pub(crate) fn run<E: std::fmt::Display>(
         entry.starting = Some(stamp(started));
         let place = crate::plan::destination(app, &settings)?;
         let destination = place.records().to_path_buf();
-        let restored = match restore_newest(&layout, &place, started, &zone, until) {
+        let restored = match restore_newest(&layout, &place, started, &zone, until, &mut |_| Ok(()))
+        {
             Ok(r) => r,
             Err(e) => {
                 entry.ending = Some(stamp(rec.clock().now()));
@@ -127,6 +128,7 @@ pub(crate) fn run<E: std::fmt::Display>(
                 outcome.applied += d.integrated.applied;
                 outcome.last_applied = d.integrated.last_applied;
             }
+            confirm_pending(rec, &done);
         }
         // Restored and integrated: a crash from here on needs no new restore.
         point(Step::Unlink, &marker)
@@ -146,6 +148,7 @@ pub(crate) fn run<E: std::fmt::Display>(
             identity,
             health.last_applied,
             until,
+            &rec.set_asides(),
             &mut apply,
         );
         entry.ending = Some(stamp(rec.clock().now()));
@@ -156,6 +159,7 @@ pub(crate) fn run<E: std::fmt::Display>(
                 if until != Until::End {
                     entry.other = crate::integrate::stop_lines(until, &i, &zone);
                 }
+                entry.other.extend(crate::integrate::skipped_line(&i));
                 rec.journal(entry);
                 outcome.applied = i.applied;
                 outcome.last_applied = i.last_applied;
@@ -176,6 +180,30 @@ pub(crate) fn run<E: std::fmt::Display>(
         }
     }
     Ok(outcome)
+}
+
+/// A restore to a point interrupted before its integration ended leaves
+/// its records set aside unconfirmed; redone here to the end, the first
+/// record stepped over tells where its point was met.
+fn confirm_pending(rec: &mut Recorder<'_>, done: &[crate::integrate::LogIntegration]) {
+    use crate::actors::records::messages::SetAsideChange;
+    let state = crate::state::EngineState::load(&rec.layout().app);
+    let first_skipped = done
+        .iter()
+        .find_map(|d| d.integrated.skipped.map(|(a, _, _)| a));
+    for pending in state.set_aside.iter().filter(|r| r.after.is_none()) {
+        let change = match first_skipped.filter(|a| *a <= pending.through) {
+            Some(a) => SetAsideChange::Confirm {
+                at: pending.at,
+                after: a - 1,
+            },
+            None => SetAsideChange::Withdraw { at: pending.at },
+        };
+        if let Err(e) = rec.set_aside(change) {
+            rec.warnings
+                .push(format!("the records set aside were not confirmed: {e}"));
+        }
+    }
 }
 
 /// `Data/.sauve-open-restore`: there from the moment an automatic restore
@@ -289,10 +317,13 @@ fn restore_newest(
     now: jiff::Timestamp,
     zone: &jiff::tz::TimeZone,
     until: Until,
+    before_moving: &mut dyn FnMut(&sauve_archive::RestoreReport) -> Result<(), EngineError>,
 ) -> Result<Restored, EngineError> {
-    // Only a set that ends before the stop point can be integrated to it.
+    // Only a set that ends before the stop point can be integrated to it,
+    // and none that holds records a point-in-time restore set aside.
+    let set_aside = crate::state::EngineState::load(&layout.app).set_asides();
     let fits = |m: &sauve_archive::Manifest, set: &Path| {
-        crate::integrate::check_manifest(m, set, until, zone).is_ok()
+        crate::integrate::check_manifest(m, set, until, &set_aside, zone).is_ok()
     };
     let destination = place.records();
     let key = crate::plan::structure_key(layout);
@@ -364,6 +395,7 @@ fn restore_newest(
             Err(e) => return Err(EngineError::io("create folder", &replaced)(e)),
         }
     }
+    before_moving(&report)?;
     // From here on the files change: a crash must lead to a new restore.
     let marker = interrupted_marker(layout);
     // Its presence is what counts (no temporary file to leave behind): one
@@ -437,4 +469,190 @@ fn restore_newest(
         replaced,
         report,
     })
+}
+
+/// What a point-in-time restore did (SPEC 20, see
+/// `BackupHandle::restore_to_point`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PointRestore {
+    /// The set restored: the newest that ends before the point and verifies.
+    pub archive: PathBuf,
+    /// Where the data-kind files it replaced were moved.
+    pub replaced: PathBuf,
+    /// Each log integrated, in order, the last one where the point was met.
+    pub logs: Vec<crate::integrate::LogIntegration>,
+    /// Records applied.
+    pub applied: u64,
+    /// Where the data stands in the log: the last record applied.
+    pub last_applied: u64,
+    /// The time of the last record applied, when it has one.
+    pub last_time: Option<jiff::Timestamp>,
+    /// The records past the point that stay in the logs, `(first, last)`:
+    /// every later integration steps over them.
+    pub set_aside: Option<(u64, u64)>,
+    /// Records not written (journal, history): the restore itself is done.
+    pub warnings: Vec<String>,
+}
+
+/// Restores the app's data in place to `until` (SPEC 20): the newest set
+/// that ends before the point, then its logs up to the point. The records
+/// past it are recorded as set aside before any file moves, so that an
+/// open check redoing an interrupted restore, and every later integration,
+/// steps over them.
+pub(crate) fn to_point<E: std::fmt::Display>(
+    rec: &mut Recorder<'_>,
+    identity: [u8; 16],
+    until: Until,
+    mut reload: impl FnMut() -> u64,
+    mut apply: impl FnMut(&Record) -> Result<(), E>,
+) -> Result<PointRestore, EngineError> {
+    use crate::actors::records::messages::SetAsideChange;
+    use crate::state::{Point, SetAsideRecord};
+    let layout = rec.layout().clone();
+    let settings = rec.settings()?;
+    let zone = rec.clock().zone();
+    let stamp = |t: jiff::Timestamp| Stamp::at(zone.to_datetime(t));
+    let log = layout.log_file.clone();
+    if !crate::logcut::is_sauve_log(&log) {
+        return Err(EngineError::NoLogForPoint {
+            log,
+            point: until.describe(&zone),
+        });
+    }
+    // Everything in the logs now was written before the restore: what of
+    // it is past the point is set aside; what the host writes next is not.
+    let contents = sauve_logfile::read_log(&log)?;
+    let through = contents
+        .records
+        .last()
+        .map_or(contents.header.first_sequence.saturating_sub(1), |r| r.seq);
+    let started = rec.clock().now();
+    let record = match until {
+        Until::End => None,
+        Until::Sequence(n) => Some(Point::Sequence(n)),
+        Until::Time(t) => Some(Point::Time(t)),
+    }
+    .map(|point| SetAsideRecord {
+        point,
+        through,
+        after: None,
+        at: started,
+    });
+    let mut entry = Entry::new(Title::Restore);
+    entry.data_file = Some(layout.data_file.display().to_string());
+    entry.log_file = Some(log.display().to_string());
+    entry.starting = Some(stamp(started));
+    entry.other = vec![("Stop point".to_owned(), until.describe(&zone))];
+    if record.is_some() {
+        entry.other.push((
+            "Set aside".to_owned(),
+            format!(
+                "the records past the point, up to sequence {through}, stay in the logs; integrations step over them"
+            ),
+        ));
+    }
+    let place = crate::plan::destination(&layout.app, &settings)?;
+    let destination = place.records().to_path_buf();
+    let marker = interrupted_marker(&layout);
+    let mut added = false;
+    let restored = restore_newest(&layout, &place, started, &zone, until, &mut |_| {
+        if let Some(r) = record {
+            rec.set_aside(SetAsideChange::Add(r))?;
+            added = true;
+        }
+        Ok(())
+    });
+    let restored = match restored {
+        Ok(r) => r,
+        Err(e) => {
+            // Nothing was put in place: nothing is set aside.
+            if added
+                && !marker.exists()
+                && let Err(w) = rec.set_aside(SetAsideChange::Withdraw { at: started })
+            {
+                rec.warnings
+                    .push(format!("the records set aside stay recorded: {w}"));
+            }
+            entry.ending = Some(stamp(rec.clock().now()));
+            entry.result = Some("backup not available".to_owned());
+            entry.errors = vec![e.status().to_string(), e.to_string()];
+            rec.journal(entry);
+            return Err(e);
+        }
+    };
+    entry.archive = Some(restored.archive.display().to_string());
+    entry.replaced_files = Some(restored.replaced.display().to_string());
+    let ended = rec.clock().now();
+    entry.ending = Some(stamp(ended));
+    entry.result = Some("OK".to_owned());
+    rec.journal(entry);
+    let m = &restored.report.manifest.header;
+    let mut history = HistoryEntry::restore(
+        Operation::Restore,
+        restored.archive.display().to_string(),
+        m.structure_path.clone(),
+        layout.data_file.display().to_string(),
+        m.backup_number,
+        started,
+        ended,
+        Some("point in time"),
+    );
+    history.extra.insert(
+        "until".to_owned(),
+        crate::integrate::point_json(until, &zone),
+    );
+    rec.history(destination, m.structure_path.clone(), history);
+    let mut outcome = PointRestore {
+        archive: restored.archive.clone(),
+        replaced: restored.replaced.clone(),
+        logs: Vec::new(),
+        applied: 0,
+        last_applied: reload(),
+        last_time: None,
+        set_aside: None,
+        warnings: Vec::new(),
+    };
+    outcome.logs = crate::integrate::run(
+        rec,
+        &restored.report,
+        identity,
+        Some(&log),
+        None,
+        until,
+        &mut apply,
+    )?;
+    for d in &outcome.logs {
+        outcome.applied += d.integrated.applied;
+        outcome.last_applied = d.integrated.last_applied;
+        outcome.last_time = d
+            .integrated
+            .last_time
+            .and_then(|us| jiff::Timestamp::from_microsecond(us).ok());
+    }
+    if record.is_some() {
+        let change = if outcome.last_applied < through {
+            outcome.set_aside = Some((outcome.last_applied + 1, through));
+            SetAsideChange::Confirm {
+                at: started,
+                after: outcome.last_applied,
+            }
+        } else {
+            // The point is past every record: nothing was set aside.
+            SetAsideChange::Withdraw { at: started }
+        };
+        // Unconfirmed, the records are still stepped over; only a log
+        // starting after them would be refused (1416) until the next restore.
+        if let Err(e) = rec.set_aside(change) {
+            rec.warnings
+                .push(format!("the records set aside were not confirmed: {e}"));
+        }
+    }
+    // Restored and integrated: a crash from here on needs no new restore.
+    if marker.exists() {
+        point(Step::Unlink, &marker)
+            .and_then(|()| std::fs::remove_file(&marker))
+            .map_err(EngineError::io("remove", &marker))?;
+        sauve_durable::sync_folder(&layout.app.join("Data"))?;
+    }
+    Ok(outcome)
 }

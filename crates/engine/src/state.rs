@@ -160,6 +160,14 @@ pub struct EngineState {
     /// The id the next alert gets.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub next_alert: u64,
+    /// What point-in-time restores set aside in the logs (SPEC 20), oldest
+    /// first: every integration steps over them once past their restore.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "lenient_list"
+    )]
+    pub set_aside: Vec<SetAsideRecord>,
     /// Fields this version does not know, kept as they are.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -232,6 +240,57 @@ impl AlertRecord {
 
 /// Acknowledged alerts kept for the record, beside the open ones.
 pub(crate) const KEPT_ACKNOWLEDGED: usize = 50;
+
+/// One point-in-time restore's records set aside, as the state file keeps
+/// it: `{"point": {"time": "…"} | {"sequence": N}, "through": N,
+/// "after": N | null, "at": "…"}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetAsideRecord {
+    /// The point restored to.
+    pub point: Point,
+    /// The log's last sequence when the restore ran.
+    pub through: u64,
+    /// The last record the restore applied; `null` while it runs.
+    #[serde(default)]
+    pub after: Option<u64>,
+    /// When the restore ran.
+    pub at: Timestamp,
+}
+
+/// A stop point other than the end, as the state file keeps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Point {
+    /// Up to this sequence.
+    Sequence(u64),
+    /// Up to this instant.
+    Time(Timestamp),
+}
+
+impl SetAsideRecord {
+    /// What integrations step over.
+    pub fn set_aside(&self) -> sauve_logfile::SetAside {
+        sauve_logfile::SetAside {
+            point: match self.point {
+                Point::Sequence(n) => sauve_logfile::Until::Sequence(n),
+                Point::Time(t) => sauve_logfile::Until::Time(t),
+            },
+            through: self.through,
+            after: self.after,
+            at: self.at,
+        }
+    }
+}
+
+impl EngineState {
+    /// What point-in-time restores set aside, for an integration.
+    pub fn set_asides(&self) -> Vec<sauve_logfile::SetAside> {
+        self.set_aside
+            .iter()
+            .map(SetAsideRecord::set_aside)
+            .collect()
+    }
+}
 
 /// A data file's identity for the data-change check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

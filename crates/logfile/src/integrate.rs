@@ -7,6 +7,7 @@ use std::path::Path;
 use sauve_status::Status;
 
 use crate::error::LogError;
+use crate::fork::{SetAside, step_over};
 use crate::format::{Record, Tail};
 use crate::log::read_log;
 use crate::time::Until;
@@ -18,7 +19,8 @@ pub struct Integrated {
     pub applied: u64,
     /// The first and last sequence applied.
     pub range: Option<(u64, u64)>,
-    /// The data's last applied sequence afterwards.
+    /// Where the data stands in the log afterwards: the last record
+    /// applied, or the last stepped over when it came later.
     pub last_applied: u64,
     /// The time of the last record applied (µs since the epoch), when it
     /// has one.
@@ -26,6 +28,9 @@ pub struct Integrated {
     /// Whether a record past the stop point was met: the integration ends
     /// here, and the records from it on stay where they are.
     pub stopped: bool,
+    /// The records stepped over: set aside by a point-in-time restore
+    /// (their first and last sequence, and how many).
+    pub skipped: Option<(u64, u64, u64)>,
 }
 
 impl Integrated {
@@ -37,6 +42,7 @@ impl Integrated {
             last_applied,
             last_time: None,
             stopped: false,
+            skipped: None,
         }
     }
 }
@@ -98,12 +104,15 @@ impl IntegrateError {
 
 /// Applies the records of `log` after `last_applied` and up to `until` to
 /// the host's data with `apply`, in order (strict: the first error stops).
-/// `identity` is the data's (zero to skip the check).
+/// `identity` is the data's (zero to skip the check). The records that
+/// point-in-time restores set aside are stepped over when `until` goes past
+/// those restores ([`SetAside::passed_by`]), never applied.
 pub fn integrate<E: std::fmt::Display>(
     log: &Path,
     identity: [u8; 16],
     last_applied: u64,
     until: Until,
+    set_aside: &[SetAside],
     mut apply: impl FnMut(&Record) -> Result<(), E>,
 ) -> Result<Integrated, IntegrateError> {
     let contents = read_log(log)?;
@@ -113,22 +122,30 @@ pub fn integrate<E: std::fmt::Display>(
             log.display()
         )));
     }
+    let passed: Vec<&SetAside> = set_aside.iter().filter(|s| s.passed_by(until)).collect();
+    // Where the data goes on from: the records set aside after it count
+    // as read, since they are never applied.
+    let from = step_over(&passed, last_applied);
     let first = contents
         .records
         .first()
         .map_or(contents.header.first_sequence, |r| r.seq);
-    if first > last_applied.saturating_add(1)
-        && contents.records.iter().any(|r| r.seq > last_applied)
-    {
+    if first > from.saturating_add(1) && contents.records.iter().any(|r| r.seq > from) {
         return Err(IntegrateError::Mismatch(format!(
-            "{} starts at sequence {first}, but the data stops at {last_applied}: records {} to {} are missing",
+            "{} starts at sequence {first}, but the data stops at {from}: records {} to {} are missing",
             log.display(),
-            last_applied.saturating_add(1),
+            from.saturating_add(1),
             first - 1
         )));
     }
     let mut done = Integrated::nothing(last_applied);
     for r in contents.records.iter().filter(|r| r.seq > last_applied) {
+        if passed.iter().any(|s| s.holds(r)) {
+            let (a, _, n) = done.skipped.unwrap_or((r.seq, r.seq, 0));
+            done.skipped = Some((a, r.seq, n + 1));
+            done.last_applied = r.seq;
+            continue;
+        }
         if let Until::Time(t) = until
             && r.time.is_none()
         {

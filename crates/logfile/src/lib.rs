@@ -17,12 +17,14 @@
 //! records fully written before the cut.
 
 mod error;
+mod fork;
 mod format;
 mod integrate;
 mod log;
 mod time;
 
 pub use error::LogError;
+pub use fork::{SetAside, step_over};
 pub use format::{
     FORMAT_VERSION, HEADER_LEN, Header, MAGIC, MAX_LABEL, MAX_PAYLOAD, READ_VERSIONS,
     RECORD_HEADER_LEN, RECORD_HEADER_LEN_V1, Record, Records, Tag, Tail, encode_record,

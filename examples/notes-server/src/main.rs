@@ -14,6 +14,14 @@
 //! - At start, the open check restores damaged data from the newest backup
 //!   and integrates the logs (AutomaticRestore, AutomaticLogIntegration).
 //!
+//! - `DELETE /notes` deletes every note (logged like any write: a mistake a
+//!   point-in-time restore undoes); `GET /notes` lists them.
+//! - `notes-server restore --app DIR --until "2026-12-01 14:04:30"` (or
+//!   `--until-seq N`), with the server stopped, puts the data back as it was
+//!   at that point: the newest backup before it, then the log up to it
+//!   (SPEC 20). The writes after the point stay in the log, set aside: the
+//!   next start does not apply them again.
+//!
 //! Usage: `notes-server --app DIR [--listen ADDR]`; it writes its address
 //! and token to `APP/Logs/sauve-server.json`.
 
@@ -105,7 +113,9 @@ fn unhex(text: &str) -> Result<Vec<u8>> {
 fn apply(db: &mut Connection, uploads: &Path, r: &Record) -> Result<()> {
     let v: serde_json::Value = serde_json::from_slice(&r.payload)?;
     let tx = db.transaction()?;
-    if let Some(name) = v["file"].as_str() {
+    if v["delete_all"].as_bool() == Some(true) {
+        tx.execute("DELETE FROM notes", [])?;
+    } else if let Some(name) = v["file"].as_str() {
         if !valid_name(name) {
             bail!("bad upload name {name:?}");
         }
@@ -145,6 +155,8 @@ struct WriteQuery {
 const KIND_NOTE: u16 = 1;
 /// The kind of a logged upload of a file.
 const KIND_FILE: u16 = 2;
+/// The kind of a logged deletion of every note.
+const KIND_DELETE: u16 = 3;
 
 /// Logs a write, then applies it; call it holding the data write guard. The
 /// caller acknowledges only once this returns: both are durable by then.
@@ -156,6 +168,8 @@ async fn commit(
         // The operation's kind and table, for `sauve log show` (SPEC 20).
         let tag = if record.get("file").is_some() {
             Tag::new(KIND_FILE, "files")
+        } else if record.get("delete_all").is_some() {
+            Tag::new(KIND_DELETE, "notes deleted")
         } else {
             Tag::new(KIND_NOTE, "notes")
         };
@@ -207,6 +221,50 @@ async fn create(State(app): State<App>, Query(q): Query<WriteQuery>, body: Strin
             Json(json!({"id": id, "seq": seq, "waited_ms": waited.as_millis() as u64})),
         )
             .into_response(),
+        Ok(Err(e)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"error": e.to_string()}),
+        ),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"error": e.to_string()}),
+        ),
+    }
+}
+
+/// `DELETE /notes`: every note goes, in one logged write.
+async fn delete_all(State(app): State<App>) -> Response {
+    let guard = app.handle.locks().write(Kind::Data).await;
+    let result = commit(app, json!({"delete_all": true})).await;
+    drop(guard);
+    match result {
+        Ok(Ok(seq)) => Json(json!({"seq": seq})).into_response(),
+        Ok(Err(e)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"error": e.to_string()}),
+        ),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"error": e.to_string()}),
+        ),
+    }
+}
+
+/// `GET /notes`: every note, `[{"id", "body"}]` by id.
+async fn list(State(app): State<App>) -> Response {
+    let _guard = app.handle.locks().read(Kind::Data).await;
+    let db = app.db.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        let db = db.lock().unwrap_or_else(|e| e.into_inner());
+        let mut q = db.prepare("SELECT id, body FROM notes ORDER BY id")?;
+        let rows = q.query_map([], |r| {
+            Ok(json!({"id": r.get::<_, i64>(0)?, "body": r.get::<_, String>(1)?}))
+        })?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+    })
+    .await;
+    match found {
+        Ok(Ok(notes)) => Json(notes).into_response(),
         Ok(Err(e)) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             json!({"error": e.to_string()}),
@@ -282,20 +340,147 @@ async fn read(State(app): State<App>, UrlPath(id): UrlPath<i64>) -> Response {
     }
 }
 
-fn args() -> Result<(PathBuf, std::net::SocketAddr)> {
+const USAGE: &str = "usage: notes-server --app DIR [--listen ADDR]\n       notes-server restore --app DIR (--until TIME | --until-seq N)\n         TIME: 2026-12-01 14:04:30 (local time), 2026-12-01T14:04:30+01:00 or 2026-12-01T13:04:30Z";
+
+/// What the command line asks.
+enum Command {
+    /// Serve the notes (the default).
+    Serve {
+        app: PathBuf,
+        listen: std::net::SocketAddr,
+    },
+    /// Restore the data to a point, the server stopped.
+    Restore { app: PathBuf, point: Point },
+}
+
+/// A point as typed.
+enum Point {
+    Time(String),
+    Sequence(u64),
+}
+
+fn args() -> Result<Command> {
     let mut app = None;
     let mut listen: std::net::SocketAddr = "127.0.0.1:0".parse()?;
-    let mut it = std::env::args().skip(1);
+    let mut point = None;
+    let mut it = std::env::args().skip(1).peekable();
+    let restore = it.peek().is_some_and(|a| a == "restore");
+    if restore {
+        it.next();
+    }
     while let Some(a) = it.next() {
         match a.as_str() {
             "--app" => app = it.next().map(PathBuf::from),
-            "--listen" => listen = it.next().context("--listen needs an address")?.parse()?,
-            other => {
-                bail!("unknown argument {other} (usage: notes-server --app DIR [--listen ADDR])")
+            "--listen" if !restore => {
+                listen = it.next().context("--listen needs an address")?.parse()?
             }
+            "--until" if restore => {
+                point = Some(Point::Time(
+                    it.next().context("--until needs a time")?.to_owned(),
+                ))
+            }
+            "--until-seq" if restore => {
+                let n = it.next().context("--until-seq needs a sequence")?;
+                let n = n.parse().with_context(|| {
+                    format!("--until-seq {n:?}: not a sequence (accepted: a whole number, as `sauve log show` lists)")
+                })?;
+                point = Some(Point::Sequence(n));
+            }
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other}\n{USAGE}"),
         }
     }
-    Ok((app.context("--app DIR is required")?, listen))
+    let app = app.with_context(|| format!("--app DIR is required\n{USAGE}"))?;
+    if restore {
+        let point =
+            point.with_context(|| format!("restore needs --until or --until-seq\n{USAGE}"))?;
+        return Ok(Command::Restore { app, point });
+    }
+    Ok(Command::Serve { app, listen })
+}
+
+/// `notes-server restore`: the data put back as it was at `point` (SPEC
+/// 20), the server stopped.
+fn restore(app_dir: &Path, point: Point, runtime: &tokio::runtime::Handle) -> Result<()> {
+    if let Some(f) = sauve_server::ServerFile::read(app_dir) {
+        let address = f.url.trim_start_matches("http://");
+        if let Ok(a) = address.parse::<std::net::SocketAddr>()
+            && std::net::TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok()
+        {
+            bail!(
+                "notes-server is running for {} (pid {}, {}): stop it first, the data must not change during the restore",
+                app_dir.display(),
+                f.pid,
+                f.url
+            );
+        }
+    }
+    let data = app_dir.join("Data/Notes.4DD");
+    let uploads = app_dir.join("Data/Uploads");
+    let layout = sauve_settings::AppLayout::discover(app_dir)?;
+    let handle = Engine::start(
+        layout,
+        EngineOptions {
+            mode: Mode::Server,
+            ..EngineOptions::default()
+        },
+    )?;
+    let zone = handle.clock().zone();
+    let until = match point {
+        Point::Time(text) => sauve_engine::Until::Time(sauve_logfile::parse_time(&text, &zone)?),
+        Point::Sequence(n) => sauve_engine::Until::Sequence(n),
+    };
+    println!(
+        "restoring {} to {}",
+        app_dir.display(),
+        until.describe(&zone)
+    );
+    let mut db: Option<Connection> = None;
+    let result = handle.restore_to_point(
+        IDENTITY,
+        until,
+        || health(&data).unwrap_or(0),
+        |r| {
+            if db.is_none() {
+                db = Some(open_db(&data).map_err(|e| e.to_string())?);
+            }
+            let conn = db.as_mut().ok_or("no database")?;
+            apply(conn, &uploads, r).map_err(|e| e.to_string())
+        },
+    );
+    drop(db);
+    runtime.block_on(handle.shutdown());
+    let done = result.map_err(|e| anyhow::anyhow!("restore failed ({}): {e}", e.status()))?;
+    println!("restored {}", done.archive.display());
+    println!("replaced files kept in {}", done.replaced.display());
+    for l in &done.logs {
+        println!(
+            "log {}: {} records applied",
+            l.log.display(),
+            l.integrated.applied
+        );
+    }
+    let at = done
+        .last_time
+        .map(|t| format!(" at {}", sauve_logfile::format_time(t, &zone)))
+        .unwrap_or_default();
+    println!(
+        "{} records applied; the data stands at sequence {}{at}",
+        done.applied, done.last_applied
+    );
+    match done.set_aside {
+        Some((a, b)) => println!(
+            "records {a} to {b}, past the point, stay in the log set aside: they will not be applied again"
+        ),
+        None => println!("no record was past the point"),
+    }
+    for w in done.warnings {
+        println!("warning: {w}");
+    }
+    Ok(())
 }
 
 #[tokio::main]
@@ -304,7 +489,14 @@ async fn main() -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    let (app_dir, listen) = args()?;
+    let (app_dir, listen) = match args()? {
+        Command::Serve { app, listen } => (app, listen),
+        Command::Restore { app, point } => {
+            // Blocking work on a thread of its own, off this runtime.
+            let runtime = tokio::runtime::Handle::current();
+            return tokio::task::spawn_blocking(move || restore(&app, point, &runtime)).await?;
+        }
+    };
     let data = app_dir.join("Data/Notes.4DD");
     let log_path = app_dir.join("Data/Notes.journal");
     std::fs::create_dir_all(app_dir.join("Data"))?;
@@ -405,7 +597,7 @@ async fn main() -> Result<()> {
         scheduler: scheduler_view,
     });
     let routes = Router::new()
-        .route("/notes", post(create))
+        .route("/notes", post(create).get(list).delete(delete_all))
         .route("/notes/{id}", get(read))
         .route("/files/{name}", post(upload).get(download))
         .with_state(state)

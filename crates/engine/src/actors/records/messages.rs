@@ -123,3 +123,16 @@ pub(crate) struct RecordOffsite {
     pub(crate) copy: sauve_history::OffsiteCopy,
     pub(crate) now: Timestamp,
 }
+
+/// A change to what point-in-time restores set aside (SPEC 20).
+#[derive(Message)]
+#[rtype(result = "Result<(), EngineError>")]
+pub(crate) enum SetAsideChange {
+    /// A restore to a point is about to put its set's files in place; the
+    /// earlier ones it does not go past are superseded.
+    Add(crate::state::SetAsideRecord),
+    /// The restore that ran `at` applied records up to `after`.
+    Confirm { at: Timestamp, after: u64 },
+    /// The restore that ran `at` put nothing in place, or set nothing aside.
+    Withdraw { at: Timestamp },
+}

@@ -170,6 +170,31 @@ impl Handler<ReadState> for Records {
     }
 }
 
+impl Handler<SetAsideChange> for Records {
+    type Result = Result<(), EngineError>;
+    fn handle(&mut self, msg: SetAsideChange, _: &mut SyncContext<Self>) -> Self::Result {
+        self.update(|s| match msg {
+            SetAsideChange::Add(record) => {
+                // The new restore supersedes the ones it does not go past
+                // (its point is before they ran: their records set aside
+                // are either past its point too, or back on its timeline),
+                // and any that never ended.
+                let point = record.set_aside().point;
+                s.set_aside.retain(|r| {
+                    r.at != record.at && r.after.is_some() && r.set_aside().passed_by(point)
+                });
+                s.set_aside.push(record);
+            }
+            SetAsideChange::Confirm { at, after } => {
+                if let Some(r) = s.set_aside.iter_mut().find(|r| r.at == at) {
+                    r.after = Some(after);
+                }
+            }
+            SetAsideChange::Withdraw { at } => s.set_aside.retain(|r| r.at != at),
+        })
+    }
+}
+
 impl Handler<SaveSchedulerState> for Records {
     type Result = Result<(), EngineError>;
     fn handle(&mut self, msg: SaveSchedulerState, _: &mut SyncContext<Self>) -> Self::Result {
