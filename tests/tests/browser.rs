@@ -483,6 +483,14 @@ async fn the_log_page_lists_the_operations_with_their_kind_and_filters_them() {
             .unwrap();
     }
     drop(w);
+    // A restore to 13:30 UTC ran at 14:00, when the log ended at sequence
+    // 4: the fourth operation is set aside (the records actor's record).
+    std::fs::create_dir_all(app.path().join("Logs")).unwrap();
+    std::fs::write(
+        sauve_engine::state_path(app.path()),
+        r#"{"set_aside": [{"point": {"time": "2026-12-01T13:30:00Z"}, "through": 4, "after": 3, "at": "2026-12-01T14:00:00Z"}]}"#,
+    )
+    .unwrap();
     let server = Server::start(app.path());
     let b = Browser::start(1280, 900).await;
     b.login(&server).await;
@@ -495,6 +503,14 @@ async fn the_log_page_lists_the_operations_with_their_kind_and_filters_them() {
     assert_eq!(rows, 5);
     let summary = b.wait_text("main", "5 operations").await;
     assert!(summary.contains("version 2"), "{summary}");
+    assert!(
+        summary.contains("1 of these operations is set aside"),
+        "{summary}"
+    );
+    let aside = b
+        .js("return Array.from(document.querySelectorAll('tbody tr.set-aside td:first-child')).map(td => td.textContent.trim()).join('|');")
+        .await;
+    assert_eq!(aside, serde_json::json!("4 set aside"));
     b.screenshot("log").await;
     // The form's kind filter, as a person uses it.
     b.js("document.querySelector('input[name=kind]').value = '2'; document.querySelector('form.filters').submit(); return 0;")

@@ -196,3 +196,51 @@ fn an_apps_log_and_a_log_backup_are_shown_and_bad_times_are_named() {
         "{archived}"
     );
 }
+
+#[test]
+fn operations_a_point_in_time_restore_set_aside_are_marked() {
+    let app = sauve_tests::SampleApp::new(None).unwrap();
+    let log = app.path().join("Data/App.journal");
+    write_log(&log);
+    // What a restore to 14:20 UTC, run at 15:00 when the log ended at
+    // sequence 5, leaves in the app's state (the records actor writes it).
+    std::fs::create_dir_all(app.path().join("Logs")).unwrap();
+    std::fs::write(
+        sauve_engine::state_path(app.path()),
+        r#"{"set_aside": [{"point": {"time": "2026-12-01T14:20:00Z"}, "through": 5, "after": 3, "at": "2026-12-01T15:00:00Z"}]}"#,
+    )
+    .unwrap();
+    for args in [
+        vec!["log", "show", "--app", &app.arg()],
+        vec!["log", "show", log.to_str().unwrap()],
+    ] {
+        let listing = text(&sauve(&args));
+        let marked: Vec<&str> = listing
+            .lines()
+            .filter(|l| l.ends_with("  set aside"))
+            .collect();
+        assert_eq!(marked.len(), 2, "{listing}");
+        assert!(marked[0].trim_start().starts_with("4 "), "{listing}");
+        assert!(marked[1].trim_start().starts_with("5 "), "{listing}");
+        assert!(
+            listing.contains("2 set aside: past the point of a point-in-time restore"),
+            "{listing}"
+        );
+    }
+    let json: serde_json::Value = serde_json::from_str(&text(&sauve(&[
+        "log",
+        "show",
+        "--app",
+        &app.arg(),
+        "--json",
+    ])))
+    .unwrap();
+    let aside: Vec<u64> = json["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["set_aside"] == true)
+        .map(|r| r["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(aside, [4, 5]);
+}

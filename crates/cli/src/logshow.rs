@@ -34,6 +34,22 @@ pub(crate) struct Filter {
 struct Row<'a> {
     record: &'a Record,
     offset: u64,
+    /// Left past its point by a point-in-time restore (SPEC 20).
+    set_aside: bool,
+}
+
+/// What the point-in-time restores of the app holding `file` set aside:
+/// the app is `--app`'s, or the folder above the log's (`APP/Data/x.journal`).
+fn set_asides(app: Option<&Path>, file: &Path) -> Vec<sauve_logfile::SetAside> {
+    let app = app.map(Path::to_path_buf).or_else(|| {
+        file.ancestors()
+            .skip(1)
+            .take(2)
+            .find(|d| sauve_engine::state_path(d).is_file())
+            .map(Path::to_path_buf)
+    });
+    app.map(|a| sauve_engine::EngineState::load(&a).set_asides())
+        .unwrap_or_default()
 }
 
 pub(crate) fn show(source: Source, filter: Filter, io: &mut Io<'_>) -> Result<(), Failure> {
@@ -51,12 +67,14 @@ pub(crate) fn show(source: Source, filter: Filter, io: &mut Io<'_>) -> Result<()
     }
     // A log backup is read from a staging folder, removed when done.
     let staging;
+    let mut app = None;
     let file = match source {
         Source::File(f) => f,
-        Source::App(app) => {
-            let app = app_dir(&app)?;
-            let layout = sauve_settings::AppLayout::discover(&app)
+        Source::App(dir) => {
+            let dir = app_dir(&dir)?;
+            let layout = sauve_settings::AppLayout::discover(&dir)
                 .map_err(|e| Failure::usage(e.to_string()))?;
+            app = Some(dir);
             layout.log_file
         }
         Source::Archive(set) => {
@@ -64,6 +82,7 @@ pub(crate) fn show(source: Source, filter: Filter, io: &mut Io<'_>) -> Result<()
             archived_log(&set, staging.path())?
         }
     };
+    let set_aside = set_asides(app.as_deref(), &file);
     let log = sauve_logfile::read_log(&file).map_err(|e| match e {
         sauve_logfile::LogError::NotALog { .. } => Failure::usage(e.to_string()),
         sauve_logfile::LogError::Io { ref source, .. }
@@ -84,7 +103,11 @@ pub(crate) fn show(source: Source, filter: Filter, io: &mut Io<'_>) -> Result<()
     };
     for r in &log.records {
         if shown.matches(r) {
-            rows.push(Row { record: r, offset });
+            rows.push(Row {
+                record: r,
+                offset,
+                set_aside: set_aside.iter().any(|s| s.holds(r)),
+            });
         }
         offset += r.framed_len(log.header.version);
     }
@@ -205,12 +228,19 @@ fn listing(file: &Path, log: &LogContents, rows: &[Row<'_>], zone: &TimeZone) ->
             (t.kind.to_string(), t.label.as_str())
         });
         text.push_str(&format!(
-            "{:>10}  {:<29}  {:>5}  {:<24}  {:>10}\n",
+            "{:>10}  {:<29}  {:>5}  {:<24}  {:>10}{}\n",
             r.seq,
             time_text(r, zone),
             kind,
             label,
-            r.payload.len()
+            r.payload.len(),
+            if row.set_aside { "  set aside" } else { "" }
+        ));
+    }
+    let aside = rows.iter().filter(|r| r.set_aside).count();
+    if aside > 0 {
+        text.push_str(&format!(
+            "{aside} set aside: past the point of a point-in-time restore, kept in the log and never applied again\n"
         ));
     }
     let count = if rows.len() == log.records.len() {
@@ -252,14 +282,18 @@ fn json(log: &LogContents, rows: &[Row<'_>]) -> Result<String, Failure> {
         .iter()
         .map(|row| {
             let r = row.record;
-            serde_json::json!({
+            let mut v = serde_json::json!({
                 "seq": r.seq,
                 "offset": row.offset,
                 "size": r.payload.len(),
                 "time": r.timestamp().map(|t| t.to_string()),
                 "kind": r.tag.as_ref().map(|t| t.kind),
                 "label": r.tag.as_ref().map(|t| t.label.clone()),
-            })
+            });
+            if row.set_aside {
+                v["set_aside"] = serde_json::json!(true);
+            }
+            v
         })
         .collect();
     render(&serde_json::json!({

@@ -73,10 +73,13 @@ impl Filters {
     }
 }
 
-fn row(r: &Record, zone: &jiff::tz::TimeZone) -> Markup {
+fn row(r: &Record, aside: bool, zone: &jiff::tz::TimeZone) -> Markup {
     html! {
-        tr {
-            td class="num" { (r.seq) }
+        tr class=[aside.then_some("set-aside")] {
+            td class="num" {
+                (r.seq)
+                @if aside { " " span class="badge" title="Past the point of a point-in-time restore: kept in the log, never applied again" { "set aside" } }
+            }
             td { @match r.timestamp() {
                 Some(t) => time datetime=(t.to_string()) { (sauve_logfile::format_time(t, zone)) },
                 None => span class="muted" { "—" },
@@ -116,6 +119,7 @@ fn form(f: &Filters) -> Markup {
 
 fn listing(
     log: &LogContents,
+    set_aside: &[sauve_logfile::SetAside],
     filter: &RecordFilter,
     f: &Filters,
     page: usize,
@@ -135,10 +139,17 @@ fn listing(
         format!("version {}", log.header.version)
     };
     let query = f.query();
+    let aside = |r: &Record| set_aside.iter().any(|s| s.holds(r));
+    let aside_count = shown.iter().filter(|r| aside(r)).count();
     html! {
         p class="muted small" {
             @if filter.is_empty() { (total) " operations" } @else { (total) " of " (log.records.len()) " operations" }
             " · log " (version) " from sequence " (log.header.first_sequence) " · " (ending(log.tail))
+        }
+        @if aside_count > 0 {
+            p class="notice" {
+                (aside_count) @if aside_count == 1 { " of these operations is " } @else { " of these operations are " } strong { "set aside" } ": a point-in-time restore went back to before them. They stay in the log for the record and are never applied again."
+            }
         }
         @if total == 0 {
             p class="empty" {
@@ -156,7 +167,7 @@ fn listing(
                         th scope="col" { "Label" }
                         th scope="col" class="num" { "Size" }
                     } }
-                    tbody { @for r in rows { (row(r, zone)) } }
+                    tbody { @for r in rows { (row(r, aside(r), zone)) } }
                 }
             }
             @if pages > 1 {
@@ -189,11 +200,16 @@ pub(crate) async fn page(
     };
     let file = h.layout().log_file.clone();
     let shown = file.clone();
-    let read = tokio::task::spawn_blocking(move || sauve_logfile::read_log(&file)).await;
+    let app = h.app().to_path_buf();
+    let read = tokio::task::spawn_blocking(move || {
+        let set_aside = sauve_engine::EngineState::load(&app).set_asides();
+        sauve_logfile::read_log(&file).map(|log| (log, set_aside))
+    })
+    .await;
     let body = match read {
-        Ok(Ok(log)) => html! {
+        Ok(Ok((log, set_aside))) => html! {
             (form(&filters))
-            (listing(&log, &filter, &filters, page, per, &zone))
+            (listing(&log, &set_aside, &filter, &filters, page, per, &zone))
         },
         Ok(Err(sauve_logfile::LogError::Io { source, .. }))
             if source.kind() == std::io::ErrorKind::NotFound =>
