@@ -79,6 +79,86 @@ enum Point {
     Sequence(prop::sample::Index),
 }
 
+/// What a model host did: each write's (sequence, time, state after it),
+/// each backup's set, and the last state.
+struct Played {
+    writes: Vec<(u64, jiff::Timestamp, Map)>,
+    backups: Vec<std::path::PathBuf>,
+    map: Map,
+}
+
+/// Runs `ops` after a first backup: each write logged with the manual
+/// clock moved on, applied and saved; each backup a second later.
+async fn play(
+    app: &SampleApp,
+    clock: &Manual,
+    log: &LogWriter,
+    handle: &sauve_engine::BackupHandle,
+    ops: Vec<Op>,
+) -> Played {
+    let data = app.path().join("Data/App.4DD");
+    let mut played = Played {
+        writes: Vec::new(),
+        backups: Vec::new(),
+        map: Map::new(),
+    };
+    save(&data, 0, &played.map).unwrap();
+    for op in std::iter::once(Op::Backup).chain(ops) {
+        match op {
+            Op::Write(k, v, ms) => {
+                clock.advance_ms(ms);
+                let _guard = handle.locks().write(Kind::Data).await;
+                let seq = log.append(format!("{k}={v}").as_bytes()).unwrap();
+                played.map.insert(k.to_string(), v.to_string());
+                save(&data, seq, &played.map).unwrap();
+                played.writes.push((seq, clock.now(), played.map.clone()));
+            }
+            Op::Backup => {
+                clock.advance_ms(1000);
+                let report = handle.backup(Trigger::Api).await.unwrap();
+                assert_eq!(report.status, Status::Ok, "{:?}", report.errors);
+                played.backups.push(report.archives[0].clone());
+            }
+        }
+    }
+    played
+}
+
+impl Played {
+    /// The stop point `point` picks among the writes, and the state there.
+    fn at(&self, point: &Point) -> (Until, Map) {
+        let writes = &self.writes;
+        let start = jiff::Timestamp::from_microsecond(1_780_000_000_000_000).unwrap();
+        let state = |past: &dyn Fn(&(u64, jiff::Timestamp, Map)) -> bool| {
+            writes
+                .iter()
+                .rev()
+                .find(|w| !past(w))
+                .map(|w| w.2.clone())
+                .unwrap_or_default()
+        };
+        match point {
+            Point::Time(i, us) => {
+                let at = if writes.is_empty() {
+                    start
+                } else {
+                    writes[i.index(writes.len())].1
+                };
+                let t = at + jiff::SignedDuration::from_micros(*us);
+                (Until::Time(t), state(&|w| w.1 > t))
+            }
+            Point::Sequence(i) => {
+                let n = if writes.is_empty() {
+                    0
+                } else {
+                    writes[i.index(writes.len())].0
+                };
+                (Until::Sequence(n), state(&|w| w.0 > n))
+            }
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
 
@@ -97,50 +177,15 @@ proptest! {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         rt.block_on(async {
             let app = SampleApp::with_settings(&[("Advanced/SetNumber/Value", "50"), ("Advanced/CompressionRate", "None")]).unwrap();
-            let data = app.path().join("Data/App.4DD");
             let log_path = app.path().join("Data/App.journal");
             let (clock, log, handle) = timed_engine(&app);
-            let mut map = Map::new();
-            save(&data, 0, &map).unwrap();
-            // (sequence, time, state after it) of every write; each backup's set.
-            let mut writes: Vec<(u64, jiff::Timestamp, Map)> = Vec::new();
-            let mut backups = Vec::new();
-            for op in std::iter::once(Op::Backup).chain(ops) {
-                match op {
-                    Op::Write(k, v, ms) => {
-                        clock.advance_ms(ms);
-                        let _guard = handle.locks().write(Kind::Data).await;
-                        let seq = log.append(format!("{k}={v}").as_bytes()).unwrap();
-                        map.insert(k.to_string(), v.to_string());
-                        save(&data, seq, &map).unwrap();
-                        writes.push((seq, clock.now(), map.clone()));
-                    }
-                    Op::Backup => {
-                        clock.advance_ms(1000);
-                        let report = handle.backup(Trigger::Api).await.unwrap();
-                        assert_eq!(report.status, Status::Ok, "{:?}", report.errors);
-                        backups.push(report.archives[0].clone());
-                    }
-                }
-            }
+            let played = play(&app, &clock, &log, &handle, ops).await;
+            let (writes, backups, map) = (&played.writes, &played.backups, &played.map);
             let archive = &backups[pick.index(backups.len())];
             let to = app.root().join("restored");
             let report = sauve_archive::restore(archive, &sauve_archive::RestoreOptions { to: Some(to.clone()), force: false }, &mut sauve_archive::NoProgress).unwrap();
             let (set_last, mut restored) = load(&to.join("Data/App.4DD")).unwrap();
-            let start = jiff::Timestamp::from_microsecond(1_780_000_000_000_000).unwrap();
-            let (until, expected): (Until, Map) = match point {
-                Point::Time(i, us) => {
-                    let at = if writes.is_empty() { start } else { writes[i.index(writes.len())].1 };
-                    let t = at + jiff::SignedDuration::from_micros(us);
-                    let state = writes.iter().rev().find(|w| w.1 <= t).map(|w| w.2.clone()).unwrap_or_default();
-                    (Until::Time(t), state)
-                }
-                Point::Sequence(i) => {
-                    let n = if writes.is_empty() { 0 } else { writes[i.index(writes.len())].0 };
-                    let state = writes.iter().rev().find(|w| w.0 <= n).map(|w| w.2.clone()).unwrap_or_default();
-                    (Until::Sequence(n), state)
-                }
-            };
+            let (until, expected) = played.at(&point);
             let before_set = match until {
                 Until::Time(t) => t < report.manifest.ended_at,
                 Until::Sequence(n) => n < set_last,
@@ -169,7 +214,7 @@ proptest! {
             }));
             // A second integration goes on to the end: the last state.
             tokio::task::block_in_place(|| handle.continue_integration(&report, ID, Some(&log_path), last, Until::End, |r| apply(&mut restored, &r.payload))).unwrap();
-            assert_eq!(restored, map);
+            assert_eq!(&restored, map);
             handle.shutdown().await;
         });
     }
@@ -325,42 +370,11 @@ proptest! {
             let app = SampleApp::with_settings(&[("Advanced/SetNumber/Value", "50"), ("Advanced/CompressionRate", "None")]).unwrap();
             let data = app.path().join("Data/App.4DD");
             let (clock, log, handle) = timed_engine(&app);
-            let mut map = Map::new();
-            save(&data, 0, &map).unwrap();
-            let mut writes: Vec<(u64, jiff::Timestamp, Map)> = Vec::new();
-            let mut first_set = None;
-            for op in std::iter::once(Op::Backup).chain(ops) {
-                match op {
-                    Op::Write(k, v, ms) => {
-                        clock.advance_ms(ms);
-                        let _guard = handle.locks().write(Kind::Data).await;
-                        let seq = log.append(format!("{k}={v}").as_bytes()).unwrap();
-                        map.insert(k.to_string(), v.to_string());
-                        save(&data, seq, &map).unwrap();
-                        writes.push((seq, clock.now(), map.clone()));
-                    }
-                    Op::Backup => {
-                        clock.advance_ms(1000);
-                        let report = handle.backup(Trigger::Api).await.unwrap();
-                        assert_eq!(report.status, Status::Ok, "{:?}", report.errors);
-                        first_set.get_or_insert_with(|| report.archives[0].clone());
-                    }
-                }
-            }
-            let start = jiff::Timestamp::from_microsecond(1_780_000_000_000_000).unwrap();
-            let (until, expected): (Until, Map) = match point {
-                Point::Time(i, us) => {
-                    let at = if writes.is_empty() { start } else { writes[i.index(writes.len())].1 };
-                    let t = at + jiff::SignedDuration::from_micros(us);
-                    (Until::Time(t), writes.iter().rev().find(|w| w.1 <= t).map(|w| w.2.clone()).unwrap_or_default())
-                }
-                Point::Sequence(i) => {
-                    let n = if writes.is_empty() { 0 } else { writes[i.index(writes.len())].0 };
-                    (Until::Sequence(n), writes.iter().rev().find(|w| w.0 <= n).map(|w| w.2.clone()).unwrap_or_default())
-                }
-            };
+            let played = play(&app, &clock, &log, &handle, ops).await;
+            let (writes, map) = (&played.writes, &played.map);
+            let (until, expected) = played.at(&point);
             // The sets are in order: none ends before the point if the first does not.
-            let first = sauve_archive::verify(first_set.as_ref().unwrap(), &mut sauve_archive::NoProgress).unwrap().manifest;
+            let first = sauve_archive::verify(&played.backups[0], &mut sauve_archive::NoProgress).unwrap().manifest;
             let fits = match until {
                 Until::Time(t) => t >= first.ended_at,
                 Until::Sequence(n) => first.header.last_log_sequence.is_none_or(|l| n >= l),
@@ -385,7 +399,7 @@ proptest! {
                 let err = result.unwrap_err();
                 assert_eq!(err.status().code(), 1410, "{err}");
                 assert!(err.to_string().contains("ends before"), "{err}");
-                assert_eq!(load(&data).unwrap().1, map, "a refused restore changes nothing");
+                assert_eq!(&load(&data).unwrap().1, map, "a refused restore changes nothing");
                 handle.shutdown().await;
                 return;
             }

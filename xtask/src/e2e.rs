@@ -528,7 +528,12 @@ pub(crate) fn run(o: &Options) -> Result<()> {
     println!("| acknowledged writes lost (worst cycle) | {worst_lost} | 0 |");
     println!("| kill -9 and recover cycles | {} | 20 |", o.cycles);
     println!(
-        "| notes back after `notes-server restore --until` one second before a mistaken delete (then a restart, a write, an automatic restore) | {recovered} | all, none written after |"
+        "| notes back after `notes-server restore --until` one second before a mistaken delete (then a restart, a write, an automatic restore) | {} | all, none written after |",
+        recovered.notes
+    );
+    println!(
+        "| `notes-server restore --until` (2 sets, 16 notes), s | {:.2} | |",
+        recovered.restore.as_secs_f64()
     );
     println!(
         "| writes cancelled by their client (-9976) | {} | |",

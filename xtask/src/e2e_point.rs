@@ -68,9 +68,17 @@ fn expect(what: &str, got: &[String], wanted: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Runs the recovery in `root` with the notes-server binary `bin`; returns
-/// how many notes it brought back.
-pub(crate) fn run(bin: &Path, root: &Path) -> Result<usize> {
+/// What the recovery did.
+pub(crate) struct Recovered {
+    /// Notes there at the end, every one written before the point or
+    /// after the recovery.
+    pub(crate) notes: usize,
+    /// How long `notes-server restore --until` took.
+    pub(crate) restore: Duration,
+}
+
+/// Runs the recovery in `root` with the notes-server binary `bin`.
+pub(crate) fn run(bin: &Path, root: &Path) -> Result<Recovered> {
     let app = root.join("App");
     std::fs::create_dir_all(app.join("Data"))?;
     let log = root.join("notes-server.log");
@@ -99,7 +107,33 @@ pub(crate) fn run(bin: &Path, root: &Path) -> Result<usize> {
         after.push(body);
     }
     expect("after the delete", &notes(&server)?, &after)?;
+    // Not while the server runs: its data would change under the restore.
+    let refused = Command::new(bin)
+        .args(["restore", "--app"])
+        .arg(&app)
+        .args(["--until-seq", "1"])
+        .output()?;
+    let said = String::from_utf8_lossy(&refused.stderr);
+    if refused.status.success() || !said.contains("stop it first") {
+        bail!(
+            "a restore while the server runs was not refused ({}): {said}",
+            refused.status
+        );
+    }
     stop(server)?;
+    // A time it cannot read: refused, naming the accepted forms.
+    let refused = Command::new(bin)
+        .args(["restore", "--app"])
+        .arg(&app)
+        .args(["--until", "yesterday"])
+        .output()?;
+    let said = String::from_utf8_lossy(&refused.stderr);
+    if refused.status.success() || !said.contains("accepted: 2026-12-01 14:04:30") {
+        bail!(
+            "--until yesterday was not refused naming the accepted forms ({}): {said}",
+            refused.status
+        );
+    }
 
     // When the delete happened, from the log itself.
     let contents = sauve_logfile::read_log(&app.join("Data/Notes.journal"))?;
@@ -114,11 +148,13 @@ pub(crate) fn run(bin: &Path, root: &Path) -> Result<usize> {
         .to_datetime(at.checked_sub(jiff::SignedDuration::from_secs(1))?)
         .strftime("%Y-%m-%d %H:%M:%S")
         .to_string();
+    let timer = Instant::now();
     let out = Command::new(bin)
         .args(["restore", "--app"])
         .arg(&app)
         .args(["--until", &point])
         .output()?;
+    let restore = timer.elapsed();
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -156,5 +192,8 @@ pub(crate) fn run(bin: &Path, root: &Path) -> Result<usize> {
     let server = start(bin, &app, &log)?;
     expect("after an automatic restore", &notes(&server)?, &kept)?;
     stop(server)?;
-    Ok(kept.len())
+    Ok(Recovered {
+        notes: kept.len(),
+        restore,
+    })
 }

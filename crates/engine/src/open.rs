@@ -85,32 +85,18 @@ pub(crate) fn run<E: std::fmt::Display>(
         let restored = match restore_newest(&layout, &place, started, &zone, until, &mut |_| Ok(()))
         {
             Ok(r) => r,
-            Err(e) => {
-                entry.ending = Some(stamp(rec.clock().now()));
-                entry.result = Some("backup not available".to_owned());
-                entry.errors = vec![e.status().to_string(), e.to_string()];
-                rec.journal(entry);
-                return Err(e);
-            }
+            Err(e) => return Err(journal_failed(rec, entry, e)),
         };
-        entry.archive = Some(restored.archive.display().to_string());
-        entry.replaced_files = Some(restored.replaced.display().to_string());
-        let ended = rec.clock().now();
-        entry.ending = Some(stamp(ended));
-        entry.result = Some("OK".to_owned());
-        rec.journal(entry);
-        let m = &restored.report.manifest.header;
-        let history = HistoryEntry::restore(
-            Operation::Restore,
-            restored.archive.display().to_string(),
-            m.structure_path.clone(),
-            layout.data_file.display().to_string(),
-            m.backup_number,
+        let extra = serde_json::Map::new();
+        record_restored(
+            rec,
+            entry,
+            &restored,
+            destination,
             started,
-            ended,
-            Some("automatic"),
+            "automatic",
+            extra,
         );
-        rec.history(destination.clone(), m.structure_path.clone(), history);
         outcome.restored = Some(restored.archive.clone());
         outcome.replaced = Some(restored.replaced.clone());
         outcome.last_applied = reload();
@@ -180,6 +166,50 @@ pub(crate) fn run<E: std::fmt::Display>(
         }
     }
     Ok(outcome)
+}
+
+/// Journals a restore that found no set to put in place; gives its error.
+fn journal_failed(rec: &mut Recorder<'_>, mut entry: Entry, e: EngineError) -> EngineError {
+    let zone = rec.clock().zone();
+    entry.ending = Some(Stamp::at(zone.to_datetime(rec.clock().now())));
+    entry.result = Some("backup not available".to_owned());
+    entry.errors = vec![e.status().to_string(), e.to_string()];
+    rec.journal(entry);
+    e
+}
+
+/// Journals a restore that put `restored` in place, naming the set and the
+/// replaced files, and records it in the history of `destination` with
+/// `trigger` and `extra`.
+fn record_restored(
+    rec: &mut Recorder<'_>,
+    mut entry: Entry,
+    restored: &Restored,
+    destination: PathBuf,
+    started: jiff::Timestamp,
+    trigger: &str,
+    extra: serde_json::Map<String, serde_json::Value>,
+) {
+    let data_file = rec.layout().data_file.display().to_string();
+    entry.archive = Some(restored.archive.display().to_string());
+    entry.replaced_files = Some(restored.replaced.display().to_string());
+    let ended = rec.clock().now();
+    entry.ending = Some(Stamp::at(rec.clock().zone().to_datetime(ended)));
+    entry.result = Some("OK".to_owned());
+    rec.journal(entry);
+    let m = &restored.report.manifest.header;
+    let mut history = HistoryEntry::restore(
+        Operation::Restore,
+        restored.archive.display().to_string(),
+        m.structure_path.clone(),
+        data_file,
+        m.backup_number,
+        started,
+        ended,
+        Some(trigger),
+    );
+    history.extra.extend(extra);
+    rec.history(destination, m.structure_path.clone(), history);
 }
 
 /// A restore to a point interrupted before its integration ended leaves
@@ -573,35 +603,23 @@ pub(crate) fn to_point<E: std::fmt::Display>(
                 rec.warnings
                     .push(format!("the records set aside stay recorded: {w}"));
             }
-            entry.ending = Some(stamp(rec.clock().now()));
-            entry.result = Some("backup not available".to_owned());
-            entry.errors = vec![e.status().to_string(), e.to_string()];
-            rec.journal(entry);
-            return Err(e);
+            return Err(journal_failed(rec, entry, e));
         }
     };
-    entry.archive = Some(restored.archive.display().to_string());
-    entry.replaced_files = Some(restored.replaced.display().to_string());
-    let ended = rec.clock().now();
-    entry.ending = Some(stamp(ended));
-    entry.result = Some("OK".to_owned());
-    rec.journal(entry);
-    let m = &restored.report.manifest.header;
-    let mut history = HistoryEntry::restore(
-        Operation::Restore,
-        restored.archive.display().to_string(),
-        m.structure_path.clone(),
-        layout.data_file.display().to_string(),
-        m.backup_number,
-        started,
-        ended,
-        Some("point in time"),
-    );
-    history.extra.insert(
+    let mut extra = serde_json::Map::new();
+    extra.insert(
         "until".to_owned(),
         crate::integrate::point_json(until, &zone),
     );
-    rec.history(destination, m.structure_path.clone(), history);
+    record_restored(
+        rec,
+        entry,
+        &restored,
+        destination,
+        started,
+        "point in time",
+        extra,
+    );
     let mut outcome = PointRestore {
         archive: restored.archive.clone(),
         replaced: restored.replaced.clone(),

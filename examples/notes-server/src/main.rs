@@ -146,6 +146,14 @@ fn error(status: StatusCode, body: serde_json::Value) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// 500 with the error's text.
+fn internal(e: impl std::fmt::Display) -> Response {
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        json!({"error": e.to_string()}),
+    )
+}
+
 #[derive(serde::Deserialize)]
 struct WriteQuery {
     wait_ms: Option<u64>,
@@ -221,14 +229,8 @@ async fn create(State(app): State<App>, Query(q): Query<WriteQuery>, body: Strin
             Json(json!({"id": id, "seq": seq, "waited_ms": waited.as_millis() as u64})),
         )
             .into_response(),
-        Ok(Err(e)) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"error": e.to_string()}),
-        ),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"error": e.to_string()}),
-        ),
+        Ok(Err(e)) => internal(e),
+        Err(e) => internal(e),
     }
 }
 
@@ -239,14 +241,8 @@ async fn delete_all(State(app): State<App>) -> Response {
     drop(guard);
     match result {
         Ok(Ok(seq)) => Json(json!({"seq": seq})).into_response(),
-        Ok(Err(e)) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"error": e.to_string()}),
-        ),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"error": e.to_string()}),
-        ),
+        Ok(Err(e)) => internal(e),
+        Err(e) => internal(e),
     }
 }
 
@@ -265,14 +261,8 @@ async fn list(State(app): State<App>) -> Response {
     .await;
     match found {
         Ok(Ok(notes)) => Json(notes).into_response(),
-        Ok(Err(e)) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"error": e.to_string()}),
-        ),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"error": e.to_string()}),
-        ),
+        Ok(Err(e)) => internal(e),
+        Err(e) => internal(e),
     }
 }
 
@@ -292,14 +282,8 @@ async fn upload(
     drop(guard);
     match result {
         Ok(Ok(seq)) => (StatusCode::CREATED, Json(json!({"seq": seq}))).into_response(),
-        Ok(Err(e)) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"error": e.to_string()}),
-        ),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"error": e.to_string()}),
-        ),
+        Ok(Err(e)) => internal(e),
+        Err(e) => internal(e),
     }
 }
 
@@ -329,14 +313,8 @@ async fn read(State(app): State<App>, UrlPath(id): UrlPath<i64>) -> Response {
     match found {
         Ok(Ok(Some(body))) => Json(json!({"id": id, "body": body})).into_response(),
         Ok(Ok(None)) => error(StatusCode::NOT_FOUND, json!({"error": "no such note"})),
-        Ok(Err(e)) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"error": e.to_string()}),
-        ),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"error": e.to_string()}),
-        ),
+        Ok(Err(e)) => internal(e),
+        Err(e) => internal(e),
     }
 }
 
@@ -430,7 +408,13 @@ fn restore(app_dir: &Path, point: Point, runtime: &tokio::runtime::Handle) -> Re
     )?;
     let zone = handle.clock().zone();
     let until = match point {
-        Point::Time(text) => sauve_engine::Until::Time(sauve_logfile::parse_time(&text, &zone)?),
+        Point::Time(text) => match sauve_logfile::parse_time(&text, &zone) {
+            Ok(t) => sauve_engine::Until::Time(t),
+            Err(e) => {
+                runtime.block_on(handle.shutdown());
+                bail!("--until: {e}");
+            }
+        },
         Point::Sequence(n) => sauve_engine::Until::Sequence(n),
     };
     println!(
