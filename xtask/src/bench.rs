@@ -495,13 +495,16 @@ pub(crate) struct LogfileOptions {
     /// Runs of each, of which the median is reported
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = crate::at_least_one)]
     runs: usize,
+    /// Where the logs are written (default target/); on a tmpfs such as
+    /// /dev/shm, fsync costs nothing and the writer's own work shows
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
 }
 
 /// The rows `bench_logfile` prints: name → (appends/s, MB/s).
-fn logfile_rows(bin: &Path) -> Result<Vec<(String, f64, f64)>> {
-    let dir = repo_root().join("target");
+fn logfile_rows(bin: &Path, dir: &Path) -> Result<Vec<(String, f64, f64)>> {
     let out = Command::new(bin)
-        .arg(&dir)
+        .arg(dir)
         .output()
         .with_context(|| format!("cannot run {}", bin.display()))?;
     if !out.status.success() {
@@ -593,16 +596,18 @@ pub(crate) fn logfile(o: &LogfileOptions) -> Result<()> {
     ])?;
     let bin = repo_root().join("target/release/examples/bench_logfile");
     let base = o.baseline.as_deref().map(baseline_logfile).transpose()?;
+    let dir = o.dir.clone().unwrap_or_else(|| repo_root().join("target"));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     // name → rates of each run, for this tree and the baseline.
     let mut now: Vec<(String, Vec<f64>, Vec<f64>)> = Vec::new();
     let mut then: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
     for _ in 0..o.runs {
         if let Some(b) = &base {
-            for (name, rate, _) in logfile_rows(b)? {
+            for (name, rate, _) in logfile_rows(b, &dir)? {
                 then.entry(name).or_default().push(rate);
             }
         }
-        for (name, rate, mbs) in logfile_rows(&bin)? {
+        for (name, rate, mbs) in logfile_rows(&bin, &dir)? {
             match now.iter_mut().find(|r| r.0 == name) {
                 Some(r) => {
                     r.1.push(rate);
@@ -613,17 +618,22 @@ pub(crate) fn logfile(o: &LogfileOptions) -> Result<()> {
         }
     }
     println!(
-        "## cargo xtask bench logfile --runs {}{}",
+        "## cargo xtask bench logfile --runs {}{}{}",
         o.runs,
         o.baseline
             .as_deref()
             .map(|b| format!(" --baseline {b}"))
+            .unwrap_or_default(),
+        o.dir
+            .as_deref()
+            .map(|d| format!(" --dir {}", d.display()))
             .unwrap_or_default()
     );
     println!();
     println!("{}", machine());
     println!(
-        "appends on the disk holding target/, each one durable before the next (or, with group commit, before its append returns); medians of {} runs, alternating",
+        "appends in {}, each one durable before the next (or, with group commit, before its append returns); medians of {} runs, alternating",
+        dir.display(),
         o.runs
     );
     println!();

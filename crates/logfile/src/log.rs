@@ -93,16 +93,9 @@ struct State {
     closed: bool,
     /// A failed fsync poisons the log: later appends fail too.
     failed: Option<String>,
-    clock: LogClock,
     /// The time given to the last record, µs: each record's time is at
     /// least its predecessor's, whatever the clock does.
     last_time: i64,
-}
-
-impl State {
-    fn now_us(&self) -> i64 {
-        (self.clock)().as_microsecond()
-    }
 }
 
 /// Where a writer starts: the next sequence, the end of the last whole
@@ -117,6 +110,9 @@ struct Shared {
     state: Mutex<State>,
     cond: Condvar,
     durability: Durability,
+    /// Read before the lock is taken: appenders wait for each other's
+    /// writes, not for each other's clock reads.
+    clock: LogClock,
 }
 
 impl Shared {
@@ -317,11 +313,11 @@ impl LogWriter {
                 end,
                 closed: false,
                 failed: None,
-                clock,
                 last_time,
             }),
             cond: Condvar::new(),
             durability,
+            clock,
         });
         let committer = match durability {
             Durability::EveryAppend => None,
@@ -371,6 +367,7 @@ impl LogWriter {
                 size: t.label.len(),
             });
         }
+        let now = (self.shared.clock)().as_microsecond();
         let mut s = self.shared.lock();
         if let Some(why) = &s.failed {
             return Err(LogError::Failed(why.clone()));
@@ -379,30 +376,34 @@ impl LogWriter {
         let bytes = if s.header.version == 1 {
             encode_record_v1(seq, payload)
         } else {
-            let time = s.now_us().max(s.last_time);
+            // Read before the lock, so at most the previous record's time
+            // when another appender went first: kept in order.
+            let time = now.max(s.last_time);
             s.last_time = time;
             encode_v2(seq, Some(time), tag, payload)
         };
-        let path = s.path.clone();
-        if let Err(e) = point(Step::Write, &path).and_then(|()| s.file.write_all(&bytes)) {
+        let state = &mut *s;
+        if let Err(e) = point(Step::Write, &state.path).and_then(|()| state.file.write_all(&bytes))
+        {
             // A partial record is a torn tail: cut it so the next append starts clean.
             let end = s.end;
             if s.file.set_len(end).is_err() {
                 s.failed = Some(format!(
                     "cannot cut a partial record from {}",
-                    path.display()
+                    s.path.display()
                 ));
             }
-            return Err(io_err("append to", &path)(e));
+            return Err(io_err("append to", &s.path)(e));
         }
         s.end += bytes.len() as u64;
         s.next += 1;
         s.written = seq;
         match self.shared.durability {
             Durability::EveryAppend => {
-                point(Step::Sync, &path)
-                    .and_then(|()| s.file.sync_data())
-                    .map_err(io_err("sync", &path))?;
+                let state = &mut *s;
+                point(Step::Sync, &state.path)
+                    .and_then(|()| state.file.sync_data())
+                    .map_err(io_err("sync", &state.path))?;
                 s.durable = seq;
                 Ok(seq)
             }
@@ -438,7 +439,7 @@ impl LogWriter {
         point(Step::Rename, pending)
             .and_then(|()| std::fs::rename(&path, pending))
             .map_err(io_err("rename", &path))?;
-        let header = Header::new(s.header.identity, s.next, now_ns(&s.clock));
+        let header = Header::new(s.header.identity, s.next, now_ns(&self.shared.clock));
         let file = new_file(&path, &header)?;
         // The last sequence ever given, even when this log got none since
         // the previous cut: it is what the data has applied.
