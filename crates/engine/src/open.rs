@@ -425,12 +425,15 @@ fn restore_newest(
             Err(e) => return Err(EngineError::io("create folder", &replaced)(e)),
         }
     }
-    before_moving(&report)?;
     // From here on the files change: a crash must lead to a new restore.
     let marker = interrupted_marker(layout);
     // Its presence is what counts (no temporary file to leave behind): one
     // line per attempt, naming the set.
     sauve_durable::append(&marker, format!("{}\n", archive.display()).as_bytes())?;
+    // After the marker: a crash before the hook's record leads to a full
+    // restore to the end (nothing lost), and a record without a marker is
+    // always one whose restore put its files in place.
+    before_moving(&report)?;
     let log_name = layout
         .log_file
         .file_name()
@@ -584,25 +587,18 @@ pub(crate) fn to_point<E: std::fmt::Display>(
     let place = crate::plan::destination(&layout.app, &settings)?;
     let destination = place.records().to_path_buf();
     let marker = interrupted_marker(&layout);
-    let mut added = false;
     let restored = restore_newest(&layout, &place, started, &zone, until, &mut |_| {
         if let Some(r) = record {
             rec.set_aside(SetAsideChange::Add(r))?;
-            added = true;
         }
         Ok(())
     });
     let restored = match restored {
         Ok(r) => r,
         Err(e) => {
-            // Nothing was put in place: nothing is set aside.
-            if added
-                && !marker.exists()
-                && let Err(w) = rec.set_aside(SetAsideChange::Withdraw { at: started })
-            {
-                rec.warnings
-                    .push(format!("the records set aside stay recorded: {w}"));
-            }
+            // Failed before the set-aside record: nothing is set aside.
+            // Failed after it: the marker is there too, and the next open
+            // check redoes this restore, stepping over the same records.
             return Err(journal_failed(rec, entry, e));
         }
     };

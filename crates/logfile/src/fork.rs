@@ -27,9 +27,16 @@ pub struct SetAside {
 }
 
 impl SetAside {
-    /// Whether this restore left `record` behind.
+    /// Whether this restore left `record` behind: once its integration
+    /// ended, the sequences after the last record it applied (times only
+    /// stay in order within one log); until then, the records past its
+    /// point.
     pub fn holds(&self, record: &Record) -> bool {
-        record.seq <= self.through && self.point.is_past(record)
+        record.seq <= self.through
+            && match self.after {
+                Some(after) => record.seq > after,
+                None => self.point.is_past(record),
+            }
     }
 
     /// Whether an integration to `until` goes past this restore, onto the
@@ -90,6 +97,13 @@ mod tests {
         assert!(s.holds(&record(11, 101)));
         assert!(s.holds(&record(20, 250)));
         assert!(!s.holds(&record(21, 301)), "written after the restore");
+        assert!(
+            s.holds(&record(12, 90)),
+            "once known, the range decides, whatever a record's time says"
+        );
+        let pending = SetAside { after: None, ..s };
+        assert!(!pending.holds(&record(12, 90)));
+        assert!(pending.holds(&record(12, 101)));
         assert_eq!(s.range(), Some((11, 20)));
         assert!(s.passed_by(Until::End));
         assert!(s.passed_by(Until::Time(at(300))));

@@ -177,12 +177,10 @@ impl Handler<SetAsideChange> for Records {
             SetAsideChange::Add(record) => {
                 // The new restore supersedes the ones it does not go past
                 // (its point is before they ran: their records set aside
-                // are either past its point too, or back on its timeline),
-                // and any that never ended.
+                // are either past its point too, or back on its timeline).
                 let point = record.set_aside().point;
-                s.set_aside.retain(|r| {
-                    r.at != record.at && r.after.is_some() && r.set_aside().passed_by(point)
-                });
+                s.set_aside
+                    .retain(|r| r.at != record.at && r.set_aside().passed_by(point));
                 s.set_aside.push(record);
             }
             SetAsideChange::Confirm { at, after } => {
