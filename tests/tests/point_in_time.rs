@@ -159,6 +159,35 @@ impl Played {
     }
 }
 
+/// The model host's side of a restore in place: the restored data read
+/// back, each record applied and saved with its sequence.
+struct Host<'a> {
+    data: &'a std::path::Path,
+    map: std::cell::RefCell<Map>,
+}
+
+impl<'a> Host<'a> {
+    fn new(data: &'a std::path::Path) -> Host<'a> {
+        Host {
+            data,
+            map: std::cell::RefCell::new(Map::new()),
+        }
+    }
+
+    /// Reads the data back; its last applied sequence.
+    fn reload(&self) -> u64 {
+        let (last, m) = load(self.data).unwrap();
+        *self.map.borrow_mut() = m;
+        last
+    }
+
+    fn apply(&self, r: &sauve_logfile::Record) -> Result<(), String> {
+        let mut m = self.map.borrow_mut();
+        apply(&mut m, &r.payload)?;
+        save(self.data, r.seq, &m).map_err(|e| e.to_string())
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
 
@@ -381,19 +410,9 @@ proptest! {
                 Until::End => true,
             };
             clock.advance_ms(1000);
-            // The host's side: the restored data read back, each record
-            // applied and saved with its sequence.
-            let host = std::cell::RefCell::new(Map::new());
-            let reload = || {
-                let (last, m) = load(&data).unwrap();
-                *host.borrow_mut() = m;
-                last
-            };
-            let applying = |r: &sauve_logfile::Record| {
-                let mut m = host.borrow_mut();
-                apply(&mut m, &r.payload)?;
-                save(&data, r.seq, &m).map_err(|e| e.to_string())
-            };
+            let host = Host::new(&data);
+            let reload = || host.reload();
+            let applying = |r: &sauve_logfile::Record| host.apply(r);
             let result = tokio::task::block_in_place(|| handle.restore_to_point(ID, until, reload, applying));
             if !fits {
                 let err = result.unwrap_err();
@@ -404,7 +423,7 @@ proptest! {
                 return;
             }
             let done = result.unwrap();
-            assert_eq!(*host.borrow(), expected, "restored to {until:?}");
+            assert_eq!(*host.map.borrow(), expected, "restored to {until:?}");
             assert_eq!(load(&data).unwrap().1, expected);
             let past: Vec<u64> = writes.iter().filter(|w| match until {
                 Until::Time(t) => w.1 > t,
@@ -424,7 +443,7 @@ proptest! {
             }
             // The next open integrates nothing it set aside.
             let (last, on_disk) = load(&data).unwrap();
-            *host.borrow_mut() = on_disk;
+            *host.map.borrow_mut() = on_disk;
             let health = sauve_engine::DataHealth { damaged: false, last_applied: last };
             let outcome = tokio::task::block_in_place(|| handle.open_check(health, ID, Until::End, || last, applying)).unwrap();
             assert_eq!(outcome.applied, 0);
@@ -434,7 +453,7 @@ proptest! {
             std::fs::write(&data, b"damaged").unwrap();
             let health = sauve_engine::DataHealth { damaged: true, last_applied: 0 };
             tokio::task::block_in_place(|| handle.open_check(health, ID, Until::End, reload, applying)).unwrap();
-            assert_eq!(*host.borrow(), current, "after the automatic restore");
+            assert_eq!(*host.map.borrow(), current, "after the automatic restore");
             handle.shutdown().await;
         });
     }
@@ -461,17 +480,9 @@ async fn a_restore_to_a_point_is_journaled_and_a_second_one_back_into_what_the_f
     let b = write("b", "2", &mut map); // 2
     write("a", "mistake", &mut map); // 3
     let at_b = map.clone();
-    let host = std::cell::RefCell::new(Map::new());
-    let reload = || {
-        let (last, m) = load(&data).unwrap();
-        *host.borrow_mut() = m;
-        last
-    };
-    let applying = |r: &sauve_logfile::Record| {
-        let mut m = host.borrow_mut();
-        apply(&mut m, &r.payload)?;
-        save(&data, r.seq, &m).map_err(|e| e.to_string())
-    };
+    let host = Host::new(&data);
+    let reload = || host.reload();
+    let applying = |r: &sauve_logfile::Record| host.apply(r);
     // Too far back: to just after "a=1".
     let point = a + jiff::SignedDuration::from_secs(1);
     let done = tokio::task::block_in_place(|| {
@@ -482,12 +493,12 @@ async fn a_restore_to_a_point_is_journaled_and_a_second_one_back_into_what_the_f
     assert_eq!(done.set_aside, Some((2, 3)));
     assert!(done.replaced.starts_with(app.path().join("Data")));
     assert_eq!(
-        host.borrow().get("a").map(String::as_str),
+        host.map.borrow().get("a").map(String::as_str),
         Some("1"),
         "{:?}",
-        host.borrow()
+        host.map.borrow()
     );
-    assert_eq!(host.borrow().get("b"), None);
+    assert_eq!(host.map.borrow().get("b"), None);
     let entries = sauve_journal::read_all(&app.path().join("Logs")).unwrap();
     let restore = entries
         .iter()
@@ -525,7 +536,7 @@ async fn a_restore_to_a_point_is_journaled_and_a_second_one_back_into_what_the_f
     assert_eq!(done.set_aside, Some((3, 3)));
     let mut expected = at_b;
     expected.insert("a".to_owned(), "1".to_owned());
-    assert_eq!(*host.borrow(), expected);
+    assert_eq!(*host.map.borrow(), expected);
     let state = sauve_engine::EngineState::load(app.path());
     assert_eq!(state.set_aside.len(), 1, "{:?}", state.set_aside);
     // And the next open applies nothing.
@@ -545,5 +556,33 @@ async fn a_restore_to_a_point_is_journaled_and_a_second_one_back_into_what_the_f
     .unwrap();
     assert_eq!(outcome.applied, 0);
     assert_eq!(load(&data).unwrap().1, expected);
+    handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_to_a_point_of_an_app_without_a_sauve_log_is_refused_naming_the_log() {
+    let app = SampleApp::with_settings(&[]).unwrap();
+    let data = app.path().join("Data/App.4DD");
+    save(&data, 0, &Map::new()).unwrap();
+    let handle = Engine::start(
+        AppLayout::discover(app.path()).unwrap(),
+        EngineOptions::default(),
+    )
+    .unwrap();
+    let first = handle.backup(Trigger::Api).await.unwrap();
+    assert_eq!(first.status, Status::Ok, "{:?}", first.errors);
+    let log = handle.layout().log_file.clone();
+    let _ = std::fs::remove_file(&log);
+    let err = tokio::task::block_in_place(|| {
+        handle.restore_to_point(ID, Until::Sequence(1), || 0, |_| Ok::<(), String>(()))
+    })
+    .unwrap_err();
+    assert_eq!(err.status().code(), 1410, "{err}");
+    assert!(
+        err.to_string().contains(&log.display().to_string()),
+        "{err}"
+    );
+    assert!(err.to_string().contains("accepted:"), "{err}");
+    assert_eq!(load(&data).unwrap().1, Map::new(), "nothing was touched");
     handle.shutdown().await;
 }

@@ -57,6 +57,24 @@ fn backup(server: &Server, n: u64) -> Result<()> {
     bail!("backup {n} did not end within 2 minutes")
 }
 
+/// `notes-server restore --app APP ARGS` must fail saying `needle`.
+fn refused(bin: &Path, app: &Path, args: &[&str], needle: &str) -> Result<()> {
+    let out = Command::new(bin)
+        .args(["restore", "--app"])
+        .arg(app)
+        .args(args)
+        .output()?;
+    let said = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() || !said.contains(needle) {
+        bail!(
+            "notes-server restore {} was not refused with {needle:?} ({}): {said}",
+            args.join(" "),
+            out.status
+        );
+    }
+    Ok(())
+}
+
 fn expect(what: &str, got: &[String], wanted: &[String]) -> Result<()> {
     if got != wanted {
         bail!(
@@ -108,32 +126,15 @@ pub(crate) fn run(bin: &Path, root: &Path) -> Result<Recovered> {
     }
     expect("after the delete", &notes(&server)?, &after)?;
     // Not while the server runs: its data would change under the restore.
-    let refused = Command::new(bin)
-        .args(["restore", "--app"])
-        .arg(&app)
-        .args(["--until-seq", "1"])
-        .output()?;
-    let said = String::from_utf8_lossy(&refused.stderr);
-    if refused.status.success() || !said.contains("stop it first") {
-        bail!(
-            "a restore while the server runs was not refused ({}): {said}",
-            refused.status
-        );
-    }
+    refused(bin, &app, &["--until-seq", "1"], "stop it first")?;
     stop(server)?;
     // A time it cannot read: refused, naming the accepted forms.
-    let refused = Command::new(bin)
-        .args(["restore", "--app"])
-        .arg(&app)
-        .args(["--until", "yesterday"])
-        .output()?;
-    let said = String::from_utf8_lossy(&refused.stderr);
-    if refused.status.success() || !said.contains("accepted: 2026-12-01 14:04:30") {
-        bail!(
-            "--until yesterday was not refused naming the accepted forms ({}): {said}",
-            refused.status
-        );
-    }
+    refused(
+        bin,
+        &app,
+        &["--until", "yesterday"],
+        "accepted: 2026-12-01 14:04:30",
+    )?;
 
     // When the delete happened, from the log itself.
     let contents = sauve_logfile::read_log(&app.join("Data/Notes.journal"))?;

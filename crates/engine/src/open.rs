@@ -82,8 +82,16 @@ pub(crate) fn run<E: std::fmt::Display>(
         entry.starting = Some(stamp(started));
         let place = crate::plan::destination(app, &settings)?;
         let destination = place.records().to_path_buf();
-        let restored = match restore_newest(&layout, &place, started, &zone, until, &mut |_| Ok(()))
-        {
+        let set_aside = rec.set_asides();
+        let restored = match restore_newest(
+            &layout,
+            &place,
+            started,
+            &zone,
+            until,
+            &set_aside,
+            &mut |_| Ok(()),
+        ) {
             Ok(r) => r,
             Err(e) => return Err(journal_failed(rec, entry, e)),
         };
@@ -217,11 +225,10 @@ fn record_restored(
 /// record stepped over tells where its point was met.
 fn confirm_pending(rec: &mut Recorder<'_>, done: &[crate::integrate::LogIntegration]) {
     use crate::actors::records::messages::SetAsideChange;
-    let state = crate::state::EngineState::load(&rec.layout().app);
     let first_skipped = done
         .iter()
         .find_map(|d| d.integrated.skipped.map(|(a, _, _)| a));
-    for pending in state.set_aside.iter().filter(|r| r.after.is_none()) {
+    for pending in rec.set_asides().iter().filter(|r| r.after.is_none()) {
         let change = match first_skipped.filter(|a| *a <= pending.through) {
             Some(a) => SetAsideChange::Confirm {
                 at: pending.at,
@@ -347,13 +354,13 @@ fn restore_newest(
     now: jiff::Timestamp,
     zone: &jiff::tz::TimeZone,
     until: Until,
+    set_aside: &[sauve_logfile::SetAside],
     before_moving: &mut dyn FnMut(&sauve_archive::RestoreReport) -> Result<(), EngineError>,
 ) -> Result<Restored, EngineError> {
     // Only a set that ends before the stop point can be integrated to it,
     // and none that holds records a point-in-time restore set aside.
-    let set_aside = crate::state::EngineState::load(&layout.app).set_asides();
     let fits = |m: &sauve_archive::Manifest, set: &Path| {
-        crate::integrate::check_manifest(m, set, until, &set_aside, zone).is_ok()
+        crate::integrate::check_manifest(m, set, until, set_aside, zone).is_ok()
     };
     let destination = place.records();
     let key = crate::plan::structure_key(layout);
@@ -587,12 +594,21 @@ pub(crate) fn to_point<E: std::fmt::Display>(
     let place = crate::plan::destination(&layout.app, &settings)?;
     let destination = place.records().to_path_buf();
     let marker = interrupted_marker(&layout);
-    let restored = restore_newest(&layout, &place, started, &zone, until, &mut |_| {
-        if let Some(r) = record {
-            rec.set_aside(SetAsideChange::Add(r))?;
-        }
-        Ok(())
-    });
+    let set_aside = rec.set_asides();
+    let restored = restore_newest(
+        &layout,
+        &place,
+        started,
+        &zone,
+        until,
+        &set_aside,
+        &mut |_| {
+            if let Some(r) = record {
+                rec.set_aside(SetAsideChange::Add(r))?;
+            }
+            Ok(())
+        },
+    );
     let restored = match restored {
         Ok(r) => r,
         Err(e) => {

@@ -142,6 +142,34 @@ fn apply(db: &mut Connection, uploads: &Path, r: &Record) -> Result<()> {
     Ok(())
 }
 
+/// Applies logged writes to the database a restore put in place, opened
+/// at the first one (the open check and `restore` replay through it).
+struct Replay<'a> {
+    data: &'a Path,
+    uploads: &'a Path,
+    db: Option<Connection>,
+}
+
+impl<'a> Replay<'a> {
+    fn new(data: &'a Path, uploads: &'a Path) -> Replay<'a> {
+        Replay {
+            data,
+            uploads,
+            db: None,
+        }
+    }
+
+    fn apply(&mut self, r: &Record) -> Result<(), String> {
+        let conn = match &mut self.db {
+            Some(c) => c,
+            None => self
+                .db
+                .insert(open_db(self.data).map_err(|e| e.to_string())?),
+        };
+        apply(conn, self.uploads, r).map_err(|e| e.to_string())
+    }
+}
+
 fn error(status: StatusCode, body: serde_json::Value) -> Response {
     (status, Json(body)).into_response()
 }
@@ -422,20 +450,14 @@ fn restore(app_dir: &Path, point: Point, runtime: &tokio::runtime::Handle) -> Re
         app_dir.display(),
         until.describe(&zone)
     );
-    let mut db: Option<Connection> = None;
+    let mut replay = Replay::new(&data, &uploads);
     let result = handle.restore_to_point(
         IDENTITY,
         until,
         || health(&data).unwrap_or(0),
-        |r| {
-            if db.is_none() {
-                db = Some(open_db(&data).map_err(|e| e.to_string())?);
-            }
-            let conn = db.as_mut().ok_or("no database")?;
-            apply(conn, &uploads, r).map_err(|e| e.to_string())
-        },
+        |r| replay.apply(r),
     );
-    drop(db);
+    drop(replay);
     runtime.block_on(handle.shutdown());
     let done = result.map_err(|e| anyhow::anyhow!("restore failed ({}): {e}", e.status()))?;
     println!("restored {}", done.archive.display());
@@ -526,7 +548,7 @@ async fn main() -> Result<()> {
     let check_uploads = uploads.clone();
     let check = handle.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        let mut db: Option<Connection> = None;
+        let mut replay = Replay::new(&check_path, &check_uploads);
         check.open_check(
             DataHealth {
                 damaged: state.is_none(),
@@ -535,13 +557,7 @@ async fn main() -> Result<()> {
             IDENTITY,
             sauve_engine::Until::End,
             || health(&check_path).unwrap_or(0),
-            |r| {
-                if db.is_none() {
-                    db = Some(open_db(&check_path).map_err(|e| e.to_string())?);
-                }
-                let conn = db.as_mut().ok_or("no database")?;
-                apply(conn, &check_uploads, r).map_err(|e| e.to_string())
-            },
+            |r| replay.apply(r),
         )
     })
     .await?;
