@@ -538,7 +538,12 @@ async fn a_restore_to_a_point_is_journaled_and_a_second_one_back_into_what_the_f
     expected.insert("a".to_owned(), "1".to_owned());
     assert_eq!(*host.map.borrow(), expected);
     let state = sauve_engine::EngineState::load(app.path());
-    assert_eq!(state.set_aside.len(), 1, "{:?}", state.set_aside);
+    assert_eq!(
+        state.set_aside.len(),
+        2,
+        "the first restore stays, for the points between the two: {:?}",
+        state.set_aside
+    );
     // And the next open applies nothing.
     let (last, _) = load(&data).unwrap();
     let outcome = tokio::task::block_in_place(|| {
@@ -556,6 +561,333 @@ async fn a_restore_to_a_point_is_journaled_and_a_second_one_back_into_what_the_f
     .unwrap();
     assert_eq!(outcome.applied, 0);
     assert_eq!(load(&data).unwrap().1, expected);
+    handle.shutdown().await;
+}
+
+/// What a test with several restores did: each write's sequence and
+/// time, and the data's state from each moment on (writes and restores).
+struct Timeline {
+    writes: Vec<(u64, jiff::Timestamp)>,
+    states: Vec<(jiff::Timestamp, Map)>,
+}
+
+impl Timeline {
+    /// The data's state at `t` on the wall clock.
+    fn at(&self, t: jiff::Timestamp) -> Map {
+        self.states
+            .iter()
+            .rev()
+            .find(|s| s.0 <= t)
+            .map(|s| s.1.clone())
+            .unwrap_or_default()
+    }
+
+    /// The stop point `point` picks, and the data's state there: at a
+    /// sequence, the moment that record was written.
+    fn point(&self, point: &Point) -> Option<(Until, Map)> {
+        if self.writes.is_empty() {
+            return None;
+        }
+        Some(match point {
+            Point::Time(i, us) => {
+                let t = self.writes[i.index(self.writes.len())].1
+                    + jiff::SignedDuration::from_micros(*us);
+                (Until::Time(t), self.at(t))
+            }
+            Point::Sequence(i) => {
+                let (n, t) = self.writes[i.index(self.writes.len())];
+                (Until::Sequence(n), self.at(t))
+            }
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Step {
+    Write(u8, u16, i64),
+    Backup,
+    Restore(Point),
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// Restores one inside the other: each to any earlier point, on
+    /// whichever timeline that point was, gives the data's state then; what
+    /// a restore undid never comes back, at the next open or through the
+    /// automatic restore of damaged data.
+    #[test]
+    fn restores_to_points_of_every_timeline_each_give_the_state_then(
+        steps in proptest::collection::vec(prop_oneof![
+            6 => (any::<u8>(), any::<u16>(), 1i64..2_000).prop_map(|(k, v, ms)| Step::Write(k % 8, v, ms)),
+            1 => Just(Step::Backup),
+            2 => prop_oneof![
+                (any::<prop::sample::Index>(), -999i64..999).prop_map(|(i, us)| Point::Time(i, us)),
+                any::<prop::sample::Index>().prop_map(Point::Sequence),
+            ].prop_map(Step::Restore),
+        ], 1..30),
+    ) {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(async {
+            let app = SampleApp::with_settings(&[("Advanced/SetNumber/Value", "50"), ("Advanced/CompressionRate", "None")]).unwrap();
+            let data = app.path().join("Data/App.4DD");
+            let (clock, log, handle) = timed_engine(&app);
+            let host = Host::new(&data);
+            let reload = || host.reload();
+            let applying = |r: &sauve_logfile::Record| host.apply(r);
+            let mut map = Map::new();
+            save(&data, 0, &map).unwrap();
+            let mut line = Timeline { writes: Vec::new(), states: vec![(clock.now(), Map::new())] };
+            clock.advance_ms(1000);
+            let first = handle.backup(Trigger::Api).await.unwrap();
+            assert_eq!(first.status, Status::Ok, "{:?}", first.errors);
+            let first_end = sauve_archive::verify(&first.archives[0], &mut sauve_archive::NoProgress).unwrap().manifest.ended_at;
+            for step in steps {
+                match step {
+                    Step::Write(k, v, ms) => {
+                        clock.advance_ms(ms);
+                        let _guard = handle.locks().write(Kind::Data).await;
+                        let seq = log.append(format!("{k}={v}").as_bytes()).unwrap();
+                        map.insert(k.to_string(), v.to_string());
+                        save(&data, seq, &map).unwrap();
+                        line.writes.push((seq, clock.now()));
+                        line.states.push((clock.now(), map.clone()));
+                    }
+                    Step::Backup => {
+                        clock.advance_ms(1000);
+                        let report = handle.backup(Trigger::Api).await.unwrap();
+                        assert_eq!(report.status, Status::Ok, "{:?}", report.errors);
+                    }
+                    Step::Restore(point) => {
+                        let Some((until, expected)) = line.point(&point) else { continue };
+                        clock.advance_ms(1000);
+                        let result = tokio::task::block_in_place(|| handle.restore_to_point(ID, until, reload, applying));
+                        if matches!(until, Until::Time(t) if t < first_end) {
+                            let err = result.unwrap_err();
+                            assert_eq!(err.status().code(), 1410, "{err}");
+                            assert_eq!(load(&data).unwrap().1, map, "a refused restore changes nothing");
+                            continue;
+                        }
+                        result.unwrap();
+
+                        assert_eq!(*host.map.borrow(), expected, "restored to {until:?}");
+                        map = expected;
+                        line.states.push((clock.now(), map.clone()));
+                    }
+                }
+            }
+            // The next open integrates nothing set aside.
+            let (last, _) = load(&data).unwrap();
+            let health = sauve_engine::DataHealth { damaged: false, last_applied: last };
+            let outcome = tokio::task::block_in_place(|| handle.open_check(health, ID, Until::End, || last, applying)).unwrap();
+            assert_eq!(outcome.applied, 0);
+            assert_eq!(load(&data).unwrap().1, map);
+            // Damaged: the automatic restore, its logs to the end, gives the
+            // data as it was.
+            std::fs::write(&data, b"damaged").unwrap();
+            let health = sauve_engine::DataHealth { damaged: true, last_applied: 0 };
+            tokio::task::block_in_place(|| handle.open_check(health, ID, Until::End, reload, applying)).unwrap();
+            assert_eq!(*host.map.borrow(), map, "after the automatic restore");
+            handle.shutdown().await;
+        });
+    }
+}
+
+/// Writes `k=v` a minute after the last operation, to the log and the
+/// data; the time it was written.
+fn write_at_minute(
+    clock: &Manual,
+    log: &LogWriter,
+    data: &std::path::Path,
+    map: &mut Map,
+    (k, v): (&str, &str),
+) -> jiff::Timestamp {
+    clock.advance_ms(60_000);
+    let seq = log.append(format!("{k}={v}").as_bytes()).unwrap();
+    map.insert(k.to_owned(), v.to_owned());
+    save(data, seq, map).unwrap();
+    clock.now()
+}
+
+/// The review's case: A goes back before a mistake, B back before A ran,
+/// C forward onto A's timeline. C must not bring the mistake back, and
+/// neither may anything after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_onto_the_timeline_of_an_earlier_one_a_later_one_went_back_before_steps_over_what_it_set_aside()
+ {
+    let app = SampleApp::with_settings(&[("Advanced/SetNumber/Value", "10")]).unwrap();
+    let data = app.path().join("Data/App.4DD");
+    let (clock, log, handle) = timed_engine(&app);
+    let mut map = Map::new();
+    save(&data, 0, &map).unwrap();
+    let first = handle.backup(Trigger::Api).await.unwrap();
+    assert_eq!(first.status, Status::Ok, "{:?}", first.errors);
+    let host = Host::new(&data);
+    let reload = || host.reload();
+    let applying = |r: &sauve_logfile::Record| host.apply(r);
+    let second = jiff::SignedDuration::from_secs(1);
+    let restore = |until: jiff::Timestamp| {
+        clock.advance_ms(60_000);
+        tokio::task::block_in_place(|| {
+            handle.restore_to_point(ID, Until::Time(until), reload, applying)
+        })
+        .unwrap();
+        host.map.borrow().clone()
+    };
+    let a = write_at_minute(&clock, &log, &data, &mut map, ("a", "1"));
+    let b = write_at_minute(&clock, &log, &data, &mut map, ("b", "2"));
+    write_at_minute(&clock, &log, &data, &mut map, ("a", "mistake"));
+    // A: back to just after a=1; the host writes on.
+    let mut on_a = restore(a + second);
+    assert_eq!(on_a, Map::from([("a".to_owned(), "1".to_owned())]));
+    let c = write_at_minute(&clock, &log, &data, &mut on_a, ("c", "3"));
+    write_at_minute(&clock, &log, &data, &mut on_a, ("d", "4"));
+    // B: back to just after b=2, before A ran: the log as written then.
+    let mut on_b = restore(b + second);
+    assert_eq!(
+        on_b,
+        Map::from([
+            ("a".to_owned(), "1".to_owned()),
+            ("b".to_owned(), "2".to_owned())
+        ])
+    );
+    write_at_minute(&clock, &log, &data, &mut on_b, ("e", "5"));
+    // C: forward to just after c=3, on A's timeline.
+    let on_c = restore(c + second);
+    assert_eq!(
+        on_c,
+        Map::from([
+            ("a".to_owned(), "1".to_owned()),
+            ("c".to_owned(), "3".to_owned())
+        ]),
+        "A set the mistake aside on that timeline"
+    );
+    let (last, _) = load(&data).unwrap();
+    let outcome = tokio::task::block_in_place(|| {
+        handle.open_check(
+            sauve_engine::DataHealth {
+                damaged: false,
+                last_applied: last,
+            },
+            ID,
+            Until::End,
+            || last,
+            applying,
+        )
+    })
+    .unwrap();
+    assert_eq!(outcome.applied, 0);
+    std::fs::write(&data, b"damaged").unwrap();
+    tokio::task::block_in_place(|| {
+        handle.open_check(
+            sauve_engine::DataHealth {
+                damaged: true,
+                last_applied: 0,
+            },
+            ID,
+            Until::End,
+            reload,
+            applying,
+        )
+    })
+    .unwrap();
+    assert_eq!(*host.map.borrow(), on_c, "after the automatic restore");
+    handle.shutdown().await;
+}
+
+/// A state file that cannot say what restores set aside refuses every
+/// integration, naming it; a backup writing the state keeps the damaged
+/// file beside it, and the refusal names that until a person removes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_state_file_refuses_integration_until_a_person_repairs_it() {
+    let app = SampleApp::with_settings(&[("Advanced/SetNumber/Value", "10")]).unwrap();
+    let data = app.path().join("Data/App.4DD");
+    let (clock, log, handle) = timed_engine(&app);
+    let mut map = Map::new();
+    save(&data, 0, &map).unwrap();
+    let first = handle.backup(Trigger::Api).await.unwrap();
+    assert_eq!(first.status, Status::Ok, "{:?}", first.errors);
+    let host = Host::new(&data);
+    let reload = || host.reload();
+    let applying = |r: &sauve_logfile::Record| host.apply(r);
+    let a = write_at_minute(&clock, &log, &data, &mut map, ("a", "1"));
+    write_at_minute(&clock, &log, &data, &mut map, ("a", "mistake"));
+    clock.advance_ms(60_000);
+    tokio::task::block_in_place(|| {
+        handle.restore_to_point(
+            ID,
+            Until::Time(a + jiff::SignedDuration::from_secs(1)),
+            reload,
+            applying,
+        )
+    })
+    .unwrap();
+    let restored = host.map.borrow().clone();
+    let state = sauve_engine::state_path(app.path());
+    let good: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    let check = || {
+        let (last, _) = load(&data).unwrap();
+        tokio::task::block_in_place(|| {
+            handle.open_check(
+                sauve_engine::DataHealth {
+                    damaged: false,
+                    last_applied: last,
+                },
+                ID,
+                Until::End,
+                || last,
+                applying,
+            )
+        })
+    };
+    // Damaged in place: refused, naming the file.
+    std::fs::write(&state, b"{\"set_aside\": [{\"through\": \"three\"}]}").unwrap();
+    let err = check().unwrap_err();
+    assert!(
+        err.to_string().contains(&state.display().to_string()),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("\"set_aside\" list does not read"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("accepted:"), "{err}");
+    assert_eq!(load(&data).unwrap().1, restored, "nothing was applied");
+    let journal = sauve_journal::read_all(&app.path().join("Logs")).unwrap();
+    let last_entry = journal.last().unwrap();
+    assert_eq!(
+        last_entry.title,
+        Some(sauve_journal::Title::AutomaticLogIntegration)
+    );
+    assert!(
+        last_entry
+            .result
+            .as_deref()
+            .is_some_and(|r| r.starts_with("failed")),
+        "{last_entry:?}"
+    );
+    // A backup writes the state: the damaged file is kept, and named.
+    clock.advance_ms(60_000);
+    let report = handle.backup(Trigger::Api).await.unwrap();
+    assert_eq!(report.status, Status::Ok, "{:?}", report.errors);
+    let damaged = sauve_engine::damaged_state_path(app.path());
+    assert_eq!(
+        std::fs::read(&damaged).unwrap(),
+        b"{\"set_aside\": [{\"through\": \"three\"}]}"
+    );
+    let err = check().unwrap_err();
+    assert!(
+        err.to_string().contains(&damaged.display().to_string()),
+        "{err}"
+    );
+    // Repaired: the list put back, the damaged copy removed.
+    let mut now: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    now["set_aside"] = good["set_aside"].clone();
+    std::fs::write(&state, serde_json::to_vec(&now).unwrap()).unwrap();
+    std::fs::remove_file(&damaged).unwrap();
+    assert_eq!(check().unwrap().applied, 0);
+    assert_eq!(load(&data).unwrap().1, restored, "the mistake stays out");
     handle.shutdown().await;
 }
 

@@ -40,7 +40,10 @@ struct Row<'a> {
 
 /// What the point-in-time restores of the app holding `file` set aside:
 /// the app is `--app`'s, or the folder above the log's (`APP/Data/x.journal`).
-fn set_asides(app: Option<&Path>, file: &Path) -> Vec<sauve_logfile::SetAside> {
+fn set_asides(
+    app: Option<&Path>,
+    file: &Path,
+) -> Result<Vec<sauve_logfile::SetAside>, sauve_engine::EngineError> {
     let app = app.map(Path::to_path_buf).or_else(|| {
         file.ancestors()
             .skip(1)
@@ -48,8 +51,7 @@ fn set_asides(app: Option<&Path>, file: &Path) -> Vec<sauve_logfile::SetAside> {
             .find(|d| sauve_engine::state_path(d).is_file())
             .map(Path::to_path_buf)
     });
-    app.map(|a| sauve_engine::EngineState::load(&a).set_asides())
-        .unwrap_or_default()
+    app.map_or(Ok(Vec::new()), |a| sauve_engine::read_set_asides(&a))
 }
 
 pub(crate) fn show(source: Source, filter: Filter, io: &mut Io<'_>) -> Result<(), Failure> {
@@ -82,7 +84,14 @@ pub(crate) fn show(source: Source, filter: Filter, io: &mut Io<'_>) -> Result<()
             archived_log(&set, staging.path())?
         }
     };
-    let set_aside = set_asides(app.as_deref(), &file);
+    let set_aside = set_asides(app.as_deref(), &file).unwrap_or_else(|e| {
+        io.err(&format!(
+            "warning: the records set aside are not marked: {e}\n"
+        ));
+        Vec::new()
+    });
+    // Set aside now: on the timeline of the end, the one the data is on.
+    let set_aside = sauve_logfile::timeline(&set_aside, sauve_logfile::Until::End);
     let log = sauve_logfile::read_log(&file).map_err(|e| match e {
         sauve_logfile::LogError::NotALog { .. } => Failure::usage(e.to_string()),
         sauve_logfile::LogError::Io { ref source, .. }

@@ -195,11 +195,12 @@ pub enum EngineError {
         /// The stop point, as the journal says it.
         point: String,
     },
-    /// A set taken before a point-in-time restore, holding records it set
-    /// aside: integrated past that restore, it would bring them back (1410,
-    /// SPEC 20).
+    /// A set whose data stands on another timeline than the point asked
+    /// for, up to its end: a point-in-time restore set records aside on
+    /// one and not the other, so integrating from it would bring back what
+    /// was undone, or leave out what counts (1410, SPEC 20).
     #[error(
-        "\"{}\" holds changes that the restore to {point} (run {at}) set aside (accepted: a set that ends before {point}, or one taken after {at})",
+        "\"{}\" stands on another timeline than the point asked for: the restore to {point} (run {at}) set changes aside on one and not the other (accepted: a set taken on the timeline of the point; an older one serves when there is one)",
         set.display()
     )]
     SetAsideBySet {
@@ -209,6 +210,18 @@ pub enum EngineError {
         point: String,
         /// When that restore ran.
         at: String,
+    },
+    /// The state file cannot say what point-in-time restores set aside
+    /// (SPEC 20): no integration runs until a person looks.
+    #[error(
+        "\"{}\" cannot be read: {reason}. It keeps what point-in-time restores set aside in the log, and integrating without it could apply again what a restore undid (accepted: a state file whose \"set_aside\" list reads, with no sauve-state.json.damaged beside it; put the list back from the damaged copy, or leave it out if no restore to a point was ever made, then remove the .damaged file)",
+        path.display()
+    )]
+    StateDamaged {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
     },
     /// A point-in-time restore of an app without a sauve log: nothing
     /// says what happened when (1410, SPEC 20).
@@ -294,6 +307,7 @@ impl EngineError {
             E::Store(e) => e.status(),
             E::Log(e) => e.status(),
             E::Integration(e) => e.status(),
+            E::StateDamaged { .. } => Status::LogBackupError,
             E::Lock(e) => e.status(),
             E::NoBackupAvailable { .. }
             | E::NoSuchBackup { .. }

@@ -937,9 +937,10 @@ impl<'a> Recorder<'a> {
         pollster::block_on(self.handle.settings())
     }
 
-    /// What point-in-time restores set aside, for an integration.
-    pub(crate) fn set_asides(&self) -> Vec<sauve_logfile::SetAside> {
-        crate::state::EngineState::load(&self.handle.inner.layout.app).set_asides()
+    /// What point-in-time restores set aside, for an integration: read
+    /// strictly ([`crate::state::read_set_asides`]).
+    pub(crate) fn set_asides(&self) -> Result<Vec<sauve_logfile::SetAside>, EngineError> {
+        crate::state::read_set_asides(&self.handle.inner.layout.app)
     }
 
     /// Changes what point-in-time restores set aside (the records actor

@@ -111,14 +111,7 @@ pub(crate) fn check_manifest(
         });
     }
     let last = manifest.header.last_log_sequence.unwrap_or(0);
-    let abandoned = set_aside.iter().filter(|s| s.passed_by(until)).find(|s| {
-        manifest.ended_at < s.at
-            && match s.after {
-                Some(after) => last > after,
-                None => !ends_before(manifest, s.point),
-            }
-    });
-    if let Some(s) = abandoned {
+    if let Some(s) = sauve_logfile::disagrees(set_aside, manifest.ended_at, last, until) {
         return Err(EngineError::SetAsideBySet {
             set: set.to_path_buf(),
             point: s.point.describe(zone),
@@ -155,7 +148,7 @@ pub(crate) fn run<E: std::fmt::Display>(
     until: Until,
     mut apply: impl FnMut(&Record) -> Result<(), E>,
 ) -> Result<Vec<LogIntegration>, EngineError> {
-    let set_aside = rec.set_asides();
+    let set_aside = rec.set_asides()?;
     check_until(report, until, &set_aside, &rec.clock().zone())?;
     let mut last = start.unwrap_or(report.manifest.header.last_log_sequence.unwrap_or(0));
     let data_file = report
@@ -273,13 +266,34 @@ pub(crate) fn stop_lines(
 }
 
 /// `Set aside : 37 records stepped over (51296 to 51332), left by a
-/// point-in-time restore`, when some were.
+/// point-in-time restore`, when some were; each run of them named.
 pub(crate) fn skipped_line(i: &Integrated) -> Option<(String, String)> {
-    let (a, b, n) = i.skipped?;
+    if i.skipped.is_empty() {
+        return None;
+    }
+    let n: u64 = i.skipped.iter().map(|s| s.count).sum();
     let records = if n == 1 { "record" } else { "records" };
+    let runs: Vec<String> = i
+        .skipped
+        .iter()
+        .map(|s| match s.first == s.last {
+            true => s.first.to_string(),
+            false => format!("{} to {}", s.first, s.last),
+        })
+        .collect();
+    let mut restores: Vec<jiff::Timestamp> = i.skipped.iter().map(|s| s.restore).collect();
+    restores.sort();
+    restores.dedup();
+    let by = match restores.len() {
+        1 => "a point-in-time restore".to_owned(),
+        k => format!("{k} point-in-time restores"),
+    };
     Some((
         "Set aside".to_owned(),
-        format!("{n} {records} stepped over ({a} to {b}), left by a point-in-time restore"),
+        format!(
+            "{n} {records} stepped over ({}), left by {by}",
+            runs.join(", ")
+        ),
     ))
 }
 
@@ -379,10 +393,12 @@ fn history_record(
     if let Some((a, b)) = i.range {
         extra.insert("sequences".to_owned(), serde_json::json!([a, b]));
     }
-    if let Some((a, b, n)) = i.skipped {
+    if !i.skipped.is_empty() {
+        let runs: Vec<[u64; 2]> = i.skipped.iter().map(|s| [s.first, s.last]).collect();
+        let n: u64 = i.skipped.iter().map(|s| s.count).sum();
         extra.insert(
             "setAside".to_owned(),
-            serde_json::json!({ "sequences": [a, b], "count": n }),
+            serde_json::json!({ "sequences": runs, "count": n }),
         );
     }
     let mut entry = sauve_history::HistoryEntry::restore(

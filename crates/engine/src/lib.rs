@@ -61,7 +61,8 @@ pub use sauve_logfile::Until;
 pub use settings::AppSettings;
 pub use state::{
     AlertRecord, DataStamp, EngineState, LastBackup, OffsiteFailure, OffsiteStatus, PendingJournal,
-    STATE_FILE, SchedulerView, offsite_status, state_path, status_json,
+    STATE_FILE, SchedulerView, damaged_state_path, offsite_status, read_set_asides, state_path,
+    status_json,
 };
 
 /// Bytes available to this user on the file system holding `path`.

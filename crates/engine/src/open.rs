@@ -82,7 +82,10 @@ pub(crate) fn run<E: std::fmt::Display>(
         entry.starting = Some(stamp(started));
         let place = crate::plan::destination(app, &settings)?;
         let destination = place.records().to_path_buf();
-        let set_aside = rec.set_asides();
+        let set_aside = match rec.set_asides() {
+            Ok(s) => s,
+            Err(e) => return Err(journal_failed(rec, entry, e)),
+        };
         let restored = match restore_newest(
             &layout,
             &place,
@@ -137,12 +140,16 @@ pub(crate) fn run<E: std::fmt::Display>(
         entry.data_file = Some(layout.data_file.display().to_string());
         entry.log_file = Some(layout.log_file.display().to_string());
         entry.starting = Some(stamp(started));
+        let set_aside = match rec.set_asides() {
+            Ok(s) => s,
+            Err(e) => return Err(journal_failed(rec, entry, e)),
+        };
         let result = sauve_logfile::integrate(
             &layout.log_file,
             identity,
             health.last_applied,
             until,
-            &rec.set_asides(),
+            &set_aside,
             &mut apply,
         );
         entry.ending = Some(stamp(rec.clock().now()));
@@ -180,7 +187,10 @@ pub(crate) fn run<E: std::fmt::Display>(
 fn journal_failed(rec: &mut Recorder<'_>, mut entry: Entry, e: EngineError) -> EngineError {
     let zone = rec.clock().zone();
     entry.ending = Some(Stamp::at(zone.to_datetime(rec.clock().now())));
-    entry.result = Some("backup not available".to_owned());
+    entry.result = Some(match e.status() {
+        sauve_status::Status::ArchiveMissing => "backup not available".to_owned(),
+        status => format!("failed: {}", status.text()),
+    });
     entry.errors = vec![e.status().to_string(), e.to_string()];
     rec.journal(entry);
     e
@@ -222,19 +232,28 @@ fn record_restored(
 
 /// A restore to a point interrupted before its integration ended leaves
 /// its records set aside unconfirmed; redone here to the end, the first
-/// record stepped over tells where its point was met.
+/// record stepped over for that restore tells where its point was met.
 fn confirm_pending(rec: &mut Recorder<'_>, done: &[crate::integrate::LogIntegration]) {
     use crate::actors::records::messages::SetAsideChange;
-    let first_skipped = done
-        .iter()
-        .find_map(|d| d.integrated.skipped.map(|(a, _, _)| a));
-    for pending in rec.set_asides().iter().filter(|r| r.after.is_none()) {
-        let change = match first_skipped.filter(|a| *a <= pending.through) {
-            Some(a) => SetAsideChange::Confirm {
-                at: pending.at,
-                after: a - 1,
-            },
-            None => SetAsideChange::Withdraw { at: pending.at },
+    let set_aside = match rec.set_asides() {
+        Ok(s) => s,
+        Err(e) => {
+            rec.warnings
+                .push(format!("the records set aside were not confirmed: {e}"));
+            return;
+        }
+    };
+    for pending in set_aside.iter().filter(|r| r.after.is_none()) {
+        let first = done
+            .iter()
+            .flat_map(|d| &d.integrated.skipped)
+            .find(|s| s.restore == pending.at)
+            .map(|s| s.first);
+        // Nothing stepped over: nothing was past its point. The restore
+        // still stays: it made the timeline of the points after it.
+        let change = SetAsideChange::Confirm {
+            at: pending.at,
+            after: first.map_or(pending.through, |a| a - 1),
         };
         if let Err(e) = rec.set_aside(change) {
             rec.warnings
@@ -594,7 +613,10 @@ pub(crate) fn to_point<E: std::fmt::Display>(
     let place = crate::plan::destination(&layout.app, &settings)?;
     let destination = place.records().to_path_buf();
     let marker = interrupted_marker(&layout);
-    let set_aside = rec.set_asides();
+    let set_aside = match rec.set_asides() {
+        Ok(s) => s,
+        Err(e) => return Err(journal_failed(rec, entry, e)),
+    };
     let restored = restore_newest(
         &layout,
         &place,
@@ -660,16 +682,13 @@ pub(crate) fn to_point<E: std::fmt::Display>(
             .and_then(|us| jiff::Timestamp::from_microsecond(us).ok());
     }
     if record.is_some() {
-        let change = if outcome.last_applied < through {
-            outcome.set_aside = Some((outcome.last_applied + 1, through));
-            SetAsideChange::Confirm {
-                at: started,
-                after: outcome.last_applied,
-            }
-        } else {
-            // The point is past every record: nothing was set aside.
-            SetAsideChange::Withdraw { at: started }
-        };
+        // Kept even when nothing was past the point: the restore made the
+        // timeline of the points after it (`sauve_logfile::timeline`).
+        let after = outcome.last_applied.min(through);
+        if after < through {
+            outcome.set_aside = Some((after + 1, through));
+        }
+        let change = SetAsideChange::Confirm { at: started, after };
         // Unconfirmed, the records are still stepped over; only a log
         // starting after them would be refused (1416) until the next restore.
         if let Err(e) = rec.set_aside(change) {

@@ -111,12 +111,35 @@ pub(crate) fn update_state(
 ) -> Result<EngineState, EngineError> {
     let path = state_path(app);
     let _lock = sauve_durable::lock_exclusive(&path)?;
+    keep_damaged(app)?;
     let mut state = EngineState::load(app);
     change(&mut state);
     let json = serde_json::to_vec_pretty(&state)
         .map_err(|e| EngineError::Internal(format!("cannot encode {}: {e}", path.display())))?;
     sauve_durable::replace(&path, &json)?;
     Ok(state)
+}
+
+/// A state file that cannot say what restores set aside is kept, as it
+/// is, as `sauve-state.json.damaged` before a new one replaces it (the
+/// first damaged copy stays): integrations refuse while it is there.
+fn keep_damaged(app: &Path) -> Result<(), EngineError> {
+    let path = state_path(app);
+    let Ok(bytes) = std::fs::read(&path) else {
+        return Ok(());
+    };
+    let damaged = crate::state::damaged_state_path(app);
+    if let Some(reason) = crate::state::set_aside_damage(&bytes)
+        && !damaged.exists()
+    {
+        tracing::warn!(
+            "{} cannot be read ({reason}): kept as {}",
+            path.display(),
+            damaged.display()
+        );
+        sauve_durable::create_new(&damaged, &bytes)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

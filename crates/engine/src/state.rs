@@ -308,6 +308,50 @@ pub fn state_path(app: &Path) -> PathBuf {
     app.join("Logs").join(STATE_FILE)
 }
 
+/// `APP/Logs/sauve-state.json.damaged`: a state file the records actor
+/// found damaged, kept as it was before it wrote a new one. While it is
+/// there, what point-in-time restores set aside is unknown.
+pub fn damaged_state_path(app: &Path) -> PathBuf {
+    app.join("Logs").join(format!("{STATE_FILE}.damaged"))
+}
+
+/// Why the state file cannot say what restores set aside: the text of a
+/// JSON error, or `None` when it can.
+pub(crate) fn set_aside_damage(bytes: &[u8]) -> Option<String> {
+    let value: Value = match serde_json::from_slice(bytes) {
+        Ok(v) => v,
+        Err(e) => return Some(format!("it is not JSON ({e})")),
+    };
+    let list = value.get("set_aside")?;
+    serde_json::from_value::<Vec<SetAsideRecord>>(list.clone())
+        .err()
+        .map(|e| format!("its \"set_aside\" list does not read ({e})"))
+}
+
+/// What point-in-time restores of `app` set aside, read strictly (SPEC
+/// 20): a state file that cannot say, or a damaged one kept beside it,
+/// refuses, since integrating without them could re-apply what a restore
+/// undid. No state file: nothing was set aside.
+pub fn read_set_asides(app: &Path) -> Result<Vec<sauve_logfile::SetAside>, crate::EngineError> {
+    let damaged = damaged_state_path(app);
+    if damaged.exists() {
+        return Err(crate::EngineError::StateDamaged {
+            path: damaged,
+            reason: "sauve kept it there when it found the state file damaged".to_owned(),
+        });
+    }
+    let path = state_path(app);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(crate::EngineError::io("read", &path)(e)),
+    };
+    if let Some(reason) = set_aside_damage(&bytes) {
+        return Err(crate::EngineError::StateDamaged { path, reason });
+    }
+    Ok(EngineState::load(app).set_asides())
+}
+
 impl EngineState {
     /// Reads the state of an app; missing or unreadable gives the empty state.
     pub fn load(app: &Path) -> EngineState {

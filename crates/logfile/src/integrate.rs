@@ -7,13 +7,27 @@ use std::path::Path;
 use sauve_status::Status;
 
 use crate::error::LogError;
-use crate::fork::{SetAside, step_over};
+use crate::fork::{SetAside, step_over, timeline};
 use crate::format::{Record, Tail};
 use crate::log::read_log;
 use crate::time::Until;
 
-/// What an integration applied.
+/// A run of records stepped over, all set aside by one point-in-time
+/// restore.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    /// When the restore that set them aside ran (what names it).
+    pub restore: jiff::Timestamp,
+    /// The first and last sequence of the run.
+    pub first: u64,
+    /// See `first`.
+    pub last: u64,
+    /// How many records.
+    pub count: u64,
+}
+
+/// What an integration applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Integrated {
     /// Records applied.
     pub applied: u64,
@@ -28,9 +42,9 @@ pub struct Integrated {
     /// Whether a record past the stop point was met: the integration ends
     /// here, and the records from it on stay where they are.
     pub stopped: bool,
-    /// The records stepped over: set aside by a point-in-time restore
-    /// (their first and last sequence, and how many).
-    pub skipped: Option<(u64, u64, u64)>,
+    /// The records stepped over, set aside by point-in-time restores: one
+    /// run per restore and stretch of the log, in the log's order.
+    pub skipped: Vec<Skipped>,
 }
 
 impl Integrated {
@@ -42,7 +56,7 @@ impl Integrated {
             last_applied,
             last_time: None,
             stopped: false,
-            skipped: None,
+            skipped: Vec::new(),
         }
     }
 }
@@ -105,8 +119,8 @@ impl IntegrateError {
 /// Applies the records of `log` after `last_applied` and up to `until` to
 /// the host's data with `apply`, in order (strict: the first error stops).
 /// `identity` is the data's (zero to skip the check). The records that
-/// point-in-time restores set aside are stepped over when `until` goes past
-/// those restores ([`SetAside::passed_by`]), never applied.
+/// point-in-time restores set aside are stepped over when they are on the
+/// timeline of `until` ([`timeline`]), never applied.
 pub fn integrate<E: std::fmt::Display>(
     log: &Path,
     identity: [u8; 16],
@@ -122,7 +136,7 @@ pub fn integrate<E: std::fmt::Display>(
             log.display()
         )));
     }
-    let passed: Vec<&SetAside> = set_aside.iter().filter(|s| s.passed_by(until)).collect();
+    let passed = timeline(set_aside, until);
     // Where the data goes on from: the records set aside after it count
     // as read, since they are never applied.
     let from = step_over(&passed, last_applied);
@@ -140,9 +154,19 @@ pub fn integrate<E: std::fmt::Display>(
     }
     let mut done = Integrated::nothing(last_applied);
     for r in contents.records.iter().filter(|r| r.seq > last_applied) {
-        if passed.iter().any(|s| s.holds(r)) {
-            let (a, _, n) = done.skipped.unwrap_or((r.seq, r.seq, 0));
-            done.skipped = Some((a, r.seq, n + 1));
+        if let Some(s) = passed.iter().find(|s| s.holds(r)) {
+            match done.skipped.last_mut() {
+                Some(run) if run.restore == s.at && run.last == done.last_applied => {
+                    run.last = r.seq;
+                    run.count += 1;
+                }
+                _ => done.skipped.push(Skipped {
+                    restore: s.at,
+                    first: r.seq,
+                    last: r.seq,
+                    count: 1,
+                }),
+            }
             done.last_applied = r.seq;
             continue;
         }

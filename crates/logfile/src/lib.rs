@@ -24,12 +24,12 @@ mod log;
 mod time;
 
 pub use error::LogError;
-pub use fork::{SetAside, step_over};
+pub use fork::{SetAside, disagrees, step_over, timeline};
 pub use format::{
     FORMAT_VERSION, HEADER_LEN, Header, MAGIC, MAX_LABEL, MAX_PAYLOAD, READ_VERSIONS,
     RECORD_HEADER_LEN, RECORD_HEADER_LEN_V1, Record, Records, Tag, Tail, encode_record,
     encode_record_v1,
 };
-pub use integrate::{IntegrateError, Integrated, integrate};
+pub use integrate::{IntegrateError, Integrated, Skipped, integrate};
 pub use log::{Durability, LogClock, LogContents, LogWriter, read_log};
 pub use time::{RecordFilter, TimeError, Until, format_time, parse_time};

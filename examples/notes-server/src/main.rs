@@ -408,22 +408,40 @@ fn args() -> Result<Command> {
     Ok(Command::Serve { app, listen })
 }
 
+/// The app's own lock, `APP/Data/.notes-server.lock`, held by a server
+/// from before its open check until it exits and by a restore while it
+/// runs: neither starts while the other holds it. The kernel releases it
+/// when the process dies, so a crash never leaves it taken.
+fn hold_app(app_dir: &Path, doing: &str) -> Result<std::fs::File> {
+    let data = app_dir.join("Data");
+    std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
+    let path = data.join(".notes-server.lock");
+    let file = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let who = sauve_server::ServerFile::read(app_dir)
+                .map(|f| format!(" (pid {}, {})", f.pid, f.url))
+                .unwrap_or_default();
+            bail!(
+                "notes-server is running for {}{who}: stop it first, the data must not change during the {doing}",
+                app_dir.display()
+            )
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
 /// `notes-server restore`: the data put back as it was at `point` (SPEC
 /// 20), the server stopped.
 fn restore(app_dir: &Path, point: Point, runtime: &tokio::runtime::Handle) -> Result<()> {
-    if let Some(f) = sauve_server::ServerFile::read(app_dir) {
-        let address = f.url.trim_start_matches("http://");
-        if let Ok(a) = address.parse::<std::net::SocketAddr>()
-            && std::net::TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok()
-        {
-            bail!(
-                "notes-server is running for {} (pid {}, {}): stop it first, the data must not change during the restore",
-                app_dir.display(),
-                f.pid,
-                f.url
-            );
-        }
-    }
+    let _app = hold_app(app_dir, "restore")?;
     let data = app_dir.join("Data/Notes.4DD");
     let uploads = app_dir.join("Data/Uploads");
     let layout = sauve_settings::AppLayout::discover(app_dir)?;
@@ -503,9 +521,10 @@ async fn main() -> Result<()> {
             return tokio::task::spawn_blocking(move || restore(&app, point, &runtime)).await?;
         }
     };
+    // Held until the process exits: a restore waits for the server's end.
+    let _app = hold_app(&app_dir, "start")?;
     let data = app_dir.join("Data/Notes.4DD");
     let log_path = app_dir.join("Data/Notes.journal");
-    std::fs::create_dir_all(app_dir.join("Data"))?;
     if !data.exists() {
         open_db(&data)?;
     }

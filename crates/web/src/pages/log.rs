@@ -139,7 +139,9 @@ fn listing(
         format!("version {}", log.header.version)
     };
     let query = f.query();
-    let aside = |r: &Record| set_aside.iter().any(|s| s.holds(r));
+    // Set aside now: on the timeline of the end, the one the data is on.
+    let current = sauve_logfile::timeline(set_aside, sauve_logfile::Until::End);
+    let aside = |r: &Record| current.iter().any(|s| s.holds(r));
     let aside_count = shown.iter().filter(|r| aside(r)).count();
     html! {
         p class="muted small" {
@@ -202,13 +204,17 @@ pub(crate) async fn page(
     let shown = file.clone();
     let app = h.app().to_path_buf();
     let read = tokio::task::spawn_blocking(move || {
-        let set_aside = sauve_engine::EngineState::load(&app).set_asides();
+        let set_aside = sauve_engine::read_set_asides(&app);
         sauve_logfile::read_log(&file).map(|log| (log, set_aside))
     })
     .await;
     let body = match read {
         Ok(Ok((log, set_aside))) => html! {
             (form(&filters))
+            @if let Err(e) = &set_aside {
+                p class="notice error" { "The records set aside are not marked: " (e.to_string()) }
+            }
+            @let set_aside = set_aside.unwrap_or_default();
             (listing(&log, &set_aside, &filter, &filters, page, per, &zone))
         },
         Ok(Err(sauve_logfile::LogError::Io { source, .. }))

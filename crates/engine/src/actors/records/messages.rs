@@ -128,11 +128,8 @@ pub(crate) struct RecordOffsite {
 #[derive(Message)]
 #[rtype(result = "Result<(), EngineError>")]
 pub(crate) enum SetAsideChange {
-    /// A restore to a point is about to put its set's files in place; the
-    /// earlier ones it does not go past are superseded.
+    /// A restore to a point is about to put its set's files in place.
     Add(crate::state::SetAsideRecord),
     /// The restore that ran `at` applied records up to `after`.
     Confirm { at: Timestamp, after: u64 },
-    /// The restore that ran `at` put nothing in place, or set nothing aside.
-    Withdraw { at: Timestamp },
 }

@@ -175,12 +175,11 @@ impl Handler<SetAsideChange> for Records {
     fn handle(&mut self, msg: SetAsideChange, _: &mut SyncContext<Self>) -> Self::Result {
         self.update(|s| match msg {
             SetAsideChange::Add(record) => {
-                // The new restore supersedes the ones it does not go past
-                // (its point is before they ran: their records set aside
-                // are either past its point too, or back on its timeline).
-                let point = record.set_aside().point;
-                s.set_aside
-                    .retain(|r| r.at != record.at && r.set_aside().passed_by(point));
+                // Every restore stays: one a later restore went back before
+                // is still on the timeline of the points between the two
+                // (`sauve_logfile::timeline`). The same restore redone
+                // replaces its record.
+                s.set_aside.retain(|r| r.at != record.at);
                 s.set_aside.push(record);
             }
             SetAsideChange::Confirm { at, after } => {
@@ -188,7 +187,6 @@ impl Handler<SetAsideChange> for Records {
                     r.after = Some(after);
                 }
             }
-            SetAsideChange::Withdraw { at } => s.set_aside.retain(|r| r.at != at),
         })
     }
 }
