@@ -233,6 +233,7 @@ fn record_restored(
 /// A restore to a point interrupted before its integration ended leaves
 /// its records set aside unconfirmed; redone here to the end, the first
 /// record stepped over for that restore tells where its point was met.
+/// One none of whose records this integration met stays as it is.
 fn confirm_pending(rec: &mut Recorder<'_>, done: &[crate::integrate::LogIntegration]) {
     use crate::actors::records::messages::SetAsideChange;
     let set_aside = match rec.set_asides() {
@@ -249,11 +250,15 @@ fn confirm_pending(rec: &mut Recorder<'_>, done: &[crate::integrate::LogIntegrat
             .flat_map(|d| &d.integrated.skipped)
             .find(|s| s.restore == pending.at)
             .map(|s| s.first);
-        // Nothing stepped over: nothing was past its point. The restore
-        // still stays: it made the timeline of the points after it.
+        // None stepped over here says nothing: this integration may have
+        // started after its records, or read another timeline. It stays
+        // pending, holding by its point, which is right as it is.
+        let Some(first) = first else {
+            continue;
+        };
         let change = SetAsideChange::Confirm {
             at: pending.at,
-            after: first.map_or(pending.through, |a| a - 1),
+            after: first - 1,
         };
         if let Err(e) = rec.set_aside(change) {
             rec.warnings

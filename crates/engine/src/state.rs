@@ -318,14 +318,24 @@ pub fn damaged_state_path(app: &Path) -> PathBuf {
 /// Why the state file cannot say what restores set aside: the text of a
 /// JSON error, or `None` when it can.
 pub(crate) fn set_aside_damage(bytes: &[u8]) -> Option<String> {
-    let value: Value = match serde_json::from_slice(bytes) {
-        Ok(v) => v,
-        Err(e) => return Some(format!("it is not JSON ({e})")),
-    };
-    let list = value.get("set_aside")?;
-    serde_json::from_value::<Vec<SetAsideRecord>>(list.clone())
-        .err()
-        .map(|e| format!("its \"set_aside\" list does not read ({e})"))
+    read_strictly(bytes).err()
+}
+
+/// The state in `bytes` when it can say what restores set aside: a JSON
+/// object whose `set_aside` list reads and which reads as a whole (a field
+/// that does not would make the lenient load drop everything, the list
+/// with it).
+fn read_strictly(bytes: &[u8]) -> Result<EngineState, String> {
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("it is not JSON ({e})"))?;
+    if !value.is_object() {
+        return Err("it is not a JSON object".to_owned());
+    }
+    if let Some(list) = value.get("set_aside") {
+        serde_json::from_value::<Vec<SetAsideRecord>>(list.clone())
+            .map_err(|e| format!("its \"set_aside\" list does not read ({e})"))?;
+    }
+    serde_json::from_value(value).map_err(|e| format!("it does not read as sauve's state ({e})"))
 }
 
 /// What point-in-time restores of `app` set aside, read strictly (SPEC
@@ -346,10 +356,10 @@ pub fn read_set_asides(app: &Path) -> Result<Vec<sauve_logfile::SetAside>, crate
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(crate::EngineError::io("read", &path)(e)),
     };
-    if let Some(reason) = set_aside_damage(&bytes) {
-        return Err(crate::EngineError::StateDamaged { path, reason });
-    }
-    Ok(EngineState::load(app).set_asides())
+    // The bytes read once: the list is theirs, whatever is written next.
+    read_strictly(&bytes)
+        .map(|state| state.set_asides())
+        .map_err(|reason| crate::EngineError::StateDamaged { path, reason })
 }
 
 impl EngineState {
@@ -490,6 +500,36 @@ pub fn offsite_status(app: &Path, destination: &Path) -> Vec<OffsiteStatus> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_set_aside_list_is_read_only_from_a_state_file_that_reads_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = dir.path();
+        assert_eq!(read_set_asides(app).unwrap(), Vec::new(), "no state file");
+        std::fs::create_dir_all(app.join("Logs")).unwrap();
+        let read = |text: &str| {
+            std::fs::write(state_path(app), text).unwrap();
+            read_set_asides(app).map_err(|e| e.to_string())
+        };
+        assert_eq!(read("{}").unwrap(), Vec::new());
+        let one = r#"{"set_aside": [{"point": {"sequence": 4}, "through": 9, "after": 4, "at": "2026-12-01T13:04:30Z"}]}"#;
+        assert_eq!(read(one).unwrap().len(), 1);
+        for (text, why) in [
+            ("{not json", "not JSON"),
+            ("[]", "not a JSON object"),
+            (
+                r#"{"set_aside": [{"through": "three"}]}"#,
+                "list does not read",
+            ),
+            (r#"{"next_alert": "4"}"#, "does not read as sauve's state"),
+        ] {
+            let err = read(text).unwrap_err();
+            assert!(err.contains(why), "{text}: {err}");
+            assert!(set_aside_damage(text.as_bytes()).is_some(), "{text}");
+        }
+        std::fs::write(damaged_state_path(app), "{").unwrap();
+        assert!(read("{}").unwrap_err().contains(".damaged"));
+    }
 
     fn last() -> LastBackup {
         LastBackup {

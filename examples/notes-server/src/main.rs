@@ -414,7 +414,15 @@ fn args() -> Result<Command> {
 /// when the process dies, so a crash never leaves it taken.
 fn hold_app(app_dir: &Path, doing: &str) -> Result<std::fs::File> {
     let data = app_dir.join("Data");
-    std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
+    if doing == "start" {
+        std::fs::create_dir_all(&data)
+            .with_context(|| format!("cannot create {}", data.display()))?;
+    } else if !data.is_dir() {
+        bail!(
+            "{} has no Data folder: not a notes-server app (accepted: the --app folder a notes-server ran with)",
+            app_dir.display()
+        );
+    }
     let path = data.join(".notes-server.lock");
     let file = std::fs::File::options()
         .create(true)
@@ -428,7 +436,7 @@ fn hold_app(app_dir: &Path, doing: &str) -> Result<std::fs::File> {
                 .map(|f| format!(" (pid {}, {})", f.pid, f.url))
                 .unwrap_or_default();
             bail!(
-                "notes-server is running for {}{who}: stop it first, the data must not change during the {doing}",
+                "another notes-server (a server, or a restore) is running for {}{who}: stop it first, the data must not change during the {doing}",
                 app_dir.display()
             )
         }
