@@ -64,6 +64,24 @@ fn timed_engine(app: &SampleApp) -> (Arc<Manual>, Arc<LogWriter>, sauve_engine::
     (clock, log, handle)
 }
 
+/// [`timed_engine`] on the model host's empty data, backed up once: the
+/// clock, the log, the engine and the first set.
+async fn backed_up(
+    app: &SampleApp,
+) -> (
+    Arc<Manual>,
+    Arc<LogWriter>,
+    sauve_engine::BackupHandle,
+    std::path::PathBuf,
+) {
+    let (clock, log, handle) = timed_engine(app);
+    save(&app.path().join("Data/App.4DD"), 0, &Map::new()).unwrap();
+    let first = handle.backup(Trigger::Api).await.unwrap();
+    assert_eq!(first.status, Status::Ok, "{:?}", first.errors);
+    let set = first.archives[0].clone();
+    (clock, log, handle, set)
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     /// A key, a value, and the milliseconds since the previous operation.
@@ -185,6 +203,48 @@ impl<'a> Host<'a> {
         let mut m = self.map.borrow_mut();
         apply(&mut m, &r.payload)?;
         save(self.data, r.seq, &m).map_err(|e| e.to_string())
+    }
+
+    /// A restore to `until` through this host.
+    fn restore_to(
+        &self,
+        handle: &sauve_engine::BackupHandle,
+        until: Until,
+    ) -> Result<sauve_engine::PointRestore, sauve_engine::EngineError> {
+        tokio::task::block_in_place(|| {
+            handle.restore_to_point(ID, until, || self.reload(), |r| self.apply(r))
+        })
+    }
+
+    /// The open check of data that reads back, standing where it says.
+    fn open(
+        &self,
+        handle: &sauve_engine::BackupHandle,
+    ) -> Result<sauve_engine::OpenOutcome, sauve_engine::EngineError> {
+        let last = self.reload();
+        let health = sauve_engine::DataHealth {
+            damaged: false,
+            last_applied: last,
+        };
+        tokio::task::block_in_place(|| {
+            handle.open_check(health, ID, Until::End, || last, |r| self.apply(r))
+        })
+    }
+
+    /// The open check of damaged data: the automatic restore, its logs to
+    /// the end.
+    fn open_damaged(
+        &self,
+        handle: &sauve_engine::BackupHandle,
+    ) -> Result<sauve_engine::OpenOutcome, sauve_engine::EngineError> {
+        std::fs::write(self.data, b"damaged").unwrap();
+        let health = sauve_engine::DataHealth {
+            damaged: true,
+            last_applied: 0,
+        };
+        tokio::task::block_in_place(|| {
+            handle.open_check(health, ID, Until::End, || self.reload(), |r| self.apply(r))
+        })
     }
 }
 
@@ -442,17 +502,12 @@ proptest! {
                 save(&data, seq, &current).unwrap();
             }
             // The next open integrates nothing it set aside.
-            let (last, on_disk) = load(&data).unwrap();
-            *host.map.borrow_mut() = on_disk;
-            let health = sauve_engine::DataHealth { damaged: false, last_applied: last };
-            let outcome = tokio::task::block_in_place(|| handle.open_check(health, ID, Until::End, || last, applying)).unwrap();
+            let outcome = host.open(&handle).unwrap();
             assert_eq!(outcome.applied, 0);
             assert_eq!(load(&data).unwrap().1, current);
             // Damaged: the automatic restore of the newest set that holds
             // nothing set aside, its logs to the end, stepped over.
-            std::fs::write(&data, b"damaged").unwrap();
-            let health = sauve_engine::DataHealth { damaged: true, last_applied: 0 };
-            tokio::task::block_in_place(|| handle.open_check(health, ID, Until::End, reload, applying)).unwrap();
+            host.open_damaged(&handle).unwrap();
             assert_eq!(*host.map.borrow(), current, "after the automatic restore");
             handle.shutdown().await;
         });
@@ -464,10 +519,7 @@ async fn a_restore_to_a_point_is_journaled_and_a_second_one_back_into_what_the_f
  {
     let app = SampleApp::with_settings(&[("Advanced/SetNumber/Value", "10")]).unwrap();
     let data = app.path().join("Data/App.4DD");
-    let (clock, log, handle) = timed_engine(&app);
-    save(&data, 0, &Map::new()).unwrap();
-    let first = handle.backup(Trigger::Api).await.unwrap();
-    assert_eq!(first.status, Status::Ok, "{:?}", first.errors);
+    let (clock, log, handle, first) = backed_up(&app).await;
     let mut map = Map::new();
     let write = |k: &str, v: &str, map: &mut Map| {
         clock.advance_ms(60_000);
@@ -489,7 +541,7 @@ async fn a_restore_to_a_point_is_journaled_and_a_second_one_back_into_what_the_f
         handle.restore_to_point(ID, Until::Time(point), reload, applying)
     })
     .unwrap();
-    assert_eq!(done.archive, first.archives[0]);
+    assert_eq!(done.archive, first);
     assert_eq!(done.set_aside, Some((2, 3)));
     assert!(done.replaced.starts_with(app.path().join("Data")));
     assert_eq!(
@@ -545,20 +597,7 @@ async fn a_restore_to_a_point_is_journaled_and_a_second_one_back_into_what_the_f
         state.set_aside
     );
     // And the next open applies nothing.
-    let (last, _) = load(&data).unwrap();
-    let outcome = tokio::task::block_in_place(|| {
-        handle.open_check(
-            sauve_engine::DataHealth {
-                damaged: false,
-                last_applied: last,
-            },
-            ID,
-            Until::End,
-            || last,
-            applying,
-        )
-    })
-    .unwrap();
+    let outcome = host.open(&handle).unwrap();
     assert_eq!(outcome.applied, 0);
     assert_eq!(load(&data).unwrap().1, expected);
     handle.shutdown().await;
@@ -677,16 +716,12 @@ proptest! {
                 }
             }
             // The next open integrates nothing set aside.
-            let (last, _) = load(&data).unwrap();
-            let health = sauve_engine::DataHealth { damaged: false, last_applied: last };
-            let outcome = tokio::task::block_in_place(|| handle.open_check(health, ID, Until::End, || last, applying)).unwrap();
+            let outcome = host.open(&handle).unwrap();
             assert_eq!(outcome.applied, 0);
             assert_eq!(load(&data).unwrap().1, map);
             // Damaged: the automatic restore, its logs to the end, gives the
             // data as it was.
-            std::fs::write(&data, b"damaged").unwrap();
-            let health = sauve_engine::DataHealth { damaged: true, last_applied: 0 };
-            tokio::task::block_in_place(|| handle.open_check(health, ID, Until::End, reload, applying)).unwrap();
+            host.open_damaged(&handle).unwrap();
             assert_eq!(*host.map.borrow(), map, "after the automatic restore");
             handle.shutdown().await;
         });
@@ -717,21 +752,13 @@ async fn a_restore_onto_the_timeline_of_an_earlier_one_a_later_one_went_back_bef
  {
     let app = SampleApp::with_settings(&[("Advanced/SetNumber/Value", "10")]).unwrap();
     let data = app.path().join("Data/App.4DD");
-    let (clock, log, handle) = timed_engine(&app);
+    let (clock, log, handle, _) = backed_up(&app).await;
     let mut map = Map::new();
-    save(&data, 0, &map).unwrap();
-    let first = handle.backup(Trigger::Api).await.unwrap();
-    assert_eq!(first.status, Status::Ok, "{:?}", first.errors);
     let host = Host::new(&data);
-    let reload = || host.reload();
-    let applying = |r: &sauve_logfile::Record| host.apply(r);
     let second = jiff::SignedDuration::from_secs(1);
     let restore = |until: jiff::Timestamp| {
         clock.advance_ms(60_000);
-        tokio::task::block_in_place(|| {
-            handle.restore_to_point(ID, Until::Time(until), reload, applying)
-        })
-        .unwrap();
+        host.restore_to(&handle, Until::Time(until)).unwrap();
         host.map.borrow().clone()
     };
     let a = write_at_minute(&clock, &log, &data, &mut map, ("a", "1"));
@@ -762,36 +789,57 @@ async fn a_restore_onto_the_timeline_of_an_earlier_one_a_later_one_went_back_bef
         ]),
         "A set the mistake aside on that timeline"
     );
-    let (last, _) = load(&data).unwrap();
-    let outcome = tokio::task::block_in_place(|| {
-        handle.open_check(
-            sauve_engine::DataHealth {
-                damaged: false,
-                last_applied: last,
-            },
-            ID,
-            Until::End,
-            || last,
-            applying,
-        )
-    })
-    .unwrap();
+    let outcome = host.open(&handle).unwrap();
     assert_eq!(outcome.applied, 0);
-    std::fs::write(&data, b"damaged").unwrap();
-    tokio::task::block_in_place(|| {
-        handle.open_check(
-            sauve_engine::DataHealth {
-                damaged: true,
-                last_applied: 0,
-            },
-            ID,
-            Until::End,
-            reload,
-            applying,
-        )
-    })
-    .unwrap();
+    host.open_damaged(&handle).unwrap();
     assert_eq!(*host.map.borrow(), on_c, "after the automatic restore");
+    handle.shutdown().await;
+}
+
+/// A restore to a point interrupted after its record was written and its
+/// files moved is redone by the next open check, which steps over what it
+/// held by its point and then confirms it from its own first record
+/// stepped over, not from an earlier restore's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_restore_to_a_point_is_redone_at_open_and_confirmed_from_its_own_records() {
+    let app = SampleApp::with_settings(&[("Advanced/SetNumber/Value", "10")]).unwrap();
+    let data = app.path().join("Data/App.4DD");
+    let (clock, log, handle, _) = backed_up(&app).await;
+    let mut map = Map::new();
+    let host = Host::new(&data);
+    let restore = |until: jiff::Timestamp| {
+        clock.advance_ms(60_000);
+        host.restore_to(&handle, Until::Time(until)).unwrap()
+    };
+    let second = jiff::SignedDuration::from_secs(1);
+    let a = write_at_minute(&clock, &log, &data, &mut map, ("a", "1")); // 1
+    write_at_minute(&clock, &log, &data, &mut map, ("a", "mistake")); // 2
+    assert_eq!(restore(a + second).set_aside, Some((2, 2)));
+    let mut on_a = host.map.borrow().clone();
+    let b = write_at_minute(&clock, &log, &data, &mut on_a, ("b", "2")); // 3
+    write_at_minute(&clock, &log, &data, &mut on_a, ("b", "mistake")); // 4
+    assert_eq!(restore(b + second).set_aside, Some((4, 4)));
+    let expected = host.map.borrow().clone();
+    // As a crash would leave it: the marker there, the second restore's
+    // record not confirmed yet, the set's data put in place.
+    let state = sauve_engine::state_path(app.path());
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert_eq!(v["set_aside"][1]["after"], 3);
+    v["set_aside"][1]["after"] = serde_json::Value::Null;
+    std::fs::write(&state, serde_json::to_vec(&v).unwrap()).unwrap();
+    std::fs::write(app.path().join("Data/.sauve-open-restore"), "interrupted\n").unwrap();
+    save(&data, 0, &Map::new()).unwrap();
+    let outcome = host.open(&handle).unwrap();
+    assert!(outcome.restored.is_some(), "redone at open");
+    assert_eq!(*host.map.borrow(), expected);
+    assert_eq!(load(&data).unwrap().1, expected);
+    let records = sauve_engine::EngineState::load(app.path()).set_aside;
+    assert_eq!(
+        records.iter().map(|r| r.after).collect::<Vec<_>>(),
+        [Some(1), Some(3)],
+        "confirmed after its own point (3), not the first restore's (1)"
+    );
+    assert!(!app.path().join("Data/.sauve-open-restore").exists());
     handle.shutdown().await;
 }
 
@@ -802,44 +850,18 @@ async fn a_restore_onto_the_timeline_of_an_earlier_one_a_later_one_went_back_bef
 async fn a_damaged_state_file_refuses_integration_until_a_person_repairs_it() {
     let app = SampleApp::with_settings(&[("Advanced/SetNumber/Value", "10")]).unwrap();
     let data = app.path().join("Data/App.4DD");
-    let (clock, log, handle) = timed_engine(&app);
+    let (clock, log, handle, _) = backed_up(&app).await;
     let mut map = Map::new();
-    save(&data, 0, &map).unwrap();
-    let first = handle.backup(Trigger::Api).await.unwrap();
-    assert_eq!(first.status, Status::Ok, "{:?}", first.errors);
     let host = Host::new(&data);
-    let reload = || host.reload();
-    let applying = |r: &sauve_logfile::Record| host.apply(r);
     let a = write_at_minute(&clock, &log, &data, &mut map, ("a", "1"));
     write_at_minute(&clock, &log, &data, &mut map, ("a", "mistake"));
     clock.advance_ms(60_000);
-    tokio::task::block_in_place(|| {
-        handle.restore_to_point(
-            ID,
-            Until::Time(a + jiff::SignedDuration::from_secs(1)),
-            reload,
-            applying,
-        )
-    })
-    .unwrap();
+    host.restore_to(&handle, Until::Time(a + jiff::SignedDuration::from_secs(1)))
+        .unwrap();
     let restored = host.map.borrow().clone();
     let state = sauve_engine::state_path(app.path());
     let good: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
-    let check = || {
-        let (last, _) = load(&data).unwrap();
-        tokio::task::block_in_place(|| {
-            handle.open_check(
-                sauve_engine::DataHealth {
-                    damaged: false,
-                    last_applied: last,
-                },
-                ID,
-                Until::End,
-                || last,
-                applying,
-            )
-        })
-    };
+    let check = || host.open(&handle);
     // Damaged in place: refused, naming the file.
     std::fs::write(&state, b"{\"set_aside\": [{\"through\": \"three\"}]}").unwrap();
     let err = check().unwrap_err();

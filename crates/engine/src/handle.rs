@@ -736,6 +736,7 @@ impl BackupHandle {
     ) -> Result<crate::integrate::Integration, EngineError> {
         let _ticket = pollster::block_on(self.admit(Busy::Integration))?;
         let mut recorder = Recorder::new(self);
+        let set_aside = recorder.set_asides()?;
         let logs = crate::integrate::run(
             &mut recorder,
             report,
@@ -743,6 +744,7 @@ impl BackupHandle {
             current_log,
             start,
             until,
+            &set_aside,
             apply,
         )?;
         Ok(crate::integrate::Integration {

@@ -139,6 +139,8 @@ fn ends_before(manifest: &sauve_archive::Manifest, until: Until) -> bool {
 /// and extracted to a staging folder inside the restore destination first.
 /// Each log gets a "Log integration" journal entry and a history record;
 /// the one where the stop point is met says so, and no later log is read.
+/// `set_aside` is the caller's one reading of what restores set aside.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run<E: std::fmt::Display>(
     rec: &mut Recorder<'_>,
     report: &RestoreReport,
@@ -146,10 +148,10 @@ pub(crate) fn run<E: std::fmt::Display>(
     current_log: Option<&Path>,
     start: Option<u64>,
     until: Until,
+    set_aside: &[SetAside],
     mut apply: impl FnMut(&Record) -> Result<(), E>,
 ) -> Result<Vec<LogIntegration>, EngineError> {
-    let set_aside = rec.set_asides()?;
-    check_until(report, until, &set_aside, &rec.clock().zone())?;
+    check_until(report, until, set_aside, &rec.clock().zone())?;
     let mut last = start.unwrap_or(report.manifest.header.last_log_sequence.unwrap_or(0));
     let data_file = report
         .manifest
@@ -197,7 +199,7 @@ pub(crate) fn run<E: std::fmt::Display>(
         };
         let result = match &readable {
             Some(path) => {
-                sauve_logfile::integrate(path, identity, last, until, &set_aside, &mut apply)
+                sauve_logfile::integrate(path, identity, last, until, set_aside, &mut apply)
             }
             None => Ok(Integrated::nothing(last)),
         };
@@ -271,7 +273,7 @@ pub(crate) fn skipped_line(i: &Integrated) -> Option<(String, String)> {
     if i.skipped.is_empty() {
         return None;
     }
-    let n: u64 = i.skipped.iter().map(|s| s.count).sum();
+    let n = i.skipped_count();
     let records = if n == 1 { "record" } else { "records" };
     let runs: Vec<String> = i
         .skipped
@@ -395,10 +397,9 @@ fn history_record(
     }
     if !i.skipped.is_empty() {
         let runs: Vec<[u64; 2]> = i.skipped.iter().map(|s| [s.first, s.last]).collect();
-        let n: u64 = i.skipped.iter().map(|s| s.count).sum();
         extra.insert(
             "setAside".to_owned(),
-            serde_json::json!({ "sequences": runs, "count": n }),
+            serde_json::json!({ "sequences": runs, "count": i.skipped_count() }),
         );
     }
     let mut entry = sauve_history::HistoryEntry::restore(
@@ -419,4 +420,36 @@ fn history_record(
     entry.log_path = log.display().to_string();
     entry.extra = extra;
     (report.set.dir.clone(), m.structure_path.clone(), entry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_set_aside_line_names_each_run_and_how_many_restores_left_them() {
+        let at = |s| jiff::Timestamp::from_second(s).unwrap();
+        let run = |restore, first, last| sauve_logfile::Skipped {
+            restore: at(restore),
+            first,
+            last,
+            count: last - first + 1,
+        };
+        let mut i = Integrated::nothing(0);
+        assert_eq!(skipped_line(&i), None);
+        i.skipped = vec![run(100, 4, 4)];
+        assert_eq!(
+            skipped_line(&i).unwrap().1,
+            "1 record stepped over (4), left by a point-in-time restore"
+        );
+        i.skipped = vec![run(100, 2, 3), run(200, 6, 9), run(100, 11, 11)];
+        assert_eq!(
+            skipped_line(&i).unwrap(),
+            (
+                "Set aside".to_owned(),
+                "7 records stepped over (2 to 3, 6 to 9, 11), left by 2 point-in-time restores"
+                    .to_owned()
+            )
+        );
+    }
 }

@@ -119,13 +119,14 @@ pub(crate) fn run<E: std::fmt::Display>(
                 Some(&layout.log_file),
                 None,
                 until,
+                &set_aside,
                 &mut apply,
             )?;
             for d in &done {
                 outcome.applied += d.integrated.applied;
                 outcome.last_applied = d.integrated.last_applied;
             }
-            confirm_pending(rec, &done);
+            confirm_pending(rec, &set_aside, &done);
         }
         // Restored and integrated: a crash from here on needs no new restore.
         point(Step::Unlink, &marker)
@@ -234,16 +235,12 @@ fn record_restored(
 /// its records set aside unconfirmed; redone here to the end, the first
 /// record stepped over for that restore tells where its point was met.
 /// One none of whose records this integration met stays as it is.
-fn confirm_pending(rec: &mut Recorder<'_>, done: &[crate::integrate::LogIntegration]) {
+fn confirm_pending(
+    rec: &mut Recorder<'_>,
+    set_aside: &[sauve_logfile::SetAside],
+    done: &[crate::integrate::LogIntegration],
+) {
     use crate::actors::records::messages::SetAsideChange;
-    let set_aside = match rec.set_asides() {
-        Ok(s) => s,
-        Err(e) => {
-            rec.warnings
-                .push(format!("the records set aside were not confirmed: {e}"));
-            return;
-        }
-    };
     for pending in set_aside.iter().filter(|r| r.after.is_none()) {
         let first = done
             .iter()
@@ -676,6 +673,7 @@ pub(crate) fn to_point<E: std::fmt::Display>(
         Some(&log),
         None,
         until,
+        &set_aside,
         &mut apply,
     )?;
     for d in &outcome.logs {

@@ -111,8 +111,13 @@ pub(crate) fn update_state(
 ) -> Result<EngineState, EngineError> {
     let path = state_path(app);
     let _lock = sauve_durable::lock_exclusive(&path)?;
-    keep_damaged(app)?;
-    let mut state = EngineState::load(app);
+    let mut state = match std::fs::read(&path) {
+        Ok(bytes) => {
+            keep_damaged(app, &bytes)?;
+            EngineState::parse(&bytes)
+        }
+        Err(_) => EngineState::default(),
+    };
     change(&mut state);
     let json = serde_json::to_vec_pretty(&state)
         .map_err(|e| EngineError::Internal(format!("cannot encode {}: {e}", path.display())))?;
@@ -120,24 +125,20 @@ pub(crate) fn update_state(
     Ok(state)
 }
 
-/// A state file that cannot say what restores set aside is kept, as it
-/// is, as `sauve-state.json.damaged` before a new one replaces it (the
+/// A state file (`bytes`) that cannot say what restores set aside is kept,
+/// as it is, as `sauve-state.json.damaged` before a new one replaces it (the
 /// first damaged copy stays): integrations refuse while it is there.
-fn keep_damaged(app: &Path) -> Result<(), EngineError> {
-    let path = state_path(app);
-    let Ok(bytes) = std::fs::read(&path) else {
-        return Ok(());
-    };
+fn keep_damaged(app: &Path, bytes: &[u8]) -> Result<(), EngineError> {
     let damaged = crate::state::damaged_state_path(app);
-    if let Some(reason) = crate::state::set_aside_damage(&bytes)
+    if let Err(reason) = crate::state::read_strictly(bytes)
         && !damaged.exists()
     {
         tracing::warn!(
             "{} cannot be read ({reason}): kept as {}",
-            path.display(),
+            state_path(app).display(),
             damaged.display()
         );
-        sauve_durable::create_new(&damaged, &bytes)?;
+        sauve_durable::create_new(&damaged, bytes)?;
     }
     Ok(())
 }

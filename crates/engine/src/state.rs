@@ -315,24 +315,19 @@ pub fn damaged_state_path(app: &Path) -> PathBuf {
     app.join("Logs").join(format!("{STATE_FILE}.damaged"))
 }
 
-/// Why the state file cannot say what restores set aside: the text of a
-/// JSON error, or `None` when it can.
-pub(crate) fn set_aside_damage(bytes: &[u8]) -> Option<String> {
-    read_strictly(bytes).err()
-}
-
 /// The state in `bytes` when it can say what restores set aside: a JSON
 /// object whose `set_aside` list reads and which reads as a whole (a field
 /// that does not would make the lenient load drop everything, the list
-/// with it).
-fn read_strictly(bytes: &[u8]) -> Result<EngineState, String> {
+/// with it). Otherwise why not.
+pub(crate) fn read_strictly(bytes: &[u8]) -> Result<EngineState, String> {
     let value: Value =
         serde_json::from_slice(bytes).map_err(|e| format!("it is not JSON ({e})"))?;
     if !value.is_object() {
         return Err("it is not a JSON object".to_owned());
     }
+    // Checked on its own: the field's lenient reading drops bad items.
     if let Some(list) = value.get("set_aside") {
-        serde_json::from_value::<Vec<SetAsideRecord>>(list.clone())
+        Vec::<SetAsideRecord>::deserialize(list)
             .map_err(|e| format!("its \"set_aside\" list does not read ({e})"))?;
     }
     serde_json::from_value(value).map_err(|e| format!("it does not read as sauve's state ({e})"))
@@ -366,9 +361,13 @@ impl EngineState {
     /// Reads the state of an app; missing or unreadable gives the empty state.
     pub fn load(app: &Path) -> EngineState {
         std::fs::read(state_path(app))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
+            .map(|b| EngineState::parse(&b))
             .unwrap_or_default()
+    }
+
+    /// The state in `bytes`; unreadable gives the empty state.
+    pub(crate) fn parse(bytes: &[u8]) -> EngineState {
+        serde_json::from_slice(bytes).unwrap_or_default()
     }
 }
 
@@ -525,7 +524,7 @@ mod tests {
         ] {
             let err = read(text).unwrap_err();
             assert!(err.contains(why), "{text}: {err}");
-            assert!(set_aside_damage(text.as_bytes()).is_some(), "{text}");
+            assert!(read_strictly(text.as_bytes()).is_err(), "{text}");
         }
         std::fs::write(damaged_state_path(app), "{").unwrap();
         assert!(read("{}").unwrap_err().contains(".damaged"));

@@ -59,6 +59,11 @@ impl Integrated {
             skipped: Vec::new(),
         }
     }
+
+    /// How many records were stepped over, in every run.
+    pub fn skipped_count(&self) -> u64 {
+        self.skipped.iter().map(|s| s.count).sum()
+    }
 }
 
 /// Why an integration stopped.

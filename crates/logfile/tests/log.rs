@@ -296,3 +296,57 @@ fn what_is_not_a_log_is_refused() {
         LogError::NotALog { .. }
     ));
 }
+
+/// Restore A (back to 1, run with 3 records) then B (back to 4, on A's
+/// timeline, run with 6): an integration to the end applies 1 and 4 and
+/// names each run it stepped over with the restore that set it aside.
+#[test]
+fn an_integration_names_each_run_stepped_over_with_its_restore() {
+    use sauve_logfile::{SetAside, Skipped, Until, integrate};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data.journal");
+    let w = LogWriter::create(&path, ID, 1, Durability::EveryAppend).unwrap();
+    for i in 1..=6u8 {
+        w.append(&[i]).unwrap();
+    }
+    drop(w);
+    let at = |s| jiff::Timestamp::from_second(s).unwrap();
+    let a = SetAside {
+        point: Until::Sequence(1),
+        through: 3,
+        after: Some(1),
+        at: at(100),
+    };
+    let b = SetAside {
+        point: Until::Sequence(4),
+        through: 6,
+        after: Some(4),
+        at: at(200),
+    };
+    let mut applied = Vec::new();
+    let done = integrate(&path, ID, 0, Until::End, &[a, b], |r| {
+        applied.push(r.seq);
+        Ok::<(), String>(())
+    })
+    .unwrap();
+    assert_eq!(applied, [1, 4]);
+    assert_eq!(
+        done.skipped,
+        [
+            Skipped {
+                restore: a.at,
+                first: 2,
+                last: 3,
+                count: 2
+            },
+            Skipped {
+                restore: b.at,
+                first: 5,
+                last: 6,
+                count: 2
+            },
+        ]
+    );
+    assert_eq!(done.skipped_count(), 4);
+    assert_eq!(done.last_applied, 6);
+}

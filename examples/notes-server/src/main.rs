@@ -414,10 +414,7 @@ fn args() -> Result<Command> {
 /// when the process dies, so a crash never leaves it taken.
 fn hold_app(app_dir: &Path, doing: &str) -> Result<std::fs::File> {
     let data = app_dir.join("Data");
-    if doing == "start" {
-        std::fs::create_dir_all(&data)
-            .with_context(|| format!("cannot create {}", data.display()))?;
-    } else if !data.is_dir() {
+    if !data.is_dir() {
         bail!(
             "{} has no Data folder: not a notes-server app (accepted: the --app folder a notes-server ran with)",
             app_dir.display()
@@ -529,6 +526,7 @@ async fn main() -> Result<()> {
             return tokio::task::spawn_blocking(move || restore(&app, point, &runtime)).await?;
         }
     };
+    std::fs::create_dir_all(app_dir.join("Data"))?;
     // Held until the process exits: a restore waits for the server's end.
     let _app = hold_app(&app_dir, "start")?;
     let data = app_dir.join("Data/Notes.4DD");
