@@ -20,6 +20,10 @@ pub(crate) struct ArchiveOptions {
     /// Runs per contender, of which the median is reported (Compact and zstd -19 run once)
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = crate::at_least_one)]
     runs: usize,
+    /// A git revision whose writer, restore and verify are measured in the
+    /// same run (built from a worktree in target/), for the ratios against it
+    #[arg(long, value_name = "REV")]
+    baseline: Option<String>,
 }
 
 /// One measured command: elapsed seconds and peak resident memory.
@@ -150,6 +154,11 @@ pub(crate) fn archive(o: &ArchiveOptions) -> Result<()> {
         "bench_archive",
     ])?;
     let bin = root.join("target/release/examples/bench_archive");
+    let base = o
+        .baseline
+        .as_deref()
+        .map(|rev| baseline_example(rev, "sauve-archive", "bench_archive"))
+        .transpose()?;
     let out = work.join("out");
     let app = src.join("SampleApp");
     let input = size_of(&app)? + size_of(&src.join("Attachments"))?;
@@ -160,25 +169,32 @@ pub(crate) fn archive(o: &ArchiveOptions) -> Result<()> {
     let tar_src = format!("-C {} SampleApp Attachments", q(&src));
     let mut rows: Vec<(String, Sample, Option<u64>)> = Vec::new();
     let slow_runs = 1;
-    for level in ["None", "Fast", "Compact"] {
-        let runs = if level == "Compact" {
-            slow_runs
-        } else {
-            o.runs
-        };
-        eprintln!("sauve {level}…");
-        let s = measure(
-            &format!(
-                "{} write {} {} {level} > /dev/null",
-                q(&bin),
-                q(&app),
-                q(&out)
-            ),
-            &clean,
-            runs,
-        )?;
-        let size = size_of(&out.join("SampleApp[0001].4BK"))?;
-        rows.push((format!("sauve {level}"), s, Some(size)));
+    // sauve's writers, this build's and the baseline's.
+    let mut writers = vec![("sauve", &bin)];
+    if let Some(b) = base.as_ref() {
+        writers.push(("baseline", b));
+    }
+    for (who, exe) in &writers {
+        for level in ["None", "Fast", "Compact"] {
+            let runs = if level == "Compact" {
+                slow_runs
+            } else {
+                o.runs
+            };
+            eprintln!("{who} {level}…");
+            let s = measure(
+                &format!(
+                    "{} write {} {} {level} > /dev/null",
+                    q(exe),
+                    q(&app),
+                    q(&out)
+                ),
+                &clean,
+                runs,
+            )?;
+            let size = size_of(&out.join("SampleApp[0001].4BK"))?;
+            rows.push((format!("{who} {level}"), s, Some(size)));
+        }
     }
     let contenders = [
         (
@@ -214,44 +230,53 @@ pub(crate) fn archive(o: &ArchiveOptions) -> Result<()> {
         let s = measure(&script, &clean, runs)?;
         rows.push((name.to_owned(), s, Some(size_of(&out.join(file))?)));
     }
-    // Restore: sauve's None and Fast sets against tar -xf of a plain tar, each followed by sync.
+    // Restore and verify: sauve's None and Fast sets (each writer's own),
+    // against tar -xf of a plain tar, each followed by sync.
     let sets = work.join("sets");
-    sh(&format!(
-        "rm -rf {s} && mkdir -p {s}/none {s}/fast",
-        s = q(&sets)
-    ))?;
-    sh(&format!(
-        "{} write {} {} None > /dev/null",
-        q(&bin),
-        q(&app),
-        q(&sets.join("none"))
-    ))?;
-    sh(&format!(
-        "{} write {} {} Fast > /dev/null",
-        q(&bin),
-        q(&app),
-        q(&sets.join("fast"))
-    ))?;
+    sh(&format!("rm -rf {s} && mkdir -p {s}", s = q(&sets)))?;
+    for (who, exe) in &writers {
+        for level in ["None", "Fast"] {
+            let dir = sets.join(format!("{who}-{level}"));
+            std::fs::create_dir_all(&dir)?;
+            sh(&format!(
+                "{} write {} {} {level} > /dev/null",
+                q(exe),
+                q(&app),
+                q(&dir)
+            ))?;
+        }
+    }
     sh(&format!("tar -cf {} {tar_src}", q(&sets.join("t.tar"))))?;
     let restored = out.join("r");
     let clean_r = format!("rm -rf {o} && mkdir -p {o} && sync", o = q(&out));
-    for (name, set) in [
-        ("sauve restore None", "none"),
-        ("sauve restore Fast", "fast"),
-    ] {
+    for (who, exe) in &writers {
+        for level in ["None", "Fast"] {
+            let archive = sets
+                .join(format!("{who}-{level}"))
+                .join("SampleApp[0001].4BK");
+            let name = format!("{who} restore {level}");
+            eprintln!("{name}…");
+            let s = measure(
+                &format!(
+                    "{} restore {} {} > /dev/null",
+                    q(exe),
+                    q(&archive),
+                    q(&restored)
+                ),
+                &clean_r,
+                o.runs,
+            )?;
+            rows.push((name, s, None));
+        }
+        let name = format!("{who} verify Fast");
         eprintln!("{name}…");
-        let archive = sets.join(set).join("SampleApp[0001].4BK");
+        let archive = sets.join(format!("{who}-Fast")).join("SampleApp[0001].4BK");
         let s = measure(
-            &format!(
-                "{} restore {} {} > /dev/null",
-                q(&bin),
-                q(&archive),
-                q(&restored)
-            ),
-            &clean_r,
+            &format!("{} verify {} > /dev/null", q(exe), q(&archive)),
+            "true",
             o.runs,
         )?;
-        rows.push((name.to_owned(), s, None));
+        rows.push((name, s, None));
     }
     eprintln!("tar -xf…");
     let s = measure(
@@ -274,8 +299,13 @@ fn report(o: &ArchiveOptions, input: u64, rows: &[(String, Sample, Option<u64>)]
     let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
     let find = |name: &str| rows.iter().find(|r| r.0 == name);
     println!(
-        "## cargo xtask bench archive --data-mb {} --attach-mb {} --runs {}",
-        o.data_mb, o.attach_mb, o.runs
+        "## cargo xtask bench archive --data-mb {} --attach-mb {} --runs {}{}",
+        o.data_mb,
+        o.attach_mb,
+        o.runs,
+        o.baseline
+            .as_deref()
+            .map_or(String::new(), |b| format!(" --baseline {b}"))
     );
     println!();
     println!("{}", machine());
@@ -323,25 +353,53 @@ fn report(o: &ArchiveOptions, input: u64, rows: &[(String, Sample, Option<u64>)]
         &|v| (0.95..=1.05).contains(&v) || v < 0.95,
     );
     line(
-        "Compact size ≤ 1.05x tar -I 'zstd -19 -T0'",
-        size("sauve Compact", "tar -I 'zstd -19 -T0'"),
-        &|v| v <= 1.05,
-    );
-    line(
         "restore throughput ≥ 0.9x tar -xf (None set)",
         speed("sauve restore None", "tar -xf"),
         &|v| v >= 0.9,
     );
-    let peak = rows
-        .iter()
-        .filter(|r| r.0.starts_with("sauve"))
-        .map(|r| r.1.peak_kib)
-        .max()
-        .unwrap_or(0) as f64
-        / 1024.0;
+    line(
+        "Compact size ≤ 1.02x tar -I 'zstd -19 -T0'",
+        size("sauve Compact", "tar -I 'zstd -19 -T0'"),
+        &|v| v <= 1.02,
+    );
+    if o.baseline.is_some() {
+        line(
+            "Fast backup no slower than the baseline's (within 5%)",
+            speed("sauve Fast", "baseline Fast"),
+            &|v| v >= 0.95,
+        );
+        line(
+            "Compact throughput ≥ 1.8x the baseline's",
+            speed("sauve Compact", "baseline Compact"),
+            &|v| v >= 1.8,
+        );
+        line(
+            "restore of a Fast set ≥ 1.6x the baseline's",
+            speed("sauve restore Fast", "baseline restore Fast"),
+            &|v| v >= 1.6,
+        );
+        line(
+            "verify of a Fast set ≥ 1.6x the baseline's",
+            speed("sauve verify Fast", "baseline verify Fast"),
+            &|v| v >= 1.6,
+        );
+    }
+    let peak = |compact: bool| {
+        rows.iter()
+            .filter(|r| r.0.starts_with("sauve") && r.0.contains("Compact") == compact)
+            .map(|r| r.1.peak_kib)
+            .max()
+            .unwrap_or(0) as f64
+            / 1024.0
+    };
+    let (other, compact) = (peak(false), peak(true));
     println!(
-        "| peak memory ≤ 100 MiB at every level and in restore | {peak:.1} MiB | {} |",
-        if peak <= 100.0 { "met" } else { "MISSED" }
+        "| peak memory ≤ 100 MiB at None and Fast and in restore and verify | {other:.1} MiB | {} |",
+        if other <= 100.0 { "met" } else { "MISSED" }
+    );
+    println!(
+        "| peak memory ≤ 256 MiB at Compact | {compact:.1} MiB | {} |",
+        if compact <= 256.0 { "met" } else { "MISSED" }
     );
 }
 
@@ -528,8 +586,9 @@ fn logfile_rows(bin: &Path, dir: &Path) -> Result<Vec<(String, f64, f64)>> {
     Ok(rows)
 }
 
-/// Builds `bench_logfile` as it was at `rev`, in a worktree of its own.
-fn baseline_logfile(rev: &str) -> Result<PathBuf> {
+/// Builds `package`'s example `example` as it was at `rev`, in a worktree
+/// of its own.
+fn baseline_example(rev: &str, package: &str, example: &str) -> Result<PathBuf> {
     let src = repo_root().join("target/bench-baseline-src");
     // A worktree left by an interrupted run.
     let _ = Command::new("git")
@@ -559,9 +618,9 @@ fn baseline_logfile(rev: &str) -> Result<PathBuf> {
             "--release",
             "--quiet",
             "-p",
-            "sauve-logfile",
+            package,
             "--example",
-            "bench_logfile",
+            example,
             "--target-dir",
         ])
         .arg(&target)
@@ -574,9 +633,9 @@ fn baseline_logfile(rev: &str) -> Result<PathBuf> {
         .current_dir(repo_root())
         .status();
     if !built.success() {
-        bail!("cannot build bench_logfile at {rev}");
+        bail!("cannot build {example} at {rev}");
     }
-    Ok(target.join("release/examples/bench_logfile"))
+    Ok(target.join("release/examples").join(example))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -595,7 +654,11 @@ pub(crate) fn logfile(o: &LogfileOptions) -> Result<()> {
         "bench_logfile",
     ])?;
     let bin = repo_root().join("target/release/examples/bench_logfile");
-    let base = o.baseline.as_deref().map(baseline_logfile).transpose()?;
+    let base = o
+        .baseline
+        .as_deref()
+        .map(|rev| baseline_example(rev, "sauve-logfile", "bench_logfile"))
+        .transpose()?;
     let dir = o.dir.clone().unwrap_or_else(|| repo_root().join("target"));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     // name → rates of each run, for this tree and the baseline.

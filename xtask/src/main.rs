@@ -213,7 +213,7 @@ mod tests {
         for (args, expected) in [
             (
                 &["xtask", "bench", "archive"][..],
-                "Bench { bench: Archive(ArchiveOptions { data_mb: 1024, attach_mb: 512, runs: 3 }) }",
+                "Bench { bench: Archive(ArchiveOptions { data_mb: 1024, attach_mb: 512, runs: 3, baseline: None }) }",
             ),
             (
                 &["xtask", "e2e"][..],

@@ -3,8 +3,9 @@
 //!
 //! `bench_archive write APP DEST LEVEL` backs up APP (data, structure and the
 //! attachment folder `../Attachments/`) into DEST at LEVEL (None, Fast,
-//! Compact); `bench_archive restore ARCHIVE DEST` restores. Both print one
-//! JSON line: seconds, input bytes, output bytes, peak resident memory (KiB).
+//! Compact); `bench_archive restore ARCHIVE DEST` restores;
+//! `bench_archive verify ARCHIVE` verifies. Each prints one JSON line:
+//! seconds, input bytes, output bytes, peak resident memory (KiB).
 
 #![allow(
     clippy::print_stdout,
@@ -105,8 +106,21 @@ fn main() {
                 peak_kib()
             );
         }
+        Some("verify") => {
+            let archive = Path::new(&args[1]);
+            let started = Instant::now();
+            let report = sauve_archive::verify(archive, &mut NoProgress).unwrap();
+            let seconds = started.elapsed().as_secs_f64();
+            println!(
+                "{{\"seconds\":{seconds},\"input\":{},\"output\":0,\"peak_kib\":{}}}",
+                report.bytes,
+                peak_kib()
+            );
+        }
         _ => {
-            eprintln!("usage: bench_archive write APP DEST LEVEL | restore ARCHIVE DEST");
+            eprintln!(
+                "usage: bench_archive write APP DEST LEVEL | restore ARCHIVE DEST | verify ARCHIVE"
+            );
             std::process::exit(2);
         }
     }

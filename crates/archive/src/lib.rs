@@ -21,6 +21,7 @@
 
 mod content;
 mod error;
+mod frames;
 mod manifest;
 mod naming;
 mod reader;

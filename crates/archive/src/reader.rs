@@ -1,4 +1,5 @@
-//! Reading a set back: segments chained in order, zstd detected by its magic,
+//! Reading a set back: segments chained in order, zstd detected by its magic
+//! (frames decompressed on every core, [`crate::frames`]),
 //! tar entries handed to a visitor, the manifest checked to be last, the end
 //! of the archive checked to be present.
 
@@ -10,6 +11,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 
 use crate::error::ArchiveError;
+use crate::frames::{self, FrameReader};
 use crate::manifest::{EntryType, FORMAT, MANIFEST_NAME, Manifest, VERSION};
 use crate::naming::{SetFiles, SetKind};
 
@@ -190,17 +192,47 @@ pub(crate) fn scan_source(
         current: None,
         at: at.clone(),
     };
-    let segment =
-        |at: &Rc<Cell<usize>>| -> String { names.get(at.get()).cloned().unwrap_or_default() };
+    // Frames are read ahead of their decoding: a framed stream names the
+    // segments the frame being decoded was read from, others the segment
+    // being read.
+    let spans = Rc::new(Cell::new((0, 0)));
+    let framed = Cell::new(false);
+    let segment = || -> String {
+        let (from, to) = if framed.get() {
+            spans.get()
+        } else {
+            (at.get(), at.get())
+        };
+        let named: Vec<&str> = names
+            .get(from..=to.max(from))
+            .unwrap_or_default()
+            .iter()
+            .map(String::as_str)
+            .collect();
+        match named.as_slice() {
+            [one] => format!("segment {one}"),
+            many => format!("segments {}", many.join(", ")),
+        }
+    };
     let mut buffered = BufReader::with_capacity(1 << 20, chain);
     let head = buffered
         .fill_buf()
-        .map_err(|e| ArchiveError::corrupt(kind, format!("cannot read {}: {e}", segment(&at))))?;
-    let stream: Box<dyn Read> = if head.starts_with(&ZSTD_MAGIC) {
+        .map_err(|e| ArchiveError::corrupt(kind, format!("cannot read {}: {e}", segment())))?;
+    let stream: Box<dyn Read> = if head.starts_with(&ZSTD_MAGIC) && frames::is_framed(head) {
+        framed.set(true);
+        let r = FrameReader::new(buffered, 0, at.clone(), spans.clone()).map_err(|e| {
+            ArchiveError::corrupt(
+                kind,
+                format!("cannot start decompressing {}: {e}", segment()),
+            )
+        })?;
+        Box::new(r)
+    } else if head.starts_with(&ZSTD_MAGIC) {
+        // A set written before frames: one frame of unknown size, on one core.
         let mut d = zstd::stream::read::Decoder::with_buffer(buffered).map_err(|e| {
             ArchiveError::corrupt(
                 kind,
-                format!("cannot start decompressing {}: {e}", segment(&at)),
+                format!("cannot start decompressing {}: {e}", segment()),
             )
         })?;
         // SPEC 6.1 caps the window at 2^27 so that `zstd -d` needs no flags.
@@ -220,23 +252,20 @@ pub(crate) fn scan_source(
     let mut archive = tar::Archive::new(stream);
     let mut last = String::from("the start");
     let mut manifest: Option<Manifest> = None;
-    let damaged = |last: &str, e: io::Error, at: &Rc<Cell<usize>>| {
+    let damaged = |last: &str, e: io::Error| {
         ArchiveError::corrupt(
             kind,
-            format!(
-                "damaged archive after {last}, in segment {}: {e}",
-                segment(at)
-            ),
+            format!("damaged archive after {last}, in {}: {e}", segment()),
         )
     };
     {
-        let entries = archive.entries().map_err(|e| damaged(&last, e, &at))?;
+        let entries = archive.entries().map_err(|e| damaged(&last, e))?;
         for entry in entries {
-            let mut entry = entry.map_err(|e| damaged(&last, e, &at))?;
+            let mut entry = entry.map_err(|e| damaged(&last, e))?;
             if manifest.is_some() {
                 return Err(ArchiveError::corrupt(
                     kind,
-                    format!("an entry follows the manifest, in segment {}", segment(&at)),
+                    format!("an entry follows the manifest, in {}", segment()),
                 ));
             }
             let path_bytes = entry.path_bytes().into_owned();
@@ -286,7 +315,7 @@ pub(crate) fn scan_source(
                 let mut json = Vec::with_capacity(size as usize);
                 entry
                     .read_to_end(&mut json)
-                    .map_err(|e| damaged("the manifest's header", e, &at))?;
+                    .map_err(|e| damaged("the manifest's header", e))?;
                 let m: Manifest = serde_json::from_slice(&json).map_err(|e| {
                     ArchiveError::corrupt(kind, format!("the manifest is not valid: {e}"))
                 })?;
@@ -307,18 +336,11 @@ pub(crate) fn scan_source(
                 entry_type,
                 size,
                 target,
-                mode: header
-                    .mode()
-                    .map_err(|e| damaged("a header's mode", e, &at))?
-                    & 0o7777,
-                mtime_secs: header
-                    .mtime()
-                    .map_err(|e| damaged("a header's time", e, &at))?,
+                mode: header.mode().map_err(|e| damaged("a header's mode", e))? & 0o7777,
+                mtime_secs: header.mtime().map_err(|e| damaged("a header's time", e))?,
             };
             visitor.entry(&read, &mut entry).map_err(|e| match e {
-                VisitError::Stream(e) => {
-                    damaged(&format!("the header of entry {}", read.path), e, &at)
-                }
+                VisitError::Stream(e) => damaged(&format!("the header of entry {}", read.path), e),
                 VisitError::Other(e) => e,
             })?;
             last = format!("entry {}", read.path);
@@ -328,8 +350,8 @@ pub(crate) fn scan_source(
         return Err(ArchiveError::corrupt(
             kind,
             format!(
-                "the manifest is missing: the archive ends after {last} in segment {} (a truncated or missing last segment?)",
-                segment(&at)
+                "the manifest is missing: the archive ends after {last} in {} (a truncated or missing last segment?)",
+                segment()
             ),
         ));
     };
@@ -339,13 +361,13 @@ pub(crate) fn scan_source(
     let mut rest = archive.into_inner();
     let mut tail = Vec::new();
     rest.read_to_end(&mut tail)
-        .map_err(|e| damaged("the manifest", e, &at))?;
+        .map_err(|e| damaged("the manifest", e))?;
     if tail.len() < 512 || tail.iter().any(|&b| b != 0) {
         return Err(ArchiveError::corrupt(
             kind,
             format!(
-                "the end of the archive is damaged or missing, in segment {}",
-                segment(&at)
+                "the end of the archive is damaged or missing, in {}",
+                segment()
             ),
         ));
     }

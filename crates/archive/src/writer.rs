@@ -1,9 +1,10 @@
-//! The streaming writer: entries → pax tar → zstd (per CompressionRate) →
+//! The streaming writer: entries → pax tar → independent zstd frames
+//! compressed on every core (per CompressionRate, [`crate::frames`]) →
 //! segments, each a `.part` file until the whole set is committed.
 //!
 //! Every source file is read once: its blake3 is computed from the same
-//! buffer that goes into the stream. Memory is one copy buffer plus zstd's
-//! own state, whatever the file sizes.
+//! buffer that goes into the stream. Memory is one copy buffer plus the
+//! frames in flight and zstd's contexts, whatever the file sizes.
 
 use sauve_durable::fault::{Step, point};
 use std::fs::File;
@@ -14,6 +15,7 @@ use sauve_settings::Compression;
 
 use crate::content::SourceEntry;
 use crate::error::{ArchiveError, is_disk_full};
+use crate::frames::FrameWriter;
 use crate::manifest::{
     EntryType, FORMAT, MANIFEST_NAME, Manifest, ManifestEntry, ManifestHeader, VERSION,
 };
@@ -39,7 +41,7 @@ pub struct SetSpec {
     pub compression: Compression,
     /// Segment size in bytes (`FileSegmentation/DefaultSize` MiB × 2^20); 0 for one file.
     pub segment_size: u64,
-    /// zstd worker threads; 0 uses every core.
+    /// zstd worker threads; 0 uses every core (Compact: at most 3).
     pub threads: u32,
 }
 
@@ -336,7 +338,7 @@ impl Write for SegmentWriter {
 
 enum Stream {
     Plain(BufWriter<SegmentWriter>),
-    Zstd(zstd::stream::write::Encoder<'static, BufWriter<SegmentWriter>>),
+    Zstd(FrameWriter<BufWriter<SegmentWriter>>),
     /// After finish, or after a failure.
     Done,
 }
@@ -428,37 +430,12 @@ impl ArchiveWriter {
         let sink = BufWriter::with_capacity(CHUNK, segments);
         let stream = match spec.compression {
             Compression::None => Stream::Plain(sink),
-            level => {
-                let write_err = ArchiveError::io("cannot write", &first);
-                let mut enc = match zstd::stream::write::Encoder::new(sink, zstd_level(level)) {
-                    Ok(e) => e,
-                    Err(e) => return Err(write_err(e)),
-                };
-                let threads = if spec.threads == 0 {
-                    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
-                } else {
-                    spec.threads
-                };
-                let setup = (|| {
-                    enc.include_checksum(true)?;
-                    if level == Compression::Compact {
-                        // Level 19 in the caller's thread: zstd's workers each keep
-                        // their own tables and job buffers (zstd -19 -T0 peaks near
-                        // 400 MiB), which the 100 MiB budget cannot afford. A 2^23
-                        // window (SPEC 6.1 allows 2^27) and a 2^22 chain table keep
-                        // the context near 60 MiB.
-                        enc.window_log(23)?;
-                        enc.set_parameter(zstd::zstd_safe::CParameter::ChainLog(22))?;
-                    } else {
-                        enc.multithread(threads)?;
-                    }
-                    io::Result::Ok(())
-                })();
-                if let Err(e) = setup {
+            level => match FrameWriter::new(sink, level, spec.threads) {
+                Ok(w) => Stream::Zstd(w),
+                Err(e) => {
                     return Err(ArchiveError::io("cannot set up compression for", &first)(e));
                 }
-                Stream::Zstd(enc)
-            }
+            },
         };
         Ok(ArchiveWriter {
             first_file: first,
@@ -752,14 +729,6 @@ fn write_error(first_file: &Path, e: io::Error) -> ArchiveError {
         action,
         path: first_file.to_path_buf(),
         source: e,
-    }
-}
-
-fn zstd_level(c: Compression) -> i32 {
-    match c {
-        Compression::None => 0,
-        Compression::Fast => 1,
-        Compression::Compact => 19,
     }
 }
 

@@ -1,0 +1,650 @@
+//! Independent zstd frames, compressed and decompressed on every core.
+//!
+//! A Fast or Compact stream is a run of zstd frames, each holding a few MiB
+//! of the tar stream and declaring its content size. `zstd -d` reads such a
+//! run as one stream; sauve hands each frame to a pool of worker threads and
+//! puts the results back in order, so verify and restore decompress on every
+//! core (SPEC 21). Sets written before frames (one frame of unknown size)
+//! are still read, by the streaming decoder on one core.
+//!
+//! Memory is bounded: at most `workers + 1` frames are in flight, each no
+//! larger than [`MAX_FRAME`] on either side.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::io::{self, BufRead, Read, Write};
+use std::rc::Rc;
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+
+use sauve_settings::Compression;
+
+/// The content of one Fast frame: level 1 keeps a 512 KiB window, so a
+/// frame of 4 MiB loses almost nothing against one long frame.
+const FAST_FRAME: usize = 4 << 20;
+/// The content of one Compact frame: twice level 19's 2^23 window, so
+/// most of every frame is compressed with a full window behind it.
+const COMPACT_FRAME: usize = 16 << 20;
+/// Compact workers at most: each holds a level-19 context (about 50 MiB
+/// with the 2^22 chain table) and two frames in flight (about 32 MiB).
+/// Three stay under the 256 MiB the settings promise.
+const COMPACT_WORKERS: usize = 3;
+/// The largest frame the parallel reader accepts, compressed or not. Larger
+/// frames are never written by sauve; a crafted one is refused, not
+/// buffered.
+pub(crate) const MAX_FRAME: u64 = 64 << 20;
+
+const ZSTD_MAGIC: u32 = 0xFD2F_B528;
+/// Skippable frames (which `zstd -d` skips) have magics 0x184D2A50 to 0x184D2A5F.
+const SKIPPABLE_MASK: u32 = 0xFFFF_FFF0;
+const SKIPPABLE_MAGIC: u32 = 0x184D_2A50;
+
+/// The number of cores, or `threads` when it is not 0.
+pub(crate) fn workers(threads: u32) -> usize {
+    if threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        threads as usize
+    }
+}
+
+/// A job: bytes in, the reply channel of its result.
+struct Job {
+    input: Vec<u8>,
+    reply: mpsc::SyncSender<io::Result<Vec<u8>>>,
+}
+
+/// Worker threads turning buffers into buffers, whose results come back in
+/// the order the jobs were given.
+struct Pool {
+    jobs: Option<mpsc::Sender<Job>>,
+    workers: Vec<JoinHandle<()>>,
+    pending: VecDeque<mpsc::Receiver<io::Result<Vec<u8>>>>,
+    depth: usize,
+}
+
+impl Pool {
+    /// `workers` threads, each with its own state made by `make` (a zstd
+    /// context), running `work` on every job.
+    fn new<S: 'static>(
+        name: &str,
+        workers: usize,
+        make: impl Fn() -> io::Result<S> + Send + Sync + 'static,
+        work: fn(&mut S, &[u8]) -> io::Result<Vec<u8>>,
+    ) -> io::Result<Pool> {
+        let workers = workers.max(1);
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        let make = Arc::new(make);
+        let mut handles = Vec::with_capacity(workers);
+        for i in 0..workers {
+            let rx = Arc::clone(&rx);
+            let make = Arc::clone(&make);
+            let handle = std::thread::Builder::new()
+                .name(format!("{name}-{i}"))
+                .spawn(move || {
+                    let mut state = make();
+                    loop {
+                        // The guard is dropped before the work starts.
+                        let job = match rx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(job) = job else { return };
+                        let result = match state.as_mut() {
+                            Ok(s) => work(s, &job.input),
+                            Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+                        };
+                        // The reader may have gone (an error elsewhere): nothing to do.
+                        let _ = job.reply.send(result);
+                    }
+                })?;
+            handles.push(handle);
+        }
+        Ok(Pool {
+            jobs: Some(tx),
+            workers: handles,
+            pending: VecDeque::new(),
+            depth: workers + 1,
+        })
+    }
+
+    fn full(&self) -> bool {
+        self.pending.len() >= self.depth
+    }
+
+    fn submit(&mut self, input: Vec<u8>) -> io::Result<()> {
+        let (reply, result) = mpsc::sync_channel(1);
+        let gone = || io::Error::other("the compression workers stopped");
+        self.jobs
+            .as_ref()
+            .ok_or_else(gone)?
+            .send(Job { input, reply })
+            .map_err(|_| gone())?;
+        self.pending.push_back(result);
+        Ok(())
+    }
+
+    /// The oldest job's result, waiting for it; `None` when none is pending.
+    fn next(&mut self) -> Option<io::Result<Vec<u8>>> {
+        let result = self.pending.pop_front()?;
+        Some(
+            result
+                .recv()
+                .unwrap_or_else(|_| Err(io::Error::other("a compression worker stopped"))),
+        )
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.jobs = None;
+        self.pending.clear();
+        for h in self.workers.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Cuts a stream into frames compressed in parallel and writes them, in
+/// order, to `inner`. [`FrameWriter::finish`] writes what is left.
+pub(crate) struct FrameWriter<W: Write> {
+    inner: W,
+    frame: usize,
+    input: Vec<u8>,
+    pool: Pool,
+    frames: u64,
+}
+
+impl<W: Write> FrameWriter<W> {
+    /// `threads` is the number of workers (0: every core; Compact takes at
+    /// most [`COMPACT_WORKERS`]).
+    pub(crate) fn new(inner: W, level: Compression, threads: u32) -> io::Result<FrameWriter<W>> {
+        let (frame, zlevel, workers) = match level {
+            Compression::Compact => (COMPACT_FRAME, 19, workers(threads).min(COMPACT_WORKERS)),
+            _ => (FAST_FRAME, 1, workers(threads)),
+        };
+        let compact = level == Compression::Compact;
+        let pool = Pool::new(
+            "sauve-zstd",
+            workers,
+            move || {
+                use zstd::zstd_safe::CParameter;
+                let mut c = zstd::bulk::Compressor::new(zlevel)?;
+                c.set_parameter(CParameter::ChecksumFlag(true))?;
+                c.set_parameter(CParameter::ContentSizeFlag(true))?;
+                if compact {
+                    // A 2^23 window (SPEC 6.1 allows 2^27) and a 2^22 chain
+                    // table keep a level-19 context near 50 MiB.
+                    c.set_parameter(CParameter::WindowLog(23))?;
+                    c.set_parameter(CParameter::ChainLog(22))?;
+                }
+                Ok(c)
+            },
+            |c, input| c.compress(input),
+        )?;
+        Ok(FrameWriter {
+            inner,
+            frame,
+            input: Vec::with_capacity(frame),
+            pool,
+            frames: 0,
+        })
+    }
+
+    fn write_out(&mut self) -> io::Result<()> {
+        if let Some(out) = self.pool.next() {
+            self.inner.write_all(&out?)?;
+        }
+        Ok(())
+    }
+
+    fn cut(&mut self) -> io::Result<()> {
+        if self.pool.full() {
+            self.write_out()?;
+        }
+        let input = std::mem::replace(&mut self.input, Vec::with_capacity(self.frame));
+        self.pool.submit(input)?;
+        self.frames += 1;
+        Ok(())
+    }
+
+    /// Compresses and writes what is left (at least one frame, so an empty
+    /// stream is still a zstd stream) and gives the inner writer back.
+    pub(crate) fn finish(mut self) -> io::Result<W> {
+        if self.frames == 0 {
+            self.cut()?;
+        }
+        self.flush()?;
+        Ok(self.inner)
+    }
+
+    pub(crate) fn get_mut(&mut self) -> &mut W {
+        &mut self.inner
+    }
+}
+
+impl<W: Write> Write for FrameWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = buf.len().min(self.frame - self.input.len());
+        self.input.extend_from_slice(&buf[..n]);
+        if self.input.len() == self.frame {
+            self.cut()?;
+        }
+        Ok(n)
+    }
+
+    /// Cuts the frame being filled and writes every frame: the archive
+    /// writer never flushes before [`FrameWriter::finish`], which does the
+    /// same, so frames stay whole.
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.input.is_empty() {
+            self.cut()?;
+        }
+        while !self.pool.pending.is_empty() {
+            self.write_out()?;
+        }
+        self.inner.flush()
+    }
+}
+
+/// Whether a zstd stream starting with `head` is read frame by frame: its
+/// first frame declares a content size no larger than [`MAX_FRAME`].
+pub(crate) fn is_framed(head: &[u8]) -> bool {
+    matches!(
+        zstd::zstd_safe::get_frame_content_size(head),
+        Ok(Some(n)) if n <= MAX_FRAME
+    )
+}
+
+/// Decompresses a run of frames on `threads` workers (0: every core),
+/// reading the compressed bytes from `source` in the caller's thread.
+pub(crate) struct FrameReader<R: BufRead> {
+    source: R,
+    pool: Pool,
+    /// Where the source is being read (a segment's index), and where the
+    /// frame being handed out was read (first and last segment): reading
+    /// runs ahead of decoding, and a damaged frame must name where it lies.
+    reading: Rc<Cell<usize>>,
+    shown: Rc<Cell<(usize, usize)>>,
+    /// Where each pending frame was read.
+    read_at: VecDeque<(usize, usize)>,
+    current: Vec<u8>,
+    at: usize,
+    eof: bool,
+    /// Frames read so far, to name the damaged one.
+    frames: u64,
+}
+
+impl<R: BufRead> FrameReader<R> {
+    /// `reading` is kept by the source; `shown` is set by the reader to
+    /// where the frame it hands out was read.
+    pub(crate) fn new(
+        source: R,
+        threads: u32,
+        reading: Rc<Cell<usize>>,
+        shown: Rc<Cell<(usize, usize)>>,
+    ) -> io::Result<FrameReader<R>> {
+        let pool = Pool::new(
+            "sauve-unzstd",
+            workers(threads),
+            || {
+                let mut d = zstd::bulk::Decompressor::new()?;
+                // SPEC 6.1 caps the window at 2^27 so that `zstd -d` needs no flags.
+                d.set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(27))?;
+                Ok(d)
+            },
+            decompress_frame,
+        )?;
+        Ok(FrameReader {
+            source,
+            pool,
+            reading,
+            shown,
+            read_at: VecDeque::new(),
+            current: Vec::new(),
+            at: 0,
+            eof: false,
+            frames: 0,
+        })
+    }
+
+    fn fill(&mut self) -> io::Result<()> {
+        while !self.eof && !self.pool.full() {
+            let from = self.reading.get();
+            let next = next_frame(&mut self.source, self.frames + 1);
+            let at = (from, self.reading.get());
+            if next.is_err() {
+                self.shown.set(at);
+            }
+            match next? {
+                Some(frame) => {
+                    self.frames += 1;
+                    self.pool.submit(frame)?;
+                    self.read_at.push_back(at);
+                }
+                None => self.eof = true,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<R: BufRead> Read for FrameReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.at < self.current.len() {
+                let n = buf.len().min(self.current.len() - self.at);
+                buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+                self.at += n;
+                return Ok(n);
+            }
+            if buf.is_empty() {
+                return Ok(0);
+            }
+            self.fill()?;
+            match self.pool.next() {
+                None => return Ok(0),
+                Some(out) => {
+                    if let Some(at) = self.read_at.pop_front() {
+                        self.shown.set(at);
+                    }
+                    self.current = out?;
+                    self.at = 0;
+                }
+            }
+        }
+    }
+}
+
+/// One frame, whose header declares its content size.
+fn decompress_frame(
+    d: &mut zstd::bulk::Decompressor<'static>,
+    frame: &[u8],
+) -> io::Result<Vec<u8>> {
+    let size = match zstd::zstd_safe::get_frame_content_size(frame) {
+        Ok(Some(n)) if n <= MAX_FRAME => n as usize,
+        Ok(Some(n)) => {
+            return Err(invalid(format!(
+                "a zstd frame declares {n} bytes (accepted: at most {MAX_FRAME}, as sauve writes them)"
+            )));
+        }
+        _ => {
+            return Err(invalid(
+                "a zstd frame does not declare its size (accepted: frames as sauve writes them)"
+                    .to_owned(),
+            ));
+        }
+    };
+    let out = d.decompress(frame, size)?;
+    if out.len() != size {
+        return Err(invalid(format!(
+            "a zstd frame holds {} bytes where its header declares {size}",
+            out.len()
+        )));
+    }
+    Ok(out)
+}
+
+fn invalid(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what)
+}
+
+/// Reads exactly `buf.len()` bytes, or none at the end of the stream.
+fn read_or_end(r: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) if got == 0 => return Ok(false),
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the archive ends inside a zstd frame header",
+                ));
+            }
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+/// The next zstd frame of `r`, whole, skipping skippable frames; `None` at
+/// the end. The frame is found by its header and block headers, without
+/// decompressing it (RFC 8878, section 3.1).
+fn next_frame(r: &mut impl BufRead, number: u64) -> io::Result<Option<Vec<u8>>> {
+    let eof = |what: &str| {
+        io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("the archive ends inside zstd frame {number} ({what})"),
+        )
+    };
+    loop {
+        let mut magic = [0u8; 4];
+        if !read_or_end(r, &mut magic)? {
+            return Ok(None);
+        }
+        let m = u32::from_le_bytes(magic);
+        if m & SKIPPABLE_MASK == SKIPPABLE_MAGIC {
+            let mut size = [0u8; 4];
+            r.read_exact(&mut size)
+                .map_err(|_| eof("a skippable frame"))?;
+            let size = u64::from(u32::from_le_bytes(size));
+            let skipped = io::copy(&mut r.take(size), &mut io::sink())?;
+            if skipped != size {
+                return Err(eof("a skippable frame"));
+            }
+            continue;
+        }
+        if m != ZSTD_MAGIC {
+            return Err(invalid(format!(
+                "zstd frame {number} does not start with zstd's magic number (accepted: zstd frames)"
+            )));
+        }
+        let mut frame = magic.to_vec();
+        let mut descriptor = [0u8; 1];
+        r.read_exact(&mut descriptor)
+            .map_err(|_| eof("its header"))?;
+        let fhd = descriptor[0];
+        if fhd & 0x08 != 0 {
+            return Err(invalid(format!(
+                "zstd frame {number} sets a reserved bit of its header"
+            )));
+        }
+        let single_segment = fhd & 0x20 != 0;
+        let checksum = fhd & 0x04 != 0;
+        let dict_len = [0, 1, 2, 4][usize::from(fhd & 0x03)];
+        let fcs_len = match fhd >> 6 {
+            0 if single_segment => 1,
+            0 => 0,
+            1 => 2,
+            2 => 4,
+            _ => 8,
+        };
+        let header_len = usize::from(!single_segment) + dict_len + fcs_len;
+        frame.push(fhd);
+        let start = frame.len();
+        frame.resize(start + header_len, 0);
+        r.read_exact(&mut frame[start..])
+            .map_err(|_| eof("its header"))?;
+        loop {
+            let mut block = [0u8; 3];
+            r.read_exact(&mut block)
+                .map_err(|_| eof("a block header"))?;
+            frame.extend_from_slice(&block);
+            let header = u32::from(block[0]) | u32::from(block[1]) << 8 | u32::from(block[2]) << 16;
+            let last = header & 1 != 0;
+            let size = u64::from(header >> 3);
+            let stored = match (header >> 1) & 3 {
+                0 | 2 => size,
+                1 => 1,
+                _ => {
+                    return Err(invalid(format!(
+                        "zstd frame {number} has a block of the reserved type"
+                    )));
+                }
+            };
+            if frame.len() as u64 + stored > MAX_FRAME {
+                return Err(invalid(format!(
+                    "zstd frame {number} is larger than {MAX_FRAME} bytes (accepted: frames as sauve writes them)"
+                )));
+            }
+            let at = frame.len();
+            frame.resize(at + stored as usize, 0);
+            r.read_exact(&mut frame[at..]).map_err(|_| eof("a block"))?;
+            if last {
+                break;
+            }
+        }
+        if checksum {
+            let at = frame.len();
+            frame.resize(at + 4, 0);
+            r.read_exact(&mut frame[at..])
+                .map_err(|_| eof("its checksum"))?;
+        }
+        return Ok(Some(frame));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn compress(data: &[u8], level: Compression, threads: u32) -> Vec<u8> {
+        let mut w = FrameWriter::new(Vec::new(), level, threads).unwrap();
+        // Odd write sizes cross frame boundaries.
+        for chunk in data.chunks(777_777) {
+            w.write_all(chunk).unwrap();
+        }
+        w.finish().unwrap()
+    }
+
+    fn read_all(stream: &[u8], threads: u32) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        FrameReader::new(
+            io::BufReader::new(stream),
+            threads,
+            Rc::default(),
+            Rc::default(),
+        )?
+        .read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    /// Compressible, with some noise, spanning several frames.
+    fn sample(len: usize) -> Vec<u8> {
+        let mut rng = fastrand::Rng::with_seed(7);
+        (0..len)
+            .map(|i| {
+                if i % 7 == 0 {
+                    rng.u8(..)
+                } else {
+                    (i / 1000) as u8
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn frames_are_independent_and_zstd_reads_the_run_as_one_stream() {
+        let data = sample(3 * FAST_FRAME + 12345);
+        let z = compress(&data, Compression::Fast, 2);
+        assert!(is_framed(&z));
+        // zstd's own streaming decoder (what `zstd -d` does) reads the run.
+        assert_eq!(zstd::stream::decode_all(&z[..]).unwrap(), data);
+        // Four frames, found without decompressing, each decodable alone.
+        let mut r = io::BufReader::new(&z[..]);
+        let mut frames = 0;
+        while let Some(f) = next_frame(&mut r, frames + 1).unwrap() {
+            assert_eq!(zstd::zstd_safe::find_frame_compressed_size(&f), Ok(f.len()));
+            frames += 1;
+        }
+        assert_eq!(frames, 4);
+        assert_eq!(read_all(&z, 2).unwrap(), data);
+        assert_eq!(read_all(&z, 1).unwrap(), data);
+    }
+
+    #[test]
+    fn an_empty_stream_is_one_empty_frame() {
+        let z = compress(&[], Compression::Fast, 1);
+        assert!(is_framed(&z));
+        assert_eq!(zstd::stream::decode_all(&z[..]).unwrap(), b"");
+        assert_eq!(read_all(&z, 1).unwrap(), b"");
+    }
+
+    #[test]
+    fn compact_frames_read_back() {
+        let data = sample(COMPACT_FRAME + 4096);
+        let z = compress(&data, Compression::Compact, 0);
+        assert_eq!(zstd::stream::decode_all(&z[..]).unwrap(), data);
+        assert_eq!(read_all(&z, 0).unwrap(), data);
+    }
+
+    #[test]
+    fn skippable_frames_are_skipped() {
+        let data = sample(5000);
+        let mut z = vec![0x5A, 0x2A, 0x4D, 0x18, 3, 0, 0, 0, 1, 2, 3];
+        z.extend(compress(&data, Compression::Fast, 1));
+        assert_eq!(read_all(&z, 1).unwrap(), data);
+    }
+
+    #[test]
+    fn a_stream_of_unknown_size_is_not_framed() {
+        let mut e = zstd::stream::write::Encoder::new(Vec::new(), 1).unwrap();
+        e.write_all(b"hello").unwrap();
+        assert!(!is_framed(&e.finish().unwrap()));
+    }
+
+    #[test]
+    fn damage_is_an_error_naming_the_frame() {
+        let data = sample(2 * FAST_FRAME + 10);
+        let z = compress(&data, Compression::Fast, 2);
+        // Cut inside the last frame.
+        let e = read_all(&z[..z.len() - 3], 2).unwrap_err();
+        assert!(e.to_string().contains("zstd frame 3"), "{e}");
+        // A flipped byte inside a block fails the frame's checksum or decoding.
+        let mut bad = z.clone();
+        let mid = bad.len() / 2;
+        bad[mid] ^= 0x55;
+        assert!(read_all(&bad, 2).is_err());
+        // Garbage after the frames.
+        let mut tail = z.clone();
+        tail.extend_from_slice(b"not zstd");
+        let e = read_all(&tail, 2).unwrap_err();
+        assert!(e.to_string().contains("magic"), "{e}");
+    }
+
+    #[test]
+    fn a_frame_without_its_size_in_a_framed_run_is_refused() {
+        let mut z = compress(b"first", Compression::Fast, 1);
+        let mut e = zstd::stream::write::Encoder::new(Vec::new(), 1).unwrap();
+        e.write_all(b"second").unwrap();
+        z.extend(e.finish().unwrap());
+        let e = read_all(&z, 1).unwrap_err();
+        assert!(e.to_string().contains("does not declare its size"), "{e}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(16))]
+        /// A run with a flipped bit, cut short: the reader never panics, a
+        /// flip is always found (an error, or the exact data when the bit
+        /// did not matter), and a run cut at a frame's end reads as a
+        /// prefix, which the tar layer above refuses.
+        #[test]
+        fn damaged_runs_never_panic(cut in 0usize..4096, flip in 0usize..4096, bit in 0u8..8) {
+            let data = sample(FAST_FRAME + 3000);
+            let mut z = compress(&data, Compression::Fast, 2);
+            let flip = flip % z.len();
+            z[flip] ^= 1 << bit;
+            z.truncate(z.len().saturating_sub(cut));
+            if let Ok(out) = read_all(&z, 2) {
+                prop_assert!(data.starts_with(&out));
+                if cut == 0 {
+                    prop_assert_eq!(out, data);
+                }
+            }
+        }
+    }
+}
