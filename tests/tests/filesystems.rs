@@ -1,7 +1,10 @@
-//! Real file systems that fail under a backup: a small tmpfs destination
-//! that fills during the copy (-34), and a destination remounted read-only
-//! during a run (-61). Each needs `mount` (root, or a user namespace that
-//! allows it); where mounting is not permitted the test says so and skips.
+//! Real file systems under a backup: a small tmpfs destination that fills
+//! during the copy (-34), a destination remounted read-only during a run
+//! (-61), and a data folder on a loop-mounted XFS image, whose files are
+//! cloned under the data lock (SPEC 21), against one on tmpfs, which
+//! cannot clone. Each needs `mount` (root, or a user namespace that allows
+//! it; XFS also `mkfs.xfs` and a loop device); where mounting is not
+//! permitted the test says so and skips.
 
 #![allow(clippy::unwrap_used, clippy::panic)] // Test helpers: failing here fails the test.
 
@@ -62,6 +65,73 @@ impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.at).status();
     }
+}
+
+/// An XFS file system in an image file, loop-mounted by the test and
+/// unmounted when dropped.
+struct Xfs {
+    at: PathBuf,
+}
+
+impl Xfs {
+    /// Makes a sparse image of `mib` MiB at `image`, an XFS in it (whose
+    /// default, reflink, lets files be cloned), and mounts it at `at`; or
+    /// says why it cannot.
+    fn mount(image: &Path, at: &Path, mib: u64) -> Result<Xfs, String> {
+        let run = |cmd: &mut Command, what: &str| -> Result<(), String> {
+            let out = cmd
+                .output()
+                .map_err(|e| format!("cannot run {what}: {e} (.ci/run installs xfsprogs)"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{what} was refused: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
+            }
+        };
+        std::fs::File::create(image)
+            .and_then(|f| f.set_len(mib << 20))
+            .map_err(|e| format!("cannot make {}: {e}", image.display()))?;
+        run(Command::new("mkfs.xfs").arg("-q").arg(image), "mkfs.xfs")?;
+        std::fs::create_dir_all(at).map_err(|e| format!("cannot create {}: {e}", at.display()))?;
+        run(
+            Command::new("mount")
+                .args(["-o", "loop"])
+                .arg(image)
+                .arg(at),
+            "mount -o loop",
+        )?;
+        Ok(Xfs {
+            at: at.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for Xfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.at).status();
+    }
+}
+
+/// The Backup Journal's last `Data lock` line: the time's explanation.
+fn data_lock_how(app: &SampleApp) -> String {
+    sauve_journal::read_all(&sauve_journal::journal_dir(app.path()))
+        .unwrap()
+        .last()
+        .and_then(|e| e.data_lock_how.clone())
+        .unwrap_or_default()
+}
+
+/// Names in `dir` starting with the clone folders' prefix.
+fn clone_folders(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(sauve_archive::CLONE_FOLDER_PREFIX))
+        .collect()
 }
 
 /// Bytes zstd cannot shrink.
@@ -208,4 +278,92 @@ fn a_destination_remounted_read_only_during_a_run_ends_with_minus_61_and_release
     assert_eq!(backup(&app), 0);
     assert_eq!(leftovers(&dest), Vec::<String>::new(), "no part file stays");
     verifies(&dest, 2);
+}
+
+#[test]
+fn a_data_folder_on_xfs_is_cloned_under_the_lock_and_archived_from_the_clones() {
+    let app = SampleApp::with_settings(&[("Advanced/CompressionRate", "Fast")]).unwrap();
+    let data_dir = app.path().join("Data");
+    let _fs = match Xfs::mount(&app.root().join("xfs.img"), &data_dir, 512) {
+        Ok(fs) => fs,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    let data = incompressible(24 << 20);
+    std::fs::write(data_dir.join("App.4DD"), &data).unwrap();
+    // A clone folder a killed run left: removed, and never archived.
+    let mut dead = Command::new("true").spawn().unwrap();
+    dead.wait().unwrap();
+    let stale = data_dir.join(format!(
+        "{}{}-1",
+        sauve_archive::CLONE_FOLDER_PREFIX,
+        dead.id()
+    ));
+    std::fs::create_dir(&stale).unwrap();
+    std::fs::write(stale.join("0"), b"a clone of an earlier run").unwrap();
+
+    assert_eq!(backup(&app), 0);
+    assert_eq!(data_lock_how(&app), "cloned 1 file");
+    assert_eq!(
+        clone_folders(&data_dir),
+        Vec::<String>::new(),
+        "clones removed"
+    );
+    let dest = app.root().join("Backups");
+    verifies(&dest, 1);
+    let restored = app.root().join("restored");
+    sauve_archive::restore(
+        &dest.join("App[0001].4BK"),
+        &sauve_archive::RestoreOptions {
+            to: Some(restored.clone()),
+            force: false,
+        },
+        &mut sauve_archive::NoProgress,
+    )
+    .unwrap();
+    assert!(std::fs::read(restored.join("Data/App.4DD")).unwrap() == data);
+    let sources: Vec<String> =
+        sauve_archive::verify(&dest.join("App[0001].4BK"), &mut sauve_archive::NoProgress)
+            .unwrap()
+            .manifest
+            .entries
+            .into_iter()
+            .map(|e| e.source)
+            .collect();
+    assert!(
+        sources.contains(&data_dir.join("App.4DD").display().to_string()),
+        "the manifest names the source, not its clone: {sources:?}"
+    );
+    assert!(
+        !sources
+            .iter()
+            .any(|s| s.contains(sauve_archive::CLONE_FOLDER_PREFIX)),
+        "{sources:?}"
+    );
+}
+
+#[test]
+fn a_data_folder_that_cannot_clone_is_copied_under_the_lock_and_the_journal_says_why() {
+    let app = SampleApp::with_settings(&[("Advanced/CompressionRate", "Fast")]).unwrap();
+    let data_dir = app.path().join("Data");
+    let _fs = match Tmpfs::mount(&data_dir, "64m") {
+        Ok(fs) => fs,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    std::fs::write(data_dir.join("App.4DD"), incompressible(1 << 20)).unwrap();
+    assert_eq!(backup(&app), 0);
+    assert_eq!(
+        data_lock_how(&app),
+        format!(
+            "copied: the file system of {} cannot clone files",
+            data_dir.display()
+        )
+    );
+    assert_eq!(clone_folders(&data_dir), Vec::<String>::new());
+    verifies(&app.root().join("Backups"), 1);
 }

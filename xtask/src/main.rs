@@ -3,8 +3,11 @@
 //! - `ci [--print]`: what `.ci/run` runs (format check, clippy with warnings
 //!   denied, the short end-to-end run, the test suite), without installing
 //!   anything; `--print` lists the commands instead of running them.
-//! - `bench archive [--data-mb N] [--attach-mb N] [--runs N]`: the archive
-//!   writer and restore against tar and zstd; prints a table for BENCHMARKS.md.
+//! - `bench archive [--data-mb N] [--attach-mb N] [--runs N] [--baseline REV]`:
+//!   the archive writer, restore and verify against tar and zstd, and
+//!   against REV's in the same run; prints a table for BENCHMARKS.md.
+//! - `bench lock-window [--data-mib N] [--runs N]`: the data lock's window
+//!   with the data on a loop-mounted XFS (cloned) and on target/ (copied).
 //! - `bench locking`: the lock manager's cost per guard.
 //! - `bench offsite [--data-mb N] [--runs N]`: a backup with its off-site
 //!   copy to a local Garage node, against a folder only and a plain upload.
@@ -29,6 +32,7 @@ mod crash;
 mod e2e;
 mod e2e_point;
 mod fuzz;
+mod lockwindow;
 mod offsite;
 
 /// Developer automation for sauve.
@@ -85,6 +89,8 @@ enum Bench {
     Page,
     /// A backup with its off-site copy to a local Garage node, vs a folder and a plain upload
     Offsite(offsite::Options),
+    /// The data lock's window for a large data file on a loop-mounted XFS (cloned) vs target/ (copied)
+    LockWindow(lockwindow::Options),
 }
 
 fn main() -> Result<()> {
@@ -98,6 +104,7 @@ fn main() -> Result<()> {
             Bench::Logfile(o) => bench::logfile(&o),
             Bench::Page => bench::page(),
             Bench::Offsite(o) => offsite::run(&o),
+            Bench::LockWindow(o) => lockwindow::lock_window(&o),
         },
         Task::BenchUpload { bucket, key } => offsite::upload_stdin(&bucket, &key),
         Task::E2e(o) => e2e::run(&o),

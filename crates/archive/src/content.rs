@@ -10,6 +10,11 @@ use sauve_settings::{AppLayout, Settings, resolve_path};
 use crate::error::ArchiveError;
 use crate::manifest::{EntryKind, EntryType};
 
+/// The name prefix of the folders (`<prefix><pid>-…`, beside the data
+/// file) where the engine clones the data-kind files under the data lock
+/// (SPEC 21): never stored, removed once their process is gone.
+pub const CLONE_FOLDER_PREFIX: &str = ".sauve-clone-";
+
 /// One file, folder or symlink to store.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourceEntry {
@@ -287,6 +292,13 @@ impl Walker {
                     self.skip(&child, "its name is not valid UTF-8");
                     continue;
                 };
+                if name.starts_with(CLONE_FOLDER_PREFIX) {
+                    self.skip(
+                        &child,
+                        "a working folder of sauve's (clones taken under the data lock)",
+                    );
+                    continue;
+                }
                 let meta = std::fs::symlink_metadata(&child)
                     .map_err(ArchiveError::io("cannot read", &child))?;
                 stack.push((child, format!("{archive_path}/{name}"), meta));

@@ -30,7 +30,9 @@ mod restore;
 mod verify;
 mod writer;
 
-pub use content::{Attachment, Content, Skipped, SourceEntry, resolve_content};
+pub use content::{
+    Attachment, CLONE_FOLDER_PREFIX, Content, Skipped, SourceEntry, resolve_content,
+};
 pub use error::ArchiveError;
 pub use manifest::{
     EntryKind, EntryType, FORMAT, MANIFEST_NAME, Manifest, ManifestEntry, ManifestHeader, VERSION,

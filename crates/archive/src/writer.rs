@@ -468,6 +468,18 @@ impl ArchiveWriter {
         entry: &SourceEntry,
         progress: &mut dyn Progress,
     ) -> Result<(), ArchiveError> {
+        self.append_from(entry, &entry.source, progress)
+    }
+
+    /// [`ArchiveWriter::append`], reading a file's content from `read`
+    /// (a clone of the source, taken under the data lock) while the
+    /// manifest names the source.
+    pub fn append_from(
+        &mut self,
+        entry: &SourceEntry,
+        read: &Path,
+        progress: &mut dyn Progress,
+    ) -> Result<(), ArchiveError> {
         if progress.is_stopped() {
             return Err(ArchiveError::Stopped);
         }
@@ -476,10 +488,9 @@ impl ArchiveWriter {
             .as_ref()
             .map(|t| t.to_string_lossy().into_owned());
         let mut file = match entry.entry_type {
-            EntryType::File => Some(
-                File::open(&entry.source)
-                    .map_err(ArchiveError::io("cannot read", &entry.source))?,
-            ),
+            EntryType::File => {
+                Some(File::open(read).map_err(ArchiveError::io("cannot read", read))?)
+            }
             _ => None,
         };
         let name = match entry.entry_type {

@@ -102,6 +102,7 @@ mod tests {
         send_static::<p::RemoveStaleParts>();
         send_static::<p::BeginSet>();
         send_static::<p::CopyPhase>();
+        send_static::<p::CopyClones>();
         send_static::<p::FinishSet>();
         send_static::<p::BuildLogSet>();
         send_static::<p::VerifySet>();

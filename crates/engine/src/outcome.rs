@@ -37,6 +37,9 @@ pub(crate) struct Learned {
     /// The archive's files, for the history.
     pub(crate) manifest_files: Vec<HistoryFile>,
     pub(crate) data_lock: Option<Duration>,
+    /// How the data-kind files were taken under the data lock (cloned,
+    /// or copied and why), for the journal's lock line.
+    pub(crate) data_lock_how: Option<String>,
     pub(crate) structure_lock: Option<Duration>,
     /// Journal notes.
     pub(crate) notes: Vec<String>,
@@ -179,6 +182,7 @@ impl Outcome {
         e.starting = Some(Self::local(zone, self.started));
         e.ending = Some(Self::local(zone, self.ended));
         e.data_lock = l.data_lock;
+        e.data_lock_how = l.data_lock_how.clone();
         e.structure_lock = l.structure_lock;
         e.status = Some(self.status.code());
         e.errors = self.errors.clone();

@@ -3,7 +3,7 @@
 //! copier, and hands what it learned to `outcome.rs`, whose entries the
 //! records actor writes. It does no file IO itself.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
@@ -13,9 +13,9 @@ use tokio::sync::{broadcast, oneshot};
 
 use crate::actors::alerts::messages::RaiseAlert;
 use crate::actors::copier::messages::{
-    ApplyRetention, BeginSet, BuildLogSet, CommitSet, CopyPhase, CutLog, EndRun, FinishSet,
-    LockDestination, PrepareDestination, PublishHistory, ReachStore, RemoveStaleParts, SetId,
-    StoreNumbers, VerifySet, VerifyStored,
+    ApplyRetention, BeginSet, BuildLogSet, CommitSet, Copied, CopyClones, CopyPhase, CutLog,
+    EndRun, FinishSet, LockDestination, PrepareDestination, PublishHistory, ReachStore,
+    RemoveStaleParts, SetId, StoreNumbers, VerifySet, VerifyStored,
 };
 use crate::actors::locks::messages::{AcquireBackupLock, ReleaseBackupLock, ReleaseRun};
 use crate::actors::records::messages::{
@@ -384,17 +384,34 @@ impl Run {
                 previous_number: plan.number.saturating_sub(1),
                 writer: self.options.log.clone(),
             });
-            l.data_lock = Some(
-                self.locked_phase(
+            // Cloned under the lock where the data's file system can, and
+            // archived from the clones after it (SPEC 21).
+            let near = self.layout.data_file.parent().map(Path::to_path_buf);
+            let (window, copied) = self
+                .locked_phase(
                     set,
                     (Kind::Data, Phase::Data),
                     &plan,
                     plan.data.clone(),
                     &progress,
-                    cut,
+                    (cut, near),
                 )
-                .await?,
-            );
+                .await?;
+            l.data_lock = Some(window);
+            l.data_lock_how = Some(match &copied {
+                Copied::Cloned { files } => {
+                    format!("cloned {files} file{}", if *files == 1 { "" } else { "s" })
+                }
+                Copied::UnderLock { why: Some(why) } => format!("copied: {why}"),
+                Copied::UnderLock { why: None } => "copied".to_owned(),
+            });
+            if let Copied::Cloned { .. } = copied {
+                let msg = CopyClones {
+                    set,
+                    progress: progress.clone(),
+                };
+                ask(&self.actors.copier, "copier", msg).await??;
+            }
         }
         if !plan.structure.is_empty() {
             l.structure_lock = Some(
@@ -404,9 +421,10 @@ impl Run {
                     &plan,
                     plan.structure.clone(),
                     &progress,
-                    None,
+                    (None, None),
                 )
-                .await?,
+                .await?
+                .0,
             );
         }
         if !plan.attachments.is_empty() {
@@ -416,6 +434,7 @@ impl Run {
                 entries: plan.attachments.clone(),
                 progress: progress.clone(),
                 cut: None,
+                clone_near: None,
             };
             ask(&self.actors.copier, "copier", msg).await??;
         }
@@ -729,7 +748,8 @@ impl Run {
     }
 
     /// Takes the backup lock of `kind`, copies `entries` (after cutting the
-    /// log, for the data phase), releases; the lock window.
+    /// log, for the data phase) or clones them into a folder in
+    /// `clone_near`, releases; the lock window, and how they were taken.
     async fn locked_phase(
         &self,
         set: SetId,
@@ -737,8 +757,8 @@ impl Run {
         plan: &Plan,
         entries: Vec<sauve_archive::SourceEntry>,
         progress: &RunProgress,
-        cut: Option<CutLog>,
-    ) -> Result<std::time::Duration, EngineError> {
+        (cut, clone_near): (Option<CutLog>, Option<PathBuf>),
+    ) -> Result<(std::time::Duration, Copied), EngineError> {
         self.phase(Phase::WaitingLock);
         let acquire = AcquireBackupLock {
             run: self.id,
@@ -754,6 +774,7 @@ impl Run {
             entries,
             progress: progress.clone(),
             cut,
+            clone_near,
         };
         let copied = ask(&self.actors.copier, "copier", copy).await;
         // Released on every path; the window is the hold time.
@@ -763,8 +784,8 @@ impl Run {
             ReleaseBackupLock { run: self.id, kind },
         )
         .await?;
-        copied??;
-        Ok(window.unwrap_or_default())
+        let copied = copied??;
+        Ok((window.unwrap_or_default(), copied))
     }
 
     /// SPEC 9.3: only "Backup postponed" is written: no hooks, no history,

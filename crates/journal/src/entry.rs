@@ -134,6 +134,10 @@ pub struct Entry {
     /// How long the data lock was held (JSON: seconds).
     #[serde(serialize_with = "seconds")]
     pub data_lock: Option<Duration>,
+    /// How the data-kind files were taken under the data lock, after the
+    /// time in parentheses: `cloned 2 files`, or `copied` and why not
+    /// cloned (sauve's, SPEC 21).
+    pub data_lock_how: Option<String>,
     /// How long the structure lock was held (JSON: seconds).
     #[serde(serialize_with = "seconds")]
     pub structure_lock: Option<Duration>,
@@ -181,6 +185,7 @@ impl Entry {
             starting: None,
             ending: None,
             data_lock: None,
+            data_lock_how: None,
             structure_lock: None,
             operations: None,
             reason: None,
@@ -279,12 +284,16 @@ impl Entry {
                 line(label, &v);
             }
         }
-        for (label, value) in [
-            ("Data lock", self.data_lock),
-            ("Structure lock", self.structure_lock),
+        for (label, value, how) in [
+            ("Data lock", self.data_lock, self.data_lock_how.as_deref()),
+            ("Structure lock", self.structure_lock, None),
         ] {
             if let Some(d) = value {
-                line(label, &format!("{}.{:03}", d.as_secs(), d.subsec_millis()));
+                let how = how.map_or(String::new(), |h| format!(" ({h})"));
+                line(
+                    label,
+                    &format!("{}.{:03}{how}", d.as_secs(), d.subsec_millis()),
+                );
             }
         }
         if let Some(v) = &self.operations {

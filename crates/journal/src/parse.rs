@@ -128,11 +128,21 @@ fn apply(e: &mut Entry, label: &str, value: String) {
         "starting" => e.starting = Some(stamp(value)),
         "ending" => e.ending = Some(stamp(value)),
         "next scheduled" => e.next_scheduled = Some(stamp(value)),
-        "data lock" | "structure lock" => match seconds(&value) {
-            Some(d) if key == "data lock" => e.data_lock = Some(d),
-            Some(d) => e.structure_lock = Some(d),
-            None => e.other.push((label.to_owned(), value)),
-        },
+        "data lock" | "structure lock" => {
+            // `0.004` or `0.004 (cloned 2 files)`.
+            let (time, how) = match value.split_once(" (") {
+                Some((t, h)) if h.ends_with(')') => (t, Some(h[..h.len() - 1].to_owned())),
+                _ => (value.as_str(), None),
+            };
+            match seconds(time) {
+                Some(d) if key == "data lock" => {
+                    e.data_lock = Some(d);
+                    e.data_lock_how = how;
+                }
+                Some(d) if how.is_none() => e.structure_lock = Some(d),
+                _ => e.other.push((label.to_owned(), value)),
+            }
+        }
         "operations" => e.operations = Some(value),
         "reason" => e.reason = Some(value),
         "status" => match value.split_whitespace().next().and_then(|c| c.parse().ok()) {

@@ -36,6 +36,7 @@ fn examples() -> Vec<Entry> {
     full.starting = at(2, 0, 1);
     full.ending = at(2, 3, 27);
     full.data_lock = Some(Duration::from_millis(12_408));
+    full.data_lock_how = Some("copied: the file system of /app/Data cannot clone files".into());
     full.structure_lock = Some(Duration::from_millis(1_050));
     full.status = Some(-43);
     full.errors = vec!["not found: /app/Data/data.4DSyncData".into()];

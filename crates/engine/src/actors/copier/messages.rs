@@ -105,14 +105,36 @@ pub(crate) struct CutLog {
 }
 
 /// Copies one phase's entries into `set`, after cutting the log if asked.
-/// A failure or Stop aborts the set: its part files are removed.
+/// With `clone_near` (the data phase, under its lock), clones them into a
+/// folder there instead where the file system can (SPEC 21), leaving the
+/// copy to [`CopyClones`] after the lock is released. A failure or Stop
+/// aborts the set: its part files (and clones) are removed.
 #[derive(Message)]
-#[rtype(result = "Result<(), EngineError>")]
+#[rtype(result = "Result<Copied, EngineError>")]
 pub(crate) struct CopyPhase {
     pub(crate) set: SetId,
     pub(crate) entries: Vec<SourceEntry>,
     pub(crate) progress: RunProgress,
     pub(crate) cut: Option<CutLog>,
+    pub(crate) clone_near: Option<PathBuf>,
+}
+
+/// How a phase's entries were taken.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Copied {
+    /// Cloned under the lock, to be archived by [`CopyClones`].
+    Cloned { files: usize },
+    /// Copied into the set under the lock; `why` cloning was not used,
+    /// when it was asked for.
+    UnderLock { why: Option<String> },
+}
+
+/// Archives the clones [`CopyPhase`] took, then removes them.
+#[derive(Message)]
+#[rtype(result = "Result<(), EngineError>")]
+pub(crate) struct CopyClones {
+    pub(crate) set: SetId,
+    pub(crate) progress: RunProgress,
 }
 
 /// Writes the manifest and fsyncs; the files of the archive, for the history.

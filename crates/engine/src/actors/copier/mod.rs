@@ -5,6 +5,7 @@
 //! (the archive writer's ownership rule). It also holds the destination's
 //! advisory lock for a run, applies retention and restores archives.
 
+mod clones;
 pub(crate) mod messages;
 
 use std::collections::HashMap;
@@ -35,6 +36,9 @@ struct Owned {
     segments: Vec<PathBuf>,
     /// The store the set streams into, for a bucket destination.
     store: Option<Arc<StoreDestination>>,
+    /// The data phase's clones, taken under the lock and archived after
+    /// it; removed with the set.
+    clones: Option<clones::Clones>,
 }
 
 /// See the module documentation.
@@ -126,18 +130,20 @@ impl Handler<BeginSet> for Copier {
             stage: Stage::Writing(Box::new(writer)),
             segments: Vec::new(),
             store: msg.store,
+            clones: None,
         }))
     }
 }
 
 impl Handler<CopyPhase> for Copier {
-    type Result = Result<(), EngineError>;
+    type Result = Result<Copied, EngineError>;
     fn handle(&mut self, msg: CopyPhase, _: &mut SyncContext<Self>) -> Self::Result {
         let CopyPhase {
             set,
             mut entries,
             mut progress,
             cut,
+            clone_near,
         } = msg;
         let mut owned = self.take(set)?;
         let Stage::Writing(writer) = &mut owned.stage else {
@@ -157,11 +163,48 @@ impl Handler<CopyPhase> for Copier {
                 e.mtime = done.mtime;
             }
         }
+        let mut why = None;
+        if let Some(near) = clone_near {
+            clones::remove_dead(&near);
+            match clones::Clones::take(&entries, &near) {
+                Ok(c) => {
+                    let files = c.files();
+                    owned.clones = Some(c);
+                    self.sets.insert(set, owned);
+                    return Ok(Copied::Cloned { files });
+                }
+                Err(reason) => why = Some(reason),
+            }
+        }
         for e in &entries {
             progress.set_file(&e.path, e.size);
             writer.append(e, &mut progress)?;
         }
         progress.flush();
+        self.sets.insert(set, owned);
+        Ok(Copied::UnderLock { why })
+    }
+}
+
+impl Handler<CopyClones> for Copier {
+    type Result = Result<(), EngineError>;
+    fn handle(&mut self, msg: CopyClones, _: &mut SyncContext<Self>) -> Self::Result {
+        let CopyClones { set, mut progress } = msg;
+        let mut owned = self.take(set)?;
+        // Removed when this returns, on every path.
+        let clones = owned.clones.take();
+        let Stage::Writing(writer) = &mut owned.stage else {
+            return Err(EngineError::Internal(format!(
+                "set {} is already finished",
+                set.0
+            )));
+        };
+        for (e, from) in clones.iter().flat_map(|c| c.entries()) {
+            progress.set_file(&e.path, e.size);
+            writer.append_from(e, from, &mut progress)?;
+        }
+        progress.flush();
+        drop(clones);
         self.sets.insert(set, owned);
         Ok(())
     }
@@ -219,6 +262,7 @@ impl Handler<BuildLogSet> for Copier {
             stage: Stage::Finished(Box::new(built.pending)),
             segments: built.segments,
             store: msg.store,
+            clones: None,
         });
         Ok(Some(LogSet {
             set,
