@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::bench::{machine, q, sh};
+use crate::bench::{machine, make_sample_app, q, sh};
 use crate::{cargo, repo_root};
 
 /// Options of `bench lock-window`.
@@ -46,7 +46,7 @@ fn run(cmd: &mut Command, what: &str) -> Result<()> {
 pub(crate) fn lock_window(o: &Options) -> Result<()> {
     if Command::new("mkfs.xfs").arg("-V").output().is_err() {
         eprintln!("installing xfsprogs…");
-        sh("apt-get install -y -q xfsprogs > /dev/null")
+        sh("(apt-get install -y -q xfsprogs || (apt-get update -q && apt-get install -y -q xfsprogs)) > /dev/null")
             .context("mkfs.xfs is needed (apt-get install xfsprogs)")?;
     }
     cargo(&["build", "--release", "--quiet", "-p", "sauve-cli"])?;
@@ -61,14 +61,7 @@ pub(crate) fn lock_window(o: &Options) -> Result<()> {
 
     let src = work.join("src");
     eprintln!("making a {} MiB data file…", o.data_mib);
-    let status = Command::new("python3")
-        .arg(root.join("tests/fixtures/make-sample-app"))
-        .arg(&src)
-        .args(["--data-mb", &o.data_mib.to_string(), "--attach-mb", "0"])
-        .status()?;
-    if !status.success() {
-        bail!("make-sample-app failed");
-    }
+    make_sample_app(&src, o.data_mib, 0)?;
 
     let image = work.join("xfs.img");
     std::fs::File::create(&image)?.set_len((o.data_mib * 2 + 512) << 20)?;

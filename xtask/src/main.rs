@@ -8,6 +8,8 @@
 //!   against REV's in the same run; prints a table for BENCHMARKS.md.
 //! - `bench lock-window [--data-mib N] [--runs N]`: the data lock's window
 //!   with the data on a loop-mounted XFS (cloned) and on target/ (copied).
+//! - `bench peers [--data-mb N] [--attach-mb N] [--days N]`: a week of daily
+//!   backups by sauve, `tar -I 'zstd -1 -T0'`, restic and borg.
 //! - `bench locking`: the lock manager's cost per guard.
 //! - `bench offsite [--data-mb N] [--runs N]`: a backup with its off-site
 //!   copy to a local Garage node, against a folder only and a plain upload.
@@ -34,6 +36,7 @@ mod e2e_point;
 mod fuzz;
 mod lockwindow;
 mod offsite;
+mod peers;
 
 /// Developer automation for sauve.
 #[derive(Parser, Debug)]
@@ -91,6 +94,8 @@ enum Bench {
     Offsite(offsite::Options),
     /// The data lock's window for a large data file on a loop-mounted XFS (cloned) vs target/ (copied)
     LockWindow(lockwindow::Options),
+    /// A week of daily backups by sauve, tar+zstd, restic and borg: times, sizes, restore
+    Peers(peers::Options),
 }
 
 fn main() -> Result<()> {
@@ -105,6 +110,7 @@ fn main() -> Result<()> {
             Bench::Page => bench::page(),
             Bench::Offsite(o) => offsite::run(&o),
             Bench::LockWindow(o) => lockwindow::lock_window(&o),
+            Bench::Peers(o) => peers::peers(&o),
         },
         Task::BenchUpload { bucket, key } => offsite::upload_stdin(&bucket, &key),
         Task::E2e(o) => e2e::run(&o),

@@ -15,6 +15,17 @@ use crate::manifest::{EntryKind, EntryType};
 /// (SPEC 21): never stored, removed once their process is gone.
 pub const CLONE_FOLDER_PREFIX: &str = ".sauve-clone-";
 
+/// Whether `name` is a clone folder's: the prefix, then `<pid>-<number>`.
+fn is_clone_folder(name: &str) -> bool {
+    name.strip_prefix(CLONE_FOLDER_PREFIX)
+        .and_then(|rest| rest.split_once('-'))
+        .is_some_and(|(pid, n)| {
+            [pid, n]
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        })
+}
+
 /// One file, folder or symlink to store.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourceEntry {
@@ -292,7 +303,7 @@ impl Walker {
                     self.skip(&child, "its name is not valid UTF-8");
                     continue;
                 };
-                if name.starts_with(CLONE_FOLDER_PREFIX) {
+                if is_clone_folder(&name) && entry.file_type().is_ok_and(|t| t.is_dir()) {
                     self.skip(
                         &child,
                         "a working folder of sauve's (clones taken under the data lock)",

@@ -7,15 +7,17 @@
 //! core (SPEC 21). Sets written before frames (one frame of unknown size)
 //! are still read, by the streaming decoder on one core.
 //!
-//! Memory is bounded: at most `workers + 1` frames are in flight, each no
-//! larger than [`MAX_FRAME`] on either side.
+//! Memory is bounded whatever the number of cores: the frames in flight
+//! are capped by bytes ([`WRITE_BUDGET`], [`READ_BUDGET`]) and by worker
+//! count (Compact at most [`COMPACT_WORKERS`]), and a frame larger than
+//! [`MAX_CONTENT`] is refused before more of it is read.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io::{self, BufRead, Read, Write};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
-use std::thread::JoinHandle;
 
 use sauve_settings::Compression;
 
@@ -25,14 +27,23 @@ const FAST_FRAME: usize = 4 << 20;
 /// The content of one Compact frame: twice level 19's 2^23 window, so
 /// most of every frame is compressed with a full window behind it.
 const COMPACT_FRAME: usize = 16 << 20;
-/// Compact workers at most: each holds a level-19 context (about 50 MiB
-/// with the 2^22 chain table) and two frames in flight (about 32 MiB).
-/// Three stay under the 256 MiB the settings promise.
+/// Compact workers at most. Each holds a level-19 context (about 45 MiB
+/// with the 2^22 chain table) and one frame in flight (16 MiB in, at most
+/// 16 MiB out): with the frame being filled, three stay under 256 MiB.
 const COMPACT_WORKERS: usize = 3;
-/// The largest frame the parallel reader accepts, compressed or not. Larger
-/// frames are never written by sauve; a crafted one is refused, not
-/// buffered.
-pub(crate) const MAX_FRAME: u64 = 64 << 20;
+/// Fast: the bytes of the frames in flight (input and output) at most,
+/// so that writing stays under 100 MiB on any number of cores.
+const WRITE_BUDGET: usize = 64 << 20;
+/// Reading: the bytes of the frames in flight (compressed and
+/// decompressed) at most; two frames are always allowed.
+const READ_BUDGET: u64 = 64 << 20;
+/// The largest frame content the parallel reader accepts: what sauve
+/// writes at most. A frame declaring more, or whose compressed bytes pass
+/// [`MAX_COMPRESSED`], is refused while it is read.
+pub(crate) const MAX_CONTENT: u64 = COMPACT_FRAME as u64;
+/// zstd's bound on a compressed frame of [`MAX_CONTENT`] bytes (raw blocks
+/// and their headers), with room to spare.
+const MAX_COMPRESSED: u64 = MAX_CONTENT + MAX_CONTENT / 128 + (1 << 20);
 
 const ZSTD_MAGIC: u32 = 0xFD2F_B528;
 /// Skippable frames (which `zstd -d` skips) have magics 0x184D2A50 to 0x184D2A5F.
@@ -55,33 +66,35 @@ struct Job {
 }
 
 /// Worker threads turning buffers into buffers, whose results come back in
-/// the order the jobs were given.
+/// the order the jobs were given. Dropped, it cancels the jobs not started
+/// and does not wait for the ones running: a Stop or an error under the
+/// data lock is not held up by compression nobody will read.
 struct Pool {
+    what: &'static str,
     jobs: Option<mpsc::Sender<Job>>,
-    workers: Vec<JoinHandle<()>>,
+    cancelled: Arc<AtomicBool>,
     pending: VecDeque<mpsc::Receiver<io::Result<Vec<u8>>>>,
-    depth: usize,
 }
 
 impl Pool {
-    /// `workers` threads, each with its own state made by `make` (a zstd
-    /// context), running `work` on every job.
+    /// `workers` threads named after `what`, each with its own state made
+    /// by `make` (a zstd context), running `work` on every job.
     fn new<S: 'static>(
-        name: &str,
+        what: &'static str,
         workers: usize,
         make: impl Fn() -> io::Result<S> + Send + Sync + 'static,
         work: fn(&mut S, &[u8]) -> io::Result<Vec<u8>>,
     ) -> io::Result<Pool> {
-        let workers = workers.max(1);
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         let make = Arc::new(make);
-        let mut handles = Vec::with_capacity(workers);
-        for i in 0..workers {
+        let cancelled = Arc::new(AtomicBool::new(false));
+        for i in 0..workers.max(1) {
             let rx = Arc::clone(&rx);
             let make = Arc::clone(&make);
-            let handle = std::thread::Builder::new()
-                .name(format!("{name}-{i}"))
+            let cancelled = Arc::clone(&cancelled);
+            std::thread::Builder::new()
+                .name(format!("sauve-{what}-{i}"))
                 .spawn(move || {
                     let mut state = make();
                     loop {
@@ -91,6 +104,9 @@ impl Pool {
                             Err(_) => return,
                         };
                         let Ok(job) = job else { return };
+                        if cancelled.load(Ordering::Relaxed) {
+                            return;
+                        }
                         let result = match state.as_mut() {
                             Ok(s) => work(s, &job.input),
                             Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
@@ -99,23 +115,19 @@ impl Pool {
                         let _ = job.reply.send(result);
                     }
                 })?;
-            handles.push(handle);
         }
         Ok(Pool {
+            what,
             jobs: Some(tx),
-            workers: handles,
+            cancelled,
             pending: VecDeque::new(),
-            depth: workers + 1,
         })
-    }
-
-    fn full(&self) -> bool {
-        self.pending.len() >= self.depth
     }
 
     fn submit(&mut self, input: Vec<u8>) -> io::Result<()> {
         let (reply, result) = mpsc::sync_channel(1);
-        let gone = || io::Error::other("the compression workers stopped");
+        let what = self.what;
+        let gone = || io::Error::other(format!("the {what} workers stopped"));
         self.jobs
             .as_ref()
             .ok_or_else(gone)?
@@ -128,21 +140,20 @@ impl Pool {
     /// The oldest job's result, waiting for it; `None` when none is pending.
     fn next(&mut self) -> Option<io::Result<Vec<u8>>> {
         let result = self.pending.pop_front()?;
+        let what = self.what;
         Some(
             result
                 .recv()
-                .unwrap_or_else(|_| Err(io::Error::other("a compression worker stopped"))),
+                .unwrap_or_else(|_| Err(io::Error::other(format!("a {what} worker stopped")))),
         )
     }
 }
 
 impl Drop for Pool {
     fn drop(&mut self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+        // The workers end when the queue is closed and empty.
         self.jobs = None;
-        self.pending.clear();
-        for h in self.workers.drain(..) {
-            let _ = h.join();
-        }
     }
 }
 
@@ -153,20 +164,29 @@ pub(crate) struct FrameWriter<W: Write> {
     frame: usize,
     input: Vec<u8>,
     pool: Pool,
+    /// Frames in flight at most.
+    depth: usize,
     frames: u64,
 }
 
 impl<W: Write> FrameWriter<W> {
     /// `threads` is the number of workers (0: every core; Compact takes at
-    /// most [`COMPACT_WORKERS`]).
+    /// most [`COMPACT_WORKERS`], Fast as many as [`WRITE_BUDGET`] allows).
     pub(crate) fn new(inner: W, level: Compression, threads: u32) -> io::Result<FrameWriter<W>> {
-        let (frame, zlevel, workers) = match level {
-            Compression::Compact => (COMPACT_FRAME, 19, workers(threads).min(COMPACT_WORKERS)),
-            _ => (FAST_FRAME, 1, workers(threads)),
-        };
         let compact = level == Compression::Compact;
+        let (frame, zlevel, workers, depth) = if compact {
+            // One frame in flight per worker: a level-19 frame takes
+            // seconds, a queued one would only hold memory.
+            let w = workers(threads).min(COMPACT_WORKERS);
+            (COMPACT_FRAME, 19, w, w)
+        } else {
+            // Each frame in flight holds its input and its output.
+            let most = WRITE_BUDGET / (2 * FAST_FRAME);
+            let w = workers(threads).min(most - 1);
+            (FAST_FRAME, 1, w, w + 1)
+        };
         let pool = Pool::new(
-            "sauve-zstd",
+            "zstd",
             workers,
             move || {
                 use zstd::zstd_safe::CParameter;
@@ -175,19 +195,25 @@ impl<W: Write> FrameWriter<W> {
                 c.set_parameter(CParameter::ContentSizeFlag(true))?;
                 if compact {
                     // A 2^23 window (SPEC 6.1 allows 2^27) and a 2^22 chain
-                    // table keep a level-19 context near 50 MiB.
+                    // table keep a level-19 context near 45 MiB.
                     c.set_parameter(CParameter::WindowLog(23))?;
                     c.set_parameter(CParameter::ChainLog(22))?;
                 }
                 Ok(c)
             },
-            |c, input| c.compress(input),
+            |c, input| {
+                let mut out = c.compress(input)?;
+                // Sized for the worst case (the input's size and more).
+                out.shrink_to_fit();
+                Ok(out)
+            },
         )?;
         Ok(FrameWriter {
             inner,
             frame,
             input: Vec::with_capacity(frame),
             pool,
+            depth: depth.max(1),
             frames: 0,
         })
     }
@@ -199,8 +225,10 @@ impl<W: Write> FrameWriter<W> {
         Ok(())
     }
 
+    /// Hands the frame being filled to the workers, after writing out the
+    /// oldest one when as many as allowed are in flight.
     fn cut(&mut self) -> io::Result<()> {
-        if self.pool.full() {
+        if self.pool.pending.len() >= self.depth {
             self.write_out()?;
         }
         let input = std::mem::replace(&mut self.input, Vec::with_capacity(self.frame));
@@ -225,12 +253,18 @@ impl<W: Write> FrameWriter<W> {
 }
 
 impl<W: Write> Write for FrameWriter<W> {
+    /// Takes what fits in the frame being filled. A full frame is cut
+    /// before anything more is taken, so that an error leaves nothing of
+    /// `buf` consumed.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = buf.len().min(self.frame - self.input.len());
-        self.input.extend_from_slice(&buf[..n]);
+        if buf.is_empty() {
+            return Ok(0);
+        }
         if self.input.len() == self.frame {
             self.cut()?;
         }
+        let n = buf.len().min(self.frame - self.input.len());
+        self.input.extend_from_slice(&buf[..n]);
         Ok(n)
     }
 
@@ -249,12 +283,20 @@ impl<W: Write> Write for FrameWriter<W> {
 }
 
 /// Whether a zstd stream starting with `head` is read frame by frame: its
-/// first frame declares a content size no larger than [`MAX_FRAME`].
+/// first frame declares a content size no larger than [`MAX_CONTENT`].
 pub(crate) fn is_framed(head: &[u8]) -> bool {
     matches!(
         zstd::zstd_safe::get_frame_content_size(head),
-        Ok(Some(n)) if n <= MAX_FRAME
+        Ok(Some(n)) if n <= MAX_CONTENT
     )
+}
+
+/// A frame handed to the workers: where it was read, its number, and its
+/// bytes in flight (compressed and decompressed).
+struct Pending {
+    at: (usize, usize),
+    number: u64,
+    bytes: u64,
 }
 
 /// Decompresses a run of frames on `threads` workers (0: every core),
@@ -262,16 +304,21 @@ pub(crate) fn is_framed(head: &[u8]) -> bool {
 pub(crate) struct FrameReader<R: BufRead> {
     source: R,
     pool: Pool,
+    workers: usize,
     /// Where the source is being read (a segment's index), and where the
     /// frame being handed out was read (first and last segment): reading
     /// runs ahead of decoding, and a damaged frame must name where it lies.
     reading: Rc<Cell<usize>>,
     shown: Rc<Cell<(usize, usize)>>,
-    /// Where each pending frame was read.
-    read_at: VecDeque<(usize, usize)>,
+    pending: VecDeque<Pending>,
+    in_flight: u64,
     current: Vec<u8>,
     at: usize,
     eof: bool,
+    /// A damaged frame met while reading ahead, and where: reported once
+    /// the frames before it are handed out, so that the entry named as the
+    /// last good one is.
+    failed: Option<(io::Error, (usize, usize))>,
     /// Frames read so far, to name the damaged one.
     frames: u64,
 }
@@ -285,9 +332,10 @@ impl<R: BufRead> FrameReader<R> {
         reading: Rc<Cell<usize>>,
         shown: Rc<Cell<(usize, usize)>>,
     ) -> io::Result<FrameReader<R>> {
+        let workers = workers(threads);
         let pool = Pool::new(
-            "sauve-unzstd",
-            workers(threads),
+            "unzstd",
+            workers,
             || {
                 let mut d = zstd::bulk::Decompressor::new()?;
                 // SPEC 6.1 caps the window at 2^27 so that `zstd -d` needs no flags.
@@ -299,34 +347,58 @@ impl<R: BufRead> FrameReader<R> {
         Ok(FrameReader {
             source,
             pool,
+            workers,
             reading,
             shown,
-            read_at: VecDeque::new(),
+            pending: VecDeque::new(),
+            in_flight: 0,
             current: Vec::new(),
             at: 0,
             eof: false,
+            failed: None,
             frames: 0,
         })
     }
 
-    fn fill(&mut self) -> io::Result<()> {
-        while !self.eof && !self.pool.full() {
+    /// Whether another frame may go to the workers: one per worker and
+    /// one more, within [`READ_BUDGET`] (judged by the last frame's size),
+    /// and always two.
+    fn room(&self, last: u64) -> bool {
+        let n = self.pending.len();
+        n < 2 || (n <= self.workers && self.in_flight + last <= READ_BUDGET)
+    }
+
+    fn fill(&mut self) {
+        let mut last = 0;
+        while !self.eof && self.room(last) {
             let from = self.reading.get();
             let next = next_frame(&mut self.source, self.frames + 1);
             let at = (from, self.reading.get());
-            if next.is_err() {
-                self.shown.set(at);
-            }
-            match next? {
-                Some(frame) => {
-                    self.frames += 1;
-                    self.pool.submit(frame)?;
-                    self.read_at.push_back(at);
-                }
-                None => self.eof = true,
+            let submitted = next.and_then(|frame| {
+                let Some(frame) = frame else {
+                    self.eof = true;
+                    return Ok(());
+                };
+                let content = zstd::zstd_safe::get_frame_content_size(&frame)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0);
+                last = frame.len() as u64 + content;
+                self.frames += 1;
+                self.pool.submit(frame)?;
+                self.in_flight += last;
+                self.pending.push_back(Pending {
+                    at,
+                    number: self.frames,
+                    bytes: last,
+                });
+                Ok(())
+            });
+            if let Err(e) = submitted {
+                self.failed = Some((e, at));
+                self.eof = true;
             }
         }
-        Ok(())
     }
 }
 
@@ -342,17 +414,26 @@ impl<R: BufRead> Read for FrameReader<R> {
             if buf.is_empty() {
                 return Ok(0);
             }
-            self.fill()?;
-            match self.pool.next() {
-                None => return Ok(0),
-                Some(out) => {
-                    if let Some(at) = self.read_at.pop_front() {
+            // The frame handed out is done with: its memory goes first.
+            self.current = Vec::new();
+            self.fill();
+            let Some(out) = self.pool.next() else {
+                return match self.failed.take() {
+                    Some((e, at)) => {
                         self.shown.set(at);
+                        Err(e)
                     }
-                    self.current = out?;
-                    self.at = 0;
-                }
-            }
+                    None => Ok(0),
+                };
+            };
+            let Some(p) = self.pending.pop_front() else {
+                return Err(io::Error::other("a frame came back that was not sent"));
+            };
+            self.in_flight -= p.bytes;
+            self.shown.set(p.at);
+            self.current =
+                out.map_err(|e| io::Error::new(e.kind(), format!("zstd frame {}: {e}", p.number)))?;
+            self.at = 0;
         }
     }
 }
@@ -362,28 +443,28 @@ fn decompress_frame(
     d: &mut zstd::bulk::Decompressor<'static>,
     frame: &[u8],
 ) -> io::Result<Vec<u8>> {
-    let size = match zstd::zstd_safe::get_frame_content_size(frame) {
-        Ok(Some(n)) if n <= MAX_FRAME => n as usize,
-        Ok(Some(n)) => {
-            return Err(invalid(format!(
-                "a zstd frame declares {n} bytes (accepted: at most {MAX_FRAME}, as sauve writes them)"
-            )));
-        }
-        _ => {
-            return Err(invalid(
-                "a zstd frame does not declare its size (accepted: frames as sauve writes them)"
-                    .to_owned(),
-            ));
-        }
-    };
+    let size = declared_size(frame)?;
     let out = d.decompress(frame, size)?;
     if out.len() != size {
         return Err(invalid(format!(
-            "a zstd frame holds {} bytes where its header declares {size}",
+            "it holds {} bytes where its header declares {size}",
             out.len()
         )));
     }
     Ok(out)
+}
+
+/// The content size a frame's header declares, within [`MAX_CONTENT`].
+fn declared_size(frame: &[u8]) -> io::Result<usize> {
+    match zstd::zstd_safe::get_frame_content_size(frame) {
+        Ok(Some(n)) if n <= MAX_CONTENT => Ok(n as usize),
+        Ok(Some(n)) => Err(invalid(format!(
+            "it declares {n} bytes (accepted: at most {MAX_CONTENT}, as sauve writes them)"
+        ))),
+        _ => Err(invalid(
+            "it does not declare its size (accepted: frames as sauve writes them)".to_owned(),
+        )),
+    }
 }
 
 fn invalid(what: String) -> io::Error {
@@ -468,6 +549,9 @@ fn next_frame(r: &mut impl BufRead, number: u64) -> io::Result<Option<Vec<u8>>> 
         frame.resize(start + header_len, 0);
         r.read_exact(&mut frame[start..])
             .map_err(|_| eof("its header"))?;
+        // Refused before its blocks are read: a frame sauve did not write.
+        declared_size(&frame)
+            .map_err(|e| io::Error::new(e.kind(), format!("zstd frame {number}: {e}")))?;
         loop {
             let mut block = [0u8; 3];
             r.read_exact(&mut block)
@@ -485,9 +569,9 @@ fn next_frame(r: &mut impl BufRead, number: u64) -> io::Result<Option<Vec<u8>>> 
                     )));
                 }
             };
-            if frame.len() as u64 + stored > MAX_FRAME {
+            if frame.len() as u64 + stored > MAX_COMPRESSED {
                 return Err(invalid(format!(
-                    "zstd frame {number} is larger than {MAX_FRAME} bytes (accepted: frames as sauve writes them)"
+                    "zstd frame {number} is larger than {MAX_COMPRESSED} bytes (accepted: frames as sauve writes them)"
                 )));
             }
             let at = frame.len();
@@ -616,6 +700,41 @@ mod tests {
         assert!(e.to_string().contains("magic"), "{e}");
     }
 
+    /// Damage met while reading ahead waits until the frames before it are
+    /// handed out: the tar layer above names the last entry read whole.
+    #[test]
+    fn damage_is_reported_after_the_frames_before_it() {
+        let data = sample(3 * FAST_FRAME + 10);
+        let z = compress(&data, Compression::Fast, 3);
+        let cut = &z[..z.len() - 3];
+        let mut r =
+            FrameReader::new(io::BufReader::new(cut), 3, Rc::default(), Rc::default()).unwrap();
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 1 << 16];
+        let e = loop {
+            match r.read(&mut buf) {
+                Ok(0) => panic!("a cut run read to its end"),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(got.len(), 3 * FAST_FRAME, "every whole frame first");
+        assert!(got == data[..3 * FAST_FRAME]);
+        assert!(e.to_string().contains("zstd frame 4"), "{e}");
+    }
+
+    #[test]
+    fn a_frame_declaring_more_than_sauve_writes_is_refused_from_its_header() {
+        // A single frame of 17 MiB, as `zstd` would write a file of that size.
+        let big = vec![7u8; (MAX_CONTENT + 1) as usize];
+        let z = zstd::bulk::compress(&big, 1).unwrap();
+        assert!(!is_framed(&z), "read by the streaming decoder instead");
+        let mut run = compress(b"first", Compression::Fast, 1);
+        run.extend(&z);
+        let e = read_all(&run, 1).unwrap_err();
+        assert!(e.to_string().contains("zstd frame 2: it declares"), "{e}");
+    }
+
     #[test]
     fn a_frame_without_its_size_in_a_framed_run_is_refused() {
         let mut z = compress(b"first", Compression::Fast, 1);
@@ -623,7 +742,44 @@ mod tests {
         e.write_all(b"second").unwrap();
         z.extend(e.finish().unwrap());
         let e = read_all(&z, 1).unwrap_err();
-        assert!(e.to_string().contains("does not declare its size"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("zstd frame 2: it does not declare its size"),
+            "{e}"
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(12))]
+        /// Any length, written in any pieces, on any number of workers:
+        /// frames of at most the frame size, each declaring it, which
+        /// zstd's streaming decoder and the parallel reader both read back
+        /// to the same bytes.
+        #[test]
+        fn any_stream_reads_back_frame_by_frame(
+            len in 0usize..(2 * FAST_FRAME + 100_000),
+            piece in 1usize..3_000_000,
+            threads in 1u32..4,
+            seed in 0u64..1000,
+        ) {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            let data: Vec<u8> = (0..len).map(|i| if i % 5 == 0 { rng.u8(..) } else { b'x' }).collect();
+            let mut w = FrameWriter::new(Vec::new(), Compression::Fast, threads).unwrap();
+            for chunk in data.chunks(piece) {
+                w.write_all(chunk).unwrap();
+            }
+            let z = w.finish().unwrap();
+            let mut r = io::BufReader::new(&z[..]);
+            let mut sizes = Vec::new();
+            while let Some(f) = next_frame(&mut r, 0).unwrap() {
+                sizes.push(zstd::zstd_safe::get_frame_content_size(&f).unwrap().unwrap());
+            }
+            prop_assert_eq!(sizes.iter().sum::<u64>(), len as u64);
+            prop_assert!(sizes.iter().all(|&n| n <= FAST_FRAME as u64));
+            prop_assert_eq!(sizes.len(), len.div_ceil(FAST_FRAME).max(1));
+            prop_assert_eq!(zstd::stream::decode_all(&z[..]).unwrap(), data.clone());
+            prop_assert_eq!(read_all(&z, threads).unwrap(), data);
+        }
     }
 
     proptest! {

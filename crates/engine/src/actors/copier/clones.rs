@@ -3,8 +3,8 @@
 //! while the clones are made, whatever the data size (SPEC 21). The copier
 //! archives the clones once the lock is released; dropping [`Clones`]
 //! removes them. A folder left by a killed process is removed by the next
-//! run ([`remove_dead`]) and is never stored (the content walk skips
-//! [`CLONE_FOLDER_PREFIX`]).
+//! run that clones ([`Clones::remove_dead_beside`]) and is never stored (the
+//! content walk skips [`CLONE_FOLDER_PREFIX`] folders).
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -53,6 +53,14 @@ impl Clones {
         Ok(clones)
     }
 
+    /// Removes the clone folders beside this one that processes no longer
+    /// alive left (run after the lock is released: they may be large).
+    pub(crate) fn remove_dead_beside(&self) {
+        if let Some(near) = self.folder.parent() {
+            sauve_durable::remove_dead_folders(near, CLONE_FOLDER_PREFIX);
+        }
+    }
+
     /// The files cloned.
     pub(crate) fn files(&self) -> usize {
         self.entries.iter().filter(|(_, c)| c.is_some()).count()
@@ -72,11 +80,6 @@ impl Drop for Clones {
     }
 }
 
-/// Removes the clone folders in `near` of processes no longer alive.
-pub(crate) fn remove_dead(near: &Path) {
-    sauve_durable::remove_dead_folders(near, CLONE_FOLDER_PREFIX);
-}
-
 /// Clones `src` into the new file `dst`, sharing its blocks.
 fn clone_file(src: &Path, dst: &Path) -> io::Result<()> {
     let from = File::open(src)?;
@@ -94,7 +97,13 @@ fn why(src: &Path, near: &Path, e: &io::Error) -> String {
         Some(
             rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::NOTTY | rustix::io::Errno::INVAL,
         ) => {
-            format!("the file system of {} cannot clone files", near.display())
+            // EINVAL also comes from a file btrfs keeps without
+            // copy-on-write (chattr +C): the system's text says which.
+            format!(
+                "the file system of {} cannot clone {} ({e})",
+                near.display(),
+                src.display()
+            )
         }
         Some(rustix::io::Errno::XDEV) => format!(
             "{} is on another file system than {}",

@@ -165,7 +165,6 @@ impl Handler<CopyPhase> for Copier {
         }
         let mut why = None;
         if let Some(near) = clone_near {
-            clones::remove_dead(&near);
             match clones::Clones::take(&entries, &near) {
                 Ok(c) => {
                     let files = c.files();
@@ -192,14 +191,22 @@ impl Handler<CopyClones> for Copier {
         let CopyClones { set, mut progress } = msg;
         let mut owned = self.take(set)?;
         // Removed when this returns, on every path.
-        let clones = owned.clones.take();
+        let Some(clones) = owned.clones.take() else {
+            return Err(EngineError::Internal(format!(
+                "set {} holds no clones to copy",
+                set.0
+            )));
+        };
+        // Outside the lock: folders a killed run left, which may hold
+        // large files.
+        clones.remove_dead_beside();
         let Stage::Writing(writer) = &mut owned.stage else {
             return Err(EngineError::Internal(format!(
                 "set {} is already finished",
                 set.0
             )));
         };
-        for (e, from) in clones.iter().flat_map(|c| c.entries()) {
+        for (e, from) in clones.entries() {
             progress.set_file(&e.path, e.size);
             writer.append_from(e, from, &mut progress)?;
         }

@@ -1,0 +1,348 @@
+//! `cargo xtask bench peers`: a week of daily backups of the sample app by
+//! sauve and by its peers, in one run: `tar -I 'zstd -1 -T0'` (a full
+//! archive each day), restic and borg (deduplicating repositories, from
+//! Debian's packages, installed here when missing; never by the tests).
+//!
+//! Day 0 backs up the sample app; each of the 6 following days first
+//! overwrites 1% of the data file's 4 KiB pages at random positions and
+//! changes 1% of the small project files, then every tool backs up the
+//! same tree. Reported per tool: each day's backup time, the destination's
+//! size after the week, and the time to restore the last day.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::bench::{Sample, machine, make_sample_app, measure_env, q, sh, size_of};
+use crate::{cargo, repo_root};
+
+/// Options of `bench peers`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Options {
+    /// MB of data file in the sample app
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    data_mb: u64,
+    /// MB of attachments beside the sample app
+    #[arg(long, value_name = "N", default_value_t = 512)]
+    attach_mb: u64,
+    /// Daily backups after the first
+    #[arg(long, value_name = "N", default_value_t = 6, value_parser = crate::at_least_one)]
+    days: usize,
+}
+
+/// A tool in the comparison: how it backs up day `d` and restores the last.
+struct Peer {
+    name: &'static str,
+    dest: PathBuf,
+    backups: Vec<Sample>,
+    restore: Option<Sample>,
+}
+
+/// The repositories' passphrase: a benchmark's, in the environment only.
+const ENV: &[(&str, &str)] = &[
+    ("RESTIC_PASSWORD", "sauve-bench-peers"),
+    ("BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK", "yes"),
+    ("BORG_RELOCATED_REPO_ACCESS_IS_OK", "yes"),
+];
+
+fn install_missing() -> Result<()> {
+    let mut missing = Vec::new();
+    for (tool, package) in [
+        ("restic", "restic"),
+        ("borg", "borgbackup"),
+        ("zstd", "zstd"),
+    ] {
+        if Command::new(tool).arg("--version").output().is_err() {
+            missing.push(package);
+        }
+    }
+    if !missing.is_empty() {
+        eprintln!("installing {}…", missing.join(" "));
+        sh(&format!(
+            "(apt-get install -y -q {p} || (apt-get update -q && apt-get install -y -q {p})) > /dev/null",
+            p = missing.join(" ")
+        ))
+        .context("restic and borg are needed (apt-get install restic borgbackup)")?;
+    }
+    Ok(())
+}
+
+/// Day `day`'s changes: 1% of the data file's 4 KiB pages overwritten with
+/// fresh bytes at random positions, 1% of the small files changed.
+fn change(src: &Path, day: usize) -> Result<()> {
+    let mut rng = fastrand_like(day as u64);
+    let data = src.join("SampleApp/Data/SampleApp.4DD");
+    let pages = size_of(&data)? / 4096;
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new().write(true).open(&data)?;
+        let mut page = vec![0u8; 4096];
+        for _ in 0..(pages / 100).max(1) {
+            for b in page.iter_mut() {
+                *b = rng() as u8;
+            }
+            f.seek(SeekFrom::Start((rng() % pages) * 4096))?;
+            f.write_all(&page)?;
+        }
+        f.sync_all()?;
+    }
+    let mut small = Vec::new();
+    let mut stack = vec![src.join("SampleApp/Project")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir)?.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                small.push(p);
+            }
+        }
+    }
+    small.sort();
+    for _ in 0..(small.len() / 100).max(1) {
+        let i = (rng() % small.len() as u64) as usize;
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&small[i])?;
+        writeln!(f, "// changed on day {day}")?;
+    }
+    Ok(())
+}
+
+/// A small deterministic generator (xorshift64*), so that every run
+/// changes the same pages.
+fn fastrand_like(seed: u64) -> impl FnMut() -> u64 {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    move || {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+pub(crate) fn peers(o: &Options) -> Result<()> {
+    install_missing()?;
+    cargo(&["build", "--release", "--quiet", "-p", "sauve-cli"])?;
+    let root = repo_root();
+    let sauve = root.join("target/release/sauve");
+    let work = root.join("target/bench-peers");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let src = work.join("src");
+    eprintln!(
+        "making the sample app ({} MB data, {} MB attachments)…",
+        o.data_mb, o.attach_mb
+    );
+    make_sample_app(&src, o.data_mb, o.attach_mb)?;
+    let app = src.join("SampleApp");
+    let input = size_of(&app)? + size_of(&src.join("Attachments"))?;
+
+    let mut peers: Vec<Peer> = [
+        "sauve (full sets)",
+        "tar -I 'zstd -1 -T0'",
+        "restic",
+        "borg",
+    ]
+    .iter()
+    .zip(["sauve", "tar", "restic", "borg"])
+    .map(|(name, dir)| Peer {
+        name,
+        dest: work.join(format!("dest-{dir}")),
+        backups: Vec::new(),
+        restore: None,
+    })
+    .collect();
+    for p in &peers {
+        std::fs::create_dir_all(&p.dest)?;
+    }
+    let sauve_dest = peers[0].dest.clone();
+    for (key, value) in [
+        ("Advanced/CompressionRate", "Fast".to_owned()),
+        ("Advanced/SetNumber/Enable", "True".to_owned()),
+        ("Advanced/SetNumber/Value", (o.days + 1).to_string()),
+        (
+            "General/DestinationFolder",
+            format!("{}/", sauve_dest.display()),
+        ),
+        (
+            "General/IncludesFiles/Item1",
+            "./Data/SampleApp.4DIndx".to_owned(),
+        ),
+        ("General/IncludesFiles/Item2", "../Attachments/".to_owned()),
+    ] {
+        let out = Command::new(&sauve)
+            .args(["settings", "set", key, &value, "--app"])
+            .arg(&app)
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "sauve settings set {key}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    let restic = q(&peers[2].dest);
+    let borg = q(&peers[3].dest);
+    let init = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "restic init -q -r {restic} > /dev/null && borg init -e none {borg}"
+        ))
+        .envs(ENV.iter().copied())
+        .status()?;
+    if !init.success() {
+        bail!("cannot make the restic and borg repositories");
+    }
+    let tree = format!("{} {}", q(&app), q(&src.join("Attachments")));
+    let tar_tree = format!("-C {} SampleApp Attachments", q(&src));
+    let cache = q(&work.join("restic-cache"));
+
+    for day in 0..=o.days {
+        if day > 0 {
+            change(&src, day)?;
+        }
+        // The page cache is warm for every tool alike.
+        sh(&format!(
+            "find {} -type f -exec cat {{}} + > /dev/null",
+            q(&src)
+        ))?;
+        let scripts = [
+            format!(
+                "{} backup --app {} > /dev/null && sync -f {}",
+                q(&sauve),
+                q(&app),
+                q(&sauve_dest)
+            ),
+            format!(
+                "tar -I 'zstd -1 -T0' -cf {d}/day-{day}.tar.zst {tar_tree} && sync -f {d}",
+                d = q(&peers[1].dest)
+            ),
+            format!(
+                "restic -q -r {restic} --cache-dir {cache} backup {tree} > /dev/null && sync -f {restic}"
+            ),
+            format!("borg create --compression zstd,1 {borg}::day-{day} {tree} && sync -f {borg}"),
+        ];
+        for (p, script) in peers.iter_mut().zip(scripts) {
+            eprintln!("day {day}: {}…", p.name);
+            p.backups.push(measure_env(&script, "true", 1, ENV)?);
+        }
+    }
+
+    // Restore the last day, each into an empty folder, synced.
+    let to = work.join("restored");
+    let clean = format!("rm -rf {t} && mkdir -p {t} && sync", t = q(&to));
+    let last_set = std::fs::read_dir(&sauve_dest)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "4BK"))
+        .max()
+        .context("sauve wrote no set")?;
+    let days = o.days;
+    let scripts = [
+        format!(
+            "{} restore {} --to {t}/r > /dev/null && sync -f {t}",
+            q(&sauve),
+            q(&last_set),
+            t = q(&to)
+        ),
+        format!(
+            "tar -xf {d}/day-{days}.tar.zst -C {t} && sync -f {t}",
+            d = q(&peers[1].dest),
+            t = q(&to)
+        ),
+        format!(
+            "restic -q -r {restic} --cache-dir {cache} restore latest --target {t} > /dev/null && sync -f {t}",
+            t = q(&to)
+        ),
+        format!(
+            "cd {t} && borg extract {borg}::day-{days} && sync -f {t}",
+            t = q(&to)
+        ),
+    ];
+    for (p, script) in peers.iter_mut().zip(scripts) {
+        eprintln!("restore: {}…", p.name);
+        p.restore = Some(measure_env(&script, &clean, 1, ENV)?);
+    }
+    let _ = std::fs::remove_dir_all(&to);
+
+    report(o, input, &peers)
+}
+
+fn report(o: &Options, input: u64, peers: &[Peer]) -> Result<()> {
+    let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+    println!(
+        "## cargo xtask bench peers --data-mb {} --attach-mb {} --days {}",
+        o.data_mb, o.attach_mb, o.days
+    );
+    println!();
+    println!("{}", machine());
+    println!(
+        "input: {:.0} MiB (sample app from tests/fixtures/make-sample-app); day 0 backs it up, each later day first overwrites 1% of the data file's 4 KiB pages at random positions and changes 1% of the small files; every command ends with its output synced",
+        mib(input)
+    );
+    println!();
+    let mut head = String::from("| tool | day 0 s |");
+    let mut rule = String::from("|---|---:|");
+    for d in 1..=o.days {
+        head.push_str(&format!(" day {d} s |"));
+        rule.push_str("---:|");
+    }
+    head.push_str(" destination after the week MiB | restore of the last day s |");
+    rule.push_str("---:|---:|");
+    println!("{head}");
+    println!("{rule}");
+    let mut sizes = Vec::new();
+    for p in peers {
+        let size = size_of(&p.dest)?;
+        sizes.push(size);
+        let days: String = p
+            .backups
+            .iter()
+            .map(|s| format!(" {:.2} |", s.seconds))
+            .collect();
+        println!(
+            "| {} |{days} {:.1} | {:.2} |",
+            p.name,
+            mib(size),
+            p.restore.map_or(0.0, |s| s.seconds)
+        );
+    }
+    println!();
+    let later = |p: &Peer| -> f64 {
+        let v: Vec<f64> = p.backups.iter().skip(1).map(|s| s.seconds).collect();
+        v.iter().sum::<f64>() / v.len().max(1) as f64
+    };
+    let first = peers[0].backups.first().map_or(0.0, |s| s.seconds);
+    println!("| ratio | measured |");
+    println!("|---|---:|");
+    let first_set = std::fs::read_dir(&peers[0].dest)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "4BK"))
+        .min()
+        .map(|p| size_of(&p))
+        .transpose()?
+        .unwrap_or(1);
+    println!(
+        "| sauve's week / its first set (size) | {:.2}x |",
+        sizes[0] as f64 / first_set as f64
+    );
+    println!(
+        "| sauve's week / restic's repository | {:.2}x |",
+        sizes[0] as f64 / sizes[2] as f64
+    );
+    println!(
+        "| sauve's later backup / its first (time) | {:.2}x |",
+        later(&peers[0]) / first
+    );
+    println!(
+        "| sauve's later backup / restic's (time) | {:.2}x |",
+        later(&peers[0]) / later(&peers[2])
+    );
+    println!(
+        "| sauve's later backup / borg's (time) | {:.2}x |",
+        later(&peers[0]) / later(&peers[3])
+    );
+    Ok(())
+}
