@@ -81,7 +81,9 @@ async fn the_page_wants_a_login_and_the_token_opens_it_and_logout_closes_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_started_with_the_button_moves_every_open_thermometer_to_its_end() {
-    let app = slow_app(10, &[]);
+    // Compact compresses 16 MiB frames on every core, reading up to three
+    // frames ahead: six frames give the thermometer steps to show.
+    let app = slow_app(96, &[]);
     let server = Server::start(app.path());
     let a = Browser::start(1280, 1000).await;
     let b = Browser::start(1280, 1000).await;
