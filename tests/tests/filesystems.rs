@@ -15,6 +15,19 @@ use std::process::{Command, Stdio};
 use sauve_tests::SampleApp;
 use sauve_tests::browser::sauve_binary;
 
+/// The mount, or the test ends here saying why it could not mount.
+macro_rules! or_skip {
+    ($mount:expr) => {
+        match $mount {
+            Ok(fs) => fs,
+            Err(why) => {
+                eprintln!("skipped: {why}");
+                return;
+            }
+        }
+    };
+}
+
 /// A tmpfs mounted by the test, unmounted when dropped.
 struct Tmpfs {
     at: PathBuf,
@@ -208,13 +221,7 @@ fn failed_cleanly(app: &SampleApp, dest: &Path, status: i32) {
 fn a_tmpfs_destination_that_fills_during_the_copy_ends_with_minus_34_and_keeps_every_earlier_set() {
     let app = SampleApp::with_settings(&[("Advanced/CompressionRate", "Fast")]).unwrap();
     let dest = app.root().join("Backups");
-    let fs = match Tmpfs::mount(&dest, "4m") {
-        Ok(fs) => fs,
-        Err(why) => {
-            eprintln!("skipped: {why}");
-            return;
-        }
-    };
+    let fs = or_skip!(Tmpfs::mount(&dest, "4m"));
     // A first set of data that compresses to nearly nothing: the next
     // estimate (content × the last ratio + 10%) fits in 4 MiB, the copy
     // does not.
@@ -239,13 +246,7 @@ fn a_destination_remounted_read_only_during_a_run_ends_with_minus_61_and_release
     ])
     .unwrap();
     let dest = app.root().join("Backups");
-    let fs = match Tmpfs::mount(&dest, "256m") {
-        Ok(fs) => fs,
-        Err(why) => {
-            eprintln!("skipped: {why}");
-            return;
-        }
-    };
+    let fs = or_skip!(Tmpfs::mount(&dest, "256m"));
     assert_eq!(backup(&app), 0);
     // Enough data that verifying it takes a while: the remount lands
     // between the copy and the commit.
@@ -284,13 +285,7 @@ fn a_destination_remounted_read_only_during_a_run_ends_with_minus_61_and_release
 fn a_data_folder_on_xfs_is_cloned_under_the_lock_and_archived_from_the_clones() {
     let app = SampleApp::with_settings(&[("Advanced/CompressionRate", "Fast")]).unwrap();
     let data_dir = app.path().join("Data");
-    let _fs = match Xfs::mount(&app.root().join("xfs.img"), &data_dir, 512) {
-        Ok(fs) => fs,
-        Err(why) => {
-            eprintln!("skipped: {why}");
-            return;
-        }
-    };
+    let _fs = or_skip!(Xfs::mount(&app.root().join("xfs.img"), &data_dir, 512));
     let data = incompressible(24 << 20);
     std::fs::write(data_dir.join("App.4DD"), &data).unwrap();
     // A clone folder a killed run left: removed, and never archived.
@@ -348,13 +343,7 @@ fn a_data_folder_on_xfs_is_cloned_under_the_lock_and_archived_from_the_clones() 
 fn a_data_folder_that_cannot_clone_is_copied_under_the_lock_and_the_journal_says_why() {
     let app = SampleApp::with_settings(&[("Advanced/CompressionRate", "Fast")]).unwrap();
     let data_dir = app.path().join("Data");
-    let _fs = match Tmpfs::mount(&data_dir, "64m") {
-        Ok(fs) => fs,
-        Err(why) => {
-            eprintln!("skipped: {why}");
-            return;
-        }
-    };
+    let _fs = or_skip!(Tmpfs::mount(&data_dir, "64m"));
     std::fs::write(data_dir.join("App.4DD"), incompressible(1 << 20)).unwrap();
     assert_eq!(backup(&app), 0);
     let how = data_lock_how(&app);
@@ -366,4 +355,33 @@ fn a_data_folder_that_cannot_clone_is_copied_under_the_lock_and_the_journal_says
     assert!(how.starts_with(&expected), "{how}");
     assert_eq!(clone_folders(&data_dir), Vec::<String>::new());
     verifies(&app.root().join("Backups"), 1);
+}
+
+#[test]
+fn a_run_that_fails_after_cloning_removes_its_clones_and_keeps_the_earlier_set() {
+    let app = SampleApp::with_settings(&[("Advanced/CompressionRate", "Fast")]).unwrap();
+    let data_dir = app.path().join("Data");
+    let _xfs = or_skip!(Xfs::mount(&app.root().join("xfs.img"), &data_dir, 512));
+    let dest = app.root().join("Backups");
+    let fs = or_skip!(Tmpfs::mount(&dest, "4m"));
+    // As in the -34 test above: a first set that compresses to nothing,
+    // then data that fills the destination while the clones are archived.
+    std::fs::write(data_dir.join("App.4DD"), vec![0u8; 2 << 20]).unwrap();
+    assert_eq!(backup(&app), 0);
+    std::fs::write(data_dir.join("App.4DD"), incompressible(8 << 20)).unwrap();
+    assert_eq!(
+        backup(&app),
+        -34,
+        "the disk filled while the clones were archived"
+    );
+    assert_eq!(data_lock_how(&app), "cloned 1 file");
+    assert_eq!(
+        clone_folders(&data_dir),
+        Vec::<String>::new(),
+        "clones removed"
+    );
+    failed_cleanly(&app, &dest, -34);
+    fs.remount("size=64m");
+    assert_eq!(backup(&app), 0);
+    verifies(&dest, 2);
 }

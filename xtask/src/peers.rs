@@ -71,7 +71,8 @@ fn install_missing() -> Result<()> {
 /// Day `day`'s changes: 1% of the data file's 4 KiB pages overwritten with
 /// fresh bytes at random positions, 1% of the small files changed.
 fn change(src: &Path, day: usize) -> Result<()> {
-    let mut rng = fastrand_like(day as u64);
+    // The same pages for the same day, in every run.
+    let mut rng = fastrand::Rng::with_seed(day as u64);
     let data = src.join("SampleApp/Data/SampleApp.4DD");
     let pages = size_of(&data)? / 4096;
     {
@@ -79,10 +80,8 @@ fn change(src: &Path, day: usize) -> Result<()> {
         let mut f = std::fs::OpenOptions::new().write(true).open(&data)?;
         let mut page = vec![0u8; 4096];
         for _ in 0..(pages / 100).max(1) {
-            for b in page.iter_mut() {
-                *b = rng() as u8;
-            }
-            f.seek(SeekFrom::Start((rng() % pages) * 4096))?;
+            rng.fill(&mut page);
+            f.seek(SeekFrom::Start(rng.u64(..pages.max(1)) * 4096))?;
             f.write_all(&page)?;
         }
         f.sync_all()?;
@@ -101,24 +100,12 @@ fn change(src: &Path, day: usize) -> Result<()> {
     }
     small.sort();
     for _ in 0..(small.len() / 100).max(1) {
-        let i = (rng() % small.len() as u64) as usize;
+        let i = rng.usize(..small.len());
         use std::io::Write;
         let mut f = std::fs::OpenOptions::new().append(true).open(&small[i])?;
         writeln!(f, "// changed on day {day}")?;
     }
     Ok(())
-}
-
-/// A small deterministic generator (xorshift64*), so that every run
-/// changes the same pages.
-fn fastrand_like(seed: u64) -> impl FnMut() -> u64 {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    move || {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
 }
 
 pub(crate) fn peers(o: &Options) -> Result<()> {

@@ -374,31 +374,29 @@ impl<R: BufRead> FrameReader<R> {
             let from = self.reading.get();
             let next = next_frame(&mut self.source, self.frames + 1);
             let at = (from, self.reading.get());
-            let submitted = next.and_then(|frame| {
-                let Some(frame) = frame else {
+            match next.and_then(|f| f.map(|f| self.submit(f, at)).transpose()) {
+                Ok(Some(bytes)) => last = bytes,
+                Ok(None) => self.eof = true,
+                Err(e) => {
+                    self.failed = Some((e, at));
                     self.eof = true;
-                    return Ok(());
-                };
-                let content = zstd::zstd_safe::get_frame_content_size(&frame)
-                    .ok()
-                    .flatten()
-                    .unwrap_or(0);
-                last = frame.len() as u64 + content;
-                self.frames += 1;
-                self.pool.submit(frame)?;
-                self.in_flight += last;
-                self.pending.push_back(Pending {
-                    at,
-                    number: self.frames,
-                    bytes: last,
-                });
-                Ok(())
-            });
-            if let Err(e) = submitted {
-                self.failed = Some((e, at));
-                self.eof = true;
+                }
             }
         }
+    }
+
+    /// Hands `frame`, read at `at`, to the workers; its bytes in flight.
+    fn submit(&mut self, frame: Frame, at: (usize, usize)) -> io::Result<u64> {
+        let bytes = frame.bytes.len() as u64 + frame.content;
+        self.pool.submit(frame.bytes)?;
+        self.frames += 1;
+        self.in_flight += bytes;
+        self.pending.push_back(Pending {
+            at,
+            number: self.frames,
+            bytes,
+        });
+        Ok(bytes)
     }
 }
 
@@ -491,10 +489,16 @@ fn read_or_end(r: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
     Ok(true)
 }
 
+/// A frame read whole, and the content size its header declares.
+struct Frame {
+    bytes: Vec<u8>,
+    content: u64,
+}
+
 /// The next zstd frame of `r`, whole, skipping skippable frames; `None` at
 /// the end. The frame is found by its header and block headers, without
 /// decompressing it (RFC 8878, section 3.1).
-fn next_frame(r: &mut impl BufRead, number: u64) -> io::Result<Option<Vec<u8>>> {
+fn next_frame(r: &mut impl BufRead, number: u64) -> io::Result<Option<Frame>> {
     let eof = |what: &str| {
         io::Error::new(
             io::ErrorKind::UnexpectedEof,
@@ -550,7 +554,7 @@ fn next_frame(r: &mut impl BufRead, number: u64) -> io::Result<Option<Vec<u8>>> 
         r.read_exact(&mut frame[start..])
             .map_err(|_| eof("its header"))?;
         // Refused before its blocks are read: a frame sauve did not write.
-        declared_size(&frame)
+        let content = declared_size(&frame)
             .map_err(|e| io::Error::new(e.kind(), format!("zstd frame {number}: {e}")))?;
         loop {
             let mut block = [0u8; 3];
@@ -587,7 +591,10 @@ fn next_frame(r: &mut impl BufRead, number: u64) -> io::Result<Option<Vec<u8>>> 
             r.read_exact(&mut frame[at..])
                 .map_err(|_| eof("its checksum"))?;
         }
-        return Ok(Some(frame));
+        return Ok(Some(Frame {
+            bytes: frame,
+            content: content as u64,
+        }));
     }
 }
 
@@ -642,6 +649,7 @@ mod tests {
         let mut r = io::BufReader::new(&z[..]);
         let mut frames = 0;
         while let Some(f) = next_frame(&mut r, frames + 1).unwrap() {
+            let f = f.bytes;
             assert_eq!(zstd::zstd_safe::find_frame_compressed_size(&f), Ok(f.len()));
             frames += 1;
         }
@@ -772,7 +780,11 @@ mod tests {
             let mut r = io::BufReader::new(&z[..]);
             let mut sizes = Vec::new();
             while let Some(f) = next_frame(&mut r, 0).unwrap() {
-                sizes.push(zstd::zstd_safe::get_frame_content_size(&f).unwrap().unwrap());
+                prop_assert_eq!(
+                    zstd::zstd_safe::get_frame_content_size(&f.bytes).unwrap(),
+                    Some(f.content)
+                );
+                sizes.push(f.content);
             }
             prop_assert_eq!(sizes.iter().sum::<u64>(), len as u64);
             prop_assert!(sizes.iter().all(|&n| n <= FAST_FRAME as u64));

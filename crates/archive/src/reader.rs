@@ -192,13 +192,18 @@ pub(crate) fn scan_source(
         current: None,
         at: at.clone(),
     };
+    let mut buffered = BufReader::with_capacity(1 << 20, chain);
+    let head = buffered.fill_buf().map_err(|e| {
+        let first = names.first().map_or("", String::as_str);
+        ArchiveError::corrupt(kind, format!("cannot read segment {first}: {e}"))
+    })?;
+    let framed = head.starts_with(&ZSTD_MAGIC) && frames::is_framed(head);
     // Frames are read ahead of their decoding: a framed stream names the
     // segments the frame being decoded was read from, others the segment
     // being read.
     let spans = Rc::new(Cell::new((0, 0)));
-    let framed = Cell::new(false);
     let segment = || -> String {
-        let (from, to) = if framed.get() {
+        let (from, to) = if framed {
             spans.get()
         } else {
             (at.get(), at.get())
@@ -214,12 +219,7 @@ pub(crate) fn scan_source(
             many => format!("segments {}", many.join(", ")),
         }
     };
-    let mut buffered = BufReader::with_capacity(1 << 20, chain);
-    let head = buffered
-        .fill_buf()
-        .map_err(|e| ArchiveError::corrupt(kind, format!("cannot read {}: {e}", segment())))?;
-    let stream: Box<dyn Read> = if head.starts_with(&ZSTD_MAGIC) && frames::is_framed(head) {
-        framed.set(true);
+    let stream: Box<dyn Read> = if framed {
         let r = FrameReader::new(buffered, 0, at.clone(), spans.clone()).map_err(|e| {
             ArchiveError::corrupt(
                 kind,

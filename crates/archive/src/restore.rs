@@ -242,14 +242,10 @@ struct Staging {
 
 impl Staging {
     fn create(destination: &Path) -> Result<Staging, ArchiveError> {
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
         sauve_durable::remove_dead_folders(destination, ".sauve-restore-");
-        let path = destination.join(format!(".sauve-restore-{}-{nanos}", std::process::id()));
-        point(Step::Create, &path)
-            .and_then(|()| std::fs::create_dir(&path))
-            .map_err(ArchiveError::io("cannot create", &path))?;
+        let path = sauve_durable::create_working_folder(destination, ".sauve-restore-").map_err(
+            ArchiveError::io("cannot create a staging folder in", destination),
+        )?;
         Ok(Staging { path })
     }
 }

@@ -43,11 +43,7 @@ fn gnu_tar_and_zstd_extract_a_segmented_archive_to_the_same_bytes() {
 
         let out = fx.root.path().join("tar-out");
         std::fs::create_dir_all(&out).unwrap();
-        let cat = files
-            .iter()
-            .map(|f| format!("'{}'", f.display()))
-            .collect::<Vec<_>>()
-            .join(" ");
+        let cat = quoted(&files);
         let decompress = if compression == Compression::None {
             ""
         } else {
@@ -101,11 +97,7 @@ fn zstd_and_sauve_restore_a_set_of_many_frames_to_the_same_tree() {
 
         let by_zstd = fx.root.path().join(format!("zstd-{number}"));
         std::fs::create_dir_all(&by_zstd).unwrap();
-        let cat = files
-            .iter()
-            .map(|f| format!("'{}'", f.display()))
-            .collect::<Vec<_>>()
-            .join(" ");
+        let cat = quoted(&files);
         let script = format!("cat {cat} | zstd -d -q | tar -x -C '{}'", by_zstd.display());
         let status = Command::new("sh").arg("-c").arg(&script).status().unwrap();
         assert!(status.success(), "{script}");
@@ -146,4 +138,13 @@ fn count_frames(files: &[std::path::PathBuf]) -> usize {
         n += 1;
     }
     n
+}
+
+/// The files, quoted for `sh`, separated by spaces.
+fn quoted(files: &[std::path::PathBuf]) -> String {
+    files
+        .iter()
+        .map(|f| format!("'{}'", f.display()))
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -162,6 +162,18 @@ pub fn process_alive(pid: u32) -> bool {
     pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists()
 }
 
+/// Creates the working folder `<prefix><pid>-<nanos>` in `dir`, which
+/// [`remove_dead_folders`] removes once this process is gone.
+pub fn create_working_folder(dir: &Path, prefix: &str) -> io::Result<PathBuf> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let path = dir.join(format!("{prefix}{}-{nanos}", std::process::id()));
+    point(Step::Create, &path)?;
+    std::fs::create_dir(&path)?;
+    Ok(path)
+}
+
 /// Removes the working folders `<prefix><pid>` or `<prefix><pid>-<more>`
 /// in `dir` whose process is no longer alive: what a crash or a kill left
 /// (restore stagings, the open check's stage). Best effort: a folder that

@@ -398,13 +398,7 @@ impl Run {
                 )
                 .await?;
             l.data_lock = Some(window);
-            l.data_lock_how = Some(match &copied {
-                Copied::Cloned { files } => {
-                    format!("cloned {files} file{}", if *files == 1 { "" } else { "s" })
-                }
-                Copied::UnderLock { why: Some(why) } => format!("copied: {why}"),
-                Copied::UnderLock { why: None } => "copied".to_owned(),
-            });
+            l.data_lock_how = Some(copied.lock_line());
             if let Copied::Cloned { .. } = copied {
                 let msg = CopyClones {
                     set,

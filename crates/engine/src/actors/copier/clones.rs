@@ -25,15 +25,8 @@ impl Clones {
     /// file's folder: clones stay on their file system). `Err` says why
     /// they cannot be cloned; nothing is left behind then.
     pub(crate) fn take(entries: &[SourceEntry], near: &Path) -> Result<Clones, String> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let folder = near.join(format!(
-            "{CLONE_FOLDER_PREFIX}{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir(&folder)
-            .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
+        let folder = sauve_durable::create_working_folder(near, CLONE_FOLDER_PREFIX)
+            .map_err(|e| format!("cannot create a clone folder in {}: {e}", near.display()))?;
         // From here, an early return drops `clones`, which removes the folder.
         let mut clones = Clones {
             folder,

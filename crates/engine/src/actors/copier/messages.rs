@@ -129,6 +129,18 @@ pub(crate) enum Copied {
     UnderLock { why: Option<String> },
 }
 
+impl Copied {
+    /// What the journal's `Data lock` line says after the time.
+    pub(crate) fn lock_line(&self) -> String {
+        match self {
+            Copied::Cloned { files: 1 } => "cloned 1 file".to_owned(),
+            Copied::Cloned { files } => format!("cloned {files} files"),
+            Copied::UnderLock { why: Some(why) } => format!("copied: {why}"),
+            Copied::UnderLock { why: None } => "copied".to_owned(),
+        }
+    }
+}
+
 /// Archives the clones [`CopyPhase`] took, then removes them.
 #[derive(Message)]
 #[rtype(result = "Result<(), EngineError>")]
