@@ -89,7 +89,9 @@ const FAULTS: [(&str, i32); 3] = [("enospc", -34), ("eio", 1409), ("erofs", -61)
 /// and the .4BL; 0 in a record (journal, history, state: a warning, never
 /// the status). A removal may also end with 0: retention and the cleanup
 /// after a commit report what they could not delete in the journal, the
-/// backup done. A folder fsync belongs to the step before it.
+/// backup done. A fault in a clone folder (SPEC 21.3) ends with 0: the
+/// data-kind files are then copied under the lock, as on a file system
+/// that cannot clone. A folder fsync belongs to the step before it.
 fn expected_statuses(fault: &str, steps: &[String], i: usize) -> Vec<i32> {
     let archive = FAULTS
         .iter()
@@ -105,7 +107,7 @@ fn expected_statuses(fault: &str, steps: &[String], i: usize) -> Vec<i32> {
         .any(|r| path.contains(r))
         || path.ends_with("/Logs");
     let log = path.contains(".journal") || path.contains(".4BL");
-    let mut out = if record {
+    let mut out = if record || in_clone_folder(path) {
         vec![0]
     } else if log {
         vec![1408, archive]
@@ -119,6 +121,15 @@ fn expected_statuses(fault: &str, steps: &[String], i: usize) -> Vec<i32> {
         out.push(0);
     }
     out
+}
+
+/// Whether `path` is a clone folder or inside one.
+fn in_clone_folder(path: &str) -> bool {
+    Path::new(path).components().any(|c| {
+        c.as_os_str()
+            .to_string_lossy()
+            .starts_with(sauve_archive::CLONE_FOLDER_PREFIX)
+    })
 }
 
 struct Tools {
@@ -534,6 +545,19 @@ fn one(
                 bail!(
                     "the {f} fault at step {n} ({step}) ended with status {status} (expected one of {expected:?})"
                 );
+            }
+            // A clone that could not be made is a copy under the lock,
+            // and the journal's lock line says so (a stopped run may
+            // end before it has one).
+            if in_clone_folder(step) && status == 0 {
+                let journal =
+                    sauve_journal::read_all(&sauve_journal::journal_dir(&Template::app(root)))?;
+                let how = journal.last().and_then(|e| e.data_lock_how.clone());
+                if !how.as_deref().is_some_and(|h| h.starts_with("copied")) {
+                    bail!(
+                        "the {f} fault at step {n} ({step}): the journal's lock line says {how:?}, not a copy"
+                    );
+                }
             }
             // The records say what happened: the run's journal entry
             // carries its status (unless the fault hit that very record).
