@@ -39,6 +39,12 @@ pub enum ArchiveError {
         /// What could be read.
         found: u64,
     },
+    /// A file read twice (an incremental set compares it, then stores
+    /// what changed) was not the same both times (1409).
+    #[error(
+        "\"{0}\" changed while it was being read (two reads of it differ); it is read again at the next backup"
+    )]
+    SourceRewritten(PathBuf),
     /// The included data file does not exist (1409; never an attachment).
     #[error("data file \"{0}\" not found")]
     DataFileMissing(PathBuf),
@@ -130,6 +136,7 @@ impl ArchiveError {
             }
             ArchiveError::Io { .. }
             | ArchiveError::SourceChanged { .. }
+            | ArchiveError::SourceRewritten(_)
             | ArchiveError::DataFileMissing(_)
             | ArchiveError::AlreadyExists(_) => Status::BackupError,
             ArchiveError::AttachmentContainsApp { .. } => Status::InvalidSettings,

@@ -22,6 +22,7 @@
 mod content;
 mod error;
 mod frames;
+mod incremental;
 mod manifest;
 mod naming;
 mod reader;
@@ -34,11 +35,13 @@ pub use content::{
     Attachment, CLONE_FOLDER_PREFIX, Content, Skipped, SourceEntry, resolve_content,
 };
 pub use error::ArchiveError;
+pub use incremental::{BLOCKS_PREFIX, Incremental};
 pub use manifest::{
-    EntryKind, EntryType, FORMAT, MANIFEST_NAME, Manifest, ManifestEntry, ManifestHeader, VERSION,
+    Blocks, EntryKind, EntryType, FORMAT, MANIFEST_NAME, Manifest, ManifestEntry, ManifestHeader,
+    Store, VERSION,
 };
 pub use naming::{ArchiveName, SetFiles, SetKind, log_gathering_name, number_text};
-pub use reader::SegmentSource;
+pub use reader::{SegmentSource, parent_of};
 pub use remote::{AGE_SUFFIX, Identities, RangeReader, RemoteSet, read_identities, strip_age};
 pub use restore::{RestoreOptions, RestoreReport, restore, restore_remote};
 pub use verify::{VerifyReport, list, list_remote, verify, verify_remote, verify_set};

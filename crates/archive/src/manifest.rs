@@ -76,6 +76,65 @@ pub struct ManifestEntry {
     /// The link target (symlinks only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// How the content is held (SPEC 21): whole in this set (the default,
+    /// and always in a full set), the same as the parent's, or as the
+    /// blocks that changed.
+    #[serde(default, skip_serializing_if = "Store::is_stored")]
+    pub store: Store,
+    /// The file's inode when it was read (files only), which the next
+    /// incremental set compares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inode: Option<u64>,
+    /// The file as fixed-size blocks, each with its blake3 (files of at
+    /// least one block, in sets written with `[incremental]` on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocks: Option<Blocks>,
+}
+
+/// How an entry's content is held (SPEC 21).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Store {
+    /// Whole, in this set's stream under its own path.
+    #[default]
+    Stored,
+    /// Not in this set: identical to the parent's entry.
+    Same,
+    /// The blocks that differ from the parent's, in one entry under
+    /// [`crate::BLOCKS_PREFIX`] followed by the path.
+    Blocks,
+}
+
+impl Store {
+    fn is_stored(&self) -> bool {
+        *self == Store::Stored
+    }
+}
+
+/// A file as fixed-size blocks (SPEC 21).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Blocks {
+    /// Bytes per block (the last block may be shorter).
+    pub block_size: u64,
+    /// Hex blake3 of every block, in order.
+    pub hashes: Vec<String>,
+    /// The blocks this set holds ([`Store::Blocks`] only), ascending.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed: Vec<u32>,
+}
+
+impl Blocks {
+    /// The number of blocks of a `size`-byte file.
+    pub fn count(size: u64, block_size: u64) -> u64 {
+        size.div_ceil(block_size.max(1))
+    }
+
+    /// The byte range of block `index` of a `size`-byte file.
+    pub fn range(&self, index: u32, size: u64) -> std::ops::Range<u64> {
+        let start = u64::from(index) * self.block_size;
+        start.min(size)..(start + self.block_size).min(size)
+    }
 }
 
 /// What the caller knows about the run; the writer adds the entries.
@@ -107,6 +166,13 @@ pub struct ManifestHeader {
     /// Log backups: the last record's sequence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sequence: Option<u64>,
+    /// An incremental set: the number of the set it builds on (SPEC 21).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<u32>,
+    /// A set written with `[incremental]` on: its place in its chain, 0
+    /// for the full set, 1 for the first incremental set on it, and so on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<u32>,
 }
 
 impl ManifestHeader {
@@ -130,6 +196,8 @@ impl ManifestHeader {
             last_log_sequence: None,
             first_sequence: None,
             last_sequence: None,
+            parent: None,
+            chain: None,
         }
     }
 }

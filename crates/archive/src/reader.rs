@@ -30,6 +30,9 @@ pub(crate) struct ReadEntry {
     pub(crate) mode: u32,
     /// The tar header's modification time, whole seconds.
     pub(crate) mtime_secs: u64,
+    /// A blocks entry (SPEC 21): `path` is the file's, without
+    /// [`crate::BLOCKS_PREFIX`]; `size` the entry's.
+    pub(crate) blocks: bool,
 }
 
 /// What the stream showed of an entry, to compare with the manifest.
@@ -42,6 +45,8 @@ pub(crate) struct Seen {
     pub(crate) target: Option<String>,
     pub(crate) mode: u32,
     pub(crate) mtime_secs: u64,
+    /// A blocks entry: the block size and the hash of each block held.
+    pub(crate) blocks: Option<(u64, Vec<(u32, String)>)>,
 }
 
 impl Seen {
@@ -55,7 +60,103 @@ impl Seen {
             target: entry.target.clone(),
             mode: entry.mode,
             mtime_secs: entry.mtime_secs,
+            blocks: None,
         }
+    }
+
+    /// What the stream showed of a blocks entry: the file's size, the
+    /// blocks' hashes.
+    pub(crate) fn of_blocks(
+        entry: &ReadEntry,
+        head: &crate::incremental::BlocksHead,
+        hashes: Vec<(u32, String)>,
+    ) -> Seen {
+        Seen {
+            size: head.size,
+            blocks: Some((head.block_size, hashes)),
+            ..Seen::of(entry, None)
+        }
+    }
+}
+
+/// The parent an incremental set's global header names.
+fn read_parent_record(kind: SetKind, content: &mut dyn Read) -> Result<u32, ArchiveError> {
+    let mut text = String::new();
+    content
+        .take(64 << 10)
+        .read_to_string(&mut text)
+        .map_err(|e| {
+            ArchiveError::corrupt(kind, format!("the global header cannot be read: {e}"))
+        })?;
+    text.lines()
+        .find_map(|l| {
+            let (_, record) = l.split_once(' ')?;
+            let value = record
+                .strip_prefix(crate::writer::PARENT_RECORD)?
+                .strip_prefix('=')?;
+            value.parse::<u32>().ok()
+        })
+        .ok_or_else(|| {
+            ArchiveError::corrupt(
+                kind,
+                format!(
+                    "the global header names no parent (accepted: {}=N, as sauve writes it)",
+                    crate::writer::PARENT_RECORD
+                ),
+            )
+        })
+}
+
+/// The set an incremental set builds on, read from the head of its stream
+/// alone (SPEC 21); `None` for a full set.
+pub fn parent_of(set: &SetFiles) -> Result<Option<u32>, ArchiveError> {
+    let kind = set.name.kind;
+    let files = Files(&set.files);
+    let first = files.names().first().cloned().unwrap_or_default();
+    let cannot = |e: io::Error| ArchiveError::corrupt(kind, format!("cannot read {first}: {e}"));
+    let mut raw = BufReader::new(files.open(0).map_err(cannot)?);
+    let head = raw.fill_buf().map_err(cannot)?;
+    let mut stream: Box<dyn Read> = if head.starts_with(&ZSTD_MAGIC) {
+        let mut d = zstd::stream::read::Decoder::with_buffer(raw).map_err(cannot)?;
+        d.window_log_max(27).map_err(cannot)?;
+        Box::new(d)
+    } else {
+        Box::new(raw)
+    };
+    let mut block = [0u8; 512];
+    stream.read_exact(&mut block).map_err(cannot)?;
+    if !tar_checksum_ok(&block) {
+        return Err(ArchiveError::corrupt(
+            kind,
+            format!("{first} is not a sauve archive (its first tar header is damaged)"),
+        ));
+    }
+    if block[156] != b'g' {
+        return Ok(None);
+    }
+    let header = tar::Header::from_byte_slice(&block);
+    let size = header.size().map_err(cannot)?;
+    read_parent_record(kind, &mut stream.take(size)).map(Some)
+}
+
+/// Reads a blocks entry's content, handing each block to `each` (index,
+/// offset in the file, bytes), and returns what was seen of it.
+pub(crate) fn read_blocks_entry(
+    kind: SetKind,
+    entry: &ReadEntry,
+    content: &mut dyn Read,
+    each: impl FnMut(u32, u64, &[u8]) -> Result<(), ArchiveError>,
+) -> Result<Seen, VisitError> {
+    use crate::incremental::BlocksReadError;
+    match crate::incremental::read_blocks(content, entry.size, each) {
+        Ok((head, hashes)) => Ok(Seen::of_blocks(entry, &head, hashes)),
+        Err(BlocksReadError::Stream(e)) => Err(VisitError::Stream(e)),
+        Err(BlocksReadError::Bad(why)) => Err(ArchiveError::corrupt(
+            kind,
+            format!("the blocks entry of {} is not valid: {why}", entry.path),
+        )
+        .into()),
+        Err(BlocksReadError::Other(e)) => Err(e.into()),
     }
 }
 
@@ -252,6 +353,7 @@ pub(crate) fn scan_source(
     let mut archive = tar::Archive::new(stream);
     let mut last = String::from("the start");
     let mut manifest: Option<Manifest> = None;
+    let mut head_parent: Option<u32> = None;
     let damaged = |last: &str, e: io::Error| {
         ArchiveError::corrupt(
             kind,
@@ -275,6 +377,16 @@ pub(crate) fn scan_source(
                     format!("an entry after {last} has a name that is not UTF-8"),
                 ));
             };
+            if entry.header().entry_type() == tar::EntryType::XGlobalHeader {
+                if last != "the start" || head_parent.is_some() {
+                    return Err(ArchiveError::corrupt(
+                        kind,
+                        format!("a global header follows {last} (accepted: one, first)"),
+                    ));
+                }
+                head_parent = Some(read_parent_record(kind, &mut entry)?);
+                continue;
+            }
             let header = entry.header();
             let entry_type = match header.entry_type() {
                 tar::EntryType::Regular | tar::EntryType::Continuous => EntryType::File,
@@ -304,6 +416,10 @@ pub(crate) fn scan_source(
             let path = match entry_type {
                 EntryType::Dir => path.trim_end_matches('/').to_owned(),
                 _ => path,
+            };
+            let (path, blocks) = match path.strip_prefix(crate::incremental::BLOCKS_PREFIX) {
+                Some(file) if entry_type == EntryType::File => (file.to_owned(), true),
+                _ => (path, false),
             };
             if path == MANIFEST_NAME && entry_type == EntryType::File {
                 if size > MANIFEST_LIMIT {
@@ -338,6 +454,7 @@ pub(crate) fn scan_source(
                 target,
                 mode: header.mode().map_err(|e| damaged("a header's mode", e))? & 0o7777,
                 mtime_secs: header.mtime().map_err(|e| damaged("a header's time", e))?,
+                blocks,
             };
             visitor.entry(&read, &mut entry).map_err(|e| match e {
                 VisitError::Stream(e) => damaged(&format!("the header of entry {}", read.path), e),
@@ -355,6 +472,15 @@ pub(crate) fn scan_source(
             ),
         ));
     };
+    if head_parent != manifest.header.parent {
+        return Err(ArchiveError::corrupt(
+            kind,
+            format!(
+                "the stream opens as built on {:?}, the manifest says {:?}",
+                head_parent, manifest.header.parent
+            ),
+        ));
+    }
     visitor.manifest(&manifest)?;
     // The end-of-archive marker: the tar reader consumed one zero block; at
     // least one more, and only zeros, must follow.
@@ -431,6 +557,19 @@ pub(crate) fn check_against_manifest(
     manifest: &Manifest,
     seen: &[Seen],
 ) -> Result<(), ArchiveError> {
+    check_seen(kind, manifest, seen, true)
+}
+
+/// [`check_against_manifest`]; with `complete` false, only that what was
+/// seen matches (a restore takes some entries of the older sets of a
+/// chain and skips the others).
+pub(crate) fn check_seen(
+    kind: SetKind,
+    manifest: &Manifest,
+    seen: &[Seen],
+    complete: bool,
+) -> Result<(), ArchiveError> {
+    use crate::manifest::Store;
     let listed: HashMap<&str, &crate::manifest::ManifestEntry> = manifest
         .entries
         .iter()
@@ -457,11 +596,44 @@ pub(crate) fn check_against_manifest(
                 s.path, s.size, m.size
             ));
         }
-        if m.blake3 != s.blake3 {
-            return bad(format!(
-                "entry {}: content does not match its checksum",
-                s.path
-            ));
+        match (&s.blocks, m.store, &m.blocks) {
+            (None, Store::Stored, _) => {
+                if m.blake3 != s.blake3 {
+                    return bad(format!(
+                        "entry {}: content does not match its checksum",
+                        s.path
+                    ));
+                }
+            }
+            (Some((block_size, hashes)), Store::Blocks, Some(b)) => {
+                let held: Vec<u32> = hashes.iter().map(|(i, _)| *i).collect();
+                if *block_size != b.block_size || held != b.changed {
+                    return bad(format!(
+                        "entry {}: the blocks in the archive are not the ones the manifest lists",
+                        s.path
+                    ));
+                }
+                if let Some((i, _)) = hashes
+                    .iter()
+                    .find(|(i, h)| b.hashes.get(*i as usize) != Some(h))
+                {
+                    return bad(format!(
+                        "entry {}: block {i} does not match its checksum",
+                        s.path
+                    ));
+                }
+            }
+            (_, store, _) => {
+                return bad(format!(
+                    "entry {}: the manifest says it is {store:?}, the archive holds {}",
+                    s.path,
+                    if s.blocks.is_some() {
+                        "blocks of it"
+                    } else {
+                        "it whole"
+                    }
+                ));
+            }
         }
         if m.target != s.target {
             return bad(format!(
@@ -483,14 +655,25 @@ pub(crate) fn check_against_manifest(
             ));
         }
     }
+    if !complete {
+        return Ok(());
+    }
     if let Some(m) = manifest
         .entries
         .iter()
-        .find(|m| !found.contains(m.path.as_str()))
+        .find(|m| m.store != Store::Same && !found.contains(m.path.as_str()))
     {
         return bad(format!(
             "entry {} listed in the manifest is missing",
             m.path
+        ));
+    }
+    if manifest.header.parent.is_none()
+        && let Some(m) = manifest.entries.iter().find(|m| m.store != Store::Stored)
+    {
+        return bad(format!(
+            "entry {} is {:?} in a set that builds on no other",
+            m.path, m.store
         ));
     }
     Ok(())

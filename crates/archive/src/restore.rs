@@ -12,11 +12,16 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::error::ArchiveError;
+use crate::incremental::{Need, Needs};
 use crate::manifest::{EntryType, Manifest, ManifestEntry};
 use crate::naming::{SetFiles, SetKind};
-use crate::reader::{ReadEntry, Seen, VisitError, Visitor, check_against_manifest, hash_content};
+use crate::reader::{
+    ReadEntry, Seen, VisitError, Visitor, check_against_manifest, check_seen, hash_content,
+    read_blocks_entry,
+};
 use crate::remote::RemoteSet;
 use crate::writer::Progress;
+use std::collections::BTreeSet;
 
 /// How to restore.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -69,7 +74,7 @@ pub fn restore(
     restore_from(
         set,
         &crate::reader::Files(&files),
-        &first,
+        (&first, true),
         destination,
         options,
         progress,
@@ -96,17 +101,19 @@ pub fn restore_remote(
     restore_from(
         set,
         remote,
-        &remote.first_label(),
+        (&remote.first_label(), false),
         destination,
         options,
         progress,
     )
 }
 
+/// Restores `set` from `source` (`first` names it; `local`: its chain, if
+/// any, is in the same folder).
 fn restore_from(
     set: SetFiles,
     source: &dyn crate::reader::SegmentSource,
-    first: &str,
+    (first, local): (&str, bool),
     destination: PathBuf,
     options: &RestoreOptions,
     progress: &mut dyn Progress,
@@ -122,9 +129,37 @@ fn restore_from(
         seen: Vec::new(),
         symlinks: Vec::new(),
         bytes: 0,
+        assembled: Vec::new(),
     };
     let manifest = crate::reader::scan_source(source, set.name.kind, first, &mut extractor)?;
-    let bytes = extractor.bytes;
+    let mut bytes = extractor.bytes;
+    let mut assembled = std::mem::take(&mut extractor.assembled);
+    let mut needs = Needs::of(&manifest);
+    if !needs.is_empty() && !local {
+        return Err(ArchiveError::Missing {
+            kind: set.name.kind,
+            what: format!(
+                "{} is an incremental set: restore it from a folder holding its chain back to its full set (a store's incremental sets are restored after copying them back)",
+                needs.name(manifest.header.backup_number)
+            ),
+        });
+    }
+    while !needs.is_empty() {
+        let link = crate::verify::locate_parent(&set, &needs)?;
+        let mut filler = Filler {
+            kind: link.name.kind,
+            staging: &staging.path,
+            needs: &needs,
+            progress: extractor.progress,
+            seen: Vec::new(),
+            bytes: 0,
+            assembled: &mut assembled,
+        };
+        let older = crate::reader::scan(&link, &mut filler)?;
+        bytes += filler.bytes;
+        needs.resolve(&older)?;
+    }
+    check_assembled(&manifest, &staging.path, &assembled)?;
     let files = place(&manifest, &staging.path, &destination)?;
     drop(staging);
     Ok(RestoreReport {
@@ -144,6 +179,8 @@ struct Extractor<'a> {
     seen: Vec<Seen>,
     symlinks: Vec<String>,
     bytes: u64,
+    /// Files put together from blocks, checked whole at the end.
+    assembled: Vec<String>,
 }
 
 impl Visitor for Extractor<'_> {
@@ -159,25 +196,23 @@ impl Visitor for Extractor<'_> {
             );
         }
         let staged = self.staging.join(parts.iter().collect::<PathBuf>());
+        if entry.blocks {
+            let mut file = create_staged(self.kind, entry, &staged)?;
+            let seen = write_blocks(
+                self.kind,
+                entry,
+                content,
+                (&mut file, &staged),
+                (None, None),
+                (&mut *self.progress, &mut self.bytes),
+            )?;
+            self.assembled.push(entry.path.clone());
+            self.seen.push(seen);
+            return Ok(());
+        }
         let blake3 = match entry.entry_type {
             EntryType::File => {
-                if let Some(parent) = staged.parent() {
-                    std::fs::create_dir_all(parent)
-                        .map_err(ArchiveError::io("cannot create", parent))?;
-                }
-                let mut file = point(Step::Create, &staged)
-                    .and_then(|()| File::create_new(&staged))
-                    .map_err(|e| {
-                        if e.kind() == std::io::ErrorKind::AlreadyExists {
-                            ArchiveError::corrupt(
-                                self.kind,
-                                format!("entry {} appears twice", entry.path),
-                            )
-                        } else {
-                            ArchiveError::io("cannot create", &staged)(e)
-                        }
-                    })?;
-                point(Step::Write, &staged).map_err(ArchiveError::io("cannot write", &staged))?;
+                let mut file = create_staged(self.kind, entry, &staged)?;
                 let (hash, n) = hash_content(content, Some((&mut file, &staged)))?;
                 self.bytes += n;
                 self.progress.advance(n);
@@ -208,6 +243,189 @@ impl Visitor for Extractor<'_> {
     fn manifest(&mut self, manifest: &Manifest) -> Result<(), ArchiveError> {
         check_against_manifest(self.kind, manifest, &self.seen)
     }
+}
+
+/// Creates a staged file (never one already there) and its folders.
+fn create_staged(kind: SetKind, entry: &ReadEntry, staged: &Path) -> Result<File, ArchiveError> {
+    if let Some(parent) = staged.parent() {
+        std::fs::create_dir_all(parent).map_err(ArchiveError::io("cannot create", parent))?;
+    }
+    let file = point(Step::Create, staged)
+        .and_then(|()| File::create_new(staged))
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                ArchiveError::corrupt(kind, format!("entry {} appears twice", entry.path))
+            } else {
+                ArchiveError::io("cannot create", staged)(e)
+            }
+        })?;
+    point(Step::Write, staged).map_err(ArchiveError::io("cannot write", staged))?;
+    Ok(file)
+}
+
+/// Writes a blocks entry's blocks (those in `only`, or all) at their place
+/// in the staged file, which ends at `size` (by default the entry's file's).
+fn write_blocks(
+    kind: SetKind,
+    entry: &ReadEntry,
+    content: &mut dyn Read,
+    (file, staged): (&mut File, &Path),
+    (only, size): (Option<&BTreeSet<u32>>, Option<u64>),
+    (progress, bytes): (&mut dyn Progress, &mut u64),
+) -> Result<Seen, VisitError> {
+    use std::os::unix::fs::FileExt;
+    let seen = read_blocks_entry(kind, entry, content, |i, at, block| {
+        if only.is_none_or(|o| o.contains(&i)) {
+            file.write_all_at(block, at)
+                .map_err(ArchiveError::io("cannot write", staged))?;
+            *bytes += block.len() as u64;
+            progress.advance(block.len() as u64);
+        }
+        Ok(())
+    })?;
+    file.set_len(size.unwrap_or(seen.size))
+        .map_err(ArchiveError::io("cannot write", staged))?;
+    Ok(seen)
+}
+
+/// Takes from an older set of a chain what the newer sets need of it
+/// (SPEC 21), skipping the rest.
+struct Filler<'a> {
+    kind: SetKind,
+    staging: &'a Path,
+    needs: &'a Needs,
+    progress: &'a mut dyn Progress,
+    seen: Vec<Seen>,
+    bytes: u64,
+    assembled: &'a mut Vec<String>,
+}
+
+impl Visitor for Filler<'_> {
+    fn entry(&mut self, entry: &ReadEntry, content: &mut dyn Read) -> Result<(), VisitError> {
+        use std::os::unix::fs::FileExt;
+        if self.progress.is_stopped() {
+            return Err(ArchiveError::Stopped.into());
+        }
+        let Some((size, need)) = self.needs.files.get(&entry.path) else {
+            return Ok(());
+        };
+        if entry.entry_type != EntryType::File {
+            return Ok(());
+        }
+        let parts =
+            safe_components(&entry.path).map_err(|reason| unsafe_entry(&entry.path, reason))?;
+        let staged = self.staging.join(parts.iter().collect::<PathBuf>());
+        let seen = match (need, entry.blocks) {
+            (Need::Whole { .. }, false) => {
+                let mut file = create_staged(self.kind, entry, &staged)?;
+                let (hash, n) = hash_content(content, Some((&mut file, &staged)))?;
+                self.bytes += n;
+                self.progress.advance(n);
+                Seen::of(entry, Some(hash))
+            }
+            (Need::Whole { .. }, true) => {
+                let mut file = create_staged(self.kind, entry, &staged)?;
+                self.assembled.push(entry.path.clone());
+                write_blocks(
+                    self.kind,
+                    entry,
+                    content,
+                    (&mut file, &staged),
+                    (None, Some(*size)),
+                    (&mut *self.progress, &mut self.bytes),
+                )?
+            }
+            (Need::Blocks { unfilled, .. }, true) => {
+                let mut file = open_staged(&staged)?;
+                write_blocks(
+                    self.kind,
+                    entry,
+                    content,
+                    (&mut file, &staged),
+                    (Some(unfilled), Some(*size)),
+                    (&mut *self.progress, &mut self.bytes),
+                )?
+            }
+            (Need::Blocks { blocks, unfilled }, false) => {
+                // The file whole: its needed blocks are written, all of it hashed.
+                let file = open_staged(&staged)?;
+                let mut hasher = blake3::Hasher::new();
+                let mut buf = vec![0u8; 1 << 20];
+                let mut at = 0u64;
+                loop {
+                    let n = match content.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(VisitError::Stream(e)),
+                    };
+                    hasher.update(&buf[..n]);
+                    let mut piece = 0usize;
+                    while piece < n {
+                        let pos = at + piece as u64;
+                        let index = (pos / blocks.block_size) as u32;
+                        let end = ((u64::from(index) + 1) * blocks.block_size - at).min(n as u64)
+                            as usize;
+                        if unfilled.contains(&index) && pos < *size {
+                            file.write_all_at(&buf[piece..end], pos)
+                                .map_err(ArchiveError::io("cannot write", &staged))?;
+                            self.bytes += (end - piece) as u64;
+                            self.progress.advance((end - piece) as u64);
+                        }
+                        piece = end;
+                    }
+                    at += n as u64;
+                }
+                Seen::of(entry, Some(hasher.finalize().to_hex().to_string()))
+            }
+        };
+        self.seen.push(seen);
+        Ok(())
+    }
+
+    fn manifest(&mut self, manifest: &Manifest) -> Result<(), ArchiveError> {
+        check_seen(self.kind, manifest, &self.seen, false)
+    }
+}
+
+/// Opens a staged file that a newer set of the chain created.
+fn open_staged(staged: &Path) -> Result<File, ArchiveError> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(staged)
+        .map_err(ArchiveError::io("cannot open", staged))
+}
+
+/// Every file put together from blocks of several sets has the blake3 the
+/// newest manifest lists.
+fn check_assembled(
+    manifest: &Manifest,
+    staging: &Path,
+    assembled: &[String],
+) -> Result<(), ArchiveError> {
+    for e in manifest
+        .entries
+        .iter()
+        .filter(|e| assembled.contains(&e.path))
+    {
+        let parts = safe_components(&e.path).map_err(|reason| unsafe_entry(&e.path, reason))?;
+        let staged = staging.join(parts.iter().collect::<PathBuf>());
+        let mut file = File::open(&staged).map_err(ArchiveError::io("cannot read", &staged))?;
+        let (hash, size) = hash_content(&mut file, None).map_err(|e| match e {
+            VisitError::Stream(e) => ArchiveError::io("cannot read", &staged)(e),
+            VisitError::Other(e) => e,
+        })?;
+        if size != e.size || Some(hash) != e.blake3 {
+            return Err(ArchiveError::corrupt(
+                SetKind::Backup,
+                format!(
+                    "entry {}: the blocks of its chain do not give its checksum",
+                    e.path
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn unsafe_entry(path: &str, reason: String) -> ArchiveError {

@@ -5,10 +5,12 @@ use std::io::Read;
 use std::path::Path;
 
 use crate::error::ArchiveError;
+use crate::incremental::{Needs, missing_link};
 use crate::manifest::{EntryType, Manifest};
-use crate::naming::SetFiles;
+use crate::naming::{SetFiles, SetKind};
 use crate::reader::{
-    ReadEntry, Seen, VisitError, Visitor, check_against_manifest, hash_content, scan, scan_source,
+    ReadEntry, Seen, VisitError, Visitor, check_against_manifest, hash_content, read_blocks_entry,
+    scan, scan_source,
 };
 use crate::remote::RemoteSet;
 use crate::writer::Progress;
@@ -22,12 +24,42 @@ pub struct VerifyReport {
     pub manifest: Manifest,
     /// Bytes of file content checked.
     pub bytes: u64,
+    /// The older sets of its chain that were verified with it, newest
+    /// first (an incremental set, SPEC 21).
+    pub chain: Vec<SetFiles>,
 }
 
-/// Verifies the set that `path` names (any segment, or `base[NNNN]`).
+/// Verifies the set that `path` names (any segment, or `base[NNNN]`) and,
+/// for an incremental set, every set of its chain back to the full set:
+/// each whole, and together holding every file the newest lists.
 pub fn verify(path: &Path, progress: &mut dyn Progress) -> Result<VerifyReport, ArchiveError> {
     let set = SetFiles::locate(path)?;
-    verify_set(&set, progress)
+    let mut report = verify_set(&set, progress)?;
+    let mut needs = Needs::of(&report.manifest);
+    while !needs.is_empty() {
+        let link = locate_parent(&set, &needs)?;
+        let older = verify_set(&link, progress)?;
+        needs.resolve(&older.manifest)?;
+        report.bytes += older.bytes;
+        report.chain.push(link);
+    }
+    Ok(report)
+}
+
+/// The set that the needs' newest resolved set builds on, in `set`'s folder.
+pub(crate) fn locate_parent(set: &SetFiles, needs: &Needs) -> Result<SetFiles, ArchiveError> {
+    let newer = needs.name(needs.newer());
+    let Some(number) = needs.parent else {
+        return Err(ArchiveError::corrupt(
+            SetKind::Backup,
+            format!("{newer} lists files held by another set, but builds on none"),
+        ));
+    };
+    let name = needs.name(number);
+    match SetFiles::locate(&set.dir.join(&name)) {
+        Err(ArchiveError::Missing { .. }) => Err(missing_link(&newer, &name, &set.dir)),
+        other => other,
+    }
 }
 
 /// Verifies a located set: all segments present and in order, complete
@@ -43,6 +75,7 @@ pub fn verify_set(
         set: set.clone(),
         manifest,
         bytes: checker.bytes,
+        chain: Vec::new(),
     })
 }
 
@@ -58,6 +91,7 @@ pub fn verify_remote(
         set: set.clone(),
         manifest,
         bytes: checker.bytes,
+        chain: Vec::new(),
     })
 }
 
@@ -84,6 +118,15 @@ impl Visitor for Checker<'_> {
     fn entry(&mut self, entry: &ReadEntry, content: &mut dyn Read) -> Result<(), VisitError> {
         if self.progress.is_stopped() {
             return Err(ArchiveError::Stopped.into());
+        }
+        if entry.blocks {
+            let seen = read_blocks_entry(self.kind, entry, content, |_, _, bytes| {
+                self.bytes += bytes.len() as u64;
+                self.progress.advance(bytes.len() as u64);
+                Ok(())
+            })?;
+            self.seen.push(seen);
+            return Ok(());
         }
         let blake3 = match entry.entry_type {
             EntryType::File => {

@@ -16,10 +16,15 @@ use sauve_settings::Compression;
 use crate::content::SourceEntry;
 use crate::error::{ArchiveError, is_disk_full};
 use crate::frames::FrameWriter;
+use crate::incremental::{BLOCKS_PREFIX, BlockHasher, BlocksHead, Incremental};
 use crate::manifest::{
-    EntryType, FORMAT, MANIFEST_NAME, Manifest, ManifestEntry, ManifestHeader, VERSION,
+    Blocks, EntryType, FORMAT, MANIFEST_NAME, Manifest, ManifestEntry, ManifestHeader, Store,
+    VERSION,
 };
 use crate::naming::{ArchiveName, SetKind};
+
+/// The pax global record naming an incremental set's parent.
+pub(crate) const PARENT_RECORD: &str = "SAUVE.parent";
 
 /// The copy buffer, and the granularity of progress and stop checks.
 const CHUNK: usize = 1 << 20;
@@ -382,6 +387,35 @@ pub struct ArchiveWriter {
     stream: Stream,
     entries: Vec<ManifestEntry>,
     buf: Vec<u8>,
+    incremental: Option<Base>,
+}
+
+/// What an incremental writer compares with: the settings, and the
+/// parent's files by path.
+struct Base {
+    settings: Incremental,
+    files: std::collections::HashMap<String, usize>,
+}
+
+impl Base {
+    fn parent_file(&self, path: &str) -> Option<&ManifestEntry> {
+        let parent = self.settings.parent.as_ref()?;
+        self.files.get(path).map(|&i| &parent.entries[i])
+    }
+}
+
+/// What one file is compared with: the writer's settings and the parent's
+/// entry of the same path.
+struct Basis {
+    block_size: u64,
+    verify_unchanged: bool,
+    parent: Option<ManifestEntry>,
+}
+
+/// A file's content as the first of two reads saw it.
+struct FirstRead {
+    blake3: String,
+    blocks: Vec<String>,
 }
 
 impl std::fmt::Debug for ArchiveWriter {
@@ -444,7 +478,55 @@ impl ArchiveWriter {
             stream,
             entries: Vec::new(),
             buf: vec![0; CHUNK],
+            incremental: None,
         })
+    }
+
+    /// Builds this set as SPEC 21 says: with block hashes for files of a
+    /// block or more and, given a parent, as an incremental set on it, whose
+    /// stream opens with a pax global header naming the parent (read by
+    /// [`crate::parent_of`] without reading the set). Called before the
+    /// first entry.
+    pub fn set_incremental(&mut self, settings: Incremental) -> Result<(), ArchiveError> {
+        if !self.entries.is_empty() {
+            return Err(ArchiveError::Io {
+                action: "cannot make incremental, entries already written to",
+                path: self.first_file.clone(),
+                source: io::Error::other("set_incremental comes before the first entry"),
+            });
+        }
+        let files = settings
+            .parent
+            .iter()
+            .flat_map(|m| m.entries.iter().enumerate())
+            .filter(|(_, e)| e.entry_type == EntryType::File)
+            .map(|(i, e)| (e.path.clone(), i))
+            .collect();
+        self.header.parent = settings.parent.as_ref().map(|m| m.header.backup_number);
+        self.header.chain = Some(
+            settings
+                .parent
+                .as_ref()
+                .map_or(0, |m| m.header.chain.unwrap_or(0) + 1),
+        );
+        if let Some(parent) = self.header.parent {
+            let records = pax_records(&[(PARENT_RECORD, parent.to_string())]);
+            let mut g = tar::Header::new_ustar();
+            g.set_entry_type(tar::EntryType::XGlobalHeader);
+            let written = (|| {
+                g.set_path("GlobalHead")?;
+                g.set_mode(0o644);
+                g.set_size(records.len() as u64);
+                g.set_cksum();
+                let out = self.stream.out()?;
+                out.write_all(g.as_bytes())?;
+                out.write_all(&records)?;
+                pad(out, records.len() as u64)
+            })();
+            written.map_err(|e| self.write_err(e))?;
+        }
+        self.incremental = Some(Base { settings, files });
+        Ok(())
     }
 
     /// The set being written.
@@ -497,10 +579,21 @@ impl ArchiveWriter {
             EntryType::Dir => format!("{}/", entry.path),
             _ => entry.path.clone(),
         };
+        if let (Some(f), Some(base)) = (file.as_mut(), self.incremental.as_ref()) {
+            let basis = Basis {
+                block_size: base.settings.block_size,
+                verify_unchanged: base.settings.verify_unchanged,
+                parent: base.parent_file(&entry.path).cloned(),
+            };
+            let entry =
+                self.append_incremental(entry, f, (basis, read == entry.source), progress)?;
+            self.entries.push(entry);
+            return Ok(());
+        }
         let header = ustar_header(&name, entry, target.as_deref());
         self.write_header(header).map_err(|e| self.write_err(e))?;
         let blake3 = match file.as_mut() {
-            Some(f) => Some(self.copy(f, entry, progress)?),
+            Some(f) => Some(self.copy(f, entry, None, progress)?.0),
             None => None,
         };
         self.entries.push(ManifestEntry {
@@ -517,8 +610,266 @@ impl ArchiveWriter {
             mtime: entry.mtime,
             blake3,
             target,
+            store: Store::Stored,
+            inode: None,
+            blocks: None,
         });
         Ok(())
+    }
+
+    /// Stores a file of an incremental writer (SPEC 21): `same` when its
+    /// size, time and inode (read from the open file, and its blake3 with
+    /// `verify_unchanged`) are the parent's; the blocks that differ when
+    /// the parent has its blocks and at most half of them changed; else
+    /// whole, with its blocks hashed. A file read from a clone (`from_source`
+    /// false) is compared by content only: the clone's time and inode are
+    /// its own.
+    fn append_incremental(
+        &mut self,
+        entry: &SourceEntry,
+        file: &mut File,
+        (basis, from_source): (Basis, bool),
+        progress: &mut dyn Progress,
+    ) -> Result<ManifestEntry, ArchiveError> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = file
+            .metadata()
+            .map_err(ArchiveError::io("cannot read", &entry.source))?;
+        let inode = from_source.then(|| meta.ino());
+        let Basis {
+            block_size,
+            verify_unchanged,
+            parent,
+        } = basis;
+        let unchanged = from_source
+            && parent.as_ref().is_some_and(|p| {
+                p.size == entry.size
+                    && meta.len() == entry.size
+                    && p.mtime == entry.mtime
+                    && sauve_durable::mtime_ns(&meta) == entry.mtime
+                    && p.inode == inode
+            });
+        let mut out = ManifestEntry {
+            kind: entry.kind,
+            source: entry.source.to_string_lossy().into_owned(),
+            path: entry.path.clone(),
+            entry_type: EntryType::File,
+            size: entry.size,
+            mode: entry.mode,
+            mtime: entry.mtime,
+            blake3: None,
+            target: None,
+            store: Store::Stored,
+            inode,
+            blocks: None,
+        };
+        let same = |out: &mut ManifestEntry, p: &ManifestEntry| {
+            out.store = Store::Same;
+            out.blake3 = p.blake3.clone();
+            out.blocks = p.blocks.clone().map(|b| Blocks {
+                changed: Vec::new(),
+                ..b
+            });
+        };
+        // A `same` entry carries the parent's blocks: only where they are
+        // of this writer's block size.
+        let fits = |p: &ManifestEntry| {
+            (entry.size >= block_size)
+                == p.blocks
+                    .as_ref()
+                    .is_some_and(|b| b.block_size == block_size)
+        };
+        if unchanged
+            && !verify_unchanged
+            && let Some(p) = parent.as_ref()
+            && fits(p)
+        {
+            if progress.is_stopped() {
+                return Err(ArchiveError::Stopped);
+            }
+            progress.advance(entry.size);
+            same(&mut out, p);
+            return Ok(out);
+        }
+        let parent_blocks = parent
+            .as_ref()
+            .and_then(|p| p.blocks.as_ref())
+            .filter(|b| b.block_size == block_size && entry.size >= block_size);
+        let compare = parent.is_some() && (unchanged || parent_blocks.is_some());
+        let first = if compare {
+            Some(self.first_read(file, entry, block_size, progress)?)
+        } else {
+            None
+        };
+        if let (Some(first), Some(p)) = (&first, &parent)
+            && p.size == entry.size
+            && p.blake3.as_deref() == Some(first.blake3.as_str())
+            && fits(p)
+        {
+            same(&mut out, p);
+            return Ok(out);
+        }
+        let blocks_name = format!("{BLOCKS_PREFIX}{}", entry.path);
+        if let (Some(first), Some(pb)) = (&first, parent_blocks) {
+            let changed: Vec<u32> = first
+                .blocks
+                .iter()
+                .enumerate()
+                .filter(|(i, h)| pb.hashes.get(*i) != Some(h))
+                .map(|(i, _)| i as u32)
+                .collect();
+            if changed.len() * 2 <= first.blocks.len() {
+                let head = BlocksHead {
+                    block_size,
+                    size: entry.size,
+                    indices: changed.clone(),
+                };
+                let as_entry = SourceEntry {
+                    size: head.entry_len(),
+                    ..entry.clone()
+                };
+                self.write_header(ustar_header(&blocks_name, &as_entry, None))
+                    .map_err(|e| self.write_err(e))?;
+                self.write_blocks(file, entry, &head, &first.blocks, progress)?;
+                out.store = Store::Blocks;
+                out.blake3 = Some(first.blake3.clone());
+                out.blocks = Some(Blocks {
+                    block_size,
+                    hashes: first.blocks.clone(),
+                    changed,
+                });
+                return Ok(out);
+            }
+        }
+        // Whole: read again from the start when compared first.
+        if first.is_some() {
+            use std::io::Seek;
+            file.seek(io::SeekFrom::Start(0))
+                .map_err(ArchiveError::io("cannot read", &entry.source))?;
+        }
+        self.write_header(ustar_header(&entry.path, entry, None))
+            .map_err(|e| self.write_err(e))?;
+        let blocked = (entry.size >= block_size).then_some(block_size);
+        let counted: &mut dyn Progress = if first.is_some() {
+            &mut Uncounted(progress)
+        } else {
+            progress
+        };
+        let (blake3, blocks) = self.copy(file, entry, blocked, counted)?;
+        if let Some(first) = &first
+            && first.blake3 != blake3
+        {
+            return Err(ArchiveError::SourceRewritten(entry.source.clone()));
+        }
+        out.blake3 = Some(blake3);
+        out.blocks = blocks.map(|hashes| Blocks {
+            block_size,
+            hashes,
+            changed: Vec::new(),
+        });
+        Ok(out)
+    }
+
+    /// Reads a file once for its blake3 and block hashes, counting progress.
+    fn first_read(
+        &mut self,
+        file: &mut File,
+        entry: &SourceEntry,
+        block_size: u64,
+        progress: &mut dyn Progress,
+    ) -> Result<FirstRead, ArchiveError> {
+        let mut whole = blake3::Hasher::new();
+        let mut blocks = BlockHasher::new(block_size);
+        let mut read = 0u64;
+        loop {
+            if progress.is_stopped() {
+                return Err(ArchiveError::Stopped);
+            }
+            let n = read_some(file, &mut self.buf)
+                .map_err(ArchiveError::io("cannot read", &entry.source))?;
+            if n == 0 {
+                break;
+            }
+            whole.update(&self.buf[..n]);
+            blocks.update(&self.buf[..n]);
+            read += n as u64;
+            progress.advance(n as u64);
+        }
+        if read != entry.size {
+            return Err(ArchiveError::SourceChanged {
+                path: entry.source.clone(),
+                expected: entry.size,
+                found: read,
+            });
+        }
+        Ok(FirstRead {
+            blake3: whole.finalize().to_hex().to_string(),
+            blocks: if entry.size >= block_size {
+                blocks.finish()
+            } else {
+                Vec::new()
+            },
+        })
+    }
+
+    /// Writes a blocks entry's content: its head, then each block named,
+    /// read again and checked against the hash the first read gave.
+    fn write_blocks(
+        &mut self,
+        file: &File,
+        entry: &SourceEntry,
+        head: &BlocksHead,
+        hashes: &[String],
+        progress: &mut dyn Progress,
+    ) -> Result<(), ArchiveError> {
+        use std::os::unix::fs::FileExt;
+        let geometry = Blocks {
+            block_size: head.block_size,
+            hashes: Vec::new(),
+            changed: Vec::new(),
+        };
+        let out = self
+            .stream
+            .out()
+            .map_err(|e| write_error(&self.first_file, e))?;
+        out.write_all(&head.encode())
+            .map_err(|e| write_error(&self.first_file, e))?;
+        for &i in &head.indices {
+            if progress.is_stopped() {
+                return Err(ArchiveError::Stopped);
+            }
+            let range = geometry.range(i, head.size);
+            let mut hasher = blake3::Hasher::new();
+            let mut at = range.start;
+            while at < range.end {
+                let n = ((range.end - at) as usize).min(CHUNK);
+                file.read_exact_at(&mut self.buf[..n], at).map_err(|e| {
+                    if e.kind() == io::ErrorKind::UnexpectedEof {
+                        ArchiveError::SourceRewritten(entry.source.clone())
+                    } else {
+                        ArchiveError::io("cannot read", &entry.source)(e)
+                    }
+                })?;
+                hasher.update(&self.buf[..n]);
+                let out = self
+                    .stream
+                    .out()
+                    .map_err(|e| write_error(&self.first_file, e))?;
+                out.write_all(&self.buf[..n])
+                    .map_err(|e| write_error(&self.first_file, e))?;
+                at += n as u64;
+            }
+            if hashes.get(i as usize).map(String::as_str)
+                != Some(hasher.finalize().to_hex().as_str())
+            {
+                return Err(ArchiveError::SourceRewritten(entry.source.clone()));
+            }
+        }
+        let out = self
+            .stream
+            .out()
+            .map_err(|e| write_error(&self.first_file, e))?;
+        pad(out, head.entry_len()).map_err(|e| self.write_err(e))
     }
 
     /// Writes a header, preceded by a pax extended header when the path,
@@ -543,13 +894,17 @@ impl ArchiveWriter {
         out.write_all(header.as_bytes())
     }
 
+    /// Copies a file's content into the stream; returns its blake3 and,
+    /// given a block size, its block hashes.
     fn copy(
         &mut self,
         file: &mut File,
         entry: &SourceEntry,
+        block_size: Option<u64>,
         progress: &mut dyn Progress,
-    ) -> Result<String, ArchiveError> {
+    ) -> Result<(String, Option<Vec<String>>), ArchiveError> {
         let mut hasher = blake3::Hasher::new();
+        let mut blocks = block_size.map(BlockHasher::new);
         let mut left = entry.size;
         let read_err = ArchiveError::io("cannot read", &entry.source);
         while left > 0 {
@@ -569,6 +924,9 @@ impl ArchiveWriter {
                 });
             }
             hasher.update(&self.buf[..n]);
+            if let Some(b) = blocks.as_mut() {
+                b.update(&self.buf[..n]);
+            }
             let out = self
                 .stream
                 .out()
@@ -596,7 +954,10 @@ impl ArchiveWriter {
             .out()
             .map_err(|e| write_error(&self.first_file, e))?;
         pad(out, entry.size).map_err(|e| self.write_err(e))?;
-        Ok(hasher.finalize().to_hex().to_string())
+        Ok((
+            hasher.finalize().to_hex().to_string(),
+            blocks.map(BlockHasher::finish),
+        ))
     }
 
     /// Writes the manifest and the end of the archive, fsyncs every file,
@@ -650,6 +1011,15 @@ impl Drop for ArchiveWriter {
         if let Some(segments) = self.stream.segments_mut() {
             segments.remove_files();
         }
+    }
+}
+
+/// Progress that only relays Stop: for a second read of bytes already counted.
+struct Uncounted<'a>(&'a mut dyn Progress);
+
+impl Progress for Uncounted<'_> {
+    fn is_stopped(&self) -> bool {
+        self.0.is_stopped()
     }
 }
 

@@ -49,10 +49,10 @@ pub use model::{
     SetNumber, Settings, WeekDay, Weekly,
 };
 pub use own::{
-    AlertOn, AlertSettings, CommandSettings, EmailSettings, Environment, MetricsSettings,
-    OffsiteSettings, ProcessEnvironment, SAUVE_TOML, SauveToml, Secret, SecretFrom, SmtpTls,
-    StoreConnection, UiSettings, WebhookSettings, load_sauve_toml, load_sauve_toml_file,
-    load_sauve_toml_with, locate_sauve_toml, parse_sauve_toml,
+    AlertOn, AlertSettings, CommandSettings, EmailSettings, Environment, IncrementalSettings,
+    MetricsSettings, OffsiteSettings, ProcessEnvironment, SAUVE_TOML, SauveToml, Secret,
+    SecretFrom, SmtpTls, StoreConnection, UiSettings, WebhookSettings, load_sauve_toml,
+    load_sauve_toml_file, load_sauve_toml_with, locate_sauve_toml, parse_sauve_toml,
 };
 pub use schema::{Input, KeyInfo, Value, key_info, key_paths};
 pub use value::{Compression, Delay, Frequency, Level, MonthDay, TimeOfDay, Token};

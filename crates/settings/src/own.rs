@@ -207,6 +207,39 @@ pub struct UiSettings {
     pub password_hash: Option<String>,
 }
 
+/// `[incremental]` (SPEC 21): sets that store only what changed since the
+/// set before.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IncrementalSettings {
+    /// Every Nth set is full, the others incremental; 0 (the default) is
+    /// off: every set full.
+    pub full_every: u32,
+    /// Files of at least this many KiB are compared and stored as blocks
+    /// of this size (default 1024).
+    pub block_kib: u32,
+    /// Also compare the blake3 of files whose size, time and inode did not
+    /// change (reads every file; off by default).
+    pub verify_unchanged: bool,
+}
+
+impl Default for IncrementalSettings {
+    fn default() -> IncrementalSettings {
+        IncrementalSettings {
+            full_every: 0,
+            block_kib: 1024,
+            verify_unchanged: false,
+        }
+    }
+}
+
+impl IncrementalSettings {
+    /// Whether incremental sets are made (`full_every` 1 makes every set
+    /// full, as 0 does).
+    pub fn is_on(&self) -> bool {
+        self.full_every > 1
+    }
+}
+
 /// The whole of `sauve.toml`: one typed model, extended by each feature
 /// that needs a setting 4D's XML has no key for.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -227,6 +260,8 @@ pub struct SauveToml {
     pub destination_encrypt_to: Vec<String>,
     /// `[[offsite]]`: where committed sets are copied (SPEC 19).
     pub offsite: Vec<OffsiteSettings>,
+    /// `[incremental]` (SPEC 21).
+    pub incremental: IncrementalSettings,
 }
 
 /// How to reach an S3-compatible store: `[destination]`, or the same keys in
@@ -327,6 +362,16 @@ struct Raw {
     destination: Option<Spanned<RawConnection>>,
     #[serde(default)]
     offsite: Vec<Spanned<RawOffsite>>,
+    #[serde(default)]
+    incremental: Option<Spanned<RawIncremental>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIncremental {
+    full_every: Option<Spanned<i64>>,
+    block_kib: Option<Spanned<i64>>,
+    verify_unchanged: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -436,6 +481,33 @@ struct Check<'a> {
 }
 
 impl Check<'_> {
+    fn incremental(&mut self, raw: RawIncremental) -> IncrementalSettings {
+        let defaults = IncrementalSettings::default();
+        let mut ranged = |v: &Option<Spanned<i64>>, name: &str, lo: i64, hi: i64, default: u32| {
+            let Some(v) = v.as_ref() else {
+                return default;
+            };
+            let n = *v.get_ref();
+            if (lo..=hi).contains(&n) {
+                u32::try_from(n).unwrap_or(default)
+            } else {
+                self.problem(
+                    v.span(),
+                    &format!("incremental.{name}"),
+                    format!("invalid value {n} (accepted: {lo} to {hi})"),
+                );
+                default
+            }
+        };
+        let full_every = ranged(&raw.full_every, "full_every", 0, 1000, defaults.full_every);
+        let block_kib = ranged(&raw.block_kib, "block_kib", 4, 1 << 20, defaults.block_kib);
+        IncrementalSettings {
+            full_every,
+            block_kib,
+            verify_unchanged: raw.verify_unchanged.unwrap_or(defaults.verify_unchanged),
+        }
+    }
+
     fn problem(&mut self, span: Range<usize>, key: &str, message: String) {
         self.problems.push(Problem {
             file: self.file.to_owned(),
@@ -1066,6 +1138,10 @@ pub fn parse_sauve_toml(
         .enumerate()
         .map(|(i, o)| check.offsite(i, o))
         .collect::<Vec<_>>();
+    let incremental = raw
+        .incremental
+        .map(|i| check.incremental(i.into_inner()))
+        .unwrap_or_default();
     if !check.problems.is_empty() {
         return Err(SettingsError::Invalid {
             problems: check.problems,
@@ -1079,6 +1155,7 @@ pub fn parse_sauve_toml(
         destination_encrypt_to,
         destination,
         offsite,
+        incremental,
     })
 }
 
@@ -1155,6 +1232,11 @@ impl SauveToml {
             "metrics": {"token": secret(&self.metrics.token)},
             "ui": {"password_hash": self.ui.password_hash.as_ref().map(|_| "***")},
             "destination": destination,
+            "incremental": {
+                "full_every": self.incremental.full_every,
+                "block_kib": self.incremental.block_kib,
+                "verify_unchanged": self.incremental.verify_unchanged,
+            },
             "offsite": self.offsite.iter().map(|o| serde_json::json!({
                 "url": o.url, "keep": o.keep, "retry_after": format!("{}s", o.retry_after.as_secs()),
                 "encrypt_to": o.encrypt_to,
@@ -1304,5 +1386,35 @@ mod tests {
         assert_eq!(s.to_string(), "***");
         assert!(!format!("{s:?}").contains("hunter2"));
         assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn incremental_settings_default_off_and_bad_values_are_named() {
+        let none = parse("").unwrap();
+        assert_eq!(none.incremental, IncrementalSettings::default());
+        assert!(!none.incremental.is_on());
+        let on = parse("[incremental]\nfull_every = 7\nblock_kib = 256\nverify_unchanged = true\n")
+            .unwrap();
+        assert_eq!(
+            on.incremental,
+            IncrementalSettings {
+                full_every: 7,
+                block_kib: 256,
+                verify_unchanged: true
+            }
+        );
+        assert!(on.incremental.is_on());
+        let bad = parse("[incremental]\nfull_every = -1\nblock_kib = 2\n").unwrap_err();
+        assert!(bad.contains("incremental.full_every"), "{bad}");
+        assert!(
+            bad.contains("invalid value -1 (accepted: 0 to 1000)"),
+            "{bad}"
+        );
+        assert!(bad.contains("incremental.block_kib"), "{bad}");
+        let unknown = parse("[incremental]\nfull_evry = 3\n").unwrap_err();
+        assert!(
+            unknown.contains("accepted: full_every, block_kib, verify_unchanged"),
+            "{unknown}"
+        );
     }
 }

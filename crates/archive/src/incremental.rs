@@ -1,0 +1,474 @@
+//! Incremental sets (SPEC 21): what a writer compares with the parent, the
+//! layout of a blocks entry, and how a chain of sets resolves back to its
+//! full set.
+//!
+//! A blocks entry is stored under [`BLOCKS_PREFIX`] followed by the file's
+//! path, so that `tar -x` of an incremental set never writes a file that
+//! holds only some of its blocks. Its content is a head (magic, block size,
+//! file size, the block indices) and then those blocks, in order.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, Read};
+use std::sync::Arc;
+
+use crate::error::ArchiveError;
+use crate::manifest::{Blocks, EntryType, Manifest, Store};
+use crate::naming::{SetKind, number_text};
+
+/// Where the blocks entry of a file is stored in the stream.
+pub const BLOCKS_PREFIX: &str = ".sauve-blocks/";
+
+const MAGIC: &[u8; 8] = b"SAUVEBLK";
+/// Smallest and largest block sizes a head may declare.
+pub(crate) const BLOCK_SIZES: std::ops::RangeInclusive<u64> = 4096..=(1 << 30);
+
+/// How a writer builds its set when `[incremental]` is on (SPEC 21).
+#[derive(Clone, Debug)]
+pub struct Incremental {
+    /// Bytes per block: files of at least one block get block hashes.
+    pub block_size: u64,
+    /// Also compare the content's blake3 of files whose size, time and
+    /// inode are unchanged.
+    pub verify_unchanged: bool,
+    /// The set this one builds on; `None` for the full set of a chain.
+    pub parent: Option<Arc<Manifest>>,
+}
+
+/// The head of a blocks entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct BlocksHead {
+    pub(crate) block_size: u64,
+    /// The whole file's size.
+    pub(crate) size: u64,
+    /// The blocks that follow, ascending.
+    pub(crate) indices: Vec<u32>,
+}
+
+impl BlocksHead {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(28 + 4 * self.indices.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&self.block_size.to_le_bytes());
+        out.extend_from_slice(&self.size.to_le_bytes());
+        out.extend_from_slice(&(self.indices.len() as u32).to_le_bytes());
+        for i in &self.indices {
+            out.extend_from_slice(&i.to_le_bytes());
+        }
+        out
+    }
+
+    fn len(&self) -> u64 {
+        28 + 4 * self.indices.len() as u64
+    }
+
+    /// The bytes of the blocks that follow the head.
+    fn payload(&self) -> u64 {
+        let b = Blocks {
+            block_size: self.block_size,
+            hashes: Vec::new(),
+            changed: Vec::new(),
+        };
+        self.indices
+            .iter()
+            .map(|&i| {
+                let r = b.range(i, self.size);
+                r.end - r.start
+            })
+            .sum()
+    }
+
+    /// The whole entry's length.
+    pub(crate) fn entry_len(&self) -> u64 {
+        self.len() + self.payload()
+    }
+
+    /// Reads and checks a head; the error says what is wrong with it.
+    fn read(content: &mut dyn Read, entry_len: u64) -> Result<BlocksHead, HeadError> {
+        let mut fixed = [0u8; 28];
+        content.read_exact(&mut fixed).map_err(HeadError::Stream)?;
+        if &fixed[..8] != MAGIC {
+            return Err(HeadError::Bad("it does not start with SAUVEBLK".into()));
+        }
+        let word = |at: usize| u64::from_le_bytes(fixed[at..at + 8].try_into().unwrap_or([0; 8]));
+        let block_size = word(8);
+        let size = word(16);
+        let count = u32::from_le_bytes(fixed[24..28].try_into().unwrap_or([0; 4]));
+        if !BLOCK_SIZES.contains(&block_size) {
+            return Err(HeadError::Bad(format!(
+                "block size {block_size} (accepted: 4 KiB to 1 GiB)"
+            )));
+        }
+        let blocks = Blocks::count(size, block_size);
+        if u64::from(count) > blocks || 28 + 4 * u64::from(count) > entry_len {
+            return Err(HeadError::Bad(format!(
+                "{count} blocks for a file of {blocks}"
+            )));
+        }
+        let mut raw = vec![0u8; 4 * count as usize];
+        content.read_exact(&mut raw).map_err(HeadError::Stream)?;
+        let indices: Vec<u32> = raw
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        if indices.windows(2).any(|w| w[0] >= w[1])
+            || indices.last().is_some_and(|&i| u64::from(i) >= blocks)
+        {
+            return Err(HeadError::Bad(
+                "its block numbers are not ascending within the file".into(),
+            ));
+        }
+        let head = BlocksHead {
+            block_size,
+            size,
+            indices,
+        };
+        if head.entry_len() != entry_len {
+            return Err(HeadError::Bad(format!(
+                "{entry_len} bytes where its head says {}",
+                head.entry_len()
+            )));
+        }
+        Ok(head)
+    }
+}
+
+/// Why a blocks entry could not be read.
+pub(crate) enum HeadError {
+    /// The stream itself failed.
+    Stream(io::Error),
+    /// The head is not one sauve writes.
+    Bad(String),
+}
+
+/// Reads a blocks entry: its head, then each block handed to `each` with
+/// its index and byte offset in the file. Returns the head and every
+/// block's hash.
+pub(crate) fn read_blocks(
+    content: &mut dyn Read,
+    entry_len: u64,
+    mut each: impl FnMut(u32, u64, &[u8]) -> Result<(), ArchiveError>,
+) -> Result<(BlocksHead, Vec<(u32, String)>), BlocksReadError> {
+    let head = BlocksHead::read(content, entry_len).map_err(|e| match e {
+        HeadError::Stream(e) => BlocksReadError::Stream(e),
+        HeadError::Bad(why) => BlocksReadError::Bad(why),
+    })?;
+    let geometry = Blocks {
+        block_size: head.block_size,
+        hashes: Vec::new(),
+        changed: Vec::new(),
+    };
+    let mut buf = vec![0u8; head.block_size.min(1 << 24) as usize];
+    let mut hashes = Vec::with_capacity(head.indices.len());
+    for &i in &head.indices {
+        let range = geometry.range(i, head.size);
+        let mut hasher = blake3::Hasher::new();
+        let mut at = range.start;
+        while at < range.end {
+            let n = ((range.end - at) as usize).min(buf.len());
+            content
+                .read_exact(&mut buf[..n])
+                .map_err(BlocksReadError::Stream)?;
+            hasher.update(&buf[..n]);
+            each(i, at, &buf[..n]).map_err(BlocksReadError::Other)?;
+            at += n as u64;
+        }
+        hashes.push((i, hasher.finalize().to_hex().to_string()));
+    }
+    Ok((head, hashes))
+}
+
+/// Why [`read_blocks`] stopped.
+pub(crate) enum BlocksReadError {
+    Stream(io::Error),
+    Bad(String),
+    Other(ArchiveError),
+}
+
+/// Hashes a stream as blocks of a given size, fed in any pieces.
+pub(crate) struct BlockHasher {
+    size: u64,
+    current: blake3::Hasher,
+    filled: u64,
+    pub(crate) hashes: Vec<String>,
+}
+
+impl BlockHasher {
+    pub(crate) fn new(size: u64) -> BlockHasher {
+        BlockHasher {
+            size,
+            current: blake3::Hasher::new(),
+            filled: 0,
+            hashes: Vec::new(),
+        }
+    }
+
+    pub(crate) fn update(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let take = ((self.size - self.filled) as usize).min(bytes.len());
+            self.current.update(&bytes[..take]);
+            self.filled += take as u64;
+            bytes = &bytes[take..];
+            if self.filled == self.size {
+                self.push();
+            }
+        }
+    }
+
+    fn push(&mut self) {
+        self.hashes
+            .push(self.current.finalize().to_hex().to_string());
+        self.current = blake3::Hasher::new();
+        self.filled = 0;
+    }
+
+    pub(crate) fn finish(mut self) -> Vec<String> {
+        if self.filled > 0 {
+            self.push();
+        }
+        self.hashes
+    }
+}
+
+/// What a restore or a verify still needs of one file from the older sets
+/// of a chain.
+#[derive(Clone, Debug)]
+pub(crate) enum Need {
+    /// The whole file, with this blake3.
+    Whole { blake3: Option<String> },
+    /// These blocks of the file.
+    Blocks {
+        blocks: Blocks,
+        unfilled: BTreeSet<u32>,
+    },
+}
+
+/// What the newest set of a chain needs of the sets it builds on.
+#[derive(Debug)]
+pub(crate) struct Needs {
+    base: String,
+    /// Path → (the file's size, what is still needed).
+    pub(crate) files: BTreeMap<String, (u64, Need)>,
+    /// The set the needs were last resolved against.
+    newer: u32,
+    /// The next link, if any.
+    pub(crate) parent: Option<u32>,
+}
+
+impl Needs {
+    /// What `manifest`'s files need of older sets.
+    pub(crate) fn of(manifest: &Manifest) -> Needs {
+        let mut files = BTreeMap::new();
+        for e in &manifest.entries {
+            if e.entry_type != EntryType::File {
+                continue;
+            }
+            match (e.store, &e.blocks) {
+                (Store::Same, _) => {
+                    files.insert(
+                        e.path.clone(),
+                        (
+                            e.size,
+                            Need::Whole {
+                                blake3: e.blake3.clone(),
+                            },
+                        ),
+                    );
+                }
+                (Store::Blocks, Some(b)) => {
+                    let unfilled = unfilled(b, e.size);
+                    if !unfilled.is_empty() {
+                        files.insert(
+                            e.path.clone(),
+                            (
+                                e.size,
+                                Need::Blocks {
+                                    blocks: b.clone(),
+                                    unfilled,
+                                },
+                            ),
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        Needs {
+            base: manifest.header.base_name.clone(),
+            files,
+            newer: manifest.header.backup_number,
+            parent: manifest.header.parent,
+        }
+    }
+
+    /// The set the needs were last resolved against.
+    pub(crate) fn newer(&self) -> u32 {
+        self.newer
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// The set name `number` has in this chain.
+    pub(crate) fn name(&self, number: u32) -> String {
+        format!("{}[{}]", self.base, number_text(number))
+    }
+
+    /// Resolves what is needed against `link`, the older set the newer one
+    /// builds on: what it holds is no longer needed, what it has the same
+    /// is needed of its own parent. Every needed file must be in `link`
+    /// with the same size and hashes.
+    pub(crate) fn resolve(&mut self, link: &Manifest) -> Result<(), ArchiveError> {
+        let by_path: BTreeMap<&str, &crate::manifest::ManifestEntry> =
+            link.entries.iter().map(|e| (e.path.as_str(), e)).collect();
+        let newer = self.name(self.newer);
+        let here = self.name(link.header.backup_number);
+        let differs = |path: &str, what: &str| {
+            ArchiveError::corrupt(
+                SetKind::Backup,
+                format!("entry {path} of {newer} builds on {here}, whose entry {what}"),
+            )
+        };
+        let mut done = Vec::new();
+        for (path, (size, need)) in &mut self.files {
+            let Some(e) = by_path.get(path.as_str()) else {
+                return Err(differs(path, "is missing"));
+            };
+            if e.entry_type != EntryType::File {
+                return Err(differs(path, "is not a file"));
+            }
+            match need {
+                Need::Whole { blake3 } => {
+                    if e.size != *size || e.blake3 != *blake3 {
+                        return Err(differs(path, "has another size or checksum"));
+                    }
+                    match (e.store, &e.blocks) {
+                        (Store::Stored, _) => done.push(path.clone()),
+                        (Store::Same, _) => {}
+                        (Store::Blocks, Some(b)) => {
+                            *need = Need::Blocks {
+                                blocks: b.clone(),
+                                unfilled: unfilled(b, e.size),
+                            };
+                        }
+                        (Store::Blocks, None) => return Err(differs(path, "lists no blocks")),
+                    }
+                }
+                Need::Blocks { blocks, unfilled } => {
+                    let Some(b) = &e.blocks else {
+                        return Err(differs(path, "lists no blocks"));
+                    };
+                    if b.block_size != blocks.block_size
+                        || unfilled
+                            .iter()
+                            .any(|&i| b.hashes.get(i as usize) != blocks.hashes.get(i as usize))
+                    {
+                        return Err(differs(path, "has other blocks"));
+                    }
+                    match e.store {
+                        Store::Stored => done.push(path.clone()),
+                        Store::Same => {}
+                        Store::Blocks => {
+                            for i in &b.changed {
+                                unfilled.remove(i);
+                            }
+                            if unfilled.is_empty() {
+                                done.push(path.clone());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for path in done {
+            self.files.remove(&path);
+        }
+        if let Some((path, _)) = self.files.iter().next()
+            && link.header.parent.is_none()
+        {
+            return Err(ArchiveError::corrupt(
+                SetKind::Backup,
+                format!("entry {path} of {newer} is not held by {here}, the full set of its chain"),
+            ));
+        }
+        self.newer = link.header.backup_number;
+        self.parent = link.header.parent;
+        Ok(())
+    }
+}
+
+/// The blocks of a [`Store::Blocks`] file that its set does not hold.
+fn unfilled(b: &Blocks, size: u64) -> BTreeSet<u32> {
+    let count = Blocks::count(size, b.block_size) as u32;
+    let held: BTreeSet<u32> = b.changed.iter().copied().collect();
+    (0..count).filter(|i| !held.contains(i)).collect()
+}
+
+/// The error of a chain whose next link is not there (1410).
+pub(crate) fn missing_link(newer: &str, parent: &str, folder: &std::path::Path) -> ArchiveError {
+    ArchiveError::Missing {
+        kind: SetKind::Backup,
+        what: format!(
+            "{newer} is an incremental set built on {parent}, which is not in \"{}\" (an incremental set needs every set of its chain back to its full set)",
+            folder.display()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_reads_back_and_bad_heads_are_refused() {
+        let head = BlocksHead {
+            block_size: 4096,
+            size: 3 * 4096 + 10,
+            indices: vec![1, 3],
+        };
+        let mut bytes = head.encode();
+        bytes.extend(std::iter::repeat_n(7u8, 4096 + 10));
+        let len = bytes.len() as u64;
+        assert_eq!(len, head.entry_len());
+        let mut seen = Vec::new();
+        let (back, hashes) = read_blocks(&mut bytes.as_slice(), len, |i, at, b| {
+            seen.push((i, at, b.len()));
+            Ok(())
+        })
+        .ok()
+        .expect("reads");
+        assert_eq!(back, head);
+        assert_eq!(seen, [(1, 4096, 4096), (3, 3 * 4096, 10)]);
+        assert_eq!(hashes.len(), 2);
+
+        let bad = |bytes: &[u8], len: u64| match read_blocks(&mut &bytes[..], len, |_, _, _| Ok(()))
+        {
+            Err(BlocksReadError::Bad(why)) => why,
+            _ => panic!("accepted"),
+        };
+        let mut descending = head.clone();
+        descending.indices = vec![3, 1];
+        let mut d = descending.encode();
+        d.extend(std::iter::repeat_n(0u8, 4096 + 10));
+        assert!(bad(&d, len).contains("ascending"));
+        assert!(bad(&bytes, len + 1).contains("head says"));
+        let mut magic = bytes.clone();
+        magic[0] = b'X';
+        assert!(bad(&magic, len).contains("SAUVEBLK"));
+    }
+
+    #[test]
+    fn block_hashes_do_not_depend_on_how_the_bytes_arrive() {
+        let data: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        let mut one = BlockHasher::new(4096);
+        one.update(&data);
+        let mut many = BlockHasher::new(4096);
+        for piece in data.chunks(777) {
+            many.update(piece);
+        }
+        let one = one.finish();
+        assert_eq!(one, many.finish());
+        assert_eq!(one.len(), 5);
+        assert_eq!(one[4], blake3::hash(&data[4 * 4096..]).to_hex().to_string());
+    }
+}

@@ -1,0 +1,376 @@
+//! Incremental sets (SPEC 21): chains of random changes restore and verify
+//! to the tree at each set's time, a missing or damaged link is named, and
+//! unchanged files are not stored again.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use common::{Fixture, header, snapshot};
+use proptest::prelude::*;
+use sauve_archive::{
+    ArchiveError, ArchiveWriter, Incremental, Manifest, NoProgress, RestoreOptions, Store, restore,
+    verify,
+};
+use sauve_settings::Compression;
+
+const BLOCK: u64 = 4096;
+
+#[derive(Clone, Debug)]
+enum Op {
+    /// Overwrites block `index % blocks` of the data file.
+    Block(usize, u8),
+    Append(usize, u8),
+    Truncate(usize),
+    Small(usize, usize, u8),
+    Remove(usize),
+    /// A new time, the same bytes.
+    Touch(usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (any::<usize>(), any::<u8>()).prop_map(|(i, s)| Op::Block(i, s)),
+        1 => (1usize..9000, any::<u8>()).prop_map(|(n, s)| Op::Append(n, s)),
+        1 => (0usize..20_000).prop_map(Op::Truncate),
+        3 => (0usize..6, 0usize..6000, any::<u8>()).prop_map(|(f, n, s)| Op::Small(f, n, s)),
+        1 => (0usize..6).prop_map(Op::Remove),
+        1 => (0usize..6).prop_map(Op::Touch),
+    ]
+}
+
+fn bytes(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| {
+            (i as u32)
+                .wrapping_mul(2_654_435_761)
+                .rotate_left(u32::from(seed) % 31) as u8
+        })
+        .collect()
+}
+
+/// Gives `path` a time no earlier change had: a change is always seen.
+fn stamp(path: &Path, clock: &mut u64) {
+    *clock += 1;
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + *clock))
+        .unwrap();
+}
+
+fn apply(app: &Path, op: &Op, clock: &mut u64) {
+    use std::os::unix::fs::FileExt;
+    let data = app.join("Data/App.4DD");
+    let small = |i: usize| app.join(format!("Project/Sources/m{i}.4dm"));
+    match op {
+        Op::Block(i, seed) => {
+            let len = std::fs::metadata(&data).unwrap().len();
+            let blocks = len.div_ceil(BLOCK).max(1);
+            let at = (*i as u64 % blocks) * BLOCK;
+            let n = BLOCK.min(len.saturating_sub(at)).max(1) as usize;
+            let f = std::fs::File::options().write(true).open(&data).unwrap();
+            f.write_all_at(&bytes(n, *seed), at).unwrap();
+            stamp(&data, clock);
+        }
+        Op::Append(n, seed) => {
+            let f = std::fs::File::options().append(true).open(&data).unwrap();
+            let len = f.metadata().unwrap().len();
+            f.write_all_at(&bytes(*n, *seed), len).unwrap();
+            stamp(&data, clock);
+        }
+        Op::Truncate(n) => {
+            let f = std::fs::File::options().write(true).open(&data).unwrap();
+            let len = f.metadata().unwrap().len();
+            f.set_len((*n as u64).min(len)).unwrap();
+            stamp(&data, clock);
+        }
+        Op::Small(i, n, seed) => {
+            std::fs::write(small(*i), bytes(*n, *seed)).unwrap();
+            stamp(&small(*i), clock);
+        }
+        Op::Remove(i) => {
+            let _ = std::fs::remove_file(small(*i));
+        }
+        Op::Touch(i) => {
+            if small(*i).exists() {
+                stamp(&small(*i), clock);
+            }
+        }
+    }
+}
+
+/// Writes set `number` of the fixture, incremental on `parent` when given.
+fn backup(
+    fx: &Fixture,
+    number: u32,
+    compression: Compression,
+    parent: Option<Arc<Manifest>>,
+    verify_unchanged: bool,
+) -> Arc<Manifest> {
+    let content = fx.content();
+    let mut w = ArchiveWriter::create(fx.spec(number, compression, 0), header(number)).unwrap();
+    w.set_incremental(Incremental {
+        block_size: BLOCK,
+        verify_unchanged,
+        parent,
+    })
+    .unwrap();
+    for e in &content.entries {
+        w.append(e, &mut NoProgress).unwrap();
+    }
+    let pending = w.finish(jiff::Timestamp::UNIX_EPOCH).unwrap();
+    let manifest = Arc::new(pending.manifest().clone());
+    pending.commit().unwrap();
+    manifest
+}
+
+type Tree = BTreeMap<String, (char, Vec<u8>, u32, i64)>;
+
+/// The app's tree as a restore gives it back (folder times aside, as
+/// `common::same_contents` leaves them).
+fn tree(app: &Path) -> Tree {
+    let mut t = snapshot(app);
+    for v in t.values_mut() {
+        if v.0 == 'd' {
+            v.3 = 0;
+        }
+    }
+    t
+}
+
+/// The first difference between two trees, short.
+fn differs(got: &Tree, want: &Tree) -> Option<String> {
+    for (path, w) in want {
+        match got.get(path) {
+            None => return Some(format!("{path} is missing")),
+            Some(g) if g != w => {
+                let at = g.1.iter().zip(&w.1).position(|(a, b)| a != b);
+                return Some(format!(
+                    "{path}: {:?} {} bytes mode {:o} time {}, want {:?} {} bytes mode {:o} time {}; first byte difference at {at:?}",
+                    g.0,
+                    g.1.len(),
+                    g.2,
+                    g.3,
+                    w.0,
+                    w.1.len(),
+                    w.2,
+                    w.3
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    got.keys()
+        .find(|p| !want.contains_key(*p))
+        .map(|p| format!("{p} should not be there"))
+}
+
+fn set_path(fx: &Fixture, number: u32) -> std::path::PathBuf {
+    fx.destination.join(format!("App[{number:04}].4BK"))
+}
+
+fn restored(fx: &Fixture, number: u32) -> Result<std::path::PathBuf, ArchiveError> {
+    let to = fx.root.path().join(format!("restored-{number}"));
+    let options = RestoreOptions {
+        to: Some(to.clone()),
+        force: false,
+    };
+    restore(&set_path(fx, number), &options, &mut NoProgress)?;
+    Ok(to)
+}
+
+/// The initial data file: 12 blocks and a half.
+fn start(fx: &Fixture, clock: &mut u64) {
+    let data = fx.app().join("Data/App.4DD");
+    std::fs::write(&data, bytes(12 * BLOCK as usize + 2048, 1)).unwrap();
+    stamp(&data, clock);
+    for i in 0..3 {
+        let p = fx.app().join(format!("Project/Sources/m{i}.4dm"));
+        std::fs::write(&p, bytes(100 * (i + 1), i as u8)).unwrap();
+        stamp(&p, clock);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    /// Any set of a chain of random changes restores to the tree at its
+    /// time and verifies with its chain; a full set every `full_every`.
+    #[test]
+    fn every_set_of_a_chain_restores_to_the_tree_at_its_time(
+        steps in proptest::collection::vec(proptest::collection::vec(op(), 0..5), 2..7),
+        full_every in 2u32..5,
+        fast in any::<bool>(),
+    ) {
+        let fx = Fixture::new();
+        let mut clock = 0;
+        start(&fx, &mut clock);
+        let compression = if fast { Compression::Fast } else { Compression::None };
+        let mut wants = Vec::new();
+        let mut parent: Option<Arc<Manifest>> = None;
+        for (k, ops) in steps.iter().enumerate() {
+            let number = k as u32 + 1;
+            for op in ops {
+                apply(fx.app(), op, &mut clock);
+            }
+            let base = if (k as u32).is_multiple_of(full_every) { None } else { parent.clone() };
+            let m = backup(&fx, number, compression, base.clone(), false);
+            prop_assert_eq!(m.header.parent, base.as_ref().map(|b| b.header.backup_number));
+            parent = Some(m);
+            wants.push(tree(fx.app()));
+        }
+        for (k, want) in wants.iter().enumerate() {
+            let number = k as u32 + 1;
+            let to = restored(&fx, number).unwrap();
+            let diff = differs(&tree(&to), want);
+            prop_assert!(diff.is_none(), "set {}: {:?}", number, diff);
+            let report = verify(&set_path(&fx, number), &mut NoProgress).unwrap();
+            prop_assert!(report.chain.len() < full_every as usize);
+            let located = sauve_archive::SetFiles::locate(&set_path(&fx, number)).unwrap();
+            prop_assert_eq!(
+                sauve_archive::parent_of(&located).unwrap(),
+                report.manifest.header.parent
+            );
+        }
+    }
+}
+
+#[test]
+fn unchanged_files_are_not_stored_again_and_changed_blocks_only() {
+    let fx = Fixture::new();
+    let mut clock = 0;
+    start(&fx, &mut clock);
+    let full = backup(&fx, 1, Compression::None, None, false);
+    let data = full
+        .entries
+        .iter()
+        .find(|e| e.path == "Data/App.4DD")
+        .unwrap();
+    assert_eq!(data.store, Store::Stored);
+    assert_eq!(data.blocks.as_ref().unwrap().hashes.len(), 13);
+    apply(fx.app(), &Op::Block(4, 9), &mut clock);
+    let inc = backup(&fx, 2, Compression::None, Some(full), false);
+    let store = |path: &str| {
+        inc.entries
+            .iter()
+            .find(|e| e.path == path)
+            .map(|e| (e.store, e.blocks.as_ref().map(|b| b.changed.clone())))
+            .unwrap()
+    };
+    assert_eq!(store("Data/App.4DD"), (Store::Blocks, Some(vec![4])));
+    assert_eq!(store("Project/Sources/m1.4dm").0, Store::Same);
+    assert_eq!(inc.header.parent, Some(1));
+    assert_eq!(inc.header.chain, Some(1));
+    let located = |n| sauve_archive::SetFiles::locate(&set_path(&fx, n)).unwrap();
+    assert_eq!(sauve_archive::parent_of(&located(2)).unwrap(), Some(1));
+    assert_eq!(sauve_archive::parent_of(&located(1)).unwrap(), None);
+    // GNU tar reads an incremental set too: its own files whole, the
+    // changed blocks under .sauve-blocks/.
+    let out = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(set_path(&fx, 2))
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(listing.contains(".sauve-blocks/Data/App.4DD"), "{listing}");
+    assert!(!listing.contains("Project/Sources/m1.4dm"), "{listing}");
+    // The set holds one block, not the file.
+    let size = std::fs::metadata(set_path(&fx, 2)).unwrap().len();
+    let full_size = std::fs::metadata(set_path(&fx, 1)).unwrap().len();
+    assert!(size * 4 < full_size, "{size} against {full_size}");
+    let to = restored(&fx, 2).unwrap();
+    assert_eq!(differs(&tree(&to), &tree(fx.app())), None);
+}
+
+#[test]
+fn verify_unchanged_catches_a_change_that_kept_size_time_and_inode() {
+    use std::os::unix::fs::FileExt;
+    let fx = Fixture::new();
+    let mut clock = 0;
+    start(&fx, &mut clock);
+    let path = fx.app().join("Project/Sources/m0.4dm");
+    let full = backup(&fx, 1, Compression::None, None, true);
+    let before = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let f = std::fs::File::options().write(true).open(&path).unwrap();
+    f.write_all_at(b"XY", 10).unwrap();
+    f.set_modified(before).unwrap();
+    drop(f);
+    let inc = backup(&fx, 2, Compression::None, Some(full.clone()), true);
+    let e = inc
+        .entries
+        .iter()
+        .find(|e| e.path == "Project/Sources/m0.4dm")
+        .unwrap();
+    assert_eq!(e.store, Store::Stored);
+    let to = restored(&fx, 2).unwrap();
+    assert_eq!(differs(&tree(&to), &tree(fx.app())), None);
+    // Without the setting, size, time and inode decide: the change is not seen.
+    let blind = backup(&fx, 3, Compression::None, Some(full), false);
+    let e = blind
+        .entries
+        .iter()
+        .find(|e| e.path == "Project/Sources/m0.4dm")
+        .unwrap();
+    assert_eq!(e.store, Store::Same);
+}
+
+#[test]
+fn a_missing_link_is_named_and_a_damaged_one_refused() {
+    let fx = Fixture::new();
+    let mut clock = 0;
+    start(&fx, &mut clock);
+    let mut parent = None;
+    for number in 1..=3 {
+        apply(
+            fx.app(),
+            &Op::Block(number as usize, number as u8),
+            &mut clock,
+        );
+        apply(fx.app(), &Op::Small(number as usize, 50, 3), &mut clock);
+        parent = Some(backup(&fx, number, Compression::Fast, parent, false));
+    }
+    // Damage set 1 (the full set) in its data file's bytes: restoring set 3
+    // needs blocks of it.
+    let one = set_path(&fx, 1);
+    let saved = std::fs::read(&one).unwrap();
+    let mut bad = saved.clone();
+    let at = bad.len() / 3;
+    bad[at] ^= 0x55;
+    std::fs::write(&one, &bad).unwrap();
+    let err = restored(&fx, 3).unwrap_err();
+    assert_eq!(err.status(), sauve_status::Status::ArchiveCorrupt, "{err}");
+    assert!(verify(&set_path(&fx, 3), &mut NoProgress).is_err());
+    std::fs::write(&one, &saved).unwrap();
+    // Set 2 gone: restoring or verifying set 3 names it (1410).
+    let two = set_path(&fx, 2);
+    std::fs::rename(&two, fx.root.path().join("aside")).unwrap();
+    let err = restored(&fx, 3).unwrap_err();
+    assert_eq!(err.status(), sauve_status::Status::ArchiveMissing);
+    let text = err.to_string();
+    assert!(
+        text.contains("App[0003]") && text.contains("App[0002]"),
+        "{text}"
+    );
+    let err = verify(&set_path(&fx, 3), &mut NoProgress).unwrap_err();
+    assert_eq!(err.status(), sauve_status::Status::ArchiveMissing);
+    // Nothing was left in the destinations tried.
+    assert!(
+        !fx.root.path().join("restored-3").exists()
+            || std::fs::read_dir(fx.root.path().join("restored-3"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
+    // Set 1, the full set, still restores alone.
+    std::fs::rename(fx.root.path().join("aside"), &two).unwrap();
+    assert!(restored(&fx, 1).is_ok());
+}
