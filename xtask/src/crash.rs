@@ -35,7 +35,7 @@ pub(crate) struct Options {
     /// Every scenario (the default is the first backup only, as CI runs it)
     #[arg(long)]
     all: bool,
-    /// One scenario by name (first, retention-after, retention-before, log, stopped, restore, open)
+    /// One scenario by name (first, retention-after, retention-before, log, stopped, restore, open, incremental)
     #[arg(long, value_name = "NAME", conflicts_with = "all")]
     scenario: Option<String>,
     /// Inject ENOSPC, EIO and EROFS at each step instead of crashing
@@ -52,9 +52,10 @@ enum Kind {
     Stopped,
     Restore,
     Open,
+    Incremental,
 }
 
-const SCENARIOS: [(Kind, &str, &str); 7] = [
+const SCENARIOS: [(Kind, &str, &str); 8] = [
     (Kind::First, "first", "a first backup"),
     (
         Kind::RetentionAfter,
@@ -77,6 +78,11 @@ const SCENARIOS: [(Kind, &str, &str); 7] = [
         Kind::Open,
         "open",
         "an automatic restore at open, with log integration",
+    ),
+    (
+        Kind::Incremental,
+        "incremental",
+        "an incremental backup on a chain that retention keeps whole",
     ),
 ];
 
@@ -304,6 +310,27 @@ fn prepare(t: &Tools, kind: Kind) -> Result<Template> {
             }
         }
         Kind::Restore => backup(t, &app)?,
+        Kind::Incremental => {
+            // A full set and one incremental set on it; the run adds the
+            // third link, and SetNumber 2 keeps all three.
+            std::fs::create_dir_all(app.join("Settings"))?;
+            std::fs::write(
+                app.join("Settings/sauve.toml"),
+                "[incremental]\nfull_every = 3\nblock_kib = 4\n",
+            )?;
+            set(t, &app, "Advanced/SetNumber/Enable", "True")?;
+            set(t, &app, "Advanced/SetNumber/Value", "2")?;
+            let mut data: Vec<u8> = (0u32..(64 << 10))
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 9) as u8)
+                .collect();
+            for round in 0..2u8 {
+                data[usize::from(round) * 9000] ^= 0xff;
+                std::fs::write(app.join("Data/App.4DD"), &data)?;
+                backup(t, &app)?;
+            }
+            data[40_000] ^= 0xff;
+            std::fs::write(app.join("Data/App.4DD"), &data)?;
+        }
         Kind::Stopped => {
             backup(t, &app)?;
             // Enough data for several writes and two 1 MiB segments, so
@@ -524,6 +551,7 @@ fn one(
                     | Kind::RetentionBefore
                     | Kind::Log
                     | Kind::Stopped
+                    | Kind::Incremental
             ) {
                 finished_status(&out)
             } else {
@@ -637,6 +665,20 @@ fn one(
     for (number, k) in sets(&dest) {
         verify_set(&dest, number, &k)
             .with_context(|| format!("step {n}: after the next backup"))?;
+    }
+    // The scenario is what it says: set 3 (the run's, or else the next
+    // backup's) builds on set 2; set 4 is full again (full_every 3).
+    if kind == Kind::Incremental {
+        for (number, parent) in [(3, Some(2)), (4, None)] {
+            let path = dest.join(format!("App[{number:04}].4BK"));
+            if path.exists() {
+                let set = sauve_archive::SetFiles::locate(&path)?;
+                let found = sauve_archive::parent_of(&set)?;
+                if found != parent {
+                    bail!("step {n}: set {number} builds on {found:?}, not {parent:?}");
+                }
+            }
+        }
     }
     // 6. Every acknowledged record comes back.
     if matches!(kind, Kind::Log | Kind::Open) {

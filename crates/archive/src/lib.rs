@@ -44,7 +44,9 @@ pub use naming::{ArchiveName, SetFiles, SetKind, log_gathering_name, number_text
 pub use reader::{SegmentSource, parent_of};
 pub use remote::{AGE_SUFFIX, Identities, RangeReader, RemoteSet, read_identities, strip_age};
 pub use restore::{RestoreOptions, RestoreReport, restore, restore_remote};
-pub use verify::{VerifyReport, list, list_remote, verify, verify_remote, verify_set};
+pub use verify::{
+    Origin, VerifyReport, list, list_origins, list_remote, verify, verify_remote, verify_set,
+};
 pub use writer::{
     ArchiveWriter, FolderTarget, NoProgress, OpenPart, PartFile, PendingSet, Progress, SetSpec,
     SetTarget, open_real_file, remove_stale_parts,

@@ -207,28 +207,65 @@ pub(crate) fn list(
     identity: Option<&Path>,
     io: &mut Io<'_>,
 ) -> Result<(), Failure> {
-    let (set, manifest) = match remote(archive, app, identity)? {
-        Some(r) => sauve_archive::list_remote(&r.set).map_err(failure)?,
-        None => sauve_archive::list(archive).map_err(failure)?,
+    let (set, manifest, origins) = match remote(archive, app, identity)? {
+        Some(r) => {
+            let (set, manifest) = sauve_archive::list_remote(&r.set).map_err(failure)?;
+            (set, manifest, None)
+        }
+        None => {
+            let (set, manifest) = sauve_archive::list(archive).map_err(failure)?;
+            // An incremental set: where each file comes from, along its chain.
+            if manifest.header.parent.is_some() {
+                let (set, manifest, origins) =
+                    sauve_archive::list_origins(archive).map_err(failure)?;
+                (set, manifest, Some(origins))
+            } else {
+                (set, manifest, None)
+            }
+        }
+    };
+    let name = |n: u32| format!("{}[{}]", set.name.base, sauve_archive::number_text(n));
+    let from_text = |path: &str| -> String {
+        let Some(o) = origins.as_ref().and_then(|o| o.get(path)) else {
+            return String::new();
+        };
+        o.iter()
+            .map(|(n, blocks)| match blocks {
+                None => name(*n),
+                Some(1) => format!("{} (1 block)", name(*n)),
+                Some(b) => format!("{} ({b} blocks)", name(*n)),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     if json {
         let entries: Vec<serde_json::Value> = manifest
             .entries
             .iter()
             .map(|e| {
-                serde_json::json!({
+                let mut v = serde_json::json!({
                     "path": e.path,
                     "kind": kind_name(e.kind),
                     "type": e.entry_type,
                     "size": e.size,
-                })
+                });
+                if let Some(o) = origins.as_ref().and_then(|o| o.get(&e.path)) {
+                    v["from"] = o
+                        .iter()
+                        .map(|(n, blocks)| serde_json::json!({"set": n, "blocks": blocks}))
+                        .collect();
+                }
+                v
             })
             .collect();
-        let value = serde_json::json!({
+        let mut value = serde_json::json!({
             "archive": set.display_name(),
             "backupNumber": manifest.header.backup_number,
             "entries": entries,
         });
+        if let Some(parent) = manifest.header.parent {
+            value["parent"] = parent.into();
+        }
         let text = serde_json::to_string_pretty(&value)
             .map_err(|e| Failure::failed(format!("cannot render JSON: {e}")))?;
         io.out(&format!("{text}\n"));
@@ -241,18 +278,28 @@ pub(crate) fn list(
         .max()
         .unwrap_or(4)
         .max(4);
-    let mut text = format!("{:width$}  {:18}  {:>12}\n", "PATH", "KIND", "SIZE");
+    let mut text = format!("{:width$}  {:18}  {:>12}", "PATH", "KIND", "SIZE");
+    if let Some(parent) = manifest.header.parent {
+        text = format!(
+            "{} builds on {}: FROM names the sets each file's content is read from.\n{text}  FROM",
+            name(manifest.header.backup_number),
+            name(parent)
+        );
+    }
+    text.push('\n');
     for e in &manifest.entries {
         let path = match e.entry_type {
             EntryType::Dir => format!("{}/", e.path),
             EntryType::Symlink => format!("{} -> {}", e.path, e.target.as_deref().unwrap_or("")),
             EntryType::File => e.path.clone(),
         };
-        text.push_str(&format!(
-            "{path:width$}  {:18}  {:>12}\n",
-            kind_name(e.kind),
-            e.size
-        ));
+        let line = format!("{path:width$}  {:18}  {:>12}", kind_name(e.kind), e.size);
+        let from = from_text(&e.path);
+        if from.is_empty() {
+            text.push_str(&format!("{line}\n"));
+        } else {
+            text.push_str(&format!("{line}  {from}\n"));
+        }
     }
     io.out(&text);
     Ok(())

@@ -55,6 +55,8 @@ pub(crate) struct Learned {
     pub(crate) verbose: Option<bool>,
     /// Retention's limit on history entries (999 when SetNumber is off).
     pub(crate) history_limit: Option<usize>,
+    /// The set this run's set builds on, when incremental (SPEC 21).
+    pub(crate) parent: Option<u32>,
 }
 
 impl Learned {
@@ -229,6 +231,7 @@ impl Outcome {
             segments: committed.then(|| l.archives.iter().map(|p| display(p)).collect()),
             files: committed.then(|| l.manifest_files.clone()),
             offsite: None,
+            parent: committed.then_some(l.parent).flatten(),
             extra: Default::default(),
         };
         Some(HistoryRecord {

@@ -20,6 +20,9 @@ pub(crate) struct Retained {
     pub(crate) files: Vec<PathBuf>,
     /// The failure that stopped it, if one did.
     pub(crate) failure: Option<EngineError>,
+    /// Sets kept beyond the count because a kept set builds on them
+    /// (SPEC 21): (the set kept, the set that needs it).
+    pub(crate) kept_for: Vec<(u32, u32)>,
 }
 
 /// The numbers of the sets to delete so that `keep` remain, oldest first.
@@ -93,7 +96,9 @@ pub(crate) fn apply_with(
         .filter(|(a, _)| a.kind == SetKind::Backup)
         .map(|(a, _)| a.number)
         .collect();
-    for number in doomed(&numbers, keep) {
+    let mut doomed = doomed(&numbers, keep);
+    retained.kept_for = spare_chains(destination, base, &numbers, &mut doomed);
+    for number in doomed {
         for path in files_of(&files, number) {
             if let Err(source) = remove(&path) {
                 retained.failure = Some(EngineError::Io {
@@ -113,6 +118,38 @@ pub(crate) fn apply_with(
         }
     }
     retained
+}
+
+/// Takes out of `doomed` every set that a set staying builds on, directly
+/// or through others (SPEC 21: whole chains only). A set's parent is read
+/// from the head of its stream; one that cannot be read protects nothing
+/// (it cannot be restored either). Returns (kept, needed by).
+fn spare_chains(
+    destination: &Path,
+    base: &str,
+    numbers: &[u32],
+    doomed: &mut Vec<u32>,
+) -> Vec<(u32, u32)> {
+    let mut kept_for = Vec::new();
+    let mut staying: Vec<u32> = numbers
+        .iter()
+        .copied()
+        .filter(|n| !doomed.contains(n))
+        .collect();
+    while let Some(n) = staying.pop() {
+        let name = format!("{base}[{}]", sauve_archive::number_text(n));
+        let parent = sauve_archive::SetFiles::locate(&destination.join(name))
+            .and_then(|set| sauve_archive::parent_of(&set));
+        if let Ok(Some(p)) = parent
+            && let Some(at) = doomed.iter().position(|d| *d == p)
+        {
+            doomed.remove(at);
+            kept_for.push((p, n));
+            staying.push(p);
+        }
+    }
+    kept_for.sort_unstable();
+    kept_for
 }
 
 #[cfg(test)]

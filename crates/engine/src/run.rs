@@ -366,7 +366,10 @@ impl Run {
             });
         }
         let progress = self.progress(plan.total);
-        let set = ask(
+        let own = ask(&self.actors.resolver, "resolver", ReadOwnSettings).await?;
+        let incremental = Some(own.settings.incremental)
+            .filter(|i| i.is_on() && own.problem.is_none() && store.is_none());
+        let begun = ask(
             &self.actors.copier,
             "copier",
             BeginSet {
@@ -375,9 +378,13 @@ impl Run {
                 header: plan.backup.header.clone(),
                 open_part: self.options.open_part.as_ref().map(|f| f()),
                 store: store.clone(),
+                incremental,
             },
         )
         .await??;
+        let set = begun.set;
+        l.parent = begun.parent;
+        l.notes.extend(begun.note);
         if !plan.data.is_empty() {
             let cut = plan.log.as_ref().map(|_| CutLog {
                 log: self.layout.log_file.clone(),
@@ -735,6 +742,14 @@ impl Run {
         .await?;
         l.deleted.extend(r.files);
         l.removed_numbers.extend(r.numbers);
+        for (kept, by) in r.kept_for {
+            let name = |n| format!("{}[{}]", plan.base, sauve_archive::number_text(n));
+            l.notes.push(format!(
+                "retention kept {}: {}, which stays, builds on it (whole chains only)",
+                name(kept),
+                name(by)
+            ));
+        }
         if let Some(e) = r.failure {
             self.warn(l, format!("retention stopped: {e}"));
         }

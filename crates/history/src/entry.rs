@@ -124,6 +124,9 @@ pub struct HistoryEntry {
     /// sauve.toml (SPEC 19).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offsite: Option<std::collections::BTreeMap<String, OffsiteCopy>>,
+    /// sauve: the number of the set an incremental set builds on (SPEC 21).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<u32>,
     /// Fields sauve does not know, kept verbatim after the known ones.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -173,6 +176,7 @@ impl HistoryEntry {
             segments: None,
             files: None,
             offsite: None,
+            parent: None,
             extra: Map::new(),
         }
     }

@@ -56,6 +56,7 @@ fn entry(number: u32, status: i32) -> HistoryEntry {
             blake3: "9f2c".into(),
         }]),
         offsite: None,
+        parent: None,
         extra: Default::default(),
     }
 }

@@ -47,7 +47,7 @@ pub(crate) struct RemoveStaleParts {
 
 /// Starts writing a set for `run`.
 #[derive(Message)]
-#[rtype(result = "Result<SetId, EngineError>")]
+#[rtype(result = "Result<Begun, EngineError>")]
 pub(crate) struct BeginSet {
     pub(crate) run: u64,
     pub(crate) spec: SetSpec,
@@ -55,6 +55,19 @@ pub(crate) struct BeginSet {
     pub(crate) open_part: Option<OpenPart>,
     /// The store the set streams into, for a bucket destination.
     pub(crate) store: Option<Arc<StoreDestination>>,
+    /// `[incremental]`, when on (SPEC 21): the copier decides whether
+    /// this set is full or builds on the set before it.
+    pub(crate) incremental: Option<sauve_settings::IncrementalSettings>,
+}
+
+/// The reply to [`BeginSet`].
+#[derive(Debug)]
+pub(crate) struct Begun {
+    pub(crate) set: SetId,
+    /// The set it builds on, for an incremental set.
+    pub(crate) parent: Option<u32>,
+    /// What the journal says of the choice.
+    pub(crate) note: Option<String>,
 }
 
 /// Reaches the store of a bucket destination and checks its prefix is this

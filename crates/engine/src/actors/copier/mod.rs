@@ -118,20 +118,87 @@ impl Handler<RemoveStaleParts> for Copier {
 }
 
 impl Handler<BeginSet> for Copier {
-    type Result = Result<SetId, EngineError>;
+    type Result = Result<Begun, EngineError>;
     fn handle(&mut self, msg: BeginSet, _: &mut SyncContext<Self>) -> Self::Result {
-        let writer = ArchiveWriter::create_into(
+        let basis = match (&msg.incremental, &msg.store) {
+            (Some(settings), None) => Some(basis(&msg.spec, settings)),
+            _ => None,
+        };
+        let mut writer = ArchiveWriter::create_into(
             msg.spec,
             msg.header,
             target(msg.store.as_ref(), msg.open_part),
         )?;
-        Ok(self.insert(Owned {
+        let (mut parent, mut note) = (None, None);
+        if let Some((incremental, why)) = basis {
+            parent = incremental.parent.as_ref().map(|m| m.header.backup_number);
+            note = Some(why);
+            writer.set_incremental(incremental)?;
+        }
+        let set = self.insert(Owned {
             run: msg.run,
             stage: Stage::Writing(Box::new(writer)),
             segments: Vec::new(),
             store: msg.store,
             clones: None,
-        }))
+        });
+        Ok(Begun { set, parent, note })
+    }
+}
+
+/// Whether the set `spec` names is full or builds on the set before it
+/// (SPEC 21): incremental when that set is in the destination, was written
+/// with `[incremental]` on, and its chain is shorter than `full_every`;
+/// and what the journal says of it.
+fn basis(
+    spec: &sauve_archive::SetSpec,
+    settings: &sauve_settings::IncrementalSettings,
+) -> (sauve_archive::Incremental, String) {
+    let full = |why: String| {
+        (
+            sauve_archive::Incremental {
+                block_size: u64::from(settings.block_kib) << 10,
+                verify_unchanged: settings.verify_unchanged,
+                parent: None,
+            },
+            why,
+        )
+    };
+    let Some(previous) = spec.number.checked_sub(1).filter(|n| *n > 0) else {
+        return full("a full set: the first of its base".to_owned());
+    };
+    let name = format!("{}[{}]", spec.base, sauve_archive::number_text(previous));
+    let path = spec.destination.join(&name);
+    if sauve_archive::SetFiles::locate(&path).is_err() {
+        return full(format!("a full set: {name} is not in the destination"));
+    }
+    let manifest = match sauve_archive::list(&path) {
+        Ok((_, m)) => m,
+        Err(e) => return full(format!("a full set: {name} cannot be read ({e})")),
+    };
+    match manifest.header.chain {
+        None => full(format!(
+            "a full set: {name} was written without [incremental]"
+        )),
+        Some(at) if at + 2 > settings.full_every => full(format!(
+            "a full set: one in {} (full_every)",
+            settings.full_every
+        )),
+        Some(at) => {
+            let why = format!(
+                "incremental on {name}: set {} of {} of its chain",
+                at + 2,
+                settings.full_every
+            );
+            (
+                sauve_archive::Incremental {
+                    block_size: u64::from(settings.block_kib) << 10,
+                    verify_unchanged: settings.verify_unchanged,
+                    parent: Some(Arc::new(manifest)),
+                },
+                why,
+            )
+        }
     }
 }
 
