@@ -3,6 +3,10 @@
 //! archive each day), restic and borg (deduplicating repositories, from
 //! Debian's packages, installed here when missing; never by the tests).
 //!
+//! sauve runs twice each day: full sets, and incremental sets with
+//! `[incremental] full_every = days + 1` (one full set, then incremental
+//! sets on it), each with its own settings put in place before it runs.
+//!
 //! Day 0 backs up the sample app; each of the 6 following days first
 //! overwrites 1% of the data file's 4 KiB pages at random positions and
 //! changes 1% of the small project files, then every tool backs up the
@@ -130,9 +134,10 @@ pub(crate) fn peers(o: &Options) -> Result<()> {
         "tar -I 'zstd -1 -T0'",
         "restic",
         "borg",
+        "sauve (incremental sets)",
     ]
     .iter()
-    .zip(["sauve", "tar", "restic", "borg"])
+    .zip(["sauve", "tar", "restic", "borg", "sauve-inc"])
     .map(|(name, dir)| Peer {
         name,
         dest: work.join(format!("dest-{dir}")),
@@ -169,6 +174,44 @@ pub(crate) fn peers(o: &Options) -> Result<()> {
             );
         }
     }
+    // The two sauve configurations, put in place before each of its runs.
+    let settings = app.join("Settings/backup.4DSettings");
+    let toml = app.join("Settings/sauve.toml");
+    let full_settings = work.join("full.4DSettings");
+    let inc_settings = work.join("incremental.4DSettings");
+    let inc_toml = work.join("incremental.toml");
+    std::fs::copy(&settings, &full_settings)?;
+    let out = Command::new(&sauve)
+        .args(["settings", "set", "General/DestinationFolder"])
+        .arg(format!("{}/", peers[4].dest.display()))
+        .arg("--app")
+        .arg(&app)
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "sauve settings set General/DestinationFolder: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    std::fs::copy(&settings, &inc_settings)?;
+    std::fs::write(
+        &inc_toml,
+        format!("[incremental]\nfull_every = {}\n", o.days + 1),
+    )?;
+    let as_full = format!(
+        "cp {} {} && rm -f {}",
+        q(&full_settings),
+        q(&settings),
+        q(&toml)
+    );
+    let as_incremental = format!(
+        "cp {} {} && cp {} {}",
+        q(&inc_settings),
+        q(&settings),
+        q(&inc_toml),
+        q(&toml)
+    );
+    let inc_dest = peers[4].dest.clone();
     let restic = q(&peers[2].dest);
     let borg = q(&peers[3].dest);
     let init = Command::new("sh")
@@ -209,22 +252,34 @@ pub(crate) fn peers(o: &Options) -> Result<()> {
                 "restic -q -r {restic} --cache-dir {cache} backup {tree} > /dev/null && sync -f {restic}"
             ),
             format!("borg create --compression zstd,1 {borg}::day-{day} {tree} && sync -f {borg}"),
+            format!(
+                "{} backup --app {} > /dev/null && sync -f {}",
+                q(&sauve),
+                q(&app),
+                q(&inc_dest)
+            ),
         ];
-        for (p, script) in peers.iter_mut().zip(scripts) {
+        let before = [as_full.as_str(), "true", "true", "true", as_incremental.as_str()];
+        for ((p, script), before) in peers.iter_mut().zip(scripts).zip(before) {
             eprintln!("day {day}: {}…", p.name);
-            p.backups.push(measure_env(&script, "true", 1, ENV)?);
+            p.backups.push(measure_env(&script, before, 1, ENV)?);
         }
     }
+    sh(&as_full)?;
 
     // Restore the last day, each into an empty folder, synced.
     let to = work.join("restored");
     let clean = format!("rm -rf {t} && mkdir -p {t} && sync", t = q(&to));
-    let last_set = std::fs::read_dir(&sauve_dest)?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "4BK"))
-        .max()
-        .context("sauve wrote no set")?;
+    let newest = |dest: &Path| -> Result<PathBuf> {
+        std::fs::read_dir(dest)?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "4BK"))
+            .max()
+            .context("sauve wrote no set")
+    };
+    let last_set = newest(&sauve_dest)?;
+    let last_inc = newest(&inc_dest)?;
     let days = o.days;
     let scripts = [
         format!(
@@ -244,6 +299,12 @@ pub(crate) fn peers(o: &Options) -> Result<()> {
         ),
         format!(
             "cd {t} && borg extract {borg}::day-{days} && sync -f {t}",
+            t = q(&to)
+        ),
+        format!(
+            "{} restore {} --to {t}/r > /dev/null && sync -f {t}",
+            q(&sauve),
+            q(&last_inc),
             t = q(&to)
         ),
     ];
@@ -303,14 +364,39 @@ fn report(o: &Options, input: u64, peers: &[Peer]) -> Result<()> {
     let first = peers[0].backups.first().map_or(0.0, |s| s.seconds);
     println!("| ratio | measured |");
     println!("|---|---:|");
-    let first_set = std::fs::read_dir(&peers[0].dest)?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "4BK"))
-        .min()
-        .map(|p| size_of(&p))
-        .transpose()?
-        .unwrap_or(1);
+    let first_set = |dest: &Path| -> Result<u64> {
+        Ok(std::fs::read_dir(dest)?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "4BK"))
+            .min()
+            .map(|p| size_of(&p))
+            .transpose()?
+            .unwrap_or(1))
+    };
+    let restore = |p: &Peer| p.restore.map_or(0.0, |s| s.seconds);
+    let inc = &peers[4];
+    println!(
+        "| incremental week / one full set (size; target ≤ 1.3x) | {:.2}x |",
+        sizes[4] as f64 / first_set(&inc.dest)? as f64
+    );
+    println!(
+        "| incremental week / restic's repository (target ≤ 1.2x) | {:.2}x |",
+        sizes[4] as f64 / sizes[2] as f64
+    );
+    println!(
+        "| incremental backup / sauve's full backup of the same day (time; target ≤ 0.33x) | {:.2}x |",
+        later(inc) / later(&peers[0])
+    );
+    println!(
+        "| incremental backup / restic's (time; target ≤ 1x) | {:.2}x |",
+        later(inc) / later(&peers[2])
+    );
+    println!(
+        "| restore of the last incremental / of the last full set (time; target ≤ 1.25x) | {:.2}x |",
+        restore(inc) / restore(&peers[0])
+    );
+    let first_set = first_set(&peers[0].dest)?;
     println!(
         "| sauve's week / its first set (size) | {:.2}x |",
         sizes[0] as f64 / first_set as f64
