@@ -268,7 +268,13 @@ pub(crate) fn peers(o: &Options) -> Result<()> {
                 q(&inc_dest)
             ),
         ];
-        let before = [as_full.as_str(), "true", "true", "true", as_incremental.as_str()];
+        let before = [
+            as_full.as_str(),
+            "true",
+            "true",
+            "true",
+            as_incremental.as_str(),
+        ];
         for ((p, script), before) in peers.iter_mut().zip(scripts).zip(before) {
             eprintln!("day {day}: {}…", p.name);
             p.backups.push(measure_env(&script, before, 1, ENV)?);
