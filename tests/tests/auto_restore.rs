@@ -379,3 +379,35 @@ async fn with_a_bucket_as_the_destination_its_newest_set_is_restored_and_rolled_
     );
     assert_eq!(restored, live, "every acknowledged write is back");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incremental_set_is_restored_through_its_chain_and_a_broken_chain_falls_back() {
+    let app = SampleApp::with_settings(&[("General/IncludesFiles/Item1", "notes.txt")]).unwrap();
+    std::fs::write(app.path().join("notes.txt"), "never changes\n").unwrap();
+    std::fs::write(
+        app.path().join("Settings/sauve.toml"),
+        "[incremental]\nfull_every = 4\nblock_kib = 4\n",
+    )
+    .unwrap();
+    let live = run_host(&app, 24, 6).await;
+    let backups = app.root().join("Backups");
+    let set = |n: u32| backups.join(format!("App[{n:04}].4BK"));
+    let located = |n: u32| sauve_archive::SetFiles::locate(&set(n)).unwrap();
+    assert_eq!(sauve_archive::parent_of(&located(4)).unwrap(), Some(3));
+    let data = app.path().join("Data/App.4DD");
+
+    // The newest set, incremental: restored through 3, 2 and 1.
+    std::fs::write(&data, b"\x00garbage").unwrap();
+    let layout = AppLayout::discover(app.path()).unwrap();
+    let (outcome, restored) = restore_at_open(layout.clone(), &data);
+    assert_eq!(outcome.restored, Some(set(4)));
+    assert_eq!(restored, live, "every acknowledged write is back");
+
+    // A link gone: set 4 cannot be restored, set 2 (on the full set 1) is,
+    // and the log brings the data to the end again.
+    std::fs::rename(set(3), app.root().join("aside.4BK")).unwrap();
+    std::fs::write(&data, b"\x00garbage again").unwrap();
+    let (outcome, restored) = restore_at_open(layout, &data);
+    assert_eq!(outcome.restored, Some(set(2)));
+    assert_eq!(restored, live, "every acknowledged write is back");
+}
