@@ -107,6 +107,28 @@ impl SampleApp {
     pub fn arg(&self) -> String {
         self.app.display().to_string()
     }
+
+    /// The app's key in a backupHistory.json: its structure file's path.
+    pub fn history_key(&self) -> String {
+        self.app.join("Project/App.4DProject").display().to_string()
+    }
+
+    /// The backupHistory.json of `destination`, as it is now.
+    #[allow(clippy::unwrap_used)] // A test helper: failing here fails the test that called it.
+    pub fn history_in(&self, destination: &Path) -> sauve_history::History {
+        sauve_history::History::load(destination, jiff::Timestamp::now())
+            .unwrap()
+            .history
+    }
+
+    /// The history entries of this app in its default destination,
+    /// `../Backups/`.
+    #[allow(clippy::unwrap_used)] // A test helper: failing here fails the test that called it.
+    pub fn history_entries(&self) -> Vec<sauve_history::HistoryEntry> {
+        self.history_in(&self.root().join("Backups"))
+            .entries(&self.history_key())
+            .unwrap()
+    }
 }
 
 /// A host log at `APP/Data/App.journal` and an engine that cuts it at each

@@ -46,19 +46,6 @@ fn journal(app: &SampleApp) -> Vec<sauve_journal::Entry> {
     sauve_journal::read_all(&app.path().join("Logs")).unwrap()
 }
 
-fn history_entries(app: &SampleApp) -> Vec<sauve_history::HistoryEntry> {
-    let h = sauve_history::History::load(&backups(app), jiff::Timestamp::now())
-        .unwrap()
-        .history;
-    h.entries(
-        &app.path()
-            .join("Project/App.4DProject")
-            .display()
-            .to_string(),
-    )
-    .unwrap()
-}
-
 fn random_bytes(n: usize) -> Vec<u8> {
     let mut bytes = vec![0u8; n];
     fastrand::Rng::with_seed(0x9E37_79B9_7F4A_7C15).fill(&mut bytes);
@@ -233,7 +220,7 @@ async fn stop_in_the_middle_of_a_large_copy_gives_1406_and_leaves_nothing() {
     let j = journal(&app);
     assert_eq!(j.last().unwrap().title, Some(Title::BackupStopped));
     assert_eq!(j.last().unwrap().status, Some(1406));
-    let h = history_entries(&app);
+    let h = app.history_entries();
     assert_eq!(
         (h[0].status, h[0].backup_number, h[0].backup_path.as_str()),
         (Some(1406), 0, "")
@@ -261,7 +248,7 @@ async fn a_missing_attachment_gives_a_partial_backup_with_status_minus_43() {
     let text = entry.render(true);
     assert!(text.contains("App.4DSyncData [NOT FOUND]"), "{text}");
     assert!(text.contains("Status : -43 Attachment not found"), "{text}");
-    let h = history_entries(&app);
+    let h = app.history_entries();
     assert_eq!(
         h[0].attachments.iter().map(|a| a.found).collect::<Vec<_>>(),
         [true, false]
@@ -397,7 +384,8 @@ async fn retention_keeps_3_sets_over_6_backups_after_and_before_and_spares_renam
             .flat_map(|e| e.deleted.clone())
             .collect();
         assert_eq!(deleted.len(), 3, "{deleted:?}");
-        let numbers: Vec<u32> = history_entries(&app)
+        let numbers: Vec<u32> = app
+            .history_entries()
             .iter()
             .map(|e| e.backup_number)
             .collect();
@@ -415,11 +403,7 @@ async fn numbering_continues_a_4d_history_and_resets_without_overwriting() {
     let app = app(&[]);
     std::fs::create_dir_all(backups(&app)).unwrap();
     // The 4D fixture, its first structure key moved to this app's project.
-    let key = app
-        .path()
-        .join("Project/App.4DProject")
-        .display()
-        .to_string();
+    let key = app.history_key();
     let text = std::fs::read_to_string(fixture("two-structures.backupHistory.json")).unwrap().replacen(
         "Macintosh HD:Users:rolandlannuzel:Documents:Github:HDI:4D V20 R4:HDI_NewDateTimeFormats:Project:HDI_NewDateTimeFormats.4DProject\"",
         &format!("{key}\""),
@@ -552,7 +536,7 @@ async fn unchanged_data_postpones_a_scheduled_backup_without_error() {
     );
     assert!(entry.next_scheduled.is_some() && entry.scheduled.is_some());
     assert_eq!(
-        history_entries(&app).len(),
+        app.history_entries().len(),
         1,
         "no history entry for a postponed slot"
     );

@@ -50,15 +50,10 @@ async fn a_host_on_a_multi_thread_runtime_backs_up_and_gets_every_record() {
     assert_eq!(journal.len(), 1);
     assert_eq!(journal[0].title, Some(sauve_journal::Title::FullBackup));
     assert_eq!(journal[0].status, Some(0));
-    let history = sauve_history::History::load(&bk, jiff::Timestamp::now())
-        .unwrap()
-        .history;
-    let key = app
-        .path()
-        .join("Project/App.4DProject")
-        .display()
-        .to_string();
-    assert_eq!(history.highest_number(&key), Some(1));
+    assert_eq!(
+        app.history_in(&bk).highest_number(&app.history_key()),
+        Some(1)
+    );
     let last = handle.last_backup().await.unwrap();
     assert_eq!(
         (last.number, last.status, last.trigger),

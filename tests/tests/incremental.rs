@@ -151,17 +151,15 @@ async fn ten_sets_with_a_full_one_in_four_keep_3_restorable_points_and_their_cha
             .any(|n| n == "incremental on App[0009]: set 2 of 4 of its chain"),
         "{notes:#?}"
     );
-    let history = sauve_history::History::load(&backups, jiff::Timestamp::now())
-        .unwrap()
-        .history;
-    let key = app
-        .path()
-        .join("Project/App.4DProject")
-        .display()
-        .to_string();
-    let parents: BTreeMap<u32, Option<u32>> = history
-        .entries(&key)
-        .unwrap()
+    // Why each full set is full: the first, then one in four.
+    for why in [
+        "a full set: the first of its base",
+        "a full set: one in 4 (full_every)",
+    ] {
+        assert!(notes.iter().any(|n| n == why), "{why}: {notes:#?}");
+    }
+    let parents: BTreeMap<u32, Option<u32>> = app
+        .history_entries()
         .iter()
         .map(|e| (e.backup_number, e.parent))
         .collect();

@@ -288,15 +288,11 @@ async fn a_journal_that_cannot_be_written_is_a_warning_in_the_report_and_an_even
         .collect();
     assert_eq!(warnings, report.warnings);
     // The history still says what happened.
-    let history = sauve_history::History::load(&backups(&app), jiff::Timestamp::now())
-        .unwrap()
-        .history;
-    let key = app
-        .path()
-        .join("Project/App.4DProject")
-        .display()
-        .to_string();
-    assert_eq!(history.highest_number(&key), Some(1));
+    assert_eq!(
+        app.history_in(&backups(&app))
+            .highest_number(&app.history_key()),
+        Some(1)
+    );
     handle.shutdown().await;
 }
 

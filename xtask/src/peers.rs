@@ -168,16 +168,7 @@ pub(crate) fn peers(o: &Options) -> Result<()> {
         ),
         ("General/IncludesFiles/Item2", "../Attachments/".to_owned()),
     ] {
-        let out = Command::new(&sauve)
-            .args(["settings", "set", key, &value, "--app"])
-            .arg(&app)
-            .output()?;
-        if !out.status.success() {
-            bail!(
-                "sauve settings set {key}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        settings_set(&sauve, &app, key, &value)?;
     }
     // The two sauve configurations, put in place before each of its runs.
     let settings = app.join("Settings/backup.4DSettings");
@@ -186,18 +177,12 @@ pub(crate) fn peers(o: &Options) -> Result<()> {
     let inc_settings = work.join("incremental.4DSettings");
     let inc_toml = work.join("incremental.toml");
     std::fs::copy(&settings, &full_settings)?;
-    let out = Command::new(&sauve)
-        .args(["settings", "set", "General/DestinationFolder"])
-        .arg(format!("{}/", peers[4].dest.display()))
-        .arg("--app")
-        .arg(&app)
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "sauve settings set General/DestinationFolder: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    settings_set(
+        &sauve,
+        &app,
+        "General/DestinationFolder",
+        &format!("{}/", peers[4].dest.display()),
+    )?;
     std::fs::copy(&settings, &inc_settings)?;
     std::fs::write(
         &inc_toml,
@@ -330,6 +315,21 @@ pub(crate) fn peers(o: &Options) -> Result<()> {
     let _ = std::fs::remove_dir_all(&to);
 
     report(o, input, &peers)
+}
+
+/// `sauve settings set KEY VALUE --app APP`.
+fn settings_set(sauve: &Path, app: &Path, key: &str, value: &str) -> Result<()> {
+    let out = Command::new(sauve)
+        .args(["settings", "set", key, value, "--app"])
+        .arg(app)
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "sauve settings set {key}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
 }
 
 fn report(o: &Options, input: u64, peers: &[Peer]) -> Result<()> {

@@ -12,7 +12,7 @@ use std::io::{self, Read};
 use std::sync::Arc;
 
 use crate::error::ArchiveError;
-use crate::manifest::{Blocks, EntryType, Manifest, Store};
+use crate::manifest::{Blocks, EntryType, Manifest, Store, block_range};
 use crate::naming::{SetKind, number_text};
 
 /// Where the blocks entry of a file is stored in the stream.
@@ -61,17 +61,17 @@ impl BlocksHead {
         28 + 4 * self.indices.len() as u64
     }
 
+    /// The byte range in the file of block `index`.
+    pub(crate) fn range(&self, index: u32) -> std::ops::Range<u64> {
+        block_range(self.block_size, index, self.size)
+    }
+
     /// The bytes of the blocks that follow the head.
     fn payload(&self) -> u64 {
-        let b = Blocks {
-            block_size: self.block_size,
-            hashes: Vec::new(),
-            changed: Vec::new(),
-        };
         self.indices
             .iter()
             .map(|&i| {
-                let r = b.range(i, self.size);
+                let r = self.range(i);
                 r.end - r.start
             })
             .sum()
@@ -152,15 +152,10 @@ pub(crate) fn read_blocks(
         HeadError::Stream(e) => BlocksReadError::Stream(e),
         HeadError::Bad(why) => BlocksReadError::Bad(why),
     })?;
-    let geometry = Blocks {
-        block_size: head.block_size,
-        hashes: Vec::new(),
-        changed: Vec::new(),
-    };
     let mut buf = vec![0u8; head.block_size.min(1 << 24) as usize];
     let mut hashes = Vec::with_capacity(head.indices.len());
     for &i in &head.indices {
-        let range = geometry.range(i, head.size);
+        let range = head.range(i);
         let mut hasher = blake3::Hasher::new();
         let mut at = range.start;
         while at < range.end {
@@ -317,8 +312,12 @@ impl Needs {
     /// Resolves what is needed against `link`, the older set the newer one
     /// builds on: what it holds is no longer needed, what it has the same
     /// is needed of its own parent. Every needed file must be in `link`
-    /// with the same size and hashes.
-    pub(crate) fn resolve(&mut self, link: &Manifest) -> Result<(), ArchiveError> {
+    /// with the same size and hashes. Returns what `link` supplies: each
+    /// file it holds content of, whole (`None`) or that many blocks.
+    pub(crate) fn resolve(
+        &mut self,
+        link: &Manifest,
+    ) -> Result<Vec<(String, Option<usize>)>, ArchiveError> {
         let by_path: BTreeMap<&str, &crate::manifest::ManifestEntry> =
             link.entries.iter().map(|e| (e.path.as_str(), e)).collect();
         let newer = self.name(self.newer);
@@ -330,6 +329,7 @@ impl Needs {
             )
         };
         let mut done = Vec::new();
+        let mut supplied = Vec::new();
         for (path, (size, need)) in &mut self.files {
             let Some(e) = by_path.get(path.as_str()) else {
                 return Err(differs(path, "is missing"));
@@ -343,9 +343,13 @@ impl Needs {
                         return Err(differs(path, "has another size or checksum"));
                     }
                     match (e.store, &e.blocks) {
-                        (Store::Stored, _) => done.push(path.clone()),
+                        (Store::Stored, _) => {
+                            supplied.push((path.clone(), None));
+                            done.push(path.clone());
+                        }
                         (Store::Same, _) => {}
                         (Store::Blocks, Some(b)) => {
+                            supplied.push((path.clone(), Some(b.changed.len())));
                             *need = Need::Blocks {
                                 blocks: b.clone(),
                                 unfilled: unfilled(b, e.size),
@@ -366,11 +370,15 @@ impl Needs {
                         return Err(differs(path, "has other blocks"));
                     }
                     match e.store {
-                        Store::Stored => done.push(path.clone()),
+                        Store::Stored => {
+                            supplied.push((path.clone(), Some(unfilled.len())));
+                            done.push(path.clone());
+                        }
                         Store::Same => {}
                         Store::Blocks => {
-                            for i in &b.changed {
-                                unfilled.remove(i);
+                            let taken = b.changed.iter().filter(|i| unfilled.remove(i)).count();
+                            if taken > 0 {
+                                supplied.push((path.clone(), Some(taken)));
                             }
                             if unfilled.is_empty() {
                                 done.push(path.clone());
@@ -393,7 +401,7 @@ impl Needs {
         }
         self.newer = link.header.backup_number;
         self.parent = link.header.parent;
-        Ok(())
+        Ok(supplied)
     }
 }
 

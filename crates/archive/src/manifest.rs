@@ -111,6 +111,13 @@ impl Store {
     }
 }
 
+/// The byte range of block `index` of a `size`-byte file cut into blocks
+/// of `block_size` (the last one may be shorter).
+pub(crate) fn block_range(block_size: u64, index: u32, size: u64) -> std::ops::Range<u64> {
+    let start = u64::from(index) * block_size;
+    start.min(size)..(start + block_size).min(size)
+}
+
 /// A file as fixed-size blocks (SPEC 21).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -132,8 +139,7 @@ impl Blocks {
 
     /// The byte range of block `index` of a `size`-byte file.
     pub fn range(&self, index: u32, size: u64) -> std::ops::Range<u64> {
-        let start = u64::from(index) * self.block_size;
-        start.min(size)..(start + self.block_size).min(size)
+        block_range(self.block_size, index, size)
     }
 }
 

@@ -1,13 +1,13 @@
 //! `sauve verify` and backup step 11 (SPEC section 13.2): re-read a set and
 //! check it against its manifest. Writes nothing.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
 use crate::error::ArchiveError;
 use crate::incremental::{Needs, missing_link};
-use crate::manifest::{Blocks, EntryType, Manifest};
+use crate::manifest::{EntryType, Manifest};
 use crate::naming::{SetFiles, SetKind};
 use crate::reader::{
     ReadEntry, Seen, VisitError, Visitor, check_against_manifest, hash_content, read_blocks_entry,
@@ -176,74 +176,28 @@ pub fn list_origins(
     let (set, manifest) = list(path)?;
     let number = manifest.header.backup_number;
     let mut origins: BTreeMap<String, Origin> = BTreeMap::new();
-    // What is still looked for: the whole file, or these blocks.
-    let mut pending: BTreeMap<String, Option<BTreeSet<u32>>> = BTreeMap::new();
     for e in manifest
         .entries
         .iter()
         .filter(|e| e.entry_type == EntryType::File)
     {
-        match (e.store, &e.blocks) {
-            (Store::Stored, _) | (Store::Blocks, None) => {
-                origins.insert(e.path.clone(), vec![(number, None)]);
-            }
-            (Store::Same, _) => {
-                pending.insert(e.path.clone(), None);
-            }
-            (Store::Blocks, Some(b)) => {
-                origins.insert(e.path.clone(), vec![(number, Some(b.changed.len()))]);
-                let all = Blocks::count(e.size, b.block_size) as u32;
-                let rest: BTreeSet<u32> = (0..all).filter(|i| !b.changed.contains(i)).collect();
-                if !rest.is_empty() {
-                    pending.insert(e.path.clone(), Some(rest));
-                }
-            }
-        }
+        let held = match (e.store, &e.blocks) {
+            (Store::Same, _) => continue,
+            (Store::Blocks, Some(b)) => Some(b.changed.len()),
+            _ => None,
+        };
+        origins.insert(e.path.clone(), vec![(number, held)]);
     }
     let mut needs = Needs::of(&manifest);
-    while !pending.is_empty() {
+    while !needs.is_empty() {
         let link = locate_parent(&set, &needs)?;
-        let (_, older) = list(&link.dir.join(needs.name(needs.parent.unwrap_or(0))))?;
-        let at = older.header.backup_number;
-        let by_path: BTreeMap<&str, &crate::manifest::ManifestEntry> =
-            older.entries.iter().map(|e| (e.path.as_str(), e)).collect();
-        let mut done = Vec::new();
-        for (path, want) in &mut pending {
-            let Some(e) = by_path.get(path.as_str()) else {
-                continue;
-            };
-            let origin = origins.entry(path.clone()).or_default();
-            match (want.as_mut(), e.store, &e.blocks) {
-                (_, Store::Same, _) => {}
-                (None, Store::Stored, _) | (None, Store::Blocks, None) => {
-                    origin.push((at, None));
-                    done.push(path.clone());
-                }
-                (None, Store::Blocks, Some(b)) => {
-                    origin.push((at, Some(b.changed.len())));
-                    let all = Blocks::count(e.size, b.block_size) as u32;
-                    *want = Some((0..all).filter(|i| !b.changed.contains(i)).collect());
-                }
-                (Some(rest), Store::Stored, _) => {
-                    origin.push((at, Some(rest.len())));
-                    done.push(path.clone());
-                }
-                (Some(rest), Store::Blocks, b) => {
-                    let changed = b.as_ref().map(|b| b.changed.as_slice()).unwrap_or_default();
-                    let taken = changed.iter().filter(|i| rest.remove(i)).count();
-                    if taken > 0 {
-                        origin.push((at, Some(taken)));
-                    }
-                    if rest.is_empty() {
-                        done.push(path.clone());
-                    }
-                }
-            }
+        let older = scan(&link, &mut Skipper)?;
+        for (path, held) in needs.resolve(&older)? {
+            origins
+                .entry(path)
+                .or_default()
+                .push((older.header.backup_number, held));
         }
-        for path in done {
-            pending.remove(&path);
-        }
-        needs.resolve(&older)?;
     }
     Ok((set, manifest, origins))
 }

@@ -823,11 +823,6 @@ impl ArchiveWriter {
         progress: &mut dyn Progress,
     ) -> Result<(), ArchiveError> {
         use std::os::unix::fs::FileExt;
-        let geometry = Blocks {
-            block_size: head.block_size,
-            hashes: Vec::new(),
-            changed: Vec::new(),
-        };
         let out = self
             .stream
             .out()
@@ -838,7 +833,7 @@ impl ArchiveWriter {
             if progress.is_stopped() {
                 return Err(ArchiveError::Stopped);
             }
-            let range = geometry.range(i, head.size);
+            let range = head.range(i);
             let mut hasher = blake3::Hasher::new();
             let mut at = range.start;
             while at < range.end {

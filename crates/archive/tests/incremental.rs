@@ -111,10 +111,21 @@ fn backup(
     parent: Option<Arc<Manifest>>,
     verify_unchanged: bool,
 ) -> Arc<Manifest> {
+    backup_with(fx, number, (compression, BLOCK), parent, verify_unchanged)
+}
+
+/// [`backup`] with blocks of `block_size`.
+fn backup_with(
+    fx: &Fixture,
+    number: u32,
+    (compression, block_size): (Compression, u64),
+    parent: Option<Arc<Manifest>>,
+    verify_unchanged: bool,
+) -> Arc<Manifest> {
     let content = fx.content();
     let mut w = ArchiveWriter::create(fx.spec(number, compression, 0), header(number)).unwrap();
     w.set_incremental(Incremental {
-        block_size: BLOCK,
+        block_size,
         verify_unchanged,
         parent,
     })
@@ -129,6 +140,15 @@ fn backup(
 }
 
 type Tree = BTreeMap<String, (char, Vec<u8>, u32, i64)>;
+
+/// The manifest's entry of `path`.
+fn entry<'a>(manifest: &'a Manifest, path: &str) -> &'a sauve_archive::ManifestEntry {
+    manifest
+        .entries
+        .iter()
+        .find(|e| e.path == path)
+        .unwrap_or_else(|| panic!("{path} is not in set {}", manifest.header.backup_number))
+}
 
 /// The app's tree as a restore gives it back (folder times aside, as
 /// `common::same_contents` leaves them).
@@ -245,21 +265,14 @@ fn unchanged_files_are_not_stored_again_and_changed_blocks_only() {
     let mut clock = 0;
     start(&fx, &mut clock);
     let full = backup(&fx, 1, Compression::None, None, false);
-    let data = full
-        .entries
-        .iter()
-        .find(|e| e.path == "Data/App.4DD")
-        .unwrap();
+    let data = entry(&full, "Data/App.4DD");
     assert_eq!(data.store, Store::Stored);
     assert_eq!(data.blocks.as_ref().unwrap().hashes.len(), 13);
     apply(fx.app(), &Op::Block(4, 9), &mut clock);
     let inc = backup(&fx, 2, Compression::None, Some(full), false);
     let store = |path: &str| {
-        inc.entries
-            .iter()
-            .find(|e| e.path == path)
-            .map(|e| (e.store, e.blocks.as_ref().map(|b| b.changed.clone())))
-            .unwrap()
+        let e = entry(&inc, path);
+        (e.store, e.blocks.as_ref().map(|b| b.changed.clone()))
     };
     assert_eq!(store("Data/App.4DD"), (Store::Blocks, Some(vec![4])));
     assert_eq!(store("Project/Sources/m1.4dm").0, Store::Same);
@@ -292,6 +305,31 @@ fn unchanged_files_are_not_stored_again_and_changed_blocks_only() {
 }
 
 #[test]
+fn a_new_block_size_stores_a_changed_file_whole_and_keeps_unchanged_ones_same() {
+    let fx = Fixture::new();
+    let mut clock = 0;
+    start(&fx, &mut clock);
+    let full = backup(&fx, 1, Compression::None, None, false);
+    apply(fx.app(), &Op::Block(2, 5), &mut clock);
+    // The parent's blocks are 4 KiB, this set's 8 KiB: nothing to compare
+    // block by block, so the changed data file is stored whole, with blocks
+    // of the new size; the unchanged small files stay `same`.
+    let inc = backup_with(&fx, 2, (Compression::None, 2 * BLOCK), Some(full), false);
+    let data = entry(&inc, "Data/App.4DD");
+    assert_eq!(data.store, Store::Stored);
+    assert_eq!(data.blocks.as_ref().unwrap().block_size, 2 * BLOCK);
+    assert_eq!(entry(&inc, "Project/Sources/m1.4dm").store, Store::Same);
+    let to = restored(&fx, 2).unwrap();
+    assert_eq!(differs(&tree(&to), &tree(fx.app())), None);
+    // The next set, at 8 KiB again, compares block by block.
+    apply(fx.app(), &Op::Block(3, 6), &mut clock);
+    let next = backup_with(&fx, 3, (Compression::None, 2 * BLOCK), Some(inc), false);
+    assert_eq!(entry(&next, "Data/App.4DD").store, Store::Blocks);
+    let to = restored(&fx, 3).unwrap();
+    assert_eq!(differs(&tree(&to), &tree(fx.app())), None);
+}
+
+#[test]
 fn verify_unchanged_catches_a_change_that_kept_size_time_and_inode() {
     use std::os::unix::fs::FileExt;
     let fx = Fixture::new();
@@ -305,22 +343,12 @@ fn verify_unchanged_catches_a_change_that_kept_size_time_and_inode() {
     f.set_modified(before).unwrap();
     drop(f);
     let inc = backup(&fx, 2, Compression::None, Some(full.clone()), true);
-    let e = inc
-        .entries
-        .iter()
-        .find(|e| e.path == "Project/Sources/m0.4dm")
-        .unwrap();
-    assert_eq!(e.store, Store::Stored);
+    assert_eq!(entry(&inc, "Project/Sources/m0.4dm").store, Store::Stored);
     let to = restored(&fx, 2).unwrap();
     assert_eq!(differs(&tree(&to), &tree(fx.app())), None);
     // Without the setting, size, time and inode decide: the change is not seen.
     let blind = backup(&fx, 3, Compression::None, Some(full), false);
-    let e = blind
-        .entries
-        .iter()
-        .find(|e| e.path == "Project/Sources/m0.4dm")
-        .unwrap();
-    assert_eq!(e.store, Store::Same);
+    assert_eq!(entry(&blind, "Project/Sources/m0.4dm").store, Store::Same);
 }
 
 #[test]

@@ -168,12 +168,11 @@ fn basis(
         return full("a full set: the first of its base".to_owned());
     };
     let name = format!("{}[{}]", spec.base, sauve_archive::number_text(previous));
-    let path = spec.destination.join(&name);
-    if sauve_archive::SetFiles::locate(&path).is_err() {
-        return full(format!("a full set: {name} is not in the destination"));
-    }
-    let manifest = match sauve_archive::list(&path) {
+    let manifest = match sauve_archive::list(&spec.destination.join(&name)) {
         Ok((_, m)) => m,
+        Err(sauve_archive::ArchiveError::Missing { .. }) => {
+            return full(format!("a full set: {name} is not in the destination"));
+        }
         Err(e) => return full(format!("a full set: {name} cannot be read ({e})")),
     };
     match manifest.header.chain {
