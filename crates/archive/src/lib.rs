@@ -28,6 +28,7 @@ mod naming;
 mod reader;
 mod remote;
 mod restore;
+mod safety;
 mod verify;
 mod writer;
 
@@ -44,6 +45,7 @@ pub use naming::{ArchiveName, SetFiles, SetKind, log_gathering_name, number_text
 pub use reader::{SegmentSource, parent_of};
 pub use remote::{AGE_SUFFIX, Identities, RangeReader, RemoteSet, read_identities, strip_age};
 pub use restore::{RestoreOptions, RestoreReport, restore, restore_remote};
+pub use safety::unrestorable_name;
 pub use verify::{
     Origin, VerifyReport, list, list_origins, list_remote, verify, verify_remote, verify_set,
 };

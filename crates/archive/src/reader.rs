@@ -354,6 +354,7 @@ pub(crate) fn scan_source(
     let mut last = String::from("the start");
     let mut manifest: Option<Manifest> = None;
     let mut head_parent: Option<u32> = None;
+    let mut names = crate::safety::StreamNames::default();
     let damaged = |last: &str, e: io::Error| {
         ArchiveError::corrupt(
             kind,
@@ -444,9 +445,11 @@ pub(crate) fn scan_source(
                         ),
                     ));
                 }
+                crate::safety::check_manifest(&m)?;
                 manifest = Some(m);
                 continue;
             }
+            names.check(&path, entry_type)?;
             let read = ReadEntry {
                 path,
                 entry_type,

@@ -1,13 +1,15 @@
 //! `sauve restore` (SPEC section 13.1): extract into a staging folder inside
 //! the destination, hashing while writing; move files into place only once
 //! every entry matched the manifest. Nothing is written outside the
-//! destination: unsafe names, hard links, devices and paths through symlinks
-//! are refused, and symlinks are created last.
+//! destination: unsafe sets are refused by the reader ([`crate::safety`]),
+//! every file is created, opened, moved and given its mode and time through
+//! a handle on the staging folder or the destination that no name can leave
+//! ([`Beneath`]), and symlinks are created last, never followed.
 
+use sauve_durable::beneath::{Beneath, Kind};
 use sauve_durable::fault::{Step, point};
-use std::fs::{File, Permissions};
+use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -20,6 +22,7 @@ use crate::reader::{
     read_blocks_entry,
 };
 use crate::remote::RemoteSet;
+use crate::safety::{safe_components, unsafe_entry};
 use crate::writer::Progress;
 use std::collections::BTreeSet;
 
@@ -121,13 +124,14 @@ fn restore_from(
     let destination = std::path::absolute(&destination)
         .map_err(ArchiveError::io("cannot resolve", &destination))?;
     prepare_destination(&destination, options.force)?;
-    let staging = Staging::create(&destination)?;
+    let root =
+        Beneath::open(&destination).map_err(ArchiveError::io("cannot open", &destination))?;
+    let staging = Staging::create(&root)?;
     let mut extractor = Extractor {
         kind: set.name.kind,
-        staging: &staging.path,
+        staging: &staging.dir,
         progress,
         seen: Vec::new(),
-        symlinks: Vec::new(),
         bytes: 0,
         assembled: Vec::new(),
     };
@@ -148,7 +152,7 @@ fn restore_from(
         let link = crate::verify::locate_parent(&set, &needs)?;
         let mut filler = Filler {
             kind: link.name.kind,
-            staging: &staging.path,
+            staging: &staging.dir,
             needs: &needs,
             progress: extractor.progress,
             seen: Vec::new(),
@@ -159,8 +163,8 @@ fn restore_from(
         bytes += filler.bytes;
         needs.resolve(&older)?;
     }
-    check_assembled(&manifest, &staging.path, &assembled)?;
-    let files = place(&manifest, &staging.path, &destination)?;
+    check_assembled(&manifest, &staging.dir, &assembled)?;
+    let files = place(&manifest, &staging, &root)?;
     drop(staging);
     Ok(RestoreReport {
         set,
@@ -174,10 +178,9 @@ fn restore_from(
 /// Extracts into the staging folder, hashing while writing, refusing unsafe entries.
 struct Extractor<'a> {
     kind: SetKind,
-    staging: &'a Path,
+    staging: &'a Beneath,
     progress: &'a mut dyn Progress,
     seen: Vec<Seen>,
-    symlinks: Vec<String>,
     bytes: u64,
     /// Files put together from blocks, checked whole at the end.
     assembled: Vec<String>,
@@ -188,16 +191,11 @@ impl Visitor for Extractor<'_> {
         if self.progress.is_stopped() {
             return Err(ArchiveError::Stopped.into());
         }
-        let parts =
-            safe_components(&entry.path).map_err(|reason| unsafe_entry(&entry.path, reason))?;
-        if let Some(link) = through_symlink(&entry.path, &self.symlinks) {
-            return Err(
-                unsafe_entry(&entry.path, format!("it goes through the symlink {link}")).into(),
-            );
-        }
-        let staged = self.staging.join(parts.iter().collect::<PathBuf>());
+        // The reader checked the name (crate::safety).
+        let rel = relative(&entry.path)?;
+        let staged = self.staging.shown(&rel);
         if entry.blocks {
-            let mut file = create_staged(self.kind, entry, &staged)?;
+            let mut file = create_staged(self.kind, entry, self.staging, &rel)?;
             let seen = write_blocks(
                 self.kind,
                 entry,
@@ -212,29 +210,20 @@ impl Visitor for Extractor<'_> {
         }
         let blake3 = match entry.entry_type {
             EntryType::File => {
-                let mut file = create_staged(self.kind, entry, &staged)?;
+                let mut file = create_staged(self.kind, entry, self.staging, &rel)?;
                 let (hash, n) = hash_content(content, Some((&mut file, &staged)))?;
                 self.bytes += n;
                 self.progress.advance(n);
                 Some(hash)
             }
             EntryType::Dir => {
-                std::fs::create_dir_all(&staged)
+                self.staging
+                    .create_dir_all(&rel)
                     .map_err(ArchiveError::io("cannot create", &staged))?;
                 None
             }
-            EntryType::Symlink => {
-                let prefix = format!("{}/", entry.path);
-                if let Some(s) = self.seen.iter().find(|s| s.path.starts_with(&prefix)) {
-                    return Err(unsafe_entry(
-                        &s.path,
-                        format!("it goes through the symlink {}", entry.path),
-                    )
-                    .into());
-                }
-                self.symlinks.push(entry.path.clone());
-                None
-            }
+            // Created by `place`, once everything else is written.
+            EntryType::Symlink => None,
         };
         self.seen.push(Seen::of(entry, blake3));
         Ok(())
@@ -245,13 +234,30 @@ impl Visitor for Extractor<'_> {
     }
 }
 
-/// Creates a staged file (never one already there) and its folders.
-fn create_staged(kind: SetKind, entry: &ReadEntry, staged: &Path) -> Result<File, ArchiveError> {
-    if let Some(parent) = staged.parent() {
-        std::fs::create_dir_all(parent).map_err(ArchiveError::io("cannot create", parent))?;
+/// A stored path as a relative path, refused if unsafe.
+fn relative(path: &str) -> Result<PathBuf, ArchiveError> {
+    Ok(safe_components(path)
+        .map_err(|reason| unsafe_entry(path, reason))?
+        .iter()
+        .collect())
+}
+
+/// Creates a staged file (never one already there, private until `place`
+/// gives it its mode) and its folders.
+fn create_staged(
+    kind: SetKind,
+    entry: &ReadEntry,
+    staging: &Beneath,
+    rel: &Path,
+) -> Result<File, ArchiveError> {
+    let staged = &staging.shown(rel);
+    if let Some(parent) = rel.parent() {
+        staging
+            .create_dir_all(parent)
+            .map_err(ArchiveError::io("cannot create", &staging.shown(parent)))?;
     }
     let file = point(Step::Create, staged)
-        .and_then(|()| File::create_new(staged))
+        .and_then(|()| staging.create_new(rel, 0o600))
         .map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
                 ArchiveError::corrupt(kind, format!("entry {} appears twice", entry.path))
@@ -292,7 +298,7 @@ fn write_blocks(
 /// (SPEC 21), skipping the rest.
 struct Filler<'a> {
     kind: SetKind,
-    staging: &'a Path,
+    staging: &'a Beneath,
     needs: &'a Needs,
     progress: &'a mut dyn Progress,
     seen: Vec<Seen>,
@@ -302,7 +308,6 @@ struct Filler<'a> {
 
 impl Visitor for Filler<'_> {
     fn entry(&mut self, entry: &ReadEntry, content: &mut dyn Read) -> Result<(), VisitError> {
-        use std::os::unix::fs::FileExt;
         if self.progress.is_stopped() {
             return Err(ArchiveError::Stopped.into());
         }
@@ -312,19 +317,18 @@ impl Visitor for Filler<'_> {
         if entry.entry_type != EntryType::File {
             return Ok(());
         }
-        let parts =
-            safe_components(&entry.path).map_err(|reason| unsafe_entry(&entry.path, reason))?;
-        let staged = self.staging.join(parts.iter().collect::<PathBuf>());
+        let rel = relative(&entry.path)?;
+        let staged = self.staging.shown(&rel);
         let seen = match (need, entry.blocks) {
             (Need::Whole { .. }, false) => {
-                let mut file = create_staged(self.kind, entry, &staged)?;
+                let mut file = create_staged(self.kind, entry, self.staging, &rel)?;
                 let (hash, n) = hash_content(content, Some((&mut file, &staged)))?;
                 self.bytes += n;
                 self.progress.advance(n);
                 Seen::of(entry, Some(hash))
             }
             (Need::Whole { .. }, true) => {
-                let mut file = create_staged(self.kind, entry, &staged)?;
+                let mut file = create_staged(self.kind, entry, self.staging, &rel)?;
                 self.assembled.push(entry.path.clone());
                 write_blocks(
                     self.kind,
@@ -336,7 +340,7 @@ impl Visitor for Filler<'_> {
                 )?
             }
             (Need::Blocks { unfilled, .. }, true) => {
-                let mut file = open_staged(&staged)?;
+                let mut file = open_staged(self.staging, &rel)?;
                 write_blocks(
                     self.kind,
                     entry,
@@ -347,36 +351,19 @@ impl Visitor for Filler<'_> {
                 )?
             }
             (Need::Blocks { blocks, unfilled }, false) => {
-                // The file whole: its needed blocks are written, all of it hashed.
-                let file = open_staged(&staged)?;
-                let mut hasher = blake3::Hasher::new();
-                let mut buf = vec![0u8; 1 << 20];
-                let mut at = 0u64;
-                loop {
-                    let n = match content.read(&mut buf) {
-                        Ok(0) => break,
-                        Ok(n) => n,
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                        Err(e) => return Err(VisitError::Stream(e)),
-                    };
-                    hasher.update(&buf[..n]);
-                    let mut piece = 0usize;
-                    while piece < n {
-                        let pos = at + piece as u64;
-                        let index = (pos / blocks.block_size) as u32;
-                        let end = ((u64::from(index) + 1) * blocks.block_size - at).min(n as u64)
-                            as usize;
-                        if unfilled.contains(&index) && pos < *size {
-                            file.write_all_at(&buf[piece..end], pos)
-                                .map_err(ArchiveError::io("cannot write", &staged))?;
-                            self.bytes += (end - piece) as u64;
-                            self.progress.advance((end - piece) as u64);
-                        }
-                        piece = end;
-                    }
-                    at += n as u64;
-                }
-                Seen::of(entry, Some(hasher.finalize().to_hex().to_string()))
+                // The file whole: all of it hashed, its needed blocks written.
+                let mut sink = NeededBlocks {
+                    file: open_staged(self.staging, &rel)?,
+                    at: 0,
+                    block_size: blocks.block_size,
+                    size: *size,
+                    unfilled,
+                    written: 0,
+                };
+                let (hash, _) = hash_content(content, Some((&mut sink, &staged)))?;
+                self.bytes += sink.written;
+                self.progress.advance(sink.written);
+                Seen::of(entry, Some(hash))
             }
         };
         self.seen.push(seen);
@@ -388,19 +375,55 @@ impl Visitor for Filler<'_> {
     }
 }
 
+/// Writes, of a file's whole content streamed through it, only the blocks
+/// still needed, at their place in the staged file.
+struct NeededBlocks<'a> {
+    file: File,
+    /// Offset in the file of the next byte written.
+    at: u64,
+    block_size: u64,
+    /// The file's size in the newest set.
+    size: u64,
+    unfilled: &'a BTreeSet<u32>,
+    written: u64,
+}
+
+impl std::io::Write for NeededBlocks<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let mut piece = 0usize;
+        while piece < buf.len() {
+            let pos = self.at + piece as u64;
+            let index = (pos / self.block_size) as u32;
+            let end =
+                ((u64::from(index) + 1) * self.block_size - self.at).min(buf.len() as u64) as usize;
+            if self.unfilled.contains(&index) && pos < self.size {
+                self.file.write_all_at(&buf[piece..end], pos)?;
+                self.written += (end - piece) as u64;
+            }
+            piece = end;
+        }
+        self.at += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Opens a staged file that a newer set of the chain created.
-fn open_staged(staged: &Path) -> Result<File, ArchiveError> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(staged)
-        .map_err(ArchiveError::io("cannot open", staged))
+fn open_staged(staging: &Beneath, rel: &Path) -> Result<File, ArchiveError> {
+    staging
+        .open_write(rel)
+        .map_err(ArchiveError::io("cannot open", &staging.shown(rel)))
 }
 
 /// Every file put together from blocks of several sets has the blake3 the
 /// newest manifest lists.
 fn check_assembled(
     manifest: &Manifest,
-    staging: &Path,
+    staging: &Beneath,
     assembled: &[String],
 ) -> Result<(), ArchiveError> {
     for e in manifest
@@ -408,9 +431,11 @@ fn check_assembled(
         .iter()
         .filter(|e| assembled.contains(&e.path))
     {
-        let parts = safe_components(&e.path).map_err(|reason| unsafe_entry(&e.path, reason))?;
-        let staged = staging.join(parts.iter().collect::<PathBuf>());
-        let mut file = File::open(&staged).map_err(ArchiveError::io("cannot read", &staged))?;
+        let rel = relative(&e.path)?;
+        let staged = staging.shown(&rel);
+        let mut file = staging
+            .open_read(&rel)
+            .map_err(ArchiveError::io("cannot read", &staged))?;
         let (hash, size) = hash_content(&mut file, None).map_err(|e| match e {
             VisitError::Stream(e) => ArchiveError::io("cannot read", &staged)(e),
             VisitError::Other(e) => e,
@@ -426,13 +451,6 @@ fn check_assembled(
         }
     }
     Ok(())
-}
-
-fn unsafe_entry(path: &str, reason: String) -> ArchiveError {
-    ArchiveError::Unsafe {
-        path: path.to_owned(),
-        reason,
-    }
 }
 
 /// The destination must be an empty folder, or any folder with `force`.
@@ -456,15 +474,25 @@ fn prepare_destination(destination: &Path, force: bool) -> Result<(), ArchiveErr
 /// The staging folder, removed with everything in it when dropped.
 struct Staging {
     path: PathBuf,
+    /// Its name in the destination.
+    name: PathBuf,
+    /// The handle everything in it is reached through.
+    dir: Beneath,
 }
 
 impl Staging {
-    fn create(destination: &Path) -> Result<Staging, ArchiveError> {
+    fn create(root: &Beneath) -> Result<Staging, ArchiveError> {
+        let destination = root.path();
         sauve_durable::remove_dead_folders(destination, ".sauve-restore-");
         let path = sauve_durable::create_working_folder(destination, ".sauve-restore-").map_err(
             ArchiveError::io("cannot create a staging folder in", destination),
         )?;
-        Ok(Staging { path })
+        let name = PathBuf::from(path.file_name().unwrap_or_default());
+        // Opened beneath the destination's handle: never a link put there.
+        let dir = root
+            .open_dir(&name)
+            .map_err(ArchiveError::io("cannot open", &path))?;
+        Ok(Staging { path, name, dir })
     }
 }
 
@@ -476,49 +504,6 @@ impl Drop for Staging {
     }
 }
 
-/// The components of a stored path, or why it is refused (SPEC 13.1).
-pub(crate) fn safe_components(path: &str) -> Result<Vec<&str>, String> {
-    if path.is_empty() {
-        return Err("empty name".to_owned());
-    }
-    if path.contains('\0') {
-        return Err("the name contains NUL".to_owned());
-    }
-    if path.contains('\\') {
-        return Err("the name contains a backslash".to_owned());
-    }
-    if path.starts_with('/') {
-        return Err("absolute path".to_owned());
-    }
-    let parts: Vec<&str> = path
-        .split('/')
-        .filter(|p| !p.is_empty() && *p != ".")
-        .collect();
-    if let Some(first) = parts.first() {
-        let b = first.as_bytes();
-        if b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':' {
-            return Err("drive prefix".to_owned());
-        }
-    }
-    if parts.contains(&"..") {
-        return Err("the path goes up with ..".to_owned());
-    }
-    if parts.is_empty() {
-        return Err("empty name".to_owned());
-    }
-    Ok(parts)
-}
-
-/// The stored symlink that `path` would go through, if any.
-fn through_symlink<'a>(path: &str, symlinks: &'a [String]) -> Option<&'a str> {
-    symlinks
-        .iter()
-        .find(|s| {
-            path.len() > s.len() && path.starts_with(s.as_str()) && path.as_bytes()[s.len()] == b'/'
-        })
-        .map(String::as_str)
-}
-
 fn mtime_of(e: &ManifestEntry) -> SystemTime {
     if e.mtime >= 0 {
         SystemTime::UNIX_EPOCH + Duration::from_nanos(e.mtime as u64)
@@ -527,20 +512,28 @@ fn mtime_of(e: &ManifestEntry) -> SystemTime {
     }
 }
 
-fn set_times_and_mode(path: &Path, e: &ManifestEntry) -> Result<(), ArchiveError> {
-    let f = File::open(path).map_err(ArchiveError::io("cannot open", path))?;
-    f.set_modified(mtime_of(e))
-        .map_err(ArchiveError::io("cannot set the time of", path))?;
+/// Gives `rel` beneath `root` the mode and time `e` lists, on its own
+/// handle: a symlink there is refused, never followed.
+fn set_times_and_mode(root: &Beneath, rel: &Path, e: &ManifestEntry) -> Result<(), ArchiveError> {
     // Modes are restored without setuid, setgid and sticky bits (SPEC 13.1).
-    std::fs::set_permissions(path, Permissions::from_mode(e.mode & 0o777))
-        .map_err(ArchiveError::io("cannot set the mode of", path))
+    root.set_mode_and_time(rel, e.mode & 0o777, mtime_of(e))
+        .map_err(|err| {
+            if err.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+                unsafe_entry(
+                    &e.path,
+                    format!("\"{}\" is a symlink in the destination", root.shown(rel).display()),
+                )
+            } else {
+                ArchiveError::io("cannot set the mode and time of", &root.shown(rel))(err)
+            }
+        })
 }
 
-/// Flushes everything written on the file system holding `path`.
-fn sync_fs(path: &Path) -> Result<(), ArchiveError> {
+/// Flushes everything written on the file system holding `root`.
+fn sync_fs(root: &Beneath) -> Result<(), ArchiveError> {
+    let path = root.path();
     point(Step::Sync, path).map_err(ArchiveError::io("cannot sync", path))?;
-    let dir = File::open(path).map_err(ArchiveError::io("cannot open", path))?;
-    rustix::fs::syncfs(&dir).map_err(|e| ArchiveError::io("cannot sync", path)(e.into()))
+    root.sync_fs().map_err(ArchiveError::io("cannot sync", path))
 }
 
 /// Completes the verified staging tree (file modes and times, symlinks, made
@@ -548,130 +541,96 @@ fn sync_fs(path: &Path) -> Result<(), ArchiveError> {
 /// rename where the destination has none, merged entry by entry where it
 /// has (`--force`), never through a symlink. Folder modes and times come
 /// last. Returns the number of files placed.
-fn place(manifest: &Manifest, staging: &Path, destination: &Path) -> Result<usize, ArchiveError> {
+fn place(manifest: &Manifest, staging: &Staging, root: &Beneath) -> Result<usize, ArchiveError> {
+    let stage = &staging.dir;
     let mut files = 0;
     let mut dirs: Vec<(&ManifestEntry, PathBuf)> = Vec::new();
     for e in &manifest.entries {
-        let rel: PathBuf = safe_components(&e.path)
-            .map_err(|reason| unsafe_entry(&e.path, reason))?
-            .iter()
-            .collect();
-        let staged = staging.join(&rel);
+        let rel = relative(&e.path)?;
         match e.entry_type {
             EntryType::File => {
-                set_times_and_mode(&staged, e)?;
+                set_times_and_mode(stage, &rel, e)?;
                 files += 1;
             }
-            EntryType::Dir => dirs.push((e, destination.join(&rel))),
+            EntryType::Dir => dirs.push((e, rel)),
             EntryType::Symlink => {
                 // Created only now, after every file was written: nothing is
                 // ever written through a restored symlink.
-                if let Some(parent) = staged.parent() {
-                    std::fs::create_dir_all(parent)
-                        .map_err(ArchiveError::io("cannot create", parent))?;
+                if let Some(parent) = rel.parent() {
+                    stage
+                        .create_dir_all(parent)
+                        .map_err(ArchiveError::io("cannot create", &stage.shown(parent)))?;
                 }
-                let target = e.target.clone().unwrap_or_default();
-                std::os::unix::fs::symlink(&target, &staged)
-                    .map_err(ArchiveError::io("cannot create symlink", &staged))?;
+                let target = e.target.as_deref().unwrap_or_default();
+                stage
+                    .symlink(target, &rel)
+                    .map_err(ArchiveError::io("cannot create symlink", &stage.shown(&rel)))?;
             }
         }
     }
-    sync_fs(staging)?;
-    let tops = std::fs::read_dir(staging).map_err(ArchiveError::io("cannot read", staging))?;
+    sync_fs(stage)?;
+    let tops = stage
+        .names(Path::new(""))
+        .map_err(ArchiveError::io("cannot read", &staging.path))?;
     for top in tops {
-        let top = top.map_err(ArchiveError::io("cannot read", staging))?;
-        merge_move(&top.path(), &destination.join(top.file_name()), destination)?;
+        merge_move((root, &staging.name.join(&top)), (root, Path::new(&top)))?;
     }
     dirs.sort_by_key(|(_, p)| std::cmp::Reverse(p.components().count()));
-    for (e, target) in dirs {
-        set_times_and_mode(&target, e)?;
+    for (e, rel) in dirs {
+        set_times_and_mode(root, &rel, e)?;
     }
-    sync_fs(destination)?;
+    sync_fs(root)?;
     Ok(files)
 }
 
-/// Moves `src` to `dst`: one rename when `dst` is free; into an existing
-/// folder, child by child; over an existing file, replacing it. An existing
-/// symlink on the way is refused, never followed.
-fn merge_move(src: &Path, dst: &Path, destination: &Path) -> Result<(), ArchiveError> {
-    let shown = || {
-        dst.strip_prefix(destination)
-            .unwrap_or(dst)
-            .to_string_lossy()
-            .into_owned()
+/// Moves `src` to `dst` (each a name beneath a handle): one rename when
+/// `dst` is free; into an existing folder, child by child; over an existing
+/// file, replacing it. An existing symlink on the way is refused, never
+/// followed.
+fn merge_move(
+    (from, src): (&Beneath, &Path),
+    (to, dst): (&Beneath, &Path),
+) -> Result<(), ArchiveError> {
+    let shown_dst = to.shown(dst);
+    let existing = to
+        .kind(dst)
+        .map_err(ArchiveError::io("cannot read", &shown_dst))?;
+    let Some(existing) = existing else {
+        return point(Step::Rename, &shown_dst)
+            .and_then(|()| from.rename(src, to, dst))
+            .map_err(ArchiveError::io("cannot move into place", &shown_dst));
     };
-    let existing = match std::fs::symlink_metadata(dst) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return point(Step::Rename, dst)
-                .and_then(|()| std::fs::rename(src, dst))
-                .map_err(ArchiveError::io("cannot move into place", dst));
-        }
-        Err(e) => return Err(ArchiveError::io("cannot read", dst)(e)),
+    let src_kind = from
+        .kind(src)
+        .map_err(ArchiveError::io("cannot read", &from.shown(src)))?;
+    let refuse = |what: &str| {
+        unsafe_entry(
+            &dst.to_string_lossy(),
+            format!("\"{}\" is {what} in the destination", shown_dst.display()),
+        )
     };
-    if existing.file_type().is_symlink() {
-        return Err(unsafe_entry(
-            &shown(),
-            format!("\"{}\" is a symlink in the destination", dst.display()),
-        ));
-    }
-    let src_is_dir = std::fs::symlink_metadata(src)
-        .map_err(ArchiveError::io("cannot read", src))?
-        .is_dir();
-    match (existing.is_dir(), src_is_dir) {
-        (true, true) => {
-            let children = std::fs::read_dir(src).map_err(ArchiveError::io("cannot read", src))?;
+    match (existing, src_kind) {
+        (Kind::Symlink, _) => Err(refuse("a symlink")),
+        (Kind::Other, _) => Err(refuse("neither a file nor a folder")),
+        (Kind::Dir, Some(Kind::Dir)) => {
+            let children = from
+                .names(src)
+                .map_err(ArchiveError::io("cannot read", &from.shown(src)))?;
             for child in children {
-                let child = child.map_err(ArchiveError::io("cannot read", src))?;
-                merge_move(&child.path(), &dst.join(child.file_name()), destination)?;
+                merge_move((from, &src.join(&child)), (to, &dst.join(&child)))?;
             }
             Ok(())
         }
-        (false, false) => point(Step::Rename, dst)
-            .and_then(|()| std::fs::rename(src, dst))
-            .map_err(ArchiveError::io("cannot replace", dst)),
-        (true, false) => Err(
-            ArchiveError::io("cannot replace a folder with a file", dst)(std::io::Error::from(
-                std::io::ErrorKind::IsADirectory,
-            )),
-        ),
-        (false, true) => Err(
-            ArchiveError::io("cannot replace a file with a folder", dst)(std::io::Error::from(
-                std::io::ErrorKind::NotADirectory,
-            )),
-        ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unsafe_names_are_refused() {
-        for bad in [
-            "/etc/passwd",
-            "../x",
-            "a/../../x",
-            "C:/x",
-            "a\\b",
-            "a\0b",
-            "",
-            "./",
-        ] {
-            assert!(safe_components(bad).is_err(), "{bad:?}");
-        }
-        assert_eq!(safe_components("Data/./x.4DD").unwrap(), ["Data", "x.4DD"]);
-    }
-
-    #[test]
-    fn paths_through_stored_symlinks_are_detected() {
-        let links = vec!["Attachments/l".to_owned()];
-        assert_eq!(
-            through_symlink("Attachments/l/x", &links),
-            Some("Attachments/l")
-        );
-        assert_eq!(through_symlink("Attachments/lx", &links), None);
-        assert_eq!(through_symlink("Attachments/l", &links), None);
+        (Kind::File, Some(Kind::File | Kind::Symlink)) => point(Step::Rename, &shown_dst)
+            .and_then(|()| from.rename(src, to, dst))
+            .map_err(ArchiveError::io("cannot replace", &shown_dst)),
+        (Kind::Dir, _) => Err(ArchiveError::io(
+            "cannot replace a folder with a file",
+            &shown_dst,
+        )(std::io::Error::from(std::io::ErrorKind::IsADirectory))),
+        (Kind::File, _) => Err(ArchiveError::io(
+            "cannot replace a file with a folder",
+            &shown_dst,
+        )(std::io::Error::from(std::io::ErrorKind::NotADirectory))),
     }
 }

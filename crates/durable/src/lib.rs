@@ -14,6 +14,7 @@
 //! Invariant: plain `std::io` errors, each returned with the path it concerns;
 //! no policy about what a failure means to the caller.
 
+pub mod beneath;
 pub mod fault;
 
 use std::fs::File;
@@ -170,7 +171,8 @@ pub fn create_working_folder(dir: &Path, prefix: &str) -> io::Result<PathBuf> {
         .map_or(0, |d| d.as_nanos());
     let path = dir.join(format!("{prefix}{}-{nanos}", std::process::id()));
     point(Step::Create, &path)?;
-    std::fs::create_dir(&path)?;
+    // Private: what it holds is copied or restored from private files.
+    std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700).create(&path)?;
     Ok(path)
 }
 

@@ -157,8 +157,11 @@ fn apply(e: &mut Entry, label: &str, value: String) {
 }
 
 fn seconds(text: &str) -> Option<Duration> {
+    // Any text may be in a journal: a value past what a Duration holds (or
+    // negative, or not a number) is no duration, and the line is kept as
+    // text by the caller.
     let v: f64 = text.trim().parse().ok()?;
-    (v.is_finite() && v >= 0.0).then(|| Duration::from_secs_f64(v))
+    Duration::try_from_secs_f64(v).ok()
 }
 
 fn stamp(raw: String) -> Stamp {
@@ -242,6 +245,25 @@ mod tests {
         for (raw, want) in cases {
             assert_eq!(parse_date(raw), *want, "{raw}");
         }
+    }
+
+    #[test]
+    fn a_lock_time_past_what_a_duration_holds_is_kept_as_text() {
+        // Found by the fuzzer: 90 digits of seconds panicked in
+        // `Duration::from_secs_f64`.
+        let huge = format!("0{}.001", "9".repeat(90));
+        let text = format!("*** Full backup\nData lock : {huge}\nStructure lock : -1\n\n");
+        let entries = parse_journal(&text);
+        let e = &entries[0];
+        assert_eq!((e.data_lock, e.structure_lock), (None, None));
+        assert_eq!(
+            e.other,
+            [
+                ("Data lock".to_owned(), huge),
+                ("Structure lock".to_owned(), "-1".to_owned())
+            ]
+        );
+        assert_eq!(seconds("0.004"), Some(Duration::from_millis(4)));
     }
 
     #[test]
