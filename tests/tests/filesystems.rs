@@ -1,5 +1,6 @@
 //! Real file systems under a backup: a small tmpfs destination that fills
-//! during the copy (-34), a destination remounted read-only during a run
+//! during the copy (-34), a decompression bomb restored onto a small tmpfs
+//! (refused before it writes), a destination remounted read-only during a run
 //! (-61), and a data folder on a loop-mounted XFS image, whose files are
 //! cloned under the data lock (SPEC 21), against one on tmpfs, which
 //! cannot clone. Each needs `mount` (root, or a user namespace that allows
@@ -236,6 +237,83 @@ fn a_tmpfs_destination_that_fills_during_the_copy_ends_with_minus_34_and_keeps_e
     assert_eq!(backup(&app), 0);
     verifies(&dest, 1);
     verifies(&dest, 2);
+}
+
+/// A set whose one entry, `f`, is `size` bytes of zeros in the stream but
+/// 1 byte in its manifest (the file is sparse: cheap to make).
+fn bomb(path: &Path, size: u64) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut out = std::fs::File::create(path).unwrap();
+    let header = |name: &str, size: u64| {
+        let mut h = tar::Header::new_ustar();
+        h.set_path(name).unwrap();
+        h.set_size(size);
+        h.set_mode(0o644);
+        h.set_mtime(1_700_000_000);
+        h.set_cksum();
+        h
+    };
+    out.write_all(header("f", size).as_bytes()).unwrap();
+    out.seek(SeekFrom::Current(i64::try_from(size.div_ceil(512) * 512).unwrap()))
+        .unwrap();
+    let manifest = serde_json::json!({
+        "format": "sauve-archive", "version": 1, "kind": "backup", "backupNumber": 1,
+        "baseName": "App", "structurePath": "", "dataPath": "", "trigger": "manual",
+        "startedAt": "2026-01-01T00:00:00Z", "settingsDigest": "", "endedAt": "2026-01-01T00:00:00Z",
+        "entries": [{"kind": "data", "source": "", "path": "f", "type": "file", "size": 1,
+            "mode": 420, "mtime": 1_700_000_000_000_000_000_i64,
+            // Any hash: the bomb is refused before its content is compared.
+            "blake3": "0".repeat(64)}],
+    })
+    .to_string();
+    out.write_all(header("sauve-manifest.json", manifest.len() as u64).as_bytes())
+        .unwrap();
+    out.write_all(manifest.as_bytes()).unwrap();
+    let pad = manifest.len().div_ceil(512) * 512 - manifest.len();
+    out.write_all(&vec![0u8; pad + 1024]).unwrap();
+}
+
+#[test]
+fn a_decompression_bomb_is_refused_before_it_fills_the_restore_target() {
+    // Found by hand: a 33 KB set whose manifest declares a 1-byte file but
+    // whose entry is 1 GiB wrote about 1 GiB before the mismatch was seen.
+    let root = tempfile::tempdir().unwrap();
+    let target = root.path().join("small");
+    let _fs = or_skip!(Tmpfs::mount(&target, "96m"));
+    let set = root.path().join("App[0001].4BK");
+    bomb(&set, 256 << 20);
+    let e = sauve_archive::restore(
+        &set,
+        &sauve_archive::RestoreOptions {
+            to: Some(target.join("restored")),
+            force: false,
+        },
+        &mut sauve_archive::NoProgress,
+    )
+    .unwrap_err();
+    assert_eq!(e.status().code(), -34, "{e}");
+    let message = e.to_string();
+    assert!(
+        message.contains("entry f is 268435456 bytes, more than the")
+            && message.contains("nothing was restored"),
+        "{message}"
+    );
+    // Not a byte of it was written: the file system is as empty as before.
+    let left = std::fs::read_dir(target.join("restored")).unwrap().count();
+    assert_eq!(left, 0, "the staging folder is removed");
+    let free = Command::new("df")
+        .args(["--output=used", "-B1"])
+        .arg(&target)
+        .output()
+        .unwrap();
+    let used: u64 = String::from_utf8_lossy(&free.stdout)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(used < 1 << 20, "{used} bytes used on the target");
 }
 
 #[test]

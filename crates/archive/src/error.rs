@@ -114,6 +114,25 @@ pub enum ArchiveError {
         /// Why it is refused.
         reason: String,
     },
+    /// A restore would write more than the destination's file system has
+    /// free (-34): refused before the entry is written, so that a set
+    /// whose entries are larger than its manifest says (a decompression
+    /// bomb) never fills the disk.
+    #[error(
+        "entry {path} is {needed} bytes, more than the {free} bytes still free for the restore in \"{destination}\" (a restore keeps {reserve} bytes free); nothing was restored"
+    )]
+    DestinationFull {
+        /// The entry's path as stored.
+        path: String,
+        /// Its size in the stream.
+        needed: u64,
+        /// What the restore may still write.
+        free: u64,
+        /// What it leaves free.
+        reserve: u64,
+        /// The destination.
+        destination: PathBuf,
+    },
     /// The restore destination is not empty and `--force` was not given.
     #[error(
         "destination \"{0}\" is not empty (use --force to replace same-path files and keep the others)"
@@ -127,6 +146,7 @@ impl ArchiveError {
         match self {
             ArchiveError::Store(e) => e.status(),
             ArchiveError::Io { source, .. } if is_disk_full(source) => Status::DiskFull,
+            ArchiveError::DestinationFull { .. } => Status::DiskFull,
             // Only a write meets a read-only file system (a source that
             // cannot be read is EACCES or EIO: 1409, naming it).
             ArchiveError::Io { source, .. }

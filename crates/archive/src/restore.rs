@@ -127,9 +127,11 @@ fn restore_from(
     let root =
         Beneath::open(&destination).map_err(ArchiveError::io("cannot open", &destination))?;
     let staging = Staging::create(&root)?;
+    let mut budget = Budget::of(&staging.dir)?;
     let mut extractor = Extractor {
         kind: set.name.kind,
         staging: &staging.dir,
+        budget: &mut budget,
         progress,
         seen: Vec::new(),
         bytes: 0,
@@ -153,6 +155,7 @@ fn restore_from(
         let mut filler = Filler {
             kind: link.name.kind,
             staging: &staging.dir,
+            budget: &mut *extractor.budget,
             needs: &needs,
             progress: extractor.progress,
             seen: Vec::new(),
@@ -179,6 +182,7 @@ fn restore_from(
 struct Extractor<'a> {
     kind: SetKind,
     staging: &'a Beneath,
+    budget: &'a mut Budget,
     progress: &'a mut dyn Progress,
     seen: Vec<Seen>,
     bytes: u64,
@@ -193,6 +197,7 @@ impl Visitor for Extractor<'_> {
         }
         // The reader checked the name (crate::safety).
         let rel = relative(&entry.path)?;
+        self.budget.take(entry)?;
         let staged = self.staging.shown(&rel);
         if entry.blocks {
             let mut file = create_staged(self.kind, entry, self.staging, &rel)?;
@@ -231,6 +236,56 @@ impl Visitor for Extractor<'_> {
 
     fn manifest(&mut self, manifest: &Manifest) -> Result<(), ArchiveError> {
         check_against_manifest(self.kind, manifest, &self.seen)
+    }
+}
+
+/// What a restore may still write: the space free on the destination's
+/// file system when it began, less a reserve. Each entry is taken from it
+/// by the size its tar header declares, before any byte of it is written.
+struct Budget {
+    left: u64,
+    reserve: u64,
+    destination: PathBuf,
+}
+
+impl Budget {
+    /// A restore leaves this much free, or 1% of what was free if more.
+    const RESERVE: u64 = 64 << 20;
+
+    fn of(staging: &Beneath) -> Result<Budget, ArchiveError> {
+        let destination = staging
+            .path()
+            .parent()
+            .unwrap_or(staging.path())
+            .to_path_buf();
+        let free = staging
+            .free_bytes()
+            .map_err(ArchiveError::io("cannot read the free space of", &destination))?;
+        let reserve = Self::RESERVE.max(free / 100).min(free);
+        Ok(Budget {
+            left: free - reserve,
+            reserve,
+            destination,
+        })
+    }
+
+    fn take(&mut self, entry: &ReadEntry) -> Result<(), ArchiveError> {
+        if entry.entry_type != EntryType::File {
+            return Ok(());
+        }
+        match self.left.checked_sub(entry.size) {
+            Some(left) => {
+                self.left = left;
+                Ok(())
+            }
+            None => Err(ArchiveError::DestinationFull {
+                path: entry.path.clone(),
+                needed: entry.size,
+                free: self.left,
+                reserve: self.reserve,
+                destination: self.destination.clone(),
+            }),
+        }
     }
 }
 
@@ -299,6 +354,7 @@ fn write_blocks(
 struct Filler<'a> {
     kind: SetKind,
     staging: &'a Beneath,
+    budget: &'a mut Budget,
     needs: &'a Needs,
     progress: &'a mut dyn Progress,
     seen: Vec<Seen>,
@@ -318,6 +374,7 @@ impl Visitor for Filler<'_> {
             return Ok(());
         }
         let rel = relative(&entry.path)?;
+        self.budget.take(entry)?;
         let staged = self.staging.shown(&rel);
         let seen = match (need, entry.blocks) {
             (Need::Whole { .. }, false) => {

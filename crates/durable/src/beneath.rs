@@ -267,6 +267,13 @@ impl Beneath {
         Ok(names)
     }
 
+    /// The bytes an unprivileged writer may still take on the root's file
+    /// system.
+    pub fn free_bytes(&self) -> io::Result<u64> {
+        let st = rustix::fs::fstatvfs(&self.root).map_err(io_err)?;
+        Ok(st.f_bavail.saturating_mul(st.f_frsize))
+    }
+
     /// Flushes everything written on the root's file system.
     pub fn sync_fs(&self) -> io::Result<()> {
         rustix::fs::syncfs(&self.root).map_err(io_err)
