@@ -36,26 +36,36 @@ pub(crate) enum Command {
         /// Run the backup on this server (`sauve run`) and follow it, e.g. http://127.0.0.1:7070.
         #[arg(long, value_name = "URL")]
         remote: Option<String>,
-        /// The server's bearer token (default: from APP/Logs/sauve-server.json).
-        #[arg(long, value_name = "T", requires = "remote")]
-        token: Option<String>,
+        #[command(flatten)]
+        token: TokenArgs,
     },
     /// Run the server: scheduled backups, the control API, remote backups.
     ///
     /// Writes the address and a bearer token to APP/Logs/sauve-server.json
-    /// (mode 0600). SIGTERM or SIGINT stops a running backup (1406) and exits 0.
+    /// (mode 0600). One server per app: a second `sauve run` on the same app
+    /// exits 2, naming the first one's pid and address (it holds
+    /// APP/Logs/sauve-run.lock). SIGTERM or SIGINT stops a running backup
+    /// (1406) and exits 0.
     Run {
         #[command(flatten)]
         app: AppArg,
-        /// Address of the control API.
+        /// Address of the control API and the page: a loopback address,
+        /// unless --public-url https://... or --insecure-listen is given
+        /// (otherwise exit 2).
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
         listen: std::net::SocketAddr,
+        /// Accept a --listen address outside loopback over plain HTTP,
+        /// without a TLS proxy in front: tokens and passwords then cross the
+        /// network in clear.
+        #[arg(long)]
+        insecure_listen: bool,
         /// How backups lock the app: server (readers go on) or single-user (everything waits).
         #[arg(long, value_enum, default_value = "server")]
         mode: RunMode,
         /// The backup page's address as people reach it through a proxy in
         /// front, e.g. https://backup.example.com/: alerts link to it, forms
-        /// must come from it, and under https:// the session cookie is Secure.
+        /// must come from it, the page answers to its host name (besides the
+        /// listen address's), and under https:// the session cookie is Secure.
         #[arg(long, value_name = "URL")]
         public_url: Option<String>,
     },
@@ -69,9 +79,8 @@ pub(crate) enum Command {
         /// Ask this server (`sauve run`) instead of reading the app folder.
         #[arg(long, value_name = "URL")]
         remote: Option<String>,
-        /// The server's bearer token (default: from APP/Logs/sauve-server.json).
-        #[arg(long, value_name = "T", requires = "remote")]
-        token: Option<String>,
+        #[command(flatten)]
+        token: TokenArgs,
     },
     /// List the backups recorded in backupHistory.json.
     History {
@@ -284,6 +293,22 @@ pub(crate) enum RunMode {
     Server,
     /// Everything the backup locks waits.
     SingleUser,
+}
+
+/// How a client command gets the server's bearer token, first given first:
+/// --token, --token-file, the SAUVE_TOKEN environment variable, then the
+/// server file of --app.
+#[derive(Debug, Args)]
+pub(crate) struct TokenArgs {
+    /// The server's bearer token. Other users see it in `ps`: prefer
+    /// --token-file or the SAUVE_TOKEN environment variable. Without any of
+    /// the three, the token of APP/Logs/sauve-server.json.
+    #[arg(long, value_name = "T", requires = "remote")]
+    pub(crate) token: Option<String>,
+    /// Read the server's bearer token from this file (surrounding white
+    /// space ignored); an unreadable file is an error.
+    #[arg(long, value_name = "FILE", requires = "remote")]
+    pub(crate) token_file: Option<PathBuf>,
 }
 
 /// The app folder option shared by commands.

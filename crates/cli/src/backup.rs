@@ -218,7 +218,11 @@ pub(crate) fn backup(
                 server.url
             ));
         }
-        return crate::remote::backup(&server.url, Some(server.token), Some(&app), json, io);
+        let token = crate::args::TokenArgs {
+            token: Some(server.token),
+            token_file: None,
+        };
+        return crate::remote::backup(&server.url, token, Some(&app), json, io);
     }
     let layout = layout(&app)?;
     let options = EngineOptions {
@@ -477,9 +481,16 @@ pub(crate) fn demo(dir: Option<PathBuf>, io: &mut Io<'_>) -> Result<(), Failure>
 }
 
 /// `sauve run`: the server, until SIGTERM or SIGINT.
+/// Where `sauve run` listens: `--listen`, and whether `--insecure-listen`
+/// allows it outside loopback without TLS.
+pub(crate) struct Listen {
+    pub(crate) addr: std::net::SocketAddr,
+    pub(crate) insecure: bool,
+}
+
 pub(crate) fn run_server(
     app: &Path,
-    listen: std::net::SocketAddr,
+    listen: Listen,
     mode: crate::args::RunMode,
     public_url: Option<String>,
     io: &mut Io<'_>,
@@ -512,14 +523,17 @@ pub(crate) fn run_server(
             }
         };
         let options = sauve_server::ServeOptions {
-            listen,
+            listen: listen.addr,
+            insecure_listen: listen.insecure,
             mode,
             public_url,
         };
         sauve_server::run(app.clone(), options, shutdown)
             .await
             .map_err(|e| match e {
-                sauve_server::DaemonError::PublicUrl(_) => Failure::usage(e.to_string()),
+                sauve_server::DaemonError::PublicUrl(_)
+                | sauve_server::DaemonError::ListenRefused { .. }
+                | sauve_server::DaemonError::AlreadyRunning { .. } => Failure::usage(e.to_string()),
                 e => Failure::failed(e.to_string()),
             })
     });

@@ -155,9 +155,19 @@ where
         args::Command::Run {
             app,
             listen,
+            insecure_listen,
             mode,
             public_url,
-        } => backup::run_server(&app.app, listen, mode, public_url, &mut io),
+        } => backup::run_server(
+            &app.app,
+            backup::Listen {
+                addr: listen,
+                insecure: insecure_listen,
+            },
+            mode,
+            public_url,
+            &mut io,
+        ),
         args::Command::History { app, json } => backup::history(&app.app, json, &mut io),
         args::Command::Demo { dir } => backup::demo(dir, &mut io),
         args::Command::Verify {

@@ -9,6 +9,7 @@ use sauve_engine::{BackupEvent, SchedulerView};
 use sauve_server::ServerFile;
 use sauve_status::Status;
 
+use crate::args::TokenArgs;
 use crate::backup::exit_code;
 use crate::{EXIT_OK, Failure, Io};
 
@@ -74,9 +75,39 @@ fn get_json(url: &str, token: &str, path: &str) -> Result<serde_json::Value, Fai
     Ok(v)
 }
 
-/// The token: given, else from the server file of the app the URL points to.
-fn token_for(url: &str, token: Option<String>, app: Option<&Path>) -> Result<String, Failure> {
-    if let Some(t) = token {
+/// The environment variable a client command reads the token from.
+pub(crate) const TOKEN_ENV: &str = "SAUVE_TOKEN";
+
+/// The token, first given first: `--token`, `--token-file`, the
+/// `SAUVE_TOKEN` environment variable (when not empty), then the server
+/// file of the app the URL points to. A token file that cannot be read, or
+/// holds nothing, is an error naming it.
+fn token_for(
+    url: &str,
+    token: TokenArgs,
+    env: Option<String>,
+    app: Option<&Path>,
+) -> Result<String, Failure> {
+    if let Some(t) = token.token {
+        return Ok(t);
+    }
+    if let Some(path) = token.token_file {
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            Failure::usage(format!(
+                "cannot read the token file \"{}\": {e}",
+                path.display()
+            ))
+        })?;
+        let t = text.trim();
+        if t.is_empty() {
+            return Err(Failure::usage(format!(
+                "the token file \"{}\" is empty (accepted: a file holding the server's token, from APP/Logs/sauve-server.json)",
+                path.display()
+            )));
+        }
+        return Ok(t.to_owned());
+    }
+    if let Some(t) = env.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()) {
         return Ok(t);
     }
     app.and_then(ServerFile::read)
@@ -84,20 +115,24 @@ fn token_for(url: &str, token: Option<String>, app: Option<&Path>) -> Result<Str
         .map(|f| f.token)
         .ok_or_else(|| {
             Failure::usage(format!(
-                "no token for {url} (accepted: --token T, or --app DIR whose Logs/sauve-server.json names that server)"
+                "no token for {url} (accepted: --token T, --token-file FILE, {TOKEN_ENV} in the environment, or --app DIR whose Logs/sauve-server.json names that server)"
             ))
         })
+}
+
+fn env_token() -> Option<String> {
+    std::env::var(TOKEN_ENV).ok()
 }
 
 /// `sauve status --remote URL`.
 pub(crate) fn status(
     url: &str,
-    token: Option<String>,
+    token: TokenArgs,
     app: Option<&Path>,
     json: bool,
     io: &mut Io<'_>,
 ) -> Result<(), Failure> {
-    let token = token_for(url, token, app)?;
+    let token = token_for(url, token, env_token(), app)?;
     let v = get_json(url, &token, "/v1/status")?;
     crate::backup::print_status(&v, json, io)
 }
@@ -105,12 +140,12 @@ pub(crate) fn status(
 /// Starts a backup on the server and follows its events to the end.
 pub(crate) fn backup(
     url: &str,
-    token: Option<String>,
+    token: TokenArgs,
     app: Option<&Path>,
     json: bool,
     io: &mut Io<'_>,
 ) -> Result<(), Failure> {
-    let token = token_for(url, token, app)?;
+    let token = token_for(url, token, env_token(), app)?;
     let base = url.trim_end_matches('/');
     let auth = format!("Bearer {token}");
     // Follow the events first, so that none of this run is missed.
@@ -228,5 +263,86 @@ fn finish(status: Status) -> Result<(), Failure> {
             code,
             message: format!("backup ended with status {status}"),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn args(token: Option<&str>, file: Option<PathBuf>) -> TokenArgs {
+        TokenArgs {
+            token: token.map(str::to_owned),
+            token_file: file,
+        }
+    }
+
+    #[test]
+    fn the_token_comes_from_the_flag_then_the_file_then_sauve_token_then_the_server_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = dir.path().join("App");
+        let url = "http://127.0.0.1:7070";
+        sauve_server::write_server_file(&app, url, "from-server-file").unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let env = || Some("from-env".to_owned());
+        let got = |a, e| token_for(url, a, e, Some(&app)).map_err(|f| f.message);
+        assert_eq!(
+            got(args(Some("flag"), Some(file.clone())), env()).unwrap(),
+            "flag"
+        );
+        assert_eq!(
+            got(args(None, Some(file.clone())), env()).unwrap(),
+            "from-file"
+        );
+        assert_eq!(got(args(None, None), env()).unwrap(), "from-env");
+        assert_eq!(
+            got(args(None, None), Some(" ".into())).unwrap(),
+            "from-server-file"
+        );
+        assert_eq!(got(args(None, None), None).unwrap(), "from-server-file");
+        // The server file counts only for the server it names.
+        let other = token_for("http://127.0.0.1:1", args(None, None), None, Some(&app));
+        assert!(
+            other
+                .unwrap_err()
+                .message
+                .contains("--token-file FILE, SAUVE_TOKEN")
+        );
+    }
+
+    #[test]
+    fn a_token_file_that_cannot_be_read_or_is_empty_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("no-such-token");
+        let e = token_for(
+            "http://x",
+            args(None, Some(missing.clone())),
+            Some("env".into()),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, crate::EXIT_USAGE);
+        assert!(
+            e.message.starts_with(&format!(
+                "cannot read the token file \"{}\"",
+                missing.display()
+            )),
+            "{}",
+            e.message
+        );
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n").unwrap();
+        let e = token_for("http://x", args(None, Some(empty.clone())), None, None).unwrap_err();
+        assert!(
+            e.message
+                .contains(&format!("\"{}\" is empty", empty.display())),
+            "{}",
+            e.message
+        );
     }
 }

@@ -315,3 +315,242 @@ fn sauve_ui_hash_password_prints_a_hash_sauve_toml_accepts() {
     assert_eq!(short.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&short.stderr).contains("at least 12 characters"));
 }
+
+/// Runs `sauve ARGS`, which must end by itself: its exit code and stderr.
+fn run_to_end(args: &[&str], dir: &Path) -> (Option<i32>, String) {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sauve"))
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            return (status.code(), err);
+        }
+        if started.elapsed() > EXIT_GUARD {
+            let _ = child.kill();
+            panic!("sauve {args:?} did not end within {EXIT_GUARD:?}");
+        }
+        // As in `terminate`: the child's exit is polled.
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Sends one raw HTTP/1.1 request to the server at `url` and reads the
+/// answer to its end (the request asks to close).
+fn raw_request(url: &str, request: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(EXIT_GUARD)).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+fn login_request(host: &str, secret: &str) -> String {
+    let body = format!("secret={secret}&next=%2F");
+    format!(
+        "POST /login HTTP/1.1\r\nHost: {host}\r\nOrigin: http://{host}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+#[test]
+fn a_second_sauve_run_on_the_same_app_exits_2_naming_the_first_and_leaves_its_server_file() {
+    let root = tempfile::tempdir().unwrap();
+    let app = app(root.path(), vec![1; 1024], &[]);
+    let first = start(&app);
+    let server_file = app.join("Logs/sauve-server.json");
+    let before = std::fs::read_to_string(&server_file).unwrap();
+    let pid = first.child.id();
+    let (code, err) = run_to_end(
+        &[
+            "run",
+            "--app",
+            app.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        root.path(),
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("another sauve run serves")
+            && err.contains(&format!("(pid {pid}, {};", first.url))
+            && err.contains("sauve-run.lock"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&server_file).unwrap(), before);
+    // The first one still serves, with its own file.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let status = agent
+        .get(format!("{}/v1/status", first.url))
+        .header("Authorization", format!("Bearer {}", first.token))
+        .call()
+        .unwrap();
+    assert_eq!(status.status(), 200);
+    let (code, _, _) = first.terminate();
+    assert_eq!(code, Some(0));
+    assert!(!server_file.exists());
+    // Once it has ended, the next one starts.
+    let next = start(&app);
+    let (code, _, _) = next.terminate();
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn sauve_run_leaves_a_server_file_another_process_wrote_meanwhile() {
+    let root = tempfile::tempdir().unwrap();
+    let app = app(root.path(), vec![1; 1024], &[]);
+    let server = start(&app);
+    let path = app.join("Logs/sauve-server.json");
+    let mut file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    file["pid"] = 1.into();
+    file["url"] = "http://127.0.0.1:1".into();
+    std::fs::write(&path, file.to_string()).unwrap();
+    let (code, _, _) = server.terminate();
+    assert_eq!(code, Some(0));
+    let left: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(left["pid"], 1, "{left}");
+}
+
+#[test]
+fn sauve_run_refuses_to_listen_outside_loopback_without_tls_or_insecure_listen() {
+    let root = tempfile::tempdir().unwrap();
+    let app = app(root.path(), vec![1; 1024], &[]);
+    let app_arg = app.to_str().unwrap();
+    for (listen, extra) in [
+        ("0.0.0.0:0", None),
+        ("[::]:0", None),
+        ("192.0.2.1:7070", None),
+        ("0.0.0.0:0", Some("http://backup.example.com/")),
+    ] {
+        let mut args = vec!["run", "--app", app_arg, "--listen", listen];
+        if let Some(url) = extra {
+            args.extend(["--public-url", url]);
+        }
+        let (code, err) = run_to_end(&args, root.path());
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("refusing to listen on {listen}:"))
+                && err.contains("accepted: a loopback address")
+                && err.contains("--public-url https://")
+                && err.contains("--insecure-listen"),
+            "{err}"
+        );
+    }
+    // Refused before anything was started or written.
+    assert!(!app.join("Logs/sauve-server.json").exists());
+    assert!(!app.join("Logs/sauve-run.lock").exists());
+}
+
+#[test]
+fn the_server_refuses_a_rebinding_host_and_logs_failed_logins_with_their_source() {
+    let root = tempfile::tempdir().unwrap();
+    let app = app(root.path(), vec![1; 1024], &[]);
+    let server = start(&app);
+    let port = server.url.rsplit(':').next().unwrap().to_owned();
+    // A DNS rebinding page's login: its own name, a matching Origin.
+    let answer = raw_request(
+        &server.url,
+        &login_request(&format!("evil.example:{port}"), &server.token),
+    );
+    assert!(answer.starts_with("HTTP/1.1 421"), "{answer}");
+    assert!(
+        !answer.to_ascii_lowercase().contains("set-cookie"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains(&format!("accepted: 127.0.0.1:{port}")),
+        "{answer}"
+    );
+    // Through the server's own name, a wrong token is refused and logged
+    // with where it came from.
+    let host = format!("127.0.0.1:{port}");
+    let answer = raw_request(&server.url, &login_request(&host, "wrong"));
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    let logged = loop {
+        let line = server.lines.recv_timeout(EXIT_GUARD).unwrap();
+        if line.contains("failed login") {
+            break line;
+        }
+    };
+    assert!(logged.contains("from 127.0.0.1"), "{logged}");
+    // And the right one logs in.
+    let answer = raw_request(&server.url, &login_request(&host, &server.token));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("set-cookie: sauve_session="),
+        "{answer}"
+    );
+    let (code, _, _) = server.terminate();
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn remote_commands_take_the_token_from_a_token_file_or_sauve_token() {
+    let root = tempfile::tempdir().unwrap();
+    let app = app(root.path(), vec![1; 1024], &[]);
+    let server = start(&app);
+    let token_file = root.path().join("token");
+    std::fs::write(&token_file, format!("{}\n", server.token)).unwrap();
+    let status = |args: &[&str], env: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sauve"));
+        c.args(["status", "--remote", &server.url])
+            .args(args)
+            .current_dir(root.path())
+            .env_remove("SAUVE_TOKEN");
+        if let Some(t) = env {
+            c.env("SAUVE_TOKEN", t);
+        }
+        let out = c.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = status(&["--token-file", token_file.to_str().unwrap()], None);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = status(&[], Some(&server.token));
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = status(&[], Some("wrong"));
+    assert_eq!(code, Some(1), "SAUVE_TOKEN is the one sent: {err}");
+    let (code, err) = status(&[], None);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--token-file FILE, SAUVE_TOKEN"), "{err}");
+    let missing = root.path().join("no-token");
+    let (code, err) = status(
+        &["--token-file", missing.to_str().unwrap()],
+        Some(&server.token),
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot read the token file \"{}\"",
+            missing.display()
+        )),
+        "{err}"
+    );
+    let (code, _, _) = server.terminate();
+    assert_eq!(code, Some(0));
+}

@@ -1,5 +1,5 @@
 //! `sauve run`: the engine, the scheduler loop and the control API, until
-//! SIGTERM or SIGINT.
+//! SIGTERM or SIGINT; one server per app (`APP/Logs/sauve-run.lock`).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -33,6 +33,107 @@ pub struct ServerFile {
 /// Where the server file is.
 pub fn server_file_path(app: &Path) -> PathBuf {
     app.join("Logs").join("sauve-server.json")
+}
+
+/// Where the lock that makes one server per app is:
+/// `APP/Logs/sauve-run.lock`, locked (`flock`) for the server's life and
+/// released by the kernel when its process ends, however it ends. It holds
+/// `{"pid": …, "url": …}` of the server that holds it, for the message a
+/// second one gives.
+pub fn run_lock_path(app: &Path) -> PathBuf {
+    app.join("Logs").join("sauve-run.lock")
+}
+
+/// What the lock file says about the server that holds it.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct LockInfo {
+    pid: Option<u32>,
+    url: Option<String>,
+}
+
+/// The lock of [`run_lock_path`], held while this value lives.
+#[derive(Debug)]
+struct RunLock {
+    file: std::fs::File,
+}
+
+impl RunLock {
+    /// Takes the app's lock, or says which server holds it.
+    fn take(app: &Path) -> Result<RunLock, DaemonError> {
+        let path = run_lock_path(app);
+        let failed = |source| DaemonError::Lock {
+            path: path.clone(),
+            source,
+        };
+        if let Some(logs) = path.parent() {
+            std::fs::create_dir_all(logs).map_err(failed)?;
+        }
+        // Never truncated before it is ours: its contents name the holder.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(failed)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut held: LockInfo = std::fs::read(&path)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                    .unwrap_or_default();
+                // The holder may not have written its address yet: its
+                // server file may have it.
+                if let Some(f) = ServerFile::read(app)
+                    && held.pid.is_none_or(|p| p == f.pid)
+                {
+                    held.pid = Some(f.pid);
+                    held.url = held.url.or(Some(f.url));
+                }
+                return Err(DaemonError::AlreadyRunning {
+                    app: app.to_path_buf(),
+                    pid: held.pid,
+                    url: held.url,
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(failed(e)),
+        }
+        let lock = RunLock { file };
+        lock.record(None).map_err(failed)?;
+        Ok(lock)
+    }
+
+    /// Writes this process's id and, once known, its address into the lock.
+    fn record(&self, url: Option<&str>) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let info = LockInfo {
+            pid: Some(std::process::id()),
+            url: url.map(str::to_owned),
+        };
+        // Serializing two plain fields cannot fail.
+        let json = serde_json::to_vec(&info).unwrap_or_default();
+        self.file.set_len(0)?;
+        self.file.write_all_at(&json, 0)
+    }
+}
+
+/// Whether people reach the page through a TLS proxy in front.
+fn behind_tls(public_url: Option<&str>) -> bool {
+    public_url.is_some_and(|u| sauve_web::public_origin(u).is_ok_and(|o| o.starts_with("https://")))
+}
+
+/// Refuses a `--listen` address outside loopback without TLS in front or
+/// the operator's explicit word.
+fn check_listen(
+    listen: SocketAddr,
+    public_url: Option<&str>,
+    insecure: bool,
+) -> Result<(), DaemonError> {
+    if listen.ip().to_canonical().is_loopback() || behind_tls(public_url) || insecure {
+        return Ok(());
+    }
+    Err(DaemonError::ListenRefused { addr: listen })
 }
 
 impl ServerFile {
@@ -73,6 +174,39 @@ pub enum DaemonError {
     /// The engine could not start.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// `--listen` names an address outside loopback, with neither TLS in
+    /// front nor `--insecure-listen`.
+    #[error(
+        "refusing to listen on {addr}: it is not a loopback address, and the page and API would be reachable from the network without TLS (accepted: a loopback address such as 127.0.0.1:7070; or --public-url https://... with a TLS proxy in front; or --insecure-listen to accept plain HTTP on {addr})"
+    )]
+    ListenRefused {
+        /// The address.
+        addr: SocketAddr,
+    },
+    /// Another `sauve run` serves this app.
+    #[error(
+        "another sauve run serves \"{}\" ({}, {}; it holds {}): stop it first, or use it (sauve backup --app forwards to it)",
+        app.display(),
+        pid.map_or("pid unknown".to_owned(), |p| format!("pid {p}")),
+        url.as_deref().unwrap_or("address unknown"),
+        run_lock_path(app).display()
+    )]
+    AlreadyRunning {
+        /// The app folder.
+        app: PathBuf,
+        /// The other server's process id, when it wrote it.
+        pid: Option<u32>,
+        /// The other server's address, when it wrote it.
+        url: Option<String>,
+    },
+    /// The lock file could not be opened or locked.
+    #[error("cannot lock \"{}\": {source}", path.display())]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// The system's error.
+        source: std::io::Error,
+    },
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -98,8 +232,12 @@ pub enum DaemonError {
 /// How `sauve run` serves.
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
-    /// Where the API and the page listen.
+    /// Where the API and the page listen: a loopback address, unless
+    /// `public_url` is `https://…` or `insecure_listen` is set.
     pub listen: SocketAddr,
+    /// Listen outside loopback over plain HTTP, without a TLS proxy in
+    /// front (`--insecure-listen`).
+    pub insecure_listen: bool,
     /// How backups lock the app.
     pub mode: sauve_locking::Mode,
     /// The page's address as people reach it through a proxy in front
@@ -130,10 +268,27 @@ pub fn write_server_file(app: &Path, url: &str, token: &str) -> Result<(), Daemo
     Ok(sauve_durable::replace(&server_file_path(app), &json)?)
 }
 
+/// Removes the server file of `app` if this process wrote it: a server file
+/// another server wrote meanwhile stays.
+fn remove_own_server_file(app: &Path) {
+    if ServerFile::read(app).is_some_and(|f| f.pid == std::process::id()) {
+        let _ = std::fs::remove_file(server_file_path(app));
+    }
+}
+
 /// Runs the server of `app` until `shutdown` completes; a running backup is
 /// then stopped (1406) and recorded before returning. Starts whatever the
 /// settings say: invalid settings are reported by the scheduler loop and
 /// applied as soon as they are valid.
+///
+/// Refused before anything starts: a `listen` address outside loopback
+/// without `https://` public URL or `insecure_listen`
+/// ([`DaemonError::ListenRefused`]), and a second server for the same app
+/// ([`DaemonError::AlreadyRunning`]: the lock of [`run_lock_path`] is taken
+/// before the server file is written, and held until the server file is
+/// removed). Connections get [`crate::HEADER_TIMEOUT`] and
+/// [`crate::IDLE_TIMEOUT`] (see [`crate::serve`]); the page answers only
+/// requests for the listen address's names and the public URL's.
 pub async fn run(
     app: PathBuf,
     options: ServeOptions,
@@ -141,16 +296,30 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     let ServeOptions {
         listen,
+        insecure_listen,
         mode,
         public_url,
     } = options;
     if let Some(u) = &public_url {
         sauve_web::public_origin(u)?;
     }
+    check_listen(listen, public_url.as_deref(), insecure_listen)?;
     let layout = sauve_settings::AppLayout::discover(&app).map_err(|source| DaemonError::App {
         app: app.clone(),
         source,
     })?;
+    // Before anything else is started or written: one server per app.
+    let lock = RunLock::take(&app)?;
+    if !listen.ip().to_canonical().is_loopback() {
+        tracing::warn!(
+            "listening on {listen}, outside loopback{}",
+            if behind_tls(public_url.as_deref()) {
+                ": only a TLS proxy in front should reach it"
+            } else {
+                " over plain HTTP (--insecure-listen): tokens and passwords cross the network in clear"
+            }
+        );
+    }
     let handle = Engine::start(
         layout,
         EngineOptions {
@@ -170,6 +339,11 @@ pub async fn run(
         })?;
     let addr = listener.local_addr().map_err(DaemonError::Serve)?;
     let url = format!("http://{addr}");
+    lock.record(Some(&url))
+        .map_err(|source| DaemonError::Lock {
+            path: run_lock_path(&app),
+            source,
+        })?;
     write_server_file(&app, &url, &token)?;
     tracing::info!(url = %url, app = %app.display(), "sauve server listening");
 
@@ -177,7 +351,8 @@ pub async fn run(
     let scheduler = tokio::spawn(scheduler_loop(handle.clone(), view));
     let token = Arc::new(token);
     let mut pages =
-        sauve_web::PageState::new(handle.clone(), token.clone(), scheduler_view.clone());
+        sauve_web::PageState::new(handle.clone(), token.clone(), scheduler_view.clone())
+            .with_listen_addr(addr);
     if let Some(public) = &public_url {
         pages = pages.with_public_url(public)?;
     }
@@ -192,13 +367,13 @@ pub async fn run(
         tracing::warn!("alerts will not link to the page: {e}");
     }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(async move {
-        axum::serve(listener, sauve_web::with_pages(router(state), pages))
-            .with_graceful_shutdown(async {
-                let _ = stop_rx.await;
-            })
-            .await
-    });
+    let served = tokio::spawn(crate::serve(
+        listener,
+        sauve_web::with_pages(router(state), pages),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
     shutdown.await;
     tracing::info!("stopping: a running backup ends with 1406");
     scheduler.abort();
@@ -208,7 +383,9 @@ pub async fn run(
     // Open event streams would hold the graceful shutdown forever: give the
     // connections a moment, then drop them.
     let _ = tokio::time::timeout(Duration::from_millis(500), served).await;
-    let _ = std::fs::remove_file(server_file_path(&app));
+    remove_own_server_file(&app);
+    // Only now may another server start.
+    drop(lock);
     Ok(())
 }
 
@@ -425,5 +602,90 @@ async fn record_missed(handle: &BackupHandle, slot: Timestamp) {
     )];
     if let Err(err) = handle.journal(e).await {
         tracing::warn!("the Backup Journal was not written: {err}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use super::*;
+
+    #[test]
+    fn a_listen_address_outside_loopback_needs_an_https_public_url_or_insecure_listen() {
+        let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
+        for ok in [
+            "127.0.0.1:7070",
+            "127.0.0.2:0",
+            "[::1]:7070",
+            "[::ffff:127.0.0.1]:1",
+        ] {
+            assert!(check_listen(addr(ok), None, false).is_ok(), "{ok}");
+        }
+        for outside in ["0.0.0.0:7070", "[::]:0", "192.0.2.1:7070"] {
+            let e = check_listen(addr(outside), None, false).unwrap_err();
+            let text = e.to_string();
+            assert!(
+                text.starts_with(&format!("refusing to listen on {outside}:")),
+                "{text}"
+            );
+            assert!(
+                text.contains("--public-url https://") && text.contains("--insecure-listen"),
+                "{text}"
+            );
+            let plain = Some("http://backup.example.com/");
+            assert!(
+                check_listen(addr(outside), plain, false).is_err(),
+                "{outside}"
+            );
+            let tls = Some("https://backup.example.com/");
+            assert!(check_listen(addr(outside), tls, false).is_ok(), "{outside}");
+            assert!(check_listen(addr(outside), None, true).is_ok(), "{outside}");
+        }
+    }
+
+    #[test]
+    fn a_second_run_lock_on_an_app_is_refused_naming_the_holder_until_it_is_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = dir.path().join("App");
+        let first = RunLock::take(&app).unwrap();
+        first.record(Some("http://127.0.0.1:7070")).unwrap();
+        match RunLock::take(&app) {
+            Err(e @ DaemonError::AlreadyRunning { .. }) => {
+                let text = e.to_string();
+                let pid = std::process::id();
+                assert!(
+                    text.contains(&format!("(pid {pid}, http://127.0.0.1:7070;")),
+                    "{text}"
+                );
+                assert!(text.contains("sauve-run.lock"), "{text}");
+            }
+            other => panic!("{other:?}"),
+        }
+        drop(first);
+        let again = RunLock::take(&app).unwrap();
+        let info: LockInfo =
+            serde_json::from_slice(&std::fs::read(run_lock_path(&app)).unwrap()).unwrap();
+        assert_eq!(info.pid, Some(std::process::id()));
+        assert_eq!(
+            info.url, None,
+            "the old address is not taken for the new one's"
+        );
+        drop(again);
+    }
+
+    #[test]
+    fn only_the_server_that_wrote_the_server_file_removes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = dir.path().join("App");
+        write_server_file(&app, "http://127.0.0.1:1", "t").unwrap();
+        let mut other = ServerFile::read(&app).unwrap();
+        other.pid = std::process::id().wrapping_add(1);
+        std::fs::write(server_file_path(&app), serde_json::to_vec(&other).unwrap()).unwrap();
+        remove_own_server_file(&app);
+        assert_eq!(ServerFile::read(&app), Some(other));
+        write_server_file(&app, "http://127.0.0.1:1", "t").unwrap();
+        remove_own_server_file(&app);
+        assert!(!server_file_path(&app).exists());
     }
 }

@@ -12,17 +12,24 @@
 //! re-read at least every minute and before each backup, the failure policy
 //! of `sauve-scheduler`, missed slots caught up) and the API, and writes
 //! `APP/Logs/sauve-server.json` (mode 0600) so that `sauve backup` can
-//! forward to it.
+//! forward to it, after taking `APP/Logs/sauve-run.lock` (one server per
+//! app). It listens on loopback unless the operator says otherwise with a
+//! TLS proxy in front (`https://` public URL) or `insecure_listen`, and
+//! serves with [`serve`]: headers within [`HEADER_TIMEOUT`], idle
+//! connections closed after [`IDLE_TIMEOUT`], the peer's address passed to
+//! the handlers (the page's login limits count per address).
 //!
 //! Not here: backup logic (the engine) or schedule maths (the scheduler).
 
 mod api;
 mod daemon;
 mod metrics;
+mod serve;
 
 pub use api::{ApiState, BODY_LIMIT, router};
 pub use daemon::{
-    DaemonError, ServeOptions, ServerFile, generate_token, run, scheduler_loop, server_file_path,
-    write_server_file,
+    DaemonError, ServeOptions, ServerFile, generate_token, run, run_lock_path, scheduler_loop,
+    server_file_path, write_server_file,
 };
 pub use metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
+pub use serve::{HEADER_TIMEOUT, IDLE_TIMEOUT, serve};

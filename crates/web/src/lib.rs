@@ -12,6 +12,15 @@
 //! SameSite=Strict) with a CSRF token that every POST carries, and whose
 //! Origin must be this site's.
 //!
+//! Trust at the edges: every page answers only requests that name it by a
+//! name it is reached at (its listen address, loopback names, its public
+//! URL; 421 otherwise, against DNS rebinding, see [`PageState::with_listen_addr`]),
+//! and login attempts are counted per source address (5 a minute, then 429
+//! with Retry-After), each refusal logged with its source. The control API
+//! that hosts merge beside the pages (`/v1/…`, `/metrics`) is not held to
+//! the names: it takes only a bearer token, which no page of another site
+//! can know, and its clients may name the server as they reach it.
+//!
 //! Invariant: no backup logic here. Every action goes through the
 //! [`BackupHandle`] (backups, Stop, restores, verify, alerts) or
 //! sauve-settings (reading and saving settings with the same validation as
@@ -20,17 +29,20 @@
 mod assets;
 mod auth;
 mod format;
+mod hosts;
 mod layout;
+mod limit;
 mod pages;
 mod session;
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use sauve_engine::{BackupHandle, SchedulerView};
 use tokio::sync::watch;
@@ -60,6 +72,10 @@ pub(crate) struct Inner {
     /// The origin people reach the page at, when it is not the `Host` the
     /// requests name (a proxy in front).
     pub(crate) origin: Option<String>,
+    /// The names requests may give in `Host`.
+    pub(crate) hosts: hosts::Hosts,
+    /// Login attempts per source address.
+    pub(crate) logins: Mutex<limit::Attempts>,
 }
 
 /// A public URL that is not one.
@@ -92,6 +108,11 @@ pub fn public_origin(url: &str) -> Result<String, PublicUrlError> {
 impl PageState {
     /// The pages of `handle`'s app. `token` is the server's bearer token,
     /// which also logs in; `scheduler` is the scheduler loop's view.
+    ///
+    /// Until [`PageState::with_listen_addr`] says where the pages listen,
+    /// they answer only to loopback names (`localhost`, `127.0.0.1`,
+    /// `[::1]`, any port): a host that serves them on another address must
+    /// say so, or every request gets 421.
     pub fn new(
         handle: BackupHandle,
         token: Arc<String>,
@@ -106,32 +127,72 @@ impl PageState {
                 restores: Mutex::default(),
                 secure: false,
                 origin: None,
+                hosts: hosts::Hosts::default(),
+                logins: Mutex::default(),
             }),
         }
     }
 
-    /// The same pages as people reach them through a proxy in front, at
-    /// `url` (`https://backup.example.com/`): forms must come from that
-    /// origin, and under `https://` session cookies are marked `Secure`.
-    pub fn with_public_url(self, url: &str) -> Result<PageState, PublicUrlError> {
-        let origin = public_origin(url)?;
+    /// The same pages, with `change` made to how they are reached (before
+    /// they serve: sessions and jobs start empty).
+    fn remade(
+        self,
+        change: impl FnOnce(&mut bool, &mut Option<String>, &mut hosts::Hosts),
+    ) -> PageState {
         let i = &self.inner;
-        Ok(PageState {
+        let (mut secure, mut origin, mut hosts) = (i.secure, i.origin.clone(), i.hosts.clone());
+        change(&mut secure, &mut origin, &mut hosts);
+        PageState {
             inner: Arc::new(Inner {
                 handle: i.handle.clone(),
                 token: i.token.clone(),
                 scheduler: i.scheduler.clone(),
                 sessions: Mutex::default(),
                 restores: Mutex::default(),
-                secure: origin.starts_with("https://"),
-                origin: Some(origin),
+                secure,
+                origin,
+                hosts,
+                logins: Mutex::default(),
             }),
-        })
+        }
+    }
+
+    /// The same pages as people reach them through a proxy in front, at
+    /// `url` (`https://backup.example.com/`): forms must come from that
+    /// origin, under `https://` session cookies are marked `Secure`, and
+    /// requests naming its host (`Host: backup.example.com`) are answered.
+    pub fn with_public_url(self, url: &str) -> Result<PageState, PublicUrlError> {
+        let public = public_origin(url)?;
+        Ok(self.remade(|secure, origin, hosts| {
+            *secure = public.starts_with("https://");
+            *hosts = std::mem::take(hosts).reached_at(&public);
+            *origin = Some(public);
+        }))
+    }
+
+    /// The same pages served on `listen` (the listener's `local_addr`, so
+    /// that port 0 is resolved): they answer requests whose `Host` names
+    /// that address at its port; when it is a loopback address, also
+    /// `localhost`, `127.0.0.1` and `[::1]` at its port; when it is the
+    /// unspecified address (`0.0.0.0`), `localhost` and any IP address at
+    /// its port. Any other name (`Host: evil.example:PORT`, as a DNS
+    /// rebinding page sends) gets 421 Misdirected Request, naming what is
+    /// accepted, before anything else is looked at. The public URL's name
+    /// ([`PageState::with_public_url`]) is accepted too.
+    pub fn with_listen_addr(self, listen: SocketAddr) -> PageState {
+        self.remade(|_, _, hosts| *hosts = std::mem::take(hosts).listening_on(listen))
     }
 
     pub(crate) fn sessions(&self) -> std::sync::MutexGuard<'_, session::Sessions> {
         self.inner
             .sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn logins(&self) -> std::sync::MutexGuard<'_, limit::Attempts> {
+        self.inner
+            .logins
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -164,6 +225,18 @@ async fn headers(request: Request, next: Next) -> Response {
     response
 }
 
+/// Only requests for a name the pages are reached at go further (see
+/// [`PageState::with_listen_addr`]).
+async fn only_own_hosts(State(state): State<PageState>, request: Request, next: Next) -> Response {
+    match state.inner.hosts.check(request.headers(), request.uri()) {
+        Ok(()) => next.run(request).await,
+        Err(refused) => {
+            tracing::info!(host = %refused.host, "a request for another host refused (421)");
+            refused.into_response()
+        }
+    }
+}
+
 /// The pages beside a host's own routes (the control API, say): `routes`
 /// merged with [`router`], and unknown paths answered by [`not_found`]
 /// (a page for people, JSON under `/v1/`), which replaces any fallback
@@ -181,7 +254,11 @@ pub async fn not_found(request: Request) -> Response {
 /// The pages as an axum router, without a fallback (see [`with_pages`]):
 /// `/`, `/login`, `/logout`, `/backup`, `/stop`, `/events`, `/parts/…`,
 /// `/alerts/…`, `/history…`, `/journal`, `/restore…`, `/settings`,
-/// `/login/code` and `/assets/…`.
+/// `/login/code` and `/assets/…`, each answered only for the names of
+/// [`PageState::with_listen_addr`] (421 otherwise). For per-address login
+/// limits, serve it with the peer's address (`ConnectInfo<SocketAddr>`,
+/// as `into_make_service_with_connect_info` or `sauve_server::serve` give
+/// it); without one, all attempts share one limit.
 pub fn router(state: PageState) -> Router {
     use pages::*;
     Router::new()
@@ -205,6 +282,10 @@ pub fn router(state: PageState) -> Router {
         .route("/login/code", post(login::code))
         .route("/assets/{name}", get(assets::serve))
         .layer(DefaultBodyLimit::max(FORM_LIMIT))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            only_own_hosts,
+        ))
         .layer(middleware::from_fn(headers))
         .with_state(state)
 }

@@ -614,8 +614,11 @@ async fn main() -> Result<()> {
         next_id: Arc::new(AtomicU64::new(next as u64)),
     };
     let token = Arc::new(token);
-    // The MSC page at `/`, beside the control API and the app's own routes.
-    let pages = sauve_web::PageState::new(handle.clone(), token.clone(), scheduler_view.clone());
+    // The MSC page at `/`, beside the control API and the app's own routes;
+    // it answers only to the names of the address it listens on.
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let pages = sauve_web::PageState::new(handle.clone(), token.clone(), scheduler_view.clone())
+        .with_listen_addr(listener.local_addr()?);
     let api = sauve_server::router(sauve_server::ApiState {
         handle: handle.clone(),
         token: token.clone(),
@@ -628,7 +631,6 @@ async fn main() -> Result<()> {
         .with_state(state)
         .merge(api);
     let router = sauve_web::with_pages(routes, pages);
-    let listener = tokio::net::TcpListener::bind(listen).await?;
     let url = format!("http://{}", listener.local_addr()?);
     sauve_server::write_server_file(&app_dir, &url, &token)?;
     println!("notes-server listening on {url}");

@@ -1,22 +1,26 @@
 //! Login and logout (SPEC 18): the server's token, or the password whose
 //! argon2 hash is `ui.password_hash` in sauve.toml, or a one-time code from
-//! `sauve ui`. A failed attempt waits a second; a session is a cookie
-//! (HttpOnly, SameSite=Strict, Secure under TLS) that ends after 12 idle
-//! hours or at logout.
+//! `sauve ui`. A failed attempt waits a second; attempts are counted per
+//! source address (see `crate::limit`: 5 a minute, then 429 with
+//! Retry-After), and each refusal is logged with its source. A session is
+//! a cookie (HttpOnly, SameSite=Strict, Secure under TLS) that ends after
+//! 12 idle hours or at logout.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use argon2::PasswordVerifier;
-use axum::Form;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
 use maud::{Markup, html};
 use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::PageState;
 use crate::layout::{Notice, Shell, page as shell};
+use crate::limit::{Attempt, Source};
 use crate::pages::app_name;
 use crate::session::{clear_cookie, same, same_origin, set_cookie};
 
@@ -118,14 +122,72 @@ fn logged_in(state: &PageState, next: &str) -> Response {
         .into_response()
 }
 
+/// The peer's address, when the server passes it (`ConnectInfo`).
+pub(crate) type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+
+fn peer_address(peer: Peer) -> Option<SocketAddr> {
+    peer.map(|Extension(ConnectInfo(addr))| addr)
+}
+
+/// Counts a login attempt from `peer`; or, when its source has used up
+/// its attempts, logs the refusal with the source and says how long until
+/// the next is heard.
+fn count_attempt(state: &PageState, peer: Option<SocketAddr>) -> Result<Attempt, Duration> {
+    let source = Source::of(peer);
+    state.logins().begin(source, Instant::now()).inspect_err(|wait| {
+        tracing::warn!(
+            source = %source,
+            peer = ?peer,
+            "a login from {source} refused without checking it: {} failed attempts within {} s; the next is accepted in {} s",
+            crate::limit::MAX_FAILURES,
+            crate::limit::WINDOW.as_secs(),
+            wait.as_secs()
+        );
+    })
+}
+
+/// The answer to a login refused by [`count_attempt`]: 429, with
+/// Retry-After.
+fn too_many(state: &PageState, next: &str, wait: Duration) -> Response {
+    let secs = wait.as_secs();
+    let mut page = login_page(
+        state,
+        next,
+        Some(Notice::Error(format!(
+            "Too many failed logins from your address. Try again in {secs} seconds."
+        ))),
+        StatusCode::TOO_MANY_REQUESTS,
+    );
+    page.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+    page
+}
+
+/// Logs a failed login with its source, then waits [`FAILED_DELAY`].
+async fn failed(what: &str, peer: Option<SocketAddr>) {
+    let source = Source::of(peer);
+    tracing::warn!(source = %source, peer = ?peer, "a failed login to the page from {source}: {what}");
+    tokio::time::sleep(FAILED_DELAY).await;
+}
+
 /// `GET /login`: the form, or a one-time code from `sauve ui`.
-pub(crate) async fn page(State(state): State<PageState>, Query(q): Query<LoginQuery>) -> Response {
+pub(crate) async fn page(
+    State(state): State<PageState>,
+    peer: Peer,
+    Query(q): Query<LoginQuery>,
+) -> Response {
     let next = local(q.next.as_deref()).to_owned();
     if let Some(code) = q.code {
+        let peer = peer_address(peer);
+        let attempt = match count_attempt(&state, peer) {
+            Ok(a) => a,
+            Err(wait) => return too_many(&state, &next, wait),
+        };
         if state.sessions().take_code(&code, Instant::now()) {
+            state.logins().succeeded(attempt);
             return logged_in(&state, &next);
         }
-        tokio::time::sleep(FAILED_DELAY).await;
+        failed("a used or expired login link", peer).await;
         return login_page(
             &state,
             &next,
@@ -165,6 +227,7 @@ async fn accepted(state: &PageState, secret: &str) -> bool {
 /// `POST /login`.
 pub(crate) async fn submit(
     State(state): State<PageState>,
+    peer: Peer,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
@@ -180,11 +243,16 @@ pub(crate) async fn submit(
             StatusCode::FORBIDDEN,
         );
     }
+    let peer = peer_address(peer);
+    let attempt = match count_attempt(&state, peer) {
+        Ok(a) => a,
+        Err(wait) => return too_many(&state, &next, wait),
+    };
     if accepted(&state, form.secret.trim()).await {
+        state.logins().succeeded(attempt);
         return logged_in(&state, &next);
     }
-    tokio::time::sleep(FAILED_DELAY).await;
-    tracing::warn!("a failed login to the page");
+    failed("a wrong token or password", peer).await;
     login_page(
         &state,
         &next,
