@@ -208,6 +208,19 @@ impl ManifestHeader {
     }
 }
 
+impl Manifest {
+    /// The permissions of a set's files: those of the most private file it
+    /// holds (the bits every file has), at most 0644 and at least the
+    /// owner's read and write. A set holding a 0600 data file is 0600.
+    pub fn set_mode(&self) -> u32 {
+        self.entries
+            .iter()
+            .filter(|e| e.entry_type == EntryType::File)
+            .fold(0o644, |mode, e| mode & e.mode)
+            | 0o600
+    }
+}
+
 /// The manifest as stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

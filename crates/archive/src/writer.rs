@@ -15,7 +15,7 @@ use sauve_settings::Compression;
 
 use crate::content::SourceEntry;
 use crate::error::{ArchiveError, is_disk_full};
-use crate::frames::FrameWriter;
+use crate::frames::{FrameWriter, StopAsked};
 use crate::incremental::{BLOCKS_PREFIX, BlockHasher, BlocksHead, Incremental};
 use crate::manifest::{
     Blocks, EntryType, FORMAT, MANIFEST_NAME, Manifest, ManifestEntry, ManifestHeader, Store,
@@ -102,10 +102,16 @@ impl PartFile for File {
 /// one; tests inject writers with a byte quota to simulate a full disk.
 pub type OpenPart = Box<dyn FnMut(&Path) -> io::Result<Box<dyn PartFile>> + Send>;
 
-/// The default [`OpenPart`]: `File::create_new`.
+/// The default [`OpenPart`]: a new file (never one already there), private
+/// (0600) until its set is committed with the mode of what it holds.
 pub fn open_real_file() -> OpenPart {
     Box::new(|path: &Path| {
-        let f = File::create_new(path)?;
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)?;
         Ok(Box::new(f) as Box<dyn PartFile>)
     })
 }
@@ -123,7 +129,9 @@ pub trait SetTarget: Send {
     fn discard(&mut self, part: &Path);
     /// Gives every file its final name, in order, the last one (the one
     /// with the manifest) last; if a final name is taken, none is given.
-    fn commit(&mut self, files: &[(PathBuf, PathBuf)]) -> Result<(), ArchiveError>;
+    /// `mode`: the permissions the files get, where files have any (the
+    /// set's [`Manifest::set_mode`]).
+    fn commit(&mut self, files: &[(PathBuf, PathBuf)], mode: u32) -> Result<(), ArchiveError>;
     /// Whether the files can be read under their part names before the
     /// commit (verify reads them there). A store's uploads cannot.
     fn readable_before_commit(&self) -> bool {
@@ -160,11 +168,21 @@ impl SetTarget for FolderTarget {
         }
     }
 
-    fn commit(&mut self, files: &[(PathBuf, PathBuf)]) -> Result<(), ArchiveError> {
+    fn commit(&mut self, files: &[(PathBuf, PathBuf)], mode: u32) -> Result<(), ArchiveError> {
         for (_, fin) in files {
             if fin.exists() {
                 return Err(ArchiveError::AlreadyExists(fin.clone()));
             }
+        }
+        // The mode is set on the part file's own handle, opened beneath its
+        // folder: never through a link someone put in its place.
+        for (part, _) in files {
+            let (Some(dir), Some(name)) = (part.parent(), part.file_name()) else {
+                continue;
+            };
+            sauve_durable::beneath::Beneath::open(dir)
+                .and_then(|d| d.set_mode(Path::new(name), mode))
+                .map_err(ArchiveError::io("cannot set the mode of", part))?;
         }
         let mut linked: Vec<&PathBuf> = Vec::new();
         for (part, fin) in files {
@@ -464,7 +482,7 @@ impl ArchiveWriter {
         let sink = BufWriter::with_capacity(CHUNK, segments);
         let stream = match spec.compression {
             Compression::None => Stream::Plain(sink),
-            level => match FrameWriter::new(sink, level, spec.threads) {
+            level => match FrameWriter::new(sink, level, spec.threads, &spec.destination) {
                 Ok(w) => Stream::Zstd(w),
                 Err(e) => {
                     return Err(ArchiveError::io("cannot set up compression for", &first)(e));
@@ -542,6 +560,17 @@ impl ArchiveWriter {
 
     fn write_err(&self, e: io::Error) -> ArchiveError {
         write_error(&self.first_file, e)
+    }
+
+    /// Makes every wait for compression ask `stopped` (at least every
+    /// 10 ms) and end the write with [`ArchiveError::Stopped`] once it
+    /// says so: Stop never waits for a frame being compressed, whose
+    /// worker abandons it. Between waits, [`Progress::is_stopped`] is
+    /// asked as before.
+    pub fn stop_when(&mut self, stopped: impl Fn() -> bool + Send + Sync + 'static) {
+        if let Stream::Zstd(w) = &mut self.stream {
+            w.stop_when(std::sync::Arc::new(stopped));
+        }
     }
 
     /// Stores one entry, reading a file's content once and hashing it on the way.
@@ -1071,7 +1100,7 @@ impl PendingSet {
                 source: io::Error::other("the set has no target"),
             });
         };
-        target.commit(&self.files)?;
+        target.commit(&self.files, self.manifest.set_mode())?;
         self.committed = true;
         Ok(self.final_files())
     }
@@ -1096,6 +1125,10 @@ fn write_error(first_file: &Path, e: io::Error) -> ArchiveError {
         Ok(store) => return ArchiveError::Store(store),
         Err(e) => e,
     };
+    // A wait for compression that Stop ended.
+    if e.get_ref().is_some_and(|inner| inner.is::<StopAsked>()) {
+        return ArchiveError::Stopped;
+    }
     let action = if is_disk_full(&e) {
         "disk full while writing"
     } else {

@@ -374,3 +374,20 @@ fn a_restore_killed_while_extracting_does_not_make_the_same_restore_refuse_its_f
     assert!(!to.join(".sauve-restore-4194305-17").exists());
     assert!(to.join("Data/App.4DD").is_file());
 }
+
+#[test]
+fn a_set_is_as_private_as_the_most_private_file_it_holds() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let fx = Fixture::new();
+    let files = fx.backup(1, Compression::None, 0);
+    assert_eq!(mode(&files[0]), 0o644, "every file readable: so is the set");
+    // Found by hand: sets were 0644 even when the data file was 0600.
+    let data = fx.app().join("Data/App.4DD");
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let files = fx.backup(2, Compression::Fast, 1 << 10);
+    assert!(files.len() > 1, "segments: {files:?}");
+    for f in &files {
+        assert_eq!(mode(f), 0o600, "{}", f.display());
+    }
+}

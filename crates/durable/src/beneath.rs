@@ -214,6 +214,13 @@ impl Beneath {
         rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(io_err)
     }
 
+    /// Sets the mode of the file or folder `rel`, on its own handle: a
+    /// symlink there is an error (`ELOOP`), never followed.
+    pub fn set_mode(&self, rel: &Path, mode: u32) -> io::Result<()> {
+        let fd = self.at(rel, OFlags::RDONLY | OFlags::NOFOLLOW, Mode::empty())?;
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(io_err)
+    }
+
     /// Creates the symlink `rel` to `target` (the link is made, nothing is
     /// followed).
     pub fn symlink(&self, target: &str, rel: &Path) -> io::Result<()> {

@@ -398,7 +398,7 @@ impl SetTarget for StoreTarget {
         }
     }
 
-    fn commit(&mut self, files: &[(PathBuf, PathBuf)]) -> Result<(), ArchiveError> {
+    fn commit(&mut self, files: &[(PathBuf, PathBuf)], _mode: u32) -> Result<(), ArchiveError> {
         let mut ready = self.take_ready();
         let mut done: Vec<String> = Vec::new();
         let mut failure = None;

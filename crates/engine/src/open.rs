@@ -481,14 +481,8 @@ fn restore_newest(
             .iter()
             .filter(|e| e.entry_type == sauve_archive::EntryType::File)
         {
-            // The data file and Data/Settings go to Data/; attachments inside
-            // the data folder go back where they were; never the current log.
-            let target = match e.kind {
-                EntryKind::Data | EntryKind::DataSettings => layout.app.join(&e.path),
-                EntryKind::Attachment if e.path.starts_with(&data_prefix) => {
-                    PathBuf::from(&e.source)
-                }
-                _ => continue,
+            let Some(target) = put_back_at(&layout.app, &data_dir, &data_prefix, e) else {
+                continue;
             };
             if e.kind == EntryKind::Log
                 || target
@@ -530,6 +524,27 @@ fn restore_newest(
         replaced,
         report,
     })
+}
+
+/// Where the automatic restore puts a restored file back, if it does: the
+/// data file and Data/Settings go to Data/; attachments inside the data
+/// folder go back where they were. Only the entry's path decides (checked
+/// safe by the reader: relative, no `..`), never its `source`, which a
+/// crafted manifest could point anywhere.
+fn put_back_at(
+    app: &Path,
+    data_dir: &Path,
+    data_prefix: &str,
+    e: &sauve_archive::ManifestEntry,
+) -> Option<PathBuf> {
+    match e.kind {
+        EntryKind::Data | EntryKind::DataSettings => Some(app.join(&e.path)),
+        EntryKind::Attachment => e
+            .path
+            .strip_prefix(data_prefix)
+            .map(|rest| data_dir.join(rest)),
+        _ => None,
+    }
 }
 
 /// What a point-in-time restore did (SPEC 20, see
@@ -707,4 +722,47 @@ pub(crate) fn to_point<E: std::fmt::Display>(
         sauve_durable::sync_folder(&layout.app.join("Data"))?;
     }
     Ok(outcome)
+}
+
+#[cfg(test)]
+mod put_back_tests {
+    use super::*;
+
+    #[test]
+    fn a_restored_attachment_goes_back_by_its_path_never_by_its_source() {
+        let e = sauve_archive::ManifestEntry {
+            kind: EntryKind::Attachment,
+            source: "/etc/passwd".to_owned(),
+            path: "Attachments/srv/app/Data/Uploads/a.pdf".to_owned(),
+            entry_type: sauve_archive::EntryType::File,
+            size: 1,
+            mode: 0o644,
+            mtime: 0,
+            blake3: None,
+            target: None,
+            store: sauve_archive::Store::Stored,
+            inode: None,
+            blocks: None,
+        };
+        let (app, data) = (Path::new("/srv/app"), Path::new("/srv/app/Data"));
+        let prefix = "Attachments/srv/app/Data/";
+        assert_eq!(
+            put_back_at(app, data, prefix, &e),
+            Some(PathBuf::from("/srv/app/Data/Uploads/a.pdf"))
+        );
+        let elsewhere = sauve_archive::ManifestEntry {
+            path: "Attachments/home/x/a.pdf".to_owned(),
+            ..e.clone()
+        };
+        assert_eq!(put_back_at(app, data, prefix, &elsewhere), None);
+        let data_file = sauve_archive::ManifestEntry {
+            kind: EntryKind::Data,
+            path: "Data/App.4DD".to_owned(),
+            ..e
+        };
+        assert_eq!(
+            put_back_at(app, data, prefix, &data_file),
+            Some(PathBuf::from("/srv/app/Data/App.4DD"))
+        );
+    }
 }

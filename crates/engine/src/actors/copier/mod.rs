@@ -72,7 +72,13 @@ impl Handler<PrepareDestination> for Copier {
     type Result = Result<u64, EngineError>;
     fn handle(&mut self, msg: PrepareDestination, _: &mut SyncContext<Self>) -> Self::Result {
         let dir = msg.path;
-        if let Err(source) = std::fs::create_dir_all(&dir) {
+        // Folders sauve creates are private (0700): sets hold the app's data.
+        let created = std::os::unix::fs::DirBuilderExt::mode(
+            std::fs::DirBuilder::new().recursive(true),
+            0o700,
+        )
+        .create(&dir);
+        if let Err(source) = created {
             return Err(EngineError::DestinationUncreatable { path: dir, source });
         }
         if !dir.is_dir() {
