@@ -161,9 +161,11 @@ impl ArchiveError {
             | ArchiveError::AlreadyExists(_) => Status::BackupError,
             ArchiveError::AttachmentContainsApp { .. } => Status::InvalidSettings,
             ArchiveError::Stopped => Status::Stopped,
-            ArchiveError::NotAnArchiveName { .. }
-            | ArchiveError::Encrypted { .. }
-            | ArchiveError::Identity { .. } => Status::ArchiveMissing,
+            ArchiveError::NotAnArchiveName { .. } | ArchiveError::Encrypted { .. } => {
+                Status::ArchiveMissing
+            }
+            // The operator's identity file, not the archive, is wrong.
+            ArchiveError::Identity { .. } => Status::InvalidSettings,
             ArchiveError::Missing {
                 kind: SetKind::Backup,
                 ..
@@ -175,8 +177,9 @@ impl ArchiveError {
                 kind: SetKind::Backup,
                 ..
             }
-            | ArchiveError::Unsafe { .. }
-            | ArchiveError::DestinationNotEmpty(_) => Status::ArchiveCorrupt,
+            | ArchiveError::Unsafe { .. } => Status::ArchiveCorrupt,
+            // Nothing is wrong with the set: the place it goes is refused.
+            ArchiveError::DestinationNotEmpty(_) => Status::DestinationInvalid,
             ArchiveError::Corrupt {
                 kind: SetKind::Log, ..
             } => Status::LogArchiveCorrupt,
@@ -226,4 +229,83 @@ pub(crate) fn is_disk_full(e: &std::io::Error) -> bool {
         e.kind(),
         std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each refusal a person meets, the status it ends with and what its
+    /// message says: a status never blames the set for what is not its
+    /// fault (a non-empty folder was "1411 Archive verification failed",
+    /// a bad identity file "1410 Archive to verify missing").
+    #[test]
+    fn each_refusal_has_the_status_and_message_that_say_what_happened() {
+        let io = |kind: std::io::ErrorKind| ArchiveError::Io {
+            action: "cannot write",
+            path: PathBuf::from("/b/App[0001].4BK"),
+            source: std::io::Error::from(kind),
+        };
+        let cases: Vec<(ArchiveError, i32, &str)> = vec![
+            (
+                ArchiveError::DestinationNotEmpty(PathBuf::from("/r")),
+                1407,
+                "destination \"/r\" is not empty (use --force",
+            ),
+            (
+                ArchiveError::Identity {
+                    reason: "key.txt holds no identity".to_owned(),
+                },
+                1419,
+                "key.txt holds no identity (accepted: an age identity file",
+            ),
+            (
+                ArchiveError::Encrypted {
+                    set: "App[0001]".to_owned(),
+                    reason: "no identity given".to_owned(),
+                },
+                1410,
+                "App[0001] is encrypted with age: no identity given",
+            ),
+            (
+                ArchiveError::Unsafe {
+                    path: "../x".to_owned(),
+                    reason: "the path goes up with ..".to_owned(),
+                },
+                1411,
+                "unsafe entry \"../x\": the path goes up with ..; nothing was restored",
+            ),
+            (
+                ArchiveError::DestinationFull {
+                    path: "f".to_owned(),
+                    needed: 10,
+                    free: 5,
+                    reserve: 64,
+                    destination: PathBuf::from("/r"),
+                },
+                -34,
+                "entry f is 10 bytes, more than the 5 bytes still free",
+            ),
+            (
+                ArchiveError::corrupt(SetKind::Log, "entry x appears twice"),
+                1413,
+                "entry x appears twice",
+            ),
+            (
+                ArchiveError::Missing {
+                    kind: SetKind::Backup,
+                    what: "App[0002].4BK not found".to_owned(),
+                },
+                1410,
+                "App[0002].4BK not found",
+            ),
+            (io(std::io::ErrorKind::StorageFull), -34, "cannot write"),
+            (io(std::io::ErrorKind::ReadOnlyFilesystem), -61, "cannot write"),
+            (ArchiveError::Stopped, 1406, "stopped by the user"),
+        ];
+        for (e, code, says) in cases {
+            assert_eq!(e.status().code(), code, "{e}");
+            assert!(e.to_string().contains(says), "{e}\nwanted: {says}");
+        }
+    }
 }
