@@ -45,7 +45,8 @@ async fn a_host_on_a_multi_thread_runtime_backs_up_and_gets_every_record() {
     assert_eq!(report.archives, [bk.join("App[0001].4BK")]);
     sauve_archive::verify(&report.archives[0], &mut sauve_archive::NoProgress).unwrap();
     // The destination sauve created is private.
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&bk).unwrap().permissions());
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&bk).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o700, "the destination sauve created");
     assert!(report.data_lock.is_some());
     // Journal, history, last-backup information.

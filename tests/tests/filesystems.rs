@@ -254,8 +254,10 @@ fn bomb(path: &Path, size: u64) {
         h
     };
     out.write_all(header("f", size).as_bytes()).unwrap();
-    out.seek(SeekFrom::Current(i64::try_from(size.div_ceil(512) * 512).unwrap()))
-        .unwrap();
+    out.seek(SeekFrom::Current(
+        i64::try_from(size.div_ceil(512) * 512).unwrap(),
+    ))
+    .unwrap();
     let manifest = serde_json::json!({
         "format": "sauve-archive", "version": 1, "kind": "backup", "backupNumber": 1,
         "baseName": "App", "structurePath": "", "dataPath": "", "trigger": "manual",

@@ -350,6 +350,15 @@ impl Walker {
             self.skip(path, "its name is not valid UTF-8");
             return Ok(());
         }
+        // Never a set that restore would refuse (crate::safety): such a
+        // file is left out, named, as a missing attachment is. The data
+        // file's own name is the app's and always restores.
+        if kind != EntryKind::Data
+            && let Some(why) = crate::safety::unrestorable_name(&archive_path)
+        {
+            self.skip(path, &format!("its name cannot be restored ({why})"));
+            return Ok(());
+        }
         out.push(SourceEntry {
             kind,
             source: path.to_path_buf(),

@@ -258,9 +258,10 @@ impl Budget {
             .parent()
             .unwrap_or(staging.path())
             .to_path_buf();
-        let free = staging
-            .free_bytes()
-            .map_err(ArchiveError::io("cannot read the free space of", &destination))?;
+        let free = staging.free_bytes().map_err(ArchiveError::io(
+            "cannot read the free space of",
+            &destination,
+        ))?;
         let reserve = Self::RESERVE.max(free / 100).min(free);
         Ok(Budget {
             left: free - reserve,
@@ -578,7 +579,10 @@ fn set_times_and_mode(root: &Beneath, rel: &Path, e: &ManifestEntry) -> Result<(
             if err.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
                 unsafe_entry(
                     &e.path,
-                    format!("\"{}\" is a symlink in the destination", root.shown(rel).display()),
+                    format!(
+                        "\"{}\" is a symlink in the destination",
+                        root.shown(rel).display()
+                    ),
                 )
             } else {
                 ArchiveError::io("cannot set the mode and time of", &root.shown(rel))(err)
@@ -590,7 +594,8 @@ fn set_times_and_mode(root: &Beneath, rel: &Path, e: &ManifestEntry) -> Result<(
 fn sync_fs(root: &Beneath) -> Result<(), ArchiveError> {
     let path = root.path();
     point(Step::Sync, path).map_err(ArchiveError::io("cannot sync", path))?;
-    root.sync_fs().map_err(ArchiveError::io("cannot sync", path))
+    root.sync_fs()
+        .map_err(ArchiveError::io("cannot sync", path))
 }
 
 /// Completes the verified staging tree (file modes and times, symlinks, made
@@ -619,9 +624,10 @@ fn place(manifest: &Manifest, staging: &Staging, root: &Beneath) -> Result<usize
                         .map_err(ArchiveError::io("cannot create", &stage.shown(parent)))?;
                 }
                 let target = e.target.as_deref().unwrap_or_default();
-                stage
-                    .symlink(target, &rel)
-                    .map_err(ArchiveError::io("cannot create symlink", &stage.shown(&rel)))?;
+                stage.symlink(target, &rel).map_err(ArchiveError::io(
+                    "cannot create symlink",
+                    &stage.shown(&rel),
+                ))?;
             }
         }
     }
@@ -684,10 +690,14 @@ fn merge_move(
         (Kind::Dir, _) => Err(ArchiveError::io(
             "cannot replace a folder with a file",
             &shown_dst,
-        )(std::io::Error::from(std::io::ErrorKind::IsADirectory))),
+        )(std::io::Error::from(
+            std::io::ErrorKind::IsADirectory,
+        ))),
         (Kind::File, _) => Err(ArchiveError::io(
             "cannot replace a file with a folder",
             &shown_dst,
-        )(std::io::Error::from(std::io::ErrorKind::NotADirectory))),
+        )(std::io::Error::from(
+            std::io::ErrorKind::NotADirectory,
+        ))),
     }
 }

@@ -86,7 +86,10 @@ pub(crate) fn check_manifest(manifest: &Manifest) -> Result<(), ArchiveError> {
             return Err(unsafe_entry(&e.path, "the manifest lists this path twice"));
         }
         total = total.checked_add(e.size).ok_or_else(|| {
-            unsafe_entry(&e.path, "the sizes the manifest lists add up past 2^64 bytes")
+            unsafe_entry(
+                &e.path,
+                "the sizes the manifest lists add up past 2^64 bytes",
+            )
         })?;
         match e.entry_type {
             EntryType::File => check_blocks(&e.path, e.size, e.store, e.blocks.as_ref())?,
@@ -273,7 +276,11 @@ mod tests {
             (("a//b", Dir), ("a/b", Symlink)),
         ] {
             let m = manifest(vec![entry(a.0, a.1), entry(b.0, b.1)]);
-            assert!(refusal(&m).contains("twice"), "{a:?} {b:?}: {}", refusal(&m));
+            assert!(
+                refusal(&m).contains("twice"),
+                "{a:?} {b:?}: {}",
+                refusal(&m)
+            );
         }
     }
 
@@ -281,10 +288,22 @@ mod tests {
     fn nothing_may_sit_beneath_a_symlink_or_a_file() {
         use EntryType::*;
         let m = manifest(vec![entry("a/x", File), entry("a", Symlink)]);
-        assert!(refusal(&m).contains("through the symlink a"), "{}", refusal(&m));
+        assert!(
+            refusal(&m).contains("through the symlink a"),
+            "{}",
+            refusal(&m)
+        );
         let m = manifest(vec![entry("a", File), entry("a/b/c", Dir)]);
-        assert!(refusal(&m).contains("beneath a, which is a file"), "{}", refusal(&m));
-        let ok = manifest(vec![entry("a", Dir), entry("a/l", Symlink), entry("a/f", File)]);
+        assert!(
+            refusal(&m).contains("beneath a, which is a file"),
+            "{}",
+            refusal(&m)
+        );
+        let ok = manifest(vec![
+            entry("a", Dir),
+            entry("a/l", Symlink),
+            entry("a/f", File),
+        ]);
         check_manifest(&ok).unwrap();
     }
 
@@ -310,17 +329,80 @@ mod tests {
         };
         let hashes = |n: usize| vec!["0".repeat(64); n];
         let cases = [
-            (file(10_000, Store::Blocks, Blocks { block_size: 0, hashes: hashes(1), changed: vec![0] }), "blocks of 0 bytes"),
-            (file(10_000, Store::Blocks, Blocks { block_size: 4096, hashes: hashes(2), changed: vec![0] }), "2 hashes for 3 blocks"),
-            (file(10_000, Store::Blocks, Blocks { block_size: 4096, hashes: hashes(3), changed: vec![3] }), "past the file's 3 blocks"),
-            (file(10_000, Store::Blocks, Blocks { block_size: 4096, hashes: hashes(3), changed: vec![1, 1] }), "out of order"),
-            (file(u64::MAX, Store::Blocks, Blocks { block_size: 4096, hashes: hashes(1), changed: vec![0] }), "hashes for"),
+            (
+                file(
+                    10_000,
+                    Store::Blocks,
+                    Blocks {
+                        block_size: 0,
+                        hashes: hashes(1),
+                        changed: vec![0],
+                    },
+                ),
+                "blocks of 0 bytes",
+            ),
+            (
+                file(
+                    10_000,
+                    Store::Blocks,
+                    Blocks {
+                        block_size: 4096,
+                        hashes: hashes(2),
+                        changed: vec![0],
+                    },
+                ),
+                "2 hashes for 3 blocks",
+            ),
+            (
+                file(
+                    10_000,
+                    Store::Blocks,
+                    Blocks {
+                        block_size: 4096,
+                        hashes: hashes(3),
+                        changed: vec![3],
+                    },
+                ),
+                "past the file's 3 blocks",
+            ),
+            (
+                file(
+                    10_000,
+                    Store::Blocks,
+                    Blocks {
+                        block_size: 4096,
+                        hashes: hashes(3),
+                        changed: vec![1, 1],
+                    },
+                ),
+                "out of order",
+            ),
+            (
+                file(
+                    u64::MAX,
+                    Store::Blocks,
+                    Blocks {
+                        block_size: 4096,
+                        hashes: hashes(1),
+                        changed: vec![0],
+                    },
+                ),
+                "hashes for",
+            ),
         ];
         for (e, why) in cases {
             let m = manifest(vec![e]);
             assert!(refusal(&m).contains(why), "{why}: {}", refusal(&m));
         }
-        let ok = file(10_000, Store::Blocks, Blocks { block_size: 4096, hashes: hashes(3), changed: vec![0, 2] });
+        let ok = file(
+            10_000,
+            Store::Blocks,
+            Blocks {
+                block_size: 4096,
+                hashes: hashes(3),
+                changed: vec![0, 2],
+            },
+        );
         check_manifest(&manifest(vec![ok])).unwrap();
     }
 

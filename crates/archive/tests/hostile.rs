@@ -113,7 +113,11 @@ fn set_bytes(stream: &[Raw], entries: Vec<ManifestEntry>) -> Vec<u8> {
         } else {
             r.name.as_str()
         };
-        let size = if r.kind == EntryType::File { r.data.len() as u64 } else { 0 };
+        let size = if r.kind == EntryType::File {
+            r.data.len() as u64
+        } else {
+            0
+        };
         out.extend_from_slice(header_for(name, kind, size, &r.target).as_bytes());
         if r.kind == EntryType::File {
             out.extend_from_slice(&r.data);
@@ -149,14 +153,24 @@ fn survey(root: &Path, skip: &Path) -> BTreeMap<String, (char, String, u32, i64)
             let m = std::fs::symlink_metadata(&p).unwrap();
             let key = p.strip_prefix(root).unwrap().display().to_string();
             let (t, content) = if m.file_type().is_symlink() {
-                ('l', std::fs::read_link(&p).unwrap().into_os_string().into_encoded_bytes())
+                (
+                    'l',
+                    std::fs::read_link(&p)
+                        .unwrap()
+                        .into_os_string()
+                        .into_encoded_bytes(),
+                )
             } else if m.is_dir() {
                 stack.push(p.clone());
                 ('d', Vec::new())
             } else {
                 ('f', std::fs::read(&p).unwrap())
             };
-            let mtime = if Some(p.as_path()) == skip.parent() { 0 } else { m.mtime() };
+            let mtime = if Some(p.as_path()) == skip.parent() {
+                0
+            } else {
+                m.mtime()
+            };
             let hash = blake3::hash(&content).to_hex().to_string();
             out.insert(key, (t, hash, m.mode() & 0o7777, mtime));
         }

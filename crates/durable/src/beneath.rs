@@ -114,8 +114,7 @@ impl Beneath {
 
     fn at(&self, rel: &Path, flags: OFlags, mode: Mode) -> io::Result<OwnedFd> {
         let rel = checked(rel)?;
-        rustix::fs::openat2(&self.root, rel, flags | OFlags::CLOEXEC, mode, RESOLVE)
-            .map_err(io_err)
+        rustix::fs::openat2(&self.root, rel, flags | OFlags::CLOEXEC, mode, RESOLVE).map_err(io_err)
     }
 
     /// The folder `rel` beneath the root, as a root of its own.
