@@ -554,3 +554,48 @@ fn remote_commands_take_the_token_from_a_token_file_or_sauve_token() {
     let (code, _, _) = server.terminate();
     assert_eq!(code, Some(0));
 }
+
+#[test]
+fn a_restore_into_an_app_that_sauve_run_serves_is_refused_whatever_force_says() {
+    // Found by hand: `sauve restore SET --to APP --force` replaced the data
+    // file of an app that `sauve run` was serving.
+    let root = tempfile::tempdir().unwrap();
+    let app = app(root.path(), vec![7; 4096], &[]);
+    let (code, err) = run_to_end(&["backup", "--app", app.to_str().unwrap()], root.path());
+    assert_eq!(code, Some(0), "{err}");
+    std::fs::write(app.join("Data/App.4DD"), vec![8; 4096]).unwrap();
+    let set = root.path().join("Backups/App[0001].4BK");
+    let restore = [
+        "restore",
+        set.to_str().unwrap(),
+        "--to",
+        app.to_str().unwrap(),
+        "--force",
+    ];
+    let server = start(&app);
+    for to in [app.clone(), app.join("Data/Restored")] {
+        let mut args = restore;
+        let to = to.to_str().unwrap().to_owned();
+        args[3] = &to;
+        let (code, err) = run_to_end(&args, root.path());
+        assert_eq!(code, Some(1), "{err}");
+        assert!(
+            err.contains("(1402)") && err.contains("a `sauve run` serves it"),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(app.join("Data/App.4DD")).unwrap(),
+        vec![8; 4096]
+    );
+    assert!(!app.join("Data/Restored").exists());
+    let (code, _, _) = server.terminate();
+    assert_eq!(code, Some(0));
+    // Once the app is no longer in use, --force restores into it.
+    let (code, err) = run_to_end(&restore, root.path());
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        std::fs::read(app.join("Data/App.4DD")).unwrap(),
+        vec![7; 4096]
+    );
+}
