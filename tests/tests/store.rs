@@ -42,6 +42,23 @@ async fn contract(store: Arc<dyn Store>) {
     assert_eq!(&whole[5 << 20..], &pattern(1000, 2)[..]);
     let range = store.get_range(key, 10..20).await.unwrap();
     assert_eq!(&range[..], &whole[10..20]);
+    // A record read back is bounded: past its bound, 1411 naming the key,
+    // never the whole object in memory.
+    assert_eq!(
+        store.get_bounded(key, (5 << 20) + 1000).await.unwrap(),
+        whole
+    );
+    let e = store.get_bounded(key, 5 << 20).await.unwrap_err();
+    assert!(
+        matches!(&e, StoreError::Hostile { key: k, .. } if k == key),
+        "{e}"
+    );
+    assert_eq!(e.status(), Status::ArchiveCorrupt);
+    assert!(
+        e.to_string().contains("past the 5242880 bytes")
+            || e.to_string().contains("more than the 5242880 bytes"),
+        "{e}"
+    );
 
     // Never an overwrite: not by an upload, not by put_new, not even by an
     // upload started before the key was taken.

@@ -230,21 +230,62 @@ impl Beneath {
 
     /// What `rel` is, without following it; `None` when nothing is there.
     pub fn kind(&self, rel: &Path) -> io::Result<Option<Kind>> {
+        Ok(self.stat(rel)?.map(|(kind, _)| kind))
+    }
+
+    /// What `rel` is and its size, without following it; `None` when
+    /// nothing is there (nor is a folder above it).
+    pub fn stat(&self, rel: &Path) -> io::Result<Option<(Kind, u64)>> {
         let (parent, name) = split(rel)?;
-        let parent = self.open_dir(parent)?;
+        let parent = match self.open_dir(parent) {
+            Ok(p) => p,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
         match rustix::fs::statat(&parent.root, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => {
                 let t = rustix::fs::FileType::from_raw_mode(st.st_mode);
-                Ok(Some(match t {
+                let kind = match t {
                     rustix::fs::FileType::RegularFile => Kind::File,
                     rustix::fs::FileType::Directory => Kind::Dir,
                     rustix::fs::FileType::Symlink => Kind::Symlink,
                     _ => Kind::Other,
-                }))
+                };
+                Ok(Some((kind, u64::try_from(st.st_size).unwrap_or(0))))
             }
             Err(rustix::io::Errno::NOENT) => Ok(None),
             Err(e) => Err(io_err(e)),
         }
+    }
+
+    /// Removes the file (or symlink) `rel`, never what a link points to.
+    pub fn remove_file(&self, rel: &Path) -> io::Result<()> {
+        let (parent, name) = split(rel)?;
+        let parent = self.open_dir(parent)?;
+        rustix::fs::unlinkat(&parent.root, name, AtFlags::empty()).map_err(io_err)
+    }
+
+    /// Gives the file `rel` a second name `to`, beneath the same root: fails
+    /// (`AlreadyExists`) when `to` is taken, never replacing it.
+    pub fn hard_link(&self, rel: &Path, to: &Path) -> io::Result<()> {
+        let (from_parent, from_name) = split(rel)?;
+        let (to_parent, to_name) = split(to)?;
+        let from_dir = self.open_dir(from_parent)?;
+        let to_dir = self.open_dir(to_parent)?;
+        rustix::fs::linkat(
+            &from_dir.root,
+            from_name,
+            &to_dir.root,
+            to_name,
+            AtFlags::empty(),
+        )
+        .map_err(io_err)
+    }
+
+    /// Makes the names in the folder `rel` durable (fsync of the folder).
+    pub fn sync_dir(&self, rel: &Path) -> io::Result<()> {
+        let dir = self.open_dir(rel)?;
+        rustix::fs::fsync(&dir.root).map_err(io_err)
     }
 
     /// Moves `rel` to `to_rel` beneath `to` (the same file system), by

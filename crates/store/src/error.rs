@@ -53,6 +53,20 @@ pub enum StoreError {
         /// The key.
         key: String,
     },
+    /// The store answered what sauve never writes there: an object or a
+    /// listing past the bounds sauve reads (SECURITY.md, "Stores"). Never
+    /// read whole: a bucket others can write is not trusted to be small.
+    #[error(
+        "{store}: {key}: {what}; refused (a store that holds it was written by something other than sauve)"
+    )]
+    Hostile {
+        /// The store.
+        store: String,
+        /// The key (or prefix).
+        key: String,
+        /// What is past which bound.
+        what: String,
+    },
     /// The store could not be reached or failed: network, timeouts, 5xx.
     #[error("{store}: {action} {key}: {message}")]
     Failed {
@@ -78,6 +92,7 @@ impl StoreError {
             | StoreError::NoBucket { .. }
             | StoreError::Exists { .. } => Status::DestinationInvalid,
             StoreError::NotFound { .. } => Status::ArchiveMissing,
+            StoreError::Hostile { .. } => Status::ArchiveCorrupt,
             StoreError::Failed { .. } => Status::BackupError,
         }
     }

@@ -1,13 +1,20 @@
 //! A folder as a store: keys are relative paths; an upload is a hidden
 //! temporary file that a hard link makes visible (a hard link, unlike a
 //! rename, never replaces an existing file).
+//!
+//! Every name is resolved beneath a handle on the folder
+//! (`sauve_durable::beneath`): a key never reaches outside it, and no
+//! symlink someone put in the folder is followed, for reading or writing.
+//! Objects are created 0600 and the folders sauve creates 0700: a store
+//! holds copies of private files.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use sauve_durable::beneath::{Beneath, Kind};
 
 use crate::{ObjectInfo, Store, StoreError, Upload};
 
@@ -17,13 +24,17 @@ pub struct FolderStore {
     dir: PathBuf,
 }
 
+/// The mode of every object written.
+const OBJECT_MODE: u32 = 0o600;
+
 impl FolderStore {
     /// The store rooted at `dir` (created at the first write).
     pub fn new(dir: PathBuf) -> FolderStore {
         FolderStore { dir }
     }
 
-    fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
+    /// `key` as a name beneath the root, or why it is not one.
+    fn rel(key: &str) -> Result<PathBuf, StoreError> {
         let bad = key.is_empty()
             || key.starts_with('/')
             || key
@@ -36,7 +47,7 @@ impl FolderStore {
                 accepted: "names separated by /, without . or ..",
             });
         }
-        Ok(self.dir.join(key))
+        Ok(PathBuf::from(key))
     }
 
     fn failed(&self, action: &'static str, key: &str, e: &io::Error) -> StoreError {
@@ -46,6 +57,38 @@ impl FolderStore {
             key: key.to_owned(),
             message: e.to_string(),
         }
+    }
+
+    fn not_found(&self, key: &str) -> StoreError {
+        StoreError::NotFound {
+            store: self.describe(),
+            key: key.to_owned(),
+        }
+    }
+
+    /// Runs `f` on the folder's handle, off the async threads; `None` when
+    /// the folder does not exist (and `create` is false).
+    async fn with_root<T: Send + 'static>(
+        &self,
+        create: bool,
+        f: impl FnOnce(Option<&Beneath>) -> io::Result<T> + Send + 'static,
+    ) -> io::Result<T> {
+        let dir = self.dir.clone();
+        blocking(move || {
+            if create {
+                std::os::unix::fs::DirBuilderExt::mode(
+                    std::fs::DirBuilder::new().recursive(true),
+                    0o700,
+                )
+                .create(&dir)?;
+            }
+            match Beneath::open(&dir) {
+                Ok(root) => f(Some(&root)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound && !create => f(None),
+                Err(e) => Err(e),
+            }
+        })
+        .await
     }
 }
 
@@ -57,23 +100,36 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|e| Err(io::Error::other(e)))
 }
 
-fn temp_name(path: &Path) -> PathBuf {
-    let name = path
+fn temp_name(rel: &Path) -> PathBuf {
+    let name = rel
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let nonce: u64 = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    path.with_file_name(format!(".{name}.{}.{nonce:x}.upload", std::process::id()))
+    rel.with_file_name(format!(".{name}.{}.{nonce:x}.upload", std::process::id()))
 }
 
-/// Links `temp` to `path` (never replacing it), removes `temp`, fsyncs the folder.
-fn publish(temp: &Path, path: &Path) -> io::Result<()> {
-    let linked = std::fs::hard_link(temp, path);
-    let _ = std::fs::remove_file(temp);
+/// The folder part of `rel` (`""` for the root).
+fn parent(rel: &Path) -> &Path {
+    rel.parent().unwrap_or(Path::new(""))
+}
+
+/// Links `temp` to `rel` (never replacing it), removes `temp`, fsyncs the folder.
+fn publish(root: &Beneath, temp: &Path, rel: &Path) -> io::Result<()> {
+    let linked = root.hard_link(temp, rel);
+    let _ = root.remove_file(temp);
     linked?;
-    sauve_durable::sync_folder(path.parent().unwrap_or(Path::new("."))).map_err(|e| e.source)
+    root.sync_dir(parent(rel))
+}
+
+/// Reads the file `rel` whole, up to `limit` bytes and one more.
+fn read_at_most(root: &Beneath, rel: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    let file = root.open_read(rel)?;
+    let mut body = Vec::new();
+    file.take(limit.saturating_add(1)).read_to_end(&mut body)?;
+    Ok(body)
 }
 
 #[async_trait]
@@ -83,102 +139,145 @@ impl Store for FolderStore {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
-        let root = self.dir.clone();
         let prefix_owned = prefix.to_owned();
-        let found = blocking(move || {
-            let mut out = Vec::new();
-            // The folder part of the prefix, then names starting with the rest.
-            let (sub, start) = prefix_owned.rsplit_once('/').unwrap_or(("", &prefix_owned));
-            let dir = if sub.is_empty() {
-                root.clone()
-            } else {
-                root.join(sub)
-            };
-            let entries = match std::fs::read_dir(&dir) {
-                Ok(e) => e,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-                Err(e) => return Err(e),
-            };
-            for entry in entries {
-                let entry = entry?;
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if !name.starts_with(start) || name.ends_with(".upload") {
-                    continue;
+        let found = self
+            .with_root(false, move |root| {
+                let mut out = Vec::new();
+                let Some(root) = root else { return Ok(out) };
+                // The folder part of the prefix, then names starting with the rest.
+                let (sub, start) = prefix_owned.rsplit_once('/').unwrap_or(("", &prefix_owned));
+                if !sub.is_empty() && FolderStore::rel(sub).is_err() {
+                    return Ok(out);
                 }
-                let meta = entry.metadata()?;
-                if meta.is_file() {
+                let names = match root.names(Path::new(sub)) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+                    Err(e) => return Err(e),
+                };
+                if names.len() > crate::MAX_LISTED {
+                    return Err(io::Error::other(format!(
+                        "the folder holds more than {} names, past what sauve writes there",
+                        crate::MAX_LISTED
+                    )));
+                }
+                for name in names {
+                    let name = name.to_string_lossy().into_owned();
+                    if !name.starts_with(start) || name.ends_with(".upload") {
+                        continue;
+                    }
                     let key = if sub.is_empty() {
                         name
                     } else {
                         format!("{sub}/{name}")
                     };
-                    out.push(ObjectInfo {
-                        key,
-                        size: meta.len(),
-                    });
+                    // Only files: a symlink put in the folder is not an object.
+                    if let Some((Kind::File, size)) = root.stat(Path::new(&key))? {
+                        out.push(ObjectInfo { key, size });
+                    }
                 }
-            }
-            out.sort_by(|a, b| a.key.cmp(&b.key));
-            Ok(out)
-        })
-        .await;
+                out.sort_by(|a, b| a.key.cmp(&b.key));
+                Ok(out)
+            })
+            .await;
         found.map_err(|e| self.failed("cannot list", prefix, &e))
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
-        let path = self.path(key)?;
-        match tokio::fs::metadata(&path).await {
-            Ok(m) if m.is_file() => Ok(Some(ObjectInfo {
+        let rel = Self::rel(key)?;
+        let found = self
+            .with_root(false, move |root| match root {
+                Some(root) => root.stat(&rel),
+                None => Ok(None),
+            })
+            .await
+            .map_err(|e| self.failed("cannot read", key, &e))?;
+        Ok(match found {
+            Some((Kind::File, size)) => Some(ObjectInfo {
                 key: key.to_owned(),
-                size: m.len(),
-            })),
-            Ok(_) => Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(self.failed("cannot read", key, &e)),
+                size,
+            }),
+            _ => None,
+        })
+    }
+
+    async fn get_bounded(&self, key: &str, limit: u64) -> Result<Bytes, StoreError> {
+        let rel = Self::rel(key)?;
+        let read = self
+            .with_root(false, move |root| match root {
+                Some(root) => read_at_most(root, &rel, limit),
+                None => Err(io::Error::from(io::ErrorKind::NotFound)),
+            })
+            .await;
+        let body = read.map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => self.not_found(key),
+            _ => self.failed("cannot read", key, &e),
+        })?;
+        if body.len() as u64 > limit {
+            return Err(StoreError::Hostile {
+                store: self.describe(),
+                key: key.to_owned(),
+                what: format!("more than the {limit} bytes sauve reads of it"),
+            });
         }
+        Ok(Bytes::from(body))
     }
 
     async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
-        let path = self.path(key)?;
-        match tokio::fs::read(&path).await {
-            Ok(b) => Ok(Bytes::from(b)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::NotFound {
-                store: self.describe(),
-                key: key.to_owned(),
-            }),
-            Err(e) => Err(self.failed("cannot read", key, &e)),
-        }
+        let rel = Self::rel(key)?;
+        let read = self
+            .with_root(false, move |root| match root {
+                Some(root) => read_at_most(root, &rel, u64::MAX - 1),
+                None => Err(io::Error::from(io::ErrorKind::NotFound)),
+            })
+            .await;
+        read.map(Bytes::from).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => self.not_found(key),
+            _ => self.failed("cannot read", key, &e),
+        })
     }
 
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StoreError> {
         use std::os::unix::fs::FileExt;
-        let path = self.path(key)?;
+        let rel = Self::rel(key)?;
         let len = usize::try_from(range.end.saturating_sub(range.start)).unwrap_or(usize::MAX);
-        let read = blocking(move || {
-            let f = std::fs::File::open(&path)?;
-            let mut buf = vec![0; len];
-            f.read_exact_at(&mut buf, range.start)?;
-            Ok(Bytes::from(buf))
-        })
-        .await;
+        let read = self
+            .with_root(false, move |root| {
+                let Some(root) = root else {
+                    return Err(io::Error::from(io::ErrorKind::NotFound));
+                };
+                let f = root.open_read(&rel)?;
+                let mut buf = vec![0; len];
+                f.read_exact_at(&mut buf, range.start)?;
+                Ok(Bytes::from(buf))
+            })
+            .await;
         read.map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => StoreError::NotFound {
-                store: self.describe(),
-                key: key.to_owned(),
-            },
+            io::ErrorKind::NotFound => self.not_found(key),
             _ => self.failed("cannot read", key, &e),
         })
     }
 
     async fn put_new(&self, key: &str, data: Bytes) -> Result<(), StoreError> {
-        let path = self.path(key)?;
-        let written = blocking(move || {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            sauve_durable::create_new(&path, &data).map_err(|e| e.source)
-        })
-        .await;
+        let rel = Self::rel(key)?;
+        let written = self
+            .with_root(true, move |root| {
+                let Some(root) = root else {
+                    return Err(io::Error::from(io::ErrorKind::NotFound));
+                };
+                root.create_dir_all(parent(&rel))?;
+                // Written whole under a temporary name, then linked: the
+                // key is never there half-written, and never replaced.
+                let temp = temp_name(&rel);
+                let mut f = root.create_new(&temp, OBJECT_MODE)?;
+                let done = f.write_all(&data).and_then(|()| f.sync_all());
+                drop(f);
+                if let Err(e) = done {
+                    let _ = root.remove_file(&temp);
+                    return Err(e);
+                }
+                publish(root, &temp, &rel)
+            })
+            .await;
         match written {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(StoreError::Exists {
@@ -190,20 +289,39 @@ impl Store for FolderStore {
     }
 
     async fn put_replace(&self, key: &str, data: Bytes) -> Result<(), StoreError> {
-        let path = self.path(key)?;
-        let written = blocking(move || {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            sauve_durable::replace(&path, &data).map_err(|e| e.source)
-        })
-        .await;
+        let rel = Self::rel(key)?;
+        let written = self
+            .with_root(true, move |root| {
+                let Some(root) = root else {
+                    return Err(io::Error::from(io::ErrorKind::NotFound));
+                };
+                root.create_dir_all(parent(&rel))?;
+                let temp = temp_name(&rel);
+                let mut f = root.create_new(&temp, OBJECT_MODE)?;
+                let done = f.write_all(&data).and_then(|()| f.sync_all());
+                drop(f);
+                // A rename replaces the name itself, never what a link
+                // there points to.
+                let done = done.and_then(|()| root.rename(&temp, root, &rel));
+                if done.is_err() {
+                    let _ = root.remove_file(&temp);
+                }
+                done?;
+                root.sync_dir(parent(&rel))
+            })
+            .await;
         written.map_err(|e| self.failed("cannot write", key, &e))
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        let path = self.path(key)?;
-        match tokio::fs::remove_file(&path).await {
+        let rel = Self::rel(key)?;
+        let removed = self
+            .with_root(false, move |root| match root {
+                Some(root) => root.remove_file(&rel),
+                None => Ok(()),
+            })
+            .await;
+        match removed {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(self.failed("cannot remove", key, &e)),
@@ -211,27 +329,32 @@ impl Store for FolderStore {
     }
 
     async fn start_upload(&self, key: &str) -> Result<Box<dyn Upload>, StoreError> {
-        let path = self.path(key)?;
+        let rel = Self::rel(key)?;
         if self.head(key).await?.is_some() {
             return Err(StoreError::Exists {
                 store: self.describe(),
                 key: key.to_owned(),
             });
         }
-        let temp = temp_name(&path);
+        let temp = temp_name(&rel);
         let t = temp.clone();
-        let file = blocking(move || {
-            if let Some(dir) = t.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            std::fs::File::create_new(&t)
-        })
-        .await
-        .map_err(|e| self.failed("cannot create", key, &e))?;
+        let opened = self
+            .with_root(true, move |root| {
+                let Some(root) = root else {
+                    return Err(io::Error::from(io::ErrorKind::NotFound));
+                };
+                root.create_dir_all(parent(&t))?;
+                let file = root.create_new(&t, OBJECT_MODE)?;
+                Ok((Beneath::open(root.path())?, file))
+            })
+            .await
+            .map_err(|e| self.failed("cannot create", key, &e))?;
+        let (root, file) = opened;
         Ok(Box::new(FolderUpload {
             store: self.describe(),
             key: key.to_owned(),
-            path,
+            root: std::sync::Arc::new(root),
+            rel,
             temp,
             file: Some(file),
             size: 0,
@@ -244,7 +367,9 @@ impl Store for FolderStore {
 struct FolderUpload {
     store: String,
     key: String,
-    path: PathBuf,
+    /// The store's folder, as opened when the upload started.
+    root: std::sync::Arc<Beneath>,
+    rel: PathBuf,
     temp: PathBuf,
     file: Option<std::fs::File>,
     size: u64,
@@ -286,11 +411,11 @@ impl Upload for FolderUpload {
         let Some(file) = self.file.take() else {
             return Err(self.failed("cannot complete", &io::Error::other("upload finished")));
         };
-        let (temp, path) = (self.temp.clone(), self.path.clone());
+        let (root, temp, rel) = (self.root.clone(), self.temp.clone(), self.rel.clone());
         let done = blocking(move || {
             file.sync_all()?;
             drop(file);
-            publish(&temp, &path)
+            publish(&root, &temp, &rel)
         })
         .await;
         match done {
@@ -305,7 +430,7 @@ impl Upload for FolderUpload {
 
     async fn abort(mut self: Box<Self>) -> Result<(), StoreError> {
         self.file = None;
-        match std::fs::remove_file(&self.temp) {
+        match self.root.remove_file(&self.temp) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(self.failed("cannot abort", &e)),
@@ -317,6 +442,82 @@ impl Drop for FolderUpload {
     fn drop(&mut self) {
         // Completed or aborted uploads have no temporary left; this is for
         // an upload dropped half-way (an error, a Stop).
-        let _ = std::fs::remove_file(&self.temp);
+        let _ = self.root.remove_file(&self.temp);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn no_key_and_no_link_in_the_folder_reaches_outside_it() {
+        let t = tempfile::tempdir().unwrap();
+        let outside = t.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("secret"), b"secret").unwrap();
+        let dir = t.path().join("store");
+        std::fs::create_dir_all(dir.join(".sauve")).unwrap();
+        // Someone who can write the folder links into the rest of the machine.
+        std::os::unix::fs::symlink(&outside, dir.join(".sauve/history")).unwrap();
+        std::os::unix::fs::symlink(outside.join("secret"), dir.join("App[0001].4BK")).unwrap();
+        let store = FolderStore::new(dir.clone());
+        // A link is no object: not listed, not there, not read.
+        assert!(store.head("App[0001].4BK").await.unwrap().is_none());
+        assert!(store.list("App[").await.unwrap().is_empty());
+        for key in [
+            ".sauve/history/x.json",
+            "App[0001].4BK",
+            "../outside/secret",
+        ] {
+            assert!(store.get(key).await.is_err(), "{key} was read");
+            assert!(
+                store.get_bounded(key, 1 << 20).await.is_err(),
+                "{key} was read"
+            );
+        }
+        // Nothing is written through the linked folder, nor by a key going up.
+        for key in [".sauve/history/y.json", "../outside/z"] {
+            assert!(
+                store.put_new(key, Bytes::from_static(b"x")).await.is_err(),
+                "{key}"
+            );
+            assert!(
+                store
+                    .put_replace(key, Bytes::from_static(b"x"))
+                    .await
+                    .is_err(),
+                "{key}"
+            );
+            assert!(store.start_upload(key).await.is_err(), "{key}");
+        }
+        // A record replaced over a link replaces the link itself.
+        store
+            .put_replace("App[0001].4BK", Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+        assert!(!dir.join("App[0001].4BK").is_symlink());
+        // Outside, nothing changed and nothing appeared.
+        assert_eq!(std::fs::read(outside.join("secret")).unwrap(), b"secret");
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn objects_are_private_and_so_is_the_folder_the_store_creates() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("new/store");
+        let store = FolderStore::new(dir.clone());
+        store
+            .put_new("a/App[0001].4BK", Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.join("a/App[0001].4BK")), 0o600);
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(
+            store.get("a/App[0001].4BK").await.unwrap(),
+            Bytes::from_static(b"x")
+        );
     }
 }

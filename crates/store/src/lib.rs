@@ -44,6 +44,11 @@ pub struct ObjectInfo {
     pub size: u64,
 }
 
+/// The most objects a listing may name: far past what sauve writes under
+/// one prefix (999 sets of many segments), and a bound on the memory a
+/// hostile bucket can make a listing take.
+pub const MAX_LISTED: usize = 1_000_000;
+
 /// A place that holds sets: a folder or a bucket prefix.
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug {
@@ -59,6 +64,12 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// The whole object.
     async fn get(&self, key: &str) -> Result<Bytes, StoreError>;
+
+    /// The whole object, refused ([`StoreError::Hostile`], 1411) when it
+    /// holds more than `limit` bytes, whatever the store says its size is:
+    /// for the records sauve reads back (histories), never trusted to be
+    /// small.
+    async fn get_bounded(&self, key: &str, limit: u64) -> Result<Bytes, StoreError>;
 
     /// A byte range of the object.
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StoreError>;

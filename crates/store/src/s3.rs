@@ -221,13 +221,22 @@ impl Store for S3Store {
             reason: chain(&e),
             accepted: "names separated by /",
         })?;
-        let listed: Vec<_> = if folder.is_empty() {
-            self.client.list(None).collect().await
+        let mut listed = if folder.is_empty() {
+            self.client.list(None)
         } else {
-            self.client.list(Some(&dir)).collect().await
+            self.client.list(Some(&dir))
         };
         let mut out = Vec::new();
-        for item in listed {
+        let mut seen = 0usize;
+        while let Some(item) = listed.next().await {
+            seen += 1;
+            if seen > crate::MAX_LISTED {
+                return Err(StoreError::Hostile {
+                    store: self.describe(),
+                    key: prefix.to_owned(),
+                    what: format!("the listing names more than {} objects", crate::MAX_LISTED),
+                });
+            }
             let meta = item.map_err(|e| {
                 let mapped = self.error("cannot list", prefix, &e);
                 // Listing a bucket that does not exist answers 404.
@@ -268,6 +277,34 @@ impl Store for S3Store {
         got.bytes()
             .await
             .map_err(|e| self.error("cannot download", key, &e))
+    }
+
+    async fn get_bounded(&self, key: &str, limit: u64) -> Result<Bytes, StoreError> {
+        let path = self.path(key)?;
+        let got = match self.client.get(&path).await {
+            Ok(g) => g,
+            Err(e) => return Err(self.error("cannot download", key, &e)),
+        };
+        let too_large = |size: u64| StoreError::Hostile {
+            store: self.describe(),
+            key: key.to_owned(),
+            what: format!("{size} bytes or more, past the {limit} bytes sauve reads of it"),
+        };
+        if got.meta.size > limit {
+            return Err(too_large(got.meta.size));
+        }
+        // The body is counted as it comes: a store may send more than it said.
+        let mut body = Vec::new();
+        let mut chunks = got.into_stream();
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(|e| self.error("cannot download", key, &e))?;
+            let size = (body.len() + chunk.len()) as u64;
+            if size > limit {
+                return Err(too_large(size));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(body))
     }
 
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StoreError> {

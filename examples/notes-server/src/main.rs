@@ -640,9 +640,9 @@ async fn main() -> Result<()> {
             _ = int.recv() => {}
         }
     };
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    // sauve's server loop: header and idle timeouts, and each connection's
+    // address for the page's per-address login limit.
+    sauve_server::serve(listener, router, shutdown).await;
     scheduler.abort();
     handle.shutdown().await;
     let _ = std::fs::remove_file(sauve_server::server_file_path(&app_dir));
