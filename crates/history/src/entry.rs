@@ -168,7 +168,8 @@ impl HistoryEntry {
             scheduled_date: format_date(started),
             status: Some(0),
             backup_number,
-            duration: ended.duration_since(started).as_millis().max(0) as u64,
+            duration: u64::try_from(ended.duration_since(started).as_millis().max(0))
+                .unwrap_or(u64::MAX),
             attachments: Vec::new(),
             operation: Some(operation),
             trigger: trigger.map(str::to_owned),

@@ -29,6 +29,20 @@ pub enum HistoryError {
         /// The file.
         path: PathBuf,
     },
+    /// The file holds more than a history may ([`crate::MAX_BYTES`]); it was
+    /// not read.
+    #[error(
+        "\"{path}\" holds {size} bytes, more than a history may (accepted: at most {} MiB; the next backup moves it aside and starts a new one)",
+        limit >> 20
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+        /// The limit, in bytes.
+        limit: u64,
+    },
     /// An entry could not be encoded (a bug, not bad input).
     #[error("cannot encode the history: {0}")]
     Encode(String),

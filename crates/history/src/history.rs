@@ -14,6 +14,46 @@ use crate::error::HistoryError;
 pub const FILE_NAME: &str = "backupHistory.json";
 /// The limit per class of entries when retention (`SetNumber`) is off.
 pub const UNLIMITED: usize = 999;
+/// The most bytes a `backupHistory.json` may hold: 64 MiB, a thousand
+/// entries of a set of a few hundred files each (4D's own files weigh a
+/// few KB). A bigger file is not read: where the destination may be
+/// written by others (a shared bucket), nobody can make sauve spend its
+/// memory on one. Its depth is bounded by serde_json (128 levels).
+pub const MAX_BYTES: u64 = 64 << 20;
+
+/// Whether `len` bytes are more than a history may hold.
+fn over_limit(len: usize) -> bool {
+    u64::try_from(len).map_or(true, |n| n > MAX_BYTES)
+}
+
+/// `MAX_BYTES` as people read it.
+const LIMIT_TEXT: &str = "64 MiB";
+
+/// The file at `path`, read whole if it holds at most [`MAX_BYTES`];
+/// `Ok(Err(size))` for a bigger one, which is not read.
+fn read_bounded(path: &Path) -> std::io::Result<Result<Vec<u8>, u64>> {
+    use std::io::Read;
+    // A FIFO or a device in the destination would block or never end.
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    if size > MAX_BYTES {
+        return Ok(Err(size));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.take(MAX_BYTES.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    if over_limit(bytes.len()) {
+        // It grew while it was read.
+        return Ok(Err(u64::try_from(bytes.len()).unwrap_or(u64::MAX)));
+    }
+    Ok(Ok(bytes))
+}
 
 /// The history: an object keyed by structure path, each holding entries
 /// oldest first. Keys sauve does not touch are kept verbatim.
@@ -44,8 +84,12 @@ pub struct Numbering {
 }
 
 impl History {
-    /// Parses a history; `None` when the text is not one.
+    /// Parses a history; `None` when the text is not one, or holds more
+    /// than [`MAX_BYTES`].
     pub fn parse(text: &str) -> Option<History> {
+        if over_limit(text.len()) {
+            return None;
+        }
         let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
         match serde_json::from_str::<Value>(text).ok()? {
             Value::Object(map) => {
@@ -58,11 +102,12 @@ impl History {
     }
 
     /// Loads `destination/backupHistory.json`. A missing file is an empty
-    /// history; a corrupt one is renamed `backupHistory.json.corrupt-<UTC stamp>`
-    /// and reported.
+    /// history; a corrupt one, or one over [`MAX_BYTES`] (which is not
+    /// read), is renamed `backupHistory.json.corrupt-<UTC stamp>` and
+    /// reported.
     pub fn load(destination: &Path, now: jiff::Timestamp) -> Result<Loaded, HistoryError> {
         let path = destination.join(FILE_NAME);
-        let bytes = match std::fs::read(&path) {
+        let bytes = match read_bounded(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(Loaded {
@@ -79,13 +124,21 @@ impl History {
                 });
             }
         };
-        if let Some(history) = std::str::from_utf8(&bytes).ok().and_then(History::parse) {
-            return Ok(Loaded {
-                history,
-                moved_aside: None,
-                notes: Vec::new(),
-            });
-        }
+        let why = match bytes {
+            Ok(bytes) => {
+                if let Some(history) = std::str::from_utf8(&bytes).ok().and_then(History::parse) {
+                    return Ok(Loaded {
+                        history,
+                        moved_aside: None,
+                        notes: Vec::new(),
+                    });
+                }
+                "was not a valid history".to_owned()
+            }
+            Err(size) => format!(
+                "holds {size} bytes, more than a history may ({LIMIT_TEXT}), and was not read"
+            ),
+        };
         let aside = destination.join(format!(
             "{FILE_NAME}.corrupt-{}",
             now.strftime("%Y%m%dT%H%M%SZ")
@@ -101,7 +154,7 @@ impl History {
         Ok(Loaded {
             history: History::default(),
             notes: vec![format!(
-                "{} was not a valid history; moved to {}; numbering continues from the archives in the destination",
+                "{} {why}; moved to {}; numbering continues from the archives in the destination",
                 path.display(),
                 aside.display()
             )],
@@ -269,11 +322,23 @@ impl History {
 
 /// The text of `destination/backupHistory.json`, to print or serve as JSON:
 /// without the BOM some 4D files start with (JSON sauve prints never starts
-/// with one), `None` when there is no history yet.
+/// with one), `None` when there is no history yet. A file over
+/// [`MAX_BYTES`] is refused without being read.
 pub fn read_json_text(destination: &Path) -> Result<Option<String>, HistoryError> {
     let path = destination.join(FILE_NAME);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(Some(match text.strip_prefix('\u{FEFF}') {
+    let text = read_bounded(&path).and_then(|read| match read {
+        Ok(bytes) => String::from_utf8(bytes)
+            .map(Ok)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+        Err(size) => Ok(Err(size)),
+    });
+    match text {
+        Ok(Err(size)) => Err(HistoryError::TooLarge {
+            path,
+            size,
+            limit: MAX_BYTES,
+        }),
+        Ok(Ok(text)) => Ok(Some(match text.strip_prefix('\u{FEFF}') {
             Some(rest) => rest.to_owned(),
             None => text,
         })),
@@ -292,6 +357,9 @@ pub fn read_json_text(destination: &Path) -> Result<Option<String>, HistoryError
 /// whole file twice. `None` when the text is not a history object or
 /// `key`'s entries cannot be read; no entries when `key` is absent.
 pub fn read_entries(text: &str, key: &str) -> Option<Vec<HistoryEntry>> {
+    if over_limit(text.len()) {
+        return None;
+    }
     let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
     // Straight into the types; a file they refuse (a field twice in an
     // entry, which a JSON object may hold) is read again through a JSON

@@ -25,6 +25,6 @@ pub use entry::{
 };
 pub use error::HistoryError;
 pub use history::{
-    FILE_NAME, History, Loaded, Numbering, UNLIMITED, archive_numbers, next_number, read_entries,
-    read_json_text,
+    FILE_NAME, History, Loaded, MAX_BYTES, Numbering, UNLIMITED, archive_numbers, next_number,
+    read_entries, read_json_text,
 };

@@ -117,6 +117,7 @@ pub fn change_settings(app: &Path, change: &Change) -> Result<Changed, ChangeErr
 pub fn prepare_settings_change(app: &Path, change: &Change) -> Result<Changed, ChangeError> {
     let (mut doc, path) = settings_file_for_change(app)?;
     let before = doc.to_xml();
+    let destination_before = doc.settings().general.destination_folder.clone();
     let mut rejected = Vec::new();
     for (key, text) in &change.values {
         let key = key.trim().trim_matches('/');
@@ -146,6 +147,18 @@ pub fn prepare_settings_change(app: &Path, change: &Change) -> Result<Changed, C
         if doc.settings().general.includes_files != items {
             doc.settings_mut().general.includes_files = items;
         }
+    }
+    // A destination newly set inside the app is refused here, where it is
+    // typed, rather than at the next backup (1407).
+    let destination = &doc.settings().general.destination_folder;
+    if *destination != destination_before
+        && let Err(e @ crate::layout::PathError::InsideApp { .. }) =
+            crate::layout::resolve_destination(app, destination)
+    {
+        rejected.push(Rejected {
+            key: "General/DestinationFolder".to_owned(),
+            message: format!("invalid value \"{destination}\": {e}"),
+        });
     }
     if !rejected.is_empty() {
         return Err(ChangeError::Rejected {
@@ -212,10 +225,15 @@ pub fn alerts_as_written(app: &Path) -> Result<(Option<String>, Option<String>),
 }
 
 fn read_toml(path: &Path) -> Result<toml_edit::DocumentMut, SettingsError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Io {
-        action: "cannot read",
-        path: path.to_path_buf(),
-        source,
+    let bytes = crate::layout::read_settings_file(path)?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let valid = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        SettingsError::NotUtf8 {
+            file: path.display().to_string(),
+            at: crate::xml::locate(&String::from_utf8_lossy(&bytes[..valid]), valid),
+            byte: bytes.get(valid).copied().unwrap_or(0),
+        }
     })?;
     let src = text.strip_prefix('\u{FEFF}').unwrap_or(&text);
     src.parse::<toml_edit::DocumentMut>()

@@ -3,10 +3,12 @@
 //! unknown elements, comments, line endings).
 
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
 use quick_xml::escape::partial_escape;
 
 use crate::error::{Problem, SettingsError};
+use crate::limits::{self, MAX_FILE_BYTES};
 use crate::model::Settings;
 use crate::schema::{self, Kind, Leaf, Value};
 use crate::value::{self, Level, MonthDay, Token};
@@ -87,7 +89,12 @@ impl SettingsDoc {
     }
 
     /// Reads a document. `file` is the name used in messages.
+    ///
+    /// A document over the limits of [`crate::Limit`] (1 MiB, 64 levels of
+    /// nested elements, 10,000 elements) is refused with
+    /// [`SettingsError::TooLarge`] before it is walked.
     pub fn parse(bytes: &[u8], file: &str) -> Result<Loaded, SettingsError> {
+        limits::check_size(bytes.len(), file, MAX_FILE_BYTES)?;
         let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
         let src = match std::str::from_utf8(bytes) {
             Ok(s) => s,
@@ -102,10 +109,18 @@ impl SettingsDoc {
                 });
             }
         };
-        let doc = xml::parse(src).map_err(|e| SettingsError::Malformed {
-            file: file.to_owned(),
-            at: xml::locate(src, e.offset),
-            reason: e.reason,
+        let doc = xml::parse(src).map_err(|e| match e.limit {
+            Some(limit) => SettingsError::TooLarge {
+                file: file.to_owned(),
+                at: xml::locate(src, e.offset),
+                found: e.reason,
+                limit,
+            },
+            None => SettingsError::Malformed {
+                file: file.to_owned(),
+                at: xml::locate(src, e.offset),
+                reason: e.reason,
+            },
         })?;
         let mut r = Reading {
             src,
@@ -126,15 +141,17 @@ impl SettingsDoc {
         r.root(&doc.root)?;
         r.check_whole();
         if r.problems.is_empty() {
+            let pending = std::mem::take(&mut r.warnings);
+            let warnings = r.located(pending);
             Ok(Loaded {
                 doc: r.doc,
-                warnings: r.warnings,
+                warnings,
             })
         } else {
-            r.problems.sort_by_key(|p| (p.at.line, p.at.column));
-            Err(SettingsError::Invalid {
-                problems: r.problems,
-            })
+            let pending = std::mem::take(&mut r.problems);
+            let mut problems = r.located(pending);
+            problems.sort_by_key(|p| (p.at.line, p.at.column));
+            Err(SettingsError::Invalid { problems })
         }
     }
 
@@ -291,6 +308,25 @@ fn newline_of(src: &str) -> &'static str {
     }
 }
 
+/// A key path as a problem names it: an unknown element may nest long
+/// names, and a path longer than this is shown by its ends, so that
+/// thousands of problems under it do not each copy it whole.
+fn shortened(path: &str) -> String {
+    const KEEP: usize = 120;
+    if path.len() <= 2 * KEEP {
+        return path.to_owned();
+    }
+    let mut head = KEEP;
+    while !path.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = path.len() - KEEP;
+    while !path.is_char_boundary(tail) {
+        tail += 1;
+    }
+    format!("{}…{}", &path[..head], &path[tail..])
+}
+
 fn join(group: &str, name: &str) -> String {
     if group.is_empty() {
         name.to_owned()
@@ -316,36 +352,55 @@ fn leaf_of(path: &str) -> Option<&'static Leaf> {
     path.strip_prefix("Backup/Settings/").and_then(schema::leaf)
 }
 
+/// A problem found, located once the read is over (in one pass for all).
+struct Pending {
+    offset: usize,
+    key: String,
+    message: String,
+}
+
 /// The state of one read.
 struct Reading<'a> {
     src: &'a str,
     file: &'a str,
     doc: SettingsDoc,
-    problems: Vec<Problem>,
-    warnings: Vec<Problem>,
+    problems: Vec<Pending>,
+    warnings: Vec<Pending>,
     seen: HashSet<String>,
     /// Where each key's value was, for checks that span several keys.
     positions: HashMap<&'static str, usize>,
 }
 
 impl Reading<'_> {
-    fn problem(&self, offset: usize, key: &str, message: String) -> Problem {
-        Problem {
-            file: self.file.to_owned(),
-            at: xml::locate(self.src, offset),
-            key: key.to_owned(),
-            message,
-        }
+    /// The problems, in the order given, with their lines and columns.
+    fn located(&self, pending: Vec<Pending>) -> Vec<Problem> {
+        let offsets: Vec<usize> = pending.iter().map(|p| p.offset).collect();
+        xml::locate_all(self.src, &offsets)
+            .into_iter()
+            .zip(pending)
+            .map(|(at, p)| Problem {
+                file: self.file.to_owned(),
+                at,
+                key: p.key,
+                message: p.message,
+            })
+            .collect()
     }
 
     fn error(&mut self, offset: usize, key: &str, message: String) {
-        let p = self.problem(offset, key, message);
-        self.problems.push(p);
+        self.problems.push(Pending {
+            offset,
+            key: key.to_owned(),
+            message,
+        });
     }
 
     fn warn(&mut self, offset: usize, key: &str, message: String) {
-        let p = self.problem(offset, key, message);
-        self.warnings.push(p);
+        self.warnings.push(Pending {
+            offset,
+            key: key.to_owned(),
+            message,
+        });
     }
 
     fn fatal(&self, offset: usize, reason: String) -> SettingsError {
@@ -527,6 +582,8 @@ impl Reading<'_> {
     fn includes(&mut self, el: &Element) {
         let mut count: Option<(usize, usize)> = None;
         let mut items: Vec<(u64, String, String, usize)> = Vec::new();
+        // The numbers seen: thousands of items are checked in linear time.
+        let mut numbers: HashSet<u64> = HashSet::new();
         let mut after: Option<String> = None;
         for node in &el.children {
             let c = match node {
@@ -572,7 +629,7 @@ impl Reading<'_> {
                 let Some(text) = self.plain(c, &key) else {
                     continue;
                 };
-                if items.iter().any(|i| i.0 == n) {
+                if !numbers.insert(n) {
                     self.error(
                         c.start,
                         &key,
@@ -615,11 +672,32 @@ impl Reading<'_> {
     }
 
     /// Reads the legacy values sauve honours out of an unknown element, which
-    /// is otherwise kept verbatim.
+    /// is otherwise kept verbatim. The element may nest anything: it is
+    /// walked with a stack of its own, never by recursion.
     fn legacy(&mut self, el: &Element, path: &str) {
-        if !path.starts_with(SETTINGS) {
-            return;
+        // Each element waits with its parent's path, shared: a path is
+        // built when its element is read, so that thousands of siblings
+        // under a long path do not each hold a copy of it at once.
+        let mut pending: Vec<(&Element, Option<Rc<str>>)> = vec![(el, None)];
+        while let Some((el, parent)) = pending.pop() {
+            let path: Rc<str> = match &parent {
+                Some(p) => join(p, &el.name).into(),
+                None => path.into(),
+            };
+            if !path.starts_with(SETTINGS) {
+                continue;
+            }
+            self.legacy_value(el, &path);
+            // Reversed, so that the children are read in file order.
+            let children: Vec<&Element> = el.elements().collect();
+            for c in children.into_iter().rev() {
+                pending.push((c, Some(Rc::clone(&path))));
+            }
         }
+    }
+
+    /// The legacy value `el` (at `path`) holds, if it is one sauve honours.
+    fn legacy_value(&mut self, el: &Element, path: &str) {
         let text = el.text.trim();
         let at = el.value_at();
         let legacy = &mut self.doc.settings.legacy;
@@ -654,12 +732,9 @@ impl Reading<'_> {
         if let Some(accepted) = bad {
             self.warn(
                 at,
-                path,
+                &shortened(path),
                 format!("legacy value \"{text}\" ignored (accepted: {accepted})"),
             );
-        }
-        for c in el.elements() {
-            self.legacy(c, &join(path, &c.name));
         }
     }
 

@@ -9,6 +9,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::limits::Limit;
+
 /// A position in a settings file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Location {
@@ -81,6 +83,20 @@ pub enum SettingsError {
         at: Location,
         /// What the parser found.
         reason: String,
+    },
+    /// The file is over a limit that keeps a hostile file from exhausting
+    /// the reader (size, nesting depth, element count: see [`Limit`]).
+    #[error("{file}:{}:{}: {found} (accepted: {limit}, a bound that keeps any file from exhausting the memory or the stack of sauve)", at.line, at.column)]
+    TooLarge {
+        /// The file.
+        file: String,
+        /// Where the limit was crossed (the file's start for its size).
+        at: Location,
+        /// What was found: `the file holds 2097152 bytes`, `element <a> is
+        /// nested more than 64 levels deep`.
+        found: String,
+        /// The limit.
+        limit: Limit,
     },
     /// One or more values are invalid; every problem is listed.
     #[error("{}", list(problems))]

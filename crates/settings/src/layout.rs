@@ -79,14 +79,18 @@ pub struct Effective {
 pub fn load_effective(app: &Path) -> Result<Effective, SettingsError> {
     let source = locate(app);
     let bytes = match source.path() {
-        Some(path) => Some(std::fs::read(path).map_err(|e| SettingsError::Io {
-            action: "cannot read",
-            path: path.to_owned(),
-            source: e,
-        })?),
+        Some(path) => Some(read_settings_file(path)?),
         None => None,
     };
     effective_from(source, bytes.as_deref())
+}
+
+/// The bytes of a settings file (`backup.4DSettings` or `sauve.toml`), for
+/// callers that read the file themselves: a file over
+/// [`MAX_FILE_BYTES`](crate::MAX_FILE_BYTES) is refused
+/// ([`SettingsError::TooLarge`]) without being read whole.
+pub fn read_settings_file(path: &Path) -> Result<Vec<u8>, SettingsError> {
+    crate::limits::read_bounded(path, crate::limits::MAX_FILE_BYTES)
 }
 
 /// The effective settings from `source` and the bytes read from its file
@@ -113,11 +117,7 @@ pub fn effective_from(
 
 /// Reads and validates one settings file.
 pub fn load_file(path: &Path) -> Result<Loaded, SettingsError> {
-    let bytes = std::fs::read(path).map_err(|source| SettingsError::Io {
-        action: "cannot read",
-        path: path.to_owned(),
-        source,
-    })?;
+    let bytes = read_settings_file(path)?;
     SettingsDoc::parse(&bytes, &path.display().to_string())
 }
 
@@ -167,6 +167,20 @@ pub enum PathError {
         "\"{0}\" is an HFS path, not valid on this system (accepted: a relative path or an absolute path starting with /)"
     )]
     Hfs(String),
+    /// The folder is the app folder or inside it (`./`, `Data/`): sets
+    /// there would mix with the live app's files, which a restore into the
+    /// app or an automatic restore replaces.
+    #[error(
+        "the folder \"{}\" is inside the app folder \"{}\" (accepted: a folder outside the app, such as the default ../Backups/)",
+        folder.display(),
+        app.display()
+    )]
+    InsideApp {
+        /// The folder, resolved.
+        folder: PathBuf,
+        /// The app folder.
+        app: PathBuf,
+    },
 }
 
 /// Resolves a path as written in the settings: relative to `app`, `/` and `\`
@@ -251,9 +265,94 @@ pub fn is_store_url(written: &str) -> bool {
     written.trim().to_ascii_lowercase().starts_with("s3://")
 }
 
+/// Whether `folder` is `app` or inside it, as written (lexically, `..`
+/// and `.` applied) or on the disk (the symlinks of the longest part of
+/// each that exists resolved): `APP/Data/` is inside the app even when
+/// `Data` is a link to another disk, and a link to `APP/Data` is inside
+/// it too.
+pub fn is_inside_app(app: &Path, folder: &Path) -> bool {
+    if lexical(folder).starts_with(lexical(app)) {
+        return true;
+    }
+    match (physical(folder), physical(app)) {
+        (Some(f), Some(a)) => f.starts_with(a),
+        _ => false,
+    }
+}
+
+/// Refuses a folder that [`is_inside_app`].
+pub(crate) fn check_outside_app(app: &Path, folder: &Path) -> Result<(), PathError> {
+    if is_inside_app(app, folder) {
+        return Err(PathError::InsideApp {
+            folder: lexical(folder),
+            app: app.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// `path` with `.` and `..` applied to the names before them.
+pub(crate) fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !matches!(out.components().next_back(), Some(Component::Normal(_))) {
+                    // `..` above the root stays at the root; above the
+                    // start of a relative path, it is kept.
+                    if !out.has_root() {
+                        out.push("..");
+                    }
+                } else {
+                    out.pop();
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `path` as the disk resolves it: its longest leading part that exists,
+/// canonical, then the rest applied lexically. `None` when no part of it
+/// exists (a relative path whose start is gone).
+fn physical(path: &Path) -> Option<PathBuf> {
+    let parts: Vec<Component<'_>> = path.components().collect();
+    for n in (1..=parts.len()).rev() {
+        let head: PathBuf = parts[..n].iter().collect();
+        if let Ok(mut out) = std::fs::canonicalize(&head) {
+            for c in &parts[n..] {
+                match c {
+                    Component::CurDir => {}
+                    Component::ParentDir => {
+                        out.pop();
+                    }
+                    c => out.push(c),
+                }
+            }
+            return Some(out);
+        }
+    }
+    None
+}
+
 /// Resolves `General/DestinationFolder`: an `s3://` URL (checked further
-/// when the store is opened), or a path as [`resolve_path`] reads it.
+/// when the store is opened), or a path as [`resolve_path`] reads it,
+/// which must lie outside the app folder ([`PathError::InsideApp`]).
 pub fn resolve_destination(app: &Path, written: &str) -> Result<Destination, PathError> {
+    let destination = resolve_destination_to_read(app, written)?;
+    if let Destination::Folder(path) = &destination {
+        check_outside_app(app, path)?;
+    }
+    Ok(destination)
+}
+
+/// [`resolve_destination`] without the refusal of a folder inside the app:
+/// for what only reads the sets already there (status, history, a list,
+/// a restore), so that an app whose settings name such a folder can still
+/// see and restore the sets written there before. Never to write sets.
+pub fn resolve_destination_to_read(app: &Path, written: &str) -> Result<Destination, PathError> {
     let w = written.trim();
     if is_store_url(w) {
         let mut url = w.to_owned();

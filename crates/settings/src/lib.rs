@@ -18,13 +18,17 @@
 //! Invariants:
 //! - rewriting an unchanged file written in 4D's modern shape gives the same bytes;
 //! - write, read, write gives the same bytes;
-//! - no input, however broken, makes the reader panic.
+//! - no input, however broken, makes the reader panic;
+//! - no input exhausts the reader's stack or memory: every reader is bounded
+//!   in size, and the XML in depth and element count ([`Limit`]), whatever
+//!   the stack of the thread that reads it.
 
 mod change;
 mod doc;
 mod error;
 mod json;
 mod layout;
+mod limits;
 mod model;
 mod own;
 mod schema;
@@ -41,9 +45,11 @@ pub use error::{Location, Problem, SettingsError};
 pub use json::to_json;
 pub use layout::{
     AppLayout, Destination, Effective, FILE_NAME, PathError, ResolvedPath, SettingsSource,
-    create_file, effective_from, is_store_url, load_effective, load_file, locate,
-    resolve_destination, resolve_path, save_file, structure_settings_path,
+    create_file, effective_from, is_inside_app, is_store_url, load_effective, load_file, locate,
+    read_settings_file, resolve_destination, resolve_destination_to_read, resolve_path, save_file,
+    structure_settings_path,
 };
+pub use limits::{Limit, MAX_DEPTH, MAX_ELEMENTS, MAX_FILE_BYTES, MAX_SECRET_BYTES};
 pub use model::{
     Advanced, BackupFailure, Daily, FileSegmentation, General, Hourly, Legacy, Monthly, Scheduler,
     SetNumber, Settings, WeekDay, Weekly,

@@ -477,7 +477,10 @@ struct Check<'a> {
     src: &'a str,
     app: &'a Path,
     env: &'a dyn Environment,
+    /// Every problem, located once the whole file is checked (in one pass
+    /// for all: `offsets` holds where each starts).
     problems: Vec<Problem>,
+    offsets: Vec<usize>,
 }
 
 impl Check<'_> {
@@ -509,12 +512,23 @@ impl Check<'_> {
     }
 
     fn problem(&mut self, span: Range<usize>, key: &str, message: String) {
+        self.offsets.push(span.start);
         self.problems.push(Problem {
             file: self.file.to_owned(),
-            at: crate::xml::locate(self.src, span.start),
+            at: crate::error::Location { line: 1, column: 1 },
             key: key.to_owned(),
             message,
         });
+    }
+
+    /// The problems with their lines and columns.
+    fn located(self) -> Vec<Problem> {
+        let at = crate::xml::locate_all(self.src, &self.offsets);
+        let mut problems = self.problems;
+        for (p, at) in problems.iter_mut().zip(at) {
+            p.at = at;
+        }
+        problems
     }
 
     fn token<T: Copy>(
@@ -693,6 +707,20 @@ impl Check<'_> {
                 &format!("{key}.url"),
                 format!("invalid value \"{url}\" (accepted: s3://bucket/prefix/, or a folder)"),
             );
+        } else if !is_s3 {
+            // The folder as the off-site copier opens it: relative to the app.
+            let folder = self.app.join(&url);
+            if crate::layout::is_inside_app(self.app, &folder) {
+                self.problem(
+                    raw.url.span(),
+                    &format!("{key}.url"),
+                    format!(
+                        "invalid value \"{url}\": the folder \"{}\" is inside the app folder \"{}\", and each set would be copied into the live app (accepted: a folder outside the app, such as ../Offsite/, or s3://bucket/prefix/)",
+                        crate::layout::lexical(&folder).display(),
+                        self.app.display()
+                    ),
+                );
+            }
         }
         let keep = raw.keep.as_ref().and_then(|k| {
             let n = *k.get_ref();
@@ -992,12 +1020,23 @@ fn read_secret_file(path: &Path) -> Result<String, String> {
             path.display()
         ));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        format!(
-            "cannot read \"{}\": {e} (accepted: a UTF-8 file of mode 0600)",
-            path.display()
-        )
-    })?;
+    if meta.len() > crate::limits::MAX_SECRET_BYTES {
+        return Err(format!(
+            "the secret file \"{}\" holds {} bytes (accepted: {})",
+            path.display(),
+            meta.len(),
+            crate::limits::Limit::Bytes(crate::limits::MAX_SECRET_BYTES)
+        ));
+    }
+    let text = crate::limits::read_bounded(path, crate::limits::MAX_SECRET_BYTES)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| String::from_utf8(bytes).map_err(|_| "not UTF-8".to_owned()))
+        .map_err(|e| {
+            format!(
+                "cannot read \"{}\": {e} (accepted: a UTF-8 file of mode 0600)",
+                path.display()
+            )
+        })?;
     let value = text.strip_suffix('\n').unwrap_or(&text);
     let value = value.strip_suffix('\r').unwrap_or(value);
     if value.is_empty() {
@@ -1089,7 +1128,11 @@ pub fn parse_sauve_toml(
     app: &Path,
     env: &dyn Environment,
 ) -> Result<SauveToml, SettingsError> {
+    crate::limits::check_size(text.len(), file, crate::limits::MAX_FILE_BYTES)?;
     let src = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+    // toml bounds nesting itself (80 levels of arrays, inline tables and
+    // dotted keys, unless its `unbounded` feature is on, which no crate of
+    // the workspace turns on): a deeper file is an ordinary error.
     let raw: Raw = toml::from_str(src).map_err(|e| {
         let at = crate::xml::locate(src, e.span().map_or(0, |s| s.start));
         SettingsError::Malformed {
@@ -1104,6 +1147,7 @@ pub fn parse_sauve_toml(
         app,
         env,
         problems: Vec::new(),
+        offsets: Vec::new(),
     };
     let alerts = raw.alerts.map(|a| check.alerts(a)).unwrap_or_default();
     let metrics = match raw.metrics {
@@ -1144,7 +1188,7 @@ pub fn parse_sauve_toml(
         .unwrap_or_default();
     if !check.problems.is_empty() {
         return Err(SettingsError::Invalid {
-            problems: check.problems,
+            problems: check.located(),
         });
     }
     Ok(SauveToml {
@@ -1179,11 +1223,7 @@ pub fn load_sauve_toml_file(
     app: &Path,
     env: &dyn Environment,
 ) -> Result<SauveToml, SettingsError> {
-    let bytes = std::fs::read(path).map_err(|source| SettingsError::Io {
-        action: "cannot read",
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = crate::layout::read_settings_file(path)?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let valid = e.utf8_error().valid_up_to();
         let bytes = e.as_bytes();

@@ -18,7 +18,8 @@ impl TimeOfDay {
 
     /// A time from its parts; `None` unless `hour < 24`, `minute < 60` and `second < 60`.
     pub fn new(hour: u32, minute: u32, second: u32) -> Option<TimeOfDay> {
-        (hour < 24 && minute < 60 && second < 60).then_some(TimeOfDay {
+        // Checked before the sum is made: any u32 may come in.
+        (hour < 24 && minute < 60 && second < 60).then(|| TimeOfDay {
             secs: hour * 3600 + minute * 60 + second,
         })
     }
@@ -161,13 +162,20 @@ pub(crate) fn parse_clock(text: &str) -> Option<Clock> {
 
 pub(crate) fn parse_time_of_day(text: &str) -> Option<TimeOfDay> {
     let c = parse_clock(text)?;
-    let hour = u32::try_from(c.hours).ok()?;
-    TimeOfDay::new(hour, c.minutes as u32, c.seconds as u32)
+    TimeOfDay::new(
+        u32::try_from(c.hours).ok()?,
+        u32::try_from(c.minutes).ok()?,
+        u32::try_from(c.seconds).ok()?,
+    )
 }
 
 pub(crate) fn parse_delay(text: &str) -> Option<Delay> {
     let c = parse_clock(text)?;
-    let secs = c.hours * 3600 + c.minutes * 60 + c.seconds;
+    // At most 6 digits of hours today, but checked where it is summed.
+    let secs = c
+        .hours
+        .checked_mul(3600)?
+        .checked_add(c.minutes * 60 + c.seconds)?;
     Some(Delay(Duration::new(secs, c.nanos)))
 }
 
@@ -296,7 +304,7 @@ pub(crate) fn parse_month_day(text: &str) -> Option<MonthDay> {
         return Some(MonthDay::Last);
     }
     match parse_int(t)? {
-        d @ 1..=31 => Some(MonthDay::Day(d as u8)),
+        d @ 1..=31 => u8::try_from(d).ok().map(MonthDay::Day),
         _ => None,
     }
 }

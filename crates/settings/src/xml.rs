@@ -1,10 +1,17 @@
 //! A small element tree over quick-xml that remembers where everything was,
 //! so that errors can be located and unknown elements rewritten unchanged.
+//!
+//! The tree is built without recursion, and refuses a document nested more
+//! than [`MAX_DEPTH`] levels deep or holding more than [`MAX_ELEMENTS`]
+//! nodes while it is read: every walk over the tree that recurses (its
+//! drop, the reader's walk of unknown elements) is then bounded by the
+//! depth limit, whatever the stack of the thread that reads it.
 
 use quick_xml::Reader;
 use quick_xml::events::Event;
 
 use crate::error::Location;
+use crate::limits::{Limit, MAX_DEPTH, MAX_ELEMENTS};
 
 /// An element with its byte offsets in the source.
 #[derive(Debug)]
@@ -47,18 +54,36 @@ pub(crate) struct Document {
     pub(crate) root: Element,
 }
 
-/// A well-formedness error at a byte offset.
+/// A well-formedness error, or a limit crossed, at a byte offset.
 #[derive(Debug)]
 pub(crate) struct XmlError {
     pub(crate) offset: usize,
+    /// What is wrong; for a limit, what was found.
     pub(crate) reason: String,
+    /// The limit crossed, if that is what is wrong.
+    pub(crate) limit: Option<Limit>,
 }
 
 fn err<T>(offset: usize, reason: impl Into<String>) -> Result<T, XmlError> {
     Err(XmlError {
         offset,
         reason: reason.into(),
+        limit: None,
     })
+}
+
+fn over<T>(offset: usize, found: String, limit: Limit) -> Result<T, XmlError> {
+    Err(XmlError {
+        offset,
+        reason: found,
+        limit: Some(limit),
+    })
+}
+
+/// A reader position as an offset into the source (which, held in memory,
+/// always fits).
+fn offset(position: u64) -> usize {
+    usize::try_from(position).unwrap_or(usize::MAX)
 }
 
 fn element(e: &quick_xml::events::BytesStart<'_>, start: usize) -> Result<Element, XmlError> {
@@ -123,26 +148,48 @@ pub(crate) fn parse(src: &str) -> Result<Document, XmlError> {
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
     let mut prolog = Vec::new();
+    let mut nodes = 0usize;
     // A document ends at the root's end tag; anything but whitespace,
     // comments and processing instructions after it is an error.
     loop {
-        let start = reader.buffer_position() as usize;
+        let start = offset(reader.buffer_position());
         let event = match reader.read_event() {
             Ok(e) => e,
             Err(e) => {
                 return err(
-                    reader.error_position() as usize,
+                    offset(reader.error_position()),
                     format!("malformed XML: {e}"),
                 );
             }
         };
-        let end = reader.buffer_position() as usize;
+        let end = offset(reader.buffer_position());
+        if matches!(
+            event,
+            Event::Start(_) | Event::Empty(_) | Event::Comment(_) | Event::PI(_)
+        ) {
+            nodes += 1;
+            if nodes > MAX_ELEMENTS {
+                return over(
+                    start,
+                    format!("more than {MAX_ELEMENTS} elements"),
+                    Limit::Elements(MAX_ELEMENTS),
+                );
+            }
+        }
         match event {
             Event::Start(e) => {
                 if root.is_some() {
                     return err(
                         start,
                         "malformed XML: a second element after the root element",
+                    );
+                }
+                if stack.len() >= MAX_DEPTH {
+                    let name = AsRef::<str>::as_ref(&e.local_name()).to_owned();
+                    return over(
+                        start,
+                        format!("element <{name}> is nested more than {MAX_DEPTH} levels deep"),
+                        Limit::Depth(MAX_DEPTH),
                     );
                 }
                 let mut el = element(&e, start)?;
@@ -154,6 +201,14 @@ pub(crate) fn parse(src: &str) -> Result<Document, XmlError> {
                     return err(
                         start,
                         "malformed XML: a second element after the root element",
+                    );
+                }
+                if stack.len() >= MAX_DEPTH {
+                    let name = AsRef::<str>::as_ref(&e.local_name()).to_owned();
+                    return over(
+                        start,
+                        format!("element <{name}> is nested more than {MAX_DEPTH} levels deep"),
+                        Limit::Depth(MAX_DEPTH),
                     );
                 }
                 let mut el = element(&e, start)?;
@@ -237,34 +292,76 @@ pub(crate) fn parse(src: &str) -> Result<Document, XmlError> {
 /// The 1-based line and column of a byte offset; CR, LF and CRLF each end a line,
 /// columns count Unicode scalars.
 pub(crate) fn locate(src: &str, offset: usize) -> Location {
-    let offset = offset.min(src.len());
-    let mut line = 1;
-    let mut line_start = 0;
-    let bytes = src.as_bytes();
-    let mut i = 0;
-    while i < offset {
-        match bytes[i] {
-            b'\n' => {
-                line += 1;
-                line_start = i + 1;
-            }
-            b'\r' => {
-                if bytes.get(i + 1) == Some(&b'\n') && i + 1 < offset {
-                    i += 1;
-                }
-                line += 1;
-                line_start = i + 1;
-            }
-            _ => {}
-        }
-        i += 1;
+    Locator::new(src).at(offset)
+}
+
+/// The locations of many offsets, in the order given, in one pass over
+/// `src` (a located error per offset must not cost a pass each: a file
+/// with thousands of problems would take quadratic time).
+pub(crate) fn locate_all(src: &str, offsets: &[usize]) -> Vec<Location> {
+    let mut order: Vec<usize> = (0..offsets.len()).collect();
+    order.sort_by_key(|&i| offsets[i]);
+    let mut locator = Locator::new(src);
+    let mut out = vec![Location { line: 1, column: 1 }; offsets.len()];
+    for i in order {
+        out[i] = locator.at(offsets[i]);
     }
-    // `offset` may fall inside a multi-byte scalar after a lossy step; count whole scalars before it.
-    let column = src
-        .get(line_start..offset)
-        .map_or(offset - line_start, |s| s.chars().count())
-        + 1;
-    Location { line, column }
+    out
+}
+
+/// Walks `src` forward, counting lines and columns up to each offset asked.
+struct Locator<'a> {
+    bytes: &'a [u8],
+    /// The next byte to count.
+    i: usize,
+    line: usize,
+    column: usize,
+    /// The byte before `i` was a CR: an LF at `i` ends the same line.
+    after_cr: bool,
+}
+
+impl<'a> Locator<'a> {
+    fn new(src: &'a str) -> Locator<'a> {
+        Locator::new_bytes(src.as_bytes())
+    }
+
+    /// The location of `offset`; offsets asked in increasing order cost one
+    /// pass in all, an earlier one starts over.
+    fn at(&mut self, offset: usize) -> Location {
+        let offset = offset.min(self.bytes.len());
+        if offset < self.i {
+            *self = Locator::new_bytes(self.bytes);
+        }
+        while self.i < offset {
+            let b = self.bytes[self.i];
+            match b {
+                b'\n' if self.after_cr => {}
+                b'\n' | b'\r' => {
+                    self.line += 1;
+                    self.column = 1;
+                }
+                // A UTF-8 continuation byte belongs to the scalar before it.
+                0x80..=0xBF => {}
+                _ => self.column += 1,
+            }
+            self.after_cr = b == b'\r';
+            self.i += 1;
+        }
+        Location {
+            line: self.line,
+            column: self.column,
+        }
+    }
+
+    fn new_bytes(bytes: &'a [u8]) -> Locator<'a> {
+        Locator {
+            bytes,
+            i: 0,
+            line: 1,
+            column: 1,
+            after_cr: false,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -279,6 +376,37 @@ mod tests {
         assert_eq!(locate(src, 5), Location { line: 3, column: 1 });
         let lt = src.find('<').unwrap();
         assert_eq!(locate(src, lt), Location { line: 4, column: 3 });
+    }
+
+    /// The one-offset-at-a-time count `locate_all` must agree with.
+    fn reference(src: &str, offset: usize) -> Location {
+        let before = &src[..offset];
+        // CR, LF and CRLF each end one line.
+        let line = 1 + before.matches('\r').count() + before.matches('\n').count()
+            - before.matches("\r\n").count();
+        let line_start = before.rfind(['\r', '\n']).map_or(0, |i| i + 1);
+        Location {
+            line,
+            column: before[line_start..].chars().count() + 1,
+        }
+    }
+
+    #[test]
+    fn many_offsets_located_in_one_pass_agree_with_each_located_alone() {
+        let src = "a\r\nbé\rc\n\n\r\r\néé<x\r\n\u{1F600}z\r";
+        let offsets: Vec<usize> = (0..=src.len())
+            .filter(|&i| src.is_char_boundary(i))
+            .rev()
+            .collect();
+        let all = locate_all(src, &offsets);
+        for (&offset, at) in offsets.iter().zip(&all) {
+            assert_eq!(*at, locate(src, offset), "offset {offset}");
+            assert_eq!(*at, reference(src, offset), "offset {offset}");
+        }
+        // Asked in any order, as often as wanted.
+        let again = locate_all(src, &[5, 0, 5, src.len()]);
+        assert_eq!(again[0], again[2]);
+        assert_eq!(again[1], Location { line: 1, column: 1 });
     }
 
     #[test]
