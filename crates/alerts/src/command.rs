@@ -1,6 +1,13 @@
 //! `[[alerts.command]]`: a shell command with `SAUVE_*` variables.
+//!
+//! The command gets the alert's `SAUVE_*` variables and, of sauve's own
+//! environment, only [`PASSED`]: never the store's, the webhooks' or the
+//! metrics' secrets that sauve itself was started with.
 
 use crate::{Alert, Notifier, NotifyError};
+
+/// The variables of sauve's environment a command gets, when set.
+pub const PASSED: [&str; 7] = ["PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ"];
 
 /// Runs a command for each alert.
 pub struct CommandNotifier {
@@ -24,6 +31,12 @@ impl Notifier for CommandNotifier {
         let mut c = tokio::process::Command::new("sh");
         c.arg("-c")
             .arg(&self.settings.run)
+            .env_clear()
+            .envs(
+                PASSED
+                    .iter()
+                    .filter_map(|k| Some((k, std::env::var_os(k)?))),
+            )
             .envs(alert.env())
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())

@@ -22,7 +22,7 @@ mod error;
 mod webhook;
 
 pub use alert::{Alert, AlertKind};
-pub use command::CommandNotifier;
+pub use command::{CommandNotifier, PASSED as PASSED_TO_COMMANDS};
 pub use deliver::{Delivery, Policy, deliver, deliver_all};
 pub use email::EmailNotifier;
 pub use error::NotifyError;

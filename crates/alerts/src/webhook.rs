@@ -40,14 +40,10 @@ impl WebhookNotifier {
         }
     }
 
-    /// The URL without its query, which may carry a token.
+    /// The URL as it may be shown: without `user:password@` and without
+    /// its query, which may carry a token.
     fn target(&self) -> String {
-        self.settings
-            .url
-            .split(['?', '#'])
-            .next()
-            .unwrap_or_default()
-            .to_owned()
+        sauve_settings::shown_url(&self.settings.url)
     }
 }
 

@@ -111,6 +111,26 @@ async fn a_refusing_webhook_gets_three_attempts_then_fails_with_its_answer() {
     );
 }
 
+#[tokio::test]
+async fn a_webhook_password_is_never_in_what_is_shown_of_a_delivery() {
+    // Found by hand: the password of `http://user:PASS@host/…` was in the
+    // Backup Journal, the status, the page's banner, the log and the state.
+    let (url, got) = receiver(StatusCode::SERVICE_UNAVAILABLE).await;
+    let url = url.replacen("http://", "http://user:PASS@", 1);
+    let n = WebhookNotifier::new(WebhookSettings { url, secret: None });
+    let d = deliver(&n, &alert(), &Policy::default()).await;
+    assert_eq!(
+        got.lock().unwrap().len(),
+        3,
+        "it is delivered to all the same"
+    );
+    for shown in [n.describe(), d.line(), format!("{:?}", d.error)] {
+        assert!(!shown.contains("PASS"), "{shown}");
+        assert!(!shown.contains("t0k"), "{shown}");
+        assert!(!shown.contains("user"), "{shown}");
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_unreachable_webhook_gets_three_attempts_and_a_clear_error() {
     // A port nothing listens on.
@@ -150,6 +170,36 @@ async fn a_receiver_that_never_answers_times_out_at_each_attempt() {
     assert_eq!(d.error, Some(NotifyError::Timeout(Duration::from_secs(10))));
     // Three 10 s attempts, 1 s and 5 s apart: 36 s of (paused) time.
     assert_eq!(started.elapsed().as_secs(), 36);
+}
+
+#[tokio::test]
+async fn a_command_gets_only_the_variables_it_documents() {
+    // Found by hand: the command inherited SAUVE_S3_SECRET,
+    // SAUVE_WEBHOOK_SECRET and SAUVE_METRICS_TOKEN from sauve's own
+    // environment (here: cargo's variables stand for them).
+    assert!(std::env::vars().any(|(k, _)| k.starts_with("CARGO")));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("env.txt");
+    let n = CommandNotifier::new(CommandSettings {
+        run: format!("env > '{}'", out.display()),
+    });
+    assert!(deliver(&n, &alert(), &Policy::default()).await.sent());
+    let text = std::fs::read_to_string(&out).unwrap();
+    let documented: Vec<&str> = alert().env().iter().map(|(k, _)| *k).collect();
+    for line in text.lines().filter(|l| l.contains('=')) {
+        let name = line.split('=').next().unwrap();
+        // sh itself sets PWD, SHLVL and _.
+        let shell = ["PWD", "SHLVL", "_", "OLDPWD"];
+        assert!(
+            documented.contains(&name)
+                || sauve_alerts::PASSED_TO_COMMANDS.contains(&name)
+                || shell.contains(&name)
+                // A multi-line value (SAUVE_ERRORS, SAUVE_ALERT_JSON) goes on.
+                || !name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'),
+            "{name} reached the command:\n{text}"
+        );
+    }
+    assert!(text.contains("SAUVE_STATUS=1401"), "{text}");
 }
 
 #[tokio::test]

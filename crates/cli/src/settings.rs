@@ -132,7 +132,7 @@ fn own_text(own: &sauve_settings::SauveToml) -> String {
     for w in &a.webhooks {
         t.push_str(&format!(
             "webhook      {} (signature key {})\n",
-            w.url,
+            sauve_settings::shown_url(&w.url),
             secret(&w.secret)
         ));
     }

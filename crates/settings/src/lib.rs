@@ -32,6 +32,7 @@ mod limits;
 mod model;
 mod own;
 mod schema;
+mod shown;
 mod value;
 mod xml;
 
@@ -61,6 +62,7 @@ pub use own::{
     load_sauve_toml_file, load_sauve_toml_with, locate_sauve_toml, parse_sauve_toml,
 };
 pub use schema::{Input, KeyInfo, Value, key_info, key_paths};
+pub use shown::shown_url;
 pub use value::{Compression, Delay, Frequency, Level, MonthDay, TimeOfDay, Token};
 
 impl Settings {

@@ -486,28 +486,34 @@ struct Check<'a> {
 impl Check<'_> {
     fn incremental(&mut self, raw: RawIncremental) -> IncrementalSettings {
         let defaults = IncrementalSettings::default();
-        let mut ranged = |v: &Option<Spanned<i64>>, name: &str, lo: i64, hi: i64, default: u32| {
-            let Some(v) = v.as_ref() else {
-                return default;
-            };
-            let n = *v.get_ref();
-            if (lo..=hi).contains(&n) {
-                u32::try_from(n).unwrap_or(default)
-            } else {
-                self.problem(
-                    v.span(),
-                    &format!("incremental.{name}"),
-                    format!("invalid value {n} (accepted: {lo} to {hi})"),
-                );
-                default
-            }
-        };
-        let full_every = ranged(&raw.full_every, "full_every", 0, 1000, defaults.full_every);
-        let block_kib = ranged(&raw.block_kib, "block_kib", 4, 1 << 20, defaults.block_kib);
+        let full_every = self
+            .ranged(&raw.full_every, "incremental.full_every", 0, 1000)
+            .unwrap_or(defaults.full_every);
+        let block_kib = self
+            .ranged(&raw.block_kib, "incremental.block_kib", 4, 1 << 20)
+            .unwrap_or(defaults.block_kib);
         IncrementalSettings {
             full_every,
             block_kib,
             verify_unchanged: raw.verify_unchanged.unwrap_or(defaults.verify_unchanged),
+        }
+    }
+
+    /// An integer setting within `lo..=hi`; `None` when absent, or when out
+    /// of range (a problem then names `key` and what is accepted).
+    fn ranged(&mut self, v: &Option<Spanned<i64>>, key: &str, lo: i64, hi: i64) -> Option<u32> {
+        let v = v.as_ref()?;
+        let n = *v.get_ref();
+        match u32::try_from(n) {
+            Ok(ok) if (lo..=hi).contains(&n) => Some(ok),
+            _ => {
+                self.problem(
+                    v.span(),
+                    key,
+                    format!("invalid value {n} (accepted: {lo} to {hi})"),
+                );
+                None
+            }
         }
     }
 
@@ -666,22 +672,14 @@ impl Check<'_> {
             &raw.secret_access_key_file,
             &raw.secret_access_key,
         );
-        let mut ranged = |v: &Option<Spanned<i64>>, name: &str, lo: i64, hi: i64| {
-            let v = v.as_ref()?;
-            let n = *v.get_ref();
-            if (lo..=hi).contains(&n) {
-                u32::try_from(n).ok()
-            } else {
-                self.problem(
-                    v.span(),
-                    &format!("{key}.{name}"),
-                    format!("invalid value {n} (accepted: {lo} to {hi})"),
-                );
-                None
-            }
-        };
-        let part_size_mib = ranged(&raw.part_size_mib, "part_size_mib", 5, 512);
-        let parts_in_flight = ranged(&raw.parts_in_flight, "parts_in_flight", 1, 16);
+        let part_size_mib =
+            self.ranged(&raw.part_size_mib, &format!("{key}.part_size_mib"), 5, 512);
+        let parts_in_flight = self.ranged(
+            &raw.parts_in_flight,
+            &format!("{key}.parts_in_flight"),
+            1,
+            16,
+        );
         StoreConnection {
             endpoint,
             region: text(&raw.region),
@@ -1262,7 +1260,7 @@ impl SauveToml {
             "alerts": {
                 "on": a.on.token(),
                 "stale_after": a.stale_after.map(|d| format!("{}s", d.as_secs())),
-                "webhook": a.webhooks.iter().map(|w| serde_json::json!({"url": w.url, "secret": secret(&w.secret)})).collect::<Vec<_>>(),
+                "webhook": a.webhooks.iter().map(|w| serde_json::json!({"url": crate::shown_url(&w.url), "secret": secret(&w.secret)})).collect::<Vec<_>>(),
                 "email": a.emails.iter().map(|e| serde_json::json!({
                     "host": e.host, "port": e.port, "tls": e.tls.token(), "user": e.user,
                     "password": secret(&e.password), "from": e.from, "to": e.to, "ca_file": e.ca_file,

@@ -43,10 +43,19 @@ pub(crate) struct LoginForm {
     next: String,
 }
 
-/// Only paths of this site come back after a login.
+/// Only paths of this site come back after a login: `next` must parse as a
+/// path (and query) that starts with one `/`, made of printable ASCII alone.
+/// Browsers drop tabs and line feeds from a URL and read a backslash as `/`, so
+/// `/%09/evil.example` would become `//evil.example`, another site: any
+/// byte outside printable ASCII, and any backslash, sends the browser to
+/// `/` instead.
 fn local(next: Option<&str>) -> &str {
-    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
-        .unwrap_or("/")
+    next.filter(|n| {
+        n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
+            && n.parse::<axum::http::uri::PathAndQuery>()
+                .is_ok_and(|p| p.path().starts_with('/') && !p.path().starts_with("//"))
+    })
+    .unwrap_or("/")
 }
 
 fn login_page(
@@ -307,5 +316,33 @@ pub(crate) async fn code(State(state): State<PageState>, headers: HeaderMap) -> 
             StatusCode::SERVICE_UNAVAILABLE,
             "no random numbers are available; try again",
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local;
+
+    #[test]
+    fn only_a_path_of_this_site_comes_back_after_a_login() {
+        for ok in ["/", "/history", "/log?page=2&per=50", "/a%2F/b"] {
+            assert_eq!(local(Some(ok)), ok);
+        }
+        for off in [
+            "//evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r/evil.example",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "https://evil.example/",
+            "evil.example",
+            "/ /evil.example",
+            "/\u{a0}/evil.example",
+            "",
+        ] {
+            assert_eq!(local(Some(off)), "/", "{off:?}");
+        }
+        assert_eq!(local(None), "/");
     }
 }

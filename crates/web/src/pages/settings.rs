@@ -328,7 +328,7 @@ fn form(
                     p class="small" { "None yet. Add " code { "[[alerts.webhook]]" } ", " code { "[[alerts.email]]" } " or " code { "[[alerts.command]]" } " to sauve.toml; secrets come from " code { "*_env" } " variables or 0600 " code { "*_file" } "s, never from the file itself. " code { "sauve alert test" } " tries them." }
                 } @else {
                     ul class="small" {
-                        @for w in &a.webhooks { li { "Webhook " code { (w.url) } @if w.secret.is_some() { " (signed)" } } }
+                        @for w in &a.webhooks { li { "Webhook " code { (sauve_settings::shown_url(&w.url)) } @if w.secret.is_some() { " (signed)" } } }
                         @for e in &a.emails { li { "Email to " (e.to.join(", ")) " via " code { (e.host) ":" (e.port) } " (" (e.tls.token()) ")" } }
                         @for c in &a.commands { li { "Command " code { (c.run) } } }
                     }
