@@ -622,7 +622,9 @@ pub(crate) async fn shared_base_guard(
         if o.key == own || !o.key.ends_with(".json") {
             continue;
         }
-        let text = store.get(&o.key).await?;
+        let Some(text) = history_text(store, &o.key).await? else {
+            continue;
+        };
         let Some(h) = History::parse(&String::from_utf8_lossy(&text)) else {
             continue;
         };
@@ -719,6 +721,20 @@ pub(crate) async fn publish_history(
     Ok(())
 }
 
+/// A history object's text, read up to the bound of a history; one past it
+/// (which sauve never writes: another writer of the bucket) is left out
+/// with a warning, so that it cannot stop every app's copies.
+async fn history_text(store: &dyn Store, key: &str) -> Result<Option<bytes::Bytes>, StoreError> {
+    match store.get_bounded(key, sauve_history::MAX_BYTES).await {
+        Ok(text) => Ok(Some(text)),
+        Err(e @ StoreError::Hostile { .. }) => {
+            tracing::warn!("{e}; left out");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Every app's history object of the store, merged.
 async fn merged_history(store: &dyn Store) -> Result<History, StoreError> {
     let mut merged = History::default();
@@ -726,7 +742,9 @@ async fn merged_history(store: &dyn Store) -> Result<History, StoreError> {
         if !o.key.ends_with(".json") {
             continue;
         }
-        let text = store.get(&o.key).await?;
+        let Some(text) = history_text(store, &o.key).await? else {
+            continue;
+        };
         match History::parse(&String::from_utf8_lossy(&text)) {
             Some(h) => merged.merge(h),
             None => tracing::warn!("{}{} is not a history; left out", store.describe(), o.key),
