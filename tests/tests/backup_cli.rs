@@ -85,7 +85,9 @@ fn backup_exit_codes_follow_the_status() {
     );
     assert!(out.stderr.contains("not found: "), "{}", out.stderr);
 
-    let bad_destination = app(&[("General/DestinationFolder", "./Data/App.4DD/x/")]);
+    // A file stands where the destination's folder goes.
+    let bad_destination = app(&[("General/DestinationFolder", "../blocker/x/")]);
+    std::fs::write(bad_destination.root().join("blocker"), b"a file").unwrap();
     let out = sauve(&["backup", "--app", &bad_destination.arg()]);
     assert_eq!(out.code, 1);
     assert!(

@@ -258,8 +258,35 @@ async fn a_missing_attachment_gives_a_partial_backup_with_status_minus_43() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_inside_the_app_gives_1407_and_its_sets_stay_readable() {
+    // 4D's new-project default, ./Backup/, is inside the app: a copy that
+    // dies with the app's disk, and that each backup would walk into.
+    let app = SampleApp::new(Some("defaults-modern.backup.4DSettings")).unwrap();
+    let handle = engine(&app, EngineOptions::default());
+    let report = handle.backup(Trigger::Api).await.unwrap();
+    assert_eq!(
+        report.status,
+        Status::DestinationInvalid,
+        "{:?}",
+        report.errors
+    );
+    assert!(
+        report.errors[0].contains("is inside the app folder")
+            && report.errors[0].contains("accepted: a folder outside the app"),
+        "{:?}",
+        report.errors
+    );
+    assert!(!app.path().join("Backup").exists(), "nothing written there");
+    // What only reads still works: the history of such a destination.
+    assert!(handle.history().await.unwrap().is_empty());
+    handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_uncreatable_destination_gives_1407() {
-    let app = app(&[("General/DestinationFolder", "./Data/App.4DD/backups/")]);
+    // A file stands where the destination's folder goes.
+    let app = app(&[("General/DestinationFolder", "../blocker/backups/")]);
+    std::fs::write(app.root().join("blocker"), b"a file").unwrap();
     let handle = engine(&app, EngineOptions::default());
     let report = handle.backup(Trigger::Api).await.unwrap();
     assert_eq!(report.status, Status::DestinationInvalid);

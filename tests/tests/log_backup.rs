@@ -117,7 +117,12 @@ async fn a_log_declared_but_missing_gives_1403() {
         )
         .replace("<Item1>./Data/data.4DIndx</Item1>", "")
         .replace("<Item2>./Data/data.4DSyncData</Item2>", "")
-        .replace("<Item3>./Data/data.4DSyncHeader</Item3>", "");
+        .replace("<Item3>./Data/data.4DSyncHeader</Item3>", "")
+        // 4D's ./Backup/ is inside the app, which sauve refuses (1407).
+        .replace(
+            "<DestinationFolder>./Backup/</DestinationFolder>",
+            "<DestinationFolder>../Backups/</DestinationFolder>",
+        );
     std::fs::write(&file, text).unwrap();
     let handle = Engine::start(
         AppLayout::discover(app.path()).unwrap(),

@@ -276,9 +276,12 @@ pub(crate) fn backup(
 fn destination(app: &Path) -> Result<PathBuf, Failure> {
     let effective =
         sauve_settings::load_effective(app).map_err(|e| Failure::usage(e.to_string()))?;
-    sauve_settings::resolve_destination(app, &effective.doc.settings().general.destination_folder)
-        .map(|d| d.records().to_path_buf())
-        .map_err(|e| Failure::usage(e.to_string()))
+    sauve_settings::resolve_destination_to_read(
+        app,
+        &effective.doc.settings().general.destination_folder,
+    )
+    .map(|d| d.records().to_path_buf())
+    .map_err(|e| Failure::usage(e.to_string()))
 }
 
 pub(crate) fn status(app: &Path, json: bool, io: &mut Io<'_>) -> Result<(), Failure> {

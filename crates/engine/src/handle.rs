@@ -434,7 +434,7 @@ impl BackupHandle {
     /// actor does that at the next backup).
     pub async fn history(&self) -> Result<Vec<sauve_history::HistoryEntry>, EngineError> {
         let settings = self.settings().await?;
-        let destination = crate::plan::destination(&self.inner.layout.app, &settings)?
+        let destination = crate::plan::destination_to_read(&self.inner.layout.app, &settings)?
             .records()
             .to_path_buf();
         let key = crate::plan::structure_key(&self.inner.layout);
@@ -644,11 +644,9 @@ impl BackupHandle {
             let (url, _) = url.rsplit_once('/').unwrap_or((&url, ""));
             if let Ok(place) = sauve_settings::resolve_destination(&self.inner.layout.app, url) {
                 report.set.dir = place.records().to_path_buf();
-                let own = self
-                    .settings()
-                    .await
-                    .ok()
-                    .and_then(|s| crate::plan::destination(&self.inner.layout.app, &s).ok());
+                let own = self.settings().await.ok().and_then(|s| {
+                    crate::plan::destination_to_read(&self.inner.layout.app, &s).ok()
+                });
                 if own.is_some_and(|d| d.describe() == place.describe()) {
                     publish = Some(Arc::clone(store));
                 }

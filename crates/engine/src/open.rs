@@ -80,7 +80,7 @@ pub(crate) fn run<E: std::fmt::Display>(
         let mut entry = Entry::new(Title::AutomaticFullBackupRestore);
         entry.data_file = Some(layout.data_file.display().to_string());
         entry.starting = Some(stamp(started));
-        let place = crate::plan::destination(app, &settings)?;
+        let place = crate::plan::destination_to_read(app, &settings)?;
         let destination = place.records().to_path_buf();
         let set_aside = match rec.set_asides() {
             Ok(s) => s,
@@ -627,7 +627,7 @@ pub(crate) fn to_point<E: std::fmt::Display>(
             ),
         ));
     }
-    let place = crate::plan::destination(&layout.app, &settings)?;
+    let place = crate::plan::destination_to_read(&layout.app, &settings)?;
     let destination = place.records().to_path_buf();
     let marker = interrupted_marker(&layout);
     let set_aside = match rec.set_asides() {

@@ -64,12 +64,13 @@ pub enum DestinationState {
 pub fn destination_usage(app: &Path) -> Result<DestinationUsage, crate::EngineError> {
     let effective = sauve_settings::load_effective(app)?;
     let written = &effective.doc.settings().general.destination_folder;
-    let destination = sauve_settings::resolve_destination(app, written).map_err(|source| {
-        crate::EngineError::DestinationPath {
-            written: written.clone(),
-            source,
-        }
-    })?;
+    let destination =
+        sauve_settings::resolve_destination_to_read(app, written).map_err(|source| {
+            crate::EngineError::DestinationPath {
+                written: written.clone(),
+                source,
+            }
+        })?;
     let path = match destination {
         Destination::Folder(path) => path,
         // Nothing is asked of the store here: this view reads local files.

@@ -63,6 +63,23 @@ pub(crate) fn destination(
     })
 }
 
+/// [`destination`] for what only reads the sets already there (the
+/// history, the status, the automatic restore): a folder inside the app,
+/// which no backup writes to any more, still shows and restores the sets
+/// written there before.
+pub(crate) fn destination_to_read(
+    app: &Path,
+    settings: &AppSettings,
+) -> Result<sauve_settings::Destination, EngineError> {
+    let written = &settings.settings.general.destination_folder;
+    sauve_settings::resolve_destination_to_read(app, written).map_err(|source| {
+        EngineError::DestinationPath {
+            written: written.clone(),
+            source,
+        }
+    })
+}
+
 /// The history key of an app (SPEC 12): its structure file, else the folder.
 pub(crate) fn structure_key(layout: &AppLayout) -> String {
     layout

@@ -201,7 +201,7 @@ async fn history(State(state): State<ApiState>) -> Response {
     let read = tokio::task::spawn_blocking(move || -> Result<Value, String> {
         let settings = sauve_engine::AppSettings::load(&app).map_err(|e| e.to_string())?;
         let written = &settings.settings.general.destination_folder;
-        let dest = sauve_settings::resolve_destination(&app, written)
+        let dest = sauve_settings::resolve_destination_to_read(&app, written)
             .map_err(|e| format!("destination \"{written}\": {e}"))?
             .records()
             .to_path_buf();
