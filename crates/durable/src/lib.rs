@@ -176,6 +176,24 @@ pub fn create_working_folder(dir: &Path, prefix: &str) -> io::Result<PathBuf> {
     Ok(path)
 }
 
+/// Reads the file `path` whole, refusing one over `limit` bytes
+/// (`InvalidData`, naming the limit) without reading past it: for records a
+/// person or another program could have made huge.
+pub fn read_bounded(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    File::open(path)?
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {limit} bytes, more than sauve ever writes there"),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Removes the working folders `<prefix><pid>` or `<prefix><pid>-<more>`
 /// in `dir` whose process is no longer alive: what a crash or a kill left
 /// (restore stagings, the open check's stage). Best effort: a folder that

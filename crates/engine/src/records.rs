@@ -111,10 +111,20 @@ pub(crate) fn update_state(
 ) -> Result<EngineState, EngineError> {
     let path = state_path(app);
     let _lock = sauve_durable::lock_exclusive(&path)?;
-    let mut state = match std::fs::read(&path) {
+    let mut state = match sauve_durable::read_bounded(&path, crate::state::STATE_LIMIT) {
         Ok(bytes) => {
             keep_damaged(app, &bytes)?;
             EngineState::parse(&bytes)
+        }
+        // Too large to be sauve's: kept aside as it is (never read whole),
+        // as a damaged one is, and integrations refuse until a person looks.
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            let damaged = crate::state::damaged_state_path(app);
+            if !damaged.exists() {
+                tracing::warn!("{} is {e}: kept as {}", path.display(), damaged.display());
+                std::fs::rename(&path, &damaged).map_err(EngineError::io("keep aside", &path))?;
+            }
+            EngineState::default()
         }
         Err(_) => EngineState::default(),
     };

@@ -346,9 +346,15 @@ pub fn read_set_asides(app: &Path) -> Result<Vec<sauve_logfile::SetAside>, crate
         });
     }
     let path = state_path(app);
-    let bytes = match std::fs::read(&path) {
+    let bytes = match sauve_durable::read_bounded(&path, STATE_LIMIT) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            return Err(crate::EngineError::StateDamaged {
+                path,
+                reason: e.to_string(),
+            });
+        }
         Err(e) => return Err(crate::EngineError::io("read", &path)(e)),
     };
     // The bytes read once: the list is theirs, whatever is written next.
@@ -357,10 +363,15 @@ pub fn read_set_asides(app: &Path) -> Result<Vec<sauve_logfile::SetAside>, crate
         .map_err(|reason| crate::EngineError::StateDamaged { path, reason })
 }
 
+/// The most `sauve-state.json` may weigh: far past what its alerts, off-site
+/// states and set-aside records take; a larger one is damaged, never read whole.
+pub(crate) const STATE_LIMIT: u64 = 16 << 20;
+
 impl EngineState {
-    /// Reads the state of an app; missing or unreadable gives the empty state.
+    /// Reads the state of an app; missing, unreadable or over
+    /// [`STATE_LIMIT`] gives the empty state.
     pub fn load(app: &Path) -> EngineState {
-        std::fs::read(state_path(app))
+        sauve_durable::read_bounded(&state_path(app), STATE_LIMIT)
             .map(|b| EngineState::parse(&b))
             .unwrap_or_default()
     }
@@ -528,6 +539,31 @@ mod tests {
         }
         std::fs::write(damaged_state_path(app), "{").unwrap();
         assert!(read("{}").unwrap_err().contains(".damaged"));
+    }
+
+    #[test]
+    fn a_state_file_past_its_bound_is_damaged_and_never_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = dir.path();
+        std::fs::create_dir_all(app.join("Logs")).unwrap();
+        // A sparse 17 MiB file: cheap to make, past the bound.
+        let f = std::fs::File::create(state_path(app)).unwrap();
+        f.set_len(STATE_LIMIT + (1 << 20)).unwrap();
+        let err = read_set_asides(app).unwrap_err().to_string();
+        assert!(err.contains("larger than 16777216 bytes"), "{err}");
+        assert_eq!(EngineState::load(app), EngineState::default());
+        // The records' owner keeps it aside before it writes a new one.
+        crate::records::update_state(app, |_| {}).unwrap();
+        assert_eq!(
+            std::fs::metadata(damaged_state_path(app)).unwrap().len(),
+            STATE_LIMIT + (1 << 20)
+        );
+        assert!(
+            read_set_asides(app)
+                .unwrap_err()
+                .to_string()
+                .contains(".damaged")
+        );
     }
 
     fn last() -> LastBackup {

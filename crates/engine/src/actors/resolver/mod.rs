@@ -61,13 +61,9 @@ impl Handler<ReadSettings> for Resolver {
     fn handle(&mut self, _: ReadSettings, _: &mut SyncContext<Self>) -> Self::Result {
         let source = sauve_settings::locate(&self.layout.app);
         let bytes = match source.path() {
-            Some(p) => Some(std::fs::read(p).map_err(|e| {
-                EngineError::Settings(sauve_settings::SettingsError::Io {
-                    action: "cannot read",
-                    path: p.to_path_buf(),
-                    source: e,
-                })
-            })?),
+            // Bounded: a file over the settings' size limit is refused
+            // without being read whole.
+            Some(p) => Some(sauve_settings::read_settings_file(p).map_err(EngineError::Settings)?),
             None => None,
         };
         if let Some((seen, settings)) = &self.last
