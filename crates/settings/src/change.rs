@@ -118,6 +118,7 @@ pub fn prepare_settings_change(app: &Path, change: &Change) -> Result<Changed, C
     let (mut doc, path) = settings_file_for_change(app)?;
     let before = doc.to_xml();
     let destination_before = doc.settings().general.destination_folder.clone();
+    let attachments_before = doc.settings().general.includes_files.clone();
     let mut rejected = Vec::new();
     for (key, text) in &change.values {
         let key = key.trim().trim_matches('/');
@@ -160,6 +161,12 @@ pub fn prepare_settings_change(app: &Path, change: &Change) -> Result<Changed, C
             message: format!("invalid value \"{destination}\": {e}"),
         });
     }
+    rejected.extend(outside_allowed(
+        app,
+        &doc,
+        &destination_before,
+        &attachments_before,
+    )?);
     if !rejected.is_empty() {
         return Err(ChangeError::Rejected {
             file: path,
@@ -187,6 +194,57 @@ pub fn prepare_settings_change(app: &Path, change: &Change) -> Result<Changed, C
         warnings: loaded.warnings,
         written,
     })
+}
+
+/// The destination and attachments newly set in `doc` that lie outside
+/// what the operator allowed ([`crate::Allowed`]): what is already in force
+/// stays, whatever it is.
+fn outside_allowed(
+    app: &Path,
+    doc: &SettingsDoc,
+    destination_before: &str,
+    attachments_before: &[String],
+) -> Result<Vec<Rejected>, SettingsError> {
+    let general = &doc.settings().general;
+    let new_attachments: Vec<&String> = general
+        .includes_files
+        .iter()
+        .filter(|i| !attachments_before.contains(i))
+        .collect();
+    if general.destination_folder == destination_before && new_attachments.is_empty() {
+        return Ok(Vec::new());
+    }
+    let security = crate::own::load_security(app)?;
+    let current = crate::layout::resolve_destination_to_read(app, destination_before).ok();
+    let allowed = crate::Allowed::of(app, &security, current.as_ref());
+    let mut rejected = Vec::new();
+    let destination = &general.destination_folder;
+    if *destination != destination_before
+        && let Ok(d) = crate::layout::resolve_destination_to_read(app, destination)
+        && !allowed.permits(&d)
+    {
+        rejected.push(Rejected {
+            key: "General/DestinationFolder".to_owned(),
+            message: format!(
+                "invalid value \"{destination}\": {}",
+                allowed.refusal(&format!("\"{}\"", d.describe()))
+            ),
+        });
+    }
+    for item in new_attachments {
+        if let Ok(r) = crate::layout::resolve_path(app, item)
+            && !allowed.permits_path(&r.path)
+        {
+            rejected.push(Rejected {
+                key: "General/IncludesFiles".to_owned(),
+                message: format!(
+                    "invalid value \"{item}\": {}",
+                    allowed.refusal(&format!("\"{}\"", r.path.display()))
+                ),
+            });
+        }
+    }
+    Ok(rejected)
 }
 
 fn rejection(p: Problem) -> Rejected {

@@ -23,6 +23,7 @@
 //!   in size, and the XML in depth and element count ([`Limit`]), whatever
 //!   the stack of the thread that reads it.
 
+mod allowed;
 mod change;
 mod doc;
 mod error;
@@ -36,6 +37,7 @@ mod shown;
 mod value;
 mod xml;
 
+pub use allowed::Allowed;
 pub use change::{
     AlertsChange, Change, ChangeError, Changed, Rejected, TomlChanged, alerts_as_written,
     change_alerts, change_settings, prepare_alerts_change, prepare_settings_change,
@@ -58,8 +60,9 @@ pub use model::{
 pub use own::{
     AlertOn, AlertSettings, CommandSettings, EmailSettings, Environment, IncrementalSettings,
     MetricsSettings, OffsiteSettings, ProcessEnvironment, SAUVE_TOML, SauveToml, Secret,
-    SecretFrom, SmtpTls, StoreConnection, UiSettings, WebhookSettings, load_sauve_toml,
-    load_sauve_toml_file, load_sauve_toml_with, locate_sauve_toml, parse_sauve_toml,
+    SecretFrom, SecuritySettings, SmtpTls, StoreConnection, UiSettings, WebhookSettings,
+    load_sauve_toml, load_sauve_toml_file, load_sauve_toml_with, load_security, locate_sauve_toml,
+    parse_sauve_toml,
 };
 pub use schema::{Input, KeyInfo, Value, key_info, key_paths};
 pub use shown::shown_url;

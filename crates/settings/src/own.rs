@@ -198,6 +198,16 @@ pub struct MetricsSettings {
     pub token: Option<Secret>,
 }
 
+/// `[security]`: where the page and `sauve settings set` may point sauve
+/// (SECURITY.md, "The page"): the folders and `s3://` prefixes that a
+/// destination, an attachment or a restore target set from there must lie
+/// in. `None`: the app's parent folder.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SecuritySettings {
+    /// `allowed_paths`: absolute folders and `s3://bucket/prefix/` URLs.
+    pub allowed_paths: Option<Vec<String>>,
+}
+
 /// `[ui]` (SPEC 18): the page's login.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UiSettings {
@@ -262,6 +272,8 @@ pub struct SauveToml {
     pub offsite: Vec<OffsiteSettings>,
     /// `[incremental]` (SPEC 21).
     pub incremental: IncrementalSettings,
+    /// `[security]`.
+    pub security: SecuritySettings,
 }
 
 /// How to reach an S3-compatible store: `[destination]`, or the same keys in
@@ -364,6 +376,22 @@ struct Raw {
     offsite: Vec<Spanned<RawOffsite>>,
     #[serde(default)]
     incremental: Option<Spanned<RawIncremental>>,
+    #[serde(default)]
+    security: Option<Spanned<RawSecurity>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecurity {
+    allowed_paths: Option<Spanned<Vec<String>>>,
+}
+
+/// Only `[security]` of a `sauve.toml`, whatever else it holds: what a
+/// settings change needs, without the secrets the rest may name.
+#[derive(Deserialize)]
+struct OnlySecurity {
+    #[serde(default)]
+    security: Option<Spanned<RawSecurity>>,
 }
 
 #[derive(Deserialize)]
@@ -496,6 +524,28 @@ impl Check<'_> {
             full_every,
             block_kib,
             verify_unchanged: raw.verify_unchanged.unwrap_or(defaults.verify_unchanged),
+        }
+    }
+
+    fn security(&mut self, raw: RawSecurity) -> SecuritySettings {
+        let Some(list) = raw.allowed_paths else {
+            return SecuritySettings::default();
+        };
+        let items: Vec<String> = list.get_ref().iter().map(|p| p.trim().to_owned()).collect();
+        if let Some(bad) = items
+            .iter()
+            .find(|p| !(p.starts_with('/') || crate::layout::is_store_url(p)))
+        {
+            self.problem(
+                list.span(),
+                "security.allowed_paths",
+                format!(
+                    "invalid value \"{bad}\" (accepted: absolute folders and s3:// prefixes, such as [\"/srv/backups\", \"s3://backups/apps/\"])"
+                ),
+            );
+        }
+        SecuritySettings {
+            allowed_paths: Some(items),
         }
     }
 
@@ -1184,6 +1234,10 @@ pub fn parse_sauve_toml(
         .incremental
         .map(|i| check.incremental(i.into_inner()))
         .unwrap_or_default();
+    let security = raw
+        .security
+        .map(|s| check.security(s.into_inner()))
+        .unwrap_or_default();
     if !check.problems.is_empty() {
         return Err(SettingsError::Invalid {
             problems: check.located(),
@@ -1198,7 +1252,44 @@ pub fn parse_sauve_toml(
         destination,
         offsite,
         incremental,
+        security,
     })
+}
+
+/// `[security]` of `app`'s `sauve.toml` alone (the defaults when there is
+/// none), checked as [`parse_sauve_toml`] checks it; the rest of the file
+/// is not read, so that a secret it names need not be at hand.
+pub fn load_security(app: &Path) -> Result<SecuritySettings, SettingsError> {
+    let Some(path) = locate_sauve_toml(app) else {
+        return Ok(SecuritySettings::default());
+    };
+    let file = path.display().to_string();
+    let bytes = crate::layout::read_settings_file(&path)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let src = text.strip_prefix('\u{FEFF}').unwrap_or(&text);
+    let raw: OnlySecurity = toml::from_str(src).map_err(|e| SettingsError::Malformed {
+        file: file.clone(),
+        at: crate::xml::locate(src, e.span().map_or(0, |s| s.start)),
+        reason: rephrase(e.message()),
+    })?;
+    let mut check = Check {
+        file: &file,
+        src,
+        app,
+        env: &ProcessEnvironment,
+        problems: Vec::new(),
+        offsets: Vec::new(),
+    };
+    let security = raw
+        .security
+        .map(|s| check.security(s.into_inner()))
+        .unwrap_or_default();
+    if !check.problems.is_empty() {
+        return Err(SettingsError::Invalid {
+            problems: check.located(),
+        });
+    }
+    Ok(security)
 }
 
 /// Loads the effective `sauve.toml` of `app` (the default, every feature
@@ -1270,6 +1361,7 @@ impl SauveToml {
             "metrics": {"token": secret(&self.metrics.token)},
             "ui": {"password_hash": self.ui.password_hash.as_ref().map(|_| "***")},
             "destination": destination,
+            "security": {"allowed_paths": self.security.allowed_paths},
             "incremental": {
                 "full_every": self.incremental.full_every,
                 "block_kib": self.incremental.block_kib,

@@ -220,6 +220,7 @@ pub(crate) async fn page(
 fn read_form(
     f: &RestoreForm,
     entries: &[HistoryEntry],
+    (app, allowed): (&std::path::Path, &sauve_settings::Allowed),
 ) -> Result<(HistoryEntry, PathBuf, bool), String> {
     let number: u32 = f.number.trim().parse().map_err(|_| {
         format!(
@@ -254,7 +255,39 @@ fn read_form(
         }
         p
     };
+    // Never into the app this server serves (it is in use), and only where
+    // the operator allowed (SECURITY.md, "The page").
+    if sauve_settings::is_inside_app(app, &destination) {
+        return Err(format!(
+            "Destination \"{}\" is the app this server serves, or inside it; a restore never writes into an app in use (accepted: a folder outside {})",
+            destination.display(),
+            app.display()
+        ));
+    }
+    if !allowed.permits_path(&destination) {
+        return Err(format!(
+            "Destination {}",
+            allowed.refusal(&format!("\"{}\"", destination.display()))
+        ));
+    }
     Ok((entry, destination, f.force.is_some()))
+}
+
+/// Where the page may restore to: what `[security]` allows, and the
+/// destination in force. An unreadable `[security]` allows nothing but
+/// the destination.
+fn allowed_targets(app: &std::path::Path) -> sauve_settings::Allowed {
+    let current = sauve_settings::load_effective(app).ok().and_then(|e| {
+        sauve_settings::resolve_destination_to_read(
+            app,
+            &e.doc.settings().general.destination_folder,
+        )
+        .ok()
+    });
+    let security = sauve_settings::load_security(app).unwrap_or(sauve_settings::SecuritySettings {
+        allowed_paths: Some(Vec::new()),
+    });
+    sauve_settings::Allowed::of(app, &security, current.as_ref())
 }
 
 /// `POST /restore`: a confirmation first, then the restore in the
@@ -274,7 +307,17 @@ pub(crate) async fn start(
         Ok(e) => e,
         Err(page) => return page,
     };
-    let (entry, destination, force) = match read_form(&f, &entries) {
+    let app = h.app().to_path_buf();
+    let allowed = match tokio::task::spawn_blocking({
+        let app = app.clone();
+        move || allowed_targets(&app)
+    })
+    .await
+    {
+        Ok(a) => a,
+        Err(_) => allowed_targets(&app),
+    };
+    let (entry, destination, force) = match read_form(&f, &entries, (&app, &allowed)) {
         Ok(x) => x,
         Err(message) => {
             let list = restorable(&entries);
