@@ -21,7 +21,7 @@ pub(crate) struct Options {
     /// How long each target runs
     #[arg(long, value_name = "N", default_value_t = 60)]
     seconds: u64,
-    /// Only this target (settings, sauve_toml, journal, history, log, archive, http)
+    /// Only this target (settings, sauve_toml, journal, history, log, archive, http, restore)
     #[arg(long, value_name = "NAME")]
     target: Option<String>,
     /// Add the inputs that reach new coverage to the committed corpus
@@ -36,7 +36,7 @@ pub(crate) struct Options {
 }
 
 /// The targets, as `fuzz/Cargo.toml` names them.
-const TARGETS: [&str; 7] = [
+const TARGETS: [&str; 8] = [
     "settings",
     "sauve_toml",
     "journal",
@@ -44,6 +44,7 @@ const TARGETS: [&str; 7] = [
     "log",
     "archive",
     "http",
+    "restore",
 ];
 
 /// `cargo fuzz ARGS` on the nightly toolchain, in `fuzz/`.

@@ -13,14 +13,16 @@ use std::io::Cursor;
 use std::path::Path;
 
 mod http;
+mod restore;
 
 pub use http::{HTTP_TOKEN, http};
+pub use restore::restore;
 
 /// A target's body: bytes in, a panic when an invariant breaks.
 pub type Target = fn(&[u8]);
 
 /// Every target, by the name its folder of `fuzz/corpus/` has.
-pub const TARGETS: [(&str, Target); 7] = [
+pub const TARGETS: [(&str, Target); 8] = [
     ("settings", settings),
     ("sauve_toml", sauve_toml),
     ("journal", journal),
@@ -28,6 +30,7 @@ pub const TARGETS: [(&str, Target); 7] = [
     ("log", log),
     ("archive", archive),
     ("http", http),
+    ("restore", restore),
 ];
 
 /// backup.4DSettings: what the reader accepts writes back to a file it

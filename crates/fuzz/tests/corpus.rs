@@ -81,3 +81,8 @@ fn http_corpus() {
     assert!(status.contains(sauve_fuzz::HTTP_TOKEN), "{status}");
     run("http");
 }
+
+#[test]
+fn restore_corpus() {
+    run("restore");
+}
