@@ -318,10 +318,27 @@ impl Needs {
         &mut self,
         link: &Manifest,
     ) -> Result<Vec<(String, Option<usize>)>, ArchiveError> {
-        let by_path: BTreeMap<&str, &crate::manifest::ManifestEntry> =
-            link.entries.iter().map(|e| (e.path.as_str(), e)).collect();
         let newer = self.name(self.newer);
         let here = self.name(link.header.backup_number);
+        // The link must be the set asked for: its number is the parent's,
+        // strictly older than the set built on it (so a chain always ends,
+        // whatever its manifests say), and its base the same.
+        let asked = self.parent.unwrap_or(0);
+        if link.header.backup_number != asked
+            || link.header.backup_number >= self.newer
+            || link.header.base_name != self.base
+        {
+            return Err(ArchiveError::corrupt(
+                SetKind::Backup,
+                format!(
+                    "{newer} builds on {}, whose manifest says it is {here} of {:?} (accepted: the set it builds on, older than it)",
+                    self.name(asked),
+                    link.header.base_name
+                ),
+            ));
+        }
+        let by_path: BTreeMap<&str, &crate::manifest::ManifestEntry> =
+            link.entries.iter().map(|e| (e.path.as_str(), e)).collect();
         let differs = |path: &str, what: &str| {
             ArchiveError::corrupt(
                 SetKind::Backup,
@@ -426,6 +443,65 @@ pub(crate) fn missing_link(newer: &str, parent: &str, folder: &std::path::Path) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn manifest(number: u32, parent: Option<u32>, base: &str) -> Manifest {
+        let e = crate::manifest::ManifestEntry {
+            kind: crate::manifest::EntryKind::Data,
+            source: String::new(),
+            path: "Data/App.4DD".to_owned(),
+            entry_type: EntryType::File,
+            size: 1,
+            mode: 0o600,
+            mtime: 0,
+            blake3: Some("0".repeat(64)),
+            target: None,
+            store: if parent.is_some() {
+                Store::Same
+            } else {
+                Store::Stored
+            },
+            inode: None,
+            blocks: None,
+        };
+        Manifest {
+            format: crate::manifest::FORMAT.to_owned(),
+            version: crate::manifest::VERSION,
+            header: crate::manifest::ManifestHeader {
+                parent,
+                ..crate::manifest::ManifestHeader::new(
+                    SetKind::Backup,
+                    number,
+                    base,
+                    jiff::Timestamp::UNIX_EPOCH,
+                )
+            },
+            ended_at: jiff::Timestamp::UNIX_EPOCH,
+            entries: vec![e],
+        }
+    }
+
+    #[test]
+    fn a_link_must_be_the_older_set_asked_for_so_every_chain_ends() {
+        // Found in review: App[0005].4BK holding a manifest of set 9 on 7,
+        // and App[0007].4BK one of set 8 on 5, made every walk of the
+        // chain loop for ever.
+        let newest = manifest(10, Some(5), "App");
+        for (link, why) in [
+            (
+                manifest(9, Some(7), "App"),
+                "whose manifest says it is App[0009]",
+            ),
+            (manifest(5, Some(7), "Other"), "of \"Other\""),
+            (manifest(12, None, "App"), "App[0012]"),
+        ] {
+            let mut needs = Needs::of(&newest);
+            let err = needs.resolve(&link).unwrap_err().to_string();
+            assert!(err.contains(why), "{err}");
+        }
+        let mut needs = Needs::of(&newest);
+        needs.resolve(&manifest(5, None, "App")).unwrap();
+        assert!(needs.is_empty());
+    }
 
     #[test]
     fn a_head_reads_back_and_bad_heads_are_refused() {

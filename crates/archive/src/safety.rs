@@ -21,6 +21,12 @@ pub(crate) fn safe_components(path: &str) -> Result<Vec<&str>, String> {
     if path.is_empty() {
         return Err("empty name".to_owned());
     }
+    if path.len() > MAX_PATH_BYTES {
+        return Err(format!(
+            "the name is {} bytes long (accepted: at most {MAX_PATH_BYTES}, as Linux's PATH_MAX)",
+            path.len()
+        ));
+    }
     if path.contains('\0') {
         return Err("the name contains NUL".to_owned());
     }
@@ -46,7 +52,48 @@ pub(crate) fn safe_components(path: &str) -> Result<Vec<&str>, String> {
     if parts.is_empty() {
         return Err("empty name".to_owned());
     }
+    if parts.len() > MAX_DEPTH {
+        return Err(format!(
+            "the name is {} folders deep (accepted: at most {MAX_DEPTH})",
+            parts.len()
+        ));
+    }
     Ok(parts)
+}
+
+/// The longest name a set may hold, in bytes (Linux's `PATH_MAX`).
+pub(crate) const MAX_PATH_BYTES: usize = 4096;
+/// The deepest name a set may hold, in folders.
+pub(crate) const MAX_DEPTH: usize = 256;
+
+/// The keys of each leading part of a name (`a`, `a/b`, `a/b/c`), made in
+/// one pass over it: checking every part of a deep name costs its length,
+/// not its length times its depth. A key is a keyed hash of the parts
+/// before it and its own; two names that differ could share a key only by
+/// a collision of 64-bit keyed hashes, which makes a set refused (as
+/// "twice" or "beneath"), never accepted.
+fn prefix_keys(state: &std::hash::RandomState, parts: &[&str]) -> Vec<u64> {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut keys = Vec::with_capacity(parts.len());
+    let mut previous = 0u64;
+    for part in parts {
+        let mut h = state.build_hasher();
+        previous.hash(&mut h);
+        part.hash(&mut h);
+        previous = h.finish();
+        keys.push(previous);
+    }
+    keys
+}
+
+/// What is above a name, if it cannot be: the first leading part listed
+/// as a symlink or a file.
+fn beneath(types: &HashMap<u64, (EntryType, usize)>, keys: &[u64]) -> Option<(EntryType, usize)> {
+    let (_, above) = keys.split_last()?;
+    above.iter().find_map(|k| match types.get(k) {
+        Some(&(t @ (EntryType::Symlink | EntryType::File), depth)) => Some((t, depth)),
+        _ => None,
+    })
 }
 
 /// Why a name that sauve would archive cannot be restored, if it cannot:
@@ -67,6 +114,15 @@ pub(crate) fn unsafe_entry(path: &str, reason: impl Into<String>) -> ArchiveErro
 /// parent older than the set.
 pub(crate) fn check_manifest(manifest: &Manifest) -> Result<(), ArchiveError> {
     let number = manifest.header.backup_number;
+    let base = &manifest.header.base_name;
+    if base.is_empty() || base.contains(['/', '\\', '\0']) || base == "." || base == ".." {
+        return Err(ArchiveError::corrupt(
+            manifest.header.kind,
+            format!(
+                "the manifest's base name {base:?} is not a file name (accepted: the data file's stem)"
+            ),
+        ));
+    }
     if let Some(parent) = manifest.header.parent
         && parent >= number
     {
@@ -77,14 +133,20 @@ pub(crate) fn check_manifest(manifest: &Manifest) -> Result<(), ArchiveError> {
             ),
         ));
     }
-    // Each path by its components joined again: `a/./b` and `a//b` are `a/b`.
-    let mut types: HashMap<String, EntryType> = HashMap::with_capacity(manifest.entries.len());
+    // Each path by the keys of its components: `a/./b` and `a//b` are `a/b`.
+    let state = std::hash::RandomState::new();
+    let mut types: HashMap<u64, (EntryType, usize)> =
+        HashMap::with_capacity(manifest.entries.len());
+    let mut keyed = Vec::with_capacity(manifest.entries.len());
     let mut total: u64 = 0;
     for e in &manifest.entries {
         let parts = safe_components(&e.path).map_err(|why| unsafe_entry(&e.path, why))?;
-        if types.insert(parts.join("/"), e.entry_type).is_some() {
+        let keys = prefix_keys(&state, &parts);
+        let full = keys.last().copied().unwrap_or_default();
+        if types.insert(full, (e.entry_type, parts.len())).is_some() {
             return Err(unsafe_entry(&e.path, "the manifest lists this path twice"));
         }
+        keyed.push((e, parts, keys));
         total = total.checked_add(e.size).ok_or_else(|| {
             unsafe_entry(
                 &e.path,
@@ -105,25 +167,16 @@ pub(crate) fn check_manifest(manifest: &Manifest) -> Result<(), ArchiveError> {
             return Err(unsafe_entry(&e.path, "a symlink without a target"));
         }
     }
-    for e in &manifest.entries {
-        let parts = safe_components(&e.path).map_err(|why| unsafe_entry(&e.path, why))?;
-        for end in 1..parts.len() {
-            let above = parts[..end].join("/");
-            match types.get(&above) {
-                Some(EntryType::Symlink) => {
-                    return Err(unsafe_entry(
-                        &e.path,
-                        format!("it goes through the symlink {above}"),
-                    ));
-                }
-                Some(EntryType::File) => {
-                    return Err(unsafe_entry(
-                        &e.path,
-                        format!("it is beneath {above}, which is a file"),
-                    ));
-                }
-                Some(EntryType::Dir) | None => {}
-            }
+    for (e, parts, keys) in &keyed {
+        if let Some((t, depth)) = beneath(&types, keys) {
+            let above = parts[..depth].join("/");
+            return Err(unsafe_entry(
+                &e.path,
+                match t {
+                    EntryType::Symlink => format!("it goes through the symlink {above}"),
+                    _ => format!("it is beneath {above}, which is a file"),
+                },
+            ));
         }
     }
     Ok(())
@@ -175,32 +228,27 @@ fn check_blocks(
 /// listed).
 #[derive(Default)]
 pub(crate) struct StreamNames {
-    seen: HashMap<String, EntryType>,
+    state: std::hash::RandomState,
+    seen: HashMap<u64, (EntryType, usize)>,
 }
 
 impl StreamNames {
     /// Checks the name of the next entry of the stream.
     pub(crate) fn check(&mut self, path: &str, entry_type: EntryType) -> Result<(), ArchiveError> {
         let parts = safe_components(path).map_err(|why| unsafe_entry(path, why))?;
-        for end in 1..parts.len() {
-            let above = parts[..end].join("/");
-            match self.seen.get(&above) {
-                Some(EntryType::Symlink) => {
-                    return Err(unsafe_entry(
-                        path,
-                        format!("it goes through the symlink {above}"),
-                    ));
-                }
-                Some(EntryType::File) => {
-                    return Err(unsafe_entry(
-                        path,
-                        format!("it is beneath {above}, which is a file"),
-                    ));
-                }
-                Some(EntryType::Dir) | None => {}
-            }
+        let keys = prefix_keys(&self.state, &parts);
+        if let Some((t, depth)) = beneath(&self.seen, &keys) {
+            let above = parts[..depth].join("/");
+            return Err(unsafe_entry(
+                path,
+                match t {
+                    EntryType::Symlink => format!("it goes through the symlink {above}"),
+                    _ => format!("it is beneath {above}, which is a file"),
+                },
+            ));
         }
-        if self.seen.insert(parts.join("/"), entry_type).is_some() {
+        let full = keys.last().copied().unwrap_or_default();
+        if self.seen.insert(full, (entry_type, parts.len())).is_some() {
             return Err(unsafe_entry(path, "the stream holds this path twice"));
         }
         Ok(())
@@ -305,6 +353,35 @@ mod tests {
             entry("a/f", File),
         ]);
         check_manifest(&ok).unwrap();
+    }
+
+    #[test]
+    fn names_too_long_or_too_deep_are_refused_and_cost_their_length() {
+        // Found in review: a name of millions of components took the
+        // square of its depth to check.
+        let deep = "a/".repeat(MAX_DEPTH) + "a";
+        assert!(safe_components(&deep).unwrap_err().contains("folders deep"));
+        let long = "a".repeat(MAX_PATH_BYTES + 1);
+        assert!(safe_components(&long).unwrap_err().contains("PATH_MAX"));
+        let huge = "a/".repeat(5_000_000);
+        let started = std::time::Instant::now();
+        assert!(safe_components(&huge).is_err());
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        // At the limits, many entries check in one pass each.
+        let at_limit = "b/".repeat(MAX_DEPTH - 3) + "c";
+        let entries = (0..2000)
+            .map(|i| entry(&format!("{i}/{at_limit}"), EntryType::Dir))
+            .collect();
+        check_manifest(&manifest(entries)).unwrap();
+    }
+
+    #[test]
+    fn a_base_name_that_is_not_a_file_name_is_refused() {
+        for base in ["../../root/backups/Secret", "/abs", "", ".."] {
+            let mut m = manifest(vec![]);
+            m.header.base_name = base.to_owned();
+            assert!(refusal(&m).contains("base name"), "{base:?}");
+        }
     }
 
     #[test]

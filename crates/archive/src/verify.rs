@@ -56,7 +56,9 @@ pub(crate) fn locate_parent(set: &SetFiles, needs: &Needs) -> Result<SetFiles, A
             format!("{newer} lists files held by another set, but builds on none"),
         ));
     };
-    let name = needs.name(number);
+    // Named after the set's own file, never after what its manifest says:
+    // a manifest's base name could point anywhere.
+    let name = format!("{}[{}]", set.name.base, crate::naming::number_text(number));
     match SetFiles::locate(&set.dir.join(&name)) {
         Err(ArchiveError::Missing { .. }) => Err(missing_link(&newer, &name, &set.dir)),
         other => other,
