@@ -296,7 +296,10 @@ fn a_decompression_bomb_is_refused_before_it_fills_the_restore_target() {
     assert_eq!(e.status().code(), -34, "{e}");
     let message = e.to_string();
     assert!(
-        message.contains("entry f is 268435456 bytes, more than the")
+        message.contains("entry f needs 2684")
+            && message.contains(
+                "bytes (its size in the set, in blocks of the file system), more than the"
+            )
             && message.contains("nothing was restored"),
         "{message}"
     );
@@ -316,6 +319,82 @@ fn a_decompression_bomb_is_refused_before_it_fills_the_restore_target() {
         .parse()
         .unwrap();
     assert!(used < 1 << 20, "{used} bytes used on the target");
+}
+
+/// A set of `n` empty folders `d0`, `d1`, … (a few KB whatever `n`).
+fn many_names(path: &Path, n: usize) {
+    use std::io::Write;
+    let mut out = std::fs::File::create(path).unwrap();
+    let header = |name: &str, kind: tar::EntryType, size: u64| {
+        let mut h = tar::Header::new_ustar();
+        h.set_path(name).unwrap();
+        h.set_entry_type(kind);
+        h.set_size(size);
+        h.set_mode(0o644);
+        h.set_mtime(1_700_000_000);
+        h.set_cksum();
+        h
+    };
+    let mut entries = Vec::new();
+    for i in 0..n {
+        let name = format!("d{i}");
+        out.write_all(header(&name, tar::EntryType::Directory, 0).as_bytes())
+            .unwrap();
+        entries.push(
+            serde_json::json!({"kind": "attachment", "source": "", "path": name,
+            "type": "dir", "size": 0, "mode": 420, "mtime": 1_700_000_000_000_000_000_i64}),
+        );
+    }
+    let manifest = serde_json::json!({
+        "format": "sauve-archive", "version": 1, "kind": "backup", "backupNumber": 1,
+        "baseName": "App", "structurePath": "", "dataPath": "", "trigger": "manual",
+        "startedAt": "2026-01-01T00:00:00Z", "settingsDigest": "", "endedAt": "2026-01-01T00:00:00Z",
+        "entries": entries,
+    })
+    .to_string();
+    out.write_all(
+        header(
+            "sauve-manifest.json",
+            tar::EntryType::Regular,
+            manifest.len() as u64,
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    out.write_all(manifest.as_bytes()).unwrap();
+    let pad = manifest.len().div_ceil(512) * 512 - manifest.len();
+    out.write_all(&vec![0u8; pad + 1024]).unwrap();
+}
+
+#[test]
+fn a_set_of_more_names_than_the_target_has_inodes_is_refused_before_it_exhausts_them() {
+    // Found in review: empty files and folders cost nothing to the space
+    // check, so a set of millions of them could exhaust the inodes (or the
+    // folder blocks) of the file system holding the target.
+    let root = tempfile::tempdir().unwrap();
+    let target = root.path().join("small");
+    let _fs = or_skip!(Tmpfs::mount(&target, "256m,nr_inodes=400"));
+    let set = root.path().join("App[0001].4BK");
+    many_names(&set, 1000);
+    let e = sauve_archive::restore(
+        &set,
+        &sauve_archive::RestoreOptions {
+            to: Some(target.join("restored")),
+            force: false,
+        },
+        &mut sauve_archive::NoProgress,
+    )
+    .unwrap_err();
+    assert_eq!(e.status().code(), -34, "{e}");
+    assert!(
+        e.to_string()
+            .contains("would be one name more than the file system"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read_dir(target.join("restored")).unwrap().count(),
+        0
+    );
 }
 
 #[test]

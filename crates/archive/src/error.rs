@@ -119,7 +119,7 @@ pub enum ArchiveError {
     /// whose entries are larger than its manifest says (a decompression
     /// bomb) never fills the disk.
     #[error(
-        "entry {path} is {needed} bytes, more than the {free} bytes still free for the restore in \"{destination}\" (a restore keeps {reserve} bytes free); nothing was restored"
+        "entry {path} needs {needed} bytes (its size in the set, in blocks of the file system), more than the {free} bytes still free for the restore in \"{destination}\" (a restore keeps {reserve} bytes free); nothing was restored"
     )]
     DestinationFull {
         /// The entry's path as stored.
@@ -130,6 +130,18 @@ pub enum ArchiveError {
         free: u64,
         /// What it leaves free.
         reserve: u64,
+        /// The destination.
+        destination: PathBuf,
+    },
+    /// A restore would create more names than the destination's file
+    /// system has inodes free (-34): a set of millions of empty entries
+    /// never exhausts them.
+    #[error(
+        "entry {path} would be one name more than the file system of \"{destination}\" still has free for a restore (a restore keeps 1% of its names free); nothing was restored"
+    )]
+    DestinationOutOfNames {
+        /// The entry's path as stored.
+        path: String,
         /// The destination.
         destination: PathBuf,
     },
@@ -146,7 +158,9 @@ impl ArchiveError {
         match self {
             ArchiveError::Store(e) => e.status(),
             ArchiveError::Io { source, .. } if is_disk_full(source) => Status::DiskFull,
-            ArchiveError::DestinationFull { .. } => Status::DiskFull,
+            ArchiveError::DestinationFull { .. } | ArchiveError::DestinationOutOfNames { .. } => {
+                Status::DiskFull
+            }
             // Only a write meets a read-only file system (a source that
             // cannot be read is EACCES or EIO: 1409, naming it).
             ArchiveError::Io { source, .. }
@@ -284,7 +298,7 @@ mod tests {
                     destination: PathBuf::from("/r"),
                 },
                 -34,
-                "entry f is 10 bytes, more than the 5 bytes still free",
+                "entry f needs 10 bytes (its size in the set, in blocks of the file system), more than the 5 bytes still free",
             ),
             (
                 ArchiveError::corrupt(SetKind::Log, "entry x appears twice"),
@@ -300,7 +314,11 @@ mod tests {
                 "App[0002].4BK not found",
             ),
             (io(std::io::ErrorKind::StorageFull), -34, "cannot write"),
-            (io(std::io::ErrorKind::ReadOnlyFilesystem), -61, "cannot write"),
+            (
+                io(std::io::ErrorKind::ReadOnlyFilesystem),
+                -61,
+                "cannot write",
+            ),
             (ArchiveError::Stopped, 1406, "stopped by the user"),
         ];
         for (e, code, says) in cases {

@@ -21,6 +21,8 @@ pub const BLOCKS_PREFIX: &str = ".sauve-blocks/";
 const MAGIC: &[u8; 8] = b"SAUVEBLK";
 /// Smallest and largest block sizes a head may declare.
 pub(crate) const BLOCK_SIZES: std::ops::RangeInclusive<u64> = 4096..=(1 << 30);
+/// The most blocks one blocks entry may hold.
+const MAX_HELD_BLOCKS: u32 = 1 << 24;
 
 /// How a writer builds its set when `[incremental]` is on (SPEC 21).
 #[derive(Clone, Debug)]
@@ -99,6 +101,14 @@ impl BlocksHead {
             )));
         }
         let blocks = Blocks::count(size, block_size);
+        // Bounded before anything is allocated: 2^24 blocks (64 MiB of
+        // indices) is 64 GiB at the smallest block, far past what one set's
+        // changes hold; a head claiming more is not sauve's.
+        if count > MAX_HELD_BLOCKS {
+            return Err(HeadError::Bad(format!(
+                "{count} blocks held (accepted: at most {MAX_HELD_BLOCKS})"
+            )));
+        }
         if u64::from(count) > blocks || 28 + 4 * u64::from(count) > entry_len {
             return Err(HeadError::Bad(format!(
                 "{count} blocks for a file of {blocks}"
@@ -539,6 +549,16 @@ mod tests {
         let mut magic = bytes.clone();
         magic[0] = b'X';
         assert!(bad(&magic, len).contains("SAUVEBLK"));
+        // Found in review: a head of 2^32-1 blocks of a huge file allocated
+        // 16 GiB before anything else was read.
+        let huge = BlocksHead {
+            block_size: 4096,
+            size: 1 << 50,
+            indices: Vec::new(),
+        };
+        let mut h = huge.encode();
+        h[24..28].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(bad(&h, u64::MAX).contains("blocks held (accepted: at most 16777216)"));
     }
 
     #[test]

@@ -245,6 +245,10 @@ impl Visitor for Extractor<'_> {
 struct Budget {
     left: u64,
     reserve: u64,
+    /// The file system's block: every entry costs at least one.
+    block: u64,
+    /// The names (inodes) the restore may still create.
+    names: u64,
     destination: PathBuf,
 }
 
@@ -258,30 +262,51 @@ impl Budget {
             .parent()
             .unwrap_or(staging.path())
             .to_path_buf();
-        let free = staging.free_bytes().map_err(ArchiveError::io(
-            "cannot read the free space of",
-            &destination,
-        ))?;
+        let st = rustix::fs::fstatvfs(staging).map_err(|e| {
+            ArchiveError::io("cannot read the free space of", &destination)(e.into())
+        })?;
+        let free = st.f_bavail.saturating_mul(st.f_frsize);
         let reserve = Self::RESERVE.max(free / 100).min(free);
+        // File systems without an inode count (btrfs) say 0 files in all.
+        let names = if st.f_files == 0 {
+            u64::MAX
+        } else {
+            st.f_favail.saturating_sub(st.f_favail / 100)
+        };
         Ok(Budget {
             left: free - reserve,
             reserve,
+            block: st.f_bsize.max(512),
+            names,
             destination,
         })
     }
 
+    /// Takes an entry of the stream: its size rounded up to the file
+    /// system's block, and a block more for its name, whatever its type (a
+    /// set of millions of empty files or folders costs their blocks and
+    /// inodes too).
     fn take(&mut self, entry: &ReadEntry) -> Result<(), ArchiveError> {
-        if entry.entry_type != EntryType::File {
-            return Ok(());
-        }
-        match self.left.checked_sub(entry.size) {
+        let needed = entry
+            .size
+            .div_ceil(self.block)
+            .saturating_add(1)
+            .saturating_mul(self.block);
+        let Some(names) = self.names.checked_sub(1) else {
+            return Err(ArchiveError::DestinationOutOfNames {
+                path: entry.path.clone(),
+                destination: self.destination.clone(),
+            });
+        };
+        match self.left.checked_sub(needed) {
             Some(left) => {
                 self.left = left;
+                self.names = names;
                 Ok(())
             }
             None => Err(ArchiveError::DestinationFull {
                 path: entry.path.clone(),
-                needed: entry.size,
+                needed,
                 free: self.left,
                 reserve: self.reserve,
                 destination: self.destination.clone(),
