@@ -202,6 +202,7 @@ fn set(app: &Path, key: &str, value: &str, io: &mut Io<'_>) -> Result<(), Failur
     let change = sauve_settings::Change {
         values: vec![(key.to_owned(), value.to_owned())],
         attachments: None,
+        confined: false,
     };
     let changed = sauve_settings::change_settings(app, &change).map_err(|e| match e {
         sauve_settings::ChangeError::Rejected { rejected, .. } => Failure::usage(

@@ -385,17 +385,28 @@ fn restore_newest(
     };
     let destination = place.records();
     let key = crate::plan::structure_key(layout);
-    // Read only: a corrupt history is left for the records actor to move aside.
-    let history = std::fs::read_to_string(destination.join(sauve_history::FILE_NAME))
+    // Read only, and bounded: a corrupt or oversized history is left for
+    // the records actor to move aside.
+    let history = sauve_history::read_json_text(destination)
         .ok()
+        .flatten()
         .and_then(|t| History::parse(&t))
         .unwrap_or_default();
+    // Only sets of the destination itself: a history is a file others can
+    // write, and its paths are never followed elsewhere.
+    let here = std::fs::canonicalize(destination).ok();
+    let in_destination = |path: &str| {
+        let folder = Path::new(path).parent().map(std::fs::canonicalize);
+        matches!((folder, &here), (Some(Ok(f)), Some(d)) if f == *d)
+    };
     let mut candidates: Vec<HistoryEntry> = history
         .entries(&key)
         .unwrap_or_default()
         .into_iter()
         .filter(|e| {
-            e.is_numbered_backup() && e.status.is_none_or(|s| s == 0 || s == -43 || s == -1)
+            e.is_numbered_backup()
+                && e.status.is_none_or(|s| s == 0 || s == -43 || s == -1)
+                && in_destination(&e.backup_path)
         })
         .collect();
     candidates.reverse();
@@ -481,7 +492,13 @@ fn restore_newest(
             .iter()
             .filter(|e| e.entry_type == sauve_archive::EntryType::File)
         {
-            let Some(target) = put_back_at(&layout.app, &data_dir, &data_prefix, e) else {
+            let data_file = layout
+                .data_file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let Some(target) = put_back_at((&layout.app, &data_file), &data_dir, &data_prefix, e)
+            else {
                 continue;
             };
             if e.kind == EntryKind::Log
@@ -532,13 +549,26 @@ fn restore_newest(
 /// safe by the reader: relative, no `..`), never its `source`, which a
 /// crafted manifest could point anywhere.
 fn put_back_at(
-    app: &Path,
+    (app, data_file): (&Path, &str),
     data_dir: &Path,
     data_prefix: &str,
     e: &sauve_archive::ManifestEntry,
 ) -> Option<PathBuf> {
     match e.kind {
-        EntryKind::Data | EntryKind::DataSettings => Some(app.join(&e.path)),
+        // The data file under its own name only, and Data/Settings: a set
+        // may say any kind of any path, but nothing else of the app (its
+        // structure, its settings) is put back by an automatic restore.
+        EntryKind::Data if e.path == format!("Data/{data_file}") => Some(app.join(&e.path)),
+        // Never sauve.toml: whoever can write the destination must not be
+        // able to give sauve commands to run (alerts) or places to copy to.
+        EntryKind::DataSettings
+            if e.path.starts_with("Data/Settings/")
+                && !e
+                    .path
+                    .ends_with(&format!("/{}", sauve_settings::SAUVE_TOML)) =>
+        {
+            Some(app.join(&e.path))
+        }
         EntryKind::Attachment => e
             .path
             .strip_prefix(data_prefix)
@@ -746,6 +776,7 @@ mod put_back_tests {
         };
         let (app, data) = (Path::new("/srv/app"), Path::new("/srv/app/Data"));
         let prefix = "Attachments/srv/app/Data/";
+        let app = (app, "App.4DD");
         assert_eq!(
             put_back_at(app, data, prefix, &e),
             Some(PathBuf::from("/srv/app/Data/Uploads/a.pdf"))
@@ -758,11 +789,32 @@ mod put_back_tests {
         let data_file = sauve_archive::ManifestEntry {
             kind: EntryKind::Data,
             path: "Data/App.4DD".to_owned(),
-            ..e
+            ..e.clone()
         };
         assert_eq!(
             put_back_at(app, data, prefix, &data_file),
             Some(PathBuf::from("/srv/app/Data/App.4DD"))
         );
+        // Found in review: a set could put back, as "data", any file of the
+        // app, and its sauve.toml (commands run at the next alert).
+        for (kind, path) in [
+            (EntryKind::Data, "Project/Sources/Methods/x.4dm"),
+            (EntryKind::Data, "Settings/backup.4DSettings"),
+            (EntryKind::DataSettings, "Settings/sauve.toml"),
+            (EntryKind::DataSettings, "Data/Settings/sauve.toml"),
+        ] {
+            let crafted = sauve_archive::ManifestEntry {
+                kind,
+                path: path.to_owned(),
+                ..e.clone()
+            };
+            assert_eq!(put_back_at(app, data, prefix, &crafted), None, "{path}");
+        }
+        let settings = sauve_archive::ManifestEntry {
+            kind: EntryKind::DataSettings,
+            path: "Data/Settings/backup.4DSettings".to_owned(),
+            ..e
+        };
+        assert!(put_back_at(app, data, prefix, &settings).is_some());
     }
 }

@@ -42,6 +42,13 @@ pub struct Change {
     pub values: Vec<(String, String)>,
     /// The new `General/IncludesFiles`, one path per item.
     pub attachments: Option<Vec<String>>,
+    /// The change comes from someone who may only point sauve where the
+    /// operator allowed (the page): a new destination or attachment is
+    /// always checked against `[security] allowed_paths`, or its default
+    /// (the app's parent folder and the destination in force). Otherwise
+    /// (the operator's own `sauve settings set`), only when `allowed_paths`
+    /// is set.
+    pub confined: bool,
 }
 
 /// A change checked and ready to write.
@@ -163,7 +170,7 @@ pub fn prepare_settings_change(app: &Path, change: &Change) -> Result<Changed, C
     }
     rejected.extend(outside_allowed(
         app,
-        &doc,
+        (&doc, change.confined),
         &destination_before,
         &attachments_before,
     )?);
@@ -201,7 +208,7 @@ pub fn prepare_settings_change(app: &Path, change: &Change) -> Result<Changed, C
 /// stays, whatever it is.
 fn outside_allowed(
     app: &Path,
-    doc: &SettingsDoc,
+    (doc, confined): (&SettingsDoc, bool),
     destination_before: &str,
     attachments_before: &[String],
 ) -> Result<Vec<Rejected>, SettingsError> {
@@ -215,6 +222,9 @@ fn outside_allowed(
         return Ok(Vec::new());
     }
     let security = crate::own::load_security(app)?;
+    if !confined && security.allowed_paths.is_none() {
+        return Ok(Vec::new());
+    }
     let current = crate::layout::resolve_destination_to_read(app, destination_before).ok();
     let allowed = crate::Allowed::of(app, &security, current.as_ref());
     let mut rejected = Vec::new();

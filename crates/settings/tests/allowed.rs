@@ -1,7 +1,8 @@
 //! `[security] allowed_paths` (SECURITY.md, "The page"): a destination or
-//! an attachment set through `sauve settings set` or the page's Settings
-//! form lies where the operator allowed, by default in the app's parent
-//! folder; what is already in force stays.
+//! an attachment set through the page's Settings form (a confined change)
+//! lies where the operator allowed, by default in the app's parent folder;
+//! `sauve settings set` obeys `allowed_paths` once the operator sets it;
+//! what is already in force stays.
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
@@ -16,12 +17,18 @@ fn app() -> (tempfile::TempDir, PathBuf) {
     (dir, app)
 }
 
+/// A change from the page.
 fn set(app: &Path, key: &str, value: &str) -> Result<(), String> {
+    set_as(app, key, value, true)
+}
+
+fn set_as(app: &Path, key: &str, value: &str, confined: bool) -> Result<(), String> {
     change_settings(
         app,
         &Change {
             values: vec![(key.to_owned(), value.to_owned())],
             attachments: None,
+            confined,
         },
     )
     .map(drop)

@@ -394,6 +394,7 @@ fn settings_set_refuses_a_destination_inside_the_app_and_writes_nothing() {
             &Change {
                 values: vec![("General/DestinationFolder".to_owned(), value.to_owned())],
                 attachments: None,
+                confined: false,
             },
         )
     };
@@ -432,6 +433,7 @@ fn a_4d_file_whose_destination_is_inside_the_app_still_reads_and_other_keys_stil
         &Change {
             values: vec![("Advanced/SetNumber/Value".to_owned(), "5".to_owned())],
             attachments: None,
+            confined: false,
         },
     )
     .unwrap();

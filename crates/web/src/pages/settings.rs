@@ -424,7 +424,11 @@ pub(crate) async fn save(
             submitted.insert(k.clone(), v.clone());
         }
     }
-    let mut change = Change::default();
+    // The page's user may only point sauve where the operator allowed.
+    let mut change = Change {
+        confined: true,
+        ..Change::default()
+    };
     for (k, v) in &submitted {
         if k != ATTACHMENTS && key_info(k).is_some() {
             change.values.push((k.clone(), v.clone()));
