@@ -11,6 +11,13 @@
 //! are capped by bytes ([`WRITE_BUDGET`], [`READ_BUDGET`]) and by worker
 //! count (Compact at most [`COMPACT_WORKERS`]), and a frame larger than
 //! [`MAX_CONTENT`] is refused before more of it is read.
+//!
+//! Stop is never held up by compression (4D's Stop interrupts a backup at
+//! any time; a Compact frame takes seconds): a writer waiting for a frame
+//! asks its stop check every [`STOP_TICK`] and gives up the wait with
+//! [`StopAsked`], and a worker compresses its frame [`STEP`] bytes at a
+//! time, abandoning it between two steps once its writer is gone. Nothing
+//! waits for an abandoned frame.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -18,6 +25,7 @@ use std::io::{self, BufRead, Read, Write};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
 
 use sauve_settings::Compression;
 
@@ -45,6 +53,34 @@ pub(crate) const MAX_CONTENT: u64 = COMPACT_FRAME as u64;
 /// and their headers), with room to spare.
 const MAX_COMPRESSED: u64 = MAX_CONTENT + MAX_CONTENT / 128 + (1 << 20);
 
+/// How often a writer waiting for a frame asks whether to stop.
+const STOP_TICK: Duration = Duration::from_millis(10);
+/// The input a worker compresses between two looks at whether its frame is
+/// still wanted: at level 19 (a few MB/s on one core) a tenth of a second.
+const STEP: usize = 256 << 10;
+
+/// Asked by a writer while it waits for a frame: true once the set is to
+/// be abandoned (Stop).
+pub(crate) type StopCheck = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// The error of a write that a stop interrupted while it waited for a
+/// frame, or of a frame abandoned by its worker; the archive writer makes
+/// it [`crate::ArchiveError::Stopped`].
+#[derive(Debug)]
+pub(crate) struct StopAsked;
+
+impl std::fmt::Display for StopAsked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stopped while frames were being compressed")
+    }
+}
+
+impl std::error::Error for StopAsked {}
+
+fn stop_asked() -> io::Error {
+    io::Error::other(StopAsked)
+}
+
 const ZSTD_MAGIC: u32 = 0xFD2F_B528;
 /// Skippable frames (which `zstd -d` skips) have magics 0x184D2A50 to 0x184D2A5F.
 const SKIPPABLE_MASK: u32 = 0xFFFF_FFF0;
@@ -67,8 +103,9 @@ struct Job {
 
 /// Worker threads turning buffers into buffers, whose results come back in
 /// the order the jobs were given. Dropped, it cancels the jobs not started
-/// and does not wait for the ones running: a Stop or an error under the
-/// data lock is not held up by compression nobody will read.
+/// and does not wait for the ones running, which see `cancelled` and may
+/// give up: a Stop or an error under the data lock is not held up by
+/// compression nobody will read.
 struct Pool {
     what: &'static str,
     jobs: Option<mpsc::Sender<Job>>,
@@ -78,12 +115,13 @@ struct Pool {
 
 impl Pool {
     /// `workers` threads named after `what`, each with its own state made
-    /// by `make` (a zstd context), running `work` on every job.
+    /// by `make` (a zstd context), running `work` on every job; `work` is
+    /// given the pool's `cancelled`, true once nobody waits for its result.
     fn new<S: 'static>(
         what: &'static str,
         workers: usize,
         make: impl Fn() -> io::Result<S> + Send + Sync + 'static,
-        work: fn(&mut S, &[u8]) -> io::Result<Vec<u8>>,
+        work: fn(&mut S, &[u8], &AtomicBool) -> io::Result<Vec<u8>>,
     ) -> io::Result<Pool> {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
@@ -108,7 +146,7 @@ impl Pool {
                             return;
                         }
                         let result = match state.as_mut() {
-                            Ok(s) => work(s, &job.input),
+                            Ok(s) => work(s, &job.input, &cancelled),
                             Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
                         };
                         // The reader may have gone (an error elsewhere): nothing to do.
@@ -137,15 +175,27 @@ impl Pool {
         Ok(())
     }
 
-    /// The oldest job's result, waiting for it; `None` when none is pending.
-    fn next(&mut self) -> Option<io::Result<Vec<u8>>> {
-        let result = self.pending.pop_front()?;
+    /// The oldest job's result, waiting for it; `None` when none is
+    /// pending. With `stop`, the wait asks it every [`STOP_TICK`] and ends
+    /// with [`StopAsked`] once it says so, leaving the job to its worker.
+    fn next(&mut self, stop: Option<&StopCheck>) -> Option<io::Result<Vec<u8>>> {
+        let result = self.pending.front()?;
+        let got = match stop {
+            None => result.recv().ok(),
+            Some(stop) => loop {
+                if stop() {
+                    return Some(Err(stop_asked()));
+                }
+                match result.recv_timeout(STOP_TICK) {
+                    Ok(r) => break Some(r),
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break None,
+                }
+            },
+        };
+        self.pending.pop_front();
         let what = self.what;
-        Some(
-            result
-                .recv()
-                .unwrap_or_else(|_| Err(io::Error::other(format!("a {what} worker stopped")))),
-        )
+        Some(got.unwrap_or_else(|| Err(io::Error::other(format!("a {what} worker stopped")))))
     }
 }
 
@@ -155,6 +205,79 @@ impl Drop for Pool {
         // The workers end when the queue is closed and empty.
         self.jobs = None;
     }
+}
+
+/// A compressing worker's state: its zstd context, and the test hold of
+/// the set's destination, if any.
+struct Compress {
+    cctx: zstd::zstd_safe::CCtx<'static>,
+    hold: Option<Arc<hold::Gate>>,
+}
+
+fn zstd_error(code: zstd::zstd_safe::ErrorCode) -> io::Error {
+    io::Error::other(format!("zstd: {}", zstd::zstd_safe::get_error_name(code)))
+}
+
+/// Compresses one frame that declares its size, [`STEP`] bytes at a time,
+/// abandoning it ([`StopAsked`]) between two steps once `cancelled`.
+fn compress_frame(c: &mut Compress, input: &[u8], cancelled: &AtomicBool) -> io::Result<Vec<u8>> {
+    if let Some(gate) = &c.hold {
+        gate.pass();
+    }
+    let result = compress_in_steps(&mut c.cctx, input, cancelled);
+    if let Some(gate) = &c.hold {
+        gate.left(result.is_ok());
+    }
+    result
+}
+
+fn compress_in_steps(
+    cctx: &mut zstd::zstd_safe::CCtx<'static>,
+    input: &[u8],
+    cancelled: &AtomicBool,
+) -> io::Result<Vec<u8>> {
+    use zstd::zstd_safe::zstd_sys::ZSTD_EndDirective::{ZSTD_e_continue, ZSTD_e_end};
+    use zstd::zstd_safe::{InBuffer, OutBuffer, ResetDirective};
+    cctx.reset(ResetDirective::SessionOnly)
+        .map_err(zstd_error)?;
+    // Declared in the frame's header, as the reader requires.
+    cctx.set_pledged_src_size(Some(input.len() as u64))
+        .map_err(zstd_error)?;
+    let mut out = Vec::with_capacity(zstd::zstd_safe::compress_bound(input.len()));
+    // zstd always makes progress with room in its output; the bound above
+    // is enough for one frame, and this is a safeguard.
+    let room = |out: &mut Vec<u8>| {
+        if out.capacity() - out.len() < 4096 {
+            out.reserve(zstd::zstd_safe::CCtx::out_size());
+        }
+    };
+    for piece in input.chunks(STEP) {
+        if cancelled.load(Ordering::Relaxed) {
+            return Err(stop_asked());
+        }
+        let mut src = InBuffer::around(piece);
+        while src.pos() < piece.len() {
+            room(&mut out);
+            let at = out.len();
+            let mut dst = OutBuffer::around_pos(&mut out, at);
+            cctx.compress_stream2(&mut dst, &mut src, ZSTD_e_continue)
+                .map_err(zstd_error)?;
+        }
+    }
+    loop {
+        room(&mut out);
+        let at = out.len();
+        let mut dst = OutBuffer::around_pos(&mut out, at);
+        let left = cctx
+            .compress_stream2(&mut dst, &mut InBuffer::around(&[]), ZSTD_e_end)
+            .map_err(zstd_error)?;
+        if left == 0 {
+            break;
+        }
+    }
+    // Sized for the worst case (the input's size and more).
+    out.shrink_to_fit();
+    Ok(out)
 }
 
 /// Cuts a stream into frames compressed in parallel and writes them, in
@@ -167,12 +290,20 @@ pub(crate) struct FrameWriter<W: Write> {
     /// Frames in flight at most.
     depth: usize,
     frames: u64,
+    /// Asked while waiting for a frame (see the module documentation).
+    stop: Option<StopCheck>,
 }
 
 impl<W: Write> FrameWriter<W> {
     /// `threads` is the number of workers (0: every core; Compact takes at
     /// most [`COMPACT_WORKERS`], Fast as many as [`WRITE_BUDGET`] allows).
-    pub(crate) fn new(inner: W, level: Compression, threads: u32) -> io::Result<FrameWriter<W>> {
+    /// `destination` is the set's folder, which a test may hold frames of.
+    pub(crate) fn new(
+        inner: W,
+        level: Compression,
+        threads: u32,
+        destination: &std::path::Path,
+    ) -> io::Result<FrameWriter<W>> {
         let compact = level == Compression::Compact;
         let (frame, zlevel, workers, depth) = if compact {
             // One frame in flight per worker: a level-19 frame takes
@@ -185,28 +316,30 @@ impl<W: Write> FrameWriter<W> {
             let w = workers(threads).min(most - 1);
             (FAST_FRAME, 1, w, w + 1)
         };
+        let hold = hold::gate_for(destination);
         let pool = Pool::new(
             "zstd",
             workers,
             move || {
                 use zstd::zstd_safe::CParameter;
-                let mut c = zstd::bulk::Compressor::new(zlevel)?;
-                c.set_parameter(CParameter::ChecksumFlag(true))?;
-                c.set_parameter(CParameter::ContentSizeFlag(true))?;
+                let mut cctx = zstd::zstd_safe::CCtx::try_create()
+                    .ok_or_else(|| io::Error::other("zstd cannot make a context"))?;
+                let mut set = |p| cctx.set_parameter(p).map(drop).map_err(zstd_error);
+                set(CParameter::CompressionLevel(zlevel))?;
+                set(CParameter::ChecksumFlag(true))?;
+                set(CParameter::ContentSizeFlag(true))?;
                 if compact {
                     // A 2^23 window (SPEC 6.1 allows 2^27) and a 2^22 chain
                     // table keep a level-19 context near 45 MiB.
-                    c.set_parameter(CParameter::WindowLog(23))?;
-                    c.set_parameter(CParameter::ChainLog(22))?;
+                    set(CParameter::WindowLog(23))?;
+                    set(CParameter::ChainLog(22))?;
                 }
-                Ok(c)
+                Ok(Compress {
+                    cctx,
+                    hold: hold.clone(),
+                })
             },
-            |c, input| {
-                let mut out = c.compress(input)?;
-                // Sized for the worst case (the input's size and more).
-                out.shrink_to_fit();
-                Ok(out)
-            },
+            compress_frame,
         )?;
         Ok(FrameWriter {
             inner,
@@ -215,11 +348,17 @@ impl<W: Write> FrameWriter<W> {
             pool,
             depth: depth.max(1),
             frames: 0,
+            stop: None,
         })
     }
 
+    /// A wait for a frame gives up as soon as `stop` says so.
+    pub(crate) fn stop_when(&mut self, stop: StopCheck) {
+        self.stop = Some(stop);
+    }
+
     fn write_out(&mut self) -> io::Result<()> {
-        if let Some(out) = self.pool.next() {
+        if let Some(out) = self.pool.next(self.stop.as_ref()) {
             self.inner.write_all(&out?)?;
         }
         Ok(())
@@ -342,7 +481,7 @@ impl<R: BufRead> FrameReader<R> {
                 d.set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(27))?;
                 Ok(d)
             },
-            decompress_frame,
+            |d, frame, _| decompress_frame(d, frame),
         )?;
         Ok(FrameReader {
             source,
@@ -415,7 +554,7 @@ impl<R: BufRead> Read for FrameReader<R> {
             // The frame handed out is done with: its memory goes first.
             self.current = Vec::new();
             self.fill();
-            let Some(out) = self.pool.next() else {
+            let Some(out) = self.pool.next(None) else {
                 return match self.failed.take() {
                     Some((e, at)) => {
                         self.shown.set(at);
@@ -598,13 +737,180 @@ fn next_frame(r: &mut impl BufRead, number: u64) -> io::Result<Option<Frame>> {
     }
 }
 
+/// A test's hold on the frames of the sets written into one folder: each
+/// frame waits in its worker, before a byte of it is compressed, until the
+/// hold is released. With it a test proves, without timing anything, that
+/// Stop ends a run while a frame is still in flight.
+#[cfg(any(test, feature = "test-hooks"))]
+pub(crate) mod hold {
+    use std::path::{Path, PathBuf};
+    use std::sync::{Arc, Condvar, Mutex, Weak};
+
+    use tokio::sync::watch;
+
+    /// What the held frames did so far.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct HoldCounts {
+        /// Frames waiting in a worker now.
+        pub holding: usize,
+        /// Frames that reached the hold, in all.
+        pub reached: usize,
+        /// Frames compressed whole after the release.
+        pub compressed: usize,
+        /// Frames their worker gave up after the release (their writer was gone).
+        pub abandoned: usize,
+    }
+
+    pub(crate) struct Gate {
+        released: Mutex<bool>,
+        open: Condvar,
+        counts: watch::Sender<HoldCounts>,
+    }
+
+    /// The holds by folder; a hold dropped leaves a dead entry, swept at
+    /// the next look.
+    static GATES: Mutex<Vec<(PathBuf, Weak<Gate>)>> = Mutex::new(Vec::new());
+
+    /// `path` with its links resolved, or its folder's when it does not
+    /// exist yet (a destination the run creates).
+    fn resolved(path: &Path) -> PathBuf {
+        std::fs::canonicalize(path).unwrap_or_else(|_| match (path.parent(), path.file_name()) {
+            (Some(dir), Some(name)) => {
+                std::fs::canonicalize(dir).map_or_else(|_| path.to_path_buf(), |d| d.join(name))
+            }
+            _ => path.to_path_buf(),
+        })
+    }
+
+    /// The hold on the sets written into `destination`, if a test made one.
+    pub(crate) fn gate_for(destination: &Path) -> Option<Arc<Gate>> {
+        let mut gates = GATES.lock().unwrap_or_else(|e| e.into_inner());
+        gates.retain(|(_, g)| g.strong_count() > 0);
+        let wanted = resolved(destination);
+        gates
+            .iter()
+            .find(|(p, _)| *p == wanted)
+            .and_then(|(_, g)| g.upgrade())
+    }
+
+    impl Gate {
+        /// Waits, in a worker, until the hold is released.
+        pub(crate) fn pass(&self) {
+            self.counts.send_modify(|c| {
+                c.holding += 1;
+                c.reached += 1;
+            });
+            let mut released = self.released.lock().unwrap_or_else(|e| e.into_inner());
+            while !*released {
+                released = self.open.wait(released).unwrap_or_else(|e| e.into_inner());
+            }
+            drop(released);
+            self.counts.send_modify(|c| c.holding -= 1);
+        }
+
+        /// A frame held earlier left its worker, compressed or abandoned.
+        pub(crate) fn left(&self, compressed: bool) {
+            self.counts.send_modify(|c| {
+                if compressed {
+                    c.compressed += 1;
+                } else {
+                    c.abandoned += 1;
+                }
+            });
+        }
+
+        fn release(&self) {
+            *self.released.lock().unwrap_or_else(|e| e.into_inner()) = true;
+            self.open.notify_all();
+        }
+    }
+
+    /// See the module documentation. Dropped, it releases its frames.
+    pub struct FrameHold {
+        gate: Arc<Gate>,
+        counts: watch::Receiver<HoldCounts>,
+    }
+
+    impl FrameHold {
+        /// Holds every frame of the sets written into `destination` (which
+        /// need not exist yet) from now until [`FrameHold::release`].
+        pub fn on(destination: &Path) -> FrameHold {
+            let (tx, counts) = watch::channel(HoldCounts::default());
+            let gate = Arc::new(Gate {
+                released: Mutex::new(false),
+                open: Condvar::new(),
+                counts: tx,
+            });
+            GATES
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((resolved(destination), Arc::downgrade(&gate)));
+            FrameHold { gate, counts }
+        }
+
+        /// What the held frames did so far.
+        pub fn counts(&self) -> HoldCounts {
+            *self.counts.borrow()
+        }
+
+        /// Waits until the counts satisfy `ok`, and returns them.
+        pub async fn until(&self, ok: impl Fn(&HoldCounts) -> bool) -> HoldCounts {
+            let mut counts = self.counts.clone();
+            // The sender lives in the gate, which this hold keeps.
+            match counts.wait_for(|c| ok(c)).await {
+                Ok(c) => *c,
+                Err(_) => self.counts(),
+            }
+        }
+
+        /// Waits until a worker holds a frame.
+        pub async fn held(&self) -> HoldCounts {
+            self.until(|c| c.holding > 0).await
+        }
+
+        /// Lets the held frames, and every later one, go.
+        pub fn release(&self) {
+            self.gate.release();
+        }
+    }
+
+    impl Drop for FrameHold {
+        fn drop(&mut self) {
+            self.gate.release();
+        }
+    }
+}
+
+/// Without the test hooks, no frame is ever held.
+#[cfg(not(any(test, feature = "test-hooks")))]
+mod hold {
+    pub(crate) enum Gate {}
+
+    impl Gate {
+        pub(crate) fn pass(&self) {
+            match *self {}
+        }
+
+        pub(crate) fn left(&self, _compressed: bool) {
+            match *self {}
+        }
+    }
+
+    pub(crate) fn gate_for(_destination: &std::path::Path) -> Option<std::sync::Arc<Gate>> {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// The destination of frames no test holds.
+    const NOWHERE: &str = "/nonexistent/sauve-frames";
+
     fn compress(data: &[u8], level: Compression, threads: u32) -> Vec<u8> {
-        let mut w = FrameWriter::new(Vec::new(), level, threads).unwrap();
+        let mut w = FrameWriter::new(Vec::new(), level, threads, NOWHERE.as_ref()).unwrap();
         // Odd write sizes cross frame boundaries.
         for chunk in data.chunks(777_777) {
             w.write_all(chunk).unwrap();
@@ -672,6 +978,61 @@ mod tests {
         let z = compress(&data, Compression::Compact, 0);
         assert_eq!(zstd::stream::decode_all(&z[..]).unwrap(), data);
         assert_eq!(read_all(&z, 0).unwrap(), data);
+    }
+
+    /// Frames held in their worker (the test hold): Stop ends the writer's
+    /// wait for them, in a cut or in `finish`, at every level, while they
+    /// are still held; released, they are abandoned, never compressed.
+    #[test]
+    fn stop_ends_a_wait_for_a_frame_still_in_flight_which_is_then_abandoned() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        // (level, workers, bytes written): Fast on one worker holds two
+        // frames in flight, so a third waits in a cut; one frame waits in
+        // `finish`.
+        let cases = [
+            (Compression::Fast, 1, 3 * FAST_FRAME + 1),
+            (Compression::Fast, 2, 1000),
+            (Compression::Compact, 1, 1000),
+            (Compression::Compact, 3, COMPACT_FRAME / 2),
+        ];
+        for (i, (level, threads, len)) in cases.into_iter().enumerate() {
+            let case = format!("{level:?} on {threads} worker(s), {len} bytes");
+            let dest = std::path::PathBuf::from(format!("/nonexistent/sauve-held-{i}"));
+            let hold = hold::FrameHold::on(&dest);
+            let stop = Arc::new(AtomicBool::new(false));
+            let mut w = FrameWriter::new(Vec::new(), level, threads, &dest).unwrap();
+            let asked = Arc::clone(&stop);
+            w.stop_when(Arc::new(move || asked.load(Ordering::Relaxed)));
+            let data = sample(len);
+            let (tx, writer) = mpsc::channel();
+            std::thread::spawn(move || {
+                // The writer (and its pool) is dropped when this returns.
+                let _ = tx.send(w.write_all(&data).and_then(|()| w.finish().map(drop)));
+            });
+            runtime.block_on(hold.held());
+            stop.store(true, Ordering::Relaxed);
+            // A guard, not a measure: without the fix the wait never ends.
+            let e = writer
+                .recv_timeout(Duration::from_secs(60))
+                .expect("the wait for a held frame ended at Stop")
+                .unwrap_err();
+            assert!(
+                e.get_ref().is_some_and(|e| e.is::<StopAsked>()),
+                "{case}: {e}"
+            );
+            assert!(
+                hold.counts().holding > 0,
+                "{case}: the write ended while its frame was held"
+            );
+            hold.release();
+            let end = runtime.block_on(
+                hold.until(|c| c.holding == 0 && c.compressed + c.abandoned == c.reached),
+            );
+            assert_eq!(end.compressed, 0, "{case}: {end:?}");
+            assert!(end.abandoned > 0, "{case}: {end:?}");
+        }
     }
 
     #[test]
@@ -772,7 +1133,7 @@ mod tests {
         ) {
             let mut rng = fastrand::Rng::with_seed(seed);
             let data: Vec<u8> = (0..len).map(|i| if i % 5 == 0 { rng.u8(..) } else { b'x' }).collect();
-            let mut w = FrameWriter::new(Vec::new(), Compression::Fast, threads).unwrap();
+            let mut w = FrameWriter::new(Vec::new(), Compression::Fast, threads, NOWHERE.as_ref()).unwrap();
             for chunk in data.chunks(piece) {
                 w.write_all(chunk).unwrap();
             }

@@ -36,6 +36,10 @@ pub use content::{
     Attachment, CLONE_FOLDER_PREFIX, Content, Skipped, SourceEntry, resolve_content,
 };
 pub use error::ArchiveError;
+/// Test hooks (the `test-hooks` feature, never in a release): a hold on
+/// the frames being compressed, to prove Stop does not wait for them.
+#[cfg(any(test, feature = "test-hooks"))]
+pub use frames::hold::{FrameHold, HoldCounts};
 pub use incremental::{BLOCKS_PREFIX, Incremental};
 pub use manifest::{
     Blocks, EntryKind, EntryType, FORMAT, MANIFEST_NAME, Manifest, ManifestEntry, ManifestHeader,

@@ -429,7 +429,8 @@ pub(crate) fn scan_source(
                         format!("the manifest is {size} bytes, too large"),
                     ));
                 }
-                let mut json = Vec::with_capacity(size as usize);
+                // Grown as it is read, never sized from the header alone.
+                let mut json = Vec::with_capacity(size.min(1 << 20) as usize);
                 entry
                     .read_to_end(&mut json)
                     .map_err(|e| damaged("the manifest's header", e))?;

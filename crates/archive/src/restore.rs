@@ -477,9 +477,14 @@ impl std::io::Write for NeededBlocks<'_> {
         let mut piece = 0usize;
         while piece < buf.len() {
             let pos = self.at + piece as u64;
-            let index = (pos / self.block_size) as u32;
-            let end =
-                ((u64::from(index) + 1) * self.block_size - self.at).min(buf.len() as u64) as usize;
+            // Past the blocks a map can number, or past the file: the rest
+            // of the content is only hashed.
+            let block = pos / self.block_size;
+            let Ok(index) = u32::try_from(block) else {
+                break;
+            };
+            let block_end = (block + 1).saturating_mul(self.block_size);
+            let end = (block_end - self.at).min(buf.len() as u64) as usize;
             if self.unfilled.contains(&index) && pos < self.size {
                 self.file.write_all_at(&buf[piece..end], pos)?;
                 self.written += (end - piece) as u64;

@@ -1230,6 +1230,73 @@ fn pax_records(records: &[(&str, String)]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A set whose frame is held in its worker (the test hold) when Stop
+    /// comes, at each compression level: `finish` ends with Stopped while
+    /// the frame is still held, and the writer, dropped, leaves no file.
+    #[test]
+    fn stop_while_a_frame_is_compressed_ends_the_set_at_once_and_leaves_nothing() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        for compression in [Compression::Fast, Compression::Compact] {
+            let dir = tempfile::tempdir().unwrap();
+            let source = dir.path().join("App.4DD");
+            std::fs::write(&source, vec![7u8; 3 << 20]).unwrap();
+            let destination = dir.path().join("Backups");
+            std::fs::create_dir(&destination).unwrap();
+            let hold = crate::FrameHold::on(&destination);
+            let spec = SetSpec {
+                destination: destination.clone(),
+                base: "App".to_owned(),
+                number: 1,
+                kind: SetKind::Backup,
+                compression,
+                segment_size: 0,
+                threads: 2,
+            };
+            let header =
+                ManifestHeader::new(SetKind::Backup, 1, "App", jiff::Timestamp::UNIX_EPOCH);
+            let mut w = ArchiveWriter::create(spec, header).unwrap();
+            let stop = Arc::new(AtomicBool::new(false));
+            let asked = Arc::clone(&stop);
+            w.stop_when(move || asked.load(Ordering::Relaxed));
+            let entry = SourceEntry {
+                kind: crate::manifest::EntryKind::Data,
+                source: source.clone(),
+                path: "Data/App.4DD".to_owned(),
+                entry_type: EntryType::File,
+                size: 3 << 20,
+                mode: 0o600,
+                mtime: 0,
+                target: None,
+            };
+            w.append(&entry, &mut NoProgress).unwrap();
+            let (tx, writer) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = tx.send(w.finish(jiff::Timestamp::UNIX_EPOCH).map(drop));
+            });
+            runtime.block_on(hold.held());
+            stop.store(true, Ordering::Relaxed);
+            // A guard, not a measure: without the fix `finish` never ends.
+            let result = writer
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .expect("finish ended at Stop");
+            assert!(
+                matches!(result, Err(ArchiveError::Stopped)),
+                "{compression:?}: {result:?}"
+            );
+            assert!(
+                hold.counts().holding > 0,
+                "{compression:?}: ended while held"
+            );
+            let left: Vec<_> = std::fs::read_dir(&destination).unwrap().collect();
+            assert!(left.is_empty(), "{compression:?}: {left:?}");
+            hold.release();
+        }
+    }
 
     #[test]
     fn pax_record_lengths_count_themselves() {

@@ -26,6 +26,8 @@ struct Raw {
     target: String,
     /// Write the name as a pax `path` record rather than in the header.
     pax: bool,
+    /// Write the name as a GNU long name (`././@LongLink`, type `L`).
+    gnu: bool,
 }
 
 fn raw(name: &str, kind: EntryType, data: &[u8], target: &str) -> Raw {
@@ -35,6 +37,7 @@ fn raw(name: &str, kind: EntryType, data: &[u8], target: &str) -> Raw {
         data: data.to_vec(),
         target: target.to_owned(),
         pax: false,
+        gnu: false,
     }
 }
 
@@ -108,6 +111,15 @@ fn set_bytes(stream: &[Raw], entries: Vec<ManifestEntry>) -> Vec<u8> {
                 header_for("PaxHeader", b'x', record.len() as u64, "").as_bytes(),
             );
             out.extend_from_slice(record.as_bytes());
+            pad(&mut out);
+            "placeholder"
+        } else if r.gnu {
+            let mut long = r.name.clone().into_bytes();
+            long.push(0);
+            out.extend_from_slice(
+                header_for("././@LongLink", b'L', long.len() as u64, "").as_bytes(),
+            );
+            out.extend_from_slice(&long);
             pad(&mut out);
             "placeholder"
         } else {
@@ -283,12 +295,15 @@ fn verify_refuses_every_unsafe_entry_that_restore_refuses() {
     long.pax = true;
     let mut pax_up = file("../evil");
     pax_up.pax = true;
+    let mut gnu_up = file(&format!("{}/../../evil", "g".repeat(120)));
+    gnu_up.gnu = true;
     let cases: Vec<(&str, Vec<Raw>)> = vec![
         ("the path goes up with ..", vec![file("../evil")]),
         ("the path goes up with ..", vec![file("a/../../evil")]),
         ("absolute path", vec![file("/tmp/sauve-hostile-evil")]),
         ("the path goes up with ..", vec![pax_up]),
         ("the path goes up with ..", vec![long]),
+        ("the path goes up with ..", vec![gnu_up]),
         (
             "it goes through the symlink l",
             vec![raw("l", EntryType::Symlink, b"", "/tmp"), file("l/evil")],
