@@ -483,20 +483,32 @@ fn restore_newest(
         data_dir.display().to_string().trim_start_matches('/')
     );
     let result = (|| {
+        // Everything put back lies in APP/Data, and is reached through a
+        // handle on it: no name, and no link someone put in the data folder,
+        // leads a file elsewhere (SECURITY.md, "Archives").
+        let data = sauve_durable::beneath::Beneath::open(&data_dir)
+            .map_err(EngineError::io("open", &data_dir))?;
+        let beneath_data = |p: &Path| p.strip_prefix(&data_dir).map(Path::to_path_buf).ok();
+        let (Some(stage_rel), Some(replaced_rel)) = (beneath_data(&stage), beneath_data(&replaced))
+        else {
+            return Err(EngineError::Internal(
+                "the stage and the replaced files' folder are in the data folder".to_owned(),
+            ));
+        };
+        let data_file = layout
+            .data_file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         // Every folder a name was added to, fsynced before the marker goes.
         let mut changed: std::collections::BTreeSet<PathBuf> =
-            [replaced.clone(), data_dir.clone()].into();
+            [replaced_rel.clone(), PathBuf::new()].into();
         for e in report
             .manifest
             .entries
             .iter()
             .filter(|e| e.entry_type == sauve_archive::EntryType::File)
         {
-            let data_file = layout
-                .data_file
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
             let Some(target) = put_back_at((&layout.app, &data_file), &data_dir, &data_prefix, e)
             else {
                 continue;
@@ -508,29 +520,34 @@ fn restore_newest(
             {
                 continue;
             }
-            if target.exists() {
-                let rel = target.strip_prefix(&data_dir).unwrap_or(&target);
-                let aside = replaced.join(rel);
-                if let Some(p) = aside.parent() {
-                    std::fs::create_dir_all(p).map_err(EngineError::io("create folder", p))?;
-                }
+            let Some(rel) = beneath_data(&target) else {
+                continue;
+            };
+            let parent = rel.parent().map(Path::to_path_buf).unwrap_or_default();
+            let present = data.kind(&rel).map_err(EngineError::io("read", &target))?;
+            if present.is_some() {
+                let aside = replaced_rel.join(&rel);
+                let aside_parent = aside.parent().map(Path::to_path_buf).unwrap_or_default();
+                data.create_dir_all(&aside_parent)
+                    .map_err(EngineError::io("create folder", data.shown(&aside_parent)))?;
                 // Kept aside by a second name, then replaced in one rename:
                 // the file is there at every instant, damaged or restored.
-                point(Step::Link, &aside)
-                    .and_then(|()| std::fs::hard_link(&target, &aside))
+                point(Step::Link, &data.shown(&aside))
+                    .and_then(|()| data.hard_link(&rel, &aside))
                     .map_err(EngineError::io("keep aside", &target))?;
-                changed.extend(aside.parent().map(Path::to_path_buf));
+                changed.insert(aside_parent);
             }
-            if let Some(p) = target.parent() {
-                std::fs::create_dir_all(p).map_err(EngineError::io("create folder", p))?;
-            }
+            data.create_dir_all(&parent)
+                .map_err(EngineError::io("create folder", data.shown(&parent)))?;
             point(Step::Rename, &target)
-                .and_then(|()| std::fs::rename(stage.join(&e.path), &target))
+                .and_then(|()| data.rename(&stage_rel.join(&e.path), &data, &rel))
                 .map_err(EngineError::io("put in place", &target))?;
-            changed.extend(target.parent().map(Path::to_path_buf));
+            changed.insert(parent);
         }
         for dir in &changed {
-            sauve_durable::sync_folder(dir)?;
+            point(Step::SyncFolder, &data.shown(dir))
+                .and_then(|()| data.sync_dir(dir))
+                .map_err(EngineError::io("sync folder", data.shown(dir)))?;
         }
         Ok::<(), EngineError>(())
     })();
