@@ -31,6 +31,11 @@ fn slow_app(mib: usize, more: &[(&str, &str)]) -> SampleApp {
     app
 }
 
+/// The ended card's Stop form hidden and not shown, its rate and its time left.
+async fn ended_card(b: &Browser) -> serde_json::Value {
+    b.js("var f = document.getElementById('stop-form'); return [f.hidden, f.offsetParent === null, document.getElementById('run-rate').textContent, document.getElementById('run-eta').textContent];").await
+}
+
 fn journal_text(app: &Path) -> String {
     sauve_journal::read_all(&sauve_journal::journal_dir(app))
         .unwrap()
@@ -138,7 +143,12 @@ async fn a_backup_started_with_the_button_moves_every_open_thermometer_to_its_en
         seen.windows(2).all(|w| w[0] <= w[1]),
         "never backwards: {seen:?}"
     );
-    assert!(a.text("#run-title").await.contains("Backup 0001"));
+    assert_eq!(a.text("#run-title").await, "Backup 0001 ended (manual)");
+    assert_eq!(
+        ended_card(&a).await,
+        serde_json::json!([true, true, "", ""]),
+        "the ended card: no Stop, no rate, no time left"
+    );
 
     // Last Backup Information, without a reload.
     let last = a.wait_text("#last-backup", "Success").await;
@@ -182,6 +192,18 @@ async fn stop_ends_a_large_backup_with_1406_on_the_page_and_in_the_journal() {
         b.js("return document.getElementById('run').dataset.ended;")
             .await,
         "1406"
+    );
+    // The ended card shows its final state only, and agrees with the last
+    // backup information: the stopped run made no set, so no number.
+    assert!(last.contains("none (no archive)"), "{last}");
+    assert_eq!(
+        b.text("#run-title").await,
+        "The backup ended without an archive (manual)"
+    );
+    assert_eq!(
+        ended_card(&b).await,
+        serde_json::json!([true, true, "", ""]),
+        "the ended card: no Stop, no rate, no time left"
     );
     b.screenshot("stop-after").await;
     assert!(

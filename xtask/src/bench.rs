@@ -1,5 +1,6 @@
 //! `cargo xtask bench archive`: the archive writer and restore against GNU
-//! tar and the zstd CLI on the same sample app, in one run.
+//! tar and the zstd CLI on the same sample app, in one run, then how long
+//! Stop takes to end a backup at each level (`--stop-only`: that alone).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,6 +25,13 @@ pub(crate) struct ArchiveOptions {
     /// same run (built from a worktree in target/), for the ratios against it
     #[arg(long, value_name = "REV")]
     baseline: Option<String>,
+    /// Only how long Stop takes to end a backup of the sample app, per level
+    /// (no writer, restore or verify against tar and zstd)
+    #[arg(long)]
+    stop_only: bool,
+    /// MB the backup has copied when Stop is pressed (at most half of it)
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    stop_after_mb: u64,
 }
 
 /// One measured command: elapsed seconds and peak resident memory.
@@ -140,7 +148,9 @@ pub(crate) fn make_sample_app(out: &Path, data_mb: u64, attach_mb: u64) -> Resul
 }
 
 pub(crate) fn archive(o: &ArchiveOptions) -> Result<()> {
-    require_tools()?;
+    if !o.stop_only {
+        require_tools()?;
+    }
     let root = repo_root();
     let work = root.join("target/bench-archive");
     let src = work.join(format!("src-{}-{}", o.data_mb, o.attach_mb));
@@ -151,6 +161,9 @@ pub(crate) fn archive(o: &ArchiveOptions) -> Result<()> {
         );
         let _ = std::fs::remove_dir_all(&src);
         make_sample_app(&src, o.data_mb, o.attach_mb)?;
+    }
+    if o.stop_only {
+        return stops(o, &work, &src);
     }
     cargo(&[
         "build",
@@ -311,7 +324,35 @@ pub(crate) fn archive(o: &ArchiveOptions) -> Result<()> {
     let _ = std::fs::remove_dir_all(&out);
 
     report(o, input, &rows);
-    Ok(())
+    println!();
+    stops(o, &work, &src)
+}
+
+/// How long Stop takes to end a backup, per level, with the `sauve` binary
+/// of this build (see `stopbench`).
+fn stops(o: &ArchiveOptions, work: &Path, src: &Path) -> Result<()> {
+    cargo(&[
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "sauve-cli",
+        "--bin",
+        "sauve",
+    ])?;
+    let sauve = repo_root().join("target/release/sauve");
+    let title = format!(
+        "## cargo xtask bench archive --stop-only --data-mb {} --attach-mb {} --runs {} --stop-after-mb {}",
+        o.data_mb, o.attach_mb, o.runs, o.stop_after_mb
+    );
+    crate::stopbench::stop_bench(
+        &sauve,
+        &src.join("SampleApp"),
+        work,
+        o.stop_after_mb << 20,
+        o.runs,
+        &title,
+    )
 }
 
 fn report(o: &ArchiveOptions, input: u64, rows: &[(String, Sample, Option<u64>)]) {

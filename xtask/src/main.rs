@@ -3,9 +3,11 @@
 //! - `ci [--print]`: what `.ci/run` runs (format check, clippy with warnings
 //!   denied, the short end-to-end run, the test suite), without installing
 //!   anything; `--print` lists the commands instead of running them.
-//! - `bench archive [--data-mb N] [--attach-mb N] [--runs N] [--baseline REV]`:
-//!   the archive writer, restore and verify against tar and zstd, and
-//!   against REV's in the same run; prints a table for BENCHMARKS.md.
+//! - `bench archive [--data-mb N] [--attach-mb N] [--runs N] [--baseline REV]
+//!   [--stop-only] [--stop-after-mb N]`: the archive writer, restore and
+//!   verify against tar and zstd, and against REV's in the same run, then
+//!   how long Stop takes to end a backup at each level (only that with
+//!   `--stop-only`); prints tables for BENCHMARKS.md.
 //! - `bench lock-window [--data-mib N] [--runs N]`: the data lock's window
 //!   with the data on a loop-mounted XFS (cloned) and on target/ (copied).
 //! - `bench peers [--data-mb N] [--attach-mb N] [--days N]`: a week of daily
@@ -37,6 +39,7 @@ mod fuzz;
 mod lockwindow;
 mod offsite;
 mod peers;
+mod stopbench;
 
 /// Developer automation for sauve.
 #[derive(Parser, Debug)]
@@ -82,7 +85,7 @@ enum Task {
 
 #[derive(Subcommand, Debug)]
 enum Bench {
-    /// Archive writer and restore vs tar and zstd
+    /// Archive writer and restore vs tar and zstd; Stop's delay per level
     Archive(bench::ArchiveOptions),
     /// Lock manager: ns per guard acquire and release
     Locking,
@@ -226,7 +229,7 @@ mod tests {
         for (args, expected) in [
             (
                 &["xtask", "bench", "archive"][..],
-                "Bench { bench: Archive(ArchiveOptions { data_mb: 1024, attach_mb: 512, runs: 3, baseline: None }) }",
+                "Bench { bench: Archive(ArchiveOptions { data_mb: 1024, attach_mb: 512, runs: 3, baseline: None, stop_only: false, stop_after_mb: 256 }) }",
             ),
             (
                 &["xtask", "e2e"][..],

@@ -379,6 +379,7 @@ impl Run {
                 open_part: self.options.open_part.as_ref().map(|f| f()),
                 store: store.clone(),
                 incremental,
+                stop: self.stop.clone(),
             },
         )
         .await??;

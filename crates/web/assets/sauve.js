@@ -103,7 +103,10 @@
   var title = document.getElementById("run-title");
   var backupButton = document.getElementById("backup-button");
   var stopButton = document.getElementById("stop-button");
+  var stopForm = document.getElementById("stop-form");
   var first = null;
+  // The trigger of the run shown (the page may be made while it runs).
+  var trigger = run.dataset.trigger || "";
   var phases = {
     "precheck": "checking",
     "waiting-lock": "waiting for writes to end",
@@ -118,8 +121,28 @@
   function show(on) {
     run.hidden = !on;
     if (on) { delete run.dataset.ended; }
+    if (stopForm) { stopForm.hidden = !on; }
     if (stopButton) { stopButton.disabled = !on; }
     if (backupButton) { backupButton.disabled = on; }
+  }
+
+  // An ended run's card shows its final state only: no Stop, no rate or
+  // time left, no current file, and the number of its set, or none when
+  // it made none (as the last backup information says).
+  function ended(e) {
+    if (e.status === 0 || e.status === -43) { bar.value = bar.max; percent.textContent = "100 %"; }
+    phase.textContent = "ended: " + e.status + " " + e.status_text;
+    var by = trigger ? " (" + trigger + ")" : "";
+    title.textContent = e.number > 0
+      ? "Backup " + String(e.number).padStart(4, "0") + " ended" + by
+      : "The backup ended without an archive" + by;
+    rate.textContent = "";
+    eta.textContent = "";
+    file.textContent = "";
+    run.dataset.ended = String(e.status);
+    if (stopForm) { stopForm.hidden = true; }
+    if (stopButton) { stopButton.disabled = true; }
+    if (backupButton) { backupButton.disabled = false; }
   }
 
   function progress(done, total) {
@@ -159,8 +182,12 @@
       case "started":
         current = e.run;
         first = null;
+        trigger = e.trigger;
         show(true);
         title.textContent = "Backup " + String(e.number).padStart(4, "0") + " is running (" + e.trigger + ")";
+        rate.textContent = "";
+        eta.textContent = "";
+        file.textContent = "";
         progress(0, e.total_bytes);
         break;
       case "file":
@@ -171,15 +198,8 @@
         break;
       case "finished":
         if (current !== null && e.run !== current) { return; }
-        if (current !== null) {
-          // The thermometer stays, at its end, until the next run.
-          if (e.status === 0 || e.status === -43) { bar.value = bar.max; percent.textContent = "100 %"; }
-          phase.textContent = "ended: " + e.status + " " + e.status_text;
-          title.textContent = title.textContent.replace("is running", "ended");
-          run.dataset.ended = String(e.status);
-          if (stopButton) { stopButton.disabled = true; }
-          if (backupButton) { backupButton.disabled = false; }
-        }
+        // The thermometer stays, at its end, until the next run.
+        if (current !== null) { ended(e); }
         current = null;
         first = null;
         replace("last-backup", "/parts/last");

@@ -1,7 +1,9 @@
 //! The Backup page, the MSC's three areas (SPEC 18): the destination with
 //! its space, the last backup information, the contents of the backup; the
 //! schedule; the Backup button; and, while a backup runs whoever started
-//! it, the thermometer with Stop, moved live by the engine's events.
+//! it, the thermometer with Stop, moved live by the engine's events. Once
+//! the run ends the script leaves its card at its end, with its final
+//! state only: no Stop, no time left, and the number of its set or none.
 
 use std::time::Duration;
 
@@ -141,7 +143,7 @@ fn thermometer(live: Option<&LiveRun>, csrf: &str, now: jiff::Timestamp) -> Mark
         .map(|e| done as f64 / e.as_secs_f64())
         .filter(|r| *r > 0.0);
     html! {
-        section class="card thermometer" id="run" aria-labelledby="run-title" aria-live="polite" hidden[live.is_none()] {
+        section class="card thermometer" id="run" aria-labelledby="run-title" aria-live="polite" hidden[live.is_none()] data-trigger=(live.map_or("", |r| r.trigger.as_str())) {
             h2 id="run-title" {
                 @match live {
                     Some(r) if r.number > 0 => { "Backup " (format::number(r.number)) " is running (" (r.trigger.as_str()) ")" },
@@ -164,7 +166,9 @@ fn thermometer(live: Option<&LiveRun>, csrf: &str, now: jiff::Timestamp) -> Mark
             }
             div class="file mono" id="run-file" { (live.map_or("", |r| r.file.as_str())) }
             noscript { p class="small" { a href="/" { "Reload" } " to see the progress." } }
-            form method="post" action="/stop" data-async="stop" class="actions" {
+            // Only while a run is under way: an ended run's card (the
+            // script keeps it, at its end) shows its final state only.
+            form method="post" action="/stop" data-async="stop" class="actions" id="stop-form" hidden[live.is_none()] {
                 input type="hidden" name="csrf" value=(csrf);
                 button type="submit" class="danger" id="stop-button" disabled[live.is_none()] { "■ Stop" }
                 span class="small muted" { "Stopping ends the backup with 1406; earlier sets are untouched." }

@@ -58,6 +58,8 @@ pub(crate) struct BeginSet {
     /// `[incremental]`, when on (SPEC 21): the copier decides whether
     /// this set is full or builds on the set before it.
     pub(crate) incremental: Option<sauve_settings::IncrementalSettings>,
+    /// The run's Stop: the writer's waits for compression end at it.
+    pub(crate) stop: sauve_locking::CancellationToken,
 }
 
 /// The reply to [`BeginSet`].

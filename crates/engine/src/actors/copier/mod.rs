@@ -135,6 +135,11 @@ impl Handler<BeginSet> for Copier {
             msg.header,
             target(msg.store.as_ref(), msg.open_part),
         )?;
+        // Stop never waits for a frame being compressed (a Compact frame
+        // takes seconds): the writer's waits ask the run's Stop and give
+        // up, and the frames in flight are abandoned with the set.
+        let stop = msg.stop;
+        writer.stop_when(move || stop.is_cancelled() || sauve_durable::fault::stop_requested());
         let (mut parent, mut note) = (None, None);
         if let Some((incremental, why)) = basis {
             parent = incremental.parent.as_ref().map(|m| m.header.backup_number);
