@@ -121,8 +121,12 @@ pub(crate) fn restore(
             .map(|s| s.default_restore_dir())
             .unwrap_or_else(|_| PathBuf::from(".")),
     };
+    // Never into an app that a `sauve run`, a backup or a restore holds
+    // (1402), whatever --force says; its locks are held until the restore
+    // ends. The app restoring (--app) takes its own sauve.lock.
     let own = app.map(crate::settings::app_dir).transpose()?;
-    let _held = hold_target(&target, own.as_deref())?;
+    let _held =
+        sauve_engine::hold_restore_target(&target, own.as_deref()).map_err(engine_failure)?;
     let options = RestoreOptions { to, force };
     if let Some(r) = remote(archive, app, identity)? {
         let report =
@@ -182,55 +186,6 @@ pub(crate) fn restore(
         }
     }
     Ok(())
-}
-
-/// Refuses a restore whose target is an app, or lies inside one, that a
-/// `sauve run`, a backup or a restore holds (1402), whatever `--force`
-/// says: replacing the data file of an app in use would leave it reading
-/// files that changed under it. The locks it takes (`Logs/sauve-run.lock`,
-/// `Logs/sauve.lock`, where they exist) are held until the restore ends,
-/// so that none of these starts meanwhile. `own`: the app restoring
-/// (`--app`), whose engine takes its own `sauve.lock`.
-fn hold_target(target: &Path, own: Option<&Path>) -> Result<Vec<std::fs::File>, Failure> {
-    let target = std::path::absolute(target)
-        .map_err(|e| Failure::failed(format!("cannot resolve \"{}\": {e}", target.display())))?;
-    let mut held = Vec::new();
-    for dir in target.ancestors() {
-        let locks = [
-            (sauve_server::run_lock_path(dir), "a `sauve run` serves it"),
-            (
-                dir.join("Logs/sauve.lock"),
-                "a backup or a restore of it runs",
-            ),
-        ];
-        for (lock, holder) in locks {
-            if !lock.is_file() || (own == Some(dir) && lock.ends_with("sauve.lock")) {
-                continue;
-            }
-            let file = std::fs::File::open(&lock)
-                .map_err(|e| Failure::failed(format!("cannot open \"{}\": {e}", lock.display())))?;
-            match file.try_lock() {
-                Ok(()) => held.push(file),
-                Err(std::fs::TryLockError::WouldBlock) => {
-                    let status = sauve_status::Status::AlreadyRunning;
-                    return Err(Failure::failed(format!(
-                        "{} ({}): \"{}\" is an app that is in use: {holder} ({}); a restore never writes into an app in use, whatever --force says (stop it first, or restore into another folder)",
-                        status.text().to_lowercase(),
-                        status.code(),
-                        dir.display(),
-                        lock.display()
-                    )));
-                }
-                Err(std::fs::TryLockError::Error(e)) => {
-                    return Err(Failure::failed(format!(
-                        "cannot lock \"{}\": {e}",
-                        lock.display()
-                    )));
-                }
-            }
-        }
-    }
-    Ok(held)
 }
 
 /// An engine error as the CLI reports it: the status and the message; a

@@ -572,8 +572,18 @@ fn a_restore_into_an_app_that_sauve_run_serves_is_refused_whatever_force_says() 
         app.to_str().unwrap(),
         "--force",
     ];
+    // Found in review: the check read the path as written, so a symlink
+    // into the app hid it.
+    std::os::unix::fs::symlink(&app, root.path().join("lnk")).unwrap();
+    std::os::unix::fs::symlink(app.join("Data"), root.path().join("into")).unwrap();
     let server = start(&app);
-    for to in [app.clone(), app.join("Data/Restored")] {
+    for to in [
+        app.clone(),
+        app.join("Data/Restored"),
+        root.path().join("lnk/Data"),
+        root.path().join("into"),
+        root.path().join("into/Restored"),
+    ] {
         let mut args = restore;
         let to = to.to_str().unwrap().to_owned();
         args[3] = &to;

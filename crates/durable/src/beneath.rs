@@ -8,14 +8,20 @@
 //! The root itself is opened as the operator named it, following its own
 //! symlinks (`Data -> /mnt/disk` keeps working); beneath it, nothing is
 //! followed. Modes and times are set on the handle that was opened, never
-//! by name.
+//! by name, and only on a file or a folder.
+//!
+//! Where openat2 is missing (Linux before 5.6) or refused by a seccomp
+//! profile (`ENOSYS`, `EPERM`), names are opened one at a time with
+//! `openat(O_NOFOLLOW)`, each relative to the folder before it: the same
+//! promise, a few more system calls.
 
 use std::ffi::OsString;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Timespec, Timestamps};
@@ -37,6 +43,97 @@ pub enum Kind {
     Symlink,
     /// Anything else: a device, a socket, a pipe.
     Other,
+}
+
+/// Set once openat2 answered ENOSYS: the kernel has none, or a seccomp
+/// profile refuses it; every name is then resolved by [`walk`].
+static OPENAT2_REFUSED: AtomicBool = AtomicBool::new(false);
+
+#[cfg(test)]
+thread_local! {
+    /// Tests set it to take the road of a kernel without openat2.
+    static WALK_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether names are resolved with openat2 (not known to be refused).
+fn openat2_usable() -> bool {
+    #[cfg(test)]
+    if WALK_ONLY.with(std::cell::Cell::get) {
+        return false;
+    }
+    !OPENAT2_REFUSED.load(Ordering::Relaxed)
+}
+
+/// Opens `rel` (already [`checked`]: relative, without `..`) beneath
+/// `root` one name at a time, where openat2 is missing: every folder on
+/// the way with `O_DIRECTORY | O_NOFOLLOW`, the last name with `flags |
+/// O_NOFOLLOW`, each relative to the handle of the one before. No symlink
+/// is followed (`ELOOP`, or `ENOTDIR` for a folder), no `..` is met and no
+/// name is absolute, so nothing outside `root` is reached, as with
+/// `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`.
+fn walk(root: BorrowedFd<'_>, rel: &Path, flags: OFlags, mode: Mode) -> io::Result<OwnedFd> {
+    let rel = checked(rel)?;
+    let mut names = Vec::new();
+    for c in rel.components() {
+        match c {
+            Component::Normal(name) => names.push(name),
+            Component::CurDir => {}
+            // `checked` refused these; refused again rather than trusted.
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
+                return Err(io::Error::from(io::ErrorKind::InvalidInput));
+            }
+        }
+    }
+    let last_flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let Some((last, folders)) = names.split_last() else {
+        // The root itself.
+        return rustix::fs::openat(root, ".", last_flags, mode).map_err(io_err);
+    };
+    let mut dir: Option<OwnedFd> = None;
+    for name in folders {
+        let at = dir.as_ref().map_or(root, AsFd::as_fd);
+        let next = rustix::fs::openat(
+            at,
+            *name,
+            OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(io_err)?;
+        dir = Some(next);
+    }
+    let at = dir.as_ref().map_or(root, AsFd::as_fd);
+    rustix::fs::openat(at, *last, last_flags, mode).map_err(io_err)
+}
+
+/// Opens `rel` to set its mode or its times, and checks what it is: a
+/// regular file or a folder. `O_NONBLOCK` so that a FIFO put there does
+/// not wait for a writer, `O_NOCTTY` so that a terminal does not become
+/// this process's.
+fn open_to_change(b: &Beneath, rel: &Path) -> io::Result<OwnedFd> {
+    let fd = b.at(
+        rel,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY,
+        Mode::empty(),
+    )?;
+    let st = rustix::fs::fstat(&fd).map_err(io_err)?;
+    match rustix::fs::FileType::from_raw_mode(st.st_mode) {
+        rustix::fs::FileType::RegularFile | rustix::fs::FileType::Directory => Ok(fd),
+        other => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "\"{}\" is {}, not a file or a folder: its mode and times are left as they are",
+                b.shown(rel).display(),
+                match other {
+                    rustix::fs::FileType::Fifo => "a named pipe",
+                    rustix::fs::FileType::Socket => "a socket",
+                    rustix::fs::FileType::CharacterDevice => "a character device",
+                    rustix::fs::FileType::BlockDevice => "a block device",
+                    rustix::fs::FileType::Symlink => "a symlink",
+                    _ => "of an unknown type",
+                }
+            ),
+        )),
+    }
 }
 
 /// A folder that names are resolved beneath.
@@ -112,9 +209,34 @@ impl Beneath {
         self.path.join(rel)
     }
 
+    /// A second handle on the same root folder (a `dup` of its
+    /// descriptor): it stays on the folder that was opened, whatever
+    /// becomes of its path meanwhile.
+    pub fn try_clone(&self) -> io::Result<Beneath> {
+        Ok(Beneath {
+            root: self.root.try_clone()?,
+            path: self.path.clone(),
+        })
+    }
+
     fn at(&self, rel: &Path, flags: OFlags, mode: Mode) -> io::Result<OwnedFd> {
         let rel = checked(rel)?;
-        rustix::fs::openat2(&self.root, rel, flags | OFlags::CLOEXEC, mode, RESOLVE).map_err(io_err)
+        if openat2_usable() {
+            match rustix::fs::openat2(&self.root, rel, flags | OFlags::CLOEXEC, mode, RESOLVE) {
+                // Before Linux 5.6 there is no openat2 (ENOSYS); some
+                // seccomp profiles, older container runtimes' among
+                // them, refuse it with ENOSYS or EPERM. An ENOSYS stays
+                // so for the process; an EPERM may be the file's own
+                // answer (an immutable file opened for writing), which
+                // the walk gives again.
+                Err(rustix::io::Errno::NOSYS) => {
+                    OPENAT2_REFUSED.store(true, Ordering::Relaxed);
+                }
+                Err(rustix::io::Errno::PERM) => {}
+                other => return other.map_err(io_err),
+            }
+        }
+        walk(self.root.as_fd(), rel, flags, mode)
     }
 
     /// The folder `rel` beneath the root, as a root of its own.
@@ -177,9 +299,11 @@ impl Beneath {
 
     /// Sets the mode and the modification time of the file or folder
     /// `rel`, on the handle opened for it: a symlink there is an error
-    /// (`ELOOP`), never followed.
+    /// (`ELOOP`), never followed, and so is anything else that is not a
+    /// file or a folder (a named pipe is opened without waiting for a
+    /// writer, then refused).
     pub fn set_mode_and_time(&self, rel: &Path, mode: u32, modified: SystemTime) -> io::Result<()> {
-        let fd = self.at(rel, OFlags::RDONLY | OFlags::NOFOLLOW, Mode::empty())?;
+        let fd = open_to_change(self, rel)?;
         let stamp = match modified.duration_since(SystemTime::UNIX_EPOCH) {
             Ok(d) => Timespec {
                 tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
@@ -214,9 +338,10 @@ impl Beneath {
     }
 
     /// Sets the mode of the file or folder `rel`, on its own handle: a
-    /// symlink there is an error (`ELOOP`), never followed.
+    /// symlink there is an error (`ELOOP`), never followed, and so is
+    /// anything that is not a file or a folder.
     pub fn set_mode(&self, rel: &Path, mode: u32) -> io::Result<()> {
-        let fd = self.at(rel, OFlags::RDONLY | OFlags::NOFOLLOW, Mode::empty())?;
+        let fd = open_to_change(self, rel)?;
         rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(io_err)
     }
 
@@ -338,8 +463,117 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
+    /// Runs `f` as on a kernel without openat2: every name is walked.
+    fn without_openat2<T>(f: impl FnOnce() -> T) -> T {
+        WALK_ONLY.with(|w| w.set(true));
+        let out = f();
+        WALK_ONLY.with(|w| w.set(false));
+        out
+    }
+
     #[test]
     fn nothing_beneath_the_root_is_followed_nor_left() {
+        nothing_is_followed_nor_left();
+    }
+
+    #[test]
+    fn without_openat2_nothing_beneath_the_root_is_followed_nor_left_either() {
+        without_openat2(nothing_is_followed_nor_left);
+        without_openat2(the_root_is_reached_through_the_operators_symlink);
+    }
+
+    #[test]
+    fn the_walk_opens_names_beneath_the_root_and_follows_no_link_on_the_way() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::write(root.join("a/b/f"), b"inside").unwrap();
+        std::fs::write(t.path().join("outside"), b"decoy").unwrap();
+        std::os::unix::fs::symlink(t.path(), root.join("up")).unwrap();
+        std::os::unix::fs::symlink(root.join("a"), root.join("a-link")).unwrap();
+        std::os::unix::fs::symlink("b/f", root.join("a/f-link")).unwrap();
+        let b = Beneath::open(&root).unwrap();
+        let open = |rel: &str| walk(b.as_fd(), Path::new(rel), OFlags::RDONLY, Mode::empty());
+        let mut inside = String::new();
+        std::io::Read::read_to_string(&mut File::from(open("a/./b/f").unwrap()), &mut inside)
+            .unwrap();
+        assert_eq!(inside, "inside");
+        assert!(open("").is_ok(), "the root itself");
+        assert!(open(".").is_ok(), "the root itself");
+        for refused in [
+            "up/outside",
+            "a-link/b/f",
+            "a/f-link",
+            "up",
+            "../outside",
+            "a/../../outside",
+            "/etc/passwd",
+        ] {
+            assert!(open(refused).is_err(), "{refused}");
+        }
+        let created = walk(
+            b.as_fd(),
+            Path::new("up/new"),
+            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY,
+            Mode::from_raw_mode(0o600),
+        );
+        assert!(created.is_err());
+        assert!(!t.path().join("new").exists());
+    }
+
+    #[test]
+    fn a_named_pipe_is_refused_at_once_and_keeps_its_mode() {
+        let t = tempfile::tempdir().unwrap();
+        let fifo = t.path().join("pipe");
+        let made = std::process::Command::new("mkfifo")
+            .arg("-m")
+            .arg("600")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        for walked in [false, true] {
+            let root = t.path().to_path_buf();
+            let (tx, rx) = std::sync::mpsc::channel();
+            // On a thread of its own: without O_NONBLOCK the open waits for
+            // a writer that never comes, and the test would hang instead of
+            // failing.
+            std::thread::spawn(move || {
+                WALK_ONLY.with(|w| w.set(walked));
+                let b = Beneath::open(&root).unwrap();
+                let timed = b.set_mode_and_time(Path::new("pipe"), 0o777, SystemTime::UNIX_EPOCH);
+                let moded = b.set_mode(Path::new("pipe"), 0o777);
+                let _ = tx.send((timed, moded));
+            });
+            let (timed, moded) = rx
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .expect("the open of a named pipe waited for a writer");
+            for r in [timed, moded] {
+                let e = r.unwrap_err();
+                assert!(e.to_string().contains("is a named pipe"), "{e}");
+                assert!(e.to_string().contains("pipe\""), "names it: {e}");
+            }
+            let meta = std::fs::symlink_metadata(&fifo).unwrap();
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn a_clone_stays_on_the_folder_opened_whatever_becomes_of_its_path() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t.path().join("store")).unwrap();
+        let b = Beneath::open(&t.path().join("store")).unwrap();
+        let c = b.try_clone().unwrap();
+        drop(b);
+        std::fs::rename(t.path().join("store"), t.path().join("moved")).unwrap();
+        std::fs::create_dir(t.path().join("store")).unwrap();
+        drop(c.create_new(Path::new("f"), 0o600).unwrap());
+        assert!(t.path().join("moved/f").exists());
+        assert!(!t.path().join("store/f").exists());
+        assert_eq!(c.path(), t.path().join("store"));
+    }
+
+    fn nothing_is_followed_nor_left() {
         let t = tempfile::tempdir().unwrap();
         let root = t.path().join("root");
         std::fs::create_dir(&root).unwrap();
@@ -374,6 +608,10 @@ mod tests {
 
     #[test]
     fn the_root_may_be_reached_through_the_operators_symlink() {
+        the_root_is_reached_through_the_operators_symlink();
+    }
+
+    fn the_root_is_reached_through_the_operators_symlink() {
         let t = tempfile::tempdir().unwrap();
         std::fs::create_dir(t.path().join("disk")).unwrap();
         std::os::unix::fs::symlink(t.path().join("disk"), t.path().join("Data")).unwrap();

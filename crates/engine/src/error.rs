@@ -112,6 +112,24 @@ pub enum EngineError {
         /// The lock file.
         path: PathBuf,
     },
+    /// A restore target that is an app in use, or lies inside one (1402),
+    /// whatever force says: see [`crate::hold_restore_target`].
+    #[error(
+        "cannot restore into \"{}\": \"{}\" is an app in use: {holder} (it holds \"{}\"); a restore never writes into an app in use, even when it may replace files (stop it first, or restore into another folder)",
+        target.display(),
+        app.display(),
+        lock.display()
+    )]
+    RestoreTargetInUse {
+        /// Where the restore would go.
+        target: PathBuf,
+        /// The app folder it is, or lies in.
+        app: PathBuf,
+        /// What holds the app.
+        holder: &'static str,
+        /// The lock file held.
+        lock: PathBuf,
+    },
     /// A log integration runs; backups wait for its end (1417).
     #[error("a log integration is running for this app; try again when it has ended")]
     IntegrationRunning,
@@ -296,7 +314,9 @@ impl EngineError {
             | E::RestoreIntoLiveApp { .. } => Status::DestinationInvalid,
             E::DestinationReadOnly { .. } => Status::WritePermissionDenied,
             E::DiskFull { .. } => Status::DiskFull,
-            E::AlreadyRunning { .. } | E::HeldByAnotherProcess { .. } => Status::AlreadyRunning,
+            E::AlreadyRunning { .. }
+            | E::HeldByAnotherProcess { .. }
+            | E::RestoreTargetInUse { .. } => Status::AlreadyRunning,
             E::IntegrationRunning => Status::IntegrationRunning,
             E::CallerHoldsWriteGuard => Status::CallerHoldsWriteGuard,
             E::HookRefused { code } => Status::from_code(*code),
@@ -338,6 +358,7 @@ impl EngineError {
             self,
             EngineError::AlreadyRunning { .. }
                 | EngineError::HeldByAnotherProcess { .. }
+                | EngineError::RestoreTargetInUse { .. }
                 | EngineError::IntegrationRunning
                 | EngineError::CallerHoldsWriteGuard
         )
@@ -393,6 +414,15 @@ mod tests {
             ),
             (
                 EngineError::HeldByAnotherProcess { path: p() },
+                Status::AlreadyRunning,
+            ),
+            (
+                EngineError::RestoreTargetInUse {
+                    target: p(),
+                    app: p(),
+                    holder: "a backup or a restore of it runs",
+                    lock: p(),
+                },
                 Status::AlreadyRunning,
             ),
             (EngineError::IntegrationRunning, Status::IntegrationRunning),

@@ -42,6 +42,7 @@ mod run;
 mod settings;
 mod state;
 
+pub use admission::{hold_restore_target, run_lock_path};
 pub use api::{
     BackupEvent, BackupReport, Clock, EngineOptions, HookFuture, Hooks, Phase, Scheduled,
     ShutdownHook, ShutdownInfo, StartupHook, SystemClock, Trigger, UnknownTrigger,

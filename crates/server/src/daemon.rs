@@ -36,12 +36,30 @@ pub fn server_file_path(app: &Path) -> PathBuf {
 }
 
 /// Where the lock that makes one server per app is:
-/// `APP/Logs/sauve-run.lock`, locked (`flock`) for the server's life and
-/// released by the kernel when its process ends, however it ends. It holds
-/// `{"pid": …, "url": …}` of the server that holds it, for the message a
-/// second one gives.
+/// `APP/Logs/sauve-run.lock` ([`sauve_engine::run_lock_path`]), locked
+/// (`flock`) for the server's life and released by the kernel when its
+/// process ends, however it ends. It holds `{"pid": …, "url": …}` of the
+/// server that holds it, for the message a second one gives. A restore
+/// into the app holds it too ([`sauve_engine::hold_restore_target`]),
+/// without writing in it.
 pub fn run_lock_path(app: &Path) -> PathBuf {
-    app.join("Logs").join("sauve-run.lock")
+    sauve_engine::run_lock_path(app)
+}
+
+/// Whether the process `pid` is alive: a pid read from a lock whose holder
+/// is a restore is a server's that has ended.
+fn alive(pid: u32) -> bool {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    // EPERM: alive, but another user's.
+    matches!(
+        rustix::process::test_kill_process(pid),
+        Ok(()) | Err(rustix::io::Errno::PERM)
+    )
 }
 
 /// What the lock file says about the server that holds it.
@@ -91,6 +109,13 @@ impl RunLock {
                     held.pid = Some(f.pid);
                     held.url = held.url.or(Some(f.url));
                 }
+                // The file names the last server that wrote it; when that
+                // one has ended, the holder is a restore into the app (it
+                // writes nothing there) or a server that has not written
+                // its pid yet: neither is named after a pid that is gone.
+                if !held.pid.is_some_and(alive) {
+                    held = LockInfo::default();
+                }
                 return Err(DaemonError::AlreadyRunning {
                     app: app.to_path_buf(),
                     pid: held.pid,
@@ -115,6 +140,24 @@ impl RunLock {
         let json = serde_json::to_vec(&info).unwrap_or_default();
         self.file.set_len(0)?;
         self.file.write_all_at(&json, 0)
+    }
+}
+
+/// The message of [`DaemonError::AlreadyRunning`].
+fn already_running(app: &Path, pid: Option<u32>, url: Option<&str>) -> String {
+    let lock = run_lock_path(app);
+    match pid {
+        Some(pid) => format!(
+            "another sauve run serves \"{}\" (pid {pid}, {}; it holds {}): stop it first, or use it (sauve backup --app forwards to it)",
+            app.display(),
+            url.unwrap_or("address unknown"),
+            lock.display()
+        ),
+        None => format!(
+            "\"{}\" is held by a restore into it or by another sauve run that is starting (it holds {}): wait for the restore to end, or stop the other server",
+            app.display(),
+            lock.display()
+        ),
     }
 }
 
@@ -183,18 +226,14 @@ pub enum DaemonError {
         /// The address.
         addr: SocketAddr,
     },
-    /// Another `sauve run` serves this app.
-    #[error(
-        "another sauve run serves \"{}\" ({}, {}; it holds {}): stop it first, or use it (sauve backup --app forwards to it)",
-        app.display(),
-        pid.map_or("pid unknown".to_owned(), |p| format!("pid {p}")),
-        url.as_deref().unwrap_or("address unknown"),
-        run_lock_path(app).display()
-    )]
+    /// Another `sauve run` serves this app, or a restore into it runs.
+    #[error("{}", already_running(app, *pid, url.as_deref()))]
     AlreadyRunning {
         /// The app folder.
         app: PathBuf,
-        /// The other server's process id, when it wrote it.
+        /// The other server's process id, when it wrote it and is alive;
+        /// `None` when the holder is a restore, or a server that has not
+        /// written it yet.
         pid: Option<u32>,
         /// The other server's address, when it wrote it.
         url: Option<String>,
@@ -672,6 +711,42 @@ mod tests {
             "the old address is not taken for the new one's"
         );
         drop(again);
+    }
+
+    #[test]
+    fn a_run_lock_held_by_a_restore_is_named_as_held_not_after_the_last_servers_pid() {
+        // Found in review: a restore holding the lock got a second server
+        // told that the last one, long gone, "serves" the app.
+        let dir = tempfile::tempdir().unwrap();
+        let app = dir.path().join("App");
+        drop(RunLock::take(&app).map(|l| l.record(Some("http://127.0.0.1:7070"))));
+        // The last server's pid, of a process that has ended.
+        let mut gone = std::process::Command::new("true").spawn().unwrap();
+        let pid = gone.id();
+        gone.wait().unwrap();
+        let info = format!(r#"{{"pid":{pid},"url":"http://127.0.0.1:7070"}}"#);
+        std::fs::write(run_lock_path(&app), info).unwrap();
+        write_server_file(&app, "http://127.0.0.1:7070", "t").unwrap();
+        let mut stale = ServerFile::read(&app).unwrap();
+        stale.pid = pid;
+        std::fs::write(server_file_path(&app), serde_json::to_vec(&stale).unwrap()).unwrap();
+        // A restore into the app holds the lock, as sauve restore does.
+        let restore = sauve_engine::hold_restore_target(&app.join("Data"), None).unwrap();
+        match RunLock::take(&app) {
+            Err(e @ DaemonError::AlreadyRunning { .. }) => {
+                let text = e.to_string();
+                assert!(
+                    text.contains("is held by a restore into it or by another sauve run"),
+                    "{text}"
+                );
+                assert!(!text.contains(&format!("pid {pid}")), "{text}");
+                assert!(!text.contains("7070"), "{text}");
+                assert!(text.contains("sauve-run.lock"), "{text}");
+            }
+            other => panic!("{other:?}"),
+        }
+        drop(restore);
+        assert!(RunLock::take(&app).is_ok());
     }
 
     #[test]

@@ -1339,7 +1339,7 @@ impl SauveToml {
         let a = &self.alerts;
         let connection = |c: &StoreConnection| {
             serde_json::json!({
-                "endpoint": c.endpoint, "region": c.region, "path_style": c.path_style,
+                "endpoint": c.endpoint.as_deref().map(crate::shown_url), "region": c.region, "path_style": c.path_style,
                 "access_key_id": c.access_key_id, "secret_access_key": secret(&c.secret_access_key),
                 "part_size_mib": c.part_size_mib, "parts_in_flight": c.parts_in_flight,
             })
@@ -1368,7 +1368,7 @@ impl SauveToml {
                 "verify_unchanged": self.incremental.verify_unchanged,
             },
             "offsite": self.offsite.iter().map(|o| serde_json::json!({
-                "url": o.url, "keep": o.keep, "retry_after": format!("{}s", o.retry_after.as_secs()),
+                "url": crate::shown_url(&o.url), "keep": o.keep, "retry_after": format!("{}s", o.retry_after.as_secs()),
                 "encrypt_to": o.encrypt_to,
                 "connection": connection(&o.connection),
             })).collect::<Vec<_>>(),
@@ -1387,6 +1387,32 @@ mod tests {
             _ => None,
         };
         parse_sauve_toml(text, "sauve.toml", Path::new("/app"), &env).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn settings_show_never_prints_credentials_written_in_a_url() {
+        // Found in review: `settings show --json` printed a store
+        // connection's endpoint, and an off-site url, as written.
+        let s = parse(
+            "[destination]\nendpoint = \"http://GK:SECRET1@127.0.0.1:3900\"\n\n[[offsite]]\nurl = \"s3://u:SECRET2@backups/notes/?t=SECRET3\"\nendpoint = \"https://k:SECRET4@s3.example.com/x?sig=SECRET5\"\n",
+        )
+        .unwrap();
+        let json = s.to_json();
+        let text = json.to_string();
+        for secret in ["SECRET", "GK:", "u:", "k:"] {
+            assert!(!text.contains(secret), "{secret}: {text}");
+        }
+        assert_eq!(json["destination"]["endpoint"], "http://127.0.0.1:3900");
+        assert_eq!(json["offsite"][0]["url"], "s3://backups/notes/");
+        assert_eq!(
+            json["offsite"][0]["connection"]["endpoint"],
+            "https://s3.example.com/x"
+        );
+        // The settings themselves keep what connects.
+        assert_eq!(
+            s.destination.endpoint.as_deref(),
+            Some("http://GK:SECRET1@127.0.0.1:3900")
+        );
     }
 
     #[test]

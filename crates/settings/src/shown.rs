@@ -5,22 +5,25 @@
 //! a URL only through [`shown_url`]; the URL itself is used only to connect.
 
 /// `url` as it may be shown: `scheme://host[:port]/path`, without
-/// `user:password@`, `?query` or `#fragment`. Text that is no URL is
-/// returned without anything after a `?` or `#`, and without anything
-/// before an `@` in what would be its authority.
+/// `user:password@`, `?query` or `#fragment`.
+///
+/// Everything up to the last `@` before the query is left out, after the
+/// `scheme://` or, in text without one (`user:pass@host/x`), from its
+/// start: a password may hold an unencoded `/`, `@` or `:`, so where the
+/// user information ends cannot be told from the first `/` or the first
+/// `@`. Secrets first: a path that holds an `@` is shown from after it,
+/// shortened, never with what could be a password.
 pub fn shown_url(url: &str) -> String {
     let url = url.split(['?', '#']).next().unwrap_or_default();
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, url),
     };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let host = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
-    format!("{scheme}://{host}{path}")
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, after)| after);
+    match scheme {
+        Some(scheme) => format!("{scheme}://{rest}"),
+        None => rest.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -36,13 +39,27 @@ mod tests {
             ),
             ("https://user@host/a/b", "https://host/a/b"),
             ("https://u:p@ss@host/", "https://host/"),
-            ("https://host/path@x?y", "https://host/path@x"),
+            // A path that holds an `@` is shortened: what is before it
+            // could be a password holding a `/`.
+            ("https://host/path@x?y", "https://x"),
             ("s3://bucket/prefix/", "s3://bucket/prefix/"),
             ("http://host", "http://host"),
             ("/srv/backups?x", "/srv/backups"),
+            // Found in review: a `/` in the password, and text without a
+            // scheme, showed the password.
+            ("http://u:PASS/ss@h/x", "http://h/x"),
+            ("http://u:PA/SS@h:8080/x?t=1", "http://h:8080/x"),
+            ("https://u:PASS/a@b@h/x#f", "https://h/x"),
+            ("user:PASS@host/x", "host/x"),
+            ("user:PA/SS@host/x?q", "host/x"),
+            ("user:PASS@host", "host"),
+            ("@host/x", "host/x"),
+            ("http://u:PASS@h/x?next=a@b", "http://h/x"),
+            ("http://u:PASS@", "http://"),
         ] {
             assert_eq!(shown_url(url), shown, "{url}");
-            assert!(!shown_url(url).contains("PASS"));
+            assert!(!shown_url(url).contains("PASS"), "{url}");
+            assert!(!shown_url(url).contains("SS"), "{url}");
         }
     }
 }

@@ -345,7 +345,9 @@ impl Store for FolderStore {
                 };
                 root.create_dir_all(parent(&t))?;
                 let file = root.create_new(&t, OBJECT_MODE)?;
-                Ok((Beneath::open(root.path())?, file))
+                // The upload completes in the folder it started in: the
+                // handle itself, never the path opened again.
+                Ok((root.try_clone()?, file))
             })
             .await
             .map_err(|e| self.failed("cannot create", key, &e))?;

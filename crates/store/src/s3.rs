@@ -204,6 +204,40 @@ fn bucket_missing(e: StoreError, store: &str, bucket: &str) -> StoreError {
     }
 }
 
+/// The objects of a listing (`(location, size)`) whose key, the location
+/// less `store_prefix`, starts with `prefix`, sorted by key; `None` when
+/// more than `cap` of them match.
+///
+/// The listing is recursive under the prefix's folder, so it also names
+/// whatever else the bucket keeps there (other apps' sets, other tools'
+/// objects), in any number: only the matches are counted and kept, which
+/// bounds the memory a listing takes without making sauve's own listings
+/// fail because of a bucket's other contents.
+async fn matching<E>(
+    mut listed: impl futures_util::Stream<Item = Result<(String, u64), E>> + Unpin,
+    store_prefix: &str,
+    prefix: &str,
+    cap: usize,
+) -> Result<Option<Vec<ObjectInfo>>, E> {
+    let mut out = Vec::new();
+    while let Some(item) = listed.next().await {
+        let (location, size) = item?;
+        if let Some(key) = location.strip_prefix(store_prefix)
+            && key.starts_with(prefix)
+        {
+            if out.len() == cap {
+                return Ok(None);
+            }
+            out.push(ObjectInfo {
+                key: key.to_owned(),
+                size,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(Some(out))
+}
+
 #[async_trait]
 impl Store for S3Store {
     fn describe(&self) -> String {
@@ -221,39 +255,28 @@ impl Store for S3Store {
             reason: chain(&e),
             accepted: "names separated by /",
         })?;
-        let mut listed = if folder.is_empty() {
+        let listed = if folder.is_empty() {
             self.client.list(None)
         } else {
             self.client.list(Some(&dir))
         };
-        let mut out = Vec::new();
-        let mut seen = 0usize;
-        while let Some(item) = listed.next().await {
-            seen += 1;
-            if seen > crate::MAX_LISTED {
-                return Err(StoreError::Hostile {
-                    store: self.describe(),
-                    key: prefix.to_owned(),
-                    what: format!("the listing names more than {} objects", crate::MAX_LISTED),
-                });
-            }
-            let meta = item.map_err(|e| {
+        let listed = listed.map(|item| item.map(|meta| (String::from(meta.location), meta.size)));
+        match matching(listed, &self.prefix, prefix, crate::MAX_LISTED).await {
+            Ok(Some(out)) => Ok(out),
+            Ok(None) => Err(StoreError::Hostile {
+                store: self.describe(),
+                key: prefix.to_owned(),
+                what: format!(
+                    "the listing names more than {} objects under this prefix",
+                    crate::MAX_LISTED
+                ),
+            }),
+            Err(e) => {
                 let mapped = self.error("cannot list", prefix, &e);
                 // Listing a bucket that does not exist answers 404.
-                bucket_missing(mapped, &self.describe(), &self.bucket)
-            })?;
-            let full = meta.location.as_ref();
-            if let Some(key) = full.strip_prefix(self.prefix.as_str())
-                && key.starts_with(prefix)
-            {
-                out.push(ObjectInfo {
-                    key: key.to_owned(),
-                    size: meta.size,
-                });
+                Err(bucket_missing(mapped, &self.describe(), &self.bucket))
             }
         }
-        out.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(out)
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
@@ -546,5 +569,51 @@ impl Drop for S3Upload {
                 let _ = client.abort_multipart(&path, &id).await;
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Listed = Result<(String, u64), std::convert::Infallible>;
+
+    fn listing(names: &[&str]) -> futures_util::stream::Iter<std::vec::IntoIter<Listed>> {
+        let items: Vec<Listed> = names.iter().map(|n| Ok(((*n).to_owned(), 1))).collect();
+        futures_util::stream::iter(items)
+    }
+
+    fn keys(out: Option<Vec<ObjectInfo>>) -> Option<Vec<String>> {
+        out.map(|o| o.into_iter().map(|i| i.key).collect())
+    }
+
+    #[tokio::test]
+    async fn only_the_objects_that_match_count_toward_the_listings_bound() {
+        // Found in review: the bound counted every object of the recursive
+        // listing, so a bucket holding more unrelated objects under sauve's
+        // folder than the bound made every listing fail.
+        let mut names = vec!["apps/notes/App[0002].4BK", "apps/notes/App[0001].4BK"];
+        let others: Vec<String> = (0..50)
+            .map(|i| format!("apps/notes/Other[{i:04}].4BK"))
+            .chain((0..50).map(|i| format!("elsewhere/{i}")))
+            .collect();
+        names.extend(others.iter().map(String::as_str));
+        let found = matching(listing(&names), "apps/notes/", "App[", 2)
+            .await
+            .unwrap();
+        assert_eq!(
+            keys(found),
+            Some(vec!["App[0001].4BK".to_owned(), "App[0002].4BK".to_owned()])
+        );
+        // One match past the bound is refused, however few the others.
+        let three = [
+            "apps/notes/App[0001].4BK",
+            "apps/notes/App[0002].4BK",
+            "apps/notes/App[0003].4BK",
+        ];
+        let found = matching(listing(&three), "apps/notes/", "App[", 2)
+            .await
+            .unwrap();
+        assert_eq!(keys(found), None);
     }
 }

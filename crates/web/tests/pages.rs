@@ -488,3 +488,82 @@ async fn the_backup_page_names_a_bucket_destination_without_a_disk_meter() {
     assert!(!body.contains("disk-meter"), "{body}");
     assert!(!body.contains("Free space unknown"), "{body}");
 }
+
+/// `text` for a form body.
+fn form_value(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_into_another_app_in_use_is_refused_in_the_form_whatever_force_says() {
+    // Found in review: the page refused only the app it serves; a sibling
+    // app that another `sauve run` serves took the restore.
+    let mut s = site();
+    let report = s
+        .handle
+        .backup(sauve_engine::Trigger::Manual)
+        .await
+        .unwrap();
+    assert_eq!(report.status.code(), 0);
+    let root = s.app.parent().unwrap().to_path_buf();
+    let other = root.join("Other");
+    std::fs::create_dir_all(other.join("Logs")).unwrap();
+    std::fs::create_dir_all(other.join("Data")).unwrap();
+    std::fs::write(other.join("Data/Other.4DD"), b"other").unwrap();
+    let lock = sauve_engine::run_lock_path(&other);
+    std::fs::write(&lock, b"").unwrap();
+    std::os::unix::fs::symlink(other.join("Data"), root.join("into")).unwrap();
+    // Another server, as another process would hold it.
+    let server = std::fs::File::open(&lock).unwrap();
+    server.try_lock().unwrap();
+    let (cookie, csrf) = s.login().await;
+    let ask = |into: &std::path::Path, confirm: bool| {
+        let mut body = format!(
+            "csrf={csrf}&number=1&force=on&destination={}",
+            form_value(&into.display().to_string())
+        );
+        if confirm {
+            body.push_str("&confirm=yes");
+        }
+        Request::post("/restore")
+            .header(header::HOST, HOST)
+            .header(header::COOKIE, &cookie)
+            .header(header::ORIGIN, "http://127.0.0.1:7070")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "text/html")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    for into in [
+        other.clone(),
+        other.join("Data/Restored"),
+        root.join("into/Restored"),
+    ] {
+        for confirm in [false, true] {
+            let (status, page) = text(s.send(ask(&into, confirm)).await).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+            assert!(page.contains("Destination refused (status 1402)"), "{page}");
+            assert!(
+                page.contains("is an app in use: a `sauve run` serves it"),
+                "{page}"
+            );
+            assert!(page.contains("sauve-run.lock"), "{page}");
+        }
+    }
+    assert_eq!(
+        std::fs::read(other.join("Data/Other.4DD")).unwrap(),
+        b"other"
+    );
+    assert!(!other.join("Data/Restored").exists());
+    // Once the other app is free, the same restore is asked for confirmation.
+    drop(server);
+    let (status, page) = text(s.send(ask(&other.join("Data/Restored"), false)).await).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("Restore backup 0001?"), "{page}");
+    s.handle.shutdown().await;
+}

@@ -2,7 +2,9 @@
 //! server (by default the folder next to the archive), confirm, then watch
 //! the restore and read its result: files, bytes and the logs that could
 //! be integrated next. Refused while a backup runs and into the folder of
-//! the app this server runs; the engine decides both.
+//! the app this server runs, which the engine decides, and into another
+//! app that a `sauve run`, a backup or a restore holds
+//! ([`sauve_engine::hold_restore_target`], whose locks the restore holds).
 
 use std::collections::BTreeMap;
 use std::path::{Path as FsPath, PathBuf};
@@ -317,7 +319,29 @@ pub(crate) async fn start(
         Ok(a) => a,
         Err(_) => allowed_targets(&app),
     };
-    let (entry, destination, force) = match read_form(&f, &entries, (&app, &allowed)) {
+    let checked = match read_form(&f, &entries, (&app, &allowed)) {
+        Ok((entry, destination, force)) => {
+            // Never into another app that a `sauve run`, a backup or a
+            // restore holds (1402), whatever force says; the locks are held
+            // until the restore ends (dropped at once when only confirming).
+            let target = destination.clone();
+            let own = app.clone();
+            let held = tokio::task::spawn_blocking(move || {
+                sauve_engine::hold_restore_target(&target, Some(&own))
+            })
+            .await
+            .unwrap_or_else(|e| Err(sauve_engine::EngineError::Internal(e.to_string())));
+            match held {
+                Ok(held) => Ok((entry, destination, force, held)),
+                Err(e) => Err(format!(
+                    "Destination refused (status {}): {e}",
+                    e.status().code()
+                )),
+            }
+        }
+        Err(message) => Err(message),
+    };
+    let (entry, destination, force, held) = match checked {
         Ok(x) => x,
         Err(message) => {
             let list = restorable(&entries);
@@ -344,6 +368,7 @@ pub(crate) async fn start(
         }
     };
     if f.confirm.as_deref() != Some("yes") {
+        drop(held);
         let body = html! {
             section class="card" {
                 h2 { "Restore backup " (format::number(entry.backup_number)) "?" }
@@ -394,6 +419,7 @@ pub(crate) async fn start(
         let result = h
             .restore_watched(&archive, options, Trigger::Manual, done)
             .await;
+        drop(held);
         let ended = h.clock().now();
         let outcome = match result {
             Ok(r) => {
