@@ -239,40 +239,57 @@ fn a_tmpfs_destination_that_fills_during_the_copy_ends_with_minus_34_and_keeps_e
     verifies(&dest, 2);
 }
 
-/// A set whose one entry, `f`, is `size` bytes of zeros in the stream but
-/// 1 byte in its manifest (the file is sparse: cheap to make).
-fn bomb(path: &Path, size: u64) {
+/// A plain set written by hand: each `(name, type, size)` entry's header
+/// (its content left as a hole: cheap whatever its size), then a manifest
+/// listing `listed`. What a real set never is, for the tests of restore's
+/// bounds.
+fn crafted_set(path: &Path, stream: &[(&str, tar::EntryType, u64)], listed: serde_json::Value) {
     use std::io::{Seek, SeekFrom, Write};
     let mut out = std::fs::File::create(path).unwrap();
-    let header = |name: &str, size: u64| {
+    let header = |name: &str, kind: tar::EntryType, size: u64| {
         let mut h = tar::Header::new_ustar();
         h.set_path(name).unwrap();
+        h.set_entry_type(kind);
         h.set_size(size);
         h.set_mode(0o644);
         h.set_mtime(1_700_000_000);
         h.set_cksum();
         h
     };
-    out.write_all(header("f", size).as_bytes()).unwrap();
-    out.seek(SeekFrom::Current(
-        i64::try_from(size.div_ceil(512) * 512).unwrap(),
-    ))
-    .unwrap();
+    for (name, kind, size) in stream {
+        out.write_all(header(name, *kind, *size).as_bytes())
+            .unwrap();
+        out.seek(SeekFrom::Current(
+            i64::try_from(size.div_ceil(512) * 512).unwrap(),
+        ))
+        .unwrap();
+    }
     let manifest = serde_json::json!({
         "format": "sauve-archive", "version": 1, "kind": "backup", "backupNumber": 1,
         "baseName": "App", "structurePath": "", "dataPath": "", "trigger": "manual",
         "startedAt": "2026-01-01T00:00:00Z", "settingsDigest": "", "endedAt": "2026-01-01T00:00:00Z",
-        "entries": [{"kind": "data", "source": "", "path": "f", "type": "file", "size": 1,
-            "mode": 420, "mtime": 1_700_000_000_000_000_000_i64,
-            // Any hash: the bomb is refused before its content is compared.
-            "blake3": "0".repeat(64)}],
+        "entries": listed,
     })
     .to_string();
-    out.write_all(header("sauve-manifest.json", manifest.len() as u64).as_bytes())
+    let kind = tar::EntryType::Regular;
+    out.write_all(header("sauve-manifest.json", kind, manifest.len() as u64).as_bytes())
         .unwrap();
     out.write_all(manifest.as_bytes()).unwrap();
     let pad = manifest.len().div_ceil(512) * 512 - manifest.len();
     out.write_all(&vec![0u8; pad + 1024]).unwrap();
+}
+
+/// A set whose one entry, `f`, is `size` bytes of zeros in the stream but
+/// 1 byte in its manifest (the file is sparse: cheap to make).
+fn bomb(path: &Path, size: u64) {
+    crafted_set(
+        path,
+        &[("f", tar::EntryType::Regular, size)],
+        serde_json::json!([{"kind": "data", "source": "", "path": "f", "type": "file", "size": 1,
+            "mode": 420, "mtime": 1_700_000_000_000_000_000_i64,
+            // Any hash: the bomb is refused before its content is compared.
+            "blake3": "0".repeat(64)}]),
+    );
 }
 
 #[test]
@@ -323,47 +340,19 @@ fn a_decompression_bomb_is_refused_before_it_fills_the_restore_target() {
 
 /// A set of `n` empty folders `d0`, `d1`, … (a few KB whatever `n`).
 fn many_names(path: &Path, n: usize) {
-    use std::io::Write;
-    let mut out = std::fs::File::create(path).unwrap();
-    let header = |name: &str, kind: tar::EntryType, size: u64| {
-        let mut h = tar::Header::new_ustar();
-        h.set_path(name).unwrap();
-        h.set_entry_type(kind);
-        h.set_size(size);
-        h.set_mode(0o644);
-        h.set_mtime(1_700_000_000);
-        h.set_cksum();
-        h
-    };
-    let mut entries = Vec::new();
-    for i in 0..n {
-        let name = format!("d{i}");
-        out.write_all(header(&name, tar::EntryType::Directory, 0).as_bytes())
-            .unwrap();
-        entries.push(
+    let names: Vec<String> = (0..n).map(|i| format!("d{i}")).collect();
+    let stream: Vec<(&str, tar::EntryType, u64)> = names
+        .iter()
+        .map(|name| (name.as_str(), tar::EntryType::Directory, 0))
+        .collect();
+    let listed: Vec<serde_json::Value> = names
+        .iter()
+        .map(|name| {
             serde_json::json!({"kind": "attachment", "source": "", "path": name,
-            "type": "dir", "size": 0, "mode": 420, "mtime": 1_700_000_000_000_000_000_i64}),
-        );
-    }
-    let manifest = serde_json::json!({
-        "format": "sauve-archive", "version": 1, "kind": "backup", "backupNumber": 1,
-        "baseName": "App", "structurePath": "", "dataPath": "", "trigger": "manual",
-        "startedAt": "2026-01-01T00:00:00Z", "settingsDigest": "", "endedAt": "2026-01-01T00:00:00Z",
-        "entries": entries,
-    })
-    .to_string();
-    out.write_all(
-        header(
-            "sauve-manifest.json",
-            tar::EntryType::Regular,
-            manifest.len() as u64,
-        )
-        .as_bytes(),
-    )
-    .unwrap();
-    out.write_all(manifest.as_bytes()).unwrap();
-    let pad = manifest.len().div_ceil(512) * 512 - manifest.len();
-    out.write_all(&vec![0u8; pad + 1024]).unwrap();
+                "type": "dir", "size": 0, "mode": 420, "mtime": 1_700_000_000_000_000_000_i64})
+        })
+        .collect();
+    crafted_set(path, &stream, serde_json::Value::Array(listed));
 }
 
 #[test]

@@ -168,18 +168,24 @@ pub(crate) fn check_manifest(manifest: &Manifest) -> Result<(), ArchiveError> {
         }
     }
     for (e, parts, keys) in &keyed {
-        if let Some((t, depth)) = beneath(&types, keys) {
-            let above = parts[..depth].join("/");
-            return Err(unsafe_entry(
-                &e.path,
-                match t {
-                    EntryType::Symlink => format!("it goes through the symlink {above}"),
-                    _ => format!("it is beneath {above}, which is a file"),
-                },
-            ));
+        if let Some(above) = beneath(&types, keys) {
+            return Err(beneath_refusal(&e.path, parts, above));
         }
     }
     Ok(())
+}
+
+/// The refusal of `path` (in `parts`), beneath the symlink or file that
+/// its first `depth` parts name.
+fn beneath_refusal(path: &str, parts: &[&str], (t, depth): (EntryType, usize)) -> ArchiveError {
+    let above = parts[..depth].join("/");
+    unsafe_entry(
+        path,
+        match t {
+            EntryType::Symlink => format!("it goes through the symlink {above}"),
+            _ => format!("it is beneath {above}, which is a file"),
+        },
+    )
 }
 
 /// A file's block map fits the file: blocks of at least one byte, one hash
@@ -237,15 +243,8 @@ impl StreamNames {
     pub(crate) fn check(&mut self, path: &str, entry_type: EntryType) -> Result<(), ArchiveError> {
         let parts = safe_components(path).map_err(|why| unsafe_entry(path, why))?;
         let keys = prefix_keys(&self.state, &parts);
-        if let Some((t, depth)) = beneath(&self.seen, &keys) {
-            let above = parts[..depth].join("/");
-            return Err(unsafe_entry(
-                path,
-                match t {
-                    EntryType::Symlink => format!("it goes through the symlink {above}"),
-                    _ => format!("it is beneath {above}, which is a file"),
-                },
-            ));
+        if let Some(above) = beneath(&self.seen, &keys) {
+            return Err(beneath_refusal(path, &parts, above));
         }
         let full = keys.last().copied().unwrap_or_default();
         if self.seen.insert(full, (entry_type, parts.len())).is_some() {

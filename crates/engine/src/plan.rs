@@ -54,12 +54,19 @@ pub(crate) fn destination(
     app: &Path,
     settings: &AppSettings,
 ) -> Result<sauve_settings::Destination, EngineError> {
+    resolved(app, settings, sauve_settings::resolve_destination)
+}
+
+/// The settings' destination as `resolve` reads it.
+fn resolved(
+    app: &Path,
+    settings: &AppSettings,
+    resolve: fn(&Path, &str) -> Result<sauve_settings::Destination, sauve_settings::PathError>,
+) -> Result<sauve_settings::Destination, EngineError> {
     let written = &settings.settings.general.destination_folder;
-    sauve_settings::resolve_destination(app, written).map_err(|source| {
-        EngineError::DestinationPath {
-            written: written.clone(),
-            source,
-        }
+    resolve(app, written).map_err(|source| EngineError::DestinationPath {
+        written: written.clone(),
+        source,
     })
 }
 
@@ -71,13 +78,7 @@ pub(crate) fn destination_to_read(
     app: &Path,
     settings: &AppSettings,
 ) -> Result<sauve_settings::Destination, EngineError> {
-    let written = &settings.settings.general.destination_folder;
-    sauve_settings::resolve_destination_to_read(app, written).map_err(|source| {
-        EngineError::DestinationPath {
-            written: written.clone(),
-            source,
-        }
-    })
+    resolved(app, settings, sauve_settings::resolve_destination_to_read)
 }
 
 /// The history key of an app (SPEC 12): its structure file, else the folder.
