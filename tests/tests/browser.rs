@@ -262,14 +262,34 @@ async fn a_restore_goes_into_a_new_folder_and_never_into_the_running_app() {
     b.click("#backup-button").await;
     b.wait_text("#last-backup", "0001").await;
 
-    // Into the app this server runs: refused, nothing touched.
+    // Into the app this server runs, or a folder inside it: refused before
+    // anything is asked, nothing touched.
+    for into in [
+        app.arg(),
+        app.path().join("Data/Data").display().to_string(),
+    ] {
+        b.client.goto(&server.at("/restore")).await.unwrap();
+        b.fill("#destination", &into).await;
+        b.click("form[action='/restore'] button[type=submit]").await;
+        let m = b
+            .wait_text("#action-message", "the app this server serves")
+            .await;
+        assert!(m.contains("never writes into an app in use"), "{m}");
+    }
+    assert!(!app.path().join("Data/Data").exists());
+    // Found by hand: with force, into any folder of the server. Now only
+    // where the operator allowed (by default the app's parent folder).
     b.client.goto(&server.at("/restore")).await.unwrap();
-    b.fill("#destination", &app.arg()).await;
+    b.fill("#destination", "/etc/sauve-restore").await;
     b.click("form[action='/restore'] button[type=submit]").await;
-    b.wait_text("h1", "Confirm the restore").await;
-    b.click("form[action='/restore'] button[type=submit]").await;
-    let refused = b.wait_text("#restore-job", "Not restored").await;
-    assert!(refused.contains("1407"), "{refused}");
+    let m = b
+        .wait_text(
+            "#action-message",
+            "outside the folders the operator allowed",
+        )
+        .await;
+    assert!(m.contains(&app.root().display().to_string()), "{m}");
+    assert!(!Path::new("/etc/sauve-restore").exists());
 
     let to = app.root().join("restored here");
     b.client
