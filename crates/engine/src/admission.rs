@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use crate::error::EngineError;
 
@@ -60,7 +60,10 @@ pub fn hold_restore_target(
     let mut held = Vec::new();
     // As resolved first, so that a refusal names the app's own folder
     // rather than a symlink to it.
-    let paths = [physical(&absolute), Some(lexical(&absolute))];
+    let paths = [
+        sauve_settings::physical(&absolute),
+        Some(sauve_settings::lexical(&absolute)),
+    ];
     for path in paths.iter().flatten() {
         for dir in path.ancestors() {
             for (lock, holder) in [(run_lock_path(dir), SERVES), (app_lock_path(dir), RUNS)] {
@@ -121,44 +124,6 @@ fn open_existing_lock(path: &Path) -> Result<Option<File>, EngineError> {
         return Ok(None);
     }
     Ok(Some(File::from(fd)))
-}
-
-/// `path` with `.` and `..` applied to the names before them.
-fn lexical(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// `path` as the disk resolves it: its longest leading part that exists,
-/// canonical, then the rest applied lexically (as `sauve-settings` reads
-/// a folder inside an app). `None` when no part of it exists.
-fn physical(path: &Path) -> Option<PathBuf> {
-    let parts: Vec<Component<'_>> = path.components().collect();
-    for n in (1..=parts.len()).rev() {
-        let head: PathBuf = parts[..n].iter().collect();
-        if let Ok(mut out) = std::fs::canonicalize(&head) {
-            for c in &parts[n..] {
-                match c {
-                    Component::CurDir => {}
-                    Component::ParentDir => {
-                        out.pop();
-                    }
-                    c => out.push(c),
-                }
-            }
-            return Some(out);
-        }
-    }
-    None
 }
 
 /// Takes the exclusive advisory lock of `path` without waiting: another

@@ -292,7 +292,7 @@ pub(crate) fn check_outside_app(app: &Path, folder: &Path) -> Result<(), PathErr
 }
 
 /// `path` with `.` and `..` applied to the names before them.
-pub(crate) fn lexical(path: &Path) -> PathBuf {
+pub fn lexical(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in path.components() {
         match c {
@@ -317,7 +317,7 @@ pub(crate) fn lexical(path: &Path) -> PathBuf {
 /// `path` as the disk resolves it: its longest leading part that exists,
 /// canonical, then the rest applied lexically. `None` when no part of it
 /// exists (a relative path whose start is gone).
-pub(crate) fn physical(path: &Path) -> Option<PathBuf> {
+pub fn physical(path: &Path) -> Option<PathBuf> {
     let parts: Vec<Component<'_>> = path.components().collect();
     for n in (1..=parts.len()).rev() {
         let head: PathBuf = parts[..n].iter().collect();

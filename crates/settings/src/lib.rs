@@ -48,9 +48,9 @@ pub use error::{Location, Problem, SettingsError};
 pub use json::to_json;
 pub use layout::{
     AppLayout, Destination, Effective, FILE_NAME, PathError, ResolvedPath, SettingsSource,
-    create_file, effective_from, is_inside_app, is_store_url, load_effective, load_file, locate,
-    read_settings_file, resolve_destination, resolve_destination_to_read, resolve_path, save_file,
-    structure_settings_path,
+    create_file, effective_from, is_inside_app, is_store_url, lexical, load_effective, load_file,
+    locate, physical, read_settings_file, resolve_destination, resolve_destination_to_read,
+    resolve_path, save_file, structure_settings_path,
 };
 pub use limits::{Limit, MAX_DEPTH, MAX_ELEMENTS, MAX_FILE_BYTES, MAX_SECRET_BYTES};
 pub use model::{

@@ -124,6 +124,24 @@ fn publish(root: &Beneath, temp: &Path, rel: &Path) -> io::Result<()> {
     root.sync_dir(parent(rel))
 }
 
+/// Writes `data` whole and durably under a new temporary name beside
+/// `rel` (its folders made), and returns that name; on an error, nothing
+/// is left.
+fn write_temp(root: &Beneath, rel: &Path, data: &[u8]) -> io::Result<PathBuf> {
+    root.create_dir_all(parent(rel))?;
+    let temp = temp_name(rel);
+    let mut f = root.create_new(&temp, OBJECT_MODE)?;
+    let done = f.write_all(data).and_then(|()| f.sync_all());
+    drop(f);
+    match done {
+        Ok(()) => Ok(temp),
+        Err(e) => {
+            let _ = root.remove_file(&temp);
+            Err(e)
+        }
+    }
+}
+
 /// Reads the file `rel` whole, up to `limit` bytes and one more.
 fn read_at_most(root: &Beneath, rel: &Path, limit: u64) -> io::Result<Vec<u8>> {
     let file = root.open_read(rel)?;
@@ -264,17 +282,9 @@ impl Store for FolderStore {
                 let Some(root) = root else {
                     return Err(io::Error::from(io::ErrorKind::NotFound));
                 };
-                root.create_dir_all(parent(&rel))?;
                 // Written whole under a temporary name, then linked: the
                 // key is never there half-written, and never replaced.
-                let temp = temp_name(&rel);
-                let mut f = root.create_new(&temp, OBJECT_MODE)?;
-                let done = f.write_all(&data).and_then(|()| f.sync_all());
-                drop(f);
-                if let Err(e) = done {
-                    let _ = root.remove_file(&temp);
-                    return Err(e);
-                }
+                let temp = write_temp(root, &rel, &data)?;
                 publish(root, &temp, &rel)
             })
             .await;
@@ -295,14 +305,10 @@ impl Store for FolderStore {
                 let Some(root) = root else {
                     return Err(io::Error::from(io::ErrorKind::NotFound));
                 };
-                root.create_dir_all(parent(&rel))?;
-                let temp = temp_name(&rel);
-                let mut f = root.create_new(&temp, OBJECT_MODE)?;
-                let done = f.write_all(&data).and_then(|()| f.sync_all());
-                drop(f);
+                let temp = write_temp(root, &rel, &data)?;
                 // A rename replaces the name itself, never what a link
                 // there points to.
-                let done = done.and_then(|()| root.rename(&temp, root, &rel));
+                let done = root.rename(&temp, root, &rel);
                 if done.is_err() {
                     let _ = root.remove_file(&temp);
                 }
