@@ -143,11 +143,14 @@ pub fn append(path: &Path, bytes: &[u8]) -> Result<(), PathError> {
     if !existed {
         point(Step::Create, path).map_err(at("open", path))?;
     }
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(at("open", path))?;
+    // A record file sauve creates is private (0600): the Backup Journal
+    // names the app's files and says what failed with them.
+    let mut f = std::os::unix::fs::OpenOptionsExt::mode(
+        std::fs::OpenOptions::new().create(true).append(true),
+        0o600,
+    )
+    .open(path)
+    .map_err(at("open", path))?;
     point(Step::Write, path).map_err(at("append to", path))?;
     f.write_all(bytes).map_err(at("append to", path))?;
     point(Step::Sync, path).map_err(at("sync", path))?;
@@ -393,5 +396,9 @@ mod tests {
         append(&p, b"a\n").unwrap();
         append(&p, b"b\n").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"a\nb\n");
+        // Created private: the Backup Journal names the app's files.
+        let mode =
+            std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&p).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600);
     }
 }

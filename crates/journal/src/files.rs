@@ -112,7 +112,15 @@ impl Journal {
         // restart finds it current.
         sauve_durable::fault::point(sauve_durable::fault::Step::Create, &path)
             .map_err(io("create", &path))?;
-        let file = std::fs::File::create(&path).map_err(io("create", &path))?;
+        let file = std::os::unix::fs::OpenOptionsExt::mode(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true),
+            0o600,
+        )
+        .open(&path)
+        .map_err(io("create", &path))?;
         sauve_durable::fault::point(sauve_durable::fault::Step::Sync, &path)
             .and_then(|()| file.sync_all())
             .map_err(io("sync", &path))?;
