@@ -1,14 +1,14 @@
 //! The host of `cargo xtask crash`: a tiny key-value app whose data file is
 //! `APP/Data/App.4DD` (`last=N` then `key=value` lines) and whose writes go
 //! to a sauve log first, as a real host's do. Built with the
-//! `fault-points` feature, so that the crash and fault points of SPEC's
-//! durable steps fire in it too.
+//! `fault-points` feature, so that the crash and fault points of the
+//! durable steps (behaviour §5) fire in it too.
 //!
 //! - `crash_host write APP FROM COUNT`: appends records `kI=vI` for I in
 //!   FROM..FROM+COUNT (each durable before it returns), applies them to the
 //!   data file, prints the last sequence;
 //! - `crash_host open APP`: the open check of a host whose data is damaged
-//!   (SPEC 13.3): restores the newest sound backup and integrates the logs;
+//!   (behaviour §13.3): restores the newest sound backup and integrates the logs;
 //!   prints the keys the data holds afterwards;
 //! - `crash_host check APP DEST`: restores the newest backup into DEST,
 //!   integrates every log after it, prints the keys the result holds.

@@ -1,4 +1,4 @@
-//! Alerts that reach a person (SPEC 17.2), end to end: the scheduler gives
+//! Alerts that reach a person (behaviour §17.2), end to end: the scheduler gives
 //! up, a real webhook receiver and a real SMTP server get the alert, the
 //! alert stays in `sauve status` until acknowledged; a notifier that cannot
 //! be reached never changes a backup; no backup for too long raises one.

@@ -1,4 +1,4 @@
-//! Automatic restore and automatic log integration at open (SPEC 13.3).
+//! Automatic restore and automatic log integration at open (behaviour §13.3).
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -273,7 +273,7 @@ async fn with_the_destination_gone_the_newest_off_site_copy_is_restored_and_roll
     )
     .unwrap();
     let live = run_host(&app, 12, 6).await;
-    // Set 2 went off-site whole: its backup and the log backup it pairs with (SPEC 6.3).
+    // Set 2 went off-site whole: its backup and the log backup it pairs with (behaviour §6.3).
     let store =
         sauve_store::S3Store::open(garage.bucket.clone(), "open/".into(), &garage.options())
             .unwrap();

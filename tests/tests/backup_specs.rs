@@ -1,4 +1,4 @@
-//! The backup run as SPEC section 5 describes it, through the handle a host
+//! The backup run as behaviour §5 describes it, through the handle a host
 //! app uses: status codes, stop, hooks, retention, numbering, admission.
 
 // Test code: a failed unwrap is a failed test.

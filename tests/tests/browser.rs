@@ -1,4 +1,4 @@
-//! The MSC page in a real browser (SPEC 18): Chromium headless through
+//! The MSC page in a real browser (behaviour §18): Chromium headless through
 //! WebDriver against a real `sauve run` on a temporary app. Each test saves
 //! screenshots under `target/browser/`.
 //!

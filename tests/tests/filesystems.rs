@@ -2,7 +2,7 @@
 //! during the copy (-34), a decompression bomb restored onto a small tmpfs
 //! (refused before it writes), a destination remounted read-only during a run
 //! (-61), and a data folder on a loop-mounted XFS image, whose files are
-//! cloned under the data lock (SPEC 21), against one on tmpfs, which
+//! cloned under the data lock (behaviour §21.3), against one on tmpfs, which
 //! cannot clone. Each needs `mount` (root, or a user namespace that allows
 //! it; XFS also `mkfs.xfs` and a loop device); where mounting is not
 //! permitted the test says so and skips.

@@ -176,26 +176,178 @@ fn every_dependency_version_lives_in_the_workspace_manifest() {
     }
 }
 
+/// Every file git tracks in the repository, as `git ls-files` names them.
+fn tracked_files() -> Vec<String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo_root())
+        .args(["ls-files", "-z"])
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git ls-files: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("tracked names are UTF-8")
+        .split('\0')
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 #[test]
-fn vendored_4d_fixtures_are_byte_exact_copies_of_the_shared_ones() {
-    let shared = repo_root().join("../shared/fixtures/4d-samples");
-    let vendored = repo_root().join("tests/fixtures/4d-samples");
-    let mut names: Vec<String> = std::fs::read_dir(&vendored)
+fn real_4d_fixtures_live_in_the_repository_with_their_sources() {
+    let folder = "tests/fixtures/4d-samples";
+    let sources = read(&format!("{folder}/SOURCES.md"));
+    let tracked = tracked_files();
+    let mut names: Vec<String> = std::fs::read_dir(repo_root().join(folder))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name != "SOURCES.md")
         .collect();
     names.sort();
-    assert!(names.len() >= 5, "{names:?}");
-    // The shared folder is beside the repository on developers' machines and
-    // in CI; a clone elsewhere checks only that the vendored copies exist.
-    if !shared.is_dir() {
-        return;
-    }
+    assert!(names.len() >= 4, "{names:?}");
     for name in names {
-        let a = std::fs::read(vendored.join(&name)).unwrap();
-        let b = std::fs::read(shared.join(&name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert!(a == b, "{name} differs from ../shared");
+        assert!(
+            tracked.contains(&format!("{folder}/{name}")),
+            "{folder}/{name} is not tracked by git"
+        );
+        assert!(
+            sources
+                .lines()
+                .any(|l| l.starts_with(&format!("| {name} |"))),
+            "{folder}/SOURCES.md does not say where {name} comes from"
+        );
     }
+}
+
+#[test]
+fn no_tracked_file_refers_to_the_shared_folder_outside_the_repository() {
+    // Built from two parts, so that this file does not name it.
+    let needle = concat!("..", "/shared").as_bytes();
+    let mut found = Vec::new();
+    for name in tracked_files() {
+        // A file deleted in the working tree but still tracked has nothing to say.
+        let Ok(bytes) = std::fs::read(repo_root().join(&name)) else {
+            continue;
+        };
+        if bytes.windows(needle.len()).any(|w| w == needle) {
+            found.push(name);
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "these tracked files refer to {} outside the repository: {found:?}",
+        String::from_utf8_lossy(needle)
+    );
+}
+
+/// The section numbers cited with the section sign (U+00A7) in `text`: 21,
+/// 6.1, or 5 when a space comes between, each with its 1-based line; a
+/// sign without a number gives an empty one.
+fn section_citations(text: &str) -> Vec<(usize, String)> {
+    let mut cited = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        for (at, _) in line.match_indices('\u{a7}') {
+            let rest = line[at + '\u{a7}'.len_utf8()..].trim_start();
+            let mut number = String::new();
+            for c in rest.chars() {
+                let after_dot = number.ends_with('.');
+                if c.is_ascii_digit() || (c == '.' && !number.is_empty() && !after_dot) {
+                    number.push(c);
+                } else {
+                    break;
+                }
+            }
+            // A sentence may end right after the number: "§6.1.".
+            while number.ends_with('.') {
+                number.pop();
+            }
+            cited.push((i + 1, number));
+        }
+    }
+    cited
+}
+
+/// The numbered headings of docs/behaviour.md (`## 21. …` is "21",
+/// `### 6.1 …` is "6.1"), each checked to carry its anchor `sN` on the line
+/// before it.
+fn behaviour_sections() -> Vec<String> {
+    let text = read("docs/behaviour.md");
+    let lines: Vec<&str> = text.lines().collect();
+    let mut sections = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let Some(title) = line.strip_prefix("##") else {
+            continue;
+        };
+        let title = title.trim_start_matches('#').trim_start();
+        let number: String = title
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
+        let number = number.trim_end_matches('.').to_owned();
+        if number.is_empty() {
+            continue;
+        }
+        let anchor = format!("<a id=\"s{number}\"></a>");
+        assert!(
+            i > 0 && lines[i - 1].trim() == anchor,
+            "docs/behaviour.md:{}: the heading of section {number} is not preceded by {anchor}",
+            i + 1
+        );
+        assert!(
+            !sections.contains(&number),
+            "docs/behaviour.md: section {number} appears twice"
+        );
+        sections.push(number);
+    }
+    sections
+}
+
+#[test]
+fn section_citations_are_read_with_their_numbers() {
+    let text = "cites \u{a7}21 and \u{a7}6.1.\n(behaviour \u{a7}5 step 1, \u{a7} 13.3)\na lone \u{a7} here";
+    assert_eq!(
+        section_citations(text),
+        [
+            (1, "21".to_owned()),
+            (1, "6.1".to_owned()),
+            (2, "5".to_owned()),
+            (2, "13.3".to_owned()),
+            (3, String::new()),
+        ]
+    );
+}
+
+#[test]
+fn every_section_citation_names_a_section_of_docs_behaviour_md() {
+    let sections = behaviour_sections();
+    for number in ["1", "5", "6.1", "8.2", "21"] {
+        assert!(
+            sections.iter().any(|s| s == number),
+            "docs/behaviour.md has no section {number}: {sections:?}"
+        );
+    }
+    let mut dangling = Vec::new();
+    for name in tracked_files() {
+        if !(name.ends_with(".rs") || name.ends_with(".md")) {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(repo_root().join(&name)) else {
+            continue;
+        };
+        for (line, number) in section_citations(&text) {
+            if !sections.contains(&number) {
+                dangling.push(format!("{name}:{line}: \u{a7}{number}"));
+            }
+        }
+    }
+    assert!(
+        dangling.is_empty(),
+        "these citations name no section of docs/behaviour.md: {dangling:#?}"
+    );
 }
 
 #[test]
@@ -219,7 +371,7 @@ fn architecture_places_every_engine_actor_and_its_messages() {
             continue;
         }
         let name = entry.file_name().to_string_lossy().into_owned();
-        // Each actor has its messages in a file of their own (STYLE 9).
+        // Each actor has its messages in a file of their own.
         let messages = std::fs::read_to_string(entry.path().join("messages.rs"))
             .unwrap_or_else(|e| panic!("actor {name} has no messages.rs: {e}"));
         // Every message it takes (a struct right under its `#[rtype]`) is

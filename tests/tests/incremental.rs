@@ -1,4 +1,4 @@
-//! Incremental sets through the engine (SPEC 21): `[incremental]` in
+//! Incremental sets through the engine (behaviour §21): `[incremental]` in
 //! sauve.toml makes every `full_every`-th set full and the others build on
 //! the set before; retention keeps whole chains and says so; every set it
 //! keeps restores to the data of its time; the history names each parent.

@@ -1,4 +1,4 @@
-//! The log with each data backup (SPEC 14.2): cut under the data lock, the
+//! The log with each data backup (behaviour §14.2): cut under the data lock, the
 //! new log's header in the .4BK, every pending segment in the .4BL.
 
 // Test code: a failed unwrap is a failed test.

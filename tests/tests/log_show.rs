@@ -1,4 +1,4 @@
-//! `sauve log show` as a person uses it (SPEC 20): operations with their
+//! `sauve log show` as a person uses it (behaviour §20): operations with their
 //! local time, kind and label, filtered by time and kind, summed per kind
 //! and per hour, from a log file, an app or a log backup.
 

@@ -1,4 +1,4 @@
-//! Version-1 logs (SPEC 14.1, 20): the files in `tests/fixtures/log-v1`
+//! Version-1 logs (behaviour §14.1, §20): the files in `tests/fixtures/log-v1`
 //! were written by the release before log format version 2 and are read,
 //! integrated, continued and archived by today's code.
 

@@ -1,4 +1,4 @@
-//! Off-site copies (SPEC 19) on a real Garage node, through the real `sauve`
+//! Off-site copies (behaviour §19) on a real Garage node, through the real `sauve`
 //! binary with its secrets in its environment: each committed set and the
 //! history reach the bucket in the background, `sauve list|verify|restore
 //! s3://…` read them back byte for byte, an unreachable store leaves copies

@@ -1,4 +1,4 @@
-//! Stop points (SPEC 20): a model host whose writes carry increasing times,
+//! Stop points (behaviour §20): a model host whose writes carry increasing times,
 //! backed up now and then; any backup restored and integrated up to a time
 //! or a sequence equals the model's state at that point, a point before the
 //! set's end is refused naming that end, and a second integration goes on

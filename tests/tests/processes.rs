@@ -176,7 +176,7 @@ fn side_work(app: &SampleApp, done: &AtomicBool, side: &Mutex<Side>, restores: b
             );
             side.lock().unwrap().restores += 1;
         } else {
-            // A restore is refused while the app backs up (SPEC 11): said
+            // A restore is refused while the app backs up (behaviour §13.1): said
             // so, and nothing was restored.
             assert!(
                 stderr.contains("1402")

@@ -1,4 +1,4 @@
-//! Admission and the records (SPEC 5 steps 1 and 14): every request ends
+//! Admission and the records (behaviour §5 steps 1 and 14): every request ends
 //! with exactly one report and one `finished` event, refusals included; a
 //! restore or an integration keeps backups out; retention and record
 //! writes that fail half-way are recorded and reported, never silent.

@@ -1,4 +1,4 @@
-//! The daemon's scheduler loop on paused tokio time (SPEC 9, 10): the engine
+//! The daemon's scheduler loop on paused tokio time (behaviour §9, §10): the engine
 //! takes a clock that reads tokio's paused clock, so a day of schedule
 //! passes in milliseconds and every instant is exact.
 //!

@@ -1,4 +1,4 @@
-//! The store contract (SPEC 19), the same for a folder and for a real Garage
+//! The store contract (behaviour §19), the same for a folder and for a real Garage
 //! node: objects appear only when complete, nothing is ever overwritten, an
 //! aborted or dropped upload leaves nothing, and errors name the bucket or
 //! key with the status they map to.

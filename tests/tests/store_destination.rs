@@ -1,10 +1,10 @@
-//! A bucket as the destination itself (SPEC 19), on real Garage processes,
+//! A bucket as the destination itself (behaviour §19), on real Garage processes,
 //! through the real `sauve` binary: `General/DestinationFolder` is
 //! `s3://bucket/prefix/`, each segment is compressed straight into a
 //! multipart upload (nothing of the archive on this disk), the set becomes
 //! visible only when the commit completes its uploads, retention and the
 //! history run in the bucket, and Stop, SIGKILL, a lost node, a dead store,
-//! bad credentials and a missing bucket each end as SPEC 8 says.
+//! bad credentials and a missing bucket each end as behaviour §8 says.
 
 // Test helpers: failing there fails the test that called them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

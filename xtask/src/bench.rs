@@ -547,7 +547,7 @@ pub(crate) fn locking() -> Result<()> {
     Ok(())
 }
 
-/// `cargo xtask bench page`: the History page with 999 entries (SPEC 18's
+/// `cargo xtask bench page`: the History page with 999 entries (behaviour §18's
 /// target: rendered in under 50 ms), against `GET /v1/history` on the same
 /// file, in the same run.
 pub(crate) fn page() -> Result<()> {

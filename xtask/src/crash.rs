@@ -86,16 +86,16 @@ const SCENARIOS: [(Kind, &str, &str); 8] = [
     ),
 ];
 
-/// The faults and the status SPEC 8.2 gives each in the archive.
+/// The faults and the status behaviour §8.2 gives each in the archive.
 const FAULTS: [(&str, i32); 3] = [("enospc", -34), ("eio", 1409), ("erofs", -61)];
 
 /// The statuses a backup may end with when `fault` hits `steps[i]`
-/// (`step path`): SPEC 8.2's for the fault in the archive; 1408 (the log
-/// backup error of SPEC 5 steps 7 and 10) in the log, its pending segments
+/// (`step path`): behaviour §8.2's for the fault in the archive; 1408 (the log
+/// backup error of behaviour §5 steps 7 and 10) in the log, its pending segments
 /// and the .4BL; 0 in a record (journal, history, state: a warning, never
 /// the status). A removal may also end with 0: retention and the cleanup
 /// after a commit report what they could not delete in the journal, the
-/// backup done. A fault in a clone folder (SPEC 21.3) ends with 0: the
+/// backup done. A fault in a clone folder (behaviour §21.3) ends with 0: the
 /// data-kind files are then copied under the lock, as on a file system
 /// that cannot clone. A folder fsync belongs to the step before it.
 fn expected_statuses(fault: &str, steps: &[String], i: usize) -> Vec<i32> {

@@ -1,4 +1,4 @@
-//! The point-in-time recovery of `cargo xtask e2e` (SPEC 20), as a person
+//! The point-in-time recovery of `cargo xtask e2e` (behaviour §20), as a person
 //! runs it: notes written with backups in between, a mistaken "delete all",
 //! `notes-server restore --until` one second before it. Every note written
 //! before the point comes back, none written after it; later starts, a

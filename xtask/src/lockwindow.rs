@@ -1,6 +1,6 @@
 //! `cargo xtask bench lock-window`: how long the data lock is held for a
 //! large data file, where its file system clones (a loop-mounted XFS
-//! image, SPEC 21) and where it does not (target/'s own file system, where
+//! image, behaviour §21.3) and where it does not (target/'s own file system, where
 //! the data-kind files are copied into the set under the lock).
 
 use std::path::{Path, PathBuf};

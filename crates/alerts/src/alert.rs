@@ -1,4 +1,4 @@
-//! The alert document (SPEC 17.2): the webhook's body, the email's text,
+//! The alert document (behaviour §17.2): the webhook's body, the email's text,
 //! the command's variables.
 
 use jiff::Timestamp;

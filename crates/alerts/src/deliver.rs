@@ -1,5 +1,5 @@
 //! Delivery: up to three attempts, each within a timeout, with backoff
-//! between them (SPEC 17.2), and the journal line that says how it went.
+//! between them (behaviour §17.2), and the journal line that says how it went.
 
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ pub struct Policy {
 }
 
 impl Default for Policy {
-    /// SPEC 17.2: a 10 s timeout per attempt, 3 attempts, 1 s then 5 s
+    /// behaviour §17.2: a 10 s timeout per attempt, 3 attempts, 1 s then 5 s
     /// apart (25 s would be the wait before a fourth).
     fn default() -> Policy {
         Policy {

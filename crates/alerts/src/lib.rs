@@ -1,4 +1,4 @@
-//! Alerts that reach a person (SPEC 17.2): the alert document, and the
+//! Alerts that reach a person (behaviour §17.2): the alert document, and the
 //! notifiers that deliver it: a webhook (a JSON POST, signed with
 //! HMAC-SHA256 when a secret is set), an email over SMTP (STARTTLS, TLS or
 //! plain, through lettre), and a shell command (with `SAUVE_*` variables).

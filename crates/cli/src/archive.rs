@@ -172,7 +172,7 @@ pub(crate) fn restore(
         report.files,
         bytes(report.bytes),
     ));
-    // The logs a host could integrate next (SPEC 13.1): this CLI has no
+    // The logs a host could integrate next (behaviour §13.1): this CLI has no
     // apply function, so it only names them.
     let current = std::path::Path::new(&report.manifest.header.data_path).with_extension("journal");
     let logs = sauve_engine::integrable_logs(&report, Some(&current));

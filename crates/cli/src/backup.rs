@@ -25,7 +25,7 @@ fn layout(app: &Path) -> Result<AppLayout, Failure> {
     AppLayout::discover(app).map_err(|e| Failure::failed(e.to_string()))
 }
 
-/// The exit code for a backup status (SPEC section 4).
+/// The exit code for a backup status (behaviour §4).
 pub(crate) fn exit_code(status: Status) -> u8 {
     match status {
         Status::Ok => EXIT_OK,
@@ -141,7 +141,7 @@ impl Display {
     }
 }
 
-/// The last line of `sauve backup --json`: exactly the fields SPEC section 4
+/// The last line of `sauve backup --json`: exactly the fields behaviour §4
 /// names, always printed, refusals included.
 pub(crate) fn finished_line(status: Status, number: u32, archives: &[PathBuf]) -> String {
     let line = serde_json::json!({
@@ -207,7 +207,7 @@ pub(crate) fn backup(
     io: &mut Io<'_>,
 ) -> Result<(), Failure> {
     let app = app_dir(app)?;
-    // The backup always runs on the server when one serves this app (SPEC 4).
+    // The backup always runs on the server when one serves this app (behaviour §4).
     if on_startup.is_none()
         && on_shutdown.is_none()
         && let Some(server) = crate::remote::live_server(&app)
@@ -272,7 +272,7 @@ pub(crate) fn backup(
 }
 
 /// The folder holding the history of an app's sets: the destination
-/// folder, or for a store the app's records of it (SPEC 19).
+/// folder, or for a store the app's records of it (behaviour §19).
 fn destination(app: &Path) -> Result<PathBuf, Failure> {
     let effective =
         sauve_settings::load_effective(app).map_err(|e| Failure::usage(e.to_string()))?;
@@ -304,7 +304,7 @@ pub(crate) fn print_status(
         return Ok(());
     }
     let mut text = String::new();
-    // Alerts first: what a person must see (SPEC 17.2).
+    // Alerts first: what a person must see (behaviour §17.2).
     for a in value["alerts"].as_array().into_iter().flatten() {
         text.push_str(&format!(
             "ALERT {}: {} (raised {}; `sauve alert ack {}` when seen)\n",

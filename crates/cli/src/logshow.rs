@@ -1,4 +1,4 @@
-//! `sauve log show`: a log's operations (SPEC 20), as 4D's activity
+//! `sauve log show`: a log's operations (behaviour §20), as 4D's activity
 //! analysis lists them: sequence, local time, kind, label and size, newest
 //! last, filtered by time and kind, or summed per kind and per hour.
 
@@ -34,7 +34,7 @@ pub(crate) struct Filter {
 struct Row<'a> {
     record: &'a Record,
     offset: u64,
-    /// Left past its point by a point-in-time restore (SPEC 20).
+    /// Left past its point by a point-in-time restore (behaviour §20).
     set_aside: bool,
 }
 

@@ -1,5 +1,5 @@
 //! `sauve ui`: a one-time login link to the backup page of a running
-//! `sauve run` (SPEC 18), and `sauve ui --hash-password` for
+//! `sauve run` (behaviour §18), and `sauve ui --hash-password` for
 //! `[ui] password_hash`.
 
 use std::io::BufRead;

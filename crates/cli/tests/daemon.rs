@@ -1,5 +1,5 @@
 //! `sauve run` as a service manager sees it: the real binary, started and
-//! stopped with SIGTERM in every state (SPEC 4; issue: it must never hang).
+//! stopped with SIGTERM in every state (behaviour §4; issue: it must never hang).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

@@ -1,4 +1,4 @@
-//! Admission across processes (SPEC 5 step 1): the advisory locks that keep
+//! Admission across processes (behaviour §5 step 1): the advisory locks that keep
 //! two processes off one app (`APP/Logs/sauve.lock`) and off one set
 //! (`<destination>/.<base>.sauve.lock`), and the guard that keeps a
 //! restore out of an app in use ([`hold_restore_target`]). Held for the

@@ -12,7 +12,7 @@ use sauve_locking::Mode;
 use sauve_status::Status;
 use serde::{Deserialize, Serialize};
 
-/// What started a backup (SPEC section 1).
+/// What started a backup (behaviour §1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Trigger {
@@ -28,7 +28,7 @@ pub enum Trigger {
     Automatic,
 }
 
-/// A trigger word that is none of SPEC section 1's.
+/// A trigger word that is none of behaviour §1's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown trigger \"{0}\" (accepted: manual, api, scheduled, remote, automatic)")]
 pub struct UnknownTrigger(pub String);
@@ -68,7 +68,7 @@ impl Trigger {
     }
 }
 
-/// A scheduled attempt (SPEC 9.1): the slot it stands for (its `Scheduled`
+/// A scheduled attempt (behaviour §9.1): the slot it stands for (its `Scheduled`
 /// line), which attempt at that slot it is, and whether a failure now is
 /// the one that gives up (AbortIfBackupFail: recorded as 1401, with the
 /// underlying error).
@@ -117,7 +117,7 @@ pub struct ShutdownInfo {
     pub archive: Option<PathBuf>,
 }
 
-/// The hooks of SPEC section 4.
+/// The hooks of behaviour §4.
 #[derive(Clone, Default)]
 pub struct Hooks {
     /// Runs before every backup.
@@ -158,7 +158,7 @@ impl Clock for SystemClock {
 /// How the engine runs.
 #[derive(Clone)]
 pub struct EngineOptions {
-    /// Single-user (the CLI) or server (`sauve run`, hosts choose): SPEC 7.
+    /// Single-user (the CLI) or server (`sauve run`, hosts choose): behaviour §7.
     pub mode: Mode,
     /// Hooks.
     pub hooks: Hooks,
@@ -169,10 +169,10 @@ pub struct EngineOptions {
     /// zstd worker threads; 0 uses every core.
     pub threads: u32,
     /// The host's log writer, which the engine cuts at each data backup
-    /// (SPEC 14.2). Without one, a sauve log found at `APP/Data/<stem>.journal`
+    /// (behaviour §14.2). Without one, a sauve log found at `APP/Data/<stem>.journal`
     /// is cut by the engine itself.
     pub log: Option<Arc<sauve_logfile::LogWriter>>,
-    /// How alerts are delivered: timeout and retries (SPEC 17.2's by
+    /// How alerts are delivered: timeout and retries (behaviour §17.2's by
     /// default; tests shorten them).
     pub alert_delivery: sauve_alerts::Policy,
 }
@@ -201,7 +201,7 @@ impl std::fmt::Debug for EngineOptions {
     }
 }
 
-/// A run's phase, for progress (SPEC 8.1).
+/// A run's phase, for progress (behaviour §8.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Phase {
@@ -223,7 +223,7 @@ pub enum Phase {
     Retention,
 }
 
-/// What observers are told (SPEC 8.1); the CLI prints these as JSON lines.
+/// What observers are told (behaviour §8.1); the CLI prints these as JSON lines.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum BackupEvent {

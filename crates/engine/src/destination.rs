@@ -1,4 +1,4 @@
-//! A bucket prefix as the destination of the runs (SPEC 19): the copier
+//! A bucket prefix as the destination of the runs (behaviour §19): the copier
 //! streams each segment, compressed, straight into a multipart upload (no
 //! local copy of the archive), completes the uploads in order at the commit
 //! (the manifest-bearing segment last), verifies the set by reading it back,
@@ -62,7 +62,7 @@ pub(crate) struct StoreDestination {
     /// Bytes per part of an upload.
     pub(crate) part_size: usize,
     /// `encrypt_to` of `[destination]`: each segment is stored as the age
-    /// encryption of its bytes, named `….age` (SPEC 19).
+    /// encryption of its bytes, named `….age` (behaviour §19).
     recipients: Vec<age::x25519::Recipient>,
     rt: &'static tokio::runtime::Runtime,
 }
@@ -180,7 +180,7 @@ impl StoreDestination {
     }
 
     /// Reads the committed set back and checks it against its manifest
-    /// (SPEC 13.2). With `remove_unsound`, a set that does not match it is
+    /// (behaviour §13.2). With `remove_unsound`, a set that does not match it is
     /// removed, last segment first, so that nothing unsound stays under a
     /// set's name; a set that could not be read (the store out of reach)
     /// stays, unverified, for `sauve verify` or the next read to check.
@@ -227,7 +227,7 @@ impl StoreDestination {
         sauve_archive::verify_remote(&set, progress)
     }
 
-    /// Restores the set `name` names from the store (SPEC 13.1, 19): every
+    /// Restores the set `name` names from the store (behaviour §13.1, §19): every
     /// hash checked in a staging folder before anything is moved into place.
     pub(crate) fn restore(
         &self,
@@ -244,7 +244,7 @@ impl StoreDestination {
         Ok(sauve_archive::restore_remote(&set, options, progress)?)
     }
 
-    /// Retention in the store (SPEC 6.3): the oldest sets of `base` go until
+    /// Retention in the store (behaviour §6.3): the oldest sets of `base` go until
     /// `keep` remain, each whole (its segments, last first, then its `.4BL`).
     pub(crate) fn retain(&self, base: &str, keep: usize) -> Retained {
         let mut retained = Retained::default();
@@ -262,7 +262,7 @@ impl StoreDestination {
         retained
     }
 
-    /// Publishes the history the records actor keeps in `records` (SPEC 19).
+    /// Publishes the history the records actor keeps in `records` (behaviour §19).
     pub(crate) fn publish_history(&self, records: &Path, key: &str) -> Result<(), EngineError> {
         self.wait(crate::actors::offsite::publish_history(
             self.store.as_ref(),

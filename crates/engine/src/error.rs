@@ -3,8 +3,8 @@
 //! Policy: everything that can end a backup, a restore, a log integration or
 //! an open check early is an [`EngineError`]. Variants carry their context
 //! (the path, the value, the other crate's error) and [`EngineError::status`]
-//! maps every one of them to the status code of SPEC 8.2, here and nowhere
-//! else; whether a retry can help follows from the status (SPEC 9.1). Writing
+//! maps every one of them to the status code of behaviour §8.2, here and nowhere
+//! else; whether a retry can help follows from the status (behaviour §9.1). Writing
 //! the records (journal, history, state) is not part of a run's outcome: a
 //! failure there is a warning of the run, never a change of its status.
 
@@ -160,7 +160,7 @@ pub enum EngineError {
     /// Writing, reading or verifying an archive failed.
     #[error(transparent)]
     Archive(#[from] sauve_archive::ArchiveError),
-    /// A store (an `s3://` URL or an off-site folder) failed (SPEC 19).
+    /// A store (an `s3://` URL or an off-site folder) failed (behaviour §19).
     #[error(transparent)]
     Store(#[from] sauve_store::StoreError),
     /// The log file could not be read, cut or written.
@@ -190,7 +190,7 @@ pub enum EngineError {
         destination: PathBuf,
     },
     /// An integration's stop point comes before the restored set's end: the
-    /// set already holds data from after it (1410, SPEC 20).
+    /// set already holds data from after it (1410, behaviour §20).
     #[error(
         "the stop point {point} is before the end of {} ({end}), which already holds later changes (accepted: a point at or after {end}, or a set that ends before the point)",
         set.display()
@@ -203,7 +203,7 @@ pub enum EngineError {
         /// The set's end: its end time, or its last log sequence.
         end: String,
     },
-    /// No sound backup of this app ends before the point (1410, SPEC 20).
+    /// No sound backup of this app ends before the point (1410, behaviour §20).
     #[error("no backup of \"{key}\" in \"{}\" ends before {point} and verifies", destination.display())]
     NoBackupBefore {
         /// The structure key.
@@ -216,7 +216,7 @@ pub enum EngineError {
     /// A set whose data stands on another timeline than the point asked
     /// for, up to its end: a point-in-time restore set records aside on
     /// one and not the other, so integrating from it would bring back what
-    /// was undone, or leave out what counts (1410, SPEC 20).
+    /// was undone, or leave out what counts (1410, behaviour §20).
     #[error(
         "\"{}\" stands on another timeline than the point asked for: the restore to {point} (run {at}) set changes aside on one and not the other (accepted: a set taken on the timeline of the point; an older one serves when there is one)",
         set.display()
@@ -230,7 +230,7 @@ pub enum EngineError {
         at: String,
     },
     /// The state file cannot say what point-in-time restores set aside
-    /// (SPEC 20): no integration runs until a person looks.
+    /// (behaviour §20): no integration runs until a person looks.
     #[error(
         "\"{}\" cannot be read: {reason}. It keeps what point-in-time restores set aside in the log, and integrating without it could apply again what a restore undid (accepted: a state file whose \"set_aside\" list reads, with no sauve-state.json.damaged beside it; put the list back from the damaged copy, or leave it out if no restore to a point was ever made, then remove the .damaged file)",
         path.display()
@@ -242,7 +242,7 @@ pub enum EngineError {
         reason: String,
     },
     /// A point-in-time restore of an app without a sauve log: nothing
-    /// says what happened when (1410, SPEC 20).
+    /// says what happened when (1410, behaviour §20).
     #[error(
         "cannot restore to {point}: \"{}\" is not a sauve log, so nothing says what the data held then (accepted: an app whose host writes its log with sauve_logfile; `sauve log show --app` lists it)",
         log.display()
@@ -302,7 +302,7 @@ fn io_status(e: &std::io::Error) -> Status {
 }
 
 impl EngineError {
-    /// The status code this error ends a run with: the one mapping of SPEC 8.2.
+    /// The status code this error ends a run with: the one mapping of behaviour §8.2.
     pub fn status(&self) -> Status {
         use EngineError as E;
         match self {
@@ -346,13 +346,13 @@ impl EngineError {
         }
     }
 
-    /// Whether trying again later may help (SPEC 9.1's retried statuses).
+    /// Whether trying again later may help (behaviour §9.1's retried statuses).
     pub fn is_transient(&self) -> bool {
         self.status().is_retried()
     }
 
     /// Whether the request was refused at admission: nothing ran and
-    /// nothing was recorded (SPEC 5 step 1).
+    /// nothing was recorded (behaviour §5 step 1).
     pub fn is_refusal(&self) -> bool {
         matches!(
             self,

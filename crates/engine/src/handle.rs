@@ -85,7 +85,7 @@ impl std::fmt::Debug for BackupHandle {
 
 /// How many backup requests ended, for those who wait on the engine
 /// without following every event (the scheduler re-enables itself after a
-/// successful manual backup, SPEC 9.1).
+/// successful manual backup, behaviour §9.1).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tally {
     /// Requests ended, refusals included.
@@ -311,7 +311,7 @@ impl BackupHandle {
     }
 
     /// Runs a scheduled attempt: its slot, its number, and whether a failure
-    /// gives up (then recorded as 1401, SPEC 9.1).
+    /// gives up (then recorded as 1401, behaviour §9.1).
     pub async fn backup_attempt(&self, scheduled: Scheduled) -> Result<BackupReport, EngineError> {
         self.request(Trigger::Scheduled, Some(scheduled))
             .report()
@@ -398,7 +398,7 @@ impl BackupHandle {
         .await
     }
 
-    /// Where the copies to each `[[offsite]]` destination stand (SPEC 19).
+    /// Where the copies to each `[[offsite]]` destination stand (behaviour §19).
     pub async fn offsite(&self) -> Result<Vec<crate::state::OffsiteStatus>, EngineError> {
         let app = self.inner.layout.app.clone();
         off_thread(move || {
@@ -409,7 +409,7 @@ impl BackupHandle {
     }
 
     /// The destination folder of the settings in force, with its free and
-    /// used space (SPEC 15, 18).
+    /// used space (behaviour §15, §18).
     pub async fn destination(&self) -> Result<crate::overview::DestinationUsage, EngineError> {
         let app = self.inner.layout.app.clone();
         off_thread(move || crate::overview::destination_usage(&app)).await?
@@ -453,7 +453,7 @@ impl BackupHandle {
             .await?
     }
 
-    /// Verifies (SPEC 13.2) the set numbered `number` in this app's
+    /// Verifies (behaviour §13.2) the set numbered `number` in this app's
     /// history: every segment, stream, size and checksum. Writes nothing;
     /// runs beside a backup. 1410 when no such set is in the history.
     pub async fn verify_backup(
@@ -489,7 +489,7 @@ impl BackupHandle {
             .ok_or(EngineError::NoSuchBackup { number })
     }
 
-    /// `sauve.toml` (SPEC 17.1): the last valid one, in force, and why the
+    /// `sauve.toml` (behaviour §17.1): the last valid one, in force, and why the
     /// file is not valid now, if it is not.
     pub async fn own_settings(
         &self,
@@ -499,7 +499,7 @@ impl BackupHandle {
         Ok((o.settings, o.problem))
     }
 
-    /// The last backup information (SPEC section 15).
+    /// The last backup information (behaviour §15).
     pub async fn last_backup(&self) -> Option<LastBackup> {
         ask(&self.inner.actors.records, "records", ReadState)
             .await
@@ -507,7 +507,7 @@ impl BackupHandle {
             .and_then(|s| s.0.last_backup)
     }
 
-    /// What the scheduler saved last (SPEC 9.2).
+    /// What the scheduler saved last (behaviour §9.2).
     pub async fn scheduler_state(&self) -> Result<SchedulerState, EngineError> {
         let state = ask(&self.inner.actors.records, "records", ReadState).await?;
         Ok(state.0.scheduler.unwrap_or_default())
@@ -545,7 +545,7 @@ impl BackupHandle {
         })
     }
 
-    /// Restores `archive` (SPEC 13.1), refused while a backup, a restore or
+    /// Restores `archive` (behaviour §13.1), refused while a backup, a restore or
     /// an integration runs (1402, 1417), and into this app's own folder
     /// while the engine serves it (1407). The restore is journaled "Restore"
     /// in this app's Backup Journal and recorded in the history beside the
@@ -635,7 +635,7 @@ impl BackupHandle {
         }
         let mut report = result?;
         // A restore from the app's own bucket destination is published
-        // there with its history (SPEC 19); an off-site prefix's history is
+        // there with its history (behaviour §19); an off-site prefix's history is
         // the off-site copier's to write.
         let mut publish = None;
         if let Some(store) = &store {
@@ -685,8 +685,8 @@ impl BackupHandle {
     }
 
     /// Integrates, in order, every log that follows the restored backup into
-    /// the host's data through `apply` (SPEC 13.1, 14.3), up to `until`
-    /// (SPEC 20: the end, a sequence, or a time; a point before the set's
+    /// the host's data through `apply` (behaviour §13.1, §14.3), up to `until`
+    /// (behaviour §20: the end, a sequence, or a time; a point before the set's
     /// end is refused naming that end). Records past the point stay in
     /// their logs. Backups are refused meanwhile (1417). Blocking: call it
     /// off async threads.
@@ -702,7 +702,7 @@ impl BackupHandle {
     }
 
     /// Goes on with an integration that an earlier one stopped at a point
-    /// (SPEC 20): the records after `last_applied` (where the host's data
+    /// (behaviour §20): the records after `last_applied` (where the host's data
     /// stands) up to `until`, from the same restored backup's logs.
     pub fn continue_integration<E: std::fmt::Display>(
         &self,
@@ -751,7 +751,7 @@ impl BackupHandle {
         })
     }
 
-    /// The open check of SPEC 13.3: with damaged data and AutomaticRestore,
+    /// The open check of behaviour §13.3: with damaged data and AutomaticRestore,
     /// the newest backup that verifies is restored and the logs after it
     /// integrated; with healthy data, the current log's records beyond
     /// `health.last_applied`. An automatic restore that a crash interrupted
@@ -782,7 +782,7 @@ impl BackupHandle {
         Ok(outcome)
     }
 
-    /// Restores the app's data in place as it was at `until` (SPEC 20):
+    /// Restores the app's data in place as it was at `until` (behaviour §20):
     /// the newest set that ends before the point and verifies is put in
     /// place as the automatic restore does (the current data-kind files
     /// moved into `Data/Replaced files (restoring) <timestamp>/`, the
@@ -809,7 +809,7 @@ impl BackupHandle {
         Ok(outcome)
     }
 
-    /// The open alerts (SPEC 17.2), oldest first.
+    /// The open alerts (behaviour §17.2), oldest first.
     pub async fn alerts(&self) -> Result<Vec<crate::state::AlertRecord>, EngineError> {
         let state = ask(&self.inner.actors.records, "records", ReadState).await?;
         Ok(state.0.alerts.into_iter().filter(|a| a.is_open()).collect())

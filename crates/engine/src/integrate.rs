@@ -1,4 +1,4 @@
-//! Log integration after a restore (SPEC 13.1, 14.3): the logs that follow a
+//! Log integration after a restore (behaviour §13.1, §14.3): the logs that follow a
 //! restored backup, applied in order through the host's function, each
 //! journaled as "Log integration".
 
@@ -67,7 +67,7 @@ pub struct Integration {
     pub warnings: Vec<String>,
 }
 
-/// Refuses a stop point before the restored set's end (SPEC 20): the set's
+/// Refuses a stop point before the restored set's end (behaviour §20): the set's
 /// data already holds what came after it. Refuses too a set taken before a
 /// point-in-time restore that `until` goes past, when its data holds what
 /// that restore set aside.
@@ -344,7 +344,7 @@ fn stop_fields(
     );
 }
 
-/// `1284 applied (50012 to 51295)` (SPEC 11.2).
+/// `1284 applied (50012 to 51295)` (behaviour §11.2).
 pub(crate) fn operations(i: &Integrated) -> String {
     match i.range {
         Some((a, b)) => format!("{} applied ({a} to {b})", i.applied),

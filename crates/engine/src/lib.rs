@@ -1,4 +1,4 @@
-//! The backup engine (SPEC sections 4, 5, 8, 15): actix actors behind a
+//! The backup engine (behaviour §4, §5, §8, §15): actix actors behind a
 //! [`BackupHandle`] that host apps, the CLI and the server use.
 //!
 //! One actor per responsibility, each owning its state, talking through the

@@ -1,4 +1,4 @@
-//! The log at a data backup (SPEC 14.2): cut it under the data lock into a
+//! The log at a data backup (behaviour §14.2): cut it under the data lock into a
 //! pending segment, and build the `.4BL` from every pending segment.
 
 use sauve_durable::fault::{Step, point};

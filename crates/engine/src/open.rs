@@ -1,4 +1,4 @@
-//! Automatic restore and automatic log integration at open (SPEC 13.3).
+//! Automatic restore and automatic log integration at open (behaviour §13.3).
 
 use sauve_durable::fault::{Step, point};
 use std::path::{Path, PathBuf};
@@ -39,7 +39,7 @@ pub struct OpenOutcome {
     pub warnings: Vec<String>,
 }
 
-/// Runs the open check of SPEC 13.3 (see `BackupHandle::open_check`).
+/// Runs the open check of behaviour §13.3 (see `BackupHandle::open_check`).
 pub(crate) fn run<E: std::fmt::Display>(
     rec: &mut Recorder<'_>,
     health: DataHealth,
@@ -434,7 +434,7 @@ fn restore_newest(
             (archive, report)
         }
         // No sound set in the destination (missing, damaged, the disk
-        // gone): the newest sound off-site copy (SPEC 19).
+        // gone): the newest sound off-site copy (behaviour §19).
         None => restore_from_offsite(layout, &stage, place, &fits).ok_or_else(|| match until {
             Until::End => EngineError::NoBackupAvailable {
                 key: key.clone(),
@@ -594,7 +594,7 @@ fn put_back_at(
     }
 }
 
-/// What a point-in-time restore did (SPEC 20, see
+/// What a point-in-time restore did (behaviour §20, see
 /// `BackupHandle::restore_to_point`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PointRestore {
@@ -617,7 +617,7 @@ pub struct PointRestore {
     pub warnings: Vec<String>,
 }
 
-/// Restores the app's data in place to `until` (SPEC 20): the newest set
+/// Restores the app's data in place to `until` (behaviour §20): the newest set
 /// that ends before the point, then its logs up to the point. The records
 /// past it are recorded as set aside before any file moves, so that an
 /// open check redoing an interrupted restore, and every later integration,

@@ -1,5 +1,5 @@
-//! From what a run did to what is recorded (SPEC sections 5 steps 14 to 16,
-//! 11, 12 and 15): the status, the report, the Backup Journal entry, the
+//! From what a run did to what is recorded (behaviour §5 steps 14 to 16,
+//! §11, §12 and §15): the status, the report, the Backup Journal entry, the
 //! history entry and the last-backup information. Pure: the run hands over
 //! what it learned, the records actor writes what comes out.
 
@@ -55,7 +55,7 @@ pub(crate) struct Learned {
     pub(crate) verbose: Option<bool>,
     /// Retention's limit on history entries (999 when SetNumber is off).
     pub(crate) history_limit: Option<usize>,
-    /// The set this run's set builds on, when incremental (SPEC 21).
+    /// The set this run's set builds on, when incremental (behaviour §21).
     pub(crate) parent: Option<u32>,
 }
 
@@ -67,9 +67,9 @@ impl Learned {
     }
 }
 
-/// The status of a run that ended with `result` (SPEC 8.2): the error's,
+/// The status of a run that ended with `result` (behaviour §8.2): the error's,
 /// else -43 when an attachment was missing, else 0; and the errors to
-/// report. A failed scheduled attempt that `gives_up` (SPEC 9.1) is 1401,
+/// report. A failed scheduled attempt that `gives_up` (behaviour §9.1) is 1401,
 /// its own status and errors reported under it.
 pub(crate) fn settle(
     result: &Result<(), EngineError>,
@@ -154,7 +154,7 @@ impl Outcome {
         self.learned.verbose.unwrap_or(true)
     }
 
-    /// The Backup Journal entry (SPEC 11.1): `Full Backup`, `Backup stopped`
+    /// The Backup Journal entry (behaviour §11.1): `Full Backup`, `Backup stopped`
     /// or `Full Backup aborted`.
     pub(crate) fn journal_entry(&self, zone: &TimeZone) -> Entry {
         let l = &self.learned;
@@ -191,7 +191,7 @@ impl Outcome {
         e
     }
 
-    /// The history entry (SPEC 12), when the destination is known.
+    /// The history entry (behaviour §12), when the destination is known.
     pub(crate) fn history(&self) -> Option<HistoryRecord> {
         let l = &self.learned;
         let destination = l.destination.clone()?;
@@ -243,9 +243,9 @@ impl Outcome {
         })
     }
 
-    /// The last-backup information (SPEC 15), and what the next runs need:
+    /// The last-backup information (behaviour §15), and what the next runs need:
     /// the compression ratio and, after a successful backup with data, the
-    /// data file's identity (SPEC 9.3).
+    /// data file's identity (behaviour §9.3).
     pub(crate) fn last_backup(&self) -> (LastBackup, Option<f64>, Option<DataStamp>) {
         let l = &self.learned;
         let last = LastBackup {
@@ -291,7 +291,7 @@ impl Outcome {
     }
 }
 
-/// The alert a finished backup raises (SPEC 17.2), if any: the give-up
+/// The alert a finished backup raises (behaviour §17.2), if any: the give-up
 /// (1401) always; a failure (not 0 or -43) with `on = "failure"` or
 /// `"always"`; every other end with `"always"` (the heartbeat).
 pub(crate) fn alert_kind(
@@ -330,7 +330,7 @@ impl Outcome {
     }
 }
 
-/// The report of a request refused at admission (SPEC 5 step 1): nothing
+/// The report of a request refused at admission (behaviour §5 step 1): nothing
 /// ran, number 0; `postponed` for a scheduled slot, which is journaled as
 /// "Backup postponed".
 pub(crate) fn refusal(
@@ -356,7 +356,7 @@ pub(crate) fn refusal(
     }
 }
 
-/// The report of a scheduled run postponed by BackupIfDataChange (SPEC 9.3).
+/// The report of a scheduled run postponed by BackupIfDataChange (behaviour §9.3).
 pub(crate) fn postponed(run: u64, started: Timestamp, reason: String) -> BackupReport {
     BackupReport {
         run,
@@ -375,7 +375,7 @@ pub(crate) fn postponed(run: u64, started: Timestamp, reason: String) -> BackupR
     }
 }
 
-/// The "Backup postponed" entry (SPEC 11.2): the slot, when, why and the
+/// The "Backup postponed" entry (behaviour §11.2): the slot, when, why and the
 /// next slot.
 pub(crate) fn postponed_entry(
     zone: &TimeZone,

@@ -1,4 +1,4 @@
-//! What a person looks at before and after a backup (SPEC 15, 18): the
+//! What a person looks at before and after a backup (behaviour §15, §18): the
 //! destination with its space, and what a backup would hold now (the MSC's
 //! "Contents of the backup file"). Read-only views; the page and
 //! `sauve status` show them, nothing here changes a file.
@@ -54,7 +54,7 @@ pub enum DestinationState {
     Missing,
     /// Something that is not a folder: backups fail with 1407.
     NotAFolder,
-    /// A bucket prefix (`s3://…`, SPEC 19): `path` is the URL; its space
+    /// A bucket prefix (`s3://…`, behaviour §19): `path` is the URL; its space
     /// and the sets' size are the store's, not read by this view.
     Store,
 }

@@ -1,5 +1,5 @@
-//! What a run will do, decided from values alone (SPEC sections 5 to 7 and
-//! 14.2): the destination, the number, the sets and their manifests, the
+//! What a run will do, decided from values alone (behaviour §5 to §7 and
+//! §14.2): the destination, the number, the sets and their manifests, the
 //! content of each phase, retention before or after, whether the log is cut,
 //! the free-space estimate. The run gathers the facts through the actors,
 //! then follows the plan; nothing here does IO, so every rule is a table test.
@@ -16,7 +16,7 @@ use crate::error::EngineError;
 use crate::settings::AppSettings;
 use crate::state::DataStamp;
 
-/// What the log at `APP/Data/<stem>.journal` is (SPEC 14, O-6).
+/// What the log at `APP/Data/<stem>.journal` is (behaviour §14, O-6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum LogState {
     /// No file there.
@@ -49,7 +49,7 @@ pub(crate) struct DataFacts {
 }
 
 /// Where the backups go: `General/DestinationFolder` resolved against the
-/// app, or a bucket prefix (SPEC 19).
+/// app, or a bucket prefix (behaviour §19).
 pub(crate) fn destination(
     app: &Path,
     settings: &AppSettings,
@@ -81,7 +81,7 @@ pub(crate) fn destination_to_read(
     resolved(app, settings, sauve_settings::resolve_destination_to_read)
 }
 
-/// The history key of an app (SPEC 12): its structure file, else the folder.
+/// The history key of an app (behaviour §12): its structure file, else the folder.
 pub(crate) fn structure_key(layout: &AppLayout) -> String {
     layout
         .project_file
@@ -90,7 +90,7 @@ pub(crate) fn structure_key(layout: &AppLayout) -> String {
         .unwrap_or_else(|| layout.app.display().to_string())
 }
 
-/// SPEC 9.3: why a scheduled run with BackupIfDataChange is postponed, if it
+/// behaviour §9.3: why a scheduled run with BackupIfDataChange is postponed, if it
 /// is. Unchanged means the last successful backup with data saw this size
 /// and mtime, and the log holds no record since (or there is no log at all).
 pub(crate) fn postpone_reason(
@@ -128,7 +128,7 @@ pub(crate) struct Facts<'a> {
     pub(crate) threads: u32,
 }
 
-/// Retention of this run (SPEC 6.3): how many sets to keep, before the
+/// Retention of this run (behaviour §6.3): how many sets to keep, before the
 /// backup (EraseOldBackupBefore, Value − 1) or after it (Value).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Retention {
@@ -150,7 +150,7 @@ pub(crate) struct Plan {
     pub(crate) base: String,
     /// `base[N].4BK`.
     pub(crate) backup: SetPlan,
-    /// `base[N-1].4BL`, when the log is cut (SPEC 14.2).
+    /// `base[N-1].4BL`, when the log is cut (behaviour §14.2).
     pub(crate) log: Option<SetPlan>,
     /// Under the data lock: data kinds and attachments inside `Data/` (O-11).
     pub(crate) data: Vec<SourceEntry>,
@@ -175,7 +175,7 @@ pub(crate) struct Plan {
     pub(crate) compressed: bool,
 }
 
-/// Decides the run (SPEC 5 steps 5 to 13). Fails with 1403 when a declared
+/// Decides the run (behaviour §5 steps 5 to 13). Fails with 1403 when a declared
 /// log is missing and with -34 when the estimate does not fit.
 pub(crate) fn plan(f: &Facts<'_>) -> Result<Plan, EngineError> {
     let s = &f.settings.settings;
@@ -209,7 +209,7 @@ pub(crate) fn plan(f: &Facts<'_>) -> Result<Plan, EngineError> {
         ));
     }
 
-    // The free-space estimate (SPEC 6.1): content × the last ratio + 10%.
+    // The free-space estimate (behaviour §6.1): content × the last ratio + 10%.
     let total = content.total_bytes();
     let compressed = advanced.compression_rate != Compression::None;
     let ratio = if compressed {
@@ -265,7 +265,7 @@ pub(crate) fn plan(f: &Facts<'_>) -> Result<Plan, EngineError> {
             ..header(SetKind::Backup, number)
         },
     };
-    // The log backup pairs with the previous data backup's number (SPEC 6.2).
+    // The log backup pairs with the previous data backup's number (behaviour §6.2).
     let log = cut_log.then(|| {
         let previous = number.saturating_sub(1);
         SetPlan {

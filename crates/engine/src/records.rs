@@ -1,5 +1,5 @@
-//! The record files and how they change: the Backup Journal (SPEC 11),
-//! `backupHistory.json` (SPEC 12) and `APP/Logs/sauve-state.json` (SPEC 15).
+//! The record files and how they change: the Backup Journal (behaviour §11),
+//! `backupHistory.json` (behaviour §12) and `APP/Logs/sauve-state.json` (behaviour §15).
 //!
 //! Every change is one load-modify-save (or one append) under the advisory
 //! lock beside the file ([`sauve_durable::lock_exclusive`]), so processes
@@ -22,7 +22,7 @@ fn journal_lock(dir: &Path) -> PathBuf {
     dir.join("Backup Journal.txt")
 }
 
-/// The rotation check before a backup (SPEC 11.3); the new number when the
+/// The rotation check before a backup (behaviour §11.3); the new number when the
 /// journal moved on.
 pub(crate) fn rotate_journal(app: &Path) -> Result<Option<u16>, EngineError> {
     let dir = sauve_journal::journal_dir(app);
@@ -40,7 +40,7 @@ pub(crate) fn append_journal(app: &Path, entry: &Entry, verbose: bool) -> Result
     Ok(())
 }
 
-/// The next backup number (SPEC 6.2) with the notes it produced (a corrupt
+/// The next backup number (behaviour §6.2) with the notes it produced (a corrupt
 /// history moved aside, an existing archive skipped). Under the history's
 /// lock, since a corrupt file is moved aside.
 pub(crate) fn next_number(
@@ -87,7 +87,7 @@ pub(crate) fn record_history(
     Ok(loaded.notes)
 }
 
-/// Sets the off-site state of backup `number` under `key` (SPEC 19).
+/// Sets the off-site state of backup `number` under `key` (behaviour §19).
 pub(crate) fn record_offsite(
     destination: &Path,
     key: &str,

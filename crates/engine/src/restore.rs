@@ -1,4 +1,4 @@
-//! Manual restores (SPEC 13.1) as the engine records them: the "Restore"
+//! Manual restores (behaviour §13.1) as the engine records them: the "Restore"
 //! journal entry and the history entry beside the archive.
 
 use std::path::{Path, PathBuf};
@@ -22,7 +22,7 @@ pub struct Restored {
 }
 
 /// Where a restore goes: the destination given, else the folder next to the
-/// archive named after it (SPEC 13.1), as the journal names it.
+/// archive named after it (behaviour §13.1), as the journal names it.
 pub(crate) fn destination_of(archive: &Path, options: &RestoreOptions) -> Option<PathBuf> {
     options.to.clone().or_else(|| {
         let name = sauve_archive::ArchiveName::parse(&archive.file_name()?.to_string_lossy())?;
@@ -46,7 +46,7 @@ pub(crate) fn is_inside_app(destination: &Path, app: &Path) -> bool {
     canon(destination) == canon(app)
 }
 
-/// The "Restore" entry of SPEC 11.2, for a restore that ended with `result`.
+/// The "Restore" entry of behaviour §11.2, for a restore that ended with `result`.
 pub(crate) fn journal_entry(
     zone: &TimeZone,
     archive: &Path,
@@ -74,7 +74,7 @@ pub(crate) fn journal_entry(
     e
 }
 
-/// The history entry of a restore (SPEC 12): the structure key it goes
+/// The history entry of a restore (behaviour §12): the structure key it goes
 /// under (the manifest's), and the entry.
 pub(crate) fn history_entry(
     archive: &Path,

@@ -1,4 +1,4 @@
-//! Retention (SPEC 6.3): set N is `base[N].4BK` (every segment) and
+//! Retention (behaviour §6.3): set N is `base[N].4BK` (every segment) and
 //! `base[N-1].4BL`; only exact base-name matches count; the lowest numbers
 //! go first. [`doomed`] is the rule, pure; [`apply`] deletes set by set and,
 //! when a deletion fails, stops there and says what it had deleted, so the
@@ -21,7 +21,7 @@ pub(crate) struct Retained {
     /// The failure that stopped it, if one did.
     pub(crate) failure: Option<EngineError>,
     /// Sets kept beyond the count because a kept set builds on them
-    /// (SPEC 21): (the set kept, the set that needs it).
+    /// (behaviour §21.2): (the set kept, the set that needs it).
     pub(crate) kept_for: Vec<(u32, u32)>,
 }
 
@@ -121,7 +121,7 @@ pub(crate) fn apply_with(
 }
 
 /// Takes out of `doomed` every set that a set staying builds on, directly
-/// or through others (SPEC 21: whole chains only). A set's parent is read
+/// or through others (behaviour §21.2: whole chains only). A set's parent is read
 /// from the head of its stream; one that cannot be read protects nothing
 /// (it cannot be restored either). Returns (kept, needed by).
 fn spare_chains(

@@ -1,4 +1,4 @@
-//! One backup run, executed (SPEC section 5): the run gathers facts from the
+//! One backup run, executed (behaviour §5): the run gathers facts from the
 //! actors, follows the plan (`plan.rs`) by asking the lock keeper and the
 //! copier, and hands what it learned to `outcome.rs`, whose entries the
 //! records actor writes. It does no file IO itself.
@@ -35,7 +35,7 @@ use crate::plan::{self, Facts, Plan};
 use crate::progress::RunProgress;
 use crate::settings::AppSettings;
 
-/// Sent once the run has its number (SPEC 4: `POST /v1/backup` answers then).
+/// Sent once the run has its number (behaviour §4: `POST /v1/backup` answers then).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Numbered {
     pub(crate) run: u64,
@@ -59,7 +59,7 @@ pub(crate) struct Run {
 enum Flow {
     /// The backup was made.
     Done,
-    /// BackupIfDataChange: nothing to do (SPEC 9.3).
+    /// BackupIfDataChange: nothing to do (behaviour §9.3).
     Postponed(String),
 }
 
@@ -192,7 +192,7 @@ impl Run {
                 && (!learned.archives.is_empty() || !learned.removed_numbers.is_empty())
             {
                 // A bucket's history: the app's own object, then the shared
-                // file rebuilt (SPEC 19), whenever the bucket's sets changed
+                // file rebuilt (behaviour §19), whenever the bucket's sets changed
                 // (a set added, or removed by retention); a failed run's
                 // entry goes with the next. The next write repairs a failure.
                 let publish = PublishHistory {
@@ -211,7 +211,7 @@ impl Run {
                 }
             }
             // In the background, after the record: the next run's locks
-            // never wait for a copy (SPEC 19).
+            // never wait for a copy (behaviour §19).
             if copies && store.is_none() {
                 self.actors.offsite.do_send(kick);
             }
@@ -393,7 +393,7 @@ impl Run {
                 writer: self.options.log.clone(),
             });
             // Cloned under the lock where the data's file system can, and
-            // archived from the clones after it (SPEC 21).
+            // archived from the clones after it (behaviour §21.3).
             let near = self.layout.data_file.parent().map(Path::to_path_buf);
             let (window, copied) = self
                 .locked_phase(
@@ -721,7 +721,7 @@ impl Run {
 
     /// Retention keeping `keep` sets. A deletion that fails ends retention
     /// with a warning, the files already deleted recorded, the status
-    /// unchanged (SPEC 6.3).
+    /// unchanged (behaviour §6.3).
     async fn retention(
         &self,
         l: &mut Learned,
@@ -798,7 +798,7 @@ impl Run {
         Ok((window.unwrap_or_default(), copied))
     }
 
-    /// SPEC 9.3: only "Backup postponed" is written: no hooks, no history,
+    /// behaviour §9.3: only "Backup postponed" is written: no hooks, no history,
     /// the last-backup information and the failure counter untouched.
     async fn postponed(&self, l: &mut Learned, started: Timestamp, reason: String) -> BackupReport {
         let zone = self.options.clock.zone();

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use sauve_settings::{Settings, SettingsSource};
 
-/// The effective, valid settings of an app at one moment (SPEC section 2).
+/// The effective, valid settings of an app at one moment (behaviour §2).
 #[derive(Clone, Debug, PartialEq)]
 pub struct AppSettings {
     /// The values.

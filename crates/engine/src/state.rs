@@ -1,4 +1,4 @@
-//! `APP/Logs/sauve-state.json` (SPEC sections 9.2, 9.3 and 15): the last
+//! `APP/Logs/sauve-state.json` (behaviour §9.2, §9.3 and §15): the last
 //! backup, what the scheduler remembers, the compression ratio and the data
 //! file's identity. Only the records actor writes it; anyone may read it.
 
@@ -17,7 +17,7 @@ use crate::api::Trigger;
 pub const STATE_FILE: &str = "sauve-state.json";
 
 /// The last backup, any trigger, failures included, postponed excluded
-/// (SPEC section 15).
+/// (behaviour §15).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(into = "LastBackupJson", try_from = "LastBackupJson")]
 pub struct LastBackup {
@@ -117,18 +117,18 @@ pub struct EngineState {
     #[serde(default, deserialize_with = "lenient")]
     pub last_backup: Option<LastBackup>,
     /// Archive size over content size of the last compressed backup, for the
-    /// free-space estimate (SPEC 6.1).
+    /// free-space estimate (behaviour §6.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_ratio: Option<f64>,
     /// The data file as the last successful backup with data saw it, for
-    /// BackupIfDataChange (SPEC 9.3).
+    /// BackupIfDataChange (behaviour §9.3).
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "lenient"
     )]
     pub last_data: Option<DataStamp>,
-    /// The scheduler's memory across restarts (SPEC 9.2).
+    /// The scheduler's memory across restarts (behaviour §9.2).
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -149,7 +149,7 @@ pub struct EngineState {
         deserialize_with = "lenient"
     )]
     pub watching_since: Option<Timestamp>,
-    /// The alerts (SPEC 17.2): the open ones, and the latest acknowledged
+    /// The alerts (behaviour §17.2): the open ones, and the latest acknowledged
     /// kept for the record.
     #[serde(
         default,
@@ -160,7 +160,7 @@ pub struct EngineState {
     /// The id the next alert gets.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub next_alert: u64,
-    /// What point-in-time restores set aside in the logs (SPEC 20), oldest
+    /// What point-in-time restores set aside in the logs (behaviour §20), oldest
     /// first: every integration steps over them once past their restore.
     #[serde(
         default,
@@ -333,8 +333,8 @@ pub(crate) fn read_strictly(bytes: &[u8]) -> Result<EngineState, String> {
     serde_json::from_value(value).map_err(|e| format!("it does not read as sauve's state ({e})"))
 }
 
-/// What point-in-time restores of `app` set aside, read strictly (SPEC
-/// 20): a state file that cannot say, or a damaged one kept beside it,
+/// What point-in-time restores of `app` set aside, read strictly
+/// (behaviour §20): a state file that cannot say, or a damaged one kept beside it,
 /// refuses, since integrating without them could re-apply what a restore
 /// undid. No state file: nothing was set aside.
 pub fn read_set_asides(app: &Path) -> Result<Vec<sauve_logfile::SetAside>, crate::EngineError> {
@@ -394,8 +394,8 @@ pub struct SchedulerView {
     pub checked: Option<Timestamp>,
 }
 
-/// The JSON of `sauve status --json` and `GET /v1/status` (SPEC sections 15
-/// and 17.2): `{"alerts": [open alerts], "sauve_toml_problem", "last_backup",
+/// The JSON of `sauve status --json` and `GET /v1/status` (behaviour §15
+/// and §17.2): `{"alerts": [open alerts], "sauve_toml_problem", "last_backup",
 /// "next_scheduled", "scheduler_disabled", "destination": {"path",
 /// "free_bytes", "used_bytes"}}`. Reads files: call it off async threads.
 pub fn status_json(app: &Path, scheduler: SchedulerView) -> Result<Value, crate::EngineError> {
@@ -424,7 +424,7 @@ pub fn status_json(app: &Path, scheduler: SchedulerView) -> Result<Value, crate:
     }))
 }
 
-/// Where the copies to one `[[offsite]]` destination stand (SPEC 19).
+/// Where the copies to one `[[offsite]]` destination stand (behaviour §19).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct OffsiteStatus {
     /// The destination, as written in sauve.toml.
@@ -455,7 +455,7 @@ pub struct OffsiteFailure {
 }
 
 /// Per `[[offsite]]` destination, how many of this app's recorded sets are
-/// copied, pending or failed, and the last failure's reason (SPEC 19).
+/// copied, pending or failed, and the last failure's reason (behaviour §19).
 /// Reads files: call it off async threads.
 pub fn offsite_status(app: &Path, destination: &Path) -> Vec<OffsiteStatus> {
     let Ok(own) = sauve_settings::load_sauve_toml(app) else {

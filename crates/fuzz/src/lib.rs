@@ -1,4 +1,4 @@
-//! The bodies of sauve's fuzz targets (SPEC 8.3: bad input gets an error,
+//! The bodies of sauve's fuzz targets (behaviour §8.3: bad input gets an error,
 //! never a panic). Each function hands arbitrary bytes to one reader and
 //! checks what the reader promises beyond not panicking. The cargo-fuzz
 //! project in `fuzz/` calls them from coverage-guided targets on nightly;

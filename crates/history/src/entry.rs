@@ -1,4 +1,4 @@
-//! One history entry: 4D's keys in 4D's order, then sauve's (SPEC section 12).
+//! One history entry: 4D's keys in 4D's order, then sauve's (behaviour §12).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -121,10 +121,10 @@ pub struct HistoryEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files: Option<Vec<HistoryFile>>,
     /// sauve: the set's off-site copies, by destination as written in
-    /// sauve.toml (SPEC 19).
+    /// sauve.toml (behaviour §19).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offsite: Option<std::collections::BTreeMap<String, OffsiteCopy>>,
-    /// sauve: the number of the set an incremental set builds on (SPEC 21).
+    /// sauve: the number of the set an incremental set builds on (behaviour §21).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<u32>,
     /// Fields sauve does not know, kept verbatim after the known ones.
@@ -145,7 +145,7 @@ impl HistoryEntry {
 }
 
 impl HistoryEntry {
-    /// A restore or log-integration record (SPEC 12): the archive, the
+    /// A restore or log-integration record (behaviour §12): the archive, the
     /// restored data file, times and trigger; no attachments.
     #[allow(clippy::too_many_arguments)]
     pub fn restore(

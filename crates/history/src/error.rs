@@ -1,7 +1,7 @@
 //! Errors of the history crate.
 //!
 //! Policy: errors name the file. A corrupt history is not an error: it is
-//! moved aside and reported (SPEC 12). A write failure is a warning for the
+//! moved aside and reported (behaviour §12). A write failure is a warning for the
 //! run that wrote it, never a change of its status; retrying may help.
 
 use std::path::PathBuf;

@@ -1,5 +1,5 @@
 //! `backupHistory.json` in the destination: read, change, write atomically,
-//! and the next backup number (SPEC sections 6.2 and 12).
+//! and the next backup number (behaviour §6.2 and §12).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -68,7 +68,7 @@ pub struct Loaded {
     /// The history (empty when there was none, or it was corrupt).
     pub history: History,
     /// Where a corrupt file was moved; numbering then continues from the
-    /// archives in the destination (SPEC 12).
+    /// archives in the destination (behaviour §12).
     pub moved_aside: Option<PathBuf>,
     /// What happened, for the Backup Journal.
     pub notes: Vec<String>,
@@ -208,7 +208,7 @@ impl History {
 
     /// Keeps, under `key`, the newest `limit` entries of each class: backups
     /// with an archive, runs without one, restores and log integrations
-    /// (SPEC 12; 999 when retention is off).
+    /// (behaviour §12; 999 when retention is off).
     pub fn retain(&mut self, key: &str, limit: usize) -> Result<(), HistoryError> {
         let entries = self.entries(key).unwrap_or_default();
         let class = |e: &HistoryEntry| match (e.operation(), e.backup_number) {
@@ -264,7 +264,7 @@ impl History {
         Ok(true)
     }
 
-    /// The history of `key` alone (an app's own object on a store, SPEC 19).
+    /// The history of `key` alone (an app's own object on a store, behaviour §19).
     pub fn only(&self, key: &str) -> History {
         let mut map = Map::new();
         if let Some(v) = self.map.get(key) {
@@ -434,7 +434,7 @@ pub fn archive_numbers(destination: &Path, base: &str) -> Result<Vec<u32>, Histo
     Ok(numbers)
 }
 
-/// The next backup number (SPEC 6.2): the highest recorded under `key` plus
+/// The next backup number (behaviour §6.2): the highest recorded under `key` plus
 /// one, 1 with no history; after a corrupt history, the highest archive plus
 /// one. If an archive with that number exists (`existing`, from
 /// [`archive_numbers`]), the number moves past the highest existing one:

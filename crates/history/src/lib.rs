@@ -1,6 +1,6 @@
-//! `backupHistory.json` (SPEC section 12): 4D's record of backups, in the
+//! `backupHistory.json` (behaviour §12): 4D's record of backups, in the
 //! destination, keyed by structure path, which also sets the next backup
-//! number (SPEC 6.2).
+//! number (behaviour §6.2).
 //!
 //! sauve reads the files 4D writes (one or several structure keys, `status`
 //! present or absent, HFS and Windows paths) and continues their numbering;

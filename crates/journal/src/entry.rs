@@ -1,4 +1,4 @@
-//! Journal entries and their text (SPEC section 11.1).
+//! Journal entries and their text (behaviour §11.1).
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -31,7 +31,7 @@ pub enum Title {
 }
 
 impl Title {
-    /// Every title, in SPEC order, then sauve's own.
+    /// Every title, in the order of behaviour §11.1, then sauve's own.
     pub const ALL: [Title; 9] = [
         Title::FullBackup,
         Title::FullBackupAborted,
@@ -104,7 +104,7 @@ pub struct AttachmentLine {
 }
 
 /// One journal entry. Lines are written only when their field is set, in the
-/// order of SPEC 11.1.
+/// order of behaviour §11.1.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[allow(missing_docs)] // Undocumented fields are the journal lines of the same name.
 #[serde(rename_all = "camelCase")]
@@ -136,7 +136,7 @@ pub struct Entry {
     pub data_lock: Option<Duration>,
     /// How the data-kind files were taken under the data lock, after the
     /// time in parentheses: `cloned 2 files`, or `copied` and why not
-    /// cloned (sauve's, SPEC 21).
+    /// cloned (sauve's, behaviour §21.3).
     pub data_lock_how: Option<String>,
     /// How long the structure lock was held (JSON: seconds).
     #[serde(serialize_with = "seconds")]
@@ -150,7 +150,7 @@ pub struct Entry {
     /// `Error reported` lines.
     pub errors: Vec<String>,
     /// `Alert` lines: how each notifier's delivery of the run's alert went
-    /// (sauve's, SPEC 17.2); written last, verbose or not.
+    /// (sauve's, behaviour §17.2); written last, verbose or not.
     pub alerts: Vec<String>,
     /// Lines the reader did not recognise: (label, value).
     pub other: Vec<(String, String)>,
@@ -199,7 +199,7 @@ impl Entry {
     }
 
     /// The entry's text: verbose, every applicable line; otherwise only the
-    /// title, `Starting` and `Error reported` (SPEC 11.2). Ends with the empty
+    /// title, `Starting` and `Error reported` (behaviour §11.2). Ends with the empty
     /// line that closes an entry. Any non-zero status gives at least one
     /// `Error reported` line.
     pub fn render(&self, verbose: bool) -> String {

@@ -1,7 +1,7 @@
 //! Errors of the journal crate.
 //!
 //! Policy: every error names the file. A journal write failure is a warning
-//! for the run that wrote it (SPEC 5 step 14), never a change of its status;
+//! for the run that wrote it (behaviour §5 step 14), never a change of its status;
 //! the caller decides how to report it. Retrying may help (the disk may have
 //! room again).
 

@@ -72,7 +72,7 @@ pub fn journal_dir(app: &Path) -> PathBuf {
 
 impl Journal {
     /// Opens the journal of `logs_dir` (`APP/Logs`): the current file is the
-    /// newest (SPEC 11.3), `[001]` when there is none yet. Creates nothing.
+    /// newest (behaviour §11.3), `[001]` when there is none yet. Creates nothing.
     pub fn open(logs_dir: &Path) -> Result<Journal, JournalError> {
         let files = list(logs_dir)?;
         let current = rotation::current(&files).unwrap_or(1);

@@ -1,4 +1,4 @@
-//! The Backup Journal (SPEC section 11): `APP/Logs/Backup Journal[NNN].txt`,
+//! The Backup Journal (behaviour §11): `APP/Logs/Backup Journal[NNN].txt`,
 //! the human-readable report of every backup, restore and log integration.
 //!
 //! Entries are typed ([`Entry`]) and rendered in 4D's grammar, verbose or

@@ -1,4 +1,4 @@
-//! Reading journals: sauve's and 4D's (SPEC 11.2, "Reader"): LF or CRLF,
+//! Reading journals: sauve's and 4D's (behaviour §11.2, "Reader"): LF or CRLF,
 //! `Label : value`, `Label: value`, 4D v15+'s colon-less
 //! `Scheduled|Starting|Ending <date>`, locale dates kept raw and read when
 //! unambiguous.

@@ -1,4 +1,4 @@
-//! Which journal file is current, and when writing moves on (SPEC 11.3).
+//! Which journal file is current, and when writing moves on (behaviour §11.3).
 //! Pure: the file system is read by the caller.
 
 use std::time::SystemTime;

@@ -1,4 +1,4 @@
-//! Access to an app during a backup (SPEC section 7): the lock manager host
+//! Access to an app during a backup (behaviour §7): the lock manager host
 //! apps and the engine share.
 //!
 //! Host code takes a read or a write guard on a kind (data, structure)
@@ -56,7 +56,7 @@ impl Kind {
     }
 }
 
-/// How a backup locks (SPEC section 7).
+/// How a backup locks (behaviour §7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Mode {
     /// The locked kinds freeze: readers and writers wait.

@@ -1,4 +1,4 @@
-//! The locking rules of SPEC section 7, with paused time: deterministic.
+//! The locking rules of behaviour §7, with paused time: deterministic.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

@@ -1,4 +1,4 @@
-//! Records a point-in-time restore left behind (SPEC 20). Restoring to a
+//! Records a point-in-time restore left behind (behaviour §20). Restoring to a
 //! point keeps the records past it in the logs; the host then writes on from
 //! the restored state, so the log holds two timelines from the point on:
 //! the records set aside, then the ones written after the restore. An

@@ -1,4 +1,4 @@
-//! The framing of SPEC 14.1 and 20.
+//! The framing of behaviour §14.1 and §20.
 //!
 //! Header: magic `SAUVELOG`, version u16, 16-byte data identity, first
 //! sequence u64, creation time i64 (ns since the Unix epoch).
@@ -95,7 +95,7 @@ impl Header {
     }
 }
 
-/// What kind of operation a record is, as the host names it (SPEC 20):
+/// What kind of operation a record is, as the host names it (behaviour §20):
 /// its own number for the kind, and a label such as a table's name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Tag {

@@ -1,4 +1,4 @@
-//! Integration (SPEC 14.3, 20): applying a log's records to restored data,
+//! Integration (behaviour §14.3, §20): applying a log's records to restored data,
 //! in order, skipping what the data already has, up to a stop point,
 //! stopping at the first error. Records past the stop point stay in the log.
 

@@ -1,4 +1,4 @@
-//! The operation log (`APP/Data/<stem>.journal`, SPEC section 14): an
+//! The operation log (`APP/Data/<stem>.journal`, behaviour §14): an
 //! append-only file of framed, checksummed records that host apps write
 //! before acknowledging a change, so that a restored backup can be rolled
 //! forward to the last acknowledged write.

@@ -350,7 +350,7 @@ impl LogWriter {
         self.append_tagged(None, payload)
     }
 
-    /// Appends one record with the host's operation tag (SPEC 20): its kind
+    /// Appends one record with the host's operation tag (behaviour §20): its kind
     /// and label are shown by `sauve log show` and counted by its summary.
     /// The record's time is the writer's clock, never earlier than the
     /// previous record's. Returns its sequence number once it is durable.
@@ -421,8 +421,8 @@ impl LogWriter {
     }
 
     /// Makes everything appended durable, renames the log to `pending`, and
-    /// starts a new one at the next sequence with the same identity (SPEC
-    /// 14.2). Call it while no append can run (under the data lock).
+    /// starts a new one at the next sequence with the same identity
+    /// (behaviour §14.2). Call it while no append can run (under the data lock).
     /// Returns the last sequence given so far (`None` before the first).
     pub fn rotate(&self, pending: &Path) -> Result<Option<u64>, LogError> {
         let mut s = self.shared.lock();

@@ -1,4 +1,4 @@
-//! Points in a log (SPEC 20): where an integration stops, and the times a
+//! Points in a log (behaviour §20): where an integration stops, and the times a
 //! person types and reads, in the local zone or with an explicit offset.
 
 use jiff::Timestamp;

@@ -1,8 +1,8 @@
-//! When scheduled backups run (SPEC section 10): a pure function of the
+//! When scheduled backups run (behaviour §10): a pure function of the
 //! settings, the time zone and an instant.
 //!
 //! Slots are local civil times. Every-N schedules are anchored on fixed
-//! epochs, so that a restart never shifts them (SPEC O-1 to O-4):
+//! epochs, so that a restart never shifts them (behaviour §16, O-1 to O-4):
 //! - Hourly(h, t): every time t + k·h within each day, for any integer k (O-4);
 //! - Daily(d, t): t on days whose number since 1970-01-01 is divisible by d (O-1);
 //! - Weekly(w): each selected day at its hour, in ISO weeks whose index since
@@ -14,7 +14,7 @@
 //! fold runs once, at its first occurrence; slots falling on the same instant
 //! merge.
 //!
-//! The failure policy (SPEC section 9) is here too, as a pure state machine
+//! The failure policy (behaviour §9) is here too, as a pure state machine
 //! ([`SchedulerState`]): retries after TryToBackupAfter, the next slot only,
 //! 1401 after RetryCountBeforeAbort, missed slots as one 1418 attempt.
 //!
@@ -124,7 +124,7 @@ impl Schedule {
     }
 
     /// The latest slot in `(since, now]`, if any: what a stopped server
-    /// missed (SPEC 9.2). Any number of missed slots is one catch-up.
+    /// missed (behaviour §9.2). Any number of missed slots is one catch-up.
     pub fn missed(&self, tz: &TimeZone, since: Timestamp, now: Timestamp) -> Option<Timestamp> {
         // Only the last period before `now` can hold the latest slot.
         let window = jiff::SignedDuration::from_hours(24 * self.period_days());

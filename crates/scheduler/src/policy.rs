@@ -1,4 +1,4 @@
-//! The failure policy of scheduled backups (SPEC section 9), as a pure state
+//! The failure policy of scheduled backups (behaviour §9), as a pure state
 //! machine: what to do after an attempt, and what a restart missed.
 
 use std::time::Duration;
@@ -173,7 +173,7 @@ impl SchedulerState {
     }
 
     /// Whether a failure of the next attempt reaches RetryCountBeforeAbort:
-    /// the engine then records that attempt as 1401 (SPEC 9.1).
+    /// the engine then records that attempt as 1401 (behaviour §9.1).
     pub fn gives_up_on_failure(&self, policy: &RetryPolicy) -> bool {
         policy
             .abort_after

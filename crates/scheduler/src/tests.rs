@@ -1,4 +1,4 @@
-//! The examples of SPEC section 10, in Europe/Paris.
+//! The examples of behaviour §10, in Europe/Paris.
 
 use jiff::civil::date;
 use jiff::tz::TimeZone;

@@ -1,4 +1,4 @@
-//! The control API (SPEC section 4): bearer-token HTTP on loopback.
+//! The control API (behaviour §4): bearer-token HTTP on loopback.
 
 use std::sync::Arc;
 
@@ -85,7 +85,7 @@ fn same(given: &str, token: &str) -> bool {
 }
 
 /// `GET /metrics` takes the server's token, or `metrics.token` of
-/// sauve.toml when one is set (SPEC 17.3), so that a scraper never holds
+/// sauve.toml when one is set (behaviour §17.3), so that a scraper never holds
 /// the token that starts backups.
 async fn authorize_metrics(
     State(state): State<ApiState>,
@@ -148,7 +148,7 @@ async fn backup(State(state): State<ApiState>, body: Result<Bytes, BytesRejectio
         );
     }
     // Waits on the run itself: the answer comes once it has its number, or
-    // at once when it is refused or ends before (SPEC 4, 5 step 1).
+    // at once when it is refused or ends before (behaviour §4, §5 step 1).
     let mut running = state.handle.begin(Trigger::Remote);
     match running.admitted().await {
         Ok(Admission::Started { run, number }) => (

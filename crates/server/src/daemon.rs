@@ -400,7 +400,7 @@ pub async fn run(
         token,
         scheduler: scheduler_view,
     };
-    // Alerts link to the page (SPEC 17.2).
+    // Alerts link to the page (behaviour §17.2).
     let page_url = public_url.unwrap_or_else(|| format!("{url}/"));
     if let Err(e) = handle.set_page_url(Some(page_url)).await {
         tracing::warn!("alerts will not link to the page: {e}");
@@ -449,7 +449,7 @@ impl Plan {
 /// How long the loop sleeps at most: settings are re-read at least this often.
 const TICK: Duration = Duration::from_secs(60);
 
-/// Runs scheduled backups (SPEC 9, 10): re-reads the settings at least
+/// Runs scheduled backups (behaviour §9, §10): re-reads the settings at least
 /// every minute and before each backup (invalid settings keep the last
 /// valid schedule, or none until the file is fixed), applies the failure
 /// policy, catches up missed slots, and persists its state through the
@@ -526,7 +526,7 @@ pub async fn scheduler_loop(handle: BackupHandle, view: tokio::sync::watch::Send
             }
         }
         // A successful manual, api or remote backup re-enables a scheduler
-        // turned off by 1401 and resets the failure counter (SPEC 9.1).
+        // turned off by 1401 and resets the failure counter (behaviour §9.1).
         let now_successes = tally.borrow_and_update().on_demand_successes;
         if now_successes > successes {
             successes = now_successes;
@@ -537,7 +537,7 @@ pub async fn scheduler_loop(handle: BackupHandle, view: tokio::sync::watch::Send
             }
             save(&handle, &state).await;
         }
-        // No backup for longer than alerts.stale_after: an alert (SPEC 17.2).
+        // No backup for longer than alerts.stale_after: an alert (behaviour §17.2).
         if let Err(e) = handle.check_alerts().await {
             tracing::warn!("the staleness check failed: {e}");
         }
@@ -563,7 +563,7 @@ pub async fn scheduler_loop(handle: BackupHandle, view: tokio::sync::watch::Send
             continue;
         };
         // A slot that passed by more than a minute ago without firing
-        // (suspend, clock jump) is a missed slot (SPEC 9.2).
+        // (suspend, clock jump) is a missed slot (behaviour §9.2).
         if attempt.number == 1
             && now.duration_since(attempt.slot) > jiff::SignedDuration::from_secs(60)
         {
@@ -592,7 +592,7 @@ pub async fn scheduler_loop(handle: BackupHandle, view: tokio::sync::watch::Send
         };
         next = if report.postponed {
             // BackupIfDataChange, or another backup running: the slot is
-            // handled, no failure (SPEC 9.3, 5 step 1).
+            // handled, no failure (behaviour §9.3, §5 step 1).
             state.postponed(&plan.schedule, &tz, attempt.slot, clock.now())
         } else {
             let d = state.after_attempt(
@@ -624,7 +624,7 @@ async fn save(handle: &BackupHandle, state: &SchedulerState) {
     }
 }
 
-/// Journals a missed slot as "Full Backup aborted" with 1418 (SPEC 9.2).
+/// Journals a missed slot as "Full Backup aborted" with 1418 (behaviour §9.2).
 async fn record_missed(handle: &BackupHandle, slot: Timestamp) {
     let clock = handle.clock();
     let tz = clock.zone();

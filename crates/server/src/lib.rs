@@ -1,4 +1,4 @@
-//! The control API and the daemon (SPEC sections 4 and 9): what `sauve run`
+//! The control API and the daemon (behaviour §4 and §9): what `sauve run`
 //! runs, and the router host apps mount on their own server.
 //!
 //! The API listens on loopback unless told otherwise, answers only requests
@@ -6,7 +6,7 @@
 //! otherwise), and speaks JSON, errors included: `POST /v1/backup` (202 with
 //! the number, 409 with 1402 while one runs), `POST /v1/stop`,
 //! `GET /v1/status`, `GET /v1/events` (server-sent events), `GET /v1/history`,
-//! and `GET /metrics` in the Prometheus text format (SPEC 17.3).
+//! and `GET /metrics` in the Prometheus text format (behaviour §17.3).
 //!
 //! The daemon runs the engine in server mode, the scheduler loop (settings
 //! re-read at least every minute and before each backup, the failure policy

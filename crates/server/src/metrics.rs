@@ -1,4 +1,4 @@
-//! `GET /metrics` (SPEC 17.3): the backup's health in the Prometheus text
+//! `GET /metrics` (behaviour §17.3): the backup's health in the Prometheus text
 //! format (OpenMetrics), through prometheus-client. The values are read when
 //! scraped: the last-backup information and the alerts from the state file,
 //! the running backup from the engine's live view, the scheduler from its

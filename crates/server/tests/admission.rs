@@ -1,4 +1,4 @@
-//! `POST /v1/backup` answers from the run itself (SPEC 4, 5 step 1): a
+//! `POST /v1/backup` answers from the run itself (behaviour §4, §5 step 1): a
 //! refusal at once with its status, never a wait on an event that will not
 //! come; and `GET /v1/history` serves 4D's files as JSON.
 

@@ -265,7 +265,7 @@ fn rejection(p: Problem) -> Rejected {
     }
 }
 
-/// The `[alerts]` values a form changes in `sauve.toml` (SPEC 17.2): `on`
+/// The `[alerts]` values a form changes in `sauve.toml` (behaviour §17.2): `on`
 /// and `stale_after` (`None` removes it). Notifiers, with their secrets'
 /// variables and files, are edited in the file itself.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -131,7 +131,7 @@ impl SettingsDoc {
             seen: HashSet::new(),
             positions: HashMap::new(),
         };
-        // Missing elements take sauve's built-in defaults (SPEC sections 2 and 3.2).
+        // Missing elements take sauve's built-in defaults (behaviour §2 and §3.2).
         r.doc.newline = newline_of(src);
         r.doc.prolog = doc
             .prolog

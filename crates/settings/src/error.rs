@@ -2,7 +2,7 @@
 //!
 //! Policy: every error names the file, and where it can, the 1-based line and
 //! column (Unicode scalars, BOM excluded), the key path, the value as written
-//! and what is accepted (SPEC section 3.3). Validation collects every problem
+//! and what is accepted (behaviour §3.3). Validation collects every problem
 //! of a file before failing; malformed XML stops at the first. None of these
 //! errors is helped by a retry except [`SettingsError::Io`].
 

@@ -1,4 +1,4 @@
-//! The app folder (SPEC section 2): where the data file, the log and the
+//! The app folder (behaviour §2): where the data file, the log and the
 //! settings are, which settings file wins, and how written paths resolve.
 
 use std::fmt;
@@ -50,7 +50,7 @@ pub fn structure_settings_path(app: &Path) -> PathBuf {
     app.join("Settings").join(FILE_NAME)
 }
 
-/// Applies the precedence of SPEC section 2 (D2): data settings, then
+/// Applies the precedence of behaviour §2: data settings, then
 /// structure settings, then built-in defaults.
 pub fn locate(app: &Path) -> SettingsSource {
     let data = app.join("Data").join("Settings").join(FILE_NAME);
@@ -224,7 +224,7 @@ pub fn resolve_path(app: &Path, written: &str) -> Result<ResolvedPath, PathError
     Ok(ResolvedPath { path, folder })
 }
 
-/// Where `General/DestinationFolder` puts the sets (SPEC 19).
+/// Where `General/DestinationFolder` puts the sets (behaviour §19).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Destination {
     /// A folder, resolved against the app.
@@ -380,7 +380,7 @@ pub fn resolve_destination_to_read(app: &Path, written: &str) -> Result<Destinat
     resolve_path(app, w).map(|r| Destination::Folder(r.path))
 }
 
-/// The files of an app (SPEC section 2).
+/// The files of an app (behaviour §2).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppLayout {
     /// The app folder.

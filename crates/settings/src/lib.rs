@@ -6,9 +6,9 @@
 //! errors that name the file, line, column, key, value and what is accepted,
 //! and writes 4D's modern shape back without losing anything it read. It also
 //! knows the app folder's layout: which settings file wins, where the data
-//! file is, and how written paths resolve (SPEC sections 2 and 3).
+//! file is, and how written paths resolve (behaviour §2 and §3).
 //!
-//! It also reads `sauve.toml` (SPEC 17.1), sauve's own settings beside
+//! It also reads `sauve.toml` (behaviour §17.1), sauve's own settings beside
 //! `backup.4DSettings`: one typed model ([`SauveToml`]), errors located the
 //! same way, secrets only through environment variables or 0600 files.
 //!

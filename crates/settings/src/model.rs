@@ -5,7 +5,7 @@ use crate::value::{Compression, Delay, Frequency, Level, MonthDay, TimeOfDay};
 /// The effective backup settings (`Preferences4D/Backup/Settings`).
 ///
 /// `Default` gives sauve's built-in defaults: 4D's new-project values, except
-/// `DestinationFolder` (`../Backups/`) and an empty attachment list (SPEC O-13).
+/// `DestinationFolder` (`../Backups/`) and an empty attachment list (behaviour §16, O-13).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
     /// `Advanced`.
@@ -106,7 +106,7 @@ impl Settings {
 
 /// `Advanced`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[allow(missing_docs)] // Each field is the XML element of the same name (SPEC section 3.1).
+#[allow(missing_docs)] // Each field is the XML element of the same name (behaviour §3.1).
 pub struct Advanced {
     pub backup_failure: BackupFailure,
     pub automatic_restore: bool,
@@ -128,7 +128,7 @@ pub struct Advanced {
     pub backup_journal_verbose_mode: bool,
 }
 
-/// `Advanced/BackupFailure`: the retry policy of scheduled backups (SPEC section 9).
+/// `Advanced/BackupFailure`: the retry policy of scheduled backups (behaviour §9).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[allow(missing_docs)] // Each field is the XML element of the same name.
 pub struct BackupFailure {
@@ -163,13 +163,13 @@ pub struct General {
     pub include_data_file: bool,
     /// Read and kept; sauve ignores it.
     pub include_alt_struct_file: bool,
-    /// As written: relative to the app folder, `/` or `\` separators (SPEC section 2).
+    /// As written: relative to the app folder, `/` or `\` separators (behaviour §2).
     pub destination_folder: String,
     /// `IncludesFiles/Item<N>` in order, as written.
     pub includes_files: Vec<String>,
 }
 
-/// `Scheduler` (SPEC section 10).
+/// `Scheduler` (behaviour §10).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[allow(missing_docs)] // Each field is the XML element of the same name.
 pub struct Scheduler {

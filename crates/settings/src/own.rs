@@ -1,4 +1,4 @@
-//! `APP/Settings/sauve.toml` (SPEC 17.1): sauve's own settings, for what
+//! `APP/Settings/sauve.toml` (behaviour §17.1): sauve's own settings, for what
 //! 4D's XML has no key for (alerts, metrics; later the page, off-site
 //! destinations, incremental sets). Read with the same precedence as
 //! `backup.4DSettings`; no file means every feature off.
@@ -23,7 +23,7 @@ use crate::error::{Problem, SettingsError};
 pub const SAUVE_TOML: &str = "sauve.toml";
 
 /// `APP/Data/Settings/sauve.toml` if it exists, else `APP/Settings/sauve.toml`
-/// if it exists (the precedence of SPEC section 2).
+/// if it exists (the precedence of behaviour §2).
 pub fn locate_sauve_toml(app: &Path) -> Option<PathBuf> {
     [
         app.join("Data").join("Settings").join(SAUVE_TOML),
@@ -78,7 +78,7 @@ impl std::fmt::Display for Secret {
     }
 }
 
-/// When alerts are raised besides the give-up (SPEC 17.2).
+/// When alerts are raised besides the give-up (behaviour §17.2).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum AlertOn {
     /// A scheduled backup gives up (1401): always raised.
@@ -169,7 +169,7 @@ pub struct CommandSettings {
     pub run: String,
 }
 
-/// `[alerts]` (SPEC 17.2).
+/// `[alerts]` (behaviour §17.2).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AlertSettings {
     /// When alerts are raised besides the give-up.
@@ -191,7 +191,7 @@ impl AlertSettings {
     }
 }
 
-/// `[metrics]` (SPEC 17.3).
+/// `[metrics]` (behaviour §17.3).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MetricsSettings {
     /// A token of its own for `GET /metrics` (else the server's token).
@@ -208,7 +208,7 @@ pub struct SecuritySettings {
     pub allowed_paths: Option<Vec<String>>,
 }
 
-/// `[ui]` (SPEC 18): the page's login.
+/// `[ui]` (behaviour §18): the page's login.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UiSettings {
     /// The argon2 hash (PHC string, `$argon2id$…`) of a password that logs
@@ -217,7 +217,7 @@ pub struct UiSettings {
     pub password_hash: Option<String>,
 }
 
-/// `[incremental]` (SPEC 21): sets that store only what changed since the
+/// `[incremental]` (behaviour §21): sets that store only what changed since the
 /// set before.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IncrementalSettings {
@@ -263,14 +263,14 @@ pub struct SauveToml {
     /// `[ui]`.
     pub ui: UiSettings,
     /// `[destination]`: how to reach the store an `s3://` destination or
-    /// off-site copy names (SPEC 19).
+    /// off-site copy names (behaviour §19).
     pub destination: StoreConnection,
     /// `encrypt_to` of `[destination]`: age recipients for the sets of a
     /// bucket `DestinationFolder` (each `[[offsite]]` entry has its own).
     pub destination_encrypt_to: Vec<String>,
-    /// `[[offsite]]`: where committed sets are copied (SPEC 19).
+    /// `[[offsite]]`: where committed sets are copied (behaviour §19).
     pub offsite: Vec<OffsiteSettings>,
-    /// `[incremental]` (SPEC 21).
+    /// `[incremental]` (behaviour §21).
     pub incremental: IncrementalSettings,
     /// `[security]`.
     pub security: SecuritySettings,

@@ -1,4 +1,4 @@
-//! The key table of SPEC section 3.1: every known element, in 4D's order, with
+//! The key table of behaviour §3.1: every known element, in 4D's order, with
 //! its type, its accepted values and its field in [`Settings`].
 //!
 //! The reader, the writer, `settings set` and the JSON view all walk this one
@@ -127,7 +127,7 @@ impl Value {
             Value::Bool(b) => format_bool(*b).to_owned(),
             Value::Int(n) => n.to_string(),
             Value::Time(t) => t.to_4d(),
-            // SPEC 3.2: a changed TryToBackupAfter is written HH:MM:SS[.fff];
+            // behaviour §3.2: a changed TryToBackupAfter is written HH:MM:SS[.fff];
             // any other duration in 4D's dated form.
             Value::Delay(d) if path.ends_with("TryToBackupAfter") => d.to_string(),
             Value::Delay(d) => format!("0000-00-00T{d}"),

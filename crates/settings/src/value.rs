@@ -63,7 +63,7 @@ impl fmt::Display for TimeOfDay {
 }
 
 /// A duration as 4D writes it (`HH:MM:SS[.f]`), kept literally, fraction included
-/// (SPEC O-9: `00:00:03.600` is 3.6 s). Consumers apply their own floors.
+/// (behaviour §16, O-9: `00:00:03.600` is 3.6 s). Consumers apply their own floors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Delay(pub Duration);
 
@@ -236,7 +236,7 @@ macro_rules! token_enum {
 }
 
 token_enum! {
-    /// `Advanced/CompressionRate` (SPEC section 6.1).
+    /// `Advanced/CompressionRate` (behaviour §6.1).
     Compression {
         /// Plain tar.
         None,

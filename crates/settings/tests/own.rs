@@ -1,4 +1,4 @@
-//! `sauve.toml` (SPEC 17.1): a complete file reads into the typed model;
+//! `sauve.toml` (behaviour §17.1): a complete file reads into the typed model;
 //! every mistake is located and says what is accepted; secrets come only
 //! from the environment or from 0600 files, and never show.
 

@@ -1,4 +1,4 @@
-//! The reader accepts what 4D and people actually write (SPEC section 3.2),
+//! The reader accepts what 4D and people actually write (behaviour §3.2),
 //! and the writer keeps what it does not understand.
 
 // Test code: a failed unwrap is a failed test.

@@ -1,7 +1,7 @@
-//! The status codes of SPEC section 8.2: every number and text in one place.
+//! The status codes of behaviour §8.2: every number and text in one place.
 //!
 //! A backup, a restore, a verification or a log integration ends with one
-//! [`Status`]. Codes are 4D's unless the SPEC marks them sauve's; the texts
+//! [`Status`]. Codes are 4D's unless behaviour §8.2 marks them sauve's; the texts
 //! are sauve's except for 0. Journal entries, history entries, the last-backup
 //! information, reports and exit codes all take their numbers from here.
 //!
@@ -191,7 +191,7 @@ impl Status {
             .map_or(Status::Hook(code), |r| r.0)
     }
 
-    /// Whether the scheduled-backup retry policy (SPEC section 9) applies.
+    /// Whether the scheduled-backup retry policy (behaviour §9) applies.
     pub fn is_retried(self) -> bool {
         self.row().is_some_and(|r| r.3)
     }

@@ -1,6 +1,6 @@
 //! Store errors: each names the store, bucket or key and keeps the store's
 //! own message; [`StoreError::status`] is the one place mapping them to
-//! SPEC 8.2 statuses.
+//! behaviour §8.2 statuses.
 
 use sauve_status::Status;
 
@@ -82,7 +82,7 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// The status a backup run ends with (SPEC 19): bad credentials, a
+    /// The status a backup run ends with (behaviour §19): bad credentials, a
     /// missing bucket or a taken key are 1407, failures to reach or write
     /// the store 1409 (retried by the failure policy), a missing set 1410.
     pub fn status(&self) -> Status {

@@ -1,4 +1,4 @@
-//! Where sets live (SPEC section 19): a folder, or a prefix of an
+//! Where sets live (behaviour §19): a folder, or a prefix of an
 //! S3-compatible bucket, behind one async interface, [`Store`].
 //!
 //! The archive, the off-site copier and the readers (list, verify, restore)

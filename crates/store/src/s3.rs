@@ -49,7 +49,7 @@ impl S3Store {
             .with_bucket_name(&bucket)
             .with_region(options.region.clone().unwrap_or_else(|| "us-east-1".into()))
             .with_virtual_hosted_style_request(!options.path_style)
-            // Our own failure policy retries whole runs (SPEC 9.1); the
+            // Our own failure policy retries whole runs (behaviour §9.1); the
             // client's retries stay short so that an unreachable store fails
             // in seconds, with its message.
             .with_retry(RetryConfig {

@@ -1,4 +1,4 @@
-//! Who may see a page and who may change something (SPEC 18): every page
+//! Who may see a page and who may change something (behaviour §18): every page
 //! but Login needs a session; every POST also needs the session's CSRF
 //! token (a form field, or the header the page's script sends) and an
 //! Origin that is this site's.

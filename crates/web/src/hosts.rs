@@ -1,4 +1,4 @@
-//! Which names the pages answer to (SPEC 18, issue 27): a defence against
+//! Which names the pages answer to (behaviour §18, issue 27): a defence against
 //! DNS rebinding. A page elsewhere that points its own name at this
 //! server's address reaches it with `Host: its.name:PORT`; its forms then
 //! carry a matching Origin, so the Origin check alone does not stop it. The

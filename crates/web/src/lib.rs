@@ -1,4 +1,4 @@
-//! The MSC in a browser (SPEC 18): the pages of 4D's Maintenance and
+//! The MSC in a browser (behaviour §18): the pages of 4D's Maintenance and
 //! Security Center's Backup page, for `sauve run` and any host that mounts
 //! [`router`]: Login, Backup (destination, last backup information, the
 //! contents, the schedule, a Backup button and a live thermometer with

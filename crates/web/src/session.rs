@@ -1,4 +1,4 @@
-//! Who is logged in (SPEC 18): sessions kept in memory, their CSRF tokens,
+//! Who is logged in (behaviour §18): sessions kept in memory, their CSRF tokens,
 //! the one-time login codes `sauve ui` asks for, and the checks every POST
 //! passes (the CSRF token, the Origin).
 
@@ -11,9 +11,9 @@ use tokio::time::Instant;
 
 /// The session cookie's name.
 pub(crate) const COOKIE: &str = "sauve_session";
-/// A session unused this long is over (SPEC 18: 12 h idle).
+/// A session unused this long is over (behaviour §18: 12 h idle).
 pub(crate) const IDLE: Duration = Duration::from_secs(12 * 3600);
-/// A one-time login code is good this long (SPEC 18: 60 s).
+/// A one-time login code is good this long (behaviour §18: 60 s).
 pub(crate) const CODE_LIFE: Duration = Duration::from_secs(60);
 /// The header the page's script sends the CSRF token in.
 pub(crate) const CSRF_HEADER: &str = "x-csrf-token";

@@ -1,4 +1,4 @@
-//! The pages' rules, request by request (SPEC 18): who may see and change
+//! The pages' rules, request by request (behaviour §18): who may see and change
 //! what, what bad requests get, the headers every answer carries. The
 //! browser tests (tests/tests/browser.rs) drive the same pages in Chromium.
 

@@ -19,7 +19,7 @@
 //! - `notes-server restore --app DIR --until "2026-12-01 14:04:30"` (or
 //!   `--until-seq N`), with the server stopped, puts the data back as it was
 //!   at that point: the newest backup before it, then the log up to it
-//!   (SPEC 20). The writes after the point stay in the log, set aside: the
+//!   (behaviour §20). The writes after the point stay in the log, set aside: the
 //!   next start does not apply them again.
 //!
 //! Usage: `notes-server --app DIR [--listen ADDR]`; it writes its address
@@ -201,7 +201,7 @@ async fn commit(
     record: serde_json::Value,
 ) -> Result<Result<u64>, tokio::task::JoinError> {
     tokio::task::spawn_blocking(move || -> Result<u64> {
-        // The operation's kind and table, for `sauve log show` (SPEC 20).
+        // The operation's kind and table, for `sauve log show` (behaviour §20).
         let tag = if record.get("file").is_some() {
             Tag::new(KIND_FILE, "files")
         } else if record.get("delete_all").is_some() {
@@ -443,8 +443,8 @@ fn hold_app(app_dir: &Path, doing: &str) -> Result<std::fs::File> {
     }
 }
 
-/// `notes-server restore`: the data put back as it was at `point` (SPEC
-/// 20), the server stopped.
+/// `notes-server restore`: the data put back as it was at `point`
+/// (behaviour §20), the server stopped.
 fn restore(app_dir: &Path, point: Point, runtime: &tokio::runtime::Handle) -> Result<()> {
     let _app = hold_app(app_dir, "restore")?;
     let data = app_dir.join("Data/Notes.4DD");

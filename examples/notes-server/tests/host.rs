@@ -116,7 +116,7 @@ fn a_waiting_write_can_be_cancelled_with_minus_9976_while_reads_go_on() {
     assert!(body.contains("\nsauve_backup_running "), "{body}");
     assert!(body.contains("sauve_alerts_open 0"), "{body}");
     assert_eq!(http(&addr, "GET", "/metrics", None, "").0, 401);
-    // Its last write is in its log with its time and its kind (SPEC 20).
+    // Its last write is in its log with its time and its kind (behaviour §20).
     let log = sauve_logfile::read_log(&app.join("Data/Notes.journal")).unwrap();
     let last = log.records.last().unwrap();
     assert_eq!(last.tag, sauve_logfile::Tag::new(1, "notes"));

@@ -1,4 +1,4 @@
-//! The alert banner's parts (SPEC 18): the fragment the script reloads,
+//! The alert banner's parts (behaviour §18): the fragment the script reloads,
 //! and Acknowledge, which clears an alert for every viewer.
 
 use axum::Form;

@@ -1,4 +1,4 @@
-//! The Backup page, the MSC's three areas (SPEC 18): the destination with
+//! The Backup page, the MSC's three areas (behaviour §18): the destination with
 //! its space, the last backup information, the contents of the backup; the
 //! schedule; the Backup button; and, while a backup runs whoever started
 //! it, the thermometer with Stop, moved live by the engine's events. Once
@@ -226,7 +226,7 @@ fn destination_card(d: &DestinationUsage) -> Markup {
     }
 }
 
-/// The off-site copies, one line per `[[offsite]]` destination (SPEC 19).
+/// The off-site copies, one line per `[[offsite]]` destination (behaviour §19).
 fn offsite_list(list: &[sauve_engine::OffsiteStatus]) -> Markup {
     html! {
         h3 class="small" { "Off-site copies" }

@@ -1,4 +1,4 @@
-//! The History page (SPEC 18): `backupHistory.json` as a table, newest
+//! The History page (behaviour §18): `backupHistory.json` as a table, newest
 //! first, failures marked, paged; a set's page with its files,
 //! attachments and a Verify button.
 

@@ -1,4 +1,4 @@
-//! The Journal page (SPEC 18): the Backup Journal, newest entry first,
+//! The Journal page (behaviour §18): the Backup Journal, newest entry first,
 //! errors marked, paged; each entry's full text folded under its summary.
 
 use axum::extract::{Query, State};

@@ -1,4 +1,4 @@
-//! The Log page (SPEC 20): the app's current log as 4D's activity analysis
+//! The Log page (behaviour §20): the app's current log as 4D's activity analysis
 //! lists it, the list `sauve log show` prints: sequence, local time, kind,
 //! label and size, newest last, filtered by time and kind, paged from the
 //! newest.

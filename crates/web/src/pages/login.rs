@@ -1,4 +1,4 @@
-//! Login and logout (SPEC 18): the server's token, or the password whose
+//! Login and logout (behaviour §18): the server's token, or the password whose
 //! argon2 hash is `ui.password_hash` in sauve.toml, or a one-time code from
 //! `sauve ui`. A failed attempt waits a second; attempts are counted per
 //! source address (see `crate::limit`: 5 a minute, then 429 with

@@ -1,4 +1,4 @@
-//! The Restore page (SPEC 18, 13.1): choose a set and a destination on the
+//! The Restore page (behaviour §18, §13.1): choose a set and a destination on the
 //! server (by default the folder next to the archive), confirm, then watch
 //! the restore and read its result: files, bytes and the logs that could
 //! be integrated next. Refused while a backup runs and into the folder of

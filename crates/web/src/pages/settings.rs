@@ -1,4 +1,4 @@
-//! The Settings page (SPEC 18): the backup settings as 4D's Scheduler,
+//! The Settings page (behaviour §18): the backup settings as 4D's Scheduler,
 //! Configuration and Backup & Restore pages, and the alerts of sauve.toml.
 //! Save checks every value with the rules of `sauve settings validate`
 //! (through sauve-settings, which also writes the files atomically and

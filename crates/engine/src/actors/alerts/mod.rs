@@ -1,4 +1,4 @@
-//! The alerter (SPEC 17.2): owns the delivery of alerts. An alert is put in
+//! The alerter (behaviour §17.2): owns the delivery of alerts. An alert is put in
 //! the records at once (so `sauve status` shows it even if no notifier can
 //! be reached); its deliveries then run in the background, bounded in
 //! number, each with its timeout and retries (`sauve-alerts`), never

@@ -1,7 +1,7 @@
 //! The coordinator: admits requests and runs backups. One backup, restore
 //! or log integration at a time for the app: in this process through its
 //! own state, across processes through `APP/Logs/sauve.lock`. A request it
-//! refuses still ends with one report and one `finished` event (SPEC 5
+//! refuses still ends with one report and one `finished` event (behaviour §5
 //! step 1); a scheduled slot refused is journaled "Backup postponed". It
 //! keeps the Stop token of the running backup, emits every `finished` event
 //! once the engine is free again, and counts the runs that ended.
@@ -87,7 +87,7 @@ impl Actor for Coordinator {
 }
 
 /// A refused backup request: its report; a scheduled slot is journaled
-/// "Backup postponed" (SPEC 5 step 1), with the next slot when the
+/// "Backup postponed" (behaviour §5 step 1), with the next slot when the
 /// settings tell it.
 async fn refuse(
     actors: Actors,
@@ -174,7 +174,7 @@ impl Handler<StartBackup> for Coordinator {
             };
             let started = options.clock.now();
             // The run on a task of its own: a panic in it becomes a 1409
-            // report instead of taking the engine down (SPEC 5).
+            // report instead of taking the engine down (behaviour §5).
             let report = match actix::spawn(run.execute(started)).await {
                 Ok(report) => report,
                 Err(e) => {

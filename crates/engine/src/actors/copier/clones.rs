@@ -1,6 +1,6 @@
 //! Clones of the data-kind files, taken under the data lock where the file
 //! system can clone (`FICLONE`: XFS, btrfs), so that the lock is held only
-//! while the clones are made, whatever the data size (SPEC 21). The copier
+//! while the clones are made, whatever the data size (behaviour §21.3). The copier
 //! archives the clones once the lock is released; dropping [`Clones`]
 //! removes them. A folder left by a killed process is removed by the next
 //! run that clones ([`Clones::remove_dead_beside`]) and is never stored (the

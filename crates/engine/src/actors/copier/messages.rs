@@ -55,7 +55,7 @@ pub(crate) struct BeginSet {
     pub(crate) open_part: Option<OpenPart>,
     /// The store the set streams into, for a bucket destination.
     pub(crate) store: Option<Arc<StoreDestination>>,
-    /// `[incremental]`, when on (SPEC 21): the copier decides whether
+    /// `[incremental]`, when on (behaviour §21): the copier decides whether
     /// this set is full or builds on the set before it.
     pub(crate) incremental: Option<sauve_settings::IncrementalSettings>,
     /// The run's Stop: the writer's waits for compression end at it.
@@ -73,7 +73,7 @@ pub(crate) struct Begun {
 }
 
 /// Reaches the store of a bucket destination and checks its prefix is this
-/// app's to use for `base` (SPEC 19).
+/// app's to use for `base` (behaviour §19).
 #[derive(Message)]
 #[rtype(result = "Result<(), EngineError>")]
 pub(crate) struct ReachStore {
@@ -90,7 +90,7 @@ pub(crate) struct StoreNumbers {
     pub(crate) base: String,
 }
 
-/// Reads a set committed in a store back and checks it (SPEC 13.2); with
+/// Reads a set committed in a store back and checks it (behaviour §13.2); with
 /// `remove_unsound`, a set that does not match its manifest is removed.
 #[derive(Message)]
 #[rtype(result = "ReadBack")]
@@ -111,7 +111,7 @@ pub(crate) struct PublishHistory {
     pub(crate) key: String,
 }
 
-/// Cuts the log into its pending segment (SPEC 14.2), under the data lock
+/// Cuts the log into its pending segment (behaviour §14.2), under the data lock
 /// the run holds, before the data-kind entries are copied.
 pub(crate) struct CutLog {
     pub(crate) log: PathBuf,
@@ -121,7 +121,7 @@ pub(crate) struct CutLog {
 
 /// Copies one phase's entries into `set`, after cutting the log if asked.
 /// With `clone_near` (the data phase, under its lock), clones them into a
-/// folder there instead where the file system can (SPEC 21), leaving the
+/// folder there instead where the file system can (behaviour §21.3), leaving the
 /// copy to [`CopyClones`] after the lock is released. A failure or Stop
 /// aborts the set: its part files (and clones) are removed.
 #[derive(Message)]
@@ -196,7 +196,7 @@ pub(crate) struct LogSet {
     pub(crate) notes: Vec<String>,
 }
 
-/// Verifies a finished set under its `.part` names (SPEC 13.2); a failure
+/// Verifies a finished set under its `.part` names (behaviour §13.2); a failure
 /// aborts it.
 #[derive(Message)]
 #[rtype(result = "Result<(), EngineError>")]
@@ -205,7 +205,7 @@ pub(crate) struct VerifySet {
     pub(crate) progress: RunProgress,
 }
 
-/// Gives a set its final names (SPEC 6.1); for a log set, then deletes the
+/// Gives a set its final names (behaviour §6.1); for a log set, then deletes the
 /// pending segments it archived.
 #[derive(Message)]
 #[rtype(result = "Result<Committed, EngineError>")]
@@ -230,7 +230,7 @@ pub(crate) struct EndRun {
     pub(crate) run: u64,
 }
 
-/// Deletes the oldest sets of `base` until `keep` remain (SPEC 6.3).
+/// Deletes the oldest sets of `base` until `keep` remain (behaviour §6.3).
 #[derive(Message)]
 #[rtype(result = "Retained")]
 pub(crate) struct ApplyRetention {
@@ -241,7 +241,7 @@ pub(crate) struct ApplyRetention {
     pub(crate) store: Option<Arc<StoreDestination>>,
 }
 
-/// Restores an archive (SPEC 13.1).
+/// Restores an archive (behaviour §13.1).
 #[derive(Message)]
 #[rtype(result = "Result<RestoreReport, EngineError>")]
 pub(crate) struct RestoreArchive {

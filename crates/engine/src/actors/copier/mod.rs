@@ -158,7 +158,7 @@ impl Handler<BeginSet> for Copier {
 }
 
 /// Whether the set `spec` names is full or builds on the set before it
-/// (SPEC 21): incremental when that set is in the destination, was written
+/// (behaviour §21): incremental when that set is in the destination, was written
 /// with `[incremental]` on, and its chain is shorter than `full_every`;
 /// and what the journal says of it.
 fn basis(

@@ -1,4 +1,4 @@
-//! The lock keeper: the backup's side of the shared [`LockManager`] (SPEC 7).
+//! The lock keeper: the backup's side of the shared [`LockManager`] (behaviour §7).
 //! Host code takes its read and write guards directly from the manager (a
 //! few dozen nanoseconds, no message); the keeper owns the backup's
 //! acquisitions: it waits for the writes in progress within the timeout

@@ -1,4 +1,4 @@
-//! The off-site copier (SPEC 19): it owns the copies of committed sets to
+//! The off-site copier (behaviour §19): it owns the copies of committed sets to
 //! every `[[offsite]]` destination, their retries with backoff and their
 //! retention there. It never takes a lock of the app: it reads committed
 //! files only, in the background, after the run has recorded itself. The
@@ -29,7 +29,7 @@ use messages::{DrainCopies, Kick};
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
 /// Where the app's own history lives on a store: one object per app,
-/// written only by that app (SPEC 19).
+/// written only by that app (behaviour §19).
 pub(crate) fn history_object(key: &str) -> String {
     let digest = blake3::hash(key.as_bytes()).to_hex();
     format!(".sauve/history/{}.json", &digest[..32])
@@ -371,7 +371,7 @@ fn set_files(destination: &Path, base: &str, number: u32) -> Option<Vec<PathBuf>
     };
     let backup =
         SetFiles::locate(&destination.join(name(number, SetKind::Backup).to_string())).ok()?;
-    // Set N is base[N].4BK with base[N-1].4BL (SPEC 6.3).
+    // Set N is base[N].4BK with base[N-1].4BL (behaviour §6.3).
     let mut files = match number.checked_sub(1) {
         Some(log) => SetFiles::locate(&destination.join(name(log, SetKind::Log).to_string()))
             .map(|s| s.files)
@@ -650,7 +650,7 @@ pub(crate) async fn shared_base_guard(
 }
 
 /// Writes the app's own history object, then rebuilds `backupHistory.json`
-/// of the store from every app's object (SPEC 19): each app writes only its
+/// of the store from every app's object (behaviour §19): each app writes only its
 /// own object, so a lost race on the shared file is repaired by the next
 /// write and no entry is ever lost. For an off-site copy (`label`), only
 /// the sets copied there are listed; for a primary store (`None`), the

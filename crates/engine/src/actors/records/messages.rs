@@ -11,7 +11,7 @@ use sauve_scheduler::SchedulerState;
 use crate::error::EngineError;
 use crate::state::{DataStamp, EngineState, LastBackup};
 
-/// The Backup Journal's rotation check before a backup (SPEC 11.3).
+/// The Backup Journal's rotation check before a backup (behaviour §11.3).
 #[derive(Message)]
 #[rtype(result = "Result<Option<u16>, EngineError>")]
 pub(crate) struct RotateJournal;
@@ -24,7 +24,7 @@ pub(crate) struct AppendJournal {
     pub(crate) verbose: bool,
 }
 
-/// The next backup number in `destination` (SPEC 6.2), with its notes.
+/// The next backup number in `destination` (behaviour §6.2), with its notes.
 #[derive(Message)]
 #[rtype(result = "Result<(Numbering, Vec<String>), EngineError>")]
 pub(crate) struct NextNumber {
@@ -44,7 +44,7 @@ pub(crate) struct RecordHistory {
     pub(crate) destination: PathBuf,
     pub(crate) key: String,
     pub(crate) entry: HistoryEntry,
-    /// Entries kept per class (SPEC 12).
+    /// Entries kept per class (behaviour §12).
     pub(crate) limit: usize,
     /// Numbers whose sets retention deleted.
     pub(crate) removed: Vec<u32>,
@@ -52,7 +52,7 @@ pub(crate) struct RecordHistory {
 }
 
 /// Saves the last-backup information with the compression ratio and the
-/// data file's identity (SPEC 15, 6.1, 9.3).
+/// data file's identity (behaviour §15, §6.1, §9.3).
 #[derive(Message)]
 #[rtype(result = "Result<(), EngineError>")]
 pub(crate) struct RecordLastBackup {
@@ -70,7 +70,7 @@ pub(crate) struct ReadState;
 #[derive(actix::MessageResponse)]
 pub(crate) struct StateRead(pub(crate) EngineState);
 
-/// Saves what the scheduler remembers (SPEC 9.2).
+/// Saves what the scheduler remembers (behaviour §9.2).
 #[derive(Message)]
 #[rtype(result = "Result<(), EngineError>")]
 pub(crate) struct SaveSchedulerState {
@@ -124,7 +124,7 @@ pub(crate) struct RecordOffsite {
     pub(crate) now: Timestamp,
 }
 
-/// A change to what point-in-time restores set aside (SPEC 20).
+/// A change to what point-in-time restores set aside (behaviour §20).
 #[derive(Message)]
 #[rtype(result = "Result<(), EngineError>")]
 pub(crate) enum SetAsideChange {

@@ -22,7 +22,7 @@ pub(crate) struct Resolver {
     layout: AppLayout,
     /// The settings last read, with the file's bytes they came from.
     last: Option<(Option<Vec<u8>>, Arc<AppSettings>)>,
-    /// The last valid `sauve.toml` (SPEC 17.1): an invalid file keeps it in
+    /// The last valid `sauve.toml` (behaviour §17.1): an invalid file keeps it in
     /// force until it is valid again.
     own: Arc<sauve_settings::SauveToml>,
 }
@@ -36,7 +36,7 @@ impl Resolver {
         }
     }
 
-    /// What the log file is (O-6, SPEC 14).
+    /// What the log file is (O-6, behaviour §14).
     fn log_state(&self) -> LogState {
         let path = &self.layout.log_file;
         if !path.is_file() {
