@@ -292,50 +292,160 @@ fn bomb(path: &Path, size: u64) {
     );
 }
 
-#[test]
-fn a_decompression_bomb_is_refused_before_it_fills_the_restore_target() {
-    // Found by hand: a 33 KB set whose manifest declares a 1-byte file but
-    // whose entry is 1 GiB wrote about 1 GiB before the mismatch was seen.
-    let root = tempfile::tempdir().unwrap();
-    let target = root.path().join("small");
-    let _fs = or_skip!(Tmpfs::mount(&target, "96m"));
-    let set = root.path().join("App[0001].4BK");
-    bomb(&set, 256 << 20);
+/// A [`sauve_archive::Progress`] that counts the bytes a restore wrote.
+#[derive(Default)]
+struct Written(u64);
+
+impl sauve_archive::Progress for Written {
+    fn advance(&mut self, bytes: u64) {
+        self.0 += bytes;
+    }
+}
+
+/// Restores `set` into `target/restored`: the error, and the bytes written.
+fn restore_into(set: &Path, target: &Path) -> (sauve_archive::ArchiveError, u64) {
+    let mut written = Written::default();
     let e = sauve_archive::restore(
-        &set,
+        set,
         &sauve_archive::RestoreOptions {
             to: Some(target.join("restored")),
             force: false,
         },
-        &mut sauve_archive::NoProgress,
+        &mut written,
     )
     .unwrap_err();
-    assert_eq!(e.status().code(), -34, "{e}");
-    let message = e.to_string();
-    assert!(
-        message.contains("entry f needs 2684")
-            && message.contains(
-                "bytes (its size in the set, in blocks of the file system), more than the"
-            )
-            && message.contains("nothing was restored"),
-        "{message}"
-    );
-    // Not a byte of it was written: the file system is as empty as before.
-    let left = std::fs::read_dir(target.join("restored")).unwrap().count();
-    assert_eq!(left, 0, "the staging folder is removed");
-    let free = Command::new("df")
+    (e, written.0)
+}
+
+/// The bytes used on the file system holding `path`.
+fn used(path: &Path) -> u64 {
+    let out = Command::new("df")
         .args(["--output=used", "-B1"])
-        .arg(&target)
+        .arg(path)
         .output()
         .unwrap();
-    let used: u64 = String::from_utf8_lossy(&free.stdout)
+    String::from_utf8_lossy(&out.stdout)
         .lines()
         .nth(1)
         .unwrap()
         .trim()
         .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_decompression_bomb_is_refused_before_it_fills_the_restore_target() {
+    // Found by hand: a 33 KB set whose manifest declares a 1-byte file but
+    // whose entry is 1 GiB wrote about 1 GiB before the mismatch was seen.
+    // Larger than the target (256 MiB on 96 MiB) or smaller (32 MiB), with
+    // the index sauve writes now or without (a set written before it),
+    // the entry is refused at its header: not a byte of it is written.
+    let root = tempfile::tempdir().unwrap();
+    let target = root.path().join("small");
+    let _fs = or_skip!(Tmpfs::mount(&target, "96m"));
+    for (size, index) in [(256u64 << 20, false), (32 << 20, false), (32 << 20, true)] {
+        let set = root.path().join("App[0001].4BK");
+        bomb(&set, size);
+        if index {
+            append_index(&set);
+        }
+        let (e, written) = restore_into(&set, &target);
+        assert_eq!(e.status().code(), 1411, "{e}");
+        assert!(
+            e.to_string().contains(&format!(
+                "entry f: {size} bytes in the archive, 1 in the manifest"
+            )),
+            "{e}"
+        );
+        assert_eq!(written, 0, "bytes restored of a {size}-byte bomb");
+        let left = std::fs::read_dir(target.join("restored")).unwrap().count();
+        assert_eq!(left, 0, "the staging folder is removed");
+        assert!(
+            used(&target) < 1 << 20,
+            "{} bytes used on the target",
+            used(&target)
+        );
+        std::fs::remove_dir(target.join("restored")).unwrap();
+    }
+}
+
+/// Appends to a plain crafted set the index sauve writes: where its
+/// manifest's header is, the manifest's length and blake3.
+fn append_index(set: &Path) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut f = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(set)
         .unwrap();
-    assert!(used < 1 << 20, "{used} bytes used on the target");
+    let len = f.metadata().unwrap().len();
+    // The manifest's header: the last block naming it, before the two
+    // zero blocks of the end.
+    let mut at = len - 1024 - 512;
+    let mut block = [0u8; 512];
+    loop {
+        f.seek(SeekFrom::Start(at)).unwrap();
+        f.read_exact(&mut block).unwrap();
+        if block.starts_with(b"sauve-manifest.json") {
+            break;
+        }
+        at -= 512;
+    }
+    let size = tar::Header::from_byte_slice(&block).size().unwrap();
+    let mut json = vec![0u8; size as usize];
+    f.read_exact(&mut json).unwrap();
+    let mut index = Vec::new();
+    index.extend_from_slice(&0x184D_2A5Eu32.to_le_bytes());
+    index.extend_from_slice(&56u32.to_le_bytes());
+    index.extend_from_slice(b"SAUVEIDX");
+    index.extend_from_slice(&at.to_le_bytes());
+    index.extend_from_slice(&size.to_le_bytes());
+    index.extend_from_slice(blake3::hash(&json).as_bytes());
+    f.seek(SeekFrom::End(0)).unwrap();
+    f.write_all(&index).unwrap();
+}
+
+#[test]
+fn a_set_larger_than_the_free_space_is_refused_before_anything_is_written() {
+    // Honest, but too large: its manifest declares a 200 MiB file (and a
+    // small one before it) for a 96 MiB target. Refused from the manifest,
+    // before the small file is written, with or without the index.
+    let root = tempfile::tempdir().unwrap();
+    let target = root.path().join("small");
+    let _fs = or_skip!(Tmpfs::mount(&target, "96m"));
+    for index in [false, true] {
+        let set = root.path().join("App[0001].4BK");
+        let entry = |path: &str, size: u64| {
+            serde_json::json!({"kind": "data", "source": "", "path": path, "type": "file",
+                "size": size, "mode": 420, "mtime": 1_700_000_000_000_000_000_i64,
+                "blake3": "0".repeat(64)})
+        };
+        crafted_set(
+            &set,
+            &[
+                ("small", tar::EntryType::Regular, 4096),
+                ("f", tar::EntryType::Regular, 200 << 20),
+            ],
+            serde_json::json!([entry("small", 4096), entry("f", 200 << 20)]),
+        );
+        if index {
+            append_index(&set);
+        }
+        let (e, written) = restore_into(&set, &target);
+        assert_eq!(e.status().code(), -34, "{e}");
+        let message = e.to_string();
+        assert!(
+            message.contains("the set lists 2 entries that need 209727488 bytes")
+                && message.contains("nothing was written"),
+            "{message}"
+        );
+        assert_eq!(written, 0);
+        assert_eq!(
+            std::fs::read_dir(target.join("restored")).unwrap().count(),
+            0
+        );
+        std::fs::remove_dir(target.join("restored")).unwrap();
+    }
 }
 
 /// A set of `n` empty folders `d0`, `d1`, … (a few KB whatever `n`).
@@ -375,9 +485,10 @@ fn a_set_of_more_names_than_the_target_has_inodes_is_refused_before_it_exhausts_
     )
     .unwrap_err();
     assert_eq!(e.status().code(), -34, "{e}");
+    // Refused from the manifest, before the first folder is created.
     assert!(
-        e.to_string()
-            .contains("would be one name more than the file system"),
+        e.to_string().contains("the set lists 1000 entries")
+            && e.to_string().contains("names free"),
         "{e}"
     );
     assert_eq!(

@@ -244,6 +244,38 @@ fn no_tracked_file_refers_to_the_shared_folder_outside_the_repository() {
     );
 }
 
+#[test]
+fn the_behaviour_spec_is_cited_by_its_name_in_the_repository() {
+    // Citations read "behaviour \u{a7}N" (docs/behaviour.md); the old
+    // form named a document outside the repository. Built from two parts,
+    // so that this file does not match.
+    let old = concat!("SP", "EC ");
+    let mut found = Vec::new();
+    for name in tracked_files() {
+        if !(name.ends_with(".rs") || name.ends_with(".md")) {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(repo_root().join(&name)) else {
+            continue;
+        };
+        for (i, line) in text.lines().enumerate() {
+            let cites = line.match_indices(old).any(|(at, _)| {
+                let rest = &line[at + old.len()..];
+                rest.starts_with(|c: char| c.is_ascii_digit())
+                    || rest.starts_with("section")
+                    || rest.starts_with('\u{a7}')
+            });
+            if cites {
+                found.push(format!("{name}:{}", i + 1));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "cite docs/behaviour.md as \"behaviour \u{a7}N\": {found:?}"
+    );
+}
+
 /// The section numbers cited with the section sign (U+00A7) in `text`: 21,
 /// 6.1, or 5 when a space comes between, each with its 1-based line; a
 /// sign without a number gives an empty one.

@@ -1,5 +1,5 @@
 //! Content resolution: what a backup holds, from the settings and the app
-//! layout (SPEC sections 5 and 6.1). The engine's attachment resolver actor
+//! layout (behaviour §5 and §6.1). The engine's attachment resolver actor
 //! runs this; the writer streams its result.
 
 use std::os::unix::fs::MetadataExt;
@@ -12,7 +12,7 @@ use crate::manifest::{EntryKind, EntryType};
 
 /// The name prefix of the folders (`<prefix><pid>-…`, beside the data
 /// file) where the engine clones the data-kind files under the data lock
-/// (SPEC 21): never stored, removed once their process is gone.
+/// (behaviour §21.3): never stored, removed once their process is gone.
 pub const CLONE_FOLDER_PREFIX: &str = ".sauve-clone-";
 
 /// Whether `name` is a clone folder's: the prefix, then `<pid>-<number>`.

@@ -1,7 +1,7 @@
 //! Errors of the archive crate.
 //!
 //! Policy: every error names the file, entry or segment concerned and maps to
-//! one status code of SPEC section 8.2 ([`ArchiveError::status`]). IO errors
+//! one status code of behaviour §8.2 ([`ArchiveError::status`]). IO errors
 //! while backing up are 1409 (or -34 when the disk is full) and may be
 //! retried; a damaged archive is 1411 (1413 for a `.4BL`) and never helped by
 //! a retry.
@@ -16,7 +16,7 @@ use crate::naming::SetKind;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ArchiveError {
-    /// The store holding the set failed (SPEC 19).
+    /// The store holding the set failed (behaviour §19).
     #[error(transparent)]
     Store(#[from] sauve_store::StoreError),
     /// Reading a source file, or writing an archive file, failed.
@@ -80,7 +80,7 @@ pub enum ArchiveError {
         /// What is missing.
         what: String,
     },
-    /// The set is encrypted (age) and no identity given opens it (SPEC 19).
+    /// The set is encrypted (age) and no identity given opens it (behaviour §19).
     #[error(
         "{set} is encrypted with age: {reason} (accepted: --identity FILE naming an age identity file, AGE-SECRET-KEY-1… lines, of a recipient in encrypt_to)"
     )]
@@ -145,6 +145,26 @@ pub enum ArchiveError {
         /// The destination.
         destination: PathBuf,
     },
+    /// The set a restore was asked for declares more than the
+    /// destination's file system has free (-34): refused from its manifest,
+    /// before anything is written.
+    #[error(
+        "the set lists {entries} entries that need {needed} bytes (each entry's size in blocks of the file system, and a block for its name), and \"{destination}\" has {free} bytes and {names_free} names free for a restore (a restore keeps {reserve} bytes and 1% of the names free); nothing was written"
+    )]
+    DestinationTooSmall {
+        /// The entries the set lists.
+        entries: u64,
+        /// The bytes they need.
+        needed: u64,
+        /// What the restore may write.
+        free: u64,
+        /// The names it may create.
+        names_free: u64,
+        /// What it leaves free.
+        reserve: u64,
+        /// The destination.
+        destination: PathBuf,
+    },
     /// The restore destination is not empty and `--force` was not given.
     #[error(
         "destination \"{0}\" is not empty (use --force to replace same-path files and keep the others)"
@@ -158,9 +178,9 @@ impl ArchiveError {
         match self {
             ArchiveError::Store(e) => e.status(),
             ArchiveError::Io { source, .. } if is_disk_full(source) => Status::DiskFull,
-            ArchiveError::DestinationFull { .. } | ArchiveError::DestinationOutOfNames { .. } => {
-                Status::DiskFull
-            }
+            ArchiveError::DestinationFull { .. }
+            | ArchiveError::DestinationOutOfNames { .. }
+            | ArchiveError::DestinationTooSmall { .. } => Status::DiskFull,
             // Only a write meets a read-only file system (a source that
             // cannot be read is EACCES or EIO: 1409, naming it).
             ArchiveError::Io { source, .. }
@@ -299,6 +319,18 @@ mod tests {
                 },
                 -34,
                 "entry f needs 10 bytes (its size in the set, in blocks of the file system), more than the 5 bytes still free",
+            ),
+            (
+                ArchiveError::DestinationTooSmall {
+                    entries: 3,
+                    needed: 12_288,
+                    free: 4096,
+                    names_free: 100,
+                    reserve: 64,
+                    destination: PathBuf::from("/r"),
+                },
+                -34,
+                "the set lists 3 entries that need 12288 bytes",
             ),
             (
                 ArchiveError::corrupt(SetKind::Log, "entry x appears twice"),

@@ -4,7 +4,7 @@
 //! of the tar stream and declaring its content size. `zstd -d` reads such a
 //! run as one stream; sauve hands each frame to a pool of worker threads and
 //! puts the results back in order, so verify and restore decompress on every
-//! core (SPEC 21). Sets written before frames (one frame of unknown size)
+//! core (behaviour §21.4). Sets written before frames (one frame of unknown size)
 //! are still read, by the streaming decoder on one core.
 //!
 //! Memory is bounded whatever the number of cores: the frames in flight
@@ -329,7 +329,7 @@ impl<W: Write> FrameWriter<W> {
                 set(CParameter::ChecksumFlag(true))?;
                 set(CParameter::ContentSizeFlag(true))?;
                 if compact {
-                    // A 2^23 window (SPEC 6.1 allows 2^27) and a 2^22 chain
+                    // A 2^23 window (behaviour §6.1 allows 2^27) and a 2^22 chain
                     // table keep a level-19 context near 45 MiB.
                     set(CParameter::WindowLog(23))?;
                     set(CParameter::ChainLog(22))?;
@@ -477,7 +477,7 @@ impl<R: BufRead> FrameReader<R> {
             workers,
             || {
                 let mut d = zstd::bulk::Decompressor::new()?;
-                // SPEC 6.1 caps the window at 2^27 so that `zstd -d` needs no flags.
+                // Behaviour §6.1 caps the window at 2^27 so that `zstd -d` needs no flags.
                 d.set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(27))?;
                 Ok(d)
             },

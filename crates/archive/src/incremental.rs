@@ -1,4 +1,4 @@
-//! Incremental sets (SPEC 21): what a writer compares with the parent, the
+//! Incremental sets (behaviour §21): what a writer compares with the parent, the
 //! layout of a blocks entry, and how a chain of sets resolves back to its
 //! full set.
 //!
@@ -24,7 +24,7 @@ pub(crate) const BLOCK_SIZES: std::ops::RangeInclusive<u64> = 4096..=(1 << 30);
 /// The most blocks one blocks entry may hold.
 const MAX_HELD_BLOCKS: u32 = 1 << 24;
 
-/// How a writer builds its set when `[incremental]` is on (SPEC 21).
+/// How a writer builds its set when `[incremental]` is on (behaviour §21).
 #[derive(Clone, Debug)]
 pub struct Incremental {
     /// Bytes per block: files of at least one block get block hashes.

@@ -1,10 +1,12 @@
-//! The `.4BK`/`.4BL` container (SPEC sections 6 and 13): what a backup holds,
+//! The `.4BK`/`.4BL` container (behaviour §6 and §13): what a backup holds,
 //! how it is written, verified, listed and restored.
 //!
 //! A set is a POSIX (pax) tar stream, plain or zstd-compressed, cut into
 //! segments when asked, whose last entry is `sauve-manifest.json` with every
-//! entry's size and blake3. `cat <segments> | zstd -d | tar -x` restores it
-//! without sauve.
+//! entry's size and blake3, followed by a 64-byte index that says where the
+//! manifest is (a zstd skippable frame, `index.rs`): a reader knows what a
+//! set holds before it reads or writes any of it. `cat <segments> | zstd -d
+//! | tar -x` restores it without sauve.
 //!
 //! This crate is not the engine: it knows nothing of actors, locks, hooks,
 //! the journal or the history. It takes settings and an app layout, and
@@ -15,7 +17,9 @@
 //!   a failed or stopped write leaves no file behind, and nothing is ever
 //!   overwritten;
 //! - every source byte is read once, and memory is bounded whatever the file sizes;
-//! - a restore writes nothing outside its destination and moves nothing into
+//! - a restore writes nothing outside its destination, nothing at all when
+//!   the set's manifest declares more than the destination has free, none
+//!   of an entry larger than the manifest declares, and moves nothing into
 //!   place until every entry matched the manifest;
 //! - no archive, however damaged or crafted, makes the reader panic.
 
@@ -23,6 +27,7 @@ mod content;
 mod error;
 mod frames;
 mod incremental;
+mod index;
 mod manifest;
 mod naming;
 mod reader;

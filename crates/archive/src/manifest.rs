@@ -1,4 +1,4 @@
-//! `sauve-manifest.json`, the last entry of every set (SPEC section 6.1).
+//! `sauve-manifest.json`, the last entry of every set (behaviour §6.1).
 
 use serde::{Deserialize, Serialize};
 
@@ -76,7 +76,7 @@ pub struct ManifestEntry {
     /// The link target (symlinks only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
-    /// How the content is held (SPEC 21): whole in this set (the default,
+    /// How the content is held (behaviour §21): whole in this set (the default,
     /// and always in a full set), the same as the parent's, or as the
     /// blocks that changed.
     #[serde(default, skip_serializing_if = "Store::is_stored")]
@@ -91,7 +91,7 @@ pub struct ManifestEntry {
     pub blocks: Option<Blocks>,
 }
 
-/// How an entry's content is held (SPEC 21).
+/// How an entry's content is held (behaviour §21).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Store {
@@ -118,7 +118,7 @@ pub(crate) fn block_range(block_size: u64, index: u32, size: u64) -> std::ops::R
     start.min(size)..(start + block_size).min(size)
 }
 
-/// A file as fixed-size blocks (SPEC 21).
+/// A file as fixed-size blocks (behaviour §21).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Blocks {
@@ -172,7 +172,7 @@ pub struct ManifestHeader {
     /// Log backups: the last record's sequence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sequence: Option<u64>,
-    /// An incremental set: the number of the set it builds on (SPEC 21).
+    /// An incremental set: the number of the set it builds on (behaviour §21).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<u32>,
     /// A set written with `[incremental]` on: its place in its chain, 0

@@ -1,4 +1,4 @@
-//! Archive file names (SPEC section 6.2): `base[NNNN].4BK`, segments
+//! Archive file names (behaviour §6.2): `base[NNNN].4BK`, segments
 //! `base[NNNN-SSSS].4BK`, log backups `.4BL`, in-progress files `.part`.
 
 use std::fmt;

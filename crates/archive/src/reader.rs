@@ -15,9 +15,12 @@ use crate::frames::{self, FrameReader};
 use crate::manifest::{EntryType, FORMAT, MANIFEST_NAME, Manifest, VERSION};
 use crate::naming::{SetFiles, SetKind};
 
-const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+pub(crate) const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
 /// A manifest larger than this is not one sauve wrote.
-const MANIFEST_LIMIT: u64 = 1 << 30;
+pub(crate) const MANIFEST_LIMIT: u64 = 1 << 30;
+/// What may follow the end-of-archive marker: the rest of its blocks and
+/// the index ([`crate::index`]); more is not a set sauve wrote.
+const TAIL_LIMIT: u64 = 64 << 10;
 
 /// An entry as read from the stream.
 #[derive(Clone, Debug)]
@@ -30,7 +33,7 @@ pub(crate) struct ReadEntry {
     pub(crate) mode: u32,
     /// The tar header's modification time, whole seconds.
     pub(crate) mtime_secs: u64,
-    /// A blocks entry (SPEC 21): `path` is the file's, without
+    /// A blocks entry (behaviour §21): `path` is the file's, without
     /// [`crate::BLOCKS_PREFIX`]; `size` the entry's.
     pub(crate) blocks: bool,
 }
@@ -108,7 +111,7 @@ fn read_parent_record(kind: SetKind, content: &mut dyn Read) -> Result<u32, Arch
 }
 
 /// The set an incremental set builds on, read from the head of its stream
-/// alone (SPEC 21); `None` for a full set.
+/// alone (behaviour §21); `None` for a full set.
 pub fn parent_of(set: &SetFiles) -> Result<Option<u32>, ArchiveError> {
     let kind = set.name.kind;
     let files = Files(&set.files);
@@ -186,6 +189,28 @@ pub(crate) trait Visitor {
         let _ = manifest;
         Ok(())
     }
+    /// Whether the visitor must know the manifest before the first entry
+    /// (it writes what it reads): a set without an index is then read
+    /// twice, the first time for its manifest alone.
+    fn needs_manifest_first(&self) -> bool {
+        false
+    }
+    /// The manifest the set declares, before its first entry, when it is
+    /// known (always, for a visitor that needs it first). Every entry the
+    /// visitor is then given has the type and size the manifest declares.
+    fn declared(&mut self, manifest: &Manifest) -> Result<(), ArchiveError> {
+        let _ = manifest;
+        Ok(())
+    }
+}
+
+/// Reads through, for the manifest only.
+pub(crate) struct Skipper;
+
+impl Visitor for Skipper {
+    fn entry(&mut self, _: &ReadEntry, _: &mut dyn Read) -> Result<(), VisitError> {
+        Ok(())
+    }
 }
 
 /// Where a set's segments are read from: files, or objects of a store.
@@ -194,6 +219,19 @@ pub trait SegmentSource {
     fn names(&self) -> Vec<String>;
     /// Opens segment `index` for reading from its start.
     fn open(&self, index: usize) -> io::Result<Box<dyn Read + '_>>;
+    /// The segments' lengths, when each can be read from any offset
+    /// ([`SegmentSource::open_at`]) without reading what comes before:
+    /// the set's index is then read first ([`crate::index`]). `None` (the
+    /// default): the set is only read from its start.
+    fn lengths(&self) -> Option<Vec<u64>> {
+        None
+    }
+    /// Opens segment `index` for reading from byte `offset`.
+    fn open_at(&self, index: usize, offset: u64) -> io::Result<Box<dyn Read + '_>> {
+        let mut r = self.open(index)?;
+        io::copy(&mut (&mut r).take(offset), &mut io::sink())?;
+        Ok(r)
+    }
 }
 
 /// The segments of a set on disk.
@@ -212,17 +250,42 @@ impl SegmentSource for Files<'_> {
     }
 
     fn open(&self, index: usize) -> io::Result<Box<dyn Read + '_>> {
+        Ok(Box::new(self.file(index)?))
+    }
+
+    fn lengths(&self) -> Option<Vec<u64>> {
+        self.0
+            .iter()
+            .map(|p| {
+                std::fs::metadata(p)
+                    .ok()
+                    .filter(|m| m.is_file())
+                    .map(|m| m.len())
+            })
+            .collect()
+    }
+
+    fn open_at(&self, index: usize, offset: u64) -> io::Result<Box<dyn Read + '_>> {
+        use std::io::{Seek, SeekFrom};
+        let mut file = self.file(index)?;
+        file.seek(SeekFrom::Start(offset))?;
+        Ok(Box::new(file))
+    }
+}
+
+impl Files<'_> {
+    /// Segment `index`, opened; the error names it.
+    fn file(&self, index: usize) -> io::Result<File> {
         let path = self
             .0
             .get(index)
             .ok_or_else(|| io::Error::other("no such segment"))?;
-        let file = File::open(path).map_err(|e| {
+        File::open(path).map_err(|e| {
             io::Error::new(
                 e.kind(),
                 format!("cannot open segment {}: {e}", path.display()),
             )
-        })?;
-        Ok(Box::new(file))
+        })
     }
 }
 
@@ -278,12 +341,124 @@ pub(crate) fn scan(set: &SetFiles, visitor: &mut dyn Visitor) -> Result<Manifest
 
 /// [`scan`] over any source of segments; `first` names the set's first
 /// segment in messages.
+///
+/// The manifest is found first where the set has an index and the source
+/// can be read from any offset ([`crate::index`]), or by a first pass
+/// when the visitor needs it first; the visitor is then told it before
+/// any entry, every entry is checked against it as its header is read
+/// (an entry larger than declared is refused before any of it is read),
+/// and the stream's own manifest must be the same.
 pub(crate) fn scan_source(
     source: &dyn SegmentSource,
     kind: SetKind,
     first: &str,
     visitor: &mut dyn Visitor,
 ) -> Result<Manifest, ArchiveError> {
+    let declared = match crate::index::locate(source, kind)? {
+        Some(located) => Some(Declared::of(located.manifest, located.hash)),
+        None if visitor.needs_manifest_first() => {
+            let (manifest, hash) = scan_stream(source, kind, first, &mut Skipper, None)?;
+            Some(Declared::of(manifest, hash))
+        }
+        None => None,
+    };
+    if let Some(d) = &declared {
+        visitor.declared(&d.manifest)?;
+    }
+    let (manifest, _) = scan_stream(source, kind, first, visitor, declared.as_ref())?;
+    Ok(manifest)
+}
+
+/// The manifest of a set, through its index when it has one, else by
+/// reading its stream through (checked as [`scan_source`] checks it).
+pub(crate) fn manifest_of(
+    source: &dyn SegmentSource,
+    kind: SetKind,
+    first: &str,
+) -> Result<Manifest, ArchiveError> {
+    match crate::index::locate(source, kind)? {
+        Some(located) => Ok(located.manifest),
+        None => scan_stream(source, kind, first, &mut Skipper, None).map(|(m, _)| m),
+    }
+}
+
+/// What a set declares, known before its first entry is read.
+struct Declared {
+    manifest: Manifest,
+    /// The manifest's blake3.
+    hash: [u8; 32],
+    /// (path, a blocks entry) → the type and the tar entry's size declared.
+    entries: HashMap<(String, bool), (EntryType, u64)>,
+}
+
+impl Declared {
+    fn of(manifest: Manifest, hash: [u8; 32]) -> Declared {
+        use crate::manifest::Store;
+        let entries = manifest
+            .entries
+            .iter()
+            .filter_map(|e| {
+                let size = |n| Some(((e.path.clone(), false), (e.entry_type, n)));
+                match (e.entry_type, e.store, &e.blocks) {
+                    (EntryType::File, Store::Stored, _) => size(e.size),
+                    (EntryType::File, Store::Blocks, Some(b)) => {
+                        let head = crate::incremental::BlocksHead {
+                            block_size: b.block_size,
+                            size: e.size,
+                            indices: b.changed.clone(),
+                        };
+                        Some(((e.path.clone(), true), (EntryType::File, head.entry_len())))
+                    }
+                    (EntryType::Dir | EntryType::Symlink, Store::Stored, _) => size(0),
+                    _ => None,
+                }
+            })
+            .collect();
+        Declared {
+            manifest,
+            hash,
+            entries,
+        }
+    }
+
+    /// Refuses an entry the manifest does not declare, or declares with
+    /// another type or size, before any of its content is read.
+    fn check(&self, kind: SetKind, entry: &ReadEntry) -> Result<(), ArchiveError> {
+        let bad = |what: String| Err(ArchiveError::corrupt(kind, what));
+        let Some(&(entry_type, size)) = self.entries.get(&(entry.path.clone(), entry.blocks))
+        else {
+            return bad(format!(
+                "entry {}{} is not in the manifest",
+                entry.path,
+                if entry.blocks { " (its blocks)" } else { "" }
+            ));
+        };
+        if entry_type != entry.entry_type {
+            return bad(format!(
+                "entry {}: type {:?} in the archive, {:?} in the manifest",
+                entry.path, entry.entry_type, entry_type
+            ));
+        }
+        if size != entry.size {
+            return bad(format!(
+                "entry {}: {} bytes in the archive, {size} in the manifest",
+                entry.path, entry.size
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Reads the stream of a set through, checking each entry against the
+/// manifest `declared` (when known) before the visitor gets it. Returns
+/// the stream's manifest and its blake3.
+fn scan_stream(
+    source: &dyn SegmentSource,
+    kind: SetKind,
+    first: &str,
+    visitor: &mut dyn Visitor,
+    declared: Option<&Declared>,
+) -> Result<(Manifest, [u8; 32]), ArchiveError> {
     let at = Rc::new(Cell::new(0));
     let names = source.names();
     let chain = Chain {
@@ -336,7 +511,7 @@ pub(crate) fn scan_source(
                 format!("cannot start decompressing {}: {e}", segment()),
             )
         })?;
-        // SPEC 6.1 caps the window at 2^27 so that `zstd -d` needs no flags.
+        // Behaviour §6.1 caps the window at 2^27 so that `zstd -d` needs no flags.
         d.window_log_max(27)
             .map_err(|e| ArchiveError::corrupt(kind, e.to_string()))?;
         Box::new(d)
@@ -352,7 +527,7 @@ pub(crate) fn scan_source(
     };
     let mut archive = tar::Archive::new(stream);
     let mut last = String::from("the start");
-    let mut manifest: Option<Manifest> = None;
+    let mut manifest: Option<(Manifest, [u8; 32])> = None;
     let mut head_parent: Option<u32> = None;
     let mut names = crate::safety::StreamNames::default();
     let damaged = |last: &str, e: io::Error| {
@@ -434,20 +609,16 @@ pub(crate) fn scan_source(
                 entry
                     .read_to_end(&mut json)
                     .map_err(|e| damaged("the manifest's header", e))?;
-                let m: Manifest = serde_json::from_slice(&json).map_err(|e| {
-                    ArchiveError::corrupt(kind, format!("the manifest is not valid: {e}"))
-                })?;
-                if m.format != FORMAT || m.version != VERSION {
+                let hash = *blake3::hash(&json).as_bytes();
+                if let Some(d) = declared
+                    && d.hash != hash
+                {
                     return Err(ArchiveError::corrupt(
                         kind,
-                        format!(
-                            "manifest format {} version {} (accepted: {FORMAT} version {VERSION})",
-                            m.format, m.version
-                        ),
+                        "the manifest at the end of the stream is not the one its index points to (or that a first reading found)",
                     ));
                 }
-                crate::safety::check_manifest(&m)?;
-                manifest = Some(m);
+                manifest = Some((parse_manifest(kind, &json)?, hash));
                 continue;
             }
             names.check(&path, entry_type)?;
@@ -460,6 +631,9 @@ pub(crate) fn scan_source(
                 mtime_secs: header.mtime().map_err(|e| damaged("a header's time", e))?,
                 blocks,
             };
+            if let Some(d) = declared {
+                d.check(kind, &read)?;
+            }
             visitor.entry(&read, &mut entry).map_err(|e| match e {
                 VisitError::Stream(e) => damaged(&format!("the header of entry {}", read.path), e),
                 VisitError::Other(e) => e,
@@ -467,7 +641,7 @@ pub(crate) fn scan_source(
             last = format!("entry {}", read.path);
         }
     }
-    let Some(manifest) = manifest else {
+    let Some((manifest, hash)) = manifest else {
         return Err(ArchiveError::corrupt(
             kind,
             format!(
@@ -488,11 +662,12 @@ pub(crate) fn scan_source(
     visitor.manifest(&manifest)?;
     // The end-of-archive marker: the tar reader consumed one zero block; at
     // least one more, and only zeros, must follow.
-    let mut rest = archive.into_inner();
+    let mut rest = archive.into_inner().take(TAIL_LIMIT + 1);
     let mut tail = Vec::new();
     rest.read_to_end(&mut tail)
         .map_err(|e| damaged("the manifest", e))?;
-    if tail.len() < 512 || tail.iter().any(|&b| b != 0) {
+    let tail = crate::index::strip(&tail);
+    if tail.len() < 512 || tail.len() as u64 > TAIL_LIMIT || tail.iter().any(|&b| b != 0) {
         return Err(ArchiveError::corrupt(
             kind,
             format!(
@@ -501,10 +676,28 @@ pub(crate) fn scan_source(
             ),
         ));
     }
-    Ok(manifest)
+    Ok((manifest, hash))
 }
 
-fn tar_checksum_ok(block: &[u8]) -> bool {
+/// A manifest's JSON, parsed and checked: its format and version, and
+/// that restoring what it lists is safe ([`crate::safety`]).
+pub(crate) fn parse_manifest(kind: SetKind, json: &[u8]) -> Result<Manifest, ArchiveError> {
+    let m: Manifest = serde_json::from_slice(json)
+        .map_err(|e| ArchiveError::corrupt(kind, format!("the manifest is not valid: {e}")))?;
+    if m.format != FORMAT || m.version != VERSION {
+        return Err(ArchiveError::corrupt(
+            kind,
+            format!(
+                "manifest format {} version {} (accepted: {FORMAT} version {VERSION})",
+                m.format, m.version
+            ),
+        ));
+    }
+    crate::safety::check_manifest(&m)?;
+    Ok(m)
+}
+
+pub(crate) fn tar_checksum_ok(block: &[u8]) -> bool {
     if block.iter().all(|&b| b == 0) {
         return false;
     }

@@ -1,4 +1,4 @@
-//! Sets in a store (SPEC 19): found by listing their keys, read as one
+//! Sets in a store (behaviour §19): found by listing their keys, read as one
 //! stream through parallel ranged reads, with no local copy.
 
 use std::io::{self, Read};
@@ -18,7 +18,7 @@ const RANGE: u64 = 8 << 20;
 /// Ranged reads in flight per segment: 32 MiB read ahead.
 const AHEAD: usize = 4;
 
-/// The suffix of a segment encrypted with age (SPEC 19).
+/// The suffix of a segment encrypted with age (behaviour §19).
 pub const AGE_SUFFIX: &str = ".age";
 
 /// Identities that open encrypted sets.
@@ -239,6 +239,33 @@ impl SegmentSource for RemoteSet {
             })?;
         Ok(Box::new(plain))
     }
+
+    /// Known for a set none of whose objects is encrypted: an encrypted
+    /// one is read from its start (its index is found by a first pass).
+    fn lengths(&self) -> Option<Vec<u64>> {
+        if self.objects.iter().any(|o| strip_age(&o.key).1) {
+            return None;
+        }
+        Some(self.objects.iter().map(|o| o.size).collect())
+    }
+
+    fn open_at(&self, index: usize, offset: u64) -> io::Result<Box<dyn Read + '_>> {
+        let o = self
+            .objects
+            .get(index)
+            .ok_or_else(|| io::Error::other("no such segment"))?;
+        if strip_age(&o.key).1 {
+            let mut r = self.open(index)?;
+            io::copy(&mut (&mut r).take(offset), &mut io::sink())?;
+            return Ok(r);
+        }
+        Ok(Box::new(RangeReader::open_from(
+            &self.runtime,
+            Arc::clone(&self.store),
+            (o.key.clone(), o.size),
+            offset,
+        )))
+    }
 }
 
 /// One object read in order through ranged reads, [`AHEAD`] of them in
@@ -259,10 +286,24 @@ impl RangeReader {
         key: String,
         size: u64,
     ) -> RangeReader {
+        RangeReader::open_from(runtime, store, (key, size), 0)
+    }
+
+    /// Starts reading `key` (of `size` bytes) from byte `from` on `runtime`.
+    fn open_from(
+        runtime: &tokio::runtime::Handle,
+        store: Arc<dyn Store>,
+        (key, size): (String, u64),
+        from: u64,
+    ) -> RangeReader {
         let (tx, rx) = tokio::sync::mpsc::channel(AHEAD);
         let k = key.clone();
+        let from = from.min(size);
         runtime.spawn(async move {
-            let ranges = (0..size.div_ceil(RANGE)).map(|i| i * RANGE..((i + 1) * RANGE).min(size));
+            let ranges = (0..(size - from).div_ceil(RANGE)).map(|i| {
+                let start = from + i * RANGE;
+                start..(start + RANGE).min(size)
+            });
             let mut reads = futures_util::stream::iter(ranges)
                 .map(|r| {
                     let (store, key) = (Arc::clone(&store), k.clone());
@@ -282,7 +323,7 @@ impl RangeReader {
             current: Bytes::new(),
             key,
             size,
-            read: 0,
+            read: from,
         }
     }
 }

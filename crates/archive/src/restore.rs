@@ -1,4 +1,4 @@
-//! `sauve restore` (SPEC section 13.1): extract into a staging folder inside
+//! `sauve restore` (behaviour §13.1): extract into a staging folder inside
 //! the destination, hashing while writing; move files into place only once
 //! every entry matched the manifest. Nothing is written outside the
 //! destination: unsafe sets are refused by the reader ([`crate::safety`]),
@@ -84,7 +84,7 @@ pub fn restore(
     )
 }
 
-/// Restores a set of a store (SPEC 19): its objects are read as one stream,
+/// Restores a set of a store (behaviour §19): its objects are read as one stream,
 /// extracted into a staging folder and moved into place only once every
 /// hash matched. Without `options.to`, into `./base[NNNN]`.
 pub fn restore_remote(
@@ -237,6 +237,14 @@ impl Visitor for Extractor<'_> {
     fn manifest(&mut self, manifest: &Manifest) -> Result<(), ArchiveError> {
         check_against_manifest(self.kind, manifest, &self.seen)
     }
+
+    fn needs_manifest_first(&self) -> bool {
+        true
+    }
+
+    fn declared(&mut self, manifest: &Manifest) -> Result<(), ArchiveError> {
+        self.budget.declare(manifest)
+    }
 }
 
 /// What a restore may still write: the space free on the destination's
@@ -279,6 +287,28 @@ impl Budget {
             block: st.f_bsize.max(512),
             names,
             destination,
+        })
+    }
+
+    /// Refuses, before anything is written, a set whose files and folders
+    /// (as its manifest lists them) do not fit: each entry's size in the
+    /// file system's blocks, and a block more for its name.
+    fn declare(&self, manifest: &Manifest) -> Result<(), ArchiveError> {
+        let entries = manifest.entries.len() as u64;
+        let needed = manifest.entries.iter().fold(0u64, |total, e| {
+            let blocks = e.size.div_ceil(self.block).saturating_add(1);
+            total.saturating_add(blocks.saturating_mul(self.block))
+        });
+        if needed <= self.left && entries <= self.names {
+            return Ok(());
+        }
+        Err(ArchiveError::DestinationTooSmall {
+            entries,
+            needed,
+            free: self.left,
+            names_free: self.names,
+            reserve: self.reserve,
+            destination: self.destination.clone(),
         })
     }
 
@@ -376,7 +406,7 @@ fn write_blocks(
 }
 
 /// Takes from an older set of a chain what the newer sets need of it
-/// (SPEC 21), skipping the rest.
+/// (behaviour §21), skipping the rest.
 struct Filler<'a> {
     kind: SetKind,
     staging: &'a Beneath,
@@ -455,6 +485,12 @@ impl Visitor for Filler<'_> {
 
     fn manifest(&mut self, manifest: &Manifest) -> Result<(), ArchiveError> {
         check_seen(self.kind, manifest, &self.seen, false)
+    }
+
+    /// Each entry it writes is then checked against its declared size as
+    /// its header is read.
+    fn needs_manifest_first(&self) -> bool {
+        true
     }
 }
 
@@ -603,7 +639,7 @@ fn mtime_of(e: &ManifestEntry) -> SystemTime {
 /// Gives `rel` beneath `root` the mode and time `e` lists, on its own
 /// handle: a symlink there is refused, never followed.
 fn set_times_and_mode(root: &Beneath, rel: &Path, e: &ManifestEntry) -> Result<(), ArchiveError> {
-    // Modes are restored without setuid, setgid and sticky bits (SPEC 13.1).
+    // Modes are restored without setuid, setgid and sticky bits (behaviour §13.1).
     root.set_mode_and_time(rel, e.mode & 0o777, mtime_of(e))
         .map_err(|err| {
             if err.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {

@@ -1,4 +1,4 @@
-//! What a set may hold (SPEC 13.1; SECURITY.md, "Archives"): the one place
+//! What a set may hold (behaviour §13.1; SECURITY.md, "Archives"): the one place
 //! that decides whether a manifest and the names of its stream are safe to
 //! restore. The reader calls it for every set it reads, so `verify`,
 //! `restore`, `list`, the automatic restore at open and a store's sets all

@@ -1,4 +1,4 @@
-//! `sauve verify` and backup step 11 (SPEC section 13.2): re-read a set and
+//! `sauve verify` and backup step 11 (behaviour §13.2): re-read a set and
 //! check it against its manifest. Writes nothing.
 
 use std::collections::BTreeMap;
@@ -10,8 +10,8 @@ use crate::incremental::{Needs, missing_link};
 use crate::manifest::{EntryType, Manifest};
 use crate::naming::{SetFiles, SetKind};
 use crate::reader::{
-    ReadEntry, Seen, VisitError, Visitor, check_against_manifest, hash_content, read_blocks_entry,
-    scan, scan_source,
+    Files, ReadEntry, Seen, VisitError, Visitor, check_against_manifest, hash_content, manifest_of,
+    read_blocks_entry, scan, scan_source,
 };
 use crate::remote::RemoteSet;
 use crate::writer::Progress;
@@ -26,7 +26,7 @@ pub struct VerifyReport {
     /// Bytes of file content checked.
     pub bytes: u64,
     /// The older sets of its chain that were verified with it, newest
-    /// first (an incremental set, SPEC 21).
+    /// first (an incremental set, behaviour §21).
     pub chain: Vec<SetFiles>,
 }
 
@@ -82,7 +82,7 @@ pub fn verify_set(
     })
 }
 
-/// Verifies a set in a store, reading its objects as one stream (SPEC 19).
+/// Verifies a set in a store, reading its objects as one stream (behaviour §19).
 pub fn verify_remote(
     remote: &RemoteSet,
     progress: &mut dyn Progress,
@@ -149,22 +149,39 @@ impl Visitor for Checker<'_> {
     }
 }
 
-/// The manifest of the set that `path` names, for `sauve list`. Reads the
-/// whole stream (the manifest is last) but hashes nothing.
+/// The manifest of the set that `path` names, for `sauve list`: read
+/// through the set's index, or, for a set written before it, from the
+/// end of its stream (read through, hashing nothing).
 pub fn list(path: &Path) -> Result<(SetFiles, Manifest), ArchiveError> {
     let set = SetFiles::locate(path)?;
-    let manifest = scan(&set, &mut Skipper)?;
+    let manifest = read_manifest(&set)?;
     Ok((set, manifest))
+}
+
+/// The manifest of a located set, as [`list`] reads it.
+fn read_manifest(set: &SetFiles) -> Result<Manifest, ArchiveError> {
+    if let Some(f) = set.files.iter().find(|f| !f.is_file()) {
+        return Err(ArchiveError::Missing {
+            kind: set.name.kind,
+            what: format!("{} not found", f.display()),
+        });
+    }
+    let first = set
+        .files
+        .first()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    manifest_of(&Files(&set.files), set.name.kind, &first)
 }
 
 /// [`list`] for a set in a store.
 pub fn list_remote(remote: &RemoteSet) -> Result<(SetFiles, Manifest), ArchiveError> {
     let set = remote.set_files();
-    let manifest = scan_source(remote, set.name.kind, &remote.first_label(), &mut Skipper)?;
+    let manifest = manifest_of(remote, set.name.kind, &remote.first_label())?;
     Ok((set, manifest))
 }
 
-/// Where a file of a set comes from (SPEC 21): the sets holding its
+/// Where a file of a set comes from (behaviour §21): the sets holding its
 /// content, newest first, each with the number of its blocks taken from
 /// it (`None`: the file whole).
 pub type Origin = Vec<(u32, Option<usize>)>;
@@ -193,7 +210,7 @@ pub fn list_origins(
     let mut needs = Needs::of(&manifest);
     while !needs.is_empty() {
         let link = locate_parent(&set, &needs)?;
-        let older = scan(&link, &mut Skipper)?;
+        let older = read_manifest(&link)?;
         for (path, held) in needs.resolve(&older)? {
             origins
                 .entry(path)
@@ -202,13 +219,4 @@ pub fn list_origins(
         }
     }
     Ok((set, manifest, origins))
-}
-
-/// Reads through, for the manifest only.
-struct Skipper;
-
-impl Visitor for Skipper {
-    fn entry(&mut self, _: &ReadEntry, _: &mut dyn Read) -> Result<(), VisitError> {
-        Ok(())
-    }
 }

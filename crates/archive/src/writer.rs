@@ -42,7 +42,7 @@ pub struct SetSpec {
     pub number: u32,
     /// `.4BK` or `.4BL`.
     pub kind: SetKind,
-    /// None, Fast or Compact (SPEC section 6.1).
+    /// None, Fast or Compact (behaviour §6.1).
     pub compression: Compression,
     /// Segment size in bytes (`FileSegmentation/DefaultSize` MiB × 2^20); 0 for one file.
     pub segment_size: u64,
@@ -74,7 +74,7 @@ pub trait Progress {
     fn advance(&mut self, bytes: u64) {
         let _ = bytes;
     }
-    /// Stop as soon as possible (SPEC section 8.1).
+    /// Stop as soon as possible (behaviour §8.1).
     fn is_stopped(&self) -> bool {
         false
     }
@@ -250,6 +250,8 @@ struct SegmentWriter {
     limit: Option<u64>,
     current: Option<Box<dyn PartFile>>,
     in_current: u64,
+    /// Bytes written in all, every segment together.
+    written: u64,
     /// (part path, final path) of every file created, in order.
     files: Vec<(PathBuf, PathBuf)>,
     /// Set when the writer is dropped unfinished: later writes (a buffer
@@ -348,6 +350,7 @@ impl Write for SegmentWriter {
         };
         let n = f.write(&buf[..room])?;
         self.in_current += n as u64;
+        self.written += n as u64;
         Ok(n)
     }
 
@@ -375,15 +378,23 @@ impl Stream {
         }
     }
 
+    /// Ends the stream and gives back its segments, still open.
     fn finish(&mut self) -> io::Result<SegmentWriter> {
         let inner = match std::mem::replace(self, Stream::Done) {
             Stream::Plain(w) => w,
             Stream::Zstd(w) => w.finish()?,
             Stream::Done => return Err(io::Error::other("archive already finished")),
         };
-        let mut segments = inner.into_inner().map_err(|e| e.into_error())?;
-        segments.finish()?;
-        Ok(segments)
+        inner.into_inner().map_err(|e| e.into_error())
+    }
+
+    /// Writes out everything written so far (a zstd stream ends its frame:
+    /// what follows starts a new one) and returns the set's length.
+    fn cut(&mut self) -> io::Result<u64> {
+        self.out()?.flush()?;
+        self.segments_mut()
+            .map(|s| s.written)
+            .ok_or_else(|| io::Error::other("archive already finished"))
     }
 
     /// The segment writer, to clean up after a failure.
@@ -476,6 +487,7 @@ impl ArchiveWriter {
             target: Some(target),
             current: None,
             in_current: 0,
+            written: 0,
             files: Vec::new(),
             abandoned: false,
         };
@@ -500,7 +512,7 @@ impl ArchiveWriter {
         })
     }
 
-    /// Builds this set as SPEC 21 says: with block hashes for files of a
+    /// Builds this set as behaviour §21 says: with block hashes for files of a
     /// block or more and, given a parent, as an incremental set on it, whose
     /// stream opens with a pax global header naming the parent (read by
     /// [`crate::parent_of`] without reading the set). Called before the
@@ -646,7 +658,7 @@ impl ArchiveWriter {
         Ok(())
     }
 
-    /// Stores a file of an incremental writer (SPEC 21): `same` when its
+    /// Stores a file of an incremental writer (behaviour §21): `same` when its
     /// size, time and inode (read from the open file, and its blake3 with
     /// `verify_unchanged`) are the parent's; the blocks that differ when
     /// the parent has its blocks and at most half of them changed; else
@@ -1011,12 +1023,23 @@ impl ArchiveWriter {
         };
         let header = ustar_header(MANIFEST_NAME, &entry, None);
         let result = (|| {
+            // The manifest starts a frame of its own, which the index at the
+            // end points to (crate::index).
+            let at = self.stream.cut()?;
             self.write_header(header)?;
             let out = self.stream.out()?;
             out.write_all(&json)?;
             pad(out, json.len() as u64)?;
             out.write_all(&[0; 2 * BLOCK])?;
-            self.stream.finish()
+            let mut segments = self.stream.finish()?;
+            let index = crate::index::Index {
+                at,
+                json_len: json.len() as u64,
+                hash: *blake3::hash(&json).as_bytes(),
+            };
+            segments.write_all(&index.encode())?;
+            segments.finish()?;
+            Ok(segments)
         })();
         match result {
             Ok(mut segments) => Ok(PendingSet {

@@ -165,6 +165,34 @@ fn set_bytes_with(header: ManifestHeader, stream: &[Raw], entries: Vec<ManifestE
     out
 }
 
+/// `bytes` (a plain set) with the index sauve writes at the end: the
+/// offset of its manifest's tar header, the manifest's length and hash. A
+/// set whose stream has no manifest header gets an index pointing to its
+/// last block.
+fn indexed(mut bytes: Vec<u8>) -> Vec<u8> {
+    let at = (0..bytes.len() / 512)
+        .rev()
+        .map(|b| b * 512)
+        .find(|&at| bytes[at..].starts_with(MANIFEST_NAME.as_bytes()))
+        .unwrap_or(bytes.len().saturating_sub(512));
+    let header = tar::Header::from_byte_slice(&bytes[at..at + 512]);
+    let len = header
+        .size()
+        .unwrap_or(0)
+        .min((bytes.len() - at - 512) as u64);
+    let start = at + 512;
+    let hash = *blake3::hash(&bytes[start..start + len as usize]).as_bytes();
+    let mut index = Vec::with_capacity(64);
+    index.extend_from_slice(&0x184D_2A5Eu32.to_le_bytes());
+    index.extend_from_slice(&56u32.to_le_bytes());
+    index.extend_from_slice(b"SAUVEIDX");
+    index.extend_from_slice(&(at as u64).to_le_bytes());
+    index.extend_from_slice(&len.to_le_bytes());
+    index.extend_from_slice(&hash);
+    bytes.extend_from_slice(&index);
+    bytes
+}
+
 /// Everything in `root` but `skip`: path → (type, content's hash, mode,
 /// mtime). The time of `skip`'s folder is left out: creating `skip` sets it.
 fn survey(root: &Path, skip: &Path) -> BTreeMap<String, (char, String, u32, i64)> {
@@ -432,6 +460,7 @@ proptest! {
     fn nothing_outside_the_target_changes_and_verify_agrees_with_restore(
         seed in any::<u64>(),
         shape in prop::collection::vec((path(), kind(), any::<bool>(), lie(), 0usize..6), 1..7),
+        index in any::<bool>(),
     ) {
         let sandbox = Sandbox::new();
         let mut rng = fastrand::Rng::with_seed(seed);
@@ -455,7 +484,12 @@ proptest! {
             }
             stream.push(r);
         }
-        let (v, r, why) = sandbox.try_set(&set_bytes(&stream, entries));
+        // With an index (as sauve writes sets now: restore knows the
+        // manifest before the first entry) or without (as before it: a
+        // first pass finds it).
+        let bytes = set_bytes(&stream, entries);
+        let bytes = if index { indexed(bytes) } else { bytes };
+        let (v, r, why) = sandbox.try_set(&bytes);
         prop_assert_eq!(v, r, "{}", why);
     }
 }
@@ -544,7 +578,7 @@ proptest! {
     #[test]
     fn a_crafted_chain_always_ends_changes_nothing_outside_and_verify_agrees(
         links in prop::collection::vec(
-            (1u32..6, 1u32..6, prop::option::of(1u32..6), 0usize..3, held()),
+            (1u32..6, 1u32..6, prop::option::of(1u32..6), 0usize..3, held(), any::<bool>()),
             1..5,
         ),
     ) {
@@ -552,7 +586,10 @@ proptest! {
         let bases = ["App", "App", "../../decoys/App"];
         let files: Vec<(String, Vec<u8>)> = links
             .into_iter()
-            .map(|(file, number, parent, base, held)| link(file, (number, parent, bases[base], held)))
+            .map(|(file, number, parent, base, held, index)| {
+                let (name, bytes) = link(file, (number, parent, bases[base], held));
+                (name, if index { indexed(bytes) } else { bytes })
+            })
             .collect();
         let (v, r, why) = sandbox.try_sets(&files);
         prop_assert_eq!(v, r, "{}", why);

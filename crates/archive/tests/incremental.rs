@@ -1,4 +1,4 @@
-//! Incremental sets (SPEC 21): chains of random changes restore and verify
+//! Incremental sets (behaviour §21): chains of random changes restore and verify
 //! to the tree at each set's time, a missing or damaged link is named, and
 //! unchanged files are not stored again.
 

@@ -1,8 +1,10 @@
 //! `restore`: sets built from the fuzzer's bytes (names from a small
 //! alphabet of `a`, `b`, `l`, `..`, `.`, empty and `/` segments; files,
 //! folders and symlinks pointing in and out; manifests that list an entry
-//! as it is, not at all, twice, with another type or another size),
-//! restored into a folder inside a sandbox that holds decoys. Whatever the
+//! as it is, not at all, twice, with another type or another size; sets
+//! without the index at the end, with a true one, or with one that points
+//! anywhere or holds another hash), restored into a folder inside a
+//! sandbox that holds decoys. Whatever the
 //! set, nothing outside the target changes, and verify's verdict is
 //! restore's (SECURITY.md, "Archives").
 
@@ -106,8 +108,31 @@ fn pad(out: &mut Vec<u8>) {
     out.resize(out.len().div_ceil(512) * 512, 0);
 }
 
-/// The set's bytes: a plain tar of the planned entries, then the manifest.
-fn set_bytes(planned: &[Planned]) -> Option<Vec<u8>> {
+/// Appends the index sauve writes (a skippable frame naming where the
+/// manifest's header is, its length and blake3), true or not as the
+/// fuzzer's `how` says: 0 none, 1 true, 2 pointing to block `at`, 3 with
+/// another hash.
+fn index(out: &mut Vec<u8>, (manifest_at, json): (usize, &[u8]), how: u8, at: u8) {
+    let at = match how % 4 {
+        0 => return,
+        2 => usize::from(at) * 512 % out.len().max(1),
+        _ => manifest_at,
+    };
+    let mut hash = *blake3::hash(json).as_bytes();
+    if how % 4 == 3 {
+        hash[0] ^= 1;
+    }
+    out.extend_from_slice(&0x184D_2A5Eu32.to_le_bytes());
+    out.extend_from_slice(&56u32.to_le_bytes());
+    out.extend_from_slice(b"SAUVEIDX");
+    out.extend_from_slice(&(at as u64).to_le_bytes());
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&hash);
+}
+
+/// The set's bytes: a plain tar of the planned entries, then the manifest,
+/// then an index as `(how, at)` say ([`index`]).
+fn set_bytes(planned: &[Planned], (how, at): (u8, u8)) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     let mut entries = Vec::new();
     for p in planned {
@@ -155,10 +180,12 @@ fn set_bytes(planned: &[Planned]) -> Option<Vec<u8>> {
         entries,
     };
     let json = serde_json::to_vec(&manifest).ok()?;
+    let manifest_at = out.len();
     out.extend_from_slice(header(MANIFEST_NAME, b'0', json.len() as u64, "")?.as_bytes());
     out.extend_from_slice(&json);
     pad(&mut out);
     out.extend_from_slice(&[0; 1024]);
+    index(&mut out, (manifest_at, &json), how, at);
     Some(out)
 }
 
@@ -216,7 +243,13 @@ pub fn restore(data: &[u8]) {
         std::os::unix::fs::symlink(sandbox.join("decoy"), sandbox.join("decoy-link"))?;
         std::fs::create_dir(sandbox.join("work"))
     })();
-    let Some(bytes) = set_bytes(&plan(data, sandbox)) else {
+    // The 8 planned entries take the first 32 bytes; the next two say
+    // what index the set ends with.
+    let indexed = (
+        data.get(32).copied().unwrap_or(0),
+        data.get(33).copied().unwrap_or(0),
+    );
+    let Some(bytes) = set_bytes(&plan(data, sandbox), indexed) else {
         return;
     };
     let set = sandbox.join("work/App[0001].4BK");

@@ -1,0 +1,344 @@
+//! The index at the end of a set (crate::index): a reader finds the
+//! manifest without reading the set, a damaged index is a damaged set,
+//! and sets written before the index (committed fixtures) still verify,
+//! list and restore.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::Fixture;
+use sauve_archive::{
+    ArchiveError, EntryType, MANIFEST_NAME, NoProgress, RestoreOptions, list, restore, verify,
+};
+use sauve_settings::Compression;
+
+const TAG: &[u8] = b"SAUVEIDX";
+
+/// The set's bytes, its segments end to end.
+fn bytes_of(files: &[PathBuf]) -> Vec<u8> {
+    files
+        .iter()
+        .flat_map(|f| std::fs::read(f).unwrap())
+        .collect()
+}
+
+/// Writes `bytes` back over the segments, each keeping its length.
+fn write_back(files: &[PathBuf], bytes: &[u8]) {
+    let mut at = 0;
+    for f in files {
+        let len = std::fs::metadata(f).unwrap().len() as usize;
+        std::fs::write(f, &bytes[at..at + len]).unwrap();
+        at += len;
+    }
+    assert_eq!(at, bytes.len());
+}
+
+/// The index's `at` field: where the manifest's region starts.
+fn index_at(bytes: &[u8]) -> u64 {
+    let index = &bytes[bytes.len() - 64..];
+    u64::from_le_bytes(index[16..24].try_into().unwrap())
+}
+
+fn is_damaged(e: &ArchiveError) -> bool {
+    matches!(e.status().code(), 1411 | 1413)
+}
+
+#[test]
+fn every_new_set_ends_with_an_index_to_its_manifest() {
+    for (compression, segment) in [
+        (Compression::None, 0),
+        (Compression::Fast, 0),
+        (Compression::Compact, 0),
+        // Segments of 64 KiB: the index and the manifest's region may
+        // straddle two of them.
+        (Compression::None, 64 << 10),
+        (Compression::Fast, 100_000),
+    ] {
+        let fx = Fixture::new();
+        let files = fx.backup(1, compression, segment);
+        let bytes = bytes_of(&files);
+        let index = &bytes[bytes.len() - 64..];
+        // A zstd skippable frame (0x184D2A5E, 56 bytes): `zstd -d` skips it.
+        assert_eq!(&index[..8], &[0x5E, 0x2A, 0x4D, 0x18, 56, 0, 0, 0]);
+        assert_eq!(&index[8..16], TAG, "{compression:?}");
+        let at = index_at(&bytes) as usize;
+        let region = &bytes[at..bytes.len() - 64];
+        let head = if compression == Compression::None {
+            region[..512].to_vec()
+        } else {
+            // The manifest starts a zstd frame of its own.
+            let mut d = zstd::stream::read::Decoder::new(region).unwrap();
+            let mut head = vec![0u8; 512];
+            std::io::Read::read_exact(&mut d, &mut head).unwrap();
+            head
+        };
+        assert_eq!(&head[..MANIFEST_NAME.len()], MANIFEST_NAME.as_bytes());
+        let (_, m) = list(&files[0]).unwrap();
+        assert_eq!(m.header.backup_number, 1);
+        verify(&files[0], &mut NoProgress).unwrap();
+    }
+}
+
+#[test]
+fn list_reads_the_manifest_through_the_index_without_the_stream() {
+    for compression in [Compression::None, Compression::Fast] {
+        let fx = Fixture::new();
+        let files = fx.backup(1, compression, 0);
+        let mut bytes = bytes_of(&files);
+        // Damage the data file's content, far before the manifest.
+        let at = index_at(&bytes) as usize;
+        for b in &mut bytes[at / 2..at / 2 + 64] {
+            *b ^= 0x5A;
+        }
+        write_back(&files, &bytes);
+        let (_, m) = list(&files[0]).unwrap();
+        assert!(m.entries.iter().any(|e| e.path == "Data/App.4DD"));
+        // The stream itself is damaged: verify and restore say so.
+        let v = verify(&files[0], &mut NoProgress).unwrap_err();
+        assert!(is_damaged(&v), "{v}");
+        let to = fx.root.path().join("restored");
+        let r = restore(
+            &files[0],
+            &RestoreOptions {
+                to: Some(to.clone()),
+                force: false,
+            },
+            &mut NoProgress,
+        )
+        .unwrap_err();
+        assert!(is_damaged(&r), "{r}");
+        assert!(!to.join("Data").exists());
+    }
+}
+
+#[test]
+fn an_index_that_lies_is_a_damaged_set_for_list_verify_and_restore() {
+    let fx = Fixture::new();
+    let files = fx.backup(1, Compression::Fast, 0);
+    let sound = bytes_of(&files);
+    let len = sound.len();
+    let lies = [
+        ("past the end", "points to byte"),
+        ("at the start", "points to"),
+        ("another hash", "hash is not its own"),
+        ("a huge manifest", "accepted: at most"),
+    ];
+    for (what, says) in lies {
+        let mut bytes = sound.clone();
+        match what {
+            "past the end" => {
+                bytes[len - 48..len - 40].copy_from_slice(&(len as u64).to_le_bytes());
+            }
+            "at the start" => bytes[len - 48..len - 40].copy_from_slice(&0u64.to_le_bytes()),
+            "another hash" => bytes[len - 1] ^= 1,
+            _ => bytes[len - 40..len - 32].copy_from_slice(&u64::MAX.to_le_bytes()),
+        }
+        write_back(&files, &bytes);
+        let l = list(&files[0]).unwrap_err();
+        assert!(
+            is_damaged(&l) && l.to_string().contains(says),
+            "{what}: {l}"
+        );
+        assert!(l.to_string().contains("the set's index"), "{what}: {l}");
+        let v = verify(&files[0], &mut NoProgress).unwrap_err();
+        assert_eq!(v.to_string(), l.to_string(), "{what}");
+        let r = restore(
+            &files[0],
+            &RestoreOptions {
+                to: Some(fx.root.path().join(format!("r-{}", what.replace(' ', "-")))),
+                force: false,
+            },
+            &mut NoProgress,
+        )
+        .unwrap_err();
+        assert_eq!(r.to_string(), l.to_string(), "{what}");
+    }
+}
+
+/// A tar file entry, padded.
+fn tar_file(out: &mut Vec<u8>, name: &str, data: &[u8]) {
+    let mut h = tar::Header::new_ustar();
+    h.set_path(name).unwrap();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_mtime(1_700_000_000);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_cksum();
+    out.extend_from_slice(h.as_bytes());
+    out.extend_from_slice(data);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+}
+
+/// A manifest listing one file `name` of `size` bytes and hash `hash`.
+fn manifest_json(name: &str, size: u64, hash: &str) -> Vec<u8> {
+    let m = sauve_archive::Manifest {
+        format: sauve_archive::FORMAT.to_owned(),
+        version: sauve_archive::VERSION,
+        header: common::header(1),
+        ended_at: jiff::Timestamp::UNIX_EPOCH,
+        entries: vec![sauve_archive::ManifestEntry {
+            kind: sauve_archive::EntryKind::Attachment,
+            source: String::new(),
+            path: name.to_owned(),
+            entry_type: EntryType::File,
+            size,
+            mode: 0o644,
+            mtime: 1_700_000_000_000_000_000,
+            blake3: Some(hash.to_owned()),
+            target: None,
+            store: sauve_archive::Store::Stored,
+            inode: None,
+            blocks: None,
+        }],
+    };
+    serde_json::to_vec(&m).unwrap()
+}
+
+/// The 64 bytes of an index pointing at `at`, for `json`.
+fn index_bytes(at: u64, json: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&0x184D_2A5Eu32.to_le_bytes());
+    out.extend_from_slice(&56u32.to_le_bytes());
+    out.extend_from_slice(TAG);
+    out.extend_from_slice(&at.to_le_bytes());
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(blake3::hash(json).as_bytes());
+    out
+}
+
+#[test]
+fn an_index_pointing_to_a_decoy_manifest_is_refused() {
+    // A file of the set holds a manifest of its own (a tar header and
+    // JSON), and the index points to it rather than to the stream's last
+    // entry: the decoy is sound, but it is not the set's manifest.
+    let dir = tempfile::tempdir().unwrap();
+    let decoy_len = 512 + 2048;
+    let mut decoy = Vec::new();
+    // The decoy declares the decoy file itself, with the hash of zeros.
+    let zeros = blake3::hash(&vec![0u8; decoy_len]).to_hex().to_string();
+    let fake = manifest_json("decoy", decoy_len as u64, &zeros);
+    tar_file(&mut decoy, MANIFEST_NAME, &fake);
+    decoy.resize(decoy_len, 0);
+    let mut set = Vec::new();
+    tar_file(&mut set, "decoy", &decoy);
+    let real = manifest_json(
+        "decoy",
+        decoy_len as u64,
+        blake3::hash(&decoy).to_hex().as_ref(),
+    );
+    let manifest_at = set.len();
+    tar_file(&mut set, MANIFEST_NAME, &real);
+    set.extend_from_slice(&[0; 1024]);
+    // Sound as written, with a true index: it restores.
+    let path = dir.path().join("App[0001].4BK");
+    let mut honest = set.clone();
+    honest.extend_from_slice(&index_bytes(manifest_at as u64, &real));
+    std::fs::write(&path, &honest).unwrap();
+    verify(&path, &mut NoProgress).unwrap();
+    let to = |n: &str| RestoreOptions {
+        to: Some(dir.path().join(n)),
+        force: false,
+    };
+    restore(&path, &to("honest"), &mut NoProgress).unwrap();
+    // The index points to the decoy's content.
+    set.extend_from_slice(&index_bytes(512, &fake));
+    std::fs::write(&path, &set).unwrap();
+    let (_, listed) = list(&path).unwrap();
+    assert_eq!(listed.entries[0].blake3.as_deref(), Some(zeros.as_str()));
+    let says = "the manifest at the end of the stream is not the one its index points to";
+    let v = verify(&path, &mut NoProgress).unwrap_err();
+    assert!(is_damaged(&v) && v.to_string().contains(says), "{v}");
+    let r = restore(&path, &to("decoyed"), &mut NoProgress).unwrap_err();
+    assert!(is_damaged(&r) && r.to_string().contains(says), "{r}");
+    assert!(!dir.path().join("decoyed/decoy").exists());
+}
+
+/// The data file of the fixtures' app, as `sauve` wrote it before the
+/// index (tests/fixtures/before-index/SOURCES.md).
+fn fixture_data(changed: bool) -> Vec<u8> {
+    let mut data: Vec<u8> = (0..5 * 4096 + 100)
+        .map(|i: usize| ((i * 7 + (i / 4096) * 13) % 256) as u8)
+        .collect();
+    if changed {
+        let text = b"CHANGED BLOCK TWO";
+        data[2 * 4096 + 10..2 * 4096 + 10 + text.len()].copy_from_slice(text);
+    }
+    data
+}
+
+fn fixtures() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/before-index");
+    for f in std::fs::read_dir(&from).unwrap() {
+        let f = f.unwrap().path();
+        if f.extension().is_some_and(|e| e == "4BK") {
+            std::fs::copy(&f, dir.path().join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    let path = dir.path().to_path_buf();
+    (dir, path)
+}
+
+#[test]
+fn sets_written_before_the_index_still_verify_list_and_restore() {
+    let (_dir, bk) = fixtures();
+    for name in ["Notes[0001].4BK", "Notes[0002].4BK", "Plain[0001].4BK"] {
+        let bytes = std::fs::read(bk.join(name)).unwrap();
+        assert!(
+            !bytes[bytes.len() - 64..].windows(8).any(|w| w == TAG),
+            "{name} is of the format before the index"
+        );
+    }
+    // Notes[0002] is incremental on Notes[0001] (block_kib = 4): one block
+    // of the data file changed.
+    let report = verify(&bk.join("Notes[0002].4BK"), &mut NoProgress).unwrap();
+    assert_eq!(report.chain.len(), 1, "verified with its full set");
+    verify(&bk.join("Plain[0001].4BK"), &mut NoProgress).unwrap();
+    let (_, m) = list(&bk.join("Notes[0002].4BK")).unwrap();
+    assert_eq!(m.header.parent, Some(1));
+    let data = m
+        .entries
+        .iter()
+        .find(|e| e.path == "Data/Notes.4DD")
+        .unwrap();
+    assert_eq!(data.store, sauve_archive::Store::Blocks);
+    for (name, base, changed) in [
+        ("Notes[0001].4BK", "Notes", false),
+        ("Notes[0002].4BK", "Notes", true),
+        ("Plain[0001].4BK", "Plain", false),
+    ] {
+        let to = bk.join(format!("restored-{name}"));
+        let report = restore(
+            &bk.join(name),
+            &RestoreOptions {
+                to: Some(to.clone()),
+                force: false,
+            },
+            &mut NoProgress,
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read(to.join(format!("Data/{base}.4DD"))).unwrap(),
+            fixture_data(changed),
+            "{name}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(to.join(format!("Project/{base}.4DProject"))).unwrap(),
+            "{\"version\": \"1\", \"fixture\": \"written by sauve before the index\"}\n"
+        );
+        assert_eq!(
+            std::fs::read_link(to.join("Project/current")).unwrap(),
+            Path::new(&format!("{base}.4DProject"))
+        );
+        assert!(
+            report
+                .manifest
+                .entries
+                .iter()
+                .any(|e| e.entry_type == EntryType::Symlink)
+        );
+    }
+}
