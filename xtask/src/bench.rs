@@ -1,6 +1,7 @@
 //! `cargo xtask bench archive`: the archive writer and restore against GNU
 //! tar and the zstd CLI on the same sample app, in one run, then how long
-//! Stop takes to end a backup at each level (`--stop-only`: that alone).
+//! Stop takes to end a backup at each level (`--stop-only`: that alone),
+//! and what the index at the end of a set saves (`--index-only`: that alone).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,6 +30,10 @@ pub(crate) struct ArchiveOptions {
     /// (no writer, restore or verify against tar and zstd)
     #[arg(long)]
     stop_only: bool,
+    /// Only what a set's index saves: `list` and a restore of a Fast set,
+    /// with its index and without it (as sets written before it are)
+    #[arg(long)]
+    index_only: bool,
     /// MB the backup has copied when Stop is pressed (at most half of it)
     #[arg(long, value_name = "N", default_value_t = 256)]
     stop_after_mb: u64,
@@ -175,6 +180,9 @@ pub(crate) fn archive(o: &ArchiveOptions) -> Result<()> {
         "bench_archive",
     ])?;
     let bin = root.join("target/release/examples/bench_archive");
+    if o.index_only {
+        return index(o, &work, &src, &bin);
+    }
     let base = o
         .baseline
         .as_deref()
@@ -325,7 +333,118 @@ pub(crate) fn archive(o: &ArchiveOptions) -> Result<()> {
 
     report(o, input, &rows);
     println!();
+    index(o, &work, &src, &bin)?;
+    println!();
     stops(o, &work, &src)
+}
+
+/// The lists timed together in one run of [`index`].
+const LISTS: usize = 20;
+
+/// `list` and a restore of one Fast set of the sample app, with its index
+/// and with its index cut off (a set as sauve wrote it before the index:
+/// `list` reads it through, a restore reads it twice), in one run.
+fn index(o: &ArchiveOptions, work: &Path, src: &Path, bin: &Path) -> Result<()> {
+    let app = src.join("SampleApp");
+    let sets = work.join("index");
+    let (with, without) = (sets.join("with"), sets.join("without"));
+    sh(&format!(
+        "rm -rf {s} && mkdir -p {w} {n}",
+        s = q(&sets),
+        w = q(&with),
+        n = q(&without)
+    ))?;
+    sh(&format!(
+        "{} write {} {} Fast > /dev/null",
+        q(bin),
+        q(&app),
+        q(&with)
+    ))?;
+    let set = "SampleApp[0001].4BK";
+    let set_mib = size_of(&with.join(set))? as f64 / (1u64 << 20) as f64;
+    std::fs::copy(with.join(set), without.join(set))?;
+    sh(&format!("truncate -s -64 {}", q(&without.join(set))))?;
+    let restored = work.join("index-restored");
+    let clean = format!("rm -rf {r} && sync", r = q(&restored));
+    let mut rows: Vec<(&str, Sample)> = Vec::new();
+    for (name, dir) in [("with its index", &with), ("without it", &without)] {
+        // Twenty lists per run: one through the index takes milliseconds,
+        // under what `time` can tell (the process's start included).
+        eprintln!("list, {name}…");
+        let list = measure(
+            &format!(
+                "for i in $(seq {LISTS}); do {} list {} > /dev/null; done",
+                q(bin),
+                q(&dir.join(set))
+            ),
+            "true",
+            o.runs,
+        )?;
+        let list = Sample {
+            seconds: list.seconds / LISTS as f64,
+            ..list
+        };
+        eprintln!("restore, {name}…");
+        let restore = measure(
+            &format!(
+                "{} restore {} {} > /dev/null",
+                q(bin),
+                q(&dir.join(set)),
+                q(&restored)
+            ),
+            &clean,
+            o.runs,
+        )?;
+        rows.push((name, list));
+        rows.push((name, restore));
+    }
+    sh(&clean)?;
+    let _ = std::fs::remove_dir_all(&sets);
+    println!(
+        "## cargo xtask bench archive --index-only --data-mb {} --attach-mb {} --runs {}",
+        o.data_mb, o.attach_mb, o.runs
+    );
+    println!();
+    println!("{}", machine());
+    println!(
+        "one Fast set of the sample app ({set_mib:.0} MiB); the set without its index is the same set with its last 64 bytes cut off; median of {} runs",
+        o.runs
+    );
+    println!();
+    println!("| set | list, ms | restore, s | peak MiB (list / restore) |");
+    println!("|---|---:|---:|---:|");
+    for pair in rows.chunks(2) {
+        let [(name, list), (_, restore)] = pair else {
+            continue;
+        };
+        println!(
+            "| {name} | {:.1} | {:.2} | {:.1} / {:.1} |",
+            list.seconds * 1000.0,
+            restore.seconds,
+            list.peak_kib as f64 / 1024.0,
+            restore.peak_kib as f64 / 1024.0
+        );
+    }
+    let (list_with, restore_with) = (rows[0].1.seconds, rows[1].1.seconds);
+    let (list_without, restore_without) = (rows[2].1.seconds, rows[3].1.seconds);
+    println!();
+    println!("| target | measured | verdict |");
+    println!("|---|---:|---|");
+    let list_ratio = list_without / list_with.max(1e-4);
+    println!(
+        "| list through the index ≥ 10x faster than reading the set through | {list_ratio:.0}x | {} |",
+        if list_ratio >= 10.0 { "met" } else { "MISSED" }
+    );
+    let restore_ratio = restore_without / restore_with.max(0.001);
+    println!(
+        "| restore of a set without its index (read twice) ≤ 2x one with it | {restore_ratio:.2}x | {} |",
+        if restore_ratio <= 2.0 {
+            "met"
+        } else {
+            "MISSED"
+        }
+    );
+    Ok(())
 }
 
 /// How long Stop takes to end a backup, per level, with the `sauve` binary

@@ -106,6 +106,11 @@ fn main() {
                 peak_kib()
             );
         }
+        Some("list") => {
+            let archive = Path::new(&args[1]);
+            let (_, manifest) = sauve_archive::list(archive).unwrap();
+            println!("{} entries", manifest.entries.len());
+        }
         Some("verify") => {
             let archive = Path::new(&args[1]);
             let started = Instant::now();
@@ -119,7 +124,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: bench_archive write APP DEST LEVEL | restore ARCHIVE DEST | verify ARCHIVE"
+                "usage: bench_archive write APP DEST LEVEL | restore ARCHIVE DEST | verify ARCHIVE | list ARCHIVE"
             );
             std::process::exit(2);
         }
