@@ -107,14 +107,17 @@ pub(crate) struct LogBackup {
 
 /// Builds `base[number].4BL` from every pending segment: one
 /// `Data/<log name>` holding their records in order under one header.
+/// Stop (`stop`) ends it at once, as it ends the `.4BK` (behaviour §8.1):
+/// between two reads of the log, and without waiting for a frame being
+/// compressed; nothing of it is left.
 pub(crate) fn build(
     log: &Path,
-    spec: SetSpec,
-    header: ManifestHeader,
+    (spec, header): (SetSpec, ManifestHeader),
     target: Box<dyn SetTarget>,
-    scratch: &Path,
-    ended: jiff::Timestamp,
+    (scratch, ended): (&Path, jiff::Timestamp),
+    stop: sauve_locking::CancellationToken,
 ) -> Result<Option<LogBackup>, EngineError> {
+    let stopped = move || stop.is_cancelled() || sauve_durable::fault::stop_requested();
     let dir = log.parent().unwrap_or(Path::new("."));
     let stem = log
         .file_stem()
@@ -130,6 +133,9 @@ pub(crate) fn build(
     let mut first: Option<(Header, u64)> = None;
     let mut last = None;
     for s in &segments {
+        if stopped() {
+            return Err(EngineError::Stopped);
+        }
         let contents = read_log(s)?;
         if let sauve_logfile::Tail::Corrupt { offset } = contents.tail {
             notes.push(format!(
@@ -161,8 +167,10 @@ pub(crate) fn build(
     point(Step::Write, &tmp)
         .and_then(|()| std::fs::write(&tmp, &bytes))
         .map_err(EngineError::io("write", &tmp))?;
+    let mut progress = Stoppable(Box::new(stopped.clone()));
     let result = (|| {
         let mut writer = ArchiveWriter::create_into(spec, header.clone(), target)?;
+        writer.stop_when(stopped);
         let entry = SourceEntry {
             kind: EntryKind::Log,
             source: tmp.clone(),
@@ -178,15 +186,91 @@ pub(crate) fn build(
             mtime: header.started_at.as_nanosecond() as i64,
             target: None,
         };
-        writer.append(&entry, &mut sauve_archive::NoProgress)?;
+        writer.append(&entry, &mut progress)?;
         writer.finish(ended)
     })();
     if point(Step::Unlink, &tmp).is_ok() {
         let _ = std::fs::remove_file(&tmp);
     }
+    let pending = result.map_err(|source| match source {
+        sauve_archive::ArchiveError::Stopped => EngineError::Stopped,
+        source => EngineError::LogBackup { source },
+    })?;
     Ok(Some(LogBackup {
-        pending: result.map_err(|source| EngineError::LogBackup { source })?,
+        pending,
         segments,
         notes,
     }))
+}
+
+/// The progress of a log backup: nothing to show, only Stop to ask.
+struct Stoppable(Box<dyn Fn() -> bool + Send>);
+
+impl sauve_archive::Progress for Stoppable {
+    fn is_stopped(&self) -> bool {
+        (self.0)()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sauve_archive::{FolderTarget, SetKind, open_real_file};
+    use sauve_settings::Compression;
+
+    /// A log of `records` records, cut once: one pending segment beside it.
+    fn cut_log(dir: &Path, records: usize) -> PathBuf {
+        let log = dir.join("App.journal");
+        let w = LogWriter::create(&log, [7; 16], 1, Durability::EveryAppend).unwrap();
+        for i in 0..records {
+            w.append(format!("record {i}").as_bytes()).unwrap();
+        }
+        drop(w);
+        cut(&log, 1, None).unwrap();
+        log
+    }
+
+    fn log_set(
+        dir: &Path,
+        log: &Path,
+        stop: sauve_locking::CancellationToken,
+    ) -> Result<Option<LogBackup>, EngineError> {
+        let spec = SetSpec {
+            destination: dir.join("bk"),
+            base: "App".to_owned(),
+            number: 1,
+            kind: SetKind::Log,
+            compression: Compression::Compact,
+            segment_size: 0,
+            threads: 1,
+        };
+        let header = ManifestHeader::new(SetKind::Log, 1, "App", jiff::Timestamp::UNIX_EPOCH);
+        build(
+            log,
+            (spec, header),
+            Box::new(FolderTarget::new(open_real_file())),
+            (dir, jiff::Timestamp::UNIX_EPOCH),
+            stop,
+        )
+    }
+
+    #[test]
+    fn a_log_backup_asked_to_stop_ends_stopped_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("bk")).unwrap();
+        let log = cut_log(dir.path(), 100);
+        let stop = sauve_locking::CancellationToken::new();
+        stop.cancel();
+        let e = log_set(dir.path(), &log, stop).err().unwrap();
+        assert!(matches!(e, EngineError::Stopped), "{e}");
+        assert_eq!(e.status(), sauve_status::Status::Stopped);
+        assert_eq!(std::fs::read_dir(dir.path().join("bk")).unwrap().count(), 0);
+        // The pending segment stays for the next log backup.
+        assert_eq!(pending_segments(dir.path(), "App").len(), 1);
+        // Not asked to stop, the same log backup is built.
+        let built = log_set(dir.path(), &log, sauve_locking::CancellationToken::new())
+            .unwrap()
+            .unwrap();
+        assert_eq!(built.pending.manifest().header.last_sequence, Some(100));
+    }
 }

@@ -459,6 +459,7 @@ impl Run {
                     store: store.clone(),
                     scratch: l.destination.clone().unwrap_or_default(),
                     ended: self.options.clock.now(),
+                    stop: self.stop.clone(),
                 };
                 let built = ask(&self.actors.copier, "copier", msg).await??;
                 if let Some(b) = &built {

@@ -187,6 +187,8 @@ pub(crate) struct BuildLogSet {
     /// records of a store).
     pub(crate) scratch: PathBuf,
     pub(crate) ended: jiff::Timestamp,
+    /// The run's Stop: the log backup ends at once when it is pressed.
+    pub(crate) stop: sauve_locking::CancellationToken,
 }
 
 /// A log backup the copier holds.

@@ -332,11 +332,10 @@ impl Handler<BuildLogSet> for Copier {
     fn handle(&mut self, msg: BuildLogSet, _: &mut SyncContext<Self>) -> Self::Result {
         let Some(built) = crate::logcut::build(
             &msg.log,
-            msg.spec,
-            msg.header,
+            (msg.spec, msg.header),
             target(msg.store.as_ref(), msg.open_part),
-            &msg.scratch,
-            msg.ended,
+            (&msg.scratch, msg.ended),
+            msg.stop,
         )?
         else {
             return Ok(None);
