@@ -436,7 +436,7 @@ fn a_set_larger_than_the_free_space_is_refused_before_anything_is_written() {
         let message = e.to_string();
         assert!(
             message.contains("the set lists 2 entries that need 209727488 bytes")
-                && message.contains("nothing was written"),
+                && message.contains("nothing was restored"),
             "{message}"
         );
         assert_eq!(written, 0);

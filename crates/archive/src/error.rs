@@ -149,7 +149,7 @@ pub enum ArchiveError {
     /// destination's file system has free (-34): refused from its manifest,
     /// before anything is written.
     #[error(
-        "the set lists {entries} entries that need {needed} bytes (each entry's size in blocks of the file system, and a block for its name), and \"{destination}\" has {free} bytes and {names_free} names free for a restore (a restore keeps {reserve} bytes and 1% of the names free); nothing was written"
+        "the set lists {entries} entries that need {needed} bytes (each entry's size in blocks of the file system, and a block for its name), and \"{destination}\" has {free} bytes and {names_free} names free for a restore (a restore keeps {reserve} bytes and 1% of the names free); nothing was restored"
     )]
     DestinationTooSmall {
         /// The entries the set lists.

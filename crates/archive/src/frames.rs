@@ -407,9 +407,10 @@ impl<W: Write> Write for FrameWriter<W> {
         Ok(n)
     }
 
-    /// Cuts the frame being filled and writes every frame: the archive
-    /// writer never flushes before [`FrameWriter::finish`], which does the
-    /// same, so frames stay whole.
+    /// Cuts the frame being filled and writes every frame. The archive
+    /// writer flushes once, before the manifest (which then starts a frame
+    /// of its own, where the set's index points), and [`FrameWriter::finish`]
+    /// does the same at the end: frames stay whole.
     fn flush(&mut self) -> io::Result<()> {
         if !self.input.is_empty() {
             self.cut()?;

@@ -59,29 +59,14 @@ impl BlocksHead {
         out
     }
 
-    fn len(&self) -> u64 {
-        28 + 4 * self.indices.len() as u64
-    }
-
     /// The byte range in the file of block `index`.
     pub(crate) fn range(&self, index: u32) -> std::ops::Range<u64> {
         block_range(self.block_size, index, self.size)
     }
 
-    /// The bytes of the blocks that follow the head.
-    fn payload(&self) -> u64 {
-        self.indices
-            .iter()
-            .map(|&i| {
-                let r = self.range(i);
-                r.end - r.start
-            })
-            .sum()
-    }
-
     /// The whole entry's length.
     pub(crate) fn entry_len(&self) -> u64 {
-        self.len() + self.payload()
+        entry_len(self.block_size, self.size, &self.indices)
     }
 
     /// Reads and checks a head; the error says what is wrong with it.
@@ -140,6 +125,24 @@ impl BlocksHead {
         }
         Ok(head)
     }
+}
+
+/// A head's length, for `indices`.
+fn head_len(indices: &[u32]) -> u64 {
+    28 + 4 * indices.len() as u64
+}
+
+/// The length of the blocks entry that holds blocks `indices` of a file of
+/// `size` bytes in blocks of `block_size`: its head, then those blocks.
+pub(crate) fn entry_len(block_size: u64, size: u64, indices: &[u32]) -> u64 {
+    let payload: u64 = indices
+        .iter()
+        .map(|&i| {
+            let r = block_range(block_size, i, size);
+            r.end - r.start
+        })
+        .sum();
+    head_len(indices) + payload
 }
 
 /// Why a blocks entry could not be read.
@@ -487,6 +490,7 @@ mod tests {
             },
             ended_at: jiff::Timestamp::UNIX_EPOCH,
             entries: vec![e],
+            indexed: false,
         }
     }
 

@@ -110,6 +110,18 @@ pub(crate) fn locate(
     };
     let bad = |what: String| ArchiveError::corrupt(kind, format!("the set's index {what}"));
     let cannot = |e: io::Error| bad(format!("cannot be read: {e}"));
+    // The segment that holds byte `at` of the set, for messages.
+    let names = source.names();
+    let segment = |at: u64| {
+        let mut start = 0u64;
+        for (name, len) in names.iter().zip(&lengths) {
+            if at < start + len {
+                return format!("in segment {name}");
+            }
+            start += len;
+        }
+        String::from("past the last segment")
+    };
     let mut raw = [0u8; LEN];
     Spans::new(source, &lengths, end)
         .map_err(cannot)?
@@ -120,7 +132,7 @@ pub(crate) fn locate(
     };
     if index.at >= end {
         return Err(bad(format!(
-            "points to byte {} of a set whose manifest must end by byte {end}",
+            "points to byte {} of a set whose manifest must end by byte {end}: a segment is truncated or missing, or the index is damaged",
             index.at
         )));
     }
@@ -153,18 +165,42 @@ pub(crate) fn locate(
         && h.size().ok() == Some(index.json_len);
     if !is_manifest {
         return Err(bad(format!(
-            "points to something other than the {}-byte {MANIFEST_NAME}",
-            index.json_len
+            "points to something other than the {}-byte {MANIFEST_NAME} (byte {}, {}): a segment is truncated or damaged, or the index is",
+            index.json_len,
+            index.at,
+            segment(index.at)
         )));
     }
     // Grown as it is read, never sized from the index alone.
     let mut json = Vec::with_capacity(index.json_len.min(1 << 20) as usize);
-    plain
+    (&mut plain)
         .take(index.json_len)
         .read_to_end(&mut json)
         .map_err(damaged)?;
     if *blake3::hash(&json).as_bytes() != index.hash {
-        return Err(bad("points to a manifest whose hash is not its own".into()));
+        return Err(bad(format!(
+            "points to a manifest whose hash is not its own (byte {}, {}): the manifest or the index is damaged",
+            index.at,
+            segment(index.at)
+        )));
+    }
+    // Only the end of the archive may follow: the manifest pointed to is
+    // the stream's last entry, never a decoy held in a file of the set.
+    let mut rest = Vec::new();
+    plain
+        .take(crate::reader::TAIL_LIMIT + 1)
+        .read_to_end(&mut rest)
+        .map_err(damaged)?;
+    let padding = (512 - index.json_len % 512) % 512;
+    let ends = rest.len() as u64 >= padding + 1024
+        && rest.len() as u64 <= crate::reader::TAIL_LIMIT
+        && rest.iter().all(|&b| b == 0);
+    if !ends {
+        return Err(bad(format!(
+            "points to a manifest that is not the set's last entry (byte {}, {})",
+            index.at,
+            segment(index.at)
+        )));
     }
     let manifest = crate::reader::parse_manifest(kind, &json)?;
     Ok(Some(Located {

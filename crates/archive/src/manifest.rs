@@ -236,4 +236,9 @@ pub struct Manifest {
     pub ended_at: jiff::Timestamp,
     /// Every entry, in stream order.
     pub entries: Vec<ManifestEntry>,
+    /// The set ends with an index to this manifest (sets written since the
+    /// index, `index.rs`): a set that says so and ends without one lost its
+    /// end. Absent (false) in older sets.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub indexed: bool,
 }

@@ -20,7 +20,7 @@ pub(crate) const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
 pub(crate) const MANIFEST_LIMIT: u64 = 1 << 30;
 /// What may follow the end-of-archive marker: the rest of its blocks and
 /// the index ([`crate::index`]); more is not a set sauve wrote.
-const TAIL_LIMIT: u64 = 64 << 10;
+pub(crate) const TAIL_LIMIT: u64 = 64 << 10;
 
 /// An entry as read from the stream.
 #[derive(Clone, Debug)]
@@ -189,6 +189,11 @@ pub(crate) trait Visitor {
         let _ = manifest;
         Ok(())
     }
+    /// Whether the visitor was asked to stop (a first pass for the
+    /// manifest asks it too).
+    fn is_stopped(&self) -> bool {
+        false
+    }
     /// Whether the visitor must know the manifest before the first entry
     /// (it writes what it reads): a set without an index is then read
     /// twice, the first time for its manifest alone.
@@ -296,6 +301,9 @@ struct Chain<'a> {
     next: usize,
     current: Option<Box<dyn Read + 'a>>,
     at: Rc<Cell<usize>>,
+    /// The last bytes read (at most [`crate::index::LEN`]): the index, once
+    /// the set is read through.
+    last: Rc<std::cell::RefCell<Vec<u8>>>,
 }
 
 impl Read for Chain<'_> {
@@ -303,6 +311,12 @@ impl Read for Chain<'_> {
         loop {
             if let Some(f) = self.current.as_mut() {
                 let n = f.read(buf)?;
+                if n > 0 {
+                    let mut last = self.last.borrow_mut();
+                    last.extend_from_slice(&buf[n.saturating_sub(crate::index::LEN)..n]);
+                    let extra = last.len().saturating_sub(crate::index::LEN);
+                    last.drain(..extra);
+                }
                 if n > 0 || buf.is_empty() {
                     return Ok(n);
                 }
@@ -354,19 +368,31 @@ pub(crate) fn scan_source(
     first: &str,
     visitor: &mut dyn Visitor,
 ) -> Result<Manifest, ArchiveError> {
-    let declared = match crate::index::locate(source, kind)? {
-        Some(located) => Some(Declared::of(located.manifest, located.hash)),
+    let known = match crate::index::locate(source, kind)? {
+        Some(located) => Some((located.manifest, located.hash)),
         None if visitor.needs_manifest_first() => {
-            let (manifest, hash) = scan_stream(source, kind, first, &mut Skipper, None)?;
-            Some(Declared::of(manifest, hash))
+            let mut first_pass = FirstPass(&*visitor);
+            match scan_stream(source, kind, first, &mut first_pass, None)? {
+                (Some(manifest), hash) => Some((manifest, hash)),
+                (None, _) => None,
+            }
         }
         None => None,
     };
-    if let Some(d) = &declared {
-        visitor.declared(&d.manifest)?;
+    let Some((manifest, hash)) = known else {
+        return match scan_stream(source, kind, first, visitor, None)? {
+            (Some(manifest), _) => Ok(manifest),
+            (None, _) => Err(ArchiveError::corrupt(kind, "the manifest is missing")),
+        };
+    };
+    visitor.declared(&manifest)?;
+    let declared = Declared::of(&manifest, hash);
+    // The stream's manifest, once its hash is the declared one's, is not
+    // parsed again: the declared one is returned.
+    match scan_stream(source, kind, first, visitor, Some(&declared))? {
+        (Some(stream), _) => Ok(stream),
+        (None, _) => Ok(manifest),
     }
-    let (manifest, _) = scan_stream(source, kind, first, visitor, declared.as_ref())?;
-    Ok(manifest)
 }
 
 /// The manifest of a set, through its index when it has one, else by
@@ -376,40 +402,56 @@ pub(crate) fn manifest_of(
     kind: SetKind,
     first: &str,
 ) -> Result<Manifest, ArchiveError> {
-    match crate::index::locate(source, kind)? {
-        Some(located) => Ok(located.manifest),
-        None => scan_stream(source, kind, first, &mut Skipper, None).map(|(m, _)| m),
+    if let Some(located) = crate::index::locate(source, kind)? {
+        return Ok(located.manifest);
+    }
+    match scan_stream(source, kind, first, &mut Skipper, None)? {
+        (Some(manifest), _) => Ok(manifest),
+        (None, _) => Err(ArchiveError::corrupt(kind, "the manifest is missing")),
+    }
+}
+
+/// The first of two passes, for the manifest alone: it stops when the
+/// visitor that needs the manifest is asked to stop.
+struct FirstPass<'a>(&'a dyn Visitor);
+
+impl Visitor for FirstPass<'_> {
+    fn entry(&mut self, _: &ReadEntry, _: &mut dyn Read) -> Result<(), VisitError> {
+        if self.0.is_stopped() {
+            return Err(ArchiveError::Stopped.into());
+        }
+        Ok(())
     }
 }
 
 /// What a set declares, known before its first entry is read.
-struct Declared {
-    manifest: Manifest,
+struct Declared<'m> {
+    manifest: &'m Manifest,
     /// The manifest's blake3.
     hash: [u8; 32],
     /// (path, a blocks entry) → the type and the tar entry's size declared.
-    entries: HashMap<(String, bool), (EntryType, u64)>,
+    entries: HashMap<(&'m str, bool), (EntryType, u64)>,
 }
 
-impl Declared {
-    fn of(manifest: Manifest, hash: [u8; 32]) -> Declared {
+impl<'m> Declared<'m> {
+    fn of(manifest: &'m Manifest, hash: [u8; 32]) -> Declared<'m> {
         use crate::manifest::Store;
         let entries = manifest
             .entries
             .iter()
             .filter_map(|e| {
-                let size = |n| Some(((e.path.clone(), false), (e.entry_type, n)));
+                let path = e.path.as_str();
                 match (e.entry_type, e.store, &e.blocks) {
-                    (EntryType::File, Store::Stored, _) => size(e.size),
-                    (EntryType::File, Store::Blocks, Some(b)) => {
-                        let head = crate::incremental::BlocksHead {
-                            block_size: b.block_size,
-                            size: e.size,
-                            indices: b.changed.clone(),
-                        };
-                        Some(((e.path.clone(), true), (EntryType::File, head.entry_len())))
+                    (EntryType::File, Store::Stored, _) => {
+                        Some(((path, false), (EntryType::File, e.size)))
                     }
-                    (EntryType::Dir | EntryType::Symlink, Store::Stored, _) => size(0),
+                    (EntryType::File, Store::Blocks, Some(b)) => {
+                        let len = crate::incremental::entry_len(b.block_size, e.size, &b.changed);
+                        Some(((path, true), (EntryType::File, len)))
+                    }
+                    (t @ (EntryType::Dir | EntryType::Symlink), Store::Stored, _) => {
+                        Some(((path, false), (t, 0)))
+                    }
                     _ => None,
                 }
             })
@@ -425,7 +467,7 @@ impl Declared {
     /// another type or size, before any of its content is read.
     fn check(&self, kind: SetKind, entry: &ReadEntry) -> Result<(), ArchiveError> {
         let bad = |what: String| Err(ArchiveError::corrupt(kind, what));
-        let Some(&(entry_type, size)) = self.entries.get(&(entry.path.clone(), entry.blocks))
+        let Some(&(entry_type, size)) = self.entries.get(&(entry.path.as_str(), entry.blocks))
         else {
             return bad(format!(
                 "entry {}{} is not in the manifest",
@@ -440,10 +482,17 @@ impl Declared {
             ));
         }
         if size != entry.size {
-            return bad(format!(
-                "entry {}: {} bytes in the archive, {size} in the manifest",
-                entry.path, entry.size
-            ));
+            return bad(if entry.blocks {
+                format!(
+                    "entry {}: its blocks take {} bytes in the archive, {size} by the manifest's block map",
+                    entry.path, entry.size
+                )
+            } else {
+                format!(
+                    "entry {}: {} bytes in the archive, {size} in the manifest",
+                    entry.path, entry.size
+                )
+            });
         }
         Ok(())
     }
@@ -451,15 +500,17 @@ impl Declared {
 
 /// Reads the stream of a set through, checking each entry against the
 /// manifest `declared` (when known) before the visitor gets it. Returns
-/// the stream's manifest and its blake3.
+/// the stream's manifest (`None` when it is the declared one, which is
+/// then not parsed again) and its blake3.
 fn scan_stream(
     source: &dyn SegmentSource,
     kind: SetKind,
     first: &str,
     visitor: &mut dyn Visitor,
-    declared: Option<&Declared>,
-) -> Result<(Manifest, [u8; 32]), ArchiveError> {
+    declared: Option<&Declared<'_>>,
+) -> Result<(Option<Manifest>, [u8; 32]), ArchiveError> {
     let at = Rc::new(Cell::new(0));
+    let raw_last = Rc::new(std::cell::RefCell::new(Vec::new()));
     let names = source.names();
     let chain = Chain {
         source,
@@ -467,6 +518,7 @@ fn scan_stream(
         next: 0,
         current: None,
         at: at.clone(),
+        last: raw_last.clone(),
     };
     let mut buffered = BufReader::with_capacity(1 << 20, chain);
     let head = buffered.fill_buf().map_err(|e| {
@@ -527,7 +579,8 @@ fn scan_stream(
     };
     let mut archive = tar::Archive::new(stream);
     let mut last = String::from("the start");
-    let mut manifest: Option<(Manifest, [u8; 32])> = None;
+    // The stream's manifest (`None` inside when it is the declared one).
+    let mut manifest: Option<(Option<Manifest>, [u8; 32])> = None;
     let mut head_parent: Option<u32> = None;
     let mut names = crate::safety::StreamNames::default();
     let damaged = |last: &str, e: io::Error| {
@@ -618,7 +671,11 @@ fn scan_stream(
                         "the manifest at the end of the stream is not the one its index points to (or that a first reading found)",
                     ));
                 }
-                manifest = Some((parse_manifest(kind, &json)?, hash));
+                let own = match declared {
+                    Some(_) => None,
+                    None => Some(parse_manifest(kind, &json)?),
+                };
+                manifest = Some((own, hash));
                 continue;
             }
             names.check(&path, entry_type)?;
@@ -641,7 +698,7 @@ fn scan_stream(
             last = format!("entry {}", read.path);
         }
     }
-    let Some((manifest, hash)) = manifest else {
+    let Some((own, hash)) = manifest else {
         return Err(ArchiveError::corrupt(
             kind,
             format!(
@@ -649,6 +706,9 @@ fn scan_stream(
                 segment()
             ),
         ));
+    };
+    let Some(manifest) = own.as_ref().or(declared.map(|d| d.manifest)) else {
+        return Err(ArchiveError::corrupt(kind, "the manifest is missing"));
     };
     if head_parent != manifest.header.parent {
         return Err(ArchiveError::corrupt(
@@ -659,24 +719,55 @@ fn scan_stream(
             ),
         ));
     }
-    visitor.manifest(&manifest)?;
+    visitor.manifest(manifest)?;
     // The end-of-archive marker: the tar reader consumed one zero block; at
     // least one more, and only zeros, must follow.
     let mut rest = archive.into_inner().take(TAIL_LIMIT + 1);
     let mut tail = Vec::new();
     rest.read_to_end(&mut tail)
         .map_err(|e| damaged("the manifest", e))?;
-    let tail = crate::index::strip(&tail);
-    if tail.len() < 512 || tail.len() as u64 > TAIL_LIMIT || tail.iter().any(|&b| b != 0) {
-        return Err(ArchiveError::corrupt(
+    let end_damaged = || {
+        ArchiveError::corrupt(
             kind,
             format!(
                 "the end of the archive is damaged or missing, in {}",
                 segment()
             ),
-        ));
+        )
+    };
+    if tail.len() as u64 > TAIL_LIMIT {
+        return Err(end_damaged());
     }
-    Ok((manifest, hash))
+    let tail = crate::index::strip(&tail);
+    if tail.len() < 512 || tail.iter().any(|&b| b != 0) {
+        return Err(end_damaged());
+    }
+    // The set read through: its last bytes are its index, when it has one
+    // (in a compressed stream, a frame the decompression skipped).
+    let last = raw_last.borrow().clone();
+    match crate::index::Index::decode(&last) {
+        Some(index) if index.hash == hash => {}
+        Some(_) => {
+            return Err(ArchiveError::corrupt(
+                kind,
+                format!(
+                    "the set's index, at the end of {}, holds another manifest's hash",
+                    segment()
+                ),
+            ));
+        }
+        None if manifest.indexed => {
+            return Err(ArchiveError::corrupt(
+                kind,
+                format!(
+                    "the set's index is missing: the set ends in {} without it (a truncated or missing last segment?)",
+                    segment()
+                ),
+            ));
+        }
+        None => {}
+    }
+    Ok((own, hash))
 }
 
 /// A manifest's JSON, parsed and checked: its format and version, and

@@ -242,6 +242,10 @@ impl Visitor for Extractor<'_> {
         true
     }
 
+    fn is_stopped(&self) -> bool {
+        self.progress.is_stopped()
+    }
+
     fn declared(&mut self, manifest: &Manifest) -> Result<(), ArchiveError> {
         self.budget.declare(manifest)
     }
@@ -491,6 +495,10 @@ impl Visitor for Filler<'_> {
     /// its header is read.
     fn needs_manifest_first(&self) -> bool {
         true
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.progress.is_stopped()
     }
 }
 

@@ -284,6 +284,7 @@ mod tests {
             header: ManifestHeader::new(SetKind::Backup, 3, "App", jiff::Timestamp::UNIX_EPOCH),
             ended_at: jiff::Timestamp::UNIX_EPOCH,
             entries,
+            indexed: false,
         }
     }
 

@@ -1005,6 +1005,7 @@ impl ArchiveWriter {
             header: self.header.clone(),
             ended_at,
             entries: std::mem::take(&mut self.entries),
+            indexed: true,
         };
         let json = serde_json::to_vec_pretty(&manifest).map_err(|e| ArchiveError::Io {
             action: "cannot encode the manifest of",

@@ -156,6 +156,7 @@ fn set_bytes_with(header: ManifestHeader, stream: &[Raw], entries: Vec<ManifestE
         header,
         ended_at: jiff::Timestamp::UNIX_EPOCH,
         entries,
+        indexed: false,
     };
     let json = serde_json::to_vec(&manifest).unwrap();
     out.extend_from_slice(header_for(MANIFEST_NAME, b'0', json.len() as u64, "").as_bytes());

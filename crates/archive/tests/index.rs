@@ -46,39 +46,88 @@ fn is_damaged(e: &ArchiveError) -> bool {
     matches!(e.status().code(), 1411 | 1413)
 }
 
+/// Checks that `files` (a set just written) ends with an index to its
+/// manifest, which starts a region of its own, and that list, verify and
+/// restore read it.
+fn check_indexed(fx: &Fixture, files: &[PathBuf], compression: Compression, what: &str) {
+    let bytes = bytes_of(files);
+    let index = &bytes[bytes.len() - 64..];
+    // A zstd skippable frame (0x184D2A5E, 56 bytes): `zstd -d` skips it.
+    assert_eq!(
+        &index[..8],
+        &[0x5E, 0x2A, 0x4D, 0x18, 56, 0, 0, 0],
+        "{what}"
+    );
+    assert_eq!(&index[8..16], TAG, "{what}");
+    let at = index_at(&bytes) as usize;
+    let region = &bytes[at..bytes.len() - 64];
+    let head = if compression == Compression::None {
+        region[..512].to_vec()
+    } else {
+        // The manifest starts a zstd frame of its own.
+        let mut d = zstd::stream::read::Decoder::new(region).unwrap();
+        let mut head = vec![0u8; 512];
+        std::io::Read::read_exact(&mut d, &mut head).unwrap();
+        head
+    };
+    assert_eq!(
+        &head[..MANIFEST_NAME.len()],
+        MANIFEST_NAME.as_bytes(),
+        "{what}"
+    );
+    let (_, m) = list(&files[0]).unwrap();
+    assert!(m.indexed, "{what}");
+    verify(&files[0], &mut NoProgress).unwrap();
+    let to = fx.root.path().join(format!("restored {what}"));
+    restore(
+        &files[0],
+        &RestoreOptions {
+            to: Some(to.clone()),
+            force: false,
+        },
+        &mut NoProgress,
+    )
+    .unwrap();
+    assert_eq!(
+        std::fs::read(to.join("Data/App.4DD")).unwrap(),
+        std::fs::read(fx.app().join("Data/App.4DD")).unwrap(),
+        "{what}"
+    );
+}
+
 #[test]
-fn every_new_set_ends_with_an_index_to_its_manifest() {
-    for (compression, segment) in [
-        (Compression::None, 0),
-        (Compression::Fast, 0),
-        (Compression::Compact, 0),
-        // Segments of 64 KiB: the index and the manifest's region may
-        // straddle two of them.
-        (Compression::None, 64 << 10),
-        (Compression::Fast, 100_000),
-    ] {
+fn every_new_set_ends_with_an_index_to_its_manifest_whatever_its_segments() {
+    for compression in [Compression::None, Compression::Fast, Compression::Compact] {
         let fx = Fixture::new();
-        let files = fx.backup(1, compression, segment);
-        let bytes = bytes_of(&files);
-        let index = &bytes[bytes.len() - 64..];
-        // A zstd skippable frame (0x184D2A5E, 56 bytes): `zstd -d` skips it.
-        assert_eq!(&index[..8], &[0x5E, 0x2A, 0x4D, 0x18, 56, 0, 0, 0]);
-        assert_eq!(&index[8..16], TAG, "{compression:?}");
-        let at = index_at(&bytes) as usize;
-        let region = &bytes[at..bytes.len() - 64];
-        let head = if compression == Compression::None {
-            region[..512].to_vec()
-        } else {
-            // The manifest starts a zstd frame of its own.
-            let mut d = zstd::stream::read::Decoder::new(region).unwrap();
-            let mut head = vec![0u8; 512];
-            std::io::Read::read_exact(&mut d, &mut head).unwrap();
-            head
-        };
-        assert_eq!(&head[..MANIFEST_NAME.len()], MANIFEST_NAME.as_bytes());
-        let (_, m) = list(&files[0]).unwrap();
-        assert_eq!(m.header.backup_number, 1);
-        verify(&files[0], &mut NoProgress).unwrap();
+        let whole = fx.backup(1, compression, 0);
+        check_indexed(&fx, &whole, compression, &format!("{compression:?}"));
+        // The same content cut so that a segment boundary falls inside the
+        // index, just before it, and inside the manifest's region.
+        let bytes = bytes_of(&whole);
+        let (len, at) = (bytes.len() as u64, index_at(&bytes));
+        assert!(
+            at + 100 < len - 64,
+            "a manifest region of more than 100 bytes"
+        );
+        for (size, cut) in [
+            (len - 40, "inside the index"),
+            (len - 64, "right before the index"),
+            (at + 100, "inside the manifest's region"),
+        ] {
+            for f in std::fs::read_dir(&fx.destination).unwrap() {
+                std::fs::remove_file(f.unwrap().path()).unwrap();
+            }
+            let files = fx.backup(1, compression, size);
+            let lengths: Vec<u64> = files
+                .iter()
+                .map(|f| std::fs::metadata(f).unwrap().len())
+                .collect();
+            // The first boundary is where the cut was asked for.
+            assert!(lengths.len() >= 2, "{compression:?} {cut}: {lengths:?}");
+            assert_eq!(lengths[0], size, "{compression:?} {cut}");
+            assert_eq!(lengths.iter().sum::<u64>(), len, "{compression:?} {cut}");
+            check_indexed(&fx, &files, compression, &format!("{compression:?}, {cut}"));
+        }
     }
 }
 
@@ -172,8 +221,14 @@ fn tar_file(out: &mut Vec<u8>, name: &str, data: &[u8]) {
     out.resize(out.len().div_ceil(512) * 512, 0);
 }
 
-/// A manifest listing one file `name` of `size` bytes and hash `hash`.
+/// A manifest listing one file `name` of `size` bytes and hash `hash`, of
+/// a set that ends with an index.
 fn manifest_json(name: &str, size: u64, hash: &str) -> Vec<u8> {
+    manifest_json_of(name, size, hash, true)
+}
+
+/// [`manifest_json`], saying whether the set ends with an index.
+fn manifest_json_of(name: &str, size: u64, hash: &str, indexed: bool) -> Vec<u8> {
     let m = sauve_archive::Manifest {
         format: sauve_archive::FORMAT.to_owned(),
         version: sauve_archive::VERSION,
@@ -193,6 +248,7 @@ fn manifest_json(name: &str, size: u64, hash: &str) -> Vec<u8> {
             inode: None,
             blocks: None,
         }],
+        indexed,
     };
     serde_json::to_vec(&m).unwrap()
 }
@@ -244,11 +300,14 @@ fn an_index_pointing_to_a_decoy_manifest_is_refused() {
     };
     restore(&path, &to("honest"), &mut NoProgress).unwrap();
     // The index points to the decoy's content.
+    let _ = &zeros;
     set.extend_from_slice(&index_bytes(512, &fake));
     std::fs::write(&path, &set).unwrap();
-    let (_, listed) = list(&path).unwrap();
-    assert_eq!(listed.entries[0].blake3.as_deref(), Some(zeros.as_str()));
-    let says = "the manifest at the end of the stream is not the one its index points to";
+    // Only the end of the archive may follow the manifest an index points
+    // to: list, verify and restore all refuse the decoy.
+    let says = "points to a manifest that is not the set's last entry";
+    let l = list(&path).unwrap_err();
+    assert!(is_damaged(&l) && l.to_string().contains(says), "{l}");
     let v = verify(&path, &mut NoProgress).unwrap_err();
     assert!(is_damaged(&v) && v.to_string().contains(says), "{v}");
     let r = restore(&path, &to("decoyed"), &mut NoProgress).unwrap_err();
@@ -340,5 +399,119 @@ fn sets_written_before_the_index_still_verify_list_and_restore() {
                 .iter()
                 .any(|e| e.entry_type == EntryType::Symlink)
         );
+    }
+}
+
+#[test]
+fn nothing_but_the_index_may_follow_the_end_of_the_archive() {
+    // Found in review: a tail of zeros ending in an index was taken for
+    // the end, whatever followed it.
+    let fx = Fixture::new();
+    let files = fx.backup(1, Compression::None, 0);
+    let sound = bytes_of(&files);
+    let index = sound[sound.len() - 64..].to_vec();
+    let mut bytes = sound[..sound.len() - 64].to_vec();
+    bytes.extend(std::iter::repeat_n(0u8, 65_473 - 1024));
+    bytes.extend_from_slice(&index);
+    bytes.extend(std::iter::repeat_n(0xABu8, 1 << 20));
+    bytes.extend_from_slice(&index);
+    std::fs::write(&files[0], &bytes).unwrap();
+    let v = verify(&files[0], &mut NoProgress).unwrap_err();
+    assert!(is_damaged(&v), "{v}");
+    let r = restore(
+        &files[0],
+        &RestoreOptions {
+            to: Some(fx.root.path().join("r")),
+            force: false,
+        },
+        &mut NoProgress,
+    )
+    .unwrap_err();
+    assert!(is_damaged(&r), "{r}");
+}
+
+#[test]
+fn a_set_that_lost_the_segment_holding_its_index_is_damaged() {
+    // Found in review: the last segment held only (part of) the index;
+    // without it the set read as one written before the index.
+    for compression in [Compression::None, Compression::Fast] {
+        let fx = Fixture::new();
+        let first = fx.backup(1, compression, 0);
+        let whole = bytes_of(&first);
+        for f in &first {
+            std::fs::remove_file(f).unwrap();
+        }
+        // The same set again, whose last segment holds the index alone.
+        let files = fx.backup(1, compression, whole.len() as u64 - 64);
+        assert_eq!(files.len(), 2);
+        assert_eq!(std::fs::metadata(&files[1]).unwrap().len(), 64);
+        std::fs::remove_file(&files[1]).unwrap();
+        let says = "the set's index is missing";
+        for e in [
+            list(&files[0]).unwrap_err(),
+            verify(&files[0], &mut NoProgress).unwrap_err(),
+        ] {
+            assert!(is_damaged(&e) && e.to_string().contains(says), "{e}");
+        }
+    }
+}
+
+/// A [`sauve_archive::Progress`] that counts the bytes a restore wrote.
+#[derive(Default)]
+struct Written(u64);
+
+impl sauve_archive::Progress for Written {
+    fn advance(&mut self, bytes: u64) {
+        self.0 += bytes;
+    }
+}
+
+#[test]
+fn a_compressed_bomb_is_refused_at_its_header_with_or_without_an_index() {
+    // A zstd set whose one entry is 64 MiB of zeros (a few KB compressed)
+    // while its manifest says 1 byte: nothing of it is written, whether the
+    // manifest is found through the index or by a first pass.
+    let dir = tempfile::tempdir().unwrap();
+    let mut plain = Vec::new();
+    let mut h = tar::Header::new_ustar();
+    h.set_path("f").unwrap();
+    h.set_size(64 << 20);
+    h.set_mode(0o644);
+    h.set_mtime(1_700_000_000);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_cksum();
+    plain.extend_from_slice(h.as_bytes());
+    plain.resize(plain.len() + (64 << 20), 0);
+    let data_end = plain.len();
+    for index in [false, true] {
+        let json = manifest_json_of("f", 1, &"0".repeat(64), index);
+        let mut plain = plain.clone();
+        tar_file(&mut plain, MANIFEST_NAME, &json);
+        plain.extend_from_slice(&[0; 1024]);
+        // Two frames: the data, then the manifest's (as sauve cuts them).
+        let mut bytes = zstd::encode_all(&plain[..data_end], 1).unwrap();
+        let at = bytes.len() as u64;
+        bytes.extend(zstd::encode_all(&plain[data_end..], 1).unwrap());
+        if index {
+            bytes.extend_from_slice(&index_bytes(at, &json));
+        }
+        let path = dir.path().join(format!("App{}[0001].4BK", u8::from(index)));
+        std::fs::write(&path, &bytes).unwrap();
+        let mut written = Written::default();
+        let e = restore(
+            &path,
+            &RestoreOptions {
+                to: Some(dir.path().join(format!("r{index}"))),
+                force: false,
+            },
+            &mut written,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("entry f: 67108864 bytes in the archive, 1 in the manifest"),
+            "{e}"
+        );
+        assert_eq!(written.0, 0, "bytes written of the bomb");
     }
 }

@@ -178,6 +178,9 @@ fn set_bytes(planned: &[Planned], (how, at): (u8, u8)) -> Option<Vec<u8>> {
         header: ManifestHeader::new(SetKind::Backup, 1, "App", jiff::Timestamp::UNIX_EPOCH),
         ended_at: jiff::Timestamp::UNIX_EPOCH,
         entries,
+        // Whatever the index at the end says (`how`), the manifest may
+        // claim one or not.
+        indexed: how & 4 != 0,
     };
     let json = serde_json::to_vec(&manifest).ok()?;
     let manifest_at = out.len();
