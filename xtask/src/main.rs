@@ -1,8 +1,11 @@
 //! Developer automation: `cargo xtask <task>`.
 //!
+//! - `test [--check] [--setup-only] [-- NEXTEST ARGS]`: the whole test
+//!   suite, after installing what it needs where it is missing (README's
+//!   second command; `.ci/run` runs it too).
 //! - `ci [--print]`: what `.ci/run` runs (format check, clippy with warnings
-//!   denied, the short end-to-end run, the test suite), without installing
-//!   anything; `--print` lists the commands instead of running them.
+//!   denied, the short end-to-end run, the test suite); `--print` lists the
+//!   commands instead of running them.
 //! - `bench archive [--data-mb N] [--attach-mb N] [--runs N] [--baseline REV]
 //!   [--stop-only] [--stop-after-mb N]`: the archive writer, restore and
 //!   verify against tar and zstd, and against REV's in the same run, then
@@ -40,6 +43,7 @@ mod lockwindow;
 mod offsite;
 mod peers;
 mod stopbench;
+mod suite;
 
 /// Developer automation for sauve.
 #[derive(Parser, Debug)]
@@ -67,6 +71,8 @@ enum Task {
         #[command(subcommand)]
         bench: Bench,
     },
+    /// The whole test suite, after installing what it needs where missing
+    Test(suite::Options),
     /// notes-server under load, backed up, killed and recovered
     E2e(e2e::Options),
     /// A crash (or an I/O error) at every durable step of a run, then the invariants
@@ -116,6 +122,7 @@ fn main() -> Result<()> {
             Bench::Peers(o) => peers::peers(&o),
         },
         Task::BenchUpload { bucket, key } => offsite::upload_stdin(&bucket, &key),
+        Task::Test(o) => suite::main(&o),
         Task::E2e(o) => e2e::run(&o),
         Task::Crash(o) => crash::main(&o),
         Task::Fuzz(o) => fuzz::main(&o),
@@ -229,7 +236,15 @@ mod tests {
         for (args, expected) in [
             (
                 &["xtask", "bench", "archive"][..],
-                "Bench { bench: Archive(ArchiveOptions { data_mb: 1024, attach_mb: 512, runs: 3, baseline: None, stop_only: false, stop_after_mb: 256 }) }",
+                "Bench { bench: Archive(ArchiveOptions { data_mb: 1024, attach_mb: 512, runs: 3, baseline: None, stop_only: false, index_only: false, stop_after_mb: 256 }) }",
+            ),
+            (
+                &["xtask", "test"][..],
+                "Test(Options { check: false, setup_only: false, nextest: [] })",
+            ),
+            (
+                &["xtask", "test", "--", "--no-fail-fast", "hygiene"][..],
+                "Test(Options { check: false, setup_only: false, nextest: [\"--no-fail-fast\", \"hygiene\"] })",
             ),
             (
                 &["xtask", "e2e"][..],
@@ -269,6 +284,7 @@ mod tests {
             &["xtask", "crash", "--all", "--scenario", "first"][..],
             &["xtask", "fuzz", "--seconds", "soon"][..],
             &["xtask", "ci", "--dry-run"][..],
+            &["xtask", "test", "--check", "--setup-only"][..],
         ] {
             assert!(Cli::try_parse_from(args).is_err(), "{args:?} was accepted");
         }
