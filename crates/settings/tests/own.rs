@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use sauve_settings::{AlertOn, SecretFrom, SettingsError, SmtpTls, parse_sauve_toml};
 
-/// The example README shows, whole.
+/// The complete example of docs/settings.md, without its comments.
 const COMPLETE: &str = r#"# sauve's own settings, beside backup.4DSettings.
 [alerts]
 on = "failure"
