@@ -180,6 +180,53 @@ fn every_dependency_version_lives_in_the_workspace_manifest() {
     }
 }
 
+/// The versions of `name` that a lock file holds.
+fn locked_versions(lock: &str, name: &str) -> Vec<String> {
+    let line = format!("name = \"{name}\"");
+    lock.split("[[package]]\n")
+        .filter_map(|p| {
+            let mut lines = p.lines();
+            (lines.next() == Some(line.as_str())).then(|| lines.next())?
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// One version each of reqwest, quick-xml and sha2 (issue 28): a second
+/// one is as many crates again for every build to compile. (toml has two
+/// and cannot have fewer: age 0.12 -> i18n-embed-fl 0.10 -> find-crate 0.6
+/// -> toml 0.5, beside sauve.toml's toml 0.9.)
+#[test]
+fn the_lock_files_hold_one_version_of_reqwest_quick_xml_and_sha2() {
+    for file in ["Cargo.lock", "fuzz/Cargo.lock"] {
+        let lock = read(file);
+        for (name, how) in [
+            (
+                "reqwest",
+                "take the version object_store depends on, in the root Cargo.toml",
+            ),
+            (
+                "quick-xml",
+                "take the version object_store depends on, in the root Cargo.toml",
+            ),
+            (
+                "sha2",
+                "rust-embed 8.12 and later (age's localisation) take sha2 0.11 while age takes 0.10: \
+                 keep rust-embed, rust-embed-impl and rust-embed-utils at 8.11.0 \
+                 (`cargo update -p rust-embed --precise 8.11.0`, the same for the other two, \
+                 and with `--manifest-path fuzz/Cargo.toml`) until age and rust-embed agree",
+            ),
+        ] {
+            let versions = locked_versions(&lock, name);
+            assert_eq!(
+                versions.len(),
+                1,
+                "{file}: {name} is locked at {versions:?}, one version is expected: {how}"
+            );
+        }
+    }
+}
+
 /// Every file git tracks in the repository, as `git ls-files` names them.
 fn tracked_files() -> Vec<String> {
     let out = std::process::Command::new("git")

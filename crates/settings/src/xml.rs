@@ -86,17 +86,31 @@ fn offset(position: u64) -> usize {
     usize::try_from(position).unwrap_or(usize::MAX)
 }
 
+/// A text of the source, decoded; an error at `offset` if it is not UTF-8
+/// (which cannot happen: the source is a `str`, cut at ASCII delimiters).
+fn decoded<T, E: std::fmt::Display>(decoded: Result<T, E>, offset: usize) -> Result<T, XmlError> {
+    decoded.or_else(|e| err(offset, format!("malformed XML: {e}")))
+}
+
+/// A name of the source (quick-xml gives names as bytes), decoded.
+fn utf8(bytes: &[u8], offset: usize) -> Result<String, XmlError> {
+    decoded(std::str::from_utf8(bytes), offset).map(str::to_owned)
+}
+
 fn element(e: &quick_xml::events::BytesStart<'_>, start: usize) -> Result<Element, XmlError> {
     let qname = e.name();
-    let name = AsRef::<str>::as_ref(&qname.local_name()).to_owned();
-    let prefix = qname.prefix().map(|p| AsRef::<str>::as_ref(&p).to_owned());
+    let name = utf8(qname.local_name().as_ref(), start)?;
+    let prefix = match qname.prefix() {
+        Some(p) => Some(utf8(p.as_ref(), start)?),
+        None => None,
+    };
     let mut attrs = Vec::new();
     for a in e.attributes() {
         let a = match a {
             Ok(a) => a,
             Err(e) => return err(start, format!("malformed XML: {e}")),
         };
-        let key = AsRef::<str>::as_ref(&a.key).to_owned();
+        let key = utf8(a.key.as_ref(), start)?;
         let value = match a.normalized_value(quick_xml::XmlVersion::Implicit1_0) {
             Ok(v) => v.into_owned(),
             Err(e) => return err(start, format!("malformed XML: {e}")),
@@ -185,7 +199,7 @@ pub(crate) fn parse(src: &str) -> Result<Document, XmlError> {
                     );
                 }
                 if stack.len() >= MAX_DEPTH {
-                    let name = AsRef::<str>::as_ref(&e.local_name()).to_owned();
+                    let name = utf8(e.local_name().as_ref(), start)?;
                     return over(
                         start,
                         format!("element <{name}> is nested more than {MAX_DEPTH} levels deep"),
@@ -204,7 +218,7 @@ pub(crate) fn parse(src: &str) -> Result<Document, XmlError> {
                     );
                 }
                 if stack.len() >= MAX_DEPTH {
-                    let name = AsRef::<str>::as_ref(&e.local_name()).to_owned();
+                    let name = utf8(e.local_name().as_ref(), start)?;
                     return over(
                         start,
                         format!("element <{name}> is nested more than {MAX_DEPTH} levels deep"),
@@ -232,7 +246,7 @@ pub(crate) fn parse(src: &str) -> Result<Document, XmlError> {
                 }
             }
             Event::Text(t) => {
-                let text = t.xml10_content();
+                let text = decoded(t.xml10_content(), start)?;
                 match stack.last_mut() {
                     Some(el) => el.push_text(&text, start),
                     None if text.trim().is_empty() => {}
@@ -240,7 +254,7 @@ pub(crate) fn parse(src: &str) -> Result<Document, XmlError> {
                 }
             }
             Event::GeneralRef(r) => {
-                let name = r.xml10_content();
+                let name = decoded(r.xml10_content(), start)?;
                 let resolved: String = match r.resolve_char_ref() {
                     Ok(Some(c)) => c.to_string(),
                     Ok(None) => match quick_xml::escape::resolve_predefined_entity(&name) {
@@ -258,7 +272,7 @@ pub(crate) fn parse(src: &str) -> Result<Document, XmlError> {
             }
             Event::CData(c) => match stack.last_mut() {
                 Some(el) => {
-                    let text = c.xml10_content();
+                    let text = decoded(c.xml10_content(), start)?;
                     // Point past `<![CDATA[` at the value itself.
                     el.push_text(&text, start + 9);
                 }
