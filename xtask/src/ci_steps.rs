@@ -19,11 +19,11 @@ pub(crate) const STEPS: &[&[&str]] = &[
         "-D",
         "warnings",
     ],
-    // The binaries of the timed runs, built before their timeouts start.
-    &["build", "--release", "--locked", "-p", "notes-server"],
-    &["build", "--locked", "-p", "xtask"],
+    // The binaries of the timed runs, built before their timeouts start,
+    // with the tests' profile: one dependency tree.
+    &["build", "--locked", "-p", "notes-server", "-p", "xtask"],
     // The short end-to-end run: exits non-zero if an acknowledged write is lost.
-    &["xtask", "e2e", "--seconds", "20", "--cycles", "3"],
+    &["xtask", "e2e", "--seconds", "20", "--cycles", "3", "--dev"],
     // With a 1 GiB data file: writers wait seconds, some cancel.
     &[
         "xtask",
@@ -34,6 +34,7 @@ pub(crate) const STEPS: &[&[&str]] = &[
         "1",
         "--data-mib",
         "1024",
+        "--dev",
     ],
     // A crash, then each I/O fault, at every durable step of a first backup.
     &["xtask", "crash"],

@@ -33,6 +33,11 @@ pub(crate) struct Options {
     /// that the data lock lasts seconds and waiting writes get cancelled
     #[arg(long, value_name = "N", default_value_t = 0)]
     data_mib: u64,
+    /// Build notes-server with the dev profile (its dependencies optimised,
+    /// as the tests build them) instead of release: a check of what is lost
+    /// or kept, whose times are not the release figures (what CI runs)
+    #[arg(long)]
+    dev: bool,
 }
 
 pub(crate) fn agent() -> ureq::Agent {
@@ -380,8 +385,13 @@ fn check(server: &Server, stats: &Stats) -> Result<(usize, usize)> {
 }
 
 pub(crate) fn run(o: &Options) -> Result<()> {
-    cargo(&["build", "--release", "--quiet", "-p", "notes-server"])?;
-    let bin = repo_root().join("target/release/notes-server");
+    let bin = if o.dev {
+        cargo(&["build", "--quiet", "-p", "notes-server"])?;
+        repo_root().join("target/debug/notes-server")
+    } else {
+        cargo(&["build", "--release", "--quiet", "-p", "notes-server"])?;
+        repo_root().join("target/release/notes-server")
+    };
     let root = repo_root().join(format!("target/e2e-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     let app = root.join("App");
@@ -510,13 +520,18 @@ pub(crate) fn run(o: &Options) -> Result<()> {
     let max_wait = stats.max_wait_ms.load(Ordering::Relaxed);
     let data_mib = std::fs::metadata(app.join("Data/Notes.4DD")).map_or(0, |m| m.len() >> 20);
     println!(
-        "## cargo xtask e2e --seconds {} --cycles {}{}",
+        "## cargo xtask e2e --seconds {} --cycles {}{}{}",
         o.seconds,
         o.cycles,
         if o.data_mib > 0 {
             format!(" --data-mib {}", o.data_mib)
         } else {
             String::new()
+        },
+        if o.dev {
+            " --dev (a dev build: not the release figures)"
+        } else {
+            ""
         }
     );
     println!();

@@ -248,11 +248,11 @@ mod tests {
             ),
             (
                 &["xtask", "e2e"][..],
-                "E2e(Options { seconds: 60, cycles: 20, writers: 4, readers: 4, data_mib: 0 })",
+                "E2e(Options { seconds: 60, cycles: 20, writers: 4, readers: 4, data_mib: 0, dev: false })",
             ),
             (
                 &["xtask", "e2e", "--seconds", "20", "--cycles", "3"][..],
-                "E2e(Options { seconds: 20, cycles: 3, writers: 4, readers: 4, data_mib: 0 })",
+                "E2e(Options { seconds: 20, cycles: 3, writers: 4, readers: 4, data_mib: 0, dev: false })",
             ),
             (
                 &["xtask", "crash"][..],

@@ -44,6 +44,8 @@ enum Install {
     Pip(&'static str),
     /// A crate's binaries, with `cargo install` and these arguments.
     Cargo(&'static [&'static str]),
+    /// Nothing to install: the suite must run as root.
+    Root,
 }
 
 impl Install {
@@ -52,6 +54,7 @@ impl Install {
             Install::Apt(p) => format!("apt-get install {}", p.join(" ")),
             Install::Pip(p) => format!("python3 -m pip install {p}"),
             Install::Cargo(a) => format!("cargo install {}", a.join(" ")),
+            Install::Root => "running `cargo xtask test` as root".to_owned(),
         }
     }
 }
@@ -125,6 +128,12 @@ fn parts() -> Vec<Part> {
             needed_by: "the email alert tests (tests/tests/alerts.rs, crates/settings/tests/own.rs) deliver to a real SMTP server",
         },
         Part {
+            name: "root",
+            present: is_root,
+            install: Install::Root,
+            needed_by: "tests/tests/filesystems.rs mounts small tmpfs file systems and a loop-mounted XFS image (a full disk, a read-only remount, cloned files); without root they would only say they skip",
+        },
+        Part {
             name: "Garage 2.5.0",
             present: || garage().is_some(),
             install: Install::Cargo(GARAGE),
@@ -164,6 +173,13 @@ fn garage() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
 /// How Debian packages can be installed here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Privilege {
@@ -176,8 +192,7 @@ enum Privilege {
 }
 
 fn privilege() -> Privilege {
-    let uid = Command::new("id").arg("-u").output();
-    if uid.is_ok_and(|o| o.stdout.trim_ascii() == b"0") {
+    if is_root() {
         Privilege::Root
     } else if on_path("sudo") && runs("sudo", &["-n", "true"]) {
         Privilege::Sudo
@@ -211,6 +226,7 @@ fn plan(
                     .to_owned(),
             ),
             Install::Pip(_) if !python => Some("python3 is not on this machine".to_owned()),
+            Install::Root => Some("this is not root, and root is not something to install".to_owned()),
             _ => None,
         };
         match why {
@@ -305,7 +321,7 @@ fn install(installs: &[Install], privilege: Privilege) -> Result<()> {
     }
     for i in installs {
         match i {
-            Install::Apt(_) => {}
+            Install::Apt(_) | Install::Root => {}
             Install::Pip(p) => {
                 let mut c = Command::new("python3");
                 c.args(["-m", "pip", "install", "--quiet", p]);
@@ -407,6 +423,22 @@ mod tests {
         assert_eq!(
             plan(&[], Privilege::None, (false, false)),
             Plan::Install(vec![])
+        );
+    }
+
+    #[test]
+    fn without_root_the_file_system_tests_are_named_and_nothing_runs() {
+        let missing = [("root", Install::Root, "tests/tests/filesystems.rs")];
+        let Plan::Cannot(why) = plan(&missing, Privilege::Sudo, (true, true)) else {
+            panic!("root cannot be installed");
+        };
+        assert!(
+            why[0].starts_with("root (running `cargo xtask test` as root)"),
+            "{why:?}"
+        );
+        assert!(
+            why[0].ends_with("Cannot run: tests/tests/filesystems.rs"),
+            "{why:?}"
         );
     }
 
