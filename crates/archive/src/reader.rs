@@ -337,20 +337,24 @@ impl Read for Chain<'_> {
 /// it may read or leave (it is skipped). Returns the manifest, after
 /// checking that it is last and that the archive's end is intact.
 pub(crate) fn scan(set: &SetFiles, visitor: &mut dyn Visitor) -> Result<Manifest, ArchiveError> {
-    for f in &set.files {
-        if !f.is_file() {
-            return Err(ArchiveError::Missing {
-                kind: set.name.kind,
-                what: format!("{} not found", f.display()),
-            });
-        }
+    let first = present(set)?;
+    scan_source(&Files(&set.files), set.name.kind, &first, visitor)
+}
+
+/// Checks that every segment of a located set is a file, and names the
+/// first one (as messages name the set).
+pub(crate) fn present(set: &SetFiles) -> Result<String, ArchiveError> {
+    if let Some(f) = set.files.iter().find(|f| !f.is_file()) {
+        return Err(ArchiveError::Missing {
+            kind: set.name.kind,
+            what: format!("{} not found", f.display()),
+        });
     }
-    let first = set
+    Ok(set
         .files
         .first()
         .map(|p| p.display().to_string())
-        .unwrap_or_default();
-    scan_source(&Files(&set.files), set.name.kind, &first, visitor)
+        .unwrap_or_default())
 }
 
 /// [`scan`] over any source of segments; `first` names the set's first

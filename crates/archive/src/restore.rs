@@ -58,18 +58,7 @@ pub fn restore(
 ) -> Result<RestoreReport, ArchiveError> {
     let set = SetFiles::locate(path)?;
     let files = set.files.clone();
-    for f in &files {
-        if !f.is_file() {
-            return Err(ArchiveError::Missing {
-                kind: set.name.kind,
-                what: format!("{} not found", f.display()),
-            });
-        }
-    }
-    let first = files
-        .first()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
+    let first = crate::reader::present(&set)?;
     let destination = match &options.to {
         Some(d) => d.clone(),
         None => set.default_restore_dir(),

@@ -11,7 +11,7 @@ use crate::manifest::{EntryType, Manifest};
 use crate::naming::{SetFiles, SetKind};
 use crate::reader::{
     Files, ReadEntry, Seen, VisitError, Visitor, check_against_manifest, hash_content, manifest_of,
-    read_blocks_entry, scan, scan_source,
+    present, read_blocks_entry, scan, scan_source,
 };
 use crate::remote::RemoteSet;
 use crate::writer::Progress;
@@ -160,17 +160,7 @@ pub fn list(path: &Path) -> Result<(SetFiles, Manifest), ArchiveError> {
 
 /// The manifest of a located set, as [`list`] reads it.
 fn read_manifest(set: &SetFiles) -> Result<Manifest, ArchiveError> {
-    if let Some(f) = set.files.iter().find(|f| !f.is_file()) {
-        return Err(ArchiveError::Missing {
-            kind: set.name.kind,
-            what: format!("{} not found", f.display()),
-        });
-    }
-    let first = set
-        .files
-        .first()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
+    let first = present(set)?;
     manifest_of(&Files(&set.files), set.name.kind, &first)
 }
 

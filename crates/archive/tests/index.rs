@@ -9,7 +9,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::Fixture;
+use common::{Fixture, restore_to};
 use sauve_archive::{
     ArchiveError, EntryType, MANIFEST_NAME, NoProgress, RestoreOptions, list, restore, verify,
 };
@@ -79,15 +79,7 @@ fn check_indexed(fx: &Fixture, files: &[PathBuf], compression: Compression, what
     assert!(m.indexed, "{what}");
     verify(&files[0], &mut NoProgress).unwrap();
     let to = fx.root.path().join(format!("restored {what}"));
-    restore(
-        &files[0],
-        &RestoreOptions {
-            to: Some(to.clone()),
-            force: false,
-        },
-        &mut NoProgress,
-    )
-    .unwrap();
+    restore_to(&files[0], &to).unwrap();
     assert_eq!(
         std::fs::read(to.join("Data/App.4DD")).unwrap(),
         std::fs::read(fx.app().join("Data/App.4DD")).unwrap(),
@@ -149,15 +141,7 @@ fn list_reads_the_manifest_through_the_index_without_the_stream() {
         let v = verify(&files[0], &mut NoProgress).unwrap_err();
         assert!(is_damaged(&v), "{v}");
         let to = fx.root.path().join("restored");
-        let r = restore(
-            &files[0],
-            &RestoreOptions {
-                to: Some(to.clone()),
-                force: false,
-            },
-            &mut NoProgress,
-        )
-        .unwrap_err();
+        let r = restore_to(&files[0], &to).unwrap_err();
         assert!(is_damaged(&r), "{r}");
         assert!(!to.join("Data").exists());
     }
@@ -194,13 +178,9 @@ fn an_index_that_lies_is_a_damaged_set_for_list_verify_and_restore() {
         assert!(l.to_string().contains("the set's index"), "{what}: {l}");
         let v = verify(&files[0], &mut NoProgress).unwrap_err();
         assert_eq!(v.to_string(), l.to_string(), "{what}");
-        let r = restore(
+        let r = restore_to(
             &files[0],
-            &RestoreOptions {
-                to: Some(fx.root.path().join(format!("r-{}", what.replace(' ', "-")))),
-                force: false,
-            },
-            &mut NoProgress,
+            &fx.root.path().join(format!("r-{}", what.replace(' ', "-"))),
         )
         .unwrap_err();
         assert_eq!(r.to_string(), l.to_string(), "{what}");
@@ -294,11 +274,7 @@ fn an_index_pointing_to_a_decoy_manifest_is_refused() {
     honest.extend_from_slice(&index_bytes(manifest_at as u64, &real));
     std::fs::write(&path, &honest).unwrap();
     verify(&path, &mut NoProgress).unwrap();
-    let to = |n: &str| RestoreOptions {
-        to: Some(dir.path().join(n)),
-        force: false,
-    };
-    restore(&path, &to("honest"), &mut NoProgress).unwrap();
+    restore_to(&path, &dir.path().join("honest")).unwrap();
     // The index points to the decoy's content.
     let _ = &zeros;
     set.extend_from_slice(&index_bytes(512, &fake));
@@ -310,7 +286,7 @@ fn an_index_pointing_to_a_decoy_manifest_is_refused() {
     assert!(is_damaged(&l) && l.to_string().contains(says), "{l}");
     let v = verify(&path, &mut NoProgress).unwrap_err();
     assert!(is_damaged(&v) && v.to_string().contains(says), "{v}");
-    let r = restore(&path, &to("decoyed"), &mut NoProgress).unwrap_err();
+    let r = restore_to(&path, &dir.path().join("decoyed")).unwrap_err();
     assert!(is_damaged(&r) && r.to_string().contains(says), "{r}");
     assert!(!dir.path().join("decoyed/decoy").exists());
 }
@@ -370,15 +346,7 @@ fn sets_written_before_the_index_still_verify_list_and_restore() {
         ("Plain[0001].4BK", "Plain", false),
     ] {
         let to = bk.join(format!("restored-{name}"));
-        let report = restore(
-            &bk.join(name),
-            &RestoreOptions {
-                to: Some(to.clone()),
-                force: false,
-            },
-            &mut NoProgress,
-        )
-        .unwrap();
+        let report = restore_to(&bk.join(name), &to).unwrap();
         assert_eq!(
             std::fs::read(to.join(format!("Data/{base}.4DD"))).unwrap(),
             fixture_data(changed),
@@ -418,15 +386,7 @@ fn nothing_but_the_index_may_follow_the_end_of_the_archive() {
     std::fs::write(&files[0], &bytes).unwrap();
     let v = verify(&files[0], &mut NoProgress).unwrap_err();
     assert!(is_damaged(&v), "{v}");
-    let r = restore(
-        &files[0],
-        &RestoreOptions {
-            to: Some(fx.root.path().join("r")),
-            force: false,
-        },
-        &mut NoProgress,
-    )
-    .unwrap_err();
+    let r = restore_to(&files[0], &fx.root.path().join("r")).unwrap_err();
     assert!(is_damaged(&r), "{r}");
 }
 

@@ -88,6 +88,21 @@ impl Fixture {
     }
 }
 
+/// Restores `set` into `to` (no `--force`), without progress.
+pub fn restore_to(
+    set: &Path,
+    to: &Path,
+) -> Result<sauve_archive::RestoreReport, sauve_archive::ArchiveError> {
+    sauve_archive::restore(
+        set,
+        &sauve_archive::RestoreOptions {
+            to: Some(to.to_path_buf()),
+            force: false,
+        },
+        &mut NoProgress,
+    )
+}
+
 pub fn header(number: u32) -> ManifestHeader {
     ManifestHeader {
         structure_path: "/app/Project/App.4DProject".to_owned(),
