@@ -297,7 +297,7 @@ pub(crate) fn main(o: &Options) -> Result<()> {
 
 /// Installs, saying each command before it runs it.
 fn install(installs: &[Install], privilege: Privilege) -> Result<()> {
-    let packages: Vec<&str> = installs
+    let mut packages: Vec<&str> = installs
         .iter()
         .filter_map(|i| match i {
             Install::Apt(p) => Some(*p),
@@ -306,6 +306,12 @@ fn install(installs: &[Install], privilege: Privilege) -> Result<()> {
         .flatten()
         .copied()
         .collect();
+    // pip itself, where python3 comes without it (a minimal Debian).
+    let pip = installs.iter().any(|i| matches!(i, Install::Pip(_)));
+    if pip && !runs("python3", &["-m", "pip", "--version"]) && privilege != Privilege::None {
+        println!("python3 has no pip: Debian's python3-pip is installed for it");
+        packages.push("python3-pip");
+    }
     if !packages.is_empty() {
         // sudo clears the environment: the variable goes through `env`.
         let root = |args: &[&str]| -> Result<()> {
@@ -324,21 +330,17 @@ fn install(installs: &[Install], privilege: Privilege) -> Result<()> {
             Install::Apt(_) | Install::Root => {}
             Install::Pip(p) => {
                 let mut c = Command::new("python3");
-                c.args(["-m", "pip", "install", "--quiet", p]);
-                if say_and_run(&mut c).is_err() {
-                    // A Debian python3 refuses to install beside its own
-                    // packages without this (PEP 668).
-                    let mut c = Command::new("python3");
-                    c.args([
-                        "-m",
-                        "pip",
-                        "install",
-                        "--quiet",
-                        "--break-system-packages",
-                        p,
-                    ]);
-                    say_and_run(&mut c)?;
+                c.args(["-m", "pip", "install", "--quiet"]);
+                if externally_managed() {
+                    // Debian's python3 refuses to install beside its own
+                    // packages unless told (PEP 668); the SMTP server is a
+                    // test tool, pinned.
+                    println!(
+                        "this python3 is managed by the system (PEP 668): {p} is installed beside its packages"
+                    );
+                    c.arg("--break-system-packages");
                 }
+                say_and_run(c.arg(p))?;
             }
             Install::Cargo(args) => {
                 let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -348,6 +350,17 @@ fn install(installs: &[Install], privilege: Privilege) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether python3's packages belong to the system (PEP 668's marker file).
+fn externally_managed() -> bool {
+    runs(
+        "python3",
+        &[
+            "-c",
+            "import os, sys, sysconfig; sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_path('stdlib'), 'EXTERNALLY-MANAGED')) else 1)",
+        ],
+    )
 }
 
 fn say_and_run(c: &mut Command) -> Result<()> {
