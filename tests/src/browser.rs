@@ -12,7 +12,7 @@ use std::time::Duration;
 use fantoccini::{Client, ClientBuilder, Locator};
 
 /// Where ChromeDriver and Chromium are (Debian's `chromium-driver` and
-/// `chromium`; `.ci/run` installs them).
+/// `chromium`; `cargo xtask test` installs them).
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// The browser.
 pub const CHROMIUM: &str = "/usr/bin/chromium";
@@ -144,7 +144,7 @@ impl Browser {
         for tool in [CHROMEDRIVER, CHROMIUM] {
             assert!(
                 Path::new(tool).exists(),
-                "{tool} is missing: install Debian's chromium and chromium-driver (.ci/run does)"
+                "{tool} is missing: install Debian's chromium and chromium-driver (`cargo xtask test` does)"
             );
         }
         let port = free_port();

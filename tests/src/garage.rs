@@ -2,7 +2,7 @@
 //! one node, or a cluster of several processes with replication across them,
 //! configured with Garage's own CLI (layout, key, bucket), as an operator does.
 //!
-//! `.ci/run` installs the binary (`cargo install garage --version 2.5.0
+//! `cargo xtask test` installs the binary (`cargo install garage --version 2.5.0
 //! --locked`); [`Garage::start`] fails saying so when it is missing.
 
 // A test harness: failing here fails the test that started the store.
@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The version `.ci/run` installs.
+/// The version `cargo xtask test` installs.
 pub const VERSION: &str = "2.5.0";
 
 /// One `garage server` process.
@@ -70,7 +70,7 @@ impl Garage {
         assert!((1..=3).contains(&nodes), "1 to 3 nodes");
         if binary().is_none() {
             panic!(
-                "garage is not installed: `cargo install garage --version {VERSION} --locked`, as .ci/run does"
+                "garage is not installed: `cargo xtask test` installs it (cargo install garage --version {VERSION} --locked --no-default-features --features bundled-libs,lmdb,sqlite)"
             );
         }
         let dir = tempfile::tempdir().unwrap();
@@ -344,7 +344,7 @@ pub fn age_keygen(dir: &Path, name: &str) -> (PathBuf, String) {
         .arg(&key)
         .output()
         .unwrap_or_else(|e| {
-            panic!("age-keygen is needed (Debian's package age, which .ci/run installs): {e}")
+            panic!("age-keygen is needed (Debian's package age, which `cargo xtask test` installs): {e}")
         });
     assert!(out.status.success(), "{out:?}");
     let recipient = Command::new("age-keygen")

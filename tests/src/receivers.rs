@@ -1,6 +1,6 @@
 //! Real receivers on loopback for the alert tests: an HTTP server that
 //! records what webhooks post, and a real SMTP server (aiosmtpd, which
-//! `.ci/run` installs from PyPI) with STARTTLS on certificates made for the
+//! `cargo xtask test` installs from PyPI) with STARTTLS on certificates made for the
 //! test by openssl.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -47,7 +47,7 @@ pub fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status()
-            .expect("openssl is needed to make the test's certificates (apt-get install openssl, as .ci/run does)");
+            .expect("openssl is needed to make the test's certificates (apt-get install openssl, as `cargo xtask test` does)");
         assert!(status.success(), "openssl {args:?}");
     };
     run(&[
@@ -185,7 +185,7 @@ impl Smtp {
             }
             if let Some(status) = child.try_wait().unwrap() {
                 panic!(
-                    "aiosmtpd exited ({status}): install it with `pip install aiosmtpd`, as .ci/run does"
+                    "aiosmtpd exited ({status}): install it with `cargo xtask test` (pip install aiosmtpd==1.4.6)"
                 );
             }
             std::thread::sleep(Duration::from_millis(50));

@@ -259,6 +259,36 @@ async fn sauve_alert_test_reports_each_notifier_and_exits_1_when_one_failed() {
     assert_eq!(app.status().await.1["alerts"], serde_json::json!([]));
 }
 
+#[test]
+fn a_webhook_on_a_system_without_ca_certificates_fails_clearly_and_never_panics() {
+    // Found in review: with no CA certificates on the system, the webhook's
+    // HTTP client could not be made and its fallback panicked, killing the
+    // alerter (every later alert lost).
+    let app = Failing::new(
+        &[],
+        "[[alerts.webhook]]\nurl = \"http://127.0.0.1:9/hook\"\n",
+    );
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::write(empty.path().join("none.pem"), "").unwrap();
+    let out = std::process::Command::new(sauve_tests::browser::sauve_binary())
+        .args(["alert", "test", "--app", &app.app.arg()])
+        .env("SSL_CERT_FILE", empty.path().join("none.pem"))
+        .env("SSL_CERT_DIR", empty.path())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("webhook http://127.0.0.1:9/hook failed")
+            && stdout.contains("the system's CA certificates"),
+        "{stdout}"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn no_success_for_longer_than_stale_after_raises_one_alert_which_the_next_success_clears() {
     let (url, mut posted) = webhook(StatusCode::OK).await;

@@ -93,9 +93,9 @@ impl Xfs {
     /// says why it cannot.
     fn mount(image: &Path, at: &Path, mib: u64) -> Result<Xfs, String> {
         let run = |cmd: &mut Command, what: &str| -> Result<(), String> {
-            let out = cmd
-                .output()
-                .map_err(|e| format!("cannot run {what}: {e} (.ci/run installs xfsprogs)"))?;
+            let out = cmd.output().map_err(|e| {
+                format!("cannot run {what}: {e} (`cargo xtask test` installs xfsprogs)")
+            })?;
             if out.status.success() {
                 Ok(())
             } else {

@@ -195,7 +195,7 @@ fn locked_versions(lock: &str, name: &str) -> Vec<String> {
 /// One version each of reqwest, quick-xml and sha2 (issue 28): a second
 /// one is as many crates again for every build to compile. (toml has two
 /// and cannot have fewer: age 0.12 -> i18n-embed-fl 0.10 -> find-crate 0.6
-/// -> toml 0.5, beside sauve.toml's toml 0.9.)
+/// -> toml 0.5, beside sauve.toml's toml 1.)
 #[test]
 fn the_lock_files_hold_one_version_of_reqwest_quick_xml_and_sha2() {
     for file in ["Cargo.lock", "fuzz/Cargo.lock"] {

@@ -21,7 +21,8 @@ pub(crate) const STEPS: &[&[&str]] = &[
     ],
     // The binaries of the timed runs, built before their timeouts start,
     // with the tests' profile: one dependency tree.
-    &["build", "--locked", "-p", "notes-server", "-p", "xtask"],
+    &["build", "--locked", "-p", "notes-server"],
+    &["build", "--locked", "-p", "xtask"],
     // The short end-to-end run: exits non-zero if an acknowledged write is lost.
     &["xtask", "e2e", "--seconds", "20", "--cycles", "3", "--dev"],
     // With a 1 GiB data file: writers wait seconds, some cancel.

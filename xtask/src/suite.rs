@@ -152,9 +152,13 @@ fn runs(program: &str, args: &[&str]) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Whether `program` is on PATH, or in the sbin folders a user's PATH may
+/// lack (mkfs.xfs is in /usr/sbin).
 fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
+        .any(|d| d.join(program).is_file())
 }
 
 /// Where the tests find Garage: `$SAUVE_GARAGE`, PATH, or ~/.cargo/bin.
@@ -225,7 +229,9 @@ fn plan(
                 "Debian packages need root, or sudo without a password; run `cargo xtask test` as root, or install them yourself"
                     .to_owned(),
             ),
-            Install::Pip(_) if !python => Some("python3 is not on this machine".to_owned()),
+            Install::Pip(_) if !python && (!apt || privilege == Privilege::None) => Some(
+                "python3 is not on this machine, and Debian's cannot be installed here".to_owned(),
+            ),
             Install::Root => Some("this is not root, and root is not something to install".to_owned()),
             _ => None,
         };
@@ -245,7 +251,11 @@ fn plan(
 }
 
 pub(crate) fn main(o: &Options) -> Result<()> {
-    let all = parts();
+    // Root is needed to run the file-system tests, not to install (sudo).
+    let all: Vec<Part> = parts()
+        .into_iter()
+        .filter(|p| !(o.setup_only && p.install == Install::Root))
+        .collect();
     let missing: Vec<&Part> = all.iter().filter(|p| !(p.present)()).collect();
     if missing.is_empty() {
         println!("cargo xtask test: everything the tests need is here");
@@ -306,9 +316,13 @@ fn install(installs: &[Install], privilege: Privilege) -> Result<()> {
         .flatten()
         .copied()
         .collect();
-    // pip itself, where python3 comes without it (a minimal Debian).
+    // Python and pip themselves, where the machine has none (a minimal
+    // Debian).
     let pip = installs.iter().any(|i| matches!(i, Install::Pip(_)));
-    if pip && !runs("python3", &["-m", "pip", "--version"]) && privilege != Privilege::None {
+    if pip && !on_path("python3") {
+        println!("no python3 here: Debian's python3 and python3-pip are installed for aiosmtpd");
+        packages.extend(["python3", "python3-pip"]);
+    } else if pip && !runs("python3", &["-m", "pip", "--version"]) {
         println!("python3 has no pip: Debian's python3-pip is installed for it");
         packages.push("python3-pip");
     }
@@ -432,6 +446,11 @@ mod tests {
         };
         assert!(why[0].contains("apt-get is not on this machine"), "{why:?}");
         assert!(why[1].contains("python3 is not on this machine"), "{why:?}");
+        // With apt as root, a missing python3 is installed with aiosmtpd.
+        assert_eq!(
+            plan(&missing[1..], Privilege::Root, (true, false)),
+            Plan::Install(vec![PIP])
+        );
         // Nothing missing: nothing to install.
         assert_eq!(
             plan(&[], Privilege::None, (false, false)),

@@ -24,7 +24,9 @@ pub fn signature(key: &[u8], body: &[u8]) -> String {
 /// Posts alerts to a URL.
 pub struct WebhookNotifier {
     settings: sauve_settings::WebhookSettings,
-    client: reqwest::Client,
+    /// The client, or why none could be made (a system without CA
+    /// certificates): each delivery then fails saying so.
+    client: Result<reqwest::Client, String>,
 }
 
 impl WebhookNotifier {
@@ -36,7 +38,15 @@ impl WebhookNotifier {
             client: reqwest::Client::builder()
                 .user_agent(concat!("sauve/", env!("CARGO_PKG_VERSION")))
                 .build()
-                .unwrap_or_default(),
+                .map_err(|e| {
+                    let mut why = e.to_string();
+                    let mut source = std::error::Error::source(&e);
+                    while let Some(s) = source {
+                        why = format!("{why}: {s}");
+                        source = s.source();
+                    }
+                    why
+                }),
         }
     }
 
@@ -55,8 +65,16 @@ impl Notifier for WebhookNotifier {
 
     async fn send(&self, alert: &Alert) -> Result<(), NotifyError> {
         let body = alert.json();
-        let mut request = self
+        let client = self
             .client
+            .as_ref()
+            .map_err(|why| NotifyError::Unreachable {
+                target: self.target(),
+                reason: format!(
+                    "no HTTP client could be made ({why}): webhooks trust the system's CA certificates (install them, e.g. Debian's ca-certificates, or point SSL_CERT_FILE at a bundle)"
+                ),
+            })?;
+        let mut request = client
             .post(&self.settings.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json");
         if let Some(secret) = &self.settings.secret {

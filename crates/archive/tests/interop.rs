@@ -15,7 +15,10 @@ fn tool(name: &str) {
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    assert!(ok, "{name} is needed by this test (.ci/run installs it)");
+    assert!(
+        ok,
+        "{name} is needed by this test (`cargo xtask test` installs it)"
+    );
 }
 
 #[test]
