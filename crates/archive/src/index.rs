@@ -29,7 +29,7 @@ use std::io::{self, Read};
 use crate::error::ArchiveError;
 use crate::manifest::{MANIFEST_NAME, Manifest};
 use crate::naming::SetKind;
-use crate::reader::SegmentSource;
+use crate::source::SegmentSource;
 
 /// The index's length, at the very end of a set.
 pub(crate) const LEN: usize = 64;
@@ -136,11 +136,11 @@ pub(crate) fn locate(
             index.at
         )));
     }
-    if index.json_len > crate::reader::MANIFEST_LIMIT {
+    if index.json_len > crate::source::MANIFEST_LIMIT {
         return Err(bad(format!(
             "declares a manifest of {} bytes (accepted: at most {})",
             index.json_len,
-            crate::reader::MANIFEST_LIMIT
+            crate::source::MANIFEST_LIMIT
         )));
     }
     let region = Spans::new(source, &lengths, index.at)
@@ -148,7 +148,7 @@ pub(crate) fn locate(
         .take(end - index.at);
     let mut region = io::BufReader::new(region);
     let head = io::BufRead::fill_buf(&mut region).map_err(cannot)?;
-    let mut plain: Box<dyn Read> = if head.starts_with(&crate::reader::ZSTD_MAGIC) {
+    let mut plain: Box<dyn Read> = if head.starts_with(&crate::source::ZSTD_MAGIC) {
         let mut d = zstd::stream::read::Decoder::with_buffer(region).map_err(cannot)?;
         d.window_log_max(27).map_err(cannot)?;
         Box::new(d)
@@ -159,7 +159,7 @@ pub(crate) fn locate(
     let mut header = [0u8; 512];
     plain.read_exact(&mut header).map_err(damaged)?;
     let h = tar::Header::from_byte_slice(&header);
-    let is_manifest = crate::reader::tar_checksum_ok(&header)
+    let is_manifest = crate::source::tar_checksum_ok(&header)
         && h.entry_type() == tar::EntryType::Regular
         && &*h.path_bytes() == MANIFEST_NAME.as_bytes()
         && h.size().ok() == Some(index.json_len);
@@ -188,12 +188,12 @@ pub(crate) fn locate(
     // the stream's last entry, never a decoy held in a file of the set.
     let mut rest = Vec::new();
     plain
-        .take(crate::reader::TAIL_LIMIT + 1)
+        .take(crate::source::TAIL_LIMIT + 1)
         .read_to_end(&mut rest)
         .map_err(damaged)?;
     let padding = (512 - index.json_len % 512) % 512;
     let ends = rest.len() as u64 >= padding + 1024
-        && rest.len() as u64 <= crate::reader::TAIL_LIMIT
+        && rest.len() as u64 <= crate::source::TAIL_LIMIT
         && rest.iter().all(|&b| b == 0);
     if !ends {
         return Err(bad(format!(
@@ -202,7 +202,7 @@ pub(crate) fn locate(
             segment(index.at)
         )));
     }
-    let manifest = crate::reader::parse_manifest(kind, &json)?;
+    let manifest = crate::source::parse_manifest(kind, &json)?;
     Ok(Some(Located {
         manifest,
         hash: index.hash,

@@ -34,6 +34,7 @@ mod reader;
 mod remote;
 mod restore;
 mod safety;
+mod source;
 mod verify;
 mod writer;
 
@@ -51,10 +52,11 @@ pub use manifest::{
     Store, VERSION,
 };
 pub use naming::{ArchiveName, SetFiles, SetKind, log_gathering_name, number_text};
-pub use reader::{SegmentSource, parent_of};
+pub use reader::parent_of;
 pub use remote::{AGE_SUFFIX, Identities, RangeReader, RemoteSet, read_identities, strip_age};
 pub use restore::{RestoreOptions, RestoreReport, restore, restore_remote};
 pub use safety::unrestorable_name;
+pub use source::SegmentSource;
 pub use verify::{
     Origin, VerifyReport, list, list_origins, list_remote, verify, verify_remote, verify_set,
 };

@@ -12,15 +12,10 @@ use std::rc::Rc;
 
 use crate::error::ArchiveError;
 use crate::frames::{self, FrameReader};
-use crate::manifest::{EntryType, FORMAT, MANIFEST_NAME, Manifest, VERSION};
+use crate::manifest::{EntryType, MANIFEST_NAME, Manifest};
 use crate::naming::{SetFiles, SetKind};
-
-pub(crate) const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
-/// A manifest larger than this is not one sauve wrote.
-pub(crate) const MANIFEST_LIMIT: u64 = 1 << 30;
-/// What may follow the end-of-archive marker: the rest of its blocks and
-/// the index ([`crate::index`]); more is not a set sauve wrote.
-pub(crate) const TAIL_LIMIT: u64 = 64 << 10;
+use crate::source::SegmentSource;
+use crate::source::{MANIFEST_LIMIT, TAIL_LIMIT, ZSTD_MAGIC, parse_manifest, tar_checksum_ok};
 
 /// An entry as read from the stream.
 #[derive(Clone, Debug)]
@@ -215,27 +210,6 @@ pub(crate) struct Skipper;
 impl Visitor for Skipper {
     fn entry(&mut self, _: &ReadEntry, _: &mut dyn Read) -> Result<(), VisitError> {
         Ok(())
-    }
-}
-
-/// Where a set's segments are read from: files, or objects of a store.
-pub trait SegmentSource {
-    /// The segments' names, in stream order (for messages).
-    fn names(&self) -> Vec<String>;
-    /// Opens segment `index` for reading from its start.
-    fn open(&self, index: usize) -> io::Result<Box<dyn Read + '_>>;
-    /// The segments' lengths, when each can be read from any offset
-    /// ([`SegmentSource::open_at`]) without reading what comes before:
-    /// the set's index is then read first ([`crate::index`]). `None` (the
-    /// default): the set is only read from its start.
-    fn lengths(&self) -> Option<Vec<u64>> {
-        None
-    }
-    /// Opens segment `index` for reading from byte `offset`.
-    fn open_at(&self, index: usize, offset: u64) -> io::Result<Box<dyn Read + '_>> {
-        let mut r = self.open(index)?;
-        io::copy(&mut (&mut r).take(offset), &mut io::sink())?;
-        Ok(r)
     }
 }
 
@@ -772,46 +746,6 @@ fn scan_stream(
         None => {}
     }
     Ok((own, hash))
-}
-
-/// A manifest's JSON, parsed and checked: its format and version, and
-/// that restoring what it lists is safe ([`crate::safety`]).
-pub(crate) fn parse_manifest(kind: SetKind, json: &[u8]) -> Result<Manifest, ArchiveError> {
-    let m: Manifest = serde_json::from_slice(json)
-        .map_err(|e| ArchiveError::corrupt(kind, format!("the manifest is not valid: {e}")))?;
-    if m.format != FORMAT || m.version != VERSION {
-        return Err(ArchiveError::corrupt(
-            kind,
-            format!(
-                "manifest format {} version {} (accepted: {FORMAT} version {VERSION})",
-                m.format, m.version
-            ),
-        ));
-    }
-    crate::safety::check_manifest(&m)?;
-    Ok(m)
-}
-
-pub(crate) fn tar_checksum_ok(block: &[u8]) -> bool {
-    if block.iter().all(|&b| b == 0) {
-        return false;
-    }
-    let stored = std::str::from_utf8(&block[148..156])
-        .ok()
-        .map(|s| s.trim_matches(|c: char| c == '\0' || c == ' '))
-        .and_then(|s| u32::from_str_radix(s, 8).ok());
-    let sum: u32 = block
-        .iter()
-        .enumerate()
-        .map(|(i, &b)| {
-            if (148..156).contains(&i) {
-                u32::from(b' ')
-            } else {
-                u32::from(b)
-            }
-        })
-        .sum();
-    stored == Some(sum)
 }
 
 /// Reads an entry's content through blake3, copying it to `sink` if given;

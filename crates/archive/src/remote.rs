@@ -11,7 +11,7 @@ use sauve_store::{ObjectInfo, Store, StoreError};
 
 use crate::error::ArchiveError;
 use crate::naming::{ArchiveName, SetFiles};
-use crate::reader::SegmentSource;
+use crate::source::SegmentSource;
 
 /// The size of each ranged read.
 const RANGE: u64 = 8 << 20;

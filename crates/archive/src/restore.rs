@@ -104,7 +104,7 @@ pub fn restore_remote(
 /// any, is in the same folder).
 fn restore_from(
     set: SetFiles,
-    source: &dyn crate::reader::SegmentSource,
+    source: &dyn crate::source::SegmentSource,
     (first, local): (&str, bool),
     destination: PathBuf,
     options: &RestoreOptions,

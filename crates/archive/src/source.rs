@@ -1,0 +1,79 @@
+//! What every reader of a set stands on: where its segments come from
+//! ([`SegmentSource`]), the bounds of what sauve writes, and how a tar
+//! header and a manifest are recognised. The stream reader (`reader.rs`)
+//! and the index (`index.rs`) both build on it.
+
+use std::io::{self, Read};
+
+use crate::error::ArchiveError;
+use crate::manifest::{FORMAT, Manifest, VERSION};
+use crate::naming::SetKind;
+
+/// How a zstd frame starts.
+pub(crate) const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+/// A manifest larger than this is not one sauve wrote.
+pub(crate) const MANIFEST_LIMIT: u64 = 1 << 30;
+/// What may follow the end-of-archive marker: the rest of its blocks and
+/// the index ([`crate::index`]); more is not a set sauve wrote.
+pub(crate) const TAIL_LIMIT: u64 = 64 << 10;
+
+/// Where a set's segments are read from: files, or objects of a store.
+pub trait SegmentSource {
+    /// The segments' names, in stream order (for messages).
+    fn names(&self) -> Vec<String>;
+    /// Opens segment `index` for reading from its start.
+    fn open(&self, index: usize) -> io::Result<Box<dyn Read + '_>>;
+    /// The segments' lengths, when each can be read from any offset
+    /// ([`SegmentSource::open_at`]) without reading what comes before:
+    /// the set's index is then read first ([`crate::index`]). `None` (the
+    /// default): the set is only read from its start.
+    fn lengths(&self) -> Option<Vec<u64>> {
+        None
+    }
+    /// Opens segment `index` for reading from byte `offset`.
+    fn open_at(&self, index: usize, offset: u64) -> io::Result<Box<dyn Read + '_>> {
+        let mut r = self.open(index)?;
+        io::copy(&mut (&mut r).take(offset), &mut io::sink())?;
+        Ok(r)
+    }
+}
+
+/// A manifest's JSON, parsed and checked: its format and version, and
+/// that restoring what it lists is safe ([`crate::safety`]).
+pub(crate) fn parse_manifest(kind: SetKind, json: &[u8]) -> Result<Manifest, ArchiveError> {
+    let m: Manifest = serde_json::from_slice(json)
+        .map_err(|e| ArchiveError::corrupt(kind, format!("the manifest is not valid: {e}")))?;
+    if m.format != FORMAT || m.version != VERSION {
+        return Err(ArchiveError::corrupt(
+            kind,
+            format!(
+                "manifest format {} version {} (accepted: {FORMAT} version {VERSION})",
+                m.format, m.version
+            ),
+        ));
+    }
+    crate::safety::check_manifest(&m)?;
+    Ok(m)
+}
+
+pub(crate) fn tar_checksum_ok(block: &[u8]) -> bool {
+    if block.iter().all(|&b| b == 0) {
+        return false;
+    }
+    let stored = std::str::from_utf8(&block[148..156])
+        .ok()
+        .map(|s| s.trim_matches(|c: char| c == '\0' || c == ' '))
+        .and_then(|s| u32::from_str_radix(s, 8).ok());
+    let sum: u32 = block
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                u32::from(b' ')
+            } else {
+                u32::from(b)
+            }
+        })
+        .sum();
+    stored == Some(sum)
+}
