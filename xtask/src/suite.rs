@@ -17,7 +17,7 @@ use std::process::Command;
 
 use anyhow::{Result, bail};
 
-use crate::cargo;
+use crate::repo_root;
 
 /// Options of `cargo xtask test`.
 #[derive(clap::Args, Debug)]
@@ -126,6 +126,12 @@ fn parts() -> Vec<Part> {
             present: || runs("python3", &["-c", "import aiosmtpd"]),
             install: Install::Pip("aiosmtpd==1.4.6"),
             needed_by: "the email alert tests (tests/tests/alerts.rs, crates/settings/tests/own.rs) deliver to a real SMTP server",
+        },
+        Part {
+            name: "zsh, fish and groff",
+            present: || on_path("zsh") && on_path("fish") && on_path("groff"),
+            install: Install::Apt(&["zsh", "fish", "groff-base"]),
+            needed_by: "crates/cli/tests/kit.rs: the completion scripts are parsed by zsh and fish, the man pages rendered by groff",
         },
         Part {
             name: "root",
@@ -302,7 +308,18 @@ pub(crate) fn main(o: &Options) -> Result<()> {
     let mut args = vec!["nextest", "run", "--workspace", "--locked"];
     args.extend(o.nextest.iter().map(String::as_str));
     println!("cargo {}", args.join(" "));
-    cargo(&args)
+    // Everything is installed: a test that would skip for want of a tool
+    // or a mount fails instead.
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(&args)
+        .current_dir(repo_root())
+        .env("INSTA_UPDATE", "no")
+        .env("SAUVE_TESTS_REQUIRE_ALL", "1")
+        .status()?;
+    if !status.success() {
+        bail!("cargo {} failed ({status})", args.join(" "));
+    }
+    Ok(())
 }
 
 /// Installs, saying each command before it runs it.
