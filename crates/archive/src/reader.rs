@@ -525,27 +525,24 @@ fn scan_stream(
             many => format!("segments {}", many.join(", ")),
         }
     };
+    let zstd = head.starts_with(&ZSTD_MAGIC);
+    let plain = head.len() >= 512 && tar_checksum_ok(&head[..512]);
+    let cannot = |e: io::Error| {
+        ArchiveError::corrupt(
+            kind,
+            format!("cannot start decompressing {}: {e}", segment()),
+        )
+    };
     let stream: Box<dyn Read> = if framed {
-        let r = FrameReader::new(buffered, 0, at.clone(), spans.clone()).map_err(|e| {
-            ArchiveError::corrupt(
-                kind,
-                format!("cannot start decompressing {}: {e}", segment()),
-            )
-        })?;
-        Box::new(r)
-    } else if head.starts_with(&ZSTD_MAGIC) {
+        Box::new(FrameReader::new(buffered, 0, at.clone(), spans.clone()).map_err(cannot)?)
+    } else if zstd {
         // A set written before frames: one frame of unknown size, on one core.
-        let mut d = zstd::stream::read::Decoder::with_buffer(buffered).map_err(|e| {
-            ArchiveError::corrupt(
-                kind,
-                format!("cannot start decompressing {}: {e}", segment()),
-            )
-        })?;
+        let mut d = zstd::stream::read::Decoder::with_buffer(buffered).map_err(cannot)?;
         // Behaviour §6.1 caps the window at 2^27 so that `zstd -d` needs no flags.
         d.window_log_max(27)
             .map_err(|e| ArchiveError::corrupt(kind, e.to_string()))?;
         Box::new(d)
-    } else if head.len() >= 512 && tar_checksum_ok(&head[..512]) {
+    } else if plain {
         Box::new(buffered)
     } else {
         return Err(ArchiveError::corrupt(
@@ -594,69 +591,19 @@ fn scan_stream(
                 head_parent = Some(read_parent_record(kind, &mut entry)?);
                 continue;
             }
-            let header = entry.header();
-            let entry_type = match header.entry_type() {
-                tar::EntryType::Regular | tar::EntryType::Continuous => EntryType::File,
-                tar::EntryType::Directory => EntryType::Dir,
-                tar::EntryType::Symlink => EntryType::Symlink,
-                other => {
-                    return Err(ArchiveError::Unsafe {
-                        path,
-                        reason: format!(
-                            "entry type {other:?} is not accepted (accepted: files, folders and symlinks)"
-                        ),
-                    });
-                }
-            };
+            let (path, entry_type, target, blocks) = what_entry(kind, &entry, path)?;
             let size = entry.size();
-            let target = match entry.link_name_bytes() {
-                Some(t) if entry_type == EntryType::Symlink => {
-                    Some(String::from_utf8(t.into_owned()).map_err(|_| {
-                        ArchiveError::corrupt(
-                            kind,
-                            format!("the link target of {path} is not UTF-8"),
-                        )
-                    })?)
-                }
-                _ => None,
-            };
-            let path = match entry_type {
-                EntryType::Dir => path.trim_end_matches('/').to_owned(),
-                _ => path,
-            };
-            let (path, blocks) = match path.strip_prefix(crate::incremental::BLOCKS_PREFIX) {
-                Some(file) if entry_type == EntryType::File => (file.to_owned(), true),
-                _ => (path, false),
-            };
             if path == MANIFEST_NAME && entry_type == EntryType::File {
-                if size > MANIFEST_LIMIT {
-                    return Err(ArchiveError::corrupt(
-                        kind,
-                        format!("the manifest is {size} bytes, too large"),
-                    ));
-                }
-                // Grown as it is read, never sized from the header alone.
-                let mut json = Vec::with_capacity(size.min(1 << 20) as usize);
-                entry
-                    .read_to_end(&mut json)
-                    .map_err(|e| damaged("the manifest's header", e))?;
-                let hash = *blake3::hash(&json).as_bytes();
-                if let Some(d) = declared
-                    && d.hash != hash
-                {
-                    return Err(ArchiveError::corrupt(
-                        kind,
-                        "the manifest at the end of the stream is not the one its index points to (or that a first reading found)",
-                    ));
-                }
-                let own = match declared {
-                    Some(_) => None,
-                    None => Some(parse_manifest(kind, &json)?),
-                };
-                manifest = Some((own, hash));
+                manifest = Some(stream_manifest(
+                    kind,
+                    (&mut entry, size),
+                    declared,
+                    &damaged,
+                )?);
                 continue;
             }
             names.check(&path, entry_type)?;
+            let header = entry.header();
             let read = ReadEntry {
                 path,
                 entry_type,
@@ -698,12 +645,101 @@ fn scan_stream(
         ));
     }
     visitor.manifest(manifest)?;
-    // The end-of-archive marker: the tar reader consumed one zero block; at
-    // least one more, and only zeros, must follow.
     let mut rest = archive.into_inner().take(TAIL_LIMIT + 1);
     let mut tail = Vec::new();
     rest.read_to_end(&mut tail)
         .map_err(|e| damaged("the manifest", e))?;
+    let last = raw_last.borrow().clone();
+    check_end(kind, (&tail, &last), (hash, manifest.indexed), &segment)?;
+    Ok((own, hash))
+}
+
+/// What a tar entry is: its path (a folder's without its trailing `/`, a
+/// blocks entry's without [`crate::incremental::BLOCKS_PREFIX`]), type,
+/// link target, and whether it holds blocks. Other types are refused.
+fn what_entry<R: Read>(
+    kind: SetKind,
+    entry: &tar::Entry<'_, R>,
+    path: String,
+) -> Result<(String, EntryType, Option<String>, bool), ArchiveError> {
+    let entry_type = match entry.header().entry_type() {
+        tar::EntryType::Regular | tar::EntryType::Continuous => EntryType::File,
+        tar::EntryType::Directory => EntryType::Dir,
+        tar::EntryType::Symlink => EntryType::Symlink,
+        other => {
+            return Err(ArchiveError::Unsafe {
+                path,
+                reason: format!(
+                    "entry type {other:?} is not accepted (accepted: files, folders and symlinks)"
+                ),
+            });
+        }
+    };
+    let target = match entry.link_name_bytes() {
+        Some(t) if entry_type == EntryType::Symlink => {
+            Some(String::from_utf8(t.into_owned()).map_err(|_| {
+                ArchiveError::corrupt(kind, format!("the link target of {path} is not UTF-8"))
+            })?)
+        }
+        _ => None,
+    };
+    let path = match entry_type {
+        EntryType::Dir => path.trim_end_matches('/').to_owned(),
+        _ => path,
+    };
+    Ok(match path.strip_prefix(crate::incremental::BLOCKS_PREFIX) {
+        Some(file) if entry_type == EntryType::File => (file.to_owned(), entry_type, target, true),
+        _ => (path, entry_type, target, false),
+    })
+}
+
+/// Reads the stream's manifest entry: its hash, which must be the declared
+/// manifest's when one is known, and the manifest parsed (`None` when it is
+/// the declared one, not parsed again).
+fn stream_manifest(
+    kind: SetKind,
+    (entry, size): (&mut dyn Read, u64),
+    declared: Option<&Declared<'_>>,
+    damaged: &dyn Fn(&str, io::Error) -> ArchiveError,
+) -> Result<(Option<Manifest>, [u8; 32]), ArchiveError> {
+    if size > MANIFEST_LIMIT {
+        return Err(ArchiveError::corrupt(
+            kind,
+            format!("the manifest is {size} bytes, too large"),
+        ));
+    }
+    // Grown as it is read, never sized from the header alone.
+    let mut json = Vec::with_capacity(size.min(1 << 20) as usize);
+    entry
+        .read_to_end(&mut json)
+        .map_err(|e| damaged("the manifest's header", e))?;
+    let hash = *blake3::hash(&json).as_bytes();
+    if let Some(d) = declared
+        && d.hash != hash
+    {
+        return Err(ArchiveError::corrupt(
+            kind,
+            "the manifest at the end of the stream is not the one its index points to (or that a first reading found)",
+        ));
+    }
+    let own = match declared {
+        Some(_) => None,
+        None => Some(parse_manifest(kind, &json)?),
+    };
+    Ok((own, hash))
+}
+
+/// The end of a set read through: after the manifest, the end-of-archive
+/// marker (the tar reader consumed one zero block; at least one more, and
+/// only zeros, must follow in `tail`), then, as its last raw bytes
+/// (`last`), the index a set written since carries (`indexed`), holding
+/// the manifest's `hash`. `segment` names where the stream ended.
+fn check_end(
+    kind: SetKind,
+    (tail, last): (&[u8], &[u8]),
+    (hash, indexed): ([u8; 32], bool),
+    segment: &dyn Fn() -> String,
+) -> Result<(), ArchiveError> {
     let end_damaged = || {
         ArchiveError::corrupt(
             kind,
@@ -716,14 +752,12 @@ fn scan_stream(
     if tail.len() as u64 > TAIL_LIMIT {
         return Err(end_damaged());
     }
-    let tail = crate::index::strip(&tail);
+    let tail = crate::index::strip(tail);
     if tail.len() < 512 || tail.iter().any(|&b| b != 0) {
         return Err(end_damaged());
     }
-    // The set read through: its last bytes are its index, when it has one
-    // (in a compressed stream, a frame the decompression skipped).
-    let last = raw_last.borrow().clone();
-    match crate::index::Index::decode(&last) {
+    // In a compressed stream the index is a frame the decompression skipped.
+    match crate::index::Index::decode(last) {
         Some(index) if index.hash == hash => {}
         Some(_) => {
             return Err(ArchiveError::corrupt(
@@ -734,7 +768,7 @@ fn scan_stream(
                 ),
             ));
         }
-        None if manifest.indexed => {
+        None if indexed => {
             return Err(ArchiveError::corrupt(
                 kind,
                 format!(
@@ -745,7 +779,7 @@ fn scan_stream(
         }
         None => {}
     }
-    Ok((own, hash))
+    Ok(())
 }
 
 /// Reads an entry's content through blake3, copying it to `sink` if given;
