@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use sauve_status::Status;
 
-use crate::naming::SetKind;
+use crate::kind::SetKind;
 
 /// Why an archive could not be written, read, verified or restored.
 #[derive(Debug, thiserror::Error)]

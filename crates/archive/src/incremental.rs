@@ -12,8 +12,9 @@ use std::io::{self, Read};
 use std::sync::Arc;
 
 use crate::error::ArchiveError;
+use crate::kind::SetKind;
 use crate::manifest::{Blocks, EntryType, Manifest, Store, block_range};
-use crate::naming::{SetKind, number_text};
+use crate::naming::number_text;
 
 /// Where the blocks entry of a file is stored in the stream.
 pub const BLOCKS_PREFIX: &str = ".sauve-blocks/";

@@ -27,8 +27,8 @@
 use std::io::{self, Read};
 
 use crate::error::ArchiveError;
+use crate::kind::SetKind;
 use crate::manifest::{MANIFEST_NAME, Manifest};
-use crate::naming::SetKind;
 use crate::source::SegmentSource;
 
 /// The index's length, at the very end of a set.

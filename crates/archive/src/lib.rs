@@ -28,6 +28,7 @@ mod error;
 mod frames;
 mod incremental;
 mod index;
+mod kind;
 mod manifest;
 mod naming;
 mod reader;
@@ -47,11 +48,12 @@ pub use error::ArchiveError;
 #[cfg(any(test, feature = "test-hooks"))]
 pub use frames::hold::{FrameHold, HoldCounts};
 pub use incremental::{BLOCKS_PREFIX, Incremental};
+pub use kind::SetKind;
 pub use manifest::{
     Blocks, EntryKind, EntryType, FORMAT, MANIFEST_NAME, Manifest, ManifestEntry, ManifestHeader,
     Store, VERSION,
 };
-pub use naming::{ArchiveName, SetFiles, SetKind, log_gathering_name, number_text};
+pub use naming::{ArchiveName, SetFiles, log_gathering_name, number_text};
 pub use reader::parent_of;
 pub use remote::{AGE_SUFFIX, Identities, RangeReader, RemoteSet, read_identities, strip_age};
 pub use restore::{RestoreOptions, RestoreReport, restore, restore_remote};

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::naming::SetKind;
+use crate::kind::SetKind;
 
 /// The manifest's entry name.
 pub const MANIFEST_NAME: &str = "sauve-manifest.json";

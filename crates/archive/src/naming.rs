@@ -5,26 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::error::ArchiveError;
-
-/// What a set holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SetKind {
-    /// `.4BK`: a backup.
-    Backup,
-    /// `.4BL`: a log backup.
-    Log,
-}
-
-impl SetKind {
-    /// The file extension, without the dot.
-    pub fn extension(self) -> &'static str {
-        match self {
-            SetKind::Backup => "4BK",
-            SetKind::Log => "4BL",
-        }
-    }
-}
+use crate::kind::SetKind;
 
 /// One archive file name, parsed.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -12,8 +12,9 @@ use std::rc::Rc;
 
 use crate::error::ArchiveError;
 use crate::frames::{self, FrameReader};
+use crate::kind::SetKind;
 use crate::manifest::{EntryType, MANIFEST_NAME, Manifest};
-use crate::naming::{SetFiles, SetKind};
+use crate::naming::SetFiles;
 use crate::source::SegmentSource;
 use crate::source::{MANIFEST_LIMIT, TAIL_LIMIT, ZSTD_MAGIC, parse_manifest, tar_checksum_ok};
 

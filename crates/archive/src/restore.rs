@@ -15,8 +15,9 @@ use std::time::{Duration, SystemTime};
 
 use crate::error::ArchiveError;
 use crate::incremental::{Need, Needs};
+use crate::kind::SetKind;
 use crate::manifest::{EntryType, Manifest, ManifestEntry};
-use crate::naming::{SetFiles, SetKind};
+use crate::naming::SetFiles;
 use crate::reader::{
     ReadEntry, Seen, VisitError, Visitor, check_against_manifest, check_seen, hash_content,
     read_blocks_entry,

@@ -257,8 +257,8 @@ impl StreamNames {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kind::SetKind;
     use crate::manifest::{EntryKind, ManifestEntry, ManifestHeader};
-    use crate::naming::SetKind;
 
     fn entry(path: &str, entry_type: EntryType) -> ManifestEntry {
         ManifestEntry {

@@ -6,8 +6,8 @@
 use std::io::{self, Read};
 
 use crate::error::ArchiveError;
+use crate::kind::SetKind;
 use crate::manifest::{FORMAT, Manifest, VERSION};
-use crate::naming::SetKind;
 
 /// How a zstd frame starts.
 pub(crate) const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];

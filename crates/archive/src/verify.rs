@@ -7,8 +7,9 @@ use std::path::Path;
 
 use crate::error::ArchiveError;
 use crate::incremental::{Needs, missing_link};
+use crate::kind::SetKind;
 use crate::manifest::{EntryType, Manifest};
-use crate::naming::{SetFiles, SetKind};
+use crate::naming::SetFiles;
 use crate::reader::{
     Files, ReadEntry, Seen, VisitError, Visitor, check_against_manifest, hash_content, manifest_of,
     present, read_blocks_entry, scan, scan_source,
@@ -100,7 +101,7 @@ pub fn verify_remote(
 
 /// Hashes every file and checks the whole against the manifest.
 struct Checker<'p> {
-    kind: crate::naming::SetKind,
+    kind: SetKind,
     progress: &'p mut dyn Progress,
     seen: Vec<Seen>,
     bytes: u64,

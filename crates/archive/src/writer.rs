@@ -17,11 +17,12 @@ use crate::content::SourceEntry;
 use crate::error::{ArchiveError, is_disk_full};
 use crate::frames::{FrameWriter, StopAsked};
 use crate::incremental::{BLOCKS_PREFIX, BlockHasher, BlocksHead, Incremental};
+use crate::kind::SetKind;
 use crate::manifest::{
     Blocks, EntryType, FORMAT, MANIFEST_NAME, Manifest, ManifestEntry, ManifestHeader, Store,
     VERSION,
 };
-use crate::naming::{ArchiveName, SetKind};
+use crate::naming::ArchiveName;
 
 /// The pax global record naming an incremental set's parent.
 pub(crate) const PARENT_RECORD: &str = "SAUVE.parent";
