@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-use crate::repo_root;
+use crate::workspace::repo_root;
 
 /// Options of `crash`.
 #[derive(clap::Args, Debug)]
@@ -148,7 +148,7 @@ fn build() -> Result<Tools> {
     // with every other debug build (only our crates differ with the
     // feature), then copied aside: the next ordinary build links
     // target/debug/sauve without the fault points again.
-    crate::cargo(&[
+    crate::workspace::cargo(&[
         "build",
         "--quiet",
         "-p",

@@ -4,15 +4,14 @@
 //! back. Loopback only, bounded in time.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::{cargo, repo_root};
+use crate::notes_server::{Server, agent, start, stop};
+use crate::workspace::{cargo, repo_root};
 
 /// Options of `e2e`.
 #[derive(clap::Args, Debug)]
@@ -24,10 +23,10 @@ pub(crate) struct Options {
     #[arg(long, value_name = "N", default_value_t = 20)]
     cycles: u32,
     /// Writer threads
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = crate::at_least_one)]
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = crate::workspace::at_least_one)]
     writers: usize,
     /// Reader threads during the load
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = crate::at_least_one)]
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = crate::workspace::at_least_one)]
     readers: usize,
     /// Grow the data file by this many MiB of notes before the load, so
     /// that the data lock lasts seconds and waiting writes get cancelled
@@ -38,61 +37,6 @@ pub(crate) struct Options {
     /// or kept, whose times are not the release figures (what CI runs)
     #[arg(long)]
     dev: bool,
-}
-
-pub(crate) fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into()
-}
-
-pub(crate) struct Server {
-    pub(crate) child: Child,
-    pub(crate) url: String,
-    pub(crate) token: String,
-}
-
-/// Stops `server` with SIGTERM and waits for it.
-pub(crate) fn stop(mut server: Server) -> Result<()> {
-    Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()?;
-    server.child.wait()?;
-    Ok(())
-}
-
-pub(crate) fn start(bin: &Path, app: &Path, log: &Path) -> Result<Server> {
-    let _ = std::fs::remove_file(app.join("Logs/sauve-server.json"));
-    let out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)?;
-    let child = Command::new(bin)
-        .args(["--app"])
-        .arg(app)
-        .stdout(out.try_clone()?)
-        .stderr(out)
-        .stdin(Stdio::null())
-        .spawn()?;
-    let file = app.join("Logs/sauve-server.json");
-    // Up to 5 minutes: an automatic restore of a large data file, and
-    // the integration of its log, come first.
-    for _ in 0..6000 {
-        if let Ok(text) = std::fs::read_to_string(&file)
-            && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
-            && v["pid"].as_u64() == Some(u64::from(child.id()))
-        {
-            return Ok(Server {
-                url: v["url"].as_str().unwrap_or_default().to_owned(),
-                token: v["token"].as_str().unwrap_or_default().to_owned(),
-                child,
-            });
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    bail!("notes-server did not start; see {}", log.display())
 }
 
 #[derive(Default)]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::e2e::{Server, agent, start, stop};
+use crate::notes_server::{Server, agent, start, stop};
 
 /// Writes a note; its id.
 fn note(server: &Server, body: &str) -> Result<u64> {

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-use crate::repo_root;
+use crate::workspace::repo_root;
 
 /// Options of `fuzz`.
 #[derive(clap::Args, Debug)]

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::bench::{machine, make_sample_app, q, sh};
-use crate::{cargo, repo_root};
+use crate::measure::{machine, make_sample_app, q, sh};
+use crate::workspace::{cargo, repo_root};
 
 /// Options of `bench lock-window`.
 #[derive(clap::Args, Debug)]
@@ -19,7 +19,7 @@ pub(crate) struct Options {
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
     data_mib: u64,
     /// Backups on each file system, of which the median window is reported
-    #[arg(long, value_name = "N", default_value_t = 3, value_parser = crate::at_least_one)]
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = crate::workspace::at_least_one)]
     runs: usize,
 }
 

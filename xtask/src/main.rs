@@ -27,10 +27,7 @@
 
 #![allow(clippy::print_stdout)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod bench;
@@ -40,10 +37,15 @@ mod e2e;
 mod e2e_point;
 mod fuzz;
 mod lockwindow;
+mod measure;
+mod notes_server;
 mod offsite;
 mod peers;
 mod stopbench;
 mod suite;
+mod workspace;
+
+use workspace::cargo;
 
 /// Developer automation for sauve.
 #[derive(Parser, Debug)]
@@ -177,35 +179,6 @@ fn overview(cmd: &clap::Command, path: &str, out: &mut String) {
         }
         out.push('\n');
     }
-}
-
-/// Parses a count that must be at least 1 (runs, threads).
-pub(crate) fn at_least_one(text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(0) | Err(_) => Err("takes a whole number of at least 1".to_owned()),
-        Ok(n) => Ok(n),
-    }
-}
-
-/// The repository root (xtask's parent folder).
-pub(crate) fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
-}
-
-pub(crate) fn cargo(args: &[&str]) -> Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let status = Command::new(&cargo)
-        .args(args)
-        .current_dir(repo_root())
-        .env("INSTA_UPDATE", "no")
-        .status()
-        .with_context(|| format!("cannot run {cargo}"))?;
-    if !status.success() {
-        bail!("cargo {} failed ({status})", args.join(" "));
-    }
-    Ok(())
 }
 
 /// Runs (or, with `print`, lists) the steps of `ci_steps::STEPS`, which a

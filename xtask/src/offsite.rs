@@ -13,8 +13,8 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use object_store::ObjectStoreExt;
 
-use crate::bench::{Sample, machine, measure, measure_env, q, sh, size_of};
-use crate::repo_root;
+use crate::measure::{Sample, machine, measure, measure_env, q, sh, size_of};
+use crate::workspace::repo_root;
 
 /// Options of `bench offsite`.
 #[derive(clap::Args, Debug)]
@@ -23,12 +23,12 @@ pub(crate) struct Options {
     #[arg(long, value_name = "N", default_value_t = 1024)]
     data_mb: u64,
     /// Runs per contender, of which the median is reported
-    #[arg(long, value_name = "N", default_value_t = 3, value_parser = crate::at_least_one)]
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = crate::workspace::at_least_one)]
     runs: usize,
 }
 
 pub(crate) fn run(o: &Options) -> Result<()> {
-    crate::bench::require_tools()?;
+    crate::measure::require_tools()?;
     let root = repo_root();
     let work = root.join("target/bench-offsite");
     let src = work.join(format!("src-{}", o.data_mb));
@@ -45,7 +45,7 @@ pub(crate) fn run(o: &Options) -> Result<()> {
             bail!("make-sample-app failed");
         }
     }
-    crate::cargo(&[
+    crate::workspace::cargo(&[
         "build",
         "--release",
         "--quiet",

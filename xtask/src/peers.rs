@@ -18,8 +18,8 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::bench::{Sample, machine, make_sample_app, measure_env, q, sh, size_of};
-use crate::{cargo, repo_root};
+use crate::measure::{Sample, machine, make_sample_app, measure_env, q, sh, size_of};
+use crate::workspace::{cargo, repo_root};
 
 /// Options of `bench peers`.
 #[derive(clap::Args, Debug)]
@@ -31,7 +31,7 @@ pub(crate) struct Options {
     #[arg(long, value_name = "N", default_value_t = 512)]
     attach_mb: u64,
     /// Daily backups after the first
-    #[arg(long, value_name = "N", default_value_t = 6, value_parser = crate::at_least_one)]
+    #[arg(long, value_name = "N", default_value_t = 6, value_parser = crate::workspace::at_least_one)]
     days: usize,
     /// block_kib of sauve's incremental sets: the data file's 1% of
     /// scattered 4 KiB pages changes most 1 MiB blocks (the default), few

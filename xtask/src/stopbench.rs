@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::bench::{machine, q, sh, size_of};
+use crate::measure::{machine, q, sh, size_of};
 
 /// The goal: Stop ends the run within a second (README).
 const GOAL: Duration = Duration::from_secs(1);

@@ -17,7 +17,7 @@ use std::process::Command;
 
 use anyhow::{Result, bail};
 
-use crate::repo_root;
+use crate::workspace::repo_root;
 
 /// Options of `cargo xtask test`.
 #[derive(clap::Args, Debug)]
