@@ -333,3 +333,17 @@ pub(crate) mod status_code {
         Ok(Status::from_code(code))
     }
 }
+
+/// How many backup requests ended, for those who wait on the engine
+/// without following every event (the scheduler re-enables itself after a
+/// successful manual backup, behaviour §9.1).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Requests ended, refusals included.
+    pub finished: u64,
+    /// Manual, api or remote backups that ended with 0 or -43.
+    pub on_demand_successes: u64,
+    /// Requests ended since the engine started, by trigger and status code
+    /// (postponed runs under their status, 0).
+    pub by_outcome: std::collections::BTreeMap<(Trigger, i32), u64>,
+}

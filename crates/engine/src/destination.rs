@@ -89,8 +89,7 @@ impl StoreDestination {
     /// sauve.toml over the AWS environment variables. Nothing is sent yet.
     pub(crate) fn open(app: &Path, url: &str) -> Result<StoreDestination, EngineError> {
         let toml = sauve_settings::load_sauve_toml(app)?;
-        let options =
-            crate::actors::offsite::s3_options(&StoreConnection::default(), &toml.destination);
+        let options = crate::stores::s3_options(&StoreConnection::default(), &toml.destination);
         let store = sauve_store::open(&Location::parse(url)?, &options)?;
         let rt = io().map_err(EngineError::io("start the runtime for", Path::new(url)))?;
         let mut recipients = Vec::new();
@@ -136,7 +135,7 @@ impl StoreDestination {
     /// when it cannot be reached), and refuses a prefix where another app
     /// keeps sets of the same base name.
     pub(crate) fn check(&self, key: &str, base: &str) -> Result<(), EngineError> {
-        self.wait(crate::actors::offsite::shared_base_guard(
+        self.wait(crate::stores::shared_base_guard(
             self.store.as_ref(),
             key,
             base,
@@ -248,14 +247,19 @@ impl StoreDestination {
     /// `keep` remain, each whole (its segments, last first, then its `.4BL`).
     pub(crate) fn retain(&self, base: &str, keep: usize) -> Retained {
         let mut retained = Retained::default();
-        let removed = self.wait(prune(self.store.as_ref(), base, keep, |key, number| {
-            retained
-                .files
-                .push(PathBuf::from(format!("{}{key}", self.url)));
-            if !retained.numbers.contains(&number) {
-                retained.numbers.push(number);
-            }
-        }));
+        let removed = self.wait(crate::stores::prune(
+            self.store.as_ref(),
+            base,
+            keep,
+            |key, number| {
+                retained
+                    .files
+                    .push(PathBuf::from(format!("{}{key}", self.url)));
+                if !retained.numbers.contains(&number) {
+                    retained.numbers.push(number);
+                }
+            },
+        ));
         if let Err(e) = removed {
             retained.failure = Some(e.into());
         }
@@ -264,7 +268,7 @@ impl StoreDestination {
 
     /// Publishes the history the records actor keeps in `records` (behaviour §19).
     pub(crate) fn publish_history(&self, records: &Path, key: &str) -> Result<(), EngineError> {
-        self.wait(crate::actors::offsite::publish_history(
+        self.wait(crate::stores::publish_history(
             self.store.as_ref(),
             records,
             key,
@@ -272,51 +276,6 @@ impl StoreDestination {
         ))?;
         Ok(())
     }
-}
-
-/// Keeps the newest `keep` backup sets of `base` in `store`: older sets go
-/// whole (every segment, and their log backup), the manifest-bearing object
-/// first so that a half-deleted set reads as missing, not as sound. Each
-/// deleted key is told to `deleted` with its set's number.
-pub(crate) async fn prune(
-    store: &dyn Store,
-    base: &str,
-    keep: usize,
-    mut deleted: impl FnMut(&str, u32),
-) -> Result<(), StoreError> {
-    let listed = store.list(&format!("{base}[")).await?;
-    let named: Vec<(ArchiveName, String)> = listed
-        .iter()
-        .filter_map(|o| {
-            ArchiveName::parse(sauve_archive::strip_age(&o.key).0).map(|a| (a, o.key.clone()))
-        })
-        .filter(|(a, _)| a.base == base && !a.part)
-        .collect();
-    let numbers: Vec<u32> = named
-        .iter()
-        .filter(|(a, _)| a.kind == SetKind::Backup)
-        .map(|(a, _)| a.number)
-        .collect();
-    for number in crate::retention::doomed(&numbers, keep) {
-        let mut keys: Vec<&(ArchiveName, String)> = named
-            .iter()
-            .filter(|(a, _)| {
-                (a.kind == SetKind::Backup && a.number == number)
-                    || (a.kind == SetKind::Log && Some(a.number) == number.checked_sub(1))
-            })
-            .collect();
-        // Backup before log, last segment first.
-        keys.sort_by_key(|(a, _)| (a.kind != SetKind::Backup, std::cmp::Reverse(a.segment)));
-        for (_, key) in keys {
-            store.delete(key).await?;
-            deleted(key, number);
-        }
-        tracing::info!(
-            "retention removed {base}[{number:04}] from {}",
-            store.describe()
-        );
-    }
-    Ok(())
 }
 
 /// A store error through `io::Write`; the archive writer takes it out again.

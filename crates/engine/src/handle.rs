@@ -29,9 +29,10 @@ use crate::actors::records::messages::{
 use crate::actors::resolver::Resolver;
 use crate::actors::resolver::messages::ReadSettings;
 use crate::actors::{Actors, ask};
-use crate::api::{BackupEvent, BackupReport, Clock, EngineOptions, Scheduled, Trigger};
+use crate::api::{BackupEvent, BackupReport, Clock, EngineOptions, Scheduled, Tally, Trigger};
 use crate::error::{Busy, EngineError};
 use crate::open::{DataHealth, OpenOutcome};
+use crate::recorder::Recorder;
 use crate::run::Numbered;
 use crate::settings::AppSettings;
 use crate::state::LastBackup;
@@ -81,20 +82,6 @@ impl std::fmt::Debug for BackupHandle {
             .field("app", &self.inner.layout.app)
             .finish_non_exhaustive()
     }
-}
-
-/// How many backup requests ended, for those who wait on the engine
-/// without following every event (the scheduler re-enables itself after a
-/// successful manual backup, behaviour §9.1).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Tally {
-    /// Requests ended, refusals included.
-    pub finished: u64,
-    /// Manual, api or remote backups that ended with 0 or -43.
-    pub on_demand_successes: u64,
-    /// Requests ended since the engine started, by trigger and status code
-    /// (postponed runs under their status, 0).
-    pub by_outcome: std::collections::BTreeMap<(Trigger, i32), u64>,
 }
 
 /// How a backup request began: with a number, or it ended first.
@@ -437,7 +424,7 @@ impl BackupHandle {
         let destination = crate::plan::destination_to_read(&self.inner.layout.app, &settings)?
             .records()
             .to_path_buf();
-        let key = crate::plan::structure_key(&self.inner.layout);
+        let key = crate::settings::structure_key(&self.inner.layout);
         off_thread(move || read_history(&destination, &key)).await?
     }
 
@@ -536,13 +523,37 @@ impl BackupHandle {
     }
 
     async fn admit(&self, busy: Busy) -> Result<Ticket, EngineError> {
-        let Admitted { id, lock } =
-            ask(&self.inner.coordinator, "coordinator", Admit { busy }).await??;
-        Ok(Ticket {
+        let admitted = ask(&self.inner.coordinator, "coordinator", Admit { busy }).await?;
+        Ok(self.ticket(admitted?))
+    }
+
+    /// [`Self::admit`] for the blocking operations, on the caller's thread.
+    fn admit_blocking(&self, busy: Busy) -> Result<Ticket, EngineError> {
+        let admitted = crate::recorder::call(
+            &self.inner.system,
+            &self.inner.coordinator,
+            "coordinator",
+            Admit { busy },
+        )?;
+        Ok(self.ticket(admitted?))
+    }
+
+    fn ticket(&self, Admitted { id, lock }: Admitted) -> Ticket {
+        Ticket {
             id,
             _lock: lock,
             coordinator: self.inner.coordinator.clone(),
-        })
+        }
+    }
+
+    /// The records side of a blocking operation run on the caller's thread.
+    fn recorder(&self) -> Recorder<'_> {
+        Recorder::new(
+            &self.inner.layout,
+            self.inner.clock.as_ref(),
+            &self.inner.actors,
+            &self.inner.system,
+        )
     }
 
     /// Restores `archive` (behaviour §13.1), refused while a backup, a restore or
@@ -672,7 +683,7 @@ impl BackupHandle {
             let msg = crate::actors::copier::messages::PublishHistory {
                 store,
                 records: report.set.dir.clone(),
-                key: crate::plan::structure_key(&self.inner.layout),
+                key: crate::settings::structure_key(&self.inner.layout),
             };
             if let Err(e) = ask(&self.inner.actors.copier, "copier", msg)
                 .await
@@ -732,8 +743,8 @@ impl BackupHandle {
         until: Until,
         apply: impl FnMut(&Record) -> Result<(), E>,
     ) -> Result<crate::integrate::Integration, EngineError> {
-        let _ticket = pollster::block_on(self.admit(Busy::Integration))?;
-        let mut recorder = Recorder::new(self);
+        let _ticket = self.admit_blocking(Busy::Integration)?;
+        let mut recorder = self.recorder();
         let set_aside = recorder.set_asides()?;
         let logs = crate::integrate::run(
             &mut recorder,
@@ -775,8 +786,8 @@ impl BackupHandle {
         } else {
             Busy::Integration
         };
-        let _ticket = pollster::block_on(self.admit(busy))?;
-        let mut recorder = Recorder::new(self);
+        let _ticket = self.admit_blocking(busy)?;
+        let mut recorder = self.recorder();
         let mut outcome = crate::open::run(&mut recorder, health, identity, until, reload, apply)?;
         outcome.warnings = recorder.warnings;
         Ok(outcome)
@@ -802,8 +813,8 @@ impl BackupHandle {
         reload: impl FnMut() -> u64,
         apply: impl FnMut(&Record) -> Result<(), E>,
     ) -> Result<crate::open::PointRestore, EngineError> {
-        let _ticket = pollster::block_on(self.admit(Busy::Restore))?;
-        let mut recorder = Recorder::new(self);
+        let _ticket = self.admit_blocking(Busy::Restore)?;
+        let mut recorder = self.recorder();
         let mut outcome = crate::open::to_point(&mut recorder, identity, until, reload, apply)?;
         outcome.warnings = recorder.warnings;
         Ok(outcome)
@@ -907,77 +918,4 @@ fn read_history(
             path: destination.join(sauve_history::FILE_NAME),
         })
     })
-}
-
-/// The records side of the blocking operations (open check, integration):
-/// their journal entries and history records go to the records actor, and
-/// a failure to write one is a warning of the operation.
-pub(crate) struct Recorder<'a> {
-    handle: &'a BackupHandle,
-    pub(crate) warnings: Vec<String>,
-}
-
-impl<'a> Recorder<'a> {
-    fn new(handle: &'a BackupHandle) -> Recorder<'a> {
-        Recorder {
-            handle,
-            warnings: Vec::new(),
-        }
-    }
-
-    pub(crate) fn layout(&self) -> &AppLayout {
-        &self.handle.inner.layout
-    }
-
-    pub(crate) fn clock(&self) -> &dyn Clock {
-        self.handle.inner.clock.as_ref()
-    }
-
-    pub(crate) fn settings(&self) -> Result<Arc<AppSettings>, EngineError> {
-        pollster::block_on(self.handle.settings())
-    }
-
-    /// What point-in-time restores set aside, for an integration: read
-    /// strictly ([`crate::state::read_set_asides`]).
-    pub(crate) fn set_asides(&self) -> Result<Vec<sauve_logfile::SetAside>, EngineError> {
-        crate::state::read_set_asides(&self.handle.inner.layout.app)
-    }
-
-    /// Changes what point-in-time restores set aside (the records actor
-    /// writes it); unlike a journal entry, a failure fails the operation.
-    pub(crate) fn set_aside(
-        &mut self,
-        change: crate::actors::records::messages::SetAsideChange,
-    ) -> Result<(), EngineError> {
-        pollster::block_on(ask(&self.handle.inner.actors.records, "records", change))
-            .and_then(|r| r)
-    }
-
-    pub(crate) fn journal(&mut self, entry: Entry) {
-        if let Err(e) = pollster::block_on(self.handle.journal(entry)) {
-            self.warnings
-                .push(format!("the Backup Journal was not written: {e}"));
-        }
-    }
-
-    pub(crate) fn history(
-        &mut self,
-        destination: PathBuf,
-        key: String,
-        entry: sauve_history::HistoryEntry,
-    ) {
-        let msg = RecordHistory {
-            destination,
-            key,
-            entry,
-            limit: sauve_history::UNLIMITED,
-            removed: Vec::new(),
-            now: self.handle.inner.clock.now(),
-        };
-        let written = pollster::block_on(ask(&self.handle.inner.actors.records, "records", msg));
-        if let Err(e) = written.and_then(|r| r) {
-            self.warnings
-                .push(format!("the history was not written: {e}"));
-        }
-    }
 }

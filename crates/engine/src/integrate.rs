@@ -9,7 +9,7 @@ use sauve_journal::{Entry, Stamp, Title};
 use sauve_logfile::{IntegrateError, Integrated, Record, SetAside, Until};
 
 use crate::error::EngineError;
-use crate::handle::Recorder;
+use crate::recorder::Recorder;
 
 /// One log integrated.
 #[derive(Clone, Debug, PartialEq, Eq)]

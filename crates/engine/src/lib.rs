@@ -21,7 +21,7 @@
 //! history (their crates), the rules of locking (sauve-locking), the CLI.
 
 mod actors;
-pub use actors::offsite::open_store;
+pub use stores::open_store;
 mod admission;
 mod api;
 mod destination;
@@ -35,20 +35,22 @@ mod outcome;
 mod overview;
 mod plan;
 mod progress;
+mod recorder;
 mod records;
 mod restore;
 mod retention;
 mod run;
 mod settings;
 mod state;
+mod stores;
 
 pub use admission::{hold_restore_target, run_lock_path};
 pub use api::{
     BackupEvent, BackupReport, Clock, EngineOptions, HookFuture, Hooks, Phase, Scheduled,
-    ShutdownHook, ShutdownInfo, StartupHook, SystemClock, Trigger, UnknownTrigger,
+    ShutdownHook, ShutdownInfo, StartupHook, SystemClock, Tally, Trigger, UnknownTrigger,
 };
 pub use error::{Busy, EngineError};
-pub use handle::{Admission, BackupHandle, Engine, Running, Tally};
+pub use handle::{Admission, BackupHandle, Engine, Running};
 pub use integrate::{Integration, LogIntegration, integrable_logs};
 pub use live::LiveRun;
 pub use open::{DataHealth, OpenOutcome, PointRestore};

@@ -11,7 +11,7 @@ use sauve_logfile::{Record, Until};
 use sauve_settings::AppLayout;
 
 use crate::error::EngineError;
-use crate::handle::Recorder;
+use crate::recorder::Recorder;
 
 /// What the host says about its data at open.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -304,9 +304,7 @@ fn restore_from_offsite(
         }
     }
     for target in own.offsite.iter().filter(|t| t.encrypt_to.is_empty()) {
-        if let Ok((store, _)) =
-            crate::actors::offsite::open_offsite(&layout.app, target, &own.destination)
-        {
+        if let Ok((store, _)) = crate::stores::open_offsite(&layout.app, target, &own.destination) {
             stores.push((target.url.clone(), store, "the off-site copy"));
         }
     }
@@ -384,7 +382,7 @@ fn restore_newest(
         crate::integrate::check_manifest(m, set, until, set_aside, zone).is_ok()
     };
     let destination = place.records();
-    let key = crate::plan::structure_key(layout);
+    let key = crate::settings::structure_key(layout);
     // Read only, and bounded: a corrupt or oversized history is left for
     // the records actor to move aside.
     let history = sauve_history::read_json_text(destination)

@@ -81,15 +81,6 @@ pub(crate) fn destination_to_read(
     resolved(app, settings, sauve_settings::resolve_destination_to_read)
 }
 
-/// The history key of an app (behaviour §12): its structure file, else the folder.
-pub(crate) fn structure_key(layout: &AppLayout) -> String {
-    layout
-        .project_file
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| layout.app.display().to_string())
-}
-
 /// behaviour §9.3: why a scheduled run with BackupIfDataChange is postponed, if it
 /// is. Unchanged means the last successful backup with data saw this size
 /// and mtime, and the log holds no record since (or there is no log at all).
@@ -253,7 +244,7 @@ pub(crate) fn plan(f: &Facts<'_>) -> Result<Plan, EngineError> {
         threads: f.threads,
     };
     let header = |kind: SetKind, number: u32| ManifestHeader {
-        structure_path: structure_key(f.layout),
+        structure_path: crate::settings::structure_key(f.layout),
         data_path: f.layout.data_file.display().to_string(),
         trigger: f.trigger.as_str().to_owned(),
         ..ManifestHeader::new(kind, number, &base, f.started)

@@ -129,7 +129,7 @@ impl Run {
             ended: self.options.clock.now(),
             status,
             errors,
-            key: plan::structure_key(&self.layout),
+            key: crate::settings::structure_key(&self.layout),
             data_path: self.layout.data_file.clone(),
             learned: learned.clone(),
         };
@@ -645,7 +645,7 @@ impl Run {
                 *store = Some(Arc::clone(&opened));
                 let reach = ReachStore {
                     store: Arc::clone(&opened),
-                    key: plan::structure_key(&self.layout),
+                    key: crate::settings::structure_key(&self.layout),
                     base: base.clone(),
                 };
                 ask(&self.actors.copier, "copier", reach).await??;
@@ -684,7 +684,7 @@ impl Run {
             "records",
             NextNumber {
                 destination: destination.clone(),
-                key: plan::structure_key(&self.layout),
+                key: crate::settings::structure_key(&self.layout),
                 base,
                 now: started,
                 taken,

@@ -53,3 +53,12 @@ impl AppSettings {
         }
     }
 }
+
+/// The history key of an app (behaviour §12): its structure file, else the folder.
+pub(crate) fn structure_key(layout: &sauve_settings::AppLayout) -> String {
+    layout
+        .project_file
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| layout.app.display().to_string())
+}

@@ -465,7 +465,7 @@ pub fn offsite_status(app: &Path, destination: &Path) -> Vec<OffsiteStatus> {
         return Vec::new();
     }
     let key = sauve_settings::AppLayout::discover(app)
-        .map(|l| crate::plan::structure_key(&l))
+        .map(|l| crate::settings::structure_key(&l))
         .unwrap_or_default();
     let entries = sauve_history::read_json_text(destination)
         .ok()

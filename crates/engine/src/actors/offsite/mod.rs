@@ -12,28 +12,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, ResponseActFuture, WrapFuture};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use sauve_archive::{ArchiveName, SetFiles, SetKind};
 use sauve_history::{History, OffsiteCopy, OffsiteState};
 use sauve_settings::{OffsiteSettings, StoreConnection};
-use sauve_store::{Location, S3Options, Store, StoreError};
+use sauve_store::{Store, StoreError};
 use tokio::io::AsyncReadExt;
 use tokio::sync::oneshot;
 
 use crate::Clock;
 use crate::actors::records::Records;
 use crate::actors::records::messages::RecordOffsite;
+use crate::stores::{open_offsite, publish_history, shared_base_guard, upload_file};
 use messages::{DrainCopies, Kick};
 
 /// The longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
-
-/// Where the app's own history lives on a store: one object per app,
-/// written only by that app (behaviour §19).
-pub(crate) fn history_object(key: &str) -> String {
-    let digest = blake3::hash(key.as_bytes()).to_hex();
-    format!(".sauve/history/{}.json", &digest[..32])
-}
 
 pub(crate) struct Offsite {
     pub(crate) app: PathBuf,
@@ -151,64 +145,6 @@ impl Handler<DrainCopies> for Offsite {
             .into_actor(self),
         )
     }
-}
-
-/// The S3 options of an off-site destination: its keys over `[destination]`,
-/// over the AWS environment variables.
-pub(crate) fn s3_options(own: &StoreConnection, base: &StoreConnection) -> S3Options {
-    let c = own.over(base);
-    let mut o = S3Options::new();
-    o.endpoint = c.endpoint;
-    o.region = c.region;
-    o.path_style = c.path_style.unwrap_or(false);
-    o.access_key_id = c.access_key_id;
-    o.secret_access_key = c.secret_access_key.map(|s| s.expose().to_owned());
-    if let Some(mib) = c.part_size_mib {
-        o.part_size = mib as usize * (1 << 20);
-    }
-    if let Some(n) = c.parts_in_flight {
-        o.parts_in_flight = n as usize;
-    }
-    o.with_aws_environment(|name| std::env::var(name).ok())
-}
-
-/// Opens the store an `[[offsite]]` entry names; a folder is relative to the app.
-pub(crate) fn open_offsite(
-    app: &Path,
-    target: &OffsiteSettings,
-    base: &StoreConnection,
-) -> Result<(Arc<dyn Store>, usize), StoreError> {
-    let options = s3_options(&target.connection, base);
-    let location = match Location::parse(&target.url)? {
-        Location::Folder(dir) if dir.is_relative() => Location::Folder(app.join(dir)),
-        other => other,
-    };
-    Ok((sauve_store::open(&location, &options)?, options.part_size))
-}
-
-/// Opens the store an `s3://bucket/prefix/` URL (or a folder) names, for
-/// `sauve list|verify|restore`: reached through `[destination]` of the
-/// app's sauve.toml when `app` is given, and the AWS environment variables.
-pub fn open_store(app: Option<&Path>, url: &str) -> Result<Arc<dyn Store>, crate::EngineError> {
-    let (own, base) = match app {
-        Some(app) => {
-            let toml = sauve_settings::load_sauve_toml(app)?;
-            // The `[[offsite]]` entry naming this store, if any, with its own keys.
-            let own = toml
-                .offsite
-                .iter()
-                .find(|o| {
-                    let a = o.url.trim_end_matches('/');
-                    url.trim_end_matches('/').starts_with(a)
-                })
-                .map(|o| o.connection.clone())
-                .unwrap_or_default();
-            (own, toml.destination)
-        }
-        None => (StoreConnection::default(), StoreConnection::default()),
-    };
-    let options = s3_options(&own, &base);
-    Ok(sauve_store::open(&Location::parse(url)?, &options)?)
 }
 
 /// One pass over every destination.
@@ -340,7 +276,7 @@ impl Job {
             }
         }
         if let Some(keep) = target.keep {
-            crate::destination::prune(store.as_ref(), &self.work.base, keep as usize, |_, _| {})
+            crate::stores::prune(store.as_ref(), &self.work.base, keep as usize, |_, _| {})
                 .await
                 .map_err(|e| e.to_string())?;
         }
@@ -561,194 +497,4 @@ async fn upload_encrypted(
             Err(e)
         }
     }
-}
-
-/// Streams one file into an upload, `part_size` at a time; aborted on failure.
-pub(crate) async fn upload_file(
-    store: &dyn Store,
-    path: &Path,
-    key: &str,
-    part_size: usize,
-) -> Result<u64, StoreError> {
-    let failed = |e: std::io::Error| StoreError::Failed {
-        store: store.describe(),
-        action: "cannot read the local copy for",
-        key: key.to_owned(),
-        message: format!("{}: {e}", path.display()),
-    };
-    let mut file = tokio::fs::File::open(path).await.map_err(failed)?;
-    let mut upload = store.start_upload(key).await?;
-    let part = part_size.max(sauve_store::MIN_PART);
-    let mut sent_any = false;
-    loop {
-        let mut buf = BytesMut::with_capacity(part);
-        while buf.len() < part {
-            match file.read_buf(&mut buf).await {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) => {
-                    let _ = upload.abort().await;
-                    return Err(failed(e));
-                }
-            }
-        }
-        if buf.is_empty() && sent_any {
-            break;
-        }
-        let last = buf.len() < part;
-        if let Err(e) = upload.put_part(Bytes::from(buf)).await {
-            let _ = upload.abort().await;
-            return Err(e);
-        }
-        sent_any = true;
-        if last {
-            break;
-        }
-    }
-    upload.complete().await
-}
-
-/// Refuses a prefix where another app's history holds sets of the same base
-/// name: their keys would collide, and retention would delete the other
-/// app's sets. Each app needs a prefix of its own then (1407).
-pub(crate) async fn shared_base_guard(
-    store: &dyn Store,
-    key: &str,
-    base: &str,
-) -> Result<(), StoreError> {
-    let own = history_object(key);
-    let prefix = format!("{base}[");
-    for o in store.list(".sauve/history/").await? {
-        if o.key == own || !o.key.ends_with(".json") {
-            continue;
-        }
-        let Some(text) = history_text(store, &o.key).await? else {
-            continue;
-        };
-        let Some(h) = History::parse(&String::from_utf8_lossy(&text)) else {
-            continue;
-        };
-        let clash = h.keys().filter(|k| *k != key).any(|k| {
-            h.entries(k).unwrap_or_default().iter().any(|e| {
-                Path::new(&e.backup_path)
-                    .file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
-            })
-        });
-        if clash {
-            return Err(StoreError::Invalid {
-                what: format!("{}{}", store.describe(), o.key),
-                reason: format!(
-                    "another app ({}) keeps sets named {prefix}…] in this prefix; copies here would collide with them",
-                    h.keys().next().unwrap_or_default()
-                ),
-                accepted: "a prefix of its own for each app whose data files share a name",
-            });
-        }
-    }
-    Ok(())
-}
-
-/// Writes the app's own history object, then rebuilds `backupHistory.json`
-/// of the store from every app's object (behaviour §19): each app writes only its
-/// own object, so a lost race on the shared file is repaired by the next
-/// write and no entry is ever lost. For an off-site copy (`label`), only
-/// the sets copied there are listed; for a primary store (`None`), the
-/// sets it holds.
-pub(crate) async fn publish_history(
-    store: &dyn Store,
-    destination: &Path,
-    key: &str,
-    label: Option<&str>,
-) -> Result<(), StoreError> {
-    let local = sauve_history::read_json_text(destination)
-        .ok()
-        .flatten()
-        .and_then(|t| History::parse(&t))
-        .unwrap_or_default();
-    // The store's history lists the sets the store holds: those copied there
-    // and not pruned since; runs without a set, restores and integrations stay.
-    let held: std::collections::BTreeSet<String> = store
-        .list("")
-        .await?
-        .into_iter()
-        .map(|o| sauve_archive::strip_age(&o.key).0.to_owned())
-        .collect();
-    let mut own = History::default();
-    for e in local.entries(key).unwrap_or_default() {
-        let copied = label.is_none_or(|label| {
-            e.offsite
-                .as_ref()
-                .and_then(|m| m.get(label))
-                .is_some_and(|c| c.state == OffsiteState::Copied)
-        });
-        let present = e.segments.iter().flatten().all(|p| {
-            Path::new(p)
-                .file_name()
-                .is_some_and(|n| held.contains(n.to_string_lossy().as_ref()))
-        });
-        if !e.is_numbered_backup() || (copied && present) {
-            let _ = own.add(key, e);
-        }
-    }
-    let encode = |h: &History| {
-        h.to_json()
-            .map(Bytes::from)
-            .map_err(|e| StoreError::Failed {
-                store: store.describe(),
-                action: "cannot encode",
-                key: sauve_history::FILE_NAME.to_owned(),
-                message: e.to_string(),
-            })
-    };
-    store
-        .put_replace(&history_object(key), encode(&own)?)
-        .await?;
-    // Rebuild, write, then read every app's object again: an app that wrote
-    // its own meanwhile may have lost the shared file to this write; seeing
-    // its entries now, write again. The last writer always ends with all.
-    let mut merged = merged_history(store).await?;
-    for _ in 0..5 {
-        store
-            .put_replace(sauve_history::FILE_NAME, encode(&merged)?)
-            .await?;
-        let again = merged_history(store).await?;
-        if again == merged {
-            break;
-        }
-        merged = again;
-    }
-    Ok(())
-}
-
-/// A history object's text, read up to the bound of a history; one past it
-/// (which sauve never writes: another writer of the bucket) is left out
-/// with a warning, so that it cannot stop every app's copies.
-async fn history_text(store: &dyn Store, key: &str) -> Result<Option<bytes::Bytes>, StoreError> {
-    match store.get_bounded(key, sauve_history::MAX_BYTES).await {
-        Ok(text) => Ok(Some(text)),
-        Err(e @ StoreError::Hostile { .. }) => {
-            tracing::warn!("{e}; left out");
-            Ok(None)
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// Every app's history object of the store, merged.
-async fn merged_history(store: &dyn Store) -> Result<History, StoreError> {
-    let mut merged = History::default();
-    for o in store.list(".sauve/history/").await? {
-        if !o.key.ends_with(".json") {
-            continue;
-        }
-        let Some(text) = history_text(store, &o.key).await? else {
-            continue;
-        };
-        match History::parse(&String::from_utf8_lossy(&text)) {
-            Some(h) => merged.merge(h),
-            None => tracing::warn!("{}{} is not a history; left out", store.describe(), o.key),
-        }
-    }
-    Ok(merged)
 }
