@@ -448,6 +448,47 @@ struct FirstRead {
     blocks: Vec<String>,
 }
 
+/// The manifest entry of a file of an incremental writer, stored whole
+/// until the writer finds it the same as its parent's or changed in a few
+/// blocks.
+fn incremental_file_entry(entry: &SourceEntry, inode: Option<u64>) -> ManifestEntry {
+    ManifestEntry {
+        kind: entry.kind,
+        source: entry.source.to_string_lossy().into_owned(),
+        path: entry.path.clone(),
+        entry_type: EntryType::File,
+        size: entry.size,
+        mode: entry.mode,
+        mtime: entry.mtime,
+        blake3: None,
+        target: None,
+        store: Store::Stored,
+        inode,
+        blocks: None,
+    }
+}
+
+/// Makes `out` a `same` entry: the parent's blake3, and its blocks with none
+/// changed.
+fn mark_same(out: &mut ManifestEntry, p: &ManifestEntry) {
+    out.store = Store::Same;
+    out.blake3 = p.blake3.clone();
+    out.blocks = p.blocks.clone().map(|b| Blocks {
+        changed: Vec::new(),
+        ..b
+    });
+}
+
+/// Whether the parent's entry `p` can be carried as `same`: a `same` entry
+/// carries the parent's blocks, so only where they are of this writer's
+/// block size (and a file smaller than a block has none).
+fn same_blocks_fit(entry: &SourceEntry, block_size: u64, p: &ManifestEntry) -> bool {
+    (entry.size >= block_size)
+        == p.blocks
+            .as_ref()
+            .is_some_and(|b| b.block_size == block_size)
+}
+
 impl std::fmt::Debug for ArchiveWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ArchiveWriter")
@@ -691,46 +732,17 @@ impl ArchiveWriter {
                     && sauve_durable::mtime_ns(&meta) == entry.mtime
                     && p.inode == inode
             });
-        let mut out = ManifestEntry {
-            kind: entry.kind,
-            source: entry.source.to_string_lossy().into_owned(),
-            path: entry.path.clone(),
-            entry_type: EntryType::File,
-            size: entry.size,
-            mode: entry.mode,
-            mtime: entry.mtime,
-            blake3: None,
-            target: None,
-            store: Store::Stored,
-            inode,
-            blocks: None,
-        };
-        let same = |out: &mut ManifestEntry, p: &ManifestEntry| {
-            out.store = Store::Same;
-            out.blake3 = p.blake3.clone();
-            out.blocks = p.blocks.clone().map(|b| Blocks {
-                changed: Vec::new(),
-                ..b
-            });
-        };
-        // A `same` entry carries the parent's blocks: only where they are
-        // of this writer's block size.
-        let fits = |p: &ManifestEntry| {
-            (entry.size >= block_size)
-                == p.blocks
-                    .as_ref()
-                    .is_some_and(|b| b.block_size == block_size)
-        };
+        let mut out = incremental_file_entry(entry, inode);
         if unchanged
             && !verify_unchanged
             && let Some(p) = parent.as_ref()
-            && fits(p)
+            && same_blocks_fit(entry, block_size, p)
         {
             if progress.is_stopped() {
                 return Err(ArchiveError::Stopped);
             }
             progress.advance(entry.size);
-            same(&mut out, p);
+            mark_same(&mut out, p);
             return Ok(out);
         }
         let parent_blocks = parent
@@ -746,44 +758,85 @@ impl ArchiveWriter {
         if let (Some(first), Some(p)) = (&first, &parent)
             && p.size == entry.size
             && p.blake3.as_deref() == Some(first.blake3.as_str())
-            && fits(p)
+            && same_blocks_fit(entry, block_size, p)
         {
-            same(&mut out, p);
+            mark_same(&mut out, p);
             return Ok(out);
         }
-        let blocks_name = format!("{BLOCKS_PREFIX}{}", entry.path);
-        if let (Some(first), Some(pb)) = (&first, parent_blocks) {
-            let changed: Vec<u32> = first
-                .blocks
-                .iter()
-                .enumerate()
-                .filter(|(i, h)| pb.hashes.get(*i) != Some(h))
-                .map(|(i, _)| i as u32)
-                .collect();
-            if changed.len() * 2 <= first.blocks.len() {
-                let head = BlocksHead {
-                    block_size,
-                    size: entry.size,
-                    indices: changed.clone(),
-                };
-                let as_entry = SourceEntry {
-                    size: head.entry_len(),
-                    ..entry.clone()
-                };
-                self.write_header(ustar_header(&blocks_name, &as_entry, None))
-                    .map_err(|e| self.write_err(e))?;
-                self.write_blocks(file, entry, &head, &first.blocks, progress)?;
-                out.store = Store::Blocks;
-                out.blake3 = Some(first.blake3.clone());
-                out.blocks = Some(Blocks {
-                    block_size,
-                    hashes: first.blocks.clone(),
-                    changed,
-                });
-                return Ok(out);
-            }
+        if let (Some(first), Some(pb)) = (&first, parent_blocks)
+            && self.append_changed_blocks(
+                file,
+                entry,
+                block_size,
+                (first, pb),
+                &mut out,
+                progress,
+            )?
+        {
+            return Ok(out);
         }
-        // Whole: read again from the start when compared first.
+        self.append_whole(file, entry, block_size, first.as_ref(), out, progress)
+    }
+
+    /// Stores only the blocks of `file` whose hashes differ from the
+    /// parent's `pb`, when at most half of them do: `out` becomes a
+    /// `blocks` entry and this says `true`. Otherwise it writes nothing and
+    /// says `false` (the file is then stored whole).
+    fn append_changed_blocks(
+        &mut self,
+        file: &mut File,
+        entry: &SourceEntry,
+        block_size: u64,
+        (first, pb): (&FirstRead, &Blocks),
+        out: &mut ManifestEntry,
+        progress: &mut dyn Progress,
+    ) -> Result<bool, ArchiveError> {
+        let changed: Vec<u32> = first
+            .blocks
+            .iter()
+            .enumerate()
+            .filter(|(i, h)| pb.hashes.get(*i) != Some(h))
+            .map(|(i, _)| i as u32)
+            .collect();
+        if changed.len() * 2 > first.blocks.len() {
+            return Ok(false);
+        }
+        let blocks_name = format!("{BLOCKS_PREFIX}{}", entry.path);
+        let head = BlocksHead {
+            block_size,
+            size: entry.size,
+            indices: changed.clone(),
+        };
+        let as_entry = SourceEntry {
+            size: head.entry_len(),
+            ..entry.clone()
+        };
+        self.write_header(ustar_header(&blocks_name, &as_entry, None))
+            .map_err(|e| self.write_err(e))?;
+        self.write_blocks(file, entry, &head, &first.blocks, progress)?;
+        out.store = Store::Blocks;
+        out.blake3 = Some(first.blake3.clone());
+        out.blocks = Some(Blocks {
+            block_size,
+            hashes: first.blocks.clone(),
+            changed,
+        });
+        Ok(true)
+    }
+
+    /// Stores `file` whole, its blocks hashed when it has at least one.
+    /// After a `first` read it reads the file again from the start, without
+    /// counting progress twice, and refuses it if it changed between the
+    /// two reads.
+    fn append_whole(
+        &mut self,
+        file: &mut File,
+        entry: &SourceEntry,
+        block_size: u64,
+        first: Option<&FirstRead>,
+        mut out: ManifestEntry,
+        progress: &mut dyn Progress,
+    ) -> Result<ManifestEntry, ArchiveError> {
         if first.is_some() {
             use std::io::Seek;
             file.seek(io::SeekFrom::Start(0))
@@ -798,7 +851,7 @@ impl ArchiveWriter {
             progress
         };
         let (blake3, blocks) = self.copy(file, entry, blocked, counted)?;
-        if let Some(first) = &first
+        if let Some(first) = first
             && first.blake3 != blake3
         {
             return Err(ArchiveError::SourceRewritten(entry.source.clone()));
