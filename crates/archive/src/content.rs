@@ -124,101 +124,33 @@ pub fn resolve_content(
     let mut data_attachments = Vec::new();
     let mut attachments_out = Vec::new();
     if settings.general.include_data_file {
-        let meta = std::fs::symlink_metadata(&layout.data_file)
-            .map_err(|_| ArchiveError::DataFileMissing(layout.data_file.clone()))?;
-        if !meta.is_file() {
-            return Err(ArchiveError::DataFileMissing(layout.data_file.clone()));
-        }
-        w.add(
-            &layout.data_file,
-            &meta,
-            format!("Data/{}", file_name(&layout.data_file)),
-            EntryKind::Data,
-            &mut data,
-        )?;
-        w.walk_if_exists(
-            &app.join("Data/Settings"),
-            "Data/Settings",
-            EntryKind::DataSettings,
-            &mut data,
-        )?;
-        if let Ok(meta) = std::fs::symlink_metadata(&layout.log_file) {
-            w.add(
-                &layout.log_file,
-                &meta,
-                format!("Data/{}", file_name(&layout.log_file)),
-                EntryKind::Log,
-                &mut data,
-            )?;
-        }
+        w.data_kinds(layout, &mut data)?;
     }
     if settings.general.include_structure_file {
-        w.walk_if_exists(
-            &app.join("Project"),
-            "Project",
-            EntryKind::Structure,
-            &mut structure,
-        )?;
-        w.walk_if_exists(
-            &app.join("Settings"),
-            "Settings",
-            EntryKind::StructureSettings,
-            &mut structure,
-        )?;
+        w.structure(app, &mut structure)?;
     }
     let data_dir = app.join("Data");
     let mut attachments = Vec::new();
     for written in &settings.general.includes_files {
-        let path = match resolve_path(app, written) {
-            Ok(r) => r.path,
-            Err(e) => {
-                attachments.push(Attachment {
-                    written: written.clone(),
-                    path: None,
-                    found: false,
-                    reason: Some(e.to_string()),
-                });
-                continue;
-            }
+        let out = AttachmentsOut {
+            data_dir: &data_dir,
+            in_data: &mut data_attachments,
+            other: &mut attachments_out,
         };
-        let meta = match std::fs::symlink_metadata(&path) {
-            Ok(m) => m,
-            Err(e) => {
-                attachments.push(Attachment {
-                    written: written.clone(),
-                    path: Some(path),
-                    found: false,
-                    reason: Some(e.to_string()),
-                });
-                continue;
-            }
-        };
-        if app.starts_with(&path) {
-            return Err(ArchiveError::AttachmentContainsApp {
-                attachment: path,
-                app: app.clone(),
-            });
-        }
-        let out = if path.starts_with(&data_dir) {
-            &mut data_attachments
-        } else {
-            &mut attachments_out
-        };
-        let archive_path = attachment_path(&path);
-        if meta.is_dir() {
-            w.walk(&path, &archive_path, EntryKind::Attachment, out)?;
-        } else {
-            w.add(&path, &meta, archive_path, EntryKind::Attachment, out)?;
-        }
-        attachments.push(Attachment {
-            written: written.clone(),
-            path: Some(path),
-            found: true,
-            reason: None,
-        });
+        attachments.push(w.attachment(app, written, out)?);
     }
+    Ok(Content {
+        entries: in_stream_order([data, data_attachments, structure, attachments_out]),
+        attachments,
+        skipped: w.skipped,
+    })
+}
+
+/// The entries of each group sorted by path, the groups one after the
+/// other, each path once.
+fn in_stream_order(groups: [Vec<SourceEntry>; 4]) -> Vec<SourceEntry> {
     let mut entries = Vec::new();
-    for mut group in [data, data_attachments, structure, attachments_out] {
+    for mut group in groups {
         group.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
         group.dedup_by(|a, b| a.path == b.path);
         for e in group {
@@ -228,11 +160,15 @@ pub fn resolve_content(
             }
         }
     }
-    Ok(Content {
-        entries,
-        attachments,
-        skipped: w.skipped,
-    })
+    entries
+}
+
+/// Where an attachment's entries go: those inside the data folder are
+/// copied under the data lock (O-11), the others after the structure.
+struct AttachmentsOut<'a> {
+    data_dir: &'a Path,
+    in_data: &'a mut Vec<SourceEntry>,
+    other: &'a mut Vec<SourceEntry>,
 }
 
 /// `Attachments/<absolute path minus its leading '/'>`.
@@ -253,6 +189,119 @@ struct Walker {
 }
 
 impl Walker {
+    /// The data kinds: the data file (which must be there), `Data/Settings`
+    /// and the log file when they are.
+    fn data_kinds(
+        &mut self,
+        layout: &AppLayout,
+        data: &mut Vec<SourceEntry>,
+    ) -> Result<(), ArchiveError> {
+        let meta = std::fs::symlink_metadata(&layout.data_file)
+            .map_err(|_| ArchiveError::DataFileMissing(layout.data_file.clone()))?;
+        if !meta.is_file() {
+            return Err(ArchiveError::DataFileMissing(layout.data_file.clone()));
+        }
+        self.add(
+            &layout.data_file,
+            &meta,
+            format!("Data/{}", file_name(&layout.data_file)),
+            EntryKind::Data,
+            data,
+        )?;
+        self.walk_if_exists(
+            &layout.app.join("Data/Settings"),
+            "Data/Settings",
+            EntryKind::DataSettings,
+            data,
+        )?;
+        if let Ok(meta) = std::fs::symlink_metadata(&layout.log_file) {
+            self.add(
+                &layout.log_file,
+                &meta,
+                format!("Data/{}", file_name(&layout.log_file)),
+                EntryKind::Log,
+                data,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The structure: `Project` and `Settings`, when they are.
+    fn structure(
+        &mut self,
+        app: &Path,
+        structure: &mut Vec<SourceEntry>,
+    ) -> Result<(), ArchiveError> {
+        self.walk_if_exists(
+            &app.join("Project"),
+            "Project",
+            EntryKind::Structure,
+            structure,
+        )?;
+        self.walk_if_exists(
+            &app.join("Settings"),
+            "Settings",
+            EntryKind::StructureSettings,
+            structure,
+        )
+    }
+
+    /// One attachment as `written` in the settings: its entries added to
+    /// `out`, and whether it was found (and if not, why). An attachment
+    /// that holds the app folder is an error.
+    fn attachment(
+        &mut self,
+        app: &Path,
+        written: &str,
+        out: AttachmentsOut<'_>,
+    ) -> Result<Attachment, ArchiveError> {
+        let path = match resolve_path(app, written) {
+            Ok(r) => r.path,
+            Err(e) => {
+                return Ok(Attachment {
+                    written: written.to_owned(),
+                    path: None,
+                    found: false,
+                    reason: Some(e.to_string()),
+                });
+            }
+        };
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) => {
+                return Ok(Attachment {
+                    written: written.to_owned(),
+                    path: Some(path),
+                    found: false,
+                    reason: Some(e.to_string()),
+                });
+            }
+        };
+        if app.starts_with(&path) {
+            return Err(ArchiveError::AttachmentContainsApp {
+                attachment: path,
+                app: app.to_path_buf(),
+            });
+        }
+        let out = if path.starts_with(out.data_dir) {
+            out.in_data
+        } else {
+            out.other
+        };
+        let archive_path = attachment_path(&path);
+        if meta.is_dir() {
+            self.walk(&path, &archive_path, EntryKind::Attachment, out)?;
+        } else {
+            self.add(&path, &meta, archive_path, EntryKind::Attachment, out)?;
+        }
+        Ok(Attachment {
+            written: written.to_owned(),
+            path: Some(path),
+            found: true,
+            reason: None,
+        })
+    }
+
     fn skip(&mut self, path: &Path, reason: &str) {
         self.skipped.push(Skipped {
             path: path.to_path_buf(),
