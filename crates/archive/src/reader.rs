@@ -488,142 +488,18 @@ fn scan_stream(
     visitor: &mut dyn Visitor,
     declared: Option<&Declared<'_>>,
 ) -> Result<(Option<Manifest>, [u8; 32]), ArchiveError> {
-    let at = Rc::new(Cell::new(0));
-    let raw_last = Rc::new(std::cell::RefCell::new(Vec::new()));
-    let names = source.names();
-    let chain = Chain {
-        source,
-        count: names.len(),
-        next: 0,
-        current: None,
-        at: at.clone(),
-        last: raw_last.clone(),
-    };
-    let mut buffered = BufReader::with_capacity(1 << 20, chain);
-    let head = buffered.fill_buf().map_err(|e| {
-        let first = names.first().map_or("", String::as_str);
-        ArchiveError::corrupt(kind, format!("cannot read segment {first}: {e}"))
-    })?;
-    let framed = head.starts_with(&ZSTD_MAGIC) && frames::is_framed(head);
-    // Frames are read ahead of their decoding: a framed stream names the
-    // segments the frame being decoded was read from, others the segment
-    // being read.
-    let spans = Rc::new(Cell::new((0, 0)));
-    let segment = || -> String {
-        let (from, to) = if framed {
-            spans.get()
-        } else {
-            (at.get(), at.get())
-        };
-        let named: Vec<&str> = names
-            .get(from..=to.max(from))
-            .unwrap_or_default()
-            .iter()
-            .map(String::as_str)
-            .collect();
-        match named.as_slice() {
-            [one] => format!("segment {one}"),
-            many => format!("segments {}", many.join(", ")),
-        }
-    };
-    let zstd = head.starts_with(&ZSTD_MAGIC);
-    let plain = head.len() >= 512 && tar_checksum_ok(&head[..512]);
-    let cannot = |e: io::Error| {
-        ArchiveError::corrupt(
-            kind,
-            format!("cannot start decompressing {}: {e}", segment()),
-        )
-    };
-    let stream: Box<dyn Read> = if framed {
-        Box::new(FrameReader::new(buffered, 0, at.clone(), spans.clone()).map_err(cannot)?)
-    } else if zstd {
-        // A set written before frames: one frame of unknown size, on one core.
-        let mut d = zstd::stream::read::Decoder::with_buffer(buffered).map_err(cannot)?;
-        // Behaviour §6.1 caps the window at 2^27 so that `zstd -d` needs no flags.
-        d.window_log_max(27)
-            .map_err(|e| ArchiveError::corrupt(kind, e.to_string()))?;
-        Box::new(d)
-    } else if plain {
-        Box::new(buffered)
-    } else {
-        return Err(ArchiveError::corrupt(
-            kind,
-            format!(
-                "{first} is not a sauve archive (accepted: a tar stream, plain or zstd-compressed, as sauve writes it)"
-            ),
-        ));
-    };
+    let Opened {
+        stream,
+        position,
+        raw_last,
+    } = open_stream(source, kind, first)?;
+    let segment = || position.segment();
     let mut archive = tar::Archive::new(stream);
-    let mut last = String::from("the start");
-    // The stream's manifest (`None` inside when it is the declared one).
-    let mut manifest: Option<(Option<Manifest>, [u8; 32])> = None;
-    let mut head_parent: Option<u32> = None;
-    let mut names = crate::safety::StreamNames::default();
-    let damaged = |last: &str, e: io::Error| {
-        ArchiveError::corrupt(
-            kind,
-            format!("damaged archive after {last}, in {}: {e}", segment()),
-        )
-    };
-    {
-        let entries = archive.entries().map_err(|e| damaged(&last, e))?;
-        for entry in entries {
-            let mut entry = entry.map_err(|e| damaged(&last, e))?;
-            if manifest.is_some() {
-                return Err(ArchiveError::corrupt(
-                    kind,
-                    format!("an entry follows the manifest, in {}", segment()),
-                ));
-            }
-            let path_bytes = entry.path_bytes().into_owned();
-            let Ok(path) = String::from_utf8(path_bytes) else {
-                return Err(ArchiveError::corrupt(
-                    kind,
-                    format!("an entry after {last} has a name that is not UTF-8"),
-                ));
-            };
-            if entry.header().entry_type() == tar::EntryType::XGlobalHeader {
-                if last != "the start" || head_parent.is_some() {
-                    return Err(ArchiveError::corrupt(
-                        kind,
-                        format!("a global header follows {last} (accepted: one, first)"),
-                    ));
-                }
-                head_parent = Some(read_parent_record(kind, &mut entry)?);
-                continue;
-            }
-            let (path, entry_type, target, blocks) = what_entry(kind, &entry, path)?;
-            let size = entry.size();
-            if path == MANIFEST_NAME && entry_type == EntryType::File {
-                manifest = Some(stream_manifest(
-                    kind,
-                    (&mut entry, size),
-                    declared,
-                    &damaged,
-                )?);
-                continue;
-            }
-            names.check(&path, entry_type)?;
-            let header = entry.header();
-            let read = ReadEntry {
-                path,
-                entry_type,
-                size,
-                target,
-                mode: header.mode().map_err(|e| damaged("a header's mode", e))? & 0o7777,
-                mtime_secs: header.mtime().map_err(|e| damaged("a header's time", e))?,
-                blocks,
-            };
-            if let Some(d) = declared {
-                d.check(kind, &read)?;
-            }
-            visitor.entry(&read, &mut entry).map_err(|e| match e {
-                VisitError::Stream(e) => damaged(&format!("the header of entry {}", read.path), e),
-                VisitError::Other(e) => e,
-            })?;
-            last = format!("entry {}", read.path);
-        }
-    }
+    let EntriesRead {
+        manifest,
+        head_parent,
+        last,
+    } = read_entries(&mut archive, kind, visitor, declared, &position)?;
     let Some((own, hash)) = manifest else {
         return Err(ArchiveError::corrupt(
             kind,
@@ -649,10 +525,218 @@ fn scan_stream(
     let mut rest = archive.into_inner().take(TAIL_LIMIT + 1);
     let mut tail = Vec::new();
     rest.read_to_end(&mut tail)
-        .map_err(|e| damaged("the manifest", e))?;
+        .map_err(|e| position.damaged(kind, "the manifest", e))?;
     let last = raw_last.borrow().clone();
     check_end(kind, (&tail, &last), (hash, manifest.indexed), &segment)?;
     Ok((own, hash))
+}
+
+/// A set's stream, opened: the tar stream (decompressed where it is
+/// compressed), where it is being read, and the last raw bytes read (at
+/// most [`crate::index::LEN`], the index once the set is read through).
+struct Opened<'a> {
+    stream: Box<dyn Read + 'a>,
+    position: Position,
+    raw_last: Rc<std::cell::RefCell<Vec<u8>>>,
+}
+
+/// Where a stream is being read, for messages. Frames are read ahead of
+/// their decoding: a framed stream names the segments the frame being
+/// decoded was read from, others the segment being read.
+struct Position {
+    names: Vec<String>,
+    framed: bool,
+    /// The segment being read.
+    at: Rc<Cell<usize>>,
+    /// The first and last segment of the frame being decoded.
+    spans: Rc<Cell<(usize, usize)>>,
+}
+
+impl Position {
+    /// The stream damaged after `last` (an entry, or "the start"), where it is.
+    fn damaged(&self, kind: SetKind, last: &str, e: io::Error) -> ArchiveError {
+        ArchiveError::corrupt(
+            kind,
+            format!("damaged archive after {last}, in {}: {e}", self.segment()),
+        )
+    }
+
+    /// The segment being read, or the segments of the frame being decoded.
+    fn segment(&self) -> String {
+        let (from, to) = if self.framed {
+            self.spans.get()
+        } else {
+            (self.at.get(), self.at.get())
+        };
+        let named: Vec<&str> = self
+            .names
+            .get(from..=to.max(from))
+            .unwrap_or_default()
+            .iter()
+            .map(String::as_str)
+            .collect();
+        match named.as_slice() {
+            [one] => format!("segment {one}"),
+            many => format!("segments {}", many.join(", ")),
+        }
+    }
+}
+
+/// Opens the segments of `source` as one stream and tells from its first
+/// bytes what it is: frames (decoded on every core), a zstd stream of one
+/// frame (a set written before frames), or a plain tar stream. Anything
+/// else is not a sauve archive; `first` names the set in that message.
+fn open_stream<'a>(
+    source: &'a dyn SegmentSource,
+    kind: SetKind,
+    first: &str,
+) -> Result<Opened<'a>, ArchiveError> {
+    let at = Rc::new(Cell::new(0));
+    let raw_last = Rc::new(std::cell::RefCell::new(Vec::new()));
+    let names = source.names();
+    let chain = Chain {
+        source,
+        count: names.len(),
+        next: 0,
+        current: None,
+        at: at.clone(),
+        last: raw_last.clone(),
+    };
+    let mut buffered = BufReader::with_capacity(1 << 20, chain);
+    let head = buffered.fill_buf().map_err(|e| {
+        let first = names.first().map_or("", String::as_str);
+        ArchiveError::corrupt(kind, format!("cannot read segment {first}: {e}"))
+    })?;
+    let framed = head.starts_with(&ZSTD_MAGIC) && frames::is_framed(head);
+    let zstd = head.starts_with(&ZSTD_MAGIC);
+    let plain = head.len() >= 512 && tar_checksum_ok(&head[..512]);
+    let position = Position {
+        names,
+        framed,
+        at,
+        spans: Rc::new(Cell::new((0, 0))),
+    };
+    let cannot = |e: io::Error| {
+        ArchiveError::corrupt(
+            kind,
+            format!("cannot start decompressing {}: {e}", position.segment()),
+        )
+    };
+    let stream: Box<dyn Read + 'a> = if framed {
+        let (at, spans) = (position.at.clone(), position.spans.clone());
+        Box::new(FrameReader::new(buffered, 0, at, spans).map_err(cannot)?)
+    } else if zstd {
+        // A set written before frames: one frame of unknown size, on one core.
+        let mut d = zstd::stream::read::Decoder::with_buffer(buffered).map_err(cannot)?;
+        // Behaviour §6.1 caps the window at 2^27 so that `zstd -d` needs no flags.
+        d.window_log_max(27)
+            .map_err(|e| ArchiveError::corrupt(kind, e.to_string()))?;
+        Box::new(d)
+    } else if plain {
+        Box::new(buffered)
+    } else {
+        return Err(ArchiveError::corrupt(
+            kind,
+            format!(
+                "{first} is not a sauve archive (accepted: a tar stream, plain or zstd-compressed, as sauve writes it)"
+            ),
+        ));
+    };
+    Ok(Opened {
+        stream,
+        position,
+        raw_last,
+    })
+}
+
+/// What reading a stream's entries found: its manifest (`None` inside when
+/// it is the declared one), the parent its global header names, and the
+/// last entry read, for messages.
+struct EntriesRead {
+    manifest: Option<(Option<Manifest>, [u8; 32])>,
+    head_parent: Option<u32>,
+    last: String,
+}
+
+/// Reads a stream's entries up to the end of its tar stream: a global
+/// header only first, each name safe, once and beneath no symlink or file
+/// seen before it, each entry checked against `declared` (when known)
+/// before the visitor gets it, nothing after the manifest. `position` says
+/// where, in messages.
+fn read_entries<R: Read>(
+    archive: &mut tar::Archive<R>,
+    kind: SetKind,
+    visitor: &mut dyn Visitor,
+    declared: Option<&Declared<'_>>,
+    position: &Position,
+) -> Result<EntriesRead, ArchiveError> {
+    let mut last = String::from("the start");
+    let mut manifest: Option<(Option<Manifest>, [u8; 32])> = None;
+    let mut head_parent: Option<u32> = None;
+    let mut names = crate::safety::StreamNames::default();
+    let damaged = |last: &str, e: io::Error| position.damaged(kind, last, e);
+    let entries = archive.entries().map_err(|e| damaged(&last, e))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| damaged(&last, e))?;
+        if manifest.is_some() {
+            return Err(ArchiveError::corrupt(
+                kind,
+                format!("an entry follows the manifest, in {}", position.segment()),
+            ));
+        }
+        let path_bytes = entry.path_bytes().into_owned();
+        let Ok(path) = String::from_utf8(path_bytes) else {
+            return Err(ArchiveError::corrupt(
+                kind,
+                format!("an entry after {last} has a name that is not UTF-8"),
+            ));
+        };
+        if entry.header().entry_type() == tar::EntryType::XGlobalHeader {
+            if last != "the start" || head_parent.is_some() {
+                return Err(ArchiveError::corrupt(
+                    kind,
+                    format!("a global header follows {last} (accepted: one, first)"),
+                ));
+            }
+            head_parent = Some(read_parent_record(kind, &mut entry)?);
+            continue;
+        }
+        let (path, entry_type, target, blocks) = what_entry(kind, &entry, path)?;
+        let size = entry.size();
+        if path == MANIFEST_NAME && entry_type == EntryType::File {
+            manifest = Some(stream_manifest(
+                kind,
+                (&mut entry, size),
+                declared,
+                &damaged,
+            )?);
+            continue;
+        }
+        names.check(&path, entry_type)?;
+        let header = entry.header();
+        let read = ReadEntry {
+            path,
+            entry_type,
+            size,
+            target,
+            mode: header.mode().map_err(|e| damaged("a header's mode", e))? & 0o7777,
+            mtime_secs: header.mtime().map_err(|e| damaged("a header's time", e))?,
+            blocks,
+        };
+        if let Some(d) = declared {
+            d.check(kind, &read)?;
+        }
+        visitor.entry(&read, &mut entry).map_err(|e| match e {
+            VisitError::Stream(e) => damaged(&format!("the header of entry {}", read.path), e),
+            VisitError::Other(e) => e,
+        })?;
+        last = format!("entry {}", read.path);
+    }
+    Ok(EntriesRead {
+        manifest,
+        head_parent,
+        last,
+    })
 }
 
 /// What a tar entry is: its path (a folder's without its trailing `/`, a
