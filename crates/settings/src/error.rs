@@ -9,7 +9,39 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::limits::Limit;
+/// A limit a settings file went over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Limit {
+    /// The file's size, in bytes.
+    Bytes(u64),
+    /// Levels of nested elements.
+    Depth(usize),
+    /// Elements, comments and processing instructions.
+    Elements(usize),
+}
+
+impl fmt::Display for Limit {
+    /// What is accepted, as the error's `(accepted: …)` says it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Limit::Bytes(n) if *n >= 1 << 20 && n % (1 << 20) == 0 => {
+                write!(f, "at most {} MiB", n >> 20)
+            }
+            Limit::Bytes(n) if *n >= 1 << 10 && n % (1 << 10) == 0 => {
+                write!(f, "at most {} KiB", n >> 10)
+            }
+            Limit::Bytes(n) => write!(f, "at most {n} bytes"),
+            Limit::Depth(n) => write!(f, "at most {n} levels of nested elements"),
+            Limit::Elements(n) => {
+                write!(
+                    f,
+                    "at most {n} elements, comments and processing instructions"
+                )
+            }
+        }
+    }
+}
 
 /// A position in a settings file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

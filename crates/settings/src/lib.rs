@@ -44,7 +44,7 @@ pub use change::{
     settings_file_for_change,
 };
 pub use doc::{Loaded, NAMESPACE, SettingsDoc};
-pub use error::{Location, Problem, SettingsError};
+pub use error::{Limit, Location, Problem, SettingsError};
 pub use json::to_json;
 pub use layout::{
     AppLayout, Destination, Effective, FILE_NAME, PathError, ResolvedPath, SettingsSource,
@@ -52,7 +52,7 @@ pub use layout::{
     locate, physical, read_settings_file, resolve_destination, resolve_destination_to_read,
     resolve_path, save_file, structure_settings_path,
 };
-pub use limits::{Limit, MAX_DEPTH, MAX_ELEMENTS, MAX_FILE_BYTES, MAX_SECRET_BYTES};
+pub use limits::{MAX_DEPTH, MAX_ELEMENTS, MAX_FILE_BYTES, MAX_SECRET_BYTES};
 pub use model::{
     Advanced, BackupFailure, Daily, FileSegmentation, General, Hourly, Legacy, Monthly, Scheduler,
     SetNumber, Settings, WeekDay, Weekly,

@@ -9,11 +9,10 @@
 //! names the limit ([`SettingsError::TooLarge`](crate::SettingsError::TooLarge)),
 //! never read whole.
 
-use std::fmt;
 use std::io::Read;
 use std::path::Path;
 
-use crate::error::{Location, SettingsError};
+use crate::error::{Limit, Location, SettingsError};
 
 /// The most bytes a `backup.4DSettings` or a `sauve.toml` may hold: 1 MiB.
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
@@ -25,40 +24,6 @@ pub const MAX_DEPTH: usize = 64;
 pub const MAX_ELEMENTS: usize = 10_000;
 /// The most bytes a secret file (`*_file` in `sauve.toml`) may hold: 64 KiB.
 pub const MAX_SECRET_BYTES: u64 = 64 << 10;
-
-/// A limit a settings file went over.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Limit {
-    /// The file's size, in bytes.
-    Bytes(u64),
-    /// Levels of nested elements.
-    Depth(usize),
-    /// Elements, comments and processing instructions.
-    Elements(usize),
-}
-
-impl fmt::Display for Limit {
-    /// What is accepted, as the error's `(accepted: …)` says it.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Limit::Bytes(n) if *n >= 1 << 20 && n % (1 << 20) == 0 => {
-                write!(f, "at most {} MiB", n >> 20)
-            }
-            Limit::Bytes(n) if *n >= 1 << 10 && n % (1 << 10) == 0 => {
-                write!(f, "at most {} KiB", n >> 10)
-            }
-            Limit::Bytes(n) => write!(f, "at most {n} bytes"),
-            Limit::Depth(n) => write!(f, "at most {n} levels of nested elements"),
-            Limit::Elements(n) => {
-                write!(
-                    f,
-                    "at most {n} elements, comments and processing instructions"
-                )
-            }
-        }
-    }
-}
 
 /// Reads `path` whole when it holds at most `limit` bytes; a bigger file is
 /// refused without being read (a file that grows while it is read is

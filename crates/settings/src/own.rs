@@ -916,123 +916,15 @@ impl Check<'_> {
         });
         let mut webhooks = Vec::new();
         for (i, w) in raw.webhook.into_iter().enumerate() {
-            let key = format!("alerts.webhook[{i}]");
-            let w = w.into_inner();
-            let url = self.url(&w.url, &format!("{key}.url"));
-            let secret = self.secret(
-                &format!("{key}.secret"),
-                &w.secret_env,
-                &w.secret_file,
-                &w.secret,
-            );
-            webhooks.push(WebhookSettings { url, secret });
+            webhooks.push(self.webhook(&format!("alerts.webhook[{i}]"), w.into_inner()));
         }
         let mut emails = Vec::new();
         for (i, e) in raw.email.into_iter().enumerate() {
-            let key = format!("alerts.email[{i}]");
-            let e = e.into_inner();
-            let tls = self.token(
-                &e.tls,
-                &format!("{key}.tls"),
-                &[
-                    ("starttls", SmtpTls::StartTls),
-                    ("tls", SmtpTls::Tls),
-                    ("none", SmtpTls::None),
-                ],
-                SmtpTls::StartTls,
-            );
-            let port = match &e.port {
-                None => tls.default_port(),
-                Some(p) => match u16::try_from(*p.get_ref()) {
-                    Ok(port) if port > 0 => port,
-                    _ => {
-                        self.problem(
-                            p.span(),
-                            &format!("{key}.port"),
-                            format!("invalid value \"{}\" (accepted: a port from 1 to 65535; default 587 with starttls, 465 with tls, 25 with none)", p.get_ref()),
-                        );
-                        tls.default_port()
-                    }
-                },
-            };
-            let host = e.host.get_ref().trim().to_owned();
-            if host.is_empty() || host.contains(char::is_whitespace) || host.contains('/') {
-                self.problem(
-                    e.host.span(),
-                    &format!("{key}.host"),
-                    format!("invalid value \"{host}\" (accepted: a host name or an IP address, such as smtp.example.com)"),
-                );
-            }
-            let from = e.from.get_ref().trim().to_owned();
-            self.address(&from, e.from.span(), &format!("{key}.from"));
-            let to: Vec<String> = e.to.get_ref().iter().map(|t| t.trim().to_owned()).collect();
-            if to.is_empty() {
-                self.problem(
-                    e.to.span(),
-                    &format!("{key}.to"),
-                    "no recipient (accepted: a list of email addresses, such as [\"ops@example.com\"])".to_owned(),
-                );
-            }
-            for t in &to {
-                self.address(t, e.to.span(), &format!("{key}.to"));
-            }
-            let password = self.secret(
-                &format!("{key}.password"),
-                &e.password_env,
-                &e.password_file,
-                &e.password,
-            );
-            let user = e.user.map(|u| u.into_inner().trim().to_owned());
-            if password.is_some() && user.is_none() {
-                self.problem(
-                    e.host.span(),
-                    &format!("{key}.user"),
-                    "a password is given without a user (accepted: user = \"login\" beside the password)".to_owned(),
-                );
-            }
-            let ca_file = e.ca_file.as_ref().and_then(|c| {
-                match crate::layout::resolve_path(self.app, c.get_ref()) {
-                    Ok(r) if r.path.is_file() => Some(r.path),
-                    Ok(r) => {
-                        self.problem(
-                            c.span(),
-                            &format!("{key}.ca_file"),
-                            format!(
-                                "\"{}\" is not a file (accepted: a PEM file of CA certificates)",
-                                r.path.display()
-                            ),
-                        );
-                        None
-                    }
-                    Err(why) => {
-                        self.problem(c.span(), &format!("{key}.ca_file"), why.to_string());
-                        None
-                    }
-                }
-            });
-            emails.push(EmailSettings {
-                host,
-                port,
-                tls,
-                user,
-                password,
-                from,
-                to,
-                ca_file,
-            });
+            emails.push(self.email(&format!("alerts.email[{i}]"), e.into_inner()));
         }
         let mut commands = Vec::new();
         for (i, c) in raw.command.into_iter().enumerate() {
-            let c = c.into_inner();
-            let run = c.run.get_ref().trim().to_owned();
-            if run.is_empty() {
-                self.problem(
-                    c.run.span(),
-                    &format!("alerts.command[{i}].run"),
-                    "empty command (accepted: a shell command, run with sh -c)".to_owned(),
-                );
-            }
-            commands.push(CommandSettings { run });
+            commands.push(self.command(&format!("alerts.command[{i}]"), c.into_inner()));
         }
         AlertSettings {
             on,
@@ -1041,6 +933,135 @@ impl Check<'_> {
             emails,
             commands,
         }
+    }
+
+    /// `[[alerts.webhook]]`, the one `key` names.
+    fn webhook(&mut self, key: &str, w: RawWebhook) -> WebhookSettings {
+        let url = self.url(&w.url, &format!("{key}.url"));
+        let secret = self.secret(
+            &format!("{key}.secret"),
+            &w.secret_env,
+            &w.secret_file,
+            &w.secret,
+        );
+        WebhookSettings { url, secret }
+    }
+
+    /// `[[alerts.email]]`, the one `key` names.
+    fn email(&mut self, key: &str, e: RawEmail) -> EmailSettings {
+        let tls = self.token(
+            &e.tls,
+            &format!("{key}.tls"),
+            &[
+                ("starttls", SmtpTls::StartTls),
+                ("tls", SmtpTls::Tls),
+                ("none", SmtpTls::None),
+            ],
+            SmtpTls::StartTls,
+        );
+        let port = self.smtp_port(&e.port, key, tls);
+        let host = e.host.get_ref().trim().to_owned();
+        if host.is_empty() || host.contains(char::is_whitespace) || host.contains('/') {
+            self.problem(
+                e.host.span(),
+                &format!("{key}.host"),
+                format!("invalid value \"{host}\" (accepted: a host name or an IP address, such as smtp.example.com)"),
+            );
+        }
+        let from = e.from.get_ref().trim().to_owned();
+        self.address(&from, e.from.span(), &format!("{key}.from"));
+        let to: Vec<String> = e.to.get_ref().iter().map(|t| t.trim().to_owned()).collect();
+        if to.is_empty() {
+            self.problem(
+                e.to.span(),
+                &format!("{key}.to"),
+                "no recipient (accepted: a list of email addresses, such as [\"ops@example.com\"])"
+                    .to_owned(),
+            );
+        }
+        for t in &to {
+            self.address(t, e.to.span(), &format!("{key}.to"));
+        }
+        let password = self.secret(
+            &format!("{key}.password"),
+            &e.password_env,
+            &e.password_file,
+            &e.password,
+        );
+        let user = e.user.map(|u| u.into_inner().trim().to_owned());
+        if password.is_some() && user.is_none() {
+            self.problem(
+                e.host.span(),
+                &format!("{key}.user"),
+                "a password is given without a user (accepted: user = \"login\" beside the password)".to_owned(),
+            );
+        }
+        let ca_file = self.ca_file(&e.ca_file, key);
+        EmailSettings {
+            host,
+            port,
+            tls,
+            user,
+            password,
+            from,
+            to,
+            ca_file,
+        }
+    }
+
+    /// An email notifier's `port`, by default the one of its `tls`.
+    fn smtp_port(&mut self, port: &Option<Spanned<i64>>, key: &str, tls: SmtpTls) -> u16 {
+        match port {
+            None => tls.default_port(),
+            Some(p) => match u16::try_from(*p.get_ref()) {
+                Ok(port) if port > 0 => port,
+                _ => {
+                    self.problem(
+                        p.span(),
+                        &format!("{key}.port"),
+                        format!("invalid value \"{}\" (accepted: a port from 1 to 65535; default 587 with starttls, 465 with tls, 25 with none)", p.get_ref()),
+                    );
+                    tls.default_port()
+                }
+            },
+        }
+    }
+
+    /// An email notifier's `ca_file`: a file, resolved against the app.
+    fn ca_file(&mut self, ca_file: &Option<Spanned<String>>, key: &str) -> Option<PathBuf> {
+        ca_file.as_ref().and_then(
+            |c| match crate::layout::resolve_path(self.app, c.get_ref()) {
+                Ok(r) if r.path.is_file() => Some(r.path),
+                Ok(r) => {
+                    self.problem(
+                        c.span(),
+                        &format!("{key}.ca_file"),
+                        format!(
+                            "\"{}\" is not a file (accepted: a PEM file of CA certificates)",
+                            r.path.display()
+                        ),
+                    );
+                    None
+                }
+                Err(why) => {
+                    self.problem(c.span(), &format!("{key}.ca_file"), why.to_string());
+                    None
+                }
+            },
+        )
+    }
+
+    /// `[[alerts.command]]`, the one `key` names.
+    fn command(&mut self, key: &str, c: RawCommand) -> CommandSettings {
+        let run = c.run.get_ref().trim().to_owned();
+        if run.is_empty() {
+            self.problem(
+                c.run.span(),
+                &format!("{key}.run"),
+                "empty command (accepted: a shell command, run with sh -c)".to_owned(),
+            );
+        }
+        CommandSettings { run }
     }
 }
 
@@ -1073,7 +1094,7 @@ fn read_secret_file(path: &Path) -> Result<String, String> {
             "the secret file \"{}\" holds {} bytes (accepted: {})",
             path.display(),
             meta.len(),
-            crate::limits::Limit::Bytes(crate::limits::MAX_SECRET_BYTES)
+            crate::error::Limit::Bytes(crate::limits::MAX_SECRET_BYTES)
         ));
     }
     let text = crate::limits::read_bounded(path, crate::limits::MAX_SECRET_BYTES)

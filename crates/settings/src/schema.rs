@@ -326,8 +326,18 @@ pub(crate) fn leaves() -> &'static [Leaf] {
     LEAVES.get_or_init(build)
 }
 
+/// The keys, group by group as 4D writes them.
 fn build() -> Vec<Leaf> {
-    let mut v = vec![
+    let mut v = backup_failure();
+    v.extend(advanced());
+    v.extend(general());
+    v.extend(scheduler());
+    v
+}
+
+/// `Advanced/BackupFailure`: what a failed scheduled backup leads to.
+fn backup_failure() -> Vec<Leaf> {
+    vec![
         leaf!(
             "Advanced/BackupFailure/TryBackupAtTheNextScheduledDate",
             Kind::Bool,
@@ -350,6 +360,13 @@ fn build() -> Vec<Leaf> {
             POSITIVE,
             advanced.backup_failure.retry_count_before_abort
         ),
+    ]
+}
+
+/// The rest of `Advanced`: restore and integration, set numbers,
+/// compression, segments, the journal.
+fn advanced() -> Vec<Leaf> {
+    vec![
         leaf!(
             "Advanced/AutomaticRestore",
             Kind::Bool,
@@ -420,6 +437,12 @@ fn build() -> Vec<Leaf> {
             Kind::Bool,
             advanced.backup_journal_verbose_mode
         ),
+    ]
+}
+
+/// `General`: what a backup holds and where it goes.
+fn general() -> Vec<Leaf> {
+    vec![
         leaf!(
             "General/IncludeStructureFile",
             Kind::Bool,
@@ -441,6 +464,12 @@ fn build() -> Vec<Leaf> {
             general.destination_folder
         ),
         leaf!("General/IncludesFiles", Kind::Paths, general.includes_files),
+    ]
+}
+
+/// `Scheduler`: the frequency, then each period's keys.
+fn scheduler() -> Vec<Leaf> {
+    let mut v = vec![
         leaf!(
             "Scheduler/Frequency",
             Kind::Token(FREQUENCY),

@@ -10,8 +10,8 @@
 use quick_xml::Reader;
 use quick_xml::events::Event;
 
-use crate::error::Location;
-use crate::limits::{Limit, MAX_DEPTH, MAX_ELEMENTS};
+use crate::error::{Limit, Location};
+use crate::limits::{MAX_DEPTH, MAX_ELEMENTS};
 
 /// An element with its byte offsets in the source.
 #[derive(Debug)]
@@ -159,10 +159,7 @@ impl Element {
 /// Parses `src` (UTF-8, BOM already removed) into a tree.
 pub(crate) fn parse(src: &str) -> Result<Document, XmlError> {
     let mut reader = Reader::from_str(src);
-    let mut stack: Vec<Element> = Vec::new();
-    let mut root: Option<Element> = None;
-    let mut prolog = Vec::new();
-    let mut nodes = 0usize;
+    let mut tree = Tree::default();
     // A document ends at the root's end tag; anything but whitespace,
     // comments and processing instructions after it is an error.
     loop {
@@ -177,12 +174,49 @@ pub(crate) fn parse(src: &str) -> Result<Document, XmlError> {
             }
         };
         let end = offset(reader.buffer_position());
+        tree.count(&event, start)?;
+        match event {
+            Event::Start(e) => {
+                let mut el = tree.start_element(&e, start)?;
+                el.inner = Some((end, end));
+                tree.stack.push(el);
+            }
+            Event::Empty(e) => {
+                let mut el = tree.start_element(&e, start)?;
+                el.end = end;
+                tree.attach(el);
+            }
+            Event::End(_) => tree.close(start, end)?,
+            Event::Text(t) => tree.text(&decoded(t.xml10_content(), start)?, start)?,
+            Event::GeneralRef(r) => tree.reference(&r, start)?,
+            Event::CData(c) => tree.cdata(&c, start)?,
+            Event::Comment(_) | Event::PI(_) => tree.other(start, end),
+            Event::Decl(_) | Event::DocType(_) => {}
+            Event::Eof => return tree.finish(src.len()),
+        }
+    }
+}
+
+/// A document as it is read: the elements still open, the root once it
+/// is closed, the prolog, and the nodes counted against [`MAX_ELEMENTS`].
+#[derive(Default)]
+struct Tree {
+    stack: Vec<Element>,
+    root: Option<Element>,
+    prolog: Vec<(usize, usize)>,
+    nodes: usize,
+}
+
+impl Tree {
+    /// Counts an element, comment or processing instruction; one past
+    /// [`MAX_ELEMENTS`] is refused.
+    fn count(&mut self, event: &Event<'_>, start: usize) -> Result<(), XmlError> {
         if matches!(
             event,
             Event::Start(_) | Event::Empty(_) | Event::Comment(_) | Event::PI(_)
         ) {
-            nodes += 1;
-            if nodes > MAX_ELEMENTS {
+            self.nodes += 1;
+            if self.nodes > MAX_ELEMENTS {
                 return over(
                     start,
                     format!("more than {MAX_ELEMENTS} elements"),
@@ -190,115 +224,135 @@ pub(crate) fn parse(src: &str) -> Result<Document, XmlError> {
                 );
             }
         }
-        match event {
-            Event::Start(e) => {
-                if root.is_some() {
-                    return err(
-                        start,
-                        "malformed XML: a second element after the root element",
-                    );
+        Ok(())
+    }
+
+    /// The element whose tag starts at `start`; none may follow the root
+    /// element or nest deeper than [`MAX_DEPTH`].
+    fn start_element(
+        &self,
+        e: &quick_xml::events::BytesStart<'_>,
+        start: usize,
+    ) -> Result<Element, XmlError> {
+        if self.root.is_some() {
+            return err(
+                start,
+                "malformed XML: a second element after the root element",
+            );
+        }
+        if self.stack.len() >= MAX_DEPTH {
+            let name = utf8(e.local_name().as_ref(), start)?;
+            return over(
+                start,
+                format!("element <{name}> is nested more than {MAX_DEPTH} levels deep"),
+                Limit::Depth(MAX_DEPTH),
+            );
+        }
+        element(e, start)
+    }
+
+    /// A complete element: a child of the open one, or the root.
+    fn attach(&mut self, el: Element) {
+        match self.stack.last_mut() {
+            Some(parent) => parent.children.push(Node::Element(el)),
+            None => self.root = Some(el),
+        }
+    }
+
+    /// The end tag at `start..end` closes the open element.
+    fn close(&mut self, start: usize, end: usize) -> Result<(), XmlError> {
+        let Some(mut el) = self.stack.pop() else {
+            return err(start, "malformed XML: an end tag with no start tag");
+        };
+        if let Some((s, _)) = el.inner {
+            el.inner = Some((s, start));
+        }
+        el.end = end;
+        self.attach(el);
+        Ok(())
+    }
+
+    /// Text at `start`: the open element's; outside the root element only
+    /// whitespace.
+    fn text(&mut self, text: &str, start: usize) -> Result<(), XmlError> {
+        match self.stack.last_mut() {
+            Some(el) => el.push_text(text, start),
+            None if text.trim().is_empty() => {}
+            None => return err(start, "malformed XML: text outside the root element"),
+        }
+        Ok(())
+    }
+
+    /// A character or predefined entity reference, resolved into the open
+    /// element's text.
+    fn reference(
+        &mut self,
+        r: &quick_xml::events::BytesRef<'_>,
+        start: usize,
+    ) -> Result<(), XmlError> {
+        let name = decoded(r.xml10_content(), start)?;
+        let resolved: String = match r.resolve_char_ref() {
+            Ok(Some(c)) => c.to_string(),
+            Ok(None) => match quick_xml::escape::resolve_predefined_entity(&name) {
+                Some(s) => s.to_owned(),
+                None => {
+                    return err(start, format!("malformed XML: unknown entity &{name};"));
                 }
-                if stack.len() >= MAX_DEPTH {
-                    let name = utf8(e.local_name().as_ref(), start)?;
-                    return over(
-                        start,
-                        format!("element <{name}> is nested more than {MAX_DEPTH} levels deep"),
-                        Limit::Depth(MAX_DEPTH),
-                    );
-                }
-                let mut el = element(&e, start)?;
-                el.inner = Some((end, end));
-                stack.push(el);
-            }
-            Event::Empty(e) => {
-                if root.is_some() {
-                    return err(
-                        start,
-                        "malformed XML: a second element after the root element",
-                    );
-                }
-                if stack.len() >= MAX_DEPTH {
-                    let name = utf8(e.local_name().as_ref(), start)?;
-                    return over(
-                        start,
-                        format!("element <{name}> is nested more than {MAX_DEPTH} levels deep"),
-                        Limit::Depth(MAX_DEPTH),
-                    );
-                }
-                let mut el = element(&e, start)?;
-                el.end = end;
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(Node::Element(el)),
-                    None => root = Some(el),
-                }
-            }
-            Event::End(_) => {
-                let Some(mut el) = stack.pop() else {
-                    return err(start, "malformed XML: an end tag with no start tag");
-                };
-                if let Some((s, _)) = el.inner {
-                    el.inner = Some((s, start));
-                }
-                el.end = end;
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(Node::Element(el)),
-                    None => root = Some(el),
-                }
-            }
-            Event::Text(t) => {
-                let text = decoded(t.xml10_content(), start)?;
-                match stack.last_mut() {
-                    Some(el) => el.push_text(&text, start),
-                    None if text.trim().is_empty() => {}
-                    None => return err(start, "malformed XML: text outside the root element"),
-                }
-            }
-            Event::GeneralRef(r) => {
-                let name = decoded(r.xml10_content(), start)?;
-                let resolved: String = match r.resolve_char_ref() {
-                    Ok(Some(c)) => c.to_string(),
-                    Ok(None) => match quick_xml::escape::resolve_predefined_entity(&name) {
-                        Some(s) => s.to_owned(),
-                        None => {
-                            return err(start, format!("malformed XML: unknown entity &{name};"));
-                        }
-                    },
-                    Err(e) => return err(start, format!("malformed XML: {e}")),
-                };
-                match stack.last_mut() {
-                    Some(el) => el.push_text(&resolved, start),
-                    None => return err(start, "malformed XML: text outside the root element"),
-                }
-            }
-            Event::CData(c) => match stack.last_mut() {
-                Some(el) => {
-                    let text = decoded(c.xml10_content(), start)?;
-                    // Point past `<![CDATA[` at the value itself.
-                    el.push_text(&text, start + 9);
-                }
-                None => return err(start, "malformed XML: text outside the root element"),
             },
-            Event::Comment(_) | Event::PI(_) => match stack.last_mut() {
-                Some(el) => el.children.push(Node::Other { start, end }),
-                None if root.is_none() => prolog.push((start, end)),
-                None => {}
-            },
-            Event::Decl(_) | Event::DocType(_) => {}
-            Event::Eof => {
-                if let Some(open) = stack.last() {
-                    return err(
-                        src.len(),
-                        format!(
-                            "malformed XML: unexpected end of file, <{}> is not closed",
-                            open.name
-                        ),
-                    );
-                }
-                return match root {
-                    Some(root) => Ok(Document { prolog, root }),
-                    None => err(src.len(), "malformed XML: no root element"),
-                };
+            Err(e) => return err(start, format!("malformed XML: {e}")),
+        };
+        match self.stack.last_mut() {
+            Some(el) => el.push_text(&resolved, start),
+            None => return err(start, "malformed XML: text outside the root element"),
+        }
+        Ok(())
+    }
+
+    /// A CDATA section, into the open element's text.
+    fn cdata(
+        &mut self,
+        c: &quick_xml::events::BytesCData<'_>,
+        start: usize,
+    ) -> Result<(), XmlError> {
+        match self.stack.last_mut() {
+            Some(el) => {
+                let text = decoded(c.xml10_content(), start)?;
+                // Point past `<![CDATA[` at the value itself.
+                el.push_text(&text, start + 9);
             }
+            None => return err(start, "malformed XML: text outside the root element"),
+        }
+        Ok(())
+    }
+
+    /// A comment or processing instruction, kept as its source range: in
+    /// the open element, in the prolog before the root, dropped after it.
+    fn other(&mut self, start: usize, end: usize) {
+        match self.stack.last_mut() {
+            Some(el) => el.children.push(Node::Other { start, end }),
+            None if self.root.is_none() => self.prolog.push((start, end)),
+            None => {}
+        }
+    }
+
+    /// The document at the end of the source, `len` bytes: every element
+    /// closed, a root element read.
+    fn finish(self, len: usize) -> Result<Document, XmlError> {
+        if let Some(open) = self.stack.last() {
+            return err(
+                len,
+                format!(
+                    "malformed XML: unexpected end of file, <{}> is not closed",
+                    open.name
+                ),
+            );
+        }
+        match self.root {
+            Some(root) => Ok(Document {
+                prolog: self.prolog,
+                root,
+            }),
+            None => err(len, "malformed XML: no root element"),
         }
     }
 }
