@@ -156,6 +156,34 @@ pub struct Entry {
     pub other: Vec<(String, String)>,
 }
 
+/// An entry's text as it is rendered.
+struct Text(String);
+
+impl Text {
+    /// A `Label : value` line. Values never span lines: a newline would end
+    /// the entry.
+    fn line(&mut self, label: &str, value: &str) {
+        let value = value.replace(['\r', '\n'], " ");
+        let _ = writeln!(self.0, "{label} : {value}");
+    }
+
+    /// `head` on a line of its own, then each item on one after a tab;
+    /// nothing without items.
+    fn list(&mut self, head: &str, items: Vec<String>) {
+        if !items.is_empty() {
+            let _ = writeln!(self.0, "{head}");
+            for i in items {
+                let _ = writeln!(self.0, "\t{}", i.replace(['\r', '\n'], " "));
+            }
+        }
+    }
+}
+
+/// A time as written.
+fn stamp(t: &Option<Stamp>) -> Option<String> {
+    t.as_ref().map(|t| t.raw.clone())
+}
+
 fn seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
     match d {
         Some(d) => s.serialize_f64(d.as_secs_f64()),
@@ -203,44 +231,35 @@ impl Entry {
     /// line that closes an entry. Any non-zero status gives at least one
     /// `Error reported` line.
     pub fn render(&self, verbose: bool) -> String {
-        let mut s = String::with_capacity(512);
-        let _ = writeln!(s, "*** {}", self.raw_title);
-        let mut line = |label: &str, value: &str| {
-            // Values never span lines: a newline would end the entry.
-            let value = value.replace(['\r', '\n'], " ");
-            let _ = writeln!(s, "{label} : {value}");
-        };
-        let stamp = |t: &Option<Stamp>| t.as_ref().map(|t| t.raw.clone());
-        let errors = self.errors_to_write();
-        if !verbose {
-            if let Some(v) = stamp(&self.starting) {
-                line("Starting", &v);
-            }
-            for e in &errors {
-                line("Error reported", e);
-            }
-            for a in &self.alerts {
-                line("Alert", a);
-            }
-            s.push('\n');
-            return s;
+        let mut t = Text(String::with_capacity(512));
+        let _ = writeln!(t.0, "*** {}", self.raw_title);
+        if verbose {
+            self.render_what(&mut t);
+            self.render_how(&mut t);
+        } else if let Some(v) = stamp(&self.starting) {
+            t.line("Starting", &v);
         }
+        for e in &self.errors_to_write() {
+            t.line("Error reported", e);
+        }
+        for a in &self.alerts {
+            t.line("Alert", a);
+        }
+        t.0.push('\n');
+        t.0
+    }
+
+    /// The verbose lines of what the run wrote and read: archives, deletions,
+    /// attachments, files, notes.
+    fn render_what(&self, t: &mut Text) {
         if let Some(v) = &self.creating_archive {
-            line("Creating archive", v);
+            t.line("Creating archive", v);
         }
         if let Some(v) = &self.creating_log_backup {
-            line("Creating log backup", v);
+            t.line("Creating log backup", v);
         }
-        let mut list = |head: &str, items: Vec<String>| {
-            if !items.is_empty() {
-                let _ = writeln!(s, "{head}");
-                for i in items {
-                    let _ = writeln!(s, "\t{}", i.replace(['\r', '\n'], " "));
-                }
-            }
-        };
-        list("Deleting old archive(s): ", self.deleted.clone());
-        list(
+        t.list("Deleting old archive(s): ", self.deleted.clone());
+        t.list(
             "Attachment(s): ",
             self.attachments
                 .iter()
@@ -251,10 +270,6 @@ impl Entry {
                 })
                 .collect(),
         );
-        let mut line = |label: &str, value: &str| {
-            let value = value.replace(['\r', '\n'], " ");
-            let _ = writeln!(s, "{label} : {value}");
-        };
         for (label, value) in [
             ("Archive", &self.archive),
             ("Destination", &self.destination),
@@ -263,17 +278,22 @@ impl Entry {
             ("Replaced files", &self.replaced_files),
         ] {
             if let Some(v) = value {
-                line(label, v);
+                t.line(label, v);
             }
         }
         for n in &self.notes {
-            line("Note", n);
+            t.line("Note", n);
         }
+    }
+
+    /// The verbose lines of how the run went: trigger, times, locks,
+    /// status, result, and the lines kept from the reader.
+    fn render_how(&self, t: &mut Text) {
         if let Some(v) = &self.trigger {
-            line("Trigger", v);
+            t.line("Trigger", v);
         }
         if let Some(v) = self.attempt {
-            line("Attempt", &v.to_string());
+            t.line("Attempt", &v.to_string());
         }
         for (label, value) in [
             ("Scheduled", stamp(&self.scheduled)),
@@ -281,7 +301,7 @@ impl Entry {
             ("Ending", stamp(&self.ending)),
         ] {
             if let Some(v) = value {
-                line(label, &v);
+                t.line(label, &v);
             }
         }
         for (label, value, how) in [
@@ -290,38 +310,30 @@ impl Entry {
         ] {
             if let Some(d) = value {
                 let how = how.map_or(String::new(), |h| format!(" ({h})"));
-                line(
+                t.line(
                     label,
                     &format!("{}.{:03}{how}", d.as_secs(), d.subsec_millis()),
                 );
             }
         }
         if let Some(v) = &self.operations {
-            line("Operations", v);
+            t.line("Operations", v);
         }
         if let Some(v) = &self.reason {
-            line("Reason", v);
+            t.line("Reason", v);
         }
         if let Some(v) = stamp(&self.next_scheduled) {
-            line("Next scheduled", &v);
+            t.line("Next scheduled", &v);
         }
         if let Some(code) = self.status {
-            line("Status", &Status::from_code(code).to_string());
+            t.line("Status", &Status::from_code(code).to_string());
         }
         if let Some(v) = &self.result {
-            line("Result", v);
+            t.line("Result", v);
         }
         for (label, value) in &self.other {
-            line(label, value);
+            t.line(label, value);
         }
-        for e in &errors {
-            line("Error reported", e);
-        }
-        for a in &self.alerts {
-            line("Alert", a);
-        }
-        s.push('\n');
-        s
     }
 
     fn errors_to_write(&self) -> Vec<String> {
