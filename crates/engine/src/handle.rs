@@ -23,9 +23,7 @@ use crate::actors::copier::Copier;
 use crate::actors::copier::messages::RestoreArchive;
 use crate::actors::locks::LockKeeper;
 use crate::actors::records::Records;
-use crate::actors::records::messages::{
-    AppendJournal, ReadState, RecordHistory, SaveSchedulerState,
-};
+use crate::actors::records::messages::{AppendJournal, ReadState, SaveSchedulerState};
 use crate::actors::resolver::Resolver;
 use crate::actors::resolver::messages::ReadSettings;
 use crate::actors::{Actors, ask};
@@ -580,35 +578,8 @@ impl BackupHandle {
         trigger: Trigger,
         done: Arc<std::sync::atomic::AtomicU64>,
     ) -> Result<crate::restore::Restored, EngineError> {
-        let text = archive.to_string_lossy().into_owned();
-        // A set in a bucket (`s3://…/base[N].4BK`): read from there, and
-        // restored beside the app's records of that bucket unless told where.
-        let (archive, store, options) = if sauve_settings::is_store_url(&text) {
-            let (url, _) = text.rsplit_once('/').unwrap_or((&text, ""));
-            let place = sauve_settings::resolve_destination(&self.inner.layout.app, url).map_err(
-                |source| EngineError::DestinationPath {
-                    written: url.to_owned(),
-                    source,
-                },
-            )?;
-            let store = crate::destination::StoreDestination::open(
-                &self.inner.layout.app,
-                &place.describe(),
-            )?;
-            let mut options = options;
-            if options.to.is_none() {
-                options.to = crate::restore::destination_of(
-                    &place
-                        .records()
-                        .join(archive.file_name().unwrap_or_default()),
-                    &options,
-                );
-            }
-            (archive.to_path_buf(), Some(Arc::new(store)), options)
-        } else {
-            let absolute = std::path::absolute(archive).unwrap_or_else(|_| archive.to_path_buf());
-            (absolute, None, options)
-        };
+        let (archive, store, options) =
+            crate::restore::source_of(&self.inner.layout.app, archive, options)?;
         if let Some(to) = crate::restore::destination_of(&archive, &options)
             && crate::restore::is_inside_app(&to, &self.inner.layout.app)
         {
@@ -645,53 +616,27 @@ impl BackupHandle {
             warnings.push(format!("the Backup Journal was not written: {e}"));
         }
         let mut report = result?;
-        // A restore from the app's own bucket destination is published
-        // there with its history (behaviour §19); an off-site prefix's history is
-        // the off-site copier's to write.
-        let mut publish = None;
-        if let Some(store) = &store {
-            // Recorded with the app's records of the bucket.
-            let url = archive.to_string_lossy();
-            let (url, _) = url.rsplit_once('/').unwrap_or((&url, ""));
-            if let Ok(place) = sauve_settings::resolve_destination(&self.inner.layout.app, url) {
-                report.set.dir = place.records().to_path_buf();
-                let own = self.settings().await.ok().and_then(|s| {
-                    crate::plan::destination_to_read(&self.inner.layout.app, &s).ok()
-                });
-                if own.is_some_and(|d| d.describe() == place.describe()) {
-                    publish = Some(Arc::clone(store));
-                }
-            }
-        }
-        let (key, entry) =
-            crate::restore::history_entry(&archive, &report, started, ended, trigger);
-        let msg = RecordHistory {
-            destination: report.set.dir.clone(),
-            key,
-            entry,
-            limit: sauve_history::UNLIMITED,
-            removed: Vec::new(),
-            now: ended,
+        // The settings tell whether a bucket is the app's own destination.
+        let settings = match &store {
+            Some(_) => self.settings().await.ok(),
+            None => None,
         };
-        if let Err(e) = ask(&self.inner.actors.records, "records", msg)
-            .await
-            .and_then(|r| r)
-        {
-            warnings.push(format!("the restore was not recorded in the history: {e}"));
-        } else if let Some(store) = publish {
-            let url = store.url.clone();
-            let msg = crate::actors::copier::messages::PublishHistory {
-                store,
-                records: report.set.dir.clone(),
-                key: crate::settings::structure_key(&self.inner.layout),
-            };
-            if let Err(e) = ask(&self.inner.actors.copier, "copier", msg)
-                .await
-                .and_then(|r| r)
-            {
-                warnings.push(format!("the history of {url} was not published: {e}"));
-            }
-        }
+        let place = crate::restore::RecordPlace {
+            actors: &self.inner.actors,
+            layout: &self.inner.layout,
+            settings: settings.as_deref(),
+        };
+        let times = (started, ended);
+        place
+            .record(
+                &archive,
+                &mut report,
+                store.as_ref(),
+                times,
+                trigger,
+                &mut warnings,
+            )
+            .await;
         Ok(crate::restore::Restored { report, warnings })
     }
 

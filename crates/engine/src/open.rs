@@ -12,6 +12,7 @@ use sauve_settings::AppLayout;
 
 use crate::error::EngineError;
 use crate::recorder::Recorder;
+use crate::settings::AppSettings;
 
 /// What the host says about its data at open.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,21 +40,21 @@ pub struct OpenOutcome {
     pub warnings: Vec<String>,
 }
 
+/// The host's function that applies a log record to its data.
+type Apply<'a, E> = &'a mut dyn FnMut(&Record) -> Result<(), E>;
+
 /// Runs the open check of behaviour §13.3 (see `BackupHandle::open_check`).
 pub(crate) fn run<E: std::fmt::Display>(
     rec: &mut Recorder<'_>,
     health: DataHealth,
     identity: [u8; 16],
     until: Until,
-    mut reload: impl FnMut() -> u64,
+    reload: impl FnMut() -> u64,
     mut apply: impl FnMut(&Record) -> Result<(), E>,
 ) -> Result<OpenOutcome, EngineError> {
     let layout = rec.layout().clone();
-    let app = &layout.app;
     let settings = rec.settings()?;
     let s = &settings.settings;
-    let zone = rec.clock().zone();
-    let stamp = |t: jiff::Timestamp| Stamp::at(zone.to_datetime(t));
     let mut outcome = OpenOutcome {
         restored: None,
         replaced: None,
@@ -76,112 +77,146 @@ pub(crate) fn run<E: std::fmt::Display>(
                 data: layout.data_file.clone(),
             });
         }
-        let started = rec.clock().now();
-        let mut entry = Entry::new(Title::AutomaticFullBackupRestore);
-        entry.data_file = Some(layout.data_file.display().to_string());
-        entry.starting = Some(stamp(started));
-        let place = crate::plan::destination_to_read(app, &settings)?;
-        let destination = place.records().to_path_buf();
-        let set_aside = match rec.set_asides() {
-            Ok(s) => s,
-            Err(e) => return Err(journal_failed(rec, entry, e)),
-        };
-        let restored = match restore_newest(
-            &layout,
-            &place,
-            started,
-            &zone,
-            until,
-            &set_aside,
-            &mut |_| Ok(()),
-        ) {
-            Ok(r) => r,
-            Err(e) => return Err(journal_failed(rec, entry, e)),
-        };
-        let extra = serde_json::Map::new();
-        record_restored(
-            rec,
-            entry,
-            &restored,
-            destination,
-            started,
-            "automatic",
-            extra,
-        );
-        outcome.restored = Some(restored.archive.clone());
-        outcome.replaced = Some(restored.replaced.clone());
-        outcome.last_applied = reload();
-        if s.advanced.automatic_log_integration {
-            let done = crate::integrate::run(
-                rec,
-                &restored.report,
-                identity,
-                Some(&layout.log_file),
-                None,
-                until,
-                &set_aside,
-                &mut apply,
-            )?;
-            for d in &done {
-                outcome.applied += d.integrated.applied;
-                outcome.last_applied = d.integrated.last_applied;
-            }
-            confirm_pending(rec, &set_aside, &done);
-        }
-        // Restored and integrated: a crash from here on needs no new restore.
-        point(Step::Unlink, &marker)
-            .and_then(|()| std::fs::remove_file(&marker))
-            .map_err(EngineError::io("remove", &marker))?;
-        sauve_durable::sync_folder(&layout.app.join("Data"))?;
+        let integrate = s.advanced.automatic_log_integration;
+        let logs = integrate.then_some((
+            identity,
+            &mut apply as &mut dyn FnMut(&Record) -> Result<(), E>,
+        ));
+        automatic_restore(rec, &settings, until, reload, logs, &mut outcome)?;
+        remove_marker(&layout, &marker)?;
         return Ok(outcome);
     }
     if s.advanced.automatic_log_integration && crate::logcut::is_sauve_log(&layout.log_file) {
-        let started = rec.clock().now();
-        let mut entry = Entry::new(Title::AutomaticLogIntegration);
-        entry.data_file = Some(layout.data_file.display().to_string());
-        entry.log_file = Some(layout.log_file.display().to_string());
-        entry.starting = Some(stamp(started));
-        let set_aside = match rec.set_asides() {
-            Ok(s) => s,
-            Err(e) => return Err(journal_failed(rec, entry, e)),
-        };
-        let result = sauve_logfile::integrate(
-            &layout.log_file,
-            identity,
-            health.last_applied,
-            until,
-            &set_aside,
-            &mut apply,
-        );
-        entry.ending = Some(stamp(rec.clock().now()));
-        match result {
-            Ok(i) => {
-                entry.operations = Some(crate::integrate::operations(&i));
-                entry.result = Some("OK".to_owned());
-                if until != Until::End {
-                    entry.other = crate::integrate::stop_lines(until, &i, &zone);
-                }
-                entry.other.extend(crate::integrate::skipped_line(&i));
-                rec.journal(entry);
-                outcome.applied = i.applied;
-                outcome.last_applied = i.last_applied;
-            }
-            Err(e) => {
-                entry.result = Some(match &e {
-                    sauve_logfile::IntegrateError::Apply { seq, .. }
-                    | sauve_logfile::IntegrateError::Untimed { seq, .. } => {
-                        format!("failed at sequence {seq}")
-                    }
-                    _ => format!("failed: {}", e.status().text()),
-                });
-                let err = EngineError::from(e);
-                entry.errors = vec![err.status().to_string(), err.to_string()];
-                rec.journal(entry);
-                return Err(err);
-            }
-        }
+        let i = integrate_current_log(rec, health.last_applied, identity, until, &mut apply)?;
+        outcome.applied = i.applied;
+        outcome.last_applied = i.last_applied;
     }
     Ok(outcome)
+}
+
+/// The automatic restore of damaged data: the newest set that verifies put
+/// in place, journaled and recorded, then (with `logs`, the data's
+/// identity and the host's apply function) the logs after it integrated.
+fn automatic_restore<E: std::fmt::Display>(
+    rec: &mut Recorder<'_>,
+    settings: &AppSettings,
+    until: Until,
+    mut reload: impl FnMut() -> u64,
+    logs: Option<([u8; 16], Apply<'_, E>)>,
+    outcome: &mut OpenOutcome,
+) -> Result<(), EngineError> {
+    let layout = rec.layout().clone();
+    let zone = rec.clock().zone();
+    let started = rec.clock().now();
+    let mut entry = Entry::new(Title::AutomaticFullBackupRestore);
+    entry.data_file = Some(layout.data_file.display().to_string());
+    entry.starting = Some(Stamp::at(zone.to_datetime(started)));
+    let place = crate::plan::destination_to_read(&layout.app, settings)?;
+    let destination = place.records().to_path_buf();
+    let set_aside = match rec.set_asides() {
+        Ok(s) => s,
+        Err(e) => return Err(journal_failed(rec, entry, e)),
+    };
+    let restored = match restore_newest(
+        &layout,
+        &place,
+        started,
+        &zone,
+        until,
+        &set_aside,
+        &mut |_| Ok(()),
+    ) {
+        Ok(r) => r,
+        Err(e) => return Err(journal_failed(rec, entry, e)),
+    };
+    let extra = serde_json::Map::new();
+    record_restored(
+        rec,
+        entry,
+        &restored,
+        destination,
+        started,
+        "automatic",
+        extra,
+    );
+    outcome.restored = Some(restored.archive.clone());
+    outcome.replaced = Some(restored.replaced.clone());
+    outcome.last_applied = reload();
+    if let Some((identity, apply)) = logs {
+        let done = crate::integrate::run(
+            rec,
+            &restored.report,
+            identity,
+            Some(&layout.log_file),
+            None,
+            until,
+            &set_aside,
+            apply,
+        )?;
+        for d in &done {
+            outcome.applied += d.integrated.applied;
+            outcome.last_applied = d.integrated.last_applied;
+        }
+        confirm_pending(rec, &set_aside, &done);
+    }
+    Ok(())
+}
+
+/// The automatic integration of healthy data: the current log's records
+/// beyond `last_applied`, journaled.
+fn integrate_current_log<E: std::fmt::Display>(
+    rec: &mut Recorder<'_>,
+    last_applied: u64,
+    identity: [u8; 16],
+    until: Until,
+    apply: impl FnMut(&Record) -> Result<(), E>,
+) -> Result<sauve_logfile::Integrated, EngineError> {
+    let layout = rec.layout().clone();
+    let zone = rec.clock().zone();
+    let stamp = |t: jiff::Timestamp| Stamp::at(zone.to_datetime(t));
+    let started = rec.clock().now();
+    let mut entry = Entry::new(Title::AutomaticLogIntegration);
+    entry.data_file = Some(layout.data_file.display().to_string());
+    entry.log_file = Some(layout.log_file.display().to_string());
+    entry.starting = Some(stamp(started));
+    let set_aside = match rec.set_asides() {
+        Ok(s) => s,
+        Err(e) => return Err(journal_failed(rec, entry, e)),
+    };
+    let result = sauve_logfile::integrate(
+        &layout.log_file,
+        identity,
+        last_applied,
+        until,
+        &set_aside,
+        apply,
+    );
+    entry.ending = Some(stamp(rec.clock().now()));
+    match result {
+        Ok(i) => {
+            entry.operations = Some(crate::integrate::operations(&i));
+            entry.result = Some("OK".to_owned());
+            if until != Until::End {
+                entry.other = crate::integrate::stop_lines(until, &i, &zone);
+            }
+            entry.other.extend(crate::integrate::skipped_line(&i));
+            rec.journal(entry);
+            Ok(i)
+        }
+        Err(e) => {
+            entry.result = Some(match &e {
+                sauve_logfile::IntegrateError::Apply { seq, .. }
+                | sauve_logfile::IntegrateError::Untimed { seq, .. } => {
+                    format!("failed at sequence {seq}")
+                }
+                _ => format!("failed: {}", e.status().text()),
+            });
+            let err = EngineError::from(e);
+            entry.errors = vec![err.status().to_string(), err.to_string()];
+            rec.journal(entry);
+            Err(err)
+        }
+    }
 }
 
 /// Journals a restore that found no set to put in place; gives its error.
@@ -383,31 +418,7 @@ fn restore_newest(
     };
     let destination = place.records();
     let key = crate::settings::structure_key(layout);
-    // Read only, and bounded: a corrupt or oversized history is left for
-    // the records actor to move aside.
-    let history = sauve_history::read_json_text(destination)
-        .ok()
-        .flatten()
-        .and_then(|t| History::parse(&t))
-        .unwrap_or_default();
-    // Only sets of the destination itself: a history is a file others can
-    // write, and its paths are never followed elsewhere.
-    let here = std::fs::canonicalize(destination).ok();
-    let in_destination = |path: &str| {
-        let folder = Path::new(path).parent().map(std::fs::canonicalize);
-        matches!((folder, &here), (Some(Ok(f)), Some(d)) if f == *d)
-    };
-    let mut candidates: Vec<HistoryEntry> = history
-        .entries(&key)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|e| {
-            e.is_numbered_backup()
-                && e.status.is_none_or(|s| s == 0 || s == -43 || s == -1)
-                && in_destination(&e.backup_path)
-        })
-        .collect();
-    candidates.reverse();
+    let candidates = restorable_sets(destination, &key);
     let data_dir = layout.app.join("Data");
     sauve_durable::remove_dead_folders(&data_dir, ".sauve-auto-restore-");
     let stage = data_dir.join(format!(".sauve-auto-restore-{}", std::process::id()));
@@ -445,12 +456,70 @@ fn restore_newest(
             },
         })?,
     };
+    let replaced = replaced_folder(&data_dir, zone, now)?;
+    // From here on the files change: a crash must lead to a new restore.
+    let marker = interrupted_marker(layout);
+    // Its presence is what counts (no temporary file to leave behind): one
+    // line per attempt, naming the set.
+    sauve_durable::append(&marker, format!("{}\n", archive.display()).as_bytes())?;
+    // After the marker: a crash before the hook's record leads to a full
+    // restore to the end (nothing lost), and a record without a marker is
+    // always one whose restore put its files in place.
+    before_moving(&report)?;
+    let result = put_in_place(layout, &stage, &replaced, &report);
+    let _ = std::fs::remove_dir_all(&stage);
+    result?;
+    Ok(Restored {
+        archive,
+        replaced,
+        report,
+    })
+}
+
+/// The app's sets a restore may put back, newest first: numbered backups
+/// that succeeded, from the destination's history, lying in the
+/// destination itself.
+fn restorable_sets(destination: &Path, key: &str) -> Vec<HistoryEntry> {
+    // Read only, and bounded: a corrupt or oversized history is left for
+    // the records actor to move aside.
+    let history = sauve_history::read_json_text(destination)
+        .ok()
+        .flatten()
+        .and_then(|t| History::parse(&t))
+        .unwrap_or_default();
+    // Only sets of the destination itself: a history is a file others can
+    // write, and its paths are never followed elsewhere.
+    let here = std::fs::canonicalize(destination).ok();
+    let in_destination = |path: &str| {
+        let folder = Path::new(path).parent().map(std::fs::canonicalize);
+        matches!((folder, &here), (Some(Ok(f)), Some(d)) if f == *d)
+    };
+    let mut candidates: Vec<HistoryEntry> = history
+        .entries(key)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| {
+            e.is_numbered_backup()
+                && e.status.is_none_or(|s| s == 0 || s == -43 || s == -1)
+                && in_destination(&e.backup_path)
+        })
+        .collect();
+    candidates.reverse();
+    candidates
+}
+
+/// A folder of its own for the files a restore replaces, even when an
+/// interrupted check made one this second: `… {stamp}`, else
+/// `… {stamp} (2)`, and so on.
+fn replaced_folder(
+    data_dir: &Path,
+    zone: &jiff::tz::TimeZone,
+    now: jiff::Timestamp,
+) -> Result<PathBuf, EngineError> {
     let stamp = zone
         .to_datetime(now)
         .strftime("%Y-%m-%d %H-%M-%S")
         .to_string();
-    // A folder of its own, even when an interrupted check made one this
-    // second: `… {stamp}`, else `… {stamp} (2)`, and so on.
     let mut replaced = data_dir.join(format!("Replaced files (restoring) {stamp}"));
     for n in 2.. {
         point(Step::Create, &replaced).map_err(EngineError::io("create folder", &replaced))?;
@@ -462,15 +531,20 @@ fn restore_newest(
             Err(e) => return Err(EngineError::io("create folder", &replaced)(e)),
         }
     }
-    // From here on the files change: a crash must lead to a new restore.
-    let marker = interrupted_marker(layout);
-    // Its presence is what counts (no temporary file to leave behind): one
-    // line per attempt, naming the set.
-    sauve_durable::append(&marker, format!("{}\n", archive.display()).as_bytes())?;
-    // After the marker: a crash before the hook's record leads to a full
-    // restore to the end (nothing lost), and a record without a marker is
-    // always one whose restore put its files in place.
-    before_moving(&report)?;
+    Ok(replaced)
+}
+
+/// Puts the staged files of `report` in place in APP/Data, each file it
+/// replaces kept aside in `replaced` first (a second name, then one
+/// rename: the file is there at every instant), every changed folder
+/// synced. The log is never put back.
+fn put_in_place(
+    layout: &AppLayout,
+    stage: &Path,
+    replaced: &Path,
+    report: &sauve_archive::RestoreReport,
+) -> Result<(), EngineError> {
+    let data_dir = layout.app.join("Data");
     let log_name = layout
         .log_file
         .file_name()
@@ -480,82 +554,73 @@ fn restore_newest(
         "Attachments/{}/",
         data_dir.display().to_string().trim_start_matches('/')
     );
-    let result = (|| {
-        // Everything put back lies in APP/Data, and is reached through a
-        // handle on it: no name, and no link someone put in the data folder,
-        // leads a file elsewhere (SECURITY.md, "Archives").
-        let data = sauve_durable::beneath::Beneath::open(&data_dir)
-            .map_err(EngineError::io("open", &data_dir))?;
-        let beneath_data = |p: &Path| p.strip_prefix(&data_dir).map(Path::to_path_buf).ok();
-        let (Some(stage_rel), Some(replaced_rel)) = (beneath_data(&stage), beneath_data(&replaced))
+    // Everything put back lies in APP/Data, and is reached through a
+    // handle on it: no name, and no link someone put in the data folder,
+    // leads a file elsewhere (SECURITY.md, "Archives").
+    let data = sauve_durable::beneath::Beneath::open(&data_dir)
+        .map_err(EngineError::io("open", &data_dir))?;
+    let beneath_data = |p: &Path| p.strip_prefix(&data_dir).map(Path::to_path_buf).ok();
+    let (Some(stage_rel), Some(replaced_rel)) = (beneath_data(stage), beneath_data(replaced))
+    else {
+        return Err(EngineError::Internal(
+            "the stage and the replaced files' folder are in the data folder".to_owned(),
+        ));
+    };
+    let data_file = layout
+        .data_file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // Every folder a name was added to, fsynced before the marker goes.
+    let mut changed: std::collections::BTreeSet<PathBuf> =
+        [replaced_rel.clone(), PathBuf::new()].into();
+    for e in report
+        .manifest
+        .entries
+        .iter()
+        .filter(|e| e.entry_type == sauve_archive::EntryType::File)
+    {
+        let Some(target) = put_back_at((&layout.app, &data_file), &data_dir, &data_prefix, e)
         else {
-            return Err(EngineError::Internal(
-                "the stage and the replaced files' folder are in the data folder".to_owned(),
-            ));
+            continue;
         };
-        let data_file = layout
-            .data_file
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        // Every folder a name was added to, fsynced before the marker goes.
-        let mut changed: std::collections::BTreeSet<PathBuf> =
-            [replaced_rel.clone(), PathBuf::new()].into();
-        for e in report
-            .manifest
-            .entries
-            .iter()
-            .filter(|e| e.entry_type == sauve_archive::EntryType::File)
+        if e.kind == EntryKind::Log
+            || target
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy() == log_name)
         {
-            let Some(target) = put_back_at((&layout.app, &data_file), &data_dir, &data_prefix, e)
-            else {
-                continue;
-            };
-            if e.kind == EntryKind::Log
-                || target
-                    .file_name()
-                    .is_some_and(|n| n.to_string_lossy() == log_name)
-            {
-                continue;
-            }
-            let Some(rel) = beneath_data(&target) else {
-                continue;
-            };
-            let parent = rel.parent().map(Path::to_path_buf).unwrap_or_default();
-            let present = data.kind(&rel).map_err(EngineError::io("read", &target))?;
-            if present.is_some() {
-                let aside = replaced_rel.join(&rel);
-                let aside_parent = aside.parent().map(Path::to_path_buf).unwrap_or_default();
-                data.create_dir_all(&aside_parent)
-                    .map_err(EngineError::io("create folder", data.shown(&aside_parent)))?;
-                // Kept aside by a second name, then replaced in one rename:
-                // the file is there at every instant, damaged or restored.
-                point(Step::Link, &data.shown(&aside))
-                    .and_then(|()| data.hard_link(&rel, &aside))
-                    .map_err(EngineError::io("keep aside", &target))?;
-                changed.insert(aside_parent);
-            }
-            data.create_dir_all(&parent)
-                .map_err(EngineError::io("create folder", data.shown(&parent)))?;
-            point(Step::Rename, &target)
-                .and_then(|()| data.rename(&stage_rel.join(&e.path), &data, &rel))
-                .map_err(EngineError::io("put in place", &target))?;
-            changed.insert(parent);
+            continue;
         }
-        for dir in &changed {
-            point(Step::SyncFolder, &data.shown(dir))
-                .and_then(|()| data.sync_dir(dir))
-                .map_err(EngineError::io("sync folder", data.shown(dir)))?;
+        let Some(rel) = beneath_data(&target) else {
+            continue;
+        };
+        let parent = rel.parent().map(Path::to_path_buf).unwrap_or_default();
+        let present = data.kind(&rel).map_err(EngineError::io("read", &target))?;
+        if present.is_some() {
+            let aside = replaced_rel.join(&rel);
+            let aside_parent = aside.parent().map(Path::to_path_buf).unwrap_or_default();
+            data.create_dir_all(&aside_parent)
+                .map_err(EngineError::io("create folder", data.shown(&aside_parent)))?;
+            // Kept aside by a second name, then replaced in one rename:
+            // the file is there at every instant, damaged or restored.
+            point(Step::Link, &data.shown(&aside))
+                .and_then(|()| data.hard_link(&rel, &aside))
+                .map_err(EngineError::io("keep aside", &target))?;
+            changed.insert(aside_parent);
         }
-        Ok::<(), EngineError>(())
-    })();
-    let _ = std::fs::remove_dir_all(&stage);
-    result?;
-    Ok(Restored {
-        archive,
-        replaced,
-        report,
-    })
+        data.create_dir_all(&parent)
+            .map_err(EngineError::io("create folder", data.shown(&parent)))?;
+        point(Step::Rename, &target)
+            .and_then(|()| data.rename(&stage_rel.join(&e.path), &data, &rel))
+            .map_err(EngineError::io("put in place", &target))?;
+        changed.insert(parent);
+    }
+    for dir in &changed {
+        point(Step::SyncFolder, &data.shown(dir))
+            .and_then(|()| data.sync_dir(dir))
+            .map_err(EngineError::io("sync folder", data.shown(dir)))?;
+    }
+    Ok(())
 }
 
 /// Where the automatic restore puts a restored file back, if it does: the
@@ -632,7 +697,6 @@ pub(crate) fn to_point<E: std::fmt::Display>(
     let layout = rec.layout().clone();
     let settings = rec.settings()?;
     let zone = rec.clock().zone();
-    let stamp = |t: jiff::Timestamp| Stamp::at(zone.to_datetime(t));
     let log = layout.log_file.clone();
     if !crate::logcut::is_sauve_log(&log) {
         return Err(EngineError::NoLogForPoint {
@@ -659,19 +723,7 @@ pub(crate) fn to_point<E: std::fmt::Display>(
         after: None,
         at: started,
     });
-    let mut entry = Entry::new(Title::Restore);
-    entry.data_file = Some(layout.data_file.display().to_string());
-    entry.log_file = Some(log.display().to_string());
-    entry.starting = Some(stamp(started));
-    entry.other = vec![("Stop point".to_owned(), until.describe(&zone))];
-    if record.is_some() {
-        entry.other.push((
-            "Set aside".to_owned(),
-            format!(
-                "the records past the point, up to sequence {through}, stay in the logs; integrations step over them"
-            ),
-        ));
-    }
+    let entry = point_entry(&layout, until, &zone, started, record.map(|_| through));
     let place = crate::plan::destination_to_read(&layout.app, &settings)?;
     let destination = place.records().to_path_buf();
     let marker = interrupted_marker(&layout);
@@ -745,28 +797,71 @@ pub(crate) fn to_point<E: std::fmt::Display>(
             .and_then(|us| jiff::Timestamp::from_microsecond(us).ok());
     }
     if record.is_some() {
-        // Kept even when nothing was past the point: the restore made the
-        // timeline of the points after it (`sauve_logfile::timeline`).
-        let after = outcome.last_applied.min(through);
-        if after < through {
-            outcome.set_aside = Some((after + 1, through));
-        }
-        let change = SetAsideChange::Confirm { at: started, after };
-        // Unconfirmed, the records are still stepped over; only a log
-        // starting after them would be refused (1416) until the next restore.
-        if let Err(e) = rec.set_aside(change) {
-            rec.warnings
-                .push(format!("the records set aside were not confirmed: {e}"));
-        }
+        confirm_set_aside(rec, started, through, &mut outcome);
     }
-    // Restored and integrated: a crash from here on needs no new restore.
     if marker.exists() {
-        point(Step::Unlink, &marker)
-            .and_then(|()| std::fs::remove_file(&marker))
-            .map_err(EngineError::io("remove", &marker))?;
-        sauve_durable::sync_folder(&layout.app.join("Data"))?;
+        remove_marker(&layout, &marker)?;
     }
     Ok(outcome)
+}
+
+/// The journal entry of a restore to a point; `set_aside`, the last
+/// sequence of the records past the point that stay in the logs.
+fn point_entry(
+    layout: &AppLayout,
+    until: Until,
+    zone: &jiff::tz::TimeZone,
+    started: jiff::Timestamp,
+    set_aside: Option<u64>,
+) -> Entry {
+    let mut entry = Entry::new(Title::Restore);
+    entry.data_file = Some(layout.data_file.display().to_string());
+    entry.log_file = Some(layout.log_file.display().to_string());
+    entry.starting = Some(Stamp::at(zone.to_datetime(started)));
+    entry.other = vec![("Stop point".to_owned(), until.describe(zone))];
+    if let Some(through) = set_aside {
+        entry.other.push((
+            "Set aside".to_owned(),
+            format!(
+                "the records past the point, up to sequence {through}, stay in the logs; integrations step over them"
+            ),
+        ));
+    }
+    entry
+}
+
+/// Once the logs are integrated: the records past where the data now
+/// stands, up to `through`, confirmed as set aside. Kept even when nothing
+/// was past the point: the restore made the timeline of the points after
+/// it (`sauve_logfile::timeline`).
+fn confirm_set_aside(
+    rec: &mut Recorder<'_>,
+    started: jiff::Timestamp,
+    through: u64,
+    outcome: &mut PointRestore,
+) {
+    use crate::actors::records::messages::SetAsideChange;
+    let after = outcome.last_applied.min(through);
+    if after < through {
+        outcome.set_aside = Some((after + 1, through));
+    }
+    let change = SetAsideChange::Confirm { at: started, after };
+    // Unconfirmed, the records are still stepped over; only a log
+    // starting after them would be refused (1416) until the next restore.
+    if let Err(e) = rec.set_aside(change) {
+        rec.warnings
+            .push(format!("the records set aside were not confirmed: {e}"));
+    }
+}
+
+/// Restored and integrated: the marker of an interrupted restore goes, as
+/// a crash from here on needs no new restore.
+fn remove_marker(layout: &AppLayout, marker: &Path) -> Result<(), EngineError> {
+    point(Step::Unlink, marker)
+        .and_then(|()| std::fs::remove_file(marker))
+        .map_err(EngineError::io("remove", marker))?;
+    sauve_durable::sync_folder(&layout.app.join("Data"))?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -182,57 +182,14 @@ pub(crate) fn plan(f: &Facts<'_>) -> Result<Plan, EngineError> {
             .map(|s| format!("skipped {}: {}", s.path.display(), s.reason)),
     );
 
-    // The log (O-6): on when JournalFileEnabled says so, or the host declares
-    // one, or the file exists; cut only when it is a sauve log.
-    let declared = s.legacy.journal_file_enabled;
-    if declared == Some(true) && f.resolved.log == LogState::Absent && !f.host_log {
-        return Err(EngineError::LogMissing {
-            path: f.layout.log_file.clone(),
-        });
-    }
-    let sauve_log = matches!(f.resolved.log, LogState::Sauve { .. });
-    let cut_log =
-        s.general.include_data_file && declared != Some(false) && (f.host_log || sauve_log);
-    if f.resolved.log == LogState::Foreign && declared != Some(false) {
-        notes.push(format!(
-            "{} is not a sauve log: it is archived as it is, and not cut",
-            f.layout.log_file.display()
-        ));
-    }
+    let cut_log = cut_log(f, &mut notes)?;
 
     // The free-space estimate (behaviour §6.1): content × the last ratio + 10%.
     let total = content.total_bytes();
     let compressed = advanced.compression_rate != Compression::None;
-    let ratio = if compressed {
-        f.last_ratio.unwrap_or(1.0).clamp(0.0, 1.0)
-    } else {
-        1.0
-    };
-    let estimate = (total as f64 * ratio * 1.1).ceil() as u64;
-    if estimate > f.free && !advanced.erase_old_backup_before {
-        return Err(EngineError::DiskFull {
-            path: f.destination.to_path_buf(),
-            needed: estimate,
-            free: f.free,
-        });
-    }
+    let estimate = free_space_check(f, total, compressed)?;
 
-    let retention = if advanced.set_number.enable {
-        let value = advanced.set_number.value as usize;
-        if advanced.erase_old_backup_before {
-            Retention {
-                before: Some(value.saturating_sub(1)),
-                after: None,
-            }
-        } else {
-            Retention {
-                before: None,
-                after: Some(value),
-            }
-        }
-    } else {
-        Retention::default()
-    };
+    let retention = retention(advanced);
 
     let set = |kind: SetKind, number: u32| SetSpec {
         destination: f.destination.to_path_buf(),
@@ -294,6 +251,70 @@ pub(crate) fn plan(f: &Facts<'_>) -> Result<Plan, EngineError> {
         data_stamp,
         compressed,
     })
+}
+
+/// Whether the run cuts the log (O-6): on when JournalFileEnabled says so,
+/// or the host declares one, or the file exists; cut only when it is a
+/// sauve log. A declared log that is missing fails the run.
+fn cut_log(f: &Facts<'_>, notes: &mut Vec<String>) -> Result<bool, EngineError> {
+    let s = &f.settings.settings;
+    let declared = s.legacy.journal_file_enabled;
+    if declared == Some(true) && f.resolved.log == LogState::Absent && !f.host_log {
+        return Err(EngineError::LogMissing {
+            path: f.layout.log_file.clone(),
+        });
+    }
+    let sauve_log = matches!(f.resolved.log, LogState::Sauve { .. });
+    let cut_log =
+        s.general.include_data_file && declared != Some(false) && (f.host_log || sauve_log);
+    if f.resolved.log == LogState::Foreign && declared != Some(false) {
+        notes.push(format!(
+            "{} is not a sauve log: it is archived as it is, and not cut",
+            f.layout.log_file.display()
+        ));
+    }
+    Ok(cut_log)
+}
+
+/// The free-space estimate (behaviour §6.1): content × the last ratio +
+/// 10%; -34 when the destination has less, unless old sets go first.
+fn free_space_check(f: &Facts<'_>, total: u64, compressed: bool) -> Result<u64, EngineError> {
+    let advanced = &f.settings.settings.advanced;
+    let ratio = if compressed {
+        f.last_ratio.unwrap_or(1.0).clamp(0.0, 1.0)
+    } else {
+        1.0
+    };
+    let estimate = (total as f64 * ratio * 1.1).ceil() as u64;
+    if estimate > f.free && !advanced.erase_old_backup_before {
+        return Err(EngineError::DiskFull {
+            path: f.destination.to_path_buf(),
+            needed: estimate,
+            free: f.free,
+        });
+    }
+    Ok(estimate)
+}
+
+/// "Keep only the last X backup files": before the run (X − 1 kept, room
+/// for the new set) or after it.
+fn retention(advanced: &sauve_settings::Advanced) -> Retention {
+    if advanced.set_number.enable {
+        let value = advanced.set_number.value as usize;
+        if advanced.erase_old_backup_before {
+            Retention {
+                before: Some(value.saturating_sub(1)),
+                after: None,
+            }
+        } else {
+            Retention {
+                before: None,
+                after: Some(value),
+            }
+        }
+    } else {
+        Retention::default()
+    }
 }
 
 #[cfg(test)]

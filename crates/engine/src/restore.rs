@@ -1,16 +1,24 @@
-//! Manual restores (behaviour §13.1) as the engine records them: the "Restore"
-//! journal entry and the history entry beside the archive.
+//! Manual restores (behaviour §13.1) as the engine runs and records them:
+//! where a set is read from, the "Restore" journal entry and the history
+//! entry beside the archive (or with the app's records of its bucket).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use sauve_archive::{EntryKind, RestoreOptions, RestoreReport};
 use sauve_history::{HistoryEntry, Operation};
 use sauve_journal::{Entry, Stamp, Title};
+use sauve_settings::AppLayout;
 
+use crate::actors::copier::messages::PublishHistory;
+use crate::actors::records::messages::RecordHistory;
+use crate::actors::{Actors, ask};
 use crate::api::Trigger;
+use crate::destination::StoreDestination;
 use crate::error::EngineError;
+use crate::settings::AppSettings;
 
 /// A restore done, and what could not be recorded.
 #[derive(Debug)]
@@ -19,6 +27,107 @@ pub struct Restored {
     pub report: RestoreReport,
     /// Records not written (journal, history): the restore itself is done.
     pub warnings: Vec<String>,
+}
+
+/// Where a restore reads from: a set in a bucket (`s3://…/base[N].4BK`) is
+/// read from there, and restored beside the app's records of that bucket
+/// unless told where; a file by its absolute path.
+pub(crate) fn source_of(
+    app: &Path,
+    archive: &Path,
+    mut options: RestoreOptions,
+) -> Result<(PathBuf, Option<Arc<StoreDestination>>, RestoreOptions), EngineError> {
+    let text = archive.to_string_lossy().into_owned();
+    if !sauve_settings::is_store_url(&text) {
+        let absolute = std::path::absolute(archive).unwrap_or_else(|_| archive.to_path_buf());
+        return Ok((absolute, None, options));
+    }
+    let (url, _) = text.rsplit_once('/').unwrap_or((&text, ""));
+    let place = sauve_settings::resolve_destination(app, url).map_err(|source| {
+        EngineError::DestinationPath {
+            written: url.to_owned(),
+            source,
+        }
+    })?;
+    let store = StoreDestination::open(app, &place.describe())?;
+    if options.to.is_none() {
+        options.to = destination_of(
+            &place
+                .records()
+                .join(archive.file_name().unwrap_or_default()),
+            &options,
+        );
+    }
+    Ok((archive.to_path_buf(), Some(Arc::new(store)), options))
+}
+
+/// What a restore run by the engine is recorded with.
+pub(crate) struct RecordPlace<'a> {
+    pub(crate) actors: &'a Actors,
+    pub(crate) layout: &'a AppLayout,
+    /// The settings in force, when a set came from a bucket: whether the
+    /// bucket is the app's own destination.
+    pub(crate) settings: Option<&'a AppSettings>,
+}
+
+impl RecordPlace<'_> {
+    /// Records a restore in the history (a failure is a warning). A restore
+    /// from the app's own bucket destination is recorded with the app's
+    /// records of the bucket and published there with its history
+    /// (behaviour §19); an off-site prefix's history is the off-site
+    /// copier's to write.
+    pub(crate) async fn record(
+        &self,
+        archive: &Path,
+        report: &mut RestoreReport,
+        store: Option<&Arc<StoreDestination>>,
+        (started, ended): (Timestamp, Timestamp),
+        trigger: Trigger,
+        warnings: &mut Vec<String>,
+    ) {
+        let mut publish = None;
+        if let Some(store) = store {
+            let url = archive.to_string_lossy();
+            let (url, _) = url.rsplit_once('/').unwrap_or((&url, ""));
+            if let Ok(place) = sauve_settings::resolve_destination(&self.layout.app, url) {
+                report.set.dir = place.records().to_path_buf();
+                let own = self
+                    .settings
+                    .and_then(|s| crate::plan::destination_to_read(&self.layout.app, s).ok());
+                if own.is_some_and(|d| d.describe() == place.describe()) {
+                    publish = Some(Arc::clone(store));
+                }
+            }
+        }
+        let (key, entry) = history_entry(archive, report, started, ended, trigger);
+        let msg = RecordHistory {
+            destination: report.set.dir.clone(),
+            key,
+            entry,
+            limit: sauve_history::UNLIMITED,
+            removed: Vec::new(),
+            now: ended,
+        };
+        if let Err(e) = ask(&self.actors.records, "records", msg)
+            .await
+            .and_then(|r| r)
+        {
+            warnings.push(format!("the restore was not recorded in the history: {e}"));
+        } else if let Some(store) = publish {
+            let url = store.url.clone();
+            let msg = PublishHistory {
+                store,
+                records: report.set.dir.clone(),
+                key: crate::settings::structure_key(self.layout),
+            };
+            if let Err(e) = ask(&self.actors.copier, "copier", msg)
+                .await
+                .and_then(|r| r)
+            {
+                warnings.push(format!("the history of {url} was not published: {e}"));
+            }
+        }
+    }
 }
 
 /// Where a restore goes: the destination given, else the folder next to the

@@ -22,7 +22,7 @@ use crate::actors::records::messages::{
     AppendJournal, NextNumber, ReadState, RecordHistory, RecordLastBackup, RotateJournal,
 };
 use crate::actors::resolver::messages::{
-    ObserveData, ReadOwnSettings, ReadSettings, ResolveContent,
+    ObserveData, OwnSettings, ReadOwnSettings, ReadSettings, ResolveContent,
 };
 use crate::actors::{Actors, ask};
 use crate::api::{
@@ -135,118 +135,9 @@ impl Run {
         };
         let own = ask(&self.actors.resolver, "resolver", ReadOwnSettings).await;
         // 14. History, then journal; failures are warnings.
-        if let Some(mut h) = outcome.history() {
-            // A committed set is pending for every off-site destination.
-            let copies = own.as_ref().is_ok_and(|o| !o.settings.offsite.is_empty());
-            if copies && let Some(s) = &store {
-                self.warn(
-                    &mut learned,
-                    format!(
-                        "the [[offsite]] copies are made from a destination folder; with the bucket {} as the destination they are not made",
-                        s.url
-                    ),
-                );
-            }
-            if let Ok(o) = &own
-                && copies
-                && store.is_none()
-                && h.entry.is_numbered_backup()
-                && h.entry.segments.is_some()
-            {
-                let at = sauve_history::format_date(outcome.ended);
-                h.entry.offsite = Some(
-                    o.settings
-                        .offsite
-                        .iter()
-                        .map(|t| {
-                            let copy = sauve_history::OffsiteCopy {
-                                state: sauve_history::OffsiteState::Pending,
-                                at: at.clone(),
-                                attempts: 0,
-                                reason: None,
-                            };
-                            (t.url.clone(), copy)
-                        })
-                        .collect(),
-                );
-            }
-            let kick = crate::actors::offsite::messages::Kick {
-                destination: h.destination.clone(),
-                key: h.key.clone(),
-                base: self.layout.base_name(),
-            };
-            let msg = RecordHistory {
-                destination: h.destination,
-                key: h.key,
-                entry: h.entry,
-                limit: h.limit,
-                removed: h.removed,
-                now: outcome.ended,
-            };
-            if let Err(e) = ask(&self.actors.records, "records", msg)
-                .await
-                .and_then(|r| r)
-            {
-                self.warn(&mut learned, format!("the history was not written: {e}"));
-            } else if let (Some(store), Some(records)) = (&store, &learned.destination)
-                && (!learned.archives.is_empty() || !learned.removed_numbers.is_empty())
-            {
-                // A bucket's history: the app's own object, then the shared
-                // file rebuilt (behaviour §19), whenever the bucket's sets changed
-                // (a set added, or removed by retention); a failed run's
-                // entry goes with the next. The next write repairs a failure.
-                let publish = PublishHistory {
-                    store: Arc::clone(store),
-                    records: records.clone(),
-                    key: outcome.key.clone(),
-                };
-                if let Err(e) = ask(&self.actors.copier, "copier", publish)
-                    .await
-                    .and_then(|r| r)
-                {
-                    self.warn(
-                        &mut learned,
-                        format!("the history of {} was not published: {e}", store.url),
-                    );
-                }
-            }
-            // In the background, after the record: the next run's locks
-            // never wait for a copy (behaviour §19).
-            if copies && store.is_none() {
-                self.actors.offsite.do_send(kick);
-            }
-        }
-        let entry = outcome.journal_entry(&self.options.clock.zone());
-        let verbose = outcome.verbose();
-        let draft = own.ok().and_then(|o| outcome.alert(o.settings.alerts.on));
-        match draft {
-            // The alerter writes the entry once the deliveries are known.
-            Some(draft) => {
-                let raise = RaiseAlert {
-                    draft,
-                    journal: entry,
-                    verbose,
-                };
-                if let Err(e) = ask(&self.actors.alerter, "alerter", raise)
-                    .await
-                    .and_then(|r| r)
-                {
-                    self.warn(&mut learned, format!("the alert was not raised: {e}"));
-                }
-            }
-            None => {
-                let msg = AppendJournal { entry, verbose };
-                if let Err(e) = ask(&self.actors.records, "records", msg)
-                    .await
-                    .and_then(|r| r)
-                {
-                    self.warn(
-                        &mut learned,
-                        format!("the Backup Journal was not written: {e}"),
-                    );
-                }
-            }
-        }
+        self.record_history(&mut learned, &outcome, own.as_ref().ok(), &store)
+            .await;
+        self.journal(&mut learned, &outcome, own.ok()).await;
         // 15. The shutdown hook, whenever the startup hook ran.
         if learned.startup_ran
             && let Some(hook) = &self.options.hooks.on_shutdown
@@ -275,6 +166,115 @@ impl Run {
         report
     }
 
+    /// Step 14: the run's history entry (a committed set pending for every
+    /// off-site destination), the bucket's history published, then the
+    /// off-site copies started in the background.
+    async fn record_history(
+        &self,
+        learned: &mut Learned,
+        outcome: &Outcome,
+        own: Option<&OwnSettings>,
+        store: &Option<Arc<StoreDestination>>,
+    ) {
+        let Some(mut h) = outcome.history() else {
+            return;
+        };
+        let copies = own.is_some_and(|o| !o.settings.offsite.is_empty());
+        if copies && let Some(s) = store {
+            self.warn(
+                learned,
+                format!(
+                    "the [[offsite]] copies are made from a destination folder; with the bucket {} as the destination they are not made",
+                    s.url
+                ),
+            );
+        }
+        if let Some(o) = own
+            && copies
+            && store.is_none()
+            && h.entry.is_numbered_backup()
+            && h.entry.segments.is_some()
+        {
+            h.entry.offsite = Some(pending_copies(&o.settings, outcome.ended));
+        }
+        let kick = crate::actors::offsite::messages::Kick {
+            destination: h.destination.clone(),
+            key: h.key.clone(),
+            base: self.layout.base_name(),
+        };
+        let msg = RecordHistory {
+            destination: h.destination,
+            key: h.key,
+            entry: h.entry,
+            limit: h.limit,
+            removed: h.removed,
+            now: outcome.ended,
+        };
+        if let Err(e) = ask(&self.actors.records, "records", msg)
+            .await
+            .and_then(|r| r)
+        {
+            self.warn(learned, format!("the history was not written: {e}"));
+        } else if let (Some(store), Some(records)) = (store, &learned.destination)
+            && (!learned.archives.is_empty() || !learned.removed_numbers.is_empty())
+        {
+            // A bucket's history: the app's own object, then the shared
+            // file rebuilt (behaviour §19), whenever the bucket's sets changed
+            // (a set added, or removed by retention); a failed run's
+            // entry goes with the next. The next write repairs a failure.
+            let publish = PublishHistory {
+                store: Arc::clone(store),
+                records: records.clone(),
+                key: outcome.key.clone(),
+            };
+            if let Err(e) = ask(&self.actors.copier, "copier", publish)
+                .await
+                .and_then(|r| r)
+            {
+                self.warn(
+                    learned,
+                    format!("the history of {} was not published: {e}", store.url),
+                );
+            }
+        }
+        // In the background, after the record: the next run's locks
+        // never wait for a copy (behaviour §19).
+        if copies && store.is_none() {
+            self.actors.offsite.do_send(kick);
+        }
+    }
+
+    /// Step 14: the journal entry: written by the alerter once the deliveries
+    /// are known when the run raises an alert, else by the records actor.
+    async fn journal(&self, learned: &mut Learned, outcome: &Outcome, own: Option<OwnSettings>) {
+        let entry = outcome.journal_entry(&self.options.clock.zone());
+        let verbose = outcome.verbose();
+        match own.and_then(|o| outcome.alert(o.settings.alerts.on)) {
+            Some(draft) => {
+                let raise = RaiseAlert {
+                    draft,
+                    journal: entry,
+                    verbose,
+                };
+                if let Err(e) = ask(&self.actors.alerter, "alerter", raise)
+                    .await
+                    .and_then(|r| r)
+                {
+                    self.warn(learned, format!("the alert was not raised: {e}"));
+                }
+            }
+            None => {
+                let msg = AppendJournal { entry, verbose };
+                if let Err(e) = ask(&self.actors.records, "records", msg)
+                    .await
+                    .and_then(|r| r)
+                {
+                    self.warn(learned, format!("the Backup Journal was not written: {e}"));
+                }
+            }
+        }
+    }
+
     /// Steps 2 to 13; an early return is the run's failure.
     async fn steps(
         &self,
@@ -282,7 +282,43 @@ impl Run {
         store: &mut Option<Arc<StoreDestination>>,
         started: Timestamp,
     ) -> Result<Flow, EngineError> {
-        // 2. Settings, then the journal rotation check (failing runs rotate too).
+        let settings = self.read_settings(l).await?;
+        if let Some(reason) = self.unchanged_data(&settings).await? {
+            return Ok(Flow::Postponed(reason));
+        }
+        self.startup_hook(l).await?;
+
+        // 5. Pre-checks, then the plan.
+        self.phase(Phase::Precheck);
+        let plan = self.prepare(l, store, &settings, started).await?;
+        self.clear_the_way(l, &plan, store).await?;
+
+        // 7-9. Copy, phase by phase.
+        self.announce(&plan);
+        let progress = self.progress(plan.total);
+        let set = self.begin_set(l, &plan, store).await?;
+        self.copy_phases(l, &plan, set, &progress).await?;
+        self.stopped()?;
+
+        let log_set = self.finish(l, &plan, set, store).await?;
+        // 11. Verify. A store's uploads cannot be read before they are
+        // completed: its sets are read back after the commit.
+        if plan.verify && store.is_none() {
+            self.verify_sets(&plan, set, log_set).await?;
+        }
+        self.stopped()?;
+        self.commit(l, &plan, set, log_set, store).await?;
+
+        // 13. Retention after.
+        if let Some(keep) = plan.retention.after {
+            self.retention(l, &plan, store, keep).await?;
+        }
+        Ok(Flow::Done)
+    }
+
+    /// Step 2: settings, then the journal rotation check (failing runs rotate
+    /// too); what the records need of them is learned now.
+    async fn read_settings(&self, l: &mut Learned) -> Result<Arc<AppSettings>, EngineError> {
         let settings = ask(&self.actors.resolver, "resolver", ReadSettings).await?;
         if let Err(e) = ask(&self.actors.records, "records", RotateJournal).await? {
             self.warn(l, format!("the Backup Journal could not rotate: {e}"));
@@ -301,19 +337,26 @@ impl Run {
                 message: w.clone(),
             });
         }
+        Ok(settings)
+    }
 
-        // 3. The data-change check of scheduled runs with BackupIfDataChange.
-        if self.trigger == Trigger::Scheduled && settings.settings.advanced.backup_if_data_change {
-            let state = ask(&self.actors.records, "records", ReadState).await?;
-            let facts = ask(&self.actors.resolver, "resolver", ObserveData).await?;
-            if let Some(reason) =
-                plan::postpone_reason(state.0.last_data, facts, self.options.log.is_some())
-            {
-                return Ok(Flow::Postponed(reason));
-            }
+    /// Step 3: the data-change check of scheduled runs with BackupIfDataChange:
+    /// why the run is postponed, if it is.
+    async fn unchanged_data(&self, settings: &AppSettings) -> Result<Option<String>, EngineError> {
+        if self.trigger != Trigger::Scheduled || !settings.settings.advanced.backup_if_data_change {
+            return Ok(None);
         }
+        let state = ask(&self.actors.records, "records", ReadState).await?;
+        let facts = ask(&self.actors.resolver, "resolver", ObserveData).await?;
+        Ok(plan::postpone_reason(
+            state.0.last_data,
+            facts,
+            self.options.log.is_some(),
+        ))
+    }
 
-        // 4. The startup hook.
+    /// Step 4: the startup hook: a code other than 0 refuses the run.
+    async fn startup_hook(&self, l: &mut Learned) -> Result<(), EngineError> {
         if let Some(hook) = &self.options.hooks.on_startup {
             l.startup_ran = true;
             let code = hook(self.trigger).await;
@@ -321,13 +364,16 @@ impl Run {
                 return Err(EngineError::HookRefused { code });
             }
         }
-        self.stopped()?;
+        self.stopped()
+    }
 
-        // 5. Pre-checks, then the plan.
-        self.phase(Phase::Precheck);
-        let plan = self.prepare(l, store, &settings, started).await?;
-
-        // 6. Stale parts, retention before.
+    /// Step 6: parts an interrupted run left, then retention before.
+    async fn clear_the_way(
+        &self,
+        l: &mut Learned,
+        plan: &Plan,
+        store: &Option<Arc<StoreDestination>>,
+    ) -> Result<(), EngineError> {
         let stale = ask(
             &self.actors.copier,
             "copier",
@@ -344,10 +390,14 @@ impl Run {
             ));
         }
         if let Some(keep) = plan.retention.before {
-            self.retention(l, &plan, store, keep).await?;
+            self.retention(l, plan, store, keep).await?;
         }
+        Ok(())
+    }
 
-        // 7-9. Copy, phase by phase.
+    /// The run has its number: the `started` event, and whoever waits for
+    /// the number is told.
+    fn announce(&self, plan: &Plan) {
         self.emit(BackupEvent::Started {
             run: self.id,
             trigger: self.trigger,
@@ -365,7 +415,15 @@ impl Run {
                 number: plan.number,
             });
         }
-        let progress = self.progress(plan.total);
+    }
+
+    /// The backup set opened, full or incremental on its parent.
+    async fn begin_set(
+        &self,
+        l: &mut Learned,
+        plan: &Plan,
+        store: &Option<Arc<StoreDestination>>,
+    ) -> Result<SetId, EngineError> {
         let own = ask(&self.actors.resolver, "resolver", ReadOwnSettings).await?;
         let incremental = Some(own.settings.incremental)
             .filter(|i| i.is_on() && own.problem.is_none() && store.is_none());
@@ -383,9 +441,20 @@ impl Run {
             },
         )
         .await??;
-        let set = begun.set;
         l.parent = begun.parent;
         l.notes.extend(begun.note);
+        Ok(begun.set)
+    }
+
+    /// Steps 7 to 9: the data (the log cut first, cloned under the lock where it
+    /// can be), the structure, the attachments.
+    async fn copy_phases(
+        &self,
+        l: &mut Learned,
+        plan: &Plan,
+        set: SetId,
+        progress: &RunProgress,
+    ) -> Result<(), EngineError> {
         if !plan.data.is_empty() {
             let cut = plan.log.as_ref().map(|_| CutLog {
                 log: self.layout.log_file.clone(),
@@ -399,9 +468,9 @@ impl Run {
                 .locked_phase(
                     set,
                     (Kind::Data, Phase::Data),
-                    &plan,
+                    plan,
                     plan.data.clone(),
-                    &progress,
+                    progress,
                     (cut, near),
                 )
                 .await?;
@@ -420,9 +489,9 @@ impl Run {
                 self.locked_phase(
                     set,
                     (Kind::Structure, Phase::Structure),
-                    &plan,
+                    plan,
                     plan.structure.clone(),
-                    &progress,
+                    progress,
                     (None, None),
                 )
                 .await?
@@ -440,61 +509,80 @@ impl Run {
             };
             ask(&self.actors.copier, "copier", msg).await??;
         }
-        self.stopped()?;
+        Ok(())
+    }
 
-        // 10. Finish, and the log backup from every pending segment.
+    /// Step 10: finish, and the log backup from every pending segment.
+    async fn finish(
+        &self,
+        l: &mut Learned,
+        plan: &Plan,
+        set: SetId,
+        store: &Option<Arc<StoreDestination>>,
+    ) -> Result<Option<SetId>, EngineError> {
         let finish = FinishSet {
             set,
             ended: self.options.clock.now(),
         };
         l.manifest_files = ask(&self.actors.copier, "copier", finish).await??;
-        let log_set = match &plan.log {
-            Some(log) => {
-                let msg = BuildLogSet {
-                    run: self.id,
-                    log: self.layout.log_file.clone(),
-                    spec: log.spec.clone(),
-                    header: log.header.clone(),
-                    open_part: self.options.open_part.as_ref().map(|f| f()),
-                    store: store.clone(),
-                    scratch: l.destination.clone().unwrap_or_default(),
-                    ended: self.options.clock.now(),
-                    stop: self.stop.clone(),
-                };
-                let built = ask(&self.actors.copier, "copier", msg).await??;
-                if let Some(b) = &built {
-                    l.notes.extend(b.notes.iter().cloned());
-                }
-                built.map(|b| b.set)
-            }
-            None => None,
+        let Some(log) = &plan.log else {
+            return Ok(None);
         };
+        let msg = BuildLogSet {
+            run: self.id,
+            log: self.layout.log_file.clone(),
+            spec: log.spec.clone(),
+            header: log.header.clone(),
+            open_part: self.options.open_part.as_ref().map(|f| f()),
+            store: store.clone(),
+            scratch: l.destination.clone().unwrap_or_default(),
+            ended: self.options.clock.now(),
+            stop: self.stop.clone(),
+        };
+        let built = ask(&self.actors.copier, "copier", msg).await??;
+        if let Some(b) = &built {
+            l.notes.extend(b.notes.iter().cloned());
+        }
+        Ok(built.map(|b| b.set))
+    }
 
-        // 11. Verify. A store's uploads cannot be read before they are
-        // completed: its sets are read back after the commit.
-        if plan.verify && store.is_none() {
-            self.phase(Phase::Verify);
-            if let Some(log) = log_set {
-                let msg = VerifySet {
-                    set: log,
-                    progress: self.progress(0),
-                };
-                ask(&self.actors.copier, "copier", msg).await??;
-            }
-            // Verification reports its own pass over the bytes.
+    /// Step 11: the sets verified before their commit, the log backup first.
+    async fn verify_sets(
+        &self,
+        plan: &Plan,
+        set: SetId,
+        log_set: Option<SetId>,
+    ) -> Result<(), EngineError> {
+        self.phase(Phase::Verify);
+        if let Some(log) = log_set {
             let msg = VerifySet {
-                set,
-                progress: self.progress(plan.total),
+                set: log,
+                progress: self.progress(0),
             };
             ask(&self.actors.copier, "copier", msg).await??;
         }
-        self.stopped()?;
+        // Verification reports its own pass over the bytes.
+        let msg = VerifySet {
+            set,
+            progress: self.progress(plan.total),
+        };
+        ask(&self.actors.copier, "copier", msg).await??;
+        Ok(())
+    }
 
-        // 12. Commit: Stop is ignored from here. The .4BK first, then the
-        // .4BL, which deletes the pending segments it holds. Killed between
-        // the two, the segments stay and go into the next run's .4BL, whose
-        // name (this number) is then free: a .4BL committed before its .4BK
-        // would take the name the next attempt at this number needs.
+    /// Step 12: commit: Stop is ignored from here. The .4BK first, then the
+    /// .4BL, which deletes the pending segments it holds. Killed between
+    /// the two, the segments stay and go into the next run's .4BL, whose
+    /// name (this number) is then free: a .4BL committed before its .4BK
+    /// would take the name the next attempt at this number needs.
+    async fn commit(
+        &self,
+        l: &mut Learned,
+        plan: &Plan,
+        set: SetId,
+        log_set: Option<SetId>,
+        store: &Option<Arc<StoreDestination>>,
+    ) -> Result<(), EngineError> {
         self.phase(Phase::Commit);
         let c = ask(&self.actors.copier, "copier", CommitSet { set }).await??;
         l.archives = c.files.clone();
@@ -512,45 +600,12 @@ impl Run {
             self.read_back(l, store, backup_files, plan.total).await?;
         }
         if let Some(log) = log_set {
-            // The .4BK is final: a .4BL that cannot be committed now loses
-            // nothing (its segments stay for the next log backup) and is a
-            // note, not the status of a sound, restorable set.
-            match ask(&self.actors.copier, "copier", CommitSet { set: log }).await? {
-                Ok(c) => {
-                    l.log_archives = c.files;
-                    l.notes.extend(c.notes);
-                }
-                Err(e) => l.notes.push(format!(
-                    "the log backup could not be committed ({e}); its records stay in the pending log segments and go into the next log backup"
-                )),
-            }
+            self.commit_log(l, log).await?;
         }
         if let Some(store) = store.as_ref().filter(|_| read_back)
             && !l.log_archives.is_empty()
         {
-            let msg = VerifyStored {
-                store: Arc::clone(store),
-                files: l.log_archives.clone(),
-                remove_unsound: false,
-                progress: self.progress(0),
-            };
-            let checked = ask(&self.actors.copier, "copier", msg).await?;
-            if let Some(e) = checked.failure {
-                // Its records are in no pending segment any more: the
-                // set stays, for a person to look at, never removed.
-                self.warn(
-                    l,
-                    format!(
-                        "the log backup does not verify in the store ({e}); it is kept there, as its records are in no other file: `sauve verify {}{}` checks it again",
-                        store.url,
-                        l.log_archives
-                            .first()
-                            .and_then(|p| p.file_name())
-                            .map(|n| n.to_string_lossy().into_owned())
-                            .unwrap_or_default()
-                    ),
-                );
-            }
+            self.read_back_log(l, store).await?;
         }
         if plan.verify
             && let Some(store) = store.as_ref()
@@ -565,12 +620,55 @@ impl Run {
                 sauve_archive::number_text(plan.number)
             ));
         }
+        Ok(())
+    }
 
-        // 13. Retention after.
-        if let Some(keep) = plan.retention.after {
-            self.retention(l, &plan, store, keep).await?;
+    /// The .4BL committed once the .4BK is final: one that cannot be
+    /// committed now loses nothing (its segments stay for the next log
+    /// backup) and is a note, not the status of a sound, restorable set.
+    async fn commit_log(&self, l: &mut Learned, log: SetId) -> Result<(), EngineError> {
+        match ask(&self.actors.copier, "copier", CommitSet { set: log }).await? {
+            Ok(c) => {
+                l.log_archives = c.files;
+                l.notes.extend(c.notes);
+            }
+            Err(e) => l.notes.push(format!(
+                "the log backup could not be committed ({e}); its records stay in the pending log segments and go into the next log backup"
+            )),
         }
-        Ok(Flow::Done)
+        Ok(())
+    }
+
+    /// The committed .4BL read back from its store. Its records are in no
+    /// pending segment any more: a set that fails stays, for a person to
+    /// look at, never removed.
+    async fn read_back_log(
+        &self,
+        l: &mut Learned,
+        store: &Arc<StoreDestination>,
+    ) -> Result<(), EngineError> {
+        let msg = VerifyStored {
+            store: Arc::clone(store),
+            files: l.log_archives.clone(),
+            remove_unsound: false,
+            progress: self.progress(0),
+        };
+        let checked = ask(&self.actors.copier, "copier", msg).await?;
+        if let Some(e) = checked.failure {
+            self.warn(
+                l,
+                format!(
+                    "the log backup does not verify in the store ({e}); it is kept there, as its records are in no other file: `sauve verify {}{}` checks it again",
+                    store.url,
+                    l.log_archives
+                        .first()
+                        .and_then(|p| p.file_name())
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                ),
+            );
+        }
+        Ok(())
     }
 
     /// Reads the committed backup set back from its store. A set that does
@@ -829,4 +927,24 @@ impl Run {
         report.warnings = std::mem::take(&mut l.warnings);
         report
     }
+}
+
+/// Every `[[offsite]]` destination's copy of a committed set, pending.
+fn pending_copies(
+    own: &sauve_settings::SauveToml,
+    ended: Timestamp,
+) -> std::collections::BTreeMap<String, sauve_history::OffsiteCopy> {
+    let at = sauve_history::format_date(ended);
+    own.offsite
+        .iter()
+        .map(|t| {
+            let copy = sauve_history::OffsiteCopy {
+                state: sauve_history::OffsiteState::Pending,
+                at: at.clone(),
+                attempts: 0,
+                reason: None,
+            };
+            (t.url.clone(), copy)
+        })
+        .collect()
 }
