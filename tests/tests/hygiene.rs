@@ -31,61 +31,361 @@ fn ci_runs_the_readme_test_command() {
         2,
         "the main command and the test command"
     );
+    // Each is one plain cargo command, as a person pastes it.
+    let steps = cargo_steps(&first_block.join("\n")).unwrap_or_else(|e| panic!("README: {e}"));
+    assert_eq!(steps.len(), 2, "README's commands: {steps:?}");
     // The test command installs what the suite needs, then runs it: CI
-    // runs the very same line.
+    // runs the very same line, as a step of its own (not in a chain, a
+    // condition or a substitution, nor in a comment).
     let test_command = first_block[1];
     assert_eq!(test_command, "cargo xtask test");
+    assert_eq!(steps[1], test_command);
     assert!(
         first_block[0].starts_with("cargo run") && first_block[0].contains(" demo"),
         "{}",
         first_block[0]
     );
-    let ci = read(".ci/run");
+    let ci = cargo_steps(&read(".ci/run")).unwrap_or_else(|e| panic!(".ci/run: {e}"));
     assert!(
-        ci.lines().any(|l| l.trim() == test_command),
-        ".ci/run does not run `{test_command}`"
+        ci.iter().any(|s| s == test_command),
+        ".ci/run does not run `{test_command}`: {ci:?}"
     );
-    assert!(ci.contains("cargo fmt --all --check"));
-    assert!(ci.contains("-- -D warnings"));
+    assert!(ci.iter().any(|s| s == "cargo fmt --all --check"), "{ci:?}");
+    assert!(
+        ci.iter()
+            .any(|s| s.starts_with("cargo clippy ") && s.ends_with(" -- -D warnings")),
+        "{ci:?}"
+    );
 }
 
 /// The cargo commands a CI shell script runs, in order, as written without a
 /// `timeout N` guard. Tool installation (`cargo install`) and version reports
-/// (`--version`) are not steps. Any other line that runs cargo in a shape this
-/// cannot read (in a condition, a pipe, a chain, a continuation) is an error
-/// rather than skipped, so that no step can hide from the comparison.
+/// (`--version`) are not steps, wherever they are. The script is read as the
+/// shell reads it (quotes, escapes, comments, continuations, `$(…)` and
+/// backquotes, `&&`, `||`, `|`, `;`, `&`), so a `"cargo"` is cargo and a
+/// `#` inside quotes is no comment. Any other command that names cargo (in
+/// a substitution, a chain, a condition, behind another command or a
+/// variable) is an error rather than skipped, so that no step can hide
+/// from the comparison.
 fn cargo_steps(script: &str) -> Result<Vec<String>, String> {
     let mut steps = Vec::new();
-    for line in script.lines() {
-        let line = line.split(" #").next().unwrap_or_default().trim();
-        let words: Vec<&str> = line.split_whitespace().collect();
-        if line.starts_with('#') || !words.contains(&"cargo") {
-            continue;
+    for line in shell::lines(script)? {
+        for command in &line.commands {
+            if !command.words.iter().any(|w| shell::names_cargo(w)) || command.is_tool_setup() {
+                continue;
+            }
+            let words: Vec<&str> = command.words.iter().map(String::as_str).collect();
+            let step = match words.as_slice() {
+                ["timeout", seconds, rest @ ..] if seconds.parse::<u64>().is_ok() => rest,
+                all => all,
+            };
+            // Alone on its line, but for the substitutions in its words.
+            let plain = !command.nested && !line.chained && step.first() == Some(&"cargo");
+            if !plain {
+                return Err(format!(
+                    "cannot tell which cargo command `{}` runs",
+                    line.text
+                ));
+            }
+            steps.push(step.join(" "));
         }
-        let command = match words.as_slice() {
-            ["timeout", seconds, rest @ ..] if seconds.parse::<u64>().is_ok() => rest,
-            all => all,
-        };
-        let tool =
-            command.windows(2).any(|w| w == ["cargo", "install"]) || command.contains(&"--version");
-        if tool {
-            continue;
-        }
-        let plain = command.first() == Some(&"cargo")
-            && !command
-                .iter()
-                .any(|w| ["|", "||", "&&", ";", "\\", "&"].contains(w) || w.ends_with(';'));
-        if !plain {
-            return Err(format!("cannot tell which cargo command `{line}` runs"));
-        }
-        steps.push(command.join(" "));
     }
     Ok(steps)
+}
+
+/// A shell script read as far as telling which commands it runs: enough of
+/// the POSIX shell's quoting and operators that no command is mistaken for
+/// another's argument.
+mod shell {
+    /// One simple command: its words, quotes and escapes removed (a
+    /// substitution in a word stands as `$(…)`, its commands being read on
+    /// their own).
+    pub(super) struct Command {
+        pub(super) words: Vec<String>,
+        /// Inside `$(…)`, backquotes or a `( … )` subshell.
+        pub(super) nested: bool,
+    }
+
+    impl Command {
+        /// `cargo install …` or a version report (`cargo … --version`),
+        /// after any `if`, `!` and the like.
+        pub(super) fn is_tool_setup(&self) -> bool {
+            let words: Vec<&str> = self
+                .words
+                .iter()
+                .map(String::as_str)
+                .skip_while(|w| {
+                    [
+                        "if", "then", "elif", "else", "while", "until", "do", "!", "{",
+                    ]
+                    .contains(w)
+                })
+                .collect();
+            words.first() == Some(&"cargo")
+                && (words.get(1) == Some(&"install") || words.contains(&"--version"))
+        }
+    }
+
+    /// One line as the shell reads it (a continuation, or a newline inside
+    /// quotes or a substitution, does not end it).
+    pub(super) struct Line {
+        /// As written, without its comment.
+        pub(super) text: String,
+        /// Its simple commands, those of its substitutions included.
+        pub(super) commands: Vec<Command>,
+        /// Whether an operator joins or ends commands on it (`&&`, `||`,
+        /// `|`, `;`, `&`, or a newline inside a substitution).
+        pub(super) chained: bool,
+    }
+
+    /// Whether a word names cargo: `cargo`, `/path/to/cargo`, `$CARGO`, or a
+    /// quoted script that runs it (`sh -c 'cargo test'`). `cargo-nextest`
+    /// and `.cargo/config.toml` do not.
+    pub(super) fn names_cargo(word: &str) -> bool {
+        word.split(|c: char| !(c.is_ascii_alphanumeric() || "_.-".contains(c)))
+            .any(|piece| piece.eq_ignore_ascii_case("cargo"))
+    }
+
+    pub(super) fn lines(script: &str) -> Result<Vec<Line>, String> {
+        let mut reader = Reader {
+            chars: script.chars().collect(),
+            at: 0,
+            commands: Vec::new(),
+            chained: false,
+            comment: None,
+        };
+        let mut lines = Vec::new();
+        while reader.at < reader.chars.len() {
+            let start = reader.at;
+            let end = reader.list(false, None)?;
+            let text: String = reader.chars[start..end].iter().collect();
+            lines.push(Line {
+                text: text.trim().to_owned(),
+                commands: std::mem::take(&mut reader.commands),
+                chained: std::mem::take(&mut reader.chained),
+            });
+        }
+        Ok(lines)
+    }
+
+    struct Reader {
+        chars: Vec<char>,
+        at: usize,
+        /// The commands of the line being read.
+        commands: Vec<Command>,
+        chained: bool,
+        /// Where the comment of the line being read starts.
+        comment: Option<usize>,
+    }
+
+    /// The words of the simple command being read.
+    #[derive(Default)]
+    struct Words {
+        done: Vec<String>,
+        word: String,
+        started: bool,
+    }
+
+    impl Words {
+        fn end_word(&mut self) {
+            if self.started {
+                self.done.push(std::mem::take(&mut self.word));
+                self.started = false;
+            }
+        }
+
+        fn push(&mut self, c: char) {
+            self.word.push(c);
+            self.started = true;
+        }
+
+        fn push_str(&mut self, s: &str) {
+            self.word.push_str(s);
+            self.started = true;
+        }
+    }
+
+    impl Reader {
+        fn peek(&self, ahead: usize) -> Option<char> {
+            self.chars.get(self.at + ahead).copied()
+        }
+
+        fn end_command(&mut self, words: &mut Words, nested: bool) {
+            words.end_word();
+            if !words.done.is_empty() {
+                self.commands.push(Command {
+                    words: std::mem::take(&mut words.done),
+                    nested,
+                });
+            }
+        }
+
+        /// Reads commands up to `closer` (`)` or a backquote, inside a
+        /// substitution), or else to the end of the line. Returns where the
+        /// line's text ends (its comment excluded).
+        fn list(&mut self, nested: bool, closer: Option<char>) -> Result<usize, String> {
+            let mut words = Words::default();
+            loop {
+                let Some(c) = self.peek(0) else {
+                    if closer.is_some() {
+                        return Err("the script ends inside a substitution".to_owned());
+                    }
+                    self.end_command(&mut words, nested);
+                    return Ok(self.comment.take().unwrap_or(self.at));
+                };
+                match c {
+                    '\\' if self.peek(1) == Some('\n') => self.at += 2,
+                    '\\' => {
+                        self.at += 1;
+                        if let Some(escaped) = self.peek(0) {
+                            words.push(escaped);
+                            self.at += 1;
+                        }
+                    }
+                    '\'' => {
+                        self.at += 1;
+                        let close = self.chars[self.at..]
+                            .iter()
+                            .position(|&q| q == '\'')
+                            .ok_or("the script ends inside a '-quoted string")?;
+                        let quoted: String = self.chars[self.at..self.at + close].iter().collect();
+                        words.push_str(&quoted);
+                        self.at += close + 1;
+                    }
+                    '"' => {
+                        self.at += 1;
+                        self.double_quoted(&mut words)?;
+                    }
+                    '`' if closer == Some('`') => {
+                        self.at += 1;
+                        self.end_command(&mut words, nested);
+                        return Ok(self.at);
+                    }
+                    '`' | '$' | '(' if self.substitution(&mut words, c == '(')? => {}
+                    ')' if closer == Some(')') => {
+                        self.at += 1;
+                        self.end_command(&mut words, nested);
+                        return Ok(self.at);
+                    }
+                    '#' if !words.started => {
+                        if closer.is_none() {
+                            self.comment.get_or_insert(self.at);
+                        }
+                        while self.peek(0).is_some_and(|c| c != '\n') {
+                            self.at += 1;
+                        }
+                    }
+                    '\n' => {
+                        self.at += 1;
+                        self.end_command(&mut words, nested);
+                        if closer.is_none() {
+                            return Ok(self.comment.take().unwrap_or(self.at - 1));
+                        }
+                        self.chained = true;
+                    }
+                    // A redirection (`2>&1`, `>&2`, `&>file`) is part of a word.
+                    '&' if words.word.ends_with(['>', '<']) || self.peek(1) == Some('>') => {
+                        words.push(c);
+                        self.at += 1;
+                    }
+                    ';' | '&' | '|' | ')' => {
+                        self.end_command(&mut words, nested);
+                        self.chained = true;
+                        self.at += 1;
+                        if self
+                            .peek(0)
+                            .is_some_and(|n| n == c || (c == '|' && n == '&'))
+                        {
+                            self.at += 1;
+                        }
+                    }
+                    ' ' | '\t' | '\r' => {
+                        words.end_word();
+                        self.at += 1;
+                    }
+                    c => {
+                        words.push(c);
+                        self.at += 1;
+                    }
+                }
+            }
+        }
+
+        /// At a backquote, `$(`, `$((` or (`subshell`, at a word's start)
+        /// `(`: reads what it holds (its commands nested) and says `true`;
+        /// anything else (a `$` of a variable, `(` inside a word) says
+        /// `false` and reads nothing.
+        fn substitution(&mut self, words: &mut Words, subshell: bool) -> Result<bool, String> {
+            match (self.peek(0), self.peek(1), self.peek(2)) {
+                (Some('$'), Some('('), Some('(')) => {
+                    // Arithmetic runs no command: kept as written.
+                    let mut depth = 0usize;
+                    while let Some(c) = self.peek(0) {
+                        words.push(c);
+                        self.at += 1;
+                        match c {
+                            '(' => depth += 1,
+                            ')' if depth <= 1 => return Ok(true),
+                            ')' => depth -= 1,
+                            _ => {}
+                        }
+                    }
+                    Err("the script ends inside $((…))".to_owned())
+                }
+                (Some('$'), Some('('), _) => {
+                    self.at += 2;
+                    self.list(true, Some(')'))?;
+                    words.push_str("$(…)");
+                    Ok(true)
+                }
+                (Some('`'), _, _) => {
+                    self.at += 1;
+                    self.list(true, Some('`'))?;
+                    words.push_str("$(…)");
+                    Ok(true)
+                }
+                (Some('('), _, _) if subshell && !words.started => {
+                    self.at += 1;
+                    self.list(true, Some(')'))?;
+                    self.chained = true;
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        }
+
+        /// After an opening `"`: up to its closing one, where only `\`,
+        /// `$(…)` and backquotes are special.
+        fn double_quoted(&mut self, words: &mut Words) -> Result<(), String> {
+            words.started = true;
+            loop {
+                match self.peek(0) {
+                    None => return Err("the script ends inside a \"-quoted string".to_owned()),
+                    Some('"') => {
+                        self.at += 1;
+                        return Ok(());
+                    }
+                    Some('\\') if self.peek(1).is_some_and(|n| "\"\\$`\n".contains(n)) => {
+                        if self.peek(1) != Some('\n') {
+                            words.push(self.chars[self.at + 1]);
+                        }
+                        self.at += 2;
+                    }
+                    Some('$' | '`') if self.substitution(words, false)? => {}
+                    Some(c) => {
+                        words.push(c);
+                        self.at += 1;
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[test]
 fn ci_script_steps_are_its_cargo_lines_without_timeouts_tool_setup_or_comments() {
     let setup = "if ! cargo nextest --version >/dev/null 2>&1; then\n  cargo install cargo-nextest --locked\nfi\ncargo --version\ncargo nextest --version | head -n 1\n";
+    let cannot = |line: &str| Err(format!("cannot tell which cargo command `{line}` runs"));
     for (script, expected) in [
         (
             "# cargo test is run below\nstep \"format\"\ncargo fmt --all --check\n",
@@ -98,20 +398,71 @@ fn ci_script_steps_are_its_cargo_lines_without_timeouts_tool_setup_or_comments()
         ("export CARGO_TERM_COLOR=never\necho done\n", Ok(vec![])),
         (
             "cargo build && cargo test\n",
-            Err("cannot tell which cargo command `cargo build && cargo test` runs"),
+            cannot("cargo build && cargo test"),
         ),
         (
             "if cargo doc; then echo ok; fi\n",
-            Err("cannot tell which cargo command `if cargo doc; then echo ok; fi` runs"),
+            cannot("if cargo doc; then echo ok; fi"),
+        ),
+        ("time cargo test\n", cannot("time cargo test")),
+        // Quoted, cargo is still cargo, and a step.
+        (
+            "\"cargo\" build --locked\n'cargo' test\n",
+            Ok(vec!["cargo build --locked", "cargo test"]),
+        ),
+        // A substitution runs its command too.
+        (
+            "dir=$(cargo metadata --format-version 1)\n",
+            cannot("dir=$(cargo metadata --format-version 1)"),
         ),
         (
-            "time cargo test\n",
-            Err("cannot tell which cargo command `time cargo test` runs"),
+            "echo \"built: `cargo build`\"\n",
+            cannot("echo \"built: `cargo build`\""),
+        ),
+        ("v=\"$(cargo --version)\"\n", Ok(vec![])),
+        // A substitution in a step's words is no other step.
+        (
+            "cargo run -- demo \"$(mktemp -d)/demo\"\n",
+            Ok(vec!["cargo run -- demo $(…)/demo"]),
+        ),
+        // Tool setup chained after another command is still setup; a step
+        // chained after it is not hidden by it.
+        (
+            "apt-get update && cargo install cargo-nextest --locked\n",
+            Ok(vec![]),
+        ),
+        (
+            "cargo install cargo-fuzz && cargo build\n",
+            cannot("cargo install cargo-fuzz && cargo build"),
+        ),
+        ("true || cargo test\n", cannot("true || cargo test")),
+        // Behind another command or a variable, cargo cannot be told apart.
+        ("bash -c 'cargo test'\n", cannot("bash -c 'cargo test'")),
+        ("\"$CARGO\" test\n", cannot("\"$CARGO\" test")),
+        ("(cargo test)\n", cannot("(cargo test)")),
+        // A `#` in quotes is no comment; the comment after it is.
+        (
+            "echo 'a # b' && cargo test # the tests\n",
+            cannot("echo 'a # b' && cargo test"),
+        ),
+        // A continuation is one line.
+        (
+            "cargo build \\\n  --locked\n",
+            Ok(vec!["cargo build --locked"]),
+        ),
+        // Names that only contain the word run no cargo.
+        (
+            "cp .cargo/config.toml /tmp\nwhich cargo-nextest\n",
+            Ok(vec![]),
+        ),
+        (
+            "cargo test 'oops\n",
+            Err("the script ends inside a '-quoted string".to_owned()),
         ),
     ] {
         let expected = expected
             .map(|v| v.into_iter().map(str::to_owned).collect::<Vec<_>>())
-            .map_err(str::to_owned);
+            .map_err(|e| e.to_owned());
         assert_eq!(cargo_steps(script), expected, "{script}");
     }
 }
