@@ -528,7 +528,7 @@ async fn the_log_page_lists_the_operations_with_their_kind_and_filters_them() {
     }
     drop(w);
     // A restore to 13:30 UTC ran at 14:00, when the log ended at sequence
-    // 4: the fourth operation is set aside (the records actor's record).
+    // 4: the fourth operation is set aside (the state keeper's record).
     std::fs::create_dir_all(app.path().join("Logs")).unwrap();
     std::fs::write(
         sauve_engine::state_path(app.path()),

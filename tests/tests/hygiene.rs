@@ -832,10 +832,12 @@ fn architecture_places_every_engine_actor_and_its_messages() {
             "alerts",
             "coordinator",
             "copier",
+            "history",
+            "journal",
             "locks",
             "offsite",
-            "records",
-            "resolver"
+            "resolver",
+            "state"
         ]
     );
 }

@@ -203,7 +203,7 @@ fn operations_a_point_in_time_restore_set_aside_are_marked() {
     let log = app.path().join("Data/App.journal");
     write_log(&log);
     // What a restore to 14:20 UTC, run at 15:00 when the log ended at
-    // sequence 5, leaves in the app's state (the records actor writes it).
+    // sequence 5, leaves in the app's state (the state keeper writes it).
     std::fs::create_dir_all(app.path().join("Logs")).unwrap();
     std::fs::write(
         sauve_engine::state_path(app.path()),

@@ -2,7 +2,7 @@
 //! streams each segment, compressed, straight into a multipart upload (no
 //! local copy of the archive), completes the uploads in order at the commit
 //! (the manifest-bearing segment last), verifies the set by reading it back,
-//! and applies retention there. The history stays with the records actor,
+//! and applies retention there. The history stays with the history keeper,
 //! in the app's records of the store (`APP/Logs/Destinations/…`), and is
 //! published to the store after every write: the app's own history object,
 //! then `backupHistory.json` rebuilt from every app's.
@@ -266,7 +266,7 @@ impl StoreDestination {
         retained
     }
 
-    /// Publishes the history the records actor keeps in `records` (behaviour §19).
+    /// Publishes the history the history keeper keeps in `records` (behaviour §19).
     pub(crate) fn publish_history(&self, records: &Path, key: &str) -> Result<(), EngineError> {
         self.wait(crate::stores::publish_history(
             self.store.as_ref(),

@@ -21,11 +21,14 @@ use crate::actors::coordinator::messages::{
 };
 use crate::actors::copier::Copier;
 use crate::actors::copier::messages::RestoreArchive;
+use crate::actors::history::HistoryKeeper;
+use crate::actors::journal::JournalKeeper;
+use crate::actors::journal::messages::AppendJournal;
 use crate::actors::locks::LockKeeper;
-use crate::actors::records::Records;
-use crate::actors::records::messages::{AppendJournal, ReadState, SaveSchedulerState};
 use crate::actors::resolver::Resolver;
 use crate::actors::resolver::messages::ReadSettings;
+use crate::actors::state::StateKeeper;
+use crate::actors::state::messages::{ReadState, ResolveInterrupted, SaveSchedulerState};
 use crate::actors::{Actors, ask};
 use crate::api::{BackupEvent, BackupReport, Clock, EngineOptions, Scheduled, Tally, Trigger};
 use crate::error::{Busy, EngineError};
@@ -181,39 +184,7 @@ impl Engine {
             .spawn(move || {
                 let runner = actix::System::new();
                 runner.block_on(async move {
-                    let app = thread_layout.app.clone();
-                    let resolver_layout = thread_layout.clone();
-                    // Blocking file IO: each on a thread of its own.
-                    let resolver =
-                        SyncArbiter::start(1, move || Resolver::new(resolver_layout.clone()));
-                    let records_app = app.clone();
-                    let records = SyncArbiter::start(1, move || Records::new(records_app.clone()));
-                    let alerter = Alerter {
-                        app,
-                        host: crate::actors::alerts::host_name(),
-                        page: None,
-                        policy: options.alert_delivery.clone(),
-                        records: records.clone(),
-                        resolver: resolver.clone(),
-                        clock: options.clock.clone(),
-                        in_flight: 0,
-                        drained: Vec::new(),
-                    }
-                    .start();
-                    let offsite = crate::actors::offsite::Offsite::new(
-                        thread_layout.app.clone(),
-                        records.clone(),
-                        options.clock.clone(),
-                    )
-                    .start();
-                    let actors = Actors {
-                        resolver,
-                        copier: SyncArbiter::start(1, Copier::default),
-                        offsite,
-                        records,
-                        locks: LockKeeper::new(thread_locks).start(),
-                        alerter,
-                    };
+                    let actors = start_actors(&thread_layout, &options, thread_locks).await;
                     let coordinator = Coordinator {
                         layout: thread_layout,
                         options,
@@ -249,6 +220,53 @@ impl Engine {
                 thread: Mutex::new(Some(thread)),
             }),
         })
+    }
+}
+
+/// Starts the actors of one engine, on the actix system of the current
+/// thread. The journal entries that alert deliveries interrupted by a stop
+/// of sauve left waiting are written first, before any request comes.
+async fn start_actors(layout: &AppLayout, options: &EngineOptions, locks: LockManager) -> Actors {
+    let app = layout.app.clone();
+    // Blocking file IO: each on a thread of its own.
+    let journal_app = app.clone();
+    let journal = SyncArbiter::start(1, move || JournalKeeper::new(journal_app.clone()));
+    let (resolver_layout, resolver_journal) = (layout.clone(), journal.clone());
+    let resolver = SyncArbiter::start(1, move || {
+        Resolver::new(resolver_layout.clone(), resolver_journal.clone())
+    });
+    let history = SyncArbiter::start(1, HistoryKeeper::default);
+    let state_app = app.clone();
+    let state = SyncArbiter::start(1, move || StateKeeper::new(state_app.clone()));
+    for entry in state.send(ResolveInterrupted).await.unwrap_or_default() {
+        if let Ok(Err(e)) = journal.send(entry).await {
+            tracing::warn!("the journal entry of an interrupted alert was not written: {e}");
+        }
+    }
+    let alerter = Alerter {
+        app: app.clone(),
+        host: crate::actors::alerts::host_name(),
+        page: None,
+        policy: options.alert_delivery.clone(),
+        state: state.clone(),
+        journal: journal.clone(),
+        resolver: resolver.clone(),
+        clock: options.clock.clone(),
+        in_flight: 0,
+        drained: Vec::new(),
+    }
+    .start();
+    let offsite =
+        crate::actors::offsite::Offsite::new(app, history.clone(), options.clock.clone()).start();
+    Actors {
+        resolver,
+        copier: SyncArbiter::start(1, Copier::default),
+        offsite,
+        journal,
+        history,
+        state,
+        locks: LockKeeper::new(locks).start(),
+        alerter,
     }
 }
 
@@ -486,7 +504,7 @@ impl BackupHandle {
 
     /// The last backup information (behaviour §15).
     pub async fn last_backup(&self) -> Option<LastBackup> {
-        ask(&self.inner.actors.records, "records", ReadState)
+        ask(&self.inner.actors.state, "state", ReadState)
             .await
             .ok()
             .and_then(|s| s.0.last_backup)
@@ -494,15 +512,15 @@ impl BackupHandle {
 
     /// What the scheduler saved last (behaviour §9.2).
     pub async fn scheduler_state(&self) -> Result<SchedulerState, EngineError> {
-        let state = ask(&self.inner.actors.records, "records", ReadState).await?;
+        let state = ask(&self.inner.actors.state, "state", ReadState).await?;
         Ok(state.0.scheduler.unwrap_or_default())
     }
 
     /// Saves what the scheduler remembers across restarts.
     pub async fn save_scheduler_state(&self, state: SchedulerState) -> Result<(), EngineError> {
         ask(
-            &self.inner.actors.records,
-            "records",
+            &self.inner.actors.state,
+            "state",
             SaveSchedulerState { state },
         )
         .await?
@@ -511,13 +529,10 @@ impl BackupHandle {
     /// Appends an entry to the app's Backup Journal, verbose as the settings
     /// say (verbose when they cannot be read).
     pub async fn journal(&self, entry: Entry) -> Result<(), EngineError> {
-        let verbose = self.settings().await.map_or(true, |s| s.verbose());
-        ask(
-            &self.inner.actors.records,
-            "records",
-            AppendJournal { entry, verbose },
-        )
-        .await?
+        // Read now, the settings tell the journal its mode.
+        let _ = self.settings().await;
+        let msg = AppendJournal::new(entry);
+        ask(&self.inner.actors.journal, "journal", msg).await?
     }
 
     async fn admit(&self, busy: Busy) -> Result<Ticket, EngineError> {
@@ -767,18 +782,18 @@ impl BackupHandle {
 
     /// The open alerts (behaviour §17.2), oldest first.
     pub async fn alerts(&self) -> Result<Vec<crate::state::AlertRecord>, EngineError> {
-        let state = ask(&self.inner.actors.records, "records", ReadState).await?;
+        let state = ask(&self.inner.actors.state, "state", ReadState).await?;
         Ok(state.0.alerts.into_iter().filter(|a| a.is_open()).collect())
     }
 
     /// Acknowledges alert `id`, or every open alert with `None`: they leave
     /// `sauve status` and the page's banner. How many were acknowledged.
     pub async fn acknowledge_alerts(&self, id: Option<u64>) -> Result<usize, EngineError> {
-        let msg = crate::actors::records::messages::AcknowledgeAlerts {
+        let msg = crate::actors::state::messages::AcknowledgeAlerts {
             id,
             now: self.inner.clock.now(),
         };
-        ask(&self.inner.actors.records, "records", msg).await?
+        ask(&self.inner.actors.state, "state", msg).await?
     }
 
     /// Sends a test alert through every notifier of `sauve.toml` and waits

@@ -7,8 +7,10 @@
 //! locks from the shared [`sauve_locking::LockManager`]), and on
 //! `SyncArbiter` threads, since their work is blocking file IO, the
 //! attachment resolver (settings and content), the copier (archive sets
-//! from creation to commit or abort) and the records actor (the only writer
-//! of the Backup Journal, the history and the state file). A run is a pure
+//! from creation to commit or abort), and the only writer of each record
+//! file: the journal keeper (the Backup Journal, its rotation and verbose
+//! mode), the history keeper (`backupHistory.json`, the numbering) and the
+//! state keeper (`sauve-state.json`). A run is a pure
 //! plan (`plan.rs`), its execution (`run.rs`, which only sends messages)
 //! and pure record building (`outcome.rs`). Errors are one enum,
 //! [`EngineError`], mapped to a status in one place.
@@ -86,9 +88,11 @@ mod tests {
     fn every_message_and_event_type_is_send_and_static() {
         use crate::actors::coordinator::messages as c;
         use crate::actors::copier::messages as p;
+        use crate::actors::history::messages as h;
+        use crate::actors::journal::messages as j;
         use crate::actors::locks::messages as l;
-        use crate::actors::records::messages as r;
         use crate::actors::resolver::messages as s;
+        use crate::actors::state::messages as st;
         send_static::<c::StartBackup>();
         send_static::<c::StopBackup>();
         send_static::<c::IsRunning>();
@@ -113,13 +117,17 @@ mod tests {
         send_static::<p::EndRun>();
         send_static::<p::ApplyRetention>();
         send_static::<p::RestoreArchive>();
-        send_static::<r::RotateJournal>();
-        send_static::<r::AppendJournal>();
-        send_static::<r::NextNumber>();
-        send_static::<r::RecordHistory>();
-        send_static::<r::RecordLastBackup>();
-        send_static::<r::ReadState>();
-        send_static::<r::SaveSchedulerState>();
+        send_static::<j::RotateJournal>();
+        send_static::<j::AppendJournal>();
+        send_static::<j::SetVerbose>();
+        send_static::<h::NextNumber>();
+        send_static::<h::RecordHistory>();
+        send_static::<h::RecordOffsite>();
+        send_static::<st::RecordLastBackup>();
+        send_static::<st::ReadState>();
+        send_static::<st::SaveSchedulerState>();
+        send_static::<st::ResolveAlert>();
+        send_static::<st::ResolveInterrupted>();
         send_static::<BackupEvent>();
         send_static::<BackupReport>();
         send_static::<EngineError>();

@@ -275,7 +275,7 @@ fn confirm_pending(
     set_aside: &[sauve_logfile::SetAside],
     done: &[crate::integrate::LogIntegration],
 ) {
-    use crate::actors::records::messages::SetAsideChange;
+    use crate::actors::state::messages::SetAsideChange;
     for pending in set_aside.iter().filter(|r| r.after.is_none()) {
         let first = done
             .iter()
@@ -481,7 +481,7 @@ fn restore_newest(
 /// destination itself.
 fn restorable_sets(destination: &Path, key: &str) -> Vec<HistoryEntry> {
     // Read only, and bounded: a corrupt or oversized history is left for
-    // the records actor to move aside.
+    // the history keeper to move aside.
     let history = sauve_history::read_json_text(destination)
         .ok()
         .flatten()
@@ -692,7 +692,7 @@ pub(crate) fn to_point<E: std::fmt::Display>(
     mut reload: impl FnMut() -> u64,
     mut apply: impl FnMut(&Record) -> Result<(), E>,
 ) -> Result<PointRestore, EngineError> {
-    use crate::actors::records::messages::SetAsideChange;
+    use crate::actors::state::messages::SetAsideChange;
     use crate::state::{Point, SetAsideRecord};
     let layout = rec.layout().clone();
     let settings = rec.settings()?;
@@ -840,7 +840,7 @@ fn confirm_set_aside(
     through: u64,
     outcome: &mut PointRestore,
 ) {
-    use crate::actors::records::messages::SetAsideChange;
+    use crate::actors::state::messages::SetAsideChange;
     let after = outcome.last_applied.min(through);
     if after < through {
         outcome.set_aside = Some((after + 1, through));

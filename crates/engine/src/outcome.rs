@@ -1,7 +1,7 @@
 //! From what a run did to what is recorded (behaviour §5 steps 14 to 16,
 //! §11, §12 and §15): the status, the report, the Backup Journal entry, the
 //! history entry and the last-backup information. Pure: the run hands over
-//! what it learned, the records actor writes what comes out.
+//! what it learned, the keepers of the record files write what comes out.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -51,8 +51,6 @@ pub(crate) struct Learned {
     pub(crate) ratio: Option<f64>,
     /// The data file's size and mtime when the archive holds it.
     pub(crate) data_stamp: Option<(u64, i64)>,
-    /// Verbose journal (from the settings; verbose when they were not read).
-    pub(crate) verbose: Option<bool>,
     /// Retention's limit on history entries (999 when SetNumber is off).
     pub(crate) history_limit: Option<usize>,
     /// The set this run's set builds on, when incremental (behaviour §21).
@@ -147,11 +145,6 @@ impl Outcome {
 
     fn local(zone: &TimeZone, t: Timestamp) -> Stamp {
         Stamp::at(zone.to_datetime(t))
-    }
-
-    /// Whether the journal is verbose.
-    pub(crate) fn verbose(&self) -> bool {
-        self.learned.verbose.unwrap_or(true)
     }
 
     /// The Backup Journal entry (behaviour §11.1): `Full Backup`, `Backup stopped`
@@ -430,7 +423,6 @@ mod tests {
             data_lock: Some(Duration::from_millis(12_408)),
             data_stamp: Some((4, 9)),
             ratio: Some(0.4),
-            verbose: Some(true),
             history_limit: Some(3),
             ..Learned::default()
         }

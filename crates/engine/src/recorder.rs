@@ -2,8 +2,8 @@
 //! integration, restore to a point): they run on the caller's thread, since
 //! they call the host's apply function, and ask the actors through
 //! [`call`], which waits for the reply on a plain channel. Their journal
-//! entries and history records go to the records actor; a failure to write
-//! one is a warning of the operation.
+//! entries go to the journal keeper, their history records to the history
+//! keeper; a failure to write one is a warning of the operation.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,8 +13,10 @@ use sauve_journal::Entry;
 use sauve_settings::AppLayout;
 
 use crate::actors::Actors;
-use crate::actors::records::messages::{AppendJournal, RecordHistory, SetAsideChange};
+use crate::actors::history::messages::RecordHistory;
+use crate::actors::journal::messages::AppendJournal;
 use crate::actors::resolver::messages::ReadSettings;
+use crate::actors::state::messages::SetAsideChange;
 use crate::api::Clock;
 use crate::error::EngineError;
 use crate::settings::AppSettings;
@@ -94,16 +96,17 @@ impl<'a> Recorder<'a> {
         crate::state::read_set_asides(&self.layout.app)
     }
 
-    /// Changes what point-in-time restores set aside (the records actor
+    /// Changes what point-in-time restores set aside (the state keeper
     /// writes it); unlike a journal entry, a failure fails the operation.
     pub(crate) fn set_aside(&mut self, change: SetAsideChange) -> Result<(), EngineError> {
-        call(self.system, &self.actors.records, "records", change)?
+        call(self.system, &self.actors.state, "state", change)?
     }
 
     pub(crate) fn journal(&mut self, entry: Entry) {
-        let verbose = self.settings().map_or(true, |s| s.verbose());
-        let msg = AppendJournal { entry, verbose };
-        let written = call(self.system, &self.actors.records, "records", msg);
+        // Read now, the settings tell the journal its mode.
+        let _ = self.settings();
+        let msg = AppendJournal::new(entry);
+        let written = call(self.system, &self.actors.journal, "journal", msg);
         if let Err(e) = written.and_then(|r| r) {
             self.warnings
                 .push(format!("the Backup Journal was not written: {e}"));
@@ -124,7 +127,7 @@ impl<'a> Recorder<'a> {
             removed: Vec::new(),
             now: self.clock.now(),
         };
-        let written = call(self.system, &self.actors.records, "records", msg);
+        let written = call(self.system, &self.actors.history, "history", msg);
         if let Err(e) = written.and_then(|r| r) {
             self.warnings
                 .push(format!("the history was not written: {e}"));

@@ -4,7 +4,7 @@
 //! Every change is one load-modify-save (or one append) under the advisory
 //! lock beside the file ([`sauve_durable::lock_exclusive`]), so processes
 //! sharing an app or a destination never lose each other's updates. In a
-//! process with an engine, only the records actor calls these; a process
+//! process with an engine, only their keepers (journal, history, state) call these; a process
 //! without one (a restore of an archive whose app is elsewhere) calls them
 //! directly and is kept in order by the same locks.
 
@@ -231,5 +231,59 @@ mod tests {
                 .iter()
                 .all(|e| e.notes.len() == 1 && e.status == Some(0))
         );
+    }
+
+    /// Each record file has one writer in a process with an engine: the
+    /// functions that change a file are called from its keeper's module
+    /// only (and, for the history, from `restore_detached`, which runs
+    /// without an engine; test code aside).
+    #[test]
+    fn each_record_file_is_changed_by_its_keeper_only() {
+        let writers: &[(&str, &[&str])] = &[
+            ("rotate_journal", &["actors/journal/mod.rs"]),
+            ("append_journal", &["actors/journal/mod.rs"]),
+            ("next_number", &["actors/history/mod.rs"]),
+            ("record_history", &["actors/history/mod.rs", "restore.rs"]),
+            ("record_offsite", &["actors/history/mod.rs"]),
+            ("update_state", &["actors/state/mod.rs"]),
+        ];
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        let mut dirs = vec![src.clone()];
+        while let Some(dir) = dirs.pop() {
+            for e in std::fs::read_dir(&dir).unwrap() {
+                let path = e.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|x| x == "rs") {
+                    files.push(path);
+                }
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for path in files {
+            let rel = path
+                .strip_prefix(&src)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            if rel == "records.rs" {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            // Test code aside: a module's tests come last.
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for (function, allowed) in writers {
+                if code.contains(&format!("records::{function}(")) {
+                    assert!(
+                        allowed.contains(&rel.as_str()),
+                        "{rel} calls records::{function}, which only {allowed:?} may call"
+                    );
+                    seen.insert(*function);
+                }
+            }
+        }
+        // The check reads what it means to: every writer was found.
+        assert_eq!(seen.len(), writers.len(), "found only {seen:?}");
     }
 }

@@ -13,7 +13,7 @@ use sauve_journal::{Entry, Stamp, Title};
 use sauve_settings::AppLayout;
 
 use crate::actors::copier::messages::PublishHistory;
-use crate::actors::records::messages::RecordHistory;
+use crate::actors::history::messages::RecordHistory;
 use crate::actors::{Actors, ask};
 use crate::api::Trigger;
 use crate::destination::StoreDestination;
@@ -108,7 +108,7 @@ impl RecordPlace<'_> {
             removed: Vec::new(),
             now: ended,
         };
-        if let Err(e) = ask(&self.actors.records, "records", msg)
+        if let Err(e) = ask(&self.actors.history, "history", msg)
             .await
             .and_then(|r| r)
         {
@@ -223,7 +223,7 @@ pub(crate) fn history_entry(
 
 /// Restores an archive whose app is not on this machine (no engine runs for
 /// it): the history beside the archive records it, under its lock, as the
-/// records actor would. Blocking.
+/// history keeper would. Blocking.
 pub fn restore_detached(archive: &Path, options: &RestoreOptions) -> Result<Restored, EngineError> {
     let started = Timestamp::now();
     let archive = std::path::absolute(archive).unwrap_or_else(|_| archive.to_path_buf());

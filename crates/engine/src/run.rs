@@ -1,7 +1,7 @@
 //! One backup run, executed (behaviour §5): the run gathers facts from the
 //! actors, follows the plan (`plan.rs`) by asking the lock keeper and the
 //! copier, and hands what it learned to `outcome.rs`, whose entries the
-//! records actor writes. It does no file IO itself.
+//! keepers of the record files write. It does no file IO itself.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -17,13 +17,13 @@ use crate::actors::copier::messages::{
     EndRun, FinishSet, LockDestination, PrepareDestination, PublishHistory, ReachStore,
     RemoveStaleParts, SetId, StoreNumbers, VerifySet, VerifyStored,
 };
+use crate::actors::history::messages::{NextNumber, RecordHistory};
+use crate::actors::journal::messages::{AppendJournal, RotateJournal};
 use crate::actors::locks::messages::{AcquireBackupLock, ReleaseBackupLock, ReleaseRun};
-use crate::actors::records::messages::{
-    AppendJournal, NextNumber, ReadState, RecordHistory, RecordLastBackup, RotateJournal,
-};
 use crate::actors::resolver::messages::{
     ObserveData, OwnSettings, ReadOwnSettings, ReadSettings, ResolveContent,
 };
+use crate::actors::state::messages::{ReadState, RecordLastBackup};
 use crate::actors::{Actors, ask};
 use crate::api::{
     BackupEvent, BackupReport, EngineOptions, Phase, Scheduled, ShutdownInfo, Trigger,
@@ -152,10 +152,7 @@ impl Run {
         // 16. The last-backup information.
         let (last, ratio, data) = outcome.last_backup();
         let msg = RecordLastBackup { last, ratio, data };
-        if let Err(e) = ask(&self.actors.records, "records", msg)
-            .await
-            .and_then(|r| r)
-        {
+        if let Err(e) = ask(&self.actors.state, "state", msg).await.and_then(|r| r) {
             self.warn(
                 &mut learned,
                 format!("the last-backup information was not saved: {e}"),
@@ -210,7 +207,7 @@ impl Run {
             removed: h.removed,
             now: outcome.ended,
         };
-        if let Err(e) = ask(&self.actors.records, "records", msg)
+        if let Err(e) = ask(&self.actors.history, "history", msg)
             .await
             .and_then(|r| r)
         {
@@ -245,16 +242,16 @@ impl Run {
     }
 
     /// Step 14: the journal entry: written by the alerter once the deliveries
-    /// are known when the run raises an alert, else by the records actor.
+    /// are known when the run raises an alert, else by the journal keeper,
+    /// verbose as its mode (the settings read at step 2) says.
     async fn journal(&self, learned: &mut Learned, outcome: &Outcome, own: Option<OwnSettings>) {
         let entry = outcome.journal_entry(&self.options.clock.zone());
-        let verbose = outcome.verbose();
         match own.and_then(|o| outcome.alert(o.settings.alerts.on)) {
             Some(draft) => {
                 let raise = RaiseAlert {
                     draft,
                     journal: entry,
-                    verbose,
+                    whole: false,
                 };
                 if let Err(e) = ask(&self.actors.alerter, "alerter", raise)
                     .await
@@ -264,8 +261,8 @@ impl Run {
                 }
             }
             None => {
-                let msg = AppendJournal { entry, verbose };
-                if let Err(e) = ask(&self.actors.records, "records", msg)
+                let msg = AppendJournal::new(entry);
+                if let Err(e) = ask(&self.actors.journal, "journal", msg)
                     .await
                     .and_then(|r| r)
                 {
@@ -320,11 +317,10 @@ impl Run {
     /// too); what the records need of them is learned now.
     async fn read_settings(&self, l: &mut Learned) -> Result<Arc<AppSettings>, EngineError> {
         let settings = ask(&self.actors.resolver, "resolver", ReadSettings).await?;
-        if let Err(e) = ask(&self.actors.records, "records", RotateJournal).await? {
+        if let Err(e) = ask(&self.actors.journal, "journal", RotateJournal).await? {
             self.warn(l, format!("the Backup Journal could not rotate: {e}"));
         }
         let settings = settings?;
-        l.verbose = Some(settings.verbose());
         let set_number = &settings.settings.advanced.set_number;
         l.history_limit = Some(if set_number.enable {
             set_number.value as usize
@@ -346,7 +342,7 @@ impl Run {
         if self.trigger != Trigger::Scheduled || !settings.settings.advanced.backup_if_data_change {
             return Ok(None);
         }
-        let state = ask(&self.actors.records, "records", ReadState).await?;
+        let state = ask(&self.actors.state, "state", ReadState).await?;
         let facts = ask(&self.actors.resolver, "resolver", ObserveData).await?;
         Ok(plan::postpone_reason(
             state.0.last_data,
@@ -776,10 +772,10 @@ impl Run {
         )
         .await??;
         l.attachments = resolved.content.attachments.clone();
-        let state = ask(&self.actors.records, "records", ReadState).await?;
+        let state = ask(&self.actors.state, "state", ReadState).await?;
         let (numbering, notes) = ask(
-            &self.actors.records,
-            "records",
+            &self.actors.history,
+            "history",
             NextNumber {
                 destination: destination.clone(),
                 key: crate::settings::structure_key(&self.layout),
@@ -913,11 +909,8 @@ impl Run {
         };
         let slot = self.scheduled.map(|s| s.slot);
         let entry = outcome::postponed_entry(&zone, slot, started, &reason, next);
-        let msg = AppendJournal {
-            entry,
-            verbose: l.verbose.unwrap_or(true),
-        };
-        if let Err(e) = ask(&self.actors.records, "records", msg)
+        let msg = AppendJournal::new(entry);
+        if let Err(e) = ask(&self.actors.journal, "journal", msg)
             .await
             .and_then(|r| r)
         {

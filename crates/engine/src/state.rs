@@ -1,6 +1,6 @@
 //! `APP/Logs/sauve-state.json` (behaviour §9.2, §9.3 and §15): the last
 //! backup, what the scheduler remembers, the compression ratio and the data
-//! file's identity. Only the records actor writes it; anyone may read it.
+//! file's identity. Only the state keeper writes it; anyone may read it.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -225,9 +225,11 @@ pub struct AlertRecord {
 /// A journal entry waiting for its `Alert` lines.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingJournal {
-    /// The entry as rendered, without its `Alert` lines.
+    /// The entry as rendered, without its `Alert` lines: whole (a file
+    /// written by an older sauve may hold it as its mode rendered it).
     pub text: String,
-    /// Rendered verbosely.
+    /// Written whole whatever the journal's verbose mode (an alert's own
+    /// entry); otherwise as the mode says when it is written.
     pub verbose: bool,
 }
 
@@ -308,7 +310,7 @@ pub fn state_path(app: &Path) -> PathBuf {
     app.join("Logs").join(STATE_FILE)
 }
 
-/// `APP/Logs/sauve-state.json.damaged`: a state file the records actor
+/// `APP/Logs/sauve-state.json.damaged`: a state file the state keeper
 /// found damaged, kept as it was before it wrote a new one. While it is
 /// there, what point-in-time restores set aside is unknown.
 pub fn damaged_state_path(app: &Path) -> PathBuf {

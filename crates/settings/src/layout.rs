@@ -235,7 +235,7 @@ pub enum Destination {
         url: String,
         /// The app's own records of that store on this machine
         /// (`APP/Logs/Destinations/<bucket_prefix>-<digest>/`): the history the
-        /// records actor keeps before publishing it to the store, the set
+        /// history keeper keeps before publishing it to the store, the set
         /// lock, scratch files.
         records: PathBuf,
     },

@@ -9,8 +9,12 @@
 //! - [`resolver`]: the settings and the content of a run, what is missing.
 //! - [`copier`]: archive sets from creation to commit or abort, retention,
 //!   restores.
-//! - [`records`]: the only writer of the Backup Journal, the history and
-//!   the state file.
+//! - [`journal`]: the only writer of the Backup Journal; owns its rotation
+//!   and its verbose mode.
+//! - [`history`]: the only writer of `backupHistory.json`; owns the
+//!   numbering and "keep only the last X".
+//! - [`state`]: the only writer of `APP/Logs/sauve-state.json` (last
+//!   backup, scheduler, alerts, set-aside records).
 //! - [`alerts`]: alerts delivered in the background, journaled when done.
 //! - [`offsite`]: committed sets copied to every `[[offsite]]` destination
 //!   in the background, retried with backoff, pruned there.
@@ -20,17 +24,21 @@ use actix::Addr;
 pub(crate) mod alerts;
 pub(crate) mod coordinator;
 pub(crate) mod copier;
+pub(crate) mod history;
+pub(crate) mod journal;
 pub(crate) mod locks;
 pub(crate) mod offsite;
-pub(crate) mod records;
 pub(crate) mod resolver;
+pub(crate) mod state;
 
 /// The addresses a run and the handle talk to.
 #[derive(Clone)]
 pub(crate) struct Actors {
     pub(crate) resolver: Addr<resolver::Resolver>,
     pub(crate) copier: Addr<copier::Copier>,
-    pub(crate) records: Addr<records::Records>,
+    pub(crate) journal: Addr<journal::JournalKeeper>,
+    pub(crate) history: Addr<history::HistoryKeeper>,
+    pub(crate) state: Addr<state::StateKeeper>,
     pub(crate) locks: Addr<locks::LockKeeper>,
     pub(crate) alerter: Addr<alerts::Alerter>,
     pub(crate) offsite: Addr<offsite::Offsite>,

@@ -30,7 +30,10 @@ pub(crate) struct AlertDraft {
 pub(crate) struct RaiseAlert {
     pub(crate) draft: AlertDraft,
     pub(crate) journal: Entry,
-    pub(crate) verbose: bool,
+    /// Written whole whatever the journal's verbose mode (an alert of its
+    /// own, whose reason is its point); a run's entry is written as the
+    /// mode says.
+    pub(crate) whole: bool,
 }
 
 /// Sends a test alert through every notifier and waits for the outcomes

@@ -1,5 +1,5 @@
 //! The alerter (behaviour §17.2): owns the delivery of alerts. An alert is put in
-//! the records at once (so `sauve status` shows it even if no notifier can
+//! the state file at once (so `sauve status` shows it even if no notifier can
 //! be reached); its deliveries then run in the background, bounded in
 //! number, each with its timeout and retries (`sauve-alerts`), never
 //! holding a backup. When they are done, the run's journal entry is written
@@ -19,10 +19,12 @@ use sauve_journal::{Entry, Stamp, Title};
 use tokio::sync::oneshot;
 
 use crate::actors::ask;
-use crate::actors::records::Records;
-use crate::actors::records::messages::{AppendJournal, RecordAlert, ResolveAlert, WatchStaleness};
+use crate::actors::journal::JournalKeeper;
+use crate::actors::journal::messages::AppendJournal;
 use crate::actors::resolver::Resolver;
 use crate::actors::resolver::messages::ReadOwnSettings;
+use crate::actors::state::StateKeeper;
+use crate::actors::state::messages::{RecordAlert, ResolveAlert, WatchStaleness};
 use crate::api::Clock;
 use crate::error::EngineError;
 use crate::state::PendingJournal;
@@ -38,7 +40,8 @@ pub(crate) struct Alerter {
     pub(crate) host: String,
     pub(crate) page: Option<String>,
     pub(crate) policy: Policy,
-    pub(crate) records: Addr<Records>,
+    pub(crate) state: Addr<StateKeeper>,
+    pub(crate) journal: Addr<JournalKeeper>,
     pub(crate) resolver: Addr<Resolver>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) in_flight: usize,
@@ -85,7 +88,7 @@ impl Alerter {
         notifiers: Vec<Box<dyn sauve_alerts::Notifier>>,
         ctx: &mut Context<Self>,
     ) {
-        let records = self.records.clone();
+        let (state, journal) = (self.state.clone(), self.journal.clone());
         let id = alert.id;
         self.in_flight += 1;
         let policy = self.policy.clone();
@@ -101,9 +104,16 @@ impl Alerter {
                 .iter()
                 .map(sauve_alerts::Delivery::line)
                 .collect();
-            let r = ask(&records, "records", ResolveAlert { id, lines }).await;
-            if let Err(e) = r.and_then(|r| r) {
-                tracing::warn!("alert {id}: the deliveries were not recorded: {e}");
+            let r = ask(&state, "state", ResolveAlert { id, lines }).await;
+            match r.and_then(|r| r) {
+                Ok(Some(entry)) => {
+                    let written = ask(&journal, "journal", entry).await;
+                    if let Err(e) = written.and_then(|r| r) {
+                        tracing::warn!("alert {id}: the deliveries were not recorded: {e}");
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!("alert {id}: the deliveries were not recorded: {e}"),
             }
         };
         ctx.spawn(work.into_actor(self).map(|(), act, _| {
@@ -121,12 +131,16 @@ impl Handler<RaiseAlert> for Alerter {
     type Result = ResponseActFuture<Self, Result<u64, EngineError>>;
     fn handle(&mut self, msg: RaiseAlert, _: &mut Context<Self>) -> Self::Result {
         let alert = self.alert(msg.draft);
-        let (records, resolver) = (self.records.clone(), self.resolver.clone());
+        let (state, journal, resolver) = (
+            self.state.clone(),
+            self.journal.clone(),
+            self.resolver.clone(),
+        );
         let full = self.in_flight >= IN_FLIGHT;
         let RaiseAlert {
             draft: _,
             journal: mut entry,
-            verbose,
+            whole,
         } = msg;
         let record = async move {
             let own = ask(&resolver, "resolver", ReadOwnSettings).await?;
@@ -144,19 +158,20 @@ impl Handler<RaiseAlert> for Alerter {
             } else {
                 None
             };
+            // Kept whole: the journal's mode applies when it is written.
             let pending = now_line.is_none().then(|| PendingJournal {
-                text: entry.render(verbose),
-                verbose,
+                text: entry.render(true),
+                verbose: whole,
             });
-            let recorded = ask(&records, "records", RecordAlert { alert, pending }).await?;
+            let recorded = ask(&state, "state", RecordAlert { alert, pending }).await?;
             let line = match (&recorded, now_line) {
                 (Err(e), _) => Some(format!("not recorded, not sent: {e}")),
                 (Ok(_), line) => line,
             };
             if let Some(line) = line {
                 entry.alerts = vec![line];
-                let append = AppendJournal { entry, verbose };
-                ask(&records, "records", append).await??;
+                let append = AppendJournal { entry, whole };
+                ask(&journal, "journal", append).await??;
                 return recorded.map(|a| (a, Vec::new()));
             }
             recorded.map(|a| (a, notifiers))
@@ -186,8 +201,8 @@ impl Handler<TestAlerts> for Alerter {
             errors: Vec::new(),
             failures: 0,
         });
-        let (records, resolver, policy) = (
-            self.records.clone(),
+        let (journal, resolver, policy) = (
+            self.journal.clone(),
             self.resolver.clone(),
             self.policy.clone(),
         );
@@ -209,15 +224,7 @@ impl Handler<TestAlerts> for Alerter {
                     .iter()
                     .map(sauve_alerts::Delivery::line)
                     .collect();
-                let _ = ask(
-                    &records,
-                    "records",
-                    AppendJournal {
-                        entry,
-                        verbose: true,
-                    },
-                )
-                .await;
+                let _ = ask(&journal, "journal", AppendJournal::whole(entry)).await;
                 Ok(deliveries)
             }
             .into_actor(self),
@@ -228,7 +235,7 @@ impl Handler<TestAlerts> for Alerter {
 impl Handler<CheckStaleness> for Alerter {
     type Result = ResponseActFuture<Self, Result<Option<u64>, EngineError>>;
     fn handle(&mut self, _: CheckStaleness, ctx: &mut Context<Self>) -> Self::Result {
-        let (records, resolver) = (self.records.clone(), self.resolver.clone());
+        let (state, resolver) = (self.state.clone(), self.resolver.clone());
         let me = ctx.address();
         let now = self.clock.now();
         let zone = self.clock.zone();
@@ -237,7 +244,7 @@ impl Handler<CheckStaleness> for Alerter {
             let Some(after) = own.settings.alerts.stale_after else {
                 return Ok(None);
             };
-            let state = ask(&records, "records", WatchStaleness { now }).await??.0;
+            let state = ask(&state, "state", WatchStaleness { now }).await??.0;
             if state
                 .alerts
                 .iter()
@@ -291,7 +298,7 @@ impl Handler<CheckStaleness> for Alerter {
             let raise = RaiseAlert {
                 draft,
                 journal,
-                verbose: true,
+                whole: true,
             };
             Ok(Some(ask(&me, "alerter", raise).await??))
         };

@@ -15,8 +15,8 @@ use tokio::sync::{broadcast, watch};
 use tracing::Instrument;
 
 use crate::actors::copier::messages::EndRun;
+use crate::actors::journal::messages::AppendJournal;
 use crate::actors::locks::messages::ReleaseRun;
-use crate::actors::records::messages::AppendJournal;
 use crate::actors::resolver::messages::ReadSettings;
 use crate::actors::{Actors, ask};
 use crate::api::Tally;
@@ -112,11 +112,8 @@ async fn refuse(
         });
         let slot = scheduled.map(|s| s.slot);
         let entry = outcome::postponed_entry(&zone, slot, now, &why.to_string(), next);
-        let msg = AppendJournal {
-            entry,
-            verbose: settings.is_none_or(|s| s.verbose()),
-        };
-        if let Err(e) = ask(&actors.records, "records", msg).await.and_then(|r| r) {
+        let msg = AppendJournal::new(entry);
+        if let Err(e) = ask(&actors.journal, "journal", msg).await.and_then(|r| r) {
             report
                 .warnings
                 .push(format!("the Backup Journal was not written: {e}"));

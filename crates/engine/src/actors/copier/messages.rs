@@ -101,7 +101,7 @@ pub(crate) struct VerifyStored {
     pub(crate) progress: RunProgress,
 }
 
-/// Publishes the history the records actor keeps in `records` to the
+/// Publishes the history the history keeper keeps in `records` to the
 /// store (its own object, then `backupHistory.json` rebuilt).
 #[derive(Message)]
 #[rtype(result = "Result<(), EngineError>")]

@@ -2,7 +2,7 @@
 //! every `[[offsite]]` destination, their retries with backoff and their
 //! retention there. It never takes a lock of the app: it reads committed
 //! files only, in the background, after the run has recorded itself. The
-//! state of each copy is written by the records actor, in the history entry.
+//! state of each copy is written by the history keeper, in the history entry.
 
 pub(crate) mod messages;
 
@@ -21,8 +21,8 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::oneshot;
 
 use crate::Clock;
-use crate::actors::records::Records;
-use crate::actors::records::messages::RecordOffsite;
+use crate::actors::history::HistoryKeeper;
+use crate::actors::history::messages::RecordOffsite;
 use crate::stores::{open_offsite, publish_history, shared_base_guard, upload_file};
 use messages::{DrainCopies, Kick};
 
@@ -31,7 +31,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
 pub(crate) struct Offsite {
     pub(crate) app: PathBuf,
-    pub(crate) records: actix::Addr<Records>,
+    pub(crate) history: actix::Addr<HistoryKeeper>,
     pub(crate) clock: Arc<dyn Clock>,
     /// What the last run asked for; retries copy it again.
     work: Option<Kick>,
@@ -47,12 +47,12 @@ pub(crate) struct Offsite {
 impl Offsite {
     pub(crate) fn new(
         app: PathBuf,
-        records: actix::Addr<Records>,
+        history: actix::Addr<HistoryKeeper>,
         clock: Arc<dyn Clock>,
     ) -> Offsite {
         Offsite {
             app,
-            records,
+            history,
             clock,
             work: None,
             busy: false,
@@ -77,7 +77,7 @@ impl Offsite {
         }
         let job = Job {
             app: self.app.clone(),
-            records: self.records.clone(),
+            history: self.history.clone(),
             clock: self.clock.clone(),
             work,
             attempts: self.attempts.clone(),
@@ -150,7 +150,7 @@ impl Handler<DrainCopies> for Offsite {
 /// One pass over every destination.
 struct Job {
     app: PathBuf,
-    records: actix::Addr<Records>,
+    history: actix::Addr<HistoryKeeper>,
     clock: Arc<dyn Clock>,
     work: Kick,
     attempts: HashMap<String, u32>,
@@ -192,10 +192,10 @@ impl Job {
             },
             now: self.clock.now(),
         };
-        match self.records.send(msg).await {
+        match self.history.send(msg).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!("the state of an off-site copy was not recorded: {e}"),
-            Err(_) => tracing::warn!("the records actor is gone"),
+            Err(_) => tracing::warn!("the history keeper is gone"),
         }
     }
 

@@ -3,15 +3,18 @@
 //! same bytes giving the same parsed settings without parsing twice),
 //! resolves a run's content (data kinds, structure, attachments in stream
 //! order), reports the attachments that are missing (the run is then
-//! partial, -43) and what the log file is.
+//! partial, -43) and what the log file is. Each time it reads the settings
+//! it tells the journal keeper the verbose mode they give.
 
 pub(crate) mod messages;
 
 use std::sync::Arc;
 
-use actix::{Actor, Handler, SyncContext};
+use actix::{Actor, Addr, Handler, SyncContext};
 use sauve_settings::AppLayout;
 
+use crate::actors::journal::JournalKeeper;
+use crate::actors::journal::messages::SetVerbose;
 use crate::error::EngineError;
 use crate::plan::{DataFacts, LogState, Resolved};
 use crate::settings::AppSettings;
@@ -25,15 +28,40 @@ pub(crate) struct Resolver {
     /// The last valid `sauve.toml` (behaviour §17.1): an invalid file keeps it in
     /// force until it is valid again.
     own: Arc<sauve_settings::SauveToml>,
+    /// Told the verbose mode of the settings at each read.
+    journal: Addr<JournalKeeper>,
 }
 
 impl Resolver {
-    pub(crate) fn new(layout: AppLayout) -> Resolver {
+    pub(crate) fn new(layout: AppLayout, journal: Addr<JournalKeeper>) -> Resolver {
         Resolver {
             layout,
             last: None,
             own: Arc::default(),
+            journal,
         }
+    }
+
+    /// The settings as they are now, parsed again only when their bytes
+    /// changed.
+    fn read_settings(&mut self) -> Result<Arc<AppSettings>, EngineError> {
+        let source = sauve_settings::locate(&self.layout.app);
+        let bytes = match source.path() {
+            // Bounded: a file over the settings' size limit is refused
+            // without being read whole.
+            Some(p) => Some(sauve_settings::read_settings_file(p).map_err(EngineError::Settings)?),
+            None => None,
+        };
+        if let Some((seen, settings)) = &self.last
+            && *seen == bytes
+            && settings.source == source
+        {
+            return Ok(settings.clone());
+        }
+        let effective = sauve_settings::effective_from(source, bytes.as_deref())?;
+        let settings = Arc::new(AppSettings::from(effective));
+        self.last = Some((bytes, settings.clone()));
+        Ok(settings)
     }
 
     /// What the log file is (O-6, behaviour §14).
@@ -59,23 +87,12 @@ impl Actor for Resolver {
 impl Handler<ReadSettings> for Resolver {
     type Result = Result<Arc<AppSettings>, EngineError>;
     fn handle(&mut self, _: ReadSettings, _: &mut SyncContext<Self>) -> Self::Result {
-        let source = sauve_settings::locate(&self.layout.app);
-        let bytes = match source.path() {
-            // Bounded: a file over the settings' size limit is refused
-            // without being read whole.
-            Some(p) => Some(sauve_settings::read_settings_file(p).map_err(EngineError::Settings)?),
-            None => None,
-        };
-        if let Some((seen, settings)) = &self.last
-            && *seen == bytes
-            && settings.source == source
-        {
-            return Ok(settings.clone());
-        }
-        let effective = sauve_settings::effective_from(source, bytes.as_deref())?;
-        let settings = Arc::new(AppSettings::from(effective));
-        self.last = Some((bytes, settings.clone()));
-        Ok(settings)
+        let settings = self.read_settings();
+        // Verbose when they cannot be read. Sent before the reply: whoever
+        // writes an entry after this read finds the mode it gave.
+        let verbose = settings.as_ref().map_or(true, |s| s.verbose());
+        self.journal.do_send(SetVerbose(verbose));
+        settings
     }
 }
 

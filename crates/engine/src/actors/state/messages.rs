@@ -1,55 +1,12 @@
-//! What the records actor is asked.
-
-use std::path::PathBuf;
+//! What the state keeper is asked.
 
 use actix::Message;
 use jiff::Timestamp;
-use sauve_history::{HistoryEntry, Numbering};
-use sauve_journal::Entry;
 use sauve_scheduler::SchedulerState;
 
+use crate::actors::journal::messages::AppendJournal;
 use crate::error::EngineError;
 use crate::state::{DataStamp, EngineState, LastBackup};
-
-/// The Backup Journal's rotation check before a backup (behaviour §11.3).
-#[derive(Message)]
-#[rtype(result = "Result<Option<u16>, EngineError>")]
-pub(crate) struct RotateJournal;
-
-/// Appends one entry to the Backup Journal.
-#[derive(Message)]
-#[rtype(result = "Result<(), EngineError>")]
-pub(crate) struct AppendJournal {
-    pub(crate) entry: Entry,
-    pub(crate) verbose: bool,
-}
-
-/// The next backup number in `destination` (behaviour §6.2), with its notes.
-#[derive(Message)]
-#[rtype(result = "Result<(Numbering, Vec<String>), EngineError>")]
-pub(crate) struct NextNumber {
-    pub(crate) destination: PathBuf,
-    pub(crate) key: String,
-    pub(crate) base: String,
-    pub(crate) now: Timestamp,
-    /// Numbers taken elsewhere than in `destination`: the sets in the
-    /// store of a bucket destination.
-    pub(crate) taken: Vec<u32>,
-}
-
-/// Records a run, a restore or an integration in the history of `destination`.
-#[derive(Message)]
-#[rtype(result = "Result<Vec<String>, EngineError>")]
-pub(crate) struct RecordHistory {
-    pub(crate) destination: PathBuf,
-    pub(crate) key: String,
-    pub(crate) entry: HistoryEntry,
-    /// Entries kept per class (behaviour §12).
-    pub(crate) limit: usize,
-    /// Numbers whose sets retention deleted.
-    pub(crate) removed: Vec<u32>,
-    pub(crate) now: Timestamp,
-}
 
 /// Saves the last-backup information with the compression ratio and the
 /// data file's identity (behaviour §15, §6.1, §9.3).
@@ -86,10 +43,10 @@ pub(crate) struct RecordAlert {
     pub(crate) pending: Option<crate::state::PendingJournal>,
 }
 
-/// The deliveries of alert `id` are done: their lines go to the alert and,
-/// with them, its waiting journal entry is written.
+/// The deliveries of alert `id` are done: their lines go to the alert;
+/// its waiting journal entry, with them, is the reply, for the journal.
 #[derive(Message)]
-#[rtype(result = "Result<(), EngineError>")]
+#[rtype(result = "Result<Option<AppendJournal>, EngineError>")]
 pub(crate) struct ResolveAlert {
     pub(crate) id: u64,
     pub(crate) lines: Vec<String>,
@@ -111,19 +68,6 @@ pub(crate) struct WatchStaleness {
     pub(crate) now: Timestamp,
 }
 
-/// Records where the off-site copy of a set stands, in its history entry.
-#[derive(Message)]
-#[rtype(result = "Result<(), EngineError>")]
-pub(crate) struct RecordOffsite {
-    pub(crate) destination: PathBuf,
-    pub(crate) key: String,
-    pub(crate) number: u32,
-    /// The `[[offsite]]` url, as written.
-    pub(crate) label: String,
-    pub(crate) copy: sauve_history::OffsiteCopy,
-    pub(crate) now: Timestamp,
-}
-
 /// A change to what point-in-time restores set aside (behaviour §20).
 #[derive(Message)]
 #[rtype(result = "Result<(), EngineError>")]
@@ -133,3 +77,9 @@ pub(crate) enum SetAsideChange {
     /// The restore that ran `at` applied records up to `after`.
     Confirm { at: Timestamp, after: u64 },
 }
+
+/// The journal entries that alert deliveries interrupted by a stop of
+/// sauve left waiting, resolved now with a line saying so, for the journal.
+#[derive(Message)]
+#[rtype(result = "Vec<AppendJournal>")]
+pub(crate) struct ResolveInterrupted;

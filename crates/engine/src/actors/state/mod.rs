@@ -1,13 +1,16 @@
-//! The records actor: the only writer, in this process, of the app's Backup
-//! Journal, of `backupHistory.json` in its destinations and of
-//! `APP/Logs/sauve-state.json`. Backup runs, the scheduler, restores,
-//! integrations and the open check all ask it; other processes are kept in
-//! order by the advisory lock around each change (`crate::records`).
+//! The state keeper: the only writer, in this process, of
+//! `APP/Logs/sauve-state.json` (behaviour §15): the last backup, what the
+//! scheduler remembers, the alerts, what point-in-time restores set aside.
+//! Backup runs, the scheduler, the alerter, restores and the open check all
+//! ask it; other processes are kept in order by the advisory lock around
+//! each change (`crate::records`).
 //!
 //! Being one actor on one thread is what makes it the only writer here:
 //! changes from every part of the process are applied one after the other.
 //! It keeps the state as last read or written; every change starts from the
-//! file, under its lock, so another process's update is never undone.
+//! file, under its lock, so another process's update is never undone. The
+//! journal entries that wait in an alert's record are handed to whoever
+//! writes the journal, never written here.
 
 pub(crate) mod messages;
 
@@ -15,21 +18,22 @@ use std::path::PathBuf;
 
 use actix::{Actor, Handler, SyncContext};
 
+use crate::actors::journal::messages::AppendJournal;
 use crate::error::EngineError;
 use crate::records;
 use crate::state::EngineState;
 use messages::*;
 
 /// See the module documentation.
-pub(crate) struct Records {
+pub(crate) struct StateKeeper {
     app: PathBuf,
     state: EngineState,
 }
 
-impl Records {
-    pub(crate) fn new(app: PathBuf) -> Records {
+impl StateKeeper {
+    pub(crate) fn new(app: PathBuf) -> StateKeeper {
         let state = EngineState::load(&app);
-        Records { app, state }
+        StateKeeper { app, state }
     }
 
     fn update(&mut self, change: impl FnOnce(&mut EngineState)) -> Result<(), EngineError> {
@@ -38,34 +42,18 @@ impl Records {
     }
 }
 
-impl Actor for Records {
+impl Actor for StateKeeper {
     type Context = SyncContext<Self>;
-
-    /// Journal entries left waiting for their alert deliveries by a process
-    /// that stopped first are written now, saying so.
-    fn started(&mut self, _: &mut SyncContext<Self>) {
-        let waiting: Vec<u64> = self
-            .state
-            .alerts
-            .iter()
-            .filter(|a| a.pending_journal.is_some())
-            .map(|a| a.alert.id)
-            .collect();
-        for id in waiting {
-            let line =
-                "delivery interrupted: sauve stopped before it ended; the alert stays in the list"
-                    .to_owned();
-            if let Err(e) = self.resolve(id, vec![line]) {
-                tracing::warn!("the journal entry of alert {id} was not written: {e}");
-            }
-        }
-    }
 }
 
-impl Records {
-    /// Writes alert `id`'s waiting journal entry with its `Alert` lines and
-    /// keeps the lines in the alert.
-    fn resolve(&mut self, id: u64, lines: Vec<String>) -> Result<(), EngineError> {
+impl StateKeeper {
+    /// Keeps `lines` in alert `id` and gives its waiting journal entry
+    /// with them, for the journal.
+    fn resolve(
+        &mut self,
+        id: u64,
+        lines: Vec<String>,
+    ) -> Result<Option<AppendJournal>, EngineError> {
         let mut pending = None;
         let kept = lines.clone();
         self.update(|s| {
@@ -74,68 +62,21 @@ impl Records {
                 a.deliveries = kept;
             }
         })?;
-        if let Some(p) = pending {
+        Ok(pending.map(|p| {
             // The entry was rendered by sauve: it reads back as it was.
             let mut entry = sauve_journal::parse_journal(&p.text)
                 .pop()
                 .unwrap_or_else(|| sauve_journal::Entry::new(sauve_journal::Title::Alert));
             entry.alerts = lines;
-            records::append_journal(&self.app, &entry, p.verbose)?;
-        }
-        Ok(())
+            AppendJournal {
+                entry,
+                whole: p.verbose,
+            }
+        }))
     }
 }
 
-impl Handler<RotateJournal> for Records {
-    type Result = Result<Option<u16>, EngineError>;
-    fn handle(&mut self, _: RotateJournal, _: &mut SyncContext<Self>) -> Self::Result {
-        records::rotate_journal(&self.app)
-    }
-}
-
-impl Handler<AppendJournal> for Records {
-    type Result = Result<(), EngineError>;
-    fn handle(&mut self, msg: AppendJournal, _: &mut SyncContext<Self>) -> Self::Result {
-        records::append_journal(&self.app, &msg.entry, msg.verbose)
-    }
-}
-
-impl Handler<NextNumber> for Records {
-    type Result = Result<(sauve_history::Numbering, Vec<String>), EngineError>;
-    fn handle(&mut self, msg: NextNumber, _: &mut SyncContext<Self>) -> Self::Result {
-        records::next_number(&msg.destination, &msg.key, &msg.base, msg.now, &msg.taken)
-    }
-}
-
-impl Handler<RecordHistory> for Records {
-    type Result = Result<Vec<String>, EngineError>;
-    fn handle(&mut self, msg: RecordHistory, _: &mut SyncContext<Self>) -> Self::Result {
-        records::record_history(
-            &msg.destination,
-            &msg.key,
-            msg.entry,
-            msg.limit,
-            &msg.removed,
-            msg.now,
-        )
-    }
-}
-
-impl Handler<RecordOffsite> for Records {
-    type Result = Result<(), EngineError>;
-    fn handle(&mut self, msg: RecordOffsite, _: &mut SyncContext<Self>) -> Self::Result {
-        records::record_offsite(
-            &msg.destination,
-            &msg.key,
-            msg.number,
-            &msg.label,
-            msg.copy,
-            msg.now,
-        )
-    }
-}
-
-impl Handler<RecordLastBackup> for Records {
+impl Handler<RecordLastBackup> for StateKeeper {
     type Result = Result<(), EngineError>;
     fn handle(&mut self, msg: RecordLastBackup, _: &mut SyncContext<Self>) -> Self::Result {
         self.update(|s| {
@@ -161,7 +102,7 @@ impl Handler<RecordLastBackup> for Records {
     }
 }
 
-impl Handler<ReadState> for Records {
+impl Handler<ReadState> for StateKeeper {
     type Result = StateRead;
     fn handle(&mut self, _: ReadState, _: &mut SyncContext<Self>) -> StateRead {
         // Another process (a second `sauve backup`) may have written since.
@@ -170,7 +111,7 @@ impl Handler<ReadState> for Records {
     }
 }
 
-impl Handler<SetAsideChange> for Records {
+impl Handler<SetAsideChange> for StateKeeper {
     type Result = Result<(), EngineError>;
     fn handle(&mut self, msg: SetAsideChange, _: &mut SyncContext<Self>) -> Self::Result {
         self.update(|s| match msg {
@@ -191,14 +132,14 @@ impl Handler<SetAsideChange> for Records {
     }
 }
 
-impl Handler<SaveSchedulerState> for Records {
+impl Handler<SaveSchedulerState> for StateKeeper {
     type Result = Result<(), EngineError>;
     fn handle(&mut self, msg: SaveSchedulerState, _: &mut SyncContext<Self>) -> Self::Result {
         self.update(|s| s.scheduler = Some(msg.state))
     }
 }
 
-impl Handler<RecordAlert> for Records {
+impl Handler<RecordAlert> for StateKeeper {
     type Result = Result<sauve_alerts::Alert, EngineError>;
     fn handle(&mut self, msg: RecordAlert, _: &mut SyncContext<Self>) -> Self::Result {
         let mut alert = msg.alert;
@@ -235,14 +176,14 @@ fn keep_recent(alerts: &mut Vec<crate::state::AlertRecord>) {
     });
 }
 
-impl Handler<ResolveAlert> for Records {
-    type Result = Result<(), EngineError>;
+impl Handler<ResolveAlert> for StateKeeper {
+    type Result = Result<Option<AppendJournal>, EngineError>;
     fn handle(&mut self, msg: ResolveAlert, _: &mut SyncContext<Self>) -> Self::Result {
         self.resolve(msg.id, msg.lines)
     }
 }
 
-impl Handler<AcknowledgeAlerts> for Records {
+impl Handler<AcknowledgeAlerts> for StateKeeper {
     type Result = Result<usize, EngineError>;
     fn handle(&mut self, msg: AcknowledgeAlerts, _: &mut SyncContext<Self>) -> Self::Result {
         let mut count = 0;
@@ -260,7 +201,7 @@ impl Handler<AcknowledgeAlerts> for Records {
     }
 }
 
-impl Handler<WatchStaleness> for Records {
+impl Handler<WatchStaleness> for StateKeeper {
     type Result = Result<StateRead, EngineError>;
     fn handle(&mut self, msg: WatchStaleness, _: &mut SyncContext<Self>) -> Self::Result {
         let state = EngineState::load(&self.app);
@@ -270,5 +211,29 @@ impl Handler<WatchStaleness> for Records {
             self.state = state;
         }
         Ok(StateRead(self.state.clone()))
+    }
+}
+
+impl Handler<ResolveInterrupted> for StateKeeper {
+    type Result = Vec<AppendJournal>;
+    fn handle(&mut self, _: ResolveInterrupted, _: &mut SyncContext<Self>) -> Self::Result {
+        let waiting: Vec<u64> = self
+            .state
+            .alerts
+            .iter()
+            .filter(|a| a.pending_journal.is_some())
+            .map(|a| a.alert.id)
+            .collect();
+        let mut entries = Vec::new();
+        for id in waiting {
+            let line =
+                "delivery interrupted: sauve stopped before it ended; the alert stays in the list"
+                    .to_owned();
+            match self.resolve(id, vec![line]) {
+                Ok(entry) => entries.extend(entry),
+                Err(e) => tracing::warn!("the journal entry of alert {id} was not written: {e}"),
+            }
+        }
+        entries
     }
 }
