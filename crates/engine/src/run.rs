@@ -14,8 +14,8 @@ use tokio::sync::{broadcast, oneshot};
 use crate::actors::alerts::messages::RaiseAlert;
 use crate::actors::copier::messages::{
     ApplyRetention, BeginSet, BuildLogSet, CommitSet, Copied, CopyClones, CopyPhase, CutLog,
-    EndRun, FinishSet, LockDestination, PrepareDestination, PublishHistory, ReachStore,
-    RemoveStaleParts, SetId, StoreNumbers, VerifySet, VerifyStored,
+    EndRun, FinishSet, FinishedSet, LockDestination, PrepareDestination, PublishHistory,
+    ReachStore, RemoveStaleParts, StoreNumbers, VerifySet, VerifyStored, WritingSet,
 };
 use crate::actors::history::messages::{NextNumber, RecordHistory};
 use crate::actors::journal::messages::{AppendJournal, RotateJournal};
@@ -294,14 +294,14 @@ impl Run {
         self.announce(&plan);
         let progress = self.progress(plan.total);
         let set = self.begin_set(l, &plan, store).await?;
-        self.copy_phases(l, &plan, set, &progress).await?;
+        let set = self.copy_phases(l, &plan, set, &progress).await?;
         self.stopped()?;
 
-        let log_set = self.finish(l, &plan, set, store).await?;
+        let (mut set, mut log_set) = self.finish(l, &plan, set, store).await?;
         // 11. Verify. A store's uploads cannot be read before they are
         // completed: its sets are read back after the commit.
         if plan.verify && store.is_none() {
-            self.verify_sets(&plan, set, log_set).await?;
+            (set, log_set) = self.verify_sets(&plan, set, log_set).await?;
         }
         self.stopped()?;
         self.commit(l, &plan, set, log_set, store).await?;
@@ -419,7 +419,7 @@ impl Run {
         l: &mut Learned,
         plan: &Plan,
         store: &Option<Arc<StoreDestination>>,
-    ) -> Result<SetId, EngineError> {
+    ) -> Result<WritingSet, EngineError> {
         let own = ask(&self.actors.resolver, "resolver", ReadOwnSettings).await?;
         let incremental = Some(own.settings.incremental)
             .filter(|i| i.is_on() && own.problem.is_none() && store.is_none());
@@ -448,9 +448,9 @@ impl Run {
         &self,
         l: &mut Learned,
         plan: &Plan,
-        set: SetId,
+        mut set: WritingSet,
         progress: &RunProgress,
-    ) -> Result<(), EngineError> {
+    ) -> Result<WritingSet, EngineError> {
         if !plan.data.is_empty() {
             let cut = plan.log.as_ref().map(|_| CutLog {
                 log: self.layout.log_file.clone(),
@@ -460,7 +460,8 @@ impl Run {
             // Cloned under the lock where the data's file system can, and
             // archived from the clones after it (behaviour §21.3).
             let near = self.layout.data_file.parent().map(Path::to_path_buf);
-            let (window, copied) = self
+            let (window, copied);
+            (set, window, copied) = self
                 .locked_phase(
                     set,
                     (Kind::Data, Phase::Data),
@@ -477,12 +478,13 @@ impl Run {
                     set,
                     progress: progress.clone(),
                 };
-                ask(&self.actors.copier, "copier", msg).await??;
+                set = ask(&self.actors.copier, "copier", msg).await??;
             }
         }
         if !plan.structure.is_empty() {
-            l.structure_lock = Some(
-                self.locked_phase(
+            let window;
+            (set, window, _) = self
+                .locked_phase(
                     set,
                     (Kind::Structure, Phase::Structure),
                     plan,
@@ -490,9 +492,8 @@ impl Run {
                     progress,
                     (None, None),
                 )
-                .await?
-                .0,
-            );
+                .await?;
+            l.structure_lock = Some(window);
         }
         if !plan.attachments.is_empty() {
             self.phase(Phase::Attachments);
@@ -503,9 +504,9 @@ impl Run {
                 cut: None,
                 clone_near: None,
             };
-            ask(&self.actors.copier, "copier", msg).await??;
+            (set, _) = ask(&self.actors.copier, "copier", msg).await??;
         }
-        Ok(())
+        Ok(set)
     }
 
     /// Step 10: finish, and the log backup from every pending segment.
@@ -513,16 +514,17 @@ impl Run {
         &self,
         l: &mut Learned,
         plan: &Plan,
-        set: SetId,
+        set: WritingSet,
         store: &Option<Arc<StoreDestination>>,
-    ) -> Result<Option<SetId>, EngineError> {
+    ) -> Result<(FinishedSet, Option<FinishedSet>), EngineError> {
         let finish = FinishSet {
             set,
             ended: self.options.clock.now(),
         };
-        l.manifest_files = ask(&self.actors.copier, "copier", finish).await??;
+        let (set, files) = ask(&self.actors.copier, "copier", finish).await??;
+        l.manifest_files = files;
         let Some(log) = &plan.log else {
-            return Ok(None);
+            return Ok((set, None));
         };
         let msg = BuildLogSet {
             run: self.id,
@@ -539,31 +541,34 @@ impl Run {
         if let Some(b) = &built {
             l.notes.extend(b.notes.iter().cloned());
         }
-        Ok(built.map(|b| b.set))
+        Ok((set, built.map(|b| b.set)))
     }
 
     /// Step 11: the sets verified before their commit, the log backup first.
     async fn verify_sets(
         &self,
         plan: &Plan,
-        set: SetId,
-        log_set: Option<SetId>,
-    ) -> Result<(), EngineError> {
+        set: FinishedSet,
+        log_set: Option<FinishedSet>,
+    ) -> Result<(FinishedSet, Option<FinishedSet>), EngineError> {
         self.phase(Phase::Verify);
-        if let Some(log) = log_set {
-            let msg = VerifySet {
-                set: log,
-                progress: self.progress(0),
-            };
-            ask(&self.actors.copier, "copier", msg).await??;
-        }
+        let log_set = match log_set {
+            Some(log) => {
+                let msg = VerifySet {
+                    set: log,
+                    progress: self.progress(0),
+                };
+                Some(ask(&self.actors.copier, "copier", msg).await??)
+            }
+            None => None,
+        };
         // Verification reports its own pass over the bytes.
         let msg = VerifySet {
             set,
             progress: self.progress(plan.total),
         };
-        ask(&self.actors.copier, "copier", msg).await??;
-        Ok(())
+        let set = ask(&self.actors.copier, "copier", msg).await??;
+        Ok((set, log_set))
     }
 
     /// Step 12: commit: Stop is ignored from here. The .4BK first, then the
@@ -575,8 +580,8 @@ impl Run {
         &self,
         l: &mut Learned,
         plan: &Plan,
-        set: SetId,
-        log_set: Option<SetId>,
+        set: FinishedSet,
+        log_set: Option<FinishedSet>,
         store: &Option<Arc<StoreDestination>>,
     ) -> Result<(), EngineError> {
         self.phase(Phase::Commit);
@@ -622,7 +627,7 @@ impl Run {
     /// The .4BL committed once the .4BK is final: one that cannot be
     /// committed now loses nothing (its segments stay for the next log
     /// backup) and is a note, not the status of a sound, restorable set.
-    async fn commit_log(&self, l: &mut Learned, log: SetId) -> Result<(), EngineError> {
+    async fn commit_log(&self, l: &mut Learned, log: FinishedSet) -> Result<(), EngineError> {
         match ask(&self.actors.copier, "copier", CommitSet { set: log }).await? {
             Ok(c) => {
                 l.log_archives = c.files;
@@ -857,13 +862,13 @@ impl Run {
     /// `clone_near`, releases; the lock window, and how they were taken.
     async fn locked_phase(
         &self,
-        set: SetId,
+        set: WritingSet,
         (kind, phase): (Kind, Phase),
         plan: &Plan,
         entries: Vec<sauve_archive::SourceEntry>,
         progress: &RunProgress,
         (cut, clone_near): (Option<CutLog>, Option<PathBuf>),
-    ) -> Result<(std::time::Duration, Copied), EngineError> {
+    ) -> Result<(WritingSet, std::time::Duration, Copied), EngineError> {
         self.phase(Phase::WaitingLock);
         let acquire = AcquireBackupLock {
             run: self.id,
@@ -889,8 +894,8 @@ impl Run {
             ReleaseBackupLock { run: self.id, kind },
         )
         .await?;
-        let copied = copied??;
-        Ok((window.unwrap_or_default(), copied))
+        let (set, copied) = copied??;
+        Ok((set, window.unwrap_or_default(), copied))
     }
 
     /// behaviour §9.3: only "Backup postponed" is written: no hooks, no history,

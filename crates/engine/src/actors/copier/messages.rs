@@ -14,9 +14,18 @@ use crate::error::EngineError;
 use crate::progress::RunProgress;
 use crate::retention::Retained;
 
-/// A set the copier owns, from [`BeginSet`] or [`BuildLogSet`] to commit or abort.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct SetId(pub(crate) u64);
+/// A set being written, from [`BeginSet`] to [`FinishSet`], which consumes
+/// it. Each copy step takes it and gives it back; a step that fails gives
+/// nothing back, as the copier has then dropped the set (its part files
+/// removed). Only the copier makes one.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct WritingSet(pub(super) u64);
+
+/// A finished set (its manifest written, its parts synced), from
+/// [`FinishSet`] or [`BuildLogSet`] to [`CommitSet`], which consumes it.
+/// Only the copier makes one.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct FinishedSet(pub(super) u64);
 
 /// Creates the destination and checks it can be written (1407, -61); the
 /// bytes free there.
@@ -65,7 +74,7 @@ pub(crate) struct BeginSet {
 /// The reply to [`BeginSet`].
 #[derive(Debug)]
 pub(crate) struct Begun {
-    pub(crate) set: SetId,
+    pub(crate) set: WritingSet,
     /// The set it builds on, for an incremental set.
     pub(crate) parent: Option<u32>,
     /// What the journal says of the choice.
@@ -125,9 +134,9 @@ pub(crate) struct CutLog {
 /// copy to [`CopyClones`] after the lock is released. A failure or Stop
 /// aborts the set: its part files (and clones) are removed.
 #[derive(Message)]
-#[rtype(result = "Result<Copied, EngineError>")]
+#[rtype(result = "Result<(WritingSet, Copied), EngineError>")]
 pub(crate) struct CopyPhase {
-    pub(crate) set: SetId,
+    pub(crate) set: WritingSet,
     pub(crate) entries: Vec<SourceEntry>,
     pub(crate) progress: RunProgress,
     pub(crate) cut: Option<CutLog>,
@@ -158,17 +167,18 @@ impl Copied {
 
 /// Archives the clones [`CopyPhase`] took, then removes them.
 #[derive(Message)]
-#[rtype(result = "Result<(), EngineError>")]
+#[rtype(result = "Result<WritingSet, EngineError>")]
 pub(crate) struct CopyClones {
-    pub(crate) set: SetId,
+    pub(crate) set: WritingSet,
     pub(crate) progress: RunProgress,
 }
 
-/// Writes the manifest and fsyncs; the files of the archive, for the history.
+/// Writes the manifest and fsyncs: the set finished, and the files of the
+/// archive, for the history.
 #[derive(Message)]
-#[rtype(result = "Result<Vec<HistoryFile>, EngineError>")]
+#[rtype(result = "Result<(FinishedSet, Vec<HistoryFile>), EngineError>")]
 pub(crate) struct FinishSet {
-    pub(crate) set: SetId,
+    pub(crate) set: WritingSet,
     pub(crate) ended: jiff::Timestamp,
 }
 
@@ -193,17 +203,17 @@ pub(crate) struct BuildLogSet {
 
 /// A log backup the copier holds.
 pub(crate) struct LogSet {
-    pub(crate) set: SetId,
+    pub(crate) set: FinishedSet,
     /// Journal notes (a damaged segment archived up to its damage).
     pub(crate) notes: Vec<String>,
 }
 
-/// Verifies a finished set under its `.part` names (behaviour §13.2); a failure
-/// aborts it.
+/// Verifies a finished set under its `.part` names (behaviour §13.2) and
+/// gives it back; a failure aborts it.
 #[derive(Message)]
-#[rtype(result = "Result<(), EngineError>")]
+#[rtype(result = "Result<FinishedSet, EngineError>")]
 pub(crate) struct VerifySet {
-    pub(crate) set: SetId,
+    pub(crate) set: FinishedSet,
     pub(crate) progress: RunProgress,
 }
 
@@ -212,7 +222,7 @@ pub(crate) struct VerifySet {
 #[derive(Message)]
 #[rtype(result = "Result<Committed, EngineError>")]
 pub(crate) struct CommitSet {
-    pub(crate) set: SetId,
+    pub(crate) set: FinishedSet,
 }
 
 /// A committed set.

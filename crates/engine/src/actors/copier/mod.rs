@@ -1,6 +1,7 @@
 //! The copier: everything that reads sources and writes archives. It owns
 //! each archive set from its creation to its commit or abort; the run only
-//! holds a [`SetId`]. A set that fails, that is stopped, or that is still
+//! holds a [`WritingSet`], then a [`FinishedSet`], each consumed by the
+//! step that ends that stage. A set that fails, that is stopped, or that is still
 //! open when its run ends is dropped here, which removes its part files
 //! (the archive writer's ownership rule). It also holds the destination's
 //! advisory lock for a run, applies retention and restores archives.
@@ -24,16 +25,10 @@ use crate::error::EngineError;
 use crate::retention::Retained;
 use messages::*;
 
-enum Stage {
-    Writing(Box<ArchiveWriter>),
-    Finished(Box<PendingSet>),
-}
-
-struct Owned {
+/// A set being written.
+struct Writing {
     run: u64,
-    stage: Stage,
-    /// The pending log segments a log set holds, deleted at its commit.
-    segments: Vec<PathBuf>,
+    writer: Box<ArchiveWriter>,
     /// The store the set streams into, for a bucket destination.
     store: Option<Arc<StoreDestination>>,
     /// The data phase's clones, taken under the lock and archived after
@@ -41,26 +36,50 @@ struct Owned {
     clones: Option<clones::Clones>,
 }
 
+/// A finished set, waiting for its verification and commit.
+struct Finished {
+    run: u64,
+    pending: Box<PendingSet>,
+    /// The pending log segments a log set holds, deleted at its commit.
+    segments: Vec<PathBuf>,
+    /// The store the set streams into, for a bucket destination.
+    store: Option<Arc<StoreDestination>>,
+}
+
 /// See the module documentation.
 #[derive(Default)]
 pub(crate) struct Copier {
-    sets: HashMap<SetId, Owned>,
+    writing: HashMap<u64, Writing>,
+    finished: HashMap<u64, Finished>,
     next: u64,
     destination_locks: HashMap<u64, File>,
 }
 
 impl Copier {
-    fn insert(&mut self, owned: Owned) -> SetId {
+    fn writing(&mut self, set: Writing) -> WritingSet {
         self.next += 1;
-        let id = SetId(self.next);
-        self.sets.insert(id, owned);
-        id
+        self.writing.insert(self.next, set);
+        WritingSet(self.next)
     }
 
-    fn take(&mut self, set: SetId) -> Result<Owned, EngineError> {
-        self.sets
-            .remove(&set)
-            .ok_or_else(|| EngineError::Internal(format!("the copier holds no set {}", set.0)))
+    fn finished(&mut self, set: Finished) -> FinishedSet {
+        self.next += 1;
+        self.finished.insert(self.next, set);
+        FinishedSet(self.next)
+    }
+
+    /// The set being written; gone only when its run ended meanwhile.
+    fn take_writing(&mut self, set: WritingSet) -> Result<Writing, EngineError> {
+        self.writing
+            .remove(&set.0)
+            .ok_or_else(|| EngineError::Internal(format!("set {} was dropped", set.0)))
+    }
+
+    /// The finished set; gone only when its run ended meanwhile.
+    fn take_finished(&mut self, set: FinishedSet) -> Result<Finished, EngineError> {
+        self.finished
+            .remove(&set.0)
+            .ok_or_else(|| EngineError::Internal(format!("set {} was dropped", set.0)))
     }
 }
 
@@ -146,10 +165,9 @@ impl Handler<BeginSet> for Copier {
             note = Some(why);
             writer.set_incremental(incremental)?;
         }
-        let set = self.insert(Owned {
+        let set = self.writing(Writing {
             run: msg.run,
-            stage: Stage::Writing(Box::new(writer)),
-            segments: Vec::new(),
+            writer: Box::new(writer),
             store: msg.store,
             clones: None,
         });
@@ -213,7 +231,7 @@ fn basis(
 }
 
 impl Handler<CopyPhase> for Copier {
-    type Result = Result<Copied, EngineError>;
+    type Result = Result<(WritingSet, Copied), EngineError>;
     fn handle(&mut self, msg: CopyPhase, _: &mut SyncContext<Self>) -> Self::Result {
         let CopyPhase {
             set,
@@ -222,13 +240,8 @@ impl Handler<CopyPhase> for Copier {
             cut,
             clone_near,
         } = msg;
-        let mut owned = self.take(set)?;
-        let Stage::Writing(writer) = &mut owned.stage else {
-            return Err(EngineError::Internal(format!(
-                "set {} is already finished",
-                set.0
-            )));
-        };
+        let mut owned = self.take_writing(set)?;
+        let writer = &mut owned.writer;
         // From here, an early return drops `owned`: the set is aborted and
         // its part files removed.
         if let Some(cut) = cut {
@@ -246,8 +259,7 @@ impl Handler<CopyPhase> for Copier {
                 Ok(c) => {
                     let files = c.files();
                     owned.clones = Some(c);
-                    self.sets.insert(set, owned);
-                    return Ok(Copied::Cloned { files });
+                    return Ok((self.writing(owned), Copied::Cloned { files }));
                 }
                 Err(reason) => why = Some(reason),
             }
@@ -257,54 +269,40 @@ impl Handler<CopyPhase> for Copier {
             writer.append(e, &mut progress)?;
         }
         progress.flush();
-        self.sets.insert(set, owned);
-        Ok(Copied::UnderLock { why })
+        Ok((self.writing(owned), Copied::UnderLock { why }))
     }
 }
 
 impl Handler<CopyClones> for Copier {
-    type Result = Result<(), EngineError>;
+    type Result = Result<WritingSet, EngineError>;
     fn handle(&mut self, msg: CopyClones, _: &mut SyncContext<Self>) -> Self::Result {
         let CopyClones { set, mut progress } = msg;
-        let mut owned = self.take(set)?;
+        let id = set.0;
+        let mut owned = self.take_writing(set)?;
         // Removed when this returns, on every path.
         let Some(clones) = owned.clones.take() else {
             return Err(EngineError::Internal(format!(
-                "set {} holds no clones to copy",
-                set.0
+                "set {id} holds no clones to copy"
             )));
         };
         // Outside the lock: folders a killed run left, which may hold
         // large files.
         clones.remove_dead_beside();
-        let Stage::Writing(writer) = &mut owned.stage else {
-            return Err(EngineError::Internal(format!(
-                "set {} is already finished",
-                set.0
-            )));
-        };
         for (e, from) in clones.entries() {
             progress.set_file(&e.path, e.size);
-            writer.append_from(e, from, &mut progress)?;
+            owned.writer.append_from(e, from, &mut progress)?;
         }
         progress.flush();
         drop(clones);
-        self.sets.insert(set, owned);
-        Ok(())
+        Ok(self.writing(owned))
     }
 }
 
 impl Handler<FinishSet> for Copier {
-    type Result = Result<Vec<HistoryFile>, EngineError>;
+    type Result = Result<(FinishedSet, Vec<HistoryFile>), EngineError>;
     fn handle(&mut self, msg: FinishSet, _: &mut SyncContext<Self>) -> Self::Result {
-        let owned = self.take(msg.set)?;
-        let Stage::Writing(writer) = owned.stage else {
-            return Err(EngineError::Internal(format!(
-                "set {} is already finished",
-                msg.set.0
-            )));
-        };
-        let pending = writer.finish(msg.ended)?;
+        let owned = self.take_writing(msg.set)?;
+        let pending = owned.writer.finish(msg.ended)?;
         let files = pending
             .manifest()
             .entries
@@ -316,14 +314,13 @@ impl Handler<FinishSet> for Copier {
                 blake3: e.blake3.clone().unwrap_or_default(),
             })
             .collect();
-        self.sets.insert(
-            msg.set,
-            Owned {
-                stage: Stage::Finished(Box::new(pending)),
-                ..owned
-            },
-        );
-        Ok(files)
+        let set = self.finished(Finished {
+            run: owned.run,
+            pending: Box::new(pending),
+            segments: Vec::new(),
+            store: owned.store,
+        });
+        Ok((set, files))
     }
 }
 
@@ -340,12 +337,11 @@ impl Handler<BuildLogSet> for Copier {
         else {
             return Ok(None);
         };
-        let set = self.insert(Owned {
+        let set = self.finished(Finished {
             run: msg.run,
-            stage: Stage::Finished(Box::new(built.pending)),
+            pending: Box::new(built.pending),
             segments: built.segments,
             store: msg.store,
-            clones: None,
         });
         Ok(Some(LogSet {
             set,
@@ -375,34 +371,21 @@ fn part_set(pending: &PendingSet) -> SetFiles {
 }
 
 impl Handler<VerifySet> for Copier {
-    type Result = Result<(), EngineError>;
+    type Result = Result<FinishedSet, EngineError>;
     fn handle(&mut self, msg: VerifySet, _: &mut SyncContext<Self>) -> Self::Result {
         let VerifySet { set, mut progress } = msg;
-        let owned = self.take(set)?;
-        let Stage::Finished(pending) = &owned.stage else {
-            return Err(EngineError::Internal(format!(
-                "set {} is not finished",
-                set.0
-            )));
-        };
-        sauve_archive::verify_set(&part_set(pending), &mut progress)?;
+        let owned = self.take_finished(set)?;
+        sauve_archive::verify_set(&part_set(&owned.pending), &mut progress)?;
         progress.flush();
-        self.sets.insert(set, owned);
-        Ok(())
+        Ok(self.finished(owned))
     }
 }
 
 impl Handler<CommitSet> for Copier {
     type Result = Result<Committed, EngineError>;
     fn handle(&mut self, msg: CommitSet, _: &mut SyncContext<Self>) -> Self::Result {
-        let owned = self.take(msg.set)?;
-        let Stage::Finished(pending) = owned.stage else {
-            return Err(EngineError::Internal(format!(
-                "set {} is not finished",
-                msg.set.0
-            )));
-        };
-        let files = pending.commit()?;
+        let owned = self.take_finished(msg.set)?;
+        let files = owned.pending.commit()?;
         let size = match &owned.store {
             Some(store) => store.size_of(&files),
             None => files
@@ -431,7 +414,8 @@ impl Handler<EndRun> for Copier {
     type Result = ();
     fn handle(&mut self, msg: EndRun, _: &mut SyncContext<Self>) {
         // Dropping a writer or a pending set removes its part files.
-        self.sets.retain(|_, owned| owned.run != msg.run);
+        self.writing.retain(|_, set| set.run != msg.run);
+        self.finished.retain(|_, set| set.run != msg.run);
         self.destination_locks.remove(&msg.run);
     }
 }
