@@ -8,8 +8,8 @@ use sauve_engine::{Engine, EngineError, EngineOptions};
 use sauve_settings::AppLayout;
 
 use crate::args::AlertCommand;
+use crate::report::{Failure, Io};
 use crate::settings::app_dir;
-use crate::{Failure, Io};
 
 pub(crate) fn run(cmd: AlertCommand, io: &mut Io<'_>) -> Result<(), Failure> {
     match cmd {
@@ -31,7 +31,7 @@ fn with_engine<T>(
     work: impl AsyncFnOnce(&sauve_engine::BackupHandle) -> Result<T, Failure>,
 ) -> Result<T, Failure> {
     let layout = AppLayout::discover(app).map_err(|e| Failure::failed(e.to_string()))?;
-    let rt = crate::backup::runtime()?;
+    let rt = crate::exec::runtime()?;
     rt.block_on(async {
         let handle = Engine::start(layout, EngineOptions::default()).map_err(engine_failure)?;
         let r = work(&handle).await;

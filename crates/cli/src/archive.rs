@@ -4,15 +4,15 @@ use std::path::{Path, PathBuf};
 
 use sauve_archive::{ArchiveError, EntryKind, EntryType, NoProgress, RemoteSet, RestoreOptions};
 
-use crate::{Failure, Io};
+use crate::report::{Failure, Io};
 
 fn failure(e: ArchiveError) -> Failure {
     let status = e.status();
     let code = match e {
         ArchiveError::NotAnArchiveName { .. } | ArchiveError::DestinationNotEmpty(_) => {
-            crate::EXIT_USAGE
+            crate::report::EXIT_USAGE
         }
-        _ => crate::EXIT_FAILURE,
+        _ => crate::report::EXIT_FAILURE,
     };
     Failure {
         code,
@@ -61,7 +61,7 @@ fn remote(
         Some(path) => Some(sauve_archive::read_identities(path).map_err(failure)?),
         None => None,
     };
-    let runtime = crate::backup::runtime()?;
+    let runtime = crate::exec::runtime()?;
     let set = runtime
         .block_on(RemoteSet::locate(
             store,
@@ -148,7 +148,7 @@ pub(crate) fn restore(
             let app = crate::settings::app_dir(app)?;
             let layout = sauve_settings::AppLayout::discover(&app)
                 .map_err(|e| Failure::failed(e.to_string()))?;
-            let rt = crate::backup::runtime()?;
+            let rt = crate::exec::runtime()?;
             rt.block_on(async {
                 let handle = sauve_engine::Engine::start(layout, Default::default())
                     .map_err(engine_failure)?;
@@ -196,7 +196,7 @@ fn engine_failure(e: sauve_engine::EngineError) -> Failure {
         e => {
             let status = e.status();
             Failure {
-                code: crate::EXIT_FAILURE,
+                code: crate::report::EXIT_FAILURE,
                 message: format!("{} ({}): {e}", status.text().to_lowercase(), status.code()),
             }
         }

@@ -1,4 +1,4 @@
-//! `sauve backup`, `sauve status`, `sauve history`, `sauve demo`.
+//! `sauve backup`, `sauve status`, `sauve history`, `sauve run`.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -10,29 +10,13 @@ use sauve_engine::{
 use sauve_settings::AppLayout;
 use sauve_status::Status;
 
+use crate::exec::runtime;
+use crate::report::{Failure, Io, backup_ended, finished_line, print_status};
 use crate::settings::app_dir;
-use crate::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE, Failure, Io};
 
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::failed(format!("cannot start the async runtime: {e}")))
-}
-
-fn layout(app: &Path) -> Result<AppLayout, Failure> {
+/// The layout of the app folder `app`.
+pub(crate) fn layout(app: &Path) -> Result<AppLayout, Failure> {
     AppLayout::discover(app).map_err(|e| Failure::failed(e.to_string()))
-}
-
-/// The exit code for a backup status (behaviour §4).
-pub(crate) fn exit_code(status: Status) -> u8 {
-    match status {
-        Status::Ok => EXIT_OK,
-        Status::AttachmentNotFound => 3,
-        Status::InvalidSettings => EXIT_USAGE,
-        _ => EXIT_FAILURE,
-    }
 }
 
 /// Runs `cmd` with `sh -c`; its exit code, or 128 + signal when killed.
@@ -141,19 +125,6 @@ impl Display {
     }
 }
 
-/// The last line of `sauve backup --json`: exactly the fields behaviour §4
-/// names, always printed, refusals included.
-pub(crate) fn finished_line(status: Status, number: u32, archives: &[PathBuf]) -> String {
-    let line = serde_json::json!({
-        "event": "finished",
-        "status": status.code(),
-        "status_text": status.text(),
-        "number": number,
-        "archives": archives,
-    });
-    format!("{line}\n")
-}
-
 /// Runs one backup through `handle`, showing its events; Ctrl-C stops it.
 async fn run_backup(
     handle: &BackupHandle,
@@ -183,7 +154,27 @@ async fn run_backup(
     report.map_err(|e| Failure::failed(e.to_string()))
 }
 
-fn summary(layout: &AppLayout, report: &BackupReport) -> String {
+/// Runs one manual backup of `layout` on an engine and a runtime of its
+/// own, showing its events (as JSON lines with `json`).
+pub(crate) fn run_once(
+    layout: &AppLayout,
+    options: EngineOptions,
+    json: bool,
+    io: &mut Io<'_>,
+) -> Result<BackupReport, Failure> {
+    let rt = runtime()?;
+    let display = Display::new(json);
+    rt.block_on(async {
+        let handle =
+            Engine::start(layout.clone(), options).map_err(|e| Failure::failed(e.to_string()))?;
+        let report = run_backup(&handle, Trigger::Manual, &display, io).await;
+        handle.shutdown().await;
+        report
+    })
+}
+
+/// What a backup that ran here prints for people.
+pub(crate) fn summary(layout: &AppLayout, report: &BackupReport) -> String {
     let mut text = format!(
         "Backup {} of {}: {}\n",
         sauve_archive::number_text(report.number),
@@ -229,16 +220,7 @@ pub(crate) fn backup(
         hooks: hooks(on_startup, on_shutdown),
         ..EngineOptions::default()
     };
-    let rt = runtime()?;
-    let display = Display::new(json);
-    let report = rt.block_on(async {
-        let handle =
-            Engine::start(layout.clone(), options).map_err(|e| Failure::failed(e.to_string()))?;
-        let report = run_backup(&handle, Trigger::Manual, &display, io).await;
-        handle.shutdown().await;
-        report
-    });
-    let report = match report {
+    let report = match run_once(&layout, options, json, io) {
         Ok(r) => r,
         Err(f) => {
             if json {
@@ -262,13 +244,7 @@ pub(crate) fn backup(
             io.err(&format!("warning: {w}\n"));
         }
     }
-    match exit_code(report.status) {
-        EXIT_OK => Ok(()),
-        code => Err(Failure {
-            code,
-            message: format!("backup ended with status {}", report.status),
-        }),
-    }
+    backup_ended(report.status)
 }
 
 /// The folder holding the history of an app's sets: the destination
@@ -289,97 +265,6 @@ pub(crate) fn status(app: &Path, json: bool, io: &mut Io<'_>) -> Result<(), Fail
     let view = crate::remote::live_scheduler(&app);
     let value = sauve_engine::status_json(&app, view).map_err(|e| Failure::usage(e.to_string()))?;
     print_status(&value, json, io)
-}
-
-/// Prints a status JSON value, as JSON or for people.
-pub(crate) fn print_status(
-    value: &serde_json::Value,
-    json: bool,
-    io: &mut Io<'_>,
-) -> Result<(), Failure> {
-    if json {
-        let text =
-            serde_json::to_string_pretty(value).map_err(|e| Failure::failed(e.to_string()))?;
-        io.out(&format!("{text}\n"));
-        return Ok(());
-    }
-    let mut text = String::new();
-    // Alerts first: what a person must see (behaviour §17.2).
-    for a in value["alerts"].as_array().into_iter().flatten() {
-        text.push_str(&format!(
-            "ALERT {}: {} (raised {}; `sauve alert ack {}` when seen)\n",
-            a["id"],
-            a["headline"].as_str().unwrap_or(""),
-            a["raised"].as_str().unwrap_or(""),
-            a["id"]
-        ));
-    }
-    if let Some(p) = value["sauve_toml_problem"].as_str() {
-        text.push_str(&format!(
-            "sauve.toml is invalid; the last valid alert settings stay in force:\n{p}\n"
-        ));
-    }
-    let b = &value["last_backup"];
-    if b.is_null() {
-        text.push_str("Last backup:  none\n");
-    } else {
-        let n = b["number"].as_u64().unwrap_or(0) as u32;
-        text.push_str(&format!(
-            "Last backup:  {} ({}), {} {}\n",
-            sauve_archive::number_text(n),
-            b["trigger"].as_str().unwrap_or(""),
-            b["status"],
-            b["status_text"].as_str().unwrap_or("")
-        ));
-        text.push_str(&format!(
-            "  started     {}\n  ended       {} ({} ms)\n",
-            b["started"].as_str().unwrap_or(""),
-            b["ended"].as_str().unwrap_or(""),
-            b["duration_ms"]
-        ));
-        if let Some(a) = b["archive"].as_str() {
-            text.push_str(&format!("  archive     {a}\n"));
-        }
-        if let Some(w) = b["lock_window_ms"].as_u64() {
-            text.push_str(&format!("  data lock   {w} ms\n"));
-        }
-    }
-    let next = value["next_scheduled"].as_str().unwrap_or("none");
-    let off = if value["scheduler_disabled"].as_bool() == Some(true) {
-        " (scheduler off after 1401)"
-    } else {
-        ""
-    };
-    text.push_str(&format!("Next scheduled: {next}{off}\n"));
-    let d = &value["destination"];
-    text.push_str(&format!(
-        "Destination:  {}\n",
-        d["path"].as_str().unwrap_or("")
-    ));
-    text.push_str(&format!(
-        "  used by this app's sets {} bytes; free {}\n",
-        d["used_bytes"],
-        d["free_bytes"]
-            .as_u64()
-            .map_or("unknown".to_owned(), |f| format!("{f} bytes"))
-    ));
-    for o in value["offsite"].as_array().into_iter().flatten() {
-        text.push_str(&format!(
-            "Off-site:     {}: {} copied, {} pending, {} failed\n",
-            o["url"].as_str().unwrap_or(""),
-            o["copied"],
-            o["pending"],
-            o["failed"]
-        ));
-        if let Some(reason) = o["last_failure"]["reason"].as_str() {
-            text.push_str(&format!(
-                "  last failure (set {}, {} attempts): {reason}\n",
-                o["last_failure"]["number"], o["last_failure"]["attempts"]
-            ));
-        }
-    }
-    io.out(&text);
-    Ok(())
 }
 
 pub(crate) fn history(app: &Path, json: bool, io: &mut Io<'_>) -> Result<(), Failure> {
@@ -425,61 +310,6 @@ pub(crate) fn history(app: &Path, json: bool, io: &mut Io<'_>) -> Result<(), Fai
         }
     }
     io.out(&out);
-    Ok(())
-}
-
-pub(crate) fn demo(dir: Option<PathBuf>, io: &mut Io<'_>) -> Result<(), Failure> {
-    let root = std::path::absolute(dir.unwrap_or_else(|| PathBuf::from("sauve-demo")))
-        .map_err(|e| Failure::usage(e.to_string()))?;
-    if std::fs::read_dir(&root).is_ok_and(|mut d| d.next().is_some()) {
-        return Err(Failure::usage(format!(
-            "\"{}\" is not empty (accepted: a new or empty folder)",
-            root.display()
-        )));
-    }
-    let app = root.join("DemoApp");
-    crate::demo::make_app(&root, &app)
-        .map_err(|e| Failure::failed(format!("cannot create the demo app: {e}")))?;
-    io.out(&format!("Created a sample app in {}\n\n", app.display()));
-    let layout = layout(&app)?;
-    let rt = runtime()?;
-    let display = Display::new(false);
-    let report = rt.block_on(async {
-        let handle = Engine::start(layout.clone(), EngineOptions::default())
-            .map_err(|e| Failure::failed(e.to_string()))?;
-        let report = run_backup(&handle, Trigger::Manual, &display, io).await;
-        handle.shutdown().await;
-        report
-    })?;
-    io.out(&summary(&layout, &report));
-    io.out("\n$ sauve status\n");
-    status(&app, false, io)?;
-    io.out("\n$ sauve journal --tail 1\n");
-    crate::journal::show(&app, Some(1), false, io)?;
-    let Some(archive) = report.archives.first() else {
-        return Err(Failure::failed(format!(
-            "the demo backup ended with {}",
-            report.status
-        )));
-    };
-    let restored = root.join("Restored");
-    io.out(&format!(
-        "$ sauve restore '{}' --to '{}'\n",
-        archive.display(),
-        restored.display()
-    ));
-    crate::archive::restore(archive, Some(restored.clone()), false, Some(&app), None, io)?;
-    io.out(&format!("\n$ sauve verify '{}'\n", archive.display()));
-    crate::archive::verify(archive, None, None, io)?;
-    let same = std::fs::read(app.join("Data/DemoApp.4DD")).ok()
-        == std::fs::read(restored.join("Data/DemoApp.4DD")).ok();
-    io.out(&format!(
-        "\nThe restored data file {} the original.\n",
-        if same { "matches" } else { "DIFFERS FROM" }
-    ));
-    if !same {
-        return Err(Failure::failed("the restored data file differs"));
-    }
     Ok(())
 }
 

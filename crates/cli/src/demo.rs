@@ -1,8 +1,14 @@
-//! The sample app of `sauve demo`: the 4D layout of
-//! `tests/fixtures/make-sample-app`, smaller, generated here.
+//! `sauve demo`: a sample app (the 4D layout of
+//! `tests/fixtures/make-sample-app`, smaller, generated here) backed up,
+//! shown, restored and verified through the other commands.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use sauve_engine::EngineOptions;
+
+use crate::report::{Failure, Io};
+use crate::{archive, backup, journal};
 
 const WORDS: &[&str] = &[
     "invoice",
@@ -24,6 +30,55 @@ const WORDS: &[&str] = &[
     "discount",
     "product",
 ];
+
+/// `sauve demo`: creates a sample app in `dir` (default `./sauve-demo`),
+/// backs it up, shows its status and journal, restores and verifies the set.
+pub(crate) fn run(dir: Option<PathBuf>, io: &mut Io<'_>) -> Result<(), Failure> {
+    let root = std::path::absolute(dir.unwrap_or_else(|| PathBuf::from("sauve-demo")))
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    if std::fs::read_dir(&root).is_ok_and(|mut d| d.next().is_some()) {
+        return Err(Failure::usage(format!(
+            "\"{}\" is not empty (accepted: a new or empty folder)",
+            root.display()
+        )));
+    }
+    let app = root.join("DemoApp");
+    make_app(&root, &app)
+        .map_err(|e| Failure::failed(format!("cannot create the demo app: {e}")))?;
+    io.out(&format!("Created a sample app in {}\n\n", app.display()));
+    let layout = backup::layout(&app)?;
+    let report = backup::run_once(&layout, EngineOptions::default(), false, io)?;
+    io.out(&backup::summary(&layout, &report));
+    io.out("\n$ sauve status\n");
+    backup::status(&app, false, io)?;
+    io.out("\n$ sauve journal --tail 1\n");
+    journal::show(&app, Some(1), false, io)?;
+    let Some(set) = report.archives.first() else {
+        return Err(Failure::failed(format!(
+            "the demo backup ended with {}",
+            report.status
+        )));
+    };
+    let restored = root.join("Restored");
+    io.out(&format!(
+        "$ sauve restore '{}' --to '{}'\n",
+        set.display(),
+        restored.display()
+    ));
+    archive::restore(set, Some(restored.clone()), false, Some(&app), None, io)?;
+    io.out(&format!("\n$ sauve verify '{}'\n", set.display()));
+    archive::verify(set, None, None, io)?;
+    let same = std::fs::read(app.join("Data/DemoApp.4DD")).ok()
+        == std::fs::read(restored.join("Data/DemoApp.4DD")).ok();
+    io.out(&format!(
+        "\nThe restored data file {} the original.\n",
+        if same { "matches" } else { "DIFFERS FROM" }
+    ));
+    if !same {
+        return Err(Failure::failed("the restored data file differs"));
+    }
+    Ok(())
+}
 
 /// A generator with a fixed seed, so the demo is the same every time.
 struct Rng(fastrand::Rng);

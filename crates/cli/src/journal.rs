@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
+use crate::report::{Failure, Io};
 use crate::settings::app_dir;
-use crate::{Failure, Io};
 
 pub(crate) fn show(
     app: &Path,

@@ -10,7 +10,8 @@ use std::path::Path;
 use clap::CommandFactory;
 use clap_complete::aot::Shell;
 
-use crate::{Cli, Failure, Io};
+use crate::args::Cli;
+use crate::report::{Failure, Io};
 
 /// The name the completion scripts complete: the installed binary's.
 const BIN: &str = "sauve";

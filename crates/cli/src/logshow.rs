@@ -10,8 +10,8 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use sauve_logfile::{LogContents, Record, Tail};
 
+use crate::report::{Failure, Io};
 use crate::settings::app_dir;
-use crate::{Failure, Io};
 
 /// Which log to read.
 pub(crate) enum Source {
@@ -164,7 +164,7 @@ fn archived_log(set: &Path, to: &Path) -> Result<PathBuf, Failure> {
     let report =
         sauve_archive::restore(set, &options, &mut sauve_archive::NoProgress).map_err(|e| {
             Failure {
-                code: crate::EXIT_FAILURE,
+                code: crate::report::EXIT_FAILURE,
                 message: format!("{}: {e}", set.display()),
             }
         })?;

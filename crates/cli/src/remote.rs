@@ -10,8 +10,7 @@ use sauve_server::ServerFile;
 use sauve_status::Status;
 
 use crate::args::TokenArgs;
-use crate::backup::exit_code;
-use crate::{EXIT_OK, Failure, Io};
+use crate::report::{Failure, Io, backup_ended, finished_line, print_status};
 
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
@@ -134,7 +133,7 @@ pub(crate) fn status(
 ) -> Result<(), Failure> {
     let token = token_for(url, token, env_token(), app)?;
     let v = get_json(url, &token, "/v1/status")?;
-    crate::backup::print_status(&v, json, io)
+    print_status(&v, json, io)
 }
 
 /// Starts a backup on the server and follows its events to the end.
@@ -175,14 +174,14 @@ pub(crate) fn backup(
     {
         let status = Status::from_code(status as i32);
         if json {
-            io.out(&crate::backup::finished_line(status, 0, &[]));
+            io.out(&finished_line(status, 0, &[]));
         } else {
             io.out(&format!("Backup on {url}: {status}\n"));
             if let Some(e) = answer["error"].as_str() {
                 io.err(&format!("error: {e}\n"));
             }
         }
-        return finish(status);
+        return backup_ended(status);
     }
     if !code.is_success() {
         return Err(Failure::failed(format!(
@@ -206,7 +205,7 @@ pub(crate) fn backup(
             .map_err(|e| Failure::failed(format!("the event stream of {url} broke: {e}")))?;
         if n == 0 {
             if json {
-                io.out(&crate::backup::finished_line(Status::BackupError, 0, &[]));
+                io.out(&finished_line(Status::BackupError, 0, &[]));
             }
             return Err(Failure::failed(format!(
                 "{url} closed the event stream before the backup ended"
@@ -230,14 +229,14 @@ pub(crate) fn backup(
         {
             let status = Status::from_code(*status);
             if json {
-                io.out(&crate::backup::finished_line(status, *number, archives));
+                io.out(&finished_line(status, *number, archives));
             } else {
                 io.out(&format!(
                     "Backup {} on {url}: {status}\n",
                     sauve_archive::number_text(*number)
                 ));
             }
-            return finish(status);
+            return backup_ended(status);
         }
         if json {
             io.out(&format!("{}\n", data.trim()));
@@ -253,16 +252,6 @@ fn event_run(event: &BackupEvent) -> u64 {
         | BackupEvent::File { run, .. }
         | BackupEvent::Warning { run, .. }
         | BackupEvent::Finished { run, .. } => *run,
-    }
-}
-
-fn finish(status: Status) -> Result<(), Failure> {
-    match exit_code(status) {
-        EXIT_OK => Ok(()),
-        code => Err(Failure {
-            code,
-            message: format!("backup ended with status {status}"),
-        }),
     }
 }
 
@@ -326,7 +315,7 @@ mod tests {
             None,
         )
         .unwrap_err();
-        assert_eq!(e.code, crate::EXIT_USAGE);
+        assert_eq!(e.code, crate::report::EXIT_USAGE);
         assert!(
             e.message.starts_with(&format!(
                 "cannot read the token file \"{}\"",

@@ -8,7 +8,7 @@ use sauve_settings::{
 };
 
 use crate::args::SettingsCommand;
-use crate::{Failure, Io};
+use crate::report::{Failure, Io};
 
 pub(crate) fn run(cmd: SettingsCommand, io: &mut Io<'_>) -> Result<(), Failure> {
     match cmd {

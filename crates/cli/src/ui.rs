@@ -6,7 +6,7 @@ use std::io::BufRead;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::{Failure, Io};
+use crate::report::{Failure, Io};
 
 /// Asks the app's server for a one-time code and prints the link.
 pub(crate) fn link(app: &Path, open: bool, io: &mut Io<'_>) -> Result<(), Failure> {
