@@ -1,7 +1,5 @@
 //! The control API (behaviour §4): bearer-token HTTP on loopback.
 
-use std::sync::Arc;
-
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -11,29 +9,18 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use sauve_engine::{Admission, BackupHandle, SchedulerView, Trigger};
+use sauve_engine::{Admission, Trigger};
 use sauve_status::Status;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
-use tokio::sync::watch;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 
+use crate::metrics;
+use crate::state::ApiState;
+
 /// The largest request body accepted.
 pub const BODY_LIMIT: usize = 64 * 1024;
-
-/// What the API serves from.
-#[derive(Clone)]
-pub struct ApiState {
-    /// The engine.
-    pub handle: BackupHandle,
-    /// The bearer token.
-    pub token: Arc<String>,
-    /// What the scheduler says, for `GET /v1/status` (published by
-    /// [`crate::scheduler_loop`]; a host without a scheduler passes a
-    /// receiver of the default view).
-    pub scheduler: watch::Receiver<SchedulerView>,
-}
 
 fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
@@ -43,7 +30,7 @@ fn error(status: StatusCode, message: &str) -> Response {
 /// on their own server.
 pub fn router(state: ApiState) -> Router {
     let metrics = Router::new()
-        .route("/metrics", get(crate::metrics::metrics))
+        .route("/metrics", get(metrics::metrics))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             authorize_metrics,

@@ -8,14 +8,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
+use jiff::tz::TimeZone;
 use sauve_engine::{
-    AppSettings, BackupHandle, Engine, EngineError, EngineOptions, Scheduled, SchedulerView,
+    AppSettings, BackupHandle, Clock, Engine, EngineError, EngineOptions, Scheduled, SchedulerView,
+    Tally,
 };
 use sauve_scheduler::{Attempt, RetryPolicy, Schedule, SchedulerState};
 use sauve_status::Status;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{ApiState, router};
+use crate::api::router;
+use crate::state::ApiState;
 
 /// `APP/Logs/sauve-server.json`: how to reach a live server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -458,163 +461,253 @@ const TICK: Duration = Duration::from_secs(60);
 /// each time it looks. Host apps spawn it beside their
 /// own server; it runs until aborted or until the engine is gone.
 pub async fn scheduler_loop(handle: BackupHandle, view: tokio::sync::watch::Sender<SchedulerView>) {
-    let clock = handle.clock();
-    let tz = clock.zone();
-    let Ok(mut state) = handle.scheduler_state().await else {
+    let Some(mut scheduler) = SchedulerLoop::start(handle, view).await else {
         return;
     };
-    let mut tally = handle.tally();
-    let mut saved = handle.watch_settings_saved();
-    let mut successes = tally.borrow_and_update().on_demand_successes;
-    let mut current: Option<Plan> = None;
-    let mut next: Option<Attempt> = None;
-    let mut invalid: Option<String> = None;
-    let mut own_invalid: Option<String> = None;
-    loop {
-        // sauve.toml: an invalid file keeps the last valid alert settings
-        // (the engine's resolver holds them); say so once per problem.
-        if let Ok((_, problem)) = handle.own_settings().await {
-            let now_problem = problem.map(|e| e.to_string());
-            if now_problem != own_invalid {
-                match &now_problem {
-                    Some(p) => tracing::warn!(
-                        "invalid sauve.toml; the last valid alert settings stay in force: {p}"
-                    ),
-                    None if own_invalid.is_some() => tracing::info!("sauve.toml is valid again"),
-                    None => {}
-                }
-                own_invalid = now_problem;
-            }
-        }
-        // The settings, at least every minute and before each backup.
-        match handle.settings().await {
-            Ok(s) => {
-                if invalid.take().is_some() {
-                    tracing::info!("the settings are valid again");
-                }
-                if current.as_ref().is_none_or(|c| c.digest != s.digest) {
-                    let fresh = Plan::of(&s);
-                    next = if current.is_none() {
-                        // The first valid settings: what a restart missed.
-                        let (missed, d) =
-                            state.at_start(&fresh.schedule, &fresh.policy, &tz, clock.now());
-                        if let Some(slot) = missed {
-                            record_missed(&handle, slot).await;
-                            save(&handle, &state).await;
-                        }
-                        d.next
-                    } else {
-                        state.replan(&fresh.schedule, &tz, next, clock.now())
-                    };
-                    current = Some(fresh);
-                }
-            }
-            Err(EngineError::Gone { .. }) => return,
-            Err(e) => {
-                let message = e.to_string();
-                if invalid.as_deref() != Some(message.as_str()) {
-                    tracing::warn!(
-                        "invalid settings; {}: {message}",
-                        if current.is_some() {
-                            "the last valid schedule stays in force"
-                        } else {
-                            "no backup is scheduled until they are valid"
-                        }
-                    );
-                    invalid = Some(message);
-                }
-            }
-        }
-        // A successful manual, api or remote backup re-enables a scheduler
-        // turned off by 1401 and resets the failure counter (behaviour §9.1).
-        let now_successes = tally.borrow_and_update().on_demand_successes;
-        if now_successes > successes {
-            successes = now_successes;
-            let was_off = state.disabled;
-            state.manual_success();
-            if was_off && let Some(c) = &current {
-                next = state.replan(&c.schedule, &tz, None, clock.now());
-            }
-            save(&handle, &state).await;
-        }
+    while scheduler.look().await.is_ok() {}
+}
+
+/// The engine is gone (or its records did not answer): the loop ends.
+struct EngineGone;
+
+/// What the scheduler loop keeps from one look to the next.
+struct SchedulerLoop {
+    handle: BackupHandle,
+    clock: Arc<dyn Clock>,
+    tz: TimeZone,
+    view: tokio::sync::watch::Sender<SchedulerView>,
+    state: SchedulerState,
+    tally: tokio::sync::watch::Receiver<Tally>,
+    /// Changes when the page saved the settings.
+    saved: tokio::sync::watch::Receiver<u64>,
+    /// The on-demand successes counted so far.
+    successes: u64,
+    /// The plan of the last valid settings.
+    current: Option<Plan>,
+    next: Option<Attempt>,
+    /// The last settings problem said, so that it is said once.
+    invalid: Option<String>,
+    /// The last sauve.toml problem said, so that it is said once.
+    own_invalid: Option<String>,
+}
+
+impl SchedulerLoop {
+    async fn start(
+        handle: BackupHandle,
+        view: tokio::sync::watch::Sender<SchedulerView>,
+    ) -> Option<SchedulerLoop> {
+        let clock = handle.clock();
+        let tz = clock.zone();
+        let state = handle.scheduler_state().await.ok()?;
+        let mut tally = handle.tally();
+        let saved = handle.watch_settings_saved();
+        let successes = tally.borrow_and_update().on_demand_successes;
+        Some(SchedulerLoop {
+            handle,
+            clock,
+            tz,
+            view,
+            state,
+            tally,
+            saved,
+            successes,
+            current: None,
+            next: None,
+            invalid: None,
+            own_invalid: None,
+        })
+    }
+
+    /// One look: the settings, the successes, the staleness, then the
+    /// attempt that is due, or a wait until one is.
+    async fn look(&mut self) -> Result<(), EngineGone> {
+        self.read_own_settings().await;
+        self.read_settings().await?;
+        self.count_on_demand_successes().await;
         // No backup for longer than alerts.stale_after: an alert (behaviour §17.2).
-        if let Err(e) = handle.check_alerts().await {
+        if let Err(e) = self.handle.check_alerts().await {
             tracing::warn!("the staleness check failed: {e}");
         }
-        let now = clock.now();
-        view.send_replace(SchedulerView {
-            next: next.map(|n| n.at),
-            disabled: state.disabled,
+        let now = self.clock.now();
+        self.view.send_replace(SchedulerView {
+            next: self.next.map(|n| n.at),
+            disabled: self.state.disabled,
             checked: Some(now),
         });
-        let (Some(attempt), Some(plan)) = (next.filter(|n| n.at <= now), current.clone()) else {
-            // Sleep until the attempt, waking at least every minute to see
-            // changed settings and clock jumps, and at once when a backup
-            // ends or the page saved the settings.
-            let wait = next
-                .map(|n| n.at.duration_since(now).unsigned_abs())
-                .unwrap_or(TICK)
-                .min(TICK);
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                changed = tally.changed() => if changed.is_err() { return },
-                _ = saved.changed() => {}
-            }
-            continue;
+        let (Some(attempt), Some(plan)) = (self.next.filter(|n| n.at <= now), self.current.clone())
+        else {
+            return self.wait(now).await;
         };
         // A slot that passed by more than a minute ago without firing
         // (suspend, clock jump) is a missed slot (behaviour §9.2).
         if attempt.number == 1
             && now.duration_since(attempt.slot) > jiff::SignedDuration::from_secs(60)
         {
-            record_missed(&handle, attempt.slot).await;
-            let d = state.after_attempt(
-                &plan.schedule,
-                &plan.policy,
-                &tz,
-                attempt.slot,
-                1,
-                Status::SlotMissed,
-                clock.now(),
-            );
-            next = if state.disabled { None } else { d.next };
-            save(&handle, &state).await;
-            continue;
+            self.missed(attempt.slot, &plan).await;
+            return Ok(());
         }
+        self.attempt(attempt, &plan).await
+    }
+
+    /// sauve.toml: an invalid file keeps the last valid alert settings
+    /// (the engine's resolver holds them); say so once per problem.
+    async fn read_own_settings(&mut self) {
+        if let Ok((_, problem)) = self.handle.own_settings().await {
+            let now_problem = problem.map(|e| e.to_string());
+            if now_problem != self.own_invalid {
+                match &now_problem {
+                    Some(p) => tracing::warn!(
+                        "invalid sauve.toml; the last valid alert settings stay in force: {p}"
+                    ),
+                    None if self.own_invalid.is_some() => {
+                        tracing::info!("sauve.toml is valid again")
+                    }
+                    None => {}
+                }
+                self.own_invalid = now_problem;
+            }
+        }
+    }
+
+    /// The settings, at least every minute and before each backup: a change
+    /// of digest replans; invalid settings keep the last valid plan, said
+    /// once per problem.
+    async fn read_settings(&mut self) -> Result<(), EngineGone> {
+        match self.handle.settings().await {
+            Ok(s) => {
+                if self.invalid.take().is_some() {
+                    tracing::info!("the settings are valid again");
+                }
+                if self.current.as_ref().is_none_or(|c| c.digest != s.digest) {
+                    self.replan(Plan::of(&s)).await;
+                }
+            }
+            Err(EngineError::Gone { .. }) => return Err(EngineGone),
+            Err(e) => {
+                let message = e.to_string();
+                if self.invalid.as_deref() != Some(message.as_str()) {
+                    tracing::warn!(
+                        "invalid settings; {}: {message}",
+                        if self.current.is_some() {
+                            "the last valid schedule stays in force"
+                        } else {
+                            "no backup is scheduled until they are valid"
+                        }
+                    );
+                    self.invalid = Some(message);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Plans from `fresh`: the first valid settings catch up what a restart
+    /// missed; later ones replan from the next attempt.
+    async fn replan(&mut self, fresh: Plan) {
+        self.next = if self.current.is_none() {
+            let (missed, d) =
+                self.state
+                    .at_start(&fresh.schedule, &fresh.policy, &self.tz, self.clock.now());
+            if let Some(slot) = missed {
+                record_missed(&self.handle, slot).await;
+                save(&self.handle, &self.state).await;
+            }
+            d.next
+        } else {
+            self.state
+                .replan(&fresh.schedule, &self.tz, self.next, self.clock.now())
+        };
+        self.current = Some(fresh);
+    }
+
+    /// A successful manual, api or remote backup re-enables a scheduler
+    /// turned off by 1401 and resets the failure counter (behaviour §9.1).
+    async fn count_on_demand_successes(&mut self) {
+        let now_successes = self.tally.borrow_and_update().on_demand_successes;
+        if now_successes > self.successes {
+            self.successes = now_successes;
+            let was_off = self.state.disabled;
+            self.state.manual_success();
+            if was_off && let Some(c) = &self.current {
+                self.next = self
+                    .state
+                    .replan(&c.schedule, &self.tz, None, self.clock.now());
+            }
+            save(&self.handle, &self.state).await;
+        }
+    }
+
+    /// Sleeps until the attempt, waking at least every minute to see
+    /// changed settings and clock jumps, and at once when a backup ends or
+    /// the page saved the settings.
+    async fn wait(&mut self, now: Timestamp) -> Result<(), EngineGone> {
+        let wait = self
+            .next
+            .map(|n| n.at.duration_since(now).unsigned_abs())
+            .unwrap_or(TICK)
+            .min(TICK);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            changed = self.tally.changed() => if changed.is_err() { return Err(EngineGone) },
+            _ = self.saved.changed() => {}
+        }
+        Ok(())
+    }
+
+    /// Journals the missed `slot` and plans past it as a failed first attempt.
+    async fn missed(&mut self, slot: Timestamp, plan: &Plan) {
+        record_missed(&self.handle, slot).await;
+        let d = self.state.after_attempt(
+            &plan.schedule,
+            &plan.policy,
+            &self.tz,
+            slot,
+            1,
+            Status::SlotMissed,
+            self.clock.now(),
+        );
+        self.next = if self.state.disabled { None } else { d.next };
+        save(&self.handle, &self.state).await;
+    }
+
+    /// Runs the attempt that is due and plans the next from its outcome.
+    async fn attempt(&mut self, attempt: Attempt, plan: &Plan) -> Result<(), EngineGone> {
         let scheduled = Scheduled {
             slot: attempt.slot,
             attempt: attempt.number,
-            last_allowed: state.gives_up_on_failure(&plan.policy),
-            failures: state.failures,
+            last_allowed: self.state.gives_up_on_failure(&plan.policy),
+            failures: self.state.failures,
         };
-        let Ok(report) = handle.backup_attempt(scheduled).await else {
-            return;
+        let Ok(report) = self.handle.backup_attempt(scheduled).await else {
+            return Err(EngineGone);
         };
-        next = if report.postponed {
+        self.next = if report.postponed {
             // BackupIfDataChange, or another backup running: the slot is
             // handled, no failure (behaviour §9.3, §5 step 1).
-            state.postponed(&plan.schedule, &tz, attempt.slot, clock.now())
+            self.state
+                .postponed(&plan.schedule, &self.tz, attempt.slot, self.clock.now())
         } else {
-            let d = state.after_attempt(
+            let d = self.state.after_attempt(
                 &plan.schedule,
                 &plan.policy,
-                &tz,
+                &self.tz,
                 attempt.slot,
                 attempt.number,
                 report.status,
-                clock.now(),
+                self.clock.now(),
             );
-            if state.disabled {
+            if self.state.disabled {
                 tracing::error!(
                     "scheduled backups are off after {} failed attempts (1401) until a manual backup succeeds",
-                    state.failures
+                    self.state.failures
                 );
                 None
             } else {
                 d.next
             }
         };
-        save(&handle, &state).await;
+        save(&self.handle, &self.state).await;
+        Ok(())
     }
 }
 

@@ -25,11 +25,13 @@ mod api;
 mod daemon;
 mod metrics;
 mod serve;
+mod state;
 
-pub use api::{ApiState, BODY_LIMIT, router};
+pub use api::{BODY_LIMIT, router};
 pub use daemon::{
     DaemonError, ServeOptions, ServerFile, generate_token, run, run_lock_path, scheduler_loop,
     server_file_path, write_server_file,
 };
 pub use metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
 pub use serve::{HEADER_TIMEOUT, IDLE_TIMEOUT, serve};
+pub use state::ApiState;

@@ -16,7 +16,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 use sauve_engine::{EngineState, SchedulerView};
 
-use crate::api::ApiState;
+use crate::state::ApiState;
 
 /// The OpenMetrics text content type Prometheus asks for.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -58,9 +58,20 @@ fn int(value: i64) -> Gauge {
     g
 }
 
-/// The registry of one scrape.
+/// The registry of one scrape, family by family in the order they are
+/// exposed.
 fn registry(i: &Inputs) -> Registry {
     let mut r = Registry::with_prefix("sauve");
+    register_last_backup(&mut r, i);
+    register_outcomes(&mut r, i);
+    register_running(&mut r, i);
+    register_scheduler(&mut r, i);
+    register_alerts_and_destination(&mut r, i);
+    r
+}
+
+/// The last backup (from the state file) and the last success.
+fn register_last_backup(r: &mut Registry, i: &Inputs) {
     if let Some(last) = &i.state.last_backup {
         r.register(
             "last_backup_status",
@@ -120,6 +131,10 @@ fn registry(i: &Inputs) -> Registry {
             gauge(seconds(t)),
         );
     }
+}
+
+/// The backups ended since this process started, from the engine's tally.
+fn register_outcomes(r: &mut Registry, i: &Inputs) {
     let outcomes = Family::<Outcome, Counter>::default();
     for ((trigger, status), n) in &i.tally.by_outcome {
         outcomes
@@ -134,6 +149,10 @@ fn registry(i: &Inputs) -> Registry {
         "Backup requests ended since this process started, by trigger and status",
         outcomes,
     );
+}
+
+/// Whether a backup runs, and where it is.
+fn register_running(r: &mut Registry, i: &Inputs) {
     r.register(
         "backup_running",
         "1 while a backup runs",
@@ -160,6 +179,10 @@ fn registry(i: &Inputs) -> Registry {
             int(i64::try_from(live.bytes_total).unwrap_or(i64::MAX)),
         );
     }
+}
+
+/// The scheduler: off after 1401, its next slot, its failures in a row.
+fn register_scheduler(r: &mut Registry, i: &Inputs) {
     r.register(
         "scheduler_disabled",
         "1 after scheduled backups gave up (1401), until a manual backup succeeds",
@@ -180,6 +203,10 @@ fn registry(i: &Inputs) -> Registry {
             i.state.scheduler.as_ref().map_or(0, |s| s.failures),
         )),
     );
+}
+
+/// The open alerts and the destination's free space.
+fn register_alerts_and_destination(r: &mut Registry, i: &Inputs) {
     r.register(
         "alerts_open",
         "Alerts raised and not yet acknowledged",
@@ -193,7 +220,6 @@ fn registry(i: &Inputs) -> Registry {
             int(i64::try_from(free).unwrap_or(i64::MAX)),
         );
     }
-    r
 }
 
 /// The files of the set whose first segment is `first`, summed.
