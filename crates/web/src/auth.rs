@@ -5,11 +5,12 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use tokio::time::Instant;
 
 use crate::PageState;
+use crate::pages::errors::{self, wants_json};
 use crate::session::{CSRF_HEADER, cookie, same, same_origin};
 
 /// A logged-in browser.
@@ -19,15 +20,6 @@ pub(crate) struct Viewer {
     pub(crate) id: String,
     /// The session's CSRF token, put in every form.
     pub(crate) csrf: String,
-}
-
-/// Whether the request comes from the page's script (it asks for JSON or
-/// a fragment), which wants a status, not a redirect.
-pub(crate) fn wants_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|a| a.to_str().ok())
-        .is_some_and(|a| a.contains("application/json"))
 }
 
 fn is_fragment(path: &str) -> bool {
@@ -50,7 +42,7 @@ impl FromRequestParts<PageState> for Viewer {
             || wants_json(&parts.headers)
             || is_fragment(path)
         {
-            return Err(crate::pages::errors::json(
+            return Err(errors::json(
                 StatusCode::UNAUTHORIZED,
                 "not logged in, or the session expired (accepted: log in at /login)",
             ));
@@ -104,7 +96,7 @@ impl IntoResponse for Refused {
             Refused::NotLoggedIn => StatusCode::UNAUTHORIZED,
             Refused::Csrf | Refused::Origin => StatusCode::FORBIDDEN,
         };
-        crate::pages::errors::json(code, self.message())
+        errors::json(code, self.message())
     }
 }
 

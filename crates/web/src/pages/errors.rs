@@ -1,13 +1,23 @@
 //! Error answers: JSON for the script and the API's paths, a page for
 //! people. None shows a stack trace or a secret: the engine's messages name
-//! files, values and statuses, never tokens.
+//! files, values and statuses, never tokens. Below every page and the
+//! session checks (`auth.rs`), which answer with it.
 
 use axum::extract::Request;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use maud::html;
 
 use crate::layout::{Shell, page as shell};
+
+/// Whether the request comes from the page's script (it asks for JSON or
+/// a fragment), which wants a status, not a redirect.
+pub(crate) fn wants_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("application/json"))
+}
 
 /// A JSON error `{"error": message}`.
 pub(crate) fn json(code: StatusCode, message: &str) -> Response {
@@ -43,9 +53,8 @@ pub(crate) fn page(code: StatusCode, title: &str, message: &str, back: &str) -> 
 /// host may mount it outside the pages' router.
 pub(crate) async fn not_found(request: Request) -> Response {
     let path = request.uri().path().to_owned();
-    let json_wanted = path.starts_with("/v1/")
-        || path == "/metrics"
-        || crate::auth::wants_json(request.headers());
+    let json_wanted =
+        path.starts_with("/v1/") || path == "/metrics" || wants_json(request.headers());
     let mut response = if json_wanted {
         json(
             StatusCode::NOT_FOUND,

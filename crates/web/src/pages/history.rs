@@ -13,11 +13,12 @@ use sauve_status::Status;
 use serde::Deserialize;
 
 use crate::PageState;
-use crate::auth::{Viewer, check_post, wants_json};
+use crate::auth::{Viewer, check_post};
 use crate::format::{self, bytes, duration, status};
 use crate::layout::{Notice, Tab};
 use crate::pages::backup::CsrfForm;
-use crate::pages::{errors, render};
+use crate::pages::errors::{self, wants_json};
+use crate::pages::render;
 
 /// Entries on a page unless `per` says otherwise.
 pub(crate) const PER_PAGE: usize = 100;

@@ -17,8 +17,9 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use maud::Markup;
 
 use crate::PageState;
-use crate::auth::{Viewer, wants_json};
+use crate::auth::Viewer;
 use crate::layout::{Notice, Shell, Tab, page};
+use crate::pages::errors::wants_json;
 
 /// The app's folder name, for the header.
 pub(crate) fn app_name(state: &PageState) -> String {

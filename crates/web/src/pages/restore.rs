@@ -292,6 +292,15 @@ fn allowed_targets(app: &std::path::Path) -> sauve_settings::Allowed {
     sauve_settings::Allowed::of(app, &security, current.as_ref())
 }
 
+/// A restore the form asks for, checked, with the destination held.
+struct Checked {
+    entry: HistoryEntry,
+    destination: PathBuf,
+    force: bool,
+    /// The locks of an app at the destination, held until the restore ends.
+    held: Vec<std::fs::File>,
+}
+
 /// `POST /restore`: a confirmation first, then the restore in the
 /// background and its page.
 pub(crate) async fn start(
@@ -303,13 +312,30 @@ pub(crate) async fn start(
         Ok(v) => v,
         Err(r) => return r.into_response(),
     };
-    let h = state.inner.handle.clone();
-    let zone = h.clock().zone();
+    let zone = state.inner.handle.clock().zone();
     let entries = match crate::pages::history_or_page(&state, "Restore", "/restore").await {
         Ok(e) => e,
         Err(page) => return page,
     };
-    let app = h.app().to_path_buf();
+    let checked = match check(&state, &f, &entries).await {
+        Ok(c) => c,
+        Err(message) => return refused(&state, &viewer, &f, &entries, &zone, message).await,
+    };
+    if f.confirm.as_deref() != Some("yes") {
+        return confirmation(&state, &viewer, &f, checked).await;
+    }
+    let id = spawn_job(&state, checked);
+    Redirect::to(&format!("/restore/{id}")).into_response()
+}
+
+/// The form read (`read_form`) against the history and where the page may
+/// restore to, then the destination held.
+async fn check(
+    state: &PageState,
+    f: &RestoreForm,
+    entries: &[HistoryEntry],
+) -> Result<Checked, String> {
+    let app = state.inner.handle.app().to_path_buf();
     let allowed = match tokio::task::spawn_blocking({
         let app = app.clone();
         move || allowed_targets(&app)
@@ -319,85 +345,111 @@ pub(crate) async fn start(
         Ok(a) => a,
         Err(_) => allowed_targets(&app),
     };
-    let checked = match read_form(&f, &entries, (&app, &allowed)) {
-        Ok((entry, destination, force)) => {
-            // Never into another app that a `sauve run`, a backup or a
-            // restore holds (1402), whatever force says; the locks are held
-            // until the restore ends (dropped at once when only confirming).
-            let target = destination.clone();
-            let own = app.clone();
-            let held = tokio::task::spawn_blocking(move || {
-                sauve_engine::hold_restore_target(&target, Some(&own))
-            })
+    let (entry, destination, force) = read_form(f, entries, (&app, &allowed))?;
+    // Never into another app that a `sauve run`, a backup or a
+    // restore holds (1402), whatever force says; the locks are held
+    // until the restore ends (dropped at once when only confirming).
+    let target = destination.clone();
+    let held =
+        tokio::task::spawn_blocking(move || sauve_engine::hold_restore_target(&target, Some(&app)))
             .await
-            .unwrap_or_else(|e| Err(sauve_engine::EngineError::Internal(e.to_string())));
-            match held {
-                Ok(held) => Ok((entry, destination, force, held)),
-                Err(e) => Err(format!(
-                    "Destination refused (status {}): {e}",
-                    e.status().code()
-                )),
+            .unwrap_or_else(|e| Err(sauve_engine::EngineError::Internal(e.to_string())))
+            .map_err(|e| format!("Destination refused (status {}): {e}", e.status().code()))?;
+    Ok(Checked {
+        entry,
+        destination,
+        force,
+        held,
+    })
+}
+
+/// The form again as it was sent, with why it was refused (422).
+async fn refused(
+    state: &PageState,
+    viewer: &Viewer,
+    f: &RestoreForm,
+    entries: &[HistoryEntry],
+    zone: &jiff::tz::TimeZone,
+    message: String,
+) -> Response {
+    let list = restorable(entries);
+    let chosen = f.number.trim().parse().ok();
+    let body = form(
+        &list,
+        chosen,
+        &viewer.csrf,
+        &f.destination,
+        f.force.is_some(),
+        zone,
+    );
+    let mut r = render(
+        state,
+        viewer,
+        "Restore",
+        Tab::Restore,
+        Some(Notice::Error(message)),
+        body,
+    )
+    .await;
+    *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    r
+}
+
+/// The confirmation of a checked restore, which sends the form again
+/// with `confirm=yes`; nothing stays held meanwhile.
+async fn confirmation(
+    state: &PageState,
+    viewer: &Viewer,
+    f: &RestoreForm,
+    checked: Checked,
+) -> Response {
+    let Checked {
+        entry,
+        destination,
+        force,
+        held,
+    } = checked;
+    drop(held);
+    let body = html! {
+        section class="card" {
+            h2 { "Restore backup " (format::number(entry.backup_number)) "?" }
+            dl class="facts" {
+                dt { "Archive" } dd class="mono" { (entry.backup_path) }
+                dt { "Into" } dd class="mono" { (destination.display()) }
+                dt { "If the folder is not empty" } dd { @if force { "same-name files are replaced, others kept" } @else { "the restore is refused" } }
+            }
+            form method="post" action="/restore" class="actions" {
+                input type="hidden" name="csrf" value=(viewer.csrf);
+                input type="hidden" name="number" value=(entry.backup_number);
+                input type="hidden" name="destination" value=(f.destination);
+                @if force { input type="hidden" name="force" value="on"; }
+                input type="hidden" name="confirm" value="yes";
+                button type="submit" class="primary" { "Restore" }
+                a class="button" href={"/restore?number=" (entry.backup_number)} { "Change" }
             }
         }
-        Err(message) => Err(message),
     };
-    let (entry, destination, force, held) = match checked {
-        Ok(x) => x,
-        Err(message) => {
-            let list = restorable(&entries);
-            let chosen = f.number.trim().parse().ok();
-            let body = form(
-                &list,
-                chosen,
-                &viewer.csrf,
-                &f.destination,
-                f.force.is_some(),
-                &zone,
-            );
-            let mut r = render(
-                &state,
-                &viewer,
-                "Restore",
-                Tab::Restore,
-                Some(Notice::Error(message)),
-                body,
-            )
-            .await;
-            *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-            return r;
-        }
-    };
-    if f.confirm.as_deref() != Some("yes") {
-        drop(held);
-        let body = html! {
-            section class="card" {
-                h2 { "Restore backup " (format::number(entry.backup_number)) "?" }
-                dl class="facts" {
-                    dt { "Archive" } dd class="mono" { (entry.backup_path) }
-                    dt { "Into" } dd class="mono" { (destination.display()) }
-                    dt { "If the folder is not empty" } dd { @if force { "same-name files are replaced, others kept" } @else { "the restore is refused" } }
-                }
-                form method="post" action="/restore" class="actions" {
-                    input type="hidden" name="csrf" value=(viewer.csrf);
-                    input type="hidden" name="number" value=(entry.backup_number);
-                    input type="hidden" name="destination" value=(f.destination);
-                    @if force { input type="hidden" name="force" value="on"; }
-                    input type="hidden" name="confirm" value="yes";
-                    button type="submit" class="primary" { "Restore" }
-                    a class="button" href={"/restore?number=" (entry.backup_number)} { "Change" }
-                }
-            }
-        };
-        return render(
-            &state,
-            &viewer,
-            "Confirm the restore",
-            Tab::Restore,
-            None,
-            body,
-        )
-        .await;
-    }
+    render(
+        state,
+        viewer,
+        "Confirm the restore",
+        Tab::Restore,
+        None,
+        body,
+    )
+    .await
+}
+
+/// Starts the restore in the background as a job of the page, which
+/// records its outcome when it ends; the job's id.
+fn spawn_job(state: &PageState, checked: Checked) -> u64 {
+    let Checked {
+        entry,
+        destination,
+        force,
+        held,
+    } = checked;
+    let h = state.inner.handle.clone();
     let done = Arc::new(AtomicU64::new(0));
     let archive = PathBuf::from(&entry.backup_path);
     let job = Job {
@@ -409,7 +461,7 @@ pub(crate) async fn start(
         total: entry.files.as_ref().map(|f| f.iter().map(|f| f.size).sum()),
         outcome: None,
     };
-    let id = jobs(&state).add(job);
+    let id = jobs(state).add(job);
     let options = RestoreOptions {
         to: Some(destination),
         force,
@@ -420,33 +472,39 @@ pub(crate) async fn start(
             .restore_watched(&archive, options, Trigger::Manual, done)
             .await;
         drop(held);
-        let ended = h.clock().now();
-        let outcome = match result {
-            Ok(r) => {
-                let report = r.report;
-                let current =
-                    FsPath::new(&report.manifest.header.data_path).with_extension("journal");
-                Outcome::Restored {
-                    ended,
-                    logs: sauve_engine::integrable_logs(&report, Some(&current)),
-                    after_sequence: report.manifest.header.last_log_sequence.unwrap_or(0),
-                    destination: report.destination,
-                    files: report.files,
-                    bytes: report.bytes,
-                    warnings: r.warnings,
-                }
-            }
-            Err(e) => Outcome::Failed {
-                status: e.status().code(),
-                text: e.status().text(),
-                message: e.to_string(),
-            },
-        };
+        let outcome = outcome(result, h.clock().now());
         if let Some(j) = jobs(&worker).jobs.get_mut(&id) {
             j.outcome = Some(outcome);
         }
     });
-    Redirect::to(&format!("/restore/{id}")).into_response()
+    id
+}
+
+/// What a restore that ended at `ended` shows.
+fn outcome(
+    result: Result<sauve_engine::Restored, sauve_engine::EngineError>,
+    ended: Timestamp,
+) -> Outcome {
+    match result {
+        Ok(r) => {
+            let report = r.report;
+            let current = FsPath::new(&report.manifest.header.data_path).with_extension("journal");
+            Outcome::Restored {
+                ended,
+                logs: sauve_engine::integrable_logs(&report, Some(&current)),
+                after_sequence: report.manifest.header.last_log_sequence.unwrap_or(0),
+                destination: report.destination,
+                files: report.files,
+                bytes: report.bytes,
+                warnings: r.warnings,
+            }
+        }
+        Err(e) => Outcome::Failed {
+            status: e.status().code(),
+            text: e.status().text(),
+            message: e.to_string(),
+        },
+    }
 }
 
 /// `GET /restore/{job}`: progress while it runs (the page reloads itself
