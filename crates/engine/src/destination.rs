@@ -22,26 +22,8 @@ use sauve_settings::StoreConnection;
 use sauve_store::{Location, Store, StoreError, Upload};
 
 use crate::error::EngineError;
+use crate::io::StoreIo;
 use crate::retention::Retained;
-
-/// The runtime every store call of the copier runs on, made once and kept
-/// for the life of the process (a runtime dropped in async context panics,
-/// so one made by a losing racer is never dropped: there is no racer).
-fn io() -> io::Result<&'static tokio::runtime::Runtime> {
-    static IO: Mutex<Option<&'static tokio::runtime::Runtime>> = Mutex::new(None);
-    let mut io = IO.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(rt) = *io {
-        return Ok(rt);
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("sauve-store-io")
-        .enable_all()
-        .build()?;
-    let rt: &'static tokio::runtime::Runtime = Box::leak(Box::new(rt));
-    *io = Some(rt);
-    Ok(rt)
-}
 
 /// What reading a committed set back found.
 #[derive(Debug, Default)]
@@ -64,7 +46,7 @@ pub(crate) struct StoreDestination {
     /// `encrypt_to` of `[destination]`: each segment is stored as the age
     /// encryption of its bytes, named `….age` (behaviour §19).
     recipients: Vec<age::x25519::Recipient>,
-    rt: &'static tokio::runtime::Runtime,
+    io: StoreIo,
 }
 
 impl std::fmt::Debug for StoreDestination {
@@ -87,11 +69,14 @@ fn key_of(path: &Path) -> String {
 impl StoreDestination {
     /// Opens the store `url` names, with `[destination]` of the app's
     /// sauve.toml over the AWS environment variables. Nothing is sent yet.
-    pub(crate) fn open(app: &Path, url: &str) -> Result<StoreDestination, EngineError> {
+    pub(crate) fn open(
+        app: &Path,
+        url: &str,
+        io: &StoreIo,
+    ) -> Result<StoreDestination, EngineError> {
         let toml = sauve_settings::load_sauve_toml(app)?;
         let options = crate::stores::s3_options(&StoreConnection::default(), &toml.destination);
         let store = sauve_store::open(&Location::parse(url)?, &options)?;
-        let rt = io().map_err(EngineError::io("start the runtime for", Path::new(url)))?;
         let mut recipients = Vec::new();
         for k in &toml.destination_encrypt_to {
             let r: age::x25519::Recipient = k.parse().map_err(|e| StoreError::Invalid {
@@ -106,7 +91,7 @@ impl StoreDestination {
             store,
             part_size: options.part_size.max(sauve_store::MIN_PART),
             recipients,
-            rt,
+            io: io.clone(),
         })
     }
 
@@ -127,26 +112,30 @@ impl StoreDestination {
 
     /// Runs `f` to completion on the store runtime. Only from blocking
     /// threads (the copier's), never from a task.
-    fn wait<F: Future>(&self, f: F) -> F::Output {
-        self.rt.block_on(f)
+    fn wait<F>(&self, f: F) -> F::Output
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.io.run(f)
     }
 
     /// Reaches the store (1407 for credentials or a missing bucket, 1409
     /// when it cannot be reached), and refuses a prefix where another app
     /// keeps sets of the same base name.
     pub(crate) fn check(&self, key: &str, base: &str) -> Result<(), EngineError> {
-        self.wait(crate::stores::shared_base_guard(
-            self.store.as_ref(),
-            key,
-            base,
-        ))?;
+        let (store, key, base) = (Arc::clone(&self.store), key.to_owned(), base.to_owned());
+        self.wait(
+            async move { crate::stores::shared_base_guard(store.as_ref(), &key, &base).await },
+        )?;
         Ok(())
     }
 
     /// The numbers of `base`'s backup sets in the store.
     pub(crate) fn numbers(&self, base: &str) -> Result<Vec<u32>, EngineError> {
+        let (store, prefix) = (Arc::clone(&self.store), format!("{base}["));
         let mut numbers: Vec<u32> = self
-            .wait(self.store.list(&format!("{base}[")))?
+            .wait(async move { store.list(&prefix).await })?
             .iter()
             .filter_map(|o| ArchiveName::parse(sauve_archive::strip_age(&o.key).0))
             .filter(|a| !a.part && a.base == base && a.kind == SetKind::Backup)
@@ -170,7 +159,8 @@ impl StoreDestination {
         files
             .iter()
             .filter_map(|f| {
-                self.wait(self.store.head(&self.object_key(f)))
+                let (store, key) = (Arc::clone(&self.store), self.object_key(f));
+                self.wait(async move { store.head(&key).await })
                     .ok()
                     .flatten()
             })
@@ -200,7 +190,8 @@ impl StoreDestination {
         if remove_unsound && e.is_mismatch() {
             for f in files.iter().rev() {
                 let key = self.object_key(f);
-                if let Err(d) = self.wait(self.store.delete(&key)) {
+                let (store, object) = (Arc::clone(&self.store), key.clone());
+                if let Err(d) = self.wait(async move { store.delete(&object).await }) {
                     checked.left.push(format!("{}{key}: {d}", self.url));
                 }
             }
@@ -217,12 +208,7 @@ impl StoreDestination {
         name: &str,
         progress: &mut dyn sauve_archive::Progress,
     ) -> Result<sauve_archive::VerifyReport, ArchiveError> {
-        let set = self.wait(sauve_archive::RemoteSet::locate(
-            Arc::clone(&self.store),
-            self.rt.handle().clone(),
-            name,
-            None,
-        ))?;
+        let set = self.locate(name)?;
         sauve_archive::verify_remote(&set, progress)
     }
 
@@ -234,32 +220,39 @@ impl StoreDestination {
         options: &sauve_archive::RestoreOptions,
         progress: &mut dyn sauve_archive::Progress,
     ) -> Result<sauve_archive::RestoreReport, EngineError> {
-        let set = self.wait(sauve_archive::RemoteSet::locate(
-            Arc::clone(&self.store),
-            self.rt.handle().clone(),
-            name,
-            None,
-        ))?;
+        let set = self.locate(name)?;
         Ok(sauve_archive::restore_remote(&set, options, progress)?)
+    }
+
+    /// The set `name` names, located in the store: its segments listed.
+    fn locate(&self, name: &str) -> Result<sauve_archive::RemoteSet, ArchiveError> {
+        let (store, runtime, name) = (Arc::clone(&self.store), self.io.handle(), name.to_owned());
+        self.wait(
+            async move { sauve_archive::RemoteSet::locate(store, runtime, &name, None).await },
+        )
     }
 
     /// Retention in the store (behaviour §6.3): the oldest sets of `base` go until
     /// `keep` remain, each whole (its segments, last first, then its `.4BL`).
     pub(crate) fn retain(&self, base: &str, keep: usize) -> Retained {
         let mut retained = Retained::default();
-        let removed = self.wait(crate::stores::prune(
-            self.store.as_ref(),
-            base,
-            keep,
-            |key, number| {
-                retained
-                    .files
-                    .push(PathBuf::from(format!("{}{key}", self.url)));
-                if !retained.numbers.contains(&number) {
-                    retained.numbers.push(number);
-                }
-            },
-        ));
+        let (store, base) = (Arc::clone(&self.store), base.to_owned());
+        let (deleted, removed) = self.wait(async move {
+            let mut deleted = Vec::new();
+            let removed = crate::stores::prune(store.as_ref(), &base, keep, |key, number| {
+                deleted.push((key.to_owned(), number));
+            })
+            .await;
+            (deleted, removed)
+        });
+        for (key, number) in deleted {
+            retained
+                .files
+                .push(PathBuf::from(format!("{}{key}", self.url)));
+            if !retained.numbers.contains(&number) {
+                retained.numbers.push(number);
+            }
+        }
         if let Err(e) = removed {
             retained.failure = Some(e.into());
         }
@@ -268,12 +261,14 @@ impl StoreDestination {
 
     /// Publishes the history the history keeper keeps in `records` (behaviour §19).
     pub(crate) fn publish_history(&self, records: &Path, key: &str) -> Result<(), EngineError> {
-        self.wait(crate::stores::publish_history(
-            self.store.as_ref(),
-            records,
-            key,
-            None,
-        ))?;
+        let (store, records, key) = (
+            Arc::clone(&self.store),
+            records.to_path_buf(),
+            key.to_owned(),
+        );
+        self.wait(async move {
+            crate::stores::publish_history(store.as_ref(), &records, &key, None).await
+        })?;
         Ok(())
     }
 }
@@ -306,9 +301,10 @@ impl SetTarget for StoreTarget {
             key_of(fin),
             format!("{}{}", key_of(fin), sauve_archive::AGE_SUFFIX),
         ] {
+            let store = Arc::clone(&self.dest.store);
             if self
                 .dest
-                .wait(self.dest.store.head(&key))
+                .wait(async move { store.head(&key).await })
                 .map_err(carried)?
                 .is_some()
             {
@@ -319,9 +315,10 @@ impl SetTarget for StoreTarget {
     }
 
     fn create(&mut self, part: &Path, fin: &Path) -> io::Result<Box<dyn PartFile>> {
+        let (store, key) = (Arc::clone(&self.dest.store), self.dest.object_key(fin));
         let upload = self
             .dest
-            .wait(self.dest.store.start_upload(&self.dest.object_key(fin)))
+            .wait(async move { store.start_upload(&key).await })
             .map_err(carried)?;
         let part = StorePart {
             part: part.to_path_buf(),
@@ -330,7 +327,7 @@ impl SetTarget for StoreTarget {
             part_size: self.dest.part_size,
             sent: false,
             ready: Arc::clone(&self.ready),
-            rt: self.dest.rt,
+            io: self.dest.io.clone(),
         };
         if !self.dest.encrypted() {
             return Ok(Box::new(part));
@@ -386,7 +383,8 @@ impl SetTarget for StoreTarget {
         // The set's last segment is not there: what was completed goes, and
         // the rest is aborted, so no part of the set stays.
         for key in done.iter().rev() {
-            if let Err(e) = self.dest.wait(self.dest.store.delete(key)) {
+            let (store, object) = (Arc::clone(&self.dest.store), key.clone());
+            if let Err(e) = self.dest.wait(async move { store.delete(&object).await }) {
                 tracing::warn!("cannot remove {}{key}: {e}", self.dest.url);
             }
         }
@@ -404,14 +402,14 @@ impl SetTarget for StoreTarget {
 impl Drop for StoreTarget {
     fn drop(&mut self) {
         for (_, upload) in self.take_ready() {
-            abort_soon(self.dest.rt, upload);
+            abort_soon(&self.dest.io, upload);
         }
     }
 }
 
 /// Aborts `upload` without waiting (from a drop, wherever it runs).
-fn abort_soon(rt: &tokio::runtime::Runtime, upload: Box<dyn Upload>) {
-    rt.spawn(async move {
+fn abort_soon(io: &StoreIo, upload: Box<dyn Upload>) {
+    io.handle().spawn(async move {
         let _ = upload.abort().await;
     });
 }
@@ -425,20 +423,24 @@ struct StorePart {
     part_size: usize,
     sent: bool,
     ready: Ready,
-    rt: &'static tokio::runtime::Runtime,
+    io: StoreIo,
 }
 
 impl StorePart {
     fn send(&mut self, data: Vec<u8>) -> io::Result<()> {
-        let Some(upload) = self.upload.as_mut() else {
+        let Some(mut upload) = self.upload.take() else {
             return Err(io::Error::other("the upload of this segment has ended"));
         };
-        if let Err(e) = self.rt.block_on(upload.put_part(Bytes::from(data))) {
-            if let Some(u) = self.upload.take() {
-                let _ = self.rt.block_on(u.abort());
-            }
+        // The upload goes to the runtime with its part and comes back.
+        let (upload, sent) = self.io.run(async move {
+            let sent = upload.put_part(Bytes::from(data)).await;
+            (upload, sent)
+        });
+        if let Err(e) = sent {
+            let _ = self.io.run(upload.abort());
             return Err(carried(e));
         }
+        self.upload = Some(upload);
         self.sent = true;
         Ok(())
     }
@@ -486,7 +488,11 @@ impl PartFile for StorePart {
             return Err(io::Error::other("the upload of this segment has ended"));
         };
         // `settle` aborts the upload itself when a part failed.
-        self.rt.block_on(upload.settle()).map_err(carried)?;
+        let (upload, settled) = self.io.run(async move {
+            let settled = upload.settle().await;
+            (upload, settled)
+        });
+        settled.map_err(carried)?;
         self.ready
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -498,7 +504,7 @@ impl PartFile for StorePart {
 impl Drop for StorePart {
     fn drop(&mut self) {
         if let Some(upload) = self.upload.take() {
-            abort_soon(self.rt, upload);
+            abort_soon(&self.io, upload);
         }
     }
 }
@@ -545,7 +551,7 @@ mod tests {
             store: Arc::new(sauve_store::FolderStore::new(dir.to_path_buf())),
             part_size: sauve_store::MIN_PART,
             recipients: Vec::new(),
-            rt: io().unwrap(),
+            io: StoreIo::start().unwrap(),
         })
     }
 

@@ -179,12 +179,13 @@ impl Engine {
         let options_clock = options.clock.clone();
         let (thread_locks, thread_events, thread_layout) =
             (locks.clone(), events.clone(), layout.clone());
+        let io = crate::io::StoreIo::start().map_err(EngineError::Start)?;
         let thread = std::thread::Builder::new()
             .name("sauve-engine".to_owned())
             .spawn(move || {
                 let runner = actix::System::new();
                 runner.block_on(async move {
-                    let actors = start_actors(&thread_layout, &options, thread_locks).await;
+                    let actors = start_actors(&thread_layout, &options, thread_locks, io).await;
                     let coordinator = Coordinator {
                         layout: thread_layout,
                         options,
@@ -226,7 +227,12 @@ impl Engine {
 /// Starts the actors of one engine, on the actix system of the current
 /// thread. The journal entries that alert deliveries interrupted by a stop
 /// of sauve left waiting are written first, before any request comes.
-async fn start_actors(layout: &AppLayout, options: &EngineOptions, locks: LockManager) -> Actors {
+async fn start_actors(
+    layout: &AppLayout,
+    options: &EngineOptions,
+    locks: LockManager,
+    io: crate::io::StoreIo,
+) -> Actors {
     let app = layout.app.clone();
     // Blocking file IO: each on a thread of its own.
     let journal_app = app.clone();
@@ -259,6 +265,7 @@ async fn start_actors(layout: &AppLayout, options: &EngineOptions, locks: LockMa
     let offsite =
         crate::actors::offsite::Offsite::new(app, history.clone(), options.clock.clone()).start();
     Actors {
+        io,
         resolver,
         copier: SyncArbiter::start(1, Copier::default),
         offsite,
@@ -404,18 +411,25 @@ impl BackupHandle {
     /// Where the copies to each `[[offsite]]` destination stand (behaviour §19).
     pub async fn offsite(&self) -> Result<Vec<crate::state::OffsiteStatus>, EngineError> {
         let app = self.inner.layout.app.clone();
-        off_thread(move || {
-            crate::overview::destination_usage(&app)
-                .map(|d| crate::state::offsite_status(&app, &d.path))
-        })
-        .await?
+        self.inner
+            .actors
+            .io
+            .blocking(move || {
+                crate::overview::destination_usage(&app)
+                    .map(|d| crate::state::offsite_status(&app, &d.path))
+            })
+            .await?
     }
 
     /// The destination folder of the settings in force, with its free and
     /// used space (behaviour §15, §18).
     pub async fn destination(&self) -> Result<crate::overview::DestinationUsage, EngineError> {
         let app = self.inner.layout.app.clone();
-        off_thread(move || crate::overview::destination_usage(&app)).await?
+        self.inner
+            .actors
+            .io
+            .blocking(move || crate::overview::destination_usage(&app))
+            .await?
     }
 
     /// What a backup with the settings in force would hold now, part by
@@ -441,7 +455,11 @@ impl BackupHandle {
             .records()
             .to_path_buf();
         let key = crate::settings::structure_key(&self.inner.layout);
-        off_thread(move || read_history(&destination, &key)).await?
+        self.inner
+            .actors
+            .io
+            .blocking(move || read_history(&destination, &key))
+            .await?
     }
 
     /// Entries `skip..skip + take` of this app's Backup Journal counted
@@ -452,7 +470,12 @@ impl BackupHandle {
         take: usize,
     ) -> Result<(Vec<Entry>, bool), EngineError> {
         let dir = sauve_journal::journal_dir(&self.inner.layout.app);
-        off_thread(move || sauve_journal::read_newest(&dir, skip, take).map_err(EngineError::from))
+        self.inner
+            .actors
+            .io
+            .blocking(move || {
+                sauve_journal::read_newest(&dir, skip, take).map_err(EngineError::from)
+            })
             .await?
     }
 
@@ -465,18 +488,23 @@ impl BackupHandle {
     ) -> Result<sauve_archive::VerifyReport, EngineError> {
         let archive = self.archive_of(number).await?;
         let app = self.inner.layout.app.clone();
-        off_thread(move || {
-            let text = archive.to_string_lossy();
-            if sauve_settings::is_store_url(&text) {
-                // A set in a bucket destination: read back from there.
-                let (url, name) = text.rsplit_once('/').unwrap_or((&text, ""));
-                let store = crate::destination::StoreDestination::open(&app, &format!("{url}/"))?;
-                return Ok(store.read_back(name, &mut sauve_archive::NoProgress)?);
-            }
-            sauve_archive::verify(&archive, &mut sauve_archive::NoProgress)
-                .map_err(EngineError::from)
-        })
-        .await?
+        let io = self.inner.actors.io.clone();
+        self.inner
+            .actors
+            .io
+            .blocking(move || {
+                let text = archive.to_string_lossy();
+                if sauve_settings::is_store_url(&text) {
+                    // A set in a bucket destination: read back from there.
+                    let (url, name) = text.rsplit_once('/').unwrap_or((&text, ""));
+                    let store =
+                        crate::destination::StoreDestination::open(&app, &format!("{url}/"), &io)?;
+                    return Ok(store.read_back(name, &mut sauve_archive::NoProgress)?);
+                }
+                sauve_archive::verify(&archive, &mut sauve_archive::NoProgress)
+                    .map_err(EngineError::from)
+            })
+            .await?
     }
 
     /// The first file of the set numbered `number` in this app's history.
@@ -593,8 +621,12 @@ impl BackupHandle {
         trigger: Trigger,
         done: Arc<std::sync::atomic::AtomicU64>,
     ) -> Result<crate::restore::Restored, EngineError> {
-        let (archive, store, options) =
-            crate::restore::source_of(&self.inner.layout.app, archive, options)?;
+        let (archive, store, options) = crate::restore::source_of(
+            &self.inner.layout.app,
+            archive,
+            options,
+            &self.inner.actors.io,
+        )?;
         if let Some(to) = crate::restore::destination_of(&archive, &options)
             && crate::restore::is_inside_app(&to, &self.inner.layout.app)
         {
@@ -847,22 +879,6 @@ impl BackupHandle {
         let _ = self.copies_settled().await;
         drop(self);
     }
-}
-
-/// Runs blocking file work on a thread of its own, whatever runtime (if
-/// any) the caller is on.
-async fn off_thread<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, EngineError> {
-    let (tx, rx) = oneshot::channel();
-    std::thread::Builder::new()
-        .name("sauve-read".to_owned())
-        .spawn(move || {
-            let _ = tx.send(work());
-        })
-        .map_err(EngineError::Start)?;
-    rx.await
-        .map_err(|_| EngineError::Internal("a reading thread panicked".to_owned()))
 }
 
 /// `key`'s entries in `destination/backupHistory.json`, read only.

@@ -30,6 +30,7 @@ mod destination;
 mod error;
 mod handle;
 mod integrate;
+mod io;
 mod live;
 mod logcut;
 mod open;

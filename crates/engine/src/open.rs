@@ -11,6 +11,7 @@ use sauve_logfile::{Record, Until};
 use sauve_settings::AppLayout;
 
 use crate::error::EngineError;
+use crate::io::StoreIo;
 use crate::recorder::Recorder;
 use crate::settings::AppSettings;
 
@@ -118,10 +119,9 @@ fn automatic_restore<E: std::fmt::Display>(
         Err(e) => return Err(journal_failed(rec, entry, e)),
     };
     let restored = match restore_newest(
-        &layout,
+        (&layout, rec.io()),
         &place,
-        started,
-        &zone,
+        (started, &zone),
         until,
         &set_aside,
         &mut |_| Ok(()),
@@ -321,7 +321,7 @@ struct Restored {
 /// logs on this machine (the newest set's records since its cut are in the
 /// pending segments and the current log).
 fn restore_from_offsite(
-    layout: &AppLayout,
+    (layout, io): (&AppLayout, &StoreIo),
     stage: &Path,
     place: &sauve_settings::Destination,
     fits: &dyn Fn(&sauve_archive::Manifest, &Path) -> bool,
@@ -331,7 +331,7 @@ fn restore_from_offsite(
     // Each store with what its sets are called in a warning.
     let mut stores: Vec<(String, Arc<dyn sauve_store::Store>, &str)> = Vec::new();
     if let sauve_settings::Destination::Store { url, .. } = place {
-        match crate::destination::StoreDestination::open(&layout.app, url) {
+        match crate::destination::StoreDestination::open(&layout.app, url, io) {
             // No identity here for an encrypted one, as for off-site stores.
             Ok(d) if d.encrypted() => {}
             Ok(d) => stores.push((d.url, d.store, "the set")),
@@ -346,14 +346,10 @@ fn restore_from_offsite(
     if stores.is_empty() {
         return None;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .ok()?;
     let base = layout.base_name();
     for (url, store, what) in stores {
-        let listed = match runtime.block_on(store.list(&format!("{base}["))) {
+        let (listing, prefix) = (Arc::clone(&store), format!("{base}["));
+        let listed = match io.run(async move { listing.list(&prefix).await }) {
             Ok(l) => l,
             Err(e) => {
                 tracing::warn!("the sets in {url} cannot be listed: {e}");
@@ -370,12 +366,10 @@ fn restore_from_offsite(
         numbers.dedup();
         for number in numbers.into_iter().rev() {
             let name = format!("{base}[{}]", sauve_archive::number_text(number));
-            let located = runtime.block_on(sauve_archive::RemoteSet::locate(
-                store.clone(),
-                runtime.handle().clone(),
-                &name,
-                None,
-            ));
+            let (located, runtime, set_name) = (store.clone(), io.handle(), name.clone());
+            let located = io.run(async move {
+                sauve_archive::RemoteSet::locate(located, runtime, &set_name, None).await
+            });
             let Ok(set) = located else { continue };
             let _ = std::fs::remove_dir_all(stage);
             let options = RestoreOptions {
@@ -403,10 +397,9 @@ fn restore_from_offsite(
 /// Picks the newest usable backup, moves the damaged files aside and puts
 /// the backup's data-kind files (and attachments inside `Data/`) in place.
 fn restore_newest(
-    layout: &AppLayout,
+    (layout, io): (&AppLayout, &StoreIo),
     place: &sauve_settings::Destination,
-    now: jiff::Timestamp,
-    zone: &jiff::tz::TimeZone,
+    (now, zone): (jiff::Timestamp, &jiff::tz::TimeZone),
     until: Until,
     set_aside: &[sauve_logfile::SetAside],
     before_moving: &mut dyn FnMut(&sauve_archive::RestoreReport) -> Result<(), EngineError>,
@@ -444,17 +437,19 @@ fn restore_newest(
         }
         // No sound set in the destination (missing, damaged, the disk
         // gone): the newest sound off-site copy (behaviour §19).
-        None => restore_from_offsite(layout, &stage, place, &fits).ok_or_else(|| match until {
-            Until::End => EngineError::NoBackupAvailable {
-                key: key.clone(),
-                destination: destination.to_path_buf(),
-            },
-            _ => EngineError::NoBackupBefore {
-                key: key.clone(),
-                destination: destination.to_path_buf(),
-                point: until.describe(zone),
-            },
-        })?,
+        None => {
+            restore_from_offsite((layout, io), &stage, place, &fits).ok_or_else(|| match until {
+                Until::End => EngineError::NoBackupAvailable {
+                    key: key.clone(),
+                    destination: destination.to_path_buf(),
+                },
+                _ => EngineError::NoBackupBefore {
+                    key: key.clone(),
+                    destination: destination.to_path_buf(),
+                    point: until.describe(zone),
+                },
+            })?
+        }
     };
     let replaced = replaced_folder(&data_dir, zone, now)?;
     // From here on the files change: a crash must lead to a new restore.
@@ -731,11 +726,11 @@ pub(crate) fn to_point<E: std::fmt::Display>(
         Ok(s) => s,
         Err(e) => return Err(journal_failed(rec, entry, e)),
     };
+    let io = rec.io().clone();
     let restored = restore_newest(
-        &layout,
+        (&layout, &io),
         &place,
-        started,
-        &zone,
+        (started, &zone),
         until,
         &set_aside,
         &mut |_| {

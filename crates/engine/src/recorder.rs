@@ -85,6 +85,11 @@ impl<'a> Recorder<'a> {
         self.clock
     }
 
+    /// The engine's runtime for store calls.
+    pub(crate) fn io(&self) -> &crate::io::StoreIo {
+        &self.actors.io
+    }
+
     /// The app's effective settings, read and validated now (1419).
     pub(crate) fn settings(&self) -> Result<Arc<AppSettings>, EngineError> {
         call(self.system, &self.actors.resolver, "resolver", ReadSettings)?

@@ -36,6 +36,7 @@ pub(crate) fn source_of(
     app: &Path,
     archive: &Path,
     mut options: RestoreOptions,
+    io: &crate::io::StoreIo,
 ) -> Result<(PathBuf, Option<Arc<StoreDestination>>, RestoreOptions), EngineError> {
     let text = archive.to_string_lossy().into_owned();
     if !sauve_settings::is_store_url(&text) {
@@ -49,7 +50,7 @@ pub(crate) fn source_of(
             source,
         }
     })?;
-    let store = StoreDestination::open(app, &place.describe())?;
+    let store = StoreDestination::open(app, &place.describe(), io)?;
     if options.to.is_none() {
         options.to = destination_of(
             &place

@@ -740,7 +740,14 @@ impl Run {
         let free = match &place {
             sauve_settings::Destination::Folder(_) => free,
             sauve_settings::Destination::Store { url, .. } => {
-                let opened = Arc::new(StoreDestination::open(&self.layout.app, url)?);
+                // It reads sauve.toml: off the actors' thread.
+                let (app, url, io) = (self.layout.app.clone(), url.clone(), self.actors.io.clone());
+                let opened = self
+                    .actors
+                    .io
+                    .blocking(move || StoreDestination::open(&app, &url, &io))
+                    .await??;
+                let opened = Arc::new(opened);
                 *store = Some(Arc::clone(&opened));
                 let reach = ReachStore {
                     store: Arc::clone(&opened),

@@ -31,9 +31,11 @@ pub(crate) mod offsite;
 pub(crate) mod resolver;
 pub(crate) mod state;
 
-/// The addresses a run and the handle talk to.
+/// The addresses a run and the handle talk to, and the engine's runtime
+/// for store calls and blocking reads.
 #[derive(Clone)]
 pub(crate) struct Actors {
+    pub(crate) io: crate::io::StoreIo,
     pub(crate) resolver: Addr<resolver::Resolver>,
     pub(crate) copier: Addr<copier::Copier>,
     pub(crate) journal: Addr<journal::JournalKeeper>,
