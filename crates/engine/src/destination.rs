@@ -1,3 +1,10 @@
+//! Where a run's sets go. [`Destination`] is the one type a run's copier
+//! holds for the whole run, a folder or a store alike: it knows where the
+//! app's records of it are, how its sets are named, how a set is written
+//! there, whether it is verified before its commit or read back after it,
+//! retention there and the publication of its history. Nothing outside it
+//! asks which kind it is.
+//!
 //! A bucket prefix as the destination of the runs (behaviour §19): the copier
 //! streams each segment, compressed, straight into a multipart upload (no
 //! local copy of the archive), completes the uploads in order at the commit
@@ -24,6 +31,204 @@ use sauve_store::{Location, Store, StoreError, Upload};
 use crate::error::EngineError;
 use crate::io::StoreIo;
 use crate::retention::Retained;
+
+/// Where a run's sets go, held by the copier for the whole run (see the
+/// module documentation).
+pub(crate) struct Destination {
+    /// The app's records of it: the history, the set lock, scratch files
+    /// (the folder itself, or `APP/Logs/Destinations/…` for a store).
+    records: PathBuf,
+    /// The store, when the sets go to one.
+    store: Option<Arc<StoreDestination>>,
+}
+
+/// What a run learns of its destination when it opens it.
+#[derive(Debug)]
+pub(crate) struct Opened {
+    /// The app's records of it.
+    pub(crate) records: PathBuf,
+    /// How its sets are named: the folder, or `s3://bucket/prefix/`.
+    pub(crate) named: PathBuf,
+    /// Bytes free where the sets go (unbounded in a store).
+    pub(crate) free: u64,
+    /// Backup numbers its sets hold that the history may not list.
+    pub(crate) taken: Vec<u32>,
+    /// A set is verified under its `.part` names before its commit.
+    pub(crate) verified_before_commit: bool,
+    /// A committed set is read back and checked after its commit.
+    pub(crate) read_back: bool,
+    /// Sets are stored encrypted: only an identity reads them.
+    pub(crate) encrypted: bool,
+    /// `[[offsite]]` copies are made of its sets.
+    pub(crate) copied_offsite: bool,
+}
+
+impl Destination {
+    /// The destination `place` names, with `own` (the app's sauve.toml, when
+    /// valid): its records folder created (private, 0700) and checked
+    /// writable (1407, -61); a store reached and its prefix checked to be
+    /// this app's for `base` (1407, 1409). Returns what the run needs to
+    /// know of it.
+    pub(crate) fn open(
+        place: &sauve_settings::Destination,
+        (app, own): (&Path, Option<&sauve_settings::SauveToml>),
+        io: &StoreIo,
+        (key, base): (&str, &str),
+    ) -> Result<(Destination, Opened), EngineError> {
+        let records = place.records().to_path_buf();
+        let free = prepare_folder(&records)?;
+        let store = match place {
+            sauve_settings::Destination::Folder(_) => None,
+            sauve_settings::Destination::Store { url, .. } => Some(Arc::new(match own {
+                Some(own) => StoreDestination::with_settings(url, own, io)?,
+                // Not valid now: reading it again says why.
+                None => StoreDestination::open(app, url, io)?,
+            })),
+        };
+        let destination = Destination { records, store };
+        let taken = match &destination.store {
+            Some(store) => {
+                store.check(key, base)?;
+                store.numbers(base)?
+            }
+            None => Vec::new(),
+        };
+        let opened = Opened {
+            records: destination.records.clone(),
+            named: destination.named(),
+            // Nothing is written on this disk but the records.
+            free: if destination.store.is_some() {
+                u64::MAX
+            } else {
+                free
+            },
+            taken,
+            verified_before_commit: destination.store.is_none(),
+            read_back: destination.store.as_ref().is_some_and(|s| !s.encrypted()),
+            encrypted: destination.store.as_ref().is_some_and(|s| s.encrypted()),
+            copied_offsite: destination.store.is_none(),
+        };
+        Ok((destination, opened))
+    }
+
+    /// The app's records of it.
+    pub(crate) fn records(&self) -> &Path {
+        &self.records
+    }
+
+    /// How its sets are named: the folder, or `s3://bucket/prefix/`.
+    pub(crate) fn named(&self) -> PathBuf {
+        match &self.store {
+            Some(store) => PathBuf::from(&store.url),
+            None => self.records.clone(),
+        }
+    }
+
+    /// Whether a set there may build on the one before (behaviour §21):
+    /// in a folder, where the parent set is read.
+    pub(crate) fn incremental(&self) -> bool {
+        self.store.is_none()
+    }
+
+    /// Where a set's files go: the store's uploads, or files made with
+    /// `open` (real ones by default).
+    pub(crate) fn target(&self, open: Option<sauve_archive::OpenPart>) -> Box<dyn SetTarget> {
+        match &self.store {
+            Some(store) => store.target(),
+            None => Box::new(sauve_archive::FolderTarget::new(
+                open.unwrap_or_else(sauve_archive::open_real_file),
+            )),
+        }
+    }
+
+    /// The total size of committed `files`.
+    pub(crate) fn size_of(&self, files: &[PathBuf]) -> u64 {
+        match &self.store {
+            Some(store) => store.size_of(files),
+            None => files
+                .iter()
+                .filter_map(|f| std::fs::metadata(f).ok())
+                .map(|m| m.len())
+                .sum(),
+        }
+    }
+
+    /// Retention keeping the newest `keep` sets of `base` (behaviour §6.3).
+    pub(crate) fn retain(&self, base: &str, keep: usize) -> Retained {
+        match &self.store {
+            Some(store) => store.retain(base, keep),
+            None => crate::retention::apply(&self.records, base, keep),
+        }
+    }
+
+    /// Reads committed `files` back and checks them against their
+    /// manifest, where the destination is read back after a commit (see
+    /// [`StoreDestination::verify`]); elsewhere the set was verified before
+    /// its commit and there is nothing to read.
+    pub(crate) fn read_back(
+        &self,
+        files: &[PathBuf],
+        remove_unsound: bool,
+        progress: &mut dyn sauve_archive::Progress,
+    ) -> ReadBack {
+        match &self.store {
+            Some(store) if !store.encrypted() => store.verify(files, remove_unsound, progress),
+            _ => ReadBack::default(),
+        }
+    }
+
+    /// Publishes the history the history keeper keeps in the records,
+    /// where the destination shows one of its own (a store, behaviour §19).
+    pub(crate) fn publish_history(&self, key: &str) -> Result<(), EngineError> {
+        match &self.store {
+            Some(store) => store.publish_history(&self.records, key),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Creates the folder sauve writes in (private, 0700: sets hold the app's
+/// data) and checks it can be written (1407, -61); the bytes free there.
+fn prepare_folder(dir: &Path) -> Result<u64, EngineError> {
+    let created =
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(dir);
+    if let Err(source) = created {
+        return Err(EngineError::DestinationUncreatable {
+            path: dir.to_path_buf(),
+            source,
+        });
+    }
+    if !dir.is_dir() {
+        return Err(EngineError::DestinationNotAFolder {
+            path: dir.to_path_buf(),
+        });
+    }
+    let probe = dir.join(format!(".sauve-write-test-{}", std::process::id()));
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+        }
+        Err(source)
+            if matches!(
+                source.kind(),
+                io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
+            ) =>
+        {
+            return Err(EngineError::DestinationReadOnly {
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
+        Err(source) => {
+            return Err(EngineError::DestinationUnwritable {
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
+    }
+    Ok(crate::free_space(dir).unwrap_or(u64::MAX))
+}
 
 /// What reading a committed set back found.
 #[derive(Debug, Default)]
@@ -75,6 +280,16 @@ impl StoreDestination {
         io: &StoreIo,
     ) -> Result<StoreDestination, EngineError> {
         let toml = sauve_settings::load_sauve_toml(app)?;
+        StoreDestination::with_settings(url, &toml, io)
+    }
+
+    /// Opens the store `url` names, with `[destination]` of `toml` (the
+    /// sauve.toml in force) over the AWS environment variables.
+    pub(crate) fn with_settings(
+        url: &str,
+        toml: &sauve_settings::SauveToml,
+        io: &StoreIo,
+    ) -> Result<StoreDestination, EngineError> {
         let options = crate::stores::s3_options(&StoreConnection::default(), &toml.destination);
         let store = sauve_store::open(&Location::parse(url)?, &options)?;
         let mut recipients = Vec::new();

@@ -105,8 +105,7 @@ mod tests {
         send_static::<s::ReadSettings>();
         send_static::<s::ResolveContent>();
         send_static::<s::ObserveData>();
-        send_static::<p::PrepareDestination>();
-        send_static::<p::LockDestination>();
+        send_static::<p::OpenDestination>();
         send_static::<p::RemoveStaleParts>();
         send_static::<p::BeginSet>();
         send_static::<p::CopyPhase>();
@@ -115,7 +114,10 @@ mod tests {
         send_static::<p::BuildLogSet>();
         send_static::<p::VerifySet>();
         send_static::<p::CommitSet>();
+        send_static::<p::EndSets>();
         send_static::<p::EndRun>();
+        send_static::<p::ReadBackSet>();
+        send_static::<p::PublishHistory>();
         send_static::<p::ApplyRetention>();
         send_static::<p::RestoreArchive>();
         send_static::<j::RotateJournal>();

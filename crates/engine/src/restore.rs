@@ -12,7 +12,6 @@ use sauve_history::{HistoryEntry, Operation};
 use sauve_journal::{Entry, Stamp, Title};
 use sauve_settings::AppLayout;
 
-use crate::actors::copier::messages::PublishHistory;
 use crate::actors::history::messages::RecordHistory;
 use crate::actors::{Actors, ask};
 use crate::api::Trigger;
@@ -116,15 +115,14 @@ impl RecordPlace<'_> {
             warnings.push(format!("the restore was not recorded in the history: {e}"));
         } else if let Some(store) = publish {
             let url = store.url.clone();
-            let msg = PublishHistory {
-                store,
-                records: report.set.dir.clone(),
-                key: crate::settings::structure_key(self.layout),
-            };
-            if let Err(e) = ask(&self.actors.copier, "copier", msg)
-                .await
-                .and_then(|r| r)
-            {
+            let records = report.set.dir.clone();
+            let key = crate::settings::structure_key(self.layout);
+            let published = self
+                .actors
+                .io
+                .blocking(move || store.publish_history(&records, &key))
+                .await;
+            if let Err(e) = published.and_then(|r| r) {
                 warnings.push(format!("the history of {url} was not published: {e}"));
             }
         }

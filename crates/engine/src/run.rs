@@ -14,8 +14,8 @@ use tokio::sync::{broadcast, oneshot};
 use crate::actors::alerts::messages::RaiseAlert;
 use crate::actors::copier::messages::{
     ApplyRetention, BeginSet, BuildLogSet, CommitSet, Copied, CopyClones, CopyPhase, CutLog,
-    EndRun, FinishSet, FinishedSet, LockDestination, PrepareDestination, PublishHistory,
-    ReachStore, RemoveStaleParts, StoreNumbers, VerifySet, VerifyStored, WritingSet,
+    EndSets, FinishSet, FinishedSet, OpenDestination, PublishHistory, ReadBackSet,
+    RemoveStaleParts, VerifySet, WritingSet,
 };
 use crate::actors::history::messages::{NextNumber, RecordHistory};
 use crate::actors::journal::messages::{AppendJournal, RotateJournal};
@@ -28,7 +28,7 @@ use crate::actors::{Actors, ask};
 use crate::api::{
     BackupEvent, BackupReport, EngineOptions, Phase, Scheduled, ShutdownInfo, Trigger,
 };
-use crate::destination::StoreDestination;
+use crate::destination::Opened;
 use crate::error::EngineError;
 use crate::outcome::{self, Learned, Outcome};
 use crate::plan::{self, Facts, Plan};
@@ -53,6 +53,15 @@ pub(crate) struct Run {
     pub(crate) events: broadcast::Sender<BackupEvent>,
     pub(crate) stop: CancellationToken,
     pub(crate) numbered: Mutex<Option<oneshot::Sender<Numbered>>>,
+}
+
+/// What the steps found that the records need after them.
+#[derive(Default)]
+struct Held {
+    /// The destination, once opened.
+    opened: Option<Opened>,
+    /// sauve.toml as the resolver gave it for this run.
+    own: Option<OwnSettings>,
 }
 
 /// How the steps ended when they did not fail.
@@ -100,12 +109,12 @@ impl Run {
     /// The coordinator emits its `finished` event.
     pub(crate) async fn execute(self, started: Timestamp) -> BackupReport {
         let mut learned = Learned::default();
-        let mut store = None;
-        let result = self.steps(&mut learned, &mut store, started).await;
+        let mut held = Held::default();
+        let result = self.steps(&mut learned, &mut held, started).await;
         // Whatever failed: the sets still open are aborted (their part files
         // go) and the locks still held are released, before anything is
         // recorded. Pending log segments stay for the next log backup.
-        let _ = ask(&self.actors.copier, "copier", EndRun { run: self.id }).await;
+        let _ = ask(&self.actors.copier, "copier", EndSets { run: self.id }).await;
         let _ = ask(
             &self.actors.locks,
             "lock keeper",
@@ -133,9 +142,14 @@ impl Run {
             data_path: self.layout.data_file.clone(),
             learned: learned.clone(),
         };
-        let own = ask(&self.actors.resolver, "resolver", ReadOwnSettings).await;
+        // sauve.toml as the run read it; read now if it failed before.
+        let own = match held.own.take() {
+            Some(own) => Ok(own),
+            None => ask(&self.actors.resolver, "resolver", ReadOwnSettings).await,
+        };
+        let opened = held.opened;
         // 14. History, then journal; failures are warnings.
-        self.record_history(&mut learned, &outcome, own.as_ref().ok(), &store)
+        self.record_history(&mut learned, &outcome, own.as_ref().ok(), opened.as_ref())
             .await;
         self.journal(&mut learned, &outcome, own.ok()).await;
         // 15. The shutdown hook, whenever the startup hook ran.
@@ -171,24 +185,25 @@ impl Run {
         learned: &mut Learned,
         outcome: &Outcome,
         own: Option<&OwnSettings>,
-        store: &Option<Arc<StoreDestination>>,
+        opened: Option<&Opened>,
     ) {
         let Some(mut h) = outcome.history() else {
             return;
         };
         let copies = own.is_some_and(|o| !o.settings.offsite.is_empty());
-        if copies && let Some(s) = store {
+        let copied = opened.is_none_or(|o| o.copied_offsite);
+        if copies && let Some(o) = opened.filter(|o| !o.copied_offsite) {
             self.warn(
                 learned,
                 format!(
                     "the [[offsite]] copies are made from a destination folder; with the bucket {} as the destination they are not made",
-                    s.url
+                    o.named.display()
                 ),
             );
         }
         if let Some(o) = own
             && copies
-            && store.is_none()
+            && copied
             && h.entry.is_numbered_backup()
             && h.entry.segments.is_some()
         {
@@ -212,7 +227,7 @@ impl Run {
             .and_then(|r| r)
         {
             self.warn(learned, format!("the history was not written: {e}"));
-        } else if let (Some(store), Some(records)) = (store, &learned.destination)
+        } else if let Some(o) = opened
             && (!learned.archives.is_empty() || !learned.removed_numbers.is_empty())
         {
             // A bucket's history: the app's own object, then the shared
@@ -220,8 +235,7 @@ impl Run {
             // (a set added, or removed by retention); a failed run's
             // entry goes with the next. The next write repairs a failure.
             let publish = PublishHistory {
-                store: Arc::clone(store),
-                records: records.clone(),
+                run: self.id,
                 key: outcome.key.clone(),
             };
             if let Err(e) = ask(&self.actors.copier, "copier", publish)
@@ -230,13 +244,16 @@ impl Run {
             {
                 self.warn(
                     learned,
-                    format!("the history of {} was not published: {e}", store.url),
+                    format!(
+                        "the history of {} was not published: {e}",
+                        o.named.display()
+                    ),
                 );
             }
         }
         // In the background, after the record: the next run's locks
         // never wait for a copy (behaviour §19).
-        if copies && store.is_none() {
+        if copies && copied {
             self.actors.offsite.do_send(kick);
         }
     }
@@ -276,10 +293,14 @@ impl Run {
     async fn steps(
         &self,
         l: &mut Learned,
-        store: &mut Option<Arc<StoreDestination>>,
+        held: &mut Held,
         started: Timestamp,
     ) -> Result<Flow, EngineError> {
         let settings = self.read_settings(l).await?;
+        // sauve.toml, read once for the run.
+        let own = &*held
+            .own
+            .insert(ask(&self.actors.resolver, "resolver", ReadOwnSettings).await?);
         if let Some(reason) = self.unchanged_data(&settings).await? {
             return Ok(Flow::Postponed(reason));
         }
@@ -287,28 +308,29 @@ impl Run {
 
         // 5. Pre-checks, then the plan.
         self.phase(Phase::Precheck);
-        let plan = self.prepare(l, store, &settings, started).await?;
-        self.clear_the_way(l, &plan, store).await?;
+        let (plan, destination) = self.prepare(l, &settings, own, started).await?;
+        let destination = &*held.opened.insert(destination);
+        self.clear_the_way(l, &plan).await?;
 
         // 7-9. Copy, phase by phase.
         self.announce(&plan);
         let progress = self.progress(plan.total);
-        let set = self.begin_set(l, &plan, store).await?;
+        let set = self.begin_set(l, &plan, own).await?;
         let set = self.copy_phases(l, &plan, set, &progress).await?;
         self.stopped()?;
 
-        let (mut set, mut log_set) = self.finish(l, &plan, set, store).await?;
+        let (mut set, mut log_set) = self.finish(l, &plan, set).await?;
         // 11. Verify. A store's uploads cannot be read before they are
         // completed: its sets are read back after the commit.
-        if plan.verify && store.is_none() {
+        if plan.verify && destination.verified_before_commit {
             (set, log_set) = self.verify_sets(&plan, set, log_set).await?;
         }
         self.stopped()?;
-        self.commit(l, &plan, set, log_set, store).await?;
+        self.commit(l, &plan, set, log_set, destination).await?;
 
         // 13. Retention after.
         if let Some(keep) = plan.retention.after {
-            self.retention(l, &plan, store, keep).await?;
+            self.retention(l, &plan, keep).await?;
         }
         Ok(Flow::Done)
     }
@@ -364,12 +386,7 @@ impl Run {
     }
 
     /// Step 6: parts an interrupted run left, then retention before.
-    async fn clear_the_way(
-        &self,
-        l: &mut Learned,
-        plan: &Plan,
-        store: &Option<Arc<StoreDestination>>,
-    ) -> Result<(), EngineError> {
+    async fn clear_the_way(&self, l: &mut Learned, plan: &Plan) -> Result<(), EngineError> {
         let stale = ask(
             &self.actors.copier,
             "copier",
@@ -386,7 +403,7 @@ impl Run {
             ));
         }
         if let Some(keep) = plan.retention.before {
-            self.retention(l, plan, store, keep).await?;
+            self.retention(l, plan, keep).await?;
         }
         Ok(())
     }
@@ -418,11 +435,10 @@ impl Run {
         &self,
         l: &mut Learned,
         plan: &Plan,
-        store: &Option<Arc<StoreDestination>>,
+        own: &OwnSettings,
     ) -> Result<WritingSet, EngineError> {
-        let own = ask(&self.actors.resolver, "resolver", ReadOwnSettings).await?;
-        let incremental = Some(own.settings.incremental)
-            .filter(|i| i.is_on() && own.problem.is_none() && store.is_none());
+        let incremental =
+            Some(own.settings.incremental).filter(|i| i.is_on() && own.problem.is_none());
         let begun = ask(
             &self.actors.copier,
             "copier",
@@ -431,7 +447,6 @@ impl Run {
                 spec: plan.backup.spec.clone(),
                 header: plan.backup.header.clone(),
                 open_part: self.options.open_part.as_ref().map(|f| f()),
-                store: store.clone(),
                 incremental,
                 stop: self.stop.clone(),
             },
@@ -515,7 +530,6 @@ impl Run {
         l: &mut Learned,
         plan: &Plan,
         set: WritingSet,
-        store: &Option<Arc<StoreDestination>>,
     ) -> Result<(FinishedSet, Option<FinishedSet>), EngineError> {
         let finish = FinishSet {
             set,
@@ -532,8 +546,6 @@ impl Run {
             spec: log.spec.clone(),
             header: log.header.clone(),
             open_part: self.options.open_part.as_ref().map(|f| f()),
-            store: store.clone(),
-            scratch: l.destination.clone().unwrap_or_default(),
             ended: self.options.clock.now(),
             stop: self.stop.clone(),
         };
@@ -582,7 +594,7 @@ impl Run {
         plan: &Plan,
         set: FinishedSet,
         log_set: Option<FinishedSet>,
-        store: &Option<Arc<StoreDestination>>,
+        destination: &Opened,
     ) -> Result<(), EngineError> {
         self.phase(Phase::Commit);
         let c = ask(&self.actors.copier, "copier", CommitSet { set }).await??;
@@ -595,28 +607,22 @@ impl Run {
         // A store's set is read back once completed, before its .4BL is
         // committed: a .4BK removed as unsound leaves the log's records in
         // their pending segments for the next attempt at this number.
-        let read_back = plan.verify && store.as_ref().is_some_and(|s| !s.encrypted());
-        if let Some(store) = store.as_ref().filter(|_| read_back) {
+        let read_back = plan.verify && destination.read_back;
+        let named = destination.named.display().to_string();
+        if read_back {
             self.phase(Phase::Verify);
-            self.read_back(l, store, backup_files, plan.total).await?;
+            self.read_back(l, &named, backup_files, plan.total).await?;
         }
         if let Some(log) = log_set {
             self.commit_log(l, log).await?;
         }
-        if let Some(store) = store.as_ref().filter(|_| read_back)
-            && !l.log_archives.is_empty()
-        {
-            self.read_back_log(l, store).await?;
+        if read_back && !l.log_archives.is_empty() {
+            self.read_back_log(l, &named).await?;
         }
-        if plan.verify
-            && let Some(store) = store.as_ref()
-            && store.encrypted()
-        {
+        if plan.verify && destination.encrypted {
             // Only an identity reads an encrypted set, and sauve holds none.
             l.notes.push(format!(
-                "the set is encrypted in {}: sauve holds no identity to read it back; `sauve verify {}{}[{}] --identity FILE` checks it",
-                store.url,
-                store.url,
+                "the set is encrypted in {named}: sauve holds no identity to read it back; `sauve verify {named}{}[{}] --identity FILE` checks it",
                 plan.base,
                 sauve_archive::number_text(plan.number)
             ));
@@ -643,13 +649,9 @@ impl Run {
     /// The committed .4BL read back from its store. Its records are in no
     /// pending segment any more: a set that fails stays, for a person to
     /// look at, never removed.
-    async fn read_back_log(
-        &self,
-        l: &mut Learned,
-        store: &Arc<StoreDestination>,
-    ) -> Result<(), EngineError> {
-        let msg = VerifyStored {
-            store: Arc::clone(store),
+    async fn read_back_log(&self, l: &mut Learned, named: &str) -> Result<(), EngineError> {
+        let msg = ReadBackSet {
+            run: self.id,
             files: l.log_archives.clone(),
             remove_unsound: false,
             progress: self.progress(0),
@@ -660,7 +662,7 @@ impl Run {
                 l,
                 format!(
                     "the log backup does not verify in the store ({e}); it is kept there, as its records are in no other file: `sauve verify {}{}` checks it again",
-                    store.url,
+                    named,
                     l.log_archives
                         .first()
                         .and_then(|p| p.file_name())
@@ -679,7 +681,7 @@ impl Run {
     async fn read_back(
         &self,
         l: &mut Learned,
-        store: &Arc<StoreDestination>,
+        named: &str,
         files: Vec<PathBuf>,
         total: u64,
     ) -> Result<(), EngineError> {
@@ -688,8 +690,8 @@ impl Run {
             .and_then(|p| p.file_name())
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let msg = VerifyStored {
-            store: Arc::clone(store),
+        let msg = ReadBackSet {
+            run: self.id,
             files,
             remove_unsound: true,
             progress: self.progress(total),
@@ -706,8 +708,7 @@ impl Run {
             l.archives.clear();
         } else if checked.left.is_empty() {
             l.notes.push(format!(
-                "{}{name} stays in the store unverified: `sauve verify {}{name}` checks it",
-                store.url, store.url
+                "{named}{name} stays in the store unverified: `sauve verify {named}{name}` checks it"
             ));
         }
         Err(e)
@@ -718,62 +719,26 @@ impl Run {
     async fn prepare(
         &self,
         l: &mut Learned,
-        store: &mut Option<Arc<StoreDestination>>,
         settings: &Arc<AppSettings>,
+        own: &OwnSettings,
         started: Timestamp,
-    ) -> Result<Plan, EngineError> {
+    ) -> Result<(Plan, Opened), EngineError> {
         let place = plan::destination(&self.layout.app, settings)?;
+        let base = self.layout.base_name();
         // A bucket: the sets go there; the history, the set lock and the
         // scratch files stay in the app's records of it.
-        let destination = place.records().to_path_buf();
-        l.destination = Some(destination.clone());
-        let free = ask(
-            &self.actors.copier,
-            "copier",
-            PrepareDestination {
-                path: destination.clone(),
-            },
-        )
-        .await??;
-        let base = self.layout.base_name();
-        let mut taken = Vec::new();
-        let free = match &place {
-            sauve_settings::Destination::Folder(_) => free,
-            sauve_settings::Destination::Store { url, .. } => {
-                // It reads sauve.toml: off the actors' thread.
-                let (app, url, io) = (self.layout.app.clone(), url.clone(), self.actors.io.clone());
-                let opened = self
-                    .actors
-                    .io
-                    .blocking(move || StoreDestination::open(&app, &url, &io))
-                    .await??;
-                let opened = Arc::new(opened);
-                *store = Some(Arc::clone(&opened));
-                let reach = ReachStore {
-                    store: Arc::clone(&opened),
-                    key: crate::settings::structure_key(&self.layout),
-                    base: base.clone(),
-                };
-                ask(&self.actors.copier, "copier", reach).await??;
-                let numbers = StoreNumbers {
-                    store: opened,
-                    base: base.clone(),
-                };
-                taken = ask(&self.actors.copier, "copier", numbers).await??;
-                // Nothing is written on this disk but the records.
-                u64::MAX
-            }
+        let open = OpenDestination {
+            run: self.id,
+            place,
+            app: self.layout.app.clone(),
+            own: own.problem.is_none().then(|| Arc::clone(&own.settings)),
+            key: crate::settings::structure_key(&self.layout),
+            base: base.clone(),
+            io: self.actors.io.clone(),
         };
-        ask(
-            &self.actors.copier,
-            "copier",
-            LockDestination {
-                run: self.id,
-                destination: destination.clone(),
-                base: base.clone(),
-            },
-        )
-        .await??;
+        let opened = ask(&self.actors.copier, "copier", open).await??;
+        let destination = opened.records.clone();
+        l.destination = Some(destination.clone());
         let resolved = ask(
             &self.actors.resolver,
             "resolver",
@@ -793,7 +758,7 @@ impl Run {
                 key: crate::settings::structure_key(&self.layout),
                 base,
                 now: started,
-                taken,
+                taken: opened.taken.clone(),
             },
         )
         .await??;
@@ -804,7 +769,7 @@ impl Run {
             layout: &self.layout,
             settings,
             destination: &destination,
-            free,
+            free: opened.free,
             resolved: &resolved,
             host_log: self.options.log.is_some(),
             last_ratio: state.0.last_ratio,
@@ -813,17 +778,16 @@ impl Run {
         });
         // The notes of skipped files matter even when the plan fails.
         let mut plan = plan?;
-        if let Some(s) = store.as_ref() {
-            // The sets are named in the store: `s3://bucket/prefix/base[N].4BK`.
-            plan.backup.spec.destination = PathBuf::from(&s.url);
-            if let Some(log) = plan.log.as_mut() {
-                log.spec.destination = PathBuf::from(&s.url);
-            }
+        // The sets are named where they go: the folder, or the store
+        // (`s3://bucket/prefix/base[N].4BK`).
+        plan.backup.spec.destination = opened.named.clone();
+        if let Some(log) = plan.log.as_mut() {
+            log.spec.destination = opened.named.clone();
         }
         l.notes.extend(plan.notes.iter().cloned());
         l.number = plan.number;
         l.data_stamp = plan.data_stamp;
-        Ok(plan)
+        Ok((plan, opened))
     }
 
     /// Retention keeping `keep` sets. A deletion that fails ends retention
@@ -833,7 +797,6 @@ impl Run {
         &self,
         l: &mut Learned,
         plan: &Plan,
-        store: &Option<Arc<StoreDestination>>,
         keep: usize,
     ) -> Result<(), EngineError> {
         self.phase(Phase::Retention);
@@ -841,10 +804,9 @@ impl Run {
             &self.actors.copier,
             "copier",
             ApplyRetention {
-                destination: plan.backup.spec.destination.clone(),
+                run: self.id,
                 base: plan.base.clone(),
                 keep,
-                store: store.clone(),
             },
         )
         .await?;

@@ -9,7 +9,7 @@ use sauve_archive::{
 };
 use sauve_history::HistoryFile;
 
-use crate::destination::{ReadBack, StoreDestination};
+use crate::destination::{Opened, ReadBack, StoreDestination};
 use crate::error::EngineError;
 use crate::progress::RunProgress;
 use crate::retention::Retained;
@@ -27,23 +27,28 @@ pub(crate) struct WritingSet(pub(super) u64);
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct FinishedSet(pub(super) u64);
 
-/// Creates the destination and checks it can be written (1407, -61); the
-/// bytes free there.
+/// Opens the run's destination for the whole run (a folder or a store:
+/// the copier holds it until [`EndRun`]): its records folder created and
+/// checked writable (1407, -61), a store reached and its prefix checked to
+/// be this app's (1407, 1409), then the destination's advisory lock for
+/// `base` taken (`.<base>.sauve.lock` in its records), so two processes
+/// never write the same set (1402).
 #[derive(Message)]
-#[rtype(result = "Result<u64, EngineError>")]
-pub(crate) struct PrepareDestination {
-    pub(crate) path: PathBuf,
-}
-
-/// Takes the destination's advisory lock for `base` (`.<base>.sauve.lock`)
-/// for `run`, so two processes never write the same set (1402). Held until
-/// [`EndRun`].
-#[derive(Message)]
-#[rtype(result = "Result<(), EngineError>")]
-pub(crate) struct LockDestination {
+#[rtype(result = "Result<Opened, EngineError>")]
+pub(crate) struct OpenDestination {
     pub(crate) run: u64,
-    pub(crate) destination: PathBuf,
+    pub(crate) place: sauve_settings::Destination,
+    /// The app folder.
+    pub(crate) app: PathBuf,
+    /// sauve.toml as the resolver read it for this run; `None` when the
+    /// file is not valid now (a store then reports why it cannot be
+    /// reached with it).
+    pub(crate) own: Option<Arc<sauve_settings::SauveToml>>,
+    /// The app's history key.
+    pub(crate) key: String,
     pub(crate) base: String,
+    /// The engine's runtime, for a store's calls.
+    pub(crate) io: crate::io::StoreIo,
 }
 
 /// Removes the `.part` files a crashed run left; the files removed.
@@ -62,10 +67,9 @@ pub(crate) struct BeginSet {
     pub(crate) spec: SetSpec,
     pub(crate) header: ManifestHeader,
     pub(crate) open_part: Option<OpenPart>,
-    /// The store the set streams into, for a bucket destination.
-    pub(crate) store: Option<Arc<StoreDestination>>,
     /// `[incremental]`, when on (behaviour §21): the copier decides whether
-    /// this set is full or builds on the set before it.
+    /// this set is full or builds on the set before it, where the run's
+    /// destination allows one to.
     pub(crate) incremental: Option<sauve_settings::IncrementalSettings>,
     /// The run's Stop: the writer's waits for compression end at it.
     pub(crate) stop: sauve_locking::CancellationToken,
@@ -81,42 +85,25 @@ pub(crate) struct Begun {
     pub(crate) note: Option<String>,
 }
 
-/// Reaches the store of a bucket destination and checks its prefix is this
-/// app's to use for `base` (behaviour §19).
-#[derive(Message)]
-#[rtype(result = "Result<(), EngineError>")]
-pub(crate) struct ReachStore {
-    pub(crate) store: Arc<StoreDestination>,
-    pub(crate) key: String,
-    pub(crate) base: String,
-}
-
-/// The numbers of `base`'s sets in the store, for the numbering.
-#[derive(Message)]
-#[rtype(result = "Result<Vec<u32>, EngineError>")]
-pub(crate) struct StoreNumbers {
-    pub(crate) store: Arc<StoreDestination>,
-    pub(crate) base: String,
-}
-
-/// Reads a set committed in a store back and checks it (behaviour §13.2); with
+/// Reads a committed set back and checks it (behaviour §13.2), where the
+/// run's destination is read back after a commit (a store); with
 /// `remove_unsound`, a set that does not match its manifest is removed.
 #[derive(Message)]
 #[rtype(result = "ReadBack")]
-pub(crate) struct VerifyStored {
-    pub(crate) store: Arc<StoreDestination>,
+pub(crate) struct ReadBackSet {
+    pub(crate) run: u64,
     pub(crate) files: Vec<PathBuf>,
     pub(crate) remove_unsound: bool,
     pub(crate) progress: RunProgress,
 }
 
-/// Publishes the history the history keeper keeps in `records` to the
-/// store (its own object, then `backupHistory.json` rebuilt).
+/// Publishes the history the history keeper keeps in the run's records
+/// where its destination shows one of its own (a store: its own object,
+/// then `backupHistory.json` rebuilt).
 #[derive(Message)]
 #[rtype(result = "Result<(), EngineError>")]
 pub(crate) struct PublishHistory {
-    pub(crate) store: Arc<StoreDestination>,
-    pub(crate) records: PathBuf,
+    pub(crate) run: u64,
     pub(crate) key: String,
 }
 
@@ -192,10 +179,6 @@ pub(crate) struct BuildLogSet {
     pub(crate) spec: SetSpec,
     pub(crate) header: ManifestHeader,
     pub(crate) open_part: Option<OpenPart>,
-    pub(crate) store: Option<Arc<StoreDestination>>,
-    /// A local folder for the gathered log (the destination, or the app's
-    /// records of a store).
-    pub(crate) scratch: PathBuf,
     pub(crate) ended: jiff::Timestamp,
     /// The run's Stop: the log backup ends at once when it is pressed.
     pub(crate) stop: sauve_locking::CancellationToken,
@@ -234,8 +217,16 @@ pub(crate) struct Committed {
     pub(crate) notes: Vec<String>,
 }
 
-/// The run ended: every set it still owns is aborted (part files removed)
-/// and the destination's lock is released.
+/// The run's copying ended: every set it still owns is aborted (part
+/// files removed) and the destination's lock is released. The destination
+/// stays open for the publication of the run's history, until [`EndRun`].
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct EndSets {
+    pub(crate) run: u64,
+}
+
+/// The run ended: as [`EndSets`], and its destination is closed.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct EndRun {
@@ -246,11 +237,9 @@ pub(crate) struct EndRun {
 #[derive(Message)]
 #[rtype(result = "Retained")]
 pub(crate) struct ApplyRetention {
-    pub(crate) destination: PathBuf,
+    pub(crate) run: u64,
     pub(crate) base: String,
     pub(crate) keep: usize,
-    /// For a bucket destination, retention runs there.
-    pub(crate) store: Option<Arc<StoreDestination>>,
 }
 
 /// Restores an archive (behaviour §13.1).

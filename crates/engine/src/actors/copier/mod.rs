@@ -3,8 +3,10 @@
 //! holds a [`WritingSet`], then a [`FinishedSet`], each consumed by the
 //! step that ends that stage. A set that fails, that is stopped, or that is still
 //! open when its run ends is dropped here, which removes its part files
-//! (the archive writer's ownership rule). It also holds the destination's
-//! advisory lock for a run, applies retention and restores archives.
+//! (the archive writer's ownership rule). It holds each run's
+//! [`Destination`] (a folder or a store alike) from [`OpenDestination`] to
+//! [`EndRun`], with its advisory lock, applies retention there and restores
+//! archives.
 
 mod clones;
 pub(crate) mod messages;
@@ -15,12 +17,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use actix::{Actor, Handler, MessageResult, SyncContext};
-use sauve_archive::{
-    ArchiveName, ArchiveWriter, EntryKind, EntryType, FolderTarget, PendingSet, SetFiles, SetTarget,
-};
+use sauve_archive::{ArchiveName, ArchiveWriter, EntryKind, EntryType, PendingSet, SetFiles};
 use sauve_history::HistoryFile;
 
-use crate::destination::StoreDestination;
+use crate::destination::{Destination, Opened, ReadBack};
 use crate::error::EngineError;
 use crate::retention::Retained;
 use messages::*;
@@ -29,8 +29,6 @@ use messages::*;
 struct Writing {
     run: u64,
     writer: Box<ArchiveWriter>,
-    /// The store the set streams into, for a bucket destination.
-    store: Option<Arc<StoreDestination>>,
     /// The data phase's clones, taken under the lock and archived after
     /// it; removed with the set.
     clones: Option<clones::Clones>,
@@ -42,8 +40,6 @@ struct Finished {
     pending: Box<PendingSet>,
     /// The pending log segments a log set holds, deleted at its commit.
     segments: Vec<PathBuf>,
-    /// The store the set streams into, for a bucket destination.
-    store: Option<Arc<StoreDestination>>,
 }
 
 /// See the module documentation.
@@ -52,6 +48,9 @@ pub(crate) struct Copier {
     writing: HashMap<u64, Writing>,
     finished: HashMap<u64, Finished>,
     next: u64,
+    /// Each run's destination, from its opening to the end of the run.
+    destinations: HashMap<u64, Destination>,
+    /// Each run's lock on its destination, until its sets end.
     destination_locks: HashMap<u64, File>,
 }
 
@@ -66,6 +65,13 @@ impl Copier {
         self.next += 1;
         self.finished.insert(self.next, set);
         FinishedSet(self.next)
+    }
+
+    /// The run's destination, opened by [`OpenDestination`].
+    fn destination(&self, run: u64) -> Result<&Destination, EngineError> {
+        self.destinations
+            .get(&run)
+            .ok_or_else(|| EngineError::Internal(format!("run {run} has no destination open")))
     }
 
     /// The set being written; gone only when its run ended meanwhile.
@@ -87,48 +93,22 @@ impl Actor for Copier {
     type Context = SyncContext<Self>;
 }
 
-impl Handler<PrepareDestination> for Copier {
-    type Result = Result<u64, EngineError>;
-    fn handle(&mut self, msg: PrepareDestination, _: &mut SyncContext<Self>) -> Self::Result {
-        let dir = msg.path;
-        // Folders sauve creates are private (0700): sets hold the app's data.
-        let created = std::os::unix::fs::DirBuilderExt::mode(
-            std::fs::DirBuilder::new().recursive(true),
-            0o700,
-        )
-        .create(&dir);
-        if let Err(source) = created {
-            return Err(EngineError::DestinationUncreatable { path: dir, source });
-        }
-        if !dir.is_dir() {
-            return Err(EngineError::DestinationNotAFolder { path: dir });
-        }
-        let probe = dir.join(format!(".sauve-write-test-{}", std::process::id()));
-        match File::create(&probe) {
-            Ok(_) => {
-                let _ = std::fs::remove_file(&probe);
-            }
-            Err(source)
-                if matches!(
-                    source.kind(),
-                    std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
-                ) =>
-            {
-                return Err(EngineError::DestinationReadOnly { path: dir, source });
-            }
-            Err(source) => return Err(EngineError::DestinationUnwritable { path: dir, source }),
-        }
-        Ok(crate::free_space(&dir).unwrap_or(u64::MAX))
-    }
-}
-
-impl Handler<LockDestination> for Copier {
-    type Result = Result<(), EngineError>;
-    fn handle(&mut self, msg: LockDestination, _: &mut SyncContext<Self>) -> Self::Result {
-        let path = msg.destination.join(format!(".{}.sauve.lock", msg.base));
-        let file = crate::admission::try_lock(&path)?;
+impl Handler<OpenDestination> for Copier {
+    type Result = Result<Opened, EngineError>;
+    fn handle(&mut self, msg: OpenDestination, _: &mut SyncContext<Self>) -> Self::Result {
+        let (destination, opened) = Destination::open(
+            &msg.place,
+            (&msg.app, msg.own.as_deref()),
+            &msg.io,
+            (&msg.key, &msg.base),
+        )?;
+        let lock = destination
+            .records()
+            .join(format!(".{}.sauve.lock", msg.base));
+        let file = crate::admission::try_lock(&lock)?;
         self.destination_locks.insert(msg.run, file);
-        Ok(())
+        self.destinations.insert(msg.run, destination);
+        Ok(opened)
     }
 }
 
@@ -145,15 +125,13 @@ impl Handler<RemoveStaleParts> for Copier {
 impl Handler<BeginSet> for Copier {
     type Result = Result<Begun, EngineError>;
     fn handle(&mut self, msg: BeginSet, _: &mut SyncContext<Self>) -> Self::Result {
-        let basis = match (&msg.incremental, &msg.store) {
-            (Some(settings), None) => Some(basis(&msg.spec, settings)),
-            _ => None,
-        };
-        let mut writer = ArchiveWriter::create_into(
-            msg.spec,
-            msg.header,
-            target(msg.store.as_ref(), msg.open_part),
-        )?;
+        let destination = self.destination(msg.run)?;
+        let basis = msg
+            .incremental
+            .filter(|_| destination.incremental())
+            .map(|settings| basis(&msg.spec, &settings));
+        let mut writer =
+            ArchiveWriter::create_into(msg.spec, msg.header, destination.target(msg.open_part))?;
         // Stop never waits for a frame being compressed (a Compact frame
         // takes seconds): the writer's waits ask the run's Stop and give
         // up, and the frames in flight are abandoned with the set.
@@ -168,7 +146,6 @@ impl Handler<BeginSet> for Copier {
         let set = self.writing(Writing {
             run: msg.run,
             writer: Box::new(writer),
-            store: msg.store,
             clones: None,
         });
         Ok(Begun { set, parent, note })
@@ -318,7 +295,6 @@ impl Handler<FinishSet> for Copier {
             run: owned.run,
             pending: Box::new(pending),
             segments: Vec::new(),
-            store: owned.store,
         });
         Ok((set, files))
     }
@@ -327,11 +303,14 @@ impl Handler<FinishSet> for Copier {
 impl Handler<BuildLogSet> for Copier {
     type Result = Result<Option<LogSet>, EngineError>;
     fn handle(&mut self, msg: BuildLogSet, _: &mut SyncContext<Self>) -> Self::Result {
+        let destination = self.destination(msg.run)?;
+        // The log is gathered in the records (the folder, or the app's
+        // records of a store): always on this disk.
         let Some(built) = crate::logcut::build(
             &msg.log,
             (msg.spec, msg.header),
-            target(msg.store.as_ref(), msg.open_part),
-            (&msg.scratch, msg.ended),
+            destination.target(msg.open_part),
+            (destination.records(), msg.ended),
             msg.stop,
         )?
         else {
@@ -341,7 +320,6 @@ impl Handler<BuildLogSet> for Copier {
             run: msg.run,
             pending: Box::new(built.pending),
             segments: built.segments,
-            store: msg.store,
         });
         Ok(Some(LogSet {
             set,
@@ -386,14 +364,10 @@ impl Handler<CommitSet> for Copier {
     fn handle(&mut self, msg: CommitSet, _: &mut SyncContext<Self>) -> Self::Result {
         let owned = self.take_finished(msg.set)?;
         let files = owned.pending.commit()?;
-        let size = match &owned.store {
-            Some(store) => store.size_of(&files),
-            None => files
-                .iter()
-                .filter_map(|f| std::fs::metadata(f).ok())
-                .map(|m| m.len())
-                .sum(),
-        };
+        let size = self
+            .destinations
+            .get(&owned.run)
+            .map_or(0, |d| d.size_of(&files));
         // Archived pending segments go only now; after a failure they stay
         // for the next log backup.
         let notes = owned
@@ -410,50 +384,60 @@ impl Handler<CommitSet> for Copier {
     }
 }
 
+impl Copier {
+    /// Aborts the sets `run` still owns and releases its destination's lock.
+    fn end_sets(&mut self, run: u64) {
+        // Dropping a writer or a pending set removes its part files.
+        self.writing.retain(|_, set| set.run != run);
+        self.finished.retain(|_, set| set.run != run);
+        self.destination_locks.remove(&run);
+    }
+}
+
+impl Handler<EndSets> for Copier {
+    type Result = ();
+    fn handle(&mut self, msg: EndSets, _: &mut SyncContext<Self>) {
+        self.end_sets(msg.run);
+    }
+}
+
 impl Handler<EndRun> for Copier {
     type Result = ();
     fn handle(&mut self, msg: EndRun, _: &mut SyncContext<Self>) {
-        // Dropping a writer or a pending set removes its part files.
-        self.writing.retain(|_, set| set.run != msg.run);
-        self.finished.retain(|_, set| set.run != msg.run);
-        self.destination_locks.remove(&msg.run);
+        self.end_sets(msg.run);
+        self.destinations.remove(&msg.run);
     }
 }
 
 impl Handler<ApplyRetention> for Copier {
     type Result = Retained;
     fn handle(&mut self, msg: ApplyRetention, _: &mut SyncContext<Self>) -> Retained {
-        match &msg.store {
-            Some(store) => store.retain(&msg.base, msg.keep),
-            None => crate::retention::apply(&msg.destination, &msg.base, msg.keep),
+        match self.destination(msg.run) {
+            Ok(destination) => destination.retain(&msg.base, msg.keep),
+            Err(e) => Retained {
+                failure: Some(e),
+                ..Retained::default()
+            },
         }
     }
 }
 
-impl Handler<ReachStore> for Copier {
-    type Result = Result<(), EngineError>;
-    fn handle(&mut self, msg: ReachStore, _: &mut SyncContext<Self>) -> Self::Result {
-        msg.store.check(&msg.key, &msg.base)
-    }
-}
-
-impl Handler<StoreNumbers> for Copier {
-    type Result = Result<Vec<u32>, EngineError>;
-    fn handle(&mut self, msg: StoreNumbers, _: &mut SyncContext<Self>) -> Self::Result {
-        msg.store.numbers(&msg.base)
-    }
-}
-
-impl Handler<VerifyStored> for Copier {
-    type Result = MessageResult<VerifyStored>;
-    fn handle(&mut self, msg: VerifyStored, _: &mut SyncContext<Self>) -> Self::Result {
-        let VerifyStored {
-            store,
+impl Handler<ReadBackSet> for Copier {
+    type Result = MessageResult<ReadBackSet>;
+    fn handle(&mut self, msg: ReadBackSet, _: &mut SyncContext<Self>) -> Self::Result {
+        let ReadBackSet {
+            run,
             files,
             remove_unsound,
             mut progress,
         } = msg;
-        let checked = store.verify(&files, remove_unsound, &mut progress);
+        let checked = match self.destination(run) {
+            Ok(destination) => destination.read_back(&files, remove_unsound, &mut progress),
+            Err(e) => ReadBack {
+                failure: Some(e),
+                ..ReadBack::default()
+            },
+        };
         progress.flush();
         MessageResult(checked)
     }
@@ -462,21 +446,7 @@ impl Handler<VerifyStored> for Copier {
 impl Handler<PublishHistory> for Copier {
     type Result = Result<(), EngineError>;
     fn handle(&mut self, msg: PublishHistory, _: &mut SyncContext<Self>) -> Self::Result {
-        msg.store.publish_history(&msg.records, &msg.key)
-    }
-}
-
-/// Where a set's files go: the store's uploads, or files made with `open`
-/// (real ones by default).
-fn target(
-    store: Option<&Arc<StoreDestination>>,
-    open: Option<sauve_archive::OpenPart>,
-) -> Box<dyn SetTarget> {
-    match store {
-        Some(store) => store.target(),
-        None => Box::new(FolderTarget::new(
-            open.unwrap_or_else(sauve_archive::open_real_file),
-        )),
+        self.destination(msg.run)?.publish_history(&msg.key)
     }
 }
 
