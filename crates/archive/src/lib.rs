@@ -53,7 +53,7 @@ pub use manifest::{
     Blocks, EntryKind, EntryType, FORMAT, MANIFEST_NAME, Manifest, ManifestEntry, ManifestHeader,
     Store, VERSION,
 };
-pub use naming::{ArchiveName, SetFiles, log_gathering_name, number_text};
+pub use naming::{ArchiveName, SetFiles, log_gathering_name, log_set_of, number_text};
 pub use reader::parent_of;
 pub use remote::{AGE_SUFFIX, Identities, RangeReader, RemoteSet, read_identities, strip_age};
 pub use restore::{RestoreOptions, RestoreReport, restore, restore_remote};

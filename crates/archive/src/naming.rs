@@ -27,6 +27,13 @@ pub fn number_text(n: u32) -> String {
     format!("{n:04}")
 }
 
+/// The number of the log backup that goes with the backup set `number`
+/// (behaviour §6.2, §6.3): set N is `base[N].4BK` with `base[N-1].4BL`, the
+/// log cut when set N was made (`base[0000].4BL` with the first set).
+pub fn log_set_of(number: u32) -> u32 {
+    number.saturating_sub(1)
+}
+
 /// The temporary file a log backup of `base[number]` gathers its records
 /// in before archiving them: `.base[NNNN].4BL-log.tmp` in the destination.
 /// A run killed meanwhile leaves it; [`crate::remove_stale_parts`] removes

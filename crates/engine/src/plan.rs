@@ -215,7 +215,7 @@ pub(crate) fn plan(f: &Facts<'_>) -> Result<Plan, EngineError> {
     };
     // The log backup pairs with the previous data backup's number (behaviour §6.2).
     let log = cut_log.then(|| {
-        let previous = number.saturating_sub(1);
+        let previous = sauve_archive::log_set_of(number);
         SetPlan {
             spec: set(SetKind::Log, previous),
             header: header(SetKind::Log, previous),

@@ -46,7 +46,7 @@ fn files_of(files: &[(ArchiveName, PathBuf)], number: u32) -> Vec<PathBuf> {
     backup.sort_by_key(|(a, _)| a.segment);
     let mut log: Vec<(&ArchiveName, &PathBuf)> = files
         .iter()
-        .filter(|(a, _)| a.kind == SetKind::Log && number.checked_sub(1) == Some(a.number))
+        .filter(|(a, _)| a.kind == SetKind::Log && a.number == sauve_archive::log_set_of(number))
         .map(|(a, p)| (a, p))
         .collect();
     log.sort_by_key(|(a, _)| a.segment);

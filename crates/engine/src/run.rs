@@ -469,7 +469,7 @@ impl Run {
         if !plan.data.is_empty() {
             let cut = plan.log.as_ref().map(|_| CutLog {
                 log: self.layout.log_file.clone(),
-                previous_number: plan.number.saturating_sub(1),
+                previous_number: sauve_archive::log_set_of(plan.number),
                 writer: self.options.log.clone(),
             });
             // Cloned under the lock where the data's file system can, and

@@ -297,7 +297,7 @@ pub(crate) async fn prune(
             .iter()
             .filter(|(a, _)| {
                 (a.kind == SetKind::Backup && a.number == number)
-                    || (a.kind == SetKind::Log && Some(a.number) == number.checked_sub(1))
+                    || (a.kind == SetKind::Log && a.number == sauve_archive::log_set_of(number))
             })
             .collect();
         // Backup before log, last segment first.

@@ -308,12 +308,10 @@ fn set_files(destination: &Path, base: &str, number: u32) -> Option<Vec<PathBuf>
     let backup =
         SetFiles::locate(&destination.join(name(number, SetKind::Backup).to_string())).ok()?;
     // Set N is base[N].4BK with base[N-1].4BL (behaviour §6.3).
-    let mut files = match number.checked_sub(1) {
-        Some(log) => SetFiles::locate(&destination.join(name(log, SetKind::Log).to_string()))
-            .map(|s| s.files)
-            .unwrap_or_default(),
-        None => Vec::new(),
-    };
+    let log = sauve_archive::log_set_of(number);
+    let mut files = SetFiles::locate(&destination.join(name(log, SetKind::Log).to_string()))
+        .map(|s| s.files)
+        .unwrap_or_default();
     files.extend(backup.files);
     Some(files)
 }
