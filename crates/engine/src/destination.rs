@@ -153,6 +153,15 @@ impl Destination {
         }
     }
 
+    /// Removes the `.part` files of `base` a crashed run left (in a store,
+    /// an upload never completed leaves no object).
+    pub(crate) fn remove_stale_parts(&self, base: &str) -> Result<Vec<PathBuf>, EngineError> {
+        match &self.store {
+            Some(_) => Ok(Vec::new()),
+            None => Ok(sauve_archive::remove_stale_parts(&self.records, base)?),
+        }
+    }
+
     /// Retention keeping the newest `keep` sets of `base` (behaviour §6.3).
     pub(crate) fn retain(&self, base: &str, keep: usize) -> Retained {
         match &self.store {

@@ -29,6 +29,7 @@ mod api;
 mod destination;
 mod error;
 mod handle;
+mod facts;
 mod integrate;
 mod io;
 mod live;
@@ -103,8 +104,6 @@ mod tests {
         send_static::<l::ReleaseBackupLock>();
         send_static::<l::ReleaseRun>();
         send_static::<s::ReadSettings>();
-        send_static::<s::ResolveContent>();
-        send_static::<s::ObserveData>();
         send_static::<p::OpenDestination>();
         send_static::<p::RemoveStaleParts>();
         send_static::<p::BeginSet>();

@@ -20,9 +20,7 @@ use crate::actors::copier::messages::{
 use crate::actors::history::messages::{NextNumber, RecordHistory};
 use crate::actors::journal::messages::{AppendJournal, RotateJournal};
 use crate::actors::locks::messages::{AcquireBackupLock, ReleaseBackupLock, ReleaseRun};
-use crate::actors::resolver::messages::{
-    ObserveData, OwnSettings, ReadOwnSettings, ReadSettings, ResolveContent,
-};
+use crate::actors::resolver::messages::{OwnSettings, ReadOwnSettings, ReadSettings};
 use crate::actors::state::messages::{ReadState, RecordLastBackup};
 use crate::actors::{Actors, ask};
 use crate::api::{
@@ -365,7 +363,12 @@ impl Run {
             return Ok(None);
         }
         let state = ask(&self.actors.state, "state", ReadState).await?;
-        let facts = ask(&self.actors.resolver, "resolver", ObserveData).await?;
+        let layout = self.layout.clone();
+        let facts = self
+            .actors
+            .io
+            .blocking(move || crate::facts::observe_data(&layout))
+            .await?;
         Ok(plan::postpone_reason(
             state.0.last_data,
             facts,
@@ -391,7 +394,7 @@ impl Run {
             &self.actors.copier,
             "copier",
             RemoveStaleParts {
-                destination: plan.backup.spec.destination.clone(),
+                run: self.id,
                 base: plan.base.clone(),
             },
         )
@@ -739,15 +742,14 @@ impl Run {
         let opened = ask(&self.actors.copier, "copier", open).await??;
         let destination = opened.records.clone();
         l.destination = Some(destination.clone());
-        let resolved = ask(
-            &self.actors.resolver,
-            "resolver",
-            ResolveContent {
-                settings: settings.clone(),
-                destination: destination.clone(),
-            },
-        )
-        .await??;
+        let resolved = {
+            let (layout, settings, at) =
+                (self.layout.clone(), settings.clone(), destination.clone());
+            self.actors
+                .io
+                .blocking(move || crate::facts::resolve(&layout, &settings, &at))
+                .await??
+        };
         l.attachments = resolved.content.attachments.clone();
         let state = ask(&self.actors.state, "state", ReadState).await?;
         let (numbering, notes) = ask(

@@ -51,11 +51,12 @@ pub(crate) struct OpenDestination {
     pub(crate) io: crate::io::StoreIo,
 }
 
-/// Removes the `.part` files a crashed run left; the files removed.
+/// Removes the `.part` files a crashed run left in the run's destination;
+/// the files removed.
 #[derive(Message)]
 #[rtype(result = "Result<Vec<PathBuf>, EngineError>")]
 pub(crate) struct RemoveStaleParts {
-    pub(crate) destination: PathBuf,
+    pub(crate) run: u64,
     pub(crate) base: String,
 }
 

@@ -115,10 +115,7 @@ impl Handler<OpenDestination> for Copier {
 impl Handler<RemoveStaleParts> for Copier {
     type Result = Result<Vec<PathBuf>, EngineError>;
     fn handle(&mut self, msg: RemoveStaleParts, _: &mut SyncContext<Self>) -> Self::Result {
-        Ok(sauve_archive::remove_stale_parts(
-            &msg.destination,
-            &msg.base,
-        )?)
+        self.destination(msg.run)?.remove_stale_parts(&msg.base)
     }
 }
 

@@ -1,31 +1,16 @@
-//! What the attachment resolver is asked.
+//! What the resolver is asked.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use actix::Message;
 
 use crate::error::EngineError;
-use crate::plan::{DataFacts, Resolved};
 use crate::settings::AppSettings;
 
 /// The effective settings of the app, read and validated now (1419).
 #[derive(Message)]
 #[rtype(result = "Result<Arc<AppSettings>, EngineError>")]
 pub(crate) struct ReadSettings;
-
-/// What a backup with `settings` holds, with `destination` never walked into.
-#[derive(Message)]
-#[rtype(result = "Result<Resolved, EngineError>")]
-pub(crate) struct ResolveContent {
-    pub(crate) settings: Arc<AppSettings>,
-    pub(crate) destination: PathBuf,
-}
-
-/// The data file and the log as they are now (BackupIfDataChange).
-#[derive(Message)]
-#[rtype(result = "DataFacts")]
-pub(crate) struct ObserveData;
 
 /// `sauve.toml`: the last valid one (the defaults when none ever was), and
 /// why the file is not valid now, if it is not.

@@ -1,9 +1,9 @@
-//! The attachment resolver: owns the app's layout and what the app's
-//! settings say a backup holds. It reads and validates the settings (the
-//! same bytes giving the same parsed settings without parsing twice),
-//! resolves a run's content (data kinds, structure, attachments in stream
-//! order), reports the attachments that are missing (the run is then
-//! partial, -43) and what the log file is. Each time it reads the settings
+//! The resolver: owns the app's settings as last read. It reads and
+//! validates `backup.4DSettings` (the same bytes giving the same parsed
+//! settings without parsing twice) and `sauve.toml` (the last valid one
+//! stays in force while the file is invalid), and describes what a backup
+//! would hold for the page. What a run's content is, and the data file's
+//! facts, are plain functions of the layout (`crate::facts`). Each time it reads the settings
 //! it tells the journal keeper the verbose mode they give.
 
 pub(crate) mod messages;
@@ -16,7 +16,6 @@ use sauve_settings::AppLayout;
 use crate::actors::journal::JournalKeeper;
 use crate::actors::journal::messages::SetVerbose;
 use crate::error::EngineError;
-use crate::plan::{DataFacts, LogState, Resolved};
 use crate::settings::AppSettings;
 use messages::*;
 
@@ -63,21 +62,6 @@ impl Resolver {
         self.last = Some((bytes, settings.clone()));
         Ok(settings)
     }
-
-    /// What the log file is (O-6, behaviour §14).
-    fn log_state(&self) -> LogState {
-        let path = &self.layout.log_file;
-        if !path.is_file() {
-            return LogState::Absent;
-        }
-        if !crate::logcut::is_sauve_log(path) {
-            return LogState::Foreign;
-        }
-        LogState::Sauve {
-            // Unreadable counts as holding records: back it up rather than skip.
-            records: sauve_logfile::read_log(path).map_or(true, |l| !l.records.is_empty()),
-        }
-    }
 }
 
 impl Actor for Resolver {
@@ -96,18 +80,6 @@ impl Handler<ReadSettings> for Resolver {
     }
 }
 
-impl Handler<ResolveContent> for Resolver {
-    type Result = Result<Resolved, EngineError>;
-    fn handle(&mut self, msg: ResolveContent, _: &mut SyncContext<Self>) -> Self::Result {
-        let content =
-            sauve_archive::resolve_content(&self.layout, &msg.settings.settings, &msg.destination)?;
-        Ok(Resolved {
-            content,
-            log: self.log_state(),
-        })
-    }
-}
-
 impl Handler<DescribeContent> for Resolver {
     type Result = Result<crate::overview::ContentSummary, EngineError>;
     fn handle(&mut self, msg: DescribeContent, _: &mut SyncContext<Self>) -> Self::Result {
@@ -115,19 +87,6 @@ impl Handler<DescribeContent> for Resolver {
             &self.layout,
             &msg.settings.settings,
         ))
-    }
-}
-
-impl Handler<ObserveData> for Resolver {
-    type Result = DataFacts;
-    fn handle(&mut self, _: ObserveData, _: &mut SyncContext<Self>) -> DataFacts {
-        let data = std::fs::metadata(&self.layout.data_file)
-            .ok()
-            .map(|m| (m.len(), sauve_durable::mtime_ns(&m)));
-        DataFacts {
-            data,
-            log: self.log_state(),
-        }
     }
 }
 
