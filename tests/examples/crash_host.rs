@@ -109,7 +109,7 @@ fn main() {
                 .build()
                 .unwrap();
             let newest = rt
-                .block_on(handle.history())
+                .block_on(handle.records().history())
                 .unwrap()
                 .into_iter()
                 .filter(|e| e.is_numbered_backup() && matches!(e.status, Some(0 | -43)))

@@ -111,7 +111,7 @@ pub fn scheduler(
     handle: &sauve_engine::BackupHandle,
 ) -> (watch::Receiver<SchedulerView>, tokio::task::JoinHandle<()>) {
     let (tx, rx) = watch::channel(SchedulerView::default());
-    let task = tokio::spawn(sauve_server::scheduler_loop(handle.clone(), tx));
+    let task = tokio::spawn(sauve_engine::scheduler_loop(handle.clone(), tx));
     (rx, task)
 }
 

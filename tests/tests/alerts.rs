@@ -112,7 +112,7 @@ async fn a_scheduled_backup_that_gives_up_alerts_both_notifiers_and_stays_in_sta
     assert_eq!(finished(&mut events).await.0, 1407);
     assert_eq!(finished(&mut events).await.0, 1401);
     let h = handle.clone();
-    frozen(async move { h.alerts_delivered().await.unwrap() }).await;
+    frozen(async move { h.alerts().delivered().await.unwrap() }).await;
     // The webhook got the alert, signed.
     let (headers, body) = posted.recv().await.unwrap();
     let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -209,7 +209,7 @@ async fn an_unreachable_webhook_gets_three_attempts_and_never_delays_or_changes_
         app.journal().iter().all(|e| e.status != Some(1407)),
         "the run's entry waits for the deliveries"
     );
-    handle.alerts_delivered().await.unwrap();
+    handle.alerts().delivered().await.unwrap();
     let e = app.journal().pop().unwrap();
     assert_eq!(e.status, Some(1407));
     assert_eq!(e.alerts.len(), 1);
@@ -306,18 +306,18 @@ async fn no_success_for_longer_than_stale_after_raises_one_alert_which_the_next_
     looked_at(&mut view, ts("2026-01-01T10:00:00Z")).await;
     let h = handle.clone();
     assert!(
-        frozen(async move { h.alerts().await.unwrap() })
+        frozen(async move { h.alerts().open().await.unwrap() })
             .await
             .is_empty()
     );
     looked_at(&mut view, ts("2026-01-01T10:01:00Z")).await;
     let h = handle.clone();
-    frozen(async move { h.alerts_delivered().await.unwrap() }).await;
+    frozen(async move { h.alerts().delivered().await.unwrap() }).await;
     let (_, body) = posted.recv().await.unwrap();
     assert!(body.contains("\"kind\":\"stale\""), "{body}");
     looked_at(&mut view, ts("2026-01-01T12:00:00Z")).await;
     let h = handle.clone();
-    let open = frozen(async move { h.alerts().await.unwrap() }).await;
+    let open = frozen(async move { h.alerts().open().await.unwrap() }).await;
     assert_eq!(open.len(), 1, "raised once");
     // The next success clears it.
     app.unblock();
@@ -326,7 +326,7 @@ async fn no_success_for_longer_than_stale_after_raises_one_alert_which_the_next_
     assert_eq!(report.status, Status::Ok);
     let h = handle.clone();
     assert!(
-        frozen(async move { h.alerts().await.unwrap() })
+        frozen(async move { h.alerts().open().await.unwrap() })
             .await
             .is_empty()
     );
@@ -334,7 +334,7 @@ async fn no_success_for_longer_than_stale_after_raises_one_alert_which_the_next_
     looked_at(&mut view, ts("2026-01-01T13:00:00Z")).await;
     let h = handle.clone();
     assert!(
-        frozen(async move { h.alerts().await.unwrap() })
+        frozen(async move { h.alerts().open().await.unwrap() })
             .await
             .is_empty()
     );

@@ -225,7 +225,10 @@ async fn stop_in_the_middle_of_a_large_copy_gives_1406_and_leaves_nothing() {
         (h[0].status, h[0].backup_number, h[0].backup_path.as_str()),
         (Some(1406), 0, "")
     );
-    assert_eq!(handle.last_backup().await.unwrap().status, Status::Stopped);
+    assert_eq!(
+        handle.records().last_backup().await.unwrap().status,
+        Status::Stopped
+    );
     handle.shutdown().await;
 }
 
@@ -278,7 +281,7 @@ async fn a_destination_inside_the_app_gives_1407_and_its_sets_stay_readable() {
     );
     assert!(!app.path().join("Backup").exists(), "nothing written there");
     // What only reads still works: the history of such a destination.
-    assert!(handle.history().await.unwrap().is_empty());
+    assert!(handle.records().history().await.unwrap().is_empty());
     handle.shutdown().await;
 }
 
@@ -568,7 +571,7 @@ async fn unchanged_data_postpones_a_scheduled_backup_without_error() {
         "no history entry for a postponed slot"
     );
     assert_eq!(
-        handle.last_backup().await.unwrap().number,
+        handle.records().last_backup().await.unwrap().number,
         1,
         "last-backup information untouched"
     );

@@ -58,7 +58,7 @@ async fn a_host_on_a_multi_thread_runtime_backs_up_and_gets_every_record() {
         app.history_in(&bk).highest_number(&app.history_key()),
         Some(1)
     );
-    let last = handle.last_backup().await.unwrap();
+    let last = handle.records().last_backup().await.unwrap();
     assert_eq!(
         (last.number, last.status, last.trigger),
         (1, Status::Ok, Trigger::Api)

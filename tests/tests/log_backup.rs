@@ -100,7 +100,7 @@ async fn each_data_backup_cuts_the_log_and_archives_its_records_in_a_4bl() {
         entry.creating_log_backup,
         Some(bk.join("App[0001].4BL").display().to_string())
     );
-    let last = handle.last_backup().await.unwrap();
+    let last = handle.records().last_backup().await.unwrap();
     assert_eq!(last.log_archive, Some(bk.join("App[0001].4BL")));
     handle.shutdown().await;
 }

@@ -364,7 +364,7 @@ async fn the_journal_and_the_history_record_the_stop_point_and_the_last_record_a
     // The records after the point are still in the log.
     let still = sauve_logfile::read_log(&log_path).unwrap();
     assert_eq!(still.records.len(), 5);
-    let history = handle.history().await.unwrap();
+    let history = handle.records().history().await.unwrap();
     let last = history.last().unwrap();
     assert_eq!(last.extra["lastApplied"]["sequence"], 3);
     assert_eq!(last.extra["untilReached"], true);
@@ -569,7 +569,7 @@ async fn a_restore_to_a_point_is_journaled_and_a_second_one_back_into_what_the_f
         restore.other[1].1.contains("up to sequence 3"),
         "{restore:?}"
     );
-    let history = handle.history().await.unwrap();
+    let history = handle.records().history().await.unwrap();
     let recorded = history
         .iter()
         .rev()

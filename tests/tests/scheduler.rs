@@ -1,4 +1,4 @@
-//! The daemon's scheduler loop on paused tokio time (behaviour §9, §10): the engine
+//! The engine's scheduler loop on paused tokio time (behaviour §9, §10): the engine
 //! takes a clock that reads tokio's paused clock, so a day of schedule
 //! passes in milliseconds and every instant is exact.
 //!
@@ -142,7 +142,7 @@ async fn a_slot_fires_at_its_time_and_is_recorded_as_scheduled() {
         v.next == Some(ts("2026-01-01T12:00:00Z"))
     })
     .await;
-    let state = handle.scheduler_state().await.unwrap();
+    let state = handle.records().scheduler_state().await.unwrap();
     assert_eq!(
         state.last_slot,
         Some("2026-01-01T11:00:00Z".parse().unwrap())
@@ -227,7 +227,10 @@ async fn giving_up_turns_the_scheduler_off_until_a_manual_backup_succeeds() {
     let e = app.journal().pop().unwrap();
     assert_eq!(e.trigger.as_deref(), Some("scheduled"));
     assert_eq!(stamp(&e, scheduled), "2026-01-01 14:00:00");
-    assert_eq!(handle.scheduler_state().await.unwrap().failures, 0);
+    assert_eq!(
+        handle.records().scheduler_state().await.unwrap().failures,
+        0
+    );
     task.abort();
     handle.shutdown().await;
 }
@@ -305,9 +308,9 @@ async fn slots_missed_while_the_server_was_down_are_one_1418_attempt_then_a_catc
     let app = App::new(HOURLY);
     // The last handled slot was 08:00; the server starts at 10:20.
     let handle = app.engine(PausedClock::at("2026-01-01T10:20:00Z"));
-    let mut state = handle.scheduler_state().await.unwrap();
+    let mut state = handle.records().scheduler_state().await.unwrap();
     state.last_slot = Some("2026-01-01T08:00:00Z".parse().unwrap());
-    handle.save_scheduler_state(state).await.unwrap();
+    handle.records().save_scheduler_state(state).await.unwrap();
     let mut events = handle.subscribe();
     let (_v, task) = spawn(&handle);
     // The catch-up after TryToBackupAfter (1 minute), for the 10:00 slot.

@@ -42,7 +42,7 @@ fn with_engine<T>(
 
 fn ack(app: &Path, id: Option<u64>, io: &mut Io<'_>) -> Result<(), Failure> {
     let n = with_engine(app, async |h| {
-        h.acknowledge_alerts(id).await.map_err(engine_failure)
+        h.alerts().acknowledge(id).await.map_err(engine_failure)
     })?;
     match (n, id) {
         (0, Some(id)) => Err(Failure::failed(format!(
@@ -64,7 +64,9 @@ fn ack(app: &Path, id: Option<u64>, io: &mut Io<'_>) -> Result<(), Failure> {
 }
 
 fn test(app: &Path, io: &mut Io<'_>) -> Result<(), Failure> {
-    let deliveries = with_engine(app, async |h| h.test_alerts().await.map_err(engine_failure))?;
+    let deliveries = with_engine(app, async |h| {
+        h.alerts().test().await.map_err(engine_failure)
+    })?;
     if deliveries.is_empty() {
         return Err(Failure::usage(
             "no notifier is configured (accepted: [[alerts.webhook]], [[alerts.email]] or [[alerts.command]] in APP/Settings/sauve.toml)",

@@ -1,16 +1,18 @@
 //! The facade host apps use: [`Engine::start`] gives a [`BackupHandle`].
+//! The handle holds the verbs a host calls (back up, stop, follow, lock,
+//! restore, integrate, check at open, shut down) and hands out the views of
+//! `views/` for the rest; it only wires requests to the actors: what a
+//! request does is decided in the modules it forwards to.
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use actix::{Actor, Addr, SyncArbiter};
 use sauve_archive::{RestoreOptions, RestoreReport};
-use sauve_journal::Entry;
 use sauve_locking::LockManager;
 use sauve_logfile::{Record, Until};
-use sauve_scheduler::SchedulerState;
 use sauve_settings::AppLayout;
 use tokio::sync::{broadcast, oneshot, watch};
 
@@ -20,23 +22,19 @@ use crate::actors::coordinator::messages::{
     Admit, Admitted, Dismiss, IsRunning, StartBackup, StopBackup,
 };
 use crate::actors::copier::Copier;
-use crate::actors::copier::messages::RestoreArchive;
 use crate::actors::history::HistoryKeeper;
 use crate::actors::journal::JournalKeeper;
-use crate::actors::journal::messages::AppendJournal;
 use crate::actors::locks::LockKeeper;
 use crate::actors::resolver::Resolver;
-use crate::actors::resolver::messages::ReadSettings;
 use crate::actors::state::StateKeeper;
-use crate::actors::state::messages::{ReadState, ResolveInterrupted, SaveSchedulerState};
+use crate::actors::state::messages::ResolveInterrupted;
 use crate::actors::{Actors, ask};
 use crate::api::{BackupEvent, BackupReport, Clock, EngineOptions, Scheduled, Tally, Trigger};
 use crate::error::{Busy, EngineError};
 use crate::open::{DataHealth, OpenOutcome};
 use crate::recorder::Recorder;
 use crate::run::Numbered;
-use crate::settings::AppSettings;
-use crate::state::LastBackup;
+use crate::views::{Alerts, Config, Offsite, Records};
 
 /// Starts engines.
 #[derive(Debug)]
@@ -72,6 +70,13 @@ impl Drop for Inner {
 /// clone, `Send` and `Sync`; its async methods work from any tokio runtime.
 /// The engine stops when the last clone is dropped or [`BackupHandle::shutdown`]
 /// is called.
+///
+/// Its own methods are the verbs; the rest is in its views:
+/// [`records`](BackupHandle::records) (history, journal, last backup, the
+/// scheduler's state, verify), [`alerts`](BackupHandle::alerts),
+/// [`offsite`](BackupHandle::offsite) and [`config`](BackupHandle::config)
+/// (the settings, the destination, the content). Scheduled backups are
+/// [`scheduler_loop`](crate::scheduler_loop)'s.
 #[derive(Clone)]
 pub struct BackupHandle {
     inner: Arc<Inner>,
@@ -378,192 +383,42 @@ impl BackupHandle {
         self.inner.clock.clone()
     }
 
-    /// The app's effective settings, read and validated now (1419).
-    pub async fn settings(&self) -> Result<Arc<AppSettings>, EngineError> {
-        ask(&self.inner.actors.resolver, "resolver", ReadSettings).await?
+    /// The app's records: its history, its Backup Journal, the last backup
+    /// information, what the scheduler saved, and the sets to verify.
+    pub fn records(&self) -> Records<'_> {
+        Records::new(self)
     }
 
-    /// Says that the settings files were just saved (the page's Settings
-    /// form does): the scheduler loop re-reads them now rather than within
-    /// its minute.
-    pub fn settings_saved(&self) {
-        self.inner
-            .settings_saved
-            .send_modify(|n| *n = n.wrapping_add(1));
+    /// The alerts (behaviour §17.2): the open ones, acknowledging, testing
+    /// the notifiers, the staleness check.
+    pub fn alerts(&self) -> Alerts<'_> {
+        Alerts::new(self)
     }
 
-    /// Changes each time [`BackupHandle::settings_saved`] is called.
-    pub fn watch_settings_saved(&self) -> watch::Receiver<u64> {
-        self.inner.settings_saved.subscribe()
+    /// The copies to the `[[offsite]]` destinations (behaviour §19).
+    pub fn offsite(&self) -> Offsite<'_> {
+        Offsite::new(self)
     }
 
-    /// Waits until the off-site copies under way (if any) have ended,
-    /// copied or failed; a retry scheduled for later is not waited for.
-    pub async fn copies_settled(&self) -> Result<(), EngineError> {
-        ask(
-            &self.inner.actors.offsite,
-            "off-site copier",
-            crate::actors::offsite::messages::DrainCopies,
-        )
-        .await
+    /// The settings in force (`backup.4DSettings`, `sauve.toml`) and what
+    /// they say: the destination and the content of a backup.
+    pub fn config(&self) -> Config<'_> {
+        Config::new(self)
     }
 
-    /// Where the copies to each `[[offsite]]` destination stand (behaviour §19).
-    pub async fn offsite(&self) -> Result<Vec<crate::state::OffsiteStatus>, EngineError> {
-        let app = self.inner.layout.app.clone();
-        self.inner
-            .actors
-            .io
-            .blocking(move || {
-                crate::overview::destination_usage(&app)
-                    .map(|d| crate::state::offsite_status(&app, &d.path))
-            })
-            .await?
+    /// The actors, for the views and the operations of this crate.
+    pub(crate) fn actors(&self) -> &Actors {
+        &self.inner.actors
     }
 
-    /// The destination folder of the settings in force, with its free and
-    /// used space (behaviour §15, §18).
-    pub async fn destination(&self) -> Result<crate::overview::DestinationUsage, EngineError> {
-        let app = self.inner.layout.app.clone();
-        self.inner
-            .actors
-            .io
-            .blocking(move || crate::overview::destination_usage(&app))
-            .await?
+    /// Bumped when someone saved the settings.
+    pub(crate) fn saved(&self) -> &watch::Sender<u64> {
+        &self.inner.settings_saved
     }
 
-    /// What a backup with the settings in force would hold now, part by
-    /// part, each found or not (the MSC's "Contents of the backup file").
-    pub async fn content(&self) -> Result<crate::overview::ContentSummary, EngineError> {
-        use crate::actors::resolver::messages::DescribeContent;
-        let settings = self.settings().await?;
-        ask(
-            &self.inner.actors.resolver,
-            "resolver",
-            DescribeContent { settings },
-        )
-        .await?
-    }
-
-    /// This app's entries of `backupHistory.json` in its destination, as
-    /// written (oldest first); none when there is no history yet. Reads
-    /// only: a damaged file is reported, not moved aside (the records
-    /// actor does that at the next backup).
-    pub async fn history(&self) -> Result<Vec<sauve_history::HistoryEntry>, EngineError> {
-        let settings = self.settings().await?;
-        let destination = crate::plan::destination_to_read(&self.inner.layout.app, &settings)?
-            .records()
-            .to_path_buf();
-        let key = crate::settings::structure_key(&self.inner.layout);
-        self.inner
-            .actors
-            .io
-            .blocking(move || read_history(&destination, &key))
-            .await?
-    }
-
-    /// Entries `skip..skip + take` of this app's Backup Journal counted
-    /// from the newest, newest first, and whether older ones remain.
-    pub async fn journal_entries(
-        &self,
-        skip: usize,
-        take: usize,
-    ) -> Result<(Vec<Entry>, bool), EngineError> {
-        let dir = sauve_journal::journal_dir(&self.inner.layout.app);
-        self.inner
-            .actors
-            .io
-            .blocking(move || {
-                sauve_journal::read_newest(&dir, skip, take).map_err(EngineError::from)
-            })
-            .await?
-    }
-
-    /// Verifies (behaviour §13.2) the set numbered `number` in this app's
-    /// history: every segment, stream, size and checksum. Writes nothing;
-    /// runs beside a backup. 1410 when no such set is in the history.
-    pub async fn verify_backup(
-        &self,
-        number: u32,
-    ) -> Result<sauve_archive::VerifyReport, EngineError> {
-        let archive = self.archive_of(number).await?;
-        let app = self.inner.layout.app.clone();
-        let io = self.inner.actors.io.clone();
-        self.inner
-            .actors
-            .io
-            .blocking(move || {
-                let text = archive.to_string_lossy();
-                if sauve_settings::is_store_url(&text) {
-                    // A set in a bucket destination: read back from there.
-                    let (url, name) = text.rsplit_once('/').unwrap_or((&text, ""));
-                    let store =
-                        crate::destination::StoreDestination::open(&app, &format!("{url}/"), &io)?;
-                    return Ok(store.read_back(name, &mut sauve_archive::NoProgress)?);
-                }
-                sauve_archive::verify(&archive, &mut sauve_archive::NoProgress)
-                    .map_err(EngineError::from)
-            })
-            .await?
-    }
-
-    /// The first file of the set numbered `number` in this app's history.
-    pub async fn archive_of(&self, number: u32) -> Result<PathBuf, EngineError> {
-        self.history()
-            .await?
-            .into_iter()
-            .rev()
-            .find(|e| {
-                e.is_numbered_backup() && e.backup_number == number && !e.backup_path.is_empty()
-            })
-            .map(|e| PathBuf::from(e.backup_path))
-            .ok_or(EngineError::NoSuchBackup { number })
-    }
-
-    /// `sauve.toml` (behaviour §17.1): the last valid one, in force, and why the
-    /// file is not valid now, if it is not.
-    pub async fn own_settings(
-        &self,
-    ) -> Result<(Arc<sauve_settings::SauveToml>, Option<EngineError>), EngineError> {
-        use crate::actors::resolver::messages::ReadOwnSettings;
-        let o = ask(&self.inner.actors.resolver, "resolver", ReadOwnSettings).await?;
-        Ok((o.settings, o.problem))
-    }
-
-    /// The last backup information (behaviour §15).
-    pub async fn last_backup(&self) -> Option<LastBackup> {
-        ask(&self.inner.actors.state, "state", ReadState)
-            .await
-            .ok()
-            .and_then(|s| s.0.last_backup)
-    }
-
-    /// What the scheduler saved last (behaviour §9.2).
-    pub async fn scheduler_state(&self) -> Result<SchedulerState, EngineError> {
-        let state = ask(&self.inner.actors.state, "state", ReadState).await?;
-        Ok(state.0.scheduler.unwrap_or_default())
-    }
-
-    /// Saves what the scheduler remembers across restarts.
-    pub async fn save_scheduler_state(&self, state: SchedulerState) -> Result<(), EngineError> {
-        ask(
-            &self.inner.actors.state,
-            "state",
-            SaveSchedulerState { state },
-        )
-        .await?
-    }
-
-    /// Appends an entry to the app's Backup Journal, verbose as the settings
-    /// say (verbose when they cannot be read).
-    pub async fn journal(&self, entry: Entry) -> Result<(), EngineError> {
-        // Read now, the settings tell the journal its mode.
-        let _ = self.settings().await;
-        let msg = AppendJournal::new(entry);
-        ask(&self.inner.actors.journal, "journal", msg).await?
-    }
-
-    async fn admit(&self, busy: Busy) -> Result<Ticket, EngineError> {
+    /// Admits a restore or an integration: the coordinator refuses others
+    /// while the ticket lives.
+    pub(crate) async fn admit(&self, busy: Busy) -> Result<Ticket, EngineError> {
         let admitted = ask(&self.inner.coordinator, "coordinator", Admit { busy }).await?;
         Ok(self.ticket(admitted?))
     }
@@ -621,70 +476,7 @@ impl BackupHandle {
         trigger: Trigger,
         done: Arc<std::sync::atomic::AtomicU64>,
     ) -> Result<crate::restore::Restored, EngineError> {
-        let (archive, store, options) = crate::restore::source_of(
-            &self.inner.layout.app,
-            archive,
-            options,
-            &self.inner.actors.io,
-        )?;
-        if let Some(to) = crate::restore::destination_of(&archive, &options)
-            && crate::restore::is_inside_app(&to, &self.inner.layout.app)
-        {
-            return Err(EngineError::RestoreIntoLiveApp {
-                destination: to,
-                app: self.inner.layout.app.clone(),
-            });
-        }
-        let _ticket = self.admit(Busy::Restore).await?;
-        let started = self.inner.clock.now();
-        let result = ask(
-            &self.inner.actors.copier,
-            "copier",
-            RestoreArchive {
-                archive: archive.clone(),
-                store: store.clone(),
-                options: options.clone(),
-                done,
-            },
-        )
-        .await
-        .and_then(|r| r);
-        let ended = self.inner.clock.now();
-        let mut warnings = Vec::new();
-        let entry = crate::restore::journal_entry(
-            &self.inner.clock.zone(),
-            &archive,
-            &options,
-            &result,
-            started,
-            ended,
-        );
-        if let Err(e) = self.journal(entry).await {
-            warnings.push(format!("the Backup Journal was not written: {e}"));
-        }
-        let mut report = result?;
-        // The settings tell whether a bucket is the app's own destination.
-        let settings = match &store {
-            Some(_) => self.settings().await.ok(),
-            None => None,
-        };
-        let place = crate::restore::RecordPlace {
-            actors: &self.inner.actors,
-            layout: &self.inner.layout,
-            settings: settings.as_deref(),
-        };
-        let times = (started, ended);
-        place
-            .record(
-                &archive,
-                &mut report,
-                store.as_ref(),
-                times,
-                trigger,
-                &mut warnings,
-            )
-            .await;
-        Ok(crate::restore::Restored { report, warnings })
+        crate::manual_restore::run(self, archive, options, trigger, done).await
     }
 
     /// Integrates, in order, every log that follows the restored backup into
@@ -812,50 +604,6 @@ impl BackupHandle {
         Ok(outcome)
     }
 
-    /// The open alerts (behaviour §17.2), oldest first.
-    pub async fn alerts(&self) -> Result<Vec<crate::state::AlertRecord>, EngineError> {
-        let state = ask(&self.inner.actors.state, "state", ReadState).await?;
-        Ok(state.0.alerts.into_iter().filter(|a| a.is_open()).collect())
-    }
-
-    /// Acknowledges alert `id`, or every open alert with `None`: they leave
-    /// `sauve status` and the page's banner. How many were acknowledged.
-    pub async fn acknowledge_alerts(&self, id: Option<u64>) -> Result<usize, EngineError> {
-        let msg = crate::actors::state::messages::AcknowledgeAlerts {
-            id,
-            now: self.inner.clock.now(),
-        };
-        ask(&self.inner.actors.state, "state", msg).await?
-    }
-
-    /// Sends a test alert through every notifier of `sauve.toml` and waits
-    /// for each outcome (`sauve alert test`).
-    pub async fn test_alerts(&self) -> Result<Vec<sauve_alerts::Delivery>, EngineError> {
-        use crate::actors::alerts::messages::TestAlerts;
-        ask(&self.inner.actors.alerter, "alerter", TestAlerts).await?
-    }
-
-    /// Raises the stale alert if no backup succeeded for
-    /// `alerts.stale_after`. The scheduler loop calls it each time it
-    /// looks (at least every minute); a host without it calls it itself.
-    pub async fn check_alerts(&self) -> Result<Option<u64>, EngineError> {
-        use crate::actors::alerts::messages::CheckStaleness;
-        ask(&self.inner.actors.alerter, "alerter", CheckStaleness).await?
-    }
-
-    /// Waits until every alert being delivered has been delivered or has
-    /// failed, and its journal entry written.
-    pub async fn alerts_delivered(&self) -> Result<(), EngineError> {
-        use crate::actors::alerts::messages::DrainAlerts;
-        ask(&self.inner.actors.alerter, "alerter", DrainAlerts).await
-    }
-
-    /// Where the MSC page is served, once known: alerts link to it.
-    pub async fn set_page_url(&self, url: Option<String>) -> Result<(), EngineError> {
-        use crate::actors::alerts::messages::SetPage;
-        ask(&self.inner.actors.alerter, "alerter", SetPage { url }).await
-    }
-
     /// Stops the engine. A running backup is stopped first (1406) and
     /// recorded; alerts being delivered are waited for (at most their
     /// timeouts and retries); then the actors end.
@@ -869,29 +617,73 @@ impl BackupHandle {
                 }
             }
         }
-        let _ = ask(
-            &self.inner.actors.alerter,
-            "alerter",
-            crate::actors::alerts::messages::DrainAlerts,
-        )
-        .await;
+        let _ = self.alerts().delivered().await;
         // Copies under way finish (or fail and stay pending for the next run).
-        let _ = self.copies_settled().await;
+        let _ = self.offsite().settled().await;
         drop(self);
     }
 }
 
-/// `key`'s entries in `destination/backupHistory.json`, read only.
-fn read_history(
-    destination: &Path,
-    key: &str,
-) -> Result<Vec<sauve_history::HistoryEntry>, EngineError> {
-    let Some(text) = sauve_history::read_json_text(destination)? else {
-        return Ok(Vec::new());
-    };
-    sauve_history::read_entries(&text, key).ok_or_else(|| {
-        EngineError::History(sauve_history::HistoryError::Invalid {
-            path: destination.join(sauve_history::FILE_NAME),
-        })
-    })
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    /// The public functions of every `impl BackupHandle` block in `source`:
+    /// lines at the block's first indent that start with `pub fn` or
+    /// `pub async fn` (`pub(crate)` helpers are not public).
+    fn public_functions(source: &str) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut inside = false;
+        for line in source.lines() {
+            if line.starts_with("impl BackupHandle ") {
+                inside = true;
+            } else if inside && line == "}" {
+                inside = false;
+            } else if inside {
+                let signature = line
+                    .strip_prefix("    pub fn ")
+                    .or_else(|| line.strip_prefix("    pub async fn "));
+                if let Some(rest) = signature {
+                    let end = rest.find(['(', '<']).unwrap_or(rest.len());
+                    names.push(rest[..end].to_owned());
+                }
+            }
+        }
+        names
+    }
+
+    #[test]
+    fn the_handle_keeps_at_most_25_public_functions_and_hands_out_views_for_the_rest() {
+        // Every source file of the crate: a second `impl BackupHandle`
+        // elsewhere counts too.
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut pending = vec![src];
+        let mut names = Vec::new();
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    names.extend(public_functions(&std::fs::read_to_string(&path).unwrap()));
+                }
+            }
+        }
+        assert!(
+            names.iter().any(|n| n == "begin") && names.iter().any(|n| n == "records"),
+            "the count found the handle's functions: {names:?}"
+        );
+        assert!(
+            names.len() <= 25,
+            "BackupHandle has {} public functions (at most 25: the verbs a host calls; \
+             queries and settings belong in a view such as records() or config()): {names:?}",
+            names.len()
+        );
+    }
+
+    #[test]
+    fn the_count_sees_plain_and_async_public_functions_only() {
+        let source = "impl BackupHandle {\n    pub fn a(&self) {}\n    pub async fn b<T>(&self) {}\n    pub(crate) fn c(&self) {}\n    fn d(&self) {}\n}\nimpl Other {\n    pub fn e(&self) {}\n}\n";
+        assert_eq!(public_functions(source), ["a", "b"]);
+    }
 }

@@ -17,7 +17,11 @@
 //!
 //! actix never appears in the public API: hosts get a `Send + Sync + Clone`
 //! handle whose async methods work from any tokio runtime, because the actix
-//! system runs on a thread of its own.
+//! system runs on a thread of its own. The handle keeps the verbs (backups,
+//! Stop, events, locks, restores, integrations, the open check, shutdown)
+//! and hands out views for the rest: [`Records`], [`Alerts`], [`Offsite`],
+//! [`Config`]. [`scheduler_loop`] runs the schedule (behaviour §9, §10) for
+//! any host, with or without the server.
 //!
 //! Not here: the container (sauve-archive), the formats of the journal and
 //! history (their crates), the rules of locking (sauve-locking), the CLI.
@@ -28,12 +32,13 @@ mod admission;
 mod api;
 mod destination;
 mod error;
-mod handle;
 mod facts;
+mod handle;
 mod integrate;
 mod io;
 mod live;
 mod logcut;
+mod manual_restore;
 mod open;
 mod outcome;
 mod overview;
@@ -44,9 +49,11 @@ mod records;
 mod restore;
 mod retention;
 mod run;
+mod schedule;
 mod settings;
 mod state;
 mod stores;
+mod views;
 
 pub use admission::{hold_restore_target, run_lock_path};
 pub use api::{
@@ -65,12 +72,14 @@ pub use overview::{
 pub use restore::{Restored, restore_detached};
 pub use sauve_alerts::{Alert, AlertKind, Delivery};
 pub use sauve_logfile::Until;
+pub use schedule::scheduler_loop;
 pub use settings::AppSettings;
 pub use state::{
     AlertRecord, DataStamp, EngineState, LastBackup, OffsiteFailure, OffsiteStatus, PendingJournal,
     STATE_FILE, SchedulerView, damaged_state_path, offsite_status, read_set_asides, state_path,
     status_json,
 };
+pub use views::{Alerts, Config, Offsite, Records};
 
 /// Bytes available to this user on the file system holding `path`.
 pub fn free_space(path: &std::path::Path) -> Option<u64> {

@@ -82,6 +82,7 @@ async fn authorize_metrics(
     let given = bearer(&request).to_owned();
     let metrics_token = state
         .handle
+        .config()
         .own_settings()
         .await
         .ok()

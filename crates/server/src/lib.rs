@@ -8,9 +8,10 @@
 //! `GET /v1/status`, `GET /v1/events` (server-sent events), `GET /v1/history`,
 //! and `GET /metrics` in the Prometheus text format (behaviour §17.3).
 //!
-//! The daemon runs the engine in server mode, the scheduler loop (settings
-//! re-read at least every minute and before each backup, the failure policy
-//! of `sauve-scheduler`, missed slots caught up) and the API, and writes
+//! The daemon runs the engine in server mode, the engine's scheduler loop
+//! ([`sauve_engine::scheduler_loop`]: settings re-read at least every
+//! minute and before each backup, the failure policy of `sauve-scheduler`,
+//! missed slots caught up) and the API, and writes
 //! `APP/Logs/sauve-server.json` (mode 0600) so that `sauve backup` can
 //! forward to it, after taking `APP/Logs/sauve-run.lock` (one server per
 //! app). It listens on loopback unless the operator says otherwise with a
@@ -29,8 +30,8 @@ mod state;
 
 pub use api::{BODY_LIMIT, router};
 pub use daemon::{
-    DaemonError, ServeOptions, ServerFile, generate_token, run, run_lock_path, scheduler_loop,
-    server_file_path, write_server_file,
+    DaemonError, ServeOptions, ServerFile, generate_token, run, run_lock_path, server_file_path,
+    write_server_file,
 };
 pub use metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
 pub use serve::{HEADER_TIMEOUT, IDLE_TIMEOUT, serve};

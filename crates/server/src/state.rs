@@ -14,7 +14,7 @@ pub struct ApiState {
     /// The bearer token.
     pub token: Arc<String>,
     /// What the scheduler says, for `GET /v1/status` (published by
-    /// [`crate::scheduler_loop`]; a host without a scheduler passes a
+    /// [`sauve_engine::scheduler_loop`]; a host without a scheduler passes a
     /// receiver of the default view).
     pub scheduler: watch::Receiver<SchedulerView>,
 }

@@ -139,7 +139,10 @@ async fn a_request_without_the_right_token_gets_401_and_starts_nothing() {
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert!(body["error"].as_str().unwrap().contains("bearer token"));
     }
-    assert!(handle.last_backup().await.is_none(), "nothing started");
+    assert!(
+        handle.records().last_backup().await.is_none(),
+        "nothing started"
+    );
     handle.shutdown().await;
 }
 
@@ -244,7 +247,7 @@ async fn bad_methods_paths_json_and_oversized_bodies_get_a_json_4xx() {
         assert!(body["error"].is_string(), "{what}: {body}");
     }
     assert!(
-        handle.last_backup().await.is_none(),
+        handle.records().last_backup().await.is_none(),
         "no bad request started a backup"
     );
     handle.shutdown().await;

@@ -66,8 +66,8 @@ fn median_ms(mut run: impl FnMut()) -> f64 {
 
 fn main() {
     let text = history_text();
-    // What the page does: `BackupHandle::history` reads the file's text and
-    // this app's entries from it.
+    // What the page does: `handle.records().history()` reads the file's
+    // text and this app's entries from it.
     let read = || sauve_history::read_entries(&text, KEY).unwrap();
     let entries = read();
     assert_eq!(entries.len(), ENTRIES as usize);

@@ -189,7 +189,7 @@ async fn every_post_needs_the_session_its_csrf_token_and_this_sites_origin() {
         assert!(body.contains("\"error\""), "{what}: {body}");
     }
     assert!(
-        s.handle.last_backup().await.is_none(),
+        s.handle.records().last_backup().await.is_none(),
         "nothing was started"
     );
     let before = std::fs::read(s.app.join("Settings/backup.4DSettings")).unwrap();
@@ -336,7 +336,7 @@ async fn settings_save_all_or_nothing_with_each_refusal_beside_its_field() {
     .await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert!(page.contains("Saved"), "{page}");
-    let s2 = s.handle.settings().await.unwrap();
+    let s2 = s.handle.config().settings().await.unwrap();
     assert_eq!(s2.settings.scheduler.hourly.every, 6);
     assert_eq!(s2.settings.general.includes_files, ["notes.txt", "docs"]);
     let toml = std::fs::read_to_string(s.app.join("Settings/sauve.toml")).unwrap();
@@ -462,7 +462,7 @@ async fn the_backup_page_shows_where_the_off_site_copies_stand() {
         .unwrap();
     assert_eq!(report.status.code(), 0);
     // The copies run in the background: wait for them as a shutdown does.
-    s.handle.copies_settled().await.unwrap();
+    s.handle.offsite().settled().await.unwrap();
     let (cookie, _) = s.login().await;
     let (code, body) = text(s.send(get("/", Some(&cookie))).await).await;
     assert_eq!(code, StatusCode::OK);

@@ -604,7 +604,7 @@ async fn main() -> Result<()> {
         r.get(0)
     })?;
     let (view, scheduler_view) = tokio::sync::watch::channel(SchedulerView::default());
-    let scheduler = tokio::spawn(sauve_server::scheduler_loop(handle.clone(), view));
+    let scheduler = tokio::spawn(sauve_engine::scheduler_loop(handle.clone(), view));
     let token = sauve_server::generate_token()?;
     let state = App {
         db: Arc::new(Mutex::new(db)),

@@ -15,7 +15,7 @@ use crate::pages::backup::CsrfForm;
 /// `GET /parts/alerts`: the banner's content.
 pub(crate) async fn part(State(state): State<PageState>, viewer: Viewer) -> Response {
     let h = &state.inner.handle;
-    let alerts = h.alerts().await.unwrap_or_default();
+    let alerts = h.alerts().open().await.unwrap_or_default();
     Html(alert_banner(&alerts, &viewer.csrf, &h.clock().zone()).into_string()).into_response()
 }
 
@@ -37,7 +37,7 @@ pub(crate) async fn acknowledge(
             "/",
         );
     };
-    match state.inner.handle.acknowledge_alerts(Some(id)).await {
+    match state.inner.handle.alerts().acknowledge(Some(id)).await {
         Ok(0) => answer(
             &headers,
             StatusCode::NOT_FOUND,

@@ -40,11 +40,11 @@ pub(crate) async fn page(State(state): State<PageState>, viewer: Viewer) -> Resp
     let h = &state.inner.handle;
     let zone = h.clock().zone();
     let live = h.live().borrow().clone();
-    let last = h.last_backup().await;
-    let destination = h.destination().await;
-    let offsite = h.offsite().await.unwrap_or_default();
-    let content = h.content().await;
-    let settings = h.settings().await;
+    let last = h.records().last_backup().await;
+    let destination = h.config().destination().await;
+    let offsite = h.offsite().status().await.unwrap_or_default();
+    let content = h.config().content().await;
+    let settings = h.config().settings().await;
     let view = *state.inner.scheduler.borrow();
     let now = h.clock().now();
     let body = html! {
@@ -402,6 +402,6 @@ pub(crate) async fn events(State(state): State<PageState>, _viewer: Viewer) -> R
 /// run ends.
 pub(crate) async fn last_part(State(state): State<PageState>, _viewer: Viewer) -> Response {
     let h = &state.inner.handle;
-    let last = h.last_backup().await;
+    let last = h.records().last_backup().await;
     Html(last_backup(last.as_ref(), &h.clock().zone()).into_string()).into_response()
 }

@@ -161,7 +161,7 @@ pub(crate) async fn page(
     };
     let h = &state.inner.handle;
     let zone = h.clock().zone();
-    let body = match h.history().await {
+    let body = match h.records().history().await {
         Ok(entries) => table(&entries, page, per, &zone),
         Err(e) => {
             html! { p class="notice error" { "The history cannot be read: " (e.to_string()) } }
@@ -300,7 +300,7 @@ pub(crate) async fn verify(
             "not a backup number (accepted: a number the history lists)",
         );
     };
-    let (code, notice) = match state.inner.handle.verify_backup(n).await {
+    let (code, notice) = match state.inner.handle.records().verify_backup(n).await {
         Ok(r) => (
             StatusCode::OK,
             Notice::Done(format!(

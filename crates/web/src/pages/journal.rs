@@ -58,7 +58,7 @@ pub(crate) async fn page(
     };
     let per = per.min(200);
     let h = &state.inner.handle;
-    let body = match h.journal_entries((page - 1) * per, per).await {
+    let body = match h.records().journal_entries((page - 1) * per, per).await {
         Ok((entries, more)) => html! {
             @if entries.is_empty() && page == 1 {
                 p class="empty" { "The Backup Journal is empty: each backup, restore and log integration adds an entry. Go to " a href="/" { "Backup" } " to make the first." }

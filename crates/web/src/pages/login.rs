@@ -214,7 +214,7 @@ async fn accepted(state: &PageState, secret: &str) -> bool {
     if !secret.is_empty() && same(secret, &state.inner.token) {
         return true;
     }
-    let Ok((own, _)) = state.inner.handle.own_settings().await else {
+    let Ok((own, _)) = state.inner.handle.config().own_settings().await else {
         return false;
     };
     let Some(hash) = own.ui.password_hash.clone() else {

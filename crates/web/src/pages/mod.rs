@@ -39,7 +39,7 @@ pub(crate) async fn render(
     notice: Option<Notice>,
     body: Markup,
 ) -> Response {
-    let alerts = state.inner.handle.alerts().await.unwrap_or_default();
+    let alerts = state.inner.handle.alerts().open().await.unwrap_or_default();
     let zone = state.inner.handle.clock().zone();
     let app = app_name(state);
     let markup = page(
@@ -64,7 +64,7 @@ pub(crate) async fn history_or_page(
     title: &str,
     back: &str,
 ) -> Result<Vec<sauve_history::HistoryEntry>, Response> {
-    state.inner.handle.history().await.map_err(|e| {
+    state.inner.handle.records().history().await.map_err(|e| {
         errors::page(
             StatusCode::INTERNAL_SERVER_ERROR,
             title,

@@ -190,7 +190,7 @@ pub(crate) async fn page(
         .rev()
         .map(|(id, j)| (*id, j.clone()))
         .collect();
-    let body = match h.history().await {
+    let body = match h.records().history().await {
         Ok(entries) => {
             let list = restorable(&entries);
             html! {

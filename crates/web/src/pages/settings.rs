@@ -456,7 +456,7 @@ pub(crate) async fn save(
         .unwrap_or_else(|_| Err(Saved::Failed("the save did not finish".to_owned())));
     match outcome {
         Ok(saved) => {
-            state.inner.handle.settings_saved();
+            state.inner.handle.config().settings_saved();
             let mut message = if saved.is_empty() {
                 "Nothing changed.".to_owned()
             } else {
@@ -465,7 +465,7 @@ pub(crate) async fn save(
                     saved.join(" and ")
                 )
             };
-            if let Ok(s) = state.inner.handle.settings().await {
+            if let Ok(s) = state.inner.handle.config().settings().await {
                 for w in &s.warnings {
                     message.push_str(&format!(" Warning: {w}."));
                 }

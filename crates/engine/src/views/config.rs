@@ -1,0 +1,76 @@
+//! [`Config`]: the settings in force and what they say.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::actors::ask;
+use crate::actors::resolver::messages::{DescribeContent, ReadOwnSettings, ReadSettings};
+use crate::error::EngineError;
+use crate::handle::BackupHandle;
+use crate::overview::{ContentSummary, DestinationUsage};
+use crate::settings::AppSettings;
+
+/// The settings of the app (`backup.4DSettings`, behaviour §2 and §3) and
+/// of sauve (`sauve.toml`, behaviour §17.1) as the engine reads them, and
+/// what they say: the destination and the content of a backup. From
+/// [`BackupHandle::config`].
+#[derive(Clone, Copy, Debug)]
+pub struct Config<'a> {
+    handle: &'a BackupHandle,
+}
+
+impl<'a> Config<'a> {
+    pub(crate) fn new(handle: &'a BackupHandle) -> Config<'a> {
+        Config { handle }
+    }
+
+    /// The app's effective settings, read and validated now (1419).
+    pub async fn settings(self) -> Result<Arc<AppSettings>, EngineError> {
+        ask(&self.handle.actors().resolver, "resolver", ReadSettings).await?
+    }
+
+    /// `sauve.toml` (behaviour §17.1): the last valid one, in force, and why the
+    /// file is not valid now, if it is not.
+    pub async fn own_settings(
+        self,
+    ) -> Result<(Arc<sauve_settings::SauveToml>, Option<EngineError>), EngineError> {
+        let o = ask(&self.handle.actors().resolver, "resolver", ReadOwnSettings).await?;
+        Ok((o.settings, o.problem))
+    }
+
+    /// Says that the settings files were just saved (the page's Settings
+    /// form does): the scheduler loop re-reads them now rather than within
+    /// its minute.
+    pub fn settings_saved(self) {
+        self.handle.saved().send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Changes each time [`Config::settings_saved`] is called.
+    pub fn watch_settings_saved(self) -> watch::Receiver<u64> {
+        self.handle.saved().subscribe()
+    }
+
+    /// The destination folder of the settings in force, with its free and
+    /// used space (behaviour §15, §18).
+    pub async fn destination(self) -> Result<DestinationUsage, EngineError> {
+        let app = self.handle.app().to_path_buf();
+        self.handle
+            .actors()
+            .io
+            .blocking(move || crate::overview::destination_usage(&app))
+            .await?
+    }
+
+    /// What a backup with the settings in force would hold now, part by
+    /// part, each found or not (the MSC's "Contents of the backup file").
+    pub async fn content(self) -> Result<ContentSummary, EngineError> {
+        let settings = self.settings().await?;
+        ask(
+            &self.handle.actors().resolver,
+            "resolver",
+            DescribeContent { settings },
+        )
+        .await?
+    }
+}

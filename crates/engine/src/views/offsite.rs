@@ -1,0 +1,45 @@
+//! [`Offsite`]: the copies to the `[[offsite]]` destinations.
+
+use crate::actors::ask;
+use crate::actors::offsite::messages::DrainCopies;
+use crate::error::EngineError;
+use crate::handle::BackupHandle;
+use crate::state::OffsiteStatus;
+
+/// The copies of each committed set to every `[[offsite]]` destination of
+/// `sauve.toml` (behaviour §19), which run in the background after a
+/// backup's report. From [`BackupHandle::offsite`].
+#[derive(Clone, Copy, Debug)]
+pub struct Offsite<'a> {
+    handle: &'a BackupHandle,
+}
+
+impl<'a> Offsite<'a> {
+    pub(crate) fn new(handle: &'a BackupHandle) -> Offsite<'a> {
+        Offsite { handle }
+    }
+
+    /// Where the copies to each `[[offsite]]` destination stand (behaviour §19).
+    pub async fn status(self) -> Result<Vec<OffsiteStatus>, EngineError> {
+        let app = self.handle.app().to_path_buf();
+        self.handle
+            .actors()
+            .io
+            .blocking(move || {
+                crate::overview::destination_usage(&app)
+                    .map(|d| crate::state::offsite_status(&app, &d.path))
+            })
+            .await?
+    }
+
+    /// Waits until the off-site copies under way (if any) have ended,
+    /// copied or failed; a retry scheduled for later is not waited for.
+    pub async fn settled(self) -> Result<(), EngineError> {
+        ask(
+            &self.handle.actors().offsite,
+            "off-site copier",
+            DrainCopies,
+        )
+        .await
+    }
+}

@@ -1,0 +1,157 @@
+//! [`Records`]: the app's history, its Backup Journal and its state file,
+//! read through the engine, changed through their keepers.
+
+use std::path::{Path, PathBuf};
+
+use sauve_history::HistoryEntry;
+use sauve_journal::Entry;
+use sauve_scheduler::SchedulerState;
+
+use crate::actors::ask;
+use crate::actors::journal::messages::AppendJournal;
+use crate::actors::state::messages::{ReadState, SaveSchedulerState};
+use crate::error::EngineError;
+use crate::handle::BackupHandle;
+use crate::io::StoreIo;
+use crate::state::LastBackup;
+
+/// The app's records: `backupHistory.json` in its destination (behaviour
+/// §12), its Backup Journal (behaviour §11), the last backup information
+/// (behaviour §15) and what the scheduler remembers (behaviour §9.2), and
+/// the sets the history names, to verify. From [`BackupHandle::records`].
+#[derive(Clone, Copy, Debug)]
+pub struct Records<'a> {
+    handle: &'a BackupHandle,
+}
+
+impl<'a> Records<'a> {
+    pub(crate) fn new(handle: &'a BackupHandle) -> Records<'a> {
+        Records { handle }
+    }
+
+    /// This app's entries of `backupHistory.json` in its destination, as
+    /// written (oldest first); none when there is no history yet. Reads
+    /// only: a damaged file is reported, not moved aside (the history
+    /// keeper does that at the next backup).
+    pub async fn history(self) -> Result<Vec<HistoryEntry>, EngineError> {
+        let settings = self.handle.config().settings().await?;
+        let layout = self.handle.layout();
+        let destination = crate::plan::destination_to_read(&layout.app, &settings)?
+            .records()
+            .to_path_buf();
+        let key = crate::settings::structure_key(layout);
+        self.handle
+            .actors()
+            .io
+            .blocking(move || read_history(&destination, &key))
+            .await?
+    }
+
+    /// Entries `skip..skip + take` of this app's Backup Journal counted
+    /// from the newest, newest first, and whether older ones remain.
+    pub async fn journal_entries(
+        self,
+        skip: usize,
+        take: usize,
+    ) -> Result<(Vec<Entry>, bool), EngineError> {
+        let dir = sauve_journal::journal_dir(self.handle.app());
+        self.handle
+            .actors()
+            .io
+            .blocking(move || {
+                sauve_journal::read_newest(&dir, skip, take).map_err(EngineError::from)
+            })
+            .await?
+    }
+
+    /// Appends an entry to the app's Backup Journal, verbose as the settings
+    /// say (verbose when they cannot be read).
+    pub async fn append_journal(self, entry: Entry) -> Result<(), EngineError> {
+        // Read now, the settings tell the journal its mode.
+        let _ = self.handle.config().settings().await;
+        let msg = AppendJournal::new(entry);
+        ask(&self.handle.actors().journal, "journal", msg).await?
+    }
+
+    /// The last backup information (behaviour §15).
+    pub async fn last_backup(self) -> Option<LastBackup> {
+        ask(&self.handle.actors().state, "state", ReadState)
+            .await
+            .ok()
+            .and_then(|s| s.0.last_backup)
+    }
+
+    /// What the scheduler saved last (behaviour §9.2).
+    pub async fn scheduler_state(self) -> Result<SchedulerState, EngineError> {
+        let state = ask(&self.handle.actors().state, "state", ReadState).await?;
+        Ok(state.0.scheduler.unwrap_or_default())
+    }
+
+    /// Saves what the scheduler remembers across restarts.
+    pub async fn save_scheduler_state(self, state: SchedulerState) -> Result<(), EngineError> {
+        let msg = SaveSchedulerState { state };
+        ask(&self.handle.actors().state, "state", msg).await?
+    }
+
+    /// The first file of the set numbered `number` in this app's history.
+    pub async fn archive_of(self, number: u32) -> Result<PathBuf, EngineError> {
+        archive_in(self.history().await?, number)
+    }
+
+    /// Verifies (behaviour §13.2) the set numbered `number` in this app's
+    /// history: every segment, stream, size and checksum. Writes nothing;
+    /// runs beside a backup. 1410 when no such set is in the history.
+    pub async fn verify_backup(
+        self,
+        number: u32,
+    ) -> Result<sauve_archive::VerifyReport, EngineError> {
+        let archive = self.archive_of(number).await?;
+        let app = self.handle.app().to_path_buf();
+        let io = self.handle.actors().io.clone();
+        self.handle
+            .actors()
+            .io
+            .blocking(move || verify_set(&app, &archive, &io))
+            .await?
+    }
+}
+
+/// `key`'s entries in `destination/backupHistory.json`, read only.
+fn read_history(destination: &Path, key: &str) -> Result<Vec<HistoryEntry>, EngineError> {
+    let Some(text) = sauve_history::read_json_text(destination)? else {
+        return Ok(Vec::new());
+    };
+    sauve_history::read_entries(&text, key).ok_or_else(|| {
+        EngineError::History(sauve_history::HistoryError::Invalid {
+            path: destination.join(sauve_history::FILE_NAME),
+        })
+    })
+}
+
+/// The first file of the newest numbered backup `number` in `history`
+/// that names one (1410 when there is none).
+fn archive_in(history: Vec<HistoryEntry>, number: u32) -> Result<PathBuf, EngineError> {
+    history
+        .into_iter()
+        .rev()
+        .find(|e| e.is_numbered_backup() && e.backup_number == number && !e.backup_path.is_empty())
+        .map(|e| PathBuf::from(e.backup_path))
+        .ok_or(EngineError::NoSuchBackup { number })
+}
+
+/// Verifies the set whose first file is `archive`: a set in a bucket
+/// destination (`s3://…/base[N].4BK`) is read back from there, a file
+/// where it is. Blocking.
+fn verify_set(
+    app: &Path,
+    archive: &Path,
+    io: &StoreIo,
+) -> Result<sauve_archive::VerifyReport, EngineError> {
+    let text = archive.to_string_lossy();
+    if sauve_settings::is_store_url(&text) {
+        let (url, name) = text.rsplit_once('/').unwrap_or((&text, ""));
+        let store = crate::destination::StoreDestination::open(app, &format!("{url}/"), io)?;
+        return Ok(store.read_back(name, &mut sauve_archive::NoProgress)?);
+    }
+    sauve_archive::verify(archive, &mut sauve_archive::NoProgress).map_err(EngineError::from)
+}
