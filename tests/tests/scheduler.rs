@@ -329,3 +329,34 @@ async fn slots_missed_while_the_server_was_down_are_one_1418_attempt_then_a_catc
     task.abort();
     handle.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_host_runs_the_schedule_from_the_engine_alone_and_saved_settings_replan_at_once() {
+    // What an embedding host does, with no server: start the engine, spawn
+    // the engine's loop with a view of its own, tell it when it saved the
+    // settings.
+    let app = App::new(&[("Scheduler/Frequency", "Never")]);
+    let clock = PausedClock::at("2026-01-01T10:50:00Z");
+    let handle = app.engine(clock.clone());
+    let mut events = handle.subscribe();
+    let (view, mut v) = watch::channel(SchedulerView::default());
+    let task = tokio::spawn(sauve_engine::scheduler_loop(handle.clone(), view));
+    let first = looked_at(&mut v, ts("2026-01-01T10:50:00Z")).await;
+    assert_eq!(first.next, None);
+    app.set(HOURLY);
+    let at = sauve_engine::Clock::now(clock.as_ref());
+    handle.config().settings_saved();
+    let seen = until(&mut v, "the 11:00 slot", |v| v.next.is_some()).await;
+    assert_eq!(seen.next, Some(ts("2026-01-01T11:00:00Z")));
+    assert_eq!(
+        seen.checked,
+        Some(at),
+        "replanned at once, not at the minute"
+    );
+    assert_eq!(finished(&mut events).await, (0, 1));
+    let e = app.journal().pop().unwrap();
+    assert_eq!(e.trigger.as_deref(), Some("scheduled"));
+    assert_eq!(stamp(&e, scheduled), "2026-01-01 11:00:00");
+    task.abort();
+    handle.shutdown().await;
+}
