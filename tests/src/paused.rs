@@ -47,7 +47,7 @@ impl Clock for PausedClock {
 pub async fn finished(events: &mut broadcast::Receiver<BackupEvent>) -> (i32, u32) {
     loop {
         if let BackupEvent::Finished { status, number, .. } = events.recv().await.unwrap() {
-            return (status, number);
+            return (status, number.get());
         }
     }
 }

@@ -383,7 +383,7 @@ fn give_up_alert() -> sauve_alerts::Alert {
         status: 1401,
         status_text: "Maximum attempts reached; automatic backup disabled".to_owned(),
         trigger: "scheduled".to_owned(),
-        number: 0,
+        number: 0.into(),
         scheduled: Some(ts("2026-03-14T02:00:00Z")),
         started: Some(ts("2026-03-14T02:00:10Z")),
         ended: Some(ts("2026-03-14T02:00:11Z")),

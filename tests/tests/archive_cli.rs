@@ -21,7 +21,7 @@ fn backup(app: &SampleApp, dest: &Path, segment_size: u64) -> Vec<PathBuf> {
     let spec = SetSpec {
         destination: dest.to_path_buf(),
         base: layout.base_name(),
-        number: 1,
+        number: 1.into(),
         kind: SetKind::Backup,
         compression: Compression::Fast,
         segment_size,

@@ -393,7 +393,10 @@ async fn an_incremental_set_is_restored_through_its_chain_and_a_broken_chain_fal
     let backups = app.root().join("Backups");
     let set = |n: u32| backups.join(format!("App[{n:04}].4BK"));
     let located = |n: u32| sauve_archive::SetFiles::locate(&set(n)).unwrap();
-    assert_eq!(sauve_archive::parent_of(&located(4)).unwrap(), Some(3));
+    assert_eq!(
+        sauve_archive::parent_of(&located(4)).unwrap(),
+        Some(3.into())
+    );
     let data = app.path().join("Data/App.4DD");
 
     // The newest set, incremental: restored through 3, 2 and 1.

@@ -223,7 +223,7 @@ async fn stop_in_the_middle_of_a_large_copy_gives_1406_and_leaves_nothing() {
     let h = app.history_entries();
     assert_eq!(
         (h[0].status, h[0].backup_number, h[0].backup_path.as_str()),
-        (Some(1406), 0, "")
+        (Some(1406), 0.into(), "")
     );
     assert_eq!(
         handle.records().last_backup().await.unwrap().status,
@@ -417,7 +417,7 @@ async fn retention_keeps_3_sets_over_6_backups_after_and_before_and_spares_renam
         let numbers: Vec<u32> = app
             .history_entries()
             .iter()
-            .map(|e| e.backup_number)
+            .map(|e| e.backup_number.get())
             .collect();
         assert_eq!(
             numbers,
@@ -550,14 +550,14 @@ async fn unchanged_data_postpones_a_scheduled_backup_without_error() {
     let first = handle.backup_scheduled(slot).await.unwrap();
     assert_eq!(
         (first.status, first.number, first.postponed),
-        (Status::Ok, 1, false)
+        (Status::Ok, 1.into(), false)
     );
     let second = handle
         .backup_scheduled("2025-03-15T02:00:00Z".parse().unwrap())
         .await
         .unwrap();
     assert!(second.postponed);
-    assert_eq!((second.status, second.number), (Status::Ok, 0));
+    assert_eq!((second.status, second.number), (Status::Ok, 0.into()));
     let entry = journal(&app).pop().unwrap();
     assert_eq!(entry.title, Some(Title::BackupPostponed));
     assert_eq!(
@@ -582,6 +582,6 @@ async fn unchanged_data_postpones_a_scheduled_backup_without_error() {
         .backup_scheduled("2025-03-16T02:00:00Z".parse().unwrap())
         .await
         .unwrap();
-    assert_eq!((third.postponed, third.number), (false, 3));
+    assert_eq!((third.postponed, third.number), (false, 3.into()));
     handle.shutdown().await;
 }

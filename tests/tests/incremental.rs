@@ -45,7 +45,7 @@ async fn ten_sets_with_a_full_one_in_four_keep_3_restorable_points_and_their_cha
         }
         let report = handle.backup(Trigger::Api).await.unwrap();
         assert_eq!(report.status, Status::Ok, "{report:?}");
-        at_time.insert(report.number, std::fs::read(&data).unwrap());
+        at_time.insert(report.number.get(), std::fs::read(&data).unwrap());
     }
     handle.shutdown().await;
 
@@ -55,7 +55,7 @@ async fn ten_sets_with_a_full_one_in_four_keep_3_restorable_points_and_their_cha
         .flatten()
         .filter_map(|e| sauve_archive::ArchiveName::parse(&e.file_name().to_string_lossy()))
         .filter(|a| a.kind == sauve_archive::SetKind::Backup && !a.part)
-        .map(|a| a.number)
+        .map(|a| a.number.get())
         .collect();
     sets.sort_unstable();
     // 8 builds on 7, 6 and the full set 5: they stay with it.
@@ -74,7 +74,11 @@ async fn ten_sets_with_a_full_one_in_four_keep_3_restorable_points_and_their_cha
         );
         let (_, manifest) = sauve_archive::list(&set).unwrap();
         let full = (n - 1) % 4 == 0;
-        assert_eq!(manifest.header.parent, (!full).then(|| n - 1), "set {n}");
+        assert_eq!(
+            manifest.header.parent.map(|p| p.get()),
+            (!full).then(|| n - 1),
+            "set {n}"
+        );
         let entry = manifest
             .entries
             .iter()
@@ -161,7 +165,7 @@ async fn ten_sets_with_a_full_one_in_four_keep_3_restorable_points_and_their_cha
     let parents: BTreeMap<u32, Option<u32>> = app
         .history_entries()
         .iter()
-        .map(|e| (e.backup_number, e.parent))
+        .map(|e| (e.backup_number.get(), e.parent.map(|p| p.get())))
         .collect();
     assert_eq!(parents.get(&10), Some(&Some(9)), "{parents:?}");
     assert_eq!(parents.get(&9), Some(&None), "{parents:?}");

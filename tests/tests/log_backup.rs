@@ -197,7 +197,7 @@ async fn a_log_record_counts_as_a_data_change_for_backup_if_data_change() {
     // A logged write without a data-file change yet is still a change.
     log.append(b"x=1").unwrap();
     let report = handle.backup_scheduled(slot("16")).await.unwrap();
-    assert_eq!((report.postponed, report.number), (false, 2));
+    assert_eq!((report.postponed, report.number), (false, 2.into()));
     handle.shutdown().await;
 }
 

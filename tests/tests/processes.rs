@@ -66,8 +66,12 @@ fn committed_sets(dest: &Path) -> Vec<(u32, PathBuf)> {
                 .filter_map(|e| {
                     let name = e.file_name().to_string_lossy().into_owned();
                     let a = sauve_archive::ArchiveName::parse(&name)?;
-                    (!a.part && a.kind == sauve_archive::SetKind::Backup)
-                        .then(|| (a.number, dest.join(format!("{}[{:04}]", a.base, a.number))))
+                    (!a.part && a.kind == sauve_archive::SetKind::Backup).then(|| {
+                        (
+                            a.number.get(),
+                            dest.join(format!("{}[{:04}]", a.base, a.number)),
+                        )
+                    })
                 })
                 .collect()
         })
@@ -203,7 +207,7 @@ fn check_records(app: &SampleApp, runs: &[Finished], restores: usize) {
     let mut numbers = BTreeSet::new();
     for e in &backups {
         assert!(
-            numbers.insert(e.backup_number),
+            numbers.insert(e.backup_number.get()),
             "number {} is in the history twice",
             e.backup_number
         );
@@ -388,7 +392,7 @@ fn scheduled_remote_and_forwarded_backups_of_a_running_server_beside_other_proce
         .filter(|e| e.is_numbered_backup() && e.trigger.as_deref() == Some("scheduled"))
         .map(|e| Finished {
             status: e.status.unwrap_or(i32::MIN),
-            number: e.backup_number,
+            number: e.backup_number.get(),
         })
         .collect();
     let handled = slot_handled(&app);

@@ -72,7 +72,10 @@ async fn a_backup_refused_because_another_process_holds_the_app_ends_with_one_re
     let mut events = handle.subscribe();
     let held = hold_app_lock(&app);
     let report = handle.backup(Trigger::Api).await.unwrap();
-    assert_eq!((report.status, report.number), (Status::AlreadyRunning, 0));
+    assert_eq!(
+        (report.status, report.number),
+        (Status::AlreadyRunning, 0.into())
+    );
     assert!(
         report.errors[0].contains("another process"),
         "{:?}",
@@ -291,7 +294,7 @@ async fn a_journal_that_cannot_be_written_is_a_warning_in_the_report_and_an_even
     assert_eq!(
         app.history_in(&backups(&app))
             .highest_number(&app.history_key()),
-        Some(1)
+        Some(1.into())
     );
     handle.shutdown().await;
 }

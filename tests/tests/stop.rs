@@ -116,7 +116,7 @@ fn assert_stopped_and_clean(app: &SampleApp, hold: &FrameHold, how: &str) {
     assert_eq!(history.len(), 1, "{how}: one history entry");
     assert_eq!(
         (history[0].status, history[0].backup_number),
-        (Some(1406), 0),
+        (Some(1406), 0.into()),
         "{how}"
     );
 }

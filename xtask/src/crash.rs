@@ -390,7 +390,7 @@ fn sets(dest: &Path) -> Vec<(u32, String)> {
                     let a = sauve_archive::ArchiveName::parse(&e.file_name().to_string_lossy())?;
                     (!a.part).then(|| {
                         (
-                            a.number,
+                            a.number.get(),
                             match a.kind {
                                 sauve_archive::SetKind::Backup => "4BK".to_owned(),
                                 sauve_archive::SetKind::Log => "4BL".to_owned(),
@@ -674,7 +674,7 @@ fn one(
             if path.exists() {
                 let set = sauve_archive::SetFiles::locate(&path)?;
                 let found = sauve_archive::parent_of(&set)?;
-                if found != parent {
+                if found.map(|n| n.get()) != parent {
                     bail!("step {n}: set {number} builds on {found:?}, not {parent:?}");
                 }
             }

@@ -51,7 +51,7 @@ pub struct Alert {
     /// What started the backup (`scheduled`…), empty when none.
     pub trigger: String,
     /// The backup number, 0 without an archive.
-    pub number: u32,
+    pub number: sauve_number::BackupNumber,
     /// The scheduled slot, for scheduled runs.
     pub scheduled: Option<Timestamp>,
     /// When the backup started.

@@ -25,7 +25,7 @@ fn alert() -> Alert {
         status: 1401,
         status_text: "Maximum attempts reached; automatic backup disabled".to_owned(),
         trigger: "scheduled".to_owned(),
-        number: 0,
+        number: 0.into(),
         scheduled: Some("2026-03-14T02:00:00Z".parse().unwrap()),
         started: Some("2026-03-14T02:00:10Z".parse().unwrap()),
         ended: Some("2026-03-14T02:00:11Z".parse().unwrap()),

@@ -55,7 +55,7 @@ fn main() {
             let spec = SetSpec {
                 destination: dest,
                 base: layout.base_name(),
-                number: 1,
+                number: 1.into(),
                 kind: SetKind::Backup,
                 compression: level,
                 segment_size: 0,

@@ -7,6 +7,7 @@
 //! holds only some of its blocks. Its content is a head (magic, block size,
 //! file size, the block indices) and then those blocks, in order.
 
+use sauve_number::BackupNumber;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read};
 use std::sync::Arc;
@@ -14,7 +15,6 @@ use std::sync::Arc;
 use crate::error::ArchiveError;
 use crate::kind::SetKind;
 use crate::manifest::{Blocks, EntryType, Manifest, Store, block_range};
-use crate::naming::number_text;
 
 /// Where the blocks entry of a file is stored in the stream.
 pub const BLOCKS_PREFIX: &str = ".sauve-blocks/";
@@ -258,9 +258,9 @@ pub(crate) struct Needs {
     /// Path → (the file's size, what is still needed).
     pub(crate) files: BTreeMap<String, (u64, Need)>,
     /// The set the needs were last resolved against.
-    newer: u32,
+    newer: BackupNumber,
     /// The next link, if any.
-    pub(crate) parent: Option<u32>,
+    pub(crate) parent: Option<BackupNumber>,
 }
 
 impl Needs {
@@ -310,7 +310,7 @@ impl Needs {
     }
 
     /// The set the needs were last resolved against.
-    pub(crate) fn newer(&self) -> u32 {
+    pub(crate) fn newer(&self) -> BackupNumber {
         self.newer
     }
 
@@ -319,8 +319,8 @@ impl Needs {
     }
 
     /// The set name `number` has in this chain.
-    pub(crate) fn name(&self, number: u32) -> String {
-        format!("{}[{}]", self.base, number_text(number))
+    pub(crate) fn name(&self, number: BackupNumber) -> String {
+        format!("{}[{}]", self.base, number.text())
     }
 
     /// Resolves what is needed against `link`, the older set the newer one
@@ -337,7 +337,7 @@ impl Needs {
         // The link must be the set asked for: its number is the parent's,
         // strictly older than the set built on it (so a chain always ends,
         // whatever its manifests say), and its base the same.
-        let asked = self.parent.unwrap_or(0);
+        let asked = self.parent.unwrap_or(BackupNumber::NONE);
         if link.header.backup_number != asked
             || link.header.backup_number >= self.newer
             || link.header.base_name != self.base
@@ -481,7 +481,7 @@ mod tests {
             format: crate::manifest::FORMAT.to_owned(),
             version: crate::manifest::VERSION,
             header: crate::manifest::ManifestHeader {
-                parent,
+                parent: parent.map(Into::into),
                 ..crate::manifest::ManifestHeader::new(
                     SetKind::Backup,
                     number,

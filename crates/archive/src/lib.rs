@@ -53,11 +53,12 @@ pub use manifest::{
     Blocks, EntryKind, EntryType, FORMAT, MANIFEST_NAME, Manifest, ManifestEntry, ManifestHeader,
     Store, VERSION,
 };
-pub use naming::{ArchiveName, SetFiles, log_gathering_name, log_set_of, number_text};
+pub use naming::{ArchiveName, SetFiles, log_gathering_name};
 pub use reader::parent_of;
 pub use remote::{AGE_SUFFIX, Identities, RangeReader, RemoteSet, read_identities, strip_age};
 pub use restore::{RestoreOptions, RestoreReport, restore, restore_remote};
 pub use safety::unrestorable_name;
+pub use sauve_number::BackupNumber;
 pub use source::SegmentSource;
 pub use verify::{
     Origin, VerifyReport, list, list_origins, list_remote, verify, verify_remote, verify_set,

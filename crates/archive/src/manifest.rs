@@ -1,5 +1,6 @@
 //! `sauve-manifest.json`, the last entry of every set (behaviour §6.1).
 
+use sauve_number::BackupNumber;
 use serde::{Deserialize, Serialize};
 
 use crate::kind::SetKind;
@@ -150,7 +151,7 @@ pub struct ManifestHeader {
     /// Backup or log.
     pub kind: SetKind,
     /// The number in the file name.
-    pub backup_number: u32,
+    pub backup_number: BackupNumber,
     /// The data file's stem.
     pub base_name: String,
     /// The structure file's absolute path (the history key), or "".
@@ -174,7 +175,7 @@ pub struct ManifestHeader {
     pub last_sequence: Option<u64>,
     /// An incremental set: the number of the set it builds on (behaviour §21).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parent: Option<u32>,
+    pub parent: Option<BackupNumber>,
     /// A set written with `[incremental]` on: its place in its chain, 0
     /// for the full set, 1 for the first incremental set on it, and so on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -186,13 +187,13 @@ impl ManifestHeader {
     /// sequences empty, to be filled with struct update syntax.
     pub fn new(
         kind: SetKind,
-        backup_number: u32,
+        backup_number: impl Into<BackupNumber>,
         base_name: &str,
         started_at: jiff::Timestamp,
     ) -> ManifestHeader {
         ManifestHeader {
             kind,
-            backup_number,
+            backup_number: backup_number.into(),
             base_name: base_name.to_owned(),
             structure_path: String::new(),
             data_path: String::new(),

@@ -1,6 +1,7 @@
 //! Archive file names (behaviour §6.2): `base[NNNN].4BK`, segments
 //! `base[NNNN-SSSS].4BK`, log backups `.4BL`, in-progress files `.part`.
 
+use sauve_number::BackupNumber;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -13,7 +14,7 @@ pub struct ArchiveName {
     /// The base name: the data file's stem.
     pub base: String,
     /// The backup number (for a `.4BL`, the previous backup's number).
-    pub number: u32,
+    pub number: BackupNumber,
     /// The segment number, from 1, when the set is segmented.
     pub segment: Option<u32>,
     /// Backup or log.
@@ -22,24 +23,12 @@ pub struct ArchiveName {
     pub part: bool,
 }
 
-/// The number as written: at least 4 digits, wider above 9999 (O-8).
-pub fn number_text(n: u32) -> String {
-    format!("{n:04}")
-}
-
-/// The number of the log backup that goes with the backup set `number`
-/// (behaviour §6.2, §6.3): set N is `base[N].4BK` with `base[N-1].4BL`, the
-/// log cut when set N was made (`base[0000].4BL` with the first set).
-pub fn log_set_of(number: u32) -> u32 {
-    number.saturating_sub(1)
-}
-
 /// The temporary file a log backup of `base[number]` gathers its records
 /// in before archiving them: `.base[NNNN].4BL-log.tmp` in the destination.
 /// A run killed meanwhile leaves it; [`crate::remove_stale_parts`] removes
 /// it with the `.part` files.
-pub fn log_gathering_name(base: &str, number: u32) -> String {
-    format!(".{base}[{}].4BL-log.tmp", number_text(number))
+pub fn log_gathering_name(base: &str, number: BackupNumber) -> String {
+    format!(".{base}[{}].4BL-log.tmp", number.text())
 }
 
 /// Whether `name` is a [`log_gathering_name`] of `base`.
@@ -53,7 +42,7 @@ pub(crate) fn is_log_gathering_of(name: &str, base: &str) -> bool {
 
 impl fmt::Display for ArchiveName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}[{}", self.base, number_text(self.number))?;
+        write!(f, "{}[{}", self.base, self.number.text())?;
         if let Some(s) = self.segment {
             write!(f, "-{s:04}")?;
         }
@@ -101,7 +90,7 @@ impl ArchiveName {
         };
         Some(ArchiveName {
             base: base.to_owned(),
-            number: digits(number, 4)?,
+            number: BackupNumber::new(digits(number, 4)?),
             segment,
             kind,
             part: false,
@@ -154,11 +143,8 @@ impl SetFiles {
 
     /// The default restore folder: next to the archive, named `base[NNNN]`.
     pub fn default_restore_dir(&self) -> PathBuf {
-        self.dir.join(format!(
-            "{}[{}]",
-            self.name.base,
-            number_text(self.name.number)
-        ))
+        self.dir
+            .join(format!("{}[{}]", self.name.base, self.name.number.text()))
     }
 
     /// Finds a set from any of its segment paths, its unsegmented path, or
@@ -271,7 +257,7 @@ mod tests {
         let n = ArchiveName::parse("my [odd] name[0001-0003].4BK").unwrap();
         assert_eq!(
             (n.base.as_str(), n.number, n.segment),
-            ("my [odd] name", 1, Some(3))
+            ("my [odd] name", 1.into(), Some(3))
         );
     }
 

@@ -3,6 +3,7 @@
 //! tar entries handed to a visitor, the manifest checked to be last, the end
 //! of the archive checked to be present.
 
+use sauve_number::BackupNumber;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::fs::File;
@@ -79,7 +80,7 @@ impl Seen {
 }
 
 /// The parent an incremental set's global header names.
-fn read_parent_record(kind: SetKind, content: &mut dyn Read) -> Result<u32, ArchiveError> {
+fn read_parent_record(kind: SetKind, content: &mut dyn Read) -> Result<BackupNumber, ArchiveError> {
     let mut text = String::new();
     content
         .take(64 << 10)
@@ -93,7 +94,7 @@ fn read_parent_record(kind: SetKind, content: &mut dyn Read) -> Result<u32, Arch
             let value = record
                 .strip_prefix(crate::writer::PARENT_RECORD)?
                 .strip_prefix('=')?;
-            value.parse::<u32>().ok()
+            value.parse::<u32>().ok().map(BackupNumber::new)
         })
         .ok_or_else(|| {
             ArchiveError::corrupt(
@@ -108,7 +109,7 @@ fn read_parent_record(kind: SetKind, content: &mut dyn Read) -> Result<u32, Arch
 
 /// The set an incremental set builds on, read from the head of its stream
 /// alone (behaviour §21); `None` for a full set.
-pub fn parent_of(set: &SetFiles) -> Result<Option<u32>, ArchiveError> {
+pub fn parent_of(set: &SetFiles) -> Result<Option<BackupNumber>, ArchiveError> {
     let kind = set.name.kind;
     let files = Files(&set.files);
     let first = files.names().first().cloned().unwrap_or_default();
@@ -654,7 +655,7 @@ fn open_stream<'a>(
 /// last entry read, for messages.
 struct EntriesRead {
     manifest: Option<(Option<Manifest>, [u8; 32])>,
-    head_parent: Option<u32>,
+    head_parent: Option<BackupNumber>,
     last: String,
 }
 
@@ -672,7 +673,7 @@ fn read_entries<R: Read>(
 ) -> Result<EntriesRead, ArchiveError> {
     let mut last = String::from("the start");
     let mut manifest: Option<(Option<Manifest>, [u8; 32])> = None;
-    let mut head_parent: Option<u32> = None;
+    let mut head_parent: Option<BackupNumber> = None;
     let mut names = crate::safety::StreamNames::default();
     let damaged = |last: &str, e: io::Error| position.damaged(kind, last, e);
     let entries = archive.entries().map_err(|e| damaged(&last, e))?;

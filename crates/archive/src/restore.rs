@@ -85,11 +85,7 @@ pub fn restore_remote(
     let set = remote.set_files();
     let destination = match &options.to {
         Some(d) => d.clone(),
-        None => PathBuf::from(format!(
-            "{}[{}]",
-            set.name.base,
-            crate::naming::number_text(set.name.number)
-        )),
+        None => PathBuf::from(format!("{}[{}]", set.name.base, set.name.number.text())),
     };
     restore_from(
         set,

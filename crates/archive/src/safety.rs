@@ -388,11 +388,11 @@ mod tests {
     fn a_set_building_on_itself_or_a_later_set_is_refused() {
         for parent in [3, 4, u32::MAX] {
             let mut m = manifest(vec![]);
-            m.header.parent = Some(parent);
+            m.header.parent = Some(parent.into());
             assert!(refusal(&m).contains("builds on set"), "{parent}");
         }
         let mut m = manifest(vec![]);
-        m.header.parent = Some(2);
+        m.header.parent = Some(2.into());
         check_manifest(&m).unwrap();
     }
 

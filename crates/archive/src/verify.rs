@@ -1,6 +1,7 @@
 //! `sauve verify` and backup step 11 (behaviour §13.2): re-read a set and
 //! check it against its manifest. Writes nothing.
 
+use sauve_number::BackupNumber;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
@@ -59,7 +60,7 @@ pub(crate) fn locate_parent(set: &SetFiles, needs: &Needs) -> Result<SetFiles, A
     };
     // Named after the set's own file, never after what its manifest says:
     // a manifest's base name could point anywhere.
-    let name = format!("{}[{}]", set.name.base, crate::naming::number_text(number));
+    let name = format!("{}[{}]", set.name.base, number.text());
     match SetFiles::locate(&set.dir.join(&name)) {
         Err(ArchiveError::Missing { .. }) => Err(missing_link(&newer, &name, &set.dir)),
         other => other,
@@ -175,7 +176,7 @@ pub fn list_remote(remote: &RemoteSet) -> Result<(SetFiles, Manifest), ArchiveEr
 /// Where a file of a set comes from (behaviour §21): the sets holding its
 /// content, newest first, each with the number of its blocks taken from
 /// it (`None`: the file whole).
-pub type Origin = Vec<(u32, Option<usize>)>;
+pub type Origin = Vec<(BackupNumber, Option<usize>)>;
 
 /// [`list`], and for each file the sets its content comes from: for an
 /// incremental set, from the manifests of its chain back to the full set.

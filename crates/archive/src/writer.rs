@@ -11,6 +11,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
+use sauve_number::BackupNumber;
 use sauve_settings::Compression;
 
 use crate::content::SourceEntry;
@@ -40,7 +41,7 @@ pub struct SetSpec {
     /// The base name (the data file's stem).
     pub base: String,
     /// The number in the file name.
-    pub number: u32,
+    pub number: BackupNumber,
     /// `.4BK` or `.4BL`.
     pub kind: SetKind,
     /// None, Fast or Compact (behaviour §6.1).
@@ -1329,7 +1330,7 @@ mod tests {
             let spec = SetSpec {
                 destination: destination.clone(),
                 base: "App".to_owned(),
-                number: 1,
+                number: 1.into(),
                 kind: SetKind::Backup,
                 compression,
                 segment_size: 0,

@@ -556,7 +556,7 @@ fn link(
         }
     }
     let header = ManifestHeader {
-        parent,
+        parent: parent.map(Into::into),
         ..ManifestHeader::new(SetKind::Backup, number, base, jiff::Timestamp::UNIX_EPOCH)
     };
     (

@@ -276,10 +276,13 @@ fn unchanged_files_are_not_stored_again_and_changed_blocks_only() {
     };
     assert_eq!(store("Data/App.4DD"), (Store::Blocks, Some(vec![4])));
     assert_eq!(store("Project/Sources/m1.4dm").0, Store::Same);
-    assert_eq!(inc.header.parent, Some(1));
+    assert_eq!(inc.header.parent, Some(1.into()));
     assert_eq!(inc.header.chain, Some(1));
     let located = |n| sauve_archive::SetFiles::locate(&set_path(&fx, n)).unwrap();
-    assert_eq!(sauve_archive::parent_of(&located(2)).unwrap(), Some(1));
+    assert_eq!(
+        sauve_archive::parent_of(&located(2)).unwrap(),
+        Some(1.into())
+    );
     assert_eq!(sauve_archive::parent_of(&located(1)).unwrap(), None);
     // GNU tar reads an incremental set too: its own files whole, the
     // changed blocks under .sauve-blocks/.

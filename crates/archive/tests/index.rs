@@ -333,7 +333,7 @@ fn sets_written_before_the_index_still_verify_list_and_restore() {
     assert_eq!(report.chain.len(), 1, "verified with its full set");
     verify(&bk.join("Plain[0001].4BK"), &mut NoProgress).unwrap();
     let (_, m) = list(&bk.join("Notes[0002].4BK")).unwrap();
-    assert_eq!(m.header.parent, Some(1));
+    assert_eq!(m.header.parent, Some(1.into()));
     let data = m
         .entries
         .iter()

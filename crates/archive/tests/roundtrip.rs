@@ -187,12 +187,12 @@ fn a_log_backups_temporary_file_left_by_a_failed_unlink_goes_with_the_stale_part
     std::fs::create_dir_all(&fx.destination).unwrap();
     let ours = fx
         .destination
-        .join(sauve_archive::log_gathering_name("App", 1));
+        .join(sauve_archive::log_gathering_name("App", 1.into()));
     assert_eq!(ours.file_name().unwrap(), ".App[0001].4BL-log.tmp");
     std::fs::write(&ours, b"records").unwrap();
     let theirs = fx
         .destination
-        .join(sauve_archive::log_gathering_name("Other", 1));
+        .join(sauve_archive::log_gathering_name("Other", 1.into()));
     std::fs::write(&theirs, b"not ours").unwrap();
     let unrelated = fx.destination.join(".App[0001].4BL-log.tmp.keep");
     std::fs::write(&unrelated, b"not a name we write").unwrap();

@@ -238,7 +238,7 @@ pub(crate) fn list(
             }
         }
     };
-    let name = |n: u32| format!("{}[{}]", set.name.base, sauve_archive::number_text(n));
+    let name = |n: sauve_archive::BackupNumber| format!("{}[{}]", set.name.base, n.text());
     let from_text = |path: &str| -> String {
         let Some(o) = origins.as_ref().and_then(|o| o.get(path)) else {
             return String::new();
@@ -278,7 +278,7 @@ pub(crate) fn list(
             "entries": entries,
         });
         if let Some(parent) = manifest.header.parent {
-            value["parent"] = parent.into();
+            value["parent"] = parent.get().into();
         }
         let text = serde_json::to_string_pretty(&value)
             .map_err(|e| Failure::failed(format!("cannot render JSON: {e}")))?;

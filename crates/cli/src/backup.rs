@@ -177,7 +177,7 @@ pub(crate) fn run_once(
 pub(crate) fn summary(layout: &AppLayout, report: &BackupReport) -> String {
     let mut text = format!(
         "Backup {} of {}: {}\n",
-        sauve_archive::number_text(report.number),
+        report.number.text(),
         layout.base_name(),
         report.status
     );
@@ -224,7 +224,7 @@ pub(crate) fn backup(
         Ok(r) => r,
         Err(f) => {
             if json {
-                io.out(&finished_line(Status::BackupError, 0, &[]));
+                io.out(&finished_line(Status::BackupError, 0.into(), &[]));
             }
             return Err(f);
         }
@@ -302,7 +302,7 @@ pub(crate) fn history(app: &Path, json: bool, io: &mut Io<'_>) -> Result<(), Fai
                 .map_or("?".to_owned(), |s| Status::from_code(s).to_string());
             out.push_str(&format!(
                 "  {:>5}  {op:7}  {}  {:>8} ms  {status}  {}\n",
-                sauve_archive::number_text(e.backup_number),
+                e.backup_number.text(),
                 e.starting_date,
                 e.duration,
                 e.backup_path

@@ -174,7 +174,7 @@ pub(crate) fn backup(
     {
         let status = Status::from_code(status as i32);
         if json {
-            io.out(&finished_line(status, 0, &[]));
+            io.out(&finished_line(status, 0.into(), &[]));
         } else {
             io.out(&format!("Backup on {url}: {status}\n"));
             if let Some(e) = answer["error"].as_str() {
@@ -193,7 +193,7 @@ pub(crate) fn backup(
     if !json {
         io.out(&format!(
             "Backup {} started on {url}\n",
-            sauve_archive::number_text(answer["number"].as_u64().unwrap_or(0) as u32)
+            sauve_archive::BackupNumber::new(answer["number"].as_u64().unwrap_or(0) as u32).text()
         ));
     }
     let mut reader = std::io::BufReader::new(events.into_body().into_reader());
@@ -205,7 +205,7 @@ pub(crate) fn backup(
             .map_err(|e| Failure::failed(format!("the event stream of {url} broke: {e}")))?;
         if n == 0 {
             if json {
-                io.out(&finished_line(Status::BackupError, 0, &[]));
+                io.out(&finished_line(Status::BackupError, 0.into(), &[]));
             }
             return Err(Failure::failed(format!(
                 "{url} closed the event stream before the backup ended"
@@ -231,10 +231,7 @@ pub(crate) fn backup(
             if json {
                 io.out(&finished_line(status, *number, archives));
             } else {
-                io.out(&format!(
-                    "Backup {} on {url}: {status}\n",
-                    sauve_archive::number_text(*number)
-                ));
+                io.out(&format!("Backup {} on {url}: {status}\n", number.text()));
             }
             return backup_ended(status);
         }

@@ -79,7 +79,11 @@ pub(crate) fn backup_ended(status: Status) -> Result<(), Failure> {
 
 /// The last line of `sauve backup --json`: exactly the fields behaviour §4
 /// names, always printed, refusals included.
-pub(crate) fn finished_line(status: Status, number: u32, archives: &[PathBuf]) -> String {
+pub(crate) fn finished_line(
+    status: Status,
+    number: sauve_archive::BackupNumber,
+    archives: &[PathBuf],
+) -> String {
     let line = serde_json::json!({
         "event": "finished",
         "status": status.code(),
@@ -122,10 +126,10 @@ pub(crate) fn print_status(
     if b.is_null() {
         text.push_str("Last backup:  none\n");
     } else {
-        let n = b["number"].as_u64().unwrap_or(0) as u32;
+        let n = sauve_archive::BackupNumber::new(b["number"].as_u64().unwrap_or(0) as u32);
         text.push_str(&format!(
             "Last backup:  {} ({}), {} {}\n",
-            sauve_archive::number_text(n),
+            n.text(),
             b["trigger"].as_str().unwrap_or(""),
             b["status"],
             b["status_text"].as_str().unwrap_or("")

@@ -1,6 +1,7 @@
 //! The types host apps see: triggers, options, hooks, events, reports.
 //! None of them is an actix type.
 
+use sauve_number::BackupNumber;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -234,7 +235,7 @@ pub enum BackupEvent {
         /// What started it.
         trigger: Trigger,
         /// The backup number.
-        number: u32,
+        number: BackupNumber,
         /// Bytes to copy.
         total_bytes: u64,
     },
@@ -276,7 +277,7 @@ pub enum BackupEvent {
         /// Its text.
         status_text: String,
         /// The backup number, 0 without an archive.
-        number: u32,
+        number: BackupNumber,
         /// The committed archive files.
         archives: Vec<PathBuf>,
     },
@@ -293,7 +294,7 @@ pub struct BackupReport {
     #[serde(with = "status_code")]
     pub status: Status,
     /// The backup number, 0 when no archive was made.
-    pub number: u32,
+    pub number: BackupNumber,
     /// The committed archive files.
     pub archives: Vec<PathBuf>,
     /// What started the run.

@@ -18,6 +18,7 @@
 //! is a blocking actor and waits for them there; uploads keep going between
 //! its writes.
 
+use sauve_number::BackupNumber;
 use std::future::Future;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -52,7 +53,7 @@ pub(crate) struct Opened {
     /// Bytes free where the sets go (unbounded in a store).
     pub(crate) free: u64,
     /// Backup numbers its sets hold that the history may not list.
-    pub(crate) taken: Vec<u32>,
+    pub(crate) taken: Vec<BackupNumber>,
     /// A set is verified under its `.part` names before its commit.
     pub(crate) verified_before_commit: bool,
     /// A committed set is read back and checked after its commit.
@@ -356,9 +357,9 @@ impl StoreDestination {
     }
 
     /// The numbers of `base`'s backup sets in the store.
-    pub(crate) fn numbers(&self, base: &str) -> Result<Vec<u32>, EngineError> {
+    pub(crate) fn numbers(&self, base: &str) -> Result<Vec<BackupNumber>, EngineError> {
         let (store, prefix) = (Arc::clone(&self.store), format!("{base}["));
-        let mut numbers: Vec<u32> = self
+        let mut numbers: Vec<BackupNumber> = self
             .wait(async move { store.list(&prefix).await })?
             .iter()
             .filter_map(|o| ArchiveName::parse(sauve_archive::strip_age(&o.key).0))
@@ -794,7 +795,7 @@ mod tests {
         let spec = SetSpec {
             destination: dir.to_path_buf(),
             base: layout.base_name(),
-            number: 1,
+            number: 1.into(),
             kind: SetKind::Backup,
             compression: Compression::None,
             segment_size: 6 << 20,

@@ -8,6 +8,7 @@
 //! the records (journal, history, state) is not part of a run's outcome: a
 //! failure there is a warning of the run, never a change of its status.
 
+use sauve_number::BackupNumber;
 use std::path::PathBuf;
 
 use sauve_status::Status;
@@ -259,7 +260,7 @@ pub enum EngineError {
     )]
     NoSuchBackup {
         /// The number asked for.
-        number: u32,
+        number: BackupNumber,
     },
     /// A restore into the app folder the engine serves (1407): it would
     /// replace the files of the running app.

@@ -4,6 +4,7 @@
 //! `views/` for the rest; it only wires requests to the actors: what a
 //! request does is decided in the modules it forwards to.
 
+use sauve_number::BackupNumber;
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
@@ -98,7 +99,7 @@ pub enum Admission {
         /// Its run id.
         run: u64,
         /// The backup number.
-        number: u32,
+        number: BackupNumber,
     },
     /// Refused, or ended before it had a number (invalid settings, a hook's
     /// refusal, a failed pre-check).

@@ -2,6 +2,7 @@
 //! restored backup, applied in order through the host's function, each
 //! journaled as "Log integration".
 
+use sauve_number::BackupNumber;
 use std::path::{Path, PathBuf};
 
 use sauve_archive::{ArchiveName, RestoreOptions, RestoreReport, SetKind};
@@ -27,7 +28,7 @@ pub struct LogIntegration {
 pub fn integrable_logs(report: &RestoreReport, current_log: Option<&Path>) -> Vec<PathBuf> {
     let number = report.manifest.header.backup_number;
     let base = &report.manifest.header.base_name;
-    let mut sets: Vec<(u32, PathBuf)> = std::fs::read_dir(&report.set.dir)
+    let mut sets: Vec<(BackupNumber, PathBuf)> = std::fs::read_dir(&report.set.dir)
         .map(|d| {
             d.flatten()
                 .filter_map(|e| {

@@ -3,6 +3,7 @@
 //! exactly what every subscriber sees, and published on a watch channel.
 
 use jiff::Timestamp;
+use sauve_number::BackupNumber;
 use tokio::sync::{broadcast, watch};
 
 use crate::api::{BackupEvent, Phase, Trigger};
@@ -15,7 +16,7 @@ pub struct LiveRun {
     /// What started it.
     pub trigger: Trigger,
     /// Its number, once it has one.
-    pub number: u32,
+    pub number: BackupNumber,
     /// Its phase.
     pub phase: Phase,
     /// The file being copied (archive path), if any.
@@ -50,7 +51,7 @@ fn apply(now: &mut Option<LiveRun>, event: &BackupEvent, clock: impl FnOnce() ->
     let fresh = |run: u64| LiveRun {
         run,
         trigger: Trigger::Api,
-        number: 0,
+        number: BackupNumber::NONE,
         phase: Phase::Precheck,
         file: String::new(),
         bytes_done: 0,
@@ -117,7 +118,7 @@ mod tests {
             BackupEvent::Started {
                 run: 3,
                 trigger: Trigger::Remote,
-                number: 12,
+                number: 12.into(),
                 total_bytes: 100,
             },
             BackupEvent::Phase {
@@ -141,7 +142,7 @@ mod tests {
             Some(LiveRun {
                 run: 3,
                 trigger: Trigger::Remote,
-                number: 12,
+                number: 12.into(),
                 phase: Phase::Data,
                 file: "Data/App.4DD".into(),
                 bytes_done: 40,
@@ -156,7 +157,7 @@ mod tests {
                 run: 4,
                 status: 1402,
                 status_text: String::new(),
-                number: 0,
+                number: BackupNumber::NONE,
                 archives: vec![],
             },
             || t,
@@ -168,7 +169,7 @@ mod tests {
                 run: 3,
                 status: 0,
                 status_text: String::new(),
-                number: 12,
+                number: 12.into(),
                 archives: vec![],
             },
             || t,

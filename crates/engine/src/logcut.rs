@@ -2,6 +2,7 @@
 //! pending segment, and build the `.4BL` from every pending segment.
 
 use sauve_durable::fault::{Step, point};
+use sauve_number::BackupNumber;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -22,25 +23,22 @@ pub(crate) fn is_sauve_log(path: &Path) -> bool {
 }
 
 /// `<log stem>[MMMM-KKKK].journal`, and its parse.
-fn pending_name(stem: &str, number: u32, k: u32) -> String {
-    format!(
-        "{stem}[{}-{k:04}].journal",
-        sauve_archive::number_text(number)
-    )
+fn pending_name(stem: &str, number: BackupNumber, k: u32) -> String {
+    format!("{stem}[{}-{k:04}].journal", number.text())
 }
 
-fn parse_pending(name: &str, stem: &str) -> Option<(u32, u32)> {
+fn parse_pending(name: &str, stem: &str) -> Option<(BackupNumber, u32)> {
     let inner = name
         .strip_prefix(stem)?
         .strip_prefix('[')?
         .strip_suffix("].journal")?;
     let (m, k) = inner.split_once('-')?;
-    Some((m.parse().ok()?, k.parse().ok()?))
+    Some((BackupNumber::new(m.parse().ok()?), k.parse().ok()?))
 }
 
 /// The pending segments of `stem` in `dir`, oldest first.
 pub(crate) fn pending_segments(dir: &Path, stem: &str) -> Vec<PathBuf> {
-    let mut found: Vec<((u32, u32), PathBuf)> = std::fs::read_dir(dir)
+    let mut found: Vec<((BackupNumber, u32), PathBuf)> = std::fs::read_dir(dir)
         .map(|d| {
             d.flatten()
                 .filter_map(|e| {
@@ -66,7 +64,7 @@ pub(crate) struct Cut {
 /// Cuts the log: the host's writer if given, else the file itself.
 pub(crate) fn cut(
     log: &Path,
-    previous_number: u32,
+    previous_number: BackupNumber,
     writer: Option<&Arc<LogWriter>>,
 ) -> Result<Cut, LogError> {
     let dir = log.parent().unwrap_or(Path::new("."));
@@ -226,7 +224,7 @@ mod tests {
             w.append(format!("record {i}").as_bytes()).unwrap();
         }
         drop(w);
-        cut(&log, 1, None).unwrap();
+        cut(&log, 1.into(), None).unwrap();
         log
     }
 
@@ -238,7 +236,7 @@ mod tests {
         let spec = SetSpec {
             destination: dir.join("bk"),
             base: "App".to_owned(),
-            number: 1,
+            number: 1.into(),
             kind: SetKind::Log,
             compression: Compression::Compact,
             segment_size: 0,

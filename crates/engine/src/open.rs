@@ -1,6 +1,7 @@
 //! Automatic restore and automatic log integration at open (behaviour §13.3).
 
 use sauve_durable::fault::{Step, point};
+use sauve_number::BackupNumber;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -356,7 +357,7 @@ fn restore_from_offsite(
                 continue;
             }
         };
-        let mut numbers: Vec<u32> = listed
+        let mut numbers: Vec<BackupNumber> = listed
             .iter()
             .filter_map(|o| sauve_archive::ArchiveName::parse(&o.key))
             .filter(|a| a.base == base && a.kind == sauve_archive::SetKind::Backup && !a.part)
@@ -365,7 +366,7 @@ fn restore_from_offsite(
         numbers.sort_unstable();
         numbers.dedup();
         for number in numbers.into_iter().rev() {
-            let name = format!("{base}[{}]", sauve_archive::number_text(number));
+            let name = format!("{base}[{}]", number.text());
             let (located, runtime, set_name) = (store.clone(), io.handle(), name.clone());
             let located = io.run(async move {
                 sauve_archive::RemoteSet::locate(located, runtime, &set_name, None).await

@@ -3,6 +3,7 @@
 //! history entry and the last-backup information. Pure: the run hands over
 //! what it learned, the keepers of the record files write what comes out.
 
+use sauve_number::BackupNumber;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -23,13 +24,13 @@ pub(crate) struct Learned {
     /// The destination, once resolved.
     pub(crate) destination: Option<PathBuf>,
     /// The number the plan gave (the report says 0 unless an archive was committed).
-    pub(crate) number: u32,
+    pub(crate) number: BackupNumber,
     /// Every attachment of the settings and whether it was found.
     pub(crate) attachments: Vec<Attachment>,
     /// Files retention deleted.
     pub(crate) deleted: Vec<PathBuf>,
     /// Backup numbers whose sets retention removed.
-    pub(crate) removed_numbers: Vec<u32>,
+    pub(crate) removed_numbers: Vec<BackupNumber>,
     /// The committed `.4BK` files.
     pub(crate) archives: Vec<PathBuf>,
     /// The committed `.4BL` files.
@@ -54,7 +55,7 @@ pub(crate) struct Learned {
     /// Retention's limit on history entries (999 when SetNumber is off).
     pub(crate) history_limit: Option<usize>,
     /// The set this run's set builds on, when incremental (behaviour §21).
-    pub(crate) parent: Option<u32>,
+    pub(crate) parent: Option<BackupNumber>,
 }
 
 impl Learned {
@@ -126,7 +127,7 @@ pub(crate) struct HistoryRecord {
     pub(crate) key: String,
     pub(crate) entry: HistoryEntry,
     pub(crate) limit: usize,
-    pub(crate) removed: Vec<u32>,
+    pub(crate) removed: Vec<BackupNumber>,
 }
 
 fn display(p: &std::path::Path) -> String {
@@ -135,9 +136,9 @@ fn display(p: &std::path::Path) -> String {
 
 impl Outcome {
     /// The backup number: 0 unless an archive was committed.
-    pub(crate) fn number(&self) -> u32 {
+    pub(crate) fn number(&self) -> BackupNumber {
         if self.learned.archives.is_empty() {
-            0
+            BackupNumber::NONE
         } else {
             self.learned.number
         }
@@ -254,7 +255,7 @@ impl Outcome {
         };
         let data = l
             .data_stamp
-            .filter(|_| self.status.is_success() && self.number() > 0)
+            .filter(|_| self.status.is_success() && self.number() > BackupNumber::NONE)
             .map(|(size, mtime)| DataStamp {
                 number: self.number(),
                 size,
@@ -335,7 +336,7 @@ pub(crate) fn refusal(
     BackupReport {
         run,
         status: why.status(),
-        number: 0,
+        number: BackupNumber::NONE,
         archives: Vec::new(),
         trigger,
         started: now,
@@ -354,7 +355,7 @@ pub(crate) fn postponed(run: u64, started: Timestamp, reason: String) -> BackupR
     BackupReport {
         run,
         status: Status::Ok,
-        number: 0,
+        number: BackupNumber::NONE,
         archives: Vec::new(),
         trigger: Trigger::Scheduled,
         started,
@@ -406,13 +407,13 @@ mod tests {
     fn learned() -> Learned {
         Learned {
             destination: Some(PathBuf::from("/bk")),
-            number: 42,
+            number: 42.into(),
             attachments: vec![
                 attachment("/app/Data/data.4DIndx", true),
                 attachment("/app/Data/data.4DSyncData", false),
             ],
             deleted: vec![PathBuf::from("/bk/data[0039].4BK")],
-            removed_numbers: vec![39],
+            removed_numbers: vec![39.into()],
             archives: vec![PathBuf::from("/bk/data[0042].4BK")],
             log_archives: vec![PathBuf::from("/bk/data[0041].4BL")],
             manifest_files: vec![HistoryFile {
@@ -567,7 +568,7 @@ mod tests {
         assert_eq!(e.attempt, Some(2));
         let h = o.history().unwrap();
         assert_eq!(h.destination, PathBuf::from("/bk"));
-        assert_eq!((h.limit, h.removed.as_slice()), (3, &[39][..]));
+        assert_eq!((h.limit, h.removed.as_slice()), (3, &[39.into()][..]));
         assert_eq!(h.entry.backup_number, 42);
         assert_eq!(h.entry.duration, 206_000);
         assert_eq!(h.entry.scheduled_date, "2025-03-14T01:00:00.000Z");
@@ -576,13 +577,13 @@ mod tests {
         let (last, ratio, data) = o.last_backup();
         assert_eq!(
             (last.number, last.status, last.trigger),
-            (42, Status::AttachmentNotFound, Trigger::Scheduled)
+            (42.into(), Status::AttachmentNotFound, Trigger::Scheduled)
         );
         assert_eq!(ratio, Some(0.4));
         assert_eq!(
             data,
             Some(DataStamp {
-                number: 42,
+                number: 42.into(),
                 size: 4,
                 mtime: 9
             })
@@ -615,7 +616,7 @@ mod tests {
         let r = refusal(3, Trigger::Remote, now, &EngineError::IntegrationRunning);
         assert_eq!(
             (r.run, r.status, r.number, r.postponed),
-            (3, Status::IntegrationRunning, 0, false)
+            (3, Status::IntegrationRunning, 0.into(), false)
         );
         let s = refusal(4, Trigger::Scheduled, now, &EngineError::IntegrationRunning);
         assert!(s.postponed);

@@ -4,6 +4,7 @@
 //! the free-space estimate. The run gathers the facts through the actors,
 //! then follows the plan; nothing here does IO, so every rule is a table test.
 
+use sauve_number::BackupNumber;
 use std::path::Path;
 use std::time::Duration;
 
@@ -137,7 +138,7 @@ pub(crate) struct SetPlan {
 /// What the run will do.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Plan {
-    pub(crate) number: u32,
+    pub(crate) number: BackupNumber,
     pub(crate) base: String,
     /// `base[N].4BK`.
     pub(crate) backup: SetPlan,
@@ -191,7 +192,7 @@ pub(crate) fn plan(f: &Facts<'_>) -> Result<Plan, EngineError> {
 
     let retention = retention(advanced);
 
-    let set = |kind: SetKind, number: u32| SetSpec {
+    let set = |kind: SetKind, number: BackupNumber| SetSpec {
         destination: f.destination.to_path_buf(),
         base: base.clone(),
         number,
@@ -200,7 +201,7 @@ pub(crate) fn plan(f: &Facts<'_>) -> Result<Plan, EngineError> {
         segment_size: u64::from(advanced.file_segmentation.default_size) << 20,
         threads: f.threads,
     };
-    let header = |kind: SetKind, number: u32| ManifestHeader {
+    let header = |kind: SetKind, number: BackupNumber| ManifestHeader {
         structure_path: crate::settings::structure_key(f.layout),
         data_path: f.layout.data_file.display().to_string(),
         trigger: f.trigger.as_str().to_owned(),
@@ -215,7 +216,7 @@ pub(crate) fn plan(f: &Facts<'_>) -> Result<Plan, EngineError> {
     };
     // The log backup pairs with the previous data backup's number (behaviour §6.2).
     let log = cut_log.then(|| {
-        let previous = sauve_archive::log_set_of(number);
+        let previous = number.previous();
         SetPlan {
             spec: set(SetKind::Log, previous),
             header: header(SetKind::Log, previous),
@@ -408,7 +409,7 @@ mod tests {
         let layout = layout();
         let resolved = resolved(case.log);
         let numbering = Numbering {
-            number: 42,
+            number: 42.into(),
             note: None,
         };
         plan(&Facts {
@@ -455,7 +456,7 @@ mod tests {
         assert_eq!(p.backup.header.trigger, "scheduled");
         assert_eq!(p.backup.header.settings_digest, "digest");
         let log = p.log.unwrap();
-        assert_eq!((log.spec.kind, log.spec.number), (SetKind::Log, 41));
+        assert_eq!((log.spec.kind, log.spec.number), (SetKind::Log, 41.into()));
         assert_eq!(log.header.settings_digest, "");
     }
 
@@ -601,7 +602,7 @@ mod tests {
     #[test]
     fn unchanged_data_without_new_log_records_postpones() {
         let last = Some(DataStamp {
-            number: 9,
+            number: 9.into(),
             size: 10,
             mtime: 5,
         });

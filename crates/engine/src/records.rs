@@ -8,6 +8,7 @@
 //! without one (a restore of an archive whose app is elsewhere) calls them
 //! directly and is kept in order by the same locks.
 
+use sauve_number::BackupNumber;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
@@ -48,7 +49,7 @@ pub(crate) fn next_number(
     key: &str,
     base: &str,
     now: Timestamp,
-    taken: &[u32],
+    taken: &[BackupNumber],
 ) -> Result<(Numbering, Vec<String>), EngineError> {
     let _lock = sauve_durable::lock_exclusive(&destination.join(sauve_history::FILE_NAME))?;
     let loaded = History::load(destination, now)?;
@@ -74,7 +75,7 @@ pub(crate) fn record_history(
     key: &str,
     entry: HistoryEntry,
     limit: usize,
-    removed: &[u32],
+    removed: &[BackupNumber],
     now: Timestamp,
 ) -> Result<Vec<String>, EngineError> {
     let _lock = sauve_durable::lock_exclusive(&destination.join(sauve_history::FILE_NAME))?;
@@ -91,7 +92,7 @@ pub(crate) fn record_history(
 pub(crate) fn record_offsite(
     destination: &Path,
     key: &str,
-    number: u32,
+    number: BackupNumber,
     label: &str,
     copy: sauve_history::OffsiteCopy,
     now: Timestamp,

@@ -134,11 +134,11 @@ impl RecordPlace<'_> {
 pub(crate) fn destination_of(archive: &Path, options: &RestoreOptions) -> Option<PathBuf> {
     options.to.clone().or_else(|| {
         let name = sauve_archive::ArchiveName::parse(&archive.file_name()?.to_string_lossy())?;
-        Some(archive.parent()?.join(format!(
-            "{}[{}]",
-            name.base,
-            sauve_archive::number_text(name.number)
-        )))
+        Some(
+            archive
+                .parent()?
+                .join(format!("{}[{}]", name.base, name.number.text())),
+        )
     })
 }
 

@@ -4,6 +4,7 @@
 //! when a deletion fails, stops there and says what it had deleted, so the
 //! journal and the history still learn every file that is gone.
 
+use sauve_number::BackupNumber;
 use std::path::{Path, PathBuf};
 
 use sauve_archive::{ArchiveName, SetKind};
@@ -15,18 +16,18 @@ use crate::error::EngineError;
 pub(crate) struct Retained {
     /// Sets (backup numbers) whose `.4BK` is gone, wholly or in part: their
     /// history entries go too, since they can no longer be restored.
-    pub(crate) numbers: Vec<u32>,
+    pub(crate) numbers: Vec<BackupNumber>,
     /// Every file deleted, in the order deleted.
     pub(crate) files: Vec<PathBuf>,
     /// The failure that stopped it, if one did.
     pub(crate) failure: Option<EngineError>,
     /// Sets kept beyond the count because a kept set builds on them
     /// (behaviour §21.2): (the set kept, the set that needs it).
-    pub(crate) kept_for: Vec<(u32, u32)>,
+    pub(crate) kept_for: Vec<(BackupNumber, BackupNumber)>,
 }
 
 /// The numbers of the sets to delete so that `keep` remain, oldest first.
-pub(crate) fn doomed(numbers: &[u32], keep: usize) -> Vec<u32> {
+pub(crate) fn doomed(numbers: &[BackupNumber], keep: usize) -> Vec<BackupNumber> {
     let mut sorted = numbers.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
@@ -37,7 +38,7 @@ pub(crate) fn doomed(numbers: &[u32], keep: usize) -> Vec<u32> {
 
 /// The files of set `number` among `files`: its `.4BK` segments first, in
 /// order, then the `.4BL` numbered one less.
-fn files_of(files: &[(ArchiveName, PathBuf)], number: u32) -> Vec<PathBuf> {
+fn files_of(files: &[(ArchiveName, PathBuf)], number: BackupNumber) -> Vec<PathBuf> {
     let mut backup: Vec<(&ArchiveName, &PathBuf)> = files
         .iter()
         .filter(|(a, _)| a.kind == SetKind::Backup && a.number == number)
@@ -46,7 +47,7 @@ fn files_of(files: &[(ArchiveName, PathBuf)], number: u32) -> Vec<PathBuf> {
     backup.sort_by_key(|(a, _)| a.segment);
     let mut log: Vec<(&ArchiveName, &PathBuf)> = files
         .iter()
-        .filter(|(a, _)| a.kind == SetKind::Log && a.number == sauve_archive::log_set_of(number))
+        .filter(|(a, _)| a.kind == SetKind::Log && a.number == number.previous())
         .map(|(a, p)| (a, p))
         .collect();
     log.sort_by_key(|(a, _)| a.segment);
@@ -91,7 +92,7 @@ pub(crate) fn apply_with(
             (!a.part && a.base == base).then(|| (a, e.path()))
         })
         .collect();
-    let numbers: Vec<u32> = files
+    let numbers: Vec<BackupNumber> = files
         .iter()
         .filter(|(a, _)| a.kind == SetKind::Backup)
         .map(|(a, _)| a.number)
@@ -127,17 +128,17 @@ pub(crate) fn apply_with(
 fn spare_chains(
     destination: &Path,
     base: &str,
-    numbers: &[u32],
-    doomed: &mut Vec<u32>,
-) -> Vec<(u32, u32)> {
+    numbers: &[BackupNumber],
+    doomed: &mut Vec<BackupNumber>,
+) -> Vec<(BackupNumber, BackupNumber)> {
     let mut kept_for = Vec::new();
-    let mut staying: Vec<u32> = numbers
+    let mut staying: Vec<BackupNumber> = numbers
         .iter()
         .copied()
         .filter(|n| !doomed.contains(n))
         .collect();
     while let Some(n) = staying.pop() {
-        let name = format!("{base}[{}]", sauve_archive::number_text(n));
+        let name = format!("{base}[{}]", n.text());
         let parent = sauve_archive::SetFiles::locate(&destination.join(name))
             .and_then(|set| sauve_archive::parent_of(&set));
         if let Ok(Some(p)) = parent
@@ -166,7 +167,9 @@ mod tests {
             (&[], 3, &[]),
         ];
         for (numbers, keep, want) in table {
-            assert_eq!(doomed(numbers, *keep), *want, "{numbers:?} keep {keep}");
+            let numbers: Vec<BackupNumber> = numbers.iter().copied().map(Into::into).collect();
+            let want: Vec<BackupNumber> = want.iter().copied().map(Into::into).collect();
+            assert_eq!(doomed(&numbers, *keep), want, "{numbers:?} keep {keep}");
         }
     }
 

@@ -3,6 +3,7 @@
 //! copier, and hands what it learned to `outcome.rs`, whose entries the
 //! keepers of the record files write. It does no file IO itself.
 
+use sauve_number::BackupNumber;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -37,7 +38,7 @@ use crate::settings::AppSettings;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Numbered {
     pub(crate) run: u64,
-    pub(crate) number: u32,
+    pub(crate) number: BackupNumber,
 }
 
 /// Everything one run needs.
@@ -472,7 +473,7 @@ impl Run {
         if !plan.data.is_empty() {
             let cut = plan.log.as_ref().map(|_| CutLog {
                 log: self.layout.log_file.clone(),
-                previous_number: sauve_archive::log_set_of(plan.number),
+                previous_number: plan.number.previous(),
                 writer: self.options.log.clone(),
             });
             // Cloned under the lock where the data's file system can, and
@@ -627,7 +628,7 @@ impl Run {
             l.notes.push(format!(
                 "the set is encrypted in {named}: sauve holds no identity to read it back; `sauve verify {named}{}[{}] --identity FILE` checks it",
                 plan.base,
-                sauve_archive::number_text(plan.number)
+                plan.number.text()
             ));
         }
         Ok(())
@@ -815,7 +816,7 @@ impl Run {
         l.deleted.extend(r.files);
         l.removed_numbers.extend(r.numbers);
         for (kept, by) in r.kept_for {
-            let name = |n| format!("{}[{}]", plan.base, sauve_archive::number_text(n));
+            let name = |n: BackupNumber| format!("{}[{}]", plan.base, n.text());
             l.notes.push(format!(
                 "retention kept {}: {}, which stays, builds on it (whole chains only)",
                 name(kept),

@@ -2,6 +2,7 @@
 //! backup, what the scheduler remembers, the compression ratio and the data
 //! file's identity. Only the state keeper writes it; anyone may read it.
 
+use sauve_number::BackupNumber;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -22,7 +23,7 @@ pub const STATE_FILE: &str = "sauve-state.json";
 #[serde(into = "LastBackupJson", try_from = "LastBackupJson")]
 pub struct LastBackup {
     /// The backup number, 0 without an archive.
-    pub number: u32,
+    pub number: BackupNumber,
     /// How it ended.
     pub status: Status,
     /// What started it.
@@ -55,7 +56,7 @@ impl LastBackup {
 /// a script reads, the status with its text.
 #[derive(Serialize, Deserialize)]
 struct LastBackupJson {
-    number: u32,
+    number: BackupNumber,
     status: i32,
     #[serde(default)]
     status_text: String,
@@ -298,7 +299,7 @@ impl EngineState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DataStamp {
     /// The backup that saw it.
-    pub number: u32,
+    pub number: BackupNumber,
     /// Size in bytes.
     pub size: u64,
     /// Modification time, nanoseconds since the Unix epoch.
@@ -447,7 +448,7 @@ pub struct OffsiteStatus {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct OffsiteFailure {
     /// The set's number.
-    pub number: u32,
+    pub number: BackupNumber,
     /// When it failed (4D's date form).
     pub at: String,
     /// Attempts so far.
@@ -570,7 +571,7 @@ mod tests {
 
     fn last() -> LastBackup {
         LastBackup {
-            number: 42,
+            number: 42.into(),
             status: Status::AttachmentNotFound,
             trigger: Trigger::Scheduled,
             started: "2025-03-14T01:00:01.204Z".parse().unwrap(),

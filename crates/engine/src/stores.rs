@@ -4,6 +4,7 @@
 //! `backupHistory.json`, the guard against two apps sharing a prefix, and
 //! retention in a store.
 
+use sauve_number::BackupNumber;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -277,7 +278,7 @@ pub(crate) async fn prune(
     store: &dyn Store,
     base: &str,
     keep: usize,
-    mut deleted: impl FnMut(&str, u32),
+    mut deleted: impl FnMut(&str, BackupNumber),
 ) -> Result<(), StoreError> {
     let listed = store.list(&format!("{base}[")).await?;
     let named: Vec<(ArchiveName, String)> = listed
@@ -287,7 +288,7 @@ pub(crate) async fn prune(
         })
         .filter(|(a, _)| a.base == base && !a.part)
         .collect();
-    let numbers: Vec<u32> = named
+    let numbers: Vec<BackupNumber> = named
         .iter()
         .filter(|(a, _)| a.kind == SetKind::Backup)
         .map(|(a, _)| a.number)
@@ -297,7 +298,7 @@ pub(crate) async fn prune(
             .iter()
             .filter(|(a, _)| {
                 (a.kind == SetKind::Backup && a.number == number)
-                    || (a.kind == SetKind::Log && a.number == sauve_archive::log_set_of(number))
+                    || (a.kind == SetKind::Log && a.number == number.previous())
             })
             .collect();
         // Backup before log, last segment first.

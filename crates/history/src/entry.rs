@@ -1,5 +1,6 @@
 //! One history entry: 4D's keys in 4D's order, then sauve's (behaviour §12).
 
+use sauve_number::BackupNumber;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -100,7 +101,7 @@ pub struct HistoryEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<i32>,
     /// The archive's number; 0 for a run without an archive.
-    pub backup_number: u32,
+    pub backup_number: BackupNumber,
     /// Milliseconds.
     pub duration: u64,
     /// The attachments, in settings order.
@@ -126,7 +127,7 @@ pub struct HistoryEntry {
     pub offsite: Option<std::collections::BTreeMap<String, OffsiteCopy>>,
     /// sauve: the number of the set an incremental set builds on (behaviour §21).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parent: Option<u32>,
+    pub parent: Option<BackupNumber>,
     /// Fields sauve does not know, kept verbatim after the known ones.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -140,7 +141,7 @@ impl HistoryEntry {
 
     /// A backup that produced an archive (number above 0).
     pub fn is_numbered_backup(&self) -> bool {
-        self.operation() == Operation::Backup && self.backup_number > 0
+        self.operation() == Operation::Backup && self.backup_number > BackupNumber::NONE
     }
 }
 
@@ -153,7 +154,7 @@ impl HistoryEntry {
         archive: String,
         structure_path: String,
         data_path: String,
-        backup_number: u32,
+        backup_number: BackupNumber,
         started: jiff::Timestamp,
         ended: jiff::Timestamp,
         trigger: Option<&str>,

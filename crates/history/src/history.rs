@@ -1,6 +1,7 @@
 //! `backupHistory.json` in the destination: read, change, write atomically,
 //! and the next backup number (behaviour §6.2 and §12).
 
+use sauve_number::BackupNumber;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -78,7 +79,7 @@ pub struct Loaded {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Numbering {
     /// The number to use.
-    pub number: u32,
+    pub number: BackupNumber,
     /// A journal note when the number moved past existing archives.
     pub note: Option<String>,
 }
@@ -213,7 +214,7 @@ impl History {
         let entries = self.entries(key).unwrap_or_default();
         let class = |e: &HistoryEntry| match (e.operation(), e.backup_number) {
             (Operation::Restore | Operation::Integration, _) => 2,
-            (Operation::Backup, 0) => 1,
+            (Operation::Backup, BackupNumber::NONE) => 1,
             (Operation::Backup, _) => 0,
         };
         let mut counts = [0usize; 3];
@@ -235,7 +236,11 @@ impl History {
 
     /// Removes, under `key`, the backups of the given numbers (their sets were
     /// deleted by retention).
-    pub fn remove_numbers(&mut self, key: &str, numbers: &[u32]) -> Result<(), HistoryError> {
+    pub fn remove_numbers(
+        &mut self,
+        key: &str,
+        numbers: &[BackupNumber],
+    ) -> Result<(), HistoryError> {
         let mut entries = self.entries(key).unwrap_or_default();
         entries.retain(|e| !(e.is_numbered_backup() && numbers.contains(&e.backup_number)));
         self.set_entries(key, &entries)
@@ -246,7 +251,7 @@ impl History {
     pub fn set_offsite(
         &mut self,
         key: &str,
-        number: u32,
+        number: BackupNumber,
         destination: &str,
         copy: crate::entry::OffsiteCopy,
     ) -> Result<bool, HistoryError> {
@@ -282,7 +287,7 @@ impl History {
     }
 
     /// The highest backup number recorded under `key`.
-    pub fn highest_number(&self, key: &str) -> Option<u32> {
+    pub fn highest_number(&self, key: &str) -> Option<BackupNumber> {
         self.entries(key)?
             .iter()
             .filter(|e| e.is_numbered_backup())
@@ -411,7 +416,7 @@ fn pick<T: serde::de::DeserializeOwned + Default>(text: &str, key: &str) -> Opti
 }
 
 /// The numbers of the `.4BK` archives (any segment) of `base` in `destination`.
-pub fn archive_numbers(destination: &Path, base: &str) -> Result<Vec<u32>, HistoryError> {
+pub fn archive_numbers(destination: &Path, base: &str) -> Result<Vec<BackupNumber>, HistoryError> {
     let entries = match std::fs::read_dir(destination) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -423,7 +428,7 @@ pub fn archive_numbers(destination: &Path, base: &str) -> Result<Vec<u32>, Histo
             });
         }
     };
-    let mut numbers: Vec<u32> = entries
+    let mut numbers: Vec<BackupNumber> = entries
         .flatten()
         .filter_map(|e| ArchiveName::parse(&e.file_name().to_string_lossy()))
         .filter(|a| !a.part && a.base == base && a.kind == SetKind::Backup)
@@ -442,18 +447,18 @@ pub fn archive_numbers(destination: &Path, base: &str) -> Result<Vec<u32>, Histo
 pub fn next_number(
     history: &History,
     key: &str,
-    existing: &[u32],
+    existing: &[BackupNumber],
     base: &str,
     after_corrupt_history: bool,
 ) -> Numbering {
-    let highest_archive = existing.iter().copied().max().unwrap_or(0);
+    let highest_archive = existing.iter().copied().max().unwrap_or_default();
     let candidate = if after_corrupt_history {
-        highest_archive.saturating_add(1)
+        highest_archive.next()
     } else {
-        history.highest_number(key).unwrap_or(0).saturating_add(1)
+        history.highest_number(key).unwrap_or_default().next()
     };
     if existing.contains(&candidate) {
-        let number = highest_archive.saturating_add(1);
+        let number = highest_archive.next();
         let taken = ArchiveName {
             base: base.to_owned(),
             number: candidate,
@@ -465,7 +470,7 @@ pub fn next_number(
             number,
             note: Some(format!(
                 "{taken} already exists in the destination; numbering continues at {}",
-                sauve_archive::number_text(number)
+                number.text()
             )),
         };
     }

@@ -36,7 +36,7 @@ fn entry(number: u32, status: i32) -> HistoryEntry {
         ending_date: format_date(t("2025-03-14T01:03:27.950Z")),
         scheduled_date: format_date(t("2025-03-14T01:00:00Z")),
         status: Some(status),
-        backup_number: number,
+        backup_number: number.into(),
         duration: 206_746,
         attachments: vec![HistoryAttachment {
             attachment_path: "/app/Data/data.4DIndx".into(),
@@ -138,27 +138,46 @@ fn the_4d_fixture_rewrites_byte_identical() {
 #[test]
 fn numbering_continues_a_4d_history_and_keeps_keys_apart() {
     let mut h = History::parse(&fixture()).unwrap();
-    assert_eq!(next_number(&h, KEY_A, &[], "data", false).number, 2);
+    assert_eq!(next_number(&h, KEY_A, &nums(&[]), "data", false).number, 2);
     assert_eq!(
-        next_number(&h, "/elsewhere/Project/X.4DProject", &[], "data", false).number,
+        next_number(
+            &h,
+            "/elsewhere/Project/X.4DProject",
+            &nums(&[]),
+            "data",
+            false
+        )
+        .number,
         1
     );
     h.add(KEY_A, entry(2, 0)).unwrap();
-    assert_eq!(next_number(&h, KEY_A, &[], "data", false).number, 3);
-    assert_eq!(next_number(&h, KEY_B, &[], "data", false).number, 2);
+    assert_eq!(next_number(&h, KEY_A, &nums(&[]), "data", false).number, 3);
+    assert_eq!(next_number(&h, KEY_B, &nums(&[]), "data", false).number, 2);
 }
 
 #[test]
 fn a_taken_number_moves_past_the_highest_archive_with_a_note() {
     let h = History::default();
-    let n = next_number(&h, "/app/Project/A.4DProject", &[1, 2, 7], "data", false);
+    let n = next_number(
+        &h,
+        "/app/Project/A.4DProject",
+        &nums(&[1, 2, 7]),
+        "data",
+        false,
+    );
     assert_eq!(n.number, 8);
     assert_eq!(
         n.note.as_deref(),
         Some("data[0001].4BK already exists in the destination; numbering continues at 0008")
     );
-    let free = next_number(&h, "/app/Project/A.4DProject", &[2, 7], "data", false);
-    assert_eq!((free.number, free.note), (1, None));
+    let free = next_number(
+        &h,
+        "/app/Project/A.4DProject",
+        &nums(&[2, 7]),
+        "data",
+        false,
+    );
+    assert_eq!((free.number, free.note), (1.into(), None));
 }
 
 #[test]
@@ -216,11 +235,11 @@ fn a_deleted_history_restarts_at_1_without_overwriting() {
     let loaded = History::load(dir.path(), t("2025-03-19T07:58:12Z")).unwrap();
     assert!(loaded.moved_aside.is_none());
     assert_eq!(
-        next_number(&loaded.history, "k", &[], "data", false).number,
+        next_number(&loaded.history, "k", &nums(&[]), "data", false).number,
         1
     );
     assert_eq!(
-        next_number(&loaded.history, "k", &[1, 2, 3], "data", false).number,
+        next_number(&loaded.history, "k", &nums(&[1, 2, 3]), "data", false).number,
         4
     );
 }
@@ -245,7 +264,7 @@ fn a_write_that_fails_half_way_leaves_the_previous_file_intact() {
     let again = History::load(dir.path(), t("2025-03-19T07:58:12Z")).unwrap();
     assert_eq!(
         again.history.highest_number("/app/Project/A.4DProject"),
-        Some(1)
+        Some(1.into())
     );
     assert_eq!(
         std::fs::read_dir(dir.path()).unwrap().count(),
@@ -270,7 +289,7 @@ fn restores_and_runs_without_archive_are_recorded_apart() {
     let numbered: Vec<u32> = e
         .iter()
         .filter(|x| x.is_numbered_backup())
-        .map(|x| x.backup_number)
+        .map(|x| x.backup_number.get())
         .collect();
     assert_eq!(numbered, [3, 4, 5]);
     assert_eq!(e.iter().filter(|x| x.backup_number == 0).count(), 3);
@@ -280,8 +299,8 @@ fn restores_and_runs_without_archive_are_recorded_apart() {
             .count(),
         3
     );
-    h.remove_numbers(key, &[3]).unwrap();
-    assert_eq!(h.highest_number(key), Some(5));
+    h.remove_numbers(key, &nums(&[3])).unwrap();
+    assert_eq!(h.highest_number(key), Some(5.into()));
     assert!(
         !h.entries(key)
             .unwrap()
@@ -321,4 +340,9 @@ fn a_history_4d_wrote_with_a_bom_reads_and_prints_without_it() {
     // No history yet: nothing to print.
     let empty = tempfile::tempdir().unwrap();
     assert_eq!(sauve_history::read_json_text(empty.path()).unwrap(), None);
+}
+
+/// Backup numbers from plain ones.
+fn nums(v: &[u32]) -> Vec<sauve_number::BackupNumber> {
+    v.iter().copied().map(Into::into).collect()
 }

@@ -63,9 +63,9 @@ proptest! {
                 }
                 Op::Retain { key, limit } => {
                     let key = keys[key as usize];
-                    let before: Vec<u32> = h.entries(key).unwrap().iter().filter(|e| e.is_numbered_backup()).map(|e| e.backup_number).collect();
+                    let before: Vec<u32> = h.entries(key).unwrap().iter().filter(|e| e.is_numbered_backup()).map(|e| e.backup_number.get()).collect();
                     h.retain(key, limit).unwrap();
-                    let after: Vec<u32> = h.entries(key).unwrap().iter().filter(|e| e.is_numbered_backup()).map(|e| e.backup_number).collect();
+                    let after: Vec<u32> = h.entries(key).unwrap().iter().filter(|e| e.is_numbered_backup()).map(|e| e.backup_number.get()).collect();
                     let newest: Vec<u32> = before[before.len().saturating_sub(limit)..].to_vec();
                     prop_assert_eq!(after, newest, "the newest {} kept", limit);
                     let e = h.entries(key).unwrap();
@@ -74,7 +74,7 @@ proptest! {
                 }
             }
             for key in keys {
-                let numbers: Vec<u32> = h.entries(key).unwrap().iter().filter(|e| e.is_numbered_backup()).map(|e| e.backup_number).collect();
+                let numbers: Vec<u32> = h.entries(key).unwrap().iter().filter(|e| e.is_numbered_backup()).map(|e| e.backup_number.get()).collect();
                 prop_assert!(numbers.windows(2).all(|w| w[0] < w[1]), "sorted and unique: {:?}", numbers);
             }
         }

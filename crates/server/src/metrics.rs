@@ -86,7 +86,7 @@ fn register_last_backup(r: &mut Registry, i: &Inputs) {
         r.register(
             "last_backup_number",
             "Number of the last backup (0 without an archive)",
-            int(i64::from(last.number)),
+            int(i64::from(last.number.get())),
         );
         r.register_with_unit(
             "last_backup_start_timestamp",
@@ -293,7 +293,7 @@ mod tests {
     fn a_scrape_names_every_value_of_spec_17_3() {
         let state = EngineState {
             last_backup: Some(sauve_engine::LastBackup {
-                number: 42,
+                number: 42.into(),
                 status: sauve_status::Status::AttachmentNotFound,
                 trigger: sauve_engine::Trigger::Scheduled,
                 started: "2026-01-01T02:00:00Z".parse().unwrap(),
@@ -317,7 +317,7 @@ mod tests {
             live: Some(sauve_engine::LiveRun {
                 run: 9,
                 trigger: sauve_engine::Trigger::Remote,
-                number: 43,
+                number: 43.into(),
                 phase: Phase::Data,
                 file: "Data/App.4DD".into(),
                 bytes_done: 10,

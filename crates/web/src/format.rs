@@ -2,6 +2,7 @@
 //! the viewer's zone, statuses with their code, text and a sign that is not
 //! only a colour.
 
+use sauve_number::BackupNumber;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -72,8 +73,8 @@ pub(crate) fn status(status: Status) -> Markup {
 }
 
 /// A number as sauve prints it: `0042`.
-pub(crate) fn number(n: u32) -> String {
-    sauve_archive::number_text(n)
+pub(crate) fn number(n: BackupNumber) -> String {
+    n.text()
 }
 
 /// `1 file`, `3 files`.

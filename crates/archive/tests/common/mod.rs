@@ -64,7 +64,7 @@ impl Fixture {
         SetSpec {
             destination: self.destination.clone(),
             base: self.layout.base_name(),
-            number,
+            number: number.into(),
             kind: SetKind::Backup,
             compression,
             segment_size,

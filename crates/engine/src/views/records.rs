@@ -1,6 +1,7 @@
 //! [`Records`]: the app's history, its Backup Journal and its state file,
 //! read through the engine, changed through their keepers.
 
+use sauve_number::BackupNumber;
 use std::path::{Path, PathBuf};
 
 use sauve_history::HistoryEntry;
@@ -94,7 +95,7 @@ impl<'a> Records<'a> {
     }
 
     /// The first file of the set numbered `number` in this app's history.
-    pub async fn archive_of(self, number: u32) -> Result<PathBuf, EngineError> {
+    pub async fn archive_of(self, number: BackupNumber) -> Result<PathBuf, EngineError> {
         archive_in(self.history().await?, number)
     }
 
@@ -103,7 +104,7 @@ impl<'a> Records<'a> {
     /// runs beside a backup. 1410 when no such set is in the history.
     pub async fn verify_backup(
         self,
-        number: u32,
+        number: BackupNumber,
     ) -> Result<sauve_archive::VerifyReport, EngineError> {
         let archive = self.archive_of(number).await?;
         let app = self.handle.app().to_path_buf();
@@ -130,7 +131,7 @@ fn read_history(destination: &Path, key: &str) -> Result<Vec<HistoryEntry>, Engi
 
 /// The first file of the newest numbered backup `number` in `history`
 /// that names one (1410 when there is none).
-fn archive_in(history: Vec<HistoryEntry>, number: u32) -> Result<PathBuf, EngineError> {
+fn archive_in(history: Vec<HistoryEntry>, number: BackupNumber) -> Result<PathBuf, EngineError> {
     history
         .into_iter()
         .rev()

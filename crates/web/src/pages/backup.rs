@@ -146,7 +146,7 @@ fn thermometer(live: Option<&LiveRun>, csrf: &str, now: jiff::Timestamp) -> Mark
         section class="card thermometer" id="run" aria-labelledby="run-title" aria-live="polite" hidden[live.is_none()] data-trigger=(live.map_or("", |r| r.trigger.as_str())) {
             h2 id="run-title" {
                 @match live {
-                    Some(r) if r.number > 0 => { "Backup " (format::number(r.number)) " is running (" (r.trigger.as_str()) ")" },
+                    Some(r) if r.number > 0.into() => { "Backup " (format::number(r.number)) " is running (" (r.trigger.as_str()) ")" },
                     Some(r) => { "A backup is starting (" (r.trigger.as_str()) ")" },
                     None => { "Backup" },
                 }
@@ -262,7 +262,7 @@ pub(crate) fn last_backup(last: Option<&LastBackup>, zone: &jiff::tz::TimeZone) 
             dt { "Date" } dd { (time(l.started, zone)) }
             dt { "Duration" } dd { (duration(l.duration())) }
             dt { "Number" } dd {
-                @if l.number > 0 {
+                @if l.number > 0.into() {
                     a href={"/history/" (l.number)} { (format::number(l.number)) }
                 } @else { span class="muted" { "none (no archive)" } }
             }

@@ -173,7 +173,7 @@ pub(crate) async fn page(
 async fn set_page(
     state: &PageState,
     viewer: &Viewer,
-    number: u32,
+    number: sauve_number::BackupNumber,
     notice: Option<Notice>,
 ) -> Response {
     let h = &state.inner.handle;
@@ -271,7 +271,7 @@ pub(crate) async fn set(
     viewer: Viewer,
     Path(number): Path<String>,
 ) -> Response {
-    match number.parse::<u32>() {
+    match number.parse::<sauve_number::BackupNumber>() {
         Ok(n) => set_page(&state, &viewer, n, None).await,
         Err(_) => errors::page(
             StatusCode::NOT_FOUND,
@@ -294,7 +294,7 @@ pub(crate) async fn verify(
         Ok(v) => v,
         Err(r) => return r.into_response(),
     };
-    let Ok(n) = number.parse::<u32>() else {
+    let Ok(n) = number.parse::<sauve_number::BackupNumber>() else {
         return errors::json(
             StatusCode::NOT_FOUND,
             "not a backup number (accepted: a number the history lists)",

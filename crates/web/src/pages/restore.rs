@@ -40,7 +40,7 @@ const KEPT: usize = 20;
 
 #[derive(Clone)]
 struct Job {
-    number: u32,
+    number: sauve_number::BackupNumber,
     archive: PathBuf,
     destination: PathBuf,
     started: Timestamp,
@@ -130,7 +130,7 @@ fn default_destination(archive: &str) -> Option<PathBuf> {
 
 fn form(
     entries: &[&HistoryEntry],
-    chosen: Option<u32>,
+    chosen: Option<sauve_number::BackupNumber>,
     csrf: &str,
     destination: &str,
     force: bool,
@@ -224,7 +224,7 @@ fn read_form(
     entries: &[HistoryEntry],
     (app, allowed): (&std::path::Path, &sauve_settings::Allowed),
 ) -> Result<(HistoryEntry, PathBuf, bool), String> {
-    let number: u32 = f.number.trim().parse().map_err(|_| {
+    let number: sauve_number::BackupNumber = f.number.trim().parse().map_err(|_| {
         format!(
             "Backup set \"{}\" is not a number (accepted: a set of the list)",
             f.number

@@ -4,6 +4,7 @@ use actix::Message;
 use jiff::Timestamp;
 use sauve_alerts::{AlertKind, Delivery};
 use sauve_journal::Entry;
+use sauve_number::BackupNumber;
 
 use crate::error::EngineError;
 
@@ -14,7 +15,7 @@ pub(crate) struct AlertDraft {
     pub(crate) kind: AlertKind,
     pub(crate) status: sauve_status::Status,
     pub(crate) trigger: String,
-    pub(crate) number: u32,
+    pub(crate) number: BackupNumber,
     pub(crate) scheduled: Option<Timestamp>,
     pub(crate) started: Option<Timestamp>,
     pub(crate) ended: Option<Timestamp>,

@@ -8,6 +8,7 @@
 
 pub(crate) mod messages;
 
+use sauve_number::BackupNumber;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -194,7 +195,7 @@ impl Handler<TestAlerts> for Alerter {
             kind: AlertKind::Test,
             status: sauve_status::Status::Ok,
             trigger: String::new(),
-            number: 0,
+            number: BackupNumber::NONE,
             scheduled: None,
             started: None,
             ended: None,
@@ -285,7 +286,7 @@ impl Handler<CheckStaleness> for Alerter {
                     .as_ref()
                     .map(|l| l.trigger.as_str().to_owned())
                     .unwrap_or_default(),
-                number: last.as_ref().map_or(0, |l| l.number),
+                number: last.as_ref().map_or(BackupNumber::NONE, |l| l.number),
                 scheduled: None,
                 started: last.as_ref().map(|l| l.started),
                 ended: last.as_ref().map(|l| l.ended),

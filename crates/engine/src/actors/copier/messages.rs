@@ -1,5 +1,6 @@
 //! What the copier is asked.
 
+use sauve_number::BackupNumber;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -81,7 +82,7 @@ pub(crate) struct BeginSet {
 pub(crate) struct Begun {
     pub(crate) set: WritingSet,
     /// The set it builds on, for an incremental set.
-    pub(crate) parent: Option<u32>,
+    pub(crate) parent: Option<BackupNumber>,
     /// What the journal says of the choice.
     pub(crate) note: Option<String>,
 }
@@ -112,7 +113,7 @@ pub(crate) struct PublishHistory {
 /// the run holds, before the data-kind entries are copied.
 pub(crate) struct CutLog {
     pub(crate) log: PathBuf,
-    pub(crate) previous_number: u32,
+    pub(crate) previous_number: BackupNumber,
     pub(crate) writer: Option<Arc<sauve_logfile::LogWriter>>,
 }
 

@@ -11,6 +11,7 @@
 mod clones;
 pub(crate) mod messages;
 
+use sauve_number::BackupNumber;
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -167,10 +168,10 @@ fn basis(
             why,
         )
     };
-    let Some(previous) = spec.number.checked_sub(1).filter(|n| *n > 0) else {
+    let Some(previous) = Some(spec.number.previous()).filter(|n| *n > BackupNumber::NONE) else {
         return full("a full set: the first of its base".to_owned());
     };
-    let name = format!("{}[{}]", spec.base, sauve_archive::number_text(previous));
+    let name = format!("{}[{}]", spec.base, previous.text());
     let manifest = match sauve_archive::list(&spec.destination.join(&name)) {
         Ok((_, m)) => m,
         Err(sauve_archive::ArchiveError::Missing { .. }) => {

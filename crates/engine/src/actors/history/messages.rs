@@ -1,5 +1,6 @@
 //! What the history keeper is asked.
 
+use sauve_number::BackupNumber;
 use std::path::PathBuf;
 
 use actix::Message;
@@ -18,7 +19,7 @@ pub(crate) struct NextNumber {
     pub(crate) now: Timestamp,
     /// Numbers taken elsewhere than in `destination`: the sets in the
     /// store of a bucket destination.
-    pub(crate) taken: Vec<u32>,
+    pub(crate) taken: Vec<BackupNumber>,
 }
 
 /// Records a run, a restore or an integration in the history of `destination`.
@@ -31,7 +32,7 @@ pub(crate) struct RecordHistory {
     /// Entries kept per class (behaviour §12).
     pub(crate) limit: usize,
     /// Numbers whose sets retention deleted.
-    pub(crate) removed: Vec<u32>,
+    pub(crate) removed: Vec<BackupNumber>,
     pub(crate) now: Timestamp,
 }
 
@@ -41,7 +42,7 @@ pub(crate) struct RecordHistory {
 pub(crate) struct RecordOffsite {
     pub(crate) destination: PathBuf,
     pub(crate) key: String,
-    pub(crate) number: u32,
+    pub(crate) number: BackupNumber,
     /// The `[[offsite]]` url, as written.
     pub(crate) label: String,
     pub(crate) copy: sauve_history::OffsiteCopy,

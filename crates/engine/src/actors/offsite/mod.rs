@@ -6,6 +6,7 @@
 
 pub(crate) mod messages;
 
+use sauve_number::BackupNumber;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -177,7 +178,13 @@ impl Job {
         out
     }
 
-    async fn record(&self, number: u32, label: &str, state: OffsiteState, reason: Option<String>) {
+    async fn record(
+        &self,
+        number: BackupNumber,
+        label: &str,
+        state: OffsiteState,
+        reason: Option<String>,
+    ) {
         let attempts = self.attempts.get(label).copied().unwrap_or(0) + 1;
         let msg = RecordOffsite {
             destination: self.work.destination.clone(),
@@ -297,7 +304,7 @@ impl Job {
 /// The files of set `number` in `destination`, in upload order: the log
 /// backup first, then the backup's segments, the manifest-bearing one last.
 /// `None` when the backup set is not there.
-fn set_files(destination: &Path, base: &str, number: u32) -> Option<Vec<PathBuf>> {
+fn set_files(destination: &Path, base: &str, number: BackupNumber) -> Option<Vec<PathBuf>> {
     let name = |number, kind| ArchiveName {
         base: base.to_owned(),
         number,
@@ -308,7 +315,7 @@ fn set_files(destination: &Path, base: &str, number: u32) -> Option<Vec<PathBuf>
     let backup =
         SetFiles::locate(&destination.join(name(number, SetKind::Backup).to_string())).ok()?;
     // Set N is base[N].4BK with base[N-1].4BL (behaviour §6.3).
-    let log = sauve_archive::log_set_of(number);
+    let log = number.previous();
     let mut files = SetFiles::locate(&destination.join(name(log, SetKind::Log).to_string()))
         .map(|s| s.files)
         .unwrap_or_default();
