@@ -387,34 +387,34 @@ impl BackupHandle {
     /// The app's records: its history, its Backup Journal, the last backup
     /// information, what the scheduler saved, and the sets to verify.
     pub fn records(&self) -> Records<'_> {
-        Records::new(self)
+        Records::new(self.parts())
     }
 
     /// The alerts (behaviour §17.2): the open ones, acknowledging, testing
     /// the notifiers, the staleness check.
     pub fn alerts(&self) -> Alerts<'_> {
-        Alerts::new(self)
+        Alerts::new(self.parts())
     }
 
     /// The copies to the `[[offsite]]` destinations (behaviour §19).
     pub fn offsite(&self) -> Offsite<'_> {
-        Offsite::new(self)
+        Offsite::new(self.parts())
     }
 
     /// The settings in force (`backup.4DSettings`, `sauve.toml`) and what
     /// they say: the destination and the content of a backup.
     pub fn config(&self) -> Config<'_> {
-        Config::new(self)
+        Config::new(self.parts())
     }
 
-    /// The actors, for the views and the operations of this crate.
-    pub(crate) fn actors(&self) -> &Actors {
-        &self.inner.actors
-    }
-
-    /// Bumped when someone saved the settings.
-    pub(crate) fn saved(&self) -> &watch::Sender<u64> {
-        &self.inner.settings_saved
+    /// What the views read of the engine.
+    fn parts(&self) -> crate::views::Parts<'_> {
+        crate::views::Parts {
+            layout: &self.inner.layout,
+            actors: &self.inner.actors,
+            clock: &self.inner.clock,
+            saved: &self.inner.settings_saved,
+        }
     }
 
     /// Admits a restore or an integration: the coordinator refuses others
@@ -477,7 +477,14 @@ impl BackupHandle {
         trigger: Trigger,
         done: Arc<std::sync::atomic::AtomicU64>,
     ) -> Result<crate::restore::Restored, EngineError> {
-        crate::manual_restore::run(self, archive, options, trigger, done).await
+        let parts = crate::manual_restore::Parts {
+            layout: &self.inner.layout,
+            actors: &self.inner.actors,
+            clock: self.inner.clock.as_ref(),
+        };
+        let source = crate::manual_restore::source(&parts, archive, options).await?;
+        let _ticket = self.admit(Busy::Restore).await?;
+        crate::manual_restore::run(&parts, source, trigger, done).await
     }
 
     /// Integrates, in order, every log that follows the restored backup into

@@ -127,7 +127,6 @@ mod tests {
         send_static::<p::ReadBackSet>();
         send_static::<p::PublishHistory>();
         send_static::<p::ApplyRetention>();
-        send_static::<p::RestoreArchive>();
         send_static::<j::RotateJournal>();
         send_static::<j::AppendJournal>();
         send_static::<j::SetVerbose>();

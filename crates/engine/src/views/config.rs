@@ -7,27 +7,27 @@ use tokio::sync::watch;
 use crate::actors::ask;
 use crate::actors::resolver::messages::{DescribeContent, ReadOwnSettings, ReadSettings};
 use crate::error::EngineError;
-use crate::handle::BackupHandle;
 use crate::overview::{ContentSummary, DestinationUsage};
 use crate::settings::AppSettings;
+use crate::views::Parts;
 
 /// The settings of the app (`backup.4DSettings`, behaviour §2 and §3) and
 /// of sauve (`sauve.toml`, behaviour §17.1) as the engine reads them, and
 /// what they say: the destination and the content of a backup. From
-/// [`BackupHandle::config`].
+/// [`crate::BackupHandle::config`].
 #[derive(Clone, Copy, Debug)]
 pub struct Config<'a> {
-    handle: &'a BackupHandle,
+    parts: Parts<'a>,
 }
 
 impl<'a> Config<'a> {
-    pub(crate) fn new(handle: &'a BackupHandle) -> Config<'a> {
-        Config { handle }
+    pub(crate) fn new(parts: Parts<'a>) -> Config<'a> {
+        Config { parts }
     }
 
     /// The app's effective settings, read and validated now (1419).
     pub async fn settings(self) -> Result<Arc<AppSettings>, EngineError> {
-        ask(&self.handle.actors().resolver, "resolver", ReadSettings).await?
+        ask(&self.parts.actors.resolver, "resolver", ReadSettings).await?
     }
 
     /// `sauve.toml` (behaviour §17.1): the last valid one, in force, and why the
@@ -35,7 +35,7 @@ impl<'a> Config<'a> {
     pub async fn own_settings(
         self,
     ) -> Result<(Arc<sauve_settings::SauveToml>, Option<EngineError>), EngineError> {
-        let o = ask(&self.handle.actors().resolver, "resolver", ReadOwnSettings).await?;
+        let o = ask(&self.parts.actors.resolver, "resolver", ReadOwnSettings).await?;
         Ok((o.settings, o.problem))
     }
 
@@ -43,20 +43,20 @@ impl<'a> Config<'a> {
     /// form does): the scheduler loop re-reads them now rather than within
     /// its minute.
     pub fn settings_saved(self) {
-        self.handle.saved().send_modify(|n| *n = n.wrapping_add(1));
+        self.parts.saved.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Changes each time [`Config::settings_saved`] is called.
     pub fn watch_settings_saved(self) -> watch::Receiver<u64> {
-        self.handle.saved().subscribe()
+        self.parts.saved.subscribe()
     }
 
     /// The destination folder of the settings in force, with its free and
     /// used space (behaviour §15, §18).
     pub async fn destination(self) -> Result<DestinationUsage, EngineError> {
-        let app = self.handle.app().to_path_buf();
-        self.handle
-            .actors()
+        let app = self.parts.layout.app.as_path().to_path_buf();
+        self.parts
+            .actors
             .io
             .blocking(move || crate::overview::destination_usage(&app))
             .await?
@@ -67,7 +67,7 @@ impl<'a> Config<'a> {
     pub async fn content(self) -> Result<ContentSummary, EngineError> {
         let settings = self.settings().await?;
         ask(
-            &self.handle.actors().resolver,
+            &self.parts.actors.resolver,
             "resolver",
             DescribeContent { settings },
         )

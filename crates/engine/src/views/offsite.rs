@@ -3,27 +3,27 @@
 use crate::actors::ask;
 use crate::actors::offsite::messages::DrainCopies;
 use crate::error::EngineError;
-use crate::handle::BackupHandle;
 use crate::state::OffsiteStatus;
+use crate::views::Parts;
 
 /// The copies of each committed set to every `[[offsite]]` destination of
 /// `sauve.toml` (behaviour §19), which run in the background after a
-/// backup's report. From [`BackupHandle::offsite`].
+/// backup's report. From [`crate::BackupHandle::offsite`].
 #[derive(Clone, Copy, Debug)]
 pub struct Offsite<'a> {
-    handle: &'a BackupHandle,
+    parts: Parts<'a>,
 }
 
 impl<'a> Offsite<'a> {
-    pub(crate) fn new(handle: &'a BackupHandle) -> Offsite<'a> {
-        Offsite { handle }
+    pub(crate) fn new(parts: Parts<'a>) -> Offsite<'a> {
+        Offsite { parts }
     }
 
     /// Where the copies to each `[[offsite]]` destination stand (behaviour §19).
     pub async fn status(self) -> Result<Vec<OffsiteStatus>, EngineError> {
-        let app = self.handle.app().to_path_buf();
-        self.handle
-            .actors()
+        let app = self.parts.layout.app.as_path().to_path_buf();
+        self.parts
+            .actors
             .io
             .blocking(move || {
                 crate::overview::destination_usage(&app)
@@ -35,11 +35,6 @@ impl<'a> Offsite<'a> {
     /// Waits until the off-site copies under way (if any) have ended,
     /// copied or failed; a retry scheduled for later is not waited for.
     pub async fn settled(self) -> Result<(), EngineError> {
-        ask(
-            &self.handle.actors().offsite,
-            "off-site copier",
-            DrainCopies,
-        )
-        .await
+        ask(&self.parts.actors.offsite, "off-site copier", DrainCopies).await
     }
 }

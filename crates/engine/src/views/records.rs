@@ -12,22 +12,22 @@ use crate::actors::ask;
 use crate::actors::journal::messages::AppendJournal;
 use crate::actors::state::messages::{ReadState, SaveSchedulerState};
 use crate::error::EngineError;
-use crate::handle::BackupHandle;
 use crate::io::StoreIo;
 use crate::state::LastBackup;
+use crate::views::Parts;
 
 /// The app's records: `backupHistory.json` in its destination (behaviour
 /// §12), its Backup Journal (behaviour §11), the last backup information
 /// (behaviour §15) and what the scheduler remembers (behaviour §9.2), and
-/// the sets the history names, to verify. From [`BackupHandle::records`].
+/// the sets the history names, to verify. From [`crate::BackupHandle::records`].
 #[derive(Clone, Copy, Debug)]
 pub struct Records<'a> {
-    handle: &'a BackupHandle,
+    parts: Parts<'a>,
 }
 
 impl<'a> Records<'a> {
-    pub(crate) fn new(handle: &'a BackupHandle) -> Records<'a> {
-        Records { handle }
+    pub(crate) fn new(parts: Parts<'a>) -> Records<'a> {
+        Records { parts }
     }
 
     /// This app's entries of `backupHistory.json` in its destination, as
@@ -35,14 +35,14 @@ impl<'a> Records<'a> {
     /// only: a damaged file is reported, not moved aside (the history
     /// keeper does that at the next backup).
     pub async fn history(self) -> Result<Vec<HistoryEntry>, EngineError> {
-        let settings = self.handle.config().settings().await?;
-        let layout = self.handle.layout();
+        let settings = crate::views::Config::new(self.parts).settings().await?;
+        let layout = self.parts.layout;
         let destination = crate::plan::destination_to_read(&layout.app, &settings)?
             .records()
             .to_path_buf();
         let key = crate::settings::structure_key(layout);
-        self.handle
-            .actors()
+        self.parts
+            .actors
             .io
             .blocking(move || read_history(&destination, &key))
             .await?
@@ -55,9 +55,9 @@ impl<'a> Records<'a> {
         skip: usize,
         take: usize,
     ) -> Result<(Vec<Entry>, bool), EngineError> {
-        let dir = sauve_journal::journal_dir(self.handle.app());
-        self.handle
-            .actors()
+        let dir = sauve_journal::journal_dir(self.parts.layout.app.as_path());
+        self.parts
+            .actors
             .io
             .blocking(move || {
                 sauve_journal::read_newest(&dir, skip, take).map_err(EngineError::from)
@@ -69,14 +69,14 @@ impl<'a> Records<'a> {
     /// say (verbose when they cannot be read).
     pub async fn append_journal(self, entry: Entry) -> Result<(), EngineError> {
         // Read now, the settings tell the journal its mode.
-        let _ = self.handle.config().settings().await;
+        let _ = crate::views::Config::new(self.parts).settings().await;
         let msg = AppendJournal::new(entry);
-        ask(&self.handle.actors().journal, "journal", msg).await?
+        ask(&self.parts.actors.journal, "journal", msg).await?
     }
 
     /// The last backup information (behaviour §15).
     pub async fn last_backup(self) -> Option<LastBackup> {
-        ask(&self.handle.actors().state, "state", ReadState)
+        ask(&self.parts.actors.state, "state", ReadState)
             .await
             .ok()
             .and_then(|s| s.0.last_backup)
@@ -84,14 +84,14 @@ impl<'a> Records<'a> {
 
     /// What the scheduler saved last (behaviour §9.2).
     pub async fn scheduler_state(self) -> Result<SchedulerState, EngineError> {
-        let state = ask(&self.handle.actors().state, "state", ReadState).await?;
+        let state = ask(&self.parts.actors.state, "state", ReadState).await?;
         Ok(state.0.scheduler.unwrap_or_default())
     }
 
     /// Saves what the scheduler remembers across restarts.
     pub async fn save_scheduler_state(self, state: SchedulerState) -> Result<(), EngineError> {
         let msg = SaveSchedulerState { state };
-        ask(&self.handle.actors().state, "state", msg).await?
+        ask(&self.parts.actors.state, "state", msg).await?
     }
 
     /// The first file of the set numbered `number` in this app's history.
@@ -107,10 +107,10 @@ impl<'a> Records<'a> {
         number: BackupNumber,
     ) -> Result<sauve_archive::VerifyReport, EngineError> {
         let archive = self.archive_of(number).await?;
-        let app = self.handle.app().to_path_buf();
-        let io = self.handle.actors().io.clone();
-        self.handle
-            .actors()
+        let app = self.parts.layout.app.as_path().to_path_buf();
+        let io = self.parts.actors.io.clone();
+        self.parts
+            .actors
             .io
             .blocking(move || verify_set(&app, &archive, &io))
             .await?

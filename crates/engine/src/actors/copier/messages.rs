@@ -5,12 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use actix::Message;
-use sauve_archive::{
-    ManifestHeader, OpenPart, RestoreOptions, RestoreReport, SetSpec, SourceEntry,
-};
+use sauve_archive::{ManifestHeader, OpenPart, SetSpec, SourceEntry};
 use sauve_history::HistoryFile;
 
-use crate::destination::{Opened, ReadBack, StoreDestination};
+use crate::destination::{Opened, ReadBack};
 use crate::error::EngineError;
 use crate::progress::RunProgress;
 use crate::retention::Retained;
@@ -242,16 +240,4 @@ pub(crate) struct ApplyRetention {
     pub(crate) run: u64,
     pub(crate) base: String,
     pub(crate) keep: usize,
-}
-
-/// Restores an archive (behaviour §13.1).
-#[derive(Message)]
-#[rtype(result = "Result<RestoreReport, EngineError>")]
-pub(crate) struct RestoreArchive {
-    pub(crate) archive: PathBuf,
-    /// The bucket holding `archive` (`s3://…/base[N].4BK`), if it is in one.
-    pub(crate) store: Option<Arc<StoreDestination>>,
-    pub(crate) options: RestoreOptions,
-    /// Bytes restored so far, for whoever watches.
-    pub(crate) done: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }

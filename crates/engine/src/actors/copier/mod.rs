@@ -447,33 +447,3 @@ impl Handler<PublishHistory> for Copier {
         self.destination(msg.run)?.publish_history(&msg.key)
     }
 }
-
-/// A restore's progress: bytes written so far.
-struct Counted(std::sync::Arc<std::sync::atomic::AtomicU64>);
-
-impl sauve_archive::Progress for Counted {
-    fn advance(&mut self, bytes: u64) {
-        self.0
-            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-impl Handler<RestoreArchive> for Copier {
-    type Result = Result<sauve_archive::RestoreReport, EngineError>;
-    fn handle(&mut self, msg: RestoreArchive, _: &mut SyncContext<Self>) -> Self::Result {
-        let mut progress = Counted(msg.done);
-        if let Some(store) = &msg.store {
-            let name = msg
-                .archive
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy();
-            return store.restore(&name, &msg.options, &mut progress);
-        }
-        Ok(sauve_archive::restore(
-            &msg.archive,
-            &msg.options,
-            &mut progress,
-        )?)
-    }
-}
