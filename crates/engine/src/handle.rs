@@ -268,8 +268,13 @@ async fn start_actors(
         drained: Vec::new(),
     }
     .start();
-    let offsite =
-        crate::actors::offsite::Offsite::new(app, history.clone(), options.clock.clone()).start();
+    let offsite = crate::actors::offsite::Offsite::new(
+        app,
+        history.clone(),
+        options.clock.clone(),
+        io.clone(),
+    )
+    .start();
     Actors {
         io,
         resolver,

@@ -34,6 +34,9 @@ pub(crate) struct Offsite {
     pub(crate) app: PathBuf,
     pub(crate) history: actix::Addr<HistoryKeeper>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Where a pass runs: it reads files and talks to stores, never on
+    /// the actors' thread.
+    io: crate::io::StoreIo,
     /// What the last run asked for; retries copy it again.
     work: Option<Kick>,
     busy: bool,
@@ -50,11 +53,13 @@ impl Offsite {
         app: PathBuf,
         history: actix::Addr<HistoryKeeper>,
         clock: Arc<dyn Clock>,
+        io: crate::io::StoreIo,
     ) -> Offsite {
         Offsite {
             app,
             history,
             clock,
+            io,
             work: None,
             busy: false,
             again: false,
@@ -83,7 +88,11 @@ impl Offsite {
             work,
             attempts: self.attempts.clone(),
         };
-        ctx.spawn(job.run().into_actor(self).map(|outcomes, act, ctx| {
+        // The pass runs on the engine's store runtime; the actor waits for
+        // its outcome.
+        let pass = self.io.handle().spawn(job.run());
+        let outcomes = async move { pass.await.unwrap_or_default() };
+        ctx.spawn(outcomes.into_actor(self).map(|outcomes, act, ctx| {
             act.busy = false;
             let mut retry: Option<Duration> = None;
             for (label, outcome) in outcomes {
