@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::actors::ask;
-use crate::actors::resolver::messages::{DescribeContent, ReadOwnSettings, ReadSettings};
+use crate::actors::resolver::messages::{ReadOwnSettings, ReadSettings};
 use crate::error::EngineError;
 use crate::overview::{ContentSummary, DestinationUsage};
 use crate::settings::AppSettings;
@@ -66,11 +66,11 @@ impl<'a> Config<'a> {
     /// part, each found or not (the MSC's "Contents of the backup file").
     pub async fn content(self) -> Result<ContentSummary, EngineError> {
         let settings = self.settings().await?;
-        ask(
-            &self.parts.actors.resolver,
-            "resolver",
-            DescribeContent { settings },
-        )
-        .await?
+        let layout = self.parts.layout.clone();
+        self.parts
+            .actors
+            .io
+            .blocking(move || crate::overview::describe(&layout, &settings.settings))
+            .await
     }
 }

@@ -24,11 +24,3 @@ pub(crate) struct OwnSettings {
     pub(crate) settings: Arc<sauve_settings::SauveToml>,
     pub(crate) problem: Option<EngineError>,
 }
-
-/// What a backup with the settings in force would hold now, part by part
-/// (the MSC's "Contents of the backup file").
-#[derive(Message)]
-#[rtype(result = "Result<crate::overview::ContentSummary, EngineError>")]
-pub(crate) struct DescribeContent {
-    pub(crate) settings: Arc<AppSettings>,
-}

@@ -1,9 +1,9 @@
 //! The resolver: owns the app's settings as last read. It reads and
 //! validates `backup.4DSettings` (the same bytes giving the same parsed
 //! settings without parsing twice) and `sauve.toml` (the last valid one
-//! stays in force while the file is invalid), and describes what a backup
-//! would hold for the page. What a run's content is, and the data file's
-//! facts, are plain functions of the layout (`crate::facts`). Each time it reads the settings
+//! stays in force while the file is invalid). What a run's content is, the
+//! data file's facts and the page's description of a backup's content are
+//! plain functions of the layout (`crate::facts`, `crate::overview`). Each time it reads the settings
 //! it tells the journal keeper the verbose mode they give.
 
 pub(crate) mod messages;
@@ -77,16 +77,6 @@ impl Handler<ReadSettings> for Resolver {
         let verbose = settings.as_ref().map_or(true, |s| s.verbose());
         self.journal.do_send(SetVerbose(verbose));
         settings
-    }
-}
-
-impl Handler<DescribeContent> for Resolver {
-    type Result = Result<crate::overview::ContentSummary, EngineError>;
-    fn handle(&mut self, msg: DescribeContent, _: &mut SyncContext<Self>) -> Self::Result {
-        Ok(crate::overview::describe(
-            &self.layout,
-            &msg.settings.settings,
-        ))
     }
 }
 
