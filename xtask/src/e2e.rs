@@ -4,6 +4,7 @@
 //! back. Loopback only, bounded in time.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -76,131 +77,194 @@ fn load(
     let deadline = Instant::now() + duration;
     let backing_up = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
-    // Follow the events to know when a backup runs.
-    let watcher = {
-        let (url, token, flag, stop) = (
-            server.url.clone(),
-            server.token.clone(),
-            backing_up.clone(),
-            stop.clone(),
-        );
-        std::thread::spawn(move || {
-            let Ok(resp) = agent()
-                .get(format!("{url}/v1/events"))
-                .header("Authorization", format!("Bearer {token}"))
-                .call()
-            else {
-                return;
-            };
-            let mut reader = std::io::BufReader::new(resp.into_body().into_reader());
-            let mut line = String::new();
-            while !stop.load(Ordering::Relaxed) {
-                line.clear();
-                if std::io::BufRead::read_line(&mut reader, &mut line).unwrap_or(0) == 0 {
-                    break;
-                }
-                if line.contains("\"event\":\"started\"") {
-                    flag.store(true, Ordering::Relaxed);
-                } else if line.contains("\"event\":\"finished\"") {
-                    flag.store(false, Ordering::Relaxed);
-                }
-            }
-        })
-    };
+    let watcher = watch_backups(server, &backing_up, &stop);
     let mut threads = Vec::new();
     let big = o.data_mib > 0;
     for w in 0..o.writers {
-        let (url, stats, tag) = (server.url.clone(), stats.clone(), tag.to_owned());
-        threads.push(std::thread::spawn(move || {
-            let client = agent();
-            let mut i = 0u64;
-            while Instant::now() < deadline {
-                i += 1;
-                let body = format!("{tag}-w{w}-{i}");
-                // The first writer also uploads a file now and then.
-                if w == 0 && i.is_multiple_of(5) {
-                    let name = format!("{tag}-{i}.txt");
-                    let content = format!("uploaded {tag} {i}\n").repeat(20);
-                    if let Ok(r) = client
-                        .post(format!("{url}/files/{name}"))
-                        .send(content.as_bytes())
-                        && r.status().as_u16() == 201
-                    {
-                        stats.files.lock().map(|mut f| f.insert(name, content)).ok();
-                    }
-                }
-                // One write in ten gives up after 50 ms of waiting; with a
-                // large data file (a data lock of seconds), every other
-                // write gives up after a second, as an impatient client.
-                let wait = if big && i % 2 == 1 {
-                    "?wait_ms=1000"
-                } else if i.is_multiple_of(10) {
-                    "?wait_ms=50"
-                } else {
-                    ""
-                };
-                match client
-                    .post(format!("{url}/notes{wait}"))
-                    .send(body.as_bytes())
-                {
-                    Ok(mut r) if r.status().as_u16() == 201 => {
-                        let v: serde_json::Value = serde_json::from_str(
-                            &r.body_mut().read_to_string().unwrap_or_default(),
-                        )
-                        .unwrap_or_default();
-                        if let Some(id) = v["id"].as_u64() {
-                            stats.acked.lock().map(|mut a| a.insert(id, body)).ok();
-                        }
-                        let waited = v["waited_ms"].as_u64().unwrap_or(0);
-                        stats.max_wait_ms.fetch_max(waited, Ordering::Relaxed);
-                        stats.waits.lock().map(|mut w| w.push(waited as f64)).ok();
-                    }
-                    Ok(r) if r.status().as_u16() == 409 => {
-                        stats.cancelled.fetch_add(1, Ordering::Relaxed);
-                        stats
-                            .cancelled_bodies
-                            .lock()
-                            .map(|mut c| c.insert(body))
-                            .ok();
-                    }
-                    _ => {
-                        stats.errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-        }));
+        let writer = Writer {
+            url: server.url.clone(),
+            stats: stats.clone(),
+            tag: tag.to_owned(),
+            w,
+            big,
+            deadline,
+        };
+        threads.push(std::thread::spawn(move || writer.run()));
     }
     for r in 0..o.readers {
         let (url, stats, flag) = (server.url.clone(), stats.clone(), backing_up.clone());
         threads.push(std::thread::spawn(move || {
-            let client = agent();
-            let mut n = r as u64;
-            while Instant::now() < deadline {
-                n = n.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-                let max = stats
-                    .acked
-                    .lock()
-                    .map(|a| a.keys().next_back().copied().unwrap_or(1))
-                    .unwrap_or(1);
-                let id = 1 + (n >> 33) % max.max(1);
-                let during = flag.load(Ordering::Relaxed);
-                let t = Instant::now();
-                let ok = client.get(format!("{url}/notes/{id}")).call().is_ok();
-                let ms = t.elapsed().as_secs_f64() * 1000.0;
-                if ok {
-                    let samples = if during || flag.load(Ordering::Relaxed) {
-                        &stats.reads_during
-                    } else {
-                        &stats.reads_outside
-                    };
-                    samples.lock().map(|mut s| s.push(ms)).ok();
-                } else {
-                    stats.errors.fetch_add(1, Ordering::Relaxed);
-                }
-            }
+            read_notes(&url, &stats, &flag, r, deadline);
         }));
     }
-    // Remote backups every three seconds, on top of the schedule.
+    request_backups(server, deadline);
+    for t in threads {
+        let _ = t.join();
+    }
+    stop.store(true, Ordering::Relaxed);
+    drop(watcher);
+    Ok(())
+}
+
+/// Follows the events to know when a backup runs: `backing_up` is set
+/// from its start to its end, until `stop` is set (or the stream ends).
+fn watch_backups(
+    server: &Server,
+    backing_up: &Arc<AtomicBool>,
+    stop: &Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    let (url, token, flag, stop) = (
+        server.url.clone(),
+        server.token.clone(),
+        backing_up.clone(),
+        stop.clone(),
+    );
+    std::thread::spawn(move || {
+        let Ok(resp) = agent()
+            .get(format!("{url}/v1/events"))
+            .header("Authorization", format!("Bearer {token}"))
+            .call()
+        else {
+            return;
+        };
+        let mut reader = std::io::BufReader::new(resp.into_body().into_reader());
+        let mut line = String::new();
+        while !stop.load(Ordering::Relaxed) {
+            line.clear();
+            if std::io::BufRead::read_line(&mut reader, &mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            if line.contains("\"event\":\"started\"") {
+                flag.store(true, Ordering::Relaxed);
+            } else if line.contains("\"event\":\"finished\"") {
+                flag.store(false, Ordering::Relaxed);
+            }
+        }
+    })
+}
+
+/// One writer thread of [`load`]: writer `w` of the run tagged `tag`.
+struct Writer {
+    url: String,
+    stats: Arc<Stats>,
+    tag: String,
+    w: usize,
+    /// Whether the data file was padded (`--data-mib`): its lock lasts seconds.
+    big: bool,
+    deadline: Instant,
+}
+
+impl Writer {
+    /// Writes notes until the deadline, counting what was acknowledged,
+    /// cancelled or failed.
+    fn run(self) {
+        let client = agent();
+        let mut i = 0u64;
+        while Instant::now() < self.deadline {
+            i += 1;
+            let body = format!("{}-w{}-{i}", self.tag, self.w);
+            // The first writer also uploads a file now and then.
+            if self.w == 0 && i.is_multiple_of(5) {
+                self.upload(&client, i);
+            }
+            self.write(&client, body, self.wait(i));
+        }
+    }
+
+    /// The query bounding write `i`'s wait for the data lock, if any.
+    fn wait(&self, i: u64) -> &'static str {
+        // One write in ten gives up after 50 ms of waiting; with a
+        // large data file (a data lock of seconds), every other
+        // write gives up after a second, as an impatient client.
+        if self.big && i % 2 == 1 {
+            "?wait_ms=1000"
+        } else if i.is_multiple_of(10) {
+            "?wait_ms=50"
+        } else {
+            ""
+        }
+    }
+
+    /// Uploads file `i`; kept in the stats once acknowledged.
+    fn upload(&self, client: &ureq::Agent, i: u64) {
+        let (url, tag, stats) = (&self.url, &self.tag, &self.stats);
+        let name = format!("{tag}-{i}.txt");
+        let content = format!("uploaded {tag} {i}\n").repeat(20);
+        if let Ok(r) = client
+            .post(format!("{url}/files/{name}"))
+            .send(content.as_bytes())
+            && r.status().as_u16() == 201
+        {
+            stats.files.lock().map(|mut f| f.insert(name, content)).ok();
+        }
+    }
+
+    /// Writes the note `body` (`wait` its query); acknowledged, cancelled
+    /// by its wait, or an error.
+    fn write(&self, client: &ureq::Agent, body: String, wait: &str) {
+        let (url, stats) = (&self.url, &self.stats);
+        match client
+            .post(format!("{url}/notes{wait}"))
+            .send(body.as_bytes())
+        {
+            Ok(mut r) if r.status().as_u16() == 201 => {
+                let v: serde_json::Value =
+                    serde_json::from_str(&r.body_mut().read_to_string().unwrap_or_default())
+                        .unwrap_or_default();
+                if let Some(id) = v["id"].as_u64() {
+                    stats.acked.lock().map(|mut a| a.insert(id, body)).ok();
+                }
+                let waited = v["waited_ms"].as_u64().unwrap_or(0);
+                stats.max_wait_ms.fetch_max(waited, Ordering::Relaxed);
+                stats.waits.lock().map(|mut w| w.push(waited as f64)).ok();
+            }
+            Ok(r) if r.status().as_u16() == 409 => {
+                stats.cancelled.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .cancelled_bodies
+                    .lock()
+                    .map(|mut c| c.insert(body))
+                    .ok();
+            }
+            _ => {
+                stats.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Reader `r` of [`load`]: reads acknowledged notes until `deadline`,
+/// each read's time filed as during a backup or outside one.
+fn read_notes(url: &str, stats: &Stats, backing_up: &AtomicBool, r: usize, deadline: Instant) {
+    let client = agent();
+    let mut n = r as u64;
+    while Instant::now() < deadline {
+        n = n.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let max = stats
+            .acked
+            .lock()
+            .map(|a| a.keys().next_back().copied().unwrap_or(1))
+            .unwrap_or(1);
+        let id = 1 + (n >> 33) % max.max(1);
+        let during = backing_up.load(Ordering::Relaxed);
+        let t = Instant::now();
+        let ok = client.get(format!("{url}/notes/{id}")).call().is_ok();
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        if ok {
+            let samples = if during || backing_up.load(Ordering::Relaxed) {
+                &stats.reads_during
+            } else {
+                &stats.reads_outside
+            };
+            samples.lock().map(|mut s| s.push(ms)).ok();
+        } else {
+            stats.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Remote backups every three seconds until `deadline`, on top of the schedule.
+fn request_backups(server: &Server, deadline: Instant) {
     while Instant::now() + Duration::from_secs(3) < deadline {
         std::thread::sleep(Duration::from_secs(3));
         let _ = agent()
@@ -208,12 +272,6 @@ fn load(
             .header("Authorization", format!("Bearer {}", server.token))
             .send_empty();
     }
-    for t in threads {
-        let _ = t.join();
-    }
-    stop.store(true, Ordering::Relaxed);
-    drop(watcher);
-    Ok(())
 }
 
 /// `mib` notes of 1 MiB each, through the API as any write (logged, then
@@ -329,15 +387,73 @@ fn check(server: &Server, stats: &Stats) -> Result<(usize, usize)> {
 }
 
 pub(crate) fn run(o: &Options) -> Result<()> {
-    let bin = if o.dev {
+    let bin = build(o)?;
+    let root = repo_root().join(format!("target/e2e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let app = make_app(o, &root)?;
+    let log = root.join("notes-server.log");
+    let stats = Arc::new(Stats::default());
+
+    let point_root = root.join("point-in-time");
+    let recovered = crate::e2e_point::run(&bin, &point_root)
+        .with_context(|| format!("point-in-time recovery (logs in {})", point_root.display()))?;
+
+    eprintln!(
+        "load: {} s, {} writers, {} readers",
+        o.seconds, o.writers, o.readers
+    );
+    let server = start(&bin, &app, &log)?;
+    if o.data_mib > 0 {
+        pad_and_back_up(&server, &stats, o.data_mib)?;
+    }
+    load(&server, &stats, o, Duration::from_secs(o.seconds), "load")?;
+    let applied_cancelled = cancelled_applied(&server, &stats)?;
+    let host = Host {
+        bin: &bin,
+        app: &app,
+        log: &log,
+    };
+    let (server, cycles) = kill_cycles(&host, server, &stats, o)?;
+    stop(server)?;
+
+    let backups = root.join("Backups");
+    let archives = verify_archives(&backups)?;
+    let history = HistoryFigures::read(&backups);
+    let data_mib = std::fs::metadata(app.join("Data/Notes.4DD")).map_or(0, |m| m.len() >> 20);
+    let findings = Findings {
+        stats: &stats,
+        recovered,
+        cycles,
+        applied_cancelled,
+        archives,
+        history,
+        data_mib,
+    };
+    write_table(o, &findings);
+    let _ = std::fs::remove_dir_all(&root);
+    if findings.cycles.worst_lost > 0
+        || !findings.archives.bad.is_empty()
+        || findings.applied_cancelled > 0
+    {
+        bail!("acknowledged writes were lost, cancelled writes applied, or archives are damaged");
+    }
+    Ok(())
+}
+
+/// Builds notes-server (release, or the dev profile with `--dev`); its binary.
+fn build(o: &Options) -> Result<PathBuf> {
+    Ok(if o.dev {
         cargo(&["build", "--quiet", "-p", "notes-server"])?;
         repo_root().join("target/debug/notes-server")
     } else {
         cargo(&["build", "--release", "--quiet", "-p", "notes-server"])?;
         repo_root().join("target/release/notes-server")
-    };
-    let root = repo_root().join(format!("target/e2e-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
+    })
+}
+
+/// The app folder `ROOT/App`, with settings that attach its uploads and
+/// schedule a backup during the load; its path.
+fn make_app(o: &Options, root: &Path) -> Result<PathBuf> {
     let app = root.join("App");
     std::fs::create_dir_all(app.join("Data"))?;
     std::fs::create_dir_all(app.join("Settings"))?;
@@ -360,109 +476,190 @@ pub(crate) fn run(o: &Options) -> Result<()> {
         &app.join("Settings/backup.4DSettings"),
         &sauve_settings::SettingsDoc::new(s),
     )?;
-    let log = root.join("notes-server.log");
-    let stats = Arc::new(Stats::default());
+    Ok(app)
+}
 
-    let point_root = root.join("point-in-time");
-    let recovered = crate::e2e_point::run(&bin, &point_root)
-        .with_context(|| format!("point-in-time recovery (logs in {})", point_root.display()))?;
-
+/// `--data-mib`: the data file padded, then a first set of it, as any app
+/// in service has, before the load and the kills.
+fn pad_and_back_up(server: &Server, stats: &Stats, mib: u64) -> Result<()> {
+    let t = Instant::now();
+    pad(server, stats, mib)?;
     eprintln!(
-        "load: {} s, {} writers, {} readers",
-        o.seconds, o.writers, o.readers
+        "padded the data file with {} MiB in {:.0} s",
+        mib,
+        t.elapsed().as_secs_f64()
     );
-    let mut server = start(&bin, &app, &log)?;
-    if o.data_mib > 0 {
-        let t = Instant::now();
-        pad(&server, &stats, o.data_mib)?;
-        eprintln!(
-            "padded the data file with {} MiB in {:.0} s",
-            o.data_mib,
-            t.elapsed().as_secs_f64()
-        );
-        // A first set of it, as any app in service has, before the load
-        // and the kills.
-        let t = Instant::now();
-        first_backup(&server)?;
-        eprintln!(
-            "first backup of the padded data in {:.0} s",
-            t.elapsed().as_secs_f64()
-        );
-    }
-    load(&server, &stats, o, Duration::from_secs(o.seconds), "load")?;
-    let applied_cancelled = cancelled_applied(&server, &stats)?;
+    let t = Instant::now();
+    first_backup(server)?;
+    eprintln!(
+        "first backup of the padded data in {:.0} s",
+        t.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The notes-server binary, its app folder, and the log its output goes to.
+struct Host<'a> {
+    bin: &'a Path,
+    app: &'a Path,
+    log: &'a Path,
+}
+
+/// What the kill cycles found.
+struct Cycles {
+    /// Acknowledged writes checked after the last recovery.
+    checked: usize,
+    /// The most acknowledged writes any cycle lost.
+    worst_lost: usize,
+}
+
+/// `--cycles` times: a burst of writes, SIGKILL while a backup runs, the
+/// data file damaged, a restart, every acknowledged write checked. Returns
+/// the server of the last restart.
+fn kill_cycles(
+    host: &Host,
+    mut server: Server,
+    stats: &Arc<Stats>,
+    o: &Options,
+) -> Result<(Server, Cycles)> {
     let mut worst_lost = 0;
     let mut checked = 0;
     for cycle in 1..=o.cycles {
-        // A burst of writes, then SIGKILL while a backup runs.
-        load(
-            &server,
-            &stats,
-            &Options {
-                writers: o.writers,
-                readers: 0,
-                ..*o
-            },
-            Duration::from_millis(800),
-            &format!("c{cycle}"),
-        )?;
-        let _ = agent()
-            .post(format!("{}/v1/backup", server.url))
-            .header("Authorization", format!("Bearer {}", server.token))
-            .send_empty();
-        std::thread::sleep(Duration::from_millis(5));
-        server.child.kill()?;
-        let _ = server.child.wait();
-        // Damage the data file: its first page overwritten.
-        let data = app.join("Data/Notes.4DD");
-        let mut bytes = std::fs::read(&data)?;
-        for b in bytes.iter_mut().take(100) {
-            *b = 0xEE;
-        }
-        std::fs::write(&data, bytes)?;
-        server = start(&bin, &app, &log)?;
-        let (n, lost) = check(&server, &stats)?;
+        kill_during_backup(&mut server, stats, o, cycle)?;
+        damage_data(host.app)?;
+        server = start(host.bin, host.app, host.log)?;
+        let (n, lost) = check(&server, stats)?;
         checked = n;
         worst_lost = worst_lost.max(lost);
         eprintln!(
             "cycle {cycle}: killed during a backup, data damaged, restarted: {n} acknowledged writes checked, {lost} lost"
         );
     }
-    stop(server)?;
+    Ok((
+        server,
+        Cycles {
+            checked,
+            worst_lost,
+        },
+    ))
+}
 
-    // Every archive must verify.
-    let mut archives = 0;
+/// A burst of writes, then SIGKILL while a backup runs.
+fn kill_during_backup(
+    server: &mut Server,
+    stats: &Arc<Stats>,
+    o: &Options,
+    cycle: u32,
+) -> Result<()> {
+    load(
+        server,
+        stats,
+        &Options {
+            writers: o.writers,
+            readers: 0,
+            ..*o
+        },
+        Duration::from_millis(800),
+        &format!("c{cycle}"),
+    )?;
+    let _ = agent()
+        .post(format!("{}/v1/backup", server.url))
+        .header("Authorization", format!("Bearer {}", server.token))
+        .send_empty();
+    std::thread::sleep(Duration::from_millis(5));
+    server.child.kill()?;
+    let _ = server.child.wait();
+    Ok(())
+}
+
+/// Damages the data file: its first page overwritten.
+fn damage_data(app: &Path) -> Result<()> {
+    let data = app.join("Data/Notes.4DD");
+    let mut bytes = std::fs::read(&data)?;
+    for b in bytes.iter_mut().take(100) {
+        *b = 0xEE;
+    }
+    std::fs::write(&data, bytes)?;
+    Ok(())
+}
+
+/// The sets and log backups in the destination, and those that do not verify.
+struct Archives {
+    count: usize,
+    /// `NAME: ERROR` of each that does not verify.
+    bad: Vec<String>,
+}
+
+/// Every archive must verify.
+fn verify_archives(backups: &Path) -> Result<Archives> {
+    let mut count = 0;
     let mut bad = Vec::new();
-    let backups = root.join("Backups");
-    let listed = std::fs::read_dir(&backups)
+    let listed = std::fs::read_dir(backups)
         .with_context(|| format!("no backup folder {}: no backup ran", backups.display()))?;
     for e in listed.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         if name.ends_with(".4BK") || name.ends_with(".4BL") {
-            archives += 1;
+            count += 1;
             if let Err(err) = sauve_archive::verify(&e.path(), &mut sauve_archive::NoProgress) {
                 bad.push(format!("{name}: {err}"));
             }
         }
     }
-    let history = std::fs::read_to_string(backups.join("backupHistory.json")).unwrap_or_default();
-    let scheduled = history.matches("\"trigger\": \"scheduled\"").count();
-    let remote = history.matches("\"trigger\": \"remote\"").count();
-    let max_lock = history
-        .split("\"data\": ")
-        .skip(1)
-        .filter_map(|s| {
-            s.split(|c: char| !c.is_ascii_digit())
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .max()
-        .unwrap_or(0);
-    let during99 = p(&stats.reads_during, 0.99);
-    let outside99 = p(&stats.reads_outside, 0.99);
-    let max_wait = stats.max_wait_ms.load(Ordering::Relaxed);
-    let data_mib = std::fs::metadata(app.join("Data/Notes.4DD")).map_or(0, |m| m.len() >> 20);
+    Ok(Archives { count, bad })
+}
+
+/// What the backup history says of the run.
+struct HistoryFigures {
+    /// Backups the schedule started.
+    scheduled: usize,
+    /// Backups a remote request started.
+    remote: usize,
+    /// The longest data lock window, ms.
+    max_lock: u64,
+}
+
+impl HistoryFigures {
+    /// Reads `backupHistory.json` in `backups` (none: zeros).
+    fn read(backups: &Path) -> HistoryFigures {
+        let history =
+            std::fs::read_to_string(backups.join("backupHistory.json")).unwrap_or_default();
+        let scheduled = history.matches("\"trigger\": \"scheduled\"").count();
+        let remote = history.matches("\"trigger\": \"remote\"").count();
+        let max_lock = history
+            .split("\"data\": ")
+            .skip(1)
+            .filter_map(|s| {
+                s.split(|c: char| !c.is_ascii_digit())
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .max()
+            .unwrap_or(0);
+        HistoryFigures {
+            scheduled,
+            remote,
+            max_lock,
+        }
+    }
+}
+
+/// Everything the table reports.
+struct Findings<'a> {
+    stats: &'a Stats,
+    recovered: crate::e2e_point::Recovered,
+    cycles: Cycles,
+    /// Notes found applied though never acknowledged.
+    applied_cancelled: usize,
+    archives: Archives,
+    history: HistoryFigures,
+    /// The data file's size at the end, MiB.
+    data_mib: u64,
+}
+
+/// The table: its title, then what became of the writes, then the reads,
+/// the backups and the archives.
+fn write_table(o: &Options, f: &Findings) {
     println!(
         "## cargo xtask e2e --seconds {} --cycles {}{}{}",
         o.seconds,
@@ -481,27 +678,38 @@ pub(crate) fn run(o: &Options) -> Result<()> {
     println!();
     println!("| measure | value | target |");
     println!("|---|---:|---|");
+    write_writes_rows(o, f);
+    write_reads_and_backups_rows(f);
+}
+
+/// The rows of what became of the writes: kept, lost, cancelled, waited.
+fn write_writes_rows(o: &Options, f: &Findings) {
+    let (stats, checked) = (f.stats, f.cycles.checked);
     println!(
         "| acknowledged writes (notes and uploaded files) checked after the last recovery | {checked} | |"
     );
-    println!("| acknowledged writes lost (worst cycle) | {worst_lost} | 0 |");
+    println!(
+        "| acknowledged writes lost (worst cycle) | {} | 0 |",
+        f.cycles.worst_lost
+    );
     println!("| kill -9 and recover cycles | {} | 20 |", o.cycles);
     println!(
         "| notes back after `notes-server restore --until` one second before a mistaken delete (then a restart, a write, an automatic restore) | {} | all, none written after |",
-        recovered.notes
+        f.recovered.notes
     );
     println!(
         "| `notes-server restore --until` (the newer of 2 small sets, then 5 log records), s | {:.2} | |",
-        recovered.restore.as_secs_f64()
+        f.recovered.restore.as_secs_f64()
     );
     println!(
         "| writes cancelled by their client (-9976) | {} | |",
         stats.cancelled.load(Ordering::Relaxed)
     );
     println!(
-        "| writes found applied though never acknowledged (cancelled included) | {applied_cancelled} | 0 |"
+        "| writes found applied though never acknowledged (cancelled included) | {} | 0 |",
+        f.applied_cancelled
     );
-    println!("| data file, MiB | {data_mib} | |");
+    println!("| data file, MiB | {} | |", f.data_mib);
     // The writes that waited at all (most never meet a backup's lock).
     let waited = Mutex::new(
         stats
@@ -525,6 +733,20 @@ pub(crate) fn run(o: &Options) -> Result<()> {
         "| other errors (requests to a killed server included) | {} | |",
         stats.errors.load(Ordering::Relaxed)
     );
+}
+
+/// The rows of the backups, the reads during and outside them, the
+/// writers' waits and the archives; then each bad archive.
+fn write_reads_and_backups_rows(f: &Findings) {
+    let stats = f.stats;
+    let HistoryFigures {
+        scheduled,
+        remote,
+        max_lock,
+    } = f.history;
+    let during99 = p(&stats.reads_during, 0.99);
+    let outside99 = p(&stats.reads_outside, 0.99);
+    let max_wait = stats.max_wait_ms.load(Ordering::Relaxed);
     println!("| backups: scheduled / remote (in the history) | {scheduled} / {remote} | |");
     println!("| read p99 during backups, ms | {during99:.2} | ≤ 2x outside |");
     println!("| read p99 outside backups, ms | {outside99:.2} | |");
@@ -536,15 +758,11 @@ pub(crate) fn run(o: &Options) -> Result<()> {
     println!("| longest writer wait, ms | {max_wait} | ≤ longest data lock + 100 |");
     println!("| longest data lock window, ms | {max_lock} | |");
     println!(
-        "| archives verified | {archives} ({} bad) | all sound |",
-        bad.len()
+        "| archives verified | {} ({} bad) | all sound |",
+        f.archives.count,
+        f.archives.bad.len()
     );
-    for b in &bad {
+    for b in &f.archives.bad {
         println!("bad archive: {b}");
     }
-    let _ = std::fs::remove_dir_all(&root);
-    if worst_lost > 0 || !bad.is_empty() || applied_cancelled > 0 {
-        bail!("acknowledged writes were lost, cancelled writes applied, or archives are damaged");
-    }
-    Ok(())
 }
