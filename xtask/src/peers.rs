@@ -134,7 +134,30 @@ pub(crate) fn peers(o: &Options) -> Result<()> {
     let app = src.join("SampleApp");
     let input = size_of(&app)? + size_of(&src.join("Attachments"))?;
 
-    let mut peers: Vec<Peer> = [
+    let mut peers = destinations(&work)?;
+    let configurations = configure_sauve(o, &sauve, &app, &work, &peers)?;
+    init_repositories(&peers)?;
+    let week = Week {
+        sauve,
+        src,
+        app,
+        work,
+        configurations,
+    };
+    for day in 0..=o.days {
+        back_up_day(&week, &mut peers, day)?;
+    }
+    sh(&week.configurations.as_full)?;
+    restore_last_day(&week, &mut peers, o.days)?;
+
+    report(o, input, &peers)
+}
+
+/// The tools in the order of the table, each with its empty destination
+/// `WORK/dest-DIR`: sauve's full sets, tar, restic, borg, sauve's
+/// incremental sets (the indices the scripts use).
+fn destinations(work: &Path) -> Result<Vec<Peer>> {
+    let peers: Vec<Peer> = [
         "sauve (full sets)",
         "tar -I 'zstd -1 -T0'",
         "restic",
@@ -153,14 +176,35 @@ pub(crate) fn peers(o: &Options) -> Result<()> {
     for p in &peers {
         std::fs::create_dir_all(&p.dest)?;
     }
-    let sauve_dest = peers[0].dest.clone();
+    Ok(peers)
+}
+
+/// The shell lines that put one of sauve's two configurations in place
+/// before its run.
+struct Configurations {
+    /// Full sets into sauve's destination, no `sauve.toml`.
+    as_full: String,
+    /// Incremental sets (`full_every = days + 1`) into their own destination.
+    as_incremental: String,
+}
+
+/// Sets the sample app's settings for sauve's full sets, then keeps them
+/// and those of the incremental sets (their destination, their
+/// `sauve.toml`) aside in `work`.
+fn configure_sauve(
+    o: &Options,
+    sauve: &Path,
+    app: &Path,
+    work: &Path,
+    peers: &[Peer],
+) -> Result<Configurations> {
     for (key, value) in [
         ("Advanced/CompressionRate", "Fast".to_owned()),
         ("Advanced/SetNumber/Enable", "True".to_owned()),
         ("Advanced/SetNumber/Value", (o.days + 1).to_string()),
         (
             "General/DestinationFolder",
-            format!("{}/", sauve_dest.display()),
+            format!("{}/", peers[0].dest.display()),
         ),
         (
             "General/IncludesFiles/Item1",
@@ -168,7 +212,7 @@ pub(crate) fn peers(o: &Options) -> Result<()> {
         ),
         ("General/IncludesFiles/Item2", "../Attachments/".to_owned()),
     ] {
-        settings_set(&sauve, &app, key, &value)?;
+        settings_set(sauve, app, key, &value)?;
     }
     // The two sauve configurations, put in place before each of its runs.
     let settings = app.join("Settings/backup.4DSettings");
@@ -178,8 +222,8 @@ pub(crate) fn peers(o: &Options) -> Result<()> {
     let inc_toml = work.join("incremental.toml");
     std::fs::copy(&settings, &full_settings)?;
     settings_set(
-        &sauve,
-        &app,
+        sauve,
+        app,
         "General/DestinationFolder",
         &format!("{}/", peers[4].dest.display()),
     )?;
@@ -192,20 +236,25 @@ pub(crate) fn peers(o: &Options) -> Result<()> {
             o.block_kib
         ),
     )?;
-    let as_full = format!(
-        "cp {} {} && rm -f {}",
-        q(&full_settings),
-        q(&settings),
-        q(&toml)
-    );
-    let as_incremental = format!(
-        "cp {} {} && cp {} {}",
-        q(&inc_settings),
-        q(&settings),
-        q(&inc_toml),
-        q(&toml)
-    );
-    let inc_dest = peers[4].dest.clone();
+    Ok(Configurations {
+        as_full: format!(
+            "cp {} {} && rm -f {}",
+            q(&full_settings),
+            q(&settings),
+            q(&toml)
+        ),
+        as_incremental: format!(
+            "cp {} {} && cp {} {}",
+            q(&inc_settings),
+            q(&settings),
+            q(&inc_toml),
+            q(&toml)
+        ),
+    })
+}
+
+/// `restic init` and `borg init` in their destinations.
+fn init_repositories(peers: &[Peer]) -> Result<()> {
     let restic = q(&peers[2].dest);
     let borg = q(&peers[3].dest);
     let init = Command::new("sh")
@@ -218,94 +267,107 @@ pub(crate) fn peers(o: &Options) -> Result<()> {
     if !init.success() {
         bail!("cannot make the restic and borg repositories");
     }
-    let tree = format!("{} {}", q(&app), q(&src.join("Attachments")));
-    let tar_tree = format!("-C {} SampleApp Attachments", q(&src));
-    let cache = q(&work.join("restic-cache"));
+    Ok(())
+}
 
-    for day in 0..=o.days {
-        if day > 0 {
-            change(&src, day)?;
-        }
-        // The page cache is warm for every tool alike.
-        sh(&format!(
-            "find {} -type f -exec cat {{}} + > /dev/null",
-            q(&src)
-        ))?;
-        let scripts = [
-            format!(
-                "{} backup --app {} > /dev/null && sync -f {}",
-                q(&sauve),
-                q(&app),
-                q(&sauve_dest)
-            ),
-            format!(
-                "tar -I 'zstd -1 -T0' -cf {d}/day-{day}.tar.zst {tar_tree} && sync -f {d}",
-                d = q(&peers[1].dest)
-            ),
-            format!(
-                "restic -q -r {restic} --cache-dir {cache} backup {tree} > /dev/null && sync -f {restic}"
-            ),
-            format!("borg create --compression zstd,1 {borg}::day-{day} {tree} && sync -f {borg}"),
-            format!(
-                "{} backup --app {} > /dev/null && sync -f {}",
-                q(&sauve),
-                q(&app),
-                q(&inc_dest)
-            ),
-        ];
-        let before = [
-            as_full.as_str(),
-            "true",
-            "true",
-            "true",
-            as_incremental.as_str(),
-        ];
-        for ((p, script), before) in peers.iter_mut().zip(scripts).zip(before) {
-            eprintln!("day {day}: {}…", p.name);
-            p.backups.push(measure_env(&script, before, 1, ENV)?);
-        }
+/// What the daily backups and the restores run on.
+struct Week {
+    sauve: PathBuf,
+    /// The folder of the sample app and its attachments.
+    src: PathBuf,
+    app: PathBuf,
+    work: PathBuf,
+    configurations: Configurations,
+}
+
+impl Week {
+    /// restic's cache, outside the repository.
+    fn cache(&self) -> String {
+        q(&self.work.join("restic-cache"))
     }
-    sh(&as_full)?;
+}
 
-    // Restore the last day, each into an empty folder, synced.
-    let to = work.join("restored");
-    let clean = format!("rm -rf {t} && mkdir -p {t} && sync", t = q(&to));
-    let newest = |dest: &Path| -> Result<PathBuf> {
-        std::fs::read_dir(dest)?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "4BK"))
-            .max()
-            .context("sauve wrote no set")
-    };
-    let last_set = newest(&sauve_dest)?;
-    let last_inc = newest(&inc_dest)?;
-    let days = o.days;
+/// Day `day`: the day's changes (none on day 0), then a backup by each tool.
+fn back_up_day(week: &Week, peers: &mut [Peer], day: usize) -> Result<()> {
+    if day > 0 {
+        change(&week.src, day)?;
+    }
+    // The page cache is warm for every tool alike.
+    sh(&format!(
+        "find {} -type f -exec cat {{}} + > /dev/null",
+        q(&week.src)
+    ))?;
+    let (sauve, app) = (q(&week.sauve), q(&week.app));
+    let tree = format!("{} {}", q(&week.app), q(&week.src.join("Attachments")));
+    let tar_tree = format!("-C {} SampleApp Attachments", q(&week.src));
+    let (restic, borg, cache) = (q(&peers[2].dest), q(&peers[3].dest), week.cache());
     let scripts = [
         format!(
-            "{} restore {} --to {t}/r > /dev/null && sync -f {t}",
-            q(&sauve),
-            q(&last_set),
-            t = q(&to)
+            "{sauve} backup --app {app} > /dev/null && sync -f {}",
+            q(&peers[0].dest)
+        ),
+        format!(
+            "tar -I 'zstd -1 -T0' -cf {d}/day-{day}.tar.zst {tar_tree} && sync -f {d}",
+            d = q(&peers[1].dest)
+        ),
+        format!(
+            "restic -q -r {restic} --cache-dir {cache} backup {tree} > /dev/null && sync -f {restic}"
+        ),
+        format!("borg create --compression zstd,1 {borg}::day-{day} {tree} && sync -f {borg}"),
+        format!(
+            "{sauve} backup --app {app} > /dev/null && sync -f {}",
+            q(&peers[4].dest)
+        ),
+    ];
+    let before = [
+        week.configurations.as_full.as_str(),
+        "true",
+        "true",
+        "true",
+        week.configurations.as_incremental.as_str(),
+    ];
+    for ((p, script), before) in peers.iter_mut().zip(scripts).zip(before) {
+        eprintln!("day {day}: {}…", p.name);
+        p.backups.push(measure_env(&script, before, 1, ENV)?);
+    }
+    Ok(())
+}
+
+/// The newest set sauve wrote in `dest`.
+fn newest_set(dest: &Path) -> Result<PathBuf> {
+    std::fs::read_dir(dest)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "4BK"))
+        .max()
+        .context("sauve wrote no set")
+}
+
+/// Restores the last day (`days`) by each tool, each into an empty folder,
+/// synced.
+fn restore_last_day(week: &Week, peers: &mut [Peer], days: usize) -> Result<()> {
+    let to = week.work.join("restored");
+    let clean = format!("rm -rf {t} && mkdir -p {t} && sync", t = q(&to));
+    let last_set = newest_set(&peers[0].dest)?;
+    let last_inc = newest_set(&peers[4].dest)?;
+    let (sauve, t) = (q(&week.sauve), q(&to));
+    let (restic, borg, cache) = (q(&peers[2].dest), q(&peers[3].dest), week.cache());
+    let scripts = [
+        format!(
+            "{sauve} restore {} --to {t}/r > /dev/null && sync -f {t}",
+            q(&last_set)
         ),
         format!(
             "tar -xf {d}/day-{days}.tar.zst -C {t} && sync -f {t}",
-            d = q(&peers[1].dest),
-            t = q(&to)
+            d = q(&peers[1].dest)
         ),
         format!(
-            "restic -q -r {restic} --cache-dir {cache} restore latest --target {t} > /dev/null && sync -f {t}",
-            t = q(&to)
+            "restic -q -r {restic} --cache-dir {cache} restore latest --target {t} > /dev/null && sync -f {t}"
         ),
+        format!("cd {t} && borg extract {borg}::day-{days} && sync -f {t}"),
         format!(
-            "cd {t} && borg extract {borg}::day-{days} && sync -f {t}",
-            t = q(&to)
-        ),
-        format!(
-            "{} restore {} --to {t}/r > /dev/null && sync -f {t}",
-            q(&sauve),
-            q(&last_inc),
-            t = q(&to)
+            "{sauve} restore {} --to {t}/r > /dev/null && sync -f {t}",
+            q(&last_inc)
         ),
     ];
     for (p, script) in peers.iter_mut().zip(scripts) {
@@ -313,8 +375,7 @@ pub(crate) fn peers(o: &Options) -> Result<()> {
         p.restore = Some(measure_env(&script, &clean, 1, ENV)?);
     }
     let _ = std::fs::remove_dir_all(&to);
-
-    report(o, input, &peers)
+    Ok(())
 }
 
 /// `sauve settings set KEY VALUE --app APP`.
