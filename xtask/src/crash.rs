@@ -518,6 +518,42 @@ fn one(
     let dest = root.join("Backups");
     let before = snapshot(&dest);
     let before_sets = sets(&dest);
+    let out = run_at(t, kind, root, (n, fault), stop_at)?;
+    let Some(outcome) = outcome_of(kind, root, (n, steps), fault, &out)? else {
+        return Ok(None);
+    };
+    // 1. Every earlier set: whole and sound, or (retention) wholly gone.
+    earlier_sets_kept(kind, n, &dest, (&before, &before_sets))?;
+    // 2. The records parse.
+    records_parse(&app, &dest).with_context(|| format!("step {n}: after the crash"))?;
+    // 3. The next run succeeds, then a backup with status 0.
+    next_runs_succeed(t, kind, root, n)?;
+    // 4. No leftovers.
+    let left = leftovers(root);
+    if !left.is_empty() {
+        bail!("step {n}: left behind after the next run: {left:?}");
+    }
+    // 5. Numbers used once; every set verifies.
+    numbers_once_and_sets_sound(&dest, n)?;
+    if kind == Kind::Incremental {
+        incremental_chain_holds(&dest, n)?;
+    }
+    // 6. Every acknowledged record comes back.
+    if matches!(kind, Kind::Log | Kind::Open) {
+        records_come_back(t, root, n)?;
+    }
+    Ok(Some(outcome))
+}
+
+/// Runs the scenario in `root` with the fault point at step `n`: a crash
+/// there, or the one `fault`; with `stop_at`, a Stop at that step.
+fn run_at(
+    t: &Tools,
+    kind: Kind,
+    root: &Path,
+    (n, fault): (u64, Option<&str>),
+    stop_at: Option<u64>,
+) -> Result<Output> {
     let mut cmd = scenario_command(t, kind, root);
     cmd.env("SAUVE_FAULT_AT", n.to_string());
     match fault {
@@ -527,12 +563,24 @@ fn one(
     if let Some(m) = stop_at {
         cmd.env("SAUVE_STOP_AT", m.to_string());
     }
-    let out = run(&mut cmd)?;
+    run(&mut cmd)
+}
+
+/// What the run at step `n` ended as: `crashed`, or `FAULT:STATUS` when
+/// the fault failed the step as it must; `None` when it ended before the
+/// step.
+fn outcome_of(
+    kind: Kind,
+    root: &Path,
+    (n, steps): (u64, &[String]),
+    fault: Option<&str>,
+    out: &Output,
+) -> Result<Option<String>> {
     let crashed = {
         use std::os::unix::process::ExitStatusExt;
         out.status.signal() == Some(6)
     };
-    let outcome = match (fault, crashed) {
+    Ok(Some(match (fault, crashed) {
         (None, true) => "crashed".to_owned(),
         // Ended before the point, as a different path through the same
         // code can; but never by failing.
@@ -543,69 +591,87 @@ fn one(
             String::from_utf8_lossy(&out.stderr)
         ),
         (Some(f), true) => bail!("the {f} fault at step {n} crashed the process"),
-        (Some(f), false) => {
-            let status = if matches!(
-                kind,
-                Kind::First
-                    | Kind::RetentionAfter
-                    | Kind::RetentionBefore
-                    | Kind::Log
-                    | Kind::Stopped
-                    | Kind::Incremental
-            ) {
-                finished_status(&out)
-            } else {
-                Some(if out.status.success() { 0 } else { 1 })
-            };
-            let Some(status) = status else {
-                bail!(
-                    "the {f} fault at step {n}: no finished line\n{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            };
-            let i = (n - 1) as usize;
-            let step = &steps[i];
-            let expected = expected_statuses(f, steps, i);
-            let allowed = kind == Kind::Stopped && status == 1406
-                || matches!(kind, Kind::Restore | Kind::Open)
-                || expected.contains(&status);
-            if !allowed {
-                bail!(
-                    "the {f} fault at step {n} ({step}) ended with status {status} (expected one of {expected:?})"
-                );
-            }
-            // A clone that could not be made is a copy under the lock,
-            // and the journal's lock line says so (a stopped run may
-            // end before it has one).
-            if in_clone_folder(step) && status == 0 {
-                let journal =
-                    sauve_journal::read_all(&sauve_journal::journal_dir(&Template::app(root)))?;
-                let how = journal.last().and_then(|e| e.data_lock_how.clone());
-                if !how.as_deref().is_some_and(|h| h.starts_with("copied")) {
-                    bail!(
-                        "the {f} fault at step {n} ({step}): the journal's lock line says {how:?}, not a copy"
-                    );
-                }
-            }
-            // The records say what happened: the run's journal entry
-            // carries its status (unless the fault hit that very record).
-            let in_record = expected == [0];
-            if status != 0 && !in_record && !matches!(kind, Kind::Restore | Kind::Open) {
-                let journal =
-                    sauve_journal::read_all(&sauve_journal::journal_dir(&Template::app(root)))?;
-                let last = journal.last().and_then(|e| e.status);
-                if last != Some(status) {
-                    bail!(
-                        "the {f} fault at step {n} ({step}): status {status}, but the journal's last entry says {last:?}"
-                    );
-                }
-            }
-            format!("{f}:{status}")
-        }
+        (Some(f), false) => fault_outcome(kind, root, (n, steps), f, out)?,
+    }))
+}
+
+/// `FAULT:STATUS` of a run that `f` failed at step `n`, once its status is
+/// one the fault may give there and the journal says what happened.
+fn fault_outcome(
+    kind: Kind,
+    root: &Path,
+    (n, steps): (u64, &[String]),
+    f: &str,
+    out: &Output,
+) -> Result<String> {
+    let status = if matches!(
+        kind,
+        Kind::First
+            | Kind::RetentionAfter
+            | Kind::RetentionBefore
+            | Kind::Log
+            | Kind::Stopped
+            | Kind::Incremental
+    ) {
+        finished_status(out)
+    } else {
+        Some(if out.status.success() { 0 } else { 1 })
     };
-    // 1. Every earlier set: whole and sound, or (retention) wholly gone.
-    let after = snapshot(&dest);
-    for (name, hash) in &before {
+    let Some(status) = status else {
+        bail!(
+            "the {f} fault at step {n}: no finished line\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let i = (n - 1) as usize;
+    let step = &steps[i];
+    let expected = expected_statuses(f, steps, i);
+    let allowed = kind == Kind::Stopped && status == 1406
+        || matches!(kind, Kind::Restore | Kind::Open)
+        || expected.contains(&status);
+    if !allowed {
+        bail!(
+            "the {f} fault at step {n} ({step}) ended with status {status} (expected one of {expected:?})"
+        );
+    }
+    // A clone that could not be made is a copy under the lock,
+    // and the journal's lock line says so (a stopped run may
+    // end before it has one).
+    if in_clone_folder(step) && status == 0 {
+        let journal = sauve_journal::read_all(&sauve_journal::journal_dir(&Template::app(root)))?;
+        let how = journal.last().and_then(|e| e.data_lock_how.clone());
+        if !how.as_deref().is_some_and(|h| h.starts_with("copied")) {
+            bail!(
+                "the {f} fault at step {n} ({step}): the journal's lock line says {how:?}, not a copy"
+            );
+        }
+    }
+    // The records say what happened: the run's journal entry
+    // carries its status (unless the fault hit that very record).
+    let in_record = expected == [0];
+    if status != 0 && !in_record && !matches!(kind, Kind::Restore | Kind::Open) {
+        let journal = sauve_journal::read_all(&sauve_journal::journal_dir(&Template::app(root)))?;
+        let last = journal.last().and_then(|e| e.status);
+        if last != Some(status) {
+            bail!(
+                "the {f} fault at step {n} ({step}): status {status}, but the journal's last entry says {last:?}"
+            );
+        }
+    }
+    Ok(format!("{f}:{status}"))
+}
+
+/// Invariant 1: every set committed in `dest` before the run (`before`:
+/// its files' hashes and its sets) is still there byte for byte and
+/// verifies, or (retention) is wholly gone.
+fn earlier_sets_kept(
+    kind: Kind,
+    n: u64,
+    dest: &Path,
+    (before, before_sets): (&BTreeMap<String, String>, &[(u32, String)]),
+) -> Result<()> {
+    let after = snapshot(dest);
+    for (name, hash) in before {
         match after.get(name) {
             Some(h) if h == hash => {}
             Some(_) => bail!("step {n}: {name} changed"),
@@ -613,7 +679,7 @@ fn one(
             None => bail!("step {n}: {name} is gone"),
         }
     }
-    for (number, k) in &before_sets {
+    for (number, k) in before_sets {
         let files: Vec<_> = before
             .keys()
             .filter(|f| f.starts_with(&format!("App[{number:04}]")) && f.contains(k.as_str()))
@@ -628,14 +694,17 @@ fn one(
         if present != files.len() {
             bail!("step {n}: set {number:04}.{k} is partly deleted");
         }
-        verify_set(&dest, *number, k).with_context(|| format!("step {n}: after the crash"))?;
+        verify_set(dest, *number, k).with_context(|| format!("step {n}: after the crash"))?;
     }
-    // 2. The records parse.
-    records_parse(&app, &dest).with_context(|| format!("step {n}: after the crash"))?;
-    // 3. The next run succeeds, then a backup with status 0.
+    Ok(())
+}
+
+/// Invariant 3: the scenario's command, run again without the fault,
+/// succeeds; then a backup ends with status 0.
+fn next_runs_succeed(t: &Tools, kind: Kind, root: &Path, n: u64) -> Result<()> {
     let again = run(&mut scenario_command(t, kind, root))?;
     ok(&again, &format!("the run after the crash at step {n}"))?;
-    let a = app.display().to_string();
+    let a = Template::app(root).display().to_string();
     let next = run(&mut sauve(t, &["backup", "--json", "--app", &a]))?;
     if finished_status(&next) != Some(0) {
         bail!(
@@ -643,13 +712,13 @@ fn one(
             String::from_utf8_lossy(&next.stdout)
         );
     }
-    // 4. No leftovers.
-    let left = leftovers(root);
-    if !left.is_empty() {
-        bail!("step {n}: left behind after the next run: {left:?}");
-    }
-    // 5. Numbers used once; every set verifies.
-    let text = sauve_history::read_json_text(&dest)?.context("no history after the next backup")?;
+    Ok(())
+}
+
+/// Invariant 5: no backup number is twice in the history, and every set
+/// in `dest` verifies.
+fn numbers_once_and_sets_sound(dest: &Path, n: u64) -> Result<()> {
+    let text = sauve_history::read_json_text(dest)?.context("no history after the next backup")?;
     let entries = sauve_history::History::parse(&text).context("history")?;
     let mut numbers = BTreeSet::new();
     for key in entries.keys() {
@@ -662,37 +731,42 @@ fn one(
             }
         }
     }
-    for (number, k) in sets(&dest) {
-        verify_set(&dest, number, &k)
-            .with_context(|| format!("step {n}: after the next backup"))?;
+    for (number, k) in sets(dest) {
+        verify_set(dest, number, &k).with_context(|| format!("step {n}: after the next backup"))?;
     }
-    // The scenario is what it says: set 3 (the run's, or else the next
-    // backup's) builds on set 2; set 4 is full again (full_every 3).
-    if kind == Kind::Incremental {
-        for (number, parent) in [(3, Some(2)), (4, None)] {
-            let path = dest.join(format!("App[{number:04}].4BK"));
-            if path.exists() {
-                let set = sauve_archive::SetFiles::locate(&path)?;
-                let found = sauve_archive::parent_of(&set)?;
-                if found.map(|n| n.get()) != parent {
-                    bail!("step {n}: set {number} builds on {found:?}, not {parent:?}");
-                }
+    Ok(())
+}
+
+/// The incremental scenario is what it says: set 3 (the run's, or else the
+/// next backup's) builds on set 2; set 4 is full again (full_every 3).
+fn incremental_chain_holds(dest: &Path, n: u64) -> Result<()> {
+    for (number, parent) in [(3, Some(2)), (4, None)] {
+        let path = dest.join(format!("App[{number:04}].4BK"));
+        if path.exists() {
+            let set = sauve_archive::SetFiles::locate(&path)?;
+            let found = sauve_archive::parent_of(&set)?;
+            if found.map(|n| n.get()) != parent {
+                bail!("step {n}: set {number} builds on {found:?}, not {parent:?}");
             }
         }
     }
-    // 6. Every acknowledged record comes back.
-    if matches!(kind, Kind::Log | Kind::Open) {
-        let to = root.join("check").display().to_string();
-        let out = ok(&run(&mut host(t, &["check", &a, &to]))?, "crash_host check")?;
-        let v: serde_json::Value = serde_json::from_str(out.trim())?;
-        if v["keys"].as_u64() != Some(RECORDS) {
-            bail!(
-                "step {n}: {} of {RECORDS} acknowledged records came back",
-                v["keys"]
-            );
-        }
+    Ok(())
+}
+
+/// Invariant 6: restoring the newest set and integrating the log gives
+/// every record the host wrote before the crash.
+fn records_come_back(t: &Tools, root: &Path, n: u64) -> Result<()> {
+    let a = Template::app(root).display().to_string();
+    let to = root.join("check").display().to_string();
+    let out = ok(&run(&mut host(t, &["check", &a, &to]))?, "crash_host check")?;
+    let v: serde_json::Value = serde_json::from_str(out.trim())?;
+    if v["keys"].as_u64() != Some(RECORDS) {
+        bail!(
+            "step {n}: {} of {RECORDS} acknowledged records came back",
+            v["keys"]
+        );
     }
-    Ok(Some(outcome))
+    Ok(())
 }
 
 /// The durable steps the scenario takes (`step path` each), from a
