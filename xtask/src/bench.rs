@@ -85,37 +85,89 @@ pub(crate) fn archive(o: &ArchiveOptions) -> Result<()> {
         q(&src)
     ))?;
 
-    let clean = format!("rm -rf {o} && mkdir -p {o} && sync", o = q(&out));
-    let tar_src = format!("-C {} SampleApp Attachments", q(&src));
-    let mut rows: Vec<(String, Sample, Option<u64>)> = Vec::new();
-    let slow_runs = 1;
     // sauve's writers, this build's and the baseline's.
-    let mut writers = vec![("sauve", &bin)];
+    let mut writers = vec![("sauve", bin.as_path())];
     if let Some(b) = base.as_ref() {
         writers.push(("baseline", b));
     }
-    for (who, exe) in &writers {
+    let contest = Contest {
+        runs: o.runs,
+        bin: &bin,
+        writers,
+        work: &work,
+        app,
+        clean: format!("rm -rf {o} && mkdir -p {o} && sync", o = q(&out)),
+        tar_src: format!("-C {} SampleApp Attachments", q(&src)),
+        out,
+    };
+    let mut rows: Vec<Row> = Vec::new();
+    time_sauve_writers(&contest, &mut rows)?;
+    time_tar_writers(&contest, &mut rows)?;
+    let sets = write_sets_to_restore(&contest)?;
+    time_restores_and_verifies(&contest, &sets, &mut rows)?;
+    let _ = std::fs::remove_dir_all(&contest.out);
+
+    report(o, input, &rows);
+    println!();
+    index(o, &work, &src, &bin)?;
+    println!();
+    stops(o, &work, &src)
+}
+
+/// A row of the table: a contender, its time and memory, the size of what
+/// it wrote (none for a restore or a verify).
+type Row = (String, Sample, Option<u64>);
+
+/// Runs of the slow contenders, Compact and zstd -19.
+const SLOW_RUNS: usize = 1;
+
+/// What the writers, restores and verifies of [`archive`] share.
+struct Contest<'a> {
+    runs: usize,
+    /// This build's `bench_archive`.
+    bin: &'a Path,
+    /// sauve's writers by name: this build's, and the baseline's.
+    writers: Vec<(&'static str, &'a Path)>,
+    work: &'a Path,
+    app: PathBuf,
+    /// Where each contender writes, emptied before each run by `clean`.
+    out: PathBuf,
+    clean: String,
+    /// tar's arguments naming the sample app and its attachments.
+    tar_src: String,
+}
+
+/// Each of sauve's writers at each level, with the size of its set.
+fn time_sauve_writers(c: &Contest, rows: &mut Vec<Row>) -> Result<()> {
+    for (who, exe) in &c.writers {
         for level in ["None", "Fast", "Compact"] {
             let runs = if level == "Compact" {
-                slow_runs
+                SLOW_RUNS
             } else {
-                o.runs
+                c.runs
             };
             eprintln!("{who} {level}…");
             let s = measure(
                 &format!(
                     "{} write {} {} {level} > /dev/null",
                     q(exe),
-                    q(&app),
-                    q(&out)
+                    q(&c.app),
+                    q(&c.out)
                 ),
-                &clean,
+                &c.clean,
                 runs,
             )?;
-            let size = size_of(&out.join("SampleApp[0001].4BK"))?;
+            let size = size_of(&c.out.join("SampleApp[0001].4BK"))?;
             rows.push((format!("{who} {level}"), s, Some(size)));
         }
     }
+    Ok(())
+}
+
+/// tar, plain and through zstd at levels 1 and 19, with the size of its
+/// archive.
+fn time_tar_writers(c: &Contest, rows: &mut Vec<Row>) -> Result<()> {
+    let (out, tar_src) = (&c.out, &c.tar_src);
     let contenders = [
         (
             "tar -cf",
@@ -124,7 +176,7 @@ pub(crate) fn archive(o: &ArchiveOptions) -> Result<()> {
                 a = q(&out.join("t.tar"))
             ),
             "t.tar",
-            o.runs,
+            c.runs,
         ),
         (
             "tar -I 'zstd -1 -T0'",
@@ -133,7 +185,7 @@ pub(crate) fn archive(o: &ArchiveOptions) -> Result<()> {
                 a = q(&out.join("t.tar.zst"))
             ),
             "t.tar.zst",
-            o.runs,
+            c.runs,
         ),
         (
             "tar -I 'zstd -19 -T0'",
@@ -142,34 +194,44 @@ pub(crate) fn archive(o: &ArchiveOptions) -> Result<()> {
                 a = q(&out.join("t19.tar.zst"))
             ),
             "t19.tar.zst",
-            slow_runs,
+            SLOW_RUNS,
         ),
     ];
     for (name, script, file, runs) in contenders {
         eprintln!("{name}…");
-        let s = measure(&script, &clean, runs)?;
+        let s = measure(&script, &c.clean, runs)?;
         rows.push((name.to_owned(), s, Some(size_of(&out.join(file))?)));
     }
-    // Restore and verify: sauve's None and Fast sets (each writer's own),
-    // against tar -xf of a plain tar, each followed by sync.
-    let sets = work.join("sets");
+    Ok(())
+}
+
+/// The sets the restores and verifies read, in `WORK/sets`: each writer's
+/// None and Fast sets (`WHO-LEVEL/`), and a plain tar (`t.tar`).
+fn write_sets_to_restore(c: &Contest) -> Result<PathBuf> {
+    let sets = c.work.join("sets");
     sh(&format!("rm -rf {s} && mkdir -p {s}", s = q(&sets)))?;
-    for (who, exe) in &writers {
+    for (who, exe) in &c.writers {
         for level in ["None", "Fast"] {
             let dir = sets.join(format!("{who}-{level}"));
             std::fs::create_dir_all(&dir)?;
             sh(&format!(
                 "{} write {} {} {level} > /dev/null",
                 q(exe),
-                q(&app),
+                q(&c.app),
                 q(&dir)
             ))?;
         }
     }
-    sh(&format!("tar -cf {} {tar_src}", q(&sets.join("t.tar"))))?;
-    let restored = out.join("r");
-    let clean_r = format!("rm -rf {o} && mkdir -p {o} && sync", o = q(&out));
-    for (who, exe) in &writers {
+    sh(&format!("tar -cf {} {}", q(&sets.join("t.tar")), c.tar_src))?;
+    Ok(sets)
+}
+
+/// Restore and verify: sauve's None and Fast sets (each writer's own),
+/// against tar -xf of a plain tar, each followed by sync.
+fn time_restores_and_verifies(c: &Contest, sets: &Path, rows: &mut Vec<Row>) -> Result<()> {
+    // Each restore goes to `OUT/r`, `out` emptied before it as before a write.
+    let restored = c.out.join("r");
+    for (who, exe) in &c.writers {
         for level in ["None", "Fast"] {
             let archive = sets
                 .join(format!("{who}-{level}"))
@@ -183,8 +245,8 @@ pub(crate) fn archive(o: &ArchiveOptions) -> Result<()> {
                     q(&archive),
                     q(&restored)
                 ),
-                &clean_r,
-                o.runs,
+                &c.clean,
+                c.runs,
             )?;
             rows.push((name, s, None));
         }
@@ -200,9 +262,9 @@ pub(crate) fn archive(o: &ArchiveOptions) -> Result<()> {
         eprintln!("{name}…");
         let archive = sets.join(format!("{who}-Fast")).join("SampleApp[0001].4BK");
         let s = measure(
-            &format!("{} verify {} > /dev/null", q(&bin), q(&archive)),
+            &format!("{} verify {} > /dev/null", q(c.bin), q(&archive)),
             "true",
-            o.runs,
+            c.runs,
         )?;
         rows.push((name, s, None));
     }
@@ -213,17 +275,11 @@ pub(crate) fn archive(o: &ArchiveOptions) -> Result<()> {
             r = q(&restored),
             t = q(&sets.join("t.tar"))
         ),
-        &clean_r,
-        o.runs,
+        &c.clean,
+        c.runs,
     )?;
     rows.push(("tar -xf".to_owned(), s, None));
-    let _ = std::fs::remove_dir_all(&out);
-
-    report(o, input, &rows);
-    println!();
-    index(o, &work, &src, &bin)?;
-    println!();
-    stops(o, &work, &src)
+    Ok(())
 }
 
 /// The lists timed together in one run of [`index`].
@@ -362,7 +418,7 @@ fn stops(o: &ArchiveOptions, work: &Path, src: &Path) -> Result<()> {
     )
 }
 
-fn report(o: &ArchiveOptions, input: u64, rows: &[(String, Sample, Option<u64>)]) {
+fn report(o: &ArchiveOptions, input: u64, rows: &[Row]) {
     let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
     let find = |name: &str| rows.iter().find(|r| r.0 == name);
     println!(
