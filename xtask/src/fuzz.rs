@@ -87,15 +87,37 @@ pub(crate) fn main(o: &Options) -> Result<()> {
             "cargo fuzz on the nightly toolchain is needed: `rustup toolchain install nightly` and `cargo install cargo-fuzz --locked`"
         );
     }
+    let mode = build(o, &fuzz)?;
+    let mut rows = Vec::new();
+    let mut crashed = Vec::new();
+    for target in chosen {
+        let row = run_target(o, &fuzz, mode, target)?;
+        if !row.ok {
+            crashed.push(target);
+        }
+        rows.push(row);
+    }
+    write_table(o, &rows);
+    if !crashed.is_empty() {
+        bail!(
+            "{} crashed; the inputs are in fuzz/artifacts/",
+            crashed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Builds the targets; the build mode `cargo fuzz` takes for them.
+fn build(o: &Options, fuzz: &Path) -> Result<&'static [&'static str]> {
     let started = Instant::now();
     // No sanitizer: our crates forbid unsafe code, and libFuzzer's
     // coverage guidance does not need one.
-    let mode: &[&str] = if o.quick {
+    let mode: &'static [&'static str] = if o.quick {
         &["--dev", "-s", "none"]
     } else {
         &["-O", "-s", "none"]
     };
-    let status = cargo_fuzz(&fuzz, &[&["build"], mode].concat())
+    let status = cargo_fuzz(fuzz, &[&["build"], mode].concat())
         .status()
         .context("cannot run cargo fuzz build")?;
     if !status.success() {
@@ -105,78 +127,122 @@ pub(crate) fn main(o: &Options) -> Result<()> {
         "built the fuzz targets in {:.0} s",
         started.elapsed().as_secs_f64()
     );
-    let mut rows = Vec::new();
-    let mut crashed = Vec::new();
-    for target in chosen {
-        let committed = format!("corpus/{target}");
-        let scratch = format!("target/corpus/{target}");
-        std::fs::create_dir_all(fuzz.join(&scratch))?;
-        let seeds = std::fs::read_dir(fuzz.join(&committed))
-            .with_context(|| format!("no committed corpus fuzz/{committed}"))?
-            .count();
-        let time = format!("-max_total_time={}", o.seconds);
-        let out = cargo_fuzz(
-            &fuzz,
+    Ok(mode)
+}
+
+/// What one target's run gave, for the table.
+struct Row<'a> {
+    target: &'a str,
+    /// Executions, as libFuzzer's closing line counts them.
+    runs: Option<u64>,
+    /// Inputs in the committed corpus before the run, and after it.
+    seeds: usize,
+    kept: usize,
+    /// Whether the run ended without a crash.
+    ok: bool,
+}
+
+/// Runs `target` for `--seconds` from its committed corpus (a crash
+/// printed with the end of its output), then with `--merge` adds to that
+/// corpus the inputs that reach new coverage.
+fn run_target<'a>(o: &Options, fuzz: &Path, mode: &[&str], target: &'a str) -> Result<Row<'a>> {
+    let committed = format!("corpus/{target}");
+    let scratch = format!("target/corpus/{target}");
+    std::fs::create_dir_all(fuzz.join(&scratch))?;
+    let seeds = std::fs::read_dir(fuzz.join(&committed))
+        .with_context(|| format!("no committed corpus fuzz/{committed}"))?
+        .count();
+    let time = format!("-max_total_time={}", o.seconds);
+    let out = cargo_fuzz(
+        fuzz,
+        &[
+            &["run"],
+            mode,
             &[
-                &["run"],
-                mode,
-                &[
-                    target,
-                    &scratch,
-                    &committed,
-                    "--",
-                    &time,
-                    "-rss_limit_mb=2048",
-                    "-timeout=20",
-                    "-print_final_stats=1",
-                ],
-            ]
-            .concat(),
-        )
-        .output()
-        .with_context(|| format!("cannot run cargo fuzz run {target}"))?;
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let runs = executions(&stderr);
-        if !out.status.success() {
-            let tail: Vec<&str> = stderr.lines().rev().take(40).collect();
-            eprintln!(
-                "{target}: FAILED\n{}",
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
-            crashed.push(target);
-        }
-        if o.merge {
-            let merged = cargo_fuzz(
-                &fuzz,
-                &[
-                    &["run"],
-                    mode,
-                    &[target, &committed, &scratch, "--", "-merge=1"],
-                ]
-                .concat(),
-            )
-            .output()
-            .with_context(|| format!("cannot merge the corpus of {target}"))?;
-            if !merged.status.success() {
-                bail!(
-                    "merging the corpus of {target} failed:\n{}",
-                    String::from_utf8_lossy(&merged.stderr)
-                );
-            }
-        }
-        let kept = std::fs::read_dir(fuzz.join(&committed))?.count();
+                target,
+                &scratch,
+                &committed,
+                "--",
+                &time,
+                "-rss_limit_mb=2048",
+                "-timeout=20",
+                "-print_final_stats=1",
+            ],
+        ]
+        .concat(),
+    )
+    .output()
+    .with_context(|| format!("cannot run cargo fuzz run {target}"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let runs = executions(&stderr);
+    if !out.status.success() {
+        let tail: Vec<&str> = stderr.lines().rev().take(40).collect();
         eprintln!(
-            "{target}: {} runs in {} s",
-            runs.map_or("?".to_owned(), |r| r.to_string()),
-            o.seconds
+            "{target}: FAILED\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         );
-        rows.push((target, runs, seeds, kept, out.status.success()));
     }
+    if o.merge {
+        merge(fuzz, mode, target, (&committed, &scratch))?;
+    }
+    let kept = std::fs::read_dir(fuzz.join(&committed))?.count();
+    eprintln!(
+        "{target}: {} runs in {} s",
+        runs.map_or("?".to_owned(), |r| r.to_string()),
+        o.seconds
+    );
+    Ok(Row {
+        target,
+        runs,
+        seeds,
+        kept,
+        ok: out.status.success(),
+    })
+}
+
+/// libFuzzer's `-merge=1`: the inputs of `scratch` that reach new coverage
+/// added to `committed`.
+fn merge(
+    fuzz: &Path,
+    mode: &[&str],
+    target: &str,
+    (committed, scratch): (&str, &str),
+) -> Result<()> {
+    let merged = cargo_fuzz(
+        fuzz,
+        &[
+            &["run"],
+            mode,
+            &[target, committed, scratch, "--", "-merge=1"],
+        ]
+        .concat(),
+    )
+    .output()
+    .with_context(|| format!("cannot merge the corpus of {target}"))?;
+    if !merged.status.success() {
+        bail!(
+            "merging the corpus of {target} failed:\n{}",
+            String::from_utf8_lossy(&merged.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// The table: per target, executions, their rate, the committed corpus
+/// before and after, crashes.
+fn write_table(o: &Options, rows: &[Row]) {
     println!("## cargo xtask fuzz --seconds {}", o.seconds);
     println!();
     println!("| target | executions | per second | committed corpus before / after | crashes |");
     println!("|---|---:|---:|---:|---:|");
-    for (target, runs, seeds, kept, ok) in &rows {
+    for Row {
+        target,
+        runs,
+        seeds,
+        kept,
+        ok,
+    } in rows
+    {
         let per = runs.map_or("?".to_owned(), |r| (r / o.seconds.max(1)).to_string());
         let runs = runs.map_or("?".to_owned(), |r| r.to_string());
         println!(
@@ -184,11 +250,4 @@ pub(crate) fn main(o: &Options) -> Result<()> {
             if *ok { 0 } else { 1 }
         );
     }
-    if !crashed.is_empty() {
-        bail!(
-            "{} crashed; the inputs are in fuzz/artifacts/",
-            crashed.join(", ")
-        );
-    }
-    Ok(())
 }
