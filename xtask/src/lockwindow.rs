@@ -51,89 +51,126 @@ pub(crate) fn lock_window(o: &Options) -> Result<()> {
     }
     cargo(&["build", "--release", "--quiet", "-p", "sauve-cli"])?;
     let root = repo_root();
-    let sauve = root.join("target/release/sauve");
-    let work = root.join("target/bench-lock");
-    let xfs = work.join("xfs");
+    let bench = Bench {
+        sauve: root.join("target/release/sauve"),
+        work: root.join("target/bench-lock"),
+    };
+    let xfs = bench.work.join("xfs");
     // A mount left by an interrupted run.
     let _ = Command::new("umount").arg(&xfs).status();
-    let _ = std::fs::remove_dir_all(&work);
+    let _ = std::fs::remove_dir_all(&bench.work);
     std::fs::create_dir_all(&xfs)?;
 
-    let src = work.join("src");
     eprintln!("making a {} MiB data file…", o.data_mib);
-    make_sample_app(&src, o.data_mib, 0)?;
+    make_sample_app(&bench.src(), o.data_mib, 0)?;
 
-    let image = work.join("xfs.img");
-    std::fs::File::create(&image)?.set_len((o.data_mib * 2 + 512) << 20)?;
-    run(Command::new("mkfs.xfs").arg("-q").arg(&image), "mkfs.xfs")?;
+    let _mounted = mount_xfs(o, &bench.work.join("xfs.img"), &xfs)?;
+    let mut rows = Vec::new();
+    for (label, parent) in [("xfs", xfs.clone()), ("target", bench.work.join("plain"))] {
+        rows.push(window_on(o, &bench, label, &parent)?);
+    }
+    write_table(o, &rows);
+    Ok(())
+}
+
+/// The release `sauve`, and the folder the bench works in.
+struct Bench {
+    sauve: PathBuf,
+    work: PathBuf,
+}
+
+impl Bench {
+    /// The sample app's folder, copied to each file system.
+    fn src(&self) -> PathBuf {
+        self.work.join("src")
+    }
+}
+
+/// An XFS image at `image`, large enough for two copies of the data file,
+/// loop-mounted on `xfs` until the guard is dropped.
+fn mount_xfs(o: &Options, image: &Path, xfs: &Path) -> Result<Mounted> {
+    std::fs::File::create(image)?.set_len((o.data_mib * 2 + 512) << 20)?;
+    run(Command::new("mkfs.xfs").arg("-q").arg(image), "mkfs.xfs")?;
     run(
         Command::new("mount")
             .args(["-o", "loop"])
-            .arg(&image)
-            .arg(&xfs),
+            .arg(image)
+            .arg(xfs),
         "mount -o loop (root and a loop device are needed)",
     )?;
-    let _mounted = Mounted(xfs.clone());
+    Ok(Mounted(xfs.to_path_buf()))
+}
 
-    let fs_of = |p: &Path| -> String {
-        Command::new("sh")
-            .arg("-c")
-            .arg(format!("df -T {} | tail -n 1 | awk '{{print $2}}'", q(p)))
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-            .unwrap_or_default()
-    };
-    let mut rows = Vec::new();
-    for (label, parent) in [("xfs", xfs.clone()), ("target", work.join("plain"))] {
-        std::fs::create_dir_all(&parent)?;
-        let app = parent.join("SampleApp");
-        sh(&format!(
-            "cp -a {} {}",
-            q(&src.join("SampleApp")),
-            q(&parent)
-        ))?;
-        // The sets go to target/ in both cases: only the data's file
-        // system differs.
-        let dest = work.join(format!("backups-{label}"));
-        for (key, value) in [
-            ("Advanced/CompressionRate", "Fast"),
-            ("General/DestinationFolder", &format!("{}/", dest.display())),
-        ] {
-            run(
-                Command::new(&sauve)
-                    .args(["settings", "set", key, value, "--app"])
-                    .arg(&app),
-                "sauve settings set",
-            )?;
-        }
-        sh(&format!(
-            "sync && cat {} > /dev/null",
-            q(&app.join("Data/SampleApp.4DD"))
-        ))?;
-        let mut windows = Vec::new();
-        let mut how = String::new();
-        for i in 0..o.runs {
-            eprintln!("{label}: backup {}…", i + 1);
-            run(
-                Command::new(&sauve).args(["backup", "--app"]).arg(&app),
-                "sauve backup",
-            )?;
-            let last = sauve_journal::read_all(&sauve_journal::journal_dir(&app))?
-                .pop()
-                .context("no journal entry after a backup")?;
-            if last.status != Some(0) {
-                bail!("the backup on {label} ended with status {:?}", last.status);
-            }
-            windows.push(last.data_lock.unwrap_or_default());
-            how = last.data_lock_how.unwrap_or_default();
-            // The sets are not kept: the runs need no more room.
-            sh(&format!("rm -f {}/*.4BK {}/*.4BL", q(&dest), q(&dest)))?;
-        }
-        windows.sort();
-        let median = windows[windows.len() / 2];
-        rows.push((fs_of(&app), median, how));
+/// A row of the table: the data's file system, the median data lock
+/// window, and how the journal says the data was taken.
+type Row = (String, Duration, String);
+
+/// The sample app copied into `parent` and backed up `--runs` times (the
+/// sets written to `WORK/backups-LABEL`); its row.
+fn window_on(o: &Options, bench: &Bench, label: &str, parent: &Path) -> Result<Row> {
+    std::fs::create_dir_all(parent)?;
+    let app = parent.join("SampleApp");
+    sh(&format!(
+        "cp -a {} {}",
+        q(&bench.src().join("SampleApp")),
+        q(parent)
+    ))?;
+    // The sets go to target/ in both cases: only the data's file
+    // system differs.
+    let dest = bench.work.join(format!("backups-{label}"));
+    for (key, value) in [
+        ("Advanced/CompressionRate", "Fast"),
+        ("General/DestinationFolder", &format!("{}/", dest.display())),
+    ] {
+        run(
+            Command::new(&bench.sauve)
+                .args(["settings", "set", key, value, "--app"])
+                .arg(&app),
+            "sauve settings set",
+        )?;
     }
+    sh(&format!(
+        "sync && cat {} > /dev/null",
+        q(&app.join("Data/SampleApp.4DD"))
+    ))?;
+    let mut windows = Vec::new();
+    let mut how = String::new();
+    for i in 0..o.runs {
+        eprintln!("{label}: backup {}…", i + 1);
+        run(
+            Command::new(&bench.sauve)
+                .args(["backup", "--app"])
+                .arg(&app),
+            "sauve backup",
+        )?;
+        let last = sauve_journal::read_all(&sauve_journal::journal_dir(&app))?
+            .pop()
+            .context("no journal entry after a backup")?;
+        if last.status != Some(0) {
+            bail!("the backup on {label} ended with status {:?}", last.status);
+        }
+        windows.push(last.data_lock.unwrap_or_default());
+        how = last.data_lock_how.unwrap_or_default();
+        // The sets are not kept: the runs need no more room.
+        sh(&format!("rm -f {}/*.4BK {}/*.4BL", q(&dest), q(&dest)))?;
+    }
+    windows.sort();
+    let median = windows[windows.len() / 2];
+    Ok((file_system_of(&app), median, how))
+}
 
+/// The type of the file system `p` is on, as `df -T` names it.
+fn file_system_of(p: &Path) -> String {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("df -T {} | tail -n 1 | awk '{{print $2}}'", q(p)))
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// The table for BENCHMARKS.md, then the target against the XFS row.
+fn write_table(o: &Options, rows: &[Row]) {
     println!(
         "## cargo xtask bench lock-window --data-mib {} --runs {}",
         o.data_mib, o.runs
@@ -147,7 +184,7 @@ pub(crate) fn lock_window(o: &Options) -> Result<()> {
     println!();
     println!("| data folder on | data lock window | how (the journal's Data lock line) |");
     println!("|---|---:|---|");
-    for (fs, window, how) in &rows {
+    for (fs, window, how) in rows {
         println!("| {fs} | {} ms | {how} |", window.as_millis());
     }
     println!();
@@ -164,5 +201,4 @@ pub(crate) fn lock_window(o: &Options) -> Result<()> {
             "MISSED"
         }
     );
-    Ok(())
 }
