@@ -515,22 +515,80 @@ fn restore(app_dir: &Path, point: Point, runtime: &tokio::runtime::Handle) -> Re
 #[tokio::main]
 async fn main() -> Result<()> {
     // Signals first: a SIGTERM while the server starts stops it cleanly too.
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    let (app_dir, listen) = match args()? {
-        Command::Serve { app, listen } => (app, listen),
+    let stop = stop_signal()?;
+    match args()? {
+        Command::Serve { app, listen } => serve(app, listen, stop).await,
         Command::Restore { app, point } => {
             // Blocking work on a thread of its own, off this runtime.
             let runtime = tokio::runtime::Handle::current();
-            return tokio::task::spawn_blocking(move || restore(&app, point, &runtime)).await?;
+            tokio::task::spawn_blocking(move || restore(&app, point, &runtime)).await?
         }
-    };
+    }
+}
+
+/// SIGTERM and SIGINT, handled from now on; the future ends at the first
+/// of them.
+fn stop_signal() -> Result<impl Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
+}
+
+/// The app's files the server writes.
+struct AppFiles {
+    /// The SQLite database, the app's data file.
+    data: PathBuf,
+    /// The log of the writes.
+    log: PathBuf,
+    /// The uploaded files, which the settings attach.
+    uploads: PathBuf,
+}
+
+/// `notes-server --app DIR`: the app held, its engine started and its data
+/// checked, the notes served until `stop`; then the engine shut down.
+async fn serve(
+    app_dir: PathBuf,
+    listen: std::net::SocketAddr,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     std::fs::create_dir_all(app_dir.join("Data"))?;
     // Held until the process exits: a restore waits for the server's end.
     let _app = hold_app(&app_dir, "start")?;
+    let files = prepare_app(&app_dir)?;
+    let layout = sauve_settings::AppLayout::discover(&app_dir)?;
+    let (log, handle) = start_engine(layout, &files.log)?;
+    open_check(&handle, &files).await?;
+    let state = app_state(files, log, &handle)?;
+    let (view, scheduler_view) = tokio::sync::watch::channel(SchedulerView::default());
+    let scheduler = tokio::spawn(sauve_engine::scheduler_loop(handle.clone(), view));
+    let token = Arc::new(sauve_server::generate_token()?);
+    // The MSC page at `/`, beside the control API and the app's own routes;
+    // it answers only to the names of the address it listens on.
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let router = router(state, &token, scheduler_view, &listener)?;
+    let url = format!("http://{}", listener.local_addr()?);
+    sauve_server::write_server_file(&app_dir, &url, &token)?;
+    println!("notes-server listening on {url}");
+    // sauve's server loop: header and idle timeouts, and each connection's
+    // address for the page's per-address login limit.
+    sauve_server::serve(listener, router, stop).await;
+    scheduler.abort();
+    handle.shutdown().await;
+    let _ = std::fs::remove_file(sauve_server::server_file_path(&app_dir));
+    Ok(())
+}
+
+/// The app's files in place: an empty database and the uploads folder on
+/// the first start, and settings that attach that folder.
+fn prepare_app(app_dir: &Path) -> Result<AppFiles> {
     let data = app_dir.join("Data/Notes.4DD");
-    let log_path = app_dir.join("Data/Notes.journal");
+    let log = app_dir.join("Data/Notes.journal");
     if !data.exists() {
         open_db(&data)?;
     }
@@ -538,21 +596,27 @@ async fn main() -> Result<()> {
     std::fs::create_dir_all(&uploads)?;
     // First start: settings that attach the uploads folder (inside Data/,
     // so it is copied under the data lock with the database, O-11).
-    if sauve_settings::locate(&app_dir) == sauve_settings::SettingsSource::Defaults {
+    if sauve_settings::locate(app_dir) == sauve_settings::SettingsSource::Defaults {
         let mut s = sauve_settings::Settings::default();
         s.general.includes_files = vec!["./Data/Uploads/".to_owned()];
         sauve_settings::create_file(
-            &sauve_settings::structure_settings_path(&app_dir),
+            &sauve_settings::structure_settings_path(app_dir),
             &sauve_settings::SettingsDoc::new(s),
         )?;
     }
-    let layout = sauve_settings::AppLayout::discover(&app_dir)?;
+    Ok(AppFiles { data, log, uploads })
+}
 
-    // The log first (it checks the log belongs to this data, 1416), then the
-    // engine, then the open check through it: its restore and integrations
-    // are recorded by the engine's records and refused to overlap a backup.
+/// The log first (it checks the log belongs to this data, 1416), then the
+/// engine, in server mode with the log: the open check goes through it, so
+/// its restore and integrations are recorded by the engine's records and
+/// refused to overlap a backup.
+fn start_engine(
+    layout: sauve_settings::AppLayout,
+    log_path: &Path,
+) -> Result<(Arc<LogWriter>, BackupHandle)> {
     let log = Arc::new(LogWriter::open_or_create(
-        &log_path,
+        log_path,
         IDENTITY,
         Durability::GroupCommit,
     )?);
@@ -566,11 +630,14 @@ async fn main() -> Result<()> {
             ..EngineOptions::default()
         },
     )?;
+    Ok((log, handle))
+}
 
-    // The open check: automatic restore and log integration.
-    let state = health(&data);
-    let check_path = data.clone();
-    let check_uploads = uploads.clone();
+/// The open check: automatic restore and log integration.
+async fn open_check(handle: &BackupHandle, files: &AppFiles) -> Result<()> {
+    let state = health(&files.data);
+    let check_path = files.data.clone();
+    let check_uploads = files.uploads.clone();
     let check = handle.clone();
     let outcome = tokio::task::spawn_blocking(move || {
         let mut replay = Replay::new(&check_path, &check_uploads);
@@ -598,25 +665,34 @@ async fn main() -> Result<()> {
         }
         Err(e) => bail!("open check failed ({}): {e}", e.status()),
     }
+    Ok(())
+}
 
-    let db = open_db(&data)?;
+/// The routes' state: the database opened, the next note's id after the
+/// highest there.
+fn app_state(files: AppFiles, log: Arc<LogWriter>, handle: &BackupHandle) -> Result<App> {
+    let db = open_db(&files.data)?;
     let next: i64 = db.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM notes", [], |r| {
         r.get(0)
     })?;
-    let (view, scheduler_view) = tokio::sync::watch::channel(SchedulerView::default());
-    let scheduler = tokio::spawn(sauve_engine::scheduler_loop(handle.clone(), view));
-    let token = sauve_server::generate_token()?;
-    let state = App {
+    Ok(App {
         db: Arc::new(Mutex::new(db)),
-        uploads,
+        uploads: files.uploads,
         log,
         handle: handle.clone(),
         next_id: Arc::new(AtomicU64::new(next as u64)),
-    };
-    let token = Arc::new(token);
-    // The MSC page at `/`, beside the control API and the app's own routes;
-    // it answers only to the names of the address it listens on.
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+    })
+}
+
+/// The app's routes, the control API under `/v1` and the MSC page, for
+/// the address `listener` listens on.
+fn router(
+    state: App,
+    token: &Arc<String>,
+    scheduler_view: tokio::sync::watch::Receiver<SchedulerView>,
+    listener: &tokio::net::TcpListener,
+) -> Result<Router> {
+    let handle = &state.handle;
     let pages = sauve_web::PageState::new(handle.clone(), token.clone(), scheduler_view.clone())
         .with_listen_addr(listener.local_addr()?);
     let api = sauve_server::router(sauve_server::ApiState {
@@ -630,21 +706,5 @@ async fn main() -> Result<()> {
         .route("/files/{name}", post(upload).get(download))
         .with_state(state)
         .merge(api);
-    let router = sauve_web::with_pages(routes, pages);
-    let url = format!("http://{}", listener.local_addr()?);
-    sauve_server::write_server_file(&app_dir, &url, &token)?;
-    println!("notes-server listening on {url}");
-    let shutdown = async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    };
-    // sauve's server loop: header and idle timeouts, and each connection's
-    // address for the page's per-address login limit.
-    sauve_server::serve(listener, router, shutdown).await;
-    scheduler.abort();
-    handle.shutdown().await;
-    let _ = std::fs::remove_file(sauve_server::server_file_path(&app_dir));
-    Ok(())
+    Ok(sauve_web::with_pages(routes, pages))
 }
