@@ -60,8 +60,6 @@ pub(crate) struct Opened {
     pub(crate) read_back: bool,
     /// Sets are stored encrypted: only an identity reads them.
     pub(crate) encrypted: bool,
-    /// `[[offsite]]` copies are made of its sets.
-    pub(crate) copied_offsite: bool,
 }
 
 impl Destination {
@@ -107,7 +105,6 @@ impl Destination {
             verified_before_commit: destination.store.is_none(),
             read_back: destination.store.as_ref().is_some_and(|s| !s.encrypted()),
             encrypted: destination.store.as_ref().is_some_and(|s| s.encrypted()),
-            copied_offsite: destination.store.is_none(),
         };
         Ok((destination, opened))
     }
@@ -195,6 +192,12 @@ impl Destination {
             None => Ok(()),
         }
     }
+}
+
+/// Whether `[[offsite]]` copies are made of the sets `place` holds: of a
+/// folder's; a bucket's are not copied elsewhere yet.
+pub(crate) fn copied_offsite(place: &sauve_settings::Destination) -> bool {
+    matches!(place, sauve_settings::Destination::Folder(_))
 }
 
 /// Creates the folder sauve writes in (private, 0700: sets hold the app's

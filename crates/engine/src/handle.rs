@@ -488,8 +488,8 @@ impl BackupHandle {
             clock: self.inner.clock.as_ref(),
         };
         let source = crate::manual_restore::source(&parts, archive, options).await?;
-        let _ticket = self.admit(Busy::Restore).await?;
-        crate::manual_restore::run(&parts, source, trigger, done).await
+        let ticket = self.admit(Busy::Restore).await?;
+        crate::manual_restore::run(&parts, (source, ticket), trigger, done).await
     }
 
     /// Integrates, in order, every log that follows the restored backup into

@@ -64,11 +64,13 @@ pub(crate) async fn source(
     })
 }
 
-/// Restores an admitted `source`, adding the bytes restored to `done` as
-/// they are written; journals and records it.
+/// Restores `source`, adding the bytes restored to `done` as they are
+/// written; journals and records it. `admitted` is the admission: held by
+/// the restore itself until it ends, and then until it is recorded, so a
+/// caller that stops waiting does not let a backup start beside it.
 pub(crate) async fn run(
     parts: &Parts<'_>,
-    source: Source,
+    (source, admitted): (Source, impl Send + 'static),
     trigger: Trigger,
     done: Arc<AtomicU64>,
 ) -> Result<Restored, EngineError> {
@@ -79,12 +81,15 @@ pub(crate) async fn run(
     } = source;
     let started = parts.clock.now();
     let (from, by, to) = (archive.clone(), store.clone(), options.clone());
-    let result = parts
+    let ran = parts
         .actors
         .io
-        .blocking(move || restore(&from, by.as_deref(), &to, done))
-        .await
-        .and_then(|r| r);
+        .blocking(move || (restore(&from, by.as_deref(), &to, done), admitted))
+        .await;
+    let (result, _admitted) = match ran {
+        Ok((result, admitted)) => (result, Some(admitted)),
+        Err(e) => (Err(e), None),
+    };
     let ended = parts.clock.now();
     let mut warnings = Vec::new();
     let entry = crate::restore::journal_entry(

@@ -216,7 +216,8 @@ pub(crate) fn plan(f: &Facts<'_>) -> Result<Plan, EngineError> {
     };
     // The log backup pairs with the previous data backup's number (behaviour §6.2).
     let log = cut_log.then(|| {
-        let previous = number.previous();
+        // Numbers start at 1: set 1's log backup is 0.
+        let previous = number.log_set().unwrap_or_default();
         SetPlan {
             spec: set(SetKind::Log, previous),
             header: header(SetKind::Log, previous),

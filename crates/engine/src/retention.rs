@@ -47,7 +47,7 @@ fn files_of(files: &[(ArchiveName, PathBuf)], number: BackupNumber) -> Vec<PathB
     backup.sort_by_key(|(a, _)| a.segment);
     let mut log: Vec<(&ArchiveName, &PathBuf)> = files
         .iter()
-        .filter(|(a, _)| a.kind == SetKind::Log && a.number == number.previous())
+        .filter(|(a, _)| a.kind == SetKind::Log && Some(a.number) == number.log_set())
         .map(|(a, p)| (a, p))
         .collect();
     log.sort_by_key(|(a, _)| a.segment);

@@ -57,6 +57,8 @@ pub(crate) struct Run {
 /// What the steps found that the records need after them.
 #[derive(Default)]
 struct Held {
+    /// The destination the settings name.
+    place: Option<sauve_settings::Destination>,
     /// The destination, once opened.
     opened: Option<Opened>,
     /// sauve.toml as the resolver gave it for this run.
@@ -146,9 +148,9 @@ impl Run {
             Some(own) => Ok(own),
             None => ask(&self.actors.resolver, "resolver", ReadOwnSettings).await,
         };
-        let opened = held.opened;
         // 14. History, then journal; failures are warnings.
-        self.record_history(&mut learned, &outcome, own.as_ref().ok(), opened.as_ref())
+        let destination = (held.place.as_ref(), held.opened.as_ref());
+        self.record_history(&mut learned, &outcome, own.as_ref().ok(), destination)
             .await;
         self.journal(&mut learned, &outcome, own.ok()).await;
         // 15. The shutdown hook, whenever the startup hook ran.
@@ -184,19 +186,20 @@ impl Run {
         learned: &mut Learned,
         outcome: &Outcome,
         own: Option<&OwnSettings>,
-        opened: Option<&Opened>,
+        (place, opened): (Option<&sauve_settings::Destination>, Option<&Opened>),
     ) {
         let Some(mut h) = outcome.history() else {
             return;
         };
         let copies = own.is_some_and(|o| !o.settings.offsite.is_empty());
-        let copied = opened.is_none_or(|o| o.copied_offsite);
-        if copies && let Some(o) = opened.filter(|o| !o.copied_offsite) {
+        // Decided by what the settings name, whether or not it opened.
+        let copied = place.is_none_or(crate::destination::copied_offsite);
+        if copies && let Some(p) = place.filter(|p| !crate::destination::copied_offsite(p)) {
             self.warn(
                 learned,
                 format!(
                     "the [[offsite]] copies are made from a destination folder; with the bucket {} as the destination they are not made",
-                    o.named.display()
+                    p.describe()
                 ),
             );
         }
@@ -307,8 +310,17 @@ impl Run {
 
         // 5. Pre-checks, then the plan.
         self.phase(Phase::Precheck);
-        let (plan, destination) = self.prepare(l, &settings, own, started).await?;
-        let destination = &*held.opened.insert(destination);
+        let place = &*held
+            .place
+            .insert(plan::destination(&self.layout.app, &settings)?);
+        let plan = self
+            .prepare(l, (&settings, own), place, &mut held.opened, started)
+            .await?;
+        let Some(destination) = held.opened.as_ref() else {
+            return Err(EngineError::Internal(
+                "the destination was not opened".to_owned(),
+            ));
+        };
         self.clear_the_way(l, &plan).await?;
 
         // 7-9. Copy, phase by phase.
@@ -473,7 +485,7 @@ impl Run {
         if !plan.data.is_empty() {
             let cut = plan.log.as_ref().map(|_| CutLog {
                 log: self.layout.log_file.clone(),
-                previous_number: plan.number.previous(),
+                previous_number: plan.number.log_set().unwrap_or_default(),
                 writer: self.options.log.clone(),
             });
             // Cloned under the lock where the data's file system can, and
@@ -723,26 +735,27 @@ impl Run {
     async fn prepare(
         &self,
         l: &mut Learned,
-        settings: &Arc<AppSettings>,
-        own: &OwnSettings,
+        (settings, own): (&Arc<AppSettings>, &OwnSettings),
+        place: &sauve_settings::Destination,
+        opened_slot: &mut Option<Opened>,
         started: Timestamp,
-    ) -> Result<(Plan, Opened), EngineError> {
-        let place = plan::destination(&self.layout.app, settings)?;
+    ) -> Result<Plan, EngineError> {
         let base = self.layout.base_name();
         // A bucket: the sets go there; the history, the set lock and the
-        // scratch files stay in the app's records of it.
+        // scratch files stay in the app's records of it, where a failure
+        // to open it is recorded too.
+        l.destination = Some(place.records().to_path_buf());
         let open = OpenDestination {
             run: self.id,
-            place,
+            place: place.clone(),
             app: self.layout.app.clone(),
             own: own.problem.is_none().then(|| Arc::clone(&own.settings)),
             key: crate::settings::structure_key(&self.layout),
             base: base.clone(),
             io: self.actors.io.clone(),
         };
-        let opened = ask(&self.actors.copier, "copier", open).await??;
+        let opened = &*opened_slot.insert(ask(&self.actors.copier, "copier", open).await??);
         let destination = opened.records.clone();
-        l.destination = Some(destination.clone());
         let resolved = {
             let (layout, settings, at) =
                 (self.layout.clone(), settings.clone(), destination.clone());
@@ -790,7 +803,7 @@ impl Run {
         l.notes.extend(plan.notes.iter().cloned());
         l.number = plan.number;
         l.data_stamp = plan.data_stamp;
-        Ok((plan, opened))
+        Ok(plan)
     }
 
     /// Retention keeping `keep` sets. A deletion that fails ends retention

@@ -298,7 +298,7 @@ pub(crate) async fn prune(
             .iter()
             .filter(|(a, _)| {
                 (a.kind == SetKind::Backup && a.number == number)
-                    || (a.kind == SetKind::Log && a.number == number.previous())
+                    || (a.kind == SetKind::Log && Some(a.number) == number.log_set())
             })
             .collect();
         // Backup before log, last segment first.

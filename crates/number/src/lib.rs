@@ -29,11 +29,20 @@ impl BackupNumber {
         self.0
     }
 
-    /// The number before this one (0 stays 0): the log backup that goes
-    /// with backup set N is N-1, the log cut when set N was made
-    /// (`base[0000].4BL` with the first set; behaviour §6.2, §6.3).
+    /// The number before this one (0 stays 0).
     pub const fn previous(self) -> BackupNumber {
         BackupNumber(self.0.saturating_sub(1))
+    }
+
+    /// The log backup that goes with backup set N: N-1, the log cut when
+    /// set N was made (`base[0000].4BL` with the first set; behaviour
+    /// §6.2, §6.3). None for 0, which is no set: `base[0000].4BL` is set
+    /// 1's, never a set 0's.
+    pub const fn log_set(self) -> Option<BackupNumber> {
+        match self.0 {
+            0 => None,
+            n => Some(BackupNumber(n - 1)),
+        }
     }
 
     /// The number after this one (the last number stays the last).
@@ -105,7 +114,9 @@ mod tests {
     }
 
     #[test]
-    fn the_log_backup_of_the_first_set_is_zero_and_zero_has_none_before() {
+    fn the_log_backup_of_the_first_set_is_zero_and_zero_has_none() {
+        assert_eq!(BackupNumber::new(1).log_set(), Some(BackupNumber::new(0)));
+        assert_eq!(BackupNumber::NONE.log_set(), None);
         assert_eq!(BackupNumber::new(1).previous(), BackupNumber::new(0));
         assert_eq!(BackupNumber::NONE.previous(), BackupNumber::NONE);
         assert_eq!(
@@ -128,6 +139,7 @@ mod tests {
             let b = BackupNumber::new(n);
             prop_assert_eq!(b.previous().next(), b);
             prop_assert!(b.previous() < b);
+            prop_assert_eq!(b.log_set(), Some(b.previous()));
         }
     }
 }

@@ -34,5 +34,8 @@ pub use daemon::{
     write_server_file,
 };
 pub use metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
+/// The scheduler loop lives in the engine now, where any host runs it;
+/// named here too for hosts that took it from the server.
+pub use sauve_engine::scheduler_loop;
 pub use serve::{HEADER_TIMEOUT, IDLE_TIMEOUT, serve};
 pub use state::ApiState;

@@ -169,8 +169,15 @@ struct Job {
 impl Job {
     /// Per destination: `Ok`, or the first wait before a retry.
     async fn run(self) -> Vec<(String, Result<(), Duration>)> {
-        let own = match sauve_settings::load_sauve_toml(&self.app) {
-            Ok(s) => s,
+        // Files are read on the blocking pool, never on a worker.
+        let app = self.app.clone();
+        let read = tokio::task::spawn_blocking(move || sauve_settings::load_sauve_toml(&app)).await;
+        let own = match read {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::warn!("off-site copies skipped: {e}");
+                return Vec::new();
+            }
             Err(e) => {
                 tracing::warn!("off-site copies skipped: {e}");
                 return Vec::new();
@@ -231,37 +238,10 @@ impl Job {
         let (store, part_size) =
             open_offsite(&self.app, target, base).map_err(|e| e.to_string())?;
         let destination = &self.work.destination;
-        let history = sauve_history::read_json_text(destination)
-            .map_err(|e| e.to_string())?
-            .and_then(|t| History::parse(&t))
-            .unwrap_or_default();
-        let entries = history.entries(&self.work.key).unwrap_or_default();
-        // Every committed set in the destination, recorded or not: a crash
-        // between a commit and its record must not keep a set from going
-        // off-site.
-        let mut numbers = sauve_history::archive_numbers(destination, &self.work.base)
-            .map_err(|e| e.to_string())?;
-        numbers.extend(
-            entries
-                .iter()
-                .filter(|e| e.is_numbered_backup())
-                .map(|e| e.backup_number),
-        );
-        numbers.sort_unstable();
-        numbers.dedup();
-        // The sets still to copy, with their files.
-        let mut todo = Vec::new();
-        for number in numbers {
-            let copied = entries
-                .iter()
-                .filter(|e| e.is_numbered_backup() && e.backup_number == number)
-                .filter_map(|e| e.offsite.as_ref()?.get(label))
-                .any(|c| c.state == OffsiteState::Copied);
-            // A set gone from the destination (retention) has nothing to copy.
-            if !copied && let Some(files) = set_files(destination, &self.work.base, number) {
-                todo.push((number, files));
-            }
-        }
+        let (work, owned_label) = (self.work.clone(), label.to_owned());
+        let todo = tokio::task::spawn_blocking(move || to_copy(&work, &owned_label))
+            .await
+            .map_err(|e| e.to_string())??;
         // Whatever stops every copy (the store unreachable, a prefix shared
         // with another app of the same base) is each pending set's reason.
         if let Err(e) = shared_base_guard(store.as_ref(), &self.work.key, &self.work.base).await {
@@ -310,6 +290,42 @@ impl Job {
     }
 }
 
+/// The sets of the run's destination still to copy to the off-site
+/// destination `label`, with their files: every committed set there,
+/// recorded or not (a crash between a commit and its record must not keep
+/// a set from going off-site), less those recorded as copied. Blocking.
+fn to_copy(work: &Kick, label: &str) -> Result<Vec<(BackupNumber, Vec<PathBuf>)>, String> {
+    let destination = &work.destination;
+    let history = sauve_history::read_json_text(destination)
+        .map_err(|e| e.to_string())?
+        .and_then(|t| History::parse(&t))
+        .unwrap_or_default();
+    let entries = history.entries(&work.key).unwrap_or_default();
+    let mut numbers =
+        sauve_history::archive_numbers(destination, &work.base).map_err(|e| e.to_string())?;
+    numbers.extend(
+        entries
+            .iter()
+            .filter(|e| e.is_numbered_backup())
+            .map(|e| e.backup_number),
+    );
+    numbers.sort_unstable();
+    numbers.dedup();
+    let mut todo = Vec::new();
+    for number in numbers {
+        let copied = entries
+            .iter()
+            .filter(|e| e.is_numbered_backup() && e.backup_number == number)
+            .filter_map(|e| e.offsite.as_ref()?.get(label))
+            .any(|c| c.state == OffsiteState::Copied);
+        // A set gone from the destination (retention) has nothing to copy.
+        if !copied && let Some(files) = set_files(destination, &work.base, number) {
+            todo.push((number, files));
+        }
+    }
+    Ok(todo)
+}
+
 /// The files of set `number` in `destination`, in upload order: the log
 /// backup first, then the backup's segments, the manifest-bearing one last.
 /// `None` when the backup set is not there.
@@ -324,10 +340,12 @@ fn set_files(destination: &Path, base: &str, number: BackupNumber) -> Option<Vec
     let backup =
         SetFiles::locate(&destination.join(name(number, SetKind::Backup).to_string())).ok()?;
     // Set N is base[N].4BK with base[N-1].4BL (behaviour §6.3).
-    let log = number.previous();
-    let mut files = SetFiles::locate(&destination.join(name(log, SetKind::Log).to_string()))
-        .map(|s| s.files)
-        .unwrap_or_default();
+    let mut files = match number.log_set() {
+        Some(log) => SetFiles::locate(&destination.join(name(log, SetKind::Log).to_string()))
+            .map(|s| s.files)
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
     files.extend(backup.files);
     Some(files)
 }
