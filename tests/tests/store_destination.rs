@@ -215,6 +215,15 @@ fn an_unreachable_store_is_1409_with_its_message_and_the_next_run_succeeds() {
     let journal = ok(&sauve(&garage, &["journal", "--app", &a]));
     assert!(journal.contains("s3://sauve-test/down/"), "{journal}");
     assert!(journal.contains("1409"), "{journal}");
+    // The failed run is in the history the app keeps of the bucket.
+    let records = std::fs::read_dir(std::path::Path::new(&a).join("Logs/Destinations"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("backupHistory.json"))
+        .find(|p| p.is_file())
+        .expect("the app's records of the bucket hold a history");
+    let history = std::fs::read_to_string(&records).unwrap();
+    assert!(history.contains("1409"), "{history}");
 
     garage.start_all();
     ok(&sauve(&garage, &["backup", "--app", &a]));
