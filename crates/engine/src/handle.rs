@@ -270,7 +270,7 @@ async fn start_actors(
     .start();
     let offsite = crate::actors::offsite::Offsite::new(
         app,
-        history.clone(),
+        (history.clone(), resolver.clone()),
         options.clock.clone(),
         io.clone(),
     )

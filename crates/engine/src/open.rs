@@ -119,8 +119,9 @@ fn automatic_restore<E: std::fmt::Display>(
         Ok(s) => s,
         Err(e) => return Err(journal_failed(rec, entry, e)),
     };
+    let own = rec.own_settings();
     let restored = match restore_newest(
-        (&layout, rec.io()),
+        (&layout, rec.io(), own.as_deref()),
         &place,
         (started, &zone),
         until,
@@ -322,13 +323,14 @@ struct Restored {
 /// logs on this machine (the newest set's records since its cut are in the
 /// pending segments and the current log).
 fn restore_from_offsite(
-    (layout, io): (&AppLayout, &StoreIo),
+    (layout, io, own): (&AppLayout, &StoreIo, Option<&sauve_settings::SauveToml>),
     stage: &Path,
     place: &sauve_settings::Destination,
     fits: &dyn Fn(&sauve_archive::Manifest, &Path) -> bool,
 ) -> Option<(PathBuf, sauve_archive::RestoreReport)> {
     let destination = place.records();
-    let own = sauve_settings::load_sauve_toml(&layout.app).ok()?;
+    // sauve.toml as the resolver read it; none while it is not valid.
+    let own = own?;
     // Each store with what its sets are called in a warning.
     let mut stores: Vec<(String, Arc<dyn sauve_store::Store>, &str)> = Vec::new();
     if let sauve_settings::Destination::Store { url, .. } = place {
@@ -398,7 +400,7 @@ fn restore_from_offsite(
 /// Picks the newest usable backup, moves the damaged files aside and puts
 /// the backup's data-kind files (and attachments inside `Data/`) in place.
 fn restore_newest(
-    (layout, io): (&AppLayout, &StoreIo),
+    (layout, io, own): (&AppLayout, &StoreIo, Option<&sauve_settings::SauveToml>),
     place: &sauve_settings::Destination,
     (now, zone): (jiff::Timestamp, &jiff::tz::TimeZone),
     until: Until,
@@ -439,17 +441,19 @@ fn restore_newest(
         // No sound set in the destination (missing, damaged, the disk
         // gone): the newest sound off-site copy (behaviour §19).
         None => {
-            restore_from_offsite((layout, io), &stage, place, &fits).ok_or_else(|| match until {
-                Until::End => EngineError::NoBackupAvailable {
-                    key: key.clone(),
-                    destination: destination.to_path_buf(),
+            restore_from_offsite((layout, io, own), &stage, place, &fits).ok_or_else(
+                || match until {
+                    Until::End => EngineError::NoBackupAvailable {
+                        key: key.clone(),
+                        destination: destination.to_path_buf(),
+                    },
+                    _ => EngineError::NoBackupBefore {
+                        key: key.clone(),
+                        destination: destination.to_path_buf(),
+                        point: until.describe(zone),
+                    },
                 },
-                _ => EngineError::NoBackupBefore {
-                    key: key.clone(),
-                    destination: destination.to_path_buf(),
-                    point: until.describe(zone),
-                },
-            })?
+            )?
         }
     };
     let replaced = replaced_folder(&data_dir, zone, now)?;
@@ -728,8 +732,9 @@ pub(crate) fn to_point<E: std::fmt::Display>(
         Err(e) => return Err(journal_failed(rec, entry, e)),
     };
     let io = rec.io().clone();
+    let own = rec.own_settings();
     let restored = restore_newest(
-        (&layout, &io),
+        (&layout, &io, own.as_deref()),
         &place,
         (started, &zone),
         until,

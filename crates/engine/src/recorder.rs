@@ -15,7 +15,7 @@ use sauve_settings::AppLayout;
 use crate::actors::Actors;
 use crate::actors::history::messages::RecordHistory;
 use crate::actors::journal::messages::AppendJournal;
-use crate::actors::resolver::messages::ReadSettings;
+use crate::actors::resolver::messages::{ReadOwnSettings, ReadSettings};
 use crate::actors::state::messages::SetAsideChange;
 use crate::api::Clock;
 use crate::error::EngineError;
@@ -93,6 +93,18 @@ impl<'a> Recorder<'a> {
     /// The app's effective settings, read and validated now (1419).
     pub(crate) fn settings(&self) -> Result<Arc<AppSettings>, EngineError> {
         call(self.system, &self.actors.resolver, "resolver", ReadSettings)?
+    }
+
+    /// sauve.toml as the resolver reads it now, when it is valid.
+    pub(crate) fn own_settings(&self) -> Option<Arc<sauve_settings::SauveToml>> {
+        let own = call(
+            self.system,
+            &self.actors.resolver,
+            "resolver",
+            ReadOwnSettings,
+        )
+        .ok()?;
+        own.problem.is_none().then_some(own.settings)
     }
 
     /// What point-in-time restores set aside, for an integration: read

@@ -24,6 +24,8 @@ use tokio::sync::oneshot;
 use crate::Clock;
 use crate::actors::history::HistoryKeeper;
 use crate::actors::history::messages::RecordOffsite;
+use crate::actors::resolver::Resolver;
+use crate::actors::resolver::messages::{OwnSettings, ReadOwnSettings};
 use crate::stores::{open_offsite, publish_history, shared_base_guard, upload_file};
 use messages::{DrainCopies, Kick};
 
@@ -33,6 +35,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 pub(crate) struct Offsite {
     pub(crate) app: PathBuf,
     pub(crate) history: actix::Addr<HistoryKeeper>,
+    /// Who reads sauve.toml, for each pass.
+    resolver: actix::Addr<Resolver>,
     pub(crate) clock: Arc<dyn Clock>,
     /// Where a pass runs: it reads files and talks to stores, never on
     /// the actors' thread.
@@ -51,13 +55,14 @@ pub(crate) struct Offsite {
 impl Offsite {
     pub(crate) fn new(
         app: PathBuf,
-        history: actix::Addr<HistoryKeeper>,
+        (history, resolver): (actix::Addr<HistoryKeeper>, actix::Addr<Resolver>),
         clock: Arc<dyn Clock>,
         io: crate::io::StoreIo,
     ) -> Offsite {
         Offsite {
             app,
             history,
+            resolver,
             clock,
             io,
             work: None,
@@ -84,6 +89,7 @@ impl Offsite {
         let job = Job {
             app: self.app.clone(),
             history: self.history.clone(),
+            resolver: self.resolver.clone(),
             clock: self.clock.clone(),
             work,
             attempts: self.attempts.clone(),
@@ -161,6 +167,7 @@ impl Handler<DrainCopies> for Offsite {
 struct Job {
     app: PathBuf,
     history: actix::Addr<HistoryKeeper>,
+    resolver: actix::Addr<Resolver>,
     clock: Arc<dyn Clock>,
     work: Kick,
     attempts: HashMap<String, u32>,
@@ -169,17 +176,21 @@ struct Job {
 impl Job {
     /// Per destination: `Ok`, or the first wait before a retry.
     async fn run(self) -> Vec<(String, Result<(), Duration>)> {
-        // Files are read on the blocking pool, never on a worker.
-        let app = self.app.clone();
-        let read = tokio::task::spawn_blocking(move || sauve_settings::load_sauve_toml(&app)).await;
-        let own = match read {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
+        // sauve.toml as the resolver reads it now: a pass skips while the
+        // file is not valid.
+        let own = match self.resolver.send(ReadOwnSettings).await {
+            Ok(OwnSettings {
+                settings,
+                problem: None,
+            }) => settings,
+            Ok(OwnSettings {
+                problem: Some(e), ..
+            }) => {
                 tracing::warn!("off-site copies skipped: {e}");
                 return Vec::new();
             }
-            Err(e) => {
-                tracing::warn!("off-site copies skipped: {e}");
+            Err(_) => {
+                tracing::warn!("off-site copies skipped: the resolver is gone");
                 return Vec::new();
             }
         };
