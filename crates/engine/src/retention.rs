@@ -36,26 +36,50 @@ pub(crate) fn doomed(numbers: &[BackupNumber], keep: usize) -> Vec<BackupNumber>
     sorted
 }
 
-/// The files of set `number` among `files`: its `.4BK` segments first, in
-/// order, then the `.4BL` numbered one less.
-fn files_of(files: &[(ArchiveName, PathBuf)], number: BackupNumber) -> Vec<PathBuf> {
-    let mut backup: Vec<(&ArchiveName, &PathBuf)> = files
+/// What retention deletes among the sets of one base, in a folder or a
+/// store alike (behaviour §6.3, §21.2): the oldest sets until `keep`
+/// remain, less every set a staying set builds on, directly or through
+/// others (whole chains only).
+pub(crate) struct Sweep<K> {
+    /// Each set to delete, oldest first, with its files (its `.4BK`
+    /// segments and the `.4BL` that goes with it), in no order: the order
+    /// of deletion is the destination's.
+    pub(crate) sets: Vec<(BackupNumber, Vec<(ArchiveName, K)>)>,
+    /// Sets kept beyond the count: (the set kept, the set that needs it).
+    pub(crate) kept_for: Vec<(BackupNumber, BackupNumber)>,
+}
+
+/// The [`Sweep`] of the sets `named` lists (their names, and how the
+/// destination reaches each file), keeping `keep`; `parent_of` says which
+/// set a set builds on (none when it is full or cannot be read: a set that
+/// cannot be read protects nothing, as it cannot be restored either).
+pub(crate) fn sweep<K: Clone>(
+    named: &[(ArchiveName, K)],
+    keep: usize,
+    parent_of: impl Fn(BackupNumber) -> Option<BackupNumber>,
+) -> Sweep<K> {
+    let numbers: Vec<BackupNumber> = named
         .iter()
-        .filter(|(a, _)| a.kind == SetKind::Backup && a.number == number)
-        .map(|(a, p)| (a, p))
+        .filter(|(a, _)| a.kind == SetKind::Backup)
+        .map(|(a, _)| a.number)
         .collect();
-    backup.sort_by_key(|(a, _)| a.segment);
-    let mut log: Vec<(&ArchiveName, &PathBuf)> = files
-        .iter()
-        .filter(|(a, _)| a.kind == SetKind::Log && Some(a.number) == number.log_set())
-        .map(|(a, p)| (a, p))
-        .collect();
-    log.sort_by_key(|(a, _)| a.segment);
-    backup
+    let mut doomed = doomed(&numbers, keep);
+    let kept_for = spare_chains(&numbers, &mut doomed, parent_of);
+    let sets = doomed
         .into_iter()
-        .chain(log)
-        .map(|(_, p)| p.clone())
-        .collect()
+        .map(|number| {
+            let files = named
+                .iter()
+                .filter(|(a, _)| {
+                    (a.kind == SetKind::Backup && a.number == number)
+                        || (a.kind == SetKind::Log && Some(a.number) == number.log_set())
+                })
+                .cloned()
+                .collect();
+            (number, files)
+        })
+        .collect();
+    Sweep { sets, kept_for }
 }
 
 /// Deletes the oldest sets of `base` in `destination` until `keep` remain.
@@ -92,15 +116,12 @@ pub(crate) fn apply_with(
             (!a.part && a.base == base).then(|| (a, e.path()))
         })
         .collect();
-    let numbers: Vec<BackupNumber> = files
-        .iter()
-        .filter(|(a, _)| a.kind == SetKind::Backup)
-        .map(|(a, _)| a.number)
-        .collect();
-    let mut doomed = doomed(&numbers, keep);
-    retained.kept_for = spare_chains(destination, base, &numbers, &mut doomed);
-    for number in doomed {
-        for path in files_of(&files, number) {
+    let sweep = sweep(&files, keep, |n| parent_in(destination, base, n));
+    retained.kept_for = sweep.kept_for;
+    for (number, mut set) in sweep.sets {
+        // The `.4BK` segments first, in order, then the `.4BL`'s.
+        set.sort_by_key(|(a, _)| (a.kind != SetKind::Backup, a.segment));
+        for (_, path) in set {
             if let Err(source) = remove(&path) {
                 retained.failure = Some(EngineError::Io {
                     action: "delete",
@@ -121,15 +142,23 @@ pub(crate) fn apply_with(
     retained
 }
 
+/// The set that set `number` of `base` in the folder `destination` builds
+/// on, read from the head of its stream.
+fn parent_in(destination: &Path, base: &str, number: BackupNumber) -> Option<BackupNumber> {
+    let name = format!("{base}[{}]", number.text());
+    sauve_archive::SetFiles::locate(&destination.join(name))
+        .and_then(|set| sauve_archive::parent_of(&set))
+        .ok()
+        .flatten()
+}
+
 /// Takes out of `doomed` every set that a set staying builds on, directly
-/// or through others (behaviour §21.2: whole chains only). A set's parent is read
-/// from the head of its stream; one that cannot be read protects nothing
-/// (it cannot be restored either). Returns (kept, needed by).
+/// or through others (behaviour §21.2: whole chains only). Returns (kept,
+/// needed by).
 fn spare_chains(
-    destination: &Path,
-    base: &str,
     numbers: &[BackupNumber],
     doomed: &mut Vec<BackupNumber>,
+    parent_of: impl Fn(BackupNumber) -> Option<BackupNumber>,
 ) -> Vec<(BackupNumber, BackupNumber)> {
     let mut kept_for = Vec::new();
     let mut staying: Vec<BackupNumber> = numbers
@@ -138,10 +167,7 @@ fn spare_chains(
         .filter(|n| !doomed.contains(n))
         .collect();
     while let Some(n) = staying.pop() {
-        let name = format!("{base}[{}]", n.text());
-        let parent = sauve_archive::SetFiles::locate(&destination.join(name))
-            .and_then(|set| sauve_archive::parent_of(&set));
-        if let Ok(Some(p)) = parent
+        if let Some(p) = parent_of(n)
             && let Some(at) = doomed.iter().position(|d| *d == p)
         {
             doomed.remove(at);
@@ -171,6 +197,43 @@ mod tests {
             let want: Vec<BackupNumber> = want.iter().copied().map(Into::into).collect();
             assert_eq!(doomed(&numbers, *keep), want, "{numbers:?} keep {keep}");
         }
+    }
+
+    #[test]
+    fn a_sweep_spares_whole_chains_and_takes_each_set_with_its_log_backup() {
+        let named: Vec<(ArchiveName, usize)> = [
+            "App[0001].4BK",
+            "App[0001].4BL",
+            "App[0002].4BK",
+            "App[0003-0001].4BK",
+            "App[0003-0002].4BK",
+            "App[0004].4BK",
+            "App[0005].4BK",
+            "App[0006].4BK",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (ArchiveName::parse(n).unwrap(), i))
+        .collect();
+        // 6 builds on 5, 5 on 4: keeping 2 keeps 4 too.
+        let parent_of = |n: BackupNumber| match n.get() {
+            6 => Some(5.into()),
+            5 => Some(4.into()),
+            _ => None,
+        };
+        let sweep = sweep(&named, 2, parent_of);
+        assert_eq!(sweep.kept_for, [(4.into(), 5.into())]);
+        let sets: Vec<(u32, Vec<usize>)> = sweep
+            .sets
+            .iter()
+            .map(|(n, files)| {
+                let mut at: Vec<usize> = files.iter().map(|(_, i)| *i).collect();
+                at.sort_unstable();
+                (n.get(), at)
+            })
+            .collect();
+        // Set 2 goes with the log backup 0001, set 1 with none here.
+        assert_eq!(sets, [(1, vec![0]), (2, vec![1, 2]), (3, vec![3, 4])]);
     }
 
     fn touch(dir: &Path, names: &[&str]) {

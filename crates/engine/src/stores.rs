@@ -288,24 +288,14 @@ pub(crate) async fn prune(
         })
         .filter(|(a, _)| a.base == base && !a.part)
         .collect();
-    let numbers: Vec<BackupNumber> = named
-        .iter()
-        .filter(|(a, _)| a.kind == SetKind::Backup)
-        .map(|(a, _)| a.number)
-        .collect();
-    for number in crate::retention::doomed(&numbers, keep) {
-        let mut keys: Vec<&(ArchiveName, String)> = named
-            .iter()
-            .filter(|(a, _)| {
-                (a.kind == SetKind::Backup && a.number == number)
-                    || (a.kind == SetKind::Log && Some(a.number) == number.log_set())
-            })
-            .collect();
+    // A store holds no incremental set yet: no chain to spare.
+    let sweep = crate::retention::sweep(&named, keep, |_| None);
+    for (number, mut keys) in sweep.sets {
         // Backup before log, last segment first.
         keys.sort_by_key(|(a, _)| (a.kind != SetKind::Backup, std::cmp::Reverse(a.segment)));
         for (_, key) in keys {
-            store.delete(key).await?;
-            deleted(key, number);
+            store.delete(&key).await?;
+            deleted(&key, number);
         }
         tracing::info!(
             "retention removed {base}[{number:04}] from {}",
