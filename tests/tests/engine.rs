@@ -87,3 +87,38 @@ async fn a_host_on_a_multi_thread_runtime_backs_up_and_gets_every_record() {
     assert_eq!(second.number, 2);
     handle.shutdown().await;
 }
+
+/// The journal keeper writes each entry as `BackupJournalVerboseMode` said
+/// at the last read of the settings (behaviour §11): brief while it is off,
+/// whole again from the first run after it is turned on, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journal_is_brief_or_whole_as_the_settings_say_at_each_run() {
+    let app = SampleApp::with_settings(&[("Advanced/BackupJournalVerboseMode", "False")]).unwrap();
+    let handle = engine(app.path(), EngineOptions::default());
+    assert_eq!(
+        handle.backup(Trigger::Api).await.unwrap().status,
+        Status::Ok
+    );
+    settings(&app, &[("Advanced/BackupJournalVerboseMode", "True")]);
+    assert_eq!(
+        handle.backup(Trigger::Api).await.unwrap().status,
+        Status::Ok
+    );
+    handle.shutdown().await;
+    let dir = sauve_journal::journal_dir(app.path());
+    let (newest_first, _) = sauve_journal::read_newest(&dir, 0, 10).unwrap();
+    let backups: Vec<_> = newest_first
+        .iter()
+        .rev()
+        .filter(|e| e.raw_title == "Full Backup")
+        .collect();
+    assert_eq!(backups.len(), 2, "{newest_first:#?}");
+    assert_eq!(backups[0].trigger, None, "brief: no trigger line");
+    assert_eq!(backups[0].creating_archive, None, "brief: no archive line");
+    assert!(backups[1].trigger.is_some(), "whole: {:#?}", backups[1]);
+    assert!(
+        backups[1].creating_archive.is_some(),
+        "whole: {:#?}",
+        backups[1]
+    );
+}
