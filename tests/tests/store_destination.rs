@@ -520,3 +520,85 @@ fn an_encrypted_bucket_destination_restores_with_the_age_cli_and_with_identity_o
         ["Notes[0002-0001].4BK.age", "Notes[0003-0001].4BK.age"]
     );
 }
+
+#[test]
+fn a_bucket_destination_s_sets_go_off_site_as_a_folder_s_do() {
+    let garage = Garage::start(1);
+    let url = "s3://sauve-test/primary/";
+    let copy = "s3://sauve-test/copy/";
+    let data = random(3 << 20);
+    let app = app(
+        &garage,
+        url,
+        &data,
+        &[("Advanced/FileSegmentation/DefaultSize", "1")],
+    );
+    let (key, recipient) = sauve_tests::garage::age_keygen(app.root(), "key.txt");
+    std::fs::write(
+        app.path().join("Settings/sauve.toml"),
+        format!(
+            "[destination]\n{}\n[[offsite]]\nurl = \"../Offsite/\"\n\n[[offsite]]\nurl = \"{copy}\"\nencrypt_to = [\"{recipient}\"]\n",
+            garage.toml_lines()
+        ),
+    )
+    .unwrap();
+    let a = app.arg();
+    let out = ok(&sauve(&garage, &["backup", "--app", &a]));
+    assert!(out.contains("Backup 0001 of Notes: 0"), "{out}");
+    assert!(!out.contains("not made"), "{out}");
+    ok(&sauve(&garage, &["backup", "--app", &a]));
+
+    // Each object of the bucket's sets is in the folder, byte for byte,
+    // and sealed in the other prefix.
+    let rt = runtime();
+    let primary = bucket(&garage, "primary/");
+    let objects: Vec<String> = keys(&rt, &primary)
+        .into_iter()
+        .filter(|k| k.contains(".4BK"))
+        .collect();
+    assert!(objects.len() >= 6, "{objects:?}");
+    for k in &objects {
+        let there = std::fs::read(app.root().join("Offsite").join(k))
+            .unwrap_or_else(|e| panic!("{k} in the folder: {e}"));
+        assert_eq!(there, rt.block_on(primary.get(k)).unwrap().to_vec(), "{k}");
+    }
+    let sealed = keys(&rt, &bucket(&garage, "copy/"));
+    for k in &objects {
+        assert!(sealed.contains(&format!("{k}.age")), "{k} in {sealed:?}");
+    }
+    assert!(app.root().join("Offsite/backupHistory.json").is_file());
+
+    // Where the copies stand, and both copies restore what was backed up.
+    let status = ok(&sauve(&garage, &["status", "--app", &a]));
+    for label in ["../Offsite/", copy] {
+        assert!(
+            status.contains(&format!(
+                "Off-site:     {label}: 2 copied, 0 pending, 0 failed"
+            )) || status.contains(&format!("{label}: 2 copied, 0 pending, 0 failed")),
+            "{status}"
+        );
+    }
+    let to = app.root().join("from-folder");
+    let set = app.root().join("Offsite/Notes[0002]").display().to_string();
+    ok(&sauve(
+        &garage,
+        &["restore", &set, "--to", &to.display().to_string()],
+    ));
+    assert_eq!(std::fs::read(to.join("Data/Notes.4DD")).unwrap(), data);
+    let to = app.root().join("from-copy");
+    let k = key.display().to_string();
+    ok(&sauve(
+        &garage,
+        &[
+            "restore",
+            &format!("{copy}Notes[0002]"),
+            "--to",
+            &to.display().to_string(),
+            "--app",
+            &a,
+            "--identity",
+            &k,
+        ],
+    ));
+    assert_eq!(std::fs::read(to.join("Data/Notes.4DD")).unwrap(), data);
+}

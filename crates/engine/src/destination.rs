@@ -194,10 +194,28 @@ impl Destination {
     }
 }
 
-/// Whether `[[offsite]]` copies are made of the sets `place` holds: of a
-/// folder's; a bucket's are not copied elsewhere yet.
-pub(crate) fn copied_offsite(place: &sauve_settings::Destination) -> bool {
-    matches!(place, sauve_settings::Destination::Folder(_))
+/// The store that holds the sets at `location` (see [`sets_location`]):
+/// the folder itself, or the bucket prefix reached with `[destination]` of `own` over the AWS
+/// environment variables, with the bytes per part of an upload. The run's
+/// copier and the off-site copier reach a destination's sets through it
+/// alike, so that a bucket destination's sets go off-site as a folder's do.
+pub(crate) fn open_sets(
+    location: &Location,
+    own: &sauve_settings::SauveToml,
+) -> Result<(Arc<dyn Store>, usize), StoreError> {
+    let options = crate::stores::s3_options(&StoreConnection::default(), &own.destination);
+    let part_size = options.part_size.max(sauve_store::MIN_PART);
+    Ok((sauve_store::open(location, &options)?, part_size))
+}
+
+/// Where the sets `place` names are, as a store sees it.
+pub(crate) fn sets_location(
+    place: &sauve_settings::Destination,
+) -> Result<Location, StoreError> {
+    match place {
+        sauve_settings::Destination::Folder(dir) => Ok(Location::Folder(dir.clone())),
+        sauve_settings::Destination::Store { url, .. } => Location::parse(url),
+    }
 }
 
 /// Creates the folder sauve writes in (private, 0700: sets hold the app's
@@ -303,8 +321,7 @@ impl StoreDestination {
         toml: &sauve_settings::SauveToml,
         io: &StoreIo,
     ) -> Result<StoreDestination, EngineError> {
-        let options = crate::stores::s3_options(&StoreConnection::default(), &toml.destination);
-        let store = sauve_store::open(&Location::parse(url)?, &options)?;
+        let (store, part_size) = open_sets(&Location::parse(url)?, toml)?;
         let mut recipients = Vec::new();
         for k in &toml.destination_encrypt_to {
             let r: age::x25519::Recipient = k.parse().map_err(|e| StoreError::Invalid {
@@ -317,7 +334,7 @@ impl StoreDestination {
         Ok(StoreDestination {
             url: url.to_owned(),
             store,
-            part_size: options.part_size.max(sauve_store::MIN_PART),
+            part_size,
             recipients,
             io: io.clone(),
         })

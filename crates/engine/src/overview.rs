@@ -10,8 +10,12 @@ use sauve_settings::{AppLayout, Destination, Settings, resolve_path};
 /// The destination folder and its space.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DestinationUsage {
-    /// The folder, resolved against the app folder.
+    /// The folder, resolved against the app folder (a bucket's URL).
     pub path: PathBuf,
+    /// The app's records of it (the history of its sets and of their
+    /// off-site copies): the folder itself, or
+    /// `APP/Logs/Destinations/…` for a bucket.
+    pub records: PathBuf,
     /// What is at that path now.
     pub state: DestinationState,
     /// Bytes available to this user on its file system.
@@ -74,9 +78,10 @@ pub fn destination_usage(app: &Path) -> Result<DestinationUsage, crate::EngineEr
     let path = match destination {
         Destination::Folder(path) => path,
         // Nothing is asked of the store here: this view reads local files.
-        Destination::Store { url, .. } => {
+        Destination::Store { url, records } => {
             return Ok(DestinationUsage {
                 path: PathBuf::from(url),
+                records,
                 state: DestinationState::Store,
                 free_bytes: None,
                 total_bytes: None,
@@ -111,6 +116,7 @@ pub fn destination_usage(app: &Path) -> Result<DestinationUsage, crate::EngineEr
     };
     Ok(DestinationUsage {
         state,
+        records: path.clone(),
         path,
         free_bytes,
         total_bytes,

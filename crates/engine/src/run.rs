@@ -192,26 +192,17 @@ impl Run {
             return;
         };
         let copies = own.is_some_and(|o| !o.settings.offsite.is_empty());
-        // Decided by what the settings name, whether or not it opened.
-        let copied = place.is_none_or(crate::destination::copied_offsite);
-        if copies && let Some(p) = place.filter(|p| !crate::destination::copied_offsite(p)) {
-            self.warn(
-                learned,
-                format!(
-                    "the [[offsite]] copies are made from a destination folder; with the bucket {} as the destination they are not made",
-                    p.describe()
-                ),
-            );
-        }
         if let Some(o) = own
             && copies
-            && copied
             && h.entry.is_numbered_backup()
             && h.entry.segments.is_some()
         {
             h.entry.offsite = Some(pending_copies(&o.settings, outcome.ended));
         }
         let kick = crate::actors::offsite::messages::Kick {
+            source: place
+                .cloned()
+                .unwrap_or_else(|| sauve_settings::Destination::Folder(h.destination.clone())),
             destination: h.destination.clone(),
             key: h.key.clone(),
             base: self.layout.base_name(),
@@ -255,7 +246,7 @@ impl Run {
         }
         // In the background, after the record: the next run's locks
         // never wait for a copy (behaviour §19).
-        if copies && copied {
+        if copies {
             self.actors.offsite.do_send(kick);
         }
     }

@@ -423,7 +423,7 @@ pub fn status_json(app: &Path, scheduler: SchedulerView) -> Result<Value, crate:
         "next_scheduled": scheduler.next.map(|t| t.to_string()),
         "scheduler_disabled": scheduler.disabled,
         "destination": {"path": dest.path, "free_bytes": dest.free_bytes, "used_bytes": dest.used_by_app},
-        "offsite": offsite_status(app, &dest.path),
+        "offsite": offsite_status(app, &dest.records),
     }))
 }
 
@@ -458,9 +458,10 @@ pub struct OffsiteFailure {
 }
 
 /// Per `[[offsite]]` destination, how many of this app's recorded sets are
-/// copied, pending or failed, and the last failure's reason (behaviour §19).
-/// Reads files: call it off async threads.
-pub fn offsite_status(app: &Path, destination: &Path) -> Vec<OffsiteStatus> {
+/// copied, pending or failed, and the last failure's reason (behaviour §19),
+/// from the history in `records` (the destination folder, or the app's
+/// records of a bucket destination). Reads files: call it off async threads.
+pub fn offsite_status(app: &Path, records: &Path) -> Vec<OffsiteStatus> {
     let Ok(own) = sauve_settings::load_sauve_toml(app) else {
         return Vec::new();
     };
@@ -470,7 +471,7 @@ pub fn offsite_status(app: &Path, destination: &Path) -> Vec<OffsiteStatus> {
     let key = sauve_settings::AppLayout::discover(app)
         .map(|l| crate::settings::structure_key(&l))
         .unwrap_or_default();
-    let entries = sauve_history::read_json_text(destination)
+    let entries = sauve_history::read_json_text(records)
         .ok()
         .flatten()
         .and_then(|t| sauve_history::History::parse(&t))

@@ -8,12 +8,11 @@ use sauve_number::BackupNumber;
 use std::path::Path;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use sauve_archive::{ArchiveName, SetKind};
 use sauve_history::{History, OffsiteState};
 use sauve_settings::{OffsiteSettings, StoreConnection};
 use sauve_store::{Location, S3Options, Store, StoreError};
-use tokio::io::AsyncReadExt;
 
 /// Where the app's own history lives on a store: one object per app,
 /// written only by that app (behaviour §19).
@@ -78,51 +77,6 @@ pub fn open_store(app: Option<&Path>, url: &str) -> Result<Arc<dyn Store>, crate
     };
     let options = s3_options(&own, &base);
     Ok(sauve_store::open(&Location::parse(url)?, &options)?)
-}
-
-/// Streams one file into an upload, `part_size` at a time; aborted on failure.
-pub(crate) async fn upload_file(
-    store: &dyn Store,
-    path: &Path,
-    key: &str,
-    part_size: usize,
-) -> Result<u64, StoreError> {
-    let failed = |e: std::io::Error| StoreError::Failed {
-        store: store.describe(),
-        action: "cannot read the local copy for",
-        key: key.to_owned(),
-        message: format!("{}: {e}", path.display()),
-    };
-    let mut file = tokio::fs::File::open(path).await.map_err(failed)?;
-    let mut upload = store.start_upload(key).await?;
-    let part = part_size.max(sauve_store::MIN_PART);
-    let mut sent_any = false;
-    loop {
-        let mut buf = BytesMut::with_capacity(part);
-        while buf.len() < part {
-            match file.read_buf(&mut buf).await {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) => {
-                    let _ = upload.abort().await;
-                    return Err(failed(e));
-                }
-            }
-        }
-        if buf.is_empty() && sent_any {
-            break;
-        }
-        let last = buf.len() < part;
-        if let Err(e) = upload.put_part(Bytes::from(buf)).await {
-            let _ = upload.abort().await;
-            return Err(e);
-        }
-        sent_any = true;
-        if last {
-            break;
-        }
-    }
-    upload.complete().await
 }
 
 /// Refuses a prefix where another app's history holds sets of the same base

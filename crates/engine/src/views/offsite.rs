@@ -27,7 +27,7 @@ impl<'a> Offsite<'a> {
             .io
             .blocking(move || {
                 crate::overview::destination_usage(&app)
-                    .map(|d| crate::state::offsite_status(&app, &d.path))
+                    .map(|d| crate::state::offsite_status(&app, &d.records))
             })
             .await?
     }

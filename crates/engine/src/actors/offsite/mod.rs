@@ -7,18 +7,17 @@
 pub(crate) mod messages;
 
 use sauve_number::BackupNumber;
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, ResponseActFuture, WrapFuture};
 use bytes::Bytes;
-use sauve_archive::{ArchiveName, SetFiles, SetKind};
+use sauve_archive::{ArchiveName, SetKind};
 use sauve_history::{History, OffsiteCopy, OffsiteState};
 use sauve_settings::{OffsiteSettings, StoreConnection};
-use sauve_store::{Store, StoreError};
-use tokio::io::AsyncReadExt;
+use sauve_store::{ObjectInfo, Store, StoreError};
 use tokio::sync::oneshot;
 
 use crate::Clock;
@@ -26,7 +25,7 @@ use crate::actors::history::HistoryKeeper;
 use crate::actors::history::messages::RecordOffsite;
 use crate::actors::resolver::Resolver;
 use crate::actors::resolver::messages::{OwnSettings, ReadOwnSettings};
-use crate::stores::{open_offsite, publish_history, shared_base_guard, upload_file};
+use crate::stores::{open_offsite, publish_history, shared_base_guard};
 use messages::{DrainCopies, Kick};
 
 /// The longest wait between two attempts.
@@ -194,9 +193,25 @@ impl Job {
                 return Vec::new();
             }
         };
+        // The run's destination as a store, a folder's as a bucket's.
+        let source = crate::destination::sets_location(&self.work.source)
+            .and_then(|location| crate::destination::open_sets(&location, &own));
+        let source = match source {
+            Ok((source, _)) => source,
+            Err(e) => {
+                tracing::warn!("off-site copies skipped: {e}");
+                return own
+                    .offsite
+                    .iter()
+                    .map(|t| (t.url.clone(), Err(t.retry_after)))
+                    .collect();
+            }
+        };
         let mut out = Vec::new();
         for target in &own.offsite {
-            let result = self.copy_to(target, &own.destination).await;
+            let result = self
+                .copy_to(source.as_ref(), target, &own.destination)
+                .await;
             if let Err(e) = &result {
                 tracing::warn!(destination = %target.url, "off-site copy failed: {e}");
             }
@@ -235,6 +250,7 @@ impl Job {
 
     async fn copy_to(
         &self,
+        source: &dyn Store,
         target: &OffsiteSettings,
         base: &StoreConnection,
     ) -> Result<(), String> {
@@ -250,9 +266,18 @@ impl Job {
             open_offsite(&self.app, target, base).map_err(|e| e.to_string())?;
         let destination = &self.work.destination;
         let (work, owned_label) = (self.work.clone(), label.to_owned());
-        let todo = tokio::task::spawn_blocking(move || to_copy(&work, &owned_label))
+        let copied = tokio::task::spawn_blocking(move || copied_numbers(&work, &owned_label))
             .await
             .map_err(|e| e.to_string())??;
+        let listed = source
+            .list(&format!("{}[", self.work.base))
+            .await
+            .map_err(|e| e.to_string())?;
+        // A set gone from the destination (retention) has nothing to copy.
+        let todo: Vec<_> = sets_of(&listed, &self.work.base)
+            .into_iter()
+            .filter(|(number, _)| !copied.contains(number))
+            .collect();
         // Whatever stops every copy (the store unreachable, a prefix shared
         // with another app of the same base) is each pending set's reason.
         if let Err(e) = shared_base_guard(store.as_ref(), &self.work.key, &self.work.base).await {
@@ -265,7 +290,7 @@ impl Job {
         }
         let mut permanent = None;
         for (number, files) in todo {
-            match copy_set(store.as_ref(), &files, part_size, &recipients).await {
+            match copy_set((source, store.as_ref()), &files, part_size, &recipients).await {
                 Ok(()) => {
                     self.record(number, label, OffsiteState::Copied, None).await;
                 }
@@ -301,175 +326,258 @@ impl Job {
     }
 }
 
-/// The sets of the run's destination still to copy to the off-site
-/// destination `label`, with their files: every committed set there,
-/// recorded or not (a crash between a commit and its record must not keep
-/// a set from going off-site), less those recorded as copied. Blocking.
-fn to_copy(work: &Kick, label: &str) -> Result<Vec<(BackupNumber, Vec<PathBuf>)>, String> {
-    let destination = &work.destination;
-    let history = sauve_history::read_json_text(destination)
+/// The numbers of the sets recorded as copied to the off-site destination
+/// `label`. Blocking: it reads the history in the records.
+fn copied_numbers(work: &Kick, label: &str) -> Result<Vec<BackupNumber>, String> {
+    let history = sauve_history::read_json_text(&work.destination)
         .map_err(|e| e.to_string())?
         .and_then(|t| History::parse(&t))
         .unwrap_or_default();
     let entries = history.entries(&work.key).unwrap_or_default();
-    let mut numbers =
-        sauve_history::archive_numbers(destination, &work.base).map_err(|e| e.to_string())?;
-    numbers.extend(
-        entries
-            .iter()
-            .filter(|e| e.is_numbered_backup())
-            .map(|e| e.backup_number),
-    );
-    numbers.sort_unstable();
-    numbers.dedup();
-    let mut todo = Vec::new();
-    for number in numbers {
-        let copied = entries
-            .iter()
-            .filter(|e| e.is_numbered_backup() && e.backup_number == number)
-            .filter_map(|e| e.offsite.as_ref()?.get(label))
-            .any(|c| c.state == OffsiteState::Copied);
-        // A set gone from the destination (retention) has nothing to copy.
-        if !copied && let Some(files) = set_files(destination, &work.base, number) {
-            todo.push((number, files));
+    Ok(entries
+        .iter()
+        .filter(|e| e.is_numbered_backup())
+        .filter(|e| {
+            e.offsite
+                .as_ref()
+                .and_then(|o| o.get(label))
+                .is_some_and(|c| c.state == OffsiteState::Copied)
+        })
+        .map(|e| e.backup_number)
+        .collect())
+}
+
+/// The sets of `base` in `source` (the run's destination), with their
+/// objects in upload order: set N's log backup (`base[N-1].4BL`, behaviour
+/// §6.3) first, then its segments, the manifest-bearing one last. Every
+/// whole backup set there counts, recorded or not: a crash between a commit
+/// and its record must not keep a set from going off-site. A set with a
+/// gap in its segments is not whole and is left out (a log backup with a
+/// gap goes without its log).
+fn sets_of(listed: &[ObjectInfo], base: &str) -> Vec<(BackupNumber, Vec<ObjectInfo>)> {
+    let mut sets: BTreeMap<(BackupNumber, bool), Vec<(Option<u32>, ObjectInfo)>> =
+        BTreeMap::new();
+    for o in listed {
+        let Some(name) = ArchiveName::parse(sauve_archive::strip_age(&o.key).0) else {
+            continue;
+        };
+        if name.part || name.base != base {
+            continue;
         }
+        let backup = name.kind == SetKind::Backup;
+        sets.entry((name.number, backup))
+            .or_default()
+            .push((name.segment, o.clone()));
     }
-    Ok(todo)
+    let whole = |objects: Option<&Vec<(Option<u32>, ObjectInfo)>>| -> Option<Vec<ObjectInfo>> {
+        let mut objects = objects?.clone();
+        objects.sort_by_key(|(segment, _)| *segment);
+        let single = matches!(objects.as_slice(), [(None, _)]);
+        let counted = objects
+            .iter()
+            .enumerate()
+            .all(|(i, (segment, _))| *segment == u32::try_from(i + 1).ok());
+        (single || counted).then(|| objects.into_iter().map(|(_, o)| o).collect())
+    };
+    let mut out = Vec::new();
+    for (number, _) in sets.keys().filter(|(_, backup)| *backup) {
+        let Some(segments) = whole(sets.get(&(*number, true))) else {
+            continue;
+        };
+        let mut objects = number
+            .log_set()
+            .and_then(|log| whole(sets.get(&(log, false))))
+            .unwrap_or_default();
+        objects.extend(segments);
+        out.push((*number, objects));
+    }
+    out
 }
 
-/// The files of set `number` in `destination`, in upload order: the log
-/// backup first, then the backup's segments, the manifest-bearing one last.
-/// `None` when the backup set is not there.
-fn set_files(destination: &Path, base: &str, number: BackupNumber) -> Option<Vec<PathBuf>> {
-    let name = |number, kind| ArchiveName {
-        base: base.to_owned(),
-        number,
-        segment: None,
-        kind,
-        part: false,
-    };
-    let backup =
-        SetFiles::locate(&destination.join(name(number, SetKind::Backup).to_string())).ok()?;
-    // Set N is base[N].4BK with base[N-1].4BL (behaviour §6.3).
-    let mut files = match number.log_set() {
-        Some(log) => SetFiles::locate(&destination.join(name(log, SetKind::Log).to_string()))
-            .map(|s| s.files)
-            .unwrap_or_default(),
-        None => Vec::new(),
-    };
-    files.extend(backup.files);
-    Some(files)
-}
-
-/// Uploads each file as one multipart upload (encrypted to `recipients`
-/// when there are any, under `NAME.age`). An object already there with the
-/// same size (any size, encrypted) is a copy completed before (a crash, a
-/// retry; objects are visible only when whole); a plain one of another size
-/// is refused: nothing is overwritten.
+/// Copies each object of a set from `source` into `target`, each through
+/// one multipart upload: as it is stored when it is already encrypted (a
+/// `….age` object of an encrypted destination) or when the off-site
+/// destination encrypts nothing, else encrypted to `recipients` under
+/// `NAME.age`. An object already there counts as a copy completed before
+/// (a crash, a retry; objects are visible only when whole) only when it is
+/// this very object (same size and blake3; for one encrypted here, the exact
+/// size of its age encryption); anything else is refused: nothing is
+/// overwritten.
 async fn copy_set(
-    store: &dyn Store,
-    files: &[PathBuf],
+    (source, target): (&dyn Store, &dyn Store),
+    objects: &[ObjectInfo],
     part_size: usize,
     recipients: &[age::x25519::Recipient],
 ) -> Result<(), StoreError> {
-    for path in files {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        if recipients.is_empty() {
-            if let Some(there) = store.head(&name).await? {
-                // Ours only if byte for byte this file (a copy completed
-                // before its state was recorded); anything else is refused.
-                if there.size == size && same_content(store, &name, size, path).await? {
+    for object in objects {
+        let (name, sealed) = sauve_archive::strip_age(&object.key);
+        if sealed || recipients.is_empty() {
+            if let Some(there) = target.head(&object.key).await? {
+                if there.size == object.size && same_content((source, target), object).await? {
                     continue;
                 }
                 return Err(StoreError::Exists {
-                    store: store.describe(),
-                    key: name,
+                    store: target.describe(),
+                    key: object.key.clone(),
                 });
             }
-            upload_file(store, path, &name, part_size).await?;
+            copy_object((source, target), object, part_size).await?;
         } else {
             let key = format!("{name}{}", sauve_archive::AGE_SUFFIX);
-            if let Some(there) = store.head(&key).await? {
+            if let Some(there) = target.head(&key).await? {
                 // Without the identity the content cannot be compared; the
-                // size of an age file of this file for these recipients can.
-                if there.size == age_size(size, recipients.len()) {
+                // size of an age file of this object for these recipients can.
+                if sealed_copy(target, &there, object.size, recipients.len()).await? {
                     continue;
                 }
                 return Err(StoreError::Exists {
-                    store: store.describe(),
+                    store: target.describe(),
                     key,
                 });
             }
-            upload_encrypted(store, path, &key, part_size, recipients).await?;
+            upload_encrypted((source, target), object, &key, part_size, recipients).await?;
         }
     }
     Ok(())
 }
 
-/// The size of the age encryption of `size` bytes to `recipients` X25519
-/// recipients: the header (version line, one two-line stanza each, MAC
-/// line), the 16-byte nonce, and a 16-byte tag per 64 KiB chunk (one for
-/// an empty file).
-fn age_size(size: u64, recipients: usize) -> u64 {
-    let header = 22 + 98 * recipients as u64 + 48;
+/// The most bytes an age header of sauve's takes: a stanza per recipient
+/// (about 100 bytes each) and one grease stanza of random size (under 250).
+const AGE_HEADER_MAX: u64 = 64 << 10;
+
+/// Whether `there` is an age encryption of `size` bytes to `recipients`
+/// X25519 recipients: its header (read from the store) holds that many
+/// X25519 stanzas, and its size is that header's, the 16-byte nonce, the
+/// bytes and a 16-byte tag per 64 KiB chunk (one for an empty object). The
+/// header's length varies (age adds a grease stanza of random size), so it
+/// is read, not assumed.
+async fn sealed_copy(
+    store: &dyn Store,
+    there: &ObjectInfo,
+    size: u64,
+    recipients: usize,
+) -> Result<bool, StoreError> {
+    let head = store
+        .get_range(&there.key, 0..there.size.min(AGE_HEADER_MAX))
+        .await?;
+    let Some(header) = age_header_len(&head) else {
+        return Ok(false);
+    };
+    let stanzas = head[..header]
+        .windows(10)
+        .filter(|w| *w == b"\n-> X25519")
+        .count();
     let chunks = size.div_ceil(64 << 10).max(1);
-    header + 16 + size + 16 * chunks
+    Ok(stanzas == recipients && there.size == header as u64 + 16 + size + 16 * chunks)
 }
 
-/// True when the object at `key`, of `size` bytes, holds exactly the bytes
-/// of `path` (compared by blake3, reading both).
+/// The length of the age header that `head` starts with, through the end
+/// of its MAC line (`--- …`), or `None` when it starts with none.
+fn age_header_len(head: &[u8]) -> Option<usize> {
+    const VERSION: &[u8] = b"age-encryption.org/v1\n";
+    if !head.starts_with(VERSION) {
+        return None;
+    }
+    let mac = head.windows(5).position(|w| w == b"\n--- ")? + 1;
+    let end = head[mac..].iter().position(|&b| b == b'\n')?;
+    Some(mac + end + 1)
+}
+
+/// The bytes of `object` in `source` from `at`, at most `step` of them; a
+/// range that comes back short (the object changed under the copy) is an
+/// error naming it.
+async fn read_range(
+    source: &dyn Store,
+    object: &ObjectInfo,
+    at: u64,
+    step: usize,
+) -> Result<Bytes, StoreError> {
+    let end = (at + step.max(1) as u64).min(object.size);
+    let data = source.get_range(&object.key, at..end).await?;
+    if data.len() as u64 != end - at {
+        return Err(StoreError::Failed {
+            store: source.describe(),
+            action: "cannot copy",
+            key: object.key.clone(),
+            message: format!(
+                "{} bytes came back for the range {at}..{end}: the object changed",
+                data.len()
+            ),
+        });
+    }
+    Ok(data)
+}
+
+/// True when the object of `target` under `object`'s key holds exactly the
+/// bytes of `object` in `source` (compared by blake3, reading both).
 async fn same_content(
-    store: &dyn Store,
-    key: &str,
-    size: u64,
-    path: &Path,
+    (source, target): (&dyn Store, &dyn Store),
+    object: &ObjectInfo,
 ) -> Result<bool, StoreError> {
-    let failed = |e: std::io::Error| StoreError::Failed {
-        store: store.describe(),
-        action: "cannot read the local copy for",
-        key: key.to_owned(),
-        message: format!("{}: {e}", path.display()),
-    };
-    let mut local = blake3::Hasher::new();
-    let mut file = tokio::fs::File::open(path).await.map_err(failed)?;
-    let mut buf = vec![0; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).await.map_err(failed)?;
-        if n == 0 {
+    let mut hashes = [blake3::Hasher::new(), blake3::Hasher::new()];
+    for (store, hash) in [source, target].into_iter().zip(hashes.iter_mut()) {
+        let mut at = 0;
+        while at < object.size {
+            let data = read_range(store, object, at, 8 << 20).await?;
+            at += data.len() as u64;
+            hash.update(&data);
+        }
+    }
+    Ok(hashes[0].finalize() == hashes[1].finalize())
+}
+
+/// Copies `object` from `source` into an upload of `target` under the same
+/// key, a part at a time; aborted on failure.
+async fn copy_object(
+    (source, target): (&dyn Store, &dyn Store),
+    object: &ObjectInfo,
+    part_size: usize,
+) -> Result<u64, StoreError> {
+    let mut upload = target.start_upload(&object.key).await?;
+    let part = part_size.max(sauve_store::MIN_PART);
+    let mut at = 0;
+    let mut sent = Ok(());
+    // An empty object is one empty part.
+    while sent.is_ok() && (at < object.size || (at == 0 && object.size == 0)) {
+        sent = match read_range(source, object, at, part).await {
+            Ok(data) => {
+                at += data.len() as u64;
+                upload.put_part(data).await
+            }
+            Err(e) => Err(e),
+        };
+        if object.size == 0 {
             break;
         }
-        local.update(&buf[..n]);
     }
-    let mut remote = blake3::Hasher::new();
-    let mut at = 0;
-    while at < size {
-        let end = (at + (8 << 20)).min(size);
-        remote.update(&store.get_range(key, at..end).await?);
-        at = end;
-    }
-    Ok(local.finalize() == remote.finalize())
-}
-
-/// Sends full parts of the encrypted stream to the uploading task.
-struct PartSender {
-    buf: Vec<u8>,
-    part: usize,
-    tx: tokio::sync::mpsc::Sender<Bytes>,
-}
-
-impl std::io::Write for PartSender {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= self.part {
-            let full = std::mem::replace(&mut self.buf, Vec::with_capacity(self.part));
-            self.tx
-                .blocking_send(Bytes::from(full))
-                .map_err(|_| std::io::Error::other("the upload ended"))?;
+    match sent {
+        Ok(()) => upload.complete().await,
+        Err(e) => {
+            let _ = upload.abort().await;
+            Err(e)
         }
+    }
+}
+
+/// The encrypted bytes an age stream wrote, taken a part at a time.
+#[derive(Clone, Default)]
+struct Sealed(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Sealed {
+    /// The bytes written so far when there are at least `part` (or any, when
+    /// `last`), leaving none.
+    fn take(&self, part: usize, last: bool) -> Option<Bytes> {
+        let mut buf = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        (buf.len() >= part || last).then(|| Bytes::from(std::mem::take(&mut *buf)))
+    }
+}
+
+impl std::io::Write for Sealed {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(data);
         Ok(data.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -477,67 +585,243 @@ impl std::io::Write for PartSender {
     }
 }
 
-/// Streams one file, encrypted with age on a blocking thread, into an
-/// upload; aborted on failure. `age -d -i KEY OBJECT` gives the file back.
+/// Streams `object` of `source`, encrypted with age (on a blocking thread,
+/// a range at a time), into an upload of `target` under `key`; aborted on
+/// failure. `age -d -i KEY OBJECT` gives the object back.
 async fn upload_encrypted(
-    store: &dyn Store,
-    path: &Path,
+    (source, target): (&dyn Store, &dyn Store),
+    object: &ObjectInfo,
     key: &str,
     part_size: usize,
     recipients: &[age::x25519::Recipient],
 ) -> Result<u64, StoreError> {
-    let failed = |message: String| StoreError::Failed {
-        store: store.describe(),
-        action: "cannot encrypt the local copy for",
-        key: key.to_owned(),
-        message: format!("{}: {message}", path.display()),
-    };
-    let encryptor =
-        age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
-            .map_err(|e| failed(e.to_string()))?;
-    let part = part_size.max(sauve_store::MIN_PART);
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(1);
-    let source = path.to_path_buf();
-    let encrypting = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        let mut file = std::fs::File::open(&source)?;
-        let sender = PartSender {
-            buf: Vec::with_capacity(part),
-            part,
-            tx,
-        };
-        let mut out = encryptor.wrap_output(sender)?;
-        std::io::copy(&mut file, &mut out)?;
-        let mut sender = out.finish()?;
-        let last = std::mem::take(&mut sender.buf);
-        sender
-            .tx
-            .blocking_send(Bytes::from(last))
-            .map_err(|_| std::io::Error::other("the upload ended"))
-    });
-    let mut upload = store.start_upload(key).await?;
-    let mut sent = false;
-    while let Some(chunk) = rx.recv().await {
-        // An empty last part only when it is the only one.
-        if chunk.is_empty() && sent {
-            continue;
-        }
-        sent = true;
-        if let Err(e) = upload.put_part(chunk).await {
-            drop(rx);
-            let _ = upload.abort().await;
-            let _ = encrypting.await;
-            return Err(e);
-        }
-    }
-    let done = match encrypting.await {
-        Ok(r) => r.map_err(|e| failed(e.to_string())),
-        Err(e) => Err(failed(e.to_string())),
-    };
-    match done {
+    let mut upload = target.start_upload(key).await?;
+    let sent = send_encrypted(source, object, (upload.as_mut(), key), part_size, recipients).await;
+    match sent {
         Ok(()) => upload.complete().await,
         Err(e) => {
             let _ = upload.abort().await;
             Err(e)
         }
+    }
+}
+
+/// The parts of [`upload_encrypted`]: the object read a part at a time,
+/// encrypted on a blocking thread, and each full part of ciphertext put.
+async fn send_encrypted(
+    source: &dyn Store,
+    object: &ObjectInfo,
+    (upload, key): (&mut dyn sauve_store::Upload, &str),
+    part_size: usize,
+    recipients: &[age::x25519::Recipient],
+) -> Result<(), StoreError> {
+    let failed = |message: String| StoreError::Failed {
+        store: source.describe(),
+        action: "cannot encrypt",
+        key: object.key.clone(),
+        message: format!("for {key}: {message}"),
+    };
+    let encryptor =
+        age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+            .map_err(|e| failed(e.to_string()))?;
+    let part = part_size.max(sauve_store::MIN_PART);
+    let sealed = Sealed::default();
+    let mut writer = encryptor
+        .wrap_output(sealed.clone())
+        .map_err(|e| failed(e.to_string()))?;
+    let mut at = 0;
+    let mut sent_any = false;
+    while at < object.size {
+        let data = read_range(source, object, at, part).await?;
+        at += data.len() as u64;
+        let wrote;
+        (writer, wrote) = tokio::task::spawn_blocking(move || {
+            let wrote = std::io::Write::write_all(&mut writer, &data);
+            (writer, wrote)
+        })
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+        wrote.map_err(|e| failed(e.to_string()))?;
+        if let Some(full) = sealed.take(part, false) {
+            upload.put_part(full).await?;
+            sent_any = true;
+        }
+    }
+    writer.finish().map_err(|e| failed(e.to_string()))?;
+    let last = sealed.take(0, true).unwrap_or_default();
+    // An empty last part only when it is the only one.
+    if !last.is_empty() || !sent_any {
+        upload.put_part(last).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sauve_store::FolderStore;
+
+    fn object(key: &str, size: u64) -> ObjectInfo {
+        ObjectInfo {
+            key: key.to_owned(),
+            size,
+        }
+    }
+
+    fn keys(sets: &[(BackupNumber, Vec<ObjectInfo>)]) -> Vec<(u32, Vec<&str>)> {
+        sets.iter()
+            .map(|(n, o)| (n.get(), o.iter().map(|o| o.key.as_str()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn a_set_goes_whole_with_its_log_backup_first_and_its_last_segment_last() {
+        let listed = [
+            object("Notes[0001].4BK", 10),
+            object("Notes[0001].4BL", 3),
+            object("Notes[0002-0002].4BK", 10),
+            object("Notes[0002-0001].4BK", 10),
+            object("Notes[0002-0003].4BK.part", 10),
+            // A gap: segment 1 of set 3 is missing.
+            object("Notes[0003-0002].4BK", 10),
+            object("Notes[0004].4BK.age", 10),
+            object("Notes[0003].4BL.age", 4),
+            object("Other[0005].4BK", 10),
+        ];
+        let sets = sets_of(&listed, "Notes");
+        assert_eq!(
+            keys(&sets),
+            [
+                (1, vec!["Notes[0001].4BK"]),
+                (
+                    2,
+                    vec![
+                        "Notes[0001].4BL",
+                        "Notes[0002-0001].4BK",
+                        "Notes[0002-0002].4BK"
+                    ]
+                ),
+                (4, vec!["Notes[0003].4BL.age", "Notes[0004].4BK.age"]),
+            ]
+        );
+    }
+
+    /// A folder store at `dir` holding `objects`.
+    async fn folder(dir: &std::path::Path, objects: &[(&str, Vec<u8>)]) -> FolderStore {
+        let store = FolderStore::new(dir.to_path_buf());
+        for (key, data) in objects {
+            store.put_new(key, Bytes::from(data.clone())).await.unwrap();
+        }
+        store
+    }
+
+    #[tokio::test]
+    async fn objects_are_copied_as_stored_or_sealed_and_a_different_object_is_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let big: Vec<u8> = (0..(11u32 << 20)).map(|i| (i % 251) as u8).collect();
+        let source = folder(
+            &dir.path().join("source"),
+            &[
+                ("Notes[0001-0001].4BK", big.clone()),
+                ("Notes[0001-0002].4BK", b"tail".to_vec()),
+                ("Notes[0002].4BK.age", b"sealed elsewhere".to_vec()),
+                ("Notes[0003].4BK", Vec::new()),
+            ],
+        )
+        .await;
+        let listed = source.list("Notes[").await.unwrap();
+        let plain = folder(&dir.path().join("plain"), &[]).await;
+        let part = sauve_store::MIN_PART;
+        for (_, objects) in sets_of(&listed, "Notes") {
+            copy_set((&source, &plain), &objects, part, &[]).await.unwrap();
+            // Again: what is there is this very object.
+            copy_set((&source, &plain), &objects, part, &[]).await.unwrap();
+        }
+        for o in &listed {
+            assert_eq!(
+                plain.get(&o.key).await.unwrap(),
+                source.get(&o.key).await.unwrap(),
+                "{}",
+                o.key
+            );
+        }
+
+        let identity = age::x25519::Identity::generate();
+        let recipients = [identity.to_public()];
+        let sealed = folder(&dir.path().join("sealed"), &[]).await;
+        for (_, objects) in sets_of(&listed, "Notes") {
+            copy_set((&source, &sealed), &objects, part, &recipients)
+                .await
+                .unwrap();
+            // Again: each object there is this one's encryption (whatever
+            // the random size of its header), so nothing is sent twice.
+            copy_set((&source, &sealed), &objects, part, &recipients)
+                .await
+                .unwrap();
+        }
+        let mut stored: Vec<String> = sealed
+            .list("Notes[")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        stored.sort();
+        assert_eq!(
+            stored,
+            [
+                "Notes[0001-0001].4BK.age",
+                "Notes[0001-0002].4BK.age",
+                "Notes[0002].4BK.age",
+                "Notes[0003].4BK.age"
+            ]
+        );
+        // Encrypted here: the identity gives the bytes back, and the size is age's.
+        let ciphertext = sealed.get("Notes[0001-0001].4BK.age").await.unwrap();
+        let header = age_header_len(&ciphertext).unwrap();
+        assert_eq!(
+            ciphertext.len() as u64,
+            header as u64 + 16 + big.len() as u64 + 16 * 176
+        );
+        let decryptor = age::Decryptor::new(&ciphertext[..]).unwrap();
+        let mut reader = decryptor
+            .decrypt(std::iter::once(&identity as &dyn age::Identity))
+            .unwrap();
+        let mut plaintext = Vec::new();
+        std::io::Read::read_to_end(&mut reader, &mut plaintext).unwrap();
+        assert_eq!(plaintext, big);
+        // Sealed at the destination: copied as it is, not sealed twice.
+        assert_eq!(
+            sealed.get("Notes[0002].4BK.age").await.unwrap(),
+            Bytes::from_static(b"sealed elsewhere")
+        );
+
+        // Not an age file of this object: refused, kept.
+        let forged = folder(
+            &dir.path().join("forged"),
+            &[("Notes[0003].4BK.age", b"age-encryption.org/v1\n--- x\n".to_vec())],
+        )
+        .await;
+        let (_, third) = &sets_of(&listed, "Notes")[2];
+        let err = copy_set((&source, &forged), third, part, &recipients)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Exists { .. }), "{err}");
+
+        // An object of another content under the name: refused, kept.
+        let other = folder(
+            &dir.path().join("other"),
+            &[("Notes[0001-0002].4BK", b"TAIL".to_vec())],
+        )
+        .await;
+        let (_, first) = &sets_of(&listed, "Notes")[0];
+        let err = copy_set((&source, &other), first, part, &[])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Exists { .. }), "{err}");
+        assert_eq!(
+            other.get("Notes[0001-0002].4BK").await.unwrap(),
+            Bytes::from_static(b"TAIL")
+        );
     }
 }
