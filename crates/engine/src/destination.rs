@@ -209,9 +209,7 @@ pub(crate) fn open_sets(
 }
 
 /// Where the sets `place` names are, as a store sees it.
-pub(crate) fn sets_location(
-    place: &sauve_settings::Destination,
-) -> Result<Location, StoreError> {
+pub(crate) fn sets_location(place: &sauve_settings::Destination) -> Result<Location, StoreError> {
     match place {
         sauve_settings::Destination::Folder(dir) => Ok(Location::Folder(dir.clone())),
         sauve_settings::Destination::Store { url, .. } => Location::parse(url),

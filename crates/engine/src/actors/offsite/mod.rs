@@ -266,7 +266,7 @@ impl Job {
             open_offsite(&self.app, target, base).map_err(|e| e.to_string())?;
         let destination = &self.work.destination;
         let (work, owned_label) = (self.work.clone(), label.to_owned());
-        let copied = tokio::task::spawn_blocking(move || copied_numbers(&work, &owned_label))
+        let recorded = tokio::task::spawn_blocking(move || Recorded::read(&work, &owned_label))
             .await
             .map_err(|e| e.to_string())??;
         let listed = source
@@ -276,7 +276,7 @@ impl Job {
         // A set gone from the destination (retention) has nothing to copy.
         let todo: Vec<_> = sets_of(&listed, &self.work.base)
             .into_iter()
-            .filter(|(number, _)| !copied.contains(number))
+            .filter(|(number, _)| recorded.to_copy(*number))
             .collect();
         // Whatever stops every copy (the store unreachable, a prefix shared
         // with another app of the same base) is each pending set's reason.
@@ -326,37 +326,53 @@ impl Job {
     }
 }
 
-/// The numbers of the sets recorded as copied to the off-site destination
-/// `label`. Blocking: it reads the history in the records.
-fn copied_numbers(work: &Kick, label: &str) -> Result<Vec<BackupNumber>, String> {
-    let history = sauve_history::read_json_text(&work.destination)
-        .map_err(|e| e.to_string())?
-        .and_then(|t| History::parse(&t))
-        .unwrap_or_default();
-    let entries = history.entries(&work.key).unwrap_or_default();
-    Ok(entries
-        .iter()
-        .filter(|e| e.is_numbered_backup())
-        .filter(|e| {
-            e.offsite
-                .as_ref()
-                .and_then(|o| o.get(label))
-                .is_some_and(|c| c.state == OffsiteState::Copied)
-        })
-        .map(|e| e.backup_number)
-        .collect())
+/// What the history in the records says of the sets and their copies to
+/// the off-site destination `label`.
+#[derive(Default)]
+struct Recorded {
+    /// The numbers of the backup sets it records.
+    sets: Vec<BackupNumber>,
+    /// Those recorded as copied to `label`.
+    copied: Vec<BackupNumber>,
+}
+
+impl Recorded {
+    /// Blocking: it reads the history in the records.
+    fn read(work: &Kick, label: &str) -> Result<Recorded, String> {
+        let history = sauve_history::read_json_text(&work.destination)
+            .map_err(|e| e.to_string())?
+            .and_then(|t| History::parse(&t))
+            .unwrap_or_default();
+        let entries = history.entries(&work.key).unwrap_or_default();
+        let mut recorded = Recorded::default();
+        for e in entries.iter().filter(|e| e.is_numbered_backup()) {
+            recorded.sets.push(e.backup_number);
+            let copy = e.offsite.as_ref().and_then(|o| o.get(label));
+            if copy.is_some_and(|c| c.state == OffsiteState::Copied) {
+                recorded.copied.push(e.backup_number);
+            }
+        }
+        Ok(recorded)
+    }
+
+    /// Whether set `number` found in the destination goes off-site: one not
+    /// copied yet that the history records, or one newer than every set it
+    /// records (committed, then a crash before its record). A set someone
+    /// else put among older numbers (a bucket is written by others too) is
+    /// not this app's to copy.
+    fn to_copy(&self, number: BackupNumber) -> bool {
+        !self.copied.contains(&number)
+            && (self.sets.contains(&number) || self.sets.iter().all(|n| *n < number))
+    }
 }
 
 /// The sets of `base` in `source` (the run's destination), with their
 /// objects in upload order: set N's log backup (`base[N-1].4BL`, behaviour
-/// §6.3) first, then its segments, the manifest-bearing one last. Every
-/// whole backup set there counts, recorded or not: a crash between a commit
-/// and its record must not keep a set from going off-site. A set with a
-/// gap in its segments is not whole and is left out (a log backup with a
+/// §6.3) first, then its segments, the manifest-bearing one last. A set
+/// with a gap in its segments is not whole and is left out (a log backup with a
 /// gap goes without its log).
 fn sets_of(listed: &[ObjectInfo], base: &str) -> Vec<(BackupNumber, Vec<ObjectInfo>)> {
-    let mut sets: BTreeMap<(BackupNumber, bool), Vec<(Option<u32>, ObjectInfo)>> =
-        BTreeMap::new();
+    let mut sets: BTreeMap<(BackupNumber, bool), Vec<(Option<u32>, ObjectInfo)>> = BTreeMap::new();
     for o in listed {
         let Some(name) = ArchiveName::parse(sauve_archive::strip_age(&o.key).0) else {
             continue;
@@ -596,7 +612,14 @@ async fn upload_encrypted(
     recipients: &[age::x25519::Recipient],
 ) -> Result<u64, StoreError> {
     let mut upload = target.start_upload(key).await?;
-    let sent = send_encrypted(source, object, (upload.as_mut(), key), part_size, recipients).await;
+    let sent = send_encrypted(
+        source,
+        object,
+        (upload.as_mut(), key),
+        part_size,
+        recipients,
+    )
+    .await;
     match sent {
         Ok(()) => upload.complete().await,
         Err(e) => {
@@ -706,6 +729,19 @@ mod tests {
         );
     }
 
+    #[test]
+    fn recorded_sets_and_the_newest_unrecorded_go_and_a_set_put_among_them_does_not() {
+        let n = BackupNumber::from;
+        let recorded = Recorded {
+            sets: vec![n(3), n(4), n(6)],
+            copied: vec![n(3)],
+        };
+        let go: Vec<u32> = (1..=8).filter(|i| recorded.to_copy(n(*i))).collect();
+        assert_eq!(go, [4, 6, 7, 8]);
+        // No history (deleted, or the first run): every set there goes.
+        assert!(Recorded::default().to_copy(n(1)));
+    }
+
     /// A folder store at `dir` holding `objects`.
     async fn folder(dir: &std::path::Path, objects: &[(&str, Vec<u8>)]) -> FolderStore {
         let store = FolderStore::new(dir.to_path_buf());
@@ -733,9 +769,13 @@ mod tests {
         let plain = folder(&dir.path().join("plain"), &[]).await;
         let part = sauve_store::MIN_PART;
         for (_, objects) in sets_of(&listed, "Notes") {
-            copy_set((&source, &plain), &objects, part, &[]).await.unwrap();
+            copy_set((&source, &plain), &objects, part, &[])
+                .await
+                .unwrap();
             // Again: what is there is this very object.
-            copy_set((&source, &plain), &objects, part, &[]).await.unwrap();
+            copy_set((&source, &plain), &objects, part, &[])
+                .await
+                .unwrap();
         }
         for o in &listed {
             assert_eq!(
@@ -799,7 +839,10 @@ mod tests {
         // Not an age file of this object: refused, kept.
         let forged = folder(
             &dir.path().join("forged"),
-            &[("Notes[0003].4BK.age", b"age-encryption.org/v1\n--- x\n".to_vec())],
+            &[(
+                "Notes[0003].4BK.age",
+                b"age-encryption.org/v1\n--- x\n".to_vec(),
+            )],
         )
         .await;
         let (_, third) = &sets_of(&listed, "Notes")[2];
