@@ -366,11 +366,14 @@ impl Recorded {
     }
 }
 
+/// The objects of one set (a backup or a log backup), by segment number.
+type Segments = Vec<(Option<u32>, ObjectInfo)>;
+
 /// The sets of `base` in `source` (the run's destination), with their
 /// objects in upload order: set N's log backup (`base[N-1].4BL`, behaviour
 /// §6.3) first, then its segments, the manifest-bearing one last. A set
-/// with a gap in its segments is not whole and is left out (a log backup with a
-/// gap goes without its log).
+/// with a gap in its segments is not whole and is left out (a set whose log
+/// backup has a gap goes without it).
 fn sets_of(listed: &[ObjectInfo], base: &str) -> Vec<(BackupNumber, Vec<ObjectInfo>)> {
     let mut sets: BTreeMap<(BackupNumber, bool), Vec<(Option<u32>, ObjectInfo)>> = BTreeMap::new();
     for o in listed {
@@ -385,7 +388,7 @@ fn sets_of(listed: &[ObjectInfo], base: &str) -> Vec<(BackupNumber, Vec<ObjectIn
             .or_default()
             .push((name.segment, o.clone()));
     }
-    let whole = |objects: Option<&Vec<(Option<u32>, ObjectInfo)>>| -> Option<Vec<ObjectInfo>> {
+    let whole = |objects: Option<&Segments>| -> Option<Vec<ObjectInfo>> {
         let mut objects = objects?.clone();
         objects.sort_by_key(|(segment, _)| *segment);
         let single = matches!(objects.as_slice(), [(None, _)]);
