@@ -375,7 +375,7 @@ type Segments = Vec<(Option<u32>, ObjectInfo)>;
 /// with a gap in its segments is not whole and is left out (a set whose log
 /// backup has a gap goes without it).
 fn sets_of(listed: &[ObjectInfo], base: &str) -> Vec<(BackupNumber, Vec<ObjectInfo>)> {
-    let mut sets: BTreeMap<(BackupNumber, bool), Vec<(Option<u32>, ObjectInfo)>> = BTreeMap::new();
+    let mut sets: BTreeMap<(BackupNumber, bool), Segments> = BTreeMap::new();
     for o in listed {
         let Some(name) = ArchiveName::parse(sauve_archive::strip_age(&o.key).0) else {
             continue;
