@@ -63,14 +63,15 @@ pub(crate) struct Opened {
 }
 
 impl Destination {
-    /// The destination `place` names, with `own` (the app's sauve.toml, when
-    /// valid): its records folder created (private, 0700) and checked
+    /// The destination `place` names, with `own` (the app's sauve.toml as
+    /// the resolver read it for the run, or why it is not valid now): its
+    /// records folder created (private, 0700) and checked
     /// writable (1407, -61); a store reached and its prefix checked to be
     /// this app's for `base` (1407, 1409). Returns what the run needs to
     /// know of it.
     pub(crate) fn open(
         place: &sauve_settings::Destination,
-        (app, own): (&Path, Option<&sauve_settings::SauveToml>),
+        own: Result<Arc<sauve_settings::SauveToml>, EngineError>,
         io: &StoreIo,
         (key, base): (&str, &str),
     ) -> Result<(Destination, Opened), EngineError> {
@@ -78,11 +79,9 @@ impl Destination {
         let free = prepare_folder(&records)?;
         let store = match place {
             sauve_settings::Destination::Folder(_) => None,
-            sauve_settings::Destination::Store { url, .. } => Some(Arc::new(match own {
-                Some(own) => StoreDestination::with_settings(url, own, io)?,
-                // Not valid now: reading it again says why.
-                None => StoreDestination::open(app, url, io)?,
-            })),
+            sauve_settings::Destination::Store { url, .. } => {
+                Some(Arc::new(StoreDestination::with_settings(url, &*own?, io)?))
+            }
         };
         let destination = Destination { records, store };
         let taken = match &destination.store {
@@ -301,17 +300,6 @@ fn key_of(path: &Path) -> String {
 }
 
 impl StoreDestination {
-    /// Opens the store `url` names, with `[destination]` of the app's
-    /// sauve.toml over the AWS environment variables. Nothing is sent yet.
-    pub(crate) fn open(
-        app: &Path,
-        url: &str,
-        io: &StoreIo,
-    ) -> Result<StoreDestination, EngineError> {
-        let toml = sauve_settings::load_sauve_toml(app)?;
-        StoreDestination::with_settings(url, &toml, io)
-    }
-
     /// Opens the store `url` names, with `[destination]` of `toml` (the
     /// sauve.toml in force) over the AWS environment variables.
     pub(crate) fn with_settings(

@@ -50,6 +50,10 @@ pub enum EngineError {
     /// The settings are invalid (1419).
     #[error(transparent)]
     Settings(#[from] sauve_settings::SettingsError),
+    /// sauve.toml is not valid, as the resolver read it last (1419): the
+    /// one reading, shared by every run and view that asks for it.
+    #[error(transparent)]
+    OwnSettings(std::sync::Arc<sauve_settings::SettingsError>),
     /// `DestinationFolder` cannot be used on this system (1407).
     #[error("destination \"{written}\": {source}")]
     DestinationPath {
@@ -307,7 +311,7 @@ impl EngineError {
     pub fn status(&self) -> Status {
         use EngineError as E;
         match self {
-            E::Settings(_) => Status::InvalidSettings,
+            E::Settings(_) | E::OwnSettings(_) => Status::InvalidSettings,
             E::DestinationPath { .. }
             | E::DestinationUncreatable { .. }
             | E::DestinationNotAFolder { .. }

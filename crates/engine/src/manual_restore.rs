@@ -43,11 +43,19 @@ pub(crate) async fn source(
 ) -> Result<Source, EngineError> {
     let app = parts.layout.app.clone();
     let (asked, io) = (archive.to_path_buf(), parts.actors.io.clone());
-    // It reads sauve.toml for a bucket: on the blocking pool.
+    // sauve.toml as the resolver reads it: a bucket is reached with it.
+    let own = crate::actors::ask(
+        &parts.actors.resolver,
+        "resolver",
+        crate::actors::resolver::messages::ReadOwnSettings,
+    )
+    .await?
+    .valid();
+    // It may reach a bucket: on the blocking pool.
     let (archive, store, options) = parts
         .actors
         .io
-        .blocking(move || crate::restore::source_of(&app, &asked, options, &io))
+        .blocking(move || crate::restore::source_of((&app, own), &asked, options, &io))
         .await??;
     if let Some(to) = crate::restore::destination_of(&archive, &options)
         && crate::restore::is_inside_app(&to, &parts.layout.app)

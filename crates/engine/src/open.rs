@@ -334,7 +334,7 @@ fn restore_from_offsite(
     // Each store with what its sets are called in a warning.
     let mut stores: Vec<(String, Arc<dyn sauve_store::Store>, &str)> = Vec::new();
     if let sauve_settings::Destination::Store { url, .. } = place {
-        match crate::destination::StoreDestination::open(&layout.app, url, io) {
+        match crate::destination::StoreDestination::with_settings(url, own, io) {
             // No identity here for an encrypted one, as for off-site stores.
             Ok(d) if d.encrypted() => {}
             Ok(d) => stores.push((d.url, d.store, "the set")),

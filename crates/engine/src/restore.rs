@@ -29,10 +29,11 @@ pub struct Restored {
 }
 
 /// Where a restore reads from: a set in a bucket (`s3://…/base[N].4BK`) is
-/// read from there, and restored beside the app's records of that bucket
-/// unless told where; a file by its absolute path.
+/// read from there, reached with `own` (sauve.toml as the resolver read it,
+/// or why it is not valid), and restored beside the app's records of that
+/// bucket unless told where; a file by its absolute path.
 pub(crate) fn source_of(
-    app: &Path,
+    (app, own): (&Path, Result<Arc<sauve_settings::SauveToml>, EngineError>),
     archive: &Path,
     mut options: RestoreOptions,
     io: &crate::io::StoreIo,
@@ -49,7 +50,7 @@ pub(crate) fn source_of(
             source,
         }
     })?;
-    let store = StoreDestination::open(app, &place.describe(), io)?;
+    let store = StoreDestination::with_settings(&place.describe(), &*own?, io)?;
     if options.to.is_none() {
         options.to = destination_of(
             &place

@@ -739,8 +739,7 @@ impl Run {
         let open = OpenDestination {
             run: self.id,
             place: place.clone(),
-            app: self.layout.app.clone(),
-            own: own.problem.is_none().then(|| Arc::clone(&own.settings)),
+            own: own.valid(),
             key: crate::settings::structure_key(&self.layout),
             base: base.clone(),
             io: self.actors.io.clone(),

@@ -405,9 +405,9 @@ pub fn status_json(app: &Path, scheduler: SchedulerView) -> Result<Value, crate:
     let state = EngineState::load(app);
     let dest = crate::overview::destination_usage(app)?;
     let alerts: Vec<&AlertRecord> = state.alerts.iter().filter(|a| a.is_open()).collect();
-    let own_problem = sauve_settings::load_sauve_toml(app)
-        .err()
-        .map(|e| e.to_string());
+    // Read once here: `sauve status` reads the files without an engine.
+    let own = sauve_settings::load_sauve_toml(app);
+    let own_problem = own.as_ref().err().map(|e| e.to_string());
     Ok(serde_json::json!({
         "alerts": alerts.iter().map(|a| serde_json::json!({
             "id": a.alert.id,
@@ -423,7 +423,7 @@ pub fn status_json(app: &Path, scheduler: SchedulerView) -> Result<Value, crate:
         "next_scheduled": scheduler.next.map(|t| t.to_string()),
         "scheduler_disabled": scheduler.disabled,
         "destination": {"path": dest.path, "free_bytes": dest.free_bytes, "used_bytes": dest.used_by_app},
-        "offsite": offsite_status(app, &dest.records),
+        "offsite": own.map(|own| offsite_status(app, &own, &dest.records)).unwrap_or_default(),
     }))
 }
 
@@ -460,11 +460,13 @@ pub struct OffsiteFailure {
 /// Per `[[offsite]]` destination, how many of this app's recorded sets are
 /// copied, pending or failed, and the last failure's reason (behaviour §19),
 /// from the history in `records` (the destination folder, or the app's
-/// records of a bucket destination). Reads files: call it off async threads.
-pub fn offsite_status(app: &Path, records: &Path) -> Vec<OffsiteStatus> {
-    let Ok(own) = sauve_settings::load_sauve_toml(app) else {
-        return Vec::new();
-    };
+/// records of a bucket destination) for the entries of `own` (the app's
+/// sauve.toml). Reads files: call it off async threads.
+pub fn offsite_status(
+    app: &Path,
+    own: &sauve_settings::SauveToml,
+    records: &Path,
+) -> Vec<OffsiteStatus> {
     if own.offsite.is_empty() {
         return Vec::new();
     }

@@ -36,7 +36,7 @@ impl<'a> Config<'a> {
         self,
     ) -> Result<(Arc<sauve_settings::SauveToml>, Option<EngineError>), EngineError> {
         let o = ask(&self.parts.actors.resolver, "resolver", ReadOwnSettings).await?;
-        Ok((o.settings, o.problem))
+        Ok((o.settings, o.problem.map(EngineError::OwnSettings)))
     }
 
     /// Says that the settings files were just saved (the page's Settings

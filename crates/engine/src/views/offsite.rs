@@ -20,14 +20,24 @@ impl<'a> Offsite<'a> {
     }
 
     /// Where the copies to each `[[offsite]]` destination stand (behaviour §19).
+    /// Nothing while sauve.toml is not valid.
     pub async fn status(self) -> Result<Vec<OffsiteStatus>, EngineError> {
         let app = self.parts.layout.app.as_path().to_path_buf();
+        let own = ask(
+            &self.parts.actors.resolver,
+            "resolver",
+            crate::actors::resolver::messages::ReadOwnSettings,
+        )
+        .await?;
+        let Ok(own) = own.valid() else {
+            return Ok(Vec::new());
+        };
         self.parts
             .actors
             .io
             .blocking(move || {
                 crate::overview::destination_usage(&app)
-                    .map(|d| crate::state::offsite_status(&app, &d.records))
+                    .map(|d| crate::state::offsite_status(&app, &own, &d.records))
             })
             .await?
     }

@@ -107,12 +107,18 @@ impl<'a> Records<'a> {
         number: BackupNumber,
     ) -> Result<sauve_archive::VerifyReport, EngineError> {
         let archive = self.archive_of(number).await?;
-        let app = self.parts.layout.app.as_path().to_path_buf();
+        let own = ask(
+            &self.parts.actors.resolver,
+            "resolver",
+            crate::actors::resolver::messages::ReadOwnSettings,
+        )
+        .await?
+        .valid();
         let io = self.parts.actors.io.clone();
         self.parts
             .actors
             .io
-            .blocking(move || verify_set(&app, &archive, &io))
+            .blocking(move || verify_set(own, &archive, &io))
             .await?
     }
 }
@@ -142,16 +148,18 @@ fn archive_in(history: Vec<HistoryEntry>, number: BackupNumber) -> Result<PathBu
 
 /// Verifies the set whose first file is `archive`: a set in a bucket
 /// destination (`s3://…/base[N].4BK`) is read back from there, a file
-/// where it is. Blocking.
+/// where it is; `own` is sauve.toml as the resolver read it, or why it is
+/// not valid (a bucket is reached with it). Blocking.
 fn verify_set(
-    app: &Path,
+    own: Result<std::sync::Arc<sauve_settings::SauveToml>, EngineError>,
     archive: &Path,
     io: &StoreIo,
 ) -> Result<sauve_archive::VerifyReport, EngineError> {
     let text = archive.to_string_lossy();
     if sauve_settings::is_store_url(&text) {
         let (url, name) = text.rsplit_once('/').unwrap_or((&text, ""));
-        let store = crate::destination::StoreDestination::open(app, &format!("{url}/"), io)?;
+        let store =
+            crate::destination::StoreDestination::with_settings(&format!("{url}/"), &*own?, io)?;
         return Ok(store.read_back(name, &mut sauve_archive::NoProgress)?);
     }
     sauve_archive::verify(archive, &mut sauve_archive::NoProgress).map_err(EngineError::from)

@@ -211,11 +211,8 @@ impl Handler<TestAlerts> for Alerter {
         let now = self.clock.now();
         Box::pin(
             async move {
-                let own = ask(&resolver, "resolver", ReadOwnSettings).await?;
-                if let Some(problem) = own.problem {
-                    return Err(problem);
-                }
-                let notifiers = sauve_alerts::notifiers(&own.settings.alerts);
+                let own = ask(&resolver, "resolver", ReadOwnSettings).await?.valid()?;
+                let notifiers = sauve_alerts::notifiers(&own.alerts);
                 alert.status_text = "test alert from sauve alert test".to_owned();
                 let deliveries = sauve_alerts::deliver_all(&notifiers, &alert, &policy).await;
                 let mut entry = Entry::new(Title::Alert);

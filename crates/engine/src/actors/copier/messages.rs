@@ -37,12 +37,9 @@ pub(crate) struct FinishedSet(pub(super) u64);
 pub(crate) struct OpenDestination {
     pub(crate) run: u64,
     pub(crate) place: sauve_settings::Destination,
-    /// The app folder.
-    pub(crate) app: PathBuf,
-    /// sauve.toml as the resolver read it for this run; `None` when the
-    /// file is not valid now (a store then reports why it cannot be
-    /// reached with it).
-    pub(crate) own: Option<Arc<sauve_settings::SauveToml>>,
+    /// sauve.toml as the resolver read it for this run, or why it is not
+    /// valid now (a store then cannot be reached, and says why).
+    pub(crate) own: Result<Arc<sauve_settings::SauveToml>, EngineError>,
     /// The app's history key.
     pub(crate) key: String,
     pub(crate) base: String,

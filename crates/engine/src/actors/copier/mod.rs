@@ -97,12 +97,8 @@ impl Actor for Copier {
 impl Handler<OpenDestination> for Copier {
     type Result = Result<Opened, EngineError>;
     fn handle(&mut self, msg: OpenDestination, _: &mut SyncContext<Self>) -> Self::Result {
-        let (destination, opened) = Destination::open(
-            &msg.place,
-            (&msg.app, msg.own.as_deref()),
-            &msg.io,
-            (&msg.key, &msg.base),
-        )?;
+        let (destination, opened) =
+            Destination::open(&msg.place, msg.own, &msg.io, (&msg.key, &msg.base))?;
         let lock = destination
             .records()
             .join(format!(".{}.sauve.lock", msg.base));

@@ -21,6 +21,18 @@ pub(crate) struct ReadOwnSettings;
 /// The reply to [`ReadOwnSettings`].
 #[derive(actix::MessageResponse)]
 pub(crate) struct OwnSettings {
+    /// The last valid sauve.toml (the defaults before any).
     pub(crate) settings: Arc<sauve_settings::SauveToml>,
-    pub(crate) problem: Option<EngineError>,
+    /// Why the file is not valid now, if it is not.
+    pub(crate) problem: Option<Arc<sauve_settings::SettingsError>>,
+}
+
+impl OwnSettings {
+    /// The file in force when it is valid now, else why it is not.
+    pub(crate) fn valid(&self) -> Result<Arc<sauve_settings::SauveToml>, EngineError> {
+        match &self.problem {
+            None => Ok(Arc::clone(&self.settings)),
+            Some(e) => Err(EngineError::OwnSettings(Arc::clone(e))),
+        }
+    }
 }

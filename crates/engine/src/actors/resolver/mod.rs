@@ -95,7 +95,7 @@ impl Handler<ReadOwnSettings> for Resolver {
             }
             Err(e) => OwnSettings {
                 settings: self.own.clone(),
-                problem: Some(EngineError::Settings(e)),
+                problem: Some(Arc::new(e)),
             },
         }
     }
