@@ -268,7 +268,7 @@ impl SegmentSource for RemoteSet {
     }
 }
 
-/// One object read in order through ranged reads, [`AHEAD`] of them in
+/// One object read in order through ranged reads, four (`AHEAD`) of them in
 /// flight on a runtime; memory stays at `AHEAD` ranges whatever the size.
 pub struct RangeReader {
     rx: tokio::sync::mpsc::Receiver<Result<Bytes, StoreError>>,

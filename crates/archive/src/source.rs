@@ -25,7 +25,7 @@ pub trait SegmentSource {
     fn open(&self, index: usize) -> io::Result<Box<dyn Read + '_>>;
     /// The segments' lengths, when each can be read from any offset
     /// ([`SegmentSource::open_at`]) without reading what comes before:
-    /// the set's index is then read first ([`crate::index`]). `None` (the
+    /// the set's index is then read first (its `index` module). `None` (the
     /// default): the set is only read from its start.
     fn lengths(&self) -> Option<Vec<u64>> {
         None

@@ -371,8 +371,8 @@ pub fn read_set_asides(app: &Path) -> Result<Vec<sauve_logfile::SetAside>, crate
 pub(crate) const STATE_LIMIT: u64 = 16 << 20;
 
 impl EngineState {
-    /// Reads the state of an app; missing, unreadable or over
-    /// [`STATE_LIMIT`] gives the empty state.
+    /// Reads the state of an app; missing, unreadable or over 16 MiB
+    /// (`STATE_LIMIT`) gives the empty state.
     pub fn load(app: &Path) -> EngineState {
         sauve_durable::read_bounded(&state_path(app), STATE_LIMIT)
             .map(|b| EngineState::parse(&b))
