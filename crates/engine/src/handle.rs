@@ -189,8 +189,10 @@ impl Engine {
         let thread = std::thread::Builder::new()
             .name("sauve-engine".to_owned())
             .spawn(move || {
+                // The actors start on the system's own arbiter, once it runs:
+                // nothing drives a future by hand.
                 let runner = actix::System::new();
-                runner.block_on(async move {
+                actix::Arbiter::current().spawn(async move {
                     let actors = start_actors(&thread_layout, &options, thread_locks, io).await;
                     let coordinator = Coordinator {
                         layout: thread_layout,
