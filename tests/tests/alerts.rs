@@ -260,6 +260,20 @@ async fn sauve_alert_test_reports_each_notifier_and_exits_1_when_one_failed() {
 }
 
 #[test]
+fn sauve_alert_test_with_an_invalid_sauve_toml_exits_2_naming_the_file() {
+    // Found in review: once the engine shared one reading of sauve.toml,
+    // its error took another variant, and the exit status became 1.
+    let app = Failing::new(&[], "[alerts\n");
+    let out = std::process::Command::new(sauve_tests::browser::sauve_binary())
+        .args(["alert", "test", "--app", &app.app.arg()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("sauve.toml"), "{stderr}");
+}
+
+#[test]
 fn a_webhook_on_a_system_without_ca_certificates_fails_clearly_and_never_panics() {
     // Found in review: with no CA certificates on the system, the webhook's
     // HTTP client could not be made and its fallback panicked, killing the

@@ -19,6 +19,8 @@ pub(crate) const STEPS: &[&[&str]] = &[
         "-D",
         "warnings",
     ],
+    // The API documentation, without a broken or private link.
+    &["doc", "--workspace", "--no-deps", "--locked"],
     // The binaries of the timed runs, built before their timeouts start,
     // with the tests' profile: one dependency tree.
     &["build", "--locked", "-p", "notes-server"],

@@ -20,7 +20,7 @@ pub(crate) fn run(cmd: AlertCommand, io: &mut Io<'_>) -> Result<(), Failure> {
 
 fn engine_failure(e: EngineError) -> Failure {
     match e {
-        EngineError::Settings(_) => Failure::usage(e.to_string()),
+        EngineError::Settings(_) | EngineError::OwnSettings(_) => Failure::usage(e.to_string()),
         e => Failure::failed(e.to_string()),
     }
 }

@@ -1,13 +1,14 @@
 //! The off-site copier (behaviour §19): it owns the copies of committed sets to
 //! every `[[offsite]]` destination, their retries with backoff and their
-//! retention there. It never takes a lock of the app: it reads committed
-//! files only, in the background, after the run has recorded itself. The
+//! retention there. It never takes a lock of the app: it reads the
+//! committed sets of the run's destination, a folder or a bucket, through
+//! its store, in the background, after the run has recorded itself. The
 //! state of each copy is written by the history keeper, in the history entry.
 
 pub(crate) mod messages;
 
 use sauve_number::BackupNumber;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -264,6 +265,12 @@ impl Job {
         }
         let (store, part_size) =
             open_offsite(&self.app, target, base).map_err(|e| e.to_string())?;
+        if store.describe() == source.describe() {
+            return Err(format!(
+                "{label}: the off-site destination is the destination itself ({}); name another place",
+                source.describe()
+            ));
+        }
         let destination = &self.work.destination;
         let (work, owned_label) = (self.work.clone(), label.to_owned());
         let recorded = tokio::task::spawn_blocking(move || Recorded::read(&work, &owned_label))
@@ -290,6 +297,12 @@ impl Job {
         }
         let mut permanent = None;
         for (number, files) in todo {
+            if let Some(reason) = recorded.mismatch(number, &files) {
+                self.record(number, label, OffsiteState::Failed, Some(reason.clone()))
+                    .await;
+                permanent = Some(reason);
+                continue;
+            }
             match copy_set((source, store.as_ref()), &files, part_size, &recipients).await {
                 Ok(()) => {
                     self.record(number, label, OffsiteState::Copied, None).await;
@@ -330,10 +343,15 @@ impl Job {
 /// the off-site destination `label`.
 #[derive(Default)]
 struct Recorded {
-    /// The numbers of the backup sets it records.
-    sets: Vec<BackupNumber>,
+    /// The backup sets it records, with the names of their `.4BK` files
+    /// when it lists them.
+    sets: BTreeMap<BackupNumber, BTreeSet<String>>,
     /// Those recorded as copied to `label`.
     copied: Vec<BackupNumber>,
+    /// Whether a set it does not record goes too: from a folder destination
+    /// on this machine (a set committed, then a crash before its record),
+    /// never from a bucket, which others may write.
+    unrecorded: bool,
 }
 
 impl Recorded {
@@ -344,9 +362,18 @@ impl Recorded {
             .and_then(|t| History::parse(&t))
             .unwrap_or_default();
         let entries = history.entries(&work.key).unwrap_or_default();
-        let mut recorded = Recorded::default();
+        let mut recorded = Recorded {
+            unrecorded: matches!(work.source, sauve_settings::Destination::Folder(_)),
+            ..Recorded::default()
+        };
         for e in entries.iter().filter(|e| e.is_numbered_backup()) {
-            recorded.sets.push(e.backup_number);
+            let names = e
+                .segments
+                .iter()
+                .flatten()
+                .filter_map(|path| backup_name(path.rsplit('/').next()?, e.backup_number))
+                .collect();
+            recorded.sets.insert(e.backup_number, names);
             let copy = e.offsite.as_ref().and_then(|o| o.get(label));
             if copy.is_some_and(|c| c.state == OffsiteState::Copied) {
                 recorded.copied.push(e.backup_number);
@@ -356,14 +383,38 @@ impl Recorded {
     }
 
     /// Whether set `number` found in the destination goes off-site: one not
-    /// copied yet that the history records, or one newer than every set it
-    /// records (committed, then a crash before its record). A set someone
-    /// else put among older numbers (a bucket is written by others too) is
-    /// not this app's to copy.
+    /// copied yet that the history records, or (from a folder) one it does
+    /// not record.
     fn to_copy(&self, number: BackupNumber) -> bool {
-        !self.copied.contains(&number)
-            && (self.sets.contains(&number) || self.sets.iter().all(|n| *n < number))
+        !self.copied.contains(&number) && (self.sets.contains_key(&number) || self.unrecorded)
     }
+
+    /// Why `objects`, found in the destination for set `number`, are not the
+    /// set the history records (a segment missing, one more), if they are not.
+    fn mismatch(&self, number: BackupNumber, objects: &[ObjectInfo]) -> Option<String> {
+        let expected = self.sets.get(&number).filter(|names| !names.is_empty())?;
+        let found: BTreeSet<String> = objects
+            .iter()
+            .filter_map(|o| backup_name(&o.key, number))
+            .collect();
+        (found != *expected).then(|| {
+            let list = |names: &BTreeSet<String>| names.iter().cloned().collect::<Vec<_>>().join(", ");
+            format!(
+                "the destination holds {} for set {number}, its record lists {}: not copied until they agree",
+                list(&found),
+                list(expected)
+            )
+        })
+    }
+}
+
+/// The name of a file or object of backup set `number` (`.age` left out),
+/// or `None` when `name` is not one.
+fn backup_name(name: &str, number: BackupNumber) -> Option<String> {
+    let bare = sauve_archive::strip_age(name).0;
+    let parsed = ArchiveName::parse(bare)?;
+    (parsed.kind == SetKind::Backup && parsed.number == number && !parsed.part)
+        .then(|| bare.to_owned())
 }
 
 /// The objects of one set (a backup or a log backup), by segment number.
@@ -380,7 +431,9 @@ fn sets_of(listed: &[ObjectInfo], base: &str) -> Vec<(BackupNumber, Vec<ObjectIn
         let Some(name) = ArchiveName::parse(sauve_archive::strip_age(&o.key).0) else {
             continue;
         };
-        if name.part || name.base != base {
+        // Only the names sauve writes: `Notes[00005].4BK` is not set 5.
+        if name.part || name.base != base || name.to_string() != sauve_archive::strip_age(&o.key).0
+        {
             continue;
         }
         let backup = name.kind == SetKind::Backup;
@@ -391,6 +444,14 @@ fn sets_of(listed: &[ObjectInfo], base: &str) -> Vec<(BackupNumber, Vec<ObjectIn
     let whole = |objects: Option<&Segments>| -> Option<Vec<ObjectInfo>> {
         let mut objects = objects?.clone();
         objects.sort_by_key(|(segment, _)| *segment);
+        // A set is stored all plain or all encrypted.
+        let sealed = |o: &ObjectInfo| sauve_archive::strip_age(&o.key).1;
+        if objects
+            .iter()
+            .any(|(_, o)| sealed(o) != sealed(&objects[0].1))
+        {
+            return None;
+        }
         let single = matches!(objects.as_slice(), [(None, _)]);
         let counted = objects
             .iter()
@@ -476,6 +537,9 @@ async fn sealed_copy(
     size: u64,
     recipients: usize,
 ) -> Result<bool, StoreError> {
+    if there.size == 0 {
+        return Ok(false);
+    }
     let head = store
         .get_range(&there.key, 0..there.size.min(AGE_HEADER_MAX))
         .await?;
@@ -487,7 +551,12 @@ async fn sealed_copy(
         .filter(|w| *w == b"\n-> X25519")
         .count();
     let chunks = size.div_ceil(64 << 10).max(1);
-    Ok(stanzas == recipients && there.size == header as u64 + 16 + size + 16 * chunks)
+    // Sizes from a listing: never trusted not to overflow.
+    let expected = (header as u64)
+        .checked_add(16)
+        .and_then(|n| n.checked_add(size))
+        .and_then(|n| n.checked_add(chunks.checked_mul(16)?));
+    Ok(stanzas == recipients && expected == Some(there.size))
 }
 
 /// The length of the age header that `head` starts with, through the end
@@ -514,13 +583,14 @@ async fn read_range(
     let end = (at + step.max(1) as u64).min(object.size);
     let data = source.get_range(&object.key, at..end).await?;
     if data.len() as u64 != end - at {
-        return Err(StoreError::Failed {
+        // Not the object listed: a retry would not help this set.
+        return Err(StoreError::Hostile {
             store: source.describe(),
-            action: "cannot copy",
             key: object.key.clone(),
-            message: format!(
-                "{} bytes came back for the range {at}..{end}: the object changed",
-                data.len()
+            what: format!(
+                "{} bytes came back for the range {at}..{end} of an object listed with {}: it changed during the copy",
+                data.len(),
+                object.size
             ),
         });
     }
@@ -554,10 +624,15 @@ async fn copy_object(
 ) -> Result<u64, StoreError> {
     let mut upload = target.start_upload(&object.key).await?;
     let part = part_size.max(sauve_store::MIN_PART);
+    // An empty object is one empty part, with nothing to read (a store
+    // refuses an empty range).
+    let mut sent = if object.size == 0 {
+        upload.put_part(Bytes::new()).await
+    } else {
+        Ok(())
+    };
     let mut at = 0;
-    let mut sent = Ok(());
-    // An empty object is one empty part.
-    while sent.is_ok() && (at < object.size || (at == 0 && object.size == 0)) {
+    while sent.is_ok() && at < object.size {
         sent = match read_range(source, object, at, part).await {
             Ok(data) => {
                 at += data.len() as u64;
@@ -565,9 +640,6 @@ async fn copy_object(
             }
             Err(e) => Err(e),
         };
-        if object.size == 0 {
-            break;
-        }
     }
     match sent {
         Ok(()) => upload.complete().await,
@@ -583,11 +655,21 @@ async fn copy_object(
 struct Sealed(Arc<std::sync::Mutex<Vec<u8>>>);
 
 impl Sealed {
-    /// The bytes written so far when there are at least `part` (or any, when
-    /// `last`), leaving none.
-    fn take(&self, part: usize, last: bool) -> Option<Bytes> {
+    /// The first `part` bytes written, when there are that many: every part
+    /// but the last is of the same size, as some stores require.
+    fn take(&self, part: usize) -> Option<Bytes> {
         let mut buf = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        (buf.len() >= part || last).then(|| Bytes::from(std::mem::take(&mut *buf)))
+        if buf.len() < part {
+            return None;
+        }
+        let rest = buf.split_off(part);
+        Some(Bytes::from(std::mem::replace(&mut *buf, rest)))
+    }
+
+    /// Every byte written and not taken yet.
+    fn rest(&self) -> Bytes {
+        let mut buf = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        Bytes::from(std::mem::take(&mut *buf))
     }
 }
 
@@ -668,13 +750,17 @@ async fn send_encrypted(
         .await
         .map_err(|e| failed(e.to_string()))?;
         wrote.map_err(|e| failed(e.to_string()))?;
-        if let Some(full) = sealed.take(part, false) {
+        while let Some(full) = sealed.take(part) {
             upload.put_part(full).await?;
             sent_any = true;
         }
     }
     writer.finish().map_err(|e| failed(e.to_string()))?;
-    let last = sealed.take(0, true).unwrap_or_default();
+    while let Some(full) = sealed.take(part) {
+        upload.put_part(full).await?;
+        sent_any = true;
+    }
+    let last = sealed.rest();
     // An empty last part only when it is the only one.
     if !last.is_empty() || !sent_any {
         upload.put_part(last).await?;
@@ -710,6 +796,10 @@ mod tests {
             object("Notes[0002-0003].4BK.part", 10),
             // A gap: segment 1 of set 3 is missing.
             object("Notes[0003-0002].4BK", 10),
+            // Not a name sauve writes, and a set half encrypted.
+            object("Notes[00007].4BK", 10),
+            object("Notes[0008-0001].4BK", 10),
+            object("Notes[0008-0002].4BK.age", 10),
             object("Notes[0004].4BK.age", 10),
             object("Notes[0003].4BL.age", 4),
             object("Other[0005].4BK", 10),
@@ -733,16 +823,157 @@ mod tests {
     }
 
     #[test]
-    fn recorded_sets_and_the_newest_unrecorded_go_and_a_set_put_among_them_does_not() {
+    fn recorded_sets_go_and_unrecorded_ones_only_from_a_folder() {
+        let n = BackupNumber::from;
+        let names = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect();
+        let mut recorded = Recorded {
+            sets: [(n(3), names(&[])), (n(4), names(&[])), (n(6), names(&[]))].into(),
+            copied: vec![n(3)],
+            unrecorded: false,
+        };
+        let go = |r: &Recorded| (1..=8).filter(|i| r.to_copy(n(*i))).collect::<Vec<u32>>();
+        // From a bucket: what the history records, never a set put there.
+        assert_eq!(go(&recorded), [4, 6]);
+        // From a folder: every set not copied yet.
+        recorded.unrecorded = true;
+        assert_eq!(go(&recorded), [1, 2, 4, 5, 6, 7, 8]);
+    }
+
+    #[test]
+    fn a_set_that_is_not_what_its_record_lists_is_named_and_not_copied() {
         let n = BackupNumber::from;
         let recorded = Recorded {
-            sets: vec![n(3), n(4), n(6)],
-            copied: vec![n(3)],
+            sets: [(
+                n(2),
+                ["Notes[0002-0001].4BK", "Notes[0002-0002].4BK"]
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .collect(),
+            )]
+            .into(),
+            ..Recorded::default()
         };
-        let go: Vec<u32> = (1..=8).filter(|i| recorded.to_copy(n(*i))).collect();
-        assert_eq!(go, [4, 6, 7, 8]);
-        // No history (deleted, or the first run): every set there goes.
-        assert!(Recorded::default().to_copy(n(1)));
+        let whole = [
+            object("Notes[0001].4BL", 3),
+            object("Notes[0002-0001].4BK", 9),
+            object("Notes[0002-0002].4BK", 9),
+        ];
+        assert_eq!(recorded.mismatch(n(2), &whole), None);
+        // Encrypted in the store: the same set.
+        let sealed = [
+            object("Notes[0002-0001].4BK.age", 9),
+            object("Notes[0002-0002].4BK.age", 9),
+        ];
+        assert_eq!(recorded.mismatch(n(2), &sealed), None);
+        // Its last segment not there yet, or one more put beside it.
+        let short = recorded.mismatch(n(2), &whole[..2]).unwrap();
+        assert!(
+            short.contains("its record lists Notes[0002-0001].4BK, Notes[0002-0002].4BK"),
+            "{short}"
+        );
+        let mut more = whole.to_vec();
+        more.push(object("Notes[0002-0003].4BK", 9));
+        assert!(
+            recorded
+                .mismatch(n(2), &more)
+                .unwrap()
+                .contains("Notes[0002-0003].4BK")
+        );
+    }
+
+    /// A folder store that keeps S3's rules: an empty range is refused, and
+    /// an upload whose parts break them (a part but the last under
+    /// [`sauve_store::MIN_PART`], or not all of one size) fails to
+    /// complete. It can also cut an object short, as a store whose object
+    /// changed during a read does.
+    #[derive(Debug)]
+    struct Strict {
+        inner: FolderStore,
+        short: Option<String>,
+    }
+
+    #[async_trait::async_trait]
+    impl Store for Strict {
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+            self.inner.list(prefix).await
+        }
+        async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+            self.inner.head(key).await
+        }
+        async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+            self.inner.get(key).await
+        }
+        async fn get_bounded(&self, key: &str, limit: u64) -> Result<Bytes, StoreError> {
+            self.inner.get_bounded(key, limit).await
+        }
+        async fn get_range(
+            &self,
+            key: &str,
+            range: std::ops::Range<u64>,
+        ) -> Result<Bytes, StoreError> {
+            assert!(
+                range.start < range.end,
+                "an empty range of {key}: {range:?}"
+            );
+            let data = self.inner.get_range(key, range).await?;
+            Ok(match &self.short {
+                Some(k) if k == key => data.slice(..data.len() / 2),
+                _ => data,
+            })
+        }
+        async fn put_new(&self, key: &str, data: Bytes) -> Result<(), StoreError> {
+            self.inner.put_new(key, data).await
+        }
+        async fn put_replace(&self, key: &str, data: Bytes) -> Result<(), StoreError> {
+            self.inner.put_replace(key, data).await
+        }
+        async fn delete(&self, key: &str) -> Result<(), StoreError> {
+            self.inner.delete(key).await
+        }
+        async fn start_upload(
+            &self,
+            key: &str,
+        ) -> Result<Box<dyn sauve_store::Upload>, StoreError> {
+            Ok(Box::new(StrictUpload {
+                inner: self.inner.start_upload(key).await?,
+                parts: Vec::new(),
+            }))
+        }
+    }
+
+    struct StrictUpload {
+        inner: Box<dyn sauve_store::Upload>,
+        parts: Vec<usize>,
+    }
+
+    #[async_trait::async_trait]
+    impl sauve_store::Upload for StrictUpload {
+        fn key(&self) -> &str {
+            self.inner.key()
+        }
+        async fn put_part(&mut self, data: Bytes) -> Result<(), StoreError> {
+            self.parts.push(data.len());
+            self.inner.put_part(data).await
+        }
+        async fn complete(self: Box<Self>) -> Result<u64, StoreError> {
+            let Some((_, all_but_last)) = self.parts.split_last() else {
+                panic!("{}: no part", self.inner.key());
+            };
+            assert!(
+                all_but_last.iter().all(|n| *n >= sauve_store::MIN_PART)
+                    && all_but_last.windows(2).all(|w| w[0] == w[1]),
+                "{}: parts {:?}",
+                self.inner.key(),
+                self.parts
+            );
+            self.inner.complete().await
+        }
+        async fn abort(self: Box<Self>) -> Result<(), StoreError> {
+            self.inner.abort().await
+        }
     }
 
     /// A folder store at `dir` holding `objects`.
@@ -757,7 +988,8 @@ mod tests {
     #[tokio::test]
     async fn objects_are_copied_as_stored_or_sealed_and_a_different_object_is_never_replaced() {
         let dir = tempfile::tempdir().unwrap();
-        let big: Vec<u8> = (0..(11u32 << 20)).map(|i| (i % 251) as u8).collect();
+        // Five parts and a bit: equal parts, encrypted or not.
+        let big: Vec<u8> = (0..(26u32 << 20)).map(|i| (i % 251) as u8).collect();
         let source = folder(
             &dir.path().join("source"),
             &[
@@ -768,8 +1000,15 @@ mod tests {
             ],
         )
         .await;
+        let source = Strict {
+            inner: source,
+            short: None,
+        };
         let listed = source.list("Notes[").await.unwrap();
-        let plain = folder(&dir.path().join("plain"), &[]).await;
+        let plain = Strict {
+            inner: folder(&dir.path().join("plain"), &[]).await,
+            short: None,
+        };
         let part = sauve_store::MIN_PART;
         for (_, objects) in sets_of(&listed, "Notes") {
             copy_set((&source, &plain), &objects, part, &[])
@@ -791,7 +1030,10 @@ mod tests {
 
         let identity = age::x25519::Identity::generate();
         let recipients = [identity.to_public()];
-        let sealed = folder(&dir.path().join("sealed"), &[]).await;
+        let sealed = Strict {
+            inner: folder(&dir.path().join("sealed"), &[]).await,
+            short: None,
+        };
         for (_, objects) in sets_of(&listed, "Notes") {
             copy_set((&source, &sealed), &objects, part, &recipients)
                 .await
@@ -824,7 +1066,7 @@ mod tests {
         let header = age_header_len(&ciphertext).unwrap();
         assert_eq!(
             ciphertext.len() as u64,
-            header as u64 + 16 + big.len() as u64 + 16 * 176
+            header as u64 + 16 + big.len() as u64 + 16 * 416
         );
         let decryptor = age::Decryptor::new(&ciphertext[..]).unwrap();
         let mut reader = decryptor
@@ -869,5 +1111,20 @@ mod tests {
             other.get("Notes[0001-0002].4BK").await.unwrap(),
             Bytes::from_static(b"TAIL")
         );
+
+        // An object cut short while it is read: that set fails, as one a
+        // retry would not mend, and nothing of it is left.
+        let changing = Strict {
+            inner: source.inner.clone(),
+            short: Some("Notes[0001-0001].4BK".to_owned()),
+        };
+        let fresh = folder(&dir.path().join("fresh"), &[]).await;
+        let err = copy_set((&changing, &fresh), first, part, &[])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Hostile { .. }), "{err}");
+        assert!(!err.is_transient());
+        assert!(err.to_string().contains("changed during the copy"), "{err}");
+        assert!(fresh.list("").await.unwrap().is_empty());
     }
 }
