@@ -194,7 +194,7 @@ impl Garage {
         sauve_store::S3Options {
             endpoint: Some(self.endpoint()),
             region: Some("garage".into()),
-            path_style: true,
+            path_style: None,
             access_key_id: Some(self.key_id.clone()),
             secret_access_key: Some(self.secret.clone()),
             ..sauve_store::S3Options::new()

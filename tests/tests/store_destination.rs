@@ -598,3 +598,49 @@ fn a_bucket_destination_s_sets_go_off_site_as_a_folder_s_do() {
     ));
     assert_eq!(std::fs::read(to.join("Data/Notes.4DD")).unwrap(), data);
 }
+
+#[test]
+fn the_standard_aws_variables_alone_reach_a_local_store_from_every_command() {
+    // As boto3, the AWS CLI, minio-go and restic do: a custom endpoint means
+    // path-style requests, with or without the app's settings.
+    let garage = Garage::start(1);
+    let url = "s3://sauve-test/env-only/";
+    let data = random(1 << 20);
+    let app = SampleApp::with_settings(&[("General/DestinationFolder", url)]).unwrap();
+    std::fs::write(app.path().join("Data/App.4DD"), &data).unwrap();
+    assert!(!app.path().join("Settings/sauve.toml").exists());
+    let aws = |args: &[&str]| {
+        let mut c = std::process::Command::new(sauve_binary());
+        c.args(args)
+            .env("AWS_ACCESS_KEY_ID", &garage.key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &garage.secret)
+            .env("AWS_REGION", "garage")
+            .env("AWS_ENDPOINT_URL", garage.endpoint())
+            .env_remove("AWS_DEFAULT_REGION");
+        c.output().unwrap()
+    };
+    let a = app.arg();
+    let out = ok(&aws(&["backup", "--app", &a]));
+    assert!(out.contains("Backup 0001 of App: 0"), "{out}");
+    let set = format!("{url}App[0001]");
+    for args in [vec!["verify", &set], vec!["verify", &set, "--app", &a]] {
+        let out = ok(&aws(&args));
+        assert!(out.contains("sound"), "{args:?}: {out}");
+    }
+    let listing = ok(&aws(&["list", &set]));
+    assert!(listing.contains("Data/App.4DD"), "{listing}");
+
+    // A bucket that does not exist is named with where the request went
+    // and how it named the bucket.
+    let out = aws(&["verify", "s3://no-such-bucket/env-only/App[0001]"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!(
+            "requests to {}/no-such-bucket/env-only/, path-style",
+            garage.endpoint().trim_end_matches('/')
+        )),
+        "{err}"
+    );
+    assert!(!err.contains(&garage.secret), "{err}");
+}

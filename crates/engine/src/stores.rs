@@ -28,7 +28,7 @@ pub(crate) fn s3_options(own: &StoreConnection, base: &StoreConnection) -> S3Opt
     let mut o = S3Options::new();
     o.endpoint = c.endpoint;
     o.region = c.region;
-    o.path_style = c.path_style.unwrap_or(false);
+    o.path_style = c.path_style;
     o.access_key_id = c.access_key_id;
     o.secret_access_key = c.secret_access_key.map(|s| s.expose().to_owned());
     if let Some(mib) = c.part_size_mib {

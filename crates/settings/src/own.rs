@@ -285,7 +285,9 @@ pub struct StoreConnection {
     pub endpoint: Option<String>,
     /// `region`.
     pub region: Option<String>,
-    /// `path_style`: `endpoint/bucket/key` requests, as most self-hosted stores want.
+    /// `path_style`: `endpoint/bucket/key` requests when true, `bucket.host/key`
+    /// when false; unset, path-style for a custom endpoint and virtual-host
+    /// style for AWS's own.
     pub path_style: Option<bool>,
     /// `access_key_id` (not a secret), or from `access_key_id_env`.
     pub access_key_id: Option<String>,

@@ -22,7 +22,7 @@ mod s3;
 
 pub use error::StoreError;
 pub use folder::FolderStore;
-pub use location::{DEFAULT_PART_SIZE, DEFAULT_PARTS_IN_FLIGHT, Location, S3Options};
+pub use location::{Addressing, DEFAULT_PART_SIZE, DEFAULT_PARTS_IN_FLIGHT, Location, S3Options};
 pub use s3::S3Store;
 
 use std::fmt;

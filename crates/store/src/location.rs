@@ -106,8 +106,10 @@ pub struct S3Options {
     pub endpoint: Option<String>,
     /// The region (`garage`, `us-east-1`…).
     pub region: Option<String>,
-    /// Path-style requests (`endpoint/bucket/key`), as most self-hosted stores want.
-    pub path_style: bool,
+    /// Path-style requests (`endpoint/bucket/key`) when `Some(true)`,
+    /// virtual-host style (`bucket.endpoint/key`) when `Some(false)`;
+    /// unset, as [`S3Options::addressing`] says.
+    pub path_style: Option<bool>,
     /// The access key id.
     pub access_key_id: Option<String>,
     /// The secret access key.
@@ -146,7 +148,8 @@ pub const DEFAULT_PART_SIZE: usize = 16 << 20;
 pub const DEFAULT_PARTS_IN_FLIGHT: usize = 4;
 
 impl S3Options {
-    /// Sensible defaults: path-style off (AWS), 16 MiB parts, 4 in flight, 60 s per request.
+    /// Sensible defaults: the addressing style of the endpoint, 16 MiB
+    /// parts, 4 in flight, 60 s per request.
     pub fn new() -> S3Options {
         S3Options {
             part_size: DEFAULT_PART_SIZE,
@@ -173,11 +176,188 @@ impl S3Options {
         self.endpoint = self.endpoint.or_else(|| get("AWS_ENDPOINT_URL"));
         self
     }
+
+    /// How requests name the bucket: as `path_style` says, else path-style
+    /// for a custom endpoint (a self-hosted store, as boto3, the AWS CLI,
+    /// minio-go and restic reach one) and virtual-host style for AWS's own.
+    pub fn addressing(&self) -> Addressing {
+        match (self.path_style, self.endpoint.as_deref()) {
+            (Some(true), _) => Addressing::Path,
+            (Some(false), _) => Addressing::VirtualHost,
+            (None, Some(endpoint)) if !is_aws(endpoint) => Addressing::Path,
+            (None, _) => Addressing::VirtualHost,
+        }
+    }
+
+    /// Where the requests for `bucket` go: the endpoint with the bucket in
+    /// its path or its host, as [`S3Options::addressing`] says; AWS's
+    /// endpoint of the region when none is set. Credentials in the
+    /// endpoint are never part of it.
+    pub fn bucket_url(&self, bucket: &str) -> String {
+        let region = self.region.as_deref().unwrap_or("us-east-1");
+        let endpoint = match &self.endpoint {
+            Some(e) => redacted(e.trim_end_matches('/')),
+            None => format!("https://s3.{region}.amazonaws.com"),
+        };
+        match self.addressing() {
+            Addressing::Path => format!("{endpoint}/{bucket}"),
+            Addressing::VirtualHost => with_bucket_host(&endpoint, bucket),
+        }
+    }
+}
+
+/// How a request names its bucket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Addressing {
+    /// `endpoint/bucket/key`.
+    Path,
+    /// `bucket.endpoint/key`.
+    VirtualHost,
+}
+
+impl fmt::Display for Addressing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Addressing::Path => "path-style",
+            Addressing::VirtualHost => "virtual-host style",
+        })
+    }
+}
+
+/// The host of `url` (`scheme://user@host:port/path`), without user or port.
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    host.split(':').next().unwrap_or_default()
+}
+
+/// Whether `endpoint` is one of AWS's own.
+fn is_aws(endpoint: &str) -> bool {
+    let host = host_of(endpoint).to_ascii_lowercase();
+    ["amazonaws.com", "amazonaws.com.cn"]
+        .iter()
+        .any(|d| host == *d || host.ends_with(&format!(".{d}")))
+}
+
+/// `url` without the credentials its authority may hold.
+fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    format!("{scheme}://{host}{path}")
+}
+
+/// `endpoint` with `bucket.` before its host (kept when already there).
+pub(crate) fn with_bucket_host(endpoint: &str, bucket: &str) -> String {
+    let Some((scheme, rest)) = endpoint.split_once("://") else {
+        return endpoint.to_owned();
+    };
+    let user_end = rest
+        .find(['/', '?', '#'])
+        .map_or(rest.len(), |end| end)
+        .min(rest.len());
+    let (authority, path) = rest.split_at(user_end);
+    let (user, host) = match authority.rsplit_once('@') {
+        Some((user, host)) => (format!("{user}@"), host),
+        None => (String::new(), authority),
+    };
+    if host_of(endpoint).starts_with(&format!("{bucket}.")) {
+        return endpoint.to_owned();
+    }
+    format!("{scheme}://{user}{bucket}.{host}{path}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_custom_endpoint_is_path_style_unless_told_and_aws_keeps_virtual_hosts() {
+        let options = |endpoint: Option<&str>, path_style| S3Options {
+            endpoint: endpoint.map(str::to_owned),
+            path_style,
+            region: Some("eu-west-3".into()),
+            ..S3Options::new()
+        };
+        let cases = [
+            (
+                Some("http://127.0.0.1:3900"),
+                None,
+                "http://127.0.0.1:3900/backups",
+                "path-style",
+            ),
+            (
+                Some("https://minio.example:9000/"),
+                None,
+                "https://minio.example:9000/backups",
+                "path-style",
+            ),
+            (
+                None,
+                None,
+                "https://backups.s3.eu-west-3.amazonaws.com",
+                "virtual-host style",
+            ),
+            (
+                Some("https://s3.eu-west-3.amazonaws.com"),
+                None,
+                "https://backups.s3.eu-west-3.amazonaws.com",
+                "virtual-host style",
+            ),
+            (
+                Some("https://S3.AMAZONAWS.COM.CN"),
+                None,
+                "https://backups.S3.AMAZONAWS.COM.CN",
+                "virtual-host style",
+            ),
+            // What the settings say wins.
+            (
+                Some("http://127.0.0.1:3900"),
+                Some(false),
+                "http://backups.127.0.0.1:3900",
+                "virtual-host style",
+            ),
+            (
+                Some("https://backups.r2.example"),
+                Some(false),
+                "https://backups.r2.example",
+                "virtual-host style",
+            ),
+            (
+                None,
+                Some(true),
+                "https://s3.eu-west-3.amazonaws.com/backups",
+                "path-style",
+            ),
+            // A look-alike is not AWS's.
+            (
+                Some("https://amazonaws.com.evil.example"),
+                None,
+                "https://amazonaws.com.evil.example/backups",
+                "path-style",
+            ),
+            // Credentials in the endpoint never show.
+            (
+                Some("https://key:secret@minio.example/"),
+                None,
+                "https://minio.example/backups",
+                "path-style",
+            ),
+        ];
+        for (endpoint, path_style, url, style) in cases {
+            let o = options(endpoint, path_style);
+            assert_eq!(o.bucket_url("backups"), url, "{endpoint:?} {path_style:?}");
+            assert_eq!(
+                o.addressing().to_string(),
+                style,
+                "{endpoint:?} {path_style:?}"
+            );
+        }
+    }
 
     #[test]
     fn urls_and_folders() {

@@ -18,7 +18,7 @@ use object_store::{
 };
 use tokio::task::JoinSet;
 
-use crate::location::S3Options;
+use crate::location::{Addressing, S3Options};
 use crate::{ObjectInfo, Store, StoreError, Upload};
 
 /// A bucket prefix on an S3-compatible store.
@@ -28,6 +28,9 @@ pub struct S3Store {
     bucket: String,
     prefix: String,
     parts_in_flight: usize,
+    /// Where its requests go and how they name the bucket, for its errors
+    /// (`requests to http://127.0.0.1:3900/backups/apps/, path-style`).
+    asked: Arc<str>,
 }
 
 impl S3Store {
@@ -45,10 +48,11 @@ impl S3Store {
         let mut client_options = ClientOptions::new()
             .with_timeout(options.request_timeout)
             .with_connect_timeout(Duration::from_secs(10));
+        let addressing = options.addressing();
         let mut b = AmazonS3Builder::new()
             .with_bucket_name(&bucket)
             .with_region(options.region.clone().unwrap_or_else(|| "us-east-1".into()))
-            .with_virtual_hosted_style_request(!options.path_style)
+            .with_virtual_hosted_style_request(addressing == Addressing::VirtualHost)
             // Our own failure policy retries whole runs (behaviour §9.1); the
             // client's retries stay short so that an unreachable store fails
             // in seconds, with its message.
@@ -70,7 +74,27 @@ impl S3Store {
             if endpoint.starts_with("http://") {
                 client_options = client_options.with_allow_http(true);
             }
-            b = b.with_endpoint(endpoint.trim_end_matches('/'));
+            let endpoint = endpoint.trim_end_matches('/');
+            // Virtual-host style: the client takes the endpoint as the
+            // bucket's own host.
+            let asked = match addressing {
+                Addressing::Path => endpoint.to_owned(),
+                Addressing::VirtualHost => crate::location::with_bucket_host(endpoint, &bucket),
+            };
+            // The client parses it again for each request, and would not
+            // survive one that does not parse.
+            match url::Url::parse(&asked) {
+                Ok(u) if u.host_str().is_some() => {}
+                _ if addressing == Addressing::VirtualHost => {
+                    return Err(invalid(format!(
+                        "virtual-host style puts the bucket in the endpoint's host, and {} is not a host name (an IP address cannot hold a bucket); set path_style = true in [destination]",
+                        options.bucket_url(&bucket)
+                    )));
+                }
+                Ok(_) => return Err(invalid(format!("endpoint {endpoint:?} names no host"))),
+                Err(e) => return Err(invalid(format!("endpoint {endpoint:?} is not a URL: {e}"))),
+            }
+            b = b.with_endpoint(asked);
         }
         match (&options.access_key_id, &options.secret_access_key) {
             (Some(id), Some(secret)) => {
@@ -94,11 +118,16 @@ impl S3Store {
             .with_client_options(client_options)
             .build()
             .map_err(|e| invalid(chain(&e)))?;
+        let asked = format!(
+            "requests to {}/{prefix}, {addressing}",
+            options.bucket_url(&bucket)
+        );
         Ok(S3Store {
             client: Arc::new(client),
             bucket,
             prefix,
             parts_in_flight: options.parts_in_flight.max(1),
+            asked: asked.into(),
         })
     }
 
@@ -114,13 +143,21 @@ impl S3Store {
     fn write_error(&self, key: &str, e: &object_store::Error) -> StoreError {
         bucket_missing(
             self.error("cannot upload", key, e),
-            &self.describe(),
+            &self.shown(),
             &self.bucket,
         )
     }
 
+    /// The store's answer as an error naming the store, where the request
+    /// went and how it named the bucket: "bucket does not exist" is then
+    /// never a riddle.
     fn error(&self, action: &'static str, key: &str, e: &object_store::Error) -> StoreError {
-        map_error(&self.describe(), &self.bucket, action, key, e)
+        map_error(&self.shown(), &self.bucket, action, key, e)
+    }
+
+    /// The store as its errors name it: `s3://bucket/prefix/ (requests to …, path-style)`.
+    fn shown(&self) -> String {
+        format!("{} ({})", self.describe(), self.asked)
     }
 }
 
@@ -274,7 +311,7 @@ impl Store for S3Store {
             Err(e) => {
                 let mapped = self.error("cannot list", prefix, &e);
                 // Listing a bucket that does not exist answers 404.
-                Err(bucket_missing(mapped, &self.describe(), &self.bucket))
+                Err(bucket_missing(mapped, &self.shown(), &self.bucket))
             }
         }
     }
@@ -615,5 +652,41 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(keys(found), None);
+    }
+
+    #[test]
+    fn an_endpoint_that_cannot_carry_the_bucket_is_refused_never_a_panic() {
+        // Found in a test: virtual-host style on an IP endpoint made a URL
+        // the client could not parse, and it panicked at each request.
+        let options = |endpoint: &str, path_style| S3Options {
+            endpoint: Some(endpoint.to_owned()),
+            path_style,
+            access_key_id: Some("id".into()),
+            secret_access_key: Some("secret".into()),
+            ..S3Options::new()
+        };
+        for endpoint in ["http://127.0.0.1:3900", "http://[::1]:3900"] {
+            let err = S3Store::open(
+                "backups".into(),
+                String::new(),
+                &options(endpoint, Some(false)),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("path_style = true"), "{err}");
+            assert!(err.contains("not a host name"), "{err}");
+            // Path-style, the default for it, is fine.
+            assert!(
+                S3Store::open("backups".into(), String::new(), &options(endpoint, None)).is_ok()
+            );
+        }
+        let err = S3Store::open(
+            "backups".into(),
+            String::new(),
+            &options("http://a b", None),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("is not a URL"), "{err}");
     }
 }
