@@ -141,8 +141,10 @@ pub trait SetTarget: Send {
     }
 }
 
-/// The files of a set in a folder: `.part` files, hard-linked to their
-/// final names at commit (a link never replaces a file), then unlinked.
+/// The files of a set in a folder: `.part` files, readable before the
+/// commit, then given their final names through the folder's store
+/// ([`sauve_store::FolderStore::commit_staged`]: by hard link, beneath the
+/// folder's handle, never replacing a file).
 pub struct FolderTarget {
     open: OpenPart,
 }
@@ -154,9 +156,17 @@ impl FolderTarget {
     }
 }
 
+/// The store of the folder that holds `path`, and its name there.
+fn in_folder(path: &Path) -> (sauve_store::FolderStore, PathBuf) {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map(PathBuf::from).unwrap_or_default();
+    (sauve_store::FolderStore::new(dir.to_path_buf()), name)
+}
+
 impl SetTarget for FolderTarget {
     fn taken(&mut self, fin: &Path) -> io::Result<bool> {
-        Ok(fin.exists())
+        let (folder, name) = in_folder(fin);
+        folder.is_taken(&name)
     }
 
     fn create(&mut self, part: &Path, _fin: &Path) -> io::Result<Box<dyn PartFile>> {
@@ -165,56 +175,37 @@ impl SetTarget for FolderTarget {
     }
 
     fn discard(&mut self, part: &Path) {
-        if point(Step::Unlink, part).is_ok() {
-            let _ = std::fs::remove_file(part);
-        }
+        let (folder, name) = in_folder(part);
+        let _ = folder.remove_staged(&name);
     }
 
     fn commit(&mut self, files: &[(PathBuf, PathBuf)], mode: u32) -> Result<(), ArchiveError> {
-        for (_, fin) in files {
-            if fin.exists() {
-                return Err(ArchiveError::AlreadyExists(fin.clone()));
+        let Some((first, _)) = files.first() else {
+            return Ok(());
+        };
+        let (folder, _) = in_folder(first);
+        let names: Vec<(PathBuf, PathBuf)> = files
+            .iter()
+            .map(|(part, fin)| (in_folder(part).1, in_folder(fin).1))
+            .collect();
+        folder.commit_staged(&names, mode).map_err(|e| match e {
+            sauve_store::StagedError::Taken(name) => {
+                ArchiveError::AlreadyExists(folder.dir().join(name))
             }
-        }
-        // The mode is set on the part file's own handle, opened beneath its
-        // folder: never through a link someone put in its place.
-        for (part, _) in files {
-            let (Some(dir), Some(name)) = (part.parent(), part.file_name()) else {
-                continue;
-            };
-            sauve_durable::beneath::Beneath::open(dir)
-                .and_then(|d| d.set_mode(Path::new(name), mode))
-                .map_err(ArchiveError::io("cannot set the mode of", part))?;
-        }
-        let mut linked: Vec<&PathBuf> = Vec::new();
-        for (part, fin) in files {
-            // A hard link fails if the name exists, unlike rename.
-            if let Err(e) = point(Step::Link, fin).and_then(|()| std::fs::hard_link(part, fin)) {
-                for l in linked {
-                    let _ = std::fs::remove_file(l);
-                }
-                return Err(if e.kind() == io::ErrorKind::AlreadyExists {
-                    ArchiveError::AlreadyExists(fin.clone())
+            sauve_store::StagedError::Failed {
+                action,
+                name,
+                source,
+            } => {
+                // The folder itself when no name is given.
+                let path = if name.as_os_str().is_empty() {
+                    folder.dir().to_path_buf()
                 } else {
-                    ArchiveError::io("cannot rename to", fin)(e)
-                });
+                    folder.dir().join(name)
+                };
+                ArchiveError::io(action, &path)(source)
             }
-            linked.push(fin);
-        }
-        for (part, _) in files {
-            point(Step::Unlink, part)
-                .and_then(|()| std::fs::remove_file(part))
-                .map_err(ArchiveError::io("cannot remove", part))?;
-        }
-        if let Some((_, fin)) = files.first()
-            && let Some(dir) = fin.parent()
-        {
-            point(Step::SyncFolder, dir)
-                .and_then(|()| File::open(dir))
-                .and_then(|d| d.sync_all())
-                .map_err(ArchiveError::io("cannot sync folder", dir))?;
-        }
-        Ok(())
+        })
     }
 }
 
@@ -222,20 +213,19 @@ impl SetTarget for FolderTarget {
 /// and the log backups' temporary files ([`crate::log_gathering_name`]);
 /// returns what it removed.
 pub fn remove_stale_parts(destination: &Path, base: &str) -> Result<Vec<PathBuf>, ArchiveError> {
+    let folder = sauve_store::FolderStore::new(destination.to_path_buf());
+    let names = folder
+        .names()
+        .map_err(ArchiveError::io("cannot list", destination))?;
     let mut removed = Vec::new();
-    let entries = match std::fs::read_dir(destination) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(removed),
-        Err(e) => return Err(ArchiveError::io("cannot list", destination)(e)),
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
+    for name in names {
+        let name = name.to_string_lossy().into_owned();
         let stale = ArchiveName::parse(&name).is_some_and(|a| a.part && a.base == base)
             || crate::naming::is_log_gathering_of(&name, base);
         if stale {
-            let path = entry.path();
-            point(Step::Unlink, &path)
-                .and_then(|()| std::fs::remove_file(&path))
+            let path = destination.join(&name);
+            folder
+                .remove_staged(Path::new(&name))
                 .map_err(ArchiveError::io("cannot remove", &path))?;
             removed.push(path);
         }

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use bytes::Bytes;
 use sauve_durable::beneath::{Beneath, Kind};
+use sauve_durable::fault::{Step, point};
 
 use crate::{ObjectInfo, Store, StoreError, Upload};
 
@@ -89,6 +90,125 @@ impl FolderStore {
             }
         })
         .await
+    }
+}
+
+/// Why a staged set could not be given its final names (see
+/// [`FolderStore::commit_staged`]). Names are relative to the folder.
+#[derive(Debug)]
+pub enum StagedError {
+    /// A final name is taken: no name was given, nothing was replaced.
+    Taken(PathBuf),
+    /// A step failed on a name.
+    Failed {
+        /// What was being done: "cannot rename to", "cannot remove"…
+        action: &'static str,
+        /// The name.
+        name: PathBuf,
+        /// The system's error.
+        source: io::Error,
+    },
+}
+
+/// Sets written in place, a file per segment created under a staged name
+/// (the archive's `….part`), readable before the commit (the set is
+/// verified there), then given its final name by a hard link. Every name
+/// is a single name in the folder, resolved beneath its handle: a link put
+/// in the folder is never followed, and no name reaches outside it.
+/// Blocking calls, for the writer's own thread.
+impl FolderStore {
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether `name` is taken in the folder (a file, a folder, a link),
+    /// false when the folder does not exist yet.
+    pub fn is_taken(&self, name: &Path) -> io::Result<bool> {
+        match Beneath::open(&self.dir) {
+            Ok(root) => Ok(root.kind(name)?.is_some()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The names in the folder (none when it does not exist yet).
+    pub fn names(&self) -> io::Result<Vec<std::ffi::OsString>> {
+        match Beneath::open(&self.dir) {
+            Ok(root) => root.names(Path::new("")),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes the staged file `name`, before a crash point (`Unlink`).
+    pub fn remove_staged(&self, name: &Path) -> io::Result<()> {
+        point(Step::Unlink, &self.dir.join(name))?;
+        Beneath::open(&self.dir)?.remove_file(name)
+    }
+
+    /// Gives every staged file its final name, in order (the last one, the
+    /// set's manifest-bearing segment, last): first `mode` on each, then a
+    /// hard link to each final name (a link never replaces a file; when one
+    /// fails, the names given are taken back), then the staged names
+    /// removed and the folder synced. A final name already taken gives
+    /// [`StagedError::Taken`] and no name. `files`: (staged, final) names.
+    pub fn commit_staged(
+        &self,
+        files: &[(PathBuf, PathBuf)],
+        mode: u32,
+    ) -> Result<(), StagedError> {
+        let failed = |action: &'static str, name: &Path| {
+            let name = name.to_path_buf();
+            move |source| StagedError::Failed {
+                action,
+                name,
+                source,
+            }
+        };
+        let Some((_, first)) = files.first() else {
+            return Ok(());
+        };
+        let root = Beneath::open(&self.dir).map_err(failed("cannot open", Path::new("")))?;
+        for (_, fin) in files {
+            if root
+                .kind(fin)
+                .map_err(failed("cannot look at", fin))?
+                .is_some()
+            {
+                return Err(StagedError::Taken(fin.clone()));
+            }
+        }
+        // The mode is set on the staged file's own handle: never through a
+        // link someone put in its place.
+        for (part, _) in files {
+            root.set_mode(part, mode)
+                .map_err(failed("cannot set the mode of", part))?;
+        }
+        let mut linked: Vec<&PathBuf> = Vec::new();
+        for (part, fin) in files {
+            let link =
+                point(Step::Link, &self.dir.join(fin)).and_then(|()| root.hard_link(part, fin));
+            if let Err(e) = link {
+                for l in linked {
+                    let _ = root.remove_file(l);
+                }
+                return Err(if e.kind() == io::ErrorKind::AlreadyExists {
+                    StagedError::Taken(fin.clone())
+                } else {
+                    failed("cannot rename to", fin)(e)
+                });
+            }
+            linked.push(fin);
+        }
+        for (part, _) in files {
+            point(Step::Unlink, &self.dir.join(part))
+                .and_then(|()| root.remove_file(part))
+                .map_err(failed("cannot remove", part))?;
+        }
+        point(Step::SyncFolder, &self.dir)
+            .and_then(|()| root.sync_dir(parent(first)))
+            .map_err(failed("cannot sync folder", Path::new("")))
     }
 }
 

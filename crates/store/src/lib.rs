@@ -21,7 +21,7 @@ mod location;
 mod s3;
 
 pub use error::StoreError;
-pub use folder::FolderStore;
+pub use folder::{FolderStore, StagedError};
 pub use location::{Addressing, DEFAULT_PART_SIZE, DEFAULT_PARTS_IN_FLIGHT, Location, S3Options};
 pub use s3::S3Store;
 
