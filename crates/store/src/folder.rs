@@ -578,6 +578,56 @@ impl Drop for FolderUpload {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_staged_set_gets_its_names_in_order_and_never_replaces_a_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let folder = FolderStore::new(t.path().to_path_buf());
+        let names = |list: &[(&str, &str)]| -> Vec<(PathBuf, PathBuf)> {
+            list.iter()
+                .map(|(p, f)| (PathBuf::from(p), PathBuf::from(f)))
+                .collect()
+        };
+        for part in ["a.part", "b.part"] {
+            std::fs::write(t.path().join(part), part).unwrap();
+        }
+        let set = names(&[("a.part", "a"), ("b.part", "b")]);
+        folder.commit_staged(&set, 0o640).unwrap();
+        for (name, body) in [("a", "a.part"), ("b", "b.part")] {
+            let path = t.path().join(name);
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), body);
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o640);
+        }
+        assert!(!folder.is_taken(Path::new("a.part")).unwrap());
+
+        // A final name taken, even by a link to nowhere: no name is given,
+        // nothing is replaced, the staged files stay for the caller.
+        for part in ["c.part", "d.part"] {
+            std::fs::write(t.path().join(part), part).unwrap();
+        }
+        std::os::unix::fs::symlink("/nowhere", t.path().join("d")).unwrap();
+        let err = folder
+            .commit_staged(&names(&[("c.part", "c"), ("d.part", "d")]), 0o600)
+            .unwrap_err();
+        assert!(
+            matches!(&err, StagedError::Taken(n) if n == Path::new("d")),
+            "{err:?}"
+        );
+        assert!(!folder.is_taken(Path::new("c")).unwrap());
+        assert!(folder.is_taken(Path::new("c.part")).unwrap());
+        assert_eq!(
+            std::fs::read_link(t.path().join("d")).unwrap(),
+            Path::new("/nowhere")
+        );
+        folder.remove_staged(Path::new("c.part")).unwrap();
+        assert!(!folder.is_taken(Path::new("c.part")).unwrap());
+        // A folder not made yet holds nothing.
+        let later = FolderStore::new(t.path().join("later"));
+        assert!(!later.is_taken(Path::new("a")).unwrap());
+        assert!(later.names().unwrap().is_empty());
+    }
+
     #[tokio::test]
     async fn no_key_and_no_link_in_the_folder_reaches_outside_it() {
         let t = tempfile::tempdir().unwrap();
