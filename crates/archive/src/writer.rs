@@ -176,7 +176,7 @@ impl SetTarget for FolderTarget {
 
     fn discard(&mut self, part: &Path) {
         let (folder, name) = in_folder(part);
-        let _ = folder.remove_staged(&name);
+        let _ = folder.remove_file(&name);
     }
 
     fn commit(&mut self, files: &[(PathBuf, PathBuf)], mode: u32) -> Result<(), ArchiveError> {
@@ -225,7 +225,7 @@ pub fn remove_stale_parts(destination: &Path, base: &str) -> Result<Vec<PathBuf>
         if stale {
             let path = destination.join(&name);
             folder
-                .remove_staged(Path::new(&name))
+                .remove_file(Path::new(&name))
                 .map_err(ArchiveError::io("cannot remove", &path))?;
             removed.push(path);
         }

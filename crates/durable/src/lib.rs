@@ -16,6 +16,9 @@
 
 pub mod beneath;
 pub mod fault;
+mod shown;
+
+pub use shown::shown_url;
 
 use std::fs::File;
 use std::io::{self, Write};

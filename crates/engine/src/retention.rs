@@ -84,9 +84,10 @@ pub(crate) fn sweep<K: Clone>(
 
 /// Deletes the oldest sets of `base` in `destination` until `keep` remain.
 pub(crate) fn apply(destination: &Path, base: &str, keep: usize) -> Retained {
+    // Each file removed beneath the folder's handle.
+    let folder = sauve_store::FolderStore::new(destination.to_path_buf());
     apply_with(destination, base, keep, |p| {
-        sauve_durable::fault::point(sauve_durable::fault::Step::Unlink, p)?;
-        std::fs::remove_file(p)
+        folder.remove_file(Path::new(p.file_name().unwrap_or_default()))
     })
 }
 
@@ -98,8 +99,8 @@ pub(crate) fn apply_with(
     mut remove: impl FnMut(&Path) -> std::io::Result<()>,
 ) -> Retained {
     let mut retained = Retained::default();
-    let entries = match std::fs::read_dir(destination) {
-        Ok(e) => e,
+    let names = match sauve_store::FolderStore::new(destination.to_path_buf()).names() {
+        Ok(names) => names,
         Err(source) => {
             retained.failure = Some(EngineError::Io {
                 action: "list",
@@ -109,11 +110,11 @@ pub(crate) fn apply_with(
             return retained;
         }
     };
-    let files: Vec<(ArchiveName, PathBuf)> = entries
-        .flatten()
-        .filter_map(|e| {
-            let a = ArchiveName::parse(&e.file_name().to_string_lossy())?;
-            (!a.part && a.base == base).then(|| (a, e.path()))
+    let files: Vec<(ArchiveName, PathBuf)> = names
+        .iter()
+        .filter_map(|name| {
+            let a = ArchiveName::parse(&name.to_string_lossy())?;
+            (!a.part && a.base == base).then(|| (a, destination.join(name)))
         })
         .collect();
     let sweep = sweep(&files, keep, |n| parent_in(destination, base, n));

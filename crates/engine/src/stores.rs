@@ -46,12 +46,48 @@ pub(crate) fn open_offsite(
     target: &OffsiteSettings,
     base: &StoreConnection,
 ) -> Result<(Arc<dyn Store>, usize), StoreError> {
+    let (location, options) = offsite_place(app, target, base)?;
+    Ok((sauve_store::open(&location, &options)?, options.part_size))
+}
+
+/// Where an `[[offsite]]` entry's store is, and how it is reached.
+pub(crate) fn offsite_place(
+    app: &Path,
+    target: &OffsiteSettings,
+    base: &StoreConnection,
+) -> Result<(Location, S3Options), StoreError> {
     let options = s3_options(&target.connection, base);
     let location = match Location::parse(&target.url)? {
         Location::Folder(dir) if dir.is_relative() => Location::Folder(app.join(dir)),
         other => other,
     };
-    Ok((sauve_store::open(&location, &options)?, options.part_size))
+    Ok((location, options))
+}
+
+/// Whether two places name the same sets: the same folder once resolved
+/// (`../Backups/` from the app and `/srv/Backups` alike, links followed),
+/// or the same bucket and prefix reached at the same address. Blocking.
+pub(crate) fn same_place(a: (&Location, &S3Options), b: (&Location, &S3Options)) -> bool {
+    match (a.0, b.0) {
+        (Location::Folder(x), Location::Folder(y)) => {
+            match (std::fs::canonicalize(x), std::fs::canonicalize(y)) {
+                (Ok(x), Ok(y)) => x == y,
+                // One not made yet: not the other, which holds sets.
+                _ => false,
+            }
+        }
+        (
+            Location::Bucket {
+                bucket: b1,
+                prefix: p1,
+            },
+            Location::Bucket {
+                bucket: b2,
+                prefix: p2,
+            },
+        ) => b1 == b2 && p1 == p2 && a.1.bucket_url(b1) == b.1.bucket_url(b2),
+        _ => false,
+    }
 }
 
 /// Opens the store an `s3://bucket/prefix/` URL (or a folder) names, for
@@ -66,8 +102,9 @@ pub fn open_store(app: Option<&Path>, url: &str) -> Result<Arc<dyn Store>, crate
                 .offsite
                 .iter()
                 .find(|o| {
-                    let a = o.url.trim_end_matches('/');
-                    url.trim_end_matches('/').starts_with(a)
+                    // `s3://b/demo` holds `s3://b/demo/…`, not `s3://b/demo2/…`.
+                    let (entry, asked) = (o.url.trim_end_matches('/'), url.trim_end_matches('/'));
+                    asked == entry || asked.starts_with(&format!("{entry}/"))
                 })
                 .map(|o| o.connection.clone())
                 .unwrap_or_default();
@@ -257,4 +294,50 @@ pub(crate) async fn prune(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_sets_are_one_place_however_they_are_written() {
+        let t = tempfile::tempdir().unwrap();
+        let (app, backups) = (t.path().join("App"), t.path().join("Backups"));
+        std::fs::create_dir_all(&app).unwrap();
+        std::fs::create_dir_all(&backups).unwrap();
+        let o = S3Options::new();
+        let folder = |p: std::path::PathBuf| Location::Folder(p);
+        // `../Backups/` from the app is the destination `Backups` beside it.
+        assert!(same_place(
+            (&folder(app.join("../Backups/")), &o),
+            (&folder(backups.clone()), &o)
+        ));
+        assert!(!same_place(
+            (&folder(app.join("../Elsewhere/")), &o),
+            (&folder(backups), &o)
+        ));
+        // A bucket prefix is the same place only at the same address.
+        let bucket = |prefix: &str| Location::Bucket {
+            bucket: "backups".into(),
+            prefix: prefix.into(),
+        };
+        let at = |endpoint: &str| S3Options {
+            endpoint: Some(endpoint.into()),
+            ..S3Options::new()
+        };
+        let garage = at("http://127.0.0.1:3900");
+        assert!(same_place(
+            (&bucket("app/"), &garage),
+            (&bucket("app/"), &garage)
+        ));
+        assert!(!same_place(
+            (&bucket("app/"), &garage),
+            (&bucket("other/"), &garage)
+        ));
+        assert!(!same_place(
+            (&bucket("app/"), &garage),
+            (&bucket("app/"), &at("https://s3.example"))
+        ));
+    }
 }

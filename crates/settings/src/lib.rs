@@ -33,7 +33,6 @@ mod limits;
 mod model;
 mod own;
 mod schema;
-mod shown;
 mod value;
 mod xml;
 
@@ -64,8 +63,8 @@ pub use own::{
     load_sauve_toml, load_sauve_toml_file, load_sauve_toml_with, load_security, locate_sauve_toml,
     parse_sauve_toml,
 };
+pub use sauve_durable::shown_url;
 pub use schema::{Input, KeyInfo, Value, key_info, key_paths};
-pub use shown::shown_url;
 pub use value::{Compression, Delay, Frequency, Level, MonthDay, TimeOfDay, Token};
 
 impl Settings {

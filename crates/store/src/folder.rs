@@ -141,8 +141,10 @@ impl FolderStore {
         }
     }
 
-    /// Removes the staged file `name`, before a crash point (`Unlink`).
-    pub fn remove_staged(&self, name: &Path) -> io::Result<()> {
+    /// Removes the file `name` (a staged part, a set's file that retention
+    /// deletes), never what a link there points to; after a crash point
+    /// (`Unlink`).
+    pub fn remove_file(&self, name: &Path) -> io::Result<()> {
         point(Step::Unlink, &self.dir.join(name))?;
         Beneath::open(&self.dir)?.remove_file(name)
     }
@@ -588,9 +590,19 @@ mod tests {
                 .map(|(p, f)| (PathBuf::from(p), PathBuf::from(f)))
                 .collect()
         };
-        for part in ["a.part", "b.part"] {
-            std::fs::write(t.path().join(part), part).unwrap();
-        }
+        // Staged private, as the writer makes them: the mode comes from the commit.
+        let stage = |part: &str| {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(t.path().join(part))
+                .unwrap();
+            f.write_all(part.as_bytes()).unwrap();
+        };
+        stage("a.part");
+        stage("b.part");
         let set = names(&[("a.part", "a"), ("b.part", "b")]);
         folder.commit_staged(&set, 0o640).unwrap();
         for (name, body) in [("a", "a.part"), ("b", "b.part")] {
@@ -603,9 +615,8 @@ mod tests {
 
         // A final name taken, even by a link to nowhere: no name is given,
         // nothing is replaced, the staged files stay for the caller.
-        for part in ["c.part", "d.part"] {
-            std::fs::write(t.path().join(part), part).unwrap();
-        }
+        stage("c.part");
+        stage("d.part");
         std::os::unix::fs::symlink("/nowhere", t.path().join("d")).unwrap();
         let err = folder
             .commit_staged(&names(&[("c.part", "c"), ("d.part", "d")]), 0o600)
@@ -620,8 +631,22 @@ mod tests {
             std::fs::read_link(t.path().join("d")).unwrap(),
             Path::new("/nowhere")
         );
-        folder.remove_staged(Path::new("c.part")).unwrap();
+        folder.remove_file(Path::new("c.part")).unwrap();
         assert!(!folder.is_taken(Path::new("c.part")).unwrap());
+
+        // A staged file gone before the commit: named, and no name given.
+        stage("e.part");
+        stage("f.part");
+        std::fs::remove_file(t.path().join("f.part")).unwrap();
+        let err = folder
+            .commit_staged(&names(&[("e.part", "e"), ("f.part", "f")]), 0o600)
+            .unwrap_err();
+        assert!(
+            matches!(&err, StagedError::Failed { action: "cannot set the mode of", name, .. } if name == Path::new("f.part")),
+            "{err:?}"
+        );
+        assert!(!folder.is_taken(Path::new("e")).unwrap());
+        assert!(folder.is_taken(Path::new("e.part")).unwrap());
         // A folder not made yet holds nothing.
         let later = FolderStore::new(t.path().join("later"));
         assert!(!later.is_taken(Path::new("a")).unwrap());

@@ -177,34 +177,131 @@ impl S3Options {
         self
     }
 
-    /// How requests name the bucket: as `path_style` says, else path-style
-    /// for a custom endpoint (a self-hosted store, as boto3, the AWS CLI,
-    /// minio-go and restic reach one) and virtual-host style for AWS's own.
-    pub fn addressing(&self) -> Addressing {
-        match (self.path_style, self.endpoint.as_deref()) {
-            (Some(true), _) => Addressing::Path,
-            (Some(false), _) => Addressing::VirtualHost,
-            (None, Some(endpoint)) if !is_aws(endpoint) => Addressing::Path,
-            (None, _) => Addressing::VirtualHost,
+    /// How requests for `bucket` name it: as `path_style` says; else
+    /// virtual-host style when the endpoint's host already starts with the
+    /// bucket (it was written for that), path-style for any other custom
+    /// endpoint (a self-hosted store, as boto3, the AWS CLI, minio-go and
+    /// restic reach one), and virtual-host style for AWS's own, but for a
+    /// bucket whose name holds a dot (AWS's certificate does not cover it
+    /// as a host name).
+    pub fn addressing(&self, bucket: &str) -> Addressing {
+        if let Some(path_style) = self.path_style {
+            return if path_style {
+                Addressing::Path
+            } else {
+                Addressing::VirtualHost
+            };
         }
+        let host = self.endpoint.as_deref().and_then(host_of);
+        match host {
+            Some(h) if h.starts_with(&format!("{}.", bucket.to_ascii_lowercase())) => {
+                Addressing::VirtualHost
+            }
+            Some(h) if !is_aws(&h) => Addressing::Path,
+            _ if bucket.contains('.') => Addressing::Path,
+            _ => Addressing::VirtualHost,
+        }
+    }
+
+    /// The endpoint the S3 client is given for `bucket` (with the bucket in
+    /// its host for virtual-host style, which the client expects there), or
+    /// `None` for AWS's endpoint of the region. The caller checks it parses.
+    pub(crate) fn client_endpoint(&self, bucket: &str) -> Option<String> {
+        let endpoint = self.endpoint.as_deref()?.trim_end_matches('/');
+        Some(match self.addressing(bucket) {
+            Addressing::Path => endpoint.to_owned(),
+            Addressing::VirtualHost => with_bucket_host(endpoint, bucket),
+        })
     }
 
     /// Where the requests for `bucket` go: the endpoint with the bucket in
     /// its path or its host, as [`S3Options::addressing`] says; AWS's
-    /// endpoint of the region when none is set. Credentials in the
-    /// endpoint are never part of it.
+    /// endpoint of the region when none is set. Never with what could be a
+    /// credential ([`sauve_durable::shown_url`]).
     pub fn bucket_url(&self, bucket: &str) -> String {
-        let region = self.region.as_deref().unwrap_or("us-east-1");
-        let endpoint = match &self.endpoint {
-            Some(e) => redacted(e.trim_end_matches('/')),
-            None => format!("https://s3.{region}.amazonaws.com"),
+        let region = self.region.as_deref().unwrap_or(DEFAULT_REGION);
+        let url = match (self.client_endpoint(bucket), self.addressing(bucket)) {
+            (Some(endpoint), Addressing::Path) => format!("{endpoint}/{bucket}"),
+            (Some(endpoint), Addressing::VirtualHost) => endpoint,
+            (None, Addressing::Path) => format!("https://s3.{region}.amazonaws.com/{bucket}"),
+            (None, Addressing::VirtualHost) => {
+                format!("https://{bucket}.s3.{region}.amazonaws.com")
+            }
         };
-        match self.addressing() {
-            Addressing::Path => format!("{endpoint}/{bucket}"),
-            Addressing::VirtualHost => with_bucket_host(&endpoint, bucket),
+        sauve_durable::shown_url(&url)
+    }
+}
+
+impl S3Options {
+    /// The endpoint the S3 client is given for `bucket` (see
+    /// [`S3Options::client_endpoint`]), once every value the client puts in
+    /// a request is known to be one it can: the client panics on a URL it
+    /// cannot parse or a header value that is not visible ASCII, and these
+    /// come from a settings file or the environment. The reason, naming the
+    /// value (never a secret's), when one is not.
+    pub(crate) fn checked_endpoint(&self, bucket: &str) -> Result<Option<String>, String> {
+        let visible = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic());
+        if let Some(region) = &self.region
+            && !(visible(region)
+                && region
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        {
+            return Err(format!(
+                "region {:?} is not a region name (letters, digits and -)",
+                region.escape_debug().to_string()
+            ));
+        }
+        for (what, value) in [
+            ("the access key id", &self.access_key_id),
+            ("the secret access key", &self.secret_access_key),
+            ("the session token", &self.session_token),
+        ] {
+            if value.as_deref().is_some_and(|v| !visible(v)) {
+                return Err(format!(
+                    "{what} holds a character that is not visible ASCII (a space, a line end, a pasted typographic character)"
+                ));
+            }
+        }
+        if let Some(endpoint) = &self.endpoint {
+            let shown = sauve_durable::shown_url(endpoint);
+            let parsed = url::Url::parse(endpoint)
+                .map_err(|e| format!("endpoint {shown:?} is not a URL: {e}"))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+                return Err(format!(
+                    "endpoint {shown:?} is not an http:// or https:// URL of a host"
+                ));
+            }
+            if !parsed.username().is_empty() || parsed.password().is_some() {
+                return Err(format!(
+                    "endpoint {shown:?} holds credentials: give them as access_key_id_env and secret_access_key_env, never in the URL"
+                ));
+            }
+            if parsed.query().is_some() || parsed.fragment().is_some() {
+                return Err(format!(
+                    "endpoint {shown:?} has a query or a fragment, which a request cannot keep"
+                ));
+            }
+        }
+        let asked = match self.client_endpoint(bucket) {
+            Some(endpoint) => endpoint,
+            None => self.bucket_url(bucket),
+        };
+        match url::Url::parse(&asked) {
+            Ok(u) if u.host_str().is_some() => Ok(self.client_endpoint(bucket)),
+            _ => Err(match self.addressing(bucket) {
+                Addressing::VirtualHost => format!(
+                    "virtual-host style puts the bucket in the host, and {} is not a host name (an IP address or a bucket name that is not a DNS label cannot be one); set path_style = true",
+                    self.bucket_url(bucket)
+                ),
+                Addressing::Path => format!("{} is not a URL", self.bucket_url(bucket)),
+            }),
         }
     }
 }
+
+/// The region when none is set.
+pub(crate) const DEFAULT_REGION: &str = "us-east-1";
 
 /// How a request names its bucket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -224,51 +321,33 @@ impl fmt::Display for Addressing {
     }
 }
 
-/// The host of `url` (`scheme://user@host:port/path`), without user or port.
-fn host_of(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    host.split(':').next().unwrap_or_default()
+/// The host of `url`, lowercased, as the S3 client will read it.
+fn host_of(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    Some(parsed.host_str()?.to_ascii_lowercase())
 }
 
-/// Whether `endpoint` is one of AWS's own.
-fn is_aws(endpoint: &str) -> bool {
-    let host = host_of(endpoint).to_ascii_lowercase();
+/// Whether `host` is one of AWS's own.
+fn is_aws(host: &str) -> bool {
     ["amazonaws.com", "amazonaws.com.cn"]
         .iter()
         .any(|d| host == *d || host.ends_with(&format!(".{d}")))
 }
 
-/// `url` without the credentials its authority may hold.
-fn redacted(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(end);
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    format!("{scheme}://{host}{path}")
-}
-
 /// `endpoint` with `bucket.` before its host (kept when already there).
-pub(crate) fn with_bucket_host(endpoint: &str, bucket: &str) -> String {
+fn with_bucket_host(endpoint: &str, bucket: &str) -> String {
+    if host_of(endpoint)
+        .is_some_and(|h| h.starts_with(&format!("{}.", bucket.to_ascii_lowercase())))
+    {
+        return endpoint.to_owned();
+    }
     let Some((scheme, rest)) = endpoint.split_once("://") else {
         return endpoint.to_owned();
     };
-    let user_end = rest
-        .find(['/', '?', '#'])
-        .map_or(rest.len(), |end| end)
-        .min(rest.len());
-    let (authority, path) = rest.split_at(user_end);
-    let (user, host) = match authority.rsplit_once('@') {
-        Some((user, host)) => (format!("{user}@"), host),
-        None => (String::new(), authority),
-    };
-    if host_of(endpoint).starts_with(&format!("{bucket}.")) {
-        return endpoint.to_owned();
-    }
-    format!("{scheme}://{user}{bucket}.{host}{path}")
+    // After any user information: the host starts there.
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let at = rest[..end].rfind('@').map_or(0, |i| i + 1);
+    format!("{scheme}://{}{bucket}.{}", &rest[..at], &rest[at..])
 }
 
 #[cfg(test)]
@@ -287,49 +366,73 @@ mod tests {
             (
                 Some("http://127.0.0.1:3900"),
                 None,
+                "backups",
                 "http://127.0.0.1:3900/backups",
                 "path-style",
             ),
             (
                 Some("https://minio.example:9000/"),
                 None,
+                "backups",
                 "https://minio.example:9000/backups",
+                "path-style",
+            ),
+            (
+                Some("http://[::1]:3900"),
+                None,
+                "backups",
+                "http://[::1]:3900/backups",
                 "path-style",
             ),
             (
                 None,
                 None,
+                "backups",
                 "https://backups.s3.eu-west-3.amazonaws.com",
                 "virtual-host style",
             ),
             (
                 Some("https://s3.eu-west-3.amazonaws.com"),
                 None,
+                "backups",
                 "https://backups.s3.eu-west-3.amazonaws.com",
                 "virtual-host style",
             ),
             (
                 Some("https://S3.AMAZONAWS.COM.CN"),
                 None,
+                "backups",
                 "https://backups.S3.AMAZONAWS.COM.CN",
+                "virtual-host style",
+            ),
+            // A bucket with a dot is no host under AWS's certificate.
+            (
+                None,
+                None,
+                "my.backups",
+                "https://s3.eu-west-3.amazonaws.com/my.backups",
+                "path-style",
+            ),
+            // An endpoint written with the bucket in its host keeps it there.
+            (
+                Some("https://Backups.nyc3.digitaloceanspaces.com"),
+                None,
+                "backups",
+                "https://Backups.nyc3.digitaloceanspaces.com",
                 "virtual-host style",
             ),
             // What the settings say wins.
             (
-                Some("http://127.0.0.1:3900"),
+                Some("https://minio.example"),
                 Some(false),
-                "http://backups.127.0.0.1:3900",
-                "virtual-host style",
-            ),
-            (
-                Some("https://backups.r2.example"),
-                Some(false),
-                "https://backups.r2.example",
+                "backups",
+                "https://backups.minio.example",
                 "virtual-host style",
             ),
             (
                 None,
                 Some(true),
+                "backups",
                 "https://s3.eu-west-3.amazonaws.com/backups",
                 "path-style",
             ),
@@ -337,26 +440,104 @@ mod tests {
             (
                 Some("https://amazonaws.com.evil.example"),
                 None,
+                "backups",
                 "https://amazonaws.com.evil.example/backups",
                 "path-style",
             ),
-            // Credentials in the endpoint never show.
-            (
-                Some("https://key:secret@minio.example/"),
-                None,
-                "https://minio.example/backups",
-                "path-style",
-            ),
         ];
-        for (endpoint, path_style, url, style) in cases {
+        for (endpoint, path_style, bucket, url, style) in cases {
             let o = options(endpoint, path_style);
-            assert_eq!(o.bucket_url("backups"), url, "{endpoint:?} {path_style:?}");
+            assert_eq!(o.bucket_url(bucket), url, "{endpoint:?} {path_style:?}");
             assert_eq!(
-                o.addressing().to_string(),
+                o.addressing(bucket).to_string(),
                 style,
                 "{endpoint:?} {path_style:?}"
             );
+            assert!(
+                o.checked_endpoint(bucket).is_ok(),
+                "{endpoint:?} {path_style:?}"
+            );
         }
+    }
+
+    #[test]
+    fn values_the_client_would_panic_on_are_refused_naming_them_never_a_secret() {
+        let base = S3Options {
+            endpoint: Some("https://minio.example".into()),
+            access_key_id: Some("GK1".into()),
+            secret_access_key: Some("s3cr3t".into()),
+            ..S3Options::new()
+        };
+        let refused = |o: S3Options, bucket: &str, says: &str| {
+            let why = o.checked_endpoint(bucket).unwrap_err();
+            assert!(why.contains(says), "{why}");
+            assert!(!why.contains("s3cr3t") && !why.contains("hunter2"), "{why}");
+        };
+        refused(
+            S3Options {
+                region: Some("eu\u{2011}west".into()),
+                ..base.clone()
+            },
+            "b",
+            "is not a region name",
+        );
+        refused(
+            S3Options {
+                access_key_id: Some("GK1\r".into()),
+                ..base.clone()
+            },
+            "b",
+            "the access key id holds",
+        );
+        refused(
+            S3Options {
+                session_token: Some("tok en".into()),
+                ..base.clone()
+            },
+            "b",
+            "the session token holds",
+        );
+        refused(
+            S3Options {
+                endpoint: Some("https://key:hunter2@minio.example".into()),
+                ..base.clone()
+            },
+            "b",
+            "holds credentials",
+        );
+        refused(
+            S3Options {
+                endpoint: Some("https://minio.example/?X-Amz-Security-Token=hunter2".into()),
+                ..base.clone()
+            },
+            "b",
+            "a query or a fragment",
+        );
+        refused(
+            S3Options {
+                endpoint: Some("ftp://minio.example".into()),
+                ..base.clone()
+            },
+            "b",
+            "http:// or https://",
+        );
+        refused(
+            S3Options {
+                endpoint: Some("http://127.0.0.1:3900".into()),
+                path_style: Some(false),
+                ..base.clone()
+            },
+            "b",
+            "set path_style = true",
+        );
+        refused(
+            S3Options {
+                endpoint: None,
+                ..base.clone()
+            },
+            "xn--aaa",
+            "set path_style = true",
+        );
     }
 
     #[test]

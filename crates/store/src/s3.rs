@@ -48,10 +48,16 @@ impl S3Store {
         let mut client_options = ClientOptions::new()
             .with_timeout(options.request_timeout)
             .with_connect_timeout(Duration::from_secs(10));
-        let addressing = options.addressing();
+        let addressing = options.addressing(&bucket);
+        let endpoint = options.checked_endpoint(&bucket).map_err(invalid)?;
         let mut b = AmazonS3Builder::new()
             .with_bucket_name(&bucket)
-            .with_region(options.region.clone().unwrap_or_else(|| "us-east-1".into()))
+            .with_region(
+                options
+                    .region
+                    .clone()
+                    .unwrap_or_else(|| crate::location::DEFAULT_REGION.into()),
+            )
             .with_virtual_hosted_style_request(addressing == Addressing::VirtualHost)
             // Our own failure policy retries whole runs (behaviour §9.1); the
             // client's retries stay short so that an unreachable store fails
@@ -65,36 +71,14 @@ impl S3Store {
                 max_retries: 2,
                 retry_timeout: Duration::from_secs(20),
             });
-        if let Some(endpoint) = &options.endpoint {
-            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-                return Err(invalid(format!(
-                    "endpoint {endpoint:?} is not an http:// or https:// URL"
-                )));
-            }
-            if endpoint.starts_with("http://") {
+        if let Some(endpoint) = endpoint {
+            if endpoint
+                .get(..7)
+                .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
+            {
                 client_options = client_options.with_allow_http(true);
             }
-            let endpoint = endpoint.trim_end_matches('/');
-            // Virtual-host style: the client takes the endpoint as the
-            // bucket's own host.
-            let asked = match addressing {
-                Addressing::Path => endpoint.to_owned(),
-                Addressing::VirtualHost => crate::location::with_bucket_host(endpoint, &bucket),
-            };
-            // The client parses it again for each request, and would not
-            // survive one that does not parse.
-            match url::Url::parse(&asked) {
-                Ok(u) if u.host_str().is_some() => {}
-                _ if addressing == Addressing::VirtualHost => {
-                    return Err(invalid(format!(
-                        "virtual-host style puts the bucket in the endpoint's host, and {} is not a host name (an IP address cannot hold a bucket); set path_style = true in [destination]",
-                        options.bucket_url(&bucket)
-                    )));
-                }
-                Ok(_) => return Err(invalid(format!("endpoint {endpoint:?} names no host"))),
-                Err(e) => return Err(invalid(format!("endpoint {endpoint:?} is not a URL: {e}"))),
-            }
-            b = b.with_endpoint(asked);
+            b = b.with_endpoint(endpoint);
         }
         match (&options.access_key_id, &options.secret_access_key) {
             (Some(id), Some(secret)) => {

@@ -195,10 +195,13 @@ impl Job {
             }
         };
         // The run's destination as a store, a folder's as a bucket's.
-        let source = crate::destination::sets_location(&self.work.source)
-            .and_then(|location| crate::destination::open_sets(&location, &own));
-        let source = match source {
-            Ok((source, _)) => source,
+        let source = crate::destination::sets_location(&self.work.source).and_then(|location| {
+            let options = crate::stores::s3_options(&StoreConnection::default(), &own.destination);
+            let (store, _) = crate::destination::open_sets(&location, &own)?;
+            Ok((store, (location, options)))
+        });
+        let (source, place) = match source {
+            Ok(opened) => opened,
             Err(e) => {
                 tracing::warn!("off-site copies skipped: {e}");
                 return own
@@ -211,7 +214,7 @@ impl Job {
         let mut out = Vec::new();
         for target in &own.offsite {
             let result = self
-                .copy_to(source.as_ref(), target, &own.destination)
+                .copy_to((source.as_ref(), &place), target, &own.destination)
                 .await;
             if let Err(e) = &result {
                 tracing::warn!(destination = %target.url, "off-site copy failed: {e}");
@@ -251,7 +254,7 @@ impl Job {
 
     async fn copy_to(
         &self,
-        source: &dyn Store,
+        (source, place): (&dyn Store, &(sauve_store::Location, sauve_store::S3Options)),
         target: &OffsiteSettings,
         base: &StoreConnection,
     ) -> Result<(), String> {
@@ -265,7 +268,15 @@ impl Job {
         }
         let (store, part_size) =
             open_offsite(&self.app, target, base).map_err(|e| e.to_string())?;
-        if store.describe() == source.describe() {
+        let there =
+            crate::stores::offsite_place(&self.app, target, base).map_err(|e| e.to_string())?;
+        let here = place.clone();
+        let same = tokio::task::spawn_blocking(move || {
+            crate::stores::same_place((&here.0, &here.1), (&there.0, &there.1))
+        })
+        .await
+        .unwrap_or(false);
+        if same {
             return Err(format!(
                 "{label}: the off-site destination is the destination itself ({}); name another place",
                 source.describe()

@@ -1,8 +1,10 @@
-//! The one way a URL from the settings is shown or stored (SECURITY.md,
-//! "Secrets"): without its user information (`user:password@`), its query
-//! and its fragment, which may carry credentials or tokens. The Backup
-//! Journal, `status`, the page, the server log and `sauve-state.json` show
-//! a URL only through [`shown_url`]; the URL itself is used only to connect.
+//! The one way a URL from the settings or the environment is shown or
+//! stored (SECURITY.md, "Secrets"): without its user information
+//! (`user:password@`), its query and its fragment, which may carry
+//! credentials or tokens. The Backup Journal, `status`, the page, the
+//! server log, `sauve-state.json` and a store's errors show a URL only
+//! through [`shown_url`]; the URL itself is used only to connect. Here,
+//! below the settings and the stores, so that both use it.
 
 /// `url` as it may be shown: `scheme://host[:port]/path`, without
 /// `user:password@`, `?query` or `#fragment`.
