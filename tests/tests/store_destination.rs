@@ -645,3 +645,31 @@ fn the_standard_aws_variables_alone_reach_a_local_store_from_every_command() {
     );
     assert!(!err.contains(&garage.secret), "{err}");
 }
+
+#[test]
+fn a_destination_of_a_scheme_sauve_does_not_reach_is_1407_naming_it_and_no_folder_is_made() {
+    // Before, `gs://…` was read as a folder path, and the first backup made
+    // a folder named `gs:` beside the app.
+    let app =
+        SampleApp::with_settings(&[("General/DestinationFolder", "gs://backups/app/")]).unwrap();
+    let out = std::process::Command::new(sauve_binary())
+        .args(["backup", "--app", &app.arg(), "--json"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["status"], 1407, "{stdout}");
+    let journal = std::process::Command::new(sauve_binary())
+        .args(["journal", "--app", &app.arg()])
+        .output()
+        .unwrap();
+    let journal = String::from_utf8_lossy(&journal.stdout).into_owned();
+    assert!(
+        journal.contains("sauve reaches no store by gs://"),
+        "{journal}"
+    );
+    for dir in [app.root(), app.path()] {
+        assert!(!dir.join("gs:").exists(), "{}", dir.display());
+    }
+}

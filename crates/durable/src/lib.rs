@@ -18,7 +18,7 @@ pub mod beneath;
 pub mod fault;
 mod shown;
 
-pub use shown::shown_url;
+pub use shown::{shown_url, url_scheme};
 
 use std::fs::File;
 use std::io::{self, Write};

@@ -6,6 +6,19 @@
 //! through [`shown_url`]; the URL itself is used only to connect. Here,
 //! below the settings and the stores, so that both use it.
 
+/// The scheme of `text` when it is a URL (`s3` of `s3://bucket/prefix/`):
+/// a letter, then letters, digits, `+`, `-` or `.`, then `://`. The one
+/// test of "a store's URL, not a folder path", for the settings and the
+/// stores alike.
+pub fn url_scheme(text: &str) -> Option<&str> {
+    let (scheme, _) = text.split_once("://")?;
+    let mut chars = scheme.chars();
+    let first = chars.next()?;
+    (first.is_ascii_alphabetic()
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+    .then_some(scheme)
+}
+
 /// `url` as it may be shown: `scheme://host[:port]/path`, without
 /// `user:password@`, `?query` or `#fragment`.
 ///

@@ -261,8 +261,13 @@ impl Destination {
 }
 
 /// Whether a written destination is an object-store URL.
+///
+/// Any `scheme://…` names a store, never a folder to create: a scheme
+/// sauve does not reach is refused, naming it, when the store is opened
+/// (`sauve_store::Location::parse` says which it reaches), rather than
+/// taken for a folder named `gs:`.
 pub fn is_store_url(written: &str) -> bool {
-    written.trim().to_ascii_lowercase().starts_with("s3://")
+    sauve_durable::url_scheme(written.trim()).is_some()
 }
 
 /// Whether `folder` is `app` or inside it, as written (lexically, `..`
@@ -337,8 +342,8 @@ pub fn physical(path: &Path) -> Option<PathBuf> {
     None
 }
 
-/// Resolves `General/DestinationFolder`: an `s3://` URL (checked further
-/// when the store is opened), or a path as [`resolve_path`] reads it,
+/// Resolves `General/DestinationFolder`: a store's URL (`s3://…`, checked
+/// further when the store is opened), or a path as [`resolve_path`] reads it,
 /// which must lie outside the app folder ([`PathError::InsideApp`]).
 pub fn resolve_destination(app: &Path, written: &str) -> Result<Destination, PathError> {
     let destination = resolve_destination_to_read(app, written)?;
@@ -359,7 +364,10 @@ pub fn resolve_destination_to_read(app: &Path, written: &str) -> Result<Destinat
         if !url.ends_with('/') {
             url.push('/');
         }
-        let place = url["s3://".len()..].trim_end_matches('/');
+        let place = url
+            .split_once("://")
+            .map_or(url.as_str(), |(_, place)| place)
+            .trim_end_matches('/');
         // Readable, and told apart by a digest where the readable part is
         // the same (`a_b/` and `a/b/`).
         let digest = blake3::hash(place.as_bytes()).to_hex();

@@ -23,10 +23,10 @@ pub enum Location {
 }
 
 impl Location {
-    /// True for the object-store form, `s3://…`.
+    /// True for a store's URL (`scheme://…`), whether or not sauve
+    /// reaches its scheme ([`Location::parse`] says).
     pub fn is_url(text: &str) -> bool {
-        text.get(..5)
-            .is_some_and(|s| s.eq_ignore_ascii_case("s3://"))
+        sauve_durable::url_scheme(text).is_some()
     }
 
     /// Reads `s3://bucket/prefix/` or a folder path.
@@ -37,7 +37,14 @@ impl Location {
             }
             return Ok(Location::Folder(PathBuf::from(text)));
         }
-        let rest = &text[5..];
+        let scheme = sauve_durable::url_scheme(text).unwrap_or_default();
+        if !scheme.eq_ignore_ascii_case("s3") {
+            return Err(invalid(
+                text,
+                &format!("sauve reaches no store by {scheme}://"),
+            ));
+        }
+        let rest = &text[scheme.len() + 3..];
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         check_bucket(text, bucket)?;
         let mut parts = Vec::new();
@@ -538,6 +545,24 @@ mod tests {
             "xn--aaa",
             "set path_style = true",
         );
+    }
+
+    #[test]
+    fn a_url_of_a_scheme_sauve_does_not_reach_is_refused_naming_it_never_a_folder() {
+        for text in ["gs://backups/app/", "Azure://c/p", "file+x://a"] {
+            assert!(Location::is_url(text), "{text}");
+            let err = Location::parse(text).unwrap_err().to_string();
+            let scheme = text.split("://").next().unwrap();
+            assert!(
+                err.contains(&format!("sauve reaches no store by {scheme}://")),
+                "{err}"
+            );
+            assert!(err.contains("s3://bucket/prefix/"), "{err}");
+        }
+        // Not URLs: folders.
+        for text in ["../Backups", "/srv/a://b", "1x://y", "://y"] {
+            assert!(!Location::is_url(text), "{text}");
+        }
     }
 
     #[test]
