@@ -104,16 +104,14 @@ impl PartFile for File {
 /// one; tests inject writers with a byte quota to simulate a full disk.
 pub type OpenPart = Box<dyn FnMut(&Path) -> io::Result<Box<dyn PartFile>> + Send>;
 
-/// The default [`OpenPart`]: a new file (never one already there), private
-/// (0600) until its set is committed with the mode of what it holds.
+/// The default [`OpenPart`]: a new file (never one already there, never
+/// through a link), private (0600) until its set is committed with the
+/// mode of what it holds, created through its folder's store
+/// ([`sauve_store::FolderStore::create_staged`]).
 pub fn open_real_file() -> OpenPart {
     Box::new(|path: &Path| {
-        use std::os::unix::fs::OpenOptionsExt;
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)?;
+        let (folder, name) = in_folder(path);
+        let f = folder.create_staged(&name)?;
         Ok(Box::new(f) as Box<dyn PartFile>)
     })
 }

@@ -132,6 +132,13 @@ impl FolderStore {
         }
     }
 
+    /// Creates the staged file `name` (never one already there, never
+    /// through a link), private (0600) until its set is committed with the
+    /// mode of what it holds.
+    pub fn create_staged(&self, name: &Path) -> io::Result<std::fs::File> {
+        Beneath::open(&self.dir)?.create_new(name, OBJECT_MODE)
+    }
+
     /// The names in the folder (none when it does not exist yet).
     pub fn names(&self) -> io::Result<Vec<std::ffi::OsString>> {
         match Beneath::open(&self.dir) {
