@@ -301,16 +301,17 @@ impl Store for FolderStore {
                     Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
                     Err(e) => return Err(e),
                 };
-                if names.len() > crate::MAX_LISTED {
-                    return Err(io::Error::other(format!(
-                        "the folder holds more than {} names, past what sauve writes there",
-                        crate::MAX_LISTED
-                    )));
-                }
                 for name in names {
                     let name = name.to_string_lossy().into_owned();
                     if !name.starts_with(start) || name.ends_with(".upload") {
                         continue;
+                    }
+                    // Only what matches counts: a folder may hold other files.
+                    if out.len() == crate::MAX_LISTED {
+                        return Err(io::Error::other(format!(
+                            "the folder holds more than {} names under this prefix, past what sauve writes there",
+                            crate::MAX_LISTED
+                        )));
                     }
                     let key = if sub.is_empty() {
                         name
