@@ -18,10 +18,12 @@ pub(crate) fn run(cmd: AlertCommand, io: &mut Io<'_>) -> Result<(), Failure> {
     }
 }
 
+/// Invalid settings (1419, however the engine read them) are a usage error.
 fn engine_failure(e: EngineError) -> Failure {
-    match e {
-        EngineError::Settings(_) | EngineError::OwnSettings(_) => Failure::usage(e.to_string()),
-        e => Failure::failed(e.to_string()),
+    if e.status() == sauve_status::Status::InvalidSettings {
+        Failure::usage(e.to_string())
+    } else {
+        Failure::failed(e.to_string())
     }
 }
 

@@ -202,9 +202,15 @@ pub(crate) fn open_sets(
     location: &Location,
     own: &sauve_settings::SauveToml,
 ) -> Result<(Arc<dyn Store>, usize), StoreError> {
-    let options = crate::stores::s3_options(&StoreConnection::default(), &own.destination);
+    let options = sets_options(own);
     let part_size = options.part_size.max(sauve_store::MIN_PART);
     Ok((sauve_store::open(location, &options)?, part_size))
+}
+
+/// How the destination's store is reached: `[destination]` of `own` over
+/// the AWS environment variables.
+pub(crate) fn sets_options(own: &sauve_settings::SauveToml) -> sauve_store::S3Options {
+    crate::stores::s3_options(&StoreConnection::default(), &own.destination)
 }
 
 /// Where the sets `place` names are, as a store sees it.

@@ -98,14 +98,7 @@ pub fn open_store(app: Option<&Path>, url: &str) -> Result<Arc<dyn Store>, crate
         Some(app) => {
             let toml = sauve_settings::load_sauve_toml(app)?;
             // The `[[offsite]]` entry naming this store, if any, with its own keys.
-            let own = toml
-                .offsite
-                .iter()
-                .find(|o| {
-                    // `s3://b/demo` holds `s3://b/demo/…`, not `s3://b/demo2/…`.
-                    let (entry, asked) = (o.url.trim_end_matches('/'), url.trim_end_matches('/'));
-                    asked == entry || asked.starts_with(&format!("{entry}/"))
-                })
+            let own = entry_holding(&toml.offsite, url)
                 .map(|o| o.connection.clone())
                 .unwrap_or_default();
             (own, toml.destination)
@@ -114,6 +107,16 @@ pub fn open_store(app: Option<&Path>, url: &str) -> Result<Arc<dyn Store>, crate
     };
     let options = s3_options(&own, &base);
     Ok(sauve_store::open(&Location::parse(url)?, &options)?)
+}
+
+/// The `[[offsite]]` entry whose store holds `url`: `s3://b/demo` holds
+/// `s3://b/demo/…`, not `s3://b/demo2/…`.
+fn entry_holding<'a>(entries: &'a [OffsiteSettings], url: &str) -> Option<&'a OffsiteSettings> {
+    let asked = url.trim_end_matches('/');
+    entries.iter().find(|o| {
+        let entry = o.url.trim_end_matches('/');
+        asked == entry || asked.starts_with(&format!("{entry}/"))
+    })
 }
 
 /// Refuses a prefix where another app's history holds sets of the same base
@@ -299,6 +302,23 @@ pub(crate) async fn prune(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_takes_the_keys_of_the_offsite_entry_holding_it_only() {
+        let entry = |url: &str| OffsiteSettings {
+            url: url.to_owned(),
+            keep: None,
+            retry_after: std::time::Duration::from_secs(60),
+            encrypt_to: Vec::new(),
+            connection: StoreConnection::default(),
+        };
+        let entries = [entry("s3://b/demo/"), entry("s3://b/demo2")];
+        let holding = |url| entry_holding(&entries, url).map(|e| e.url.as_str());
+        assert_eq!(holding("s3://b/demo/App[0001]"), Some("s3://b/demo/"));
+        assert_eq!(holding("s3://b/demo"), Some("s3://b/demo/"));
+        assert_eq!(holding("s3://b/demo2/App[0001]"), Some("s3://b/demo2"));
+        assert_eq!(holding("s3://b/demo3/App[0001]"), None);
+    }
 
     #[test]
     fn the_same_sets_are_one_place_however_they_are_written() {

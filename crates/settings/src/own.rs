@@ -748,10 +748,11 @@ impl Check<'_> {
         let key = format!("offsite[{i}]");
         let raw = raw.into_inner();
         let url = raw.url.get_ref().trim().to_owned();
-        let is_s3 = url
-            .get(..5)
-            .is_some_and(|p| p.eq_ignore_ascii_case("s3://"));
-        if url.is_empty() || (is_s3 && url.len() <= 5) {
+        // Any `scheme://` is a store's URL (never a folder), and s3 the one
+        // sauve reaches.
+        let scheme = sauve_durable::url_scheme(&url);
+        let is_s3 = scheme.is_some_and(|s| s.eq_ignore_ascii_case("s3"));
+        if url.is_empty() || (is_s3 && url.len() <= 5) || (scheme.is_some() && !is_s3) {
             self.problem(
                 raw.url.span(),
                 &format!("{key}.url"),
@@ -1479,6 +1480,10 @@ mod tests {
             (
                 "[[offsite]]\nurl = \"s3://\"\n",
                 "offsite[0].url: invalid value \"s3://\" (accepted: s3://bucket/prefix/, or a folder)",
+            ),
+            (
+                "[[offsite]]\nurl = \"gs://backups/app/\"\n",
+                "offsite[0].url: invalid value \"gs://backups/app/\" (accepted: s3://bucket/prefix/, or a folder)",
             ),
             (
                 "[[offsite]]\nurl = \"x\"\nkeep = 0\n",

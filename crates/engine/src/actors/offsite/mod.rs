@@ -26,7 +26,7 @@ use crate::actors::history::HistoryKeeper;
 use crate::actors::history::messages::RecordOffsite;
 use crate::actors::resolver::Resolver;
 use crate::actors::resolver::messages::{OwnSettings, ReadOwnSettings};
-use crate::stores::{open_offsite, publish_history, shared_base_guard};
+use crate::stores::{publish_history, shared_base_guard};
 use messages::{DrainCopies, Kick};
 
 /// The longest wait between two attempts.
@@ -196,9 +196,8 @@ impl Job {
         };
         // The run's destination as a store, a folder's as a bucket's.
         let source = crate::destination::sets_location(&self.work.source).and_then(|location| {
-            let options = crate::stores::s3_options(&StoreConnection::default(), &own.destination);
-            let (store, _) = crate::destination::open_sets(&location, &own)?;
-            Ok((store, (location, options)))
+            let options = crate::destination::sets_options(&own);
+            Ok((sauve_store::open(&location, &options)?, (location, options)))
         });
         let (source, place) = match source {
             Ok(opened) => opened,
@@ -266,10 +265,10 @@ impl Job {
                 .map_err(|e| format!("{label}: encrypt_to {k:?} is not an age recipient: {e}"))?;
             recipients.push(r);
         }
-        let (store, part_size) =
-            open_offsite(&self.app, target, base).map_err(|e| e.to_string())?;
         let there =
             crate::stores::offsite_place(&self.app, target, base).map_err(|e| e.to_string())?;
+        let store = sauve_store::open(&there.0, &there.1).map_err(|e| e.to_string())?;
+        let part_size = there.1.part_size;
         let here = place.clone();
         let same = tokio::task::spawn_blocking(move || {
             crate::stores::same_place((&here.0, &here.1), (&there.0, &there.1))
