@@ -122,3 +122,25 @@ async fn the_journal_is_brief_or_whole_as_the_settings_say_at_each_run() {
         backups[1]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_from_a_bucket_with_an_invalid_sauve_toml_says_why_and_reaches_no_store() {
+    // The bucket is reached with sauve.toml as the engine's resolver read
+    // it: not valid, the restore ends at once with its problem (1419),
+    // naming the file, and no store is asked.
+    let app = SampleApp::new(None).unwrap();
+    std::fs::create_dir_all(app.path().join("Settings")).unwrap();
+    std::fs::write(app.path().join("Settings/sauve.toml"), "[destination\n").unwrap();
+    let handle = engine(app.path(), EngineOptions::default());
+    let err = handle
+        .restore(
+            Path::new("s3://backups/app/App[0001].4BK"),
+            sauve_archive::RestoreOptions::default(),
+            Trigger::Api,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Status::InvalidSettings, "{err}");
+    assert!(err.to_string().contains("sauve.toml"), "{err}");
+    handle.shutdown().await;
+}
