@@ -92,6 +92,19 @@ fn settings_init_writes_the_default_file_once() {
     let written = std::fs::read_to_string(&path).unwrap();
     // The library's default file, itself a snapshot (crates/settings).
     assert_eq!(written, sauve_settings::SettingsDoc::default().to_xml());
+    // A new sauve app makes incremental sets, a full one a week.
+    let toml = app.path().join("Settings/sauve.toml");
+    assert_eq!(
+        std::fs::read_to_string(&toml).unwrap(),
+        sauve_settings::NEW_APP_SAUVE_TOML
+    );
+    let own = sauve_settings::load_sauve_toml(app.path()).unwrap();
+    assert_eq!(own.incremental.full_every, 7);
+    assert!(
+        out.stdout.contains("[incremental] full_every = 7"),
+        "{}",
+        out.stdout
+    );
 
     std::fs::write(&path, "mine").unwrap();
     let again = sauve(&["settings", "init", "--app", &app.arg()]);
@@ -101,6 +114,40 @@ fn settings_init_writes_the_default_file_once() {
         std::fs::read_to_string(&path).unwrap(),
         "mine",
         "never overwritten"
+    );
+}
+
+#[test]
+fn settings_init_adds_incremental_sets_to_a_sauve_toml_without_and_keeps_one_chosen() {
+    // Written before init: its own tables stay, [incremental] is added.
+    let app = SampleApp::new(None).unwrap();
+    let toml = app.path().join("Settings/sauve.toml");
+    std::fs::create_dir_all(toml.parent().unwrap()).unwrap();
+    std::fs::write(&toml, "# mine\n[alerts]\non = \"failure\"\n").unwrap();
+    let out = sauve(&["settings", "init", "--app", &app.arg()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let text = std::fs::read_to_string(&toml).unwrap();
+    assert!(
+        text.starts_with("# mine\n[alerts]\non = \"failure\"\n"),
+        "{text}"
+    );
+    let own = sauve_settings::load_sauve_toml(app.path()).unwrap();
+    assert_eq!(own.incremental.full_every, 7);
+    // Chosen before init (full sets only): kept as it is.
+    let app = SampleApp::new(None).unwrap();
+    let toml = app.path().join("Settings/sauve.toml");
+    std::fs::create_dir_all(toml.parent().unwrap()).unwrap();
+    std::fs::write(&toml, "[incremental]\nfull_every = 0\n").unwrap();
+    let out = sauve(&["settings", "init", "--app", &app.arg()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("Kept the [incremental]"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        std::fs::read_to_string(&toml).unwrap(),
+        "[incremental]\nfull_every = 0\n"
     );
 }
 

@@ -47,11 +47,11 @@ pub use error::ArchiveError;
 /// the frames being compressed, to prove Stop does not wait for them.
 #[cfg(any(test, feature = "test-hooks"))]
 pub use frames::hold::{FrameHold, HoldCounts};
-pub use incremental::{BLOCKS_PREFIX, Incremental};
+pub use incremental::{AUTO_BLOCK, AUTO_MAX_BLOCKS, BLOCKS_PREFIX, Incremental, block_size_for};
 pub use kind::SetKind;
 pub use manifest::{
-    Blocks, EntryKind, EntryType, FORMAT, MANIFEST_NAME, Manifest, ManifestEntry, ManifestHeader,
-    Store, VERSION,
+    BlockHashes, Blocks, EntryKind, EntryType, FORMAT, MANIFEST_NAME, Manifest, ManifestEntry,
+    ManifestHeader, Store, VERSION, VERSIONS,
 };
 pub use naming::{ArchiveName, SetFiles, log_gathering_name};
 pub use reader::parent_of;

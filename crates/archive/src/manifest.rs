@@ -9,8 +9,12 @@ use crate::kind::SetKind;
 pub const MANIFEST_NAME: &str = "sauve-manifest.json";
 /// The `format` value.
 pub const FORMAT: &str = "sauve-archive";
-/// The `version` value this crate writes and reads.
-pub const VERSION: u32 = 1;
+/// The `version` value this crate writes: 2 since block hashes are
+/// compact ([`BlockHashes`]).
+pub const VERSION: u32 = 2;
+/// The `version` values this crate reads: 1 is the format before compact
+/// block hashes (every block's blake3 in hex), still read.
+pub const VERSIONS: std::ops::RangeInclusive<u32> = 1..=VERSION;
 
 /// What an entry is, by where it came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -125,8 +129,8 @@ pub(crate) fn block_range(block_size: u64, index: u32, size: u64) -> std::ops::R
 pub struct Blocks {
     /// Bytes per block (the last block may be shorter).
     pub block_size: u64,
-    /// Hex blake3 of every block, in order.
-    pub hashes: Vec<String>,
+    /// Every block's hash, in order.
+    pub hashes: BlockHashes,
     /// The blocks this set holds ([`Store::Blocks`] only), ascending.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changed: Vec<u32>,
@@ -141,6 +145,131 @@ impl Blocks {
     /// The byte range of block `index` of a `size`-byte file.
     pub fn range(&self, index: u32, size: u64) -> std::ops::Range<u64> {
         block_range(self.block_size, index, size)
+    }
+}
+
+/// Every block's hash, in order: of each, the first 8 bytes of its blake3
+/// (behaviour §21). A set's manifest stores them as one base64 string of
+/// those bytes end to end, 8 bytes per block where hex took 64 characters;
+/// manifests of version 1 list each block's blake3 in hex, of which the
+/// first 8 bytes are kept, so that a new set compares its blocks with a
+/// parent of either format.
+///
+/// 64 bits tell a changed block from an unchanged one; they are not what
+/// proves a restore right: every file's whole blake3 is still recorded and
+/// checked after a restore (SECURITY.md says what a crafted collision
+/// can and cannot do).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BlockHashes(Vec<u64>);
+
+impl BlockHashes {
+    /// The hash of one block's bytes.
+    pub fn of(bytes: &[u8]) -> u64 {
+        compact(blake3::hash(bytes))
+    }
+
+    /// The number of blocks.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Block `index`'s hash.
+    pub fn get(&self, index: usize) -> Option<u64> {
+        self.0.get(index).copied()
+    }
+
+    /// Every hash, in order.
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.0.iter().copied()
+    }
+}
+
+impl From<Vec<u64>> for BlockHashes {
+    fn from(hashes: Vec<u64>) -> BlockHashes {
+        BlockHashes(hashes)
+    }
+}
+
+/// A block's compact hash: the first 8 bytes of its blake3.
+pub(crate) fn compact(hash: blake3::Hash) -> u64 {
+    let bytes = hash.as_bytes();
+    u64::from_le_bytes([
+        bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
+    ])
+}
+
+impl Serialize for BlockHashes {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use base64::Engine;
+        // Encoded 3 hashes (24 bytes, 32 characters) at a time, so that no
+        // second copy of the hashes is made.
+        let engine = &base64::engine::general_purpose::STANDARD;
+        let mut text = String::with_capacity(self.0.len().div_ceil(3) * 32);
+        for group in self.0.chunks(3) {
+            let mut bytes = [0u8; 24];
+            for (i, h) in group.iter().enumerate() {
+                bytes[8 * i..8 * i + 8].copy_from_slice(&h.to_le_bytes());
+            }
+            engine.encode_string(&bytes[..8 * group.len()], &mut text);
+        }
+        serializer.serialize_str(&text)
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockHashes {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<BlockHashes, D::Error> {
+        deserializer.deserialize_any(HashesVisitor)
+    }
+}
+
+struct HashesVisitor;
+
+impl<'de> serde::de::Visitor<'de> for HashesVisitor {
+    type Value = BlockHashes;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a base64 string of 8 bytes per block, or a list of hex blake3 (version 1)")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<BlockHashes, E> {
+        use base64::Engine;
+        let engine = &base64::engine::general_purpose::STANDARD;
+        // 32 characters are 3 whole hashes; only the last group is shorter.
+        let mut hashes = Vec::with_capacity(text.len() / 32 * 3 + 3);
+        let mut bytes = [0u8; 24];
+        for group in text.as_bytes().chunks(32) {
+            let n = engine
+                .decode_slice(group, &mut bytes)
+                .map_err(|e| E::custom(format_args!("block hashes are not valid base64 ({e})")))?;
+            if n % 8 != 0 {
+                return Err(E::custom(format_args!(
+                    "block hashes of {n} bytes in a group (accepted: 8 bytes per block)"
+                )));
+            }
+            hashes.extend(
+                bytes[..n]
+                    .chunks_exact(8)
+                    .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])),
+            );
+        }
+        Ok(BlockHashes(hashes))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<BlockHashes, A::Error> {
+        use serde::de::Error;
+        let mut hashes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+        while let Some(hex) = seq.next_element::<std::borrow::Cow<'de, str>>()? {
+            let hash = blake3::Hash::from_hex(hex.as_bytes()).map_err(|e| {
+                A::Error::custom(format_args!("block hash {hex:?} is not a hex blake3 ({e})"))
+            })?;
+            hashes.push(compact(hash));
+        }
+        Ok(BlockHashes(hashes))
     }
 }
 
@@ -228,7 +357,7 @@ impl Manifest {
 pub struct Manifest {
     /// Always `sauve-archive`.
     pub format: String,
-    /// Always 1.
+    /// [`VERSION`] when written; one of [`VERSIONS`] when read.
     pub version: u32,
     /// The run.
     #[serde(flatten)]
@@ -242,4 +371,80 @@ pub struct Manifest {
     /// end. Absent (false) in older sets.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub indexed: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use proptest::prelude::*;
+
+    fn blocks_json(hashes: &BlockHashes) -> String {
+        serde_json::to_string(hashes).unwrap()
+    }
+
+    proptest! {
+        /// Any block map reads back as it was written, whatever its length
+        /// (the encoding works 3 hashes at a time).
+        #[test]
+        fn block_hashes_read_back_as_written(hashes in proptest::collection::vec(any::<u64>(), 0..40)) {
+            let hashes = BlockHashes::from(hashes);
+            let back: BlockHashes = serde_json::from_str(&blocks_json(&hashes)).unwrap();
+            prop_assert_eq!(back, hashes);
+        }
+    }
+
+    #[test]
+    fn version_1_hex_hashes_keep_their_first_8_bytes() {
+        let data = [b"first block".as_slice(), b"second"];
+        let hex: Vec<String> = data
+            .iter()
+            .map(|d| blake3::hash(d).to_hex().to_string())
+            .collect();
+        let back: BlockHashes = serde_json::from_value(serde_json::json!(hex)).unwrap();
+        assert_eq!(back.len(), 2);
+        for (i, d) in data.iter().enumerate() {
+            assert_eq!(back.get(i), Some(BlockHashes::of(d)));
+        }
+    }
+
+    #[test]
+    fn a_block_map_that_is_not_one_is_refused_naming_what_is_accepted() {
+        for (json, says) in [
+            (r#""not base64!""#, "not valid base64"),
+            // 4 bytes: half a hash.
+            (r#""AAAAAA==""#, "accepted: 8 bytes per block"),
+            (r#"["abc"]"#, "not a hex blake3"),
+            ("7", "a base64 string of 8 bytes per block"),
+        ] {
+            let err = serde_json::from_str::<BlockHashes>(json)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(says), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_block_map_is_at_most_a_thousandth_of_the_file_it_describes() {
+        // 1 GiB at 16 KiB: 65,536 blocks, in the manifest's own encoding.
+        let size = 1u64 << 30;
+        let block_size = crate::incremental::block_size_for(size);
+        let count = Blocks::count(size, block_size) as usize;
+        let blocks = Blocks {
+            block_size,
+            hashes: BlockHashes::from(
+                (0..count as u64)
+                    .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+                    .collect::<Vec<_>>(),
+            ),
+            changed: Vec::new(),
+        };
+        let json = serde_json::to_vec_pretty(&blocks).unwrap();
+        assert!(
+            (json.len() as u64) * 1000 <= size,
+            "{} bytes of block map for {size}",
+            json.len()
+        );
+    }
 }

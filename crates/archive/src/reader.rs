@@ -46,7 +46,7 @@ pub(crate) struct Seen {
     pub(crate) mode: u32,
     pub(crate) mtime_secs: u64,
     /// A blocks entry: the block size and the hash of each block held.
-    pub(crate) blocks: Option<(u64, Vec<(u32, String)>)>,
+    pub(crate) blocks: Option<(u64, Vec<(u32, u64)>)>,
 }
 
 impl Seen {
@@ -69,7 +69,7 @@ impl Seen {
     pub(crate) fn of_blocks(
         entry: &ReadEntry,
         head: &crate::incremental::BlocksHead,
-        hashes: Vec<(u32, String)>,
+        hashes: Vec<(u32, u64)>,
     ) -> Seen {
         Seen {
             size: head.size,
@@ -961,7 +961,7 @@ pub(crate) fn check_seen(
                 }
                 if let Some((i, _)) = hashes
                     .iter()
-                    .find(|(i, h)| b.hashes.get(*i as usize) != Some(h))
+                    .find(|&&(i, h)| b.hashes.get(i as usize) != Some(h))
                 {
                     return bad(format!(
                         "entry {}: block {i} does not match its checksum",

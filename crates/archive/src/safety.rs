@@ -404,7 +404,7 @@ mod tests {
             blocks: Some(blocks),
             ..entry("f", EntryType::File)
         };
-        let hashes = |n: usize| vec!["0".repeat(64); n];
+        let hashes = |n: usize| crate::BlockHashes::from(vec![0; n]);
         let cases = [
             (
                 file(

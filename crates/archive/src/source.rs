@@ -7,7 +7,7 @@ use std::io::{self, Read};
 
 use crate::error::ArchiveError;
 use crate::kind::SetKind;
-use crate::manifest::{FORMAT, Manifest, VERSION};
+use crate::manifest::{FORMAT, Manifest, VERSIONS};
 
 /// How a zstd frame starts.
 pub(crate) const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
@@ -43,12 +43,15 @@ pub trait SegmentSource {
 pub(crate) fn parse_manifest(kind: SetKind, json: &[u8]) -> Result<Manifest, ArchiveError> {
     let m: Manifest = serde_json::from_slice(json)
         .map_err(|e| ArchiveError::corrupt(kind, format!("the manifest is not valid: {e}")))?;
-    if m.format != FORMAT || m.version != VERSION {
+    if m.format != FORMAT || !VERSIONS.contains(&m.version) {
         return Err(ArchiveError::corrupt(
             kind,
             format!(
-                "manifest format {} version {} (accepted: {FORMAT} version {VERSION})",
-                m.format, m.version
+                "manifest format {} version {} (accepted: {FORMAT} versions {} to {})",
+                m.format,
+                m.version,
+                VERSIONS.start(),
+                VERSIONS.end()
             ),
         ));
     }

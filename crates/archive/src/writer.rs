@@ -20,8 +20,8 @@ use crate::frames::{FrameWriter, StopAsked};
 use crate::incremental::{BLOCKS_PREFIX, BlockHasher, BlocksHead, Incremental};
 use crate::kind::SetKind;
 use crate::manifest::{
-    Blocks, EntryType, FORMAT, MANIFEST_NAME, Manifest, ManifestEntry, ManifestHeader, Store,
-    VERSION,
+    BlockHashes, Blocks, EntryType, FORMAT, MANIFEST_NAME, Manifest, ManifestEntry, ManifestHeader,
+    Store, VERSION, compact,
 };
 use crate::naming::ArchiveName;
 
@@ -421,6 +421,23 @@ impl Base {
         let parent = self.settings.parent.as_ref()?;
         self.files.get(path).map(|&i| &parent.entries[i])
     }
+
+    /// The block size of a file of `size` bytes whose entry in the parent
+    /// is `parent` (behaviour §21): `block_kib` when set; else the parent's
+    /// for the file, so that a chain keeps comparing the file's blocks
+    /// (sets of the format before chose 1024 KiB); else one chosen from
+    /// its size.
+    fn block_size(&self, size: u64, parent: Option<&ManifestEntry>) -> u64 {
+        self.settings.block_size.unwrap_or_else(|| {
+            parent
+                .and_then(|p| p.blocks.as_ref())
+                .map(|b| b.block_size)
+                .filter(|&b| {
+                    size >= b && Blocks::count(size, b) <= 2 * crate::incremental::AUTO_MAX_BLOCKS
+                })
+                .unwrap_or_else(|| crate::incremental::block_size_for(size))
+        })
+    }
 }
 
 /// What one file is compared with: the writer's settings and the parent's
@@ -434,7 +451,7 @@ struct Basis {
 /// A file's content as the first of two reads saw it.
 struct FirstRead {
     blake3: String,
-    blocks: Vec<String>,
+    blocks: BlockHashes,
 }
 
 /// The manifest entry of a file of an incremental writer, stored whole
@@ -652,10 +669,11 @@ impl ArchiveWriter {
             _ => entry.path.clone(),
         };
         if let (Some(f), Some(base)) = (file.as_mut(), self.incremental.as_ref()) {
+            let parent = base.parent_file(&entry.path);
             let basis = Basis {
-                block_size: base.settings.block_size,
+                block_size: base.block_size(entry.size, parent),
                 verify_unchanged: base.settings.verify_unchanged,
-                parent: base.parent_file(&entry.path).cloned(),
+                parent: parent.cloned(),
             };
             let entry =
                 self.append_incremental(entry, f, (basis, read == entry.source), progress)?;
@@ -784,7 +802,7 @@ impl ArchiveWriter {
             .blocks
             .iter()
             .enumerate()
-            .filter(|(i, h)| pb.hashes.get(*i) != Some(h))
+            .filter(|&(i, h)| pb.hashes.get(i) != Some(h))
             .map(|(i, _)| i as u32)
             .collect();
         if changed.len() * 2 > first.blocks.len() {
@@ -863,7 +881,7 @@ impl ArchiveWriter {
         progress: &mut dyn Progress,
     ) -> Result<FirstRead, ArchiveError> {
         let mut whole = blake3::Hasher::new();
-        let mut blocks = BlockHasher::new(block_size);
+        let mut blocks = BlockHasher::new(block_size, entry.size);
         let mut read = 0u64;
         loop {
             if progress.is_stopped() {
@@ -891,7 +909,7 @@ impl ArchiveWriter {
             blocks: if entry.size >= block_size {
                 blocks.finish()
             } else {
-                Vec::new()
+                BlockHashes::default()
             },
         })
     }
@@ -903,7 +921,7 @@ impl ArchiveWriter {
         file: &File,
         entry: &SourceEntry,
         head: &BlocksHead,
-        hashes: &[String],
+        hashes: &BlockHashes,
         progress: &mut dyn Progress,
     ) -> Result<(), ArchiveError> {
         use std::os::unix::fs::FileExt;
@@ -938,9 +956,7 @@ impl ArchiveWriter {
                     .map_err(|e| write_error(&self.first_file, e))?;
                 at += n as u64;
             }
-            if hashes.get(i as usize).map(String::as_str)
-                != Some(hasher.finalize().to_hex().as_str())
-            {
+            if hashes.get(i as usize) != Some(compact(hasher.finalize())) {
                 return Err(ArchiveError::SourceRewritten(entry.source.clone()));
             }
         }
@@ -981,9 +997,9 @@ impl ArchiveWriter {
         entry: &SourceEntry,
         block_size: Option<u64>,
         progress: &mut dyn Progress,
-    ) -> Result<(String, Option<Vec<String>>), ArchiveError> {
+    ) -> Result<(String, Option<BlockHashes>), ArchiveError> {
         let mut hasher = blake3::Hasher::new();
-        let mut blocks = block_size.map(BlockHasher::new);
+        let mut blocks = block_size.map(|b| BlockHasher::new(b, entry.size));
         let mut left = entry.size;
         let read_err = ArchiveError::io("cannot read", &entry.source);
         while left > 0 {
@@ -1042,6 +1058,9 @@ impl ArchiveWriter {
     /// Writes the manifest and the end of the archive, fsyncs every file,
     /// and returns the set, still under its `.part` names.
     pub fn finish(mut self, ended_at: jiff::Timestamp) -> Result<PendingSet, ArchiveError> {
+        // The parent's manifest is no longer needed: its block maps are not
+        // held beside this set's while the manifest is written.
+        self.incremental = None;
         let manifest = Manifest {
             format: FORMAT.to_owned(),
             version: VERSION,
@@ -1050,17 +1069,23 @@ impl ArchiveWriter {
             entries: std::mem::take(&mut self.entries),
             indexed: true,
         };
-        let json = serde_json::to_vec_pretty(&manifest).map_err(|e| ArchiveError::Io {
+        // The manifest is encoded twice rather than held: once to count its
+        // bytes for its tar header, once into the stream (a 64 GiB file's
+        // block map is 43 MiB of JSON).
+        let encode_err = |e: serde_json::Error| ArchiveError::Io {
             action: "cannot encode the manifest of",
             path: self.first_file.clone(),
             source: io::Error::other(e),
-        })?;
+        };
+        let mut counted = Counted::new(io::sink());
+        serde_json::to_writer_pretty(&mut counted, &manifest).map_err(encode_err)?;
+        let json_len = counted.bytes;
         let entry = SourceEntry {
             kind: crate::manifest::EntryKind::Data,
             source: PathBuf::new(),
             path: MANIFEST_NAME.to_owned(),
             entry_type: EntryType::File,
-            size: json.len() as u64,
+            size: json_len,
             mode: 0o644,
             mtime: manifest.ended_at.as_nanosecond() as i64,
             target: None,
@@ -1072,14 +1097,25 @@ impl ArchiveWriter {
             let at = self.stream.cut()?;
             self.write_header(header)?;
             let out = self.stream.out()?;
-            out.write_all(&json)?;
-            pad(out, json.len() as u64)?;
+            let mut written = Counted::new(io::BufWriter::with_capacity(CHUNK, out));
+            serde_json::to_writer_pretty(&mut written, &manifest).map_err(io::Error::other)?;
+            written.inner.flush()?;
+            if written.bytes != json_len {
+                return Err(io::Error::other(format!(
+                    "the manifest encoded to {} bytes, then to {json_len}",
+                    written.bytes
+                )));
+            }
+            let hash = written.hash.finalize();
+            drop(written);
+            let out = self.stream.out()?;
+            pad(out, json_len)?;
             out.write_all(&[0; 2 * BLOCK])?;
             let mut segments = self.stream.finish()?;
             let index = crate::index::Index {
                 at,
-                json_len: json.len() as u64,
-                hash: *blake3::hash(&json).as_bytes(),
+                json_len,
+                hash: *hash.as_bytes(),
             };
             segments.write_all(&index.encode())?;
             segments.finish()?;
@@ -1102,6 +1138,36 @@ impl Drop for ArchiveWriter {
         if let Some(segments) = self.stream.segments_mut() {
             segments.remove_files();
         }
+    }
+}
+
+/// A writer that counts and hashes what goes through it.
+struct Counted<W> {
+    inner: W,
+    bytes: u64,
+    hash: blake3::Hasher,
+}
+
+impl<W: Write> Counted<W> {
+    fn new(inner: W) -> Counted<W> {
+        Counted {
+            inner,
+            bytes: 0,
+            hash: blake3::Hasher::new(),
+        }
+    }
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 

@@ -550,7 +550,7 @@ fn link(
         Held::SameWithBlocks { block_size, hashes } => {
             entries.push(same(Some(sauve_archive::Blocks {
                 block_size,
-                hashes: vec!["0".repeat(64); hashes],
+                hashes: sauve_archive::BlockHashes::from(vec![0; hashes]),
                 changed: Vec::new(),
             })))
         }

@@ -111,14 +111,20 @@ fn backup(
     parent: Option<Arc<Manifest>>,
     verify_unchanged: bool,
 ) -> Arc<Manifest> {
-    backup_with(fx, number, (compression, BLOCK), parent, verify_unchanged)
+    backup_with(
+        fx,
+        number,
+        (compression, Some(BLOCK)),
+        parent,
+        verify_unchanged,
+    )
 }
 
-/// [`backup`] with blocks of `block_size`.
+/// [`backup`] with blocks of `block_size` (`None`: chosen per file).
 fn backup_with(
     fx: &Fixture,
     number: u32,
-    (compression, block_size): (Compression, u64),
+    (compression, block_size): (Compression, Option<u64>),
     parent: Option<Arc<Manifest>>,
     verify_unchanged: bool,
 ) -> Arc<Manifest> {
@@ -225,6 +231,7 @@ proptest! {
         steps in proptest::collection::vec(proptest::collection::vec(op(), 0..5), 2..7),
         full_every in 2u32..5,
         fast in any::<bool>(),
+        auto in any::<bool>(),
     ) {
         let fx = Fixture::new();
         let mut clock = 0;
@@ -238,7 +245,8 @@ proptest! {
                 apply(fx.app(), op, &mut clock);
             }
             let base = if (k as u32).is_multiple_of(full_every) { None } else { parent.clone() };
-            let m = backup(&fx, number, compression, base.clone(), false);
+            let blocks = if auto { None } else { Some(BLOCK) };
+            let m = backup_with(&fx, number, (compression, blocks), base.clone(), false);
             prop_assert_eq!(m.header.parent, base.as_ref().map(|b| b.header.backup_number));
             parent = Some(m);
             wants.push(tree(fx.app()));
@@ -317,7 +325,13 @@ fn a_new_block_size_stores_a_changed_file_whole_and_keeps_unchanged_ones_same() 
     // The parent's blocks are 4 KiB, this set's 8 KiB: nothing to compare
     // block by block, so the changed data file is stored whole, with blocks
     // of the new size; the unchanged small files stay `same`.
-    let inc = backup_with(&fx, 2, (Compression::None, 2 * BLOCK), Some(full), false);
+    let inc = backup_with(
+        &fx,
+        2,
+        (Compression::None, Some(2 * BLOCK)),
+        Some(full),
+        false,
+    );
     let data = entry(&inc, "Data/App.4DD");
     assert_eq!(data.store, Store::Stored);
     assert_eq!(data.blocks.as_ref().unwrap().block_size, 2 * BLOCK);
@@ -326,7 +340,13 @@ fn a_new_block_size_stores_a_changed_file_whole_and_keeps_unchanged_ones_same() 
     assert_eq!(differs(&tree(&to), &tree(fx.app())), None);
     // The next set, at 8 KiB again, compares block by block.
     apply(fx.app(), &Op::Block(3, 6), &mut clock);
-    let next = backup_with(&fx, 3, (Compression::None, 2 * BLOCK), Some(inc), false);
+    let next = backup_with(
+        &fx,
+        3,
+        (Compression::None, Some(2 * BLOCK)),
+        Some(inc),
+        false,
+    );
     assert_eq!(entry(&next, "Data/App.4DD").store, Store::Blocks);
     let to = restored(&fx, 3).unwrap();
     assert_eq!(differs(&tree(&to), &tree(fx.app())), None);
@@ -404,4 +424,112 @@ fn a_missing_link_is_named_and_a_damaged_one_refused() {
     // Set 1, the full set, still restores alone.
     std::fs::rename(fx.root.path().join("aside"), &two).unwrap();
     assert!(restored(&fx, 1).is_ok());
+}
+
+/// The data file of the chain written before compact block hashes
+/// (tests/fixtures/hex-hashes/SOURCES.md), after `changes` of its sets.
+fn hex_fixture_data(changes: usize) -> Vec<u8> {
+    let mut data: Vec<u8> = (0..5 * 4096 + 100)
+        .map(|i: usize| ((i * 7 + (i / 4096) * 13) % 256) as u8)
+        .collect();
+    for (at, text) in [
+        (8202, &b"CHANGED BLOCK TWO"[..]),
+        (16_389, &b"CHANGED BLOCK FOUR"[..]),
+    ]
+    .into_iter()
+    .take(changes)
+    {
+        data[at..at + text.len()].copy_from_slice(text);
+    }
+    data
+}
+
+#[test]
+fn a_chain_of_hex_block_hashes_still_reads_and_a_new_set_builds_on_it() {
+    use sauve_archive::{EntryKind, EntryType, SetKind, SetSpec, SourceEntry, list};
+    let dir = tempfile::tempdir().unwrap();
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hex-hashes");
+    for n in 1..=3 {
+        let name = format!("Notes[000{n}].4BK");
+        std::fs::copy(from.join(&name), dir.path().join(&name)).unwrap();
+    }
+    let set = |n: u32| dir.path().join(format!("Notes[000{n}].4BK"));
+    for n in 1..=3u32 {
+        let (_, m) = list(&set(n)).unwrap();
+        assert_eq!(m.version, 1, "the fixture is of the format before");
+        let report = verify(&set(n), &mut NoProgress).unwrap();
+        assert_eq!(report.chain.len(), n as usize - 1);
+        let to = dir.path().join(format!("restored-{n}"));
+        common::restore_to(&set(n), &to).unwrap();
+        assert_eq!(
+            std::fs::read(to.join("Data/Notes.4DD")).unwrap(),
+            hex_fixture_data(n as usize - 1),
+            "Notes[000{n}]"
+        );
+    }
+    // A set written today on the newest of them: its block size is the
+    // parent's (4 KiB, not the 16 KiB it would choose), and the old hex
+    // hashes compare with the new ones, so only the block changed since is
+    // stored.
+    let (_, parent) = list(&set(3)).unwrap();
+    let parent_data = entry(&parent, "Data/Notes.4DD").clone();
+    let mut data = hex_fixture_data(2);
+    data[4096..4100].copy_from_slice(b"ONE!");
+    let source = dir.path().join("Notes.4DD");
+    std::fs::write(&source, &data).unwrap();
+    let spec = SetSpec {
+        destination: dir.path().to_path_buf(),
+        base: "Notes".to_owned(),
+        number: 4.into(),
+        kind: SetKind::Backup,
+        compression: Compression::Fast,
+        segment_size: 0,
+        threads: 2,
+    };
+    let mut w = ArchiveWriter::create(
+        spec,
+        sauve_archive::ManifestHeader::new(
+            SetKind::Backup,
+            4,
+            "Notes",
+            jiff::Timestamp::UNIX_EPOCH,
+        ),
+    )
+    .unwrap();
+    w.set_incremental(Incremental {
+        block_size: None,
+        verify_unchanged: false,
+        parent: Some(Arc::new(parent)),
+    })
+    .unwrap();
+    w.append(
+        &SourceEntry {
+            kind: EntryKind::Data,
+            source: source.clone(),
+            path: "Data/Notes.4DD".to_owned(),
+            entry_type: EntryType::File,
+            size: data.len() as u64,
+            mode: 0o600,
+            mtime: 1,
+            target: None,
+        },
+        &mut NoProgress,
+    )
+    .unwrap();
+    let pending = w.finish(jiff::Timestamp::UNIX_EPOCH).unwrap();
+    let made = entry(pending.manifest(), "Data/Notes.4DD").clone();
+    assert_eq!(pending.manifest().version, sauve_archive::VERSION);
+    pending.commit().unwrap();
+    assert_eq!(made.store, Store::Blocks);
+    let (blocks, old) = (made.blocks.unwrap(), parent_data.blocks.unwrap());
+    assert_eq!(blocks.block_size, 4096);
+    assert_eq!(blocks.changed, [1]);
+    for i in [0, 2, 3, 4, 5] {
+        assert_eq!(blocks.hashes.get(i), old.hashes.get(i), "block {i}");
+    }
+    let report = verify(&set(4), &mut NoProgress).unwrap();
+    assert_eq!(report.chain.len(), 3);
+    let to = dir.path().join("restored-4");
+    common::restore_to(&set(4), &to).unwrap();
+    assert_eq!(std::fs::read(to.join("Data/Notes.4DD")).unwrap(), data);
 }

@@ -334,9 +334,13 @@ pub(crate) enum SettingsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Write the default settings to APP/Settings/backup.4DSettings.
+    /// Write the default settings to APP/Settings/backup.4DSettings, and
+    /// give the app incremental sets.
     ///
-    /// An existing file is never overwritten.
+    /// An existing backup.4DSettings is never overwritten. The app's
+    /// sauve.toml (APP/Settings/sauve.toml, created when there is none)
+    /// gets `[incremental] full_every = 7` unless it has an [incremental]
+    /// table already.
     Init {
         #[command(flatten)]
         app: AppArg,

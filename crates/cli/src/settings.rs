@@ -164,6 +164,20 @@ fn init(app: &Path, io: &mut Io<'_>) -> Result<(), Failure> {
     let path = structure_settings_path(app);
     create_file(&path, &SettingsDoc::default()).map_err(failure)?;
     io.out(&format!("Created {}\n", path.display()));
+    // A new sauve app makes incremental sets (behaviour §21.1).
+    let toml = sauve_settings::prepare_new_app_incremental(app).map_err(failure)?;
+    if toml.written {
+        toml.commit().map_err(failure)?;
+        io.out(&format!(
+            "Wrote [incremental] full_every = 7 in {} (a full set every 7th backup, only the changes between)\n",
+            toml.path.display()
+        ));
+    } else {
+        io.out(&format!(
+            "Kept the [incremental] of {}\n",
+            toml.path.display()
+        ));
+    }
     if let SettingsSource::DataSettings(data) = sauve_settings::locate(app) {
         io.err(&format!(
             "warning: {} exists and takes precedence over the new file\n",

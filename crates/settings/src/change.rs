@@ -318,6 +318,8 @@ pub struct TomlChanged {
     /// The file it goes to.
     pub path: PathBuf,
     text: String,
+    /// The file did not exist: it is created, never put over one made since.
+    create: bool,
     /// Whether anything differs from the file.
     pub written: bool,
 }
@@ -335,8 +337,60 @@ impl TomlChanged {
                 source,
             })?;
         }
+        if self.create {
+            return sauve_durable::create_new(&self.path, self.text.as_bytes()).map_err(|e| {
+                if e.source.kind() == std::io::ErrorKind::AlreadyExists {
+                    SettingsError::AlreadyExists(self.path.clone())
+                } else {
+                    SettingsError::Write(e)
+                }
+            });
+        }
         sauve_durable::replace(&self.path, self.text.as_bytes()).map_err(SettingsError::Write)
     }
+}
+
+/// The sauve.toml a new sauve app gets when it has none (behaviour §21.1).
+pub const NEW_APP_SAUVE_TOML: &str = "\
+# sauve's own settings (docs/settings.md); 4D's stay in backup.4DSettings.
+
+[incremental]
+# Every 7th set is full; the 6 between store only what changed since the
+# set before (docs/archives.md, \"Incremental sets\"). 0: every set full,
+# as 4D makes them.
+full_every = 7
+";
+
+/// Gives a new sauve app incremental sets (behaviour §21.1): its sauve.toml
+/// gets `[incremental]` with `full_every = 7`, created as
+/// [`NEW_APP_SAUVE_TOML`] in `APP/Settings/` when the app has none. A
+/// sauve.toml that already has an `incremental` key is left as it is
+/// (`written` false). `sauve settings init` and the page's first save call
+/// it; an app configured only by 4D's backup.4DSettings never gets it and
+/// keeps 4D's full sets. [`TomlChanged::commit`] writes.
+pub fn prepare_new_app_incremental(app: &Path) -> Result<TomlChanged, SettingsError> {
+    let Some(path) = locate_sauve_toml(app) else {
+        return Ok(TomlChanged {
+            path: app.join("Settings").join(SAUVE_TOML),
+            text: NEW_APP_SAUVE_TOML.to_owned(),
+            create: true,
+            written: true,
+        });
+    };
+    let mut doc = read_toml(&path)?;
+    let before = doc.to_string();
+    if !doc.contains_key("incremental") {
+        let mut table = toml_edit::Table::new();
+        table.insert("full_every", toml_edit::value(7));
+        doc.insert("incremental", toml_edit::Item::Table(table));
+    }
+    let text = doc.to_string();
+    Ok(TomlChanged {
+        path,
+        written: text != before,
+        text,
+        create: false,
+    })
 }
 
 /// Writes `change` into `app`'s `sauve.toml` (creating
@@ -361,7 +415,8 @@ pub fn prepare_alerts_change(
     env: &dyn crate::own::Environment,
 ) -> Result<TomlChanged, ChangeError> {
     let path = locate_sauve_toml(app).unwrap_or_else(|| app.join("Settings").join(SAUVE_TOML));
-    let mut doc = if path.exists() {
+    let create = !path.exists();
+    let mut doc = if !create {
         read_toml(&path)?
     } else {
         toml_edit::DocumentMut::new()
@@ -413,5 +468,6 @@ pub fn prepare_alerts_change(
         path,
         written: text != before,
         text,
+        create,
     })
 }

@@ -38,9 +38,9 @@ mod xml;
 
 pub use allowed::Allowed;
 pub use change::{
-    AlertsChange, Change, ChangeError, Changed, Rejected, TomlChanged, alerts_as_written,
-    change_alerts, change_settings, prepare_alerts_change, prepare_settings_change,
-    settings_file_for_change,
+    AlertsChange, Change, ChangeError, Changed, NEW_APP_SAUVE_TOML, Rejected, TomlChanged,
+    alerts_as_written, change_alerts, change_settings, prepare_alerts_change,
+    prepare_new_app_incremental, prepare_settings_change, settings_file_for_change,
 };
 pub use doc::{Loaded, NAMESPACE, SettingsDoc};
 pub use error::{Limit, Location, Problem, SettingsError};

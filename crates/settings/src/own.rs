@@ -218,29 +218,22 @@ pub struct UiSettings {
 }
 
 /// `[incremental]` (behaviour §21): sets that store only what changed since the
-/// set before.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// set before. The default is off: every set full, blocks chosen per file,
+/// unchanged files not read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct IncrementalSettings {
     /// Every Nth set is full, the others incremental; 0 (the default) is
     /// off: every set full.
     pub full_every: u32,
     /// Files of at least this many KiB are compared and stored as blocks
-    /// of this size (default 1024).
-    pub block_kib: u32,
+    /// of this size. Unset (the default), each file's block size is chosen
+    /// from its size: 16 KiB up to 64 GiB, larger past it (behaviour §21).
+    pub block_kib: Option<u32>,
     /// Also compare the blake3 of files whose size, time and inode did not
     /// change (reads every file; off by default).
     pub verify_unchanged: bool,
 }
 
-impl Default for IncrementalSettings {
-    fn default() -> IncrementalSettings {
-        IncrementalSettings {
-            full_every: 0,
-            block_kib: 1024,
-            verify_unchanged: false,
-        }
-    }
-}
 
 impl IncrementalSettings {
     /// Whether incremental sets are made (`full_every` 1 makes every set
@@ -521,7 +514,7 @@ impl Check<'_> {
             .unwrap_or(defaults.full_every);
         let block_kib = self
             .ranged(&raw.block_kib, "incremental.block_kib", 4, 1 << 20)
-            .unwrap_or(defaults.block_kib);
+            .or(defaults.block_kib);
         IncrementalSettings {
             full_every,
             block_kib,
@@ -1583,11 +1576,13 @@ mod tests {
             on.incremental,
             IncrementalSettings {
                 full_every: 7,
-                block_kib: 256,
+                block_kib: Some(256),
                 verify_unchanged: true
             }
         );
         assert!(on.incremental.is_on());
+        let auto = parse("[incremental]\nfull_every = 7\n").unwrap();
+        assert_eq!(auto.incremental.block_kib, None, "chosen per file");
         let bad = parse("[incremental]\nfull_every = -1\nblock_kib = 2\n").unwrap_err();
         assert!(bad.contains("incremental.full_every"), "{bad}");
         assert!(

@@ -344,6 +344,44 @@ async fn settings_save_all_or_nothing_with_each_refusal_beside_its_field() {
         toml.contains("on = \"failure\"") && toml.contains("stale_after = \"26h\""),
         "{toml}"
     );
+    // The app had 4D's own settings file: it keeps 4D's full sets.
+    assert!(!toml.contains("[incremental]"), "{toml}");
+    s.handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_save_of_an_app_without_settings_makes_incremental_sets() {
+    let mut s = site();
+    std::fs::remove_file(s.app.join("Settings/backup.4DSettings")).unwrap();
+    let (cookie, csrf) = s.login().await;
+    let form = format!("csrf={csrf}&Scheduler%2FFrequency=Daily&alerts.on=give-up");
+    let (status, page) = text(
+        s.send(post("/settings", Some(&cookie), origin(), &form))
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let toml_path = s.app.join("Settings/sauve.toml");
+    assert!(
+        page.contains(&format!("and {}", toml_path.display())),
+        "the page names what it wrote: {page}"
+    );
+    let toml = std::fs::read_to_string(&toml_path).unwrap();
+    assert_eq!(toml, sauve_settings::NEW_APP_SAUVE_TOML);
+    let own = sauve_settings::load_sauve_toml(&s.app).unwrap();
+    assert_eq!(own.incremental.full_every, 7);
+    // The next save changes nothing of it.
+    let form = format!("csrf={csrf}&Scheduler%2FFrequency=Weekly&alerts.on=give-up");
+    let (status, page) = text(
+        s.send(post("/settings", Some(&cookie), origin(), &form))
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(
+        std::fs::read_to_string(s.app.join("Settings/sauve.toml")).unwrap(),
+        sauve_settings::NEW_APP_SAUVE_TOML
+    );
     s.handle.shutdown().await;
 }
 

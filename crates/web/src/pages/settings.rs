@@ -527,6 +527,13 @@ fn save_both(
 ) -> Result<Vec<String>, Saved> {
     let mut rejected = Vec::new();
     let mut failed = None;
+    // The first save of an app that had no settings file makes it a sauve
+    // app, which makes incremental sets (behaviour §21.1); an app of 4D's
+    // own backup.4DSettings keeps its full sets.
+    let first = matches!(
+        sauve_settings::locate(app),
+        sauve_settings::SettingsSource::Defaults
+    );
     let xml = match prepare_settings_change(app, change) {
         Ok(c) => Some(c),
         Err(ChangeError::Rejected { rejected: r, .. }) => {
@@ -571,13 +578,26 @@ fn save_both(
         return Err(Saved::Failed(m));
     }
     let mut saved = Vec::new();
+    let mut created = false;
     if let Some(x) = xml.filter(|x| x.written) {
         x.commit().map_err(|e| Saved::Failed(e.to_string()))?;
         saved.push(x.path.display().to_string());
+        created = first;
     }
     if let Some(t) = toml.filter(|t| t.written) {
         t.commit().map_err(|e| Saved::Failed(e.to_string()))?;
         saved.push(t.path.display().to_string());
+    }
+    if created {
+        let t = sauve_settings::prepare_new_app_incremental(app)
+            .map_err(|e| Saved::Failed(e.to_string()))?;
+        if t.written {
+            t.commit().map_err(|e| Saved::Failed(e.to_string()))?;
+            let path = t.path.display().to_string();
+            if !saved.contains(&path) {
+                saved.push(path);
+            }
+        }
     }
     Ok(saved)
 }

@@ -157,7 +157,7 @@ fn basis(
     let full = |why: String| {
         (
             sauve_archive::Incremental {
-                block_size: u64::from(settings.block_kib) << 10,
+                block_size: settings.block_kib.map(|kib| u64::from(kib) << 10),
                 verify_unchanged: settings.verify_unchanged,
                 parent: None,
             },
@@ -191,7 +191,7 @@ fn basis(
             );
             (
                 sauve_archive::Incremental {
-                    block_size: u64::from(settings.block_kib) << 10,
+                    block_size: settings.block_kib.map(|kib| u64::from(kib) << 10),
                     verify_unchanged: settings.verify_unchanged,
                     parent: Some(Arc::new(manifest)),
                 },
