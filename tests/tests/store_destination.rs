@@ -673,3 +673,158 @@ fn a_destination_of_a_scheme_sauve_does_not_reach_is_1407_naming_it_and_no_folde
         assert!(!dir.join("gs:").exists(), "{}", dir.display());
     }
 }
+
+/// Whether a note of the app's Backup Journal is `note`.
+fn noted(app: &SampleApp, note: &str) -> bool {
+    let journal = sauve_journal::read_all(&app.path().join("Logs")).unwrap();
+    let found = journal
+        .iter()
+        .flat_map(|e| e.notes.iter())
+        .any(|n| n == note);
+    if !found {
+        eprintln!(
+            "no note {note:?} in {:#?}",
+            journal.iter().map(|e| &e.notes).collect::<Vec<_>>()
+        );
+    }
+    found
+}
+
+/// Overwrites 4 KiB of `path` at `at` with new bytes, under a new time.
+fn change_block(path: &Path, at: u64, seed: u8) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.write_all_at(&[seed; 4096], at).unwrap();
+    let t = f.metadata().unwrap().modified().unwrap();
+    f.set_modified(t + std::time::Duration::from_secs(u64::from(seed)))
+        .unwrap();
+}
+
+#[test]
+fn incremental_sets_in_a_bucket_restore_from_it_and_retention_keeps_whole_chains() {
+    let garage = Garage::start(1);
+    let url = "s3://sauve-test/apps/chain/";
+    let data = random(3 << 20);
+    let app = app(
+        &garage,
+        url,
+        &data,
+        &[
+            ("Advanced/SetNumber/Enable", "true"),
+            ("Advanced/SetNumber/Value", "2"),
+        ],
+    );
+    let toml = app.path().join("Settings/sauve.toml");
+    let mut text = std::fs::read_to_string(&toml).unwrap();
+    text.push_str("\n[incremental]\nfull_every = 3\n");
+    std::fs::write(&toml, text).unwrap();
+    let a = app.arg();
+    let notes = app.path().join("Data/Notes.4DD");
+    let rt = runtime();
+    let store = bucket(&garage, "apps/chain/");
+    let size = |name: &str| {
+        let o = rt.block_on(store.head(name)).unwrap().unwrap();
+        o.size
+    };
+
+    ok(&sauve(&garage, &["backup", "--app", &a]));
+    assert!(noted(&app, "a full set: the first of its base"));
+    change_block(&notes, 40_960, 1);
+    ok(&sauve(&garage, &["backup", "--app", &a]));
+    assert!(noted(
+        &app,
+        "incremental on Notes[0001]: set 2 of 3 of its chain"
+    ));
+    change_block(&notes, 2 << 20, 2);
+    ok(&sauve(&garage, &["backup", "--app", &a]));
+    assert!(noted(
+        &app,
+        "incremental on Notes[0002]: set 3 of 3 of its chain"
+    ));
+    // The daily sets hold a block each, not the data file.
+    assert!(
+        size("Notes[0003].4BK") * 20 < size("Notes[0001].4BK"),
+        "{} against {}",
+        size("Notes[0003].4BK"),
+        size("Notes[0001].4BK")
+    );
+    // Keeping 2 sets keeps the full set both build on.
+    assert_eq!(
+        sets(&rt, &store),
+        ["Notes[0001].4BK", "Notes[0002].4BK", "Notes[0003].4BK"]
+    );
+    assert!(noted(
+        &app,
+        "retention kept Notes[0001]: Notes[0002], which stays, builds on it (whole chains only)"
+    ));
+
+    // Restored, verified and listed straight from the bucket, its chain
+    // read there.
+    let mut want = data.clone();
+    want[40_960..40_960 + 4096].fill(1);
+    want[(2 << 20)..(2 << 20) + 4096].fill(2);
+    let set = format!("{url}Notes[0003]");
+    let to = app.root().join("restored");
+    ok(&sauve(
+        &garage,
+        &[
+            "restore",
+            &set,
+            "--to",
+            &to.display().to_string(),
+            "--app",
+            &a,
+        ],
+    ));
+    assert_eq!(std::fs::read(to.join("Data/Notes.4DD")).unwrap(), want);
+    let verified = ok(&sauve(&garage, &["verify", &set, "--app", &a]));
+    assert!(verified.contains("sound"), "{verified}");
+    let listed = ok(&sauve(&garage, &["list", &set, "--app", &a]));
+    assert!(listed.contains("Notes[0001]"), "the FROM column: {listed}");
+
+    // A new chain: once no kept set builds on the old one, it goes whole.
+    change_block(&notes, 0, 3);
+    ok(&sauve(&garage, &["backup", "--app", &a]));
+    assert!(noted(&app, "a full set: one in 3 (full_every)"));
+    change_block(&notes, 4096, 4);
+    ok(&sauve(&garage, &["backup", "--app", &a]));
+    assert_eq!(sets(&rt, &store), ["Notes[0004].4BK", "Notes[0005].4BK"]);
+    let to = app.root().join("restored-5");
+    ok(&sauve(
+        &garage,
+        &[
+            "restore",
+            &format!("{url}Notes[0005]"),
+            "--to",
+            &to.display().to_string(),
+            "--app",
+            &a,
+        ],
+    ));
+    want[..4096].fill(3);
+    want[4096..8192].fill(4);
+    assert_eq!(std::fs::read(to.join("Data/Notes.4DD")).unwrap(), want);
+}
+
+#[test]
+fn sets_encrypted_in_a_bucket_stay_full_and_the_journal_says_why() {
+    let garage = Garage::start(1);
+    let url = "s3://sauve-test/apps/sealed-chain/";
+    let app = app(&garage, url, &random(1 << 20), &[]);
+    let (_, recipient) = sauve_tests::garage::age_keygen(app.root(), "key.txt");
+    std::fs::write(
+        app.path().join("Settings/sauve.toml"),
+        format!(
+            "[destination]\n{}encrypt_to = [\"{recipient}\"]\n\n[incremental]\nfull_every = 7\n",
+            garage.toml_lines()
+        ),
+    )
+    .unwrap();
+    let a = app.arg();
+    ok(&sauve(&garage, &["backup", "--app", &a]));
+    ok(&sauve(&garage, &["backup", "--app", &a]));
+    assert!(noted(
+        &app,
+        "a full set: sets encrypted at the destination are always full (their manifests cannot be read without the identity)"
+    ));
+}

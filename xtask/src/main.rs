@@ -31,6 +31,7 @@ use anyhow::Result;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod bench;
+mod blocks;
 mod ci_steps;
 mod crash;
 mod e2e;
@@ -107,6 +108,8 @@ enum Bench {
     LockWindow(lockwindow::Options),
     /// A week of daily backups by sauve, tar+zstd, restic and borg: times, sizes, restore
     Peers(peers::Options),
+    /// Incremental sets at any size: a 64 GiB sparse data file full and daily, memory, manifest; 16 GiB vs tar+zstd
+    Blocks(blocks::Options),
 }
 
 fn main() -> Result<()> {
@@ -122,6 +125,7 @@ fn main() -> Result<()> {
             Bench::Offsite(o) => offsite::run(&o),
             Bench::LockWindow(o) => lockwindow::lock_window(&o),
             Bench::Peers(o) => peers::peers(&o),
+            Bench::Blocks(o) => blocks::run(&o),
         },
         Task::BenchUpload { bucket, key } => offsite::upload_stdin(&bucket, &key),
         Task::Test(o) => suite::main(&o),
@@ -238,6 +242,14 @@ mod tests {
             (
                 &["xtask", "bench", "offsite"][..],
                 "Bench { bench: Offsite(Options { data_mb: 1024, runs: 3 }) }",
+            ),
+            (
+                &["xtask", "bench", "blocks"][..],
+                "Bench { bench: Blocks(Options { big_gib: 64, tar_gib: 16 }) }",
+            ),
+            (
+                &["xtask", "bench", "peers"][..],
+                "Bench { bench: Peers(Options { data_mb: 1024, attach_mb: 512, days: 6, block_kib: None }) }",
             ),
             (&["xtask", "ci"][..], "Ci { print: false }"),
         ] {

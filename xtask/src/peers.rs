@@ -33,11 +33,10 @@ pub(crate) struct Options {
     /// Daily backups after the first
     #[arg(long, value_name = "N", default_value_t = 6, value_parser = crate::workspace::at_least_one)]
     days: usize,
-    /// block_kib of sauve's incremental sets: the data file's 1% of
-    /// scattered 4 KiB pages changes most 1 MiB blocks (the default), few
-    /// 16 KiB ones
-    #[arg(long, value_name = "KIB", default_value_t = 16, value_parser = clap::value_parser!(u32).range(4..=1048576))]
-    block_kib: u32,
+    /// block_kib of sauve's incremental sets; unset, as a new app has it,
+    /// each file's block size is chosen from its size (16 KiB up to 64 GiB)
+    #[arg(long, value_name = "KIB", value_parser = clap::value_parser!(u32).range(4..=1048576))]
+    block_kib: Option<u32>,
 }
 
 /// A tool in the comparison: how it backs up day `d` and restores the last.
@@ -231,9 +230,10 @@ fn configure_sauve(
     std::fs::write(
         &inc_toml,
         format!(
-            "[incremental]\nfull_every = {}\nblock_kib = {}\n",
+            "[incremental]\nfull_every = {}\n{}",
             o.days + 1,
             o.block_kib
+                .map_or_else(String::new, |kib| format!("block_kib = {kib}\n"))
         ),
     )?;
     Ok(Configurations {
@@ -396,8 +396,12 @@ fn settings_set(sauve: &Path, app: &Path, key: &str, value: &str) -> Result<()> 
 fn report(o: &Options, input: u64, peers: &[Peer]) -> Result<()> {
     let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
     println!(
-        "## cargo xtask bench peers --data-mb {} --attach-mb {} --days {} --block-kib {}",
-        o.data_mb, o.attach_mb, o.days, o.block_kib
+        "## cargo xtask bench peers --data-mb {} --attach-mb {} --days {}{}",
+        o.data_mb,
+        o.attach_mb,
+        o.days,
+        o.block_kib
+            .map_or_else(String::new, |kib| format!(" --block-kib {kib}"))
     );
     println!();
     println!("{}", machine());

@@ -54,14 +54,15 @@ pub use manifest::{
     ManifestHeader, Store, VERSION, VERSIONS,
 };
 pub use naming::{ArchiveName, SetFiles, log_gathering_name};
-pub use reader::parent_of;
+pub use reader::{parent_in_head, parent_of};
 pub use remote::{AGE_SUFFIX, Identities, RangeReader, RemoteSet, read_identities, strip_age};
 pub use restore::{RestoreOptions, RestoreReport, restore, restore_remote};
 pub use safety::unrestorable_name;
 pub use sauve_number::BackupNumber;
 pub use source::SegmentSource;
 pub use verify::{
-    Origin, VerifyReport, list, list_origins, list_remote, verify, verify_remote, verify_set,
+    Origin, VerifyReport, list, list_origins, list_origins_remote, list_remote, verify,
+    verify_remote, verify_remote_set, verify_set,
 };
 pub use writer::{
     ArchiveWriter, FolderTarget, NoProgress, OpenPart, PartFile, PendingSet, Progress, SetSpec,

@@ -114,7 +114,28 @@ pub fn parent_of(set: &SetFiles) -> Result<Option<BackupNumber>, ArchiveError> {
     let files = Files(&set.files);
     let first = files.names().first().cloned().unwrap_or_default();
     let cannot = |e: io::Error| ArchiveError::corrupt(kind, format!("cannot read {first}: {e}"));
-    let mut raw = BufReader::new(files.open(0).map_err(cannot)?);
+    parent_in(kind, &first, files.open(0).map_err(cannot)?)
+}
+
+/// [`parent_of`] from the first bytes of a set's first file or object
+/// (`first` names it), as a store's ranged read gives them: 256 KiB hold
+/// the head of any set sauve writes.
+pub fn parent_in_head(
+    kind: SetKind,
+    first: &str,
+    head: &[u8],
+) -> Result<Option<BackupNumber>, ArchiveError> {
+    parent_in(kind, first, head)
+}
+
+/// The parent record at the head of the stream `raw` starts.
+fn parent_in(
+    kind: SetKind,
+    first: &str,
+    raw: impl Read,
+) -> Result<Option<BackupNumber>, ArchiveError> {
+    let cannot = |e: io::Error| ArchiveError::corrupt(kind, format!("cannot read {first}: {e}"));
+    let mut raw = BufReader::new(raw);
     let head = raw.fill_buf().map_err(cannot)?;
     let mut stream: Box<dyn Read> = if head.starts_with(&ZSTD_MAGIC) {
         let mut d = zstd::stream::read::Decoder::with_buffer(raw).map_err(cannot)?;

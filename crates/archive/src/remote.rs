@@ -180,6 +180,25 @@ impl RemoteSet {
         })
     }
 
+    /// The set `name` names in the same store, read with the same
+    /// identities: the older sets of a chain (behaviour §21.2). Waits on the
+    /// store's runtime from this (blocking) thread, as the reads do.
+    pub(crate) fn sibling(&self, name: &str) -> Result<RemoteSet, ArchiveError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (store, runtime) = (Arc::clone(&self.store), self.runtime.clone());
+        let (identities, name) = (self.identities.clone(), name.to_owned());
+        self.runtime.spawn(async move {
+            let _ = tx.send(RemoteSet::locate(store, runtime, &name, identities).await);
+        });
+        rx.blocking_recv().unwrap_or_else(|_| {
+            Err(ArchiveError::Io {
+                action: "cannot look for",
+                path: PathBuf::from(self.store.describe()),
+                source: io::Error::other("the store's runtime stopped"),
+            })
+        })
+    }
+
     /// The set as [`SetFiles`]: `dir` is the store as typed, `files` the keys.
     pub fn set_files(&self) -> SetFiles {
         SetFiles {

@@ -24,6 +24,7 @@ use crate::reader::{
 };
 use crate::remote::RemoteSet;
 use crate::safety::{safe_components, unsafe_entry};
+use crate::verify::Link;
 use crate::writer::Progress;
 use std::collections::BTreeSet;
 
@@ -58,25 +59,19 @@ pub fn restore(
     progress: &mut dyn Progress,
 ) -> Result<RestoreReport, ArchiveError> {
     let set = SetFiles::locate(path)?;
-    let files = set.files.clone();
-    let first = crate::reader::present(&set)?;
+    // A missing segment is named before anything is created.
+    crate::reader::present(&set)?;
     let destination = match &options.to {
         Some(d) => d.clone(),
         None => set.default_restore_dir(),
     };
-    restore_from(
-        set,
-        &crate::reader::Files(&files),
-        (&first, true),
-        destination,
-        options,
-        progress,
-    )
+    restore_from(Link::Folder(set), destination, options, progress)
 }
 
 /// Restores a set of a store (behaviour §19): its objects are read as one stream,
 /// extracted into a staging folder and moved into place only once every
-/// hash matched. Without `options.to`, into `./base[NNNN]`.
+/// hash matched; an incremental set's chain is read from the same store
+/// (behaviour §21.2). Without `options.to`, into `./base[NNNN]`.
 pub fn restore_remote(
     remote: &RemoteSet,
     options: &RestoreOptions,
@@ -87,26 +82,18 @@ pub fn restore_remote(
         Some(d) => d.clone(),
         None => PathBuf::from(format!("{}[{}]", set.name.base, set.name.number.text())),
     };
-    restore_from(
-        set,
-        remote,
-        (&remote.first_label(), false),
-        destination,
-        options,
-        progress,
-    )
+    restore_from(Link::Store(remote.clone()), destination, options, progress)
 }
 
-/// Restores `set` from `source` (`first` names it; `local`: its chain, if
-/// any, is in the same folder).
+/// Restores the set `newest`, and what it needs of the older sets of its
+/// chain, found beside it.
 fn restore_from(
-    set: SetFiles,
-    source: &dyn crate::source::SegmentSource,
-    (first, local): (&str, bool),
+    newest: Link,
     destination: PathBuf,
     options: &RestoreOptions,
     progress: &mut dyn Progress,
 ) -> Result<RestoreReport, ArchiveError> {
+    let set = newest.files();
     let destination = std::path::absolute(&destination)
         .map_err(ArchiveError::io("cannot resolve", &destination))?;
     prepare_destination(&destination, options.force)?;
@@ -123,23 +110,15 @@ fn restore_from(
         bytes: 0,
         assembled: Vec::new(),
     };
-    let manifest = crate::reader::scan_source(source, set.name.kind, first, &mut extractor)?;
+    let manifest = newest.scan(&mut extractor)?;
     let mut bytes = extractor.bytes;
     let mut assembled = std::mem::take(&mut extractor.assembled);
     let mut needs = Needs::of(&manifest);
-    if !needs.is_empty() && !local {
-        return Err(ArchiveError::Missing {
-            kind: set.name.kind,
-            what: format!(
-                "{} is an incremental set: restore it from a folder holding its chain back to its full set (a store's incremental sets are restored after copying them back)",
-                needs.name(manifest.header.backup_number)
-            ),
-        });
-    }
+    let mut link = newest;
     while !needs.is_empty() {
-        let link = crate::verify::locate_parent(&set, &needs)?;
+        link = link.parent(&needs)?;
         let mut filler = Filler {
-            kind: link.name.kind,
+            kind: link.files().name.kind,
             staging: &staging.dir,
             budget: &mut *extractor.budget,
             needs: &needs,
@@ -148,7 +127,7 @@ fn restore_from(
             bytes: 0,
             assembled: &mut assembled,
         };
-        let older = crate::reader::scan(&link, &mut filler)?;
+        let older = link.scan(&mut filler)?;
         bytes += filler.bytes;
         needs.resolve(&older)?;
     }

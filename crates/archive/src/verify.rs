@@ -36,21 +36,96 @@ pub struct VerifyReport {
 /// for an incremental set, every set of its chain back to the full set:
 /// each whole, and together holding every file the newest lists.
 pub fn verify(path: &Path, progress: &mut dyn Progress) -> Result<VerifyReport, ArchiveError> {
-    let set = SetFiles::locate(path)?;
-    let mut report = verify_set(&set, progress)?;
+    verify_chain(&Link::Folder(SetFiles::locate(path)?), progress)
+}
+
+/// Verifies `newest` and every set of its chain, found beside it.
+fn verify_chain(newest: &Link, progress: &mut dyn Progress) -> Result<VerifyReport, ArchiveError> {
+    let mut report = newest.verify(progress)?;
     let mut needs = Needs::of(&report.manifest);
+    let mut link = newest.clone();
     while !needs.is_empty() {
-        let link = locate_parent(&set, &needs)?;
-        let older = verify_set(&link, progress)?;
+        link = link.parent(&needs)?;
+        let older = link.verify(progress)?;
         needs.resolve(&older.manifest)?;
         report.bytes += older.bytes;
-        report.chain.push(link);
+        report.chain.push(older.set);
     }
     Ok(report)
 }
 
-/// The set that the needs' newest resolved set builds on, in `set`'s folder.
-pub(crate) fn locate_parent(set: &SetFiles, needs: &Needs) -> Result<SetFiles, ArchiveError> {
+/// One set of a chain (behaviour §21.2), and where the older ones are:
+/// beside it in its folder, or in its store.
+#[derive(Clone, Debug)]
+pub(crate) enum Link {
+    Folder(SetFiles),
+    Store(RemoteSet),
+}
+
+impl Link {
+    /// The set's files or objects.
+    pub(crate) fn files(&self) -> SetFiles {
+        match self {
+            Link::Folder(set) => set.clone(),
+            Link::Store(remote) => remote.set_files(),
+        }
+    }
+
+    /// Reads the whole set through `visitor` (see [`scan_source`]).
+    pub(crate) fn scan(&self, visitor: &mut dyn Visitor) -> Result<Manifest, ArchiveError> {
+        match self {
+            Link::Folder(set) => scan(set, visitor),
+            Link::Store(remote) => {
+                scan_source(remote, remote.name.kind, &remote.first_label(), visitor)
+            }
+        }
+    }
+
+    /// The set's manifest alone, through its index where it has one.
+    fn manifest(&self) -> Result<Manifest, ArchiveError> {
+        match self {
+            Link::Folder(set) => read_manifest(set),
+            Link::Store(remote) => manifest_of(remote, remote.name.kind, &remote.first_label()),
+        }
+    }
+
+    /// Verifies this set alone.
+    fn verify(&self, progress: &mut dyn Progress) -> Result<VerifyReport, ArchiveError> {
+        let set = self.files();
+        let mut checker = Checker::new(&set, progress);
+        let manifest = self.scan(&mut checker)?;
+        Ok(VerifyReport {
+            set,
+            manifest,
+            bytes: checker.bytes,
+            chain: Vec::new(),
+        })
+    }
+
+    /// The set that the needs' newest resolved set builds on, beside this
+    /// one, named after this set's own name, never after what a manifest
+    /// says (a manifest's base name could point anywhere).
+    pub(crate) fn parent(&self, needs: &Needs) -> Result<Link, ArchiveError> {
+        match self {
+            Link::Folder(set) => locate_parent(set, needs).map(Link::Folder),
+            Link::Store(remote) => {
+                let (newer, name) = parent_name(&remote.name.base, needs)?;
+                match remote.sibling(&name) {
+                    Err(ArchiveError::Missing { .. }) => Err(missing_link(
+                        &newer,
+                        &name,
+                        Path::new(&remote.set_files().dir),
+                    )),
+                    other => other.map(Link::Store),
+                }
+            }
+        }
+    }
+}
+
+/// The name of the newer set the needs were resolved against, and of the
+/// set it builds on (of base `base`).
+fn parent_name(base: &str, needs: &Needs) -> Result<(String, String), ArchiveError> {
     let newer = needs.name(needs.newer());
     let Some(number) = needs.parent else {
         return Err(ArchiveError::corrupt(
@@ -58,9 +133,14 @@ pub(crate) fn locate_parent(set: &SetFiles, needs: &Needs) -> Result<SetFiles, A
             format!("{newer} lists files held by another set, but builds on none"),
         ));
     };
+    Ok((newer, format!("{base}[{}]", number.text())))
+}
+
+/// The set that the needs' newest resolved set builds on, in `set`'s folder.
+fn locate_parent(set: &SetFiles, needs: &Needs) -> Result<SetFiles, ArchiveError> {
     // Named after the set's own file, never after what its manifest says:
     // a manifest's base name could point anywhere.
-    let name = format!("{}[{}]", set.name.base, number.text());
+    let (newer, name) = parent_name(&set.name.base, needs)?;
     match SetFiles::locate(&set.dir.join(&name)) {
         Err(ArchiveError::Missing { .. }) => Err(missing_link(&newer, &name, &set.dir)),
         other => other,
@@ -74,30 +154,26 @@ pub fn verify_set(
     set: &SetFiles,
     progress: &mut dyn Progress,
 ) -> Result<VerifyReport, ArchiveError> {
-    let mut checker = Checker::new(set, progress);
-    let manifest = scan(set, &mut checker)?;
-    Ok(VerifyReport {
-        set: set.clone(),
-        manifest,
-        bytes: checker.bytes,
-        chain: Vec::new(),
-    })
+    Link::Folder(set.clone()).verify(progress)
 }
 
-/// Verifies a set in a store, reading its objects as one stream (behaviour §19).
+/// Verifies one set of a store alone, reading its objects as one stream
+/// (behaviour §19): an incremental set's chain is not read (a backup reads
+/// back the set it just wrote this way).
+pub fn verify_remote_set(
+    remote: &RemoteSet,
+    progress: &mut dyn Progress,
+) -> Result<VerifyReport, ArchiveError> {
+    Link::Store(remote.clone()).verify(progress)
+}
+
+/// Verifies a set in a store, reading its objects as one stream (behaviour §19),
+/// and, for an incremental set, every set of its chain in the same store.
 pub fn verify_remote(
     remote: &RemoteSet,
     progress: &mut dyn Progress,
 ) -> Result<VerifyReport, ArchiveError> {
-    let set = remote.set_files();
-    let mut checker = Checker::new(&set, progress);
-    let manifest = scan_source(remote, set.name.kind, &remote.first_label(), &mut checker)?;
-    Ok(VerifyReport {
-        set: set.clone(),
-        manifest,
-        bytes: checker.bytes,
-        chain: Vec::new(),
-    })
+    verify_chain(&Link::Store(remote.clone()), progress)
 }
 
 /// Hashes every file and checks the whole against the manifest.
@@ -183,8 +259,21 @@ pub type Origin = Vec<(BackupNumber, Option<usize>)>;
 pub fn list_origins(
     path: &Path,
 ) -> Result<(SetFiles, Manifest, BTreeMap<String, Origin>), ArchiveError> {
+    origins_of(Link::Folder(SetFiles::locate(path)?))
+}
+
+/// [`list_origins`] for a set in a store, its chain read in the same store.
+pub fn list_origins_remote(
+    remote: &RemoteSet,
+) -> Result<(SetFiles, Manifest, BTreeMap<String, Origin>), ArchiveError> {
+    origins_of(Link::Store(remote.clone()))
+}
+
+fn origins_of(
+    newest: Link,
+) -> Result<(SetFiles, Manifest, BTreeMap<String, Origin>), ArchiveError> {
     use crate::manifest::Store;
-    let (set, manifest) = list(path)?;
+    let (set, manifest) = (newest.files(), newest.manifest()?);
     let number = manifest.header.backup_number;
     let mut origins: BTreeMap<String, Origin> = BTreeMap::new();
     for e in manifest
@@ -200,9 +289,10 @@ pub fn list_origins(
         origins.insert(e.path.clone(), vec![(number, held)]);
     }
     let mut needs = Needs::of(&manifest);
+    let mut link = newest;
     while !needs.is_empty() {
-        let link = locate_parent(&set, &needs)?;
-        let older = read_manifest(&link)?;
+        link = link.parent(&needs)?;
+        let older = link.manifest()?;
         for (path, held) in needs.resolve(&older)? {
             origins
                 .entry(path)

@@ -533,3 +533,122 @@ fn a_chain_of_hex_block_hashes_still_reads_and_a_new_set_builds_on_it() {
     common::restore_to(&set(4), &to).unwrap();
     assert_eq!(std::fs::read(to.join("Data/Notes.4DD")).unwrap(), data);
 }
+
+/// A store over the fixture's destination folder, with a runtime for its
+/// reads (the folder store is sauve's own `Store`, as a bucket is).
+fn folder_store(fx: &Fixture) -> (tokio::runtime::Runtime, Arc<dyn sauve_store::Store>) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let store: Arc<dyn sauve_store::Store> =
+        Arc::new(sauve_store::FolderStore::new(fx.destination.clone()));
+    (runtime, store)
+}
+
+fn remote(
+    runtime: &tokio::runtime::Runtime,
+    store: &Arc<dyn sauve_store::Store>,
+    name: &str,
+) -> Result<sauve_archive::RemoteSet, ArchiveError> {
+    runtime.block_on(sauve_archive::RemoteSet::locate(
+        Arc::clone(store),
+        runtime.handle().clone(),
+        name,
+        None,
+    ))
+}
+
+#[test]
+fn a_chain_in_a_store_restores_verifies_and_lists_from_the_store() {
+    let fx = Fixture::new();
+    let mut clock = 0;
+    start(&fx, &mut clock);
+    let full = backup(&fx, 1, Compression::Fast, None, false);
+    apply(fx.app(), &Op::Block(1, 3), &mut clock);
+    apply(fx.app(), &Op::Small(2, 300, 4), &mut clock);
+    let second = backup(&fx, 2, Compression::Fast, Some(full), false);
+    apply(fx.app(), &Op::Block(3, 9), &mut clock);
+    backup(&fx, 3, Compression::Fast, Some(second), false);
+    let want = tree(fx.app());
+    let (runtime, store) = folder_store(&fx);
+    let newest = remote(&runtime, &store, "App[0003]").unwrap();
+
+    let to = fx.root.path().join("from-store");
+    let report = sauve_archive::restore_remote(
+        &newest,
+        &RestoreOptions {
+            to: Some(to.clone()),
+            force: false,
+        },
+        &mut NoProgress,
+    )
+    .unwrap();
+    assert_eq!(report.manifest.header.chain, Some(2));
+    assert_eq!(differs(&tree(&to), &want), None);
+
+    let verified = sauve_archive::verify_remote(&newest, &mut NoProgress).unwrap();
+    assert_eq!(verified.chain.len(), 2, "verified with its chain");
+    // Alone: what a backup reads back after writing it.
+    let alone = sauve_archive::verify_remote_set(&newest, &mut NoProgress).unwrap();
+    assert!(alone.chain.is_empty());
+
+    let (_, _, origins) = sauve_archive::list_origins_remote(&newest).unwrap();
+    let data = &origins["Data/App.4DD"];
+    assert_eq!(
+        data[0].0,
+        sauve_archive::BackupNumber::new(3),
+        "its changed block from App[0003]: {data:?}"
+    );
+    assert_eq!(
+        data.last().unwrap().0,
+        sauve_archive::BackupNumber::new(1),
+        "the rest from the full set: {data:?}"
+    );
+
+    // The full set gone from the store: the link is named, nothing is restored.
+    std::fs::remove_file(set_path(&fx, 1)).unwrap();
+    let to = fx.root.path().join("broken");
+    let err = sauve_archive::restore_remote(
+        &newest,
+        &RestoreOptions {
+            to: Some(to.clone()),
+            force: false,
+        },
+        &mut NoProgress,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, ArchiveError::Missing { .. }) && err.to_string().contains("App[0001]"),
+        "{err}"
+    );
+    assert!(!to.join("Data/App.4DD").exists());
+    let err = sauve_archive::verify_remote(&newest, &mut NoProgress).unwrap_err();
+    assert!(err.to_string().contains("App[0001]"), "{err}");
+}
+
+#[test]
+fn the_parent_is_read_from_the_head_of_a_set_s_first_bytes() {
+    let fx = Fixture::new();
+    let mut clock = 0;
+    start(&fx, &mut clock);
+    let full = backup(&fx, 1, Compression::Fast, None, false);
+    apply(fx.app(), &Op::Block(1, 3), &mut clock);
+    backup(&fx, 2, Compression::None, Some(full), false);
+    let head = |n: u32| {
+        let bytes = std::fs::read(set_path(&fx, n)).unwrap();
+        bytes[..bytes.len().min(256 << 10)].to_vec()
+    };
+    let kind = sauve_archive::SetKind::Backup;
+    assert_eq!(
+        sauve_archive::parent_in_head(kind, "App[0001]", &head(1)).unwrap(),
+        None
+    );
+    assert_eq!(
+        sauve_archive::parent_in_head(kind, "App[0002]", &head(2)).unwrap(),
+        Some(1.into())
+    );
+    let err = sauve_archive::parent_in_head(kind, "junk", &[7u8; 600]).unwrap_err();
+    assert!(err.to_string().contains("junk"), "{err}");
+}

@@ -224,7 +224,14 @@ pub(crate) fn list(
     let (set, manifest, origins) = match remote(archive, app, identity)? {
         Some(r) => {
             let (set, manifest) = sauve_archive::list_remote(&r.set).map_err(failure)?;
-            (set, manifest, None)
+            // An incremental set: its chain is read in the same store.
+            if manifest.header.parent.is_some() {
+                let (set, manifest, origins) =
+                    sauve_archive::list_origins_remote(&r.set).map_err(failure)?;
+                (set, manifest, Some(origins))
+            } else {
+                (set, manifest, None)
+            }
         }
         None => {
             let (set, manifest) = sauve_archive::list(archive).map_err(failure)?;

@@ -121,10 +121,27 @@ impl Destination {
         }
     }
 
-    /// Whether a set there may build on the one before (behaviour §21):
-    /// in a folder, where the parent set is read.
-    pub(crate) fn incremental(&self) -> bool {
-        self.store.is_none()
+    /// Whether a set there may build on the one before (behaviour §21.1),
+    /// or what the journal says of the full set made instead: in a folder,
+    /// and in a store whose sets are not encrypted, where the parent's
+    /// manifest is read alone through its index.
+    pub(crate) fn incremental(&self) -> Result<(), String> {
+        match &self.store {
+            Some(store) if store.encrypted() => Err(
+                "a full set: sets encrypted at the destination are always full (their manifests cannot be read without the identity)"
+                    .to_owned(),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// The manifest of the set `name` (`base[NNNN]`) there, read alone
+    /// through its index: the parent an incremental set compares with.
+    pub(crate) fn manifest_of(&self, name: &str) -> Result<sauve_archive::Manifest, ArchiveError> {
+        match &self.store {
+            Some(store) => store.manifest_of(name),
+            None => sauve_archive::list(&self.records.join(name)).map(|(_, m)| m),
+        }
     }
 
     /// Where a set's files go: the store's uploads, or files made with
@@ -419,7 +436,11 @@ impl StoreDestination {
         let Some(first) = files.first() else {
             return ReadBack::default();
         };
-        let e = match self.read_back(&key_of(first), progress) {
+        // The set alone: its chain was read back when it was written.
+        let e = match self
+            .locate(&key_of(first))
+            .and_then(|set| sauve_archive::verify_remote_set(&set, progress))
+        {
             Ok(_) => return ReadBack::default(),
             Err(e) => e,
         };
@@ -439,7 +460,8 @@ impl StoreDestination {
     }
 
     /// Reads the set `name` names back from the store and checks every
-    /// segment, stream, size and hash against its manifest. Writes nothing.
+    /// segment, stream, size and hash against its manifest, with the older
+    /// sets of its chain (behaviour §21.2). Writes nothing.
     pub(crate) fn read_back(
         &self,
         name: &str,
@@ -447,6 +469,12 @@ impl StoreDestination {
     ) -> Result<sauve_archive::VerifyReport, ArchiveError> {
         let set = self.locate(name)?;
         sauve_archive::verify_remote(&set, progress)
+    }
+
+    /// The manifest of the set `name` names, read alone through its index.
+    fn manifest_of(&self, name: &str) -> Result<sauve_archive::Manifest, ArchiveError> {
+        let set = self.locate(name)?;
+        sauve_archive::list_remote(&set).map(|(_, m)| m)
     }
 
     /// Restores the set `name` names from the store (behaviour §13.1, §19): every
@@ -490,8 +518,9 @@ impl StoreDestination {
                 retained.numbers.push(number);
             }
         }
-        if let Err(e) = removed {
-            retained.failure = Some(e.into());
+        match removed {
+            Ok(kept_for) => retained.kept_for = kept_for,
+            Err(e) => retained.failure = Some(e.into()),
         }
         retained
     }

@@ -264,16 +264,18 @@ async fn merged_history(store: &dyn Store) -> Result<History, StoreError> {
     Ok(merged)
 }
 
-/// Keeps the newest `keep` backup sets of `base` in `store`: older sets go
-/// whole (every segment, and their log backup), the manifest-bearing object
-/// first so that a half-deleted set reads as missing, not as sound. Each
-/// deleted key is told to `deleted` with its set's number.
+/// Keeps the newest `keep` backup sets of `base` in `store`, and every set
+/// one of them builds on (behaviour §21.2): older sets go whole (every
+/// segment, and their log backup), the manifest-bearing object first so
+/// that a half-deleted set reads as missing, not as sound. Each deleted key
+/// is told to `deleted` with its set's number; returns the sets kept beyond
+/// the count, each with the set that needs it.
 pub(crate) async fn prune(
     store: &dyn Store,
     base: &str,
     keep: usize,
     mut deleted: impl FnMut(&str, BackupNumber),
-) -> Result<(), StoreError> {
+) -> Result<Vec<(BackupNumber, BackupNumber)>, StoreError> {
     let listed = store.list(&format!("{base}[")).await?;
     let named: Vec<(ArchiveName, String)> = listed
         .iter()
@@ -282,8 +284,8 @@ pub(crate) async fn prune(
         })
         .filter(|(a, _)| a.base == base && !a.part)
         .collect();
-    // A store holds no incremental set yet: no chain to spare.
-    let sweep = crate::retention::sweep(&named, keep, |_| None);
+    let parents = parents_in(store, &listed, base).await;
+    let sweep = crate::retention::sweep(&named, keep, |n| parents.get(&n).copied());
     for (number, mut keys) in sweep.sets {
         // Backup before log, last segment first.
         keys.sort_by_key(|(a, _)| (a.kind != SetKind::Backup, std::cmp::Reverse(a.segment)));
@@ -296,7 +298,45 @@ pub(crate) async fn prune(
             store.describe()
         );
     }
-    Ok(())
+    Ok(sweep.kept_for)
+}
+
+/// The set each backup set of `base` among `listed` builds on (behaviour
+/// §21.2), read from the head of its first object, so that retention in a
+/// store keeps whole chains. A set whose head cannot be read here (one
+/// encrypted, whose identity sauve does not hold while it backs up, or
+/// one out of reach or damaged) protects nothing.
+async fn parents_in(
+    store: &dyn Store,
+    listed: &[sauve_store::ObjectInfo],
+    base: &str,
+) -> std::collections::BTreeMap<BackupNumber, BackupNumber> {
+    /// The head of any set sauve writes: its pax global header, in the
+    /// first zstd block of its first frame.
+    const HEAD: u64 = 256 << 10;
+    let mut parents = std::collections::BTreeMap::new();
+    for o in listed {
+        let (key, encrypted) = sauve_archive::strip_age(&o.key);
+        let Some(a) = ArchiveName::parse(key) else {
+            continue;
+        };
+        if encrypted
+            || a.base != base
+            || a.part
+            || a.kind != SetKind::Backup
+            || a.segment.is_some_and(|s| s != 1)
+        {
+            continue;
+        }
+        let Ok(head) = store.get_range(&o.key, 0..o.size.min(HEAD)).await else {
+            continue;
+        };
+        let label = format!("{}{}", store.describe(), o.key);
+        if let Ok(Some(parent)) = sauve_archive::parent_in_head(SetKind::Backup, &label, &head) {
+            parents.insert(a.number, parent);
+        }
+    }
+    parents
 }
 
 #[cfg(test)]

@@ -234,7 +234,6 @@ pub struct IncrementalSettings {
     pub verify_unchanged: bool,
 }
 
-
 impl IncrementalSettings {
     /// Whether incremental sets are made (`full_every` 1 makes every set
     /// full, as 0 does).

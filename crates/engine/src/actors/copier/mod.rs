@@ -120,10 +120,18 @@ impl Handler<BeginSet> for Copier {
     type Result = Result<Begun, EngineError>;
     fn handle(&mut self, msg: BeginSet, _: &mut SyncContext<Self>) -> Self::Result {
         let destination = self.destination(msg.run)?;
+        let mut refused = None;
         let basis = msg
             .incremental
-            .filter(|_| destination.incremental())
-            .map(|settings| basis(&msg.spec, &settings));
+            .and_then(|settings| match destination.incremental() {
+                Ok(()) => Some(basis(&msg.spec, &settings, |name| {
+                    destination.manifest_of(name)
+                })),
+                Err(why) => {
+                    refused = Some(why);
+                    None
+                }
+            });
         let mut writer =
             ArchiveWriter::create_into(msg.spec, msg.header, destination.target(msg.open_part))?;
         // Stop never waits for a frame being compressed (a Compact frame
@@ -131,7 +139,7 @@ impl Handler<BeginSet> for Copier {
         // up, and the frames in flight are abandoned with the set.
         let stop = msg.stop;
         writer.stop_when(move || stop.is_cancelled() || sauve_durable::fault::stop_requested());
-        let (mut parent, mut note) = (None, None);
+        let (mut parent, mut note) = (None, refused);
         if let Some((incremental, why)) = basis {
             parent = incremental.parent.as_ref().map(|m| m.header.backup_number);
             note = Some(why);
@@ -153,6 +161,7 @@ impl Handler<BeginSet> for Copier {
 fn basis(
     spec: &sauve_archive::SetSpec,
     settings: &sauve_settings::IncrementalSettings,
+    manifest_of: impl Fn(&str) -> Result<sauve_archive::Manifest, sauve_archive::ArchiveError>,
 ) -> (sauve_archive::Incremental, String) {
     let full = |why: String| {
         (
@@ -168,8 +177,8 @@ fn basis(
         return full("a full set: the first of its base".to_owned());
     };
     let name = format!("{}[{}]", spec.base, previous.text());
-    let manifest = match sauve_archive::list(&spec.destination.join(&name)) {
-        Ok((_, m)) => m,
+    let manifest = match manifest_of(&name) {
+        Ok(m) => m,
         Err(sauve_archive::ArchiveError::Missing { .. }) => {
             return full(format!("a full set: {name} is not in the destination"));
         }
