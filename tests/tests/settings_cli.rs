@@ -133,6 +133,15 @@ fn settings_init_adds_incremental_sets_to_a_sauve_toml_without_and_keeps_one_cho
     );
     let own = sauve_settings::load_sauve_toml(app.path()).unwrap();
     assert_eq!(own.incremental.full_every, 7);
+    // A sauve.toml that cannot be read stops init before anything is written.
+    let broken = SampleApp::new(None).unwrap();
+    let toml_path = broken.path().join("Settings/sauve.toml");
+    std::fs::create_dir_all(toml_path.parent().unwrap()).unwrap();
+    std::fs::write(&toml_path, "[incremental\n").unwrap();
+    let out = sauve(&["settings", "init", "--app", &broken.arg()]);
+    assert_ne!(out.code, 0, "{}", out.stdout);
+    assert!(out.stderr.contains("sauve.toml"), "{}", out.stderr);
+    assert!(!broken.path().join("Settings/backup.4DSettings").exists());
     // Chosen before init (full sets only): kept as it is.
     let app = SampleApp::new(None).unwrap();
     let toml = app.path().join("Settings/sauve.toml");

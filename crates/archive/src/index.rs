@@ -86,6 +86,22 @@ pub(crate) fn strip(tail: &[u8]) -> &[u8] {
     }
 }
 
+/// The last [`LEN`] bytes of a set (its index, in a set written since),
+/// read across its segments; `None` when the source cannot be read from any
+/// offset or is shorter.
+pub(crate) fn read_tail(source: &dyn SegmentSource) -> io::Result<Option<[u8; LEN]>> {
+    let Some(lengths) = source.lengths() else {
+        return Ok(None);
+    };
+    let total = lengths.iter().try_fold(0u64, |a, &b| a.checked_add(b));
+    let Some(end) = total.and_then(|t| t.checked_sub(LEN as u64)) else {
+        return Ok(None);
+    };
+    let mut raw = [0u8; LEN];
+    Spans::new(source, &lengths, end)?.read_exact(&mut raw)?;
+    Ok(Some(raw))
+}
+
 /// A manifest found through a set's index.
 #[derive(Debug)]
 pub(crate) struct Located {
@@ -171,12 +187,7 @@ pub(crate) fn locate(
             segment(index.at)
         )));
     }
-    // Grown as it is read, never sized from the index alone.
-    let mut json = Vec::with_capacity(index.json_len.min(1 << 20) as usize);
-    (&mut plain)
-        .take(index.json_len)
-        .read_to_end(&mut json)
-        .map_err(damaged)?;
+    let json = crate::source::read_manifest_bytes(&mut plain, index.json_len).map_err(damaged)?;
     if *blake3::hash(&json).as_bytes() != index.hash {
         return Err(bad(format!(
             "points to a manifest whose hash is not its own (byte {}, {}): the manifest or the index is damaged",

@@ -396,6 +396,19 @@ mod tests {
     }
 
     #[test]
+    fn block_hashes_are_stored_as_the_base64_of_their_little_endian_bytes() {
+        // The format itself, pinned: sets already written must read the same.
+        let hashes = BlockHashes::from(vec![1, 0x0102_0304_0506_0708, u64::MAX, 0]);
+        assert_eq!(
+            blocks_json(&hashes),
+            r#""AQAAAAAAAAAIBwYFBAMCAf//////////AAAAAAAAAAA=""#
+        );
+        let back: BlockHashes =
+            serde_json::from_str(r#""AQAAAAAAAAAIBwYFBAMCAf//////////AAAAAAAAAAA=""#).unwrap();
+        assert_eq!(back, hashes);
+    }
+
+    #[test]
     fn version_1_hex_hashes_keep_their_first_8_bytes() {
         let data = [b"first block".as_slice(), b"second"];
         let hex: Vec<String> = data

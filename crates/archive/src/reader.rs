@@ -396,6 +396,22 @@ pub(crate) fn scan_source(
     }
 }
 
+/// Reads a whole set whose manifest, and that manifest's hash, the caller
+/// already holds (its writer, before the commit), checking the stream
+/// against them as [`scan_source`] checks a set against its index's: the
+/// manifest is neither read back whole nor parsed a second time.
+pub(crate) fn scan_declared(
+    source: &dyn SegmentSource,
+    kind: SetKind,
+    first: &str,
+    visitor: &mut dyn Visitor,
+    (manifest, hash): (&Manifest, [u8; 32]),
+) -> Result<(), ArchiveError> {
+    visitor.declared(manifest)?;
+    let declared = Declared::of(manifest, hash);
+    scan_stream(source, kind, first, visitor, Some(&declared)).map(drop)
+}
+
 /// The manifest of a set, through its index when it has one, else by
 /// reading its stream through (checked as [`scan_source`] checks it).
 pub(crate) fn manifest_of(
@@ -815,25 +831,24 @@ fn stream_manifest(
             format!("the manifest is {size} bytes, too large"),
         ));
     }
-    // Grown as it is read, never sized from the header alone.
-    let mut json = Vec::with_capacity(size.min(1 << 20) as usize);
-    entry
-        .read_to_end(&mut json)
+    if let Some(d) = declared {
+        // Hashed as it streams: the declared manifest is not parsed again,
+        // nor its bytes held a second time.
+        let mut hasher = blake3::Hasher::new();
+        io::copy(entry, &mut hasher).map_err(|e| damaged("the manifest's header", e))?;
+        let hash = *hasher.finalize().as_bytes();
+        if d.hash != hash {
+            return Err(ArchiveError::corrupt(
+                kind,
+                "the manifest at the end of the stream is not the one its index points to (or that a first reading found)",
+            ));
+        }
+        return Ok((None, hash));
+    }
+    let json = crate::source::read_manifest_bytes(entry, size)
         .map_err(|e| damaged("the manifest's header", e))?;
     let hash = *blake3::hash(&json).as_bytes();
-    if let Some(d) = declared
-        && d.hash != hash
-    {
-        return Err(ArchiveError::corrupt(
-            kind,
-            "the manifest at the end of the stream is not the one its index points to (or that a first reading found)",
-        ));
-    }
-    let own = match declared {
-        Some(_) => None,
-        None => Some(parse_manifest(kind, &json)?),
-    };
-    Ok((own, hash))
+    Ok((Some(parse_manifest(kind, &json)?), hash))
 }
 
 /// The end of a set read through: after the manifest, the end-of-archive

@@ -38,6 +38,37 @@ pub trait SegmentSource {
     }
 }
 
+/// Reads at most `len` bytes of a manifest from `r` (fewer at its end), into
+/// a vector grown a MiB at a time to exactly their size: never sized from
+/// a header or an index alone, and never twice the manifest, as a vector
+/// grown by doubling would hold (a 64 GiB file's block map is 43 MiB of JSON).
+pub(crate) fn read_manifest_bytes(r: &mut dyn Read, len: u64) -> io::Result<Vec<u8>> {
+    const STEP: u64 = 1 << 20;
+    let mut json = Vec::new();
+    let mut left = len;
+    while left > 0 {
+        let want = left.min(STEP) as usize;
+        let at = json.len();
+        json.reserve_exact(want);
+        json.resize(at + want, 0);
+        let mut filled = 0;
+        while filled < want {
+            match r.read(&mut json[at + filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        json.truncate(at + filled);
+        if filled < want {
+            break;
+        }
+        left -= want as u64;
+    }
+    Ok(json)
+}
+
 /// A manifest's JSON, parsed and checked: its format and version, and
 /// that restoring what it lists is safe ([`crate::safety`]).
 pub(crate) fn parse_manifest(kind: SetKind, json: &[u8]) -> Result<Manifest, ArchiveError> {

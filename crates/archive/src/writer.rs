@@ -23,7 +23,8 @@ use crate::manifest::{
     BlockHashes, Blocks, EntryType, FORMAT, MANIFEST_NAME, Manifest, ManifestEntry, ManifestHeader,
     Store, VERSION, compact,
 };
-use crate::naming::ArchiveName;
+use crate::naming::{ArchiveName, SetFiles};
+use std::sync::Arc;
 
 /// The pax global record naming an incremental set's parent.
 pub(crate) const PARENT_RECORD: &str = "SAUVE.parent";
@@ -410,25 +411,22 @@ pub struct ArchiveWriter {
 }
 
 /// What an incremental writer compares with: the settings, and the
-/// parent's files by path.
+/// parent's files by path, each taken out when its file is written, so that
+/// a large block map is held once, never copied, and let go once used.
 struct Base {
-    settings: Incremental,
-    files: std::collections::HashMap<String, usize>,
+    block_size: Option<u64>,
+    verify_unchanged: bool,
+    files: std::collections::HashMap<String, ManifestEntry>,
 }
 
 impl Base {
-    fn parent_file(&self, path: &str) -> Option<&ManifestEntry> {
-        let parent = self.settings.parent.as_ref()?;
-        self.files.get(path).map(|&i| &parent.entries[i])
-    }
-
     /// The block size of a file of `size` bytes whose entry in the parent
     /// is `parent` (behaviour §21): `block_kib` when set; else the parent's
     /// for the file, so that a chain keeps comparing the file's blocks
     /// (sets of the format before chose 1024 KiB); else one chosen from
     /// its size.
     fn block_size(&self, size: u64, parent: Option<&ManifestEntry>) -> u64 {
-        self.settings.block_size.unwrap_or_else(|| {
+        self.block_size.unwrap_or_else(|| {
             parent
                 .and_then(|p| p.blocks.as_ref())
                 .map(|b| b.block_size)
@@ -476,10 +474,10 @@ fn incremental_file_entry(entry: &SourceEntry, inode: Option<u64>) -> ManifestEn
 
 /// Makes `out` a `same` entry: the parent's blake3, and its blocks with none
 /// changed.
-fn mark_same(out: &mut ManifestEntry, p: &ManifestEntry) {
+fn mark_same(out: &mut ManifestEntry, p: ManifestEntry) {
     out.store = Store::Same;
-    out.blake3 = p.blake3.clone();
-    out.blocks = p.blocks.clone().map(|b| Blocks {
+    out.blake3 = p.blake3;
+    out.blocks = p.blocks.map(|b| Blocks {
         changed: Vec::new(),
         ..b
     });
@@ -573,20 +571,26 @@ impl ArchiveWriter {
                 source: io::Error::other("set_incremental comes before the first entry"),
             });
         }
-        let files = settings
-            .parent
-            .iter()
-            .flat_map(|m| m.entries.iter().enumerate())
-            .filter(|(_, e)| e.entry_type == EntryType::File)
-            .map(|(i, e)| (e.path.clone(), i))
-            .collect();
-        self.header.parent = settings.parent.as_ref().map(|m| m.header.backup_number);
+        let Incremental {
+            block_size,
+            verify_unchanged,
+            parent,
+        } = settings;
+        self.header.parent = parent.as_ref().map(|m| m.header.backup_number);
         self.header.chain = Some(
-            settings
-                .parent
+            parent
                 .as_ref()
                 .map_or(0, |m| m.header.chain.unwrap_or(0) + 1),
         );
+        // The parent's entries are moved, not copied, when no one else holds it.
+        let files = parent
+            .map(|m| Arc::try_unwrap(m).unwrap_or_else(|shared| (*shared).clone()))
+            .map(|m| m.entries)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e.entry_type == EntryType::File)
+            .map(|e| (e.path.clone(), e))
+            .collect();
         if let Some(parent) = self.header.parent {
             let records = pax_records(&[(PARENT_RECORD, parent.to_string())]);
             let mut g = tar::Header::new_ustar();
@@ -603,7 +607,11 @@ impl ArchiveWriter {
             })();
             written.map_err(|e| self.write_err(e))?;
         }
-        self.incremental = Some(Base { settings, files });
+        self.incremental = Some(Base {
+            block_size,
+            verify_unchanged,
+            files,
+        });
         Ok(())
     }
 
@@ -668,12 +676,12 @@ impl ArchiveWriter {
             EntryType::Dir => format!("{}/", entry.path),
             _ => entry.path.clone(),
         };
-        if let (Some(f), Some(base)) = (file.as_mut(), self.incremental.as_ref()) {
-            let parent = base.parent_file(&entry.path);
+        if let (Some(f), Some(base)) = (file.as_mut(), self.incremental.as_mut()) {
+            let parent = base.files.remove(&entry.path);
             let basis = Basis {
-                block_size: base.block_size(entry.size, parent),
-                verify_unchanged: base.settings.verify_unchanged,
-                parent: parent.cloned(),
+                block_size: base.block_size(entry.size, parent.as_ref()),
+                verify_unchanged: base.verify_unchanged,
+                parent,
             };
             let entry =
                 self.append_incremental(entry, f, (basis, read == entry.source), progress)?;
@@ -729,7 +737,7 @@ impl ArchiveWriter {
         let Basis {
             block_size,
             verify_unchanged,
-            parent,
+            mut parent,
         } = basis;
         let unchanged = from_source
             && parent.as_ref().is_some_and(|p| {
@@ -742,8 +750,7 @@ impl ArchiveWriter {
         let mut out = incremental_file_entry(entry, inode);
         if unchanged
             && !verify_unchanged
-            && let Some(p) = parent.as_ref()
-            && same_blocks_fit(entry, block_size, p)
+            && let Some(p) = parent.take_if(|p| same_blocks_fit(entry, block_size, p))
         {
             if progress.is_stopped() {
                 return Err(ArchiveError::Stopped);
@@ -757,20 +764,20 @@ impl ArchiveWriter {
             .and_then(|p| p.blocks.as_ref())
             .filter(|b| b.block_size == block_size && entry.size >= block_size);
         let compare = parent.is_some() && (unchanged || parent_blocks.is_some());
-        let first = if compare {
+        let mut first = if compare {
             Some(self.first_read(file, entry, block_size, progress)?)
         } else {
             None
         };
-        if let (Some(first), Some(p)) = (&first, &parent)
-            && p.size == entry.size
-            && p.blake3.as_deref() == Some(first.blake3.as_str())
-            && same_blocks_fit(entry, block_size, p)
-        {
+        let same_content = matches!((&first, &parent), (Some(first), Some(p))
+            if p.size == entry.size
+                && p.blake3.as_deref() == Some(first.blake3.as_str())
+                && same_blocks_fit(entry, block_size, p));
+        if same_content && let Some(p) = parent {
             mark_same(&mut out, p);
             return Ok(out);
         }
-        if let (Some(first), Some(pb)) = (&first, parent_blocks)
+        if let (Some(first), Some(pb)) = (first.as_mut(), parent_blocks)
             && self.append_changed_blocks(
                 file,
                 entry,
@@ -794,7 +801,7 @@ impl ArchiveWriter {
         file: &mut File,
         entry: &SourceEntry,
         block_size: u64,
-        (first, pb): (&FirstRead, &Blocks),
+        (first, pb): (&mut FirstRead, &Blocks),
         out: &mut ManifestEntry,
         progress: &mut dyn Progress,
     ) -> Result<bool, ArchiveError> {
@@ -823,9 +830,10 @@ impl ArchiveWriter {
         self.write_blocks(file, entry, &head, &first.blocks, progress)?;
         out.store = Store::Blocks;
         out.blake3 = Some(first.blake3.clone());
+        // Moved, not copied: the first read's hashes are this entry's.
         out.blocks = Some(Blocks {
             block_size,
-            hashes: first.blocks.clone(),
+            hashes: std::mem::take(&mut first.blocks),
             changed,
         });
         Ok(true)
@@ -1098,11 +1106,13 @@ impl ArchiveWriter {
             self.write_header(header)?;
             let out = self.stream.out()?;
             let mut written = Counted::new(io::BufWriter::with_capacity(CHUNK, out));
-            serde_json::to_writer_pretty(&mut written, &manifest).map_err(io::Error::other)?;
+            // An error of the stream itself comes back as it was (a full
+            // disk, Stop, the store's), not as an encoding error.
+            serde_json::to_writer_pretty(&mut written, &manifest).map_err(io::Error::from)?;
             written.inner.flush()?;
             if written.bytes != json_len {
                 return Err(io::Error::other(format!(
-                    "the manifest encoded to {} bytes, then to {json_len}",
+                    "the manifest encoded to {json_len} bytes, then to {}",
                     written.bytes
                 )));
             }
@@ -1119,13 +1129,14 @@ impl ArchiveWriter {
             };
             segments.write_all(&index.encode())?;
             segments.finish()?;
-            Ok(segments)
+            Ok((segments, index))
         })();
         match result {
-            Ok(mut segments) => Ok(PendingSet {
+            Ok((mut segments, index)) => Ok(PendingSet {
                 files: std::mem::take(&mut segments.files),
                 target: segments.target.take(),
                 manifest,
+                index,
                 committed: false,
             }),
             Err(e) => Err(self.write_err(e)),
@@ -1186,6 +1197,8 @@ pub struct PendingSet {
     files: Vec<(PathBuf, PathBuf)>,
     target: Option<Box<dyn SetTarget>>,
     manifest: Manifest,
+    /// The index written at the end of the set.
+    index: crate::index::Index,
     committed: bool,
 }
 
@@ -1212,6 +1225,30 @@ impl PendingSet {
     /// The manifest written at the end of the set.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// Verifies the set under its `.part` names (behaviour §5), against the
+    /// manifest and index written: every segment read through, every entry
+    /// as the manifest declares it, the manifest's bytes and the index at
+    /// the end as written. Returns the bytes of content checked.
+    pub fn verify(&self, progress: &mut dyn Progress) -> Result<u64, ArchiveError> {
+        let header = &self.manifest.header;
+        let files = self.part_files();
+        let set = SetFiles {
+            dir: files
+                .first()
+                .and_then(|f| f.parent())
+                .map_or_else(PathBuf::new, Path::to_path_buf),
+            name: ArchiveName {
+                base: header.base_name.clone(),
+                number: header.backup_number,
+                segment: None,
+                kind: header.kind,
+                part: false,
+            },
+            files,
+        };
+        crate::verify::verify_written(&set, (&self.manifest, &self.index), progress)
     }
 
     /// Whether verify can read the set before its commit (see

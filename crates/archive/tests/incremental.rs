@@ -634,8 +634,18 @@ fn the_parent_is_read_from_the_head_of_a_set_s_first_bytes() {
     let mut clock = 0;
     start(&fx, &mut clock);
     let full = backup(&fx, 1, Compression::Fast, None, false);
-    apply(fx.app(), &Op::Block(1, 3), &mut clock);
-    backup(&fx, 2, Compression::None, Some(full), false);
+    // 4 MiB that do not compress: the head is cut inside the first frame.
+    let noise: Vec<u8> = {
+        let mut rng = fastrand::Rng::with_seed(5);
+        std::iter::repeat_with(|| rng.u8(..))
+            .take(4 << 20)
+            .collect()
+    };
+    std::fs::write(fx.app().join("Data/App.4DD"), &noise).unwrap();
+    stamp(&fx.app().join("Data/App.4DD"), &mut clock);
+    backup(&fx, 2, Compression::Fast, Some(full), false);
+    assert!(std::fs::metadata(set_path(&fx, 2)).unwrap().len() > 1 << 20);
+    backup(&fx, 3, Compression::None, None, false);
     let head = |n: u32| {
         let bytes = std::fs::read(set_path(&fx, n)).unwrap();
         bytes[..bytes.len().min(256 << 10)].to_vec()
@@ -648,6 +658,10 @@ fn the_parent_is_read_from_the_head_of_a_set_s_first_bytes() {
     assert_eq!(
         sauve_archive::parent_in_head(kind, "App[0002]", &head(2)).unwrap(),
         Some(1.into())
+    );
+    assert_eq!(
+        sauve_archive::parent_in_head(kind, "App[0003]", &head(3)).unwrap(),
+        None
     );
     let err = sauve_archive::parent_in_head(kind, "junk", &[7u8; 600]).unwrap_err();
     assert!(err.to_string().contains("junk"), "{err}");

@@ -475,3 +475,61 @@ fn a_compressed_bomb_is_refused_at_its_header_with_or_without_an_index() {
         assert_eq!(written.0, 0, "bytes written of the bomb");
     }
 }
+
+#[test]
+fn a_set_is_verified_before_its_commit_against_what_its_writer_wrote() {
+    use std::os::unix::fs::FileExt;
+    for compression in [Compression::None, Compression::Fast] {
+        let fx = Fixture::new();
+        let pending = || {
+            let mut w =
+                sauve_archive::ArchiveWriter::create(fx.spec(1, compression, 0), common::header(1))
+                    .unwrap();
+            for e in &fx.content().entries {
+                w.append(e, &mut NoProgress).unwrap();
+            }
+            w.finish(jiff::Timestamp::UNIX_EPOCH).unwrap()
+        };
+        let sound = pending();
+        let checked = sound.verify(&mut NoProgress).unwrap();
+        assert!(checked >= 300_000, "{compression:?}: {checked}");
+        drop(sound);
+
+        // A byte of the data file's content changed under its .part name.
+        let damaged = pending();
+        let part = damaged.part_files()[0].clone();
+        let f = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open(&part)
+            .unwrap();
+        let middle = std::fs::metadata(&part).unwrap().len() / 2;
+        let mut byte = [0u8; 1];
+        f.read_exact_at(&mut byte, middle).unwrap();
+        f.write_all_at(&[byte[0] ^ 0xFF], middle).unwrap();
+        let err = damaged.verify(&mut NoProgress).unwrap_err();
+        assert!(is_damaged(&err), "{compression:?}: {err}");
+        drop(damaged);
+
+        // The index's offset changed: the stream still reads, the set does
+        // not end as written.
+        let moved = pending();
+        let part = moved.part_files()[0].clone();
+        let len = std::fs::metadata(&part).unwrap().len();
+        let f = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open(&part)
+            .unwrap();
+        let mut at = [0u8; 8];
+        f.read_exact_at(&mut at, len - 48).unwrap();
+        let shifted = (u64::from_le_bytes(at) + 1).to_le_bytes();
+        f.write_all_at(&shifted, len - 48).unwrap();
+        let err = moved.verify(&mut NoProgress).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("does not end with the index its writer wrote"),
+            "{compression:?}: {err}"
+        );
+    }
+}

@@ -162,10 +162,12 @@ fn own_text(own: &sauve_settings::SauveToml) -> String {
 
 fn init(app: &Path, io: &mut Io<'_>) -> Result<(), Failure> {
     let path = structure_settings_path(app);
-    create_file(&path, &SettingsDoc::default()).map_err(failure)?;
-    io.out(&format!("Created {}\n", path.display()));
+    // Read first: a sauve.toml that cannot be read stops init before
+    // anything is written, so that init can be run again once it is fixed.
     // A new sauve app makes incremental sets (behaviour §21.1).
     let toml = sauve_settings::prepare_new_app_incremental(app).map_err(failure)?;
+    create_file(&path, &SettingsDoc::default()).map_err(failure)?;
+    io.out(&format!("Created {}\n", path.display()));
     if toml.written {
         toml.commit().map_err(failure)?;
         io.out(&format!(

@@ -284,7 +284,7 @@ pub(crate) async fn prune(
         })
         .filter(|(a, _)| a.base == base && !a.part)
         .collect();
-    let parents = parents_in(store, &listed, base).await;
+    let parents = parents_in(store, &listed, base).await?;
     let sweep = crate::retention::sweep(&named, keep, |n| parents.get(&n).copied());
     for (number, mut keys) in sweep.sets {
         // Backup before log, last segment first.
@@ -302,46 +302,137 @@ pub(crate) async fn prune(
 }
 
 /// The set each backup set of `base` among `listed` builds on (behaviour
-/// §21.2), read from the head of its first object, so that retention in a
-/// store keeps whole chains. A set whose head cannot be read here (one
-/// encrypted, whose identity sauve does not hold while it backs up, or
-/// one out of reach or damaged) protects nothing.
+/// §21.2), so that retention in a store keeps whole chains: read from the
+/// head of its first object; for one whose head sauve cannot read while it
+/// backs up (encrypted: the identity is not here), from the `parent` of its
+/// entry in the store's published history. A set known by neither (damaged,
+/// or of no history) protects nothing, as in a folder. A store that fails
+/// to answer fails retention, which then deletes nothing: a passing error
+/// must not make a kept set's parent look unneeded.
 async fn parents_in(
     store: &dyn Store,
     listed: &[sauve_store::ObjectInfo],
     base: &str,
-) -> std::collections::BTreeMap<BackupNumber, BackupNumber> {
+) -> Result<std::collections::BTreeMap<BackupNumber, BackupNumber>, StoreError> {
     /// The head of any set sauve writes: its pax global header, in the
     /// first zstd block of its first frame.
     const HEAD: u64 = 256 << 10;
     let mut parents = std::collections::BTreeMap::new();
+    let mut sealed = Vec::new();
     for o in listed {
         let (key, encrypted) = sauve_archive::strip_age(&o.key);
         let Some(a) = ArchiveName::parse(key) else {
             continue;
         };
-        if encrypted
-            || a.base != base
+        if a.base != base
             || a.part
             || a.kind != SetKind::Backup
             || a.segment.is_some_and(|s| s != 1)
         {
             continue;
         }
-        let Ok(head) = store.get_range(&o.key, 0..o.size.min(HEAD)).await else {
+        if encrypted {
+            sealed.push(a.number);
             continue;
-        };
+        }
+        let head = store.get_range(&o.key, 0..o.size.min(HEAD)).await?;
         let label = format!("{}{}", store.describe(), o.key);
         if let Ok(Some(parent)) = sauve_archive::parent_in_head(SetKind::Backup, &label, &head) {
             parents.insert(a.number, parent);
         }
     }
-    parents
+    if !sealed.is_empty() {
+        let history = merged_history(store).await?;
+        for key in history.keys() {
+            for e in history.entries(key).unwrap_or_default() {
+                let named = e
+                    .backup_path
+                    .rsplit('/')
+                    .next()
+                    .and_then(|name| ArchiveName::parse(sauve_archive::strip_age(name).0));
+                let ours = named.is_some_and(|n| n.base == base && n.number == e.backup_number);
+                if let (true, Some(parent)) = (ours, e.parent)
+                    && sealed.contains(&e.backup_number)
+                {
+                    parents.insert(e.backup_number, parent);
+                }
+            }
+        }
+    }
+    Ok(parents)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retention_in_a_store_keeps_the_chains_of_sets_it_cannot_read_by_their_history() {
+        let t = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // Encrypted sets (their heads unreadable here): 2 builds on 1, 3
+        // and 4 are full, 5 builds on 4; the history published in the
+        // store says so.
+        for n in 1..=5 {
+            std::fs::write(t.path().join(format!("App[000{n}].4BK.age")), b"sealed").unwrap();
+        }
+        let entry = |n: u32, parent: Option<u32>| {
+            let mut e = serde_json::json!({
+                "backupPath": format!("s3://b/p/App[000{n}].4BK.age"),
+                "structurePath": "/app/Project/App.4DProject",
+                "dataPath": "/app/Data/App.4DD",
+                "logPath": "",
+                "startingDate": "2026-12-06T10:00:00Z",
+                "endingDate": "2026-12-06T10:00:01Z",
+                "scheduledDate": "",
+                "status": 0,
+                "backupNumber": n,
+                "duration": 1,
+                "attachments": []
+            });
+            if let Some(p) = parent {
+                e["parent"] = serde_json::json!(p);
+            }
+            e
+        };
+        let history = serde_json::json!({
+            "/app/Project/App.4DProject": [
+                entry(1, None), entry(2, Some(1)), entry(3, None), entry(4, None), entry(5, Some(4))
+            ]
+        });
+        std::fs::create_dir_all(t.path().join(".sauve/history")).unwrap();
+        std::fs::write(
+            t.path().join(".sauve/history/app.json"),
+            serde_json::to_vec(&history).unwrap(),
+        )
+        .unwrap();
+        let store = sauve_store::FolderStore::new(t.path().to_path_buf());
+        // Keeping 1: 5 stays, and 4, which it builds on; 1 to 3 go.
+        let kept = runtime
+            .block_on(prune(&store, "App", 1, |_, _| {}))
+            .unwrap();
+        assert_eq!(kept, [(BackupNumber::new(4), BackupNumber::new(5))]);
+        let mut left: Vec<String> = std::fs::read_dir(t.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".age"))
+            .collect();
+        left.sort();
+        assert_eq!(left, ["App[0004].4BK.age", "App[0005].4BK.age"]);
+        // Keeping 2 of sets 1 and 2 alone: 2 builds on 1, both stay.
+        for n in 1..=2 {
+            std::fs::write(t.path().join(format!("App[000{n}].4BK.age")), b"sealed").unwrap();
+        }
+        std::fs::remove_file(t.path().join("App[0004].4BK.age")).unwrap();
+        std::fs::remove_file(t.path().join("App[0005].4BK.age")).unwrap();
+        let kept = runtime
+            .block_on(prune(&store, "App", 1, |_, _| {}))
+            .unwrap();
+        assert_eq!(kept, [(BackupNumber::new(1), BackupNumber::new(2))]);
+    }
 
     #[test]
     fn a_url_takes_the_keys_of_the_offsite_entry_holding_it_only() {

@@ -571,6 +571,12 @@ fn save_both(
         }
         None => None,
     };
+    // The first save's sauve.toml must be readable before anything is
+    // written: a first save that wrote backup.4DSettings alone would no
+    // longer be a first save when tried again.
+    if first && let Err(e) = sauve_settings::prepare_new_app_incremental(app) {
+        failed = Some(e.to_string());
+    }
     if !rejected.is_empty() {
         return Err(Saved::Rejected(rejected));
     }

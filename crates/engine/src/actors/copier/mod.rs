@@ -14,11 +14,11 @@ pub(crate) mod messages;
 use sauve_number::BackupNumber;
 use std::collections::HashMap;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use actix::{Actor, Handler, MessageResult, SyncContext};
-use sauve_archive::{ArchiveName, ArchiveWriter, EntryKind, EntryType, PendingSet, SetFiles};
+use sauve_archive::{ArchiveWriter, EntryKind, EntryType, PendingSet};
 use sauve_history::HistoryFile;
 
 use crate::destination::{Destination, Opened, ReadBack};
@@ -331,32 +331,12 @@ impl Handler<BuildLogSet> for Copier {
     }
 }
 
-/// The files of a pending set under their part names, as verify reads them.
-fn part_set(pending: &PendingSet) -> SetFiles {
-    let header = &pending.manifest().header;
-    let files = pending.part_files();
-    SetFiles {
-        dir: files
-            .first()
-            .and_then(|f| f.parent())
-            .map_or_else(PathBuf::new, Path::to_path_buf),
-        name: ArchiveName {
-            base: header.base_name.clone(),
-            number: header.backup_number,
-            segment: None,
-            kind: header.kind,
-            part: false,
-        },
-        files,
-    }
-}
-
 impl Handler<VerifySet> for Copier {
     type Result = Result<FinishedSet, EngineError>;
     fn handle(&mut self, msg: VerifySet, _: &mut SyncContext<Self>) -> Self::Result {
         let VerifySet { set, mut progress } = msg;
         let owned = self.take_finished(set)?;
-        sauve_archive::verify_set(&part_set(&owned.pending), &mut progress)?;
+        owned.pending.verify(&mut progress)?;
         progress.flush();
         Ok(self.finished(owned))
     }
