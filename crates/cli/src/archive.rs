@@ -221,30 +221,13 @@ pub(crate) fn list(
     identity: Option<&Path>,
     io: &mut Io<'_>,
 ) -> Result<(), Failure> {
+    // The manifest, read once, and for an incremental set where each file
+    // comes from along its chain (in the same folder or store).
     let (set, manifest, origins) = match remote(archive, app, identity)? {
-        Some(r) => {
-            let (set, manifest) = sauve_archive::list_remote(&r.set).map_err(failure)?;
-            // An incremental set: its chain is read in the same store.
-            if manifest.header.parent.is_some() {
-                let (set, manifest, origins) =
-                    sauve_archive::list_origins_remote(&r.set).map_err(failure)?;
-                (set, manifest, Some(origins))
-            } else {
-                (set, manifest, None)
-            }
-        }
-        None => {
-            let (set, manifest) = sauve_archive::list(archive).map_err(failure)?;
-            // An incremental set: where each file comes from, along its chain.
-            if manifest.header.parent.is_some() {
-                let (set, manifest, origins) =
-                    sauve_archive::list_origins(archive).map_err(failure)?;
-                (set, manifest, Some(origins))
-            } else {
-                (set, manifest, None)
-            }
-        }
+        Some(r) => sauve_archive::list_origins_remote(&r.set).map_err(failure)?,
+        None => sauve_archive::list_origins(archive).map_err(failure)?,
     };
+    let origins = manifest.header.parent.is_some().then_some(origins);
     let name = |n: sauve_archive::BackupNumber| format!("{}[{}]", set.name.base, n.text());
     let from_text = |path: &str| -> String {
         let Some(o) = origins.as_ref().and_then(|o| o.get(path)) else {
