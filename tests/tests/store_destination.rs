@@ -807,11 +807,21 @@ fn incremental_sets_in_a_bucket_restore_from_it_and_retention_keeps_whole_chains
 }
 
 #[test]
-fn sets_encrypted_in_a_bucket_stay_full_and_the_journal_says_why() {
+fn encrypted_incremental_sets_in_a_bucket_build_on_the_kept_manifest_and_restore_with_the_identity()
+{
     let garage = Garage::start(1);
     let url = "s3://sauve-test/apps/sealed-chain/";
-    let app = app(&garage, url, &random(1 << 20), &[]);
-    let (_, recipient) = sauve_tests::garage::age_keygen(app.root(), "key.txt");
+    let data = random(1 << 20);
+    let app = app(
+        &garage,
+        url,
+        &data,
+        &[
+            ("Advanced/SetNumber/Enable", "true"),
+            ("Advanced/SetNumber/Value", "2"),
+        ],
+    );
+    let (key, recipient) = sauve_tests::garage::age_keygen(app.root(), "key.txt");
     std::fs::write(
         app.path().join("Settings/sauve.toml"),
         format!(
@@ -821,10 +831,76 @@ fn sets_encrypted_in_a_bucket_stay_full_and_the_journal_says_why() {
     )
     .unwrap();
     let a = app.arg();
+    let k = key.display().to_string();
+    let notes = app.path().join("Data/Notes.4DD");
+    let rt = runtime();
+    let store = bucket(&garage, "apps/sealed-chain/");
     ok(&sauve(&garage, &["backup", "--app", &a]));
+    // The manifest is kept beside the records: the next set needs no identity.
+    let records = sauve_settings::resolve_destination(app.path(), url)
+        .unwrap()
+        .records()
+        .to_path_buf();
+    let kept = records.join(".Notes.sauve-manifest.json");
+    assert!(kept.is_file());
+    change_block(&notes, 65_536, 1);
     ok(&sauve(&garage, &["backup", "--app", &a]));
+    assert!(noted(&app, "incremental on Notes[0001]: set 2 of 7 of its chain"));
+    change_block(&notes, 0, 2);
+    ok(&sauve(&garage, &["backup", "--app", &a]));
+    assert!(noted(&app, "incremental on Notes[0002]: set 3 of 7 of its chain"));
+    // Retention keeps the chain: the parents of encrypted sets come from
+    // the history published in the bucket.
+    assert_eq!(
+        sets(&rt, &store),
+        [
+            "Notes[0001].4BK.age",
+            "Notes[0002].4BK.age",
+            "Notes[0003].4BK.age"
+        ]
+    );
     assert!(noted(
         &app,
-        "a full set: sets encrypted at the destination are always full (their manifests cannot be read without the identity)"
+        "retention kept Notes[0001]: Notes[0002], which stays, builds on it (whole chains only)"
     ));
+    // Restored and verified from the bucket with the identity, its chain
+    // read there.
+    let mut want = data.clone();
+    want[65_536..65_536 + 4096].fill(1);
+    want[..4096].fill(2);
+    let set = format!("{url}Notes[0003]");
+    let to = app.root().join("restored");
+    ok(&sauve(
+        &garage,
+        &[
+            "restore",
+            &set,
+            "--to",
+            &to.display().to_string(),
+            "--app",
+            &a,
+            "--identity",
+            &k,
+        ],
+    ));
+    assert_eq!(std::fs::read(to.join("Data/Notes.4DD")).unwrap(), want);
+    let verified = ok(&sauve(
+        &garage,
+        &["verify", &set, "--app", &a, "--identity", &k],
+    ));
+    assert!(verified.contains("sound"), "{verified}");
+    // The kept copy lost: the next set is full, and the journal says why.
+    std::fs::remove_file(&kept).unwrap();
+    change_block(&notes, 4096, 3);
+    ok(&sauve(&garage, &["backup", "--app", &a]));
+    let journal = sauve_journal::read_all(&app.path().join("Logs")).unwrap();
+    let last = journal.last().unwrap();
+    assert!(
+        last.notes.iter().any(|n| n.starts_with(
+            "a full set: Notes[0003] cannot be read (no kept manifest of it in"
+        )),
+        "{:?}",
+        last.notes
+    );
+    assert!(kept.is_file(), "kept again for the next set");
 }

@@ -59,7 +59,7 @@ pub use remote::{AGE_SUFFIX, Identities, RangeReader, RemoteSet, read_identities
 pub use restore::{RestoreOptions, RestoreReport, restore, restore_remote};
 pub use safety::unrestorable_name;
 pub use sauve_number::BackupNumber;
-pub use source::SegmentSource;
+pub use source::{SegmentSource, read_manifest_file};
 pub use verify::{
     Origin, VerifyReport, list, list_origins, list_origins_remote, list_remote, verify,
     verify_remote, verify_remote_set, verify_set,

@@ -69,6 +69,29 @@ pub(crate) fn read_manifest_bytes(r: &mut dyn Read, len: u64) -> io::Result<Vec<
     Ok(json)
 }
 
+/// A backup set's manifest kept in a file of its own (the copy a bucket
+/// destination whose sets are encrypted keeps beside its records, behaviour
+/// §21.1), read within a manifest's bound and checked as one read from a set.
+pub fn read_manifest_file(path: &std::path::Path) -> Result<Manifest, ArchiveError> {
+    let cannot = |e: io::Error| ArchiveError::Io {
+        action: "cannot read",
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let mut file = std::fs::File::open(path).map_err(cannot)?;
+    let json = read_manifest_bytes(&mut file, MANIFEST_LIMIT + 1).map_err(cannot)?;
+    if json.len() as u64 > MANIFEST_LIMIT {
+        return Err(ArchiveError::corrupt(
+            SetKind::Backup,
+            format!(
+                "{} holds more than a manifest (accepted: at most {MANIFEST_LIMIT} bytes)",
+                path.display()
+            ),
+        ));
+    }
+    parse_manifest(SetKind::Backup, &json)
+}
+
 /// A manifest's JSON, parsed and checked: its format and version, and
 /// that restoring what it lists is safe ([`crate::safety`]).
 pub(crate) fn parse_manifest(kind: SetKind, json: &[u8]) -> Result<Manifest, ArchiveError> {

@@ -1263,6 +1263,24 @@ impl PendingSet {
     /// existing file is never replaced: if any final name is taken, no file
     /// gets its name.
     pub fn commit(mut self) -> Result<Vec<PathBuf>, ArchiveError> {
+        self.commit_in_place()
+    }
+
+    /// [`PendingSet::commit`], giving back the set's manifest too (moved,
+    /// not copied).
+    pub fn commit_keeping_manifest(mut self) -> Result<(Vec<PathBuf>, Manifest), ArchiveError> {
+        let files = self.commit_in_place()?;
+        let entries = std::mem::take(&mut self.manifest.entries);
+        Ok((
+            files,
+            Manifest {
+                entries,
+                ..self.manifest.clone()
+            },
+        ))
+    }
+
+    fn commit_in_place(&mut self) -> Result<Vec<PathBuf>, ArchiveError> {
         let Some(target) = self.target.as_mut() else {
             return Err(ArchiveError::Io {
                 action: "cannot commit",

@@ -121,26 +121,88 @@ impl Destination {
         }
     }
 
-    /// Whether a set there may build on the one before (behaviour §21.1),
-    /// or what the journal says of the full set made instead: in a folder,
-    /// and in a store whose sets are not encrypted, where the parent's
-    /// manifest is read alone through its index.
-    pub(crate) fn incremental(&self) -> Result<(), String> {
+    /// The manifest of the set `name` (`base[NNNN]`) there, read alone
+    /// through its index: the parent an incremental set compares with. Of
+    /// a store whose sets are encrypted, the copy kept in the records
+    /// ([`Destination::keep_manifest`]): a backup never needs the identity.
+    pub(crate) fn manifest_of(&self, name: &str) -> Result<sauve_archive::Manifest, ArchiveError> {
         match &self.store {
-            Some(store) if store.encrypted() => Err(
-                "a full set: sets encrypted at the destination are always full (their manifests cannot be read without the identity)"
-                    .to_owned(),
-            ),
-            _ => Ok(()),
+            Some(store) if store.encrypted() => self.kept_manifest(store, name),
+            Some(store) => store.manifest_of(name),
+            None => sauve_archive::list(&self.records.join(name)).map(|(_, m)| m),
         }
     }
 
-    /// The manifest of the set `name` (`base[NNNN]`) there, read alone
-    /// through its index: the parent an incremental set compares with.
-    pub(crate) fn manifest_of(&self, name: &str) -> Result<sauve_archive::Manifest, ArchiveError> {
-        match &self.store {
-            Some(store) => store.manifest_of(name),
-            None => sauve_archive::list(&self.records.join(name)).map(|(_, m)| m),
+    /// Whether the manifest of each set committed is kept in the records:
+    /// in a store whose sets are encrypted.
+    pub(crate) fn keeps_manifests(&self) -> bool {
+        self.store.as_ref().is_some_and(|s| s.encrypted())
+    }
+
+    /// Where the manifest of the newest set of `base` is kept.
+    fn kept_manifest_path(&self, base: &str) -> PathBuf {
+        self.records.join(format!(".{base}.sauve-manifest.json"))
+    }
+
+    /// Keeps `manifest`, the set just committed, in the records, in place
+    /// of the one before (behaviour §21.1), written whole or not at all.
+    pub(crate) fn keep_manifest(
+        &self,
+        manifest: &sauve_archive::Manifest,
+    ) -> Result<(), sauve_durable::PathError> {
+        let path = self.kept_manifest_path(&manifest.header.base_name);
+        sauve_durable::replace_with(&path, |w| {
+            let mut out = io::BufWriter::new(w);
+            serde_json::to_writer(&mut out, manifest).map_err(io::Error::from)?;
+            out.flush()
+        })
+    }
+
+    /// The kept manifest of the set `name`, when it is that set's and the
+    /// set is in the store; else why not, for the journal.
+    fn kept_manifest(
+        &self,
+        store: &StoreDestination,
+        name: &str,
+    ) -> Result<sauve_archive::Manifest, ArchiveError> {
+        let wanted = ArchiveName::parse(&format!("{name}.4BK")).ok_or_else(|| {
+            ArchiveError::NotAnArchiveName {
+                path: PathBuf::from(name),
+            }
+        })?;
+        let path = self.kept_manifest_path(&wanted.base);
+        // Read by `basis` as "NAME cannot be read (no kept manifest …)".
+        let not_kept = |source: io::Error| ArchiveError::Io {
+            action: "no kept manifest of it in",
+            path: path.clone(),
+            source,
+        };
+        let manifest = match sauve_archive::read_manifest_file(&path) {
+            Ok(m) => m,
+            Err(ArchiveError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                return Err(not_kept(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "the sets of a destination that encrypts build on the copy kept there",
+                )));
+            }
+            Err(e) => return Err(not_kept(io::Error::other(e.to_string()))),
+        };
+        if manifest.header.backup_number != wanted.number
+            || manifest.header.base_name != wanted.base
+        {
+            return Err(not_kept(io::Error::other(format!(
+                "it holds the manifest of {}[{}]",
+                manifest.header.base_name,
+                manifest.header.backup_number.text()
+            ))));
+        }
+        match store.numbers(&wanted.base) {
+            Ok(numbers) if numbers.contains(&wanted.number) => Ok(manifest),
+            Ok(_) => Err(ArchiveError::Missing {
+                kind: SetKind::Backup,
+                what: format!("{}{name} not found", store.url),
+            }),
+            Err(e) => Err(not_kept(io::Error::other(e.to_string()))),
         }
     }
 

@@ -120,18 +120,9 @@ impl Handler<BeginSet> for Copier {
     type Result = Result<Begun, EngineError>;
     fn handle(&mut self, msg: BeginSet, _: &mut SyncContext<Self>) -> Self::Result {
         let destination = self.destination(msg.run)?;
-        let mut refused = None;
         let basis = msg
             .incremental
-            .and_then(|settings| match destination.incremental() {
-                Ok(()) => Some(basis(&msg.spec, &settings, |name| {
-                    destination.manifest_of(name)
-                })),
-                Err(why) => {
-                    refused = Some(why);
-                    None
-                }
-            });
+            .map(|settings| basis(&msg.spec, &settings, |name| destination.manifest_of(name)));
         let mut writer =
             ArchiveWriter::create_into(msg.spec, msg.header, destination.target(msg.open_part))?;
         // Stop never waits for a frame being compressed (a Compact frame
@@ -139,7 +130,7 @@ impl Handler<BeginSet> for Copier {
         // up, and the frames in flight are abandoned with the set.
         let stop = msg.stop;
         writer.stop_when(move || stop.is_cancelled() || sauve_durable::fault::stop_requested());
-        let (mut parent, mut note) = (None, refused);
+        let (mut parent, mut note) = (None, None);
         if let Some((incremental, why)) = basis {
             parent = incremental.parent.as_ref().map(|m| m.header.backup_number);
             note = Some(why);
@@ -346,11 +337,26 @@ impl Handler<CommitSet> for Copier {
     type Result = Result<Committed, EngineError>;
     fn handle(&mut self, msg: CommitSet, _: &mut SyncContext<Self>) -> Self::Result {
         let owned = self.take_finished(msg.set)?;
-        let files = owned.pending.commit()?;
-        let size = self
-            .destinations
-            .get(&owned.run)
-            .map_or(0, |d| d.size_of(&files));
+        let destination = self.destinations.get(&owned.run);
+        let (files, kept) = if destination.is_some_and(Destination::keeps_manifests) {
+            let (files, manifest) = owned.pending.commit_keeping_manifest()?;
+            (files, Some(manifest))
+        } else {
+            (owned.pending.commit()?, None)
+        };
+        let size = destination.map_or(0, |d| d.size_of(&files));
+        // The next incremental set of an encrypted store compares with this
+        // copy (behaviour §21.1); without it, the next set is full.
+        let kept = match (kept, destination) {
+            (Some(m), Some(d)) => d.keep_manifest(&m).err().map(|e| {
+                format!(
+                    "the manifest of {}[{}] cannot be kept ({e}): the next set is full",
+                    m.header.base_name,
+                    m.header.backup_number.text()
+                )
+            }),
+            _ => None,
+        };
         // Archived pending segments go only now; after a failure they stay
         // for the next log backup.
         let notes = owned
@@ -362,6 +368,7 @@ impl Handler<CommitSet> for Copier {
                     .err()
                     .map(|e| format!("cannot delete {}: {e}", p.display()))
             })
+            .chain(kept)
             .collect();
         Ok(Committed { files, size, notes })
     }
