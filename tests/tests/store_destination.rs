@@ -845,10 +845,16 @@ fn encrypted_incremental_sets_in_a_bucket_build_on_the_kept_manifest_and_restore
     assert!(kept.is_file());
     change_block(&notes, 65_536, 1);
     ok(&sauve(&garage, &["backup", "--app", &a]));
-    assert!(noted(&app, "incremental on Notes[0001]: set 2 of 7 of its chain"));
+    assert!(noted(
+        &app,
+        "incremental on Notes[0001]: set 2 of 7 of its chain"
+    ));
     change_block(&notes, 0, 2);
     ok(&sauve(&garage, &["backup", "--app", &a]));
-    assert!(noted(&app, "incremental on Notes[0002]: set 3 of 7 of its chain"));
+    assert!(noted(
+        &app,
+        "incremental on Notes[0002]: set 3 of 7 of its chain"
+    ));
     // Retention keeps the chain: the parents of encrypted sets come from
     // the history published in the bucket.
     assert_eq!(
@@ -896,9 +902,10 @@ fn encrypted_incremental_sets_in_a_bucket_build_on_the_kept_manifest_and_restore
     let journal = sauve_journal::read_all(&app.path().join("Logs")).unwrap();
     let last = journal.last().unwrap();
     assert!(
-        last.notes.iter().any(|n| n.starts_with(
-            "a full set: Notes[0003] cannot be read (no kept manifest of it in"
-        )),
+        last.notes
+            .iter()
+            .any(|n| n
+                .starts_with("a full set: Notes[0003] cannot be read (no kept manifest of it in")),
         "{:?}",
         last.notes
     );

@@ -86,22 +86,6 @@ pub(crate) fn strip(tail: &[u8]) -> &[u8] {
     }
 }
 
-/// The last [`LEN`] bytes of a set (its index, in a set written since),
-/// read across its segments; `None` when the source cannot be read from any
-/// offset or is shorter.
-pub(crate) fn read_tail(source: &dyn SegmentSource) -> io::Result<Option<[u8; LEN]>> {
-    let Some(lengths) = source.lengths() else {
-        return Ok(None);
-    };
-    let total = lengths.iter().try_fold(0u64, |a, &b| a.checked_add(b));
-    let Some(end) = total.and_then(|t| t.checked_sub(LEN as u64)) else {
-        return Ok(None);
-    };
-    let mut raw = [0u8; LEN];
-    Spans::new(source, &lengths, end)?.read_exact(&mut raw)?;
-    Ok(Some(raw))
-}
-
 /// A manifest found through a set's index.
 #[derive(Debug)]
 pub(crate) struct Located {
@@ -117,6 +101,32 @@ pub(crate) fn locate(
     source: &dyn SegmentSource,
     kind: SetKind,
 ) -> Result<Option<Located>, ArchiveError> {
+    Ok(match locate_with(source, kind, true)? {
+        Some((index, Some(manifest))) => Some(Located {
+            manifest,
+            hash: index.hash,
+        }),
+        _ => None,
+    })
+}
+
+/// The index at the end of a set, checked as [`locate`] checks it (it
+/// points to the set's last entry, the manifest of its length and hash),
+/// without keeping or parsing the manifest: what a set just written is
+/// checked against before its commit.
+pub(crate) fn check(
+    source: &dyn SegmentSource,
+    kind: SetKind,
+) -> Result<Option<Index>, ArchiveError> {
+    Ok(locate_with(source, kind, false)?.map(|(index, _)| index))
+}
+
+/// [`locate`], parsing the manifest found only when `parse`.
+fn locate_with(
+    source: &dyn SegmentSource,
+    kind: SetKind,
+    parse: bool,
+) -> Result<Option<(Index, Option<Manifest>)>, ArchiveError> {
     let Some(lengths) = source.lengths() else {
         return Ok(None);
     };
@@ -187,8 +197,21 @@ pub(crate) fn locate(
             segment(index.at)
         )));
     }
-    let json = crate::source::read_manifest_bytes(&mut plain, index.json_len).map_err(damaged)?;
-    if *blake3::hash(&json).as_bytes() != index.hash {
+    // Hashed as it is read; kept only to be parsed.
+    let json = if parse {
+        Some(crate::source::read_manifest_bytes(&mut plain, index.json_len).map_err(damaged)?)
+    } else {
+        None
+    };
+    let hash = match &json {
+        Some(json) => *blake3::hash(json).as_bytes(),
+        None => {
+            let mut hasher = blake3::Hasher::new();
+            io::copy(&mut (&mut plain).take(index.json_len), &mut hasher).map_err(damaged)?;
+            *hasher.finalize().as_bytes()
+        }
+    };
+    if hash != index.hash {
         return Err(bad(format!(
             "points to a manifest whose hash is not its own (byte {}, {}): the manifest or the index is damaged",
             index.at,
@@ -213,11 +236,10 @@ pub(crate) fn locate(
             segment(index.at)
         )));
     }
-    let manifest = crate::source::parse_manifest(kind, &json)?;
-    Ok(Some(Located {
-        manifest,
-        hash: index.hash,
-    }))
+    let manifest = json
+        .map(|json| crate::source::parse_manifest(kind, &json))
+        .transpose()?;
+    Ok(Some((index, manifest)))
 }
 
 /// A set's bytes from `offset` on, across its segments.

@@ -39,17 +39,21 @@ pub trait SegmentSource {
 }
 
 /// Reads at most `len` bytes of a manifest from `r` (fewer at its end), into
-/// a vector grown a MiB at a time to exactly their size: never sized from
-/// a header or an index alone, and never twice the manifest, as a vector
-/// grown by doubling would hold (a 64 GiB file's block map is 43 MiB of JSON).
+/// a vector that doubles as they arrive but never past `len`, so that it
+/// ends at exactly their size: never sized from a header or an index alone,
+/// and never twice the manifest, as a vector doubled freely would be (a
+/// 64 GiB file's block map is 43 MiB of JSON).
 pub(crate) fn read_manifest_bytes(r: &mut dyn Read, len: u64) -> io::Result<Vec<u8>> {
     const STEP: u64 = 1 << 20;
-    let mut json = Vec::new();
+    let mut json: Vec<u8> = Vec::new();
     let mut left = len;
     while left > 0 {
         let want = left.min(STEP) as usize;
         let at = json.len();
-        json.reserve_exact(want);
+        if json.capacity() < at + want {
+            let grown = (json.capacity() as u64 * 2).max(STEP).min(len) as usize;
+            json.reserve_exact(grown.max(at + want) - at);
+        }
         json.resize(at + want, 0);
         let mut filled = 0;
         while filled < want {

@@ -181,12 +181,13 @@ pub(crate) fn verify_written(
     let first = present(set)?;
     let files = Files(&set.files);
     let kind = set.name.kind;
+    // What a reader will refuse is refused now, before the commit.
+    crate::safety::check_manifest(manifest)?;
     let mut checker = Checker::new(set, progress);
     crate::reader::scan_declared(&files, kind, &first, &mut checker, (manifest, index.hash))?;
-    let tail = crate::index::read_tail(&files).map_err(|e| {
-        ArchiveError::corrupt(kind, format!("the end of {first} cannot be read: {e}"))
-    })?;
-    if tail != Some(index.encode()) {
+    // The index a reader finds: pointing to the manifest, the set's last
+    // entry, as written.
+    if crate::index::check(&files, kind)?.as_ref() != Some(index) {
         return Err(ArchiveError::corrupt(
             kind,
             format!("{first} does not end with the index its writer wrote"),

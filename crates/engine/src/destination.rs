@@ -187,7 +187,8 @@ impl Destination {
             }
             Err(e) => return Err(not_kept(io::Error::other(e.to_string()))),
         };
-        if manifest.header.backup_number != wanted.number
+        if manifest.header.kind != SetKind::Backup
+            || manifest.header.backup_number != wanted.number
             || manifest.header.base_name != wanted.base
         {
             return Err(not_kept(io::Error::other(format!(
@@ -239,9 +240,14 @@ impl Destination {
     }
 
     /// Retention keeping the newest `keep` sets of `base` (behaviour §6.3).
-    pub(crate) fn retain(&self, base: &str, keep: usize) -> Retained {
+    pub(crate) fn retain(
+        &self,
+        base: &str,
+        keep: usize,
+        own: Option<(BackupNumber, Option<BackupNumber>)>,
+    ) -> Retained {
         match &self.store {
-            Some(store) => store.retain(base, keep),
+            Some(store) => store.retain(base, keep, own),
             None => crate::retention::apply(&self.records, base, keep),
         }
     }
@@ -561,15 +567,21 @@ impl StoreDestination {
 
     /// Retention in the store (behaviour §6.3): the oldest sets of `base` go until
     /// `keep` remain, each whole (its segments, last first, then its `.4BL`).
-    pub(crate) fn retain(&self, base: &str, keep: usize) -> Retained {
+    pub(crate) fn retain(
+        &self,
+        base: &str,
+        keep: usize,
+        own: Option<(BackupNumber, Option<BackupNumber>)>,
+    ) -> Retained {
         let mut retained = Retained::default();
         let (store, base) = (Arc::clone(&self.store), base.to_owned());
         let (deleted, removed) = self.wait(async move {
             let mut deleted = Vec::new();
-            let removed = crate::stores::prune(store.as_ref(), &base, keep, |key, number| {
-                deleted.push((key.to_owned(), number));
-            })
-            .await;
+            let removed =
+                crate::stores::prune(store.as_ref(), (&base, keep), own, |key, number| {
+                    deleted.push((key.to_owned(), number));
+                })
+                .await;
             (deleted, removed)
         });
         for (key, number) in deleted {

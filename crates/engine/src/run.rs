@@ -813,6 +813,7 @@ impl Run {
                 run: self.id,
                 base: plan.base.clone(),
                 keep,
+                own: Some((plan.number, l.parent)),
             },
         )
         .await?;

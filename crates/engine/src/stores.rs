@@ -269,11 +269,12 @@ async fn merged_history(store: &dyn Store) -> Result<History, StoreError> {
 /// segment, and their log backup), the manifest-bearing object first so
 /// that a half-deleted set reads as missing, not as sound. Each deleted key
 /// is told to `deleted` with its set's number; returns the sets kept beyond
-/// the count, each with the set that needs it.
+/// the count, each with the set that needs it. `own` is the set the run
+/// just wrote and the set it builds on, which no history records yet.
 pub(crate) async fn prune(
     store: &dyn Store,
-    base: &str,
-    keep: usize,
+    (base, keep): (&str, usize),
+    own: Option<(BackupNumber, Option<BackupNumber>)>,
     mut deleted: impl FnMut(&str, BackupNumber),
 ) -> Result<Vec<(BackupNumber, BackupNumber)>, StoreError> {
     let listed = store.list(&format!("{base}[")).await?;
@@ -284,7 +285,7 @@ pub(crate) async fn prune(
         })
         .filter(|(a, _)| a.base == base && !a.part)
         .collect();
-    let parents = parents_in(store, &listed, base).await?;
+    let parents = parents_in(store, &listed, base, own).await?;
     let sweep = crate::retention::sweep(&named, keep, |n| parents.get(&n).copied());
     for (number, mut keys) in sweep.sets {
         // Backup before log, last segment first.
@@ -303,16 +304,21 @@ pub(crate) async fn prune(
 
 /// The set each backup set of `base` among `listed` builds on (behaviour
 /// §21.2), so that retention in a store keeps whole chains: read from the
-/// head of its first object; for one whose head sauve cannot read while it
-/// backs up (encrypted: the identity is not here), from the `parent` of its
-/// entry in the store's published history. A set known by neither (damaged,
-/// or of no history) protects nothing, as in a folder. A store that fails
-/// to answer fails retention, which then deletes nothing: a passing error
-/// must not make a kept set's parent look unneeded.
+/// head of its first object. One whose head sauve cannot read while it
+/// backs up (encrypted: the identity is not here) is taken from its entry
+/// in the store's published history (the run's own set, which no history
+/// records yet, from `own`): full when the entry names no parent; and when
+/// it has no entry (one the history's limit dropped), as building on the
+/// next older encrypted set there, so that nothing a kept set may need is
+/// deleted. A
+/// set whose head is damaged protects nothing, as in a folder. A store that
+/// fails to answer fails retention, which then deletes nothing: a passing
+/// error must not make a kept set's parent look unneeded.
 async fn parents_in(
     store: &dyn Store,
     listed: &[sauve_store::ObjectInfo],
     base: &str,
+    own: Option<(BackupNumber, Option<BackupNumber>)>,
 ) -> Result<std::collections::BTreeMap<BackupNumber, BackupNumber>, StoreError> {
     /// The head of any set sauve writes: its pax global header, in the
     /// first zstd block of its first frame.
@@ -335,7 +341,15 @@ async fn parents_in(
             sealed.push(a.number);
             continue;
         }
-        let head = store.get_range(&o.key, 0..o.size.min(HEAD)).await?;
+        // Empty, or gone since the listing: no set to protect.
+        if o.size == 0 {
+            continue;
+        }
+        let head = match store.get_range(&o.key, 0..o.size.min(HEAD)).await {
+            Ok(head) => head,
+            Err(StoreError::NotFound { .. }) => continue,
+            Err(e) => return Err(e),
+        };
         let label = format!("{}{}", store.describe(), o.key);
         if let Ok(Some(parent)) = sauve_archive::parent_in_head(SetKind::Backup, &label, &head) {
             parents.insert(a.number, parent);
@@ -343,6 +357,7 @@ async fn parents_in(
     }
     if !sealed.is_empty() {
         let history = merged_history(store).await?;
+        let mut recorded: std::collections::BTreeMap<_, _> = own.into_iter().collect();
         for key in history.keys() {
             for e in history.entries(key).unwrap_or_default() {
                 let named = e
@@ -350,12 +365,20 @@ async fn parents_in(
                     .rsplit('/')
                     .next()
                     .and_then(|name| ArchiveName::parse(sauve_archive::strip_age(name).0));
-                let ours = named.is_some_and(|n| n.base == base && n.number == e.backup_number);
-                if let (true, Some(parent)) = (ours, e.parent)
-                    && sealed.contains(&e.backup_number)
-                {
-                    parents.insert(e.backup_number, parent);
+                if named.is_some_and(|n| n.base == base && n.number == e.backup_number) {
+                    recorded.insert(e.backup_number, e.parent);
                 }
+            }
+        }
+        sealed.sort_unstable();
+        sealed.dedup();
+        for (i, &number) in sealed.iter().enumerate() {
+            let parent = match recorded.get(&number) {
+                Some(parent) => *parent,
+                None => i.checked_sub(1).map(|older| sealed[older]),
+            };
+            if let Some(parent) = parent {
+                parents.insert(number, parent);
             }
         }
     }
@@ -412,7 +435,7 @@ mod tests {
         let store = sauve_store::FolderStore::new(t.path().to_path_buf());
         // Keeping 1: 5 stays, and 4, which it builds on; 1 to 3 go.
         let kept = runtime
-            .block_on(prune(&store, "App", 1, |_, _| {}))
+            .block_on(prune(&store, ("App", 1), None, |_, _| {}))
             .unwrap();
         assert_eq!(kept, [(BackupNumber::new(4), BackupNumber::new(5))]);
         let mut left: Vec<String> = std::fs::read_dir(t.path())
@@ -429,9 +452,48 @@ mod tests {
         std::fs::remove_file(t.path().join("App[0004].4BK.age")).unwrap();
         std::fs::remove_file(t.path().join("App[0005].4BK.age")).unwrap();
         let kept = runtime
-            .block_on(prune(&store, "App", 1, |_, _| {}))
+            .block_on(prune(&store, ("App", 1), None, |_, _| {}))
             .unwrap();
         assert_eq!(kept, [(BackupNumber::new(1), BackupNumber::new(2))]);
+
+        // Sets the history does not record (the run's own, published after
+        // retention; entries past the history's limit) are taken to build
+        // on the next older one: nothing a kept set may need goes.
+        let history = serde_json::json!({
+            "/app/Project/App.4DProject": [entry(1, None), entry(2, Some(1)), entry(3, None)]
+        });
+        std::fs::write(
+            t.path().join(".sauve/history/app.json"),
+            serde_json::to_vec(&history).unwrap(),
+        )
+        .unwrap();
+        for n in 1..=5 {
+            std::fs::write(t.path().join(format!("App[000{n}].4BK.age")), b"sealed").unwrap();
+        }
+        let kept = runtime
+            .block_on(prune(&store, ("App", 1), None, |_, _| {}))
+            .unwrap();
+        assert_eq!(
+            kept,
+            [
+                (BackupNumber::new(3), BackupNumber::new(4)),
+                (BackupNumber::new(4), BackupNumber::new(5))
+            ]
+        );
+        let mut left: Vec<String> = std::fs::read_dir(t.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".age"))
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "App[0003].4BK.age",
+                "App[0004].4BK.age",
+                "App[0005].4BK.age"
+            ]
+        );
     }
 
     #[test]

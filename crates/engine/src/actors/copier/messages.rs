@@ -237,4 +237,7 @@ pub(crate) struct ApplyRetention {
     pub(crate) run: u64,
     pub(crate) base: String,
     pub(crate) keep: usize,
+    /// The set the run wrote and the set it builds on, which the history
+    /// a store holds does not record yet.
+    pub(crate) own: Option<(BackupNumber, Option<BackupNumber>)>,
 }

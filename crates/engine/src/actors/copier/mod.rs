@@ -338,7 +338,10 @@ impl Handler<CommitSet> for Copier {
     fn handle(&mut self, msg: CommitSet, _: &mut SyncContext<Self>) -> Self::Result {
         let owned = self.take_finished(msg.set)?;
         let destination = self.destinations.get(&owned.run);
-        let (files, kept) = if destination.is_some_and(Destination::keeps_manifests) {
+        // A backup set's manifest, never a log backup's (same base, number
+        // one less), is what the next set builds on.
+        let backup = owned.pending.manifest().header.kind == sauve_archive::SetKind::Backup;
+        let (files, kept) = if backup && destination.is_some_and(Destination::keeps_manifests) {
             let (files, manifest) = owned.pending.commit_keeping_manifest()?;
             (files, Some(manifest))
         } else {
@@ -403,7 +406,7 @@ impl Handler<ApplyRetention> for Copier {
     type Result = Retained;
     fn handle(&mut self, msg: ApplyRetention, _: &mut SyncContext<Self>) -> Retained {
         match self.destination(msg.run) {
-            Ok(destination) => destination.retain(&msg.base, msg.keep),
+            Ok(destination) => destination.retain(&msg.base, msg.keep, msg.own),
             Err(e) => Retained {
                 failure: Some(e),
                 ..Retained::default()

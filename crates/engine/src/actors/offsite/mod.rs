@@ -330,14 +330,20 @@ impl Job {
                 }
             }
         }
-        if let Some(keep) = target.keep {
-            crate::stores::prune(store.as_ref(), &self.work.base, keep as usize, |_, _| {})
-                .await
-                .map_err(|e| e.to_string())?;
-        }
+        // Published first: retention reads an encrypted copy's parent there.
         publish_history(store.as_ref(), destination, &self.work.key, Some(label))
             .await
             .map_err(|e| e.to_string())?;
+        if let Some(keep) = target.keep {
+            crate::stores::prune(
+                store.as_ref(),
+                (&self.work.base, keep as usize),
+                None,
+                |_, _| {},
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        }
         match permanent {
             // Retried at the next run (the cause may be fixed by then), not by the timer.
             Some(reason) => {
