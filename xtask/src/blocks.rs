@@ -72,11 +72,7 @@ struct Big {
 
 fn big_file(o: &Options, sauve: &Path, work: &Path) -> Result<Big> {
     let dir = work.join("big");
-    let _ = std::fs::remove_dir_all(&dir);
-    let app = dir.join("Big");
-    std::fs::create_dir_all(app.join("Project"))?;
-    std::fs::create_dir_all(app.join("Data"))?;
-    std::fs::write(app.join("Project/Big.4DProject"), "{}\n")?;
+    let app = empty_app(&dir, "Big")?;
     let data_path = app.join("Data/Big.4DD");
     let data = o.big_gib << 30;
     std::fs::File::create(&data_path)?.set_len(data)?;
@@ -124,6 +120,16 @@ fn big_file(o: &Options, sauve: &Path, work: &Path) -> Result<Big> {
     };
     let _ = std::fs::remove_dir_all(&dir);
     Ok(big)
+}
+
+/// `DIR/NAME`, made anew: its project file and an empty `Data/`.
+fn empty_app(dir: &Path, name: &str) -> Result<PathBuf> {
+    let _ = std::fs::remove_dir_all(dir);
+    let app = dir.join(name);
+    std::fs::create_dir_all(app.join("Project"))?;
+    std::fs::create_dir_all(app.join("Data"))?;
+    std::fs::write(app.join(format!("Project/{name}.4DProject")), "{}\n")?;
+    Ok(app)
 }
 
 /// `sauve settings init` (a new app: incremental sets, blocks chosen per
@@ -205,11 +211,7 @@ fn against_tar(o: &Options, sauve: &Path, work: &Path) -> Result<AgainstTar> {
         make_sample_app(&src, 1024, 0)?;
     }
     let dir = work.join("tar");
-    let _ = std::fs::remove_dir_all(&dir);
-    let app = dir.join("Tar");
-    std::fs::create_dir_all(app.join("Project"))?;
-    std::fs::create_dir_all(app.join("Data"))?;
-    std::fs::write(app.join("Project/Tar.4DProject"), "{}\n")?;
+    let app = empty_app(&dir, "Tar")?;
     eprintln!("a {} GiB data file of its pages…", o.tar_gib);
     let pages = std::fs::read(&page_source)?;
     let mut out = std::fs::File::create(app.join("Data/Tar.4DD"))?;

@@ -389,6 +389,17 @@ async fn parents_in(
 mod tests {
     use super::*;
 
+    /// The encrypted sets left in `dir`, by name.
+    fn sealed_left(dir: &std::path::Path) -> Vec<String> {
+        let mut left: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".age"))
+            .collect();
+        left.sort();
+        left
+    }
+
     #[test]
     fn retention_in_a_store_keeps_the_chains_of_sets_it_cannot_read_by_their_history() {
         let t = tempfile::tempdir().unwrap();
@@ -438,12 +449,7 @@ mod tests {
             .block_on(prune(&store, ("App", 1), None, |_, _| {}))
             .unwrap();
         assert_eq!(kept, [(BackupNumber::new(4), BackupNumber::new(5))]);
-        let mut left: Vec<String> = std::fs::read_dir(t.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".age"))
-            .collect();
-        left.sort();
+        let left = sealed_left(t.path());
         assert_eq!(left, ["App[0004].4BK.age", "App[0005].4BK.age"]);
         // Keeping 2 of sets 1 and 2 alone: 2 builds on 1, both stay.
         for n in 1..=2 {
@@ -480,12 +486,7 @@ mod tests {
                 (BackupNumber::new(4), BackupNumber::new(5))
             ]
         );
-        let mut left: Vec<String> = std::fs::read_dir(t.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".age"))
-            .collect();
-        left.sort();
+        let left = sealed_left(t.path());
         assert_eq!(
             left,
             [

@@ -350,6 +350,25 @@ async fn settings_save_all_or_nothing_with_each_refusal_beside_its_field() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_save_beside_an_unreadable_sauve_toml_writes_nothing() {
+    let mut s = site();
+    std::fs::remove_file(s.app.join("Settings/backup.4DSettings")).unwrap();
+    std::fs::write(s.app.join("Settings/sauve.toml"), "[incremental\n").unwrap();
+    let (cookie, csrf) = s.login().await;
+    let form = format!("csrf={csrf}&Scheduler%2FFrequency=Daily");
+    let (status, page) = text(
+        s.send(post("/settings", Some(&cookie), origin(), &form))
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert!(page.contains("Not saved"), "{page}");
+    // Still a first save once sauve.toml is fixed.
+    assert!(!s.app.join("Settings/backup.4DSettings").exists());
+    s.handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_save_of_an_app_without_settings_makes_incremental_sets() {
     let mut s = site();
     std::fs::remove_file(s.app.join("Settings/backup.4DSettings")).unwrap();
@@ -371,6 +390,7 @@ async fn the_first_save_of_an_app_without_settings_makes_incremental_sets() {
     let own = sauve_settings::load_sauve_toml(&s.app).unwrap();
     assert_eq!(own.incremental.full_every, 7);
     // The next save changes nothing of it.
+    assert!(s.app.join("Settings/backup.4DSettings").is_file());
     let form = format!("csrf={csrf}&Scheduler%2FFrequency=Weekly&alerts.on=give-up");
     let (status, page) = text(
         s.send(post("/settings", Some(&cookie), origin(), &form))
