@@ -302,6 +302,28 @@ fn every_object_whole(rt: &tokio::runtime::Runtime, store: &dyn Store, backups: 
     }
 }
 
+/// `sauve backup --app APP`, killed (SIGKILL) once 16 MiB of its copy are
+/// in the store (Garage writes a part's blocks as it arrives): the upload
+/// is under way, not completed.
+fn backup_killed_mid_copy(garage: &Garage, app: &str) {
+    let mut child = sauve_command(&garage.key_id, &garage.secret, &["backup", "--app", app])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let blocks = garage.dir().join("node0/data");
+    let started = size_under(&blocks);
+    while size_under(&blocks) <= started + (16 << 20) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the backup ended before its copy was seen under way"
+        );
+        std::thread::yield_now();
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+}
+
 #[test]
 fn a_copy_killed_mid_upload_leaves_no_partial_object_and_the_next_run_finishes_it() {
     let garage = Garage::start(1);
@@ -315,27 +337,7 @@ fn a_copy_killed_mid_upload_leaves_no_partial_object_and_the_next_run_finishes_i
         &[("Advanced/CompressionRate", "None")],
     );
     let a = app.arg();
-    let mut child = sauve_command(&garage.key_id, &garage.secret, &["backup", "--app", &a])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // Killed once parts of its copy are in the store (Garage writes a part's
-    // blocks as it arrives): the upload is under way, not completed.
-    let blocks = garage.dir().join("node0/data");
-    let started = size_under(&blocks);
-    loop {
-        if size_under(&blocks) > started + (16 << 20) {
-            break;
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the backup ended before its copy was seen under way"
-        );
-        std::thread::yield_now();
-    }
-    child.kill().unwrap();
-    let _ = child.wait();
+    backup_killed_mid_copy(&garage, &a);
     let rt = runtime();
     let store = bucket(&garage, "k/");
     every_object_whole(&rt, &store, &app.root().join("Backups"));
@@ -534,4 +536,115 @@ fn two_apps_with_the_same_base_in_one_prefix_are_refused_and_nothing_is_overwrit
         ["Notes[0001].4BK"],
         "the second app's retention deleted nothing"
     );
+}
+
+/// Overwrites 4 KiB of the data file at `at` (and of `data`, its copy)
+/// with `seed`, under a new time.
+fn change_block(path: &Path, data: &mut [u8], at: usize, seed: u8) {
+    use std::os::unix::fs::FileExt;
+    data[at..at + 4096].fill(seed);
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.write_all_at(&data[at..at + 4096], at as u64).unwrap();
+    let t = f.metadata().unwrap().modified().unwrap();
+    f.set_modified(t + std::time::Duration::from_secs(u64::from(seed)))
+        .unwrap();
+}
+
+#[test]
+fn a_chain_copy_killed_mid_upload_is_finished_by_the_next_run_and_restores_from_the_bucket() {
+    let mut garage = Garage::start(1);
+    let url = "s3://sauve-test/chain/";
+    let offsite = format!("[[offsite]]\nurl = \"{url}\"\n\n[incremental]\nfull_every = 5\n");
+    let mut data = random(160 << 20);
+    let app = app(
+        &garage,
+        "Notes",
+        &data,
+        &offsite,
+        &[("Advanced/CompressionRate", "None")],
+    );
+    let a = app.arg();
+    let notes = app.path().join("Data/Notes.4DD");
+    // Two links of a chain made while the store is down: neither is copied.
+    garage.stop_all();
+    ok(&sauve(&garage, &["backup", "--app", &a]));
+    change_block(&notes, &mut data, 10 * 4096, 1);
+    ok(&sauve(&garage, &["backup", "--app", &a]));
+    assert_eq!(states(&app, url), ["failed", "failed"]);
+    garage.start_all();
+
+    // The third run copies the chain from its full set, and is killed once
+    // that copy is under way.
+    change_block(&notes, &mut data, 100 << 20, 2);
+    backup_killed_mid_copy(&garage, &a);
+    let rt = runtime();
+    let store = bucket(&garage, "chain/");
+    let backups = app.root().join("Backups");
+    every_object_whole(&rt, &store, &backups);
+    assert!(
+        rt.block_on(store.head("Notes[0001].4BK"))
+            .unwrap()
+            .is_none(),
+        "the interrupted upload of the full set is not visible"
+    );
+
+    // The next run copies every link, each as the set it is: the daily
+    // links stay small in the bucket. (The killed run may have died
+    // before committing its own set: then the next one is set 3.)
+    change_block(&notes, &mut data, 150 << 20, 3);
+    ok(&sauve(&garage, &["backup", "--app", &a]));
+    let copied = states(&app, url);
+    assert!(copied.len() >= 3, "{copied:?}");
+    assert!(copied.iter().all(|s| s == "copied"), "{copied:?}");
+    // The newest recorded set (a set the killed run committed but never
+    // recorded keeps its number: the next one takes the one after).
+    let h = local_history(&app);
+    let (_, entries) = h.as_object().unwrap().iter().next().unwrap();
+    let numbers: Vec<u32> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["backupNumber"].as_u64())
+        .filter(|&n| n > 0)
+        .map(|n| n as u32)
+        .collect();
+    let last = *numbers.last().unwrap();
+    every_object_whole(&rt, &store, &backups);
+    let size = |n: u32| {
+        rt.block_on(store.head(&format!("Notes[{n:04}].4BK")))
+            .unwrap()
+            .unwrap_or_else(|| panic!("Notes[{n:04}].4BK is not in the bucket"))
+            .size
+    };
+    for &n in numbers.iter().skip(1) {
+        assert!(
+            size(n) * 20 < size(1),
+            "Notes[{n:04}] is {} bytes in the bucket, the full set {}",
+            size(n),
+            size(1)
+        );
+    }
+
+    // The newest link restores from the bucket through its chain there,
+    // and verifies.
+    let newest = format!("{url}Notes[{last:04}]");
+    let to = app.root().join("restored");
+    ok(&sauve(
+        &garage,
+        &[
+            "restore",
+            &newest,
+            "--to",
+            &to.display().to_string(),
+            "--app",
+            &a,
+        ],
+    ));
+    let got = std::fs::read(to.join("Data/Notes.4DD")).unwrap();
+    if got != data {
+        let first = got.iter().zip(&data).position(|(a, b)| a != b);
+        panic!("{newest} restores other bytes, the first at {first:?}; sets {numbers:?}");
+    }
+    let verified = ok(&sauve(&garage, &["verify", &newest, "--app", &a]));
+    assert!(verified.contains("sound"), "{verified}");
 }

@@ -23,6 +23,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -35,7 +36,7 @@ pub(crate) struct Options {
     /// Every scenario (the default is the first backup only, as CI runs it)
     #[arg(long)]
     all: bool,
-    /// One scenario by name (first, retention-after, retention-before, log, stopped, restore, open, incremental)
+    /// One scenario by name (first, retention-after, retention-before, log, stopped, restore, open, incremental, incremental-bucket)
     #[arg(long, value_name = "NAME", conflicts_with = "all")]
     scenario: Option<String>,
     /// Inject ENOSPC, EIO and EROFS at each step instead of crashing
@@ -53,9 +54,10 @@ enum Kind {
     Restore,
     Open,
     Incremental,
+    IncrementalBucket,
 }
 
-const SCENARIOS: [(Kind, &str, &str); 8] = [
+const SCENARIOS: [(Kind, &str, &str); 9] = [
     (Kind::First, "first", "a first backup"),
     (
         Kind::RetentionAfter,
@@ -84,6 +86,11 @@ const SCENARIOS: [(Kind, &str, &str); 8] = [
         "incremental",
         "an incremental backup on a chain that retention keeps whole",
     ),
+    (
+        Kind::IncrementalBucket,
+        "incremental-bucket",
+        "the same into a bucket of a local Garage node (each request that writes is a step)",
+    ),
 ];
 
 /// The faults and the status behaviour §8.2 gives each in the archive.
@@ -108,13 +115,25 @@ fn expected_statuses(fault: &str, steps: &[String], i: usize) -> Vec<i32> {
         at -= 1;
     }
     let (step, path) = steps[at].split_once(' ').unwrap_or(("", ""));
-    let record = ["backupHistory.json", "Backup Journal", "sauve-state.json"]
-        .iter()
-        .any(|r| path.contains(r))
+    // A store's records (`.sauve/` beneath its prefix) are records too.
+    let record = [
+        "backupHistory.json",
+        "Backup Journal",
+        "sauve-state.json",
+        "/.sauve/",
+    ]
+    .iter()
+    .any(|r| path.contains(r))
         || path.ends_with("/Logs");
     let log = path.contains(".journal") || path.contains(".4BL");
     let mut out = if record || in_clone_folder(path) {
         vec![0]
+    } else if path.starts_with("s3://") && !path.ends_with(".part") {
+        // A failed request to the store: behaviour §19's 1409, whatever
+        // the system error would have been on a disk. (The archive writer's
+        // own steps on a set it streams name its `.part`: those fail as a
+        // disk's would.)
+        vec![1409]
     } else if log {
         vec![1408, archive]
     } else {
@@ -141,6 +160,63 @@ fn in_clone_folder(path: &str) -> bool {
 struct Tools {
     sauve: PathBuf,
     host: PathBuf,
+    /// The bucket of the bucket scenario, once it is chosen.
+    bucket: Option<Bucket>,
+}
+
+/// A local Garage node and the prefix the bucket scenario backs up into.
+struct Bucket {
+    garage: sauve_tests::garage::Garage,
+    runtime: tokio::runtime::Runtime,
+    store: Arc<dyn sauve_store::Store>,
+}
+
+/// The bucket scenario's destination.
+const BUCKET_PREFIX: &str = "crash/";
+
+impl Bucket {
+    fn start() -> Result<Bucket> {
+        let garage = sauve_tests::garage::Garage::start(1);
+        let store: Arc<dyn sauve_store::Store> =
+            Arc::new(sauve_tests::garage::bucket(&garage, BUCKET_PREFIX));
+        Ok(Bucket {
+            garage,
+            runtime: tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?,
+            store,
+        })
+    }
+
+    fn url(&self) -> String {
+        format!("s3://{}/{BUCKET_PREFIX}", self.garage.bucket)
+    }
+
+    /// Every object under the prefix: key and bytes.
+    fn objects(&self) -> Result<Vec<(String, bytes::Bytes)>> {
+        self.runtime.block_on(async {
+            let mut out = Vec::new();
+            for o in self.store.list("").await? {
+                let bytes = self.store.get(&o.key).await?;
+                out.push((o.key, bytes));
+            }
+            anyhow::Ok(out)
+        })
+    }
+
+    /// Puts the prefix back as `objects` had it: every other object removed.
+    fn reset(&self, objects: &[(String, bytes::Bytes)]) -> Result<()> {
+        self.runtime.block_on(async {
+            for o in self.store.list("").await? {
+                self.store.delete(&o.key).await?;
+            }
+            for (key, bytes) in objects {
+                self.store.put_replace(key, bytes.clone()).await?;
+            }
+            anyhow::Ok(())
+        })
+    }
 }
 
 fn build() -> Result<Tools> {
@@ -168,6 +244,7 @@ fn build() -> Result<Tools> {
     let tools = Tools {
         sauve: aside.join("sauve"),
         host: aside.join("crash_host"),
+        bucket: None,
     };
     for (from, to) in [
         (target.join("debug/sauve"), &tools.sauve),
@@ -183,6 +260,8 @@ fn build() -> Result<Tools> {
 /// name the app and the destination by their absolute paths.
 struct Template {
     dir: tempfile::TempDir,
+    /// The bucket's objects as the bucket scenario starts.
+    objects: Option<Vec<(String, bytes::Bytes)>>,
 }
 
 impl Template {
@@ -194,8 +273,12 @@ impl Template {
         self.dir.path().join("pristine")
     }
 
-    /// A fresh copy of the pristine app and destination at `DIR/w`.
-    fn fresh(&self) -> Result<PathBuf> {
+    /// A fresh copy of the pristine app and destination at `DIR/w` (and
+    /// the bucket put back as it was, for the bucket scenario).
+    fn fresh(&self, t: &Tools) -> Result<PathBuf> {
+        if let (Some(b), Some(objects)) = (&t.bucket, &self.objects) {
+            b.reset(objects)?;
+        }
         let work = self.dir.path().join("w");
         if work.exists() {
             std::fs::remove_dir_all(&work)
@@ -231,6 +314,10 @@ fn ok(out: &Output, what: &str) -> Result<String> {
 fn sauve(t: &Tools, args: &[&str]) -> Command {
     let mut c = Command::new(&t.sauve);
     c.args(args).env("TZ", "UTC").env_remove("SAUVE_FAULT_AT");
+    if let Some(b) = &t.bucket {
+        c.env("SAUVE_TEST_S3_KEY", &b.garage.key_id)
+            .env("SAUVE_TEST_S3_SECRET", &b.garage.secret);
+    }
     c
 }
 
@@ -310,14 +397,21 @@ fn prepare(t: &Tools, kind: Kind) -> Result<Template> {
             }
         }
         Kind::Restore => backup(t, &app)?,
-        Kind::Incremental => {
+        Kind::Incremental | Kind::IncrementalBucket => {
             // A full set and one incremental set on it; the run adds the
             // third link, and SetNumber 2 keeps all three.
             std::fs::create_dir_all(app.join("Settings"))?;
-            std::fs::write(
-                app.join("Settings/sauve.toml"),
-                "[incremental]\nfull_every = 3\nblock_kib = 4\n",
-            )?;
+            let mut toml = String::new();
+            if let Some(b) = t
+                .bucket
+                .as_ref()
+                .filter(|_| kind == Kind::IncrementalBucket)
+            {
+                set(t, &app, "General/DestinationFolder", &b.url())?;
+                toml = format!("[destination]\n{}\n", b.garage.toml_lines());
+            }
+            toml.push_str("[incremental]\nfull_every = 3\nblock_kib = 4\n");
+            std::fs::write(app.join("Settings/sauve.toml"), toml)?;
             set(t, &app, "Advanced/SetNumber/Enable", "True")?;
             set(t, &app, "Advanced/SetNumber/Value", "2")?;
             let mut data: Vec<u8> = (0u32..(64 << 10))
@@ -342,7 +436,11 @@ fn prepare(t: &Tools, kind: Kind) -> Result<Template> {
             std::fs::write(app.join("Data/App.4DD"), data)?;
         }
     }
-    let template = Template { dir };
+    let objects = match &t.bucket {
+        Some(b) if kind == Kind::IncrementalBucket => Some(b.objects()?),
+        _ => None,
+    };
+    let template = Template { dir, objects };
     std::fs::rename(&work, template.pristine())?;
     Ok(template)
 }
@@ -374,67 +472,150 @@ fn scenario_command(t: &Tools, kind: Kind, root: &Path) -> Command {
 }
 
 fn newest_set(dest: &Path) -> Option<PathBuf> {
-    sets(dest)
+    folder_sets(dest)
         .into_iter()
         .filter(|(n, k)| k == "4BK" && *n > 0)
         .max()
         .map(|(n, _)| dest.join(format!("App[{n:04}].4BK")))
 }
 
-/// `(number, "4BK"|"4BL")` of every committed set in `dest`.
-fn sets(dest: &Path) -> Vec<(u32, String)> {
-    let mut out: Vec<(u32, String)> = std::fs::read_dir(dest)
-        .map(|d| {
-            d.flatten()
-                .filter_map(|e| {
-                    let a = sauve_archive::ArchiveName::parse(&e.file_name().to_string_lossy())?;
-                    (!a.part).then(|| {
-                        (
-                            a.number.get(),
-                            match a.kind {
-                                sauve_archive::SetKind::Backup => "4BK".to_owned(),
-                                sauve_archive::SetKind::Log => "4BL".to_owned(),
-                            },
-                        )
-                    })
-                })
-                .collect()
+/// `(number, "4BK"|"4BL")` of every committed set among `names`.
+fn sets_among(names: impl Iterator<Item = String>) -> Vec<(u32, String)> {
+    let mut out: Vec<(u32, String)> = names
+        .filter_map(|name| {
+            let a = sauve_archive::ArchiveName::parse(&name)?;
+            (!a.part).then(|| {
+                (
+                    a.number.get(),
+                    match a.kind {
+                        sauve_archive::SetKind::Backup => "4BK".to_owned(),
+                        sauve_archive::SetKind::Log => "4BL".to_owned(),
+                    },
+                )
+            })
         })
-        .unwrap_or_default();
+        .collect();
     out.sort();
     out.dedup();
     out
 }
 
-/// Every committed file of `dest` with its blake3.
-fn snapshot(dest: &Path) -> BTreeMap<String, String> {
-    std::fs::read_dir(dest)
-        .map(|d| {
-            d.flatten()
-                .filter_map(|e| {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    let a = sauve_archive::ArchiveName::parse(&name)?;
-                    if a.part {
-                        return None;
-                    }
-                    let bytes = std::fs::read(e.path()).ok()?;
-                    Some((name, blake3::hash(&bytes).to_hex().to_string()))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+/// `(number, "4BK"|"4BL")` of every committed set in the folder `dest`.
+fn folder_sets(dest: &Path) -> Vec<(u32, String)> {
+    sets_among(
+        std::fs::read_dir(dest)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned()),
+    )
 }
 
-fn verify_set(dest: &Path, number: u32, kind: &str) -> Result<()> {
-    let path = dest.join(format!("App[{number:04}].{kind}"));
-    let path = if path.exists() {
-        path
-    } else {
-        dest.join(format!("App[{number:04}]"))
-    };
-    sauve_archive::verify(&path, &mut sauve_archive::NoProgress)
-        .map(drop)
-        .with_context(|| format!("set {number:04}.{kind} does not verify"))
+/// Where a scenario's sets are: its `Backups` folder, or the bucket.
+enum Dest<'a> {
+    Folder(PathBuf),
+    Bucket(&'a Bucket),
+}
+
+impl Dest<'_> {
+    fn of<'a>(t: &'a Tools, kind: Kind, root: &Path) -> Dest<'a> {
+        match &t.bucket {
+            Some(b) if kind == Kind::IncrementalBucket => Dest::Bucket(b),
+            _ => Dest::Folder(root.join("Backups")),
+        }
+    }
+
+    /// `(number, "4BK"|"4BL")` of every committed set.
+    fn sets(&self) -> Result<Vec<(u32, String)>> {
+        Ok(match self {
+            Dest::Folder(dest) => folder_sets(dest),
+            Dest::Bucket(b) => sets_among(b.objects()?.into_iter().map(|(k, _)| k)),
+        })
+    }
+
+    /// Every committed file (object) of a set, with its blake3.
+    fn snapshot(&self) -> Result<BTreeMap<String, String>> {
+        let hash = |name: String, bytes: &[u8]| {
+            let a = sauve_archive::ArchiveName::parse(&name)?;
+            (!a.part).then(|| (name, blake3::hash(bytes).to_hex().to_string()))
+        };
+        Ok(match self {
+            Dest::Folder(dest) => std::fs::read_dir(dest)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| {
+                    let bytes = std::fs::read(e.path()).ok()?;
+                    hash(e.file_name().to_string_lossy().into_owned(), &bytes)
+                })
+                .collect(),
+            Dest::Bucket(b) => b
+                .objects()?
+                .into_iter()
+                .filter_map(|(k, bytes)| hash(k, &bytes))
+                .collect(),
+        })
+    }
+
+    /// Verifies set `number` (with its chain); returns its parent's number.
+    fn verify_set(&self, number: u32, kind: &str) -> Result<Option<u32>> {
+        let report = match self {
+            Dest::Folder(dest) => {
+                let path = dest.join(format!("App[{number:04}].{kind}"));
+                let path = if path.exists() {
+                    path
+                } else {
+                    dest.join(format!("App[{number:04}]"))
+                };
+                sauve_archive::verify(&path, &mut sauve_archive::NoProgress)
+            }
+            Dest::Bucket(b) => {
+                let name = format!("App[{number:04}].{kind}");
+                b.runtime
+                    .block_on(sauve_archive::RemoteSet::locate(
+                        Arc::clone(&b.store),
+                        b.runtime.handle().clone(),
+                        &name,
+                        None,
+                    ))
+                    .and_then(|set| {
+                        sauve_archive::verify_remote(&set, &mut sauve_archive::NoProgress)
+                    })
+            }
+        };
+        let report = report.with_context(|| format!("set {number:04}.{kind} does not verify"))?;
+        Ok(report.manifest.header.parent.map(|p| p.get()))
+    }
+
+    /// The text of the destination's backupHistory.json, if it has one.
+    fn history_text(&self) -> Result<Option<String>> {
+        match self {
+            Dest::Folder(dest) => Ok(sauve_history::read_json_text(dest)?),
+            Dest::Bucket(b) => Ok(b
+                .objects()?
+                .into_iter()
+                .find(|(k, _)| k == "backupHistory.json")
+                .map(|(_, bytes)| String::from_utf8_lossy(&bytes).into_owned())),
+        }
+    }
+
+    /// Objects no run may leave visible in a bucket: anything but committed
+    /// sets, the history and the records sauve keeps there (`.sauve/`).
+    /// (An upload a crash left unfinished is invisible, and not listed.)
+    fn leftovers(&self) -> Result<Vec<String>> {
+        Ok(match self {
+            Dest::Folder(_) => Vec::new(),
+            Dest::Bucket(b) => b
+                .objects()?
+                .into_iter()
+                .map(|(k, _)| k)
+                .filter(|k| {
+                    let set = sauve_archive::ArchiveName::parse(k).is_some_and(|a| !a.part);
+                    !(set || k == "backupHistory.json" || k.starts_with(".sauve/"))
+                })
+                .collect(),
+        })
+    }
 }
 
 /// Leftovers no run may leave once the next one has run.
@@ -474,9 +655,23 @@ fn leftovers(root: &Path) -> Vec<String> {
 }
 
 /// The records parse: the history, the state file, every journal entry.
-fn records_parse(app: &Path, dest: &Path) -> Result<()> {
-    if let Some(text) = sauve_history::read_json_text(dest)? {
+fn records_parse(app: &Path, dest: &Dest<'_>) -> Result<()> {
+    if let Some(text) = dest.history_text()? {
         sauve_history::History::parse(&text).context("backupHistory.json does not parse")?;
+    }
+    // A bucket destination's records, kept in the app.
+    let mut stack = vec![app.join("Logs/Destinations")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|x| x == "json") {
+                let text = std::fs::read_to_string(&path)?;
+                serde_json::from_str::<serde_json::Value>(&text)
+                    .with_context(|| format!("{} does not parse", path.display()))?;
+            }
+        }
     }
     let state = app.join("Logs/sauve-state.json");
     if let Ok(text) = std::fs::read_to_string(&state) {
@@ -512,12 +707,12 @@ fn one(
     fault: Option<&str>,
     stop_at: Option<u64>,
 ) -> Result<Option<String>> {
-    let work = template.fresh()?;
+    let work = template.fresh(t)?;
     let root = work.as_path();
     let app = Template::app(root);
-    let dest = root.join("Backups");
-    let before = snapshot(&dest);
-    let before_sets = sets(&dest);
+    let dest = Dest::of(t, kind, root);
+    let before = dest.snapshot()?;
+    let before_sets = dest.sets()?;
     let out = run_at(t, kind, root, (n, fault), stop_at)?;
     let Some(outcome) = outcome_of(kind, root, (n, steps), fault, &out)? else {
         return Ok(None);
@@ -529,13 +724,14 @@ fn one(
     // 3. The next run succeeds, then a backup with status 0.
     next_runs_succeed(t, kind, root, n)?;
     // 4. No leftovers.
-    let left = leftovers(root);
+    let mut left = leftovers(root);
+    left.extend(dest.leftovers()?);
     if !left.is_empty() {
         bail!("step {n}: left behind after the next run: {left:?}");
     }
     // 5. Numbers used once; every set verifies.
     numbers_once_and_sets_sound(&dest, n)?;
-    if kind == Kind::Incremental {
+    if matches!(kind, Kind::Incremental | Kind::IncrementalBucket) {
         incremental_chain_holds(&dest, n)?;
     }
     // 6. Every acknowledged record comes back.
@@ -612,6 +808,7 @@ fn fault_outcome(
             | Kind::Log
             | Kind::Stopped
             | Kind::Incremental
+            | Kind::IncrementalBucket
     ) {
         finished_status(out)
     } else {
@@ -667,10 +864,10 @@ fn fault_outcome(
 fn earlier_sets_kept(
     kind: Kind,
     n: u64,
-    dest: &Path,
+    dest: &Dest<'_>,
     (before, before_sets): (&BTreeMap<String, String>, &[(u32, String)]),
 ) -> Result<()> {
-    let after = snapshot(dest);
+    let after = dest.snapshot()?;
     for (name, hash) in before {
         match after.get(name) {
             Some(h) if h == hash => {}
@@ -694,7 +891,8 @@ fn earlier_sets_kept(
         if present != files.len() {
             bail!("step {n}: set {number:04}.{k} is partly deleted");
         }
-        verify_set(dest, *number, k).with_context(|| format!("step {n}: after the crash"))?;
+        dest.verify_set(*number, k)
+            .with_context(|| format!("step {n}: after the crash"))?;
     }
     Ok(())
 }
@@ -717,8 +915,10 @@ fn next_runs_succeed(t: &Tools, kind: Kind, root: &Path, n: u64) -> Result<()> {
 
 /// Invariant 5: no backup number is twice in the history, and every set
 /// in `dest` verifies.
-fn numbers_once_and_sets_sound(dest: &Path, n: u64) -> Result<()> {
-    let text = sauve_history::read_json_text(dest)?.context("no history after the next backup")?;
+fn numbers_once_and_sets_sound(dest: &Dest<'_>, n: u64) -> Result<()> {
+    let text = dest
+        .history_text()?
+        .context("no history after the next backup")?;
     let entries = sauve_history::History::parse(&text).context("history")?;
     let mut numbers = BTreeSet::new();
     for key in entries.keys() {
@@ -731,21 +931,21 @@ fn numbers_once_and_sets_sound(dest: &Path, n: u64) -> Result<()> {
             }
         }
     }
-    for (number, k) in sets(dest) {
-        verify_set(dest, number, &k).with_context(|| format!("step {n}: after the next backup"))?;
+    for (number, k) in dest.sets()? {
+        dest.verify_set(number, &k)
+            .with_context(|| format!("step {n}: after the next backup"))?;
     }
     Ok(())
 }
 
 /// The incremental scenario is what it says: set 3 (the run's, or else the
 /// next backup's) builds on set 2; set 4 is full again (full_every 3).
-fn incremental_chain_holds(dest: &Path, n: u64) -> Result<()> {
+fn incremental_chain_holds(dest: &Dest<'_>, n: u64) -> Result<()> {
+    let sets = dest.sets()?;
     for (number, parent) in [(3, Some(2)), (4, None)] {
-        let path = dest.join(format!("App[{number:04}].4BK"));
-        if path.exists() {
-            let set = sauve_archive::SetFiles::locate(&path)?;
-            let found = sauve_archive::parent_of(&set)?;
-            if found.map(|n| n.get()) != parent {
+        if sets.contains(&(number, "4BK".to_owned())) {
+            let found = dest.verify_set(number, "4BK")?;
+            if found != parent {
                 bail!("step {n}: set {number} builds on {found:?}, not {parent:?}");
             }
         }
@@ -772,7 +972,7 @@ fn records_come_back(t: &Tools, root: &Path, n: u64) -> Result<()> {
 /// The durable steps the scenario takes (`step path` each), from a
 /// counting run.
 fn count(t: &Tools, kind: Kind, template: &Template, stop_at: Option<u64>) -> Result<Vec<String>> {
-    let work = template.fresh()?;
+    let work = template.fresh(t)?;
     let log = template.dir.path().join("points.log");
     let _ = std::fs::remove_file(&log);
     let mut cmd = scenario_command(t, kind, &work);
@@ -799,7 +999,7 @@ fn count(t: &Tools, kind: Kind, template: &Template, stop_at: Option<u64>) -> Re
 }
 
 pub(crate) fn main(o: &Options) -> Result<()> {
-    let t = build()?;
+    let mut t = build()?;
     let chosen: Vec<_> = SCENARIOS
         .iter()
         .filter(|(_, name, _)| match (&o.scenario, o.all) {
@@ -814,6 +1014,9 @@ pub(crate) fn main(o: &Options) -> Result<()> {
             o.scenario,
             SCENARIOS.map(|s| s.1).join(", ")
         );
+    }
+    if chosen.iter().any(|(k, _, _)| *k == Kind::IncrementalBucket) {
+        t.bucket = Some(Bucket::start()?);
     }
     let mut rows = Vec::new();
     let mut failures = Vec::new();
@@ -838,6 +1041,15 @@ pub(crate) fn main(o: &Options) -> Result<()> {
         };
         let steps = count(&t, *kind, &template, stop_at)?;
         let points = steps.len() as u64;
+        // The store's own steps (the archive writer's name the `.part`).
+        let request = |s: &&String| s.contains(" s3://") && !s.ends_with(".part");
+        let requests = steps.iter().filter(request).count();
+        if requests > 0 {
+            eprintln!("{name}: {requests} of the {points} steps are requests to the store:");
+            for s in steps.iter().filter(request) {
+                eprintln!("  {s}");
+            }
+        }
         if points == 0 {
             bail!(
                 "{name}: no durable step was counted: is the build without the fault-points feature?"

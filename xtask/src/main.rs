@@ -13,8 +13,10 @@
 //!   `--stop-only`); prints tables for BENCHMARKS.md.
 //! - `bench lock-window [--data-mib N] [--runs N]`: the data lock's window
 //!   with the data on a loop-mounted XFS (cloned) and on target/ (copied).
-//! - `bench peers [--data-mb N] [--attach-mb N] [--days N]`: a week of daily
-//!   backups by sauve, `tar -I 'zstd -1 -T0'`, restic and borg.
+//! - `bench peers [--data-mb N] [--attach-mb N] [--days N] [--block-kib N]
+//!   [--store]`: a week of daily backups by sauve, `tar -I 'zstd -1 -T0'`,
+//!   restic and borg into folders; with `--store`, by sauve, restic and
+//!   rustic into a bucket of a local Garage node.
 //! - `bench locking`: the lock manager's cost per guard.
 //! - `bench offsite [--data-mb N] [--runs N]`: a backup with its off-site
 //!   copy to a local Garage node, against a folder only and a plain upload.
@@ -42,6 +44,7 @@ mod measure;
 mod notes_server;
 mod offsite;
 mod peers;
+mod peers_store;
 mod stopbench;
 mod suite;
 mod workspace;
@@ -249,7 +252,11 @@ mod tests {
             ),
             (
                 &["xtask", "bench", "peers"][..],
-                "Bench { bench: Peers(Options { data_mb: 1024, attach_mb: 512, days: 6, block_kib: None }) }",
+                "Bench { bench: Peers(Options { data_mb: 1024, attach_mb: 512, days: 6, block_kib: None, store: false }) }",
+            ),
+            (
+                &["xtask", "bench", "peers", "--store", "--data-mb", "4096"][..],
+                "Bench { bench: Peers(Options { data_mb: 4096, attach_mb: 512, days: 6, block_kib: None, store: true }) }",
             ),
             (&["xtask", "ci"][..], "Ci { print: false }"),
         ] {

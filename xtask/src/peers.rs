@@ -26,17 +26,22 @@ use crate::workspace::{cargo, repo_root};
 pub(crate) struct Options {
     /// MB of data file in the sample app
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
-    data_mb: u64,
+    pub(crate) data_mb: u64,
     /// MB of attachments beside the sample app
     #[arg(long, value_name = "N", default_value_t = 512)]
-    attach_mb: u64,
+    pub(crate) attach_mb: u64,
     /// Daily backups after the first
     #[arg(long, value_name = "N", default_value_t = 6, value_parser = crate::workspace::at_least_one)]
-    days: usize,
+    pub(crate) days: usize,
     /// block_kib of sauve's incremental sets; unset, as a new app has it,
     /// each file's block size is chosen from its size (16 KiB up to 64 GiB)
     #[arg(long, value_name = "KIB", value_parser = clap::value_parser!(u32).range(4..=1048576))]
-    block_kib: Option<u32>,
+    pub(crate) block_kib: Option<u32>,
+    /// The week into a bucket of a local Garage node instead of folders:
+    /// sauve's full and incremental sets, restic's S3 backend, and
+    /// rustic's when it installs from crates.io within 10 minutes
+    #[arg(long)]
+    pub(crate) store: bool,
 }
 
 /// A tool in the comparison: how it backs up day `d` and restores the last.
@@ -48,13 +53,13 @@ struct Peer {
 }
 
 /// The repositories' passphrase: a benchmark's, in the environment only.
-const ENV: &[(&str, &str)] = &[
+pub(crate) const ENV: &[(&str, &str)] = &[
     ("RESTIC_PASSWORD", "sauve-bench-peers"),
     ("BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK", "yes"),
     ("BORG_RELOCATED_REPO_ACCESS_IS_OK", "yes"),
 ];
 
-fn install_missing() -> Result<()> {
+pub(crate) fn install_missing() -> Result<()> {
     let mut missing = Vec::new();
     for (tool, package) in [
         ("restic", "restic"),
@@ -78,7 +83,7 @@ fn install_missing() -> Result<()> {
 
 /// Day `day`'s changes: 1% of the data file's 4 KiB pages overwritten with
 /// fresh bytes at random positions, 1% of the small files changed.
-fn change(src: &Path, day: usize) -> Result<()> {
+pub(crate) fn change(src: &Path, day: usize) -> Result<()> {
     // The same pages for the same day, in every run.
     let mut rng = fastrand::Rng::with_seed(day as u64);
     let data = src.join("SampleApp/Data/SampleApp.4DD");
@@ -117,24 +122,29 @@ fn change(src: &Path, day: usize) -> Result<()> {
 }
 
 pub(crate) fn peers(o: &Options) -> Result<()> {
+    if o.store {
+        return crate::peers_store::run(o);
+    }
     install_missing()?;
-    cargo(&["build", "--release", "--quiet", "-p", "sauve-cli"])?;
-    let root = repo_root();
-    let sauve = root.join("target/release/sauve");
-    let work = root.join("target/bench-peers");
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work)?;
-    let src = work.join("src");
-    eprintln!(
-        "making the sample app ({} MB data, {} MB attachments)…",
-        o.data_mb, o.attach_mb
-    );
-    make_sample_app(&src, o.data_mb, o.attach_mb)?;
-    let app = src.join("SampleApp");
-    let input = size_of(&app)? + size_of(&src.join("Attachments"))?;
+    let Setup {
+        sauve,
+        work,
+        src,
+        app,
+        input,
+    } = set_up(o, "target/bench-peers")?;
 
     let mut peers = destinations(&work)?;
-    let configurations = configure_sauve(o, &sauve, &app, &work, &peers)?;
+    let configurations = configure_sauve(
+        o,
+        &sauve,
+        &app,
+        &work,
+        [
+            &format!("{}/", peers[0].dest.display()),
+            &format!("{}/", peers[4].dest.display()),
+        ],
+    )?;
     init_repositories(&peers)?;
     let week = Week {
         sauve,
@@ -150,6 +160,43 @@ pub(crate) fn peers(o: &Options) -> Result<()> {
     restore_last_day(&week, &mut peers, o.days)?;
 
     report(o, input, &peers)
+}
+
+/// What a week runs on: the release `sauve`, the bench's work folder, the
+/// sample app's folder (`src`, holding `SampleApp` and `Attachments`) and
+/// its size.
+pub(crate) struct Setup {
+    pub(crate) sauve: PathBuf,
+    pub(crate) work: PathBuf,
+    pub(crate) src: PathBuf,
+    pub(crate) app: PathBuf,
+    pub(crate) input: u64,
+}
+
+/// Builds the release `sauve`, empties the work folder `dir` (under the
+/// repository) and makes the sample app in it.
+pub(crate) fn set_up(o: &Options, dir: &str) -> Result<Setup> {
+    cargo(&["build", "--release", "--quiet", "-p", "sauve-cli"])?;
+    let root = repo_root();
+    let sauve = root.join("target/release/sauve");
+    let work = root.join(dir);
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let src = work.join("src");
+    eprintln!(
+        "making the sample app ({} MB data, {} MB attachments)…",
+        o.data_mb, o.attach_mb
+    );
+    make_sample_app(&src, o.data_mb, o.attach_mb)?;
+    let app = src.join("SampleApp");
+    let input = size_of(&app)? + size_of(&src.join("Attachments"))?;
+    Ok(Setup {
+        sauve,
+        work,
+        src,
+        app,
+        input,
+    })
 }
 
 /// The tools in the order of the table, each with its empty destination
@@ -180,31 +227,28 @@ fn destinations(work: &Path) -> Result<Vec<Peer>> {
 
 /// The shell lines that put one of sauve's two configurations in place
 /// before its run.
-struct Configurations {
+pub(crate) struct Configurations {
     /// Full sets into sauve's destination, no `sauve.toml`.
-    as_full: String,
+    pub(crate) as_full: String,
     /// Incremental sets (`full_every = days + 1`) into their own destination.
-    as_incremental: String,
+    pub(crate) as_incremental: String,
 }
 
-/// Sets the sample app's settings for sauve's full sets, then keeps them
-/// and those of the incremental sets (their destination, their
-/// `sauve.toml`) aside in `work`.
-fn configure_sauve(
+/// Sets the sample app's settings for sauve's full sets (into
+/// `destinations[0]`), then keeps them and those of the incremental sets
+/// (into `destinations[1]`, with their `sauve.toml`) aside in `work`.
+pub(crate) fn configure_sauve(
     o: &Options,
     sauve: &Path,
     app: &Path,
     work: &Path,
-    peers: &[Peer],
+    destinations: [&str; 2],
 ) -> Result<Configurations> {
     for (key, value) in [
         ("Advanced/CompressionRate", "Fast".to_owned()),
         ("Advanced/SetNumber/Enable", "True".to_owned()),
         ("Advanced/SetNumber/Value", (o.days + 1).to_string()),
-        (
-            "General/DestinationFolder",
-            format!("{}/", peers[0].dest.display()),
-        ),
+        ("General/DestinationFolder", destinations[0].to_owned()),
         (
             "General/IncludesFiles/Item1",
             "./Data/SampleApp.4DIndx".to_owned(),
@@ -220,12 +264,7 @@ fn configure_sauve(
     let inc_settings = work.join("incremental.4DSettings");
     let inc_toml = work.join("incremental.toml");
     std::fs::copy(&settings, &full_settings)?;
-    settings_set(
-        sauve,
-        app,
-        "General/DestinationFolder",
-        &format!("{}/", peers[4].dest.display()),
-    )?;
+    settings_set(sauve, app, "General/DestinationFolder", destinations[1])?;
     std::fs::copy(&settings, &inc_settings)?;
     std::fs::write(
         &inc_toml,
@@ -379,7 +418,7 @@ fn restore_last_day(week: &Week, peers: &mut [Peer], days: usize) -> Result<()> 
 }
 
 /// `sauve settings set KEY VALUE --app APP`.
-fn settings_set(sauve: &Path, app: &Path, key: &str, value: &str) -> Result<()> {
+pub(crate) fn settings_set(sauve: &Path, app: &Path, key: &str, value: &str) -> Result<()> {
     let out = Command::new(sauve)
         .args(["settings", "set", key, value, "--app"])
         .arg(app)
@@ -410,37 +449,18 @@ fn report(o: &Options, input: u64, peers: &[Peer]) -> Result<()> {
         mib(input)
     );
     println!();
-    let mut head = String::from("| tool | day 0 s |");
-    let mut rule = String::from("|---|---:|");
-    for d in 1..=o.days {
-        head.push_str(&format!(" day {d} s |"));
-        rule.push_str("---:|");
-    }
-    head.push_str(" destination after the week MiB | restore of the last day s |");
-    rule.push_str("---:|---:|");
-    println!("{head}");
-    println!("{rule}");
     let mut sizes = Vec::new();
     for p in peers {
-        let size = size_of(&p.dest)?;
-        sizes.push(size);
-        let days: String = p
-            .backups
-            .iter()
-            .map(|s| format!(" {:.2} |", s.seconds))
-            .collect();
-        println!(
-            "| {} |{days} {:.1} | {:.2} |",
-            p.name,
-            mib(size),
-            p.restore.map_or(0.0, |s| s.seconds)
-        );
+        sizes.push(size_of(&p.dest)?);
     }
-    println!();
-    let later = |p: &Peer| -> f64 {
-        let v: Vec<f64> = p.backups.iter().skip(1).map(|s| s.seconds).collect();
-        v.iter().sum::<f64>() / v.len().max(1) as f64
-    };
+    days_table(
+        o.days,
+        peers
+            .iter()
+            .zip(&sizes)
+            .map(|(p, &size)| (p.name, &p.backups[..], p.restore, size)),
+    );
+    let later = |p: &Peer| later_mean(&p.backups);
     let first = peers[0].backups.first().map_or(0.0, |s| s.seconds);
     println!("| ratio | measured |");
     println!("|---|---:|");
@@ -498,4 +518,42 @@ fn report(o: &Options, input: u64, peers: &[Peer]) -> Result<()> {
         later(&peers[0]) / later(&peers[3])
     );
     Ok(())
+}
+
+/// The week's table: per tool (its name, its backups, its restore and its
+/// destination's size in bytes after the week), each day's backup time,
+/// the size and the time to restore the last day.
+pub(crate) fn days_table<'a>(
+    days: usize,
+    rows: impl Iterator<Item = (&'a str, &'a [Sample], Option<Sample>, u64)>,
+) {
+    let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+    let mut head = String::from("| tool | day 0 s |");
+    let mut rule = String::from("|---|---:|");
+    for d in 1..=days {
+        head.push_str(&format!(" day {d} s |"));
+        rule.push_str("---:|");
+    }
+    head.push_str(" destination after the week MiB | restore of the last day s |");
+    rule.push_str("---:|---:|");
+    println!("{head}");
+    println!("{rule}");
+    for (name, backups, restore, size) in rows {
+        let days: String = backups
+            .iter()
+            .map(|s| format!(" {:.2} |", s.seconds))
+            .collect();
+        println!(
+            "| {name} |{days} {:.1} | {:.2} |",
+            mib(size),
+            restore.map_or(0.0, |s| s.seconds)
+        );
+    }
+    println!();
+}
+
+/// The mean time of the backups after the first (day 0's).
+pub(crate) fn later_mean(backups: &[Sample]) -> f64 {
+    let v: Vec<f64> = backups.iter().skip(1).map(|s| s.seconds).collect();
+    v.iter().sum::<f64>() / v.len().max(1) as f64
 }

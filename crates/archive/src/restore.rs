@@ -127,7 +127,7 @@ fn restore_from(
             bytes: 0,
             assembled: &mut assembled,
         };
-        let older = link.scan(&mut filler)?;
+        let older = link.scan(&mut filler).map_err(|e| link.named_in(e))?;
         bytes += filler.bytes;
         needs.resolve(&older)?;
     }
@@ -152,7 +152,24 @@ struct Extractor<'a> {
     seen: Vec<Seen>,
     bytes: u64,
     /// Files put together from blocks, checked whole at the end.
-    assembled: Vec<String>,
+    assembled: Vec<Assembled>,
+}
+
+/// A file put together from blocks of several sets of a chain, and its
+/// blake3 and length once the pass that completed it computed them (else
+/// the file is read again and hashed at the end).
+struct Assembled {
+    path: String,
+    hashed: Option<(String, u64)>,
+}
+
+impl Assembled {
+    fn new(path: &str) -> Assembled {
+        Assembled {
+            path: path.to_owned(),
+            hashed: None,
+        }
+    }
 }
 
 impl Visitor for Extractor<'_> {
@@ -174,7 +191,7 @@ impl Visitor for Extractor<'_> {
                 (None, None),
                 (&mut *self.progress, &mut self.bytes),
             )?;
-            self.assembled.push(entry.path.clone());
+            self.assembled.push(Assembled::new(&entry.path));
             self.seen.push(seen);
             return Ok(());
         }
@@ -384,7 +401,7 @@ struct Filler<'a> {
     progress: &'a mut dyn Progress,
     seen: Vec<Seen>,
     bytes: u64,
-    assembled: &'a mut Vec<String>,
+    assembled: &'a mut Vec<Assembled>,
 }
 
 impl Visitor for Filler<'_> {
@@ -397,6 +414,20 @@ impl Visitor for Filler<'_> {
         };
         if entry.entry_type != EntryType::File {
             return Ok(());
+        }
+        // A file hashed whole is finished: nothing may write it again (a
+        // second entry of that path is refused by the manifest check too,
+        // but only after the set is read).
+        if self
+            .assembled
+            .iter()
+            .any(|a| a.path == entry.path && a.hashed.is_some())
+        {
+            return Err(ArchiveError::corrupt(
+                self.kind,
+                format!("entry {} appears twice", entry.path),
+            )
+            .into());
         }
         let rel = relative(&entry.path)?;
         self.budget.take(entry)?;
@@ -411,7 +442,7 @@ impl Visitor for Filler<'_> {
             }
             (Need::Whole { .. }, true) => {
                 let mut file = create_staged(self.kind, entry, self.staging, &rel)?;
-                self.assembled.push(entry.path.clone());
+                self.assembled.push(Assembled::new(&entry.path));
                 write_blocks(
                     self.kind,
                     entry,
@@ -433,7 +464,13 @@ impl Visitor for Filler<'_> {
                 )?
             }
             (Need::Blocks { blocks, unfilled }, false) => {
-                // The file whole: all of it hashed, its needed blocks written.
+                // The file whole, as this older set holds it: its needed
+                // blocks written, and the file as the restore gives it
+                // hashed in the same pass (the blocks newer sets wrote are
+                // read back from the staged file), so that it is not read
+                // again. The bytes of this set that no block needs are not
+                // hashed: the file put together is checked whole, against
+                // the newest manifest, and that is what the restore gives.
                 let mut sink = NeededBlocks {
                     file: open_staged(self.staging, &rel)?,
                     at: 0,
@@ -441,11 +478,24 @@ impl Visitor for Filler<'_> {
                     size: *size,
                     unfilled,
                     written: 0,
+                    whole: blake3::Hasher::new(),
+                    hashed: 0,
+                    scratch: Vec::new(),
                 };
-                let (hash, _) = hash_content(content, Some((&mut sink, &staged)))?;
+                copy_content(content, (&mut sink, &staged))?;
+                let whole = sink
+                    .finish()
+                    .map_err(ArchiveError::io("cannot read", &staged))?;
                 self.bytes += sink.written;
                 self.progress.advance(sink.written);
-                Seen::of(entry, Some(hash))
+                match self.assembled.iter_mut().find(|a| a.path == entry.path) {
+                    Some(a) => a.hashed = Some(whole),
+                    None => self.assembled.push(Assembled {
+                        path: entry.path.clone(),
+                        hashed: Some(whole),
+                    }),
+                }
+                Seen::of(entry, None)
             }
         };
         self.seen.push(seen);
@@ -478,6 +528,43 @@ struct NeededBlocks<'a> {
     size: u64,
     unfilled: &'a BTreeSet<u32>,
     written: u64,
+    /// The file as the restore gives it, hashed up to `hashed`.
+    whole: blake3::Hasher,
+    hashed: u64,
+    /// What blocks newer sets wrote are read back into.
+    scratch: Vec<u8>,
+}
+
+impl NeededBlocks<'_> {
+    /// Hashes `len` bytes of the staged file from `at`: blocks a newer set
+    /// wrote there.
+    fn hash_staged(&mut self, mut at: u64, len: u64) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let want = len.min(1 << 20) as usize;
+        if self.scratch.len() < want {
+            self.scratch.resize(want, 0);
+        }
+        let end = at + len;
+        while at < end {
+            let n = (end - at).min(self.scratch.len() as u64) as usize;
+            self.file.read_exact_at(&mut self.scratch[..n], at)?;
+            self.whole.update(&self.scratch[..n]);
+            at += n as u64;
+        }
+        self.hashed = end;
+        Ok(())
+    }
+
+    /// The blake3 of the file as the restore gives it (what this set gave,
+    /// then past its end what newer sets wrote), and the staged file's
+    /// length as the file system has it.
+    fn finish(&mut self) -> std::io::Result<(String, u64)> {
+        if self.hashed < self.size {
+            self.hash_staged(self.hashed, self.size - self.hashed)?;
+        }
+        let len = self.file.metadata()?.len();
+        Ok((self.whole.finalize().to_hex().to_string(), len))
+    }
 }
 
 impl std::io::Write for NeededBlocks<'_> {
@@ -487,16 +574,31 @@ impl std::io::Write for NeededBlocks<'_> {
         while piece < buf.len() {
             let pos = self.at + piece as u64;
             // Past the blocks a map can number, or past the file: the rest
-            // of the content is only hashed.
+            // of this set's content is not the file's.
             let block = pos / self.block_size;
             let Ok(index) = u32::try_from(block) else {
                 break;
             };
+            if pos >= self.size {
+                break;
+            }
+            if pos != self.hashed {
+                return Err(std::io::Error::other(format!(
+                    "byte {pos} of the content came before byte {} was hashed",
+                    self.hashed
+                )));
+            }
             let block_end = (block + 1).saturating_mul(self.block_size);
-            let end = (block_end - self.at).min(buf.len() as u64) as usize;
-            if self.unfilled.contains(&index) && pos < self.size {
+            let end = (block_end - self.at)
+                .min(buf.len() as u64)
+                .min(self.size - self.at) as usize;
+            if self.unfilled.contains(&index) {
                 self.file.write_all_at(&buf[piece..end], pos)?;
+                self.whole.update(&buf[piece..end]);
+                self.hashed = pos + (end - piece) as u64;
                 self.written += (end - piece) as u64;
+            } else {
+                self.hash_staged(pos, (end - piece) as u64)?;
             }
             piece = end;
         }
@@ -509,10 +611,28 @@ impl std::io::Write for NeededBlocks<'_> {
     }
 }
 
+/// Streams `content` into `sink` (the staged file at `path`) as it comes.
+fn copy_content(
+    content: &mut dyn Read,
+    (sink, path): (&mut dyn std::io::Write, &Path),
+) -> Result<(), VisitError> {
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match content.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(VisitError::Stream(e)),
+        };
+        sink.write_all(&buf[..n])
+            .map_err(ArchiveError::io("cannot write", path))?;
+    }
+}
+
 /// Opens a staged file that a newer set of the chain created.
 fn open_staged(staging: &Beneath, rel: &Path) -> Result<File, ArchiveError> {
     staging
-        .open_write(rel)
+        .open_read_write(rel)
         .map_err(ArchiveError::io("cannot open", &staging.shown(rel)))
 }
 
@@ -521,22 +641,27 @@ fn open_staged(staging: &Beneath, rel: &Path) -> Result<File, ArchiveError> {
 fn check_assembled(
     manifest: &Manifest,
     staging: &Beneath,
-    assembled: &[String],
+    assembled: &[Assembled],
 ) -> Result<(), ArchiveError> {
-    for e in manifest
+    for (e, a) in manifest
         .entries
         .iter()
-        .filter(|e| assembled.contains(&e.path))
+        .filter_map(|e| assembled.iter().find(|a| a.path == e.path).map(|a| (e, a)))
     {
-        let rel = relative(&e.path)?;
-        let staged = staging.shown(&rel);
-        let mut file = staging
-            .open_read(&rel)
-            .map_err(ArchiveError::io("cannot read", &staged))?;
-        let (hash, size) = hash_content(&mut file, None).map_err(|e| match e {
-            VisitError::Stream(e) => ArchiveError::io("cannot read", &staged)(e),
-            VisitError::Other(e) => e,
-        })?;
+        let (hash, size) = match &a.hashed {
+            Some(hashed) => hashed.clone(),
+            None => {
+                let rel = relative(&e.path)?;
+                let staged = staging.shown(&rel);
+                let mut file = staging
+                    .open_read(&rel)
+                    .map_err(ArchiveError::io("cannot read", &staged))?;
+                hash_content(&mut file, None).map_err(|e| match e {
+                    VisitError::Stream(e) => ArchiveError::io("cannot read", &staged)(e),
+                    VisitError::Other(e) => e,
+                })?
+            }
+        };
         if size != e.size || Some(hash) != e.blake3 {
             return Err(ArchiveError::corrupt(
                 SetKind::Backup,

@@ -46,7 +46,7 @@ fn verify_chain(newest: &Link, progress: &mut dyn Progress) -> Result<VerifyRepo
     let mut link = newest.clone();
     while !needs.is_empty() {
         link = link.parent(&needs)?;
-        let older = link.verify(progress)?;
+        let older = link.verify(progress).map_err(|e| link.named_in(e))?;
         needs.resolve(&older.manifest)?;
         report.bytes += older.bytes;
         report.chain.push(older.set);
@@ -68,6 +68,25 @@ impl Link {
         match self {
             Link::Folder(set) => set.clone(),
             Link::Store(remote) => remote.set_files(),
+        }
+    }
+
+    /// `e`, found in this older set of a chain, naming it when it is damage:
+    /// the set asked for is not the one that is damaged.
+    pub(crate) fn named_in(&self, e: ArchiveError) -> ArchiveError {
+        match e {
+            ArchiveError::Corrupt { kind, what } => {
+                let name = &self.files().name;
+                ArchiveError::Corrupt {
+                    kind,
+                    what: format!(
+                        "in {}[{}], an older set of the chain: {what}",
+                        name.base,
+                        name.number.text()
+                    ),
+                }
+            }
+            other => other,
         }
     }
 

@@ -426,6 +426,69 @@ fn a_missing_link_is_named_and_a_damaged_one_refused() {
     assert!(restored(&fx, 1).is_ok());
 }
 
+/// Where the content of `path` starts in an uncompressed set: after its
+/// tar header (the one at a 512-byte boundary that names it).
+fn content_offset(set: &[u8], path: &str) -> usize {
+    let mut name = path.as_bytes().to_vec();
+    name.push(0);
+    (0..set.len())
+        .step_by(512)
+        .find(|&at| set[at..].starts_with(&name))
+        .map(|at| at + 512)
+        .unwrap_or_else(|| panic!("no tar header names {path}"))
+}
+
+/// A restore of a chain checks the file it puts together, hashed in the
+/// pass over the older set that holds it whole: a wrong byte that the
+/// restore would use fails it (1411) naming the file, and nothing is
+/// placed; a wrong byte in a block that a newer set replaced is not used,
+/// so the restore gives the right file, while `verify` of the chain still
+/// refuses the damaged link.
+#[test]
+fn a_wrong_byte_in_an_older_link_fails_a_restore_only_where_the_restore_uses_it() {
+    let fx = Fixture::new();
+    let mut clock = 0;
+    start(&fx, &mut clock);
+    let full = backup(&fx, 1, Compression::None, None, false);
+    apply(fx.app(), &Op::Block(2, 7), &mut clock);
+    let inc = backup(&fx, 2, Compression::None, Some(full), false);
+    assert_eq!(
+        entry(&inc, "Data/App.4DD")
+            .blocks
+            .as_ref()
+            .map(|b| b.changed.clone()),
+        Some(vec![2])
+    );
+    let want = tree(fx.app());
+    let one = set_path(&fx, 1);
+    let saved = std::fs::read(&one).unwrap();
+    let data = content_offset(&saved, "Data/App.4DD");
+
+    // Block 5 of set 1 is the file's: a byte changed there fails the restore.
+    let mut bad = saved.clone();
+    bad[data + 5 * BLOCK as usize + 100] ^= 0x55;
+    std::fs::write(&one, &bad).unwrap();
+    let err = restored(&fx, 2).unwrap_err();
+    assert_eq!(err.status(), sauve_status::Status::ArchiveCorrupt, "{err}");
+    assert!(err.to_string().contains("Data/App.4DD"), "{err}");
+    let left = fx.root.path().join("restored-2");
+    assert!(
+        !left.join("Data/App.4DD").exists(),
+        "nothing is placed after a failed check"
+    );
+    let _ = std::fs::remove_dir_all(&left);
+
+    // Block 2 of set 1 was replaced by set 2's: a byte changed there is not
+    // used, and the restore gives the file as it was backed up.
+    let mut bad = saved.clone();
+    bad[data + 2 * BLOCK as usize + 100] ^= 0x55;
+    std::fs::write(&one, &bad).unwrap();
+    let to = restored(&fx, 2).unwrap();
+    assert_eq!(differs(&tree(&to), &want), None);
+    let err = verify(&set_path(&fx, 2), &mut NoProgress).unwrap_err();
+    assert!(err.to_string().contains("App[0001]"), "{err}");
+}
+
 /// The data file of the chain written before compact block hashes
 /// (tests/fixtures/hex-hashes/SOURCES.md), after `changes` of its sets.
 fn hex_fixture_data(changes: usize) -> Vec<u8> {

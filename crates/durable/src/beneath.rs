@@ -285,9 +285,9 @@ impl Beneath {
         Ok(File::from(fd))
     }
 
-    /// Opens the file `rel` for writing in place.
-    pub fn open_write(&self, rel: &Path) -> io::Result<File> {
-        let fd = self.at(rel, OFlags::WRONLY | OFlags::NOFOLLOW, Mode::empty())?;
+    /// Opens the file `rel` for reading and writing in place.
+    pub fn open_read_write(&self, rel: &Path) -> io::Result<File> {
+        let fd = self.at(rel, OFlags::RDWR | OFlags::NOFOLLOW, Mode::empty())?;
         Ok(File::from(fd))
     }
 
@@ -588,7 +588,7 @@ mod tests {
         refused(b.create_new(Path::new("up/new"), 0o600).map(drop));
         refused(b.create_new(Path::new("../new"), 0o600).map(drop));
         refused(b.create_new(Path::new("/tmp/new"), 0o600).map(drop));
-        refused(b.open_write(Path::new("link")).map(drop));
+        refused(b.open_read_write(Path::new("link")).map(drop));
         refused(b.create_dir_all(Path::new("up/x")));
         refused(b.create_dir_all(Path::new("link/x")));
         refused(b.symlink("/etc", Path::new("up/l")));

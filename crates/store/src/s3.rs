@@ -18,6 +18,8 @@ use object_store::{
 };
 use tokio::task::JoinSet;
 
+use sauve_durable::fault::{self, Step};
+
 use crate::location::{Addressing, S3Options};
 use crate::{ObjectInfo, Store, StoreError, Upload};
 
@@ -137,6 +139,19 @@ impl S3Store {
     /// never a riddle.
     fn error(&self, action: &'static str, key: &str, e: &object_store::Error) -> StoreError {
         map_error(&self.shown(), &self.bucket, action, key, e)
+    }
+
+    /// The crash or fault point before a durable request on `key` (see
+    /// sauve-durable's `fault`: nothing outside a `fault-points` build). The
+    /// object is named `s3://bucket/prefix/key`; a fault is a failed request.
+    fn point(&self, step: Step, action: &'static str, key: &str) -> Result<(), StoreError> {
+        let url = format!("s3://{}/{}{key}", self.bucket, self.prefix);
+        fault::point(step, std::path::Path::new(&url)).map_err(|e| StoreError::Failed {
+            store: self.describe(),
+            action,
+            key: key.to_owned(),
+            message: e.to_string(),
+        })
     }
 
     /// The store as its errors name it: `s3://bucket/prefix/ (requests to …, path-style)`.
@@ -367,6 +382,7 @@ impl Store for S3Store {
             });
         }
         let path = self.path(key)?;
+        self.point(Step::Create, "cannot upload", key)?;
         let opts = PutOptions {
             mode: PutMode::Create,
             ..PutOptions::default()
@@ -380,6 +396,7 @@ impl Store for S3Store {
 
     async fn put_replace(&self, key: &str, data: Bytes) -> Result<(), StoreError> {
         let path = self.path(key)?;
+        self.point(Step::Rename, "cannot upload", key)?;
         self.client
             .put(&path, PutPayload::from_bytes(data))
             .await
@@ -389,6 +406,7 @@ impl Store for S3Store {
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let path = self.path(key)?;
+        self.point(Step::Unlink, "cannot remove", key)?;
         match self.client.delete(&path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.error("cannot remove", key, &e)),
@@ -403,6 +421,7 @@ impl Store for S3Store {
             });
         }
         let path = self.path(key)?;
+        self.point(Step::Create, "cannot upload", key)?;
         let id = self
             .client
             .create_multipart(&path)
@@ -490,6 +509,7 @@ impl Upload for S3Upload {
         while self.in_flight.len() >= self.store.parts_in_flight {
             self.wait_one().await?;
         }
+        self.store.point(Step::Write, "cannot upload", &self.key)?;
         let idx = self.next;
         self.next += 1;
         self.size += data.len() as u64;
@@ -539,6 +559,14 @@ impl Upload for S3Upload {
                 message: "the upload is finished".into(),
             });
         };
+        if let Err(e) = self
+            .store
+            .point(Step::Link, "cannot complete the upload of", &self.key)
+        {
+            self.id = Some(id);
+            let _ = self.abort_now().await;
+            return Err(e);
+        }
         self.done.sort_by_key(|(i, _)| *i);
         let parts: Vec<PartId> = std::mem::take(&mut self.done)
             .into_iter()
