@@ -3,7 +3,8 @@
 //! writer and its commit, retention, the log cut and the records, calls
 //! [`point`] first. So does every request that writes to a bucket
 //! (sauve-store's S3 store: an upload started, a part, the completion that
-//! makes it visible, a put, a delete), its path the object's `s3://` URL.
+//! makes it visible and its answer received, a put, a delete), its path the
+//! object's `s3://` URL.
 //!
 //! In a normal build `point` does nothing and costs nothing. Built with the
 //! `fault-points` feature (tests and `cargo xtask crash` only, never a

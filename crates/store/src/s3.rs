@@ -572,14 +572,22 @@ impl Upload for S3Upload {
             .into_iter()
             .map(|(_, p)| p)
             .collect();
-        match self
+        let answer = match self
             .store
             .client
             .complete_multipart(&self.path, &id, parts)
             .await
         {
-            Ok(_) => Ok(self.size),
-            Err(e) => {
+            // The answer received (a fault point: a fault there is an
+            // answer lost after the store applied the completion).
+            Ok(_) => self
+                .store
+                .point(Step::Sync, "cannot complete the upload of", &self.key),
+            Err(e) => Err(self.error("cannot complete the upload of", &e)),
+        };
+        match answer {
+            Ok(()) => Ok(self.size),
+            Err(err) => {
                 // The answer may be lost after the store applied it: the
                 // key was free just before, so an object of this size
                 // there now is this upload's.
@@ -589,7 +597,6 @@ impl Upload for S3Upload {
                     return Ok(self.size);
                 }
                 self.id = Some(id);
-                let err = self.error("cannot complete the upload of", &e);
                 let _ = self.abort_now().await;
                 Err(err)
             }
