@@ -209,6 +209,12 @@ impl Bucket {
         })
     }
 
+    /// Every key under the prefix (listed, nothing downloaded).
+    fn keys(&self) -> Result<Vec<String>> {
+        let listed = self.runtime.block_on(self.store.list(""))?;
+        Ok(listed.into_iter().map(|o| o.key).collect())
+    }
+
     /// Puts the prefix back as `objects` had it: every other object removed.
     fn reset(&self, objects: &[(String, bytes::Bytes)]) -> Result<()> {
         self.runtime.block_on(async {
@@ -533,7 +539,7 @@ impl Dest<'_> {
     fn sets(&self) -> Result<Vec<(u32, String)>> {
         Ok(match self {
             Dest::Folder(dest) => folder_sets(dest),
-            Dest::Bucket(b) => sets_among(b.objects()?.into_iter().map(|(k, _)| k)),
+            Dest::Bucket(b) => sets_among(b.keys()?.into_iter()),
         })
     }
 
@@ -595,11 +601,13 @@ impl Dest<'_> {
     fn history_text(&self) -> Result<Option<String>> {
         match self {
             Dest::Folder(dest) => Ok(sauve_history::read_json_text(dest)?),
-            Dest::Bucket(b) => Ok(b
-                .objects()?
-                .into_iter()
-                .find(|(k, _)| k == "backupHistory.json")
-                .map(|(_, bytes)| String::from_utf8_lossy(&bytes).into_owned())),
+            Dest::Bucket(b) => {
+                if !b.keys()?.iter().any(|k| k == "backupHistory.json") {
+                    return Ok(None);
+                }
+                let bytes = b.runtime.block_on(b.store.get("backupHistory.json"))?;
+                Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+            }
         }
     }
 
@@ -610,9 +618,8 @@ impl Dest<'_> {
         Ok(match self {
             Dest::Folder(_) => Vec::new(),
             Dest::Bucket(b) => b
-                .objects()?
+                .keys()?
                 .into_iter()
-                .map(|(k, _)| k)
                 .filter(|k| {
                     let set = sauve_archive::ArchiveName::parse(k).is_some_and(|a| !a.part);
                     !(set || k == "backupHistory.json" || k.starts_with(".sauve/"))

@@ -434,16 +434,7 @@ pub(crate) fn settings_set(sauve: &Path, app: &Path, key: &str, value: &str) -> 
 
 fn report(o: &Options, input: u64, peers: &[Peer]) -> Result<()> {
     let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
-    println!(
-        "## cargo xtask bench peers --data-mb {} --attach-mb {} --days {}{}",
-        o.data_mb,
-        o.attach_mb,
-        o.days,
-        o.block_kib
-            .map_or_else(String::new, |kib| format!(" --block-kib {kib}"))
-    );
-    println!();
-    println!("{}", machine());
+    heading(o);
     println!(
         "input: {:.0} MiB (sample app from tests/fixtures/make-sample-app); day 0 backs it up, each later day first overwrites 1% of the data file's 4 KiB pages at random positions and changes 1% of the small files; every command ends with its output synced",
         mib(input)
@@ -518,6 +509,21 @@ fn report(o: &Options, input: u64, peers: &[Peer]) -> Result<()> {
         later(&peers[0]) / later(&peers[3])
     );
     Ok(())
+}
+
+/// The table's heading: the command that gives it, then the machine.
+pub(crate) fn heading(o: &Options) {
+    println!(
+        "## cargo xtask bench peers{} --data-mb {} --attach-mb {} --days {}{}",
+        if o.store { " --store" } else { "" },
+        o.data_mb,
+        o.attach_mb,
+        o.days,
+        o.block_kib
+            .map_or_else(String::new, |kib| format!(" --block-kib {kib}"))
+    );
+    println!();
+    println!("{}", machine());
 }
 
 /// The week's table: per tool (its name, its backups, its restore and its

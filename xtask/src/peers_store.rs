@@ -19,9 +19,10 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use sauve_tests::garage::Garage;
 
-use crate::measure::{Sample, machine, measure_env, q, sh};
+use crate::measure::{Sample, measure_env, q, sh};
 use crate::peers::{
-    ENV, Options, Setup, change, configure_sauve, days_table, install_missing, later_mean, set_up,
+    ENV, Options, Setup, change, configure_sauve, days_table, heading, install_missing, later_mean,
+    set_up,
 };
 
 /// What `cargo install` of rustic may take before the bench goes without it.
@@ -351,16 +352,7 @@ fn report(
     rustic: Option<String>,
 ) -> Result<()> {
     let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
-    println!(
-        "## cargo xtask bench peers --store --data-mb {} --attach-mb {} --days {}{}",
-        o.data_mb,
-        o.attach_mb,
-        o.days,
-        o.block_kib
-            .map_or_else(String::new, |kib| format!(" --block-kib {kib}"))
-    );
-    println!();
-    println!("{}", machine());
+    heading(o);
     println!(
         "input: {:.0} MiB (sample app from tests/fixtures/make-sample-app); day 0 backs it up, each later day first overwrites 1% of the data file's 4 KiB pages at random positions and changes 1% of the small files; every tool writes into one bucket of a single Garage {} node on loopback (its default zstd level 1 on stored blocks), under its own prefix; sizes are the objects' sizes as the store lists them; restores are from the bucket into a folder on target/, synced, {}",
         mib(input),

@@ -399,6 +399,8 @@ fn a_missing_link_is_named_and_a_damaged_one_refused() {
     std::fs::write(&one, &bad).unwrap();
     let err = restored(&fx, 3).unwrap_err();
     assert_eq!(err.status(), sauve_status::Status::ArchiveCorrupt, "{err}");
+    // The damaged link is named, not only the set asked for.
+    assert!(err.to_string().contains("App[0001]"), "{err}");
     assert!(verify(&set_path(&fx, 3), &mut NoProgress).is_err());
     std::fs::write(&one, &saved).unwrap();
     // Set 2 gone: restoring or verifying set 3 names it (1410).
