@@ -278,6 +278,32 @@ pub(crate) enum Need {
     },
 }
 
+/// What one older set of a chain gives a file that newer sets need.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Supply {
+    /// The file whole, stored in this set.
+    Whole,
+    /// These blocks, from this set's blocks entry of the file; `first` when
+    /// no newer set holds any of the file (these are the first written).
+    Blocks { take: BTreeSet<u32>, first: bool },
+    /// The file stored whole in this set, of which these blocks are still
+    /// needed: newer sets hold the others.
+    Rest {
+        take: BTreeSet<u32>,
+        block_size: u64,
+    },
+}
+
+impl Supply {
+    /// How many blocks it gives (`None`: the file whole).
+    pub(crate) fn blocks(&self) -> Option<usize> {
+        match self {
+            Supply::Whole => None,
+            Supply::Blocks { take, .. } | Supply::Rest { take, .. } => Some(take.len()),
+        }
+    }
+}
+
 /// What the newest set of a chain needs of the sets it builds on.
 #[derive(Debug)]
 pub(crate) struct Needs {
@@ -354,11 +380,12 @@ impl Needs {
     /// builds on: what it holds is no longer needed, what it has the same
     /// is needed of its own parent. Every needed file must be in `link`
     /// with the same size and hashes. Returns what `link` supplies: each
-    /// file it holds content of, whole (`None`) or that many blocks.
+    /// file it holds content of, its size, and what of it `link` gives (the
+    /// blocks two sets give are never the same).
     pub(crate) fn resolve(
         &mut self,
         link: &Manifest,
-    ) -> Result<Vec<(String, Option<usize>)>, ArchiveError> {
+    ) -> Result<Vec<(String, u64, Supply)>, ArchiveError> {
         let newer = self.name(self.newer);
         let here = self.name(link.header.backup_number);
         // The link must be the set asked for: its number is the parent's,
@@ -402,12 +429,17 @@ impl Needs {
                     }
                     match (e.store, &e.blocks) {
                         (Store::Stored, _) => {
-                            supplied.push((path.clone(), None));
+                            supplied.push((path.clone(), *size, Supply::Whole));
                             done.push(path.clone());
                         }
                         (Store::Same, _) => {}
                         (Store::Blocks, Some(b)) => {
-                            supplied.push((path.clone(), Some(b.changed.len())));
+                            let take = b.changed.iter().copied().collect();
+                            supplied.push((
+                                path.clone(),
+                                *size,
+                                Supply::Blocks { take, first: true },
+                            ));
                             *need = Need::Blocks {
                                 blocks: b.clone(),
                                 unfilled: unfilled(b, e.size),
@@ -429,14 +461,25 @@ impl Needs {
                     }
                     match e.store {
                         Store::Stored => {
-                            supplied.push((path.clone(), Some(unfilled.len())));
+                            let take = std::mem::take(unfilled);
+                            let block_size = blocks.block_size;
+                            supplied.push((path.clone(), *size, Supply::Rest { take, block_size }));
                             done.push(path.clone());
                         }
                         Store::Same => {}
                         Store::Blocks => {
-                            let taken = b.changed.iter().filter(|i| unfilled.remove(i)).count();
-                            if taken > 0 {
-                                supplied.push((path.clone(), Some(taken)));
+                            let take: BTreeSet<u32> = b
+                                .changed
+                                .iter()
+                                .copied()
+                                .filter(|i| unfilled.remove(i))
+                                .collect();
+                            if !take.is_empty() {
+                                supplied.push((
+                                    path.clone(),
+                                    *size,
+                                    Supply::Blocks { take, first: false },
+                                ));
                             }
                             if unfilled.is_empty() {
                                 done.push(path.clone());

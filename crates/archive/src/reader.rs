@@ -227,15 +227,6 @@ pub(crate) trait Visitor {
     }
 }
 
-/// Reads through, for the manifest only.
-pub(crate) struct Skipper;
-
-impl Visitor for Skipper {
-    fn entry(&mut self, _: &ReadEntry, _: &mut dyn Read) -> Result<(), VisitError> {
-        Ok(())
-    }
-}
-
 /// The segments of a set on disk.
 pub(crate) struct Files<'a>(pub(crate) &'a [PathBuf]);
 
@@ -372,7 +363,7 @@ pub(crate) fn scan_source(
     let known = match crate::index::locate(source, kind)? {
         Some(located) => Some((located.manifest, located.hash)),
         None if visitor.needs_manifest_first() => {
-            let mut first_pass = FirstPass(&*visitor);
+            let mut first_pass = FirstPass(&|| visitor.is_stopped());
             match scan_stream(source, kind, first, &mut first_pass, None)? {
                 (Some(manifest), hash) => Some((manifest, hash)),
                 (None, _) => None,
@@ -419,22 +410,59 @@ pub(crate) fn manifest_of(
     kind: SetKind,
     first: &str,
 ) -> Result<Manifest, ArchiveError> {
-    if let Some(located) = crate::index::locate(source, kind)? {
-        return Ok(located.manifest);
+    declared_of(source, kind, first, &|| false).map(|d| d.manifest)
+}
+
+/// What a set declares before it is read: its manifest, the manifest's
+/// blake3, and whether an index gave them (else the stream was read through
+/// for them, stopping when `stopped` says so).
+pub(crate) struct DeclaredSet {
+    pub(crate) manifest: Manifest,
+    pub(crate) hash: [u8; 32],
+    pub(crate) indexed: bool,
+}
+
+/// [`DeclaredSet`] of a set: through its index when it has one, else by
+/// reading its stream through (checked as [`scan_source`] checks it).
+pub(crate) fn declared_of(
+    source: &dyn SegmentSource,
+    kind: SetKind,
+    first: &str,
+    stopped: &dyn Fn() -> bool,
+) -> Result<DeclaredSet, ArchiveError> {
+    if let Some(declared) = indexed_of(source, kind)? {
+        return Ok(declared);
     }
-    match scan_stream(source, kind, first, &mut Skipper, None)? {
-        (Some(manifest), _) => Ok(manifest),
+    match scan_stream(source, kind, first, &mut FirstPass(stopped), None)? {
+        (Some(manifest), hash) => Ok(DeclaredSet {
+            manifest,
+            hash,
+            indexed: false,
+        }),
         (None, _) => Err(ArchiveError::corrupt(kind, "the manifest is missing")),
     }
 }
 
-/// The first of two passes, for the manifest alone: it stops when the
-/// visitor that needs the manifest is asked to stop.
-struct FirstPass<'a>(&'a dyn Visitor);
+/// [`DeclaredSet`] of a set through its index; `None` when it has none.
+pub(crate) fn indexed_of(
+    source: &dyn SegmentSource,
+    kind: SetKind,
+) -> Result<Option<DeclaredSet>, ArchiveError> {
+    Ok(
+        crate::index::locate(source, kind)?.map(|located| DeclaredSet {
+            manifest: located.manifest,
+            hash: located.hash,
+            indexed: true,
+        }),
+    )
+}
+
+/// A pass for the manifest alone: it stops when asked to.
+struct FirstPass<'a>(&'a dyn Fn() -> bool);
 
 impl Visitor for FirstPass<'_> {
     fn entry(&mut self, _: &ReadEntry, _: &mut dyn Read) -> Result<(), VisitError> {
-        if self.0.is_stopped() {
+        if (self.0)() {
             return Err(ArchiveError::Stopped.into());
         }
         Ok(())

@@ -14,12 +14,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::error::ArchiveError;
-use crate::incremental::{Need, Needs};
 use crate::kind::SetKind;
 use crate::manifest::{EntryType, Manifest, ManifestEntry};
 use crate::naming::SetFiles;
 use crate::reader::{
-    ReadEntry, Seen, VisitError, Visitor, check_against_manifest, check_seen, hash_content,
+    DeclaredSet, ReadEntry, Seen, VisitError, Visitor, check_against_manifest, hash_content,
     read_blocks_entry,
 };
 use crate::remote::RemoteSet;
@@ -27,6 +26,9 @@ use crate::safety::{safe_components, unsafe_entry};
 use crate::verify::Link;
 use crate::writer::Progress;
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+mod chain;
 
 /// How to restore.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -105,31 +107,66 @@ fn restore_from(
         kind: set.name.kind,
         staging: &staging.dir,
         budget: &mut budget,
-        progress,
+        progress: &mut *progress,
         seen: Vec::new(),
         bytes: 0,
         assembled: Vec::new(),
     };
-    let manifest = newest.scan(&mut extractor)?;
-    let mut bytes = extractor.bytes;
-    let mut assembled = std::mem::take(&mut extractor.assembled);
-    let mut needs = Needs::of(&manifest);
-    let mut link = newest;
-    while !needs.is_empty() {
-        link = link.parent(&needs)?;
-        let mut filler = Filler {
-            kind: link.files().name.kind,
-            staging: &staging.dir,
-            budget: &mut *extractor.budget,
-            needs: &needs,
-            progress: extractor.progress,
-            seen: Vec::new(),
-            bytes: 0,
-            assembled: &mut assembled,
-        };
-        let older = link.scan(&mut filler).map_err(|e| link.named_in(e))?;
-        bytes += filler.bytes;
-        needs.resolve(&older)?;
+    // What the set declares: the older sets of its chain are planned from
+    // it while the set itself is read.
+    let DeclaredSet { manifest, hash, .. } =
+        newest.declared(&|| extractor.progress.is_stopped())?;
+    let stop = AtomicBool::new(false);
+    let waiting = std::thread::current();
+    let (read, chain) = std::thread::scope(|scope| {
+        let planning = scope.spawn(|| {
+            let chain = chain::plan(&newest, &manifest, &stop);
+            waiting.unpark();
+            chain
+        });
+        let read = newest.scan_declared(&mut extractor, (&manifest, hash));
+        // A stop, or the set's damage, ends the plan too.
+        while !planning.is_finished() {
+            if read.is_err() || extractor.progress.is_stopped() {
+                stop.store(true, Ordering::SeqCst);
+            }
+            std::thread::park_timeout(Duration::from_millis(10));
+        }
+        let chain = planning
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (read, chain)
+    });
+    read?;
+    let chain = chain?;
+    let Extractor {
+        mut assembled,
+        bytes,
+        ..
+    } = extractor;
+    for (path, size) in chain.iter().flat_map(chain::Planned::first_written) {
+        let rel = relative(path)?;
+        let shown = staging.dir.shown(&rel);
+        create_staged(set.name.kind, path, &staging.dir, &rel)?
+            .set_len(size)
+            .map_err(ArchiveError::io("cannot write", &shown))?;
+        assembled.push(Assembled::new(path));
+    }
+    let staged = chain::Staged {
+        kind: set.name.kind,
+        staging: &staging.dir,
+        budget: std::sync::Mutex::new(budget),
+    };
+    let filled = chain::fill(&chain, &staged, progress)?;
+    let bytes = bytes + filled.bytes;
+    for (path, whole) in filled.hashed {
+        match assembled.iter_mut().find(|a| a.path == path) {
+            Some(a) => a.hashed = Some(whole),
+            None => assembled.push(Assembled {
+                path,
+                hashed: Some(whole),
+            }),
+        }
     }
     check_assembled(&manifest, &staging.dir, &assembled)?;
     let files = place(&manifest, &staging, &root)?;
@@ -182,7 +219,7 @@ impl Visitor for Extractor<'_> {
         self.budget.take(entry)?;
         let staged = self.staging.shown(&rel);
         if entry.blocks {
-            let mut file = create_staged(self.kind, entry, self.staging, &rel)?;
+            let mut file = create_staged(self.kind, &entry.path, self.staging, &rel)?;
             let seen = write_blocks(
                 self.kind,
                 entry,
@@ -190,6 +227,7 @@ impl Visitor for Extractor<'_> {
                 (&mut file, &staged),
                 (None, None),
                 (&mut *self.progress, &mut self.bytes),
+                &|_| {},
             )?;
             self.assembled.push(Assembled::new(&entry.path));
             self.seen.push(seen);
@@ -197,7 +235,7 @@ impl Visitor for Extractor<'_> {
         }
         let blake3 = match entry.entry_type {
             EntryType::File => {
-                let mut file = create_staged(self.kind, entry, self.staging, &rel)?;
+                let mut file = create_staged(self.kind, &entry.path, self.staging, &rel)?;
                 let (hash, n) = hash_content(content, Some((&mut file, &staged)))?;
                 self.bytes += n;
                 self.progress.advance(n);
@@ -343,7 +381,7 @@ fn relative(path: &str) -> Result<PathBuf, ArchiveError> {
 /// gives it its mode) and its folders.
 fn create_staged(
     kind: SetKind,
-    entry: &ReadEntry,
+    path: &str,
     staging: &Beneath,
     rel: &Path,
 ) -> Result<File, ArchiveError> {
@@ -357,7 +395,7 @@ fn create_staged(
         .and_then(|()| staging.create_new(rel, 0o600))
         .map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
-                ArchiveError::corrupt(kind, format!("entry {} appears twice", entry.path))
+                ArchiveError::corrupt(kind, format!("entry {path} appears twice"))
             } else {
                 ArchiveError::io("cannot create", staged)(e)
             }
@@ -367,7 +405,8 @@ fn create_staged(
 }
 
 /// Writes a blocks entry's blocks (those in `only`, or all) at their place
-/// in the staged file, which ends at `size` (by default the entry's file's).
+/// in the staged file, which ends at `size` (by default the entry's file's),
+/// telling `passed` the index of each block once it is written or skipped.
 fn write_blocks(
     kind: SetKind,
     entry: &ReadEntry,
@@ -375,6 +414,7 @@ fn write_blocks(
     (file, staged): (&mut File, &Path),
     (only, size): (Option<&BTreeSet<u32>>, Option<u64>),
     (progress, bytes): (&mut dyn Progress, &mut u64),
+    passed: &dyn Fn(u32),
 ) -> Result<Seen, VisitError> {
     use std::os::unix::fs::FileExt;
     let seen = read_blocks_entry(kind, entry, content, |i, at, block| {
@@ -384,256 +424,12 @@ fn write_blocks(
             *bytes += block.len() as u64;
             progress.advance(block.len() as u64);
         }
+        passed(i);
         Ok(())
     })?;
     file.set_len(size.unwrap_or(seen.size))
         .map_err(ArchiveError::io("cannot write", staged))?;
     Ok(seen)
-}
-
-/// Takes from an older set of a chain what the newer sets need of it
-/// (behaviour §21), skipping the rest.
-struct Filler<'a> {
-    kind: SetKind,
-    staging: &'a Beneath,
-    budget: &'a mut Budget,
-    needs: &'a Needs,
-    progress: &'a mut dyn Progress,
-    seen: Vec<Seen>,
-    bytes: u64,
-    assembled: &'a mut Vec<Assembled>,
-}
-
-impl Visitor for Filler<'_> {
-    fn entry(&mut self, entry: &ReadEntry, content: &mut dyn Read) -> Result<(), VisitError> {
-        if self.progress.is_stopped() {
-            return Err(ArchiveError::Stopped.into());
-        }
-        let Some((size, need)) = self.needs.files.get(&entry.path) else {
-            return Ok(());
-        };
-        if entry.entry_type != EntryType::File {
-            return Ok(());
-        }
-        // A file hashed whole is finished: nothing may write it again (a
-        // second entry of that path is refused by the manifest check too,
-        // but only after the set is read).
-        if self
-            .assembled
-            .iter()
-            .any(|a| a.path == entry.path && a.hashed.is_some())
-        {
-            return Err(ArchiveError::corrupt(
-                self.kind,
-                format!("entry {} appears twice", entry.path),
-            )
-            .into());
-        }
-        let rel = relative(&entry.path)?;
-        self.budget.take(entry)?;
-        let staged = self.staging.shown(&rel);
-        let seen = match (need, entry.blocks) {
-            (Need::Whole { .. }, false) => {
-                let mut file = create_staged(self.kind, entry, self.staging, &rel)?;
-                let (hash, n) = hash_content(content, Some((&mut file, &staged)))?;
-                self.bytes += n;
-                self.progress.advance(n);
-                Seen::of(entry, Some(hash))
-            }
-            (Need::Whole { .. }, true) => {
-                let mut file = create_staged(self.kind, entry, self.staging, &rel)?;
-                self.assembled.push(Assembled::new(&entry.path));
-                write_blocks(
-                    self.kind,
-                    entry,
-                    content,
-                    (&mut file, &staged),
-                    (None, Some(*size)),
-                    (&mut *self.progress, &mut self.bytes),
-                )?
-            }
-            (Need::Blocks { unfilled, .. }, true) => {
-                let mut file = open_staged(self.staging, &rel)?;
-                write_blocks(
-                    self.kind,
-                    entry,
-                    content,
-                    (&mut file, &staged),
-                    (Some(unfilled), Some(*size)),
-                    (&mut *self.progress, &mut self.bytes),
-                )?
-            }
-            (Need::Blocks { blocks, unfilled }, false) => {
-                // The file whole, as this older set holds it: its needed
-                // blocks written, and the file as the restore gives it
-                // hashed in the same pass (the blocks newer sets wrote are
-                // read back from the staged file), so that it is not read
-                // again. The bytes of this set that no block needs are not
-                // hashed: the file put together is checked whole, against
-                // the newest manifest, and that is what the restore gives.
-                let mut sink = NeededBlocks {
-                    file: open_staged(self.staging, &rel)?,
-                    at: 0,
-                    block_size: blocks.block_size,
-                    size: *size,
-                    unfilled,
-                    written: 0,
-                    whole: blake3::Hasher::new(),
-                    hashed: 0,
-                    scratch: Vec::new(),
-                };
-                copy_content(content, (&mut sink, &staged))?;
-                let whole = sink
-                    .finish()
-                    .map_err(ArchiveError::io("cannot read", &staged))?;
-                self.bytes += sink.written;
-                self.progress.advance(sink.written);
-                match self.assembled.iter_mut().find(|a| a.path == entry.path) {
-                    Some(a) => a.hashed = Some(whole),
-                    None => self.assembled.push(Assembled {
-                        path: entry.path.clone(),
-                        hashed: Some(whole),
-                    }),
-                }
-                Seen::of(entry, None)
-            }
-        };
-        self.seen.push(seen);
-        Ok(())
-    }
-
-    fn manifest(&mut self, manifest: &Manifest) -> Result<(), ArchiveError> {
-        check_seen(self.kind, manifest, &self.seen, false)
-    }
-
-    /// Each entry it writes is then checked against its declared size as
-    /// its header is read.
-    fn needs_manifest_first(&self) -> bool {
-        true
-    }
-
-    fn is_stopped(&self) -> bool {
-        self.progress.is_stopped()
-    }
-}
-
-/// Writes, of a file's whole content streamed through it, only the blocks
-/// still needed, at their place in the staged file.
-struct NeededBlocks<'a> {
-    file: File,
-    /// Offset in the file of the next byte written.
-    at: u64,
-    block_size: u64,
-    /// The file's size in the newest set.
-    size: u64,
-    unfilled: &'a BTreeSet<u32>,
-    written: u64,
-    /// The file as the restore gives it, hashed up to `hashed`.
-    whole: blake3::Hasher,
-    hashed: u64,
-    /// What blocks newer sets wrote are read back into.
-    scratch: Vec<u8>,
-}
-
-impl NeededBlocks<'_> {
-    /// Hashes `len` bytes of the staged file from `at`: blocks a newer set
-    /// wrote there.
-    fn hash_staged(&mut self, mut at: u64, len: u64) -> std::io::Result<()> {
-        use std::os::unix::fs::FileExt;
-        let want = len.min(1 << 20) as usize;
-        if self.scratch.len() < want {
-            self.scratch.resize(want, 0);
-        }
-        let end = at + len;
-        while at < end {
-            let n = (end - at).min(self.scratch.len() as u64) as usize;
-            self.file.read_exact_at(&mut self.scratch[..n], at)?;
-            self.whole.update(&self.scratch[..n]);
-            at += n as u64;
-        }
-        self.hashed = end;
-        Ok(())
-    }
-
-    /// The blake3 of the file as the restore gives it (what this set gave,
-    /// then past its end what newer sets wrote), and the staged file's
-    /// length as the file system has it.
-    fn finish(&mut self) -> std::io::Result<(String, u64)> {
-        if self.hashed < self.size {
-            self.hash_staged(self.hashed, self.size - self.hashed)?;
-        }
-        let len = self.file.metadata()?.len();
-        Ok((self.whole.finalize().to_hex().to_string(), len))
-    }
-}
-
-impl std::io::Write for NeededBlocks<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        use std::os::unix::fs::FileExt;
-        let mut piece = 0usize;
-        while piece < buf.len() {
-            let pos = self.at + piece as u64;
-            // Past the blocks a map can number, or past the file: the rest
-            // of this set's content is not the file's.
-            let block = pos / self.block_size;
-            let Ok(index) = u32::try_from(block) else {
-                break;
-            };
-            if pos >= self.size {
-                break;
-            }
-            if pos != self.hashed {
-                return Err(std::io::Error::other(format!(
-                    "byte {pos} of the content came before byte {} was hashed",
-                    self.hashed
-                )));
-            }
-            let block_end = (block + 1).saturating_mul(self.block_size);
-            let end = (block_end - self.at)
-                .min(buf.len() as u64)
-                .min(self.size - self.at) as usize;
-            if self.unfilled.contains(&index) {
-                self.file.write_all_at(&buf[piece..end], pos)?;
-                self.whole.update(&buf[piece..end]);
-                self.hashed = pos + (end - piece) as u64;
-                self.written += (end - piece) as u64;
-            } else {
-                self.hash_staged(pos, (end - piece) as u64)?;
-            }
-            piece = end;
-        }
-        self.at += buf.len() as u64;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Streams `content` into `sink` (the staged file at `path`) as it comes.
-fn copy_content(
-    content: &mut dyn Read,
-    (sink, path): (&mut dyn std::io::Write, &Path),
-) -> Result<(), VisitError> {
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = match content.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(VisitError::Stream(e)),
-        };
-        sink.write_all(&buf[..n])
-            .map_err(ArchiveError::io("cannot write", path))?;
-    }
-}
-
-/// Opens a staged file that a newer set of the chain created.
-fn open_staged(staging: &Beneath, rel: &Path) -> Result<File, ArchiveError> {
-    staging
-        .open_read_write(rel)
-        .map_err(ArchiveError::io("cannot open", &staging.shown(rel)))
 }
 
 /// Every file put together from blocks of several sets has the blake3 the

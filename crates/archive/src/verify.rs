@@ -12,8 +12,9 @@ use crate::kind::SetKind;
 use crate::manifest::{EntryType, Manifest};
 use crate::naming::SetFiles;
 use crate::reader::{
-    Files, ReadEntry, Seen, VisitError, Visitor, check_against_manifest, hash_content, manifest_of,
-    present, read_blocks_entry, scan, scan_source,
+    DeclaredSet, Files, ReadEntry, Seen, VisitError, Visitor, check_against_manifest, declared_of,
+    hash_content, indexed_of, manifest_of, present, read_blocks_entry, scan, scan_declared,
+    scan_source,
 };
 use crate::remote::RemoteSet;
 use crate::writer::Progress;
@@ -108,6 +109,43 @@ impl Link {
         }
     }
 
+    /// What the set declares: its manifest and that manifest's hash,
+    /// through its index where it has one, else by reading it through
+    /// (stopping when `stopped` says so).
+    pub(crate) fn declared(&self, stopped: &dyn Fn() -> bool) -> Result<DeclaredSet, ArchiveError> {
+        match self {
+            Link::Folder(set) => {
+                let first = present(set)?;
+                declared_of(&Files(&set.files), set.name.kind, &first, stopped)
+            }
+            Link::Store(remote) => {
+                declared_of(remote, remote.name.kind, &remote.first_label(), stopped)
+            }
+        }
+    }
+
+    /// Reads the whole set through `visitor`, checking it against what it
+    /// `declared` (its stream must give that manifest, of that hash).
+    pub(crate) fn scan_declared(
+        &self,
+        visitor: &mut dyn Visitor,
+        declared: (&Manifest, [u8; 32]),
+    ) -> Result<(), ArchiveError> {
+        match self {
+            Link::Folder(set) => {
+                let first = present(set)?;
+                scan_declared(&Files(&set.files), set.name.kind, &first, visitor, declared)
+            }
+            Link::Store(remote) => scan_declared(
+                remote,
+                remote.name.kind,
+                &remote.first_label(),
+                visitor,
+                declared,
+            ),
+        }
+    }
+
     /// Verifies this set alone.
     fn verify(&self, progress: &mut dyn Progress) -> Result<VerifyReport, ArchiveError> {
         let set = self.files();
@@ -125,19 +163,38 @@ impl Link {
     /// one, named after this set's own name, never after what a manifest
     /// says (a manifest's base name could point anywhere).
     pub(crate) fn parent(&self, needs: &Needs) -> Result<Link, ArchiveError> {
-        match self {
-            Link::Folder(set) => locate_parent(set, needs).map(Link::Folder),
-            Link::Store(remote) => {
-                let (newer, name) = parent_name(&remote.name.base, needs)?;
-                match remote.sibling(&name) {
-                    Err(ArchiveError::Missing { .. }) => Err(missing_link(
-                        &newer,
-                        &name,
-                        Path::new(&remote.set_files().dir),
-                    )),
-                    other => other.map(Link::Store),
-                }
+        let (newer, name) = parent_name(&self.files().name.base, needs)?;
+        self.sibling(&name).map_err(|e| match e {
+            ArchiveError::Missing { .. } => {
+                missing_link(&newer, &name, Path::new(&self.files().dir))
             }
+            other => other,
+        })
+    }
+
+    /// The set numbered `number` beside this one, of the same base.
+    pub(crate) fn numbered(&self, number: BackupNumber) -> Result<Link, ArchiveError> {
+        let name = self.files().name;
+        self.sibling(&format!("{}[{}]", name.base, number.text()))
+    }
+
+    /// The set named `name` (`base[NNNN]`) beside this one.
+    fn sibling(&self, name: &str) -> Result<Link, ArchiveError> {
+        match self {
+            Link::Folder(set) => SetFiles::locate(&set.dir.join(name)).map(Link::Folder),
+            Link::Store(remote) => remote.sibling(name).map(Link::Store),
+        }
+    }
+
+    /// What the set declares, when its index gives it (`None` for a set
+    /// written before sets had one: see [`Link::declared`]).
+    pub(crate) fn indexed(&self) -> Result<Option<DeclaredSet>, ArchiveError> {
+        match self {
+            Link::Folder(set) => {
+                present(set)?;
+                indexed_of(&Files(&set.files), set.name.kind)
+            }
+            Link::Store(remote) => indexed_of(remote, remote.name.kind),
         }
     }
 }
@@ -153,17 +210,6 @@ fn parent_name(base: &str, needs: &Needs) -> Result<(String, String), ArchiveErr
         ));
     };
     Ok((newer, format!("{base}[{}]", number.text())))
-}
-
-/// The set that the needs' newest resolved set builds on, in `set`'s folder.
-fn locate_parent(set: &SetFiles, needs: &Needs) -> Result<SetFiles, ArchiveError> {
-    // Named after the set's own file, never after what its manifest says:
-    // a manifest's base name could point anywhere.
-    let (newer, name) = parent_name(&set.name.base, needs)?;
-    match SetFiles::locate(&set.dir.join(&name)) {
-        Err(ArchiveError::Missing { .. }) => Err(missing_link(&newer, &name, &set.dir)),
-        other => other,
-    }
 }
 
 /// Verifies a located set: all segments present and in order, complete
@@ -203,7 +249,7 @@ pub(crate) fn verify_written(
     // What a reader will refuse is refused now, before the commit.
     crate::safety::check_manifest(manifest)?;
     let mut checker = Checker::new(set, progress);
-    crate::reader::scan_declared(&files, kind, &first, &mut checker, (manifest, index.hash))?;
+    scan_declared(&files, kind, &first, &mut checker, (manifest, index.hash))?;
     // The index a reader finds: pointing to the manifest, the set's last
     // entry, as written.
     if crate::index::check(&files, kind)?.as_ref() != Some(index) {
@@ -341,11 +387,11 @@ fn origins_of(
     while !needs.is_empty() {
         link = link.parent(&needs)?;
         let older = link.manifest()?;
-        for (path, held) in needs.resolve(&older)? {
+        for (path, _, supply) in needs.resolve(&older)? {
             origins
                 .entry(path)
                 .or_default()
-                .push((older.header.backup_number, held));
+                .push((older.header.backup_number, supply.blocks()));
         }
     }
     Ok((set, manifest, origins))

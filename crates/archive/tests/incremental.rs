@@ -14,8 +14,8 @@ use std::time::{Duration, SystemTime};
 use common::{Fixture, header, snapshot};
 use proptest::prelude::*;
 use sauve_archive::{
-    ArchiveError, ArchiveWriter, Incremental, Manifest, NoProgress, RestoreOptions, Store, restore,
-    verify,
+    ArchiveError, ArchiveWriter, BLOCKS_PREFIX, Incremental, Manifest, NoProgress, RestoreOptions,
+    Store, restore, verify,
 };
 use sauve_settings::Compression;
 
@@ -489,6 +489,105 @@ fn a_wrong_byte_in_an_older_link_fails_a_restore_only_where_the_restore_uses_it(
     assert_eq!(differs(&tree(&to), &want), None);
     let err = verify(&set_path(&fx, 2), &mut NoProgress).unwrap_err();
     assert!(err.to_string().contains("App[0001]"), "{err}");
+}
+
+/// A chain of four uncompressed sets, each changing two blocks of the data
+/// file: the restore of set 4 reads sets 3 and 2 on one thread while it
+/// reads set 1, the full set, on another.
+fn chain_of_four(fx: &Fixture, clock: &mut u64) -> Tree {
+    start(fx, clock);
+    let mut parent = None;
+    for number in 1..=4u32 {
+        if number > 1 {
+            apply(fx.app(), &Op::Block(number as usize, number as u8), clock);
+            apply(
+                fx.app(),
+                &Op::Block(number as usize + 5, number as u8),
+                clock,
+            );
+        }
+        parent = Some(backup(fx, number, Compression::None, parent, false));
+    }
+    tree(fx.app())
+}
+
+/// Damage in a set read beside the full set (on the other thread) fails
+/// the restore with that damage, naming the set, not with the stop it
+/// causes on the full set's thread; nothing is placed. Undamaged, the same
+/// chain restores to the tree at its time.
+#[test]
+fn damage_in_a_set_read_beside_the_full_one_is_the_error_and_names_the_set() {
+    let fx = Fixture::new();
+    let mut clock = 0;
+    let want = chain_of_four(&fx, &mut clock);
+    let to = restored(&fx, 4).unwrap();
+    assert_eq!(differs(&tree(&to), &want), None);
+    std::fs::remove_dir_all(&to).unwrap();
+
+    let three = set_path(&fx, 3);
+    let saved = std::fs::read(&three).unwrap();
+    // Set 3's blocks entry of the data file: a head, then blocks 3 and 8,
+    // neither replaced by set 4. Its last bytes are block 8's.
+    let at = content_offset(&saved, &format!("{BLOCKS_PREFIX}Data/App.4DD"));
+    let mut bad = saved.clone();
+    bad[at + 2 * BLOCK as usize - 100] ^= 0x55;
+    std::fs::write(&three, &bad).unwrap();
+    let err = restored(&fx, 4).unwrap_err();
+    assert_eq!(err.status(), sauve_status::Status::ArchiveCorrupt, "{err}");
+    assert!(err.to_string().contains("App[0003]"), "{err}");
+    let left = fx.root.path().join("restored-4");
+    assert!(!left.join("Data/App.4DD").exists(), "nothing is placed");
+}
+
+/// Stops after `after` bytes of content were reported, counting them.
+struct StopAfter {
+    after: u64,
+    seen: u64,
+}
+
+impl sauve_archive::Progress for StopAfter {
+    fn advance(&mut self, bytes: u64) {
+        self.seen += bytes;
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.seen >= self.after
+    }
+}
+
+/// A stop asked while the older sets of a chain are read stops both
+/// threads reading them: the restore ends stopped (1406) and places
+/// nothing; every byte the other thread wrote was reported.
+#[test]
+fn a_stop_while_the_older_sets_are_read_stops_both_readers_and_places_nothing() {
+    let fx = Fixture::new();
+    let mut clock = 0;
+    chain_of_four(&fx, &mut clock);
+    let to = fx.root.path().join("stopped");
+    let options = RestoreOptions {
+        to: Some(to.clone()),
+        force: false,
+    };
+    // Set 4 gives two blocks; the stop comes once more than those are written.
+    let mut progress = StopAfter {
+        after: 3 * BLOCK,
+        seen: 0,
+    };
+    let err = restore(&set_path(&fx, 4), &options, &mut progress).unwrap_err();
+    assert!(matches!(err, ArchiveError::Stopped), "{err}");
+    assert_eq!(err.status(), sauve_status::Status::Stopped, "{err}");
+    assert!(progress.seen >= 3 * BLOCK);
+    assert!(
+        !to.exists() || std::fs::read_dir(&to).unwrap().next().is_none(),
+        "nothing is placed"
+    );
+    // Without the stop, everything is reported.
+    let mut counted = StopAfter {
+        after: u64::MAX,
+        seen: 0,
+    };
+    let report = restore(&set_path(&fx, 4), &options, &mut counted).unwrap();
+    assert_eq!(counted.seen, report.bytes);
 }
 
 /// The data file of the chain written before compact block hashes

@@ -1,0 +1,768 @@
+//! The older sets of an incremental set's chain, read for a restore
+//! (behaviour §21.2). What each set gives is planned from the manifests
+//! alone before any set is read: each needed block comes from exactly one
+//! set, so the sets are then read at the same time, each writing its own
+//! blocks at their place in the staged files. The oldest set, the full one,
+//! is read on the restore's thread; the newer ones, newest first, on one
+//! more. A set that holds a file whole hashes the file as the restore gives
+//! it in the same pass, reading back the blocks newer sets give once they
+//! have written them ([`Marks`]), so that no file is read twice.
+
+use sauve_durable::beneath::Beneath;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, PoisonError};
+use std::time::Duration;
+
+use super::{Budget, create_staged, relative, write_blocks};
+use crate::error::ArchiveError;
+use crate::incremental::{Needs, Supply};
+use crate::kind::SetKind;
+use crate::manifest::{EntryType, Manifest};
+use crate::reader::{DeclaredSet, ReadEntry, Seen, VisitError, Visitor, check_seen, hash_content};
+use crate::verify::Link;
+use crate::writer::Progress;
+
+/// How often a thread waiting for another asks whether the restore stopped.
+const STOP_TICK: Duration = Duration::from_millis(10);
+
+/// An older set of a chain, and what the restore takes of it.
+pub(super) struct Planned {
+    link: Link,
+    /// The blake3 of its manifest when the chain was planned: the set must
+    /// declare the same manifest when it is read.
+    hash: [u8; 32],
+    /// Its manifest, kept for a set without an index only (it was read
+    /// through for it; a set with one gives it again at once, and a chain's
+    /// manifests are not all held at the same time).
+    kept: Option<Manifest>,
+    /// Path → the file's size, and what this set gives of it.
+    supplies: BTreeMap<String, (u64, Supply)>,
+}
+
+impl Planned {
+    /// The files whose content this set is the first to give, as blocks,
+    /// and their sizes: created before any set is read.
+    pub(super) fn first_written(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.supplies
+            .iter()
+            .filter(|(_, (_, s))| matches!(s, Supply::Blocks { first: true, .. }))
+            .map(|(path, (size, _))| (path.as_str(), *size))
+    }
+}
+
+/// The older sets whose manifests are asked for at once, ahead of the walk
+/// down the chain.
+const AHEAD: u32 = 8;
+
+/// The manifests a plan keeps for the reads, in all, by their weight in
+/// memory ([`weight`]): the others are read again, through their index.
+const KEPT: u64 = 256 << 20;
+
+/// Plans what the restore takes of each older set of the chain that
+/// `newest` (with `manifest`) builds on, newest first, from their manifests
+/// alone: every set is checked to be the one asked for, holding the same
+/// files, before any content is read. The manifests of the sets a chain is
+/// usually made of (the numbers just below, as many as a set's place in its
+/// chain says, [`AHEAD`] at most) are asked for at once through their
+/// indexes; the walk itself goes by what each manifest says it builds on.
+pub(super) fn plan(
+    newest: &Link,
+    manifest: &Manifest,
+    stop: &AtomicBool,
+) -> Result<Vec<Planned>, ArchiveError> {
+    let stopped = || stop.load(Ordering::SeqCst);
+    let mut needs = Needs::of(manifest);
+    let mut link = newest.clone();
+    let mut chain = Vec::new();
+    let mut place = manifest.header.chain;
+    let mut ahead: BTreeMap<u32, (Link, DeclaredSet)> = BTreeMap::new();
+    let mut kept = 0u64;
+    while !needs.is_empty() {
+        if stopped() {
+            return Err(ArchiveError::Stopped);
+        }
+        let number = needs.parent.map_or(0, u32::from);
+        if !ahead.contains_key(&number) {
+            let count = place.unwrap_or(0).min(AHEAD).min(number);
+            ahead.extend(look_ahead(&link, number, count));
+        }
+        let (older, declared) = match ahead.remove(&number) {
+            Some(found) => found,
+            // Not where the chain usually is, or not found there: asked
+            // for alone, with the messages that name what is wrong.
+            None => {
+                let older = link.parent(&needs)?;
+                let declared = older.declared(&stopped).map_err(|e| older.named_in(e))?;
+                (older, declared)
+            }
+        };
+        link = older;
+        let supplies = needs
+            .resolve(&declared.manifest)?
+            .into_iter()
+            .map(|(path, size, supply)| (path, (size, supply)))
+            .collect();
+        place = declared.manifest.header.chain;
+        let weight = weight(&declared.manifest);
+        let keep = !declared.indexed || kept.saturating_add(weight) <= KEPT;
+        if keep {
+            kept = kept.saturating_add(weight);
+        }
+        chain.push(Planned {
+            link: link.clone(),
+            hash: declared.hash,
+            kept: keep.then_some(declared.manifest),
+            supplies,
+        });
+    }
+    Ok(chain)
+}
+
+/// The sets numbered `from` and the `count - 1` below it, beside `link`,
+/// each with what its index declares, asked for at once; those not found,
+/// or without an index, are left out.
+fn look_ahead(link: &Link, from: u32, count: u32) -> Vec<(u32, (Link, DeclaredSet))> {
+    std::thread::scope(|scope| {
+        let asked: Vec<_> = (0..count)
+            .map(|i| from - i)
+            .map(|number| {
+                let found = scope.spawn(move || {
+                    let older = link.numbered(number.into()).ok()?;
+                    let declared = older.indexed().ok()??;
+                    Some((older, declared))
+                });
+                (number, found)
+            })
+            .collect();
+        asked
+            .into_iter()
+            .filter_map(|(number, found)| Some((number, found.join().ok()??)))
+            .collect()
+    })
+}
+
+/// About the memory a manifest takes: its entries, their block maps.
+fn weight(manifest: &Manifest) -> u64 {
+    manifest
+        .entries
+        .iter()
+        .map(|e| {
+            let blocks = e.blocks.as_ref().map_or(0, |b| {
+                8 * b.hashes.len() as u64 + 4 * b.changed.len() as u64
+            });
+            256 + e.path.len() as u64 + blocks
+        })
+        .sum()
+}
+
+/// Where the sets of a chain write, shared by the threads that read them.
+pub(super) struct Staged<'a> {
+    pub(super) kind: SetKind,
+    pub(super) staging: &'a Beneath,
+    pub(super) budget: Mutex<Budget>,
+}
+
+/// What the older sets of a chain gave.
+#[derive(Default)]
+pub(super) struct Filled {
+    /// Bytes of content written.
+    pub(super) bytes: u64,
+    /// Files stored whole in a set and completed by newer ones: their
+    /// blake3 and length as the restore gives them.
+    pub(super) hashed: Vec<(String, (String, u64))>,
+}
+
+/// Reads the older sets of a chain as planned, at the same time: the
+/// oldest on this thread, the newer ones one after the other, newest
+/// first, on another. A set's failure stops the other thread; the error
+/// returned is the failure, not the stop it caused.
+pub(super) fn fill(
+    chain: &[Planned],
+    staged: &Staged<'_>,
+    progress: &mut dyn Progress,
+) -> Result<Filled, ArchiveError> {
+    let Some((oldest, newer)) = chain.split_last() else {
+        return Ok(Filled::default());
+    };
+    let marks = Marks::of(chain.iter().map(|p| &p.supplies));
+    let relayed = AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        let other = (!newer.is_empty()).then(|| {
+            scope.spawn(|| {
+                let mut relay = Relay {
+                    marks: &marks,
+                    advanced: &relayed,
+                };
+                let mut filled = Filled::default();
+                for (at, planned) in newer.iter().enumerate() {
+                    let read = read_set(at, planned, staged, &marks, &mut relay);
+                    marks.end(at);
+                    match read {
+                        Ok(f) => filled.add(f),
+                        Err(e) => {
+                            marks.stop();
+                            return Err(e);
+                        }
+                    }
+                }
+                Ok(filled)
+            })
+        });
+        let mut lead = Lead {
+            inner: progress,
+            marks: &marks,
+            relayed: &relayed,
+        };
+        let mine = read_set(newer.len(), oldest, staged, &marks, &mut lead);
+        marks.end(newer.len());
+        if mine.is_err() {
+            marks.stop();
+        }
+        let theirs = match other {
+            None => Ok(Filled::default()),
+            Some(handle) => {
+                // A stop asked for while the other thread still reads is
+                // passed on to it.
+                marks.until(|| handle.is_finished(), &|| lead.is_stopped());
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            }
+        };
+        lead.advance(0);
+        match (theirs, mine) {
+            (Ok(mut a), Ok(b)) => {
+                a.add(b);
+                Ok(a)
+            }
+            (Err(e), _) | (_, Err(e)) if !matches!(e, ArchiveError::Stopped) => Err(e),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        }
+    })
+}
+
+impl Filled {
+    fn add(&mut self, other: Filled) {
+        self.bytes += other.bytes;
+        self.hashed.extend(other.hashed);
+    }
+}
+
+/// Reads one planned set, the `at`-th of the chain (0: the set the newest
+/// builds on), writing what it gives.
+fn read_set(
+    at: usize,
+    planned: &Planned,
+    staged: &Staged<'_>,
+    marks: &Marks,
+    progress: &mut dyn Progress,
+) -> Result<Filled, ArchiveError> {
+    let link = &planned.link;
+    let fresh;
+    let manifest = match &planned.kept {
+        Some(manifest) => manifest,
+        None => {
+            fresh = link
+                .declared(&|| progress.is_stopped())
+                .map_err(|e| link.named_in(e))?;
+            if fresh.hash != planned.hash {
+                return Err(link.named_in(ArchiveError::corrupt(
+                    SetKind::Backup,
+                    "its manifest is not the one it declared when the restore began",
+                )));
+            }
+            &fresh.manifest
+        }
+    };
+    let mut filler = Filler {
+        staged,
+        at,
+        supplies: &planned.supplies,
+        marks,
+        progress,
+        seen: Vec::new(),
+        written: HashSet::new(),
+        filled: Filled::default(),
+    };
+    link.scan_declared(&mut filler, (manifest, planned.hash))
+        .map_err(|e| link.named_in(e))?;
+    Ok(filler.filled)
+}
+
+/// How far each older set of a chain has written the blocks it gives: a
+/// set that holds a file whole reads back the blocks newer sets give only
+/// once they are written.
+struct Marks {
+    /// Per set of the chain, per file it gives blocks of: every block it
+    /// gives below this index is written (`u64::MAX` once its entry is read
+    /// through, or the set ended).
+    below: Vec<HashMap<String, AtomicU64>>,
+    /// The restore stops (asked to, or a set failed): every set then stops.
+    stopped: AtomicBool,
+    /// Threads waiting: a mark that moves wakes them.
+    waiting: AtomicUsize,
+    lock: Mutex<()>,
+    wake: Condvar,
+}
+
+impl Marks {
+    /// The marks of sets giving `supplies`, newest first.
+    fn of<'s>(supplies: impl Iterator<Item = &'s BTreeMap<String, (u64, Supply)>>) -> Marks {
+        let below = supplies
+            .map(|supplies| {
+                supplies
+                    .iter()
+                    .filter(|(_, (_, s))| matches!(s, Supply::Blocks { .. }))
+                    .map(|(path, _)| (path.clone(), AtomicU64::new(0)))
+                    .collect()
+            })
+            .collect();
+        Marks {
+            below,
+            stopped: AtomicBool::new(false),
+            waiting: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            wake: Condvar::new(),
+        }
+    }
+
+    /// The set `at` has written every block it gives of `path` below `below`.
+    fn set(&self, at: usize, path: &str, below: u64) {
+        if let Some(mark) = self.below.get(at).and_then(|m| m.get(path)) {
+            mark.fetch_max(below, Ordering::SeqCst);
+            self.wake_all();
+        }
+    }
+
+    /// The set `at` has ended: it writes nothing more.
+    fn end(&self, at: usize) {
+        if let Some(marks) = self.below.get(at) {
+            for mark in marks.values() {
+                mark.store(u64::MAX, Ordering::SeqCst);
+            }
+        }
+        self.wake_all();
+    }
+
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.wake_all();
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+
+    fn wake_all(&self) {
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            let _held = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+            self.wake.notify_all();
+        }
+    }
+
+    /// Waits until every set newer than the set `at` has written the
+    /// blocks it gives of `path` up to `block`; false when the restore
+    /// stopped first.
+    fn wait(&self, at: usize, path: &str, block: u64, stopped: &dyn Fn() -> bool) -> bool {
+        let ready = || self.passed(at, path, block);
+        ready() || self.until(ready, stopped)
+    }
+
+    /// Every set newer than the set `at` has written the blocks it gives
+    /// of `path` up to `block`.
+    fn passed(&self, at: usize, path: &str, block: u64) -> bool {
+        self.below[..at.min(self.below.len())].iter().all(|marks| {
+            marks
+                .get(path)
+                .is_none_or(|mark| mark.load(Ordering::SeqCst) > block)
+        })
+    }
+
+    /// Waits until `ready`; false when the restore stopped first.
+    fn until(&self, ready: impl Fn() -> bool, stopped: &dyn Fn() -> bool) -> bool {
+        let mut held = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let ready = loop {
+            if ready() {
+                break true;
+            }
+            if stopped() || self.is_stopped() {
+                break false;
+            }
+            held = self
+                .wake
+                .wait_timeout(held, STOP_TICK)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        };
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        ready
+    }
+}
+
+/// The progress of the thread that reads the newer sets: its bytes are
+/// reported by the restore's thread, and it stops when the restore does.
+struct Relay<'a> {
+    marks: &'a Marks,
+    advanced: &'a AtomicU64,
+}
+
+impl Progress for Relay<'_> {
+    fn advance(&mut self, bytes: u64) {
+        self.advanced.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.marks.is_stopped()
+    }
+}
+
+/// The restore's progress, on its own thread: it also reports the bytes
+/// the other thread wrote, and passes a stop on to it.
+struct Lead<'a> {
+    inner: &'a mut dyn Progress,
+    marks: &'a Marks,
+    relayed: &'a AtomicU64,
+}
+
+impl Progress for Lead<'_> {
+    fn advance(&mut self, bytes: u64) {
+        let total = bytes + self.relayed.swap(0, Ordering::Relaxed);
+        if total > 0 {
+            self.inner.advance(total);
+        }
+    }
+
+    fn is_stopped(&self) -> bool {
+        if self.inner.is_stopped() {
+            self.marks.stop();
+        }
+        self.marks.is_stopped()
+    }
+}
+
+/// Takes from an older set of a chain what the plan says it gives
+/// (behaviour §21), skipping the rest.
+struct Filler<'a, 'p> {
+    staged: &'a Staged<'a>,
+    /// The set's place in the chain (0: the set the newest builds on).
+    at: usize,
+    supplies: &'a BTreeMap<String, (u64, Supply)>,
+    marks: &'a Marks,
+    progress: &'p mut dyn Progress,
+    seen: Vec<Seen>,
+    /// The files this set wrote: a second entry of one is refused before
+    /// it writes (another set may already have read its blocks back).
+    written: HashSet<String>,
+    filled: Filled,
+}
+
+impl Visitor for Filler<'_, '_> {
+    fn entry(&mut self, entry: &ReadEntry, content: &mut dyn Read) -> Result<(), VisitError> {
+        if self.progress.is_stopped() {
+            return Err(ArchiveError::Stopped.into());
+        }
+        let Some((size, supply)) = self.supplies.get(&entry.path) else {
+            return Ok(());
+        };
+        let kind = self.staged.kind;
+        if entry.entry_type != EntryType::File {
+            return Ok(());
+        }
+        if !self.written.insert(entry.path.clone()) {
+            return Err(
+                ArchiveError::corrupt(kind, format!("entry {} appears twice", entry.path)).into(),
+            );
+        }
+        let rel = relative(&entry.path)?;
+        self.staged
+            .budget
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take(entry)?;
+        let staging = self.staged.staging;
+        let shown = staging.shown(&rel);
+        let seen = match (supply, entry.blocks) {
+            (Supply::Whole, false) => {
+                let mut file = create_staged(kind, &entry.path, staging, &rel)?;
+                let (hash, n) = hash_content(content, Some((&mut file, &shown)))?;
+                self.filled.bytes += n;
+                self.progress.advance(n);
+                Seen::of(entry, Some(hash))
+            }
+            (Supply::Blocks { take, .. }, true) => {
+                let mut file = open_staged(staging, &rel)?;
+                let (marks, at, path) = (self.marks, self.at, entry.path.as_str());
+                let seen = write_blocks(
+                    kind,
+                    entry,
+                    content,
+                    (&mut file, &shown),
+                    (Some(take), Some(*size)),
+                    (&mut *self.progress, &mut self.filled.bytes),
+                    &|index| marks.set(at, path, u64::from(index) + 1),
+                )?;
+                marks.set(at, path, u64::MAX);
+                seen
+            }
+            (Supply::Rest { take, block_size }, false) => {
+                let stopped = || self.progress.is_stopped();
+                let (marks, at, path) = (self.marks, self.at, entry.path.as_str());
+                let ready = |block| marks.wait(at, path, block, &stopped);
+                let mut sink = NeededBlocks {
+                    file: open_staged(staging, &rel)?,
+                    at: 0,
+                    block_size: *block_size,
+                    size: *size,
+                    take,
+                    written: 0,
+                    whole: blake3::Hasher::new(),
+                    hashed: 0,
+                    scratch: Vec::new(),
+                    ready: &ready,
+                };
+                let whole = copy_content(content, (&mut sink, &shown)).and_then(|()| {
+                    sink.finish()
+                        .map_err(|e| ArchiveError::io("cannot read", &shown)(e).into())
+                });
+                // A wait for newer sets that ended because the restore stopped.
+                if whole.is_err() && stopped() {
+                    return Err(ArchiveError::Stopped.into());
+                }
+                let whole = whole?;
+                self.filled.bytes += sink.written;
+                self.progress.advance(sink.written);
+                self.filled.hashed.push((entry.path.clone(), whole));
+                Seen::of(entry, None)
+            }
+            _ => {
+                return Err(ArchiveError::corrupt(
+                    kind,
+                    format!(
+                        "entry {}: not the content its manifest declares",
+                        entry.path
+                    ),
+                )
+                .into());
+            }
+        };
+        self.seen.push(seen);
+        Ok(())
+    }
+
+    fn manifest(&mut self, manifest: &Manifest) -> Result<(), ArchiveError> {
+        check_seen(self.staged.kind, manifest, &self.seen, false)
+    }
+
+    /// Each entry it writes is then checked against its declared size as
+    /// its header is read.
+    fn needs_manifest_first(&self) -> bool {
+        true
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.progress.is_stopped()
+    }
+}
+
+/// Writes, of a file's whole content streamed through it, only the blocks
+/// this set gives, at their place in the staged file, and hashes the file
+/// as the restore gives it: the other blocks are read back once the newer
+/// sets that give them have written them.
+struct NeededBlocks<'a> {
+    file: File,
+    /// Offset in the file of the next byte written.
+    at: u64,
+    block_size: u64,
+    /// The file's size in the newest set.
+    size: u64,
+    take: &'a BTreeSet<u32>,
+    written: u64,
+    /// The file as the restore gives it, hashed up to `hashed`.
+    whole: blake3::Hasher,
+    hashed: u64,
+    /// What blocks newer sets wrote are read back into.
+    scratch: Vec<u8>,
+    /// Waits until newer sets have written their blocks up to this one;
+    /// false when the restore stopped.
+    ready: &'a dyn Fn(u64) -> bool,
+}
+
+impl NeededBlocks<'_> {
+    /// Hashes `len` bytes of the staged file from `at`: blocks newer sets
+    /// write there, once they have.
+    fn hash_staged(&mut self, mut at: u64, len: u64) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        if len == 0 {
+            return Ok(());
+        }
+        let end = at + len;
+        if !(self.ready)((end - 1) / self.block_size) {
+            return Err(std::io::Error::other("the restore stopped"));
+        }
+        let want = len.min(1 << 20) as usize;
+        if self.scratch.len() < want {
+            self.scratch.resize(want, 0);
+        }
+        while at < end {
+            let n = (end - at).min(self.scratch.len() as u64) as usize;
+            self.file.read_exact_at(&mut self.scratch[..n], at)?;
+            self.whole.update(&self.scratch[..n]);
+            at += n as u64;
+        }
+        self.hashed = end;
+        Ok(())
+    }
+
+    /// The blake3 of the file as the restore gives it (what this set gave,
+    /// then past its end what newer sets wrote), and the staged file's
+    /// length as the file system has it.
+    fn finish(&mut self) -> std::io::Result<(String, u64)> {
+        if self.hashed < self.size {
+            self.hash_staged(self.hashed, self.size - self.hashed)?;
+        }
+        let len = self.file.metadata()?.len();
+        Ok((self.whole.finalize().to_hex().to_string(), len))
+    }
+}
+
+impl std::io::Write for NeededBlocks<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let mut piece = 0usize;
+        while piece < buf.len() {
+            let pos = self.at + piece as u64;
+            // Past the blocks a map can number, or past the file: the rest
+            // of this set's content is not the file's.
+            let block = pos / self.block_size;
+            let Ok(index) = u32::try_from(block) else {
+                break;
+            };
+            if pos >= self.size {
+                break;
+            }
+            if pos != self.hashed {
+                return Err(std::io::Error::other(format!(
+                    "byte {pos} of the content came before byte {} was hashed",
+                    self.hashed
+                )));
+            }
+            let block_end = (block + 1).saturating_mul(self.block_size);
+            let end = (block_end - self.at)
+                .min(buf.len() as u64)
+                .min(self.size - self.at) as usize;
+            if self.take.contains(&index) {
+                self.file.write_all_at(&buf[piece..end], pos)?;
+                self.whole.update(&buf[piece..end]);
+                self.hashed = pos + (end - piece) as u64;
+                self.written += (end - piece) as u64;
+            } else {
+                self.hash_staged(pos, (end - piece) as u64)?;
+            }
+            piece = end;
+        }
+        self.at += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Streams `content` into `sink` (the staged file at `path`) as it comes.
+fn copy_content(
+    content: &mut dyn Read,
+    (sink, path): (&mut dyn std::io::Write, &Path),
+) -> Result<(), VisitError> {
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match content.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(VisitError::Stream(e)),
+        };
+        sink.write_all(&buf[..n])
+            .map_err(ArchiveError::io("cannot write", path))?;
+    }
+}
+
+/// Opens a staged file that a newer set of the chain created.
+fn open_staged(staging: &Beneath, rel: &Path) -> Result<File, ArchiveError> {
+    staging
+        .open_read_write(rel)
+        .map_err(ArchiveError::io("cannot open", &staging.shown(rel)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Set 0 gives blocks 2 and 7 of "f"; set 1, older, holds it whole.
+    fn marks() -> Marks {
+        let blocks = BTreeMap::from([(
+            "f".to_owned(),
+            (
+                100,
+                Supply::Blocks {
+                    take: BTreeSet::from([2, 7]),
+                    first: true,
+                },
+            ),
+        )]);
+        let rest = BTreeMap::from([(
+            "f".to_owned(),
+            (
+                100,
+                Supply::Rest {
+                    take: BTreeSet::from([0, 1]),
+                    block_size: 10,
+                },
+            ),
+        )]);
+        Marks::of([&blocks, &rest].into_iter())
+    }
+
+    #[test]
+    fn a_block_is_read_back_only_once_the_newer_sets_passed_it() {
+        let m = marks();
+        assert!(!m.passed(1, "f", 0));
+        m.set(0, "f", 3);
+        assert!(m.passed(1, "f", 2));
+        assert!(!m.passed(1, "f", 3));
+        // A mark never goes back.
+        m.set(0, "f", 1);
+        assert!(m.passed(1, "f", 2));
+        // The newest set waits for none; a file no newer set gives is ready.
+        assert!(m.passed(0, "f", 9));
+        assert!(m.passed(1, "g", 9));
+        // A waiter on another thread goes on once the mark passes its block.
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| m.wait(1, "f", 7, &|| false));
+            m.set(0, "f", 8);
+            assert!(waiter.join().unwrap());
+        });
+        // A set that ended has passed every block.
+        let m = marks();
+        m.end(0);
+        assert!(m.passed(1, "f", u64::from(u32::MAX)));
+    }
+
+    #[test]
+    fn a_wait_ends_unready_when_the_restore_stops() {
+        let m = marks();
+        assert!(!m.wait(1, "f", 7, &|| true));
+        assert!(!m.is_stopped(), "a stop asked of one thread is its own");
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| m.wait(1, "f", 7, &|| false));
+            m.stop();
+            assert!(!waiter.join().unwrap());
+        });
+        assert!(m.is_stopped());
+    }
+}
