@@ -413,13 +413,11 @@ pub(crate) fn manifest_of(
     declared_of(source, kind, first, &|| false).map(|d| d.manifest)
 }
 
-/// What a set declares before it is read: its manifest, the manifest's
-/// blake3, and whether an index gave them (else the stream was read through
-/// for them, stopping when `stopped` says so).
+/// What a set declares before it is read: its manifest and the manifest's
+/// blake3.
 pub(crate) struct DeclaredSet {
     pub(crate) manifest: Manifest,
     pub(crate) hash: [u8; 32],
-    pub(crate) indexed: bool,
 }
 
 /// [`DeclaredSet`] of a set: through its index when it has one, else by
@@ -434,11 +432,7 @@ pub(crate) fn declared_of(
         return Ok(declared);
     }
     match scan_stream(source, kind, first, &mut FirstPass(stopped), None)? {
-        (Some(manifest), hash) => Ok(DeclaredSet {
-            manifest,
-            hash,
-            indexed: false,
-        }),
+        (Some(manifest), hash) => Ok(DeclaredSet { manifest, hash }),
         (None, _) => Err(ArchiveError::corrupt(kind, "the manifest is missing")),
     }
 }
@@ -452,7 +446,6 @@ pub(crate) fn indexed_of(
         crate::index::locate(source, kind)?.map(|located| DeclaredSet {
             manifest: located.manifest,
             hash: located.hash,
-            indexed: true,
         }),
     )
 }

@@ -25,7 +25,7 @@ use crate::remote::RemoteSet;
 use crate::safety::{safe_components, unsafe_entry};
 use crate::verify::Link;
 use crate::writer::Progress;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 mod chain;
@@ -103,24 +103,33 @@ fn restore_from(
         Beneath::open(&destination).map_err(ArchiveError::io("cannot open", &destination))?;
     let staging = Staging::create(&root)?;
     let mut budget = Budget::of(&staging.dir)?;
+    // Set when the chain's plan fails: the newest set's read stops then.
+    let halted = AtomicBool::new(false);
+    let mut halting = Halting {
+        inner: &mut *progress,
+        halted: &halted,
+    };
     let mut extractor = Extractor {
         kind: set.name.kind,
         staging: &staging.dir,
         budget: &mut budget,
-        progress: &mut *progress,
+        progress: &mut halting,
         seen: Vec::new(),
         bytes: 0,
-        assembled: Vec::new(),
+        name: format!("{}[{}]", set.name.base, set.name.number.text()),
+        assembled: BTreeMap::new(),
     };
     // What the set declares: the older sets of its chain are planned from
     // it while the set itself is read.
-    let DeclaredSet { manifest, hash, .. } =
-        newest.declared(&|| extractor.progress.is_stopped())?;
+    let DeclaredSet { manifest, hash } = newest.declared(&|| extractor.progress.is_stopped())?;
     let stop = AtomicBool::new(false);
     let waiting = std::thread::current();
     let (read, chain) = std::thread::scope(|scope| {
         let planning = scope.spawn(|| {
             let chain = chain::plan(&newest, &manifest, &stop);
+            if chain.is_err() {
+                halted.store(true, Ordering::SeqCst);
+            }
             waiting.unpark();
             chain
         });
@@ -137,20 +146,35 @@ fn restore_from(
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (read, chain)
     });
-    read?;
-    let chain = chain?;
+    let chain = match (read, chain) {
+        // The read stopped for the plan's failure: that is the error.
+        (Err(ArchiveError::Stopped), Err(e)) if halted.load(Ordering::SeqCst) => return Err(e),
+        (read, chain) => {
+            read?;
+            chain?
+        }
+    };
     let Extractor {
         mut assembled,
         bytes,
         ..
     } = extractor;
-    for (path, size) in chain.iter().flat_map(chain::Planned::first_written) {
-        let rel = relative(path)?;
-        let shown = staging.dir.shown(&rel);
-        create_staged(set.name.kind, path, &staging.dir, &rel)?
-            .set_len(size)
-            .map_err(ArchiveError::io("cannot write", &shown))?;
-        assembled.push(Assembled::new(path));
+    for planned in &chain {
+        for (path, size) in planned.first_written() {
+            let rel = relative(path)?;
+            let shown = staging.dir.shown(&rel);
+            create_staged(set.name.kind, path, &staging.dir, &rel)?
+                .set_len(size)
+                .map_err(ArchiveError::io("cannot write", &shown))?;
+        }
+        for path in planned.blocks_of() {
+            let name = planned.name();
+            assembled
+                .entry(path.to_owned())
+                .or_default()
+                .from
+                .push(name);
+        }
     }
     let staged = chain::Staged {
         kind: set.name.kind,
@@ -160,13 +184,7 @@ fn restore_from(
     let filled = chain::fill(&chain, &staged, progress)?;
     let bytes = bytes + filled.bytes;
     for (path, whole) in filled.hashed {
-        match assembled.iter_mut().find(|a| a.path == path) {
-            Some(a) => a.hashed = Some(whole),
-            None => assembled.push(Assembled {
-                path,
-                hashed: Some(whole),
-            }),
-        }
+        assembled.entry(path).or_default().hashed = Some(whole);
     }
     check_assembled(&manifest, &staging.dir, &assembled)?;
     let files = place(&manifest, &staging, &root)?;
@@ -180,6 +198,22 @@ fn restore_from(
     })
 }
 
+/// A restore's progress that also stops once `halted` is set.
+struct Halting<'a> {
+    inner: &'a mut dyn Progress,
+    halted: &'a AtomicBool,
+}
+
+impl Progress for Halting<'_> {
+    fn advance(&mut self, bytes: u64) {
+        self.inner.advance(bytes);
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.halted.load(Ordering::SeqCst) || self.inner.is_stopped()
+    }
+}
+
 /// Extracts into the staging folder, hashing while writing, refusing unsafe entries.
 struct Extractor<'a> {
     kind: SetKind,
@@ -188,25 +222,20 @@ struct Extractor<'a> {
     progress: &'a mut dyn Progress,
     seen: Vec<Seen>,
     bytes: u64,
+    /// The set's name, `base[NNNN]`.
+    name: String,
     /// Files put together from blocks, checked whole at the end.
-    assembled: Vec<Assembled>,
+    assembled: BTreeMap<String, Assembled>,
 }
 
-/// A file put together from blocks of several sets of a chain, and its
-/// blake3 and length once the pass that completed it computed them (else
-/// the file is read again and hashed at the end).
+/// A file put together from blocks of several sets of a chain: the sets
+/// that give its content, newest first, and its blake3 and length once the
+/// pass that completed it computed them (else the file is read again and
+/// hashed at the end).
+#[derive(Default)]
 struct Assembled {
-    path: String,
+    from: Vec<String>,
     hashed: Option<(String, u64)>,
-}
-
-impl Assembled {
-    fn new(path: &str) -> Assembled {
-        Assembled {
-            path: path.to_owned(),
-            hashed: None,
-        }
-    }
 }
 
 impl Visitor for Extractor<'_> {
@@ -229,7 +258,12 @@ impl Visitor for Extractor<'_> {
                 (&mut *self.progress, &mut self.bytes),
                 &|_| {},
             )?;
-            self.assembled.push(Assembled::new(&entry.path));
+            let name = self.name.clone();
+            self.assembled
+                .entry(entry.path.clone())
+                .or_default()
+                .from
+                .push(name);
             self.seen.push(seen);
             return Ok(());
         }
@@ -406,7 +440,8 @@ fn create_staged(
 
 /// Writes a blocks entry's blocks (those in `only`, or all) at their place
 /// in the staged file, which ends at `size` (by default the entry's file's),
-/// telling `passed` the index of each block once it is written or skipped.
+/// telling `reached` the index of each block as its bytes come (every block
+/// before it is then written, or skipped).
 fn write_blocks(
     kind: SetKind,
     entry: &ReadEntry,
@@ -414,17 +449,17 @@ fn write_blocks(
     (file, staged): (&mut File, &Path),
     (only, size): (Option<&BTreeSet<u32>>, Option<u64>),
     (progress, bytes): (&mut dyn Progress, &mut u64),
-    passed: &dyn Fn(u32),
+    reached: &dyn Fn(u32),
 ) -> Result<Seen, VisitError> {
     use std::os::unix::fs::FileExt;
     let seen = read_blocks_entry(kind, entry, content, |i, at, block| {
+        reached(i);
         if only.is_none_or(|o| o.contains(&i)) {
             file.write_all_at(block, at)
                 .map_err(ArchiveError::io("cannot write", staged))?;
             *bytes += block.len() as u64;
             progress.advance(block.len() as u64);
         }
-        passed(i);
         Ok(())
     })?;
     file.set_len(size.unwrap_or(seen.size))
@@ -437,12 +472,12 @@ fn write_blocks(
 fn check_assembled(
     manifest: &Manifest,
     staging: &Beneath,
-    assembled: &[Assembled],
+    assembled: &BTreeMap<String, Assembled>,
 ) -> Result<(), ArchiveError> {
     for (e, a) in manifest
         .entries
         .iter()
-        .filter_map(|e| assembled.iter().find(|a| a.path == e.path).map(|a| (e, a)))
+        .filter_map(|e| assembled.get(&e.path).map(|a| (e, a)))
     {
         let (hash, size) = match &a.hashed {
             Some(hashed) => hashed.clone(),
@@ -462,8 +497,9 @@ fn check_assembled(
             return Err(ArchiveError::corrupt(
                 SetKind::Backup,
                 format!(
-                    "entry {}: the blocks of its chain do not give its checksum",
-                    e.path
+                    "entry {}: what {} give of it does not give its checksum (`sauve verify` of the set names the damaged one)",
+                    e.path,
+                    a.from.join(", ")
                 ),
             ));
         }
@@ -659,5 +695,67 @@ fn merge_move(
         )(std::io::Error::from(
             std::io::ErrorKind::NotADirectory,
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::incremental::BlocksHead;
+    use crate::writer::NoProgress;
+    use std::cell::RefCell;
+    use std::os::unix::fs::FileExt;
+
+    /// A block larger than the pieces it is read in (16 MiB) is reached
+    /// piece by piece under its own index: the next index is told only once
+    /// every byte of the block before it is written.
+    #[test]
+    fn a_block_is_passed_only_once_all_its_pieces_are_written() {
+        let block = 32u64 << 20;
+        let head = BlocksHead {
+            block_size: block,
+            size: 3 * block,
+            indices: vec![1, 2],
+        };
+        let mut content = head.encode();
+        for i in [1u8, 2] {
+            content.extend(std::iter::repeat_n(i, block as usize));
+        }
+        let entry = ReadEntry {
+            path: "f".to_owned(),
+            entry_type: EntryType::File,
+            size: head.entry_len(),
+            target: None,
+            mode: 0o600,
+            mtime_secs: 0,
+            blocks: true,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let mut file = File::create_new(&path).unwrap();
+        let reader = File::open(&path).unwrap();
+        let told = RefCell::new(Vec::new());
+        let reached = |i: u32| {
+            // Every block before `i` is in the file.
+            if i == 2 {
+                let mut last = [0u8; 1];
+                reader.read_exact_at(&mut last, 2 * block - 1).unwrap();
+                assert_eq!(last, [1], "block 1 is written whole before 2 is reached");
+            }
+            told.borrow_mut().push(i);
+        };
+        let mut bytes = 0;
+        write_blocks(
+            SetKind::Backup,
+            &entry,
+            &mut content.as_slice(),
+            (&mut file, &path),
+            (None, None),
+            (&mut NoProgress, &mut bytes),
+            &reached,
+        )
+        .unwrap();
+        assert_eq!(told.into_inner(), vec![1, 1, 2, 2]);
+        assert_eq!(bytes, 2 * block);
     }
 }

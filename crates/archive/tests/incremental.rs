@@ -473,6 +473,8 @@ fn a_wrong_byte_in_an_older_link_fails_a_restore_only_where_the_restore_uses_it(
     let err = restored(&fx, 2).unwrap_err();
     assert_eq!(err.status(), sauve_status::Status::ArchiveCorrupt, "{err}");
     assert!(err.to_string().contains("Data/App.4DD"), "{err}");
+    // The sets its blocks came from are named, newest first.
+    assert!(err.to_string().contains("App[0002], App[0001]"), "{err}");
     let left = fx.root.path().join("restored-2");
     assert!(
         !left.join("Data/App.4DD").exists(),

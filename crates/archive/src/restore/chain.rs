@@ -2,9 +2,9 @@
 //! (behaviour §21.2). What each set gives is planned from the manifests
 //! alone before any set is read: each needed block comes from exactly one
 //! set, so the sets are then read at the same time, each writing its own
-//! blocks at their place in the staged files. The oldest set, the full one,
-//! is read on the restore's thread; the newer ones, newest first, on one
-//! more. A set that holds a file whole hashes the file as the restore gives
+//! blocks at their place in the staged files. The oldest set needed (the
+//! full one, unless the newer ones hold everything) is read on the
+//! restore's thread; the newer ones, newest first, on one more. A set that holds a file whole hashes the file as the restore gives
 //! it in the same pass, reading back the blocks newer sets give once they
 //! have written them ([`Marks`]), so that no file is read twice.
 
@@ -35,15 +35,30 @@ pub(super) struct Planned {
     /// The blake3 of its manifest when the chain was planned: the set must
     /// declare the same manifest when it is read.
     hash: [u8; 32],
-    /// Its manifest, kept for a set without an index only (it was read
-    /// through for it; a set with one gives it again at once, and a chain's
-    /// manifests are not all held at the same time).
+    /// Its manifest, while the plan's manifests weigh [`KEPT`] at most;
+    /// the others are read again when the set is read (through its index,
+    /// or for a set without one, by a pass more).
     kept: Option<Manifest>,
     /// Path → the file's size, and what this set gives of it.
     supplies: BTreeMap<String, (u64, Supply)>,
 }
 
 impl Planned {
+    /// The set's name, `base[NNNN]`.
+    pub(super) fn name(&self) -> String {
+        let name = self.link.files().name;
+        format!("{}[{}]", name.base, name.number.text())
+    }
+
+    /// The files this set gives blocks of, or the rest of: files put
+    /// together from blocks of several sets.
+    pub(super) fn blocks_of(&self) -> impl Iterator<Item = &str> {
+        self.supplies
+            .iter()
+            .filter(|(_, (_, s))| !matches!(s, Supply::Whole))
+            .map(|(path, _)| path.as_str())
+    }
+
     /// The files whose content this set is the first to give, as blocks,
     /// and their sizes: created before any set is read.
     pub(super) fn first_written(&self) -> impl Iterator<Item = (&str, u64)> {
@@ -58,8 +73,9 @@ impl Planned {
 /// down the chain.
 const AHEAD: u32 = 8;
 
-/// The manifests a plan keeps for the reads, in all, by their weight in
-/// memory ([`weight`]): the others are read again, through their index.
+/// The manifests a plan keeps for the reads, and those it asks for ahead,
+/// in all, by their weight in memory ([`weight`]): the others are read
+/// again when their set is read.
 const KEPT: u64 = 256 << 20;
 
 /// Plans what the restore takes of each older set of the chain that
@@ -80,15 +96,25 @@ pub(super) fn plan(
     let mut chain = Vec::new();
     let mut place = manifest.header.chain;
     let mut ahead: BTreeMap<u32, (Link, DeclaredSet)> = BTreeMap::new();
+    // Numbers asked for ahead, found or not: never asked for again.
+    let mut asked = BTreeSet::new();
     let mut kept = 0u64;
+    let mut last = weight(manifest).max(1);
     while !needs.is_empty() {
         if stopped() {
             return Err(ArchiveError::Stopped);
         }
         let number = needs.parent.map_or(0, u32::from);
-        if !ahead.contains_key(&number) {
+        // What was asked for ahead above this number is not in the chain.
+        ahead.retain(|&n, _| n < number);
+        if !asked.contains(&number) {
+            // As many as fit beside what is kept, the manifests below
+            // weighing about what the last one did.
+            let room = KEPT.saturating_sub(kept) / last;
             let count = place.unwrap_or(0).min(AHEAD).min(number);
-            ahead.extend(look_ahead(&link, number, count));
+            let count = count.min(u32::try_from(room).unwrap_or(u32::MAX)).max(1);
+            asked.extend((0..count.min(number)).map(|i| number - i));
+            ahead.extend(look_ahead(&link, number, count.min(number)));
         }
         let (older, declared) = match ahead.remove(&number) {
             Some(found) => found,
@@ -107,10 +133,10 @@ pub(super) fn plan(
             .map(|(path, size, supply)| (path, (size, supply)))
             .collect();
         place = declared.manifest.header.chain;
-        let weight = weight(&declared.manifest);
-        let keep = !declared.indexed || kept.saturating_add(weight) <= KEPT;
+        last = weight(&declared.manifest).max(1);
+        let keep = kept.saturating_add(last) <= KEPT;
         if keep {
-            kept = kept.saturating_add(weight);
+            kept = kept.saturating_add(last);
         }
         chain.push(Planned {
             link: link.clone(),
@@ -140,7 +166,12 @@ fn look_ahead(link: &Link, from: u32, count: u32) -> Vec<(u32, (Link, DeclaredSe
             .collect();
         asked
             .into_iter()
-            .filter_map(|(number, found)| Some((number, found.join().ok()??)))
+            .filter_map(|(number, found)| {
+                let found = found
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                Some((number, found?))
+            })
             .collect()
     })
 }
@@ -177,8 +208,8 @@ pub(super) struct Filled {
 }
 
 /// Reads the older sets of a chain as planned, at the same time: the
-/// oldest on this thread, the newer ones one after the other, newest
-/// first, on another. A set's failure stops the other thread; the error
+/// oldest needed on this thread, the newer ones one after the other,
+/// newest first, on another. A set's failure stops the other thread; the error
 /// returned is the failure, not the stop it caused.
 pub(super) fn fill(
     chain: &[Planned],
@@ -193,6 +224,7 @@ pub(super) fn fill(
     std::thread::scope(|scope| {
         let other = (!newer.is_empty()).then(|| {
             scope.spawn(|| {
+                let _panicking = StopOnPanic(&marks);
                 let mut relay = Relay {
                     marks: &marks,
                     advanced: &relayed,
@@ -200,28 +232,28 @@ pub(super) fn fill(
                 let mut filled = Filled::default();
                 for (at, planned) in newer.iter().enumerate() {
                     let read = read_set(at, planned, staged, &marks, &mut relay);
-                    marks.end(at);
-                    match read {
-                        Ok(f) => filled.add(f),
-                        Err(e) => {
-                            marks.stop();
-                            return Err(e);
-                        }
+                    // A failure stops the other thread before anything may
+                    // read back what this set has not written.
+                    if read.is_err() {
+                        marks.stop();
                     }
+                    marks.end(at);
+                    filled.add(read?);
                 }
                 Ok(filled)
             })
         });
+        let _panicking = StopOnPanic(&marks);
         let mut lead = Lead {
-            inner: progress,
+            inner: std::cell::RefCell::new(progress),
             marks: &marks,
             relayed: &relayed,
         };
         let mine = read_set(newer.len(), oldest, staged, &marks, &mut lead);
-        marks.end(newer.len());
         if mine.is_err() {
             marks.stop();
         }
+        marks.end(newer.len());
         let theirs = match other {
             None => Ok(Filled::default()),
             Some(handle) => {
@@ -233,7 +265,7 @@ pub(super) fn fill(
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             }
         };
-        lead.advance(0);
+        lead.flush();
         match (theirs, mine) {
             (Ok(mut a), Ok(b)) => {
                 a.add(b);
@@ -243,6 +275,18 @@ pub(super) fn fill(
             (Err(e), _) | (_, Err(e)) => Err(e),
         }
     })
+}
+
+/// Stops the restore when the thread that holds it panics: the other
+/// thread then never waits for it.
+struct StopOnPanic<'a>(&'a Marks);
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.stop();
+        }
+    }
 }
 
 impl Filled {
@@ -299,7 +343,8 @@ fn read_set(
 struct Marks {
     /// Per set of the chain, per file it gives blocks of: every block it
     /// gives below this index is written (`u64::MAX` once its entry is read
-    /// through, or the set ended).
+    /// through, or the set ended). A block is passed once a later block's
+    /// bytes come (a block may come in several pieces).
     below: Vec<HashMap<String, AtomicU64>>,
     /// The restore stops (asked to, or a set failed): every set then stops.
     stopped: AtomicBool,
@@ -382,25 +427,30 @@ impl Marks {
         })
     }
 
-    /// Waits until `ready`; false when the restore stopped first.
+    /// Waits until `ready`; false when the restore stopped first. `stopped`
+    /// is asked without the lock held (it may stop the restore, which
+    /// wakes the waiters).
     fn until(&self, ready: impl Fn() -> bool, stopped: &dyn Fn() -> bool) -> bool {
-        let mut held = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
-        self.waiting.fetch_add(1, Ordering::SeqCst);
-        let ready = loop {
+        loop {
             if ready() {
-                break true;
+                return true;
             }
             if stopped() || self.is_stopped() {
-                break false;
+                return false;
             }
-            held = self
-                .wake
-                .wait_timeout(held, STOP_TICK)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        };
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
-        ready
+            let held = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+            self.waiting.fetch_add(1, Ordering::SeqCst);
+            // A mark moved before this thread counted as waiting is seen
+            // here; one moved after wakes it.
+            if !ready() && !self.is_stopped() {
+                drop(
+                    self.wake
+                        .wait_timeout(held, STOP_TICK)
+                        .unwrap_or_else(PoisonError::into_inner),
+                );
+            }
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 
@@ -422,23 +472,45 @@ impl Progress for Relay<'_> {
 }
 
 /// The restore's progress, on its own thread: it also reports the bytes
-/// the other thread wrote, and passes a stop on to it.
+/// the other thread wrote (each time it is asked whether to stop, too, so
+/// that they show while this thread waits), and passes a stop on to it.
 struct Lead<'a> {
-    inner: &'a mut dyn Progress,
+    inner: std::cell::RefCell<&'a mut dyn Progress>,
     marks: &'a Marks,
     relayed: &'a AtomicU64,
+}
+
+impl Lead<'_> {
+    /// Reports what the other thread wrote since the last report.
+    fn flush(&self) {
+        let relayed = self.relayed.swap(0, Ordering::Relaxed);
+        if relayed > 0 {
+            match self.inner.try_borrow_mut() {
+                Ok(mut inner) => inner.advance(relayed),
+                Err(_) => {
+                    self.relayed.fetch_add(relayed, Ordering::Relaxed);
+                }
+            }
+        }
+    }
 }
 
 impl Progress for Lead<'_> {
     fn advance(&mut self, bytes: u64) {
         let total = bytes + self.relayed.swap(0, Ordering::Relaxed);
         if total > 0 {
-            self.inner.advance(total);
+            self.inner.get_mut().advance(total);
         }
     }
 
     fn is_stopped(&self) -> bool {
-        if self.inner.is_stopped() {
+        self.flush();
+        let asked = self
+            .inner
+            .try_borrow()
+            .map(|inner| inner.is_stopped())
+            .unwrap_or(false);
+        if asked && !self.marks.is_stopped() {
             self.marks.stop();
         }
         self.marks.is_stopped()
@@ -504,7 +576,7 @@ impl Visitor for Filler<'_, '_> {
                     (&mut file, &shown),
                     (Some(take), Some(*size)),
                     (&mut *self.progress, &mut self.filled.bytes),
-                    &|index| marks.set(at, path, u64::from(index) + 1),
+                    &|index| marks.set(at, path, u64::from(index)),
                 )?;
                 marks.set(at, path, u64::MAX);
                 seen
@@ -751,6 +823,30 @@ mod tests {
         let m = marks();
         m.end(0);
         assert!(m.passed(1, "f", u64::from(u32::MAX)));
+    }
+
+    /// Found in review: the wait asked whether to stop with its lock held,
+    /// and the restore's own progress, stopping the other thread, took that
+    /// lock again.
+    #[test]
+    fn a_stop_asked_while_waiting_ends_the_wait_and_stops_the_other_thread() {
+        struct Asked;
+        impl Progress for Asked {
+            fn is_stopped(&self) -> bool {
+                true
+            }
+        }
+        let m = marks();
+        let relayed = AtomicU64::new(5);
+        let mut asked = Asked;
+        let lead = Lead {
+            inner: std::cell::RefCell::new(&mut asked),
+            marks: &m,
+            relayed: &relayed,
+        };
+        assert!(!m.wait(1, "f", 7, &|| lead.is_stopped()));
+        assert!(m.is_stopped());
+        assert_eq!(relayed.load(Ordering::SeqCst), 0, "reported while waiting");
     }
 
     #[test]
