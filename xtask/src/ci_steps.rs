@@ -42,6 +42,8 @@ pub(crate) const STEPS: &[&[&str]] = &[
     // A crash, then each I/O fault, at every durable step of a first backup.
     &["xtask", "crash"],
     &["xtask", "crash", "--faults"],
+    // A crash at every step of an incremental backup into a bucket.
+    &["xtask", "crash", "--scenario", "incremental-bucket"],
     // The README's test command.
     &["xtask", "test"],
     // Every fuzz target for 5 s (skipped, saying so, without nightly).

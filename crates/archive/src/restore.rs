@@ -126,6 +126,7 @@ fn restore_from(
     let waiting = std::thread::current();
     let (read, chain) = std::thread::scope(|scope| {
         let planning = scope.spawn(|| {
+            let _panicking = SetOnPanic(&halted);
             let chain = chain::plan(&newest, &manifest, &stop);
             if chain.is_err() {
                 halted.store(true, Ordering::SeqCst);
@@ -133,7 +134,9 @@ fn restore_from(
             waiting.unpark();
             chain
         });
+        let panicking = SetOnPanic(&stop);
         let read = newest.scan_declared(&mut extractor, (&manifest, hash));
+        drop(panicking);
         // A stop, or the set's damage, ends the plan too.
         while !planning.is_finished() {
             if read.is_err() || extractor.progress.is_stopped() {
@@ -196,6 +199,18 @@ fn restore_from(
         files,
         bytes,
     })
+}
+
+/// Sets its flag when the thread that holds it panics: the thread working
+/// beside it then stops rather than going on for nothing.
+struct SetOnPanic<'a>(&'a AtomicBool);
+
+impl Drop for SetOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
 }
 
 /// A restore's progress that also stops once `halted` is set.
@@ -497,7 +512,7 @@ fn check_assembled(
             return Err(ArchiveError::corrupt(
                 SetKind::Backup,
                 format!(
-                    "entry {}: what {} give of it does not give its checksum (`sauve verify` of the set names the damaged one)",
+                    "entry {}: its blocks, from {}, do not give its checksum (`sauve verify` of the set names the damaged one)",
                     e.path,
                     a.from.join(", ")
                 ),

@@ -4,7 +4,7 @@
 //! set, so the sets are then read at the same time, each writing its own
 //! blocks at their place in the staged files. The oldest set needed (the
 //! full one, unless the newer ones hold everything) is read on the
-//! restore's thread; the newer ones, newest first, on another. A set that holds a file whole hashes the file as the restore gives
+//! restore's thread; the newer ones, newest first, on [`READERS`] more. A set that holds a file whole hashes the file as the restore gives
 //! it in the same pass, reading back the blocks newer sets give once they
 //! have written them ([`Marks`]), so that no file is read twice.
 
@@ -60,7 +60,7 @@ impl Planned {
     }
 
     /// The files whose content this set is the first to give, as blocks,
-    /// and their sizes: created before any set is read.
+    /// and their sizes: created before any older set is read.
     pub(super) fn first_written(&self) -> impl Iterator<Item = (&str, u64)> {
         self.supplies
             .iter()
@@ -73,18 +73,20 @@ impl Planned {
 /// down the chain.
 const AHEAD: u32 = 8;
 
-/// The manifests a plan keeps for the reads, and those it asks for ahead,
-/// in all, by their weight in memory ([`weight`]): the others are read
-/// again when their set is read.
+/// About the most the manifests a plan keeps for the reads, and those it
+/// asks for ahead, weigh in memory ([`weight`]; those asked for ahead are
+/// taken to weigh what the last one did, and one is always asked for): the
+/// others are read again when their set is read.
 const KEPT: u64 = 256 << 20;
 
 /// Plans what the restore takes of each older set of the chain that
 /// `newest` (with `manifest`) builds on, newest first, from their manifests
 /// alone: every set is checked to be the one asked for, holding the same
-/// files, before any content is read. The manifests of the sets a chain is
-/// usually made of (the numbers just below, as many as a set's place in its
-/// chain says, [`AHEAD`] at most) are asked for at once through their
-/// indexes; the walk itself goes by what each manifest says it builds on.
+/// files, before any older set's content is read. The manifests of the
+/// sets a chain is usually made of (the numbers just below, as many as a
+/// set's place in its chain says, [`AHEAD`] at most, and as fit under
+/// [`KEPT`]) are asked for at once through their indexes; the walk itself
+/// goes by what each manifest says it builds on.
 pub(super) fn plan(
     newest: &Link,
     manifest: &Manifest,
@@ -217,7 +219,8 @@ const READERS: usize = 1;
 /// oldest needed on this thread, the newer ones on [`READERS`] more, each
 /// taking the next newest not yet taken (a set only ever waits for
 /// newer ones, which were taken before it). A set's failure stops every
-/// thread; the error returned is the failure, not the stops it caused.
+/// thread at its next entry (or its next wait); the error returned is the
+/// failure, not the stops it caused.
 pub(super) fn fill(
     chain: &[Planned],
     staged: &Staged<'_>,
@@ -245,8 +248,9 @@ pub(super) fn fill(
                             return Ok(filled);
                         };
                         let read = read_set(at, planned, staged, &marks, &mut relay);
-                        // A failure stops the others before anything may
-                        // read back what this set has not written.
+                        // A failure stops the others first: a waiter that
+                        // then sees this set ended also sees the stop, and
+                        // reads back nothing it did not write.
                         if read.is_err() {
                             marks.stop();
                         }
@@ -396,8 +400,9 @@ impl Marks {
 
     /// The set `at` has written every block it gives of `path` below `below`.
     fn set(&self, at: usize, path: &str, below: u64) {
-        if let Some(mark) = self.below.get(at).and_then(|m| m.get(path)) {
-            mark.fetch_max(below, Ordering::SeqCst);
+        if let Some(mark) = self.below.get(at).and_then(|m| m.get(path))
+            && mark.fetch_max(below, Ordering::SeqCst) < below
+        {
             self.wake_all();
         }
     }
@@ -433,7 +438,7 @@ impl Marks {
     /// stopped first.
     fn wait(&self, at: usize, path: &str, block: u64, stopped: &dyn Fn() -> bool) -> bool {
         let ready = || self.passed(at, path, block);
-        ready() || self.until(ready, stopped)
+        (ready() && !self.is_stopped()) || self.until(ready, stopped)
     }
 
     /// Every set newer than the set `at` has written the blocks it gives
@@ -446,13 +451,14 @@ impl Marks {
         })
     }
 
-    /// Waits until `ready`; false when the restore stopped first. `stopped`
-    /// is asked without the lock held (it may stop the restore, which
-    /// wakes the waiters).
+    /// Waits until `ready`; false when the restore stopped first (a set
+    /// that failed stops the restore before it ends, so what its end made
+    /// ready is not taken). `stopped` is asked without the lock held (it
+    /// may stop the restore, which wakes the waiters).
     fn until(&self, ready: impl Fn() -> bool, stopped: &dyn Fn() -> bool) -> bool {
         loop {
             if ready() {
-                return true;
+                return !self.is_stopped();
             }
             if stopped() || self.is_stopped() {
                 return false;
@@ -473,8 +479,9 @@ impl Marks {
     }
 }
 
-/// The progress of the thread that reads the newer sets: its bytes are
-/// reported by the restore's thread, and it stops when the restore does.
+/// The progress of a thread of the pool that reads the newer sets: its
+/// bytes are reported by the restore's thread, and it stops when the
+/// restore does.
 struct Relay<'a> {
     marks: &'a Marks,
     advanced: &'a AtomicU64,
