@@ -86,9 +86,10 @@ pub(crate) fn strip(tail: &[u8]) -> &[u8] {
     }
 }
 
-/// A manifest found through a set's index.
+/// What a set declares before it is read: its manifest and the manifest's
+/// blake3 (found through its index, or by reading the set through).
 #[derive(Debug)]
-pub(crate) struct Located {
+pub(crate) struct DeclaredSet {
     pub(crate) manifest: Manifest,
     pub(crate) hash: [u8; 32],
 }
@@ -100,9 +101,9 @@ pub(crate) struct Located {
 pub(crate) fn locate(
     source: &dyn SegmentSource,
     kind: SetKind,
-) -> Result<Option<Located>, ArchiveError> {
+) -> Result<Option<DeclaredSet>, ArchiveError> {
     Ok(match locate_with(source, kind, true)? {
-        Some((index, Some(manifest))) => Some(Located {
+        Some((index, Some(manifest))) => Some(DeclaredSet {
             manifest,
             hash: index.hash,
         }),

@@ -13,6 +13,7 @@ use std::rc::Rc;
 
 use crate::error::ArchiveError;
 use crate::frames::{self, FrameReader};
+use crate::index::DeclaredSet;
 use crate::kind::SetKind;
 use crate::manifest::{EntryType, MANIFEST_NAME, Manifest};
 use crate::naming::SetFiles;
@@ -361,7 +362,7 @@ pub(crate) fn scan_source(
     visitor: &mut dyn Visitor,
 ) -> Result<Manifest, ArchiveError> {
     let known = match crate::index::locate(source, kind)? {
-        Some(located) => Some((located.manifest, located.hash)),
+        Some(declared) => Some((declared.manifest, declared.hash)),
         None if visitor.needs_manifest_first() => {
             let mut first_pass = FirstPass(&|| visitor.is_stopped());
             match scan_stream(source, kind, first, &mut first_pass, None)? {
@@ -413,13 +414,6 @@ pub(crate) fn manifest_of(
     declared_of(source, kind, first, &|| false).map(|d| d.manifest)
 }
 
-/// What a set declares before it is read: its manifest and the manifest's
-/// blake3.
-pub(crate) struct DeclaredSet {
-    pub(crate) manifest: Manifest,
-    pub(crate) hash: [u8; 32],
-}
-
 /// [`DeclaredSet`] of a set: through its index when it has one, else by
 /// reading its stream through (checked as [`scan_source`] checks it).
 pub(crate) fn declared_of(
@@ -428,26 +422,13 @@ pub(crate) fn declared_of(
     first: &str,
     stopped: &dyn Fn() -> bool,
 ) -> Result<DeclaredSet, ArchiveError> {
-    if let Some(declared) = indexed_of(source, kind)? {
+    if let Some(declared) = crate::index::locate(source, kind)? {
         return Ok(declared);
     }
     match scan_stream(source, kind, first, &mut FirstPass(stopped), None)? {
         (Some(manifest), hash) => Ok(DeclaredSet { manifest, hash }),
         (None, _) => Err(ArchiveError::corrupt(kind, "the manifest is missing")),
     }
-}
-
-/// [`DeclaredSet`] of a set through its index; `None` when it has none.
-pub(crate) fn indexed_of(
-    source: &dyn SegmentSource,
-    kind: SetKind,
-) -> Result<Option<DeclaredSet>, ArchiveError> {
-    Ok(
-        crate::index::locate(source, kind)?.map(|located| DeclaredSet {
-            manifest: located.manifest,
-            hash: located.hash,
-        }),
-    )
 }
 
 /// A pass for the manifest alone: it stops when asked to.

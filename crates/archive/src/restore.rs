@@ -14,12 +14,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::error::ArchiveError;
+use crate::index::DeclaredSet;
 use crate::kind::SetKind;
 use crate::manifest::{EntryType, Manifest, ManifestEntry};
 use crate::naming::SetFiles;
 use crate::reader::{
-    DeclaredSet, ReadEntry, Seen, VisitError, Visitor, check_against_manifest, hash_content,
-    read_blocks_entry,
+    ReadEntry, Seen, VisitError, Visitor, check_against_manifest, hash_content, read_blocks_entry,
 };
 use crate::remote::RemoteSet;
 use crate::safety::{safe_components, unsafe_entry};

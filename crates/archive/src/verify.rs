@@ -8,13 +8,13 @@ use std::path::Path;
 
 use crate::error::ArchiveError;
 use crate::incremental::{Needs, missing_link};
+use crate::index::DeclaredSet;
 use crate::kind::SetKind;
 use crate::manifest::{EntryType, Manifest};
 use crate::naming::SetFiles;
 use crate::reader::{
-    DeclaredSet, Files, ReadEntry, Seen, VisitError, Visitor, check_against_manifest, declared_of,
-    hash_content, indexed_of, manifest_of, present, read_blocks_entry, scan, scan_declared,
-    scan_source,
+    Files, ReadEntry, Seen, VisitError, Visitor, check_against_manifest, declared_of, hash_content,
+    manifest_of, present, read_blocks_entry, scan, scan_declared, scan_source,
 };
 use crate::remote::RemoteSet;
 use crate::writer::Progress;
@@ -192,9 +192,9 @@ impl Link {
         match self {
             Link::Folder(set) => {
                 present(set)?;
-                indexed_of(&Files(&set.files), set.name.kind)
+                crate::index::locate(&Files(&set.files), set.name.kind)
             }
-            Link::Store(remote) => indexed_of(remote, remote.name.kind),
+            Link::Store(remote) => crate::index::locate(remote, remote.name.kind),
         }
     }
 }

@@ -20,9 +20,10 @@ use std::time::Duration;
 use super::{Budget, create_staged, relative, write_blocks};
 use crate::error::ArchiveError;
 use crate::incremental::{Needs, Supply};
+use crate::index::DeclaredSet;
 use crate::kind::SetKind;
 use crate::manifest::{EntryType, Manifest};
-use crate::reader::{DeclaredSet, ReadEntry, Seen, VisitError, Visitor, check_seen, hash_content};
+use crate::reader::{ReadEntry, Seen, VisitError, Visitor, check_seen, hash_content};
 use crate::verify::Link;
 use crate::writer::Progress;
 
