@@ -102,6 +102,21 @@ pub(crate) fn require_tools() -> Result<()> {
     Ok(())
 }
 
+/// `sauve settings set KEY VALUE --app APP`; its error says what sauve said.
+pub(crate) fn settings_set(sauve: &Path, app: &Path, key: &str, value: &str) -> Result<()> {
+    let out = Command::new(sauve)
+        .args(["settings", "set", key, value, "--app"])
+        .arg(app)
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "sauve settings set {key} {value}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
 /// `tests/fixtures/make-sample-app OUT --data-mb N --attach-mb N`: the
 /// same bytes for the same sizes.
 pub(crate) fn make_sample_app(out: &Path, data_mb: u64, attach_mb: u64) -> Result<()> {

@@ -8,14 +8,14 @@
 //! run, one machine.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use object_store::ObjectStoreExt;
 use sauve_tests::garage::Garage;
 
-use crate::measure::{Sample, machine, measure, measure_env, q, sh, size_of};
+use crate::measure::{Sample, machine, measure, measure_env, q, settings_set, sh, size_of};
 use crate::workspace::repo_root;
 
 /// Options of `bench offsite`.
@@ -163,20 +163,6 @@ fn prepare(o: &Options) -> Result<Setup> {
         app,
         sauve,
     })
-}
-
-/// `sauve settings set KEY VALUE --app APP`, its output discarded.
-fn settings_set(sauve: &Path, app: &Path, key: &str, value: &str) -> Result<()> {
-    let a = app.display().to_string();
-    let ok = Command::new(sauve)
-        .args(["settings", "set", key, value, "--app", &a])
-        .stdout(std::process::Stdio::null())
-        .status()?
-        .success();
-    if !ok {
-        bail!("sauve settings set {key} {value} failed");
-    }
-    Ok(())
 }
 
 /// The median of `runs` samples, each taken by `sample`.

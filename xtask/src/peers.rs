@@ -18,7 +18,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::measure::{Sample, machine, make_sample_app, measure_env, q, sh, size_of};
+use crate::measure::{Sample, machine, make_sample_app, measure_env, q, settings_set, sh, size_of};
 use crate::workspace::{cargo, repo_root};
 
 /// Options of `bench peers`.
@@ -414,21 +414,6 @@ fn restore_last_day(week: &Week, peers: &mut [Peer], days: usize) -> Result<()> 
         p.restore = Some(measure_env(&script, &clean, 1, ENV)?);
     }
     let _ = std::fs::remove_dir_all(&to);
-    Ok(())
-}
-
-/// `sauve settings set KEY VALUE --app APP`.
-pub(crate) fn settings_set(sauve: &Path, app: &Path, key: &str, value: &str) -> Result<()> {
-    let out = Command::new(sauve)
-        .args(["settings", "set", key, value, "--app"])
-        .arg(app)
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "sauve settings set {key}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
     Ok(())
 }
 

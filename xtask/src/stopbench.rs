@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::measure::{machine, q, sh, size_of};
+use crate::measure::{machine, q, settings_set, sh, size_of};
 
 /// The goal: Stop ends the run within a second (README).
 const GOAL: Duration = Duration::from_secs(1);
@@ -78,19 +78,6 @@ pub(crate) fn stop_bench(
     }
     let _ = std::fs::remove_dir_all(&dir);
     report(input, stop_after, runs, title, &rows);
-    Ok(())
-}
-
-fn settings_set(sauve: &Path, app: &Path, key: &str, value: &str) -> Result<()> {
-    let ok = Command::new(sauve)
-        .args(["settings", "set", key, value, "--app"])
-        .arg(app)
-        .stdout(Stdio::null())
-        .status()?
-        .success();
-    if !ok {
-        bail!("sauve settings set {key} {value} failed");
-    }
     Ok(())
 }
 
