@@ -394,40 +394,41 @@ fn report(
     let restore = |p: &Peer| p.restore.map_or(0.0, |s| s.seconds);
     let first_incremental = inc.backups.get(1).map_or(0.0, |s| s.seconds);
     let after_first: Vec<Sample> = inc.backups.iter().skip(1).copied().collect();
+    let row = |what: &str, ratio: f64| println!("| {what} | {ratio:.2}x |");
     println!("| ratio | measured |");
     println!("|---|---:|");
-    println!(
-        "| incremental week in the bucket / one full set (size; target ≤ 1.3x) | {:.2}x |",
-        sizes[SAUVE_INC] as f64 / first_set as f64
+    row(
+        "incremental week in the bucket / one full set (size; target ≤ 1.3x)",
+        sizes[SAUVE_INC] as f64 / first_set as f64,
     );
-    println!(
-        "| incremental week / restic's repository in the same bucket (size; target ≤ 0.5x) | {:.2}x |",
-        sizes[SAUVE_INC] as f64 / sizes[RESTIC].max(1) as f64
+    row(
+        "incremental week / restic's repository in the same bucket (size; target ≤ 0.5x)",
+        sizes[SAUVE_INC] as f64 / sizes[RESTIC].max(1) as f64,
     );
-    println!(
-        "| incremental backup / sauve's full backup to the bucket the same day (time; target ≤ 0.33x) | {:.2}x |",
-        later_mean(&inc.backups) / later_mean(&full.backups)
+    row(
+        "incremental backup / sauve's full backup to the bucket the same day (time; target ≤ 0.33x)",
+        later_mean(&inc.backups) / later_mean(&full.backups),
     );
-    println!(
-        "| incremental backup / restic's (time; target ≤ 1x) | {:.2}x |",
-        later_mean(&inc.backups) / later_mean(&restic.backups)
+    row(
+        "incremental backup / restic's (time; target ≤ 1x)",
+        later_mean(&inc.backups) / later_mean(&restic.backups),
     );
-    println!(
-        "| first incremental backup / the later ones (time; target ≤ 1x) | {:.2}x |",
-        first_incremental / later_mean(&after_first).max(1e-9)
+    row(
+        "first incremental backup / the later ones (time; target ≤ 1x)",
+        first_incremental / later_mean(&after_first).max(1e-9),
     );
-    println!(
-        "| restore of the last incremental / of the last full set, from the bucket (time; target ≤ 1.25x) | {:.2}x |",
-        restore(inc) / restore(full).max(1e-9)
+    row(
+        "restore of the last incremental / of the last full set, from the bucket (time; target ≤ 1.25x)",
+        restore(inc) / restore(full).max(1e-9),
     );
     if let Some(rustic) = peers.get(RUSTIC) {
-        println!(
-            "| incremental week / rustic's repository (size) | {:.2}x |",
-            sizes[SAUVE_INC] as f64 / sizes[RUSTIC].max(1) as f64
+        row(
+            "incremental week / rustic's repository (size)",
+            sizes[SAUVE_INC] as f64 / sizes[RUSTIC].max(1) as f64,
         );
-        println!(
-            "| incremental backup / rustic's (time) | {:.2}x |",
-            later_mean(&inc.backups) / later_mean(&rustic.backups)
+        row(
+            "incremental backup / rustic's (time)",
+            later_mean(&inc.backups) / later_mean(&rustic.backups),
         );
     }
     Ok(())

@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 use crate::error::ArchiveError;
 use crate::kind::SetKind;
-use crate::manifest::{BlockHashes, Blocks, EntryType, Manifest, Store, block_range, compact};
+use crate::manifest::{
+    BlockHashes, Blocks, EntryType, Manifest, ManifestEntry, Store, block_range, compact,
+};
 
 /// Where the blocks entry of a file is stored in the stream.
 pub const BLOCKS_PREFIX: &str = ".sauve-blocks/";
@@ -278,6 +280,71 @@ pub(crate) enum Need {
     },
 }
 
+impl Need {
+    /// What `e`, the file's entry (of `size` bytes) in the older set the
+    /// newer one builds on, gives of it, and whether nothing is needed of
+    /// older sets any more; the need is left as it stands after that set.
+    /// Err: how the entry differs from what is needed.
+    fn given_by(
+        &mut self,
+        size: u64,
+        e: &ManifestEntry,
+    ) -> Result<(Option<Supply>, bool), &'static str> {
+        if e.entry_type != EntryType::File {
+            return Err("is not a file");
+        }
+        match self {
+            Need::Whole { blake3 } => {
+                if e.size != size || e.blake3 != *blake3 {
+                    return Err("has another size or checksum");
+                }
+                match (e.store, &e.blocks) {
+                    (Store::Stored, _) => Ok((Some(Supply::Whole), true)),
+                    (Store::Same, _) => Ok((None, false)),
+                    (Store::Blocks, Some(b)) => {
+                        let take = b.changed.iter().copied().collect();
+                        *self = Need::Blocks {
+                            blocks: b.clone(),
+                            unfilled: unfilled(b, e.size),
+                        };
+                        Ok((Some(Supply::Blocks { take, first: true }), false))
+                    }
+                    (Store::Blocks, None) => Err("lists no blocks"),
+                }
+            }
+            Need::Blocks { blocks, unfilled } => {
+                let b = e.blocks.as_ref().ok_or("lists no blocks")?;
+                if b.block_size != blocks.block_size
+                    || unfilled
+                        .iter()
+                        .any(|&i| b.hashes.get(i as usize) != blocks.hashes.get(i as usize))
+                {
+                    return Err("has other blocks");
+                }
+                match e.store {
+                    Store::Stored => {
+                        let take = std::mem::take(unfilled);
+                        let block_size = blocks.block_size;
+                        Ok((Some(Supply::Rest { take, block_size }), true))
+                    }
+                    Store::Same => Ok((None, false)),
+                    Store::Blocks => {
+                        let take: BTreeSet<u32> = b
+                            .changed
+                            .iter()
+                            .copied()
+                            .filter(|i| unfilled.remove(i))
+                            .collect();
+                        let supply =
+                            (!take.is_empty()).then_some(Supply::Blocks { take, first: false });
+                        Ok((supply, unfilled.is_empty()))
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// What one older set of a chain gives a file that newer sets need.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Supply {
@@ -405,88 +472,26 @@ impl Needs {
                 ),
             ));
         }
-        let by_path: BTreeMap<&str, &crate::manifest::ManifestEntry> =
+        let by_path: BTreeMap<&str, &ManifestEntry> =
             link.entries.iter().map(|e| (e.path.as_str(), e)).collect();
-        let differs = |path: &str, what: &str| {
-            ArchiveError::corrupt(
-                SetKind::Backup,
-                format!("entry {path} of {newer} builds on {here}, whose entry {what}"),
-            )
-        };
         let mut done = Vec::new();
         let mut supplied = Vec::new();
         for (path, (size, need)) in &mut self.files {
-            let Some(e) = by_path.get(path.as_str()) else {
-                return Err(differs(path, "is missing"));
-            };
-            if e.entry_type != EntryType::File {
-                return Err(differs(path, "is not a file"));
+            let (supply, whole) = by_path
+                .get(path.as_str())
+                .ok_or("is missing")
+                .and_then(|e| need.given_by(*size, e))
+                .map_err(|what| {
+                    ArchiveError::corrupt(
+                        SetKind::Backup,
+                        format!("entry {path} of {newer} builds on {here}, whose entry {what}"),
+                    )
+                })?;
+            if let Some(supply) = supply {
+                supplied.push((path.clone(), *size, supply));
             }
-            match need {
-                Need::Whole { blake3 } => {
-                    if e.size != *size || e.blake3 != *blake3 {
-                        return Err(differs(path, "has another size or checksum"));
-                    }
-                    match (e.store, &e.blocks) {
-                        (Store::Stored, _) => {
-                            supplied.push((path.clone(), *size, Supply::Whole));
-                            done.push(path.clone());
-                        }
-                        (Store::Same, _) => {}
-                        (Store::Blocks, Some(b)) => {
-                            let take = b.changed.iter().copied().collect();
-                            supplied.push((
-                                path.clone(),
-                                *size,
-                                Supply::Blocks { take, first: true },
-                            ));
-                            *need = Need::Blocks {
-                                blocks: b.clone(),
-                                unfilled: unfilled(b, e.size),
-                            };
-                        }
-                        (Store::Blocks, None) => return Err(differs(path, "lists no blocks")),
-                    }
-                }
-                Need::Blocks { blocks, unfilled } => {
-                    let Some(b) = &e.blocks else {
-                        return Err(differs(path, "lists no blocks"));
-                    };
-                    if b.block_size != blocks.block_size
-                        || unfilled
-                            .iter()
-                            .any(|&i| b.hashes.get(i as usize) != blocks.hashes.get(i as usize))
-                    {
-                        return Err(differs(path, "has other blocks"));
-                    }
-                    match e.store {
-                        Store::Stored => {
-                            let take = std::mem::take(unfilled);
-                            let block_size = blocks.block_size;
-                            supplied.push((path.clone(), *size, Supply::Rest { take, block_size }));
-                            done.push(path.clone());
-                        }
-                        Store::Same => {}
-                        Store::Blocks => {
-                            let take: BTreeSet<u32> = b
-                                .changed
-                                .iter()
-                                .copied()
-                                .filter(|i| unfilled.remove(i))
-                                .collect();
-                            if !take.is_empty() {
-                                supplied.push((
-                                    path.clone(),
-                                    *size,
-                                    Supply::Blocks { take, first: false },
-                                ));
-                            }
-                            if unfilled.is_empty() {
-                                done.push(path.clone());
-                            }
-                        }
-                    }
-                }
+            if whole {
+                done.push(path.clone());
             }
         }
         for path in done {

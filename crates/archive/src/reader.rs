@@ -322,14 +322,6 @@ impl Read for Chain<'_> {
     }
 }
 
-/// Reads a whole set: every entry goes to the visitor with its content, which
-/// it may read or leave (it is skipped). Returns the manifest, after
-/// checking that it is last and that the archive's end is intact.
-pub(crate) fn scan(set: &SetFiles, visitor: &mut dyn Visitor) -> Result<Manifest, ArchiveError> {
-    let first = present(set)?;
-    scan_source(&Files(&set.files), set.name.kind, &first, visitor)
-}
-
 /// Checks that every segment of a located set is a file, and names the
 /// first one (as messages name the set).
 pub(crate) fn present(set: &SetFiles) -> Result<String, ArchiveError> {
@@ -346,8 +338,11 @@ pub(crate) fn present(set: &SetFiles) -> Result<String, ArchiveError> {
         .unwrap_or_default())
 }
 
-/// [`scan`] over any source of segments; `first` names the set's first
-/// segment in messages.
+/// Reads a whole set from any source of segments: every entry goes to the
+/// visitor with its content, which it may read or leave (it is skipped).
+/// Returns the manifest, after checking that it is last and that the
+/// archive's end is intact; `first` names the set's first segment in
+/// messages.
 ///
 /// The manifest is found first where the set has an index and the source
 /// can be read from any offset ([`crate::index`]), or by a first pass

@@ -127,7 +127,7 @@ fn restore_from(
     let (read, chain) = std::thread::scope(|scope| {
         let planning = scope.spawn(|| {
             let _panicking = SetOnPanic(&halted);
-            let chain = chain::plan(&newest, &manifest, &stop);
+            let chain = chain::plan(&newest, &manifest, &stop, chain::KEPT);
             if chain.is_err() {
                 halted.store(true, Ordering::SeqCst);
             }

@@ -14,9 +14,10 @@ use crate::manifest::{EntryType, Manifest};
 use crate::naming::SetFiles;
 use crate::reader::{
     Files, ReadEntry, Seen, VisitError, Visitor, check_against_manifest, declared_of, hash_content,
-    manifest_of, present, read_blocks_entry, scan, scan_declared, scan_source,
+    manifest_of, present, read_blocks_entry, scan_declared, scan_source,
 };
 use crate::remote::RemoteSet;
+use crate::source::SegmentSource;
 use crate::writer::Progress;
 
 /// A sound set.
@@ -91,37 +92,36 @@ impl Link {
         }
     }
 
+    /// Runs `read` on the set's bytes: its segments in a folder (each
+    /// present), or its objects in a store.
+    fn read<T>(
+        &self,
+        read: impl FnOnce(&dyn SegmentSource, SetKind, &str) -> Result<T, ArchiveError>,
+    ) -> Result<T, ArchiveError> {
+        match self {
+            Link::Folder(set) => {
+                let first = present(set)?;
+                read(&Files(&set.files), set.name.kind, &first)
+            }
+            Link::Store(remote) => read(remote, remote.name.kind, &remote.first_label()),
+        }
+    }
+
     /// Reads the whole set through `visitor` (see [`scan_source`]).
     pub(crate) fn scan(&self, visitor: &mut dyn Visitor) -> Result<Manifest, ArchiveError> {
-        match self {
-            Link::Folder(set) => scan(set, visitor),
-            Link::Store(remote) => {
-                scan_source(remote, remote.name.kind, &remote.first_label(), visitor)
-            }
-        }
+        self.read(|source, kind, first| scan_source(source, kind, first, visitor))
     }
 
     /// The set's manifest alone, through its index where it has one.
     fn manifest(&self) -> Result<Manifest, ArchiveError> {
-        match self {
-            Link::Folder(set) => read_manifest(set),
-            Link::Store(remote) => manifest_of(remote, remote.name.kind, &remote.first_label()),
-        }
+        self.read(manifest_of)
     }
 
     /// What the set declares: its manifest and that manifest's hash,
     /// through its index where it has one, else by reading it through
     /// (stopping when `stopped` says so).
     pub(crate) fn declared(&self, stopped: &dyn Fn() -> bool) -> Result<DeclaredSet, ArchiveError> {
-        match self {
-            Link::Folder(set) => {
-                let first = present(set)?;
-                declared_of(&Files(&set.files), set.name.kind, &first, stopped)
-            }
-            Link::Store(remote) => {
-                declared_of(remote, remote.name.kind, &remote.first_label(), stopped)
-            }
-        }
+        self.read(|source, kind, first| declared_of(source, kind, first, stopped))
     }
 
     /// Reads the whole set through `visitor`, checking it against what it
@@ -131,19 +131,7 @@ impl Link {
         visitor: &mut dyn Visitor,
         declared: (&Manifest, [u8; 32]),
     ) -> Result<(), ArchiveError> {
-        match self {
-            Link::Folder(set) => {
-                let first = present(set)?;
-                scan_declared(&Files(&set.files), set.name.kind, &first, visitor, declared)
-            }
-            Link::Store(remote) => scan_declared(
-                remote,
-                remote.name.kind,
-                &remote.first_label(),
-                visitor,
-                declared,
-            ),
-        }
+        self.read(|source, kind, first| scan_declared(source, kind, first, visitor, declared))
     }
 
     /// Verifies this set alone.
@@ -189,13 +177,7 @@ impl Link {
     /// What the set declares, when its index gives it (`None` for a set
     /// written before sets had one: see [`Link::declared`]).
     pub(crate) fn indexed(&self) -> Result<Option<DeclaredSet>, ArchiveError> {
-        match self {
-            Link::Folder(set) => {
-                present(set)?;
-                crate::index::locate(&Files(&set.files), set.name.kind)
-            }
-            Link::Store(remote) => crate::index::locate(remote, remote.name.kind),
-        }
+        self.read(|source, kind, _| crate::index::locate(source, kind))
     }
 }
 
@@ -332,8 +314,7 @@ pub fn list(path: &Path) -> Result<(SetFiles, Manifest), ArchiveError> {
 
 /// The manifest of a located set, as [`list`] reads it.
 fn read_manifest(set: &SetFiles) -> Result<Manifest, ArchiveError> {
-    let first = present(set)?;
-    manifest_of(&Files(&set.files), set.name.kind, &first)
+    Link::Folder(set.clone()).manifest()
 }
 
 /// [`list`] for a set in a store.

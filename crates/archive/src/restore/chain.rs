@@ -75,10 +75,10 @@ impl Planned {
 const AHEAD: u32 = 8;
 
 /// About the most the manifests a plan keeps for the reads, and those it
-/// asks for ahead, weigh in memory ([`weight`]; those asked for ahead are
+/// asks for ahead, weigh in memory (a restore's `kept` for [`plan`]) ([`weight`]; those asked for ahead are
 /// taken to weigh what the last one did, and one is always asked for): the
 /// others are read again when their set is read.
-const KEPT: u64 = 256 << 20;
+pub(super) const KEPT: u64 = 256 << 20;
 
 /// Plans what the restore takes of each older set of the chain that
 /// `newest` (with `manifest`) builds on, newest first, from their manifests
@@ -86,12 +86,14 @@ const KEPT: u64 = 256 << 20;
 /// files, before any older set's content is read. The manifests of the
 /// sets a chain is usually made of (the numbers just below, as many as a
 /// set's place in its chain says, [`AHEAD`] at most, and as fit under
-/// [`KEPT`]) are asked for at once through their indexes; the walk itself
-/// goes by what each manifest says it builds on.
+/// `limit`, [`KEPT`] for a restore) are asked for at once through their
+/// indexes; the walk itself goes by what each manifest says it builds on.
+/// The manifests are kept for the reads while they weigh `limit` at most.
 pub(super) fn plan(
     newest: &Link,
     manifest: &Manifest,
     stop: &AtomicBool,
+    limit: u64,
 ) -> Result<Vec<Planned>, ArchiveError> {
     let stopped = || stop.load(Ordering::SeqCst);
     let mut needs = Needs::of(manifest);
@@ -113,7 +115,7 @@ pub(super) fn plan(
         if !asked.contains(&number) {
             // As many as fit beside what is kept, the manifests below
             // weighing about what the last one did.
-            let room = KEPT.saturating_sub(kept) / last;
+            let room = limit.saturating_sub(kept) / last;
             let count = place.unwrap_or(0).min(AHEAD).min(number);
             let count = count.min(u32::try_from(room).unwrap_or(u32::MAX)).max(1);
             asked.extend((0..count.min(number)).map(|i| number - i));
@@ -137,7 +139,7 @@ pub(super) fn plan(
             .collect();
         place = declared.manifest.header.chain;
         last = weight(&declared.manifest).max(1);
-        let keep = kept.saturating_add(last) <= KEPT;
+        let keep = kept.saturating_add(last) <= limit;
         if keep {
             kept = kept.saturating_add(last);
         }
@@ -801,6 +803,150 @@ fn open_staged(staging: &Beneath, rel: &Path) -> Result<File, ArchiveError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Writes set `number` of "App" into `dir`: the data file `data`, in
+    /// blocks of 4 KiB, incremental on `parent` when given.
+    fn write_set(
+        dir: &Path,
+        data: &Path,
+        number: u32,
+        parent: Option<std::sync::Arc<Manifest>>,
+    ) -> std::sync::Arc<Manifest> {
+        use crate::{ArchiveWriter, Incremental, SetSpec, SourceEntry};
+        let spec = SetSpec {
+            destination: dir.to_path_buf(),
+            base: "App".to_owned(),
+            number: number.into(),
+            kind: SetKind::Backup,
+            compression: sauve_settings::Compression::None,
+            segment_size: 0,
+            threads: 1,
+        };
+        let header = crate::manifest::ManifestHeader::new(
+            SetKind::Backup,
+            number,
+            "App",
+            jiff::Timestamp::UNIX_EPOCH,
+        );
+        let mut w = ArchiveWriter::create(spec, header).unwrap();
+        w.set_incremental(Incremental {
+            block_size: Some(4096),
+            verify_unchanged: false,
+            parent,
+        })
+        .unwrap();
+        let entry = SourceEntry {
+            kind: crate::manifest::EntryKind::Data,
+            source: data.to_path_buf(),
+            path: "Data/App.4DD".to_owned(),
+            entry_type: EntryType::File,
+            size: std::fs::metadata(data).unwrap().len(),
+            mode: 0o600,
+            mtime: i64::from(number),
+            target: None,
+        };
+        w.append(&entry, &mut crate::NoProgress).unwrap();
+        let pending = w.finish(jiff::Timestamp::UNIX_EPOCH).unwrap();
+        let manifest = std::sync::Arc::new(pending.manifest().clone());
+        pending.commit().unwrap();
+        manifest
+    }
+
+    /// A manifest the plan did not keep (past its limit) is read again when
+    /// its set is read, and held to the hash the plan saw: the set read as
+    /// planned gives its blocks; a set that changed since is 1411, named.
+    #[test]
+    fn a_manifest_not_kept_is_read_again_and_held_to_the_plan() {
+        let dir = tempfile::tempdir().unwrap();
+        let sets = dir.path().join("sets");
+        std::fs::create_dir(&sets).unwrap();
+        let data = dir.path().join("App.4DD");
+        std::fs::write(&data, vec![1u8; 4 * 4096]).unwrap();
+        let full = write_set(&sets, &data, 1, None);
+        let changed = std::fs::OpenOptions::new().write(true).open(&data).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&changed, &[2u8; 4096], 2 * 4096).unwrap();
+        let newest = write_set(&sets, &data, 2, Some(full));
+        let link = Link::Folder(crate::SetFiles::locate(&sets.join("App[0002]")).unwrap());
+        let chain = plan(&link, &newest, &AtomicBool::new(false), 0).unwrap();
+        assert_eq!(chain.len(), 1);
+        assert!(chain[0].kept.is_none(), "nothing fits in a limit of 0");
+        assert_eq!(
+            chain[0]
+                .supplies
+                .get("Data/App.4DD")
+                .map(|(_, s)| s.blocks()),
+            Some(Some(3)),
+            "set 1 gives the 3 blocks set 2 does not hold"
+        );
+
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let staging = Beneath::open(&out).unwrap();
+        std::fs::create_dir(out.join("Data")).unwrap();
+        std::fs::File::create(out.join("Data/App.4DD"))
+            .unwrap()
+            .set_len(4 * 4096)
+            .unwrap();
+        let staged = Staged {
+            kind: SetKind::Backup,
+            staging: &staging,
+            budget: Mutex::new(Budget::of(&staging).unwrap()),
+        };
+        let marks = Marks::of(chain.iter().map(|p| &p.supplies));
+        let mut relay = Relay {
+            marks: &marks,
+            advanced: &AtomicU64::new(0),
+        };
+        let filled = read_set(0, &chain[0], &staged, &marks, &mut relay).unwrap();
+        assert_eq!(filled.bytes, 3 * 4096);
+        assert_eq!(filled.hashed.len(), 1);
+
+        // Set 1 written again with other bytes: another manifest.
+        let other = dir.path().join("other");
+        std::fs::create_dir(&other).unwrap();
+        write_set(&other, &data, 1, None);
+        std::fs::copy(other.join("App[0001].4BK"), sets.join("App[0001].4BK")).unwrap();
+        let Err(err) = read_set(0, &chain[0], &staged, &marks, &mut relay) else {
+            panic!("a set changed since the plan was read");
+        };
+        assert_eq!(err.status(), sauve_status::Status::ArchiveCorrupt, "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("App[0001]") && text.contains("not the one it declared"),
+            "{text}"
+        );
+    }
+
+    /// The sets asked for ahead are the numbers just below; a chain that
+    /// skips some (set 5 on 3 on 1, a full set 2 between) is still walked
+    /// by what each set builds on, and what was asked for ahead that is not
+    /// in it is not used.
+    #[test]
+    fn a_chain_that_skips_numbers_is_planned_by_what_each_set_builds_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("App.4DD");
+        let page = |at: u64, byte: u8| {
+            let f = std::fs::OpenOptions::new().write(true).open(&data).unwrap();
+            std::os::unix::fs::FileExt::write_all_at(&f, &[byte; 4096], at * 4096).unwrap();
+        };
+        std::fs::write(&data, vec![1u8; 8 * 4096]).unwrap();
+        let one = write_set(dir.path(), &data, 1, None);
+        page(5, 9);
+        write_set(dir.path(), &data, 2, None);
+        page(1, 3);
+        let three = write_set(dir.path(), &data, 3, Some(one));
+        page(6, 5);
+        let five = write_set(dir.path(), &data, 5, Some(three));
+        let link = Link::Folder(crate::SetFiles::locate(&dir.path().join("App[0005]")).unwrap());
+        let chain = plan(&link, &five, &AtomicBool::new(false), KEPT).unwrap();
+        let walked: Vec<String> = chain.iter().map(Planned::name).collect();
+        assert_eq!(walked, ["App[0003]", "App[0001]"]);
+        let blocks = |p: &Planned| p.supplies.get("Data/App.4DD").map(|(_, s)| s.blocks());
+        // Set 3 gives its block 1 and block 5 (both changed since set 1);
+        // set 1 the 5 others.
+        assert_eq!(blocks(&chain[0]), Some(Some(2)));
+        assert_eq!(blocks(&chain[1]), Some(Some(5)));
+    }
 
     /// Set 0 gives blocks 2 and 7 of "f"; set 1, older, holds it whole.
     fn marks() -> Marks {
