@@ -119,44 +119,7 @@ fn restore_from(
         name: format!("{}[{}]", set.name.base, set.name.number.text()),
         assembled: BTreeMap::new(),
     };
-    // What the set declares: the older sets of its chain are planned from
-    // it while the set itself is read.
-    let DeclaredSet { manifest, hash } = newest.declared(&|| extractor.progress.is_stopped())?;
-    let stop = AtomicBool::new(false);
-    let waiting = std::thread::current();
-    let (read, chain) = std::thread::scope(|scope| {
-        let planning = scope.spawn(|| {
-            let _panicking = SetOnPanic(&halted);
-            let chain = chain::plan(&newest, &manifest, &stop, chain::KEPT);
-            if chain.is_err() {
-                halted.store(true, Ordering::SeqCst);
-            }
-            waiting.unpark();
-            chain
-        });
-        let panicking = SetOnPanic(&stop);
-        let read = newest.scan_declared(&mut extractor, (&manifest, hash));
-        drop(panicking);
-        // A stop, or the set's damage, ends the plan too.
-        while !planning.is_finished() {
-            if read.is_err() || extractor.progress.is_stopped() {
-                stop.store(true, Ordering::SeqCst);
-            }
-            std::thread::park_timeout(Duration::from_millis(10));
-        }
-        let chain = planning
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (read, chain)
-    });
-    let chain = match (read, chain) {
-        // The read stopped for the plan's failure: that is the error.
-        (Err(ArchiveError::Stopped), Err(e)) if halted.load(Ordering::SeqCst) => return Err(e),
-        (read, chain) => {
-            read?;
-            chain?
-        }
-    };
+    let (manifest, chain) = extract_while_planning(&newest, &mut extractor, &halted)?;
     let Extractor {
         mut assembled,
         bytes,
@@ -199,6 +162,53 @@ fn restore_from(
         files,
         bytes,
     })
+}
+
+/// Extracts the newest set of a chain through `extractor` while the older
+/// sets are planned, on another thread, from what the newest declares.
+/// `halted` is set when the plan fails, and stops the extraction; a stop,
+/// or the newest set's damage, ends the plan too. Returns the newest set's
+/// manifest and the plan.
+fn extract_while_planning(
+    newest: &Link,
+    extractor: &mut Extractor<'_>,
+    halted: &AtomicBool,
+) -> Result<(Manifest, Vec<chain::Planned>), ArchiveError> {
+    let DeclaredSet { manifest, hash } = newest.declared(&|| extractor.progress.is_stopped())?;
+    let stop = AtomicBool::new(false);
+    let waiting = std::thread::current();
+    let (read, chain) = std::thread::scope(|scope| {
+        let planning = scope.spawn(|| {
+            let _panicking = SetOnPanic(halted);
+            let chain = chain::plan(newest, &manifest, &stop, chain::KEPT);
+            if chain.is_err() {
+                halted.store(true, Ordering::SeqCst);
+            }
+            waiting.unpark();
+            chain
+        });
+        let panicking = SetOnPanic(&stop);
+        let read = newest.scan_declared(extractor, (&manifest, hash));
+        drop(panicking);
+        while !planning.is_finished() {
+            if read.is_err() || extractor.progress.is_stopped() {
+                stop.store(true, Ordering::SeqCst);
+            }
+            std::thread::park_timeout(Duration::from_millis(10));
+        }
+        let chain = planning
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (read, chain)
+    });
+    match (read, chain) {
+        // The read stopped for the plan's failure: that is the error.
+        (Err(ArchiveError::Stopped), Err(e)) if halted.load(Ordering::SeqCst) => Err(e),
+        (read, chain) => {
+            read?;
+            Ok((manifest, chain?))
+        }
+    }
 }
 
 /// Sets its flag when the thread that holds it panics: the thread working
