@@ -42,6 +42,11 @@ pub(crate) struct Options {
     /// rustic's when it installs from crates.io within 10 minutes
     #[arg(long)]
     pub(crate) store: bool,
+    /// MB of a file among the attachments that each day rewrites whole
+    /// (an export made anew every day): the copies of it in older sets are
+    /// what a restore of the last day has no use for
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub(crate) export_mb: u64,
 }
 
 /// A tool in the comparison: how it backs up day `d` and restores the last.
@@ -81,11 +86,12 @@ pub(crate) fn install_missing() -> Result<()> {
     Ok(())
 }
 
-/// Day `day`'s changes: 1% of the data file's 4 KiB pages overwritten with
+/// Day `day`'s changes (and the export written anew, `--export-mb`): 1% of the data file's 4 KiB pages overwritten with
 /// fresh bytes at random positions, 1% of the small files changed.
-pub(crate) fn change(src: &Path, day: usize) -> Result<()> {
+pub(crate) fn change(src: &Path, day: usize, export_mb: u64) -> Result<()> {
     // The same pages for the same day, in every run.
     let mut rng = fastrand::Rng::with_seed(day as u64);
+    write_export(src, day, export_mb)?;
     let data = src.join("SampleApp/Data/SampleApp.4DD");
     let pages = size_of(&data)? / 4096;
     {
@@ -121,6 +127,24 @@ pub(crate) fn change(src: &Path, day: usize) -> Result<()> {
     Ok(())
 }
 
+/// The export of day `day` (`--export-mb`): `export_mb` MB of bytes no
+/// compressor shrinks, new every day.
+fn write_export(src: &Path, day: usize, export_mb: u64) -> Result<()> {
+    if export_mb == 0 {
+        return Ok(());
+    }
+    use std::io::Write;
+    let mut rng = fastrand::Rng::with_seed(1000 + day as u64);
+    let mut f = std::io::BufWriter::new(std::fs::File::create(src.join("Attachments/export.bin"))?);
+    let mut chunk = vec![0u8; 1 << 20];
+    for _ in 0..export_mb {
+        rng.fill(&mut chunk);
+        f.write_all(&chunk)?;
+    }
+    f.into_inner()?.sync_all()?;
+    Ok(())
+}
+
 pub(crate) fn peers(o: &Options) -> Result<()> {
     if o.store {
         return crate::peers_store::run(o);
@@ -152,6 +176,7 @@ pub(crate) fn peers(o: &Options) -> Result<()> {
         app,
         work,
         configurations,
+        export_mb: o.export_mb,
     };
     for day in 0..=o.days {
         back_up_day(&week, &mut peers, day)?;
@@ -188,6 +213,7 @@ pub(crate) fn set_up(o: &Options, dir: &str) -> Result<Setup> {
         o.data_mb, o.attach_mb
     );
     make_sample_app(&src, o.data_mb, o.attach_mb)?;
+    write_export(&src, 0, o.export_mb)?;
     let app = src.join("SampleApp");
     let input = size_of(&app)? + size_of(&src.join("Attachments"))?;
     Ok(Setup {
@@ -317,6 +343,8 @@ struct Week {
     app: PathBuf,
     work: PathBuf,
     configurations: Configurations,
+    /// MB of the export rewritten every day (`--export-mb`).
+    export_mb: u64,
 }
 
 impl Week {
@@ -329,7 +357,7 @@ impl Week {
 /// Day `day`: the day's changes (none on day 0), then a backup by each tool.
 fn back_up_day(week: &Week, peers: &mut [Peer], day: usize) -> Result<()> {
     if day > 0 {
-        change(&week.src, day)?;
+        change(&week.src, day, week.export_mb)?;
     }
     // The page cache is warm for every tool alike.
     sh(&format!(
@@ -421,8 +449,9 @@ fn report(o: &Options, input: u64, peers: &[Peer]) -> Result<()> {
     let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
     heading(o);
     println!(
-        "input: {:.0} MiB (sample app from tests/fixtures/make-sample-app); day 0 backs it up, each later day first overwrites 1% of the data file's 4 KiB pages at random positions and changes 1% of the small files; every command ends with its output synced",
-        mib(input)
+        "input: {:.0} MiB (sample app from tests/fixtures/make-sample-app); day 0 backs it up, each later day first overwrites 1% of the data file's 4 KiB pages at random positions and changes 1% of the small files{}; every command ends with its output synced",
+        mib(input),
+        exported(o)
     );
     println!();
     let mut sizes = Vec::new();
@@ -497,6 +526,14 @@ fn report(o: &Options, input: u64, peers: &[Peer]) -> Result<()> {
 }
 
 /// The table's heading: the command that gives it, then the machine.
+/// What the week's days do besides, for the table's heading.
+pub(crate) fn exported(o: &Options) -> String {
+    match o.export_mb {
+        0 => String::new(),
+        mb => format!(" and writes the {mb} MB export (Attachments/export.bin) anew"),
+    }
+}
+
 pub(crate) fn heading(o: &Options) {
     println!(
         "## cargo xtask bench peers{} --data-mb {} --attach-mb {} --days {}{}",
@@ -506,6 +543,10 @@ pub(crate) fn heading(o: &Options) {
         o.days,
         o.block_kib
             .map_or_else(String::new, |kib| format!(" --block-kib {kib}"))
+            + &match o.export_mb {
+                0 => String::new(),
+                mb => format!(" --export-mb {mb}"),
+            }
     );
     println!();
     println!("{}", machine());

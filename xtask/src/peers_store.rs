@@ -113,7 +113,7 @@ pub(crate) fn run(o: &Options) -> Result<()> {
     let tree = format!("{} {}", q(&app), q(&src.join("Attachments")));
     for day in 0..=o.days {
         if day > 0 {
-            change(&src, day)?;
+            change(&src, day, o.export_mb)?;
         }
         sh(&format!(
             "find {} -type f -exec cat {{}} + > /dev/null",
@@ -358,8 +358,9 @@ fn report(
     let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
     heading(o);
     println!(
-        "input: {:.0} MiB (sample app from tests/fixtures/make-sample-app); day 0 backs it up, each later day first overwrites 1% of the data file's 4 KiB pages at random positions and changes 1% of the small files; every tool writes into one bucket of a single Garage {} node on loopback (its default zstd level 1 on stored blocks), under its own prefix; sizes are the objects' sizes as the store lists them; restores are from the bucket into a folder on target/, synced, the median of {RESTORE_RUNS} runs, {}",
+        "input: {:.0} MiB (sample app from tests/fixtures/make-sample-app); day 0 backs it up, each later day first overwrites 1% of the data file's 4 KiB pages at random positions and changes 1% of the small files{}; every tool writes into one bucket of a single Garage {} node on loopback (its default zstd level 1 on stored blocks), under its own prefix; sizes are the objects' sizes as the store lists them; restores are from the bucket into a folder on target/, synced, the median of {RESTORE_RUNS} runs, {}",
         mib(input),
+        crate::peers::exported(o),
         sauve_tests::garage::VERSION,
         if can_drop_caches() {
             "each after the page cache was dropped (every tool reads the store's disk)"

@@ -51,7 +51,7 @@ const READ_BUDGET: u64 = 64 << 20;
 pub(crate) const MAX_CONTENT: u64 = COMPACT_FRAME as u64;
 /// zstd's bound on a compressed frame of [`MAX_CONTENT`] bytes (raw blocks
 /// and their headers), with room to spare.
-const MAX_COMPRESSED: u64 = MAX_CONTENT + MAX_CONTENT / 128 + (1 << 20);
+pub(crate) const MAX_COMPRESSED: u64 = MAX_CONTENT + MAX_CONTENT / 128 + (1 << 20);
 
 /// How often a writer waiting for a frame asks whether to stop.
 const STOP_TICK: Duration = Duration::from_millis(10);
@@ -292,6 +292,15 @@ pub(crate) struct FrameWriter<W: Write> {
     frames: u64,
     /// Asked while waiting for a frame (see the module documentation).
     stop: Option<StopCheck>,
+    /// The stream's bytes handed to the workers so far.
+    taken: u64,
+    /// Where each frame in flight starts in the stream.
+    starts: VecDeque<u64>,
+    /// The compressed bytes written so far.
+    written: u64,
+    /// Each frame written: where it starts (in the stream, in what was
+    /// written).
+    table: Vec<(u64, u64)>,
 }
 
 impl<W: Write> FrameWriter<W> {
@@ -349,6 +358,10 @@ impl<W: Write> FrameWriter<W> {
             depth: depth.max(1),
             frames: 0,
             stop: None,
+            taken: 0,
+            starts: VecDeque::new(),
+            written: 0,
+            table: Vec::new(),
         })
     }
 
@@ -359,9 +372,22 @@ impl<W: Write> FrameWriter<W> {
 
     fn write_out(&mut self) -> io::Result<()> {
         if let Some(out) = self.pool.next(self.stop.as_ref()) {
-            self.inner.write_all(&out?)?;
+            let out = out?;
+            self.inner.write_all(&out)?;
+            let start = self.starts.pop_front().unwrap_or(self.taken);
+            self.table.push((start, self.written));
+            self.written += out.len() as u64;
         }
         Ok(())
+    }
+
+    /// Where each frame written so far starts (in the stream, in the
+    /// compressed bytes), then where the next one will: after a flush,
+    /// every frame of the stream so far (the set's [`crate::Layout`]).
+    pub(crate) fn table(&self) -> Vec<(u64, u64)> {
+        let mut table = self.table.clone();
+        table.push((self.taken, self.written));
+        table
     }
 
     /// Hands the frame being filled to the workers, after writing out the
@@ -371,7 +397,10 @@ impl<W: Write> FrameWriter<W> {
             self.write_out()?;
         }
         let input = std::mem::replace(&mut self.input, Vec::with_capacity(self.frame));
+        let len = input.len() as u64;
         self.pool.submit(input)?;
+        self.starts.push_back(self.taken);
+        self.taken += len;
         self.frames += 1;
         Ok(())
     }
@@ -461,9 +490,19 @@ pub(crate) struct FrameReader<R: BufRead> {
     failed: Option<(io::Error, (usize, usize))>,
     /// Frames read so far, to name the damaged one.
     frames: u64,
+    /// Where each frame read starts (in the stream, in the compressed
+    /// bytes), for a reader that holds a set to its layout.
+    starts: Rc<std::cell::RefCell<Vec<(u64, u64)>>>,
+    /// The stream's and the compressed bytes read so far.
+    read: (u64, u64),
 }
 
 impl<R: BufRead> FrameReader<R> {
+    /// Records where each frame read starts into `starts`.
+    pub(crate) fn record_starts(&mut self, starts: Rc<std::cell::RefCell<Vec<(u64, u64)>>>) {
+        self.starts = starts;
+    }
+
     /// `reading` is kept by the source; `shown` is set by the reader to
     /// where the frame it hands out was read.
     pub(crate) fn new(
@@ -497,6 +536,8 @@ impl<R: BufRead> FrameReader<R> {
             eof: false,
             failed: None,
             frames: 0,
+            starts: Rc::default(),
+            read: (0, 0),
         })
     }
 
@@ -527,6 +568,10 @@ impl<R: BufRead> FrameReader<R> {
 
     /// Hands `frame`, read at `at`, to the workers; its bytes in flight.
     fn submit(&mut self, frame: Frame, at: (usize, usize)) -> io::Result<u64> {
+        let (tar, set) = self.read;
+        let start = set + frame.skipped;
+        self.starts.borrow_mut().push((tar, start));
+        self.read = (tar + frame.content, start + frame.bytes.len() as u64);
         let bytes = frame.bytes.len() as u64 + frame.content;
         self.pool.submit(frame.bytes)?;
         self.frames += 1;
@@ -577,7 +622,7 @@ impl<R: BufRead> Read for FrameReader<R> {
 }
 
 /// One frame, whose header declares its content size.
-fn decompress_frame(
+pub(crate) fn decompress_frame(
     d: &mut zstd::bulk::Decompressor<'static>,
     frame: &[u8],
 ) -> io::Result<Vec<u8>> {
@@ -633,6 +678,8 @@ fn read_or_end(r: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
 struct Frame {
     bytes: Vec<u8>,
     content: u64,
+    /// The bytes of skippable frames read before it.
+    skipped: u64,
 }
 
 /// The next zstd frame of `r`, whole, skipping skippable frames; `None` at
@@ -645,6 +692,7 @@ fn next_frame(r: &mut impl BufRead, number: u64) -> io::Result<Option<Frame>> {
             format!("the archive ends inside zstd frame {number} ({what})"),
         )
     };
+    let mut skipped = 0;
     loop {
         let mut magic = [0u8; 4];
         if !read_or_end(r, &mut magic)? {
@@ -656,10 +704,11 @@ fn next_frame(r: &mut impl BufRead, number: u64) -> io::Result<Option<Frame>> {
             r.read_exact(&mut size)
                 .map_err(|_| eof("a skippable frame"))?;
             let size = u64::from(u32::from_le_bytes(size));
-            let skipped = io::copy(&mut r.take(size), &mut io::sink())?;
-            if skipped != size {
+            let skipped_now = io::copy(&mut r.take(size), &mut io::sink())?;
+            if skipped_now != size {
                 return Err(eof("a skippable frame"));
             }
+            skipped += 8 + size;
             continue;
         }
         if m != ZSTD_MAGIC {
@@ -734,6 +783,7 @@ fn next_frame(r: &mut impl BufRead, number: u64) -> io::Result<Option<Frame>> {
         return Ok(Some(Frame {
             bytes: frame,
             content: content as u64,
+            skipped,
         }));
     }
 }

@@ -155,7 +155,7 @@ impl BlocksHead {
 }
 
 /// A head's length, for `indices`.
-fn head_len(indices: &[u32]) -> u64 {
+pub(crate) fn head_len(indices: &[u32]) -> u64 {
     28 + 4 * indices.len() as u64
 }
 
@@ -567,6 +567,7 @@ mod tests {
             ended_at: jiff::Timestamp::UNIX_EPOCH,
             entries: vec![e],
             indexed: false,
+            layout: None,
         }
     }
 

@@ -50,8 +50,8 @@ pub use frames::hold::{FrameHold, HoldCounts};
 pub use incremental::{AUTO_BLOCK, AUTO_MAX_BLOCKS, BLOCKS_PREFIX, Incremental, block_size_for};
 pub use kind::SetKind;
 pub use manifest::{
-    BlockHashes, Blocks, EntryKind, EntryType, FORMAT, MANIFEST_NAME, Manifest, ManifestEntry,
-    ManifestHeader, Store, VERSION, VERSIONS,
+    BlockHashes, Blocks, EntryKind, EntryType, FORMAT, Layout, MANIFEST_NAME, Manifest,
+    ManifestEntry, ManifestHeader, Store, VERSION, VERSIONS, Words,
 };
 pub use naming::{ArchiveName, SetFiles, log_gathering_name};
 pub use reader::{parent_in_head, parent_of};

@@ -205,20 +205,51 @@ pub(crate) fn compact(hash: blake3::Hash) -> u64 {
 
 impl Serialize for BlockHashes {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use base64::Engine;
-        // Encoded 3 hashes (24 bytes, 32 characters) at a time, so that no
-        // second copy of the hashes is made.
-        let engine = &base64::engine::general_purpose::STANDARD;
-        let mut text = String::with_capacity(self.0.len().div_ceil(3) * 32);
-        for group in self.0.chunks(3) {
-            let mut bytes = [0u8; 24];
-            for (i, h) in group.iter().enumerate() {
-                bytes[8 * i..8 * i + 8].copy_from_slice(&h.to_le_bytes());
-            }
-            engine.encode_string(&bytes[..8 * group.len()], &mut text);
-        }
-        serializer.serialize_str(&text)
+        serializer.serialize_str(&encode_words(&self.0))
     }
+}
+
+/// `words` as one base64 string of their little-endian bytes end to end,
+/// encoded 3 words (24 bytes, 32 characters) at a time, so that no second
+/// copy of them is made.
+fn encode_words(words: &[u64]) -> String {
+    use base64::Engine;
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let mut text = String::with_capacity(words.len().div_ceil(3) * 32);
+    for group in words.chunks(3) {
+        let mut bytes = [0u8; 24];
+        for (i, h) in group.iter().enumerate() {
+            bytes[8 * i..8 * i + 8].copy_from_slice(&h.to_le_bytes());
+        }
+        engine.encode_string(&bytes[..8 * group.len()], &mut text);
+    }
+    text
+}
+
+/// The words [`encode_words`] wrote; the error says what is wrong with
+/// the text (`what`: what the words are, for the message).
+fn decode_words(text: &str, what: &str) -> Result<Vec<u64>, String> {
+    use base64::Engine;
+    let engine = &base64::engine::general_purpose::STANDARD;
+    // 32 characters are 3 whole words; only the last group is shorter.
+    let mut words = Vec::with_capacity(text.len() / 32 * 3 + 3);
+    let mut bytes = [0u8; 24];
+    for group in text.as_bytes().chunks(32) {
+        let n = engine
+            .decode_slice(group, &mut bytes)
+            .map_err(|e| format!("{what} are not valid base64 ({e})"))?;
+        if n % 8 != 0 {
+            return Err(format!(
+                "{what} of {n} bytes in a group (accepted: 8 bytes each)"
+            ));
+        }
+        words.extend(
+            bytes[..n]
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])),
+        );
+    }
+    Ok(words)
 }
 
 impl<'de> Deserialize<'de> for BlockHashes {
@@ -237,27 +268,9 @@ impl<'de> serde::de::Visitor<'de> for HashesVisitor {
     }
 
     fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<BlockHashes, E> {
-        use base64::Engine;
-        let engine = &base64::engine::general_purpose::STANDARD;
-        // 32 characters are 3 whole hashes; only the last group is shorter.
-        let mut hashes = Vec::with_capacity(text.len() / 32 * 3 + 3);
-        let mut bytes = [0u8; 24];
-        for group in text.as_bytes().chunks(32) {
-            let n = engine
-                .decode_slice(group, &mut bytes)
-                .map_err(|e| E::custom(format_args!("block hashes are not valid base64 ({e})")))?;
-            if n % 8 != 0 {
-                return Err(E::custom(format_args!(
-                    "block hashes of {n} bytes in a group (accepted: 8 bytes per block)"
-                )));
-            }
-            hashes.extend(
-                bytes[..n]
-                    .chunks_exact(8)
-                    .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])),
-            );
-        }
-        Ok(BlockHashes(hashes))
+        decode_words(text, "block hashes")
+            .map(BlockHashes)
+            .map_err(E::custom)
     }
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<BlockHashes, A::Error> {
@@ -270,6 +283,51 @@ impl<'de> serde::de::Visitor<'de> for HashesVisitor {
             hashes.push(compact(hash));
         }
         Ok(BlockHashes(hashes))
+    }
+}
+
+/// Where a set's content lies in its bytes, so that a reader can read the
+/// parts it needs alone (behaviour §21.2): written by sets since ranged
+/// restores, absent from older ones (which are read through). Nothing in
+/// it is trusted: a reader checks it against the set's length before use,
+/// and every byte read through it against the hashes the manifest lists.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Layout {
+    /// Per entry of the manifest, in order: the offset in the tar stream
+    /// of its content (of its blocks entry, head first, for a
+    /// [`Store::Blocks`] file); [`Layout::NONE`] for an entry with none here
+    /// (a folder, a link, a file the same as the parent's).
+    pub content: Words,
+    /// Pairs of offsets, (in the tar stream, in the set's bytes, its
+    /// segments end to end): where each zstd frame starts, then where the
+    /// manifest's region starts. A single pair: the stream is not
+    /// compressed (both offsets are the manifest's tar header).
+    pub frames: Words,
+}
+
+impl Layout {
+    /// The content offset of an entry that has none in this set.
+    pub const NONE: u64 = u64::MAX;
+}
+
+/// Offsets, stored as one base64 string of 8 little-endian bytes each (as
+/// [`BlockHashes`] are).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Words(pub Vec<u64>);
+
+impl Serialize for Words {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&encode_words(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Words {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Words, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        decode_words(&text, "offsets")
+            .map(Words)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -371,6 +429,10 @@ pub struct Manifest {
     /// end. Absent (false) in older sets.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub indexed: bool,
+    /// Where each entry's content and each frame are in the set's bytes
+    /// (sets written since ranged restores; `None` in older sets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<Layout>,
 }
 
 #[cfg(test)]
@@ -427,7 +489,7 @@ mod tests {
         for (json, says) in [
             (r#""not base64!""#, "not valid base64"),
             // 4 bytes: half a hash.
-            (r#""AAAAAA==""#, "accepted: 8 bytes per block"),
+            (r#""AAAAAA==""#, "accepted: 8 bytes each"),
             (r#"["abc"]"#, "not a hex blake3"),
             ("7", "a base64 string of 8 bytes per block"),
         ] {

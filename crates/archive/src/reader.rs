@@ -534,6 +534,7 @@ fn scan_stream(
         manifest,
         head_parent,
         last,
+        offsets,
     } = read_entries(&mut archive, kind, visitor, declared, &position)?;
     let Some((own, hash)) = manifest else {
         return Err(ArchiveError::corrupt(
@@ -556,6 +557,7 @@ fn scan_stream(
             ),
         ));
     }
+    check_layout(kind, manifest, &offsets, &position)?;
     visitor.manifest(manifest)?;
     let mut rest = archive.into_inner().take(TAIL_LIMIT + 1);
     let mut tail = Vec::new();
@@ -564,6 +566,62 @@ fn scan_stream(
     let last = raw_last.borrow().clone();
     check_end(kind, (&tail, &last), (hash, manifest.indexed), &segment)?;
     Ok((own, hash))
+}
+
+/// A set's layout (where it says each file's content and each frame
+/// start, [`crate::Layout`]) must be where the stream read has them: a set
+/// whose layout lies would restore from the wrong bytes where a restore
+/// reads it in ranges.
+fn check_layout(
+    kind: SetKind,
+    manifest: &Manifest,
+    offsets: &Offsets,
+    position: &Position,
+) -> Result<(), ArchiveError> {
+    let Some(layout) = &manifest.layout else {
+        return Ok(());
+    };
+    let lies = |what: String| ArchiveError::corrupt(kind, format!("its layout {what}"));
+    if layout.content.0.len() != manifest.entries.len() {
+        return Err(lies(format!(
+            "lists {} entries where its manifest lists {}",
+            layout.content.0.len(),
+            manifest.entries.len()
+        )));
+    }
+    for (e, &at) in manifest.entries.iter().zip(&layout.content.0) {
+        let held = offsets.content.get(&e.path).copied();
+        let listed = Some(at).filter(|&at| at != crate::Layout::NONE);
+        if listed != held {
+            let at = |b: Option<u64>| b.map_or("nowhere".to_owned(), |b| format!("at byte {b}"));
+            return Err(lies(format!(
+                "puts the content of entry {} {} of the stream, where the stream has it {}",
+                e.path,
+                at(listed),
+                at(held)
+            )));
+        }
+    }
+    let words = &layout.frames.0;
+    let pairs: Vec<(u64, u64)> = words.chunks_exact(2).map(|w| (w[0], w[1])).collect();
+    let read = position.starts.borrow();
+    let sound = words.len().is_multiple_of(2)
+        && match pairs.split_last() {
+            Some((&(tar, set), [])) if !position.framed => tar == offsets.manifest && set == tar,
+            Some((&last, frames)) if position.framed => {
+                last.0 == offsets.manifest
+                    && read.get(..frames.len()) == Some(frames)
+                    && read.get(frames.len()) == Some(&last)
+            }
+            _ => false,
+        };
+    if !sound {
+        return Err(lies(format!(
+            "puts its frames and manifest elsewhere than the stream has them (the manifest's header at byte {} of the stream)",
+            offsets.manifest
+        )));
+    }
+    Ok(())
 }
 
 /// A set's stream, opened: the tar stream (decompressed where it is
@@ -585,6 +643,9 @@ struct Position {
     at: Rc<Cell<usize>>,
     /// The first and last segment of the frame being decoded.
     spans: Rc<Cell<(usize, usize)>>,
+    /// Where each frame read so far starts (in the stream, in the set's
+    /// bytes): what a set's layout is held to.
+    starts: Rc<std::cell::RefCell<Vec<(u64, u64)>>>,
 }
 
 impl Position {
@@ -650,6 +711,7 @@ fn open_stream<'a>(
         framed,
         at,
         spans: Rc::new(Cell::new((0, 0))),
+        starts: Rc::default(),
     };
     let cannot = |e: io::Error| {
         ArchiveError::corrupt(
@@ -659,7 +721,9 @@ fn open_stream<'a>(
     };
     let stream: Box<dyn Read + 'a> = if framed {
         let (at, spans) = (position.at.clone(), position.spans.clone());
-        Box::new(FrameReader::new(buffered, 0, at, spans).map_err(cannot)?)
+        let mut frames = FrameReader::new(buffered, 0, at, spans).map_err(cannot)?;
+        frames.record_starts(position.starts.clone());
+        Box::new(frames)
     } else if zstd {
         // A set written before frames: one frame of unknown size, on one core.
         let mut d = zstd::stream::read::Decoder::with_buffer(buffered).map_err(cannot)?;
@@ -691,6 +755,16 @@ struct EntriesRead {
     manifest: Option<(Option<Manifest>, [u8; 32])>,
     head_parent: Option<BackupNumber>,
     last: String,
+    /// Where each file's content starts in the stream (a blocks entry's,
+    /// under its file's path), and where the manifest's header does.
+    offsets: Offsets,
+}
+
+/// Where the stream holds each file's content, and the manifest's header.
+#[derive(Default)]
+struct Offsets {
+    content: HashMap<String, u64>,
+    manifest: u64,
 }
 
 /// Reads a stream's entries up to the end of its tar stream: a global
@@ -709,6 +783,7 @@ fn read_entries<R: Read>(
     let mut manifest: Option<(Option<Manifest>, [u8; 32])> = None;
     let mut head_parent: Option<BackupNumber> = None;
     let mut names = crate::safety::StreamNames::default();
+    let mut offsets = Offsets::default();
     let damaged = |last: &str, e: io::Error| position.damaged(kind, last, e);
     let entries = archive.entries().map_err(|e| damaged(&last, e))?;
     for entry in entries {
@@ -739,6 +814,7 @@ fn read_entries<R: Read>(
         let (path, entry_type, target, blocks) = what_entry(kind, &entry, path)?;
         let size = entry.size();
         if path == MANIFEST_NAME && entry_type == EntryType::File {
+            offsets.manifest = entry.raw_file_position().saturating_sub(512);
             manifest = Some(stream_manifest(
                 kind,
                 (&mut entry, size),
@@ -748,6 +824,11 @@ fn read_entries<R: Read>(
             continue;
         }
         names.check(&path, entry_type)?;
+        if entry_type == EntryType::File {
+            offsets
+                .content
+                .insert(path.clone(), entry.raw_file_position());
+        }
         let header = entry.header();
         let read = ReadEntry {
             path,
@@ -771,6 +852,7 @@ fn read_entries<R: Read>(
         manifest,
         head_parent,
         last,
+        offsets,
     })
 }
 

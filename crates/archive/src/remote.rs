@@ -285,6 +285,28 @@ impl SegmentSource for RemoteSet {
             offset,
         )))
     }
+
+    fn open_range(
+        &self,
+        index: usize,
+        range: std::ops::Range<u64>,
+    ) -> io::Result<Box<dyn Read + '_>> {
+        let o = self
+            .objects
+            .get(index)
+            .ok_or_else(|| io::Error::other("no such segment"))?;
+        if strip_age(&o.key).1 {
+            let len = range.end.saturating_sub(range.start);
+            return Ok(Box::new(self.open_at(index, range.start)?.take(len)));
+        }
+        // Read as an object that ends at the range's end.
+        Ok(Box::new(RangeReader::open_from(
+            &self.runtime,
+            Arc::clone(&self.store),
+            (o.key.clone(), range.end.min(o.size)),
+            range.start,
+        )))
+    }
 }
 
 /// One object read in order through ranged reads, four (`AHEAD`) of them in

@@ -29,6 +29,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 mod chain;
+mod ranged;
 
 /// How to restore.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -400,14 +401,18 @@ impl Budget {
     /// set of millions of empty files or folders costs their blocks and
     /// inodes too).
     fn take(&mut self, entry: &ReadEntry) -> Result<(), ArchiveError> {
-        let needed = entry
-            .size
+        self.take_sized(&entry.path, entry.size)
+    }
+
+    /// Takes an entry of `size` bytes of content, as [`Budget::take`].
+    fn take_sized(&mut self, path: &str, size: u64) -> Result<(), ArchiveError> {
+        let needed = size
             .div_ceil(self.block)
             .saturating_add(1)
             .saturating_mul(self.block);
         let Some(names) = self.names.checked_sub(1) else {
             return Err(ArchiveError::DestinationOutOfNames {
-                path: entry.path.clone(),
+                path: path.to_owned(),
                 destination: self.destination.clone(),
             });
         };
@@ -418,7 +423,7 @@ impl Budget {
                 Ok(())
             }
             None => Err(ArchiveError::DestinationFull {
-                path: entry.path.clone(),
+                path: path.to_owned(),
                 needed,
                 free: self.left,
                 reserve: self.reserve,

@@ -285,6 +285,7 @@ mod tests {
             ended_at: jiff::Timestamp::UNIX_EPOCH,
             entries,
             indexed: false,
+            layout: None,
         }
     }
 

@@ -36,6 +36,18 @@ pub trait SegmentSource {
         io::copy(&mut (&mut r).take(offset), &mut io::sink())?;
         Ok(r)
     }
+    /// Opens segment `index` for reading the bytes of `range` alone. A
+    /// source that reads ahead starts reading them now (a store asks for
+    /// them at once), so that ranges opened one after another are read
+    /// at the same time.
+    fn open_range(
+        &self,
+        index: usize,
+        range: std::ops::Range<u64>,
+    ) -> io::Result<Box<dyn Read + '_>> {
+        let len = range.end.saturating_sub(range.start);
+        Ok(Box::new(self.open_at(index, range.start)?.take(len)))
+    }
 }
 
 /// Reads at most `len` bytes of a manifest from `r` (fewer at its end), into

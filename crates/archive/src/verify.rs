@@ -94,7 +94,7 @@ impl Link {
 
     /// Runs `read` on the set's bytes: its segments in a folder (each
     /// present), or its objects in a store.
-    fn read<T>(
+    pub(crate) fn read<T>(
         &self,
         read: impl FnOnce(&dyn SegmentSource, SetKind, &str) -> Result<T, ArchiveError>,
     ) -> Result<T, ArchiveError> {

@@ -20,8 +20,8 @@ use crate::frames::{FrameWriter, StopAsked};
 use crate::incremental::{BLOCKS_PREFIX, BlockHasher, BlocksHead, Incremental};
 use crate::kind::SetKind;
 use crate::manifest::{
-    BlockHashes, Blocks, EntryType, FORMAT, MANIFEST_NAME, Manifest, ManifestEntry, ManifestHeader,
-    Store, VERSION, compact,
+    BlockHashes, Blocks, EntryType, FORMAT, Layout, MANIFEST_NAME, Manifest, ManifestEntry,
+    ManifestHeader, Store, VERSION, Words, compact,
 };
 use crate::naming::{ArchiveName, SetFiles};
 use std::sync::Arc;
@@ -353,47 +353,89 @@ impl Write for SegmentWriter {
     }
 }
 
-enum Stream {
+enum Out {
     Plain(BufWriter<SegmentWriter>),
-    Zstd(FrameWriter<BufWriter<SegmentWriter>>),
+    Zstd(Box<FrameWriter<BufWriter<SegmentWriter>>>),
     /// After finish, or after a failure.
     Done,
 }
 
+/// The set's tar stream, written out plain or as zstd frames, and how far
+/// it is (where each entry's content starts: the manifest's [`Layout`]).
+struct Stream {
+    out: Out,
+    /// The tar stream's bytes written so far.
+    tar: u64,
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = match &mut self.out {
+            Out::Plain(w) => w.write(buf)?,
+            Out::Zstd(w) => w.write(buf)?,
+            Out::Done => return Err(io::Error::other("archive already finished")),
+        };
+        self.tar += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.out {
+            Out::Plain(w) => w.flush(),
+            Out::Zstd(w) => w.flush(),
+            Out::Done => Err(io::Error::other("archive already finished")),
+        }
+    }
+}
+
 impl Stream {
     fn out(&mut self) -> io::Result<&mut dyn Write> {
-        match self {
-            Stream::Plain(w) => Ok(w),
-            Stream::Zstd(w) => Ok(w),
-            Stream::Done => Err(io::Error::other("archive already finished")),
+        match self.out {
+            Out::Done => Err(io::Error::other("archive already finished")),
+            _ => Ok(self),
         }
     }
 
     /// Ends the stream and gives back its segments, still open.
     fn finish(&mut self) -> io::Result<SegmentWriter> {
-        let inner = match std::mem::replace(self, Stream::Done) {
-            Stream::Plain(w) => w,
-            Stream::Zstd(w) => w.finish()?,
-            Stream::Done => return Err(io::Error::other("archive already finished")),
+        let inner = match std::mem::replace(&mut self.out, Out::Done) {
+            Out::Plain(w) => w,
+            Out::Zstd(w) => w.finish()?,
+            Out::Done => return Err(io::Error::other("archive already finished")),
         };
         inner.into_inner().map_err(|e| e.into_error())
     }
 
     /// Writes out everything written so far (a zstd stream ends its frame:
-    /// what follows starts a new one) and returns the set's length.
-    fn cut(&mut self) -> io::Result<u64> {
+    /// what follows starts a new one) and returns where the set's content
+    /// lies in its bytes so far: each frame's start, then the set's length
+    /// (the [`Layout`]'s `frames`, the last pair where the next byte goes).
+    fn cut(&mut self) -> io::Result<Vec<(u64, u64)>> {
         self.out()?.flush()?;
-        self.segments_mut()
+        let length = self
+            .segments_mut()
             .map(|s| s.written)
-            .ok_or_else(|| io::Error::other("archive already finished"))
+            .ok_or_else(|| io::Error::other("archive already finished"))?;
+        let table = match &self.out {
+            Out::Zstd(w) => w.table(),
+            _ => vec![(self.tar, length)],
+        };
+        match table.last() {
+            Some(&(tar, set)) if tar == self.tar && set == length => Ok(table),
+            _ => Err(io::Error::other(format!(
+                "the frames written end at {:?}, the stream at ({}, {length})",
+                table.last(),
+                self.tar
+            ))),
+        }
     }
 
     /// The segment writer, to clean up after a failure.
     fn segments_mut(&mut self) -> Option<&mut SegmentWriter> {
-        match self {
-            Stream::Plain(w) => Some(w.get_mut()),
-            Stream::Zstd(w) => Some(w.get_mut().get_mut()),
-            Stream::Done => None,
+        match &mut self.out {
+            Out::Plain(w) => Some(w.get_mut()),
+            Out::Zstd(w) => Some(w.get_mut().get_mut()),
+            Out::Done => None,
         }
     }
 }
@@ -406,6 +448,11 @@ pub struct ArchiveWriter {
     header: ManifestHeader,
     stream: Stream,
     entries: Vec<ManifestEntry>,
+    /// Per entry, where its content starts in the tar stream
+    /// ([`Layout::NONE`]: none in this set).
+    content: Vec<u64>,
+    /// Where the content of the entry whose header was written last starts.
+    content_at: Option<u64>,
     buf: Vec<u8>,
     incremental: Option<Base>,
 }
@@ -538,10 +585,10 @@ impl ArchiveWriter {
             abandoned: false,
         };
         let sink = BufWriter::with_capacity(CHUNK, segments);
-        let stream = match spec.compression {
-            Compression::None => Stream::Plain(sink),
+        let out = match spec.compression {
+            Compression::None => Out::Plain(sink),
             level => match FrameWriter::new(sink, level, spec.threads, &spec.destination) {
-                Ok(w) => Stream::Zstd(w),
+                Ok(w) => Out::Zstd(Box::new(w)),
                 Err(e) => {
                     return Err(ArchiveError::io("cannot set up compression for", &first)(e));
                 }
@@ -551,8 +598,10 @@ impl ArchiveWriter {
             first_file: first,
             spec,
             header,
-            stream,
+            stream: Stream { out, tar: 0 },
             entries: Vec::new(),
+            content: Vec::new(),
+            content_at: None,
             buf: vec![0; CHUNK],
             incremental: None,
         })
@@ -626,6 +675,17 @@ impl ArchiveWriter {
         self.header.last_log_sequence = seq;
     }
 
+    /// Adds an entry to the manifest, with where its content starts in
+    /// the stream: after the header written last, for a file whose content
+    /// this set holds.
+    fn push_entry(&mut self, entry: ManifestEntry) {
+        let at = self.content_at.take();
+        let held = entry.entry_type == EntryType::File && entry.store != Store::Same;
+        self.content
+            .push(at.filter(|_| held).unwrap_or(Layout::NONE));
+        self.entries.push(entry);
+    }
+
     fn write_err(&self, e: io::Error) -> ArchiveError {
         write_error(&self.first_file, e)
     }
@@ -636,7 +696,7 @@ impl ArchiveWriter {
     /// worker abandons it. Between waits, [`Progress::is_stopped`] is
     /// asked as before.
     pub fn stop_when(&mut self, stopped: impl Fn() -> bool + Send + Sync + 'static) {
-        if let Stream::Zstd(w) = &mut self.stream {
+        if let Out::Zstd(w) = &mut self.stream.out {
             w.stop_when(std::sync::Arc::new(stopped));
         }
     }
@@ -685,7 +745,7 @@ impl ArchiveWriter {
             };
             let entry =
                 self.append_incremental(entry, f, (basis, read == entry.source), progress)?;
-            self.entries.push(entry);
+            self.push_entry(entry);
             return Ok(());
         }
         let header = ustar_header(&name, entry, target.as_deref());
@@ -694,7 +754,7 @@ impl ArchiveWriter {
             Some(f) => Some(self.copy(f, entry, None, progress)?.0),
             None => None,
         };
-        self.entries.push(ManifestEntry {
+        self.push_entry(ManifestEntry {
             kind: entry.kind,
             source: entry.source.to_string_lossy().into_owned(),
             path: entry.path.clone(),
@@ -994,7 +1054,9 @@ impl ArchiveWriter {
             out.write_all(&records)?;
             pad(out, records.len() as u64)?;
         }
-        out.write_all(header.as_bytes())
+        out.write_all(header.as_bytes())?;
+        self.content_at = Some(self.stream.tar);
+        Ok(())
     }
 
     /// Copies a file's content into the stream; returns its blake3 and,
@@ -1069,6 +1131,11 @@ impl ArchiveWriter {
         // The parent's manifest is no longer needed: its block maps are not
         // held beside this set's while the manifest is written.
         self.incremental = None;
+        // The manifest starts a frame of its own, which the index at the
+        // end points to (crate::index), and lists where every frame before
+        // it starts.
+        let frames = self.stream.cut().map_err(|e| self.write_err(e))?;
+        let at = frames.last().map_or(0, |&(_, set)| set);
         let manifest = Manifest {
             format: FORMAT.to_owned(),
             version: VERSION,
@@ -1076,6 +1143,10 @@ impl ArchiveWriter {
             ended_at,
             entries: std::mem::take(&mut self.entries),
             indexed: true,
+            layout: Some(Layout {
+                content: Words(std::mem::take(&mut self.content)),
+                frames: Words(frames.into_iter().flat_map(|(t, s)| [t, s]).collect()),
+            }),
         };
         // The manifest is encoded twice rather than held: once to count its
         // bytes for its tar header, once into the stream (a 64 GiB file's
@@ -1100,9 +1171,6 @@ impl ArchiveWriter {
         };
         let header = ustar_header(MANIFEST_NAME, &entry, None);
         let result = (|| {
-            // The manifest starts a frame of its own, which the index at the
-            // end points to (crate::index).
-            let at = self.stream.cut()?;
             self.write_header(header)?;
             let out = self.stream.out()?;
             let mut written = Counted::new(io::BufWriter::with_capacity(CHUNK, out));

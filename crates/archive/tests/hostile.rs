@@ -157,6 +157,7 @@ fn set_bytes_with(header: ManifestHeader, stream: &[Raw], entries: Vec<ManifestE
         ended_at: jiff::Timestamp::UNIX_EPOCH,
         entries,
         indexed: false,
+        layout: None,
     };
     let json = serde_json::to_vec(&manifest).unwrap();
     out.extend_from_slice(header_for(MANIFEST_NAME, b'0', json.len() as u64, "").as_bytes());

@@ -592,6 +592,285 @@ fn a_stop_while_the_older_sets_are_read_stops_both_readers_and_places_nothing() 
     assert_eq!(counted.seen, report.bytes);
 }
 
+/// `len` bytes no compressor shrinks.
+fn random(len: usize, seed: u64) -> Vec<u8> {
+    let mut data = vec![0u8; len];
+    fastrand::Rng::with_seed(seed).fill(&mut data);
+    data
+}
+
+/// The pairs of the set's layout: (tar, set) offsets of each frame's
+/// start, then of the manifest's region.
+fn frame_pairs(manifest: &Manifest) -> Vec<(u64, u64)> {
+    let layout = manifest
+        .layout
+        .as_ref()
+        .expect("a set written now has a layout");
+    layout.frames.0.chunks(2).map(|w| (w[0], w[1])).collect()
+}
+
+/// Where the content of `path` starts in the set's tar stream.
+fn content_at(manifest: &Manifest, path: &str) -> u64 {
+    let i = manifest
+        .entries
+        .iter()
+        .position(|e| e.path == path)
+        .unwrap();
+    manifest.layout.as_ref().unwrap().content.0[i]
+}
+
+/// Changes a byte of set `number` that holds byte `tar` of its stream: the
+/// byte itself in a stream that is not compressed, else one in the middle
+/// of the zstd frame that holds it.
+fn damage(fx: &Fixture, number: u32, manifest: &Manifest, tar: u64) {
+    let pairs = frame_pairs(manifest);
+    let at = if pairs.len() == 1 {
+        tar
+    } else {
+        let f = pairs.partition_point(|p| p.0 <= tar) - 1;
+        (pairs[f].1 + pairs[f + 1].1) / 2
+    };
+    let path = set_path(fx, number);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[at as usize] ^= 0x55;
+    std::fs::write(&path, bytes).unwrap();
+}
+
+/// A set's layout says where each file's content and each frame start:
+/// the stream holds each file's bytes there, and each frame declares the
+/// bytes up to the next one.
+#[test]
+fn a_set_s_layout_points_at_each_file_s_content_and_each_frame() {
+    for compression in [Compression::Fast, Compression::None] {
+        let fx = Fixture::new();
+        std::fs::write(fx.app().join("Data/App.4DD"), random(9 << 20, 1)).unwrap();
+        let m = backup_with(&fx, 1, (compression, Some(64 << 10)), None, false);
+        let set = std::fs::read(set_path(&fx, 1)).unwrap();
+        let stream = match compression {
+            Compression::None => set.clone(),
+            _ => zstd::decode_all(&set[..]).unwrap(),
+        };
+        let pairs = frame_pairs(&m);
+        for e in m.entries.iter().filter(|e| e.size > 0) {
+            let at = content_at(&m, &e.path) as usize;
+            let want = std::fs::read(fx.app().join(&e.path)).unwrap();
+            assert!(
+                stream[at..].starts_with(&want),
+                "{compression:?} {}",
+                e.path
+            );
+        }
+        match compression {
+            Compression::None => assert_eq!(pairs.len(), 1),
+            _ => {
+                assert!(
+                    pairs.len() > 3,
+                    "9 MiB of data is at least 3 frames: {pairs:?}"
+                );
+                for w in pairs.windows(2) {
+                    let frame = &set[w[0].1 as usize..w[1].1 as usize];
+                    let declared = zstd::zstd_safe::get_frame_content_size(frame).unwrap();
+                    assert_eq!(declared, Some(w[1].0 - w[0].0), "{pairs:?}");
+                }
+            }
+        }
+        // The manifest's region is where the set's index says.
+        let (tar, at) = *pairs.last().unwrap();
+        assert_eq!(&stream[tar as usize + 257..tar as usize + 262], b"ustar");
+        assert!(at < set.len() as u64);
+    }
+}
+
+/// An older set of a chain is read only where the restore takes from it:
+/// a damaged frame (or tar header) holding only a file that newer sets
+/// replaced does not stop the restore, from a folder or from a store,
+/// while `verify`, which reads every byte, refuses the set; damage where
+/// the restore takes bytes fails it, naming the set, and places nothing.
+#[test]
+fn an_older_set_is_read_only_where_the_restore_takes_from_it() {
+    const KIB64: u64 = 64 << 10;
+    for compression in [Compression::Fast, Compression::None] {
+        let fx = Fixture::new();
+        let mut clock = 0;
+        let data = fx.app().join("Data/App.4DD");
+        let big = "Project/Sources/big.bin";
+        let write = |path: &Path, bytes: Vec<u8>, clock: &mut u64| {
+            std::fs::write(path, bytes).unwrap();
+            stamp(path, clock);
+        };
+        let change_block = |index: u64, seed: u64, clock: &mut u64| {
+            use std::os::unix::fs::FileExt;
+            let f = std::fs::File::options().write(true).open(&data).unwrap();
+            f.write_all_at(&random(KIB64 as usize, seed), index * KIB64)
+                .unwrap();
+            stamp(&data, clock);
+        };
+        write(&data, random(8 << 20, 1), &mut clock);
+        write(&fx.app().join(big), random(16 << 20, 2), &mut clock);
+        let settings = (compression, Some(KIB64));
+        let full = backup_with(&fx, 1, settings, None, false);
+        change_block(3, 3, &mut clock);
+        change_block(100, 4, &mut clock);
+        write(&fx.app().join(big), random(16 << 20, 5), &mut clock);
+        let second = backup_with(&fx, 2, settings, Some(Arc::clone(&full)), false);
+        let blocks = entry(&second, "Data/App.4DD").blocks.as_ref().unwrap();
+        assert_eq!(blocks.changed, vec![3, 100]);
+        assert_eq!(entry(&second, big).store, Store::Stored);
+        change_block(50, 6, &mut clock);
+        write(&fx.app().join(big), random(16 << 20, 7), &mut clock);
+        backup_with(&fx, 3, settings, Some(Arc::clone(&second)), false);
+        let want = tree(fx.app());
+
+        // The big file of sets 1 and 2, which set 3 replaced: in the
+        // middle of its content (a frame wholly its own), and for a stream
+        // that is not compressed, its tar header too.
+        for (number, m) in [(1, &full), (2, &second)] {
+            let at = content_at(m, big);
+            damage(&fx, number, m, at + (8 << 20));
+            if compression == Compression::None {
+                damage(&fx, number, m, at - 400);
+            }
+        }
+        let to = restored(&fx, 3).unwrap();
+        assert_eq!(differs(&tree(&to), &want), None, "{compression:?}");
+        std::fs::remove_dir_all(&to).unwrap();
+        let (runtime, store) = folder_store(&fx);
+        let newest = remote(&runtime, &store, "App[0003]").unwrap();
+        let from_store = fx.root.path().join("from-store");
+        let options = RestoreOptions {
+            to: Some(from_store.clone()),
+            force: false,
+        };
+        sauve_archive::restore_remote(&newest, &options, &mut NoProgress).unwrap();
+        assert_eq!(differs(&tree(&from_store), &want), None, "{compression:?}");
+        let err = verify(&set_path(&fx, 3), &mut NoProgress).unwrap_err();
+        assert!(err.to_string().contains("App[0002]"), "{err}");
+
+        // Block 70 of the data file, which set 1 gives.
+        damage(
+            &fx,
+            1,
+            &full,
+            content_at(&full, "Data/App.4DD") + 70 * KIB64 + 100,
+        );
+        let err = restored(&fx, 3).unwrap_err();
+        assert_eq!(err.status(), sauve_status::Status::ArchiveCorrupt, "{err}");
+        assert!(
+            err.to_string().contains("App[0001]"),
+            "{compression:?}: {err}"
+        );
+        let left = fx.root.path().join("restored-3");
+        assert!(!left.join("Data/App.4DD").exists(), "nothing is placed");
+    }
+}
+
+/// Set `number`, not compressed, written again with `layout` in its
+/// manifest (and an index to that manifest): a set that lies about where
+/// its content is, and is otherwise sound.
+fn relayout(fx: &Fixture, number: u32, manifest: &Manifest, layout: sauve_archive::Layout) {
+    let path = set_path(fx, number);
+    let bytes = std::fs::read(&path).unwrap();
+    let at = frame_pairs(manifest).last().unwrap().1 as usize;
+    let lying = Manifest {
+        layout: Some(layout),
+        ..manifest.clone()
+    };
+    let json = serde_json::to_vec_pretty(&lying).unwrap();
+    let mut out = bytes[..at].to_vec();
+    let mut h = tar::Header::new_ustar();
+    h.set_path(sauve_archive::MANIFEST_NAME).unwrap();
+    h.set_size(json.len() as u64);
+    h.set_mode(0o644);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_cksum();
+    out.extend_from_slice(h.as_bytes());
+    out.extend_from_slice(&json);
+    out.resize(out.len().next_multiple_of(512) + 1024, 0);
+    out.extend_from_slice(&0x184D_2A5Eu32.to_le_bytes());
+    out.extend_from_slice(&56u32.to_le_bytes());
+    out.extend_from_slice(b"SAUVEIDX");
+    out.extend_from_slice(&(at as u64).to_le_bytes());
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(blake3::hash(&json).as_bytes());
+    std::fs::write(&path, out).unwrap();
+}
+
+/// How a layout lies: an entry's content offset moved or dropped, the
+/// manifest's region moved, pairs added.
+#[derive(Clone, Debug)]
+enum Lie {
+    Content(usize, i64),
+    NoContent(usize),
+    Manifest(i64),
+    Pair(u64, u64),
+}
+
+fn lie() -> impl Strategy<Value = Lie> {
+    prop_oneof![
+        3 => (any::<usize>(), -5000i64..5000).prop_map(|(i, d)| Lie::Content(i, d)),
+        1 => any::<usize>().prop_map(Lie::NoContent),
+        1 => (-5000i64..5000).prop_map(Lie::Manifest),
+        1 => (0u64..200_000, 0u64..200_000).prop_map(|(t, s)| Lie::Pair(t, s)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// An older set whose layout lies (and is otherwise sound) never makes
+    /// a restore place a wrong byte: the restore gives the tree at the
+    /// newest set's time, or refuses the chain (1411) and places nothing.
+    #[test]
+    fn a_layout_that_lies_never_places_a_wrong_byte(lies in proptest::collection::vec(lie(), 0..4)) {
+        let fx = Fixture::new();
+        let mut clock = 0;
+        start(&fx, &mut clock);
+        let big = fx.app().join("Project/Sources/big.bin");
+        std::fs::write(&big, bytes(2 << 20, 9)).unwrap();
+        stamp(&big, &mut clock);
+        let full = backup(&fx, 1, Compression::None, None, false);
+        apply(fx.app(), &Op::Block(2, 7), &mut clock);
+        apply(fx.app(), &Op::Small(1, 500, 8), &mut clock);
+        std::fs::write(&big, bytes(2 << 20, 10)).unwrap();
+        stamp(&big, &mut clock);
+        backup(&fx, 2, Compression::None, Some(Arc::clone(&full)), false);
+        let want = tree(fx.app());
+        let mut layout = full.layout.clone().unwrap();
+        for lie in &lies {
+            let words = &mut layout.content.0;
+            match *lie {
+                Lie::Content(i, d) => {
+                    let n = words.len();
+                    words[i % n] = words[i % n].wrapping_add_signed(d);
+                }
+                Lie::NoContent(i) => {
+                    let n = words.len();
+                    words[i % n] = sauve_archive::Layout::NONE;
+                }
+                Lie::Manifest(d) => {
+                    for w in &mut layout.frames.0 {
+                        *w = w.wrapping_add_signed(d);
+                    }
+                }
+                Lie::Pair(t, s) => layout.frames.0.extend([t, s]),
+            }
+        }
+        let lied = Some(&layout) != full.layout.as_ref();
+        relayout(&fx, 1, &full, layout);
+        // Verify holds every set to its layout.
+        let verified = verify(&set_path(&fx, 2), &mut NoProgress);
+        prop_assert_eq!(verified.is_err(), lied, "{:?}", verified.err().map(|e| e.to_string()));
+        match restored(&fx, 2) {
+            Ok(to) => prop_assert_eq!(differs(&tree(&to), &want), None),
+            Err(e) => {
+                prop_assert_eq!(e.status(), sauve_status::Status::ArchiveCorrupt, "{}", e);
+                let left = fx.root.path().join("restored-2");
+                prop_assert!(!left.join("Data/App.4DD").exists(), "nothing is placed");
+            }
+        }
+    }
+}
+
 /// The data file of the chain written before compact block hashes
 /// (tests/fixtures/hex-hashes/SOURCES.md), after `changes` of its sets.
 fn hex_fixture_data(changes: usize) -> Vec<u8> {

@@ -229,6 +229,7 @@ fn manifest_json_of(name: &str, size: u64, hash: &str, indexed: bool) -> Vec<u8>
             blocks: None,
         }],
         indexed,
+        layout: None,
     };
     serde_json::to_vec(&m).unwrap()
 }

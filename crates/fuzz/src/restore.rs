@@ -3,7 +3,8 @@
 //! folders and symlinks pointing in and out; manifests that list an entry
 //! as it is, not at all, twice, with another type or another size; sets
 //! without the index at the end, with a true one, or with one that points
-//! anywhere or holds another hash), restored into a folder inside a
+//! anywhere or holds another hash; with no layout, a true one, or one
+//! that moves an entry's content or the manifest), restored into a folder inside a
 //! sandbox that holds decoys. Whatever the
 //! set, nothing outside the target changes, and verify's verdict is
 //! restore's (SECURITY.md, "Archives").
@@ -13,8 +14,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use sauve_archive::{
-    EntryKind, EntryType, MANIFEST_NAME, Manifest, ManifestEntry, ManifestHeader, NoProgress,
-    RestoreOptions, SetKind, Store,
+    EntryKind, EntryType, Layout, MANIFEST_NAME, Manifest, ManifestEntry, ManifestHeader,
+    NoProgress, RestoreOptions, SetKind, Store, Words,
 };
 
 const SEGMENTS: [&str; 8] = ["a", "b", "l", "..", ".", "", "c", "a"];
@@ -135,6 +136,7 @@ fn index(out: &mut Vec<u8>, (manifest_at, json): (usize, &[u8]), how: u8, at: u8
 fn set_bytes(planned: &[Planned], (how, at): (u8, u8)) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     let mut entries = Vec::new();
+    let mut offsets = std::collections::HashMap::new();
     for p in planned {
         let (kind, size) = match p.kind {
             EntryType::File => (b'0', p.data.len() as u64),
@@ -142,6 +144,9 @@ fn set_bytes(planned: &[Planned], (how, at): (u8, u8)) -> Option<Vec<u8>> {
             EntryType::Symlink => (b'2', 0),
         };
         out.extend_from_slice(header(&p.name, kind, size, &p.target)?.as_bytes());
+        if p.kind == EntryType::File {
+            offsets.insert(p.name.clone(), out.len() as u64);
+        }
         out.extend_from_slice(&p.data);
         pad(&mut out);
         let e = listed(p);
@@ -172,6 +177,29 @@ fn set_bytes(planned: &[Planned], (how, at): (u8, u8)) -> Option<Vec<u8>> {
             _ => {}
         }
     }
+    let header_at = out.len() as u64;
+    // A layout (`how` & 8), true, or moved by a tar block (16: an entry's
+    // content; 32: the manifest's header).
+    let layout = (how & 8 != 0).then(|| {
+        let moved = |on: bool| if on { 512 } else { 0 };
+        let content = entries
+            .iter()
+            .enumerate()
+            .map(
+                |(i, e): (usize, &ManifestEntry)| match offsets.get(&e.path) {
+                    Some(&at) if e.entry_type == EntryType::File => {
+                        at + moved(i == 0 && how & 16 != 0)
+                    }
+                    _ => Layout::NONE,
+                },
+            )
+            .collect();
+        let at = header_at + moved(how & 32 != 0);
+        Layout {
+            content: Words(content),
+            frames: Words(vec![at, at]),
+        }
+    });
     let manifest = Manifest {
         format: sauve_archive::FORMAT.to_owned(),
         version: sauve_archive::VERSION,
@@ -181,6 +209,7 @@ fn set_bytes(planned: &[Planned], (how, at): (u8, u8)) -> Option<Vec<u8>> {
         // Whatever the index at the end says (`how`), the manifest may
         // claim one or not.
         indexed: how & 4 != 0,
+        layout,
     };
     let json = serde_json::to_vec(&manifest).ok()?;
     let manifest_at = out.len();

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
+use super::ranged::{self, Reads};
 use super::{Budget, create_staged, relative, write_blocks};
 use crate::error::ArchiveError;
 use crate::incremental::{Needs, Supply};
@@ -348,6 +349,20 @@ fn read_set(
             &fresh.manifest
         }
     };
+    // Only what the restore takes of it, where the set says where that is.
+    let ranged = link.read(|source, _, _| {
+        let Some(lengths) = source.lengths() else {
+            return Ok(None);
+        };
+        let Some(reads) = Reads::plan(manifest, &planned.supplies, lengths.iter().sum()) else {
+            return Ok(None);
+        };
+        let mark = |path: &str, below| marks.set(at, path, below);
+        ranged::fill(&reads, (source, &lengths), staged, &mark, &mut *progress).map(Some)
+    });
+    if let Some(filled) = ranged.map_err(|e| link.named_in(e))? {
+        return Ok(filled);
+    }
     let mut filler = Filler {
         staged,
         at,
