@@ -525,7 +525,6 @@ fn report(o: &Options, input: u64, peers: &[Peer]) -> Result<()> {
     Ok(())
 }
 
-/// The table's heading: the command that gives it, then the machine.
 /// What the week's days do besides, for the table's heading.
 pub(crate) fn exported(o: &Options) -> String {
     match o.export_mb {
@@ -534,6 +533,7 @@ pub(crate) fn exported(o: &Options) -> String {
     }
 }
 
+/// The table's heading: the command that gives it, then the machine.
 pub(crate) fn heading(o: &Options) {
     println!(
         "## cargo xtask bench peers{} --data-mb {} --attach-mb {} --days {}{}",

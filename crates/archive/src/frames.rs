@@ -460,6 +460,10 @@ pub(crate) fn is_framed(head: &[u8]) -> bool {
     )
 }
 
+/// Where each frame read starts, (in the stream, in the compressed bytes),
+/// shared with the reader that holds a set to its layout.
+pub(crate) type FrameStarts = Rc<std::cell::RefCell<Vec<(u64, u64)>>>;
+
 /// A frame handed to the workers: where it was read, its number, and its
 /// bytes in flight (compressed and decompressed).
 struct Pending {
@@ -492,15 +496,15 @@ pub(crate) struct FrameReader<R: BufRead> {
     frames: u64,
     /// Where each frame read starts (in the stream, in the compressed
     /// bytes), for a reader that holds a set to its layout.
-    starts: Rc<std::cell::RefCell<Vec<(u64, u64)>>>,
+    starts: Option<FrameStarts>,
     /// The stream's and the compressed bytes read so far.
     read: (u64, u64),
 }
 
 impl<R: BufRead> FrameReader<R> {
     /// Records where each frame read starts into `starts`.
-    pub(crate) fn record_starts(&mut self, starts: Rc<std::cell::RefCell<Vec<(u64, u64)>>>) {
-        self.starts = starts;
+    pub(crate) fn record_starts(&mut self, starts: FrameStarts) {
+        self.starts = Some(starts);
     }
 
     /// `reading` is kept by the source; `shown` is set by the reader to
@@ -536,7 +540,7 @@ impl<R: BufRead> FrameReader<R> {
             eof: false,
             failed: None,
             frames: 0,
-            starts: Rc::default(),
+            starts: None,
             read: (0, 0),
         })
     }
@@ -570,7 +574,9 @@ impl<R: BufRead> FrameReader<R> {
     fn submit(&mut self, frame: Frame, at: (usize, usize)) -> io::Result<u64> {
         let (tar, set) = self.read;
         let start = set + frame.skipped;
-        self.starts.borrow_mut().push((tar, start));
+        if let Some(starts) = &self.starts {
+            starts.borrow_mut().push((tar, start));
+        }
         self.read = (tar + frame.content, start + frame.bytes.len() as u64);
         let bytes = frame.bytes.len() as u64 + frame.content;
         self.pool.submit(frame.bytes)?;

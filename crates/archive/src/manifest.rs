@@ -299,16 +299,28 @@ pub struct Layout {
     /// [`Store::Blocks`] file); [`Layout::NONE`] for an entry with none here
     /// (a folder, a link, a file the same as the parent's).
     pub content: Words,
+    /// Whether the set's stream is zstd frames; else it is a plain tar
+    /// stream, whose offsets are the set's.
+    pub compressed: bool,
     /// Pairs of offsets, (in the tar stream, in the set's bytes, its
     /// segments end to end): where each zstd frame starts, then where the
-    /// manifest's region starts. A single pair: the stream is not
-    /// compressed (both offsets are the manifest's tar header).
+    /// manifest's frame starts; for a stream that is not compressed, the
+    /// single pair of the manifest's tar header.
     pub frames: Words,
 }
 
 impl Layout {
     /// The content offset of an entry that has none in this set.
     pub const NONE: u64 = u64::MAX;
+
+    /// `frames` as pairs (a word left over is not one).
+    pub fn pairs(&self) -> Vec<(u64, u64)> {
+        self.frames
+            .0
+            .chunks_exact(2)
+            .map(|w| (w[0], w[1]))
+            .collect()
+    }
 }
 
 /// Offsets, stored as one base64 string of 8 little-endian bytes each (as

@@ -589,8 +589,12 @@ fn check_layout(
             manifest.entries.len()
         )));
     }
+    // The stream holds the files whose content is in the set in the
+    // manifest's order (the stream is held to the manifest besides).
+    let mut in_stream = offsets.content.iter().copied();
     for (e, &at) in manifest.entries.iter().zip(&layout.content.0) {
-        let held = offsets.content.get(&e.path).copied();
+        let has_content = e.entry_type == EntryType::File && e.store != crate::Store::Same;
+        let held = if has_content { in_stream.next() } else { None };
         let listed = Some(at).filter(|&at| at != crate::Layout::NONE);
         if listed != held {
             let at = |b: Option<u64>| b.map_or("nowhere".to_owned(), |b| format!("at byte {b}"));
@@ -602,12 +606,14 @@ fn check_layout(
             )));
         }
     }
-    let words = &layout.frames.0;
-    let pairs: Vec<(u64, u64)> = words.chunks_exact(2).map(|w| (w[0], w[1])).collect();
+    let pairs = layout.pairs();
     let read = position.starts.borrow();
-    let sound = words.len().is_multiple_of(2)
+    let sound = layout.frames.0.len().is_multiple_of(2)
+        && layout.compressed == position.compressed
         && match pairs.split_last() {
-            Some((&(tar, set), [])) if !position.framed => tar == offsets.manifest && set == tar,
+            Some((&(tar, set), [])) if !position.compressed => {
+                tar == offsets.manifest && set == tar
+            }
             Some((&last, frames)) if position.framed => {
                 last.0 == offsets.manifest
                     && read.get(..frames.len()) == Some(frames)
@@ -645,7 +651,9 @@ struct Position {
     spans: Rc<Cell<(usize, usize)>>,
     /// Where each frame read so far starts (in the stream, in the set's
     /// bytes): what a set's layout is held to.
-    starts: Rc<std::cell::RefCell<Vec<(u64, u64)>>>,
+    starts: crate::frames::FrameStarts,
+    /// Whether the set is zstd-compressed (framed, or one frame).
+    compressed: bool,
 }
 
 impl Position {
@@ -712,6 +720,7 @@ fn open_stream<'a>(
         at,
         spans: Rc::new(Cell::new((0, 0))),
         starts: Rc::default(),
+        compressed: zstd,
     };
     let cannot = |e: io::Error| {
         ArchiveError::corrupt(
@@ -760,10 +769,11 @@ struct EntriesRead {
     offsets: Offsets,
 }
 
-/// Where the stream holds each file's content, and the manifest's header.
+/// Where the stream holds each file's content, in stream order (8 bytes a
+/// file), and the manifest's header.
 #[derive(Default)]
 struct Offsets {
-    content: HashMap<String, u64>,
+    content: Vec<u64>,
     manifest: u64,
 }
 
@@ -825,9 +835,7 @@ fn read_entries<R: Read>(
         }
         names.check(&path, entry_type)?;
         if entry_type == EntryType::File {
-            offsets
-                .content
-                .insert(path.clone(), entry.raw_file_position());
+            offsets.content.push(entry.raw_file_position());
         }
         let header = entry.header();
         let read = ReadEntry {

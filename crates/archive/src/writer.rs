@@ -1134,6 +1134,7 @@ impl ArchiveWriter {
         // The manifest starts a frame of its own, which the index at the
         // end points to (crate::index), and lists where every frame before
         // it starts.
+        let compressed = matches!(self.stream.out, Out::Zstd(_));
         let frames = self.stream.cut().map_err(|e| self.write_err(e))?;
         let at = frames.last().map_or(0, |&(_, set)| set);
         let manifest = Manifest {
@@ -1145,6 +1146,7 @@ impl ArchiveWriter {
             indexed: true,
             layout: Some(Layout {
                 content: Words(std::mem::take(&mut self.content)),
+                compressed,
                 frames: Words(frames.into_iter().flat_map(|(t, s)| [t, s]).collect()),
             }),
         };

@@ -128,8 +128,26 @@ fn backup_with(
     parent: Option<Arc<Manifest>>,
     verify_unchanged: bool,
 ) -> Arc<Manifest> {
+    backup_in_segments(
+        fx,
+        number,
+        (compression, block_size, 0),
+        parent,
+        verify_unchanged,
+    )
+}
+
+/// [`backup_with`], in segments of `segment` bytes (0: one file).
+fn backup_in_segments(
+    fx: &Fixture,
+    number: u32,
+    (compression, block_size, segment): (Compression, Option<u64>, u64),
+    parent: Option<Arc<Manifest>>,
+    verify_unchanged: bool,
+) -> Arc<Manifest> {
     let content = fx.content();
-    let mut w = ArchiveWriter::create(fx.spec(number, compression, 0), header(number)).unwrap();
+    let mut w =
+        ArchiveWriter::create(fx.spec(number, compression, segment), header(number)).unwrap();
     w.set_incremental(Incremental {
         block_size,
         verify_unchanged,
@@ -205,7 +223,9 @@ fn restored(fx: &Fixture, number: u32) -> Result<std::path::PathBuf, ArchiveErro
         to: Some(to.clone()),
         force: false,
     };
-    restore(&set_path(fx, number), &options, &mut NoProgress)?;
+    // By its name alone: one file, or its segments.
+    let set = fx.destination.join(format!("App[{number:04}]"));
+    restore(&set, &options, &mut NoProgress)?;
     Ok(to)
 }
 
@@ -630,10 +650,27 @@ fn damage(fx: &Fixture, number: u32, manifest: &Manifest, tar: u64) {
         let f = pairs.partition_point(|p| p.0 <= tar) - 1;
         (pairs[f].1 + pairs[f + 1].1) / 2
     };
-    let path = set_path(fx, number);
-    let mut bytes = std::fs::read(&path).unwrap();
-    bytes[at as usize] ^= 0x55;
-    std::fs::write(&path, bytes).unwrap();
+    // The set's file, or the segment that holds the byte.
+    let mut segments: Vec<_> = std::fs::read_dir(&fx.destination)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with(&format!("App[{number:04}")) && name.ends_with(".4BK")
+        })
+        .collect();
+    segments.sort();
+    let mut at = at;
+    for path in segments {
+        let mut bytes = std::fs::read(&path).unwrap();
+        if at < bytes.len() as u64 {
+            bytes[at as usize] ^= 0x55;
+            std::fs::write(&path, bytes).unwrap();
+            return;
+        }
+        at -= bytes.len() as u64;
+    }
+    panic!("set {number} is shorter than its layout says");
 }
 
 /// A set's layout says where each file's content and each frame start:
@@ -689,7 +726,12 @@ fn a_set_s_layout_points_at_each_file_s_content_and_each_frame() {
 #[test]
 fn an_older_set_is_read_only_where_the_restore_takes_from_it() {
     const KIB64: u64 = 64 << 10;
-    for compression in [Compression::Fast, Compression::None] {
+    // One file, or segments of 5 MiB (frames across two of them).
+    for (compression, segment) in [
+        (Compression::Fast, 0),
+        (Compression::None, 0),
+        (Compression::Fast, 5 << 20),
+    ] {
         let fx = Fixture::new();
         let mut clock = 0;
         let data = fx.app().join("Data/App.4DD");
@@ -707,18 +749,18 @@ fn an_older_set_is_read_only_where_the_restore_takes_from_it() {
         };
         write(&data, random(8 << 20, 1), &mut clock);
         write(&fx.app().join(big), random(16 << 20, 2), &mut clock);
-        let settings = (compression, Some(KIB64));
-        let full = backup_with(&fx, 1, settings, None, false);
+        let settings = (compression, Some(KIB64), segment);
+        let full = backup_in_segments(&fx, 1, settings, None, false);
         change_block(3, 3, &mut clock);
         change_block(100, 4, &mut clock);
         write(&fx.app().join(big), random(16 << 20, 5), &mut clock);
-        let second = backup_with(&fx, 2, settings, Some(Arc::clone(&full)), false);
+        let second = backup_in_segments(&fx, 2, settings, Some(Arc::clone(&full)), false);
         let blocks = entry(&second, "Data/App.4DD").blocks.as_ref().unwrap();
         assert_eq!(blocks.changed, vec![3, 100]);
         assert_eq!(entry(&second, big).store, Store::Stored);
         change_block(50, 6, &mut clock);
         write(&fx.app().join(big), random(16 << 20, 7), &mut clock);
-        backup_with(&fx, 3, settings, Some(Arc::clone(&second)), false);
+        backup_in_segments(&fx, 3, settings, Some(Arc::clone(&second)), false);
         let want = tree(fx.app());
 
         // The big file of sets 1 and 2, which set 3 replaced: in the
@@ -732,7 +774,11 @@ fn an_older_set_is_read_only_where_the_restore_takes_from_it() {
             }
         }
         let to = restored(&fx, 3).unwrap();
-        assert_eq!(differs(&tree(&to), &want), None, "{compression:?}");
+        assert_eq!(
+            differs(&tree(&to), &want),
+            None,
+            "{compression:?} {segment}"
+        );
         std::fs::remove_dir_all(&to).unwrap();
         let (runtime, store) = folder_store(&fx);
         let newest = remote(&runtime, &store, "App[0003]").unwrap();
@@ -743,7 +789,7 @@ fn an_older_set_is_read_only_where_the_restore_takes_from_it() {
         };
         sauve_archive::restore_remote(&newest, &options, &mut NoProgress).unwrap();
         assert_eq!(differs(&tree(&from_store), &want), None, "{compression:?}");
-        let err = verify(&set_path(&fx, 3), &mut NoProgress).unwrap_err();
+        let err = verify(&fx.destination.join("App[0003]"), &mut NoProgress).unwrap_err();
         assert!(err.to_string().contains("App[0002]"), "{err}");
 
         // Block 70 of the data file, which set 1 gives.
@@ -764,12 +810,13 @@ fn an_older_set_is_read_only_where_the_restore_takes_from_it() {
     }
 }
 
-/// Set `number`, not compressed, written again with `layout` in its
-/// manifest (and an index to that manifest): a set that lies about where
-/// its content is, and is otherwise sound.
+/// Set `number` written again with `layout` in its manifest (and an index
+/// to that manifest, in a frame of its own where the set is compressed): a
+/// set that lies about where its content is, and is otherwise sound.
 fn relayout(fx: &Fixture, number: u32, manifest: &Manifest, layout: sauve_archive::Layout) {
     let path = set_path(fx, number);
     let bytes = std::fs::read(&path).unwrap();
+    let compressed = manifest.layout.as_ref().unwrap().compressed;
     let at = frame_pairs(manifest).last().unwrap().1 as usize;
     let lying = Manifest {
         layout: Some(layout),
@@ -785,7 +832,14 @@ fn relayout(fx: &Fixture, number: u32, manifest: &Manifest, layout: sauve_archiv
     h.set_cksum();
     out.extend_from_slice(h.as_bytes());
     out.extend_from_slice(&json);
-    out.resize(out.len().next_multiple_of(512) + 1024, 0);
+    // The tar stream's end, counted from the manifest's header (at a
+    // 512-byte boundary of the stream).
+    out.resize(at + (out.len() - at).next_multiple_of(512) + 1024, 0);
+    if compressed {
+        let tail = zstd::bulk::compress(&out[at..], 1).unwrap();
+        out.truncate(at);
+        out.extend_from_slice(&tail);
+    }
     out.extend_from_slice(&0x184D_2A5Eu32.to_le_bytes());
     out.extend_from_slice(&56u32.to_le_bytes());
     out.extend_from_slice(b"SAUVEIDX");
@@ -795,22 +849,29 @@ fn relayout(fx: &Fixture, number: u32, manifest: &Manifest, layout: sauve_archiv
     std::fs::write(&path, out).unwrap();
 }
 
-/// How a layout lies: an entry's content offset moved or dropped, the
-/// manifest's region moved, pairs added.
+/// How a layout lies: an entry's content offset moved, dropped or put at
+/// the end of what offsets can say, every offset of the frames moved, one
+/// of them moved, pairs added, the stream said compressed or not.
 #[derive(Clone, Debug)]
 enum Lie {
     Content(usize, i64),
     NoContent(usize),
+    Far(usize, u64),
     Manifest(i64),
+    Frame(usize, i64),
     Pair(u64, u64),
+    Compressed,
 }
 
 fn lie() -> impl Strategy<Value = Lie> {
     prop_oneof![
         3 => (any::<usize>(), -5000i64..5000).prop_map(|(i, d)| Lie::Content(i, d)),
         1 => any::<usize>().prop_map(Lie::NoContent),
+        1 => (any::<usize>(), 0u64..(2 << 20)).prop_map(|(i, d)| Lie::Far(i, d)),
         1 => (-5000i64..5000).prop_map(Lie::Manifest),
+        2 => (any::<usize>(), -5000i64..5000).prop_map(|(i, d)| Lie::Frame(i, d)),
         1 => (0u64..200_000, 0u64..200_000).prop_map(|(t, s)| Lie::Pair(t, s)),
+        1 => Just(Lie::Compressed),
     ]
 }
 
@@ -821,19 +882,25 @@ proptest! {
     /// a restore place a wrong byte: the restore gives the tree at the
     /// newest set's time, or refuses the chain (1411) and places nothing.
     #[test]
-    fn a_layout_that_lies_never_places_a_wrong_byte(lies in proptest::collection::vec(lie(), 0..4)) {
+    fn a_layout_that_lies_never_places_a_wrong_byte(
+        lies in proptest::collection::vec(lie(), 0..4),
+        fast in any::<bool>(),
+    ) {
         let fx = Fixture::new();
         let mut clock = 0;
         start(&fx, &mut clock);
-        let big = fx.app().join("Project/Sources/big.bin");
-        std::fs::write(&big, bytes(2 << 20, 9)).unwrap();
+        // Past a frame or two of its own, so that a restore reads the set
+        // the newer one builds on in ranges.
+        let (big, len) = (fx.app().join("Project/Sources/big.bin"), 9 << 20);
+        std::fs::write(&big, bytes(len, 9)).unwrap();
         stamp(&big, &mut clock);
-        let full = backup(&fx, 1, Compression::None, None, false);
+        let compression = if fast { Compression::Fast } else { Compression::None };
+        let full = backup(&fx, 1, compression, None, false);
         apply(fx.app(), &Op::Block(2, 7), &mut clock);
         apply(fx.app(), &Op::Small(1, 500, 8), &mut clock);
-        std::fs::write(&big, bytes(2 << 20, 10)).unwrap();
+        std::fs::write(&big, bytes(len, 10)).unwrap();
         stamp(&big, &mut clock);
-        backup(&fx, 2, Compression::None, Some(Arc::clone(&full)), false);
+        backup(&fx, 2, compression, Some(Arc::clone(&full)), false);
         let want = tree(fx.app());
         let mut layout = full.layout.clone().unwrap();
         for lie in &lies {
@@ -847,12 +914,22 @@ proptest! {
                     let n = words.len();
                     words[i % n] = sauve_archive::Layout::NONE;
                 }
+                Lie::Far(i, d) => {
+                    let n = words.len();
+                    words[i % n] = u64::MAX - 1 - d;
+                }
                 Lie::Manifest(d) => {
                     for w in &mut layout.frames.0 {
                         *w = w.wrapping_add_signed(d);
                     }
                 }
+                Lie::Frame(i, d) => {
+                    let n = layout.frames.0.len();
+                    let w = &mut layout.frames.0[i % n];
+                    *w = w.wrapping_add_signed(d);
+                }
                 Lie::Pair(t, s) => layout.frames.0.extend([t, s]),
+                Lie::Compressed => layout.compressed = !layout.compressed,
             }
         }
         let lied = Some(&layout) != full.layout.as_ref();

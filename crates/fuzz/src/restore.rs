@@ -197,6 +197,7 @@ fn set_bytes(planned: &[Planned], (how, at): (u8, u8)) -> Option<Vec<u8>> {
         let at = header_at + moved(how & 32 != 0);
         Layout {
             content: Words(content),
+            compressed: false,
             frames: Words(vec![at, at]),
         }
     });

@@ -6,7 +6,9 @@
 //! full one, unless the newer ones hold everything) is read on the
 //! restore's thread; the newer ones, newest first, on [`READERS`] more. A set that holds a file whole hashes the file as the restore gives
 //! it in the same pass, reading back the blocks newer sets give once they
-//! have written them ([`Marks`]), so that no file is read twice.
+//! have written them ([`Marks`]), so that no file is read twice (a set read
+//! in ranges, `ranged.rs`, writes only the blocks it gives, and the file is
+//! hashed once it is whole).
 
 use sauve_durable::beneath::Beneath;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -354,7 +356,9 @@ fn read_set(
         let Some(lengths) = source.lengths() else {
             return Ok(None);
         };
-        let Some(reads) = Reads::plan(manifest, &planned.supplies, lengths.iter().sum()) else {
+        let set_len = lengths.iter().try_fold(0u64, |n, &l| n.checked_add(l));
+        let Some(reads) = set_len.and_then(|len| Reads::plan(manifest, &planned.supplies, len))
+        else {
             return Ok(None);
         };
         let mark = |path: &str, below| marks.set(at, path, below);
@@ -809,7 +813,7 @@ fn copy_content(
 }
 
 /// Opens a staged file that a newer set of the chain created.
-fn open_staged(staging: &Beneath, rel: &Path) -> Result<File, ArchiveError> {
+pub(super) fn open_staged(staging: &Beneath, rel: &Path) -> Result<File, ArchiveError> {
     staging
         .open_read_write(rel)
         .map_err(ArchiveError::io("cannot open", &staging.shown(rel)))

@@ -20,7 +20,7 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::PoisonError;
 
-use super::chain::{Filled, Staged};
+use super::chain::{Filled, Staged, open_staged};
 use super::{create_staged, relative};
 use crate::error::ArchiveError;
 use crate::frames::{MAX_COMPRESSED, MAX_CONTENT, decompress_frame};
@@ -33,11 +33,16 @@ use crate::writer::Progress;
 /// share of its bytes (3 in 4); past it, one read through the whole set,
 /// decompressed on every core, costs no more.
 const SHARE: (u64, u64) = (3, 4);
-/// The bytes of one range at most: a run of neighbouring frames, or of a
-/// stream that is not compressed (a frame larger than this is read alone).
+/// The bytes of one range at most: a run of neighbouring frames (a frame
+/// larger than this, up to zstd's bound on 16 MiB, is read alone), or of a
+/// stream that is not compressed.
 const RUN: u64 = 8 << 20;
-/// Ranges opened ahead of the one being read (a store reads them at once).
-const AHEAD: usize = 4;
+/// The bytes of the ranges opened ahead of the one being read, at most (a
+/// store reads them at once); one is always opened.
+const AHEAD: u64 = 32 << 20;
+/// The pieces a set is read in at most (each costs a few dozen bytes while
+/// it is read): a set needing more blocks than this is read through.
+const MAX_PIECES: usize = 1 << 20;
 
 /// What the restore takes of a set, and the ranges of its bytes that hold it.
 #[derive(Debug)]
@@ -80,7 +85,7 @@ impl Piece {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Check {
-    /// The whole file, of this hex blake3.
+    /// The whole file, of its target's blake3.
     File,
     /// Block `index`, of this compact hash.
     Block { index: u32, hash: u64 },
@@ -99,15 +104,22 @@ impl<'a> Reads<'a> {
     /// What the restore takes of the set of `manifest` (of `set_len`
     /// bytes), as `supplies` says, read in ranges; `None` when the set is
     /// better (or only) read through: no layout, one that does not fit
-    /// the set or the manifest, or more than [`SHARE`] of it needed.
+    /// the set or the manifest, more than [`SHARE`] of it needed, or
+    /// more than [`MAX_PIECES`] pieces.
     pub(super) fn plan(
         manifest: &'a Manifest,
         supplies: &'a BTreeMap<String, (u64, Supply)>,
         set_len: u64,
     ) -> Option<Reads<'a>> {
         let layout = manifest.layout.as_ref()?;
-        let frames = checked_frames(&layout.frames.0, set_len)?;
+        let frames = checked_frames(layout, set_len)?;
         if layout.content.0.len() != manifest.entries.len() {
+            return None;
+        }
+        let count = supplies
+            .values()
+            .try_fold(0usize, |n, (_, s)| n.checked_add(s.blocks().unwrap_or(1)))?;
+        if count > MAX_PIECES {
             return None;
         }
         let by_path: HashMap<&str, (&ManifestEntry, u64)> = manifest
@@ -118,12 +130,12 @@ impl<'a> Reads<'a> {
             .collect();
         let mut targets = Vec::new();
         let mut pieces = Vec::new();
-        for (path, (_, supply)) in supplies {
+        for (path, (size, supply)) in supplies {
             let &(entry, at) = by_path.get(path.as_str())?;
             if at == Layout::NONE {
                 return None;
             }
-            let (target, each) = target_of(entry, supply, at)?;
+            let (target, each) = target_of(entry, (*size, supply), at)?;
             pieces.extend(each.into_iter().map(|p| Piece {
                 target: targets.len(),
                 ..p
@@ -131,13 +143,21 @@ impl<'a> Reads<'a> {
             targets.push(target);
         }
         pieces.sort_by_key(|p| p.start);
-        // Pieces apart, each within the stream before the manifest.
+        // Pieces apart, each within the stream before the manifest, and
+        // each file's together (a file is opened, and ends, once).
         let data_end = frames.last()?.0;
         let apart = pieces.windows(2).all(|w| w[0].end() <= w[1].start);
         if !apart || pieces.last().is_some_and(|p| p.end() > data_end) {
             return None;
         }
-        let runs = runs_of(&pieces, &frames);
+        let mut ended = vec![false; targets.len()];
+        for w in pieces.windows(2).filter(|w| w[0].target != w[1].target) {
+            ended[w[0].target] = true;
+            if ended[w[1].target] {
+                return None;
+            }
+        }
+        let runs = runs_of(&pieces, layout.compressed.then_some(&frames[..]));
         let read: u64 = runs.iter().map(|r| r.set.end - r.set.start).sum();
         let whole = frames.last()?.1;
         if read.saturating_mul(SHARE.1) > whole.saturating_mul(SHARE.0) {
@@ -155,19 +175,19 @@ impl<'a> Reads<'a> {
 /// A layout's frames as pairs, when they fit a set of `set_len` bytes:
 /// the first frame at the start, each starting after the one before in
 /// both the stream and the set, none holding more than sauve writes, the
-/// manifest's region within the set. A single pair (a stream that is not
-/// compressed) has the same offset in both.
-fn checked_frames(words: &[u64], set_len: u64) -> Option<Vec<(u64, u64)>> {
-    if !words.len().is_multiple_of(2) || words.is_empty() {
+/// manifest's region within the set. A stream that is not compressed has
+/// a single pair, the same offset in both.
+fn checked_frames(layout: &Layout, set_len: u64) -> Option<Vec<(u64, u64)>> {
+    if !layout.frames.0.len().is_multiple_of(2) {
         return None;
     }
-    let pairs: Vec<(u64, u64)> = words.chunks_exact(2).map(|w| (w[0], w[1])).collect();
+    let pairs = layout.pairs();
     let &(tar, set) = pairs.last()?;
     if set > set_len {
         return None;
     }
-    if pairs.len() == 1 {
-        return (tar == set).then_some(pairs);
+    if !layout.compressed {
+        return (pairs.len() == 1 && tar == set).then_some(pairs);
     }
     let fits = pairs[0] == (0, 0)
         && pairs.windows(2).all(|w| {
@@ -179,18 +199,21 @@ fn checked_frames(words: &[u64], set_len: u64) -> Option<Vec<(u64, u64)>> {
 }
 
 /// The staged file `entry` (whose content starts at `at` in the stream)
-/// gives as `supply` says, and the pieces of it to read; `None` when the
-/// entry is not what the supply needs (the set is then read through, which
-/// names what is wrong).
+/// gives as `supply` says (of a file of `size` bytes in the newest set),
+/// and the pieces of it to read; `None` when the entry is not what the
+/// supply needs (the set is then read through, which names what is wrong).
 fn target_of<'a>(
     entry: &'a ManifestEntry,
-    supply: &Supply,
+    (size, supply): (u64, &Supply),
     at: u64,
 ) -> Option<(Target<'a>, Vec<Piece>)> {
     let piece = |start: u64, range: Range<u64>, check| {
+        let start = at.checked_add(start)?;
+        let len = range.end - range.start;
+        start.checked_add(len)?;
         Some(Piece {
-            start: at.checked_add(start)?,
-            len: range.end - range.start,
+            start,
+            len,
             target: 0,
             at: range.start,
             check,
@@ -236,7 +259,7 @@ fn target_of<'a>(
             let pieces = take
                 .iter()
                 .map(|&i| {
-                    let range = block_range(*block_size, i, entry.size);
+                    let range = block_range(*block_size, i, entry.size.min(size));
                     piece(range.start, range, block(i)?)
                 })
                 .collect::<Option<Vec<_>>>()?;
@@ -253,26 +276,36 @@ fn target_of<'a>(
 
 /// The ranges that hold `pieces` (in stream order, apart): runs of
 /// neighbouring frames needed, each at most [`RUN`] bytes of the set unless
-/// one frame is more; for a stream that is not compressed, runs of the
-/// pieces themselves, neighbours joined when the gap and the run stay
-/// small.
-fn runs_of(pieces: &[Piece], frames: &[(u64, u64)]) -> Vec<Run> {
+/// one frame is more; for a stream that is not compressed (`frames` None),
+/// runs of the pieces themselves, at most [`RUN`] bytes each, neighbours
+/// joined when the gap is small.
+fn runs_of(pieces: &[Piece], frames: Option<&[(u64, u64)]>) -> Vec<Run> {
     let mut runs: Vec<Run> = Vec::new();
-    if frames.len() == 1 {
-        for p in pieces.iter().filter(|p| p.len > 0) {
-            match runs.last_mut() {
-                Some(r) if p.start - r.set.end <= RUN / 8 && p.end() - r.set.start <= RUN => {
-                    r.set.end = p.end();
-                }
-                _ => runs.push(Run {
-                    set: p.start..p.end(),
-                    tar: p.start,
-                    frames: None,
-                }),
+    let Some(frames) = frames else {
+        for p in pieces {
+            let mut from = p.start;
+            while from < p.end() {
+                let to = match runs.last_mut() {
+                    // Room in the run before, within a small gap.
+                    Some(r) if from - r.set.end <= RUN / 8 && r.set.start + RUN > from => {
+                        r.set.end = p.end().min(r.set.start + RUN);
+                        r.set.end
+                    }
+                    _ => {
+                        let to = p.end().min(from + RUN);
+                        runs.push(Run {
+                            set: from..to,
+                            tar: from,
+                            frames: None,
+                        });
+                        to
+                    }
+                };
+                from = to;
             }
         }
         return runs;
-    }
+    };
     // The frame holding each byte: the last starting at or before it.
     let frame_of = |tar: u64| frames.partition_point(|&(t, _)| t <= tar).saturating_sub(1);
     for p in pieces.iter().filter(|p| p.len > 0) {
@@ -346,52 +379,45 @@ pub(super) fn fill(
         }
     };
     let mut opened: VecDeque<(&Run, Vec<Box<dyn Read + '_>>)> = VecDeque::new();
+    // The bytes of the runs opened and not yet read.
+    let mut ahead = 0u64;
     let mut runs = reads.runs.iter();
     let mut decompressor = zstd::bulk::Decompressor::new()
         .map_err(|e| ArchiveError::corrupt(staged.kind, format!("zstd: {e}")))?;
     loop {
-        while opened.len() <= AHEAD {
+        while opened.is_empty() || ahead < AHEAD {
             let Some(run) = runs.next() else { break };
             let parts = open_run(source, lengths, &run.set).map_err(|e| read_err(run, e))?;
+            ahead += run.set.end - run.set.start;
             opened.push_back((run, parts));
         }
         let Some((run, parts)) = opened.pop_front() else {
             break;
         };
+        let len = run.set.end - run.set.start;
+        ahead -= len;
         if writer.progress.is_stopped() {
             return Err(ArchiveError::Stopped);
         }
-        let bytes = read_parts(parts, run.set.end - run.set.start).map_err(|e| read_err(run, e))?;
-        match &run.frames {
-            None => writer.take(run.tar, &bytes)?,
-            Some(frames) => {
-                for f in frames.clone() {
-                    let ((tar, set), (tar_end, set_end)) = (reads.frames[f], reads.frames[f + 1]);
-                    let compressed =
-                        &bytes[(set - run.set.start) as usize..][..(set_end - set) as usize];
-                    let plain = decompress_frame(&mut decompressor, compressed)
-                        .and_then(|p| match p.len() as u64 == tar_end - tar {
-                            true => Ok(p),
-                            false => Err(std::io::Error::other(format!(
-                                "it holds {} bytes where the set's layout says {}",
-                                p.len(),
-                                tar_end - tar
-                            ))),
-                        })
-                        .map_err(|e| {
-                            let (segment, at) = segment_of(lengths, set);
-                            let name = names.get(segment).map_or("the set", String::as_str);
-                            ArchiveError::corrupt(
-                                staged.kind,
-                                format!("the zstd frame at byte {at} of {name} is damaged: {e}"),
-                            )
-                        })?;
-                    if writer.progress.is_stopped() {
-                        return Err(ArchiveError::Stopped);
-                    }
-                    writer.take(tar, &plain)?;
-                }
+        let bytes = read_parts(parts, len).map_err(|e| read_err(run, e))?;
+        let Some(frames) = &run.frames else {
+            writer.take(run.tar, &bytes)?;
+            continue;
+        };
+        for f in frames.clone() {
+            let plain =
+                unframe(reads, f, (&bytes, run.set.start), &mut decompressor).map_err(|e| {
+                    let (segment, at) = segment_of(lengths, reads.frames[f].1);
+                    let name = names.get(segment).map_or("the set", String::as_str);
+                    ArchiveError::corrupt(
+                        staged.kind,
+                        format!("the zstd frame at byte {at} of {name} is damaged: {e}"),
+                    )
+                })?;
+            if writer.progress.is_stopped() {
+                return Err(ArchiveError::Stopped);
             }
+            writer.take(reads.frames[f].0, &plain)?;
         }
     }
     if writer.next < reads.pieces.len() {
@@ -403,6 +429,27 @@ pub(super) fn fill(
     Ok(writer.filled)
 }
 
+/// Frame `f` of the set, decompressed from `bytes` (the set's from
+/// `start` on): it must hold the bytes the layout says.
+fn unframe(
+    reads: &Reads<'_>,
+    f: usize,
+    (bytes, start): (&[u8], u64),
+    decompressor: &mut zstd::bulk::Decompressor<'static>,
+) -> std::io::Result<Vec<u8>> {
+    let ((tar, set), (tar_end, set_end)) = (reads.frames[f], reads.frames[f + 1]);
+    let compressed = &bytes[(set - start) as usize..][..(set_end - set) as usize];
+    let plain = decompress_frame(decompressor, compressed)?;
+    if plain.len() as u64 != tar_end - tar {
+        return Err(std::io::Error::other(format!(
+            "it holds {} bytes where the set's layout says {}",
+            plain.len(),
+            tar_end - tar
+        )));
+    }
+    Ok(plain)
+}
+
 /// Readers of the bytes `set` of a set, segment by segment.
 fn open_run<'s>(
     source: &'s dyn SegmentSource,
@@ -412,7 +459,7 @@ fn open_run<'s>(
     let mut parts = Vec::new();
     let mut start = 0u64;
     for (index, &len) in lengths.iter().enumerate() {
-        let end = start + len;
+        let end = start.saturating_add(len);
         let from = set.start.max(start);
         let to = set.end.min(end);
         if from < to {
@@ -518,9 +565,7 @@ impl Writer<'_, '_> {
         let staging = self.staged.staging;
         let file = match target.whole {
             Some(_) => create_staged(kind, target.path, staging, &rel)?,
-            None => staging
-                .open_read_write(&rel)
-                .map_err(ArchiveError::io("cannot open", &staging.shown(&rel)))?,
+            None => open_staged(staging, &rel)?,
         };
         self.open = Some((i, file));
         Ok(())
@@ -534,13 +579,7 @@ impl Writer<'_, '_> {
         let hasher = std::mem::replace(&mut self.hasher, blake3::Hasher::new());
         let sound = match &piece.check {
             Check::File => target.whole == Some(hasher.finalize().to_hex().as_str()),
-            Check::Block { index, hash } => {
-                let sound = compact(hasher.finalize()) == *hash;
-                if sound {
-                    (self.mark)(target.path, u64::from(*index) + 1);
-                }
-                sound
-            }
+            Check::Block { hash, .. } => compact(hasher.finalize()) == *hash,
         };
         if !sound {
             let what = match &piece.check {
@@ -555,14 +594,20 @@ impl Writer<'_, '_> {
             ));
         }
         self.next += 1;
-        let last = self
+        // Every block this set gives of the file below the next one it
+        // gives is written (all of them after the file's last piece).
+        let following = self
             .reads
             .pieces
             .get(self.next)
-            .is_none_or(|p| p.target != piece.target);
-        if last {
-            (self.mark)(target.path, u64::MAX);
-            self.open = None;
+            .filter(|p| p.target == piece.target);
+        match following.map(|p| &p.check) {
+            Some(Check::Block { index, .. }) => (self.mark)(target.path, u64::from(*index)),
+            Some(Check::File) => {}
+            None => {
+                (self.mark)(target.path, u64::MAX);
+                self.open = None;
+            }
         }
         Ok(())
     }
@@ -613,36 +658,75 @@ mod tests {
         out
     }
 
+    fn layout(words: &[u64], compressed: bool) -> Layout {
+        Layout {
+            content: Default::default(),
+            compressed,
+            frames: crate::manifest::Words(words.to_vec()),
+        }
+    }
+
     #[test]
     fn a_layout_that_does_not_fit_its_set_is_not_used() {
         let good = [0, 0, 100, 40, 200, 90];
-        assert!(checked_frames(&good, 90).is_some());
-        for (words, len, why) in [
-            (&good[..], 89, "the manifest's region past the set's end"),
-            (&[0, 0, 100][..], 90, "half a pair"),
-            (&[][..], 90, "no pair"),
+        assert!(checked_frames(&layout(&good, true), 90).is_some());
+        for (words, compressed, len, why) in [
+            (
+                &good[..],
+                true,
+                89,
+                "the manifest's region past the set's end",
+            ),
+            (&[0, 0, 100][..], true, 90, "half a pair"),
+            (&[][..], true, 90, "no pair"),
             (
                 &[1, 0, 100, 40, 200, 90][..],
+                true,
                 90,
                 "a first frame not at the start",
             ),
-            (&[0, 0, 100, 40, 100, 90][..], 90, "a frame of no bytes"),
-            (&[0, 0, 100, 40, 90, 90][..], 90, "a frame going back"),
+            (
+                &[0, 0, 100, 40, 100, 90][..],
+                true,
+                90,
+                "a frame of no bytes",
+            ),
+            (&[0, 0, 100, 40, 90, 90][..], true, 90, "a frame going back"),
             (
                 &[0, 0, MAX_CONTENT + 1, 40][..],
+                true,
                 90,
                 "a frame larger than sauve writes",
             ),
             (
                 &[0, 0, 100, MAX_COMPRESSED + 1][..],
+                true,
                 u64::MAX,
                 "compressed past zstd's bound",
             ),
-            (&[50, 40][..], 90, "a plain stream whose two offsets differ"),
+            (
+                &[50, 40][..],
+                false,
+                90,
+                "a plain stream whose two offsets differ",
+            ),
+            (&good[..], false, 90, "a plain stream with frames"),
         ] {
-            assert_eq!(checked_frames(words, len), None, "{why}");
+            assert_eq!(
+                checked_frames(&layout(words, compressed), len),
+                None,
+                "{why}"
+            );
         }
-        assert_eq!(checked_frames(&[70, 70], 90), Some(vec![(70, 70)]));
+        assert_eq!(
+            checked_frames(&layout(&[70, 70], false), 90),
+            Some(vec![(70, 70)])
+        );
+        // An empty compressed set: its manifest's frame alone.
+        assert_eq!(
+            checked_frames(&layout(&[0, 0], true), 90),
+            Some(vec![(0, 0)])
+        );
     }
 
     #[test]
@@ -650,7 +734,7 @@ mod tests {
         let table = frames(&[(100, 50); 6]);
         // Frame 0, frames 2 and 3 (one piece across them), frame 5.
         let pieces = [piece(10, 20), piece(230, 100), piece(510, 5)];
-        let runs = runs_of(&pieces, &table);
+        let runs = runs_of(&pieces, Some(&table));
         assert_eq!(
             runs,
             vec![
@@ -672,7 +756,7 @@ mod tests {
             ]
         );
         // Two pieces in one frame read it once.
-        let runs = runs_of(&[piece(10, 5), piece(20, 5), piece(120, 1)], &table);
+        let runs = runs_of(&[piece(10, 5), piece(20, 5), piece(120, 1)], Some(&table));
         assert_eq!(
             runs,
             vec![Run {
@@ -700,7 +784,7 @@ mod tests {
                 .chunks_exact(2)
                 .map(|c| piece(c[0], c[1] - c[0]))
                 .collect();
-            let runs = runs_of(&pieces, &table);
+            let runs = runs_of(&pieces, Some(&table));
             let mut read = Vec::new();
             for r in &runs {
                 let fs = r.frames.clone().unwrap();
@@ -719,8 +803,8 @@ mod tests {
             prop_assert_eq!(read.into_iter().collect::<std::collections::BTreeSet<_>>(), needed);
         }
 
-        /// A stream that is not compressed is read in ranges that cover
-        /// every piece, in order, apart.
+        /// A stream that is not compressed is read in ranges of at most
+        /// RUN bytes that cover every piece, in order, apart.
         #[test]
         fn plain_runs_cover_every_piece(
             cuts in proptest::collection::vec((0u64..(64 << 20), 0u64..(64 << 20)), 0..30),
@@ -731,10 +815,16 @@ mod tests {
                 .chunks_exact(2)
                 .map(|c| piece(c[0], c[1] - c[0]))
                 .collect();
-            let runs = runs_of(&pieces, &[(64 << 20, 64 << 20)]);
+            let runs = runs_of(&pieces, None);
             prop_assert!(runs.windows(2).all(|w| w[0].set.end <= w[1].set.start));
-            for p in pieces.iter().filter(|p| p.len > 0) {
-                prop_assert!(runs.iter().any(|r| r.set.start <= p.start && p.end() <= r.set.end));
+            prop_assert!(runs.iter().all(|r| r.set.end - r.set.start <= RUN));
+            // Every byte of every piece in a run (runs are apart).
+            for p in &pieces {
+                let covered: u64 = runs
+                    .iter()
+                    .map(|r| r.set.end.min(p.end()).saturating_sub(r.set.start.max(p.start)))
+                    .sum();
+                prop_assert_eq!(covered, p.len, "{:?} in {:?}", p, runs);
             }
             for r in &runs {
                 prop_assert_eq!(r.tar, r.set.start);
