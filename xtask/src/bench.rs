@@ -679,6 +679,19 @@ fn logfile_rows(bin: &Path, dir: &Path) -> Result<Vec<(String, f64, f64)>> {
 /// Builds `package`'s example `example` as it was at `rev`, in a worktree
 /// of its own.
 fn baseline_example(rev: &str, package: &str, example: &str) -> Result<PathBuf> {
+    let target = baseline_build(rev, &["-p", package, "--example", example])?;
+    Ok(target.join("release/examples").join(example))
+}
+
+/// Builds the `sauve` command as it was at `rev`, in a worktree of its own.
+pub(crate) fn baseline_sauve(rev: &str) -> Result<PathBuf> {
+    let target = baseline_build(rev, &["-p", "sauve-cli", "--bin", "sauve"])?;
+    Ok(target.join("release/sauve"))
+}
+
+/// Runs `cargo build --release` with `what` in a worktree of `rev`, and
+/// returns the target folder.
+fn baseline_build(rev: &str, what: &[&str]) -> Result<PathBuf> {
     let src = repo_root().join("target/bench-baseline-src");
     // A worktree left by an interrupted run.
     let _ = Command::new("git")
@@ -703,16 +716,9 @@ fn baseline_example(rev: &str, package: &str, example: &str) -> Result<PathBuf> 
     let target = repo_root().join("target/bench-baseline");
     let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let built = Command::new(cargo_bin)
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            package,
-            "--example",
-            example,
-            "--target-dir",
-        ])
+        .args(["build", "--release", "--quiet"])
+        .args(what)
+        .arg("--target-dir")
         .arg(&target)
         .current_dir(&src)
         .status()
@@ -723,9 +729,9 @@ fn baseline_example(rev: &str, package: &str, example: &str) -> Result<PathBuf> 
         .current_dir(repo_root())
         .status();
     if !built.success() {
-        bail!("cannot build {example} at {rev}");
+        bail!("cannot build {} at {rev}", what.join(" "));
     }
-    Ok(target.join("release/examples").join(example))
+    Ok(target)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

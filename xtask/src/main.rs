@@ -252,11 +252,11 @@ mod tests {
             ),
             (
                 &["xtask", "bench", "peers"][..],
-                "Bench { bench: Peers(Options { data_mb: 1024, attach_mb: 512, days: 6, block_kib: None, store: false, export_mb: 0 }) }",
+                "Bench { bench: Peers(Options { data_mb: 1024, attach_mb: 512, days: 6, block_kib: None, store: false, export_mb: 0, baseline: None }) }",
             ),
             (
                 &["xtask", "bench", "peers", "--store", "--data-mb", "4096"][..],
-                "Bench { bench: Peers(Options { data_mb: 4096, attach_mb: 512, days: 6, block_kib: None, store: true, export_mb: 0 }) }",
+                "Bench { bench: Peers(Options { data_mb: 4096, attach_mb: 512, days: 6, block_kib: None, store: true, export_mb: 0, baseline: None }) }",
             ),
             (&["xtask", "ci"][..], "Ci { print: false }"),
         ] {

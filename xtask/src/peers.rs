@@ -47,6 +47,11 @@ pub(crate) struct Options {
     /// what a restore of the last day has no use for
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub(crate) export_mb: u64,
+    /// With --store: the last day's incremental sets restored again by
+    /// `sauve` as it was at REV (built in a worktree), a baseline measured
+    /// in the same run
+    #[arg(long, value_name = "REV", requires = "store")]
+    pub(crate) baseline: Option<String>,
 }
 
 /// A tool in the comparison: how it backs up day `d` and restores the last.
@@ -547,6 +552,9 @@ pub(crate) fn heading(o: &Options) {
                 0 => String::new(),
                 mb => format!(" --export-mb {mb}"),
             }
+            + &o.baseline
+                .as_ref()
+                .map_or_else(String::new, |rev| format!(" --baseline {rev}"))
     );
     println!();
     println!("{}", machine());

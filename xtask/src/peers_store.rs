@@ -45,6 +45,13 @@ const RUSTIC: usize = 3;
 pub(crate) fn run(o: &Options) -> Result<()> {
     install_missing()?;
     let rustic = install_rustic();
+    let baseline = match &o.baseline {
+        Some(rev) => {
+            eprintln!("building sauve as it was at {rev}…");
+            Some(crate::bench::baseline_sauve(rev)?)
+        }
+        None => None,
+    };
     let Setup {
         sauve,
         work,
@@ -103,6 +110,7 @@ pub(crate) fn run(o: &Options) -> Result<()> {
         .collect();
     let tools = Tools {
         sauve,
+        baseline,
         rustic: rustic.as_ref().ok().cloned(),
         restic_repo: format!("s3:{endpoint}/{bucket}/restic"),
         cache: work.join("cache"),
@@ -132,15 +140,17 @@ pub(crate) fn run(o: &Options) -> Result<()> {
         }
     }
     sh(&configurations.as_full)?;
-    restore_last_day(&tools, &work, &mut peers, o.days + 1)?;
+    let baseline = restore_last_day(&tools, &work, &mut peers, o.days + 1)?;
 
     let usage = Usage::of(&garage)?;
-    report(o, input, &peers, &usage, rustic.err())
+    report(o, input, (&peers, baseline), &usage, rustic.err())
 }
 
 /// What the scripts need to reach each tool and the bucket.
 struct Tools<'a> {
     sauve: PathBuf,
+    /// `sauve` as it was at `--baseline`.
+    baseline: Option<PathBuf>,
     rustic: Option<PathBuf>,
     restic_repo: String,
     /// restic's and rustic's caches, outside the bucket.
@@ -266,8 +276,14 @@ const RESTORE_RUNS: usize = 3;
 /// is dropped before each where the machine allows it: every tool then
 /// reads its objects from the store's disk, as a restore after a disaster
 /// does, rather than some from memory (the last full set was written
-/// minutes before, the chain's first set days of writes ago).
-fn restore_last_day(t: &Tools<'_>, work: &Path, peers: &mut [Peer], last: usize) -> Result<()> {
+/// minutes before, the chain's first set days of writes ago). Returns the
+/// baseline's restore of the incremental sets, when there is one.
+fn restore_last_day(
+    t: &Tools<'_>,
+    work: &Path,
+    peers: &mut [Peer],
+    last: usize,
+) -> Result<Option<Sample>> {
     let to = work.join("restored");
     let mut clean = format!("rm -rf {t} && mkdir -p {t} && sync", t = q(&to));
     if can_drop_caches() {
@@ -300,8 +316,20 @@ fn restore_last_day(t: &Tools<'_>, work: &Path, peers: &mut [Peer], last: usize)
         eprintln!("restore from the bucket: {}…", p.name);
         p.restore = Some(measure_env(&script, &clean, RESTORE_RUNS, &t.env)?);
     }
+    let baseline = match &t.baseline {
+        Some(old) => {
+            eprintln!("restore from the bucket: the incremental sets, by the baseline's sauve…");
+            let script = format!(
+                "{} restore {} --to {target}/r > /dev/null && sync -f {target}",
+                q(old),
+                set(peers[SAUVE_INC].prefix)
+            );
+            Some(measure_env(&script, &clean, RESTORE_RUNS, &t.env)?)
+        }
+        None => None,
+    };
     let _ = std::fs::remove_dir_all(&to);
-    Ok(())
+    Ok(baseline)
 }
 
 /// The bucket's objects, as the store lists them: key and size.
@@ -351,7 +379,7 @@ impl Usage {
 fn report(
     o: &Options,
     input: u64,
-    peers: &[Peer],
+    (peers, baseline): (&[Peer], Option<Sample>),
     usage: &Usage,
     rustic: Option<String>,
 ) -> Result<()> {
@@ -422,6 +450,15 @@ fn report(
         "restore of the last incremental / of the last full set, from the bucket (time; target ≤ 1.25x)",
         restore(inc) / restore(full).max(1e-9),
     );
+    if let (Some(old), Some(rev)) = (baseline, &o.baseline) {
+        row(
+            &format!(
+                "restore of the last incremental, this build / {rev}'s ({:.2} s) (time)",
+                old.seconds
+            ),
+            restore(inc) / old.seconds.max(1e-9),
+        );
+    }
     if let Some(rustic) = peers.get(RUSTIC) {
         row(
             "incremental week / rustic's repository (size)",

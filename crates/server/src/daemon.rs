@@ -431,6 +431,15 @@ mod tests {
 
     use super::*;
 
+    /// Held by the tests that take a run lock and let it go, and by those
+    /// that start a process: a child forked by another thread holds the
+    /// lock's file (and so the lock) until it runs its command.
+    static FORKS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn no_forks() -> std::sync::MutexGuard<'static, ()> {
+        FORKS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     #[test]
     fn a_listen_address_outside_loopback_needs_an_https_public_url_or_insecure_listen() {
         let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
@@ -466,6 +475,7 @@ mod tests {
 
     #[test]
     fn a_second_run_lock_on_an_app_is_refused_naming_the_holder_until_it_is_released() {
+        let _alone = no_forks();
         let dir = tempfile::tempdir().unwrap();
         let app = dir.path().join("App");
         let first = RunLock::take(&app).unwrap();
@@ -502,9 +512,11 @@ mod tests {
         let app = dir.path().join("App");
         drop(RunLock::take(&app).map(|l| l.record(Some("http://127.0.0.1:7070"))));
         // The last server's pid, of a process that has ended.
+        let forking = no_forks();
         let mut gone = std::process::Command::new("true").spawn().unwrap();
         let pid = gone.id();
         gone.wait().unwrap();
+        drop(forking);
         let info = format!(r#"{{"pid":{pid},"url":"http://127.0.0.1:7070"}}"#);
         std::fs::write(run_lock_path(&app), info).unwrap();
         write_server_file(&app, "http://127.0.0.1:7070", "t").unwrap();
