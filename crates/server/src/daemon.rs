@@ -437,7 +437,9 @@ mod tests {
     static FORKS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
     fn no_forks() -> std::sync::MutexGuard<'static, ()> {
-        FORKS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        FORKS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     #[test]
