@@ -258,6 +258,19 @@ mod tests {
                 &["xtask", "bench", "peers", "--store", "--data-mb", "4096"][..],
                 "Bench { bench: Peers(Options { data_mb: 4096, attach_mb: 512, days: 6, block_kib: None, store: true, export_mb: 0, baseline: None }) }",
             ),
+            (
+                &[
+                    "xtask",
+                    "bench",
+                    "peers",
+                    "--store",
+                    "--export-mb",
+                    "512",
+                    "--baseline",
+                    "ce4cc95",
+                ][..],
+                "Bench { bench: Peers(Options { data_mb: 1024, attach_mb: 512, days: 6, block_kib: None, store: true, export_mb: 512, baseline: Some(\"ce4cc95\") }) }",
+            ),
             (&["xtask", "ci"][..], "Ci { print: false }"),
         ] {
             assert_eq!(parse(args).unwrap(), expected, "{args:?}");
@@ -277,6 +290,8 @@ mod tests {
             &["xtask", "fuzz", "--seconds", "soon"][..],
             &["xtask", "ci", "--dry-run"][..],
             &["xtask", "test", "--check", "--setup-only"][..],
+            // A baseline's restore is of the bucket's sets.
+            &["xtask", "bench", "peers", "--baseline", "ce4cc95"][..],
         ] {
             assert!(Cli::try_parse_from(args).is_err(), "{args:?} was accepted");
         }

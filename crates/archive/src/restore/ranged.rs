@@ -729,6 +729,138 @@ mod tests {
         );
     }
 
+    /// A file of `size` bytes, with blocks of `block` bytes when given.
+    fn file(path: &str, size: u64, block: Option<u64>) -> ManifestEntry {
+        use crate::manifest::{BlockHashes, Blocks, EntryKind, EntryType};
+        ManifestEntry {
+            kind: EntryKind::Attachment,
+            source: String::new(),
+            path: path.to_owned(),
+            entry_type: EntryType::File,
+            size,
+            mode: 0o644,
+            mtime: 0,
+            blake3: Some(blake3::hash(b"").to_hex().to_string()),
+            target: None,
+            store: Store::Stored,
+            inode: None,
+            blocks: block.map(|block_size| Blocks {
+                block_size,
+                hashes: BlockHashes::from(vec![7; Blocks::count(size, block_size) as usize]),
+                changed: Vec::new(),
+            }),
+        }
+    }
+
+    /// A compressed set of `files` (each with where its content starts),
+    /// its stream `mib` MiB in frames of 1 MiB, each 512 KiB compressed.
+    fn set_of(files: Vec<(ManifestEntry, u64)>, mib: u64) -> (Manifest, u64) {
+        let (entries, content): (Vec<_>, Vec<_>) = files.into_iter().unzip();
+        let frames = (0..=mib).flat_map(|i| [i << 20, i << 19]).collect();
+        let manifest = Manifest {
+            format: crate::manifest::FORMAT.to_owned(),
+            version: crate::manifest::VERSION,
+            header: crate::manifest::ManifestHeader::new(
+                crate::SetKind::Backup,
+                1,
+                "App",
+                jiff::Timestamp::UNIX_EPOCH,
+            ),
+            ended_at: jiff::Timestamp::UNIX_EPOCH,
+            entries,
+            indexed: true,
+            layout: Some(Layout {
+                content: crate::manifest::Words(content),
+                compressed: true,
+                frames: crate::manifest::Words(frames),
+            }),
+        };
+        (manifest, (mib << 19) + 4096)
+    }
+
+    fn supplies(of: &[(&str, u64, Supply)]) -> BTreeMap<String, (u64, Supply)> {
+        of.iter()
+            .map(|(path, size, s)| ((*path).to_owned(), (*size, s.clone())))
+            .collect()
+    }
+
+    fn rest(blocks: std::ops::Range<u32>) -> Supply {
+        Supply::Rest {
+            take: blocks.collect(),
+            block_size: 4096,
+        }
+    }
+
+    #[test]
+    fn a_set_is_read_in_ranges_only_when_that_reads_less() {
+        let (m, len) = set_of(
+            vec![
+                (file("small", 200 << 10, None), 512),
+                (file("big", 8 << 20, None), (1 << 20) + 512),
+            ],
+            10,
+        );
+        // The small file alone: its frame, and no other.
+        let wanted = supplies(&[("small", 200 << 10, Supply::Whole)]);
+        let reads = Reads::plan(&m, &wanted, len).expect("read in ranges");
+        assert_eq!(
+            reads.runs,
+            vec![Run {
+                set: 0..(1 << 19),
+                tar: 0,
+                frames: Some(0..1)
+            }]
+        );
+        // Both: nearly every frame, read through.
+        let wanted = supplies(&[
+            ("small", 200 << 10, Supply::Whole),
+            ("big", 8 << 20, Supply::Whole),
+        ]);
+        assert!(Reads::plan(&m, &wanted, len).is_none());
+        // A set shorter than its layout says is read through.
+        let wanted = supplies(&[("small", 200 << 10, Supply::Whole)]);
+        assert!(Reads::plan(&m, &wanted, len / 2).is_none());
+    }
+
+    #[test]
+    fn pieces_of_two_files_that_interleave_are_not_read_in_ranges() {
+        let plan = |b_at: u64| {
+            let (m, len) = set_of(
+                vec![
+                    (file("a", 3 * 4096, Some(4096)), 512),
+                    (file("b", 100, None), b_at),
+                ],
+                8,
+            );
+            // Blocks 0 and 2 of a; b between them when it starts at 4608.
+            let wanted = supplies(&[
+                (
+                    "a",
+                    3 * 4096,
+                    Supply::Rest {
+                        take: [0, 2].into(),
+                        block_size: 4096,
+                    },
+                ),
+                ("b", 100, Supply::Whole),
+            ]);
+            Reads::plan(&m, &wanted, len).is_some()
+        };
+        assert!(!plan(512 + 4096), "b inside a's pieces");
+        assert!(plan(20_000), "b after a");
+    }
+
+    #[test]
+    fn a_set_needing_more_pieces_than_allowed_is_read_through() {
+        let blocks = MAX_PIECES as u32 + 1;
+        let size = u64::from(blocks) * 4096;
+        let (m, len) = set_of(vec![(file("huge", size, Some(4096)), 512)], 16 << 10);
+        let few = supplies(&[("huge", size, rest(0..1000))]);
+        assert!(Reads::plan(&m, &few, len).is_some());
+        let all = supplies(&[("huge", size, rest(0..blocks))]);
+        assert!(Reads::plan(&m, &all, len).is_none());
+    }
+
     #[test]
     fn neighbouring_frames_are_read_in_one_range_and_far_ones_apart() {
         let table = frames(&[(100, 50); 6]);
