@@ -18,6 +18,11 @@ pub enum AlertKind {
     Stale,
     /// `sauve alert test`.
     Test,
+    /// A restore rehearsal failed (behaviour §22): always raised.
+    RehearsalFailed,
+    /// The newest proven recovery point is older than
+    /// `alerts.proven_stale_after` (behaviour §22).
+    ProofStale,
 }
 
 impl AlertKind {
@@ -29,6 +34,8 @@ impl AlertKind {
             AlertKind::Heartbeat => "heartbeat",
             AlertKind::Stale => "stale",
             AlertKind::Test => "test",
+            AlertKind::RehearsalFailed => "rehearsal-failed",
+            AlertKind::ProofStale => "proof-stale",
         }
     }
 }
@@ -77,6 +84,8 @@ impl Alert {
             AlertKind::Heartbeat => "a backup ended",
             AlertKind::Stale => "no backup succeeded for too long",
             AlertKind::Test => "test alert",
+            AlertKind::RehearsalFailed => "a restore rehearsal failed",
+            AlertKind::ProofStale => "no restore proven for too long",
         };
         format!(
             "{what} ({} {}) for {} on {}",

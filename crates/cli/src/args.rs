@@ -142,6 +142,44 @@ pub(crate) enum Command {
         #[arg(long, value_name = "FILE")]
         identity: Option<PathBuf>,
     },
+    /// Rehearse a restore: restore a set into a sandbox, integrate its log
+    /// backups, run the check, remove the sandbox.
+    ///
+    /// The set is read from the app's destination (or --from, --offsite,
+    /// [rehearsal] from), restored into a sandbox outside the app
+    /// ([rehearsal] folder, by default APP.rehearsal beside the app), every
+    /// file checked against its manifest; the log backups (.4BL) after it,
+    /// from the same source and never the live log, are read and checked
+    /// (CRC, sequences, data identity); then [rehearsal] check runs on the
+    /// result. Recorded in the Backup Journal, the history and sauve status
+    /// (the proven recovery point); a failure raises an alert. Ctrl-C stops
+    /// it (1406). Exit code: 0 when proven, 2 for a bad command line, 1
+    /// otherwise.
+    Rehearse {
+        #[command(flatten)]
+        app: AppArg,
+        /// The set of this number (default: the newest).
+        #[arg(long, value_name = "N")]
+        set: Option<u32>,
+        /// A set picked at random among those the source keeps.
+        #[arg(long)]
+        random: bool,
+        /// Where the sets are: s3://bucket/prefix/ or a folder (default: [rehearsal] from, else the destination).
+        #[arg(long, value_name = "URL|DIR")]
+        from: Option<String>,
+        /// An [[offsite]] entry of sauve.toml: its place (1, 2...) or its URL.
+        #[arg(long, value_name = "NAME")]
+        offsite: Option<String>,
+        /// Integrate the logs up to this time (YYYY-MM-DD HH:MM[:SS], local), from the newest set before it.
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// For encrypted sets: an age identity file (default: [rehearsal] identity_file).
+        #[arg(long, value_name = "FILE")]
+        identity: Option<PathBuf>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the Backup Journal (APP/Logs/Backup Journal[NNN].txt, or
     /// APP/Data/Logs/ where the app keeps it there), oldest first.
     Journal {

@@ -296,12 +296,13 @@ pub(crate) fn history(app: &Path, json: bool, io: &mut Io<'_>) -> Result<(), Fai
                 sauve_history::Operation::Backup => "backup",
                 sauve_history::Operation::Restore => "restore",
                 sauve_history::Operation::Integration => "logs",
+                sauve_history::Operation::Rehearsal => "rehearsal",
             };
             let status = e
                 .status
                 .map_or("?".to_owned(), |s| Status::from_code(s).to_string());
             out.push_str(&format!(
-                "  {:>5}  {op:7}  {}  {:>8} ms  {status}  {}\n",
+                "  {:>5}  {op:9}  {}  {:>8} ms  {status}  {}\n",
                 e.backup_number.text(),
                 e.starting_date,
                 e.duration,

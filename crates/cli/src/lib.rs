@@ -20,6 +20,7 @@ mod exec;
 mod journal;
 mod kit;
 mod logshow;
+mod rehearse;
 mod remote;
 mod report;
 mod settings;
@@ -115,6 +116,28 @@ fn dispatch(command: Command, io: &mut Io<'_>) -> Result<(), Failure> {
             app,
             identity,
         } => archive::list(&archive, json, app.as_deref(), identity.as_deref(), io),
+        Command::Rehearse {
+            app,
+            set,
+            random,
+            from,
+            offsite,
+            until,
+            identity,
+            json,
+        } => rehearse::run(
+            rehearse::Asked {
+                app: app.app,
+                set,
+                random,
+                from,
+                offsite,
+                until,
+                identity,
+                json,
+            },
+            io,
+        ),
         Command::Journal { app, tail, json } => journal::show(&app.app, tail, json, io),
         Command::Alert(cmd) => alert::run(cmd, io),
         Command::Ui {

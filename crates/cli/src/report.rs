@@ -147,6 +147,13 @@ pub(crate) fn print_status(
             text.push_str(&format!("  data lock   {w} ms\n"));
         }
     }
+    // Proof of recoverability (behaviour §22).
+    if !value["rehearsal"].is_null() {
+        let zone = jiff::tz::TimeZone::system();
+        for line in sauve_engine::proof_lines(&value["rehearsal"], jiff::Timestamp::now(), &zone) {
+            text.push_str(&format!("{line}\n"));
+        }
+    }
     let next = value["next_scheduled"].as_str().unwrap_or("none");
     let off = if value["scheduler_disabled"].as_bool() == Some(true) {
         " (scheduler off after 1401)"

@@ -126,14 +126,32 @@ fn open_existing_lock(path: &Path) -> Result<Option<File>, EngineError> {
     Ok(Some(File::from(fd)))
 }
 
-/// Takes the exclusive advisory lock of `path` without waiting: another
-/// holder is [`EngineError::HeldByAnotherProcess`] (1402).
+/// How many times a lock held elsewhere is tried again, [`RETRY_STEP`]
+/// apart: a child this process forks (an alert command, a rehearsal's
+/// check) holds a copy of every descriptor, and so every `flock`, until it
+/// runs `exec`. A lock released here is free again an instant later.
+const RETRIES: u32 = 20;
+const RETRY_STEP: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Takes the exclusive advisory lock of `path` without waiting for its
+/// holder: another holder is [`EngineError::HeldByAnotherProcess`] (1402),
+/// once it has held it for [`RETRIES`] × [`RETRY_STEP`].
 pub(crate) fn try_lock(path: &Path) -> Result<File, EngineError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(EngineError::io("create folder", dir))?;
     }
     let file = sauve_durable::open_lock_file(path).map_err(EngineError::io("open", path))?;
-    match file.try_lock() {
+    let mut tries = 0;
+    let taken = loop {
+        match file.try_lock() {
+            Err(std::fs::TryLockError::WouldBlock) if tries < RETRIES => {
+                tries += 1;
+                std::thread::sleep(RETRY_STEP);
+            }
+            taken => break taken,
+        }
+    };
+    match taken {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(EngineError::HeldByAnotherProcess {
             path: path.to_path_buf(),

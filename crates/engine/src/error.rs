@@ -22,6 +22,8 @@ pub enum Busy {
     Restore,
     /// A log integration.
     Integration,
+    /// A restore rehearsal (behaviour §22): a backup that comes due stops it.
+    Rehearsal,
 }
 
 impl std::fmt::Display for Busy {
@@ -30,6 +32,7 @@ impl std::fmt::Display for Busy {
             Busy::Backup => "a backup",
             Busy::Restore => "a restore",
             Busy::Integration => "a log integration",
+            Busy::Rehearsal => "a restore rehearsal",
         })
     }
 }
@@ -291,6 +294,63 @@ pub enum EngineError {
         /// The system's error.
         source: std::io::Error,
     },
+    /// A restore rehearsal's check failed (1420, behaviour §22).
+    #[error("the check `{check}` failed: {why}")]
+    RehearsalCheck {
+        /// The check as configured.
+        check: String,
+        /// What went wrong, with what it printed.
+        why: String,
+    },
+    /// The rehearsal folder is the app or inside it (1407).
+    #[error("the rehearsal folder \"{}\" is inside the app \"{}\" (accepted: a folder outside the app, such as the default beside it; rehearsal.folder in sauve.toml)", folder.display(), app.display())]
+    RehearsalInsideApp {
+        /// The folder.
+        folder: PathBuf,
+        /// The app.
+        app: PathBuf,
+    },
+    /// The source holds no backup set of the app's base (1410).
+    #[error("{source_name} holds no backup set of {base} to rehearse")]
+    NothingToRehearse {
+        /// Where the sets were looked for.
+        source_name: String,
+        /// The base name.
+        base: String,
+    },
+    /// A rehearsal asked for a set its source does not hold (1410).
+    #[error("{source_name} holds no set {number} of {base} (accepted: {held})")]
+    NoSuchSet {
+        /// The number asked for.
+        number: BackupNumber,
+        /// Where the sets were looked for.
+        source_name: String,
+        /// The base name.
+        base: String,
+        /// The numbers it holds, as a list for people.
+        held: String,
+    },
+    /// The source's sets are encrypted and no identity is at hand (1419):
+    /// a rehearsal cannot prove them on this host.
+    #[error(
+        "the sets in {source_name} are encrypted and no identity is given: they are not provable on this host (accepted: --identity FILE, or rehearsal.identity_file in sauve.toml)"
+    )]
+    NeedsIdentity {
+        /// Where the sets are.
+        source_name: String,
+    },
+    /// A step of a rehearsal failed: the set and source it read.
+    #[error("rehearsal of {set} from {source_name}: {step}: {inner}")]
+    Rehearsal {
+        /// The set, `App[0012]`.
+        set: String,
+        /// Where it was read from.
+        source_name: String,
+        /// What was being done.
+        step: &'static str,
+        /// What failed.
+        inner: Box<EngineError>,
+    },
     /// A run panicked; the engine recovered (1409).
     #[error("internal error: {0}")]
     Internal(String),
@@ -311,7 +371,11 @@ impl EngineError {
     pub fn status(&self) -> Status {
         use EngineError as E;
         match self {
-            E::Settings(_) | E::OwnSettings(_) => Status::InvalidSettings,
+            E::Settings(_) | E::OwnSettings(_) | E::NeedsIdentity { .. } => Status::InvalidSettings,
+            E::RehearsalCheck { .. } => Status::RehearsalCheckFailed,
+            E::RehearsalInsideApp { .. } => Status::DestinationInvalid,
+            E::NothingToRehearse { .. } | E::NoSuchSet { .. } => Status::ArchiveMissing,
+            E::Rehearsal { inner, .. } => inner.status(),
             E::DestinationPath { .. }
             | E::DestinationUncreatable { .. }
             | E::DestinationNotAFolder { .. }

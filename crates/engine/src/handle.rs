@@ -160,6 +160,8 @@ pub(crate) struct Ticket {
     id: u64,
     _lock: std::fs::File,
     coordinator: Addr<Coordinator>,
+    /// Cancelled by Stop and, for a rehearsal, by a backup that comes due.
+    pub(crate) stop: sauve_locking::CancellationToken,
 }
 
 impl Drop for Ticket {
@@ -202,6 +204,7 @@ impl Engine {
                         tally: tally_tx,
                         busy: None,
                         stop: None,
+                        freed: watch::channel(0).0,
                         ids: 0,
                     }
                     .start();
@@ -442,10 +445,11 @@ impl BackupHandle {
         Ok(self.ticket(admitted?))
     }
 
-    fn ticket(&self, Admitted { id, lock }: Admitted) -> Ticket {
+    fn ticket(&self, Admitted { id, lock, stop }: Admitted) -> Ticket {
         Ticket {
             id,
             _lock: lock,
+            stop,
             coordinator: self.inner.coordinator.clone(),
         }
     }
@@ -473,6 +477,65 @@ impl BackupHandle {
     ) -> Result<crate::restore::Restored, EngineError> {
         self.restore_watched(archive, options, trigger, Arc::default())
             .await
+    }
+
+    /// Rehearses a restore (behaviour §22): a set of the source restored
+    /// into a sandbox outside the app, its log backups integrated (read and
+    /// checked; nothing applied), `[rehearsal] check` run on the result,
+    /// the sandbox removed. Refused while a backup, a restore or an
+    /// integration runs (1402, 1417); a backup that comes due stops it
+    /// (1406), as Stop does. Once admitted it is recorded whatever its end
+    /// (journal, history, state; an alert when it fails): the report's
+    /// `record.status` tells. `Err` is a rehearsal refused before it began.
+    pub async fn rehearse(
+        &self,
+        options: crate::RehearsalOptions,
+    ) -> Result<crate::Rehearsal, EngineError> {
+        self.rehearse_on_thread(options, None).await
+    }
+
+    /// [`BackupHandle::rehearse`] with the host's own functions: `host`
+    /// opens the restored data, applies each log record to it and checks it.
+    pub async fn rehearse_with(
+        &self,
+        options: crate::RehearsalOptions,
+        host: Box<dyn crate::RehearsalHost>,
+    ) -> Result<crate::Rehearsal, EngineError> {
+        self.rehearse_on_thread(options, Some(host)).await
+    }
+
+    /// Admits a rehearsal, then runs it on a thread of its own at a lower
+    /// priority (its decompression threads inherit it); the admission ends
+    /// once it is recorded.
+    async fn rehearse_on_thread(
+        &self,
+        options: crate::RehearsalOptions,
+        host: Option<Box<dyn crate::RehearsalHost>>,
+    ) -> Result<crate::Rehearsal, EngineError> {
+        let ticket = self.admit(Busy::Rehearsal).await?;
+        let (handle, (tx, rx)) = (self.clone(), tokio::sync::oneshot::channel());
+        std::thread::Builder::new()
+            .name("sauve-rehearsal".to_owned())
+            .spawn(move || {
+                // This thread only (Linux's nice is per thread): best effort.
+                let _ = rustix::process::setpriority_process(None, 10);
+                let job = crate::rehearsal::Job {
+                    options,
+                    host,
+                    stop: ticket.stop.clone(),
+                };
+                let mut rec = handle.recorder();
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    crate::rehearsal::run(&mut rec, job)
+                }));
+                drop(ticket);
+                let _ = tx.send(ran.unwrap_or_else(|_| {
+                    Err(EngineError::Internal("the rehearsal panicked".to_owned()))
+                }));
+            })
+            .map_err(EngineError::Start)?;
+        rx.await
+            .map_err(|_| EngineError::Gone { actor: "rehearsal" })?
     }
 
     /// [`BackupHandle::restore`], adding the bytes restored to `done` as

@@ -44,8 +44,10 @@ mod outcome;
 mod overview;
 mod plan;
 mod progress;
+mod proof;
 mod recorder;
 mod records;
+mod rehearsal;
 mod restore;
 mod retention;
 mod run;
@@ -69,6 +71,8 @@ pub use overview::{
     ContentItem, ContentPart, ContentSummary, DestinationState, DestinationUsage,
     destination_usage, human_bytes,
 };
+pub use proof::{ProofState, ago, proof_json, proof_lines, recovery_ms, took};
+pub use rehearsal::{Pick, Rehearsal, RehearsalError, RehearsalHost, RehearsalOptions, Sandbox};
 pub use restore::{Restored, restore_detached};
 pub use sauve_alerts::{Alert, AlertKind, Delivery};
 pub use sauve_logfile::Until;
@@ -76,8 +80,8 @@ pub use schedule::scheduler_loop;
 pub use settings::AppSettings;
 pub use state::{
     AlertRecord, DataStamp, EngineState, LastBackup, OffsiteFailure, OffsiteStatus, PendingJournal,
-    STATE_FILE, SchedulerView, damaged_state_path, offsite_status, read_set_asides, state_path,
-    status_json,
+    RehearsalRecord, STATE_FILE, SchedulerView, damaged_state_path, data_size, offsite_status,
+    read_set_asides, state_path, status_json,
 };
 pub use views::{Alerts, Config, Offsite, Records};
 
@@ -138,6 +142,7 @@ mod tests {
         send_static::<st::SaveSchedulerState>();
         send_static::<st::ResolveAlert>();
         send_static::<st::ResolveInterrupted>();
+        send_static::<st::RecordRehearsal>();
         send_static::<BackupEvent>();
         send_static::<BackupReport>();
         send_static::<EngineError>();

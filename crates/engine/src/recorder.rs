@@ -107,6 +107,17 @@ impl<'a> Recorder<'a> {
         own.problem.is_none().then_some(own.settings)
     }
 
+    /// sauve.toml as the resolver reads it now, or why it is not valid.
+    pub(crate) fn own_settings_valid(&self) -> Result<Arc<sauve_settings::SauveToml>, EngineError> {
+        call(
+            self.system,
+            &self.actors.resolver,
+            "resolver",
+            ReadOwnSettings,
+        )?
+        .valid()
+    }
+
     /// What point-in-time restores set aside, for an integration: read
     /// strictly ([`crate::state::read_set_asides`]).
     pub(crate) fn set_asides(&self) -> Result<Vec<sauve_logfile::SetAside>, EngineError> {
@@ -127,6 +138,35 @@ impl<'a> Recorder<'a> {
         if let Err(e) = written.and_then(|r| r) {
             self.warnings
                 .push(format!("the Backup Journal was not written: {e}"));
+        }
+    }
+
+    /// Keeps a rehearsal's record in the state (behaviour §22).
+    pub(crate) fn record_rehearsal(&mut self, record: crate::state::RehearsalRecord) {
+        let msg = crate::actors::state::messages::RecordRehearsal { record };
+        let written = call(self.system, &self.actors.state, "state", msg);
+        if let Err(e) = written.and_then(|r| r) {
+            self.warnings
+                .push(format!("the rehearsal was not recorded in the state: {e}"));
+        }
+    }
+
+    /// Raises an alert; `entry` is journaled once its deliveries are known.
+    pub(crate) fn raise(
+        &mut self,
+        draft: crate::actors::alerts::messages::AlertDraft,
+        entry: Entry,
+    ) {
+        // Read now, the settings tell the journal its mode.
+        let _ = self.settings();
+        let msg = crate::actors::alerts::messages::RaiseAlert {
+            draft,
+            journal: entry,
+            whole: false,
+        };
+        let raised = call(self.system, &self.actors.alerter, "alerter", msg);
+        if let Err(e) = raised.and_then(|r| r) {
+            self.warnings.push(format!("the alert was not raised: {e}"));
         }
     }
 

@@ -169,9 +169,99 @@ pub struct EngineState {
         deserialize_with = "lenient_list"
     )]
     pub set_aside: Vec<SetAsideRecord>,
+    /// The last restore rehearsal, whatever its end (behaviour §22).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient"
+    )]
+    pub last_rehearsal: Option<RehearsalRecord>,
+    /// The rehearsal that proved the newest recovery point (behaviour §22).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient"
+    )]
+    pub proven: Option<RehearsalRecord>,
     /// Fields this version does not know, kept as they are.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// One restore rehearsal as the state keeps it (behaviour §22).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RehearsalRecord {
+    /// The set rehearsed, `App[0012]`.
+    pub set: String,
+    /// Its number.
+    pub number: BackupNumber,
+    /// Where it was read from: the folder, or the store's URL as shown.
+    pub source: String,
+    /// How it ended.
+    #[serde(with = "status_code")]
+    pub status: sauve_status::Status,
+    /// What failed, naming the set, the file, the link or the check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Whether a rehearsal can prove anything here: false when the source
+    /// is encrypted and no identity is at hand.
+    pub provable: bool,
+    /// When it started and ended.
+    pub started: Timestamp,
+    /// When it ended.
+    pub ended: Timestamp,
+    /// The newest state it proved restorable: the set's time, or the time
+    /// of the last log record integrated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point: Option<Timestamp>,
+    /// The last log sequence integrated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sequence: Option<u64>,
+    /// Milliseconds restoring the set.
+    pub restore_ms: u64,
+    /// Milliseconds integrating its logs.
+    pub integrate_ms: u64,
+    /// Milliseconds of the host's check.
+    pub check_ms: u64,
+    /// Bytes restored (files of the set, then the log backups).
+    pub bytes: u64,
+    /// The size of the data file in the set, to scale the recovery time to
+    /// the data file's size now.
+    pub data_bytes: u64,
+}
+
+impl RehearsalRecord {
+    /// The recovery time of behaviour §22: restore and integration, scaled
+    /// by the data file's size now over its size in the rehearsed set.
+    pub fn recovery_ms(&self, data_now: Option<u64>) -> u64 {
+        let took = self.restore_ms.saturating_add(self.integrate_ms);
+        match data_now {
+            Some(now) if self.data_bytes > 0 && now > self.data_bytes => {
+                let scaled = u128::from(took) * u128::from(now) / u128::from(self.data_bytes);
+                u64::try_from(scaled).unwrap_or(u64::MAX)
+            }
+            _ => took,
+        }
+    }
+}
+
+/// A status as its code in JSON.
+mod status_code {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        s: &sauve_status::Status,
+        to: S,
+    ) -> Result<S::Ok, S::Error> {
+        to.serialize_i32(s.code())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<sauve_status::Status, D::Error> {
+        Ok(sauve_status::Status::from_code(i32::deserialize(d)?))
+    }
 }
 
 /// A field that does not read is absent rather than the whole file lost:
@@ -424,7 +514,14 @@ pub fn status_json(app: &Path, scheduler: SchedulerView) -> Result<Value, crate:
         "scheduler_disabled": scheduler.disabled,
         "destination": {"path": dest.path, "free_bytes": dest.free_bytes, "used_bytes": dest.used_by_app},
         "offsite": own.map(|own| offsite_status(app, &own, &dest.records)).unwrap_or_default(),
+        "rehearsal": crate::proof::proof_json(&state, data_size(app)),
     }))
+}
+
+/// The size of `app`'s data file now, to scale the recovery time.
+pub fn data_size(app: &Path) -> Option<u64> {
+    let layout = sauve_settings::AppLayout::discover(app).ok()?;
+    std::fs::metadata(&layout.data_file).ok().map(|m| m.len())
 }
 
 /// Where the copies to one `[[offsite]]` destination stand (behaviour §19).

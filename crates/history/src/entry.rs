@@ -14,6 +14,9 @@ pub enum Operation {
     Restore,
     /// A log integration (sauve).
     Integration,
+    /// A restore rehearsal (sauve, behaviour §22): it takes no backup number
+    /// and is kept apart from "keep only the last X".
+    Rehearsal,
 }
 
 /// An attachment and whether the run found it.

@@ -208,16 +208,17 @@ impl History {
     }
 
     /// Keeps, under `key`, the newest `limit` entries of each class: backups
-    /// with an archive, runs without one, restores and log integrations
-    /// (behaviour §12; 999 when retention is off).
+    /// with an archive, runs without one, restores and log integrations,
+    /// restore rehearsals (behaviour §12, §22; 999 when retention is off).
     pub fn retain(&mut self, key: &str, limit: usize) -> Result<(), HistoryError> {
         let entries = self.entries(key).unwrap_or_default();
         let class = |e: &HistoryEntry| match (e.operation(), e.backup_number) {
             (Operation::Restore | Operation::Integration, _) => 2,
+            (Operation::Rehearsal, _) => 3,
             (Operation::Backup, BackupNumber::NONE) => 1,
             (Operation::Backup, _) => 0,
         };
-        let mut counts = [0usize; 3];
+        let mut counts = [0usize; 4];
         let mut keep = vec![false; entries.len()];
         for (i, e) in entries.iter().enumerate().rev() {
             let c = class(e);

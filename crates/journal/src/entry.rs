@@ -28,11 +28,13 @@ pub enum Title {
     AutomaticLogIntegration,
     /// An alert not tied to a run: no backup for too long, a test (sauve's).
     Alert,
+    /// A restore rehearsal (sauve's, behaviour §22).
+    RestoreRehearsal,
 }
 
 impl Title {
     /// Every title, in the order of behaviour §11.1, then sauve's own.
-    pub const ALL: [Title; 9] = [
+    pub const ALL: [Title; 10] = [
         Title::FullBackup,
         Title::FullBackupAborted,
         Title::BackupStopped,
@@ -42,6 +44,7 @@ impl Title {
         Title::AutomaticFullBackupRestore,
         Title::AutomaticLogIntegration,
         Title::Alert,
+        Title::RestoreRehearsal,
     ];
 
     /// The text after `*** `.
@@ -56,6 +59,7 @@ impl Title {
             Title::AutomaticFullBackupRestore => "Automatic Full Backup Restore",
             Title::AutomaticLogIntegration => "Automatic log integration",
             Title::Alert => "Alert",
+            Title::RestoreRehearsal => "Restore rehearsal",
         }
     }
 

@@ -58,8 +58,8 @@ pub use model::{
 };
 pub use own::{
     AlertOn, AlertSettings, CommandSettings, EmailSettings, Environment, IncrementalSettings,
-    MetricsSettings, OffsiteSettings, ProcessEnvironment, SAUVE_TOML, SauveToml, Secret,
-    SecretFrom, SecuritySettings, SmtpTls, StoreConnection, UiSettings, WebhookSettings,
+    MetricsSettings, OffsiteSettings, ProcessEnvironment, RehearsalSettings, SAUVE_TOML, SauveToml,
+    Secret, SecretFrom, SecuritySettings, SmtpTls, StoreConnection, UiSettings, WebhookSettings,
     load_sauve_toml, load_sauve_toml_file, load_sauve_toml_with, load_security, locate_sauve_toml,
     parse_sauve_toml,
 };

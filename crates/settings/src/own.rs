@@ -176,6 +176,9 @@ pub struct AlertSettings {
     pub on: AlertOn,
     /// Raise an alert when no backup succeeded for this long.
     pub stale_after: Option<Duration>,
+    /// Raise an alert when the newest proven recovery point (behaviour
+    /// §22) is older than this.
+    pub proven_stale_after: Option<Duration>,
     /// Webhooks.
     pub webhooks: Vec<WebhookSettings>,
     /// Emails.
@@ -242,6 +245,51 @@ impl IncrementalSettings {
     }
 }
 
+/// `[rehearsal]` (behaviour §22): restore rehearsals, by hand or on a
+/// schedule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RehearsalSettings {
+    /// `folder`: where each rehearsal makes its sandbox; `None`, a folder
+    /// `<app>.rehearsal` beside the app folder. Never inside the app.
+    pub folder: Option<PathBuf>,
+    /// `check`: the host's check, a program and its arguments, with
+    /// `{data}`, `{app}`, `{sandbox}` and `{log}` replaced by the restored
+    /// paths; empty, no check beyond sauve's own.
+    pub check: Vec<String>,
+    /// `check_timeout`: how long the check may run (default 30 minutes).
+    pub check_timeout: Duration,
+    /// `expect`: what the check must print (trimmed) to hold, besides
+    /// exiting 0 (`ok` for SQLite's `PRAGMA integrity_check`).
+    pub expect: Option<String>,
+    /// `every`: how often `sauve run` rehearses (`daily`, `weekly`, or a
+    /// duration of at least an hour); `None`, never on its own.
+    pub every: Option<Duration>,
+    /// `from`: the store URL rehearsals read from (the destination, or an
+    /// `[[offsite]]` one); `None`, the app's destination.
+    pub from: Option<String>,
+    /// `identity_file`: the age identity that reads an encrypted source
+    /// (mode 0600).
+    pub identity_file: Option<PathBuf>,
+    /// `max_mib_s`: the read rate a scheduled rehearsal keeps under, MiB
+    /// per second; `None`, unbounded.
+    pub max_mib_s: Option<u32>,
+}
+
+impl Default for RehearsalSettings {
+    fn default() -> RehearsalSettings {
+        RehearsalSettings {
+            folder: None,
+            check: Vec::new(),
+            check_timeout: Duration::from_secs(30 * 60),
+            expect: None,
+            every: None,
+            from: None,
+            identity_file: None,
+            max_mib_s: None,
+        }
+    }
+}
+
 /// The whole of `sauve.toml`: one typed model, extended by each feature
 /// that needs a setting 4D's XML has no key for.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -266,6 +314,8 @@ pub struct SauveToml {
     pub incremental: IncrementalSettings,
     /// `[security]`.
     pub security: SecuritySettings,
+    /// `[rehearsal]` (behaviour §22).
+    pub rehearsal: RehearsalSettings,
 }
 
 /// How to reach an S3-compatible store: `[destination]`, or the same keys in
@@ -372,6 +422,21 @@ struct Raw {
     incremental: Option<Spanned<RawIncremental>>,
     #[serde(default)]
     security: Option<Spanned<RawSecurity>>,
+    #[serde(default)]
+    rehearsal: Option<Spanned<RawRehearsal>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRehearsal {
+    folder: Option<Spanned<String>>,
+    check: Option<Spanned<Vec<String>>>,
+    check_timeout: Option<Spanned<String>>,
+    expect: Option<String>,
+    every: Option<Spanned<String>>,
+    from: Option<Spanned<String>>,
+    identity_file: Option<Spanned<String>>,
+    max_mib_s: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -446,6 +511,7 @@ struct RawUi {
 struct RawAlerts {
     on: Option<Spanned<String>>,
     stale_after: Option<Spanned<String>>,
+    proven_stale_after: Option<Spanned<String>>,
     #[serde(default)]
     webhook: Vec<Spanned<RawWebhook>>,
     #[serde(default)]
@@ -518,6 +584,125 @@ impl Check<'_> {
             full_every,
             block_kib,
             verify_unchanged: raw.verify_unchanged.unwrap_or(defaults.verify_unchanged),
+        }
+    }
+
+    /// A duration of at least a minute; `None` when absent or invalid (a
+    /// problem then names `key` and `examples`).
+    fn duration(
+        &mut self,
+        v: &Option<Spanned<String>>,
+        key: &str,
+        examples: &str,
+    ) -> Option<Duration> {
+        let v = v.as_ref()?;
+        let text = v.get_ref().trim();
+        let d = parse_duration(text);
+        if d.is_none() {
+            self.problem(
+                v.span(),
+                key,
+                format!("invalid value \"{text}\" (accepted: a duration of at least a minute, such as {examples})"),
+            );
+        }
+        d
+    }
+
+    /// `[rehearsal]` (behaviour §22).
+    fn rehearsal(&mut self, raw: RawRehearsal) -> RehearsalSettings {
+        let defaults = RehearsalSettings::default();
+        let folder = raw.folder.as_ref().and_then(|f| {
+            match crate::layout::resolve_path(self.app, f.get_ref()) {
+                Ok(r) => Some(r.path),
+                Err(e) => {
+                    self.problem(f.span(), "rehearsal.folder", e.to_string());
+                    None
+                }
+            }
+        });
+        let check = match raw.check {
+            Some(c) if c.get_ref().is_empty() || c.get_ref()[0].trim().is_empty() => {
+                self.problem(
+                    c.span(),
+                    "rehearsal.check",
+                    "names no program (accepted: a list whose first item is the program, such as [\"sqlite3\", \"{data}\", \"PRAGMA integrity_check\"])".to_owned(),
+                );
+                Vec::new()
+            }
+            Some(c)
+                if c.get_ref().len() > 256
+                    || c.get_ref()
+                        .iter()
+                        .any(|a| a.len() > 4096 || a.contains('\0')) =>
+            {
+                self.problem(
+                    c.span(),
+                    "rehearsal.check",
+                    "is too long or holds a NUL (accepted: at most 256 items of at most 4096 bytes each)".to_owned(),
+                );
+                Vec::new()
+            }
+            Some(c) => c.into_inner(),
+            None => Vec::new(),
+        };
+        let check_timeout = self
+            .duration(&raw.check_timeout, "rehearsal.check_timeout", "30m or 2h")
+            .unwrap_or(defaults.check_timeout);
+        let every = raw.every.as_ref().and_then(|v| {
+            let text = v.get_ref().trim();
+            let d = match text.to_ascii_lowercase().as_str() {
+                "daily" => Some(Duration::from_secs(86_400)),
+                "weekly" => Some(Duration::from_secs(7 * 86_400)),
+                _ => parse_duration(text).filter(|d| *d >= Duration::from_secs(3600)),
+            };
+            if d.is_none() {
+                self.problem(
+                    v.span(),
+                    "rehearsal.every",
+                    format!("invalid value \"{text}\" (accepted: daily, weekly, or a duration of at least an hour such as 36h or 3d)"),
+                );
+            }
+            d
+        });
+        let from = raw.from.as_ref().and_then(|v| {
+            let text = v.get_ref().trim();
+            if crate::is_store_url(text) {
+                Some(text.to_owned())
+            } else {
+                self.problem(
+                    v.span(),
+                    "rehearsal.from",
+                    format!("invalid value \"{}\" (accepted: an s3://bucket/prefix/ URL, the destination's or an [[offsite]] one; absent, the destination)", crate::shown_url(text)),
+                );
+                None
+            }
+        });
+        let identity_file = raw.identity_file.as_ref().and_then(|f| {
+            let path = match crate::layout::resolve_path(self.app, f.get_ref()) {
+                Ok(r) => r.path,
+                Err(e) => {
+                    self.problem(f.span(), "rehearsal.identity_file", e.to_string());
+                    return None;
+                }
+            };
+            match read_secret_file(&path) {
+                Ok(_) => Some(path),
+                Err(message) => {
+                    self.problem(f.span(), "rehearsal.identity_file", message);
+                    None
+                }
+            }
+        });
+        let max_mib_s = self.ranged(&raw.max_mib_s, "rehearsal.max_mib_s", 1, 1 << 20);
+        RehearsalSettings {
+            folder,
+            check,
+            check_timeout,
+            expect: raw.expect.map(|e| e.trim().to_owned()),
+            every,
+            from,
+            identity_file,
+            max_mib_s,
         }
     }
 
@@ -895,20 +1080,13 @@ impl Check<'_> {
             ],
             AlertOn::GiveUp,
         );
-        let stale_after = raw.stale_after.as_ref().and_then(|v| {
-            let text = v.get_ref().trim();
-            match parse_duration(text) {
-                Some(d) => Some(d),
-                None => {
-                    self.problem(
-                        v.span(),
-                        "alerts.stale_after",
-                        format!("invalid value \"{text}\" (accepted: a duration of at least a minute, such as 26h, 90m or 2d 12h)"),
-                    );
-                    None
-                }
-            }
-        });
+        let stale_after =
+            self.duration(&raw.stale_after, "alerts.stale_after", "26h, 90m or 2d 12h");
+        let proven_stale_after = self.duration(
+            &raw.proven_stale_after,
+            "alerts.proven_stale_after",
+            "8d, 36h or 2d 12h",
+        );
         let mut webhooks = Vec::new();
         for (i, w) in raw.webhook.into_iter().enumerate() {
             webhooks.push(self.webhook(&format!("alerts.webhook[{i}]"), w.into_inner()));
@@ -924,6 +1102,7 @@ impl Check<'_> {
         AlertSettings {
             on,
             stale_after,
+            proven_stale_after,
             webhooks,
             emails,
             commands,
@@ -1254,6 +1433,10 @@ pub fn parse_sauve_toml(
         .security
         .map(|s| check.security(s.into_inner()))
         .unwrap_or_default();
+    let rehearsal = raw
+        .rehearsal
+        .map(|r| check.rehearsal(r.into_inner()))
+        .unwrap_or_default();
     if !check.problems.is_empty() {
         return Err(SettingsError::Invalid {
             problems: check.located(),
@@ -1269,6 +1452,7 @@ pub fn parse_sauve_toml(
         offsite,
         incremental,
         security,
+        rehearsal,
     })
 }
 
@@ -1367,6 +1551,7 @@ impl SauveToml {
             "alerts": {
                 "on": a.on.token(),
                 "stale_after": a.stale_after.map(|d| format!("{}s", d.as_secs())),
+                "proven_stale_after": a.proven_stale_after.map(|d| format!("{}s", d.as_secs())),
                 "webhook": a.webhooks.iter().map(|w| serde_json::json!({"url": crate::shown_url(&w.url), "secret": secret(&w.secret)})).collect::<Vec<_>>(),
                 "email": a.emails.iter().map(|e| serde_json::json!({
                     "host": e.host, "port": e.port, "tls": e.tls.token(), "user": e.user,
@@ -1382,6 +1567,13 @@ impl SauveToml {
                 "full_every": self.incremental.full_every,
                 "block_kib": self.incremental.block_kib,
                 "verify_unchanged": self.incremental.verify_unchanged,
+            },
+            "rehearsal": {
+                "folder": self.rehearsal.folder, "check": self.rehearsal.check,
+                "check_timeout": format!("{}s", self.rehearsal.check_timeout.as_secs()), "expect": self.rehearsal.expect,
+                "every": self.rehearsal.every.map(|d| format!("{}s", d.as_secs())),
+                "from": self.rehearsal.from.as_deref().map(crate::shown_url),
+                "identity_file": self.rehearsal.identity_file, "max_mib_s": self.rehearsal.max_mib_s,
             },
             "offsite": self.offsite.iter().map(|o| serde_json::json!({
                 "url": crate::shown_url(&o.url), "keep": o.keep, "retry_after": format!("{}s", o.retry_after.as_secs()),

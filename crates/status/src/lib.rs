@@ -55,6 +55,8 @@ pub enum Status {
     SlotMissed,
     /// 1419: invalid settings (sauve).
     InvalidSettings,
+    /// 1420: a restore rehearsal's check failed (sauve).
+    RehearsalCheckFailed,
     /// -9976: a waiting write was cancelled; the writer's result, never a backup status.
     WriteCancelled,
     /// Any other value: returned by the startup hook.
@@ -154,6 +156,12 @@ const TABLE: &[(Status, i32, &str, bool)] = &[
         true,
     ),
     (Status::InvalidSettings, 1419, "Invalid settings", false),
+    (
+        Status::RehearsalCheckFailed,
+        1420,
+        "Restore rehearsal check failed",
+        false,
+    ),
     (
         Status::WriteCancelled,
         -9976,

@@ -82,6 +82,11 @@ impl<'a> Records<'a> {
             .and_then(|s| s.0.last_backup)
     }
 
+    /// The whole state as its keeper has it now (behaviour §15, §22).
+    pub async fn state(self) -> Result<crate::state::EngineState, EngineError> {
+        Ok(ask(&self.parts.actors.state, "state", ReadState).await?.0)
+    }
+
     /// What the scheduler saved last (behaviour §9.2).
     pub async fn scheduler_state(self) -> Result<SchedulerState, EngineError> {
         let state = ask(&self.parts.actors.state, "state", ReadState).await?;

@@ -73,6 +73,7 @@ fn operation(e: &HistoryEntry) -> &'static str {
         Operation::Backup => "Backup",
         Operation::Restore => "Restore",
         Operation::Integration => "Log integration",
+        Operation::Rehearsal => "Restore rehearsal",
     }
 }
 

@@ -40,10 +40,12 @@ pub(crate) struct Admit {
 }
 
 /// An admitted operation: its id, and the app's advisory lock, held until
-/// dropped.
+/// dropped. `stop` is cancelled by Stop and, for a rehearsal, by a backup
+/// that comes due (behaviour §22).
 pub(crate) struct Admitted {
     pub(crate) id: u64,
     pub(crate) lock: File,
+    pub(crate) stop: sauve_locking::CancellationToken,
 }
 
 /// The admitted operation `id` ended.

@@ -8,7 +8,7 @@
 
 pub(crate) mod messages;
 
-use actix::{Actor, ActorFutureExt, Context, Handler, ResponseActFuture, WrapFuture};
+use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, ResponseActFuture, WrapFuture};
 use sauve_locking::CancellationToken;
 use sauve_settings::AppLayout;
 use tokio::sync::{broadcast, watch};
@@ -35,8 +35,11 @@ pub(crate) struct Coordinator {
     pub(crate) tally: watch::Sender<Tally>,
     /// What runs now, and its id.
     pub(crate) busy: Option<(u64, Busy)>,
-    /// The running backup's Stop.
+    /// The Stop of the running backup or rehearsal.
     pub(crate) stop: Option<CancellationToken>,
+    /// Counts the admitted operations that ended: a backup that stopped a
+    /// rehearsal waits for it to end (behaviour §22).
+    pub(crate) freed: watch::Sender<u64>,
     /// Ids given so far (backup requests and admitted operations).
     pub(crate) ids: u64,
 }
@@ -45,6 +48,18 @@ impl Coordinator {
     fn next_id(&mut self) -> u64 {
         self.ids += 1;
         self.ids
+    }
+
+    /// The admitted operation `id` ended: the engine is free, and a backup
+    /// waiting for a stopped rehearsal goes on.
+    fn dismiss(&mut self, id: u64) {
+        if self.busy.is_some_and(|(busy, _)| busy == id) {
+            if matches!(self.busy, Some((_, Busy::Rehearsal))) {
+                self.stop = None;
+            }
+            self.busy = None;
+            self.freed.send_modify(|n| *n += 1);
+        }
     }
 
     /// Why a request is refused in this process, if it is.
@@ -132,14 +147,38 @@ async fn lock_app(app: std::path::PathBuf) -> Result<std::fs::File, EngineError>
 
 impl Handler<StartBackup> for Coordinator {
     type Result = ResponseActFuture<Self, BackupReport>;
-    fn handle(&mut self, msg: StartBackup, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: StartBackup, ctx: &mut Context<Self>) -> Self::Result {
         let id = self.next_id();
+        let msg_trigger = msg.trigger;
         let (actors, options) = (self.actors.clone(), self.options.clone());
         let refusal = if msg.holds_write_guard {
             Some(EngineError::CallerHoldsWriteGuard)
         } else {
             self.refusal()
         };
+        // A rehearsal gives way to a backup: stopped, then the backup runs
+        // once it has ended (behaviour §22).
+        if !msg.holds_write_guard
+            && let Some((_, Busy::Rehearsal)) = self.busy
+        {
+            if let Some(stop) = &self.stop {
+                stop.cancel();
+            }
+            tracing::info!("a backup came due: the restore rehearsal is stopped");
+            let (mut freed, me) = (self.freed.subscribe(), ctx.address());
+            let trigger = msg_trigger;
+            let again = async move {
+                let _ = freed.changed().await;
+                match me.send(msg).await {
+                    Ok(report) => report,
+                    Err(e) => {
+                        let why = EngineError::Internal(format!("the coordinator is gone: {e}"));
+                        outcome::refusal(id, trigger, options.clock.now(), &why)
+                    }
+                }
+            };
+            return Box::pin(again.into_actor(self));
+        }
         if let Some(why) = refusal {
             let refused = refuse(actors, options, id, msg.trigger, msg.scheduled, why);
             return Box::pin(refused.into_actor(self).map(|report, act, _| {
@@ -226,14 +265,18 @@ impl Handler<Admit> for Coordinator {
         }
         let id = self.next_id();
         self.busy = Some((id, msg.busy));
+        let stop = CancellationToken::new();
+        if msg.busy == Busy::Rehearsal {
+            self.stop = Some(stop.clone());
+        }
         let app = self.layout.app.clone();
         Box::pin(
             lock_app(app)
                 .into_actor(self)
                 .map(move |lock, act, _| match lock {
-                    Ok(lock) => Ok(Admitted { id, lock }),
+                    Ok(lock) => Ok(Admitted { id, lock, stop }),
                     Err(e) => {
-                        act.busy = None;
+                        act.dismiss(id);
                         Err(e)
                     }
                 }),
@@ -244,8 +287,6 @@ impl Handler<Admit> for Coordinator {
 impl Handler<Dismiss> for Coordinator {
     type Result = ();
     fn handle(&mut self, msg: Dismiss, _: &mut Context<Self>) {
-        if self.busy.is_some_and(|(id, _)| id == msg.id) {
-            self.busy = None;
-        }
+        self.dismiss(msg.id);
     }
 }

@@ -83,3 +83,11 @@ pub(crate) enum SetAsideChange {
 #[derive(Message)]
 #[rtype(result = "Vec<AppendJournal>")]
 pub(crate) struct ResolveInterrupted;
+
+/// Keeps a rehearsal's record: the last one, and the newest proven point
+/// (behaviour §22). A success clears the alerts of failed or stale proof.
+#[derive(Message)]
+#[rtype(result = "Result<(), EngineError>")]
+pub(crate) struct RecordRehearsal {
+    pub(crate) record: crate::state::RehearsalRecord,
+}

@@ -102,6 +102,33 @@ impl Handler<RecordLastBackup> for StateKeeper {
     }
 }
 
+impl Handler<RecordRehearsal> for StateKeeper {
+    type Result = Result<(), EngineError>;
+    fn handle(&mut self, msg: RecordRehearsal, _: &mut SyncContext<Self>) -> Self::Result {
+        use sauve_alerts::AlertKind;
+        let record = msg.record;
+        self.update(|s| {
+            if record.status == sauve_status::Status::Ok {
+                for a in s.alerts.iter_mut().filter(|a| {
+                    a.is_open()
+                        && matches!(
+                            a.alert.kind,
+                            AlertKind::RehearsalFailed | AlertKind::ProofStale
+                        )
+                }) {
+                    a.acknowledged = Some(record.ended);
+                }
+                // The newest point stays, whatever older set a random
+                // rehearsal proved since.
+                if s.proven.as_ref().is_none_or(|p| p.point <= record.point) {
+                    s.proven = Some(record.clone());
+                }
+            }
+            s.last_rehearsal = Some(record);
+        })
+    }
+}
+
 impl Handler<ReadState> for StateKeeper {
     type Result = StateRead;
     fn handle(&mut self, _: ReadState, _: &mut SyncContext<Self>) -> StateRead {

@@ -1,0 +1,205 @@
+//! `sauve rehearse`: a restore rehearsal (behaviour §22) through the app's
+//! engine, so that it is admitted, recorded and alerted like the server's;
+//! Ctrl-C stops it (1406).
+
+use std::path::{Path, PathBuf};
+
+use sauve_archive::BackupNumber;
+use sauve_engine::{BackupHandle, Engine, Pick, Rehearsal, RehearsalOptions, Trigger};
+use sauve_status::Status;
+
+use crate::report::{Failure, Io};
+
+/// What `sauve rehearse` was asked.
+pub(crate) struct Asked {
+    pub(crate) app: PathBuf,
+    pub(crate) set: Option<u32>,
+    pub(crate) random: bool,
+    pub(crate) from: Option<String>,
+    pub(crate) offsite: Option<String>,
+    pub(crate) until: Option<String>,
+    pub(crate) identity: Option<PathBuf>,
+    pub(crate) json: bool,
+}
+
+pub(crate) fn run(asked: Asked, io: &mut Io<'_>) -> Result<(), Failure> {
+    let app = crate::settings::app_dir(&asked.app)?;
+    let layout = crate::backup::layout(&app)?;
+    let pick = match (asked.set, asked.random) {
+        (Some(_), true) => {
+            return Err(Failure::usage(
+                "--set and --random both choose the set (accepted: one of them)",
+            ));
+        }
+        (Some(0), _) => return Err(Failure::usage("--set 0 names no set (accepted: 1 to 9999)")),
+        (Some(n), _) => Pick::Number(BackupNumber::new(n)),
+        (None, true) => Pick::Random,
+        (None, false) => Pick::Newest,
+    };
+    let from = match (asked.from, asked.offsite) {
+        (Some(_), Some(_)) => {
+            return Err(Failure::usage(
+                "--from and --offsite both name the source (accepted: one of them)",
+            ));
+        }
+        (Some(f), None) => Some(f),
+        (None, Some(o)) => Some(offsite_url(&app, &o)?),
+        (None, None) => None,
+    };
+    let zone = jiff::tz::TimeZone::system();
+    let until = match &asked.until {
+        None => sauve_engine::Until::End,
+        Some(t) => sauve_engine::Until::Time(
+            sauve_logfile::parse_time(t, &zone)
+                .map_err(|e| Failure::usage(format!("--until: {e}")))?,
+        ),
+    };
+    let options = RehearsalOptions {
+        pick,
+        from,
+        until,
+        identity: asked.identity,
+        trigger: Trigger::Manual,
+        max_mib_s: None,
+    };
+    let rt = crate::exec::runtime()?;
+    let done = rt.block_on(async {
+        let handle = Engine::start(layout, Default::default())
+            .map_err(|e| Failure::failed(e.to_string()))?;
+        let done = rehearse(&handle, options, asked.json, io).await;
+        handle.shutdown().await;
+        done
+    })?;
+    show(&done, asked.json, &zone, io)?;
+    match done.record.status {
+        Status::Ok => Ok(()),
+        s => Err(Failure::failed(format!(
+            "{} ({})",
+            s.text().to_lowercase(),
+            s.code()
+        ))),
+    }
+}
+
+/// Runs it; Ctrl-C stops it.
+async fn rehearse(
+    handle: &BackupHandle,
+    options: RehearsalOptions,
+    json: bool,
+    io: &mut Io<'_>,
+) -> Result<Rehearsal, Failure> {
+    if !json {
+        io.err("rehearsing a restore (Ctrl-C stops it)...\n");
+    }
+    let rehearsal = handle.rehearse(options);
+    tokio::pin!(rehearsal);
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let mut stopping = false;
+    let done = loop {
+        tokio::select! {
+            done = &mut rehearsal => break done,
+            _ = &mut ctrl_c, if !stopping => {
+                stopping = true;
+                let _ = handle.stop().await;
+            }
+        }
+    };
+    done.map_err(|e| {
+        let s = e.status();
+        let code = match e {
+            sauve_engine::EngineError::NoSuchSet { .. } => crate::report::EXIT_USAGE,
+            _ => crate::report::EXIT_FAILURE,
+        };
+        Failure {
+            code,
+            message: format!("{} ({}): {e}", s.text().to_lowercase(), s.code()),
+        }
+    })
+}
+
+/// The URL of the `[[offsite]]` entry `which` names: its 1-based place in
+/// sauve.toml, or its URL.
+fn offsite_url(app: &Path, which: &str) -> Result<String, Failure> {
+    let own = sauve_settings::load_sauve_toml(app).map_err(|e| Failure::usage(e.to_string()))?;
+    let urls: Vec<&str> = own.offsite.iter().map(|o| o.url.as_str()).collect();
+    let found = match which.parse::<usize>() {
+        Ok(i) => i.checked_sub(1).and_then(|i| urls.get(i).copied()),
+        Err(_) => urls
+            .iter()
+            .copied()
+            .find(|u| u.trim_end_matches('/') == which.trim_end_matches('/')),
+    };
+    found.map(str::to_owned).ok_or_else(|| {
+        let listed: Vec<String> = urls
+            .iter()
+            .enumerate()
+            .map(|(i, u)| format!("{} = {}", i + 1, sauve_settings::shown_url(u)))
+            .collect();
+        Failure::usage(format!(
+            "--offsite {which} names no [[offsite]] entry of sauve.toml (accepted: {})",
+            if listed.is_empty() {
+                "none: sauve.toml has no [[offsite]] entry".to_owned()
+            } else {
+                listed.join(", ")
+            }
+        ))
+    })
+}
+
+fn show(
+    done: &Rehearsal,
+    json: bool,
+    zone: &jiff::tz::TimeZone,
+    io: &mut Io<'_>,
+) -> Result<(), Failure> {
+    let r = &done.record;
+    if json {
+        let mut value = serde_json::to_value(r)
+            .map_err(|e| Failure::failed(format!("cannot render JSON: {e}")))?;
+        value["statusText"] = r.status.text().into();
+        value["verdict"] = done.verdict.clone().into();
+        value["logBackups"] = done.logs.clone().into();
+        value["records"] = done.records.into();
+        value["files"] = done.files.into();
+        value["warnings"] = done.warnings.clone().into();
+        io.out(&format!("{value}\n"));
+        return Ok(());
+    }
+    let secs = |ms: u64| format!("{:.1} s", ms as f64 / 1000.0);
+    let mut text = format!("Rehearsal of {} from {}: {}\n", r.set, r.source, r.status);
+    if let Some(e) = &r.error {
+        text.push_str(&format!("  error: {e}\n"));
+    }
+    text.push_str(&format!(
+        "  restored {} files ({}) in {}\n",
+        done.files,
+        sauve_engine::human_bytes(r.bytes),
+        secs(r.restore_ms)
+    ));
+    match (done.logs.len(), r.last_sequence) {
+        (0, _) => text.push_str("  no log backup after the set\n"),
+        (n, seq) => text.push_str(&format!(
+            "  integrated {} records from {n} log backup{} in {}{}\n",
+            done.records,
+            if n == 1 { "" } else { "s" },
+            secs(r.integrate_ms),
+            seq.map(|s| format!(", to sequence {s}"))
+                .unwrap_or_default()
+        )),
+    }
+    if let Some(v) = &done.verdict {
+        text.push_str(&format!("  check: {v} ({})\n", secs(r.check_ms)));
+    }
+    if let Some(p) = r.point {
+        text.push_str(&format!(
+            "  proven recovery point: {}\n",
+            sauve_logfile::format_time(p, zone)
+        ));
+    }
+    io.out(&text);
+    for w in &done.warnings {
+        io.err(&format!("warning: {w}\n"));
+    }
+    Ok(())
+}
