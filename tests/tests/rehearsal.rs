@@ -412,3 +412,181 @@ async fn the_sandbox_is_never_inside_the_app_and_a_dead_one_is_removed() {
     );
     w.handle.shutdown().await;
 }
+
+/// Busy-yields (paused time stands still) until the state's last
+/// rehearsal started at or after `after`.
+async fn rehearsed_since(
+    handle: &BackupHandle,
+    after: jiff::Timestamp,
+) -> sauve_engine::RehearsalRecord {
+    let began = Instant::now();
+    loop {
+        let state = handle.records().state().await.unwrap();
+        if let Some(r) = state.last_rehearsal.filter(|r| r.started >= after) {
+            return r;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(120),
+            "no rehearsal ran"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn sauve_run_s_scheduler_rehearses_every_period_as_scheduled() {
+    use sauve_tests::paused::{PausedClock, frozen, looked_at, scheduler};
+    let app = SampleApp::new(None).unwrap();
+    std::fs::create_dir_all(app.path().join("Settings")).unwrap();
+    std::fs::write(
+        app.path().join("Settings/sauve.toml"),
+        "[rehearsal]\nevery = \"daily\"\ncheck = [\"test\", \"-s\", \"{data}\"]\n",
+    )
+    .unwrap();
+    let clock = PausedClock::at("2026-03-02T08:00:00Z");
+    let layout = sauve_settings::AppLayout::discover(app.path()).unwrap();
+    let options = EngineOptions {
+        clock: clock.clone(),
+        ..EngineOptions::default()
+    };
+    let handle = sauve_engine::Engine::start(layout, options).unwrap();
+    let h = handle.clone();
+    let first = frozen(async move { h.backup(Trigger::Api).await.unwrap() }).await;
+    assert_eq!(first.status, Status::Ok);
+    let started = sauve_engine::Clock::now(&*clock);
+    let (mut view, task) = scheduler(&handle);
+    // Never rehearsed: the first look starts one.
+    let r = rehearsed_since(&handle, started).await;
+    assert_eq!(r.status, Status::Ok, "{:?}", r.error);
+    let entry = app.history_entries().pop().unwrap();
+    assert_eq!(entry.operation(), sauve_history::Operation::Rehearsal);
+    assert_eq!(entry.trigger.as_deref(), Some("scheduled"));
+    // Not again within the day; again once it has passed.
+    let half = r.started + jiff::SignedDuration::from_hours(12);
+    looked_at(&mut view, half).await;
+    let state = handle.records().state().await.unwrap();
+    assert_eq!(state.last_rehearsal.unwrap().started, r.started);
+    let day = r.started + jiff::SignedDuration::from_hours(24);
+    looked_at(&mut view, day).await;
+    let again = rehearsed_since(&handle, day).await;
+    assert_eq!(again.status, Status::Ok, "{:?}", again.error);
+    task.abort();
+    handle.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_proof_older_than_proven_stale_after_raises_one_alert_until_a_rehearsal_proves_again() {
+    use sauve_tests::paused::{PausedClock, frozen};
+    let app = SampleApp::new(None).unwrap();
+    std::fs::create_dir_all(app.path().join("Settings")).unwrap();
+    std::fs::write(
+        app.path().join("Settings/sauve.toml"),
+        "[alerts]\nproven_stale_after = \"8d\"\n",
+    )
+    .unwrap();
+    let clock = PausedClock::at("2026-03-02T08:00:00Z");
+    let layout = sauve_settings::AppLayout::discover(app.path()).unwrap();
+    let engine = EngineOptions {
+        clock: clock.clone(),
+        ..EngineOptions::default()
+    };
+    let handle = sauve_engine::Engine::start(layout, engine).unwrap();
+    let h = handle.clone();
+    assert_eq!(
+        frozen(async move { h.backup(Trigger::Api).await.unwrap() })
+            .await
+            .status,
+        Status::Ok
+    );
+    let alerts = handle.alerts();
+    // Never proven: watched from now.
+    assert_eq!(handle.alerts().check_staleness().await.unwrap(), None);
+    tokio::time::advance(Duration::from_secs(8 * 86_400 - 60)).await;
+    assert_eq!(handle.alerts().check_staleness().await.unwrap(), None);
+    tokio::time::advance(Duration::from_secs(120)).await;
+    assert!(handle.alerts().check_staleness().await.unwrap().is_some());
+    assert_eq!(
+        handle.alerts().check_staleness().await.unwrap(),
+        None,
+        "raised once"
+    );
+    let open = alerts.open().await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].alert.kind, sauve_engine::AlertKind::ProofStale);
+    assert!(
+        open[0].alert.errors[0].contains("no restore proven since"),
+        "{:?}",
+        open[0].alert.errors
+    );
+    // A rehearsal that proves the set clears it.
+    let h = handle.clone();
+    let done = frozen(async move { h.rehearse(options(Pick::Newest)).await.unwrap() }).await;
+    assert_eq!(done.record.status, Status::Ok, "{:?}", done.record.error);
+    assert!(handle.alerts().open().await.unwrap().is_empty());
+    // Nine days on, the proof is stale again: the set's point is old.
+    tokio::time::advance(Duration::from_secs(9 * 86_400)).await;
+    assert!(handle.alerts().check_staleness().await.unwrap().is_some());
+    let open = handle.alerts().open().await.unwrap();
+    assert!(
+        open[0].alert.errors[0].contains("(set App[0001] from"),
+        "{:?}",
+        open[0].alert.errors
+    );
+    handle.shutdown().await;
+}
+
+/// The standard output of an in-process `sauve` that exited 0.
+fn run_ok(out: &sauve_tests::Output) -> String {
+    assert_eq!(
+        out.code, 0,
+        "stdout: {}\nstderr: {}",
+        out.stdout, out.stderr
+    );
+    out.stdout.clone()
+}
+
+#[test]
+fn sauve_rehearse_proves_the_newest_set_status_shows_it_and_a_live_server_runs_it() {
+    let app = SampleApp::new(None).unwrap();
+    let a = app.arg();
+    run_ok(&sauve_tests::sauve(&["backup", "--app", &a]));
+    let out = sauve_tests::sauve(&["rehearse", "--app", &a]);
+    let text = run_ok(&out);
+    assert!(text.starts_with("Rehearsal of App[0001] from "), "{text}");
+    assert!(text.contains("0 No detected error."), "{text}");
+    assert!(text.contains("proven recovery point: "), "{text}");
+    let status = run_ok(&sauve_tests::sauve(&["status", "--app", &a]));
+    assert!(
+        status.contains("Last proven restore: set App[0001] from "),
+        "{status}"
+    );
+    assert!(status.contains("recovery time about "), "{status}");
+    let json: serde_json::Value = serde_json::from_str(&run_ok(&sauve_tests::sauve(&[
+        "status", "--app", &a, "--json",
+    ])))
+    .unwrap();
+    assert_eq!(json["rehearsal"]["state"], "proven");
+    assert_eq!(json["rehearsal"]["proven"]["set"], "App[0001]");
+    // Bad command lines: exit 2, naming what is accepted.
+    let out = sauve_tests::sauve(&["rehearse", "--app", &a, "--set", "5"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("(accepted: 0001)"), "{}", out.stderr);
+    let out = sauve_tests::sauve(&["rehearse", "--app", &a, "--set", "1", "--random"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    let out = sauve_tests::sauve(&["rehearse", "--app", &a, "--offsite", "2"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("sauve.toml has no [[offsite]] entry"),
+        "{}",
+        out.stderr
+    );
+    // With a server running the app, the rehearsal runs there.
+    let server = sauve_tests::browser::Server::start(app.path());
+    let out = sauve_tests::sauve(&["rehearse", "--app", &a, "--json"]);
+    let done: serde_json::Value = serde_json::from_str(&run_ok(&out)).unwrap();
+    assert_eq!(done["status"], 0, "{done}");
+    assert_eq!(done["set"], "App[0001]");
+    let entry = app.history_entries().pop().unwrap();
+    assert_eq!(entry.trigger.as_deref(), Some("remote"));
+    drop(server);
+}

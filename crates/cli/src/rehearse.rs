@@ -54,6 +54,33 @@ pub(crate) fn run(asked: Asked, io: &mut Io<'_>) -> Result<(), Failure> {
                 .map_err(|e| Failure::usage(format!("--until: {e}")))?,
         ),
     };
+    // A rehearsal always runs on the server when one serves this app, so
+    // that a backup that comes due stops it (behaviour §4, §22).
+    if let Some(server) = crate::remote::live_server(&app) {
+        if asked.identity.is_some() {
+            return Err(Failure::usage(
+                "--identity names a file of this machine, and a server runs this app: the rehearsal runs there (accepted: rehearsal.identity_file in its sauve.toml)",
+            ));
+        }
+        if !asked.json {
+            io.err(&format!(
+                "rehearsing on the live server at {}\n",
+                server.url
+            ));
+        }
+        let mut body = serde_json::json!({ "random": matches!(pick, Pick::Random) });
+        if let Pick::Number(n) = pick {
+            body["set"] = n.get().into();
+        }
+        if let Some(f) = &from {
+            body["from"] = f.clone().into();
+        }
+        if let sauve_engine::Until::Time(t) = until {
+            body["until"] = t.to_string().into();
+        }
+        let done = crate::remote::rehearse(&server, &body)?;
+        return ended(&done, asked.json, &zone, io);
+    }
     let options = RehearsalOptions {
         pick,
         from,
@@ -70,8 +97,20 @@ pub(crate) fn run(asked: Asked, io: &mut Io<'_>) -> Result<(), Failure> {
         handle.shutdown().await;
         done
     })?;
-    show(&done, asked.json, &zone, io)?;
-    match done.record.status {
+    ended(&done.to_json(), asked.json, &zone, io)
+}
+
+/// Shows the rehearsal `done` (as `Rehearsal::to_json` gives it); a
+/// failure when it proved nothing.
+fn ended(
+    done: &serde_json::Value,
+    json: bool,
+    zone: &jiff::tz::TimeZone,
+    io: &mut Io<'_>,
+) -> Result<(), Failure> {
+    show(done, json, zone, io);
+    let status = Status::from_code(done["status"].as_i64().unwrap_or(1409) as i32);
+    match status {
         Status::Ok => Ok(()),
         s => Err(Failure::failed(format!(
             "{} ({})",
@@ -147,59 +186,58 @@ fn offsite_url(app: &Path, which: &str) -> Result<String, Failure> {
     })
 }
 
-fn show(
-    done: &Rehearsal,
-    json: bool,
-    zone: &jiff::tz::TimeZone,
-    io: &mut Io<'_>,
-) -> Result<(), Failure> {
-    let r = &done.record;
+fn show(done: &serde_json::Value, json: bool, zone: &jiff::tz::TimeZone, io: &mut Io<'_>) {
     if json {
-        let mut value = serde_json::to_value(r)
-            .map_err(|e| Failure::failed(format!("cannot render JSON: {e}")))?;
-        value["statusText"] = r.status.text().into();
-        value["verdict"] = done.verdict.clone().into();
-        value["logBackups"] = done.logs.clone().into();
-        value["records"] = done.records.into();
-        value["files"] = done.files.into();
-        value["warnings"] = done.warnings.clone().into();
-        io.out(&format!("{value}\n"));
-        return Ok(());
+        io.out(&format!("{done}\n"));
+        return;
     }
+    let text = |k: &str| done[k].as_str().unwrap_or("").to_owned();
+    let n = |k: &str| done[k].as_u64().unwrap_or(0);
     let secs = |ms: u64| format!("{:.1} s", ms as f64 / 1000.0);
-    let mut text = format!("Rehearsal of {} from {}: {}\n", r.set, r.source, r.status);
-    if let Some(e) = &r.error {
-        text.push_str(&format!("  error: {e}\n"));
+    let mut out = format!(
+        "Rehearsal of {} from {}: {} {}\n",
+        text("set"),
+        text("source"),
+        done["status"],
+        text("statusText")
+    );
+    if let Some(e) = done["error"].as_str() {
+        out.push_str(&format!("  error: {e}\n"));
     }
-    text.push_str(&format!(
+    out.push_str(&format!(
         "  restored {} files ({}) in {}\n",
-        done.files,
-        sauve_engine::human_bytes(r.bytes),
-        secs(r.restore_ms)
+        n("files"),
+        sauve_engine::human_bytes(n("bytes")),
+        secs(n("restoreMs"))
     ));
-    match (done.logs.len(), r.last_sequence) {
-        (0, _) => text.push_str("  no log backup after the set\n"),
-        (n, seq) => text.push_str(&format!(
-            "  integrated {} records from {n} log backup{} in {}{}\n",
-            done.records,
-            if n == 1 { "" } else { "s" },
-            secs(r.integrate_ms),
-            seq.map(|s| format!(", to sequence {s}"))
+    let logs = done["logBackups"].as_array().map_or(0, Vec::len);
+    match logs {
+        0 => out.push_str("  no log backup after the set\n"),
+        k => out.push_str(&format!(
+            "  integrated {} records from {k} log backup{} in {}{}\n",
+            n("records"),
+            if k == 1 { "" } else { "s" },
+            secs(n("integrateMs")),
+            done["lastSequence"]
+                .as_u64()
+                .map(|s| format!(", to sequence {s}"))
                 .unwrap_or_default()
         )),
     }
-    if let Some(v) = &done.verdict {
-        text.push_str(&format!("  check: {v} ({})\n", secs(r.check_ms)));
+    if let Some(v) = done["verdict"].as_str() {
+        out.push_str(&format!("  check: {v} ({})\n", secs(n("checkMs"))));
     }
-    if let Some(p) = r.point {
-        text.push_str(&format!(
+    if let Some(p) = done["point"]
+        .as_str()
+        .and_then(|p| p.parse::<jiff::Timestamp>().ok())
+    {
+        out.push_str(&format!(
             "  proven recovery point: {}\n",
             sauve_logfile::format_time(p, zone)
         ));
     }
-    io.out(&text);
-    for w in &done.warnings {
-        io.err(&format!("warning: {w}\n"));
+    io.out(&out);
+    for w in done["warnings"].as_array().into_iter().flatten() {
+        io.err(&format!("warning: {}\n", w.as_str().unwrap_or("")));
     }
-    Ok(())
 }

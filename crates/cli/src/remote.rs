@@ -74,6 +74,40 @@ fn get_json(url: &str, token: &str, path: &str) -> Result<serde_json::Value, Fai
     Ok(v)
 }
 
+/// `POST /v1/rehearse` on the live server `server` with `body`: the
+/// rehearsal's JSON once it has ended.
+pub(crate) fn rehearse(
+    server: &ServerFile,
+    body: &serde_json::Value,
+) -> Result<serde_json::Value, Failure> {
+    let url = &server.url;
+    let mut resp = agent()
+        .post(format!("{}/v1/rehearse", url.trim_end_matches('/')))
+        .header("Authorization", format!("Bearer {}", server.token))
+        .send_json(body)
+        .map_err(|e| Failure::failed(format!("cannot reach {url}: {e}")))?;
+    let code = resp.status();
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    if !code.is_success() {
+        let status = Status::from_code(v["status"].as_i64().unwrap_or(1409) as i32);
+        return Err(Failure {
+            code: if code.as_u16() == 422 && status == Status::ArchiveMissing {
+                crate::report::EXIT_USAGE
+            } else {
+                crate::report::EXIT_FAILURE
+            },
+            message: format!(
+                "{} ({}): {}",
+                status.text().to_lowercase(),
+                status.code(),
+                v["error"].as_str().unwrap_or(&text)
+            ),
+        });
+    }
+    Ok(v)
+}
+
 /// The environment variable a client command reads the token from.
 pub(crate) const TOKEN_ENV: &str = "SAUVE_TOKEN";
 

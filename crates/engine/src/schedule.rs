@@ -44,8 +44,10 @@ const TICK: Duration = Duration::from_secs(60);
 /// once when [`Config::settings_saved`](crate::Config::settings_saved) is
 /// called (invalid settings keep the last valid schedule, or none until the
 /// file is fixed), applies the failure policy, catches up missed slots,
-/// persists its state through the engine's records, and checks for
-/// staleness (`alerts.stale_after`). Time comes from the engine's clock.
+/// persists its state through the engine's records, checks for
+/// staleness (`alerts.stale_after`, `alerts.proven_stale_after`) and runs
+/// the restore rehearsals `[rehearsal] every` asks for, clear of backup
+/// slots (behaviour §22). Time comes from the engine's clock.
 /// It publishes what it planned on `view` each time it looks (`sauve run`
 /// shows it in `GET /v1/status`, `/metrics` and the page; a host that shows
 /// nothing drops the receiver).
@@ -94,6 +96,14 @@ struct SchedulerLoop {
     invalid: Option<String>,
     /// The last sauve.toml problem said, so that it is said once.
     own_invalid: Option<String>,
+    /// Scheduled restore rehearsals (behaviour §22).
+    rehearsals: crate::rehearsal::scheduled::Rehearsals,
+}
+
+impl Drop for SchedulerLoop {
+    fn drop(&mut self) {
+        self.rehearsals.abort();
+    }
 }
 
 impl SchedulerLoop {
@@ -120,6 +130,7 @@ impl SchedulerLoop {
             next: None,
             invalid: None,
             own_invalid: None,
+            rehearsals: Default::default(),
         })
     }
 
@@ -134,6 +145,9 @@ impl SchedulerLoop {
             tracing::warn!("the staleness check failed: {e}");
         }
         let now = self.clock.now();
+        // A restore rehearsal when one is due, clear of the next slot.
+        let next = self.next.map(|n| n.at);
+        self.rehearsals.look(&self.handle, next, now).await;
         self.view.send_replace(SchedulerView {
             next: self.next.map(|n| n.at),
             disabled: self.state.disabled,

@@ -150,6 +150,14 @@ pub struct EngineState {
         deserialize_with = "lenient"
     )]
     pub watching_since: Option<Timestamp>,
+    /// Since when proof staleness is watched when no rehearsal ever proved
+    /// a set (behaviour §22).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient"
+    )]
+    pub proof_watching_since: Option<Timestamp>,
     /// The alerts (behaviour §17.2): the open ones, and the latest acknowledged
     /// kept for the record.
     #[serde(

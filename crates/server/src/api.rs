@@ -43,14 +43,15 @@ fn api(state: ApiState) -> Router {
     Router::new()
         .route("/v1/backup", post(backup))
         .route("/v1/stop", post(stop))
+        .route("/v1/rehearse", post(rehearse))
         .route("/v1/status", get(status))
         .route("/v1/events", get(events))
         .route("/v1/history", get(history))
         .method_not_allowed_fallback(|| async {
-            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed (accepted: POST /v1/backup, POST /v1/stop, GET /v1/status, GET /v1/events, GET /v1/history)")
+            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed (accepted: POST /v1/backup, POST /v1/stop, POST /v1/rehearse, GET /v1/status, GET /v1/events, GET /v1/history)")
         })
         .fallback(|| async {
-            error(StatusCode::NOT_FOUND, "no such endpoint (accepted: /v1/backup, /v1/stop, /v1/status, /v1/events, /v1/history)")
+            error(StatusCode::NOT_FOUND, "no such endpoint (accepted: /v1/backup, /v1/stop, /v1/rehearse, /v1/status, /v1/events, /v1/history)")
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
@@ -164,6 +165,91 @@ async fn backup(State(state): State<ApiState>, body: Result<Bytes, BytesRejectio
                 .into_response()
         }
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
+}
+
+/// What `POST /v1/rehearse` may ask (behaviour §22).
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RehearseBody {
+    /// The set of this number.
+    set: Option<u32>,
+    /// A set at random among those the source keeps.
+    #[serde(default)]
+    random: bool,
+    /// An `s3://` URL or a folder.
+    from: Option<String>,
+    /// Integrate up to this time (RFC 3339).
+    until: Option<jiff::Timestamp>,
+}
+
+/// `POST /v1/rehearse`: runs a restore rehearsal on this server and answers
+/// once it has ended: 200 with its record (its `status` says whether it
+/// proved the set), 409 when refused because something runs, 422 when its
+/// options cannot be met (a set the source does not hold, a folder inside
+/// the app). An optional JSON body chooses the set and the source.
+async fn rehearse(State(state): State<ApiState>, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => return error(rejection.status(), &rejection.body_text()),
+    };
+    let asked: RehearseBody = if body.is_empty() {
+        RehearseBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(b) => b,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!(
+                        "bad JSON: {e} (accepted: no body, or an object with set (1 to 9999), random (true), from (s3://bucket/prefix/ or a folder), until (an RFC 3339 time))"
+                    ),
+                );
+            }
+        }
+    };
+    let pick = match (asked.set, asked.random) {
+        (Some(_), true) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "set and random both choose the set (accepted: one of them)",
+            );
+        }
+        (Some(n), false) if (1..=9999).contains(&n) => {
+            sauve_engine::Pick::Number(sauve_archive::BackupNumber::new(n))
+        }
+        (Some(n), false) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("set {n} is no set number (accepted: 1 to 9999)"),
+            );
+        }
+        (None, true) => sauve_engine::Pick::Random,
+        (None, false) => sauve_engine::Pick::Newest,
+    };
+    let options = sauve_engine::RehearsalOptions {
+        pick,
+        from: asked.from,
+        until: asked
+            .until
+            .map_or(sauve_engine::Until::End, sauve_engine::Until::Time),
+        trigger: Trigger::Remote,
+        ..sauve_engine::RehearsalOptions::default()
+    };
+    match state.handle.rehearse(options).await {
+        Ok(done) => Json(done.to_json()).into_response(),
+        Err(e) => {
+            let code = match e.is_refusal() {
+                true => StatusCode::CONFLICT,
+                false => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            let s = e.status();
+            (
+                code,
+                Json(json!({"error": e.to_string(), "status": s.code(), "status_text": s.text()})),
+            )
+                .into_response()
+        }
     }
 }
 

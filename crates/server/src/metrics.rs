@@ -37,6 +37,8 @@ struct Inputs {
     state: EngineState,
     free_bytes: Option<u64>,
     archive_bytes: Option<u64>,
+    /// The data file's size now, to scale the recovery time.
+    data_bytes: Option<u64>,
     tally: sauve_engine::Tally,
     live: Option<sauve_engine::LiveRun>,
     scheduler: SchedulerView,
@@ -67,7 +69,41 @@ fn registry(i: &Inputs) -> Registry {
     register_running(&mut r, i);
     register_scheduler(&mut r, i);
     register_alerts_and_destination(&mut r, i);
+    register_proof(&mut r, i);
     r
+}
+
+/// Proof of recoverability (behaviour §22): the newest proven point, the
+/// recovery time, the last rehearsal's status.
+fn register_proof(r: &mut Registry, i: &Inputs) {
+    if let Some(point) = i.state.proven.as_ref().and_then(|p| p.point) {
+        r.register_with_unit(
+            "last_proven_restore_timestamp",
+            "The newest state a restore rehearsal proved restorable",
+            Unit::Seconds,
+            gauge(seconds(point)),
+        );
+    }
+    if let Some(ms) = sauve_engine::recovery_ms(&i.state, i.data_bytes) {
+        r.register_with_unit(
+            "restore_duration",
+            "The last successful rehearsal's restore and integration, scaled to the data file's size now",
+            Unit::Seconds,
+            gauge(ms as f64 / 1000.0),
+        );
+    }
+    if let Some(last) = &i.state.last_rehearsal {
+        r.register(
+            "last_rehearsal_status",
+            "Status code of the last restore rehearsal (0 proven)",
+            int(i64::from(last.status.code())),
+        );
+        r.register(
+            "rehearsal_provable",
+            "0 when the last rehearsal's source is encrypted and no identity is at hand",
+            int(i64::from(last.provable)),
+        );
+    }
 }
 
 /// The last backup (from the state file) and the last success.
@@ -249,6 +285,7 @@ pub(crate) async fn metrics(State(state): State<ApiState>) -> Response {
             })
             // A store's space is not known here: no gauge for it.
             .and_then(|d| sauve_engine::free_space(&d.path));
+        let data_bytes = sauve_engine::data_size(&app);
         let archive_bytes = state
             .last_backup
             .as_ref()
@@ -258,6 +295,7 @@ pub(crate) async fn metrics(State(state): State<ApiState>) -> Response {
             state,
             free_bytes,
             archive_bytes,
+            data_bytes,
             tally,
             live,
             scheduler,
@@ -303,6 +341,23 @@ mod tests {
                 data_lock: Some(Duration::from_millis(1500)),
                 structure_lock: None,
             }),
+            proven: Some(sauve_engine::RehearsalRecord {
+                set: "App[0042]".to_owned(),
+                number: 42.into(),
+                source: "s3://b/p/".to_owned(),
+                status: sauve_status::Status::Ok,
+                error: None,
+                provable: true,
+                started: "2026-01-01T04:00:00Z".parse().unwrap(),
+                ended: "2026-01-01T04:00:20Z".parse().unwrap(),
+                point: Some("2026-01-01T02:00:00Z".parse().unwrap()),
+                last_sequence: Some(7),
+                restore_ms: 12_000,
+                integrate_ms: 2_000,
+                check_ms: 10,
+                bytes: 1 << 20,
+                data_bytes: 1000,
+            }),
             ..EngineState::default()
         };
         let mut tally = sauve_engine::Tally::default();
@@ -313,6 +368,7 @@ mod tests {
             state,
             free_bytes: Some(1 << 30),
             archive_bytes: Some(4096),
+            data_bytes: Some(1500),
             tally,
             live: Some(sauve_engine::LiveRun {
                 run: 9,
@@ -350,6 +406,9 @@ mod tests {
             "sauve_scheduler_failures 0",
             "sauve_alerts_open 0",
             "sauve_destination_free_bytes 1073741824",
+            "sauve_last_proven_restore_timestamp_seconds 1767232800.0",
+            // 14 s at 1000 bytes of data, 1500 now.
+            "sauve_restore_duration_seconds 21.0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

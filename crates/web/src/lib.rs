@@ -267,6 +267,7 @@ pub fn router(state: PageState) -> Router {
         .route("/logout", post(login::logout))
         .route("/backup", post(backup::start))
         .route("/stop", post(backup::stop))
+        .route("/rehearse", post(backup::rehearse))
         .route("/events", get(backup::events))
         .route("/parts/last", get(backup::last_part))
         .route("/parts/alerts", get(alerts::part))

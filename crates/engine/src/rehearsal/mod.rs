@@ -10,6 +10,7 @@
 
 mod check;
 mod record;
+pub(crate) mod scheduled;
 mod source;
 
 use std::path::{Path, PathBuf};
@@ -91,6 +92,22 @@ pub struct Rehearsal {
     pub files: u64,
     /// What could not be recorded (journal, history, state, alert).
     pub warnings: Vec<String>,
+}
+
+impl Rehearsal {
+    /// The rehearsal as `sauve rehearse --json` and `POST /v1/rehearse`
+    /// give it: the record's fields, then `statusText`, `verdict`,
+    /// `logBackups`, `records`, `files` and `warnings`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(&self.record).unwrap_or_default();
+        v["statusText"] = self.record.status.text().into();
+        v["verdict"] = self.verdict.clone().into();
+        v["logBackups"] = self.logs.clone().into();
+        v["records"] = self.records.into();
+        v["files"] = self.files.into();
+        v["warnings"] = self.warnings.clone().into();
+        v
+    }
 }
 
 /// A rehearsal to run: its options, the host's check (else the

@@ -47,6 +47,7 @@ pub(crate) async fn page(State(state): State<PageState>, viewer: Viewer) -> Resp
     let settings = h.config().settings().await;
     let view = *state.inner.scheduler.borrow();
     let now = h.clock().now();
+    let kept = h.records().state().await.unwrap_or_default();
     let body = html! {
         (thermometer(live.as_ref(), &viewer.csrf, now))
         div class="grid" {
@@ -109,6 +110,14 @@ pub(crate) async fn page(State(state): State<PageState>, viewer: Viewer) -> Resp
                         dd class="missing" { "✗ Invalid (1419): " (e.to_string()) }
                     }
                 }
+            }
+        }
+        section class="card" aria-labelledby="proof-title" {
+            h2 id="proof-title" { "Proven recovery" }
+            (proof(&kept, sauve_engine::data_size(h.app()), (now, &zone)))
+            form method="post" action="/rehearse" data-async="rehearse" class="actions" {
+                input type="hidden" name="csrf" value=(viewer.csrf);
+                button type="submit" id="rehearse-button" disabled[live.is_some()] { "Rehearse a restore now" }
             }
         }
         section class="card" aria-labelledby="start-title" {
@@ -249,6 +258,91 @@ fn offsite_list(list: &[sauve_engine::OffsiteStatus]) -> Markup {
             }
         }
     }
+}
+
+/// Proof of recoverability (behaviour §22): the last proven restore, the
+/// recovery point and time, and a rehearsal that proved nothing since.
+fn proof(
+    kept: &sauve_engine::EngineState,
+    data_now: Option<u64>,
+    (now, zone): (jiff::Timestamp, &jiff::tz::TimeZone),
+) -> Markup {
+    let last = kept.last_rehearsal.as_ref();
+    let state = sauve_engine::ProofState::of(last);
+    html! {
+        @match &kept.proven {
+            Some(p) => {
+                p id="proof-summary" {
+                    "Last proven restore: set " (format::number(p.number)) " from "
+                    span class="mono" { (p.source) } ", " (sauve_engine::ago(p.ended, now))
+                    ", restored in " (sauve_engine::took(p.restore_ms + p.integrate_ms)) "."
+                }
+                dl class="facts" {
+                    dt { "Recovery point" }
+                    dd { @match p.point { Some(t) => { (time(t, zone)) span class="small muted" { " · " (sauve_engine::ago(t, now)) } }, None => "—" } }
+                    dt { "Recovery time" }
+                    dd {
+                        @if let Some(ms) = sauve_engine::recovery_ms(kept, data_now) {
+                            "about " (sauve_engine::took(ms))
+                            span class="small muted" { " at today's data size" }
+                        }
+                    }
+                }
+            }
+            None => p class="empty" id="proof-summary" {
+                "No restore proven yet: a rehearsal restores a set into a sandbox, integrates its logs and runs the check."
+            }
+        }
+        @if let Some(l) = last.filter(|_| state != sauve_engine::ProofState::Proven) {
+            @let class = if state == sauve_engine::ProofState::Failed { "notice error" } else { "notice" };
+            p class=(class) id="proof-last" {
+                @match state {
+                    sauve_engine::ProofState::Failed => "✗ The last rehearsal failed",
+                    sauve_engine::ProofState::Stopped => "The last rehearsal was stopped",
+                    _ => "Not provable on this host",
+                }
+                " (set " (format::number(l.number)) ", " (sauve_engine::ago(l.ended, now)) "): "
+                (l.error.as_deref().unwrap_or(""))
+            }
+        }
+    }
+}
+
+/// `POST /rehearse`: starts a restore rehearsal (behaviour §22) in the
+/// background; its end is recorded (journal, history, this page).
+pub(crate) async fn rehearse(
+    State(state): State<PageState>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if let Err(r) = check_post(&state, &headers, Some(&form.csrf)) {
+        return r.into_response();
+    }
+    let handle = state.inner.handle.clone();
+    if handle.is_running().await.unwrap_or(false) {
+        return answer(
+            &headers,
+            StatusCode::CONFLICT,
+            "A backup is running: rehearse once it has ended.",
+            "/",
+        );
+    }
+    let options = sauve_engine::RehearsalOptions {
+        trigger: Trigger::Manual,
+        ..sauve_engine::RehearsalOptions::default()
+    };
+    tokio::spawn(async move {
+        match handle.rehearse(options).await {
+            Ok(done) => tracing::info!("rehearsal of {}: {}", done.record.set, done.record.status),
+            Err(e) => tracing::warn!("the rehearsal was refused: {e}"),
+        }
+    });
+    answer(
+        &headers,
+        StatusCode::ACCEPTED,
+        "Rehearsal started: its result appears here and in the Journal once it ends.",
+        "/",
+    )
 }
 
 /// The "Last backup information" area (also `GET /parts/last`).

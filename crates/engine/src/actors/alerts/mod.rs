@@ -239,69 +239,141 @@ impl Handler<CheckStaleness> for Alerter {
         let zone = self.clock.zone();
         let check = async move {
             let own = ask(&resolver, "resolver", ReadOwnSettings).await?;
-            let Some(after) = own.settings.alerts.stale_after else {
+            let alerts = &own.settings.alerts;
+            if alerts.stale_after.is_none() && alerts.proven_stale_after.is_none() {
                 return Ok(None);
-            };
+            }
             let state = ask(&state, "state", WatchStaleness { now }).await??.0;
-            if state
-                .alerts
-                .iter()
-                .any(|a| a.is_open() && a.alert.kind == AlertKind::Stale)
-            {
-                return Ok(None);
+            let due = [
+                alerts
+                    .stale_after
+                    .and_then(|after| backup_stale(&state, after, now, &zone)),
+                alerts
+                    .proven_stale_after
+                    .and_then(|after| proof_stale(&state, after, now, &zone)),
+            ];
+            let mut raised = None;
+            for (draft, journal) in due.into_iter().flatten() {
+                let raise = RaiseAlert {
+                    draft,
+                    journal,
+                    whole: true,
+                };
+                raised = Some(ask(&me, "alerter", raise).await??);
             }
-            let Some(since) = state.last_success.or(state.watching_since) else {
-                return Ok(None);
-            };
-            let after_signed =
-                jiff::SignedDuration::try_from(after).unwrap_or(jiff::SignedDuration::MAX);
-            if now.duration_since(since) <= after_signed {
-                return Ok(None);
-            }
-            let last = state.last_backup;
-            let local = |t: jiff::Timestamp| {
-                zone.to_datetime(t)
-                    .strftime("%Y-%m-%d %H:%M:%S")
-                    .to_string()
-            };
-            let reason = match state.last_success {
-                Some(t) => format!(
-                    "no backup succeeded since {} (alerts.stale_after is {} s)",
-                    local(t),
-                    after.as_secs()
-                ),
-                None => format!(
-                    "no backup succeeded since sauve started watching at {} (alerts.stale_after is {} s)",
-                    local(since),
-                    after.as_secs()
-                ),
-            };
-            let draft = AlertDraft {
-                kind: AlertKind::Stale,
-                status: last.as_ref().map_or(sauve_status::Status::Ok, |l| l.status),
-                trigger: last
-                    .as_ref()
-                    .map(|l| l.trigger.as_str().to_owned())
-                    .unwrap_or_default(),
-                number: last.as_ref().map_or(BackupNumber::NONE, |l| l.number),
-                scheduled: None,
-                started: last.as_ref().map(|l| l.started),
-                ended: last.as_ref().map(|l| l.ended),
-                errors: vec![reason.clone()],
-                failures: state.scheduler.map_or(0, |s| s.failures),
-            };
-            let mut journal = Entry::new(Title::Alert);
-            journal.reason = Some(reason);
-            journal.starting = Some(Stamp::at(zone.to_datetime(now)));
-            let raise = RaiseAlert {
-                draft,
-                journal,
-                whole: true,
-            };
-            Ok(Some(ask(&me, "alerter", raise).await??))
+            Ok(raised)
         };
         Box::pin(check.into_actor(self))
     }
+}
+
+/// `2026-12-01 14:04:29`, local.
+fn local(zone: &jiff::tz::TimeZone, t: jiff::Timestamp) -> String {
+    zone.to_datetime(t)
+        .strftime("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+/// Whether `kind` has an open alert.
+fn is_open(state: &crate::state::EngineState, kind: AlertKind) -> bool {
+    state
+        .alerts
+        .iter()
+        .any(|a| a.is_open() && a.alert.kind == kind)
+}
+
+/// An alert of its own: the draft and its journal entry, saying `reason`.
+fn own_alert(
+    kind: AlertKind,
+    state: &crate::state::EngineState,
+    reason: String,
+    (now, zone): (jiff::Timestamp, &jiff::tz::TimeZone),
+) -> (AlertDraft, Entry) {
+    let last = state.last_backup.as_ref();
+    let draft = AlertDraft {
+        kind,
+        status: last.map_or(sauve_status::Status::Ok, |l| l.status),
+        trigger: last
+            .map(|l| l.trigger.as_str().to_owned())
+            .unwrap_or_default(),
+        number: last.map_or(BackupNumber::NONE, |l| l.number),
+        scheduled: None,
+        started: last.map(|l| l.started),
+        ended: last.map(|l| l.ended),
+        errors: vec![reason.clone()],
+        failures: state.scheduler.as_ref().map_or(0, |s| s.failures),
+    };
+    let mut journal = Entry::new(Title::Alert);
+    journal.reason = Some(reason);
+    journal.starting = Some(Stamp::at(zone.to_datetime(now)));
+    (draft, journal)
+}
+
+/// No backup succeeded for longer than `after` (behaviour §17.2).
+fn backup_stale(
+    state: &crate::state::EngineState,
+    after: std::time::Duration,
+    now: jiff::Timestamp,
+    zone: &jiff::tz::TimeZone,
+) -> Option<(AlertDraft, Entry)> {
+    if is_open(state, AlertKind::Stale) {
+        return None;
+    }
+    let since = state.last_success.or(state.watching_since)?;
+    let after_signed = jiff::SignedDuration::try_from(after).unwrap_or(jiff::SignedDuration::MAX);
+    if now.duration_since(since) <= after_signed {
+        return None;
+    }
+    let reason = match state.last_success {
+        Some(t) => format!(
+            "no backup succeeded since {} (alerts.stale_after is {} s)",
+            local(zone, t),
+            after.as_secs()
+        ),
+        None => format!(
+            "no backup succeeded since sauve started watching at {} (alerts.stale_after is {} s)",
+            local(zone, since),
+            after.as_secs()
+        ),
+    };
+    Some(own_alert(AlertKind::Stale, state, reason, (now, zone)))
+}
+
+/// The newest proven recovery point is older than `after` (behaviour §22).
+/// Never while the last rehearsal could prove nothing on this host (an
+/// encrypted source without its identity): that is shown, not alerted.
+fn proof_stale(
+    state: &crate::state::EngineState,
+    after: std::time::Duration,
+    now: jiff::Timestamp,
+    zone: &jiff::tz::TimeZone,
+) -> Option<(AlertDraft, Entry)> {
+    if is_open(state, AlertKind::ProofStale)
+        || state.last_rehearsal.as_ref().is_some_and(|r| !r.provable)
+    {
+        return None;
+    }
+    let point = state.proven.as_ref().and_then(|p| p.point);
+    let since = point.or(state.proof_watching_since)?;
+    let after_signed = jiff::SignedDuration::try_from(after).unwrap_or(jiff::SignedDuration::MAX);
+    if now.duration_since(since) <= after_signed {
+        return None;
+    }
+    let reason = match (point, &state.proven) {
+        (Some(t), Some(p)) => format!(
+            "the newest state proven restorable is {} (set {} from {}), older than alerts.proven_stale_after ({} s)",
+            local(zone, t),
+            p.set,
+            p.source,
+            after.as_secs()
+        ),
+        _ => format!(
+            "no restore proven since sauve started watching at {} (alerts.proven_stale_after is {} s; `sauve rehearse` proves one)",
+            local(zone, since),
+            after.as_secs()
+        ),
+    };
+    Some(own_alert(AlertKind::ProofStale, state, reason, (now, zone)))
 }
 
 impl Handler<DrainAlerts> for Alerter {

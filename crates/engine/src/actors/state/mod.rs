@@ -232,8 +232,17 @@ impl Handler<WatchStaleness> for StateKeeper {
     type Result = Result<StateRead, EngineError>;
     fn handle(&mut self, msg: WatchStaleness, _: &mut SyncContext<Self>) -> Self::Result {
         let state = EngineState::load(&self.app);
-        if state.last_success.is_none() && state.watching_since.is_none() {
-            self.update(|s| s.watching_since = Some(msg.now))?;
+        let backups = state.last_success.is_none() && state.watching_since.is_none();
+        let proof = state.proven.is_none() && state.proof_watching_since.is_none();
+        if backups || proof {
+            self.update(|s| {
+                if backups {
+                    s.watching_since = Some(msg.now);
+                }
+                if proof {
+                    s.proof_watching_since = Some(msg.now);
+                }
+            })?;
         } else {
             self.state = state;
         }

@@ -1,0 +1,177 @@
+//! Rehearsals on a schedule (behaviour §22): `[rehearsal] every`, run by the
+//! scheduler loop outside backup slots, on a task of its own so that a
+//! backup that comes due is never held up (it stops the rehearsal).
+
+use std::sync::{Arc, Mutex};
+
+use jiff::{SignedDuration, Timestamp};
+use sauve_status::Status;
+
+use crate::api::Trigger;
+use crate::handle::BackupHandle;
+use crate::state::RehearsalRecord;
+
+/// No rehearsal starts when a backup attempt is due sooner than this.
+const CLEAR_OF_SLOTS: SignedDuration = SignedDuration::from_mins(15);
+/// A rehearsal refused (another process busy, a folder inside the app) is
+/// tried again after this.
+const AFTER_REFUSAL: SignedDuration = SignedDuration::from_hours(1);
+
+/// The scheduled rehearsal: the one running, and the last refusal said.
+#[derive(Default)]
+pub(crate) struct Rehearsals {
+    running: Option<tokio::task::JoinHandle<()>>,
+    refused: Arc<Mutex<Option<(Timestamp, String)>>>,
+}
+
+/// Whether a rehearsal is due at `now`, `every` apart: never run, stopped
+/// (by a backup that came due: it runs again after it), or the last one
+/// started `every` ago.
+pub(crate) fn is_due(
+    last: Option<&RehearsalRecord>,
+    every: SignedDuration,
+    now: Timestamp,
+) -> bool {
+    match last {
+        None => true,
+        Some(r) if r.status == Status::Stopped => true,
+        Some(r) => now.duration_since(r.started) >= every,
+    }
+}
+
+impl Rehearsals {
+    /// Starts a rehearsal when one is due and no backup attempt is near
+    /// (`next`); each look of the scheduler loop asks.
+    pub(crate) async fn look(
+        &mut self,
+        handle: &BackupHandle,
+        next: Option<Timestamp>,
+        now: Timestamp,
+    ) {
+        if self.running.as_ref().is_some_and(|t| !t.is_finished()) {
+            return;
+        }
+        let Ok((own, _)) = handle.config().own_settings().await else {
+            return;
+        };
+        let Some(every) = own
+            .rehearsal
+            .every
+            .and_then(|e| SignedDuration::try_from(e).ok())
+        else {
+            return;
+        };
+        if next.is_some_and(|n| n.duration_since(now) < CLEAR_OF_SLOTS) {
+            return;
+        }
+        if self
+            .refused
+            .lock()
+            .ok()
+            .and_then(|r| r.as_ref().map(|(at, _)| *at))
+            .is_some_and(|at| now.duration_since(at) < AFTER_REFUSAL)
+        {
+            return;
+        }
+        let Ok(state) = handle.records().state().await else {
+            return;
+        };
+        if !is_due(state.last_rehearsal.as_ref(), every, now)
+            || handle.is_running().await.unwrap_or(true)
+        {
+            return;
+        }
+        let options = crate::RehearsalOptions {
+            trigger: Trigger::Scheduled,
+            max_mib_s: own.rehearsal.max_mib_s,
+            ..crate::RehearsalOptions::default()
+        };
+        let (handle, refused) = (handle.clone(), Arc::clone(&self.refused));
+        self.running = Some(tokio::spawn(async move {
+            match handle.rehearse(options).await {
+                Ok(done) => {
+                    if let Ok(mut r) = refused.lock() {
+                        *r = None;
+                    }
+                    let r = &done.record;
+                    match &r.error {
+                        None => tracing::info!(
+                            "scheduled rehearsal of {} from {}: proven",
+                            r.set,
+                            r.source
+                        ),
+                        Some(e) => tracing::warn!("scheduled rehearsal: {}: {e}", r.status),
+                    }
+                }
+                Err(e) => {
+                    let text = e.to_string();
+                    if let Ok(mut r) = refused.lock() {
+                        if r.as_ref().is_none_or(|(_, said)| *said != text) {
+                            tracing::warn!("the scheduled rehearsal was refused: {text}");
+                        }
+                        *r = Some((handle.clock().now(), text));
+                    }
+                }
+            }
+        }));
+    }
+
+    /// Ends the loop's rehearsal task (the engine stops it, if it runs).
+    pub(crate) fn abort(&mut self) {
+        if let Some(t) = self.running.take() {
+            t.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rehearsal_is_due_when_never_run_stopped_or_a_period_old() {
+        let at = |s| Timestamp::from_second(s).unwrap();
+        let every = SignedDuration::from_hours(24);
+        let record = |status, started| RehearsalRecord {
+            set: "App[0001]".to_owned(),
+            number: sauve_number::BackupNumber::new(1),
+            source: "/b".to_owned(),
+            status,
+            error: None,
+            provable: true,
+            started: at(started),
+            ended: at(started + 10),
+            point: None,
+            last_sequence: None,
+            restore_ms: 0,
+            integrate_ms: 0,
+            check_ms: 0,
+            bytes: 0,
+            data_bytes: 0,
+        };
+        let now = at(1_000_000);
+        assert!(is_due(None, every, now));
+        assert!(!is_due(
+            Some(&record(Status::Ok, 1_000_000 - 3600)),
+            every,
+            now
+        ));
+        assert!(is_due(
+            Some(&record(Status::Ok, 1_000_000 - 86_400)),
+            every,
+            now
+        ));
+        assert!(
+            !is_due(
+                Some(&record(Status::ArchiveCorrupt, 1_000_000 - 60)),
+                every,
+                now
+            ),
+            "a failure waits a period: its alert is out"
+        );
+        assert!(
+            is_due(Some(&record(Status::Stopped, 1_000_000 - 60)), every, now),
+            "a stopped one runs again"
+        );
+    }
+}
