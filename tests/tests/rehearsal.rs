@@ -590,3 +590,86 @@ fn sauve_rehearse_proves_the_newest_set_status_shows_it_and_a_live_server_runs_i
     assert_eq!(entry.trigger.as_deref(), Some("remote"));
     drop(server);
 }
+
+#[test]
+fn an_encrypted_bucket_is_not_provable_without_its_identity_and_proven_with_it_or_from_an_off_site_copy()
+ {
+    use sauve_tests::garage::{Garage, sauve};
+    let garage = Garage::start(1);
+    let app = SampleApp::with_settings(&[("General/DestinationFolder", "s3://sauve-test/sealed/")])
+        .unwrap();
+    let (key, recipient) = sauve_tests::garage::age_keygen(app.root(), "key.txt");
+    std::fs::write(
+        app.path().join("Settings/sauve.toml"),
+        format!(
+            "[destination]\n{}encrypt_to = [\"{recipient}\"]\n\n[[offsite]]\nurl = \"s3://sauve-test/copy/\"\n",
+            garage.toml_lines()
+        ),
+    )
+    .unwrap();
+    let a = app.arg();
+    let out = sauve(&garage, &["backup", "--app", &a]);
+    assert!(out.status.success(), "{out:?}");
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let status_json = || -> serde_json::Value {
+        let out = sauve(&garage, &["status", "--app", &a, "--json"]);
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    // Without the identity: recorded, shown, never alerted.
+    let out = sauve(&garage, &["rehearse", "--app", &a]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("not provable on this host"),
+        "{}",
+        text(&out)
+    );
+    let s = status_json();
+    assert_eq!(s["rehearsal"]["state"], "not provable on this host", "{s}");
+    assert_eq!(s["alerts"].as_array().unwrap().len(), 0, "{s}");
+    // With it: proven from the bucket.
+    let k = key.display().to_string();
+    let out = sauve(&garage, &["rehearse", "--app", &a, "--identity", &k]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("Rehearsal of App[0001] from s3://sauve-test/sealed/"),
+        "{}",
+        text(&out)
+    );
+    // From the off-site copy (its objects copied as stored: sealed), by its
+    // place in sauve.toml.
+    let out = sauve(
+        &garage,
+        &["rehearse", "--app", &a, "--offsite", "1", "--identity", &k],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("from s3://sauve-test/copy/"),
+        "{}",
+        text(&out)
+    );
+    let s = status_json();
+    assert_eq!(
+        s["rehearsal"]["proven"]["source"], "s3://sauve-test/copy/",
+        "{s}"
+    );
+    // The identity that reads the sets lost, another in its place: a
+    // failure that reaches a person.
+    let (other, _) = sauve_tests::garage::age_keygen(app.root(), "other.txt");
+    let o = other.display().to_string();
+    let out = sauve(&garage, &["rehearse", "--app", &a, "--identity", &o]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("rehearsal of App[0001] from s3://sauve-test/sealed/"),
+        "{}",
+        text(&out)
+    );
+    let s = status_json();
+    assert_eq!(s["rehearsal"]["state"], "failed", "{s}");
+    assert_eq!(s["alerts"][0]["kind"], "rehearsal-failed", "{s}");
+}

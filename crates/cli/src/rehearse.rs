@@ -204,25 +204,28 @@ fn show(done: &serde_json::Value, json: bool, zone: &jiff::tz::TimeZone, io: &mu
     if let Some(e) = done["error"].as_str() {
         out.push_str(&format!("  error: {e}\n"));
     }
-    out.push_str(&format!(
-        "  restored {} files ({}) in {}\n",
-        n("files"),
-        sauve_engine::human_bytes(n("bytes")),
-        secs(n("restoreMs"))
-    ));
-    let logs = done["logBackups"].as_array().map_or(0, Vec::len);
-    match logs {
-        0 => out.push_str("  no log backup after the set\n"),
-        k => out.push_str(&format!(
-            "  integrated {} records from {k} log backup{} in {}{}\n",
-            n("records"),
-            if k == 1 { "" } else { "s" },
-            secs(n("integrateMs")),
-            done["lastSequence"]
-                .as_u64()
-                .map(|s| format!(", to sequence {s}"))
-                .unwrap_or_default()
-        )),
+    // What ran: nothing to say of a rehearsal that ended before its restore.
+    if n("files") > 0 || done["error"].is_null() {
+        out.push_str(&format!(
+            "  restored {} files ({}) in {}\n",
+            n("files"),
+            sauve_engine::human_bytes(n("bytes")),
+            secs(n("restoreMs"))
+        ));
+        let logs = done["logBackups"].as_array().map_or(0, Vec::len);
+        match logs {
+            0 => out.push_str("  no log backup after the set\n"),
+            k => out.push_str(&format!(
+                "  integrated {} records from {k} log backup{} in {}{}\n",
+                n("records"),
+                if k == 1 { "" } else { "s" },
+                secs(n("integrateMs")),
+                done["lastSequence"]
+                    .as_u64()
+                    .map(|s| format!(", to sequence {s}"))
+                    .unwrap_or_default()
+            )),
+        }
     }
     if let Some(v) = done["verdict"].as_str() {
         out.push_str(&format!("  check: {v} ({})\n", secs(n("checkMs"))));
