@@ -176,7 +176,17 @@ pub struct EngineOptions {
     /// How alerts are delivered: timeout and retries (behaviour §17.2's by
     /// default; tests shorten them).
     pub alert_delivery: sauve_alerts::Policy,
+    /// The host's own rehearsal functions (behaviour §22), made anew for
+    /// each rehearsal that is not given its own (the schedule's, the page's,
+    /// `POST /v1/rehearse`'s, [`BackupHandle::rehearse`]'s); without it,
+    /// `[rehearsal] check` runs.
+    ///
+    /// [`BackupHandle::rehearse`]: crate::BackupHandle::rehearse
+    pub rehearsal: Option<RehearsalFactory>,
 }
+
+/// Makes the host's functions for one rehearsal.
+pub type RehearsalFactory = Arc<dyn Fn() -> Box<dyn crate::RehearsalHost> + Send + Sync>;
 
 impl Default for EngineOptions {
     fn default() -> EngineOptions {
@@ -188,6 +198,7 @@ impl Default for EngineOptions {
             threads: 0,
             log: None,
             alert_delivery: sauve_alerts::Policy::default(),
+            rehearsal: None,
         }
     }
 }

@@ -54,6 +54,8 @@ struct Inner {
     /// Bumped when someone saved the settings: the scheduler loop re-reads
     /// them at once.
     settings_saved: watch::Sender<u64>,
+    /// The host's rehearsal functions, when it gave them.
+    rehearsal: Option<crate::api::RehearsalFactory>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -184,6 +186,7 @@ impl Engine {
         let live_events = events.subscribe();
         let (tx, rx) = std::sync::mpsc::channel();
         let clock = options.clock.clone();
+        let rehearsal = options.rehearsal.clone();
         let options_clock = options.clock.clone();
         let (thread_locks, thread_events, thread_layout) =
             (locks.clone(), events.clone(), layout.clone());
@@ -229,6 +232,7 @@ impl Engine {
                 layout,
                 clock,
                 settings_saved: watch::Sender::new(0),
+                rehearsal,
                 thread: Mutex::new(Some(thread)),
             }),
         })
@@ -482,7 +486,8 @@ impl BackupHandle {
     /// Rehearses a restore (behaviour §22): a set of the source restored
     /// into a sandbox outside the app, its log backups integrated (read and
     /// checked; nothing applied), `[rehearsal] check` run on the result,
-    /// the sandbox removed. Refused while a backup, a restore or an
+    /// the sandbox removed (with [`EngineOptions::rehearsal`], the host's
+    /// functions instead of the check). Refused while a backup, a restore or an
     /// integration runs (1402, 1417); a backup that comes due stops it
     /// (1406), as Stop does. Once admitted it is recorded whatever its end
     /// (journal, history, state; an alert when it fails): the report's
@@ -491,7 +496,8 @@ impl BackupHandle {
         &self,
         options: crate::RehearsalOptions,
     ) -> Result<crate::Rehearsal, EngineError> {
-        self.rehearse_on_thread(options, None).await
+        let host = self.inner.rehearsal.as_ref().map(|make| make());
+        self.rehearse_on_thread(options, host).await
     }
 
     /// [`BackupHandle::rehearse`] with the host's own functions: `host`

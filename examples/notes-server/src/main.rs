@@ -14,6 +14,9 @@
 //! - At start, the open check restores damaged data from the newest backup
 //!   and integrates the logs (AutomaticRestore, AutomaticLogIntegration).
 //!
+//! - Restore rehearsals (`POST /v1/rehearse`, the page, `[rehearsal] every`)
+//!   restore a set into a sandbox, apply the log backups to the restored
+//!   database and run `PRAGMA integrity_check` on it.
 //! - `DELETE /notes` deletes every note (logged like any write: a mistake a
 //!   point-in-time restore undoes); `GET /notes` lists them.
 //! - `notes-server restore --app DIR --until "2026-12-01 14:04:30"` (or
@@ -167,6 +170,74 @@ impl<'a> Replay<'a> {
                 .insert(open_db(self.data).map_err(|e| e.to_string())?),
         };
         apply(conn, self.uploads, r).map_err(|e| e.to_string())
+    }
+}
+
+/// The notes-server's restore rehearsal (behaviour §22): the restored
+/// database opened in the sandbox, each logged write of the log backups
+/// applied to it with the server's own function (uploads into the
+/// sandbox's `Data/Uploads/`), then SQLite's `PRAGMA integrity_check`, and
+/// the sequence the database says it holds against the log's last.
+#[derive(Default)]
+struct Rehearse {
+    db: Option<Connection>,
+    uploads: PathBuf,
+    /// The last sequence applied: the set's, then each record's.
+    last: u64,
+}
+
+impl Rehearse {
+    fn db(&mut self) -> Result<&mut Connection, sauve_engine::RehearsalError> {
+        self.db
+            .as_mut()
+            .ok_or_else(|| "the restored database was not opened".into())
+    }
+}
+
+impl sauve_engine::RehearsalHost for Rehearse {
+    fn open(&mut self, sandbox: &sauve_engine::Sandbox) -> Result<(), sauve_engine::RehearsalError> {
+        let data = sandbox
+            .data
+            .as_ref()
+            .ok_or("the set holds no data file")?;
+        let db = open_db(data)?;
+        self.last = db
+            .query_row("SELECT v FROM meta WHERE k = 'last_seq'", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .optional()?
+            .unwrap_or(0) as u64;
+        self.db = Some(db);
+        self.uploads = sandbox.app.join("Data/Uploads");
+        Ok(())
+    }
+
+    fn apply(&mut self, r: &Record) -> Result<(), sauve_engine::RehearsalError> {
+        let uploads = self.uploads.clone();
+        apply(self.db()?, &uploads, r)?;
+        self.last = r.seq;
+        Ok(())
+    }
+
+    fn check(&mut self, _: &sauve_engine::Sandbox) -> Result<String, sauve_engine::RehearsalError> {
+        let last = self.last;
+        let db = self.db()?;
+        let ok: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        if ok != "ok" {
+            return Err(format!("PRAGMA integrity_check says: {ok}").into());
+        }
+        let held: i64 = db
+            .query_row("SELECT v FROM meta WHERE k = 'last_seq'", [], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
+        if held as u64 != last {
+            return Err(format!(
+                "the database holds the writes to sequence {held}, the log backups to {last}"
+            )
+            .into());
+        }
+        let notes: i64 = db.query_row("SELECT COUNT(*) FROM notes", [], |r| r.get(0))?;
+        Ok(format!("ok: {notes} notes, to sequence {last}"))
     }
 }
 
@@ -627,6 +698,8 @@ fn start_engine(
             log: Some(log.clone()),
             // One compression thread: the other core keeps serving requests.
             threads: 1,
+            // Rehearsals apply the logs and check the database as the host does.
+            rehearsal: Some(Arc::new(|| Box::new(Rehearse::default()))),
             ..EngineOptions::default()
         },
     )?;

@@ -122,3 +122,87 @@ fn a_waiting_write_can_be_cancelled_with_minus_9976_while_reads_go_on() {
     assert_eq!(last.tag, sauve_logfile::Tag::new(1, "notes"));
     assert!(last.time.is_some());
 }
+
+/// Starts notes-server on `app`: the host, its address and its token.
+fn start(app: &std::path::Path) -> (Host, String, String) {
+    let host = Host(
+        Command::new(env!("CARGO_BIN_EXE_notes-server"))
+            .arg("--app")
+            .arg(app)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let file = app.join("Logs/sauve-server.json");
+    for _ in 0..400 {
+        if let Ok(t) = std::fs::read_to_string(&file)
+            && let Ok(v) = serde_json::from_str::<serde_json::Value>(&t)
+        {
+            let addr = v["url"].as_str().unwrap().trim_start_matches("http://");
+            return (host, addr.to_owned(), v["token"].as_str().unwrap().to_owned());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("notes-server did not start");
+}
+
+/// Backs up through the control API and waits for backup `n` to end.
+fn back_up(addr: &str, token: &str, n: u64) {
+    assert_eq!(http(addr, "POST", "/v1/backup", Some(token), "").0, 202);
+    for _ in 0..1200 {
+        let (_, body) = http(addr, "GET", "/v1/status", Some(token), "");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if v["last_backup"]["number"].as_u64() == Some(n) {
+            assert_eq!(v["last_backup"]["status"], 0, "{v}");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("backup {n} did not end");
+}
+
+#[test]
+fn a_rehearsal_applies_the_log_backups_to_the_restored_database_and_checks_it() {
+    let root = tempfile::tempdir().unwrap();
+    let app = root.path().join("App");
+    std::fs::create_dir_all(&app).unwrap();
+    let (_host, addr, token) = start(&app);
+    for i in 0..3 {
+        assert_eq!(http(&addr, "POST", "/notes", None, &format!("first {i}")).0, 201);
+    }
+    back_up(&addr, &token, 1);
+    for i in 0..2 {
+        assert_eq!(http(&addr, "POST", "/notes", None, &format!("second {i}")).0, 201);
+    }
+    back_up(&addr, &token, 2);
+    // Set 1 holds three notes; its log backup brings the other two.
+    let (code, body) = http(&addr, "POST", "/v1/rehearse", Some(&token), r#"{"set": 1}"#);
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], 0, "{v}");
+    assert_eq!(v["verdict"], "ok: 5 notes, to sequence 5", "{v}");
+    assert_eq!(v["logBackups"], serde_json::json!(["Notes[0001].4BL"]), "{v}");
+    // A set damaged since: the rehearsal fails, names it, and alerts.
+    let set = root.path().join("Backups/Notes[0002].4BK");
+    let mut bytes = std::fs::read(&set).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0xff;
+    std::fs::write(&set, bytes).unwrap();
+    let (code, body) = http(&addr, "POST", "/v1/rehearse", Some(&token), "");
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_ne!(v["status"], 0, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("Notes[0002]"), "{v}");
+    let (_, body) = http(&addr, "GET", "/v1/status", Some(&token), "");
+    let s: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(s["alerts"][0]["kind"], "rehearsal-failed", "{s}");
+    assert_eq!(s["rehearsal"]["proven"]["set"], "Notes[0001]", "{s}");
+    // Bad requests name what is accepted.
+    let (code, body) = http(&addr, "POST", "/v1/rehearse", Some(&token), r#"{"sett": 1}"#);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("accepted"), "{body}");
+    let (code, body) = http(&addr, "POST", "/v1/rehearse", Some(&token), r#"{"set": 7}"#);
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("(accepted: 0001, 0002)"), "{body}");
+}
