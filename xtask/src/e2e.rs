@@ -397,6 +397,9 @@ pub(crate) fn run(o: &Options) -> Result<()> {
     let point_root = root.join("point-in-time");
     let recovered = crate::e2e_point::run(&bin, &point_root)
         .with_context(|| format!("point-in-time recovery (logs in {})", point_root.display()))?;
+    let rehearsal_root = root.join("rehearsal");
+    let rehearsed = crate::e2e_rehearsal::run(&bin, &rehearsal_root)
+        .with_context(|| format!("restore rehearsals (logs in {})", rehearsal_root.display()))?;
 
     eprintln!(
         "load: {} s, {} writers, {} readers",
@@ -423,6 +426,7 @@ pub(crate) fn run(o: &Options) -> Result<()> {
     let findings = Findings {
         stats: &stats,
         recovered,
+        rehearsed,
         cycles,
         applied_cancelled,
         archives,
@@ -648,6 +652,7 @@ impl HistoryFigures {
 struct Findings<'a> {
     stats: &'a Stats,
     recovered: crate::e2e_point::Recovered,
+    rehearsed: crate::e2e_rehearsal::Rehearsed,
     cycles: Cycles,
     /// Notes found applied though never acknowledged.
     applied_cancelled: usize,
@@ -708,6 +713,26 @@ fn write_writes_rows(o: &Options, f: &Findings) {
     println!(
         "| writes found applied though never acknowledged (cancelled included) | {} | 0 |",
         f.applied_cancelled
+    );
+    let r = &f.rehearsed;
+    println!(
+        "| notes a restore rehearsal proved (set 1 and its log backup) / notes acknowledged | {} / {} | equal |",
+        r.notes.0, r.notes.1
+    );
+    println!(
+        "| rehearsal's restore and integration (400 notes of 64 KiB, then 100), ms | {} | |",
+        r.restore_ms
+    );
+    println!(
+        "| read p99 while rehearsals run / idle, ms ({} reads during) | {:.2} / {:.2} ({:.2}x) | ≤ 1.5x |",
+        r.during_reads,
+        r.during_p99,
+        r.idle_p99,
+        r.during_p99 / r.idle_p99
+    );
+    println!(
+        "| a rehearsal of a set damaged since fails, alerts and names it | {} | yes |",
+        r.failure
     );
     println!("| data file, MiB | {} | |", f.data_mib);
     // The writes that waited at all (most never meet a backup's lock).

@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use crate::notes_server::{Server, agent, start, stop};
 
 /// Writes a note; its id.
-fn note(server: &Server, body: &str) -> Result<u64> {
+pub(crate) fn note(server: &Server, body: &str) -> Result<u64> {
     let mut r = agent().post(format!("{}/notes", server.url)).send(body)?;
     if r.status().as_u16() != 201 {
         bail!("the note {body:?} was refused ({})", r.status());
@@ -23,7 +23,7 @@ fn note(server: &Server, body: &str) -> Result<u64> {
 }
 
 /// Every note, as `GET /notes` lists them.
-fn notes(server: &Server) -> Result<Vec<String>> {
+pub(crate) fn notes(server: &Server) -> Result<Vec<String>> {
     let mut r = agent().get(format!("{}/notes", server.url)).call()?;
     let v: Vec<serde_json::Value> = serde_json::from_str(&r.body_mut().read_to_string()?)?;
     Ok(v.iter()
@@ -32,7 +32,7 @@ fn notes(server: &Server) -> Result<Vec<String>> {
 }
 
 /// Asks for a backup and waits until the last backup is number `n`, done.
-fn backup(server: &Server, n: u64) -> Result<()> {
+pub(crate) fn backup(server: &Server, n: u64) -> Result<()> {
     let auth = format!("Bearer {}", server.token);
     agent()
         .post(format!("{}/v1/backup", server.url))

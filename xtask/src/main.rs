@@ -38,6 +38,7 @@ mod ci_steps;
 mod crash;
 mod e2e;
 mod e2e_point;
+mod e2e_rehearsal;
 mod fuzz;
 mod lockwindow;
 mod measure;

@@ -60,8 +60,8 @@ mod views;
 pub use admission::{hold_restore_target, run_lock_path};
 pub use api::{
     BackupEvent, BackupReport, Clock, EngineOptions, HookFuture, Hooks, Phase, RehearsalFactory,
-    Scheduled,
-    ShutdownHook, ShutdownInfo, StartupHook, SystemClock, Tally, Trigger, UnknownTrigger,
+    Scheduled, ShutdownHook, ShutdownInfo, StartupHook, SystemClock, Tally, Trigger,
+    UnknownTrigger,
 };
 pub use error::{Busy, EngineError};
 pub use handle::{Admission, BackupHandle, Engine, Running};

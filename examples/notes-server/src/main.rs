@@ -195,11 +195,11 @@ impl Rehearse {
 }
 
 impl sauve_engine::RehearsalHost for Rehearse {
-    fn open(&mut self, sandbox: &sauve_engine::Sandbox) -> Result<(), sauve_engine::RehearsalError> {
-        let data = sandbox
-            .data
-            .as_ref()
-            .ok_or("the set holds no data file")?;
+    fn open(
+        &mut self,
+        sandbox: &sauve_engine::Sandbox,
+    ) -> Result<(), sauve_engine::RehearsalError> {
+        let data = sandbox.data.as_ref().ok_or("the set holds no data file")?;
         let db = open_db(data)?;
         self.last = db
             .query_row("SELECT v FROM meta WHERE k = 'last_seq'", [], |r| {

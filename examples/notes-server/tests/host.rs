@@ -140,7 +140,11 @@ fn start(app: &std::path::Path) -> (Host, String, String) {
             && let Ok(v) = serde_json::from_str::<serde_json::Value>(&t)
         {
             let addr = v["url"].as_str().unwrap().trim_start_matches("http://");
-            return (host, addr.to_owned(), v["token"].as_str().unwrap().to_owned());
+            return (
+                host,
+                addr.to_owned(),
+                v["token"].as_str().unwrap().to_owned(),
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -169,11 +173,17 @@ fn a_rehearsal_applies_the_log_backups_to_the_restored_database_and_checks_it() 
     std::fs::create_dir_all(&app).unwrap();
     let (_host, addr, token) = start(&app);
     for i in 0..3 {
-        assert_eq!(http(&addr, "POST", "/notes", None, &format!("first {i}")).0, 201);
+        assert_eq!(
+            http(&addr, "POST", "/notes", None, &format!("first {i}")).0,
+            201
+        );
     }
     back_up(&addr, &token, 1);
     for i in 0..2 {
-        assert_eq!(http(&addr, "POST", "/notes", None, &format!("second {i}")).0, 201);
+        assert_eq!(
+            http(&addr, "POST", "/notes", None, &format!("second {i}")).0,
+            201
+        );
     }
     back_up(&addr, &token, 2);
     // Set 1 holds three notes; its log backup brings the other two.
@@ -182,7 +192,11 @@ fn a_rehearsal_applies_the_log_backups_to_the_restored_database_and_checks_it() 
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["status"], 0, "{v}");
     assert_eq!(v["verdict"], "ok: 5 notes, to sequence 5", "{v}");
-    assert_eq!(v["logBackups"], serde_json::json!(["Notes[0001].4BL"]), "{v}");
+    assert_eq!(
+        v["logBackups"],
+        serde_json::json!(["Notes[0001].4BL"]),
+        "{v}"
+    );
     // A set damaged since: the rehearsal fails, names it, and alerts.
     let set = root.path().join("Backups/Notes[0002].4BK");
     let mut bytes = std::fs::read(&set).unwrap();
@@ -199,7 +213,13 @@ fn a_rehearsal_applies_the_log_backups_to_the_restored_database_and_checks_it() 
     assert_eq!(s["alerts"][0]["kind"], "rehearsal-failed", "{s}");
     assert_eq!(s["rehearsal"]["proven"]["set"], "Notes[0001]", "{s}");
     // Bad requests name what is accepted.
-    let (code, body) = http(&addr, "POST", "/v1/rehearse", Some(&token), r#"{"sett": 1}"#);
+    let (code, body) = http(
+        &addr,
+        "POST",
+        "/v1/rehearse",
+        Some(&token),
+        r#"{"sett": 1}"#,
+    );
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("accepted"), "{body}");
     let (code, body) = http(&addr, "POST", "/v1/rehearse", Some(&token), r#"{"set": 7}"#);
