@@ -69,7 +69,10 @@ fn steps(server: &Server, root: &Path) -> Result<Rehearsed> {
     }
     backup(server, 2)?;
     let served = acknowledged;
-    let idle = reads_while(server, || Ok(std::thread::sleep(Duration::from_secs(5))))?;
+    let idle = reads_while(server, || {
+        std::thread::sleep(Duration::from_secs(5));
+        Ok(())
+    })?;
     let mut first = None;
     let during = reads_while(server, || {
         // Rehearsals back to back for at least five seconds.
