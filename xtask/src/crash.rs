@@ -36,7 +36,7 @@ pub(crate) struct Options {
     /// Every scenario (the default is the first backup only, as CI runs it)
     #[arg(long)]
     all: bool,
-    /// One scenario by name (first, retention-after, retention-before, log, stopped, restore, open, incremental, incremental-bucket)
+    /// One scenario by name (first, retention-after, retention-before, log, stopped, restore, open, incremental, incremental-bucket, rehearse)
     #[arg(long, value_name = "NAME", conflicts_with = "all")]
     scenario: Option<String>,
     /// Inject ENOSPC, EIO and EROFS at each step instead of crashing
@@ -55,9 +55,10 @@ enum Kind {
     Open,
     Incremental,
     IncrementalBucket,
+    Rehearse,
 }
 
-const SCENARIOS: [(Kind, &str, &str); 9] = [
+const SCENARIOS: [(Kind, &str, &str); 10] = [
     (Kind::First, "first", "a first backup"),
     (
         Kind::RetentionAfter,
@@ -90,6 +91,11 @@ const SCENARIOS: [(Kind, &str, &str); 9] = [
         Kind::IncrementalBucket,
         "incremental-bucket",
         "the same into a bucket of a local Garage node (each request that writes is a step)",
+    ),
+    (
+        Kind::Rehearse,
+        "rehearse",
+        "a restore rehearsal of set 1 and its log backup (behaviour §22)",
     ),
 ];
 
@@ -397,10 +403,14 @@ fn prepare(t: &Tools, kind: Kind) -> Result<Template> {
                 backup(t, &app)?;
             }
         }
-        Kind::Log | Kind::Open => {
+        Kind::Log | Kind::Open | Kind::Rehearse => {
             write_records(t, &app, 0, RECORDS / 2)?;
             backup(t, &app)?;
             write_records(t, &app, RECORDS / 2, RECORDS / 2)?;
+            if kind == Kind::Rehearse {
+                // Set 2 cuts the log: set 1's log backup holds the rest.
+                backup(t, &app)?;
+            }
             if kind == Kind::Open {
                 // The data file is damaged: the host asks for a restore.
                 std::fs::write(app.join("Data/App.4DD"), "damaged")?;
@@ -477,6 +487,7 @@ fn scenario_command(t: &Tools, kind: Kind, root: &Path) -> Command {
             )
         }
         Kind::Open => host(t, &["open", &a]),
+        Kind::Rehearse => sauve(t, &["rehearse", "--set", "1", "--app", &a]),
         _ => sauve(t, &["backup", "--json", "--app", &a]),
     }
 }
@@ -646,6 +657,7 @@ fn leftovers(root: &Path) -> Vec<String> {
                 ".sauve-auto-restore-",
                 ".sauve-log-",
                 ".sauve-open-restore",
+                ".sauve-rehearsal-",
             ]
             .iter()
             .any(|p| name.starts_with(p));
@@ -835,7 +847,7 @@ fn fault_outcome(
     let step = &steps[i];
     let expected = expected_statuses(f, steps, i);
     let allowed = kind == Kind::Stopped && status == 1406
-        || matches!(kind, Kind::Restore | Kind::Open)
+        || matches!(kind, Kind::Restore | Kind::Open | Kind::Rehearse)
         || expected.contains(&status);
     if !allowed {
         bail!(
@@ -857,7 +869,7 @@ fn fault_outcome(
     // The records say what happened: the run's journal entry
     // carries its status (unless the fault hit that very record).
     let in_record = expected == [0];
-    if status != 0 && !in_record && !matches!(kind, Kind::Restore | Kind::Open) {
+    if status != 0 && !in_record && !matches!(kind, Kind::Restore | Kind::Open | Kind::Rehearse) {
         let journal = sauve_journal::read_all(&sauve_journal::journal_dir(&Template::app(root)))?;
         let last = journal.last().and_then(|e| e.status);
         if last != Some(status) {

@@ -724,7 +724,7 @@ fn write_writes_rows(o: &Options, f: &Findings) {
         r.restore_ms
     );
     println!(
-        "| read p99 while rehearsals run / idle, ms ({} reads during) | {:.2} / {:.2} ({:.2}x) | ≤ 1.5x |",
+        "| read p99 while rehearsals run (low priority, max_mib_s 8) / idle, ms ({} reads during) | {:.2} / {:.2} ({:.2}x) | ≤ 1.5x |",
         r.during_reads,
         r.during_p99,
         r.idle_p99,

@@ -29,6 +29,9 @@ pub(crate) struct Rehearsed {
     pub(crate) failure: String,
 }
 
+/// `[rehearsal] max_mib_s` of the app.
+const MAX_MIB_S: u32 = 8;
+
 /// Notes of 64 KiB, enough for a rehearsal that lasts a while.
 const NOTES: usize = 400;
 const NOTE_BYTES: usize = 64 << 10;
@@ -36,7 +39,12 @@ const NOTE_BYTES: usize = 64 << 10;
 /// Runs the rehearsal step in `root` with notes-server `bin`.
 pub(crate) fn run(bin: &Path, root: &Path) -> Result<Rehearsed> {
     let app = root.join("App");
-    std::fs::create_dir_all(&app)?;
+    std::fs::create_dir_all(app.join("Settings"))?;
+    // Rehearsals beside a serving app: low priority, and a bounded rate.
+    std::fs::write(
+        app.join("Settings/sauve.toml"),
+        format!("[rehearsal]\nmax_mib_s = {MAX_MIB_S}\n"),
+    )?;
     let server = start(bin, &app, &root.join("notes-server.log"))?;
     let result = steps(&server, root);
     stop(server)?;

@@ -46,6 +46,7 @@ mod notes_server;
 mod offsite;
 mod peers;
 mod peers_store;
+mod rehearsebench;
 mod stopbench;
 mod suite;
 mod workspace;
@@ -114,6 +115,8 @@ enum Bench {
     Peers(peers::Options),
     /// Incremental sets at any size: a 64 GiB sparse data file full and daily, memory, manifest; 16 GiB vs tar+zstd
     Blocks(blocks::Options),
+    /// A restore rehearsal of a set vs a plain restore of it plus the same check
+    Rehearsal(rehearsebench::Options),
 }
 
 fn main() -> Result<()> {
@@ -130,6 +133,7 @@ fn main() -> Result<()> {
             Bench::LockWindow(o) => lockwindow::lock_window(&o),
             Bench::Peers(o) => peers::peers(&o),
             Bench::Blocks(o) => blocks::run(&o),
+            Bench::Rehearsal(o) => rehearsebench::run(&o),
         },
         Task::BenchUpload { bucket, key } => offsite::upload_stdin(&bucket, &key),
         Task::Test(o) => suite::main(&o),

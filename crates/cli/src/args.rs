@@ -176,6 +176,9 @@ pub(crate) enum Command {
         /// For encrypted sets: an age identity file (default: [rehearsal] identity_file).
         #[arg(long, value_name = "FILE")]
         identity: Option<PathBuf>,
+        /// Every core at normal priority, as a restore runs (by default: one core, nice 19).
+        #[arg(long)]
+        full_speed: bool,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,

@@ -124,6 +124,7 @@ fn dispatch(command: Command, io: &mut Io<'_>) -> Result<(), Failure> {
             offsite,
             until,
             identity,
+            full_speed,
             json,
         } => rehearse::run(
             rehearse::Asked {
@@ -134,6 +135,7 @@ fn dispatch(command: Command, io: &mut Io<'_>) -> Result<(), Failure> {
                 offsite,
                 until,
                 identity,
+                full_speed,
                 json,
             },
             io,

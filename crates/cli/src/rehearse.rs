@@ -19,6 +19,7 @@ pub(crate) struct Asked {
     pub(crate) offsite: Option<String>,
     pub(crate) until: Option<String>,
     pub(crate) identity: Option<PathBuf>,
+    pub(crate) full_speed: bool,
     pub(crate) json: bool,
 }
 
@@ -68,7 +69,10 @@ pub(crate) fn run(asked: Asked, io: &mut Io<'_>) -> Result<(), Failure> {
                 server.url
             ));
         }
-        let mut body = serde_json::json!({ "random": matches!(pick, Pick::Random) });
+        let mut body = serde_json::json!({
+            "random": matches!(pick, Pick::Random),
+            "full_speed": asked.full_speed,
+        });
         if let Pick::Number(n) = pick {
             body["set"] = n.get().into();
         }
@@ -88,6 +92,7 @@ pub(crate) fn run(asked: Asked, io: &mut Io<'_>) -> Result<(), Failure> {
         identity: asked.identity,
         trigger: Trigger::Manual,
         max_mib_s: None,
+        low_priority: !asked.full_speed,
     };
     let rt = crate::exec::runtime()?;
     let done = rt.block_on(async {

@@ -510,9 +510,9 @@ impl BackupHandle {
         self.rehearse_on_thread(options, Some(host)).await
     }
 
-    /// Admits a rehearsal, then runs it on a thread of its own at a lower
-    /// priority (its decompression threads inherit it); the admission ends
-    /// once it is recorded.
+    /// Admits a rehearsal, then runs it on a thread of its own, at low
+    /// priority unless told otherwise (its decompression threads inherit
+    /// it); the admission ends once it is recorded.
     async fn rehearse_on_thread(
         &self,
         options: crate::RehearsalOptions,
@@ -523,8 +523,9 @@ impl BackupHandle {
         std::thread::Builder::new()
             .name("sauve-rehearsal".to_owned())
             .spawn(move || {
-                // This thread only (Linux's nice is per thread): best effort.
-                let _ = rustix::process::setpriority_process(None, 10);
+                if options.low_priority {
+                    crate::rehearsal::lower_priority();
+                }
                 let job = crate::rehearsal::Job {
                     options,
                     host,

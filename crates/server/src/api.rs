@@ -181,6 +181,9 @@ struct RehearseBody {
     from: Option<String>,
     /// Integrate up to this time (RFC 3339).
     until: Option<jiff::Timestamp>,
+    /// Every core at normal priority (by default one core, nice 19).
+    #[serde(default)]
+    full_speed: bool,
 }
 
 /// `POST /v1/rehearse`: runs a restore rehearsal on this server and answers
@@ -202,7 +205,7 @@ async fn rehearse(State(state): State<ApiState>, body: Result<Bytes, BytesReject
                 return error(
                     StatusCode::BAD_REQUEST,
                     &format!(
-                        "bad JSON: {e} (accepted: no body, or an object with set (1 to 9999), random (true), from (s3://bucket/prefix/ or a folder), until (an RFC 3339 time))"
+                        "bad JSON: {e} (accepted: no body, or an object with set (1 to 9999), random (true), from (s3://bucket/prefix/ or a folder), until (an RFC 3339 time), full_speed (true))"
                     ),
                 );
             }
@@ -234,6 +237,7 @@ async fn rehearse(State(state): State<ApiState>, body: Result<Bytes, BytesReject
             .until
             .map_or(sauve_engine::Until::End, sauve_engine::Until::Time),
         trigger: Trigger::Remote,
+        low_priority: !asked.full_speed,
         ..sauve_engine::RehearsalOptions::default()
     };
     match state.handle.rehearse(options).await {

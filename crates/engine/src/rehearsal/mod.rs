@@ -60,8 +60,12 @@ pub struct RehearsalOptions {
     pub identity: Option<PathBuf>,
     /// What started it.
     pub trigger: Trigger,
-    /// The read rate to keep under, MiB per second; `None`, unbounded.
+    /// The read rate to keep under, MiB per second; `None`, `[rehearsal]
+    /// max_mib_s` at low priority, else unbounded.
     pub max_mib_s: Option<u32>,
+    /// At low priority (the default): one core and nice 19, so that the
+    /// app it runs beside keeps its own; false, as fast as a restore.
+    pub low_priority: bool,
 }
 
 impl Default for RehearsalOptions {
@@ -73,7 +77,36 @@ impl Default for RehearsalOptions {
             identity: None,
             trigger: Trigger::Manual,
             max_mib_s: None,
+            low_priority: true,
         }
+    }
+}
+
+/// Puts this thread (and the threads it starts from now on, which inherit
+/// all three) in the idle scheduling class, at nice 19, on one core (the
+/// last this process may use): whatever of the app's own wakes up runs
+/// first. Best effort: a system that refuses one runs the rehearsal with
+/// the others.
+pub(crate) fn lower_priority() {
+    use thread_priority::unix::{
+        NormalThreadSchedulePolicy, ThreadSchedulePolicy, set_thread_priority_and_policy,
+        thread_native_id,
+    };
+    let _ = set_thread_priority_and_policy(
+        thread_native_id(),
+        thread_priority::ThreadPriority::Min,
+        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
+    );
+    // Linux's nice is per thread.
+    let _ = rustix::process::setpriority_process(None, 19);
+    if let Ok(allowed) = rustix::thread::sched_getaffinity(None)
+        && let Some(last) = (0..rustix::thread::CpuSet::MAX_CPU)
+            .rev()
+            .find(|c| allowed.is_set(*c))
+    {
+        let mut one = rustix::thread::CpuSet::new();
+        one.set(last);
+        let _ = rustix::thread::sched_setaffinity(None, &one);
     }
 }
 
@@ -256,7 +289,11 @@ fn prepare(
         folder,
         until: options.until,
         trigger: options.trigger,
-        rate: options.max_mib_s.map(|m| u64::from(m) << 20),
+        // A low-priority rehearsal keeps to `[rehearsal] max_mib_s` too.
+        rate: options
+            .max_mib_s
+            .or(own.rehearsal.max_mib_s.filter(|_| options.low_priority))
+            .map(|m| u64::from(m) << 20),
     };
     Ok((plan, chosen))
 }
@@ -571,5 +608,42 @@ impl sauve_archive::Progress for Paced {
 
     fn is_stopped(&self) -> bool {
         self.stop.is_cancelled()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_low_priority_rehearsal_runs_idle_class_at_nice_19_on_one_core_and_its_threads_too() {
+        let seen = std::thread::spawn(|| {
+            lower_priority();
+            let child = std::thread::spawn(|| {
+                (
+                    thread_priority::unix::thread_schedule_policy().ok(),
+                    rustix::process::getpriority_process(None).ok(),
+                    rustix::thread::sched_getaffinity(None)
+                        .ok()
+                        .map(|s| s.count()),
+                )
+            });
+            child.join().unwrap()
+        })
+        .join()
+        .unwrap();
+        use thread_priority::unix::{NormalThreadSchedulePolicy, ThreadSchedulePolicy};
+        assert_eq!(
+            seen,
+            (
+                Some(ThreadSchedulePolicy::Normal(
+                    NormalThreadSchedulePolicy::Idle
+                )),
+                Some(19),
+                Some(1)
+            )
+        );
+        // This thread, and so the process, is as it was.
+        assert_ne!(rustix::process::getpriority_process(None).ok(), Some(19));
     }
 }

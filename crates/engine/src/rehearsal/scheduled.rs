@@ -83,7 +83,6 @@ impl Rehearsals {
         }
         let options = crate::RehearsalOptions {
             trigger: Trigger::Scheduled,
-            max_mib_s: own.rehearsal.max_mib_s,
             ..crate::RehearsalOptions::default()
         };
         let (handle, refused) = (handle.clone(), Arc::clone(&self.refused));
