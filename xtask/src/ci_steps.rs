@@ -44,6 +44,9 @@ pub(crate) const STEPS: &[&[&str]] = &[
     &["xtask", "crash", "--faults"],
     // A crash at every step of an incremental backup into a bucket.
     &["xtask", "crash", "--scenario", "incremental-bucket"],
+    // A crash and each fault at every step of a restore rehearsal.
+    &["xtask", "crash", "--scenario", "rehearse"],
+    &["xtask", "crash", "--scenario", "rehearse", "--faults"],
     // The README's test command.
     &["xtask", "test"],
     // Every fuzz target for 5 s (skipped, saying so, without nightly).
