@@ -181,6 +181,14 @@ async fn every_post_needs_the_session_its_csrf_token_and_this_sites_origin() {
             post("/restore", Some(&cookie), origin(), "number=1"),
             StatusCode::FORBIDDEN,
         ),
+        (
+            post("/rehearse", Some(&cookie), origin(), ""),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            post("/rehearse", None, origin(), &with),
+            StatusCode::UNAUTHORIZED,
+        ),
     ];
     for (req, want) in cases {
         let what = format!("{} {:?}", req.uri(), req.headers().get(header::ORIGIN));
@@ -545,6 +553,84 @@ async fn the_backup_page_names_a_bucket_destination_without_a_disk_meter() {
     assert!(body.contains("nothing is kept on this disk"), "{body}");
     assert!(!body.contains("disk-meter"), "{body}");
     assert!(!body.contains("Free space unknown"), "{body}");
+}
+
+/// Waits (yielding, never sleeping) until a rehearsal ended after `n`
+/// earlier ones: the state's last one then differs.
+async fn rehearsed(s: &Site, before: Option<jiff::Timestamp>) -> sauve_engine::RehearsalRecord {
+    let began = std::time::Instant::now();
+    loop {
+        let state = s.handle.records().state().await.unwrap();
+        if let Some(r) = state.last_rehearsal.filter(|r| Some(r.started) != before) {
+            return r;
+        }
+        assert!(
+            began.elapsed() < std::time::Duration::from_secs(60),
+            "no rehearsal ended"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backup_page_rehearses_on_request_and_shows_the_proof_and_a_failure_since() {
+    let mut s = site();
+    let report = s
+        .handle
+        .backup(sauve_engine::Trigger::Manual)
+        .await
+        .unwrap();
+    assert_eq!(report.status.code(), 0);
+    let (cookie, csrf) = s.login().await;
+    let (_, body) = text(s.send(get("/", Some(&cookie))).await).await;
+    assert!(body.contains("Proven recovery"), "{body}");
+    assert!(body.contains("No restore proven yet"), "{body}");
+    assert!(body.contains("Rehearse a restore now"), "{body}");
+    let (code, body) = text(
+        s.send(post(
+            "/rehearse",
+            Some(&cookie),
+            origin(),
+            &format!("csrf={csrf}"),
+        ))
+        .await,
+    )
+    .await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{body}");
+    let done = rehearsed(&s, None).await;
+    assert_eq!(done.status.code(), 0, "{:?}", done.error);
+    let (_, body) = text(s.send(get("/", Some(&cookie))).await).await;
+    assert!(
+        body.contains("Last proven restore: set 0001 from"),
+        "{body}"
+    );
+    assert!(body.contains("Recovery point"), "{body}");
+    assert!(body.contains("at today's data size"), "{body}");
+    // The set damaged since: the next rehearsal fails, and the page says so
+    // beside the proof that still stands.
+    let set = s.app.join("../Backups/App[0001].4BK");
+    let mut bytes = std::fs::read(&set).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0xff;
+    std::fs::write(&set, bytes).unwrap();
+    let (code, _) = text(
+        s.send(post(
+            "/rehearse",
+            Some(&cookie),
+            origin(),
+            &format!("csrf={csrf}"),
+        ))
+        .await,
+    )
+    .await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    let failed = rehearsed(&s, Some(done.started)).await;
+    assert_ne!(failed.status.code(), 0);
+    let (_, body) = text(s.send(get("/", Some(&cookie))).await).await;
+    assert!(body.contains("The last rehearsal failed"), "{body}");
+    assert!(body.contains("App[0001]"), "{body}");
+    assert!(body.contains("Last proven restore: set 0001"), "{body}");
+    s.handle.shutdown().await;
 }
 
 /// `text` for a form body.
