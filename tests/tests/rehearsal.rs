@@ -166,7 +166,12 @@ async fn a_rehearsal_restores_a_set_integrates_the_log_backups_after_it_and_reco
     let w = Written::new(None).await;
     // Set 1 holds records 1 and 2; the .4BL of sets 1 and 2 hold 3 to 6.
     let (host, seen) = w.host(6);
-    let done = w.handle.rehearse_with(options(set(1)), host).await.unwrap();
+    let done = w
+        .handle
+        .rehearsals()
+        .rehearse_with(options(set(1)), host)
+        .await
+        .unwrap();
     let r = &done.record;
     assert_eq!(r.status, Status::Ok, "{:?}", r.error);
     assert_eq!(r.set, "App[0001]");
@@ -217,6 +222,7 @@ async fn the_newest_set_is_rehearsed_by_default_and_a_random_one_among_those_kep
     let (host, _) = w.host(6);
     let done = w
         .handle
+        .rehearsals()
         .rehearse_with(options(Pick::Newest), host)
         .await
         .unwrap();
@@ -227,6 +233,7 @@ async fn the_newest_set_is_rehearsed_by_default_and_a_random_one_among_those_kep
         let (host, _) = w.host(6);
         let done = w
             .handle
+            .rehearsals()
             .rehearse_with(options(Pick::Random), host)
             .await
             .unwrap();
@@ -245,7 +252,12 @@ async fn the_newest_set_is_rehearsed_by_default_and_a_random_one_among_those_kep
 async fn a_failing_check_is_1420_alerted_journaled_and_leaves_no_sandbox() {
     let toml = "[rehearsal]\ncheck = [\"sh\", \"-c\", \"echo 'row 7 out of order in {data}' >&2; exit 3\"]\n";
     let w = Written::new(Some(toml)).await;
-    let done = w.handle.rehearse(options(Pick::Newest)).await.unwrap();
+    let done = w
+        .handle
+        .rehearsals()
+        .rehearse(options(Pick::Newest))
+        .await
+        .unwrap();
     let r = &done.record;
     assert_eq!(r.status, Status::RehearsalCheckFailed);
     let error = r.error.as_deref().unwrap();
@@ -280,7 +292,12 @@ async fn a_failing_check_is_1420_alerted_journaled_and_leaves_no_sandbox() {
     // A check that holds clears the alert.
     let toml = "[rehearsal]\ncheck = [\"test\", \"-s\", \"{data}\"]\n";
     std::fs::write(w.app.path().join("Settings/sauve.toml"), toml).unwrap();
-    let done = w.handle.rehearse(options(Pick::Newest)).await.unwrap();
+    let done = w
+        .handle
+        .rehearsals()
+        .rehearse(options(Pick::Newest))
+        .await
+        .unwrap();
     assert_eq!(done.record.status, Status::Ok, "{:?}", done.record.error);
     assert!(w.handle.alerts().open().await.unwrap().is_empty());
     w.handle.shutdown().await;
@@ -291,7 +308,12 @@ async fn a_missing_log_backup_fails_the_rehearsal_naming_the_records_lost() {
     let w = Written::new(None).await;
     std::fs::remove_file(w.backups().join("App[0001].4BL")).unwrap();
     let (host, _) = w.host(6);
-    let done = w.handle.rehearse_with(options(set(1)), host).await.unwrap();
+    let done = w
+        .handle
+        .rehearsals()
+        .rehearse_with(options(set(1)), host)
+        .await
+        .unwrap();
     let r = &done.record;
     assert_eq!(r.status, Status::LogMismatch, "{:?}", r.error);
     let error = r.error.as_deref().unwrap();
@@ -314,7 +336,12 @@ async fn a_damaged_set_fails_the_rehearsal_naming_it_and_a_set_not_held_is_refus
     bytes[at] ^= 0x5a;
     std::fs::write(&file, bytes).unwrap();
     let (host, _) = w.host(6);
-    let done = w.handle.rehearse_with(options(set(2)), host).await.unwrap();
+    let done = w
+        .handle
+        .rehearsals()
+        .rehearse_with(options(set(2)), host)
+        .await
+        .unwrap();
     let r = &done.record;
     assert!(
         matches!(r.status, Status::ArchiveCorrupt | Status::ArchiveMissing),
@@ -332,7 +359,12 @@ async fn a_damaged_set_fails_the_rehearsal_naming_it_and_a_set_not_held_is_refus
     assert!(left_in(&w.folder()).is_empty());
     // A number the source does not hold: refused, nothing recorded.
     let before = w.app.history_entries().len();
-    let e = w.handle.rehearse(options(set(9))).await.unwrap_err();
+    let e = w
+        .handle
+        .rehearsals()
+        .rehearse(options(set(9)))
+        .await
+        .unwrap_err();
     assert_eq!(e.status(), Status::ArchiveMissing);
     assert!(
         e.to_string().contains("(accepted: 0001, 0002, 0003)"),
@@ -367,7 +399,12 @@ async fn a_backup_that_comes_due_stops_the_rehearsal_and_runs_after_it() {
     let host = Box::new(Waiting(opened.clone()));
     let rehearsal = {
         let handle = w.handle.clone();
-        tokio::spawn(async move { handle.rehearse_with(options(Pick::Newest), host).await })
+        tokio::spawn(async move {
+            handle
+                .rehearsals()
+                .rehearse_with(options(Pick::Newest), host)
+                .await
+        })
     };
     let began = Instant::now();
     while !*opened.lock().unwrap() {
@@ -380,6 +417,11 @@ async fn a_backup_that_comes_due_stops_the_rehearsal_and_runs_after_it() {
     assert_eq!(backup.number.get(), 4);
     let done = rehearsal.await.unwrap().unwrap();
     assert_eq!(done.record.status, Status::Stopped);
+    assert!(done.record.preempted, "stopped by the backup");
+    assert_eq!(
+        done.record.error.as_deref(),
+        Some("stopped: a backup came due")
+    );
     assert!(left_in(&w.folder()).is_empty());
     // Recorded as stopped; no alert.
     assert!(w.handle.alerts().open().await.unwrap().is_empty());
@@ -393,9 +435,71 @@ async fn a_backup_that_comes_due_stops_the_rehearsal_and_runs_after_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_s_stop_is_not_a_preemption_and_an_abandoned_admission_holds_nothing() {
+    let w = Written::new(None).await;
+    let opened = Arc::new(Mutex::new(false));
+    let host = Box::new(Waiting(opened.clone()));
+    let rehearsal = {
+        let handle = w.handle.clone();
+        tokio::spawn(async move {
+            handle
+                .rehearsals()
+                .rehearse_with(options(Pick::Newest), host)
+                .await
+        })
+    };
+    let began = Instant::now();
+    while !*opened.lock().unwrap() {
+        assert!(began.elapsed() < Duration::from_secs(60), "never opened");
+        tokio::task::yield_now().await;
+    }
+    assert!(w.handle.stop().await.unwrap(), "Stop reaches the rehearsal");
+    let done = rehearsal.await.unwrap().unwrap();
+    assert_eq!(done.record.status, Status::Stopped);
+    assert!(!done.record.preempted);
+    // An asker that goes away before its admission comes back: the
+    // admission ends with it, and a backup runs.
+    for _ in 0..20 {
+        let asked = w.handle.rehearsals().rehearse(options(Pick::Newest));
+        tokio::select! {
+            biased;
+            _ = tokio::task::yield_now() => {}
+            _ = asked => {}
+        }
+    }
+    let backup = tokio::time::timeout(Duration::from_secs(120), w.handle.backup(Trigger::Api))
+        .await
+        .expect("a backup after abandoned admissions ends");
+    let backup = backup.unwrap();
+    assert!(
+        matches!(backup.status, Status::Ok | Status::AlreadyRunning),
+        "{:?}",
+        backup.errors
+    );
+    let again = tokio::time::timeout(Duration::from_secs(120), async {
+        loop {
+            let r = w.handle.backup(Trigger::Api).await.unwrap();
+            if r.status == Status::Ok {
+                return r;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("a backup runs once the rehearsals dropped end");
+    assert_eq!(again.status, Status::Ok);
+    w.handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sandbox_is_never_inside_the_app_and_a_dead_one_is_removed() {
     let w = Written::new(Some("[rehearsal]\nfolder = \"./Data/rehearse\"\n")).await;
-    let e = w.handle.rehearse(options(Pick::Newest)).await.unwrap_err();
+    let e = w
+        .handle
+        .rehearsals()
+        .rehearse(options(Pick::Newest))
+        .await
+        .unwrap_err();
     assert_eq!(e.status(), Status::DestinationInvalid);
     assert!(e.to_string().contains("inside the app"), "{e}");
     // What a rehearsal killed mid-way left: removed by the next one.
@@ -403,7 +507,12 @@ async fn the_sandbox_is_never_inside_the_app_and_a_dead_one_is_removed() {
     let dead = w.folder().join(".sauve-rehearsal-999999999-1/app/Data");
     std::fs::create_dir_all(&dead).unwrap();
     std::fs::write(dead.join("App.4DD"), b"half").unwrap();
-    let done = w.handle.rehearse(options(Pick::Newest)).await.unwrap();
+    let done = w
+        .handle
+        .rehearsals()
+        .rehearse(options(Pick::Newest))
+        .await
+        .unwrap();
     assert_eq!(done.record.status, Status::Ok, "{:?}", done.record.error);
     assert!(
         left_in(&w.folder()).is_empty(),
@@ -520,7 +629,13 @@ async fn a_proof_older_than_proven_stale_after_raises_one_alert_until_a_rehearsa
     );
     // A rehearsal that proves the set clears it.
     let h = handle.clone();
-    let done = frozen(async move { h.rehearse(options(Pick::Newest)).await.unwrap() }).await;
+    let done = frozen(async move {
+        h.rehearsals()
+            .rehearse(options(Pick::Newest))
+            .await
+            .unwrap()
+    })
+    .await;
     assert_eq!(done.record.status, Status::Ok, "{:?}", done.record.error);
     assert!(handle.alerts().open().await.unwrap().is_empty());
     // Nine days on, the proof is stale again: the set's point is old.

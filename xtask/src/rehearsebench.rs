@@ -3,7 +3,7 @@
 //! same check, both with the release `sauve`, alternated, the median of
 //! each. The rehearsal also integrates the log backup after the set.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
@@ -47,7 +47,10 @@ pub(crate) fn run(o: &Options) -> Result<()> {
     result
 }
 
-fn measure_both(o: &Options, sauve: &Path, work: &Path) -> Result<()> {
+/// The sample app with a sauve log, set 1, the records after it, set 2,
+/// and `[rehearsal] check`: the app, its destination, set 1's name and the
+/// data file's name.
+fn prepare(o: &Options, sauve: &Path, work: &Path) -> Result<(PathBuf, PathBuf, String, String)> {
     make_sample_app(work, o.data_mb, 0)?;
     let app = work.join("SampleApp");
     let data = std::fs::read_dir(app.join("Data"))?
@@ -108,11 +111,16 @@ fn measure_both(o: &Options, sauve: &Path, work: &Path) -> Result<()> {
         app.join("Settings/sauve.toml"),
         format!("[rehearsal]\ncheck = [\"{CHECK}\", \"{{data}}\"]\n"),
     )?;
+    Ok((app, backups, base.to_owned(), stem))
+}
+
+fn measure_both(o: &Options, sauve: &Path, work: &Path) -> Result<()> {
+    let (app, backups, base, stem) = prepare(o, sauve, work)?;
     let restored = work.join("restored");
     let plain = format!(
         "{} restore {} --to {} >/dev/null && {CHECK} {} >/dev/null",
         q(sauve),
-        q(&backups.join(base)),
+        q(&backups.join(&base)),
         q(&restored),
         q(&restored.join("Data").join(&stem)),
     );

@@ -153,7 +153,8 @@ pub(crate) enum Command {
     /// (CRC, sequences, data identity); then [rehearsal] check runs on the
     /// result. Recorded in the Backup Journal, the history and sauve status
     /// (the proven recovery point); a failure raises an alert. Ctrl-C stops
-    /// it (1406). Exit code: 0 when proven, 2 for a bad command line, 1
+    /// it (1406) when it runs here; with a live server for the app it runs
+    /// there, and `POST /v1/stop` stops it. Exit code: 0 when proven, 2 for a bad command line, 1
     /// otherwise.
     Rehearse {
         #[command(flatten)]

@@ -135,7 +135,7 @@ async fn rehearse(
     if !json {
         io.err("rehearsing a restore (Ctrl-C stops it)...\n");
     }
-    let rehearsal = handle.rehearse(options);
+    let rehearsal = handle.rehearsals().rehearse(options);
     tokio::pin!(rehearsal);
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);

@@ -89,6 +89,12 @@ pub(crate) fn rehearse(
     let code = resp.status();
     let text = resp.body_mut().read_to_string().unwrap_or_default();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    if code.as_u16() == 400 {
+        return Err(Failure::usage(format!(
+            "{url}: {}",
+            v["error"].as_str().unwrap_or(&text)
+        )));
+    }
     if !code.is_success() {
         let status = Status::from_code(v["status"].as_i64().unwrap_or(1409) as i32);
         return Err(Failure {

@@ -178,10 +178,10 @@ pub struct EngineOptions {
     pub alert_delivery: sauve_alerts::Policy,
     /// The host's own rehearsal functions (behaviour §22), made anew for
     /// each rehearsal that is not given its own (the schedule's, the page's,
-    /// `POST /v1/rehearse`'s, [`BackupHandle::rehearse`]'s); without it,
+    /// `POST /v1/rehearse`'s, [`Rehearsals::rehearse`]'s); without it,
     /// `[rehearsal] check` runs.
     ///
-    /// [`BackupHandle::rehearse`]: crate::BackupHandle::rehearse
+    /// [`Rehearsals::rehearse`]: crate::Rehearsals::rehearse
     pub rehearsal: Option<RehearsalFactory>,
 }
 

@@ -19,9 +19,7 @@ use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::actors::alerts::Alerter;
 use crate::actors::coordinator::Coordinator;
-use crate::actors::coordinator::messages::{
-    Admit, Admitted, Dismiss, IsRunning, StartBackup, StopBackup,
-};
+use crate::actors::coordinator::messages::{Admit, Dismiss, IsRunning, StartBackup, StopBackup};
 use crate::actors::copier::Copier;
 use crate::actors::history::HistoryKeeper;
 use crate::actors::journal::JournalKeeper;
@@ -156,18 +154,101 @@ impl Running {
     }
 }
 
-/// An admitted restore or integration: the coordinator refuses others
-/// until it is dropped; the app's advisory lock is held meanwhile.
+/// Restore rehearsals of the handle's app ([`BackupHandle::rehearsals`]).
+#[derive(Clone, Copy)]
+pub struct Rehearsals<'a>(&'a BackupHandle);
+
+impl Rehearsals<'_> {
+    /// Rehearses a restore (behaviour §22): a set of the source restored
+    /// into a sandbox outside the app, its log backups integrated (read and
+    /// checked; nothing applied), `[rehearsal] check` run on the result,
+    /// the sandbox removed (with [`EngineOptions::rehearsal`], the host's
+    /// functions instead of the check). Refused while a backup, a restore or an
+    /// integration runs (1402, 1417); a backup that comes due stops it
+    /// (1406), as Stop does. Once admitted it is recorded whatever its end
+    /// (journal, history, state; an alert when it fails): the report's
+    /// `record.status` tells. `Err` is a rehearsal refused before it began.
+    pub async fn rehearse(
+        self,
+        options: crate::RehearsalOptions,
+    ) -> Result<crate::Rehearsal, EngineError> {
+        let host = self.0.inner.rehearsal.as_ref().map(|make| make());
+        self.0.rehearse_on_thread(options, host).await
+    }
+
+    /// [`Rehearsals::rehearse`] with the host's own functions: `host`
+    /// opens the restored data, applies each log record to it and checks it.
+    pub async fn rehearse_with(
+        self,
+        options: crate::RehearsalOptions,
+        host: Box<dyn crate::RehearsalHost>,
+    ) -> Result<crate::Rehearsal, EngineError> {
+        self.0.rehearse_on_thread(options, Some(host)).await
+    }
+
+    /// [`Rehearsals::rehearse`], answering once the rehearsal is admitted:
+    /// a refusal (1402, 1417) is the `Err`; the rehearsal then runs on its
+    /// own, and [`RehearsalRunning::report`] waits for its end.
+    pub async fn begin(
+        self,
+        options: crate::RehearsalOptions,
+    ) -> Result<RehearsalRunning, EngineError> {
+        let host = self.0.inner.rehearsal.as_ref().map(|make| make());
+        self.0.start_rehearsal(options, host).await
+    }
+}
+
+/// A rehearsal admitted and running ([`Rehearsals::begin`]).
+#[derive(Debug)]
+pub struct RehearsalRunning {
+    rx: tokio::sync::oneshot::Receiver<Result<crate::Rehearsal, EngineError>>,
+}
+
+impl RehearsalRunning {
+    /// Waits for its end (recorded by then).
+    pub async fn report(self) -> Result<crate::Rehearsal, EngineError> {
+        self.rx
+            .await
+            .map_err(|_| EngineError::Gone { actor: "rehearsal" })?
+    }
+}
+
+/// An admitted restore, integration or rehearsal: the coordinator refuses
+/// others until it is dropped; the app's advisory lock is held meanwhile.
+/// Made by the coordinator itself, so that an admission whose asker went
+/// away is dismissed all the same.
 pub(crate) struct Ticket {
     id: u64,
-    _lock: std::fs::File,
+    lock: Option<std::fs::File>,
     coordinator: Addr<Coordinator>,
     /// Cancelled by Stop and, for a rehearsal, by a backup that comes due.
     pub(crate) stop: sauve_locking::CancellationToken,
+    /// Set when a backup that came due cancelled `stop` (behaviour §22).
+    pub(crate) preempted: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Ticket {
+    pub(crate) fn new(
+        (id, lock): (u64, std::fs::File),
+        coordinator: Addr<Coordinator>,
+        stop: sauve_locking::CancellationToken,
+        preempted: Arc<std::sync::atomic::AtomicBool>,
+    ) -> Ticket {
+        Ticket {
+            id,
+            lock: Some(lock),
+            coordinator,
+            stop,
+            preempted,
+        }
+    }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
+        // The app's lock first: a backup waiting for this operation takes
+        // it as soon as the coordinator hears of the end.
+        drop(self.lock.take());
         // `do_send` ignores the mailbox's capacity: the release is never
         // dropped while the engine runs.
         self.coordinator.do_send(Dismiss { id: self.id });
@@ -208,6 +289,8 @@ impl Engine {
                         busy: None,
                         stop: None,
                         freed: watch::channel(0).0,
+                        waiting: 0,
+                        preempted: None,
                         ids: 0,
                     }
                     .start();
@@ -314,6 +397,7 @@ impl BackupHandle {
             scheduled,
             holds_write_guard: self.inner.locks.current_task_holds_write_guard(),
             numbered: tx,
+            waited: false,
         });
         Running {
             numbered: Some(rx),
@@ -431,31 +515,20 @@ impl BackupHandle {
         }
     }
 
-    /// Admits a restore or an integration: the coordinator refuses others
-    /// while the ticket lives.
+    /// Admits a restore, an integration or a rehearsal: the coordinator
+    /// refuses others while the ticket lives.
     pub(crate) async fn admit(&self, busy: Busy) -> Result<Ticket, EngineError> {
-        let admitted = ask(&self.inner.coordinator, "coordinator", Admit { busy }).await?;
-        Ok(self.ticket(admitted?))
+        ask(&self.inner.coordinator, "coordinator", Admit { busy }).await?
     }
 
     /// [`Self::admit`] for the blocking operations, on the caller's thread.
     fn admit_blocking(&self, busy: Busy) -> Result<Ticket, EngineError> {
-        let admitted = crate::recorder::call(
+        crate::recorder::call(
             &self.inner.system,
             &self.inner.coordinator,
             "coordinator",
             Admit { busy },
-        )?;
-        Ok(self.ticket(admitted?))
-    }
-
-    fn ticket(&self, Admitted { id, lock, stop }: Admitted) -> Ticket {
-        Ticket {
-            id,
-            _lock: lock,
-            stop,
-            coordinator: self.inner.coordinator.clone(),
-        }
+        )?
     }
 
     /// The records side of a blocking operation run on the caller's thread.
@@ -466,6 +539,12 @@ impl BackupHandle {
             &self.inner.actors,
             &self.inner.system,
         )
+    }
+
+    /// Restore rehearsals (behaviour §22): run one, with the host's own
+    /// functions or not, or start one and follow it.
+    pub fn rehearsals(&self) -> Rehearsals<'_> {
+        Rehearsals(self)
     }
 
     /// Restores `archive` (behaviour §13.1), refused while a backup, a restore or
@@ -483,41 +562,22 @@ impl BackupHandle {
             .await
     }
 
-    /// Rehearses a restore (behaviour §22): a set of the source restored
-    /// into a sandbox outside the app, its log backups integrated (read and
-    /// checked; nothing applied), `[rehearsal] check` run on the result,
-    /// the sandbox removed (with [`EngineOptions::rehearsal`], the host's
-    /// functions instead of the check). Refused while a backup, a restore or an
-    /// integration runs (1402, 1417); a backup that comes due stops it
-    /// (1406), as Stop does. Once admitted it is recorded whatever its end
-    /// (journal, history, state; an alert when it fails): the report's
-    /// `record.status` tells. `Err` is a rehearsal refused before it began.
-    pub async fn rehearse(
-        &self,
-        options: crate::RehearsalOptions,
-    ) -> Result<crate::Rehearsal, EngineError> {
-        let host = self.inner.rehearsal.as_ref().map(|make| make());
-        self.rehearse_on_thread(options, host).await
-    }
-
-    /// [`BackupHandle::rehearse`] with the host's own functions: `host`
-    /// opens the restored data, applies each log record to it and checks it.
-    pub async fn rehearse_with(
-        &self,
-        options: crate::RehearsalOptions,
-        host: Box<dyn crate::RehearsalHost>,
-    ) -> Result<crate::Rehearsal, EngineError> {
-        self.rehearse_on_thread(options, Some(host)).await
-    }
-
-    /// Admits a rehearsal, then runs it on a thread of its own, at low
-    /// priority unless told otherwise (its decompression threads inherit
-    /// it); the admission ends once it is recorded.
     async fn rehearse_on_thread(
         &self,
         options: crate::RehearsalOptions,
         host: Option<Box<dyn crate::RehearsalHost>>,
     ) -> Result<crate::Rehearsal, EngineError> {
+        self.start_rehearsal(options, host).await?.report().await
+    }
+
+    /// Admits a rehearsal, then runs it on a thread of its own, at low
+    /// priority unless told otherwise (its decompression threads inherit
+    /// it); the admission ends once it is recorded.
+    async fn start_rehearsal(
+        &self,
+        options: crate::RehearsalOptions,
+        host: Option<Box<dyn crate::RehearsalHost>>,
+    ) -> Result<RehearsalRunning, EngineError> {
         let ticket = self.admit(Busy::Rehearsal).await?;
         let (handle, (tx, rx)) = (self.clone(), tokio::sync::oneshot::channel());
         std::thread::Builder::new()
@@ -530,6 +590,7 @@ impl BackupHandle {
                     options,
                     host,
                     stop: ticket.stop.clone(),
+                    preempted: ticket.preempted.clone(),
                 };
                 let mut rec = handle.recorder();
                 let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -541,8 +602,7 @@ impl BackupHandle {
                 }));
             })
             .map_err(EngineError::Start)?;
-        rx.await
-            .map_err(|_| EngineError::Gone { actor: "rehearsal" })?
+        Ok(RehearsalRunning { rx })
     }
 
     /// [`BackupHandle::restore`], adding the bytes restored to `done` as

@@ -64,7 +64,7 @@ pub use api::{
     UnknownTrigger,
 };
 pub use error::{Busy, EngineError};
-pub use handle::{Admission, BackupHandle, Engine, Running};
+pub use handle::{Admission, BackupHandle, Engine, RehearsalRunning, Rehearsals, Running};
 pub use integrate::{Integration, LogIntegration, integrable_logs};
 pub use live::LiveRun;
 pub use open::{DataHealth, OpenOutcome, PointRestore};

@@ -109,8 +109,12 @@ pub fn proof_lines(proof: &Value, now: Timestamp, zone: &jiff::tz::TimeZone) -> 
     match time(&p["ended"]) {
         Some(ended) => {
             let ms = p["restoreMs"].as_u64().unwrap_or(0) + p["integrateMs"].as_u64().unwrap_or(0);
+            let paced = p["rateMibS"]
+                .as_u64()
+                .map(|r| format!(" (read at most {r} MiB/s)"))
+                .unwrap_or_default();
             lines.push(format!(
-                "Last proven restore: set {} from {}, {}, restored in {}",
+                "Last proven restore: set {} from {}, {}, restored in {}{paced}",
                 p["set"].as_str().unwrap_or("?"),
                 p["source"].as_str().unwrap_or("?"),
                 ago(ended, now),
@@ -168,6 +172,8 @@ mod tests {
             status,
             error: (status != sauve_status::Status::Ok).then(|| "damaged".to_owned()),
             provable: true,
+            preempted: false,
+            rate_mib_s: None,
             started: at(point + 100),
             ended: at(point + 200),
             point: Some(at(point)),

@@ -215,6 +215,14 @@ pub struct RehearsalRecord {
     /// Whether a rehearsal can prove anything here: false when the source
     /// is encrypted and no identity is at hand.
     pub provable: bool,
+    /// Stopped by a backup that came due (not by a person): it runs again
+    /// after the backup.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub preempted: bool,
+    /// The read rate it kept to, MiB per second, when bounded: its restore
+    /// time is then not the recovery time a full-speed restore gives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_mib_s: Option<u64>,
     /// When it started and ended.
     pub started: Timestamp,
     /// When it ended.

@@ -230,6 +230,35 @@ async fn rehearse(State(state): State<ApiState>, body: Result<Bytes, BytesReject
         (None, true) => sauve_engine::Pick::Random,
         (None, false) => sauve_engine::Pick::Newest,
     };
+    // Only a source the app's sauve.toml names: a token holder does not
+    // point the server at any folder or bucket it can reach.
+    if let Some(from) = &asked.from {
+        let named: Vec<String> = match state.handle.config().own_settings().await {
+            Ok((own, _)) => own
+                .offsite
+                .iter()
+                .map(|o| o.url.clone())
+                .chain(own.rehearsal.from.clone())
+                .collect(),
+            Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        };
+        let same = |u: &String| u.trim_end_matches('/') == from.trim_end_matches('/');
+        if !named.iter().any(same) {
+            let shown: Vec<String> = named.iter().map(|u| sauve_settings::shown_url(u)).collect();
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "from {:?} is not a source of this app (accepted: no from, for the destination; or one of: {})",
+                    sauve_settings::shown_url(from),
+                    if shown.is_empty() {
+                        "none: sauve.toml names no [[offsite]] and no [rehearsal] from".to_owned()
+                    } else {
+                        shown.join(", ")
+                    }
+                ),
+            );
+        }
+    }
     let options = sauve_engine::RehearsalOptions {
         pick,
         from: asked.from,
@@ -240,7 +269,7 @@ async fn rehearse(State(state): State<ApiState>, body: Result<Bytes, BytesReject
         low_priority: !asked.full_speed,
         ..sauve_engine::RehearsalOptions::default()
     };
-    match state.handle.rehearse(options).await {
+    match state.handle.rehearsals().rehearse(options).await {
         Ok(done) => Json(done.to_json()).into_response(),
         Err(e) => {
             let code = match e.is_refusal() {

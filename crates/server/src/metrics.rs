@@ -348,6 +348,8 @@ mod tests {
                 status: sauve_status::Status::Ok,
                 error: None,
                 provable: true,
+                preempted: false,
+                rate_mib_s: None,
                 started: "2026-01-01T04:00:00Z".parse().unwrap(),
                 ended: "2026-01-01T04:00:20Z".parse().unwrap(),
                 point: Some("2026-01-01T02:00:00Z".parse().unwrap()),

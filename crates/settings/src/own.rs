@@ -270,8 +270,8 @@ pub struct RehearsalSettings {
     /// `identity_file`: the age identity that reads an encrypted source
     /// (mode 0600).
     pub identity_file: Option<PathBuf>,
-    /// `max_mib_s`: the read rate a scheduled rehearsal keeps under, MiB
-    /// per second; `None`, unbounded.
+    /// `max_mib_s`: the read rate a low-priority rehearsal keeps under
+    /// (every one but `--full-speed`), MiB per second; `None`, unbounded.
     pub max_mib_s: Option<u32>,
 }
 

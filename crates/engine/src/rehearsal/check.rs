@@ -7,6 +7,7 @@ use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use sauve_locking::CancellationToken;
@@ -38,7 +39,7 @@ impl Sandbox {
     }
 }
 
-/// What an embedding host does in a rehearsal (`BackupHandle::rehearse_with`):
+/// What an embedding host does in a rehearsal (`Rehearsals::rehearse_with`):
 /// opens the restored data, applies the log backups' records to it, then
 /// checks it. Each runs on the rehearsal's own thread.
 pub trait RehearsalHost: Send {
@@ -65,6 +66,8 @@ pub trait RehearsalHost: Send {
 const CAPTURE: usize = 64 * 1024;
 /// The most of it a message or a journal line shows.
 const SHOWN: usize = 400;
+/// How long the output is waited for once the check has ended.
+const DRAIN: Duration = Duration::from_secs(2);
 
 /// `[rehearsal] check` as a host.
 pub(crate) struct CommandCheck {
@@ -151,8 +154,10 @@ impl CommandCheck {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
+        // Whatever the check left running in its group ends with it: a
+        // child holding its output would otherwise hold the rehearsal.
+        kill_group(child.id());
         if ended.is_err() {
-            kill_group(child.id());
             let _ = child.wait();
         }
         let (out, err) = (joined(out), joined(err));
@@ -185,31 +190,44 @@ impl CommandCheck {
     }
 }
 
+/// What a stream's reader keeps, and the sign that the stream ended.
+type Captured = (Arc<Mutex<Vec<u8>>>, mpsc::Receiver<()>);
+
 /// Reads a child's stream on a thread of its own, keeping its first
-/// [`CAPTURE`] bytes and draining the rest.
-fn capture<R: Read + Send + 'static>(
-    stream: Option<R>,
-) -> Option<std::thread::JoinHandle<Vec<u8>>> {
+/// [`CAPTURE`] bytes as they come and draining the rest.
+fn capture<R: Read + Send + 'static>(stream: Option<R>) -> Option<Captured> {
     let mut stream = stream?;
+    let kept = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = mpsc::sync_channel(1);
+    let filling = Arc::clone(&kept);
     std::thread::Builder::new()
         .name("sauve-check-output".to_owned())
         .spawn(move || {
-            let mut kept = Vec::new();
             let mut buf = [0u8; 8192];
             while let Ok(n) = stream.read(&mut buf) {
                 if n == 0 {
                     break;
                 }
-                let room = CAPTURE.saturating_sub(kept.len());
-                kept.extend_from_slice(&buf[..n.min(room)]);
+                if let Ok(mut kept) = filling.lock() {
+                    let room = CAPTURE.saturating_sub(kept.len());
+                    kept.extend_from_slice(&buf[..n.min(room)]);
+                }
             }
-            kept
+            let _ = tx.send(());
         })
-        .ok()
+        .ok()?;
+    Some((kept, rx))
 }
 
-fn joined(h: Option<std::thread::JoinHandle<Vec<u8>>>) -> String {
-    let bytes = h.and_then(|h| h.join().ok()).unwrap_or_default();
+/// What a stream's reader kept, once the stream ended or [`DRAIN`] passed
+/// (a process outside the check's group may hold it open: it is then left
+/// to itself, with what it read so far taken).
+fn joined(captured: Option<Captured>) -> String {
+    let Some((kept, ended)) = captured else {
+        return String::new();
+    };
+    let _ = ended.recv_timeout(DRAIN);
+    let bytes = kept.lock().map(|k| k.clone()).unwrap_or_default();
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
@@ -329,6 +347,26 @@ mod tests {
             std::thread::yield_now();
         }
         assert!(dead(), "a child of the check outlived it");
+    }
+
+    #[test]
+    fn a_check_whose_escaped_child_holds_its_output_does_not_hold_the_rehearsal() {
+        let dir = tempfile::tempdir().unwrap();
+        // `setsid` puts the child out of the check's group: it outlives the
+        // kill and keeps stdout open for a minute.
+        let c = check(
+            &["sh", "-c", "setsid sleep 60 & echo ok"],
+            Duration::from_secs(30),
+            None,
+        );
+        let began = Instant::now();
+        let verdict = c.run(&sandbox(dir.path())).unwrap();
+        assert!(
+            began.elapsed() < Duration::from_secs(20),
+            "{:?}",
+            began.elapsed()
+        );
+        assert_eq!(verdict, "ok");
     }
 
     #[test]

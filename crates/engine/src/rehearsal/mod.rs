@@ -12,12 +12,11 @@ mod check;
 mod record;
 pub(crate) mod scheduled;
 mod source;
+mod steps;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
-use sauve_archive::{EntryKind, Identities};
+use sauve_archive::Identities;
 use sauve_locking::CancellationToken;
 use sauve_logfile::Until;
 use sauve_number::BackupNumber;
@@ -29,7 +28,6 @@ use crate::api::Trigger;
 use crate::error::EngineError;
 use crate::recorder::Recorder;
 use crate::state::RehearsalRecord;
-use check::CommandCheck;
 use source::{Listing, SetSource};
 
 /// Which set a rehearsal restores.
@@ -44,7 +42,7 @@ pub enum Pick {
     Random,
 }
 
-/// What a rehearsal is asked (`sauve rehearse`, [`crate::BackupHandle::rehearse`]).
+/// What a rehearsal is asked (`sauve rehearse`, [`crate::Rehearsals::rehearse`]).
 #[derive(Clone, Debug)]
 pub struct RehearsalOptions {
     /// The set.
@@ -149,6 +147,8 @@ pub(crate) struct Job {
     pub(crate) options: RehearsalOptions,
     pub(crate) host: Option<Box<dyn RehearsalHost>>,
     pub(crate) stop: CancellationToken,
+    /// Set when a backup that came due cancelled `stop`.
+    pub(crate) preempted: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What [`prepare`] settles before anything is recorded.
@@ -160,13 +160,16 @@ struct Plan {
     until: Until,
     trigger: Trigger,
     rate: Option<u64>,
+    /// Set when a backup that came due stopped it.
+    preempted: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What the steps found so far: the record is built from it whatever
 /// step failed.
 #[derive(Default)]
 struct Found {
-    number: BackupNumber,
+    /// The set, once chosen.
+    number: Option<BackupNumber>,
     point: Option<jiff::Timestamp>,
     last_sequence: Option<u64>,
     restore_ms: u64,
@@ -198,36 +201,40 @@ const SANDBOX: &str = ".sauve-rehearsal-";
 /// inside the app); otherwise recorded, whatever its end.
 pub(crate) fn run(rec: &mut Recorder<'_>, mut job: Job) -> Result<Rehearsal, EngineError> {
     let own = rec.own_settings_valid()?;
-    let (plan, chosen) = prepare(rec, &own, &job.options)?;
+    let (plan, chosen) = prepare(rec, &own, &job)?;
     let started = rec.clock().now();
-    std::fs::create_dir_all(&plan.folder).map_err(EngineError::io("create", &plan.folder))?;
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(&plan.folder)
+        .map_err(EngineError::io("create", &plan.folder))?;
     // What a rehearsal that died left behind (behaviour §22).
     sauve_durable::remove_dead_folders(&plan.folder, SANDBOX);
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    let root = plan.folder.join(format!(
-        "{SANDBOX}{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
     let mut found = Found::default();
-    let result = chosen.and_then(|chosen| {
-        let steps = Steps {
-            plan: &plan,
-            own: &own,
-            root: &root,
-        };
-        steps.rehearse(rec, &mut job, chosen, &mut found)
-    });
-    let removed = std::fs::remove_dir_all(&root);
     let mut warnings = Vec::new();
-    if let Err(e) = removed
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        warnings.push(format!(
-            "the sandbox {} was not removed: {e}",
-            root.display()
-        ));
-    }
+    let result = match sauve_durable::create_working_folder(&plan.folder, SANDBOX) {
+        Ok(root) => {
+            let result = {
+                // Removed whatever happens, a panic included.
+                let _removed = Removed(&root);
+                chosen.and_then(|chosen| {
+                    let steps = steps::Steps {
+                        plan: &plan,
+                        own: &own,
+                        root: &root,
+                    };
+                    steps.rehearse(rec, &mut job, chosen, &mut found)
+                })
+            };
+            if root.exists() {
+                warnings.push(format!("the sandbox {} was not removed", root.display()));
+            }
+            result
+        }
+        Err(source) => Err(EngineError::Io {
+            action: "create a sandbox in",
+            path: plan.folder.clone(),
+            source,
+        }),
+    };
     let ended = rec.clock().now();
     let record = record::finish(rec, &plan, &found, (started, ended), result);
     warnings.append(&mut rec.warnings);
@@ -241,16 +248,22 @@ pub(crate) fn run(rec: &mut Recorder<'_>, mut job: Job) -> Result<Rehearsal, Eng
     })
 }
 
+/// Removes the sandbox when dropped.
+struct Removed<'a>(&'a Path);
+
+impl Drop for Removed<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(self.0);
+    }
+}
+
 /// The set to restore and what the source holds, or why none can be
 /// (recorded as the rehearsal's failure).
 type Chosen = Result<(BackupNumber, Listing), EngineError>;
 
 /// Settles the source, the set and the sandbox folder.
-fn prepare(
-    rec: &Recorder<'_>,
-    own: &SauveToml,
-    options: &RehearsalOptions,
-) -> Result<(Plan, Chosen), EngineError> {
+fn prepare(rec: &Recorder<'_>, own: &SauveToml, job: &Job) -> Result<(Plan, Chosen), EngineError> {
+    let options = &job.options;
     let app = rec.layout().app.clone();
     let folder = match &own.rehearsal.folder {
         Some(f) => f.clone(),
@@ -294,11 +307,17 @@ fn prepare(
             .max_mib_s
             .or(own.rehearsal.max_mib_s.filter(|_| options.low_priority))
             .map(|m| u64::from(m) << 20),
+        preempted: job.preempted.clone(),
     };
     Ok((plan, chosen))
 }
 
-/// The source `from` names, else `[rehearsal] from`, else the destination.
+/// The source `from` names, else `[rehearsal] from`, else the destination:
+/// an `[[offsite]]` entry (by its URL as written, a folder relative to the
+/// app) through its own store and keys; another `s3://` URL through
+/// `[destination]`; another folder through a folder store, so that its
+/// encrypted sets read with the identity too. The destination's own folder
+/// is read directly.
 fn open_source(
     rec: &Recorder<'_>,
     own: &SauveToml,
@@ -306,24 +325,38 @@ fn open_source(
     identities: Option<Identities>,
 ) -> Result<SetSource, EngineError> {
     let app = &rec.layout().app;
-    let url = match from.or(own.rehearsal.from.as_deref()) {
-        Some(text) if sauve_settings::is_store_url(text) => text.to_owned(),
-        Some(folder) => {
-            let path = std::path::absolute(folder).map_err(EngineError::io("resolve", folder))?;
-            return Ok(SetSource::Folder(path));
-        }
-        None => match crate::plan::destination_to_read(app, &*rec.settings()?)? {
-            sauve_settings::Destination::Folder(dir) => return Ok(SetSource::Folder(dir)),
-            sauve_settings::Destination::Store { url, .. } => url,
-        },
-    };
-    let store = crate::stores::open_store(Some(app), &url)?;
-    Ok(SetSource::Store {
+    let store = |url: String, store: std::sync::Arc<dyn sauve_store::Store>| SetSource::Store {
         url,
         store,
-        identities,
+        identities: identities.clone(),
         io: rec.io().clone(),
-    })
+    };
+    let Some(text) = from.or(own.rehearsal.from.as_deref()) else {
+        return match crate::plan::destination_to_read(app, &*rec.settings()?)? {
+            sauve_settings::Destination::Folder(dir) => Ok(SetSource::Folder(dir)),
+            sauve_settings::Destination::Store { url, .. } => {
+                let opened = crate::stores::open_store(Some(app), &url)?;
+                Ok(store(url, opened))
+            }
+        };
+    };
+    let trimmed = text.trim_end_matches('/');
+    if let Some(entry) = own
+        .offsite
+        .iter()
+        .find(|o| o.url.trim_end_matches('/') == trimmed)
+    {
+        let (opened, _) = crate::stores::open_offsite(app, entry, &own.destination)?;
+        return Ok(store(entry.url.clone(), opened));
+    }
+    if sauve_settings::is_store_url(text) {
+        let opened = crate::stores::open_store(Some(app), text)?;
+        return Ok(store(text.to_owned(), opened));
+    }
+    let dir = std::path::absolute(text).map_err(EngineError::io("resolve", text))?;
+    let location = sauve_store::Location::Folder(dir.clone());
+    let opened = sauve_store::open(&location, &sauve_store::S3Options::default())?;
+    Ok(store(dir.display().to_string(), opened))
 }
 
 /// The set to rehearse among those `listing` holds.
@@ -379,244 +412,13 @@ fn choose(
     Ok((number, listing))
 }
 
-/// What the steps of one rehearsal share.
-struct Steps<'a> {
-    plan: &'a Plan,
-    own: &'a SauveToml,
-    /// The sandbox.
-    root: &'a Path,
-}
-
-impl Steps<'_> {
-    /// The steps, in order; `found` keeps what each measured.
-    fn rehearse(
-        &self,
-        rec: &mut Recorder<'_>,
-        job: &mut Job,
-        (number, listing): (BackupNumber, Listing),
-        found: &mut Found,
-    ) -> Result<(), EngineError> {
-        let (plan, own, root) = (self.plan, self.own, self.root);
-        found.number = number;
-        if !plan.source.readable(&listing) {
-            return Err(EngineError::NeedsIdentity {
-                source_name: plan.source.describe(),
-            });
-        }
-        let set = format!("{}[{}]", plan.base, number.text());
-        let step = |step: &'static str| {
-            let (set, source_name) = (set.clone(), plan.source.describe());
-            move |inner: EngineError| match inner {
-                EngineError::Stopped => EngineError::Stopped,
-                inner => EngineError::Rehearsal {
-                    set,
-                    source_name,
-                    step,
-                    inner: Box::new(inner),
-                },
-            }
-        };
-        std::fs::create_dir(root).map_err(EngineError::io("create", root))?;
-        let mut paced = Paced::new(job.stop.clone(), plan.rate);
-        // The set, every file checked against its manifest.
-        let app = root.join("app");
-        let t = rec.clock().now();
-        let report = plan
-            .source
-            .restore(&format!("{set}.4BK"), &app, &mut paced)
-            .map_err(step("restoring the set"))?;
-        found.restore_ms = ms(t, rec.clock().now());
-        found.bytes = report.bytes;
-        found.files = report.files as u64;
-        found.point = Some(report.manifest.header.started_at);
-        let path_of = |kind: EntryKind| {
-            report
-                .manifest
-                .entries
-                .iter()
-                .find(|e| e.kind == kind)
-                .map(|e| (app.join(&e.path), e.size))
-        };
-        let data = path_of(EntryKind::Data);
-        found.data_bytes = data.as_ref().map_or(0, |d| d.1);
-        let sandbox = Sandbox {
-            root: root.to_path_buf(),
-            app: app.clone(),
-            data: data.map(|d| d.0),
-            log: path_of(EntryKind::Log).map(|l| l.0),
-            stop: job.stop.clone(),
-        };
-        stopped(&job.stop)?;
-        if let Some(host) = job.host.as_mut() {
-            host.open(&sandbox)
-                .map_err(|e| host_failed("opening the restored data", e))
-                .map_err(step("opening the restored data"))?;
-        }
-        // The log backups from the same source, never the live log.
-        let t = rec.clock().now();
-        let integrated = integrate(
-            rec, plan, job, &report, &sandbox, &listing, &mut paced, found,
-        );
-        found.integrate_ms = ms(t, rec.clock().now());
-        integrated.map_err(step("integrating the log backups"))?;
-        stopped(&job.stop)?;
-        // The host's check.
-        let t = rec.clock().now();
-        let verdict = match job.host.as_mut() {
-            Some(host) => host
-                .check(&sandbox)
-                .map_err(|e| host_failed("the host's check", e)),
-            None if own.rehearsal.check.is_empty() => Ok("no check configured".to_owned()),
-            None => CommandCheck {
-                argv: own.rehearsal.check.clone(),
-                timeout: own.rehearsal.check_timeout,
-                expect: own.rehearsal.expect.clone(),
-                stop: job.stop.clone(),
-            }
-            .run(&sandbox),
-        };
-        found.check_ms = ms(t, rec.clock().now());
-        found.verdict = Some(verdict.map_err(step("checking the restored data"))?);
-        Ok(())
-    }
-}
-
-/// Integrates each log backup numbered from the set's on, in order.
-#[allow(clippy::too_many_arguments)]
-fn integrate(
-    rec: &Recorder<'_>,
-    plan: &Plan,
-    job: &mut Job,
-    report: &sauve_archive::RestoreReport,
-    sandbox: &Sandbox,
-    listing: &Listing,
-    paced: &mut Paced,
-    found: &mut Found,
-) -> Result<(), EngineError> {
-    let identity = sandbox
-        .log
-        .as_deref()
-        .and_then(log_identity)
-        .unwrap_or([0; 16]);
-    let mut last = report.manifest.header.last_log_sequence.unwrap_or(0);
-    let set_aside = rec.set_asides().unwrap_or_default();
-    let number = report.manifest.header.backup_number;
-    for (n, name) in listing.logs.range(number..) {
-        stopped(&job.stop)?;
-        let staging = sandbox.root.join(format!("log-{}", n.text()));
-        let restored = plan.source.restore(name, &staging, paced)?;
-        found.bytes = found.bytes.saturating_add(restored.bytes);
-        let Some(log) = restored
-            .manifest
-            .entries
-            .iter()
-            .find(|e| e.kind == EntryKind::Log)
-            .map(|e| staging.join(&e.path))
-        else {
-            continue;
-        };
-        let mut apply = |r: &sauve_logfile::Record| match job.host.as_mut() {
-            Some(host) => host.apply(r).map_err(|e| e.to_string()),
-            None => Ok(()),
-        };
-        let done =
-            sauve_logfile::integrate(&log, identity, last, plan.until, &set_aside, &mut apply)
-                .map_err(|e| EngineError::Rehearsal {
-                    set: name.clone(),
-                    source_name: plan.source.describe(),
-                    step: "reading its records",
-                    inner: Box::new(e.into()),
-                })?;
-        let _ = std::fs::remove_dir_all(&staging);
-        last = done.last_applied;
-        found.records = found.records.saturating_add(done.applied);
-        found.last_sequence = Some(last);
-        if let Some(t) = done
-            .last_time
-            .and_then(|us| jiff::Timestamp::from_microsecond(us).ok())
-        {
-            found.point = Some(found.point.map_or(t, |p| p.max(t)));
-        }
-        found.logs.push(name.clone());
-        if done.stopped {
-            break;
-        }
-    }
-    Ok(())
-}
-
-/// The data identity in a log file's header.
-fn log_identity(path: &Path) -> Option<[u8; 16]> {
-    use std::io::Read;
-    let mut head = [0u8; sauve_logfile::HEADER_LEN];
-    std::fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
-    sauve_logfile::Header::decode(&head).map(|h| h.identity)
-}
-
-fn host_failed(what: &str, e: RehearsalError) -> EngineError {
-    EngineError::RehearsalCheck {
-        check: what.to_owned(),
-        why: e.to_string(),
-    }
-}
-
-fn stopped(stop: &CancellationToken) -> Result<(), EngineError> {
-    match stop.is_cancelled() {
-        true => Err(EngineError::Stopped),
-        false => Ok(()),
-    }
-}
-
-fn ms(from: jiff::Timestamp, to: jiff::Timestamp) -> u64 {
-    u64::try_from(to.duration_since(from).as_millis().max(0)).unwrap_or(u64::MAX)
-}
-
-/// A restore's progress under a Stop and a read rate: past its rate, it
-/// waits (in short steps, so that a Stop is heard).
-struct Paced {
-    stop: CancellationToken,
-    rate: Option<u64>,
-    done: u64,
-    began: Instant,
-}
-
-impl Paced {
-    fn new(stop: CancellationToken, rate: Option<u64>) -> Paced {
-        Paced {
-            stop,
-            rate,
-            done: 0,
-            began: Instant::now(),
-        }
-    }
-}
-
-impl sauve_archive::Progress for Paced {
-    fn advance(&mut self, bytes: u64) {
-        self.done = self.done.saturating_add(bytes);
-        let Some(rate) = self.rate.filter(|r| *r > 0) else {
-            return;
-        };
-        let due = Duration::from_secs_f64(self.done as f64 / rate as f64);
-        while !self.stop.is_cancelled() {
-            let Some(ahead) = due.checked_sub(self.began.elapsed()) else {
-                break;
-            };
-            std::thread::sleep(ahead.min(Duration::from_millis(100)));
-        }
-    }
-
-    fn is_stopped(&self) -> bool {
-        self.stop.is_cancelled()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_low_priority_rehearsal_runs_idle_class_at_nice_19_on_one_core_and_its_threads_too() {
+        let before = rustix::process::getpriority_process(None).ok();
         let seen = std::thread::spawn(|| {
             lower_priority();
             let child = std::thread::spawn(|| {
@@ -643,7 +445,7 @@ mod tests {
                 Some(1)
             )
         );
-        // This thread, and so the process, is as it was.
-        assert_ne!(rustix::process::getpriority_process(None).ok(), Some(19));
+        // This thread is as it was (whatever the runner's own nice).
+        assert_eq!(rustix::process::getpriority_process(None).ok(), before);
     }
 }

@@ -6,6 +6,7 @@
 use sauve_alerts::AlertKind;
 use sauve_history::{HistoryEntry, Operation};
 use sauve_journal::{Entry, Stamp, Title};
+use sauve_number::BackupNumber;
 use sauve_status::Status;
 
 use super::{Found, Plan};
@@ -28,16 +29,33 @@ pub(super) fn finish(
         .err()
         .map_or(Status::Ok, EngineError::status);
     let provable = !matches!(result, Err(EngineError::NeedsIdentity { .. }));
+    let preempted =
+        status == Status::Stopped && plan.preempted.load(std::sync::atomic::Ordering::SeqCst);
+    let number = found.number.unwrap_or(BackupNumber::NONE);
     let record = RehearsalRecord {
-        set: format!("{}[{}]", plan.base, found.number.text()),
-        number: found.number,
+        set: match found.number {
+            Some(n) => format!("{}[{}]", plan.base, n.text()),
+            None => format!("{} (no set chosen)", plan.base),
+        },
+        number,
         source: plan.source.describe(),
         status,
-        error: result.as_ref().err().map(ToString::to_string),
+        error: result.as_ref().err().map(|e| match (e, preempted) {
+            (EngineError::Stopped, true) => "stopped: a backup came due".to_owned(),
+            (e, _) => e.to_string(),
+        }),
         provable,
+        preempted,
+        rate_mib_s: plan.rate.map(|r| r >> 20),
         started,
         ended,
-        point: result.is_ok().then_some(found.point).flatten(),
+        // What a set says of its time is taken no later than this rehearsal
+        // began: a clock that ran ahead cannot pin a proof in the future.
+        point: result
+            .is_ok()
+            .then_some(found.point)
+            .flatten()
+            .map(|p| p.min(started)),
         last_sequence: found.last_sequence,
         restore_ms: found.restore_ms,
         integrate_ms: found.integrate_ms,
@@ -57,7 +75,7 @@ pub(super) fn finish(
                 kind: AlertKind::RehearsalFailed,
                 status,
                 trigger: plan.trigger.as_str().to_owned(),
-                number: found.number,
+                number,
                 scheduled: None,
                 started: Some(started),
                 ended: Some(ended),
@@ -85,7 +103,7 @@ fn journal_entry(
     e.trigger = Some(plan.trigger.as_str().to_owned());
     e.starting = Some(Stamp::at(zone.to_datetime(record.started)));
     e.ending = Some(Stamp::at(zone.to_datetime(record.ended)));
-    e.operations = Some(match (found.logs.len(), found.last_sequence) {
+    e.operations = (found.files > 0).then(|| match (found.logs.len(), found.last_sequence) {
         (0, _) => "no log backup after the set".to_owned(),
         (n, Some(seq)) => format!(
             "{} records integrated from {n} log backup{} (to sequence {seq})",
@@ -109,6 +127,10 @@ fn journal_entry(
         e.errors.extend(record.error.iter().cloned());
     }
     let secs = |ms: u64| format!("{:.3} s", ms as f64 / 1000.0);
+    if let Some(rate) = record.rate_mib_s {
+        e.notes
+            .push(format!("read at most {rate} MiB/s ([rehearsal] max_mib_s)"));
+    }
     e.other = vec![
         ("Restore time".to_owned(), secs(record.restore_ms)),
         ("Integration time".to_owned(), secs(record.integrate_ms)),
@@ -125,7 +147,9 @@ fn journal_entry(
 }
 
 /// The history entry: the set's number (no new one), the status, what was
-/// measured.
+/// measured; never what the check printed nor the error's text, since a
+/// bucket's history is published unencrypted (behaviour §19): those stay in
+/// the journal and the state, on this machine.
 fn history(rec: &mut Recorder<'_>, plan: &Plan, found: &Found, record: &RehearsalRecord) {
     let layout = rec.layout();
     let key = crate::settings::structure_key(layout);
@@ -146,7 +170,7 @@ fn history(rec: &mut Recorder<'_>, plan: &Plan, found: &Found, record: &Rehearsa
         format!("{}/{}", record.source.trim_end_matches('/'), record.set),
         key.clone(),
         layout.data_file.display().to_string(),
-        found.number,
+        record.number,
         record.started,
         record.ended,
         Some(plan.trigger.as_str()),
@@ -161,8 +185,6 @@ fn history(rec: &mut Recorder<'_>, plan: &Plan, found: &Found, record: &Rehearsa
         "provenPoint": record.point.map(|p| p.to_string()),
         "lastSequence": record.last_sequence,
         "logBackups": found.logs,
-        "check": found.verdict,
-        "error": record.error,
     });
     if let serde_json::Value::Object(map) = extra {
         entry.extra = map;

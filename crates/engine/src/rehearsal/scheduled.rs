@@ -76,7 +76,9 @@ impl Rehearsals {
         let Ok(state) = handle.records().state().await else {
             return;
         };
-        if !is_due(state.last_rehearsal.as_ref(), every, now)
+        // Nothing to prove before a first backup succeeded.
+        if state.last_success.is_none()
+            || !is_due(state.last_rehearsal.as_ref(), every, now)
             || handle.is_running().await.unwrap_or(true)
         {
             return;
@@ -87,7 +89,7 @@ impl Rehearsals {
         };
         let (handle, refused) = (handle.clone(), Arc::clone(&self.refused));
         self.running = Some(tokio::spawn(async move {
-            match handle.rehearse(options).await {
+            match handle.rehearsals().rehearse(options).await {
                 Ok(done) => {
                     if let Ok(mut r) = refused.lock() {
                         *r = None;
@@ -138,6 +140,8 @@ mod tests {
             status,
             error: None,
             provable: true,
+            preempted: false,
+            rate_mib_s: None,
             started: at(started),
             ended: at(started + 10),
             point: None,

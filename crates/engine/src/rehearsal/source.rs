@@ -50,7 +50,8 @@ impl SetSource {
     /// Whether the sets can be read here: not encrypted, or an identity given.
     pub(crate) fn readable(&self, listing: &Listing) -> bool {
         match self {
-            SetSource::Folder(_) => true,
+            // Sealed sets in a folder read only through a store.
+            SetSource::Folder(_) => !listing.encrypted,
             SetSource::Store { identities, .. } => !listing.encrypted || identities.is_some(),
         }
     }

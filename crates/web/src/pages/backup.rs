@@ -275,7 +275,9 @@ fn proof(
                 p id="proof-summary" {
                     "Last proven restore: set " (format::number(p.number)) " from "
                     span class="mono" { (p.source) } ", " (sauve_engine::ago(p.ended, now))
-                    ", restored in " (sauve_engine::took(p.restore_ms + p.integrate_ms)) "."
+                    ", restored in " (sauve_engine::took(p.restore_ms + p.integrate_ms))
+                    @if let Some(rate) = p.rate_mib_s { " (read at most " (rate) " MiB/s)" }
+                    "."
                 }
                 dl class="facts" {
                     dt { "Recovery point" }
@@ -318,31 +320,38 @@ pub(crate) async fn rehearse(
     if let Err(r) = check_post(&state, &headers, Some(&form.csrf)) {
         return r.into_response();
     }
-    let handle = state.inner.handle.clone();
-    if handle.is_running().await.unwrap_or(false) {
-        return answer(
-            &headers,
-            StatusCode::CONFLICT,
-            "A backup is running: rehearse once it has ended.",
-            "/",
-        );
-    }
     let options = sauve_engine::RehearsalOptions {
         trigger: Trigger::Manual,
         ..sauve_engine::RehearsalOptions::default()
     };
-    tokio::spawn(async move {
-        match handle.rehearse(options).await {
-            Ok(done) => tracing::info!("rehearsal of {}: {}", done.record.set, done.record.status),
-            Err(e) => tracing::warn!("the rehearsal was refused: {e}"),
+    match state.inner.handle.rehearsals().begin(options).await {
+        Ok(running) => {
+            tokio::spawn(async move {
+                match running.report().await {
+                    Ok(done) => {
+                        tracing::info!("rehearsal of {}: {}", done.record.set, done.record.status)
+                    }
+                    Err(e) => tracing::warn!("the rehearsal did not end: {e}"),
+                }
+            });
+            answer(
+                &headers,
+                StatusCode::ACCEPTED,
+                "Rehearsal started: its result appears here and in the Journal once it ends.",
+                "/",
+            )
         }
-    });
-    answer(
-        &headers,
-        StatusCode::ACCEPTED,
-        "Rehearsal started: its result appears here and in the Journal once it ends.",
-        "/",
-    )
+        Err(e) => answer(
+            &headers,
+            StatusCode::CONFLICT,
+            &format!(
+                "Not started: {} {} ({e}).",
+                e.status().code(),
+                e.status().text()
+            ),
+            "/",
+        ),
+    }
 }
 
 /// The "Last backup information" area (also `GET /parts/last`).

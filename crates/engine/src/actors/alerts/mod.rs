@@ -373,7 +373,13 @@ fn proof_stale(
             after.as_secs()
         ),
     };
-    Some(own_alert(AlertKind::ProofStale, state, reason, (now, zone)))
+    let (mut draft, journal) = own_alert(AlertKind::ProofStale, state, reason, (now, zone));
+    // The set it is about: the one that proved the newest point.
+    if let Some(p) = &state.proven {
+        (draft.number, draft.status, draft.trigger) = (p.number, p.status, String::new());
+        (draft.started, draft.ended) = (Some(p.started), Some(p.ended));
+    }
+    Some((draft, journal))
 }
 
 impl Handler<DrainAlerts> for Alerter {

@@ -1,7 +1,5 @@
 //! What the coordinator is asked.
 
-use std::fs::File;
-
 use actix::Message;
 use tokio::sync::oneshot;
 
@@ -19,6 +17,8 @@ pub(crate) struct StartBackup {
     pub(crate) holds_write_guard: bool,
     /// Told the number once the run has one.
     pub(crate) numbered: oneshot::Sender<Numbered>,
+    /// Sent again once the rehearsal it stopped has ended (behaviour §22).
+    pub(crate) waited: bool,
 }
 
 /// The Stop button: ends the running copy (1406). Whether a backup was running.
@@ -31,21 +31,13 @@ pub(crate) struct StopBackup;
 #[rtype(result = "bool")]
 pub(crate) struct IsRunning;
 
-/// Admits a restore or a log integration: refused while anything runs here
-/// (1402, 1417) or in another process (1402).
+/// Admits a restore, a log integration or a rehearsal: refused while
+/// anything runs here (1402, 1417), or a backup waits for a stopped
+/// rehearsal, or in another process (1402). The reply is the admission.
 #[derive(Message)]
-#[rtype(result = "Result<Admitted, EngineError>")]
+#[rtype(result = "Result<crate::handle::Ticket, EngineError>")]
 pub(crate) struct Admit {
     pub(crate) busy: Busy,
-}
-
-/// An admitted operation: its id, and the app's advisory lock, held until
-/// dropped. `stop` is cancelled by Stop and, for a rehearsal, by a backup
-/// that comes due (behaviour §22).
-pub(crate) struct Admitted {
-    pub(crate) id: u64,
-    pub(crate) lock: File,
-    pub(crate) stop: sauve_locking::CancellationToken,
 }
 
 /// The admitted operation `id` ended.

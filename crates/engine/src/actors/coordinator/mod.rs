@@ -40,6 +40,11 @@ pub(crate) struct Coordinator {
     /// Counts the admitted operations that ended: a backup that stopped a
     /// rehearsal waits for it to end (behaviour §22).
     pub(crate) freed: watch::Sender<u64>,
+    /// Backups waiting for a stopped rehearsal: nothing else is admitted
+    /// meanwhile, and `IsRunning` says yes.
+    pub(crate) waiting: u32,
+    /// Set when a backup stopped the running rehearsal.
+    pub(crate) preempted: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// Ids given so far (backup requests and admitted operations).
     pub(crate) ids: u64,
 }
@@ -56,6 +61,7 @@ impl Coordinator {
         if self.busy.is_some_and(|(busy, _)| busy == id) {
             if matches!(self.busy, Some((_, Busy::Rehearsal))) {
                 self.stop = None;
+                self.preempted = None;
             }
             self.busy = None;
             self.freed.send_modify(|n| *n += 1);
@@ -64,6 +70,9 @@ impl Coordinator {
 
     /// Why a request is refused in this process, if it is.
     fn refusal(&self) -> Option<EngineError> {
+        if self.waiting > 0 && self.busy.is_none() {
+            return Some(EngineError::AlreadyRunning { busy: Busy::Backup });
+        }
         match self.busy {
             Some((_, Busy::Integration)) => Some(EngineError::IntegrationRunning),
             Some((_, busy)) => Some(EngineError::AlreadyRunning { busy }),
@@ -150,6 +159,9 @@ impl Handler<StartBackup> for Coordinator {
     fn handle(&mut self, msg: StartBackup, ctx: &mut Context<Self>) -> Self::Result {
         let id = self.next_id();
         let msg_trigger = msg.trigger;
+        if msg.waited {
+            self.waiting = self.waiting.saturating_sub(1);
+        }
         let (actors, options) = (self.actors.clone(), self.options.clone());
         let refusal = if msg.holds_write_guard {
             Some(EngineError::CallerHoldsWriteGuard)
@@ -161,12 +173,18 @@ impl Handler<StartBackup> for Coordinator {
         if !msg.holds_write_guard
             && let Some((_, Busy::Rehearsal)) = self.busy
         {
+            if let Some(preempted) = &self.preempted {
+                preempted.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
             if let Some(stop) = &self.stop {
                 stop.cancel();
             }
             tracing::info!("a backup came due: the restore rehearsal is stopped");
+            self.waiting += 1;
             let (mut freed, me) = (self.freed.subscribe(), ctx.address());
             let trigger = msg_trigger;
+            let mut msg = msg;
+            msg.waited = true;
             let again = async move {
                 let _ = freed.changed().await;
                 match me.send(msg).await {
@@ -253,28 +271,32 @@ impl Handler<StopBackup> for Coordinator {
 impl Handler<IsRunning> for Coordinator {
     type Result = bool;
     fn handle(&mut self, _: IsRunning, _: &mut Context<Self>) -> bool {
-        matches!(self.busy, Some((_, Busy::Backup)))
+        matches!(self.busy, Some((_, Busy::Backup))) || self.waiting > 0
     }
 }
 
 impl Handler<Admit> for Coordinator {
-    type Result = ResponseActFuture<Self, Result<Admitted, EngineError>>;
-    fn handle(&mut self, msg: Admit, _: &mut Context<Self>) -> Self::Result {
+    type Result = ResponseActFuture<Self, Result<crate::handle::Ticket, EngineError>>;
+    fn handle(&mut self, msg: Admit, ctx: &mut Context<Self>) -> Self::Result {
         if let Some(why) = self.refusal() {
             return Box::pin(actix::fut::ready(Err(why)));
         }
         let id = self.next_id();
         self.busy = Some((id, msg.busy));
         let stop = CancellationToken::new();
+        let preempted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         if msg.busy == Busy::Rehearsal {
             self.stop = Some(stop.clone());
+            self.preempted = Some(preempted.clone());
         }
-        let app = self.layout.app.clone();
+        let (app, me) = (self.layout.app.clone(), ctx.address());
         Box::pin(
             lock_app(app)
                 .into_actor(self)
                 .map(move |lock, act, _| match lock {
-                    Ok(lock) => Ok(Admitted { id, lock, stop }),
+                    // The ticket dismisses the admission when dropped,
+                    // even if its asker is gone before it gets it.
+                    Ok(lock) => Ok(crate::handle::Ticket::new((id, lock), me, stop, preempted)),
                     Err(e) => {
                         act.dismiss(id);
                         Err(e)

@@ -109,18 +109,23 @@ impl Handler<RecordRehearsal> for StateKeeper {
         let record = msg.record;
         self.update(|s| {
             if record.status == sauve_status::Status::Ok {
+                // The newest point stays, whatever older set a random
+                // rehearsal proved since.
+                let newest = s.proven.as_ref().is_none_or(|p| p.point <= record.point);
+                // What the success answers: the failure of the same set,
+                // and, when it proved the newest point, every failure and
+                // the staleness of the proof.
                 for a in s.alerts.iter_mut().filter(|a| {
                     a.is_open()
-                        && matches!(
-                            a.alert.kind,
-                            AlertKind::RehearsalFailed | AlertKind::ProofStale
-                        )
+                        && match a.alert.kind {
+                            AlertKind::RehearsalFailed => newest || a.alert.number == record.number,
+                            AlertKind::ProofStale => newest,
+                            _ => false,
+                        }
                 }) {
                     a.acknowledged = Some(record.ended);
                 }
-                // The newest point stays, whatever older set a random
-                // rehearsal proved since.
-                if s.proven.as_ref().is_none_or(|p| p.point <= record.point) {
+                if newest {
                     s.proven = Some(record.clone());
                 }
             }
