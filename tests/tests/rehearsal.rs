@@ -392,25 +392,32 @@ impl RehearsalHost for Waiting {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_backup_that_comes_due_stops_the_rehearsal_and_runs_after_it() {
-    let w = Written::new(None).await;
+/// A rehearsal of the newest set whose host waits, once it has opened the
+/// restored data, until the rehearsal is stopped.
+async fn waiting_rehearsal(
+    w: &Written,
+) -> tokio::task::JoinHandle<Result<sauve_engine::Rehearsal, sauve_engine::EngineError>> {
     let opened = Arc::new(Mutex::new(false));
     let host = Box::new(Waiting(opened.clone()));
-    let rehearsal = {
-        let handle = w.handle.clone();
-        tokio::spawn(async move {
-            handle
-                .rehearsals()
-                .rehearse_with(options(Pick::Newest), host)
-                .await
-        })
-    };
+    let handle = w.handle.clone();
+    let rehearsal = tokio::spawn(async move {
+        handle
+            .rehearsals()
+            .rehearse_with(options(Pick::Newest), host)
+            .await
+    });
     let began = Instant::now();
     while !*opened.lock().unwrap() {
         assert!(began.elapsed() < Duration::from_secs(60), "never opened");
         tokio::task::yield_now().await;
     }
+    rehearsal
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_that_comes_due_stops_the_rehearsal_and_runs_after_it() {
+    let w = Written::new(None).await;
+    let rehearsal = waiting_rehearsal(&w).await;
     // The backup is never skipped: it waits for the stopped rehearsal.
     let backup = w.handle.backup(Trigger::Scheduled).await.unwrap();
     assert_eq!(backup.status, Status::Ok, "{:?}", backup.errors);
@@ -437,22 +444,7 @@ async fn a_backup_that_comes_due_stops_the_rehearsal_and_runs_after_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_s_stop_is_not_a_preemption_and_an_abandoned_admission_holds_nothing() {
     let w = Written::new(None).await;
-    let opened = Arc::new(Mutex::new(false));
-    let host = Box::new(Waiting(opened.clone()));
-    let rehearsal = {
-        let handle = w.handle.clone();
-        tokio::spawn(async move {
-            handle
-                .rehearsals()
-                .rehearse_with(options(Pick::Newest), host)
-                .await
-        })
-    };
-    let began = Instant::now();
-    while !*opened.lock().unwrap() {
-        assert!(began.elapsed() < Duration::from_secs(60), "never opened");
-        tokio::task::yield_now().await;
-    }
+    let rehearsal = waiting_rehearsal(&w).await;
     assert!(w.handle.stop().await.unwrap(), "Stop reaches the rehearsal");
     let done = rehearsal.await.unwrap().unwrap();
     assert_eq!(done.record.status, Status::Stopped);

@@ -394,16 +394,7 @@ fn index(o: &ArchiveOptions, work: &Path, src: &Path, bin: &Path) -> Result<()> 
 /// How long Stop takes to end a backup, per level, with the `sauve` binary
 /// of this build (see `stopbench`).
 fn stops(o: &ArchiveOptions, work: &Path, src: &Path) -> Result<()> {
-    cargo(&[
-        "build",
-        "--release",
-        "--quiet",
-        "-p",
-        "sauve-cli",
-        "--bin",
-        "sauve",
-    ])?;
-    let sauve = repo_root().join("target/release/sauve");
+    let sauve = crate::workspace::release_sauve()?;
     let title = format!(
         "## cargo xtask bench archive --stop-only --data-mb {} --attach-mb {} --runs {} --stop-after-mb {}",
         o.data_mb, o.attach_mb, o.runs, o.stop_after_mb

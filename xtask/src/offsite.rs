@@ -141,16 +141,7 @@ fn prepare(o: &Options) -> Result<Setup> {
             bail!("make-sample-app failed");
         }
     }
-    crate::workspace::cargo(&[
-        "build",
-        "--release",
-        "--quiet",
-        "-p",
-        "sauve-cli",
-        "--bin",
-        "sauve",
-    ])?;
-    let sauve = root.join("target/release/sauve");
+    let sauve = crate::workspace::release_sauve()?;
     for (k, v) in [
         ("Advanced/CompressionRate", "Fast"),
         ("Scheduler/Frequency", "Never"),

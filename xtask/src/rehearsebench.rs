@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::measure::{machine, make_sample_app, measure, q};
-use crate::workspace::{cargo, repo_root};
+use crate::workspace::repo_root;
 
 /// Options of `bench rehearsal`.
 #[derive(clap::Args, Debug)]
@@ -29,16 +29,7 @@ const CHECK: &str = "cksum";
 
 pub(crate) fn run(o: &Options) -> Result<()> {
     crate::measure::require_tools()?;
-    cargo(&[
-        "build",
-        "--release",
-        "--quiet",
-        "-p",
-        "sauve-cli",
-        "--bin",
-        "sauve",
-    ])?;
-    let sauve = repo_root().join("target/release/sauve");
+    let sauve = crate::workspace::release_sauve()?;
     let work = repo_root().join(format!("target/bench-rehearsal-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;

@@ -36,3 +36,17 @@ pub(crate) fn cargo(args: &[&str]) -> Result<()> {
     }
     Ok(())
 }
+
+/// Builds the release `sauve` of this tree; its path.
+pub(crate) fn release_sauve() -> anyhow::Result<std::path::PathBuf> {
+    cargo(&[
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "sauve-cli",
+        "--bin",
+        "sauve",
+    ])?;
+    Ok(repo_root().join("target/release/sauve"))
+}

@@ -106,6 +106,25 @@ fn examples() -> Vec<Entry> {
     alert.starting = at(4, 0, 0);
     alert.alerts = vec!["command notify-ops sent".into()];
 
+    let mut rehearsal = Entry::new(Title::RestoreRehearsal);
+    rehearsal.archive = Some("data[0042] from s3://bk/app/".into());
+    rehearsal.trigger = Some("scheduled".into());
+    rehearsal.starting = at(3, 0, 0);
+    rehearsal.ending = at(3, 0, 14);
+    rehearsal.operations =
+        Some("1284 records integrated from 1 log backup (to sequence 51295)".into());
+    rehearsal.status = Some(0);
+    rehearsal.result = Some("proven restorable as of 2025-03-19 02:00:09".into());
+    rehearsal.other = [
+        ("Restore time", "12.504 s"),
+        ("Integration time", "1.210 s"),
+        ("Check time", "0.302 s"),
+        ("Bytes restored", "734 MiB"),
+        ("Check", "ok"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .to_vec();
+
     vec![
         full,
         aborted,
@@ -116,6 +135,7 @@ fn examples() -> Vec<Entry> {
         auto_restore,
         auto_log,
         alert,
+        rehearsal,
     ]
 }
 

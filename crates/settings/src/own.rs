@@ -1598,6 +1598,68 @@ mod tests {
     }
 
     #[test]
+    fn rehearsal_settings_are_read_and_each_bad_value_is_named_with_what_is_accepted() {
+        let s = parse(
+            "[rehearsal]\nevery = \"weekly\"\ncheck = [\"sqlite3\", \"{data}\", \"PRAGMA integrity_check\"]\nexpect = \" ok \"\ncheck_timeout = \"2h\"\nmax_mib_s = 8\nfrom = \"s3://b/p/\"\nfolder = \"../rehearse\"\n\n[alerts]\nproven_stale_after = \"8d\"\n",
+        )
+        .unwrap();
+        let r = &s.rehearsal;
+        assert_eq!(r.every, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(r.check, ["sqlite3", "{data}", "PRAGMA integrity_check"]);
+        assert_eq!(r.expect.as_deref(), Some("ok"));
+        assert_eq!(r.check_timeout, Duration::from_secs(7200));
+        assert_eq!(
+            (r.max_mib_s, r.from.as_deref()),
+            (Some(8), Some("s3://b/p/"))
+        );
+        assert_eq!(r.folder.as_deref(), Some(Path::new("/rehearse")));
+        assert_eq!(
+            s.alerts.proven_stale_after,
+            Some(Duration::from_secs(8 * 86_400))
+        );
+        let none = parse("").unwrap().rehearsal;
+        assert_eq!(none, RehearsalSettings::default());
+        assert_eq!(none.check_timeout, Duration::from_secs(1800));
+        for (text, said) in [
+            (
+                "every = \"10m\"",
+                "rehearsal.every: invalid value \"10m\" (accepted: daily, weekly, or a duration of at least an hour",
+            ),
+            (
+                "check = []",
+                "rehearsal.check: names no program (accepted: a list whose first item is the program",
+            ),
+            (
+                "check = [\"a\\u0000b\"]",
+                "rehearsal.check: is too long or holds a NUL",
+            ),
+            (
+                "from = \"/srv/x\"",
+                "rehearsal.from: invalid value \"/srv/x\" (accepted: an s3://bucket/prefix/ URL",
+            ),
+            (
+                "max_mib_s = 0",
+                "rehearsal.max_mib_s: invalid value 0 (accepted: 1 to 1048576)",
+            ),
+            (
+                "check_timeout = \"soon\"",
+                "rehearsal.check_timeout: invalid value \"soon\"",
+            ),
+            (
+                "identity_file = \"/nonexistent/key\"",
+                "rehearsal.identity_file: cannot read \"/nonexistent/key\"",
+            ),
+            (
+                "whenever = 1",
+                "unknown key \"whenever\" (accepted: folder, check, check_timeout, expect, every, from, identity_file, max_mib_s)",
+            ),
+        ] {
+            let e = parse(&format!("[rehearsal]\n{text}\n")).unwrap_err();
+            assert!(e.contains(said), "{text}: {e}");
+        }
+    }
+
+    #[test]
     fn settings_show_never_prints_credentials_written_in_a_url() {
         // Found in review: `settings show --json` printed a store
         // connection's endpoint, and an off-site url, as written.

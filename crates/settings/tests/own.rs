@@ -146,11 +146,11 @@ fn every_mistake_is_located_and_says_what_is_accepted() {
     let table: &[(&str, &str)] = &[
         (
             "[alerts]\nwebhok = []\n",
-            "sauve.toml:2:1: unknown key \"webhok\" (accepted: on, stale_after, webhook, email, command)",
+            "sauve.toml:2:1: unknown key \"webhok\" (accepted: on, stale_after, proven_stale_after, webhook, email, command)",
         ),
         (
             "[alert]\n",
-            "sauve.toml:1:2: unknown key \"alert\" (accepted: alerts, metrics, ui, destination, offsite, incremental, security)",
+            "sauve.toml:1:2: unknown key \"alert\" (accepted: alerts, metrics, ui, destination, offsite, incremental, security, rehearsal)",
         ),
         (
             "[[alerts.webhook]]\nurl = \"hooks.example.com\"\n",
