@@ -761,8 +761,13 @@ fn an_encrypted_bucket_is_not_provable_without_its_identity_and_proven_with_it_o
         text(&out)
     );
     let s = status_json();
+    // The same point, proven again from the copy: the proof stands as it was.
     assert_eq!(
-        s["rehearsal"]["proven"]["source"], "s3://sauve-test/copy/",
+        s["rehearsal"]["last"]["source"], "s3://sauve-test/copy/",
+        "{s}"
+    );
+    assert_eq!(
+        s["rehearsal"]["proven"]["source"], "s3://sauve-test/sealed/",
         "{s}"
     );
     // The identity that reads the sets lost, another in its place: a
@@ -779,4 +784,38 @@ fn an_encrypted_bucket_is_not_provable_without_its_identity_and_proven_with_it_o
     let s = status_json();
     assert_eq!(s["rehearsal"]["state"], "failed", "{s}");
     assert_eq!(s["alerts"][0]["kind"], "rehearsal-failed", "{s}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_reaches_a_backup_that_waits_for_a_stopped_rehearsal() {
+    let w = Written::new(None).await;
+    let rehearsal = waiting_rehearsal(&w).await;
+    let backup = {
+        let handle = w.handle.clone();
+        tokio::spawn(async move { handle.backup(Trigger::Api).await })
+    };
+    let began = Instant::now();
+    while !w.handle.is_running().await.unwrap() {
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "the backup never came"
+        );
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        w.handle.stop().await.unwrap(),
+        "a waiting backup is one to stop"
+    );
+    let report = tokio::time::timeout(Duration::from_secs(120), backup)
+        .await
+        .expect("the stopped backup ends")
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.status, Status::Stopped, "{:?}", report.errors);
+    let done = rehearsal.await.unwrap().unwrap();
+    assert_eq!(done.record.status, Status::Stopped);
+    // And the engine takes the next one as usual.
+    let next = w.handle.backup(Trigger::Api).await.unwrap();
+    assert_eq!(next.status, Status::Ok, "{:?}", next.errors);
+    w.handle.shutdown().await;
 }

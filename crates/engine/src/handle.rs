@@ -291,6 +291,7 @@ impl Engine {
                         freed: watch::channel(0).0,
                         waiting: 0,
                         preempted: None,
+                        stop_waiting: false,
                         ids: 0,
                     }
                     .start();
@@ -579,7 +580,8 @@ impl BackupHandle {
         host: Option<Box<dyn crate::RehearsalHost>>,
     ) -> Result<RehearsalRunning, EngineError> {
         let ticket = self.admit(Busy::Rehearsal).await?;
-        let (handle, (tx, rx)) = (self.clone(), tokio::sync::oneshot::channel());
+        let (handle, (tx, mut rx)) = (self.clone(), tokio::sync::oneshot::channel());
+        let (prepared, is_prepared) = tokio::sync::oneshot::channel();
         std::thread::Builder::new()
             .name("sauve-rehearsal".to_owned())
             .spawn(move || {
@@ -591,6 +593,7 @@ impl BackupHandle {
                     host,
                     stop: ticket.stop.clone(),
                     preempted: ticket.preempted.clone(),
+                    prepared: Some(prepared),
                 };
                 let mut rec = handle.recorder();
                 let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -602,6 +605,14 @@ impl BackupHandle {
                 }));
             })
             .map_err(EngineError::Start)?;
+        // Answered once it is prepared: a rehearsal refused before (its
+        // settings, its source, its folder) is this call's error.
+        if is_prepared.await.is_err() {
+            return match (&mut rx).await {
+                Ok(Err(e)) => Err(e),
+                Ok(Ok(_)) | Err(_) => Err(EngineError::Gone { actor: "rehearsal" }),
+            };
+        }
         Ok(RehearsalRunning { rx })
     }
 

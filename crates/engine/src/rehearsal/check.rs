@@ -138,9 +138,9 @@ impl CommandCheck {
         let err = capture(child.stderr.take());
         let began = Instant::now();
         let ended = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break Ok(status),
-                Ok(None) => {}
+            match exited(child.id()) {
+                Ok(true) => break Ok(()),
+                Ok(false) => {}
                 Err(e) => break Err(format!("cannot wait for it: {e}")),
             }
             if self.stop.is_cancelled() {
@@ -154,17 +154,18 @@ impl CommandCheck {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        // Whatever the check left running in its group ends with it: a
-        // child holding its output would otherwise hold the rehearsal.
+        // Whatever the check left running in its group ends with it (a
+        // child holding its output would otherwise hold the rehearsal),
+        // killed while the leader is not yet reaped, so that its group id
+        // cannot be another's.
         kill_group(child.id());
-        if ended.is_err() {
-            let _ = child.wait();
-        }
-        let (out, err) = (joined(out), joined(err));
-        let status = match ended {
-            Ok(status) => status,
-            Err(why) if why.is_empty() => return Err(EngineError::Stopped),
-            Err(why) => return Err(failed(why)),
+        let status = child.wait();
+        let (out, err) = joined((out, err));
+        let status = match (ended, status) {
+            (Ok(()), Ok(status)) => status,
+            (Ok(()), Err(e)) => return Err(failed(format!("cannot wait for it: {e}"))),
+            (Err(why), _) if why.is_empty() => return Err(EngineError::Stopped),
+            (Err(why), _) => return Err(failed(why)),
         };
         if !status.success() {
             let how = match status.code() {
@@ -219,16 +220,31 @@ fn capture<R: Read + Send + 'static>(stream: Option<R>) -> Option<Captured> {
     Some((kept, rx))
 }
 
-/// What a stream's reader kept, once the stream ended or [`DRAIN`] passed
-/// (a process outside the check's group may hold it open: it is then left
-/// to itself, with what it read so far taken).
-fn joined(captured: Option<Captured>) -> String {
-    let Some((kept, ended)) = captured else {
-        return String::new();
+/// What the streams' readers kept, once each stream ended or [`DRAIN`]
+/// passed for both (a process outside the check's group may hold one open:
+/// it is then left to itself, with what was read so far taken).
+fn joined((out, err): (Option<Captured>, Option<Captured>)) -> (String, String) {
+    let deadline = Instant::now() + DRAIN;
+    let take = |captured: Option<Captured>| {
+        let Some((kept, ended)) = captured else {
+            return String::new();
+        };
+        let _ = ended.recv_timeout(deadline.saturating_duration_since(Instant::now()));
+        let bytes = kept.lock().map(|k| k.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
     };
-    let _ = ended.recv_timeout(DRAIN);
-    let bytes = kept.lock().map(|k| k.clone()).unwrap_or_default();
-    String::from_utf8_lossy(&bytes).into_owned()
+    (take(out), take(err))
+}
+
+/// Whether the child `pid` has exited, without reaping it.
+fn exited(pid: u32) -> std::io::Result<bool> {
+    use rustix::process::{Pid, WaitId, WaitIdOptions, waitid};
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .ok_or_else(|| std::io::Error::other(format!("no such pid {pid}")))?;
+    let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+    Ok(waitid(WaitId::Pid(pid), options)?.is_some())
 }
 
 /// A check's output for a message: one line, at most [`SHOWN`] characters.

@@ -149,6 +149,9 @@ pub(crate) struct Job {
     pub(crate) stop: CancellationToken,
     /// Set when a backup that came due cancelled `stop`.
     pub(crate) preempted: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Told once the rehearsal is prepared (its source and set known):
+    /// from then on its end is recorded.
+    pub(crate) prepared: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// What [`prepare`] settles before anything is recorded.
@@ -202,6 +205,11 @@ const SANDBOX: &str = ".sauve-rehearsal-";
 pub(crate) fn run(rec: &mut Recorder<'_>, mut job: Job) -> Result<Rehearsal, EngineError> {
     let own = rec.own_settings_valid()?;
     let (plan, chosen) = prepare(rec, &own, &job)?;
+    // Stopped before it began: nothing to record.
+    steps::stopped(&job.stop)?;
+    if let Some(prepared) = job.prepared.take() {
+        let _ = prepared.send(());
+    }
     let started = rec.clock().now();
     std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
         .create(&plan.folder)

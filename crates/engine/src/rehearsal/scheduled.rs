@@ -25,8 +25,8 @@ pub(crate) struct Rehearsals {
 }
 
 /// Whether a rehearsal is due at `now`, `every` apart: never run, stopped
-/// (by a backup that came due: it runs again after it), or the last one
-/// started `every` ago.
+/// by a backup that came due (it runs again after it), or the last one
+/// started `every` ago (one a person stopped included).
 pub(crate) fn is_due(
     last: Option<&RehearsalRecord>,
     every: SignedDuration,
@@ -34,7 +34,7 @@ pub(crate) fn is_due(
 ) -> bool {
     match last {
         None => true,
-        Some(r) if r.status == Status::Stopped => true,
+        Some(r) if r.status == Status::Stopped && r.preempted => true,
         Some(r) => now.duration_since(r.started) >= every,
     }
 }
@@ -172,9 +172,15 @@ mod tests {
             ),
             "a failure waits a period: its alert is out"
         );
+        let mut stopped = record(Status::Stopped, 1_000_000 - 60);
         assert!(
-            is_due(Some(&record(Status::Stopped, 1_000_000 - 60)), every, now),
-            "a stopped one runs again"
+            !is_due(Some(&stopped), every, now),
+            "one a person stopped waits its period"
+        );
+        stopped.preempted = true;
+        assert!(
+            is_due(Some(&stopped), every, now),
+            "one a backup stopped runs again"
         );
     }
 }

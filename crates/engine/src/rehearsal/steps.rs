@@ -194,10 +194,9 @@ impl Steps<'_> {
                 }
             };
             let staging = sandbox.root.join(format!("log-{}", n.text()));
-            let restored = plan
-                .source
-                .restore(name, &staging, paced)
-                .map_err(named("restoring it"))?;
+            let restored = plan.source.restore(name, &staging, paced);
+            stopped(&stop)?;
+            let restored = restored.map_err(named("restoring it"))?;
             found.bytes = found.bytes.saturating_add(restored.bytes);
             let Some(log) = restored
                 .manifest

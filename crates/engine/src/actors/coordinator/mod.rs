@@ -45,6 +45,9 @@ pub(crate) struct Coordinator {
     pub(crate) waiting: u32,
     /// Set when a backup stopped the running rehearsal.
     pub(crate) preempted: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Stop was asked while backups waited for a stopped rehearsal: they
+    /// end at once with 1406 when they run.
+    pub(crate) stop_waiting: bool,
     /// Ids given so far (backup requests and admitted operations).
     pub(crate) ids: u64,
 }
@@ -173,7 +176,13 @@ impl Handler<StartBackup> for Coordinator {
         if !msg.holds_write_guard
             && let Some((_, Busy::Rehearsal)) = self.busy
         {
-            if let Some(preempted) = &self.preempted {
+            // A rehearsal a person stopped first stays stopped by the person.
+            if let Some(preempted) = &self.preempted
+                && !self
+                    .stop
+                    .as_ref()
+                    .is_some_and(CancellationToken::is_cancelled)
+            {
                 preempted.store(true, std::sync::atomic::Ordering::SeqCst);
             }
             if let Some(stop) = &self.stop {
@@ -205,6 +214,13 @@ impl Handler<StartBackup> for Coordinator {
             }));
         }
         let stop = CancellationToken::new();
+        // Stop asked while it waited for a rehearsal: it ends at once.
+        if msg.waited && self.stop_waiting {
+            stop.cancel();
+        }
+        if self.waiting == 0 {
+            self.stop_waiting = false;
+        }
         self.busy = Some((id, Busy::Backup));
         self.stop = Some(stop.clone());
         let run = Run {
@@ -258,12 +274,15 @@ impl Handler<StartBackup> for Coordinator {
 impl Handler<StopBackup> for Coordinator {
     type Result = bool;
     fn handle(&mut self, _: StopBackup, _: &mut Context<Self>) -> bool {
+        if self.waiting > 0 {
+            self.stop_waiting = true;
+        }
         match &self.stop {
             Some(stop) => {
                 stop.cancel();
                 true
             }
-            None => false,
+            None => self.waiting > 0,
         }
     }
 }

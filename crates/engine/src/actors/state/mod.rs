@@ -111,14 +111,21 @@ impl Handler<RecordRehearsal> for StateKeeper {
             if record.status == sauve_status::Status::Ok {
                 // The newest point stays, whatever older set a random
                 // rehearsal proved since.
-                let newest = s.proven.as_ref().is_none_or(|p| p.point <= record.point);
+                let newest = s.proven.as_ref().is_none_or(|p| p.point < record.point);
                 // What the success answers: the failure of the same set,
                 // and, when it proved the newest point, every failure and
                 // the staleness of the proof.
                 for a in s.alerts.iter_mut().filter(|a| {
                     a.is_open()
                         && match a.alert.kind {
-                            AlertKind::RehearsalFailed => newest || a.alert.number == record.number,
+                            AlertKind::RehearsalFailed => {
+                                newest
+                                    || (a.alert.number == record.number
+                                        && a.alert
+                                            .errors
+                                            .iter()
+                                            .any(|e| e.contains(&record.source)))
+                            }
                             AlertKind::ProofStale => newest,
                             _ => false,
                         }
