@@ -534,16 +534,19 @@ async fn rehearsed_since(
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn sauve_run_s_scheduler_rehearses_every_period_as_scheduled() {
-    use sauve_tests::paused::{PausedClock, frozen, looked_at, scheduler};
+/// An app with `toml` as its sauve.toml and one backup, its engine on
+/// paused time (call it inside a paused test runtime).
+async fn backed_up_on_paused_time(
+    toml: &str,
+) -> (
+    SampleApp,
+    Arc<sauve_tests::paused::PausedClock>,
+    BackupHandle,
+) {
+    use sauve_tests::paused::{PausedClock, frozen};
     let app = SampleApp::new(None).unwrap();
     std::fs::create_dir_all(app.path().join("Settings")).unwrap();
-    std::fs::write(
-        app.path().join("Settings/sauve.toml"),
-        "[rehearsal]\nevery = \"daily\"\ncheck = [\"test\", \"-s\", \"{data}\"]\n",
-    )
-    .unwrap();
+    std::fs::write(app.path().join("Settings/sauve.toml"), toml).unwrap();
     let clock = PausedClock::at("2026-03-02T08:00:00Z");
     let layout = sauve_settings::AppLayout::discover(app.path()).unwrap();
     let options = EngineOptions {
@@ -554,6 +557,16 @@ async fn sauve_run_s_scheduler_rehearses_every_period_as_scheduled() {
     let h = handle.clone();
     let first = frozen(async move { h.backup(Trigger::Api).await.unwrap() }).await;
     assert_eq!(first.status, Status::Ok);
+    (app, clock, handle)
+}
+
+#[tokio::test(start_paused = true)]
+async fn sauve_run_s_scheduler_rehearses_every_period_as_scheduled() {
+    use sauve_tests::paused::{looked_at, scheduler};
+    let (app, clock, handle) = backed_up_on_paused_time(
+        "[rehearsal]\nevery = \"daily\"\ncheck = [\"test\", \"-s\", \"{data}\"]\n",
+    )
+    .await;
     let started = sauve_engine::Clock::now(&*clock);
     let (mut view, task) = scheduler(&handle);
     // Never rehearsed: the first look starts one.
@@ -577,28 +590,9 @@ async fn sauve_run_s_scheduler_rehearses_every_period_as_scheduled() {
 
 #[tokio::test(start_paused = true)]
 async fn a_proof_older_than_proven_stale_after_raises_one_alert_until_a_rehearsal_proves_again() {
-    use sauve_tests::paused::{PausedClock, frozen};
-    let app = SampleApp::new(None).unwrap();
-    std::fs::create_dir_all(app.path().join("Settings")).unwrap();
-    std::fs::write(
-        app.path().join("Settings/sauve.toml"),
-        "[alerts]\nproven_stale_after = \"8d\"\n",
-    )
-    .unwrap();
-    let clock = PausedClock::at("2026-03-02T08:00:00Z");
-    let layout = sauve_settings::AppLayout::discover(app.path()).unwrap();
-    let engine = EngineOptions {
-        clock: clock.clone(),
-        ..EngineOptions::default()
-    };
-    let handle = sauve_engine::Engine::start(layout, engine).unwrap();
-    let h = handle.clone();
-    assert_eq!(
-        frozen(async move { h.backup(Trigger::Api).await.unwrap() })
-            .await
-            .status,
-        Status::Ok
-    );
+    use sauve_tests::paused::frozen;
+    let (_app, _clock, handle) =
+        backed_up_on_paused_time("[alerts]\nproven_stale_after = \"8d\"\n").await;
     let alerts = handle.alerts();
     // Never proven: watched from now.
     assert_eq!(handle.alerts().check_staleness().await.unwrap(), None);

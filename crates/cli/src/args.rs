@@ -156,34 +156,7 @@ pub(crate) enum Command {
     /// it (1406) when it runs here; with a live server for the app it runs
     /// there, and `POST /v1/stop` stops it. Exit code: 0 when proven, 2 for a bad command line, 1
     /// otherwise.
-    Rehearse {
-        #[command(flatten)]
-        app: AppArg,
-        /// The set of this number (default: the newest).
-        #[arg(long, value_name = "N")]
-        set: Option<u32>,
-        /// A set picked at random among those the source keeps.
-        #[arg(long)]
-        random: bool,
-        /// Where the sets are: s3://bucket/prefix/ or a folder (default: [rehearsal] from, else the destination).
-        #[arg(long, value_name = "URL|DIR")]
-        from: Option<String>,
-        /// An [[offsite]] entry of sauve.toml: its place (1, 2...) or its URL.
-        #[arg(long, value_name = "NAME")]
-        offsite: Option<String>,
-        /// Integrate the logs up to this time (YYYY-MM-DD HH:MM[:SS], local), from the newest set before it.
-        #[arg(long, value_name = "TIME")]
-        until: Option<String>,
-        /// For encrypted sets: an age identity file (default: [rehearsal] identity_file).
-        #[arg(long, value_name = "FILE")]
-        identity: Option<PathBuf>,
-        /// Every core at normal priority, as a restore runs (by default: one core, nice 19).
-        #[arg(long)]
-        full_speed: bool,
-        /// Print one JSON object.
-        #[arg(long)]
-        json: bool,
-    },
+    Rehearse(RehearseArgs),
     /// Show the Backup Journal (APP/Logs/Backup Journal[NNN].txt, or
     /// APP/Data/Logs/ where the app keeps it there), oldest first.
     Journal {
@@ -412,4 +385,35 @@ pub(crate) enum SettingsCommand {
         #[command(flatten)]
         app: AppArg,
     },
+}
+
+/// What `sauve rehearse` is asked.
+#[derive(Debug, Args)]
+pub(crate) struct RehearseArgs {
+    #[command(flatten)]
+    pub(crate) app: AppArg,
+    /// The set of this number (default: the newest).
+    #[arg(long, value_name = "N")]
+    pub(crate) set: Option<u32>,
+    /// A set picked at random among those the source keeps.
+    #[arg(long)]
+    pub(crate) random: bool,
+    /// Where the sets are: s3://bucket/prefix/ or a folder (default: [rehearsal] from, else the destination).
+    #[arg(long, value_name = "URL|DIR")]
+    pub(crate) from: Option<String>,
+    /// An [[offsite]] entry of sauve.toml: its place (1, 2...) or its URL.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) offsite: Option<String>,
+    /// Integrate the logs up to this time (YYYY-MM-DD HH:MM[:SS], local), from the newest set before it.
+    #[arg(long, value_name = "TIME")]
+    pub(crate) until: Option<String>,
+    /// For encrypted sets: an age identity file (default: [rehearsal] identity_file).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) identity: Option<PathBuf>,
+    /// Every core at normal priority, as a restore runs (by default: one core, the idle class).
+    #[arg(long)]
+    pub(crate) full_speed: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub(crate) json: bool,
 }

@@ -2,29 +2,17 @@
 //! engine, so that it is admitted, recorded and alerted like the server's;
 //! Ctrl-C stops it (1406).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sauve_archive::BackupNumber;
 use sauve_engine::{BackupHandle, Engine, Pick, Rehearsal, RehearsalOptions, Trigger};
 use sauve_status::Status;
 
+use crate::args::RehearseArgs;
 use crate::report::{Failure, Io};
 
-/// What `sauve rehearse` was asked.
-pub(crate) struct Asked {
-    pub(crate) app: PathBuf,
-    pub(crate) set: Option<u32>,
-    pub(crate) random: bool,
-    pub(crate) from: Option<String>,
-    pub(crate) offsite: Option<String>,
-    pub(crate) until: Option<String>,
-    pub(crate) identity: Option<PathBuf>,
-    pub(crate) full_speed: bool,
-    pub(crate) json: bool,
-}
-
-pub(crate) fn run(asked: Asked, io: &mut Io<'_>) -> Result<(), Failure> {
-    let app = crate::settings::app_dir(&asked.app)?;
+pub(crate) fn run(asked: RehearseArgs, io: &mut Io<'_>) -> Result<(), Failure> {
+    let app = crate::settings::app_dir(&asked.app.app)?;
     let layout = crate::backup::layout(&app)?;
     let pick = match (asked.set, asked.random) {
         (Some(_), true) => {
