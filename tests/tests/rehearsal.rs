@@ -114,6 +114,19 @@ impl Written {
         kv::save(&self.data(), self.pairs.len() as u64, &map).unwrap();
     }
 
+    /// Rehearses with `host`; the rehearsal, which the engine accepted.
+    async fn rehearse(
+        &self,
+        options: RehearsalOptions,
+        host: Box<KvHost>,
+    ) -> sauve_engine::Rehearsal {
+        self.handle
+            .rehearsals()
+            .rehearse_with(options, host)
+            .await
+            .unwrap()
+    }
+
     fn backups(&self) -> PathBuf {
         self.app.root().join("Backups")
     }
@@ -166,12 +179,7 @@ async fn a_rehearsal_restores_a_set_integrates_the_log_backups_after_it_and_reco
     let w = Written::new(None).await;
     // Set 1 holds records 1 and 2; the .4BL of sets 1 and 2 hold 3 to 6.
     let (host, seen) = w.host(6);
-    let done = w
-        .handle
-        .rehearsals()
-        .rehearse_with(options(set(1)), host)
-        .await
-        .unwrap();
+    let done = w.rehearse(options(set(1)), host).await;
     let r = &done.record;
     assert_eq!(r.status, Status::Ok, "{:?}", r.error);
     assert_eq!(r.set, "App[0001]");
@@ -220,23 +228,13 @@ async fn a_rehearsal_restores_a_set_integrates_the_log_backups_after_it_and_reco
 async fn the_newest_set_is_rehearsed_by_default_and_a_random_one_among_those_kept() {
     let w = Written::new(None).await;
     let (host, _) = w.host(6);
-    let done = w
-        .handle
-        .rehearsals()
-        .rehearse_with(options(Pick::Newest), host)
-        .await
-        .unwrap();
+    let done = w.rehearse(options(Pick::Newest), host).await;
     assert_eq!(done.record.set, "App[0003]");
     assert_eq!(done.logs, Vec::<String>::new(), "no log backup after set 3");
     let mut picked = std::collections::BTreeSet::new();
     for _ in 0..24 {
         let (host, _) = w.host(6);
-        let done = w
-            .handle
-            .rehearsals()
-            .rehearse_with(options(Pick::Random), host)
-            .await
-            .unwrap();
+        let done = w.rehearse(options(Pick::Random), host).await;
         assert_eq!(done.record.status, Status::Ok, "{:?}", done.record.error);
         picked.insert(done.record.number.get());
     }
@@ -304,16 +302,35 @@ async fn a_failing_check_is_1420_alerted_journaled_and_leaves_no_sandbox() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_set_that_ends_after_the_point_asked_proves_nothing() {
+    let w = Written::new(None).await;
+    let (host, _) = w.host(6);
+    let asked = RehearsalOptions {
+        until: sauve_engine::Until::Sequence(1),
+        ..options(set(3))
+    };
+    let done = w.rehearse(asked, host).await;
+    let r = &done.record;
+    assert_eq!(r.status, Status::ArchiveMissing, "{:?}", r.error);
+    assert!(
+        r.error
+            .as_deref()
+            .unwrap()
+            .contains("rehearsal of App[0003]"),
+        "{:?}",
+        r.error
+    );
+    assert_eq!(r.point, None);
+    assert!(left_in(&w.folder()).is_empty());
+    w.handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_log_backup_fails_the_rehearsal_naming_the_records_lost() {
     let w = Written::new(None).await;
     std::fs::remove_file(w.backups().join("App[0001].4BL")).unwrap();
     let (host, _) = w.host(6);
-    let done = w
-        .handle
-        .rehearsals()
-        .rehearse_with(options(set(1)), host)
-        .await
-        .unwrap();
+    let done = w.rehearse(options(set(1)), host).await;
     let r = &done.record;
     assert_eq!(r.status, Status::LogMismatch, "{:?}", r.error);
     let error = r.error.as_deref().unwrap();
@@ -336,12 +353,7 @@ async fn a_damaged_set_fails_the_rehearsal_naming_it_and_a_set_not_held_is_refus
     bytes[at] ^= 0x5a;
     std::fs::write(&file, bytes).unwrap();
     let (host, _) = w.host(6);
-    let done = w
-        .handle
-        .rehearsals()
-        .rehearse_with(options(set(2)), host)
-        .await
-        .unwrap();
+    let done = w.rehearse(options(set(2)), host).await;
     let r = &done.record;
     assert!(
         matches!(r.status, Status::ArchiveCorrupt | Status::ArchiveMissing),
