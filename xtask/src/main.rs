@@ -47,6 +47,7 @@ mod offsite;
 mod peers;
 mod peers_store;
 mod rehearsebench;
+mod samplebench;
 mod stopbench;
 mod suite;
 mod workspace;
@@ -117,6 +118,8 @@ enum Bench {
     Blocks(blocks::Options),
     /// A restore rehearsal of a set vs a plain restore of it plus the same check
     Rehearsal(rehearsebench::Options),
+    /// A sample of the kept sets' stored bytes vs a full verify of them, and a backup with its sample vs without
+    Sample(samplebench::Options),
 }
 
 fn main() -> Result<()> {
@@ -134,6 +137,7 @@ fn main() -> Result<()> {
             Bench::Peers(o) => peers::peers(&o),
             Bench::Blocks(o) => blocks::run(&o),
             Bench::Rehearsal(o) => rehearsebench::run(&o),
+            Bench::Sample(o) => samplebench::run(&o),
         },
         Task::BenchUpload { bucket, key } => offsite::upload_stdin(&bucket, &key),
         Task::Test(o) => suite::main(&o),

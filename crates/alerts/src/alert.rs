@@ -23,6 +23,9 @@ pub enum AlertKind {
     /// The newest proven recovery point is older than
     /// `alerts.proven_stale_after` (behaviour §22).
     ProofStale,
+    /// A sample of the stored bytes found a set damaged (behaviour §23):
+    /// always raised.
+    SetDamaged,
 }
 
 impl AlertKind {
@@ -36,6 +39,7 @@ impl AlertKind {
             AlertKind::Test => "test",
             AlertKind::RehearsalFailed => "rehearsal-failed",
             AlertKind::ProofStale => "proof-stale",
+            AlertKind::SetDamaged => "set-damaged",
         }
     }
 }
@@ -86,6 +90,7 @@ impl Alert {
             AlertKind::Test => "test alert",
             AlertKind::RehearsalFailed => "a restore rehearsal failed",
             AlertKind::ProofStale => "no restore proven for too long",
+            AlertKind::SetDamaged => "a stored set is damaged",
         };
         format!(
             "{what} ({} {}) for {} on {}",

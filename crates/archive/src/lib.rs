@@ -31,6 +31,7 @@ mod index;
 mod kind;
 mod manifest;
 mod naming;
+mod pieces;
 mod reader;
 mod remote;
 mod restore;
@@ -54,6 +55,7 @@ pub use manifest::{
     ManifestEntry, ManifestHeader, Store, VERSION, VERSIONS, Words,
 };
 pub use naming::{ArchiveName, SetFiles, log_gathering_name};
+pub use pieces::{PIECE, PIECE_SIZES, PieceHasher, Pieces, SumBook, Summed, recorded};
 pub use reader::{parent_in_head, parent_of};
 pub use remote::{AGE_SUFFIX, Identities, RangeReader, RemoteSet, read_identities, strip_age};
 pub use restore::{RestoreOptions, RestoreReport, restore, restore_remote};

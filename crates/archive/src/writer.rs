@@ -24,6 +24,7 @@ use crate::manifest::{
     ManifestHeader, Store, VERSION, Words, compact,
 };
 use crate::naming::{ArchiveName, SetFiles};
+use crate::pieces::{Pieces, SumBook, Summed};
 use std::sync::Arc;
 
 /// The pax global record naming an incremental set's parent.
@@ -101,6 +102,12 @@ impl PartFile for File {
     }
 }
 
+impl<P: PartFile + ?Sized> PartFile for Box<P> {
+    fn sync(&mut self) -> io::Result<()> {
+        (**self).sync()
+    }
+}
+
 /// Creates archive files. The default creates real files and never replaces
 /// one; tests inject writers with a byte quota to simulate a full disk.
 pub type OpenPart = Box<dyn FnMut(&Path) -> io::Result<Box<dyn PartFile>> + Send>;
@@ -138,6 +145,12 @@ pub trait SetTarget: Send {
     fn readable_before_commit(&self) -> bool {
         true
     }
+    /// What the file written under `part` holds as stored, piece by piece
+    /// (behaviour §23), once it was synced whole; `None` from a target
+    /// that does not sum what it stores.
+    fn pieces(&mut self, _part: &Path) -> Option<Pieces> {
+        None
+    }
 }
 
 /// The files of a set in a folder: `.part` files, readable before the
@@ -146,12 +159,16 @@ pub trait SetTarget: Send {
 /// folder's handle, never replacing a file).
 pub struct FolderTarget {
     open: OpenPart,
+    book: SumBook,
 }
 
 impl FolderTarget {
     /// Files created with `open` ([`open_real_file`] for real ones).
     pub fn new(open: OpenPart) -> FolderTarget {
-        FolderTarget { open }
+        FolderTarget {
+            open,
+            book: SumBook::default(),
+        }
     }
 }
 
@@ -168,9 +185,15 @@ impl SetTarget for FolderTarget {
         folder.is_taken(&name)
     }
 
-    fn create(&mut self, part: &Path, _fin: &Path) -> io::Result<Box<dyn PartFile>> {
+    fn create(&mut self, part: &Path, fin: &Path) -> io::Result<Box<dyn PartFile>> {
         point(Step::Create, part)?;
-        (self.open)(part)
+        let file = (self.open)(part)?;
+        let name = in_folder(fin).1.to_string_lossy().into_owned();
+        Ok(Box::new(Summed::new(file, part, name, &self.book)))
+    }
+
+    fn pieces(&mut self, part: &Path) -> Option<Pieces> {
+        crate::pieces::recorded(&self.book, part)
     }
 
     fn discard(&mut self, part: &Path) {
@@ -1319,6 +1342,16 @@ impl PendingSet {
             files,
         };
         crate::verify::verify_written(&set, (&self.manifest, &self.index), progress)
+    }
+
+    /// What each file holds as stored, piece by piece (behaviour §23), in
+    /// order: every file when the target sums what it stores, else none.
+    pub fn pieces(&mut self) -> Vec<Pieces> {
+        let Some(target) = self.target.as_mut() else {
+            return Vec::new();
+        };
+        let all: Option<Vec<Pieces>> = self.files.iter().map(|(p, _)| target.pieces(p)).collect();
+        all.unwrap_or_default()
     }
 
     /// Whether verify can read the set before its commit (see

@@ -107,16 +107,31 @@ pub(crate) enum Command {
     /// entry or segment.
     Verify {
         /// Any segment of the set, or base[NNNN] (the .4BK); or
-        /// s3://bucket/prefix/base[NNNN] for a set in a bucket.
-        archive: PathBuf,
+        /// s3://bucket/prefix/base[NNNN] for a set in a bucket. Not with
+        /// --sample, which reads the sets the app's destination keeps.
+        #[arg(required_unless_present = "sample", conflicts_with = "sample")]
+        archive: Option<PathBuf>,
         /// The app whose sauve.toml `[destination]` reaches the bucket
-        /// (else the AWS_* environment variables).
+        /// (else the AWS_* environment variables); with --sample, the app
+        /// whose kept sets are sampled (default: the current folder).
         #[arg(long, value_name = "DIR")]
         app: Option<PathBuf>,
         /// For a set encrypted with age (`encrypt_to`): an age identity
         /// file (AGE-SECRET-KEY-1... lines) of one of its recipients.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", conflicts_with = "sample")]
         identity: Option<PathBuf>,
+        /// Read PERCENT (1 to 100) of the pieces of every set the app's
+        /// destination keeps and compare each with the sum recorded when
+        /// it was stored (default: [verify] sample_percent); no identity
+        /// needed, ranged reads in a bucket. Damage raises an alert.
+        #[arg(long, value_name = "PERCENT", num_args = 0..=1)]
+        sample: Option<Option<u32>>,
+        /// With --sample: the most it reads, MiB (default: [verify] sample_max_mib).
+        #[arg(long, value_name = "MIB", requires = "sample")]
+        max_mib: Option<u32>,
+        /// With --sample: print one JSON object.
+        #[arg(long, requires = "sample")]
+        json: bool,
     },
     /// Restore an archive set into a folder, checking every file first.
     ///

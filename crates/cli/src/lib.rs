@@ -23,6 +23,7 @@ mod logshow;
 mod rehearse;
 mod remote;
 mod report;
+mod sample;
 mod settings;
 mod ui;
 
@@ -99,10 +100,19 @@ fn dispatch(command: Command, io: &mut Io<'_>) -> Result<(), Failure> {
         Command::History { app, json } => backup::history(&app.app, json, io),
         Command::Demo { dir } => demo::run(dir, io),
         Command::Verify {
-            archive,
+            archive: Some(archive),
             app,
             identity,
+            sample: None,
+            ..
         } => archive::verify(&archive, app.as_deref(), identity.as_deref(), io),
+        Command::Verify {
+            app,
+            sample,
+            max_mib,
+            json,
+            ..
+        } => sample::run(app.as_deref(), (sample.flatten(), max_mib), json, io),
         Command::Restore {
             archive,
             to,

@@ -80,9 +80,28 @@ pub(crate) fn rehearse(
     server: &ServerFile,
     body: &serde_json::Value,
 ) -> Result<serde_json::Value, Failure> {
+    post_and_wait(server, "/v1/rehearse", body)
+}
+
+/// `POST /v1/sample` on the live server `server` with `body`: the
+/// sample's report once read (behaviour §23).
+pub(crate) fn sample(
+    server: &ServerFile,
+    body: &serde_json::Value,
+) -> Result<serde_json::Value, Failure> {
+    post_and_wait(server, "/v1/sample", body)
+}
+
+/// `POST path` on the live server with `body`, the answer once the work
+/// ended: 400 is a usage error, another failure names the status.
+fn post_and_wait(
+    server: &ServerFile,
+    path: &str,
+    body: &serde_json::Value,
+) -> Result<serde_json::Value, Failure> {
     let url = &server.url;
     let mut resp = agent()
-        .post(format!("{}/v1/rehearse", url.trim_end_matches('/')))
+        .post(format!("{}{path}", url.trim_end_matches('/')))
         .header("Authorization", format!("Bearer {}", server.token))
         .send_json(body)
         .map_err(|e| Failure::failed(format!("cannot reach {url}: {e}")))?;

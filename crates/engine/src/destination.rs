@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use sauve_archive::{ArchiveError, ArchiveName, PartFile, SetKind, SetTarget};
+use sauve_archive::{ArchiveError, ArchiveName, PartFile, SetKind, SetTarget, Summed};
 use sauve_settings::StoreConnection;
 use sauve_store::{Location, Store, StoreError, Upload};
 
@@ -473,6 +473,7 @@ impl StoreDestination {
         Box::new(StoreTarget {
             dest: Arc::clone(self),
             ready: Ready::default(),
+            book: sauve_archive::SumBook::default(),
         })
     }
 
@@ -626,6 +627,8 @@ type Ready = Arc<Mutex<Vec<(PathBuf, Box<dyn Upload>)>>>;
 struct StoreTarget {
     dest: Arc<StoreDestination>,
     ready: Ready,
+    /// What each segment's object holds, summed below the encryption.
+    book: sauve_archive::SumBook,
 }
 
 impl StoreTarget {
@@ -660,6 +663,7 @@ impl SetTarget for StoreTarget {
             .dest
             .wait(async move { store.start_upload(&key).await })
             .map_err(carried)?;
+        let part_path = part;
         let part = StorePart {
             part: part.to_path_buf(),
             upload: Some(upload),
@@ -669,6 +673,8 @@ impl SetTarget for StoreTarget {
             ready: Arc::clone(&self.ready),
             io: self.dest.io.clone(),
         };
+        // Summed below the encryption: the sums are the stored bytes'.
+        let part = Summed::new(part, part_path, self.dest.object_key(fin), &self.book);
         if !self.dest.encrypted() {
             return Ok(Box::new(part));
         }
@@ -736,6 +742,10 @@ impl SetTarget for StoreTarget {
 
     fn readable_before_commit(&self) -> bool {
         false
+    }
+
+    fn pieces(&mut self, part: &Path) -> Option<sauve_archive::Pieces> {
+        sauve_archive::recorded(&self.book, part)
     }
 }
 
@@ -852,7 +862,7 @@ impl Drop for StorePart {
 /// A segment encrypted with age on its way into its upload.
 struct AgePart {
     /// `None` once synced.
-    stream: Option<age::stream::StreamWriter<StorePart>>,
+    stream: Option<age::stream::StreamWriter<Summed<StorePart>>>,
 }
 
 impl Write for AgePart {

@@ -24,6 +24,8 @@ pub enum Busy {
     Integration,
     /// A restore rehearsal (behaviour §22): a backup that comes due stops it.
     Rehearsal,
+    /// A sample of the stored bytes asked by hand (behaviour §23).
+    Sample,
 }
 
 impl std::fmt::Display for Busy {
@@ -33,6 +35,7 @@ impl std::fmt::Display for Busy {
             Busy::Restore => "a restore",
             Busy::Integration => "a log integration",
             Busy::Rehearsal => "a restore rehearsal",
+            Busy::Sample => "a sample of the stored bytes",
         })
     }
 }

@@ -54,6 +54,8 @@ struct Inner {
     settings_saved: watch::Sender<u64>,
     /// The host's rehearsal functions, when it gave them.
     rehearsal: Option<crate::api::RehearsalFactory>,
+    /// The Stop of the sample asked by hand, while one runs (one at a time).
+    sampling: Mutex<Option<sauve_locking::CancellationToken>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -196,6 +198,72 @@ impl Rehearsals<'_> {
         let host = self.0.inner.rehearsal.as_ref().map(|make| make());
         self.0.start_rehearsal(options, host).await
     }
+
+    /// Reads a sample of the stored bytes of the sets the destination
+    /// keeps (behaviour §23), as each backup does: `options`, or `[verify]`
+    /// of sauve.toml (1% when `sample_percent` is 0). One at a time (1402
+    /// while another runs); [`BackupHandle::stop`] ends it early. Each piece read is compared with the sum recorded
+    /// when it was stored; what was read is recorded in the state, and a
+    /// set newly found damaged raises an alert (an automatic restore no
+    /// longer picks it). Reads only: nothing is admitted or locked. `Err`
+    /// is a sample that could not be read at all (settings, the store out
+    /// of reach).
+    pub async fn sample(
+        self,
+        options: Option<crate::SampleOptions>,
+        trigger: Trigger,
+    ) -> Result<crate::SampleReport, EngineError> {
+        use crate::actors::ask;
+        use crate::actors::resolver::messages::{ReadOwnSettings, ReadSettings};
+        let inner = &self.0.inner;
+        let settings = ask(&inner.actors.resolver, "resolver", ReadSettings).await??;
+        let own = ask(&inner.actors.resolver, "resolver", ReadOwnSettings)
+            .await?
+            .valid()?;
+        // `sample_percent = 0` turns the backups' samples off; asked by
+        // hand, it reads 1%.
+        let options = options.unwrap_or(crate::SampleOptions {
+            percent: own.verify.sample_percent.max(1),
+            max_mib: own.verify.sample_max_mib,
+        });
+        let job = crate::sample::SampleJob {
+            app: inner.layout.app.clone(),
+            place: crate::plan::destination_to_read(&inner.layout.app, &settings)?,
+            key: crate::settings::structure_key(&inner.layout),
+            base: inner.layout.base_name(),
+            io: inner.actors.io.clone(),
+            options,
+            now: inner.clock.now(),
+        };
+        let zone = inner.clock.zone();
+        let stop = sauve_locking::CancellationToken::new();
+        {
+            let mut sampling = inner.sampling.lock().unwrap_or_else(|e| e.into_inner());
+            if sampling.is_some() {
+                return Err(EngineError::AlreadyRunning {
+                    busy: crate::error::Busy::Sample,
+                });
+            }
+            *sampling = Some(stop.clone());
+        }
+        // Given back however the sample ends, the caller gone included.
+        struct Sampling<'a>(&'a Mutex<Option<sauve_locking::CancellationToken>>);
+        impl Drop for Sampling<'_> {
+            fn drop(&mut self) {
+                *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            }
+        }
+        let _sampling = Sampling(&inner.sampling);
+        let (mut report, warnings) = crate::sample::sample_and_record(
+            &inner.actors,
+            job,
+            move || stop.is_cancelled(),
+            (trigger.as_str(), &zone),
+        )
+        .await?;
+        report.warnings = warnings;
+        Ok(report)
+    }
 }
 
 /// A rehearsal admitted and running ([`Rehearsals::begin`]).
@@ -317,6 +385,7 @@ impl Engine {
                 clock,
                 settings_saved: watch::Sender::new(0),
                 rehearsal,
+                sampling: Mutex::new(None),
                 thread: Mutex::new(Some(thread)),
             }),
         })
@@ -436,7 +505,16 @@ impl BackupHandle {
     /// The Stop button: the running copy ends within about a second and the
     /// run reports 1406. Returns whether a backup was running.
     pub async fn stop(&self) -> Result<bool, EngineError> {
-        ask(&self.inner.coordinator, "coordinator", StopBackup).await
+        let sampling = self
+            .inner
+            .sampling
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .inspect(|t| t.cancel())
+            .is_some();
+        let stopped = ask(&self.inner.coordinator, "coordinator", StopBackup).await?;
+        Ok(stopped || sampling)
     }
 
     /// Whether a backup is running.

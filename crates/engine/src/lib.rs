@@ -51,6 +51,7 @@ mod rehearsal;
 mod restore;
 mod retention;
 mod run;
+mod sample;
 mod schedule;
 mod settings;
 mod state;
@@ -75,14 +76,16 @@ pub use overview::{
 pub use proof::{ProofState, ago, proof_json, proof_lines, recovery_ms, took};
 pub use rehearsal::{Pick, Rehearsal, RehearsalError, RehearsalHost, RehearsalOptions, Sandbox};
 pub use restore::{Restored, restore_detached};
+pub use sample::{SampleOptions, SampleReport, SampledSet};
 pub use sauve_alerts::{Alert, AlertKind, Delivery};
 pub use sauve_logfile::Until;
 pub use schedule::scheduler_loop;
 pub use settings::AppSettings;
 pub use state::{
-    AlertRecord, DataStamp, EngineState, LastBackup, OffsiteFailure, OffsiteStatus, PendingJournal,
-    RehearsalRecord, STATE_FILE, SchedulerView, damaged_state_path, data_size, offsite_status,
-    read_set_asides, state_path, status_json,
+    AlertRecord, Damage, DataStamp, EngineState, LastBackup, OffsiteFailure, OffsiteStatus,
+    PendingJournal, RehearsalRecord, STATE_FILE, SampleCursor, SampleRecord, SampleState,
+    SchedulerView, damaged_state_path, data_size, offsite_status, read_set_asides, state_path,
+    status_json,
 };
 pub use views::{Alerts, Config, Offsite, Records};
 
@@ -144,6 +147,7 @@ mod tests {
         send_static::<st::ResolveAlert>();
         send_static::<st::ResolveInterrupted>();
         send_static::<st::RecordRehearsal>();
+        send_static::<st::RecordSample>();
         send_static::<BackupEvent>();
         send_static::<BackupReport>();
         send_static::<EngineError>();

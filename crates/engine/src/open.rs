@@ -316,6 +316,16 @@ struct Restored {
     report: sauve_archive::RestoreReport,
 }
 
+/// A store the automatic restore reads: its URL, the store, what its sets
+/// are called in a warning, and the sets a sample found damaged there (the
+/// destination's only).
+type OffsiteSource<'a> = (
+    String,
+    Arc<dyn sauve_store::Store>,
+    &'a str,
+    &'a [BackupNumber],
+);
+
 /// The newest set of `layout`'s base that restores from a store: the
 /// destination when it is a bucket, then each `[[offsite]]` destination;
 /// restored into `stage` (every hash checked there). Encrypted destinations
@@ -325,32 +335,32 @@ struct Restored {
 fn restore_from_offsite(
     (layout, io, own): (&AppLayout, &StoreIo, Option<&sauve_settings::SauveToml>),
     stage: &Path,
-    place: &sauve_settings::Destination,
+    (place, damaged): (&sauve_settings::Destination, &[BackupNumber]),
     fits: &dyn Fn(&sauve_archive::Manifest, &Path) -> bool,
 ) -> Option<(PathBuf, sauve_archive::RestoreReport)> {
     let destination = place.records();
     // sauve.toml as the resolver read it; none while it is not valid.
     let own = own?;
     // Each store with what its sets are called in a warning.
-    let mut stores: Vec<(String, Arc<dyn sauve_store::Store>, &str)> = Vec::new();
+    let mut stores: Vec<OffsiteSource<'_>> = Vec::new();
     if let sauve_settings::Destination::Store { url, .. } = place {
         match crate::destination::StoreDestination::with_settings(url, own, io) {
             // No identity here for an encrypted one, as for off-site stores.
             Ok(d) if d.encrypted() => {}
-            Ok(d) => stores.push((d.url, d.store, "the set")),
+            Ok(d) => stores.push((d.url, d.store, "the set", damaged)),
             Err(e) => tracing::warn!("the destination {url} cannot be opened: {e}"),
         }
     }
     for target in own.offsite.iter().filter(|t| t.encrypt_to.is_empty()) {
         if let Ok((store, _)) = crate::stores::open_offsite(&layout.app, target, &own.destination) {
-            stores.push((target.url.clone(), store, "the off-site copy"));
+            stores.push((target.url.clone(), store, "the off-site copy", &[]));
         }
     }
     if stores.is_empty() {
         return None;
     }
     let base = layout.base_name();
-    for (url, store, what) in stores {
+    for (url, store, what, damaged) in stores {
         let (listing, prefix) = (Arc::clone(&store), format!("{base}["));
         let listed = match io.run(async move { listing.list(&prefix).await }) {
             Ok(l) => l,
@@ -364,6 +374,7 @@ fn restore_from_offsite(
             .filter_map(|o| sauve_archive::ArchiveName::parse(&o.key))
             .filter(|a| a.base == base && a.kind == sauve_archive::SetKind::Backup && !a.part)
             .map(|a| a.number)
+            .filter(|n| !damaged.contains(n))
             .collect();
         numbers.sort_unstable();
         numbers.dedup();
@@ -414,7 +425,13 @@ fn restore_newest(
     };
     let destination = place.records();
     let key = crate::settings::structure_key(layout);
-    let candidates = restorable_sets(destination, &key);
+    // Sets a sample found damaged are never picked (behaviour §23).
+    let damaged = crate::state::EngineState::load(&layout.app)
+        .sample
+        .unwrap_or_default()
+        .damaged_numbers();
+    let mut candidates = restorable_sets(destination, &key);
+    candidates.retain(|e| !damaged.contains(&e.backup_number));
     let data_dir = layout.app.join("Data");
     sauve_durable::remove_dead_folders(&data_dir, ".sauve-auto-restore-");
     let stage = data_dir.join(format!(".sauve-auto-restore-{}", std::process::id()));
@@ -440,21 +457,18 @@ fn restore_newest(
         }
         // No sound set in the destination (missing, damaged, the disk
         // gone): the newest sound off-site copy (behaviour §19).
-        None => {
-            restore_from_offsite((layout, io, own), &stage, place, &fits).ok_or_else(
-                || match until {
-                    Until::End => EngineError::NoBackupAvailable {
-                        key: key.clone(),
-                        destination: destination.to_path_buf(),
-                    },
-                    _ => EngineError::NoBackupBefore {
-                        key: key.clone(),
-                        destination: destination.to_path_buf(),
-                        point: until.describe(zone),
-                    },
+        None => restore_from_offsite((layout, io, own), &stage, (place, &damaged), &fits)
+            .ok_or_else(|| match until {
+                Until::End => EngineError::NoBackupAvailable {
+                    key: key.clone(),
+                    destination: destination.to_path_buf(),
                 },
-            )?
-        }
+                _ => EngineError::NoBackupBefore {
+                    key: key.clone(),
+                    destination: destination.to_path_buf(),
+                    point: until.describe(zone),
+                },
+            })?,
     };
     let replaced = replaced_folder(&data_dir, zone, now)?;
     // From here on the files change: a crash must lead to a new restore.

@@ -37,6 +37,9 @@ pub(crate) struct Learned {
     pub(crate) log_archives: Vec<PathBuf>,
     /// The archive's files, for the history.
     pub(crate) manifest_files: Vec<HistoryFile>,
+    /// What the committed files (the log backup's included) hold as
+    /// stored, piece by piece (behaviour §23).
+    pub(crate) stored: Vec<sauve_archive::Pieces>,
     pub(crate) data_lock: Option<Duration>,
     /// How the data-kind files were taken under the data lock (cloned,
     /// or copied and why), for the journal's lock line.
@@ -224,6 +227,7 @@ impl Outcome {
             }),
             segments: committed.then(|| l.archives.iter().map(|p| display(p)).collect()),
             files: committed.then(|| l.manifest_files.clone()),
+            stored: (committed && !l.stored.is_empty()).then(|| l.stored.clone()),
             offsite: None,
             parent: committed.then_some(l.parent).flatten(),
             extra: Default::default(),

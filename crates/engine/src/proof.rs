@@ -74,6 +74,10 @@ pub fn proof_json(state: &EngineState, data_now: Option<u64>) -> Value {
         "proven": state.proven.as_ref().map(with_text),
         "recovery_point": state.proven.as_ref().and_then(|p| p.point),
         "recovery_time_ms": recovery_ms(state, data_now),
+        "sample": state.sample.as_ref().map(|s| serde_json::json!({
+            "last": s.last,
+            "damaged": s.damaged,
+        })),
     })
 }
 
@@ -156,7 +160,39 @@ pub fn proof_lines(proof: &Value, now: Timestamp, zone: &jiff::tz::TimeZone) -> 
         }
         _ => {}
     }
+    sample_lines(&proof["sample"], now, &mut lines);
     lines
+}
+
+/// The last sample of the stored bytes and the damage known (behaviour §23).
+fn sample_lines(sample: &Value, now: Timestamp, lines: &mut Vec<String>) {
+    let last = &sample["last"];
+    if let Some(at) = last["at"]
+        .as_str()
+        .and_then(|t| t.parse::<Timestamp>().ok())
+    {
+        let n = |k: &str| last[k].as_u64().unwrap_or(0);
+        lines.push(format!(
+            "Last sample of the stored bytes: {} pieces ({}) of {} kept sets, {}{}",
+            n("pieces"),
+            crate::overview::human_bytes(n("bytes")),
+            n("sets"),
+            ago(at, now),
+            last["endedEarly"]
+                .as_str()
+                .map(|w| format!(", ended early: {w}"))
+                .unwrap_or_default()
+        ));
+    }
+    for d in sample["damaged"].as_array().into_iter().flatten() {
+        let damage: Option<crate::state::Damage> = serde_json::from_value(d.clone()).ok();
+        if let Some(d) = damage {
+            lines.push(format!(
+                "  DAMAGED: {d} (found {}; never picked by an automatic restore)",
+                ago(d.found, now)
+            ));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -206,6 +242,46 @@ mod tests {
         // A failure since: the last success still tells the time.
         state.last_rehearsal = Some(record(sauve_status::Status::ArchiveCorrupt, 2_000_000, 1));
         assert_eq!(recovery_ms(&state, Some(1000)), Some(14_000));
+    }
+
+    #[test]
+    fn status_lines_name_the_last_sample_and_the_damage_kept() {
+        let zone = jiff::tz::TimeZone::UTC;
+        let at = Timestamp::from_second(1_000_000).unwrap();
+        let now = Timestamp::from_second(1_000_000 + 7200).unwrap();
+        let mut state = EngineState::default();
+        state.sample = Some(crate::state::SampleState {
+            last: Some(crate::state::SampleRecord {
+                at,
+                source: "/bk".to_owned(),
+                sets: 3,
+                pieces: 5,
+                bytes: 20 << 20,
+                damaged: 1,
+                ended_early: None,
+            }),
+            cursors: Default::default(),
+            damaged: vec![crate::state::Damage {
+                set: "App[0002]".to_owned(),
+                number: sauve_number::BackupNumber::new(2),
+                file: "App[0002].4BK".to_owned(),
+                piece: Some(4),
+                why: "does not hold the bytes stored there".to_owned(),
+                found: at,
+            }],
+        });
+        let lines = proof_lines(&proof_json(&state, None), now, &zone);
+        assert!(
+            lines.contains(
+                &"Last sample of the stored bytes: 5 pieces (20 MiB) of 3 kept sets, 2 hours ago"
+                    .to_owned()
+            ),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&"  DAMAGED: App[0002] is damaged: App[0002].4BK, piece 4: does not hold the bytes stored there (found 2 hours ago; never picked by an automatic restore)".to_owned()),
+            "{lines:?}"
+        );
     }
 
     #[test]

@@ -129,9 +129,10 @@ impl Run {
             Ok(Flow::Done) => Ok(()),
             Err(e) => Err(e),
         };
+        let made = result.is_ok();
         let gives_up = self.scheduled.is_some_and(|s| s.last_allowed);
         let (status, errors) = outcome::settle(&result, &learned, gives_up);
-        let outcome = Outcome {
+        let mut outcome = Outcome {
             run: self.id,
             trigger: self.trigger,
             scheduled: self.scheduled,
@@ -152,6 +153,12 @@ impl Run {
         let destination = (held.place.as_ref(), held.opened.as_ref());
         self.record_history(&mut learned, &outcome, own.as_ref().ok(), destination)
             .await;
+        // 14b. A sample of the kept sets, the new one among them, once the
+        // locks are released and the history lists what retention kept.
+        if made && let (Ok(own), Some(place)) = (own.as_ref(), held.place.as_ref()) {
+            self.sample(&mut learned, &mut outcome.learned.notes, own, place)
+                .await;
+        }
         self.journal(&mut learned, &outcome, own.ok()).await;
         // 15. The shutdown hook, whenever the startup hook ran.
         if learned.startup_ran
@@ -335,6 +342,62 @@ impl Run {
             self.retention(l, &plan, keep).await?;
         }
         Ok(Flow::Done)
+    }
+
+    /// Step 14b: a sample of the kept sets' stored bytes (behaviour §23),
+    /// named in the journal entry (`notes`), recorded by the state keeper,
+    /// damage alerted and warned of. The set is committed and the locks
+    /// released: nothing here changes the run's status, and a Stop ends
+    /// the sample early.
+    async fn sample(
+        &self,
+        l: &mut Learned,
+        notes: &mut Vec<String>,
+        own: &OwnSettings,
+        place: &sauve_settings::Destination,
+    ) {
+        let options = crate::sample::SampleOptions::from(own.settings.verify);
+        if options.percent == 0 {
+            return;
+        }
+        self.phase(Phase::Verify);
+        let job = crate::sample::SampleJob {
+            app: self.layout.app.clone(),
+            place: place.clone(),
+            key: crate::settings::structure_key(&self.layout),
+            base: self.layout.base_name(),
+            io: self.actors.io.clone(),
+            options,
+            now: self.options.clock.now(),
+        };
+        let stop = self.stop.clone();
+        let zone = self.options.clock.zone();
+        let sampled = crate::sample::sample_and_record(
+            &self.actors,
+            job,
+            move || stop.is_cancelled(),
+            (self.trigger.as_str(), &zone),
+        )
+        .await;
+        match sampled {
+            Ok((report, warnings)) => {
+                // Nothing to say of a destination with no set to sample.
+                if report.pieces > 0 || report.ended_early.is_some() || !report.damaged.is_empty() {
+                    notes.push(report.summary());
+                }
+                for d in &report.damaged {
+                    notes.push(d.to_string());
+                    self.warn(l, d.to_string());
+                }
+                for u in report.unreadable {
+                    notes.push(format!("sample: {u}"));
+                }
+                for w in warnings {
+                    self.warn(l, w);
+                }
+            }
+            Err(e) => self.warn(l, format!("the sample of the kept sets was not read: {e}")),
+        }
     }
 
     /// Step 2: settings, then the journal rotation check (failing runs rotate
@@ -606,6 +669,7 @@ impl Run {
         self.phase(Phase::Commit);
         let c = ask(&self.actors.copier, "copier", CommitSet { set }).await??;
         l.archives = c.files.clone();
+        l.stored = c.pieces;
         let backup_files = c.files;
         l.notes.extend(c.notes);
         if plan.total > 0 && plan.compressed {
@@ -644,6 +708,7 @@ impl Run {
         match ask(&self.actors.copier, "copier", CommitSet { set: log }).await? {
             Ok(c) => {
                 l.log_archives = c.files;
+                l.stored.extend(c.pieces);
                 l.notes.extend(c.notes);
             }
             Err(e) => l.notes.push(format!(
@@ -713,6 +778,7 @@ impl Run {
         if checked.removed {
             // Nothing was committed.
             l.archives.clear();
+            l.stored.clear();
         } else if checked.left.is_empty() {
             l.notes.push(format!(
                 "{named}{name} stays in the store unverified: `sauve verify {named}{name}` checks it"

@@ -3,6 +3,7 @@
 //! file's identity. Only the state keeper writes it; anyone may read it.
 
 use sauve_number::BackupNumber;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -191,9 +192,115 @@ pub struct EngineState {
         deserialize_with = "lenient"
     )]
     pub proven: Option<RehearsalRecord>,
+    /// The samples of the stored bytes (behaviour §23): the last one, how
+    /// far each kept set was read, and the damage found.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient"
+    )]
+    pub sample: Option<SampleState>,
     /// Fields this version does not know, kept as they are.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// What the samples of the stored bytes left (behaviour §23).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SampleState {
+    /// The last sample.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<SampleRecord>,
+    /// Per kept set (`App[0012]`), the order its pieces are read in and
+    /// how many were read: no piece is read twice before all were.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cursors: BTreeMap<String, SampleCursor>,
+    /// The damage found and not read sound since, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub damaged: Vec<Damage>,
+}
+
+impl SampleState {
+    /// The numbers of the sets found damaged: an automatic restore never
+    /// picks them.
+    pub fn damaged_numbers(&self) -> Vec<BackupNumber> {
+        let mut numbers: Vec<BackupNumber> = self.damaged.iter().map(|d| d.number).collect();
+        numbers.sort();
+        numbers.dedup();
+        numbers
+    }
+}
+
+/// How far a set's pieces were read, in the order `seed` gives them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SampleCursor {
+    /// The seed of the set's reading order.
+    pub seed: u64,
+    /// How many pieces of that order were read.
+    pub next: u64,
+}
+
+/// One sample as the state keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SampleRecord {
+    /// When it began.
+    pub at: Timestamp,
+    /// Where it read (a folder, or a URL without credentials).
+    pub source: String,
+    /// The kept sets with a record of their pieces.
+    pub sets: u64,
+    /// The pieces read.
+    pub pieces: u64,
+    /// The bytes read.
+    pub bytes: u64,
+    /// Damage found in this sample.
+    pub damaged: u64,
+    /// Why the sample ended before its share (a stop, the store out of
+    /// reach); `None` when it read all it meant to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_early: Option<String>,
+}
+
+/// Damage a sample found in a stored set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Damage {
+    /// The set, `App[0012]`.
+    pub set: String,
+    /// Its number.
+    pub number: BackupNumber,
+    /// The stored file (`App[0012].4BK`).
+    pub file: String,
+    /// The piece that does not hold what was stored; `None` when the
+    /// file itself is missing or of another size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub piece: Option<u64>,
+    /// What was wrong.
+    pub why: String,
+    /// When it was found.
+    pub found: Timestamp,
+}
+
+impl Damage {
+    /// Whether `other` is the same place.
+    pub fn same_place(&self, other: &Damage) -> bool {
+        (self.number, &self.file, self.piece) == (other.number, &other.file, other.piece)
+    }
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.piece {
+            Some(p) => write!(
+                f,
+                "{} is damaged: {}, piece {p}: {}",
+                self.set, self.file, self.why
+            ),
+            None => write!(f, "{} is damaged: {}: {}", self.set, self.file, self.why),
+        }
+    }
 }
 
 /// One restore rehearsal as the state keeps it (behaviour §22).

@@ -124,6 +124,16 @@ pub struct HistoryEntry {
     /// sauve: the archive's files with sizes and checksums.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files: Option<Vec<HistoryFile>>,
+    /// sauve: what each stored file of the set (its log backup's included)
+    /// holds, piece by piece, for the samples of behaviour §23. A value
+    /// that does not read is left out (the set is then not sampled), never
+    /// a reason to refuse the whole history.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_stored"
+    )]
+    pub stored: Option<Vec<sauve_archive::Pieces>>,
     /// sauve: the set's off-site copies, by destination as written in
     /// sauve.toml (behaviour §19).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -134,6 +144,14 @@ pub struct HistoryEntry {
     /// Fields sauve does not know, kept verbatim after the known ones.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// `stored` as written, or `None` when it does not read.
+fn lenient_stored<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<sauve_archive::Pieces>>, D::Error> {
+    let value = Option::<Value>::deserialize(d)?;
+    Ok(value.and_then(|v| serde_json::from_value(v).ok()))
 }
 
 impl HistoryEntry {
@@ -180,6 +198,7 @@ impl HistoryEntry {
             lock_windows: None,
             segments: None,
             files: None,
+            stored: None,
             offsite: None,
             parent: None,
             extra: Map::new(),

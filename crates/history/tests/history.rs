@@ -55,6 +55,7 @@ fn entry(number: u32, status: i32) -> HistoryEntry {
             size: 734_003_200,
             blake3: "9f2c".into(),
         }]),
+        stored: None,
         offsite: None,
         parent: None,
         extra: Default::default(),
@@ -345,4 +346,26 @@ fn a_history_4d_wrote_with_a_bom_reads_and_prints_without_it() {
 /// Backup numbers from plain ones.
 fn nums(v: &[u32]) -> Vec<sauve_number::BackupNumber> {
     v.iter().copied().map(Into::into).collect()
+}
+
+#[test]
+fn a_stored_record_that_does_not_read_is_left_out_and_the_history_still_reads() {
+    let mut e = serde_json::to_value(entry(3, 0)).unwrap();
+    e["stored"] =
+        serde_json::json!([{"name": "data[0003].4BK", "size": -1, "pieceSize": "x", "sums": "%%"}]);
+    let text = serde_json::json!({ "/app/A.4DProject": [e] }).to_string();
+    let h = History::parse(&text).expect("the history reads");
+    let read = h.entries("/app/A.4DProject").unwrap();
+    assert_eq!(read[0].backup_number, 3);
+    assert_eq!(read[0].stored, None);
+    let good = serde_json::json!([{"name": "data[0003].4BK", "size": 5, "pieceSize": 4194304, "sums": "AAAAAAAAAAA="}]);
+    let mut e = serde_json::to_value(entry(4, 0)).unwrap();
+    e["stored"] = good;
+    let text = serde_json::json!({ "/app/A.4DProject": [e] }).to_string();
+    let h = History::parse(&text).unwrap();
+    let stored = h.entries("/app/A.4DProject").unwrap()[0]
+        .stored
+        .clone()
+        .unwrap();
+    assert_eq!((stored[0].size, stored[0].count()), (5, 1));
 }

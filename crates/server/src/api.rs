@@ -44,14 +44,15 @@ fn api(state: ApiState) -> Router {
         .route("/v1/backup", post(backup))
         .route("/v1/stop", post(stop))
         .route("/v1/rehearse", post(rehearse))
+        .route("/v1/sample", post(sample))
         .route("/v1/status", get(status))
         .route("/v1/events", get(events))
         .route("/v1/history", get(history))
         .method_not_allowed_fallback(|| async {
-            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed (accepted: POST /v1/backup, POST /v1/stop, POST /v1/rehearse, GET /v1/status, GET /v1/events, GET /v1/history)")
+            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed (accepted: POST /v1/backup, POST /v1/stop, POST /v1/rehearse, POST /v1/sample, GET /v1/status, GET /v1/events, GET /v1/history)")
         })
         .fallback(|| async {
-            error(StatusCode::NOT_FOUND, "no such endpoint (accepted: /v1/backup, /v1/stop, /v1/rehearse, /v1/status, /v1/events, /v1/history)")
+            error(StatusCode::NOT_FOUND, "no such endpoint (accepted: /v1/backup, /v1/stop, /v1/rehearse, /v1/sample, /v1/status, /v1/events, /v1/history)")
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
@@ -277,6 +278,87 @@ async fn rehearse(State(state): State<ApiState>, body: Result<Bytes, BytesReject
                 false => StatusCode::UNPROCESSABLE_ENTITY,
             };
             let s = e.status();
+            (
+                code,
+                Json(json!({"error": e.to_string(), "status": s.code(), "status_text": s.text()})),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// What `POST /v1/sample` may ask (behaviour §23).
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SampleBody {
+    /// The share of each kept set's pieces, 1 to 100.
+    percent: Option<u32>,
+    /// The most it reads, MiB.
+    max_mib: Option<u32>,
+}
+
+/// `POST /v1/sample`: reads a sample of the stored bytes of the kept sets
+/// on this server (behaviour §23) and answers once read: 200 with what it
+/// read and found (`damaged` lists damage), 422 when it could not read at
+/// all. Without a body, `[verify]` of sauve.toml says how much.
+async fn sample(State(state): State<ApiState>, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => return error(rejection.status(), &rejection.body_text()),
+    };
+    const ACCEPTED: &str =
+        "accepted: no body, or an object with percent (1 to 100) and max_mib (1 to 1048576)";
+    let asked: SampleBody = if body.is_empty() {
+        SampleBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(b) => b,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("bad JSON: {e} ({ACCEPTED})"),
+                );
+            }
+        }
+    };
+    if let Some(p) = asked.percent.filter(|p| !(1..=100).contains(p)) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("percent {p} is out of range ({ACCEPTED})"),
+        );
+    }
+    if let Some(m) = asked.max_mib.filter(|m| !(1..=1 << 20).contains(m)) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("max_mib {m} is out of range ({ACCEPTED})"),
+        );
+    }
+    let options = match (asked.percent, asked.max_mib) {
+        (None, None) => None,
+        (percent, max_mib) => {
+            let verify = match state.handle.config().own_settings().await {
+                Ok((own, _)) => own.verify,
+                Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+            };
+            Some(sauve_engine::SampleOptions {
+                percent: percent.unwrap_or(verify.sample_percent.max(1)),
+                max_mib: max_mib.unwrap_or(verify.sample_max_mib),
+            })
+        }
+    };
+    match state
+        .handle
+        .rehearsals()
+        .sample(options, Trigger::Remote)
+        .await
+    {
+        Ok(report) => Json(report).into_response(),
+        Err(e) => {
+            let s = e.status();
+            let code = match e.is_refusal() {
+                true => StatusCode::CONFLICT,
+                false => StatusCode::UNPROCESSABLE_ENTITY,
+            };
             (
                 code,
                 Json(json!({"error": e.to_string(), "status": s.code(), "status_text": s.text()})),

@@ -70,6 +70,7 @@ fn registry(i: &Inputs) -> Registry {
     register_scheduler(&mut r, i);
     register_alerts_and_destination(&mut r, i);
     register_proof(&mut r, i);
+    register_sample(&mut r, i);
     r
 }
 
@@ -104,6 +105,27 @@ fn register_proof(r: &mut Registry, i: &Inputs) {
             int(i64::from(last.provable)),
         );
     }
+}
+
+/// Samples of the stored bytes (behaviour §23): when the last one ended
+/// and the sets marked damaged.
+fn register_sample(r: &mut Registry, i: &Inputs) {
+    let Some(sample) = &i.state.sample else {
+        return;
+    };
+    if let Some(last) = &sample.last {
+        r.register_with_unit(
+            "last_sample_timestamp",
+            "When the last sample of the kept sets' stored bytes ended",
+            Unit::Seconds,
+            gauge(seconds(last.at)),
+        );
+    }
+    r.register(
+        "damaged_sets",
+        "Kept sets a sample found damaged and no later read found sound",
+        int(sample.damaged_numbers().len() as i64),
+    );
 }
 
 /// The last backup (from the state file) and the last success.

@@ -285,3 +285,52 @@ async fn the_event_stream_reaches_100_percent_and_the_finished_event() {
     assert_eq!(events.last().unwrap()["status"], 0);
     handle.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sample_reads_the_kept_sets_and_refuses_what_it_does_not_accept() {
+    let dir = tempfile::tempdir().unwrap();
+    let handle = engine(dir.path(), 9, None);
+    let report = handle.backup(sauve_engine::Trigger::Api).await.unwrap();
+    assert_eq!(report.status.code(), 0);
+    let router = api(&handle);
+    for (body, says) in [
+        (r#"{"percent": 0}"#, "percent 0 is out of range"),
+        (r#"{"percent": 101}"#, "percent 101 is out of range"),
+        (r#"{"max_mib": 0}"#, "max_mib 0 is out of range"),
+        (r#"{"share": 5}"#, "unknown field"),
+        ("[", "bad JSON"),
+    ] {
+        let resp = router
+            .clone()
+            .oneshot(request("POST", "/v1/sample", Some(TOKEN), Body::from(body)))
+            .await
+            .unwrap();
+        let (code, v) = json(resp).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{body}: {v}");
+        let e = v["error"].as_str().unwrap();
+        assert!(e.contains(says), "{body}: {e}");
+        assert!(e.contains("accepted:"), "{body}: {e}");
+    }
+    let resp = router
+        .clone()
+        .oneshot(request("POST", "/v1/sample", None, Body::from("")))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let resp = router
+        .clone()
+        .oneshot(request(
+            "POST",
+            "/v1/sample",
+            Some(TOKEN),
+            Body::from(r#"{"percent": 100, "max_mib": 64}"#),
+        ))
+        .await
+        .unwrap();
+    let (code, v) = json(resp).await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    assert_eq!(v["sets"][0]["set"], "App[0001]", "{v}");
+    assert_eq!(v["pieces"], 3, "9 MiB stored: three pieces of 4 MiB: {v}");
+    assert_eq!(v["damaged"], serde_json::json!([]), "{v}");
+    handle.shutdown().await;
+}

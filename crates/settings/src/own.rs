@@ -290,6 +290,26 @@ impl Default for RehearsalSettings {
     }
 }
 
+/// `[verify]` (behaviour §23): the sample of the kept sets' stored bytes
+/// each backup reads, and `sauve verify --sample` reads by default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VerifySettings {
+    /// `sample_percent`: the share of the kept sets' pieces read at each
+    /// backup, 0 to 100 (0: none); default 2.
+    pub sample_percent: u32,
+    /// `sample_max_mib`: the most a sample reads, MiB; default 64.
+    pub sample_max_mib: u32,
+}
+
+impl Default for VerifySettings {
+    fn default() -> VerifySettings {
+        VerifySettings {
+            sample_percent: 2,
+            sample_max_mib: 64,
+        }
+    }
+}
+
 /// The whole of `sauve.toml`: one typed model, extended by each feature
 /// that needs a setting 4D's XML has no key for.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -316,6 +336,8 @@ pub struct SauveToml {
     pub security: SecuritySettings,
     /// `[rehearsal]` (behaviour §22).
     pub rehearsal: RehearsalSettings,
+    /// `[verify]` (behaviour §23).
+    pub verify: VerifySettings,
 }
 
 /// How to reach an S3-compatible store: `[destination]`, or the same keys in
@@ -424,6 +446,15 @@ struct Raw {
     security: Option<Spanned<RawSecurity>>,
     #[serde(default)]
     rehearsal: Option<Spanned<RawRehearsal>>,
+    #[serde(default)]
+    verify: Option<Spanned<RawVerify>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVerify {
+    sample_percent: Option<Spanned<i64>>,
+    sample_max_mib: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -572,6 +603,19 @@ struct Check<'a> {
 }
 
 impl Check<'_> {
+    /// `[verify]` (behaviour §23).
+    fn verify(&mut self, raw: RawVerify) -> VerifySettings {
+        let defaults = VerifySettings::default();
+        VerifySettings {
+            sample_percent: self
+                .ranged(&raw.sample_percent, "verify.sample_percent", 0, 100)
+                .unwrap_or(defaults.sample_percent),
+            sample_max_mib: self
+                .ranged(&raw.sample_max_mib, "verify.sample_max_mib", 1, 1 << 20)
+                .unwrap_or(defaults.sample_max_mib),
+        }
+    }
+
     fn incremental(&mut self, raw: RawIncremental) -> IncrementalSettings {
         let defaults = IncrementalSettings::default();
         let full_every = self
@@ -1437,6 +1481,10 @@ pub fn parse_sauve_toml(
         .rehearsal
         .map(|r| check.rehearsal(r.into_inner()))
         .unwrap_or_default();
+    let verify = raw
+        .verify
+        .map(|v| check.verify(v.into_inner()))
+        .unwrap_or_default();
     if !check.problems.is_empty() {
         return Err(SettingsError::Invalid {
             problems: check.located(),
@@ -1453,6 +1501,7 @@ pub fn parse_sauve_toml(
         incremental,
         security,
         rehearsal,
+        verify,
     })
 }
 
@@ -1575,6 +1624,10 @@ impl SauveToml {
                 "from": self.rehearsal.from.as_deref().map(crate::shown_url),
                 "identity_file": self.rehearsal.identity_file, "max_mib_s": self.rehearsal.max_mib_s,
             },
+            "verify": {
+                "sample_percent": self.verify.sample_percent,
+                "sample_max_mib": self.verify.sample_max_mib,
+            },
             "offsite": self.offsite.iter().map(|o| serde_json::json!({
                 "url": crate::shown_url(&o.url), "keep": o.keep, "retry_after": format!("{}s", o.retry_after.as_secs()),
                 "encrypt_to": o.encrypt_to,
@@ -1595,6 +1648,37 @@ mod tests {
             _ => None,
         };
         parse_sauve_toml(text, "sauve.toml", Path::new("/app"), &env).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn verify_settings_default_to_a_2_percent_sample_and_bad_values_are_named() {
+        let none = parse("").unwrap();
+        assert_eq!(none.verify, VerifySettings::default());
+        assert_eq!(
+            (none.verify.sample_percent, none.verify.sample_max_mib),
+            (2, 64)
+        );
+        let set = parse("[verify]\nsample_percent = 0\nsample_max_mib = 512\n").unwrap();
+        assert_eq!(
+            (set.verify.sample_percent, set.verify.sample_max_mib),
+            (0, 512)
+        );
+        let bad = parse("[verify]\nsample_percent = 101\nsample_max_mib = 0\n").unwrap_err();
+        assert!(bad.contains("verify.sample_percent"), "{bad}");
+        assert!(
+            bad.contains("invalid value 101 (accepted: 0 to 100)"),
+            "{bad}"
+        );
+        assert!(bad.contains("verify.sample_max_mib"), "{bad}");
+        assert!(
+            bad.contains("invalid value 0 (accepted: 1 to 1048576)"),
+            "{bad}"
+        );
+        let unknown = parse("[verify]\nsample = 3\n").unwrap_err();
+        assert!(
+            unknown.contains("sample_percent, sample_max_mib"),
+            "{unknown}"
+        );
     }
 
     #[test]

@@ -150,7 +150,7 @@ fn every_mistake_is_located_and_says_what_is_accepted() {
         ),
         (
             "[alert]\n",
-            "sauve.toml:1:2: unknown key \"alert\" (accepted: alerts, metrics, ui, destination, offsite, incremental, security, rehearsal)",
+            "sauve.toml:1:2: unknown key \"alert\" (accepted: alerts, metrics, ui, destination, offsite, incremental, security, rehearsal, verify)",
         ),
         (
             "[[alerts.webhook]]\nurl = \"hooks.example.com\"\n",

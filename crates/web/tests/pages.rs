@@ -711,3 +711,41 @@ async fn a_restore_into_another_app_in_use_is_refused_in_the_form_whatever_force
     assert!(page.contains("Restore backup 0001?"), "{page}");
     s.handle.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proof_card_shows_the_last_sample_and_the_damage_it_found() {
+    let mut s = site();
+    let report = s
+        .handle
+        .backup(sauve_engine::Trigger::Manual)
+        .await
+        .unwrap();
+    assert_eq!(report.status.code(), 0);
+    let (cookie, _) = s.login().await;
+    let set = s.app.join("../Backups/App[0001].4BK");
+    let mut bytes = std::fs::read(&set).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::write(&set, bytes).unwrap();
+    let all = sauve_engine::SampleOptions {
+        percent: 100,
+        max_mib: 64,
+    };
+    let sampled = s
+        .handle
+        .rehearsals()
+        .sample(Some(all), sauve_engine::Trigger::Manual)
+        .await
+        .unwrap();
+    assert_eq!(sampled.damaged.len(), 1, "{sampled:?}");
+    let (_, body) = text(s.send(get("/", Some(&cookie))).await).await;
+    assert!(body.contains("Last sample of the stored bytes: "), "{body}");
+    assert!(
+        body.contains("App[0001] is damaged: App[0001].4BK, piece 0"),
+        "{body}"
+    );
+    assert!(
+        body.contains("An automatic restore never picks it."),
+        "{body}"
+    );
+    s.handle.shutdown().await;
+}

@@ -307,6 +307,18 @@ fn proof(
                 (l.error.as_deref().unwrap_or(""))
             }
         }
+        @if let Some(sample) = &kept.sample {
+            @if let Some(l) = &sample.last {
+                p class="small muted" id="proof-sample" {
+                    "Last sample of the stored bytes: " (l.pieces) " pieces (" (bytes(l.bytes)) ") of "
+                    (l.sets) " kept sets, " (sauve_engine::ago(l.at, now))
+                    @if sample.damaged.is_empty() { ": sound." } @else { "." }
+                }
+            }
+            @for d in &sample.damaged {
+                p class="notice error" { "✗ " (d.to_string()) ". An automatic restore never picks it." }
+            }
+        }
     }
 }
 

@@ -212,6 +212,8 @@ pub(crate) struct Committed {
     pub(crate) size: u64,
     /// Archived segments that could not be deleted.
     pub(crate) notes: Vec<String>,
+    /// What each file holds as stored, piece by piece (behaviour §23).
+    pub(crate) pieces: Vec<sauve_archive::Pieces>,
 }
 
 /// The run's copying ended: every set it still owns is aborted (part

@@ -336,7 +336,8 @@ impl Handler<VerifySet> for Copier {
 impl Handler<CommitSet> for Copier {
     type Result = Result<Committed, EngineError>;
     fn handle(&mut self, msg: CommitSet, _: &mut SyncContext<Self>) -> Self::Result {
-        let owned = self.take_finished(msg.set)?;
+        let mut owned = self.take_finished(msg.set)?;
+        let pieces = owned.pending.pieces();
         let destination = self.destinations.get(&owned.run);
         // A backup set's manifest, never a log backup's (same base, number
         // one less), is what the next set builds on.
@@ -373,7 +374,12 @@ impl Handler<CommitSet> for Copier {
             })
             .chain(kept)
             .collect();
-        Ok(Committed { files, size, notes })
+        Ok(Committed {
+            files,
+            size,
+            notes,
+            pieces,
+        })
     }
 }
 

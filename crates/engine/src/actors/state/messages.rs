@@ -91,3 +91,30 @@ pub(crate) struct ResolveInterrupted;
 pub(crate) struct RecordRehearsal {
     pub(crate) record: crate::state::RehearsalRecord,
 }
+
+/// Keeps what a sample of the stored bytes read and found (behaviour §23);
+/// answers the damage of the sets not known damaged before, which the
+/// sampler alerts, and all the damage kept. Damage read sound again, or of
+/// a set the history no longer lists, is forgotten and its alert
+/// acknowledged; a sample of another source than the last starts afresh.
+#[derive(Message)]
+#[rtype(result = "Result<SampleRecorded, EngineError>")]
+pub(crate) struct RecordSample {
+    pub(crate) record: crate::state::SampleRecord,
+    /// The cursors of the sets read.
+    pub(crate) cursors: std::collections::BTreeMap<String, crate::state::SampleCursor>,
+    /// The sets the history lists.
+    pub(crate) listed: Vec<sauve_number::BackupNumber>,
+    /// Damage found, known or not.
+    pub(crate) damaged: Vec<crate::state::Damage>,
+    /// Known damage read sound again.
+    pub(crate) sound_again: Vec<crate::state::Damage>,
+}
+
+/// What [`RecordSample`] answers.
+pub(crate) struct SampleRecorded {
+    /// The damage of sets not known damaged before.
+    pub(crate) new: Vec<crate::state::Damage>,
+    /// All the damage kept now.
+    pub(crate) marked: Vec<crate::state::Damage>,
+}

@@ -102,6 +102,74 @@ impl Handler<RecordLastBackup> for StateKeeper {
     }
 }
 
+impl Handler<RecordSample> for StateKeeper {
+    type Result = Result<SampleRecorded, EngineError>;
+    fn handle(&mut self, msg: RecordSample, _: &mut SyncContext<Self>) -> Self::Result {
+        let mut recorded = SampleRecorded {
+            new: Vec::new(),
+            marked: Vec::new(),
+        };
+        self.update(|s| {
+            let sample = s.sample.get_or_insert_with(Default::default);
+            // Another destination: what was known of the last one's sets
+            // says nothing of these.
+            if sample
+                .last
+                .as_ref()
+                .is_some_and(|l| l.source != msg.record.source)
+            {
+                sample.damaged.clear();
+                sample.cursors.clear();
+            }
+            let before = sample.damaged_numbers();
+            sample.damaged.retain(|d| {
+                msg.listed.contains(&d.number) && !msg.sound_again.iter().any(|a| a.same_place(d))
+            });
+            for d in msg.damaged {
+                let per_file = sample
+                    .damaged
+                    .iter()
+                    .filter(|k| k.number == d.number && k.file == d.file)
+                    .count();
+                if !sample.damaged.iter().any(|k| k.same_place(&d))
+                    && per_file < crate::sample::MAX_DAMAGED_PIECES
+                {
+                    if !before.contains(&d.number) {
+                        recorded.new.push(d.clone());
+                    }
+                    sample.damaged.push(d);
+                }
+            }
+            // A cursor goes forward only: of two samples at once, the one
+            // that read further stands.
+            sample.cursors.retain(|set, _| {
+                set.strip_suffix(']')
+                    .and_then(|t| t.rsplit_once('['))
+                    .and_then(|(_, n)| n.parse::<u32>().ok())
+                    .is_some_and(|n| msg.listed.contains(&sauve_number::BackupNumber::new(n)))
+            });
+            for (set, cursor) in msg.cursors {
+                let kept = sample.cursors.get(&set);
+                if kept.is_none_or(|k| k.seed != cursor.seed || k.next <= cursor.next) {
+                    sample.cursors.insert(set, cursor);
+                }
+            }
+            sample.last = Some(msg.record);
+            recorded.marked = sample.damaged.clone();
+            let still = sample.damaged_numbers();
+            let at = sample.last.as_ref().map(|l| l.at);
+            for a in s.alerts.iter_mut().filter(|a| {
+                a.is_open()
+                    && a.alert.kind == sauve_alerts::AlertKind::SetDamaged
+                    && !still.contains(&a.alert.number)
+            }) {
+                a.acknowledged = at;
+            }
+        })?;
+        Ok(recorded)
+    }
+}
+
 impl Handler<RecordRehearsal> for StateKeeper {
     type Result = Result<(), EngineError>;
     fn handle(&mut self, msg: RecordRehearsal, _: &mut SyncContext<Self>) -> Self::Result {
