@@ -287,7 +287,7 @@ async fn every_piece_is_read_once_before_any_is_read_again_and_the_cap_holds() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_backup_samples_the_kept_sets_and_journals_what_it_found() {
+async fn each_backup_samples_the_kept_sets_the_new_one_included_and_alerts_damage() {
     let (app, handle) = app_with_sets("[verify]\nsample_percent = 100\n", 2).await;
     flip(&set_file(&app, 1), 10);
     std::fs::write(app.path().join("Data/App.4DD"), noise(1 << 20, 99)).unwrap();
@@ -307,8 +307,20 @@ async fn each_backup_samples_the_kept_sets_and_journals_what_it_found() {
         .filter(|p| p.to_string_lossy().contains("Backup Journal"))
         .map(|p| std::fs::read_to_string(p).unwrap())
         .collect();
-    assert!(journal.contains("sample: "), "{journal}");
-    assert!(journal.contains(": 1 damaged"), "{journal}");
+    // The alert's entry names the set, the file and the piece.
+    assert!(
+        journal.contains("App[0001] is damaged: App[0001].4BK, piece 0"),
+        "{journal}"
+    );
+    assert!(
+        journal.contains("an automatic restore no longer picks it"),
+        "{journal}"
+    );
+    let state = sauve_engine::EngineState::load(app.path());
+    let last = state.sample.unwrap().last.unwrap();
+    assert_eq!(last.damaged, 1);
+    // All three sets, the new one among them.
+    assert_eq!(last.sets, 3);
     handle.shutdown().await;
 }
 

@@ -16,6 +16,23 @@ pub(crate) struct Sample {
     pub(crate) peak_kib: u64,
 }
 
+/// Runs `bench` with the release `sauve` (built now) in a fresh folder
+/// `target/bench-NAME-PID`, removed afterwards whatever happened; checks
+/// the tools first.
+pub(crate) fn in_work_dir(
+    name: &str,
+    bench: impl FnOnce(&Path, &Path) -> Result<()>,
+) -> Result<()> {
+    require_tools()?;
+    let sauve = crate::workspace::release_sauve()?;
+    let work = repo_root().join(format!("target/bench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let result = bench(&sauve, &work);
+    let _ = std::fs::remove_dir_all(&work);
+    result
+}
+
 /// Runs `sh -c script` under GNU time; returns the median of `runs` runs.
 /// `before` runs (unmeasured) before each run, to clear the previous output.
 pub(crate) fn measure(script: &str, before: &str, runs: usize) -> Result<Sample> {

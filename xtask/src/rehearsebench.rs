@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::measure::{machine, make_sample_app, measure, q};
-use crate::workspace::repo_root;
 
 /// Options of `bench rehearsal`.
 #[derive(clap::Args, Debug)]
@@ -28,14 +27,7 @@ pub(crate) struct Options {
 const CHECK: &str = "cksum";
 
 pub(crate) fn run(o: &Options) -> Result<()> {
-    crate::measure::require_tools()?;
-    let sauve = crate::workspace::release_sauve()?;
-    let work = repo_root().join(format!("target/bench-rehearsal-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work)?;
-    let result = measure_both(o, &sauve, &work);
-    let _ = std::fs::remove_dir_all(&work);
-    result
+    crate::measure::in_work_dir("rehearsal", |sauve, work| measure_both(o, sauve, work))
 }
 
 /// The sample app with a sauve log, set 1, the records after it, set 2,

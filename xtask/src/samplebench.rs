@@ -10,7 +10,6 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::measure::{machine, make_sample_app, measure, q, sh};
-use crate::workspace::repo_root;
 
 /// Options of `bench sample`.
 #[derive(clap::Args, Debug)]
@@ -18,7 +17,7 @@ pub(crate) struct Options {
     /// The data file's size, MB
     #[arg(long, value_name = "N", default_value_t = 512)]
     data_mb: u64,
-    /// Sets kept before measuring
+    /// Backups made before measuring (retention keeps what the sample app says)
     #[arg(long, value_name = "N", default_value_t = 4)]
     sets: u32,
     /// Runs of each; the median is reported
@@ -27,14 +26,7 @@ pub(crate) struct Options {
 }
 
 pub(crate) fn run(o: &Options) -> Result<()> {
-    crate::measure::require_tools()?;
-    let sauve = crate::workspace::release_sauve()?;
-    let work = repo_root().join(format!("target/bench-sample-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work)?;
-    let result = measure_all(o, &sauve, &work);
-    let _ = std::fs::remove_dir_all(&work);
-    result
+    crate::measure::in_work_dir("sample", |sauve, work| measure_all(o, sauve, work))
 }
 
 /// `sauve.toml` with `[verify] sample_percent`.

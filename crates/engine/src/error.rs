@@ -28,6 +28,14 @@ pub enum Busy {
     Sample,
 }
 
+impl Busy {
+    /// Whether it gives way to a backup that comes due (stopped, the
+    /// backup run once it ended): a rehearsal, a sample asked by hand.
+    pub(crate) fn gives_way(self) -> bool {
+        matches!(self, Busy::Rehearsal | Busy::Sample)
+    }
+}
+
 impl std::fmt::Display for Busy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

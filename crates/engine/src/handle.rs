@@ -54,8 +54,6 @@ struct Inner {
     settings_saved: watch::Sender<u64>,
     /// The host's rehearsal functions, when it gave them.
     rehearsal: Option<crate::api::RehearsalFactory>,
-    /// The Stop of the sample asked by hand, while one runs (one at a time).
-    sampling: Mutex<Option<sauve_locking::CancellationToken>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -201,8 +199,9 @@ impl Rehearsals<'_> {
 
     /// Reads a sample of the stored bytes of the sets the destination
     /// keeps (behaviour §23), as each backup does: `options`, or `[verify]`
-    /// of sauve.toml (1% when `sample_percent` is 0). One at a time (1402
-    /// while another runs); [`BackupHandle::stop`] ends it early. Each piece read is compared with the sum recorded
+    /// of sauve.toml (1% when `sample_percent` is 0). Admitted like a
+    /// rehearsal (1402 while a backup, a restore or another sample runs);
+    /// a backup that comes due and [`BackupHandle::stop`] end it early. Each piece read is compared with the sum recorded
     /// when it was stored; what was read is recorded in the state, and a
     /// set newly found damaged raises an alert (an automatic restore no
     /// longer picks it). Reads only: nothing is admitted or locked. `Err`
@@ -236,24 +235,19 @@ impl Rehearsals<'_> {
             now: inner.clock.now(),
         };
         let zone = inner.clock.zone();
-        let stop = sauve_locking::CancellationToken::new();
-        {
-            let mut sampling = inner.sampling.lock().unwrap_or_else(|e| e.into_inner());
-            if sampling.is_some() {
-                return Err(EngineError::AlreadyRunning {
-                    busy: crate::error::Busy::Sample,
-                });
-            }
-            *sampling = Some(stop.clone());
-        }
-        // Given back however the sample ends, the caller gone included.
-        struct Sampling<'a>(&'a Mutex<Option<sauve_locking::CancellationToken>>);
-        impl Drop for Sampling<'_> {
+        // Admitted as a rehearsal is: refused while a backup, a restore
+        // or another sample runs; a backup that comes due stops it.
+        let ticket = self.0.admit(crate::error::Busy::Sample).await?;
+        // Its caller gone, the sample stops: its blocking reads end at the
+        // next piece, and the admission ends with the ticket.
+        struct StopOnDrop(sauve_locking::CancellationToken);
+        impl Drop for StopOnDrop {
             fn drop(&mut self) {
-                *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                self.0.cancel();
             }
         }
-        let _sampling = Sampling(&inner.sampling);
+        let stop = ticket.stop.clone();
+        let _stops = StopOnDrop(stop.clone());
         let (mut report, warnings) = crate::sample::sample_and_record(
             &inner.actors,
             job,
@@ -262,6 +256,12 @@ impl Rehearsals<'_> {
         )
         .await?;
         report.warnings = warnings;
+        if ticket.preempted.load(std::sync::atomic::Ordering::SeqCst)
+            && report.ended_early.is_some()
+        {
+            report.ended_early = Some("stopped: a backup came due".to_owned());
+        }
+        drop(ticket);
         Ok(report)
     }
 }
@@ -385,7 +385,6 @@ impl Engine {
                 clock,
                 settings_saved: watch::Sender::new(0),
                 rehearsal,
-                sampling: Mutex::new(None),
                 thread: Mutex::new(Some(thread)),
             }),
         })
@@ -505,16 +504,7 @@ impl BackupHandle {
     /// The Stop button: the running copy ends within about a second and the
     /// run reports 1406. Returns whether a backup was running.
     pub async fn stop(&self) -> Result<bool, EngineError> {
-        let sampling = self
-            .inner
-            .sampling
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .inspect(|t| t.cancel())
-            .is_some();
-        let stopped = ask(&self.inner.coordinator, "coordinator", StopBackup).await?;
-        Ok(stopped || sampling)
+        ask(&self.inner.coordinator, "coordinator", StopBackup).await
     }
 
     /// Whether a backup is running.

@@ -429,7 +429,7 @@ fn restore_newest(
     let damaged = crate::state::EngineState::load(&layout.app)
         .sample
         .unwrap_or_default()
-        .damaged_numbers();
+        .damaged_in(&crate::sample::source_of(place));
     let mut candidates = restorable_sets(destination, &key);
     candidates.retain(|e| !damaged.contains(&e.backup_number));
     let data_dir = layout.app.join("Data");

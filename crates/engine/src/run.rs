@@ -132,7 +132,7 @@ impl Run {
         let made = result.is_ok();
         let gives_up = self.scheduled.is_some_and(|s| s.last_allowed);
         let (status, errors) = outcome::settle(&result, &learned, gives_up);
-        let mut outcome = Outcome {
+        let outcome = Outcome {
             run: self.id,
             trigger: self.trigger,
             scheduled: self.scheduled,
@@ -153,12 +153,7 @@ impl Run {
         let destination = (held.place.as_ref(), held.opened.as_ref());
         self.record_history(&mut learned, &outcome, own.as_ref().ok(), destination)
             .await;
-        // 14b. A sample of the kept sets, the new one among them, once the
-        // locks are released and the history lists what retention kept.
-        if made && let (Ok(own), Some(place)) = (own.as_ref(), held.place.as_ref()) {
-            self.sample(&mut learned, &mut outcome.learned.notes, own, place)
-                .await;
-        }
+        let verify = own.as_ref().ok().map(|o| o.settings.verify);
         self.journal(&mut learned, &outcome, own.ok()).await;
         // 15. The shutdown hook, whenever the startup hook ran.
         if learned.startup_ran
@@ -179,6 +174,11 @@ impl Run {
                 &mut learned,
                 format!("the last-backup information was not saved: {e}"),
             );
+        }
+        // 17. A sample of the kept sets, the new one among them, once the
+        // run's records are written and its locks released.
+        if made && let (Some(verify), Some(place)) = (verify, held.place.as_ref()) {
+            self.sample(&mut learned, verify, place).await;
         }
         let mut report = outcome.report();
         report.warnings = learned.warnings;
@@ -344,19 +344,20 @@ impl Run {
         Ok(Flow::Done)
     }
 
-    /// Step 14b: a sample of the kept sets' stored bytes (behaviour §23),
-    /// named in the journal entry (`notes`), recorded by the state keeper,
-    /// damage alerted and warned of. The set is committed and the locks
-    /// released: nothing here changes the run's status, and a Stop ends
-    /// the sample early.
+    /// Step 17: a sample of the kept sets' stored bytes (behaviour §23),
+    /// once the run is recorded: the state keeper keeps what it read, a set
+    /// newly found damaged raises an alert (journaled with it), and damage
+    /// is a warning of the report. The set is committed and the locks
+    /// released: nothing here changes the run's status; a Stop, or a
+    /// backup asked meanwhile, waits at most for the sample's cap
+    /// (`sample_max_mib`), and Stop ends it early.
     async fn sample(
         &self,
         l: &mut Learned,
-        notes: &mut Vec<String>,
-        own: &OwnSettings,
+        verify: sauve_settings::VerifySettings,
         place: &sauve_settings::Destination,
     ) {
-        let options = crate::sample::SampleOptions::from(own.settings.verify);
+        let options = crate::sample::SampleOptions::from(verify);
         if options.percent == 0 {
             return;
         }
@@ -381,18 +382,16 @@ impl Run {
         .await;
         match sampled {
             Ok((report, warnings)) => {
-                // Nothing to say of a destination with no set to sample.
-                if report.pieces > 0 || report.ended_early.is_some() || !report.damaged.is_empty() {
-                    notes.push(report.summary());
-                }
-                for d in &report.damaged {
-                    notes.push(d.to_string());
+                tracing::info!(run = self.id, "{}", report.summary());
+                let shown = 10;
+                for d in report.damaged.iter().take(shown) {
                     self.warn(l, d.to_string());
                 }
-                for u in report.unreadable {
-                    notes.push(format!("sample: {u}"));
+                if report.damaged.len() > shown {
+                    let more = report.damaged.len() - shown;
+                    self.warn(l, format!("and {more} more damaged pieces or files"));
                 }
-                for w in warnings {
+                for w in warnings.into_iter().chain(report.unreadable) {
                     self.warn(l, w);
                 }
             }

@@ -68,7 +68,8 @@ pub struct SampleReport {
     /// Kept sets that could not be sampled, and why (written before
     /// pieces were recorded, or a record of the wrong shape).
     pub unrecorded: Vec<String>,
-    /// Why it ended before its share: a stop, or the store out of reach.
+    /// Why it ended before its share: a Stop, or a backup that came due
+    /// (not the cap, which is its normal end).
     pub ended_early: Option<String>,
     /// Pieces the store could not give (not damage): each ended its
     /// set's share for this sample.
@@ -154,6 +155,15 @@ pub(crate) struct Stored {
     shown: String,
 }
 
+/// How a destination is named in a sample's record: the folder, or the
+/// URL without credentials.
+pub(crate) fn source_of(place: &sauve_settings::Destination) -> String {
+    match place {
+        sauve_settings::Destination::Folder(dir) => dir.display().to_string(),
+        sauve_settings::Destination::Store { url, .. } => sauve_settings::shown_url(url),
+    }
+}
+
 impl Stored {
     /// The destination `place` of `app`, read through its store.
     pub(crate) fn open(
@@ -161,21 +171,19 @@ impl Stored {
         place: &sauve_settings::Destination,
         io: &StoreIo,
     ) -> Result<Stored, EngineError> {
-        let (store, shown) = match place {
+        let store = match place {
             sauve_settings::Destination::Folder(dir) => {
                 let location = sauve_store::Location::Folder(dir.clone());
-                let store = sauve_store::open(&location, &sauve_store::S3Options::default())?;
-                (store, dir.display().to_string())
+                sauve_store::open(&location, &sauve_store::S3Options::default())?
             }
-            sauve_settings::Destination::Store { url, .. } => (
-                crate::stores::open_store(Some(app), url)?,
-                sauve_settings::shown_url(url),
-            ),
+            sauve_settings::Destination::Store { url, .. } => {
+                crate::stores::open_store(Some(app), url)?
+            }
         };
         Ok(Stored {
             store,
             io: io.clone(),
-            shown,
+            shown: source_of(place),
         })
     }
 
@@ -405,9 +413,16 @@ pub(crate) fn sample(
     let mut sets: Vec<&Kept> = kept.iter().collect();
     fastrand::shuffle(&mut sets);
     for k in sets {
+        // A piece read again above counts as read; one of a file missing
+        // or cut ends the set's share, its cursor left before it.
         let skip = |f: &Pieces, piece: u64| {
-            whole_file_damage.contains(&(k.number, f.name.clone()))
-                || reread.contains(&(k.number, f.name.clone(), piece))
+            if whole_file_damage.contains(&(k.number, f.name.clone())) {
+                Some(false)
+            } else {
+                reread
+                    .contains(&(k.number, f.name.clone(), piece))
+                    .then_some(true)
+            }
         };
         let found = |f: &Pieces, piece: u64, why: String| damage(k, &f.name, Some(piece), why);
         let cursor = reader.share(k, (state, options.percent), &skip, &found);
@@ -442,7 +457,11 @@ fn reread_known(
     }
     let mut reread = BTreeSet::new();
     let mut spent = 0;
-    for ((number, file), mut known) in by_file {
+    // Files in an order of this sample, so that all are read again in
+    // turn when half the budget cannot hold one piece of each.
+    let mut files: Vec<_> = by_file.into_iter().collect();
+    fastrand::shuffle(&mut files);
+    for ((number, file), mut known) in files {
         let Some(f) = kept
             .iter()
             .find(|k| k.number == number)
@@ -461,6 +480,8 @@ fn reread_known(
                 return reread;
             }
             reread.insert((number, f.name.clone(), piece));
+            // Every read counts, sound or not.
+            spent += len;
             match reader.check(f, piece) {
                 Read::Sound => reader.report.sound_again.push(d.clone()),
                 Read::Damaged(_) => {
@@ -473,7 +494,6 @@ fn reread_known(
                 }
                 Read::End => return reread,
             }
-            spent += len;
         }
     }
     reread
@@ -714,14 +734,15 @@ impl Reader<'_> {
     }
 
     /// Reads set `k`'s share (`percent` of its pieces, at least one) from
-    /// where its cursor in `state` stands, but the pieces `skip` names
-    /// (known damage read already, a file missing or cut); `found` makes
+    /// where its cursor in `state` stands; `skip` says of a piece whether
+    /// it is not to be read (`Some(true)`: read already in this sample,
+    /// counted; `Some(false)`: the share ends before it); `found` makes
     /// the damage of a piece. The set's cursor after.
     fn share(
         &mut self,
         k: &Kept,
         (state, percent): (&SampleState, u32),
-        skip: &dyn Fn(&Pieces, u64) -> bool,
+        skip: &dyn Fn(&Pieces, u64) -> Option<bool>,
         found: &dyn Fn(&Pieces, u64, String) -> Damage,
     ) -> SampleCursor {
         let total = k.total();
@@ -744,8 +765,10 @@ impl Reader<'_> {
             let Some((f, piece)) = k.locate(at) else {
                 break;
             };
-            if !skip(f, piece) {
-                match self.check(f, piece) {
+            match skip(f, piece) {
+                Some(false) => break,
+                Some(true) => {}
+                None => match self.check(f, piece) {
                     Read::Sound => {}
                     Read::Damaged(why) => {
                         let n = damaged_here.entry(&f.name).or_default();
@@ -759,7 +782,7 @@ impl Reader<'_> {
                         break;
                     }
                     Read::End => break,
-                }
+                },
             }
             cursor = after;
         }

@@ -222,8 +222,16 @@ pub struct SampleState {
 }
 
 impl SampleState {
-    /// The numbers of the sets found damaged: an automatic restore never
-    /// picks them.
+    /// The numbers of the sets found damaged in `source` (as a sample
+    /// names it): an automatic restore never picks them there.
+    pub fn damaged_in(&self, source: &str) -> Vec<BackupNumber> {
+        match &self.last {
+            Some(l) if l.source == source => self.damaged_numbers(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The numbers of the sets found damaged.
     pub fn damaged_numbers(&self) -> Vec<BackupNumber> {
         let mut numbers: Vec<BackupNumber> = self.damaged.iter().map(|d| d.number).collect();
         numbers.sort();
@@ -257,8 +265,8 @@ pub struct SampleRecord {
     pub bytes: u64,
     /// Damage found in this sample.
     pub damaged: u64,
-    /// Why the sample ended before its share (a stop, the store out of
-    /// reach); `None` when it read all it meant to.
+    /// Why the sample ended before its share (a Stop, a backup that came
+    /// due); `None` when it read all it meant to or reached its cap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_early: Option<String>,
 }

@@ -169,6 +169,24 @@ async fn backup(State(state): State<ApiState>, body: Result<Bytes, BytesRejectio
     }
 }
 
+/// An optional JSON body: none gives the defaults; one that does not read
+/// is a 400 saying what is `accepted`.
+fn optional_json<T: serde::de::DeserializeOwned + Default>(
+    body: Result<Bytes, BytesRejection>,
+    accepted: &str,
+) -> Result<T, Box<Response>> {
+    let body = body.map_err(|r| Box::new(error(r.status(), &r.body_text())))?;
+    if body.is_empty() {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&body).map_err(|e| {
+        Box::new(error(
+            StatusCode::BAD_REQUEST,
+            &format!("bad JSON: {e} ({accepted})"),
+        ))
+    })
+}
+
 /// What `POST /v1/rehearse` may ask (behaviour §22).
 #[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -193,24 +211,10 @@ struct RehearseBody {
 /// options cannot be met (a set the source does not hold, a folder inside
 /// the app). An optional JSON body chooses the set and the source.
 async fn rehearse(State(state): State<ApiState>, body: Result<Bytes, BytesRejection>) -> Response {
-    let body = match body {
-        Ok(b) => b,
-        Err(rejection) => return error(rejection.status(), &rejection.body_text()),
-    };
-    let asked: RehearseBody = if body.is_empty() {
-        RehearseBody::default()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(b) => b,
-            Err(e) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    &format!(
-                        "bad JSON: {e} (accepted: no body, or an object with set (1 to 9999), random (true), from (s3://bucket/prefix/ or a folder), until (an RFC 3339 time), full_speed (true))"
-                    ),
-                );
-            }
-        }
+    const ACCEPTED: &str = "accepted: no body, or an object with set (1 to 9999), random (true), from (s3://bucket/prefix/ or a folder), until (an RFC 3339 time), full_speed (true)";
+    let asked: RehearseBody = match optional_json(body, ACCEPTED) {
+        Ok(asked) => asked,
+        Err(refused) => return *refused,
     };
     let pick = match (asked.set, asked.random) {
         (Some(_), true) => {
@@ -299,27 +303,15 @@ struct SampleBody {
 
 /// `POST /v1/sample`: reads a sample of the stored bytes of the kept sets
 /// on this server (behaviour §23) and answers once read: 200 with what it
-/// read and found (`damaged` lists damage), 422 when it could not read at
-/// all. Without a body, `[verify]` of sauve.toml says how much.
+/// read and found (`damaged` lists damage), 409 while another runs, 422
+/// when it could not read at all. Without a body, `[verify]` of sauve.toml
+/// says how much.
 async fn sample(State(state): State<ApiState>, body: Result<Bytes, BytesRejection>) -> Response {
-    let body = match body {
-        Ok(b) => b,
-        Err(rejection) => return error(rejection.status(), &rejection.body_text()),
-    };
     const ACCEPTED: &str =
         "accepted: no body, or an object with percent (1 to 100) and max_mib (1 to 1048576)";
-    let asked: SampleBody = if body.is_empty() {
-        SampleBody::default()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(b) => b,
-            Err(e) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("bad JSON: {e} ({ACCEPTED})"),
-                );
-            }
-        }
+    let asked: SampleBody = match optional_json(body, ACCEPTED) {
+        Ok(asked) => asked,
+        Err(refused) => return *refused,
     };
     if let Some(p) = asked.percent.filter(|p| !(1..=100).contains(p)) {
         return error(

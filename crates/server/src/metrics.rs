@@ -107,7 +107,7 @@ fn register_proof(r: &mut Registry, i: &Inputs) {
     }
 }
 
-/// Samples of the stored bytes (behaviour §23): when the last one ended
+/// Samples of the stored bytes (behaviour §23): when the last one began
 /// and the sets marked damaged.
 fn register_sample(r: &mut Registry, i: &Inputs) {
     let Some(sample) = &i.state.sample else {
@@ -116,7 +116,7 @@ fn register_sample(r: &mut Registry, i: &Inputs) {
     if let Some(last) = &sample.last {
         r.register_with_unit(
             "last_sample_timestamp",
-            "When the last sample of the kept sets' stored bytes ended",
+            "When the last sample of the kept sets' stored bytes began",
             Unit::Seconds,
             gauge(seconds(last.at)),
         );
@@ -382,6 +382,30 @@ mod tests {
                 bytes: 1 << 20,
                 data_bytes: 1000,
             }),
+            sample: Some(sauve_engine::SampleState {
+                last: Some(sauve_engine::SampleRecord {
+                    at: "2026-01-01T02:00:00Z".parse().unwrap(),
+                    source: "/bk".into(),
+                    sets: 3,
+                    pieces: 5,
+                    bytes: 20 << 20,
+                    damaged: 2,
+                    ended_early: None,
+                }),
+                cursors: Default::default(),
+                damaged: [2, 2, 3]
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, n)| sauve_engine::Damage {
+                        set: format!("App[{n:04}]"),
+                        number: n.into(),
+                        file: format!("App[{n:04}].4BK"),
+                        piece: Some(i as u64),
+                        why: "does not hold the bytes stored there".into(),
+                        found: "2026-01-01T02:00:00Z".parse().unwrap(),
+                    })
+                    .collect(),
+            }),
             ..EngineState::default()
         };
         let mut tally = sauve_engine::Tally::default();
@@ -433,6 +457,9 @@ mod tests {
             "sauve_last_proven_restore_timestamp_seconds 1767232800.0",
             // 14 s at 1000 bytes of data, 1500 now.
             "sauve_restore_duration_seconds 21.0",
+            "sauve_last_sample_timestamp_seconds 1767232800.0",
+            // Two sets, one with two damaged pieces.
+            "sauve_damaged_sets 2",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

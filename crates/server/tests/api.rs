@@ -170,6 +170,17 @@ async fn backup_answers_202_with_the_number_and_409_with_1402_while_one_runs() {
     .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(body["status"], 1402);
+    // A sample asked meanwhile is refused too: retention may be deleting
+    // the sets it would read (behaviour §23).
+    let (status, body) = json(
+        api(&handle)
+            .oneshot(request("POST", "/v1/sample", Some(TOKEN), Body::empty()))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["status"], 1402);
     let (status, body) = json(
         api(&handle)
             .oneshot(request("POST", "/v1/stop", Some(TOKEN), Body::empty()))

@@ -62,7 +62,7 @@ impl Coordinator {
     /// waiting for a stopped rehearsal goes on.
     fn dismiss(&mut self, id: u64) {
         if self.busy.is_some_and(|(busy, _)| busy == id) {
-            if matches!(self.busy, Some((_, Busy::Rehearsal))) {
+            if self.busy.is_some_and(|(_, b)| b.gives_way()) {
                 self.stop = None;
                 self.preempted = None;
             }
@@ -173,9 +173,7 @@ impl Handler<StartBackup> for Coordinator {
         };
         // A rehearsal gives way to a backup: stopped, then the backup runs
         // once it has ended (behaviour §22).
-        if !msg.holds_write_guard
-            && let Some((_, Busy::Rehearsal)) = self.busy
-        {
+        if !msg.holds_write_guard && self.busy.is_some_and(|(_, b)| b.gives_way()) {
             // A rehearsal a person stopped first stays stopped by the person.
             if let Some(preempted) = &self.preempted
                 && !self
@@ -188,7 +186,9 @@ impl Handler<StartBackup> for Coordinator {
             if let Some(stop) = &self.stop {
                 stop.cancel();
             }
-            tracing::info!("a backup came due: the restore rehearsal is stopped");
+            if let Some((_, busy)) = self.busy {
+                tracing::info!("a backup came due: {busy} is stopped");
+            }
             self.waiting += 1;
             let (mut freed, me) = (self.freed.subscribe(), ctx.address());
             let trigger = msg_trigger;
@@ -304,7 +304,7 @@ impl Handler<Admit> for Coordinator {
         self.busy = Some((id, msg.busy));
         let stop = CancellationToken::new();
         let preempted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        if msg.busy == Busy::Rehearsal {
+        if msg.busy.gives_way() {
             self.stop = Some(stop.clone());
             self.preempted = Some(preempted.clone());
         }

@@ -129,10 +129,12 @@ impl Handler<RecordSample> for StateKeeper {
                 let per_file = sample
                     .damaged
                     .iter()
-                    .filter(|k| k.number == d.number && k.file == d.file)
+                    .filter(|k| k.number == d.number && k.file == d.file && k.piece.is_some())
                     .count();
+                // A file missing or cut is always kept, past the cap of
+                // its damaged pieces.
                 if !sample.damaged.iter().any(|k| k.same_place(&d))
-                    && per_file < crate::sample::MAX_DAMAGED_PIECES
+                    && (d.piece.is_none() || per_file < crate::sample::MAX_DAMAGED_PIECES)
                 {
                     if !before.contains(&d.number) {
                         recorded.new.push(d.clone());
