@@ -18,7 +18,7 @@ fn redacted(app: &SampleApp) -> insta::Settings {
         "[TIME]",
     );
     s.add_filter(
-        r#""(duration_ms|lock_window_ms|free_bytes|used_bytes)": \d+"#,
+        r#""(duration_ms|lock_window_ms|free_bytes|used_bytes|bytes)": \d+"#,
         "\"$1\": [N]",
     );
     s.add_filter(r"(Data|Structure) lock : \d+\.\d+", "$1 lock : [S]");
