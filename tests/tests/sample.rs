@@ -431,3 +431,41 @@ fn verify_sample_refuses_what_it_does_not_accept() {
         assert!(out.stderr.contains(says), "{args:?}: {}", out.stderr);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_badly_damaged_file_keeps_sixteen_pieces_and_its_alert_ten_lines() {
+    let app = SampleApp::new(None).unwrap();
+    std::fs::create_dir_all(app.path().join("Settings")).unwrap();
+    std::fs::write(
+        app.path().join("Settings/sauve.toml"),
+        "[verify]\nsample_percent = 0\n",
+    )
+    .unwrap();
+    let handle = engine(&app);
+    std::fs::write(app.path().join("Data/App.4DD"), noise(80 << 20, 5)).unwrap();
+    let r = handle.backup(Trigger::Api).await.unwrap();
+    assert_eq!(r.status, Status::Ok, "{:?}", r.errors);
+    let file = set_file(&app, 1);
+    let pieces = std::fs::metadata(&file).unwrap().len().div_ceil(4 << 20);
+    assert!(pieces >= 20, "{pieces}");
+    for p in 0..pieces {
+        flip(&file, p * (4 << 20) + 7);
+    }
+    let report = handle
+        .rehearsals()
+        .sample(ALL, Trigger::Manual)
+        .await
+        .unwrap();
+    assert_eq!(
+        report.damaged.len(),
+        16,
+        "sixteen kept per file: {report:?}"
+    );
+    assert_eq!(report.marked.len(), 16);
+    let open = handle.alerts().open().await.unwrap();
+    assert_eq!(open.len(), 1);
+    let errors = &open[0].alert.errors;
+    assert_eq!(errors.len(), 11, "{errors:?}");
+    assert_eq!(errors[10], "and 6 more");
+    handle.shutdown().await;
+}
