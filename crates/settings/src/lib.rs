@@ -57,11 +57,11 @@ pub use model::{
     SetNumber, Settings, WeekDay, Weekly,
 };
 pub use own::{
-    AlertOn, AlertSettings, CommandSettings, EmailSettings, Environment, IncrementalSettings,
-    MetricsSettings, OffsiteSettings, ProcessEnvironment, RehearsalSettings, SAUVE_TOML, SauveToml,
-    Secret, SecretFrom, SecuritySettings, SmtpTls, StoreConnection, UiSettings, VerifySettings,
-    WebhookSettings, load_sauve_toml, load_sauve_toml_file, load_sauve_toml_with, load_security,
-    locate_sauve_toml, parse_sauve_toml,
+    AlertOn, AlertSettings, CommandSettings, CronEvery, EmailSettings, Environment, Every,
+    IncrementalSettings, MetricsSettings, OffsiteSettings, ProcessEnvironment, RehearsalSettings,
+    SAUVE_TOML, SauveToml, Secret, SecretFrom, SecuritySettings, SmtpTls, StoreConnection,
+    UiSettings, VerifySettings, WebhookSettings, load_sauve_toml, load_sauve_toml_file,
+    load_sauve_toml_with, load_security, locate_sauve_toml, parse_sauve_toml,
 };
 pub use sauve_durable::shown_url;
 pub use schema::{Input, KeyInfo, Value, key_info, key_paths};

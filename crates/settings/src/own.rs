@@ -261,9 +261,10 @@ pub struct RehearsalSettings {
     /// `expect`: what the check must print (trimmed) to hold, besides
     /// exiting 0 (`ok` for SQLite's `PRAGMA integrity_check`).
     pub expect: Option<String>,
-    /// `every`: how often `sauve run` rehearses (`daily`, `weekly`, or a
-    /// duration of at least an hour); `None`, never on its own.
-    pub every: Option<Duration>,
+    /// `every`: how often `sauve run` rehearses (`daily`, `weekly`, a
+    /// duration of at least an hour, or a cron expression); `None`, never
+    /// on its own.
+    pub every: Option<Every>,
     /// `from`: the store URL rehearsals read from (the destination, or an
     /// `[[offsite]]` one); `None`, the app's destination.
     pub from: Option<String>,
@@ -287,6 +288,103 @@ impl Default for RehearsalSettings {
             identity_file: None,
             max_mib_s: None,
         }
+    }
+}
+
+/// How often rehearsals run on their own (`[rehearsal] every`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Every {
+    /// A period from the last rehearsal's start (`daily`, `weekly`, `36h`).
+    Period(Duration),
+    /// The times a cron expression names, in the app's time zone
+    /// (`0 3 * * sun`: Sundays at 03:00).
+    Cron(CronEvery),
+}
+
+impl Every {
+    /// Whether a rehearsal is due at `now` after one that started at
+    /// `since`: the period has passed since, or a time the expression
+    /// names lies after it (in `zone`'s wall-clock time).
+    pub fn passed(
+        &self,
+        since: jiff::Timestamp,
+        now: jiff::Timestamp,
+        zone: &jiff::tz::TimeZone,
+    ) -> bool {
+        match self {
+            Every::Period(d) => {
+                jiff::SignedDuration::try_from(*d).is_ok_and(|d| now.duration_since(since) >= d)
+            }
+            Every::Cron(c) => c.passed(since, now, zone),
+        }
+    }
+
+    /// As written back: `604800s`, or the expression.
+    pub fn text(&self) -> String {
+        match self {
+            Every::Period(d) => format!("{}s", d.as_secs()),
+            Every::Cron(c) => c.text.clone(),
+        }
+    }
+}
+
+/// A cron expression of `[rehearsal] every`, checked to name a time at
+/// most once an hour.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CronEvery {
+    text: String,
+    cron: croner::Cron,
+}
+
+/// `t` in `zone` as a wall-clock time chrono reads.
+fn wall_clock(t: jiff::Timestamp, zone: &jiff::tz::TimeZone) -> Option<chrono::NaiveDateTime> {
+    let c = zone.to_datetime(t);
+    chrono::NaiveDate::from_ymd_opt(i32::from(c.year()), c.month() as u32, c.day() as u32)?
+        .and_hms_opt(c.hour() as u32, c.minute() as u32, c.second() as u32)
+}
+
+impl CronEvery {
+    /// The expression `text`, or why it is not one sauve takes.
+    fn parse(text: &str) -> Result<CronEvery, String> {
+        let cron: croner::Cron = text.parse().map_err(|e| format!("{e}"))?;
+        // Consecutive times an hour apart at least, over a year of them.
+        let mut at = chrono::NaiveDate::from_ymd_opt(2026, 1, 1)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .ok_or("no start")?;
+        let mut last: Option<chrono::NaiveDateTime> = None;
+        for _ in 0..400 {
+            let Ok(next) = cron.find_next_occurrence(&at, false) else {
+                break;
+            };
+            if let Some(l) = last
+                && next - l < chrono::TimeDelta::hours(1)
+            {
+                return Err("it names times less than an hour apart".to_owned());
+            }
+            last = Some(next);
+            at = next;
+        }
+        if last.is_none() {
+            return Err("it names no time".to_owned());
+        }
+        Ok(CronEvery {
+            text: text.to_owned(),
+            cron,
+        })
+    }
+
+    fn passed(
+        &self,
+        since: jiff::Timestamp,
+        now: jiff::Timestamp,
+        zone: &jiff::tz::TimeZone,
+    ) -> bool {
+        let (Some(since), Some(now)) = (wall_clock(since, zone), wall_clock(now, zone)) else {
+            return false;
+        };
+        self.cron
+            .find_previous_occurrence(&now, true)
+            .is_ok_and(|at| at > since)
     }
 }
 
@@ -694,19 +792,26 @@ impl Check<'_> {
             .unwrap_or(defaults.check_timeout);
         let every = raw.every.as_ref().and_then(|v| {
             let text = v.get_ref().trim();
-            let d = match text.to_ascii_lowercase().as_str() {
-                "daily" => Some(Duration::from_secs(86_400)),
-                "weekly" => Some(Duration::from_secs(7 * 86_400)),
-                _ => parse_duration(text).filter(|d| *d >= Duration::from_secs(3600)),
+            let every = match text.to_ascii_lowercase().as_str() {
+                "daily" => Ok(Every::Period(Duration::from_secs(86_400))),
+                "weekly" => Ok(Every::Period(Duration::from_secs(7 * 86_400))),
+                _ if text.contains(char::is_whitespace) => CronEvery::parse(text)
+                    .map(Every::Cron)
+                    .map_err(|e| format!("not a cron expression sauve takes: {e}")),
+                _ => parse_duration(text)
+                    .filter(|d| *d >= Duration::from_secs(3600))
+                    .map(Every::Period)
+                    .ok_or_else(|| "not a duration of at least an hour".to_owned()),
             };
-            if d.is_none() {
-                self.problem(
-                    v.span(),
-                    "rehearsal.every",
-                    format!("invalid value \"{text}\" (accepted: daily, weekly, or a duration of at least an hour such as 36h or 3d)"),
-                );
-            }
-            d
+            every
+                .map_err(|why| {
+                    self.problem(
+                        v.span(),
+                        "rehearsal.every",
+                        format!("invalid value \"{text}\": {why} (accepted: daily, weekly, a duration of at least an hour such as 36h or 3d, or a cron expression of minute, hour, day, month and weekday naming times at least an hour apart, such as \"0 3 * * sun\")"),
+                    );
+                })
+                .ok()
         });
         let from = raw.from.as_ref().and_then(|v| {
             let text = v.get_ref().trim();
@@ -1620,7 +1725,7 @@ impl SauveToml {
             "rehearsal": {
                 "folder": self.rehearsal.folder, "check": self.rehearsal.check,
                 "check_timeout": format!("{}s", self.rehearsal.check_timeout.as_secs()), "expect": self.rehearsal.expect,
-                "every": self.rehearsal.every.map(|d| format!("{}s", d.as_secs())),
+                "every": self.rehearsal.every.as_ref().map(Every::text),
                 "from": self.rehearsal.from.as_deref().map(crate::shown_url),
                 "identity_file": self.rehearsal.identity_file, "max_mib_s": self.rehearsal.max_mib_s,
             },
@@ -1688,7 +1793,10 @@ mod tests {
         )
         .unwrap();
         let r = &s.rehearsal;
-        assert_eq!(r.every, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(
+            r.every,
+            Some(Every::Period(Duration::from_secs(7 * 86_400)))
+        );
         assert_eq!(r.check, ["sqlite3", "{data}", "PRAGMA integrity_check"]);
         assert_eq!(r.expect.as_deref(), Some("ok"));
         assert_eq!(r.check_timeout, Duration::from_secs(7200));
@@ -1707,7 +1815,7 @@ mod tests {
         for (text, said) in [
             (
                 "every = \"10m\"",
-                "rehearsal.every: invalid value \"10m\" (accepted: daily, weekly, or a duration of at least an hour",
+                "rehearsal.every: invalid value \"10m\": not a duration of at least an hour (accepted: daily, weekly, a duration of at least an hour",
             ),
             (
                 "check = []",

@@ -24,18 +24,19 @@ pub(crate) struct Rehearsals {
     refused: Arc<Mutex<Option<(Timestamp, String)>>>,
 }
 
-/// Whether a rehearsal is due at `now`, `every` apart: never run, stopped
-/// by a backup that came due (it runs again after it), or the last one
-/// started `every` ago (one a person stopped included).
+/// Whether a rehearsal is due at `now` by `every` (in `zone`): never run,
+/// stopped by a backup that came due (it runs again after it), or the
+/// last one (one a person stopped included) started `every` ago, or
+/// before a time its cron expression names.
 pub(crate) fn is_due(
     last: Option<&RehearsalRecord>,
-    every: SignedDuration,
+    (every, zone): (&sauve_settings::Every, &jiff::tz::TimeZone),
     now: Timestamp,
 ) -> bool {
     match last {
         None => true,
         Some(r) if r.status == Status::Stopped && r.preempted => true,
-        Some(r) => now.duration_since(r.started) >= every,
+        Some(r) => every.passed(r.started, now, zone),
     }
 }
 
@@ -54,11 +55,7 @@ impl Rehearsals {
         let Ok((own, _)) = handle.config().own_settings().await else {
             return;
         };
-        let Some(every) = own
-            .rehearsal
-            .every
-            .and_then(|e| SignedDuration::try_from(e).ok())
-        else {
+        let Some(every) = own.rehearsal.every.as_ref() else {
             return;
         };
         if next.is_some_and(|n| n.duration_since(now) < CLEAR_OF_SLOTS) {
@@ -78,7 +75,11 @@ impl Rehearsals {
         };
         // Nothing to prove before a first backup succeeded.
         if state.last_success.is_none()
-            || !is_due(state.last_rehearsal.as_ref(), every, now)
+            || !is_due(
+                state.last_rehearsal.as_ref(),
+                (every, &handle.clock().zone()),
+                now,
+            )
             || handle.is_running().await.unwrap_or(true)
         {
             return;
@@ -132,7 +133,9 @@ mod tests {
     #[test]
     fn a_rehearsal_is_due_when_never_run_stopped_or_a_period_old() {
         let at = |s| Timestamp::from_second(s).unwrap();
-        let every = SignedDuration::from_hours(24);
+        let daily = sauve_settings::Every::Period(std::time::Duration::from_secs(86_400));
+        let utc = jiff::tz::TimeZone::UTC;
+        let every = (&daily, &utc);
         let record = |status, started| RehearsalRecord {
             set: "App[0001]".to_owned(),
             number: sauve_number::BackupNumber::new(1),
@@ -182,5 +185,44 @@ mod tests {
             is_due(Some(&stopped), every, now),
             "one a backup stopped runs again"
         );
+    }
+
+    #[test]
+    fn a_cron_expression_is_due_once_a_time_it_names_passed_since_the_last() {
+        let toml = "[rehearsal]\nevery = \"30 3 * * sun\"\n";
+        let own = sauve_settings::parse_sauve_toml(
+            toml,
+            "sauve.toml",
+            std::path::Path::new("/app"),
+            &|_: &str| None,
+        )
+        .unwrap();
+        let every = own.rehearsal.every.unwrap();
+        // Paris: Sunday 2026-03-01 03:30 local is 02:30 UTC.
+        let zone = jiff::tz::TimeZone::get("Europe/Paris").unwrap();
+        let t = |text: &str| text.parse::<Timestamp>().unwrap();
+        let since = t("2026-02-22T02:31:00Z"); // just after the last Sunday's
+        assert!(!every.passed(since, t("2026-03-01T02:29:00Z"), &zone));
+        assert!(every.passed(since, t("2026-03-01T02:30:00Z"), &zone));
+        assert!(every.passed(since, t("2026-03-04T12:00:00Z"), &zone));
+        // Run at 03:30 on Sunday: not again before the next Sunday.
+        let ran = t("2026-03-01T02:30:05Z");
+        assert!(!every.passed(ran, t("2026-03-07T23:00:00Z"), &zone));
+        for bad in ["\"* * * * *\"", "\"0 3 * *\"", "\"0 3 31 2 *\""] {
+            let toml = format!("[rehearsal]\nevery = {bad}\n");
+            let e = sauve_settings::parse_sauve_toml(
+                &toml,
+                "sauve.toml",
+                std::path::Path::new("/app"),
+                &|_: &str| None,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.contains("not a cron expression sauve takes"),
+                "{bad}: {e}"
+            );
+            assert!(e.contains("such as \"0 3 * * sun\""), "{e}");
+        }
     }
 }
