@@ -298,7 +298,7 @@ pub enum Every {
     Period(Duration),
     /// The times a cron expression names, in the app's time zone
     /// (`0 3 * * sun`: Sundays at 03:00).
-    Cron(CronEvery),
+    Cron(Box<CronEvery>),
 }
 
 impl Every {
@@ -796,7 +796,7 @@ impl Check<'_> {
                 "daily" => Ok(Every::Period(Duration::from_secs(86_400))),
                 "weekly" => Ok(Every::Period(Duration::from_secs(7 * 86_400))),
                 _ if text.contains(char::is_whitespace) => CronEvery::parse(text)
-                    .map(Every::Cron)
+                    .map(|c| Every::Cron(Box::new(c)))
                     .map_err(|e| format!("not a cron expression sauve takes: {e}")),
                 _ => parse_duration(text)
                     .filter(|d| *d >= Duration::from_secs(3600))
