@@ -113,40 +113,24 @@ fn show(report: &serde_json::Value, json: bool, io: &mut Io<'_>) {
         out.push_str(&format!("  not sampled: {}\n", u.as_str().unwrap_or("")));
     }
     for d in report["sound_again"].as_array().into_iter().flatten() {
-        out.push_str(&format!(
-            "  sound again: {} {}\n",
-            d["set"].as_str().unwrap_or(""),
-            d["file"].as_str().unwrap_or("")
-        ));
+        out.push_str(&format!("  sound again: {}\n", place(d)));
     }
     for d in report["damaged"].as_array().into_iter().flatten() {
-        let piece = d["piece"]
-            .as_u64()
-            .map(|p| format!(", piece {p}"))
-            .unwrap_or_default();
         out.push_str(&format!(
-            "  DAMAGED: {} {}{piece}: {}\n",
-            d["set"].as_str().unwrap_or(""),
-            d["file"].as_str().unwrap_or(""),
+            "  DAMAGED: {}: {}\n",
+            place(d),
             d["why"].as_str().unwrap_or("")
         ));
     }
     for d in report["marked"].as_array().into_iter().flatten() {
-        let same = |n: &serde_json::Value| {
-            n["set"] == d["set"] && n["file"] == d["file"] && n["piece"] == d["piece"]
-        };
+        let same = |n: &serde_json::Value| place(n) == place(d);
         let again = report["damaged"]
             .as_array()
             .is_some_and(|now| now.iter().any(same));
         if !again {
-            let piece = d["piece"]
-                .as_u64()
-                .map(|p| format!(", piece {p}"))
-                .unwrap_or_default();
             out.push_str(&format!(
-                "  still marked damaged (not read again now): {} {}{piece}\n",
-                d["set"].as_str().unwrap_or(""),
-                d["file"].as_str().unwrap_or("")
+                "  still marked damaged (not read again now): {}\n",
+                place(d)
             ));
         }
     }
@@ -160,4 +144,17 @@ fn show(report: &serde_json::Value, json: bool, io: &mut Io<'_>) {
         out.push_str(&format!("  warning: {}\n", w.as_str().unwrap_or("")));
     }
     io.out(&out);
+}
+
+/// Where damage `d` is: `App[0012] App[0012].4BK, piece 3`.
+fn place(d: &serde_json::Value) -> String {
+    let piece = d["piece"]
+        .as_u64()
+        .map(|p| format!(", piece {p}"))
+        .unwrap_or_default();
+    format!(
+        "{} {}{piece}",
+        d["set"].as_str().unwrap_or(""),
+        d["file"].as_str().unwrap_or("")
+    )
 }
